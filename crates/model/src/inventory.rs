@@ -1,0 +1,205 @@
+//! The inventory: every namespace, pod, workload, service and policy of one cluster, indexed.
+//!
+//! Invariants: every pod's namespace exists in `namespaces` (declared or implicit), and every
+//! namespace carries `kubernetes.io/metadata.name`; pods are sorted by (namespace, name) and
+//! every pod has at least one address (real, or synthetic from [`SYNTHETIC_IPV4_RANGE`]).
+
+use crate::error::Origin;
+use crate::net::Protocol;
+use crate::policy::NetworkPolicy;
+use netfence_selector::Labels;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// The label every namespace carries (Kubernetes ≥ 1.21, `NamespaceDefaultLabelName`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Pods without a `status.podIP` get a stable address from this range (RFC 6598 shared
+/// address space, which clusters rarely use for pods), derived from a hash of `namespace/name`.
+pub const SYNTHETIC_IPV4_RANGE: &str = "100.64.0.0/10";
+
+/// A namespace with its labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// Name.
+    pub name: String,
+    /// Labels, always including `kubernetes.io/metadata.name`.
+    pub labels: Labels,
+    /// False when the namespace was only referenced, never declared.
+    pub declared: bool,
+    /// Where it was declared.
+    pub origin: Option<Origin>,
+}
+
+/// A named container port, for named-port resolution and default matrix ports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerPort {
+    /// `name`, if any.
+    pub name: Option<String>,
+    /// `containerPort`.
+    pub port: u16,
+    /// `protocol` (TCP by default).
+    pub protocol: Protocol,
+}
+
+/// The workload that owns a pod (`ns/name[Kind]` in connection lists).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadRef {
+    /// `Deployment`, `StatefulSet`, …, or `Pod` for a bare pod.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}[{}]", self.namespace, self.name, self.kind)
+    }
+}
+
+/// Index of a pod in [`Inventory::pods`].
+pub type PodId = usize;
+
+/// A pod, live or derived from a workload template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Addresses: `status.podIPs` (or `podIP`), else one synthetic IPv4 address.
+    pub ips: Vec<IpAddr>,
+    /// True when `ips` is synthetic: an unknown address matches no `ipBlock`.
+    pub synthetic_ip: bool,
+    /// Every container port (containers and init containers).
+    pub ports: Vec<ContainerPort>,
+    /// `spec.serviceAccountName` (`default` when absent).
+    pub service_account: String,
+    /// `spec.hostNetwork`: such pods are not subject to pod network policy.
+    pub host_network: bool,
+    /// `spec.nodeName`, when scheduled.
+    pub node: Option<String>,
+    /// The top-level owning workload, or the pod itself.
+    pub workload: WorkloadRef,
+    /// True when the pod was made from a workload template, not read from the input.
+    pub from_template: bool,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+impl Pod {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Resolve a named port against this pod's container ports (same name and protocol).
+    pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name) && p.protocol == protocol)
+            .map(|p| p.port)
+    }
+}
+
+/// A ServiceAccount and its labels (Calico selects on them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+}
+
+/// A Service (kept for the audit and for load-balancer reachability).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.type` (`ClusterIP` by default).
+    pub service_type: String,
+    /// `spec.selector`.
+    pub selector: Labels,
+    /// `(port, protocol)` pairs of `spec.ports`.
+    pub ports: Vec<(u16, Protocol)>,
+    /// Annotations (TLS settings of AWS load balancers live here).
+    pub annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+/// A Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// `status.addresses` that parse as IP addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Everything loaded from the input, ready to compile.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Namespaces by name.
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Pods sorted by (namespace, name).
+    pub pods: Vec<Pod>,
+    /// Service accounts.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Kubernetes NetworkPolicies, sorted by (namespace, name).
+    pub network_policies: Vec<NetworkPolicy>,
+    /// Objects of kinds netfence does not read, counted by `apiVersion/kind`.
+    pub skipped_kinds: BTreeMap<String, usize>,
+}
+
+impl Inventory {
+    /// Find a pod by `namespace/name`.
+    pub fn pod_by_key(&self, namespace: &str, name: &str) -> Option<PodId> {
+        self.pods
+            .binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+    }
+
+    /// Find the pod that owns an address (real addresses only).
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
+        self.pods
+            .iter()
+            .position(|p| !p.synthetic_ip && !p.host_network && p.ips.contains(&ip))
+    }
+
+    /// Labels of a namespace (every pod's namespace exists).
+    pub fn namespace_labels(&self, namespace: &str) -> &Labels {
+        static EMPTY: std::sync::OnceLock<Labels> = std::sync::OnceLock::new();
+        self.namespaces
+            .get(namespace)
+            .map(|n| &n.labels)
+            .unwrap_or_else(|| EMPTY.get_or_init(Labels::new))
+    }
+
+    /// Every `(protocol, port)` that some pod declares, sorted.
+    pub fn declared_ports(&self) -> BTreeSet<(Protocol, u16)> {
+        self.pods
+            .iter()
+            .flat_map(|p| p.ports.iter().map(|c| (c.protocol, c.port)))
+            .collect()
+    }
+
+    /// Total number of skipped objects.
+    pub fn skipped_count(&self) -> usize {
+        self.skipped_kinds.values().sum()
+    }
+}

@@ -1,0 +1,20 @@
+//! The objects netfence reasons about, and the loaders that build them from manifests.
+//!
+//! Data flows one way: text (YAML/JSON files, `kubectl get -o yaml` dumps) → [`load`] →
+//! validated resources → [`Inventory`] (namespaces, pods, workloads, services, policies).
+//! Everything here is validated once; later stages never re-read YAML structures.
+
+pub mod error;
+pub mod inventory;
+pub mod load;
+pub mod net;
+pub mod policy;
+
+pub use error::{LoadError, LoadErrors, Origin};
+pub use inventory::{
+    ContainerPort, Inventory, Namespace, Node, Pod, PodId, Service, ServiceAccount, WorkloadRef,
+    SYNTHETIC_IPV4_RANGE,
+};
+pub use load::Loader;
+pub use net::{PortRange, Protocol};
+pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};

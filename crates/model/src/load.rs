@@ -1,0 +1,1341 @@
+//! Loading manifests: files, directories, stdin; multi-document YAML, JSON, `kind: List`.
+//!
+//! Each document is parsed into a JSON value, dispatched on `apiVersion`/`kind`, deserialized
+//! with the field path tracked (so type errors name `spec.ingress[0].ports[0].port`), then
+//! validated as the API server would. Loading continues past errors so that every problem is
+//! reported at once; [`Loader::finish`] returns them all or the built [`Inventory`].
+
+use crate::error::{LoadError, LoadErrors, Origin};
+use crate::inventory::{
+    ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,
+    NAMESPACE_NAME_LABEL,
+};
+use crate::net::{PortRange, Protocol};
+use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sLabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use netfence_selector::{validate_key, validate_value, LabelSelector, Labels};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+/// Accumulates objects from any number of inputs, then builds an [`Inventory`].
+#[derive(Default)]
+pub struct Loader {
+    namespaces: Vec<(Meta, Origin)>,
+    pods: Vec<(Meta, PodSpec, Option<PodStatus>, Origin)>,
+    workloads: Vec<WorkloadObject>,
+    service_accounts: Vec<(Meta, Origin)>,
+    services: Vec<Service>,
+    nodes: Vec<Node>,
+    policies: Vec<NetworkPolicy>,
+    skipped: BTreeMap<String, usize>,
+    errors: Vec<LoadError>,
+}
+
+struct WorkloadObject {
+    kind: String,
+    meta: Meta,
+    template: Option<PodTemplateSpec>,
+    origin: Origin,
+}
+
+/// The metadata fields netfence needs. Own type rather than `ObjectMeta` so that hand-written
+/// manifests whose `ownerReferences` lack a `uid` still load.
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct OwnerReference {
+    kind: String,
+    name: String,
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Object<S, T = ()> {
+    #[serde(default)]
+    metadata: Meta,
+    spec: Option<S>,
+    status: Option<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadSpec {
+    template: Option<PodTemplateSpec>,
+    job_template: Option<JobTemplate>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplate {
+    spec: Option<JobTemplateSpec>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplateSpec {
+    template: Option<PodTemplateSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceSpecLite {
+    #[serde(rename = "type")]
+    service_type: Option<String>,
+    selector: Option<BTreeMap<String, String>>,
+    ports: Option<Vec<ServicePortLite>>,
+}
+
+#[derive(Deserialize)]
+struct ServicePortLite {
+    port: i64,
+    protocol: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NodeStatusLite {
+    addresses: Option<Vec<NodeAddressLite>>,
+}
+
+#[derive(Deserialize)]
+struct NodeAddressLite {
+    address: String,
+}
+
+/// Context for errors about one document or list item.
+#[derive(Clone)]
+struct Ctx {
+    origin: Origin,
+    object: Option<String>,
+}
+
+impl Ctx {
+    fn error(&self, field: Option<String>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            origin: self.origin.clone(),
+            object: self.object.clone(),
+            field,
+            message: message.into(),
+        }
+    }
+    fn field(&self, field: impl Into<String>, message: impl Into<String>) -> LoadError {
+        self.error(Some(field.into()), message)
+    }
+}
+
+const WORKLOAD_KINDS: [&str; 7] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+];
+
+impl Loader {
+    /// An empty loader.
+    pub fn new() -> Self {
+        Loader::default()
+    }
+
+    /// Load a file, or every `*.yaml|*.yml|*.json` below a directory (sorted, recursive), or
+    /// stdin when `path` is `-`.
+    pub fn load_path(&mut self, path: &Path) {
+        let display = path.display().to_string();
+        if display == "-" {
+            let mut text = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                Ok(_) => self.load_str("<stdin>", &text),
+                Err(e) => self.io_error("<stdin>", &e.to_string()),
+            }
+            return;
+        }
+        if path.is_dir() {
+            let mut files = Vec::new();
+            if let Err(e) = collect_manifest_files(path, &mut files) {
+                self.io_error(&display, &e.to_string());
+            }
+            files.sort();
+            for file in files {
+                self.load_file(&file);
+            }
+        } else {
+            self.load_file(path);
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.load_str(&name, &text),
+                Err(_) => self.io_error(&name, "not valid UTF-8 text"),
+            },
+            Err(e) => self.io_error(&name, &e.to_string()),
+        }
+    }
+
+    fn io_error(&mut self, file: &str, message: &str) {
+        self.errors.push(LoadError {
+            origin: Origin {
+                file: file.to_string(),
+                document: 0,
+                line: 0,
+                item: None,
+            },
+            object: None,
+            field: None,
+            message: message.to_string(),
+        });
+    }
+
+    /// Load the text of one file: JSON when it starts with `{` or `[`, else multi-document YAML.
+    pub fn load_str(&mut self, file: &str, text: &str) {
+        let trimmed = text.trim_start_matches('\u{feff}');
+        let first = trimmed.trim_start().chars().next();
+        if matches!(first, Some('{') | Some('[')) && file.ends_with(".json") || first == Some('[') {
+            let origin = Origin {
+                file: file.to_string(),
+                document: 1,
+                line: 1,
+                item: None,
+            };
+            match serde_json::from_str::<Value>(trimmed) {
+                Ok(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..origin.clone()
+                        };
+                        self.load_value(item, origin);
+                    }
+                }
+                Ok(value) => self.load_value(&value, origin),
+                Err(e) => self.errors.push(LoadError {
+                    origin: Origin {
+                        line: e.line(),
+                        ..origin
+                    },
+                    object: None,
+                    field: None,
+                    message: format!("malformed JSON: {e}"),
+                }),
+            }
+            return;
+        }
+        for (index, (line, doc)) in split_yaml_documents(trimmed).into_iter().enumerate() {
+            let origin = Origin {
+                file: file.to_string(),
+                document: index + 1,
+                line,
+                item: None,
+            };
+            match serde_yaml_ng::from_str::<Value>(doc) {
+                Ok(value) => self.load_value(&value, origin),
+                Err(e) => {
+                    let (err_line, column) = e
+                        .location()
+                        .map(|l| (line + l.line() - 1, l.column()))
+                        .unwrap_or((line, 0));
+                    let message = e.to_string();
+                    let message = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_string();
+                    self.errors.push(LoadError {
+                        origin,
+                        object: None,
+                        field: None,
+                        message: format!(
+                            "malformed YAML at line {err_line} column {column}: {message}"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+
+    fn load_value(&mut self, value: &Value, origin: Origin) {
+        let ctx = Ctx {
+            origin,
+            object: None,
+        };
+        let map = match value {
+            Value::Null => return,
+            Value::Object(map) => map,
+            other => {
+                self.errors.push(ctx.error(
+                    None,
+                    format!(
+                        "expected a Kubernetes object (a mapping), found {}",
+                        json_type(other)
+                    ),
+                ));
+                return;
+            }
+        };
+        let kind = match map.get("kind") {
+            Some(Value::String(kind)) if !kind.is_empty() => kind.as_str(),
+            Some(other) => {
+                self.errors.push(ctx.field(
+                    "kind",
+                    format!("expected a string, found {}", json_type(other)),
+                ));
+                return;
+            }
+            None => {
+                self.errors
+                    .push(ctx.field("kind", "missing: every object needs apiVersion and kind"));
+                return;
+            }
+        };
+        let api_version = match map.get("apiVersion") {
+            Some(Value::String(v)) => v.as_str(),
+            None => "",
+            Some(other) => {
+                self.errors.push(ctx.field(
+                    "apiVersion",
+                    format!("expected a string, found {}", json_type(other)),
+                ));
+                return;
+            }
+        };
+        if kind.ends_with("List") && map.contains_key("items") {
+            match map.get("items") {
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..ctx.origin.clone()
+                        };
+                        self.load_value(item, origin);
+                    }
+                }
+                Some(Value::Null) => {}
+                Some(other) => self.errors.push(ctx.field(
+                    "items",
+                    format!("expected a list, found {}", json_type(other)),
+                )),
+                None => {}
+            }
+            return;
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let name = map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>");
+        let namespace = map
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str);
+        let object = match namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        };
+        let ctx = Ctx {
+            object: Some(object),
+            ..ctx
+        };
+        let result = match (group, kind) {
+            ("", "Namespace") => self.load_namespace(value, &ctx),
+            ("", "Pod") => self.load_pod(value, &ctx),
+            ("", "ServiceAccount") => self.load_service_account(value, &ctx),
+            ("", "Service") => self.load_service(value, &ctx),
+            ("", "Node") => self.load_node(value, &ctx),
+            ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
+                self.load_network_policy(value, &ctx)
+            }
+            ("" | "apps" | "extensions" | "batch", kind) if WORKLOAD_KINDS.contains(&kind) => {
+                self.load_workload(kind, value, &ctx)
+            }
+            _ => {
+                let key = if api_version.is_empty() {
+                    kind.to_string()
+                } else {
+                    format!("{api_version}/{kind}")
+                };
+                *self.skipped.entry(key).or_default() += 1;
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            self.errors.push(error);
+        }
+    }
+
+    fn load_namespace(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<Value> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, false)?;
+        self.namespaces.push((meta, ctx.origin.clone()));
+        Ok(())
+    }
+
+    fn load_service_account(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<Value> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        self.service_accounts.push((meta, ctx.origin.clone()));
+        Ok(())
+    }
+
+    fn load_pod(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<PodSpec, PodStatus> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", "missing: a Pod needs a spec"))?;
+        if let Some(phase) = object.status.as_ref().and_then(|s| s.phase.as_deref()) {
+            if phase == "Succeeded" || phase == "Failed" {
+                *self
+                    .skipped
+                    .entry(format!("v1/Pod (phase {phase})"))
+                    .or_default() += 1;
+                return Ok(());
+            }
+        }
+        self.pods
+            .push((meta, spec, object.status, ctx.origin.clone()));
+        Ok(())
+    }
+
+    fn load_workload(&mut self, kind: &str, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<WorkloadSpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", format!("missing: a {kind} needs a spec")))?;
+        let template = if kind == "CronJob" {
+            spec.job_template
+                .and_then(|j| j.spec)
+                .and_then(|s| s.template)
+        } else {
+            spec.template
+        };
+        if let Some(template) = &template {
+            if let Some(labels) = template.metadata.as_ref().and_then(|m| m.labels.as_ref()) {
+                check_labels(labels, ctx, "spec.template.metadata.labels")?;
+            }
+        }
+        self.workloads.push(WorkloadObject {
+            kind: kind.to_string(),
+            meta,
+            template,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    fn load_service(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<ServiceSpecLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object.spec.unwrap_or(ServiceSpecLite {
+            service_type: None,
+            selector: None,
+            ports: None,
+        });
+        let mut ports = Vec::new();
+        for (i, port) in spec.ports.unwrap_or_default().into_iter().enumerate() {
+            let number = port_number(port.port)
+                .map_err(|m| ctx.field(format!("spec.ports[{i}].port"), m))?;
+            let protocol = parse_protocol(port.protocol.as_deref())
+                .map_err(|m| ctx.field(format!("spec.ports[{i}].protocol"), m))?;
+            ports.push((number, protocol));
+        }
+        self.services.push(Service {
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: meta.name.clone().unwrap_or_default(),
+            service_type: spec.service_type.unwrap_or_else(|| "ClusterIP".into()),
+            selector: spec.selector.unwrap_or_default().into_iter().collect(),
+            ports,
+            annotations: meta.annotations.unwrap_or_default(),
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    fn load_node(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<Value, NodeStatusLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, false)?;
+        let addresses = object
+            .status
+            .and_then(|s| s.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        self.nodes.push(Node {
+            name: meta.name.unwrap_or_default(),
+            labels: meta.labels.unwrap_or_default().into_iter().collect(),
+            addresses,
+        });
+        Ok(())
+    }
+
+    fn load_network_policy(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<NetworkPolicySpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", "missing: a NetworkPolicy needs a spec"))?;
+        let policy = validate_network_policy(meta, spec, ctx)?;
+        self.policies.push(policy);
+        Ok(())
+    }
+
+    /// Build the inventory, or return every error found.
+    pub fn finish(self) -> Result<Inventory, LoadErrors> {
+        let mut errors = self.errors;
+        let mut inventory = Inventory {
+            skipped_kinds: self.skipped,
+            ..Inventory::default()
+        };
+
+        // Namespaces: declared ones, with the automatic name label.
+        let mut seen_ns: HashMap<String, Origin> = HashMap::new();
+        for (meta, origin) in self.namespaces {
+            let name = meta.name.clone().unwrap_or_default();
+            if let Some(first) = seen_ns.get(&name) {
+                errors.push(duplicate("Namespace", &name, &origin, first));
+                continue;
+            }
+            seen_ns.insert(name.clone(), origin.clone());
+            let mut labels: Labels = meta.labels.unwrap_or_default().into_iter().collect();
+            labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
+            inventory.namespaces.insert(
+                name.clone(),
+                Namespace {
+                    name,
+                    labels,
+                    declared: true,
+                    origin: Some(origin),
+                },
+            );
+        }
+
+        // Owner chains: (namespace, kind, name) -> owner of that workload object.
+        let mut workload_owner: HashMap<(String, String, String), Option<(String, String)>> =
+            HashMap::new();
+        for w in &self.workloads {
+            let ns = namespace_of(&w.meta);
+            workload_owner.insert(
+                (ns, w.kind.clone(), w.meta.name.clone().unwrap_or_default()),
+                controller_owner(&w.meta),
+            );
+        }
+        let top_level = |namespace: &str, mut kind: String, mut name: String| {
+            let mut hops = 0;
+            while let Some(Some((owner_kind, owner_name))) =
+                workload_owner.get(&(namespace.to_string(), kind.clone(), name.clone()))
+            {
+                // Only climb to owners that are in the input (netpol-analyzer reports a
+                // ReplicaSet when its Deployment is absent).
+                if !workload_owner.contains_key(&(
+                    namespace.to_string(),
+                    owner_kind.clone(),
+                    owner_name.clone(),
+                )) || hops > 8
+                {
+                    break;
+                }
+                kind = owner_kind.clone();
+                name = owner_name.clone();
+                hops += 1;
+            }
+            WorkloadRef {
+                kind,
+                namespace: namespace.to_string(),
+                name,
+            }
+        };
+
+        let mut pods = Vec::new();
+        for (meta, spec, status, origin) in self.pods {
+            let namespace = namespace_of(&meta);
+            let name = meta.name.clone().unwrap_or_default();
+            let workload = match controller_owner(&meta) {
+                Some((kind, owner)) => top_level(&namespace, kind, owner),
+                None => WorkloadRef {
+                    kind: "Pod".into(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+            };
+            let ctx = Ctx {
+                origin: origin.clone(),
+                object: Some(format!("Pod {namespace}/{name}")),
+            };
+            match pod_from_spec(
+                &namespace,
+                &name,
+                meta.labels.unwrap_or_default(),
+                &spec,
+                status.as_ref(),
+                workload,
+                false,
+                &ctx,
+            ) {
+                Ok(pod) => pods.push(pod),
+                Err(e) => errors.push(e),
+            }
+        }
+
+        // Workloads without live pods yield one pod from their template.
+        let live: HashSet<WorkloadRef> = pods.iter().map(|p| p.workload.clone()).collect();
+        for w in &self.workloads {
+            let namespace = namespace_of(&w.meta);
+            let name = w.meta.name.clone().unwrap_or_default();
+            let me = WorkloadRef {
+                kind: w.kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            if top_level(&namespace, w.kind.clone(), name.clone()) != me || live.contains(&me) {
+                continue;
+            }
+            let Some(template) = &w.template else {
+                continue;
+            };
+            let Some(spec) = &template.spec else { continue };
+            let labels = template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            let ctx = Ctx {
+                origin: w.origin.clone(),
+                object: Some(format!("{} {namespace}/{name}", w.kind)),
+            };
+            match pod_from_spec(
+                &namespace,
+                &template_pod_name(&name),
+                labels,
+                spec,
+                None,
+                me,
+                true,
+                &ctx,
+            ) {
+                Ok(pod) => pods.push(pod),
+                Err(e) => errors.push(e),
+            }
+        }
+
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for pair in pods.windows(2) {
+            if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
+                errors.push(duplicate(
+                    "Pod",
+                    &pair[1].key(),
+                    &pair[1].origin,
+                    &pair[0].origin,
+                ));
+            }
+        }
+        pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        assign_synthetic_ips(&mut pods);
+
+        let mut policies = self.policies;
+        policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for pair in policies.windows(2) {
+            if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
+                errors.push(duplicate(
+                    "NetworkPolicy",
+                    &format!("{}/{}", pair[1].namespace, pair[1].name),
+                    &pair[1].origin,
+                    &pair[0].origin,
+                ));
+            }
+        }
+
+        inventory.service_accounts = self
+            .service_accounts
+            .into_iter()
+            .map(|(meta, _)| ServiceAccount {
+                namespace: namespace_of(&meta),
+                name: meta.name.unwrap_or_default(),
+                labels: meta.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect();
+
+        // Namespaces referenced but not declared exist implicitly.
+        let referenced: Vec<String> = pods
+            .iter()
+            .map(|p| p.namespace.clone())
+            .chain(policies.iter().map(|p| p.namespace.clone()))
+            .chain(self.services.iter().map(|s| s.namespace.clone()))
+            .chain(
+                inventory
+                    .service_accounts
+                    .iter()
+                    .map(|s| s.namespace.clone()),
+            )
+            .collect();
+        for name in referenced {
+            inventory
+                .namespaces
+                .entry(name.clone())
+                .or_insert_with(|| Namespace {
+                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
+                    name,
+                    declared: false,
+                    origin: None,
+                });
+        }
+
+        inventory.pods = pods;
+        inventory.network_policies = policies;
+        inventory.services = self.services;
+        inventory.nodes = self.nodes;
+        if errors.is_empty() {
+            Ok(inventory)
+        } else {
+            Err(LoadErrors(errors))
+        }
+    }
+}
+
+/// The name given to the one pod made from a workload's template: `<workload>-0`.
+pub fn template_pod_name(workload: &str) -> String {
+    format!("{workload}-0")
+}
+
+fn duplicate(kind: &str, key: &str, origin: &Origin, first: &Origin) -> LoadError {
+    LoadError {
+        origin: origin.clone(),
+        object: Some(format!("{kind} {key}")),
+        field: Some("metadata.name".into()),
+        message: format!("duplicate {kind} {key}: first defined at {first}"),
+    }
+}
+
+fn namespace_of(meta: &Meta) -> String {
+    meta.namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+fn controller_owner(meta: &Meta) -> Option<(String, String)> {
+    let owners = meta.owner_references.as_ref()?;
+    owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
+        .map(|o| (o.kind.clone(), o.name.clone()))
+}
+
+fn collect_manifest_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_manifest_files(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Split multi-document YAML at `---` lines, keeping each document's 1-based start line.
+fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        let is_marker =
+            bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || bare == "...";
+        if is_marker {
+            let doc = &text[start_byte..offset];
+            if !doc.trim().is_empty() {
+                docs.push((start_line, doc));
+            }
+            // `--- {inline: doc}` keeps its content on the marker line.
+            if bare.starts_with("--- ") || bare.starts_with("---\t") {
+                start_byte = offset + 3;
+                start_line = index + 1;
+            } else {
+                start_byte = offset + line.len();
+                start_line = index + 2;
+            }
+        }
+        offset += line.len();
+    }
+    let doc = &text[start_byte..];
+    if !doc.trim().is_empty() {
+        docs.push((start_line, doc));
+    }
+    docs
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Deserialize with the failing field's path in the error.
+fn typed<T: DeserializeOwned>(value: &Value, ctx: &Ctx) -> Result<T, LoadError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        ctx.error(field, e.inner().to_string())
+    })
+}
+
+fn checked_meta(meta: Meta, ctx: &Ctx, namespaced: bool) -> Result<Meta, LoadError> {
+    match meta.name.as_deref() {
+        None | Some("") => return Err(ctx.field("metadata.name", "missing or empty")),
+        Some(name) => {
+            if name.len() > 253 {
+                return Err(ctx.field("metadata.name", "longer than 253 characters"));
+            }
+        }
+    }
+    if !namespaced && meta.namespace.is_some() {
+        // Cluster-scoped objects may carry a stray namespace in hand-written YAML; ignore it.
+    }
+    if let Some(labels) = &meta.labels {
+        check_labels(labels, ctx, "metadata.labels")?;
+    }
+    Ok(meta)
+}
+
+fn check_labels(labels: &BTreeMap<String, String>, ctx: &Ctx, path: &str) -> Result<(), LoadError> {
+    for (key, value) in labels {
+        validate_key(key)
+            .and_then(|_| validate_value(value))
+            .map_err(|m| ctx.field(format!("{path}.{key}"), m))?;
+    }
+    Ok(())
+}
+
+fn port_number(value: i64) -> Result<u16, String> {
+    if (1..=65535).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(format!("port {value} is out of range (1-65535)"))
+    }
+}
+
+fn parse_protocol(value: Option<&str>) -> Result<Protocol, String> {
+    value.map_or(Ok(Protocol::Tcp), str::parse)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pod_from_spec(
+    namespace: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    spec: &PodSpec,
+    status: Option<&PodStatus>,
+    workload: WorkloadRef,
+    from_template: bool,
+    ctx: &Ctx,
+) -> Result<Pod, LoadError> {
+    let prefix = if from_template {
+        "spec.template.spec"
+    } else {
+        "spec"
+    };
+    let mut ports = Vec::new();
+    let groups = [
+        ("containers", Some(&spec.containers)),
+        ("initContainers", spec.init_containers.as_ref()),
+    ];
+    for (group, containers) in groups {
+        for (ci, container) in containers.into_iter().flatten().enumerate() {
+            for (pi, port) in container.ports.iter().flatten().enumerate() {
+                let field = |leaf: &str| format!("{prefix}.{group}[{ci}].ports[{pi}].{leaf}");
+                let number = port_number(i64::from(port.container_port))
+                    .map_err(|m| ctx.field(field("containerPort"), m))?;
+                let protocol = parse_protocol(port.protocol.as_deref())
+                    .map_err(|m| ctx.field(field("protocol"), m))?;
+                ports.push(ContainerPort {
+                    name: port.name.clone(),
+                    port: number,
+                    protocol,
+                });
+            }
+        }
+    }
+    let mut ips = Vec::new();
+    if let Some(status) = status {
+        if let Some(pod_ips) = &status.pod_ips {
+            for (i, ip) in pod_ips.iter().enumerate() {
+                let parsed: IpAddr = ip.ip.parse().map_err(|_| {
+                    ctx.field(
+                        format!("status.podIPs[{i}].ip"),
+                        format!("invalid IP address {:?}", ip.ip),
+                    )
+                })?;
+                if !ips.contains(&parsed) {
+                    ips.push(parsed);
+                }
+            }
+        }
+        if let Some(ip) = status.pod_ip.as_deref().filter(|ip| !ip.is_empty()) {
+            let parsed: IpAddr = ip
+                .parse()
+                .map_err(|_| ctx.field("status.podIP", format!("invalid IP address {ip:?}")))?;
+            if !ips.contains(&parsed) {
+                ips.insert(0, parsed);
+            }
+        }
+    }
+    Ok(Pod {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        labels: labels.into_iter().collect(),
+        synthetic_ip: ips.is_empty(),
+        ips,
+        ports,
+        service_account: spec
+            .service_account_name
+            .clone()
+            .or_else(|| spec.service_account.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        host_network: spec.host_network.unwrap_or(false),
+        node: spec.node_name.clone(),
+        workload,
+        from_template,
+        origin: ctx.origin.clone(),
+    })
+}
+
+/// Give every pod without an address a stable one in 100.64.0.0/10: FNV-1a of
+/// `namespace/name`, probing forward past addresses already taken.
+fn assign_synthetic_ips(pods: &mut [Pod]) {
+    let mut taken: HashSet<IpAddr> = pods.iter().flat_map(|p| p.ips.iter().copied()).collect();
+    for pod in pods.iter_mut().filter(|p| p.ips.is_empty()) {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in pod.key().bytes() {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
+        let size = 1u32 << 22;
+        let mut offset = hash % size;
+        loop {
+            // Skip the network and broadcast-looking ends of each /24 for readability.
+            let candidate = IpAddr::V4(Ipv4Addr::from(base + offset));
+            let last_octet = offset & 0xff;
+            if last_octet != 0 && last_octet != 255 && taken.insert(candidate) {
+                pod.ips.push(candidate);
+                break;
+            }
+            offset = (offset + 1) % size;
+        }
+    }
+}
+
+fn selector(
+    selector: &K8sLabelSelector,
+    ctx: &Ctx,
+    path: &str,
+) -> Result<LabelSelector, LoadError> {
+    let expressions: Vec<(&str, &str, Vec<String>)> = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.key.as_str(),
+                e.operator.as_str(),
+                e.values.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    LabelSelector::from_parts(
+        selector.match_labels.clone().unwrap_or_default(),
+        expressions,
+    )
+    .map_err(|e| ctx.field(format!("{path}.{}", e.field), e.message))
+}
+
+fn validate_network_policy(
+    meta: Meta,
+    spec: NetworkPolicySpec,
+    ctx: &Ctx,
+) -> Result<NetworkPolicy, LoadError> {
+    let pod_selector = match &spec.pod_selector {
+        Some(s) => selector(s, ctx, "spec.podSelector")?,
+        None => LabelSelector::everything(),
+    };
+    let mut policy_types = Vec::new();
+    let explicit = spec.policy_types.as_ref().is_some_and(|t| !t.is_empty());
+    if let Some(types) = spec.policy_types.as_ref().filter(|t| !t.is_empty()) {
+        if types.len() > 2 {
+            return Err(ctx.field("spec.policyTypes", "may list at most Ingress and Egress"));
+        }
+        for (i, t) in types.iter().enumerate() {
+            let parsed = match t.as_str() {
+                "Ingress" => PolicyType::Ingress,
+                "Egress" => PolicyType::Egress,
+                other => {
+                    return Err(ctx.field(
+                        format!("spec.policyTypes[{i}]"),
+                        format!("unsupported value {other:?} (expected Ingress or Egress)"),
+                    ))
+                }
+            };
+            if !policy_types.contains(&parsed) {
+                policy_types.push(parsed);
+            }
+        }
+    } else {
+        // API default: Ingress always; Egress iff there are egress rules.
+        policy_types.push(PolicyType::Ingress);
+        if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+            policy_types.push(PolicyType::Egress);
+        }
+    }
+    let mut ingress = Vec::new();
+    for (i, rule) in spec.ingress.iter().flatten().enumerate() {
+        let path = format!("spec.ingress[{i}]");
+        ingress.push(validate_rule(
+            rule.from.as_deref(),
+            rule.ports.as_deref(),
+            ctx,
+            &path,
+            "from",
+        )?);
+    }
+    let mut egress = Vec::new();
+    for (i, rule) in spec.egress.iter().flatten().enumerate() {
+        let path = format!("spec.egress[{i}]");
+        egress.push(validate_rule(
+            rule.to.as_deref(),
+            rule.ports.as_deref(),
+            ctx,
+            &path,
+            "to",
+        )?);
+    }
+    Ok(NetworkPolicy {
+        namespace: namespace_of(&meta),
+        name: meta.name.unwrap_or_default(),
+        pod_selector,
+        policy_types,
+        policy_types_explicit: explicit,
+        ingress,
+        egress,
+        origin: ctx.origin.clone(),
+    })
+}
+
+fn validate_rule(
+    peers: Option<&[NetworkPolicyPeer]>,
+    ports: Option<&[NetworkPolicyPort]>,
+    ctx: &Ctx,
+    path: &str,
+    peers_name: &str,
+) -> Result<NpRule, LoadError> {
+    let mut rule = NpRule {
+        peers: Vec::new(),
+        ports: Vec::new(),
+    };
+    for (i, peer) in peers.into_iter().flatten().enumerate() {
+        let path = format!("{path}.{peers_name}[{i}]");
+        rule.peers.push(validate_peer(peer, ctx, &path)?);
+    }
+    for (i, port) in ports.into_iter().flatten().enumerate() {
+        let path = format!("{path}.ports[{i}]");
+        rule.ports.push(validate_port(port, ctx, &path)?);
+    }
+    Ok(rule)
+}
+
+fn validate_peer(peer: &NetworkPolicyPeer, ctx: &Ctx, path: &str) -> Result<NpPeer, LoadError> {
+    let selectors =
+        usize::from(peer.pod_selector.is_some()) + usize::from(peer.namespace_selector.is_some());
+    if let Some(block) = &peer.ip_block {
+        if selectors > 0 {
+            return Err(ctx.field(
+                path,
+                "may not specify both ipBlock and another peer (podSelector/namespaceSelector)",
+            ));
+        }
+        let cidr_path = format!("{path}.ipBlock.cidr");
+        let cidr = parse_cidr(&block.cidr).map_err(|m| ctx.field(&cidr_path, m))?;
+        let mut except = Vec::new();
+        for (i, text) in block.except.iter().flatten().enumerate() {
+            let except_path = format!("{path}.ipBlock.except[{i}]");
+            let net = parse_cidr(text).map_err(|m| ctx.field(&except_path, m))?;
+            if !(cidr.contains(&net) && net.prefix_len() > cidr.prefix_len()) {
+                return Err(ctx.field(
+                    except_path,
+                    format!("{text} must be a strict subset of cidr {}", block.cidr),
+                ));
+            }
+            except.push(net);
+        }
+        return Ok(NpPeer::IpBlock { cidr, except });
+    }
+    if selectors == 0 {
+        return Err(ctx.field(
+            path,
+            "must specify a peer: podSelector, namespaceSelector or ipBlock",
+        ));
+    }
+    let namespace_selector = peer
+        .namespace_selector
+        .as_ref()
+        .map(|s| selector(s, ctx, &format!("{path}.namespaceSelector")))
+        .transpose()?;
+    let pod_selector = peer
+        .pod_selector
+        .as_ref()
+        .map(|s| selector(s, ctx, &format!("{path}.podSelector")))
+        .transpose()?
+        .unwrap_or_else(LabelSelector::everything);
+    Ok(NpPeer::Pods {
+        namespace_selector,
+        pod_selector,
+    })
+}
+
+/// Parse a CIDR as the API server does (`ParseCIDRSloppy`: host bits allowed, then masked).
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let net: IpNet = text.trim().parse().map_err(|_| {
+        format!("invalid CIDR {text:?} (expected an address/prefix such as 10.0.0.0/8)")
+    })?;
+    Ok(net.trunc())
+}
+
+fn validate_port(port: &NetworkPolicyPort, ctx: &Ctx, path: &str) -> Result<NpPort, LoadError> {
+    let protocol = parse_protocol(port.protocol.as_deref())
+        .map_err(|m| ctx.field(format!("{path}.protocol"), m))?;
+    let spec = match (&port.port, port.end_port) {
+        (None, None) => NpPortSpec::All,
+        (None, Some(_)) => {
+            return Err(ctx.field(
+                format!("{path}.endPort"),
+                "may not be specified when port is not specified",
+            ))
+        }
+        (Some(IntOrString::Int(n)), end) => {
+            let first =
+                port_number(i64::from(*n)).map_err(|m| ctx.field(format!("{path}.port"), m))?;
+            let last = match end {
+                None => first,
+                Some(e) => {
+                    let last = port_number(i64::from(e))
+                        .map_err(|m| ctx.field(format!("{path}.endPort"), m))?;
+                    if last < first {
+                        return Err(ctx.field(
+                            format!("{path}.endPort"),
+                            format!(
+                                "endPort ({last}) must be greater than or equal to port ({first})"
+                            ),
+                        ));
+                    }
+                    last
+                }
+            };
+            NpPortSpec::Range(PortRange::new(first, last).unwrap_or(PortRange::ALL))
+        }
+        (Some(IntOrString::String(name)), end) => {
+            if end.is_some() {
+                return Err(ctx.field(
+                    format!("{path}.endPort"),
+                    "may not be specified when port is a named port",
+                ));
+            }
+            validate_port_name(name).map_err(|m| ctx.field(format!("{path}.port"), m))?;
+            NpPortSpec::Named(name.clone())
+        }
+    };
+    Ok(NpPort {
+        protocol,
+        port: spec,
+    })
+}
+
+/// IANA service name syntax (apimachinery `validation.IsValidPortName`).
+fn validate_port_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid port name {name:?}: a named port is 1-15 lowercase letters, digits and '-', \
+             with at least one letter (a number must not be quoted)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Inventory, LoadErrors> {
+        let mut loader = Loader::new();
+        loader.load_str("test.yaml", text);
+        loader.finish()
+    }
+
+    fn error(text: &str) -> LoadError {
+        let errors = load(text).expect_err("expected an error");
+        errors.0[0].clone()
+    }
+
+    const NP_HEAD: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: ns\n";
+
+    #[test]
+    fn documents_keep_their_start_lines() {
+        let docs = split_yaml_documents("a: 1\n---\nb: 2\n---\n\n---\nc: 3\n");
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), vec![1, 3, 7]);
+    }
+
+    #[test]
+    fn malformed_yaml_names_document_and_line() {
+        let e = error("kind: Namespace\nmetadata: {name: a}\n---\nkind: [unclosed\n");
+        assert_eq!(e.origin.document, 2);
+        assert_eq!(e.origin.line, 4);
+        assert!(e.message.contains("malformed YAML at line"), "{e}");
+    }
+
+    #[test]
+    fn wrong_field_type_names_the_path() {
+        let e = error(&format!(
+            "{NP_HEAD}spec:\n  podSelector: {{}}\n  ingress:\n  - ports:\n    - port: 80\n      endPort: eighty\n"
+        ));
+        assert_eq!(e.field.as_deref(), Some("spec.ingress[0].ports[0].endPort"));
+        assert_eq!(e.object.as_deref(), Some("NetworkPolicy ns/p"));
+    }
+
+    #[test]
+    fn invalid_network_policies_are_rejected_with_field_paths() {
+        let cases = [
+            ("  ingress:\n  - ports:\n    - port: 70000\n", "spec.ingress[0].ports[0].port"),
+            ("  ingress:\n  - ports:\n    - port: 80\n      endPort: 79\n", "spec.ingress[0].ports[0].endPort"),
+            ("  ingress:\n  - ports:\n    - port: http\n      endPort: 90\n", "spec.ingress[0].ports[0].endPort"),
+            ("  ingress:\n  - ports:\n    - protocol: ICMP\n", "spec.ingress[0].ports[0].protocol"),
+            ("  egress:\n  - to:\n    - ipBlock: {cidr: 10.0.0.0/33}\n", "spec.egress[0].to[0].ipBlock.cidr"),
+            ("  egress:\n  - to:\n    - ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}\n", "spec.egress[0].to[0].ipBlock.except[0]"),
+            ("  egress:\n  - to:\n    - ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}\n", "spec.egress[0].to[0].ipBlock.except[0]"),
+            ("  ingress:\n  - from:\n    - podSelector: {matchExpressions: [{key: a, operator: Foo}]}\n", "spec.ingress[0].from[0].podSelector.matchExpressions[0].operator"),
+            ("  ingress:\n  - from:\n    - {}\n", "spec.ingress[0].from[0]"),
+            ("  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.0/8}\n      podSelector: {}\n", "spec.ingress[0].from[0]"),
+            ("  policyTypes: [Ingress, Sideways]\n", "spec.policyTypes[1]"),
+        ];
+        for (body, field) in cases {
+            let e = error(&format!("{NP_HEAD}spec:\n  podSelector: {{}}\n{body}"));
+            assert_eq!(e.field.as_deref(), Some(field), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn policy_types_default_per_api_reference() {
+        let inv = load(&format!(
+            "{NP_HEAD}spec:\n  podSelector: {{}}\n  egress:\n  - {{}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            inv.network_policies[0].policy_types,
+            vec![PolicyType::Ingress, PolicyType::Egress]
+        );
+        let inv = load(&format!(
+            "{NP_HEAD}spec:\n  podSelector: {{}}\n  egress: []\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            inv.network_policies[0].policy_types,
+            vec![PolicyType::Ingress]
+        );
+    }
+
+    #[test]
+    fn lists_unknown_kinds_and_implicit_namespaces() {
+        let inv = load(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: team}\n  spec: {containers: [{name: c}]}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n",
+        )
+        .unwrap();
+        assert_eq!(inv.pods.len(), 1);
+        assert_eq!(inv.skipped_count(), 1);
+        assert_eq!(inv.namespaces["team"].labels[NAMESPACE_NAME_LABEL], "team");
+        assert!(inv.pods[0].synthetic_ip);
+    }
+
+    #[test]
+    fn workloads_without_pods_yield_one_template_pod() {
+        let inv = load(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  replicas: 3\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: c\n        ports: [{containerPort: 8080, name: http}]\n",
+        )
+        .unwrap();
+        assert_eq!(inv.pods.len(), 1);
+        let pod = &inv.pods[0];
+        assert_eq!(pod.key(), "shop/web-0");
+        assert_eq!(pod.workload.to_string(), "shop/web[Deployment]");
+        assert_eq!(pod.named_port("http", Protocol::Tcp), Some(8080));
+    }
+
+    #[test]
+    fn pods_report_under_their_top_level_owner() {
+        let inv = load(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{name: c}]}}}\n---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: web-abc, ownerReferences: [{kind: Deployment, name: web, controller: true}]}\nspec: {template: {spec: {containers: [{name: c}]}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-abc-1, ownerReferences: [{kind: ReplicaSet, name: web-abc}]}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.5}\n",
+        )
+        .unwrap();
+        assert_eq!(inv.pods.len(), 1, "live pod, no template pod");
+        assert_eq!(inv.pods[0].workload.to_string(), "default/web[Deployment]");
+        assert_eq!(inv.pods[0].ips, vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn bad_pod_ip_and_duplicates_are_errors() {
+        let e = error("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.300}\n");
+        assert_eq!(e.field.as_deref(), Some("status.podIP"));
+        let e = error("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n");
+        assert!(e.message.contains("duplicate"));
+    }
+
+    #[test]
+    fn json_and_non_mapping_documents() {
+        let mut loader = Loader::new();
+        loader.load_str(
+            "a.json",
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}}"#,
+        );
+        assert!(loader.finish().unwrap().namespaces.contains_key("x"));
+        let e = error("- just\n- a list\n");
+        assert!(e.message.contains("expected a Kubernetes object"));
+        let e = error("apiVersion: v1\nmetadata: {name: x}\n");
+        assert_eq!(e.field.as_deref(), Some("kind"));
+    }
+}
