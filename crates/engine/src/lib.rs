@@ -1,1 +1,40 @@
-//! placeholder
+//! The policy engine: compile policies into the IR once, then answer verdicts with their
+//! reasons, reachability matrices and workload-level connection lists from it.
+//!
+//! ```
+//! use netfence_engine::{Engine, Endpoint};
+//! use netfence_model::{Loader, Protocol};
+//! let mut loader = Loader::new();
+//! loader.load_str("c.yaml", "
+//! apiVersion: v1
+//! kind: Pod
+//! metadata: {name: a, namespace: x, labels: {app: a}}
+//! spec: {containers: [{name: c}]}
+//! ---
+//! apiVersion: v1
+//! kind: Pod
+//! metadata: {name: b, namespace: x}
+//! spec: {containers: [{name: c}]}
+//! ---
+//! apiVersion: networking.k8s.io/v1
+//! kind: NetworkPolicy
+//! metadata: {name: deny, namespace: x}
+//! spec: {podSelector: {matchLabels: {app: a}}}
+//! ");
+//! let engine = Engine::new(loader.finish().unwrap());
+//! let a = engine.inventory().pod_by_key("x", "a").unwrap();
+//! let b = engine.inventory().pod_by_key("x", "b").unwrap();
+//! assert!(!engine.allowed(Endpoint::Pod(b), Endpoint::Pod(a), Protocol::Tcp, 80));
+//! assert!(engine.allowed(Endpoint::Pod(a), Endpoint::Pod(b), Protocol::Tcp, 80));
+//! ```
+
+pub mod connlist;
+pub mod connset;
+pub mod eval;
+pub mod ir;
+pub mod matrix;
+
+pub use connlist::{connlist, Connection, ListPeer};
+pub use connset::{ConnSet, PortSet};
+pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
+pub use matrix::{default_ports, Matrix, ProbePort};

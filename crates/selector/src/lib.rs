@@ -147,12 +147,14 @@ impl LabelSelector {
                         Requirement::DoesNotExist(key)
                     }
                 }
-                other => return Err(SelectorError {
-                    field: field("operator"),
-                    message: format!(
+                other => {
+                    return Err(SelectorError {
+                        field: field("operator"),
+                        message: format!(
                         "unknown operator {other:?} (expected In, NotIn, Exists or DoesNotExist)"
                     ),
-                }),
+                    })
+                }
             };
             requirements.push(requirement);
         }

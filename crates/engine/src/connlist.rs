@@ -1,0 +1,153 @@
+//! Allowed connections aggregated by workload and external address range, in the style of
+//! np-guard/netpol-analyzer's `list` (`src => dst : TCP 80,UDP 53`).
+//!
+//! External peers are the address space split at every CIDR boundary that a policy mentions
+//! (an `ipBlock` CIDR or `except`): within one such range every address is treated alike by
+//! every rule, so one representative address decides for the whole range. IPv6 ranges appear
+//! only when some policy mentions an IPv6 CIDR.
+
+use crate::connset::ConnSet;
+use crate::eval::{Endpoint, Engine};
+use crate::ir::Peer;
+use netfence_model::WorkloadRef;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A peer in a connection list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ListPeer {
+    /// A workload (or bare pod).
+    Workload(WorkloadRef),
+    /// An inclusive range of addresses outside the cluster.
+    External(IpAddr, IpAddr),
+}
+
+impl fmt::Display for ListPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListPeer::Workload(w) => write!(f, "{w}"),
+            ListPeer::External(first, last) => write!(f, "{first}-{last}[External]"),
+        }
+    }
+}
+
+/// One line of a connection list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// Source.
+    pub src: ListPeer,
+    /// Destination.
+    pub dst: ListPeer,
+    /// Allowed connections.
+    pub conns: ConnSet,
+}
+
+/// The external address ranges: the IPv4 space (and IPv6, when a policy mentions it) split
+/// at every CIDR boundary that a rule mentions.
+pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
+    let mut v4: BTreeSet<u32> = BTreeSet::from([0]);
+    let mut v6: BTreeSet<u128> = BTreeSet::new();
+    let mut nets = Vec::new();
+    for tier in engine.tiers() {
+        for policy in &tier.policies {
+            for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+                for rule in rules {
+                    for peer in &rule.peers {
+                        if let Peer::Net { net, except } = peer {
+                            nets.push(*net);
+                            nets.extend(except.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for net in nets {
+        match net {
+            ipnet::IpNet::V4(n) => {
+                v4.insert(u32::from(n.network()));
+                if let Some(next) = u32::from(n.broadcast()).checked_add(1) {
+                    v4.insert(next);
+                }
+            }
+            ipnet::IpNet::V6(n) => {
+                v6.insert(0);
+                v6.insert(u128::from(n.network()));
+                if let Some(next) = u128::from(n.broadcast()).checked_add(1) {
+                    v6.insert(next);
+                }
+            }
+        }
+    }
+    let mut ranges = Vec::new();
+    let starts: Vec<u32> = v4.into_iter().collect();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(u32::MAX, |next| next - 1);
+        ranges.push((
+            IpAddr::V4(Ipv4Addr::from(start)),
+            IpAddr::V4(Ipv4Addr::from(end)),
+        ));
+    }
+    let starts: Vec<u128> = v6.into_iter().collect();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
+        ranges.push((
+            IpAddr::V6(Ipv6Addr::from(start)),
+            IpAddr::V6(Ipv6Addr::from(end)),
+        ));
+    }
+    ranges
+}
+
+/// Every allowed connection between workloads, and between workloads and external ranges,
+/// sorted by (source, destination) text. A workload's connections are the union over its
+/// pods; connections of a workload with itself are omitted.
+pub fn connlist(engine: &Engine) -> Vec<Connection> {
+    let inventory = engine.inventory();
+    let mut workloads: BTreeMap<WorkloadRef, Vec<usize>> = BTreeMap::new();
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        workloads.entry(pod.workload.clone()).or_default().push(id);
+    }
+    let mut peers: Vec<(ListPeer, Vec<Endpoint>)> = workloads
+        .into_iter()
+        .map(|(w, pods)| {
+            (
+                ListPeer::Workload(w),
+                pods.into_iter().map(Endpoint::Pod).collect(),
+            )
+        })
+        .collect();
+    for (first, last) in external_ranges(engine) {
+        peers.push((
+            ListPeer::External(first, last),
+            vec![Endpoint::Address(first)],
+        ));
+    }
+    let mut out = Vec::new();
+    for (src, src_endpoints) in &peers {
+        for (dst, dst_endpoints) in &peers {
+            if src == dst || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)))
+            {
+                continue;
+            }
+            let mut conns = ConnSet::empty();
+            for &s in src_endpoints {
+                for &d in dst_endpoints {
+                    if s != d {
+                        conns = conns.union(&engine.allowed_conns(s, d));
+                    }
+                }
+            }
+            if !conns.is_empty() {
+                out.push(Connection {
+                    src: src.clone(),
+                    dst: dst.clone(),
+                    conns,
+                });
+            }
+        }
+    }
+    out.sort_by_cached_key(|c| (c.src.to_string(), c.dst.to_string()));
+    out
+}

@@ -1,0 +1,117 @@
+//! Pod-to-pod reachability matrices, one per probed (protocol, port).
+
+use crate::eval::{Endpoint, Engine};
+use netfence_model::{Inventory, NpPortSpec, Protocol};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// A probed port: `TCP/80`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbePort {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Port number.
+    pub port: u16,
+}
+
+impl fmt::Display for ProbePort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.protocol, self.port)
+    }
+}
+
+impl FromStr for ProbePort {
+    type Err = String;
+    /// `TCP/80`, `udp/53`; a bare number means TCP.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (protocol, port) = match s.split_once('/') {
+            Some((p, n)) => (p.to_ascii_uppercase().parse::<Protocol>()?, n),
+            None => (Protocol::Tcp, s),
+        };
+        let port: u16 =
+            port.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                format!("invalid port {port:?} in {s:?} (expected PROTO/1-65535)")
+            })?;
+        Ok(ProbePort { protocol, port })
+    }
+}
+
+/// Every port that some pod declares or some policy mentions by number (both ends of an
+/// `endPort` range), sorted by protocol then port.
+pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
+    let mut ports: BTreeSet<(Protocol, u16)> = inventory.declared_ports();
+    for policy in &inventory.network_policies {
+        for rule in policy.ingress.iter().chain(&policy.egress) {
+            for port in &rule.ports {
+                if let NpPortSpec::Range(range) = &port.port {
+                    ports.insert((port.protocol, range.first()));
+                    ports.insert((port.protocol, range.last()));
+                }
+            }
+        }
+    }
+    let mut out: Vec<ProbePort> = ports
+        .into_iter()
+        .map(|(protocol, port)| ProbePort { protocol, port })
+        .collect();
+    out.sort_by_key(|p| (p.protocol.as_str(), p.port));
+    out
+}
+
+/// Reachability between every pair of pods for each probed port.
+pub struct Matrix {
+    /// The probed ports.
+    pub ports: Vec<ProbePort>,
+    /// Endpoint names (`ns/pod`), in inventory order.
+    pub endpoints: Vec<String>,
+    /// For each port, a row-major bitset: bit `src * n + dst` is set when allowed.
+    bits: Vec<Vec<u64>>,
+}
+
+impl Matrix {
+    /// Compute the matrix for `ports`.
+    pub fn compute(engine: &Engine, ports: &[ProbePort]) -> Matrix {
+        let n = engine.inventory().pods.len();
+        let words = (n * n).div_ceil(64);
+        let bits = ports
+            .iter()
+            .map(|probe| {
+                let mut row = vec![0u64; words];
+                for src in 0..n {
+                    for dst in 0..n {
+                        if engine.allowed(
+                            Endpoint::Pod(src),
+                            Endpoint::Pod(dst),
+                            probe.protocol,
+                            probe.port,
+                        ) {
+                            let bit = src * n + dst;
+                            row[bit / 64] |= 1 << (bit % 64);
+                        }
+                    }
+                }
+                row
+            })
+            .collect();
+        Matrix {
+            ports: ports.to_vec(),
+            endpoints: engine.inventory().pods.iter().map(|p| p.key()).collect(),
+            bits,
+        }
+    }
+
+    /// Whether `src` may reach `dst` on the port at `port_index`.
+    pub fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool {
+        let bit = src * self.endpoints.len() + dst;
+        self.bits[port_index][bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// Allowed ordered pairs for a port, self pairs omitted.
+    pub fn allowed_pairs(&self, port_index: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let n = self.endpoints.len();
+        (0..n)
+            .flat_map(move |src| (0..n).map(move |dst| (src, dst)))
+            .filter(move |&(src, dst)| src != dst && self.allowed(port_index, src, dst))
+    }
+}
