@@ -60,7 +60,7 @@ pub struct RuleRef {
 }
 
 fn serialize_origin<S: serde::Serializer>(origin: &Origin, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}#{}", origin.file, origin.document))
+    s.serialize_str(&format!("{}:{}", origin.file, origin.line))
 }
 
 /// A reference to a policy that selects an endpoint.

@@ -60,13 +60,15 @@ struct Meta {
 
 #[derive(Deserialize, Clone, Debug)]
 struct OwnerReference {
-    kind: String,
+    /// Required by the API; hand-written manifests sometimes omit it, and netpol-analyzer then
+    /// reports the owner as a `Pod`, which we follow.
+    kind: Option<String>,
     name: String,
     controller: Option<bool>,
 }
 
 #[derive(Deserialize)]
-struct Object<S, T = ()> {
+struct Object<S, T = serde::de::IgnoredAny> {
     #[serde(default)]
     metadata: Meta,
     spec: Option<S>,
@@ -271,6 +273,17 @@ impl Loader {
     }
 
     fn load_value(&mut self, value: &Value, origin: Origin) {
+        self.load_value_in(value, origin, None)
+    }
+
+    /// `list_defaults`: for items of a typed list (`PodList`), the item kind and apiVersion
+    /// that the items may omit.
+    fn load_value_in(
+        &mut self,
+        value: &Value,
+        origin: Origin,
+        list_defaults: Option<(&str, &str)>,
+    ) {
         let ctx = Ctx {
             origin,
             object: None,
@@ -289,8 +302,17 @@ impl Loader {
                 return;
             }
         };
+        if !map.contains_key("kind") && !map.contains_key("apiVersion") && list_defaults.is_none() {
+            // Not a Kubernetes object at all (e.g. a JSON report lying in a manifest folder).
+            *self
+                .skipped
+                .entry("<object without apiVersion and kind>".into())
+                .or_default() += 1;
+            return;
+        }
         let kind = match map.get("kind") {
             Some(Value::String(kind)) if !kind.is_empty() => kind.as_str(),
+            None if list_defaults.is_some() => list_defaults.map_or("", |d| d.0),
             Some(other) => {
                 self.errors.push(ctx.field(
                     "kind",
@@ -306,7 +328,7 @@ impl Loader {
         };
         let api_version = match map.get("apiVersion") {
             Some(Value::String(v)) => v.as_str(),
-            None => "",
+            None => list_defaults.map_or("", |d| d.1),
             Some(other) => {
                 self.errors.push(ctx.field(
                     "apiVersion",
@@ -318,12 +340,14 @@ impl Loader {
         if kind.ends_with("List") && map.contains_key("items") {
             match map.get("items") {
                 Some(Value::Array(items)) => {
+                    let item_kind = kind.strip_suffix("List").unwrap_or_default();
+                    let defaults = (!item_kind.is_empty()).then_some((item_kind, api_version));
                     for (i, item) in items.iter().enumerate() {
                         let origin = Origin {
                             item: Some(i),
                             ..ctx.origin.clone()
                         };
-                        self.load_value(item, origin);
+                        self.load_value_in(item, origin, defaults);
                     }
                 }
                 Some(Value::Null) => {}
@@ -400,15 +424,6 @@ impl Loader {
         let spec = object
             .spec
             .ok_or_else(|| ctx.field("spec", "missing: a Pod needs a spec"))?;
-        if let Some(phase) = object.status.as_ref().and_then(|s| s.phase.as_deref()) {
-            if phase == "Succeeded" || phase == "Failed" {
-                *self
-                    .skipped
-                    .entry(format!("v1/Pod (phase {phase})"))
-                    .or_default() += 1;
-                return Ok(());
-            }
-        }
         self.pods
             .push((meta, spec, object.status, ctx.origin.clone()));
         Ok(())
@@ -731,13 +746,26 @@ fn namespace_of(meta: &Meta) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// The controlling owner, if it is a workload. Static (mirror) pods are owned by their Node,
+/// which is not a workload: they stand alone, as netpol-analyzer reports them.
 fn controller_owner(meta: &Meta) -> Option<(String, String)> {
-    let owners = meta.owner_references.as_ref()?;
+    let owners: Vec<&OwnerReference> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.kind.as_deref() != Some("Node"))
+        .collect();
     owners
         .iter()
         .find(|o| o.controller == Some(true))
         .or_else(|| owners.first())
-        .map(|o| (o.kind.clone(), o.name.clone()))
+        .copied()
+        .map(|o| {
+            (
+                o.kind.clone().unwrap_or_else(|| "Pod".into()),
+                o.name.clone(),
+            )
+        })
 }
 
 fn collect_manifest_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
@@ -872,8 +900,16 @@ fn pod_from_spec(
         for (ci, container) in containers.into_iter().flatten().enumerate() {
             for (pi, port) in container.ports.iter().flatten().enumerate() {
                 let field = |leaf: &str| format!("{prefix}.{group}[{ci}].ports[{pi}].{leaf}");
-                let number = port_number(i64::from(port.container_port))
-                    .map_err(|m| ctx.field(field("containerPort"), m))?;
+                // A missing containerPort deserializes as 0.
+                let number = port_number(i64::from(port.container_port)).map_err(|_| {
+                    ctx.field(
+                        field("containerPort"),
+                        format!(
+                            "must be 1-65535, found {} (is it missing or misspelt?)",
+                            port.container_port
+                        ),
+                    )
+                })?;
                 let protocol = parse_protocol(port.protocol.as_deref())
                     .map_err(|m| ctx.field(field("protocol"), m))?;
                 ports.push(ContainerPort {

@@ -1,0 +1,53 @@
+//! The built-in example cluster (`examples/eks-guide/`), embedded so that `netfence demo`
+//! runs from any directory.
+
+use crate::Failure;
+use netfence_engine::Engine;
+use netfence_model::Loader;
+use std::path::Path;
+
+/// (file name, contents) of every example manifest, in load order.
+pub const EKS_GUIDE: [(&str, &str); 6] = [
+    (
+        "00-namespaces.yaml",
+        include_str!("../../../examples/eks-guide/00-namespaces.yaml"),
+    ),
+    (
+        "10-coredns.yaml",
+        include_str!("../../../examples/eks-guide/10-coredns.yaml"),
+    ),
+    (
+        "20-default-deny.yaml",
+        include_str!("../../../examples/eks-guide/20-default-deny.yaml"),
+    ),
+    (
+        "21-allow-dns-access.yaml",
+        include_str!("../../../examples/eks-guide/21-allow-dns-access.yaml"),
+    ),
+    (
+        "30-demo-app.yaml",
+        include_str!("../../../examples/eks-guide/30-demo-app.yaml"),
+    ),
+    (
+        "40-shop.yaml",
+        include_str!("../../../examples/eks-guide/40-shop.yaml"),
+    ),
+];
+
+/// The example cluster, compiled.
+pub fn engine() -> Result<Engine, Failure> {
+    let mut loader = Loader::new();
+    for (name, text) in EKS_GUIDE {
+        loader.load_str(&format!("<builtin>/eks-guide/{name}"), text);
+    }
+    crate::inputs::finish(loader)
+}
+
+/// Write the example manifests to `dir`.
+pub fn export(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in EKS_GUIDE {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}

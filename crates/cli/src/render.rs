@@ -1,0 +1,341 @@
+//! Renderers: text, JSON, grid, CSV, Markdown and Graphviz outputs of engine results.
+
+use netfence_engine::{
+    connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, Matrix, Outcome, ProbePort,
+    RuleRef, Verdict,
+};
+use netfence_model::PolicyType;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+fn rule_text(rule: &RuleRef) -> String {
+    format!(
+        "tier {}: {} {} rule {} {}",
+        rule.tier, rule.kind, rule.policy, rule.rule, rule.action
+    )
+}
+
+fn outcome_text(verdict: &DirectionVerdict, port: ProbePort) -> String {
+    match &verdict.outcome {
+        Outcome::NotApplicable => "allowed: not a pod, no pod policy applies".into(),
+        Outcome::NotIsolated => format!(
+            "allowed: no policy selects this pod for {}",
+            verdict.direction
+        ),
+        Outcome::Rule { rule } if rule.action == netfence_engine::ir::Action::Allow => {
+            format!("allowed by {}", rule_text(rule))
+        }
+        Outcome::Rule { rule } => format!("denied by {}", rule_text(rule)),
+        Outcome::EndOfTier { tier } => {
+            format!("denied: selected, and no rule allows {port} (end of tier {tier})")
+        }
+        Outcome::DefaultAllow => "allowed: every tier passed (profile default allow)".into(),
+        Outcome::SamePod => "allowed: a pod may always reach itself".into(),
+    }
+}
+
+/// `netfence query -o text`.
+pub fn query_text(
+    out: &mut impl Write,
+    engine: &Engine,
+    src: Endpoint,
+    dst: Endpoint,
+    port: ProbePort,
+    verdict: &Verdict,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} -> {} {}: {}",
+        engine.endpoint_name(src),
+        engine.endpoint_name(dst),
+        port,
+        if verdict.allowed { "ALLOW" } else { "DENY" }
+    )?;
+    for direction in [&verdict.egress, &verdict.ingress] {
+        let label = match direction.direction {
+            PolicyType::Egress => "egress ",
+            PolicyType::Ingress => "ingress",
+        };
+        let who = direction.endpoint.as_deref().unwrap_or("(external)");
+        writeln!(out, "  {label} at {who}: {}", outcome_text(direction, port))?;
+        if !direction.selected_by.is_empty() {
+            let names: Vec<String> = direction
+                .selected_by
+                .iter()
+                .map(|p| format!("{} {}", p.kind, p.policy))
+                .collect();
+            writeln!(out, "      selected by: {}", names.join(", "))?;
+        }
+        for step in &direction.passed_through {
+            writeln!(out, "      matched first: {}", rule_text(step))?;
+        }
+    }
+    Ok(())
+}
+
+/// `netfence query -o json`: the verdict with a top-level `"verdict": "allow"|"deny"`.
+pub fn query_json(
+    out: &mut impl Write,
+    engine: &Engine,
+    src: Endpoint,
+    dst: Endpoint,
+    port: ProbePort,
+    verdict: &Verdict,
+) -> io::Result<()> {
+    let value = json!({
+        "verdict": if verdict.allowed { "allow" } else { "deny" },
+        "from": engine.endpoint_name(src),
+        "to": engine.endpoint_name(dst),
+        "port": port.to_string(),
+        "egress": verdict.egress,
+        "ingress": verdict.ingress,
+    });
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+/// The e2e truth-table grid, one block per port: rows are sources, columns destinations.
+pub fn matrix_grid(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
+    let width = matrix
+        .endpoints
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    for (p, port) in matrix.ports.iter().enumerate() {
+        if p > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{port}:")?;
+        write!(out, "{:<width$}", "-")?;
+        for name in &matrix.endpoints {
+            write!(out, " {name}")?;
+        }
+        writeln!(out)?;
+        for (src, name) in matrix.endpoints.iter().enumerate() {
+            write!(out, "{name:<width$}")?;
+            for (dst, column) in matrix.endpoints.iter().enumerate() {
+                let cell = if matrix.allowed(p, src, dst) {
+                    '.'
+                } else {
+                    'X'
+                };
+                let w = column.len();
+                let left = (w - 1) / 2;
+                write!(
+                    out,
+                    " {:left$}{cell}{:right$}",
+                    "",
+                    "",
+                    right = w - 1 - left
+                )?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The matrix JSON contract: `{"ports", "endpoints", "allowed": {port: [[src, dst], …]}}`.
+pub fn matrix_json(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
+    let mut allowed = serde_json::Map::new();
+    for (p, port) in matrix.ports.iter().enumerate() {
+        let pairs: Vec<[&str; 2]> = matrix
+            .allowed_pairs(p)
+            .map(|(s, d)| [matrix.endpoints[s].as_str(), matrix.endpoints[d].as_str()])
+            .collect();
+        allowed.insert(port.to_string(), json!(pairs));
+    }
+    let value = json!({
+        "ports": matrix.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "endpoints": matrix.endpoints,
+        "allowed": allowed,
+    });
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+/// CSV: one row per (port, source, destination), self pairs omitted.
+pub fn matrix_csv(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
+    writeln!(out, "port,source,destination,allowed")?;
+    let n = matrix.endpoints.len();
+    for (p, port) in matrix.ports.iter().enumerate() {
+        for src in 0..n {
+            for dst in 0..n {
+                if src != dst {
+                    writeln!(
+                        out,
+                        "{port},{},{},{}",
+                        matrix.endpoints[src],
+                        matrix.endpoints[dst],
+                        matrix.allowed(p, src, dst)
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `src => dst : conns`.
+pub fn list_txt(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
+    for c in list {
+        writeln!(out, "{} => {} : {}", c.src, c.dst, c.conns)?;
+    }
+    Ok(())
+}
+
+/// `[{"src", "dst", "conn"}, …]`.
+pub fn list_json(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
+    let value: Vec<_> = list
+        .iter()
+        .map(|c| json!({"src": c.src.to_string(), "dst": c.dst.to_string(), "conn": c.conns.to_string()}))
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains(',') || text.contains('"') {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// `src,dst,conn`.
+pub fn list_csv(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
+    writeln!(out, "src,dst,conn")?;
+    for c in list {
+        writeln!(
+            out,
+            "{},{},{}",
+            csv_field(&c.src.to_string()),
+            csv_field(&c.dst.to_string()),
+            csv_field(&c.conns.to_string())
+        )?;
+    }
+    Ok(())
+}
+
+/// A Markdown table.
+pub fn list_md(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
+    writeln!(out, "| src | dst | conn |")?;
+    writeln!(out, "|-----|-----|------|")?;
+    for c in list {
+        writeln!(out, "| {} | {} | {} |", c.src, c.dst, c.conns)?;
+    }
+    Ok(())
+}
+
+/// Graphviz: one cluster per namespace, external ranges outside, edges labelled with ports.
+pub fn list_dot(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
+    let mut namespaces: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut externals = std::collections::BTreeSet::new();
+    for c in list {
+        for peer in [&c.src, &c.dst] {
+            match peer {
+                ListPeer::Workload(w) => {
+                    let entry = namespaces.entry(w.namespace.clone()).or_default();
+                    let node = (w.to_string(), format!("{}[{}]", w.name, w.kind));
+                    if !entry.contains(&node) {
+                        entry.push(node);
+                    }
+                }
+                ListPeer::External(..) => {
+                    externals.insert(peer.to_string());
+                }
+            }
+        }
+    }
+    writeln!(out, "digraph {{")?;
+    for (namespace, mut nodes) in namespaces {
+        nodes.sort();
+        writeln!(out, "\tsubgraph \"cluster_{namespace}[namespace]\" {{")?;
+        writeln!(out, "\t\tcolor=\"black\"\n\t\tfontcolor=\"black\"")?;
+        for (id, label) in nodes {
+            writeln!(
+                out,
+                "\t\t\"{id}\" [label=\"{label}\" color=\"blue\" fontcolor=\"blue\"]"
+            )?;
+        }
+        writeln!(out, "\t\tlabel=\"{namespace}[namespace]\"\n\t}}")?;
+    }
+    for external in externals {
+        writeln!(
+            out,
+            "\t\"{external}\" [label=\"{external}\" color=\"red2\" fontcolor=\"red2\"]"
+        )?;
+    }
+    for c in list {
+        writeln!(
+            out,
+            "\t\"{}\" -> \"{}\" [label=\"{}\" color=\"gold2\" fontcolor=\"darkgreen\" weight=0.5]",
+            c.src, c.dst, c.conns
+        )?;
+    }
+    writeln!(out, "}}")
+}
+
+/// `netfence demo`: what the example cluster contains, who is isolated, and what may talk.
+pub fn demo(out: &mut impl Write, engine: &Engine) -> io::Result<()> {
+    let inventory = engine.inventory();
+    writeln!(
+        out,
+        "netfence demo: the EKS best-practices example cluster ({} namespaces, {} pods, {} NetworkPolicies)\n",
+        inventory.namespaces.len(),
+        inventory.pods.len(),
+        inventory.network_policies.len()
+    )?;
+    writeln!(out, "Isolation (which policies select each pod):")?;
+    let probe = ProbePort {
+        protocol: netfence_model::Protocol::Tcp,
+        port: 1,
+    };
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        let verdict = engine.explain(
+            Endpoint::Pod(id),
+            Endpoint::Address("192.0.2.1".parse().expect("literal address")),
+            probe.protocol,
+            probe.port,
+        );
+        let ingress = engine.explain(
+            Endpoint::Address("192.0.2.1".parse().expect("literal address")),
+            Endpoint::Pod(id),
+            probe.protocol,
+            probe.port,
+        );
+        let describe = |v: &DirectionVerdict| {
+            if v.selected_by.is_empty() {
+                "open (no policy)".to_string()
+            } else {
+                v.selected_by
+                    .iter()
+                    .map(|p| p.policy.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(
+            out,
+            "  {:<36} ingress: {:<48} egress: {}",
+            pod.key(),
+            describe(&ingress.ingress),
+            describe(&verdict.egress)
+        )?;
+    }
+    writeln!(
+        out,
+        "\nAllowed connections (workloads and external ranges):"
+    )?;
+    let list = connlist(engine);
+    for c in &list {
+        writeln!(out, "  {} => {} : {}", c.src, c.dst, c.conns)?;
+    }
+    writeln!(
+        out,
+        "\nTry: netfence demo --export DIR, then netfence query -f DIR --from default/nginx-0 --to kube-system/coredns-0 --port UDP/53"
+    )
+}
