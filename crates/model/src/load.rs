@@ -5,6 +5,10 @@
 //! validated as the API server would. Loading continues past errors so that every problem is
 //! reported at once; [`Loader::finish`] returns them all or the built [`Inventory`].
 
+// Errors are the cold path and are collected, not propagated through hot loops: their size
+// does not matter, and boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
     ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,

@@ -1,0 +1,286 @@
+//! End-to-end tests of the `netfence` binary: the CLI contract of shared/DESIGN.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn netfence(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .output()
+        .expect("run netfence")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn e2e_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("../shared/conformance/k8s-e2e");
+    assert!(dir.is_dir(), "missing {}", dir.display());
+    dir
+}
+
+/// Write a k8s-e2e case's policies to a temporary file and return its path.
+fn case_policies(case: &str) -> PathBuf {
+    let text = std::fs::read_to_string(e2e_dir().join(case)).expect("case");
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("case yaml");
+    let policies = value["policies"].as_str().expect("policies").to_string();
+    let path = std::env::temp_dir().join(format!("netfence-cli-{}-{case}", std::process::id()));
+    std::fs::write(&path, policies).expect("write policies");
+    path
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("netfence-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn matrix_json_follows_the_contract() {
+    let inventory = e2e_dir().join("inventory.yaml");
+    let policies = case_policies("001-default-deny-ingress.yaml");
+    let out = netfence(&[
+        "matrix",
+        "-f",
+        inventory.to_str().unwrap(),
+        "-f",
+        policies.to_str().unwrap(),
+        "--ports",
+        "TCP/80,UDP/80",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["allowed", "endpoints", "ports"]);
+    assert_eq!(json["ports"], serde_json::json!(["TCP/80", "UDP/80"]));
+    assert_eq!(json["endpoints"].as_array().unwrap().len(), 9);
+    let pairs = json["allowed"]["TCP/80"].as_array().unwrap();
+    // default-deny-ingress in x: nothing reaches x/*, everything else is open (9*8 - 3*8 = 48).
+    assert_eq!(pairs.len(), 48);
+    assert!(pairs
+        .iter()
+        .all(|p| !p[1].as_str().unwrap().starts_with("x/")));
+    assert!(pairs.iter().all(|p| p[0] != p[1]), "self pairs are omitted");
+    assert!(pairs.contains(&serde_json::json!(["x/a", "y/b"])));
+}
+
+#[test]
+fn matrix_grid_is_the_e2e_format() {
+    let inventory = e2e_dir().join("inventory.yaml");
+    let policies = case_policies("001-default-deny-ingress.yaml");
+    let out = netfence(&[
+        "matrix",
+        "-f",
+        inventory.to_str().unwrap(),
+        "-f",
+        policies.to_str().unwrap(),
+        "--ports",
+        "TCP/80",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("TCP/80:"));
+    assert_eq!(
+        lines.next(),
+        Some("-   x/a x/b x/c y/a y/b y/c z/a z/b z/c")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("x/a  .   X   X   .   .   .   .   .   . ")
+    );
+    assert_eq!(
+        lines.last(),
+        Some("z/c  X   X   X   .   .   .   .   .   . ")
+    );
+}
+
+#[test]
+fn query_explains_both_directions_with_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-demo-{}", std::process::id()));
+    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
+        .status
+        .success());
+    let dir = dir.to_str().unwrap();
+
+    let denied = netfence(&[
+        "query",
+        "-f",
+        dir,
+        "--from",
+        "shop-frontend/web-0",
+        "--to",
+        "shop-db/postgres-0",
+        "--port",
+        "TCP/5432",
+    ]);
+    assert_eq!(denied.status.code(), Some(1));
+    let text = stdout(&denied);
+    assert!(
+        text.starts_with("shop-frontend/web-0 -> shop-db/postgres-0 TCP/5432: DENY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("egress  at shop-frontend/web-0: denied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ingress at shop-db/postgres-0: denied"),
+        "{text}"
+    );
+
+    let allowed = netfence(&[
+        "query",
+        "-f",
+        dir,
+        "--from",
+        "shop-backend/api",
+        "--to",
+        "shop-db/postgres-0",
+        "--port",
+        "TCP/5432",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    let json: serde_json::Value = serde_json::from_slice(&allowed.stdout).expect("json");
+    assert_eq!(json["verdict"], "allow");
+    assert_eq!(
+        json["egress"]["outcome"]["rule"]["policy"],
+        "shop-backend/api"
+    );
+    assert_eq!(
+        json["ingress"]["outcome"]["rule"]["policy"],
+        "shop-db/postgres"
+    );
+    assert_eq!(json["ingress"]["outcome"]["rule"]["rule"], 0);
+
+    // External source by address, DNS egress of the guide's allow-dns-access (UDP only).
+    let dns_tcp = netfence(&[
+        "query",
+        "-f",
+        dir,
+        "--from",
+        "default/nginx-0",
+        "--to",
+        "kube-system/coredns-0",
+        "--port",
+        "TCP/53",
+        "-o",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&dns_tcp.stdout).expect("json");
+    assert_eq!(json["verdict"], "deny");
+    assert_eq!(json["egress"]["outcome"]["reason"], "end-of-tier");
+    let from_internet = netfence(&[
+        "query",
+        "-f",
+        dir,
+        "--from",
+        "203.0.113.9",
+        "--to",
+        "default/nginx-0",
+        "--port",
+        "TCP/80",
+    ]);
+    assert_eq!(
+        from_internet.status.code(),
+        Some(0),
+        "{}",
+        stdout(&from_internet)
+    );
+}
+
+#[test]
+fn bad_input_names_file_document_object_and_field() {
+    let bad = temp_file(
+        "bad.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ok}\nspec:\n  podSelector: {}\n  ingress:\n  - ports:\n    - port: 80\n      endPort: 70\n",
+    );
+    let out = netfence(&["list", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "bad.yaml: document 2 (line 5): NetworkPolicy ok/p: spec.ingress[0].ports[0].endPort"
+        ),
+        "{err}"
+    );
+
+    let malformed = temp_file("malformed.yaml", "kind: [\n");
+    let out = netfence(&["matrix", "-f", malformed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("malformed YAML"), "{}", stderr(&out));
+
+    let missing = netfence(&["list", "-f", "/nonexistent/netfence.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_kinds_are_skipped_and_counted() {
+    let file = temp_file(
+        "kinds.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n",
+    );
+    let out = netfence(&["list", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("skipped 2 object(s)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("v1/ConfigMap ×2"), "{}", stderr(&out));
+}
+
+#[test]
+fn list_formats_agree() {
+    let out = netfence(&["demo"]);
+    assert!(out.status.success());
+    let dir = std::env::temp_dir().join(format!("netfence-cli-list-{}", std::process::id()));
+    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
+        .status
+        .success());
+    let dir = dir.to_str().unwrap();
+    let txt = stdout(&netfence(&["list", "-f", dir]));
+    assert!(
+        txt.contains("shop-backend/api[Deployment] => shop-db/postgres[StatefulSet] : TCP 5432"),
+        "{txt}"
+    );
+    assert!(
+        !txt.contains("shop-frontend/web[Deployment] => shop-db"),
+        "{txt}"
+    );
+    let lines = txt.lines().count();
+    let json: serde_json::Value =
+        serde_json::from_slice(&netfence(&["list", "-f", dir, "-o", "json"]).stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), lines);
+    let csv = stdout(&netfence(&["list", "-f", dir, "-o", "csv"]));
+    assert_eq!(csv.lines().count(), lines + 1);
+    let md = stdout(&netfence(&["list", "-f", dir, "-o", "md"]));
+    assert_eq!(md.lines().count(), lines + 2);
+    let dot = stdout(&netfence(&["list", "-f", dir, "-o", "dot"]));
+    assert_eq!(dot.matches(" -> ").count(), lines);
+}
+
+#[test]
+fn demo_prints_the_summary() {
+    let out = netfence(&["demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("default/nginx[Deployment] => kube-system/coredns[Deployment] : UDP 53"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0.0.0.0-255.255.255.255[External] => default/nginx[Deployment] : TCP 80"),
+        "{text}"
+    );
+}

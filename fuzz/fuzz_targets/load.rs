@@ -1,0 +1,30 @@
+//! Fuzz the manifest loader end to end: arbitrary bytes as a YAML (or JSON) file, then, when
+//! it loads, compile it and evaluate a few connections. Nothing may panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use netfence_engine::{connlist, Endpoint, Engine};
+use netfence_model::{Loader, Protocol};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for name in ["fuzz.yaml", "fuzz.json"] {
+        let mut loader = Loader::new();
+        loader.load_str(name, text);
+        if let Ok(inventory) = loader.finish() {
+            let engine = Engine::new(inventory);
+            let n = engine.inventory().pods.len().min(4);
+            for src in 0..n {
+                for dst in 0..n {
+                    let _ = engine.explain(Endpoint::Pod(src), Endpoint::Pod(dst), Protocol::Tcp, 80);
+                    let _ = engine.allowed_conns(Endpoint::Pod(src), Endpoint::Pod(dst));
+                }
+            }
+            if n <= 4 {
+                let _ = connlist(&engine);
+            }
+        }
+    }
+});
