@@ -63,12 +63,68 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Txt)]
         output: ListFormat,
     },
+    /// Compile policies to nftables and load or remove them.
+    Dataplane {
+        #[command(subcommand)]
+        command: DataplaneCommand,
+    },
+    /// Build the cluster from network namespaces on this host, enforce the rendered ruleset in
+    /// the kernel, probe every pair with real packets and compare with `netfence matrix`.
+    /// Needs root, iproute2 and nftables. Exit 1 on any disagreement.
+    Lab {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Comma-separated `PROTO/PORT` list (TCP, UDP); default as for `matrix`.
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<ProbePort>,
+        /// Output format of the observed matrix (`json` is the `matrix -o json` contract).
+        #[arg(short = 'o', long, value_enum, default_value_t = LabFormat::Grid)]
+        output: LabFormat,
+        /// Milliseconds a probe waits before calling the port blocked.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo {
         /// Write the example manifests to this directory instead of analysing them.
         #[arg(long, value_name = "DIR")]
         export: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum DataplaneCommand {
+    /// Print the nftables ruleset (an `nft -f` script) for a node.
+    Render {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Render chains for pods with this `spec.nodeName` only (default: every pod).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Load the ruleset atomically, replacing the previous netfence table and nothing else.
+    Apply {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Render chains for pods with this `spec.nodeName` only (default: every pod).
+        #[arg(long)]
+        node: Option<String>,
+        /// Apply inside this named network namespace (`ip netns`) instead of the current one.
+        #[arg(long)]
+        netns: Option<String>,
+    },
+    /// Remove the netfence table.
+    Flush {
+        /// Inside this named network namespace instead of the current one.
+        #[arg(long)]
+        netns: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LabFormat {
+    Grid,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,6 +234,56 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .map_err(io_failure)?;
             Ok(0)
         }
+        Command::Dataplane { command } => dataplane(command),
+        Command::Lab {
+            inputs,
+            ports,
+            output,
+            timeout_ms,
+        } => {
+            let engine = inputs::load(&inputs.files)?;
+            let ports = if ports.is_empty() {
+                default_ports(engine.inventory())
+            } else {
+                ports
+            };
+            // Tear the namespaces down on Ctrl-C and termination, too.
+            let _ = ctrlc::set_handler(|| {
+                netfence_dataplane::teardown_all();
+                std::process::exit(130);
+            });
+            let options = netfence_dataplane::LabOptions {
+                ports,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+                ..Default::default()
+            };
+            let report = netfence_dataplane::run_lab(&engine, &options).map_err(|e| Failure {
+                code: 2,
+                message: format!("lab: {e}"),
+            })?;
+            match output {
+                LabFormat::Grid => render::matrix_grid(&mut out, &report.observed),
+                LabFormat::Json => render::matrix_json(&mut out, &report.observed),
+            }
+            .map_err(io_failure)?;
+            for line in &report.disagreements {
+                eprintln!("disagreement: {line}");
+            }
+            eprintln!(
+                "lab: {} pods, {} ports, {} probes, {} disagreements with netfence matrix (setup {:.2}s, probing {:.2}s)",
+                report.observed.endpoints.len(),
+                report.observed.ports.len(),
+                report.probes,
+                report.disagreements.len(),
+                report.setup.as_secs_f64(),
+                report.probing.as_secs_f64()
+            );
+            Ok(if report.disagreements.is_empty() {
+                0
+            } else {
+                1
+            })
+        }
         Command::Demo { export } => {
             if let Some(dir) = export {
                 examples::export(&dir)
@@ -186,6 +292,49 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             }
             let engine = examples::engine()?;
             render::demo(&mut out, &engine).map_err(io_failure)?;
+            Ok(0)
+        }
+    }
+}
+
+fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
+    let tool_failure = |e: netfence_dataplane::DataplaneError| Failure {
+        code: 1,
+        message: format!("dataplane: {e}"),
+    };
+    match command {
+        DataplaneCommand::Render { inputs, node } => {
+            let engine = inputs::load(&inputs.files)?;
+            let ruleset =
+                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node });
+            print!("{}", ruleset.script);
+            eprintln!(
+                "netfence: {} isolated endpoints, {} chains, {} rules",
+                ruleset.isolated_endpoints, ruleset.chains, ruleset.rules
+            );
+            Ok(0)
+        }
+        DataplaneCommand::Apply {
+            inputs,
+            node,
+            netns,
+        } => {
+            let engine = inputs::load(&inputs.files)?;
+            let ruleset =
+                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node });
+            let started = std::time::Instant::now();
+            netfence_dataplane::apply(&ruleset, netns.as_deref()).map_err(tool_failure)?;
+            eprintln!(
+                "netfence: applied table inet {} ({} chains, {} rules) in {:.1} ms",
+                netfence_dataplane::TABLE,
+                ruleset.chains,
+                ruleset.rules,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            Ok(0)
+        }
+        DataplaneCommand::Flush { netns } => {
+            netfence_dataplane::flush(netns.as_deref()).map_err(tool_failure)?;
             Ok(0)
         }
     }

@@ -170,6 +170,18 @@ impl Engine {
         &self.tiers
     }
 
+    /// The (tier, policy) indices of the policies that select `pod` for `direction`, in
+    /// evaluation order; empty when the pod is not isolated (or is a hostNetwork pod).
+    pub fn selecting(&self, pod: PodId, direction: Direction) -> &[(usize, usize)] {
+        &self.selecting[pod][direction_index(direction)]
+    }
+
+    /// Whether one rule peer matches an endpoint (selectors against labels, CIDRs against
+    /// real addresses).
+    pub fn peer_matches(&self, peer: &Peer, endpoint: Endpoint) -> bool {
+        self.peer_is(peer, endpoint)
+    }
+
     /// An address as an endpoint: the pod that owns it, else the bare address.
     pub fn endpoint_for_ip(&self, ip: IpAddr) -> Endpoint {
         self.inventory
@@ -303,7 +315,8 @@ impl Engine {
                 i += 1;
                 let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
                 for (r, rule) in rules.iter().enumerate() {
-                    if !self.peer_matches(rule, peer) || !port_matches(rule, &self.inventory, conn)
+                    if !self.rule_peer_matches(rule, peer)
+                        || !port_matches(rule, &self.inventory, conn)
                     {
                         continue;
                     }
@@ -382,7 +395,7 @@ impl Engine {
                     if undecided.is_empty() {
                         break;
                     }
-                    if !self.peer_matches(rule, peer) {
+                    if !self.rule_peer_matches(rule, peer) {
                         continue;
                     }
                     let matched = rule_conns(rule, &self.inventory, dst).intersect(&undecided);
@@ -403,7 +416,7 @@ impl Engine {
         allowed.union(&remaining)
     }
 
-    fn peer_matches(&self, rule: &Rule, peer: Endpoint) -> bool {
+    fn rule_peer_matches(&self, rule: &Rule, peer: Endpoint) -> bool {
         rule.peers.is_empty() || rule.peers.iter().any(|p| self.peer_is(p, peer))
     }
 

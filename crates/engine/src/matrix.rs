@@ -72,7 +72,24 @@ pub struct Matrix {
 impl Matrix {
     /// Compute the matrix for `ports`.
     pub fn compute(engine: &Engine, ports: &[ProbePort]) -> Matrix {
-        let n = engine.inventory().pods.len();
+        let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        Matrix::from_fn(ports, endpoints, |probe, src, dst| {
+            engine.allowed(
+                Endpoint::Pod(src),
+                Endpoint::Pod(dst),
+                probe.protocol,
+                probe.port,
+            )
+        })
+    }
+
+    /// Build a matrix from any oracle (the lab fills one from real packets).
+    pub fn from_fn(
+        ports: &[ProbePort],
+        endpoints: Vec<String>,
+        mut allowed: impl FnMut(ProbePort, usize, usize) -> bool,
+    ) -> Matrix {
+        let n = endpoints.len();
         let words = (n * n).div_ceil(64);
         let bits = ports
             .iter()
@@ -80,12 +97,7 @@ impl Matrix {
                 let mut row = vec![0u64; words];
                 for src in 0..n {
                     for dst in 0..n {
-                        if engine.allowed(
-                            Endpoint::Pod(src),
-                            Endpoint::Pod(dst),
-                            probe.protocol,
-                            probe.port,
-                        ) {
+                        if allowed(*probe, src, dst) {
                             let bit = src * n + dst;
                             row[bit / 64] |= 1 << (bit % 64);
                         }
@@ -96,7 +108,7 @@ impl Matrix {
             .collect();
         Matrix {
             ports: ports.to_vec(),
-            endpoints: engine.inventory().pods.iter().map(|p| p.key()).collect(),
+            endpoints,
             bits,
         }
     }

@@ -1,0 +1,441 @@
+//! The lab: build the cluster on this host out of network namespaces, enforce the rendered
+//! ruleset in the kernel, and probe every (source, destination, port) with real packets.
+//!
+//! Layout (after Calico Felix's FV setup): one namespace per pod with the pod's address as a
+//! /32 on `eth0` and a default route via the link-local gateway 169.254.1.1; one "node"
+//! namespace holding the other end of every veth, a /32 route per pod, IP forwarding, and the
+//! netfence table on its forward hook. Neighbour entries are static, so nothing depends on
+//! proxy ARP. Every name starts with a run-specific prefix; everything is deleted on drop, on
+//! failure and (through [`teardown_all`], which the CLI calls on Ctrl-C) on interrupt.
+//! Traffic never leaves the namespaces the lab created.
+
+use crate::nft::{self, run, DataplaneError};
+use crate::render::{render, RenderOptions};
+use netfence_engine::{Engine, Matrix, ProbePort};
+use netfence_model::Protocol;
+use std::collections::{BTreeSet, HashSet};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Namespaces created by any lab in this process and not yet deleted.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+const GATEWAY: &str = "169.254.1.1";
+const NODE_MAC: &str = "ee:ee:ee:ee:ee:ee";
+
+/// Delete every namespace any lab of this process created (for signal handlers).
+pub fn teardown_all() {
+    let names: Vec<String> = LIVE
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    for name in names.iter().rev() {
+        let _ = run(None, "ip", &["netns", "del", name], None);
+    }
+}
+
+/// Options of a lab run.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// The ports to probe.
+    pub ports: Vec<ProbePort>,
+    /// How long a probe waits for an answer before calling the port blocked.
+    pub timeout: Duration,
+    /// Probes in flight at once.
+    pub parallelism: usize,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            ports: Vec::new(),
+            timeout: Duration::from_millis(1000),
+            parallelism: 128,
+        }
+    }
+}
+
+/// What a lab run saw.
+pub struct LabReport {
+    /// Reachability observed with real packets.
+    pub observed: Matrix,
+    /// Reachability the engine predicts.
+    pub predicted: Matrix,
+    /// `PORT src -> dst: predicted X, observed Y` for every disagreement.
+    pub disagreements: Vec<String>,
+    /// Probes sent.
+    pub probes: usize,
+    /// Time to build the namespaces and load the ruleset.
+    pub setup: Duration,
+    /// Time spent probing.
+    pub probing: Duration,
+}
+
+struct Lab {
+    node: String,
+    pods: Vec<String>,
+    stop: Arc<AtomicBool>,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+impl Lab {
+    fn add_namespace(name: &str) -> Result<(), DataplaneError> {
+        run(None, "ip", &["netns", "add", name], None)?;
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(name.to_string());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for handle in self.listeners.drain(..) {
+            let _ = handle.join();
+        }
+        let mut names = self.pods.clone();
+        names.push(self.node.clone());
+        for name in &names {
+            let _ = run(None, "ip", &["netns", "del", name], None);
+        }
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|n| !names.contains(n));
+        }
+    }
+}
+
+/// Enter a named network namespace on the current thread (never the main thread: the lab
+/// only calls this on threads it spawned for that purpose).
+fn enter_namespace(name: &str) -> std::io::Result<()> {
+    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
+    // SAFETY: setns on a valid namespace fd affects only the calling thread's network
+    // namespace; the fd stays open for the duration of the call.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pod_mac(index: usize) -> String {
+    let b = (index as u32).to_be_bytes();
+    format!("02:4e:46:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
+}
+
+/// Build the namespaces, load the ruleset, probe, compare, tear down.
+pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, DataplaneError> {
+    if options.ports.iter().any(|p| p.protocol == Protocol::Sctp) {
+        return Err(DataplaneError::Other(
+            "the lab probes TCP and UDP; SCTP probes are not supported yet".into(),
+        ));
+    }
+    let inventory = engine.inventory();
+    let mut addresses = Vec::new();
+    let mut seen = HashSet::new();
+    for pod in &inventory.pods {
+        let Some(ip) = pod.ips.iter().find_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        }) else {
+            return Err(DataplaneError::Other(format!(
+                "pod {} has no IPv4 address; the lab builds IPv4 networks only",
+                pod.key()
+            )));
+        };
+        if !seen.insert(ip) {
+            return Err(DataplaneError::Other(format!(
+                "pod {} shares address {ip} with another pod; the lab needs distinct addresses",
+                pod.key()
+            )));
+        }
+        addresses.push(ip);
+    }
+
+    let started = Instant::now();
+    let run_id = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
+    let prefix = format!(
+        "nf{:x}",
+        ((std::process::id() as usize) << 8 | (run_id & 0xff)) & 0xff_ffff
+    );
+    let mut lab = Lab {
+        node: format!("{prefix}-node"),
+        pods: Vec::new(),
+        stop: Arc::new(AtomicBool::new(false)),
+        listeners: Vec::new(),
+    };
+    Lab::add_namespace(&lab.node)?;
+    let node = lab.node.clone();
+    run(
+        Some(&node),
+        "sysctl",
+        &["-qw", "net.ipv4.ip_forward=1"],
+        None,
+    )?;
+    run(None, "ip", &["-n", &node, "link", "set", "lo", "up"], None)?;
+    for (i, ip) in addresses.iter().enumerate() {
+        let pod_ns = format!("{prefix}-{i}");
+        Lab::add_namespace(&pod_ns)?;
+        lab.pods.push(pod_ns.clone());
+        let veth = format!("{prefix}v{i}");
+        let host = format!("{ip}/32");
+        let mac = pod_mac(i);
+        let ip_text = ip.to_string();
+        let steps: [&[&str]; 10] = [
+            &[
+                "link", "add", &veth, "netns", &node, "type", "veth", "peer", "name", "eth0",
+                "netns", &pod_ns,
+            ],
+            &["-n", &node, "link", "set", &veth, "address", NODE_MAC, "up"],
+            &["-n", &node, "route", "add", &host, "dev", &veth],
+            &[
+                "-n",
+                &node,
+                "neigh",
+                "replace",
+                &ip_text,
+                "lladdr",
+                &mac,
+                "dev",
+                &veth,
+                "nud",
+                "permanent",
+            ],
+            &["-n", &pod_ns, "link", "set", "lo", "up"],
+            &["-n", &pod_ns, "link", "set", "eth0", "address", &mac, "up"],
+            &["-n", &pod_ns, "addr", "add", &host, "dev", "eth0"],
+            &[
+                "-n", &pod_ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link",
+            ],
+            &[
+                "-n", &pod_ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0",
+            ],
+            &[
+                "-n",
+                &pod_ns,
+                "neigh",
+                "replace",
+                GATEWAY,
+                "lladdr",
+                NODE_MAC,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        ];
+        for step in steps {
+            run(None, "ip", step, None)?;
+        }
+    }
+    let ruleset = render(engine, &RenderOptions::default());
+    nft::apply(&ruleset, Some(&node))?;
+
+    // Listeners: every declared container port and every probed port, in each pod.
+    for (i, pod) in inventory.pods.iter().enumerate() {
+        let mut ports: BTreeSet<(Protocol, u16)> =
+            pod.ports.iter().map(|p| (p.protocol, p.port)).collect();
+        ports.extend(options.ports.iter().map(|p| (p.protocol, p.port)));
+        ports.retain(|(p, _)| *p != Protocol::Sctp);
+        let namespace = lab.pods[i].clone();
+        let stop = lab.stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        lab.listeners.push(std::thread::spawn(move || {
+            let result = serve(&namespace, &ports, &stop, &ready_tx);
+            if let Err(e) = result {
+                let _ = ready_tx.send(Err(format!("listener in {namespace}: {e}")));
+            }
+        }));
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(DataplaneError::Other(e)),
+            Err(_) => return Err(DataplaneError::Other("listener thread ended early".into())),
+        }
+    }
+    let setup = started.elapsed();
+
+    // Probes, in parallel batches; each probe thread enters its source pod's namespace.
+    let probing_started = Instant::now();
+    let n = inventory.pods.len();
+    let mut jobs = Vec::new();
+    for (p, port) in options.ports.iter().enumerate() {
+        for src in 0..n {
+            for dst in 0..n {
+                if src != dst {
+                    jobs.push((p, *port, src, dst));
+                }
+            }
+        }
+    }
+    let mut observed_bits = vec![false; options.ports.len() * n * n];
+    for (src_index, _) in (0..n).enumerate() {
+        // A pod reaches itself without crossing the node; mark the diagonal as the analyser does.
+        for p in 0..options.ports.len() {
+            observed_bits[(p * n + src_index) * n + src_index] = true;
+        }
+    }
+    for batch in jobs.chunks(options.parallelism.max(1)) {
+        let handles: Vec<_> = batch
+            .iter()
+            .map(|&(p, port, src, dst)| {
+                let namespace = lab.pods[src].clone();
+                let target = SocketAddr::new(IpAddr::V4(addresses[dst]), port.port);
+                let timeout = options.timeout;
+                std::thread::spawn(move || {
+                    (
+                        p,
+                        src,
+                        dst,
+                        probe(&namespace, port.protocol, target, timeout),
+                    )
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (p, src, dst, result) = handle
+                .join()
+                .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
+            observed_bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
+        }
+    }
+    let probing = probing_started.elapsed();
+
+    let endpoints: Vec<String> = inventory.pods.iter().map(|p| p.key()).collect();
+    let observed = Matrix::from_fn(&options.ports, endpoints, |probe, src, dst| {
+        let p = options.ports.iter().position(|x| *x == probe).unwrap_or(0);
+        observed_bits[(p * n + src) * n + dst]
+    });
+    let predicted = Matrix::compute(engine, &options.ports);
+    let mut disagreements = Vec::new();
+    for (p, port) in options.ports.iter().enumerate() {
+        for src in 0..n {
+            for dst in 0..n {
+                if src != dst && observed.allowed(p, src, dst) != predicted.allowed(p, src, dst) {
+                    disagreements.push(format!(
+                        "{port} {} -> {}: predicted {}, observed {}",
+                        observed.endpoints[src],
+                        observed.endpoints[dst],
+                        verdict(predicted.allowed(p, src, dst)),
+                        verdict(observed.allowed(p, src, dst))
+                    ));
+                }
+            }
+        }
+    }
+    drop(lab);
+    Ok(LabReport {
+        observed,
+        predicted,
+        disagreements,
+        probes: jobs.len(),
+        setup,
+        probing,
+    })
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed {
+        "allowed"
+    } else {
+        "blocked"
+    }
+}
+
+/// Serve TCP (accept and close) and UDP (echo) on `ports` inside `namespace` until `stop`.
+fn serve(
+    namespace: &str,
+    ports: &BTreeSet<(Protocol, u16)>,
+    stop: &AtomicBool,
+    ready: &std::sync::mpsc::Sender<Result<(), String>>,
+) -> std::io::Result<()> {
+    enter_namespace(namespace)?;
+    let any = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let mut tcp = Vec::new();
+    let mut udp = Vec::new();
+    for &(protocol, port) in ports {
+        match protocol {
+            Protocol::Tcp => {
+                let listener = TcpListener::bind(any(port))?;
+                listener.set_nonblocking(true)?;
+                tcp.push(listener);
+            }
+            Protocol::Udp => {
+                let socket = UdpSocket::bind(any(port))?;
+                socket.set_nonblocking(true)?;
+                udp.push(socket);
+            }
+            Protocol::Sctp => {}
+        }
+    }
+    let _ = ready.send(Ok(()));
+    let mut buffer = [0u8; 1500];
+    while !stop.load(Ordering::SeqCst) {
+        let mut busy = false;
+        for listener in &tcp {
+            while let Ok((stream, _)) = listener.accept() {
+                busy = true;
+                drop(stream);
+            }
+        }
+        for socket in &udp {
+            while let Ok((len, from)) = socket.recv_from(&mut buffer) {
+                busy = true;
+                let _ = socket.send_to(&buffer[..len], from);
+            }
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(())
+}
+
+/// One probe from inside `namespace`: true when the destination answered (a connection, an
+/// echo, or a refusal: a refusal proves the packet was delivered and its answer came back).
+fn probe(
+    namespace: &str,
+    protocol: Protocol,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<bool, String> {
+    enter_namespace(namespace).map_err(|e| format!("entering {namespace}: {e}"))?;
+    match protocol {
+        Protocol::Tcp => match TcpStream::connect_timeout(&target, timeout) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Ok(false),
+            Err(e) => Err(format!("TCP probe {target} from {namespace}: {e}")),
+        },
+        Protocol::Udp => {
+            let socket = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+                .map_err(|e| format!("UDP socket in {namespace}: {e}"))?;
+            socket
+                .connect(target)
+                .map_err(|e| format!("UDP connect {target}: {e}"))?;
+            socket
+                .set_read_timeout(Some(timeout / 2))
+                .map_err(|e| e.to_string())?;
+            let mut buffer = [0u8; 64];
+            // Two tries: a datagram is not retransmitted like a SYN.
+            for _ in 0..2 {
+                socket
+                    .send(b"netfence-probe")
+                    .map_err(|e| format!("UDP send {target}: {e}"))?;
+                match socket.recv(&mut buffer) {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(true),
+                    Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
+                    Err(e) => return Err(format!("UDP probe {target} from {namespace}: {e}")),
+                }
+            }
+            Ok(false)
+        }
+        Protocol::Sctp => Err("SCTP probes are not supported".into()),
+    }
+}

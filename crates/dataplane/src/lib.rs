@@ -1,0 +1,11 @@
+//! The enforcement side: compile the policy model into an nftables ruleset ([`render`]),
+//! load or remove it ([`nft`]), and prove it with real packets between network namespaces
+//! ([`lab`]). The library never prints and never exits; the CLI renders what it returns.
+
+pub mod lab;
+pub mod nft;
+pub mod render;
+
+pub use lab::{run_lab, teardown_all, LabOptions, LabReport};
+pub use nft::{apply, flush, DataplaneError};
+pub use render::{render, RenderOptions, Ruleset, TABLE};

@@ -1,0 +1,95 @@
+//! Loading and removing the netfence table with the `nft` tool, optionally inside a named
+//! network namespace (`ip netns exec`). Only `table inet netfence` is ever touched.
+
+use crate::render::{Ruleset, TABLE};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// A failure to run or of the dataplane tools.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// A tool could not be started.
+    #[error("cannot run {tool}: {source} (is it installed? netfence needs nftables and iproute2, and root)")]
+    Spawn {
+        /// The tool.
+        tool: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A tool ran and failed.
+    #[error("{command} failed: {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Run `program args…` (inside `netns` when given) with `stdin`, returning stdout.
+pub(crate) fn run(
+    netns: Option<&str>,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, DataplaneError> {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    command.args(args);
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let line = format!(
+        "{}{program} {}",
+        netns
+            .map(|n| format!("ip netns exec {n} "))
+            .unwrap_or_default(),
+        args.join(" ")
+    );
+    let mut child = command.spawn().map_err(|source| DataplaneError::Spawn {
+        tool: program.to_string(),
+        source,
+    })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| DataplaneError::Other(format!("{line}: writing stdin: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| DataplaneError::Other(format!("{line}: {e}")))?;
+    if !output.status.success() {
+        return Err(DataplaneError::Failed {
+            command: line,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Load the ruleset in one transaction (`nft -f -`), replacing any previous netfence table.
+pub fn apply(ruleset: &Ruleset, netns: Option<&str>) -> Result<(), DataplaneError> {
+    run(netns, "nft", &["-f", "-"], Some(&ruleset.script)).map(|_| ())
+}
+
+/// Remove the netfence table; nothing else. Removing an absent table is not an error.
+pub fn flush(netns: Option<&str>) -> Result<(), DataplaneError> {
+    let script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
+    run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| ())
+}
+
+/// The netfence table as the kernel holds it (`nft list table inet netfence`).
+pub fn list(netns: Option<&str>) -> Result<String, DataplaneError> {
+    run(netns, "nft", &["list", "table", "inet", TABLE], None)
+}

@@ -1,0 +1,502 @@
+//! Render the compiled model for one node as one nftables table (`inet netfence`).
+//!
+//! Layout (after Calico Felix's per-endpoint chains, in nft syntax):
+//! - `forward` (hook forward): conntrack first (`established,related` accept, `invalid`
+//!   drop), then dispatch by address: `ip saddr vmap @egress_v4` jumps to the source pod's
+//!   egress chain, `ip daddr vmap @ingress_v4` to the destination pod's ingress chain. Pods
+//!   that no policy isolates are not in the maps: default allow.
+//! - one chain per (pod, direction, tier) that selects it: the tier's rules in order, then the
+//!   tier's end action. Allow = `return` (this direction allows; the other is checked next),
+//!   Deny = counted, logged `drop`, Pass = `goto` the pod's next tier chain (or `return` after
+//!   the last), Log = `log` and continue.
+//! - peer addresses are anonymous interval sets: the addresses of matching pods, and CIDRs
+//!   minus their `except`s (minus invented pod addresses, which the analyser treats as
+//!   unknown). Named ports resolve per destination pod, so an egress rule with a named port
+//!   becomes one nft rule per destination pod that declares it.
+
+use ipnet::IpNet;
+use netfence_engine::ir::{Action, Peer, PortMatch, Rule, TierEnd};
+use netfence_engine::{Endpoint, Engine};
+use netfence_model::{PodId, PolicyType, Protocol};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The name of the table netfence owns.
+pub const TABLE: &str = "netfence";
+
+/// A rendered ruleset and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruleset {
+    /// The nft script: creates, then atomically replaces, `table inet netfence`.
+    pub script: String,
+    /// Pods with at least one per-pod chain.
+    pub isolated_endpoints: usize,
+    /// Per-pod chains.
+    pub chains: usize,
+    /// Rules in per-pod chains.
+    pub rules: usize,
+}
+
+/// Which pods to render chains for.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// Only pods with `spec.nodeName` equal to this; every pod when `None`.
+    pub node: Option<String>,
+}
+
+/// Address intervals of one family, as inclusive `u128` ranges (IPv4 widened).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Addresses {
+    v4: Vec<(u128, u128)>,
+    v6: Vec<(u128, u128)>,
+}
+
+fn bounds(net: &IpNet) -> (bool, u128, u128) {
+    match net {
+        IpNet::V4(n) => (
+            true,
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        ),
+        IpNet::V6(n) => (false, u128::from(n.network()), u128::from(n.broadcast())),
+    }
+}
+
+fn normalise(mut ranges: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::new();
+    for (first, last) in ranges {
+        match out.last_mut() {
+            Some(prev) if first <= prev.1.saturating_add(1) => prev.1 = prev.1.max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    out
+}
+
+fn subtract(ranges: &[(u128, u128)], hole: (u128, u128)) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    for &(first, last) in ranges {
+        if hole.1 < first || hole.0 > last {
+            out.push((first, last));
+            continue;
+        }
+        if hole.0 > first {
+            out.push((first, hole.0 - 1));
+        }
+        if hole.1 < last {
+            out.push((hole.1 + 1, last));
+        }
+    }
+    out
+}
+
+impl Addresses {
+    fn push_ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let x = u128::from(u32::from(v4));
+                self.v4.push((x, x));
+            }
+            IpAddr::V6(v6) => {
+                let x = u128::from(v6);
+                self.v6.push((x, x));
+            }
+        }
+    }
+
+    fn finish(mut self) -> Self {
+        self.v4 = normalise(self.v4);
+        self.v6 = normalise(self.v6);
+        self
+    }
+}
+
+fn render_range(v4: bool, (first, last): (u128, u128)) -> String {
+    let show = |x: u128| {
+        if v4 {
+            Ipv4Addr::from(x as u32).to_string()
+        } else {
+            Ipv6Addr::from(x).to_string()
+        }
+    };
+    if first == last {
+        show(first)
+    } else {
+        format!("{}-{}", show(first), show(last))
+    }
+}
+
+fn render_set(v4: bool, ranges: &[(u128, u128)]) -> String {
+    let items: Vec<String> = ranges.iter().map(|r| render_range(v4, *r)).collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+fn proto(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
+struct Ctx<'a> {
+    engine: &'a Engine,
+    /// Invented pod addresses: an ipBlock never matches them (as in the analyser).
+    synthetic: Vec<IpAddr>,
+}
+
+impl Ctx<'_> {
+    /// Addresses a rule's peers match (`None` = any address).
+    fn peer_addresses(&self, rule: &Rule) -> Option<Addresses> {
+        if rule.peers.is_empty() {
+            return None;
+        }
+        let inventory = self.engine.inventory();
+        let mut out = Addresses::default();
+        for peer in &rule.peers {
+            match peer {
+                Peer::Pods { .. } => {
+                    for (id, pod) in inventory.pods.iter().enumerate() {
+                        if self.engine.peer_matches(peer, Endpoint::Pod(id)) {
+                            pod.ips.iter().for_each(|ip| out.push_ip(*ip));
+                        }
+                    }
+                }
+                Peer::Net { net, except } => {
+                    let (v4, first, last) = bounds(net);
+                    let mut ranges = vec![(first, last)];
+                    for e in except {
+                        ranges = subtract(&ranges, (bounds(e).1, bounds(e).2));
+                    }
+                    for ip in &self.synthetic {
+                        if ip.is_ipv4() == v4 {
+                            let mut one = Addresses::default();
+                            one.push_ip(*ip);
+                            let x = if v4 { one.v4[0] } else { one.v6[0] };
+                            ranges = subtract(&ranges, x);
+                        }
+                    }
+                    if v4 {
+                        out.v4.extend(ranges);
+                    } else {
+                        out.v6.extend(ranges);
+                    }
+                }
+            }
+        }
+        Some(out.finish())
+    }
+}
+
+fn verdict_text(action: Action, log_prefix: &str, next_chain: Option<&str>) -> String {
+    match action {
+        Action::Allow => "return".into(),
+        Action::Deny => format!("counter log prefix \"{log_prefix}\" drop"),
+        Action::Pass => match next_chain {
+            Some(chain) => format!("goto {chain}"),
+            None => "return".into(),
+        },
+        Action::Log => format!("log prefix \"{log_prefix}\""),
+    }
+}
+
+/// nft log prefixes are limited to 127 bytes.
+fn log_prefix(text: String) -> String {
+    let mut text = text.replace('"', "'");
+    if text.len() > 120 {
+        let mut cut = 120;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text + " "
+}
+
+/// Render the ruleset.
+pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
+    let inventory = engine.inventory();
+    let ctx = Ctx {
+        engine,
+        synthetic: inventory
+            .pods
+            .iter()
+            .filter(|p| p.synthetic_ip)
+            .flat_map(|p| p.ips.iter().copied())
+            .collect(),
+    };
+    let mut chains_text = String::new();
+    let mut dispatch: BTreeMap<(&str, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
+    let (mut isolated, mut chain_count, mut rule_count) = (0, 0, 0);
+
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        if let Some(node) = &options.node {
+            if pod.node.as_deref() != Some(node.as_str()) {
+                continue;
+            }
+        }
+        let mut any = false;
+        for direction in [PolicyType::Egress, PolicyType::Ingress] {
+            let selecting = engine.selecting(id, direction);
+            if selecting.is_empty() {
+                continue;
+            }
+            any = true;
+            let short = match direction {
+                PolicyType::Egress => "e",
+                PolicyType::Ingress => "i",
+            };
+            // Group the selecting policies by tier, in order.
+            let mut tiers: Vec<(usize, Vec<usize>)> = Vec::new();
+            for &(t, p) in selecting {
+                match tiers.last_mut() {
+                    Some((last, policies)) if *last == t => policies.push(p),
+                    _ => tiers.push((t, vec![p])),
+                }
+            }
+            let chain_name = |k: usize| format!("{short}{id}_t{k}");
+            for (k, (t, policies)) in tiers.iter().enumerate() {
+                let tier = &engine.tiers()[*t];
+                let name = chain_name(k);
+                let next = (k + 1 < tiers.len()).then(|| chain_name(k + 1));
+                chain_count += 1;
+                let _ = writeln!(
+                    chains_text,
+                    "\t# {} {direction}, tier {}\n\tchain {name} {{",
+                    pod.key(),
+                    tier.name
+                );
+                for &p in policies {
+                    let policy = &tier.policies[p];
+                    let rules = policy.rules(direction).unwrap_or(&[]);
+                    for (r, rule) in rules.iter().enumerate() {
+                        let prefix = log_prefix(format!(
+                            "netfence {} {direction} {} {} rule {r}",
+                            rule.action,
+                            pod.key(),
+                            policy.name
+                        ));
+                        let verdict = verdict_text(rule.action, &prefix, next.as_deref());
+                        for line in rule_lines(&ctx, id, direction, rule) {
+                            rule_count += 1;
+                            let _ = writeln!(
+                                chains_text,
+                                "\t\t{line}{}{verdict} comment \"{} rule {r}\"",
+                                if line.is_empty() { "" } else { " " },
+                                policy.name
+                            );
+                        }
+                    }
+                }
+                let end = match tier.end {
+                    TierEnd::Deny => format!(
+                        "counter log prefix \"{}\" drop",
+                        log_prefix(format!(
+                            "netfence drop {direction} {} end of tier {}",
+                            pod.key(),
+                            tier.name
+                        ))
+                    ),
+                    TierEnd::Pass => match &next {
+                        Some(chain) => format!("goto {chain}"),
+                        None => "return".into(),
+                    },
+                };
+                rule_count += 1;
+                let _ = writeln!(chains_text, "\t\t{end}\n\t}}");
+            }
+            for ip in &pod.ips {
+                dispatch
+                    .entry((short, ip.is_ipv4()))
+                    .or_default()
+                    .push((*ip, chain_name(0)));
+            }
+        }
+        if any {
+            isolated += 1;
+        }
+    }
+
+    let mut script = String::new();
+    let _ = writeln!(
+        script,
+        "# netfence ruleset{}: generated, do not edit.\n# Replaces table inet {TABLE} atomically (nft -f runs one transaction).\ntable inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{",
+        options
+            .node
+            .as_ref()
+            .map(|n| format!(" for node {n}"))
+            .unwrap_or_default()
+    );
+    for (short, map) in [("e", "egress"), ("i", "ingress")] {
+        for (v4, family, addr_type) in [(true, "v4", "ipv4_addr"), (false, "v6", "ipv6_addr")] {
+            let _ = writeln!(
+                script,
+                "\tmap {map}_{family} {{\n\t\ttype {addr_type} : verdict"
+            );
+            if let Some(entries) = dispatch.get(&(short, v4)) {
+                let items: Vec<String> = entries
+                    .iter()
+                    .map(|(ip, chain)| format!("{ip} : jump {chain}"))
+                    .collect();
+                let _ = writeln!(script, "\t\telements = {{ {} }}", items.join(", "));
+            }
+            let _ = writeln!(script, "\t}}");
+        }
+    }
+    let _ = writeln!(
+        script,
+        "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tct state invalid counter drop\n\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6\n\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6\n\t}}"
+    );
+    script.push_str(&chains_text);
+    script.push_str("}\n");
+    Ruleset {
+        script,
+        isolated_endpoints: isolated,
+        chains: chain_count,
+        rules: rule_count,
+    }
+}
+
+/// The match expressions (without verdict) of one rule; several lines when it must be split
+/// (per address family, per protocol, per destination of a named port). An empty string is a
+/// rule that matches everything. No line at all: the rule can match nothing.
+fn rule_lines(ctx: &Ctx, subject: PodId, direction: PolicyType, rule: &Rule) -> Vec<String> {
+    let inventory = ctx.engine.inventory();
+    let peer_field = match direction {
+        PolicyType::Egress => "daddr",
+        PolicyType::Ingress => "saddr",
+    };
+    let peers = ctx.peer_addresses(rule);
+    // Address conditions per family; `None` means any address of any family.
+    let address_matches: Vec<Option<String>> = match &peers {
+        None => vec![None],
+        Some(addresses) => {
+            let mut out = Vec::new();
+            if !addresses.v4.is_empty() {
+                out.push(Some(format!(
+                    "ip {peer_field} {}",
+                    render_set(true, &addresses.v4)
+                )));
+            }
+            if !addresses.v6.is_empty() {
+                out.push(Some(format!(
+                    "ip6 {peer_field} {}",
+                    render_set(false, &addresses.v6)
+                )));
+            }
+            out
+        }
+    };
+    if address_matches.is_empty() {
+        return Vec::new();
+    }
+    let join = |address: &Option<String>, port: &str| match (address, port.is_empty()) {
+        (Some(a), true) => a.clone(),
+        (Some(a), false) => format!("{a} {port}"),
+        (None, _) => port.to_string(),
+    };
+    if rule.ports.is_empty() {
+        return address_matches.iter().map(|a| join(a, "")).collect();
+    }
+    // Numbered ports (and named ports of the ingress subject) by protocol.
+    // `None` = every port of the protocol.
+    let mut by_protocol: BTreeMap<Protocol, Option<BTreeSet<(u16, u16)>>> = BTreeMap::new();
+    let mut add = |protocol: Protocol, range: (u16, u16)| {
+        if let Some(set) = by_protocol
+            .entry(protocol)
+            .or_insert_with(|| Some(BTreeSet::new()))
+        {
+            set.insert(range);
+        }
+    };
+    let mut whole_protocols = Vec::new();
+    let mut named_egress: Vec<(Protocol, &str)> = Vec::new();
+    for port in &rule.ports {
+        match port {
+            PortMatch::Protocol(p) => whole_protocols.push(*p),
+            PortMatch::Range(p, range) => add(*p, (range.first(), range.last())),
+            PortMatch::Named(p, name) => match direction {
+                PolicyType::Ingress => {
+                    if let Some(number) = inventory.pods[subject].named_port(name, *p) {
+                        add(*p, (number, number));
+                    }
+                }
+                PolicyType::Egress => named_egress.push((*p, name)),
+            },
+        }
+    }
+    for p in whole_protocols {
+        by_protocol.insert(p, None);
+    }
+    let mut lines = Vec::new();
+    for (protocol, ports) in &by_protocol {
+        let port_match = match ports {
+            None => format!("meta l4proto {}", proto(*protocol)),
+            Some(set) if set.is_empty() => continue,
+            Some(set) => {
+                let items: Vec<String> = set
+                    .iter()
+                    .map(|&(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect();
+                format!(
+                    "meta l4proto {} th dport {{ {} }}",
+                    proto(*protocol),
+                    items.join(", ")
+                )
+            }
+        };
+        for address in &address_matches {
+            lines.push(join(address, &port_match));
+        }
+    }
+    // Egress named ports: one line per destination pod that declares the name.
+    for (protocol, name) in named_egress {
+        for (id, pod) in inventory.pods.iter().enumerate() {
+            let Some(number) = pod.named_port(name, protocol) else {
+                continue;
+            };
+            let in_peers = rule.peers.is_empty()
+                || rule
+                    .peers
+                    .iter()
+                    .any(|p| ctx.engine.peer_matches(p, Endpoint::Pod(id)));
+            if !in_peers {
+                continue;
+            }
+            for ip in &pod.ips {
+                let family = if ip.is_ipv4() { "ip" } else { "ip6" };
+                lines.push(format!(
+                    "{family} daddr {ip} meta l4proto {} th dport {number}",
+                    proto(protocol)
+                ));
+            }
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn except_ranges_are_cut_out() {
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        let hole: IpNet = "10.1.0.0/16".parse().unwrap();
+        let (_, a, b) = bounds(&net);
+        let (_, h1, h2) = bounds(&hole);
+        let ranges = subtract(&[(a, b)], (h1, h2));
+        assert_eq!(
+            render_set(true, &ranges),
+            "{ 10.0.0.0-10.0.255.255, 10.2.0.0-10.255.255.255 }"
+        );
+    }
+}
