@@ -307,10 +307,12 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             let engine = inputs::load(&inputs.files)?;
             let ruleset =
                 netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node });
-            print!("{}", ruleset.script);
+            print!("{}", ruleset.script());
             eprintln!(
                 "netfence: {} isolated endpoints, {} chains, {} rules",
-                ruleset.isolated_endpoints, ruleset.chains, ruleset.rules
+                ruleset.isolated_endpoints,
+                ruleset.chains.len(),
+                ruleset.rules()
             );
             Ok(0)
         }
@@ -327,8 +329,8 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             eprintln!(
                 "netfence: applied table inet {} ({} chains, {} rules) in {:.1} ms",
                 netfence_dataplane::TABLE,
-                ruleset.chains,
-                ruleset.rules,
+                ruleset.chains.len(),
+                ruleset.rules(),
                 started.elapsed().as_secs_f64() * 1000.0
             );
             Ok(0)

@@ -10,11 +10,11 @@
 //! Traffic never leaves the namespaces the lab created.
 
 use crate::nft::{self, run, DataplaneError};
-use crate::render::{render, RenderOptions};
+use crate::render::{render, RenderOptions, Ruleset};
 use netfence_engine::{Engine, Matrix, ProbePort};
 use netfence_model::Protocol;
 use std::collections::{BTreeSet, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -77,9 +77,12 @@ pub struct LabReport {
     pub probing: Duration,
 }
 
-struct Lab {
+/// A running lab: the namespaces, their addresses and the listeners. Dropping it tears
+/// everything down.
+pub struct Lab {
     node: String,
     pods: Vec<String>,
+    addresses: Vec<Ipv4Addr>,
     stop: Arc<AtomicBool>,
     listeners: Vec<JoinHandle<()>>,
 }
@@ -131,187 +134,15 @@ fn pod_mac(index: usize) -> String {
 
 /// Build the namespaces, load the ruleset, probe, compare, tear down.
 pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, DataplaneError> {
-    if options.ports.iter().any(|p| p.protocol == Protocol::Sctp) {
-        return Err(DataplaneError::Other(
-            "the lab probes TCP and UDP; SCTP probes are not supported yet".into(),
-        ));
-    }
-    let inventory = engine.inventory();
-    let mut addresses = Vec::new();
-    let mut seen = HashSet::new();
-    for pod in &inventory.pods {
-        let Some(ip) = pod.ips.iter().find_map(|ip| match ip {
-            IpAddr::V4(v4) => Some(*v4),
-            IpAddr::V6(_) => None,
-        }) else {
-            return Err(DataplaneError::Other(format!(
-                "pod {} has no IPv4 address; the lab builds IPv4 networks only",
-                pod.key()
-            )));
-        };
-        if !seen.insert(ip) {
-            return Err(DataplaneError::Other(format!(
-                "pod {} shares address {ip} with another pod; the lab needs distinct addresses",
-                pod.key()
-            )));
-        }
-        addresses.push(ip);
-    }
-
     let started = Instant::now();
-    let run_id = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let prefix = format!(
-        "nf{:x}",
-        ((std::process::id() as usize) << 8 | (run_id & 0xff)) & 0xff_ffff
-    );
-    let mut lab = Lab {
-        node: format!("{prefix}-node"),
-        pods: Vec::new(),
-        stop: Arc::new(AtomicBool::new(false)),
-        listeners: Vec::new(),
-    };
-    Lab::add_namespace(&lab.node)?;
-    let node = lab.node.clone();
-    run(
-        Some(&node),
-        "sysctl",
-        &["-qw", "net.ipv4.ip_forward=1"],
-        None,
-    )?;
-    run(None, "ip", &["-n", &node, "link", "set", "lo", "up"], None)?;
-    for (i, ip) in addresses.iter().enumerate() {
-        let pod_ns = format!("{prefix}-{i}");
-        Lab::add_namespace(&pod_ns)?;
-        lab.pods.push(pod_ns.clone());
-        let veth = format!("{prefix}v{i}");
-        let host = format!("{ip}/32");
-        let mac = pod_mac(i);
-        let ip_text = ip.to_string();
-        let steps: [&[&str]; 10] = [
-            &[
-                "link", "add", &veth, "netns", &node, "type", "veth", "peer", "name", "eth0",
-                "netns", &pod_ns,
-            ],
-            &["-n", &node, "link", "set", &veth, "address", NODE_MAC, "up"],
-            &["-n", &node, "route", "add", &host, "dev", &veth],
-            &[
-                "-n",
-                &node,
-                "neigh",
-                "replace",
-                &ip_text,
-                "lladdr",
-                &mac,
-                "dev",
-                &veth,
-                "nud",
-                "permanent",
-            ],
-            &["-n", &pod_ns, "link", "set", "lo", "up"],
-            &["-n", &pod_ns, "link", "set", "eth0", "address", &mac, "up"],
-            &["-n", &pod_ns, "addr", "add", &host, "dev", "eth0"],
-            &[
-                "-n", &pod_ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link",
-            ],
-            &[
-                "-n", &pod_ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0",
-            ],
-            &[
-                "-n",
-                &pod_ns,
-                "neigh",
-                "replace",
-                GATEWAY,
-                "lladdr",
-                NODE_MAC,
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ],
-        ];
-        for step in steps {
-            run(None, "ip", step, None)?;
-        }
-    }
-    let ruleset = render(engine, &RenderOptions::default());
-    nft::apply(&ruleset, Some(&node))?;
-
-    // Listeners: every declared container port and every probed port, in each pod.
-    for (i, pod) in inventory.pods.iter().enumerate() {
-        let mut ports: BTreeSet<(Protocol, u16)> =
-            pod.ports.iter().map(|p| (p.protocol, p.port)).collect();
-        ports.extend(options.ports.iter().map(|p| (p.protocol, p.port)));
-        ports.retain(|(p, _)| *p != Protocol::Sctp);
-        let namespace = lab.pods[i].clone();
-        let stop = lab.stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        lab.listeners.push(std::thread::spawn(move || {
-            let result = serve(&namespace, &ports, &stop, &ready_tx);
-            if let Err(e) = result {
-                let _ = ready_tx.send(Err(format!("listener in {namespace}: {e}")));
-            }
-        }));
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(DataplaneError::Other(e)),
-            Err(_) => return Err(DataplaneError::Other("listener thread ended early".into())),
-        }
-    }
+    let lab = Lab::build(engine, &options.ports)?;
+    lab.apply(&render(engine, &RenderOptions::default()))?;
     let setup = started.elapsed();
-
-    // Probes, in parallel batches; each probe thread enters its source pod's namespace.
     let probing_started = Instant::now();
-    let n = inventory.pods.len();
-    let mut jobs = Vec::new();
-    for (p, port) in options.ports.iter().enumerate() {
-        for src in 0..n {
-            for dst in 0..n {
-                if src != dst {
-                    jobs.push((p, *port, src, dst));
-                }
-            }
-        }
-    }
-    let mut observed_bits = vec![false; options.ports.len() * n * n];
-    for (src_index, _) in (0..n).enumerate() {
-        // A pod reaches itself without crossing the node; mark the diagonal as the analyser does.
-        for p in 0..options.ports.len() {
-            observed_bits[(p * n + src_index) * n + src_index] = true;
-        }
-    }
-    for batch in jobs.chunks(options.parallelism.max(1)) {
-        let handles: Vec<_> = batch
-            .iter()
-            .map(|&(p, port, src, dst)| {
-                let namespace = lab.pods[src].clone();
-                let target = SocketAddr::new(IpAddr::V4(addresses[dst]), port.port);
-                let timeout = options.timeout;
-                std::thread::spawn(move || {
-                    (
-                        p,
-                        src,
-                        dst,
-                        probe(&namespace, port.protocol, target, timeout),
-                    )
-                })
-            })
-            .collect();
-        for handle in handles {
-            let (p, src, dst, result) = handle
-                .join()
-                .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
-            observed_bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
-        }
-    }
+    let (observed, probes) = lab.probe_matrix(engine, options)?;
     let probing = probing_started.elapsed();
-
-    let endpoints: Vec<String> = inventory.pods.iter().map(|p| p.key()).collect();
-    let observed = Matrix::from_fn(&options.ports, endpoints, |probe, src, dst| {
-        let p = options.ports.iter().position(|x| *x == probe).unwrap_or(0);
-        observed_bits[(p * n + src) * n + dst]
-    });
     let predicted = Matrix::compute(engine, &options.ports);
+    let n = observed.endpoints.len();
     let mut disagreements = Vec::new();
     for (p, port) in options.ports.iter().enumerate() {
         for src in 0..n {
@@ -333,10 +164,232 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
         observed,
         predicted,
         disagreements,
-        probes: jobs.len(),
+        probes,
         setup,
         probing,
     })
+}
+
+impl Lab {
+    /// Build one namespace per pod of `engine`'s inventory and the node namespace, with
+    /// listeners on every declared container port and on `ports`. No ruleset is loaded yet.
+    pub fn build(engine: &Engine, ports: &[ProbePort]) -> Result<Lab, DataplaneError> {
+        if ports.iter().any(|p| p.protocol == Protocol::Sctp) {
+            return Err(DataplaneError::Other(
+                "the lab probes TCP and UDP; SCTP probes are not supported yet".into(),
+            ));
+        }
+        let inventory = engine.inventory();
+        let mut addresses = Vec::new();
+        let mut seen = HashSet::new();
+        for pod in &inventory.pods {
+            let Some(ip) = pod.ips.iter().find_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            }) else {
+                return Err(DataplaneError::Other(format!(
+                    "pod {} has no IPv4 address; the lab builds IPv4 networks only",
+                    pod.key()
+                )));
+            };
+            if !seen.insert(ip) {
+                return Err(DataplaneError::Other(format!(
+                    "pod {} shares address {ip} with another pod; the lab needs distinct addresses",
+                    pod.key()
+                )));
+            }
+            addresses.push(ip);
+        }
+        let run_id = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!(
+            "nf{:x}",
+            ((std::process::id() as usize) << 8 | (run_id & 0xff)) & 0xff_ffff
+        );
+        let mut lab = Lab {
+            node: format!("{prefix}-node"),
+            pods: Vec::new(),
+            addresses: addresses.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            listeners: Vec::new(),
+        };
+        Lab::add_namespace(&lab.node)?;
+        let node = lab.node.clone();
+        run(
+            Some(&node),
+            "sysctl",
+            &["-qw", "net.ipv4.ip_forward=1"],
+            None,
+        )?;
+        run(None, "ip", &["-n", &node, "link", "set", "lo", "up"], None)?;
+        for (i, ip) in addresses.iter().enumerate() {
+            let pod_ns = format!("{prefix}-{i}");
+            Lab::add_namespace(&pod_ns)?;
+            lab.pods.push(pod_ns.clone());
+            let veth = format!("{prefix}v{i}");
+            let host = format!("{ip}/32");
+            let mac = pod_mac(i);
+            let ip_text = ip.to_string();
+            let steps: [&[&str]; 10] = [
+                &[
+                    "link", "add", &veth, "netns", &node, "type", "veth", "peer", "name", "eth0",
+                    "netns", &pod_ns,
+                ],
+                &["-n", &node, "link", "set", &veth, "address", NODE_MAC, "up"],
+                &["-n", &node, "route", "add", &host, "dev", &veth],
+                &[
+                    "-n",
+                    &node,
+                    "neigh",
+                    "replace",
+                    &ip_text,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    &veth,
+                    "nud",
+                    "permanent",
+                ],
+                &["-n", &pod_ns, "link", "set", "lo", "up"],
+                &["-n", &pod_ns, "link", "set", "eth0", "address", &mac, "up"],
+                &["-n", &pod_ns, "addr", "add", &host, "dev", "eth0"],
+                &[
+                    "-n", &pod_ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link",
+                ],
+                &[
+                    "-n", &pod_ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0",
+                ],
+                &[
+                    "-n",
+                    &pod_ns,
+                    "neigh",
+                    "replace",
+                    GATEWAY,
+                    "lladdr",
+                    NODE_MAC,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ],
+            ];
+            for step in steps {
+                run(None, "ip", step, None)?;
+            }
+        }
+        for (i, pod) in inventory.pods.iter().enumerate() {
+            let mut listen: BTreeSet<(Protocol, u16)> =
+                pod.ports.iter().map(|p| (p.protocol, p.port)).collect();
+            listen.extend(ports.iter().map(|p| (p.protocol, p.port)));
+            listen.retain(|(p, _)| *p != Protocol::Sctp);
+            let namespace = lab.pods[i].clone();
+            let stop = lab.stop.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            lab.listeners.push(std::thread::spawn(move || {
+                if let Err(e) = serve(&namespace, &listen, &stop, &ready_tx) {
+                    let _ = ready_tx.send(Err(format!("listener in {namespace}: {e}")));
+                }
+            }));
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(DataplaneError::Other(e)),
+                Err(_) => return Err(DataplaneError::Other("listener thread ended early".into())),
+            }
+        }
+        Ok(lab)
+    }
+
+    /// The node namespace, where the ruleset lives.
+    pub fn node_namespace(&self) -> &str {
+        &self.node
+    }
+
+    /// Load a ruleset in the node namespace (full, atomic replace).
+    pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        nft::apply(ruleset, Some(&self.node))
+    }
+
+    /// Update the node namespace's ruleset from `previous` to `next` incrementally.
+    pub fn update(&self, previous: &Ruleset, next: &Ruleset) -> Result<bool, DataplaneError> {
+        nft::update(previous, next, Some(&self.node))
+    }
+
+    /// Probe every ordered pair of pods on every port, in parallel batches.
+    pub fn probe_matrix(
+        &self,
+        engine: &Engine,
+        options: &LabOptions,
+    ) -> Result<(Matrix, usize), DataplaneError> {
+        let n = self.pods.len();
+        let ports = &options.ports;
+        let mut jobs = Vec::new();
+        for (p, port) in ports.iter().enumerate() {
+            for src in 0..n {
+                for dst in 0..n {
+                    if src != dst {
+                        jobs.push((p, *port, src, dst));
+                    }
+                }
+            }
+        }
+        // A pod reaches itself without crossing the node: the diagonal is allowed.
+        let mut bits = vec![false; ports.len() * n * n];
+        for p in 0..ports.len() {
+            for i in 0..n {
+                bits[(p * n + i) * n + i] = true;
+            }
+        }
+        for batch in jobs.chunks(options.parallelism.max(1)) {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&(p, port, src, dst)| {
+                    let namespace = self.pods[src].clone();
+                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
+                    let timeout = options.timeout;
+                    std::thread::spawn(move || {
+                        (
+                            p,
+                            src,
+                            dst,
+                            probe(&namespace, port.protocol, target, timeout),
+                        )
+                    })
+                })
+                .collect();
+            for handle in handles {
+                let (p, src, dst, result) = handle
+                    .join()
+                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
+                bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
+            }
+        }
+        let endpoints: Vec<String> = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        let matrix = Matrix::from_fn(ports, endpoints, |probe, src, dst| {
+            let p = ports.iter().position(|x| *x == probe).unwrap_or(0);
+            bits[(p * n + src) * n + dst]
+        });
+        Ok((matrix, jobs.len()))
+    }
+
+    /// Open a TCP connection from pod `src` to pod `dst` (indices in the inventory); the
+    /// listener echoes what it receives, so the stream can carry traffic across updates.
+    pub fn connect(
+        &self,
+        src: usize,
+        dst: usize,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<TcpStream, DataplaneError> {
+        let namespace = self.pods[src].clone();
+        let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port);
+        std::thread::spawn(move || {
+            enter_namespace(&namespace).map_err(|e| e.to_string())?;
+            TcpStream::connect_timeout(&target, timeout)
+                .map_err(|e| format!("connect {target}: {e}"))
+        })
+        .join()
+        .map_err(|_| DataplaneError::Other("connect thread panicked".into()))?
+        .map_err(DataplaneError::Other)
+    }
 }
 
 fn verdict(allowed: bool) -> &'static str {
@@ -375,14 +428,26 @@ fn serve(
     }
     let _ = ready.send(Ok(()));
     let mut buffer = [0u8; 1500];
+    let mut streams: Vec<TcpStream> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let mut busy = false;
         for listener in &tcp {
             while let Ok((stream, _)) = listener.accept() {
                 busy = true;
-                drop(stream);
+                if stream.set_nonblocking(true).is_ok() {
+                    streams.push(stream);
+                }
             }
         }
+        // Echo on accepted connections; drop them at EOF or error.
+        streams.retain_mut(|stream| match stream.read(&mut buffer) {
+            Ok(0) => false,
+            Ok(len) => {
+                busy = true;
+                stream.write_all(&buffer[..len]).is_ok()
+            }
+            Err(e) => e.kind() == ErrorKind::WouldBlock,
+        });
         for socket in &udp {
             while let Ok((len, from)) = socket.recv_from(&mut buffer) {
                 busy = true;
@@ -390,7 +455,7 @@ fn serve(
             }
         }
         if !busy {
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     Ok(())

@@ -6,6 +6,6 @@ pub mod lab;
 pub mod nft;
 pub mod render;
 
-pub use lab::{run_lab, teardown_all, LabOptions, LabReport};
-pub use nft::{apply, flush, DataplaneError};
-pub use render::{render, RenderOptions, Ruleset, TABLE};
+pub use lab::{run_lab, teardown_all, Lab, LabOptions, LabReport};
+pub use nft::{apply, flush, update, DataplaneError};
+pub use render::{render, Chain, RenderOptions, Ruleset, TABLE};

@@ -80,7 +80,21 @@ pub(crate) fn run(
 
 /// Load the ruleset in one transaction (`nft -f -`), replacing any previous netfence table.
 pub fn apply(ruleset: &Ruleset, netns: Option<&str>) -> Result<(), DataplaneError> {
-    run(netns, "nft", &["-f", "-"], Some(&ruleset.script)).map(|_| ())
+    run(netns, "nft", &["-f", "-"], Some(&ruleset.script())).map(|_| ())
+}
+
+/// Turn the loaded `previous` ruleset into `next` in one transaction, touching only what
+/// differs. Returns whether anything had to change.
+pub fn update(
+    previous: &Ruleset,
+    next: &Ruleset,
+    netns: Option<&str>,
+) -> Result<bool, DataplaneError> {
+    let script = next.update_script(previous);
+    if script.is_empty() {
+        return Ok(false);
+    }
+    run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| true)
 }
 
 /// Remove the netfence table; nothing else. Removing an absent table is not an error.

@@ -25,17 +25,142 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The name of the table netfence owns.
 pub const TABLE: &str = "netfence";
 
-/// A rendered ruleset and its size.
+/// One per-pod chain: a comment naming the pod, direction and tier, and its rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// `ns/pod Ingress, tier default`.
+    pub comment: String,
+    /// Rule texts in order (match expressions and verdict).
+    pub rules: Vec<String>,
+}
+
+/// A rendered ruleset: the dispatch maps and the per-pod chains of `table inet netfence`.
+/// Chain names derive from the pod's `namespace/name` (not its position), so an update touches
+/// only the chains and map elements of the pods it changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
-    /// The nft script: creates, then atomically replaces, `table inet netfence`.
-    pub script: String,
+    /// Map name (`egress_v4`, …) → address → chain to jump to.
+    pub maps: BTreeMap<&'static str, BTreeMap<IpAddr, String>>,
+    /// Chain name → chain.
+    pub chains: BTreeMap<String, Chain>,
     /// Pods with at least one per-pod chain.
     pub isolated_endpoints: usize,
-    /// Per-pod chains.
-    pub chains: usize,
+    /// Node the ruleset was rendered for.
+    pub node: Option<String>,
+}
+
+const MAPS: [(&str, &str); 4] = [
+    ("egress_v4", "ipv4_addr"),
+    ("egress_v6", "ipv6_addr"),
+    ("ingress_v4", "ipv4_addr"),
+    ("ingress_v6", "ipv6_addr"),
+];
+
+impl Ruleset {
     /// Rules in per-pod chains.
-    pub rules: usize,
+    pub fn rules(&self) -> usize {
+        self.chains.values().map(|c| c.rules.len()).sum()
+    }
+
+    /// The full script: creates, then atomically replaces, `table inet netfence`.
+    pub fn script(&self) -> String {
+        let mut script = String::new();
+        let _ = writeln!(
+            script,
+            "# netfence ruleset{}: generated, do not edit.\n# Replaces table inet {TABLE} atomically (nft -f runs one transaction).\ntable inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{",
+            self.node
+                .as_ref()
+                .map(|n| format!(" for node {n}"))
+                .unwrap_or_default()
+        );
+        for (map, addr_type) in MAPS {
+            let _ = writeln!(script, "\tmap {map} {{\n\t\ttype {addr_type} : verdict");
+            if let Some(entries) = self.maps.get(map).filter(|e| !e.is_empty()) {
+                let items: Vec<String> = entries
+                    .iter()
+                    .map(|(ip, chain)| format!("{ip} : jump {chain}"))
+                    .collect();
+                let _ = writeln!(script, "\t\telements = {{ {} }}", items.join(", "));
+            }
+            let _ = writeln!(script, "\t}}");
+        }
+        let _ = writeln!(
+            script,
+            "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tct state invalid counter drop\n\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6\n\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6\n\t}}"
+        );
+        for (name, chain) in &self.chains {
+            let _ = writeln!(script, "\t# {}\n\tchain {name} {{", chain.comment);
+            for rule in &chain.rules {
+                let _ = writeln!(script, "\t\t{rule}");
+            }
+            let _ = writeln!(script, "\t}}");
+        }
+        script.push_str("}\n");
+        script
+    }
+
+    /// A script that turns `previous` (as loaded in the kernel) into `self` in one
+    /// transaction, touching only the chains and map elements that differ. Established
+    /// connections are unaffected: the conntrack rules are not touched.
+    pub fn update_script(&self, previous: &Ruleset) -> String {
+        let mut script = String::new();
+        let t = format!("inet {TABLE}");
+        for (name, chain) in &self.chains {
+            match previous.chains.get(name) {
+                Some(old) if old.rules == chain.rules => continue,
+                Some(_) => {
+                    let _ = writeln!(script, "flush chain {t} {name}");
+                }
+                None => {
+                    let _ = writeln!(script, "add chain {t} {name}");
+                }
+            }
+            for rule in &chain.rules {
+                let _ = writeln!(script, "add rule {t} {name} {rule}");
+            }
+        }
+        for (map, _) in MAPS {
+            let empty = BTreeMap::new();
+            let old = previous.maps.get(map).unwrap_or(&empty);
+            let new = self.maps.get(map).unwrap_or(&empty);
+            let removed: Vec<String> = old
+                .iter()
+                .filter(|(ip, chain)| new.get(*ip) != Some(*chain))
+                .map(|(ip, _)| ip.to_string())
+                .collect();
+            if !removed.is_empty() {
+                let _ = writeln!(
+                    script,
+                    "delete element {t} {map} {{ {} }}",
+                    removed.join(", ")
+                );
+            }
+            let added: Vec<String> = new
+                .iter()
+                .filter(|(ip, chain)| old.get(*ip) != Some(*chain))
+                .map(|(ip, chain)| format!("{ip} : jump {chain}"))
+                .collect();
+            if !added.is_empty() {
+                let _ = writeln!(script, "add element {t} {map} {{ {} }}", added.join(", "));
+            }
+        }
+        for name in previous.chains.keys() {
+            if !self.chains.contains_key(name) {
+                let _ = writeln!(script, "flush chain {t} {name}\ndelete chain {t} {name}");
+            }
+        }
+        script
+    }
+}
+
+/// A stable chain-name stem for a pod: FNV-1a of `namespace/name`.
+fn pod_stem(key: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// Which pods to render chains for.
@@ -227,16 +352,17 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
             .flat_map(|p| p.ips.iter().copied())
             .collect(),
     };
-    let mut chains_text = String::new();
-    let mut dispatch: BTreeMap<(&str, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
-    let (mut isolated, mut chain_count, mut rule_count) = (0, 0, 0);
-
+    let mut ruleset = Ruleset {
+        node: options.node.clone(),
+        ..Ruleset::default()
+    };
     for (id, pod) in inventory.pods.iter().enumerate() {
         if let Some(node) = &options.node {
             if pod.node.as_deref() != Some(node.as_str()) {
                 continue;
             }
         }
+        let stem = pod_stem(&pod.key());
         let mut any = false;
         for direction in [PolicyType::Egress, PolicyType::Ingress] {
             let selecting = engine.selecting(id, direction);
@@ -245,8 +371,8 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
             }
             any = true;
             let short = match direction {
-                PolicyType::Egress => "e",
-                PolicyType::Ingress => "i",
+                PolicyType::Egress => "egress",
+                PolicyType::Ingress => "ingress",
             };
             // Group the selecting policies by tier, in order.
             let mut tiers: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -256,22 +382,14 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     _ => tiers.push((t, vec![p])),
                 }
             }
-            let chain_name = |k: usize| format!("{short}{id}_t{k}");
+            let chain_name = |k: usize| format!("{}{stem}_t{k}", &short[..1]);
             for (k, (t, policies)) in tiers.iter().enumerate() {
                 let tier = &engine.tiers()[*t];
-                let name = chain_name(k);
                 let next = (k + 1 < tiers.len()).then(|| chain_name(k + 1));
-                chain_count += 1;
-                let _ = writeln!(
-                    chains_text,
-                    "\t# {} {direction}, tier {}\n\tchain {name} {{",
-                    pod.key(),
-                    tier.name
-                );
+                let mut rules = Vec::new();
                 for &p in policies {
                     let policy = &tier.policies[p];
-                    let rules = policy.rules(direction).unwrap_or(&[]);
-                    for (r, rule) in rules.iter().enumerate() {
+                    for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
                         let prefix = log_prefix(format!(
                             "netfence {} {direction} {} {} rule {r}",
                             rule.action,
@@ -280,17 +398,15 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
                         ));
                         let verdict = verdict_text(rule.action, &prefix, next.as_deref());
                         for line in rule_lines(&ctx, id, direction, rule) {
-                            rule_count += 1;
-                            let _ = writeln!(
-                                chains_text,
-                                "\t\t{line}{}{verdict} comment \"{} rule {r}\"",
-                                if line.is_empty() { "" } else { " " },
+                            let space = if line.is_empty() { "" } else { " " };
+                            rules.push(format!(
+                                "{line}{space}{verdict} comment \"{} rule {r}\"",
                                 policy.name
-                            );
+                            ));
                         }
                     }
                 }
-                let end = match tier.end {
+                rules.push(match tier.end {
                     TierEnd::Deny => format!(
                         "counter log prefix \"{}\" drop",
                         log_prefix(format!(
@@ -303,60 +419,34 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
                         Some(chain) => format!("goto {chain}"),
                         None => "return".into(),
                     },
-                };
-                rule_count += 1;
-                let _ = writeln!(chains_text, "\t\t{end}\n\t}}");
+                });
+                ruleset.chains.insert(
+                    chain_name(k),
+                    Chain {
+                        comment: format!("{} {direction}, tier {}", pod.key(), tier.name),
+                        rules,
+                    },
+                );
             }
             for ip in &pod.ips {
-                dispatch
-                    .entry((short, ip.is_ipv4()))
+                let map = match (short, ip.is_ipv4()) {
+                    ("egress", true) => "egress_v4",
+                    ("egress", false) => "egress_v6",
+                    (_, true) => "ingress_v4",
+                    (_, false) => "ingress_v6",
+                };
+                ruleset
+                    .maps
+                    .entry(map)
                     .or_default()
-                    .push((*ip, chain_name(0)));
+                    .insert(*ip, chain_name(0));
             }
         }
         if any {
-            isolated += 1;
+            ruleset.isolated_endpoints += 1;
         }
     }
-
-    let mut script = String::new();
-    let _ = writeln!(
-        script,
-        "# netfence ruleset{}: generated, do not edit.\n# Replaces table inet {TABLE} atomically (nft -f runs one transaction).\ntable inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{",
-        options
-            .node
-            .as_ref()
-            .map(|n| format!(" for node {n}"))
-            .unwrap_or_default()
-    );
-    for (short, map) in [("e", "egress"), ("i", "ingress")] {
-        for (v4, family, addr_type) in [(true, "v4", "ipv4_addr"), (false, "v6", "ipv6_addr")] {
-            let _ = writeln!(
-                script,
-                "\tmap {map}_{family} {{\n\t\ttype {addr_type} : verdict"
-            );
-            if let Some(entries) = dispatch.get(&(short, v4)) {
-                let items: Vec<String> = entries
-                    .iter()
-                    .map(|(ip, chain)| format!("{ip} : jump {chain}"))
-                    .collect();
-                let _ = writeln!(script, "\t\telements = {{ {} }}", items.join(", "));
-            }
-            let _ = writeln!(script, "\t}}");
-        }
-    }
-    let _ = writeln!(
-        script,
-        "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tct state invalid counter drop\n\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6\n\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6\n\t}}"
-    );
-    script.push_str(&chains_text);
-    script.push_str("}\n");
-    Ruleset {
-        script,
-        isolated_endpoints: isolated,
-        chains: chain_count,
-        rules: rule_count,
-    }
+    ruleset
 }
 
 /// The match expressions (without verdict) of one rule; several lines when it must be split

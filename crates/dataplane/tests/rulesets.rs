@@ -1,0 +1,257 @@
+//! Rendered rulesets: snapshot tests (reviewed in diffs; `UPDATE_EXPECT=1` rewrites them),
+//! kernel validation (`nft -c` inside a throwaway namespace), incremental updates that give
+//! the same kernel behaviour as a full load, and updates under traffic that keep established
+//! connections. Needs root, iproute2 and nftables, as CI has.
+
+use netfence_conformance::k8s_e2e_cases;
+use netfence_dataplane::{render, Lab, LabOptions, RenderOptions, Ruleset};
+use netfence_engine::{Engine, Matrix, ProbePort};
+use netfence_model::Loader;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (network namespaces and nftables), as CI has"
+    );
+}
+
+fn engine_of(files: &[(&str, &str)]) -> Engine {
+    let mut loader = Loader::new();
+    for (name, text) in files {
+        loader.load_str(name, text);
+    }
+    Engine::new(loader.finish().expect("loads"))
+}
+
+fn e2e_engine(case_file: &str, extra_policies: &str) -> Engine {
+    let case = k8s_e2e_cases()
+        .into_iter()
+        .find(|c| c.file == case_file)
+        .expect("case");
+    engine_of(&[
+        ("inventory.yaml", &case.inventory),
+        (case_file, &case.policies),
+        ("extra.yaml", extra_policies),
+    ])
+}
+
+fn check_snapshot(name: &str, actual: &str) {
+    let path = repo().join("crates/dataplane/tests/snapshots").join(name);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing snapshot {} (run with UPDATE_EXPECT=1)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs (UPDATE_EXPECT=1 to accept)"
+    );
+}
+
+/// `nft -c -f` (check only) in a namespace of its own, so nothing outside it is touched.
+fn nft_check(script: &str) {
+    let ns = format!("nfchk{}", std::process::id());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .expect("ip")
+        .success());
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns, "nft", "-c", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(
+        output.status.success(),
+        "nft rejects the ruleset: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn eks_guide_ruleset_snapshot_and_kernel_check() {
+    require_root();
+    let mut loader = Loader::new();
+    loader.load_path(&repo().join("examples/eks-guide"));
+    let engine = Engine::new(loader.finish().expect("example loads"));
+    let ruleset = render(&engine, &RenderOptions::default());
+    assert_eq!(
+        ruleset.isolated_endpoints, 4,
+        "every pod but CoreDNS is isolated"
+    );
+    check_snapshot("eks-guide.nft", &ruleset.script());
+    nft_check(&ruleset.script());
+}
+
+#[test]
+fn every_e2e_ruleset_passes_the_kernel_check() {
+    require_root();
+    for case in k8s_e2e_cases() {
+        let engine = engine_of(&[
+            ("inventory.yaml", &case.inventory),
+            (&case.file, &case.policies),
+        ]);
+        nft_check(&render(&engine, &RenderOptions::default()).script());
+    }
+}
+
+fn probe_equals_prediction(lab: &Lab, engine: &Engine, ports: &[ProbePort]) {
+    let options = LabOptions {
+        ports: ports.to_vec(),
+        timeout: Duration::from_millis(700),
+        ..LabOptions::default()
+    };
+    let (observed, _) = lab.probe_matrix(engine, &options).expect("probe");
+    let predicted = Matrix::compute(engine, ports);
+    let n = observed.endpoints.len();
+    for p in 0..ports.len() {
+        for s in 0..n {
+            for d in 0..n {
+                assert_eq!(
+                    observed.allowed(p, s, d),
+                    predicted.allowed(p, s, d),
+                    "{} {} -> {}",
+                    ports[p],
+                    observed.endpoints[s],
+                    observed.endpoints[d]
+                );
+            }
+        }
+    }
+}
+
+const ALLOW_Y_FROM_X: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-from-x, namespace: y}
+spec:
+  podSelector: {}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: x}}}]
+    ports: [{port: 80}]
+";
+
+#[test]
+fn incremental_update_behaves_like_a_full_load_and_touches_only_what_changed() {
+    require_root();
+    let ports: Vec<ProbePort> = vec!["TCP/80".parse().unwrap(), "TCP/81".parse().unwrap()];
+    let before = e2e_engine("001-default-deny-ingress.yaml", "");
+    let after = e2e_engine("001-default-deny-ingress.yaml", ALLOW_Y_FROM_X);
+    let old = render(&before, &RenderOptions::default());
+    let new = render(&after, &RenderOptions::default());
+    let script = new.update_script(&old);
+    // Only namespace y's pods gain chains; x's chains are untouched.
+    for name in old.chains.keys() {
+        assert!(
+            !script.contains(name.as_str()),
+            "unchanged chain {name} touched:\n{script}"
+        );
+    }
+    assert_eq!(
+        new.chains.len(),
+        old.chains.len() + 3,
+        "one ingress chain per pod of y"
+    );
+    assert!(
+        new.update_script(&new).is_empty(),
+        "no change, no transaction"
+    );
+
+    let lab = Lab::build(&before, &ports).expect("lab");
+    lab.apply(&old).expect("full load");
+    probe_equals_prediction(&lab, &before, &ports);
+    assert!(lab.update(&old, &new).expect("incremental update"));
+    probe_equals_prediction(&lab, &after, &ports);
+    assert!(lab.update(&new, &old).expect("and back"));
+    probe_equals_prediction(&lab, &before, &ports);
+}
+
+#[test]
+fn updates_under_traffic_keep_established_connections() {
+    require_root();
+    let ports: Vec<ProbePort> = vec!["TCP/80".parse().unwrap()];
+    // x/a may reach x/b on 80 in both versions; the versions differ in namespace y.
+    let base = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {pod: a}}}], ports: [{port: 80}]}]
+";
+    let v1 = e2e_engine("016-allow-all.yaml", base);
+    let v2 = e2e_engine(
+        "016-allow-all.yaml",
+        &format!("{base}---\n{ALLOW_Y_FROM_X}"),
+    );
+    let (r1, r2): (Ruleset, Ruleset) = (
+        render(&v1, &RenderOptions::default()),
+        render(&v2, &RenderOptions::default()),
+    );
+    let lab = Lab::build(&v1, &ports).expect("lab");
+    lab.apply(&r1).expect("load");
+    let inventory = v1.inventory();
+    let a = inventory.pod_by_key("x", "a").unwrap();
+    let b = inventory.pod_by_key("x", "b").unwrap();
+    let mut stream = lab
+        .connect(a, b, 80, Duration::from_secs(2))
+        .expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut round_trip = |i: usize| {
+        let message = format!("ping {i:06}");
+        stream.write_all(message.as_bytes()).expect("write");
+        let mut reply = vec![0u8; message.len()];
+        stream
+            .read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("echo {i} lost: {e}"));
+        assert_eq!(reply, message.as_bytes());
+    };
+    let started = Instant::now();
+    let mut trips = 0;
+    for update in 0..20 {
+        // Alternate full replaces and incremental updates between the two versions.
+        let (from, to) = if update % 2 == 0 {
+            (&r1, &r2)
+        } else {
+            (&r2, &r1)
+        };
+        if update % 4 < 2 {
+            lab.apply(to).expect("full apply");
+        } else {
+            lab.update(from, to).expect("incremental update");
+        }
+        for _ in 0..10 {
+            round_trip(trips);
+            trips += 1;
+        }
+    }
+    assert_eq!(trips, 200);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // And the ruleset in force still answers as predicted.
+    probe_equals_prediction(&lab, &v1, &ports);
+}
