@@ -127,14 +127,14 @@ fn probe_equals_prediction(lab: &Lab, engine: &Engine, ports: &[ProbePort]) {
     let (observed, _) = lab.probe_matrix(engine, &options).expect("probe");
     let predicted = Matrix::compute(engine, ports);
     let n = observed.endpoints.len();
-    for p in 0..ports.len() {
+    for (p, port) in ports.iter().enumerate() {
         for s in 0..n {
             for d in 0..n {
                 assert_eq!(
                     observed.allowed(p, s, d),
                     predicted.allowed(p, s, d),
                     "{} {} -> {}",
-                    ports[p],
+                    port,
                     observed.endpoints[s],
                     observed.endpoints[d]
                 );
