@@ -113,6 +113,24 @@ enum DataplaneCommand {
         #[arg(long)]
         netns: Option<String>,
     },
+    /// Watch the inputs and apply every settled change (incrementally), logging each update
+    /// with its latency; a bad change keeps the last good ruleset. Stops on Ctrl-C.
+    Agent {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Render chains for pods with this `spec.nodeName` only (default: every pod).
+        #[arg(long)]
+        node: Option<String>,
+        /// Apply inside this named network namespace instead of the current one.
+        #[arg(long)]
+        netns: Option<String>,
+        /// How often to look for changes, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        poll_ms: u64,
+        /// How long inputs must stay unchanged before they are applied, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        debounce_ms: u64,
+    },
     /// Remove the netfence table.
     Flush {
         /// Inside this named network namespace instead of the current one.
@@ -333,6 +351,53 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                 ruleset.rules(),
                 started.elapsed().as_secs_f64() * 1000.0
             );
+            Ok(0)
+        }
+        DataplaneCommand::Agent {
+            inputs,
+            node,
+            netns,
+            poll_ms,
+            debounce_ms,
+        } => {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            static STOP: AtomicBool = AtomicBool::new(false);
+            let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+            let options = netfence_dataplane::AgentOptions {
+                inputs: inputs.files,
+                node,
+                netns,
+                poll: std::time::Duration::from_millis(poll_ms),
+                debounce: std::time::Duration::from_millis(debounce_ms),
+            };
+            netfence_dataplane::run_agent(&options, &STOP, |event| {
+                use netfence_dataplane::AgentEvent;
+                match event {
+                    AgentEvent::Applied {
+                        incremental,
+                        chains,
+                        rules,
+                        latency,
+                    } => eprintln!(
+                        "netfence agent: applied ({}) {chains} chains, {rules} rules in {:.1} ms",
+                        if incremental { "incremental" } else { "full" },
+                        latency.as_secs_f64() * 1000.0
+                    ),
+                    AgentEvent::Unchanged => {
+                        eprintln!("netfence agent: inputs changed, ruleset unchanged")
+                    }
+                    AgentEvent::Rejected(reason) => eprintln!(
+                        "netfence agent: change rejected, keeping the last good ruleset:\n{reason}"
+                    ),
+                    AgentEvent::ApplyFailed(reason) => eprintln!(
+                        "netfence agent: apply failed, keeping the last good ruleset: {reason}"
+                    ),
+                    AgentEvent::FailedClosed(reason) => {
+                        eprintln!("netfence agent: inputs do not load; failing closed:\n{reason}")
+                    }
+                }
+            })
+            .map_err(tool_failure)?;
             Ok(0)
         }
         DataplaneCommand::Flush { netns } => {

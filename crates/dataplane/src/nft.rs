@@ -30,7 +30,8 @@ pub enum DataplaneError {
 }
 
 /// Run `program args…` (inside `netns` when given) with `stdin`, returning stdout.
-pub(crate) fn run(
+/// Used for `nft` and `ip`; exposed for the agent's fail-closed table and for tests.
+pub fn run(
     netns: Option<&str>,
     program: &str,
     args: &[&str],
