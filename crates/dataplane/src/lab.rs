@@ -370,6 +370,41 @@ impl Lab {
         Ok((matrix, jobs.len()))
     }
 
+    /// Run `work` on a thread inside pod `pod`'s namespace and return its result.
+    pub fn run_in<T: Send + 'static>(
+        &self,
+        pod: usize,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, DataplaneError> {
+        let namespace = self.pods[pod].clone();
+        std::thread::spawn(move || {
+            enter_namespace(&namespace).map_err(|e| format!("entering {namespace}: {e}"))?;
+            Ok(work())
+        })
+        .join()
+        .map_err(|_| DataplaneError::Other("lab thread panicked".into()))?
+        .map_err(DataplaneError::Other)
+    }
+
+    /// Spawn `work` on a thread inside pod `pod`'s namespace (for servers).
+    pub fn spawn_in(
+        &self,
+        pod: usize,
+        work: impl FnOnce() + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let namespace = self.pods[pod].clone();
+        std::thread::spawn(move || {
+            if enter_namespace(&namespace).is_ok() {
+                work();
+            }
+        })
+    }
+
+    /// The IPv4 address of pod `pod` in the lab.
+    pub fn address(&self, pod: usize) -> Ipv4Addr {
+        self.addresses[pod]
+    }
+
     /// Open a TCP connection from pod `src` to pod `dst` (indices in the inventory); the
     /// listener echoes what it receives, so the stream can carry traffic across updates.
     pub fn connect(

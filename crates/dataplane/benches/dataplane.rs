@@ -1,0 +1,268 @@
+//! Dataplane benchmarks (`cargo bench -p netfence-dataplane`, as root):
+//! - render and full apply of a synthetic cluster with 100, 1,000 and 10,000 endpoints;
+//! - incremental update latency (one namespace's policy changes) against a full re-apply;
+//! - TCP connection rate and throughput between two lab namespaces with the 10,000-endpoint
+//!   ruleset loaded, against no ruleset, measured in the same run.
+//!
+//! Figures are medians of repeated runs, and ratios against a baseline taken in the same run,
+//! because the machines are shared and noisy. Under `cargo test` (no `--bench` argument) it
+//! runs a small smoke version so that the code stays exercised.
+
+use netfence_dataplane::nft::run;
+use netfence_dataplane::{flush, render, Lab, RenderOptions, Ruleset};
+use netfence_engine::{Engine, ProbePort};
+use netfence_model::Loader;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A synthetic cluster: `pods` pods over `pods / 50` namespaces (at least 2), each namespace
+/// with default deny, DNS egress, an app-tier ingress rule and an ipBlock egress rule. The
+/// first two pods are `bench/client` and `bench/server` (10.255.0.1 and .2), the server
+/// accepting the client on TCP 5201.
+fn cluster(pods: usize, variant: u32) -> String {
+    let namespaces = (pods / 50).max(2);
+    let mut yaml = String::new();
+    let _ = write!(
+        yaml,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: bench}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: client, namespace: bench, labels: {{app: client}}}}\nspec: {{containers: [{{name: c}}]}}\nstatus: {{podIP: 10.255.0.1}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: server, namespace: bench, labels: {{app: server}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 5201}}]}}]}}\nstatus: {{podIP: 10.255.0.2}}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: server, namespace: bench}}\nspec:\n  podSelector: {{matchLabels: {{app: server}}}}\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{app: client}}}}}}], ports: [{{port: 5201}}]}}]\n---\n"
+    );
+    for n in 0..namespaces {
+        let _ = write!(yaml, "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}, labels: {{team: t{}}}}}\n---\n", n % 7);
+        let _ = write!(
+            yaml,
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: default-deny, namespace: ns{n}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress, Egress]}}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: dns, namespace: ns{n}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n  egress: [{{to: [{{namespaceSelector: {{matchLabels: {{team: t0}}}}, podSelector: {{matchLabels: {{tier: t0}}}}}}], ports: [{{protocol: UDP, port: 53}}, {{protocol: TCP, port: 53}}]}}]\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: app, namespace: ns{n}}}\nspec:\n  podSelector: {{matchLabels: {{tier: t1}}}}\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{team: t{}}}}}}}, {{podSelector: {{matchLabels: {{tier: t0}}}}}}], ports: [{{port: {}}}]}}]\n  egress: [{{to: [{{ipBlock: {{cidr: 10.0.0.0/8, except: [10.{n}.0.0/16]}}}}], ports: [{{port: 443}}]}}]\n---\n",
+            (n + 1) % 7,
+            8000 + variant * u32::from(n == 0)
+        );
+    }
+    for i in 2..pods {
+        let n = i % namespaces;
+        let _ = write!(
+            yaml,
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: ns{n}, labels: {{tier: t{}}}}}\nspec: {{containers: [{{name: c, ports: [{{name: http, containerPort: 8000}}]}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n---\n",
+            i % 3,
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff
+        );
+    }
+    yaml
+}
+
+fn engine(pods: usize, variant: u32) -> Engine {
+    let mut loader = Loader::new();
+    loader.load_str("bench.yaml", &cluster(pods, variant));
+    Engine::new(loader.finish().expect("synthetic cluster loads"))
+}
+
+/// Close with a reset (SO_LINGER 0), so that thousands of short connections leave no
+/// TIME_WAIT sockets whose ports the next connections would collide with.
+fn abort(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a valid socket fd with a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(stream);
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn with_netns<T>(work: impl FnOnce(&str) -> T) -> T {
+    let ns = format!("nfbench{}", std::process::id());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .expect("ip")
+        .success());
+    let result = work(&ns);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    result
+}
+
+fn time_ms(work: impl FnOnce()) -> f64 {
+    let started = Instant::now();
+    work();
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
+    println!("| endpoints | chains | rules | render ms | full apply ms | incremental update ms | update / full |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut largest = Ruleset::default();
+    for &size in sizes {
+        let before = engine(size, 0);
+        let after = engine(size, 1);
+        let mut rendered = Ruleset::default();
+        let render_ms = median(
+            (0..repeats)
+                .map(|_| time_ms(|| rendered = render(&before, &RenderOptions::default())))
+                .collect(),
+        );
+        let changed = render(&after, &RenderOptions::default());
+        let (full, update) = with_netns(|ns| {
+            let full = median(
+                (0..repeats)
+                    .map(|_| {
+                        time_ms(|| netfence_dataplane::apply(&rendered, Some(ns)).expect("apply"))
+                    })
+                    .collect(),
+            );
+            let update = median(
+                (0..repeats)
+                    .map(|_| {
+                        netfence_dataplane::apply(&rendered, Some(ns)).expect("apply");
+                        time_ms(|| {
+                            netfence_dataplane::update(&rendered, &changed, Some(ns))
+                                .expect("update");
+                        })
+                    })
+                    .collect(),
+            );
+            (full, update)
+        });
+        println!(
+            "| {size} | {} | {} | {render_ms:.1} | {full:.1} | {update:.1} | {:.3} |",
+            rendered.chains.len(),
+            rendered.rules(),
+            update / full
+        );
+        largest = rendered;
+    }
+    largest
+}
+
+fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
+    let small = engine(2, 0);
+    let ports: Vec<ProbePort> = vec!["TCP/5201".parse().unwrap()];
+    let lab = Lab::build(&small, &ports).expect("lab");
+    let (client, server) = (0, 1);
+    let server_addr = SocketAddr::from((lab.address(server), 5202));
+    // Connection rate goes to the lab's echo listener on 5201 (a non-blocking accept loop);
+    // throughput to a sink on 5202 that reads everything.
+    let _sink = lab.spawn_in(server, move || {
+        let listener = TcpListener::bind(("0.0.0.0", 5202)).expect("bind sink");
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buffer = vec![0u8; 1 << 16];
+                while matches!(stream.read(&mut buffer), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // The big ruleset must let client -> server:5202 through; add that allow to its server chain.
+    let measure = |label: &str| {
+        let rate_addr = SocketAddr::from((server_addr.ip(), 5201));
+        let rates: Vec<f64> = (0..repeats)
+            .map(|_| {
+                lab.run_in(client, move || {
+                    let server_addr = rate_addr;
+                    let started = Instant::now();
+                    let mut count = 0u64;
+                    while started.elapsed() < window {
+                        let stream =
+                            TcpStream::connect_timeout(&server_addr, Duration::from_secs(1))
+                                .unwrap_or_else(|e| {
+                                    panic!("connect after {count} connections: {e}")
+                                });
+                        abort(stream);
+                        count += 1;
+                    }
+                    count as f64 / started.elapsed().as_secs_f64()
+                })
+                .expect("rate")
+            })
+            .collect();
+        let throughputs: Vec<f64> = (0..repeats)
+            .map(|_| {
+                lab.run_in(client, move || {
+                    let mut stream =
+                        TcpStream::connect_timeout(&server_addr, Duration::from_secs(1))
+                            .expect("connect");
+                    let chunk = vec![0u8; 1 << 16];
+                    let started = Instant::now();
+                    let mut bytes = 0u64;
+                    while started.elapsed() < window {
+                        stream.write_all(&chunk).expect("write");
+                        bytes += chunk.len() as u64;
+                    }
+                    bytes as f64 / started.elapsed().as_secs_f64() / 1e6
+                })
+                .expect("throughput")
+            })
+            .collect();
+        let (rate, throughput) = (median(rates), median(throughputs));
+        println!("| {label} | {rate:.0} | {throughput:.0} |");
+        (rate, throughput)
+    };
+    println!("\n| between two namespaces | connections/s | MB/s |\n|---|---|---|");
+    flush(Some(lab.node_namespace())).expect("flush");
+    let (base_rate, base_tp) = measure("no ruleset (baseline)");
+    let mut allowed = big.clone();
+    for chain in allowed.chains.values_mut() {
+        if chain.comment.starts_with("bench/server Ingress") {
+            chain
+                .rules
+                .insert(0, "meta l4proto tcp th dport 5202 return".into());
+        }
+    }
+    lab.apply(&allowed).expect("apply big ruleset");
+    let loaded = run(
+        Some(lab.node_namespace()),
+        "nft",
+        &["list", "table", "inet", "netfence"],
+        None,
+    )
+    .expect("list");
+    assert!(loaded.contains("5202"), "big ruleset in force");
+    let (rate, tp) = measure(&format!(
+        "{} chains, {} rules loaded",
+        allowed.chains.len(),
+        allowed.rules()
+    ));
+    println!(
+        "| ratio (loaded / baseline) | {:.3} | {:.3} |",
+        rate / base_rate,
+        tp / base_tp
+    );
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the dataplane benchmarks need root"
+    );
+    let full = std::env::args().any(|a| a == "--bench");
+    if full {
+        println!("## Dataplane benchmarks (medians of 5)\n");
+        let big = apply_benchmarks(&[100, 1_000, 10_000], 5);
+        traffic_benchmarks(&big, Duration::from_secs(2), 5);
+    } else {
+        // Smoke mode under `cargo test`: tiny sizes, one repeat, short windows.
+        let big = apply_benchmarks(&[100], 1);
+        traffic_benchmarks(&big, Duration::from_millis(100), 1);
+    }
+}
