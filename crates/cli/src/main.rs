@@ -7,6 +7,7 @@ mod render;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netfence_engine::{connlist, default_ports, Matrix, ProbePort};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,6 +84,15 @@ enum Command {
         /// Milliseconds a probe waits before calling the port blocked.
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+    },
+    /// Parse a Calico selector: print its canonical form, or with --labels whether it matches
+    /// (prints true/false, exit 0/1). A parse error shows the column (exit 2).
+    Selector {
+        /// The selector expression, e.g. `role == "db" && !has(legacy)`.
+        expression: String,
+        /// Labels to evaluate against: `k=v,k2=v2` (`''` for an endpoint with no labels).
+        #[arg(long)]
+        labels: Option<String>,
     },
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo {
@@ -301,6 +311,35 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             } else {
                 1
             })
+        }
+        Command::Selector { expression, labels } => {
+            let selector =
+                netfence_selector::calico::Selector::parse(&expression).map_err(|e| {
+                    Failure::input(format!(
+                        "error: invalid selector at column {}: {}\n  {expression}\n  {}^",
+                        e.column,
+                        e.message,
+                        " ".repeat(e.column.saturating_sub(1))
+                    ))
+                })?;
+            match labels {
+                None => {
+                    writeln!(out, "{selector}").map_err(io_failure)?;
+                    Ok(0)
+                }
+                Some(text) => {
+                    let mut map = netfence_selector::Labels::new();
+                    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+                        let (key, value) = pair.split_once('=').ok_or_else(|| {
+                            Failure::input(format!("--labels: {pair:?} is not key=value"))
+                        })?;
+                        map.insert(key.trim().to_string(), value.trim().to_string());
+                    }
+                    let matched = selector.matches(&map);
+                    writeln!(out, "{matched}").map_err(io_failure)?;
+                    Ok(if matched { 0 } else { 1 })
+                }
+            }
         }
         Command::Demo { export } => {
             if let Some(dir) = export {

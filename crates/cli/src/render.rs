@@ -115,24 +115,22 @@ pub fn matrix_grid(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
         }
         writeln!(out)?;
         for (src, name) in matrix.endpoints.iter().enumerate() {
-            write!(out, "{name:<width$}")?;
+            let mut line = format!("{name:<width$}");
             for (dst, column) in matrix.endpoints.iter().enumerate() {
                 let cell = if matrix.allowed(p, src, dst) {
                     '.'
                 } else {
                     'X'
                 };
+                // The cell sits under the middle of its column's name.
                 let w = column.len();
                 let left = (w - 1) / 2;
-                write!(
-                    out,
-                    " {:left$}{cell}{:right$}",
-                    "",
-                    "",
-                    right = w - 1 - left
-                )?;
+                line.push(' ');
+                line.push_str(&" ".repeat(left));
+                line.push(cell);
+                line.push_str(&" ".repeat(w - 1 - left));
             }
-            writeln!(out)?;
+            writeln!(out, "{}", line.trim_end())?;
         }
     }
     Ok(())

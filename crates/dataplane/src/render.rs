@@ -266,7 +266,13 @@ fn proto(protocol: Protocol) -> &'static str {
     }
 }
 
+/// Identifies one rule of the compiled model: (tier, policy, direction, rule index).
+type RuleKey = (usize, usize, PolicyType, usize);
+
 struct Ctx<'a> {
+    /// Peer addresses per rule: they do not depend on the subject pod, so every pod that a
+    /// policy selects shares them (this keeps rendering linear in the number of pods).
+    peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, Option<Addresses>>>,
     engine: &'a Engine,
     /// Invented pod addresses: an ipBlock never matches them (as in the analyser).
     synthetic: Vec<IpAddr>,
@@ -274,6 +280,15 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Addresses a rule's peers match (`None` = any address).
+    fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> Option<Addresses> {
+        if let Some(found) = self.peer_cache.borrow().get(&key) {
+            return found.clone();
+        }
+        let computed = self.peer_addresses(rule);
+        self.peer_cache.borrow_mut().insert(key, computed.clone());
+        computed
+    }
+
     fn peer_addresses(&self, rule: &Rule) -> Option<Addresses> {
         if rule.peers.is_empty() {
             return None;
@@ -344,6 +359,7 @@ fn log_prefix(text: String) -> String {
 pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
+        peer_cache: Default::default(),
         engine,
         synthetic: inventory
             .pods
@@ -397,7 +413,7 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
                             policy.name
                         ));
                         let verdict = verdict_text(rule.action, &prefix, next.as_deref());
-                        for line in rule_lines(&ctx, id, direction, rule) {
+                        for line in rule_lines(&ctx, (*t, p, direction, r), id, rule) {
                             let space = if line.is_empty() { "" } else { " " };
                             rules.push(format!(
                                 "{line}{space}{verdict} comment \"{} rule {r}\"",
@@ -452,13 +468,14 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
 /// The match expressions (without verdict) of one rule; several lines when it must be split
 /// (per address family, per protocol, per destination of a named port). An empty string is a
 /// rule that matches everything. No line at all: the rule can match nothing.
-fn rule_lines(ctx: &Ctx, subject: PodId, direction: PolicyType, rule: &Rule) -> Vec<String> {
+fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<String> {
+    let direction = key.2;
     let inventory = ctx.engine.inventory();
     let peer_field = match direction {
         PolicyType::Egress => "daddr",
         PolicyType::Ingress => "saddr",
     };
-    let peers = ctx.peer_addresses(rule);
+    let peers = ctx.cached_peer_addresses(key, rule);
     // Address conditions per family; `None` means any address of any family.
     let address_matches: Vec<Option<String>> = match &peers {
         None => vec![None],

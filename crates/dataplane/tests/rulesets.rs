@@ -64,7 +64,9 @@ fn check_snapshot(name: &str, actual: &str) {
 
 /// `nft -c -f` (check only) in a namespace of its own, so nothing outside it is touched.
 fn nft_check(script: &str) {
-    let ns = format!("nfchk{}", std::process::id());
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let ns = format!("nfchk{}-{n}", std::process::id());
     assert!(Command::new("ip")
         .args(["netns", "add", &ns])
         .status()

@@ -1,8 +1,10 @@
 //! Label selectors, parsed once into a small AST and evaluated against label maps.
 //!
-//! This crate holds the Kubernetes `LabelSelector` (`matchLabels` AND `matchExpressions`);
-//! the Calico selector language will live beside it. Nothing here knows about pods or
+//! This crate holds the Kubernetes `LabelSelector` (`matchLabels` AND `matchExpressions`) and,
+//! in [`calico`], the Calico selector language. Nothing here knows about pods or
 //! policies: a selector only answers "do these labels match?".
+
+pub mod calico;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

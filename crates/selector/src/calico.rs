@@ -1,0 +1,464 @@
+//! The Calico selector language, as libcalico-go implements it
+//! (`libcalico-go/lib/selector/{tokenizer,parser}` in projectcalico/calico): a tokenizer, a
+//! recursive-descent parser (`||` lowest, then `&&`, then an optionally negated operation),
+//! an AST, evaluation, and the canonical rendering of the parser's `String()`.
+//!
+//! Quirks kept on purpose, because Calico has them:
+//! - only space and tab are whitespace; a label that runs to the very end of the input is not
+//!   recognised (`findIdentifier` returns nothing), so a trailing bare label is an error;
+//! - leading `!`s collapse (`!!has(a)` is `has(a)`), and `!` binds to one operation
+//!   (`!a == "b"` is `!(a == "b")`);
+//! - `!=` and `not in` are true when the label is absent;
+//! - `&&`/`||` render parenthesised even at the top level; set members render sorted and
+//!   de-duplicated; a value renders in `"` unless it contains `"`, then in `'`;
+//! - the empty selector means `all()`.
+
+use crate::Labels;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A parse error, with the 1-based column where it was found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct ParseError {
+    /// 1-based column (in characters) of the offending input.
+    pub column: usize,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// A parsed Calico selector.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Selector {
+    /// `label == "value"`.
+    Eq(String, String),
+    /// `label != "value"`: true when the label is absent.
+    Ne(String, String),
+    /// `label contains "value"`.
+    Contains(String, String),
+    /// `label starts with "value"`.
+    StartsWith(String, String),
+    /// `label ends with "value"`.
+    EndsWith(String, String),
+    /// `label in {"a", "b"}`.
+    In(String, BTreeSet<String>),
+    /// `label not in {"a", "b"}`: true when the label is absent.
+    NotIn(String, BTreeSet<String>),
+    /// `has(label)`.
+    Has(String),
+    /// `!operation`.
+    Not(Box<Selector>),
+    /// `a && b && …` (two or more).
+    And(Vec<Selector>),
+    /// `a || b || …` (two or more).
+    Or(Vec<Selector>),
+    /// `all()`: everything.
+    All,
+    /// `global()`: everything, but in a namespace selector it means "the non-namespaced
+    /// network sets" (see [`Selector::is_global`]).
+    Global,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    Label(String),
+    Str(String),
+    LBrace,
+    RBrace,
+    Comma,
+    Eq,
+    Ne,
+    In,
+    Not,
+    NotIn,
+    Contains,
+    StartsWith,
+    EndsWith,
+    All,
+    Has(String),
+    LParen,
+    RParen,
+    And,
+    Or,
+    Global,
+    Eof,
+}
+
+#[derive(Clone, Debug)]
+struct Token {
+    kind: Kind,
+    /// Byte offset of the token in the input.
+    at: usize,
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+}
+
+/// libcalico-go's `findIdentifier`: the identifier at the start of `s`, or "" when there is
+/// none — and also "" when identifier characters run to the end of the input.
+fn find_identifier(s: &str) -> &str {
+    for (i, b) in s.bytes().enumerate() {
+        if !is_ident_byte(b) {
+            return &s[..i];
+        }
+    }
+    ""
+}
+
+fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut pos = 0;
+    let err = |at: usize, message: &str| ParseError {
+        column: input[..at.min(input.len())].chars().count() + 1,
+        message: message.to_string(),
+    };
+    loop {
+        let rest = &input[pos..];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        pos += rest.len() - trimmed.len();
+        let rest = &input[pos..];
+        if rest.is_empty() {
+            tokens.push(Token {
+                kind: Kind::Eof,
+                at: pos,
+            });
+            return Ok(tokens);
+        }
+        let after_label = matches!(
+            tokens.last(),
+            Some(Token {
+                kind: Kind::Label(_),
+                ..
+            })
+        );
+        let start = pos;
+        let bytes = rest.as_bytes();
+        let simple = |kind: Kind, len: usize| (kind, len);
+        let (kind, len) = match bytes[0] {
+            b'(' => simple(Kind::LParen, 1),
+            b')' => simple(Kind::RParen, 1),
+            b'{' => simple(Kind::LBrace, 1),
+            b'}' => simple(Kind::RBrace, 1),
+            b',' => simple(Kind::Comma, 1),
+            quote @ (b'"' | b'\'') => {
+                let body = &rest[1..];
+                match body.find(quote as char) {
+                    Some(end) => (Kind::Str(body[..end].to_string()), end + 2),
+                    None => return Err(err(start, "unterminated string")),
+                }
+            }
+            b'=' if bytes.get(1) == Some(&b'=') => simple(Kind::Eq, 2),
+            b'=' => return Err(err(start, "expected ==")),
+            b'!' if bytes.get(1) == Some(&b'=') => simple(Kind::Ne, 2),
+            b'!' => simple(Kind::Not, 1),
+            b'&' if bytes.get(1) == Some(&b'&') => simple(Kind::And, 2),
+            b'&' => return Err(err(start, "expected &&")),
+            b'|' if bytes.get(1) == Some(&b'|') => simple(Kind::Or, 2),
+            b'|' => return Err(err(start, "expected ||")),
+            _ if after_label => {
+                let expecting = || {
+                    err(
+                        start,
+                        "unexpected characters after label, was expecting an operator",
+                    )
+                };
+                // `starts with`, `ends with` and `not in` allow whitespace between the words.
+                let two_words = |first: &str, second: &str, kind: Kind| {
+                    let after = rest[first.len()..].trim_start_matches([' ', '\t']);
+                    if after.starts_with(second) {
+                        Ok((kind, rest.len() - after.len() + second.len()))
+                    } else {
+                        Err(expecting())
+                    }
+                };
+                if rest.starts_with("contains") {
+                    (Kind::Contains, "contains".len())
+                } else if rest.starts_with("starts") {
+                    two_words("starts", "with", Kind::StartsWith)?
+                } else if rest.starts_with("ends") {
+                    two_words("ends", "with", Kind::EndsWith)?
+                } else if rest.starts_with("not") {
+                    two_words("not", "in", Kind::NotIn)?
+                } else if rest.starts_with("in") {
+                    (Kind::In, 2)
+                } else {
+                    return Err(expecting());
+                }
+            }
+            _ if rest.starts_with("has(") => {
+                let inner = &rest[4..];
+                let inner_trimmed = inner.trim_start_matches([' ', '\t']);
+                let ident = find_identifier(inner_trimmed);
+                if ident.is_empty() {
+                    return Err(err(start, "no label name in has( expression"));
+                }
+                let after = inner_trimmed[ident.len()..].trim_start_matches([' ', '\t']);
+                if !after.starts_with(')') {
+                    return Err(err(start, "no closing ')' after has("));
+                }
+                (Kind::Has(ident.to_string()), rest.len() - after.len() + 1)
+            }
+            _ if rest.starts_with("all(") || rest.starts_with("global(") => {
+                let (kind, word) = if rest.starts_with("all(") {
+                    (Kind::All, "all(")
+                } else {
+                    (Kind::Global, "global(")
+                };
+                let after = rest[word.len()..].trim_start_matches([' ', '\t']);
+                if !after.starts_with(')') {
+                    return Err(err(start, &format!("no closing ')' after {word}")));
+                }
+                (kind, rest.len() - after.len() + 1)
+            }
+            _ => {
+                let ident = find_identifier(rest);
+                if ident.is_empty() {
+                    return Err(err(start, "unexpected characters"));
+                }
+                (Kind::Label(ident.to_string()), ident.len())
+            }
+        };
+        tokens.push(Token { kind, at: start });
+        pos += len;
+    }
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.next.min(self.tokens.len() - 1)]
+    }
+
+    fn error(&self, token: &Token, message: impl Into<String>) -> ParseError {
+        ParseError {
+            column: self.input[..token.at.min(self.input.len())].chars().count() + 1,
+            message: message.into(),
+        }
+    }
+
+    fn or_expression(&mut self) -> Result<Selector, ParseError> {
+        let mut operands = vec![self.and_expression()?];
+        while self.peek().kind == Kind::Or {
+            self.next += 1;
+            operands.push(self.and_expression()?);
+        }
+        Ok(if operands.len() == 1 {
+            operands.remove(0)
+        } else {
+            Selector::Or(operands)
+        })
+    }
+
+    fn and_expression(&mut self) -> Result<Selector, ParseError> {
+        let mut operands = vec![self.operation()?];
+        while self.peek().kind == Kind::And {
+            self.next += 1;
+            operands.push(self.operation()?);
+        }
+        Ok(if operands.len() == 1 {
+            operands.remove(0)
+        } else {
+            Selector::And(operands)
+        })
+    }
+
+    fn string_after(
+        &mut self,
+        label: String,
+        make: fn(String, String) -> Selector,
+    ) -> Result<Selector, ParseError> {
+        let token = self.peek().clone();
+        match token.kind {
+            Kind::Str(value) => {
+                self.next += 1;
+                Ok(make(label, value))
+            }
+            _ => Err(self.error(&token, "expected string")),
+        }
+    }
+
+    fn operation(&mut self) -> Result<Selector, ParseError> {
+        let mut negated = false;
+        while self.peek().kind == Kind::Not {
+            negated = !negated;
+            self.next += 1;
+        }
+        let token = self.peek().clone();
+        self.next += 1;
+        let selector = match token.kind {
+            Kind::Has(label) => Selector::Has(label),
+            Kind::All => Selector::All,
+            Kind::Global => Selector::Global,
+            Kind::Label(label) => {
+                let operator = self.peek().clone();
+                if matches!(operator.kind, Kind::Eof) || self.tokens.len() - self.next < 2 {
+                    return Err(self.error(&operator, "unexpected end of string looking for op"));
+                }
+                self.next += 1;
+                match operator.kind {
+                    Kind::Eq => self.string_after(label, Selector::Eq)?,
+                    Kind::Ne => self.string_after(label, Selector::Ne)?,
+                    Kind::Contains => self.string_after(label, Selector::Contains)?,
+                    Kind::StartsWith => self.string_after(label, Selector::StartsWith)?,
+                    Kind::EndsWith => self.string_after(label, Selector::EndsWith)?,
+                    Kind::In | Kind::NotIn => {
+                        let brace = self.peek().clone();
+                        if brace.kind != Kind::LBrace {
+                            return Err(self.error(&brace, "expected set literal"));
+                        }
+                        self.next += 1;
+                        let mut values = BTreeSet::new();
+                        while let Kind::Str(value) = &self.peek().kind {
+                            values.insert(value.clone());
+                            self.next += 1;
+                            if self.peek().kind == Kind::Comma {
+                                self.next += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        let close = self.peek().clone();
+                        if close.kind != Kind::RBrace {
+                            return Err(self.error(&close, "expected }"));
+                        }
+                        self.next += 1;
+                        if operator.kind == Kind::In {
+                            Selector::In(label, values)
+                        } else {
+                            Selector::NotIn(label, values)
+                        }
+                    }
+                    _ => {
+                        return Err(self.error(
+                            &operator,
+                            "expected ==, !=, in, not in, contains, starts with or ends with",
+                        ))
+                    }
+                }
+            }
+            Kind::LParen => {
+                let inner = self.or_expression()?;
+                let close = self.peek().clone();
+                if close.kind != Kind::RParen {
+                    return Err(self.error(&close, "expected )"));
+                }
+                self.next += 1;
+                inner
+            }
+            _ => return Err(self.error(&token, "unexpected token")),
+        };
+        Ok(if negated {
+            Selector::Not(Box::new(selector))
+        } else {
+            selector
+        })
+    }
+}
+
+impl Selector {
+    /// Parse a selector; the empty (or all-blank) selector is `all()`.
+    ///
+    /// ```
+    /// use netfence_selector::calico::Selector;
+    /// let s = Selector::parse("role == 'db' && !has(legacy)").unwrap();
+    /// assert_eq!(s.to_string(), "(role == \"db\" && !has(legacy))");
+    /// assert_eq!(Selector::parse("a ==").unwrap_err().column, 5);
+    /// ```
+    pub fn parse(input: &str) -> Result<Selector, ParseError> {
+        let tokens = tokenize(input)?;
+        if tokens[0].kind == Kind::Eof {
+            return Ok(Selector::All);
+        }
+        let mut parser = Parser {
+            input,
+            tokens,
+            next: 0,
+        };
+        let selector = parser.or_expression()?;
+        let rest = parser.peek().clone();
+        if rest.kind != Kind::Eof {
+            return Err(parser.error(&rest, "unexpected content at end of selector"));
+        }
+        Ok(selector)
+    }
+
+    /// Evaluate against a label set.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        match self {
+            Selector::Eq(k, v) => labels.get(k) == Some(v),
+            Selector::Ne(k, v) => labels.get(k) != Some(v),
+            Selector::Contains(k, v) => labels.get(k).is_some_and(|x| x.contains(v.as_str())),
+            Selector::StartsWith(k, v) => labels.get(k).is_some_and(|x| x.starts_with(v.as_str())),
+            Selector::EndsWith(k, v) => labels.get(k).is_some_and(|x| x.ends_with(v.as_str())),
+            Selector::In(k, set) => labels.get(k).is_some_and(|x| set.contains(x)),
+            Selector::NotIn(k, set) => labels.get(k).is_none_or(|x| !set.contains(x)),
+            Selector::Has(k) => labels.contains_key(k),
+            Selector::Not(inner) => !inner.matches(labels),
+            Selector::And(all) => all.iter().all(|s| s.matches(labels)),
+            Selector::Or(any) => any.iter().any(|s| s.matches(labels)),
+            Selector::All | Selector::Global => true,
+        }
+    }
+
+    /// Whether this is exactly `global()` (in a namespace selector: non-namespaced sets).
+    pub fn is_global(&self) -> bool {
+        matches!(self, Selector::Global)
+    }
+
+    /// Whether this is exactly `all()`.
+    pub fn is_all(&self) -> bool {
+        matches!(self, Selector::All)
+    }
+}
+
+fn quoted(value: &str) -> String {
+    if value.contains('"') {
+        format!("'{value}'")
+    } else {
+        format!("\"{value}\"")
+    }
+}
+
+/// The canonical form, as libcalico-go's `String()` renders it.
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |values: &BTreeSet<String>| {
+            values
+                .iter()
+                .map(|v| quoted(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let join = |f: &mut fmt::Formatter<'_>, operands: &[Selector], op: &str| {
+            write!(f, "(")?;
+            for (i, operand) in operands.iter().enumerate() {
+                if i > 0 {
+                    write!(f, " {op} ")?;
+                }
+                write!(f, "{operand}")?;
+            }
+            write!(f, ")")
+        };
+        match self {
+            Selector::Eq(k, v) => write!(f, "{k} == {}", quoted(v)),
+            Selector::Ne(k, v) => write!(f, "{k} != {}", quoted(v)),
+            Selector::Contains(k, v) => write!(f, "{k} contains {}", quoted(v)),
+            Selector::StartsWith(k, v) => write!(f, "{k} starts with {}", quoted(v)),
+            Selector::EndsWith(k, v) => write!(f, "{k} ends with {}", quoted(v)),
+            Selector::In(k, values) => write!(f, "{k} in {{{}}}", set(values)),
+            Selector::NotIn(k, values) => write!(f, "{k} not in {{{}}}", set(values)),
+            Selector::Has(k) => write!(f, "has({k})"),
+            Selector::Not(inner) => write!(f, "!{inner}"),
+            Selector::And(operands) => join(f, operands, "&&"),
+            Selector::Or(operands) => join(f, operands, "||"),
+            Selector::All => write!(f, "all()"),
+            Selector::Global => write!(f, "global()"),
+        }
+    }
+}
