@@ -39,6 +39,9 @@ pub struct Chain {
 /// only the chains and map elements of the pods it changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
+    /// Named interval sets (peer addresses, port lists), named by a hash of their content so
+    /// that rules with the same peers share one set and an update never rewrites a set in place.
+    pub sets: BTreeMap<String, NamedSet>,
     /// Map name (`egress_v4`, …) → address → chain to jump to.
     pub maps: BTreeMap<&'static str, BTreeMap<IpAddr, String>>,
     /// Chain name → chain.
@@ -47,6 +50,25 @@ pub struct Ruleset {
     pub isolated_endpoints: usize,
     /// Node the ruleset was rendered for.
     pub node: Option<String>,
+}
+
+/// A named set: its element type and elements (already rendered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedSet {
+    /// `ipv4_addr`, `ipv6_addr` or `inet_service`.
+    pub element_type: &'static str,
+    /// Elements: addresses, address ranges, ports, port ranges.
+    pub elements: Vec<String>,
+}
+
+impl NamedSet {
+    fn definition(&self) -> String {
+        format!(
+            "type {}; flags interval; elements = {{ {} }}",
+            self.element_type,
+            self.elements.join(", ")
+        )
+    }
 }
 
 const MAPS: [(&str, &str); 4] = [
@@ -73,6 +95,9 @@ impl Ruleset {
                 .map(|n| format!(" for node {n}"))
                 .unwrap_or_default()
         );
+        for (name, set) in &self.sets {
+            let _ = writeln!(script, "\tset {name} {{ {} }}", set.definition());
+        }
         for (map, addr_type) in MAPS {
             let _ = writeln!(script, "\tmap {map} {{\n\t\ttype {addr_type} : verdict");
             if let Some(entries) = self.maps.get(map).filter(|e| !e.is_empty()) {
@@ -105,6 +130,11 @@ impl Ruleset {
     pub fn update_script(&self, previous: &Ruleset) -> String {
         let mut script = String::new();
         let t = format!("inet {TABLE}");
+        for (name, set) in &self.sets {
+            if !previous.sets.contains_key(name) {
+                let _ = writeln!(script, "add set {t} {name} {{ {} }}", set.definition());
+            }
+        }
         for (name, chain) in &self.chains {
             match previous.chains.get(name) {
                 Some(old) if old.rules == chain.rules => continue,
@@ -147,6 +177,11 @@ impl Ruleset {
         for name in previous.chains.keys() {
             if !self.chains.contains_key(name) {
                 let _ = writeln!(script, "flush chain {t} {name}\ndelete chain {t} {name}");
+            }
+        }
+        for name in previous.sets.keys() {
+            if !self.sets.contains_key(name) {
+                let _ = writeln!(script, "delete set {t} {name}");
             }
         }
         script
@@ -253,9 +288,8 @@ fn render_range(v4: bool, (first, last): (u128, u128)) -> String {
     }
 }
 
-fn render_set(v4: bool, ranges: &[(u128, u128)]) -> String {
-    let items: Vec<String> = ranges.iter().map(|r| render_range(v4, *r)).collect();
-    format!("{{ {} }}", items.join(", "))
+fn set_elements(v4: bool, ranges: &[(u128, u128)]) -> Vec<String> {
+    ranges.iter().map(|r| render_range(v4, *r)).collect()
 }
 
 fn proto(protocol: Protocol) -> &'static str {
@@ -273,6 +307,8 @@ struct Ctx<'a> {
     /// Peer addresses per rule: they do not depend on the subject pod, so every pod that a
     /// policy selects shares them (this keeps rendering linear in the number of pods).
     peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, Option<Addresses>>>,
+    /// Named sets created so far.
+    sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
     engine: &'a Engine,
     /// Invented pod addresses: an ipBlock never matches them (as in the analyser).
     synthetic: Vec<IpAddr>,
@@ -280,6 +316,27 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Addresses a rule's peers match (`None` = any address).
+    /// A set reference for `elements` (a literal when there is only one element).
+    fn set_ref(&self, element_type: &'static str, elements: Vec<String>) -> String {
+        if elements.len() == 1 {
+            return elements[0].clone();
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in element_type.bytes().chain(elements.join(",").bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        let name = format!("s{hash:016x}");
+        self.sets
+            .borrow_mut()
+            .entry(name.clone())
+            .or_insert(NamedSet {
+                element_type,
+                elements,
+            });
+        format!("@{name}")
+    }
+
     fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> Option<Addresses> {
         if let Some(found) = self.peer_cache.borrow().get(&key) {
             return found.clone();
@@ -360,6 +417,7 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
         peer_cache: Default::default(),
+        sets: Default::default(),
         engine,
         synthetic: inventory
             .pods
@@ -462,6 +520,7 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
             ruleset.isolated_endpoints += 1;
         }
     }
+    ruleset.sets = ctx.sets.into_inner();
     ruleset
 }
 
@@ -484,13 +543,13 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
             if !addresses.v4.is_empty() {
                 out.push(Some(format!(
                     "ip {peer_field} {}",
-                    render_set(true, &addresses.v4)
+                    ctx.set_ref("ipv4_addr", set_elements(true, &addresses.v4))
                 )));
             }
             if !addresses.v6.is_empty() {
                 out.push(Some(format!(
                     "ip6 {peer_field} {}",
-                    render_set(false, &addresses.v6)
+                    ctx.set_ref("ipv6_addr", set_elements(false, &addresses.v6))
                 )));
             }
             out
@@ -554,9 +613,9 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
                     })
                     .collect();
                 format!(
-                    "meta l4proto {} th dport {{ {} }}",
+                    "meta l4proto {} th dport {}",
                     proto(*protocol),
-                    items.join(", ")
+                    ctx.set_ref("inet_service", items)
                 )
             }
         };
@@ -602,8 +661,8 @@ mod tests {
         let (_, h1, h2) = bounds(&hole);
         let ranges = subtract(&[(a, b)], (h1, h2));
         assert_eq!(
-            render_set(true, &ranges),
-            "{ 10.0.0.0-10.0.255.255, 10.2.0.0-10.255.255.255 }"
+            set_elements(true, &ranges),
+            vec!["10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255"]
         );
     }
 }
