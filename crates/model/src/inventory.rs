@@ -4,6 +4,7 @@
 //! namespace carries `kubernetes.io/metadata.name`; pods are sorted by (namespace, name) and
 //! every pod has at least one address (real, or synthetic from [`SYNTHETIC_IPV4_RANGE`]).
 
+use crate::calico::{CalicoPolicy, NetworkSet, Tier};
 use crate::error::Origin;
 use crate::net::Protocol;
 use crate::policy::NetworkPolicy;
@@ -162,8 +163,16 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
+    /// Calico NetworkPolicies and GlobalNetworkPolicies.
+    pub calico_policies: Vec<CalicoPolicy>,
+    /// Calico NetworkSets and GlobalNetworkSets.
+    pub network_sets: Vec<NetworkSet>,
+    /// Calico Tiers.
+    pub tiers: Vec<Tier>,
     /// Objects of kinds netfence does not read, counted by `apiVersion/kind`.
     pub skipped_kinds: BTreeMap<String, usize>,
+    /// Things that load but that netfence cannot fully evaluate (e.g. Calico `http` matches).
+    pub warnings: Vec<String>,
 }
 
 impl Inventory {
@@ -196,6 +205,15 @@ impl Inventory {
             .iter()
             .flat_map(|p| p.ports.iter().map(|c| (c.protocol, c.port)))
             .collect()
+    }
+
+    /// Labels of a service account (empty when it is not in the input).
+    pub fn service_account_labels(&self, namespace: &str, name: &str) -> Labels {
+        self.service_accounts
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+            .map(|s| s.labels.clone())
+            .unwrap_or_default()
     }
 
     /// Total number of skipped objects.

@@ -9,6 +9,11 @@
 // does not matter, and boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+use crate::calico::{
+    self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
+    RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
+    Tier, TierDefault,
+};
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
     ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,
@@ -39,6 +44,10 @@ pub struct Loader {
     services: Vec<Service>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
+    calico_policies: Vec<CalicoPolicy>,
+    network_sets: Vec<NetworkSet>,
+    tiers: Vec<Tier>,
+    warnings: Vec<String>,
     skipped: BTreeMap<String, usize>,
     errors: Vec<LoadError>,
 }
@@ -393,6 +402,23 @@ impl Loader {
             ("" | "apps" | "extensions" | "batch", kind) if WORKLOAD_KINDS.contains(&kind) => {
                 self.load_workload(kind, value, &ctx)
             }
+            (
+                "projectcalico.org" | "crd.projectcalico.org",
+                "NetworkPolicy" | "GlobalNetworkPolicy",
+            ) => self.load_calico_policy(kind == "GlobalNetworkPolicy", value, &ctx),
+            ("projectcalico.org" | "crd.projectcalico.org", "NetworkSet" | "GlobalNetworkSet") => {
+                self.load_network_set(kind == "GlobalNetworkSet", value, &ctx)
+            }
+            ("projectcalico.org" | "crd.projectcalico.org", "Tier") => self.load_tier(value, &ctx),
+            ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
+                *self
+                    .skipped
+                    .entry(format!(
+                        "{api_version}/HostEndpoint (parsed, host endpoints are not evaluated)"
+                    ))
+                    .or_default() += 1;
+                typed::<Object<Value>>(value, &ctx).map(|_| ())
+            }
             _ => {
                 let key = if api_version.is_empty() {
                     kind.to_string()
@@ -514,6 +540,307 @@ impl Loader {
             .ok_or_else(|| ctx.field("spec", "missing: a NetworkPolicy needs a spec"))?;
         let policy = validate_network_policy(meta, spec, ctx)?;
         self.policies.push(policy);
+        Ok(())
+    }
+
+    fn load_calico_policy(
+        &mut self,
+        global: bool,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let object: Object<RawPolicySpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, !global)?;
+        let spec = object.spec.unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = namespace_of(&meta);
+        let sel = |text: &Option<String>,
+                   field: &str|
+         -> Result<Option<netfence_selector::calico::Selector>, LoadError> {
+            text.as_deref()
+                .map(|t| calico::selector(t).map_err(|m| ctx.field(field, m)))
+                .transpose()
+        };
+        let selector = sel(&spec.selector, "spec.selector")?
+            .unwrap_or(netfence_selector::calico::Selector::All);
+        let namespace_selector = sel(&spec.namespace_selector, "spec.namespaceSelector")?;
+        if !global && namespace_selector.is_some() {
+            return Err(ctx.field(
+                "spec.namespaceSelector",
+                "only a GlobalNetworkPolicy has a namespaceSelector",
+            ));
+        }
+        let service_account_selector = sel(
+            &spec.service_account_selector,
+            "spec.serviceAccountSelector",
+        )?;
+        let mut ingress = Vec::new();
+        for (i, rule) in spec.ingress.iter().flatten().enumerate() {
+            ingress.push(self.calico_rule(
+                rule,
+                &namespace,
+                global,
+                ctx,
+                &format!("spec.ingress[{i}]"),
+            )?);
+        }
+        let mut egress = Vec::new();
+        for (i, rule) in spec.egress.iter().flatten().enumerate() {
+            egress.push(self.calico_rule(
+                rule,
+                &namespace,
+                global,
+                ctx,
+                &format!("spec.egress[{i}]"),
+            )?);
+        }
+        let types = match spec.types.as_ref().filter(|t| !t.is_empty()) {
+            Some(types) => {
+                let mut out = Vec::new();
+                for (i, t) in types.iter().enumerate() {
+                    let parsed = match t.as_str() {
+                        "Ingress" => PolicyType::Ingress,
+                        "Egress" => PolicyType::Egress,
+                        other => {
+                            return Err(ctx.field(
+                                format!("spec.types[{i}]"),
+                                format!("unsupported value {other:?} (expected Ingress or Egress)"),
+                            ))
+                        }
+                    };
+                    if !out.contains(&parsed) {
+                        out.push(parsed);
+                    }
+                }
+                out
+            }
+            // v3 docs: Ingress if there are no egress rules, Egress if there are only egress
+            // rules, both when both are present.
+            None => match (ingress.is_empty(), egress.is_empty()) {
+                (_, true) => vec![PolicyType::Ingress],
+                (true, false) => vec![PolicyType::Egress],
+                (false, false) => vec![PolicyType::Ingress, PolicyType::Egress],
+            },
+        };
+        if spec.do_not_track == Some(true) || spec.pre_dnat == Some(true) {
+            self.warnings.push(format!(
+                "{}: {}: doNotTrack/preDNAT policies apply to host endpoints, which netfence does not evaluate",
+                ctx.origin,
+                ctx.object.clone().unwrap_or_default()
+            ));
+        }
+        self.calico_policies.push(CalicoPolicy {
+            scope: if global {
+                CalicoScope::Global { namespace_selector }
+            } else {
+                CalicoScope::Namespace(namespace)
+            },
+            name,
+            tier: spec
+                .tier
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            order: spec.order,
+            selector,
+            service_account_selector,
+            types,
+            ingress,
+            egress,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    fn calico_rule(
+        &mut self,
+        rule: &RawRule,
+        namespace: &str,
+        global: bool,
+        ctx: &Ctx,
+        path: &str,
+    ) -> Result<CalicoRule, LoadError> {
+        let action =
+            calico::action(&rule.action).map_err(|m| ctx.field(format!("{path}.action"), m))?;
+        let protocol = rule
+            .protocol
+            .as_ref()
+            .map(calico::protocol_number)
+            .transpose()
+            .map_err(|m| ctx.field(format!("{path}.protocol"), m))?;
+        let not_protocol = rule
+            .not_protocol
+            .as_ref()
+            .map(calico::protocol_number)
+            .transpose()
+            .map_err(|m| ctx.field(format!("{path}.notProtocol"), m))?;
+        let ip_version = match rule.ip_version {
+            None => None,
+            Some(v @ (4 | 6)) => Some(v as u8),
+            Some(other) => {
+                return Err(ctx.field(
+                    format!("{path}.ipVersion"),
+                    format!("must be 4 or 6, not {other}"),
+                ))
+            }
+        };
+        let icmp = rule.icmp.is_some() || rule.not_icmp.is_some();
+        if icmp && !matches!(protocol, Some(1 | 58)) {
+            return Err(ctx.field(
+                format!("{path}.icmp"),
+                "icmp/notICMP need protocol ICMP or ICMPv6",
+            ));
+        }
+        let source = self.entity(
+            &rule.source,
+            ctx,
+            &format!("{path}.source"),
+            namespace,
+            global,
+        )?;
+        let destination = self.entity(
+            &rule.destination,
+            ctx,
+            &format!("{path}.destination"),
+            namespace,
+            global,
+        )?;
+        for (entity, side) in [(&source, "source"), (&destination, "destination")] {
+            if (!entity.ports.is_empty() || !entity.not_ports.is_empty())
+                && !matches!(protocol, Some(6 | 17 | 132 | 136))
+            {
+                return Err(ctx.field(
+                    format!("{path}.{side}.ports"),
+                    "ports need protocol TCP, UDP, SCTP or UDPLite",
+                ));
+            }
+        }
+        if rule.http.is_some() {
+            self.warnings.push(format!(
+                "{}: {}: {path}.http: HTTP matches are not enforced at L3/L4; netfence evaluates the rule without them",
+                ctx.origin,
+                ctx.object.clone().unwrap_or_default()
+            ));
+        }
+        Ok(CalicoRule {
+            action,
+            protocol,
+            not_protocol,
+            ip_version,
+            icmp,
+            source,
+            destination,
+            http: rule.http.is_some(),
+        })
+    }
+
+    fn entity(
+        &mut self,
+        raw: &RawEntity,
+        ctx: &Ctx,
+        path: &str,
+        namespace: &str,
+        _global: bool,
+    ) -> Result<EntityRule, LoadError> {
+        let nets =
+            |list: &Option<Vec<String>>, field: &str| -> Result<Vec<ipnet::IpNet>, LoadError> {
+                list.iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        calico::net(t).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m))
+                    })
+                    .collect()
+            };
+        let ports = |list: &Option<Vec<calico::IntOrText>>,
+                     field: &str|
+         -> Result<Vec<calico::CalicoPort>, LoadError> {
+            list.iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, p)| {
+                    calico::calico_port(p).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m))
+                })
+                .collect()
+        };
+        let sel = |text: &Option<String>, field: &str| {
+            text.as_deref()
+                .map(|t| calico::selector(t).map_err(|m| ctx.field(format!("{path}.{field}"), m)))
+                .transpose()
+        };
+        let service_accounts = match &raw.service_accounts {
+            None => None,
+            Some(sa) => Some(ServiceAccountMatch {
+                names: sa.names.clone().unwrap_or_default(),
+                selector: sel(&sa.selector, "serviceAccounts.selector")?,
+            }),
+        };
+        Ok(EntityRule {
+            nets: nets(&raw.nets, "nets")?,
+            not_nets: nets(&raw.not_nets, "notNets")?,
+            selector: sel(&raw.selector, "selector")?,
+            not_selector: sel(&raw.not_selector, "notSelector")?,
+            namespace_selector: sel(&raw.namespace_selector, "namespaceSelector")?,
+            ports: ports(&raw.ports, "ports")?,
+            not_ports: ports(&raw.not_ports, "notPorts")?,
+            service_accounts,
+            services: raw.services.as_ref().map(|s| ServiceMatch {
+                name: s.name.clone(),
+                namespace: s
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| namespace.to_string()),
+            }),
+        })
+    }
+
+    fn load_network_set(
+        &mut self,
+        global: bool,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let object: Object<RawNetworkSetSpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, !global)?;
+        let mut nets = Vec::new();
+        for (i, text) in object
+            .spec
+            .unwrap_or_default()
+            .nets
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            nets.push(calico::net(text).map_err(|m| ctx.field(format!("spec.nets[{i}]"), m))?);
+        }
+        self.network_sets.push(NetworkSet {
+            namespace: (!global).then(|| namespace_of(&meta)),
+            name: meta.name.unwrap_or_default(),
+            labels: meta.labels.unwrap_or_default().into_iter().collect(),
+            nets,
+        });
+        Ok(())
+    }
+
+    fn load_tier(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<RawTierSpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, false)?;
+        let spec = object.spec.unwrap_or_default();
+        let default_action = match spec.default_action.as_deref() {
+            None | Some("Deny") => TierDefault::Deny,
+            Some("Pass") => TierDefault::Pass,
+            Some(other) => {
+                return Err(ctx.field(
+                    "spec.defaultAction",
+                    format!("must be Deny or Pass, not {other:?}"),
+                ))
+            }
+        };
+        self.tiers.push(Tier {
+            name: meta.name.unwrap_or_default(),
+            order: spec.order,
+            default_action,
+        });
         Ok(())
     }
 
@@ -717,6 +1044,23 @@ impl Loader {
                 });
         }
 
+        for policy in &self.calico_policies {
+            if let CalicoScope::Namespace(ns) = &policy.scope {
+                inventory
+                    .namespaces
+                    .entry(ns.clone())
+                    .or_insert_with(|| Namespace {
+                        labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())]),
+                        name: ns.clone(),
+                        declared: false,
+                        origin: None,
+                    });
+            }
+        }
+        inventory.calico_policies = self.calico_policies;
+        inventory.network_sets = self.network_sets;
+        inventory.tiers = self.tiers;
+        inventory.warnings = self.warnings;
         inventory.pods = pods;
         inventory.network_policies = policies;
         inventory.services = self.services;
