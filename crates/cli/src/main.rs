@@ -363,7 +363,8 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
         DataplaneCommand::Render { inputs, node } => {
             let engine = inputs::load(&inputs.files)?;
             let ruleset =
-                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node });
+                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
+                    .map_err(tool_failure)?;
             print!("{}", ruleset.script());
             eprintln!(
                 "netfence: {} isolated endpoints, {} chains, {} rules",
@@ -380,7 +381,8 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
         } => {
             let engine = inputs::load(&inputs.files)?;
             let ruleset =
-                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node });
+                netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
+                    .map_err(tool_failure)?;
             let started = std::time::Instant::now();
             netfence_dataplane::apply(&ruleset, netns.as_deref()).map_err(tool_failure)?;
             eprintln!(

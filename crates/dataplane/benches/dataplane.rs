@@ -120,10 +120,14 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
         let mut rendered = Ruleset::default();
         let render_ms = median(
             (0..repeats)
-                .map(|_| time_ms(|| rendered = render(&before, &RenderOptions::default())))
+                .map(|_| {
+                    time_ms(|| {
+                        rendered = render(&before, &RenderOptions::default()).expect("render")
+                    })
+                })
                 .collect(),
         );
-        let changed = render(&after, &RenderOptions::default());
+        let changed = render(&after, &RenderOptions::default()).expect("render");
         let (full, update) = with_netns(|ns| {
             let full = median(
                 (0..repeats)

@@ -89,10 +89,11 @@ fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Ruleset, String> {
         loader.load_path(input);
     }
     let inventory = loader.finish().map_err(|e| e.to_string())?;
-    Ok(render(
+    render(
         &Engine::new(inventory),
         &RenderOptions { node: node.clone() },
-    ))
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Run until `stop` is set, reporting every action through `log`.

@@ -136,7 +136,7 @@ fn pod_mac(index: usize) -> String {
 pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, DataplaneError> {
     let started = Instant::now();
     let lab = Lab::build(engine, &options.ports)?;
-    lab.apply(&render(engine, &RenderOptions::default()))?;
+    lab.apply(&render(engine, &RenderOptions::default())?)?;
     let setup = started.elapsed();
     let probing_started = Instant::now();
     let (observed, probes) = lab.probe_matrix(engine, options)?;

@@ -361,6 +361,9 @@ impl Ctx<'_> {
                         }
                     }
                 }
+                Peer::Calico(_) => {
+                    // Refused by `render` before we get here.
+                }
                 Peer::Net { net, except } => {
                     let (v4, first, last) = bounds(net);
                     let mut ranges = vec![(first, last)];
@@ -412,8 +415,31 @@ fn log_prefix(text: String) -> String {
     text + " "
 }
 
-/// Render the ruleset.
-pub fn render(engine: &Engine, options: &RenderOptions) -> Ruleset {
+/// Policy features the renderer does not compile to nftables yet; rendering refuses them
+/// rather than enforce something other than what the analyser predicts.
+pub fn unsupported(engine: &Engine) -> Option<String> {
+    engine
+        .tiers()
+        .iter()
+        .flat_map(|t| &t.policies)
+        .find(|p| p.kind != netfence_engine::ir::PolicyKind::NetworkPolicy)
+        .map(|p| {
+            format!(
+                "{} {} cannot be enforced yet: the nftables renderer covers Kubernetes NetworkPolicy only",
+                p.kind, p.name
+            )
+        })
+}
+
+/// Render the ruleset; an error names the first policy the renderer cannot compile yet.
+pub fn render(engine: &Engine, options: &RenderOptions) -> Result<Ruleset, crate::DataplaneError> {
+    if let Some(reason) = unsupported(engine) {
+        return Err(crate::DataplaneError::Other(reason));
+    }
+    Ok(render_supported(engine, options))
+}
+
+fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
         peer_cache: Default::default(),

@@ -99,7 +99,7 @@ fn eks_guide_ruleset_snapshot_and_kernel_check() {
     let mut loader = Loader::new();
     loader.load_path(&repo().join("examples/eks-guide"));
     let engine = Engine::new(loader.finish().expect("example loads"));
-    let ruleset = render(&engine, &RenderOptions::default());
+    let ruleset = render(&engine, &RenderOptions::default()).expect("render");
     assert_eq!(
         ruleset.isolated_endpoints, 4,
         "every pod but CoreDNS is isolated"
@@ -116,7 +116,11 @@ fn every_e2e_ruleset_passes_the_kernel_check() {
             ("inventory.yaml", &case.inventory),
             (&case.file, &case.policies),
         ]);
-        nft_check(&render(&engine, &RenderOptions::default()).script());
+        nft_check(
+            &render(&engine, &RenderOptions::default())
+                .expect("render")
+                .script(),
+        );
     }
 }
 
@@ -162,8 +166,8 @@ fn incremental_update_behaves_like_a_full_load_and_touches_only_what_changed() {
     let ports: Vec<ProbePort> = vec!["TCP/80".parse().unwrap(), "TCP/81".parse().unwrap()];
     let before = e2e_engine("001-default-deny-ingress.yaml", "");
     let after = e2e_engine("001-default-deny-ingress.yaml", ALLOW_Y_FROM_X);
-    let old = render(&before, &RenderOptions::default());
-    let new = render(&after, &RenderOptions::default());
+    let old = render(&before, &RenderOptions::default()).expect("render");
+    let new = render(&after, &RenderOptions::default()).expect("render");
     let script = new.update_script(&old);
     // Only namespace y's pods gain chains; x's chains are untouched.
     for name in old.chains.keys() {
@@ -210,8 +214,8 @@ spec:
         &format!("{base}---\n{ALLOW_Y_FROM_X}"),
     );
     let (r1, r2): (Ruleset, Ruleset) = (
-        render(&v1, &RenderOptions::default()),
-        render(&v2, &RenderOptions::default()),
+        render(&v1, &RenderOptions::default()).expect("render"),
+        render(&v2, &RenderOptions::default()).expect("render"),
     );
     let lab = Lab::build(&v1, &ports).expect("lab");
     lab.apply(&r1).expect("load");

@@ -9,10 +9,11 @@
 
 use crate::connset::{ConnSet, PortSet};
 use crate::ir::{
-    compile, Action, Direction, NamespaceMatch, Peer, PolicyKind, PortMatch, Rule, Subject, Tier,
-    TierEnd,
+    compile, Action, CalicoEntity, CalicoNamespaceScope, Direction, NamespaceMatch, Peer,
+    PolicyKind, PortMatch, Rule, Subject, Tier, TierEnd,
 };
 use netfence_model::{Inventory, Origin, Pod, PodId, PolicyType, Protocol};
+use netfence_selector::Labels;
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -140,7 +141,7 @@ impl Engine {
                 }
                 for (t, tier) in tiers.iter().enumerate() {
                     for (p, policy) in tier.policies.iter().enumerate() {
-                        if !subject_selects(&policy.subject, pod) {
+                        if !subject_selects(&policy.subject, &inventory, pod) {
                             continue;
                         }
                         for direction in [PolicyType::Ingress, PolicyType::Egress] {
@@ -315,7 +316,7 @@ impl Engine {
                 i += 1;
                 let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
                 for (r, rule) in rules.iter().enumerate() {
-                    if !self.rule_peer_matches(rule, peer)
+                    if !self.rule_peer_matches(rule, subject, peer)
                         || !port_matches(rule, &self.inventory, conn)
                     {
                         continue;
@@ -395,7 +396,7 @@ impl Engine {
                     if undecided.is_empty() {
                         break;
                     }
-                    if !self.rule_peer_matches(rule, peer) {
+                    if !self.rule_peer_matches(rule, subject, peer) {
                         continue;
                     }
                     let matched = rule_conns(rule, &self.inventory, dst).intersect(&undecided);
@@ -416,8 +417,13 @@ impl Engine {
         allowed.union(&remaining)
     }
 
-    fn rule_peer_matches(&self, rule: &Rule, peer: Endpoint) -> bool {
-        rule.peers.is_empty() || rule.peers.iter().any(|p| self.peer_is(p, peer))
+    /// Whether the rule's peers match `peer` and its local condition matches `subject`.
+    fn rule_peer_matches(&self, rule: &Rule, subject: PodId, peer: Endpoint) -> bool {
+        (rule.peers.is_empty() || rule.peers.iter().any(|p| self.peer_is(p, peer)))
+            && rule
+                .local
+                .as_ref()
+                .is_none_or(|local| self.peer_is(local, Endpoint::Pod(subject)))
     }
 
     fn peer_is(&self, peer: &Peer, endpoint: Endpoint) -> bool {
@@ -439,6 +445,143 @@ impl Engine {
                 !pod.synthetic_ip && pod.ips.iter().any(|ip| in_block(*ip, net, except))
             }
             (Peer::Net { net, except }, Endpoint::Address(ip)) => in_block(ip, net, except),
+            (Peer::Calico(entity), endpoint) => self.calico_entity_is(entity, endpoint),
+        }
+    }
+
+    /// Calico EntityRule semantics (docs.tigera.io "Rule" / "EntityRule"; felix computes the
+    /// same as IP sets): nets/notNets on the endpoint's addresses; selector/notSelector on
+    /// workload endpoints and network sets within the namespace scope; namespaceSelector
+    /// alone selects every endpoint of the matching namespaces (`global()`: the global network
+    /// sets); serviceAccounts and services only match workload endpoints.
+    fn calico_entity_is(&self, entity: &CalicoEntity, endpoint: Endpoint) -> bool {
+        let inventory = &self.inventory;
+        let (addresses, known): (Vec<IpAddr>, bool) = match endpoint {
+            Endpoint::Pod(id) => {
+                let pod = &inventory.pods[id];
+                (pod.ips.clone(), !pod.synthetic_ip)
+            }
+            Endpoint::Address(ip) => (vec![ip], true),
+        };
+        let in_nets = |nets: &[ipnet::IpNet]| {
+            known
+                && addresses
+                    .iter()
+                    .any(|ip| nets.iter().any(|n| n.contains(ip)))
+        };
+        if !entity.nets.is_empty() && !in_nets(&entity.nets) {
+            return false;
+        }
+        if !entity.not_nets.is_empty() && in_nets(&entity.not_nets) {
+            return false;
+        }
+        let selects_endpoints = entity.selector.is_some()
+            || entity.explicit_namespace
+            || entity.service_accounts.is_some()
+            || entity.service.is_some();
+        match endpoint {
+            Endpoint::Pod(id) => {
+                let pod = &inventory.pods[id];
+                let in_scope = self.calico_namespace_in_scope(&entity.scope, &pod.namespace);
+                let labels = calico_pod_labels(pod);
+                if selects_endpoints && !in_scope {
+                    return false;
+                }
+                if let Some(selector) = &entity.selector {
+                    if !selector.matches(&labels) {
+                        return false;
+                    }
+                }
+                if let Some(selector) = &entity.not_selector {
+                    if in_scope && selector.matches(&labels) {
+                        return false;
+                    }
+                }
+                if let Some(accounts) = &entity.service_accounts {
+                    if !accounts.names.is_empty() && !accounts.names.contains(&pod.service_account)
+                    {
+                        return false;
+                    }
+                    if let Some(selector) = &accounts.selector {
+                        let mut sa_labels =
+                            inventory.service_account_labels(&pod.namespace, &pod.service_account);
+                        sa_labels
+                            .insert("projectcalico.org/name".into(), pod.service_account.clone());
+                        if !selector.matches(&sa_labels) {
+                            return false;
+                        }
+                    }
+                }
+                if let Some(service) = &entity.service {
+                    let selected = inventory.services.iter().any(|s| {
+                        s.namespace == service.namespace
+                            && s.name == service.name
+                            && !s.selector.is_empty()
+                            && s.namespace == pod.namespace
+                            && s.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+                    });
+                    if !selected {
+                        return false;
+                    }
+                }
+                true
+            }
+            Endpoint::Address(ip) => {
+                if entity.service_accounts.is_some() || entity.service.is_some() {
+                    return false;
+                }
+                // Network sets that contain the address and lie in scope.
+                let sets: Vec<&netfence_model::calico::NetworkSet> = inventory
+                    .network_sets
+                    .iter()
+                    .filter(|set| set.nets.iter().any(|n| n.contains(&ip)))
+                    .filter(|set| self.calico_set_in_scope(&entity.scope, set.namespace.as_deref()))
+                    .collect();
+                let set_labels = |set: &netfence_model::calico::NetworkSet| {
+                    let mut labels = set.labels.clone();
+                    if let Some(ns) = &set.namespace {
+                        labels.insert("projectcalico.org/namespace".into(), ns.clone());
+                    }
+                    labels
+                };
+                if selects_endpoints {
+                    let ok = sets.iter().any(|set| {
+                        entity
+                            .selector
+                            .as_ref()
+                            .is_none_or(|s| s.matches(&set_labels(set)))
+                    });
+                    if !ok {
+                        return false;
+                    }
+                }
+                if let Some(selector) = &entity.not_selector {
+                    if sets.iter().any(|set| selector.matches(&set_labels(set))) {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn calico_namespace_in_scope(&self, scope: &CalicoNamespaceScope, namespace: &str) -> bool {
+        match scope {
+            CalicoNamespaceScope::Same(ns) => ns == namespace,
+            CalicoNamespaceScope::Any => true,
+            CalicoNamespaceScope::Selector(selector) => {
+                !selector.is_global()
+                    && selector.matches(&calico_namespace_labels(&self.inventory, namespace))
+            }
+        }
+    }
+
+    fn calico_set_in_scope(&self, scope: &CalicoNamespaceScope, namespace: Option<&str>) -> bool {
+        match (scope, namespace) {
+            (CalicoNamespaceScope::Selector(selector), None) => selector.is_global(),
+            (CalicoNamespaceScope::Any, None) => true,
+            (CalicoNamespaceScope::Same(_), None) => false,
+            (scope, Some(ns)) => self.calico_namespace_in_scope(scope, ns),
         }
     }
 }
@@ -459,12 +602,55 @@ fn in_block(ip: IpAddr, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> bool {
     net.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
 }
 
-fn subject_selects(subject: &Subject, pod: &Pod) -> bool {
+/// A pod's labels as Calico selectors see them: its own, plus
+/// `projectcalico.org/namespace`, `projectcalico.org/serviceaccount` and
+/// `projectcalico.org/orchestrator: k8s` (libcalico-go `lib/backend/k8s/conversion`).
+fn calico_pod_labels(pod: &Pod) -> Labels {
+    let mut labels = pod.labels.clone();
+    labels.insert("projectcalico.org/namespace".into(), pod.namespace.clone());
+    labels.insert(
+        "projectcalico.org/serviceaccount".into(),
+        pod.service_account.clone(),
+    );
+    labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+    labels
+}
+
+/// A namespace's labels as Calico namespace selectors see them: its own plus
+/// `projectcalico.org/name`.
+fn calico_namespace_labels(inventory: &Inventory, namespace: &str) -> Labels {
+    let mut labels = inventory.namespace_labels(namespace).clone();
+    labels.insert("projectcalico.org/name".into(), namespace.to_string());
+    labels
+}
+
+fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
     match subject {
         Subject::PodsInNamespace {
             namespace,
             selector,
         } => &pod.namespace == namespace && selector.matches(&pod.labels),
+        Subject::Calico {
+            namespace,
+            namespace_selector,
+            selector,
+            service_account_selector,
+        } => {
+            let namespace_ok = match (namespace, namespace_selector) {
+                (Some(ns), _) => &pod.namespace == ns,
+                (None, Some(ns_selector)) => {
+                    ns_selector.matches(&calico_namespace_labels(inventory, &pod.namespace))
+                }
+                (None, None) => true,
+            };
+            let account_ok = service_account_selector.as_ref().is_none_or(|s| {
+                let mut labels =
+                    inventory.service_account_labels(&pod.namespace, &pod.service_account);
+                labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
+                s.matches(&labels)
+            });
+            namespace_ok && account_ok && selector.matches(&calico_pod_labels(pod))
+        }
     }
 }
 
@@ -482,23 +668,50 @@ fn resolve_named(
     }
 }
 
-fn port_matches(rule: &Rule, inventory: &Inventory, conn: &Conn) -> bool {
-    rule.ports.is_empty()
-        || rule.ports.iter().any(|port| match port {
-            PortMatch::Protocol(p) => *p == conn.protocol,
-            PortMatch::Range(p, range) => *p == conn.protocol && range.contains(conn.port),
-            PortMatch::Named(p, name) => {
-                *p == conn.protocol
-                    && resolve_named(inventory, conn.dst, name, *p) == Some(conn.port)
-            }
-        })
+fn protocol_number(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    }
 }
 
-fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
-    if rule.ports.is_empty() {
-        return ConnSet::all();
+/// The address family of a connection: that of the destination's (first) address.
+fn family(inventory: &Inventory, dst: Endpoint) -> u8 {
+    let ip = match dst {
+        Endpoint::Pod(id) => inventory.pods[id].ips.first().copied(),
+        Endpoint::Address(ip) => Some(ip),
+    };
+    match ip {
+        Some(IpAddr::V6(_)) => 6,
+        _ => 4,
     }
-    rule.ports.iter().fold(ConnSet::empty(), |acc, port| {
+}
+
+fn port_in(ports: &[PortMatch], inventory: &Inventory, conn: &Conn) -> bool {
+    ports.iter().any(|port| match port {
+        PortMatch::Protocol(p) => *p == conn.protocol,
+        PortMatch::Range(p, range) => *p == conn.protocol && range.contains(conn.port),
+        PortMatch::Named(p, name) => {
+            *p == conn.protocol && resolve_named(inventory, conn.dst, name, *p) == Some(conn.port)
+        }
+    })
+}
+
+/// Whether the connection meets the rule's protocol, family and port conditions.
+fn port_matches(rule: &Rule, inventory: &Inventory, conn: &Conn) -> bool {
+    let number = protocol_number(conn.protocol);
+    rule.protocol.is_none_or(|p| p == number)
+        && rule.not_protocol != Some(number)
+        && rule
+            .ip_version
+            .is_none_or(|v| v == family(inventory, conn.dst))
+        && (rule.ports.is_empty() || port_in(&rule.ports, inventory, conn))
+        && !port_in(&rule.not_ports, inventory, conn)
+}
+
+fn ports_conns(ports: &[PortMatch], inventory: &Inventory, dst: Endpoint) -> ConnSet {
+    ports.iter().fold(ConnSet::empty(), |acc, port| {
         let conns = match port {
             PortMatch::Protocol(p) => ConnSet::protocol(*p),
             PortMatch::Range(p, range) => ConnSet::ports(*p, PortSet::range(*range)),
@@ -509,4 +722,25 @@ fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
         };
         acc.union(&conns)
     })
+}
+
+/// Every connection to `dst` that the rule's protocol, family and port conditions accept.
+fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
+    if rule.ip_version.is_some_and(|v| v != family(inventory, dst)) {
+        return ConnSet::empty();
+    }
+    let mut conns = if rule.ports.is_empty() {
+        ConnSet::all()
+    } else {
+        ports_conns(&rule.ports, inventory, dst)
+    };
+    for protocol in Protocol::ALL {
+        let number = protocol_number(protocol);
+        let excluded =
+            rule.protocol.is_some_and(|p| p != number) || rule.not_protocol == Some(number);
+        if excluded {
+            conns = conns.subtract(&ConnSet::protocol(protocol));
+        }
+    }
+    conns.subtract(&ports_conns(&rule.not_ports, inventory, dst))
 }

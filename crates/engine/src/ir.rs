@@ -6,9 +6,14 @@
 //! them selects is denied at the end of the tier when none allowed the connection.
 
 use ipnet::IpNet;
+use netfence_model::calico::{
+    CalicoAction, CalicoPolicy, CalicoPort, CalicoRule, CalicoScope, EntityRule,
+    ServiceAccountMatch, ServiceMatch, TierDefault,
+};
 use netfence_model::{
     Inventory, NetworkPolicy, NpPeer, NpPortSpec, Origin, PolicyType, PortRange, Protocol,
 };
+use netfence_selector::calico::Selector as CalicoSelector;
 use netfence_selector::LabelSelector;
 use serde::Serialize;
 use std::fmt;
@@ -54,12 +59,18 @@ pub enum TierEnd {
 pub enum PolicyKind {
     /// networking.k8s.io/v1 NetworkPolicy.
     NetworkPolicy,
+    /// projectcalico.org/v3 NetworkPolicy.
+    CalicoNetworkPolicy,
+    /// projectcalico.org/v3 GlobalNetworkPolicy.
+    CalicoGlobalNetworkPolicy,
 }
 
 impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PolicyKind::NetworkPolicy => "NetworkPolicy",
+            PolicyKind::CalicoNetworkPolicy => "Calico NetworkPolicy",
+            PolicyKind::CalicoGlobalNetworkPolicy => "Calico GlobalNetworkPolicy",
         })
     }
 }
@@ -84,6 +95,18 @@ pub enum Subject {
         namespace: String,
         /// The pod selector.
         selector: LabelSelector,
+    },
+    /// Calico: endpoints matching a selector (over pod labels plus Calico's implicit labels),
+    /// in one namespace or, for a global policy, in namespaces matching a selector (or all).
+    Calico {
+        /// The namespace of a namespaced policy.
+        namespace: Option<String>,
+        /// `namespaceSelector` of a global policy.
+        namespace_selector: Option<CalicoSelector>,
+        /// `selector`.
+        selector: CalicoSelector,
+        /// `serviceAccountSelector`.
+        service_account_selector: Option<CalicoSelector>,
     },
 }
 
@@ -124,6 +147,33 @@ pub struct Rule {
     pub peers: Vec<Peer>,
     /// Ports, OR-ed; empty = any connection.
     pub ports: Vec<PortMatch>,
+    /// Ports that must not match (Calico `notPorts`).
+    pub not_ports: Vec<PortMatch>,
+    /// IANA protocol number the connection must have (Calico `protocol`).
+    pub protocol: Option<u8>,
+    /// IANA protocol number the connection must not have (Calico `notProtocol`).
+    pub not_protocol: Option<u8>,
+    /// Address family (4 or 6) the connection must have (Calico `ipVersion`).
+    pub ip_version: Option<u8>,
+    /// A condition on the policy's own endpoint (Calico: the `destination` of an ingress rule,
+    /// the `source` of an egress rule, apart from ports).
+    pub local: Option<Peer>,
+}
+
+impl Rule {
+    /// A rule with only an action, peers and ports (the Kubernetes shape).
+    pub fn simple(action: Action, peers: Vec<Peer>, ports: Vec<PortMatch>) -> Rule {
+        Rule {
+            action,
+            peers,
+            ports,
+            not_ports: Vec::new(),
+            protocol: None,
+            not_protocol: None,
+            ip_version: None,
+            local: None,
+        }
+    }
 }
 
 /// Which namespaces a pod peer may be in.
@@ -152,6 +202,53 @@ pub enum Peer {
         /// Excluded sub-CIDRs.
         except: Vec<IpNet>,
     },
+    /// A Calico entity rule (every present field must match).
+    Calico(Box<CalicoEntity>),
+}
+
+/// Where a Calico entity's selectors look for endpoints and network sets.
+#[derive(Clone, Debug)]
+pub enum CalicoNamespaceScope {
+    /// The policy's own namespace (namespaced policy, no `namespaceSelector`).
+    Same(String),
+    /// Namespaces matching `namespaceSelector`; `global()` = non-namespaced network sets.
+    Selector(CalicoSelector),
+    /// Every namespace and the global network sets (global policy, no `namespaceSelector`).
+    Any,
+}
+
+/// A compiled Calico `EntityRule` (without its ports, which the rule carries).
+#[derive(Clone, Debug)]
+pub struct CalicoEntity {
+    /// `nets` (OR; empty = any address).
+    pub nets: Vec<IpNet>,
+    /// `notNets`.
+    pub not_nets: Vec<IpNet>,
+    /// `selector`.
+    pub selector: Option<CalicoSelector>,
+    /// `notSelector`.
+    pub not_selector: Option<CalicoSelector>,
+    /// Whether `namespaceSelector` was given (then it limits endpoints even without `selector`).
+    pub explicit_namespace: bool,
+    /// Scope of the selectors.
+    pub scope: CalicoNamespaceScope,
+    /// `serviceAccounts`.
+    pub service_accounts: Option<ServiceAccountMatch>,
+    /// `services`.
+    pub service: Option<ServiceMatch>,
+}
+
+impl CalicoEntity {
+    /// Whether the entity constrains anything besides ports.
+    pub fn is_unconstrained(&self) -> bool {
+        self.nets.is_empty()
+            && self.not_nets.is_empty()
+            && self.selector.is_none()
+            && self.not_selector.is_none()
+            && !self.explicit_namespace
+            && self.service_accounts.is_none()
+            && self.service.is_none()
+    }
 }
 
 /// A port condition.
@@ -175,21 +272,174 @@ impl fmt::Display for PortMatch {
     }
 }
 
-/// Compile the inventory's policies into tiers.
+/// Order of Calico's `default` tier when no Tier object declares it (Calico ≥ 3.28 creates it
+/// with order 1,000,000; docs.tigera.io "Tier" resource).
+pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+
+/// Order of Kubernetes NetworkPolicies within tier `default` (Calico gives them order 1000;
+/// libcalico-go `lib/backend/k8s/conversion` converts them with `Order: 1000`).
+pub const KUBERNETES_POLICY_ORDER: f64 = 1000.0;
+
+/// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
+/// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
-    let policies = inventory
-        .network_policies
-        .iter()
-        .map(compile_network_policy)
-        .collect::<Vec<_>>();
-    if policies.is_empty() {
-        return Vec::new();
+    // (tier name) -> (order, end, [(order, sort name, policy)])
+    let mut tiers: std::collections::BTreeMap<
+        String,
+        (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>),
+    > = std::collections::BTreeMap::new();
+    for declared in &inventory.tiers {
+        let end = match declared.default_action {
+            TierDefault::Deny => TierEnd::Deny,
+            TierDefault::Pass => TierEnd::Pass,
+        };
+        tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
-    vec![Tier {
-        name: "default".into(),
-        end: TierEnd::Deny,
-        policies,
-    }]
+    for policy in &inventory.network_policies {
+        let compiled = compile_network_policy(policy);
+        let sort_name = format!("{}/knp.default.{}", policy.namespace, policy.name);
+        tiers
+            .entry("default".into())
+            .or_insert_with(|| (Some(DEFAULT_TIER_ORDER), TierEnd::Deny, Vec::new()))
+            .2
+            .push((Some(KUBERNETES_POLICY_ORDER), sort_name, compiled));
+    }
+    for policy in &inventory.calico_policies {
+        let compiled = compile_calico_policy(policy, inventory);
+        tiers
+            .entry(policy.tier.clone())
+            .or_insert_with(|| {
+                let order = (policy.tier == "default").then_some(DEFAULT_TIER_ORDER);
+                (order, TierEnd::Deny, Vec::new())
+            })
+            .2
+            .push((policy.order, policy.display_name(), compiled));
+    }
+    let by_order = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    };
+    let mut out: Vec<(Option<f64>, String, Tier)> = tiers
+        .into_iter()
+        .filter(|(_, (_, _, policies))| !policies.is_empty())
+        .map(|(name, (order, end, mut policies))| {
+            policies.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
+            (
+                order,
+                name.clone(),
+                Tier {
+                    name,
+                    end,
+                    policies: policies.into_iter().map(|(_, _, p)| p).collect(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
+    out.into_iter().map(|(_, _, tier)| tier).collect()
+}
+
+fn protocol_enum(number: u8) -> Option<Protocol> {
+    match number {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        132 => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+fn compile_calico_policy(policy: &CalicoPolicy, _inventory: &Inventory) -> Policy {
+    let (kind, namespace, namespace_selector) = match &policy.scope {
+        CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
+        CalicoScope::Global { namespace_selector } => (
+            PolicyKind::CalicoGlobalNetworkPolicy,
+            None,
+            namespace_selector.clone(),
+        ),
+    };
+    let scope_for = |entity: &EntityRule| match (&entity.namespace_selector, &namespace) {
+        (Some(selector), _) => CalicoNamespaceScope::Selector(selector.clone()),
+        (None, Some(ns)) => CalicoNamespaceScope::Same(ns.clone()),
+        (None, None) => CalicoNamespaceScope::Any,
+    };
+    let entity = |e: &EntityRule| CalicoEntity {
+        nets: e.nets.clone(),
+        not_nets: e.not_nets.clone(),
+        selector: e.selector.clone(),
+        not_selector: e.not_selector.clone(),
+        explicit_namespace: e.namespace_selector.is_some(),
+        scope: scope_for(e),
+        service_accounts: e.service_accounts.clone(),
+        service: e.services.clone(),
+    };
+    let as_peer = |e: CalicoEntity| (!e.is_unconstrained()).then(|| Peer::Calico(Box::new(e)));
+    let ports = |list: &[CalicoPort], protocol: Option<u8>| -> Vec<PortMatch> {
+        let Some(p) = protocol.and_then(protocol_enum) else {
+            return Vec::new();
+        };
+        list.iter()
+            .map(|port| match port {
+                CalicoPort::Range(range) => PortMatch::Range(p, *range),
+                CalicoPort::Named(name) => PortMatch::Named(p, name.clone()),
+            })
+            .collect()
+    };
+    let compile_rule = |rule: &CalicoRule, direction: PolicyType| {
+        let (peer, local) = match direction {
+            PolicyType::Ingress => (&rule.source, &rule.destination),
+            PolicyType::Egress => (&rule.destination, &rule.source),
+        };
+        let mut ports_match = ports(&rule.destination.ports, rule.protocol);
+        let protocol = if rule.icmp {
+            Some(rule.protocol.unwrap_or(1))
+        } else {
+            rule.protocol
+        };
+        // Ports on a protocol netfence does not model (UDPLite) can never match a modelled
+        // connection: keep the protocol condition, which already excludes them.
+        if !rule.destination.ports.is_empty() && ports_match.is_empty() {
+            ports_match = Vec::new();
+        }
+        Rule {
+            action: match rule.action {
+                CalicoAction::Allow => Action::Allow,
+                CalicoAction::Deny => Action::Deny,
+                CalicoAction::Log => Action::Log,
+                CalicoAction::Pass => Action::Pass,
+            },
+            peers: as_peer(entity(peer)).into_iter().collect(),
+            ports: ports_match,
+            not_ports: ports(&rule.destination.not_ports, rule.protocol),
+            protocol,
+            not_protocol: rule.not_protocol,
+            ip_version: rule.ip_version,
+            local: as_peer(entity(local)),
+        }
+    };
+    let rules = |direction: PolicyType| {
+        policy.types.contains(&direction).then(|| {
+            policy
+                .rules(direction)
+                .iter()
+                .map(|r| compile_rule(r, direction))
+                .collect()
+        })
+    };
+    Policy {
+        kind,
+        name: policy.display_name(),
+        origin: policy.origin.clone(),
+        subject: Subject::Calico {
+            namespace: namespace.clone(),
+            namespace_selector,
+            selector: policy.selector.clone(),
+            service_account_selector: policy.service_account_selector.clone(),
+        },
+        ingress: rules(PolicyType::Ingress),
+        egress: rules(PolicyType::Egress),
+    }
 }
 
 fn compile_network_policy(policy: &NetworkPolicy) -> Policy {
@@ -198,24 +448,24 @@ fn compile_network_policy(policy: &NetworkPolicy) -> Policy {
             policy
                 .rules(direction)
                 .iter()
-                .map(|rule| Rule {
-                    action: Action::Allow,
-                    peers: rule
-                        .peers
-                        .iter()
-                        .map(|peer| compile_peer(peer, &policy.namespace))
-                        .collect(),
-                    ports: rule
-                        .ports
-                        .iter()
-                        .map(|port| match &port.port {
-                            NpPortSpec::All => PortMatch::Protocol(port.protocol),
-                            NpPortSpec::Range(range) => PortMatch::Range(port.protocol, *range),
-                            NpPortSpec::Named(name) => {
-                                PortMatch::Named(port.protocol, name.clone())
-                            }
-                        })
-                        .collect(),
+                .map(|rule| {
+                    Rule::simple(
+                        Action::Allow,
+                        rule.peers
+                            .iter()
+                            .map(|peer| compile_peer(peer, &policy.namespace))
+                            .collect(),
+                        rule.ports
+                            .iter()
+                            .map(|port| match &port.port {
+                                NpPortSpec::All => PortMatch::Protocol(port.protocol),
+                                NpPortSpec::Range(range) => PortMatch::Range(port.protocol, *range),
+                                NpPortSpec::Named(name) => {
+                                    PortMatch::Named(port.protocol, name.clone())
+                                }
+                            })
+                            .collect(),
+                    )
                 })
                 .collect()
         })
