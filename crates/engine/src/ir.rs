@@ -280,14 +280,15 @@ pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
 /// libcalico-go `lib/backend/k8s/conversion` converts them with `Order: 1000`).
 pub const KUBERNETES_POLICY_ORDER: f64 = 1000.0;
 
+/// A tier being assembled: its order, end action and (order, sort name, policy) entries.
+type TierBuilder = (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>);
+
 /// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
 /// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
-    let mut tiers: std::collections::BTreeMap<
-        String,
-        (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>),
-    > = std::collections::BTreeMap::new();
+    let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
+        std::collections::BTreeMap::new();
     for declared in &inventory.tiers {
         let end = match declared.default_action {
             TierDefault::Deny => TierEnd::Deny,
