@@ -21,6 +21,9 @@ pub fn finish(loader: Loader) -> Result<Engine, Failure> {
         .finish()
         .map_err(|errors| Failure::input(errors.to_string()))?;
     report_skipped(&inventory);
+    for warning in &inventory.warnings {
+        eprintln!("netfence: warning: {warning}");
+    }
     Ok(Engine::new(inventory))
 }
 

@@ -67,8 +67,16 @@ pub fn query_text(
                 .collect();
             writeln!(out, "      selected by: {}", names.join(", "))?;
         }
-        for step in &direction.passed_through {
-            writeln!(out, "      matched first: {}", rule_text(step))?;
+        if !direction.passed_through.is_empty() {
+            // The walk: every Pass/Log step, then what decided.
+            let mut steps: Vec<String> = direction.passed_through.iter().map(rule_text).collect();
+            steps.push(match &direction.outcome {
+                Outcome::Rule { rule } => rule_text(rule),
+                Outcome::EndOfTier { tier } => format!("end of tier {tier} Deny"),
+                Outcome::DefaultAllow => "profile Allow".into(),
+                _ => String::new(),
+            });
+            writeln!(out, "      walk: {}", steps.join(" -> "))?;
         }
     }
     Ok(())

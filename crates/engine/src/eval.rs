@@ -484,7 +484,11 @@ impl Engine {
                 let pod = &inventory.pods[id];
                 let in_scope = self.calico_namespace_in_scope(&entity.scope, &pod.namespace);
                 let labels = calico_pod_labels(pod);
-                if selects_endpoints && !in_scope {
+                // `services` names its namespace itself; the other fields look in the scope.
+                let scoped = entity.selector.is_some()
+                    || entity.explicit_namespace
+                    || entity.service_accounts.is_some();
+                if scoped && !in_scope {
                     return false;
                 }
                 if let Some(selector) = &entity.selector {

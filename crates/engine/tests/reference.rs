@@ -424,3 +424,201 @@ fn random_clusters_exercise_the_semantics() {
         "allowed {allowed}, denied {denied}"
     );
 }
+
+/// A Kubernetes label selector written in the Calico selector language.
+fn calico_selector(selector: &netfence_selector::LabelSelector) -> String {
+    use netfence_selector::Requirement;
+    let quote = |values: &std::collections::BTreeSet<String>| {
+        values
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let parts: Vec<String> = selector
+        .requirements()
+        .iter()
+        .map(|r| match r {
+            Requirement::In(k, v) => format!("{k} in {{{}}}", quote(v)),
+            Requirement::NotIn(k, v) => format!("{k} not in {{{}}}", quote(v)),
+            Requirement::Exists(k) => format!("has({k})"),
+            Requirement::DoesNotExist(k) => format!("!has({k})"),
+        })
+        .collect();
+    if parts.is_empty() {
+        "all()".into()
+    } else {
+        parts.join(" && ")
+    }
+}
+
+/// Translate a Kubernetes NetworkPolicy into Calico NetworkPolicies that mean the same:
+/// one Allow rule per (peer, protocol) pair, in tier default.
+fn to_calico(policy: &NetworkPolicy) -> String {
+    let mut yaml = format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {{name: {}, namespace: {}}}\nspec:\n  selector: '{}'\n  types: [{}]\n",
+        policy.name,
+        policy.namespace,
+        calico_selector(&policy.pod_selector),
+        policy.policy_types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    for direction in [PolicyType::Ingress, PolicyType::Egress] {
+        let (key, peer_side) = match direction {
+            PolicyType::Ingress => ("ingress", "source"),
+            PolicyType::Egress => ("egress", "destination"),
+        };
+        let mut rules = Vec::new();
+        for rule in policy.rules(direction) {
+            let peers: Vec<String> = if rule.peers.is_empty() {
+                vec![String::new()]
+            } else {
+                rule.peers
+                    .iter()
+                    .map(|peer| match peer {
+                        NpPeer::Pods {
+                            namespace_selector,
+                            pod_selector,
+                        } => {
+                            let mut fields =
+                                vec![format!("selector: '{}'", calico_selector(pod_selector))];
+                            if let Some(ns) = namespace_selector {
+                                fields
+                                    .push(format!("namespaceSelector: '{}'", calico_selector(ns)));
+                            }
+                            fields.join(", ")
+                        }
+                        NpPeer::IpBlock { cidr, except } => {
+                            let except: Vec<String> =
+                                except.iter().map(|e| e.to_string()).collect();
+                            format!("nets: [{cidr}], notNets: [{}]", except.join(", "))
+                        }
+                    })
+                    .collect()
+            };
+            // Ports grouped by protocol; `None` = the whole protocol; no ports = any traffic.
+            let mut by_protocol: std::collections::BTreeMap<&str, Option<Vec<String>>> =
+                std::collections::BTreeMap::new();
+            for port in &rule.ports {
+                let entry = by_protocol
+                    .entry(port.protocol.as_str())
+                    .or_insert_with(|| Some(Vec::new()));
+                match &port.port {
+                    NpPortSpec::All => *entry = None,
+                    NpPortSpec::Range(r) => {
+                        if let Some(list) = entry {
+                            list.push(format!("'{}:{}'", r.first(), r.last()));
+                        }
+                    }
+                    NpPortSpec::Named(name) => {
+                        if let Some(list) = entry {
+                            list.push(name.clone());
+                        }
+                    }
+                }
+            }
+            for peer in &peers {
+                if by_protocol.is_empty() {
+                    rules.push(format!("  - action: Allow\n    {peer_side}: {{{peer}}}\n"));
+                }
+                for (protocol, ports) in &by_protocol {
+                    let ports = match ports {
+                        None => String::new(),
+                        Some(list) => format!("ports: [{}]", list.join(", ")),
+                    };
+                    let (source, destination) = match direction {
+                        PolicyType::Ingress => (peer.clone(), ports),
+                        PolicyType::Egress => (
+                            [peer.clone(), ports]
+                                .into_iter()
+                                .filter(|s| !s.is_empty())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            String::new(),
+                        ),
+                    };
+                    let destination = if direction == PolicyType::Egress {
+                        source.clone()
+                    } else {
+                        destination
+                    };
+                    let source = if direction == PolicyType::Egress {
+                        String::new()
+                    } else {
+                        source
+                    };
+                    rules.push(format!(
+                        "  - action: Allow\n    protocol: {protocol}\n    source: {{{source}}}\n    destination: {{{destination}}}\n"
+                    ));
+                }
+            }
+        }
+        if !rules.is_empty() {
+            yaml.push_str(&format!("  {key}:\n{}", rules.concat()));
+        }
+    }
+    yaml
+}
+
+#[test]
+fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
+    const CASES: u32 = 300;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&any::<u64>(), |seed| {
+        let yaml = random_cluster(seed);
+        let mut loader = Loader::new();
+        loader.load_str("random.yaml", &yaml);
+        let kubernetes = loader
+            .finish()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let calico_yaml: String = kubernetes.network_policies.iter().map(to_calico).collect();
+        let mut loader = Loader::new();
+        loader.load_str("calico.yaml", &calico_yaml);
+        let translated = loader
+            .finish()
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{calico_yaml}")))?;
+        prop_assert_eq!(
+            translated.calico_policies.len(),
+            kubernetes.network_policies.len()
+        );
+        let mut calico = kubernetes.clone();
+        calico.network_policies.clear();
+        calico.calico_policies = translated.calico_policies;
+        let (a, b) = (Engine::new(kubernetes.clone()), Engine::new(calico));
+        prop_assert!(b.tiers().iter().all(|t| t
+            .policies
+            .iter()
+            .all(|p| p.kind != netfence_engine::ir::PolicyKind::NetworkPolicy)));
+        let mut endpoints: Vec<Endpoint> = (0..kubernetes.pods.len()).map(Endpoint::Pod).collect();
+        endpoints.push(Endpoint::Address("10.0.0.200".parse().unwrap()));
+        endpoints.push(Endpoint::Address("192.0.2.1".parse().unwrap()));
+        for &src in &endpoints {
+            for &dst in &endpoints {
+                if matches!((src, dst), (Endpoint::Address(_), Endpoint::Address(_))) {
+                    continue;
+                }
+                for (protocol, port) in PROBES {
+                    prop_assert_eq!(
+                        a.allowed(src, dst, protocol, port),
+                        b.allowed(src, dst, protocol, port),
+                        "{:?} -> {:?} {:?}/{}\n{}\n{}",
+                        src,
+                        dst,
+                        protocol,
+                        port,
+                        yaml,
+                        calico_yaml
+                    );
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!("calico translation: {CASES} random Kubernetes policy sets give the same matrix as Calico policies");
+}
