@@ -54,14 +54,25 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
             for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
                 for rule in rules {
                     for peer in &rule.peers {
-                        if let Peer::Net { net, except } = peer {
-                            nets.push(*net);
-                            nets.extend(except.iter().copied());
+                        match peer {
+                            Peer::Net { net, except } => {
+                                nets.push(*net);
+                                nets.extend(except.iter().copied());
+                            }
+                            Peer::Calico(entity) => {
+                                nets.extend(entity.nets.iter().copied());
+                                nets.extend(entity.not_nets.iter().copied());
+                            }
+                            Peer::Pods { .. } => {}
                         }
                     }
                 }
             }
         }
+    }
+    // Calico network sets give external addresses labels that selectors can match.
+    for set in &engine.inventory().network_sets {
+        nets.extend(set.nets.iter().copied());
     }
     for net in nets {
         match net {

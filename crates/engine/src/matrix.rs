@@ -37,8 +37,8 @@ impl FromStr for ProbePort {
     }
 }
 
-/// Every port that some pod declares or some policy mentions by number (both ends of an
-/// `endPort` range), sorted by protocol then port.
+/// Every port that some pod declares or some policy (Kubernetes or Calico) mentions by number
+/// (both ends of a range), sorted by protocol then port.
 pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
     let mut ports: BTreeSet<(Protocol, u16)> = inventory.declared_ports();
     for policy in &inventory.network_policies {
@@ -47,6 +47,27 @@ pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
                 if let NpPortSpec::Range(range) = &port.port {
                     ports.insert((port.protocol, range.first()));
                     ports.insert((port.protocol, range.last()));
+                }
+            }
+        }
+    }
+    for policy in &inventory.calico_policies {
+        for rule in policy.ingress.iter().chain(&policy.egress) {
+            let protocol = match rule.protocol {
+                Some(6) => Protocol::Tcp,
+                Some(17) => Protocol::Udp,
+                Some(132) => Protocol::Sctp,
+                _ => continue,
+            };
+            for port in rule
+                .destination
+                .ports
+                .iter()
+                .chain(&rule.destination.not_ports)
+            {
+                if let netfence_model::calico::CalicoPort::Range(range) = port {
+                    ports.insert((protocol, range.first()));
+                    ports.insert((protocol, range.last()));
                 }
             }
         }

@@ -714,6 +714,19 @@ impl Loader {
                 ));
             }
         }
+        if rule.source.ports.as_ref().is_some_and(|p| !p.is_empty())
+            || rule
+                .source
+                .not_ports
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+        {
+            self.warnings.push(format!(
+                "{}: {}: {path}.source.ports: source ports are not modelled (connections are identified by destination port); the rule is evaluated as if every source port matched",
+                ctx.origin,
+                ctx.object.clone().unwrap_or_default()
+            ));
+        }
         if rule.http.is_some() {
             self.warnings.push(format!(
                 "{}: {}: {path}.http: HTTP matches are not enforced at L3/L4; netfence evaluates the rule without them",
