@@ -361,7 +361,7 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                Peer::Calico(_) => {
+                Peer::Calico(_) | Peer::Nodes(_) => {
                     // Refused by `render` before we get here.
                 }
                 Peer::Net { net, except } => {

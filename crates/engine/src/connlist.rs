@@ -63,6 +63,13 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
                                 nets.extend(entity.nets.iter().copied());
                                 nets.extend(entity.not_nets.iter().copied());
                             }
+                            Peer::Nodes(_) => {
+                                for node in &engine.inventory().nodes {
+                                    nets.extend(
+                                        node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)),
+                                    );
+                                }
+                            }
                             Peer::Pods { .. } => {}
                         }
                     }
@@ -111,6 +118,26 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
     ranges
 }
 
+/// Whether two endpoints can talk at all: a pod-to-address pair needs the pod to have an
+/// address of the same family (an IPv4-only pod cannot reach an IPv6 range).
+fn same_family(engine: &Engine, a: Endpoint, b: Endpoint) -> bool {
+    let families = |e: Endpoint| -> (bool, bool) {
+        match e {
+            Endpoint::Pod(id) => {
+                let ips = &engine.inventory().pods[id].ips;
+                (
+                    ips.iter().any(IpAddr::is_ipv4),
+                    ips.iter().any(IpAddr::is_ipv6),
+                )
+            }
+            Endpoint::Address(ip) => (ip.is_ipv4(), ip.is_ipv6()),
+        }
+    };
+    let (a4, a6) = families(a);
+    let (b4, b6) = families(b);
+    (a4 && b4) || (a6 && b6)
+}
+
 /// Every allowed connection between workloads, and between workloads and external ranges,
 /// sorted by (source, destination) text. A workload's connections are the union over its
 /// pods; connections of a workload with itself are omitted.
@@ -145,7 +172,8 @@ pub fn connlist(engine: &Engine) -> Vec<Connection> {
             let mut conns = ConnSet::empty();
             for &s in src_endpoints {
                 for &d in dst_endpoints {
-                    if s != d {
+                    // A pod reaches external addresses only of a family it has an address in.
+                    if s != d && same_family(engine, s, d) {
                         conns = conns.union(&engine.allowed_conns(s, d));
                     }
                 }

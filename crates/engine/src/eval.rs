@@ -446,6 +446,12 @@ impl Engine {
             }
             (Peer::Net { net, except }, Endpoint::Address(ip)) => in_block(ip, net, except),
             (Peer::Calico(entity), endpoint) => self.calico_entity_is(entity, endpoint),
+            (Peer::Nodes(selector), Endpoint::Address(ip)) => self
+                .inventory
+                .nodes
+                .iter()
+                .any(|node| selector.matches(&node.labels) && node.addresses.contains(&ip)),
+            (Peer::Nodes(_), Endpoint::Pod(_)) => false,
         }
     }
 
@@ -634,6 +640,13 @@ fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool 
             namespace,
             selector,
         } => &pod.namespace == namespace && selector.matches(&pod.labels),
+        Subject::Cluster {
+            namespace_selector,
+            pod_selector,
+        } => {
+            namespace_selector.matches(inventory.namespace_labels(&pod.namespace))
+                && pod_selector.matches(&pod.labels)
+        }
         Subject::Calico {
             namespace,
             namespace_selector,

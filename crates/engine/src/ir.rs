@@ -63,6 +63,10 @@ pub enum PolicyKind {
     CalicoNetworkPolicy,
     /// projectcalico.org/v3 GlobalNetworkPolicy.
     CalicoGlobalNetworkPolicy,
+    /// policy.networking.k8s.io AdminNetworkPolicy.
+    AdminNetworkPolicy,
+    /// policy.networking.k8s.io BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy,
 }
 
 impl fmt::Display for PolicyKind {
@@ -71,6 +75,8 @@ impl fmt::Display for PolicyKind {
             PolicyKind::NetworkPolicy => "NetworkPolicy",
             PolicyKind::CalicoNetworkPolicy => "Calico NetworkPolicy",
             PolicyKind::CalicoGlobalNetworkPolicy => "Calico GlobalNetworkPolicy",
+            PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
         })
     }
 }
@@ -96,6 +102,13 @@ pub enum Subject {
         /// The pod selector.
         selector: LabelSelector,
     },
+    /// Pods matching a pod selector in namespaces matching a namespace selector (admin policy).
+    Cluster {
+        /// Namespace selector.
+        namespace_selector: LabelSelector,
+        /// Pod selector.
+        pod_selector: LabelSelector,
+    },
     /// Calico: endpoints matching a selector (over pod labels plus Calico's implicit labels),
     /// in one namespace or, for a global policy, in namespaces matching a selector (or all).
     Calico {
@@ -111,6 +124,8 @@ pub enum Subject {
 }
 
 /// One compiled policy.
+///
+/// (Subjects of cluster-scoped admin policies are `Subject::Cluster`.)
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// Source language.
@@ -204,6 +219,8 @@ pub enum Peer {
     },
     /// A Calico entity rule (every present field must match).
     Calico(Box<CalicoEntity>),
+    /// The addresses of nodes matching a selector (admin policy `nodes` peers).
+    Nodes(LabelSelector),
 }
 
 /// Where a Calico entity's selectors look for endpoints and network sets.
@@ -283,6 +300,14 @@ pub const KUBERNETES_POLICY_ORDER: f64 = 1000.0;
 /// A tier being assembled: its order, end action and (order, sort name, policy) entries.
 type TierBuilder = (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>);
 
+/// Tier of AdminNetworkPolicies: before Calico's and Kubernetes' `default` tier, as Calico's
+/// built-in admin tier (order 1,000); it has no end-of-tier deny (no match continues).
+pub const ADMIN_TIER: (&str, f64) = ("kube-admin", 1_000.0);
+
+/// Tier of the BaselineAdminNetworkPolicy: after tier `default`, as Calico's built-in baseline
+/// tier (order 10,000,000); reached only by traffic no NetworkPolicy decided.
+pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
+
 /// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
 /// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
@@ -304,6 +329,21 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .or_insert_with(|| (Some(DEFAULT_TIER_ORDER), TierEnd::Deny, Vec::new()))
             .2
             .push((Some(KUBERNETES_POLICY_ORDER), sort_name, compiled));
+    }
+    for policy in &inventory.admin_policies {
+        let (tier, order) = match policy.priority {
+            Some(_) => ADMIN_TIER,
+            None => BASELINE_TIER,
+        };
+        tiers
+            .entry(tier.to_string())
+            .or_insert_with(|| (Some(order), TierEnd::Pass, Vec::new()))
+            .2
+            .push((
+                policy.priority.map(f64::from),
+                policy.name.clone(),
+                compile_admin_policy(policy),
+            ));
     }
     for policy in &inventory.calico_policies {
         let compiled = compile_calico_policy(policy, inventory);
@@ -340,6 +380,70 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         .collect();
     out.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
     out.into_iter().map(|(_, _, tier)| tier).collect()
+}
+
+/// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
+/// NetworkPolicy); a named port matches the destination's container port of that name,
+/// whatever its protocol.
+fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
+    use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
+    let kind = if policy.priority.is_some() {
+        PolicyKind::AdminNetworkPolicy
+    } else {
+        PolicyKind::BaselineAdminNetworkPolicy
+    };
+    let rule = |r: &AdminRule| {
+        let peers = r
+            .peers
+            .iter()
+            .map(|p| match p {
+                AdminPeer::Pods {
+                    namespace_selector,
+                    pod_selector,
+                } => vec![Peer::Pods {
+                    namespaces: NamespaceMatch::Selector(namespace_selector.clone()),
+                    pods: pod_selector.clone(),
+                }],
+                AdminPeer::Nodes(selector) => vec![Peer::Nodes(selector.clone())],
+                AdminPeer::Networks(nets) => nets
+                    .iter()
+                    .map(|net| Peer::Net {
+                        net: *net,
+                        except: Vec::new(),
+                    })
+                    .collect(),
+            })
+            .flatten()
+            .collect();
+        let ports = r
+            .ports
+            .iter()
+            .flat_map(|p| match p {
+                AdminPort::Range(protocol, range) => vec![PortMatch::Range(*protocol, *range)],
+                AdminPort::Named(name) => Protocol::ALL
+                    .iter()
+                    .map(|protocol| PortMatch::Named(*protocol, name.clone()))
+                    .collect(),
+            })
+            .collect();
+        let action = match r.action {
+            AdminAction::Allow => Action::Allow,
+            AdminAction::Deny => Action::Deny,
+            AdminAction::Pass => Action::Pass,
+        };
+        Rule::simple(action, peers, ports)
+    };
+    Policy {
+        kind,
+        name: policy.name.clone(),
+        origin: policy.origin.clone(),
+        subject: Subject::Cluster {
+            namespace_selector: policy.subject.namespace_selector.clone(),
+            pod_selector: policy.subject.pod_selector.clone(),
+        },
+        ingress: Some(policy.ingress.iter().map(rule).collect()),
+        egress: Some(policy.egress.iter().map(rule).collect()),
+    }
 }
 
 fn protocol_enum(number: u8) -> Option<Protocol> {

@@ -16,9 +16,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Kinds that change netpol-analyzer's answer and that the core engine does not evaluate yet.
-const OUT_OF_SCOPE: [&str; 9] = [
-    "AdminNetworkPolicy",
-    "BaselineAdminNetworkPolicy",
+const OUT_OF_SCOPE: [&str; 7] = [
     "Ingress",
     "Route",
     "UserDefinedNetwork",

@@ -4,6 +4,7 @@
 //! namespace carries `kubernetes.io/metadata.name`; pods are sorted by (namespace, name) and
 //! every pod has at least one address (real, or synthetic from [`SYNTHETIC_IPV4_RANGE`]).
 
+use crate::admin::AdminPolicy;
 use crate::calico::{CalicoPolicy, NetworkSet, Tier};
 use crate::error::Origin;
 use crate::net::Protocol;
@@ -163,6 +164,9 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
+    /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),
+    /// sorted by priority then name.
+    pub admin_policies: Vec<AdminPolicy>,
     /// Calico NetworkPolicies and GlobalNetworkPolicies.
     pub calico_policies: Vec<CalicoPolicy>,
     /// Calico NetworkSets and GlobalNetworkSets.

@@ -4,6 +4,7 @@
 //! validated resources → [`Inventory`] (namespaces, pods, workloads, services, policies).
 //! Everything here is validated once; later stages never re-read YAML structures.
 
+pub mod admin;
 pub mod calico;
 pub mod error;
 pub mod inventory;

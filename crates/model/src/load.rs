@@ -9,6 +9,7 @@
 // does not matter, and boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+use crate::admin::{AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject};
 use crate::calico::{
     self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
     RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
@@ -45,6 +46,7 @@ pub struct Loader {
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
+    admin_policies: Vec<AdminPolicy>,
     network_sets: Vec<NetworkSet>,
     tiers: Vec<Tier>,
     warnings: Vec<String>,
@@ -410,6 +412,11 @@ impl Loader {
                 self.load_network_set(kind == "GlobalNetworkSet", value, &ctx)
             }
             ("projectcalico.org" | "crd.projectcalico.org", "Tier") => self.load_tier(value, &ctx),
+            ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy")
+                if api_version.ends_with("/v1alpha1") =>
+            {
+                self.load_admin_policy(kind == "AdminNetworkPolicy", value, &ctx)
+            }
             ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
                 *self
                     .skipped
@@ -835,6 +842,96 @@ impl Loader {
         Ok(())
     }
 
+    fn load_admin_policy(
+        &mut self,
+        admin: bool,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let object: Object<RawAdminSpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, false)?;
+        let name = meta.name.clone().unwrap_or_default();
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", "missing: an admin policy needs a spec"))?;
+        if !admin && name != "default" {
+            return Err(ctx.field(
+                "metadata.name",
+                "a BaselineAdminNetworkPolicy must be named \"default\"",
+            ));
+        }
+        let priority = if admin {
+            match spec.priority {
+                Some(p @ 0..=1000) => Some(p as u32),
+                Some(p) => return Err(ctx.field("spec.priority", format!("{p} is outside 0-1000"))),
+                None => {
+                    return Err(ctx.field(
+                        "spec.priority",
+                        "missing: an AdminNetworkPolicy needs a priority",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let subject = spec
+            .subject
+            .as_ref()
+            .ok_or_else(|| ctx.field("spec.subject", "missing"))?;
+        let subject = match (&subject.namespaces, &subject.pods) {
+            (Some(ns), None) => AdminSubject {
+                namespace_selector: selector(ns, ctx, "spec.subject.namespaces")?,
+                pod_selector: LabelSelector::everything(),
+            },
+            (None, Some(pods)) => {
+                let (namespace_selector, pod_selector) =
+                    namespaced_pod(pods, ctx, "spec.subject.pods")?;
+                AdminSubject {
+                    namespace_selector,
+                    pod_selector,
+                }
+            }
+            _ => {
+                return Err(ctx.field(
+                    "spec.subject",
+                    "exactly one of namespaces or pods must be set",
+                ))
+            }
+        };
+        let mut ingress = Vec::new();
+        for (i, rule) in spec.ingress.iter().flatten().enumerate() {
+            ingress.push(admin_rule(
+                rule,
+                admin,
+                false,
+                ctx,
+                &format!("spec.ingress[{i}]"),
+            )?);
+        }
+        let mut egress = Vec::new();
+        for (i, rule) in spec.egress.iter().flatten().enumerate() {
+            egress.push(admin_rule(
+                rule,
+                admin,
+                true,
+                ctx,
+                &format!("spec.egress[{i}]"),
+            )?);
+        }
+        if ingress.len() > 100 || egress.len() > 100 {
+            return Err(ctx.field("spec", "at most 100 ingress and 100 egress rules"));
+        }
+        self.admin_policies.push(AdminPolicy {
+            name,
+            priority,
+            subject,
+            ingress,
+            egress,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
     fn load_tier(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
         let object: Object<RawTierSpec> = typed(value, ctx)?;
         let meta = checked_meta(object.metadata, ctx, false)?;
@@ -1070,10 +1167,37 @@ impl Loader {
                     });
             }
         }
+        let mut admin_policies = self.admin_policies;
+        admin_policies.sort_by(|a, b| {
+            (a.priority.is_none(), a.priority, &a.name).cmp(&(
+                b.priority.is_none(),
+                b.priority,
+                &b.name,
+            ))
+        });
+        for pair in admin_policies.windows(2) {
+            if pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
+                inventory.warnings.push(format!(
+                    "AdminNetworkPolicies {} and {} share priority {}: the API leaves their order undefined; netfence orders them by name",
+                    pair[0].name,
+                    pair[1].name,
+                    pair[0].priority.unwrap_or_default()
+                ));
+            }
+            if pair[0].priority.is_none() && pair[1].priority.is_none() {
+                errors.push(duplicate(
+                    "BaselineAdminNetworkPolicy",
+                    &pair[1].name,
+                    &pair[1].origin,
+                    &pair[0].origin,
+                ));
+            }
+        }
+        inventory.admin_policies = admin_policies;
         inventory.calico_policies = self.calico_policies;
         inventory.network_sets = self.network_sets;
         inventory.tiers = self.tiers;
-        inventory.warnings = self.warnings;
+        inventory.warnings.extend(self.warnings);
         inventory.pods = pods;
         inventory.network_policies = policies;
         inventory.services = self.services;
@@ -1084,6 +1208,216 @@ impl Loader {
             Err(LoadErrors(errors))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAdminSpec {
+    priority: Option<i64>,
+    subject: Option<RawAdminSubject>,
+    ingress: Option<Vec<RawAdminRule>>,
+    egress: Option<Vec<RawAdminRule>>,
+}
+
+#[derive(Deserialize)]
+struct RawAdminSubject {
+    namespaces: Option<K8sLabelSelector>,
+    pods: Option<RawNamespacedPod>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawNamespacedPod {
+    namespace_selector: Option<K8sLabelSelector>,
+    pod_selector: Option<K8sLabelSelector>,
+}
+
+#[derive(Deserialize)]
+struct RawAdminRule {
+    name: Option<String>,
+    action: String,
+    from: Option<Vec<RawAdminPeer>>,
+    to: Option<Vec<RawAdminPeer>>,
+    ports: Option<Vec<RawAdminPort>>,
+}
+
+#[derive(Deserialize)]
+struct RawAdminPeer {
+    namespaces: Option<K8sLabelSelector>,
+    pods: Option<RawNamespacedPod>,
+    nodes: Option<K8sLabelSelector>,
+    networks: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAdminPort {
+    port_number: Option<RawPortNumber>,
+    named_port: Option<String>,
+    port_range: Option<RawPortRange>,
+}
+
+#[derive(Deserialize)]
+struct RawPortNumber {
+    protocol: Option<String>,
+    port: i64,
+}
+
+#[derive(Deserialize)]
+struct RawPortRange {
+    protocol: Option<String>,
+    start: i64,
+    end: i64,
+}
+
+/// `namespaceSelector`/`podSelector` of a `pods` subject or peer. Both are declared without
+/// `omitempty` in the Go types, so an omitted one decodes as the empty selector, which is how
+/// implementations (and netpol-analyzer) read it.
+fn namespaced_pod(
+    pods: &RawNamespacedPod,
+    ctx: &Ctx,
+    path: &str,
+) -> Result<(LabelSelector, LabelSelector), LoadError> {
+    let convert = |s: &Option<K8sLabelSelector>, leaf: &str| match s {
+        Some(s) => selector(s, ctx, &format!("{path}.{leaf}")),
+        None => Ok(LabelSelector::everything()),
+    };
+    Ok((
+        convert(&pods.namespace_selector, "namespaceSelector")?,
+        convert(&pods.pod_selector, "podSelector")?,
+    ))
+}
+
+fn admin_rule(
+    rule: &RawAdminRule,
+    admin: bool,
+    egress: bool,
+    ctx: &Ctx,
+    path: &str,
+) -> Result<AdminRule, LoadError> {
+    let action = match (rule.action.as_str(), admin) {
+        ("Allow", _) => AdminAction::Allow,
+        ("Deny", _) => AdminAction::Deny,
+        ("Pass", true) => AdminAction::Pass,
+        (other, _) => {
+            return Err(ctx.field(
+                format!("{path}.action"),
+                format!(
+                    "unsupported action {other:?} (expected {})",
+                    if admin {
+                        "Allow, Deny or Pass"
+                    } else {
+                        "Allow or Deny"
+                    }
+                ),
+            ))
+        }
+    };
+    let (peers_field, peers) = if egress {
+        ("to", &rule.to)
+    } else {
+        ("from", &rule.from)
+    };
+    let peers = peers.as_deref().unwrap_or_default();
+    if peers.is_empty() || peers.len() > 100 {
+        return Err(ctx.field(format!("{path}.{peers_field}"), "needs 1 to 100 peers"));
+    }
+    let mut out = Vec::new();
+    for (i, peer) in peers.iter().enumerate() {
+        let p = format!("{path}.{peers_field}[{i}]");
+        let kinds = usize::from(peer.namespaces.is_some())
+            + usize::from(peer.pods.is_some())
+            + usize::from(peer.nodes.is_some())
+            + usize::from(peer.networks.is_some());
+        if kinds != 1 {
+            return Err(ctx.field(
+                &p,
+                "exactly one of namespaces, pods, nodes or networks must be set",
+            ));
+        }
+        if !egress && (peer.nodes.is_some() || peer.networks.is_some()) {
+            return Err(ctx.field(&p, "nodes and networks peers are for egress rules only"));
+        }
+        out.push(if let Some(ns) = &peer.namespaces {
+            AdminPeer::Pods {
+                namespace_selector: selector(ns, ctx, &format!("{p}.namespaces"))?,
+                pod_selector: LabelSelector::everything(),
+            }
+        } else if let Some(pods) = &peer.pods {
+            let (namespace_selector, pod_selector) =
+                namespaced_pod(pods, ctx, &format!("{p}.pods"))?;
+            AdminPeer::Pods {
+                namespace_selector,
+                pod_selector,
+            }
+        } else if let Some(nodes) = &peer.nodes {
+            AdminPeer::Nodes(selector(nodes, ctx, &format!("{p}.nodes"))?)
+        } else {
+            let mut nets = Vec::new();
+            for (j, text) in peer.networks.iter().flatten().enumerate() {
+                let net: IpNet = text.trim().parse().map_err(|_| {
+                    ctx.field(
+                        format!("{p}.networks[{j}]"),
+                        format!("invalid CIDR {text:?}"),
+                    )
+                })?;
+                // Host bits are masked, as for NetworkPolicy ipBlocks (ParseCIDRSloppy).
+                nets.push(net.trunc());
+            }
+            if nets.is_empty() || nets.len() > 25 {
+                return Err(ctx.field(format!("{p}.networks"), "needs 1 to 25 CIDRs"));
+            }
+            AdminPeer::Networks(nets)
+        });
+    }
+    let mut ports = Vec::new();
+    for (i, port) in rule.ports.iter().flatten().enumerate() {
+        let p = format!("{path}.ports[{i}]");
+        let kinds = usize::from(port.port_number.is_some())
+            + usize::from(port.named_port.is_some())
+            + usize::from(port.port_range.is_some());
+        if kinds != 1 {
+            return Err(ctx.field(
+                &p,
+                "exactly one of portNumber, namedPort or portRange must be set",
+            ));
+        }
+        ports.push(if let Some(number) = &port.port_number {
+            let protocol = parse_protocol(number.protocol.as_deref())
+                .map_err(|m| ctx.field(format!("{p}.portNumber.protocol"), m))?;
+            let n = port_number(number.port)
+                .map_err(|m| ctx.field(format!("{p}.portNumber.port"), m))?;
+            AdminPort::Range(protocol, PortRange::single(n).unwrap_or(PortRange::ALL))
+        } else if let Some(range) = &port.port_range {
+            let protocol = parse_protocol(range.protocol.as_deref())
+                .map_err(|m| ctx.field(format!("{p}.portRange.protocol"), m))?;
+            let start = port_number(range.start)
+                .map_err(|m| ctx.field(format!("{p}.portRange.start"), m))?;
+            let end =
+                port_number(range.end).map_err(|m| ctx.field(format!("{p}.portRange.end"), m))?;
+            if start >= end {
+                return Err(ctx.field(
+                    format!("{p}.portRange"),
+                    format!("start ({start}) must be less than end ({end})"),
+                ));
+            }
+            AdminPort::Range(
+                protocol,
+                PortRange::new(start, end).unwrap_or(PortRange::ALL),
+            )
+        } else {
+            AdminPort::Named(port.named_port.clone().unwrap_or_default())
+        });
+    }
+    if ports.len() > 100 {
+        return Err(ctx.field(format!("{path}.ports"), "at most 100 ports"));
+    }
+    Ok(AdminRule {
+        name: rule.name.clone().unwrap_or_default(),
+        action,
+        peers: out,
+        ports,
+    })
 }
 
 /// The name given to the one pod made from a workload's template: `<workload>-0`.

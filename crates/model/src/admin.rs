@@ -1,0 +1,86 @@
+//! Cluster-wide admin policy from kubernetes-sigs/network-policy-api:
+//! AdminNetworkPolicy and BaselineAdminNetworkPolicy (`policy.networking.k8s.io/v1alpha1`).
+//!
+//! Shapes and validation follow `apis/v1alpha1/{adminnetworkpolicy,baselineadminnetworkpolicy,
+//! shared}_types.go` (including their CEL rules: one subject kind, one peer kind per peer, one
+//! port kind per port, port range start below end, priority 0-1000, BANP named `default`).
+
+use crate::error::Origin;
+use crate::net::{PortRange, Protocol};
+use ipnet::IpNet;
+use netfence_selector::LabelSelector;
+
+/// Which pods an admin policy applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSubject {
+    /// Namespaces whose pods are selected.
+    pub namespace_selector: LabelSelector,
+    /// Pods selected within those namespaces (`{}` for `subject.namespaces`).
+    pub pod_selector: LabelSelector,
+}
+
+/// A peer of an admin policy rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminPeer {
+    /// `namespaces` (every pod of matching namespaces) or `pods`.
+    Pods {
+        /// Namespace selector.
+        namespace_selector: LabelSelector,
+        /// Pod selector (`{}` for `namespaces`).
+        pod_selector: LabelSelector,
+    },
+    /// `nodes`: the addresses of matching nodes (egress only).
+    Nodes(LabelSelector),
+    /// `networks`: CIDRs, cluster-internal addresses included (egress only).
+    Networks(Vec<IpNet>),
+}
+
+/// A port of an admin policy rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminPort {
+    /// `portNumber` or `portRange`.
+    Range(Protocol, PortRange),
+    /// `namedPort`: a container port name, whatever its protocol.
+    Named(String),
+}
+
+/// An admin policy action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Allow.
+    Allow,
+    /// Deny.
+    Deny,
+    /// Pass (AdminNetworkPolicy only): hand over to NetworkPolicy.
+    Pass,
+}
+
+/// One rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRule {
+    /// `name`.
+    pub name: String,
+    /// `action`.
+    pub action: AdminAction,
+    /// `from`/`to` (OR).
+    pub peers: Vec<AdminPeer>,
+    /// `ports` (OR); empty = every port.
+    pub ports: Vec<AdminPort>,
+}
+
+/// An AdminNetworkPolicy (`priority` set) or the BaselineAdminNetworkPolicy (`priority` none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminPolicy {
+    /// Name.
+    pub name: String,
+    /// `spec.priority` for an ANP; `None` for the BANP.
+    pub priority: Option<u32>,
+    /// `spec.subject`.
+    pub subject: AdminSubject,
+    /// `spec.ingress`.
+    pub ingress: Vec<AdminRule>,
+    /// `spec.egress`.
+    pub egress: Vec<AdminRule>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
