@@ -396,7 +396,7 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
         let peers = r
             .peers
             .iter()
-            .map(|p| match p {
+            .flat_map(|p| match p {
                 AdminPeer::Pods {
                     namespace_selector,
                     pod_selector,
@@ -413,7 +413,6 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
                     })
                     .collect(),
             })
-            .flatten()
             .collect();
         let ports = r
             .ports
