@@ -67,6 +67,8 @@ pub enum PolicyKind {
     AdminNetworkPolicy,
     /// policy.networking.k8s.io BaselineAdminNetworkPolicy.
     BaselineAdminNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy.
+    ClusterNetworkPolicy,
 }
 
 impl fmt::Display for PolicyKind {
@@ -77,6 +79,7 @@ impl fmt::Display for PolicyKind {
             PolicyKind::CalicoGlobalNetworkPolicy => "Calico GlobalNetworkPolicy",
             PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
             PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            PolicyKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         })
     }
 }
@@ -331,9 +334,10 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .push((Some(KUBERNETES_POLICY_ORDER), sort_name, compiled));
     }
     for policy in &inventory.admin_policies {
-        let (tier, order) = match policy.priority {
-            Some(_) => ADMIN_TIER,
-            None => BASELINE_TIER,
+        let (tier, order) = if policy.kind.is_baseline() {
+            BASELINE_TIER
+        } else {
+            ADMIN_TIER
         };
         tiers
             .entry(tier.to_string())
@@ -386,14 +390,17 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
 /// NetworkPolicy); a named port matches the destination's container port of that name,
 /// whatever its protocol.
 fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
+    use netfence_model::admin::AdminKind;
     use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
-    let kind = if policy.priority.is_some() {
-        PolicyKind::AdminNetworkPolicy
-    } else {
-        PolicyKind::BaselineAdminNetworkPolicy
+    let kind = match policy.kind {
+        AdminKind::AdminNetworkPolicy => PolicyKind::AdminNetworkPolicy,
+        AdminKind::BaselineAdminNetworkPolicy => PolicyKind::BaselineAdminNetworkPolicy,
+        AdminKind::ClusterNetworkPolicyAdmin | AdminKind::ClusterNetworkPolicyBaseline => {
+            PolicyKind::ClusterNetworkPolicy
+        }
     };
     let rule = |r: &AdminRule| {
-        let peers = r
+        let peers: Vec<Peer> = r
             .peers
             .iter()
             .flat_map(|p| match p {
@@ -430,7 +437,9 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
             AdminAction::Deny => Action::Deny,
             AdminAction::Pass => Action::Pass,
         };
-        Rule::simple(action, peers, ports)
+        // A rule whose peers all name nothing netfence can match (domainNames) matches nothing:
+        // it must not turn into an any-peer rule.
+        (r.peers.is_empty() || !peers.is_empty()).then(|| Rule::simple(action, peers, ports))
     };
     Policy {
         kind,
@@ -440,8 +449,8 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
             namespace_selector: policy.subject.namespace_selector.clone(),
             pod_selector: policy.subject.pod_selector.clone(),
         },
-        ingress: Some(policy.ingress.iter().map(rule).collect()),
-        egress: Some(policy.egress.iter().map(rule).collect()),
+        ingress: Some(policy.ingress.iter().filter_map(rule).collect()),
+        egress: Some(policy.egress.iter().filter_map(rule).collect()),
     }
 }
 

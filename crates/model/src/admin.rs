@@ -68,12 +68,37 @@ pub struct AdminRule {
     pub ports: Vec<AdminPort>,
 }
 
-/// An AdminNetworkPolicy (`priority` set) or the BaselineAdminNetworkPolicy (`priority` none).
+/// The resource an admin policy came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminKind {
+    /// `policy.networking.k8s.io/v1alpha1` AdminNetworkPolicy.
+    AdminNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha1` BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy with `tier: Admin`.
+    ClusterNetworkPolicyAdmin,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy with `tier: Baseline`.
+    ClusterNetworkPolicyBaseline,
+}
+
+impl AdminKind {
+    /// Whether the policy sits in the baseline tier (after NetworkPolicy).
+    pub fn is_baseline(self) -> bool {
+        matches!(
+            self,
+            AdminKind::BaselineAdminNetworkPolicy | AdminKind::ClusterNetworkPolicyBaseline
+        )
+    }
+}
+
+/// An AdminNetworkPolicy, the BaselineAdminNetworkPolicy, or a ClusterNetworkPolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdminPolicy {
+    /// The resource kind (and tier).
+    pub kind: AdminKind,
     /// Name.
     pub name: String,
-    /// `spec.priority` for an ANP; `None` for the BANP.
+    /// `spec.priority` (`None` for the BANP, which has none).
     pub priority: Option<u32>,
     /// `spec.subject`.
     pub subject: AdminSubject,

@@ -9,7 +9,9 @@
 // does not matter, and boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
-use crate::admin::{AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject};
+use crate::admin::{
+    AdminAction, AdminKind, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject,
+};
 use crate::calico::{
     self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
     RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
@@ -56,6 +58,7 @@ pub struct Loader {
 
 struct WorkloadObject {
     kind: String,
+    replicas: Option<i64>,
     meta: Meta,
     template: Option<PodTemplateSpec>,
     origin: Origin,
@@ -93,6 +96,7 @@ struct Object<S, T = serde::de::IgnoredAny> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WorkloadSpec {
+    replicas: Option<i64>,
     template: Option<PodTemplateSpec>,
     job_template: Option<JobTemplate>,
 }
@@ -417,6 +421,11 @@ impl Loader {
             {
                 self.load_admin_policy(kind == "AdminNetworkPolicy", value, &ctx)
             }
+            ("policy.networking.k8s.io", "ClusterNetworkPolicy")
+                if api_version.ends_with("/v1alpha2") =>
+            {
+                self.load_cluster_network_policy(value, &ctx)
+            }
             ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
                 *self
                     .skipped
@@ -472,6 +481,8 @@ impl Loader {
         let spec = object
             .spec
             .ok_or_else(|| ctx.field("spec", format!("missing: a {kind} needs a spec")))?;
+        let replicas = spec.replicas;
+        let spec = WorkloadSpec { replicas, ..spec };
         let template = if kind == "CronJob" {
             spec.job_template
                 .and_then(|j| j.spec)
@@ -486,6 +497,7 @@ impl Loader {
         }
         self.workloads.push(WorkloadObject {
             kind: kind.to_string(),
+            replicas: spec.replicas,
             meta,
             template,
             origin: ctx.origin.clone(),
@@ -874,30 +886,7 @@ impl Loader {
         } else {
             None
         };
-        let subject = spec
-            .subject
-            .as_ref()
-            .ok_or_else(|| ctx.field("spec.subject", "missing"))?;
-        let subject = match (&subject.namespaces, &subject.pods) {
-            (Some(ns), None) => AdminSubject {
-                namespace_selector: selector(ns, ctx, "spec.subject.namespaces")?,
-                pod_selector: LabelSelector::everything(),
-            },
-            (None, Some(pods)) => {
-                let (namespace_selector, pod_selector) =
-                    namespaced_pod(pods, ctx, "spec.subject.pods")?;
-                AdminSubject {
-                    namespace_selector,
-                    pod_selector,
-                }
-            }
-            _ => {
-                return Err(ctx.field(
-                    "spec.subject",
-                    "exactly one of namespaces or pods must be set",
-                ))
-            }
-        };
+        let subject = admin_subject(spec.subject.as_ref(), ctx)?;
         let mut ingress = Vec::new();
         for (i, rule) in spec.ingress.iter().flatten().enumerate() {
             ingress.push(admin_rule(
@@ -922,8 +911,98 @@ impl Loader {
             return Err(ctx.field("spec", "at most 100 ingress and 100 egress rules"));
         }
         self.admin_policies.push(AdminPolicy {
+            kind: if admin {
+                AdminKind::AdminNetworkPolicy
+            } else {
+                AdminKind::BaselineAdminNetworkPolicy
+            },
             name,
             priority,
+            subject,
+            ingress,
+            egress,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy (apis/v1alpha2/
+    /// clusternetworkpolicy_types.go): `tier: Admin|Baseline`, actions `Accept|Deny|Pass`,
+    /// `protocols` with `tcp|udp|sctp.destinationPort.{number|range}` or `destinationNamedPort`.
+    fn load_cluster_network_policy(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<RawCnpSpec> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, false)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", "missing: a ClusterNetworkPolicy needs a spec"))?;
+        let kind = match spec.tier.as_deref() {
+            Some("Admin") => AdminKind::ClusterNetworkPolicyAdmin,
+            Some("Baseline") => AdminKind::ClusterNetworkPolicyBaseline,
+            other => {
+                return Err(ctx.field(
+                    "spec.tier",
+                    format!("must be Admin or Baseline, not {other:?}"),
+                ))
+            }
+        };
+        let priority = match spec.priority {
+            Some(p @ 0..=1000) => p as u32,
+            Some(p) => return Err(ctx.field("spec.priority", format!("{p} is outside 0-1000"))),
+            None => return Err(ctx.field("spec.priority", "missing")),
+        };
+        let subject = admin_subject(spec.subject.as_ref(), ctx)?;
+        let mut rules = [Vec::new(), Vec::new()];
+        for (d, (key, list)) in [("ingress", &spec.ingress), ("egress", &spec.egress)]
+            .into_iter()
+            .enumerate()
+        {
+            let list = list.as_deref().unwrap_or_default();
+            if list.len() > 25 {
+                return Err(ctx.field(format!("spec.{key}"), "at most 25 rules"));
+            }
+            for (i, rule) in list.iter().enumerate() {
+                let path = format!("spec.{key}[{i}]");
+                let action = match rule.action.as_str() {
+                    "Accept" => "Allow",
+                    "Deny" => "Deny",
+                    "Pass" => "Pass",
+                    other => {
+                        return Err(ctx.field(
+                            format!("{path}.action"),
+                            format!("unsupported action {other:?} (expected Accept, Deny or Pass)"),
+                        ))
+                    }
+                };
+                let egress = d == 1;
+                let peers = if egress { &rule.to } else { &rule.from };
+                if peers.iter().flatten().any(|p| p.domain_names.is_some()) {
+                    self.warnings.push(format!(
+                        "{}: {}: {path}: domainNames peers name hosts by DNS, which netfence cannot resolve; they match no address",
+                        ctx.origin,
+                        ctx.object.clone().unwrap_or_default()
+                    ));
+                }
+                let mut ports = Vec::new();
+                for (j, protocol) in rule.protocols.iter().flatten().enumerate() {
+                    ports.push(cnp_port(protocol, ctx, &format!("{path}.protocols[{j}]"))?);
+                }
+                let raw = RawAdminRule {
+                    name: rule.name.clone(),
+                    action: action.to_string(),
+                    from: if egress { None } else { rule.from.clone() },
+                    to: if egress { rule.to.clone() } else { None },
+                    ports: None,
+                };
+                let mut parsed = admin_rule(&raw, true, egress, ctx, &path)?;
+                parsed.ports = ports;
+                rules[d].push(parsed);
+            }
+        }
+        let [ingress, egress] = rules;
+        self.admin_policies.push(AdminPolicy {
+            kind,
+            name: meta.name.unwrap_or_default(),
+            priority: Some(priority),
             subject,
             ingress,
             egress,
@@ -1077,18 +1156,27 @@ impl Loader {
                 origin: w.origin.clone(),
                 object: Some(format!("{} {namespace}/{name}", w.kind)),
             };
-            match pod_from_spec(
-                &namespace,
-                &template_pod_name(&name),
-                labels,
-                spec,
-                None,
-                me,
-                true,
-                &ctx,
-            ) {
-                Ok(pod) => pods.push(pod),
-                Err(e) => errors.push(e),
+            // A StatefulSet's pods have stable names, name-0 … name-(replicas-1); they are
+            // made one by one (up to MAX_STATEFUL_REPLICAS). Other workloads yield one pod.
+            let count = if w.kind == "StatefulSet" {
+                w.replicas.unwrap_or(1).clamp(1, MAX_STATEFUL_REPLICAS)
+            } else {
+                1
+            };
+            for ordinal in 0..count {
+                match pod_from_spec(
+                    &namespace,
+                    &format!("{name}-{ordinal}"),
+                    labels.clone(),
+                    spec,
+                    None,
+                    me.clone(),
+                    true,
+                    &ctx,
+                ) {
+                    Ok(pod) => pods.push(pod),
+                    Err(e) => errors.push(e),
+                }
             }
         }
 
@@ -1169,29 +1257,34 @@ impl Loader {
         }
         let mut admin_policies = self.admin_policies;
         admin_policies.sort_by(|a, b| {
-            (a.priority.is_none(), a.priority, &a.name).cmp(&(
-                b.priority.is_none(),
+            (a.kind.is_baseline(), a.priority, &a.name).cmp(&(
+                b.kind.is_baseline(),
                 b.priority,
                 &b.name,
             ))
         });
         for pair in admin_policies.windows(2) {
-            if pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
+            let same_tier = pair[0].kind.is_baseline() == pair[1].kind.is_baseline();
+            if same_tier && pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
                 inventory.warnings.push(format!(
-                    "AdminNetworkPolicies {} and {} share priority {}: the API leaves their order undefined; netfence orders them by name",
+                    "admin policies {} and {} share priority {}: the API leaves their order undefined; netfence orders them by name",
                     pair[0].name,
                     pair[1].name,
                     pair[0].priority.unwrap_or_default()
                 ));
             }
-            if pair[0].priority.is_none() && pair[1].priority.is_none() {
-                errors.push(duplicate(
-                    "BaselineAdminNetworkPolicy",
-                    &pair[1].name,
-                    &pair[1].origin,
-                    &pair[0].origin,
-                ));
-            }
+        }
+        let banps: Vec<&AdminPolicy> = admin_policies
+            .iter()
+            .filter(|p| p.kind == AdminKind::BaselineAdminNetworkPolicy)
+            .collect();
+        for pair in banps.windows(2) {
+            errors.push(duplicate(
+                "BaselineAdminNetworkPolicy",
+                &pair[1].name,
+                &pair[1].origin,
+                &pair[0].origin,
+            ));
         }
         inventory.admin_policies = admin_policies;
         inventory.calico_policies = self.calico_policies;
@@ -1210,6 +1303,134 @@ impl Loader {
     }
 }
 
+fn admin_subject(subject: Option<&RawAdminSubject>, ctx: &Ctx) -> Result<AdminSubject, LoadError> {
+    let subject = subject.ok_or_else(|| ctx.field("spec.subject", "missing"))?;
+    match (&subject.namespaces, &subject.pods) {
+        (Some(ns), None) => Ok(AdminSubject {
+            namespace_selector: selector(ns, ctx, "spec.subject.namespaces")?,
+            pod_selector: LabelSelector::everything(),
+        }),
+        (None, Some(pods)) => {
+            let (namespace_selector, pod_selector) =
+                namespaced_pod(pods, ctx, "spec.subject.pods")?;
+            Ok(AdminSubject {
+                namespace_selector,
+                pod_selector,
+            })
+        }
+        _ => Err(ctx.field(
+            "spec.subject",
+            "exactly one of namespaces or pods must be set",
+        )),
+    }
+}
+
+fn cnp_port(protocol: &RawCnpProtocol, ctx: &Ctx, path: &str) -> Result<AdminPort, LoadError> {
+    let kinds = usize::from(protocol.tcp.is_some())
+        + usize::from(protocol.udp.is_some())
+        + usize::from(protocol.sctp.is_some())
+        + usize::from(protocol.destination_named_port.is_some());
+    if kinds != 1 {
+        return Err(ctx.field(
+            path,
+            "exactly one of tcp, udp, sctp or destinationNamedPort must be set",
+        ));
+    }
+    if let Some(name) = &protocol.destination_named_port {
+        return Ok(AdminPort::Named(name.clone()));
+    }
+    let (name, proto, l4) = if let Some(l4) = &protocol.tcp {
+        ("tcp", Protocol::Tcp, l4)
+    } else if let Some(l4) = &protocol.udp {
+        ("udp", Protocol::Udp, l4)
+    } else {
+        (
+            "sctp",
+            Protocol::Sctp,
+            protocol
+                .sctp
+                .as_ref()
+                .ok_or_else(|| ctx.field(path, "missing protocol"))?,
+        )
+    };
+    let port = l4
+        .destination_port
+        .as_ref()
+        .ok_or_else(|| ctx.field(format!("{path}.{name}.destinationPort"), "missing"))?;
+    let p = format!("{path}.{name}.destinationPort");
+    match (port.number, &port.range) {
+        (Some(n), None) => {
+            let n = port_number(n).map_err(|m| ctx.field(format!("{p}.number"), m))?;
+            Ok(AdminPort::Range(
+                proto,
+                PortRange::single(n).unwrap_or(PortRange::ALL),
+            ))
+        }
+        (None, Some(range)) => {
+            let start =
+                port_number(range.start).map_err(|m| ctx.field(format!("{p}.range.start"), m))?;
+            let end = port_number(range.end).map_err(|m| ctx.field(format!("{p}.range.end"), m))?;
+            if start >= end {
+                return Err(ctx.field(
+                    format!("{p}.range"),
+                    "Start port must be less than End port",
+                ));
+            }
+            Ok(AdminPort::Range(
+                proto,
+                PortRange::new(start, end).unwrap_or(PortRange::ALL),
+            ))
+        }
+        _ => Err(ctx.field(&p, "exactly one of number or range must be set")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCnpSpec {
+    tier: Option<String>,
+    priority: Option<i64>,
+    subject: Option<RawAdminSubject>,
+    ingress: Option<Vec<RawCnpRule>>,
+    egress: Option<Vec<RawCnpRule>>,
+}
+
+#[derive(Deserialize)]
+struct RawCnpRule {
+    name: Option<String>,
+    action: String,
+    from: Option<Vec<RawAdminPeer>>,
+    to: Option<Vec<RawAdminPeer>>,
+    protocols: Option<Vec<RawCnpProtocol>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCnpProtocol {
+    tcp: Option<RawCnpL4>,
+    udp: Option<RawCnpL4>,
+    sctp: Option<RawCnpL4>,
+    destination_named_port: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCnpL4 {
+    destination_port: Option<RawCnpPort>,
+}
+
+#[derive(Deserialize)]
+struct RawCnpPort {
+    number: Option<i64>,
+    range: Option<RawCnpRange>,
+}
+
+#[derive(Deserialize)]
+struct RawCnpRange {
+    start: i64,
+    end: i64,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAdminSpec {
@@ -1225,7 +1446,7 @@ struct RawAdminSubject {
     pods: Option<RawNamespacedPod>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 struct RawNamespacedPod {
     namespace_selector: Option<K8sLabelSelector>,
@@ -1241,12 +1462,14 @@ struct RawAdminRule {
     ports: Option<Vec<RawAdminPort>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
 struct RawAdminPeer {
     namespaces: Option<K8sLabelSelector>,
     pods: Option<RawNamespacedPod>,
     nodes: Option<K8sLabelSelector>,
     networks: Option<Vec<String>>,
+    domain_names: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1420,10 +1643,8 @@ fn admin_rule(
     })
 }
 
-/// The name given to the one pod made from a workload's template: `<workload>-0`.
-pub fn template_pod_name(workload: &str) -> String {
-    format!("{workload}-0")
-}
+/// At most this many pods are made from one StatefulSet's template.
+pub const MAX_STATEFUL_REPLICAS: i64 = 100;
 
 fn duplicate(kind: &str, key: &str, origin: &Origin, first: &Origin) -> LoadError {
     LoadError {
