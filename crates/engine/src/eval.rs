@@ -430,6 +430,12 @@ impl Engine {
         match (peer, endpoint) {
             (Peer::Pods { namespaces, pods }, Endpoint::Pod(id)) => {
                 let pod = &self.inventory.pods[id];
+                // A host-network pod's traffic is its node's: pod selectors do not match it
+                // (network-policy-api: "host-networked pods are not included in this type of
+                // peer"; Calico and Cilium treat it as host traffic).
+                if pod.host_network {
+                    return false;
+                }
                 let namespace_ok = match namespaces {
                     NamespaceMatch::Named(name) => &pod.namespace == name,
                     NamespaceMatch::Selector(selector) => {
@@ -451,7 +457,16 @@ impl Engine {
                 .nodes
                 .iter()
                 .any(|node| selector.matches(&node.labels) && node.addresses.contains(&ip)),
-            (Peer::Nodes(_), Endpoint::Pod(_)) => false,
+            (Peer::Nodes(selector), Endpoint::Pod(id)) => {
+                // A host-network pod speaks with its node's address.
+                let pod = &self.inventory.pods[id];
+                pod.host_network
+                    && self.inventory.nodes.iter().any(|node| {
+                        selector.matches(&node.labels)
+                            && (pod.node.as_deref() == Some(node.name.as_str())
+                                || pod.ips.iter().any(|ip| node.addresses.contains(ip)))
+                    })
+            }
         }
     }
 
@@ -485,6 +500,12 @@ impl Engine {
             || entity.explicit_namespace
             || entity.service_accounts.is_some()
             || entity.service.is_some();
+        // Host-network pods are not workload endpoints: only nets can match them.
+        if let Endpoint::Pod(id) = endpoint {
+            if inventory.pods[id].host_network {
+                return !selects_endpoints;
+            }
+        }
         match endpoint {
             Endpoint::Pod(id) => {
                 let pod = &inventory.pods[id];

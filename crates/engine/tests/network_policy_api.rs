@@ -28,8 +28,15 @@ struct Test {
 #[derive(serde::Deserialize)]
 struct Step {
     name: String,
-    mutations: Vec<Mutation>,
-    pokes: Vec<String>,
+    /// Mutations and pokes, in upstream's order.
+    actions: Vec<Action>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Action {
+    Poke { poke: String },
+    Mutate(Mutation),
 }
 
 #[derive(serde::Deserialize)]
@@ -38,10 +45,50 @@ struct Mutation {
     swap: Option<(String, usize, usize)>,
     set_action: Option<(String, usize, String)>,
     set_priority: Option<u32>,
+    set_named_port: Option<(String, usize, String)>,
+    set_namespace_labels: Option<(String, std::collections::BTreeMap<String, String>)>,
+    prepend_egress_rule: Option<NewRule>,
     delete_network_policy: Option<String>,
 }
 
+#[derive(serde::Deserialize)]
+struct NewRule {
+    name: String,
+    action: String,
+    networks_of_pods: Vec<String>,
+}
+
+/// Upstream reads addresses at run time; here every pod gets a fixed one, and the host-network
+/// pods sit on one Node labelled `kubernetes.io/os: linux` and speak with its address.
+fn place_pods(inventory: &mut Inventory) {
+    let node_ip: std::net::IpAddr = "192.168.1.10".parse().unwrap();
+    inventory.nodes.push(netfence_model::Node {
+        name: "node-1".into(),
+        labels: [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
+        addresses: vec![node_ip],
+    });
+    for (i, pod) in inventory.pods.iter_mut().enumerate() {
+        pod.synthetic_ip = false;
+        if pod.host_network {
+            pod.ips = vec![node_ip];
+            pod.node = Some("node-1".into());
+        } else {
+            pod.ips = vec![std::net::IpAddr::from([10, 244, 0, i as u8 + 1])];
+        }
+    }
+}
+
 fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), String> {
+    if let Some((namespace, labels)) = &mutation.set_namespace_labels {
+        let ns = inventory
+            .namespaces
+            .get_mut(namespace)
+            .ok_or(format!("no namespace {namespace}"))?;
+        ns.labels = labels.clone().into_iter().collect();
+        ns.labels
+            .insert("kubernetes.io/metadata.name".into(), namespace.clone());
+        return Ok(());
+    }
     if let Some(key) = &mutation.delete_network_policy {
         let before = inventory.network_policies.len();
         inventory
@@ -55,6 +102,7 @@ fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), String> {
         .policy
         .as_deref()
         .ok_or("mutation without policy")?;
+    let pods = inventory.pods.clone();
     let policy = inventory
         .admin_policies
         .iter_mut()
@@ -81,6 +129,35 @@ fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), String> {
             other => return Err(format!("bad action {other}")),
         };
         rules(policy, direction)?[*index].action = action;
+    }
+    if let Some((direction, index, name)) = &mutation.set_named_port {
+        rules(policy, direction)?[*index].ports =
+            vec![netfence_model::admin::AdminPort::Named(name.clone())];
+    }
+    if let Some(rule) = &mutation.prepend_egress_rule {
+        let mut nets = Vec::new();
+        for key in &rule.networks_of_pods {
+            let (ns, name) = key.split_once('/').ok_or("bad pod key")?;
+            let pod = pods
+                .iter()
+                .find(|p| p.namespace == ns && p.name == name)
+                .ok_or(format!("no pod {key}"))?;
+            nets.extend(pod.ips.iter().map(|ip| ipnet::IpNet::from(*ip)));
+        }
+        let action = match rule.action.as_str() {
+            "Accept" => AdminAction::Allow,
+            "Deny" => AdminAction::Deny,
+            _ => AdminAction::Pass,
+        };
+        policy.egress.insert(
+            0,
+            netfence_model::admin::AdminRule {
+                name: rule.name.clone(),
+                action,
+                peers: vec![netfence_model::admin::AdminPeer::Networks(nets)],
+                ports: Vec::new(),
+            },
+        );
     }
     if let Some(priority) = mutation.set_priority {
         policy.priority = Some(priority);
@@ -119,31 +196,37 @@ fn network_policy_api_conformance() {
         let mut inventory = loader
             .finish()
             .unwrap_or_else(|e| panic!("{}: {e}", test.name));
+        place_pods(&mut inventory);
         for step in &test.steps {
             steps += 1;
-            for mutation in &step.mutations {
-                apply(&mut inventory, mutation)
-                    .unwrap_or_else(|e| panic!("{} / {}: {e}", test.name, step.name));
-            }
-            let engine = Engine::new(inventory.clone());
-            for poke in &step.pokes {
-                let words: Vec<&str> = poke.split_whitespace().collect();
-                let port: ProbePort = words[3].parse().expect("port");
-                let expected = words[4] == "allow";
-                let got = engine.allowed(
-                    endpoint(&engine, words[0]),
-                    endpoint(&engine, words[2]),
-                    port.protocol,
-                    port.port,
-                );
-                pokes += 1;
-                if got != expected {
-                    failures.push(format!(
-                        "{} / {}: {poke}: got {}",
-                        test.name,
-                        step.name,
-                        if got { "allow" } else { "deny" }
-                    ));
+            let mut engine = Engine::new(inventory.clone());
+            for action in &step.actions {
+                match action {
+                    Action::Mutate(mutation) => {
+                        apply(&mut inventory, mutation)
+                            .unwrap_or_else(|e| panic!("{} / {}: {e}", test.name, step.name));
+                        engine = Engine::new(inventory.clone());
+                    }
+                    Action::Poke { poke } => {
+                        let words: Vec<&str> = poke.split_whitespace().collect();
+                        let port: ProbePort = words[3].parse().expect("port");
+                        let expected = words[4] == "allow";
+                        let got = engine.allowed(
+                            endpoint(&engine, words[0]),
+                            endpoint(&engine, words[2]),
+                            port.protocol,
+                            port.port,
+                        );
+                        pokes += 1;
+                        if got != expected {
+                            failures.push(format!(
+                                "{} / {}: {poke}: got {}",
+                                test.name,
+                                step.name,
+                                if got { "allow" } else { "deny" }
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -87,6 +87,9 @@ fn peer_matches(
         } => match endpoint {
             Endpoint::Pod(id) => {
                 let pod = &inv.pods[id];
+                if pod.host_network {
+                    return false; // host traffic, not pod traffic
+                }
                 let ns_ok = match namespace_selector {
                     None => pod.namespace == policy.namespace,
                     Some(s) => s.matches(&inv.namespaces[&pod.namespace].labels),
