@@ -36,7 +36,7 @@ struct Step {
 #[serde(untagged)]
 enum Action {
     Poke { poke: String },
-    Mutate(Mutation),
+    Mutate(Box<Mutation>),
 }
 
 #[derive(serde::Deserialize)]
