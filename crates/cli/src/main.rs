@@ -94,6 +94,21 @@ enum Command {
         #[arg(long)]
         labels: Option<String>,
     },
+    /// Check the cluster against the EKS network-security practices. Exit 0 when clean, 1 when
+    /// a finding reaches --fail-on, 2 on bad input.
+    Audit {
+        #[command(flatten)]
+        inputs: OptionalInputs,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = AuditFormat::Text)]
+        output: AuditFormat,
+        /// Lowest severity that makes the exit code 1: info, warning or error.
+        #[arg(long, default_value = "error")]
+        fail_on: netfence_audit::Severity,
+        /// Print the list of checks (Markdown) and exit.
+        #[arg(long)]
+        list_checks: bool,
+    },
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo {
         /// Write the example manifests to this directory instead of analysing them.
@@ -147,6 +162,20 @@ enum DataplaneCommand {
         #[arg(long)]
         netns: Option<String>,
     },
+}
+
+#[derive(Args)]
+struct OptionalInputs {
+    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuditFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -311,6 +340,33 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             } else {
                 1
             })
+        }
+        Command::Audit {
+            inputs,
+            output,
+            fail_on,
+            list_checks,
+        } => {
+            if list_checks {
+                write!(out, "{}", netfence_audit::checks_markdown()).map_err(io_failure)?;
+                return Ok(0);
+            }
+            if inputs.files.is_empty() {
+                return Err(Failure::input(
+                    "error: audit needs at least one -f PATH (or --list-checks)",
+                ));
+            }
+            let engine = inputs::load(&inputs.files)?;
+            let report = netfence_audit::audit(&engine);
+            match output {
+                AuditFormat::Text => render::audit_text(&mut out, &report),
+                AuditFormat::Json => render::audit_json(&mut out, &report),
+                AuditFormat::Sarif => render::audit_sarif(&mut out, &report),
+            }
+            .map_err(io_failure)?;
+            Ok(u8::from(
+                report.findings.iter().any(|f| f.severity >= fail_on),
+            ))
         }
         Command::Selector { expression, labels } => {
             let selector =

@@ -340,8 +340,122 @@ pub fn demo(out: &mut impl Write, engine: &Engine) -> io::Result<()> {
     for c in &list {
         writeln!(out, "  {} => {} : {}", c.src, c.dst, c.conns)?;
     }
+    writeln!(out, "\nAudit (netfence audit):")?;
+    let report = netfence_audit::audit(engine);
+    for finding in &report.findings {
+        writeln!(
+            out,
+            "  {:<7} {} {}: {}",
+            finding.severity.to_string(),
+            finding.id,
+            finding.object,
+            finding.message
+        )?;
+    }
     writeln!(
         out,
         "\nTry: netfence demo --export DIR, then netfence query -f DIR --from default/nginx-0 --to kube-system/coredns-0 --port UDP/53"
     )
+}
+
+/// `netfence audit -o text`: findings grouped by namespace.
+pub fn audit_text(out: &mut impl Write, report: &netfence_audit::Report) -> io::Result<()> {
+    let mut current: Option<&Option<String>> = None;
+    for finding in &report.findings {
+        if current != Some(&finding.namespace) {
+            current = Some(&finding.namespace);
+            writeln!(
+                out,
+                "\n{}",
+                finding
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!("namespace {n}"))
+                    .unwrap_or_else(|| "cluster".into())
+            )?;
+        }
+        let location = match (&finding.file, finding.line) {
+            (Some(file), Some(line)) => format!(" ({file}:{line})"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<7} {} {}: {}{location}",
+            finding.severity.to_string(),
+            finding.id,
+            finding.object,
+            finding.message
+        )?;
+    }
+    let count =
+        |s: netfence_audit::Severity| report.findings.iter().filter(|f| f.severity == s).count();
+    writeln!(
+        out,
+        "\n{} findings: {} error, {} warning, {} info; {} suppressed",
+        report.findings.len(),
+        count(netfence_audit::Severity::Error),
+        count(netfence_audit::Severity::Warning),
+        count(netfence_audit::Severity::Info),
+        report.suppressed
+    )
+}
+
+/// `netfence audit -o json`.
+pub fn audit_json(out: &mut impl Write, report: &netfence_audit::Report) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+
+/// `netfence audit -o sarif`: SARIF 2.1.0, one rule per check, one result per finding.
+pub fn audit_sarif(out: &mut impl Write, report: &netfence_audit::Report) -> io::Result<()> {
+    let level = |s: netfence_audit::Severity| match s {
+        netfence_audit::Severity::Error => "error",
+        netfence_audit::Severity::Warning => "warning",
+        netfence_audit::Severity::Info => "note",
+    };
+    let rules: Vec<_> = netfence_audit::CHECKS
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "shortDescription": {"text": c.title},
+                "fullDescription": {"text": c.rationale},
+                "defaultConfiguration": {"level": level(c.severity)},
+            })
+        })
+        .collect();
+    let results: Vec<_> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut result = json!({
+                "ruleId": f.id,
+                "level": level(f.severity),
+                "message": {"text": format!("{}: {}", f.object, f.message)},
+                "properties": {"remediation": f.remediation, "object": f.object},
+            });
+            if let Some(file) = &f.file {
+                let mut location = json!({"physicalLocation": {"artifactLocation": {"uri": file}}});
+                if let Some(line) = f.line.filter(|l| *l >= 1) {
+                    location["physicalLocation"]["region"] = json!({"startLine": line});
+                }
+                result["locations"] = json!([location]);
+            }
+            result
+        })
+        .collect();
+    let sarif = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "netfence",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_writer_pretty(&mut *out, &sarif)?;
+    writeln!(out)
 }

@@ -298,3 +298,47 @@ fn selector_command_canonicalises_evaluates_and_points_at_errors() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("column 13"), "{}", stderr(&bad));
 }
+
+#[test]
+fn audit_reports_exits_and_speaks_sarif() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-audit-{}", std::process::id()));
+    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
+        .status
+        .success());
+    let dir = dir.to_str().unwrap();
+    let text = netfence(&["audit", "-f", dir]);
+    assert_eq!(text.status.code(), Some(1), "errors present: exit 1");
+    let body = stdout(&text);
+    assert!(body.contains("NF-TC-003 Pod default/nginx-0: default/nginx-0 cannot reach cluster DNS (kube-system/coredns-0) on TCP 53"), "{body}");
+    assert!(body.contains("namespace kube-system"), "{body}");
+    let lenient = netfence(&["audit", "-f", dir, "--fail-on", "error", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&lenient.stdout).unwrap();
+    assert!(json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["id"] == "NF-TLS-003"));
+    let sarif = netfence(&["audit", "-f", dir, "-o", "sarif"]);
+    let sarif: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "netfence");
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for result in run["results"].as_array().unwrap() {
+        assert!(rules.contains(&result["ruleId"].as_str().unwrap()));
+        assert!(["error", "warning", "note"].contains(&result["level"].as_str().unwrap()));
+        assert!(
+            result["locations"][0]["physicalLocation"]["region"]["startLine"]
+                .as_u64()
+                .unwrap()
+                >= 1
+        );
+    }
+    let list = netfence(&["audit", "--list-checks"]);
+    assert!(stdout(&list).starts_with("| id | severity | check |"));
+}

@@ -27,6 +27,8 @@ pub struct Namespace {
     pub name: String,
     /// Labels, always including `kubernetes.io/metadata.name`.
     pub labels: Labels,
+    /// Annotations (`netfence.io/ignore` suppresses audit findings).
+    pub annotations: BTreeMap<String, String>,
     /// False when the namespace was only referenced, never declared.
     pub declared: bool,
     /// Where it was declared.

@@ -1057,6 +1057,7 @@ impl Loader {
                 Namespace {
                     name,
                     labels,
+                    annotations: meta.annotations.clone().unwrap_or_default(),
                     declared: true,
                     origin: Some(origin),
                 },
@@ -1237,6 +1238,7 @@ impl Loader {
                 .or_insert_with(|| Namespace {
                     labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
                     name,
+                    annotations: BTreeMap::new(),
                     declared: false,
                     origin: None,
                 });
@@ -1250,6 +1252,7 @@ impl Loader {
                     .or_insert_with(|| Namespace {
                         labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())]),
                         name: ns.clone(),
+                        annotations: BTreeMap::new(),
                         declared: false,
                         origin: None,
                     });
@@ -1991,6 +1994,7 @@ fn validate_network_policy(
         )?);
     }
     Ok(NetworkPolicy {
+        annotations: meta.annotations.clone().unwrap_or_default(),
         namespace: namespace_of(&meta),
         name: meta.name.unwrap_or_default(),
         pod_selector,

@@ -38,6 +38,8 @@ pub struct NetworkPolicy {
     /// Effective `policyTypes`: as given, or the API default (`Ingress`, plus `Egress` iff
     /// `spec.egress` is non-empty).
     pub policy_types: Vec<PolicyType>,
+    /// Annotations (`netfence.io/ignore` suppresses audit findings).
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// Whether `policyTypes` was written explicitly (the audit wants to know).
     pub policy_types_explicit: bool,
     /// `spec.ingress`.

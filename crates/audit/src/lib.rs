@@ -1,0 +1,596 @@
+//! `netfence audit`: the EKS best-practices guide's network-security practices as checks.
+//!
+//! Every check has a stable id, a severity, a title, the practice it comes from, and produces
+//! findings with a location and a remediation the user can apply. Traffic-control checks are
+//! computed with the engine (what the policies really allow), not pattern-matched. Findings are
+//! suppressed by the annotation `netfence.io/ignore: id1,id2` on the object or its namespace;
+//! suppressed findings are counted.
+
+use netfence_engine::{Endpoint, Engine, Outcome};
+use netfence_model::{Origin, PolicyType, Protocol};
+use netfence_selector::Requirement;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Should be fixed.
+    Warning,
+    /// Breaks something or leaves a hole.
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            other => Err(format!(
+                "unknown severity {other:?} (expected info, warning or error)"
+            )),
+        }
+    }
+}
+
+/// What a check is.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// Stable id, used in output and in `netfence.io/ignore`.
+    pub id: &'static str,
+    /// Severity of its findings.
+    pub severity: Severity,
+    /// One line.
+    pub title: &'static str,
+    /// The practice it comes from.
+    pub rationale: &'static str,
+}
+
+/// Every check, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "NF-TC-001",
+        severity: Severity::Warning,
+        title: "Namespace without default-deny ingress: some pod accepts traffic no rule allows",
+        rationale: "EKS guide, 'Create a default deny policy': network policies should adhere to least privileged access.",
+    },
+    Check {
+        id: "NF-TC-002",
+        severity: Severity::Warning,
+        title: "Namespace without default-deny egress: some pod may send traffic no rule allows",
+        rationale: "EKS guide, 'Create a default deny policy': restrict all inbound and outbound traffic.",
+    },
+    Check {
+        id: "NF-TC-003",
+        severity: Severity::Error,
+        title: "Egress-isolated pod cannot reach cluster DNS on UDP 53 and TCP 53",
+        rationale: "EKS guide, 'Create a rule to allow DNS queries': once default deny is in place, allow pods to query CoreDNS.",
+    },
+    Check {
+        id: "NF-TC-004",
+        severity: Severity::Warning,
+        title: "Pod reachable from any address on every port",
+        rationale: "EKS guide, 'Network policy': all pod-to-pod and external communication is allowed by default; restrict it.",
+    },
+    Check {
+        id: "NF-TC-005",
+        severity: Severity::Info,
+        title: "Namespace where no policy selects any pod",
+        rationale: "EKS guide, 'Incrementally add rules': start with policies in every namespace.",
+    },
+    Check {
+        id: "NF-TC-006",
+        severity: Severity::Warning,
+        title: "NetworkPolicy selects no pod",
+        rationale: "A policy that selects nothing enforces nothing; its selector is probably wrong.",
+    },
+    Check {
+        id: "NF-TC-007",
+        severity: Severity::Warning,
+        title: "Rule whose pod peers match no pod",
+        rationale: "A peer that matches nothing allows nothing; its selectors are probably wrong.",
+    },
+    Check {
+        id: "NF-TC-008",
+        severity: Severity::Info,
+        title: "NetworkPolicy without explicit policyTypes",
+        rationale: "Without policyTypes, egress isolation depends on whether egress rules happen to be present.",
+    },
+    Check {
+        id: "NF-TC-010",
+        severity: Severity::Error,
+        title: "DNS rule selects kube-system by `name: kube-system`, but kube-system lacks that label",
+        rationale: "EKS guide, 'Create a rule to allow DNS queries': `kubectl label namespace kube-system name=kube-system` first.",
+    },
+    Check {
+        id: "NF-TLS-001",
+        severity: Severity::Warning,
+        title: "LoadBalancer Service without TLS (aws-load-balancer-ssl-cert and -ssl-ports)",
+        rationale: "EKS guide, 'Use encryption with AWS load balancers'.",
+    },
+    Check {
+        id: "NF-TLS-002",
+        severity: Severity::Warning,
+        title: "LoadBalancer Service with a weak TLS negotiation policy",
+        rationale: "EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
+    },
+    Check {
+        id: "NF-TLS-003",
+        severity: Severity::Info,
+        title: "TLS terminated at the load balancer with an http backend (not end to end)",
+        rationale: "EKS guide, 'Ingress Controllers and Load Balancers': end-to-end encryption requires decrypting at the pod.",
+    },
+];
+
+fn check(id: &str) -> &'static Check {
+    CHECKS.iter().find(|c| c.id == id).unwrap_or(&CHECKS[0])
+}
+
+/// One finding.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// The check.
+    pub id: &'static str,
+    /// Its severity.
+    pub severity: Severity,
+    /// What was found.
+    pub message: String,
+    /// Namespace, when the finding belongs to one.
+    pub namespace: Option<String>,
+    /// `Kind namespace/name` of the object.
+    pub object: String,
+    /// File the object was read from.
+    pub file: Option<String>,
+    /// Line the object starts on.
+    pub line: Option<usize>,
+    /// The practice.
+    pub rationale: &'static str,
+    /// YAML (or a command) that fixes it.
+    pub remediation: String,
+}
+
+/// The audit result.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Findings, sorted by namespace, severity (most severe first), id.
+    pub findings: Vec<Finding>,
+    /// Findings suppressed by `netfence.io/ignore`.
+    pub suppressed: usize,
+}
+
+/// The annotation that suppresses findings by id.
+pub const IGNORE_ANNOTATION: &str = "netfence.io/ignore";
+
+fn ignored(annotations: Option<&BTreeMap<String, String>>, id: &str) -> bool {
+    annotations
+        .and_then(|a| a.get(IGNORE_ANNOTATION))
+        .is_some_and(|list| list.split(',').any(|x| x.trim() == id || x.trim() == "*"))
+}
+
+struct Builder<'a> {
+    engine: &'a Engine,
+    findings: Vec<Finding>,
+    suppressed: usize,
+}
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        id: &'static str,
+        namespace: Option<&str>,
+        object: String,
+        origin: Option<&Origin>,
+        object_annotations: Option<&BTreeMap<String, String>>,
+        message: String,
+        remediation: String,
+    ) {
+        let namespace_annotations = namespace.and_then(|ns| {
+            self.engine
+                .inventory()
+                .namespaces
+                .get(ns)
+                .map(|n| &n.annotations)
+        });
+        if ignored(object_annotations, id) || ignored(namespace_annotations, id) {
+            self.suppressed += 1;
+            return;
+        }
+        let check = check(id);
+        self.findings.push(Finding {
+            id,
+            severity: check.severity,
+            message,
+            namespace: namespace.map(str::to_string),
+            object,
+            file: origin.map(|o| o.file.clone()),
+            line: origin.map(|o| o.line),
+            rationale: check.rationale,
+            remediation,
+        });
+    }
+}
+
+/// An address outside every cluster range, used to ask "what may any address do?".
+const PROBE_ADDRESS: [u8; 4] = [198, 51, 100, 77];
+
+/// Run every check.
+pub fn audit(engine: &Engine) -> Report {
+    let mut b = Builder {
+        engine,
+        findings: Vec::new(),
+        suppressed: 0,
+    };
+    let inventory = engine.inventory();
+    let probe = Endpoint::Address(IpAddr::from(PROBE_ADDRESS));
+
+    // Per namespace: default deny (computed) and whether any policy selects any pod.
+    let mut pods_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        if !pod.host_network {
+            pods_by_namespace
+                .entry(&pod.namespace)
+                .or_default()
+                .push(id);
+        }
+    }
+    for (namespace, pods) in &pods_by_namespace {
+        let ns_origin = inventory
+            .namespaces
+            .get(*namespace)
+            .and_then(|n| n.origin.as_ref());
+        let object = format!("Namespace {namespace}");
+        let open = |direction: PolicyType| -> Vec<String> {
+            pods.iter()
+                .filter(|&&id| {
+                    let verdict = match direction {
+                        PolicyType::Ingress => {
+                            engine
+                                .explain(probe, Endpoint::Pod(id), Protocol::Tcp, 1)
+                                .ingress
+                        }
+                        PolicyType::Egress => {
+                            engine
+                                .explain(Endpoint::Pod(id), probe, Protocol::Tcp, 1)
+                                .egress
+                        }
+                    };
+                    matches!(
+                        verdict.outcome,
+                        Outcome::NotIsolated | Outcome::DefaultAllow
+                    )
+                })
+                .map(|&id| inventory.pods[id].name.clone())
+                .collect()
+        };
+        for (id, direction, name) in [
+            ("NF-TC-001", PolicyType::Ingress, "ingress"),
+            ("NF-TC-002", PolicyType::Egress, "egress"),
+        ] {
+            let open_pods = open(direction);
+            if !open_pods.is_empty() {
+                b.add(
+                    id,
+                    Some(namespace),
+                    object.clone(),
+                    ns_origin,
+                    None,
+                    format!(
+                        "{} of {} pods accept {name} traffic that no rule allows: {}",
+                        open_pods.len(),
+                        pods.len(),
+                        summarize(&open_pods)
+                    ),
+                    format!(
+                        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny-{name}\n  namespace: {namespace}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - {direction}\n"
+                    ),
+                );
+            }
+        }
+        let selected = pods.iter().any(|&id| {
+            !engine.selecting(id, PolicyType::Ingress).is_empty()
+                || !engine.selecting(id, PolicyType::Egress).is_empty()
+        });
+        if !selected {
+            b.add(
+                "NF-TC-005",
+                Some(namespace),
+                object.clone(),
+                ns_origin,
+                None,
+                format!("no policy selects any of its {} pods", pods.len()),
+                format!(
+                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: {namespace}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - Ingress\n  - Egress\n"
+                ),
+            );
+        }
+    }
+
+    // DNS reachability for egress-isolated pods (computed end to end: egress and CoreDNS ingress).
+    let dns_pods: Vec<usize> = inventory
+        .pods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
+        .map(|(id, _)| id)
+        .collect();
+    if !dns_pods.is_empty() {
+        for (id, pod) in inventory.pods.iter().enumerate() {
+            if pod.host_network
+                || dns_pods.contains(&id)
+                || engine.selecting(id, PolicyType::Egress).is_empty()
+            {
+                continue;
+            }
+            let mut missing = Vec::new();
+            for protocol in [Protocol::Udp, Protocol::Tcp] {
+                let reachable = dns_pods.iter().any(|&dns| {
+                    engine.allowed(Endpoint::Pod(id), Endpoint::Pod(dns), protocol, 53)
+                });
+                if !reachable {
+                    missing.push(format!("{protocol} 53"));
+                }
+            }
+            if !missing.is_empty() {
+                b.add(
+                    "NF-TC-003",
+                    Some(&pod.namespace),
+                    format!("Pod {}", pod.key()),
+                    Some(&pod.origin),
+                    None,
+                    format!(
+                        "{} cannot reach cluster DNS ({}) on {}",
+                        pod.key(),
+                        inventory.pods[dns_pods[0]].key(),
+                        missing.join(" and ")
+                    ),
+                    format!(
+                        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-dns\n  namespace: {}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - Egress\n  egress:\n  - to:\n    - namespaceSelector:\n        matchLabels:\n          kubernetes.io/metadata.name: kube-system\n      podSelector:\n        matchLabels:\n          k8s-app: kube-dns\n    ports:\n    - protocol: UDP\n      port: 53\n    - protocol: TCP\n      port: 53\n# and, where CoreDNS is isolated, an ingress rule admitting these pods on 53\n",
+                        pod.namespace
+                    ),
+                );
+            }
+        }
+    }
+
+    // Pods open to any address on every port.
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        if pod.host_network {
+            continue;
+        }
+        if engine.allowed_conns(probe, Endpoint::Pod(id)).is_all() {
+            b.add(
+                "NF-TC-004",
+                Some(&pod.namespace),
+                format!("Pod {}", pod.key()),
+                Some(&pod.origin),
+                None,
+                format!("{} accepts connections from any address on every port and protocol", pod.key()),
+                format!(
+                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}-ingress\n  namespace: {}\nspec:\n  podSelector:\n    matchLabels: {{}}  # select {}\n  policyTypes:\n  - Ingress\n  ingress:\n  - from: []   # the peers that need it\n    ports: []  # and only their ports\n",
+                    pod.workload.name, pod.namespace, pod.name
+                ),
+            );
+        }
+    }
+
+    // Kubernetes NetworkPolicy hygiene.
+    for policy in &inventory.network_policies {
+        let object = format!("NetworkPolicy {}/{}", policy.namespace, policy.name);
+        let annotations = Some(&policy.annotations);
+        let selects_any = inventory
+            .pods
+            .iter()
+            .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
+        if !selects_any {
+            b.add(
+                "NF-TC-006",
+                Some(&policy.namespace),
+                object.clone(),
+                Some(&policy.origin),
+                annotations,
+                format!(
+                    "spec.podSelector {} matches no pod in {}",
+                    policy.pod_selector, policy.namespace
+                ),
+                "# fix spec.podSelector to match the intended pods' labels\n".into(),
+            );
+        }
+        if !policy.policy_types_explicit {
+            let types: Vec<String> = policy
+                .policy_types
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            b.add(
+                "NF-TC-008",
+                Some(&policy.namespace),
+                object.clone(),
+                Some(&policy.origin),
+                annotations,
+                format!("policyTypes not set; it defaults to [{}]", types.join(", ")),
+                format!(
+                    "spec:\n  policyTypes:\n{}",
+                    types
+                        .iter()
+                        .map(|t| format!("  - {t}\n"))
+                        .collect::<String>()
+                ),
+            );
+        }
+        for direction in [PolicyType::Ingress, PolicyType::Egress] {
+            for (index, rule) in policy.rules(direction).iter().enumerate() {
+                for (peer_index, peer) in rule.peers.iter().enumerate() {
+                    let netfence_model::NpPeer::Pods {
+                        namespace_selector,
+                        pod_selector,
+                    } = peer
+                    else {
+                        continue;
+                    };
+                    let matches_any = inventory.pods.iter().any(|p| {
+                        let namespace_ok = match namespace_selector {
+                            None => p.namespace == policy.namespace,
+                            Some(s) => s.matches(inventory.namespace_labels(&p.namespace)),
+                        };
+                        namespace_ok && pod_selector.matches(&p.labels)
+                    });
+                    let field = format!(
+                        "spec.{}[{index}].{}[{peer_index}]",
+                        if direction == PolicyType::Ingress {
+                            "ingress"
+                        } else {
+                            "egress"
+                        },
+                        if direction == PolicyType::Ingress {
+                            "from"
+                        } else {
+                            "to"
+                        }
+                    );
+                    if !matches_any {
+                        b.add(
+                            "NF-TC-007",
+                            Some(&policy.namespace),
+                            object.clone(),
+                            Some(&policy.origin),
+                            annotations,
+                            format!("{field} matches no pod"),
+                            format!("# check the selectors of {field} against the labels of the intended pods and namespaces\n"),
+                        );
+                    }
+                    // The guide's DNS rule relies on kube-system carrying name=kube-system.
+                    let wants_name_label = namespace_selector.as_ref().is_some_and(|s| {
+                        s.requirements().iter().any(|r| {
+                            matches!(r, Requirement::In(key, values) if key == "name" && values.contains("kube-system"))
+                        })
+                    });
+                    let labelled = inventory
+                        .namespaces
+                        .get("kube-system")
+                        .is_some_and(|n| n.labels.get("name").is_some_and(|v| v == "kube-system"));
+                    if wants_name_label && !labelled {
+                        b.add(
+                            "NF-TC-010",
+                            Some(&policy.namespace),
+                            object.clone(),
+                            Some(&policy.origin),
+                            annotations,
+                            format!("{field} selects namespaces labelled name=kube-system, and kube-system has no such label"),
+                            "kubectl label namespace kube-system name=kube-system\n# or select it by its automatic label: kubernetes.io/metadata.name: kube-system\n".into(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Encryption in transit at AWS load balancers.
+    const SSL_CERT: &str = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert";
+    const SSL_PORTS: &str = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports";
+    const SSL_POLICY: &str = "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy";
+    const BACKEND: &str = "service.beta.kubernetes.io/aws-load-balancer-backend-protocol";
+    // ELB security policies that allow TLS 1.0/1.1 (AWS docs, "Security policies for your
+    // Application/Network Load Balancer").
+    const WEAK: [&str; 5] = [
+        "ELBSecurityPolicy-2016-08",
+        "ELBSecurityPolicy-TLS-1-0-2015-04",
+        "ELBSecurityPolicy-TLS-1-1-2017-01",
+        "ELBSecurityPolicy-2015-05",
+        "ELBSecurityPolicy-FS-2018-06",
+    ];
+    for service in &inventory.services {
+        if service.service_type != "LoadBalancer" {
+            continue;
+        }
+        let object = format!("Service {}/{}", service.namespace, service.name);
+        let a = &service.annotations;
+        if !a.contains_key(SSL_CERT) || !a.contains_key(SSL_PORTS) {
+            b.add(
+                "NF-TLS-001",
+                Some(&service.namespace),
+                object.clone(),
+                Some(&service.origin),
+                Some(a),
+                "no TLS listener: the ssl-cert and ssl-ports annotations are not both set".into(),
+                format!("metadata:\n  annotations:\n    {SSL_CERT}: \"<certificate ARN>\"\n    {SSL_PORTS}: \"443\"\n"),
+            );
+        }
+        if let Some(policy) = a.get(SSL_POLICY).filter(|p| WEAK.contains(&p.as_str())) {
+            b.add(
+                "NF-TLS-002",
+                Some(&service.namespace),
+                object.clone(),
+                Some(&service.origin),
+                Some(a),
+                format!("negotiation policy {policy} allows TLS versions below 1.2"),
+                format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n"),
+            );
+        }
+        if a.contains_key(SSL_CERT) && a.get(BACKEND).is_some_and(|p| p == "http" || p == "tcp") {
+            b.add(
+                "NF-TLS-003",
+                Some(&service.namespace),
+                object.clone(),
+                Some(&service.origin),
+                Some(a),
+                format!("TLS ends at the load balancer; the backend protocol is {}", a[BACKEND]),
+                format!("metadata:\n  annotations:\n    {BACKEND}: \"ssl\"  # and serve TLS in the pod\n"),
+            );
+        }
+    }
+
+    let order: BTreeMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    b.findings.sort_by(|x, y| {
+        (
+            &x.namespace,
+            std::cmp::Reverse(x.severity),
+            order.get(x.id),
+            &x.object,
+        )
+            .cmp(&(
+                &y.namespace,
+                std::cmp::Reverse(y.severity),
+                order.get(y.id),
+                &y.object,
+            ))
+    });
+    Report {
+        findings: b.findings,
+        suppressed: b.suppressed,
+    }
+}
+
+fn summarize(names: &[String]) -> String {
+    let shown: BTreeSet<&String> = names.iter().take(5).collect();
+    let mut text = shown.into_iter().cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        text.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    text
+}
+
+/// The check list as Markdown (the README's Audit section is this text).
+pub fn checks_markdown() -> String {
+    let mut out = String::from("| id | severity | check |\n|---|---|---|\n");
+    for c in CHECKS {
+        out.push_str(&format!("| {} | {} | {} |\n", c.id, c.severity, c.title));
+    }
+    out
+}

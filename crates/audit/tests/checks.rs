@@ -1,0 +1,72 @@
+//! Every check has a fixture that triggers it and one that does not; suppression works; the
+//! README's check list is the one the code generates.
+
+use netfence_audit::{audit, checks_markdown, CHECKS};
+use netfence_engine::Engine;
+use netfence_model::Loader;
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    check: String,
+    triggers: String,
+    clean: String,
+}
+
+fn ids(yaml: &str) -> Vec<&'static str> {
+    let mut loader = Loader::new();
+    loader.load_str("fixture.yaml", yaml);
+    let engine = Engine::new(loader.finish().expect("fixture loads"));
+    audit(&engine).findings.iter().map(|f| f.id).collect()
+}
+
+#[test]
+fn every_check_has_a_triggering_and_a_clean_fixture() {
+    let fixtures: Vec<Fixture> =
+        serde_yaml_ng::from_str(include_str!("fixtures.yaml")).expect("fixtures parse");
+    for check in CHECKS {
+        let fixture = fixtures
+            .iter()
+            .find(|f| f.check == check.id)
+            .unwrap_or_else(|| panic!("no fixture for {}", check.id));
+        assert!(
+            ids(&fixture.triggers).contains(&check.id),
+            "{} not triggered",
+            check.id
+        );
+        assert!(
+            !ids(&fixture.clean).contains(&check.id),
+            "{} triggered by its clean fixture",
+            check.id
+        );
+    }
+    println!(
+        "audit fixtures: {} checks, each triggered and each clean",
+        CHECKS.len()
+    );
+}
+
+#[test]
+fn annotations_suppress_and_are_counted() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team, annotations: {netfence.io/ignore: 'NF-TC-001, NF-TC-004'}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team}\nspec: {containers: [{name: c}]}\n";
+    let mut loader = Loader::new();
+    loader.load_str("fixture.yaml", yaml);
+    let report = audit(&Engine::new(loader.finish().unwrap()));
+    let ids: Vec<&str> = report.findings.iter().map(|f| f.id).collect();
+    assert!(
+        !ids.contains(&"NF-TC-001") && !ids.contains(&"NF-TC-004"),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"NF-TC-002"), "{ids:?}");
+    assert_eq!(report.suppressed, 2);
+}
+
+#[test]
+fn readme_lists_the_checks_the_code_has() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    let table = checks_markdown();
+    assert!(
+        readme.contains(&table),
+        "README's Audit section is out of date; paste the output of `netfence audit --list-checks`:\n{table}"
+    );
+}
