@@ -64,6 +64,18 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Txt)]
         output: ListFormat,
     },
+    /// The connectivity difference between two configurations (netpol-analyzer's diff):
+    /// connections changed, added and removed, by workload and external range.
+    Diff {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// The new configuration: files, directories or `-`; repeatable.
+        #[arg(long, required = true, value_name = "PATH")]
+        against: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = DiffFormat::Txt)]
+        output: DiffFormat,
+    },
     /// Compile policies to nftables and load or remove them.
     Dataplane {
         #[command(subcommand)]
@@ -169,6 +181,14 @@ struct OptionalInputs {
     /// A manifest file, a directory (recursive *.yaml|*.yml|*.json) or `-` for stdin; repeatable.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Txt,
+    Csv,
+    Md,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -287,6 +307,23 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 ListFormat::Csv => render::list_csv(&mut out, &list),
                 ListFormat::Md => render::list_md(&mut out, &list),
                 ListFormat::Dot => render::list_dot(&mut out, &list),
+            }
+            .map_err(io_failure)?;
+            Ok(0)
+        }
+        Command::Diff {
+            inputs,
+            against,
+            output,
+        } => {
+            let before = inputs::load(&inputs.files)?;
+            let after = inputs::load(&against)?;
+            let lines = netfence_engine::diff(&before, &after);
+            match output {
+                DiffFormat::Txt => render::diff_txt(&mut out, &lines),
+                DiffFormat::Csv => render::diff_csv(&mut out, &lines),
+                DiffFormat::Md => render::diff_md(&mut out, &lines),
+                DiffFormat::Json => render::diff_json(&mut out, &lines),
             }
             .map_err(io_failure)?;
             Ok(0)

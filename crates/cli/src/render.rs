@@ -459,3 +459,85 @@ pub fn audit_sarif(out: &mut impl Write, report: &netfence_audit::Report) -> io:
     serde_json::to_writer_pretty(&mut *out, &sarif)?;
     writeln!(out)
 }
+
+/// `netfence diff -o txt`, netpol-analyzer's format.
+pub fn diff_txt(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
+    writeln!(out, "Connectivity diff:")?;
+    for d in lines {
+        write!(
+            out,
+            "diff-type: {}, source: {}, destination: {}, ref1: {}, ref2: {}",
+            d.kind, d.src, d.dst, d.before, d.after
+        )?;
+        if let Some(info) = &d.workloads_info {
+            write!(out, ", workloads-diff-info: {info}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `netfence diff -o csv`.
+pub fn diff_csv(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
+    writeln!(
+        out,
+        "diff-type,source,destination,ref1,ref2,workloads-diff-info"
+    )?;
+    for d in lines {
+        writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            d.kind,
+            csv_field(&d.src.to_string()),
+            csv_field(&d.dst.to_string()),
+            csv_field(&d.before.to_string()),
+            csv_field(&d.after.to_string()),
+            csv_field(d.workloads_info.as_deref().unwrap_or(""))
+        )?;
+    }
+    Ok(())
+}
+
+/// `netfence diff -o md`.
+pub fn diff_md(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
+    writeln!(
+        out,
+        "| diff-type | source | destination | ref1 | ref2 | workloads-diff-info |"
+    )?;
+    writeln!(
+        out,
+        "|-----------|--------|-------------|------|------|---------------------|"
+    )?;
+    for d in lines {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            d.kind,
+            d.src,
+            d.dst,
+            d.before,
+            d.after,
+            d.workloads_info.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+/// `netfence diff -o json`.
+pub fn diff_json(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
+    let value: Vec<_> = lines
+        .iter()
+        .map(|d| {
+            json!({
+                "diff-type": d.kind.to_string(),
+                "source": d.src.to_string(),
+                "destination": d.dst.to_string(),
+                "ref1": d.before.to_string(),
+                "ref2": d.after.to_string(),
+                "workloads-diff-info": d.workloads_info.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}

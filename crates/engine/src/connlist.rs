@@ -43,9 +43,53 @@ pub struct Connection {
     pub conns: ConnSet,
 }
 
+/// Where the address space is cut: every CIDR boundary a rule or network set mentions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cuts {
+    v4: BTreeSet<u32>,
+    v6: BTreeSet<u128>,
+}
+
+impl Cuts {
+    /// The cuts of both (for comparing two configurations on the same ranges).
+    pub fn union(&self, other: &Cuts) -> Cuts {
+        Cuts {
+            v4: self.v4.union(&other.v4).copied().collect(),
+            v6: self.v6.union(&other.v6).copied().collect(),
+        }
+    }
+
+    /// The ranges between the cuts.
+    pub fn ranges(&self) -> Vec<(IpAddr, IpAddr)> {
+        let mut ranges = Vec::new();
+        let starts: Vec<u32> = self.v4.iter().copied().collect();
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(u32::MAX, |next| next - 1);
+            ranges.push((
+                IpAddr::V4(Ipv4Addr::from(start)),
+                IpAddr::V4(Ipv4Addr::from(end)),
+            ));
+        }
+        let starts: Vec<u128> = self.v6.iter().copied().collect();
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
+            ranges.push((
+                IpAddr::V6(Ipv6Addr::from(start)),
+                IpAddr::V6(Ipv6Addr::from(end)),
+            ));
+        }
+        ranges
+    }
+}
+
 /// The external address ranges: the IPv4 space (and IPv6, when a policy mentions it) split
 /// at every CIDR boundary that a rule mentions.
 pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
+    cuts(engine).ranges()
+}
+
+/// The cuts of one configuration.
+pub fn cuts(engine: &Engine) -> Cuts {
     let mut v4: BTreeSet<u32> = BTreeSet::from([0]);
     let mut v6: BTreeSet<u128> = BTreeSet::new();
     let mut nets = Vec::new();
@@ -98,24 +142,7 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
             }
         }
     }
-    let mut ranges = Vec::new();
-    let starts: Vec<u32> = v4.into_iter().collect();
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(u32::MAX, |next| next - 1);
-        ranges.push((
-            IpAddr::V4(Ipv4Addr::from(start)),
-            IpAddr::V4(Ipv4Addr::from(end)),
-        ));
-    }
-    let starts: Vec<u128> = v6.into_iter().collect();
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
-        ranges.push((
-            IpAddr::V6(Ipv6Addr::from(start)),
-            IpAddr::V6(Ipv6Addr::from(end)),
-        ));
-    }
-    ranges
+    Cuts { v4, v6 }
 }
 
 /// Whether two endpoints can talk at all: a pod-to-address pair needs the pod to have an
@@ -142,6 +169,11 @@ fn same_family(engine: &Engine, a: Endpoint, b: Endpoint) -> bool {
 /// sorted by (source, destination) text. A workload's connections are the union over its
 /// pods; connections of a workload with itself are omitted.
 pub fn connlist(engine: &Engine) -> Vec<Connection> {
+    connlist_on(engine, &cuts(engine))
+}
+
+/// The connection list with external ranges cut at `cuts`.
+pub fn connlist_on(engine: &Engine, cuts: &Cuts) -> Vec<Connection> {
     let inventory = engine.inventory();
     let mut workloads: BTreeMap<WorkloadRef, Vec<usize>> = BTreeMap::new();
     for (id, pod) in inventory.pods.iter().enumerate() {
@@ -156,7 +188,7 @@ pub fn connlist(engine: &Engine) -> Vec<Connection> {
             )
         })
         .collect();
-    for (first, last) in external_ranges(engine) {
+    for (first, last) in cuts.ranges() {
         peers.push((
             ListPeer::External(first, last),
             vec![Endpoint::Address(first)],
@@ -188,5 +220,102 @@ pub fn connlist(engine: &Engine) -> Vec<Connection> {
         }
     }
     out.sort_by_cached_key(|c| (c.src.to_string(), c.dst.to_string()));
+    out
+}
+
+/// How a connection differs between two configurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiffKind {
+    /// Allowed before and after, but not the same connections.
+    Changed,
+    /// Allowed only after.
+    Added,
+    /// Allowed only before.
+    Removed,
+}
+
+impl fmt::Display for DiffKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DiffKind::Changed => "changed",
+            DiffKind::Added => "added",
+            DiffKind::Removed => "removed",
+        })
+    }
+}
+
+/// One line of a connectivity diff (netpol-analyzer's `diff` format).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiffLine {
+    /// Changed, added or removed.
+    pub kind: DiffKind,
+    /// Source.
+    pub src: ListPeer,
+    /// Destination.
+    pub dst: ListPeer,
+    /// Connections before (`ref1`).
+    pub before: ConnSet,
+    /// Connections after (`ref2`).
+    pub after: ConnSet,
+    /// `workload X added|removed` when an endpoint exists on one side only.
+    pub workloads_info: Option<String>,
+}
+
+/// The semantic connectivity difference from `before` to `after`, at workload granularity and
+/// on external ranges cut at the boundaries of both: changed lines, then added, then removed,
+/// each sorted by source and destination.
+pub fn diff(before: &Engine, after: &Engine) -> Vec<DiffLine> {
+    let cuts = cuts(before).union(&cuts(after));
+    let index = |list: Vec<Connection>| -> BTreeMap<(String, String), Connection> {
+        list.into_iter()
+            .map(|c| ((c.src.to_string(), c.dst.to_string()), c))
+            .collect()
+    };
+    let old = index(connlist_on(before, &cuts));
+    let new = index(connlist_on(after, &cuts));
+    let workloads = |engine: &Engine| -> BTreeSet<WorkloadRef> {
+        engine
+            .inventory()
+            .pods
+            .iter()
+            .map(|p| p.workload.clone())
+            .collect()
+    };
+    let (old_workloads, new_workloads) = (workloads(before), workloads(after));
+    let keys: BTreeSet<&(String, String)> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (o, n) = (old.get(key), new.get(key));
+        let before_conns = o.map(|c| c.conns.clone()).unwrap_or_default();
+        let after_conns = n.map(|c| c.conns.clone()).unwrap_or_default();
+        if before_conns == after_conns {
+            continue;
+        }
+        let kind = match (o, n) {
+            (None, _) => DiffKind::Added,
+            (_, None) => DiffKind::Removed,
+            _ => DiffKind::Changed,
+        };
+        let line = n.or(o).expect("a key comes from one side");
+        let mut info = Vec::new();
+        for peer in [&line.src, &line.dst] {
+            if let ListPeer::Workload(w) = peer {
+                if !old_workloads.contains(w) {
+                    info.push(format!("workload {w} added"));
+                } else if !new_workloads.contains(w) {
+                    info.push(format!("workload {w} removed"));
+                }
+            }
+        }
+        out.push(DiffLine {
+            kind,
+            src: line.src.clone(),
+            dst: line.dst.clone(),
+            before: before_conns,
+            after: after_conns,
+            workloads_info: (!info.is_empty()).then(|| info.join(", ")),
+        });
+    }
+    out.sort_by_cached_key(|d| (d.kind, d.src.to_string(), d.dst.to_string()));
     out
 }

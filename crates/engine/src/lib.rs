@@ -34,7 +34,7 @@ pub mod eval;
 pub mod ir;
 pub mod matrix;
 
-pub use connlist::{connlist, Connection, ListPeer};
+pub use connlist::{connlist, diff, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
 pub use matrix::{default_ports, Matrix, ProbePort};

@@ -390,3 +390,193 @@ fn netpol_analyzer_connlists() {
         "{summary}: fewer than 95% of in-scope cases agree"
     );
 }
+
+/// Parse a diff line into (src, dst, ref1, ref2).
+fn parse_diff_line(line: &str) -> Result<(Peer, Peer, ConnSet, ConnSet), String> {
+    let mut fields = BTreeMap::new();
+    for part in line.split(", ") {
+        if let Some((key, value)) = part.split_once(": ") {
+            fields.insert(key.trim(), value.trim());
+        }
+    }
+    let get = |key: &str| {
+        fields
+            .get(key)
+            .copied()
+            .ok_or_else(|| format!("no {key} in {line:?}"))
+    };
+    Ok((
+        parse_peer(get("source")?)?,
+        parse_peer(get("destination")?)?,
+        parse_conns(get("ref1")?)?,
+        parse_conns(get("ref2")?)?,
+    ))
+}
+
+fn load_dir(dir: &std::path::Path) -> Result<netfence_model::Inventory, String> {
+    let mut loader = Loader::new();
+    loader.load_path(dir);
+    let inventory = loader.finish().map_err(|e| {
+        format!(
+            "load error: {}",
+            e.0.first().map(ToString::to_string).unwrap_or_default()
+        )
+    })?;
+    let out: Vec<String> = inventory
+        .skipped_kinds
+        .keys()
+        .filter(|k| {
+            OUT_OF_SCOPE
+                .iter()
+                .any(|o| k.ends_with(&format!("/{o}")) || k == o)
+        })
+        .cloned()
+        .collect();
+    if out.is_empty() {
+        Ok(inventory)
+    } else {
+        Err(format!("out of scope: {}", out.join(", ")))
+    }
+}
+
+fn compare_diff(before: Engine, after: Engine, golden: &str) -> Result<(), String> {
+    let ours: Vec<(Peer, Peer, ConnSet, ConnSet)> = netfence_engine::diff(&before, &after)
+        .into_iter()
+        .map(|d| {
+            let peer =
+                |p: &netfence_engine::ListPeer| parse_peer(&p.to_string()).expect("own peer");
+            (peer(&d.src), peer(&d.dst), d.before, d.after)
+        })
+        .collect();
+    let theirs: Vec<(Peer, Peer, ConnSet, ConnSet)> = golden
+        .lines()
+        .filter(|l| l.starts_with("diff-type:"))
+        .map(parse_diff_line)
+        .collect::<Result<_, _>>()?;
+    let side = |lines: &[(Peer, Peer, ConnSet, ConnSet)], after: bool| -> Vec<Line> {
+        lines
+            .iter()
+            .map(|(s, d, a, b)| {
+                (
+                    s.clone(),
+                    d.clone(),
+                    if after { b.clone() } else { a.clone() },
+                )
+            })
+            .collect()
+    };
+    let mut cuts = BTreeSet::new();
+    for lines in [&ours, &theirs] {
+        cuts.extend(cuts_of(&side(lines, false)));
+    }
+    for after in [false, true] {
+        let a = normalise(&side(&ours, after), &cuts);
+        let b = normalise(&side(&theirs, after), &cuts);
+        if a != b {
+            let differing = a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).count()
+                + b.iter().filter(|(k, _)| !a.contains_key(*k)).count();
+            return Err(format!(
+                "{} differing {} pairs",
+                differing,
+                if after { "ref2" } else { "ref1" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn netpol_analyzer_diffs() {
+    let root = conformance_dir().join("netpol-analyzer");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("test_outputs/diff"))
+        .expect("diff outputs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with("diff_between_") && name.ends_with(".txt")
+        })
+        .collect();
+    files.sort();
+    let (mut pass, mut host_network, mut skip, mut fail) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for file in &files {
+        let stem = file
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("diff_between_")
+            .to_string();
+        // "<new>_and_<old>": directory names may contain "_and_", so try every split.
+        let split = stem
+            .match_indices("_and_")
+            .map(|(i, _)| (&stem[..i], &stem[i + 5..]))
+            .find(|(a, b)| {
+                root.join("tests").join(a).is_dir() && root.join("tests").join(b).is_dir()
+            });
+        let Some((new, old)) = split else {
+            skip.push((stem.clone(), "input folders not in the corpus".to_string()));
+            continue;
+        };
+        let golden = std::fs::read_to_string(file).expect("golden");
+        let (before, after) = match (
+            load_dir(&root.join("tests").join(old)),
+            load_dir(&root.join("tests").join(new)),
+        ) {
+            (Ok(b), Ok(a)) => (b, a),
+            (Err(e), _) | (_, Err(e)) => {
+                skip.push((stem.clone(), e));
+                continue;
+            }
+        };
+        match compare_diff(
+            Engine::new(before.clone()),
+            Engine::new(after.clone()),
+            &golden,
+        ) {
+            Ok(()) => pass.push(stem),
+            Err(reason) => {
+                let has_host = before
+                    .pods
+                    .iter()
+                    .chain(&after.pods)
+                    .any(|p| p.host_network);
+                let relax = |mut i: netfence_model::Inventory| {
+                    i.pods.iter_mut().for_each(|p| p.host_network = false);
+                    Engine::new(i)
+                };
+                if has_host && compare_diff(relax(before), relax(after), &golden).is_ok() {
+                    host_network.push(stem);
+                } else {
+                    fail.push((stem, reason));
+                }
+            }
+        }
+    }
+    let in_scope = pass.len() + host_network.len() + fail.len();
+    let summary = format!(
+        "netpol-analyzer diff conformance: {} of {in_scope} in-scope diffs match; {} differ only by hostNetwork semantics (verified); {} fail; {} skipped",
+        pass.len(),
+        host_network.len(),
+        fail.len(),
+        skip.len()
+    );
+    let mut report = format!("# netpol-analyzer diff conformance\n\n{summary}\n\n## Failing\n\n");
+    for (n, r) in &fail {
+        let _ = writeln!(report, "- `{n}`: {r}");
+    }
+    let _ = writeln!(report, "\n## Skipped\n");
+    for (n, r) in &skip {
+        let _ = writeln!(report, "- `{n}`: {r}");
+    }
+    std::fs::write(report_dir().join("conformance-diff-report.md"), report).expect("write report");
+    println!("{summary}");
+    assert!(in_scope >= 10, "{summary}");
+    assert!(
+        fail.is_empty(),
+        "{summary}:\n{}",
+        fail.iter()
+            .map(|(n, r)| format!("  {n}: {r}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
