@@ -6,7 +6,7 @@ mod inputs;
 mod render;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use netfence_engine::{connlist, default_ports, Matrix, ProbePort};
+use netfence_engine::{connlist, default_ports, ProbePort};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,10 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = MatrixFormat::Grid)]
         output: MatrixFormat,
+        /// Compute the whole matrix but print only counts (classes, allowed pairs per port,
+        /// time per phase): for clusters too large to print.
+        #[arg(long)]
+        summary: bool,
     },
     /// Allowed connections by workload and external range (netpol-analyzer style).
     List {
@@ -75,6 +79,24 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = DiffFormat::Txt)]
         output: DiffFormat,
+    },
+    /// Write a deterministic synthetic cluster (same options and seed, same bytes).
+    Gen {
+        /// Pods in total.
+        #[arg(long)]
+        pods: usize,
+        /// Application namespaces.
+        #[arg(long)]
+        namespaces: usize,
+        /// NetworkPolicies (at least the per-namespace baseline).
+        #[arg(long)]
+        policies: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
     },
     /// Compile policies to nftables and load or remove them.
     Dataplane {
@@ -282,14 +304,47 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             inputs,
             ports,
             output,
+            summary,
         } => {
-            let engine = inputs::load(&inputs.files)?;
+            let started = std::time::Instant::now();
+            let mut loader = netfence_model::Loader::new();
+            for file in &inputs.files {
+                loader.load_path(file);
+            }
+            let loaded = started.elapsed();
+            let engine = inputs::finish(loader)?;
+            let compiled = started.elapsed();
             let ports = if ports.is_empty() {
                 default_ports(engine.inventory())
             } else {
                 ports
             };
-            let matrix = Matrix::compute(&engine, &ports);
+            let classes = engine.class_matrix(&ports);
+            let computed = started.elapsed();
+            if summary {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                writeln!(
+                    out,
+                    "pods: {}\nendpoint classes: {}\nports: {}",
+                    engine.inventory().pods.len(),
+                    classes.classes.len(),
+                    ports.len()
+                )
+                .map_err(io_failure)?;
+                for (p, port) in ports.iter().enumerate() {
+                    writeln!(out, "allowed pairs {port}: {}", classes.allowed_pairs(p)).map_err(io_failure)?;
+                }
+                writeln!(
+                    out,
+                    "time: load {:.1} ms, compile {:.1} ms, matrix {:.1} ms",
+                    ms(loaded),
+                    ms(compiled - loaded),
+                    ms(computed - compiled)
+                )
+                .map_err(io_failure)?;
+                return Ok(0);
+            }
+            let matrix = classes.to_matrix(&engine);
             match output {
                 MatrixFormat::Grid => render::matrix_grid(&mut out, &matrix),
                 MatrixFormat::Json => render::matrix_json(&mut out, &matrix),
@@ -326,6 +381,27 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 DiffFormat::Json => render::diff_json(&mut out, &lines),
             }
             .map_err(io_failure)?;
+            Ok(0)
+        }
+        Command::Gen {
+            pods,
+            namespaces,
+            policies,
+            seed,
+            output,
+        } => {
+            let files = netfence_engine::gen::generate(&netfence_engine::gen::GenOptions {
+                pods,
+                namespaces,
+                policies,
+                seed,
+            });
+            std::fs::create_dir_all(&output)
+                .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
+            for (name, text) in files {
+                std::fs::write(output.join(&name), text)
+                    .map_err(|e| Failure::input(format!("{}: {e}", output.join(&name).display())))?;
+            }
             Ok(0)
         }
         Command::Dataplane { command } => dataplane(command),

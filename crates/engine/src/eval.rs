@@ -183,6 +183,19 @@ impl Engine {
         self.peer_is(peer, endpoint)
     }
 
+    /// Whether a rule's protocol, family and port conditions accept (protocol, port) to `dst`.
+    pub(crate) fn rule_accepts(&self, rule: &Rule, probe: crate::matrix::ProbePort, dst: Endpoint) -> bool {
+        port_matches(
+            rule,
+            &self.inventory,
+            &Conn {
+                protocol: probe.protocol,
+                port: probe.port,
+                dst,
+            },
+        )
+    }
+
     /// An address as an endpoint: the pod that owns it, else the bare address.
     pub fn endpoint_for_ip(&self, ip: IpAddr) -> Endpoint {
         self.inventory

@@ -28,13 +28,16 @@
 //! assert!(engine.allowed(Endpoint::Pod(a), Endpoint::Pod(b), Protocol::Tcp, 80));
 //! ```
 
+pub mod classes;
 pub mod connlist;
 pub mod connset;
 pub mod eval;
+pub mod gen;
 pub mod ir;
 pub mod matrix;
 
 pub use connlist::{connlist, diff, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
+pub use classes::ClassMatrix;
 pub use matrix::{default_ports, Matrix, ProbePort};

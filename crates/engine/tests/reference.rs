@@ -625,3 +625,45 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
     }
     println!("calico translation: {CASES} random Kubernetes policy sets give the same matrix as Calico policies");
 }
+
+/// The class-compressed matrix must equal the pod-by-pod matrix, and count the same pairs.
+#[test]
+fn class_matrix_equals_the_pod_matrix() {
+    const CASES: u32 = 1000;
+    let probes: Vec<netfence_engine::ProbePort> = PROBES
+        .iter()
+        .map(|&(protocol, port)| netfence_engine::ProbePort { protocol, port })
+        .collect();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&any::<u64>(), |seed| {
+        let yaml = random_cluster(seed);
+        let mut loader = Loader::new();
+        loader.load_str("random.yaml", &yaml);
+        let engine = Engine::new(loader.finish().map_err(|e| TestCaseError::fail(e.to_string()))?);
+        let slow = netfence_engine::Matrix::compute(&engine, &probes);
+        let classes = engine.class_matrix(&probes);
+        let fast = classes.to_matrix(&engine);
+        let n = slow.endpoints.len();
+        for p in 0..probes.len() {
+            let mut pairs = 0u64;
+            for s in 0..n {
+                for d in 0..n {
+                    prop_assert_eq!(fast.allowed(p, s, d), slow.allowed(p, s, d), "{} {} -> {}\n{}", probes[p], slow.endpoints[s], slow.endpoints[d], yaml);
+                    if s != d && slow.allowed(p, s, d) {
+                        pairs += 1;
+                    }
+                }
+            }
+            prop_assert_eq!(classes.allowed_pairs(p), pairs);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!("class matrix: equals the pod matrix on {CASES} random clusters");
+}

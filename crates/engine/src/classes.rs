@@ -1,0 +1,295 @@
+//! The class-compressed matrix: pods that every policy treats alike form one class, and
+//! reachability is computed class × class as bitsets.
+//!
+//! Two pods are in one class when they share namespace, labels, service account, container
+//! ports, host networking (and node), and which address-based peers (CIDRs, Calico nets, network
+//! sets, node addresses) contain their addresses: then every selector, peer, named port and
+//! CIDR answers the same for both, so one representative decides for all. For each probed port,
+//! the tier walk runs once per class and direction over whole bitsets of peer classes (what is
+//! undecided flows down, as in `Engine::allowed_conns`).
+
+use crate::eval::{Endpoint, Engine};
+use crate::ir::{Action, Peer, PortMatch, Rule, TierEnd};
+use crate::matrix::{Matrix, ProbePort};
+use netfence_model::{PodId, PolicyType};
+use std::collections::HashMap;
+
+/// A fixed-size bitset over classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize, value: bool) -> Bits {
+        let mut words = vec![if value { u64::MAX } else { 0 }; n.div_ceil(64)];
+        if value && n % 64 != 0 {
+            if let Some(last) = words.last_mut() {
+                *last = (1u64 << (n % 64)) - 1;
+            }
+        }
+        Bits(words)
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn and(&self, other: &Bits) -> Bits {
+        Bits(self.0.iter().zip(&other.0).map(|(a, b)| a & b).collect())
+    }
+    fn or_assign(&mut self, other: &Bits) {
+        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a |= b);
+    }
+    fn and_not_assign(&mut self, other: &Bits) {
+        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a &= !b);
+    }
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+/// Reachability between classes of pods, for each probed port.
+pub struct ClassMatrix {
+    /// The probed ports.
+    pub ports: Vec<ProbePort>,
+    /// Members of each class (pod ids).
+    pub classes: Vec<Vec<PodId>>,
+    /// Class of each pod.
+    pub class_of: Vec<usize>,
+    /// For each port, for each source class: the destination classes it may reach.
+    allowed: Vec<Vec<Bits>>,
+}
+
+impl ClassMatrix {
+    /// Whether class `src` may reach class `dst` on the port at `port_index` (for two
+    /// different pods; a pod always reaches itself).
+    pub fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool {
+        self.allowed[port_index][src].get(dst)
+    }
+
+    /// Allowed ordered pairs of distinct pods on the port at `port_index`.
+    pub fn allowed_pairs(&self, port_index: usize) -> u64 {
+        let mut total = 0u64;
+        for (s, members_s) in self.classes.iter().enumerate() {
+            for (d, members_d) in self.classes.iter().enumerate() {
+                if self.allowed(port_index, s, d) {
+                    let (ks, kd) = (members_s.len() as u64, members_d.len() as u64);
+                    total += if s == d { ks * (ks - 1) } else { ks * kd };
+                }
+            }
+        }
+        total
+    }
+
+    /// Expand to the pod-level matrix.
+    pub fn to_matrix(&self, engine: &Engine) -> Matrix {
+        let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        let index: HashMap<ProbePort, usize> =
+            self.ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        Matrix::from_fn(&self.ports, endpoints, |probe, src, dst| {
+            src == dst || self.allowed(index[&probe], self.class_of[src], self.class_of[dst])
+        })
+    }
+}
+
+/// Does an address-based peer contain some address of the pod? (The part of a peer that labels
+/// cannot tell.)
+fn address_peers(engine: &Engine) -> Vec<Peer> {
+    let mut out = Vec::new();
+    for tier in engine.tiers() {
+        for policy in &tier.policies {
+            for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+                for rule in rules {
+                    for peer in rule.peers.iter().chain(rule.local.iter()) {
+                        match peer {
+                            Peer::Net { .. } | Peer::Nodes(_) => out.push(peer.clone()),
+                            Peer::Calico(entity) => {
+                                if !entity.nets.is_empty() || !entity.not_nets.is_empty() {
+                                    out.push(peer.clone());
+                                }
+                            }
+                            Peer::Pods { .. } => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// The class-compressed matrix for `ports`.
+    pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
+        let inventory = self.inventory();
+        // Network sets give addresses labels: pods whose addresses fall in different sets
+        // must not share a class, so the sets' CIDRs join the address peers.
+        let mut address = address_peers(self);
+        for set in &inventory.network_sets {
+            for net in &set.nets {
+                address.push(Peer::Net {
+                    net: *net,
+                    except: Vec::new(),
+                });
+            }
+        }
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut classes: Vec<Vec<PodId>> = Vec::new();
+        let mut class_of = Vec::with_capacity(inventory.pods.len());
+        for (id, pod) in inventory.pods.iter().enumerate() {
+            let signature: Vec<bool> = address
+                .iter()
+                .map(|peer| self.peer_matches(peer, Endpoint::Pod(id)))
+                .collect();
+            let key = format!(
+                "{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}",
+                pod.namespace,
+                pod.labels,
+                pod.service_account,
+                pod.ports,
+                pod.host_network,
+                pod.node,
+                signature,
+                pod.ips.first().is_some_and(|ip| ip.is_ipv6())
+            );
+            let class = *keys.entry(key).or_insert_with(|| {
+                classes.push(Vec::new());
+                classes.len() - 1
+            });
+            classes[class].push(id);
+            class_of.push(class);
+        }
+        let n = classes.len();
+        let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
+
+        // Peer bitsets over classes, cached per peer (by address: peers live in the tiers).
+        let mut peer_bits: HashMap<*const Peer, Bits> = HashMap::new();
+        let mut bits_of = |peer: &Peer| -> Bits {
+            peer_bits
+                .entry(peer as *const Peer)
+                .or_insert_with(|| {
+                    let mut bits = Bits::new(n, false);
+                    for (c, &rep) in reps.iter().enumerate() {
+                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
+                            bits.set(c);
+                        }
+                    }
+                    bits
+                })
+                .clone()
+        };
+        let mut rule_peers = |rule: &Rule| -> Bits {
+            if rule.peers.is_empty() {
+                return Bits::new(n, true);
+            }
+            let mut bits = Bits::new(n, false);
+            for peer in &rule.peers {
+                bits.or_assign(&bits_of(peer));
+            }
+            bits
+        };
+
+        let mut allowed = Vec::with_capacity(ports.len());
+        for probe in ports {
+            // ingress[d]: source classes the destination class d admits.
+            let mut ingress: Vec<Bits> = Vec::with_capacity(n);
+            let mut egress: Vec<Bits> = Vec::with_capacity(n);
+            for &rep in &reps {
+                ingress.push(self.walk_classes(PolicyType::Ingress, rep, *probe, &reps, &mut rule_peers));
+                egress.push(self.walk_classes(PolicyType::Egress, rep, *probe, &reps, &mut rule_peers));
+            }
+            let mut rows = Vec::with_capacity(n);
+            for (s, egress_s) in egress.iter().enumerate() {
+                let mut row = Bits::new(n, false);
+                for (d, ingress_d) in ingress.iter().enumerate() {
+                    if egress_s.get(d) && ingress_d.get(s) {
+                        row.set(d);
+                    }
+                }
+                rows.push(row);
+            }
+            allowed.push(rows);
+        }
+        ClassMatrix {
+            ports: ports.to_vec(),
+            classes,
+            class_of,
+            allowed,
+        }
+    }
+
+    /// The tier walk for one class (by its representative) over every peer class at once.
+    fn walk_classes(
+        &self,
+        direction: PolicyType,
+        subject: PodId,
+        probe: ProbePort,
+        reps: &[PodId],
+        rule_peers: &mut impl FnMut(&Rule) -> Bits,
+    ) -> Bits {
+        let n = reps.len();
+        let selecting = self.selecting(subject, direction);
+        let mut allowed = Bits::new(n, false);
+        let mut remaining = Bits::new(n, true);
+        let mut i = 0;
+        while i < selecting.len() {
+            let tier_index = selecting[i].0;
+            let tier = &self.tiers()[tier_index];
+            let mut undecided = remaining.clone();
+            let mut passed = Bits::new(n, false);
+            while i < selecting.len() && selecting[i].0 == tier_index {
+                let (t, p) = selecting[i];
+                i += 1;
+                let rules = self.tiers()[t].policies[p].rules(direction).unwrap_or(&[]);
+                for rule in rules {
+                    if undecided.is_empty() {
+                        break;
+                    }
+                    if let Some(local) = &rule.local {
+                        if !self.peer_matches(local, Endpoint::Pod(subject)) {
+                            continue;
+                        }
+                    }
+                    let mut matched = rule_peers(rule).and(&undecided);
+                    // Which peer classes the ports condition accepts: for ingress the
+                    // destination is the subject; for egress it is each peer class.
+                    let uniform = rule.ip_version.is_none()
+                        && !rule.ports.iter().chain(&rule.not_ports).any(|p| matches!(p, PortMatch::Named(..)));
+                    if direction == PolicyType::Ingress || uniform {
+                        let dst = match direction {
+                            PolicyType::Ingress => Endpoint::Pod(subject),
+                            PolicyType::Egress => Endpoint::Pod(reps[0]),
+                        };
+                        if !self.rule_accepts(rule, probe, dst) {
+                            continue;
+                        }
+                    } else {
+                        let mut ok = Bits::new(n, false);
+                        for (c, &rep) in reps.iter().enumerate() {
+                            if self.rule_accepts(rule, probe, Endpoint::Pod(rep)) {
+                                ok.set(c);
+                            }
+                        }
+                        matched = matched.and(&ok);
+                    }
+                    match rule.action {
+                        Action::Allow => allowed.or_assign(&matched),
+                        Action::Deny => {}
+                        Action::Pass => passed.or_assign(&matched),
+                        Action::Log => continue,
+                    }
+                    undecided.and_not_assign(&matched);
+                }
+            }
+            remaining = match tier.end {
+                TierEnd::Deny => passed,
+                TierEnd::Pass => {
+                    passed.or_assign(&undecided);
+                    passed
+                }
+            };
+        }
+        allowed.or_assign(&remaining);
+        allowed
+    }
+}

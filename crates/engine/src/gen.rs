@@ -1,0 +1,174 @@
+//! Deterministic synthetic clusters for benchmarks and scale tests (`netfence gen`).
+//!
+//! A cluster looks like a real one: namespaces with team/env labels; three-tier apps
+//! (frontend → backend → database) as Deployments and StatefulSets whose pods are written out
+//! with owner references and addresses; Services; default deny in a share of namespaces; DNS
+//! egress to kube-system; cross-namespace rules with namespace selectors; ipBlocks with
+//! `except`; named ports and `endPort` ranges. The same parameters and seed give byte-identical
+//! output.
+
+use std::fmt::Write as _;
+
+/// What to generate.
+#[derive(Clone, Copy, Debug)]
+pub struct GenOptions {
+    /// Pods in total (kube-system's DNS pods included).
+    pub pods: usize,
+    /// Application namespaces.
+    pub namespaces: usize,
+    /// NetworkPolicies in total (approximately: every namespace gets its baseline set first).
+    pub policies: usize,
+    /// Seed of the pseudo-random choices.
+    pub seed: u64,
+}
+
+/// The generated files: (file name, contents).
+pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
+    let mut rng = Rng(options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let namespaces = options.namespaces.max(1);
+    let teams = ["payments", "search", "catalog", "identity", "ops", "data"];
+    let envs = ["prod", "staging", "dev"];
+    let tiers = ["frontend", "backend", "database"];
+
+    let mut ns_yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n  labels: {name: kube-system}\n");
+    let mut workloads = String::new();
+    let mut pods_yaml = String::new();
+    let mut services = String::new();
+    let mut policies = String::new();
+    let mut policy_count = 0;
+
+    // CoreDNS: two pods.
+    let _ = write!(
+        workloads,
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: coredns, namespace: kube-system}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{k8s-app: kube-dns}}}}\n  template:\n    metadata: {{labels: {{k8s-app: kube-dns}}}}\n    spec:\n      containers:\n      - name: coredns\n        ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\n"
+    );
+    for i in 0..2 {
+        let _ = write!(
+            pods_yaml,
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: coredns-5d5f-{i}\n  namespace: kube-system\n  labels: {{k8s-app: kube-dns}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: coredns, controller: true}}]\nspec:\n  containers:\n  - name: coredns\n    ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\nstatus: {{podIP: 10.255.0.{}}}\n",
+            i + 10
+        );
+    }
+
+    // Pods per namespace, spread over three tiers.
+    let app_pods = options.pods.saturating_sub(2);
+    let mut pod_index: u32 = 0;
+    for n in 0..namespaces {
+        let ns = format!("ns-{n:04}");
+        let team = teams[n % teams.len()];
+        let env = envs[rng.below(envs.len())];
+        let _ = write!(
+            ns_yaml,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels: {{team: {team}, env: {env}}}\n"
+        );
+        let pods_here = app_pods / namespaces + usize::from(n < app_pods % namespaces);
+        // Workloads: a few per tier; replicas fill the namespace's share of pods.
+        let per_tier = (pods_here / 3).max(1);
+        for (t, tier) in tiers.iter().enumerate() {
+            let count = if t == 2 { pods_here.saturating_sub(2 * per_tier) } else { per_tier.min(pods_here.saturating_sub(t * per_tier)) };
+            if count == 0 {
+                continue;
+            }
+            let apps = 1 + count / 8;
+            for a in 0..apps {
+                let app = format!("{tier}-{a}");
+                let replicas = count / apps + usize::from(a < count % apps);
+                if replicas == 0 {
+                    continue;
+                }
+                let (kind, port, port_name) = match *tier {
+                    "database" => ("StatefulSet", 5432, "pg"),
+                    "backend" => ("Deployment", 8080, "http"),
+                    _ => ("Deployment", 8443, "https"),
+                };
+                let _ = write!(
+                    workloads,
+                    "---\napiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {app}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata: {{labels: {{app: {app}, tier: {tier}, team: {team}}}}}\n    spec:\n      serviceAccountName: {app}\n      containers:\n      - name: main\n        ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\n"
+                );
+                let _ = write!(
+                    services,
+                    "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {app}, namespace: {ns}}}\nspec: {{selector: {{app: {app}}}, ports: [{{port: {port}, targetPort: {port_name}}}]}}\n"
+                );
+                for r in 0..replicas {
+                    pod_index += 1;
+                    let name = if kind == "StatefulSet" { format!("{app}-{r}") } else { format!("{app}-7c9f-{r:04}") };
+                    let ip = format!("10.{}.{}.{}", (pod_index >> 16) & 0xff, (pod_index >> 8) & 0xff, pod_index & 0xff);
+                    let _ = write!(
+                        pods_yaml,
+                        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}, tier: {tier}, team: {team}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: {app}, controller: true}}]\nspec:\n  serviceAccountName: {app}\n  containers:\n  - name: main\n    ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\nstatus: {{podIP: {ip}}}\n"
+                    );
+                }
+            }
+        }
+        // Baseline policies: default deny in two namespaces of three, DNS egress everywhere
+        // that denies egress, then tier-to-tier rules.
+        if n % 3 != 2 {
+            let _ = write!(
+                policies,
+                "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: default-deny, namespace: {ns}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress, Egress]}}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: allow-dns, namespace: {ns}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}, podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}}}]\n    ports: [{{protocol: UDP, port: 53}}, {{protocol: TCP, port: 53}}]\n"
+            );
+            policy_count += 2;
+        }
+        let _ = write!(
+            policies,
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: frontend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: frontend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{{from: [{{ipBlock: {{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}}}], ports: [{{port: https}}]}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: 8080}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: backend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress:\n  - from: [{{podSelector: {{matchLabels: {{tier: frontend}}}}}}, {{namespaceSelector: {{matchLabels: {{team: {team}, env: {env}}}}}, podSelector: {{matchLabels: {{tier: backend}}}}}}]\n    ports: [{{port: http}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: database}}}}}}], ports: [{{port: 5432}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: database, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: database}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: pg}}]}}]\n"
+        );
+        policy_count += 3;
+    }
+    // Extra cross-namespace policies until the requested count: monitoring, partner ranges,
+    // port ranges.
+    let mut extra = 0;
+    while policy_count < options.policies {
+        let n = rng.below(namespaces);
+        let ns = format!("ns-{n:04}");
+        let kind = rng.below(3);
+        let body = match kind {
+            0 => format!(
+                "  podSelector: {{matchLabels: {{tier: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{team: ops}}}}}}], ports: [{{port: metrics}}]}}]\n",
+                tiers[rng.below(3)]
+            ),
+            1 => {
+                let b = 16 + rng.below(16);
+                format!(
+                    "  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Egress]\n  egress: [{{to: [{{ipBlock: {{cidr: 172.{b}.0.0/16, except: [172.{b}.{}.0/24]}}}}], ports: [{{port: 443}}]}}]\n",
+                    rng.below(256)
+                )
+            }
+            _ => format!(
+                "  podSelector: {{matchLabels: {{team: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}], ports: [{{protocol: TCP, port: 30000, endPort: {}}}]}}]\n",
+                teams[rng.below(teams.len())],
+                envs[rng.below(envs.len())],
+                30000 + rng.below(2000)
+            ),
+        };
+        let _ = write!(
+            policies,
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: extra-{extra}, namespace: {ns}}}\nspec:\n{body}"
+        );
+        extra += 1;
+        policy_count += 1;
+    }
+    vec![
+        ("00-namespaces.yaml".into(), ns_yaml),
+        ("10-workloads.yaml".into(), workloads),
+        ("20-pods.yaml".into(), pods_yaml),
+        ("30-services.yaml".into(), services),
+        ("40-policies.yaml".into(), policies),
+    ]
+}
+
+/// xorshift64*: small, fast and deterministic across platforms.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
