@@ -332,7 +332,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 )
                 .map_err(io_failure)?;
                 for (p, port) in ports.iter().enumerate() {
-                    writeln!(out, "allowed pairs {port}: {}", classes.allowed_pairs(p)).map_err(io_failure)?;
+                    writeln!(out, "allowed pairs {port}: {}", classes.allowed_pairs(p))
+                        .map_err(io_failure)?;
                 }
                 writeln!(
                     out,
@@ -399,8 +400,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             std::fs::create_dir_all(&output)
                 .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
             for (name, text) in files {
-                std::fs::write(output.join(&name), text)
-                    .map_err(|e| Failure::input(format!("{}: {e}", output.join(&name).display())))?;
+                std::fs::write(output.join(&name), text).map_err(|e| {
+                    Failure::input(format!("{}: {e}", output.join(&name).display()))
+                })?;
             }
             Ok(0)
         }

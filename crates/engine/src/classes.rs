@@ -84,8 +84,12 @@ impl ClassMatrix {
     /// Expand to the pod-level matrix.
     pub fn to_matrix(&self, engine: &Engine) -> Matrix {
         let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
-        let index: HashMap<ProbePort, usize> =
-            self.ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let index: HashMap<ProbePort, usize> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i))
+            .collect();
         Matrix::from_fn(&self.ports, endpoints, |probe, src, dst| {
             src == dst || self.allowed(index[&probe], self.class_of[src], self.class_of[dst])
         })
@@ -118,6 +122,64 @@ fn address_peers(engine: &Engine) -> Vec<Peer> {
     out
 }
 
+/// A pseudo-key in the relevant set: some rule looks at service accounts.
+const SERVICE_ACCOUNT_MATTERS: &str = "\u{0}service-account";
+
+/// Every pod label key some selector reads (Kubernetes, admin policy, Calico, Service
+/// selectors of Calico `services` peers): labels outside this set cannot tell pods apart.
+fn relevant_label_keys(engine: &Engine) -> std::collections::BTreeSet<String> {
+    use crate::ir::Subject;
+    let mut keys = std::collections::BTreeSet::new();
+    let add_k8s = |s: &netfence_selector::LabelSelector,
+                   keys: &mut std::collections::BTreeSet<String>| {
+        for r in s.requirements() {
+            keys.insert(r.key().to_string());
+        }
+    };
+    for tier in engine.tiers() {
+        for policy in &tier.policies {
+            match &policy.subject {
+                Subject::PodsInNamespace { selector, .. } => add_k8s(selector, &mut keys),
+                Subject::Cluster { pod_selector, .. } => add_k8s(pod_selector, &mut keys),
+                Subject::Calico {
+                    selector,
+                    service_account_selector,
+                    ..
+                } => {
+                    keys.extend(selector.label_keys().into_iter().map(str::to_string));
+                    if service_account_selector.is_some() {
+                        keys.insert(SERVICE_ACCOUNT_MATTERS.into());
+                    }
+                }
+            }
+            for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+                for rule in rules {
+                    for peer in rule.peers.iter().chain(rule.local.iter()) {
+                        match peer {
+                            Peer::Pods { pods, .. } => add_k8s(pods, &mut keys),
+                            Peer::Calico(entity) => {
+                                for s in entity.selector.iter().chain(entity.not_selector.iter()) {
+                                    keys.extend(s.label_keys().into_iter().map(str::to_string));
+                                }
+                                if entity.service_accounts.is_some() {
+                                    keys.insert(SERVICE_ACCOUNT_MATTERS.into());
+                                }
+                                if entity.service.is_some() {
+                                    for service in &engine.inventory().services {
+                                        keys.extend(service.selector.keys().cloned());
+                                    }
+                                }
+                            }
+                            Peer::Net { .. } | Peer::Nodes(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
 impl Engine {
     /// The class-compressed matrix for `ports`.
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
@@ -133,6 +195,7 @@ impl Engine {
                 });
             }
         }
+        let relevant = relevant_label_keys(self);
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut classes: Vec<Vec<PodId>> = Vec::new();
         let mut class_of = Vec::with_capacity(inventory.pods.len());
@@ -141,12 +204,27 @@ impl Engine {
                 .iter()
                 .map(|peer| self.peer_matches(peer, Endpoint::Pod(id)))
                 .collect();
+            // Only what policies can see: labels some selector reads, named container ports.
+            let labels: Vec<(&String, &String)> = pod
+                .labels
+                .iter()
+                .filter(|(k, _)| relevant.contains(*k))
+                .collect();
+            let named_ports: Vec<&netfence_model::ContainerPort> =
+                pod.ports.iter().filter(|c| c.name.is_some()).collect();
+            let service_account = if relevant.contains(SERVICE_ACCOUNT_MATTERS)
+                || relevant.contains("projectcalico.org/serviceaccount")
+            {
+                pod.service_account.as_str()
+            } else {
+                ""
+            };
             let key = format!(
                 "{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}",
                 pod.namespace,
-                pod.labels,
-                pod.service_account,
-                pod.ports,
+                labels,
+                service_account,
+                named_ports,
                 pod.host_network,
                 pod.node,
                 signature,
@@ -162,54 +240,134 @@ impl Engine {
         let n = classes.len();
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
 
-        // Peer bitsets over classes, cached per peer (by address: peers live in the tiers).
-        let mut peer_bits: HashMap<*const Peer, Bits> = HashMap::new();
-        let mut bits_of = |peer: &Peer| -> Bits {
-            peer_bits
-                .entry(peer as *const Peer)
-                .or_insert_with(|| {
-                    let mut bits = Bits::new(n, false);
-                    for (c, &rep) in reps.iter().enumerate() {
-                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
-                            bits.set(c);
+        // Peer bitsets over classes, computed once per peer (keyed by address: peers live in
+        // the tiers, which do not move while the engine exists).
+        let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
+        for tier in self.tiers() {
+            for policy in &tier.policies {
+                for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+                    for rule in rules {
+                        for peer in &rule.peers {
+                            peer_bits
+                                .entry(peer as *const Peer as usize)
+                                .or_insert_with(|| {
+                                    let mut bits = Bits::new(n, false);
+                                    for (c, &rep) in reps.iter().enumerate() {
+                                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
+                                            bits.set(c);
+                                        }
+                                    }
+                                    bits
+                                });
                         }
                     }
-                    bits
-                })
-                .clone()
-        };
-        let mut rule_peers = |rule: &Rule| -> Bits {
+                }
+            }
+        }
+        let rule_peers = |rule: &Rule| -> Bits {
             if rule.peers.is_empty() {
                 return Bits::new(n, true);
             }
             let mut bits = Bits::new(n, false);
             for peer in &rule.peers {
-                bits.or_assign(&bits_of(peer));
+                if let Some(b) = peer_bits.get(&(peer as *const Peer as usize)) {
+                    bits.or_assign(b);
+                }
             }
             bits
         };
 
-        let mut allowed = Vec::with_capacity(ports.len());
-        for probe in ports {
-            // ingress[d]: source classes the destination class d admits.
-            let mut ingress: Vec<Bits> = Vec::with_capacity(n);
-            let mut egress: Vec<Bits> = Vec::with_capacity(n);
-            for &rep in &reps {
-                ingress.push(self.walk_classes(PolicyType::Ingress, rep, *probe, &reps, &mut rule_peers));
-                egress.push(self.walk_classes(PolicyType::Egress, rep, *probe, &reps, &mut rule_peers));
-            }
-            let mut rows = Vec::with_capacity(n);
-            for (s, egress_s) in egress.iter().enumerate() {
-                let mut row = Bits::new(n, false);
-                for (d, ingress_d) in ingress.iter().enumerate() {
-                    if egress_s.get(d) && ingress_d.get(s) {
-                        row.set(d);
+        // Port classes: ports that every port condition treats alike (same protocol, inside
+        // the same rule ranges, and the target of the same named container ports) share one
+        // computation.
+        let mut ranges: Vec<(netfence_model::Protocol, netfence_model::PortRange)> = Vec::new();
+        for tier in self.tiers() {
+            for policy in &tier.policies {
+                for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+                    for rule in rules {
+                        for port in rule.ports.iter().chain(&rule.not_ports) {
+                            if let PortMatch::Range(protocol, range) = port {
+                                ranges.push((*protocol, *range));
+                            }
+                        }
                     }
                 }
-                rows.push(row);
             }
-            allowed.push(rows);
         }
+        ranges.sort();
+        ranges.dedup();
+        let port_key = |probe: &ProbePort| {
+            let inside: Vec<bool> = ranges
+                .iter()
+                .map(|(protocol, range)| *protocol == probe.protocol && range.contains(probe.port))
+                .collect();
+            // Which pods declare which names at this port: a named port matches this probe on
+            // exactly those pods.
+            let names: Vec<(usize, &str)> = inventory
+                .pods
+                .iter()
+                .enumerate()
+                .flat_map(|(id, p)| p.ports.iter().map(move |c| (id, c)))
+                .filter(|(_, c)| c.protocol == probe.protocol && c.port == probe.port)
+                .filter_map(|(id, c)| c.name.as_deref().map(|n| (id, n)))
+                .collect();
+            (probe.protocol, inside, names)
+        };
+        let mut distinct: Vec<ProbePort> = Vec::new();
+        let mut slot_of: HashMap<_, usize> = HashMap::new();
+        let slots: Vec<usize> = ports
+            .iter()
+            .map(|probe| {
+                *slot_of.entry(port_key(probe)).or_insert_with(|| {
+                    distinct.push(*probe);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let compute = |probe: &ProbePort| -> Vec<Bits> {
+            // ingress[d]: source classes that destination class d admits; egress[s]: the
+            // destination classes source class s may reach.
+            let ingress: Vec<Bits> = reps
+                .iter()
+                .map(|&rep| self.walk_classes(PolicyType::Ingress, rep, *probe, &reps, &rule_peers))
+                .collect();
+            let mut rows: Vec<Bits> = reps
+                .iter()
+                .map(|&rep| self.walk_classes(PolicyType::Egress, rep, *probe, &reps, &rule_peers))
+                .collect();
+            // rows[s] &= { d : s ∈ ingress[d] }, via the transpose of ingress (set bits only).
+            let mut admitted = vec![Bits::new(n, false); n];
+            for (d, bits) in ingress.iter().enumerate() {
+                for (w, &word) in bits.0.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        let s = w * 64 + word.trailing_zeros() as usize;
+                        admitted[s].set(d);
+                        word &= word - 1;
+                    }
+                }
+            }
+            for (row, admitted) in rows.iter_mut().zip(&admitted) {
+                *row = row.and(admitted);
+            }
+            rows
+        };
+        // Distinct port classes in parallel, one chunk per available core.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(distinct.len().max(1));
+        let chunk = distinct.len().div_ceil(workers.max(1)).max(1);
+        let results: Vec<Vec<Bits>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = distinct
+                .chunks(chunk)
+                .map(|ports| scope.spawn(|| ports.iter().map(&compute).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let allowed: Vec<Vec<Bits>> = slots.iter().map(|&slot| results[slot].clone()).collect();
         ClassMatrix {
             ports: ports.to_vec(),
             classes,
@@ -225,7 +383,7 @@ impl Engine {
         subject: PodId,
         probe: ProbePort,
         reps: &[PodId],
-        rule_peers: &mut impl FnMut(&Rule) -> Bits,
+        rule_peers: &impl Fn(&Rule) -> Bits,
     ) -> Bits {
         let n = reps.len();
         let selecting = self.selecting(subject, direction);
@@ -254,7 +412,11 @@ impl Engine {
                     // Which peer classes the ports condition accepts: for ingress the
                     // destination is the subject; for egress it is each peer class.
                     let uniform = rule.ip_version.is_none()
-                        && !rule.ports.iter().chain(&rule.not_ports).any(|p| matches!(p, PortMatch::Named(..)));
+                        && !rule
+                            .ports
+                            .iter()
+                            .chain(&rule.not_ports)
+                            .any(|p| matches!(p, PortMatch::Named(..)));
                     if direction == PolicyType::Ingress || uniform {
                         let dst = match direction {
                             PolicyType::Ingress => Endpoint::Pod(subject),

@@ -184,7 +184,12 @@ impl Engine {
     }
 
     /// Whether a rule's protocol, family and port conditions accept (protocol, port) to `dst`.
-    pub(crate) fn rule_accepts(&self, rule: &Rule, probe: crate::matrix::ProbePort, dst: Endpoint) -> bool {
+    pub(crate) fn rule_accepts(
+        &self,
+        rule: &Rule,
+        probe: crate::matrix::ProbePort,
+        dst: Endpoint,
+    ) -> bool {
         port_matches(
             rule,
             &self.inventory,

@@ -65,7 +65,11 @@ pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
         // Workloads: a few per tier; replicas fill the namespace's share of pods.
         let per_tier = (pods_here / 3).max(1);
         for (t, tier) in tiers.iter().enumerate() {
-            let count = if t == 2 { pods_here.saturating_sub(2 * per_tier) } else { per_tier.min(pods_here.saturating_sub(t * per_tier)) };
+            let count = if t == 2 {
+                pods_here.saturating_sub(2 * per_tier)
+            } else {
+                per_tier.min(pods_here.saturating_sub(t * per_tier))
+            };
             if count == 0 {
                 continue;
             }
@@ -91,8 +95,17 @@ pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
                 );
                 for r in 0..replicas {
                     pod_index += 1;
-                    let name = if kind == "StatefulSet" { format!("{app}-{r}") } else { format!("{app}-7c9f-{r:04}") };
-                    let ip = format!("10.{}.{}.{}", (pod_index >> 16) & 0xff, (pod_index >> 8) & 0xff, pod_index & 0xff);
+                    let name = if kind == "StatefulSet" {
+                        format!("{app}-{r}")
+                    } else {
+                        format!("{app}-7c9f-{r:04}")
+                    };
+                    let ip = format!(
+                        "10.{}.{}.{}",
+                        (pod_index >> 16) & 0xff,
+                        (pod_index >> 8) & 0xff,
+                        pod_index & 0xff
+                    );
                     let _ = write!(
                         pods_yaml,
                         "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}, tier: {tier}, team: {team}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: {app}, controller: true}}]\nspec:\n  serviceAccountName: {app}\n  containers:\n  - name: main\n    ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\nstatus: {{podIP: {ip}}}\n"

@@ -643,7 +643,11 @@ fn class_matrix_equals_the_pod_matrix() {
         let yaml = random_cluster(seed);
         let mut loader = Loader::new();
         loader.load_str("random.yaml", &yaml);
-        let engine = Engine::new(loader.finish().map_err(|e| TestCaseError::fail(e.to_string()))?);
+        let engine = Engine::new(
+            loader
+                .finish()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        );
         let slow = netfence_engine::Matrix::compute(&engine, &probes);
         let classes = engine.class_matrix(&probes);
         let fast = classes.to_matrix(&engine);
@@ -652,7 +656,15 @@ fn class_matrix_equals_the_pod_matrix() {
             let mut pairs = 0u64;
             for s in 0..n {
                 for d in 0..n {
-                    prop_assert_eq!(fast.allowed(p, s, d), slow.allowed(p, s, d), "{} {} -> {}\n{}", probes[p], slow.endpoints[s], slow.endpoints[d], yaml);
+                    prop_assert_eq!(
+                        fast.allowed(p, s, d),
+                        slow.allowed(p, s, d),
+                        "{} {} -> {}\n{}",
+                        probes[p],
+                        slow.endpoints[s],
+                        slow.endpoints[d],
+                        yaml
+                    );
                     if s != d && slow.allowed(p, s, d) {
                         pairs += 1;
                     }

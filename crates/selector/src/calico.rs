@@ -406,6 +406,25 @@ impl Selector {
         }
     }
 
+    /// Every label key the selector reads.
+    pub fn label_keys(&self) -> Vec<&str> {
+        match self {
+            Selector::Eq(k, _)
+            | Selector::Ne(k, _)
+            | Selector::Contains(k, _)
+            | Selector::StartsWith(k, _)
+            | Selector::EndsWith(k, _)
+            | Selector::In(k, _)
+            | Selector::NotIn(k, _)
+            | Selector::Has(k) => vec![k.as_str()],
+            Selector::Not(inner) => inner.label_keys(),
+            Selector::And(all) | Selector::Or(all) => {
+                all.iter().flat_map(|s| s.label_keys()).collect()
+            }
+            Selector::All | Selector::Global => Vec::new(),
+        }
+    }
+
     /// Whether this is exactly `global()` (in a namespace selector: non-namespaced sets).
     pub fn is_global(&self) -> bool {
         matches!(self, Selector::Global)
