@@ -21,7 +21,7 @@ struct Bits(Vec<u64>);
 impl Bits {
     fn new(n: usize, value: bool) -> Bits {
         let mut words = vec![if value { u64::MAX } else { 0 }; n.div_ceil(64)];
-        if value && n % 64 != 0 {
+        if value && !n.is_multiple_of(64) {
             if let Some(last) = words.last_mut() {
                 *last = (1u64 << (n % 64)) - 1;
             }
