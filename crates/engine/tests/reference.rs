@@ -652,7 +652,7 @@ fn class_matrix_equals_the_pod_matrix() {
         let classes = engine.class_matrix(&probes);
         let fast = classes.to_matrix(&engine);
         let n = slow.endpoints.len();
-        for p in 0..probes.len() {
+        for (p, probe) in probes.iter().enumerate() {
             let mut pairs = 0u64;
             for s in 0..n {
                 for d in 0..n {
