@@ -660,7 +660,7 @@ fn class_matrix_equals_the_pod_matrix() {
                         fast.allowed(p, s, d),
                         slow.allowed(p, s, d),
                         "{} {} -> {}\n{}",
-                        probes[p],
+                        probe,
                         slow.endpoints[s],
                         slow.endpoints[d],
                         yaml
