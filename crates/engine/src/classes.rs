@@ -96,8 +96,71 @@ impl ClassMatrix {
     }
 }
 
-/// Does an address-based peer contain some address of the pod? (The part of a peer that labels
-/// cannot tell.)
+/// Sorted segment starts per family.
+struct AddressCuts {
+    v4: Vec<u128>,
+    v6: Vec<u128>,
+}
+
+impl AddressCuts {
+    /// (is IPv6, index of the segment holding `ip`).
+    fn segment(&self, ip: std::net::IpAddr) -> (bool, usize) {
+        match ip {
+            std::net::IpAddr::V4(a) => (
+                false,
+                self.v4.partition_point(|&c| c <= u128::from(u32::from(a))),
+            ),
+            std::net::IpAddr::V6(a) => (true, self.v6.partition_point(|&c| c <= u128::from(a))),
+        }
+    }
+}
+
+fn address_cuts(engine: &Engine) -> AddressCuts {
+    let mut v4 = std::collections::BTreeSet::new();
+    let mut v6 = std::collections::BTreeSet::new();
+    let mut add = |net: &ipnet::IpNet| match net {
+        ipnet::IpNet::V4(n) => {
+            v4.insert(u128::from(u32::from(n.network())));
+            v4.insert(u128::from(u32::from(n.broadcast())) + 1);
+        }
+        ipnet::IpNet::V6(n) => {
+            v6.insert(u128::from(n.network()));
+            if let Some(next) = u128::from(n.broadcast()).checked_add(1) {
+                v6.insert(next);
+            }
+        }
+    };
+    for peer in address_peers(engine) {
+        match peer {
+            Peer::Net { net, except } => {
+                add(&net);
+                except.iter().for_each(&mut add);
+            }
+            Peer::Calico(entity) => {
+                entity
+                    .nets
+                    .iter()
+                    .chain(&entity.not_nets)
+                    .for_each(&mut add);
+            }
+            Peer::Nodes(_) | Peer::Pods { .. } => {}
+        }
+    }
+    for set in &engine.inventory().network_sets {
+        set.nets.iter().for_each(&mut add);
+    }
+    for node in &engine.inventory().nodes {
+        for ip in &node.addresses {
+            add(&ipnet::IpNet::from(*ip));
+        }
+    }
+    AddressCuts {
+        v4: v4.into_iter().collect(),
+        v6: v6.into_iter().collect(),
+    }
+}
+
+/// The address-based peers of every rule (the part of a peer that labels cannot tell).
 fn address_peers(engine: &Engine) -> Vec<Peer> {
     let mut out = Vec::new();
     for tier in engine.tiers() {
@@ -186,24 +249,19 @@ impl Engine {
         let inventory = self.inventory();
         // Network sets give addresses labels: pods whose addresses fall in different sets
         // must not share a class, so the sets' CIDRs join the address peers.
-        let mut address = address_peers(self);
-        for set in &inventory.network_sets {
-            for net in &set.nets {
-                address.push(Peer::Net {
-                    net: *net,
-                    except: Vec::new(),
-                });
-            }
-        }
+        // Every CIDR boundary an address peer, a network set or a node address draws: two
+        // addresses in the same elementary segment are contained by exactly the same peers.
+        let cuts = address_cuts(self);
         let relevant = relevant_label_keys(self);
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut classes: Vec<Vec<PodId>> = Vec::new();
         let mut class_of = Vec::with_capacity(inventory.pods.len());
         for (id, pod) in inventory.pods.iter().enumerate() {
-            let signature: Vec<bool> = address
-                .iter()
-                .map(|peer| self.peer_matches(peer, Endpoint::Pod(id)))
-                .collect();
+            let signature: Vec<(bool, usize)> = if pod.synthetic_ip {
+                Vec::new() // an invented address matches no address peer
+            } else {
+                pod.ips.iter().map(|ip| cuts.segment(*ip)).collect()
+            };
             // Only what policies can see: labels some selector reads, named container ports.
             let labels: Vec<(&String, &String)> = pod
                 .labels
@@ -242,6 +300,13 @@ impl Engine {
 
         // Peer bitsets over classes, computed once per peer (keyed by address: peers live in
         // the tiers, which do not move while the engine exists).
+        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (c, &rep) in reps.iter().enumerate() {
+            by_namespace
+                .entry(inventory.pods[rep].namespace.as_str())
+                .or_default()
+                .push(c);
+        }
         let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
         for tier in self.tiers() {
             for policy in &tier.policies {
@@ -252,8 +317,31 @@ impl Engine {
                                 .entry(peer as *const Peer as usize)
                                 .or_insert_with(|| {
                                     let mut bits = Bits::new(n, false);
-                                    for (c, &rep) in reps.iter().enumerate() {
-                                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
+                                    // Pod peers look only at the classes of the namespaces
+                                    // they can match; every other peer asks each class.
+                                    let candidates: Vec<usize> = match peer {
+                                        Peer::Pods {
+                                            namespaces: crate::ir::NamespaceMatch::Named(ns),
+                                            ..
+                                        } => by_namespace
+                                            .get(ns.as_str())
+                                            .cloned()
+                                            .unwrap_or_default(),
+                                        Peer::Pods {
+                                            namespaces:
+                                                crate::ir::NamespaceMatch::Selector(selector),
+                                            ..
+                                        } => by_namespace
+                                            .iter()
+                                            .filter(|(ns, _)| {
+                                                selector.matches(inventory.namespace_labels(ns))
+                                            })
+                                            .flat_map(|(_, cs)| cs.iter().copied())
+                                            .collect(),
+                                        _ => (0..n).collect(),
+                                    };
+                                    for c in candidates {
+                                        if self.peer_matches(peer, Endpoint::Pod(reps[c])) {
                                             bits.set(c);
                                         }
                                     }

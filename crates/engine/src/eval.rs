@@ -131,29 +131,45 @@ impl Engine {
     /// Compile the inventory.
     pub fn new(inventory: Inventory) -> Self {
         let tiers = compile(&inventory);
-        let selecting = inventory
-            .pods
-            .iter()
-            .map(|pod| {
-                let mut per_direction: [Vec<(usize, usize)>; 2] = [Vec::new(), Vec::new()];
-                if pod.host_network {
-                    return per_direction;
-                }
-                for (t, tier) in tiers.iter().enumerate() {
-                    for (p, policy) in tier.policies.iter().enumerate() {
-                        if !subject_selects(&policy.subject, &inventory, pod) {
-                            continue;
-                        }
-                        for direction in [PolicyType::Ingress, PolicyType::Egress] {
-                            if policy.rules(direction).is_some() {
-                                per_direction[direction_index(direction)].push((t, p));
-                            }
+        // Which policies select which pods, per direction. Namespaced subjects only look at
+        // the pods of their namespace (pods are sorted by namespace), so this stays linear in
+        // pods for clusters with thousands of namespaces.
+        let mut selecting: Vec<[Vec<(usize, usize)>; 2]> =
+            vec![[Vec::new(), Vec::new()]; inventory.pods.len()];
+        let mut namespace_ranges: std::collections::HashMap<&str, std::ops::Range<usize>> =
+            std::collections::HashMap::new();
+        for (id, pod) in inventory.pods.iter().enumerate() {
+            namespace_ranges
+                .entry(pod.namespace.as_str())
+                .and_modify(|r| r.end = id + 1)
+                .or_insert(id..id + 1);
+        }
+        for (t, tier) in tiers.iter().enumerate() {
+            for (p, policy) in tier.policies.iter().enumerate() {
+                let candidates = match &policy.subject {
+                    Subject::PodsInNamespace { namespace, .. }
+                    | Subject::Calico {
+                        namespace: Some(namespace),
+                        ..
+                    } => namespace_ranges
+                        .get(namespace.as_str())
+                        .cloned()
+                        .unwrap_or(0..0),
+                    _ => 0..inventory.pods.len(),
+                };
+                for id in candidates {
+                    let pod = &inventory.pods[id];
+                    if pod.host_network || !subject_selects(&policy.subject, &inventory, pod) {
+                        continue;
+                    }
+                    for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                        if policy.rules(direction).is_some() {
+                            selecting[id][direction_index(direction)].push((t, p));
                         }
                     }
                 }
-                per_direction
-            })
-            .collect();
+            }
+        }
         Engine {
             inventory,
             tiers,

@@ -147,12 +147,15 @@ pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
                     rng.below(256)
                 )
             }
-            _ => format!(
-                "  podSelector: {{matchLabels: {{team: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}], ports: [{{protocol: TCP, port: 30000, endPort: {}}}]}}]\n",
-                teams[rng.below(teams.len())],
-                envs[rng.below(envs.len())],
-                30000 + rng.below(2000)
-            ),
+            _ => {
+                // A few port ranges recur, as in real clusters (NodePorts, ephemeral ranges).
+                let (first, last) = [(30000, 32767), (8000, 8999), (9100, 9199)][rng.below(3)];
+                format!(
+                    "  podSelector: {{matchLabels: {{team: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}], ports: [{{protocol: TCP, port: {first}, endPort: {last}}}]}}]\n",
+                    teams[rng.below(teams.len())],
+                    envs[rng.below(envs.len())],
+                )
+            }
         };
         let _ = write!(
             policies,

@@ -41,7 +41,9 @@ use std::path::Path;
 #[derive(Default)]
 pub struct Loader {
     namespaces: Vec<(Meta, Origin)>,
-    pods: Vec<(Meta, PodSpec, Option<PodStatus>, Origin)>,
+    /// Pods converted at load time (their workload resolved in `finish`), with their
+    /// controlling owner; keeping the raw specs of 100k pods would cost gigabytes.
+    pods: Vec<(Pod, Option<(String, String)>)>,
     workloads: Vec<WorkloadObject>,
     service_accounts: Vec<(Meta, Origin)>,
     services: Vec<Service>,
@@ -470,8 +472,25 @@ impl Loader {
         let spec = object
             .spec
             .ok_or_else(|| ctx.field("spec", "missing: a Pod needs a spec"))?;
-        self.pods
-            .push((meta, spec, object.status, ctx.origin.clone()));
+        let namespace = namespace_of(&meta);
+        let name = meta.name.clone().unwrap_or_default();
+        let owner = controller_owner(&meta);
+        let pod = pod_from_spec(
+            &namespace,
+            &name,
+            meta.labels.unwrap_or_default(),
+            &spec,
+            object.status.as_ref(),
+            // Resolved against the input's workloads in `finish`.
+            WorkloadRef {
+                kind: "Pod".into(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            false,
+            ctx,
+        )?;
+        self.pods.push((pod, owner));
         Ok(())
     }
 
@@ -1101,34 +1120,11 @@ impl Loader {
         };
 
         let mut pods = Vec::new();
-        for (meta, spec, status, origin) in self.pods {
-            let namespace = namespace_of(&meta);
-            let name = meta.name.clone().unwrap_or_default();
-            let workload = match controller_owner(&meta) {
-                Some((kind, owner)) => top_level(&namespace, kind, owner),
-                None => WorkloadRef {
-                    kind: "Pod".into(),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                },
-            };
-            let ctx = Ctx {
-                origin: origin.clone(),
-                object: Some(format!("Pod {namespace}/{name}")),
-            };
-            match pod_from_spec(
-                &namespace,
-                &name,
-                meta.labels.unwrap_or_default(),
-                &spec,
-                status.as_ref(),
-                workload,
-                false,
-                &ctx,
-            ) {
-                Ok(pod) => pods.push(pod),
-                Err(e) => errors.push(e),
+        for (mut pod, owner) in self.pods {
+            if let Some((kind, name)) = owner {
+                pod.workload = top_level(&pod.namespace, kind, name);
             }
+            pods.push(pod);
         }
 
         // Workloads without live pods yield one pod from their template.
