@@ -25,16 +25,27 @@ fn load(files: &[(String, String)]) -> netfence_model::Inventory {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sizes: &[(usize, usize, usize)] = if full {
-        &[(1_000, 10, 200), (10_000, 100, 2_000), (100_000, 1_000, 20_000)]
+        &[
+            (1_000, 10, 200),
+            (10_000, 100, 2_000),
+            (100_000, 1_000, 20_000),
+        ]
     } else {
         &[(1_000, 10, 200)]
     };
     let repeats = if full { 5 } else { 1 };
-    println!("| pods | policies | classes | load ms | compile ms | matrix ms | total ms | query µs |");
+    println!(
+        "| pods | policies | classes | load ms | compile ms | matrix ms | total ms | query µs |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut totals = Vec::new();
     for &(pods, namespaces, policies) in sizes {
-        let files = generate(&GenOptions { pods, namespaces, policies, seed: 1 });
+        let files = generate(&GenOptions {
+            pods,
+            namespaces,
+            policies,
+            seed: 1,
+        });
         let (mut l, mut c, mut m, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut classes = 0;
         for _ in 0..repeats {
@@ -62,7 +73,12 @@ fn main() {
             let t = Instant::now();
             let mut allowed = 0;
             for _ in 0..batch {
-                if engine.allowed(Endpoint::Pod(next()), Endpoint::Pod(next()), Protocol::Tcp, 8080) {
+                if engine.allowed(
+                    Endpoint::Pod(next()),
+                    Endpoint::Pod(next()),
+                    Protocol::Tcp,
+                    8080,
+                ) {
                     allowed += 1;
                 }
             }
@@ -83,21 +99,37 @@ fn main() {
     if totals.len() > 1 {
         let (first, last) = (totals[0], totals[totals.len() - 1]);
         let exponent = (last.1 / first.1).ln() / (last.0 / first.0).ln();
-        println!("\nscaling exponent of load+compile+matrix from {} to {} pods: {exponent:.2}", first.0, last.0);
+        println!(
+            "\nscaling exponent of load+compile+matrix from {} to {} pods: {exponent:.2}",
+            first.0, last.0
+        );
     }
     // Baseline in the same run: the pod-by-pod matrix at 1k pods against the class matrix.
-    let files = generate(&GenOptions { pods: 1_000, namespaces: 10, policies: 200, seed: 1 });
+    let files = generate(&GenOptions {
+        pods: 1_000,
+        namespaces: 10,
+        policies: 200,
+        seed: 1,
+    });
     let engine = Engine::new(load(&files));
     let ports = default_ports(engine.inventory());
-    let slow = median((0..repeats).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(Matrix::compute(&engine, &ports));
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect());
-    let fast = median((0..repeats).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(engine.class_matrix(&ports));
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect());
+    let slow = median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(Matrix::compute(&engine, &ports));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
+    let fast = median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(engine.class_matrix(&ports));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
     println!("\n1k pods, {} ports: pod-by-pod matrix {slow:.1} ms, class matrix {fast:.1} ms, ratio {:.4}", ports.len(), fast / slow);
 }

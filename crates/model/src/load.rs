@@ -633,25 +633,7 @@ impl Loader {
             )?);
         }
         let types = match spec.types.as_ref().filter(|t| !t.is_empty()) {
-            Some(types) => {
-                let mut out = Vec::new();
-                for (i, t) in types.iter().enumerate() {
-                    let parsed = match t.as_str() {
-                        "Ingress" => PolicyType::Ingress,
-                        "Egress" => PolicyType::Egress,
-                        other => {
-                            return Err(ctx.field(
-                                format!("spec.types[{i}]"),
-                                format!("unsupported value {other:?} (expected Ingress or Egress)"),
-                            ))
-                        }
-                    };
-                    if !out.contains(&parsed) {
-                        out.push(parsed);
-                    }
-                }
-                out
-            }
+            Some(types) => parse_policy_types(types, ctx, "spec.types")?,
             // v3 docs: Ingress if there are no egress rules, Egress if there are only egress
             // rules, both when both are present.
             None => match (ingress.is_empty(), egress.is_empty()) {
@@ -1930,6 +1912,31 @@ fn selector(
     .map_err(|e| ctx.field(format!("{path}.{}", e.field), e.message))
 }
 
+/// `Ingress`/`Egress` values, de-duplicated, in the order given.
+fn parse_policy_types(
+    types: &[String],
+    ctx: &Ctx,
+    field: &str,
+) -> Result<Vec<PolicyType>, LoadError> {
+    let mut out = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        let parsed = match t.as_str() {
+            "Ingress" => PolicyType::Ingress,
+            "Egress" => PolicyType::Egress,
+            other => {
+                return Err(ctx.field(
+                    format!("{field}[{i}]"),
+                    format!("unsupported value {other:?} (expected Ingress or Egress)"),
+                ))
+            }
+        };
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
 fn validate_network_policy(
     meta: Meta,
     spec: NetworkPolicySpec,
@@ -1945,21 +1952,7 @@ fn validate_network_policy(
         if types.len() > 2 {
             return Err(ctx.field("spec.policyTypes", "may list at most Ingress and Egress"));
         }
-        for (i, t) in types.iter().enumerate() {
-            let parsed = match t.as_str() {
-                "Ingress" => PolicyType::Ingress,
-                "Egress" => PolicyType::Egress,
-                other => {
-                    return Err(ctx.field(
-                        format!("spec.policyTypes[{i}]"),
-                        format!("unsupported value {other:?} (expected Ingress or Egress)"),
-                    ))
-                }
-            };
-            if !policy_types.contains(&parsed) {
-                policy_types.push(parsed);
-            }
-        }
+        policy_types = parse_policy_types(types, ctx, "spec.policyTypes")?;
     } else {
         // API default: Ingress always; Egress iff there are egress rules.
         policy_types.push(PolicyType::Ingress);
