@@ -244,8 +244,9 @@ fn relevant_label_keys(engine: &Engine) -> std::collections::BTreeSet<String> {
 }
 
 impl Engine {
-    /// The class-compressed matrix for `ports`.
-    pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
+    /// The pods grouped into classes that every policy treats alike: (members of each class,
+    /// class of each pod). Members are in pod order, so the first is the representative.
+    pub fn pod_classes(&self) -> (Vec<Vec<PodId>>, Vec<usize>) {
         let inventory = self.inventory();
         // Network sets give addresses labels: pods whose addresses fall in different sets
         // must not share a class, so the sets' CIDRs join the address peers.
@@ -295,6 +296,13 @@ impl Engine {
             classes[class].push(id);
             class_of.push(class);
         }
+        (classes, class_of)
+    }
+
+    /// The class-compressed matrix for `ports`.
+    pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
+        let inventory = self.inventory();
+        let (classes, class_of) = self.pod_classes();
         let n = classes.len();
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
 

@@ -175,40 +175,83 @@ pub fn connlist(engine: &Engine) -> Vec<Connection> {
 /// The connection list with external ranges cut at `cuts`.
 pub fn connlist_on(engine: &Engine, cuts: &Cuts) -> Vec<Connection> {
     let inventory = engine.inventory();
-    let mut workloads: BTreeMap<WorkloadRef, Vec<usize>> = BTreeMap::new();
+    // Pods every policy treats alike answer alike: evaluate one pair of pods per pair of
+    // classes, not every pair of pods.
+    let (classes, class_of) = engine.pod_classes();
+    let mut workloads: BTreeMap<WorkloadRef, BTreeSet<usize>> = BTreeMap::new();
     for (id, pod) in inventory.pods.iter().enumerate() {
-        workloads.entry(pod.workload.clone()).or_default().push(id);
+        workloads
+            .entry(pod.workload.clone())
+            .or_default()
+            .insert(class_of[id]);
     }
-    let mut peers: Vec<(ListPeer, Vec<Endpoint>)> = workloads
+    enum Side {
+        Classes(BTreeSet<usize>),
+        Address(IpAddr),
+    }
+    let mut peers: Vec<(ListPeer, Side)> = workloads
         .into_iter()
-        .map(|(w, pods)| {
-            (
-                ListPeer::Workload(w),
-                pods.into_iter().map(Endpoint::Pod).collect(),
-            )
-        })
+        .map(|(w, cs)| (ListPeer::Workload(w), Side::Classes(cs)))
         .collect();
     for (first, last) in cuts.ranges() {
-        peers.push((
-            ListPeer::External(first, last),
-            vec![Endpoint::Address(first)],
-        ));
+        peers.push((ListPeer::External(first, last), Side::Address(first)));
     }
+    // Two different pods of the given classes (`None` when a class has one pod and both sides
+    // are that class: a pod and itself).
+    let pair = |a: usize, b: usize| -> Option<(Endpoint, Endpoint)> {
+        let src = classes[a][0];
+        let dst = if a == b {
+            *classes[b].get(1)?
+        } else {
+            classes[b][0]
+        };
+        Some((Endpoint::Pod(src), Endpoint::Pod(dst)))
+    };
+    let mut cache: std::collections::HashMap<(usize, usize), ConnSet> =
+        std::collections::HashMap::new();
+    let mut conns_between = |a: usize, b: usize| -> ConnSet {
+        cache
+            .entry((a, b))
+            .or_insert_with(|| match pair(a, b) {
+                Some((s, d)) if same_family(engine, s, d) => engine.allowed_conns(s, d),
+                _ => ConnSet::empty(),
+            })
+            .clone()
+    };
     let mut out = Vec::new();
-    for (src, src_endpoints) in &peers {
-        for (dst, dst_endpoints) in &peers {
+    for (src, src_side) in &peers {
+        for (dst, dst_side) in &peers {
             if src == dst || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)))
             {
                 continue;
             }
             let mut conns = ConnSet::empty();
-            for &s in src_endpoints {
-                for &d in dst_endpoints {
-                    // A pod reaches external addresses only of a family it has an address in.
-                    if s != d && same_family(engine, s, d) {
-                        conns = conns.union(&engine.allowed_conns(s, d));
+            match (src_side, dst_side) {
+                (Side::Classes(a), Side::Classes(b)) => {
+                    for &x in a {
+                        for &y in b {
+                            conns = conns.union(&conns_between(x, y));
+                        }
                     }
                 }
+                (Side::Classes(a), Side::Address(ip)) => {
+                    for &x in a {
+                        let s = Endpoint::Pod(classes[x][0]);
+                        // A pod reaches external addresses only of a family it has.
+                        if same_family(engine, s, Endpoint::Address(*ip)) {
+                            conns = conns.union(&engine.allowed_conns(s, Endpoint::Address(*ip)));
+                        }
+                    }
+                }
+                (Side::Address(ip), Side::Classes(b)) => {
+                    for &y in b {
+                        let d = Endpoint::Pod(classes[y][0]);
+                        if same_family(engine, Endpoint::Address(*ip), d) {
+                            conns = conns.union(&engine.allowed_conns(Endpoint::Address(*ip), d));
+                        }
+                    }
+                }
+                (Side::Address(_), Side::Address(_)) => {}
             }
             if !conns.is_empty() {
                 out.push(Connection {

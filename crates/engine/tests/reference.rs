@@ -679,3 +679,82 @@ fn class_matrix_equals_the_pod_matrix() {
     }
     println!("class matrix: equals the pod matrix on {CASES} random clusters");
 }
+
+/// The connection list (computed per pair of classes) must equal the union over every pair of
+/// pods of the engine's allowed connections.
+#[test]
+fn connection_list_equals_the_pod_pair_union() {
+    use netfence_engine::{connlist, ConnSet, ListPeer};
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&any::<u64>(), |seed| {
+        let yaml = random_cluster(seed);
+        let mut loader = Loader::new();
+        loader.load_str("random.yaml", &yaml);
+        let engine = Engine::new(
+            loader
+                .finish()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        );
+        let inventory = engine.inventory();
+        let list = connlist(&engine);
+        let endpoints = |peer: &ListPeer| -> Vec<Endpoint> {
+            match peer {
+                ListPeer::Workload(w) => inventory
+                    .pods
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| &p.workload == w)
+                    .map(|(id, _)| Endpoint::Pod(id))
+                    .collect(),
+                ListPeer::External(first, _) => vec![Endpoint::Address(*first)],
+            }
+        };
+        let v4 = |e: Endpoint| match e {
+            Endpoint::Pod(id) => inventory.pods[id].ips.iter().any(|ip| ip.is_ipv4()),
+            Endpoint::Address(ip) => ip.is_ipv4(),
+        };
+        let mut peers: Vec<ListPeer> = inventory
+            .pods
+            .iter()
+            .map(|p| ListPeer::Workload(p.workload.clone()))
+            .collect();
+        peers.sort();
+        peers.dedup();
+        peers.extend(
+            netfence_engine::connlist::external_ranges(&engine)
+                .into_iter()
+                .map(|(a, b)| ListPeer::External(a, b)),
+        );
+        for src in &peers {
+            for dst in &peers {
+                if src == dst
+                    || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)))
+                {
+                    continue;
+                }
+                let mut expected = ConnSet::empty();
+                for s in endpoints(src) {
+                    for d in endpoints(dst) {
+                        if s != d && v4(s) == v4(d) {
+                            expected = expected.union(&engine.allowed_conns(s, d));
+                        }
+                    }
+                }
+                let got = list
+                    .iter()
+                    .find(|c| &c.src == src && &c.dst == dst)
+                    .map(|c| c.conns.clone())
+                    .unwrap_or_default();
+                prop_assert_eq!(got, expected, "{} -> {}\n{}", src, dst, yaml);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
