@@ -345,7 +345,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 .map_err(io_failure)?;
                 return Ok(0);
             }
-            let matrix = classes.to_matrix(&engine);
+            // Streamed from the class bits: no pod-by-pod matrix is materialised.
+            let matrix = classes.view(&engine);
             match output {
                 MatrixFormat::Grid => render::matrix_grid(&mut out, &matrix),
                 MatrixFormat::Json => render::matrix_json(&mut out, &matrix),

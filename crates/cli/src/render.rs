@@ -1,8 +1,8 @@
 //! Renderers: text, JSON, grid, CSV, Markdown and Graphviz outputs of engine results.
 
 use netfence_engine::{
-    connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, Matrix, Outcome, ProbePort,
-    RuleRef, Verdict,
+    connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, MatrixView, Outcome,
+    ProbePort, RuleRef, Verdict,
 };
 use netfence_model::PolicyType;
 use serde_json::json;
@@ -104,27 +104,23 @@ pub fn query_json(
 }
 
 /// The e2e truth-table grid, one block per port: rows are sources, columns destinations.
-pub fn matrix_grid(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
-    let width = matrix
-        .endpoints
-        .iter()
-        .map(String::len)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    for (p, port) in matrix.ports.iter().enumerate() {
+/// Streams row by row.
+pub fn matrix_grid(out: &mut impl Write, matrix: &impl MatrixView) -> io::Result<()> {
+    let endpoints = matrix.endpoints();
+    let width = endpoints.iter().map(String::len).max().unwrap_or(1).max(1);
+    for (p, port) in matrix.ports().iter().enumerate() {
         if p > 0 {
             writeln!(out)?;
         }
         writeln!(out, "{port}:")?;
         write!(out, "{:<width$}", "-")?;
-        for name in &matrix.endpoints {
+        for name in endpoints {
             write!(out, " {name}")?;
         }
         writeln!(out)?;
-        for (src, name) in matrix.endpoints.iter().enumerate() {
+        for (src, name) in endpoints.iter().enumerate() {
             let mut line = format!("{name:<width$}");
-            for (dst, column) in matrix.endpoints.iter().enumerate() {
+            for (dst, column) in endpoints.iter().enumerate() {
                 let cell = if matrix.allowed(p, src, dst) {
                     '.'
                 } else {
@@ -144,40 +140,60 @@ pub fn matrix_grid(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
     Ok(())
 }
 
-/// The matrix JSON contract: `{"ports", "endpoints", "allowed": {port: [[src, dst], …]}}`.
-pub fn matrix_json(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
-    let mut allowed = serde_json::Map::new();
-    for (p, port) in matrix.ports.iter().enumerate() {
-        let pairs: Vec<[&str; 2]> = matrix
-            .allowed_pairs(p)
-            .map(|(s, d)| [matrix.endpoints[s].as_str(), matrix.endpoints[d].as_str()])
-            .collect();
-        allowed.insert(port.to_string(), json!(pairs));
-    }
-    let value = json!({
-        "ports": matrix.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "endpoints": matrix.endpoints,
-        "allowed": allowed,
-    });
-    serde_json::to_writer_pretty(&mut *out, &value)?;
-    writeln!(out)
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// CSV: one row per (port, source, destination), self pairs omitted.
-pub fn matrix_csv(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
+/// The matrix JSON contract: `{"ports", "endpoints", "allowed": {port: [[src, dst], …]}}`,
+/// written pair by pair (self pairs omitted).
+pub fn matrix_json(out: &mut impl Write, matrix: &impl MatrixView) -> io::Result<()> {
+    let endpoints = matrix.endpoints();
+    let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
+    writeln!(out, "{{")?;
+    writeln!(
+        out,
+        "  \"ports\": [{}],",
+        list(&mut matrix.ports().iter().map(|p| json_string(&p.to_string())))
+    )?;
+    writeln!(
+        out,
+        "  \"endpoints\": [{}],",
+        list(&mut endpoints.iter().map(|e| json_string(e)))
+    )?;
+    writeln!(out, "  \"allowed\": {{")?;
+    let names: Vec<String> = endpoints.iter().map(|e| json_string(e)).collect();
+    for (p, port) in matrix.ports().iter().enumerate() {
+        write!(out, "    {}: [", json_string(&port.to_string()))?;
+        let mut first = true;
+        for src in 0..names.len() {
+            for dst in 0..names.len() {
+                if src != dst && matrix.allowed(p, src, dst) {
+                    let sep = if first { "" } else { "," };
+                    first = false;
+                    write!(out, "{sep}\n      [{}, {}]", names[src], names[dst])?;
+                }
+            }
+        }
+        let close = if first { "]" } else { "\n    ]" };
+        let comma = if p + 1 < matrix.ports().len() {
+            ","
+        } else {
+            ""
+        };
+        writeln!(out, "{close}{comma}")?;
+    }
+    writeln!(out, "  }}\n}}")
+}
+
+/// CSV: one row per (port, source, destination), self pairs omitted; streamed.
+pub fn matrix_csv(out: &mut impl Write, matrix: &impl MatrixView) -> io::Result<()> {
     writeln!(out, "port,source,destination,allowed")?;
-    let n = matrix.endpoints.len();
-    for (p, port) in matrix.ports.iter().enumerate() {
-        for src in 0..n {
-            for dst in 0..n {
+    let endpoints = matrix.endpoints();
+    for (p, port) in matrix.ports().iter().enumerate() {
+        for (src, s) in endpoints.iter().enumerate() {
+            for (dst, d) in endpoints.iter().enumerate() {
                 if src != dst {
-                    writeln!(
-                        out,
-                        "{port},{},{},{}",
-                        matrix.endpoints[src],
-                        matrix.endpoints[dst],
-                        matrix.allowed(p, src, dst)
-                    )?;
+                    writeln!(out, "{port},{s},{d},{}", matrix.allowed(p, src, dst))?;
                 }
             }
         }

@@ -81,6 +81,14 @@ impl ClassMatrix {
         total
     }
 
+    /// A pod-by-pod view that reads the class bits (nothing is materialised per pod pair).
+    pub fn view(&self, engine: &Engine) -> ClassMatrixView<'_> {
+        ClassMatrixView {
+            matrix: self,
+            endpoints: engine.inventory().pods.iter().map(|p| p.key()).collect(),
+        }
+    }
+
     /// Expand to the pod-level matrix.
     pub fn to_matrix(&self, engine: &Engine) -> Matrix {
         let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
@@ -93,6 +101,29 @@ impl ClassMatrix {
         Matrix::from_fn(&self.ports, endpoints, |probe, src, dst| {
             src == dst || self.allowed(index[&probe], self.class_of[src], self.class_of[dst])
         })
+    }
+}
+
+/// A [`ClassMatrix`] seen pod by pod.
+pub struct ClassMatrixView<'a> {
+    matrix: &'a ClassMatrix,
+    endpoints: Vec<String>,
+}
+
+impl crate::matrix::MatrixView for ClassMatrixView<'_> {
+    fn ports(&self) -> &[ProbePort] {
+        &self.matrix.ports
+    }
+    fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+    fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool {
+        src == dst
+            || self.matrix.allowed(
+                port_index,
+                self.matrix.class_of[src],
+                self.matrix.class_of[dst],
+            )
     }
 }
 

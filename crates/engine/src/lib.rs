@@ -36,8 +36,8 @@ pub mod gen;
 pub mod ir;
 pub mod matrix;
 
-pub use classes::ClassMatrix;
+pub use classes::{ClassMatrix, ClassMatrixView};
 pub use connlist::{connlist, diff, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
-pub use matrix::{default_ports, Matrix, ProbePort};
+pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};

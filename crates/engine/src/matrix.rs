@@ -80,6 +80,29 @@ pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
     out
 }
 
+/// Read access to a reachability matrix, for renderers that stream: a pod-level [`Matrix`] or
+/// a [`crate::ClassMatrix`] seen pod by pod, without materialising every pod pair.
+pub trait MatrixView {
+    /// The probed ports.
+    fn ports(&self) -> &[ProbePort];
+    /// Endpoint names (`ns/pod`).
+    fn endpoints(&self) -> &[String];
+    /// Whether `src` may reach `dst` on the port at `port_index` (a pod always reaches itself).
+    fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool;
+}
+
+impl MatrixView for Matrix {
+    fn ports(&self) -> &[ProbePort] {
+        &self.ports
+    }
+    fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+    fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool {
+        Matrix::allowed(self, port_index, src, dst)
+    }
+}
+
 /// Reachability between every pair of pods for each probed port.
 pub struct Matrix {
     /// The probed ports.
