@@ -91,6 +91,9 @@ enum Command {
         /// NetworkPolicies (at least the per-namespace baseline).
         #[arg(long)]
         policies: usize,
+        /// Calico GlobalNetworkPolicies to add, in a `security` tier (0: Kubernetes only).
+        #[arg(long, default_value_t = 0)]
+        calico: usize,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -389,6 +392,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             pods,
             namespaces,
             policies,
+            calico,
             seed,
             output,
         } => {
@@ -396,11 +400,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 pods,
                 namespaces,
                 policies,
+                calico,
                 seed,
             });
             std::fs::create_dir_all(&output)
                 .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
-            for (name, text) in files {
+            for (name, text) in files.into_iter().filter(|(_, t)| !t.is_empty()) {
                 std::fs::write(output.join(&name), text).map_err(|e| {
                     Failure::input(format!("{}: {e}", output.join(&name).display()))
                 })?;

@@ -44,6 +44,7 @@ fn main() {
             pods,
             namespaces,
             policies,
+            calico: 0,
             seed: 1,
         });
         let (mut l, mut c, mut m, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -109,6 +110,7 @@ fn main() {
         pods: 1_000,
         namespaces: 10,
         policies: 200,
+        calico: 0,
         seed: 1,
     });
     let engine = Engine::new(load(&files));

@@ -18,6 +18,9 @@ pub struct GenOptions {
     pub namespaces: usize,
     /// NetworkPolicies in total (approximately: every namespace gets its baseline set first).
     pub policies: usize,
+    /// Calico GlobalNetworkPolicies to add (0 for a Kubernetes-only cluster, which peers such
+    /// as NCA can read): a security tier with metadata-service deny and per-team Pass rules.
+    pub calico: usize,
     /// Seed of the pseudo-random choices.
     pub seed: u64,
 }
@@ -164,12 +167,28 @@ pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
         extra += 1;
         policy_count += 1;
     }
+    let mut calico = String::new();
+    if options.calico > 0 {
+        let _ = write!(
+            calico,
+            "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: security}}\nspec: {{order: 100}}\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.deny-metadata}}\nspec:\n  tier: security\n  order: 10\n  selector: all()\n  types: [Egress]\n  egress:\n  - {{action: Deny, destination: {{nets: [169.254.169.254/32]}}}}\n  - {{action: Pass}}\n"
+        );
+        for i in 1..options.calico {
+            let team = teams[rng.below(teams.len())];
+            let _ = write!(
+                calico,
+                "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.team-{i}}}\nspec:\n  tier: security\n  order: {}\n  selector: team == \"{team}\" && tier == \"database\"\n  namespaceSelector: team == \"{team}\"\n  types: [Ingress]\n  ingress:\n  - {{action: Pass, source: {{namespaceSelector: team == \"{team}\"}}}}\n  - {{action: Deny, protocol: TCP, destination: {{ports: [5432]}}}}\n",
+                100 + i
+            );
+        }
+    }
     vec![
         ("00-namespaces.yaml".into(), ns_yaml),
         ("10-workloads.yaml".into(), workloads),
         ("20-pods.yaml".into(), pods_yaml),
         ("30-services.yaml".into(), services),
         ("40-policies.yaml".into(), policies),
+        ("50-calico.yaml".into(), calico),
     ]
 }
 
