@@ -2,51 +2,23 @@
 //! update, keeps the last good ruleset when a change is bad, and fails closed when the first
 //! load fails. Needs root, iproute2 and nftables, as CI has.
 
+mod common;
+
+use common::{assert_kernel_matches, require_root};
+
 use netfence_conformance::k8s_e2e_cases;
 use netfence_dataplane::{run_agent, AgentEvent, AgentOptions, Lab, LabOptions};
-use netfence_engine::{Engine, Matrix, ProbePort};
+use netfence_engine::{Engine, ProbePort};
 use netfence_model::Loader;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "this test needs root (network namespaces and nftables), as CI has"
-    );
-}
-
 fn engine_of_dir(dir: &std::path::Path) -> Engine {
     let mut loader = Loader::new();
     loader.load_path(dir);
     Engine::new(loader.finish().expect("loads"))
-}
-
-fn assert_kernel_matches(lab: &Lab, engine: &Engine, ports: &[ProbePort]) {
-    let options = LabOptions {
-        ports: ports.to_vec(),
-        timeout: Duration::from_millis(700),
-        ..LabOptions::default()
-    };
-    let (observed, _) = lab.probe_matrix(engine, &options).expect("probe");
-    let predicted = Matrix::compute(engine, ports);
-    let n = observed.endpoints.len();
-    for (p, port) in ports.iter().enumerate() {
-        for s in 0..n {
-            for d in 0..n {
-                assert_eq!(
-                    observed.allowed(p, s, d),
-                    predicted.allowed(p, s, d),
-                    "{port} {} -> {}",
-                    observed.endpoints[s],
-                    observed.endpoints[d]
-                );
-            }
-        }
-    }
 }
 
 fn next_event(events: &mpsc::Receiver<AgentEvent>) -> AgentEvent {

@@ -3,9 +3,13 @@
 //! the same kernel behaviour as a full load, and updates under traffic that keep established
 //! connections. Needs root, iproute2 and nftables, as CI has.
 
+mod common;
+
+use common::{assert_kernel_matches, require_root};
+
 use netfence_conformance::k8s_e2e_cases;
-use netfence_dataplane::{render, Lab, LabOptions, RenderOptions, Ruleset};
-use netfence_engine::{Engine, Matrix, ProbePort};
+use netfence_dataplane::{render, Lab, RenderOptions, Ruleset};
+use netfence_engine::{Engine, ProbePort};
 use netfence_model::Loader;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,14 +18,6 @@ use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "this test needs root (network namespaces and nftables), as CI has"
-    );
 }
 
 fn engine_of(files: &[(&str, &str)]) -> Engine {
@@ -124,31 +120,6 @@ fn every_e2e_ruleset_passes_the_kernel_check() {
     }
 }
 
-fn probe_equals_prediction(lab: &Lab, engine: &Engine, ports: &[ProbePort]) {
-    let options = LabOptions {
-        ports: ports.to_vec(),
-        timeout: Duration::from_millis(700),
-        ..LabOptions::default()
-    };
-    let (observed, _) = lab.probe_matrix(engine, &options).expect("probe");
-    let predicted = Matrix::compute(engine, ports);
-    let n = observed.endpoints.len();
-    for (p, port) in ports.iter().enumerate() {
-        for s in 0..n {
-            for d in 0..n {
-                assert_eq!(
-                    observed.allowed(p, s, d),
-                    predicted.allowed(p, s, d),
-                    "{} {} -> {}",
-                    port,
-                    observed.endpoints[s],
-                    observed.endpoints[d]
-                );
-            }
-        }
-    }
-}
-
 const ALLOW_Y_FROM_X: &str = "
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -188,11 +159,11 @@ fn incremental_update_behaves_like_a_full_load_and_touches_only_what_changed() {
 
     let lab = Lab::build(&before, &ports).expect("lab");
     lab.apply(&old).expect("full load");
-    probe_equals_prediction(&lab, &before, &ports);
+    assert_kernel_matches(&lab, &before, &ports);
     assert!(lab.update(&old, &new).expect("incremental update"));
-    probe_equals_prediction(&lab, &after, &ports);
+    assert_kernel_matches(&lab, &after, &ports);
     assert!(lab.update(&new, &old).expect("and back"));
-    probe_equals_prediction(&lab, &before, &ports);
+    assert_kernel_matches(&lab, &before, &ports);
 }
 
 #[test]
@@ -259,5 +230,5 @@ spec:
     assert_eq!(trips, 200);
     assert!(started.elapsed() < Duration::from_secs(60));
     // And the ruleset in force still answers as predicted.
-    probe_equals_prediction(&lab, &v1, &ports);
+    assert_kernel_matches(&lab, &v1, &ports);
 }
