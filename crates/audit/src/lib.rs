@@ -113,6 +113,12 @@ pub const CHECKS: &[Check] = &[
         rationale: "Without policyTypes, egress isolation depends on whether egress rules happen to be present.",
     },
     Check {
+        id: "NF-TC-009",
+        severity: Severity::Info,
+        title: "NetworkPolicy port without protocol (it means TCP only)",
+        rationale: "A port without protocol matches TCP only; DNS and other UDP services need `protocol: UDP` written out.",
+    },
+    Check {
         id: "NF-TC-010",
         severity: Severity::Error,
         title: "DNS rule selects kube-system by `name: kube-system`, but kube-system lacks that label",
@@ -135,6 +141,24 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Info,
         title: "TLS terminated at the load balancer with an http backend (not end to end)",
         rationale: "EKS guide, 'Ingress Controllers and Load Balancers': end-to-end encryption requires decrypting at the pod.",
+    },
+    Check {
+        id: "NF-TLS-004",
+        severity: Severity::Warning,
+        title: "Ingress without TLS (no spec.tls; for an ALB, no HTTPS listener)",
+        rationale: "EKS guide, 'Encryption in transit': terminate TLS at the ingress or the load balancer.",
+    },
+    Check {
+        id: "NF-TLS-005",
+        severity: Severity::Info,
+        title: "ALB Ingress without certificate-arn: the certificate is discovered from ACM by host",
+        rationale: "AWS Load Balancer Controller, 'Certificate Discovery': without certificate-arn the listener's certificate depends on ACM contents matching the hosts.",
+    },
+    Check {
+        id: "NF-TLS-006",
+        severity: Severity::Warning,
+        title: "ALB Ingress with a weak ssl-policy",
+        rationale: "EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
     },
 ];
 
@@ -434,6 +458,30 @@ pub fn audit(engine: &Engine) -> Report {
                 ),
             );
         }
+        if !policy.ports_without_protocol.is_empty() {
+            b.add(
+                "NF-TC-009",
+                Some(&policy.namespace),
+                object.clone(),
+                Some(&policy.origin),
+                annotations,
+                format!(
+                    "{} {} no protocol and {} TCP only",
+                    policy.ports_without_protocol.join(", "),
+                    if policy.ports_without_protocol.len() == 1 {
+                        "has"
+                    } else {
+                        "have"
+                    },
+                    if policy.ports_without_protocol.len() == 1 {
+                        "matches"
+                    } else {
+                        "match"
+                    }
+                ),
+                "ports:\n- protocol: TCP   # or UDP / SCTP: write it out\n  port: 8080\n".into(),
+            );
+        }
         for direction in [PolicyType::Ingress, PolicyType::Egress] {
             for (index, rule) in policy.rules(direction).iter().enumerate() {
                 for (peer_index, peer) in rule.peers.iter().enumerate() {
@@ -556,6 +604,8 @@ pub fn audit(engine: &Engine) -> Report {
         }
     }
 
+    ingress_checks(&mut b, &WEAK);
+
     let order: BTreeMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     b.findings.sort_by(|x, y| {
         (
@@ -574,6 +624,115 @@ pub fn audit(engine: &Engine) -> Report {
     Report {
         findings: b.findings,
         suppressed: b.suppressed,
+    }
+}
+
+/// TLS at Ingresses: any controller needs `spec.tls`; the AWS Load Balancer Controller needs an
+/// HTTPS listener instead (its "Ingress annotations" guide: `listen-ports` defaults to HTTP 80,
+/// or to HTTPS 443 when `certificate-arn` is set; certificate discovery needs HTTPS listed
+/// explicitly, "Certificate Discovery").
+fn ingress_checks(b: &mut Builder<'_>, weak: &[&str]) {
+    const CERT: &str = "alb.ingress.kubernetes.io/certificate-arn";
+    const LISTEN: &str = "alb.ingress.kubernetes.io/listen-ports";
+    const SSL_POLICY: &str = "alb.ingress.kubernetes.io/ssl-policy";
+    const BACKEND: &str = "alb.ingress.kubernetes.io/backend-protocol";
+    let engine = b.engine;
+    for ingress in &engine.inventory().ingresses {
+        let object = format!("Ingress {}/{}", ingress.namespace, ingress.name);
+        let a = &ingress.annotations;
+        let ns = Some(ingress.namespace.as_str());
+        let origin = Some(&ingress.origin);
+        if !ingress.is_alb() {
+            if ingress.tls_entries == 0 {
+                b.add(
+                    "NF-TLS-004",
+                    ns,
+                    object,
+                    origin,
+                    Some(a),
+                    format!(
+                        "spec.tls is empty: {} is served over plain HTTP",
+                        if ingress.rule_hosts.is_empty() {
+                            "every host".to_string()
+                        } else {
+                            ingress.rule_hosts.join(", ")
+                        }
+                    ),
+                    "spec:\n  tls:\n  - hosts:\n    - <host>\n    secretName: <host>-tls  # e.g. issued by cert-manager\n".into(),
+                );
+            }
+            continue;
+        }
+        let https = match &ingress.listen_ports {
+            Some(ports) => ports.iter().any(|(p, _)| p == "HTTPS"),
+            None => a.contains_key(CERT),
+        };
+        if !https {
+            b.add(
+                "NF-TLS-004",
+                ns,
+                object.clone(),
+                origin,
+                Some(a),
+                format!(
+                    "the ALB has no HTTPS listener ({})",
+                    if ingress.listen_ports.is_some() {
+                        "listen-ports lists HTTP only"
+                    } else {
+                        "no listen-ports and no certificate-arn: HTTP 80 only"
+                    }
+                ),
+                format!("metadata:\n  annotations:\n    {LISTEN}: '[{{\"HTTPS\": 443}}]'\n    {CERT}: \"<ACM certificate ARN>\"\n"),
+            );
+            continue;
+        }
+        if !a.contains_key(CERT) {
+            let hosts: BTreeSet<&String> = ingress
+                .tls_hosts
+                .iter()
+                .chain(&ingress.rule_hosts)
+                .collect();
+            b.add(
+                "NF-TLS-005",
+                ns,
+                object.clone(),
+                origin,
+                Some(a),
+                if hosts.is_empty() {
+                    "no certificate-arn and no hosts to discover a certificate by: the HTTPS listener cannot get one".to_string()
+                } else {
+                    format!(
+                        "no certificate-arn: the certificate is discovered from ACM for {}",
+                        hosts.into_iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
+                format!("metadata:\n  annotations:\n    {CERT}: \"<ACM certificate ARN>\"\n"),
+            );
+        }
+        if let Some(policy) = a.get(SSL_POLICY).filter(|p| weak.contains(&p.as_str())) {
+            b.add(
+                "NF-TLS-006",
+                ns,
+                object.clone(),
+                origin,
+                Some(a),
+                format!("ssl-policy {policy} allows TLS versions below 1.2"),
+                format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n"),
+            );
+        }
+        // backend-protocol defaults to HTTP.
+        let backend = a.get(BACKEND).map_or("HTTP", String::as_str);
+        if !backend.eq_ignore_ascii_case("HTTPS") {
+            b.add(
+                "NF-TLS-003",
+                ns,
+                object,
+                origin,
+                Some(a),
+                format!("TLS ends at the ALB; the backend protocol is {backend}"),
+                format!("metadata:\n  annotations:\n    {BACKEND}: \"HTTPS\"  # and serve TLS in the pod\n"),
+            );
+        }
     }
 }
 

@@ -23,25 +23,29 @@ fn ids(yaml: &str) -> Vec<&'static str> {
 fn every_check_has_a_triggering_and_a_clean_fixture() {
     let fixtures: Vec<Fixture> =
         serde_yaml_ng::from_str(include_str!("fixtures.yaml")).expect("fixtures parse");
-    for check in CHECKS {
-        let fixture = fixtures
+    for fixture in &fixtures {
+        let id = CHECKS
             .iter()
-            .find(|f| f.check == check.id)
-            .unwrap_or_else(|| panic!("no fixture for {}", check.id));
+            .find(|c| c.id == fixture.check)
+            .unwrap_or_else(|| panic!("fixture for unknown check {}", fixture.check))
+            .id;
+        assert!(ids(&fixture.triggers).contains(&id), "{id} not triggered");
         assert!(
-            ids(&fixture.triggers).contains(&check.id),
-            "{} not triggered",
-            check.id
+            !ids(&fixture.clean).contains(&id),
+            "{id} triggered by its clean fixture"
         );
+    }
+    for check in CHECKS {
         assert!(
-            !ids(&fixture.clean).contains(&check.id),
-            "{} triggered by its clean fixture",
+            fixtures.iter().any(|f| f.check == check.id),
+            "no fixture for {}",
             check.id
         );
     }
     println!(
-        "audit fixtures: {} checks, each triggered and each clean",
-        CHECKS.len()
+        "audit fixtures: {} checks, {} fixtures, each triggered and each clean",
+        CHECKS.len(),
+        fixtures.len()
     );
 }
 

@@ -140,6 +140,37 @@ pub struct Service {
     pub origin: Origin,
 }
 
+/// An Ingress (kept for the audit: TLS at the ingress controller or the ALB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ingress {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.ingressClassName`, or the legacy `kubernetes.io/ingress.class` annotation.
+    pub class: Option<String>,
+    /// Hosts of `spec.tls` entries; `tls_entries` counts the entries themselves.
+    pub tls_hosts: Vec<String>,
+    /// Number of `spec.tls` entries.
+    pub tls_entries: usize,
+    /// Hosts of `spec.rules`.
+    pub rule_hosts: Vec<String>,
+    /// `alb.ingress.kubernetes.io/listen-ports`, parsed: `(protocol, port)` pairs such as
+    /// `("HTTPS", 443)`; `None` when the annotation is absent.
+    pub listen_ports: Option<Vec<(String, u16)>>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+impl Ingress {
+    /// Whether the AWS Load Balancer Controller serves it (class `alb`).
+    pub fn is_alb(&self) -> bool {
+        self.class.as_deref() == Some("alb")
+    }
+}
+
 /// A Node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
@@ -164,6 +195,8 @@ pub struct Inventory {
     pub services: Vec<Service>,
     /// Nodes.
     pub nodes: Vec<Node>,
+    /// Ingresses.
+    pub ingresses: Vec<Ingress>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),

@@ -19,7 +19,7 @@ use crate::calico::{
 };
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
-    ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,
+    ContainerPort, Ingress, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,
     NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
@@ -47,6 +47,7 @@ pub struct Loader {
     workloads: Vec<WorkloadObject>,
     service_accounts: Vec<(Meta, Origin)>,
     services: Vec<Service>,
+    ingresses: Vec<Ingress>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
@@ -120,6 +121,24 @@ struct ServiceSpecLite {
     service_type: Option<String>,
     selector: Option<BTreeMap<String, String>>,
     ports: Option<Vec<ServicePortLite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IngressSpecLite {
+    ingress_class_name: Option<String>,
+    tls: Option<Vec<IngressTlsLite>>,
+    rules: Option<Vec<IngressRuleLite>>,
+}
+
+#[derive(Deserialize)]
+struct IngressTlsLite {
+    hosts: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct IngressRuleLite {
+    host: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -404,6 +423,7 @@ impl Loader {
             ("", "ServiceAccount") => self.load_service_account(value, &ctx),
             ("", "Service") => self.load_service(value, &ctx),
             ("", "Node") => self.load_node(value, &ctx),
+            ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
             ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
                 self.load_network_policy(value, &ctx)
             }
@@ -547,6 +567,50 @@ impl Loader {
             selector: spec.selector.unwrap_or_default().into_iter().collect(),
             ports,
             annotations: meta.annotations.unwrap_or_default(),
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    fn load_ingress(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        /// AWS Load Balancer Controller annotations (its "Ingress annotations" guide).
+        const LISTEN_PORTS: &str = "alb.ingress.kubernetes.io/listen-ports";
+        const LEGACY_CLASS: &str = "kubernetes.io/ingress.class";
+        let object: Object<IngressSpecLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object.spec.unwrap_or(IngressSpecLite {
+            ingress_class_name: None,
+            tls: None,
+            rules: None,
+        });
+        let annotations = meta.annotations.unwrap_or_default();
+        let listen_ports = annotations
+            .get(LISTEN_PORTS)
+            .map(|text| {
+                parse_listen_ports(text)
+                    .map_err(|m| ctx.field(format!("metadata.annotations[\"{LISTEN_PORTS}\"]"), m))
+            })
+            .transpose()?;
+        let tls = spec.tls.unwrap_or_default();
+        self.ingresses.push(Ingress {
+            namespace: meta.namespace.unwrap_or_else(|| "default".into()),
+            name: meta.name.unwrap_or_default(),
+            class: spec
+                .ingress_class_name
+                .or_else(|| annotations.get(LEGACY_CLASS).cloned()),
+            tls_entries: tls.len(),
+            tls_hosts: tls
+                .into_iter()
+                .flat_map(|t| t.hosts.unwrap_or_default())
+                .collect(),
+            rule_hosts: spec
+                .rules
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.host)
+                .collect(),
+            listen_ports,
+            annotations,
             origin: ctx.origin.clone(),
         });
         Ok(())
@@ -1275,6 +1339,7 @@ impl Loader {
         inventory.pods = pods;
         inventory.network_policies = policies;
         inventory.services = self.services;
+        inventory.ingresses = self.ingresses;
         inventory.nodes = self.nodes;
         if errors.is_empty() {
             Ok(inventory)
@@ -1960,6 +2025,33 @@ fn validate_network_policy(
             policy_types.push(PolicyType::Egress);
         }
     }
+    let mut ports_without_protocol = Vec::new();
+    for (direction, rules) in [
+        (
+            "ingress",
+            spec.ingress
+                .iter()
+                .flatten()
+                .map(|r| r.ports.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "egress",
+            spec.egress
+                .iter()
+                .flatten()
+                .map(|r| r.ports.as_deref())
+                .collect(),
+        ),
+    ] {
+        for (i, ports) in rules.into_iter().enumerate() {
+            for (j, port) in ports.into_iter().flatten().enumerate() {
+                if port.protocol.is_none() {
+                    ports_without_protocol.push(format!("spec.{direction}[{i}].ports[{j}]"));
+                }
+            }
+        }
+    }
     let mut ingress = Vec::new();
     for (i, rule) in spec.ingress.iter().flatten().enumerate() {
         let path = format!("spec.ingress[{i}]");
@@ -1989,6 +2081,7 @@ fn validate_network_policy(
         pod_selector,
         policy_types,
         policy_types_explicit: explicit,
+        ports_without_protocol,
         ingress,
         egress,
         origin: ctx.origin.clone(),
@@ -2123,6 +2216,29 @@ fn validate_port(port: &NetworkPolicyPort, ctx: &Ctx, path: &str) -> Result<NpPo
     })
 }
 
+/// `alb.ingress.kubernetes.io/listen-ports`: a JSON list of single-entry objects such as
+/// `[{"HTTP": 80}, {"HTTPS": 443}]` (AWS Load Balancer Controller, "Ingress annotations").
+fn parse_listen_ports(text: &str) -> Result<Vec<(String, u16)>, String> {
+    let entries: Vec<BTreeMap<String, u16>> = serde_json::from_str(text).map_err(|e| {
+        format!("expected a JSON list like [{{\"HTTPS\": 443}}], got {text:?}: {e}")
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        for (protocol, port) in entry {
+            if protocol != "HTTP" && protocol != "HTTPS" {
+                return Err(format!(
+                    "listener protocol {protocol:?} is not HTTP or HTTPS"
+                ));
+            }
+            if port == 0 {
+                return Err("listener port 0 is not a valid port".into());
+            }
+            out.push((protocol, port));
+        }
+    }
+    Ok(out)
+}
+
 /// IANA service name syntax (apimachinery `validation.IsValidPortName`).
 fn validate_port_name(name: &str) -> Result<(), String> {
     let bytes = name.as_bytes();
@@ -2161,6 +2277,52 @@ mod tests {
     }
 
     const NP_HEAD: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: ns\n";
+
+    #[test]
+    fn ingresses_are_kept_and_bad_listen_ports_are_errors() {
+        let head = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: team\n  annotations:\n    kubernetes.io/ingress.class: alb\n";
+        let inventory = load(&format!(
+            "{head}    alb.ingress.kubernetes.io/listen-ports: '[{{\"HTTP\": 80}}, {{\"HTTPS\": 443}}]'\nspec:\n  tls: [{{hosts: [a.example.com]}}]\n  rules: [{{host: b.example.com}}, {{}}]\n"
+        ))
+        .unwrap();
+        let ingress = &inventory.ingresses[0];
+        assert!(ingress.is_alb());
+        assert_eq!(
+            ingress.listen_ports,
+            Some(vec![("HTTP".into(), 80), ("HTTPS".into(), 443)])
+        );
+        assert_eq!(ingress.tls_entries, 1);
+        assert_eq!(ingress.tls_hosts, ["a.example.com"]);
+        assert_eq!(ingress.rule_hosts, ["b.example.com"]);
+        for bad in [
+            "'[{\"HTTPS\": \"x\"}]'",
+            "'HTTPS:443'",
+            "'[{\"TCP\": 443}]'",
+            "'[{\"HTTP\": 0}]'",
+        ] {
+            let e = error(&format!(
+                "{head}    alb.ingress.kubernetes.io/listen-ports: {bad}\n"
+            ));
+            assert_eq!(e.object.as_deref(), Some("Ingress team/web"), "{bad}");
+            assert_eq!(
+                e.field.as_deref(),
+                Some("metadata.annotations[\"alb.ingress.kubernetes.io/listen-ports\"]"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ports_without_protocol_are_recorded() {
+        let inventory = load(&format!(
+            "{NP_HEAD}spec:\n  podSelector: {{}}\n  ingress: [{{ports: [{{port: 80}}, {{protocol: TCP, port: 81}}]}}]\n  egress: [{{}}, {{ports: [{{protocol: UDP}}, {{port: 53}}]}}]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            inventory.network_policies[0].ports_without_protocol,
+            ["spec.ingress[0].ports[0]", "spec.egress[1].ports[1]"]
+        );
+    }
 
     #[test]
     fn documents_keep_their_start_lines() {

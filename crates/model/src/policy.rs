@@ -42,6 +42,9 @@ pub struct NetworkPolicy {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Whether `policyTypes` was written explicitly (the audit wants to know).
     pub policy_types_explicit: bool,
+    /// Field paths of `ports` entries written without `protocol` (they default to TCP; the
+    /// audit points them out).
+    pub ports_without_protocol: Vec<String>,
     /// `spec.ingress`.
     pub ingress: Vec<NpRule>,
     /// `spec.egress`.
