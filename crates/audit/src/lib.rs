@@ -160,6 +160,36 @@ pub const CHECKS: &[Check] = &[
         title: "ALB Ingress with a weak ssl-policy",
         rationale: "EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
     },
+    Check {
+        id: "NF-MTLS-001",
+        severity: Severity::Warning,
+        title: "Istio mesh without a mesh-wide STRICT PeerAuthentication",
+        rationale: "EKS guide, 'Service mesh': enforce mutual TLS; Istio accepts plain text (PERMISSIVE) until a STRICT policy says otherwise.",
+    },
+    Check {
+        id: "NF-MTLS-002",
+        severity: Severity::Warning,
+        title: "PeerAuthentication relaxes mTLS to PERMISSIVE or DISABLE (namespace, workload or port)",
+        rationale: "EKS guide, 'Service mesh': every override below STRICT admits plain-text traffic.",
+    },
+    Check {
+        id: "NF-MTLS-003",
+        severity: Severity::Warning,
+        title: "Linkerd proxy skips ports: their traffic bypasses mTLS",
+        rationale: "Linkerd docs, 'Proxy configuration': skip-inbound-ports and skip-outbound-ports bypass the proxy, so that traffic is not encrypted by the mesh.",
+    },
+    Check {
+        id: "NF-MTLS-004",
+        severity: Severity::Warning,
+        title: "Linkerd injection disabled for a workload in a meshed namespace",
+        rationale: "EKS guide, 'Service mesh': a workload without the proxy sends and accepts plain text.",
+    },
+    Check {
+        id: "NF-MTLS-005",
+        severity: Severity::Warning,
+        title: "Linkerd default inbound policy all-unauthenticated",
+        rationale: "Linkerd docs, 'Authorization policy': all-unauthenticated admits plain-text clients; prefer all-authenticated.",
+    },
 ];
 
 fn check(id: &str) -> &'static Check {
@@ -377,7 +407,7 @@ pub fn audit(engine: &Engine) -> Report {
                     Some(&pod.namespace),
                     format!("Pod {}", pod.key()),
                     Some(&pod.origin),
-                    None,
+                    Some(&pod.mesh_annotations),
                     format!(
                         "{} cannot reach cluster DNS ({}) on {}",
                         pod.key(),
@@ -404,7 +434,7 @@ pub fn audit(engine: &Engine) -> Report {
                 Some(&pod.namespace),
                 format!("Pod {}", pod.key()),
                 Some(&pod.origin),
-                None,
+                Some(&pod.mesh_annotations),
                 format!("{} accepts connections from any address on every port and protocol", pod.key()),
                 format!(
                     "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}-ingress\n  namespace: {}\nspec:\n  podSelector:\n    matchLabels: {{}}  # select {}\n  policyTypes:\n  - Ingress\n  ingress:\n  - from: []   # the peers that need it\n    ports: []  # and only their ports\n",
@@ -605,6 +635,8 @@ pub fn audit(engine: &Engine) -> Report {
     }
 
     ingress_checks(&mut b, &WEAK);
+    istio_checks(&mut b);
+    linkerd_checks(&mut b);
 
     let order: BTreeMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     b.findings.sort_by(|x, y| {
@@ -731,6 +763,210 @@ fn ingress_checks(b: &mut Builder<'_>, weak: &[&str]) {
                 Some(a),
                 format!("TLS ends at the ALB; the backend protocol is {backend}"),
                 format!("metadata:\n  annotations:\n    {BACKEND}: \"HTTPS\"  # and serve TLS in the pod\n"),
+            );
+        }
+    }
+}
+
+/// Istio mTLS (istio.io, "PeerAuthentication" and "Mutual TLS Migration"): a policy in the root
+/// namespace without a selector is mesh-wide; namespace and workload policies override it, and
+/// with no policy at all sidecars accept plain text (PERMISSIVE).
+fn istio_checks(b: &mut Builder<'_>) {
+    const ROOT: &str = "istio-system";
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let labelled = inventory.namespaces.values().any(|n| {
+        n.labels
+            .get("istio-injection")
+            .is_some_and(|v| v == "enabled")
+            || n.labels.contains_key("istio.io/rev")
+    });
+    let injected = inventory.pods.iter().any(|p| {
+        p.mesh_annotations
+            .get("sidecar.istio.io/inject")
+            .is_some_and(|v| v == "true")
+            || p.labels
+                .get("sidecar.istio.io/inject")
+                .is_some_and(|v| v == "true")
+    });
+    let policies = &inventory.peer_authentications;
+    if !labelled && !injected && policies.is_empty() {
+        return;
+    }
+    let mesh_wide = policies
+        .iter()
+        .find(|p| p.namespace == ROOT && p.selector.is_none());
+    if mesh_wide.is_none_or(|p| p.mode != netfence_model::MtlsMode::Strict) {
+        let (object, origin, annotations, message) = match mesh_wide {
+            Some(p) => (
+                format!("PeerAuthentication {}/{}", p.namespace, p.name),
+                Some(&p.origin),
+                Some(&p.annotations),
+                format!("the mesh-wide policy's mode is {}, not STRICT", p.mode),
+            ),
+            None => (
+                format!("Namespace {ROOT}"),
+                inventory
+                    .namespaces
+                    .get(ROOT)
+                    .and_then(|n| n.origin.as_ref()),
+                None,
+                format!("no PeerAuthentication without a selector in {ROOT}: sidecars accept plain text (PERMISSIVE)"),
+            ),
+        };
+        b.add(
+            "NF-MTLS-001",
+            Some(ROOT),
+            object,
+            origin,
+            annotations,
+            message,
+            format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: {ROOT}\nspec:\n  mtls:\n    mode: STRICT\n"),
+        );
+    }
+    for p in policies {
+        if p.namespace == ROOT && p.selector.is_none() {
+            continue;
+        }
+        let weak = |m: netfence_model::MtlsMode| {
+            matches!(
+                m,
+                netfence_model::MtlsMode::Permissive | netfence_model::MtlsMode::Disable
+            )
+        };
+        let mut relaxed = Vec::new();
+        if weak(p.mode) {
+            relaxed.push(format!(
+                "{} for {}",
+                p.mode,
+                if p.selector.is_some() {
+                    "its workloads"
+                } else {
+                    "the namespace"
+                }
+            ));
+        }
+        for (port, mode) in &p.port_modes {
+            if weak(*mode) {
+                relaxed.push(format!("{mode} on port {port}"));
+            }
+        }
+        if !relaxed.is_empty() {
+            b.add(
+                "NF-MTLS-002",
+                Some(&p.namespace),
+                format!("PeerAuthentication {}/{}", p.namespace, p.name),
+                Some(&p.origin),
+                Some(&p.annotations),
+                format!("mTLS relaxed: {}", relaxed.join(", ")),
+                "spec:\n  mtls:\n    mode: STRICT   # after every client has a sidecar\n".into(),
+            );
+        }
+    }
+}
+
+/// Linkerd (linkerd.io, "Proxy Configuration" and "Authorization Policy"): annotations on the
+/// namespace apply to its pods; the pod's own annotation wins.
+fn linkerd_checks(b: &mut Builder<'_>) {
+    const SKIPS: [&str; 2] = [
+        "config.linkerd.io/skip-inbound-ports",
+        "config.linkerd.io/skip-outbound-ports",
+    ];
+    const INJECT: &str = "linkerd.io/inject";
+    const POLICY: &str = "config.linkerd.io/default-inbound-policy";
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    for ns in inventory.namespaces.values() {
+        let object = format!("Namespace {}", ns.name);
+        let a = &ns.annotations;
+        let skipped: Vec<String> = SKIPS
+            .iter()
+            .filter_map(|k| {
+                a.get(*k)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect();
+        if !skipped.is_empty() {
+            b.add(
+                "NF-MTLS-003",
+                Some(&ns.name),
+                object.clone(),
+                ns.origin.as_ref(),
+                None,
+                format!("every pod in the namespace skips the proxy: {}", skipped.join(", ")),
+                "# remove the skip annotations; for server-speaks-first protocols use\n# config.linkerd.io/opaque-ports instead, which keeps mTLS\n".into(),
+            );
+        }
+        if a.get(POLICY).is_some_and(|v| v == "all-unauthenticated") {
+            b.add(
+                "NF-MTLS-005",
+                Some(&ns.name),
+                object,
+                ns.origin.as_ref(),
+                None,
+                "the namespace's default inbound policy admits unauthenticated (plain-text) clients".into(),
+                format!("metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"),
+            );
+        }
+    }
+    // One finding per workload, not per pod.
+    let mut seen = BTreeSet::new();
+    for pod in &inventory.pods {
+        let key = pod.workload.to_string();
+        if pod.mesh_annotations.is_empty() || !seen.insert(key.clone()) {
+            continue;
+        }
+        let object = format!(
+            "{} {}/{}",
+            pod.workload.kind, pod.workload.namespace, pod.workload.name
+        );
+        let a = &pod.mesh_annotations;
+        let skipped: Vec<String> = SKIPS
+            .iter()
+            .filter_map(|k| {
+                a.get(*k)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect();
+        if !skipped.is_empty() {
+            b.add(
+                "NF-MTLS-003",
+                Some(&pod.namespace),
+                object.clone(),
+                Some(&pod.origin),
+                Some(a),
+                format!("traffic on these ports bypasses the proxy: {}", skipped.join(", ")),
+                "# remove the skip annotations; for server-speaks-first protocols use\n# config.linkerd.io/opaque-ports instead, which keeps mTLS\n".into(),
+            );
+        }
+        let namespace_meshed = inventory
+            .namespaces
+            .get(&pod.namespace)
+            .and_then(|n| n.annotations.get(INJECT))
+            .is_some_and(|v| v == "enabled");
+        if namespace_meshed && a.get(INJECT).is_some_and(|v| v == "disabled") {
+            b.add(
+                "NF-MTLS-004",
+                Some(&pod.namespace),
+                object.clone(),
+                Some(&pod.origin),
+                Some(a),
+                format!("{INJECT}: disabled in a namespace annotated {INJECT}: enabled"),
+                format!("# remove {INJECT}: disabled from the pod template\n"),
+            );
+        }
+        if a.get(POLICY).is_some_and(|v| v == "all-unauthenticated") {
+            b.add(
+                "NF-MTLS-005",
+                Some(&pod.namespace),
+                object,
+                Some(&pod.origin),
+                Some(a),
+                "the workload's default inbound policy admits unauthenticated (plain-text) clients"
+                    .into(),
+                format!("metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"),
             );
         }
     }

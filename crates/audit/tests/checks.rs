@@ -65,6 +65,16 @@ fn annotations_suppress_and_are_counted() {
 }
 
 #[test]
+fn pod_annotations_suppress() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {linkerd.io/inject: enabled}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: batch, namespace: shop, annotations: {linkerd.io/inject: disabled, netfence.io/ignore: NF-MTLS-004}}\nspec: {containers: [{name: c}]}\n";
+    let mut loader = Loader::new();
+    loader.load_str("fixture.yaml", yaml);
+    let report = audit(&Engine::new(loader.finish().unwrap()));
+    assert!(report.findings.iter().all(|f| f.id != "NF-MTLS-004"));
+    assert_eq!(report.suppressed, 1);
+}
+
+#[test]
 fn readme_lists_the_checks_the_code_has() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README");

@@ -91,6 +91,74 @@ pub struct Pod {
     pub workload: WorkloadRef,
     /// True when the pod was made from a workload template, not read from the input.
     pub from_template: bool,
+    /// The pod's (or template's) annotations the audit reads: keys under `linkerd.io/`,
+    /// `config.linkerd.io/`, `sidecar.istio.io/` and `netfence.io/`. Other annotations are not
+    /// kept (memory at 100k pods).
+    pub mesh_annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+/// Annotation prefixes kept in [`Pod::mesh_annotations`].
+pub const MESH_ANNOTATION_PREFIXES: [&str; 4] = [
+    "linkerd.io/",
+    "config.linkerd.io/",
+    "sidecar.istio.io/",
+    "netfence.io/",
+];
+
+/// The mesh annotations among `annotations`.
+pub fn mesh_annotations(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    annotations
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| MESH_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Istio `PeerAuthentication` mTLS mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MtlsMode {
+    /// Inherit from the parent scope.
+    Unset,
+    /// Plain text only.
+    Disable,
+    /// Plain text and mTLS.
+    Permissive,
+    /// mTLS only.
+    Strict,
+}
+
+impl std::fmt::Display for MtlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MtlsMode::Unset => "UNSET",
+            MtlsMode::Disable => "DISABLE",
+            MtlsMode::Permissive => "PERMISSIVE",
+            MtlsMode::Strict => "STRICT",
+        })
+    }
+}
+
+/// An Istio `PeerAuthentication` (security.istio.io).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAuthentication {
+    /// Namespace (the root namespace, `istio-system`, makes it mesh-wide when it has no
+    /// selector).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.selector.matchLabels`; `None` applies to the whole namespace.
+    pub selector: Option<Labels>,
+    /// `spec.mtls.mode` (`UNSET` when absent).
+    pub mode: MtlsMode,
+    /// `spec.portLevelMtls`: port and mode.
+    pub port_modes: Vec<(u16, MtlsMode)>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
     /// Where it was read from.
     pub origin: Origin,
 }
@@ -197,6 +265,8 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Ingresses.
     pub ingresses: Vec<Ingress>,
+    /// Istio PeerAuthentications.
+    pub peer_authentications: Vec<PeerAuthentication>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),

@@ -19,8 +19,8 @@ use crate::calico::{
 };
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
-    ContainerPort, Ingress, Inventory, Namespace, Node, Pod, Service, ServiceAccount, WorkloadRef,
-    NAMESPACE_NAME_LABEL,
+    mesh_annotations, ContainerPort, Ingress, Inventory, MtlsMode, Namespace, Node,
+    PeerAuthentication, Pod, Service, ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
@@ -48,6 +48,7 @@ pub struct Loader {
     service_accounts: Vec<(Meta, Origin)>,
     services: Vec<Service>,
     ingresses: Vec<Ingress>,
+    peer_authentications: Vec<PeerAuthentication>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
@@ -129,6 +130,25 @@ struct IngressSpecLite {
     ingress_class_name: Option<String>,
     tls: Option<Vec<IngressTlsLite>>,
     rules: Option<Vec<IngressRuleLite>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PeerAuthenticationSpecLite {
+    selector: Option<MatchLabelsLite>,
+    mtls: Option<MtlsLite>,
+    port_level_mtls: Option<BTreeMap<String, MtlsLite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MatchLabelsLite {
+    match_labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct MtlsLite {
+    mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -424,6 +444,9 @@ impl Loader {
             ("", "Service") => self.load_service(value, &ctx),
             ("", "Node") => self.load_node(value, &ctx),
             ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
+            ("security.istio.io", "PeerAuthentication") => {
+                self.load_peer_authentication(value, &ctx)
+            }
             ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
                 self.load_network_policy(value, &ctx)
             }
@@ -495,7 +518,8 @@ impl Loader {
         let namespace = namespace_of(&meta);
         let name = meta.name.clone().unwrap_or_default();
         let owner = controller_owner(&meta);
-        let pod = pod_from_spec(
+        let annotations = mesh_annotations(meta.annotations.as_ref());
+        let mut pod = pod_from_spec(
             &namespace,
             &name,
             meta.labels.unwrap_or_default(),
@@ -510,6 +534,7 @@ impl Loader {
             false,
             ctx,
         )?;
+        pod.mesh_annotations = annotations;
         self.pods.push((pod, owner));
         Ok(())
     }
@@ -611,6 +636,58 @@ impl Loader {
                 .collect(),
             listen_ports,
             annotations,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    /// Istio PeerAuthentication (istio.io reference, "PeerAuthentication": `mtls.mode` is
+    /// UNSET, DISABLE, PERMISSIVE or STRICT; `portLevelMtls` keys are port numbers and need a
+    /// workload selector).
+    fn load_peer_authentication(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<PeerAuthenticationSpecLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object.spec.unwrap_or_default();
+        let mode = |m: &Option<MtlsLite>, field: &str| -> Result<MtlsMode, LoadError> {
+            match m.as_ref().and_then(|m| m.mode.as_deref()) {
+                None | Some("UNSET") => Ok(MtlsMode::Unset),
+                Some("DISABLE") => Ok(MtlsMode::Disable),
+                Some("PERMISSIVE") => Ok(MtlsMode::Permissive),
+                Some("STRICT") => Ok(MtlsMode::Strict),
+                Some(other) => Err(ctx.field(
+                    field,
+                    format!(
+                        "unknown mode {other:?} (expected UNSET, DISABLE, PERMISSIVE or STRICT)"
+                    ),
+                )),
+            }
+        };
+        let selector = spec
+            .selector
+            .map(|s| s.match_labels.unwrap_or_default().into_iter().collect());
+        let mut port_modes = Vec::new();
+        for (port, mtls) in spec.port_level_mtls.unwrap_or_default() {
+            let field = format!("spec.portLevelMtls[{port:?}]");
+            let number: u16 = port
+                .parse()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| ctx.field(&field, "a port number 1-65535"))?;
+            port_modes.push((number, mode(&Some(mtls), &format!("{field}.mode"))?));
+        }
+        if !port_modes.is_empty() && selector.is_none() {
+            return Err(ctx.field(
+                "spec.portLevelMtls",
+                "needs spec.selector: Istio applies port-level mTLS only to selected workloads",
+            ));
+        }
+        self.peer_authentications.push(PeerAuthentication {
+            namespace: namespace_of(&meta),
+            name: meta.name.unwrap_or_default(),
+            selector,
+            mode: mode(&spec.mtls, "spec.mtls.mode")?,
+            port_modes,
+            annotations: meta.annotations.unwrap_or_default(),
             origin: ctx.origin.clone(),
         });
         Ok(())
@@ -1217,7 +1294,15 @@ impl Loader {
                     true,
                     &ctx,
                 ) {
-                    Ok(pod) => pods.push(pod),
+                    Ok(mut pod) => {
+                        pod.mesh_annotations = mesh_annotations(
+                            template
+                                .metadata
+                                .as_ref()
+                                .and_then(|m| m.annotations.as_ref()),
+                        );
+                        pods.push(pod);
+                    }
                     Err(e) => errors.push(e),
                 }
             }
@@ -1340,6 +1425,7 @@ impl Loader {
         inventory.network_policies = policies;
         inventory.services = self.services;
         inventory.ingresses = self.ingresses;
+        inventory.peer_authentications = self.peer_authentications;
         inventory.nodes = self.nodes;
         if errors.is_empty() {
             Ok(inventory)
@@ -1923,6 +2009,7 @@ fn pod_from_spec(
         node: spec.node_name.clone(),
         workload,
         from_template,
+        mesh_annotations: BTreeMap::new(),
         origin: ctx.origin.clone(),
     })
 }
@@ -2310,6 +2397,46 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn peer_authentications_are_validated() {
+        let head = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: pa, namespace: shop}\n";
+        let inventory = load(&format!(
+            "{head}spec:\n  selector: {{matchLabels: {{app: web}}}}\n  mtls: {{mode: STRICT}}\n  portLevelMtls: {{\"8080\": {{mode: PERMISSIVE}}}}\n"
+        ))
+        .unwrap();
+        let pa = &inventory.peer_authentications[0];
+        assert_eq!(pa.mode, MtlsMode::Strict);
+        assert_eq!(pa.port_modes, [(8080, MtlsMode::Permissive)]);
+        assert!(pa.selector.is_some());
+        for (body, field) in [
+            ("spec: {mtls: {mode: strict}}\n", "spec.mtls.mode"),
+            (
+                "spec: {selector: {matchLabels: {a: b}}, portLevelMtls: {http: {mode: STRICT}}}\n",
+                "spec.portLevelMtls[\"http\"]",
+            ),
+            (
+                "spec: {portLevelMtls: {\"80\": {mode: STRICT}}}\n",
+                "spec.portLevelMtls",
+            ),
+        ] {
+            let e = error(&format!("{head}{body}"));
+            assert_eq!(e.field.as_deref(), Some(field), "{body}: {e}");
+            assert_eq!(e.object.as_deref(), Some("PeerAuthentication shop/pa"));
+        }
+    }
+
+    #[test]
+    fn pods_keep_only_the_annotations_the_audit_reads() {
+        let inventory = load("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n, annotations: {linkerd.io/inject: disabled, other/x: y}}\nspec: {containers: [{name: c}]}\n").unwrap();
+        assert_eq!(
+            inventory.pods[0]
+                .mesh_annotations
+                .keys()
+                .collect::<Vec<_>>(),
+            ["linkerd.io/inject"]
+        );
     }
 
     #[test]
