@@ -190,6 +190,42 @@ pub const CHECKS: &[Check] = &[
         title: "Linkerd default inbound policy all-unauthenticated",
         rationale: "Linkerd docs, 'Authorization policy': all-unauthenticated admits plain-text clients; prefer all-authenticated.",
     },
+    Check {
+        id: "NF-CERT-001",
+        severity: Severity::Error,
+        title: "Certificate whose issuer does not exist",
+        rationale: "EKS guide, 'Certificate management': a Certificate is only issued by an existing Issuer, ClusterIssuer or AWSPCA issuer.",
+    },
+    Check {
+        id: "NF-CERT-002",
+        severity: Severity::Warning,
+        title: "selfSigned issuer used for leaf certificates (beyond bootstrapping a CA)",
+        rationale: "cert-manager docs, 'SelfSigned': use it to bootstrap a CA; self-signed leaf certificates have no chain of trust.",
+    },
+    Check {
+        id: "NF-CERT-003",
+        severity: Severity::Warning,
+        title: "AWS Private CA issuer without arn or region",
+        rationale: "EKS guide, 'ACM Private CA with cert-manager': the issuer names the private CA by ARN and its region.",
+    },
+    Check {
+        id: "NF-CERT-004",
+        severity: Severity::Warning,
+        title: "AWS Private CA issuer with static access keys (secretRef) instead of IRSA or Pod Identity",
+        rationale: "EKS guide, 'ACM Private CA with cert-manager': give the issuer an IAM role, not long-lived keys in a Secret.",
+    },
+    Check {
+        id: "NF-CERT-005",
+        severity: Severity::Info,
+        title: "Certificate with isCA: an in-cluster CA whose key lives in a Secret",
+        rationale: "EKS guide, 'Certificate management': prefer a managed private CA (ACM Private CA) to CA keys in Secrets.",
+    },
+    Check {
+        id: "NF-CERT-006",
+        severity: Severity::Warning,
+        title: "Leaf Certificate valid for more than 397 days",
+        rationale: "Short-lived certificates limit the damage of a leaked key; cert-manager defaults to 90 days, public CAs stop at 398.",
+    },
 ];
 
 fn check(id: &str) -> &'static Check {
@@ -636,6 +672,7 @@ pub fn audit(engine: &Engine) -> Report {
 
     ingress_checks(&mut b, &WEAK);
     istio_checks(&mut b);
+    cert_manager_checks(&mut b);
     linkerd_checks(&mut b);
 
     let order: BTreeMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
@@ -862,6 +899,136 @@ fn istio_checks(b: &mut Builder<'_>) {
                 "spec:\n  mtls:\n    mode: STRICT   # after every client has a sidecar\n".into(),
             );
         }
+    }
+}
+
+/// cert-manager (cert-manager.io docs, "Issuer Configuration" and "Certificate resource";
+/// aws-privateca-issuer README).
+fn cert_manager_checks(b: &mut Builder<'_>) {
+    const MAX_LEAF_SECONDS: u64 = 397 * 24 * 3600;
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let issuers = &inventory.cert_issuers;
+    let find = |(group, kind, name): &(String, String, String), namespace: &str| {
+        issuers.iter().find(|i| {
+            &i.group == group
+                && &i.kind == kind
+                && &i.name == name
+                && (i.namespace.is_none() || i.namespace.as_deref() == Some(namespace))
+        })
+    };
+    let known_group = |g: &str| g == "cert-manager.io" || g == "awspca.cert-manager.io";
+    let mut self_signed_leaves: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for cert in &inventory.certificates {
+        let object = format!("Certificate {}/{}", cert.namespace, cert.name);
+        let a = Some(&cert.annotations);
+        let (group, kind, name) = &cert.issuer_ref;
+        let issuer = find(&cert.issuer_ref, &cert.namespace);
+        // Issuers of other groups (external issuers netfence does not know) are not judged.
+        if issuer.is_none() && known_group(group) {
+            b.add(
+                "NF-CERT-001",
+                Some(&cert.namespace),
+                object.clone(),
+                Some(&cert.origin),
+                a,
+                format!(
+                    "spec.issuerRef names {kind} {name} ({group}){}, which is not in the input",
+                    if kind.contains("Cluster") {
+                        String::new()
+                    } else {
+                        format!(" in {}", cert.namespace)
+                    }
+                ),
+                format!(
+                    "# create the {kind} {name}, or point spec.issuerRef at an existing issuer\n"
+                ),
+            );
+        }
+        if let Some(issuer) = issuer.filter(|i| i.issuer_type == "selfSigned" && !cert.is_ca) {
+            let index = issuers
+                .iter()
+                .position(|i| std::ptr::eq(i, issuer))
+                .unwrap_or_default();
+            self_signed_leaves
+                .entry(index)
+                .or_default()
+                .push(format!("{}/{}", cert.namespace, cert.name));
+        }
+        if cert.is_ca {
+            b.add(
+                "NF-CERT-005",
+                Some(&cert.namespace),
+                object.clone(),
+                Some(&cert.origin),
+                a,
+                "isCA: true; the CA's private key is kept in a Kubernetes Secret".into(),
+                "# issue from ACM Private CA with an AWSPCAClusterIssuer instead of an in-cluster CA\n".into(),
+            );
+        }
+        if let Some(seconds) = cert
+            .duration_seconds
+            .filter(|&s| !cert.is_ca && s > MAX_LEAF_SECONDS)
+        {
+            b.add(
+                "NF-CERT-006",
+                Some(&cert.namespace),
+                object,
+                Some(&cert.origin),
+                a,
+                format!("spec.duration is {} days", seconds / 86_400),
+                "spec:\n  duration: 2160h   # 90 days\n  renewBefore: 360h\n".into(),
+            );
+        }
+    }
+    for (index, leaves) in self_signed_leaves {
+        let issuer = &issuers[index];
+        b.add(
+            "NF-CERT-002",
+            issuer.namespace.as_deref(),
+            format!("{} {}", issuer.kind, issuer_key(issuer)),
+            Some(&issuer.origin),
+            Some(&issuer.annotations),
+            format!("signs leaf certificates: {}", summarize(&leaves)),
+            "# use the selfSigned issuer only for the CA Certificate (isCA: true), then issue leaves\n# from a `ca` issuer holding that CA, or from an AWSPCAClusterIssuer\n".into(),
+        );
+    }
+    for issuer in issuers.iter().filter(|i| i.issuer_type == "awspca") {
+        let object = format!("{} {}", issuer.kind, issuer_key(issuer));
+        let missing: Vec<&str> = [("arn", &issuer.arn), ("region", &issuer.region)]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+            .map(|(k, _)| k)
+            .collect();
+        if !missing.is_empty() {
+            b.add(
+                "NF-CERT-003",
+                issuer.namespace.as_deref(),
+                object.clone(),
+                Some(&issuer.origin),
+                Some(&issuer.annotations),
+                format!("spec.{} not set", missing.join(" and spec.")),
+                "spec:\n  arn: arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>\n  region: <region>\n".into(),
+            );
+        }
+        if issuer.static_credentials {
+            b.add(
+                "NF-CERT-004",
+                issuer.namespace.as_deref(),
+                object,
+                Some(&issuer.origin),
+                Some(&issuer.annotations),
+                "spec.secretRef supplies static AWS access keys".into(),
+                "# remove spec.secretRef; annotate the issuer's ServiceAccount with\n# eks.amazonaws.com/role-arn (IRSA) or create an EKS Pod Identity association\n".into(),
+            );
+        }
+    }
+}
+
+fn issuer_key(issuer: &netfence_model::CertIssuer) -> String {
+    match &issuer.namespace {
+        Some(ns) => format!("{ns}/{}", issuer.name),
+        None => issuer.name.clone(),
     }
 }
 

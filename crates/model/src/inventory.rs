@@ -143,6 +143,52 @@ impl std::fmt::Display for MtlsMode {
     }
 }
 
+/// A cert-manager issuer: `Issuer`/`ClusterIssuer` (cert-manager.io) or
+/// `AWSPCAIssuer`/`AWSPCAClusterIssuer` (awspca.cert-manager.io).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertIssuer {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace (`None` for cluster issuers).
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// The issuer type: the spec key of a cert-manager issuer (`selfSigned`, `ca`, `acme`,
+    /// `vault`, `venafi`), or `awspca`.
+    pub issuer_type: String,
+    /// AWS PCA: `spec.arn`.
+    pub arn: Option<String>,
+    /// AWS PCA: `spec.region`.
+    pub region: Option<String>,
+    /// AWS PCA: `spec.secretRef` (static access keys) is set.
+    pub static_credentials: bool,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+/// A cert-manager `Certificate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.issuerRef`: group (default `cert-manager.io`), kind (default `Issuer`), name.
+    pub issuer_ref: (String, String, String),
+    /// `spec.isCA`.
+    pub is_ca: bool,
+    /// `spec.duration` in seconds (cert-manager's default is 90 days when absent).
+    pub duration_seconds: Option<u64>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
 /// An Istio `PeerAuthentication` (security.istio.io).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerAuthentication {
@@ -267,6 +313,10 @@ pub struct Inventory {
     pub ingresses: Vec<Ingress>,
     /// Istio PeerAuthentications.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// cert-manager issuers (including AWS PCA issuers).
+    pub cert_issuers: Vec<CertIssuer>,
+    /// cert-manager Certificates.
+    pub certificates: Vec<Certificate>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),

@@ -19,8 +19,9 @@ use crate::calico::{
 };
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
-    mesh_annotations, ContainerPort, Ingress, Inventory, MtlsMode, Namespace, Node,
-    PeerAuthentication, Pod, Service, ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
+    mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode,
+    Namespace, Node, PeerAuthentication, Pod, Service, ServiceAccount, WorkloadRef,
+    NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
@@ -49,6 +50,8 @@ pub struct Loader {
     services: Vec<Service>,
     ingresses: Vec<Ingress>,
     peer_authentications: Vec<PeerAuthentication>,
+    cert_issuers: Vec<CertIssuer>,
+    certificates: Vec<Certificate>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
@@ -130,6 +133,22 @@ struct IngressSpecLite {
     ingress_class_name: Option<String>,
     tls: Option<Vec<IngressTlsLite>>,
     rules: Option<Vec<IngressRuleLite>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CertificateSpecLite {
+    issuer_ref: Option<IssuerRefLite>,
+    #[serde(rename = "isCA")]
+    is_ca: Option<bool>,
+    duration: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IssuerRefLite {
+    name: Option<String>,
+    kind: Option<String>,
+    group: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -444,6 +463,11 @@ impl Loader {
             ("", "Service") => self.load_service(value, &ctx),
             ("", "Node") => self.load_node(value, &ctx),
             ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
+            ("cert-manager.io", "Issuer" | "ClusterIssuer")
+            | ("awspca.cert-manager.io", "AWSPCAIssuer" | "AWSPCAClusterIssuer") => {
+                self.load_cert_issuer(group, kind, value, &ctx)
+            }
+            ("cert-manager.io", "Certificate") => self.load_certificate(value, &ctx),
             ("security.istio.io", "PeerAuthentication") => {
                 self.load_peer_authentication(value, &ctx)
             }
@@ -636,6 +660,118 @@ impl Loader {
                 .collect(),
             listen_ports,
             annotations,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    /// cert-manager issuers (cert-manager.io/v1 `IssuerSpec`: exactly one of `acme`, `ca`,
+    /// `vault`, `selfSigned`, `venafi`) and AWS Private CA issuers (aws-privateca-issuer:
+    /// `arn`, `region`, optional `secretRef` with static keys).
+    fn load_cert_issuer(
+        &mut self,
+        group: &str,
+        kind: &str,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let cluster = kind.contains("Cluster");
+        let object: Object<serde_json::Map<String, serde_json::Value>> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, !cluster)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", format!("missing: an {kind} needs a spec")))?;
+        let text = |key: &str| -> Result<Option<String>, LoadError> {
+            match spec.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ctx.field(format!("spec.{key}"), "must be a string")),
+            }
+        };
+        let (issuer_type, arn, region, static_credentials) = if group == "awspca.cert-manager.io" {
+            (
+                "awspca".to_string(),
+                text("arn")?,
+                text("region")?,
+                spec.get("secretRef").is_some_and(|v| !v.is_null()),
+            )
+        } else {
+            const TYPES: [&str; 5] = ["acme", "ca", "vault", "selfSigned", "venafi"];
+            let present: Vec<&str> = TYPES
+                .iter()
+                .copied()
+                .filter(|t| spec.get(*t).is_some_and(|v| !v.is_null()))
+                .collect();
+            match present.as_slice() {
+                [one] => (one.to_string(), None, None, false),
+                [] => {
+                    return Err(ctx.field(
+                        "spec",
+                        "needs one issuer type: acme, ca, vault, selfSigned or venafi",
+                    ))
+                }
+                many => {
+                    return Err(ctx.field(
+                        "spec",
+                        format!("sets more than one issuer type: {}", many.join(", ")),
+                    ))
+                }
+            }
+        };
+        self.cert_issuers.push(CertIssuer {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            namespace: if cluster {
+                None
+            } else {
+                Some(namespace_of(&meta))
+            },
+            name: meta.name.unwrap_or_default(),
+            issuer_type,
+            arn,
+            region,
+            static_credentials,
+            annotations: meta.annotations.unwrap_or_default(),
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    fn load_certificate(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<CertificateSpecLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object
+            .spec
+            .ok_or_else(|| ctx.field("spec", "missing: a Certificate needs a spec"))?;
+        let issuer_ref = spec
+            .issuer_ref
+            .ok_or_else(|| ctx.field("spec.issuerRef", "missing: a Certificate needs an issuer"))?;
+        let issuer_name = issuer_ref
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ctx.field("spec.issuerRef.name", "missing"))?;
+        let duration_seconds = spec
+            .duration
+            .as_deref()
+            .map(|d| go_duration_seconds(d).map_err(|m| ctx.field("spec.duration", m)))
+            .transpose()?;
+        self.certificates.push(Certificate {
+            namespace: namespace_of(&meta),
+            name: meta.name.unwrap_or_default(),
+            issuer_ref: (
+                issuer_ref
+                    .group
+                    .filter(|g| !g.is_empty())
+                    .unwrap_or_else(|| "cert-manager.io".into()),
+                issuer_ref
+                    .kind
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or_else(|| "Issuer".into()),
+                issuer_name,
+            ),
+            is_ca: spec.is_ca.unwrap_or(false),
+            duration_seconds,
+            annotations: meta.annotations.unwrap_or_default(),
             origin: ctx.origin.clone(),
         });
         Ok(())
@@ -1426,6 +1562,8 @@ impl Loader {
         inventory.services = self.services;
         inventory.ingresses = self.ingresses;
         inventory.peer_authentications = self.peer_authentications;
+        inventory.cert_issuers = self.cert_issuers;
+        inventory.certificates = self.certificates;
         inventory.nodes = self.nodes;
         if errors.is_empty() {
             Ok(inventory)
@@ -2303,6 +2441,42 @@ fn validate_port(port: &NetworkPolicyPort, ctx: &Ctx, path: &str) -> Result<NpPo
     })
 }
 
+/// A Go `time.ParseDuration` string as cert-manager reads `spec.duration` (`2160h`,
+/// `8760h0m0s`, `90m`, `1h30m`), in whole seconds; units ns, us, µs, ms, s, m, h.
+fn go_duration_seconds(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a duration like 2160h or 1h30m (units h, m, s, ms)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if number_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        nanos += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok((nanos / 1e9) as u64)
+}
+
 /// `alb.ingress.kubernetes.io/listen-ports`: a JSON list of single-entry objects such as
 /// `[{"HTTP": 80}, {"HTTPS": 443}]` (AWS Load Balancer Controller, "Ingress annotations").
 fn parse_listen_ports(text: &str) -> Result<Vec<(String, u16)>, String> {
@@ -2437,6 +2611,52 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["linkerd.io/inject"]
         );
+    }
+
+    #[test]
+    fn go_durations_parse_like_cert_manager() {
+        assert_eq!(go_duration_seconds("2160h"), Ok(2160 * 3600));
+        assert_eq!(go_duration_seconds("8760h0m0s"), Ok(8760 * 3600));
+        assert_eq!(go_duration_seconds("1h30m"), Ok(5400));
+        assert_eq!(go_duration_seconds("1.5h"), Ok(5400));
+        assert_eq!(go_duration_seconds("1500ms"), Ok(1));
+        for bad in ["", "90d", "h", "10", "1h 30m", "abc"] {
+            assert!(go_duration_seconds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cert_manager_objects_are_validated() {
+        let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: web, namespace: shop}\n";
+        let issuer = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: ca}\n";
+        let inventory = load(&format!(
+            "{cert}spec: {{issuerRef: {{name: ca}}, duration: 2160h}}\n---\n{issuer}spec: {{ca: {{secretName: s}}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            inventory.certificates[0].issuer_ref,
+            ("cert-manager.io".into(), "Issuer".into(), "ca".into())
+        );
+        assert_eq!(
+            inventory.certificates[0].duration_seconds,
+            Some(2160 * 3600)
+        );
+        assert_eq!(inventory.cert_issuers[0].issuer_type, "ca");
+        assert_eq!(inventory.cert_issuers[0].namespace, None);
+        for (text, field) in [
+            (format!("{cert}spec: {{issuerRef: {{name: ca}}, duration: 90d}}\n"), "spec.duration"),
+            (format!("{cert}spec: {{secretName: x}}\n"), "spec.issuerRef"),
+            (format!("{cert}spec: {{issuerRef: {{kind: Issuer}}}}\n"), "spec.issuerRef.name"),
+            (format!("{issuer}spec: {{}}\n"), "spec"),
+            (format!("{issuer}spec: {{ca: {{}}, selfSigned: {{}}}}\n"), "spec"),
+            (
+                "apiVersion: awspca.cert-manager.io/v1beta1\nkind: AWSPCAClusterIssuer\nmetadata: {name: p}\nspec: {arn: [x]}\n".to_string(),
+                "spec.arn",
+            ),
+        ] {
+            let e = error(&text);
+            assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+        }
     }
 
     #[test]
