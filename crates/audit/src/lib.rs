@@ -119,6 +119,12 @@ pub const CHECKS: &[Check] = &[
         rationale: "A port without protocol matches TCP only; DNS and other UDP services need `protocol: UDP` written out.",
     },
     Check {
+        id: "NF-TC-011",
+        severity: Severity::Info,
+        title: "NetworkPolicy fully shadowed: removing it changes no connection (computed)",
+        rationale: "A policy that decides nothing is dead weight and hides intent; its peers or ports are probably wrong, or other policies already allow more.",
+    },
+    Check {
         id: "NF-TC-010",
         severity: Severity::Error,
         title: "DNS rule selects kube-system by `name: kube-system`, but kube-system lacks that label",
@@ -262,6 +268,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Findings suppressed by `netfence.io/ignore`.
     pub suppressed: usize,
+    /// Checks that did not run, and why.
+    pub notes: Vec<String>,
 }
 
 /// The annotation that suppresses findings by id.
@@ -277,6 +285,7 @@ struct Builder<'a> {
     engine: &'a Engine,
     findings: Vec<Finding>,
     suppressed: usize,
+    notes: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -326,6 +335,7 @@ pub fn audit(engine: &Engine) -> Report {
         engine,
         findings: Vec::new(),
         suppressed: 0,
+        notes: Vec::new(),
     };
     let inventory = engine.inventory();
     let probe = Endpoint::Address(IpAddr::from(PROBE_ADDRESS));
@@ -670,6 +680,7 @@ pub fn audit(engine: &Engine) -> Report {
         }
     }
 
+    shadowed_policies(&mut b);
     ingress_checks(&mut b, &WEAK);
     istio_checks(&mut b);
     cert_manager_checks(&mut b);
@@ -693,6 +704,65 @@ pub fn audit(engine: &Engine) -> Report {
     Report {
         findings: b.findings,
         suppressed: b.suppressed,
+        notes: b.notes,
+    }
+}
+
+/// Above this many (policies x pods) the shadow check is skipped with a note: it recomputes the
+/// workload connectivity once per policy.
+pub const SHADOW_CHECK_MAX_WORK: usize = 250_000;
+
+/// NF-TC-011: a NetworkPolicy whose removal leaves the workload-level connectivity (the
+/// netpol-analyzer style connection list, external ranges included) unchanged. Policies that
+/// select no pod are NF-TC-006's; default-deny policies (empty podSelector, no rules) are exempt:
+/// they exist for pods that are not there yet.
+fn shadowed_policies(b: &mut Builder<'_>) {
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let work = inventory.network_policies.len() * inventory.pods.len();
+    if work > SHADOW_CHECK_MAX_WORK {
+        b.notes.push(format!(
+            "NF-TC-011 skipped: {} policies x {} pods is above {SHADOW_CHECK_MAX_WORK}",
+            inventory.network_policies.len(),
+            inventory.pods.len()
+        ));
+        return;
+    }
+    // Removing a policy only removes address-space cuts, so the full cluster's cuts serve both
+    // sides; the baseline list is computed once.
+    let cuts = netfence_engine::connlist::cuts(engine);
+    let index_of = |engine: &Engine| -> BTreeMap<(String, String), netfence_engine::ConnSet> {
+        netfence_engine::connlist::connlist_on(engine, &cuts)
+            .into_iter()
+            .filter(|c| !c.conns.is_empty())
+            .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
+            .collect()
+    };
+    let baseline = index_of(engine);
+    for (index, policy) in inventory.network_policies.iter().enumerate() {
+        let default_deny = policy.pod_selector.is_everything()
+            && policy.ingress.is_empty()
+            && policy.egress.is_empty();
+        let selects_any = inventory
+            .pods
+            .iter()
+            .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
+        if default_deny || !selects_any {
+            continue;
+        }
+        let mut without = inventory.clone();
+        without.network_policies.remove(index);
+        if index_of(&Engine::new(without)) == baseline {
+            b.add(
+                "NF-TC-011",
+                Some(&policy.namespace),
+                format!("NetworkPolicy {}/{}", policy.namespace, policy.name),
+                Some(&policy.origin),
+                Some(&policy.annotations),
+                "every connection it allows is allowed by other policies, and it isolates no pod that others do not".into(),
+                "# delete it, or fix the rule that was meant to allow something new\n".into(),
+            );
+        }
     }
 }
 

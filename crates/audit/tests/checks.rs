@@ -84,3 +84,59 @@ fn readme_lists_the_checks_the_code_has() {
         "README's Audit section is out of date; paste the output of `netfence audit --list-checks`:\n{table}"
     );
 }
+
+/// NF-TC-011 agrees with `netfence diff`: on generated clusters, a policy is reported exactly
+/// when removing it yields an empty semantic diff (default-deny and select-nothing policies
+/// aside).
+#[test]
+fn shadowed_policies_agree_with_diff() {
+    use netfence_engine::gen::{generate, GenOptions};
+    let mut flagged_total = 0;
+    for seed in 1..=3 {
+        let files = generate(&GenOptions {
+            pods: 120,
+            namespaces: 3,
+            policies: 24,
+            calico: 0,
+            seed,
+        });
+        let mut loader = Loader::new();
+        for (name, text) in &files {
+            loader.load_str(name, text);
+        }
+        let inventory = loader.finish().expect("generated cluster loads");
+        let engine = Engine::new(inventory.clone());
+        let flagged: Vec<String> = audit(&engine)
+            .findings
+            .iter()
+            .filter(|f| f.id == "NF-TC-011")
+            .map(|f| f.object.clone())
+            .collect();
+        for (index, policy) in inventory.network_policies.iter().enumerate() {
+            let default_deny = policy.pod_selector.is_everything()
+                && policy.ingress.is_empty()
+                && policy.egress.is_empty();
+            let selects_any = inventory
+                .pods
+                .iter()
+                .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
+            if default_deny || !selects_any {
+                continue;
+            }
+            let mut without = inventory.clone();
+            without.network_policies.remove(index);
+            let redundant = netfence_engine::diff(&engine, &Engine::new(without)).is_empty();
+            let object = format!("NetworkPolicy {}/{}", policy.namespace, policy.name);
+            assert_eq!(
+                flagged.contains(&object),
+                redundant,
+                "seed {seed}: {object}"
+            );
+        }
+        flagged_total += flagged.len();
+    }
+    assert!(
+        flagged_total > 0,
+        "the generated clusters should have some shadowed policy"
+    );
+}

@@ -413,7 +413,11 @@ pub fn audit_text(out: &mut impl Write, report: &netfence_audit::Report) -> io::
         count(netfence_audit::Severity::Warning),
         count(netfence_audit::Severity::Info),
         report.suppressed
-    )
+    )?;
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    Ok(())
 }
 
 /// `netfence audit -o json`.
