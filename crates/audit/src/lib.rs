@@ -281,8 +281,67 @@ fn ignored(annotations: Option<&BTreeMap<String, String>>, id: &str) -> bool {
         .is_some_and(|list| list.split(',').any(|x| x.trim() == id || x.trim() == "*"))
 }
 
+/// Suppressions from a config file (`netfence audit --config FILE`):
+///
+/// ```yaml
+/// ignore:
+/// - id: NF-TC-005                 # everywhere
+/// - id: NF-TLS-001
+///   namespace: legacy             # only in this namespace
+/// - id: NF-TC-011
+///   object: NetworkPolicy shop/allow-web   # only this object (as findings name it)
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppressions {
+    /// The rules.
+    #[serde(default)]
+    pub ignore: Vec<Suppression>,
+}
+
+/// One suppression rule: every given field must match.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppression {
+    /// Check id, or `*`.
+    pub id: String,
+    /// Namespace of the finding.
+    pub namespace: Option<String>,
+    /// Object of the finding (`Kind namespace/name`).
+    pub object: Option<String>,
+}
+
+impl Suppressions {
+    /// Parse a config file; errors name the file and the field.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Self, String> {
+        let parsed: Suppressions = if text.trim().is_empty() {
+            Suppressions::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| format!("{file}: {e}"))?
+        };
+        for (i, rule) in parsed.ignore.iter().enumerate() {
+            if rule.id != "*" && !CHECKS.iter().any(|c| c.id == rule.id) {
+                return Err(format!(
+                    "{file}: ignore[{i}].id: unknown check {:?} (see `netfence audit --list-checks`)",
+                    rule.id
+                ));
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn matches(&self, id: &str, namespace: Option<&str>, object: &str) -> bool {
+        self.ignore.iter().any(|r| {
+            (r.id == "*" || r.id == id)
+                && r.namespace.as_deref().is_none_or(|n| Some(n) == namespace)
+                && r.object.as_deref().is_none_or(|o| o == object)
+        })
+    }
+}
+
 struct Builder<'a> {
     engine: &'a Engine,
+    config: &'a Suppressions,
     findings: Vec<Finding>,
     suppressed: usize,
     notes: Vec<String>,
@@ -307,7 +366,10 @@ impl Builder<'_> {
                 .get(ns)
                 .map(|n| &n.annotations)
         });
-        if ignored(object_annotations, id) || ignored(namespace_annotations, id) {
+        if ignored(object_annotations, id)
+            || ignored(namespace_annotations, id)
+            || self.config.matches(id, namespace, &object)
+        {
             self.suppressed += 1;
             return;
         }
@@ -331,8 +393,14 @@ const PROBE_ADDRESS: [u8; 4] = [198, 51, 100, 77];
 
 /// Run every check.
 pub fn audit(engine: &Engine) -> Report {
+    audit_with(engine, &Suppressions::default())
+}
+
+/// Run every check, with suppressions from a config file.
+pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
     let mut b = Builder {
         engine,
+        config,
         findings: Vec::new(),
         suppressed: 0,
         notes: Vec::new(),

@@ -140,3 +140,48 @@ fn shadowed_policies_agree_with_diff() {
         "the generated clusters should have some shadowed policy"
     );
 }
+
+#[test]
+fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
+    use netfence_audit::{audit_with, Suppressions};
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team}\nspec: {containers: [{name: c}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: other}\nspec: {containers: [{name: c}]}\n";
+    let mut loader = Loader::new();
+    loader.load_str("fixture.yaml", yaml);
+    let engine = Engine::new(loader.finish().unwrap());
+    let all = audit(&engine);
+    let count =
+        |r: &netfence_audit::Report, id: &str| r.findings.iter().filter(|f| f.id == id).count();
+    assert_eq!(count(&all, "NF-TC-001"), 2);
+    let config = Suppressions::from_yaml(
+        "netfence.yaml",
+        "ignore:\n- id: NF-TC-001\n  namespace: team\n- id: NF-TC-004\n  object: Pod other/b\n- id: NF-TC-005\n",
+    )
+    .unwrap();
+    let report = audit_with(&engine, &config);
+    assert_eq!(count(&report, "NF-TC-001"), 1, "only team's is suppressed");
+    assert_eq!(count(&report, "NF-TC-005"), 0);
+    assert_eq!(count(&all, "NF-TC-004"), 2);
+    assert_eq!(
+        count(&report, "NF-TC-004"),
+        1,
+        "only Pod other/b's is suppressed"
+    );
+    assert_eq!(report.suppressed, 1 + 1 + 2);
+    for (text, wanted) in [
+        (
+            "ignore:\n- id: NF-XX-999\n",
+            "ignore[0].id: unknown check \"NF-XX-999\"",
+        ),
+        (
+            "ignore:\n- id: NF-TC-001\n  namspace: team\n",
+            "unknown field `namspace`",
+        ),
+        ("ignore: 3\n", "netfence.yaml"),
+    ] {
+        let error = Suppressions::from_yaml("netfence.yaml", text).unwrap_err();
+        assert!(
+            error.contains(wanted) && error.starts_with("netfence.yaml"),
+            "{error}"
+        );
+    }
+}

@@ -145,6 +145,10 @@ enum Command {
         /// Print the list of checks (Markdown) and exit.
         #[arg(long)]
         list_checks: bool,
+        /// YAML file of suppressions (`ignore: [{id, namespace?, object?}]`); suppressed
+        /// findings are counted.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo {
@@ -467,6 +471,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             output,
             fail_on,
             list_checks,
+            config,
         } => {
             if list_checks {
                 write!(out, "{}", netfence_audit::checks_markdown()).map_err(io_failure)?;
@@ -477,10 +482,25 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     "error: audit needs at least one -f PATH (or --list-checks)",
                 ));
             }
+            let suppressions = match &config {
+                None => netfence_audit::Suppressions::default(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
+                    netfence_audit::Suppressions::from_yaml(&path.display().to_string(), &text)
+                        .map_err(|e| Failure::input(format!("error: {e}")))?
+                }
+            };
             let engine = inputs::load(&inputs.files)?;
-            let report = netfence_audit::audit(&engine);
+            let report = netfence_audit::audit_with(&engine, &suppressions);
             match output {
-                AuditFormat::Text => render::audit_text(&mut out, &report),
+                AuditFormat::Text => {
+                    // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+                    use std::io::IsTerminal;
+                    let colour = std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                    render::audit_text(&mut out, &report, colour)
+                }
                 AuditFormat::Json => render::audit_json(&mut out, &report),
                 AuditFormat::Sarif => render::audit_sarif(&mut out, &report),
             }

@@ -374,8 +374,13 @@ pub fn demo(out: &mut impl Write, engine: &Engine) -> io::Result<()> {
     )
 }
 
-/// `netfence audit -o text`: findings grouped by namespace.
-pub fn audit_text(out: &mut impl Write, report: &netfence_audit::Report) -> io::Result<()> {
+/// `netfence audit -o text`: findings grouped by namespace; with `colour`, severities in ANSI
+/// colour (red error, yellow warning, cyan info).
+pub fn audit_text(
+    out: &mut impl Write,
+    report: &netfence_audit::Report,
+    colour: bool,
+) -> io::Result<()> {
     let mut current: Option<&Option<String>> = None;
     for finding in &report.findings {
         if current != Some(&finding.namespace) {
@@ -394,13 +399,21 @@ pub fn audit_text(out: &mut impl Write, report: &netfence_audit::Report) -> io::
             (Some(file), Some(line)) => format!(" ({file}:{line})"),
             _ => String::new(),
         };
+        let severity = format!("{:<7}", finding.severity.to_string());
+        let severity = if colour {
+            let code = match finding.severity {
+                netfence_audit::Severity::Error => "31",
+                netfence_audit::Severity::Warning => "33",
+                netfence_audit::Severity::Info => "36",
+            };
+            format!("\x1b[{code}m{severity}\x1b[0m")
+        } else {
+            severity
+        };
         writeln!(
             out,
-            "  {:<7} {} {}: {}{location}",
-            finding.severity.to_string(),
-            finding.id,
-            finding.object,
-            finding.message
+            "  {severity} {} {}: {}{location}",
+            finding.id, finding.object, finding.message
         )?;
     }
     let count =
@@ -560,4 +573,40 @@ pub fn diff_json(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> i
         .collect();
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_text_colours_severities_only_when_asked() {
+        let mut loader = netfence_model::Loader::new();
+        loader.load_str(
+            "t.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team}\nspec: {containers: [{name: c}]}\n",
+        );
+        let report = netfence_audit::audit(&Engine::new(loader.finish().unwrap()));
+        let render = |colour| {
+            let mut out = Vec::new();
+            audit_text(&mut out, &report, colour).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let (plain, coloured) = (render(false), render(true));
+        assert!(!plain.contains('\u{1b}'));
+        assert!(
+            coloured.contains("\u{1b}[33mwarning\u{1b}[0m NF-TC-001"),
+            "{coloured}"
+        );
+        assert!(
+            coloured.contains("\u{1b}[36minfo   \u{1b}[0m NF-TC-005"),
+            "{coloured}"
+        );
+        let stripped = coloured
+            .replace("\u{1b}[33m", "")
+            .replace("\u{1b}[36m", "")
+            .replace("\u{1b}[31m", "")
+            .replace("\u{1b}[0m", "");
+        assert_eq!(stripped, plain);
+    }
 }

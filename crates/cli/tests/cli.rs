@@ -387,3 +387,46 @@ fn sarif_output_validates_against_the_official_schema() {
         fixtures.len()
     );
 }
+
+#[test]
+fn audit_config_file_suppresses_and_bad_config_exits_2() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-config-{}", std::process::id()));
+    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
+        .status
+        .success());
+    let d = dir.to_str().unwrap();
+    let plain = netfence(&["audit", "-f", d, "-o", "json"]);
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let dns = plain["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "NF-TC-003")
+        .count();
+    assert!(dns > 0);
+    // Outside the manifest directory: -f DIR reads every YAML file in it.
+    let c2 =
+        std::env::temp_dir().join(format!("netfence-audit-config-{}.yaml", std::process::id()));
+    std::fs::write(&c2, "ignore:\n- id: NF-TC-003\n").unwrap();
+    let out = netfence(&["audit", "-f", d, "--config", c2.to_str().unwrap()]);
+    let body = stdout(&out);
+    assert!(!body.contains("NF-TC-003"), "{body}");
+    assert!(!body.contains('\u{1b}'), "no colour when not on a terminal");
+    assert!(
+        body.contains(&format!(
+            "{} suppressed",
+            plain["suppressed"].as_u64().unwrap() as usize + dns
+        )),
+        "{body}"
+    );
+    std::fs::write(&c2, "ignore:\n- id: NF-NOPE-1\n").unwrap();
+    let bad = netfence(&["audit", "-f", d, "--config", c2.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&format!("{}: ignore[0].id: unknown check", c2.display())),
+        "{err}"
+    );
+    std::fs::remove_file(&c2).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
