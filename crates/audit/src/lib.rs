@@ -125,6 +125,12 @@ pub const CHECKS: &[Check] = &[
         rationale: "A policy that decides nothing is dead weight and hides intent; its peers or ports are probably wrong, or other policies already allow more.",
     },
     Check {
+        id: "NF-TC-012",
+        severity: Severity::Warning,
+        title: "ServiceAccount that Calico policy selects can be edited through RBAC (update/patch)",
+        rationale: "EKS guide, 'Calico': with service-account policies, RBAC must stop teams from editing the ServiceAccount (the guide's read-only my-sa example); whoever can relabel it changes what the policy admits.",
+    },
+    Check {
         id: "NF-TC-010",
         severity: Severity::Error,
         title: "DNS rule selects kube-system by `name: kube-system`, but kube-system lacks that label",
@@ -749,6 +755,7 @@ pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
     }
 
     shadowed_policies(&mut b);
+    service_account_rbac(&mut b);
     ingress_checks(&mut b, &WEAK);
     istio_checks(&mut b);
     cert_manager_checks(&mut b);
@@ -830,6 +837,111 @@ fn shadowed_policies(b: &mut Builder<'_>) {
                 "every connection it allows is allowed by other policies, and it isolates no pod that others do not".into(),
                 "# delete it, or fix the rule that was meant to allow something new\n".into(),
             );
+        }
+    }
+}
+
+/// NF-TC-012: the ServiceAccounts Calico policies select (`serviceAccountSelector`, or a rule's
+/// `serviceAccounts` names/selector), and the RBAC bindings that let a subject update or patch
+/// them (Kubernetes RBAC: a rule covers the object when apiGroups has "" or "*", resources has
+/// "serviceaccounts" or "*", verbs has update, patch or "*", and resourceNames is empty or names
+/// it; a RoleBinding grants in its namespace, a ClusterRoleBinding everywhere). `system:`
+/// subjects and kube-system service accounts are the control plane's and are not reported.
+fn service_account_rbac(b: &mut Builder<'_>) {
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let mut selected: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for policy in &inventory.calico_policies {
+        let namespace_ok = |ns: &str| match &policy.scope {
+            netfence_model::calico::CalicoScope::Namespace(n) => n == ns,
+            netfence_model::calico::CalicoScope::Global { .. } => true,
+        };
+        let mut matchers: Vec<(Vec<String>, Option<&netfence_selector::calico::Selector>)> =
+            Vec::new();
+        if let Some(selector) = &policy.service_account_selector {
+            matchers.push((Vec::new(), Some(selector)));
+        }
+        for rule in policy.ingress.iter().chain(&policy.egress) {
+            for entity in [&rule.source, &rule.destination] {
+                if let Some(sa) = &entity.service_accounts {
+                    matchers.push((sa.names.clone(), sa.selector.as_ref()));
+                }
+            }
+        }
+        for sa in &inventory.service_accounts {
+            if !namespace_ok(&sa.namespace) {
+                continue;
+            }
+            let hit = matchers.iter().any(|(names, selector)| {
+                (names.is_empty() || names.contains(&sa.name))
+                    && selector.is_none_or(|s| s.matches(&sa.labels))
+            });
+            if hit {
+                selected
+                    .entry((sa.namespace.clone(), sa.name.clone()))
+                    .or_default()
+                    .insert(policy.display_name());
+            }
+        }
+    }
+    if selected.is_empty() {
+        return;
+    }
+    let grants = |rule: &netfence_model::RbacRule, sa: &str| {
+        let any =
+            |list: &[String], wanted: &[&str]| list.iter().any(|x| wanted.contains(&x.as_str()));
+        any(&rule.api_groups, &["", "*"])
+            && any(&rule.resources, &["serviceaccounts", "*"])
+            && any(&rule.verbs, &["update", "patch", "*"])
+            && (rule.resource_names.is_empty() || rule.resource_names.iter().any(|n| n == sa))
+    };
+    for binding in &inventory.rbac_bindings {
+        let (role_kind, role_name) = &binding.role_ref;
+        let role = inventory.rbac_roles.iter().find(|r| {
+            &r.kind == role_kind
+                && &r.name == role_name
+                && (r.kind == "ClusterRole" || r.namespace == binding.namespace)
+        });
+        let Some(role) = role else { continue };
+        let subjects: Vec<String> = binding
+            .subjects
+            .iter()
+            .filter(|(kind, name, namespace)| {
+                let control_plane = name.starts_with("system:")
+                    || (kind == "ServiceAccount" && namespace.as_deref() == Some("kube-system"));
+                !control_plane
+            })
+            .map(|(kind, name, namespace)| match namespace {
+                Some(ns) if kind == "ServiceAccount" => format!("{kind} {ns}/{name}"),
+                _ => format!("{kind} {name}"),
+            })
+            .collect();
+        if subjects.is_empty() {
+            continue;
+        }
+        for ((namespace, name), policies) in &selected {
+            let in_scope = binding
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| ns == namespace);
+            if in_scope && role.rules.iter().any(|r| grants(r, name)) {
+                b.add(
+                    "NF-TC-012",
+                    Some(namespace),
+                    format!("{} {}", binding.kind, match &binding.namespace {
+                        Some(ns) => format!("{ns}/{}", binding.name),
+                        None => binding.name.clone(),
+                    }),
+                    Some(&binding.origin),
+                    Some(&binding.annotations),
+                    format!(
+                        "{} can modify (update or patch) ServiceAccount {namespace}/{name} (through {role_kind} {role_name}), which Calico policy {} selects",
+                        subjects.join(", "),
+                        policies.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    format!("# grant only read access to the ServiceAccount, as the guide's example does:\nrules:\n- apiGroups: [\"\"]\n  resources: [\"serviceaccounts\"]\n  resourceNames: [\"{name}\"]\n  verbs: [\"get\", \"watch\", \"list\"]\n"),
+                );
+            }
         }
     }
 }

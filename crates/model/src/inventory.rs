@@ -189,6 +189,51 @@ pub struct Certificate {
     pub origin: Origin,
 }
 
+/// One rule of an RBAC Role or ClusterRole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacRule {
+    /// `apiGroups`.
+    pub api_groups: Vec<String>,
+    /// `resources`.
+    pub resources: Vec<String>,
+    /// `verbs`.
+    pub verbs: Vec<String>,
+    /// `resourceNames` (empty: every object).
+    pub resource_names: Vec<String>,
+}
+
+/// An RBAC Role (namespaced) or ClusterRole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacRole {
+    /// `Role` or `ClusterRole`.
+    pub kind: String,
+    /// Namespace of a Role.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `rules`.
+    pub rules: Vec<RbacRule>,
+}
+
+/// An RBAC RoleBinding or ClusterRoleBinding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacBinding {
+    /// `RoleBinding` or `ClusterRoleBinding`.
+    pub kind: String,
+    /// Namespace of a RoleBinding.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `roleRef`: kind and name.
+    pub role_ref: (String, String),
+    /// `subjects`: kind, name, namespace.
+    pub subjects: Vec<(String, String, Option<String>)>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
 /// An Istio `PeerAuthentication` (security.istio.io).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerAuthentication {
@@ -317,6 +362,10 @@ pub struct Inventory {
     pub cert_issuers: Vec<CertIssuer>,
     /// cert-manager Certificates.
     pub certificates: Vec<Certificate>,
+    /// RBAC Roles and ClusterRoles.
+    pub rbac_roles: Vec<RbacRole>,
+    /// RBAC RoleBindings and ClusterRoleBindings.
+    pub rbac_bindings: Vec<RbacBinding>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),

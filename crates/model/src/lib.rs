@@ -15,7 +15,8 @@ pub mod policy;
 pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{
     CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode, Namespace, Node,
-    PeerAuthentication, Pod, PodId, Service, ServiceAccount, WorkloadRef, SYNTHETIC_IPV4_RANGE,
+    PeerAuthentication, Pod, PodId, RbacBinding, RbacRole, RbacRule, Service, ServiceAccount,
+    WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
 pub use load::Loader;
 pub use net::{PortRange, Protocol};

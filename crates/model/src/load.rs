@@ -20,8 +20,8 @@ use crate::calico::{
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
     mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode,
-    Namespace, Node, PeerAuthentication, Pod, Service, ServiceAccount, WorkloadRef,
-    NAMESPACE_NAME_LABEL,
+    Namespace, Node, PeerAuthentication, Pod, RbacBinding, RbacRole, RbacRule, Service,
+    ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
@@ -52,6 +52,8 @@ pub struct Loader {
     peer_authentications: Vec<PeerAuthentication>,
     cert_issuers: Vec<CertIssuer>,
     certificates: Vec<Certificate>,
+    rbac_roles: Vec<RbacRole>,
+    rbac_bindings: Vec<RbacBinding>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
@@ -133,6 +135,45 @@ struct IngressSpecLite {
     ingress_class_name: Option<String>,
     tls: Option<Vec<IngressTlsLite>>,
     rules: Option<Vec<IngressRuleLite>>,
+}
+
+/// An RBAC role: `rules` sit at the top level, not under `spec`.
+#[derive(Deserialize)]
+struct RbacRoleLite {
+    #[serde(default)]
+    metadata: Meta,
+    rules: Option<Vec<RbacRuleLite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RbacRuleLite {
+    api_groups: Option<Vec<String>>,
+    resources: Option<Vec<String>>,
+    verbs: Vec<String>,
+    resource_names: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RbacBindingLite {
+    #[serde(default)]
+    metadata: Meta,
+    role_ref: RoleRefLite,
+    subjects: Option<Vec<SubjectLite>>,
+}
+
+#[derive(Deserialize)]
+struct RoleRefLite {
+    kind: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct SubjectLite {
+    kind: String,
+    name: String,
+    namespace: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -468,6 +509,12 @@ impl Loader {
                 self.load_cert_issuer(group, kind, value, &ctx)
             }
             ("cert-manager.io", "Certificate") => self.load_certificate(value, &ctx),
+            ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
+                self.load_rbac_role(kind, value, &ctx)
+            }
+            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+                self.load_rbac_binding(kind, value, &ctx)
+            }
             ("security.istio.io", "PeerAuthentication") => {
                 self.load_peer_authentication(value, &ctx)
             }
@@ -660,6 +707,68 @@ impl Loader {
                 .collect(),
             listen_ports,
             annotations,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+
+    /// RBAC Role/ClusterRole (rbac.authorization.k8s.io/v1; `rules` at the top level; a
+    /// ClusterRole's `aggregationRule` is not expanded).
+    fn load_rbac_role(&mut self, kind: &str, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: RbacRoleLite = typed(value, ctx)?;
+        let cluster = kind == "ClusterRole";
+        let meta = checked_meta(object.metadata, ctx, !cluster)?;
+        self.rbac_roles.push(RbacRole {
+            kind: kind.to_string(),
+            namespace: (!cluster).then(|| namespace_of(&meta)),
+            name: meta.name.unwrap_or_default(),
+            rules: object
+                .rules
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| RbacRule {
+                    api_groups: r.api_groups.unwrap_or_default(),
+                    resources: r.resources.unwrap_or_default(),
+                    verbs: r.verbs,
+                    resource_names: r.resource_names.unwrap_or_default(),
+                })
+                .collect(),
+        });
+        Ok(())
+    }
+
+    /// RBAC RoleBinding/ClusterRoleBinding: `roleRef` is required; a ClusterRoleBinding may
+    /// only refer to a ClusterRole.
+    fn load_rbac_binding(&mut self, kind: &str, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: RbacBindingLite = typed(value, ctx)?;
+        let cluster = kind == "ClusterRoleBinding";
+        let meta = checked_meta(object.metadata, ctx, !cluster)?;
+        let role_ref = object.role_ref;
+        match (cluster, role_ref.kind.as_str()) {
+            (_, "ClusterRole") | (false, "Role") => {}
+            _ => {
+                return Err(ctx.field(
+                    "roleRef.kind",
+                    format!(
+                        "{:?} is not allowed here (expected ClusterRole{})",
+                        role_ref.kind,
+                        if cluster { "" } else { " or Role" }
+                    ),
+                ))
+            }
+        }
+        self.rbac_bindings.push(RbacBinding {
+            kind: kind.to_string(),
+            namespace: (!cluster).then(|| namespace_of(&meta)),
+            name: meta.name.unwrap_or_default(),
+            role_ref: (role_ref.kind, role_ref.name),
+            subjects: object
+                .subjects
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.kind, s.name, s.namespace))
+                .collect(),
+            annotations: meta.annotations.unwrap_or_default(),
             origin: ctx.origin.clone(),
         });
         Ok(())
@@ -1564,6 +1673,8 @@ impl Loader {
         inventory.peer_authentications = self.peer_authentications;
         inventory.cert_issuers = self.cert_issuers;
         inventory.certificates = self.certificates;
+        inventory.rbac_roles = self.rbac_roles;
+        inventory.rbac_bindings = self.rbac_bindings;
         inventory.nodes = self.nodes;
         if errors.is_empty() {
             Ok(inventory)
@@ -2657,6 +2768,17 @@ mod tests {
             let e = error(&text);
             assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn rbac_bindings_check_their_role_ref() {
+        let e = error("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b}\nroleRef: {kind: Role, name: r, apiGroup: rbac.authorization.k8s.io}\nsubjects: [{kind: Group, name: g}]\n");
+        assert_eq!(e.field.as_deref(), Some("roleRef.kind"), "{e}");
+        let e = error("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: b, namespace: n}\nsubjects: [{kind: Group, name: g}]\n");
+        assert!(e.to_string().contains("roleRef"), "{e}");
+        let inventory = load("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: n}\nrules: [{apiGroups: [''], resources: [serviceaccounts], verbs: [patch]}]\n").unwrap();
+        assert_eq!(inventory.rbac_roles[0].rules[0].verbs, ["patch"]);
+        assert_eq!(inventory.rbac_roles[0].namespace.as_deref(), Some("n"));
     }
 
     #[test]
