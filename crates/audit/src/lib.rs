@@ -7,7 +7,7 @@
 //! suppressed findings are counted.
 
 use netfence_engine::{Endpoint, Engine, Outcome};
-use netfence_model::{Origin, PolicyType, Protocol};
+use netfence_model::{NetworkPolicy, Origin, PolicyType, Protocol};
 use netfence_selector::Requirement;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -568,11 +568,7 @@ pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
     for policy in &inventory.network_policies {
         let object = format!("NetworkPolicy {}/{}", policy.namespace, policy.name);
         let annotations = Some(&policy.annotations);
-        let selects_any = inventory
-            .pods
-            .iter()
-            .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
-        if !selects_any {
+        if !selects_any_pod(inventory, policy) {
             b.add(
                 "NF-TC-006",
                 Some(&policy.namespace),
@@ -783,6 +779,23 @@ pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
     }
 }
 
+/// Whether `policy` selects any pod of its namespace.
+fn selects_any_pod(inventory: &netfence_model::Inventory, policy: &NetworkPolicy) -> bool {
+    inventory
+        .pods
+        .iter()
+        .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels))
+}
+
+/// Whether NF-TC-011 judges `policy`: not a default-deny policy (empty podSelector, no rules),
+/// which exists for pods that are not there yet, and not one selecting no pod (NF-TC-006's).
+pub fn shadow_check_applies(inventory: &netfence_model::Inventory, policy: &NetworkPolicy) -> bool {
+    let default_deny = policy.pod_selector.is_everything()
+        && policy.ingress.is_empty()
+        && policy.egress.is_empty();
+    !default_deny && selects_any_pod(inventory, policy)
+}
+
 /// Above this many (policies x pods) the shadow check is skipped with a note: it recomputes the
 /// workload connectivity once per policy.
 pub const SHADOW_CHECK_MAX_WORK: usize = 250_000;
@@ -815,14 +828,7 @@ fn shadowed_policies(b: &mut Builder<'_>) {
     };
     let baseline = index_of(engine);
     for (index, policy) in inventory.network_policies.iter().enumerate() {
-        let default_deny = policy.pod_selector.is_everything()
-            && policy.ingress.is_empty()
-            && policy.egress.is_empty();
-        let selects_any = inventory
-            .pods
-            .iter()
-            .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
-        if default_deny || !selects_any {
+        if !shadow_check_applies(inventory, policy) {
             continue;
         }
         let mut without = inventory.clone();
@@ -1285,53 +1291,28 @@ fn issuer_key(issuer: &netfence_model::CertIssuer) -> String {
 /// Linkerd (linkerd.io, "Proxy Configuration" and "Authorization Policy"): annotations on the
 /// namespace apply to its pods; the pod's own annotation wins.
 fn linkerd_checks(b: &mut Builder<'_>) {
-    const SKIPS: [&str; 2] = [
-        "config.linkerd.io/skip-inbound-ports",
-        "config.linkerd.io/skip-outbound-ports",
-    ];
     const INJECT: &str = "linkerd.io/inject";
-    const POLICY: &str = "config.linkerd.io/default-inbound-policy";
     let engine = b.engine;
     let inventory = engine.inventory();
     for ns in inventory.namespaces.values() {
-        let object = format!("Namespace {}", ns.name);
-        let a = &ns.annotations;
-        let skipped: Vec<String> = SKIPS
-            .iter()
-            .filter_map(|k| {
-                a.get(*k)
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| format!("{k}={v}"))
-            })
-            .collect();
-        if !skipped.is_empty() {
-            b.add(
-                "NF-MTLS-003",
-                Some(&ns.name),
-                object.clone(),
-                ns.origin.as_ref(),
-                None,
-                format!("every pod in the namespace skips the proxy: {}", skipped.join(", ")),
-                "# remove the skip annotations; for server-speaks-first protocols use\n# config.linkerd.io/opaque-ports instead, which keeps mTLS\n".into(),
-            );
-        }
-        if a.get(POLICY).is_some_and(|v| v == "all-unauthenticated") {
-            b.add(
-                "NF-MTLS-005",
-                Some(&ns.name),
-                object,
-                ns.origin.as_ref(),
-                None,
-                "the namespace's default inbound policy admits unauthenticated (plain-text) clients".into(),
-                format!("metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"),
-            );
-        }
+        linkerd_proxy_settings(
+            b,
+            LinkerdScope {
+                namespace: &ns.name,
+                object: format!("Namespace {}", ns.name),
+                origin: ns.origin.as_ref(),
+                // The namespace's own annotations are already consulted for suppression.
+                suppressing: None,
+                annotations: &ns.annotations,
+                skip_message: "every pod in the namespace skips the proxy",
+                who: "namespace",
+            },
+        );
     }
     // One finding per workload, not per pod.
     let mut seen = BTreeSet::new();
     for pod in &inventory.pods {
-        let key = pod.workload.to_string();
-        if pod.mesh_annotations.is_empty() || !seen.insert(key.clone()) {
+        if pod.mesh_annotations.is_empty() || !seen.insert(pod.workload.to_string()) {
             continue;
         }
         let object = format!(
@@ -1339,25 +1320,18 @@ fn linkerd_checks(b: &mut Builder<'_>) {
             pod.workload.kind, pod.workload.namespace, pod.workload.name
         );
         let a = &pod.mesh_annotations;
-        let skipped: Vec<String> = SKIPS
-            .iter()
-            .filter_map(|k| {
-                a.get(*k)
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| format!("{k}={v}"))
-            })
-            .collect();
-        if !skipped.is_empty() {
-            b.add(
-                "NF-MTLS-003",
-                Some(&pod.namespace),
-                object.clone(),
-                Some(&pod.origin),
-                Some(a),
-                format!("traffic on these ports bypasses the proxy: {}", skipped.join(", ")),
-                "# remove the skip annotations; for server-speaks-first protocols use\n# config.linkerd.io/opaque-ports instead, which keeps mTLS\n".into(),
-            );
-        }
+        linkerd_proxy_settings(
+            b,
+            LinkerdScope {
+                namespace: &pod.namespace,
+                object: object.clone(),
+                origin: Some(&pod.origin),
+                suppressing: Some(a),
+                annotations: a,
+                skip_message: "traffic on these ports bypasses the proxy",
+                who: "workload",
+            },
+        );
         let namespace_meshed = inventory
             .namespaces
             .get(&pod.namespace)
@@ -1367,25 +1341,67 @@ fn linkerd_checks(b: &mut Builder<'_>) {
             b.add(
                 "NF-MTLS-004",
                 Some(&pod.namespace),
-                object.clone(),
+                object,
                 Some(&pod.origin),
                 Some(a),
                 format!("{INJECT}: disabled in a namespace annotated {INJECT}: enabled"),
                 format!("# remove {INJECT}: disabled from the pod template\n"),
             );
         }
-        if a.get(POLICY).is_some_and(|v| v == "all-unauthenticated") {
-            b.add(
-                "NF-MTLS-005",
-                Some(&pod.namespace),
-                object,
-                Some(&pod.origin),
-                Some(a),
-                "the workload's default inbound policy admits unauthenticated (plain-text) clients"
-                    .into(),
-                format!("metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"),
-            );
-        }
+    }
+}
+
+/// Where Linkerd proxy annotations were found: a namespace or a workload's pod template.
+struct LinkerdScope<'a> {
+    namespace: &'a str,
+    object: String,
+    origin: Option<&'a Origin>,
+    suppressing: Option<&'a BTreeMap<String, String>>,
+    annotations: &'a BTreeMap<String, String>,
+    skip_message: &'static str,
+    who: &'static str,
+}
+
+/// NF-MTLS-003 (skipped ports) and NF-MTLS-005 (all-unauthenticated) for one scope.
+fn linkerd_proxy_settings(b: &mut Builder<'_>, scope: LinkerdScope<'_>) {
+    const SKIPS: [&str; 2] = [
+        "config.linkerd.io/skip-inbound-ports",
+        "config.linkerd.io/skip-outbound-ports",
+    ];
+    const POLICY: &str = "config.linkerd.io/default-inbound-policy";
+    let a = scope.annotations;
+    let skipped: Vec<String> = SKIPS
+        .iter()
+        .filter_map(|k| {
+            a.get(*k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!("{k}={v}"))
+        })
+        .collect();
+    if !skipped.is_empty() {
+        b.add(
+            "NF-MTLS-003",
+            Some(scope.namespace),
+            scope.object.clone(),
+            scope.origin,
+            scope.suppressing,
+            format!("{}: {}", scope.skip_message, skipped.join(", ")),
+            "# remove the skip annotations; for server-speaks-first protocols use\n# config.linkerd.io/opaque-ports instead, which keeps mTLS\n".into(),
+        );
+    }
+    if a.get(POLICY).is_some_and(|v| v == "all-unauthenticated") {
+        b.add(
+            "NF-MTLS-005",
+            Some(scope.namespace),
+            scope.object,
+            scope.origin,
+            scope.suppressing,
+            format!(
+                "the {}'s default inbound policy admits unauthenticated (plain-text) clients",
+                scope.who
+            ),
+            format!("metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"),
+        );
     }
 }
 

@@ -12,11 +12,14 @@ struct Fixture {
     clean: String,
 }
 
-fn ids(yaml: &str) -> Vec<&'static str> {
+fn engine(yaml: &str) -> Engine {
     let mut loader = Loader::new();
     loader.load_str("fixture.yaml", yaml);
-    let engine = Engine::new(loader.finish().expect("fixture loads"));
-    audit(&engine).findings.iter().map(|f| f.id).collect()
+    Engine::new(loader.finish().expect("fixture loads"))
+}
+
+fn ids(yaml: &str) -> Vec<&'static str> {
+    audit(&engine(yaml)).findings.iter().map(|f| f.id).collect()
 }
 
 #[test]
@@ -52,9 +55,7 @@ fn every_check_has_a_triggering_and_a_clean_fixture() {
 #[test]
 fn annotations_suppress_and_are_counted() {
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team, annotations: {netfence.io/ignore: 'NF-TC-001, NF-TC-004'}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team}\nspec: {containers: [{name: c}]}\n";
-    let mut loader = Loader::new();
-    loader.load_str("fixture.yaml", yaml);
-    let report = audit(&Engine::new(loader.finish().unwrap()));
+    let report = audit(&engine(yaml));
     let ids: Vec<&str> = report.findings.iter().map(|f| f.id).collect();
     assert!(
         !ids.contains(&"NF-TC-001") && !ids.contains(&"NF-TC-004"),
@@ -67,9 +68,7 @@ fn annotations_suppress_and_are_counted() {
 #[test]
 fn pod_annotations_suppress() {
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {linkerd.io/inject: enabled}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: batch, namespace: shop, annotations: {linkerd.io/inject: disabled, netfence.io/ignore: NF-MTLS-004}}\nspec: {containers: [{name: c}]}\n";
-    let mut loader = Loader::new();
-    loader.load_str("fixture.yaml", yaml);
-    let report = audit(&Engine::new(loader.finish().unwrap()));
+    let report = audit(&engine(yaml));
     assert!(report.findings.iter().all(|f| f.id != "NF-MTLS-004"));
     assert_eq!(report.suppressed, 1);
 }
@@ -113,14 +112,7 @@ fn shadowed_policies_agree_with_diff() {
             .map(|f| f.object.clone())
             .collect();
         for (index, policy) in inventory.network_policies.iter().enumerate() {
-            let default_deny = policy.pod_selector.is_everything()
-                && policy.ingress.is_empty()
-                && policy.egress.is_empty();
-            let selects_any = inventory
-                .pods
-                .iter()
-                .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels));
-            if default_deny || !selects_any {
+            if !netfence_audit::shadow_check_applies(&inventory, policy) {
                 continue;
             }
             let mut without = inventory.clone();
@@ -145,9 +137,7 @@ fn shadowed_policies_agree_with_diff() {
 fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
     use netfence_audit::{audit_with, Suppressions};
     let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team}\nspec: {containers: [{name: c}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: other}\nspec: {containers: [{name: c}]}\n";
-    let mut loader = Loader::new();
-    loader.load_str("fixture.yaml", yaml);
-    let engine = Engine::new(loader.finish().unwrap());
+    let engine = engine(yaml);
     let all = audit(&engine);
     let count =
         |r: &netfence_audit::Report, id: &str| r.findings.iter().filter(|f| f.id == id).count();
