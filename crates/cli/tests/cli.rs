@@ -41,6 +41,15 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `netfence demo --export` into a fresh temporary directory named after `tag`.
+fn demo_cluster(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-{tag}-{}", std::process::id()));
+    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
+        .status
+        .success());
+    dir
+}
+
 #[test]
 fn matrix_json_follows_the_contract() {
     let inventory = e2e_dir().join("inventory.yaml");
@@ -99,10 +108,7 @@ fn matrix_grid_is_the_e2e_format() {
 
 #[test]
 fn query_explains_both_directions_with_exit_codes() {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-demo-{}", std::process::id()));
-    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
-        .status
-        .success());
+    let dir = demo_cluster("demo");
     let dir = dir.to_str().unwrap();
 
     let denied = netfence(&[
@@ -238,10 +244,7 @@ fn unknown_kinds_are_skipped_and_counted() {
 fn list_formats_agree() {
     let out = netfence(&["demo"]);
     assert!(out.status.success());
-    let dir = std::env::temp_dir().join(format!("netfence-cli-list-{}", std::process::id()));
-    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
-        .status
-        .success());
+    let dir = demo_cluster("list");
     let dir = dir.to_str().unwrap();
     let txt = stdout(&netfence(&["list", "-f", dir]));
     assert!(
@@ -301,10 +304,7 @@ fn selector_command_canonicalises_evaluates_and_points_at_errors() {
 
 #[test]
 fn audit_reports_exits_and_speaks_sarif() {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-audit-{}", std::process::id()));
-    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
-        .status
-        .success());
+    let dir = demo_cluster("audit");
     let dir = dir.to_str().unwrap();
     let text = netfence(&["audit", "-f", dir]);
     assert_eq!(text.status.code(), Some(1), "errors present: exit 1");
@@ -351,10 +351,7 @@ fn sarif_output_validates_against_the_official_schema() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("data/sarif-schema-2.1.0.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
-    let dir = std::env::temp_dir().join(format!("netfence-cli-sarif-{}", std::process::id()));
-    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
-        .status
-        .success());
+    let dir = demo_cluster("sarif");
     // Findings of every family: the example cluster plus the audit fixtures' trigger inputs.
     let fixtures: Vec<serde_yaml_ng::Value> =
         serde_yaml_ng::from_str(include_str!("../../audit/tests/fixtures.yaml")).unwrap();
@@ -390,10 +387,7 @@ fn sarif_output_validates_against_the_official_schema() {
 
 #[test]
 fn audit_config_file_suppresses_and_bad_config_exits_2() {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-config-{}", std::process::id()));
-    assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
-        .status
-        .success());
+    let dir = demo_cluster("config");
     let d = dir.to_str().unwrap();
     let plain = netfence(&["audit", "-f", d, "-o", "json"]);
     let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
