@@ -66,6 +66,7 @@ fn place_pods(inventory: &mut Inventory) {
         name: "node-1".into(),
         labels: [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
         addresses: vec![node_ip],
+        internal_addresses: vec![node_ip],
     });
     for (i, pod) in inventory.pods.iter_mut().enumerate() {
         pod.synthetic_ip = false;

@@ -46,6 +46,17 @@ pub struct ContainerPort {
     pub protocol: Protocol,
 }
 
+/// A port the kubelet connects to for a probe (always TCP: `httpGet`, `tcpSocket`, `grpc`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbePort {
+    /// `liveness`, `readiness` or `startup`.
+    pub kind: &'static str,
+    /// Container name.
+    pub container: String,
+    /// Port number (named ports resolved).
+    pub port: u16,
+}
+
 /// The workload that owns a pod (`ns/name[Kind]` in connection lists).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkloadRef {
@@ -81,6 +92,8 @@ pub struct Pod {
     pub synthetic_ip: bool,
     /// Every container port (containers and init containers).
     pub ports: Vec<ContainerPort>,
+    /// The TCP ports the kubelet probes (liveness, readiness, startup).
+    pub probes: Vec<ProbePort>,
     /// `spec.serviceAccountName` (`default` when absent).
     pub service_account: String,
     /// `spec.hostNetwork`: such pods are not subject to pod network policy.
@@ -339,6 +352,8 @@ pub struct Node {
     pub labels: Labels,
     /// `status.addresses` that parse as IP addresses.
     pub addresses: Vec<IpAddr>,
+    /// Those of type `InternalIP` (the kubelet's source address for probes).
+    pub internal_addresses: Vec<IpAddr>,
 }
 
 /// Everything loaded from the input, ready to compile.
@@ -366,6 +381,8 @@ pub struct Inventory {
     pub rbac_roles: Vec<RbacRole>,
     /// RBAC RoleBindings and ClusterRoleBindings.
     pub rbac_bindings: Vec<RbacBinding>,
+    /// `SecurityGroupPolicy` objects (security groups for pods).
+    pub security_group_policies: Vec<crate::aws::SecurityGroupPolicy>,
     /// Kubernetes NetworkPolicies, sorted by (namespace, name).
     pub network_policies: Vec<NetworkPolicy>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),

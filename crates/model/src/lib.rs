@@ -5,6 +5,7 @@
 //! Everything here is validated once; later stages never re-read YAML structures.
 
 pub mod admin;
+pub mod aws;
 pub mod calico;
 pub mod error;
 pub mod inventory;
@@ -15,8 +16,8 @@ pub mod policy;
 pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{
     CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode, Namespace, Node,
-    PeerAuthentication, Pod, PodId, RbacBinding, RbacRole, RbacRule, Service, ServiceAccount,
-    WorkloadRef, SYNTHETIC_IPV4_RANGE,
+    PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule, Service,
+    ServiceAccount, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
 pub use load::Loader;
 pub use net::{PortRange, Protocol};

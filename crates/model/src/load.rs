@@ -12,6 +12,7 @@
 use crate::admin::{
     AdminAction, AdminKind, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject,
 };
+use crate::aws::SecurityGroupPolicy;
 use crate::calico::{
     self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
     RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
@@ -20,7 +21,7 @@ use crate::calico::{
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
     mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode,
-    Namespace, Node, PeerAuthentication, Pod, RbacBinding, RbacRole, RbacRule, Service,
+    Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule, Service,
     ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
@@ -54,6 +55,7 @@ pub struct Loader {
     certificates: Vec<Certificate>,
     rbac_roles: Vec<RbacRole>,
     rbac_bindings: Vec<RbacBinding>,
+    security_group_policies: Vec<SecurityGroupPolicy>,
     nodes: Vec<Node>,
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
@@ -235,6 +237,22 @@ struct NodeStatusLite {
 #[derive(Deserialize)]
 struct NodeAddressLite {
     address: String,
+    #[serde(rename = "type")]
+    address_type: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SecurityGroupPolicySpecLite {
+    pod_selector: Option<K8sLabelSelector>,
+    service_account_selector: Option<K8sLabelSelector>,
+    security_groups: Option<GroupIdsLite>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GroupIdsLite {
+    group_ids: Option<Vec<String>>,
 }
 
 /// Context for errors about one document or list item.
@@ -424,10 +442,12 @@ impl Loader {
         };
         if !map.contains_key("kind") && !map.contains_key("apiVersion") && list_defaults.is_none() {
             // Not a Kubernetes object at all (e.g. a JSON report lying in a manifest folder).
-            *self
-                .skipped
-                .entry("<object without apiVersion and kind>".into())
-                .or_default() += 1;
+            let what = if map.contains_key("SecurityGroups") {
+                "<aws ec2 describe-security-groups output: pass it with audit --aws-security-groups>"
+            } else {
+                "<object without apiVersion and kind>"
+            };
+            *self.skipped.entry(what.into()).or_default() += 1;
             return;
         }
         let kind = match map.get("kind") {
@@ -517,6 +537,9 @@ impl Loader {
             }
             ("security.istio.io", "PeerAuthentication") => {
                 self.load_peer_authentication(value, &ctx)
+            }
+            ("vpcresources.k8s.aws", "SecurityGroupPolicy") => {
+                self.load_security_group_policy(value, &ctx)
             }
             ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
                 self.load_network_policy(value, &ctx)
@@ -941,17 +964,81 @@ impl Loader {
     fn load_node(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
         let object: Object<Value, NodeStatusLite> = typed(value, ctx)?;
         let meta = checked_meta(object.metadata, ctx, false)?;
-        let addresses = object
-            .status
-            .and_then(|s| s.addresses)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| a.address.parse().ok())
-            .collect();
+        let mut addresses = Vec::new();
+        let mut internal_addresses = Vec::new();
+        for a in object.status.and_then(|s| s.addresses).unwrap_or_default() {
+            if let Ok(ip) = a.address.parse::<IpAddr>() {
+                addresses.push(ip);
+                if a.address_type.as_deref() == Some("InternalIP") {
+                    internal_addresses.push(ip);
+                }
+            }
+        }
         self.nodes.push(Node {
             name: meta.name.unwrap_or_default(),
             labels: meta.labels.unwrap_or_default().into_iter().collect(),
             addresses,
+            internal_addresses,
+        });
+        Ok(())
+    }
+
+    /// `vpcresources.k8s.aws/v1beta1` `SecurityGroupPolicy`, validated as its CRD schema does
+    /// (aws/amazon-vpc-resource-controller-k8s, `config/crd/bases`: 1 to 16 `groupIds`).
+    fn load_security_group_policy(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
+        let object: Object<SecurityGroupPolicySpecLite> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let spec = object.spec.unwrap_or_default();
+        let pod_selector = spec
+            .pod_selector
+            .as_ref()
+            .map(|s| selector(s, ctx, "spec.podSelector"))
+            .transpose()?;
+        let service_account_selector = spec
+            .service_account_selector
+            .as_ref()
+            .map(|s| selector(s, ctx, "spec.serviceAccountSelector"))
+            .transpose()?;
+        let group_ids = spec
+            .security_groups
+            .and_then(|g| g.group_ids)
+            .unwrap_or_default();
+        if group_ids.len() > 16 {
+            return Err(ctx.field(
+                "spec.securityGroups.groupIds",
+                format!(
+                    "{} groups: the CRD allows at most 16 (and a network interface carries at most 16)",
+                    group_ids.len()
+                ),
+            ));
+        }
+        if let Some(i) = group_ids.iter().position(|g| g.trim().is_empty()) {
+            return Err(ctx.field(
+                format!("spec.securityGroups.groupIds[{i}]"),
+                "empty security group id",
+            ));
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = namespace_of(&meta);
+        if group_ids.is_empty() {
+            self.warnings.push(format!(
+                "{}: SecurityGroupPolicy {namespace}/{name} lists no spec.securityGroups.groupIds: the VPC resource controller ignores it",
+                ctx.origin
+            ));
+        } else if pod_selector.is_none() && service_account_selector.is_none() {
+            self.warnings.push(format!(
+                "{}: SecurityGroupPolicy {namespace}/{name} has neither podSelector nor serviceAccountSelector: the VPC resource controller ignores it",
+                ctx.origin
+            ));
+        }
+        self.security_group_policies.push(SecurityGroupPolicy {
+            namespace,
+            name,
+            pod_selector,
+            service_account_selector,
+            group_ids,
+            annotations: meta.annotations.unwrap_or_default(),
+            origin: ctx.origin.clone(),
         });
         Ok(())
     }
@@ -1597,6 +1684,11 @@ impl Loader {
             .chain(policies.iter().map(|p| p.namespace.clone()))
             .chain(self.services.iter().map(|s| s.namespace.clone()))
             .chain(
+                self.security_group_policies
+                    .iter()
+                    .map(|s| s.namespace.clone()),
+            )
+            .chain(
                 inventory
                     .service_accounts
                     .iter()
@@ -1675,6 +1767,7 @@ impl Loader {
         inventory.certificates = self.certificates;
         inventory.rbac_roles = self.rbac_roles;
         inventory.rbac_bindings = self.rbac_bindings;
+        inventory.security_group_policies = self.security_group_policies;
         inventory.nodes = self.nodes;
         if errors.is_empty() {
             Ok(inventory)
@@ -2217,6 +2310,7 @@ fn pod_from_spec(
             }
         }
     }
+    let probes = probe_ports(spec);
     let mut ips = Vec::new();
     if let Some(status) = status {
         if let Some(pod_ips) = &status.pod_ips {
@@ -2248,6 +2342,7 @@ fn pod_from_spec(
         synthetic_ip: ips.is_empty(),
         ips,
         ports,
+        probes,
         service_account: spec
             .service_account_name
             .clone()
@@ -2261,6 +2356,51 @@ fn pod_from_spec(
         mesh_annotations: BTreeMap::new(),
         origin: ctx.origin.clone(),
     })
+}
+
+/// The ports the kubelet connects to for liveness, readiness and startup probes (`httpGet`,
+/// `tcpSocket`, `grpc`; `exec` probes use no network). Named ports resolve against the
+/// container's own ports, as the kubelet does (`findPortByName`); a name that resolves to
+/// nothing cannot be probed and is left out.
+fn probe_ports(spec: &PodSpec) -> Vec<ProbePort> {
+    let mut out = Vec::new();
+    for container in &spec.containers {
+        let probes = [
+            ("liveness", container.liveness_probe.as_ref()),
+            ("readiness", container.readiness_probe.as_ref()),
+            ("startup", container.startup_probe.as_ref()),
+        ];
+        for (kind, probe) in probes {
+            let Some(probe) = probe else { continue };
+            let port = if let Some(http) = &probe.http_get {
+                Some(&http.port)
+            } else {
+                probe.tcp_socket.as_ref().map(|t| &t.port)
+            };
+            let number = match port {
+                Some(IntOrString::Int(n)) => u16::try_from(*n).ok().filter(|&n| n > 0),
+                Some(IntOrString::String(name)) => container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .and_then(|p| u16::try_from(p.container_port).ok()),
+                None => probe
+                    .grpc
+                    .as_ref()
+                    .and_then(|g| u16::try_from(g.port).ok())
+                    .filter(|&n| n > 0),
+            };
+            if let Some(port) = number {
+                out.push(ProbePort {
+                    kind,
+                    container: container.name.clone(),
+                    port,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Give every pod without an address a stable one in 100.64.0.0/10: FNV-1a of
@@ -2721,6 +2861,70 @@ mod tests {
                 .keys()
                 .collect::<Vec<_>>(),
             ["linkerd.io/inject"]
+        );
+    }
+
+    #[test]
+    fn security_group_policies_are_validated_like_their_crd() {
+        let head = "apiVersion: vpcresources.k8s.aws/v1beta1\nkind: SecurityGroupPolicy\nmetadata: {name: db, namespace: shop}\n";
+        let inventory = load(&format!(
+            "{head}spec: {{podSelector: {{matchLabels: {{role: db}}}}, serviceAccountSelector: {{matchExpressions: [{{key: team, operator: Exists}}]}}, securityGroups: {{groupIds: [sg-0123abcd]}}}}\n"
+        ))
+        .unwrap();
+        let sgp = &inventory.security_group_policies[0];
+        assert_eq!(sgp.group_ids, ["sg-0123abcd"]);
+        assert!(sgp.pod_selector.is_some() && sgp.service_account_selector.is_some());
+        assert!(inventory.namespaces.contains_key("shop"));
+        assert!(inventory.skipped_kinds.is_empty());
+        let seventeen: Vec<String> = (0..17).map(|i| format!("sg-{i:08x}")).collect();
+        for (spec, field) in [
+            (
+                format!("{{podSelector: {{}}, securityGroups: {{groupIds: [{}]}}}}", seventeen.join(", ")),
+                "spec.securityGroups.groupIds",
+            ),
+            (
+                "{podSelector: {}, securityGroups: {groupIds: ['']}}".to_string(),
+                "spec.securityGroups.groupIds[0]",
+            ),
+            (
+                "{podSelector: {matchExpressions: [{key: a, operator: Maybe}]}, securityGroups: {groupIds: [sg-0123abcd]}}".to_string(),
+                "spec.podSelector.matchExpressions[0].operator",
+            ),
+        ] {
+            let e = error(&format!("{head}spec: {spec}\n"));
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.object.as_deref(), Some("SecurityGroupPolicy shop/db"));
+        }
+        // Policies the controller ignores load, with a warning naming them.
+        let inventory = load(&format!(
+            "{head}spec: {{securityGroups: {{groupIds: [sg-0123abcd]}}}}\n---\n{}",
+            head.replace("name: db", "name: empty")
+        ))
+        .unwrap();
+        assert_eq!(inventory.warnings.len(), 2, "{:?}", inventory.warnings);
+        assert!(inventory.warnings[0].contains("neither podSelector nor serviceAccountSelector"));
+        assert!(inventory.warnings[1].contains("shop/empty lists no spec.securityGroups.groupIds"));
+    }
+
+    #[test]
+    fn probe_ports_resolve_named_ports_per_container() {
+        let inventory = load(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec:\n  containers:\n  - name: a\n    ports: [{name: http, containerPort: 8080}]\n    readinessProbe: {httpGet: {port: http}}\n    livenessProbe: {tcpSocket: {port: 9000}}\n    startupProbe: {exec: {command: [\"true\"]}}\n  - name: b\n    livenessProbe: {grpc: {port: 50051}}\n    readinessProbe: {httpGet: {port: http}}\n",
+        )
+        .unwrap();
+        let probes: Vec<(&str, &str, u16)> = inventory.pods[0]
+            .probes
+            .iter()
+            .map(|p| (p.container.as_str(), p.kind, p.port))
+            .collect();
+        // b's `http` is not one of b's ports: the kubelet cannot resolve it, so no port.
+        assert_eq!(
+            probes,
+            [
+                ("a", "liveness", 9000),
+                ("a", "readiness", 8080),
+                ("b", "liveness", 50051)
+            ]
         );
     }
 
