@@ -6,6 +6,10 @@
 //! suppressed by the annotation `netfence.io/ignore: id1,id2` on the object or its namespace;
 //! suppressed findings are counted.
 
+mod sg;
+
+pub use sg::AwsInput;
+
 use netfence_engine::{Endpoint, Engine, Outcome};
 use netfence_model::{NetworkPolicy, Origin, PolicyType, Protocol};
 use netfence_selector::Requirement;
@@ -135,6 +139,54 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Error,
         title: "DNS rule selects kube-system by `name: kube-system`, but kube-system lacks that label",
         rationale: "EKS guide, 'Create a rule to allow DNS queries': `kubectl label namespace kube-system name=kube-system` first.",
+    },
+    Check {
+        id: "NF-SG-001",
+        severity: Severity::Error,
+        title: "SecurityGroupPolicy names a security group that does not exist: its pods will not be scheduled",
+        rationale: "EKS guide, 'Security groups for pods': if you reference a security group that does not exist prior to the creation of the pods, the pods will not get scheduled.",
+    },
+    Check {
+        id: "NF-SG-002",
+        severity: Severity::Error,
+        title: "Pod security groups without TCP and UDP 53 outbound to the cluster security group",
+        rationale: "EKS guide, 'Security groups for pods': you must create security groups that allow port 53 outbound to the cluster security group.",
+    },
+    Check {
+        id: "NF-SG-003",
+        severity: Severity::Error,
+        title: "Cluster security group without TCP and UDP 53 inbound from the pod security groups",
+        rationale: "EKS guide, 'Security groups for pods': you must update the cluster security group to accept port 53 inbound traffic from the pod security group.",
+    },
+    Check {
+        id: "NF-SG-004",
+        severity: Severity::Error,
+        title: "No inbound rule from the cluster security group (kubelet) for a probe port of pods with security groups",
+        rationale: "EKS guide, 'Security groups for pods': you must create rules for inbound traffic from the cluster security group (kubelet) for all of the probes configured for pods.",
+    },
+    Check {
+        id: "NF-SG-005",
+        severity: Severity::Error,
+        title: "Cluster or node group security group below the EKS minimum rules (443 to the control plane, 10250 to the kubelet, 53)",
+        rationale: "EKS user guide, 'Security group requirements': the minimum rules are 443 from nodes to the control plane and 10250 from the control plane to nodes, with DNS to the cluster security group.",
+    },
+    Check {
+        id: "NF-SG-006",
+        severity: Severity::Error,
+        title: "Pods matched by SecurityGroupPolicies for more security groups than a network interface may carry",
+        rationale: "EKS guide, 'Security groups for pods': the limits for security groups still apply. The VPC resource controller rejects pods above the security-groups-per-interface quota (default 5, at most 16).",
+    },
+    Check {
+        id: "NF-SG-007",
+        severity: Severity::Warning,
+        title: "Security group with more rules than the default quota (60 per direction and IP family)",
+        rationale: "Amazon VPC quotas: rules per group × groups per interface may not exceed 1,000, so large groups cut how many groups pods can carry.",
+    },
+    Check {
+        id: "NF-SG-008",
+        severity: Severity::Error,
+        title: "Security group open to the internet (0.0.0.0/0 or ::/0) other than HTTP/HTTPS on a load balancer",
+        rationale: "EKS guide, 'Security groups': security groups control traffic with external IP addresses; only a load balancer's listeners belong open to the world.",
     },
     Check {
         id: "NF-TLS-001",
@@ -404,6 +456,11 @@ pub fn audit(engine: &Engine) -> Report {
 
 /// Run every check, with suppressions from a config file.
 pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
+    audit_all(engine, config, None)
+}
+
+/// Run every check, with suppressions and the AWS security groups (NF-SG-*).
+pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>) -> Report {
     let mut b = Builder {
         engine,
         config,
@@ -756,6 +813,7 @@ pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
     istio_checks(&mut b);
     cert_manager_checks(&mut b);
     linkerd_checks(&mut b);
+    sg::security_group_checks(&mut b, aws);
 
     let order: BTreeMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     b.findings.sort_by(|x, y| {

@@ -1,8 +1,9 @@
 //! Every check has a fixture that triggers it and one that does not; suppression works; the
 //! README's check list is the one the code generates.
 
-use netfence_audit::{audit, checks_markdown, CHECKS};
+use netfence_audit::{audit, audit_all, checks_markdown, AwsInput, Suppressions, CHECKS};
 use netfence_engine::Engine;
+use netfence_model::aws::load_security_groups;
 use netfence_model::Loader;
 
 #[derive(serde::Deserialize)]
@@ -10,16 +11,42 @@ struct Fixture {
     check: String,
     triggers: String,
     clean: String,
+    /// `aws ec2 describe-security-groups` JSON for both inputs (or per input below).
+    security_groups: Option<String>,
+    triggers_security_groups: Option<String>,
+    clean_security_groups: Option<String>,
+    cluster_security_group: Option<String>,
+    #[serde(default)]
+    node_security_groups: Vec<String>,
+}
+
+impl Fixture {
+    fn ids(&self, yaml: &str, groups: Option<&String>) -> Vec<&'static str> {
+        let aws = groups.or(self.security_groups.as_ref()).map(|yaml| {
+            let value: serde_json::Value =
+                serde_yaml_ng::from_str(yaml).expect("fixture groups parse");
+            let json = serde_json::to_string_pretty(&value).expect("fixture groups serialise");
+            let groups = load_security_groups("groups.json", &json).expect("fixture groups load");
+            AwsInput::new(
+                groups,
+                vec!["groups.json".into()],
+                self.cluster_security_group.clone(),
+                self.node_security_groups.clone(),
+            )
+            .expect("fixture groups are consistent")
+        });
+        audit_all(&engine(yaml), &Suppressions::default(), aws.as_ref())
+            .findings
+            .iter()
+            .map(|f| f.id)
+            .collect()
+    }
 }
 
 fn engine(yaml: &str) -> Engine {
     let mut loader = Loader::new();
     loader.load_str("fixture.yaml", yaml);
     Engine::new(loader.finish().expect("fixture loads"))
-}
-
-fn ids(yaml: &str) -> Vec<&'static str> {
-    audit(&engine(yaml)).findings.iter().map(|f| f.id).collect()
 }
 
 #[test]
@@ -32,11 +59,10 @@ fn every_check_has_a_triggering_and_a_clean_fixture() {
             .find(|c| c.id == fixture.check)
             .unwrap_or_else(|| panic!("fixture for unknown check {}", fixture.check))
             .id;
-        assert!(ids(&fixture.triggers).contains(&id), "{id} not triggered");
-        assert!(
-            !ids(&fixture.clean).contains(&id),
-            "{id} triggered by its clean fixture"
-        );
+        let triggered = fixture.ids(&fixture.triggers, fixture.triggers_security_groups.as_ref());
+        assert!(triggered.contains(&id), "{id} not triggered");
+        let clean = fixture.ids(&fixture.clean, fixture.clean_security_groups.as_ref());
+        assert!(!clean.contains(&id), "{id} triggered by its clean fixture");
     }
     for check in CHECKS {
         assert!(

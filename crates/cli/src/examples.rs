@@ -7,7 +7,7 @@ use netfence_model::Loader;
 use std::path::Path;
 
 /// (file name, contents) of every example manifest, in load order.
-pub const EKS_GUIDE: [(&str, &str); 6] = [
+pub const EKS_GUIDE: [(&str, &str); 7] = [
     (
         "00-namespaces.yaml",
         include_str!("../../../examples/eks-guide/00-namespaces.yaml"),
@@ -32,7 +32,26 @@ pub const EKS_GUIDE: [(&str, &str); 6] = [
         "40-shop.yaml",
         include_str!("../../../examples/eks-guide/40-shop.yaml"),
     ),
+    (
+        "50-security-groups-for-pods.yaml",
+        include_str!("../../../examples/eks-guide/50-security-groups-for-pods.yaml"),
+    ),
 ];
+
+/// What `aws ec2 describe-security-groups` prints for the example cluster's VPC.
+pub const SECURITY_GROUPS: (&str, &str) = (
+    "eks-guide-security-groups.json",
+    include_str!("../../../examples/aws/eks-guide-security-groups.json"),
+);
+
+/// The example cluster's security groups, for the demo's audit.
+pub fn security_groups() -> Result<netfence_audit::AwsInput, Failure> {
+    let name = format!("<builtin>/aws/{}", SECURITY_GROUPS.0);
+    let groups = netfence_model::aws::load_security_groups(&name, SECURITY_GROUPS.1)
+        .map_err(|e| Failure::input(format!("error: {e}")))?;
+    netfence_audit::AwsInput::new(groups, vec![name], None, Vec::new())
+        .map_err(|e| Failure::input(format!("error: {e}")))
+}
 
 /// The example cluster, compiled.
 pub fn engine() -> Result<Engine, Failure> {

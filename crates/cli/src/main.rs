@@ -149,6 +149,19 @@ enum Command {
         /// findings are counted.
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
+        /// The JSON that `aws ec2 describe-security-groups` prints (repeatable): enables the
+        /// security-group checks (NF-SG-*).
+        #[arg(long, value_name = "FILE")]
+        aws_security_groups: Vec<PathBuf>,
+        /// The EKS cluster security group (`aws eks describe-cluster --query
+        /// cluster.resourcesVpcConfig.clusterSecurityGroupId`); by default the one group tagged
+        /// `aws:eks:cluster-name`.
+        #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
+        cluster_security_group: Option<String>,
+        /// A self-managed node group's security group (repeatable), checked against the EKS
+        /// minimum rules with the cluster security group.
+        #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
+        node_security_group: Vec<String>,
     },
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo {
@@ -472,6 +485,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             fail_on,
             list_checks,
             config,
+            aws_security_groups,
+            cluster_security_group,
+            node_security_group,
         } => {
             if list_checks {
                 write!(out, "{}", netfence_audit::checks_markdown()).map_err(io_failure)?;
@@ -491,8 +507,33 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         .map_err(|e| Failure::input(format!("error: {e}")))?
                 }
             };
+            let aws = if aws_security_groups.is_empty() {
+                None
+            } else {
+                let mut groups = Vec::new();
+                let mut files = Vec::new();
+                for path in &aws_security_groups {
+                    let name = path.display().to_string();
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
+                    groups.extend(
+                        netfence_model::aws::load_security_groups(&name, &text)
+                            .map_err(|e| Failure::input(format!("error: {e}")))?,
+                    );
+                    files.push(name);
+                }
+                Some(
+                    netfence_audit::AwsInput::new(
+                        groups,
+                        files,
+                        cluster_security_group,
+                        node_security_group,
+                    )
+                    .map_err(|e| Failure::input(format!("error: {e}")))?,
+                )
+            };
             let engine = inputs::load(&inputs.files)?;
-            let report = netfence_audit::audit_with(&engine, &suppressions);
+            let report = netfence_audit::audit_all(&engine, &suppressions, aws.as_ref());
             match output {
                 AuditFormat::Text => {
                     // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
@@ -545,7 +586,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 return Ok(0);
             }
             let engine = examples::engine()?;
-            render::demo(&mut out, &engine).map_err(io_failure)?;
+            let groups = examples::security_groups()?;
+            render::demo(&mut out, &engine, &groups).map_err(io_failure)?;
             Ok(0)
         }
     }

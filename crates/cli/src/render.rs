@@ -302,7 +302,11 @@ pub fn list_dot(out: &mut impl Write, list: &[Connection]) -> io::Result<()> {
 }
 
 /// `netfence demo`: what the example cluster contains, who is isolated, and what may talk.
-pub fn demo(out: &mut impl Write, engine: &Engine) -> io::Result<()> {
+pub fn demo(
+    out: &mut impl Write,
+    engine: &Engine,
+    groups: &netfence_audit::AwsInput,
+) -> io::Result<()> {
     let inventory = engine.inventory();
     writeln!(
         out,
@@ -356,8 +360,15 @@ pub fn demo(out: &mut impl Write, engine: &Engine) -> io::Result<()> {
     for c in &list {
         writeln!(out, "  {} => {} : {}", c.src, c.dst, c.conns)?;
     }
-    writeln!(out, "\nAudit (netfence audit):")?;
-    let report = netfence_audit::audit(engine);
+    writeln!(
+        out,
+        "\nAudit (netfence audit, with the example VPC's security groups):"
+    )?;
+    let report = netfence_audit::audit_all(
+        engine,
+        &netfence_audit::Suppressions::default(),
+        Some(groups),
+    );
     for finding in &report.findings {
         writeln!(
             out,

@@ -358,7 +358,28 @@ fn sarif_output_validates_against_the_official_schema() {
     for (i, fixture) in fixtures.iter().enumerate() {
         let file = dir.join(format!("fixture-{i}.yaml"));
         std::fs::write(&file, fixture["triggers"].as_str().unwrap()).unwrap();
-        let out = netfence(&["audit", "-f", file.to_str().unwrap(), "-o", "sarif"]);
+        let mut args = vec!["audit", "-f", file.to_str().unwrap(), "-o", "sarif"];
+        // Security-group fixtures: their groups (YAML there) as the JSON the AWS CLI prints.
+        let groups = fixture["triggers_security_groups"]
+            .as_str()
+            .or(fixture["security_groups"].as_str());
+        let groups_file = dir.join(format!("fixture-{i}-groups.json"));
+        if let Some(yaml) = groups {
+            let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+            std::fs::write(&groups_file, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+            args.extend(["--aws-security-groups", groups_file.to_str().unwrap()]);
+            if let Some(id) = fixture["cluster_security_group"].as_str() {
+                args.extend(["--cluster-security-group", id]);
+            }
+            for id in fixture["node_security_groups"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                args.extend(["--node-security-group", id.as_str().unwrap()]);
+            }
+        }
+        let out = netfence(&args);
         let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&document)
@@ -422,5 +443,98 @@ fn audit_config_file_suppresses_and_bad_config_exits_2() {
         "{err}"
     );
     std::fs::remove_file(&c2).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--aws-security-groups`: the example VPC's groups give security-group findings located in
+/// the JSON and the manifests; bad groups files and unknown group ids exit 2 naming the file
+/// and field; the groups file passed as a manifest is skipped with a hint.
+#[test]
+fn audit_reads_security_groups_and_rejects_bad_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let examples = root.join("examples/eks-guide");
+    let groups = root.join("examples/aws/eks-guide-security-groups.json");
+    let (e, g) = (examples.to_str().unwrap(), groups.to_str().unwrap());
+    let out = netfence(&["audit", "-f", e, "--aws-security-groups", g, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sg: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("NF-SG-"))
+        .collect();
+    let ids: Vec<&str> = sg.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["NF-SG-002", "NF-SG-004"]);
+    assert!(sg[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("50-security-groups-for-pods.yaml"));
+    assert!(sg[1]["message"].as_str().unwrap().contains("TCP 9090"));
+    assert!(report["notes"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("cluster security group: sg-0c1c2a0e5e7d4b001"));
+    // Without the groups, the manifests alone raise none of these.
+    let out = netfence(&["audit", "-f", e, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["id"].as_str().unwrap().starts_with("NF-SG-")));
+
+    let dir = std::env::temp_dir().join(format!("netfence-cli-sg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        text.replacen("\"FromPort\": 53", "\"FromPort\": \"53\"", 1),
+    )
+    .unwrap();
+    let out = netfence(&[
+        "audit",
+        "-f",
+        e,
+        "--aws-security-groups",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad.json: document 1 (line 3): SecurityGroup sg-0c1c2a0e5e7d4b001: SecurityGroups[0].IpPermissions[1].FromPort: invalid type: string \"53\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = netfence(&[
+        "audit",
+        "-f",
+        e,
+        "--aws-security-groups",
+        g,
+        "--cluster-security-group",
+        "sg-0000000000000dead",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--cluster-security-group sg-0000000000000dead: no such group in")
+    );
+    let out = netfence(&[
+        "audit",
+        "-f",
+        e,
+        "--cluster-security-group",
+        "sg-0c1c2a0e5e7d4b001",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "needs --aws-security-groups");
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::copy(&groups, manifests.join("groups.json")).unwrap();
+    let out = netfence(&["list", "-f", manifests.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("pass it with audit --aws-security-groups"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

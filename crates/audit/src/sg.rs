@@ -1,0 +1,861 @@
+//! Security-group checks (NF-SG-*): security groups for pods, the EKS cluster security group's
+//! minimum rules, AWS quotas, and inbound rules open to the internet.
+//!
+//! Sources: the EKS best-practices guide ("Security groups", "Security groups for pods"), the
+//! EKS user guide ("Security group requirements": the default cluster security group and the
+//! minimum rules when it is restricted), the VPC resource controller (`filterPodSecurityGroups`
+//! and the pod webhook, which rejects a pod whose groups exceed the "security groups per network
+//! interface" quota), and the Amazon VPC quotas page (60 inbound and 60 outbound rules per group
+//! and IP family by default; 5 groups per interface by default, 16 at most; rules × groups ≤
+//! 1,000; a group or prefix-list reference counts once for IPv4 and once for IPv6).
+
+use crate::{summarize, Builder};
+use netfence_model::aws::{
+    is_group_id, SecurityGroup, SgDirection, SgPeer, SgProtocol, SgRule, SgTarget,
+};
+use netfence_model::{Inventory, Protocol};
+use netfence_selector::Labels;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// Default "security groups per network interface" quota (L-2AFB9258).
+pub const GROUPS_PER_INTERFACE_DEFAULT: usize = 5;
+/// The most a network interface can carry, whatever the quota.
+pub const GROUPS_PER_INTERFACE_MAX: usize = 16;
+/// Default "inbound or outbound rules per security group" quota, per IP family.
+pub const RULES_PER_GROUP_DEFAULT: usize = 60;
+/// Rules per group × groups per interface may not exceed this.
+pub const RULES_TIMES_GROUPS_MAX: usize = 1000;
+
+/// Security groups read from `aws ec2 describe-security-groups`, and which of them are the
+/// cluster's.
+#[derive(Debug, Default)]
+pub struct AwsInput {
+    /// Every group read.
+    pub groups: Vec<SecurityGroup>,
+    /// The files they came from (for messages).
+    pub files: Vec<String>,
+    /// The EKS cluster security group (control plane network interfaces and managed nodes).
+    pub cluster_group: Option<String>,
+    /// Further node security groups (self-managed node groups).
+    pub node_groups: Vec<String>,
+    /// How the cluster group was chosen, when netfence chose it.
+    pub note: Option<String>,
+}
+
+impl AwsInput {
+    /// Check the chosen groups exist; without `cluster_group`, take the one group EKS tagged
+    /// as a cluster security group (`aws:eks:cluster-name`, named `eks-cluster-sg-…`), if
+    /// exactly one is present.
+    pub fn new(
+        groups: Vec<SecurityGroup>,
+        files: Vec<String>,
+        cluster_group: Option<String>,
+        node_groups: Vec<String>,
+    ) -> Result<Self, String> {
+        let mut seen = BTreeMap::new();
+        for g in &groups {
+            if let Some(first) = seen.insert(g.id.clone(), &g.origin) {
+                if first.file != g.origin.file || first.line != g.origin.line {
+                    return Err(format!(
+                        "{}: line {}: security group {} also appears at {}: line {}",
+                        g.origin.file, g.origin.line, g.id, first.file, first.line
+                    ));
+                }
+            }
+        }
+        let named = |id: &String, flag: &str| {
+            if seen.contains_key(id) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{flag} {id}: no such group in {}",
+                    files.join(", ")
+                ))
+            }
+        };
+        if let Some(id) = &cluster_group {
+            named(id, "--cluster-security-group")?;
+        }
+        for id in &node_groups {
+            named(id, "--node-security-group")?;
+        }
+        let mut note = None;
+        let cluster_group = match cluster_group {
+            Some(id) => Some(id),
+            None => {
+                let tagged: Vec<&SecurityGroup> = groups
+                    .iter()
+                    .filter(|g| {
+                        g.tags.contains_key("aws:eks:cluster-name")
+                            && g.name.starts_with("eks-cluster-sg-")
+                    })
+                    .collect();
+                match tagged.as_slice() {
+                    [one] => {
+                        note = Some(format!(
+                            "cluster security group: {} (the one group tagged aws:eks:cluster-name={}; choose another with --cluster-security-group)",
+                            one.label(),
+                            one.tags["aws:eks:cluster-name"]
+                        ));
+                        Some(one.id.clone())
+                    }
+                    [] => {
+                        note = Some("NF-SG-002 to NF-SG-005 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
+                        None
+                    }
+                    several => {
+                        note = Some(format!(
+                            "NF-SG-002 to NF-SG-005 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
+                            several.len(),
+                            several.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        Ok(AwsInput {
+            groups,
+            files,
+            cluster_group,
+            node_groups,
+            note,
+        })
+    }
+
+    fn group(&self, id: &str) -> Option<&SecurityGroup> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+}
+
+/// Pods that get security groups, grouped by the set of groups they get.
+struct PodGroupSet {
+    groups: Vec<String>,
+    /// Indices into `security_group_policies`.
+    policies: BTreeSet<usize>,
+    pods: Vec<usize>,
+}
+
+/// The security groups each pod gets, as the VPC resource controller computes them: every
+/// SecurityGroupPolicy of the pod's namespace whose selectors match, their groups in order
+/// without duplicates. Host-network pods get none (the pod webhook skips them).
+fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGroupSet> {
+    let policies = &inventory.security_group_policies;
+    if policies.is_empty() {
+        return Vec::new();
+    }
+    let accounts: BTreeMap<(&str, &str), &Labels> = inventory
+        .service_accounts
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.labels))
+        .collect();
+    let empty = Labels::new();
+    let mut unknown_accounts = BTreeSet::new();
+    let mut sets: BTreeMap<Vec<String>, PodGroupSet> = BTreeMap::new();
+    for (id, pod) in inventory.pods.iter().enumerate() {
+        if pod.host_network {
+            continue;
+        }
+        let account = accounts.get(&(pod.namespace.as_str(), pod.service_account.as_str()));
+        let mut groups: Vec<String> = Vec::new();
+        let mut matched = BTreeSet::new();
+        for (i, policy) in policies.iter().enumerate() {
+            if policy.namespace != pod.namespace {
+                continue;
+            }
+            if policy.service_account_selector.is_some() && account.is_none() {
+                unknown_accounts.insert(format!("{}/{}", pod.namespace, pod.service_account));
+            }
+            if policy.applies_to(&pod.labels, account.copied().unwrap_or(&empty)) {
+                matched.insert(i);
+                for g in &policy.group_ids {
+                    if !groups.contains(g) {
+                        groups.push(g.clone());
+                    }
+                }
+            }
+        }
+        if groups.is_empty() {
+            continue;
+        }
+        let set = sets.entry(groups.clone()).or_insert_with(|| PodGroupSet {
+            groups,
+            policies: BTreeSet::new(),
+            pods: Vec::new(),
+        });
+        set.policies.extend(matched);
+        set.pods.push(id);
+    }
+    if !unknown_accounts.is_empty() {
+        let names: Vec<String> = unknown_accounts.into_iter().collect();
+        notes.push(format!(
+            "serviceAccountSelector of SecurityGroupPolicies matched against no labels for ServiceAccounts not in the input: {}",
+            summarize(&names)
+        ));
+    }
+    sets.into_values().collect()
+}
+
+/// Run the NF-SG checks. Without `aws`, only what the manifests alone show (malformed group
+/// ids, too many groups per pod).
+pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
+    let inventory = b.engine.inventory();
+    let mut notes = Vec::new();
+    let sets = pod_group_sets(inventory, &mut notes);
+    b.notes.extend(notes);
+    missing_groups(b, aws);
+    groups_per_interface(b, &sets, aws);
+    let Some(aws) = aws else {
+        if !inventory.security_group_policies.is_empty() {
+            b.notes.push("NF-SG-001 to NF-SG-005, NF-SG-007 and NF-SG-008 read the security groups themselves: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)".into());
+        }
+        return;
+    };
+    if let Some(note) = &aws.note {
+        b.notes.push(note.clone());
+    }
+    if let Some(cluster) = aws.cluster_group.as_deref().and_then(|id| aws.group(id)) {
+        pod_dns(b, &sets, aws, cluster);
+        probes(b, &sets, aws, cluster);
+        cluster_minimum(b, aws, cluster);
+    }
+    rules_per_group(b, aws);
+    open_to_the_internet(b, aws);
+}
+
+fn policy_object(inventory: &Inventory, set: &PodGroupSet) -> (String, usize) {
+    let first = *set.policies.iter().next().unwrap_or(&0);
+    let p = &inventory.security_group_policies[first];
+    (
+        format!("SecurityGroupPolicy {}/{}", p.namespace, p.name),
+        first,
+    )
+}
+
+fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
+    let names: BTreeSet<String> = pods
+        .iter()
+        .map(|&p| inventory.pods[p].workload.to_string())
+        .collect();
+    summarize(&names.into_iter().collect::<Vec<_>>())
+}
+
+fn add_for_set(
+    b: &mut Builder<'_>,
+    id: &'static str,
+    set: &PodGroupSet,
+    message: String,
+    remediation: String,
+) {
+    let inventory = b.engine.inventory();
+    let (object, first) = policy_object(inventory, set);
+    let policy = &inventory.security_group_policies[first];
+    b.add(
+        id,
+        Some(&policy.namespace),
+        object,
+        Some(&policy.origin),
+        Some(&policy.annotations),
+        message,
+        remediation,
+    );
+}
+
+/// NF-SG-001: a group a SecurityGroupPolicy names must exist before its pods are created.
+fn missing_groups(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
+    let inventory = b.engine.inventory();
+    for policy in &inventory.security_group_policies {
+        let missing: Vec<&String> = policy
+            .group_ids
+            .iter()
+            .filter(|id| match aws {
+                Some(aws) => aws.group(id).is_none(),
+                None => !is_group_id(id),
+            })
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let list = missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let message = match aws {
+            Some(aws) => format!(
+                "{list}: not among the {} security groups read from {}; pods it selects will not be scheduled",
+                aws.groups.len(),
+                aws.files.join(", ")
+            ),
+            None => format!(
+                "{list}: not a security group id (sg- and 8 or 17 hex digits); pods it selects will not be scheduled"
+            ),
+        };
+        b.add(
+            "NF-SG-001",
+            Some(&policy.namespace),
+            format!("SecurityGroupPolicy {}/{}", policy.namespace, policy.name),
+            Some(&policy.origin),
+            Some(&policy.annotations),
+            message,
+            "aws ec2 create-security-group --group-name <name> --description <text> --vpc-id <cluster VPC>\n# then list its GroupId under spec.securityGroups.groupIds\n".into(),
+        );
+    }
+}
+
+/// NF-SG-006: the pod webhook rejects a pod whose groups exceed the per-interface quota.
+fn groups_per_interface(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: Option<&AwsInput>) {
+    // A raised rules quota lowers the groups an interface may carry (rules × groups ≤ 1000).
+    let max_rules = aws
+        .map(|aws| {
+            aws.groups
+                .iter()
+                .map(max_rules_per_family)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let rules_cap = if max_rules > RULES_PER_GROUP_DEFAULT {
+        RULES_TIMES_GROUPS_MAX / max_rules
+    } else {
+        GROUPS_PER_INTERFACE_MAX
+    };
+    for set in sets {
+        let n = set.groups.len();
+        let why = if n > GROUPS_PER_INTERFACE_MAX {
+            format!("more than the {GROUPS_PER_INTERFACE_MAX} any network interface can carry")
+        } else if n > rules_cap {
+            format!(
+                "a group here has {max_rules} rules, so the quotas allow at most {rules_cap} groups per interface (rules × groups ≤ {RULES_TIMES_GROUPS_MAX})"
+            )
+        } else if n > GROUPS_PER_INTERFACE_DEFAULT {
+            format!(
+                "above the default quota of {GROUPS_PER_INTERFACE_DEFAULT} security groups per network interface (L-2AFB9258): unless it was raised, the VPC resource controller's webhook rejects these pods"
+            )
+        } else {
+            continue;
+        };
+        let inventory = b.engine.inventory();
+        let message = format!(
+            "pods of {} match SecurityGroupPolicies for {n} security groups ({}): {why}",
+            workloads(inventory, &set.pods),
+            set.groups.join(", ")
+        );
+        add_for_set(
+            b,
+            "NF-SG-006",
+            set,
+            message,
+            "# merge the rules into fewer groups, or raise the quota:\naws service-quotas request-service-quota-increase --service-code vpc --quota-code L-2AFB9258 --desired-value <n>\n".into(),
+        );
+    }
+}
+
+/// The CoreDNS (kube-dns) pods' known addresses.
+fn dns_addresses(inventory: &Inventory) -> Vec<IpAddr> {
+    inventory
+        .pods
+        .iter()
+        .filter(|p| p.namespace == "kube-system" && !p.synthetic_ip)
+        .filter(|p| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
+        .flat_map(|p| p.ips.iter().copied())
+        .collect()
+}
+
+/// Known addresses of a set of pods (empty when any is unknown).
+fn pod_addresses(inventory: &Inventory, pods: &[usize]) -> Vec<IpAddr> {
+    if pods.iter().any(|&p| inventory.pods[p].synthetic_ip) {
+        return Vec::new();
+    }
+    pods.iter()
+        .flat_map(|&p| inventory.pods[p].ips.iter().copied())
+        .collect()
+}
+
+/// Whether some group of `groups` allows `protocol`/`port` in `direction` for `target`.
+fn any_allows(
+    aws: &AwsInput,
+    groups: &[String],
+    direction: SgDirection,
+    protocol: Protocol,
+    port: u16,
+    target: &SgTarget<'_>,
+) -> bool {
+    groups
+        .iter()
+        .filter_map(|id| aws.group(id))
+        .any(|g| g.allowing(direction, protocol, port, target).is_some())
+}
+
+/// A rule that admits the port but whose peer netfence cannot place (a narrower CIDR, a prefix
+/// list): worth naming in the message.
+fn unplaced_rule<'a>(
+    aws: &'a AwsInput,
+    groups: &[String],
+    direction: SgDirection,
+    protocol: Protocol,
+    port: u16,
+) -> Option<(&'a SecurityGroup, &'a SgRule)> {
+    groups.iter().filter_map(|id| aws.group(id)).find_map(|g| {
+        g.rules(direction)
+            .iter()
+            .find(|r| {
+                r.admits(protocol, port)
+                    && match &r.peer {
+                        SgPeer::PrefixList(_) => true,
+                        SgPeer::Cidr(net) => net.prefix_len() > 0,
+                        SgPeer::Group(_) => false,
+                    }
+            })
+            .map(|r| (g, r))
+    })
+}
+
+fn unplaced_text(found: Option<(&SecurityGroup, &SgRule)>, what: &str) -> String {
+    match found {
+        Some((g, r)) => format!(
+            " ({} allows {} {} {}; netfence cannot tell whether that includes {what})",
+            g.id,
+            r.ports_text(),
+            if r.field.contains("Egress") {
+                "to"
+            } else {
+                "from"
+            },
+            r.peer
+        ),
+        None => String::new(),
+    }
+}
+
+/// NF-SG-002 and NF-SG-003: DNS between pods with security groups and CoreDNS, which runs on
+/// nodes carrying the cluster security group.
+fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = b.engine.inventory();
+    let dns = dns_addresses(inventory);
+    let cluster_groups = [cluster.id.clone()];
+    for set in sets {
+        let to_dns = SgTarget {
+            groups: &cluster_groups,
+            addresses: &dns,
+        };
+        let missing: Vec<Protocol> = [Protocol::Udp, Protocol::Tcp]
+            .into_iter()
+            .filter(|&p| !any_allows(aws, &set.groups, SgDirection::Outbound, p, 53, &to_dns))
+            .collect();
+        if !missing.is_empty() {
+            let hint = unplaced_text(
+                unplaced_rule(aws, &set.groups, SgDirection::Outbound, missing[0], 53),
+                "CoreDNS",
+            );
+            let message = format!(
+                "pods of {} get {}: none allows {} 53 outbound to the cluster security group {}, so they cannot resolve names{hint}",
+                workloads(inventory, &set.pods),
+                set.groups.join(", "),
+                names(&missing),
+                cluster.id
+            );
+            let remediation = missing
+                .iter()
+                .map(|p| format!("aws ec2 authorize-security-group-egress --group-id {} --ip-permissions IpProtocol={},FromPort=53,ToPort=53,UserIdGroupPairs=[{{GroupId={}}}]\n", set.groups[0], p.as_str().to_lowercase(), cluster.id))
+                .collect();
+            add_for_set(b, "NF-SG-002", set, message, remediation);
+        }
+        let addresses = pod_addresses(inventory, &set.pods);
+        let from_pods = SgTarget {
+            groups: &set.groups,
+            addresses: &addresses,
+        };
+        let missing: Vec<Protocol> = [Protocol::Udp, Protocol::Tcp]
+            .into_iter()
+            .filter(|&p| {
+                cluster
+                    .allowing(SgDirection::Inbound, p, 53, &from_pods)
+                    .is_none()
+            })
+            .collect();
+        if !missing.is_empty() {
+            let hint = unplaced_text(
+                unplaced_rule(
+                    aws,
+                    std::slice::from_ref(&cluster.id),
+                    SgDirection::Inbound,
+                    missing[0],
+                    53,
+                ),
+                "these pods",
+            );
+            let message = format!(
+                "the cluster security group {} does not accept {} 53 from {} (the groups of pods of {}), so CoreDNS on its nodes cannot answer them{hint}",
+                cluster.id,
+                names(&missing),
+                set.groups.join(", "),
+                workloads(inventory, &set.pods)
+            );
+            let remediation = missing
+                .iter()
+                .map(|p| format!("aws ec2 authorize-security-group-ingress --group-id {} --ip-permissions IpProtocol={},FromPort=53,ToPort=53,UserIdGroupPairs=[{{GroupId={}}}]\n", cluster.id, p.as_str().to_lowercase(), set.groups[0]))
+                .collect();
+            add_for_set(b, "NF-SG-003", set, message, remediation);
+        }
+    }
+}
+
+fn names(protocols: &[Protocol]) -> String {
+    protocols
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// NF-SG-004: the kubelet probes pods from the node, whose interface carries the cluster
+/// security group (or a node group's own group).
+fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = b.engine.inventory();
+    let mut kubelet_groups = vec![cluster.id.clone()];
+    kubelet_groups.extend(aws.node_groups.iter().cloned());
+    let node_addresses: Vec<IpAddr> = if inventory
+        .nodes
+        .iter()
+        .all(|n| !n.internal_addresses.is_empty())
+    {
+        inventory
+            .nodes
+            .iter()
+            .flat_map(|n| n.internal_addresses.iter().copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let kubelet = SgTarget {
+        groups: &kubelet_groups,
+        addresses: &node_addresses,
+    };
+    for set in sets {
+        let mut blocked: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+        for &p in &set.pods {
+            for probe in &inventory.pods[p].probes {
+                if !any_allows(
+                    aws,
+                    &set.groups,
+                    SgDirection::Inbound,
+                    Protocol::Tcp,
+                    probe.port,
+                    &kubelet,
+                ) {
+                    blocked
+                        .entry(probe.port)
+                        .or_default()
+                        .insert(format!("{} {}", probe.container, probe.kind));
+                }
+            }
+        }
+        if blocked.is_empty() {
+            continue;
+        }
+        let ports: Vec<String> = blocked
+            .iter()
+            .map(|(port, probes)| {
+                format!(
+                    "TCP {port} ({})",
+                    probes.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        let first = *blocked.keys().next().unwrap_or(&0);
+        let hint = unplaced_text(
+            unplaced_rule(aws, &set.groups, SgDirection::Inbound, Protocol::Tcp, first),
+            "the nodes",
+        );
+        let message = format!(
+            "pods of {} get {}: none accepts the kubelet's probes from the cluster security group {} on {}; the probes fail and the pods restart or never become ready{hint}",
+            workloads(inventory, &set.pods),
+            set.groups.join(", "),
+            cluster.id,
+            ports.join(", ")
+        );
+        let remediation = blocked
+            .keys()
+            .map(|port| format!("aws ec2 authorize-security-group-ingress --group-id {} --ip-permissions IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={}}}]\n", set.groups[0], cluster.id))
+            .collect();
+        add_for_set(b, "NF-SG-004", set, message, remediation);
+    }
+}
+
+/// NF-SG-005: the EKS user guide's minimum rules between the control plane (the cluster
+/// security group) and every node group: 443 from nodes to the API server, 10250 from the
+/// control plane to the kubelet, and DNS (TCP and UDP 53) from nodes to the cluster group.
+fn cluster_minimum(b: &mut Builder<'_>, aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = b.engine.inventory();
+    let node_addresses: Vec<IpAddr> = inventory
+        .nodes
+        .iter()
+        .flat_map(|n| n.internal_addresses.iter().copied())
+        .collect();
+    let mut node_groups = vec![cluster.id.clone()];
+    for id in &aws.node_groups {
+        if !node_groups.contains(id) {
+            node_groups.push(id.clone());
+        }
+    }
+    let control_plane = [cluster.id.clone()];
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node_id in &node_groups {
+        let Some(node) = aws.group(node_id) else {
+            continue;
+        };
+        let nodes = [node_id.clone()];
+        let nodes_target = SgTarget {
+            groups: &nodes,
+            addresses: if node_id == &cluster.id {
+                &[]
+            } else {
+                &node_addresses
+            },
+        };
+        let cp_target = SgTarget {
+            groups: &control_plane,
+            addresses: &[],
+        };
+        let required: [(
+            &SecurityGroup,
+            SgDirection,
+            Protocol,
+            u16,
+            &SgTarget<'_>,
+            &str,
+        ); 6] = [
+            (
+                cluster,
+                SgDirection::Inbound,
+                Protocol::Tcp,
+                443,
+                &nodes_target,
+                "from the nodes (kubelet to API server)",
+            ),
+            (
+                cluster,
+                SgDirection::Outbound,
+                Protocol::Tcp,
+                10250,
+                &nodes_target,
+                "to the nodes (API server to kubelet)",
+            ),
+            (
+                node,
+                SgDirection::Inbound,
+                Protocol::Tcp,
+                10250,
+                &cp_target,
+                "from the control plane (API server to kubelet)",
+            ),
+            (
+                node,
+                SgDirection::Outbound,
+                Protocol::Tcp,
+                443,
+                &cp_target,
+                "to the control plane (kubelet to API server)",
+            ),
+            (
+                node,
+                SgDirection::Outbound,
+                Protocol::Udp,
+                53,
+                &cp_target,
+                "to the cluster security group (DNS)",
+            ),
+            (
+                node,
+                SgDirection::Outbound,
+                Protocol::Tcp,
+                53,
+                &cp_target,
+                "to the cluster security group (DNS)",
+            ),
+        ];
+        for (group, direction, protocol, port, target, why) in required {
+            if group.allowing(direction, protocol, port, target).is_none() {
+                let way = match direction {
+                    SgDirection::Inbound => "inbound",
+                    SgDirection::Outbound => "outbound",
+                };
+                let mut text = format!("{way} {protocol} {port} {why}");
+                if group.id == cluster.id && node_id != &cluster.id {
+                    text.push_str(&format!(" of node group {node_id}"));
+                }
+                let entry = missing.entry(group.id.clone()).or_default();
+                if !entry.contains(&text) {
+                    entry.push(text);
+                }
+            }
+        }
+    }
+    for (id, lines) in missing {
+        let Some(group) = aws.group(&id) else {
+            continue;
+        };
+        b.add(
+            "NF-SG-005",
+            None,
+            format!("SecurityGroup {}", group.label()),
+            Some(&group.origin),
+            None,
+            format!(
+                "below the EKS minimum rules: no {}",
+                lines.join("; no ")
+            ),
+            format!(
+                "# EKS user guide, 'Restricting cluster traffic': the cluster security group needs\n# outbound TCP 443, TCP 10250 and TCP/UDP 53 to itself, and accepts all traffic from itself:\naws ec2 authorize-security-group-ingress --group-id {0} --ip-permissions IpProtocol=-1,UserIdGroupPairs=[{{GroupId={0}}}]\naws ec2 authorize-security-group-egress --group-id {0} --ip-permissions IpProtocol=tcp,FromPort=443,ToPort=443,UserIdGroupPairs=[{{GroupId={0}}}] IpProtocol=tcp,FromPort=10250,ToPort=10250,UserIdGroupPairs=[{{GroupId={0}}}]\n",
+                cluster.id
+            ),
+        );
+    }
+}
+
+/// Rules of one direction and IP family, as the quota counts them.
+fn rule_counts(rules: &[SgRule]) -> (usize, usize) {
+    let mut v4 = 0;
+    let mut v6 = 0;
+    for r in rules {
+        match &r.peer {
+            SgPeer::Cidr(net) if net.addr().is_ipv4() => v4 += 1,
+            SgPeer::Cidr(_) => v6 += 1,
+            SgPeer::Group(_) | SgPeer::PrefixList(_) => {
+                v4 += 1;
+                v6 += 1;
+            }
+        }
+    }
+    (v4, v6)
+}
+
+fn max_rules_per_family(group: &SecurityGroup) -> usize {
+    let (a, b) = rule_counts(&group.inbound);
+    let (c, d) = rule_counts(&group.outbound);
+    a.max(b).max(c).max(d)
+}
+
+/// NF-SG-007: groups above the default rules quota.
+fn rules_per_group(b: &mut Builder<'_>, aws: &AwsInput) {
+    for group in &aws.groups {
+        let (in4, in6) = rule_counts(&group.inbound);
+        let (out4, out6) = rule_counts(&group.outbound);
+        let over: Vec<String> = [
+            (in4, "inbound IPv4"),
+            (in6, "inbound IPv6"),
+            (out4, "outbound IPv4"),
+            (out6, "outbound IPv6"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > RULES_PER_GROUP_DEFAULT)
+        .map(|(n, what)| format!("{n} {what} rules"))
+        .collect();
+        if over.is_empty() {
+            continue;
+        }
+        let most = max_rules_per_family(group);
+        b.add(
+            "NF-SG-007",
+            None,
+            format!("SecurityGroup {}", group.label()),
+            Some(&group.origin),
+            None,
+            format!(
+                "{}: above the default quota of {RULES_PER_GROUP_DEFAULT} per direction and IP family; with the quota raised to {most}, an interface can carry at most {} groups (rules × groups ≤ {RULES_TIMES_GROUPS_MAX})",
+                over.join(", "),
+                RULES_TIMES_GROUPS_MAX / most
+            ),
+            "# merge CIDRs into fewer, wider ranges or a managed prefix list, or reference a\n# security group instead of listing its members' addresses\n".into(),
+        );
+    }
+}
+
+/// Whether a group fronts a load balancer: named by a Service or Ingress annotation, or created
+/// for one by the AWS Load Balancer Controller or the in-tree cloud provider.
+fn load_balancer_groups(inventory: &Inventory, aws: &AwsInput) -> BTreeSet<String> {
+    const ANNOTATIONS: [&str; 3] = [
+        "service.beta.kubernetes.io/aws-load-balancer-security-groups",
+        "service.beta.kubernetes.io/aws-load-balancer-extra-security-groups",
+        "alb.ingress.kubernetes.io/security-groups",
+    ];
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    let annotations = inventory
+        .services
+        .iter()
+        .map(|s| &s.annotations)
+        .chain(inventory.ingresses.iter().map(|i| &i.annotations));
+    for a in annotations {
+        for key in ANNOTATIONS {
+            if let Some(list) = a.get(key) {
+                named.extend(list.split(',').map(|s| s.trim().to_string()));
+            }
+        }
+    }
+    aws.groups
+        .iter()
+        .filter(|g| {
+            named.contains(&g.id)
+                || named.contains(&g.name)
+                || g.tags
+                    .get("ingress.k8s.aws/resource")
+                    .or_else(|| g.tags.get("service.k8s.aws/resource"))
+                    .is_some_and(|v| v == "ManagedLBSecurityGroup")
+                || g.name.starts_with("k8s-elb-")
+        })
+        .map(|g| g.id.clone())
+        .collect()
+}
+
+/// NF-SG-008: inbound from anywhere, except HTTP and HTTPS on a load balancer's group and the
+/// ICMP "destination unreachable" messages path MTU discovery needs (VPC user guide, "Path MTU
+/// Discovery").
+fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
+    let inventory = b.engine.inventory();
+    let lbs = load_balancer_groups(inventory, aws);
+    for group in &aws.groups {
+        let lb = lbs.contains(&group.id);
+        let open: Vec<String> = group
+            .inbound
+            .iter()
+            .filter(|r| r.is_anywhere())
+            .filter(|r| {
+                let web = r.protocol == SgProtocol::Tcp
+                    && r.from_port == r.to_port
+                    && (r.from_port == 80 || r.from_port == 443);
+                let pmtu = matches!(r.protocol, SgProtocol::Icmp | SgProtocol::Icmpv6)
+                    && ((r.protocol == SgProtocol::Icmp && r.from_port == 3)
+                        || (r.protocol == SgProtocol::Icmpv6 && r.from_port == 2));
+                let allowed = pmtu || (lb && web);
+                !allowed
+            })
+            .map(|r| format!("{} from {}", r.ports_text(), r.peer))
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        let unique: BTreeSet<String> = open.into_iter().collect();
+        b.add(
+            "NF-SG-008",
+            None,
+            format!("SecurityGroup {}", group.label()),
+            Some(&group.origin),
+            None,
+            format!(
+                "inbound open to the internet: {}{}",
+                unique.into_iter().collect::<Vec<_>>().join(", "),
+                if lb {
+                    " (a load balancer's group: only TCP 80 and 443 belong open)"
+                } else {
+                    " (not a load balancer's group)"
+                }
+            ),
+            format!(
+                "aws ec2 revoke-security-group-ingress --group-id {} --ip-permissions <the rule>\n# and allow the clients' ranges, a prefix list, or a load balancer's security group instead\n",
+                group.id
+            ),
+        );
+    }
+}
