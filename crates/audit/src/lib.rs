@@ -197,7 +197,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "NF-TLS-002",
         severity: Severity::Warning,
-        title: "LoadBalancer Service with a weak TLS negotiation policy",
+        title: "LoadBalancer Service with a weak TLS negotiation policy (or none: the default allows TLS 1.0)",
         rationale: "EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
     },
     Check {
@@ -221,7 +221,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "NF-TLS-006",
         severity: Severity::Warning,
-        title: "ALB Ingress with a weak ssl-policy",
+        title: "ALB Ingress with a weak ssl-policy (or none: the controller default allows TLS 1.0)",
         rationale: "EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
     },
     Check {
@@ -783,14 +783,26 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
                 format!("metadata:\n  annotations:\n    {SSL_CERT}: \"<certificate ARN>\"\n    {SSL_PORTS}: \"443\"\n"),
             );
         }
-        if let Some(policy) = a.get(SSL_POLICY).filter(|p| WEAK.contains(&p.as_str())) {
+        // Without the annotation, a TLS listener gets ELBSecurityPolicy-2016-08 (AWS Load
+        // Balancer Controller service annotations reference), which accepts TLS 1.0 and 1.1.
+        let weak_policy = match a.get(SSL_POLICY) {
+            Some(p) if WEAK.contains(&p.as_str()) => {
+                Some(format!("negotiation policy {p} allows TLS versions below 1.2"))
+            }
+            None if a.contains_key(SSL_CERT) => Some(
+                "no ssl-negotiation-policy: the default ELBSecurityPolicy-2016-08 allows TLS 1.0 and 1.1"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        if let Some(message) = weak_policy {
             b.add(
                 "NF-TLS-002",
                 Some(&service.namespace),
                 object.clone(),
                 Some(&service.origin),
                 Some(a),
-                format!("negotiation policy {policy} allows TLS versions below 1.2"),
+                message,
                 format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n"),
             );
         }
@@ -1019,6 +1031,7 @@ fn ingress_checks(b: &mut Builder<'_>, weak: &[&str]) {
     const LISTEN: &str = "alb.ingress.kubernetes.io/listen-ports";
     const SSL_POLICY: &str = "alb.ingress.kubernetes.io/ssl-policy";
     const BACKEND: &str = "alb.ingress.kubernetes.io/backend-protocol";
+    const GROUP: &str = "alb.ingress.kubernetes.io/group.name";
     let engine = b.engine;
     for ingress in &engine.inventory().ingresses {
         let object = format!("Ingress {}/{}", ingress.namespace, ingress.name);
@@ -1092,14 +1105,38 @@ fn ingress_checks(b: &mut Builder<'_>, weak: &[&str]) {
                 format!("metadata:\n  annotations:\n    {CERT}: \"<ACM certificate ARN>\"\n"),
             );
         }
-        if let Some(policy) = a.get(SSL_POLICY).filter(|p| weak.contains(&p.as_str())) {
+        // ssl-policy is exclusive within an IngressGroup: another member may set it. Without
+        // one, the AWS Load Balancer Controller uses ELBSecurityPolicy-2016-08 (its ingress
+        // annotations reference), which still accepts TLS 1.0 and 1.1.
+        let group = a.get(GROUP);
+        let policy = a.get(SSL_POLICY).or_else(|| {
+            group.and_then(|g| {
+                engine
+                    .inventory()
+                    .ingresses
+                    .iter()
+                    .filter(|other| other.annotations.get(GROUP) == Some(g))
+                    .find_map(|other| other.annotations.get(SSL_POLICY))
+            })
+        });
+        let weak_policy = match policy {
+            Some(p) if weak.contains(&p.as_str()) => {
+                Some(format!("ssl-policy {p} allows TLS versions below 1.2"))
+            }
+            Some(_) => None,
+            None => Some(
+                "no ssl-policy: the controller's default ELBSecurityPolicy-2016-08 allows TLS 1.0 and 1.1"
+                    .to_string(),
+            ),
+        };
+        if let Some(message) = weak_policy {
             b.add(
                 "NF-TLS-006",
                 ns,
                 object.clone(),
                 origin,
                 Some(a),
-                format!("ssl-policy {policy} allows TLS versions below 1.2"),
+                message,
                 format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n"),
             );
         }
