@@ -695,13 +695,18 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
                     else {
                         continue;
                     };
-                    let matches_any = inventory.pods.iter().any(|p| {
-                        let namespace_ok = match namespace_selector {
-                            None => p.namespace == policy.namespace,
-                            Some(s) => s.matches(inventory.namespace_labels(&p.namespace)),
-                        };
-                        namespace_ok && pod_selector.matches(&p.labels)
-                    });
+                    let matches_any = inventory
+                        .namespaces
+                        .values()
+                        .filter(|n| match namespace_selector {
+                            None => n.name == policy.namespace,
+                            Some(s) => s.matches(&n.labels),
+                        })
+                        .any(|n| {
+                            inventory.pods[inventory.pods_in(&n.name)]
+                                .iter()
+                                .any(|p| pod_selector.matches(&p.labels))
+                        });
                     let field = format!(
                         "spec.{}[{index}].{}[{peer_index}]",
                         if direction == PolicyType::Ingress {
@@ -851,10 +856,9 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
 
 /// Whether `policy` selects any pod of its namespace.
 fn selects_any_pod(inventory: &netfence_model::Inventory, policy: &NetworkPolicy) -> bool {
-    inventory
-        .pods
+    inventory.pods[inventory.pods_in(&policy.namespace)]
         .iter()
-        .any(|p| p.namespace == policy.namespace && policy.pod_selector.matches(&p.labels))
+        .any(|p| policy.pod_selector.matches(&p.labels))
 }
 
 /// Whether NF-TC-011 judges `policy`: not a default-deny policy (empty podSelector, no rules),
@@ -888,22 +892,31 @@ fn shadowed_policies(b: &mut Builder<'_>) {
     }
     // Removing a policy only removes address-space cuts, so the full cluster's cuts serve both
     // sides; the baseline list is computed once.
+    // Only connections of the workloads whose pods the policy selects can change when it is
+    // removed, so both lists are restricted to those.
     let cuts = netfence_engine::connlist::cuts(engine);
-    let index_of = |engine: &Engine| -> BTreeMap<(String, String), netfence_engine::ConnSet> {
-        netfence_engine::connlist::connlist_on(engine, &cuts)
+    let index_of = |engine: &Engine,
+                    focus: &BTreeSet<netfence_model::WorkloadRef>|
+     -> BTreeMap<(String, String), netfence_engine::ConnSet> {
+        netfence_engine::connlist::connlist_touching(engine, &cuts, Some(focus))
             .into_iter()
             .filter(|c| !c.conns.is_empty())
             .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
             .collect()
     };
-    let baseline = index_of(engine);
     for (index, policy) in inventory.network_policies.iter().enumerate() {
         if !shadow_check_applies(inventory, policy) {
             continue;
         }
+        let focus: BTreeSet<netfence_model::WorkloadRef> = inventory.pods
+            [inventory.pods_in(&policy.namespace)]
+        .iter()
+        .filter(|p| policy.pod_selector.matches(&p.labels))
+        .map(|p| p.workload.clone())
+        .collect();
         let mut without = inventory.clone();
         without.network_policies.remove(index);
-        if index_of(&Engine::new(without)) == baseline {
+        if index_of(&Engine::new(without), &focus) == index_of(engine, &focus) {
             b.add(
                 "NF-TC-011",
                 Some(&policy.namespace),

@@ -41,6 +41,8 @@ pub struct AwsInput {
     pub node_groups: Vec<String>,
     /// How the cluster group was chosen, when netfence chose it.
     pub note: Option<String>,
+    /// Group id → index in `groups`.
+    index: BTreeMap<String, usize>,
 }
 
 impl AwsInput {
@@ -115,17 +117,23 @@ impl AwsInput {
                 }
             }
         };
+        let index = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
         Ok(AwsInput {
             groups,
             files,
             cluster_group,
             node_groups,
             note,
+            index,
         })
     }
 
     fn group(&self, id: &str) -> Option<&SecurityGroup> {
-        self.groups.iter().find(|g| g.id == id)
+        self.index.get(id).map(|&i| &self.groups[i])
     }
 }
 
@@ -534,22 +542,27 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
         addresses: &node_addresses,
     };
     for set in sets {
-        let mut blocked: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+        // Pods of one workload share their probes: check each port once.
+        let mut probed: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
         for &p in &set.pods {
             for probe in &inventory.pods[p].probes {
-                if !any_allows(
-                    aws,
-                    &set.groups,
-                    SgDirection::Inbound,
-                    Protocol::Tcp,
-                    probe.port,
-                    &kubelet,
-                ) {
-                    blocked
-                        .entry(probe.port)
-                        .or_default()
-                        .insert(format!("{} {}", probe.container, probe.kind));
-                }
+                probed
+                    .entry(probe.port)
+                    .or_default()
+                    .insert(format!("{} {}", probe.container, probe.kind));
+            }
+        }
+        let mut blocked: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+        for (port, probes) in probed {
+            if !any_allows(
+                aws,
+                &set.groups,
+                SgDirection::Inbound,
+                Protocol::Tcp,
+                port,
+                &kubelet,
+            ) {
+                blocked.insert(port, probes);
             }
         }
         if blocked.is_empty() {

@@ -278,6 +278,18 @@ impl Engine {
     /// The pods grouped into classes that every policy treats alike: (members of each class,
     /// class of each pod). Members are in pod order, so the first is the representative.
     pub fn pod_classes(&self) -> (Vec<Vec<PodId>>, Vec<usize>) {
+        // Namespace, relevant labels, service account, named ports, host network, node, address
+        // segments, IPv6: everything a policy can tell pods apart by.
+        type ClassKey<'a> = (
+            &'a str,
+            Vec<(&'a String, &'a String)>,
+            &'a str,
+            Vec<&'a netfence_model::ContainerPort>,
+            bool,
+            Option<&'a str>,
+            Vec<(bool, usize)>,
+            bool,
+        );
         let inventory = self.inventory();
         // Network sets give addresses labels: pods whose addresses fall in different sets
         // must not share a class, so the sets' CIDRs join the address peers.
@@ -285,7 +297,7 @@ impl Engine {
         // addresses in the same elementary segment are contained by exactly the same peers.
         let cuts = address_cuts(self);
         let relevant = relevant_label_keys(self);
-        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut keys: HashMap<ClassKey<'_>, usize> = HashMap::new();
         let mut classes: Vec<Vec<PodId>> = Vec::new();
         let mut class_of = Vec::with_capacity(inventory.pods.len());
         for (id, pod) in inventory.pods.iter().enumerate() {
@@ -309,16 +321,15 @@ impl Engine {
             } else {
                 ""
             };
-            let key = format!(
-                "{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}",
-                pod.namespace,
+            let key: ClassKey<'_> = (
+                pod.namespace.as_str(),
                 labels,
                 service_account,
                 named_ports,
                 pod.host_network,
-                pod.node,
+                pod.node.as_deref(),
                 signature,
-                pod.ips.first().is_some_and(|ip| ip.is_ipv6())
+                pod.ips.first().is_some_and(|ip| ip.is_ipv6()),
             );
             let class = *keys.entry(key).or_insert_with(|| {
                 classes.push(Vec::new());

@@ -174,6 +174,16 @@ pub fn connlist(engine: &Engine) -> Vec<Connection> {
 
 /// The connection list with external ranges cut at `cuts`.
 pub fn connlist_on(engine: &Engine, cuts: &Cuts) -> Vec<Connection> {
+    connlist_touching(engine, cuts, None)
+}
+
+/// The lines of [`connlist_on`] whose source or destination is one of `focus` (all lines with
+/// `None`): what can change when only the policies of those workloads' pods change.
+pub fn connlist_touching(
+    engine: &Engine,
+    cuts: &Cuts,
+    focus: Option<&BTreeSet<WorkloadRef>>,
+) -> Vec<Connection> {
     let inventory = engine.inventory();
     // Pods every policy treats alike answer alike: evaluate one pair of pods per pair of
     // classes, not every pair of pods.
@@ -218,9 +228,21 @@ pub fn connlist_on(engine: &Engine, cuts: &Cuts) -> Vec<Connection> {
             })
             .clone()
     };
+    let focused: Vec<bool> = peers
+        .iter()
+        .map(|(peer, _)| match peer {
+            ListPeer::Workload(w) => focus.is_none_or(|f| f.contains(w)),
+            ListPeer::External(..) => false,
+        })
+        .collect();
+    let focused_ids: Vec<usize> = (0..peers.len()).filter(|&i| focused[i]).collect();
+    let all_ids: Vec<usize> = (0..peers.len()).collect();
     let mut out = Vec::new();
-    for (src, src_side) in &peers {
-        for (dst, dst_side) in &peers {
+    for (i, (src, src_side)) in peers.iter().enumerate() {
+        // A line needs a focused end: from an unfocused source, only focused destinations.
+        let destinations = if focused[i] { &all_ids } else { &focused_ids };
+        for &j in destinations {
+            let (dst, dst_side) = &peers[j];
             if src == dst || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)))
             {
                 continue;

@@ -408,6 +408,15 @@ impl Inventory {
             .ok()
     }
 
+    /// The ids of the pods of one namespace (pods are sorted by namespace, so a range).
+    pub fn pods_in(&self, namespace: &str) -> std::ops::Range<PodId> {
+        let start = self
+            .pods
+            .partition_point(|p| p.namespace.as_str() < namespace);
+        let end = start + self.pods[start..].partition_point(|p| p.namespace.as_str() == namespace);
+        start..end
+    }
+
     /// Find the pod that owns an address (real addresses only).
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
         self.pods
