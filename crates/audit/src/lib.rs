@@ -125,7 +125,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "NF-TC-011",
         severity: Severity::Info,
-        title: "NetworkPolicy fully shadowed: removing it changes no connection (computed)",
+        title: "Policy fully shadowed: removing it changes no connection (computed; Kubernetes, Calico and admin policies)",
         rationale: "A policy that decides nothing is dead weight and hides intent; its peers or ports are probably wrong, or other policies already allow more.",
     },
     Check {
@@ -825,6 +825,7 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
     }
 
     shadowed_policies(&mut b);
+    shadowed_other_policies(&mut b);
     service_account_rbac(&mut b);
     ingress_checks(&mut b, &WEAK);
     istio_checks(&mut b);
@@ -926,6 +927,113 @@ fn shadowed_policies(b: &mut Builder<'_>) {
                 "every connection it allows is allowed by other policies, and it isolates no pod that others do not".into(),
                 "# delete it, or fix the rule that was meant to allow something new\n".into(),
             );
+        }
+    }
+}
+
+/// The inventory without the object a compiled policy came from (`None` for a Kubernetes
+/// NetworkPolicy, which NF-TC-011 handles by index, or when no object matches).
+pub fn inventory_without(
+    inventory: &netfence_model::Inventory,
+    policy: &netfence_engine::ir::Policy,
+) -> Option<netfence_model::Inventory> {
+    use netfence_engine::ir::PolicyKind;
+    use netfence_model::admin::AdminKind;
+    use netfence_model::calico::CalicoScope;
+    let mut without = inventory.clone();
+    match policy.kind {
+        PolicyKind::NetworkPolicy => return None,
+        PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy => {
+            let global = policy.kind == PolicyKind::CalicoGlobalNetworkPolicy;
+            let index = inventory.calico_policies.iter().position(|c| {
+                matches!(c.scope, CalicoScope::Global { .. }) == global
+                    && c.display_name() == policy.name
+            })?;
+            without.calico_policies.remove(index);
+        }
+        PolicyKind::AdminNetworkPolicy
+        | PolicyKind::BaselineAdminNetworkPolicy
+        | PolicyKind::ClusterNetworkPolicy => {
+            let index = inventory.admin_policies.iter().position(|a| {
+                let kind = match a.kind {
+                    AdminKind::AdminNetworkPolicy => PolicyKind::AdminNetworkPolicy,
+                    AdminKind::BaselineAdminNetworkPolicy => PolicyKind::BaselineAdminNetworkPolicy,
+                    AdminKind::ClusterNetworkPolicyAdmin
+                    | AdminKind::ClusterNetworkPolicyBaseline => PolicyKind::ClusterNetworkPolicy,
+                };
+                kind == policy.kind && a.name == policy.name
+            })?;
+            without.admin_policies.remove(index);
+        }
+    }
+    Some(without)
+}
+
+/// NF-TC-011 for Calico and admin policies: a policy with rules whose removal leaves the
+/// connection lines of the workloads it selects unchanged. Policies without rules only isolate
+/// (a Calico default deny, an admin policy that only passes) and are exempt, as Kubernetes
+/// default-deny policies are.
+fn shadowed_other_policies(b: &mut Builder<'_>) {
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let count = inventory.calico_policies.len() + inventory.admin_policies.len();
+    if count == 0 {
+        return;
+    }
+    if count * inventory.pods.len() > SHADOW_CHECK_MAX_WORK {
+        b.notes.push(format!(
+            "NF-TC-011 skipped for Calico and admin policies: {count} policies x {} pods is above {SHADOW_CHECK_MAX_WORK}",
+            inventory.pods.len()
+        ));
+        return;
+    }
+    let cuts = netfence_engine::connlist::cuts(engine);
+    let lines = |engine: &Engine,
+                 focus: &BTreeSet<netfence_model::WorkloadRef>|
+     -> BTreeMap<(String, String), netfence_engine::ConnSet> {
+        netfence_engine::connlist::connlist_touching(engine, &cuts, Some(focus))
+            .into_iter()
+            .filter(|c| !c.conns.is_empty())
+            .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
+            .collect()
+    };
+    for (t, tier) in engine.tiers().iter().enumerate() {
+        for (p, policy) in tier.policies.iter().enumerate() {
+            let has_rules = [PolicyType::Ingress, PolicyType::Egress]
+                .into_iter()
+                .any(|d| policy.rules(d).is_some_and(|r| !r.is_empty()));
+            if policy.kind == netfence_engine::ir::PolicyKind::NetworkPolicy || !has_rules {
+                continue;
+            }
+            let focus: BTreeSet<netfence_model::WorkloadRef> = (0..inventory.pods.len())
+                .filter(|&id| {
+                    [PolicyType::Ingress, PolicyType::Egress]
+                        .into_iter()
+                        .any(|d| engine.selecting(id, d).contains(&(t, p)))
+                })
+                .map(|id| inventory.pods[id].workload.clone())
+                .collect();
+            if focus.is_empty() {
+                continue;
+            }
+            let Some(without) = inventory_without(inventory, policy) else {
+                continue;
+            };
+            if lines(&Engine::new(without), &focus) == lines(engine, &focus) {
+                let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
+                b.add(
+                    "NF-TC-011",
+                    namespace,
+                    format!("{} {}", policy.kind, policy.name),
+                    Some(&policy.origin),
+                    None,
+                    "every connection it allows or denies is decided the same way without it"
+                        .into(),
+                    "# delete it, or fix the rule that was meant to change something
+"
+                    .into(),
+                );
+            }
         }
     }
 }

@@ -201,3 +201,64 @@ fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
         );
     }
 }
+
+/// NF-TC-011 for Calico policies agrees with `netfence diff` on generated clusters with a
+/// Calico security tier: a policy is flagged exactly when removing it leaves the whole
+/// connection list unchanged (the check itself only compares the lines of the workloads the
+/// policy selects).
+#[test]
+fn shadowed_calico_policies_agree_with_diff() {
+    use netfence_engine::gen::{generate, GenOptions};
+    use netfence_model::PolicyType;
+    let (mut judged, mut flagged_total) = (0, 0);
+    for seed in 1..=3 {
+        let files = generate(&GenOptions {
+            pods: 90,
+            namespaces: 3,
+            policies: 12,
+            calico: 8,
+            seed,
+        });
+        let mut loader = Loader::new();
+        for (name, text) in &files {
+            loader.load_str(name, text);
+        }
+        let inventory = loader.finish().expect("generated cluster loads");
+        let engine = Engine::new(inventory.clone());
+        let flagged: Vec<String> = audit(&engine)
+            .findings
+            .iter()
+            .filter(|f| f.id == "NF-TC-011" && !f.object.starts_with("NetworkPolicy "))
+            .map(|f| f.object.clone())
+            .collect();
+        for (t, tier) in engine.tiers().iter().enumerate() {
+            for (p, policy) in tier.policies.iter().enumerate() {
+                let has_rules = [PolicyType::Ingress, PolicyType::Egress]
+                    .into_iter()
+                    .any(|d| policy.rules(d).is_some_and(|r| !r.is_empty()));
+                let selects = (0..inventory.pods.len()).any(|id| {
+                    [PolicyType::Ingress, PolicyType::Egress]
+                        .into_iter()
+                        .any(|d| engine.selecting(id, d).contains(&(t, p)))
+                });
+                let Some(without) = netfence_audit::inventory_without(&inventory, policy) else {
+                    continue;
+                };
+                if !has_rules || !selects {
+                    continue;
+                }
+                judged += 1;
+                let redundant = netfence_engine::diff(&engine, &Engine::new(without)).is_empty();
+                let object = format!("{} {}", policy.kind, policy.name);
+                assert_eq!(
+                    flagged.contains(&object),
+                    redundant,
+                    "seed {seed}: {object}"
+                );
+            }
+        }
+        flagged_total += flagged.len();
+    }
+    assert!(judged > 10, "only {judged} Calico policies judged");
+    println!("NF-TC-011 on Calico policies: {judged} judged, {flagged_total} shadowed, all agreeing with diff");
+}
