@@ -1281,9 +1281,31 @@ fn ingress_checks(b: &mut Builder<'_>, weak: &[&str]) {
 /// namespace without a selector is mesh-wide; namespace and workload policies override it, and
 /// with no policy at all sidecars accept plain text (PERMISSIVE).
 fn istio_checks(b: &mut Builder<'_>) {
-    const ROOT: &str = "istio-system";
     let engine = b.engine;
     let inventory = engine.inventory();
+    // The root namespace comes from the mesh config (the `istio` ConfigMap's rootNamespace, by
+    // default istiod's namespace); without one in the input, Istio's default istio-system.
+    let configs = &inventory.istio_mesh_configs;
+    let chosen = configs
+        .iter()
+        .find(|c| c.name == "istio")
+        .or_else(|| configs.first());
+    let root: &str = chosen.map_or("istio-system", |c| c.root_namespace.as_str());
+    if let Some(c) = chosen {
+        let others: BTreeSet<&str> = configs
+            .iter()
+            .map(|c| c.root_namespace.as_str())
+            .filter(|r| *r != root)
+            .collect();
+        if !others.is_empty() {
+            b.notes.push(format!(
+                "Istio root namespace {root} (ConfigMap {}/{}); other mesh configs name {}",
+                c.namespace,
+                c.name,
+                others.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     let labelled = inventory.namespaces.values().any(|n| {
         n.labels
             .get("istio-injection")
@@ -1304,7 +1326,7 @@ fn istio_checks(b: &mut Builder<'_>) {
     }
     let mesh_wide = policies
         .iter()
-        .find(|p| p.namespace == ROOT && p.selector.is_none());
+        .find(|p| p.namespace == root && p.selector.is_none());
     if mesh_wide.is_none_or(|p| p.mode != netfence_model::MtlsMode::Strict) {
         let (object, origin, annotations, message) = match mesh_wide {
             Some(p) => (
@@ -1314,27 +1336,27 @@ fn istio_checks(b: &mut Builder<'_>) {
                 format!("the mesh-wide policy's mode is {}, not STRICT", p.mode),
             ),
             None => (
-                format!("Namespace {ROOT}"),
+                format!("Namespace {root}"),
                 inventory
                     .namespaces
-                    .get(ROOT)
+                    .get(root)
                     .and_then(|n| n.origin.as_ref()),
                 None,
-                format!("no PeerAuthentication without a selector in {ROOT}: sidecars accept plain text (PERMISSIVE)"),
+                format!("no PeerAuthentication without a selector in {root}: sidecars accept plain text (PERMISSIVE)"),
             ),
         };
         b.add(
             "NF-MTLS-001",
-            Some(ROOT),
+            Some(root),
             object,
             origin,
             annotations,
             message,
-            format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: {ROOT}\nspec:\n  mtls:\n    mode: STRICT\n"),
+            format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: {root}\nspec:\n  mtls:\n    mode: STRICT\n"),
         );
     }
     for p in policies {
-        if p.namespace == ROOT && p.selector.is_none() {
+        if p.namespace == root && p.selector.is_none() {
             continue;
         }
         let weak = |m: netfence_model::MtlsMode| {

@@ -46,6 +46,19 @@ pub struct ContainerPort {
     pub protocol: Protocol,
 }
 
+/// Istio's mesh config, as far as the audit needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IstioMeshConfig {
+    /// Namespace of the ConfigMap (istiod's).
+    pub namespace: String,
+    /// ConfigMap name (`istio`, or `istio-<rev>`).
+    pub name: String,
+    /// `rootNamespace` of the mesh config (default: the ConfigMap's namespace).
+    pub root_namespace: String,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
 /// A port the kubelet connects to for a probe (always TCP: `httpGet`, `tcpSocket`, `grpc`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbePort {
@@ -373,6 +386,8 @@ pub struct Inventory {
     pub ingresses: Vec<Ingress>,
     /// Istio PeerAuthentications.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// Istio mesh configs (the `istio` ConfigMaps), for the root namespace.
+    pub istio_mesh_configs: Vec<IstioMeshConfig>,
     /// cert-manager issuers (including AWS PCA issuers).
     pub cert_issuers: Vec<CertIssuer>,
     /// cert-manager Certificates.

@@ -20,9 +20,9 @@ use crate::calico::{
 };
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
-    mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, MtlsMode,
-    Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule, Service,
-    ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
+    mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig,
+    MtlsMode, Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule,
+    Service, ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
@@ -51,6 +51,7 @@ pub struct Loader {
     services: Vec<Service>,
     ingresses: Vec<Ingress>,
     peer_authentications: Vec<PeerAuthentication>,
+    istio_mesh_configs: Vec<IstioMeshConfig>,
     cert_issuers: Vec<CertIssuer>,
     certificates: Vec<Certificate>,
     rbac_roles: Vec<RbacRole>,
@@ -523,6 +524,7 @@ impl Loader {
             ("", "ServiceAccount") => self.load_service_account(value, &ctx),
             ("", "Service") => self.load_service(value, &ctx),
             ("", "Node") => self.load_node(value, &ctx),
+            ("", "ConfigMap") => self.load_config_map(api_version, value, &ctx),
             ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
             ("cert-manager.io", "Issuer" | "ClusterIssuer")
             | ("awspca.cert-manager.io", "AWSPCAIssuer" | "AWSPCAClusterIssuer") => {
@@ -979,6 +981,58 @@ impl Loader {
             labels: meta.labels.unwrap_or_default().into_iter().collect(),
             addresses,
             internal_addresses,
+        });
+        Ok(())
+    }
+
+    /// ConfigMaps are read only for Istio's mesh config (the `istio` ConfigMap, or `istio-<rev>`
+    /// for a revision, with a `mesh` key): its `rootNamespace` (default: the ConfigMap's own
+    /// namespace, where istiod runs) is where mesh-wide PeerAuthentications live. Others are
+    /// counted as skipped.
+    fn load_config_map(
+        &mut self,
+        api_version: &str,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mesh = value
+            .get("data")
+            .and_then(|d| d.get("mesh"))
+            .filter(|_| name == "istio" || name.starts_with("istio-"));
+        let Some(mesh) = mesh else {
+            *self
+                .skipped
+                .entry(format!("{api_version}/ConfigMap"))
+                .or_default() += 1;
+            return Ok(());
+        };
+        let object: Object<Value> = typed(value, ctx)?;
+        let meta = checked_meta(object.metadata, ctx, true)?;
+        let text = mesh
+            .as_str()
+            .ok_or_else(|| ctx.field("data.mesh", "expected a string (the mesh config YAML)"))?;
+        let config: Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| ctx.field("data.mesh", format!("invalid mesh config YAML: {e}")))?;
+        let root_namespace = match config.get("rootNamespace") {
+            None | Some(Value::Null) => namespace_of(&meta),
+            Some(Value::String(ns)) if !ns.is_empty() => ns.clone(),
+            Some(other) => {
+                return Err(ctx.field(
+                    "data.mesh: rootNamespace",
+                    format!("expected a namespace name, found {other}"),
+                ))
+            }
+        };
+        self.istio_mesh_configs.push(IstioMeshConfig {
+            namespace: namespace_of(&meta),
+            name: meta.name.unwrap_or_default(),
+            root_namespace,
+            origin: ctx.origin.clone(),
         });
         Ok(())
     }
@@ -1763,6 +1817,7 @@ impl Loader {
         inventory.services = self.services;
         inventory.ingresses = self.ingresses;
         inventory.peer_authentications = self.peer_authentications;
+        inventory.istio_mesh_configs = self.istio_mesh_configs;
         inventory.cert_issuers = self.cert_issuers;
         inventory.certificates = self.certificates;
         inventory.rbac_roles = self.rbac_roles;
@@ -2926,6 +2981,34 @@ mod tests {
                 ("b", "liveness", 50051)
             ]
         );
+    }
+
+    #[test]
+    fn istio_mesh_config_gives_the_root_namespace() {
+        let cm = |name: &str, mesh: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: istio-system}}\ndata:\n  mesh: {mesh:?}\n")
+        };
+        let inventory = load(&format!(
+            "{}---\n{}---\n{}",
+            cm(
+                "istio",
+                "rootNamespace: mesh-root\ntrustDomain: cluster.local\n"
+            ),
+            cm("istio-canary", "trustDomain: cluster.local\n"),
+            cm("app-settings", "irrelevant")
+        ))
+        .unwrap();
+        let roots: Vec<&str> = inventory
+            .istio_mesh_configs
+            .iter()
+            .map(|c| c.root_namespace.as_str())
+            .collect();
+        assert_eq!(roots, ["mesh-root", "istio-system"]);
+        assert_eq!(inventory.skipped_kinds["v1/ConfigMap"], 1);
+        let e = error(&cm("istio", "rootNamespace: [a]"));
+        assert_eq!(e.field.as_deref(), Some("data.mesh: rootNamespace"));
+        let e = error(&cm("istio", "{unclosed"));
+        assert_eq!(e.field.as_deref(), Some("data.mesh"));
     }
 
     #[test]
