@@ -1099,7 +1099,11 @@ fn service_account_rbac(b: &mut Builder<'_>) {
                 && &r.name == role_name
                 && (r.kind == "ClusterRole" || r.namespace == binding.namespace)
         });
-        let Some(role) = role else { continue };
+        let rules = match role {
+            Some(role) => effective_rules(inventory, role),
+            None if role_kind == "ClusterRole" => builtin_cluster_role(role_name),
+            None => continue,
+        };
         let subjects: Vec<String> = binding
             .subjects
             .iter()
@@ -1121,7 +1125,7 @@ fn service_account_rbac(b: &mut Builder<'_>) {
                 .namespace
                 .as_deref()
                 .is_none_or(|ns| ns == namespace);
-            if in_scope && role.rules.iter().any(|r| grants(r, name)) {
+            if in_scope && rules.iter().any(|r| grants(r, name)) {
                 b.add(
                     "NF-TC-012",
                     Some(namespace),
@@ -1140,6 +1144,53 @@ fn service_account_rbac(b: &mut Builder<'_>) {
                 );
             }
         }
+    }
+}
+
+/// A role's rules, with those of the ClusterRoles its `aggregationRule` selects (transitively,
+/// as the aggregation controller keeps them; Kubernetes RBAC docs, "Aggregated ClusterRoles").
+fn effective_rules(
+    inventory: &netfence_model::Inventory,
+    role: &netfence_model::RbacRole,
+) -> Vec<netfence_model::RbacRule> {
+    let mut rules = role.rules.clone();
+    let mut seen: BTreeSet<&str> = BTreeSet::from([role.name.as_str()]);
+    let mut pending: Vec<&netfence_model::RbacRole> = vec![role];
+    while let Some(current) = pending.pop() {
+        for selector in &current.aggregation {
+            for other in &inventory.rbac_roles {
+                if other.kind == "ClusterRole"
+                    && selector.matches(&other.labels)
+                    && seen.insert(other.name.as_str())
+                {
+                    rules.extend(other.rules.iter().cloned());
+                    pending.push(other);
+                }
+            }
+        }
+    }
+    rules
+}
+
+/// The default user-facing ClusterRoles, for bindings whose role is not in the input: `edit`
+/// and `admin` (which aggregates `edit`) write ServiceAccounts, `cluster-admin` does everything
+/// (Kubernetes bootstrap policy, `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`:
+/// system:aggregate-to-edit grants create, delete, deletecollection, patch and update on
+/// serviceaccounts). Other unknown roles grant nothing netfence can see.
+fn builtin_cluster_role(name: &str) -> Vec<netfence_model::RbacRule> {
+    let rule = |resources: &str, verbs: &[&str]| netfence_model::RbacRule {
+        api_groups: vec![if resources == "*" { "*" } else { "" }.into()],
+        resources: vec![resources.into()],
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        resource_names: Vec::new(),
+    };
+    match name {
+        "cluster-admin" => vec![rule("*", &["*"])],
+        "admin" | "edit" => vec![rule(
+            "serviceaccounts",
+            &["create", "delete", "deletecollection", "patch", "update"],
+        )],
+        _ => Vec::new(),
     }
 }
 

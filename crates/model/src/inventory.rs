@@ -237,6 +237,11 @@ pub struct RbacRole {
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
+    /// Labels (aggregated ClusterRoles are chosen by them).
+    pub labels: Labels,
+    /// `aggregationRule.clusterRoleSelectors` of a ClusterRole: its rules also include those of
+    /// every ClusterRole these select.
+    pub aggregation: Vec<netfence_selector::LabelSelector>,
     /// `rules`.
     pub rules: Vec<RbacRule>,
 }

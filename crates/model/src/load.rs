@@ -142,10 +142,18 @@ struct IngressSpecLite {
 
 /// An RBAC role: `rules` sit at the top level, not under `spec`.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RbacRoleLite {
     #[serde(default)]
     metadata: Meta,
     rules: Option<Vec<RbacRuleLite>>,
+    aggregation_rule: Option<AggregationRuleLite>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AggregationRuleLite {
+    cluster_role_selectors: Option<Vec<K8sLabelSelector>>,
 }
 
 #[derive(Deserialize)]
@@ -743,9 +751,29 @@ impl Loader {
         let object: RbacRoleLite = typed(value, ctx)?;
         let cluster = kind == "ClusterRole";
         let meta = checked_meta(object.metadata, ctx, !cluster)?;
+        let mut aggregation = Vec::new();
+        if let Some(rule) = &object.aggregation_rule {
+            if !cluster {
+                return Err(ctx.field("aggregationRule", "only a ClusterRole aggregates"));
+            }
+            for (i, s) in rule.cluster_role_selectors.iter().flatten().enumerate() {
+                aggregation.push(selector(
+                    s,
+                    ctx,
+                    &format!("aggregationRule.clusterRoleSelectors[{i}]"),
+                )?);
+            }
+        }
         self.rbac_roles.push(RbacRole {
             kind: kind.to_string(),
             namespace: (!cluster).then(|| namespace_of(&meta)),
+            labels: meta
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            aggregation,
             name: meta.name.unwrap_or_default(),
             rules: object
                 .rules
@@ -3066,6 +3094,24 @@ mod tests {
         let inventory = load("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: n}\nrules: [{apiGroups: [''], resources: [serviceaccounts], verbs: [patch]}]\n").unwrap();
         assert_eq!(inventory.rbac_roles[0].rules[0].verbs, ["patch"]);
         assert_eq!(inventory.rbac_roles[0].namespace.as_deref(), Some("n"));
+        let aggregated = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: agg}\naggregationRule: {clusterRoleSelectors: [{matchLabels: {team: a}}]}\n";
+        let inventory = load(aggregated).unwrap();
+        assert_eq!(inventory.rbac_roles[0].aggregation.len(), 1);
+        let e = error(
+            &aggregated
+                .replace("kind: ClusterRole", "kind: Role")
+                .replace("{name: agg}", "{name: agg, namespace: n}"),
+        );
+        assert_eq!(e.field.as_deref(), Some("aggregationRule"), "{e}");
+        let e = error(&aggregated.replace(
+            "matchLabels: {team: a}",
+            "matchExpressions: [{key: team, operator: Near}]",
+        ));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("aggregationRule.clusterRoleSelectors[0].matchExpressions[0].operator"),
+            "{e}"
+        );
     }
 
     #[test]
