@@ -621,7 +621,12 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
         }
     }
 
-    // Kubernetes NetworkPolicy hygiene.
+    // Kubernetes NetworkPolicy hygiene. The guide's DNS rule selects kube-system by a `name`
+    // label that it may not carry.
+    let kube_system_named = inventory
+        .namespaces
+        .get("kube-system")
+        .is_some_and(|n| n.labels.get("name").is_some_and(|v| v == "kube-system"));
     for policy in &inventory.network_policies {
         let object = format!("NetworkPolicy {}/{}", policy.namespace, policy.name);
         let annotations = Some(&policy.annotations);
@@ -737,11 +742,7 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
                             matches!(r, Requirement::In(key, values) if key == "name" && values.contains("kube-system"))
                         })
                     });
-                    let labelled = inventory
-                        .namespaces
-                        .get("kube-system")
-                        .is_some_and(|n| n.labels.get("name").is_some_and(|v| v == "kube-system"));
-                    if wants_name_label && !labelled {
+                    if wants_name_label && !kube_system_named {
                         b.add(
                             "NF-TC-010",
                             Some(&policy.namespace),
