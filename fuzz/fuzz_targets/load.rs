@@ -1,5 +1,5 @@
 //! Fuzz the manifest loader end to end: arbitrary bytes as a YAML (or JSON) file, then, when
-//! it loads, compile it and evaluate a few connections. Nothing may panic.
+//! it loads, compile it, evaluate a few connections and audit it. Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
             }
             if n <= 4 {
                 let _ = connlist(&engine);
+            }
+            if engine.inventory().pods.len() <= 16 {
+                let _ = netfence_audit::audit(&engine);
             }
         }
     }

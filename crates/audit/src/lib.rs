@@ -101,7 +101,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "NF-TC-006",
         severity: Severity::Warning,
-        title: "NetworkPolicy selects no pod",
+        title: "Policy selects no pod (NetworkPolicy, Calico NetworkPolicy, admin policy)",
         rationale: "A policy that selects nothing enforces nothing; its selector is probably wrong.",
     },
     Check {
@@ -825,6 +825,7 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
         }
     }
 
+    calico_and_admin_select_nothing(&mut b);
     shadowed_policies(&mut b);
     shadowed_other_policies(&mut b);
     service_account_rbac(&mut b);
@@ -927,6 +928,48 @@ fn shadowed_policies(b: &mut Builder<'_>) {
                 Some(&policy.annotations),
                 "every connection it allows is allowed by other policies, and it isolates no pod that others do not".into(),
                 "# delete it, or fix the rule that was meant to allow something new\n".into(),
+            );
+        }
+    }
+}
+
+/// NF-TC-006 for namespaced Calico policies and admin policies: a compiled policy that no pod's
+/// evaluation consults. (GlobalNetworkPolicies are left out: they may be meant for host
+/// endpoints, which netfence does not model.)
+fn calico_and_admin_select_nothing(b: &mut Builder<'_>) {
+    use netfence_engine::ir::PolicyKind;
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let mut consulted: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for id in 0..inventory.pods.len() {
+        for d in [PolicyType::Ingress, PolicyType::Egress] {
+            consulted.extend(engine.selecting(id, d).iter().copied());
+        }
+    }
+    for (t, tier) in engine.tiers().iter().enumerate() {
+        for (p, policy) in tier.policies.iter().enumerate() {
+            let judged = matches!(
+                policy.kind,
+                PolicyKind::CalicoNetworkPolicy
+                    | PolicyKind::AdminNetworkPolicy
+                    | PolicyKind::BaselineAdminNetworkPolicy
+                    | PolicyKind::ClusterNetworkPolicy
+            );
+            let applies = policy.ingress.is_some() || policy.egress.is_some();
+            if !judged || !applies || consulted.contains(&(t, p)) {
+                continue;
+            }
+            let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
+            b.add(
+                "NF-TC-006",
+                namespace,
+                format!("{} {}", policy.kind, policy.name),
+                Some(&policy.origin),
+                None,
+                "its selector matches no pod (host-network pods are not subject to pod policy)"
+                    .into(),
+                "# fix the selector (Calico spec.selector, or the admin policy's spec.subject) to match the intended pods
+".into(),
             );
         }
     }
