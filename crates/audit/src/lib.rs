@@ -189,6 +189,12 @@ pub const CHECKS: &[Check] = &[
         rationale: "EKS guide, 'Security groups': security groups control traffic with external IP addresses; only a load balancer's listeners belong open to the world.",
     },
     Check {
+        id: "NF-SG-009",
+        severity: Severity::Error,
+        title: "Calico policies select pods with security groups while the VPC CNI enforces in strict mode (Calico does not apply)",
+        rationale: "EKS user guide, 'Security groups for Pods': Calico policy applies to such pods only with VPC CNI 1.11+ and POD_SECURITY_GROUP_ENFORCING_MODE=standard; otherwise only security groups apply.",
+    },
+    Check {
         id: "NF-TLS-001",
         severity: Severity::Warning,
         title: "LoadBalancer Service without TLS (aws-load-balancer-ssl-cert and -ssl-ports)",

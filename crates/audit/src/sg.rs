@@ -214,6 +214,7 @@ pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>)
     b.notes.extend(notes);
     missing_groups(b, aws);
     groups_per_interface(b, &sets, aws);
+    calico_on_pods_with_groups(b, &sets);
     let Some(aws) = aws else {
         if !inventory.security_group_policies.is_empty() {
             b.notes.push("NF-SG-001 to NF-SG-005, NF-SG-007 and NF-SG-008 read the security groups themselves: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)".into());
@@ -268,6 +269,67 @@ fn add_for_set(
         message,
         remediation,
     );
+}
+
+/// NF-SG-009: in the VPC CNI's default `strict` mode, traffic of pods with security groups is
+/// not subject to Calico policy (EKS user guide, "Security groups for Pods", considerations:
+/// Calico needs VPC CNI 1.11 or later with `POD_SECURITY_GROUP_ENFORCING_MODE=standard`).
+fn calico_on_pods_with_groups(b: &mut Builder<'_>, sets: &[PodGroupSet]) {
+    use netfence_engine::ir::PolicyKind;
+    let engine = b.engine;
+    let inventory = engine.inventory();
+    let mode = inventory
+        .vpc_cni
+        .as_ref()
+        .and_then(|c| c.pod_security_group_enforcing_mode.as_deref());
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("standard")) {
+        return;
+    }
+    let why = match (&inventory.vpc_cni, mode) {
+        (Some(_), Some(m)) => format!("aws-node sets POD_SECURITY_GROUP_ENFORCING_MODE={m}"),
+        (Some(_), None) => {
+            "aws-node does not set POD_SECURITY_GROUP_ENFORCING_MODE (default strict)".to_string()
+        }
+        (None, _) => {
+            "POD_SECURITY_GROUP_ENFORCING_MODE defaults to strict (aws-node is not in the input)"
+                .to_string()
+        }
+    };
+    for set in sets {
+        let mut calico: BTreeSet<String> = BTreeSet::new();
+        for &pod in &set.pods {
+            for d in [
+                netfence_model::PolicyType::Ingress,
+                netfence_model::PolicyType::Egress,
+            ] {
+                for &(t, p) in engine.selecting(pod, d) {
+                    let policy = &engine.tiers()[t].policies[p];
+                    if matches!(
+                        policy.kind,
+                        PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy
+                    ) {
+                        calico.insert(format!("{} {}", policy.kind, policy.name));
+                    }
+                }
+            }
+        }
+        if calico.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = calico.into_iter().collect();
+        let message = format!(
+            "pods of {} have security groups and {} select them, but {why}: their traffic is checked by security groups only, not by Calico",
+            workloads(inventory, &set.pods),
+            summarize(&names)
+        );
+        add_for_set(
+            b,
+            "NF-SG-009",
+            set,
+            message,
+            "# Amazon VPC CNI 1.11 or later:\nkubectl -n kube-system set env daemonset aws-node POD_SECURITY_GROUP_ENFORCING_MODE=standard\n".into(),
+        );
+    }
 }
 
 /// NF-SG-001: a group a SecurityGroupPolicy names must exist before its pods are created.

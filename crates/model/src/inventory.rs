@@ -46,6 +46,15 @@ pub struct ContainerPort {
     pub protocol: Protocol,
 }
 
+/// The Amazon VPC CNI settings the audit reads (env of the aws-node container).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcCni {
+    /// `POD_SECURITY_GROUP_ENFORCING_MODE` (`strict`, the default, or `standard`).
+    pub pod_security_group_enforcing_mode: Option<String>,
+    /// Where the DaemonSet was read from.
+    pub origin: Origin,
+}
+
 /// Istio's mesh config, as far as the audit needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IstioMeshConfig {
@@ -393,6 +402,8 @@ pub struct Inventory {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// Istio mesh configs (the `istio` ConfigMaps), for the root namespace.
     pub istio_mesh_configs: Vec<IstioMeshConfig>,
+    /// The Amazon VPC CNI's settings, when its DaemonSet (kube-system/aws-node) is in the input.
+    pub vpc_cni: Option<VpcCni>,
     /// cert-manager issuers (including AWS PCA issuers).
     pub cert_issuers: Vec<CertIssuer>,
     /// cert-manager Certificates.

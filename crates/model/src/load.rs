@@ -22,7 +22,7 @@ use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{
     mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig,
     MtlsMode, Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule,
-    Service, ServiceAccount, WorkloadRef, NAMESPACE_NAME_LABEL,
+    Service, ServiceAccount, VpcCni, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
@@ -52,6 +52,7 @@ pub struct Loader {
     ingresses: Vec<Ingress>,
     peer_authentications: Vec<PeerAuthentication>,
     istio_mesh_configs: Vec<IstioMeshConfig>,
+    vpc_cni: Option<VpcCni>,
     cert_issuers: Vec<CertIssuer>,
     certificates: Vec<Certificate>,
     rbac_roles: Vec<RbacRole>,
@@ -662,6 +663,27 @@ impl Loader {
             if let Some(labels) = template.metadata.as_ref().and_then(|m| m.labels.as_ref()) {
                 check_labels(labels, ctx, "spec.template.metadata.labels")?;
             }
+        }
+        // The Amazon VPC CNI (DaemonSet kube-system/aws-node, container aws-node): how it
+        // enforces security groups for pods.
+        if kind == "DaemonSet"
+            && meta.name.as_deref() == Some("aws-node")
+            && namespace_of(&meta) == "kube-system"
+        {
+            let mode = template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers.iter().find(|c| c.name == "aws-node"))
+                .and_then(|c| c.env.as_ref())
+                .and_then(|env| {
+                    env.iter()
+                        .find(|e| e.name == "POD_SECURITY_GROUP_ENFORCING_MODE")
+                })
+                .and_then(|e| e.value.clone());
+            self.vpc_cni = Some(VpcCni {
+                pod_security_group_enforcing_mode: mode,
+                origin: ctx.origin.clone(),
+            });
         }
         self.workloads.push(WorkloadObject {
             kind: kind.to_string(),
@@ -1846,6 +1868,7 @@ impl Loader {
         inventory.ingresses = self.ingresses;
         inventory.peer_authentications = self.peer_authentications;
         inventory.istio_mesh_configs = self.istio_mesh_configs;
+        inventory.vpc_cni = self.vpc_cni;
         inventory.cert_issuers = self.cert_issuers;
         inventory.certificates = self.certificates;
         inventory.rbac_roles = self.rbac_roles;
@@ -3037,6 +3060,33 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("data.mesh: rootNamespace"));
         let e = error(&cm("istio", "{unclosed"));
         assert_eq!(e.field.as_deref(), Some("data.mesh"));
+    }
+
+    #[test]
+    fn aws_node_gives_the_pod_security_group_mode() {
+        let ds = |env: &str| {
+            format!("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {{name: aws-node, namespace: kube-system}}\nspec:\n  selector: {{matchLabels: {{k8s-app: aws-node}}}}\n  template:\n    metadata: {{labels: {{k8s-app: aws-node}}}}\n    spec: {{containers: [{{name: aws-node, env: [{env}]}}, {{name: aws-eks-nodeagent}}]}}\n")
+        };
+        let cni = load(&ds(
+            "{name: POD_SECURITY_GROUP_ENFORCING_MODE, value: standard}",
+        ))
+        .unwrap()
+        .vpc_cni
+        .unwrap();
+        assert_eq!(
+            cni.pod_security_group_enforcing_mode.as_deref(),
+            Some("standard")
+        );
+        let cni = load(&ds("{name: ENABLE_POD_ENI, value: 'true'}"))
+            .unwrap()
+            .vpc_cni
+            .unwrap();
+        assert_eq!(cni.pod_security_group_enforcing_mode, None);
+        let other = ds("").replace(
+            "name: aws-node, namespace: kube-system",
+            "name: aws-node, namespace: other",
+        );
+        assert!(load(&other).unwrap().vpc_cni.is_none());
     }
 
     #[test]
