@@ -879,6 +879,21 @@ pub fn shadow_check_applies(inventory: &netfence_model::Inventory, policy: &Netw
     !default_deny && selects_any_pod(inventory, policy)
 }
 
+/// NF-TC-011's comparison: the connection-list lines (source, destination → connections) that
+/// touch `focus`. Removing a policy only changes connections of the workloads whose pods it
+/// selects, and only removes address-space cuts, so the full cluster's `cuts` serve both sides.
+fn focus_lines(
+    engine: &Engine,
+    cuts: &netfence_engine::connlist::Cuts,
+    focus: &BTreeSet<netfence_model::WorkloadRef>,
+) -> BTreeMap<(String, String), netfence_engine::ConnSet> {
+    netfence_engine::connlist::connlist_touching(engine, cuts, Some(focus))
+        .into_iter()
+        .filter(|c| !c.conns.is_empty())
+        .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
+        .collect()
+}
+
 /// Above this many (policies x pods) the shadow check is skipped with a note: it recomputes the
 /// workload connectivity once per policy.
 pub const SHADOW_CHECK_MAX_WORK: usize = 250_000;
@@ -899,20 +914,7 @@ fn shadowed_policies(b: &mut Builder<'_>) {
         ));
         return;
     }
-    // Removing a policy only removes address-space cuts, so the full cluster's cuts serve both
-    // sides; the baseline list is computed once.
-    // Only connections of the workloads whose pods the policy selects can change when it is
-    // removed, so both lists are restricted to those.
     let cuts = netfence_engine::connlist::cuts(engine);
-    let index_of = |engine: &Engine,
-                    focus: &BTreeSet<netfence_model::WorkloadRef>|
-     -> BTreeMap<(String, String), netfence_engine::ConnSet> {
-        netfence_engine::connlist::connlist_touching(engine, &cuts, Some(focus))
-            .into_iter()
-            .filter(|c| !c.conns.is_empty())
-            .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
-            .collect()
-    };
     for (index, policy) in inventory.network_policies.iter().enumerate() {
         if !shadow_check_applies(inventory, policy) {
             continue;
@@ -925,7 +927,7 @@ fn shadowed_policies(b: &mut Builder<'_>) {
         .collect();
         let mut without = inventory.clone();
         without.network_policies.remove(index);
-        if index_of(&Engine::new(without), &focus) == index_of(engine, &focus) {
+        if focus_lines(&Engine::new(without), &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
             b.add(
                 "NF-TC-011",
                 Some(&policy.namespace),
@@ -1038,15 +1040,6 @@ fn shadowed_other_policies(b: &mut Builder<'_>) {
         return;
     }
     let cuts = netfence_engine::connlist::cuts(engine);
-    let lines = |engine: &Engine,
-                 focus: &BTreeSet<netfence_model::WorkloadRef>|
-     -> BTreeMap<(String, String), netfence_engine::ConnSet> {
-        netfence_engine::connlist::connlist_touching(engine, &cuts, Some(focus))
-            .into_iter()
-            .filter(|c| !c.conns.is_empty())
-            .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
-            .collect()
-    };
     for (t, tier) in engine.tiers().iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
             let has_rules = [PolicyType::Ingress, PolicyType::Egress]
@@ -1069,7 +1062,9 @@ fn shadowed_other_policies(b: &mut Builder<'_>) {
             let Some(without) = inventory_without(inventory, policy) else {
                 continue;
             };
-            if lines(&Engine::new(without), &focus) == lines(engine, &focus) {
+            if focus_lines(&Engine::new(without), &cuts, &focus)
+                == focus_lines(engine, &cuts, &focus)
+            {
                 let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
                 b.add(
                     "NF-TC-011",

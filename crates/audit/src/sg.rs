@@ -250,6 +250,26 @@ fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
     summarize(&names.into_iter().collect::<Vec<_>>())
 }
 
+/// A finding about one security group (located in the groups file; suppressed by
+/// `--config` rules naming `SecurityGroup sg-… (name)`).
+fn add_for_group(
+    b: &mut Builder<'_>,
+    id: &'static str,
+    group: &SecurityGroup,
+    message: String,
+    remediation: String,
+) {
+    b.add(
+        id,
+        None,
+        format!("SecurityGroup {}", group.label()),
+        Some(&group.origin),
+        None,
+        message,
+        remediation,
+    );
+}
+
 fn add_for_set(
     b: &mut Builder<'_>,
     id: &'static str,
@@ -772,12 +792,10 @@ fn cluster_minimum(b: &mut Builder<'_>, aws: &AwsInput, cluster: &SecurityGroup)
         let Some(group) = aws.group(&id) else {
             continue;
         };
-        b.add(
+        add_for_group(
+            b,
             "NF-SG-005",
-            None,
-            format!("SecurityGroup {}", group.label()),
-            Some(&group.origin),
-            None,
+            group,
             format!(
                 "below the EKS minimum rules: no {}",
                 lines.join("; no ")
@@ -832,12 +850,10 @@ fn rules_per_group(b: &mut Builder<'_>, aws: &AwsInput) {
             continue;
         }
         let most = max_rules_per_family(group);
-        b.add(
+        add_for_group(
+            b,
             "NF-SG-007",
-            None,
-            format!("SecurityGroup {}", group.label()),
-            Some(&group.origin),
-            None,
+            group,
             format!(
                 "{}: above the default quota of {RULES_PER_GROUP_DEFAULT} per direction and IP family; with the quota raised to {most}, an interface can carry at most {} groups (rules × groups ≤ {RULES_TIMES_GROUPS_MAX})",
                 over.join(", "),
@@ -912,12 +928,10 @@ fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
             continue;
         }
         let unique: BTreeSet<String> = open.into_iter().collect();
-        b.add(
+        add_for_group(
+            b,
             "NF-SG-008",
-            None,
-            format!("SecurityGroup {}", group.label()),
-            Some(&group.origin),
-            None,
+            group,
             format!(
                 "inbound open to the internet: {}{}",
                 unique.into_iter().collect::<Vec<_>>().join(", "),

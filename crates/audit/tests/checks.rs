@@ -110,33 +110,40 @@ fn readme_lists_the_checks_the_code_has() {
     );
 }
 
+/// A generated cluster, its engine, and the objects NF-TC-011 reports in it.
+fn generated_shadow_findings(
+    options: &netfence_engine::gen::GenOptions,
+) -> (netfence_model::Inventory, Engine, Vec<String>) {
+    let mut loader = Loader::new();
+    for (name, text) in &netfence_engine::gen::generate(options) {
+        loader.load_str(name, text);
+    }
+    let inventory = loader.finish().expect("generated cluster loads");
+    let engine = Engine::new(inventory.clone());
+    let flagged = audit(&engine)
+        .findings
+        .iter()
+        .filter(|f| f.id == "NF-TC-011")
+        .map(|f| f.object.clone())
+        .collect();
+    (inventory, engine, flagged)
+}
+
 /// NF-TC-011 agrees with `netfence diff`: on generated clusters, a policy is reported exactly
 /// when removing it yields an empty semantic diff (default-deny and select-nothing policies
 /// aside).
 #[test]
 fn shadowed_policies_agree_with_diff() {
-    use netfence_engine::gen::{generate, GenOptions};
+    use netfence_engine::gen::GenOptions;
     let mut flagged_total = 0;
     for seed in 1..=3 {
-        let files = generate(&GenOptions {
+        let (inventory, engine, flagged) = generated_shadow_findings(&GenOptions {
             pods: 120,
             namespaces: 3,
             policies: 24,
             calico: 0,
             seed,
         });
-        let mut loader = Loader::new();
-        for (name, text) in &files {
-            loader.load_str(name, text);
-        }
-        let inventory = loader.finish().expect("generated cluster loads");
-        let engine = Engine::new(inventory.clone());
-        let flagged: Vec<String> = audit(&engine)
-            .findings
-            .iter()
-            .filter(|f| f.id == "NF-TC-011")
-            .map(|f| f.object.clone())
-            .collect();
         for (index, policy) in inventory.network_policies.iter().enumerate() {
             if !netfence_audit::shadow_check_applies(&inventory, policy) {
                 continue;
@@ -208,28 +215,20 @@ fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
 /// policy selects).
 #[test]
 fn shadowed_calico_policies_agree_with_diff() {
-    use netfence_engine::gen::{generate, GenOptions};
+    use netfence_engine::gen::GenOptions;
     use netfence_model::PolicyType;
     let (mut judged, mut flagged_total) = (0, 0);
     for seed in 1..=3 {
-        let files = generate(&GenOptions {
+        let (inventory, engine, flagged) = generated_shadow_findings(&GenOptions {
             pods: 90,
             namespaces: 3,
             policies: 12,
             calico: 8,
             seed,
         });
-        let mut loader = Loader::new();
-        for (name, text) in &files {
-            loader.load_str(name, text);
-        }
-        let inventory = loader.finish().expect("generated cluster loads");
-        let engine = Engine::new(inventory.clone());
-        let flagged: Vec<String> = audit(&engine)
-            .findings
-            .iter()
-            .filter(|f| f.id == "NF-TC-011" && !f.object.starts_with("NetworkPolicy "))
-            .map(|f| f.object.clone())
+        let flagged: Vec<String> = flagged
+            .into_iter()
+            .filter(|object| !object.starts_with("NetworkPolicy "))
             .collect();
         for (t, tier) in engine.tiers().iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
