@@ -900,6 +900,29 @@ fn load_balancer_groups(inventory: &Inventory, aws: &AwsInput) -> BTreeSet<Strin
         .collect()
 }
 
+/// One rule in the AWS CLI's `--ip-permissions` shorthand.
+fn ip_permission(rule: &SgRule) -> String {
+    let protocol = match rule.protocol {
+        SgProtocol::All => "-1".to_string(),
+        SgProtocol::Tcp => "tcp".to_string(),
+        SgProtocol::Udp => "udp".to_string(),
+        SgProtocol::Icmp => "icmp".to_string(),
+        SgProtocol::Icmpv6 => "icmpv6".to_string(),
+        SgProtocol::Other(n) => n.to_string(),
+    };
+    let ports = match rule.protocol {
+        SgProtocol::All | SgProtocol::Other(_) => String::new(),
+        _ => format!(",FromPort={},ToPort={}", rule.from_port, rule.to_port),
+    };
+    let peer = match &rule.peer {
+        SgPeer::Cidr(net) if net.addr().is_ipv4() => format!("IpRanges=[{{CidrIp={net}}}]"),
+        SgPeer::Cidr(net) => format!("Ipv6Ranges=[{{CidrIpv6={net}}}]"),
+        SgPeer::PrefixList(id) => format!("PrefixListIds=[{{PrefixListId={id}}}]"),
+        SgPeer::Group(id) => format!("UserIdGroupPairs=[{{GroupId={id}}}]"),
+    };
+    format!("IpProtocol={protocol}{ports},{peer}")
+}
+
 /// NF-SG-008: inbound from anywhere, except HTTP and HTTPS on a load balancer's group and the
 /// ICMP "destination unreachable" messages path MTU discovery needs (VPC user guide, "Path MTU
 /// Discovery").
@@ -908,7 +931,7 @@ fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
     let lbs = load_balancer_groups(inventory, aws);
     for group in &aws.groups {
         let lb = lbs.contains(&group.id);
-        let open: Vec<String> = group
+        let open: Vec<&SgRule> = group
             .inbound
             .iter()
             .filter(|r| r.is_anywhere())
@@ -922,12 +945,15 @@ fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
                 let allowed = pmtu || (lb && web);
                 !allowed
             })
-            .map(|r| format!("{} from {}", r.ports_text(), r.peer))
             .collect();
         if open.is_empty() {
             continue;
         }
-        let unique: BTreeSet<String> = open.into_iter().collect();
+        let unique: BTreeSet<String> = open
+            .iter()
+            .map(|r| format!("{} from {}", r.ports_text(), r.peer))
+            .collect();
+        let revoke: BTreeSet<String> = open.iter().map(|r| ip_permission(r)).collect();
         add_for_group(
             b,
             "NF-SG-008",
@@ -942,9 +968,38 @@ fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
                 }
             ),
             format!(
-                "aws ec2 revoke-security-group-ingress --group-id {} --ip-permissions <the rule>\n# and allow the clients' ranges, a prefix list, or a load balancer's security group instead\n",
-                group.id
+                "aws ec2 revoke-security-group-ingress --group-id {} --ip-permissions {}\n# and allow the clients' ranges, a prefix list, or a load balancer's security group instead\n",
+                group.id,
+                revoke.into_iter().collect::<Vec<_>>().join(" ")
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remediations_name_the_rule_in_aws_cli_shorthand() {
+        let rule = |protocol, from_port, to_port, peer: &str| SgRule {
+            protocol,
+            from_port,
+            to_port,
+            peer: SgPeer::Cidr(peer.parse().unwrap()),
+            field: String::new(),
+        };
+        assert_eq!(
+            ip_permission(&rule(SgProtocol::Tcp, 22, 22, "0.0.0.0/0")),
+            "IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=0.0.0.0/0}]"
+        );
+        assert_eq!(
+            ip_permission(&rule(SgProtocol::All, -1, -1, "::/0")),
+            "IpProtocol=-1,Ipv6Ranges=[{CidrIpv6=::/0}]"
+        );
+        assert_eq!(
+            ip_permission(&rule(SgProtocol::Icmp, 8, -1, "0.0.0.0/0")),
+            "IpProtocol=icmp,FromPort=8,ToPort=-1,IpRanges=[{CidrIp=0.0.0.0/0}]"
         );
     }
 }
