@@ -195,6 +195,12 @@ pub const CHECKS: &[Check] = &[
         rationale: "EKS user guide, 'Security groups for Pods': Calico policy applies to such pods only with VPC CNI 1.11+ and POD_SECURITY_GROUP_ENFORCING_MODE=standard; otherwise only security groups apply.",
     },
     Check {
+        id: "NF-SG-010",
+        severity: Severity::Error,
+        title: "Fargate pods with security groups that leave out the cluster security group",
+        rationale: "AWS, 'Configure a security group for Fargate pods': the groups must let the pods reach the control plane; include the cluster security group.",
+    },
+    Check {
         id: "NF-TLS-001",
         severity: Severity::Warning,
         title: "LoadBalancer Service without TLS (aws-load-balancer-ssl-cert and -ssl-ports)",

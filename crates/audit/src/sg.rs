@@ -103,12 +103,12 @@ impl AwsInput {
                         Some(one.id.clone())
                     }
                     [] => {
-                        note = Some("NF-SG-002 to NF-SG-005 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
+                        note = Some("NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
                         None
                     }
                     several => {
                         note = Some(format!(
-                            "NF-SG-002 to NF-SG-005 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
+                            "NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
                             several.len(),
                             several.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
                         ));
@@ -227,6 +227,7 @@ pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>)
     if let Some(cluster) = aws.cluster_group.as_deref().and_then(|id| aws.group(id)) {
         pod_dns(b, &sets, aws, cluster);
         probes(b, &sets, aws, cluster);
+        fargate_cluster_group(b, &sets, cluster);
         cluster_minimum(b, aws, cluster);
     }
     rules_per_group(b, aws);
@@ -624,9 +625,15 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
         addresses: &node_addresses,
     };
     for set in sets {
-        // Pods of one workload share their probes: check each port once.
+        // Pods of one workload share their probes: check each port once. On Fargate the
+        // kubelet runs beside the pod in its micro-VM, so its probes do not cross the pod's
+        // network interface.
         let mut probed: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
-        for &p in &set.pods {
+        for &p in set
+            .pods
+            .iter()
+            .filter(|&&p| !is_fargate(&inventory.pods[p]))
+        {
             for probe in &inventory.pods[p].probes {
                 probed
                     .entry(probe.port)
@@ -676,6 +683,45 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
             .map(|port| format!("aws ec2 authorize-security-group-ingress --group-id {} --ip-permissions IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={}}}]\n", set.groups[0], cluster.id))
             .collect();
         add_for_set(b, "NF-SG-004", set, message, remediation);
+    }
+}
+
+/// The label EKS puts on pods it schedules to Fargate (the VPC resource controller's pod
+/// webhook reads the same label).
+const FARGATE_PROFILE_LABEL: &str = "eks.amazonaws.com/fargate-profile";
+
+fn is_fargate(pod: &netfence_model::Pod) -> bool {
+    pod.labels.contains_key(FARGATE_PROFILE_LABEL)
+}
+
+/// NF-SG-010: Fargate pods talk to the control plane through their own groups, which must
+/// therefore include the cluster security group (AWS knowledge center, "Configure a security
+/// group for Fargate pods": specify the cluster security group as one of the groups).
+fn fargate_cluster_group(b: &mut Builder<'_>, sets: &[PodGroupSet], cluster: &SecurityGroup) {
+    let inventory = b.engine.inventory();
+    for set in sets {
+        let fargate: Vec<usize> = set
+            .pods
+            .iter()
+            .copied()
+            .filter(|&p| is_fargate(&inventory.pods[p]))
+            .collect();
+        if fargate.is_empty() || set.groups.contains(&cluster.id) {
+            continue;
+        }
+        let message = format!(
+            "Fargate pods of {} get {} without the cluster security group {}: they cannot reach the Kubernetes control plane",
+            workloads(inventory, &fargate),
+            set.groups.join(", "),
+            cluster.id
+        );
+        add_for_set(
+            b,
+            "NF-SG-010",
+            set,
+            message,
+            format!("spec:\n  securityGroups:\n    groupIds:\n    - {}   # the cluster security group\n    - {}\n", cluster.id, set.groups[0]),
+        );
     }
 }
 
