@@ -149,8 +149,8 @@ enum Command {
         /// findings are counted.
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
-        /// The JSON that `aws ec2 describe-security-groups` prints (repeatable): enables the
-        /// security-group checks (NF-SG-*).
+        /// The JSON that `aws ec2 describe-security-groups` prints (repeatable; `-` for stdin):
+        /// enables the security-group checks that read the groups.
         #[arg(long, value_name = "FILE")]
         aws_security_groups: Vec<PathBuf>,
         /// The EKS cluster security group (`aws eks describe-cluster --query
@@ -510,12 +510,30 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let aws = if aws_security_groups.is_empty() {
                 None
             } else {
+                let stdin_twice = aws_security_groups.iter().any(|p| p.as_os_str() == "-")
+                    && inputs.files.iter().any(|p| p.as_os_str() == "-");
+                if stdin_twice {
+                    return Err(Failure::input(
+                        "error: -f - and --aws-security-groups - cannot both read stdin",
+                    ));
+                }
                 let mut groups = Vec::new();
                 let mut files = Vec::new();
                 for path in &aws_security_groups {
-                    let name = path.display().to_string();
-                    let text = std::fs::read_to_string(path)
-                        .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
+                    let stdin = path.as_os_str() == "-";
+                    let name = if stdin {
+                        "<stdin>".to_string()
+                    } else {
+                        path.display().to_string()
+                    };
+                    let text = if stdin {
+                        let mut text = String::new();
+                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                            .map(|_| text)
+                    } else {
+                        std::fs::read_to_string(path)
+                    }
+                    .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
                     groups.extend(
                         netfence_model::aws::load_security_groups(&name, &text)
                             .map_err(|e| Failure::input(format!("error: {e}")))?,

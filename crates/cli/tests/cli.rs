@@ -519,6 +519,32 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
     assert!(
         stderr(&out).contains("--cluster-security-group sg-0000000000000dead: no such group in")
     );
+    // The groups can come on stdin (`aws ec2 describe-security-groups | netfence audit …`),
+    // but stdin cannot feed both inputs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(["audit", "-f", e, "--aws-security-groups", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        std::fs::read(&groups).unwrap().as_slice(),
+    )
+    .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    let sg_ids: Vec<&str> = piped["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .filter(|id| id.starts_with("NF-SG-"))
+        .collect();
+    assert_eq!(sg_ids, ["NF-SG-002", "NF-SG-004"]);
+    let out = netfence(&["audit", "-f", "-", "--aws-security-groups", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot both read stdin"));
     let out = netfence(&[
         "audit",
         "-f",
