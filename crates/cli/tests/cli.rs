@@ -280,6 +280,11 @@ fn demo_prints_the_summary() {
         text.contains("0.0.0.0-255.255.255.255[External] => default/nginx[Deployment] : TCP 80"),
         "{text}"
     );
+    // The demo audits with the example VPC's security groups.
+    assert!(
+        text.contains("NF-SG-002 SecurityGroupPolicy shop-backend/api-rds-access"),
+        "{text}"
+    );
 }
 
 #[test]
