@@ -158,6 +158,13 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
         .iter()
         .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.labels))
         .collect();
+    let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, policy) in policies.iter().enumerate() {
+        by_namespace
+            .entry(policy.namespace.as_str())
+            .or_default()
+            .push(i);
+    }
     let empty = Labels::new();
     let mut unknown_accounts = BTreeSet::new();
     let mut sets: BTreeMap<Vec<String>, PodGroupSet> = BTreeMap::new();
@@ -168,10 +175,11 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
         let account = accounts.get(&(pod.namespace.as_str(), pod.service_account.as_str()));
         let mut groups: Vec<String> = Vec::new();
         let mut matched = BTreeSet::new();
-        for (i, policy) in policies.iter().enumerate() {
-            if policy.namespace != pod.namespace {
-                continue;
-            }
+        let candidates = by_namespace
+            .get(pod.namespace.as_str())
+            .map_or(&[][..], |v| v);
+        for &i in candidates {
+            let policy = &policies[i];
             if policy.service_account_selector.is_some() && account.is_none() {
                 unknown_accounts.insert(format!("{}/{}", pod.namespace, pod.service_account));
             }
@@ -205,8 +213,8 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
     sets.into_values().collect()
 }
 
-/// Run the NF-SG checks. Without `aws`, only what the manifests alone show (malformed group
-/// ids, too many groups per pod).
+/// Run the NF-SG checks. Without `aws`, only what the manifests alone show: malformed group
+/// ids, too many groups per pod, Calico on pods with groups in strict mode.
 pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
     let inventory = b.engine.inventory();
     let mut notes = Vec::new();
@@ -217,7 +225,7 @@ pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>)
     calico_on_pods_with_groups(b, &sets);
     let Some(aws) = aws else {
         if !inventory.security_group_policies.is_empty() {
-            b.notes.push("NF-SG-001 to NF-SG-005, NF-SG-007 and NF-SG-008 read the security groups themselves: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)".into());
+            b.notes.push("NF-SG-002 to NF-SG-005, NF-SG-007, NF-SG-008 and NF-SG-010 read the security groups themselves, and NF-SG-001 checks only the ids' shape without them: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)".into());
         }
         return;
     };
