@@ -892,11 +892,11 @@ fn focus_lines(
     engine: &Engine,
     cuts: &netfence_engine::connlist::Cuts,
     focus: &BTreeSet<netfence_model::WorkloadRef>,
-) -> BTreeMap<(String, String), netfence_engine::ConnSet> {
+) -> BTreeMap<(netfence_engine::ListPeer, netfence_engine::ListPeer), netfence_engine::ConnSet> {
     netfence_engine::connlist::connlist_touching(engine, cuts, Some(focus))
         .into_iter()
         .filter(|c| !c.conns.is_empty())
-        .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
+        .map(|c| ((c.src, c.dst), c.conns))
         .collect()
 }
 
@@ -921,7 +921,20 @@ fn shadowed_policies(b: &mut Builder<'_>) {
         return;
     }
     let cuts = netfence_engine::connlist::cuts(engine);
-    for (index, policy) in inventory.network_policies.iter().enumerate() {
+    // Where each NetworkPolicy sits among the compiled policies.
+    let compiled: BTreeMap<&str, (usize, usize)> = engine
+        .tiers()
+        .iter()
+        .enumerate()
+        .flat_map(|(t, tier)| {
+            tier.policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.kind == netfence_engine::ir::PolicyKind::NetworkPolicy)
+                .map(move |(p, policy)| (policy.name.as_str(), (t, p)))
+        })
+        .collect();
+    for policy in &inventory.network_policies {
         if !shadow_check_applies(inventory, policy) {
             continue;
         }
@@ -931,9 +944,14 @@ fn shadowed_policies(b: &mut Builder<'_>) {
         .filter(|p| policy.pod_selector.matches(&p.labels))
         .map(|p| p.workload.clone())
         .collect();
-        let mut without = inventory.clone();
-        without.network_policies.remove(index);
-        if focus_lines(&Engine::new(without), &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
+        let name = format!("{}/{}", policy.namespace, policy.name);
+        let Some(without) = compiled
+            .get(name.as_str())
+            .and_then(|&(t, p)| engine.without_policy(t, p))
+        else {
+            continue;
+        };
+        if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
             b.add(
                 "NF-TC-011",
                 Some(&policy.namespace),
@@ -1065,12 +1083,10 @@ fn shadowed_other_policies(b: &mut Builder<'_>) {
             if focus.is_empty() {
                 continue;
             }
-            let Some(without) = inventory_without(inventory, policy) else {
+            let Some(without) = engine.without_policy(t, p) else {
                 continue;
             };
-            if focus_lines(&Engine::new(without), &cuts, &focus)
-                == focus_lines(engine, &cuts, &focus)
-            {
+            if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
                 let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
                 b.add(
                     "NF-TC-011",

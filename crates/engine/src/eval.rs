@@ -29,7 +29,8 @@ pub enum Endpoint {
 /// The compiled model: the inventory plus its tiers, with each pod's selecting policies
 /// precomputed per direction.
 pub struct Engine {
-    inventory: Inventory,
+    /// Shared with the engines [`Engine::without_policy`] derives.
+    inventory: std::sync::Arc<Inventory>,
     tiers: Vec<Tier>,
     /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
     selecting: Vec<[Vec<(usize, usize)>; 2]>,
@@ -171,10 +172,45 @@ impl Engine {
             }
         }
         Engine {
-            inventory,
+            inventory: std::sync::Arc::new(inventory),
             tiers,
             selecting,
         }
+    }
+
+    /// This engine with one compiled policy (`tier`, `policy` indices into [`Engine::tiers`])
+    /// left out: how the cluster would answer without that policy object, for the price of
+    /// copying the tiers instead of recompiling. The inventory is shared and still lists the
+    /// policy; only evaluation changes (the audit's shadow check asks this once per policy).
+    /// `None` when there is no such policy.
+    pub fn without_policy(&self, tier: usize, policy: usize) -> Option<Engine> {
+        if self.tiers.get(tier)?.policies.len() <= policy {
+            return None;
+        }
+        let mut tiers = self.tiers.clone();
+        tiers[tier].policies.remove(policy);
+        let shift = |list: &Vec<(usize, usize)>| -> Vec<(usize, usize)> {
+            list.iter()
+                .filter(|&&entry| entry != (tier, policy))
+                .map(|&(t, p)| {
+                    if t == tier && p > policy {
+                        (t, p - 1)
+                    } else {
+                        (t, p)
+                    }
+                })
+                .collect()
+        };
+        let selecting = self
+            .selecting
+            .iter()
+            .map(|[ingress, egress]| [shift(ingress), shift(egress)])
+            .collect();
+        Some(Engine {
+            inventory: std::sync::Arc::clone(&self.inventory),
+            tiers,
+            selecting,
+        })
     }
 
     /// The inventory.
