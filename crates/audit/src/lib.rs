@@ -966,6 +966,27 @@ fn shadowed_policies(b: &mut Builder<'_>) {
     }
 }
 
+/// A finding about a compiled Calico or admin policy (`Calico NetworkPolicy ns/name`,
+/// `AdminNetworkPolicy name`), in its namespace when it has one.
+fn add_for_compiled(
+    b: &mut Builder<'_>,
+    id: &'static str,
+    policy: &netfence_engine::ir::Policy,
+    message: String,
+    remediation: String,
+) {
+    let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
+    b.add(
+        id,
+        namespace,
+        format!("{} {}", policy.kind, policy.name),
+        Some(&policy.origin),
+        None,
+        message,
+        remediation,
+    );
+}
+
 /// NF-TC-006 for namespaced Calico policies and admin policies: a compiled policy that no pod's
 /// evaluation consults. (GlobalNetworkPolicies are left out: they may be meant for host
 /// endpoints, which netfence does not model.)
@@ -992,13 +1013,10 @@ fn calico_and_admin_select_nothing(b: &mut Builder<'_>) {
             if !judged || !applies || consulted.contains(&(t, p)) {
                 continue;
             }
-            let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
-            b.add(
+            add_for_compiled(
+                b,
                 "NF-TC-006",
-                namespace,
-                format!("{} {}", policy.kind, policy.name),
-                Some(&policy.origin),
-                None,
+                policy,
                 "its selector matches no pod (host-network pods are not subject to pod policy)"
                     .into(),
                 "# fix the selector (Calico spec.selector, or the admin policy's spec.subject) to match the intended pods
@@ -1088,13 +1106,10 @@ fn shadowed_other_policies(b: &mut Builder<'_>) {
                 continue;
             };
             if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
-                let namespace = policy.name.split_once('/').map(|(ns, _)| ns);
-                b.add(
+                add_for_compiled(
+                    b,
                     "NF-TC-011",
-                    namespace,
-                    format!("{} {}", policy.kind, policy.name),
-                    Some(&policy.origin),
-                    None,
+                    policy,
                     "every connection it allows or denies is decided the same way without it"
                         .into(),
                     "# delete it, or fix the rule that was meant to change something
