@@ -259,7 +259,8 @@ fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
     summarize(&names.into_iter().collect::<Vec<_>>())
 }
 
-/// A finding about one security group (located in the groups file; suppressed by
+/// A finding about one security group (located in the groups file; suppressed by a
+/// `netfence.io/ignore` tag on the group, as annotations do on Kubernetes objects, or by
 /// `--config` rules naming `SecurityGroup sg-… (name)`).
 fn add_for_group(
     b: &mut Builder<'_>,
@@ -273,7 +274,7 @@ fn add_for_group(
         None,
         format!("SecurityGroup {}", group.label()),
         Some(&group.origin),
-        None,
+        Some(&group.tags),
         message,
         remediation,
     );

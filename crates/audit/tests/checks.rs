@@ -261,3 +261,37 @@ fn shadowed_calico_policies_agree_with_diff() {
     assert!(judged > 10, "only {judged} Calico policies judged");
     println!("NF-TC-011 on Calico policies: {judged} judged, {flagged_total} shadowed, all agreeing with diff");
 }
+
+/// A `netfence.io/ignore` tag on a security group suppresses its findings, as the annotation
+/// does on Kubernetes objects.
+#[test]
+fn security_group_tags_suppress() {
+    let groups = |tags: &str| {
+        format!(
+            r#"{{"SecurityGroups": [{{"GroupId": "sg-0123abcd", "GroupName": "bastion", "Tags": [{tags}],
+               "IpPermissions": [{{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{{"CidrIp": "0.0.0.0/0"}}]}}]}}]}}"#
+        )
+    };
+    let run = |tags: &str| {
+        let aws = AwsInput::new(
+            load_security_groups("groups.json", &groups(tags)).unwrap(),
+            vec!["groups.json".into()],
+            None,
+            Vec::new(),
+        )
+        .unwrap();
+        audit_all(
+            &engine("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"),
+            &Suppressions::default(),
+            Some(&aws),
+        )
+    };
+    let open = run("");
+    assert_eq!(
+        open.findings.iter().filter(|f| f.id == "NF-SG-008").count(),
+        1
+    );
+    let quiet = run(r#"{"Key": "netfence.io/ignore", "Value": "NF-SG-008"}"#);
+    assert!(!quiet.findings.iter().any(|f| f.id == "NF-SG-008"));
+    assert_eq!(quiet.suppressed, open.suppressed + 1);
+}
