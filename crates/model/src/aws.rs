@@ -303,33 +303,34 @@ struct RawPermission {
     from_port: Option<i64>,
     to_port: Option<i64>,
     #[serde(default)]
-    ip_ranges: Vec<RawCidr>,
+    ip_ranges: Vec<RawPeer>,
     #[serde(default)]
-    ipv6_ranges: Vec<RawCidr>,
+    ipv6_ranges: Vec<RawPeer>,
     #[serde(default)]
-    prefix_list_ids: Vec<RawPrefixList>,
+    prefix_list_ids: Vec<RawPeer>,
     #[serde(default)]
-    user_id_group_pairs: Vec<RawGroupPair>,
+    user_id_group_pairs: Vec<RawPeer>,
 }
 
+/// An entry of `IpRanges`, `Ipv6Ranges`, `PrefixListIds` or `UserIdGroupPairs`; each list's
+/// entries carry the one field that list is about.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawCidr {
+struct RawPeer {
     cidr_ip: Option<String>,
     cidr_ipv6: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawPrefixList {
     prefix_list_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawGroupPair {
     group_id: Option<String>,
 }
+
+/// How to read the peer of one entry list: its field name, the entry's field, and the parse.
+type PeerList<'a> = (
+    &'static str,
+    &'static str,
+    &'a [RawPeer],
+    fn(&RawPeer) -> Option<&String>,
+    fn(&str) -> Result<SgPeer, String>,
+);
 
 /// Read the JSON that `aws ec2 describe-security-groups` prints (`{"SecurityGroups": […]}`, or
 /// the bare list that `--query SecurityGroups` prints). Errors name the file, the group and
@@ -517,49 +518,50 @@ fn permission_rules(p: &RawPermission, base: &str) -> Result<Vec<SgRule>, (Strin
         }
         SgProtocol::All | SgProtocol::Other(_) => (-1, -1),
     };
+    let lists: [PeerList<'_>; 4] = [
+        (
+            "IpRanges",
+            "CidrIp",
+            &p.ip_ranges,
+            |e| e.cidr_ip.as_ref(),
+            |t| parse_family_cidr(t, true).map(SgPeer::Cidr),
+        ),
+        (
+            "Ipv6Ranges",
+            "CidrIpv6",
+            &p.ipv6_ranges,
+            |e| e.cidr_ipv6.as_ref(),
+            |t| parse_family_cidr(t, false).map(SgPeer::Cidr),
+        ),
+        (
+            "PrefixListIds",
+            "PrefixListId",
+            &p.prefix_list_ids,
+            |e| e.prefix_list_id.as_ref(),
+            |t| Ok(SgPeer::PrefixList(t.to_string())),
+        ),
+        (
+            "UserIdGroupPairs",
+            "GroupId",
+            &p.user_id_group_pairs,
+            |e| e.group_id.as_ref(),
+            |t| Ok(SgPeer::Group(t.to_string())),
+        ),
+    ];
     let mut rules = Vec::new();
-    let mut push = |peer: SgPeer, field: String| {
-        rules.push(SgRule {
-            protocol,
-            from_port,
-            to_port,
-            peer,
-            field,
-        })
-    };
-    for (i, range) in p.ip_ranges.iter().enumerate() {
-        let field = format!("{base}.IpRanges[{i}].CidrIp");
-        let text = range
-            .cidr_ip
-            .as_deref()
-            .ok_or((field.clone(), "missing".into()))?;
-        let net = parse_family_cidr(text, true).map_err(|m| (field.clone(), m))?;
-        push(SgPeer::Cidr(net), field);
-    }
-    for (i, range) in p.ipv6_ranges.iter().enumerate() {
-        let field = format!("{base}.Ipv6Ranges[{i}].CidrIpv6");
-        let text = range
-            .cidr_ipv6
-            .as_deref()
-            .ok_or((field.clone(), "missing".into()))?;
-        let net = parse_family_cidr(text, false).map_err(|m| (field.clone(), m))?;
-        push(SgPeer::Cidr(net), field);
-    }
-    for (i, list) in p.prefix_list_ids.iter().enumerate() {
-        let field = format!("{base}.PrefixListIds[{i}].PrefixListId");
-        let id = list
-            .prefix_list_id
-            .clone()
-            .ok_or((field.clone(), "missing".into()))?;
-        push(SgPeer::PrefixList(id), field);
-    }
-    for (i, pair) in p.user_id_group_pairs.iter().enumerate() {
-        let field = format!("{base}.UserIdGroupPairs[{i}].GroupId");
-        let id = pair
-            .group_id
-            .clone()
-            .ok_or((field.clone(), "missing".into()))?;
-        push(SgPeer::Group(id), field);
+    for (list, leaf, entries, value, parse) in lists {
+        for (i, entry) in entries.iter().enumerate() {
+            let field = format!("{base}.{list}[{i}].{leaf}");
+            let text = value(entry).ok_or((field.clone(), "missing".to_string()))?;
+            let peer = parse(text).map_err(|m| (field.clone(), m))?;
+            rules.push(SgRule {
+                protocol,
+                from_port,
+                to_port,
+                peer,
+                field,
+            });
+        }
     }
     Ok(rules)
 }
