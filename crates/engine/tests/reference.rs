@@ -301,14 +301,33 @@ const PROBES: [(Protocol, u16); 6] = [
     (Protocol::Sctp, 80),
 ];
 
-/// Compare engine and reference on one random cluster; returns the number of probes made.
-fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
+/// Run `property` on `cases` random seeds, panicking with proptest's report (which names the
+/// seed) on the first failure; no failure file is written.
+fn for_random_seeds(cases: u32, property: impl Fn(u64) -> Result<(), TestCaseError>) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    if let Err(e) = runner.run(&any::<u64>(), property) {
+        panic!("{e}");
+    }
+}
+
+/// The random cluster of `seed`, as YAML (for failure messages) and loaded.
+fn load_random(seed: u64) -> Result<(String, Inventory), TestCaseError> {
     let yaml = random_cluster(seed);
     let mut loader = Loader::new();
     loader.load_str("random.yaml", &yaml);
     let inventory = loader
         .finish()
         .map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
+    Ok((yaml, inventory))
+}
+
+/// Compare engine and reference on one random cluster; returns the number of probes made.
+fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
+    let (yaml, inventory) = load_random(seed)?;
     let engine = Engine::new(inventory.clone());
     let mut endpoints: Vec<Endpoint> = (0..inventory.pods.len()).map(Endpoint::Pod).collect();
     endpoints.push(Endpoint::Address("10.0.0.2".parse().unwrap()));
@@ -365,19 +384,11 @@ fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
 #[test]
 fn engine_agrees_with_reference() {
     const CASES: u32 = 1000;
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
     let probes = std::cell::Cell::new(0usize);
-    let result = runner.run(&any::<u64>(), |seed| {
+    for_random_seeds(CASES, |seed| {
         probes.set(probes.get() + check_cluster(seed)?);
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     println!(
         "reference evaluator: engine agrees on {CASES} random clusters ({} probes of allowed, explain and allowed_conns)",
         probes.get()
@@ -565,18 +576,8 @@ fn to_calico(policy: &NetworkPolicy) -> String {
 #[test]
 fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
     const CASES: u32 = 300;
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&any::<u64>(), |seed| {
-        let yaml = random_cluster(seed);
-        let mut loader = Loader::new();
-        loader.load_str("random.yaml", &yaml);
-        let kubernetes = loader
-            .finish()
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    for_random_seeds(CASES, |seed| {
+        let (yaml, kubernetes) = load_random(seed)?;
         let calico_yaml: String = kubernetes.network_policies.iter().map(to_calico).collect();
         let mut loader = Loader::new();
         loader.load_str("calico.yaml", &calico_yaml);
@@ -620,9 +621,6 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
         }
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     println!("calico translation: {CASES} random Kubernetes policy sets give the same matrix as Calico policies");
 }
 
@@ -634,20 +632,9 @@ fn class_matrix_equals_the_pod_matrix() {
         .iter()
         .map(|&(protocol, port)| netfence_engine::ProbePort { protocol, port })
         .collect();
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&any::<u64>(), |seed| {
-        let yaml = random_cluster(seed);
-        let mut loader = Loader::new();
-        loader.load_str("random.yaml", &yaml);
-        let engine = Engine::new(
-            loader
-                .finish()
-                .map_err(|e| TestCaseError::fail(e.to_string()))?,
-        );
+    for_random_seeds(CASES, |seed| {
+        let (yaml, inventory) = load_random(seed)?;
+        let engine = Engine::new(inventory);
         let slow = netfence_engine::Matrix::compute(&engine, &probes);
         let classes = engine.class_matrix(&probes);
         let fast = classes.to_matrix(&engine);
@@ -674,9 +661,6 @@ fn class_matrix_equals_the_pod_matrix() {
         }
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     println!("class matrix: equals the pod matrix on {CASES} random clusters");
 }
 
@@ -685,20 +669,9 @@ fn class_matrix_equals_the_pod_matrix() {
 #[test]
 fn connection_list_equals_the_pod_pair_union() {
     use netfence_engine::{connlist, ConnSet, ListPeer};
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 300,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&any::<u64>(), |seed| {
-        let yaml = random_cluster(seed);
-        let mut loader = Loader::new();
-        loader.load_str("random.yaml", &yaml);
-        let engine = Engine::new(
-            loader
-                .finish()
-                .map_err(|e| TestCaseError::fail(e.to_string()))?,
-        );
+    for_random_seeds(300, |seed| {
+        let (yaml, inventory) = load_random(seed)?;
+        let engine = Engine::new(inventory);
         let inventory = engine.inventory();
         let list = connlist(&engine);
         let endpoints = |peer: &ListPeer| -> Vec<Endpoint> {
@@ -754,9 +727,6 @@ fn connection_list_equals_the_pod_pair_union() {
         }
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
 }
 
 /// `netfence gen` clusters, Calico tiers included, load cleanly, regenerate byte for byte, and
