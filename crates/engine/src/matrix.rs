@@ -163,11 +163,51 @@ impl Matrix {
         self.bits[port_index][bit / 64] & (1 << (bit % 64)) != 0
     }
 
+    /// The cells `(port index, src, dst)` where `self` and `other` disagree, self pairs
+    /// included; an error when they do not cover the same ports and endpoints in the same order
+    /// (the lab's observed matrix and the engine's prediction do).
+    pub fn differences(&self, other: &Matrix) -> Result<Vec<(usize, usize, usize)>, String> {
+        if self.ports != other.ports || self.endpoints != other.endpoints {
+            return Err(format!(
+                "matrices over different ports or endpoints ({} x {} and {} x {})",
+                self.ports.len(),
+                self.endpoints.len(),
+                other.ports.len(),
+                other.endpoints.len()
+            ));
+        }
+        let n = self.endpoints.len();
+        Ok((0..self.ports.len())
+            .flat_map(|p| (0..n).flat_map(move |s| (0..n).map(move |d| (p, s, d))))
+            .filter(|&(p, s, d)| self.allowed(p, s, d) != other.allowed(p, s, d))
+            .collect())
+    }
+
     /// Allowed ordered pairs for a port, self pairs omitted.
     pub fn allowed_pairs(&self, port_index: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         let n = self.endpoints.len();
         (0..n)
             .flat_map(move |src| (0..n).map(move |dst| (src, dst)))
             .filter(move |&(src, dst)| src != dst && self.allowed(port_index, src, dst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_the_cells_that_disagree() {
+        let ports = [ProbePort {
+            protocol: Protocol::Tcp,
+            port: 80,
+        }];
+        let endpoints = || vec!["x/a".to_string(), "x/b".to_string()];
+        let all = Matrix::from_fn(&ports, endpoints(), |_, _, _| true);
+        let one_denied = Matrix::from_fn(&ports, endpoints(), |_, s, d| (s, d) != (0, 1));
+        assert_eq!(all.differences(&one_denied), Ok(vec![(0, 0, 1)]));
+        assert_eq!(all.differences(&all), Ok(vec![]));
+        let other_pods = Matrix::from_fn(&ports, vec!["y/a".to_string()], |_, _, _| true);
+        assert!(all.differences(&other_pods).is_err());
     }
 }

@@ -325,6 +325,22 @@ fn load_random(seed: u64) -> Result<(String, Inventory), TestCaseError> {
     Ok((yaml, inventory))
 }
 
+/// `port src -> dst` for each cell where the pod-by-pod matrix `slow` was contradicted.
+fn mismatches(slow: &netfence_engine::Matrix, cells: &[(usize, usize, usize)]) -> Vec<String> {
+    cells
+        .iter()
+        .map(|&(p, s, d)| {
+            format!(
+                "{} {} -> {} (pod matrix: {})",
+                slow.ports[p],
+                slow.endpoints[s],
+                slow.endpoints[d],
+                slow.allowed(p, s, d)
+            )
+        })
+        .collect()
+}
+
 /// Compare engine and reference on one random cluster; returns the number of probes made.
 fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
     let (yaml, inventory) = load_random(seed)?;
@@ -638,26 +654,18 @@ fn class_matrix_equals_the_pod_matrix() {
         let slow = netfence_engine::Matrix::compute(&engine, &probes);
         let classes = engine.class_matrix(&probes);
         let fast = classes.to_matrix(&engine);
-        let n = slow.endpoints.len();
-        for (p, probe) in probes.iter().enumerate() {
-            let mut pairs = 0u64;
-            for s in 0..n {
-                for d in 0..n {
-                    prop_assert_eq!(
-                        fast.allowed(p, s, d),
-                        slow.allowed(p, s, d),
-                        "{} {} -> {}\n{}",
-                        probe,
-                        slow.endpoints[s],
-                        slow.endpoints[d],
-                        yaml
-                    );
-                    if s != d && slow.allowed(p, s, d) {
-                        pairs += 1;
-                    }
-                }
-            }
-            prop_assert_eq!(classes.allowed_pairs(p), pairs);
+        let wrong = fast.differences(&slow).map_err(TestCaseError::fail)?;
+        prop_assert!(
+            wrong.is_empty(),
+            "{:?}\n{}",
+            mismatches(&slow, &wrong),
+            yaml
+        );
+        for p in 0..probes.len() {
+            prop_assert_eq!(
+                classes.allowed_pairs(p),
+                slow.allowed_pairs(p).count() as u64
+            );
         }
         Ok(())
     });
@@ -753,20 +761,11 @@ fn generated_clusters_are_deterministic_and_agree() {
         let ports = netfence_engine::default_ports(engine.inventory());
         let slow = netfence_engine::Matrix::compute(&engine, &ports);
         let fast = engine.class_matrix(&ports).to_matrix(&engine);
-        let n = slow.endpoints.len();
-        for (p, port) in ports.iter().enumerate() {
-            for s in 0..n {
-                for d in 0..n {
-                    assert_eq!(
-                        fast.allowed(p, s, d),
-                        slow.allowed(p, s, d),
-                        "seed {seed} {} {} -> {}",
-                        port,
-                        slow.endpoints[s],
-                        slow.endpoints[d]
-                    );
-                }
-            }
-        }
+        let wrong = fast.differences(&slow).expect("same pods and ports");
+        assert!(
+            wrong.is_empty(),
+            "seed {seed}: {:?}",
+            mismatches(&slow, &wrong)
+        );
     }
 }

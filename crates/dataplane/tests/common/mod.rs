@@ -24,18 +24,20 @@ pub fn assert_kernel_matches(lab: &Lab, engine: &Engine, ports: &[ProbePort]) {
     };
     let (observed, _) = lab.probe_matrix(engine, &options).expect("probe");
     let predicted = Matrix::compute(engine, ports);
-    let n = observed.endpoints.len();
-    for (p, port) in ports.iter().enumerate() {
-        for s in 0..n {
-            for d in 0..n {
-                assert_eq!(
-                    observed.allowed(p, s, d),
-                    predicted.allowed(p, s, d),
-                    "{port} {} -> {}",
-                    observed.endpoints[s],
-                    observed.endpoints[d]
-                );
-            }
-        }
-    }
+    let wrong: Vec<String> = observed
+        .differences(&predicted)
+        .expect("the lab probes the engine's pods and ports")
+        .into_iter()
+        .map(|(p, s, d)| {
+            format!(
+                "{} {} -> {}: kernel {}, engine {}",
+                ports[p],
+                observed.endpoints[s],
+                observed.endpoints[d],
+                observed.allowed(p, s, d),
+                predicted.allowed(p, s, d)
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
