@@ -50,22 +50,27 @@ fn demo_cluster(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn matrix_json_follows_the_contract() {
+/// `netfence matrix` on the e2e inventory with the policies of case 001 (default deny ingress
+/// in x), and `args`; it must succeed.
+fn matrix_of_e2e_case_001(args: &[&str]) -> Output {
     let inventory = e2e_dir().join("inventory.yaml");
     let policies = case_policies("001-default-deny-ingress.yaml");
-    let out = netfence(&[
+    let mut all = vec![
         "matrix",
         "-f",
         inventory.to_str().unwrap(),
         "-f",
         policies.to_str().unwrap(),
-        "--ports",
-        "TCP/80,UDP/80",
-        "-o",
-        "json",
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let out = netfence(&all);
     assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+#[test]
+fn matrix_json_follows_the_contract() {
+    let out = matrix_of_e2e_case_001(&["--ports", "TCP/80,UDP/80", "-o", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["allowed", "endpoints", "ports"]);
@@ -83,18 +88,7 @@ fn matrix_json_follows_the_contract() {
 
 #[test]
 fn matrix_grid_is_the_e2e_format() {
-    let inventory = e2e_dir().join("inventory.yaml");
-    let policies = case_policies("001-default-deny-ingress.yaml");
-    let out = netfence(&[
-        "matrix",
-        "-f",
-        inventory.to_str().unwrap(),
-        "-f",
-        policies.to_str().unwrap(),
-        "--ports",
-        "TCP/80",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = matrix_of_e2e_case_001(&["--ports", "TCP/80"]);
     let text = stdout(&out);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("TCP/80:"));
