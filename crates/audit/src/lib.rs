@@ -993,13 +993,7 @@ fn add_for_compiled(
 fn calico_and_admin_select_nothing(b: &mut Builder<'_>) {
     use netfence_engine::ir::PolicyKind;
     let engine = b.engine;
-    let inventory = engine.inventory();
-    let mut consulted: BTreeSet<(usize, usize)> = BTreeSet::new();
-    for id in 0..inventory.pods.len() {
-        for d in [PolicyType::Ingress, PolicyType::Egress] {
-            consulted.extend(engine.selecting(id, d).iter().copied());
-        }
-    }
+    let consulted = pods_by_compiled_policy(engine);
     for (t, tier) in engine.tiers().iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
             let judged = matches!(
@@ -1010,7 +1004,7 @@ fn calico_and_admin_select_nothing(b: &mut Builder<'_>) {
                     | PolicyKind::ClusterNetworkPolicy
             );
             let applies = policy.ingress.is_some() || policy.egress.is_some();
-            if !judged || !applies || consulted.contains(&(t, p)) {
+            if !judged || !applies || consulted.contains_key(&(t, p)) {
                 continue;
             }
             add_for_compiled(
@@ -1083,42 +1077,60 @@ fn shadowed_other_policies(b: &mut Builder<'_>) {
         return;
     }
     let cuts = netfence_engine::connlist::cuts(engine);
-    for (t, tier) in engine.tiers().iter().enumerate() {
-        for (p, policy) in tier.policies.iter().enumerate() {
-            let has_rules = [PolicyType::Ingress, PolicyType::Egress]
-                .into_iter()
-                .any(|d| policy.rules(d).is_some_and(|r| !r.is_empty()));
-            if policy.kind == netfence_engine::ir::PolicyKind::NetworkPolicy || !has_rules {
-                continue;
-            }
-            let focus: BTreeSet<netfence_model::WorkloadRef> = (0..inventory.pods.len())
-                .filter(|&id| {
-                    [PolicyType::Ingress, PolicyType::Egress]
-                        .into_iter()
-                        .any(|d| engine.selecting(id, d).contains(&(t, p)))
-                })
-                .map(|id| inventory.pods[id].workload.clone())
-                .collect();
-            if focus.is_empty() {
-                continue;
-            }
-            let Some(without) = engine.without_policy(t, p) else {
-                continue;
-            };
-            if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
-                add_for_compiled(
-                    b,
-                    "NF-TC-011",
-                    policy,
-                    "every connection it allows or denies is decided the same way without it"
-                        .into(),
-                    "# delete it, or fix the rule that was meant to change something
-"
-                    .into(),
-                );
+    for (t, p, focus) in shadow_candidates(engine) {
+        let Some(without) = engine.without_policy(t, p) else {
+            continue;
+        };
+        if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
+            add_for_compiled(
+                b,
+                "NF-TC-011",
+                &engine.tiers()[t].policies[p],
+                "every connection it allows or denies is decided the same way without it".into(),
+                "# delete it, or fix the rule that was meant to change something\n".into(),
+            );
+        }
+    }
+}
+
+/// For each compiled policy `(tier, policy)`, the pods whose evaluation consults it (in
+/// either direction); policies no pod consults are absent.
+fn pods_by_compiled_policy(engine: &Engine) -> BTreeMap<(usize, usize), BTreeSet<usize>> {
+    let mut pods: BTreeMap<(usize, usize), BTreeSet<usize>> = BTreeMap::new();
+    for id in 0..engine.inventory().pods.len() {
+        for d in [PolicyType::Ingress, PolicyType::Egress] {
+            for &key in engine.selecting(id, d) {
+                pods.entry(key).or_default().insert(id);
             }
         }
     }
+    pods
+}
+
+/// The Calico and admin policies NF-TC-011 judges, as `(tier, policy, workloads it selects)`:
+/// those with rules that some pod's evaluation consults. (Kubernetes NetworkPolicies are judged
+/// by [`shadow_check_applies`].)
+pub fn shadow_candidates(
+    engine: &Engine,
+) -> Vec<(usize, usize, BTreeSet<netfence_model::WorkloadRef>)> {
+    let inventory = engine.inventory();
+    pods_by_compiled_policy(engine)
+        .into_iter()
+        .filter(|&((t, p), _)| {
+            let policy = &engine.tiers()[t].policies[p];
+            let has_rules = [PolicyType::Ingress, PolicyType::Egress]
+                .into_iter()
+                .any(|d| policy.rules(d).is_some_and(|r| !r.is_empty()));
+            policy.kind != netfence_engine::ir::PolicyKind::NetworkPolicy && has_rules
+        })
+        .map(|((t, p), pods)| {
+            let workloads = pods
+                .into_iter()
+                .map(|id| inventory.pods[id].workload.clone())
+                .collect();
+            (t, p, workloads)
+        })
+        .collect()
 }
 
 /// NF-TC-012: the ServiceAccounts Calico policies select (`serviceAccountSelector`, or a rule's
