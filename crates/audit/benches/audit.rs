@@ -6,16 +6,12 @@
 //! runs a small smoke version.
 
 use netfence_audit::{audit_all, AwsInput, Suppressions};
+use netfence_conformance::bench::{full_run, median, sizes};
 use netfence_engine::gen::{generate, GenOptions};
 use netfence_engine::Engine;
 use netfence_model::aws::load_security_groups;
 use netfence_model::Loader;
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 /// One SecurityGroupPolicy per namespace of the generated cluster, and the describe output
 /// of the groups they name: the cluster group, and per namespace a pod group with DNS, a
@@ -60,20 +56,14 @@ fn security_groups(namespaces: &[String]) -> (String, String) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let sizes: &[(usize, usize, usize)] = if full {
-        &[
-            (1_000, 10, 200),
-            (10_000, 100, 2_000),
-            (100_000, 1_000, 20_000),
-        ]
-    } else {
-        &[(300, 5, 60)]
-    };
+    let full = full_run();
+    // The smoke run under `cargo test` is smaller than the shared one: the shadow check makes
+    // an unoptimised audit of 1k pods take seconds.
+    let sweep: &[(usize, usize, usize)] = if full { sizes(true) } else { &[(300, 5, 60)] };
     let repeats = if full { 5 } else { 1 };
     println!("| pods | policies | load+compile ms | audit ms | audit / load+compile | audit with SGs ms | with SGs / load+compile | findings | SG findings |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for &(pods, namespaces, policies) in sizes {
+    for &(pods, namespaces, policies) in sweep {
         let files = generate(&GenOptions {
             pods,
             namespaces,

@@ -1,5 +1,6 @@
 //! Test support for every crate: locating `shared/conformance` and reading the Kubernetes e2e
-//! truth tables into plain data (no dependency on the engine, so any crate can use it).
+//! truth tables into plain data (no dependency on the engine, so any crate can use it), and the
+//! benchmarks' common sweep and statistics ([`bench`]).
 
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -165,4 +166,33 @@ pub fn k8s_e2e_cases() -> Vec<E2eCase> {
             }
         })
         .collect()
+}
+
+/// What the benchmarks share: the `netfence gen` sizes they sweep and how they summarise.
+pub mod bench {
+    /// `(pods, namespaces, policies)` for `netfence gen`: 1k, 10k and 100k pods under
+    /// `cargo bench` (`full`), one small cluster under `cargo test` (a smoke run).
+    pub fn sizes(full: bool) -> &'static [(usize, usize, usize)] {
+        if full {
+            &[
+                (1_000, 10, 200),
+                (10_000, 100, 2_000),
+                (100_000, 1_000, 20_000),
+            ]
+        } else {
+            &[(1_000, 10, 200)]
+        }
+    }
+
+    /// Whether this run is `cargo bench` (which passes `--bench`) rather than `cargo test`.
+    pub fn full_run() -> bool {
+        std::env::args().any(|a| a == "--bench")
+    }
+
+    /// The median of the samples (the upper one of an even count); machines are shared and
+    /// noisy, so figures are medians.
+    pub fn median(mut samples: Vec<f64>) -> f64 {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        samples[samples.len() / 2]
+    }
 }

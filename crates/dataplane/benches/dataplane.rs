@@ -8,6 +8,7 @@
 //! because the machines are shared and noisy. Under `cargo test` (no `--bench` argument) it
 //! runs a small smoke version so that the code stays exercised.
 
+use netfence_conformance::bench::median;
 use netfence_dataplane::nft::run;
 use netfence_dataplane::{flush, render, Lab, RenderOptions, Ruleset};
 use netfence_engine::{Engine, ProbePort};
@@ -86,11 +87,6 @@ fn abort(stream: TcpStream) {
 
 /// Connection attempts that timed out during the rate measurements.
 static FAILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
-}
 
 fn with_netns<T>(work: impl FnOnce(&str) -> T) -> T {
     let ns = format!("nfbench{}", std::process::id());

@@ -4,15 +4,11 @@
 //! scaling exponent of load+compile+matrix across the sweep. Under `cargo test` (no `--bench`)
 //! it runs a small smoke version.
 
+use netfence_conformance::bench::{full_run, median, sizes};
 use netfence_engine::gen::{generate, GenOptions};
 use netfence_engine::{default_ports, Endpoint, Engine, Matrix};
 use netfence_model::{Loader, Protocol};
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn load(files: &[(String, String)]) -> netfence_model::Inventory {
     let mut loader = Loader::new();
@@ -23,23 +19,14 @@ fn load(files: &[(String, String)]) -> netfence_model::Inventory {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let sizes: &[(usize, usize, usize)] = if full {
-        &[
-            (1_000, 10, 200),
-            (10_000, 100, 2_000),
-            (100_000, 1_000, 20_000),
-        ]
-    } else {
-        &[(1_000, 10, 200)]
-    };
+    let full = full_run();
     let repeats = if full { 5 } else { 1 };
     println!(
         "| pods | policies | classes | load ms | compile ms | matrix ms | total ms | query µs |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut totals = Vec::new();
-    for &(pods, namespaces, policies) in sizes {
+    for &(pods, namespaces, policies) in sizes(full) {
         let files = generate(&GenOptions {
             pods,
             namespaces,
