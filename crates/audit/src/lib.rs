@@ -566,13 +566,7 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
     }
 
     // DNS reachability for egress-isolated pods (computed end to end: egress and CoreDNS ingress).
-    let dns_pods: Vec<usize> = inventory
-        .pods
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
-        .map(|(id, _)| id)
-        .collect();
+    let dns_pods = cluster_dns_pods(inventory);
     if !dns_pods.is_empty() {
         for (id, pod) in inventory.pods.iter().enumerate() {
             if pod.host_network
@@ -867,6 +861,17 @@ pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>)
         suppressed: b.suppressed,
         notes: b.notes,
     }
+}
+
+/// The cluster DNS pods: CoreDNS as EKS installs it, labelled `k8s-app: kube-dns`.
+fn cluster_dns_pods(inventory: &netfence_model::Inventory) -> Vec<usize> {
+    inventory
+        .pods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// Whether `policy` selects any pod of its namespace.

@@ -452,14 +452,20 @@ fn groups_per_interface(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: Option<&
     }
 }
 
-/// The CoreDNS (kube-dns) pods' known addresses.
-fn dns_addresses(inventory: &Inventory) -> Vec<IpAddr> {
-    inventory
-        .pods
+/// The nodes' InternalIPs, the kubelet's source address (empty when any node's is unknown: a
+/// CIDR must cover them all).
+fn node_addresses(inventory: &Inventory) -> Vec<IpAddr> {
+    if inventory
+        .nodes
         .iter()
-        .filter(|p| p.namespace == "kube-system" && !p.synthetic_ip)
-        .filter(|p| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
-        .flat_map(|p| p.ips.iter().copied())
+        .any(|n| n.internal_addresses.is_empty())
+    {
+        return Vec::new();
+    }
+    inventory
+        .nodes
+        .iter()
+        .flat_map(|n| n.internal_addresses.iter().copied())
         .collect()
 }
 
@@ -533,7 +539,7 @@ fn unplaced_text(found: Option<(&SecurityGroup, &SgRule)>, what: &str) -> String
 /// nodes carrying the cluster security group.
 fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
     let inventory = b.engine.inventory();
-    let dns = dns_addresses(inventory);
+    let dns = pod_addresses(inventory, &crate::cluster_dns_pods(inventory));
     let cluster_groups = [cluster.id.clone()];
     for set in sets {
         let to_dns = SgTarget {
@@ -616,19 +622,7 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
     let inventory = b.engine.inventory();
     let mut kubelet_groups = vec![cluster.id.clone()];
     kubelet_groups.extend(aws.node_groups.iter().cloned());
-    let node_addresses: Vec<IpAddr> = if inventory
-        .nodes
-        .iter()
-        .all(|n| !n.internal_addresses.is_empty())
-    {
-        inventory
-            .nodes
-            .iter()
-            .flat_map(|n| n.internal_addresses.iter().copied())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let node_addresses = node_addresses(inventory);
     let kubelet = SgTarget {
         groups: &kubelet_groups,
         addresses: &node_addresses,
@@ -739,11 +733,7 @@ fn fargate_cluster_group(b: &mut Builder<'_>, sets: &[PodGroupSet], cluster: &Se
 /// control plane to the kubelet, and DNS (TCP and UDP 53) from nodes to the cluster group.
 fn cluster_minimum(b: &mut Builder<'_>, aws: &AwsInput, cluster: &SecurityGroup) {
     let inventory = b.engine.inventory();
-    let node_addresses: Vec<IpAddr> = inventory
-        .nodes
-        .iter()
-        .flat_map(|n| n.internal_addresses.iter().copied())
-        .collect();
+    let node_addresses = node_addresses(inventory);
     let mut node_groups = vec![cluster.id.clone()];
     for id in &aws.node_groups {
         if !node_groups.contains(id) {
