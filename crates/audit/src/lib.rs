@@ -1025,44 +1025,6 @@ fn calico_and_admin_select_nothing(b: &mut Builder<'_>) {
     }
 }
 
-/// The inventory without the object a compiled policy came from (`None` for a Kubernetes
-/// NetworkPolicy, which NF-TC-011 handles by index, or when no object matches).
-pub fn inventory_without(
-    inventory: &netfence_model::Inventory,
-    policy: &netfence_engine::ir::Policy,
-) -> Option<netfence_model::Inventory> {
-    use netfence_engine::ir::PolicyKind;
-    use netfence_model::admin::AdminKind;
-    use netfence_model::calico::CalicoScope;
-    let mut without = inventory.clone();
-    match policy.kind {
-        PolicyKind::NetworkPolicy => return None,
-        PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy => {
-            let global = policy.kind == PolicyKind::CalicoGlobalNetworkPolicy;
-            let index = inventory.calico_policies.iter().position(|c| {
-                matches!(c.scope, CalicoScope::Global { .. }) == global
-                    && c.display_name() == policy.name
-            })?;
-            without.calico_policies.remove(index);
-        }
-        PolicyKind::AdminNetworkPolicy
-        | PolicyKind::BaselineAdminNetworkPolicy
-        | PolicyKind::ClusterNetworkPolicy => {
-            let index = inventory.admin_policies.iter().position(|a| {
-                let kind = match a.kind {
-                    AdminKind::AdminNetworkPolicy => PolicyKind::AdminNetworkPolicy,
-                    AdminKind::BaselineAdminNetworkPolicy => PolicyKind::BaselineAdminNetworkPolicy,
-                    AdminKind::ClusterNetworkPolicyAdmin
-                    | AdminKind::ClusterNetworkPolicyBaseline => PolicyKind::ClusterNetworkPolicy,
-                };
-                kind == policy.kind && a.name == policy.name
-            })?;
-            without.admin_policies.remove(index);
-        }
-    }
-    Some(without)
-}
-
 /// NF-TC-011 for Calico and admin policies: a policy with rules whose removal leaves the
 /// connection lines of the workloads it selects unchanged. Policies without rules only isolate
 /// (a Calico default deny, an admin policy that only passes) and are exempt, as Kubernetes

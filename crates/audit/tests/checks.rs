@@ -231,7 +231,7 @@ fn shadowed_calico_policies_agree_with_diff() {
             .collect();
         for (t, p, _) in netfence_audit::shadow_candidates(&engine) {
             let policy = &engine.tiers()[t].policies[p];
-            let without = netfence_audit::inventory_without(&inventory, policy)
+            let without = inventory_without(&inventory, policy)
                 .expect("a Calico or admin policy comes from an inventory object");
             judged += 1;
             let redundant = netfence_engine::diff(&engine, &Engine::new(without)).is_empty();
@@ -280,4 +280,43 @@ fn security_group_tags_suppress() {
     let quiet = run(r#"{"Key": "netfence.io/ignore", "Value": "NF-SG-008"}"#);
     assert!(!quiet.findings.iter().any(|f| f.id == "NF-SG-008"));
     assert_eq!(quiet.suppressed, open.suppressed + 1);
+}
+
+/// The inventory without the object a Calico or admin policy was compiled from (`None` for a
+/// Kubernetes NetworkPolicy, or when no object matches): the independent side of the agreement
+/// test, built from the input rather than with `Engine::without_policy` as the check is.
+fn inventory_without(
+    inventory: &netfence_model::Inventory,
+    policy: &netfence_engine::ir::Policy,
+) -> Option<netfence_model::Inventory> {
+    use netfence_engine::ir::PolicyKind;
+    use netfence_model::admin::AdminKind;
+    use netfence_model::calico::CalicoScope;
+    let mut without = inventory.clone();
+    match policy.kind {
+        PolicyKind::NetworkPolicy => return None,
+        PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy => {
+            let global = policy.kind == PolicyKind::CalicoGlobalNetworkPolicy;
+            let index = inventory.calico_policies.iter().position(|c| {
+                matches!(c.scope, CalicoScope::Global { .. }) == global
+                    && c.display_name() == policy.name
+            })?;
+            without.calico_policies.remove(index);
+        }
+        PolicyKind::AdminNetworkPolicy
+        | PolicyKind::BaselineAdminNetworkPolicy
+        | PolicyKind::ClusterNetworkPolicy => {
+            let index = inventory.admin_policies.iter().position(|a| {
+                let kind = match a.kind {
+                    AdminKind::AdminNetworkPolicy => PolicyKind::AdminNetworkPolicy,
+                    AdminKind::BaselineAdminNetworkPolicy => PolicyKind::BaselineAdminNetworkPolicy,
+                    AdminKind::ClusterNetworkPolicyAdmin
+                    | AdminKind::ClusterNetworkPolicyBaseline => PolicyKind::ClusterNetworkPolicy,
+                };
+                kind == policy.kind && a.name == policy.name
+            })?;
+            without.admin_policies.remove(index);
+        }
+    }
+    Some(without)
 }
