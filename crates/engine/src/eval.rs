@@ -137,14 +137,6 @@ impl Engine {
         // pods for clusters with thousands of namespaces.
         let mut selecting: Vec<[Vec<(usize, usize)>; 2]> =
             vec![[Vec::new(), Vec::new()]; inventory.pods.len()];
-        let mut namespace_ranges: std::collections::HashMap<&str, std::ops::Range<usize>> =
-            std::collections::HashMap::new();
-        for (id, pod) in inventory.pods.iter().enumerate() {
-            namespace_ranges
-                .entry(pod.namespace.as_str())
-                .and_modify(|r| r.end = id + 1)
-                .or_insert(id..id + 1);
-        }
         for (t, tier) in tiers.iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
                 let candidates = match &policy.subject {
@@ -152,10 +144,7 @@ impl Engine {
                     | Subject::Calico {
                         namespace: Some(namespace),
                         ..
-                    } => namespace_ranges
-                        .get(namespace.as_str())
-                        .cloned()
-                        .unwrap_or(0..0),
+                    } => inventory.pods_in(namespace),
                     _ => 0..inventory.pods.len(),
                 };
                 for id in candidates {
