@@ -494,16 +494,18 @@ fn any_allows(
         .any(|g| g.allowing(direction, protocol, port, target).is_some())
 }
 
-/// A rule that admits the port but whose peer netfence cannot place (a narrower CIDR, a prefix
-/// list): worth naming in the message.
-fn unplaced_rule<'a>(
-    aws: &'a AwsInput,
+/// When no rule covered the target, a rule that admits the port but whose peer netfence cannot
+/// place (a narrower CIDR, a prefix list) is worth naming: ` (sg-… allows TCP 53 to
+/// 10.0.0.0/16; netfence cannot tell whether that includes {what})`, or nothing.
+fn unplaced_hint(
+    aws: &AwsInput,
     groups: &[String],
     direction: SgDirection,
     protocol: Protocol,
     port: u16,
-) -> Option<(&'a SecurityGroup, &'a SgRule)> {
-    groups.iter().filter_map(|id| aws.group(id)).find_map(|g| {
+    what: &str,
+) -> String {
+    let found = groups.iter().filter_map(|id| aws.group(id)).find_map(|g| {
         g.rules(direction)
             .iter()
             .find(|r| {
@@ -515,24 +517,20 @@ fn unplaced_rule<'a>(
                     }
             })
             .map(|r| (g, r))
-    })
-}
-
-fn unplaced_text(found: Option<(&SecurityGroup, &SgRule)>, what: &str) -> String {
-    match found {
-        Some((g, r)) => format!(
-            " ({} allows {} {} {}; netfence cannot tell whether that includes {what})",
-            g.id,
-            r.ports_text(),
-            if r.field.contains("Egress") {
-                "to"
-            } else {
-                "from"
-            },
-            r.peer
-        ),
-        None => String::new(),
-    }
+    });
+    let Some((g, r)) = found else {
+        return String::new();
+    };
+    let way = match direction {
+        SgDirection::Inbound => "from",
+        SgDirection::Outbound => "to",
+    };
+    format!(
+        " ({} allows {} {way} {}; netfence cannot tell whether that includes {what})",
+        g.id,
+        r.ports_text(),
+        r.peer
+    )
 }
 
 /// NF-SG-002 and NF-SG-003: DNS between pods with security groups and CoreDNS, which runs on
@@ -541,18 +539,22 @@ fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &
     let inventory = b.engine.inventory();
     let dns = pod_addresses(inventory, &crate::cluster_dns_pods(inventory));
     let cluster_groups = [cluster.id.clone()];
+    let to_dns = SgTarget {
+        groups: &cluster_groups,
+        addresses: &dns,
+    };
     for set in sets {
-        let to_dns = SgTarget {
-            groups: &cluster_groups,
-            addresses: &dns,
-        };
         let missing: Vec<Protocol> = [Protocol::Udp, Protocol::Tcp]
             .into_iter()
             .filter(|&p| !any_allows(aws, &set.groups, SgDirection::Outbound, p, 53, &to_dns))
             .collect();
         if !missing.is_empty() {
-            let hint = unplaced_text(
-                unplaced_rule(aws, &set.groups, SgDirection::Outbound, missing[0], 53),
+            let hint = unplaced_hint(
+                aws,
+                &set.groups,
+                SgDirection::Outbound,
+                missing[0],
+                53,
                 "CoreDNS",
             );
             let message = format!(
@@ -582,14 +584,12 @@ fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &
             })
             .collect();
         if !missing.is_empty() {
-            let hint = unplaced_text(
-                unplaced_rule(
-                    aws,
-                    std::slice::from_ref(&cluster.id),
-                    SgDirection::Inbound,
-                    missing[0],
-                    53,
-                ),
+            let hint = unplaced_hint(
+                aws,
+                std::slice::from_ref(&cluster.id),
+                SgDirection::Inbound,
+                missing[0],
+                53,
                 "these pods",
             );
             let message = format!(
@@ -670,8 +670,12 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
             })
             .collect();
         let first = *blocked.keys().next().unwrap_or(&0);
-        let hint = unplaced_text(
-            unplaced_rule(aws, &set.groups, SgDirection::Inbound, Protocol::Tcp, first),
+        let hint = unplaced_hint(
+            aws,
+            &set.groups,
+            SgDirection::Inbound,
+            Protocol::Tcp,
+            first,
             "the nodes",
         );
         let message = format!(

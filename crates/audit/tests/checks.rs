@@ -320,3 +320,36 @@ fn inventory_without(
     }
     Some(without)
 }
+
+/// A rule that may or may not reach CoreDNS (a CIDR netfence cannot place) is named in the
+/// finding, in the rule's direction.
+#[test]
+fn security_group_findings_name_rules_they_cannot_place() {
+    let groups = r#"{"SecurityGroups": [
+        {"GroupId": "sg-11111111", "GroupName": "eks-cluster-sg-demo-1",
+         "Tags": [{"Key": "aws:eks:cluster-name", "Value": "demo"}],
+         "IpPermissions": [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-11111111"}]}],
+         "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]},
+        {"GroupId": "sg-22222222", "GroupName": "db-pods",
+         "IpPermissionsEgress": [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}]}]}"#;
+    let aws = AwsInput::new(
+        load_security_groups("groups.json", groups).unwrap(),
+        vec!["groups.json".into()],
+        None,
+        Vec::new(),
+    )
+    .unwrap();
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: db-0, namespace: shop, labels: {role: db}}\nspec: {containers: [{name: c}]}\n---\napiVersion: vpcresources.k8s.aws/v1beta1\nkind: SecurityGroupPolicy\nmetadata: {name: db, namespace: shop}\nspec: {podSelector: {}, securityGroups: {groupIds: [sg-22222222]}}\n";
+    let report = audit_all(&engine(yaml), &Suppressions::default(), Some(&aws));
+    let dns = report
+        .findings
+        .iter()
+        .find(|f| f.id == "NF-SG-002")
+        .expect("no DNS rule reaches the cluster group");
+    assert!(
+        dns.message
+            .contains("(sg-22222222 allows UDP 53 to 10.0.0.0/16; netfence cannot tell whether that includes CoreDNS)"),
+        "{}",
+        dns.message
+    );
+}
