@@ -358,38 +358,24 @@ fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
             let conns = engine.allowed_conns(src, dst);
             for (protocol, port) in PROBES {
                 let expected = reference_allowed(&inventory, src, dst, protocol, port);
-                let got = engine.allowed(src, dst, protocol, port);
-                let explained = engine.explain(src, dst, protocol, port).allowed;
-                prop_assert_eq!(
-                    got,
-                    expected,
-                    "allowed {:?} -> {:?} {:?}/{}\n{}",
-                    src,
-                    dst,
-                    protocol,
-                    port,
-                    yaml
-                );
-                prop_assert_eq!(
-                    explained,
-                    expected,
-                    "explain {:?} -> {:?} {:?}/{}\n{}",
-                    src,
-                    dst,
-                    protocol,
-                    port,
-                    yaml
-                );
-                prop_assert_eq!(
-                    conns.contains(protocol, port),
-                    expected,
-                    "allowed_conns {:?} -> {:?} {:?}/{}\n{}",
-                    src,
-                    dst,
-                    protocol,
-                    port,
-                    yaml
-                );
+                let answers = [
+                    ("allowed", engine.allowed(src, dst, protocol, port)),
+                    ("explain", engine.explain(src, dst, protocol, port).allowed),
+                    ("allowed_conns", conns.contains(protocol, port)),
+                ];
+                for (api, got) in answers {
+                    prop_assert_eq!(
+                        got,
+                        expected,
+                        "{} {:?} -> {:?} {:?}/{}\n{}",
+                        api,
+                        src,
+                        dst,
+                        protocol,
+                        port,
+                        yaml
+                    );
+                }
                 probes += 1;
             }
         }
