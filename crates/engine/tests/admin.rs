@@ -51,7 +51,7 @@ fn validation_follows_the_crd_rules() {
         ("  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Allow, from: [{namespaces: {}}], ports: [{portRange: {protocol: TCP, start: 90, end: 80}}]}]\n", "spec.ingress[0].ports[0].portRange"),
         ("  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Allow, from: [{namespaces: {}}], ports: [{portNumber: {port: 80}, namedPort: http}]}]\n", "spec.ingress[0].ports[0]"),
         ("  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Maybe, from: [{namespaces: {}}]}]\n", "spec.ingress[0].action"),
-        ("  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Allow, from: [{networks: [10.0.0.0/8]}]}]\n", "spec.ingress[0].from[0]"),
+        ("  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Allow, from: [{networks: [10.0.0.0/8]}]}]\n", "spec.ingress[0].from[0].networks"),
         ("  priority: 1\n  subject: {namespaces: {}}\n  egress: [{action: Allow, to: []}]\n", "spec.egress[0].to"),
     ];
     for (spec, field) in cases {

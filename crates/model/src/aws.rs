@@ -351,9 +351,9 @@ pub fn load_security_groups(file: &str, text: &str) -> Result<Vec<SecurityGroup>
             field,
             message,
         };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    let value: serde_json::Value = crate::parse::json(text).map_err(|e| {
         error(
-            e.line().max(1),
+            e.line.unwrap_or(1).max(1),
             None,
             None,
             format!(

@@ -18,6 +18,10 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Document 0 is the file itself (it could not be read, or held nothing).
+        if self.document == 0 {
+            return f.write_str(&self.file);
+        }
         write!(
             f,
             "{}: document {} (line {})",

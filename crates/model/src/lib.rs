@@ -11,7 +11,9 @@ pub mod error;
 pub mod inventory;
 pub mod load;
 pub mod net;
+pub mod parse;
 pub mod policy;
+mod strict;
 
 pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{

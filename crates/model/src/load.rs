@@ -25,7 +25,9 @@ use crate::inventory::{
     Service, ServiceAccount, VpcCni, WorkloadRef, NAMESPACE_NAME_LABEL,
 };
 use crate::net::{PortRange, Protocol};
+use crate::parse;
 use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
+use crate::strict;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
@@ -67,6 +69,10 @@ pub struct Loader {
     warnings: Vec<String>,
     skipped: BTreeMap<String, usize>,
     errors: Vec<LoadError>,
+    /// Paths given to [`Loader::load_path`], and documents that held anything: none found in
+    /// the inputs given is an error, so that a CI gate never passes on an empty input.
+    inputs_given: Vec<String>,
+    documents_read: usize,
 }
 
 struct WorkloadObject {
@@ -304,38 +310,119 @@ impl Loader {
 
     /// Load a file, or every `*.yaml|*.yml|*.json` below a directory (sorted, recursive), or
     /// stdin when `path` is `-`.
+    ///
+    /// A path given here is followed even when it is a symbolic link, a FIFO or a device
+    /// (`-f <(kubectl get …)`). Inside a directory, hidden entries are skipped (a ConfigMap
+    /// mounted as a volume keeps every file twice, under `..data` and `..2024_…`), symbolic
+    /// links to directories are not followed (two links to `.` would loop forever), and
+    /// FIFOs, sockets and devices are skipped with a warning. Inputs larger than
+    /// [`parse::MAX_INPUT_BYTES`] are refused before they are read.
     pub fn load_path(&mut self, path: &Path) {
         let display = path.display().to_string();
+        self.inputs_given.push(display.clone());
         if display == "-" {
-            let mut text = String::new();
-            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-                Ok(_) => self.load_str("<stdin>", &text),
-                Err(e) => self.io_error("<stdin>", &e.to_string()),
-            }
+            self.load_reader("<stdin>", std::io::stdin().lock());
             return;
         }
-        if path.is_dir() {
-            let mut files = Vec::new();
-            if let Err(e) = collect_manifest_files(path, &mut files) {
-                self.io_error(&display, &e.to_string());
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let mut files = Vec::new();
+                self.collect_manifest_files(path, &mut files);
+                files.sort();
+                for file in files {
+                    self.load_file(&file);
+                }
             }
-            files.sort();
-            for file in files {
-                self.load_file(&file);
-            }
-        } else {
-            self.load_file(path);
+            Ok(_) => self.load_file(path),
+            Err(e) => self.io_error(&display, &e.to_string()),
         }
     }
 
     fn load_file(&mut self, path: &Path) {
         let name = path.display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.load_str(&name, &text),
-                Err(_) => self.io_error(&name, "not valid UTF-8 text"),
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() && meta.len() > parse::MAX_INPUT_BYTES => {
+                self.io_error(&name, &too_large(meta.len()));
+            }
+            Ok(_) => match std::fs::File::open(path) {
+                Ok(file) => self.load_reader(&name, file),
+                Err(e) => self.io_error(&name, &e.to_string()),
             },
             Err(e) => self.io_error(&name, &e.to_string()),
+        }
+    }
+
+    /// Read at most [`parse::MAX_INPUT_BYTES`] (and one byte more, to tell that there was
+    /// more) from a file, FIFO or stdin, then load the text.
+    fn load_reader(&mut self, name: &str, reader: impl std::io::Read) {
+        let mut bytes = Vec::new();
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(reader, parse::MAX_INPUT_BYTES + 1),
+            &mut bytes,
+        );
+        match read {
+            Err(e) => self.io_error(name, &e.to_string()),
+            Ok(n) if n as u64 > parse::MAX_INPUT_BYTES => {
+                self.io_error(name, &too_large(n as u64));
+            }
+            Ok(_) => match String::from_utf8(bytes) {
+                Ok(text) => self.load_str(name, &text),
+                Err(_) => self.io_error(name, "not valid UTF-8 text"),
+            },
+        }
+    }
+
+    /// Every manifest file below `dir`, by the rules of [`Loader::load_path`].
+    fn collect_manifest_files(&mut self, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
+            };
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            // A symbolic link is judged by what it points at, but a link to a directory is
+            // never entered.
+            let target = if file_type.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => {
+                        self.warnings.push(format!(
+                            "{}: a symbolic link to a directory; not followed (name the directory with -f to load it)",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                    Ok(meta) => meta.file_type(),
+                    Err(e) => {
+                        self.io_error(&path.display().to_string(), &e.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                file_type
+            };
+            if target.is_dir() {
+                self.collect_manifest_files(&path, out);
+            } else if !target.is_file() {
+                self.warnings.push(format!(
+                    "{}: not a regular file (a FIFO, socket or device); skipped",
+                    path.display()
+                ));
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                out.push(path);
+            }
         }
     }
 
@@ -364,7 +451,7 @@ impl Loader {
                 line: 1,
                 item: None,
             };
-            match serde_json::from_str::<Value>(trimmed) {
+            match parse::json(trimmed) {
                 Ok(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         let origin = Origin {
@@ -377,12 +464,12 @@ impl Loader {
                 Ok(value) => self.load_value(&value, origin),
                 Err(e) => self.errors.push(LoadError {
                     origin: Origin {
-                        line: e.line(),
+                        line: e.line.unwrap_or(1),
                         ..origin
                     },
                     object: None,
                     field: None,
-                    message: format!("malformed JSON: {e}"),
+                    message: format!("malformed JSON {e}"),
                 }),
             }
             return;
@@ -394,26 +481,19 @@ impl Loader {
                 line,
                 item: None,
             };
-            match serde_yaml_ng::from_str::<Value>(doc) {
+            match parse::yaml_document(doc) {
                 Ok(value) => self.load_value(&value, origin),
                 Err(e) => {
-                    let (err_line, column) = e
-                        .location()
-                        .map(|l| (line + l.line() - 1, l.column()))
-                        .unwrap_or((line, 0));
-                    let message = e.to_string();
-                    let message = message
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or(&message)
-                        .to_string();
+                    let err_line = line + e.line.unwrap_or(1) - 1;
+                    let at = match e.column {
+                        Some(column) => format!("at line {err_line} column {column}"),
+                        None => format!("at line {err_line}"),
+                    };
                     self.errors.push(LoadError {
                         origin,
                         object: None,
                         field: None,
-                        message: format!(
-                            "malformed YAML at line {err_line} column {column}: {message}"
-                        ),
+                        message: format!("malformed YAML {at}: {}", e.message),
                     })
                 }
             }
@@ -421,6 +501,9 @@ impl Loader {
     }
 
     fn load_value(&mut self, value: &Value, origin: Origin) {
+        if !value.is_null() {
+            self.documents_read += 1;
+        }
         self.load_value_in(value, origin, None)
     }
 
@@ -527,6 +610,33 @@ impl Loader {
             object: Some(object),
             ..ctx
         };
+        if let Some(versions) = versions_read(group, kind) {
+            // A missing apiVersion is read as the current one (hand-written fixtures omit it).
+            let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+            if !version.is_empty() && !versions.contains(&version) {
+                let read: Vec<String> = versions
+                    .iter()
+                    .map(|v| match group {
+                        "" => v.to_string(),
+                        group => format!("{group}/{v}"),
+                    })
+                    .collect();
+                self.errors.push(ctx.field(
+                    "apiVersion",
+                    format!(
+                        "unknown version {api_version:?} of {kind}: netfence reads {}, and will not guess that another version means the same",
+                        read.join(", ")
+                    ),
+                ));
+                return;
+            }
+        }
+        if let Some(shape) = strict::shape_for(group, kind) {
+            if let Err(unknown) = strict::check(value, shape) {
+                self.errors.push(ctx.field(unknown.path, unknown.message));
+                return;
+            }
+        }
         let result = match (group, kind) {
             ("", "Namespace") => self.load_namespace(value, &ctx),
             ("", "Pod") => self.load_pod(value, &ctx),
@@ -566,14 +676,10 @@ impl Loader {
                 self.load_network_set(kind == "GlobalNetworkSet", value, &ctx)
             }
             ("projectcalico.org" | "crd.projectcalico.org", "Tier") => self.load_tier(value, &ctx),
-            ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy")
-                if api_version.ends_with("/v1alpha1") =>
-            {
+            ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
                 self.load_admin_policy(kind == "AdminNetworkPolicy", value, &ctx)
             }
-            ("policy.networking.k8s.io", "ClusterNetworkPolicy")
-                if api_version.ends_with("/v1alpha2") =>
-            {
+            ("policy.networking.k8s.io", "ClusterNetworkPolicy") => {
                 self.load_cluster_network_policy(value, &ctx)
             }
             ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
@@ -1614,6 +1720,17 @@ impl Loader {
     /// Build the inventory, or return every error found.
     pub fn finish(self) -> Result<Inventory, LoadErrors> {
         let mut errors = self.errors;
+        if errors.is_empty() && !self.inputs_given.is_empty() && self.documents_read == 0 {
+            errors.push(LoadError {
+                origin: Origin {
+                    file: self.inputs_given.join(", "),
+                    ..Origin::default()
+                },
+                object: None,
+                field: None,
+                message: "no manifests found (no YAML or JSON document with an object)".into(),
+            });
+        }
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
             ..Inventory::default()
@@ -2264,21 +2381,6 @@ fn controller_owner(meta: &Meta) -> Option<(String, String)> {
         })
 }
 
-fn collect_manifest_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_manifest_files(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// Split multi-document YAML at `---` lines, keeping each document's 1-based start line.
 fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
@@ -2310,6 +2412,54 @@ fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
         docs.push((start_line, doc));
     }
     docs
+}
+
+/// The API versions netfence reads for a kind it loads (`None`: a kind it does not load).
+/// Served versions with the same schema are accepted (`extensions/v1beta1` NetworkPolicy,
+/// `batch/v1beta1` CronJob); anything else is refused rather than read as another version.
+fn versions_read(group: &str, kind: &str) -> Option<&'static [&'static str]> {
+    Some(match (group, kind) {
+        ("", "Namespace" | "Pod" | "ServiceAccount" | "Service" | "Node" | "ConfigMap") => &["v1"],
+        ("", "ReplicationController") => &["v1"],
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            &["v1", "v1beta2", "v1beta1"]
+        }
+        ("extensions", "Deployment" | "DaemonSet" | "ReplicaSet" | "NetworkPolicy" | "Ingress") => {
+            &["v1beta1"]
+        }
+        ("batch", "Job") => &["v1"],
+        ("batch", "CronJob") => &["v1", "v1beta1"],
+        ("networking.k8s.io", "NetworkPolicy" | "Ingress") => &["v1"],
+        ("projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v3"],
+        ("crd.projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v1"],
+        ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
+            &["v1alpha1"]
+        }
+        ("policy.networking.k8s.io", "ClusterNetworkPolicy") => &["v1alpha2"],
+        ("vpcresources.k8s.aws", "SecurityGroupPolicy") => &["v1beta1"],
+        (
+            "rbac.authorization.k8s.io",
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+        ) => &["v1"],
+        _ => return None,
+    })
+}
+
+/// Calico kinds netfence loads (HostEndpoint is parsed and counted, not evaluated).
+const CALICO_KINDS: [&str; 6] = [
+    "NetworkPolicy",
+    "GlobalNetworkPolicy",
+    "NetworkSet",
+    "GlobalNetworkSet",
+    "Tier",
+    "HostEndpoint",
+];
+
+fn too_large(bytes: u64) -> String {
+    format!(
+        "larger than {} MiB ({bytes} bytes or more); refusing to read it",
+        parse::MAX_INPUT_BYTES >> 20
+    )
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -1,0 +1,401 @@
+//! Text to JSON values, defensively: every input is hostile until parsed.
+//!
+//! YAML and JSON documents become `serde_json::Value`s through one strict visitor that
+//! rejects duplicate mapping keys (the API server's strict decoding does), bounds nesting
+//! depth, and bounds the total size of what a document expands to, so that YAML aliases
+//! ("billion laughs") cost at most a small multiple of the text's own size. Before libyaml
+//! sees a YAML document, its flow nesting is measured: libyaml's scanner is quadratic in flow
+//! depth, so a 400 KB `[[[[…` would take a minute before any limit of the deserializer fires.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::cell::Cell;
+use std::fmt;
+
+/// Deepest nesting of mappings and lists a document may have. Kubernetes objects are far
+/// shallower (a CronJob's container port is 10 levels down); serde_yaml_ng's own limit is 128.
+pub const MAX_DEPTH: usize = 128;
+
+/// Deepest flow nesting (`[`/`{`) handed to libyaml, measured before parsing.
+pub const MAX_FLOW_DEPTH: usize = 256;
+
+/// Largest input file or stdin, in bytes. The 100,000-pod synthetic cluster is 55 MB.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// The size a document may expand to, in units of one node or one byte of string: a fixed
+/// allowance plus a multiple of its text. Without aliases a document is at most about twice
+/// its text in these units (one node per value, one unit per string byte).
+fn expansion_budget(text_len: usize) -> u64 {
+    1_000_000 + 8 * text_len as u64
+}
+
+/// Why a document could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line within the parsed text, when the parser knows it.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "at line {line} column {column}: ")?,
+            (Some(line), None) => write!(f, "at line {line}: ")?,
+            _ => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Parse one YAML document (no `---` separators inside) into a JSON value.
+pub fn yaml_document(text: &str) -> Result<Value, ParseError> {
+    check_flow_depth(text)?;
+    let budget = Cell::new(expansion_budget(text.len()));
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    StrictValue {
+        budget: &budget,
+        depth: 0,
+    }
+    .deserialize(deserializer)
+    .map_err(|e| {
+        let location = e.location();
+        let message = e.to_string();
+        // serde_yaml_ng appends " at line L column C"; the location is reported separately.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        ParseError {
+            line: location.as_ref().map(|l| l.line()),
+            column: location.as_ref().map(|l| l.column()),
+            message,
+        }
+    })
+}
+
+/// Parse a JSON text into a value, with the same duplicate-key and size rules as YAML.
+pub fn json(text: &str) -> Result<Value, ParseError> {
+    let budget = Cell::new(expansion_budget(text.len()));
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = StrictValue {
+        budget: &budget,
+        depth: 0,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value))
+    .map_err(|e| ParseError {
+        line: Some(e.line()),
+        column: Some(e.column()),
+        message: {
+            let message = e.to_string();
+            message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string()
+        },
+    })?;
+    Ok(value)
+}
+
+/// Reject YAML whose flow collections nest deeper than [`MAX_FLOW_DEPTH`], before libyaml
+/// scans it. The count errs high, never low: brackets inside plain scalars count too, while
+/// quoted scalars and comments inside flow collections are skipped, as the YAML grammar says
+/// they cannot open or close a collection.
+fn check_flow_depth(text: &str) -> Result<(), ParseError> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut previous = b'\n';
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'\n' => line += 1,
+            b'#' if previous.is_ascii_whitespace() => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(ParseError {
+                        line: Some(line),
+                        column: None,
+                        message: format!(
+                            "flow collections nest deeper than {MAX_FLOW_DEPTH} levels"
+                        ),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'"' | b'\'' if depth > 0 && starts_flow_scalar(bytes, i) => {
+                // Skip the quoted scalar: `\"` escapes in double quotes, `''` in single ones.
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' if byte == b'"' => i += 1,
+                        b'\n' => line += 1,
+                        b'\'' if byte == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+                        c if c == byte => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        previous = bytes.get(i).copied().unwrap_or(b'\n');
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether the quote at `at` begins a scalar in flow context: only white space since the last
+/// `[`, `{`, `,` or `:`.
+fn starts_flow_scalar(bytes: &[u8], at: usize) -> bool {
+    bytes[..at]
+        .iter()
+        .rev()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_none_or(|b| matches!(b, b'[' | b'{' | b',' | b':' | b'?' | b'-'))
+}
+
+/// Deserializes any value into `serde_json::Value`, charging the shared budget one unit per
+/// node and one per string byte, refusing duplicate keys and nesting beyond [`MAX_DEPTH`].
+struct StrictValue<'a> {
+    budget: &'a Cell<u64>,
+    depth: usize,
+}
+
+impl StrictValue<'_> {
+    fn charge<E: de::Error>(&self, units: usize) -> Result<(), E> {
+        let left = self.budget.get();
+        let units = units as u64 + 1;
+        if units > left {
+            return Err(E::custom(
+                "the document expands to far more data than its text holds (YAML aliases?); refusing it",
+            ));
+        }
+        self.budget.set(left - units);
+        Ok(())
+    }
+
+    fn nested<E: de::Error>(&self) -> Result<StrictValue<'_>, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(StrictValue {
+            budget: self.budget,
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML or JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.charge(0)?;
+        // Not a JSON number (NaN, infinity): keep it as YAML wrote it, as text.
+        Ok(Number::from_f64(v).map_or_else(|| Value::String(v.to_string()), Value::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.charge(v.len())?;
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.charge(v.len())?;
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.charge(0)?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.nested()?)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.charge(0)?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key_seed(KeyText {
+            budget: self.budget,
+        })? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "duplicate key {key:?} in one mapping"
+                )));
+            }
+            let value = map.next_value_seed(self.nested()?)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// A mapping key as text. YAML allows numbers and booleans as keys; they become their text,
+/// as the API server's YAML-to-JSON conversion makes them.
+struct KeyText<'a> {
+    budget: &'a Cell<u64>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyText<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean as a mapping key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        StrictValue {
+            budget: self.budget,
+            depth: 0,
+        }
+        .charge::<E>(v.len())?;
+        Ok(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        self.visit_str(&v)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        self.visit_str("null")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_errors_in_yaml_and_json() {
+        let error = yaml_document("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert!(error.message.contains("duplicate key \"a\""), "{error}");
+        let error = json(r#"{"spec": {"x": 1, "x": 2}}"#).unwrap_err();
+        assert!(error.message.contains("duplicate key \"x\""), "{error}");
+        assert_eq!(error.line, Some(1));
+        // The same key in two different mappings is fine.
+        assert!(yaml_document("a: {x: 1}\nb: {x: 1}\n").is_ok());
+    }
+
+    #[test]
+    fn values_keep_their_types() {
+        let value = yaml_document("a: 1\nb: true\nc: x\nd: null\ne: [1.5]\n1: one\n").unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"a": 1, "b": true, "c": "x", "d": null, "e": [1.5], "1": "one"})
+        );
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded_by_absolute_size() {
+        // serde_yaml_ng's own guard bounds the number of alias jumps (100 per event), not
+        // what they expand to: a flat anchor of 1,000 scalars fanned out 10-fold on four
+        // levels is 11,110 jumps for 10 M scalars from 2.2 KB of text.
+        let mut text = format!("a0: &a0 [{}]\n", vec!["x"; 1000].join(","));
+        for level in 1..5 {
+            let refs = vec![format!("*a{}", level - 1); 10].join(",");
+            text.push_str(&format!("a{level}: &a{level} [{refs}]\n"));
+        }
+        assert!(text.len() < 2_300, "{}", text.len());
+        let started = std::time::Instant::now();
+        let error = yaml_document(&text).unwrap_err();
+        assert!(error.message.contains("expands to far more"), "{error}");
+        assert!(started.elapsed().as_secs() < 5);
+        // Modest alias use stays fine.
+        assert!(yaml_document("a: &x {k: v}\nb: *x\nc: *x\n").is_ok());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        let error = yaml_document(&deep).unwrap_err();
+        assert!(error.message.contains("nest deeper"), "{error}");
+        assert!(started.elapsed().as_secs() < 2);
+        // Quoted brackets and comments inside flow collections do not count.
+        let quoted = format!(
+            "a: [\"{}\", '{}'] # {}\n",
+            "[".repeat(300),
+            "{".repeat(300),
+            "[".repeat(300)
+        );
+        assert!(yaml_document(&quoted).is_ok());
+        // Closing brackets inside quotes cannot hide depth.
+        let hidden = format!("a: {}\n", "[ \"]]\", ".repeat(MAX_FLOW_DEPTH + 1));
+        assert!(check_flow_depth(&hidden).is_err());
+    }
+
+    #[test]
+    fn deep_block_nesting_is_an_error_not_a_crash() {
+        let mut text = String::new();
+        for level in 0..2_000 {
+            text.push_str(&" ".repeat(level));
+            text.push_str("a:\n");
+        }
+        assert!(yaml_document(&text).is_err());
+        let json_deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        assert!(json(&json_deep).is_err());
+    }
+}
