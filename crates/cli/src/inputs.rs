@@ -1,18 +1,39 @@
 //! Loading `-f` inputs into an engine and resolving `--from`/`--to` endpoints.
 
-use crate::Failure;
+use crate::{Failure, Inputs};
 use netfence_engine::{Endpoint, Engine};
 use netfence_model::{Inventory, Loader};
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 /// Load every input; report all load errors (exit 2) and the skipped-kinds summary on stderr.
-pub fn load(files: &[PathBuf]) -> Result<Engine, Failure> {
+pub fn load(inputs: &Inputs) -> Result<Engine, Failure> {
+    finish(loader(inputs)?)
+}
+
+/// A loader with every input of `inputs` read, configured by `-n` and `--lenient`.
+pub fn loader(inputs: &Inputs) -> Result<Loader, Failure> {
     let mut loader = Loader::new();
-    for file in files {
+    if let Some(namespace) = &inputs.namespace {
+        // A namespace name is a DNS-1123 label (apimachinery `ValidateNamespaceName`).
+        let label = namespace.len() <= 63
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !namespace.starts_with('-')
+            && !namespace.ends_with('-')
+            && !namespace.is_empty();
+        if !label {
+            return Err(Failure::input(format!(
+                "--namespace {namespace:?}: not a namespace name (lowercase letters, digits and '-', at most 63)"
+            )));
+        }
+        loader.set_default_namespace(namespace);
+    }
+    loader.set_lenient(inputs.lenient);
+    for file in &inputs.files {
         loader.load_path(file);
     }
-    finish(loader)
+    Ok(loader)
 }
 
 /// Finish a loader into an engine, with the CLI's error and summary reporting.

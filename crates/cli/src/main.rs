@@ -21,9 +21,18 @@ struct Cli {
 
 #[derive(Args)]
 struct Inputs {
-    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json) or `-` for stdin; repeatable.
+    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json; hidden entries and
+    /// symbolic links to directories are skipped) or `-` for stdin; repeatable.
     #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Namespace of namespaced objects that name none (Helm and kustomize output), as
+    /// `kubectl apply -n`; without it they are in `default`.
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Report objects that do not validate as warnings and leave them out, instead of
+    /// refusing the input (exit 2). For large dumps; verdicts then ignore those objects.
+    #[arg(long)]
+    lenient: bool,
 }
 
 #[derive(Subcommand)]
@@ -218,11 +227,29 @@ enum DataplaneCommand {
     },
 }
 
+/// [`Inputs`] where `-f` may be absent (`audit --list-checks`).
 #[derive(Args)]
 struct OptionalInputs {
-    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json) or `-` for stdin; repeatable.
+    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json; hidden entries and
+    /// symbolic links to directories are skipped) or `-` for stdin; repeatable.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Namespace of namespaced objects that name none, as `kubectl apply -n`.
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Report objects that do not validate as warnings and leave them out.
+    #[arg(long)]
+    lenient: bool,
+}
+
+impl From<OptionalInputs> for Inputs {
+    fn from(inputs: OptionalInputs) -> Self {
+        Inputs {
+            files: inputs.files,
+            namespace: inputs.namespace,
+            lenient: inputs.lenient,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -289,7 +316,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("{}", failure.message);
+            // Every refusal and failure reads `error: …` (load errors already carry it, one
+            // per line).
+            if failure.message.starts_with("error: ") || failure.message.is_empty() {
+                eprintln!("{}", failure.message);
+            } else {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -305,7 +338,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             port,
             output,
         } => {
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs)?;
             let src = inputs::endpoint(&engine, &from, "--from")?;
             let dst = inputs::endpoint(&engine, &to, "--to")?;
             let verdict = engine.explain(src, dst, port.protocol, port.port);
@@ -327,10 +360,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             summary,
         } => {
             let started = std::time::Instant::now();
-            let mut loader = netfence_model::Loader::new();
-            for file in &inputs.files {
-                loader.load_path(file);
-            }
+            let loader = inputs::loader(&inputs)?;
             let loaded = started.elapsed();
             let engine = inputs::finish(loader)?;
             let compiled = started.elapsed();
@@ -376,7 +406,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::List { inputs, output } => {
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs)?;
             let list = connlist(&engine);
             match output {
                 ListFormat::Txt => render::list_txt(&mut out, &list),
@@ -393,8 +423,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             against,
             output,
         } => {
-            let before = inputs::load(&inputs.files)?;
-            let after = inputs::load(&against)?;
+            let before = inputs::load(&inputs)?;
+            let after = inputs::load(&Inputs {
+                files: against,
+                ..inputs
+            })?;
             let lines = netfence_engine::diff(&before, &after);
             match output {
                 DiffFormat::Txt => render::diff_txt(&mut out, &lines),
@@ -403,7 +436,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 DiffFormat::Json => render::diff_json(&mut out, &lines),
             }
             .map_err(io_failure)?;
-            Ok(0)
+            // As `diff(1)`, for CI gates: 1 when connectivity differs.
+            Ok(u8::from(!lines.is_empty()))
         }
         Command::Gen {
             pods,
@@ -436,7 +470,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             output,
             timeout_ms,
         } => {
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs)?;
             let ports = if ports.is_empty() {
                 default_ports(engine.inventory())
             } else {
@@ -526,14 +560,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     } else {
                         path.display().to_string()
                     };
-                    let text = if stdin {
-                        let mut text = String::new();
-                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                            .map(|_| text)
-                    } else {
-                        std::fs::read_to_string(path)
-                    }
-                    .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
+                    let text = netfence_model::parse::read_input(path)
+                        .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
                     groups.extend(
                         netfence_model::aws::load_security_groups(&name, &text)
                             .map_err(|e| Failure::input(format!("error: {e}")))?,
@@ -550,7 +578,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     .map_err(|e| Failure::input(format!("error: {e}")))?,
                 )
             };
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs.into())?;
             let report = netfence_audit::audit_all(&engine, &suppressions, aws.as_ref());
             match output {
                 AuditFormat::Text => {
@@ -618,7 +646,7 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
     };
     match command {
         DataplaneCommand::Render { inputs, node } => {
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs)?;
             let ruleset =
                 netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
                     .map_err(tool_failure)?;
@@ -636,7 +664,7 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             node,
             netns,
         } => {
-            let engine = inputs::load(&inputs.files)?;
+            let engine = inputs::load(&inputs)?;
             let ruleset =
                 netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
                     .map_err(tool_failure)?;

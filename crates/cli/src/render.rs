@@ -506,6 +506,9 @@ pub fn audit_sarif(out: &mut impl Write, report: &netfence_audit::Report) -> io:
 
 /// `netfence diff -o txt`, netpol-analyzer's format.
 pub fn diff_txt(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
+    if lines.is_empty() {
+        return writeln!(out, "no differences");
+    }
     writeln!(out, "Connectivity diff:")?;
     for d in lines {
         write!(

@@ -73,11 +73,17 @@ pub struct Loader {
     /// the inputs given is an error, so that a CI gate never passes on an empty input.
     inputs_given: Vec<String>,
     documents_read: usize,
+    /// `-n`: the namespace of namespaced objects that name none (else `default`).
+    default_namespace: Option<String>,
+    /// `--lenient`: invalid objects become warnings and are left out.
+    lenient: bool,
 }
 
 struct WorkloadObject {
     kind: String,
     replicas: Option<i64>,
+    /// `spec.selector`: the pods the workload's controller owns or adopts.
+    selector: Option<LabelSelector>,
     meta: Meta,
     template: Option<PodTemplateSpec>,
     origin: Origin,
@@ -116,6 +122,8 @@ struct Object<S, T = serde::de::IgnoredAny> {
 #[serde(rename_all = "camelCase")]
 struct WorkloadSpec {
     replicas: Option<i64>,
+    /// A LabelSelector, or a plain label map for a ReplicationController.
+    selector: Option<Value>,
     template: Option<PodTemplateSpec>,
     job_template: Option<JobTemplate>,
 }
@@ -276,6 +284,8 @@ struct GroupIdsLite {
 struct Ctx {
     origin: Origin,
     object: Option<String>,
+    /// The namespace of namespaced objects that name none (`-n`; `default` when unset).
+    default_namespace: Option<String>,
 }
 
 impl Ctx {
@@ -308,6 +318,19 @@ impl Loader {
         Loader::default()
     }
 
+    /// Put namespaced objects that name no namespace into `namespace` instead of `default`,
+    /// as `kubectl apply -n` does with Helm or kustomize output.
+    pub fn set_default_namespace(&mut self, namespace: &str) {
+        self.default_namespace = Some(namespace.to_string());
+    }
+
+    /// Report invalid objects (and malformed documents) as warnings and leave them out,
+    /// instead of failing; for large dumps where a few objects do not validate. Files that
+    /// cannot be read, and inputs without any manifest, stay errors.
+    pub fn set_lenient(&mut self, lenient: bool) {
+        self.lenient = lenient;
+    }
+
     /// Load a file, or every `*.yaml|*.yml|*.json` below a directory (sorted, recursive), or
     /// stdin when `path` is `-`.
     ///
@@ -319,13 +342,12 @@ impl Loader {
     /// [`parse::MAX_INPUT_BYTES`] are refused before they are read.
     pub fn load_path(&mut self, path: &Path) {
         let display = path.display().to_string();
-        self.inputs_given.push(display.clone());
-        if display == "-" {
-            self.load_reader("<stdin>", std::io::stdin().lock());
-            return;
-        }
+        self.inputs_given.push(match display.as_str() {
+            "-" => "<stdin>".to_string(),
+            _ => display.clone(),
+        });
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => {
+            Ok(meta) if meta.is_dir() && display != "-" => {
                 let mut files = Vec::new();
                 self.collect_manifest_files(path, &mut files);
                 files.sort();
@@ -333,42 +355,18 @@ impl Loader {
                     self.load_file(&file);
                 }
             }
-            Ok(_) => self.load_file(path),
-            Err(e) => self.io_error(&display, &e.to_string()),
+            _ => self.load_file(path),
         }
     }
 
     fn load_file(&mut self, path: &Path) {
-        let name = path.display().to_string();
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() && meta.len() > parse::MAX_INPUT_BYTES => {
-                self.io_error(&name, &too_large(meta.len()));
-            }
-            Ok(_) => match std::fs::File::open(path) {
-                Ok(file) => self.load_reader(&name, file),
-                Err(e) => self.io_error(&name, &e.to_string()),
-            },
-            Err(e) => self.io_error(&name, &e.to_string()),
-        }
-    }
-
-    /// Read at most [`parse::MAX_INPUT_BYTES`] (and one byte more, to tell that there was
-    /// more) from a file, FIFO or stdin, then load the text.
-    fn load_reader(&mut self, name: &str, reader: impl std::io::Read) {
-        let mut bytes = Vec::new();
-        let read = std::io::Read::read_to_end(
-            &mut std::io::Read::take(reader, parse::MAX_INPUT_BYTES + 1),
-            &mut bytes,
-        );
-        match read {
-            Err(e) => self.io_error(name, &e.to_string()),
-            Ok(n) if n as u64 > parse::MAX_INPUT_BYTES => {
-                self.io_error(name, &too_large(n as u64));
-            }
-            Ok(_) => match String::from_utf8(bytes) {
-                Ok(text) => self.load_str(name, &text),
-                Err(_) => self.io_error(name, "not valid UTF-8 text"),
-            },
+        let name = match path.as_os_str() == "-" {
+            true => "<stdin>".to_string(),
+            false => path.display().to_string(),
+        };
+        match parse::read_input(path) {
+            Ok(text) => self.load_str(&name, &text),
+            Err(message) => self.io_error(&name, &message),
         }
     }
 
@@ -518,6 +516,7 @@ impl Loader {
         let ctx = Ctx {
             origin,
             object: None,
+            default_namespace: self.default_namespace.clone(),
         };
         let map = match value {
             Value::Null => return,
@@ -723,6 +722,19 @@ impl Loader {
     fn load_pod(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
         let object: Object<PodSpec, PodStatus> = typed(value, ctx)?;
         let meta = checked_meta(object.metadata, ctx, true)?;
+        // A pod that has run to completion (phase Succeeded or Failed) has no network
+        // presence: its address is free for reuse by another pod, and no policy applies to it
+        // (API reference, PodStatus.phase; Calico and Cilium release its endpoint).
+        let phase = object.status.as_ref().and_then(|s| s.phase.as_deref());
+        if let Some(phase @ ("Succeeded" | "Failed")) = phase {
+            *self
+                .skipped
+                .entry(format!(
+                    "v1/Pod in phase {phase} (finished: not an endpoint)"
+                ))
+                .or_default() += 1;
+            return Ok(());
+        }
         let spec = object
             .spec
             .ok_or_else(|| ctx.field("spec", "missing: a Pod needs a spec"))?;
@@ -791,9 +803,26 @@ impl Loader {
                 origin: ctx.origin.clone(),
             });
         }
+        let selector = match &spec.selector {
+            None | Some(Value::Null) => None,
+            Some(value) if kind == "ReplicationController" => {
+                let labels: BTreeMap<String, String> =
+                    typed(value, ctx).map_err(|e| ctx.field("spec.selector", e.message))?;
+                Some(
+                    LabelSelector::from_parts(labels, Vec::new())
+                        .map_err(|e| ctx.field(format!("spec.selector.{}", e.field), e.message))?,
+                )
+            }
+            Some(value) => {
+                let parsed: K8sLabelSelector =
+                    typed(value, ctx).map_err(|e| ctx.field("spec.selector", e.message))?;
+                Some(selector(&parsed, ctx, "spec.selector")?)
+            }
+        };
         self.workloads.push(WorkloadObject {
             kind: kind.to_string(),
             replicas: spec.replicas,
+            selector,
             meta,
             template,
             origin: ctx.origin.clone(),
@@ -1720,6 +1749,7 @@ impl Loader {
     /// Build the inventory, or return every error found.
     pub fn finish(self) -> Result<Inventory, LoadErrors> {
         let mut errors = self.errors;
+
         if errors.is_empty() && !self.inputs_given.is_empty() && self.documents_read == 0 {
             errors.push(LoadError {
                 origin: Origin {
@@ -1802,6 +1832,11 @@ impl Loader {
             }
             pods.push(pod);
         }
+        adopt_by_selector(&self.workloads, &mut pods, |w| {
+            let namespace = namespace_of(&w.meta);
+            let name = w.meta.name.clone().unwrap_or_default();
+            top_level(&namespace, w.kind.clone(), name)
+        });
 
         // Workloads without live pods yield one pod from their template.
         let live: HashSet<WorkloadRef> = pods.iter().map(|p| p.workload.clone()).collect();
@@ -1828,6 +1863,7 @@ impl Loader {
             let ctx = Ctx {
                 origin: w.origin.clone(),
                 object: Some(format!("{} {namespace}/{name}", w.kind)),
+                default_namespace: None,
             };
             // A StatefulSet's pods have stable names, name-0 … name-(replicas-1); they are
             // made one by one (up to MAX_STATEFUL_REPLICAS). Other workloads yield one pod.
@@ -1873,6 +1909,7 @@ impl Loader {
             }
         }
         pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        inventory.warnings.extend(duplicate_addresses(&pods));
         assign_synthetic_ips(&mut pods);
 
         let mut policies = self.policies;
@@ -1975,6 +2012,9 @@ impl Loader {
             ));
         }
         inventory.admin_policies = admin_policies;
+        inventory
+            .warnings
+            .extend(undeclared_tiers(&self.calico_policies, &self.tiers));
         inventory.calico_policies = self.calico_policies;
         inventory.network_sets = self.network_sets;
         inventory.tiers = self.tiers;
@@ -1992,12 +2032,137 @@ impl Loader {
         inventory.rbac_bindings = self.rbac_bindings;
         inventory.security_group_policies = self.security_group_policies;
         inventory.nodes = self.nodes;
+        if self.lenient {
+            // Objects that failed validation were never added (a duplicate keeps its first
+            // definition): go on without them. Unreadable files stay errors.
+            let (file_level, object_level): (Vec<LoadError>, Vec<LoadError>) =
+                errors.into_iter().partition(|e| e.origin.document == 0);
+            errors = file_level;
+            inventory.warnings.extend(
+                object_level
+                    .iter()
+                    .map(|e| format!("left out (--lenient): {e}")),
+            );
+        }
         if errors.is_empty() {
             Ok(inventory)
         } else {
             Err(LoadErrors(errors))
         }
     }
+}
+
+/// Live pods belong to a workload through its selector as well as through owner objects that
+/// happen to be in the input: a `kubectl get deploy,pods -o yaml` dump has the Deployments and
+/// their pods but no ReplicaSets, and a ReplicaSet adopts orphans matching its selector
+/// (kube-controller-manager, `ReplicaSet` controller `claimPods`). A pod is claimed when its
+/// owner is not in the input (or it has none), it lies in the workload's namespace and the
+/// workload's non-empty selector matches its labels; the first top-level workload by (kind,
+/// name) wins a pod two selectors match.
+fn adopt_by_selector(
+    workloads: &[WorkloadObject],
+    pods: &mut [Pod],
+    top_level: impl Fn(&WorkloadObject) -> WorkloadRef,
+) {
+    let present: HashSet<(&str, &str, &str)> = workloads
+        .iter()
+        .map(|w| {
+            (
+                w.meta.namespace.as_deref().unwrap_or("default"),
+                w.kind.as_str(),
+                w.meta.name.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut orphans: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, pod) in pods.iter().enumerate() {
+        let key = (
+            pod.namespace.as_str(),
+            pod.workload.kind.as_str(),
+            pod.workload.name.as_str(),
+        );
+        if !present.contains(&key) {
+            orphans
+                .entry(pod.namespace.clone())
+                .or_default()
+                .push(index);
+        }
+    }
+    if orphans.is_empty() {
+        return;
+    }
+    let mut claimants: Vec<(WorkloadRef, &LabelSelector)> = workloads
+        .iter()
+        .filter_map(|w| {
+            let selector = w.selector.as_ref().filter(|s| !s.is_everything())?;
+            let me = top_level(w);
+            let own = me.kind == w.kind && Some(me.name.as_str()) == w.meta.name.as_deref();
+            own.then_some((me, selector))
+        })
+        .collect();
+    claimants.sort_by(|a, b| (&a.0.kind, &a.0.name).cmp(&(&b.0.kind, &b.0.name)));
+    for (workload, selector) in claimants {
+        let Some(candidates) = orphans.get_mut(&workload.namespace) else {
+            continue;
+        };
+        candidates.retain(|&index| {
+            let claimed = selector.matches(&pods[index].labels);
+            if claimed {
+                pods[index].workload = workload.clone();
+            }
+            !claimed
+        });
+    }
+}
+
+/// A warning for every address two live pods claim: the API server never hands one address
+/// to two running pods, so the input mixes snapshots or is hand-written wrongly, and lookups
+/// by address pick the first pod by namespace and name.
+fn duplicate_addresses(pods: &[Pod]) -> Vec<String> {
+    let mut by_address: HashMap<IpAddr, Vec<&Pod>> = HashMap::new();
+    for pod in pods.iter().filter(|p| !p.host_network && !p.synthetic_ip) {
+        for ip in &pod.ips {
+            by_address.entry(*ip).or_default().push(pod);
+        }
+    }
+    let mut warnings: Vec<String> = by_address
+        .into_iter()
+        .filter(|(_, pods)| pods.len() > 1)
+        .map(|(ip, pods)| {
+            let names: Vec<String> = pods.iter().map(|p| p.key()).collect();
+            format!(
+                "address {ip} belongs to {} live pods: {} (lookups by address pick {})",
+                names.len(),
+                names.join(", "),
+                names[0]
+            )
+        })
+        .collect();
+    warnings.sort();
+    warnings
+}
+
+/// Calico policies in a tier that no Tier object in the input declares: Calico refuses to
+/// create such a policy until its Tier exists (docs.tigera.io, "Tier": "a policy's tier must
+/// exist"), so the input is incomplete; netfence orders the tier after every ordered one.
+fn undeclared_tiers(policies: &[CalicoPolicy], tiers: &[Tier]) -> Vec<String> {
+    let mut by_tier: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for policy in policies {
+        let tier = policy.tier.as_str();
+        if tier != "default" && !tiers.iter().any(|t| t.name == tier) {
+            by_tier.entry(tier).or_default().push(policy.display_name());
+        }
+    }
+    by_tier
+        .into_iter()
+        .map(|(tier, names)| {
+            format!(
+                "tier {tier:?} is not declared in the input (no Tier object) but {} of its policies are: {}; Calico would not accept them before the Tier exists; netfence places the tier after every tier with an order",
+                names.len(),
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 fn admin_subject(subject: Option<&RawAdminSubject>, ctx: &Ctx) -> Result<AdminSubject, LoadError> {
@@ -2455,13 +2620,6 @@ const CALICO_KINDS: [&str; 6] = [
     "HostEndpoint",
 ];
 
-fn too_large(bytes: u64) -> String {
-    format!(
-        "larger than {} MiB ({bytes} bytes or more); refusing to read it",
-        parse::MAX_INPUT_BYTES >> 20
-    )
-}
-
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -2482,7 +2640,10 @@ fn typed<T: DeserializeOwned>(value: &Value, ctx: &Ctx) -> Result<T, LoadError> 
     })
 }
 
-fn checked_meta(meta: Meta, ctx: &Ctx, namespaced: bool) -> Result<Meta, LoadError> {
+fn checked_meta(mut meta: Meta, ctx: &Ctx, namespaced: bool) -> Result<Meta, LoadError> {
+    if namespaced && meta.namespace.as_deref().is_none_or(str::is_empty) {
+        meta.namespace.clone_from(&ctx.default_namespace);
+    }
     match meta.name.as_deref() {
         None | Some("") => return Err(ctx.field("metadata.name", "missing or empty")),
         Some(name) => {

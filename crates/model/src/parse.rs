@@ -29,6 +29,40 @@ fn expansion_budget(text_len: usize) -> u64 {
     1_000_000 + 8 * text_len as u64
 }
 
+/// Read a whole input: a file (refused by its size before reading when it is larger than
+/// [`MAX_INPUT_BYTES`]), a FIFO, or stdin for `-`; never more than [`MAX_INPUT_BYTES`] is
+/// read. The error is the message to show after the input's name.
+pub fn read_input(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let too_large = |bytes: u64| {
+        format!(
+            "larger than {} MiB ({bytes} bytes or more); refusing to read it",
+            MAX_INPUT_BYTES >> 20
+        )
+    };
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if meta.is_dir() {
+            return Err("a directory, not a file".into());
+        }
+        if meta.is_file() && meta.len() > MAX_INPUT_BYTES {
+            return Err(too_large(meta.len()));
+        }
+        Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
+    };
+    let mut bytes = Vec::new();
+    let read = reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if read as u64 > MAX_INPUT_BYTES {
+        return Err(too_large(read as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_string())
+}
+
 /// Why a document could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
