@@ -1,5 +1,6 @@
 //! Fuzz the manifest loader end to end: arbitrary bytes as a YAML (or JSON) file, then, when
-//! it loads, compile it, evaluate a few connections and audit it. Nothing may panic.
+//! it loads, compile it, evaluate a few connections and audit it. Nothing may panic. Once
+//! strictly, once as JSON, once leniently (invalid objects left out).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,8 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for name in ["fuzz.yaml", "fuzz.json"] {
+    for (name, lenient) in [("fuzz.yaml", false), ("fuzz.json", false), ("fuzz.yaml", true)] {
         let mut loader = Loader::new();
+        loader.set_lenient(lenient);
+        loader.set_default_namespace("fuzz");
         loader.load_str(name, text);
         if let Ok(inventory) = loader.finish() {
             let engine = Engine::new(inventory);
