@@ -6,6 +6,8 @@
 //! suppressed by the annotation `netfence.io/ignore: id1,id2` on the object or its namespace;
 //! suppressed findings are counted.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod sg;
 
 pub use sg::AwsInput;

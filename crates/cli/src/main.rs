@@ -1,6 +1,8 @@
 //! The `netfence` binary: argument parsing, input loading and rendering. No policy logic
 //! lives here; it calls the library crates and prints what they return.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod examples;
 mod inputs;
 mod render;

@@ -2,6 +2,8 @@
 //! truth tables into plain data (no dependency on the engine, so any crate can use it), and the
 //! benchmarks' common sweep and statistics ([`bench`]).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -65,7 +65,9 @@ fn engine(pods: usize, variant: u32) -> Engine {
 }
 
 /// Close with a reset (SO_LINGER 0), so that thousands of short connections leave no
-/// TIME_WAIT sockets whose ports the next connections would collide with.
+/// TIME_WAIT sockets whose ports the next connections would collide with. The standard
+/// library's `set_linger` is unstable; this benchmark-only call is the one other `unsafe`.
+#[allow(unsafe_code)]
 fn abort(stream: TcpStream) {
     use std::os::fd::AsRawFd;
     let linger = libc::linger {
@@ -255,9 +257,8 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
     assert!(
-        unsafe { libc::geteuid() } == 0,
+        netfence_dataplane::running_as_root(),
         "the dataplane benchmarks need root"
     );
     let full = std::env::args().any(|a| a == "--bench");

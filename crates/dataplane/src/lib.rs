@@ -2,6 +2,8 @@
 //! load or remove it ([`nft`]), and prove it with real packets between network namespaces
 //! ([`lab`]). The library never prints and never exits; the CLI renders what it returns.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod agent;
 pub mod lab;
 pub mod nft;
@@ -11,3 +13,11 @@ pub use agent::{run_agent, AgentEvent, AgentOptions};
 pub use lab::{run_lab, teardown_all, Lab, LabOptions, LabReport};
 pub use nft::{apply, flush, update, DataplaneError};
 pub use render::{render, Chain, RenderOptions, Ruleset, TABLE};
+
+/// Whether this process runs with effective user id 0, which the kernel-level work (network
+/// namespaces, nftables) needs. Read from the owner of `/proc/self`, which the kernel sets to
+/// the effective ids, so no `unsafe` call to geteuid(2) is needed.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -10,8 +10,7 @@ use netfence_model::Loader;
 
 #[test]
 fn lab_agrees_with_engine_and_upstream_on_every_e2e_case() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = netfence_dataplane::running_as_root();
     assert!(
         root,
         "the lab test needs root (network namespaces and nftables); run it as root, as CI does"

@@ -28,6 +28,8 @@
 //! assert!(engine.allowed(Endpoint::Pod(a), Endpoint::Pod(b), Protocol::Tcp, 80));
 //! ```
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod classes;
 pub mod connlist;
 pub mod connset;

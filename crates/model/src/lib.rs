@@ -4,6 +4,8 @@
 //! validated resources → [`Inventory`] (namespaces, pods, workloads, services, policies).
 //! Everything here is validated once; later stages never re-read YAML structures.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod admin;
 pub mod aws;
 pub mod calico;

@@ -4,6 +4,8 @@
 //! in [`calico`], the Calico selector language. Nothing here knows about pods or
 //! policies: a selector only answers "do these labels match?".
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod calico;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 /// Fail (not skip) when not root: these tests need network namespaces and nftables, as CI has.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
     assert!(
-        unsafe { libc::geteuid() } == 0,
+        netfence_dataplane::running_as_root(),
         "this test needs root (network namespaces and nftables), as CI has"
     );
 }
