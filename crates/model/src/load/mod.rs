@@ -1,0 +1,771 @@
+//! Loading manifests: files, directories, stdin; multi-document YAML, JSON, `kind: List`.
+//!
+//! Each document is parsed into a JSON value, dispatched on `apiVersion`/`kind`, deserialized
+//! with the field path tracked (so type errors name `spec.ingress[0].ports[0].port`), then
+//! validated as the API server would. Loading continues past errors so that every problem is
+//! reported at once; [`Loader::finish`] returns them all or the built [`Inventory`].
+
+// Errors are the cold path and are collected, not propagated through hot loops: their size
+// does not matter, and boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
+use crate::admin::{
+    AdminAction, AdminKind, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject,
+};
+use crate::aws::SecurityGroupPolicy;
+use crate::calico::{
+    self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
+    RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
+    Tier, TierDefault,
+};
+use crate::error::{LoadError, LoadErrors, Origin};
+use crate::inventory::{
+    mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig,
+    MtlsMode, Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule,
+    Service, ServiceAccount, VpcCni, WorkloadRef, NAMESPACE_NAME_LABEL,
+};
+use crate::net::{PortRange, Protocol};
+use crate::parse;
+use crate::policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
+use crate::strict;
+use networking::*;
+use projectcalico::*;
+use workloads::*;
+
+mod cert_manager;
+mod link;
+mod mesh;
+mod network_policy_api;
+mod networking;
+mod projectcalico;
+mod rbac;
+#[cfg(test)]
+mod tests;
+mod vpcresources;
+mod workloads;
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sLabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use netfence_selector::{validate_key, validate_value, LabelSelector, Labels};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+/// Accumulates objects from any number of inputs, then builds an [`Inventory`].
+#[derive(Default)]
+pub struct Loader {
+    namespaces: Vec<(Meta, Origin)>,
+    /// Pods converted at load time (their workload resolved in `finish`), with their
+    /// controlling owner; keeping the raw specs of 100k pods would cost gigabytes.
+    pods: Vec<(Pod, Option<(String, String)>)>,
+    workloads: Vec<WorkloadObject>,
+    service_accounts: Vec<(Meta, Origin)>,
+    services: Vec<Service>,
+    ingresses: Vec<Ingress>,
+    peer_authentications: Vec<PeerAuthentication>,
+    istio_mesh_configs: Vec<IstioMeshConfig>,
+    vpc_cni: Option<VpcCni>,
+    cert_issuers: Vec<CertIssuer>,
+    certificates: Vec<Certificate>,
+    rbac_roles: Vec<RbacRole>,
+    rbac_bindings: Vec<RbacBinding>,
+    security_group_policies: Vec<SecurityGroupPolicy>,
+    nodes: Vec<Node>,
+    policies: Vec<NetworkPolicy>,
+    calico_policies: Vec<CalicoPolicy>,
+    admin_policies: Vec<AdminPolicy>,
+    network_sets: Vec<NetworkSet>,
+    tiers: Vec<Tier>,
+    warnings: Vec<String>,
+    skipped: BTreeMap<String, usize>,
+    errors: Vec<LoadError>,
+    /// Paths given to [`Loader::load_path`], and documents that held anything: none found in
+    /// the inputs given is an error, so that a CI gate never passes on an empty input.
+    inputs_given: Vec<String>,
+    documents_read: usize,
+    /// `-n`: the namespace of namespaced objects that name none (else `default`).
+    default_namespace: Option<String>,
+    /// `--lenient`: invalid objects become warnings and are left out.
+    lenient: bool,
+}
+
+struct WorkloadObject {
+    kind: String,
+    replicas: Option<i64>,
+    /// `spec.selector`: the pods the workload's controller owns or adopts.
+    selector: Option<LabelSelector>,
+    meta: Meta,
+    template: Option<PodTemplateSpec>,
+    origin: Origin,
+}
+
+/// The metadata fields netfence needs. Own type rather than `ObjectMeta` so that hand-written
+/// manifests whose `ownerReferences` lack a `uid` still load.
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct OwnerReference {
+    /// Required by the API; hand-written manifests sometimes omit it, and netpol-analyzer then
+    /// reports the owner as a `Pod`, which we follow.
+    kind: Option<String>,
+    name: String,
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Object<S, T = serde::de::IgnoredAny> {
+    #[serde(default)]
+    metadata: Meta,
+    spec: Option<S>,
+    status: Option<T>,
+}
+
+/// Context for errors about one document or list item.
+#[derive(Clone)]
+struct Ctx {
+    origin: Origin,
+    object: Option<String>,
+    /// The namespace of namespaced objects that name none (`-n`; `default` when unset).
+    default_namespace: Option<String>,
+}
+
+impl Ctx {
+    fn error(&self, field: Option<String>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            origin: self.origin.clone(),
+            object: self.object.clone(),
+            field,
+            message: message.into(),
+        }
+    }
+    fn field(&self, field: impl Into<String>, message: impl Into<String>) -> LoadError {
+        self.error(Some(field.into()), message)
+    }
+}
+
+impl Loader {
+    /// An empty loader.
+    pub fn new() -> Self {
+        Loader::default()
+    }
+
+    /// Put namespaced objects that name no namespace into `namespace` instead of `default`,
+    /// as `kubectl apply -n` does with Helm or kustomize output.
+    pub fn set_default_namespace(&mut self, namespace: &str) {
+        self.default_namespace = Some(namespace.to_string());
+    }
+
+    /// Report invalid objects (and malformed documents) as warnings and leave them out,
+    /// instead of failing; for large dumps where a few objects do not validate. Files that
+    /// cannot be read, and inputs without any manifest, stay errors.
+    pub fn set_lenient(&mut self, lenient: bool) {
+        self.lenient = lenient;
+    }
+
+    /// Load a file, or every `*.yaml|*.yml|*.json` below a directory (sorted, recursive), or
+    /// stdin when `path` is `-`.
+    ///
+    /// A path given here is followed even when it is a symbolic link, a FIFO or a device
+    /// (`-f <(kubectl get …)`). Inside a directory, hidden entries are skipped (a ConfigMap
+    /// mounted as a volume keeps every file twice, under `..data` and `..2024_…`), symbolic
+    /// links to directories are not followed (two links to `.` would loop forever), and
+    /// FIFOs, sockets and devices are skipped with a warning. Inputs larger than
+    /// [`parse::MAX_INPUT_BYTES`] are refused before they are read.
+    pub fn load_path(&mut self, path: &Path) {
+        let display = path.display().to_string();
+        self.inputs_given.push(match display.as_str() {
+            "-" => "<stdin>".to_string(),
+            _ => display.clone(),
+        });
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() && display != "-" => {
+                let mut files = Vec::new();
+                self.collect_manifest_files(path, &mut files);
+                files.sort();
+                for file in files {
+                    self.load_file(&file);
+                }
+            }
+            _ => self.load_file(path),
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) {
+        let name = match path.as_os_str() == "-" {
+            true => "<stdin>".to_string(),
+            false => path.display().to_string(),
+        };
+        match parse::read_input(path) {
+            Ok(text) => self.load_str(&name, &text),
+            Err(message) => self.io_error(&name, &message),
+        }
+    }
+
+    /// Every manifest file below `dir`, by the rules of [`Loader::load_path`].
+    fn collect_manifest_files(&mut self, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
+            };
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            // A symbolic link is judged by what it points at, but a link to a directory is
+            // never entered.
+            let target = if file_type.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => {
+                        self.warnings.push(format!(
+                            "{}: a symbolic link to a directory; not followed (name the directory with -f to load it)",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                    Ok(meta) => meta.file_type(),
+                    Err(e) => {
+                        self.io_error(&path.display().to_string(), &e.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                file_type
+            };
+            if target.is_dir() {
+                self.collect_manifest_files(&path, out);
+            } else if !target.is_file() {
+                self.warnings.push(format!(
+                    "{}: not a regular file (a FIFO, socket or device); skipped",
+                    path.display()
+                ));
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+
+    fn io_error(&mut self, file: &str, message: &str) {
+        self.errors.push(LoadError {
+            origin: Origin {
+                file: file.to_string(),
+                document: 0,
+                line: 0,
+                item: None,
+            },
+            object: None,
+            field: None,
+            message: message.to_string(),
+        });
+    }
+
+    /// Load the text of one file: JSON when it starts with `{` or `[`, else multi-document YAML.
+    pub fn load_str(&mut self, file: &str, text: &str) {
+        let trimmed = text.trim_start_matches('\u{feff}');
+        let first = trimmed.trim_start().chars().next();
+        if matches!(first, Some('{') | Some('[')) && file.ends_with(".json") || first == Some('[') {
+            let origin = Origin {
+                file: file.to_string(),
+                document: 1,
+                line: 1,
+                item: None,
+            };
+            match parse::json(trimmed) {
+                Ok(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..origin.clone()
+                        };
+                        self.load_value(item, origin);
+                    }
+                }
+                Ok(value) => self.load_value(&value, origin),
+                Err(e) => self.errors.push(LoadError {
+                    origin: Origin {
+                        line: e.line.unwrap_or(1),
+                        ..origin
+                    },
+                    object: None,
+                    field: None,
+                    message: format!("malformed JSON {e}"),
+                }),
+            }
+            return;
+        }
+        for (index, (line, doc)) in split_yaml_documents(trimmed).into_iter().enumerate() {
+            let origin = Origin {
+                file: file.to_string(),
+                document: index + 1,
+                line,
+                item: None,
+            };
+            match parse::yaml_document(doc) {
+                Ok(value) => self.load_value(&value, origin),
+                Err(e) => {
+                    let err_line = line + e.line.unwrap_or(1) - 1;
+                    let at = match e.column {
+                        Some(column) => format!("at line {err_line} column {column}"),
+                        None => format!("at line {err_line}"),
+                    };
+                    self.errors.push(LoadError {
+                        origin,
+                        object: None,
+                        field: None,
+                        message: format!("malformed YAML {at}: {}", e.message),
+                    })
+                }
+            }
+        }
+    }
+
+    fn load_value(&mut self, value: &Value, origin: Origin) {
+        if !value.is_null() {
+            self.documents_read += 1;
+        }
+        self.load_value_in(value, origin, None)
+    }
+
+    /// `list_defaults`: for items of a typed list (`PodList`), the item kind and apiVersion
+    /// that the items may omit.
+    fn load_value_in(
+        &mut self,
+        value: &Value,
+        origin: Origin,
+        list_defaults: Option<(&str, &str)>,
+    ) {
+        let ctx = Ctx {
+            origin,
+            object: None,
+            default_namespace: self.default_namespace.clone(),
+        };
+        let map = match value {
+            Value::Null => return,
+            Value::Object(map) => map,
+            other => {
+                self.errors.push(ctx.error(
+                    None,
+                    format!(
+                        "expected a Kubernetes object (a mapping), found {}",
+                        json_type(other)
+                    ),
+                ));
+                return;
+            }
+        };
+        if !map.contains_key("kind") && !map.contains_key("apiVersion") && list_defaults.is_none() {
+            // Not a Kubernetes object at all (e.g. a JSON report lying in a manifest folder).
+            let what = if map.contains_key("SecurityGroups") {
+                "<aws ec2 describe-security-groups output: pass it with audit --aws-security-groups>"
+            } else {
+                "<object without apiVersion and kind>"
+            };
+            *self.skipped.entry(what.into()).or_default() += 1;
+            return;
+        }
+        let kind = match map.get("kind") {
+            Some(Value::String(kind)) if !kind.is_empty() => kind.as_str(),
+            None if list_defaults.is_some() => list_defaults.map_or("", |d| d.0),
+            Some(other) => {
+                self.errors.push(ctx.field(
+                    "kind",
+                    format!("expected a string, found {}", json_type(other)),
+                ));
+                return;
+            }
+            None => {
+                self.errors
+                    .push(ctx.field("kind", "missing: every object needs apiVersion and kind"));
+                return;
+            }
+        };
+        let api_version = match map.get("apiVersion") {
+            Some(Value::String(v)) => v.as_str(),
+            None => list_defaults.map_or("", |d| d.1),
+            Some(other) => {
+                self.errors.push(ctx.field(
+                    "apiVersion",
+                    format!("expected a string, found {}", json_type(other)),
+                ));
+                return;
+            }
+        };
+        if kind.ends_with("List") && map.contains_key("items") {
+            match map.get("items") {
+                Some(Value::Array(items)) => {
+                    let item_kind = kind.strip_suffix("List").unwrap_or_default();
+                    let defaults = (!item_kind.is_empty()).then_some((item_kind, api_version));
+                    for (i, item) in items.iter().enumerate() {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..ctx.origin.clone()
+                        };
+                        self.load_value_in(item, origin, defaults);
+                    }
+                }
+                Some(Value::Null) => {}
+                Some(other) => self.errors.push(ctx.field(
+                    "items",
+                    format!("expected a list, found {}", json_type(other)),
+                )),
+                None => {}
+            }
+            return;
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let name = map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>");
+        let namespace = map
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str);
+        let object = match namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        };
+        let ctx = Ctx {
+            object: Some(object),
+            ..ctx
+        };
+        if let Some(versions) = versions_read(group, kind) {
+            // A missing apiVersion is read as the current one (hand-written fixtures omit it).
+            let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+            if !version.is_empty() && !versions.contains(&version) {
+                let read: Vec<String> = versions
+                    .iter()
+                    .map(|v| match group {
+                        "" => v.to_string(),
+                        group => format!("{group}/{v}"),
+                    })
+                    .collect();
+                self.errors.push(ctx.field(
+                    "apiVersion",
+                    format!(
+                        "unknown version {api_version:?} of {kind}: netfence reads {}, and will not guess that another version means the same",
+                        read.join(", ")
+                    ),
+                ));
+                return;
+            }
+        }
+        if let Some(shape) = strict::shape_for(group, kind) {
+            if let Err(unknown) = strict::check(value, shape) {
+                self.errors.push(ctx.field(unknown.path, unknown.message));
+                return;
+            }
+        }
+        let result = match (group, kind) {
+            ("", "Namespace") => self.load_namespace(value, &ctx),
+            ("", "Pod") => self.load_pod(value, &ctx),
+            ("", "ServiceAccount") => self.load_service_account(value, &ctx),
+            ("", "Service") => self.load_service(value, &ctx),
+            ("", "Node") => self.load_node(value, &ctx),
+            ("", "ConfigMap") => self.load_config_map(api_version, value, &ctx),
+            ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
+            ("cert-manager.io", "Issuer" | "ClusterIssuer")
+            | ("awspca.cert-manager.io", "AWSPCAIssuer" | "AWSPCAClusterIssuer") => {
+                self.load_cert_issuer(group, kind, value, &ctx)
+            }
+            ("cert-manager.io", "Certificate") => self.load_certificate(value, &ctx),
+            ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
+                self.load_rbac_role(kind, value, &ctx)
+            }
+            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+                self.load_rbac_binding(kind, value, &ctx)
+            }
+            ("security.istio.io", "PeerAuthentication") => {
+                self.load_peer_authentication(value, &ctx)
+            }
+            ("vpcresources.k8s.aws", "SecurityGroupPolicy") => {
+                self.load_security_group_policy(value, &ctx)
+            }
+            ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
+                self.load_network_policy(value, &ctx)
+            }
+            ("" | "apps" | "extensions" | "batch", kind) if WORKLOAD_KINDS.contains(&kind) => {
+                self.load_workload(kind, value, &ctx)
+            }
+            (
+                "projectcalico.org" | "crd.projectcalico.org",
+                "NetworkPolicy" | "GlobalNetworkPolicy",
+            ) => self.load_calico_policy(kind == "GlobalNetworkPolicy", value, &ctx),
+            ("projectcalico.org" | "crd.projectcalico.org", "NetworkSet" | "GlobalNetworkSet") => {
+                self.load_network_set(kind == "GlobalNetworkSet", value, &ctx)
+            }
+            ("projectcalico.org" | "crd.projectcalico.org", "Tier") => self.load_tier(value, &ctx),
+            ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
+                self.load_admin_policy(kind == "AdminNetworkPolicy", value, &ctx)
+            }
+            ("policy.networking.k8s.io", "ClusterNetworkPolicy") => {
+                self.load_cluster_network_policy(value, &ctx)
+            }
+            ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
+                *self
+                    .skipped
+                    .entry(format!(
+                        "{api_version}/HostEndpoint (parsed, host endpoints are not evaluated)"
+                    ))
+                    .or_default() += 1;
+                typed::<Object<Value>>(value, &ctx).map(|_| ())
+            }
+            _ => {
+                let key = if api_version.is_empty() {
+                    kind.to_string()
+                } else {
+                    format!("{api_version}/{kind}")
+                };
+                *self.skipped.entry(key).or_default() += 1;
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            self.errors.push(error);
+        }
+    }
+}
+
+fn duplicate(kind: &str, key: &str, origin: &Origin, first: &Origin) -> LoadError {
+    LoadError {
+        origin: origin.clone(),
+        object: Some(format!("{kind} {key}")),
+        field: Some("metadata.name".into()),
+        message: format!("duplicate {kind} {key}: first defined at {first}"),
+    }
+}
+
+fn namespace_of(meta: &Meta) -> String {
+    meta.namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// The controlling owner, if it is a workload. Static (mirror) pods are owned by their Node,
+/// which is not a workload: they stand alone, as netpol-analyzer reports them.
+fn controller_owner(meta: &Meta) -> Option<(String, String)> {
+    let owners: Vec<&OwnerReference> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.kind.as_deref() != Some("Node"))
+        .collect();
+    owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
+        .copied()
+        .map(|o| {
+            (
+                o.kind.clone().unwrap_or_else(|| "Pod".into()),
+                o.name.clone(),
+            )
+        })
+}
+
+/// Split multi-document YAML at `---` lines, keeping each document's 1-based start line.
+fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        let is_marker =
+            bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || bare == "...";
+        if is_marker {
+            let doc = &text[start_byte..offset];
+            if !doc.trim().is_empty() {
+                docs.push((start_line, doc));
+            }
+            // `--- {inline: doc}` keeps its content on the marker line.
+            if bare.starts_with("--- ") || bare.starts_with("---\t") {
+                start_byte = offset + 3;
+                start_line = index + 1;
+            } else {
+                start_byte = offset + line.len();
+                start_line = index + 2;
+            }
+        }
+        offset += line.len();
+    }
+    let doc = &text[start_byte..];
+    if !doc.trim().is_empty() {
+        docs.push((start_line, doc));
+    }
+    docs
+}
+
+/// The API versions netfence reads for a kind it loads (`None`: a kind it does not load).
+/// Served versions with the same schema are accepted (`extensions/v1beta1` NetworkPolicy,
+/// `batch/v1beta1` CronJob); anything else is refused rather than read as another version.
+fn versions_read(group: &str, kind: &str) -> Option<&'static [&'static str]> {
+    Some(match (group, kind) {
+        ("", "Namespace" | "Pod" | "ServiceAccount" | "Service" | "Node" | "ConfigMap") => &["v1"],
+        ("", "ReplicationController") => &["v1"],
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            &["v1", "v1beta2", "v1beta1"]
+        }
+        ("extensions", "Deployment" | "DaemonSet" | "ReplicaSet" | "NetworkPolicy" | "Ingress") => {
+            &["v1beta1"]
+        }
+        ("batch", "Job") => &["v1"],
+        ("batch", "CronJob") => &["v1", "v1beta1"],
+        ("networking.k8s.io", "NetworkPolicy" | "Ingress") => &["v1"],
+        ("projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v3"],
+        ("crd.projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v1"],
+        ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
+            &["v1alpha1"]
+        }
+        ("policy.networking.k8s.io", "ClusterNetworkPolicy") => &["v1alpha2"],
+        ("vpcresources.k8s.aws", "SecurityGroupPolicy") => &["v1beta1"],
+        (
+            "rbac.authorization.k8s.io",
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+        ) => &["v1"],
+        _ => return None,
+    })
+}
+
+/// Calico kinds netfence loads (HostEndpoint is parsed and counted, not evaluated).
+const CALICO_KINDS: [&str; 6] = [
+    "NetworkPolicy",
+    "GlobalNetworkPolicy",
+    "NetworkSet",
+    "GlobalNetworkSet",
+    "Tier",
+    "HostEndpoint",
+];
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Deserialize with the failing field's path in the error.
+fn typed<T: DeserializeOwned>(value: &Value, ctx: &Ctx) -> Result<T, LoadError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        ctx.error(field, e.inner().to_string())
+    })
+}
+
+fn checked_meta(mut meta: Meta, ctx: &Ctx, namespaced: bool) -> Result<Meta, LoadError> {
+    if namespaced && meta.namespace.as_deref().is_none_or(str::is_empty) {
+        meta.namespace.clone_from(&ctx.default_namespace);
+    }
+    match meta.name.as_deref() {
+        None | Some("") => return Err(ctx.field("metadata.name", "missing or empty")),
+        Some(name) => {
+            if name.len() > 253 {
+                return Err(ctx.field("metadata.name", "longer than 253 characters"));
+            }
+        }
+    }
+    if !namespaced && meta.namespace.is_some() {
+        // Cluster-scoped objects may carry a stray namespace in hand-written YAML; ignore it.
+    }
+    if let Some(labels) = &meta.labels {
+        check_labels(labels, ctx, "metadata.labels")?;
+    }
+    Ok(meta)
+}
+
+fn check_labels(labels: &BTreeMap<String, String>, ctx: &Ctx, path: &str) -> Result<(), LoadError> {
+    for (key, value) in labels {
+        validate_key(key)
+            .and_then(|_| validate_value(value))
+            .map_err(|m| ctx.field(format!("{path}.{key}"), m))?;
+    }
+    Ok(())
+}
+
+fn port_number(value: i64) -> Result<u16, String> {
+    if (1..=65535).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(format!("port {value} is out of range (1-65535)"))
+    }
+}
+
+fn parse_protocol(value: Option<&str>) -> Result<Protocol, String> {
+    value.map_or(Ok(Protocol::Tcp), str::parse)
+}
+
+fn selector(
+    selector: &K8sLabelSelector,
+    ctx: &Ctx,
+    path: &str,
+) -> Result<LabelSelector, LoadError> {
+    let expressions: Vec<(&str, &str, Vec<String>)> = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.key.as_str(),
+                e.operator.as_str(),
+                e.values.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    LabelSelector::from_parts(
+        selector.match_labels.clone().unwrap_or_default(),
+        expressions,
+    )
+    .map_err(|e| ctx.field(format!("{path}.{}", e.field), e.message))
+}
+
+/// IANA service name syntax (apimachinery `validation.IsValidPortName`).
+fn validate_port_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid port name {name:?}: a named port is 1-15 lowercase letters, digits and '-', \
+             with at least one letter (a number must not be quoted)"
+        ))
+    }
+}
