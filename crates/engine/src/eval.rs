@@ -529,25 +529,46 @@ impl Engine {
         }
     }
 
-    /// Calico EntityRule semantics (docs.tigera.io "Rule" / "EntityRule"; felix computes the
-    /// same as IP sets): nets/notNets on the endpoint's addresses; selector/notSelector on
-    /// workload endpoints and network sets within the namespace scope; namespaceSelector
-    /// alone selects every endpoint of the matching namespaces (`global()`: the global network
-    /// sets); serviceAccounts and services only match workload endpoints.
+    /// Calico EntityRule semantics, as felix evaluates them: every field becomes a match on the
+    /// packet's address (IP sets), so an endpoint matches a selector either as a workload
+    /// endpoint whose labels match or because one of its addresses lies in the `nets` of a
+    /// NetworkSet or GlobalNetworkSet the selector matches (docs.tigera.io "Global network
+    /// set" and "Network set": when calculating the set of IPs that should match a selector,
+    /// Calico includes the CIDRs of the network sets it matches, and matches packets by their
+    /// addresses; felix/calc/rule_scanner.go turns selectors into IP sets).
+    ///
+    /// - `nets`/`notNets`: the endpoint's known addresses.
+    /// - The positive selector ([`CalicoEntity::has_endpoint_selector`]): `selector`,
+    ///   `serviceAccounts` and `namespaceSelector` within the scope, and in a namespaced policy
+    ///   the policy's namespace as soon as any selector field is given, `notSelector` included
+    ///   (libcalico-go `lib/backend/syncersv1/updateprocessors/rules.go`
+    ///   `getEndpointSelector`, pinned by its `rules_test.go`: a destination with only a
+    ///   `notSelector` in namespace2 gets `projectcalico.org/namespace == 'namespace2'`).
+    /// - `notSelector` itself is not scoped (`rules.go` passes it through unchanged): a pod of
+    ///   any namespace or an address in any network set it matches is excluded.
+    /// - `services`: the pods that back the Service (their ports are the rule's ports, see
+    ///   `ir.rs`); never a bare address.
+    ///
+    /// A pod whose address is synthetic (unknown) matches by its labels only: an invented
+    /// address lies in no `nets` and no network set, as it matches no `ipBlock`. Host-network
+    /// pods are not workload endpoints: only their addresses (and Services they back) match.
     fn calico_entity_is(&self, entity: &CalicoEntity, endpoint: Endpoint) -> bool {
         let inventory = &self.inventory;
-        let (addresses, known): (Vec<IpAddr>, bool) = match endpoint {
+        let single: [IpAddr; 1];
+        let (pod, addresses): (Option<&Pod>, &[IpAddr]) = match endpoint {
             Endpoint::Pod(id) => {
                 let pod = &inventory.pods[id];
-                (pod.ips.clone(), !pod.synthetic_ip)
+                (Some(pod), if pod.synthetic_ip { &[] } else { &pod.ips })
             }
-            Endpoint::Address(ip) => (vec![ip], true),
+            Endpoint::Address(ip) => {
+                single = [ip];
+                (None, &single)
+            }
         };
         let in_nets = |nets: &[ipnet::IpNet]| {
-            known
-                && addresses
-                    .iter()
-                    .any(|ip| nets.iter().any(|n| n.contains(ip)))
+            addresses
+                .iter()
+                .any(|ip| nets.iter().any(|n| n.contains(ip)))
         };
         if !entity.nets.is_empty() && !in_nets(&entity.nets) {
             return false;
@@ -555,104 +576,82 @@ impl Engine {
         if !entity.not_nets.is_empty() && in_nets(&entity.not_nets) {
             return false;
         }
-        let selects_endpoints = entity.selector.is_some()
-            || entity.explicit_namespace
-            || entity.service_accounts.is_some()
-            || entity.service.is_some();
-        // Host-network pods are not workload endpoints: only nets can match them.
-        if let Endpoint::Pod(id) = endpoint {
-            if inventory.pods[id].host_network {
-                return !selects_endpoints;
-            }
-        }
-        match endpoint {
-            Endpoint::Pod(id) => {
-                let pod = &inventory.pods[id];
-                let in_scope = self.calico_namespace_in_scope(&entity.scope, &pod.namespace);
-                let labels = calico_pod_labels(pod);
-                // `services` names its namespace itself; the other fields look in the scope.
-                let scoped = entity.selector.is_some()
-                    || entity.explicit_namespace
-                    || entity.service_accounts.is_some();
-                if scoped && !in_scope {
-                    return false;
-                }
-                if let Some(selector) = &entity.selector {
-                    if !selector.matches(&labels) {
-                        return false;
-                    }
-                }
-                if let Some(selector) = &entity.not_selector {
-                    if in_scope && selector.matches(&labels) {
-                        return false;
-                    }
-                }
-                if let Some(accounts) = &entity.service_accounts {
-                    if !accounts.names.is_empty() && !accounts.names.contains(&pod.service_account)
-                    {
-                        return false;
-                    }
-                    if let Some(selector) = &accounts.selector {
-                        let mut sa_labels =
-                            inventory.service_account_labels(&pod.namespace, &pod.service_account);
-                        sa_labels
-                            .insert("projectcalico.org/name".into(), pod.service_account.clone());
-                        if !selector.matches(&sa_labels) {
-                            return false;
-                        }
-                    }
-                }
-                if let Some(service) = &entity.service {
-                    let selected = inventory.services.iter().any(|s| {
-                        s.namespace == service.namespace
-                            && s.name == service.name
-                            && !s.selector.is_empty()
-                            && s.namespace == pod.namespace
-                            && s.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-                    });
-                    if !selected {
-                        return false;
-                    }
-                }
-                true
-            }
-            Endpoint::Address(ip) => {
-                if entity.service_accounts.is_some() || entity.service.is_some() {
-                    return false;
-                }
-                // Network sets that contain the address and lie in scope.
-                let sets: Vec<&netfence_model::calico::NetworkSet> = inventory
-                    .network_sets
-                    .iter()
-                    .filter(|set| set.nets.iter().any(|n| n.contains(&ip)))
-                    .filter(|set| self.calico_set_in_scope(&entity.scope, set.namespace.as_deref()))
-                    .collect();
-                let set_labels = |set: &netfence_model::calico::NetworkSet| {
-                    let mut labels = set.labels.clone();
-                    if let Some(ns) = &set.namespace {
-                        labels.insert("projectcalico.org/namespace".into(), ns.clone());
-                    }
-                    labels
-                };
-                if selects_endpoints {
-                    let ok = sets.iter().any(|set| {
-                        entity
+        let workload = pod.filter(|p| !p.host_network);
+        if entity.has_endpoint_selector() {
+            let by_labels = workload.is_some_and(|pod| self.calico_pod_selected(entity, pod));
+            // Network sets have no service account: a serviceAccounts match excludes them.
+            let by_address = entity.service_accounts.is_none()
+                && self.calico_sets_containing(addresses).any(|set| {
+                    self.calico_set_in_scope(&entity.scope, set.namespace.as_deref())
+                        && entity
                             .selector
                             .as_ref()
-                            .is_none_or(|s| s.matches(&set_labels(set)))
-                    });
-                    if !ok {
-                        return false;
-                    }
-                }
-                if let Some(selector) = &entity.not_selector {
-                    if sets.iter().any(|set| selector.matches(&set_labels(set))) {
-                        return false;
-                    }
-                }
-                true
+                            .is_none_or(|s| s.matches(&calico_set_labels(set)))
+                });
+            if !by_labels && !by_address {
+                return false;
             }
         }
+        if let Some(not) = &entity.not_selector {
+            let by_labels = workload.is_some_and(|pod| not.matches(&calico_pod_labels(pod)));
+            let by_address = self
+                .calico_sets_containing(addresses)
+                .any(|set| not.matches(&calico_set_labels(set)));
+            if by_labels || by_address {
+                return false;
+            }
+        }
+        if let Some(service) = &entity.service {
+            let backend = pod.is_some_and(|pod| {
+                inventory
+                    .service(&service.namespace, &service.name)
+                    .is_some_and(|s| !s.ports.is_empty() && s.selects(pod))
+            });
+            if !backend {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether a workload endpoint matches an entity's positive selector by its labels:
+    /// namespace in scope, `selector` and `serviceAccounts`.
+    fn calico_pod_selected(&self, entity: &CalicoEntity, pod: &Pod) -> bool {
+        if !self.calico_namespace_in_scope(&entity.scope, &pod.namespace) {
+            return false;
+        }
+        if let Some(selector) = &entity.selector {
+            if !selector.matches(&calico_pod_labels(pod)) {
+                return false;
+            }
+        }
+        if let Some(accounts) = &entity.service_accounts {
+            if !accounts.names.is_empty() && !accounts.names.contains(&pod.service_account) {
+                return false;
+            }
+            if let Some(selector) = &accounts.selector {
+                let mut labels = self
+                    .inventory
+                    .service_account_labels(&pod.namespace, &pod.service_account);
+                labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
+                if !selector.matches(&labels) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The network sets (global and namespaced) whose `nets` contain one of `addresses`.
+    fn calico_sets_containing<'a>(
+        &'a self,
+        addresses: &'a [IpAddr],
+    ) -> impl Iterator<Item = &'a netfence_model::calico::NetworkSet> + 'a {
+        self.inventory.network_sets.iter().filter(move |set| {
+            set.nets
+                .iter()
+                .any(|net| addresses.iter().any(|ip| net.contains(ip)))
+        })
     }
 
     fn calico_namespace_in_scope(&self, scope: &CalicoNamespaceScope, namespace: &str) -> bool {
@@ -703,6 +702,16 @@ fn calico_pod_labels(pod: &Pod) -> Labels {
         pod.service_account.clone(),
     );
     labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+    labels
+}
+
+/// A network set's labels as Calico selectors see them: its own, plus
+/// `projectcalico.org/namespace` for a namespaced NetworkSet.
+fn calico_set_labels(set: &netfence_model::calico::NetworkSet) -> Labels {
+    let mut labels = set.labels.clone();
+    if let Some(namespace) = &set.namespace {
+        labels.insert("projectcalico.org/namespace".into(), namespace.clone());
+    }
     labels
 }
 
