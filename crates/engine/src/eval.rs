@@ -115,6 +115,14 @@ pub struct DirectionVerdict {
     pub passed_through: Vec<RuleRef>,
     /// What decided.
     pub outcome: Outcome,
+    /// Rules walked up to the decision (the deciding one included) that look at addresses
+    /// (`ipBlock`, Calico `nets`/`notNets`, selectors over network sets) while the other side of
+    /// the connection, or this endpoint for a Calico rule's own-endpoint condition, is a pod
+    /// whose address is synthetic. An invented address matches no CIDR, so each of these rules
+    /// was judged as if the pod were outside every range: with the pod's real address the
+    /// verdict could differ. Omitted from JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_address_rules: Vec<RuleRef>,
 }
 
 /// The verdict for a connection.
@@ -293,6 +301,7 @@ impl Engine {
                 selected_by: Vec::new(),
                 passed_through: Vec::new(),
                 outcome: Outcome::NotApplicable,
+                unknown_address_rules: Vec::new(),
             };
             if let Endpoint::Pod(id) = subject {
                 verdict.endpoint = Some(self.inventory.pods[id].key());
@@ -310,6 +319,7 @@ impl Engine {
                     let mut trace = Trace::default();
                     verdict.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
                     verdict.passed_through = trace.passed_through;
+                    verdict.unknown_address_rules = trace.unknown_address;
                     verdict.outcome = trace.outcome.unwrap_or(Outcome::NotIsolated);
                 }
             }
@@ -375,6 +385,15 @@ impl Engine {
                 i += 1;
                 let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
                 for (r, rule) in rules.iter().enumerate() {
+                    if let Some(trace) = trace.as_deref_mut() {
+                        if port_matches(rule, &self.inventory, conn)
+                            && self.judged_without_address(rule, subject, peer)
+                        {
+                            trace
+                                .unknown_address
+                                .push(self.rule_ref(t, p, r, rule.action));
+                        }
+                    }
                     if !self.rule_peer_matches(rule, subject, peer)
                         || !port_matches(rule, &self.inventory, conn)
                     {
@@ -474,6 +493,66 @@ impl Engine {
             };
         }
         allowed.union(&remaining)
+    }
+
+    /// Whether a rule's answer for this pair depends on an address netfence does not know: a
+    /// peer that looks at addresses while `peer` is a pod with a synthetic address, or an
+    /// own-endpoint condition that looks at addresses while `subject` has one.
+    fn judged_without_address(&self, rule: &Rule, subject: PodId, peer: Endpoint) -> bool {
+        let synthetic = |endpoint: Endpoint| match endpoint {
+            Endpoint::Pod(id) => self.inventory.pods[id].synthetic_ip,
+            Endpoint::Address(_) => false,
+        };
+        (synthetic(peer) && rule.peers.iter().any(|p| self.looks_at_addresses(p)))
+            || (synthetic(Endpoint::Pod(subject))
+                && rule
+                    .local
+                    .as_ref()
+                    .is_some_and(|l| self.looks_at_addresses(l)))
+    }
+
+    /// Whether a peer's answer can depend on an endpoint's address: CIDRs (`ipBlock`, Calico
+    /// `nets`/`notNets`) and Calico selectors when network sets exist (their CIDRs join what
+    /// the selectors match).
+    pub fn looks_at_addresses(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::Net { .. } => true,
+            Peer::Calico(entity) => {
+                !entity.nets.is_empty()
+                    || !entity.not_nets.is_empty()
+                    || ((entity.has_endpoint_selector() || entity.not_selector.is_some())
+                        && !self.inventory.network_sets.is_empty())
+            }
+            Peer::Pods { .. } | Peer::Nodes(_) => false,
+        }
+    }
+
+    /// The pods whose address is synthetic (no `status.podIP` in the input).
+    pub fn synthetic_address_pods(&self) -> usize {
+        self.inventory
+            .pods
+            .iter()
+            .filter(|p| p.synthetic_ip)
+            .count()
+    }
+
+    /// Whether some rule's answer can depend on addresses ([`Engine::looks_at_addresses`]):
+    /// then pods with synthetic addresses may be judged differently from the real cluster.
+    pub fn has_address_rules(&self) -> bool {
+        self.tiers.iter().any(|tier| {
+            tier.policies.iter().any(|policy| {
+                [&policy.ingress, &policy.egress]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|rule| {
+                        rule.peers
+                            .iter()
+                            .chain(rule.local.iter())
+                            .any(|p| self.looks_at_addresses(p))
+                    })
+            })
+        })
     }
 
     /// Whether the rule's peers match `peer` and its local condition matches `subject`.
@@ -679,6 +758,7 @@ impl Engine {
 struct Trace {
     passed_through: Vec<RuleRef>,
     outcome: Option<Outcome>,
+    unknown_address: Vec<RuleRef>,
 }
 
 struct Conn {
