@@ -737,16 +737,18 @@ impl Engine {
         match scope {
             CalicoNamespaceScope::Same(ns) => ns == namespace,
             CalicoNamespaceScope::Any => true,
-            CalicoNamespaceScope::Selector(selector) => {
-                !selector.is_global()
-                    && selector.matches(&calico_namespace_labels(&self.inventory, namespace))
-            }
+            CalicoNamespaceScope::Selector(selector) => selector
+                .matches_namespace_of(Some(&calico_namespace_labels(&self.inventory, namespace))),
         }
     }
 
+    /// Whether a network set (global when `namespace` is `None`) is in an entity's scope. A
+    /// `namespaceSelector` sees a global set as a member of no namespace: `global()` selects it,
+    /// and so does any selector that holds on an empty label set
+    /// ([`netfence_selector::calico::Selector::matches_namespace_of`]).
     fn calico_set_in_scope(&self, scope: &CalicoNamespaceScope, namespace: Option<&str>) -> bool {
         match (scope, namespace) {
-            (CalicoNamespaceScope::Selector(selector), None) => selector.is_global(),
+            (CalicoNamespaceScope::Selector(selector), None) => selector.matches_namespace_of(None),
             (CalicoNamespaceScope::Any, None) => true,
             (CalicoNamespaceScope::Same(_), None) => false,
             (scope, Some(ns)) => self.calico_namespace_in_scope(scope, ns),

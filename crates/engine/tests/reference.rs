@@ -841,6 +841,47 @@ fn in_ip_set(
     })
 }
 
+/// A rule's `namespaceSelector` as libcalico-go rewrites it (`updateprocessors/selectors.go`
+/// `parseSelectorAttachPrefix` with `pcns.`, then `rules.go` replaces `all()` with
+/// `has(projectcalico.org/namespace)` and `global()` with its negation).
+fn pcns_rewrite(
+    selector: &netfence_selector::calico::Selector,
+) -> netfence_selector::calico::Selector {
+    use netfence_selector::calico::Selector as S;
+    let key = |k: &String| format!("pcns.{k}");
+    let namespaced = || S::Has("projectcalico.org/namespace".into());
+    match selector {
+        S::Eq(k, v) => S::Eq(key(k), v.clone()),
+        S::Ne(k, v) => S::Ne(key(k), v.clone()),
+        S::Contains(k, v) => S::Contains(key(k), v.clone()),
+        S::StartsWith(k, v) => S::StartsWith(key(k), v.clone()),
+        S::EndsWith(k, v) => S::EndsWith(key(k), v.clone()),
+        S::In(k, v) => S::In(key(k), v.clone()),
+        S::NotIn(k, v) => S::NotIn(key(k), v.clone()),
+        S::Has(k) => S::Has(key(k)),
+        S::Not(inner) => S::Not(Box::new(pcns_rewrite(inner))),
+        S::And(all) => S::And(all.iter().map(pcns_rewrite).collect()),
+        S::Or(any) => S::Or(any.iter().map(pcns_rewrite).collect()),
+        S::All => namespaced(),
+        S::Global => S::Not(Box::new(namespaced())),
+    }
+}
+
+/// A member's labels as the rewritten namespace selector reads them: its namespace's labels
+/// (and name) under `pcns.`, inherited from the namespace's profile, and
+/// `projectcalico.org/namespace`; nothing for a global network set.
+fn pcns_labels(inv: &Inventory, member: &Member) -> netfence_selector::Labels {
+    let mut labels = netfence_selector::Labels::new();
+    if let Some(ns) = &member.namespace {
+        for (k, v) in &inv.namespaces[ns].labels {
+            labels.insert(format!("pcns.{k}"), v.clone());
+        }
+        labels.insert("pcns.projectcalico.org/name".into(), ns.clone());
+        labels.insert("projectcalico.org/namespace".into(), ns.clone());
+    }
+    labels
+}
+
 fn calico_entity_matches(
     inv: &Inventory,
     members: &[Member],
@@ -864,16 +905,8 @@ fn calico_entity_matches(
     // getEndpointSelector: the namespace part, then whether it applies.
     let namespace_part = |m: &Member| -> bool {
         match (&entity.namespace_selector, policy_namespace) {
-            (Some(selector), _) => match &m.namespace {
-                // pcns.-prefixed namespace labels; all() -> has(projectcalico.org/namespace);
-                // global() -> !has(projectcalico.org/namespace).
-                Some(ns) => {
-                    let mut labels = inv.namespaces[ns].labels.clone();
-                    labels.insert("projectcalico.org/name".into(), ns.clone());
-                    !selector.is_global() && selector.matches(&labels)
-                }
-                None => selector.is_global(),
-            },
+            // The selector as libcalico-go rewrites it, over the member's v1 labels.
+            (Some(selector), _) => pcns_rewrite(selector).matches(&pcns_labels(inv, m)),
             (None, Some(ns)) => m.namespace.as_deref() == Some(ns),
             (None, None) => true,
         }
@@ -1081,10 +1114,13 @@ fn calico_entity(g: &mut Gen, services_allowed: bool, global: bool) -> String {
         fields.push(format!("notSelector: '{}'", calico_selector_text(g)));
     }
     if g.chance(20) {
-        let selector = match g.below(4) {
+        let selector = match g.below(6) {
             0 => "all()".to_string(),
             1 => "global()".to_string(),
             2 => format!("has({})", g.pick(&KEYS)),
+            // True on an empty label set: also selects the global network sets.
+            3 => format!("{} != \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
+            4 => format!("!has({})", g.pick(&KEYS)),
             _ => format!("{} == \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
         };
         fields.push(format!("namespaceSelector: '{selector}'"));
