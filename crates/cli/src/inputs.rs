@@ -52,15 +52,17 @@ pub enum Target {
 }
 
 /// The Service `text` names, if it names one: `namespace/svc/name`, `svc/name` (namespace
-/// `default`) or a cluster IP of a loaded Service. An unknown `…svc/name` is an input error.
+/// `default`) or a cluster IP of a loaded Service. An unknown `namespace/svc/name` is an input
+/// error; `svc/name` names a Service only when `default` has one of that name (otherwise it
+/// is read as pod `name` of a namespace called `svc`).
 fn service(engine: &Engine, text: &str, flag: &str) -> Result<Option<usize>, Failure> {
     let services = &engine.inventory().services;
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(services.iter().position(|s| s.cluster_ips.contains(&ip)));
     }
-    let (namespace, name) = match text.split('/').collect::<Vec<_>>()[..] {
-        [namespace, "svc", name] => (namespace, name),
-        ["svc", name] => ("default", name),
+    let (namespace, name, explicit) = match text.split('/').collect::<Vec<_>>()[..] {
+        [namespace, "svc", name] => (namespace, name, true),
+        ["svc", name] => ("default", name, false),
         _ => return Ok(None),
     };
     match services
@@ -68,6 +70,7 @@ fn service(engine: &Engine, text: &str, flag: &str) -> Result<Option<usize>, Fai
         .position(|s| s.namespace == namespace && s.name == name)
     {
         Some(index) => Ok(Some(index)),
+        None if !explicit => Ok(None),
         None => {
             let known: Vec<&str> = services
                 .iter()

@@ -739,6 +739,15 @@ fn query_through_a_service_answers_per_backend() {
         "{}",
         stdout(&out)
     );
+    // `svc/NAME` is a Service of `default` only when there is one; otherwise a pod of a
+    // namespace called svc, as before.
+    let out = query("svc/kube-dns", "UDP/53", false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no such pod, workload or IP address"),
+        "{}",
+        stderr(&out)
+    );
     // Unknown Service, and a Service as a source: bad input.
     let out = query("kube-system/svc/coredns", "UDP/53", false);
     assert_eq!(out.status.code(), Some(2));
