@@ -658,8 +658,18 @@ impl Engine {
         let workload = pod.filter(|p| !p.host_network);
         if entity.has_endpoint_selector() {
             let by_labels = workload.is_some_and(|pod| self.calico_pod_selected(entity, pod));
-            // Network sets have no service account: a serviceAccounts match excludes them.
-            let by_address = entity.service_accounts.is_none()
+            // A network set has no service account: libcalico-go `rules.go`
+            // `parseServiceAccounts` turns `names` into `projectcalico.org/serviceaccount in
+            // {…}`, which no set carries, and prefixes the selector's keys with `pcsa.`, which
+            // no set's labels have; so only a selector that holds on no labels lets sets in.
+            let accounts_ok = entity.service_accounts.as_ref().is_none_or(|accounts| {
+                accounts.names.is_empty()
+                    && accounts
+                        .selector
+                        .as_ref()
+                        .is_none_or(|s| s.matches(&Labels::new()))
+            });
+            let by_address = accounts_ok
                 && self.calico_sets_containing(addresses).any(|set| {
                     self.calico_set_in_scope(&entity.scope, set.namespace.as_deref())
                         && entity

@@ -523,7 +523,12 @@ fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy
         not_selector: e.not_selector.clone(),
         explicit_namespace: e.namespace_selector.is_some(),
         scope: scope_for(e),
-        service_accounts: e.service_accounts.clone(),
+        // libcalico-go `rules.go` `parseServiceAccounts` gives `serviceAccounts: {}` (no names,
+        // no selector) no selector at all: it constrains nothing.
+        service_accounts: e
+            .service_accounts
+            .clone()
+            .filter(|a| !a.names.is_empty() || a.selector.is_some()),
         service: e.services.clone(),
     };
     let as_peer = |e: CalicoEntity| (!e.is_unconstrained()).then(|| Peer::Calico(Box::new(e)));

@@ -774,6 +774,8 @@ use netfence_model::calico::{CalicoAction, CalicoPort, CalicoScope, EntityRule};
 /// Something Calico selectors can select: a workload endpoint or a network set.
 struct Member {
     labels: netfence_selector::Labels,
+    /// A workload endpoint's service account: name and labels.
+    account: Option<(String, netfence_selector::Labels)>,
     /// `None`: global (a GlobalNetworkSet).
     namespace: Option<String>,
     pod: Option<usize>,
@@ -798,8 +800,15 @@ fn calico_members(inv: &Inventory) -> Vec<Member> {
         } else {
             pod.ips.iter().map(|ip| ipnet::IpNet::from(*ip)).collect()
         };
+        let account_labels = inv
+            .service_accounts
+            .iter()
+            .find(|a| a.namespace == pod.namespace && a.name == pod.service_account)
+            .map(|a| a.labels.clone())
+            .unwrap_or_default();
         members.push(Member {
             labels,
+            account: Some((pod.service_account.clone(), account_labels)),
             namespace: Some(pod.namespace.clone()),
             pod: Some(id),
             nets,
@@ -812,6 +821,7 @@ fn calico_members(inv: &Inventory) -> Vec<Member> {
         }
         members.push(Member {
             labels,
+            account: None,
             namespace: set.namespace.clone(),
             pod: None,
             nets: set.nets.clone(),
@@ -841,14 +851,18 @@ fn in_ip_set(
     })
 }
 
-/// A rule's `namespaceSelector` as libcalico-go rewrites it (`updateprocessors/selectors.go`
-/// `parseSelectorAttachPrefix` with `pcns.`, then `rules.go` replaces `all()` with
-/// `has(projectcalico.org/namespace)` and `global()` with its negation).
-fn pcns_rewrite(
+/// A selector with every key under `prefix`, as libcalico-go's `parseSelectorAttachPrefix`
+/// (`updateprocessors/selectors.go`) writes it; for a rule's `namespaceSelector` (`pcns.`),
+/// `rules.go` then replaces `all()` with `has(projectcalico.org/namespace)` and `global()` with
+/// its negation (`namespace_functions`).
+fn prefix_rewrite(
     selector: &netfence_selector::calico::Selector,
+    prefix: &str,
+    namespace_functions: bool,
 ) -> netfence_selector::calico::Selector {
     use netfence_selector::calico::Selector as S;
-    let key = |k: &String| format!("pcns.{k}");
+    let key = |k: &String| format!("{prefix}{k}");
+    let again = |inner: &S| prefix_rewrite(inner, prefix, namespace_functions);
     let namespaced = || S::Has("projectcalico.org/namespace".into());
     match selector {
         S::Eq(k, v) => S::Eq(key(k), v.clone()),
@@ -859,12 +873,28 @@ fn pcns_rewrite(
         S::In(k, v) => S::In(key(k), v.clone()),
         S::NotIn(k, v) => S::NotIn(key(k), v.clone()),
         S::Has(k) => S::Has(key(k)),
-        S::Not(inner) => S::Not(Box::new(pcns_rewrite(inner))),
-        S::And(all) => S::And(all.iter().map(pcns_rewrite).collect()),
-        S::Or(any) => S::Or(any.iter().map(pcns_rewrite).collect()),
-        S::All => namespaced(),
-        S::Global => S::Not(Box::new(namespaced())),
+        S::Not(inner) => S::Not(Box::new(again(inner))),
+        S::And(all) => S::And(all.iter().map(again).collect()),
+        S::Or(any) => S::Or(any.iter().map(again).collect()),
+        S::All if namespace_functions => namespaced(),
+        S::Global if namespace_functions => S::Not(Box::new(namespaced())),
+        S::All => S::All,
+        S::Global => S::Global,
     }
+}
+
+/// A member's labels as a rewritten `serviceAccounts.selector` reads them: its service
+/// account's labels (and name) under `pcsa.`, from the account's profile; nothing for a
+/// network set.
+fn pcsa_labels(member: &Member) -> netfence_selector::Labels {
+    let mut labels = netfence_selector::Labels::new();
+    if let Some((name, account)) = &member.account {
+        for (k, v) in account {
+            labels.insert(format!("pcsa.{k}"), v.clone());
+        }
+        labels.insert("pcsa.projectcalico.org/name".into(), name.clone());
+    }
+    labels
 }
 
 /// A member's labels as the rewritten namespace selector reads them: its namespace's labels
@@ -906,16 +936,36 @@ fn calico_entity_matches(
     let namespace_part = |m: &Member| -> bool {
         match (&entity.namespace_selector, policy_namespace) {
             // The selector as libcalico-go rewrites it, over the member's v1 labels.
-            (Some(selector), _) => pcns_rewrite(selector).matches(&pcns_labels(inv, m)),
+            (Some(selector), _) => {
+                prefix_rewrite(selector, "pcns.", true).matches(&pcns_labels(inv, m))
+            }
             (None, Some(ns)) => m.namespace.as_deref() == Some(ns),
             (None, None) => true,
         }
     };
+    // parseServiceAccounts: the pcsa.-prefixed selector AND
+    // `projectcalico.org/serviceaccount in {names}`; nothing when both are empty.
+    let accounts = entity
+        .service_accounts
+        .as_ref()
+        .filter(|a| !a.names.is_empty() || a.selector.is_some());
+    let account_part = |m: &Member| {
+        accounts.is_none_or(|a| {
+            a.selector
+                .as_ref()
+                .is_none_or(|s| prefix_rewrite(s, "pcsa.", false).matches(&pcsa_labels(m)))
+                && (a.names.is_empty()
+                    || m.labels
+                        .get("projectcalico.org/serviceaccount")
+                        .is_some_and(|n| a.names.contains(n)))
+        })
+    };
     let namespace_applies = (entity.namespace_selector.is_some() || policy_namespace.is_some())
         && (entity.selector.is_some()
+            || accounts.is_some()
             || entity.not_selector.is_some()
             || entity.namespace_selector.is_some());
-    let positive = entity.selector.is_some() || namespace_applies;
+    let positive = entity.selector.is_some() || accounts.is_some() || namespace_applies;
     if positive
         && !in_ip_set(inv, members, endpoint, |m| {
             (!namespace_applies || namespace_part(m))
@@ -923,6 +973,7 @@ fn calico_entity_matches(
                     .selector
                     .as_ref()
                     .is_none_or(|s| s.matches(&m.labels))
+                && account_part(m)
         })
     {
         return false;
@@ -1107,6 +1158,19 @@ fn calico_entity(g: &mut Gen, services_allowed: bool, global: bool) -> String {
         };
     }
     let mut fields = Vec::new();
+    if g.chance(15) {
+        fields.push(
+            match g.below(5) {
+                0 => "serviceAccounts: {names: [sa0]}",
+                1 => "serviceAccounts: {selector: 'team == \"a\"'}",
+                // True on no labels: network sets pass it.
+                2 => "serviceAccounts: {selector: 'team != \"a\"'}",
+                3 => "serviceAccounts: {names: [sa1], selector: '!has(team)'}",
+                _ => "serviceAccounts: {}",
+            }
+            .to_string(),
+        );
+    }
     if g.chance(40) {
         fields.push(format!("selector: '{}'", calico_selector_text(g)));
     }
@@ -1149,6 +1213,13 @@ fn random_calico_cluster(seed: u64) -> String {
             "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {}}}\n",
             labels(&mut g)
         );
+        for account in ["sa0", "sa1"] {
+            let team = g.pick(&["{team: a}", "{team: b}", "{}"]);
+            let _ = write!(
+                yaml,
+                "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {account}, namespace: {ns}, labels: {team}}}\n"
+            );
+        }
     }
     for i in 0..2 + g.below(5) {
         let ns = g.pick(&NAMESPACES);
@@ -1164,8 +1235,9 @@ fn random_calico_cluster(seed: u64) -> String {
         };
         let _ = write!(
             yaml,
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: {ns}, labels: {}}}\nspec: {{{host}containers: [{{name: c, ports: [{{name: {}, containerPort: {}, protocol: {}}}]}}]}}\n{ip}",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: {ns}, labels: {}}}\nspec: {{{host}serviceAccountName: {}, containers: [{{name: c, ports: [{{name: {}, containerPort: {}, protocol: {}}}]}}]}}\n{ip}",
             labels(&mut g),
+            g.pick(&["sa0", "sa1"]),
             g.pick(&["web", "alt"]),
             g.pick(&["80", "81", "8080"]),
             g.pick(&["TCP", "UDP"]),
