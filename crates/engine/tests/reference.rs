@@ -1122,7 +1122,10 @@ fn calico_reference_allowed(
                 match rule.action {
                     CalicoAction::Allow => return true,
                     CalicoAction::Deny => return false,
-                    CalicoAction::Log | CalicoAction::Pass => {}
+                    CalicoAction::Log => {}
+                    // Every generated policy is in tier default, the only tier: passing it
+                    // leaves the profile, which allows.
+                    CalicoAction::Pass => return true,
                 }
             }
         }
@@ -1307,7 +1310,7 @@ fn random_calico_cluster(seed: u64) -> String {
             }
             let _ = writeln!(yaml, "  {direction}:");
             for _ in 0..rules {
-                let action = g.pick(&["Allow", "Allow", "Deny", "Log"]);
+                let action = g.pick(&["Allow", "Allow", "Deny", "Log", "Pass"]);
                 let entity = calico_entity(&mut g, true, global);
                 let services = entity.starts_with("services");
                 let protocol = if g.chance(50) {
