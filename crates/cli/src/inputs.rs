@@ -64,9 +64,72 @@ fn report_skipped(inventory: &Inventory) {
     );
 }
 
+/// What `--to` names: an endpoint, or a Service (index into `Inventory::services`).
+pub enum Target {
+    /// A pod or an address.
+    Endpoint(Endpoint),
+    /// A Service, by `namespace/svc/name`, `svc/name` (in `default`) or one of its cluster IPs.
+    Service(usize),
+}
+
+/// The Service `text` names, if it names one: `namespace/svc/name`, `svc/name` (namespace
+/// `default`) or a cluster IP of a loaded Service. An unknown `namespace/svc/name` is an input
+/// error; `svc/name` names a Service only when `default` has one of that name (otherwise it
+/// is read as pod `name` of a namespace called `svc`).
+fn service(engine: &Engine, text: &str, flag: &str) -> Result<Option<usize>, Failure> {
+    let services = &engine.inventory().services;
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(services.iter().position(|s| s.cluster_ips.contains(&ip)));
+    }
+    let (namespace, name, explicit) = match text.split('/').collect::<Vec<_>>()[..] {
+        [namespace, "svc", name] => (namespace, name, true),
+        ["svc", name] => ("default", name, false),
+        _ => return Ok(None),
+    };
+    match services
+        .iter()
+        .position(|s| s.namespace == namespace && s.name == name)
+    {
+        Some(index) => Ok(Some(index)),
+        None if !explicit => Ok(None),
+        None => {
+            let known: Vec<&str> = services
+                .iter()
+                .filter(|s| s.namespace == namespace)
+                .map(|s| s.name.as_str())
+                .take(10)
+                .collect();
+            let hint = if known.is_empty() {
+                format!("namespace {namespace:?} has no Services in the input")
+            } else {
+                format!("Services in {namespace}: {}", known.join(", "))
+            };
+            Err(Failure::input(format!(
+                "error: {flag} {text:?}: no such Service ({hint})"
+            )))
+        }
+    }
+}
+
+/// Resolve `--to`: a Service (see [`Target::Service`]) or an endpoint as [`endpoint`] reads it.
+pub fn target(engine: &Engine, text: &str, flag: &str) -> Result<Target, Failure> {
+    match service(engine, text, flag)? {
+        Some(index) => Ok(Target::Service(index)),
+        None => endpoint(engine, text, flag).map(Target::Endpoint),
+    }
+}
+
 /// Resolve `namespace/pod`, `pod` (in `default`), `namespace/workload` (its first pod) or an
-/// IP address (the pod that owns it, else an external address).
+/// IP address (the pod that owns it, else an external address). A Service is no source: it
+/// opens no connections (its pods do).
 pub fn endpoint(engine: &Engine, text: &str, flag: &str) -> Result<Endpoint, Failure> {
+    if let Some(index) = service(engine, text, flag)? {
+        let service = &engine.inventory().services[index];
+        return Err(Failure::input(format!(
+            "error: {flag} {text:?} is Service {}: a Service opens no connections; name one of its pods",
+            service.key()
+        )));
+    }
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(engine.endpoint_for_ip(ip));
     }
@@ -95,6 +158,6 @@ pub fn endpoint(engine: &Engine, text: &str, flag: &str) -> Result<Endpoint, Fai
         format!("pods in {namespace}: {}", in_namespace.join(", "))
     };
     Err(Failure::input(format!(
-        "{flag} {text:?}: no such pod, workload or IP address ({hint})"
+        "error: {flag} {text:?}: no such pod, workload or IP address ({hint})"
     )))
 }

@@ -40,13 +40,19 @@ struct Inputs {
 #[derive(Subcommand)]
 enum Command {
     /// Can A reach B on a port? Explains both directions. Exit 0 when allowed, 1 when denied.
+    ///
+    /// Through a Service (`--to NAMESPACE/svc/NAME` or a cluster IP; PORT is the Service port),
+    /// the connection lands on one backend pod on the target port, chosen per connection: the
+    /// answer lists every backend's verdict and allows only when every backend allows (exit 0);
+    /// a Service with no backend denies (exit 1).
     Query {
         #[command(flatten)]
         inputs: Inputs,
         /// Source: `namespace/pod`, `pod` (namespace `default`), `namespace/workload`, or an IP.
         #[arg(long)]
         from: String,
-        /// Destination, in the same forms as --from.
+        /// Destination, in the same forms as --from, or a Service: `namespace/svc/name`,
+        /// `svc/name` (namespace `default`) or a cluster IP of a loaded Service.
         #[arg(long)]
         to: String,
         /// `PROTO/PORT`, e.g. TCP/80 or UDP/53.
@@ -342,7 +348,23 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         } => {
             let engine = inputs::load(&inputs)?;
             let src = inputs::endpoint(&engine, &from, "--from")?;
-            let dst = inputs::endpoint(&engine, &to, "--to")?;
+            let dst = match inputs::target(&engine, &to, "--to")? {
+                inputs::Target::Endpoint(dst) => dst,
+                inputs::Target::Service(index) => {
+                    let service = &engine.inventory().services[index];
+                    let answer = engine.explain_via_service(src, service, port.protocol, port.port);
+                    match output {
+                        QueryFormat::Text => render::service_query_text(
+                            &mut out, &engine, src, service, port, &answer,
+                        ),
+                        QueryFormat::Json => render::service_query_json(
+                            &mut out, &engine, src, service, port, &answer,
+                        ),
+                    }
+                    .map_err(io_failure)?;
+                    return Ok(if answer.allowed() { 0 } else { 1 });
+                }
+            };
             let verdict = engine.explain(src, dst, port.protocol, port.port);
             match output {
                 QueryFormat::Text => {
@@ -373,6 +395,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             };
             let classes = engine.class_matrix(&ports);
             let computed = started.elapsed();
+            // Pods without a known address get invented ones, which no CIDR rule matches.
+            let synthetic = engine.synthetic_address_pods();
+            let synthetic_note = format!(
+                "{synthetic} pod(s) have no status.podIP and were given synthetic addresses ({}); ipBlock, nets and network-set rules never match them, so cells involving them may differ from the real cluster",
+                netfence_model::SYNTHETIC_IPV4_RANGE
+            );
             if summary {
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
                 writeln!(
@@ -383,6 +411,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     ports.len()
                 )
                 .map_err(io_failure)?;
+                writeln!(out, "synthetic addresses: {synthetic} pods").map_err(io_failure)?;
+                if synthetic > 0 && engine.has_address_rules() {
+                    writeln!(out, "note: {synthetic_note}").map_err(io_failure)?;
+                }
                 for (p, port) in ports.iter().enumerate() {
                     writeln!(out, "allowed pairs {port}: {}", classes.allowed_pairs(p))
                         .map_err(io_failure)?;
@@ -396,6 +428,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 )
                 .map_err(io_failure)?;
                 return Ok(0);
+            }
+            if synthetic > 0 && engine.has_address_rules() {
+                eprintln!("netfence: note: {synthetic_note}");
             }
             // Streamed from the class bits: no pod-by-pod matrix is materialised.
             let matrix = classes.view(&engine);

@@ -1,10 +1,10 @@
 //! Renderers: text, JSON, grid, CSV, Markdown and Graphviz outputs of engine results.
 
 use netfence_engine::{
-    connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, MatrixView, Outcome,
-    ProbePort, RuleRef, Verdict,
+    connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, MatrixView, NoBackend,
+    Outcome, ProbePort, RuleRef, ServiceVerdict, Verdict,
 };
-use netfence_model::PolicyType;
+use netfence_model::{PolicyType, Service, ServicePort, TargetPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -35,6 +35,81 @@ fn outcome_text(verdict: &DirectionVerdict, port: ProbePort) -> String {
     }
 }
 
+/// The notes a verdict needs: for each direction, the rules that looked at addresses while a
+/// pod of the connection has a synthetic one (`DirectionVerdict::unknown_address_rules`).
+fn verdict_notes(engine: &Engine, src: Endpoint, dst: Endpoint, verdict: &Verdict) -> Vec<String> {
+    let synthetic: Vec<String> = [src, dst]
+        .into_iter()
+        .filter_map(|endpoint| match endpoint {
+            Endpoint::Pod(id) if engine.inventory().pods[id].synthetic_ip => {
+                let pod = &engine.inventory().pods[id];
+                let ip = pod.ips.first().map(|ip| ip.to_string()).unwrap_or_default();
+                Some(format!("{} (synthetic {ip})", pod.key()))
+            }
+            _ => None,
+        })
+        .collect();
+    [&verdict.egress, &verdict.ingress]
+        .into_iter()
+        .filter(|direction| !direction.unknown_address_rules.is_empty())
+        .map(|direction| {
+            let rules: Vec<String> = direction
+                .unknown_address_rules
+                .iter()
+                .map(rule_text)
+                .collect();
+            format!(
+                "{} at {}: {} has no known address, and an invented address matches no ipBlock, nets or network set; these rules were judged as if it were outside every range, so with its real address the verdict could differ: {}",
+                direction.direction,
+                direction.endpoint.as_deref().unwrap_or("(external)"),
+                synthetic.join(" and "),
+                rules.join("; ")
+            )
+        })
+        .collect()
+}
+
+/// One verdict's two directions, indented by `indent`.
+fn directions_text(
+    out: &mut impl Write,
+    indent: &str,
+    verdict: &Verdict,
+    port: ProbePort,
+) -> io::Result<()> {
+    for direction in [&verdict.egress, &verdict.ingress] {
+        let label = match direction.direction {
+            PolicyType::Egress => "egress ",
+            PolicyType::Ingress => "ingress",
+        };
+        let who = direction.endpoint.as_deref().unwrap_or("(external)");
+        writeln!(
+            out,
+            "{indent}{label} at {who}: {}",
+            outcome_text(direction, port)
+        )?;
+        if !direction.selected_by.is_empty() {
+            let names: Vec<String> = direction
+                .selected_by
+                .iter()
+                .map(|p| format!("{} {}", p.kind, p.policy))
+                .collect();
+            writeln!(out, "{indent}    selected by: {}", names.join(", "))?;
+        }
+        if !direction.passed_through.is_empty() {
+            // The walk: every Pass/Log step, then what decided.
+            let mut steps: Vec<String> = direction.passed_through.iter().map(rule_text).collect();
+            steps.push(match &direction.outcome {
+                Outcome::Rule { rule } => rule_text(rule),
+                Outcome::EndOfTier { tier } => format!("end of tier {tier} Deny"),
+                Outcome::DefaultAllow => "profile Allow".into(),
+                _ => String::new(),
+            });
+            writeln!(out, "{indent}    walk: {}", steps.join(" -> "))?;
+        }
+    }
+    Ok(())
+}
+
 /// `netfence query -o text`.
 pub fn query_text(
     out: &mut impl Write,
@@ -52,37 +127,15 @@ pub fn query_text(
         port,
         if verdict.allowed { "ALLOW" } else { "DENY" }
     )?;
-    for direction in [&verdict.egress, &verdict.ingress] {
-        let label = match direction.direction {
-            PolicyType::Egress => "egress ",
-            PolicyType::Ingress => "ingress",
-        };
-        let who = direction.endpoint.as_deref().unwrap_or("(external)");
-        writeln!(out, "  {label} at {who}: {}", outcome_text(direction, port))?;
-        if !direction.selected_by.is_empty() {
-            let names: Vec<String> = direction
-                .selected_by
-                .iter()
-                .map(|p| format!("{} {}", p.kind, p.policy))
-                .collect();
-            writeln!(out, "      selected by: {}", names.join(", "))?;
-        }
-        if !direction.passed_through.is_empty() {
-            // The walk: every Pass/Log step, then what decided.
-            let mut steps: Vec<String> = direction.passed_through.iter().map(rule_text).collect();
-            steps.push(match &direction.outcome {
-                Outcome::Rule { rule } => rule_text(rule),
-                Outcome::EndOfTier { tier } => format!("end of tier {tier} Deny"),
-                Outcome::DefaultAllow => "profile Allow".into(),
-                _ => String::new(),
-            });
-            writeln!(out, "      walk: {}", steps.join(" -> "))?;
-        }
+    directions_text(out, "  ", verdict, port)?;
+    for note in verdict_notes(engine, src, dst, verdict) {
+        writeln!(out, "  note: {note}")?;
     }
     Ok(())
 }
 
-/// `netfence query -o json`: the verdict with a top-level `"verdict": "allow"|"deny"`.
+/// `netfence query -o json`: the verdict with a top-level `"verdict": "allow"|"deny"`, and
+/// `"notes"` (empty unless a pod's synthetic address could change the verdict).
 pub fn query_json(
     out: &mut impl Write,
     engine: &Engine,
@@ -98,6 +151,173 @@ pub fn query_json(
         "port": port.to_string(),
         "egress": verdict.egress,
         "ingress": verdict.ingress,
+        "notes": verdict_notes(engine, src, dst, verdict),
+    });
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+/// Why a connection through a Service reaches no backend, in words.
+fn no_backend_text(service: &Service, port: ProbePort, reason: &NoBackend) -> String {
+    match reason {
+        NoBackend::NoSuchPort => {
+            let ports: Vec<String> = service
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.protocol, p.port))
+                .collect();
+            format!(
+                "Service {} has no port {port} (its ports: {})",
+                service.key(),
+                if ports.is_empty() {
+                    "none".to_string()
+                } else {
+                    ports.join(", ")
+                }
+            )
+        }
+        NoBackend::NoSelector => format!(
+            "Service {} has no selector: its endpoints are managed by hand and not in the input, so netfence knows no backend",
+            service.key()
+        ),
+        NoBackend::NoPods => format!(
+            "Service {} selects no pod in namespace {}: no backend, connections fail",
+            service.key(),
+            service.namespace
+        ),
+        NoBackend::TargetPortUnresolved => format!(
+            "no pod selected by Service {} declares its target port for {port}: no backend serves it",
+            service.key()
+        ),
+    }
+}
+
+fn target_port_json(port: &ServicePort) -> serde_json::Value {
+    match &port.target {
+        TargetPort::Number(n) => json!(n),
+        TargetPort::Named(name) => json!(name),
+    }
+}
+
+/// `netfence query --to` a Service, as text: the overall answer, then each backend's verdict
+/// on its target port.
+pub fn service_query_text(
+    out: &mut impl Write,
+    engine: &Engine,
+    src: Endpoint,
+    service: &Service,
+    port: ProbePort,
+    answer: &ServiceVerdict,
+) -> io::Result<()> {
+    let cluster_ips: Vec<String> = service
+        .cluster_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    let via = if cluster_ips.is_empty() {
+        format!("Service {}", service.key())
+    } else {
+        format!(
+            "Service {}, cluster IP {}",
+            service.key(),
+            cluster_ips.join(", ")
+        )
+    };
+    let summary = match &answer.no_backend {
+        Some(_) => "DENY (no backend)".to_string(),
+        None => format!(
+            "{} ({} of {} backends allow)",
+            if answer.allowed() { "ALLOW" } else { "DENY" },
+            answer.allowed_backends(),
+            answer.backends.len()
+        ),
+    };
+    writeln!(
+        out,
+        "{} -> {}/svc/{} {port} ({via}): {summary}",
+        engine.endpoint_name(src),
+        service.namespace,
+        service.name
+    )?;
+    if let Some(reason) = &answer.no_backend {
+        writeln!(out, "  {}", no_backend_text(service, port, reason))?;
+        return Ok(());
+    }
+    if !answer.allowed() && answer.allowed_backends() > 0 {
+        writeln!(
+            out,
+            "  kube-proxy picks a backend per connection: connections to a denying backend fail"
+        )?;
+    }
+    for backend in &answer.backends {
+        let target = ProbePort {
+            protocol: port.protocol,
+            port: backend.target_port,
+        };
+        writeln!(
+            out,
+            "  backend {} ({target}): {}",
+            engine.inventory().pods[backend.pod].key(),
+            if backend.verdict.allowed {
+                "ALLOW"
+            } else {
+                "DENY"
+            }
+        )?;
+        directions_text(out, "    ", &backend.verdict, target)?;
+        for note in verdict_notes(engine, src, Endpoint::Pod(backend.pod), &backend.verdict) {
+            writeln!(out, "    note: {note}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `netfence query --to` a Service, as JSON: the query contract's `verdict`, `from`, `to`,
+/// `port` and `notes`, plus `service` (name, port, protocol, target port, cluster IPs),
+/// `backends` (each pod's verdict with its `egress` and `ingress`), `backends_allowed` and,
+/// when there is no backend, `reason`.
+pub fn service_query_json(
+    out: &mut impl Write,
+    engine: &Engine,
+    src: Endpoint,
+    service: &Service,
+    port: ProbePort,
+    answer: &ServiceVerdict,
+) -> io::Result<()> {
+    let backends: Vec<serde_json::Value> = answer
+        .backends
+        .iter()
+        .map(|backend| {
+            json!({
+                "pod": engine.inventory().pods[backend.pod].key(),
+                "target_port": backend.target_port,
+                "verdict": if backend.verdict.allowed { "allow" } else { "deny" },
+                "egress": backend.verdict.egress,
+                "ingress": backend.verdict.ingress,
+            })
+        })
+        .collect();
+    let notes: Vec<String> = answer
+        .backends
+        .iter()
+        .flat_map(|b| verdict_notes(engine, src, Endpoint::Pod(b.pod), &b.verdict))
+        .collect();
+    let value = json!({
+        "verdict": if answer.allowed() { "allow" } else { "deny" },
+        "from": engine.endpoint_name(src),
+        "to": format!("{}/svc/{}", service.namespace, service.name),
+        "port": port.to_string(),
+        "service": {
+            "name": service.key(),
+            "port": port.port,
+            "protocol": port.protocol.to_string(),
+            "target_port": answer.port.as_ref().map(target_port_json),
+            "cluster_ips": service.cluster_ips,
+        },
+        "backends": backends,
+        "backends_allowed": answer.allowed_backends(),
+        "reason": answer.no_backend.as_ref().map(|r| no_backend_text(service, port, r)),
+        "notes": notes,
     });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

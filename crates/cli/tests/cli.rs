@@ -563,3 +563,346 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A cluster where kube-dns has two backends whose named target port resolves differently, a
+/// Service without selector, a Service that selects nothing, a Calico allow-kube-dns policy
+/// (docs.tigera.io "Use service rules in policy") and, optionally, a policy closing one backend.
+fn service_cluster(close_one_backend: bool) -> PathBuf {
+    let mut text = String::from(
+        "
+apiVersion: v1
+kind: Namespace
+metadata: {name: app}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: app, labels: {app: client}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.1.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-a, namespace: kube-system, labels: {k8s-app: kube-dns, open: \"yes\"}}
+spec: {containers: [{name: c, ports: [{name: dns, containerPort: 53, protocol: UDP}, {name: dns-tcp, containerPort: 53}]}]}
+status: {podIP: 10.1.9.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-b, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: c, ports: [{name: dns, containerPort: 53, protocol: UDP}, {name: dns-tcp, containerPort: 5353}]}]}
+status: {podIP: 10.1.9.11}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system}
+spec:
+  selector: {k8s-app: kube-dns}
+  clusterIP: 10.96.0.10
+  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, targetPort: dns-tcp}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: external-db, namespace: app}
+spec: {clusterIP: 10.96.0.20, ports: [{port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody, namespace: app}
+spec: {selector: {app: nobody}, clusterIP: 10.96.0.30, ports: [{port: 80}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: allow-kube-dns}
+spec:
+  selector: all()
+  egress:
+  - action: Allow
+    destination:
+      services: {name: kube-dns, namespace: kube-system}
+",
+    );
+    if close_one_backend {
+        // Isolates dns-b (no `open` label) for ingress, with no rule: closed.
+        text.push_str(
+            "---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: closed, namespace: kube-system}
+spec: {podSelector: {matchExpressions: [{key: open, operator: DoesNotExist}]}, policyTypes: [Ingress]}
+",
+        );
+    }
+    temp_file(&format!("service-cluster-{close_one_backend}.yaml"), &text)
+}
+
+#[test]
+fn query_through_a_service_answers_per_backend() {
+    let open = service_cluster(false);
+    let file = open.to_str().unwrap();
+    let query = |to: &str, port: &str, json: bool| {
+        let mut args = vec![
+            "query",
+            "-f",
+            file,
+            "--from",
+            "app/client",
+            "--to",
+            to,
+            "--port",
+            port,
+        ];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        netfence(&args)
+    };
+
+    // By name: both backends allow UDP/53.
+    let out = query("kube-system/svc/kube-dns", "UDP/53", false);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("Service kube-system/kube-dns, cluster IP 10.96.0.10"),
+        "{text}"
+    );
+    assert!(text.contains("ALLOW (2 of 2 backends allow)"), "{text}");
+    assert!(
+        text.contains("backend kube-system/dns-a (UDP/53): ALLOW"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backend kube-system/dns-b (UDP/53): ALLOW"),
+        "{text}"
+    );
+
+    // By cluster IP (used to be answered as an external address, allowed): the named target
+    // port resolves per backend, and the Calico rule allows exactly those ports.
+    let out = query("10.96.0.10", "TCP/53", true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["verdict"], "allow");
+    assert_eq!(json["to"], "kube-system/svc/kube-dns");
+    assert_eq!(json["service"]["name"], "kube-system/kube-dns");
+    assert_eq!(json["service"]["port"], 53);
+    assert_eq!(json["service"]["target_port"], "dns-tcp");
+    assert_eq!(
+        json["service"]["cluster_ips"],
+        serde_json::json!(["10.96.0.10"])
+    );
+    let backends = json["backends"].as_array().expect("backends");
+    let targets: Vec<(String, u64)> = backends
+        .iter()
+        .map(|b| {
+            (
+                b["pod"].as_str().unwrap().to_string(),
+                b["target_port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("kube-system/dns-a".to_string(), 53),
+            ("kube-system/dns-b".to_string(), 5353)
+        ]
+    );
+    assert_eq!(backends[1]["egress"]["outcome"]["reason"], "rule");
+    assert_eq!(json["backends_allowed"], 2);
+
+    // A port the Service does not have: no backend, denied.
+    let out = query("10.96.0.10", "TCP/80", false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("has no port TCP/80 (its ports: UDP/53, TCP/53)"),
+        "{}",
+        stdout(&out)
+    );
+    // No selector, and a selector that matches nothing: denied with the reason.
+    let out = query("app/svc/external-db", "TCP/5432", true);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["verdict"], "deny");
+    assert!(
+        json["reason"].as_str().unwrap().contains("has no selector"),
+        "{json}"
+    );
+    let out = query("10.96.0.30", "TCP/80", false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("selects no pod in namespace app"),
+        "{}",
+        stdout(&out)
+    );
+    // `svc/NAME` is a Service of `default` only when there is one; otherwise a pod of a
+    // namespace called svc, as before.
+    let out = query("svc/kube-dns", "UDP/53", false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no such pod, workload or IP address"),
+        "{}",
+        stderr(&out)
+    );
+    // Unknown Service, and a Service as a source: bad input.
+    let out = query("kube-system/svc/coredns", "UDP/53", false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: --to \"kube-system/svc/coredns\": no such Service (Services in kube-system: kube-dns)"), "{}", stderr(&out));
+    let out = netfence(&[
+        "query",
+        "-f",
+        file,
+        "--from",
+        "10.96.0.10",
+        "--to",
+        "app/client",
+        "--port",
+        "TCP/80",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is Service kube-system/kube-dns"),
+        "{}",
+        stderr(&out)
+    );
+
+    // One backend closed: the Service answer denies (kube-proxy may pick it), and says which.
+    let closed = service_cluster(true);
+    let out = netfence(&[
+        "query",
+        "-f",
+        closed.to_str().unwrap(),
+        "--from",
+        "app/client",
+        "--to",
+        "kube-system/svc/kube-dns",
+        "--port",
+        "UDP/53",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("DENY (1 of 2 backends allow)"), "{text}");
+    assert!(
+        text.contains("backend kube-system/dns-a (UDP/53): ALLOW"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backend kube-system/dns-b (UDP/53): DENY"),
+        "{text}"
+    );
+    assert!(text.contains("NetworkPolicy kube-system/closed"), "{text}");
+}
+
+#[test]
+fn synthetic_addresses_are_said_where_they_can_change_a_verdict() {
+    let cluster = temp_file(
+        "synthetic.yaml",
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default, labels: {app: client}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.2.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: known, namespace: default, labels: {app: known}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.2.0.6}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pending, namespace: default, labels: {app: pending}}
+spec: {containers: [{name: c}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: anywhere, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0}}]}]
+",
+    );
+    let file = cluster.to_str().unwrap();
+    let query = |to: &str, json: bool| {
+        let mut args = vec![
+            "query",
+            "-f",
+            file,
+            "--from",
+            "default/client",
+            "--to",
+            to,
+            "--port",
+            "TCP/80",
+        ];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        netfence(&args)
+    };
+    // 0.0.0.0/0 matches the pod with a known address, not the one with an invented address:
+    // the verdict stands, and the explanation says why it may not match the real cluster.
+    let out = query("default/pending", false);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("note: Egress at default/client: default/pending (synthetic 100."),
+        "{text}"
+    );
+    assert!(
+        text.contains("NetworkPolicy default/anywhere rule 0 Allow"),
+        "{text}"
+    );
+    let out = query("default/pending", true);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["verdict"], "deny");
+    assert_eq!(json["notes"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json["egress"]["unknown_address_rules"][0]["policy"],
+        "default/anywhere"
+    );
+    // A known address: allowed by the ipBlock, no note, no extra key.
+    let out = query("default/known", true);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["notes"], serde_json::json!([]));
+    assert!(
+        json["egress"].get("unknown_address_rules").is_none(),
+        "{json}"
+    );
+
+    // The matrix says how many pods have invented addresses: in the summary, and on stderr
+    // beside the JSON contract (whose keys stay as they are).
+    let out = netfence(&["matrix", "-f", file, "--ports", "TCP/80", "--summary"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("synthetic addresses: 1 pods"), "{text}");
+    assert!(
+        text.contains("note: 1 pod(s) have no status.podIP"),
+        "{text}"
+    );
+    let out = netfence(&["matrix", "-f", file, "--ports", "TCP/80", "-o", "json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["allowed", "endpoints", "ports"]);
+    assert!(
+        stderr(&out).contains("ipBlock, nets and network-set rules never match them"),
+        "{}",
+        stderr(&out)
+    );
+    let allowed = json["allowed"]["TCP/80"].as_array().unwrap();
+    assert!(allowed.contains(&serde_json::json!(["default/client", "default/known"])));
+    assert!(!allowed.contains(&serde_json::json!(["default/client", "default/pending"])));
+}

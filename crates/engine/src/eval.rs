@@ -115,6 +115,14 @@ pub struct DirectionVerdict {
     pub passed_through: Vec<RuleRef>,
     /// What decided.
     pub outcome: Outcome,
+    /// Rules walked up to the decision (the deciding one included) that look at addresses
+    /// (`ipBlock`, Calico `nets`/`notNets`, selectors over network sets) while the other side of
+    /// the connection, or this endpoint for a Calico rule's own-endpoint condition, is a pod
+    /// whose address is synthetic. An invented address matches no CIDR, so each of these rules
+    /// was judged as if the pod were outside every range: with the pod's real address the
+    /// verdict could differ. Omitted from JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_address_rules: Vec<RuleRef>,
 }
 
 /// The verdict for a connection.
@@ -293,6 +301,7 @@ impl Engine {
                 selected_by: Vec::new(),
                 passed_through: Vec::new(),
                 outcome: Outcome::NotApplicable,
+                unknown_address_rules: Vec::new(),
             };
             if let Endpoint::Pod(id) = subject {
                 verdict.endpoint = Some(self.inventory.pods[id].key());
@@ -310,6 +319,7 @@ impl Engine {
                     let mut trace = Trace::default();
                     verdict.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
                     verdict.passed_through = trace.passed_through;
+                    verdict.unknown_address_rules = trace.unknown_address;
                     verdict.outcome = trace.outcome.unwrap_or(Outcome::NotIsolated);
                 }
             }
@@ -375,6 +385,15 @@ impl Engine {
                 i += 1;
                 let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
                 for (r, rule) in rules.iter().enumerate() {
+                    if let Some(trace) = trace.as_deref_mut() {
+                        if port_matches(rule, &self.inventory, conn)
+                            && self.judged_without_address(rule, subject, peer)
+                        {
+                            trace
+                                .unknown_address
+                                .push(self.rule_ref(t, p, r, rule.action));
+                        }
+                    }
                     if !self.rule_peer_matches(rule, subject, peer)
                         || !port_matches(rule, &self.inventory, conn)
                     {
@@ -476,6 +495,66 @@ impl Engine {
         allowed.union(&remaining)
     }
 
+    /// Whether a rule's answer for this pair depends on an address netfence does not know: a
+    /// peer that looks at addresses while `peer` is a pod with a synthetic address, or an
+    /// own-endpoint condition that looks at addresses while `subject` has one.
+    fn judged_without_address(&self, rule: &Rule, subject: PodId, peer: Endpoint) -> bool {
+        let synthetic = |endpoint: Endpoint| match endpoint {
+            Endpoint::Pod(id) => self.inventory.pods[id].synthetic_ip,
+            Endpoint::Address(_) => false,
+        };
+        (synthetic(peer) && rule.peers.iter().any(|p| self.looks_at_addresses(p)))
+            || (synthetic(Endpoint::Pod(subject))
+                && rule
+                    .local
+                    .as_ref()
+                    .is_some_and(|l| self.looks_at_addresses(l)))
+    }
+
+    /// Whether a peer's answer can depend on an endpoint's address: CIDRs (`ipBlock`, Calico
+    /// `nets`/`notNets`) and Calico selectors when network sets exist (their CIDRs join what
+    /// the selectors match).
+    pub fn looks_at_addresses(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::Net { .. } => true,
+            Peer::Calico(entity) => {
+                !entity.nets.is_empty()
+                    || !entity.not_nets.is_empty()
+                    || ((entity.has_endpoint_selector() || entity.not_selector.is_some())
+                        && !self.inventory.network_sets.is_empty())
+            }
+            Peer::Pods { .. } | Peer::Nodes(_) => false,
+        }
+    }
+
+    /// The pods whose address is synthetic (no `status.podIP` in the input).
+    pub fn synthetic_address_pods(&self) -> usize {
+        self.inventory
+            .pods
+            .iter()
+            .filter(|p| p.synthetic_ip)
+            .count()
+    }
+
+    /// Whether some rule's answer can depend on addresses ([`Engine::looks_at_addresses`]):
+    /// then pods with synthetic addresses may be judged differently from the real cluster.
+    pub fn has_address_rules(&self) -> bool {
+        self.tiers.iter().any(|tier| {
+            tier.policies.iter().any(|policy| {
+                [&policy.ingress, &policy.egress]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|rule| {
+                        rule.peers
+                            .iter()
+                            .chain(rule.local.iter())
+                            .any(|p| self.looks_at_addresses(p))
+                    })
+            })
+        })
+    }
+
     /// Whether the rule's peers match `peer` and its local condition matches `subject`.
     fn rule_peer_matches(&self, rule: &Rule, subject: PodId, peer: Endpoint) -> bool {
         (rule.peers.is_empty() || rule.peers.iter().any(|p| self.peer_is(p, peer)))
@@ -529,25 +608,46 @@ impl Engine {
         }
     }
 
-    /// Calico EntityRule semantics (docs.tigera.io "Rule" / "EntityRule"; felix computes the
-    /// same as IP sets): nets/notNets on the endpoint's addresses; selector/notSelector on
-    /// workload endpoints and network sets within the namespace scope; namespaceSelector
-    /// alone selects every endpoint of the matching namespaces (`global()`: the global network
-    /// sets); serviceAccounts and services only match workload endpoints.
+    /// Calico EntityRule semantics, as felix evaluates them: every field becomes a match on the
+    /// packet's address (IP sets), so an endpoint matches a selector either as a workload
+    /// endpoint whose labels match or because one of its addresses lies in the `nets` of a
+    /// NetworkSet or GlobalNetworkSet the selector matches (docs.tigera.io "Global network
+    /// set" and "Network set": when calculating the set of IPs that should match a selector,
+    /// Calico includes the CIDRs of the network sets it matches, and matches packets by their
+    /// addresses; felix/calc/rule_scanner.go turns selectors into IP sets).
+    ///
+    /// - `nets`/`notNets`: the endpoint's known addresses.
+    /// - The positive selector ([`CalicoEntity::has_endpoint_selector`]): `selector`,
+    ///   `serviceAccounts` and `namespaceSelector` within the scope, and in a namespaced policy
+    ///   the policy's namespace as soon as any selector field is given, `notSelector` included
+    ///   (libcalico-go `lib/backend/syncersv1/updateprocessors/rules.go`
+    ///   `getEndpointSelector`, pinned by its `rules_test.go`: a destination with only a
+    ///   `notSelector` in namespace2 gets `projectcalico.org/namespace == 'namespace2'`).
+    /// - `notSelector` itself is not scoped (`rules.go` passes it through unchanged): a pod of
+    ///   any namespace or an address in any network set it matches is excluded.
+    /// - `services`: the pods that back the Service (their ports are the rule's ports, see
+    ///   `ir.rs`); never a bare address.
+    ///
+    /// A pod whose address is synthetic (unknown) matches by its labels only: an invented
+    /// address lies in no `nets` and no network set, as it matches no `ipBlock`. Host-network
+    /// pods are not workload endpoints: only their addresses (and Services they back) match.
     fn calico_entity_is(&self, entity: &CalicoEntity, endpoint: Endpoint) -> bool {
         let inventory = &self.inventory;
-        let (addresses, known): (Vec<IpAddr>, bool) = match endpoint {
+        let single: [IpAddr; 1];
+        let (pod, addresses): (Option<&Pod>, &[IpAddr]) = match endpoint {
             Endpoint::Pod(id) => {
                 let pod = &inventory.pods[id];
-                (pod.ips.clone(), !pod.synthetic_ip)
+                (Some(pod), if pod.synthetic_ip { &[] } else { &pod.ips })
             }
-            Endpoint::Address(ip) => (vec![ip], true),
+            Endpoint::Address(ip) => {
+                single = [ip];
+                (None, &single)
+            }
         };
         let in_nets = |nets: &[ipnet::IpNet]| {
-            known
-                && addresses
-                    .iter()
-                    .any(|ip| nets.iter().any(|n| n.contains(ip)))
+            addresses
+                .iter()
+                .any(|ip| nets.iter().any(|n| n.contains(ip)))
         };
         if !entity.nets.is_empty() && !in_nets(&entity.nets) {
             return false;
@@ -555,120 +655,110 @@ impl Engine {
         if !entity.not_nets.is_empty() && in_nets(&entity.not_nets) {
             return false;
         }
-        let selects_endpoints = entity.selector.is_some()
-            || entity.explicit_namespace
-            || entity.service_accounts.is_some()
-            || entity.service.is_some();
-        // Host-network pods are not workload endpoints: only nets can match them.
-        if let Endpoint::Pod(id) = endpoint {
-            if inventory.pods[id].host_network {
-                return !selects_endpoints;
-            }
-        }
-        match endpoint {
-            Endpoint::Pod(id) => {
-                let pod = &inventory.pods[id];
-                let in_scope = self.calico_namespace_in_scope(&entity.scope, &pod.namespace);
-                let labels = calico_pod_labels(pod);
-                // `services` names its namespace itself; the other fields look in the scope.
-                let scoped = entity.selector.is_some()
-                    || entity.explicit_namespace
-                    || entity.service_accounts.is_some();
-                if scoped && !in_scope {
-                    return false;
-                }
-                if let Some(selector) = &entity.selector {
-                    if !selector.matches(&labels) {
-                        return false;
-                    }
-                }
-                if let Some(selector) = &entity.not_selector {
-                    if in_scope && selector.matches(&labels) {
-                        return false;
-                    }
-                }
-                if let Some(accounts) = &entity.service_accounts {
-                    if !accounts.names.is_empty() && !accounts.names.contains(&pod.service_account)
-                    {
-                        return false;
-                    }
-                    if let Some(selector) = &accounts.selector {
-                        let mut sa_labels =
-                            inventory.service_account_labels(&pod.namespace, &pod.service_account);
-                        sa_labels
-                            .insert("projectcalico.org/name".into(), pod.service_account.clone());
-                        if !selector.matches(&sa_labels) {
-                            return false;
-                        }
-                    }
-                }
-                if let Some(service) = &entity.service {
-                    let selected = inventory.services.iter().any(|s| {
-                        s.namespace == service.namespace
-                            && s.name == service.name
-                            && !s.selector.is_empty()
-                            && s.namespace == pod.namespace
-                            && s.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-                    });
-                    if !selected {
-                        return false;
-                    }
-                }
-                true
-            }
-            Endpoint::Address(ip) => {
-                if entity.service_accounts.is_some() || entity.service.is_some() {
-                    return false;
-                }
-                // Network sets that contain the address and lie in scope.
-                let sets: Vec<&netfence_model::calico::NetworkSet> = inventory
-                    .network_sets
-                    .iter()
-                    .filter(|set| set.nets.iter().any(|n| n.contains(&ip)))
-                    .filter(|set| self.calico_set_in_scope(&entity.scope, set.namespace.as_deref()))
-                    .collect();
-                let set_labels = |set: &netfence_model::calico::NetworkSet| {
-                    let mut labels = set.labels.clone();
-                    if let Some(ns) = &set.namespace {
-                        labels.insert("projectcalico.org/namespace".into(), ns.clone());
-                    }
-                    labels
-                };
-                if selects_endpoints {
-                    let ok = sets.iter().any(|set| {
-                        entity
+        let workload = pod.filter(|p| !p.host_network);
+        if entity.has_endpoint_selector() {
+            let by_labels = workload.is_some_and(|pod| self.calico_pod_selected(entity, pod));
+            // A network set has no service account: libcalico-go `rules.go`
+            // `parseServiceAccounts` turns `names` into `projectcalico.org/serviceaccount in
+            // {…}`, which no set carries, and prefixes the selector's keys with `pcsa.`, which
+            // no set's labels have; so only a selector that holds on no labels lets sets in.
+            let accounts_ok = entity.service_accounts.as_ref().is_none_or(|accounts| {
+                accounts.names.is_empty()
+                    && accounts
+                        .selector
+                        .as_ref()
+                        .is_none_or(|s| s.matches(&Labels::new()))
+            });
+            let by_address = accounts_ok
+                && self.calico_sets_containing(addresses).any(|set| {
+                    self.calico_set_in_scope(&entity.scope, set.namespace.as_deref())
+                        && entity
                             .selector
                             .as_ref()
-                            .is_none_or(|s| s.matches(&set_labels(set)))
-                    });
-                    if !ok {
-                        return false;
-                    }
-                }
-                if let Some(selector) = &entity.not_selector {
-                    if sets.iter().any(|set| selector.matches(&set_labels(set))) {
-                        return false;
-                    }
-                }
-                true
+                            .is_none_or(|s| s.matches(&calico_set_labels(set)))
+                });
+            if !by_labels && !by_address {
+                return false;
             }
         }
+        if let Some(not) = &entity.not_selector {
+            let by_labels = workload.is_some_and(|pod| not.matches(&calico_pod_labels(pod)));
+            let by_address = self
+                .calico_sets_containing(addresses)
+                .any(|set| not.matches(&calico_set_labels(set)));
+            if by_labels || by_address {
+                return false;
+            }
+        }
+        if let Some(service) = &entity.service {
+            let backend = pod.is_some_and(|pod| {
+                inventory
+                    .service(&service.namespace, &service.name)
+                    .is_some_and(|s| !s.ports.is_empty() && s.selects(pod))
+            });
+            if !backend {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether a workload endpoint matches an entity's positive selector by its labels:
+    /// namespace in scope, `selector` and `serviceAccounts`.
+    fn calico_pod_selected(&self, entity: &CalicoEntity, pod: &Pod) -> bool {
+        if !self.calico_namespace_in_scope(&entity.scope, &pod.namespace) {
+            return false;
+        }
+        if let Some(selector) = &entity.selector {
+            if !selector.matches(&calico_pod_labels(pod)) {
+                return false;
+            }
+        }
+        if let Some(accounts) = &entity.service_accounts {
+            if !accounts.names.is_empty() && !accounts.names.contains(&pod.service_account) {
+                return false;
+            }
+            if let Some(selector) = &accounts.selector {
+                let mut labels = self
+                    .inventory
+                    .service_account_labels(&pod.namespace, &pod.service_account);
+                labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
+                if !selector.matches(&labels) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The network sets (global and namespaced) whose `nets` contain one of `addresses`.
+    fn calico_sets_containing<'a>(
+        &'a self,
+        addresses: &'a [IpAddr],
+    ) -> impl Iterator<Item = &'a netfence_model::calico::NetworkSet> + 'a {
+        self.inventory.network_sets.iter().filter(move |set| {
+            set.nets
+                .iter()
+                .any(|net| addresses.iter().any(|ip| net.contains(ip)))
+        })
     }
 
     fn calico_namespace_in_scope(&self, scope: &CalicoNamespaceScope, namespace: &str) -> bool {
         match scope {
             CalicoNamespaceScope::Same(ns) => ns == namespace,
             CalicoNamespaceScope::Any => true,
-            CalicoNamespaceScope::Selector(selector) => {
-                !selector.is_global()
-                    && selector.matches(&calico_namespace_labels(&self.inventory, namespace))
-            }
+            CalicoNamespaceScope::Selector(selector) => selector
+                .matches_namespace_of(Some(&calico_namespace_labels(&self.inventory, namespace))),
         }
     }
 
+    /// Whether a network set (global when `namespace` is `None`) is in an entity's scope. A
+    /// `namespaceSelector` sees a global set as a member of no namespace: `global()` selects it,
+    /// and so does any selector that holds on an empty label set
+    /// ([`netfence_selector::calico::Selector::matches_namespace_of`]).
     fn calico_set_in_scope(&self, scope: &CalicoNamespaceScope, namespace: Option<&str>) -> bool {
         match (scope, namespace) {
-            (CalicoNamespaceScope::Selector(selector), None) => selector.is_global(),
+            (CalicoNamespaceScope::Selector(selector), None) => selector.matches_namespace_of(None),
             (CalicoNamespaceScope::Any, None) => true,
             (CalicoNamespaceScope::Same(_), None) => false,
             (scope, Some(ns)) => self.calico_namespace_in_scope(scope, ns),
@@ -680,6 +770,7 @@ impl Engine {
 struct Trace {
     passed_through: Vec<RuleRef>,
     outcome: Option<Outcome>,
+    unknown_address: Vec<RuleRef>,
 }
 
 struct Conn {
@@ -703,6 +794,16 @@ fn calico_pod_labels(pod: &Pod) -> Labels {
         pod.service_account.clone(),
     );
     labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+    labels
+}
+
+/// A network set's labels as Calico selectors see them: its own, plus
+/// `projectcalico.org/namespace` for a namespaced NetworkSet.
+fn calico_set_labels(set: &netfence_model::calico::NetworkSet) -> Labels {
+    let mut labels = set.labels.clone();
+    if let Some(namespace) = &set.namespace {
+        labels.insert("projectcalico.org/namespace".into(), namespace.clone());
+    }
     labels
 }
 

@@ -12,6 +12,7 @@ use netfence_model::calico::{
 };
 use netfence_model::{
     Inventory, NetworkPolicy, NpPeer, NpPortSpec, Origin, PolicyType, PortRange, Protocol,
+    TargetPort,
 };
 use netfence_selector::calico::Selector as CalicoSelector;
 use netfence_selector::LabelSelector;
@@ -259,6 +260,18 @@ pub struct CalicoEntity {
 }
 
 impl CalicoEntity {
+    /// Whether the entity has a positive endpoint selector once libcalico-go has folded its
+    /// fields into one (`lib/backend/syncersv1/updateprocessors/rules.go`,
+    /// `getEndpointSelector`): `selector`, `serviceAccounts` or `namespaceSelector`, or, in a
+    /// namespaced policy, `notSelector` alone, which confines the rule to the policy's
+    /// namespace (`projectcalico.org/namespace == '<ns>'`). `nets` and `services` alone do not.
+    pub fn has_endpoint_selector(&self) -> bool {
+        self.selector.is_some()
+            || self.service_accounts.is_some()
+            || self.explicit_namespace
+            || (self.not_selector.is_some() && matches!(self.scope, CalicoNamespaceScope::Same(_)))
+    }
+
     /// Whether the entity constrains anything besides ports.
     pub fn is_unconstrained(&self) -> bool {
         self.nets.is_empty()
@@ -463,7 +476,33 @@ fn protocol_enum(number: u8) -> Option<Protocol> {
     }
 }
 
-fn compile_calico_policy(policy: &CalicoPolicy, _inventory: &Inventory) -> Policy {
+/// The connections an egress rule with `destination.services` may open: each Service port's
+/// target port on the backend, with the port's protocol. Felix matches such a rule against an
+/// IP set of (backend address, port, protocol) members built from the Service's
+/// EndpointSlices (`felix/calc/rule_scanner.go`: `DstIPPortSets` with `ServiceIncludePorts`;
+/// `felix/serviceindex/serviceindex.go` `membersFromEndpointSlice`), whose ports are the
+/// target ports the EndpointSlice controller resolved per pod: a named target port is resolved
+/// on the destination pod, as a named rule port is. The cluster IP and the Service port are
+/// not members: by the time Calico's egress policy sees the packet, kube-proxy has rewritten
+/// it to a backend. A Service that is missing or has no ports matches nothing (the peer
+/// check in `eval.rs` insists on both).
+fn service_ports(inventory: &Inventory, service: &ServiceMatch) -> Vec<PortMatch> {
+    let Some(found) = inventory.service(&service.namespace, &service.name) else {
+        return Vec::new();
+    };
+    found
+        .ports
+        .iter()
+        .filter_map(|port| match &port.target {
+            TargetPort::Number(n) => {
+                PortRange::single(*n).map(|range| PortMatch::Range(port.protocol, range))
+            }
+            TargetPort::Named(name) => Some(PortMatch::Named(port.protocol, name.clone())),
+        })
+        .collect()
+}
+
+fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy {
     let (kind, namespace, namespace_selector) = match &policy.scope {
         CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
         CalicoScope::Global { namespace_selector } => (
@@ -484,7 +523,12 @@ fn compile_calico_policy(policy: &CalicoPolicy, _inventory: &Inventory) -> Polic
         not_selector: e.not_selector.clone(),
         explicit_namespace: e.namespace_selector.is_some(),
         scope: scope_for(e),
-        service_accounts: e.service_accounts.clone(),
+        // libcalico-go `rules.go` `parseServiceAccounts` gives `serviceAccounts: {}` (no names,
+        // no selector) no selector at all: it constrains nothing.
+        service_accounts: e
+            .service_accounts
+            .clone()
+            .filter(|a| !a.names.is_empty() || a.selector.is_some()),
         service: e.services.clone(),
     };
     let as_peer = |e: CalicoEntity| (!e.is_unconstrained()).then(|| Peer::Calico(Box::new(e)));
@@ -504,7 +548,11 @@ fn compile_calico_policy(policy: &CalicoPolicy, _inventory: &Inventory) -> Polic
             PolicyType::Ingress => (&rule.source, &rule.destination),
             PolicyType::Egress => (&rule.destination, &rule.source),
         };
-        let mut ports_match = ports(&rule.destination.ports, rule.protocol);
+        let mut ports_match = match (&rule.destination.services, direction) {
+            // The loader rejects destination ports beside destination services.
+            (Some(service), PolicyType::Egress) => service_ports(inventory, service),
+            _ => ports(&rule.destination.ports, rule.protocol),
+        };
         let protocol = if rule.icmp {
             Some(rule.protocol.unwrap_or(1))
         } else {

@@ -37,9 +37,11 @@ pub mod eval;
 pub mod gen;
 pub mod ir;
 pub mod matrix;
+pub mod service;
 
 pub use classes::{ClassMatrix, ClassMatrixView};
 pub use connlist::{connlist, diff, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
 pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};
+pub use service::{BackendVerdict, NoBackend, ServiceVerdict};

@@ -1,6 +1,7 @@
 //! Calico policy scenarios (`tests/calico/scenarios.yaml` over `tests/calico/base.yaml`), each
 //! citing the Calico source or documentation that justifies it, and the EKS guide's Calico
-//! examples exactly as printed (`examples/calico-guide/`), with the effects the guide describes.
+//! examples exactly as printed (`examples/calico-guide/`), with the effects the guide describes;
+//! connections through a Service, and the rules judged without a pod's real address.
 
 mod common;
 
@@ -178,4 +179,104 @@ fn guide_service_account_policy() {
     .map(String::from)
     .to_vec();
     assert_eq!(check(&engine, &lines), Vec::<String>::new());
+}
+
+// A connection through a Service is judged at each backend on its target port: the Calico
+// docs' allow-kube-dns rule ("Use service rules in policy") lets clients reach CoreDNS through
+// the kube-dns Service on both its ports, and nothing else.
+#[test]
+fn connections_through_a_service_are_judged_per_backend() {
+    let base = include_str!("calico/base.yaml");
+    let policy = "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: allow-kube-dns}
+spec:
+  selector: all()
+  egress:
+  - action: Allow
+    destination:
+      services: {name: kube-dns, namespace: kube-system}
+";
+    let engine = engine_from(&[("base.yaml", base), ("policies.yaml", policy)]);
+    let inventory = engine.inventory();
+    let web = endpoint(&engine, "dev/web");
+    let dns = inventory
+        .service("kube-system", "kube-dns")
+        .expect("kube-dns");
+    let ip = "10.96.0.10".parse().unwrap();
+    assert_eq!(inventory.service_by_cluster_ip(ip), Some(dns));
+    for protocol in [netfence_model::Protocol::Udp, netfence_model::Protocol::Tcp] {
+        let answer = engine.explain_via_service(web, dns, protocol, 53);
+        assert!(answer.allowed(), "{protocol}: {answer:?}");
+        assert_eq!(answer.backends.len(), 1);
+        assert_eq!(
+            inventory.pods[answer.backends[0].pod].key(),
+            "kube-system/dns"
+        );
+        assert_eq!(answer.backends[0].target_port, 53);
+    }
+    // Port 80 is no Service port: no backend. Straight to the pod on 80: denied by the tier.
+    let answer = engine.explain_via_service(web, dns, netfence_model::Protocol::Tcp, 80);
+    assert_eq!(
+        answer.no_backend,
+        Some(netfence_engine::NoBackend::NoSuchPort)
+    );
+    assert!(!answer.allowed());
+    let pod = endpoint(&engine, "kube-system/dns");
+    assert!(!engine.allowed(web, pod, netfence_model::Protocol::Tcp, 80));
+    // dev/web's Service maps 80 to the named port http: 8080 on the backend.
+    let web_service = inventory.service("dev", "web").expect("dev/web service");
+    let db = endpoint(&engine, "dev/db");
+    let answer = engine.explain_via_service(db, web_service, netfence_model::Protocol::Tcp, 80);
+    assert_eq!(answer.backends.len(), 1);
+    assert_eq!(answer.backends[0].target_port, 8080);
+    // allow-kube-dns selects every pod for egress: dev/db may not reach dev/web.
+    assert!(!answer.allowed());
+    assert_eq!(answer.allowed_backends(), 0);
+}
+
+// A pod without status.podIP has an invented address: a selector over a network set that
+// covers 0.0.0.0/0 does not match it, and the explanation lists the rule so judged.
+#[test]
+fn rules_judged_without_a_known_address_are_listed() {
+    let base = include_str!("calico/base.yaml");
+    let policies = "
+apiVersion: v1
+kind: Pod
+metadata: {name: pending, namespace: dev, labels: {app: pending}}
+spec: {containers: [{name: c}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: everything, labels: {role: everything}}
+spec: {nets: [0.0.0.0/0]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: api}
+spec:
+  selector: app == \"api\"
+  ingress: [{action: Allow, source: {selector: role == \"everything\"}}]
+";
+    let engine = engine_from(&[("base.yaml", base), ("policies.yaml", policies)]);
+    let api = endpoint(&engine, "prod/api");
+    let pending = endpoint(&engine, "dev/pending");
+    let verdict = engine.explain(pending, api, netfence_model::Protocol::Tcp, 9000);
+    assert!(!verdict.allowed);
+    let listed: Vec<(&str, usize)> = verdict
+        .ingress
+        .unknown_address_rules
+        .iter()
+        .map(|r| (r.policy.as_str(), r.rule))
+        .collect();
+    assert_eq!(listed, [("api", 0)]);
+    assert!(verdict.egress.unknown_address_rules.is_empty());
+    // A pod with a known address: matched through the set, nothing to list.
+    let web = endpoint(&engine, "dev/web");
+    let verdict = engine.explain(web, api, netfence_model::Protocol::Tcp, 9000);
+    assert!(verdict.allowed);
+    assert!(verdict.ingress.unknown_address_rules.is_empty());
+    assert_eq!(engine.synthetic_address_pods(), 1);
+    assert!(engine.has_address_rules());
 }

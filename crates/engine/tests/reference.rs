@@ -755,3 +755,743 @@ fn generated_clusters_are_deterministic_and_agree() {
         );
     }
 }
+
+// ---- Calico, as felix matches packets ----------------------------------------------------
+//
+// A second naive reference, for Calico policies, written from felix's point of view: every
+// entity field is a set of addresses (an IP set) and a packet matches by its address, never by
+// which object it came from. libcalico-go `lib/backend/syncersv1/updateprocessors/rules.go`
+// folds `selector`, `namespaceSelector` (and, in a namespaced policy, the policy's namespace
+// as soon as any selector field is given, `notSelector` included) into one positive selector;
+// `notSelector` stays as written. felix/calc/rule_scanner.go makes IP sets of both, holding the
+// addresses of the workload endpoints and the CIDRs of the network sets they select; a
+// destination `services` set holds (backend address, target port, protocol) members, a source
+// one backend addresses only (felix/serviceindex/serviceindex.go). A pod whose address is
+// unknown (synthetic) still lies in the sets its labels put it in, and in no CIDR.
+
+use netfence_model::calico::{CalicoAction, CalicoPort, CalicoScope, EntityRule};
+
+/// Something Calico selectors can select: a workload endpoint or a network set.
+struct Member {
+    labels: netfence_selector::Labels,
+    /// A workload endpoint's service account: name and labels.
+    account: Option<(String, netfence_selector::Labels)>,
+    /// `None`: global (a GlobalNetworkSet).
+    namespace: Option<String>,
+    pod: Option<usize>,
+    nets: Vec<ipnet::IpNet>,
+}
+
+fn calico_members(inv: &Inventory) -> Vec<Member> {
+    let mut members = Vec::new();
+    for (id, pod) in inv.pods.iter().enumerate() {
+        if pod.host_network {
+            continue; // host traffic: not a workload endpoint
+        }
+        let mut labels = pod.labels.clone();
+        labels.insert("projectcalico.org/namespace".into(), pod.namespace.clone());
+        labels.insert(
+            "projectcalico.org/serviceaccount".into(),
+            pod.service_account.clone(),
+        );
+        labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+        let nets = if pod.synthetic_ip {
+            Vec::new()
+        } else {
+            pod.ips.iter().map(|ip| ipnet::IpNet::from(*ip)).collect()
+        };
+        let account_labels = inv
+            .service_accounts
+            .iter()
+            .find(|a| a.namespace == pod.namespace && a.name == pod.service_account)
+            .map(|a| a.labels.clone())
+            .unwrap_or_default();
+        members.push(Member {
+            labels,
+            account: Some((pod.service_account.clone(), account_labels)),
+            namespace: Some(pod.namespace.clone()),
+            pod: Some(id),
+            nets,
+        });
+    }
+    for set in &inv.network_sets {
+        let mut labels = set.labels.clone();
+        if let Some(ns) = &set.namespace {
+            labels.insert("projectcalico.org/namespace".into(), ns.clone());
+        }
+        members.push(Member {
+            labels,
+            account: None,
+            namespace: set.namespace.clone(),
+            pod: None,
+            nets: set.nets.clone(),
+        });
+    }
+    members
+}
+
+/// Whether a member is in the IP set of `member_ok` and the endpoint's packet hits it.
+fn in_ip_set(
+    inv: &Inventory,
+    members: &[Member],
+    endpoint: Endpoint,
+    member_ok: impl Fn(&Member) -> bool,
+) -> bool {
+    let addresses: Vec<IpAddr> = match endpoint {
+        Endpoint::Pod(id) if inv.pods[id].synthetic_ip => Vec::new(),
+        Endpoint::Pod(id) => inv.pods[id].ips.clone(),
+        Endpoint::Address(ip) => vec![ip],
+    };
+    members.iter().any(|m| {
+        member_ok(m)
+            && (matches!(endpoint, Endpoint::Pod(id) if m.pod == Some(id))
+                || addresses
+                    .iter()
+                    .any(|ip| m.nets.iter().any(|n| n.contains(ip))))
+    })
+}
+
+/// A selector with every key under `prefix`, as libcalico-go's `parseSelectorAttachPrefix`
+/// (`updateprocessors/selectors.go`) writes it; for a rule's `namespaceSelector` (`pcns.`),
+/// `rules.go` then replaces `all()` with `has(projectcalico.org/namespace)` and `global()` with
+/// its negation (`namespace_functions`).
+fn prefix_rewrite(
+    selector: &netfence_selector::calico::Selector,
+    prefix: &str,
+    namespace_functions: bool,
+) -> netfence_selector::calico::Selector {
+    use netfence_selector::calico::Selector as S;
+    let key = |k: &String| format!("{prefix}{k}");
+    let again = |inner: &S| prefix_rewrite(inner, prefix, namespace_functions);
+    let namespaced = || S::Has("projectcalico.org/namespace".into());
+    match selector {
+        S::Eq(k, v) => S::Eq(key(k), v.clone()),
+        S::Ne(k, v) => S::Ne(key(k), v.clone()),
+        S::Contains(k, v) => S::Contains(key(k), v.clone()),
+        S::StartsWith(k, v) => S::StartsWith(key(k), v.clone()),
+        S::EndsWith(k, v) => S::EndsWith(key(k), v.clone()),
+        S::In(k, v) => S::In(key(k), v.clone()),
+        S::NotIn(k, v) => S::NotIn(key(k), v.clone()),
+        S::Has(k) => S::Has(key(k)),
+        S::Not(inner) => S::Not(Box::new(again(inner))),
+        S::And(all) => S::And(all.iter().map(again).collect()),
+        S::Or(any) => S::Or(any.iter().map(again).collect()),
+        S::All if namespace_functions => namespaced(),
+        S::Global if namespace_functions => S::Not(Box::new(namespaced())),
+        S::All => S::All,
+        S::Global => S::Global,
+    }
+}
+
+/// A member's labels as a rewritten `serviceAccounts.selector` reads them: its service
+/// account's labels (and name) under `pcsa.`, from the account's profile; nothing for a
+/// network set.
+fn pcsa_labels(member: &Member) -> netfence_selector::Labels {
+    let mut labels = netfence_selector::Labels::new();
+    if let Some((name, account)) = &member.account {
+        for (k, v) in account {
+            labels.insert(format!("pcsa.{k}"), v.clone());
+        }
+        labels.insert("pcsa.projectcalico.org/name".into(), name.clone());
+    }
+    labels
+}
+
+/// A member's labels as the rewritten namespace selector reads them: its namespace's labels
+/// (and name) under `pcns.`, inherited from the namespace's profile, and
+/// `projectcalico.org/namespace`; nothing for a global network set.
+fn pcns_labels(inv: &Inventory, member: &Member) -> netfence_selector::Labels {
+    let mut labels = netfence_selector::Labels::new();
+    if let Some(ns) = &member.namespace {
+        for (k, v) in &inv.namespaces[ns].labels {
+            labels.insert(format!("pcns.{k}"), v.clone());
+        }
+        labels.insert("pcns.projectcalico.org/name".into(), ns.clone());
+        labels.insert("projectcalico.org/namespace".into(), ns.clone());
+    }
+    labels
+}
+
+fn calico_entity_matches(
+    inv: &Inventory,
+    members: &[Member],
+    policy_namespace: Option<&str>,
+    entity: &EntityRule,
+    service_side: bool,
+    endpoint: Endpoint,
+) -> bool {
+    let known: Vec<IpAddr> = match endpoint {
+        Endpoint::Pod(id) if inv.pods[id].synthetic_ip => Vec::new(),
+        Endpoint::Pod(id) => inv.pods[id].ips.clone(),
+        Endpoint::Address(ip) => vec![ip],
+    };
+    let in_any = |nets: &[ipnet::IpNet]| known.iter().any(|ip| nets.iter().any(|n| n.contains(ip)));
+    if !entity.nets.is_empty() && !in_any(&entity.nets) {
+        return false;
+    }
+    if in_any(&entity.not_nets) {
+        return false;
+    }
+    // getEndpointSelector: the namespace part, then whether it applies.
+    let namespace_part = |m: &Member| -> bool {
+        match (&entity.namespace_selector, policy_namespace) {
+            // The selector as libcalico-go rewrites it, over the member's v1 labels.
+            (Some(selector), _) => {
+                prefix_rewrite(selector, "pcns.", true).matches(&pcns_labels(inv, m))
+            }
+            (None, Some(ns)) => m.namespace.as_deref() == Some(ns),
+            (None, None) => true,
+        }
+    };
+    // parseServiceAccounts: the pcsa.-prefixed selector AND
+    // `projectcalico.org/serviceaccount in {names}`; nothing when both are empty.
+    let accounts = entity
+        .service_accounts
+        .as_ref()
+        .filter(|a| !a.names.is_empty() || a.selector.is_some());
+    let account_part = |m: &Member| {
+        accounts.is_none_or(|a| {
+            a.selector
+                .as_ref()
+                .is_none_or(|s| prefix_rewrite(s, "pcsa.", false).matches(&pcsa_labels(m)))
+                && (a.names.is_empty()
+                    || m.labels
+                        .get("projectcalico.org/serviceaccount")
+                        .is_some_and(|n| a.names.contains(n)))
+        })
+    };
+    let namespace_applies = (entity.namespace_selector.is_some() || policy_namespace.is_some())
+        && (entity.selector.is_some()
+            || accounts.is_some()
+            || entity.not_selector.is_some()
+            || entity.namespace_selector.is_some());
+    let positive = entity.selector.is_some() || accounts.is_some() || namespace_applies;
+    if positive
+        && !in_ip_set(inv, members, endpoint, |m| {
+            (!namespace_applies || namespace_part(m))
+                && entity
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&m.labels))
+                && account_part(m)
+        })
+    {
+        return false;
+    }
+    if let Some(not) = &entity.not_selector {
+        if in_ip_set(inv, members, endpoint, |m| not.matches(&m.labels)) {
+            return false;
+        }
+    }
+    if service_side {
+        if let Some(service) = &entity.services {
+            let Endpoint::Pod(id) = endpoint else {
+                return false;
+            };
+            let pod = &inv.pods[id];
+            let backend = inv.services.iter().any(|s| {
+                s.namespace == service.namespace
+                    && s.name == service.name
+                    && !s.selector.is_empty()
+                    && !s.ports.is_empty()
+                    && pod.namespace == s.namespace
+                    && s.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            });
+            if !backend {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn calico_reference_allowed(
+    inv: &Inventory,
+    src: Endpoint,
+    dst: Endpoint,
+    protocol: Protocol,
+    port: u16,
+) -> bool {
+    if src == dst {
+        return true;
+    }
+    let members = calico_members(inv);
+    let number = match protocol {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    };
+    let side_ok = |subject: Endpoint, direction: PolicyType, peer: Endpoint| -> bool {
+        let Endpoint::Pod(id) = subject else {
+            return true;
+        };
+        let pod = &inv.pods[id];
+        if pod.host_network {
+            return true;
+        }
+        let mut labels = pod.labels.clone();
+        labels.insert("projectcalico.org/namespace".into(), pod.namespace.clone());
+        labels.insert(
+            "projectcalico.org/serviceaccount".into(),
+            pod.service_account.clone(),
+        );
+        labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+        let mut selecting: Vec<&netfence_model::calico::CalicoPolicy> = inv
+            .calico_policies
+            .iter()
+            .filter(|p| {
+                let namespace_ok = match &p.scope {
+                    CalicoScope::Namespace(ns) => ns == &pod.namespace,
+                    CalicoScope::Global { namespace_selector } => {
+                        namespace_selector.as_ref().is_none_or(|s| {
+                            let mut ns_labels = inv.namespaces[&pod.namespace].labels.clone();
+                            ns_labels
+                                .insert("projectcalico.org/name".into(), pod.namespace.clone());
+                            s.matches(&ns_labels)
+                        })
+                    }
+                };
+                namespace_ok && p.selector.matches(&labels) && p.types.contains(&direction)
+            })
+            .collect();
+        if selecting.is_empty() {
+            return true;
+        }
+        // The generator gives every policy its own order.
+        selecting.sort_by(|a, b| {
+            a.order
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.order.unwrap_or(f64::MAX))
+        });
+        for policy in selecting {
+            let namespace = match &policy.scope {
+                CalicoScope::Namespace(ns) => Some(ns.as_str()),
+                CalicoScope::Global { .. } => None,
+            };
+            for rule in policy.rules(direction) {
+                let peer_entity = match direction {
+                    PolicyType::Ingress => &rule.source,
+                    PolicyType::Egress => &rule.destination,
+                };
+                if rule.protocol.is_some_and(|p| p != number) {
+                    continue;
+                }
+                if !calico_entity_matches(inv, &members, namespace, peer_entity, true, peer) {
+                    continue;
+                }
+                let port_in = |p: &CalicoPort| match p {
+                    CalicoPort::Range(r) => r.first() <= port && port <= r.last(),
+                    CalicoPort::Named(name) => match dst {
+                        Endpoint::Pod(d) => inv.pods[d].ports.iter().any(|c| {
+                            c.name.as_deref() == Some(name.as_str())
+                                && c.protocol == protocol
+                                && c.port == port
+                        }),
+                        Endpoint::Address(_) => false,
+                    },
+                };
+                let ports_ok =
+                    rule.destination.ports.is_empty() || rule.destination.ports.iter().any(port_in);
+                // Egress to a Service: (backend address, target port, protocol) members.
+                let service_ok = match (&rule.destination.services, direction, dst) {
+                    (Some(service), PolicyType::Egress, Endpoint::Pod(d)) => {
+                        inv.services.iter().any(|s| {
+                            s.namespace == service.namespace
+                                && s.name == service.name
+                                && s.ports.iter().any(|sp| {
+                                    sp.protocol == protocol
+                                        && match &sp.target {
+                                            netfence_model::TargetPort::Number(n) => *n == port,
+                                            netfence_model::TargetPort::Named(name) => {
+                                                inv.pods[d].ports.iter().any(|c| {
+                                                    c.name.as_deref() == Some(name.as_str())
+                                                        && c.protocol == protocol
+                                                        && c.port == port
+                                                })
+                                            }
+                                        }
+                                })
+                        })
+                    }
+                    (Some(_), PolicyType::Egress, Endpoint::Address(_)) => false,
+                    _ => true,
+                };
+                if !ports_ok || !service_ok {
+                    continue;
+                }
+                match rule.action {
+                    CalicoAction::Allow => return true,
+                    CalicoAction::Deny => return false,
+                    CalicoAction::Log => {}
+                    // Every generated policy is in tier default, the only tier: passing it
+                    // leaves the profile, which allows.
+                    CalicoAction::Pass => return true,
+                }
+            }
+        }
+        false // the tier selected the endpoint and decided nothing
+    };
+    side_ok(src, PolicyType::Egress, dst) && side_ok(dst, PolicyType::Ingress, src)
+}
+
+fn calico_selector_text(g: &mut Gen) -> String {
+    match g.below(6) {
+        0 => "all()".into(),
+        1 => format!("{} == \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
+        2 => format!("{} != \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
+        3 => format!("has({})", g.pick(&KEYS)),
+        4 => format!("role == \"{}\"", g.pick(&["r1", "r2"])),
+        _ => format!(
+            "{} in {{\"{}\", \"{}\"}}",
+            g.pick(&KEYS),
+            g.pick(&VALUES),
+            g.pick(&VALUES)
+        ),
+    }
+}
+
+fn calico_entity(g: &mut Gen, services_allowed: bool, global: bool) -> String {
+    if services_allowed && g.chance(15) {
+        let namespace = g.pick(&NAMESPACES);
+        let name = g.pick(&["s0", "s1", "missing"]);
+        return if global || g.chance(50) {
+            format!("services: {{name: {name}, namespace: {namespace}}}")
+        } else {
+            format!("services: {{name: {name}}}")
+        };
+    }
+    let mut fields = Vec::new();
+    if g.chance(15) {
+        fields.push(
+            match g.below(5) {
+                0 => "serviceAccounts: {names: [sa0]}",
+                1 => "serviceAccounts: {selector: 'team == \"a\"'}",
+                // True on no labels: network sets pass it.
+                2 => "serviceAccounts: {selector: 'team != \"a\"'}",
+                3 => "serviceAccounts: {names: [sa1], selector: '!has(team)'}",
+                _ => "serviceAccounts: {}",
+            }
+            .to_string(),
+        );
+    }
+    if g.chance(40) {
+        fields.push(format!("selector: '{}'", calico_selector_text(g)));
+    }
+    if g.chance(30) {
+        fields.push(format!("notSelector: '{}'", calico_selector_text(g)));
+    }
+    if g.chance(20) {
+        let selector = match g.below(6) {
+            0 => "all()".to_string(),
+            1 => "global()".to_string(),
+            2 => format!("has({})", g.pick(&KEYS)),
+            // True on an empty label set: also selects the global network sets.
+            3 => format!("{} != \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
+            4 => format!("!has({})", g.pick(&KEYS)),
+            _ => format!("{} == \"{}\"", g.pick(&KEYS), g.pick(&VALUES)),
+        };
+        fields.push(format!("namespaceSelector: '{selector}'"));
+    }
+    if g.chance(15) {
+        fields.push(format!(
+            "nets: [{}]",
+            g.pick(&["10.0.0.0/30", "10.0.0.0/24", "10.0.0.3/32", "192.0.2.0/24"])
+        ));
+    }
+    if g.chance(10) {
+        fields.push(format!(
+            "notNets: [{}]",
+            g.pick(&["10.0.0.0/31", "10.0.0.5/32"])
+        ));
+    }
+    fields.join(", ")
+}
+
+fn random_calico_cluster(seed: u64) -> String {
+    let mut g = Gen(seed | 1);
+    let mut yaml = String::new();
+    for ns in NAMESPACES {
+        let _ = write!(
+            yaml,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {}}}\n",
+            labels(&mut g)
+        );
+        for account in ["sa0", "sa1"] {
+            let team = g.pick(&["{team: a}", "{team: b}", "{}"]);
+            let _ = write!(
+                yaml,
+                "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {account}, namespace: {ns}, labels: {team}}}\n"
+            );
+        }
+    }
+    for i in 0..2 + g.below(5) {
+        let ns = g.pick(&NAMESPACES);
+        let ip = if g.chance(70) {
+            format!("status: {{podIP: 10.0.0.{i}}}\n")
+        } else {
+            String::new()
+        };
+        let host = if g.chance(10) {
+            "hostNetwork: true, "
+        } else {
+            ""
+        };
+        let _ = write!(
+            yaml,
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: {ns}, labels: {}}}\nspec: {{{host}serviceAccountName: {}, containers: [{{name: c, ports: [{{name: {}, containerPort: {}, protocol: {}}}]}}]}}\n{ip}",
+            labels(&mut g),
+            g.pick(&["sa0", "sa1"]),
+            g.pick(&["web", "alt"]),
+            g.pick(&["80", "81", "8080"]),
+            g.pick(&["TCP", "UDP"]),
+        );
+    }
+    for i in 0..g.below(4) {
+        let nets = g.pick(&[
+            "10.0.0.0/30",
+            "10.0.0.2/31",
+            "10.0.0.0/24",
+            "10.0.0.4/32",
+            "192.0.2.0/25",
+        ]);
+        let role = g.pick(&["r1", "r2"]);
+        if g.chance(50) {
+            let _ = write!(
+                yaml,
+                "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {{name: gs{i}, labels: {{role: {role}}}}}\nspec: {{nets: [{nets}]}}\n"
+            );
+        } else {
+            let _ = write!(
+                yaml,
+                "---\napiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {{name: ns{i}, namespace: {}, labels: {{role: {role}}}}}\nspec: {{nets: [{nets}]}}\n",
+                g.pick(&NAMESPACES)
+            );
+        }
+    }
+    for i in 0..2 {
+        if g.chance(60) {
+            let target = g.pick(&["80", "8080", "web", "alt"]);
+            let _ = write!(
+                yaml,
+                "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: {}}}\nspec: {{selector: {{{}: {}}}, ports: [{{port: 80, targetPort: {target}, protocol: {}}}]}}\n",
+                g.pick(&NAMESPACES),
+                g.pick(&KEYS),
+                g.pick(&VALUES),
+                g.pick(&["TCP", "UDP"])
+            );
+        }
+    }
+    let policies = 1 + g.below(4);
+    for i in 0..policies {
+        let global = g.chance(40);
+        let (kind, namespace) = if global {
+            ("GlobalNetworkPolicy", String::new())
+        } else {
+            (
+                "NetworkPolicy",
+                format!(", namespace: {}", g.pick(&NAMESPACES)),
+            )
+        };
+        let types = match g.below(3) {
+            0 => "[Ingress]",
+            1 => "[Egress]",
+            _ => "[Ingress, Egress]",
+        };
+        let _ = write!(
+            yaml,
+            "---\napiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {{name: cp{i}{namespace}}}\nspec:\n  order: {}\n  selector: '{}'\n  types: {types}\n",
+            (policies - i) * 10,
+            calico_selector_text(&mut g)
+        );
+        for direction in ["ingress", "egress"] {
+            let rules = g.below(3);
+            if rules == 0 {
+                continue;
+            }
+            let _ = writeln!(yaml, "  {direction}:");
+            for _ in 0..rules {
+                let action = g.pick(&["Allow", "Allow", "Deny", "Log", "Pass"]);
+                let entity = calico_entity(&mut g, true, global);
+                let services = entity.starts_with("services");
+                let protocol = if g.chance(50) {
+                    format!("protocol: {}, ", g.pick(&["TCP", "UDP"]))
+                } else {
+                    String::new()
+                };
+                // Calico forbids destination ports beside destination services.
+                let ports_allowed = !(services && direction == "egress");
+                let ports = if !protocol.is_empty() && ports_allowed && g.chance(60) {
+                    format!(
+                        "ports: [{}]",
+                        g.pick(&["80", "'80:81'", "8080", "web", "alt"])
+                    )
+                } else {
+                    String::new()
+                };
+                let (source, destination) = if direction == "ingress" {
+                    (entity, ports)
+                } else {
+                    (
+                        String::new(),
+                        [entity, ports]
+                            .iter()
+                            .filter(|s| !s.is_empty())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                };
+                let _ = writeln!(
+                    yaml,
+                    "  - {{action: {action}, {protocol}source: {{{source}}}, destination: {{{destination}}}}}"
+                );
+            }
+        }
+    }
+    yaml
+}
+
+/// The endpoints every Calico check probes: each pod, and addresses inside and outside the
+/// generated CIDRs and network sets that no pod owns (a pod's address is that pod).
+fn calico_endpoints(inventory: &Inventory) -> Vec<Endpoint> {
+    let mut endpoints: Vec<Endpoint> = (0..inventory.pods.len()).map(Endpoint::Pod).collect();
+    for ip in [
+        "10.0.0.2",
+        "10.0.0.5",
+        "10.0.0.200",
+        "192.0.2.1",
+        "198.51.100.1",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        if inventory.pod_by_ip(ip).is_none() {
+            endpoints.push(Endpoint::Address(ip));
+        }
+    }
+    endpoints
+}
+
+#[test]
+fn engine_agrees_with_the_calico_reference() {
+    const CASES: u32 = 500;
+    let probes = std::cell::Cell::new(0usize);
+    for_random_seeds(CASES, |seed| {
+        let yaml = random_calico_cluster(seed);
+        let mut loader = Loader::new();
+        loader.load_str("calico.yaml", &yaml);
+        let inventory = loader
+            .finish()
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
+        let engine = Engine::new(inventory.clone());
+        let endpoints = calico_endpoints(&inventory);
+        for &src in &endpoints {
+            for &dst in &endpoints {
+                if matches!((src, dst), (Endpoint::Address(_), Endpoint::Address(_))) {
+                    continue;
+                }
+                let conns = engine.allowed_conns(src, dst);
+                for (protocol, port) in PROBES {
+                    let expected = calico_reference_allowed(&inventory, src, dst, protocol, port);
+                    let answers = [
+                        ("allowed", engine.allowed(src, dst, protocol, port)),
+                        ("explain", engine.explain(src, dst, protocol, port).allowed),
+                        ("allowed_conns", conns.contains(protocol, port)),
+                    ];
+                    for (api, got) in answers {
+                        prop_assert_eq!(
+                            got,
+                            expected,
+                            "{} {:?} -> {:?} {:?}/{}\n{}",
+                            api,
+                            src,
+                            dst,
+                            protocol,
+                            port,
+                            yaml
+                        );
+                    }
+                    probes.set(probes.get() + 1);
+                }
+            }
+        }
+        // The class-compressed matrix must agree too (network sets over pod addresses,
+        // Service target ports and notSelector scopes change what tells pods apart).
+        let ports: Vec<netfence_engine::ProbePort> = PROBES
+            .iter()
+            .map(|&(protocol, port)| netfence_engine::ProbePort { protocol, port })
+            .collect();
+        let slow = netfence_engine::Matrix::compute(&engine, &ports);
+        let fast = engine.class_matrix(&ports).to_matrix(&engine);
+        let wrong = fast.differences(&slow).map_err(TestCaseError::fail)?;
+        prop_assert!(
+            wrong.is_empty(),
+            "{:?}\n{}",
+            mismatches(&slow, &wrong),
+            yaml
+        );
+        Ok(())
+    });
+    println!(
+        "calico reference evaluator: engine agrees on {CASES} random Calico clusters ({} probes of allowed, explain and allowed_conns; class matrix equal)",
+        probes.get()
+    );
+}
+
+/// The Calico generator must reach the cases the reference is there for.
+#[test]
+fn random_calico_clusters_exercise_the_semantics() {
+    let (mut allowed, mut denied, mut sets_over_pods, mut services) = (0, 0, 0, 0);
+    for seed in 0..200u64 {
+        let yaml = random_calico_cluster(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut loader = Loader::new();
+        loader.load_str("calico.yaml", &yaml);
+        let inventory = loader.finish().expect("generated Calico clusters load");
+        if inventory.network_sets.iter().any(|set| {
+            inventory.pods.iter().any(|p| {
+                !p.synthetic_ip
+                    && p.ips
+                        .iter()
+                        .any(|ip| set.nets.iter().any(|n| n.contains(ip)))
+            })
+        }) {
+            sets_over_pods += 1;
+        }
+        if inventory
+            .calico_policies
+            .iter()
+            .flat_map(|p| p.ingress.iter().chain(&p.egress))
+            .any(|r| r.source.services.is_some() || r.destination.services.is_some())
+        {
+            services += 1;
+        }
+        let n = inventory.pods.len();
+        for s in 0..n {
+            for d in 0..n {
+                if s == d {
+                    continue;
+                }
+                for (protocol, port) in PROBES {
+                    if calico_reference_allowed(
+                        &inventory,
+                        Endpoint::Pod(s),
+                        Endpoint::Pod(d),
+                        protocol,
+                        port,
+                    ) {
+                        allowed += 1;
+                    } else {
+                        denied += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        sets_over_pods > 50,
+        "{sets_over_pods} clusters with network sets over pods"
+    );
+    assert!(services > 30, "{services} clusters with services rules");
+    assert!(
+        denied > 1000 && allowed > 1000,
+        "allowed {allowed}, denied {denied}"
+    );
+}

@@ -360,3 +360,87 @@ pub(crate) fn net(text: &str) -> Result<IpNet, String> {
         .map(IpNet::from)
         .map_err(|_| format!("invalid CIDR {text:?}"))
 }
+
+/// Calico's constraints on `services` in a rule, for a rule of `direction` in a global or
+/// namespaced policy: `Err((field below the rule, message))` for the first one broken.
+///
+/// From libcalico-go `lib/validator/v3/validator.go` (services only in the destination of
+/// egress rules and the source of ingress rules; a global policy's `services` must name a
+/// namespace) and the CEL rules on `Rule` and `EntityRule` in
+/// `api/pkg/apis/projectcalico/v3/policy_common.go` (`services` needs a name and excludes
+/// `selector`, `notSelector`, `namespaceSelector`, `serviceAccounts`, `nets` and `notNets` in
+/// the same entity; `destination.services` excludes `destination.ports` and `notPorts`, since
+/// the Service's own ports are matched).
+pub(crate) fn check_services(
+    rule: &RawRule,
+    direction: PolicyType,
+    global: bool,
+) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: &str| Err((field.to_string(), message.to_string()));
+    let (allowed, forbidden) = match direction {
+        PolicyType::Egress => ("destination", "source"),
+        PolicyType::Ingress => ("source", "destination"),
+    };
+    let entity = |side: &str| match side {
+        "source" => &rule.source,
+        _ => &rule.destination,
+    };
+    if entity(forbidden).services.is_some() {
+        return fail(
+            &format!("{forbidden}.services"),
+            &format!("not allowed in {direction} rule {forbidden}").to_lowercase(),
+        );
+    }
+    let raw = entity(allowed);
+    let Some(services) = &raw.services else {
+        return Ok(());
+    };
+    let set = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
+    let text = |t: &Option<String>| t.as_ref().is_some_and(|t| !t.is_empty());
+    if services.name.is_empty() {
+        return fail(
+            &format!("{allowed}.services.name"),
+            "services must specify a service name",
+        );
+    }
+    if global && services.namespace.as_deref().unwrap_or("").is_empty() {
+        return fail(
+            &format!("{allowed}.services.namespace"),
+            "must specify a namespace (in a GlobalNetworkPolicy)",
+        );
+    }
+    if text(&raw.selector) || text(&raw.not_selector) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify Selector/NotSelector and Services on the same rule",
+        );
+    }
+    if text(&raw.namespace_selector) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify NamespaceSelector and Services on the same rule",
+        );
+    }
+    if raw.service_accounts.is_some() {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify ServiceAccounts and Services on the same rule",
+        );
+    }
+    if set(&raw.nets) || set(&raw.not_nets) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify Nets/NotNets and Services on the same rule",
+        );
+    }
+    let ports = |p: &Option<Vec<IntOrText>>| p.as_ref().is_some_and(|l| !l.is_empty());
+    if rule.destination.services.is_some()
+        && (ports(&rule.destination.ports) || ports(&rule.destination.not_ports))
+    {
+        return fail(
+            "destination.ports",
+            "ports and notPorts cannot be specified with services (the Service's ports are matched)",
+        );
+    }
+    Ok(())
+}

@@ -294,6 +294,26 @@ pub struct PeerAuthentication {
     pub origin: Origin,
 }
 
+impl Service {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Whether `pod` backs this Service: the Service has a selector, the pod is in the
+    /// Service's namespace and carries every label of the selector (the EndpointSlice
+    /// controller's rule). Pods with a synthetic address count: netfence takes them to be
+    /// running with an address it does not know.
+    pub fn selects(&self, pod: &Pod) -> bool {
+        !self.selector.is_empty()
+            && pod.namespace == self.namespace
+            && self
+                .selector
+                .iter()
+                .all(|(key, value)| pod.labels.get(key) == Some(value))
+    }
+}
+
 impl Pod {
     /// `namespace/name`.
     pub fn key(&self) -> String {
@@ -320,7 +340,43 @@ pub struct ServiceAccount {
     pub labels: Labels,
 }
 
-/// A Service (kept for the audit and for load-balancer reachability).
+/// Where a Service port sends traffic on a backend pod (`spec.ports[].targetPort`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetPort {
+    /// A port number (also the default: `targetPort` absent means the Service `port`).
+    Number(u16),
+    /// A named container port, resolved on each backend pod.
+    Named(String),
+}
+
+/// One entry of a Service's `spec.ports`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServicePort {
+    /// `name`, if any.
+    pub name: Option<String>,
+    /// `port`: what clients connect to on the cluster IP.
+    pub port: u16,
+    /// `protocol` (TCP by default).
+    pub protocol: Protocol,
+    /// `targetPort`: where the connection lands on a backend pod.
+    pub target: TargetPort,
+}
+
+impl ServicePort {
+    /// The port this Service port forwards to on `pod`: the number, or the pod's container
+    /// port with that name and this protocol. The EndpointSlice controller resolves a named
+    /// `targetPort` pod by pod (kubernetes `pkg/api/v1/pod.FindPort`), so backends may differ;
+    /// `None` when the pod declares no such port (it is then no endpoint for this port).
+    pub fn target_on(&self, pod: &Pod) -> Option<u16> {
+        match &self.target {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Named(name) => pod.named_port(name, self.protocol),
+        }
+    }
+}
+
+/// A Service: kept for the audit, for Calico `services` rules and for queries through a
+/// Service's cluster IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     /// Namespace.
@@ -329,10 +385,14 @@ pub struct Service {
     pub name: String,
     /// `spec.type` (`ClusterIP` by default).
     pub service_type: String,
-    /// `spec.selector`.
+    /// `spec.selector` (empty: the Service has no selector and its endpoints are managed by
+    /// hand, which netfence cannot see).
     pub selector: Labels,
-    /// `(port, protocol)` pairs of `spec.ports`.
-    pub ports: Vec<(u16, Protocol)>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+    /// `spec.clusterIPs` (or `spec.clusterIP`); empty for a headless Service (`None`) or when
+    /// the input does not say.
+    pub cluster_ips: Vec<IpAddr>,
     /// Annotations (TLS settings of AWS load balancers live here).
     pub annotations: BTreeMap<String, String>,
     /// Where it was read from.
@@ -446,6 +506,25 @@ impl Inventory {
             .partition_point(|p| p.namespace.as_str() < namespace);
         let end = start + self.pods[start..].partition_point(|p| p.namespace.as_str() == namespace);
         start..end
+    }
+
+    /// Find a Service by namespace and name.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+    }
+
+    /// The Service that owns a cluster IP.
+    pub fn service_by_cluster_ip(&self, ip: IpAddr) -> Option<&Service> {
+        self.services.iter().find(|s| s.cluster_ips.contains(&ip))
+    }
+
+    /// The pods that back a Service ([`Service::selects`]), in pod order.
+    pub fn service_backends(&self, service: &Service) -> Vec<PodId> {
+        self.pods_in(&service.namespace)
+            .filter(|&id| service.selects(&self.pods[id]))
+            .collect()
     }
 
     /// Find the pod that owns an address (real addresses only).

@@ -21,7 +21,7 @@ pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{
     CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig, MtlsMode,
     Namespace, Node, PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule,
-    Service, ServiceAccount, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
+    Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
 pub use load::Loader;
 pub use net::{PortRange, Protocol};

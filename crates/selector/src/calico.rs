@@ -406,6 +406,26 @@ impl Selector {
         }
     }
 
+    /// Evaluate as a rule's `namespaceSelector` against one endpoint or network set, the way
+    /// libcalico-go rewrites it (`lib/backend/syncersv1/updateprocessors/rules.go`
+    /// `getEndpointSelector` and `selectors.go` `parseSelectorAttachPrefix`): every key reads
+    /// the labels of the member's namespace (`namespace_labels`; `None` for a non-namespaced
+    /// member, which has none), `all()` means "in some namespace" and `global()` means "in
+    /// none". So a selector that holds on an empty label set, such as `env != "prod"`, also
+    /// selects the global network sets.
+    pub fn matches_namespace_of(&self, namespace_labels: Option<&Labels>) -> bool {
+        static EMPTY: Labels = Labels::new();
+        let labels = namespace_labels.unwrap_or(&EMPTY);
+        match self {
+            Selector::All => namespace_labels.is_some(),
+            Selector::Global => namespace_labels.is_none(),
+            Selector::Not(inner) => !inner.matches_namespace_of(namespace_labels),
+            Selector::And(all) => all.iter().all(|s| s.matches_namespace_of(namespace_labels)),
+            Selector::Or(any) => any.iter().any(|s| s.matches_namespace_of(namespace_labels)),
+            leaf => leaf.matches(labels),
+        }
+    }
+
     /// Every label key the selector reads.
     pub fn label_keys(&self) -> Vec<&str> {
         match self {

@@ -78,3 +78,33 @@ fn parse_errors_point_at_the_column() {
         "a label running to the end is not a label"
     );
 }
+
+// libcalico-go updateprocessors/rules.go and selectors.go: a rule's namespaceSelector is
+// rewritten with `pcns.` keys, `all()` becomes has(projectcalico.org/namespace) and `global()`
+// its negation; a global network set has no pcns labels.
+#[test]
+fn namespace_selectors_see_global_sets_as_in_no_namespace() {
+    let labels: netfence_selector::Labels = [("env".to_string(), "dev".to_string())].into();
+    let cases = [
+        ("all()", true, false),
+        ("global()", false, true),
+        ("env == \"dev\"", true, false),
+        ("env != \"prod\"", true, true),
+        ("!has(env)", false, true),
+        ("has(env)", true, false),
+        ("!global()", true, false),
+    ];
+    for (text, namespaced, global) in cases {
+        let selector = Selector::parse(text).unwrap();
+        assert_eq!(
+            selector.matches_namespace_of(Some(&labels)),
+            namespaced,
+            "{text} in a namespace"
+        );
+        assert_eq!(
+            selector.matches_namespace_of(None),
+            global,
+            "{text} for a global set"
+        );
+    }
+}

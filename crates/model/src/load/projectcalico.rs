@@ -37,6 +37,8 @@ impl Loader {
         )?;
         let mut ingress = Vec::new();
         for (i, rule) in spec.ingress.iter().flatten().enumerate() {
+            calico::check_services(rule, PolicyType::Ingress, global)
+                .map_err(|(field, m)| ctx.field(format!("spec.ingress[{i}].{field}"), m))?;
             ingress.push(self.calico_rule(
                 rule,
                 &namespace,
@@ -47,6 +49,8 @@ impl Loader {
         }
         let mut egress = Vec::new();
         for (i, rule) in spec.egress.iter().flatten().enumerate() {
+            calico::check_services(rule, PolicyType::Egress, global)
+                .map_err(|(field, m)| ctx.field(format!("spec.egress[{i}].{field}"), m))?;
             egress.push(self.calico_rule(
                 rule,
                 &namespace,

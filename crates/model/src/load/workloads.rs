@@ -145,6 +145,8 @@ impl Loader {
             service_type: None,
             selector: None,
             ports: None,
+            cluster_ip: None,
+            cluster_ips: None,
         });
         let mut ports = Vec::new();
         for (i, port) in spec.ports.unwrap_or_default().into_iter().enumerate() {
@@ -152,7 +154,47 @@ impl Loader {
                 .map_err(|m| ctx.field(format!("spec.ports[{i}].port"), m))?;
             let protocol = parse_protocol(port.protocol.as_deref())
                 .map_err(|m| ctx.field(format!("spec.ports[{i}].protocol"), m))?;
-            ports.push((number, protocol));
+            // API server: targetPort defaults to port; a number 1-65535 or an IANA_SVC_NAME.
+            let target = match port.target_port {
+                None => crate::inventory::TargetPort::Number(number),
+                Some(IntOrString::Int(n)) => crate::inventory::TargetPort::Number(
+                    port_number(i64::from(n))
+                        .map_err(|m| ctx.field(format!("spec.ports[{i}].targetPort"), m))?,
+                ),
+                Some(IntOrString::String(text)) => match text.parse::<i64>() {
+                    Ok(n) => crate::inventory::TargetPort::Number(
+                        port_number(n)
+                            .map_err(|m| ctx.field(format!("spec.ports[{i}].targetPort"), m))?,
+                    ),
+                    Err(_) if !text.is_empty() => crate::inventory::TargetPort::Named(text),
+                    Err(_) => crate::inventory::TargetPort::Number(number),
+                },
+            };
+            ports.push(crate::inventory::ServicePort {
+                name: port.name,
+                port: number,
+                protocol,
+                target,
+            });
+        }
+        // `clusterIPs` (dual stack) wins over `clusterIP`, which it repeats first; `None` is a
+        // headless Service.
+        let mut cluster_ips = Vec::new();
+        let texts = match spec.cluster_ips.filter(|list| !list.is_empty()) {
+            Some(list) => list.into_iter().map(|t| ("spec.clusterIPs", t)).collect(),
+            None => spec
+                .cluster_ip
+                .map(|t| vec![("spec.clusterIP", t)])
+                .unwrap_or_default(),
+        };
+        for (field, text) in texts {
+            if text.is_empty() || text == "None" {
+                continue;
+            }
+            let ip = text
+                .parse::<IpAddr>()
+                .map_err(|_| ctx.field(field, format!("{text:?} is not an IP address or None")))?;
+            cluster_ips.push(ip);
         }
         self.services.push(Service {
             namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -160,6 +202,7 @@ impl Loader {
             service_type: spec.service_type.unwrap_or_else(|| "ClusterIP".into()),
             selector: spec.selector.unwrap_or_default().into_iter().collect(),
             ports,
+            cluster_ips,
             annotations: meta.annotations.unwrap_or_default(),
             origin: ctx.origin.clone(),
         });
@@ -268,12 +311,19 @@ pub(super) struct ServiceSpecLite {
     service_type: Option<String>,
     selector: Option<BTreeMap<String, String>>,
     ports: Option<Vec<ServicePortLite>>,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    #[serde(rename = "clusterIPs")]
+    cluster_ips: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct ServicePortLite {
+    name: Option<String>,
     port: i64,
     protocol: Option<String>,
+    target_port: Option<IntOrString>,
 }
 
 #[derive(Deserialize)]
