@@ -10,6 +10,30 @@ fn netfence(args: &[&str]) -> Output {
         .expect("run netfence")
 }
 
+/// `netfence args…` under a time and an address-space limit (coreutils `timeout`, the shell's
+/// `ulimit -v`): hostile input must end the process in time, in bounded memory, with no
+/// crash. Fails the test on a timeout.
+fn netfence_limited(args: &[&str], seconds: u32, megabytes: u64) -> Output {
+    let output = Command::new("timeout")
+        .args(["-s", "KILL", &format!("{seconds}s"), "sh", "-c"])
+        .arg(format!(
+            "ulimit -v {}; exec \"$0\" \"$@\"",
+            megabytes * 1024
+        ))
+        .arg(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .output()
+        .expect("run netfence under timeout");
+    assert!(
+        !matches!(output.status.code(), Some(124 | 137) | None),
+        "netfence {:.80?} did not finish within {seconds} s in {megabytes} MB: {:?}\n{}",
+        args.join(" "),
+        output.status,
+        stderr(&output)
+    );
+    output
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -299,6 +323,32 @@ fn selector_command_canonicalises_evaluates_and_points_at_errors() {
     let bad = netfence(&["selector", "a == \"b\" && %"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("column 13"), "{}", stderr(&bad));
+}
+
+#[test]
+fn selector_command_refuses_deep_nesting_with_a_column_and_does_not_crash() {
+    for expression in [
+        format!("{}a == \"b\"{}", "(".repeat(20_000), ")".repeat(20_000)),
+        format!("{}has(a){}", "!(".repeat(20_000), ")".repeat(20_000)),
+        "(".repeat(20_000),
+    ] {
+        let out = netfence_limited(&["selector", &expression], 10, 512);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.starts_with("error: invalid selector at column "),
+            "{text:.300}"
+        );
+        assert!(text.contains("nested more than 128 deep"), "{text:.300}");
+    }
+    // A `!` chain needs no nesting: it collapses.
+    let out = netfence_limited(
+        &["selector", &format!("{}has(a)", "!".repeat(20_001))],
+        10,
+        512,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "!has(a)");
 }
 
 #[test]
