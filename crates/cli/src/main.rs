@@ -80,9 +80,10 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = DiffFormat::Txt)]
         output: DiffFormat,
     },
-    /// Write a deterministic synthetic cluster (same options and seed, same bytes).
+    /// Write a deterministic synthetic cluster (same options and seed, same bytes). Sizes are
+    /// bounded (at most 1,000,000 pods); exit 2 on absurd sizes or a non-empty directory.
     Gen {
-        /// Pods in total.
+        /// Pods in total, the two CoreDNS pods included.
         #[arg(long)]
         pods: usize,
         /// Application namespaces.
@@ -97,9 +98,14 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output directory.
+        /// Output directory: new or empty, unless --force.
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: PathBuf,
+        /// Write into a directory that is not empty: replace the generator's own files
+        /// (`00-namespaces.yaml` … `50-calico.yaml`, removing one this cluster leaves empty) and
+        /// leave every other file alone.
+        #[arg(long)]
+        force: bool,
     },
     /// Compile policies to nftables and load or remove them.
     Dataplane {
@@ -412,23 +418,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             calico,
             seed,
             output,
-        } => {
-            let files = netfence_engine::gen::generate(&netfence_engine::gen::GenOptions {
+            force,
+        } => gen(
+            &netfence_engine::gen::GenOptions {
                 pods,
                 namespaces,
                 policies,
                 calico,
                 seed,
-            });
-            std::fs::create_dir_all(&output)
-                .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
-            for (name, text) in files.into_iter().filter(|(_, t)| !t.is_empty()) {
-                std::fs::write(output.join(&name), text).map_err(|e| {
-                    Failure::input(format!("{}: {e}", output.join(&name).display()))
-                })?;
-            }
-            Ok(0)
-        }
+            },
+            &output,
+            force,
+        ),
         Command::Dataplane { command } => dataplane(command),
         Command::Lab {
             inputs,
@@ -609,6 +610,46 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `netfence gen`: check the sizes and the directory before generating anything, then write.
+fn gen(
+    options: &netfence_engine::gen::GenOptions,
+    output: &std::path::Path,
+    force: bool,
+) -> Result<u8, Failure> {
+    options
+        .check()
+        .map_err(|e| Failure::input(format!("error: gen: {e}")))?;
+    let dir = output.display();
+    match std::fs::read_dir(output) {
+        Ok(mut entries) => {
+            if !force && entries.next().is_some() {
+                return Err(Failure::input(format!(
+                    "error: gen: {dir} is not empty; choose a new directory, or pass --force to replace the generated files in it"
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::input(format!("error: gen: {dir}: {e}"))),
+    }
+    let files = netfence_engine::gen::generate(options)
+        .map_err(|e| Failure::input(format!("error: gen: {e}")))?;
+    std::fs::create_dir_all(output).map_err(|e| Failure::input(format!("error: {dir}: {e}")))?;
+    for (name, text) in files {
+        let path = output.join(&name);
+        let written = if text.is_empty() {
+            // A file of an earlier, larger run (--force) must not outlive it.
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        } else {
+            std::fs::write(&path, text)
+        };
+        written.map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
+    }
+    Ok(0)
 }
 
 fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {

@@ -613,3 +613,175 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn gen_refuses_absurd_sizes_up_front() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-sizes-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let max = u64::MAX.to_string();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "--pods",
+                "10000000000",
+                "--namespaces",
+                "10",
+                "--policies",
+                "10",
+            ],
+            "pods 10000000000 is more than the 1000000",
+        ),
+        (
+            &["--pods", &max, "--namespaces", "10", "--policies", "10"],
+            "pods 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", &max, "--policies", "10"],
+            "namespaces 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", "10", "--policies", &max],
+            "policies 18446744073709551615 is more than",
+        ),
+        (
+            &[
+                "--pods",
+                "100",
+                "--namespaces",
+                "10",
+                "--policies",
+                "10",
+                "--calico",
+                &max,
+            ],
+            "calico 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", "0", "--policies", "10"],
+            "namespaces must be at least 1",
+        ),
+        (
+            &["--pods", "10", "--namespaces", "11", "--policies", "10"],
+            "namespaces 11 is more than pods 10",
+        ),
+        (
+            &["--pods", "1", "--namespaces", "1", "--policies", "0"],
+            "fewer than the 2 CoreDNS pods",
+        ),
+        (
+            &[
+                "--pods",
+                "1000000",
+                "--namespaces",
+                "1000",
+                "--policies",
+                "1000001",
+            ],
+            "policies 1000001 is more than the 1000000",
+        ),
+    ];
+    for (sizes, expected) in cases {
+        let mut args = vec!["gen", "-o", d];
+        args.extend_from_slice(sizes);
+        // A refusal is immediate and small: no cluster is built first.
+        let out = netfence_limited(&args, 10, 256);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.starts_with("error: gen: "), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(!dir.exists(), "{args:?}: nothing is written");
+    }
+}
+
+#[test]
+fn gen_refuses_a_non_empty_directory_unless_forced() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-force-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let gen = |pods: &str, calico: &str, force: bool| {
+        let mut args = vec![
+            "gen",
+            "--pods",
+            pods,
+            "--namespaces",
+            "3",
+            "--policies",
+            "12",
+            "--calico",
+            calico,
+            "--seed",
+            "1",
+            "-o",
+            d,
+        ];
+        if force {
+            args.push("--force");
+        }
+        netfence_limited(&args, 30, 1024)
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    assert_eq!(gen("60", "3", false).status.code(), Some(0));
+    let first = read("20-pods.yaml").expect("written");
+    assert!(read("50-calico.yaml").is_some());
+
+    // Again into the same directory, another size: refused, nothing changes.
+    let out = gen("70", "3", false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.starts_with("error: gen: "), "{text}");
+    assert!(
+        text.contains(d) && text.contains("not empty") && text.contains("--force"),
+        "{text}"
+    );
+    assert!(read("20-pods.yaml").as_deref() == Some(first.as_str()));
+
+    // A directory holding anything at all is not empty.
+    let other = std::env::temp_dir().join(format!("netfence-cli-gen-other-{}", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("mine.txt"), "keep").unwrap();
+    let out = netfence_limited(
+        &[
+            "gen",
+            "--pods",
+            "10",
+            "--namespaces",
+            "1",
+            "--policies",
+            "1",
+            "-o",
+            other.to_str().unwrap(),
+        ],
+        10,
+        256,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    // Nor is a file a directory.
+    let file = other.join("mine.txt");
+    let out = netfence_limited(
+        &[
+            "gen",
+            "--pods",
+            "10",
+            "--namespaces",
+            "1",
+            "--policies",
+            "1",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        10,
+        256,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    std::fs::remove_dir_all(&other).unwrap();
+
+    // --force replaces the generated files, and one this cluster leaves empty goes away
+    // instead of keeping the earlier run's Calico policies.
+    let out = gen("70", "0", true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pods = read("20-pods.yaml").expect("written");
+    assert_eq!(pods.matches("kind: Pod").count(), 70);
+    assert_eq!(read("50-calico.yaml"), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
