@@ -199,7 +199,8 @@ enum DataplaneCommand {
         netns: Option<String>,
     },
     /// Watch the inputs and apply every settled change (incrementally), logging each update
-    /// with its latency; a bad change keeps the last good ruleset. Stops on Ctrl-C.
+    /// with its latency; a bad or empty change keeps the last good ruleset. Stops within a
+    /// fraction of a second on Ctrl-C or SIGTERM.
     Agent {
         #[command(flatten)]
         inputs: Inputs,
@@ -215,6 +216,11 @@ enum DataplaneCommand {
         /// How long inputs must stay unchanged before they are applied, in milliseconds.
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
+        /// Apply a ruleset that isolates no pod even when the one in force does. Without it,
+        /// inputs that turn empty (a directory emptied mid-update, a node with no pods, the
+        /// last policy deleted) leave the last good ruleset in force, and the agent says so.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Remove the netfence table.
     Flush {
@@ -653,9 +659,14 @@ fn gen(
 }
 
 fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
+    // A node the inputs do not name is bad input (exit 2); the tools failing is exit 1.
     let tool_failure = |e: netfence_dataplane::DataplaneError| Failure {
-        code: 1,
-        message: format!("dataplane: {e}"),
+        code: if matches!(e, netfence_dataplane::DataplaneError::UnknownNode { .. }) {
+            2
+        } else {
+            1
+        },
+        message: format!("error: dataplane: {e}"),
     };
     match command {
         DataplaneCommand::Render { inputs, node } => {
@@ -698,16 +709,19 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             netns,
             poll_ms,
             debounce_ms,
+            allow_empty,
         } => {
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
             let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+            let options_node = node.clone();
             let options = netfence_dataplane::AgentOptions {
                 inputs: inputs.files,
                 node,
                 netns,
                 poll: std::time::Duration::from_millis(poll_ms),
                 debounce: std::time::Duration::from_millis(debounce_ms),
+                allow_empty,
             };
             netfence_dataplane::run_agent(&options, &STOP, |event| {
                 use netfence_dataplane::AgentEvent;
@@ -734,6 +748,10 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                     AgentEvent::FailedClosed(reason) => {
                         eprintln!("netfence agent: inputs do not load; failing closed:\n{reason}")
                     }
+                    AgentEvent::EmptyRefused { pods } => eprintln!(
+                        "netfence agent: the inputs isolate no pod ({pods} pods{}); keeping the last good ruleset (--allow-empty applies it)",
+                        options_node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default()
+                    ),
                 }
             })
             .map_err(tool_failure)?;

@@ -785,3 +785,179 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
     assert_eq!(read("50-calico.yaml"), None);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A network namespace made for one test (`ip netns add`), deleted on drop even when the test
+/// fails. The dataplane commands run inside it (`--netns`): the root namespace is not touched.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        assert_eq!(
+            stdout(&uid).trim(),
+            "0",
+            "this test needs root (network namespaces and nftables), as CI has"
+        );
+        let name = format!("nf-cli-{tag}-{}", std::process::id());
+        let added = Command::new("ip").args(["netns", "add", &name]).output();
+        assert!(
+            added.as_ref().is_ok_and(|o| o.status.success()),
+            "ip netns add {name}: {added:?}"
+        );
+        Netns(name)
+    }
+
+    /// `nft list table inet netfence` inside the namespace (None when there is no table).
+    fn table(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "nft", "list", "table", "inet", "netfence",
+            ])
+            .output()
+            .expect("nft");
+        out.status.success().then(|| stdout(&out))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A namespace with two pods on nodes node-a and node-c, a Node object node-b, and a policy
+/// that isolates both pods.
+const NODES_CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nstatus: {addresses: [{type: InternalIP, address: 192.168.0.2}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {nodeName: node-a, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {nodeName: node-c, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.2}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
+
+#[test]
+fn dataplane_render_and_apply_refuse_an_unknown_node() {
+    let cluster = temp_file("nodes.yaml", NODES_CLUSTER);
+    let f = cluster.to_str().unwrap();
+    let render = netfence_limited(
+        &["dataplane", "render", "-f", f, "--node", "node-a"],
+        20,
+        1024,
+    );
+    assert_eq!(render.status.code(), Some(0), "{}", stderr(&render));
+    assert!(
+        stderr(&render).contains("1 isolated endpoints"),
+        "{}",
+        stderr(&render)
+    );
+    let expected = "error: dataplane: node \"node-x\" is not in the inputs (known nodes: node-a, node-b, node-c)";
+    let typo = netfence_limited(
+        &["dataplane", "render", "-f", f, "--node", "node-x"],
+        20,
+        1024,
+    );
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert_eq!(stderr(&typo).trim(), expected);
+    assert!(typo.stdout.is_empty(), "no ruleset is printed");
+
+    let netns = Netns::new("node");
+    let apply = |node: &str| {
+        netfence_limited(
+            &[
+                "dataplane",
+                "apply",
+                "-f",
+                f,
+                "--node",
+                node,
+                "--netns",
+                &netns.0,
+            ],
+            20,
+            1024,
+        )
+    };
+    let applied = apply("node-a");
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let before = netns.table().expect("the table is loaded");
+    assert!(before.contains("shop/web"), "{before}");
+    let typo = apply("node-x");
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert_eq!(stderr(&typo).trim(), expected);
+    assert_eq!(
+        netns.table().as_deref(),
+        Some(before.as_str()),
+        "ruleset unchanged"
+    );
+    std::fs::remove_file(&cluster).ok();
+}
+
+/// Wait up to `limit` for `child` to exit; kill it and fail if it does not.
+fn exits_within(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running {limit:?} after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut output = Output {
+        status: child.wait().expect("wait"),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_end(&mut pipe, &mut output.stderr).expect("read stderr");
+    }
+    output
+}
+
+fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+#[test]
+fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
+    let netns = Netns::new("term");
+    let dir = std::env::temp_dir().join(format!("netfence-cli-agent-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cluster.yaml"), NODES_CLUSTER).unwrap();
+    let agent = |input: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_netfence"))
+            .args(["dataplane", "agent", "-f", input.to_str().unwrap()])
+            .args(["--netns", &netns.0])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the agent")
+    };
+    let limit = std::time::Duration::from_secs(5);
+
+    // Waiting: it applied the inputs and sleeps for a ten-minute poll.
+    let mut waiting = agent(&dir, &["--poll-ms", "600000"]);
+    let started = std::time::Instant::now();
+    while netns.table().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the agent applies the inputs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sigterm(&waiting);
+    let out = exits_within(&mut waiting, limit, "agent waiting to poll");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("applied (full)"), "{}", stderr(&out));
+
+    // Loading: its input is a FIFO that no one writes, so reading it never ends.
+    let fifo = dir.join("never-written.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let mut loading = agent(&fifo, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(loading.try_wait().unwrap().is_none(), "still loading");
+    sigterm(&loading);
+    let out = exits_within(&mut loading, limit, "agent loading its inputs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}
