@@ -28,12 +28,22 @@ fuzz_target!(|data: &[u8]| {
         Ok(&reparsed),
         "{text:?} → {canonical:?} → {again:?}"
     );
-    let keys: Vec<String> = selector.label_keys().iter().map(|k| k.to_string()).collect();
+    let keys: Vec<String> = selector
+        .label_keys()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     // Values: the empty string, a word, and the quoted literals of the input (so that ==,
     // in, contains, starts with and ends with can be true).
     let mut values = vec![String::new(), "a".to_string()];
     for quote in ['"', '\''] {
-        values.extend(text.split(quote).skip(1).step_by(2).take(8).map(str::to_string));
+        values.extend(
+            text.split(quote)
+                .skip(1)
+                .step_by(2)
+                .take(8)
+                .map(str::to_string),
+        );
     }
     let mut label_sets = vec![Labels::new()];
     for (v, value) in values.iter().enumerate() {
