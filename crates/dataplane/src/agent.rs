@@ -208,6 +208,8 @@ pub fn run_agent(
     let mut in_force: Option<Ruleset> = None;
     // Whether the table in the kernel enforces anything, which an empty ruleset would lift.
     let mut enforcing = true;
+    // Fingerprint before loading: a change made while the first load runs is seen as a change.
+    let mut seen = fingerprint(&options.inputs);
     let Some(first) = load_until_stopped(options, stop) else {
         return Ok(());
     };
@@ -238,7 +240,6 @@ pub fn run_agent(
             log(AgentEvent::FailedClosed(reason));
         }
     }
-    let mut seen = fingerprint(&options.inputs);
     let mut pending: Option<(Fingerprint, Instant)> = None;
     while sleep_until_stopped(options.poll, stop) {
         let now = fingerprint(&options.inputs);
