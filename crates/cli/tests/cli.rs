@@ -830,7 +830,7 @@ impl Drop for Netns {
 const NODES_CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nstatus: {addresses: [{type: InternalIP, address: 192.168.0.2}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {nodeName: node-a, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {nodeName: node-c, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.2}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
 
 #[test]
-fn dataplane_render_and_apply_refuse_an_unknown_node() {
+fn dataplane_render_apply_and_agent_refuse_an_unknown_node() {
     let cluster = temp_file("nodes.yaml", NODES_CLUSTER);
     let f = cluster.to_str().unwrap();
     let render = netfence_limited(
@@ -883,6 +883,26 @@ fn dataplane_render_and_apply_refuse_an_unknown_node() {
         Some(before.as_str()),
         "ruleset unchanged"
     );
+
+    // The agent, too, refuses to start (rather than fail closed) on a node it cannot find.
+    let fresh = Netns::new("agent-node");
+    let agent = netfence_limited(
+        &[
+            "dataplane",
+            "agent",
+            "-f",
+            f,
+            "--node",
+            "node-x",
+            "--netns",
+            &fresh.0,
+        ],
+        20,
+        1024,
+    );
+    assert_eq!(agent.status.code(), Some(2), "{}", stderr(&agent));
+    assert_eq!(stderr(&agent).trim(), expected);
+    assert_eq!(fresh.table(), None, "nothing loaded");
     std::fs::remove_file(&cluster).ok();
 }
 

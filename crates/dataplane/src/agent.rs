@@ -2,7 +2,9 @@
 //! (incrementally when a previous ruleset is in force). A bad change is reported and the last
 //! good ruleset stays in force. If the very first load fails, the agent fails closed: it keeps
 //! an existing netfence table, or else loads one that drops every new forwarded connection
-//! (it cannot know which pods are isolated, so it treats them all as isolated).
+//! (it cannot know which pods are isolated, so it treats them all as isolated). A `node` that
+//! the first load's inputs do not name is the exception: it is returned as an error, before
+//! the kernel is touched.
 //!
 //! Two more promises, for inputs that go wrong without failing to load:
 //! - it never replaces a table that enforces something with a ruleset that enforces nothing
@@ -113,12 +115,14 @@ struct Loaded {
     pods: usize,
 }
 
-fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Loaded, String> {
+fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Loaded, DataplaneError> {
     let mut loader = Loader::new();
     for input in inputs {
         loader.load_path(input);
     }
-    let inventory = loader.finish().map_err(|e| e.to_string())?;
+    let inventory = loader
+        .finish()
+        .map_err(|e| DataplaneError::Other(e.to_string()))?;
     let pods = inventory
         .pods
         .iter()
@@ -127,14 +131,16 @@ fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Loaded, String> {
     let ruleset = render(
         &Engine::new(inventory),
         &RenderOptions { node: node.clone() },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(Loaded { ruleset, pods })
 }
 
 /// [`load`] on a thread of its own; `None` once `stop` is set (the thread is left to finish,
 /// or to block, by itself).
-fn load_until_stopped(options: &AgentOptions, stop: &AtomicBool) -> Option<Result<Loaded, String>> {
+fn load_until_stopped(
+    options: &AgentOptions,
+    stop: &AtomicBool,
+) -> Option<Result<Loaded, DataplaneError>> {
     let (sender, receiver) = mpsc::channel();
     let (inputs, node) = (options.inputs.clone(), options.node.clone());
     let spawned = std::thread::Builder::new()
@@ -144,9 +150,9 @@ fn load_until_stopped(options: &AgentOptions, stop: &AtomicBool) -> Option<Resul
             let _ = sender.send(load(&inputs, &node));
         });
     if let Err(e) = spawned {
-        return Some(Err(format!(
+        return Some(Err(DataplaneError::Other(format!(
             "cannot start a thread to load the inputs: {e}"
-        )));
+        ))));
     }
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -156,7 +162,9 @@ fn load_until_stopped(options: &AgentOptions, stop: &AtomicBool) -> Option<Resul
             Ok(result) => return Some(result),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Some(Err("loading the inputs panicked".into()))
+                return Some(Err(DataplaneError::Other(
+                    "loading the inputs panicked".into(),
+                )))
             }
         }
     }
@@ -231,7 +239,11 @@ pub fn run_agent(
             enforcing = !ruleset.is_empty();
             in_force = Some(ruleset);
         }
-        Err(reason) => {
+        // The agent's own --node names no node of the inputs: a usage error, reported before
+        // the kernel is touched (failing closed would drop every pod's traffic on a typo).
+        Err(unknown @ DataplaneError::UnknownNode { .. }) => return Err(unknown),
+        Err(error) => {
+            let reason = error.to_string();
             if nft::list(netns).is_err() {
                 nft::run(netns, "nft", &["-f", "-"], Some(&fail_closed_script()))?;
             }
@@ -256,7 +268,7 @@ pub fn run_agent(
                         return Ok(());
                     };
                     match result {
-                        Err(reason) => log(AgentEvent::Rejected(reason)),
+                        Err(error) => log(AgentEvent::Rejected(error.to_string())),
                         Ok(next) if in_force.as_ref() == Some(&next.ruleset) => {
                             log(AgentEvent::Unchanged)
                         }
