@@ -341,6 +341,21 @@ fn selector_command_refuses_deep_nesting_with_a_column_and_does_not_crash() {
         );
         assert!(text.contains("nested more than 128 deep"), "{text:.300}");
     }
+    // The same selector in a manifest is a load error with its field, not a crash.
+    let deep = format!("{}a == 'b'{}", "(".repeat(20_000), ")".repeat(20_000));
+    let manifest = temp_file(
+        "deep-selector.yaml",
+        &format!("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: deep}}\nspec:\n  selector: \"{deep}\"\n  types: [Ingress]\n"),
+    );
+    let out = netfence_limited(&["list", "-f", manifest.to_str().unwrap()], 10, 512);
+    assert_eq!(out.status.code(), Some(2), "{:.300}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("GlobalNetworkPolicy deep: spec.selector: invalid selector"),
+        "{text:.300}"
+    );
+    assert!(text.contains("nested more than 128 deep"), "{text:.300}");
+    std::fs::remove_file(&manifest).ok();
     // A `!` chain needs no nesting: it collapses.
     let out = netfence_limited(
         &["selector", &format!("{}has(a)", "!".repeat(20_001))],
