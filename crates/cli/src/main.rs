@@ -714,7 +714,6 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
             let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
-            let options_node = node.clone();
             let options = netfence_dataplane::AgentOptions {
                 inputs: inputs.files,
                 node,
@@ -750,7 +749,7 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                     }
                     AgentEvent::EmptyRefused { pods } => eprintln!(
                         "netfence agent: the inputs isolate no pod ({pods} pods{}); keeping the last good ruleset (--allow-empty applies it)",
-                        options_node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default()
+                        options.node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default()
                     ),
                 }
             })
