@@ -994,5 +994,18 @@ fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
     sigterm(&loading);
     let out = exits_within(&mut loading, limit, "agent loading its inputs");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Watching a directory whose symbolic links loop back to it (twice: a walk that follows
+    // them branches at every level).
+    let looped = dir.join("looped");
+    std::fs::create_dir_all(&looped).unwrap();
+    std::fs::write(looped.join("cluster.yaml"), NODES_CLUSTER).unwrap();
+    std::os::unix::fs::symlink(".", looped.join("again")).unwrap();
+    std::os::unix::fs::symlink(".", looped.join("more")).unwrap();
+    let mut looping = agent(&looped, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sigterm(&looping);
+    let out = exits_within(&mut looping, limit, "agent watching a looping directory");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,6 +19,7 @@ use crate::nft::{self, DataplaneError};
 use crate::render::{render, RenderOptions, Ruleset, TABLE};
 use netfence_engine::Engine;
 use netfence_model::Loader;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -86,25 +87,33 @@ pub fn fail_closed_script() -> String {
 
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
+/// Every file under the inputs with its modification time and size. Each directory is walked
+/// once, by (device, inode): symbolic links that loop back (`dir/again -> .`) would otherwise
+/// multiply the walk at every level, and it runs on the agent's own thread.
 fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
-    fn walk(path: &Path, out: &mut Fingerprint) {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(path: &Path, visited: &mut HashSet<(u64, u64)>, out: &mut Fingerprint) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
+                if !visited.insert((meta.dev(), meta.ino())) {
+                    return;
+                }
                 let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 entries.sort();
                 for entry in entries {
-                    walk(&entry, out);
+                    walk(&entry, visited, out);
                 }
             }
             Ok(meta) => out.push((path.to_path_buf(), meta.modified().ok(), meta.len())),
             Err(_) => out.push((path.to_path_buf(), None, 0)),
         }
     }
+    let mut visited = HashSet::new();
     let mut out = Vec::new();
     for input in inputs {
-        walk(input, &mut out);
+        walk(input, &mut visited, &mut out);
     }
     out
 }
