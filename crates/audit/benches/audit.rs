@@ -70,7 +70,8 @@ fn main() {
             policies,
             calico: 0,
             seed: 1,
-        });
+        })
+        .expect("valid options");
         let load = |extra: Option<&str>| {
             let mut loader = Loader::new();
             for (name, text) in &files {

@@ -115,7 +115,7 @@ fn generated_shadow_findings(
     options: &netfence_engine::gen::GenOptions,
 ) -> (netfence_model::Inventory, Engine, Vec<String>) {
     let mut loader = Loader::new();
-    for (name, text) in &netfence_engine::gen::generate(options) {
+    for (name, text) in &netfence_engine::gen::generate(options).expect("valid options") {
         loader.load_str(name, text);
     }
     let inventory = loader.finish().expect("generated cluster loads");

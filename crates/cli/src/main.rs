@@ -97,9 +97,10 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = DiffFormat::Txt)]
         output: DiffFormat,
     },
-    /// Write a deterministic synthetic cluster (same options and seed, same bytes).
+    /// Write a deterministic synthetic cluster (same options and seed, same bytes). Sizes are
+    /// bounded (at most 1,000,000 pods); exit 2 on absurd sizes or a non-empty directory.
     Gen {
-        /// Pods in total.
+        /// Pods in total, the two CoreDNS pods included.
         #[arg(long)]
         pods: usize,
         /// Application namespaces.
@@ -114,9 +115,14 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output directory.
+        /// Output directory: new or empty, unless --force.
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: PathBuf,
+        /// Write into a directory that is not empty: replace the generator's own files
+        /// (`00-namespaces.yaml` … `50-calico.yaml`, removing one this cluster leaves empty) and
+        /// leave every other file alone.
+        #[arg(long)]
+        force: bool,
     },
     /// Compile policies to nftables and load or remove them.
     Dataplane {
@@ -210,7 +216,8 @@ enum DataplaneCommand {
         netns: Option<String>,
     },
     /// Watch the inputs and apply every settled change (incrementally), logging each update
-    /// with its latency; a bad change keeps the last good ruleset. Stops on Ctrl-C.
+    /// with its latency; a bad or empty change keeps the last good ruleset. Stops within a
+    /// fraction of a second on Ctrl-C or SIGTERM.
     Agent {
         #[command(flatten)]
         inputs: Inputs,
@@ -226,6 +233,11 @@ enum DataplaneCommand {
         /// How long inputs must stay unchanged before they are applied, in milliseconds.
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
+        /// Apply a ruleset that isolates no pod even when the one in force does. Without it,
+        /// inputs that turn empty (a directory emptied mid-update, a node with no pods, the
+        /// last policy deleted) leave the last good ruleset in force, and the agent says so.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Remove the netfence table.
     Flush {
@@ -483,23 +495,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             calico,
             seed,
             output,
-        } => {
-            let files = netfence_engine::gen::generate(&netfence_engine::gen::GenOptions {
+            force,
+        } => gen(
+            &netfence_engine::gen::GenOptions {
                 pods,
                 namespaces,
                 policies,
                 calico,
                 seed,
-            });
-            std::fs::create_dir_all(&output)
-                .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
-            for (name, text) in files.into_iter().filter(|(_, t)| !t.is_empty()) {
-                std::fs::write(output.join(&name), text).map_err(|e| {
-                    Failure::input(format!("{}: {e}", output.join(&name).display()))
-                })?;
-            }
-            Ok(0)
-        }
+            },
+            &output,
+            force,
+        ),
         Command::Dataplane { command } => dataplane(command),
         Command::Lab {
             inputs,
@@ -676,10 +683,55 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
+/// `netfence gen`: check the sizes and the directory before generating anything, then write.
+fn gen(
+    options: &netfence_engine::gen::GenOptions,
+    output: &std::path::Path,
+    force: bool,
+) -> Result<u8, Failure> {
+    options
+        .check()
+        .map_err(|e| Failure::input(format!("error: gen: {e}")))?;
+    let dir = output.display();
+    match std::fs::read_dir(output) {
+        Ok(mut entries) => {
+            if !force && entries.next().is_some() {
+                return Err(Failure::input(format!(
+                    "error: gen: {dir} is not empty; choose a new directory, or pass --force to replace the generated files in it"
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::input(format!("error: gen: {dir}: {e}"))),
+    }
+    let files = netfence_engine::gen::generate(options)
+        .map_err(|e| Failure::input(format!("error: gen: {e}")))?;
+    std::fs::create_dir_all(output).map_err(|e| Failure::input(format!("error: {dir}: {e}")))?;
+    for (name, text) in files {
+        let path = output.join(&name);
+        let written = if text.is_empty() {
+            // A file of an earlier, larger run (--force) must not outlive it.
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        } else {
+            std::fs::write(&path, text)
+        };
+        written.map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
+    }
+    Ok(0)
+}
+
 fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
+    // A node the inputs do not name is bad input (exit 2); the tools failing is exit 1.
     let tool_failure = |e: netfence_dataplane::DataplaneError| Failure {
-        code: 1,
-        message: format!("dataplane: {e}"),
+        code: if matches!(e, netfence_dataplane::DataplaneError::UnknownNode { .. }) {
+            2
+        } else {
+            1
+        },
+        message: format!("error: dataplane: {e}"),
     };
     match command {
         DataplaneCommand::Render { inputs, node } => {
@@ -722,6 +774,7 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             netns,
             poll_ms,
             debounce_ms,
+            allow_empty,
         } => {
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
@@ -732,6 +785,7 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                 netns,
                 poll: std::time::Duration::from_millis(poll_ms),
                 debounce: std::time::Duration::from_millis(debounce_ms),
+                allow_empty,
             };
             netfence_dataplane::run_agent(&options, &STOP, |event| {
                 use netfence_dataplane::AgentEvent;
@@ -758,6 +812,10 @@ fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                     AgentEvent::FailedClosed(reason) => {
                         eprintln!("netfence agent: inputs do not load; failing closed:\n{reason}")
                     }
+                    AgentEvent::EmptyRefused { pods } => eprintln!(
+                        "netfence agent: the inputs isolate no pod ({pods} pods{}); keeping the last good ruleset (--allow-empty applies it)",
+                        options.node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default()
+                    ),
                 }
             })
             .map_err(tool_failure)?;

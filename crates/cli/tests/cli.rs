@@ -10,6 +10,30 @@ fn netfence(args: &[&str]) -> Output {
         .expect("run netfence")
 }
 
+/// `netfence args…` under a time and an address-space limit (coreutils `timeout`, the shell's
+/// `ulimit -v`): hostile input must end the process in time, in bounded memory, with no
+/// crash. Fails the test on a timeout.
+fn netfence_limited(args: &[&str], seconds: u32, megabytes: u64) -> Output {
+    let output = Command::new("timeout")
+        .args(["-s", "KILL", &format!("{seconds}s"), "sh", "-c"])
+        .arg(format!(
+            "ulimit -v {}; exec \"$0\" \"$@\"",
+            megabytes * 1024
+        ))
+        .arg(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .output()
+        .expect("run netfence under timeout");
+    assert!(
+        !matches!(output.status.code(), Some(124 | 137) | None),
+        "netfence {:.80?} did not finish within {seconds} s in {megabytes} MB: {:?}\n{}",
+        args.join(" "),
+        output.status,
+        stderr(&output)
+    );
+    output
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -299,6 +323,47 @@ fn selector_command_canonicalises_evaluates_and_points_at_errors() {
     let bad = netfence(&["selector", "a == \"b\" && %"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("column 13"), "{}", stderr(&bad));
+}
+
+#[test]
+fn selector_command_refuses_deep_nesting_with_a_column_and_does_not_crash() {
+    for expression in [
+        format!("{}a == \"b\"{}", "(".repeat(20_000), ")".repeat(20_000)),
+        format!("{}has(a){}", "!(".repeat(20_000), ")".repeat(20_000)),
+        "(".repeat(20_000),
+    ] {
+        let out = netfence_limited(&["selector", &expression], 10, 512);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.starts_with("error: invalid selector at column "),
+            "{text:.300}"
+        );
+        assert!(text.contains("nested more than 128 deep"), "{text:.300}");
+    }
+    // The same selector in a manifest is a load error with its field, not a crash.
+    let deep = format!("{}a == 'b'{}", "(".repeat(20_000), ")".repeat(20_000));
+    let manifest = temp_file(
+        "deep-selector.yaml",
+        &format!("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: deep}}\nspec:\n  selector: \"{deep}\"\n  types: [Ingress]\n"),
+    );
+    let out = netfence_limited(&["list", "-f", manifest.to_str().unwrap()], 10, 512);
+    assert_eq!(out.status.code(), Some(2), "{:.300}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("GlobalNetworkPolicy deep: spec.selector: invalid selector"),
+        "{text:.300}"
+    );
+    assert!(text.contains("nested more than 128 deep"), "{text:.300}");
+    std::fs::remove_file(&manifest).ok();
+    // A `!` chain needs no nesting: it collapses.
+    let out = netfence_limited(
+        &["selector", &format!("{}has(a)", "!".repeat(20_001))],
+        10,
+        512,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "!has(a)");
 }
 
 #[test]
@@ -905,4 +970,385 @@ spec:
     let allowed = json["allowed"]["TCP/80"].as_array().unwrap();
     assert!(allowed.contains(&serde_json::json!(["default/client", "default/known"])));
     assert!(!allowed.contains(&serde_json::json!(["default/client", "default/pending"])));
+}
+
+#[test]
+fn gen_refuses_absurd_sizes_up_front() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-sizes-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let max = u64::MAX.to_string();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "--pods",
+                "10000000000",
+                "--namespaces",
+                "10",
+                "--policies",
+                "10",
+            ],
+            "pods 10000000000 is more than the 1000000",
+        ),
+        (
+            &["--pods", &max, "--namespaces", "10", "--policies", "10"],
+            "pods 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", &max, "--policies", "10"],
+            "namespaces 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", "10", "--policies", &max],
+            "policies 18446744073709551615 is more than",
+        ),
+        (
+            &[
+                "--pods",
+                "100",
+                "--namespaces",
+                "10",
+                "--policies",
+                "10",
+                "--calico",
+                &max,
+            ],
+            "calico 18446744073709551615 is more than",
+        ),
+        (
+            &["--pods", "100", "--namespaces", "0", "--policies", "10"],
+            "namespaces must be at least 1",
+        ),
+        (
+            &["--pods", "10", "--namespaces", "11", "--policies", "10"],
+            "namespaces 11 is more than pods 10",
+        ),
+        (
+            &["--pods", "1", "--namespaces", "1", "--policies", "0"],
+            "fewer than the 2 CoreDNS pods",
+        ),
+        (
+            &[
+                "--pods",
+                "1000000",
+                "--namespaces",
+                "1000",
+                "--policies",
+                "1000001",
+            ],
+            "policies 1000001 is more than the 1000000",
+        ),
+    ];
+    for (sizes, expected) in cases {
+        let mut args = vec!["gen", "-o", d];
+        args.extend_from_slice(sizes);
+        // A refusal is immediate and small: no cluster is built first.
+        let out = netfence_limited(&args, 10, 256);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.starts_with("error: gen: "), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(!dir.exists(), "{args:?}: nothing is written");
+    }
+}
+
+#[test]
+fn gen_refuses_a_non_empty_directory_unless_forced() {
+    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-force-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let gen = |pods: &str, calico: &str, force: bool| {
+        let mut args = vec![
+            "gen",
+            "--pods",
+            pods,
+            "--namespaces",
+            "3",
+            "--policies",
+            "12",
+            "--calico",
+            calico,
+            "--seed",
+            "1",
+            "-o",
+            d,
+        ];
+        if force {
+            args.push("--force");
+        }
+        netfence_limited(&args, 30, 1024)
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    assert_eq!(gen("60", "3", false).status.code(), Some(0));
+    let first = read("20-pods.yaml").expect("written");
+    assert!(read("50-calico.yaml").is_some());
+
+    // Again into the same directory, another size: refused, nothing changes.
+    let out = gen("70", "3", false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.starts_with("error: gen: "), "{text}");
+    assert!(
+        text.contains(d) && text.contains("not empty") && text.contains("--force"),
+        "{text}"
+    );
+    assert!(read("20-pods.yaml").as_deref() == Some(first.as_str()));
+
+    // A directory holding anything at all is not empty.
+    let other = std::env::temp_dir().join(format!("netfence-cli-gen-other-{}", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("mine.txt"), "keep").unwrap();
+    let out = netfence_limited(
+        &[
+            "gen",
+            "--pods",
+            "10",
+            "--namespaces",
+            "1",
+            "--policies",
+            "1",
+            "-o",
+            other.to_str().unwrap(),
+        ],
+        10,
+        256,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    // Nor is a file a directory.
+    let file = other.join("mine.txt");
+    let out = netfence_limited(
+        &[
+            "gen",
+            "--pods",
+            "10",
+            "--namespaces",
+            "1",
+            "--policies",
+            "1",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        10,
+        256,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    std::fs::remove_dir_all(&other).unwrap();
+
+    // --force replaces the generated files, and one this cluster leaves empty goes away
+    // instead of keeping the earlier run's Calico policies.
+    let out = gen("70", "0", true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pods = read("20-pods.yaml").expect("written");
+    assert_eq!(pods.matches("kind: Pod").count(), 70);
+    assert_eq!(read("50-calico.yaml"), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A network namespace made for one test (`ip netns add`), deleted on drop even when the test
+/// fails. The dataplane commands run inside it (`--netns`): the root namespace is not touched.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        assert_eq!(
+            stdout(&uid).trim(),
+            "0",
+            "this test needs root (network namespaces and nftables), as CI has"
+        );
+        let name = format!("nf-cli-{tag}-{}", std::process::id());
+        let added = Command::new("ip").args(["netns", "add", &name]).output();
+        assert!(
+            added.as_ref().is_ok_and(|o| o.status.success()),
+            "ip netns add {name}: {added:?}"
+        );
+        Netns(name)
+    }
+
+    /// `nft list table inet netfence` inside the namespace (None when there is no table).
+    fn table(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "nft", "list", "table", "inet", "netfence",
+            ])
+            .output()
+            .expect("nft");
+        out.status.success().then(|| stdout(&out))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A namespace with two pods on nodes node-a and node-c, a Node object node-b, and a policy
+/// that isolates both pods.
+const NODES_CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nstatus: {addresses: [{type: InternalIP, address: 192.168.0.2}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {nodeName: node-a, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {nodeName: node-c, containers: [{name: main}]}\nstatus: {podIP: 10.9.0.2}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
+
+#[test]
+fn dataplane_render_apply_and_agent_refuse_an_unknown_node() {
+    let cluster = temp_file("nodes.yaml", NODES_CLUSTER);
+    let f = cluster.to_str().unwrap();
+    let render = netfence_limited(
+        &["dataplane", "render", "-f", f, "--node", "node-a"],
+        20,
+        1024,
+    );
+    assert_eq!(render.status.code(), Some(0), "{}", stderr(&render));
+    assert!(
+        stderr(&render).contains("1 isolated endpoints"),
+        "{}",
+        stderr(&render)
+    );
+    let expected = "error: dataplane: node \"node-x\" is not in the inputs (known nodes: node-a, node-b, node-c)";
+    let typo = netfence_limited(
+        &["dataplane", "render", "-f", f, "--node", "node-x"],
+        20,
+        1024,
+    );
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert_eq!(stderr(&typo).trim(), expected);
+    assert!(typo.stdout.is_empty(), "no ruleset is printed");
+
+    let netns = Netns::new("node");
+    let apply = |node: &str| {
+        netfence_limited(
+            &[
+                "dataplane",
+                "apply",
+                "-f",
+                f,
+                "--node",
+                node,
+                "--netns",
+                &netns.0,
+            ],
+            20,
+            1024,
+        )
+    };
+    let applied = apply("node-a");
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let before = netns.table().expect("the table is loaded");
+    assert!(before.contains("shop/web"), "{before}");
+    let typo = apply("node-x");
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert_eq!(stderr(&typo).trim(), expected);
+    assert_eq!(
+        netns.table().as_deref(),
+        Some(before.as_str()),
+        "ruleset unchanged"
+    );
+
+    // The agent, too, refuses to start (rather than fail closed) on a node it cannot find.
+    let fresh = Netns::new("agent-node");
+    let agent = netfence_limited(
+        &[
+            "dataplane",
+            "agent",
+            "-f",
+            f,
+            "--node",
+            "node-x",
+            "--netns",
+            &fresh.0,
+        ],
+        20,
+        1024,
+    );
+    assert_eq!(agent.status.code(), Some(2), "{}", stderr(&agent));
+    assert_eq!(stderr(&agent).trim(), expected);
+    assert_eq!(fresh.table(), None, "nothing loaded");
+    std::fs::remove_file(&cluster).ok();
+}
+
+/// Wait up to `limit` for `child` to exit; kill it and fail if it does not.
+fn exits_within(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running {limit:?} after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut output = Output {
+        status: child.wait().expect("wait"),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_end(&mut pipe, &mut output.stderr).expect("read stderr");
+    }
+    output
+}
+
+fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+#[test]
+fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
+    let netns = Netns::new("term");
+    let dir = std::env::temp_dir().join(format!("netfence-cli-agent-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cluster.yaml"), NODES_CLUSTER).unwrap();
+    let agent = |input: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_netfence"))
+            .args(["dataplane", "agent", "-f", input.to_str().unwrap()])
+            .args(["--netns", &netns.0])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the agent")
+    };
+    let limit = std::time::Duration::from_secs(5);
+
+    // Waiting: it applied the inputs and sleeps for a ten-minute poll.
+    let mut waiting = agent(&dir, &["--poll-ms", "600000"]);
+    let started = std::time::Instant::now();
+    while netns.table().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the agent applies the inputs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sigterm(&waiting);
+    let out = exits_within(&mut waiting, limit, "agent waiting to poll");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("applied (full)"), "{}", stderr(&out));
+
+    // Loading: its input is a FIFO that no one writes, so reading it never ends.
+    let fifo = dir.join("never-written.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let mut loading = agent(&fifo, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(loading.try_wait().unwrap().is_none(), "still loading");
+    sigterm(&loading);
+    let out = exits_within(&mut loading, limit, "agent loading its inputs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Watching a directory whose symbolic links loop back to it (twice: a walk that follows
+    // them branches at every level).
+    let looped = dir.join("looped");
+    std::fs::create_dir_all(&looped).unwrap();
+    std::fs::write(looped.join("cluster.yaml"), NODES_CLUSTER).unwrap();
+    std::os::unix::fs::symlink(".", looped.join("again")).unwrap();
+    std::os::unix::fs::symlink(".", looped.join("more")).unwrap();
+    let mut looping = agent(&looped, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sigterm(&looping);
+    let out = exits_within(&mut looping, limit, "agent watching a looping directory");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -2,15 +2,31 @@
 //! (incrementally when a previous ruleset is in force). A bad change is reported and the last
 //! good ruleset stays in force. If the very first load fails, the agent fails closed: it keeps
 //! an existing netfence table, or else loads one that drops every new forwarded connection
-//! (it cannot know which pods are isolated, so it treats them all as isolated).
+//! (it cannot know which pods are isolated, so it treats them all as isolated). A `node` that
+//! the first load's inputs do not name is the exception: it is returned as an error, before
+//! the kernel is touched.
+//!
+//! Two more promises, for inputs that go wrong without failing to load:
+//! - it never replaces a table that enforces something with a ruleset that enforces nothing
+//!   (no isolated endpoint: the input directory is momentarily empty, the node's pods are gone,
+//!   the last policy was deleted) unless [`AgentOptions::allow_empty`] says so; it keeps the
+//!   table and reports [`AgentEvent::EmptyRefused`];
+//! - it returns within about [`STOP_CHECK`] of `stop` being set, also while it waits or loads:
+//!   waits sleep in slices, and each load runs on its own thread, abandoned on stop (a file
+//!   that never finishes reading, such as a FIFO without a writer, cannot hold the agent).
 
 use crate::nft::{self, DataplaneError};
 use crate::render::{render, RenderOptions, Ruleset, TABLE};
 use netfence_engine::Engine;
 use netfence_model::Loader;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
+
+/// How often the agent looks at the stop flag while it sleeps or waits for a load.
+pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Agent settings.
 #[derive(Clone, Debug)]
@@ -25,6 +41,10 @@ pub struct AgentOptions {
     pub poll: Duration,
     /// How long inputs must stay unchanged before they are applied.
     pub debounce: Duration,
+    /// Apply a ruleset with no isolated endpoint even though the table in force enforces
+    /// something (per-pod chains, or the fail-closed table). Off, such a change is refused
+    /// with [`AgentEvent::EmptyRefused`] and the table stays.
+    pub allow_empty: bool,
 }
 
 /// What the agent did, for the caller to log.
@@ -49,6 +69,13 @@ pub enum AgentEvent {
     ApplyFailed(String),
     /// The first load failed: failing closed.
     FailedClosed(String),
+    /// The inputs load but give a ruleset with no isolated endpoint while the table in force
+    /// enforces something; that table stays (see [`AgentOptions::allow_empty`]).
+    EmptyRefused {
+        /// Pods in the inputs on this node (every pod, without a node): 0 when the inputs
+        /// hold none at all.
+        pods: usize,
+    },
 }
 
 /// The fail-closed table: established traffic continues, every new forwarded connection drops.
@@ -60,40 +87,127 @@ pub fn fail_closed_script() -> String {
 
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
+/// Every file under the inputs with its modification time and size. Each directory is walked
+/// once, by (device, inode): symbolic links that loop back (`dir/again -> .`) would otherwise
+/// multiply the walk at every level, and it runs on the agent's own thread.
 fn fingerprint(inputs: &[PathBuf]) -> Fingerprint {
-    fn walk(path: &Path, out: &mut Fingerprint) {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(path: &Path, visited: &mut HashSet<(u64, u64)>, out: &mut Fingerprint) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
+                if !visited.insert((meta.dev(), meta.ino())) {
+                    return;
+                }
                 let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 entries.sort();
                 for entry in entries {
-                    walk(&entry, out);
+                    walk(&entry, visited, out);
                 }
             }
             Ok(meta) => out.push((path.to_path_buf(), meta.modified().ok(), meta.len())),
             Err(_) => out.push((path.to_path_buf(), None, 0)),
         }
     }
+    let mut visited = HashSet::new();
     let mut out = Vec::new();
     for input in inputs {
-        walk(input, &mut out);
+        walk(input, &mut visited, &mut out);
     }
     out
 }
 
-fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Ruleset, String> {
+/// A rendered ruleset and the number of pods it was rendered for.
+struct Loaded {
+    ruleset: Ruleset,
+    pods: usize,
+}
+
+fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Loaded, DataplaneError> {
     let mut loader = Loader::new();
     for input in inputs {
         loader.load_path(input);
     }
-    let inventory = loader.finish().map_err(|e| e.to_string())?;
-    render(
+    let inventory = loader
+        .finish()
+        .map_err(|e| DataplaneError::Other(e.to_string()))?;
+    let pods = inventory
+        .pods
+        .iter()
+        .filter(|p| node.is_none() || p.node == *node)
+        .count();
+    let ruleset = render(
         &Engine::new(inventory),
         &RenderOptions { node: node.clone() },
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(Loaded { ruleset, pods })
+}
+
+/// [`load`] on a thread of its own; `None` once `stop` is set (the thread is left to finish,
+/// or to block, by itself).
+fn load_until_stopped(
+    options: &AgentOptions,
+    stop: &AtomicBool,
+) -> Option<Result<Loaded, DataplaneError>> {
+    let (sender, receiver) = mpsc::channel();
+    let (inputs, node) = (options.inputs.clone(), options.node.clone());
+    let spawned = std::thread::Builder::new()
+        .name("netfence-agent-load".into())
+        .spawn(move || {
+            // The receiver is gone only when the agent stopped waiting.
+            let _ = sender.send(load(&inputs, &node));
+        });
+    if let Err(e) = spawned {
+        return Some(Err(DataplaneError::Other(format!(
+            "cannot start a thread to load the inputs: {e}"
+        ))));
+    }
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        match receiver.recv_timeout(STOP_CHECK) {
+            Ok(result) => return Some(result),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Some(Err(DataplaneError::Other(
+                    "loading the inputs panicked".into(),
+                )))
+            }
+        }
+    }
+}
+
+/// Sleep for `duration` in slices of [`STOP_CHECK`]; false as soon as `stop` is set.
+fn sleep_until_stopped(duration: Duration, stop: &AtomicBool) -> bool {
+    // A duration too long to add to now (`--poll-ms` near u64::MAX) sleeps until stopped.
+    let deadline = Instant::now().checked_add(duration);
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => STOP_CHECK,
+        };
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(STOP_CHECK));
+    }
+}
+
+/// Whether the netfence table in the kernel enforces anything: the fail-closed table, or a
+/// rendered one with per-pod chains (any chain but `forward`). No table: nothing.
+fn table_enforces(netns: Option<&str>) -> bool {
+    nft::list(netns).is_ok_and(|text| {
+        text.contains("netfence fail-closed")
+            || text.lines().any(|line| {
+                let line = line.trim_start();
+                line.starts_with("chain ") && !line.starts_with("chain forward ")
+            })
+    })
 }
 
 /// Run until `stop` is set, reporting every action through `log`.
@@ -109,8 +223,20 @@ pub fn run_agent(
     }
     let netns = options.netns.as_deref();
     let mut in_force: Option<Ruleset> = None;
-    match load(&options.inputs, &options.node) {
-        Ok(ruleset) => {
+    // Whether the table in the kernel enforces anything, which an empty ruleset would lift.
+    let mut enforcing = true;
+    // Fingerprint before loading: a change made while the first load runs is seen as a change.
+    let mut seen = fingerprint(&options.inputs);
+    let Some(first) = load_until_stopped(options, stop) else {
+        return Ok(());
+    };
+    match first {
+        Ok(loaded)
+            if loaded.ruleset.is_empty() && !options.allow_empty && table_enforces(netns) =>
+        {
+            log(AgentEvent::EmptyRefused { pods: loaded.pods });
+        }
+        Ok(Loaded { ruleset, .. }) => {
             let started = Instant::now();
             nft::apply(&ruleset, netns)?;
             log(AgentEvent::Applied {
@@ -119,19 +245,24 @@ pub fn run_agent(
                 rules: ruleset.rules(),
                 latency: started.elapsed(),
             });
+            enforcing = !ruleset.is_empty();
             in_force = Some(ruleset);
         }
-        Err(reason) => {
+        // The agent's own --node names no node of the inputs: a usage error, reported before
+        // the kernel is touched (failing closed would drop every pod's traffic on a typo).
+        Err(unknown @ DataplaneError::UnknownNode { .. }) => return Err(unknown),
+        Err(error) => {
+            let reason = error.to_string();
             if nft::list(netns).is_err() {
                 nft::run(netns, "nft", &["-f", "-"], Some(&fail_closed_script()))?;
             }
+            // The fail-closed table, or an earlier one kept: ask the kernel which.
+            enforcing = table_enforces(netns);
             log(AgentEvent::FailedClosed(reason));
         }
     }
-    let mut seen = fingerprint(&options.inputs);
     let mut pending: Option<(Fingerprint, Instant)> = None;
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(options.poll);
+    while sleep_until_stopped(options.poll, stop) {
         let now = fingerprint(&options.inputs);
         match &pending {
             None if now != seen => pending = Some((now, Instant::now())),
@@ -142,10 +273,20 @@ pub fn run_agent(
                     let settled = Instant::now();
                     seen = now;
                     pending = None;
-                    match load(&options.inputs, &options.node) {
-                        Err(reason) => log(AgentEvent::Rejected(reason)),
-                        Ok(next) if in_force.as_ref() == Some(&next) => log(AgentEvent::Unchanged),
-                        Ok(next) => {
+                    let Some(result) = load_until_stopped(options, stop) else {
+                        return Ok(());
+                    };
+                    match result {
+                        Err(error) => log(AgentEvent::Rejected(error.to_string())),
+                        Ok(next) if in_force.as_ref() == Some(&next.ruleset) => {
+                            log(AgentEvent::Unchanged)
+                        }
+                        Ok(next)
+                            if next.ruleset.is_empty() && enforcing && !options.allow_empty =>
+                        {
+                            log(AgentEvent::EmptyRefused { pods: next.pods })
+                        }
+                        Ok(Loaded { ruleset: next, .. }) => {
                             let result = match &in_force {
                                 Some(previous) => nft::update(previous, &next, netns).map(|_| true),
                                 None => nft::apply(&next, netns).map(|_| false),
@@ -158,6 +299,7 @@ pub fn run_agent(
                                         rules: next.rules(),
                                         latency: settled.elapsed(),
                                     });
+                                    enforcing = !next.is_empty();
                                     in_force = Some(next);
                                 }
                                 Err(e) => log(AgentEvent::ApplyFailed(e.to_string())),

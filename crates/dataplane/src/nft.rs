@@ -24,9 +24,32 @@ pub enum DataplaneError {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// `--node` names a node that neither a Node object nor any pod's `spec.nodeName` in the
+    /// inputs mentions: rendering for it would give an empty ruleset, lifting all enforcement
+    /// on a typo.
+    #[error("node {node:?} is not in the inputs ({})", known_nodes_hint(.known))]
+    UnknownNode {
+        /// The node asked for.
+        node: String,
+        /// The nodes the inputs do name, sorted.
+        known: Vec<String>,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+fn known_nodes_hint(known: &[String]) -> String {
+    const SHOWN: usize = 20;
+    match known.len() {
+        0 => "they name no node: no Node object and no pod with spec.nodeName".to_string(),
+        n if n <= SHOWN => format!("known nodes: {}", known.join(", ")),
+        n => format!(
+            "known nodes: {}, … and {} more",
+            known[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    }
 }
 
 /// Run `program args…` (inside `netns` when given) with `stdin`, returning stdout.

@@ -79,6 +79,12 @@ const MAPS: [(&str, &str); 4] = [
 ];
 
 impl Ruleset {
+    /// Whether it enforces nothing: no per-pod chain, so no pod is isolated and the forward
+    /// chain accepts everything (the ruleset of empty inputs, or of a node without pods).
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+    }
+
     /// Rules in per-pod chains.
     pub fn rules(&self) -> usize {
         self.chains.values().map(|c| c.rules.len()).sum()
@@ -201,7 +207,8 @@ fn pod_stem(key: &str) -> String {
 /// Which pods to render chains for.
 #[derive(Clone, Debug, Default)]
 pub struct RenderOptions {
-    /// Only pods with `spec.nodeName` equal to this; every pod when `None`.
+    /// Only pods with `spec.nodeName` equal to this; every pod when `None`. It must be a node
+    /// the inputs name ([`known_nodes`]), else [`render`] fails.
     pub node: Option<String>,
 }
 
@@ -431,12 +438,30 @@ pub fn unsupported(engine: &Engine) -> Option<String> {
         })
 }
 
-/// Render the ruleset; an error names the first policy the renderer cannot compile yet.
+/// Render the ruleset. An error names the first policy the renderer cannot compile yet, or a
+/// `node` that the inputs do not name (see [`known_nodes`]).
 pub fn render(engine: &Engine, options: &RenderOptions) -> Result<Ruleset, crate::DataplaneError> {
     if let Some(reason) = unsupported(engine) {
         return Err(crate::DataplaneError::Other(reason));
     }
+    if let Some(node) = &options.node {
+        let known = known_nodes(engine.inventory());
+        if !known.contains(node) {
+            return Err(crate::DataplaneError::UnknownNode {
+                node: node.clone(),
+                known: known.into_iter().collect(),
+            });
+        }
+    }
     Ok(render_supported(engine, options))
+}
+
+/// The nodes the inputs name: Node objects and pods' `spec.nodeName` (a pod may name a node
+/// whose Node object is not in the inputs).
+pub fn known_nodes(inventory: &netfence_model::Inventory) -> BTreeSet<String> {
+    let from_nodes = inventory.nodes.iter().map(|n| n.name.clone());
+    let from_pods = inventory.pods.iter().filter_map(|p| p.node.clone());
+    from_nodes.chain(from_pods).collect()
 }
 
 fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {

@@ -50,6 +50,7 @@ fn agent_follows_changes_and_keeps_the_last_good_ruleset() {
         netns: Some(lab.node_namespace().to_string()),
         poll: Duration::from_millis(50),
         debounce: Duration::from_millis(100),
+        allow_empty: false,
     };
     let agent = {
         let stop = stop.clone();
@@ -107,16 +108,21 @@ fn agent_fails_closed_when_the_first_load_fails() {
     let open = engine_of_dir(&dir);
     let lab = Lab::build(&open, &ports).expect("lab");
     std::fs::write(dir.join("broken.yaml"), "kind: [\n").unwrap();
-    let stop = AtomicBool::new(true); // stop right after start-up
+    let stop = AtomicBool::new(false);
     let options = AgentOptions {
         inputs: vec![dir.clone()],
         node: None,
         netns: Some(lab.node_namespace().to_string()),
         poll: Duration::from_millis(10),
         debounce: Duration::from_millis(10),
+        allow_empty: false,
     };
     let mut events = Vec::new();
-    run_agent(&options, &stop, |e| events.push(e)).expect("agent runs");
+    run_agent(&options, &stop, |e| {
+        events.push(e);
+        stop.store(true, Ordering::SeqCst); // stop right after start-up
+    })
+    .expect("agent runs");
     assert!(
         matches!(events.first(), Some(AgentEvent::FailedClosed(_))),
         "{events:?}"
@@ -137,5 +143,84 @@ fn agent_fails_closed_when_the_first_load_fails() {
             );
         }
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Start-up only: run the agent until its first event, and return it.
+fn first_event(options: &AgentOptions) -> AgentEvent {
+    let stop = AtomicBool::new(false);
+    let mut events = Vec::new();
+    run_agent(options, &stop, |e| {
+        events.push(e);
+        stop.store(true, Ordering::SeqCst);
+    })
+    .expect("agent runs");
+    events.into_iter().next().expect("an event")
+}
+
+#[test]
+fn agent_keeps_an_enforcing_ruleset_when_the_inputs_turn_empty() {
+    require_root();
+    let case = k8s_e2e_cases()
+        .into_iter()
+        .find(|c| c.file == "001-default-deny-ingress.yaml")
+        .expect("case");
+    let dir = std::env::temp_dir().join(format!("netfence-agent-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (inventory, policies) = (dir.join("inventory.yaml"), dir.join("policies.yaml"));
+    std::fs::write(&inventory, &case.inventory).unwrap();
+    std::fs::write(&policies, &case.policies).unwrap();
+    let ports: Vec<ProbePort> = vec!["TCP/80".parse().unwrap()];
+    let enforced = engine_of_dir(&dir);
+    let pods = enforced.inventory().pods.len();
+    let open = {
+        let mut loader = Loader::new();
+        loader.load_str("inventory.yaml", &case.inventory);
+        Engine::new(loader.finish().expect("loads"))
+    };
+    let lab = Lab::build(&enforced, &ports).expect("lab");
+    let options = |allow_empty| AgentOptions {
+        inputs: vec![dir.clone()],
+        node: None,
+        netns: Some(lab.node_namespace().to_string()),
+        poll: Duration::from_millis(50),
+        debounce: Duration::from_millis(100),
+        allow_empty,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, events) = mpsc::channel();
+    let agent = {
+        let (stop, options) = (stop.clone(), options(false));
+        std::thread::spawn(move || run_agent(&options, &stop, |e| tx.send(e).unwrap()))
+    };
+    assert!(matches!(next_event(&events), AgentEvent::Applied { .. }));
+    // The last policy goes: the pods are still there, none is isolated any more.
+    std::fs::remove_file(&policies).unwrap();
+    assert_eq!(next_event(&events), AgentEvent::EmptyRefused { pods });
+    assert_kernel_matches(&lab, &enforced, &ports);
+    // The directory is momentarily empty (a loader that calls that an error rejects it).
+    std::fs::remove_file(&inventory).unwrap();
+    match next_event(&events) {
+        AgentEvent::EmptyRefused { pods: 0 } | AgentEvent::Rejected(_) => {}
+        other => panic!("expected the empty inputs to be refused, got {other:?}"),
+    }
+    assert_kernel_matches(&lab, &enforced, &ports);
+    stop.store(true, Ordering::SeqCst);
+    agent.join().unwrap().expect("agent ends cleanly");
+
+    // A new agent whose first load isolates nothing keeps the table the kernel holds.
+    std::fs::write(&inventory, &case.inventory).unwrap();
+    assert_eq!(
+        first_event(&options(false)),
+        AgentEvent::EmptyRefused { pods }
+    );
+    assert_kernel_matches(&lab, &enforced, &ports);
+    // Unless told to apply it.
+    match first_event(&options(true)) {
+        AgentEvent::Applied { chains: 0, .. } => {}
+        other => panic!("expected the empty ruleset to be applied, got {other:?}"),
+    }
+    assert_kernel_matches(&lab, &open, &ports);
     std::fs::remove_dir_all(&dir).ok();
 }

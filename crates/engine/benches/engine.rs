@@ -33,7 +33,8 @@ fn main() {
             policies,
             calico: 0,
             seed: 1,
-        });
+        })
+        .expect("valid options");
         let (mut l, mut c, mut m, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut classes = 0;
         for _ in 0..repeats {
@@ -99,7 +100,8 @@ fn main() {
         policies: 200,
         calico: 0,
         seed: 1,
-    });
+    })
+    .expect("valid options");
     let engine = Engine::new(load(&files));
     let ports = default_ports(engine.inventory());
     let slow = median(

@@ -12,23 +12,105 @@ use std::fmt::Write as _;
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub struct GenOptions {
-    /// Pods in total (kube-system's DNS pods included).
+    /// Pods in total (kube-system's two DNS pods included): 2 to [`MAX_PODS`].
     pub pods: usize,
-    /// Application namespaces.
+    /// Application namespaces: 1 to `pods` (and at most [`MAX_NAMESPACES`]).
     pub namespaces: usize,
-    /// NetworkPolicies in total (approximately: every namespace gets its baseline set first).
+    /// NetworkPolicies in total (approximately: every namespace gets its baseline set first);
+    /// at most [`MAX_POLICIES`].
     pub policies: usize,
     /// Calico GlobalNetworkPolicies to add (0 for a Kubernetes-only cluster, which peers such
     /// as NCA can read): a security tier with metadata-service deny and per-team Pass rules.
+    /// At most [`MAX_CALICO`].
     pub calico: usize,
     /// Seed of the pseudo-random choices.
     pub seed: u64,
 }
 
-/// The generated files: (file name, contents).
-pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
+/// Most pods [`generate`] writes. The whole cluster is built in memory (about 500 bytes of
+/// YAML per pod with its share of workloads and services: 480 MB at a million pods, measured),
+/// and a million pods is already
+/// more than six times the 150,000 that Kubernetes documents as its largest supported cluster
+/// ("Considerations for large clusters", kubernetes.io/docs/setup/best-practices/cluster-large).
+/// It also keeps every pod address in 10.0.0.0/12, clear of the DNS pods' 10.255.0.0/24.
+pub const MAX_PODS: usize = 1_000_000;
+/// Most application namespaces (each brings up to five baseline policies).
+pub const MAX_NAMESPACES: usize = 100_000;
+/// Most NetworkPolicies.
+pub const MAX_POLICIES: usize = 1_000_000;
+/// Most Calico GlobalNetworkPolicies.
+pub const MAX_CALICO: usize = 100_000;
+
+/// Why [`GenOptions`] cannot be generated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GenError {
+    /// A count above its maximum.
+    #[error("{option} {value} is more than the {max} this generator writes")]
+    TooLarge {
+        /// `pods`, `namespaces`, `policies` or `calico`.
+        option: &'static str,
+        /// The value asked for.
+        value: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// Fewer pods than the two CoreDNS pods every cluster has.
+    #[error("pods {0} is fewer than the 2 CoreDNS pods every generated cluster has")]
+    TooFewPods(usize),
+    /// No application namespace.
+    #[error("namespaces must be at least 1")]
+    NoNamespaces,
+    /// More namespaces than pods.
+    #[error("namespaces {namespaces} is more than pods {pods}")]
+    MoreNamespacesThanPods {
+        /// Namespaces asked for.
+        namespaces: usize,
+        /// Pods asked for.
+        pods: usize,
+    },
+}
+
+impl GenOptions {
+    /// Whether these options can be generated, in bounded time and memory.
+    ///
+    /// ```
+    /// use netfence_engine::gen::{GenError, GenOptions};
+    /// let options = GenOptions { pods: 10_000_000_000, namespaces: 10, policies: 0, calico: 0, seed: 1 };
+    /// assert!(matches!(options.check(), Err(GenError::TooLarge { option: "pods", .. })));
+    /// ```
+    pub fn check(&self) -> Result<(), GenError> {
+        for (option, value, max) in [
+            ("pods", self.pods, MAX_PODS),
+            ("namespaces", self.namespaces, MAX_NAMESPACES),
+            ("policies", self.policies, MAX_POLICIES),
+            ("calico", self.calico, MAX_CALICO),
+        ] {
+            if value > max {
+                return Err(GenError::TooLarge { option, value, max });
+            }
+        }
+        if self.pods < 2 {
+            return Err(GenError::TooFewPods(self.pods));
+        }
+        if self.namespaces == 0 {
+            return Err(GenError::NoNamespaces);
+        }
+        if self.namespaces > self.pods {
+            return Err(GenError::MoreNamespacesThanPods {
+                namespaces: self.namespaces,
+                pods: self.pods,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The generated files: (file name, contents); a file with nothing to hold (`50-calico.yaml`
+/// without `calico`) is empty. Fails, before any work, when [`GenOptions::check`] does.
+pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError> {
+    options.check()?;
     let mut rng = Rng(options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let namespaces = options.namespaces.max(1);
+    let namespaces = options.namespaces;
     let teams = ["payments", "search", "catalog", "identity", "ops", "data"];
     let envs = ["prod", "staging", "dev"];
     let tiers = ["frontend", "backend", "database"];
@@ -182,14 +264,14 @@ pub fn generate(options: &GenOptions) -> Vec<(String, String)> {
             );
         }
     }
-    vec![
+    Ok(vec![
         ("00-namespaces.yaml".into(), ns_yaml),
         ("10-workloads.yaml".into(), workloads),
         ("20-pods.yaml".into(), pods_yaml),
         ("30-services.yaml".into(), services),
         ("40-policies.yaml".into(), policies),
         ("50-calico.yaml".into(), calico),
-    ]
+    ])
 }
 
 /// xorshift64*: small, fast and deterministic across platforms.

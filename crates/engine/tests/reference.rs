@@ -736,8 +736,8 @@ fn generated_clusters_are_deterministic_and_agree() {
             calico: 8,
             seed,
         };
-        let files = generate(&options);
-        assert_eq!(files, generate(&options), "same seed, same bytes");
+        let files = generate(&options).expect("valid options");
+        assert_eq!(files, generate(&options).unwrap(), "same seed, same bytes");
         let mut loader = Loader::new();
         for (name, text) in &files {
             loader.load_str(name, text);

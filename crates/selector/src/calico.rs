@@ -12,6 +12,12 @@
 //! - `&&`/`||` render parenthesised even at the top level; set members render sorted and
 //!   de-duplicated; a value renders in `"` unless it contains `"`, then in `'`;
 //! - the empty selector means `all()`.
+//!
+//! One limit Calico does not have: parentheses nest at most [`MAX_NESTING`] deep. The parser
+//! recurses once per `(`, as libcalico-go's does (`parseOperation` calls `parseOrExpression`),
+//! and a Rust thread's stack, unlike a goroutine's, does not grow: 20,000 `(` would overflow it
+//! and abort the process. Everything that walks the AST (`matches`, `Display`, `label_keys`,
+//! the derived traits) recurses too, and relies on this bound for parsed selectors.
 
 use crate::Labels;
 use std::collections::BTreeSet;
@@ -58,6 +64,11 @@ pub enum Selector {
     /// network sets" (see [`Selector::is_global`]).
     Global,
 }
+
+/// How deep parentheses may nest in a selector; deeper input is a [`ParseError`] at the
+/// first `(` past the limit. Real selectors nest a handful of levels; this leaves ample room
+/// while keeping the parser's (and every AST walk's) recursion far from the stack's end.
+pub const MAX_NESTING: usize = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
@@ -224,10 +235,15 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
     }
 }
 
+/// A parsed subtree and how deep its canonical form nests parentheses.
+type Parsed = (Selector, usize);
+
 struct Parser<'a> {
     input: &'a str,
     tokens: Vec<Token>,
     next: usize,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -242,30 +258,43 @@ impl Parser<'_> {
         }
     }
 
-    fn or_expression(&mut self) -> Result<Selector, ParseError> {
-        let mut operands = vec![self.and_expression()?];
-        while self.peek().kind == Kind::Or {
-            self.next += 1;
-            operands.push(self.and_expression()?);
-        }
-        Ok(if operands.len() == 1 {
-            operands.remove(0)
-        } else {
-            Selector::Or(operands)
-        })
+    fn or_expression(&mut self) -> Result<Parsed, ParseError> {
+        self.list(Kind::Or, Selector::Or, Self::and_expression)
     }
 
-    fn and_expression(&mut self) -> Result<Selector, ParseError> {
-        let mut operands = vec![self.operation()?];
-        while self.peek().kind == Kind::And {
+    fn and_expression(&mut self) -> Result<Parsed, ParseError> {
+        self.list(Kind::And, Selector::And, Self::operation)
+    }
+
+    /// `operand (separator operand)*`: one operand alone, or `make` of all of them.
+    fn list(
+        &mut self,
+        separator: Kind,
+        make: fn(Vec<Selector>) -> Selector,
+        operand: fn(&mut Self) -> Result<Parsed, ParseError>,
+    ) -> Result<Parsed, ParseError> {
+        let (first, mut nesting) = operand(self)?;
+        let mut operands = vec![first];
+        let mut first_separator = None;
+        while self.peek().kind == separator {
+            first_separator.get_or_insert_with(|| self.peek().clone());
             self.next += 1;
-            operands.push(self.operation()?);
+            let (next, inner) = operand(self)?;
+            nesting = nesting.max(inner);
+            operands.push(next);
         }
-        Ok(if operands.len() == 1 {
-            operands.remove(0)
-        } else {
-            Selector::And(operands)
-        })
+        let Some(separator) = first_separator else {
+            return Ok((operands.remove(0), nesting));
+        };
+        // The canonical form wraps every `&&`/`||` in parentheses, one level more than the
+        // input may have (`a && (b || c)`): bound that too, so that it always parses again.
+        if nesting >= MAX_NESTING {
+            return Err(self.error(
+                &separator,
+                format!("expression nested more than {MAX_NESTING} deep (counting the parentheses of its canonical form)"),
+            ));
+        }
+        Ok((make(operands), nesting + 1))
     }
 
     fn string_after(
@@ -283,7 +312,58 @@ impl Parser<'_> {
         }
     }
 
-    fn operation(&mut self) -> Result<Selector, ParseError> {
+    /// `label op value` or `label (not) in {…}`, after the label. Kept out of `operation` so
+    /// that the frame the parser recurses through stays small.
+    fn comparison(&mut self, label: String) -> Result<Selector, ParseError> {
+        let operator = self.peek().clone();
+        if matches!(operator.kind, Kind::Eof) || self.tokens.len() - self.next < 2 {
+            return Err(self.error(&operator, "unexpected end of string looking for op"));
+        }
+        self.next += 1;
+        let selector = match operator.kind {
+            Kind::Eq => self.string_after(label, Selector::Eq)?,
+            Kind::Ne => self.string_after(label, Selector::Ne)?,
+            Kind::Contains => self.string_after(label, Selector::Contains)?,
+            Kind::StartsWith => self.string_after(label, Selector::StartsWith)?,
+            Kind::EndsWith => self.string_after(label, Selector::EndsWith)?,
+            Kind::In | Kind::NotIn => {
+                let brace = self.peek().clone();
+                if brace.kind != Kind::LBrace {
+                    return Err(self.error(&brace, "expected set literal"));
+                }
+                self.next += 1;
+                let mut values = BTreeSet::new();
+                while let Kind::Str(value) = &self.peek().kind {
+                    values.insert(value.clone());
+                    self.next += 1;
+                    if self.peek().kind == Kind::Comma {
+                        self.next += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let close = self.peek().clone();
+                if close.kind != Kind::RBrace {
+                    return Err(self.error(&close, "expected }"));
+                }
+                self.next += 1;
+                if operator.kind == Kind::In {
+                    Selector::In(label, values)
+                } else {
+                    Selector::NotIn(label, values)
+                }
+            }
+            _ => {
+                return Err(self.error(
+                    &operator,
+                    "expected ==, !=, in, not in, contains, starts with or ends with",
+                ))
+            }
+        };
+        Ok(selector)
+    }
+
+    fn operation(&mut self) -> Result<Parsed, ParseError> {
         let mut negated = false;
         while self.peek().kind == Kind::Not {
             negated = !negated;
@@ -291,59 +371,23 @@ impl Parser<'_> {
         }
         let token = self.peek().clone();
         self.next += 1;
+        let mut nesting = 0;
         let selector = match token.kind {
             Kind::Has(label) => Selector::Has(label),
             Kind::All => Selector::All,
             Kind::Global => Selector::Global,
-            Kind::Label(label) => {
-                let operator = self.peek().clone();
-                if matches!(operator.kind, Kind::Eof) || self.tokens.len() - self.next < 2 {
-                    return Err(self.error(&operator, "unexpected end of string looking for op"));
-                }
-                self.next += 1;
-                match operator.kind {
-                    Kind::Eq => self.string_after(label, Selector::Eq)?,
-                    Kind::Ne => self.string_after(label, Selector::Ne)?,
-                    Kind::Contains => self.string_after(label, Selector::Contains)?,
-                    Kind::StartsWith => self.string_after(label, Selector::StartsWith)?,
-                    Kind::EndsWith => self.string_after(label, Selector::EndsWith)?,
-                    Kind::In | Kind::NotIn => {
-                        let brace = self.peek().clone();
-                        if brace.kind != Kind::LBrace {
-                            return Err(self.error(&brace, "expected set literal"));
-                        }
-                        self.next += 1;
-                        let mut values = BTreeSet::new();
-                        while let Kind::Str(value) = &self.peek().kind {
-                            values.insert(value.clone());
-                            self.next += 1;
-                            if self.peek().kind == Kind::Comma {
-                                self.next += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                        let close = self.peek().clone();
-                        if close.kind != Kind::RBrace {
-                            return Err(self.error(&close, "expected }"));
-                        }
-                        self.next += 1;
-                        if operator.kind == Kind::In {
-                            Selector::In(label, values)
-                        } else {
-                            Selector::NotIn(label, values)
-                        }
-                    }
-                    _ => {
-                        return Err(self.error(
-                            &operator,
-                            "expected ==, !=, in, not in, contains, starts with or ends with",
-                        ))
-                    }
-                }
-            }
+            Kind::Label(label) => self.comparison(label)?,
             Kind::LParen => {
-                let inner = self.or_expression()?;
+                if self.depth >= MAX_NESTING {
+                    return Err(self.error(
+                        &token,
+                        format!("parentheses nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+                self.depth += 1;
+                let (inner, inner_nesting) = self.or_expression()?;
+                self.depth -= 1;
+                nesting = inner_nesting;
                 let close = self.peek().clone();
                 if close.kind != Kind::RParen {
                     return Err(self.error(&close, "expected )"));
@@ -353,16 +397,18 @@ impl Parser<'_> {
             }
             _ => return Err(self.error(&token, "unexpected token")),
         };
-        Ok(if negated {
+        let selector = if negated {
             Selector::Not(Box::new(selector))
         } else {
             selector
-        })
+        };
+        Ok((selector, nesting))
     }
 }
 
 impl Selector {
-    /// Parse a selector; the empty (or all-blank) selector is `all()`.
+    /// Parse a selector; the empty (or all-blank) selector is `all()`. Parentheses may nest
+    /// at most [`MAX_NESTING`] deep.
     ///
     /// ```
     /// use netfence_selector::calico::Selector;
@@ -379,8 +425,9 @@ impl Selector {
             input,
             tokens,
             next: 0,
+            depth: 0,
         };
-        let selector = parser.or_expression()?;
+        let (selector, _) = parser.or_expression()?;
         let rest = parser.peek().clone();
         if rest.kind != Kind::Eof {
             return Err(parser.error(&rest, "unexpected content at end of selector"));
@@ -499,5 +546,114 @@ impl fmt::Display for Selector {
             Selector::All => write!(f, "all()"),
             Selector::Global => write!(f, "global()"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run `f` on a thread with a 1 MiB stack (half a test thread's): enough for
+    /// [`MAX_NESTING`] levels even unoptimised (a few KiB each), while the 20,000 levels the
+    /// limit prevents would overflow it and abort the test process.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(f)
+            .expect("spawn")
+            .join()
+            .expect("no panic")
+    }
+
+    fn nested(depth: usize, inner: &str) -> String {
+        format!("{}{inner}{}", "(".repeat(depth), ")".repeat(depth))
+    }
+
+    #[test]
+    fn twenty_thousand_parentheses_are_a_parse_error_with_the_column() {
+        let error = on_small_stack(|| Selector::parse(&nested(20_000, "a == \"b\"")))
+            .expect_err("too deep");
+        assert_eq!(error.column, MAX_NESTING + 1, "{error}");
+        assert!(error.message.contains("nested more than 128"), "{error}");
+        let unbalanced = on_small_stack(|| Selector::parse(&"(".repeat(20_000)));
+        assert_eq!(unbalanced.expect_err("too deep").column, MAX_NESTING + 1);
+    }
+
+    #[test]
+    fn deep_negated_groups_are_a_parse_error() {
+        let text = format!("{}has(a){}", "!(".repeat(20_000), ")".repeat(20_000));
+        let error = on_small_stack(move || Selector::parse(&text)).expect_err("too deep");
+        // The 129th `(` is at column 2 * 129.
+        assert_eq!(error.column, 2 * (MAX_NESTING + 1), "{error}");
+    }
+
+    #[test]
+    fn long_negation_chains_collapse_without_recursion() {
+        let (even, odd) = on_small_stack(|| {
+            (
+                Selector::parse(&format!("{}has(a)", "!".repeat(20_000))),
+                Selector::parse(&format!("{}has(a)", "!".repeat(20_001))),
+            )
+        });
+        assert_eq!(even.unwrap(), Selector::Has("a".into()));
+        assert_eq!(odd.unwrap().to_string(), "!has(a)");
+    }
+
+    #[test]
+    fn nesting_at_the_limit_parses_evaluates_and_round_trips() {
+        // Every level an `||` whose right side is the next group, ending in a leaf: the AST,
+        // `matches`, `Display` and the re-parse all recurse MAX_NESTING levels deep.
+        let mut text = "has(z)".to_string();
+        for level in (0..MAX_NESTING - 1).rev() {
+            text = format!("!(a{level} == \"x\" || {text})");
+        }
+        let text = format!("b == \"y\" && {text}");
+        let (parsed, canonical, reparsed, matched) = on_small_stack(move || {
+            let parsed = Selector::parse(&text).expect("at the limit");
+            let canonical = parsed.to_string();
+            let reparsed = Selector::parse(&canonical).expect("the canonical form parses");
+            let labels: Labels = [("b".to_string(), "y".to_string())].into();
+            let matched = parsed.matches(&labels);
+            (parsed, canonical, reparsed, matched)
+        });
+        assert_eq!(parsed, reparsed);
+        // One `(` per `&&`/`||`, and has(z)'s.
+        assert_eq!(
+            canonical.matches('(').count(),
+            MAX_NESTING + 1,
+            "{canonical}"
+        );
+        // b == "y", then 127 negations of false-or-(…): has(z) is false, so the innermost
+        // `!(a126 == "x" || has(z))` is true, the next false, …: odd count of `!`s → true.
+        assert_eq!(matched, (MAX_NESTING - 1) % 2 == 1);
+        assert_eq!(parsed.label_keys().len(), MAX_NESTING + 1);
+    }
+
+    #[test]
+    fn parentheses_past_the_limit_are_an_error_at_the_first_one_too_deep() {
+        assert!(Selector::parse(&nested(MAX_NESTING, "a == \"b\"")).is_ok());
+        let error = Selector::parse(&nested(MAX_NESTING + 1, "a == \"b\"")).expect_err("deep");
+        assert_eq!(error.column, MAX_NESTING + 1);
+    }
+
+    #[test]
+    fn a_canonical_form_one_level_too_deep_is_refused_at_its_operator() {
+        // `c == "d" || x == "y" && (x == "y" && (…(a == "b" || e == "f")…))` with the
+        // innermost `||` inside MAX_NESTING - 1 parentheses: the input is within the limit,
+        // but the canonical form parenthesises the top-level `||` and `&&` too, MAX_NESTING + 1
+        // levels, which would not parse again.
+        let deep = |levels: usize| {
+            let mut inner = "a == \"b\" || e == \"f\"".to_string();
+            for _ in 0..levels {
+                inner = format!("x == \"y\" && ({inner})");
+            }
+            format!("c == \"d\" || {inner}")
+        };
+        let error = Selector::parse(&deep(MAX_NESTING - 1)).expect_err("canonical too deep");
+        assert_eq!(error.column, "c == \"d\" ".len() + 1, "{error}");
+        assert!(error.message.contains("canonical form"), "{error}");
+        let parsed = Selector::parse(&deep(MAX_NESTING - 2)).expect("within the limit");
+        let canonical = parsed.to_string();
+        assert_eq!(Selector::parse(&canonical).unwrap(), parsed, "{canonical}");
     }
 }
