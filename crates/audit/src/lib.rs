@@ -19,7 +19,7 @@ mod shadow;
 mod tls;
 mod traffic;
 
-pub use sg::AwsInput;
+pub use sg::{AwsInput, AwsInputError};
 pub use shadow::{shadow_candidates, shadow_check_applies, SHADOW_CHECK_MAX_WORK};
 
 use netfence_engine::Engine;

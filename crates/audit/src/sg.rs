@@ -9,6 +9,10 @@
 //! and IP family by default; 5 groups per interface by default, 16 at most; rules × groups ≤
 //! 1,000; a group or prefix-list reference counts once for IPv4 and once for IPv6).
 
+mod input;
+
+pub use input::{AwsInput, AwsInputError};
+
 use crate::{summarize, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::aws::{
     is_group_id, SecurityGroup, SecurityGroupPolicy, SgDirection, SgPeer, SgProtocol, SgRule,
@@ -27,116 +31,6 @@ pub const GROUPS_PER_INTERFACE_MAX: usize = 16;
 pub const RULES_PER_GROUP_DEFAULT: usize = 60;
 /// Rules per group × groups per interface may not exceed this.
 pub const RULES_TIMES_GROUPS_MAX: usize = 1000;
-
-/// Security groups read from `aws ec2 describe-security-groups`, and which of them are the
-/// cluster's.
-#[derive(Debug, Default)]
-pub struct AwsInput {
-    /// Every group read.
-    pub groups: Vec<SecurityGroup>,
-    /// The files they came from (for messages).
-    pub files: Vec<String>,
-    /// The EKS cluster security group (control plane network interfaces and managed nodes).
-    pub cluster_group: Option<String>,
-    /// Further node security groups (self-managed node groups).
-    pub node_groups: Vec<String>,
-    /// How the cluster group was chosen, when netfence chose it.
-    pub note: Option<String>,
-    /// Group id → index in `groups`.
-    index: BTreeMap<String, usize>,
-}
-
-impl AwsInput {
-    /// Check the chosen groups exist; without `cluster_group`, take the one group EKS tagged
-    /// as a cluster security group (`aws:eks:cluster-name`, named `eks-cluster-sg-…`), if
-    /// exactly one is present.
-    pub fn new(
-        groups: Vec<SecurityGroup>,
-        files: Vec<String>,
-        cluster_group: Option<String>,
-        node_groups: Vec<String>,
-    ) -> Result<Self, String> {
-        let mut seen = BTreeMap::new();
-        for g in &groups {
-            if let Some(first) = seen.insert(g.id.clone(), &g.origin) {
-                if first.file != g.origin.file || first.line != g.origin.line {
-                    return Err(format!(
-                        "{}: line {}: security group {} also appears at {}: line {}",
-                        g.origin.file, g.origin.line, g.id, first.file, first.line
-                    ));
-                }
-            }
-        }
-        let named = |id: &String, flag: &str| {
-            if seen.contains_key(id) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{flag} {id}: no such group in {}",
-                    files.join(", ")
-                ))
-            }
-        };
-        if let Some(id) = &cluster_group {
-            named(id, "--cluster-security-group")?;
-        }
-        for id in &node_groups {
-            named(id, "--node-security-group")?;
-        }
-        let mut note = None;
-        let cluster_group = match cluster_group {
-            Some(id) => Some(id),
-            None => {
-                let tagged: Vec<&SecurityGroup> = groups
-                    .iter()
-                    .filter(|g| {
-                        g.tags.contains_key("aws:eks:cluster-name")
-                            && g.name.starts_with("eks-cluster-sg-")
-                    })
-                    .collect();
-                match tagged.as_slice() {
-                    [one] => {
-                        note = Some(format!(
-                            "cluster security group: {} (the one group tagged aws:eks:cluster-name={}; choose another with --cluster-security-group)",
-                            one.label(),
-                            one.tags["aws:eks:cluster-name"]
-                        ));
-                        Some(one.id.clone())
-                    }
-                    [] => {
-                        note = Some("NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
-                        None
-                    }
-                    several => {
-                        note = Some(format!(
-                            "NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
-                            several.len(),
-                            several.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
-                        ));
-                        None
-                    }
-                }
-            }
-        };
-        let index = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.id.clone(), i))
-            .collect();
-        Ok(AwsInput {
-            groups,
-            files,
-            cluster_group,
-            node_groups,
-            note,
-            index,
-        })
-    }
-
-    fn group(&self, id: &str) -> Option<&SecurityGroup> {
-        self.index.get(id).map(|&i| &self.groups[i])
-    }
-}
 
 /// Pods that get security groups, grouped by the set of groups they get.
 struct PodGroupSet {

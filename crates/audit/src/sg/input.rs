@@ -1,0 +1,169 @@
+//! The security groups the NF-SG checks read: `aws ec2 describe-security-groups` output, and
+//! which group is the EKS cluster's.
+
+use netfence_model::aws::{load_security_groups, SecurityGroup};
+use netfence_model::LoadError;
+use std::collections::BTreeMap;
+
+/// Why the security groups could not be read or the chosen groups are not among them. The
+/// variants name no command-line flag: callers say how the groups were chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsInputError {
+    /// A source is not what `describe-security-groups` prints (names the source, the group and
+    /// the field).
+    #[error(transparent)]
+    Load(#[from] Box<LoadError>),
+    /// One group id at two places.
+    #[error(
+        "{file}: line {line}: security group {id} also appears at {first_file}: line {first_line}"
+    )]
+    DuplicateGroup {
+        /// The group id.
+        id: String,
+        /// Where it appears again.
+        file: String,
+        /// Its line there.
+        line: usize,
+        /// Where it appeared first.
+        first_file: String,
+        /// Its line there.
+        first_line: usize,
+    },
+    /// The chosen cluster security group is not among the groups read.
+    #[error("cluster security group {id}: no such group in {}", files.join(", "))]
+    UnknownClusterGroup {
+        /// The group id.
+        id: String,
+        /// The sources read.
+        files: Vec<String>,
+    },
+    /// A chosen node security group is not among the groups read.
+    #[error("node security group {id}: no such group in {}", files.join(", "))]
+    UnknownNodeGroup {
+        /// The group id.
+        id: String,
+        /// The sources read.
+        files: Vec<String>,
+    },
+}
+
+/// Security groups read from `aws ec2 describe-security-groups`, and which of them are the
+/// cluster's.
+#[derive(Debug, Default)]
+pub struct AwsInput {
+    /// Every group read.
+    pub groups: Vec<SecurityGroup>,
+    /// The files they came from (for messages).
+    pub files: Vec<String>,
+    /// The EKS cluster security group (control plane network interfaces and managed nodes).
+    pub cluster_group: Option<String>,
+    /// Further node security groups (self-managed node groups).
+    pub node_groups: Vec<String>,
+    /// How the cluster group was chosen, when netfence chose it.
+    pub note: Option<String>,
+    /// Group id → index in `groups`.
+    index: BTreeMap<String, usize>,
+}
+
+impl AwsInput {
+    /// Read the JSON that `aws ec2 describe-security-groups` prints from each `(name, text)`
+    /// source, in order, then choose the cluster and node groups as [`AwsInput::new`] does.
+    /// Sources are read lazily: the first bad one ends the reading.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+        cluster_group: Option<String>,
+        node_groups: Vec<String>,
+    ) -> Result<Self, AwsInputError> {
+        let mut groups = Vec::new();
+        let mut files = Vec::new();
+        for (name, text) in sources {
+            groups.extend(load_security_groups(&name, &text).map_err(Box::new)?);
+            files.push(name);
+        }
+        AwsInput::new(groups, files, cluster_group, node_groups)
+    }
+
+    /// Check the chosen groups exist; without `cluster_group`, take the one group EKS tagged
+    /// as a cluster security group (`aws:eks:cluster-name`, named `eks-cluster-sg-…`), if
+    /// exactly one is present.
+    pub fn new(
+        groups: Vec<SecurityGroup>,
+        files: Vec<String>,
+        cluster_group: Option<String>,
+        node_groups: Vec<String>,
+    ) -> Result<Self, AwsInputError> {
+        let mut seen = BTreeMap::new();
+        for g in &groups {
+            if let Some(first) = seen.insert(g.id.clone(), &g.origin) {
+                if first.file != g.origin.file || first.line != g.origin.line {
+                    return Err(AwsInputError::DuplicateGroup {
+                        id: g.id.clone(),
+                        file: g.origin.file.clone(),
+                        line: g.origin.line,
+                        first_file: first.file.clone(),
+                        first_line: first.line,
+                    });
+                }
+            }
+        }
+        let missing = |id: &String| (!seen.contains_key(id)).then(|| id.clone());
+        if let Some(id) = cluster_group.as_ref().and_then(missing) {
+            return Err(AwsInputError::UnknownClusterGroup { id, files });
+        }
+        if let Some(id) = node_groups.iter().find_map(missing) {
+            return Err(AwsInputError::UnknownNodeGroup { id, files });
+        }
+        let mut note = None;
+        let cluster_group = match cluster_group {
+            Some(id) => Some(id),
+            None => {
+                let tagged: Vec<&SecurityGroup> = groups
+                    .iter()
+                    .filter(|g| {
+                        g.tags.contains_key("aws:eks:cluster-name")
+                            && g.name.starts_with("eks-cluster-sg-")
+                    })
+                    .collect();
+                match tagged.as_slice() {
+                    [one] => {
+                        note = Some(format!(
+                            "cluster security group: {} (the one group tagged aws:eks:cluster-name={}; choose another with --cluster-security-group)",
+                            one.label(),
+                            one.tags["aws:eks:cluster-name"]
+                        ));
+                        Some(one.id.clone())
+                    }
+                    [] => {
+                        note = Some("NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
+                        None
+                    }
+                    several => {
+                        note = Some(format!(
+                            "NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
+                            several.len(),
+                            several.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let index = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
+        Ok(AwsInput {
+            groups,
+            files,
+            cluster_group,
+            node_groups,
+            note,
+            index,
+        })
+    }
+
+    pub(super) fn group(&self, id: &str) -> Option<&SecurityGroup> {
+        self.index.get(id).map(|&i| &self.groups[i])
+    }
+}
