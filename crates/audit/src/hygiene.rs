@@ -2,7 +2,7 @@
 //! (NF-TC-008), ports without protocol (NF-TC-009), and the guide's DNS rule selecting
 //! kube-system by a `name` label it may not carry (NF-TC-010).
 
-use crate::{Audit, CheckId, Family, Object, ObjectRef};
+use crate::{remediation, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::{Inventory, NetworkPolicy, NpPeer, PolicyType};
 use netfence_selector::Requirement;
 
@@ -58,13 +58,7 @@ fn policy_types(audit: &mut Audit<'_>, policy: &NetworkPolicy) {
             "policyTypes not set; it defaults to [{}]",
             types.join(", ")
         ))
-        .remediation(format!(
-            "spec:\n  policyTypes:\n{}",
-            types
-                .iter()
-                .map(|t| format!("  - {t}\n"))
-                .collect::<String>()
-        ));
+        .remediation(remediation::policy_types(&policy.policy_types));
 }
 
 /// NF-TC-009.

@@ -13,7 +13,9 @@
 mod cert;
 mod hygiene;
 mod mtls;
+
 mod rbac;
+mod remediation;
 mod sg;
 mod shadow;
 mod tls;

@@ -2,6 +2,7 @@
 //! (NF-MTLS-001, NF-MTLS-002); Linkerd's skipped ports, disabled injection and unauthenticated
 //! default policy (NF-MTLS-003 to NF-MTLS-005).
 
+use crate::remediation::{annotations, yaml, Manifest};
 use crate::{Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::PeerAuthentication;
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,7 +86,7 @@ fn istio_checks(audit: &mut Audit<'_>) {
                 format!("no PeerAuthentication without a selector in {root}: sidecars accept plain text (PERMISSIVE)"),
             ),
         };
-        let remediation = format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: {root}\nspec:\n  mtls:\n    mode: STRICT\n");
+        let remediation = yaml(&Manifest::peer_authentication("default", root, "STRICT"));
         audit
             .finding(CheckId::IstioMeshNotStrict, &object)
             .message(message)
@@ -243,8 +244,6 @@ fn linkerd_proxy_settings(audit: &mut Audit<'_>, scope: LinkerdScope<'_>) {
                 "the {}'s default inbound policy admits unauthenticated (plain-text) clients",
                 scope.who
             ))
-            .remediation(format!(
-                "metadata:\n  annotations:\n    {POLICY}: all-authenticated\n"
-            ));
+            .remediation(annotations(&[(POLICY, "all-authenticated")]));
     }
 }

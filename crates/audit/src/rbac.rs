@@ -1,6 +1,7 @@
 //! RBAC over what Calico policy selects: ServiceAccounts that Calico policies select and that
 //! RBAC lets a subject update or patch (NF-TC-012).
 
+use crate::remediation::{self, PolicyRule};
 use crate::{Audit, CheckId, Family, ObjectRef};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -117,7 +118,14 @@ fn run(audit: &mut Audit<'_>) {
                     subjects.join(", "),
                     policies.iter().cloned().collect::<Vec<_>>().join(", ")
                 );
-                let remediation = format!("# grant only read access to the ServiceAccount, as the guide's example does:\nrules:\n- apiGroups: [\"\"]\n  resources: [\"serviceaccounts\"]\n  resourceNames: [\"{name}\"]\n  verbs: [\"get\", \"watch\", \"list\"]\n");
+                let remediation = String::from(
+                    "# grant only read access to the ServiceAccount, as the guide's example does:\n",
+                ) + &remediation::rules(&[PolicyRule {
+                    api_groups: &[""],
+                    resources: &["serviceaccounts"],
+                    resource_names: &[name],
+                    verbs: &["get", "watch", "list"],
+                }]);
                 audit
                     .finding(CheckId::EditableServiceAccount, &object)
                     .message(message)

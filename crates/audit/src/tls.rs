@@ -2,6 +2,7 @@
 //! NF-TLS-003) and Ingresses, with the AWS Load Balancer Controller's ALB annotations
 //! (NF-TLS-003 to NF-TLS-006).
 
+use crate::remediation::annotations;
 use crate::{Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::{Ingress, Service};
 use std::collections::BTreeSet;
@@ -29,6 +30,9 @@ const WEAK: [&str; 5] = [
     "ELBSecurityPolicy-2015-05",
     "ELBSecurityPolicy-FS-2018-06",
 ];
+
+/// The security policy remediations recommend: TLS 1.3 and 1.2 only.
+const STRONG: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 fn run(audit: &mut Audit<'_>) {
     load_balancers(audit);
@@ -72,7 +76,10 @@ fn load_balancers(audit: &mut Audit<'_>) {
             audit
                 .finding(CheckId::LoadBalancerWithoutTls, service)
                 .message("no TLS listener: the ssl-cert and ssl-ports annotations are not both set")
-                .remediation(format!("metadata:\n  annotations:\n    {SSL_CERT}: \"<certificate ARN>\"\n    {SSL_PORTS}: \"443\"\n"));
+                .remediation(annotations(&[
+                    (SSL_CERT, "<certificate ARN>"),
+                    (SSL_PORTS, "443"),
+                ]));
         }
         // Without the annotation, a TLS listener gets ELBSecurityPolicy-2016-08 (AWS Load
         // Balancer Controller service annotations reference), which accepts TLS 1.0 and 1.1.
@@ -90,13 +97,16 @@ fn load_balancers(audit: &mut Audit<'_>) {
             audit
                 .finding(CheckId::WeakLoadBalancerTlsPolicy, service)
                 .message(message)
-                .remediation(format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n"));
+                .remediation(annotations(&[(SSL_POLICY, STRONG)]));
         }
         if a.contains_key(SSL_CERT) && a.get(BACKEND).is_some_and(|p| p == "http" || p == "tcp") {
             audit
                 .finding(CheckId::TlsEndsAtLoadBalancer, service)
-                .message(format!("TLS ends at the load balancer; the backend protocol is {}", a[BACKEND]))
-                .remediation(format!("metadata:\n  annotations:\n    {BACKEND}: \"ssl\"  # and serve TLS in the pod\n"));
+                .message(format!(
+                    "TLS ends at the load balancer; the backend protocol is {}",
+                    a[BACKEND]
+                ))
+                .remediation(annotations(&[(BACKEND, "ssl")]) + "# and serve TLS in the pod\n");
         }
     }
 }
@@ -145,7 +155,10 @@ fn ingresses(audit: &mut Audit<'_>) {
                     "no listen-ports and no certificate-arn: HTTP 80 only"
                 }
             );
-            let remediation = format!("metadata:\n  annotations:\n    {LISTEN}: '[{{\"HTTPS\": 443}}]'\n    {CERT}: \"<ACM certificate ARN>\"\n");
+            let remediation = annotations(&[
+                (LISTEN, r#"[{"HTTPS": 443}]"#),
+                (CERT, "<ACM certificate ARN>"),
+            ]);
             audit
                 .finding(CheckId::IngressWithoutTls, ingress)
                 .message(message)
@@ -166,8 +179,7 @@ fn ingresses(audit: &mut Audit<'_>) {
                     hosts.into_iter().cloned().collect::<Vec<_>>().join(", ")
                 )
             };
-            let remediation =
-                format!("metadata:\n  annotations:\n    {CERT}: \"<ACM certificate ARN>\"\n");
+            let remediation = annotations(&[(CERT, "<ACM certificate ARN>")]);
             audit
                 .finding(CheckId::AlbCertificateDiscovered, ingress)
                 .message(message)
@@ -198,7 +210,7 @@ fn ingresses(audit: &mut Audit<'_>) {
             ),
         };
         if let Some(message) = weak_policy {
-            let remediation = format!("metadata:\n  annotations:\n    {SSL_POLICY}: \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n");
+            let remediation = annotations(&[(SSL_POLICY, STRONG)]);
             audit
                 .finding(CheckId::WeakAlbTlsPolicy, ingress)
                 .message(message)
@@ -208,9 +220,7 @@ fn ingresses(audit: &mut Audit<'_>) {
         let backend = a.get(BACKEND).map_or("HTTP", String::as_str);
         if !backend.eq_ignore_ascii_case("HTTPS") {
             let message = format!("TLS ends at the ALB; the backend protocol is {backend}");
-            let remediation = format!(
-                "metadata:\n  annotations:\n    {BACKEND}: \"HTTPS\"  # and serve TLS in the pod\n"
-            );
+            let remediation = annotations(&[(BACKEND, "HTTPS")]) + "# and serve TLS in the pod\n";
             audit
                 .finding(CheckId::TlsEndsAtLoadBalancer, ingress)
                 .message(message)

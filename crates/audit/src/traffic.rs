@@ -2,6 +2,10 @@
 //! NF-TC-002), namespaces no policy touches (NF-TC-005), DNS reachability end to end
 //! (NF-TC-003), and pods open to any address on every port (NF-TC-004).
 
+use crate::remediation::{
+    yaml, LabelSelector, Manifest, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule,
+    NetworkPolicySpec,
+};
 use crate::{summarize, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_engine::{Endpoint, Engine, Outcome};
 use netfence_model::{Inventory, Pod, PolicyType, Protocol};
@@ -78,8 +82,10 @@ fn namespaces(audit: &mut Audit<'_>) {
                         pods.len(),
                         summarize(&open_pods)
                     ))
-                    .remediation(format!(
-                        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny-{name}\n  namespace: {namespace}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - {direction}\n"
+                    .remediation(default_deny(
+                        format!("default-deny-{name}"),
+                        namespace,
+                        vec![direction],
                     ));
             }
         }
@@ -91,8 +97,10 @@ fn namespaces(audit: &mut Audit<'_>) {
             audit
                 .finding(CheckId::NamespaceWithoutPolicy, &object)
                 .message(format!("no policy selects any of its {} pods", pods.len()))
-                .remediation(format!(
-                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: {namespace}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - Ingress\n  - Egress\n"
+                .remediation(default_deny(
+                    "default-deny".into(),
+                    namespace,
+                    vec![PolicyType::Ingress, PolicyType::Egress],
                 ));
         }
     }
@@ -158,10 +166,7 @@ fn dns_reachability(audit: &mut Audit<'_>) {
                     inventory.pods[dns_pods[0]].key(),
                     missing.join(" and ")
                 ))
-                .remediation(format!(
-                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-dns\n  namespace: {}\nspec:\n  podSelector: {{}}\n  policyTypes:\n  - Egress\n  egress:\n  - to:\n    - namespaceSelector:\n        matchLabels:\n          kubernetes.io/metadata.name: kube-system\n      podSelector:\n        matchLabels:\n          k8s-app: kube-dns\n    ports:\n    - protocol: UDP\n      port: 53\n    - protocol: TCP\n      port: 53\n# and, where CoreDNS is isolated, an ingress rule admitting these pods on 53\n",
-                    pod.namespace
-                ));
+                .remediation(allow_dns(&pod.namespace));
         }
     }
 }
@@ -181,12 +186,74 @@ fn open_pods(audit: &mut Audit<'_>) {
                     "{} accepts connections from any address on every port and protocol",
                     pod.key()
                 ))
-                .remediation(format!(
-                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}-ingress\n  namespace: {}\nspec:\n  podSelector:\n    matchLabels: {{}}  # select {}\n  policyTypes:\n  - Ingress\n  ingress:\n  - from: []   # the peers that need it\n    ports: []  # and only their ports\n",
-                    pod.workload.name, pod.namespace, pod.name
-                ));
+                .remediation(restrict_ingress(pod));
         }
     }
+}
+
+/// A NetworkPolicy selecting every pod of `namespace` for `types`, with no rule.
+fn default_deny(name: String, namespace: &str, types: Vec<PolicyType>) -> String {
+    yaml(&Manifest::network_policy(
+        name,
+        namespace,
+        NetworkPolicySpec {
+            pod_selector: LabelSelector::default(),
+            policy_types: types,
+            ingress: Vec::new(),
+            egress: Vec::new(),
+        },
+    ))
+}
+
+/// The guide's rule: every pod of `namespace` may query CoreDNS on UDP and TCP 53.
+fn allow_dns(namespace: &str) -> String {
+    let rule = NetworkPolicyRule {
+        from: None,
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: LabelSelector::labels("kubernetes.io/metadata.name", "kube-system"),
+            pod_selector: LabelSelector::labels("k8s-app", "kube-dns"),
+        }]),
+        ports: ["UDP", "TCP"]
+            .into_iter()
+            .map(|protocol| NetworkPolicyPort { protocol, port: 53 })
+            .collect(),
+    };
+    let policy = Manifest::network_policy(
+        "allow-dns".into(),
+        namespace,
+        NetworkPolicySpec {
+            pod_selector: LabelSelector::default(),
+            policy_types: vec![PolicyType::Egress],
+            ingress: Vec::new(),
+            egress: vec![rule],
+        },
+    );
+    yaml(&policy) + "# and, where CoreDNS is isolated, an ingress rule admitting these pods on 53\n"
+}
+
+/// An ingress policy for `pod`'s workload, to be filled in.
+fn restrict_ingress(pod: &Pod) -> String {
+    let policy = Manifest::network_policy(
+        format!("{}-ingress", pod.workload.name),
+        &pod.namespace,
+        NetworkPolicySpec {
+            pod_selector: LabelSelector {
+                match_labels: Some(BTreeMap::new()),
+            },
+            policy_types: vec![PolicyType::Ingress],
+            ingress: vec![NetworkPolicyRule {
+                from: Some(Vec::new()),
+                to: None,
+                ports: Vec::new(),
+            }],
+            egress: Vec::new(),
+        },
+    );
+    yaml(&policy)
+        + &format!(
+            "# matchLabels: select {}; from: the peers that need it; ports: only their ports\n",
+            pod.name
+        )
 }
 
 /// The cluster DNS pods: CoreDNS as EKS installs it, labelled `k8s-app: kube-dns`.
