@@ -133,7 +133,9 @@ fn run(audit: &mut Audit<'_>) {
     let inventory = audit.engine.inventory();
     let mut notes = Vec::new();
     let sets = pod_group_sets(inventory, &mut notes);
-    audit.notes.extend(notes);
+    for note in notes {
+        audit.note(note);
+    }
     missing_groups(audit, aws);
     groups_per_interface(audit, &sets, aws);
     calico_on_pods_with_groups(audit, &sets);

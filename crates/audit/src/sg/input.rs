@@ -167,3 +167,64 @@ impl AwsInput {
         self.index.get(id).map(|&i| &self.groups[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUPS: &str = r#"{"SecurityGroups": [{"GroupId": "sg-0123abcd", "GroupName": "web"}]}"#;
+
+    fn source(name: &str, text: &str) -> (String, String) {
+        (name.to_string(), text.to_string())
+    }
+
+    #[test]
+    fn errors_say_which_group_is_missing_and_where_it_was_looked_for() {
+        let unknown = |cluster: Option<&str>, node: &[&str]| {
+            AwsInput::from_sources(
+                [source("a.json", GROUPS)],
+                cluster.map(str::to_string),
+                node.iter().map(|n| n.to_string()).collect(),
+            )
+            .unwrap_err()
+        };
+        assert!(matches!(
+            unknown(Some("sg-99999999"), &[]),
+            AwsInputError::UnknownClusterGroup { id, files } if id == "sg-99999999" && files == ["a.json"]
+        ));
+        assert!(matches!(
+            unknown(Some("sg-0123abcd"), &["sg-0123abcd", "sg-88888888"]),
+            AwsInputError::UnknownNodeGroup { id, .. } if id == "sg-88888888"
+        ));
+        let twice = AwsInput::from_sources(
+            [source("a.json", GROUPS), source("b.json", GROUPS)],
+            None,
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            twice.to_string(),
+            "b.json: line 1: security group sg-0123abcd also appears at a.json: line 1"
+        );
+        let bad = AwsInput::from_sources([source("c.json", "[1]")], None, Vec::new()).unwrap_err();
+        assert!(matches!(bad, AwsInputError::Load(_)) && bad.to_string().starts_with("c.json"));
+    }
+
+    #[test]
+    fn sources_are_read_in_order_and_stop_at_the_first_bad_one() {
+        let mut pulled = Vec::new();
+        let sources = ["a.json", "bad.json", "never.json"].map(|name| {
+            let text = if name == "bad.json" { "[1]" } else { GROUPS };
+            source(name, text)
+        });
+        let result = AwsInput::from_sources(
+            sources
+                .into_iter()
+                .inspect(|(name, _)| pulled.push(name.clone())),
+            None,
+            Vec::new(),
+        );
+        assert!(result.is_err());
+        assert_eq!(pulled, ["a.json", "bad.json"]);
+    }
+}
