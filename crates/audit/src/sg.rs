@@ -9,9 +9,14 @@
 //! and IP family by default; 5 groups per interface by default, 16 at most; rules × groups ≤
 //! 1,000; a group or prefix-list reference counts once for IPv4 and once for IPv6).
 
-use crate::{summarize, Builder};
+mod input;
+
+pub use input::{AwsInput, AwsInputError};
+
+use crate::{summarize, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::aws::{
-    is_group_id, SecurityGroup, SgDirection, SgPeer, SgProtocol, SgRule, SgTarget,
+    is_group_id, SecurityGroup, SecurityGroupPolicy, SgDirection, SgPeer, SgProtocol, SgRule,
+    SgTarget,
 };
 use netfence_model::{Inventory, Protocol};
 use netfence_selector::Labels;
@@ -26,116 +31,6 @@ pub const GROUPS_PER_INTERFACE_MAX: usize = 16;
 pub const RULES_PER_GROUP_DEFAULT: usize = 60;
 /// Rules per group × groups per interface may not exceed this.
 pub const RULES_TIMES_GROUPS_MAX: usize = 1000;
-
-/// Security groups read from `aws ec2 describe-security-groups`, and which of them are the
-/// cluster's.
-#[derive(Debug, Default)]
-pub struct AwsInput {
-    /// Every group read.
-    pub groups: Vec<SecurityGroup>,
-    /// The files they came from (for messages).
-    pub files: Vec<String>,
-    /// The EKS cluster security group (control plane network interfaces and managed nodes).
-    pub cluster_group: Option<String>,
-    /// Further node security groups (self-managed node groups).
-    pub node_groups: Vec<String>,
-    /// How the cluster group was chosen, when netfence chose it.
-    pub note: Option<String>,
-    /// Group id → index in `groups`.
-    index: BTreeMap<String, usize>,
-}
-
-impl AwsInput {
-    /// Check the chosen groups exist; without `cluster_group`, take the one group EKS tagged
-    /// as a cluster security group (`aws:eks:cluster-name`, named `eks-cluster-sg-…`), if
-    /// exactly one is present.
-    pub fn new(
-        groups: Vec<SecurityGroup>,
-        files: Vec<String>,
-        cluster_group: Option<String>,
-        node_groups: Vec<String>,
-    ) -> Result<Self, String> {
-        let mut seen = BTreeMap::new();
-        for g in &groups {
-            if let Some(first) = seen.insert(g.id.clone(), &g.origin) {
-                if first.file != g.origin.file || first.line != g.origin.line {
-                    return Err(format!(
-                        "{}: line {}: security group {} also appears at {}: line {}",
-                        g.origin.file, g.origin.line, g.id, first.file, first.line
-                    ));
-                }
-            }
-        }
-        let named = |id: &String, flag: &str| {
-            if seen.contains_key(id) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{flag} {id}: no such group in {}",
-                    files.join(", ")
-                ))
-            }
-        };
-        if let Some(id) = &cluster_group {
-            named(id, "--cluster-security-group")?;
-        }
-        for id in &node_groups {
-            named(id, "--node-security-group")?;
-        }
-        let mut note = None;
-        let cluster_group = match cluster_group {
-            Some(id) => Some(id),
-            None => {
-                let tagged: Vec<&SecurityGroup> = groups
-                    .iter()
-                    .filter(|g| {
-                        g.tags.contains_key("aws:eks:cluster-name")
-                            && g.name.starts_with("eks-cluster-sg-")
-                    })
-                    .collect();
-                match tagged.as_slice() {
-                    [one] => {
-                        note = Some(format!(
-                            "cluster security group: {} (the one group tagged aws:eks:cluster-name={}; choose another with --cluster-security-group)",
-                            one.label(),
-                            one.tags["aws:eks:cluster-name"]
-                        ));
-                        Some(one.id.clone())
-                    }
-                    [] => {
-                        note = Some("NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: pass --cluster-security-group sg-… (aws eks describe-cluster --query cluster.resourcesVpcConfig.clusterSecurityGroupId)".to_string());
-                        None
-                    }
-                    several => {
-                        note = Some(format!(
-                            "NF-SG-002 to NF-SG-005 and NF-SG-010 need the cluster security group: {} groups are tagged as EKS cluster security groups ({}); pass --cluster-security-group",
-                            several.len(),
-                            several.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
-                        ));
-                        None
-                    }
-                }
-            }
-        };
-        let index = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.id.clone(), i))
-            .collect();
-        Ok(AwsInput {
-            groups,
-            files,
-            cluster_group,
-            node_groups,
-            note,
-            index,
-        })
-    }
-
-    fn group(&self, id: &str) -> Option<&SecurityGroup> {
-        self.index.get(id).map(|&i| &self.groups[i])
-    }
-}
 
 /// Pods that get security groups, grouped by the set of groups they get.
 struct PodGroupSet {
@@ -213,42 +108,87 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
     sets.into_values().collect()
 }
 
-/// Run the NF-SG checks. Without `aws`, only what the manifests alone show: malformed group
-/// ids, too many groups per pod, Calico on pods with groups in strict mode.
-pub(crate) fn security_group_checks(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
-    let inventory = b.engine.inventory();
+/// The security-group family.
+pub(crate) const FAMILY: Family = Family {
+    name: "sg",
+    checks: &[
+        CheckId::MissingSecurityGroup,
+        CheckId::PodGroupsWithoutDnsEgress,
+        CheckId::ClusterGroupWithoutDnsIngress,
+        CheckId::ProbePortsNotAdmitted,
+        CheckId::BelowEksMinimumRules,
+        CheckId::TooManyGroupsPerInterface,
+        CheckId::TooManyRulesPerGroup,
+        CheckId::OpenToTheInternet,
+        CheckId::CalicoBypassedInStrictMode,
+        CheckId::FargateWithoutClusterGroup,
+    ],
+    run,
+};
+
+/// Run the NF-SG checks. Without the security groups, only what the manifests alone show:
+/// malformed group ids, too many groups per pod, Calico on pods with groups in strict mode.
+fn run(audit: &mut Audit<'_>) {
+    let aws = audit.aws;
+    let inventory = audit.engine.inventory();
     let mut notes = Vec::new();
     let sets = pod_group_sets(inventory, &mut notes);
-    b.notes.extend(notes);
-    missing_groups(b, aws);
-    groups_per_interface(b, &sets, aws);
-    calico_on_pods_with_groups(b, &sets);
+    for note in notes {
+        audit.note(note);
+    }
+    missing_groups(audit, aws);
+    groups_per_interface(audit, &sets, aws);
+    calico_on_pods_with_groups(audit, &sets);
     let Some(aws) = aws else {
         if !inventory.security_group_policies.is_empty() {
-            b.notes.push("NF-SG-002 to NF-SG-005, NF-SG-007, NF-SG-008 and NF-SG-010 read the security groups themselves, and NF-SG-001 checks only the ids' shape without them: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)".into());
+            audit.note("NF-SG-002 to NF-SG-005, NF-SG-007, NF-SG-008 and NF-SG-010 read the security groups themselves, and NF-SG-001 checks only the ids' shape without them: pass --aws-security-groups FILE (aws ec2 describe-security-groups --output json)");
         }
         return;
     };
     if let Some(note) = &aws.note {
-        b.notes.push(note.clone());
+        audit.note(note.clone());
     }
     if let Some(cluster) = aws.cluster_group.as_deref().and_then(|id| aws.group(id)) {
-        pod_dns(b, &sets, aws, cluster);
-        probes(b, &sets, aws, cluster);
-        fargate_cluster_group(b, &sets, cluster);
-        cluster_minimum(b, aws, cluster);
+        pod_dns(audit, &sets, aws, cluster);
+        probes(audit, &sets, aws, cluster);
+        fargate_cluster_group(audit, &sets, cluster);
+        cluster_minimum(audit, aws, cluster);
     }
-    rules_per_group(b, aws);
-    open_to_the_internet(b, aws);
+    rules_per_group(audit, aws);
+    open_to_the_internet(audit, aws);
 }
 
-fn policy_object(inventory: &Inventory, set: &PodGroupSet) -> (String, usize) {
-    let first = *set.policies.iter().next().unwrap_or(&0);
-    let p = &inventory.security_group_policies[first];
-    (
-        format!("SecurityGroupPolicy {}/{}", p.namespace, p.name),
-        first,
-    )
+/// A security group: located in the groups file; findings on it are suppressed by a
+/// `netfence.io/ignore` tag on the group, as annotations do on Kubernetes objects, or by
+/// `--config` rules naming `SecurityGroup sg-… (name)`.
+impl Object for SecurityGroup {
+    fn object_ref(&self) -> ObjectRef<'_> {
+        ObjectRef {
+            namespace: None,
+            label: format!("SecurityGroup {}", self.label()),
+            origin: Some(&self.origin),
+            annotations: Some(&self.tags),
+        }
+    }
+}
+
+impl Object for SecurityGroupPolicy {
+    fn object_ref(&self) -> ObjectRef<'_> {
+        ObjectRef {
+            namespace: Some(&self.namespace),
+            label: format!("SecurityGroupPolicy {}/{}", self.namespace, self.name),
+            origin: Some(&self.origin),
+            annotations: Some(&self.annotations),
+        }
+    }
+}
+
+impl PodGroupSet {
+    /// The SecurityGroupPolicy findings about the set name: the first that gives its groups.
+    fn policy<'i>(&self, inventory: &'i Inventory) -> &'i SecurityGroupPolicy {
+        let first = *self.policies.iter().next().unwrap_or(&0);
+        &inventory.security_group_policies[first]
+    }
 }
 
 fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
@@ -259,54 +199,12 @@ fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
     summarize(&names.into_iter().collect::<Vec<_>>())
 }
 
-/// A finding about one security group (located in the groups file; suppressed by a
-/// `netfence.io/ignore` tag on the group, as annotations do on Kubernetes objects, or by
-/// `--config` rules naming `SecurityGroup sg-… (name)`).
-fn add_for_group(
-    b: &mut Builder<'_>,
-    id: &'static str,
-    group: &SecurityGroup,
-    message: String,
-    remediation: String,
-) {
-    b.add(
-        id,
-        None,
-        format!("SecurityGroup {}", group.label()),
-        Some(&group.origin),
-        Some(&group.tags),
-        message,
-        remediation,
-    );
-}
-
-fn add_for_set(
-    b: &mut Builder<'_>,
-    id: &'static str,
-    set: &PodGroupSet,
-    message: String,
-    remediation: String,
-) {
-    let inventory = b.engine.inventory();
-    let (object, first) = policy_object(inventory, set);
-    let policy = &inventory.security_group_policies[first];
-    b.add(
-        id,
-        Some(&policy.namespace),
-        object,
-        Some(&policy.origin),
-        Some(&policy.annotations),
-        message,
-        remediation,
-    );
-}
-
 /// NF-SG-009: in the VPC CNI's default `strict` mode, traffic of pods with security groups is
 /// not subject to Calico policy (EKS user guide, "Security groups for Pods", considerations:
 /// Calico needs VPC CNI 1.11 or later with `POD_SECURITY_GROUP_ENFORCING_MODE=standard`).
-fn calico_on_pods_with_groups(b: &mut Builder<'_>, sets: &[PodGroupSet]) {
+fn calico_on_pods_with_groups(audit: &mut Audit<'_>, sets: &[PodGroupSet]) {
     use netfence_engine::ir::PolicyKind;
-    let engine = b.engine;
+    let engine = audit.engine;
     let inventory = engine.inventory();
     let mode = inventory
         .vpc_cni
@@ -352,19 +250,17 @@ fn calico_on_pods_with_groups(b: &mut Builder<'_>, sets: &[PodGroupSet]) {
             workloads(inventory, &set.pods),
             summarize(&names)
         );
-        add_for_set(
-            b,
-            "NF-SG-009",
-            set,
-            message,
-            "# Amazon VPC CNI 1.11 or later:\nkubectl -n kube-system set env daemonset aws-node POD_SECURITY_GROUP_ENFORCING_MODE=standard\n".into(),
-        );
+        let remediation = "# Amazon VPC CNI 1.11 or later:\nkubectl -n kube-system set env daemonset aws-node POD_SECURITY_GROUP_ENFORCING_MODE=standard\n";
+        audit
+            .finding(CheckId::CalicoBypassedInStrictMode, set.policy(inventory))
+            .message(message)
+            .remediation(remediation);
     }
 }
 
 /// NF-SG-001: a group a SecurityGroupPolicy names must exist before its pods are created.
-fn missing_groups(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
-    let inventory = b.engine.inventory();
+fn missing_groups(audit: &mut Audit<'_>, aws: Option<&AwsInput>) {
+    let inventory = audit.engine.inventory();
     for policy in &inventory.security_group_policies {
         let missing: Vec<&String> = policy
             .group_ids
@@ -392,20 +288,16 @@ fn missing_groups(b: &mut Builder<'_>, aws: Option<&AwsInput>) {
                 "{list}: not a security group id (sg- and 8 or 17 hex digits); pods it selects will not be scheduled"
             ),
         };
-        b.add(
-            "NF-SG-001",
-            Some(&policy.namespace),
-            format!("SecurityGroupPolicy {}/{}", policy.namespace, policy.name),
-            Some(&policy.origin),
-            Some(&policy.annotations),
-            message,
-            "aws ec2 create-security-group --group-name <name> --description <text> --vpc-id <cluster VPC>\n# then list its GroupId under spec.securityGroups.groupIds\n".into(),
-        );
+        let remediation = "aws ec2 create-security-group --group-name <name> --description <text> --vpc-id <cluster VPC>\n# then list its GroupId under spec.securityGroups.groupIds\n";
+        audit
+            .finding(CheckId::MissingSecurityGroup, policy)
+            .message(message)
+            .remediation(remediation);
     }
 }
 
 /// NF-SG-006: the pod webhook rejects a pod whose groups exceed the per-interface quota.
-fn groups_per_interface(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: Option<&AwsInput>) {
+fn groups_per_interface(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: Option<&AwsInput>) {
     // A raised rules quota lowers the groups an interface may carry (rules × groups ≤ 1000).
     let max_rules = aws
         .map(|aws| {
@@ -436,19 +328,17 @@ fn groups_per_interface(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: Option<&
         } else {
             continue;
         };
-        let inventory = b.engine.inventory();
+        let inventory = audit.engine.inventory();
         let message = format!(
             "pods of {} match SecurityGroupPolicies for {n} security groups ({}): {why}",
             workloads(inventory, &set.pods),
             set.groups.join(", ")
         );
-        add_for_set(
-            b,
-            "NF-SG-006",
-            set,
-            message,
-            "# merge the rules into fewer groups, or raise the quota:\naws service-quotas request-service-quota-increase --service-code vpc --quota-code L-2AFB9258 --desired-value <n>\n".into(),
-        );
+        let remediation = "# merge the rules into fewer groups, or raise the quota:\naws service-quotas request-service-quota-increase --service-code vpc --quota-code L-2AFB9258 --desired-value <n>\n";
+        audit
+            .finding(CheckId::TooManyGroupsPerInterface, set.policy(inventory))
+            .message(message)
+            .remediation(remediation);
     }
 }
 
@@ -535,9 +425,9 @@ fn unplaced_hint(
 
 /// NF-SG-002 and NF-SG-003: DNS between pods with security groups and CoreDNS, which runs on
 /// nodes carrying the cluster security group.
-fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
-    let inventory = b.engine.inventory();
-    let dns = pod_addresses(inventory, &crate::cluster_dns_pods(inventory));
+fn pod_dns(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = audit.engine.inventory();
+    let dns = pod_addresses(inventory, &crate::traffic::cluster_dns_pods(inventory));
     let cluster_groups = [cluster.id.clone()];
     let to_dns = SgTarget {
         groups: &cluster_groups,
@@ -564,11 +454,14 @@ fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &
                 names(&missing),
                 cluster.id
             );
-            let remediation = missing
+            let remediation: String = missing
                 .iter()
                 .map(|p| format!("aws ec2 authorize-security-group-egress --group-id {} --ip-permissions IpProtocol={},FromPort=53,ToPort=53,UserIdGroupPairs=[{{GroupId={}}}]\n", set.groups[0], p.as_str().to_lowercase(), cluster.id))
                 .collect();
-            add_for_set(b, "NF-SG-002", set, message, remediation);
+            audit
+                .finding(CheckId::PodGroupsWithoutDnsEgress, set.policy(inventory))
+                .message(message)
+                .remediation(remediation);
         }
         let addresses = pod_addresses(inventory, &set.pods);
         let from_pods = SgTarget {
@@ -599,11 +492,17 @@ fn pod_dns(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &
                 set.groups.join(", "),
                 workloads(inventory, &set.pods)
             );
-            let remediation = missing
+            let remediation: String = missing
                 .iter()
                 .map(|p| format!("aws ec2 authorize-security-group-ingress --group-id {} --ip-permissions IpProtocol={},FromPort=53,ToPort=53,UserIdGroupPairs=[{{GroupId={}}}]\n", cluster.id, p.as_str().to_lowercase(), set.groups[0]))
                 .collect();
-            add_for_set(b, "NF-SG-003", set, message, remediation);
+            audit
+                .finding(
+                    CheckId::ClusterGroupWithoutDnsIngress,
+                    set.policy(inventory),
+                )
+                .message(message)
+                .remediation(remediation);
         }
     }
 }
@@ -618,8 +517,8 @@ fn names(protocols: &[Protocol]) -> String {
 
 /// NF-SG-004: the kubelet probes pods from the node, whose interface carries the cluster
 /// security group (or a node group's own group).
-fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
-    let inventory = b.engine.inventory();
+fn probes(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = audit.engine.inventory();
     let mut kubelet_groups = vec![cluster.id.clone()];
     kubelet_groups.extend(aws.node_groups.iter().cloned());
     let node_addresses = node_addresses(inventory);
@@ -685,11 +584,14 @@ fn probes(b: &mut Builder<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: &S
             cluster.id,
             ports.join(", ")
         );
-        let remediation = blocked
+        let remediation: String = blocked
             .keys()
             .map(|port| format!("aws ec2 authorize-security-group-ingress --group-id {} --ip-permissions IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={}}}]\n", set.groups[0], cluster.id))
             .collect();
-        add_for_set(b, "NF-SG-004", set, message, remediation);
+        audit
+            .finding(CheckId::ProbePortsNotAdmitted, set.policy(inventory))
+            .message(message)
+            .remediation(remediation);
     }
 }
 
@@ -704,8 +606,8 @@ fn is_fargate(pod: &netfence_model::Pod) -> bool {
 /// NF-SG-010: Fargate pods talk to the control plane through their own groups, which must
 /// therefore include the cluster security group (AWS knowledge center, "Configure a security
 /// group for Fargate pods": specify the cluster security group as one of the groups).
-fn fargate_cluster_group(b: &mut Builder<'_>, sets: &[PodGroupSet], cluster: &SecurityGroup) {
-    let inventory = b.engine.inventory();
+fn fargate_cluster_group(audit: &mut Audit<'_>, sets: &[PodGroupSet], cluster: &SecurityGroup) {
+    let inventory = audit.engine.inventory();
     for set in sets {
         let fargate: Vec<usize> = set
             .pods
@@ -722,21 +624,19 @@ fn fargate_cluster_group(b: &mut Builder<'_>, sets: &[PodGroupSet], cluster: &Se
             set.groups.join(", "),
             cluster.id
         );
-        add_for_set(
-            b,
-            "NF-SG-010",
-            set,
-            message,
-            format!("spec:\n  securityGroups:\n    groupIds:\n    - {}   # the cluster security group\n    - {}\n", cluster.id, set.groups[0]),
-        );
+        let remediation = format!("spec:\n  securityGroups:\n    groupIds:\n    - {}   # the cluster security group\n    - {}\n", cluster.id, set.groups[0]);
+        audit
+            .finding(CheckId::FargateWithoutClusterGroup, set.policy(inventory))
+            .message(message)
+            .remediation(remediation);
     }
 }
 
 /// NF-SG-005: the EKS user guide's minimum rules between the control plane (the cluster
 /// security group) and every node group: 443 from nodes to the API server, 10250 from the
 /// control plane to the kubelet, and DNS (TCP and UDP 53) from nodes to the cluster group.
-fn cluster_minimum(b: &mut Builder<'_>, aws: &AwsInput, cluster: &SecurityGroup) {
-    let inventory = b.engine.inventory();
+fn cluster_minimum(audit: &mut Audit<'_>, aws: &AwsInput, cluster: &SecurityGroup) {
+    let inventory = audit.engine.inventory();
     let node_addresses = node_addresses(inventory);
     let mut node_groups = vec![cluster.id.clone()];
     for id in &aws.node_groups {
@@ -841,19 +741,15 @@ fn cluster_minimum(b: &mut Builder<'_>, aws: &AwsInput, cluster: &SecurityGroup)
         let Some(group) = aws.group(&id) else {
             continue;
         };
-        add_for_group(
-            b,
-            "NF-SG-005",
-            group,
-            format!(
-                "below the EKS minimum rules: no {}",
-                lines.join("; no ")
-            ),
-            format!(
-                "# EKS user guide, 'Restricting cluster traffic': the cluster security group needs\n# outbound TCP 443, TCP 10250 and TCP/UDP 53 to itself, and accepts all traffic from itself:\naws ec2 authorize-security-group-ingress --group-id {0} --ip-permissions IpProtocol=-1,UserIdGroupPairs=[{{GroupId={0}}}]\naws ec2 authorize-security-group-egress --group-id {0} --ip-permissions IpProtocol=tcp,FromPort=443,ToPort=443,UserIdGroupPairs=[{{GroupId={0}}}] IpProtocol=tcp,FromPort=10250,ToPort=10250,UserIdGroupPairs=[{{GroupId={0}}}]\n",
-                cluster.id
-            ),
+        let message = format!("below the EKS minimum rules: no {}", lines.join("; no "));
+        let remediation = format!(
+            "# EKS user guide, 'Restricting cluster traffic': the cluster security group needs\n# outbound TCP 443, TCP 10250 and TCP/UDP 53 to itself, and accepts all traffic from itself:\naws ec2 authorize-security-group-ingress --group-id {0} --ip-permissions IpProtocol=-1,UserIdGroupPairs=[{{GroupId={0}}}]\naws ec2 authorize-security-group-egress --group-id {0} --ip-permissions IpProtocol=tcp,FromPort=443,ToPort=443,UserIdGroupPairs=[{{GroupId={0}}}] IpProtocol=tcp,FromPort=10250,ToPort=10250,UserIdGroupPairs=[{{GroupId={0}}}]\n",
+            cluster.id
         );
+        audit
+            .finding(CheckId::BelowEksMinimumRules, group)
+            .message(message)
+            .remediation(remediation);
     }
 }
 
@@ -881,7 +777,7 @@ fn max_rules_per_family(group: &SecurityGroup) -> usize {
 }
 
 /// NF-SG-007: groups above the default rules quota.
-fn rules_per_group(b: &mut Builder<'_>, aws: &AwsInput) {
+fn rules_per_group(audit: &mut Audit<'_>, aws: &AwsInput) {
     for group in &aws.groups {
         let (in4, in6) = rule_counts(&group.inbound);
         let (out4, out6) = rule_counts(&group.outbound);
@@ -899,17 +795,16 @@ fn rules_per_group(b: &mut Builder<'_>, aws: &AwsInput) {
             continue;
         }
         let most = max_rules_per_family(group);
-        add_for_group(
-            b,
-            "NF-SG-007",
-            group,
-            format!(
-                "{}: above the default quota of {RULES_PER_GROUP_DEFAULT} per direction and IP family; with the quota raised to {most}, an interface can carry at most {} groups (rules × groups ≤ {RULES_TIMES_GROUPS_MAX})",
-                over.join(", "),
-                RULES_TIMES_GROUPS_MAX / most
-            ),
-            "# merge CIDRs into fewer, wider ranges or a managed prefix list, or reference a\n# security group instead of listing its members' addresses\n".into(),
+        let message = format!(
+            "{}: above the default quota of {RULES_PER_GROUP_DEFAULT} per direction and IP family; with the quota raised to {most}, an interface can carry at most {} groups (rules × groups ≤ {RULES_TIMES_GROUPS_MAX})",
+            over.join(", "),
+            RULES_TIMES_GROUPS_MAX / most
         );
+        let remediation = "# merge CIDRs into fewer, wider ranges or a managed prefix list, or reference a\n# security group instead of listing its members' addresses\n";
+        audit
+            .finding(CheckId::TooManyRulesPerGroup, group)
+            .message(message)
+            .remediation(remediation);
     }
 }
 
@@ -975,8 +870,8 @@ fn ip_permission(rule: &SgRule) -> String {
 /// NF-SG-008: inbound from anywhere, except HTTP and HTTPS on a load balancer's group and the
 /// ICMP "destination unreachable" messages path MTU discovery needs (VPC user guide, "Path MTU
 /// Discovery").
-fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
-    let inventory = b.engine.inventory();
+fn open_to_the_internet(audit: &mut Audit<'_>, aws: &AwsInput) {
+    let inventory = audit.engine.inventory();
     let lbs = load_balancer_groups(inventory, aws);
     for group in &aws.groups {
         let lb = lbs.contains(&group.id);
@@ -1003,25 +898,24 @@ fn open_to_the_internet(b: &mut Builder<'_>, aws: &AwsInput) {
             .map(|r| format!("{} from {}", r.ports_text(), r.peer))
             .collect();
         let revoke: BTreeSet<String> = open.iter().map(|r| ip_permission(r)).collect();
-        add_for_group(
-            b,
-            "NF-SG-008",
-            group,
-            format!(
-                "inbound open to the internet: {}{}",
-                unique.into_iter().collect::<Vec<_>>().join(", "),
-                if lb {
-                    " (a load balancer's group: only TCP 80 and 443 belong open)"
-                } else {
-                    " (not a load balancer's group)"
-                }
-            ),
-            format!(
-                "aws ec2 revoke-security-group-ingress --group-id {} --ip-permissions {}\n# and allow the clients' ranges, a prefix list, or a load balancer's security group instead\n",
-                group.id,
-                revoke.into_iter().collect::<Vec<_>>().join(" ")
-            ),
+        let message = format!(
+            "inbound open to the internet: {}{}",
+            unique.into_iter().collect::<Vec<_>>().join(", "),
+            if lb {
+                " (a load balancer's group: only TCP 80 and 443 belong open)"
+            } else {
+                " (not a load balancer's group)"
+            }
         );
+        let remediation = format!(
+            "aws ec2 revoke-security-group-ingress --group-id {} --ip-permissions {}\n# and allow the clients' ranges, a prefix list, or a load balancer's security group instead\n",
+            group.id,
+            revoke.into_iter().collect::<Vec<_>>().join(" ")
+        );
+        audit
+            .finding(CheckId::OpenToTheInternet, group)
+            .message(message)
+            .remediation(remediation);
     }
 }
 

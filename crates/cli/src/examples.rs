@@ -47,9 +47,8 @@ pub const SECURITY_GROUPS: (&str, &str) = (
 /// The example cluster's security groups, for the demo's audit.
 pub fn security_groups() -> Result<netfence_audit::AwsInput, Failure> {
     let name = format!("<builtin>/aws/{}", SECURITY_GROUPS.0);
-    let groups = netfence_model::aws::load_security_groups(&name, SECURITY_GROUPS.1)
-        .map_err(|e| Failure::input(format!("error: {e}")))?;
-    netfence_audit::AwsInput::new(groups, vec![name], None, Vec::new())
+    let text = SECURITY_GROUPS.1.to_string();
+    netfence_audit::AwsInput::from_sources([(name, text)], None, Vec::new())
         .map_err(|e| Failure::input(format!("error: {e}")))
 }
 

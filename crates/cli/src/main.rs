@@ -595,32 +595,32 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         "error: -f - and --aws-security-groups - cannot both read stdin",
                     ));
                 }
-                let mut groups = Vec::new();
-                let mut files = Vec::new();
-                for path in &aws_security_groups {
-                    let stdin = path.as_os_str() == "-";
-                    let name = if stdin {
+                // Read lazily, as the library parses: a read error after a bad file is not
+                // reached, and one before it ends the reading.
+                let mut read_failure = None;
+                let sources = aws_security_groups.iter().map_while(|path| {
+                    let name = if path.as_os_str() == "-" {
                         "<stdin>".to_string()
                     } else {
                         path.display().to_string()
                     };
-                    let text = netfence_model::parse::read_input(path)
-                        .map_err(|e| Failure::input(format!("error: {name}: {e}")))?;
-                    groups.extend(
-                        netfence_model::aws::load_security_groups(&name, &text)
-                            .map_err(|e| Failure::input(format!("error: {e}")))?,
-                    );
-                    files.push(name);
+                    match netfence_model::parse::read_input(path) {
+                        Ok(text) => Some((name, text)),
+                        Err(e) => {
+                            read_failure = Some(Failure::input(format!("error: {name}: {e}")));
+                            None
+                        }
+                    }
+                });
+                let aws = netfence_audit::AwsInput::from_sources(
+                    sources,
+                    cluster_security_group,
+                    node_security_group,
+                );
+                if let Some(failure) = read_failure {
+                    return Err(failure);
                 }
-                Some(
-                    netfence_audit::AwsInput::new(
-                        groups,
-                        files,
-                        cluster_security_group,
-                        node_security_group,
-                    )
-                    .map_err(|e| Failure::input(format!("error: {e}")))?,
-                )
+                Some(aws.map_err(|e| Failure::input(aws_input_message(e)))?)
             };
             let engine = inputs::load(&inputs.into())?;
             let report = netfence_audit::audit_all(&engine, &suppressions, aws.as_ref());
@@ -721,6 +721,22 @@ fn gen(
         written.map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
     }
     Ok(0)
+}
+
+/// An error about `--aws-security-groups` input, naming the flag that chose a missing group.
+fn aws_input_message(error: netfence_audit::AwsInputError) -> String {
+    use netfence_audit::AwsInputError;
+    match error {
+        AwsInputError::UnknownClusterGroup { id, files } => format!(
+            "error: --cluster-security-group {id}: no such group in {}",
+            files.join(", ")
+        ),
+        AwsInputError::UnknownNodeGroup { id, files } => format!(
+            "error: --node-security-group {id}: no such group in {}",
+            files.join(", ")
+        ),
+        other => format!("error: {other}"),
+    }
 }
 
 fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {

@@ -144,6 +144,21 @@ pub struct Policy {
     pub ingress: Option<Vec<Rule>>,
     /// Egress rules, or `None` when the policy does not apply to egress.
     pub egress: Option<Vec<Rule>>,
+    /// The inventory object it was compiled from.
+    pub source: PolicySource,
+}
+
+/// The inventory object a compiled policy was compiled from: the kind of object and its index
+/// in the inventory's list of that kind. Consumers go back to the source through it rather
+/// than by matching `namespace/name` strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicySource {
+    /// `inventory.network_policies[index]`.
+    NetworkPolicy(usize),
+    /// `inventory.calico_policies[index]`.
+    Calico(usize),
+    /// `inventory.admin_policies[index]`.
+    Admin(usize),
 }
 
 impl Policy {
@@ -337,8 +352,8 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         };
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
-    for policy in &inventory.network_policies {
-        let compiled = compile_network_policy(policy);
+    for (index, policy) in inventory.network_policies.iter().enumerate() {
+        let compiled = compile_network_policy(policy, PolicySource::NetworkPolicy(index));
         let sort_name = format!("{}/knp.default.{}", policy.namespace, policy.name);
         tiers
             .entry("default".into())
@@ -346,7 +361,7 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .2
             .push((Some(KUBERNETES_POLICY_ORDER), sort_name, compiled));
     }
-    for policy in &inventory.admin_policies {
+    for (index, policy) in inventory.admin_policies.iter().enumerate() {
         let (tier, order) = if policy.kind.is_baseline() {
             BASELINE_TIER
         } else {
@@ -359,11 +374,11 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .push((
                 policy.priority.map(f64::from),
                 policy.name.clone(),
-                compile_admin_policy(policy),
+                compile_admin_policy(policy, PolicySource::Admin(index)),
             ));
     }
-    for policy in &inventory.calico_policies {
-        let compiled = compile_calico_policy(policy, inventory);
+    for (index, policy) in inventory.calico_policies.iter().enumerate() {
+        let compiled = compile_calico_policy(policy, inventory, PolicySource::Calico(index));
         tiers
             .entry(policy.tier.clone())
             .or_insert_with(|| {
@@ -402,7 +417,10 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
 /// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
 /// NetworkPolicy); a named port matches the destination's container port of that name,
 /// whatever its protocol.
-fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
+fn compile_admin_policy(
+    policy: &netfence_model::admin::AdminPolicy,
+    source: PolicySource,
+) -> Policy {
     use netfence_model::admin::AdminKind;
     use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
     let kind = match policy.kind {
@@ -464,6 +482,7 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
         },
         ingress: Some(policy.ingress.iter().filter_map(rule).collect()),
         egress: Some(policy.egress.iter().filter_map(rule).collect()),
+        source,
     }
 }
 
@@ -502,7 +521,11 @@ fn service_ports(inventory: &Inventory, service: &ServiceMatch) -> Vec<PortMatch
         .collect()
 }
 
-fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy {
+fn compile_calico_policy(
+    policy: &CalicoPolicy,
+    inventory: &Inventory,
+    source: PolicySource,
+) -> Policy {
     let (kind, namespace, namespace_selector) = match &policy.scope {
         CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
         CalicoScope::Global { namespace_selector } => (
@@ -600,10 +623,11 @@ fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy
         },
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
+        source,
     }
 }
 
-fn compile_network_policy(policy: &NetworkPolicy) -> Policy {
+fn compile_network_policy(policy: &NetworkPolicy, source: PolicySource) -> Policy {
     let rules = |direction: PolicyType| {
         policy.applies_to(direction).then(|| {
             policy
@@ -641,6 +665,7 @@ fn compile_network_policy(policy: &NetworkPolicy) -> Policy {
         },
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
+        source,
     }
 }
 
