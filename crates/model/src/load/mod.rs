@@ -33,6 +33,7 @@ use projectcalico::*;
 use workloads::*;
 
 mod cert_manager;
+mod kinds;
 mod link;
 mod mesh;
 mod network_policy_api;
@@ -300,10 +301,10 @@ impl Loader {
                             item: Some(i),
                             ..origin.clone()
                         };
-                        self.load_value(item, origin);
+                        self.load_object(item, origin);
                     }
                 }
-                Ok(value) => self.load_value(&value, origin),
+                Ok(value) => self.load_object(&value, origin),
                 Err(e) => self.errors.push(LoadError {
                     origin: Origin {
                         line: e.line.unwrap_or(1),
@@ -324,7 +325,7 @@ impl Loader {
                 item: None,
             };
             match parse::yaml_document(doc) {
-                Ok(value) => self.load_value(&value, origin),
+                Ok(value) => self.load_object(&value, origin),
                 Err(e) => {
                     let err_line = line + e.line.unwrap_or(1) - 1;
                     let at = match e.column {
@@ -342,7 +343,11 @@ impl Loader {
         }
     }
 
-    fn load_value(&mut self, value: &Value, origin: Origin) {
+    /// Load one object that is already parsed (a live-cluster client's watch events, say):
+    /// the same dispatch, validation and error reporting as for a document read from a file.
+    /// `origin` names where it came from (`file` may be any label, such as `<cluster>`). A
+    /// `kind: List` is unpacked; `null` is ignored.
+    pub fn load_object(&mut self, value: &Value, origin: Origin) {
         if !value.is_null() {
             self.documents_read += 1;
         }
@@ -436,43 +441,66 @@ impl Loader {
             return;
         }
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        let name = map
-            .get("metadata")
+        let type_ref = kinds::TypeRef {
+            group,
+            kind,
+            api_version,
+        };
+        self.load_typed(value, ctx, &type_ref);
+    }
+
+    /// Load one object whose group and kind are known: check its version against the kinds
+    /// table, its fields against the strict shapes, then hand it to its kind's loader.
+    fn load_typed(&mut self, value: &Value, ctx: Ctx, type_ref: &kinds::TypeRef<'_>) {
+        let kinds::TypeRef {
+            group,
+            kind,
+            api_version,
+        } = *type_ref;
+        let Some((entry, versions)) = kinds::lookup(group, kind) else {
+            let key = if api_version.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{api_version}/{kind}")
+            };
+            *self.skipped.entry(key).or_default() += 1;
+            return;
+        };
+        let metadata = value.get("metadata");
+        let name = metadata
             .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
             .unwrap_or("<unnamed>");
-        let namespace = map
-            .get("metadata")
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str);
-        let object = match namespace {
-            Some(ns) => format!("{kind} {ns}/{name}"),
-            None => format!("{kind} {name}"),
-        };
         let ctx = Ctx {
-            object: Some(object),
+            object: Some(
+                match metadata
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Value::as_str)
+                {
+                    Some(ns) => format!("{kind} {ns}/{name}"),
+                    None => format!("{kind} {name}"),
+                },
+            ),
             ..ctx
         };
-        if let Some(versions) = versions_read(group, kind) {
-            // A missing apiVersion is read as the current one (hand-written fixtures omit it).
-            let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
-            if !version.is_empty() && !versions.contains(&version) {
-                let read: Vec<String> = versions
-                    .iter()
-                    .map(|v| match group {
-                        "" => v.to_string(),
-                        group => format!("{group}/{v}"),
-                    })
-                    .collect();
-                self.errors.push(ctx.field(
-                    "apiVersion",
-                    format!(
-                        "unknown version {api_version:?} of {kind}: netfence reads {}, and will not guess that another version means the same",
-                        read.join(", ")
-                    ),
-                ));
-                return;
-            }
+        // A missing apiVersion is read as the current one (hand-written fixtures omit it).
+        let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+        if !version.is_empty() && !versions.contains(&version) {
+            let read: Vec<String> = versions
+                .iter()
+                .map(|v| match group {
+                    "" => v.to_string(),
+                    group => format!("{group}/{v}"),
+                })
+                .collect();
+            self.errors.push(ctx.field(
+                "apiVersion",
+                format!(
+                    "unknown version {api_version:?} of {kind}: netfence reads {}, and will not guess that another version means the same",
+                    read.join(", ")
+                ),
+            ));
+            return;
         }
         if let Some(shape) = strict::shape_for(group, kind) {
             if let Err(unknown) = strict::check(value, shape) {
@@ -480,71 +508,7 @@ impl Loader {
                 return;
             }
         }
-        let result = match (group, kind) {
-            ("", "Namespace") => self.load_namespace(value, &ctx),
-            ("", "Pod") => self.load_pod(value, &ctx),
-            ("", "ServiceAccount") => self.load_service_account(value, &ctx),
-            ("", "Service") => self.load_service(value, &ctx),
-            ("", "Node") => self.load_node(value, &ctx),
-            ("", "ConfigMap") => self.load_config_map(api_version, value, &ctx),
-            ("networking.k8s.io", "Ingress") => self.load_ingress(value, &ctx),
-            ("cert-manager.io", "Issuer" | "ClusterIssuer")
-            | ("awspca.cert-manager.io", "AWSPCAIssuer" | "AWSPCAClusterIssuer") => {
-                self.load_cert_issuer(group, kind, value, &ctx)
-            }
-            ("cert-manager.io", "Certificate") => self.load_certificate(value, &ctx),
-            ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
-                self.load_rbac_role(kind, value, &ctx)
-            }
-            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-                self.load_rbac_binding(kind, value, &ctx)
-            }
-            ("security.istio.io", "PeerAuthentication") => {
-                self.load_peer_authentication(value, &ctx)
-            }
-            ("vpcresources.k8s.aws", "SecurityGroupPolicy") => {
-                self.load_security_group_policy(value, &ctx)
-            }
-            ("networking.k8s.io" | "extensions", "NetworkPolicy") => {
-                self.load_network_policy(value, &ctx)
-            }
-            ("" | "apps" | "extensions" | "batch", kind) if WORKLOAD_KINDS.contains(&kind) => {
-                self.load_workload(kind, value, &ctx)
-            }
-            (
-                "projectcalico.org" | "crd.projectcalico.org",
-                "NetworkPolicy" | "GlobalNetworkPolicy",
-            ) => self.load_calico_policy(kind == "GlobalNetworkPolicy", value, &ctx),
-            ("projectcalico.org" | "crd.projectcalico.org", "NetworkSet" | "GlobalNetworkSet") => {
-                self.load_network_set(kind == "GlobalNetworkSet", value, &ctx)
-            }
-            ("projectcalico.org" | "crd.projectcalico.org", "Tier") => self.load_tier(value, &ctx),
-            ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
-                self.load_admin_policy(kind == "AdminNetworkPolicy", value, &ctx)
-            }
-            ("policy.networking.k8s.io", "ClusterNetworkPolicy") => {
-                self.load_cluster_network_policy(value, &ctx)
-            }
-            ("projectcalico.org" | "crd.projectcalico.org", "HostEndpoint") => {
-                *self
-                    .skipped
-                    .entry(format!(
-                        "{api_version}/HostEndpoint (parsed, host endpoints are not evaluated)"
-                    ))
-                    .or_default() += 1;
-                typed::<Object<Value>>(value, &ctx).map(|_| ())
-            }
-            _ => {
-                let key = if api_version.is_empty() {
-                    kind.to_string()
-                } else {
-                    format!("{api_version}/{kind}")
-                };
-                *self.skipped.entry(key).or_default() += 1;
-                Ok(())
-            }
-        };
-        if let Err(error) = result {
+        if let Err(error) = (entry.load)(self, value, &ctx, type_ref) {
             self.errors.push(error);
         }
     }
@@ -620,47 +584,6 @@ fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
     }
     docs
 }
-
-/// The API versions netfence reads for a kind it loads (`None`: a kind it does not load).
-/// Served versions with the same schema are accepted (`extensions/v1beta1` NetworkPolicy,
-/// `batch/v1beta1` CronJob); anything else is refused rather than read as another version.
-fn versions_read(group: &str, kind: &str) -> Option<&'static [&'static str]> {
-    Some(match (group, kind) {
-        ("", "Namespace" | "Pod" | "ServiceAccount" | "Service" | "Node" | "ConfigMap") => &["v1"],
-        ("", "ReplicationController") => &["v1"],
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
-            &["v1", "v1beta2", "v1beta1"]
-        }
-        ("extensions", "Deployment" | "DaemonSet" | "ReplicaSet" | "NetworkPolicy" | "Ingress") => {
-            &["v1beta1"]
-        }
-        ("batch", "Job") => &["v1"],
-        ("batch", "CronJob") => &["v1", "v1beta1"],
-        ("networking.k8s.io", "NetworkPolicy" | "Ingress") => &["v1"],
-        ("projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v3"],
-        ("crd.projectcalico.org", _) if CALICO_KINDS.contains(&kind) => &["v1"],
-        ("policy.networking.k8s.io", "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy") => {
-            &["v1alpha1"]
-        }
-        ("policy.networking.k8s.io", "ClusterNetworkPolicy") => &["v1alpha2"],
-        ("vpcresources.k8s.aws", "SecurityGroupPolicy") => &["v1beta1"],
-        (
-            "rbac.authorization.k8s.io",
-            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
-        ) => &["v1"],
-        _ => return None,
-    })
-}
-
-/// Calico kinds netfence loads (HostEndpoint is parsed and counted, not evaluated).
-const CALICO_KINDS: [&str; 6] = [
-    "NetworkPolicy",
-    "GlobalNetworkPolicy",
-    "NetworkSet",
-    "GlobalNetworkSet",
-    "Tier",
-    "HostEndpoint",
-];
 
 fn json_type(value: &Value) -> &'static str {
     match value {

@@ -417,3 +417,35 @@ fn json_and_non_mapping_documents() {
     let e = error("apiVersion: v1\nmetadata: {name: x}\n");
     assert_eq!(e.field.as_deref(), Some("kind"));
 }
+
+#[test]
+fn parsed_objects_load_as_documents_do() {
+    let mut loader = Loader::new();
+    let origin = |n| Origin {
+        file: "<cluster>".into(),
+        document: n,
+        line: 1,
+        item: None,
+    };
+    loader.load_object(
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        origin(1),
+    );
+    loader.load_object(
+        &serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": [
+            {"metadata": {"name": "a", "namespace": "shop"}, "spec": {"containers": [{"name": "c"}]}}
+        ]}),
+        origin(2),
+    );
+    let inventory = loader.finish().expect("loads");
+    assert_eq!(inventory.pods.len(), 1);
+    assert_eq!(inventory.pods[0].key(), "shop/a");
+    let mut loader = Loader::new();
+    loader.load_object(
+        &serde_json::json!({"apiVersion": "apps/v2", "kind": "Deployment", "metadata": {"name": "d"}}),
+        origin(1),
+    );
+    let errors = loader.finish().expect_err("unknown version");
+    assert_eq!(errors.0[0].field.as_deref(), Some("apiVersion"));
+    assert_eq!(errors.0[0].origin.file, "<cluster>");
+}

@@ -338,16 +338,6 @@ pub(super) struct NodeAddressLite {
     address_type: Option<String>,
 }
 
-pub(super) const WORKLOAD_KINDS: [&str; 7] = [
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-];
-
 /// At most this many pods are made from one StatefulSet's template.
 pub const MAX_STATEFUL_REPLICAS: i64 = 100;
 
