@@ -4,10 +4,12 @@
 use super::*;
 
 impl Loader {
-    /// Build the inventory, or return every error found.
-    pub fn finish(self) -> Result<Inventory, LoadErrors> {
-        let mut errors = self.errors;
-
+    /// Build the inventory, or return every error found. The linking steps, in order:
+    /// declared namespaces; live pods with their top-level workloads (owners, then selectors);
+    /// one template pod per workload without live pods; pods sorted, de-duplicated and given
+    /// addresses; policies ordered; implicit namespaces for everything that names one.
+    pub fn finish(mut self) -> Result<Inventory, LoadErrors> {
+        let mut errors = std::mem::take(&mut self.errors);
         if errors.is_empty() && !self.inputs_given.is_empty() && self.documents_read == 0 {
             errors.push(LoadError {
                 origin: Origin {
@@ -19,277 +21,49 @@ impl Loader {
                 message: "no manifests found (no YAML or JSON document with an object)".into(),
             });
         }
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let owners = Owners::new(&self.workloads);
+        let mut pods = live_pods(std::mem::take(&mut self.pods), &self.workloads, &owners);
+        pods.extend(template_pods(&self.workloads, &owners, &pods, &mut errors));
+        let pods = linked_pods(pods, &mut errors, &mut warnings);
+        let admin_policies = ordered_admin_policies(
+            std::mem::take(&mut self.admin_policies),
+            &mut errors,
+            &mut warnings,
+        );
+        warnings.extend(undeclared_tiers(&self.calico_policies, &self.tiers));
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
-            ..Inventory::default()
+            namespaces: declared_namespaces(self.namespaces, &mut errors),
+            service_accounts: self
+                .service_accounts
+                .into_iter()
+                .map(|(meta, _)| ServiceAccount {
+                    namespace: namespace_of(&meta),
+                    name: meta.name.unwrap_or_default(),
+                    labels: meta.labels.unwrap_or_default().into_iter().collect(),
+                })
+                .collect(),
+            pods,
+            network_policies: sorted_network_policies(self.policies, &mut errors),
+            admin_policies,
+            calico_policies: self.calico_policies,
+            network_sets: self.network_sets,
+            tiers: self.tiers,
+            services: self.services,
+            ingresses: self.ingresses,
+            peer_authentications: self.peer_authentications,
+            istio_mesh_configs: self.istio_mesh_configs,
+            vpc_cni: self.vpc_cni,
+            cert_issuers: self.cert_issuers,
+            certificates: self.certificates,
+            rbac_roles: self.rbac_roles,
+            rbac_bindings: self.rbac_bindings,
+            security_group_policies: self.security_group_policies,
+            nodes: self.nodes,
+            warnings,
         };
-
-        // Namespaces: declared ones, with the automatic name label.
-        let mut seen_ns: HashMap<String, Origin> = HashMap::new();
-        for (meta, origin) in self.namespaces {
-            let name = meta.name.clone().unwrap_or_default();
-            if let Some(first) = seen_ns.get(&name) {
-                errors.push(duplicate("Namespace", &name, &origin, first));
-                continue;
-            }
-            seen_ns.insert(name.clone(), origin.clone());
-            let mut labels: Labels = meta.labels.unwrap_or_default().into_iter().collect();
-            labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
-            inventory.namespaces.insert(
-                name.clone(),
-                Namespace {
-                    name,
-                    labels,
-                    annotations: meta.annotations.clone().unwrap_or_default(),
-                    declared: true,
-                    origin: Some(origin),
-                },
-            );
-        }
-
-        // Owner chains: (namespace, kind, name) -> owner of that workload object.
-        let mut workload_owner: HashMap<(String, String, String), Option<(String, String)>> =
-            HashMap::new();
-        for w in &self.workloads {
-            let ns = namespace_of(&w.meta);
-            workload_owner.insert(
-                (ns, w.kind.clone(), w.meta.name.clone().unwrap_or_default()),
-                controller_owner(&w.meta),
-            );
-        }
-        let top_level = |namespace: &str, mut kind: String, mut name: String| {
-            let mut hops = 0;
-            while let Some(Some((owner_kind, owner_name))) =
-                workload_owner.get(&(namespace.to_string(), kind.clone(), name.clone()))
-            {
-                // Only climb to owners that are in the input (netpol-analyzer reports a
-                // ReplicaSet when its Deployment is absent).
-                if !workload_owner.contains_key(&(
-                    namespace.to_string(),
-                    owner_kind.clone(),
-                    owner_name.clone(),
-                )) || hops > 8
-                {
-                    break;
-                }
-                kind = owner_kind.clone();
-                name = owner_name.clone();
-                hops += 1;
-            }
-            WorkloadRef {
-                kind,
-                namespace: namespace.to_string(),
-                name,
-            }
-        };
-
-        let mut pods = Vec::new();
-        for (mut pod, owner) in self.pods {
-            if let Some((kind, name)) = owner {
-                pod.workload = top_level(&pod.namespace, kind, name);
-            }
-            pods.push(pod);
-        }
-        adopt_by_selector(&self.workloads, &mut pods, |w| {
-            let namespace = namespace_of(&w.meta);
-            let name = w.meta.name.clone().unwrap_or_default();
-            top_level(&namespace, w.kind.clone(), name)
-        });
-
-        // Workloads without live pods yield one pod from their template.
-        let live: HashSet<WorkloadRef> = pods.iter().map(|p| p.workload.clone()).collect();
-        for w in &self.workloads {
-            let namespace = namespace_of(&w.meta);
-            let name = w.meta.name.clone().unwrap_or_default();
-            let me = WorkloadRef {
-                kind: w.kind.clone(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-            };
-            if top_level(&namespace, w.kind.clone(), name.clone()) != me || live.contains(&me) {
-                continue;
-            }
-            let Some(template) = &w.template else {
-                continue;
-            };
-            let Some(spec) = &template.spec else { continue };
-            let labels = template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            let ctx = Ctx {
-                origin: w.origin.clone(),
-                object: Some(format!("{} {namespace}/{name}", w.kind)),
-                default_namespace: None,
-            };
-            // A StatefulSet's pods have stable names, name-0 … name-(replicas-1); they are
-            // made one by one (up to MAX_STATEFUL_REPLICAS). Other workloads yield one pod.
-            let count = if w.kind == "StatefulSet" {
-                w.replicas.unwrap_or(1).clamp(1, MAX_STATEFUL_REPLICAS)
-            } else {
-                1
-            };
-            for ordinal in 0..count {
-                match pod_from_spec(
-                    &namespace,
-                    &format!("{name}-{ordinal}"),
-                    labels.clone(),
-                    spec,
-                    None,
-                    me.clone(),
-                    true,
-                    &ctx,
-                ) {
-                    Ok(mut pod) => {
-                        pod.mesh_annotations = mesh_annotations(
-                            template
-                                .metadata
-                                .as_ref()
-                                .and_then(|m| m.annotations.as_ref()),
-                        );
-                        pods.push(pod);
-                    }
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-
-        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        for pair in pods.windows(2) {
-            if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
-                errors.push(duplicate(
-                    "Pod",
-                    &pair[1].key(),
-                    &pair[1].origin,
-                    &pair[0].origin,
-                ));
-            }
-        }
-        pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
-        inventory.warnings.extend(duplicate_addresses(&pods));
-        assign_synthetic_ips(&mut pods);
-
-        let mut policies = self.policies;
-        policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        for pair in policies.windows(2) {
-            if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
-                errors.push(duplicate(
-                    "NetworkPolicy",
-                    &format!("{}/{}", pair[1].namespace, pair[1].name),
-                    &pair[1].origin,
-                    &pair[0].origin,
-                ));
-            }
-        }
-
-        inventory.service_accounts = self
-            .service_accounts
-            .into_iter()
-            .map(|(meta, _)| ServiceAccount {
-                namespace: namespace_of(&meta),
-                name: meta.name.unwrap_or_default(),
-                labels: meta.labels.unwrap_or_default().into_iter().collect(),
-            })
-            .collect();
-
-        // Namespaces referenced but not declared exist implicitly.
-        let referenced: Vec<String> = pods
-            .iter()
-            .map(|p| p.namespace.clone())
-            .chain(policies.iter().map(|p| p.namespace.clone()))
-            .chain(self.services.iter().map(|s| s.namespace.clone()))
-            .chain(
-                self.security_group_policies
-                    .iter()
-                    .map(|s| s.namespace.clone()),
-            )
-            .chain(
-                inventory
-                    .service_accounts
-                    .iter()
-                    .map(|s| s.namespace.clone()),
-            )
-            .collect();
-        for name in referenced {
-            inventory
-                .namespaces
-                .entry(name.clone())
-                .or_insert_with(|| Namespace {
-                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
-                    name,
-                    annotations: BTreeMap::new(),
-                    declared: false,
-                    origin: None,
-                });
-        }
-
-        for policy in &self.calico_policies {
-            if let CalicoScope::Namespace(ns) = &policy.scope {
-                inventory
-                    .namespaces
-                    .entry(ns.clone())
-                    .or_insert_with(|| Namespace {
-                        labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())]),
-                        name: ns.clone(),
-                        annotations: BTreeMap::new(),
-                        declared: false,
-                        origin: None,
-                    });
-            }
-        }
-        let mut admin_policies = self.admin_policies;
-        admin_policies.sort_by(|a, b| {
-            (a.kind.is_baseline(), a.priority, &a.name).cmp(&(
-                b.kind.is_baseline(),
-                b.priority,
-                &b.name,
-            ))
-        });
-        for pair in admin_policies.windows(2) {
-            let same_tier = pair[0].kind.is_baseline() == pair[1].kind.is_baseline();
-            if same_tier && pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
-                inventory.warnings.push(format!(
-                    "admin policies {} and {} share priority {}: the API leaves their order undefined; netfence orders them by name",
-                    pair[0].name,
-                    pair[1].name,
-                    pair[0].priority.unwrap_or_default()
-                ));
-            }
-        }
-        let banps: Vec<&AdminPolicy> = admin_policies
-            .iter()
-            .filter(|p| p.kind == AdminKind::BaselineAdminNetworkPolicy)
-            .collect();
-        for pair in banps.windows(2) {
-            errors.push(duplicate(
-                "BaselineAdminNetworkPolicy",
-                &pair[1].name,
-                &pair[1].origin,
-                &pair[0].origin,
-            ));
-        }
-        inventory.admin_policies = admin_policies;
-        inventory
-            .warnings
-            .extend(undeclared_tiers(&self.calico_policies, &self.tiers));
-        inventory.calico_policies = self.calico_policies;
-        inventory.network_sets = self.network_sets;
-        inventory.tiers = self.tiers;
-        inventory.warnings.extend(self.warnings);
-        inventory.pods = pods;
-        inventory.network_policies = policies;
-        inventory.services = self.services;
-        inventory.ingresses = self.ingresses;
-        inventory.peer_authentications = self.peer_authentications;
-        inventory.istio_mesh_configs = self.istio_mesh_configs;
-        inventory.vpc_cni = self.vpc_cni;
-        inventory.cert_issuers = self.cert_issuers;
-        inventory.certificates = self.certificates;
-        inventory.rbac_roles = self.rbac_roles;
-        inventory.rbac_bindings = self.rbac_bindings;
-        inventory.security_group_policies = self.security_group_policies;
-        inventory.nodes = self.nodes;
+        add_implicit_namespaces(&mut inventory);
         if self.lenient {
             // Objects that failed validation were never added (a duplicate keeps its first
             // definition): go on without them. Unreadable files stay errors.
@@ -307,6 +81,308 @@ impl Loader {
         } else {
             Err(LoadErrors(errors))
         }
+    }
+}
+
+/// Declared namespaces, with the automatic `kubernetes.io/metadata.name` label.
+fn declared_namespaces(
+    declared: Vec<(Meta, Origin)>,
+    errors: &mut Vec<LoadError>,
+) -> BTreeMap<String, Namespace> {
+    let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
+    for (meta, origin) in declared {
+        let name = meta.name.clone().unwrap_or_default();
+        if let Some(first) = namespaces.get(&name).and_then(|n| n.origin.as_ref()) {
+            errors.push(duplicate("Namespace", &name, &origin, first));
+            continue;
+        }
+        let mut labels: Labels = meta.labels.unwrap_or_default().into_iter().collect();
+        labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
+        namespaces.insert(
+            name.clone(),
+            Namespace {
+                name,
+                labels,
+                annotations: meta.annotations.clone().unwrap_or_default(),
+                declared: true,
+                origin: Some(origin),
+            },
+        );
+    }
+    namespaces
+}
+
+/// Owner chains of the workload objects in the input: (namespace, kind, name) → the owner.
+struct Owners(HashMap<(String, String, String), Option<(String, String)>>);
+
+impl Owners {
+    fn new(workloads: &[WorkloadObject]) -> Self {
+        Owners(
+            workloads
+                .iter()
+                .map(|w| {
+                    let key = (
+                        namespace_of(&w.meta),
+                        w.kind.clone(),
+                        w.meta.name.clone().unwrap_or_default(),
+                    );
+                    (key, controller_owner(&w.meta))
+                })
+                .collect(),
+        )
+    }
+
+    /// The top-level workload of `kind/name`, climbing only to owners that are in the input
+    /// (netpol-analyzer reports a ReplicaSet when its Deployment is absent).
+    fn top_level(&self, namespace: &str, mut kind: String, mut name: String) -> WorkloadRef {
+        let mut hops = 0;
+        while let Some(Some((owner_kind, owner_name))) =
+            self.0
+                .get(&(namespace.to_string(), kind.clone(), name.clone()))
+        {
+            let present = self.0.contains_key(&(
+                namespace.to_string(),
+                owner_kind.clone(),
+                owner_name.clone(),
+            ));
+            if !present || hops > 8 {
+                break;
+            }
+            kind = owner_kind.clone();
+            name = owner_name.clone();
+            hops += 1;
+        }
+        WorkloadRef {
+            kind,
+            namespace: namespace.to_string(),
+            name,
+        }
+    }
+
+    /// The top-level workload of a workload object.
+    fn of(&self, workload: &WorkloadObject) -> WorkloadRef {
+        self.top_level(
+            &namespace_of(&workload.meta),
+            workload.kind.clone(),
+            workload.meta.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
+/// The pods read from the input, each under its top-level workload: through its owners, else
+/// through a workload's selector ([`adopt_by_selector`]).
+fn live_pods(
+    loaded: Vec<(Pod, Option<(String, String)>)>,
+    workloads: &[WorkloadObject],
+    owners: &Owners,
+) -> Vec<Pod> {
+    let mut pods: Vec<Pod> = loaded
+        .into_iter()
+        .map(|(mut pod, owner)| {
+            if let Some((kind, name)) = owner {
+                pod.workload = owners.top_level(&pod.namespace, kind, name);
+            }
+            pod
+        })
+        .collect();
+    adopt_by_selector(workloads, &mut pods, |w| owners.of(w));
+    pods
+}
+
+/// Workloads without live pods yield pods from their template: a StatefulSet its stable
+/// names `name-0` … `name-(replicas-1)` (up to [`MAX_STATEFUL_REPLICAS`]), others one pod.
+fn template_pods(
+    workloads: &[WorkloadObject],
+    owners: &Owners,
+    live: &[Pod],
+    errors: &mut Vec<LoadError>,
+) -> Vec<Pod> {
+    let live: HashSet<&WorkloadRef> = live.iter().map(|p| &p.workload).collect();
+    let mut pods = Vec::new();
+    for w in workloads {
+        let namespace = namespace_of(&w.meta);
+        let name = w.meta.name.clone().unwrap_or_default();
+        let me = WorkloadRef {
+            kind: w.kind.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        if owners.of(w) != me || live.contains(&me) {
+            continue;
+        }
+        let Some(template) = &w.template else {
+            continue;
+        };
+        let Some(spec) = &template.spec else { continue };
+        let metadata = template.metadata.as_ref();
+        let labels = metadata.and_then(|m| m.labels.clone()).unwrap_or_default();
+        let ctx = Ctx {
+            origin: w.origin.clone(),
+            object: Some(format!("{} {namespace}/{name}", w.kind)),
+            default_namespace: None,
+        };
+        let count = if w.kind == "StatefulSet" {
+            w.replicas.unwrap_or(1).clamp(1, MAX_STATEFUL_REPLICAS)
+        } else {
+            1
+        };
+        for ordinal in 0..count {
+            let pod_name = format!("{name}-{ordinal}");
+            let made = pod_from_spec(
+                &namespace,
+                &pod_name,
+                labels.clone(),
+                spec,
+                None,
+                me.clone(),
+                true,
+                &ctx,
+            );
+            match made {
+                Ok(mut pod) => {
+                    pod.mesh_annotations =
+                        mesh_annotations(metadata.and_then(|m| m.annotations.as_ref()));
+                    pods.push(pod);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    pods
+}
+
+/// Pods sorted by (namespace, name), duplicates reported and dropped, shared live addresses
+/// warned about, and synthetic addresses given to pods without one.
+fn linked_pods(
+    mut pods: Vec<Pod>,
+    errors: &mut Vec<LoadError>,
+    warnings: &mut Vec<String>,
+) -> Vec<Pod> {
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    for pair in pods.windows(2) {
+        if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
+            errors.push(duplicate(
+                "Pod",
+                &pair[1].key(),
+                &pair[1].origin,
+                &pair[0].origin,
+            ));
+        }
+    }
+    pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+    warnings.extend(duplicate_addresses(&pods));
+    assign_synthetic_ips(&mut pods);
+    pods
+}
+
+/// NetworkPolicies sorted by (namespace, name), duplicates reported.
+fn sorted_network_policies(
+    mut policies: Vec<NetworkPolicy>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<NetworkPolicy> {
+    policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    for pair in policies.windows(2) {
+        if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
+            errors.push(duplicate(
+                "NetworkPolicy",
+                &format!("{}/{}", pair[1].namespace, pair[1].name),
+                &pair[1].origin,
+                &pair[0].origin,
+            ));
+        }
+    }
+    policies
+}
+
+/// Admin policies in evaluation order (admin before baseline, by priority, then name); a
+/// priority tie is a warning (the API leaves the order undefined), a second baseline policy
+/// an error (there is one, named `default`).
+fn ordered_admin_policies(
+    mut policies: Vec<AdminPolicy>,
+    errors: &mut Vec<LoadError>,
+    warnings: &mut Vec<String>,
+) -> Vec<AdminPolicy> {
+    policies.sort_by(|a, b| {
+        (a.kind.is_baseline(), a.priority, &a.name).cmp(&(
+            b.kind.is_baseline(),
+            b.priority,
+            &b.name,
+        ))
+    });
+    for pair in policies.windows(2) {
+        let same_tier = pair[0].kind.is_baseline() == pair[1].kind.is_baseline();
+        if same_tier && pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
+            warnings.push(format!(
+                "admin policies {} and {} share priority {}: the API leaves their order undefined; netfence orders them by name",
+                pair[0].name,
+                pair[1].name,
+                pair[0].priority.unwrap_or_default()
+            ));
+        }
+    }
+    let baselines: Vec<&AdminPolicy> = policies
+        .iter()
+        .filter(|p| p.kind == AdminKind::BaselineAdminNetworkPolicy)
+        .collect();
+    for pair in baselines.windows(2) {
+        errors.push(duplicate(
+            "BaselineAdminNetworkPolicy",
+            &pair[1].name,
+            &pair[1].origin,
+            &pair[0].origin,
+        ));
+    }
+    policies
+}
+
+/// Namespaces that pods, policies, Services, SecurityGroupPolicies, ServiceAccounts or
+/// namespaced Calico policies name but the input does not declare exist implicitly, with
+/// the automatic name label.
+fn add_implicit_namespaces(inventory: &mut Inventory) {
+    let referenced: Vec<String> = inventory
+        .pods
+        .iter()
+        .map(|p| p.namespace.clone())
+        .chain(
+            inventory
+                .network_policies
+                .iter()
+                .map(|p| p.namespace.clone()),
+        )
+        .chain(inventory.services.iter().map(|s| s.namespace.clone()))
+        .chain(
+            inventory
+                .security_group_policies
+                .iter()
+                .map(|s| s.namespace.clone()),
+        )
+        .chain(
+            inventory
+                .service_accounts
+                .iter()
+                .map(|s| s.namespace.clone()),
+        )
+        .chain(
+            inventory
+                .calico_policies
+                .iter()
+                .filter_map(|p| match &p.scope {
+                    CalicoScope::Namespace(ns) => Some(ns.clone()),
+                    CalicoScope::Global { .. } => None,
+                }),
+        )
+        .collect();
+    for name in referenced {
+        inventory
+            .namespaces
+            .entry(name.clone())
+            .or_insert_with(|| Namespace {
+                labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
+                name,
+                annotations: BTreeMap::new(),
+                declared: false,
+                origin: None,
+            });
     }
 }
 
