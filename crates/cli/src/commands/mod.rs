@@ -1,0 +1,73 @@
+//! One module per subcommand family, each with its arguments (clap `Args`) and one short
+//! function per subcommand. They load inputs, call the library crates and hand the results
+//! to `render`; no policy or AWS logic lives here.
+
+pub mod audit;
+pub mod connectivity;
+pub mod dataplane;
+pub mod lab;
+pub mod query;
+pub mod tools;
+
+pub(crate) use crate::{inputs, io_failure, render, Failure};
+pub(crate) use clap::{Args, Subcommand, ValueEnum};
+pub(crate) use netfence_engine::ProbePort;
+pub(crate) use std::io::Write;
+pub(crate) use std::path::PathBuf;
+
+/// An output format for one kind of result: how a value is written in it. Each command's
+/// `-o` enum implements it for what the command prints; [`emit`] is the one place results
+/// reach stdout.
+pub trait Format<T: ?Sized>: Copy {
+    /// Write `value` in this format.
+    fn write(self, out: &mut impl Write, value: &T) -> std::io::Result<()>;
+}
+
+/// Print `value` on stdout in `format` (a closed pipe is not an error: see [`io_failure`]).
+pub fn emit<T: ?Sized>(format: impl Format<T>, value: &T) -> Result<(), Failure> {
+    format
+        .write(&mut std::io::stdout().lock(), value)
+        .map_err(io_failure)
+}
+
+/// The inputs every analysing command takes.
+#[derive(Args)]
+pub struct Inputs {
+    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json; hidden entries and
+    /// symbolic links to directories are skipped) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Namespace of namespaced objects that name none (Helm and kustomize output), as
+    /// `kubectl apply -n`; without it they are in `default`.
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Report objects that do not validate as warnings and leave them out, instead of
+    /// refusing the input (exit 2). For large dumps; verdicts then ignore those objects.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+/// [`Inputs`] where `-f` may be absent (`audit --list-checks`).
+#[derive(Args)]
+pub struct OptionalInputs {
+    /// A manifest file, a directory (recursive *.yaml|*.yml|*.json; hidden entries and
+    /// symbolic links to directories are skipped) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Namespace of namespaced objects that name none, as `kubectl apply -n`.
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Report objects that do not validate as warnings and leave them out.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+impl From<OptionalInputs> for Inputs {
+    fn from(inputs: OptionalInputs) -> Self {
+        Inputs {
+            files: inputs.files,
+            namespace: inputs.namespace,
+            lenient: inputs.lenient,
+        }
+    }
+}
