@@ -7,8 +7,8 @@
 
 use netfence_audit::{audit_all, AwsInput, Suppressions};
 use netfence_conformance::bench::{full_run, median, sizes};
-use netfence_engine::gen::{generate, GenOptions};
 use netfence_engine::Engine;
+use netfence_gen::{generate, GenOptions};
 use netfence_model::aws::load_security_groups;
 use netfence_model::Loader;
 use std::time::Instant;

@@ -112,10 +112,10 @@ fn readme_lists_the_checks_the_code_has() {
 
 /// A generated cluster, its engine, and the objects NF-TC-011 reports in it.
 fn generated_shadow_findings(
-    options: &netfence_engine::gen::GenOptions,
+    options: &netfence_gen::GenOptions,
 ) -> (netfence_model::Inventory, Engine, Vec<String>) {
     let mut loader = Loader::new();
-    for (name, text) in &netfence_engine::gen::generate(options).expect("valid options") {
+    for (name, text) in &netfence_gen::generate(options).expect("valid options") {
         loader.load_str(name, text);
     }
     let inventory = loader.finish().expect("generated cluster loads");
@@ -134,7 +134,7 @@ fn generated_shadow_findings(
 /// aside).
 #[test]
 fn shadowed_policies_agree_with_diff() {
-    use netfence_engine::gen::GenOptions;
+    use netfence_gen::GenOptions;
     let mut flagged_total = 0;
     for seed in 1..=3 {
         let (inventory, engine, flagged) = generated_shadow_findings(&GenOptions {
@@ -215,7 +215,7 @@ fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
 /// policy selects).
 #[test]
 fn shadowed_calico_policies_agree_with_diff() {
-    use netfence_engine::gen::GenOptions;
+    use netfence_gen::GenOptions;
     let (mut judged, mut flagged_total) = (0, 0);
     for seed in 1..=3 {
         let (inventory, engine, flagged) = generated_shadow_findings(&GenOptions {

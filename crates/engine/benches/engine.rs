@@ -5,8 +5,8 @@
 //! it runs a small smoke version.
 
 use netfence_conformance::bench::{full_run, median, sizes};
-use netfence_engine::gen::{generate, GenOptions};
 use netfence_engine::{default_ports, Endpoint, Engine, Matrix};
+use netfence_gen::{generate, GenOptions};
 use netfence_model::{Loader, Protocol};
 use std::time::Instant;
 

@@ -343,65 +343,10 @@ impl Engine {
 
     /// The class-compressed matrix for `ports`.
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
-        let inventory = self.inventory();
         let (classes, class_of) = self.pod_classes();
-        let n = classes.len();
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
-
-        // Peer bitsets over classes, computed once per peer (keyed by address: peers live in
-        // the tiers, which do not move while the engine exists).
-        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (c, &rep) in reps.iter().enumerate() {
-            by_namespace
-                .entry(inventory.pods[rep].namespace.as_str())
-                .or_default()
-                .push(c);
-        }
-        let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
-        for tier in self.tiers() {
-            for policy in &tier.policies {
-                for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
-                    for rule in rules {
-                        for peer in &rule.peers {
-                            peer_bits
-                                .entry(peer as *const Peer as usize)
-                                .or_insert_with(|| {
-                                    let mut bits = Bits::new(n, false);
-                                    // Pod peers look only at the classes of the namespaces
-                                    // they can match; every other peer asks each class.
-                                    let candidates: Vec<usize> = match peer {
-                                        Peer::Pods {
-                                            namespaces: crate::ir::NamespaceMatch::Named(ns),
-                                            ..
-                                        } => by_namespace
-                                            .get(ns.as_str())
-                                            .cloned()
-                                            .unwrap_or_default(),
-                                        Peer::Pods {
-                                            namespaces:
-                                                crate::ir::NamespaceMatch::Selector(selector),
-                                            ..
-                                        } => by_namespace
-                                            .iter()
-                                            .filter(|(ns, _)| {
-                                                selector.matches(inventory.namespace_labels(ns))
-                                            })
-                                            .flat_map(|(_, cs)| cs.iter().copied())
-                                            .collect(),
-                                        _ => (0..n).collect(),
-                                    };
-                                    for c in candidates {
-                                        if self.peer_matches(peer, Endpoint::Pod(reps[c])) {
-                                            bits.set(c);
-                                        }
-                                    }
-                                    bits
-                                });
-                        }
-                    }
-                }
-            }
-        }
+        let peer_bits = self.class_peer_bits(&reps);
+        let n = reps.len();
         let rule_peers = |rule: &Rule| -> Bits {
             if rule.peers.is_empty() {
                 return Bits::new(n, true);
@@ -414,24 +359,102 @@ impl Engine {
             }
             bits
         };
+        let (distinct, slots) = self.port_classes(ports);
+        let compute = |probe: &ProbePort| self.class_rows(*probe, &reps, &rule_peers);
+        // Distinct port classes in parallel, one chunk per available core.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(distinct.len().max(1));
+        let chunk = distinct.len().div_ceil(workers.max(1)).max(1);
+        let results: Vec<Vec<Bits>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = distinct
+                .chunks(chunk)
+                .map(|ports| scope.spawn(|| ports.iter().map(&compute).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let allowed: Vec<Vec<Bits>> = slots.iter().map(|&slot| results[slot].clone()).collect();
+        ClassMatrix {
+            ports: ports.to_vec(),
+            classes,
+            class_of,
+            allowed,
+        }
+    }
 
-        // Port classes: ports that every port condition treats alike (same protocol, inside
-        // the same rule ranges, and the target of the same named container ports) share one
-        // computation.
-        let mut ranges: Vec<(netfence_model::Protocol, netfence_model::PortRange)> = Vec::new();
-        for tier in self.tiers() {
-            for policy in &tier.policies {
-                for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
-                    for rule in rules {
-                        for port in rule.ports.iter().chain(&rule.not_ports) {
-                            if let PortMatch::Range(protocol, range) = port {
-                                ranges.push((*protocol, *range));
-                            }
+    /// Peer bitsets over classes (by their representatives), computed once per peer and keyed
+    /// by its address: peers live in the tiers, which do not move while the engine exists.
+    fn class_peer_bits(&self, reps: &[PodId]) -> HashMap<usize, Bits> {
+        let inventory = self.inventory();
+        let n = reps.len();
+        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (c, &rep) in reps.iter().enumerate() {
+            by_namespace
+                .entry(inventory.pods[rep].namespace.as_str())
+                .or_default()
+                .push(c);
+        }
+        let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
+        let peers = self
+            .tiers()
+            .iter()
+            .flat_map(|tier| &tier.policies)
+            .flat_map(|policy| [&policy.ingress, &policy.egress].into_iter().flatten())
+            .flatten()
+            .flat_map(|rule| &rule.peers);
+        for peer in peers {
+            peer_bits
+                .entry(peer as *const Peer as usize)
+                .or_insert_with(|| {
+                    let mut bits = Bits::new(n, false);
+                    // Pod peers look only at the classes of the namespaces they can match;
+                    // every other peer asks each class.
+                    let candidates: Vec<usize> = match peer {
+                        Peer::Pods {
+                            namespaces: crate::ir::NamespaceMatch::Named(ns),
+                            ..
+                        } => by_namespace.get(ns.as_str()).cloned().unwrap_or_default(),
+                        Peer::Pods {
+                            namespaces: crate::ir::NamespaceMatch::Selector(selector),
+                            ..
+                        } => by_namespace
+                            .iter()
+                            .filter(|(ns, _)| selector.matches(inventory.namespace_labels(ns)))
+                            .flat_map(|(_, cs)| cs.iter().copied())
+                            .collect(),
+                        _ => (0..n).collect(),
+                    };
+                    for c in candidates {
+                        if self.peer_matches(peer, Endpoint::Pod(reps[c])) {
+                            bits.set(c);
                         }
                     }
-                }
-            }
+                    bits
+                });
         }
+        peer_bits
+    }
+
+    /// Port classes: ports that every port condition treats alike (same protocol, inside the
+    /// same rule ranges, and the target of the same named container ports) share one
+    /// computation. Returns one representative port per class, and each port's class.
+    fn port_classes(&self, ports: &[ProbePort]) -> (Vec<ProbePort>, Vec<usize>) {
+        let inventory = self.inventory();
+        let mut ranges: Vec<(netfence_model::Protocol, netfence_model::PortRange)> = self
+            .tiers()
+            .iter()
+            .flat_map(|tier| &tier.policies)
+            .flat_map(|policy| [&policy.ingress, &policy.egress].into_iter().flatten())
+            .flatten()
+            .flat_map(|rule| rule.ports.iter().chain(&rule.not_ports))
+            .filter_map(|port| match port {
+                PortMatch::Range(protocol, range) => Some((*protocol, *range)),
+                _ => None,
+            })
+            .collect();
         ranges.sort();
         ranges.dedup();
         let port_key = |probe: &ProbePort| {
@@ -462,56 +485,45 @@ impl Engine {
                 })
             })
             .collect();
-        let compute = |probe: &ProbePort| -> Vec<Bits> {
-            // ingress[d]: source classes that destination class d admits; egress[s]: the
-            // destination classes source class s may reach.
-            let ingress: Vec<Bits> = reps
-                .iter()
-                .map(|&rep| self.walk_classes(PolicyType::Ingress, rep, *probe, &reps, &rule_peers))
-                .collect();
-            let mut rows: Vec<Bits> = reps
-                .iter()
-                .map(|&rep| self.walk_classes(PolicyType::Egress, rep, *probe, &reps, &rule_peers))
-                .collect();
-            // rows[s] &= { d : s ∈ ingress[d] }, via the transpose of ingress (set bits only).
-            let mut admitted = vec![Bits::new(n, false); n];
-            for (d, bits) in ingress.iter().enumerate() {
-                for (w, &word) in bits.0.iter().enumerate() {
-                    let mut word = word;
-                    while word != 0 {
-                        let s = w * 64 + word.trailing_zeros() as usize;
-                        admitted[s].set(d);
-                        word &= word - 1;
-                    }
+        (distinct, slots)
+    }
+
+    /// For one port, the rows of the class matrix: `rows[s]` holds the destination classes
+    /// source class `s` may reach (its egress walk, intersected with each destination's
+    /// ingress walk).
+    fn class_rows(
+        &self,
+        probe: ProbePort,
+        reps: &[PodId],
+        rule_peers: &impl Fn(&Rule) -> Bits,
+    ) -> Vec<Bits> {
+        let n = reps.len();
+        // ingress[d]: source classes that destination class d admits; rows[s]: the destination
+        // classes source class s may reach.
+        let ingress: Vec<Bits> = reps
+            .iter()
+            .map(|&rep| self.walk_classes(PolicyType::Ingress, rep, probe, reps, rule_peers))
+            .collect();
+        let mut rows: Vec<Bits> = reps
+            .iter()
+            .map(|&rep| self.walk_classes(PolicyType::Egress, rep, probe, reps, rule_peers))
+            .collect();
+        // rows[s] &= { d : s ∈ ingress[d] }, via the transpose of ingress (set bits only).
+        let mut admitted = vec![Bits::new(n, false); n];
+        for (d, bits) in ingress.iter().enumerate() {
+            for (w, &word) in bits.0.iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let s = w * 64 + word.trailing_zeros() as usize;
+                    admitted[s].set(d);
+                    word &= word - 1;
                 }
             }
-            for (row, admitted) in rows.iter_mut().zip(&admitted) {
-                *row = row.and(admitted);
-            }
-            rows
-        };
-        // Distinct port classes in parallel, one chunk per available core.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(distinct.len().max(1));
-        let chunk = distinct.len().div_ceil(workers.max(1)).max(1);
-        let results: Vec<Vec<Bits>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = distinct
-                .chunks(chunk)
-                .map(|ports| scope.spawn(|| ports.iter().map(&compute).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        let allowed: Vec<Vec<Bits>> = slots.iter().map(|&slot| results[slot].clone()).collect();
-        ClassMatrix {
-            ports: ports.to_vec(),
-            classes,
-            class_of,
-            allowed,
         }
+        for (row, admitted) in rows.iter_mut().zip(&admitted) {
+            *row = row.and(admitted);
+        }
+        rows
     }
 
     /// The tier walk for one class (by its representative) over every peer class at once.

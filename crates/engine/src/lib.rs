@@ -34,7 +34,6 @@ pub mod classes;
 pub mod connlist;
 pub mod connset;
 pub mod eval;
-pub mod gen;
 pub mod ir;
 pub mod matrix;
 pub mod service;

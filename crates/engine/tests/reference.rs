@@ -727,7 +727,7 @@ fn connection_list_equals_the_pod_pair_union() {
 /// their class matrix equals the pod matrix.
 #[test]
 fn generated_clusters_are_deterministic_and_agree() {
-    use netfence_engine::gen::{generate, GenOptions};
+    use netfence_gen::{generate, GenOptions};
     for seed in 1..4 {
         let options = GenOptions {
             pods: 240,

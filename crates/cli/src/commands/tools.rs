@@ -107,7 +107,7 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
         output,
         force,
     } = args;
-    let options = netfence_engine::gen::GenOptions {
+    let options = netfence_gen::GenOptions {
         pods,
         namespaces,
         policies,
@@ -119,7 +119,7 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
 
 /// Check the sizes and the directory before generating anything, then write.
 fn write_cluster(
-    options: &netfence_engine::gen::GenOptions,
+    options: &netfence_gen::GenOptions,
     output: &std::path::Path,
     force: bool,
 ) -> Result<u8, Failure> {
@@ -138,8 +138,8 @@ fn write_cluster(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Failure::input(format!("error: gen: {dir}: {e}"))),
     }
-    let files = netfence_engine::gen::generate(options)
-        .map_err(|e| Failure::input(format!("error: gen: {e}")))?;
+    let files =
+        netfence_gen::generate(options).map_err(|e| Failure::input(format!("error: gen: {e}")))?;
     std::fs::create_dir_all(output).map_err(|e| Failure::input(format!("error: {dir}: {e}")))?;
     for (name, text) in files {
         let path = output.join(&name);

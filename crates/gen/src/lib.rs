@@ -1,4 +1,5 @@
-//! Deterministic synthetic clusters for benchmarks and scale tests (`netfence gen`).
+//! Deterministic synthetic clusters for benchmarks and scale tests (`netfence gen`). A tool,
+//! not part of the engine: it writes manifests that the loader then reads like any others.
 //!
 //! A cluster looks like a real one: namespaces with team/env labels; three-tier apps
 //! (frontend → backend → database) as Deployments and StatefulSets whose pods are written out
@@ -6,6 +7,8 @@
 //! egress to kube-system; cross-namespace rules with namespace selectors; ipBlocks with
 //! `except`; named ports and `endPort` ranges. The same parameters and seed give byte-identical
 //! output.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::fmt::Write as _;
 
@@ -74,7 +77,7 @@ impl GenOptions {
     /// Whether these options can be generated, in bounded time and memory.
     ///
     /// ```
-    /// use netfence_engine::gen::{GenError, GenOptions};
+    /// use netfence_gen::{GenError, GenOptions};
     /// let options = GenOptions { pods: 10_000_000_000, namespaces: 10, policies: 0, calico: 0, seed: 1 };
     /// assert!(matches!(options.check(), Err(GenError::TooLarge { option: "pods", .. })));
     /// ```
@@ -109,47 +112,84 @@ impl GenOptions {
 /// without `calico`) is empty. Fails, before any work, when [`GenOptions::check`] does.
 pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError> {
     options.check()?;
-    let mut rng = Rng(options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let namespaces = options.namespaces;
-    let teams = ["payments", "search", "catalog", "identity", "ops", "data"];
-    let envs = ["prod", "staging", "dev"];
-    let tiers = ["frontend", "backend", "database"];
+    let mut cluster = Cluster {
+        rng: Rng(options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+        namespaces: String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n  labels: {name: kube-system}\n"),
+        workloads: String::new(),
+        pods: String::new(),
+        services: String::new(),
+        policies: String::new(),
+        calico: String::new(),
+        policy_count: 0,
+        pod_index: 0,
+    };
+    cluster.coredns();
+    let app_pods = options.pods.saturating_sub(2);
+    for n in 0..options.namespaces {
+        let pods_here =
+            app_pods / options.namespaces + usize::from(n < app_pods % options.namespaces);
+        cluster.namespace(n, pods_here);
+    }
+    cluster.extra_policies(options.namespaces, options.policies);
+    cluster.calico_policies(options.calico);
+    Ok(vec![
+        ("00-namespaces.yaml".into(), cluster.namespaces),
+        ("10-workloads.yaml".into(), cluster.workloads),
+        ("20-pods.yaml".into(), cluster.pods),
+        ("30-services.yaml".into(), cluster.services),
+        ("40-policies.yaml".into(), cluster.policies),
+        ("50-calico.yaml".into(), cluster.calico),
+    ])
+}
 
-    let mut ns_yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n  labels: {name: kube-system}\n");
-    let mut workloads = String::new();
-    let mut pods_yaml = String::new();
-    let mut services = String::new();
-    let mut policies = String::new();
-    let mut policy_count = 0;
+const TEAMS: [&str; 6] = ["payments", "search", "catalog", "identity", "ops", "data"];
+const ENVS: [&str; 3] = ["prod", "staging", "dev"];
+const TIERS: [&str; 3] = ["frontend", "backend", "database"];
 
-    // CoreDNS: two pods.
-    let _ = write!(
-        workloads,
-        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: coredns, namespace: kube-system}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{k8s-app: kube-dns}}}}\n  template:\n    metadata: {{labels: {{k8s-app: kube-dns}}}}\n    spec:\n      containers:\n      - name: coredns\n        ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\n"
-    );
-    for i in 0..2 {
+/// The files being written, and the counters that run through them. The pseudo-random
+/// choices are drawn in one fixed order (namespaces, extra policies, Calico), which is what
+/// makes the output byte-identical for a seed.
+struct Cluster {
+    rng: Rng,
+    namespaces: String,
+    workloads: String,
+    pods: String,
+    services: String,
+    policies: String,
+    calico: String,
+    policy_count: usize,
+    pod_index: u32,
+}
+
+impl Cluster {
+    /// CoreDNS: a Deployment and its two pods in kube-system.
+    fn coredns(&mut self) {
         let _ = write!(
-            pods_yaml,
-            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: coredns-5d5f-{i}\n  namespace: kube-system\n  labels: {{k8s-app: kube-dns}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: coredns, controller: true}}]\nspec:\n  containers:\n  - name: coredns\n    ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\nstatus: {{podIP: 10.255.0.{}}}\n",
-            i + 10
+            self.workloads,
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: coredns, namespace: kube-system}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{k8s-app: kube-dns}}}}\n  template:\n    metadata: {{labels: {{k8s-app: kube-dns}}}}\n    spec:\n      containers:\n      - name: coredns\n        ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\n"
         );
+        for i in 0..2 {
+            let _ = write!(
+                self.pods,
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: coredns-5d5f-{i}\n  namespace: kube-system\n  labels: {{k8s-app: kube-dns}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: coredns, controller: true}}]\nspec:\n  containers:\n  - name: coredns\n    ports: [{{name: dns, containerPort: 53, protocol: UDP}}, {{name: dns-tcp, containerPort: 53}}]\nstatus: {{podIP: 10.255.0.{}}}\n",
+                i + 10
+            );
+        }
     }
 
-    // Pods per namespace, spread over three tiers.
-    let app_pods = options.pods.saturating_sub(2);
-    let mut pod_index: u32 = 0;
-    for n in 0..namespaces {
+    /// Application namespace `n` with its share of pods spread over three tiers, and its
+    /// baseline policies.
+    fn namespace(&mut self, n: usize, pods_here: usize) {
         let ns = format!("ns-{n:04}");
-        let team = teams[n % teams.len()];
-        let env = envs[rng.below(envs.len())];
+        let team = TEAMS[n % TEAMS.len()];
+        let env = ENVS[self.rng.below(ENVS.len())];
         let _ = write!(
-            ns_yaml,
+            self.namespaces,
             "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels: {{team: {team}, env: {env}}}\n"
         );
-        let pods_here = app_pods / namespaces + usize::from(n < app_pods % namespaces);
         // Workloads: a few per tier; replicas fill the namespace's share of pods.
         let per_tier = (pods_here / 3).max(1);
-        for (t, tier) in tiers.iter().enumerate() {
+        for (t, tier) in TIERS.iter().enumerate() {
             let count = if t == 2 {
                 pods_here.saturating_sub(2 * per_tier)
             } else {
@@ -160,118 +200,124 @@ pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError>
             }
             let apps = 1 + count / 8;
             for a in 0..apps {
-                let app = format!("{tier}-{a}");
                 let replicas = count / apps + usize::from(a < count % apps);
-                if replicas == 0 {
-                    continue;
-                }
-                let (kind, port, port_name) = match *tier {
-                    "database" => ("StatefulSet", 5432, "pg"),
-                    "backend" => ("Deployment", 8080, "http"),
-                    _ => ("Deployment", 8443, "https"),
-                };
-                let _ = write!(
-                    workloads,
-                    "---\napiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {app}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata: {{labels: {{app: {app}, tier: {tier}, team: {team}}}}}\n    spec:\n      serviceAccountName: {app}\n      containers:\n      - name: main\n        ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\n"
-                );
-                let _ = write!(
-                    services,
-                    "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {app}, namespace: {ns}}}\nspec: {{selector: {{app: {app}}}, ports: [{{port: {port}, targetPort: {port_name}}}]}}\n"
-                );
-                for r in 0..replicas {
-                    pod_index += 1;
-                    let name = if kind == "StatefulSet" {
-                        format!("{app}-{r}")
-                    } else {
-                        format!("{app}-7c9f-{r:04}")
-                    };
-                    let ip = format!(
-                        "10.{}.{}.{}",
-                        (pod_index >> 16) & 0xff,
-                        (pod_index >> 8) & 0xff,
-                        pod_index & 0xff
-                    );
-                    let _ = write!(
-                        pods_yaml,
-                        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}, tier: {tier}, team: {team}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: {app}, controller: true}}]\nspec:\n  serviceAccountName: {app}\n  containers:\n  - name: main\n    ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\nstatus: {{podIP: {ip}}}\n"
-                    );
+                if replicas > 0 {
+                    self.app(&ns, team, tier, &format!("{tier}-{a}"), replicas);
                 }
             }
         }
-        // Baseline policies: default deny in two namespaces of three, DNS egress everywhere
-        // that denies egress, then tier-to-tier rules.
-        if n % 3 != 2 {
-            let _ = write!(
-                policies,
-                "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: default-deny, namespace: {ns}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress, Egress]}}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: allow-dns, namespace: {ns}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}, podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}}}]\n    ports: [{{protocol: UDP, port: 53}}, {{protocol: TCP, port: 53}}]\n"
-            );
-            policy_count += 2;
-        }
-        let _ = write!(
-            policies,
-            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: frontend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: frontend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{{from: [{{ipBlock: {{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}}}], ports: [{{port: https}}]}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: 8080}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: backend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress:\n  - from: [{{podSelector: {{matchLabels: {{tier: frontend}}}}}}, {{namespaceSelector: {{matchLabels: {{team: {team}, env: {env}}}}}, podSelector: {{matchLabels: {{tier: backend}}}}}}]\n    ports: [{{port: http}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: database}}}}}}], ports: [{{port: 5432}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: database, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: database}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: pg}}]}}]\n"
-        );
-        policy_count += 3;
+        self.baseline_policies(n, &ns, team, env);
     }
-    // Extra cross-namespace policies until the requested count: monitoring, partner ranges,
-    // port ranges.
-    let mut extra = 0;
-    while policy_count < options.policies {
-        let n = rng.below(namespaces);
-        let ns = format!("ns-{n:04}");
-        let kind = rng.below(3);
-        let body = match kind {
-            0 => format!(
-                "  podSelector: {{matchLabels: {{tier: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{team: ops}}}}}}], ports: [{{port: metrics}}]}}]\n",
-                tiers[rng.below(3)]
-            ),
-            1 => {
-                let b = 16 + rng.below(16);
-                format!(
-                    "  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Egress]\n  egress: [{{to: [{{ipBlock: {{cidr: 172.{b}.0.0/16, except: [172.{b}.{}.0/24]}}}}], ports: [{{port: 443}}]}}]\n",
-                    rng.below(256)
-                )
-            }
-            _ => {
-                // A few port ranges recur, as in real clusters (NodePorts, ephemeral ranges).
-                let (first, last) = [(30000, 32767), (8000, 8999), (9100, 9199)][rng.below(3)];
-                format!(
-                    "  podSelector: {{matchLabels: {{team: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}], ports: [{{protocol: TCP, port: {first}, endPort: {last}}}]}}]\n",
-                    teams[rng.below(teams.len())],
-                    envs[rng.below(envs.len())],
-                )
-            }
+
+    /// One workload of a tier with its Service and its pods.
+    fn app(&mut self, ns: &str, team: &str, tier: &str, app: &str, replicas: usize) {
+        let (kind, port, port_name) = match tier {
+            "database" => ("StatefulSet", 5432, "pg"),
+            "backend" => ("Deployment", 8080, "http"),
+            _ => ("Deployment", 8443, "https"),
         };
         let _ = write!(
-            policies,
-            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: extra-{extra}, namespace: {ns}}}\nspec:\n{body}"
+            self.workloads,
+            "---\napiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {app}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata: {{labels: {{app: {app}, tier: {tier}, team: {team}}}}}\n    spec:\n      serviceAccountName: {app}\n      containers:\n      - name: main\n        ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\n"
         );
-        extra += 1;
-        policy_count += 1;
-    }
-    let mut calico = String::new();
-    if options.calico > 0 {
         let _ = write!(
-            calico,
+            self.services,
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {app}, namespace: {ns}}}\nspec: {{selector: {{app: {app}}}, ports: [{{port: {port}, targetPort: {port_name}}}]}}\n"
+        );
+        for r in 0..replicas {
+            self.pod_index += 1;
+            let name = if kind == "StatefulSet" {
+                format!("{app}-{r}")
+            } else {
+                format!("{app}-7c9f-{r:04}")
+            };
+            let index = self.pod_index;
+            let ip = format!(
+                "10.{}.{}.{}",
+                (index >> 16) & 0xff,
+                (index >> 8) & 0xff,
+                index & 0xff
+            );
+            let _ = write!(
+                self.pods,
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}, tier: {tier}, team: {team}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: {app}, controller: true}}]\nspec:\n  serviceAccountName: {app}\n  containers:\n  - name: main\n    ports: [{{name: {port_name}, containerPort: {port}}}, {{name: metrics, containerPort: 9090}}]\nstatus: {{podIP: {ip}}}\n"
+            );
+        }
+    }
+
+    /// Default deny in two namespaces of three, DNS egress everywhere that denies egress, then
+    /// tier-to-tier rules.
+    fn baseline_policies(&mut self, n: usize, ns: &str, team: &str, env: &str) {
+        if n % 3 != 2 {
+            let _ = write!(
+                self.policies,
+                "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: default-deny, namespace: {ns}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress, Egress]}}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: allow-dns, namespace: {ns}}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}, podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}}}]\n    ports: [{{protocol: UDP, port: 53}}, {{protocol: TCP, port: 53}}]\n"
+            );
+            self.policy_count += 2;
+        }
+        let _ = write!(
+            self.policies,
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: frontend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: frontend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{{from: [{{ipBlock: {{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}}}], ports: [{{port: https}}]}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: 8080}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: backend, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Ingress, Egress]\n  ingress:\n  - from: [{{podSelector: {{matchLabels: {{tier: frontend}}}}}}, {{namespaceSelector: {{matchLabels: {{team: {team}, env: {env}}}}}, podSelector: {{matchLabels: {{tier: backend}}}}}}]\n    ports: [{{port: http}}]\n  egress: [{{to: [{{podSelector: {{matchLabels: {{tier: database}}}}}}], ports: [{{port: 5432}}]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: database, namespace: {ns}}}\nspec:\n  podSelector: {{matchLabels: {{tier: database}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{tier: backend}}}}}}], ports: [{{port: pg}}]}}]\n"
+        );
+        self.policy_count += 3;
+    }
+
+    /// Extra cross-namespace policies until the requested count: monitoring, partner ranges,
+    /// port ranges.
+    fn extra_policies(&mut self, namespaces: usize, wanted: usize) {
+        let mut extra = 0;
+        while self.policy_count < wanted {
+            let ns = format!("ns-{:04}", self.rng.below(namespaces));
+            let body = match self.rng.below(3) {
+                0 => format!(
+                    "  podSelector: {{matchLabels: {{tier: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{team: ops}}}}}}], ports: [{{port: metrics}}]}}]\n",
+                    TIERS[self.rng.below(3)]
+                ),
+                1 => {
+                    let b = 16 + self.rng.below(16);
+                    format!(
+                        "  podSelector: {{matchLabels: {{tier: backend}}}}\n  policyTypes: [Egress]\n  egress: [{{to: [{{ipBlock: {{cidr: 172.{b}.0.0/16, except: [172.{b}.{}.0/24]}}}}], ports: [{{port: 443}}]}}]\n",
+                        self.rng.below(256)
+                    )
+                }
+                _ => {
+                    // A few port ranges recur, as in real clusters (NodePorts, ephemeral ranges).
+                    let (first, last) =
+                        [(30000, 32767), (8000, 8999), (9100, 9199)][self.rng.below(3)];
+                    format!(
+                        "  podSelector: {{matchLabels: {{team: {}}}}}\n  policyTypes: [Ingress]\n  ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: {}}}}}}}], ports: [{{protocol: TCP, port: {first}, endPort: {last}}}]}}]\n",
+                        TEAMS[self.rng.below(TEAMS.len())],
+                        ENVS[self.rng.below(ENVS.len())],
+                    )
+                }
+            };
+            let _ = write!(
+                self.policies,
+                "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: extra-{extra}, namespace: {ns}}}\nspec:\n{body}"
+            );
+            extra += 1;
+            self.policy_count += 1;
+        }
+    }
+
+    /// A `security` tier with a metadata-service deny and per-team Pass rules.
+    fn calico_policies(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let _ = write!(
+            self.calico,
             "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: security}}\nspec: {{order: 100}}\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.deny-metadata}}\nspec:\n  tier: security\n  order: 10\n  selector: all()\n  types: [Egress]\n  egress:\n  - {{action: Deny, destination: {{nets: [169.254.169.254/32]}}}}\n  - {{action: Pass}}\n"
         );
-        for i in 1..options.calico {
-            let team = teams[rng.below(teams.len())];
+        for i in 1..count {
+            let team = TEAMS[self.rng.below(TEAMS.len())];
             let _ = write!(
-                calico,
+                self.calico,
                 "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.team-{i}}}\nspec:\n  tier: security\n  order: {}\n  selector: team == \"{team}\" && tier == \"database\"\n  namespaceSelector: team == \"{team}\"\n  types: [Ingress]\n  ingress:\n  - {{action: Pass, source: {{namespaceSelector: team == \"{team}\"}}}}\n  - {{action: Deny, protocol: TCP, destination: {{ports: [5432]}}}}\n",
                 100 + i
             );
         }
     }
-    Ok(vec![
-        ("00-namespaces.yaml".into(), ns_yaml),
-        ("10-workloads.yaml".into(), workloads),
-        ("20-pods.yaml".into(), pods_yaml),
-        ("30-services.yaml".into(), services),
-        ("40-policies.yaml".into(), policies),
-        ("50-calico.yaml".into(), calico),
-    ])
 }
 
 /// xorshift64*: small, fast and deterministic across platforms.
