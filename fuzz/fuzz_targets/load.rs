@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         loader.load_str(name, text);
         if let Ok(inventory) = loader.finish() {
             let engine = Engine::new(inventory);
-            let n = engine.inventory().pods.len().min(4);
+            let n = engine.inventory().pods().len().min(4);
             for src in 0..n {
                 for dst in 0..n {
                     let _ = engine.explain(Endpoint::Pod(src), Endpoint::Pod(dst), Protocol::Tcp, 80);
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             if n <= 4 {
                 let _ = connlist(&engine);
             }
-            if engine.inventory().pods.len() <= 16 {
+            if engine.inventory().pods().len() <= 16 {
                 let _ = netfence_audit::audit(&engine);
             }
         }

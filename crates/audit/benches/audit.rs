@@ -84,7 +84,7 @@ fn main() {
         };
         let names: Vec<String> = load(None)
             .inventory()
-            .namespaces
+            .namespaces()
             .keys()
             .filter(|n| n.starts_with("ns-"))
             .cloned()

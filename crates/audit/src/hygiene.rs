@@ -32,7 +32,7 @@ impl Object for NetworkPolicy {
 fn run(audit: &mut Audit<'_>) {
     let inventory = audit.inventory();
     let kube_system_named = inventory
-        .namespaces
+        .namespaces()
         .get("kube-system")
         .is_some_and(|n| n.labels.get("name").is_some_and(|v| v == "kube-system"));
     for policy in &inventory.network_policies {
@@ -103,14 +103,14 @@ fn peers(
                     continue;
                 };
                 let matches_any = inventory
-                    .namespaces
+                    .namespaces()
                     .values()
                     .filter(|n| match namespace_selector {
                         None => n.name == policy.namespace,
                         Some(s) => s.matches(&n.labels),
                     })
                     .any(|n| {
-                        inventory.pods[inventory.pods_in(&n.name)]
+                        inventory.pods()[inventory.pods_in(&n.name)]
                             .iter()
                             .any(|p| pod_selector.matches(&p.labels))
                     });

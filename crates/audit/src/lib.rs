@@ -584,7 +584,7 @@ impl<'o> ObjectRef<'o> {
             namespace: Some(name),
             label: format!("Namespace {name}"),
             origin: inventory
-                .namespaces
+                .namespaces()
                 .get(name)
                 .and_then(|n| n.origin.as_ref()),
             annotations: None,
@@ -638,7 +638,7 @@ impl<'a> Audit<'a> {
         let namespace_annotations = object.namespace.and_then(|ns| {
             self.engine
                 .inventory()
-                .namespaces
+                .namespaces()
                 .get(ns)
                 .map(|n| &n.annotations)
         });

@@ -54,13 +54,13 @@ fn istio_checks(audit: &mut Audit<'_>) {
             ));
         }
     }
-    let labelled = inventory.namespaces.values().any(|n| {
+    let labelled = inventory.namespaces().values().any(|n| {
         n.labels
             .get("istio-injection")
             .is_some_and(|v| v == "enabled")
             || n.labels.contains_key("istio.io/rev")
     });
-    let injected = inventory.pods.iter().any(|p| {
+    let injected = inventory.pods().iter().any(|p| {
         p.mesh_annotations
             .get("sidecar.istio.io/inject")
             .is_some_and(|v| v == "true")
@@ -136,7 +136,7 @@ fn linkerd_checks(audit: &mut Audit<'_>) {
     const INJECT: &str = "linkerd.io/inject";
     let engine = audit.engine;
     let inventory = engine.inventory();
-    for ns in inventory.namespaces.values() {
+    for ns in inventory.namespaces().values() {
         linkerd_proxy_settings(
             audit,
             LinkerdScope {
@@ -150,7 +150,7 @@ fn linkerd_checks(audit: &mut Audit<'_>) {
     }
     // One finding per workload, not per pod.
     let mut seen = BTreeSet::new();
-    for pod in &inventory.pods {
+    for pod in inventory.pods() {
         if pod.mesh_annotations.is_empty() || !seen.insert(pod.workload.to_string()) {
             continue;
         }
@@ -175,7 +175,7 @@ fn linkerd_checks(audit: &mut Audit<'_>) {
             },
         );
         let namespace_meshed = inventory
-            .namespaces
+            .namespaces()
             .get(&pod.namespace)
             .and_then(|n| n.annotations.get(INJECT))
             .is_some_and(|v| v == "enabled");

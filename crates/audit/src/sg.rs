@@ -63,7 +63,7 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
     let empty = Labels::new();
     let mut unknown_accounts = BTreeSet::new();
     let mut sets: BTreeMap<Vec<String>, PodGroupSet> = BTreeMap::new();
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         if pod.host_network {
             continue;
         }
@@ -194,7 +194,7 @@ impl PodGroupSet {
 fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
     let names: BTreeSet<String> = pods
         .iter()
-        .map(|&p| inventory.pods[p].workload.to_string())
+        .map(|&p| inventory.pods()[p].workload.to_string())
         .collect();
     summarize(&names.into_iter().collect::<Vec<_>>())
 }
@@ -361,11 +361,11 @@ fn node_addresses(inventory: &Inventory) -> Vec<IpAddr> {
 
 /// Known addresses of a set of pods (empty when any is unknown).
 fn pod_addresses(inventory: &Inventory, pods: &[usize]) -> Vec<IpAddr> {
-    if pods.iter().any(|&p| inventory.pods[p].synthetic_ip) {
+    if pods.iter().any(|&p| inventory.pods()[p].synthetic_ip) {
         return Vec::new();
     }
     pods.iter()
-        .flat_map(|&p| inventory.pods[p].ips.iter().copied())
+        .flat_map(|&p| inventory.pods()[p].ips.iter().copied())
         .collect()
 }
 
@@ -534,9 +534,9 @@ fn probes(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: 
         for &p in set
             .pods
             .iter()
-            .filter(|&&p| !is_fargate(&inventory.pods[p]))
+            .filter(|&&p| !is_fargate(&inventory.pods()[p]))
         {
-            for probe in &inventory.pods[p].probes {
+            for probe in &inventory.pods()[p].probes {
                 probed
                     .entry(probe.port)
                     .or_default()
@@ -613,7 +613,7 @@ fn fargate_cluster_group(audit: &mut Audit<'_>, sets: &[PodGroupSet], cluster: &
             .pods
             .iter()
             .copied()
-            .filter(|&p| is_fargate(&inventory.pods[p]))
+            .filter(|&p| is_fargate(&inventory.pods()[p]))
             .collect();
         if fargate.is_empty() || set.groups.contains(&cluster.id) {
             continue;

@@ -97,7 +97,7 @@ fn select_nothing(audit: &mut Audit<'_>) {
 
 /// Whether `policy` selects any pod of its namespace.
 fn selects_any_pod(inventory: &Inventory, policy: &NetworkPolicy) -> bool {
-    inventory.pods[inventory.pods_in(&policy.namespace)]
+    inventory.pods()[inventory.pods_in(&policy.namespace)]
         .iter()
         .any(|p| policy.pod_selector.matches(&p.labels))
 }
@@ -118,7 +118,7 @@ fn network_policy_focus(
     policy: &NetworkPolicy,
 ) -> Option<BTreeSet<WorkloadRef>> {
     shadow_check_applies(inventory, policy).then(|| {
-        inventory.pods[inventory.pods_in(&policy.namespace)]
+        inventory.pods()[inventory.pods_in(&policy.namespace)]
             .iter()
             .filter(|p| policy.pod_selector.matches(&p.labels))
             .map(|p| p.workload.clone())
@@ -141,7 +141,7 @@ fn compiled_focus(
     let pods = consulting.filter(|_| has_rules && policy.kind != PolicyKind::NetworkPolicy)?;
     Some(
         pods.iter()
-            .map(|&id| inventory.pods[id].workload.clone())
+            .map(|&id| inventory.pods()[id].workload.clone())
             .collect(),
     )
 }
@@ -152,7 +152,7 @@ fn compiled_focus(
 fn shadowed(audit: &mut Audit<'_>) {
     let engine = audit.engine;
     let inventory = engine.inventory();
-    let pods = inventory.pods.len();
+    let pods = inventory.pods().len();
     let kubernetes = inventory.network_policies.len();
     let judge_kubernetes = kubernetes * pods <= SHADOW_CHECK_MAX_WORK;
     if !judge_kubernetes {
@@ -227,7 +227,7 @@ fn focus_lines(
 /// either direction); policies no pod consults are absent.
 fn pods_by_compiled_policy(engine: &Engine) -> BTreeMap<(usize, usize), BTreeSet<usize>> {
     let mut pods: BTreeMap<(usize, usize), BTreeSet<usize>> = BTreeMap::new();
-    for id in 0..engine.inventory().pods.len() {
+    for id in 0..engine.inventory().pods().len() {
         for d in [PolicyType::Ingress, PolicyType::Egress] {
             for &key in engine.selecting(id, d) {
                 pods.entry(key).or_default().insert(id);

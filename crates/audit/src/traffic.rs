@@ -50,7 +50,7 @@ fn namespaces(audit: &mut Audit<'_>) {
     let engine = audit.engine;
     let inventory = engine.inventory();
     let mut pods_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         if !pod.host_network {
             pods_by_namespace
                 .entry(&pod.namespace)
@@ -129,7 +129,7 @@ fn open_without_rule(engine: &Engine, pods: &[usize], direction: PolicyType) -> 
                 Outcome::NotIsolated | Outcome::DefaultAllow
             )
         })
-        .map(|&id| engine.inventory().pods[id].name.clone())
+        .map(|&id| engine.inventory().pods()[id].name.clone())
         .collect()
 }
 
@@ -141,7 +141,7 @@ fn dns_reachability(audit: &mut Audit<'_>) {
     if dns_pods.is_empty() {
         return;
     }
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         if pod.host_network
             || dns_pods.contains(&id)
             || engine.selecting(id, PolicyType::Egress).is_empty()
@@ -163,7 +163,7 @@ fn dns_reachability(audit: &mut Audit<'_>) {
                 .message(format!(
                     "{} cannot reach cluster DNS ({}) on {}",
                     pod.key(),
-                    inventory.pods[dns_pods[0]].key(),
+                    inventory.pods()[dns_pods[0]].key(),
                     missing.join(" and ")
                 ))
                 .remediation(allow_dns(&pod.namespace));
@@ -175,7 +175,7 @@ fn dns_reachability(audit: &mut Audit<'_>) {
 fn open_pods(audit: &mut Audit<'_>) {
     let engine = audit.engine;
     let probe = Endpoint::Address(IpAddr::from(PROBE_ADDRESS));
-    for (id, pod) in engine.inventory().pods.iter().enumerate() {
+    for (id, pod) in engine.inventory().pods().iter().enumerate() {
         if pod.host_network {
             continue;
         }
@@ -259,7 +259,7 @@ fn restrict_ingress(pod: &Pod) -> String {
 /// The cluster DNS pods: CoreDNS as EKS installs it, labelled `k8s-app: kube-dns`.
 pub(crate) fn cluster_dns_pods(inventory: &Inventory) -> Vec<usize> {
     inventory
-        .pods
+        .pods()
         .iter()
         .enumerate()
         .filter(|(_, p)| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))

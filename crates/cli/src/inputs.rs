@@ -139,14 +139,14 @@ pub fn endpoint(engine: &Engine, text: &str, flag: &str) -> Result<Endpoint, Fai
         return Ok(Endpoint::Pod(id));
     }
     if let Some(id) = inventory
-        .pods
+        .pods()
         .iter()
         .position(|p| p.namespace == namespace && p.workload.name == name)
     {
         return Ok(Endpoint::Pod(id));
     }
     let in_namespace: Vec<String> = inventory
-        .pods
+        .pods()
         .iter()
         .filter(|p| p.namespace == namespace)
         .map(|p| p.name.clone())

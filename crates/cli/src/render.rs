@@ -41,8 +41,8 @@ fn verdict_notes(engine: &Engine, src: Endpoint, dst: Endpoint, verdict: &Verdic
     let synthetic: Vec<String> = [src, dst]
         .into_iter()
         .filter_map(|endpoint| match endpoint {
-            Endpoint::Pod(id) if engine.inventory().pods[id].synthetic_ip => {
-                let pod = &engine.inventory().pods[id];
+            Endpoint::Pod(id) if engine.inventory().pods()[id].synthetic_ip => {
+                let pod = &engine.inventory().pods()[id];
                 let ip = pod.ips.first().map(|ip| ip.to_string()).unwrap_or_default();
                 Some(format!("{} (synthetic {ip})", pod.key()))
             }
@@ -257,7 +257,7 @@ pub fn service_query_text(
         writeln!(
             out,
             "  backend {} ({target}): {}",
-            engine.inventory().pods[backend.pod].key(),
+            engine.inventory().pods()[backend.pod].key(),
             if backend.verdict.allowed {
                 "ALLOW"
             } else {
@@ -289,7 +289,7 @@ pub fn service_query_json(
         .iter()
         .map(|backend| {
             json!({
-                "pod": engine.inventory().pods[backend.pod].key(),
+                "pod": engine.inventory().pods()[backend.pod].key(),
                 "target_port": backend.target_port,
                 "verdict": if backend.verdict.allowed { "allow" } else { "deny" },
                 "egress": backend.verdict.egress,
@@ -531,8 +531,8 @@ pub fn demo(
     writeln!(
         out,
         "netfence demo: the EKS best-practices example cluster ({} namespaces, {} pods, {} NetworkPolicies)\n",
-        inventory.namespaces.len(),
-        inventory.pods.len(),
+        inventory.namespaces().len(),
+        inventory.pods().len(),
         inventory.network_policies.len()
     )?;
     writeln!(out, "Isolation (which policies select each pod):")?;
@@ -540,7 +540,7 @@ pub fn demo(
         protocol: netfence_model::Protocol::Tcp,
         port: 1,
     };
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         let verdict = engine.explain(
             Endpoint::Pod(id),
             Endpoint::Address("192.0.2.1".parse().expect("literal address")),

@@ -133,7 +133,7 @@ fn load(inputs: &[PathBuf], node: &Option<String>) -> Result<Loaded, DataplaneEr
         .finish()
         .map_err(|e| DataplaneError::Other(e.to_string()))?;
     let pods = inventory
-        .pods
+        .pods()
         .iter()
         .filter(|p| node.is_none() || p.node == *node)
         .count();

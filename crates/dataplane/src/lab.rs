@@ -184,7 +184,7 @@ impl Lab {
         let inventory = engine.inventory();
         let mut addresses = Vec::new();
         let mut seen = HashSet::new();
-        for pod in &inventory.pods {
+        for pod in inventory.pods() {
             let Some(ip) = pod.ips.iter().find_map(|ip| match ip {
                 IpAddr::V4(v4) => Some(*v4),
                 IpAddr::V6(_) => None,
@@ -278,7 +278,7 @@ impl Lab {
                 run(None, "ip", step, None)?;
             }
         }
-        for (i, pod) in inventory.pods.iter().enumerate() {
+        for (i, pod) in inventory.pods().iter().enumerate() {
             let mut listen: BTreeSet<(Protocol, u16)> =
                 pod.ports.iter().map(|p| (p.protocol, p.port)).collect();
             listen.extend(ports.iter().map(|p| (p.protocol, p.port)));
@@ -364,7 +364,7 @@ impl Lab {
                 bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
             }
         }
-        let endpoints: Vec<String> = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        let endpoints: Vec<String> = engine.inventory().pods().iter().map(|p| p.key()).collect();
         let matrix = Matrix::from_fn(ports, endpoints, |probe, src, dst| {
             let p = ports.iter().position(|x| *x == probe).unwrap_or(0);
             bits[(p * n + src) * n + dst]

@@ -362,7 +362,7 @@ impl Ctx<'_> {
         for peer in &rule.peers {
             match peer {
                 Peer::Pods { .. } => {
-                    for (id, pod) in inventory.pods.iter().enumerate() {
+                    for (id, pod) in inventory.pods().iter().enumerate() {
                         if self.engine.peer_matches(peer, Endpoint::Pod(id)) {
                             pod.ips.iter().for_each(|ip| out.push_ip(*ip));
                         }
@@ -460,7 +460,7 @@ pub fn render(engine: &Engine, options: &RenderOptions) -> Result<Ruleset, crate
 /// whose Node object is not in the inputs).
 pub fn known_nodes(inventory: &netfence_model::Inventory) -> BTreeSet<String> {
     let from_nodes = inventory.nodes.iter().map(|n| n.name.clone());
-    let from_pods = inventory.pods.iter().filter_map(|p| p.node.clone());
+    let from_pods = inventory.pods().iter().filter_map(|p| p.node.clone());
     from_nodes.chain(from_pods).collect()
 }
 
@@ -471,7 +471,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         sets: Default::default(),
         engine,
         synthetic: inventory
-            .pods
+            .pods()
             .iter()
             .filter(|p| p.synthetic_ip)
             .flat_map(|p| p.ips.iter().copied())
@@ -481,7 +481,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         node: options.node.clone(),
         ..Ruleset::default()
     };
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         if let Some(node) = &options.node {
             if pod.node.as_deref() != Some(node.as_str()) {
                 continue;
@@ -636,7 +636,7 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
             PortMatch::Range(p, range) => add(*p, (range.first(), range.last())),
             PortMatch::Named(p, name) => match direction {
                 PolicyType::Ingress => {
-                    if let Some(number) = inventory.pods[subject].named_port(name, *p) {
+                    if let Some(number) = inventory.pods()[subject].named_port(name, *p) {
                         add(*p, (number, number));
                     }
                 }
@@ -676,7 +676,7 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
     }
     // Egress named ports: one line per destination pod that declares the name.
     for (protocol, name) in named_egress {
-        for (id, pod) in inventory.pods.iter().enumerate() {
+        for (id, pod) in inventory.pods().iter().enumerate() {
             let Some(number) = pod.named_port(name, protocol) else {
                 continue;
             };

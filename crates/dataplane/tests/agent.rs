@@ -172,7 +172,7 @@ fn agent_keeps_an_enforcing_ruleset_when_the_inputs_turn_empty() {
     std::fs::write(&policies, &case.policies).unwrap();
     let ports: Vec<ProbePort> = vec!["TCP/80".parse().unwrap()];
     let enforced = engine_of_dir(&dir);
-    let pods = enforced.inventory().pods.len();
+    let pods = enforced.inventory().pods().len();
     let open = {
         let mut loader = Loader::new();
         loader.load_str("inventory.yaml", &case.inventory);

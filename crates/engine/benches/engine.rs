@@ -50,7 +50,7 @@ fn main() {
             m.push(t.elapsed().as_secs_f64() * 1e3);
             classes = matrix.classes.len();
             // Single query: many random pairs, median of per-batch averages.
-            let n = engine.inventory().pods.len();
+            let n = engine.inventory().pods().len();
             let mut seed = 0x2545_f491_4f6c_dd1du64;
             let mut next = || {
                 seed ^= seed << 13;

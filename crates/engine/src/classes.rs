@@ -85,13 +85,13 @@ impl ClassMatrix {
     pub fn view(&self, engine: &Engine) -> ClassMatrixView<'_> {
         ClassMatrixView {
             matrix: self,
-            endpoints: engine.inventory().pods.iter().map(|p| p.key()).collect(),
+            endpoints: engine.inventory().pods().iter().map(|p| p.key()).collect(),
         }
     }
 
     /// Expand to the pod-level matrix.
     pub fn to_matrix(&self, engine: &Engine) -> Matrix {
-        let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        let endpoints = engine.inventory().pods().iter().map(|p| p.key()).collect();
         let index: HashMap<ProbePort, usize> = self
             .ports
             .iter()
@@ -299,8 +299,8 @@ impl Engine {
         let relevant = relevant_label_keys(self);
         let mut keys: HashMap<ClassKey<'_>, usize> = HashMap::new();
         let mut classes: Vec<Vec<PodId>> = Vec::new();
-        let mut class_of = Vec::with_capacity(inventory.pods.len());
-        for (id, pod) in inventory.pods.iter().enumerate() {
+        let mut class_of = Vec::with_capacity(inventory.pods().len());
+        for (id, pod) in inventory.pods().iter().enumerate() {
             let signature: Vec<(bool, usize)> = if pod.synthetic_ip {
                 Vec::new() // an invented address matches no address peer
             } else {
@@ -393,7 +393,7 @@ impl Engine {
         let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
         for (c, &rep) in reps.iter().enumerate() {
             by_namespace
-                .entry(inventory.pods[rep].namespace.as_str())
+                .entry(inventory.pods()[rep].namespace.as_str())
                 .or_default()
                 .push(c);
         }
@@ -465,7 +465,7 @@ impl Engine {
             // Which pods declare which names at this port: a named port matches this probe on
             // exactly those pods.
             let names: Vec<(usize, &str)> = inventory
-                .pods
+                .pods()
                 .iter()
                 .enumerate()
                 .flat_map(|(id, p)| p.ports.iter().map(move |c| (id, c)))

@@ -151,7 +151,7 @@ fn same_family(engine: &Engine, a: Endpoint, b: Endpoint) -> bool {
     let families = |e: Endpoint| -> (bool, bool) {
         match e {
             Endpoint::Pod(id) => {
-                let ips = &engine.inventory().pods[id].ips;
+                let ips = &engine.inventory().pods()[id].ips;
                 (
                     ips.iter().any(IpAddr::is_ipv4),
                     ips.iter().any(IpAddr::is_ipv6),
@@ -189,7 +189,7 @@ pub fn connlist_touching(
     // classes, not every pair of pods.
     let (classes, class_of) = engine.pod_classes();
     let mut workloads: BTreeMap<WorkloadRef, BTreeSet<usize>> = BTreeMap::new();
-    for (id, pod) in inventory.pods.iter().enumerate() {
+    for (id, pod) in inventory.pods().iter().enumerate() {
         workloads
             .entry(pod.workload.clone())
             .or_default()
@@ -341,7 +341,7 @@ pub fn diff(before: &Engine, after: &Engine) -> Vec<DiffLine> {
     let workloads = |engine: &Engine| -> BTreeSet<WorkloadRef> {
         engine
             .inventory()
-            .pods
+            .pods()
             .iter()
             .map(|p| p.workload.clone())
             .collect()

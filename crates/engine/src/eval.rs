@@ -144,7 +144,7 @@ impl Engine {
         // the pods of their namespace (pods are sorted by namespace), so this stays linear in
         // pods for clusters with thousands of namespaces.
         let mut selecting: Vec<[Vec<(usize, usize)>; 2]> =
-            vec![[Vec::new(), Vec::new()]; inventory.pods.len()];
+            vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
         for (t, tier) in tiers.iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
                 let candidates = match &policy.subject {
@@ -153,10 +153,10 @@ impl Engine {
                         namespace: Some(namespace),
                         ..
                     } => inventory.pods_in(namespace),
-                    _ => 0..inventory.pods.len(),
+                    _ => 0..inventory.pods().len(),
                 };
                 for id in candidates {
-                    let pod = &inventory.pods[id];
+                    let pod = &inventory.pods()[id];
                     if pod.host_network || !subject_selects(&policy.subject, &inventory, pod) {
                         continue;
                     }
@@ -260,7 +260,7 @@ impl Engine {
     /// Display name: `ns/pod` or the address.
     pub fn endpoint_name(&self, endpoint: Endpoint) -> String {
         match endpoint {
-            Endpoint::Pod(id) => self.inventory.pods[id].key(),
+            Endpoint::Pod(id) => self.inventory.pods()[id].key(),
             Endpoint::Address(ip) => ip.to_string(),
         }
     }
@@ -304,7 +304,7 @@ impl Engine {
                 unknown_address_rules: Vec::new(),
             };
             if let Endpoint::Pod(id) = subject {
-                verdict.endpoint = Some(self.inventory.pods[id].key());
+                verdict.endpoint = Some(self.inventory.pods()[id].key());
                 verdict.selected_by = self.selecting[id][direction_index(direction)]
                     .iter()
                     .map(|&(t, p)| PolicyRef {
@@ -315,7 +315,7 @@ impl Engine {
                     .collect();
                 if src == dst {
                     verdict.outcome = Outcome::SamePod;
-                } else if !self.inventory.pods[id].host_network {
+                } else if !self.inventory.pods()[id].host_network {
                     let mut trace = Trace::default();
                     verdict.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
                     verdict.passed_through = trace.passed_through;
@@ -500,7 +500,7 @@ impl Engine {
     /// own-endpoint condition that looks at addresses while `subject` has one.
     fn judged_without_address(&self, rule: &Rule, subject: PodId, peer: Endpoint) -> bool {
         let synthetic = |endpoint: Endpoint| match endpoint {
-            Endpoint::Pod(id) => self.inventory.pods[id].synthetic_ip,
+            Endpoint::Pod(id) => self.inventory.pods()[id].synthetic_ip,
             Endpoint::Address(_) => false,
         };
         (synthetic(peer) && rule.peers.iter().any(|p| self.looks_at_addresses(p)))
@@ -530,7 +530,7 @@ impl Engine {
     /// The pods whose address is synthetic (no `status.podIP` in the input).
     pub fn synthetic_address_pods(&self) -> usize {
         self.inventory
-            .pods
+            .pods()
             .iter()
             .filter(|p| p.synthetic_ip)
             .count()
@@ -567,7 +567,7 @@ impl Engine {
     fn peer_is(&self, peer: &Peer, endpoint: Endpoint) -> bool {
         match (peer, endpoint) {
             (Peer::Pods { namespaces, pods }, Endpoint::Pod(id)) => {
-                let pod = &self.inventory.pods[id];
+                let pod = &self.inventory.pods()[id];
                 // A host-network pod's traffic is its node's: pod selectors do not match it
                 // (network-policy-api: "host-networked pods are not included in this type of
                 // peer"; Calico and Cilium treat it as host traffic).
@@ -584,7 +584,7 @@ impl Engine {
             }
             (Peer::Pods { .. }, Endpoint::Address(_)) => false,
             (Peer::Net { net, except }, Endpoint::Pod(id)) => {
-                let pod = &self.inventory.pods[id];
+                let pod = &self.inventory.pods()[id];
                 // An invented address is unknown: it matches no ipBlock.
                 !pod.synthetic_ip && pod.ips.iter().any(|ip| in_block(*ip, net, except))
             }
@@ -597,7 +597,7 @@ impl Engine {
                 .any(|node| selector.matches(&node.labels) && node.addresses.contains(&ip)),
             (Peer::Nodes(selector), Endpoint::Pod(id)) => {
                 // A host-network pod speaks with its node's address.
-                let pod = &self.inventory.pods[id];
+                let pod = &self.inventory.pods()[id];
                 pod.host_network
                     && self.inventory.nodes.iter().any(|node| {
                         selector.matches(&node.labels)
@@ -636,7 +636,7 @@ impl Engine {
         let single: [IpAddr; 1];
         let (pod, addresses): (Option<&Pod>, &[IpAddr]) = match endpoint {
             Endpoint::Pod(id) => {
-                let pod = &inventory.pods[id];
+                let pod = &inventory.pods()[id];
                 (Some(pod), if pod.synthetic_ip { &[] } else { &pod.ips })
             }
             Endpoint::Address(ip) => {
@@ -861,7 +861,7 @@ fn resolve_named(
     protocol: Protocol,
 ) -> Option<u16> {
     match dst {
-        Endpoint::Pod(id) => inventory.pods[id].named_port(name, protocol),
+        Endpoint::Pod(id) => inventory.pods()[id].named_port(name, protocol),
         Endpoint::Address(_) => None,
     }
 }
@@ -877,7 +877,7 @@ fn protocol_number(protocol: Protocol) -> u8 {
 /// The address family of a connection: that of the destination's (first) address.
 fn family(inventory: &Inventory, dst: Endpoint) -> u8 {
     let ip = match dst {
-        Endpoint::Pod(id) => inventory.pods[id].ips.first().copied(),
+        Endpoint::Pod(id) => inventory.pods()[id].ips.first().copied(),
         Endpoint::Address(ip) => Some(ip),
     };
     match ip {

@@ -116,7 +116,7 @@ pub struct Matrix {
 impl Matrix {
     /// Compute the matrix for `ports`.
     pub fn compute(engine: &Engine, ports: &[ProbePort]) -> Matrix {
-        let endpoints = engine.inventory().pods.iter().map(|p| p.key()).collect();
+        let endpoints = engine.inventory().pods().iter().map(|p| p.key()).collect();
         Matrix::from_fn(ports, endpoints, |probe, src, dst| {
             engine.allowed(
                 Endpoint::Pod(src),

@@ -211,7 +211,7 @@ spec:
         assert!(answer.allowed(), "{protocol}: {answer:?}");
         assert_eq!(answer.backends.len(), 1);
         assert_eq!(
-            inventory.pods[answer.backends[0].pod].key(),
+            inventory.pods()[answer.backends[0].pod].key(),
             "kube-system/dns"
         );
         assert_eq!(answer.backends[0].target_port, 53);

@@ -250,11 +250,9 @@ fn run_case(dir: &std::path::Path, golden: &str) -> CaseResult {
             out_of_scope.join(", ")
         ));
     }
-    let has_host_network = inventory.pods.iter().any(|p| p.host_network);
+    let has_host_network = inventory.pods().iter().any(|p| p.host_network);
     let without_host_network = |mut inventory: netfence_model::Inventory| {
-        for pod in &mut inventory.pods {
-            pod.host_network = false;
-        }
+        inventory.update_pods(|pods| pods.iter_mut().for_each(|p| p.host_network = false));
         inventory
     };
     match compare(Engine::new(inventory.clone()), golden) {
@@ -606,12 +604,12 @@ fn netpol_analyzer_diffs() {
             Ok(()) => pass.push(stem),
             Err(reason) => {
                 let has_host = before
-                    .pods
+                    .pods()
                     .iter()
-                    .chain(&after.pods)
+                    .chain(after.pods())
                     .any(|p| p.host_network);
                 let relax = |mut i: netfence_model::Inventory| {
-                    i.pods.iter_mut().for_each(|p| p.host_network = false);
+                    i.update_pods(|pods| pods.iter_mut().for_each(|p| p.host_network = false));
                     Engine::new(i)
                 };
                 if has_host && compare_diff(relax(before), relax(after), &golden).is_ok() {

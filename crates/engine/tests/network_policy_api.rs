@@ -68,27 +68,25 @@ fn place_pods(inventory: &mut Inventory) {
         addresses: vec![node_ip],
         internal_addresses: vec![node_ip],
     });
-    for (i, pod) in inventory.pods.iter_mut().enumerate() {
-        pod.synthetic_ip = false;
-        if pod.host_network {
-            pod.ips = vec![node_ip];
-            pod.node = Some("node-1".into());
-        } else {
-            pod.ips = vec![std::net::IpAddr::from([10, 244, 0, i as u8 + 1])];
+    inventory.update_pods(|pods| {
+        for (i, pod) in pods.iter_mut().enumerate() {
+            pod.synthetic_ip = false;
+            if pod.host_network {
+                pod.ips = vec![node_ip];
+                pod.node = Some("node-1".into());
+            } else {
+                pod.ips = vec![std::net::IpAddr::from([10, 244, 0, i as u8 + 1])];
+            }
         }
-    }
+    });
 }
 
 fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), String> {
     if let Some((namespace, labels)) = &mutation.set_namespace_labels {
-        let ns = inventory
-            .namespaces
-            .get_mut(namespace)
-            .ok_or(format!("no namespace {namespace}"))?;
-        ns.labels = labels.clone().into_iter().collect();
-        ns.labels
-            .insert("kubernetes.io/metadata.name".into(), namespace.clone());
-        return Ok(());
+        return inventory
+            .relabel_namespace(namespace, labels.clone().into_iter().collect())
+            .then_some(())
+            .ok_or(format!("no namespace {namespace}"));
     }
     if let Some(key) = &mutation.delete_network_policy {
         let before = inventory.network_policies.len();
@@ -103,7 +101,7 @@ fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), String> {
         .policy
         .as_deref()
         .ok_or("mutation without policy")?;
-    let pods = inventory.pods.clone();
+    let pods = inventory.pods().to_vec();
     let policy = inventory
         .admin_policies
         .iter_mut()

@@ -28,7 +28,7 @@ fn reference_allowed(
         let Endpoint::Pod(id) = subject else {
             return true;
         };
-        let pod = &inv.pods[id];
+        let pod = &inv.pods()[id];
         if pod.host_network {
             return true;
         }
@@ -58,7 +58,7 @@ fn reference_allowed(
                                 NpPortSpec::All => true,
                                 NpPortSpec::Range(r) => r.first() <= port && port <= r.last(),
                                 NpPortSpec::Named(name) => match dst {
-                                    Endpoint::Pod(d) => inv.pods[d].ports.iter().any(|c| {
+                                    Endpoint::Pod(d) => inv.pods()[d].ports.iter().any(|c| {
                                         c.name.as_deref() == Some(name.as_str())
                                             && c.protocol == protocol
                                             && c.port == port
@@ -86,13 +86,13 @@ fn peer_matches(
             pod_selector,
         } => match endpoint {
             Endpoint::Pod(id) => {
-                let pod = &inv.pods[id];
+                let pod = &inv.pods()[id];
                 if pod.host_network {
                     return false; // host traffic, not pod traffic
                 }
                 let ns_ok = match namespace_selector {
                     None => pod.namespace == policy.namespace,
-                    Some(s) => s.matches(&inv.namespaces[&pod.namespace].labels),
+                    Some(s) => s.matches(&inv.namespaces()[&pod.namespace].labels),
                 };
                 ns_ok && pod_selector.matches(&pod.labels)
             }
@@ -100,8 +100,8 @@ fn peer_matches(
         },
         NpPeer::IpBlock { cidr, except } => {
             let ips: Vec<IpAddr> = match endpoint {
-                Endpoint::Pod(id) if inv.pods[id].synthetic_ip => vec![],
-                Endpoint::Pod(id) => inv.pods[id].ips.clone(),
+                Endpoint::Pod(id) if inv.pods()[id].synthetic_ip => vec![],
+                Endpoint::Pod(id) => inv.pods()[id].ips.clone(),
                 Endpoint::Address(ip) => vec![ip],
             };
             ips.iter()
@@ -345,7 +345,7 @@ fn mismatches(slow: &netfence_engine::Matrix, cells: &[(usize, usize, usize)]) -
 fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
     let (yaml, inventory) = load_random(seed)?;
     let engine = Engine::new(inventory.clone());
-    let mut endpoints: Vec<Endpoint> = (0..inventory.pods.len()).map(Endpoint::Pod).collect();
+    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len()).map(Endpoint::Pod).collect();
     endpoints.push(Endpoint::Address("10.0.0.2".parse().unwrap()));
     endpoints.push(Endpoint::Address("10.0.0.200".parse().unwrap()));
     endpoints.push(Endpoint::Address("192.0.2.1".parse().unwrap()));
@@ -410,7 +410,7 @@ fn random_clusters_exercise_the_semantics() {
         if !inventory.network_policies.is_empty() {
             with_policies += 1;
         }
-        let n = inventory.pods.len();
+        let n = inventory.pods().len();
         for s in 0..n {
             for d in 0..n {
                 for (protocol, port) in PROBES {
@@ -598,7 +598,8 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
             .policies
             .iter()
             .all(|p| p.kind != netfence_engine::ir::PolicyKind::NetworkPolicy)));
-        let mut endpoints: Vec<Endpoint> = (0..kubernetes.pods.len()).map(Endpoint::Pod).collect();
+        let mut endpoints: Vec<Endpoint> =
+            (0..kubernetes.pods().len()).map(Endpoint::Pod).collect();
         endpoints.push(Endpoint::Address("10.0.0.200".parse().unwrap()));
         endpoints.push(Endpoint::Address("192.0.2.1".parse().unwrap()));
         for &src in &endpoints {
@@ -671,7 +672,7 @@ fn connection_list_equals_the_pod_pair_union() {
         let endpoints = |peer: &ListPeer| -> Vec<Endpoint> {
             match peer {
                 ListPeer::Workload(w) => inventory
-                    .pods
+                    .pods()
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| &p.workload == w)
@@ -681,11 +682,11 @@ fn connection_list_equals_the_pod_pair_union() {
             }
         };
         let v4 = |e: Endpoint| match e {
-            Endpoint::Pod(id) => inventory.pods[id].ips.iter().any(|ip| ip.is_ipv4()),
+            Endpoint::Pod(id) => inventory.pods()[id].ips.iter().any(|ip| ip.is_ipv4()),
             Endpoint::Address(ip) => ip.is_ipv4(),
         };
         let mut peers: Vec<ListPeer> = inventory
-            .pods
+            .pods()
             .iter()
             .map(|p| ListPeer::Workload(p.workload.clone()))
             .collect();
@@ -784,7 +785,7 @@ struct Member {
 
 fn calico_members(inv: &Inventory) -> Vec<Member> {
     let mut members = Vec::new();
-    for (id, pod) in inv.pods.iter().enumerate() {
+    for (id, pod) in inv.pods().iter().enumerate() {
         if pod.host_network {
             continue; // host traffic: not a workload endpoint
         }
@@ -838,8 +839,8 @@ fn in_ip_set(
     member_ok: impl Fn(&Member) -> bool,
 ) -> bool {
     let addresses: Vec<IpAddr> = match endpoint {
-        Endpoint::Pod(id) if inv.pods[id].synthetic_ip => Vec::new(),
-        Endpoint::Pod(id) => inv.pods[id].ips.clone(),
+        Endpoint::Pod(id) if inv.pods()[id].synthetic_ip => Vec::new(),
+        Endpoint::Pod(id) => inv.pods()[id].ips.clone(),
         Endpoint::Address(ip) => vec![ip],
     };
     members.iter().any(|m| {
@@ -903,7 +904,7 @@ fn pcsa_labels(member: &Member) -> netfence_selector::Labels {
 fn pcns_labels(inv: &Inventory, member: &Member) -> netfence_selector::Labels {
     let mut labels = netfence_selector::Labels::new();
     if let Some(ns) = &member.namespace {
-        for (k, v) in &inv.namespaces[ns].labels {
+        for (k, v) in &inv.namespaces()[ns].labels {
             labels.insert(format!("pcns.{k}"), v.clone());
         }
         labels.insert("pcns.projectcalico.org/name".into(), ns.clone());
@@ -921,8 +922,8 @@ fn calico_entity_matches(
     endpoint: Endpoint,
 ) -> bool {
     let known: Vec<IpAddr> = match endpoint {
-        Endpoint::Pod(id) if inv.pods[id].synthetic_ip => Vec::new(),
-        Endpoint::Pod(id) => inv.pods[id].ips.clone(),
+        Endpoint::Pod(id) if inv.pods()[id].synthetic_ip => Vec::new(),
+        Endpoint::Pod(id) => inv.pods()[id].ips.clone(),
         Endpoint::Address(ip) => vec![ip],
     };
     let in_any = |nets: &[ipnet::IpNet]| known.iter().any(|ip| nets.iter().any(|n| n.contains(ip)));
@@ -988,7 +989,7 @@ fn calico_entity_matches(
             let Endpoint::Pod(id) = endpoint else {
                 return false;
             };
-            let pod = &inv.pods[id];
+            let pod = &inv.pods()[id];
             let backend = inv.services.iter().any(|s| {
                 s.namespace == service.namespace
                     && s.name == service.name
@@ -1025,7 +1026,7 @@ fn calico_reference_allowed(
         let Endpoint::Pod(id) = subject else {
             return true;
         };
-        let pod = &inv.pods[id];
+        let pod = &inv.pods()[id];
         if pod.host_network {
             return true;
         }
@@ -1044,7 +1045,7 @@ fn calico_reference_allowed(
                     CalicoScope::Namespace(ns) => ns == &pod.namespace,
                     CalicoScope::Global { namespace_selector } => {
                         namespace_selector.as_ref().is_none_or(|s| {
-                            let mut ns_labels = inv.namespaces[&pod.namespace].labels.clone();
+                            let mut ns_labels = inv.namespaces()[&pod.namespace].labels.clone();
                             ns_labels
                                 .insert("projectcalico.org/name".into(), pod.namespace.clone());
                             s.matches(&ns_labels)
@@ -1082,7 +1083,7 @@ fn calico_reference_allowed(
                 let port_in = |p: &CalicoPort| match p {
                     CalicoPort::Range(r) => r.first() <= port && port <= r.last(),
                     CalicoPort::Named(name) => match dst {
-                        Endpoint::Pod(d) => inv.pods[d].ports.iter().any(|c| {
+                        Endpoint::Pod(d) => inv.pods()[d].ports.iter().any(|c| {
                             c.name.as_deref() == Some(name.as_str())
                                 && c.protocol == protocol
                                 && c.port == port
@@ -1103,7 +1104,7 @@ fn calico_reference_allowed(
                                         && match &sp.target {
                                             netfence_model::TargetPort::Number(n) => *n == port,
                                             netfence_model::TargetPort::Named(name) => {
-                                                inv.pods[d].ports.iter().any(|c| {
+                                                inv.pods()[d].ports.iter().any(|c| {
                                                     c.name.as_deref() == Some(name.as_str())
                                                         && c.protocol == protocol
                                                         && c.port == port
@@ -1354,7 +1355,7 @@ fn random_calico_cluster(seed: u64) -> String {
 /// The endpoints every Calico check probes: each pod, and addresses inside and outside the
 /// generated CIDRs and network sets that no pod owns (a pod's address is that pod).
 fn calico_endpoints(inventory: &Inventory) -> Vec<Endpoint> {
-    let mut endpoints: Vec<Endpoint> = (0..inventory.pods.len()).map(Endpoint::Pod).collect();
+    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len()).map(Endpoint::Pod).collect();
     for ip in [
         "10.0.0.2",
         "10.0.0.5",
@@ -1446,7 +1447,7 @@ fn random_calico_clusters_exercise_the_semantics() {
         loader.load_str("calico.yaml", &yaml);
         let inventory = loader.finish().expect("generated Calico clusters load");
         if inventory.network_sets.iter().any(|set| {
-            inventory.pods.iter().any(|p| {
+            inventory.pods().iter().any(|p| {
                 !p.synthetic_ip
                     && p.ips
                         .iter()
@@ -1463,7 +1464,7 @@ fn random_calico_clusters_exercise_the_semantics() {
         {
             services += 1;
         }
-        let n = inventory.pods.len();
+        let n = inventory.pods().len();
         for s in 0..n {
             for d in 0..n {
                 if s == d {

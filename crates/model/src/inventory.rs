@@ -444,12 +444,18 @@ pub struct Node {
 }
 
 /// Everything loaded from the input, ready to compile.
+///
+/// Invariants, kept behind private fields: pods are sorted by (namespace, name), which every
+/// [`PodId`] and the binary searches of [`Inventory::pod_by_key`] and [`Inventory::pods_in`]
+/// rely on; every namespace that a pod, policy, Service, SecurityGroupPolicy or
+/// ServiceAccount names exists, with its `kubernetes.io/metadata.name` label. Only the loader
+/// builds an inventory; [`Inventory::update_pods`] changes pods and restores both invariants.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     /// Namespaces by name.
-    pub namespaces: BTreeMap<String, Namespace>,
+    pub(crate) namespaces: BTreeMap<String, Namespace>,
     /// Pods sorted by (namespace, name).
-    pub pods: Vec<Pod>,
+    pub(crate) pods: Vec<Pod>,
     /// Service accounts.
     pub service_accounts: Vec<ServiceAccount>,
     /// Services.
@@ -492,6 +498,79 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// The pods, sorted by (namespace, name); a [`PodId`] is an index here.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    /// The namespaces by name: every one that an object names, declared or not.
+    pub fn namespaces(&self) -> &BTreeMap<String, Namespace> {
+        &self.namespaces
+    }
+
+    /// Change the pods (a test that clears `hostNetwork`, a harness that assigns addresses),
+    /// then restore the invariants: pods sorted again, namespaces added for any new one. Pod
+    /// ids given out before may name other pods afterwards.
+    pub fn update_pods(&mut self, change: impl FnOnce(&mut Vec<Pod>)) {
+        change(&mut self.pods);
+        self.establish_invariants();
+    }
+
+    /// Replace a namespace's labels (a relabel seen by a watch, a test's mutation); the
+    /// automatic `kubernetes.io/metadata.name` label is kept. False when there is no such
+    /// namespace.
+    pub fn relabel_namespace(&mut self, namespace: &str, labels: Labels) -> bool {
+        let Some(found) = self.namespaces.get_mut(namespace) else {
+            return false;
+        };
+        found.labels = labels;
+        found
+            .labels
+            .insert(NAMESPACE_NAME_LABEL.into(), namespace.to_string());
+        true
+    }
+
+    /// Sort the pods by (namespace, name) and add, with the automatic name label, every
+    /// namespace that a pod, policy, Service, SecurityGroupPolicy, ServiceAccount or namespaced
+    /// Calico policy names but the input does not declare.
+    pub(crate) fn establish_invariants(&mut self) {
+        if !self
+            .pods
+            .is_sorted_by(|a, b| (&a.namespace, &a.name) <= (&b.namespace, &b.name))
+        {
+            self.pods
+                .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        }
+        let referenced: Vec<String> = self
+            .pods
+            .iter()
+            .map(|p| p.namespace.clone())
+            .chain(self.network_policies.iter().map(|p| p.namespace.clone()))
+            .chain(self.services.iter().map(|s| s.namespace.clone()))
+            .chain(
+                self.security_group_policies
+                    .iter()
+                    .map(|s| s.namespace.clone()),
+            )
+            .chain(self.service_accounts.iter().map(|s| s.namespace.clone()))
+            .chain(self.calico_policies.iter().filter_map(|p| match &p.scope {
+                crate::calico::CalicoScope::Namespace(ns) => Some(ns.clone()),
+                crate::calico::CalicoScope::Global { .. } => None,
+            }))
+            .collect();
+        for name in referenced {
+            self.namespaces
+                .entry(name.clone())
+                .or_insert_with(|| Namespace {
+                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
+                    name,
+                    annotations: BTreeMap::new(),
+                    declared: false,
+                    origin: None,
+                });
+        }
+    }
+
     /// Find a pod by `namespace/name`.
     pub fn pod_by_key(&self, namespace: &str, name: &str) -> Option<PodId> {
         self.pods

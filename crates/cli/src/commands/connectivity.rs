@@ -77,7 +77,7 @@ pub fn matrix(args: MatrixArgs) -> Result<u8, Failure> {
         writeln!(
             out,
             "pods: {}\nendpoint classes: {}\nports: {}",
-            engine.inventory().pods.len(),
+            engine.inventory().pods().len(),
             classes.classes.len(),
             ports.len()
         )

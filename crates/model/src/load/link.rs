@@ -63,7 +63,7 @@ impl Loader {
             nodes: self.nodes,
             warnings,
         };
-        add_implicit_namespaces(&mut inventory);
+        inventory.establish_invariants();
         if self.lenient {
             // Objects that failed validation were never added (a duplicate keeps its first
             // definition): go on without them. Unreadable files stay errors.
@@ -333,57 +333,6 @@ fn ordered_admin_policies(
         ));
     }
     policies
-}
-
-/// Namespaces that pods, policies, Services, SecurityGroupPolicies, ServiceAccounts or
-/// namespaced Calico policies name but the input does not declare exist implicitly, with
-/// the automatic name label.
-fn add_implicit_namespaces(inventory: &mut Inventory) {
-    let referenced: Vec<String> = inventory
-        .pods
-        .iter()
-        .map(|p| p.namespace.clone())
-        .chain(
-            inventory
-                .network_policies
-                .iter()
-                .map(|p| p.namespace.clone()),
-        )
-        .chain(inventory.services.iter().map(|s| s.namespace.clone()))
-        .chain(
-            inventory
-                .security_group_policies
-                .iter()
-                .map(|s| s.namespace.clone()),
-        )
-        .chain(
-            inventory
-                .service_accounts
-                .iter()
-                .map(|s| s.namespace.clone()),
-        )
-        .chain(
-            inventory
-                .calico_policies
-                .iter()
-                .filter_map(|p| match &p.scope {
-                    CalicoScope::Namespace(ns) => Some(ns.clone()),
-                    CalicoScope::Global { .. } => None,
-                }),
-        )
-        .collect();
-    for name in referenced {
-        inventory
-            .namespaces
-            .entry(name.clone())
-            .or_insert_with(|| Namespace {
-                labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
-                name,
-                annotations: BTreeMap::new(),
-                declared: false,
-                origin: None,
-            });
-    }
 }
 
 /// Live pods belong to a workload through its selector as well as through owner objects that
