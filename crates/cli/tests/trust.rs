@@ -472,3 +472,102 @@ fn namespace_flag_places_objects_that_name_none() {
         "--namespace \"Not_A_Namespace\": not a namespace name",
     );
 }
+
+/// A small Calico cluster: CoreDNS behind its Service, an app pod, a pod inside a network
+/// set's range, and pods in a second namespace.
+const CALICO_CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}\nspec: {containers: [{name: c, ports: [{name: dns, containerPort: 53, protocol: UDP}, {name: dns-tcp, containerPort: 53}, {name: http, containerPort: 80}]}]}\nstatus: {podIP: 10.0.0.10}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec:\n  clusterIP: 10.96.0.10\n  selector: {k8s-app: kube-dns}\n  ports: [{name: dns, port: 53, protocol: UDP, targetPort: dns}, {name: dns-tcp, port: 53, protocol: TCP, targetPort: dns-tcp}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: app, labels: {role: client}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.1.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: partner, namespace: app, labels: {role: partner}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 192.0.2.7}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: other, labels: {role: web}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.2.1}\n";
+
+fn calico_cluster(tag: &str, policies: &str) -> String {
+    let dir = scratch(tag);
+    write(
+        &dir,
+        "cluster.yaml",
+        &format!("{CALICO_CLUSTER}---\n{policies}"),
+    )
+}
+
+fn verdict(file: &str, from: &str, to: &str, port: &str) -> Run {
+    bounded(
+        &[
+            "query", "-f", file, "--from", from, "--to", to, "--port", port,
+        ],
+        "",
+        10,
+        1024,
+    )
+}
+
+#[test]
+fn calico_services_rules_allow_only_the_services_ports() {
+    // Calico's allow-kube-dns example (docs.tigera.io, "Use service rules in policy"): egress to
+    // the kube-dns Service allows its ports on CoreDNS, not every port of CoreDNS.
+    let file = calico_cluster(
+        "services",
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: allow-kube-dns}\nspec:\n  selector: all()\n  types: [Egress]\n  egress:\n  - action: Allow\n    destination:\n      services: {name: kube-dns, namespace: kube-system}\n",
+    );
+    let out = verdict(&file, "app/client", "kube-system/coredns", "UDP/53");
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let out = verdict(&file, "app/client", "kube-system/coredns", "TCP/80");
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("DENY"), "{}", out.stdout);
+}
+
+#[test]
+fn a_selector_matching_a_network_set_matches_pods_inside_its_nets() {
+    // Felix matches a selected network set by address (docs.tigera.io, GlobalNetworkSet): a
+    // pod whose address lies in the set's nets is denied with the set.
+    let file = calico_cluster(
+        "netsets",
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: partners, labels: {kind: partner-net}}\nspec: {nets: [192.0.2.0/24]}\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: deny-partners}\nspec:\n  selector: all()\n  types: [Ingress]\n  ingress:\n  - {action: Deny, source: {selector: kind == 'partner-net'}}\n  - {action: Allow}\n",
+    );
+    let out = verdict(&file, "app/partner", "other/web", "TCP/80");
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    let out = verdict(&file, "app/client", "other/web", "TCP/80");
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_lone_not_selector_stays_in_its_policys_namespace() {
+    // libcalico-go updateprocessors/rules.go: a namespaced policy's rule selectors, notSelector
+    // alone included, are confined to the policy's namespace.
+    let file = calico_cluster(
+        "notselector",
+        "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: only-app, namespace: app}\nspec:\n  selector: role == 'client'\n  types: [Ingress]\n  ingress:\n  - {action: Allow, source: {notSelector: role == 'nobody'}}\n",
+    );
+    let out = verdict(&file, "app/partner", "app/client", "TCP/80");
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let out = verdict(&file, "other/web", "app/client", "TCP/80");
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_cluster_ip_is_judged_at_its_backends() {
+    // Used to be "external, allowed"; the backend's ingress denies.
+    let file = calico_cluster(
+        "clusterip",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: kube-system}\nspec: {podSelector: {}}\n",
+    );
+    let out = verdict(&file, "app/client", "10.96.0.10", "UDP/53");
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("kube-system/coredns"), "{}", out.stdout);
+    let out = verdict(&file, "app/client", "kube-system/svc/nothing", "UDP/53");
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn a_synthetic_address_is_said_where_it_decides() {
+    // A pod without status.podIP gets an invented address that no ipBlock matches.
+    let file = calico_cluster(
+        "synthetic",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: pending, namespace: app}\nspec: {containers: [{name: c}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: from-anywhere, namespace: other}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]\n",
+    );
+    let out = verdict(&file, "app/pending", "other/web", "TCP/80");
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("note:"), "{}", out.stdout);
+    let out = bounded(&["matrix", "-f", &file, "--summary"], "", 10, 1024);
+    assert!(
+        out.stdout.contains("synthetic addresses: 1 pods"),
+        "{}",
+        out.stdout
+    );
+}
