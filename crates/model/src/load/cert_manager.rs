@@ -15,11 +15,10 @@ impl Loader {
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
         let cluster = kind.contains("Cluster");
-        let object: Object<serde_json::Map<String, serde_json::Value>> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, !cluster)?;
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", format!("missing: an {kind} needs a spec")))?;
+        let object: Decoded<serde_json::Map<String, serde_json::Value>> =
+            decode(value, ctx, !cluster)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, &format!("an {kind}"))?;
         let text = |key: &str| -> Result<Option<String>, LoadError> {
             match spec.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -77,11 +76,9 @@ impl Loader {
     }
 
     pub(super) fn load_certificate(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<CertificateSpecLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", "missing: a Certificate needs a spec"))?;
+        let object: Decoded<CertificateSpecLite> = decode(value, ctx, true)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, "a Certificate")?;
         let issuer_ref = spec
             .issuer_ref
             .ok_or_else(|| ctx.field("spec.issuerRef", "missing: a Certificate needs an issuer"))?;

@@ -11,8 +11,8 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<PeerAuthenticationSpecLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<PeerAuthenticationSpecLite> = decode(value, ctx, true)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or_default();
         let mode = |m: &Option<MtlsLite>, field: &str| -> Result<MtlsMode, LoadError> {
             match m.as_ref().and_then(|m| m.mode.as_deref()) {

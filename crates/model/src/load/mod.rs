@@ -596,6 +596,34 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// An object decoded by [`decode`]: its checked metadata, spec and status.
+struct Decoded<S, T = serde::de::IgnoredAny> {
+    meta: Meta,
+    spec: Option<S>,
+    status: Option<T>,
+}
+
+/// The prologue every kind shares, written once: decode the object with field paths, then
+/// check its metadata as the API server does (name, labels) and give a namespaced object
+/// without a namespace the default one (`-n`, else `default`).
+fn decode<S: DeserializeOwned, T: DeserializeOwned>(
+    value: &Value,
+    ctx: &Ctx,
+    namespaced: bool,
+) -> Result<Decoded<S, T>, LoadError> {
+    let object: Object<S, T> = typed(value, ctx)?;
+    Ok(Decoded {
+        meta: checked_meta(object.metadata, ctx, namespaced)?,
+        spec: object.spec,
+        status: object.status,
+    })
+}
+
+/// The spec of a kind that needs one (`what`: "a NetworkPolicy").
+fn required_spec<S>(spec: Option<S>, ctx: &Ctx, what: &str) -> Result<S, LoadError> {
+    spec.ok_or_else(|| ctx.field("spec", format!("missing: {what} needs a spec")))
+}
+
 /// Deserialize with the failing field's path in the error.
 fn typed<T: DeserializeOwned>(value: &Value, ctx: &Ctx) -> Result<T, LoadError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

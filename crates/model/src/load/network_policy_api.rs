@@ -11,12 +11,10 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<RawAdminSpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, false)?;
+        let object: Decoded<RawAdminSpec> = decode(value, ctx, false)?;
+        let meta = object.meta;
         let name = meta.name.clone().unwrap_or_default();
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", "missing: an admin policy needs a spec"))?;
+        let spec = required_spec(object.spec, ctx, "an admin policy")?;
         if !admin && name != "default" {
             return Err(ctx.field(
                 "metadata.name",
@@ -85,11 +83,9 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<RawCnpSpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, false)?;
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", "missing: a ClusterNetworkPolicy needs a spec"))?;
+        let object: Decoded<RawCnpSpec> = decode(value, ctx, false)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, "a ClusterNetworkPolicy")?;
         let kind = match spec.tier.as_deref() {
             Some("Admin") => AdminKind::ClusterNetworkPolicyAdmin,
             Some("Baseline") => AdminKind::ClusterNetworkPolicyBaseline,

@@ -7,8 +7,8 @@ impl Loader {
         /// AWS Load Balancer Controller annotations (its "Ingress annotations" guide).
         const LISTEN_PORTS: &str = "alb.ingress.kubernetes.io/listen-ports";
         const LEGACY_CLASS: &str = "kubernetes.io/ingress.class";
-        let object: Object<IngressSpecLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<IngressSpecLite> = decode(value, ctx, true)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or(IngressSpecLite {
             ingress_class_name: None,
             tls: None,
@@ -52,11 +52,9 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<NetworkPolicySpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", "missing: a NetworkPolicy needs a spec"))?;
+        let object: Decoded<NetworkPolicySpec> = decode(value, ctx, true)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, "a NetworkPolicy")?;
         let policy = validate_network_policy(meta, spec, ctx)?;
         self.policies.push(policy);
         Ok(())

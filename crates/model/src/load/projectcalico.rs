@@ -10,8 +10,8 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<RawPolicySpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, !global)?;
+        let object: Decoded<RawPolicySpec> = decode(value, ctx, !global)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let namespace = namespace_of(&meta);
@@ -260,8 +260,8 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<RawNetworkSetSpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, !global)?;
+        let object: Decoded<RawNetworkSetSpec> = decode(value, ctx, !global)?;
+        let meta = object.meta;
         let mut nets = Vec::new();
         for (i, text) in object
             .spec
@@ -283,8 +283,8 @@ impl Loader {
     }
 
     pub(super) fn load_tier(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<RawTierSpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, false)?;
+        let object: Decoded<RawTierSpec> = decode(value, ctx, false)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or_default();
         let default_action = match spec.default_action.as_deref() {
             None | Some("Deny") => TierDefault::Deny,

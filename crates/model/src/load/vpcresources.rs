@@ -11,8 +11,8 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<SecurityGroupPolicySpecLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<SecurityGroupPolicySpecLite> = decode(value, ctx, true)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or_default();
         let pod_selector = spec
             .pod_selector

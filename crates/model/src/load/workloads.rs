@@ -5,8 +5,8 @@ use super::*;
 
 impl Loader {
     pub(super) fn load_namespace(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<Value> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, false)?;
+        let object: Decoded<Value> = decode(value, ctx, false)?;
+        let meta = object.meta;
         self.namespaces.push((meta, ctx.origin.clone()));
         Ok(())
     }
@@ -16,15 +16,15 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<Value> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<Value> = decode(value, ctx, true)?;
+        let meta = object.meta;
         self.service_accounts.push((meta, ctx.origin.clone()));
         Ok(())
     }
 
     pub(super) fn load_pod(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<PodSpec, PodStatus> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<PodSpec, PodStatus> = decode(value, ctx, true)?;
+        let meta = object.meta;
         // A pod that has run to completion (phase Succeeded or Failed) has no network
         // presence: its address is free for reuse by another pod, and no policy applies to it
         // (API reference, PodStatus.phase; Calico and Cilium release its endpoint).
@@ -38,9 +38,7 @@ impl Loader {
                 .or_default() += 1;
             return Ok(());
         }
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", "missing: a Pod needs a spec"))?;
+        let spec = required_spec(object.spec, ctx, "a Pod")?;
         let namespace = namespace_of(&meta);
         let name = meta.name.clone().unwrap_or_default();
         let owner = controller_owner(&meta);
@@ -71,11 +69,9 @@ impl Loader {
         value: &Value,
         ctx: &Ctx,
     ) -> Result<(), LoadError> {
-        let object: Object<WorkloadSpec> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
-        let spec = object
-            .spec
-            .ok_or_else(|| ctx.field("spec", format!("missing: a {kind} needs a spec")))?;
+        let object: Decoded<WorkloadSpec> = decode(value, ctx, true)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, &format!("a {kind}"))?;
         let replicas = spec.replicas;
         let spec = WorkloadSpec { replicas, ..spec };
         let template = if kind == "CronJob" {
@@ -139,8 +135,8 @@ impl Loader {
     }
 
     pub(super) fn load_service(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<ServiceSpecLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<ServiceSpecLite> = decode(value, ctx, true)?;
+        let meta = object.meta;
         let spec = object.spec.unwrap_or(ServiceSpecLite {
             service_type: None,
             selector: None,
@@ -210,8 +206,8 @@ impl Loader {
     }
 
     pub(super) fn load_node(&mut self, value: &Value, ctx: &Ctx) -> Result<(), LoadError> {
-        let object: Object<Value, NodeStatusLite> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, false)?;
+        let object: Decoded<Value, NodeStatusLite> = decode(value, ctx, false)?;
+        let meta = object.meta;
         let mut addresses = Vec::new();
         let mut internal_addresses = Vec::new();
         for a in object.status.and_then(|s| s.addresses).unwrap_or_default() {
@@ -257,8 +253,8 @@ impl Loader {
                 .or_default() += 1;
             return Ok(());
         };
-        let object: Object<Value> = typed(value, ctx)?;
-        let meta = checked_meta(object.metadata, ctx, true)?;
+        let object: Decoded<Value> = decode(value, ctx, true)?;
+        let meta = object.meta;
         let text = mesh
             .as_str()
             .ok_or_else(|| ctx.field("data.mesh", "expected a string (the mesh config YAML)"))?;
