@@ -14,9 +14,8 @@ use crate::admin::{
 };
 use crate::aws::SecurityGroupPolicy;
 use crate::calico::{
-    self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, RawEntity,
-    RawNetworkSetSpec, RawPolicySpec, RawRule, RawTierSpec, ServiceAccountMatch, ServiceMatch,
-    Tier, TierDefault,
+    self, CalicoPolicy, CalicoRule, CalicoScope, EntityRule, NetworkSet, ServiceAccountMatch,
+    ServiceMatch, Tier, TierDefault,
 };
 use crate::error::{LoadError, LoadErrors, Origin};
 use crate::inventory::{

@@ -2,6 +2,8 @@
 //! GlobalNetworkPolicy, their rules and entity rules, NetworkSet, GlobalNetworkSet, Tier.
 
 use super::*;
+use crate::calico::{CalicoAction, CalicoPort, ProtocolNumber};
+use netfence_selector::calico::Selector;
 
 impl Loader {
     pub(super) fn load_calico_policy(
@@ -19,7 +21,7 @@ impl Loader {
                    field: &str|
          -> Result<Option<netfence_selector::calico::Selector>, LoadError> {
             text.as_deref()
-                .map(|t| calico::selector(t).map_err(|m| ctx.field(field, m)))
+                .map(|t| selector(t).map_err(|m| ctx.field(field, m)))
                 .transpose()
         };
         let selector = sel(&spec.selector, "spec.selector")?
@@ -37,7 +39,7 @@ impl Loader {
         )?;
         let mut ingress = Vec::new();
         for (i, rule) in spec.ingress.iter().flatten().enumerate() {
-            calico::check_services(rule, PolicyType::Ingress, global)
+            check_services(rule, PolicyType::Ingress, global)
                 .map_err(|(field, m)| ctx.field(format!("spec.ingress[{i}].{field}"), m))?;
             ingress.push(self.calico_rule(
                 rule,
@@ -49,7 +51,7 @@ impl Loader {
         }
         let mut egress = Vec::new();
         for (i, rule) in spec.egress.iter().flatten().enumerate() {
-            calico::check_services(rule, PolicyType::Egress, global)
+            check_services(rule, PolicyType::Egress, global)
                 .map_err(|(field, m)| ctx.field(format!("spec.egress[{i}].{field}"), m))?;
             egress.push(self.calico_rule(
                 rule,
@@ -106,18 +108,17 @@ impl Loader {
         ctx: &Ctx,
         path: &str,
     ) -> Result<CalicoRule, LoadError> {
-        let action =
-            calico::action(&rule.action).map_err(|m| ctx.field(format!("{path}.action"), m))?;
+        let action = action(&rule.action).map_err(|m| ctx.field(format!("{path}.action"), m))?;
         let protocol = rule
             .protocol
             .as_ref()
-            .map(calico::protocol_number)
+            .map(protocol_number)
             .transpose()
             .map_err(|m| ctx.field(format!("{path}.protocol"), m))?;
         let not_protocol = rule
             .not_protocol
             .as_ref()
-            .map(calico::protocol_number)
+            .map(protocol_number)
             .transpose()
             .map_err(|m| ctx.field(format!("{path}.notProtocol"), m))?;
         let ip_version = match rule.ip_version {
@@ -206,25 +207,23 @@ impl Loader {
                 list.iter()
                     .flatten()
                     .enumerate()
-                    .map(|(i, t)| {
-                        calico::net(t).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m))
-                    })
+                    .map(|(i, t)| net(t).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m)))
                     .collect()
             };
-        let ports = |list: &Option<Vec<calico::IntOrText>>,
+        let ports = |list: &Option<Vec<IntOrText>>,
                      field: &str|
          -> Result<Vec<calico::CalicoPort>, LoadError> {
             list.iter()
                 .flatten()
                 .enumerate()
                 .map(|(i, p)| {
-                    calico::calico_port(p).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m))
+                    calico_port(p).map_err(|m| ctx.field(format!("{path}.{field}[{i}]"), m))
                 })
                 .collect()
         };
         let sel = |text: &Option<String>, field: &str| {
             text.as_deref()
-                .map(|t| calico::selector(t).map_err(|m| ctx.field(format!("{path}.{field}"), m)))
+                .map(|t| selector(t).map_err(|m| ctx.field(format!("{path}.{field}"), m)))
                 .transpose()
         };
         let service_accounts = match &raw.service_accounts {
@@ -271,7 +270,7 @@ impl Loader {
             .flatten()
             .enumerate()
         {
-            nets.push(calico::net(text).map_err(|m| ctx.field(format!("spec.nets[{i}]"), m))?);
+            nets.push(net(text).map_err(|m| ctx.field(format!("spec.nets[{i}]"), m))?);
         }
         self.network_sets.push(NetworkSet {
             namespace: (!global).then(|| namespace_of(&meta)),
@@ -326,4 +325,258 @@ pub(super) fn undeclared_tiers(policies: &[CalicoPolicy], tiers: &[Tier]) -> Vec
             )
         })
         .collect()
+}
+
+// ---- serde shapes -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawPolicySpec {
+    pub tier: Option<String>,
+    pub order: Option<f64>,
+    pub selector: Option<String>,
+    pub namespace_selector: Option<String>,
+    pub service_account_selector: Option<String>,
+    pub types: Option<Vec<String>>,
+    pub ingress: Option<Vec<RawRule>>,
+    pub egress: Option<Vec<RawRule>>,
+    pub do_not_track: Option<bool>,
+    pub pre_dnat: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawRule {
+    pub action: String,
+    pub protocol: Option<IntOrText>,
+    pub not_protocol: Option<IntOrText>,
+    pub ip_version: Option<i64>,
+    pub icmp: Option<serde_json::Value>,
+    #[serde(rename = "notICMP")]
+    pub not_icmp: Option<serde_json::Value>,
+    #[serde(default)]
+    pub source: RawEntity,
+    #[serde(default)]
+    pub destination: RawEntity,
+    pub http: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+pub(crate) enum IntOrText {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawEntity {
+    pub nets: Option<Vec<String>>,
+    pub not_nets: Option<Vec<String>>,
+    pub selector: Option<String>,
+    pub not_selector: Option<String>,
+    pub namespace_selector: Option<String>,
+    pub ports: Option<Vec<IntOrText>>,
+    pub not_ports: Option<Vec<IntOrText>>,
+    pub service_accounts: Option<RawServiceAccounts>,
+    pub services: Option<RawServices>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawServiceAccounts {
+    pub names: Option<Vec<String>>,
+    pub selector: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawServices {
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RawNetworkSetSpec {
+    pub nets: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawTierSpec {
+    pub order: Option<f64>,
+    pub default_action: Option<String>,
+}
+
+// ---- validation ---------------------------------------------------------------------------
+
+/// Parse a protocol name or number (libcalico-go numorstring.Protocol).
+pub(crate) fn protocol_number(value: &IntOrText) -> Result<ProtocolNumber, String> {
+    match value {
+        IntOrText::Int(n) if (1..=255).contains(n) => Ok(*n as u8),
+        IntOrText::Int(n) => Err(format!("protocol number {n} out of range (1-255)")),
+        IntOrText::Text(name) => match name.as_str() {
+            "TCP" | "tcp" => Ok(6),
+            "UDP" | "udp" => Ok(17),
+            "ICMP" | "icmp" => Ok(1),
+            "ICMPv6" | "icmpv6" => Ok(58),
+            "SCTP" | "sctp" => Ok(132),
+            "UDPLite" | "udplite" => Ok(136),
+            other => other.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("unknown protocol {other:?} (expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or 1-255)")
+            }),
+        },
+    }
+}
+
+/// Parse a Calico port: a number, `"min:max"`, or a named port.
+pub(crate) fn calico_port(value: &IntOrText) -> Result<CalicoPort, String> {
+    let number = |n: i64| {
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| format!("port {n} out of range (1-65535)"))
+    };
+    match value {
+        IntOrText::Int(n) => Ok(CalicoPort::Range(
+            PortRange::single(number(*n)?).ok_or("bad port")?,
+        )),
+        IntOrText::Text(text) => {
+            if let Some((a, b)) = text.split_once(':') {
+                let first = number(
+                    a.trim()
+                        .parse()
+                        .map_err(|_| format!("bad port range {text:?}"))?,
+                )?;
+                let last = number(
+                    b.trim()
+                        .parse()
+                        .map_err(|_| format!("bad port range {text:?}"))?,
+                )?;
+                return PortRange::new(first, last)
+                    .map(CalicoPort::Range)
+                    .ok_or_else(|| format!("port range {text:?}: start is greater than end"));
+            }
+            if let Ok(n) = text.trim().parse::<i64>() {
+                return Ok(CalicoPort::Range(
+                    PortRange::single(number(n)?).ok_or("bad port")?,
+                ));
+            }
+            if text.is_empty() || text.len() > 128 {
+                return Err(format!("invalid named port {text:?}"));
+            }
+            Ok(CalicoPort::Named(text.clone()))
+        }
+    }
+}
+
+/// Parse a Calico action.
+pub(crate) fn action(text: &str) -> Result<CalicoAction, String> {
+    match text {
+        "Allow" | "allow" => Ok(CalicoAction::Allow),
+        "Deny" | "deny" => Ok(CalicoAction::Deny),
+        "Log" | "log" => Ok(CalicoAction::Log),
+        "Pass" | "pass" => Ok(CalicoAction::Pass),
+        other => Err(format!(
+            "unknown action {other:?} (expected Allow, Deny, Log or Pass)"
+        )),
+    }
+}
+
+/// Parse a selector, mapping errors to messages with the column.
+pub(crate) fn selector(text: &str) -> Result<Selector, String> {
+    Selector::parse(text).map_err(|e| format!("invalid selector {text:?}: {e}"))
+}
+
+/// Parse a CIDR or bare address (Calico accepts both; a bare address is a /32 or /128).
+pub(crate) fn net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("invalid CIDR {text:?}"))
+}
+
+/// Calico's constraints on `services` in a rule, for a rule of `direction` in a global or
+/// namespaced policy: `Err((field below the rule, message))` for the first one broken.
+///
+/// From libcalico-go `lib/validator/v3/validator.go` (services only in the destination of
+/// egress rules and the source of ingress rules; a global policy's `services` must name a
+/// namespace) and the CEL rules on `Rule` and `EntityRule` in
+/// `api/pkg/apis/projectcalico/v3/policy_common.go` (`services` needs a name and excludes
+/// `selector`, `notSelector`, `namespaceSelector`, `serviceAccounts`, `nets` and `notNets` in
+/// the same entity; `destination.services` excludes `destination.ports` and `notPorts`, since
+/// the Service's own ports are matched).
+pub(crate) fn check_services(
+    rule: &RawRule,
+    direction: PolicyType,
+    global: bool,
+) -> Result<(), (String, String)> {
+    let fail = |field: &str, message: &str| Err((field.to_string(), message.to_string()));
+    let (allowed, forbidden) = match direction {
+        PolicyType::Egress => ("destination", "source"),
+        PolicyType::Ingress => ("source", "destination"),
+    };
+    let entity = |side: &str| match side {
+        "source" => &rule.source,
+        _ => &rule.destination,
+    };
+    if entity(forbidden).services.is_some() {
+        return fail(
+            &format!("{forbidden}.services"),
+            &format!("not allowed in {direction} rule {forbidden}").to_lowercase(),
+        );
+    }
+    let raw = entity(allowed);
+    let Some(services) = &raw.services else {
+        return Ok(());
+    };
+    let set = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
+    let text = |t: &Option<String>| t.as_ref().is_some_and(|t| !t.is_empty());
+    if services.name.is_empty() {
+        return fail(
+            &format!("{allowed}.services.name"),
+            "services must specify a service name",
+        );
+    }
+    if global && services.namespace.as_deref().unwrap_or("").is_empty() {
+        return fail(
+            &format!("{allowed}.services.namespace"),
+            "must specify a namespace (in a GlobalNetworkPolicy)",
+        );
+    }
+    if text(&raw.selector) || text(&raw.not_selector) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify Selector/NotSelector and Services on the same rule",
+        );
+    }
+    if text(&raw.namespace_selector) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify NamespaceSelector and Services on the same rule",
+        );
+    }
+    if raw.service_accounts.is_some() {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify ServiceAccounts and Services on the same rule",
+        );
+    }
+    if set(&raw.nets) || set(&raw.not_nets) {
+        return fail(
+            &format!("{allowed}.services"),
+            "cannot specify Nets/NotNets and Services on the same rule",
+        );
+    }
+    let ports = |p: &Option<Vec<IntOrText>>| p.as_ref().is_some_and(|l| !l.is_empty());
+    if rule.destination.services.is_some()
+        && (ports(&rule.destination.ports) || ports(&rule.destination.not_ports))
+    {
+        return fail(
+            "destination.ports",
+            "ports and notPorts cannot be specified with services (the Service's ports are matched)",
+        );
+    }
+    Ok(())
 }
