@@ -508,6 +508,29 @@ fn ignored(annotations: Option<&BTreeMap<String, String>>, id: CheckId) -> bool 
         })
 }
 
+/// Why a suppressions file (`--config`) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not YAML of the expected shape.
+    #[error("{file}: {message}")]
+    Malformed {
+        /// The file.
+        file: String,
+        /// What the YAML reader said.
+        message: String,
+    },
+    /// An `ignore[].id` that names no check.
+    #[error("{file}: ignore[{index}].id: {message}")]
+    UnknownCheck {
+        /// The file.
+        file: String,
+        /// Index in `ignore`.
+        index: usize,
+        /// Which id, and why it is not one.
+        message: String,
+    },
+}
+
 /// Suppressions from a config file (`netfence audit --config FILE`):
 ///
 /// ```yaml
@@ -541,18 +564,23 @@ pub struct Suppression {
 impl Suppressions {
     /// Parse a config file; errors name the file and the field. Every id must parse as a
     /// [`CheckId`] (or be `*`).
-    pub fn from_yaml(file: &str, text: &str) -> Result<Self, String> {
+    pub fn from_yaml(file: &str, text: &str) -> Result<Self, ConfigError> {
         let parsed: Suppressions = if text.trim().is_empty() {
             Suppressions::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| format!("{file}: {e}"))?
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Malformed {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?
         };
-        for (i, rule) in parsed.ignore.iter().enumerate() {
+        for (index, rule) in parsed.ignore.iter().enumerate() {
             if rule.id != "*" {
                 if let Err(unknown) = rule.id.parse::<CheckId>() {
-                    return Err(format!(
-                        "{file}: ignore[{i}].id: {unknown} (see `netfence audit --list-checks`)"
-                    ));
+                    return Err(ConfigError::UnknownCheck {
+                        file: file.to_string(),
+                        index,
+                        message: unknown.to_string(),
+                    });
                 }
             }
         }

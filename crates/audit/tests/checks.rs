@@ -201,7 +201,9 @@ fn config_file_suppresses_by_id_namespace_and_object_and_rejects_bad_rules() {
         ),
         ("ignore: 3\n", "netfence.yaml"),
     ] {
-        let error = Suppressions::from_yaml("netfence.yaml", text).unwrap_err();
+        let error = Suppressions::from_yaml("netfence.yaml", text)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains(wanted) && error.starts_with("netfence.yaml"),
             "{error}"

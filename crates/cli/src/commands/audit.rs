@@ -67,10 +67,16 @@ pub fn audit(args: AuditArgs) -> Result<u8, Failure> {
     let suppressions = match &config {
         None => netfence_audit::Suppressions::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = netfence_model::parse::read_input(path)
                 .map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
-            netfence_audit::Suppressions::from_yaml(&path.display().to_string(), &text)
-                .map_err(|e| Failure::input(format!("error: {e}")))?
+            netfence_audit::Suppressions::from_yaml(&path.display().to_string(), &text).map_err(
+                |e| match e {
+                    netfence_audit::ConfigError::UnknownCheck { .. } => {
+                        Failure::input(format!("error: {e} (see `netfence audit --list-checks`)"))
+                    }
+                    other => Failure::input(format!("error: {other}")),
+                },
+            )?
         }
     };
     let aws = if aws_security_groups.is_empty() {
