@@ -298,13 +298,18 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         while let Some(key) = map.next_key_seed(KeyText {
             budget: self.budget,
         })? {
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key {key:?} in one mapping"
-                )));
+            // One lookup per key: the vacant slot is filled once the value is read.
+            match object.entry(key) {
+                serde_json::map::Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format!(
+                        "duplicate key {:?} in one mapping",
+                        taken.key()
+                    )));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(self.nested()?)?);
+                }
             }
-            let value = map.next_value_seed(self.nested()?)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
@@ -319,7 +324,9 @@ struct KeyText<'a> {
 impl<'de> DeserializeSeed<'de> for KeyText<'_> {
     type Value = String;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
-        deserializer.deserialize_any(self)
+        // As text: a YAML plain scalar key is taken as written, without first trying it as a
+        // boolean, number or null (serde_yaml_ng's `deserialize_any` would, for every key).
+        deserializer.deserialize_str(self)
     }
 }
 
