@@ -47,11 +47,12 @@ pub fn selector(args: SelectorArgs) -> Result<u8, Failure> {
     let SelectorArgs { expression, labels } = args;
     let mut out = std::io::stdout().lock();
     let selector = netfence_selector::calico::Selector::parse(&expression).map_err(|e| {
+        let (excerpt, caret) = excerpt_at(&expression, e.column);
         Failure::input(format!(
-            "error: invalid selector at column {}: {}\n  {expression}\n  {}^",
+            "error: invalid selector at column {}: {}\n  {excerpt}\n  {}^",
             e.column,
             e.message,
-            " ".repeat(e.column.saturating_sub(1))
+            " ".repeat(caret)
         ))
     })?;
     match labels {
@@ -155,4 +156,24 @@ fn write_cluster(
         written.map_err(|e| Failure::input(format!("error: {}: {e}", path.display())))?;
     }
     Ok(0)
+}
+
+/// At most 40 characters of `text` on either side of 1-based `column`, with `…` where cut, and
+/// the caret's offset in that excerpt: a 20,000-character selector is not echoed whole.
+fn excerpt_at(text: &str, column: usize) -> (String, usize) {
+    const CONTEXT: usize = 40;
+    let chars: Vec<char> = text.chars().collect();
+    let at = column.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(CONTEXT);
+    let end = (at + CONTEXT).min(chars.len());
+    let mut excerpt: String = chars[start..end].iter().collect();
+    let mut caret = at - start;
+    if start > 0 {
+        excerpt.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        excerpt.push('…');
+    }
+    (excerpt, caret)
 }
