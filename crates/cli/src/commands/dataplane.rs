@@ -36,8 +36,9 @@ pub enum DataplaneCommand {
         /// Apply inside this named network namespace instead of the current one.
         #[arg(long)]
         netns: Option<String>,
-        /// How often to look for changes, in milliseconds.
-        #[arg(long, default_value_t = 500)]
+        /// How often to look for changes, in milliseconds (at least 10: a busy loop would
+        /// spend a core re-reading the inputs).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         poll_ms: u64,
         /// How long inputs must stay unchanged before they are applied, in milliseconds.
         #[arg(long, default_value_t = 300)]
