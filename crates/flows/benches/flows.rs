@@ -46,7 +46,7 @@ fn main() {
     let (pods, namespaces, policies, count, repeats) = if full {
         (10_000, 100, 2_000, 1_000_000, 5)
     } else {
-        (200, 4, 20, 10_000, 1)
+        (200, 4, 20, 10_000, 3)
     };
     let files = generate(&GenOptions {
         pods,
