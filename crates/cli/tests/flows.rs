@@ -204,6 +204,8 @@ fn gzip_directories_and_stdin_are_inputs() {
     dir.write("logs/a.log.gz", &gzip(VPC.as_bytes()));
     dir.write("logs/sub/b.log", format!("{head}{tail}").as_bytes());
     dir.write("logs/.hidden", b"garbage\n");
+    // A link to a directory is not entered (a link to its own parent would loop).
+    std::os::unix::fs::symlink(dir.0.join("logs"), dir.0.join("logs/sub/loop")).unwrap();
     let logs = dir.0.join("logs").display().to_string();
     let output = netfence(
         &[

@@ -219,3 +219,36 @@ fn services_are_judged_at_their_backends_and_icmp_is_not_judged() {
     assert_eq!(results[2].observed, Some(Observed::Allow));
     assert_eq!(checker.stats().not_judged, 1);
 }
+
+#[test]
+fn a_cluster_scoped_policy_is_named_without_a_namespace() {
+    let mut loader = Loader::new();
+    loader.load_str(
+        "cluster.yaml",
+        &format!(
+            "{CLUSTER}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {{name: deny-batch-egress}}
+spec:
+  selector: app == 'batch'
+  types: [Egress]
+  egress:
+  - action: Deny
+"
+        ),
+    );
+    let engine = Engine::new(loader.finish().unwrap());
+    let mut checker = Checker::new(&engine, None);
+    let flow =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    let result = judged(checker.check(&flow));
+    assert_eq!(result.policy, Some(Judgement::Deny));
+    // The egress side denies first, by a cluster-scoped policy: `Kind name`.
+    assert_eq!(
+        result.decided_by.as_deref(),
+        Some("Calico GlobalNetworkPolicy deny-batch-egress")
+    );
+}
