@@ -4,7 +4,7 @@
 //! distinct (source, destination, protocol, port): flows repeat, verdicts are cached.
 
 use crate::history::{History, Holder};
-use crate::{Flow, FlowProtocol, Observed, PodHint, Reply};
+use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
 use jiff::Timestamp;
 use netfence_engine::{DirectionVerdict, Endpoint, Engine, Outcome, Verdict};
 use netfence_model::{PodId, Protocol};
@@ -53,7 +53,8 @@ pub struct CheckedFlow {
     /// The deciding policy as `Kind namespace/name` (`Kind name` when cluster-scoped); `None`
     /// when no policy decided (no policy selects either side).
     pub decided_by: Option<Arc<str>>,
-    /// Observed allow and policy deny, or observed deny and policy allow.
+    /// Observed allow and policy deny, or observed deny and policy allow. A flow observed at
+    /// the source's egress ([`ObservedAt::Egress`]) is compared with the egress side alone.
     pub mismatch: bool,
 }
 
@@ -95,6 +96,8 @@ enum Target {
 #[derive(Clone)]
 struct Decision {
     allowed: bool,
+    /// Whether the source's egress allows (true when the source is no pod).
+    egress_allowed: bool,
     decided_by: Option<Arc<str>>,
 }
 
@@ -239,10 +242,13 @@ impl<'e> Checker<'e> {
             Judgement::Deny
         });
         checked.decided_by = decision.decided_by;
+        let compared = match flow.observed_at {
+            Some(ObservedAt::Egress) => decision.egress_allowed,
+            Some(ObservedAt::Ingress) | None => decision.allowed,
+        };
         checked.mismatch = matches!(
-            (checked.observed, checked.policy),
-            (Some(Observed::Allow), Some(Judgement::Deny))
-                | (Some(Observed::Deny), Some(Judgement::Allow))
+            (checked.observed, compared),
+            (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
         );
         if checked.mismatch {
             self.stats.mismatches += 1;
@@ -261,6 +267,7 @@ impl<'e> Checker<'e> {
                 let verdict = self.engine.explain(src, dst, protocol, port);
                 Decision {
                     allowed: verdict.allowed,
+                    egress_allowed: verdict.egress.allowed,
                     decided_by: decided_by(&verdict).map(Arc::from),
                 }
             }
@@ -275,8 +282,11 @@ impl<'e> Checker<'e> {
                     .backends
                     .iter()
                     .find(|backend| backend.verdict.allowed == allowed);
+                // Egress is judged per backend (the destination after kube-proxy's rewrite).
+                let egress_allowed = answer.backends.iter().all(|b| b.verdict.egress.allowed);
                 Decision {
                     allowed,
+                    egress_allowed,
                     decided_by: decider
                         .and_then(|backend| decided_by(&backend.verdict))
                         .map(Arc::from),

@@ -6,7 +6,9 @@
 //! `SCTP`, `ICMPv4`, `ICMPv6`. A bare flow object (no `flow` wrapper) is read too.
 
 use crate::read::Line;
-use crate::{malformed, parse_time, Flow, FlowProtocol, Observed, PodHint, Reply, Skip};
+use crate::{
+    malformed, parse_time, Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply, Skip,
+};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -27,6 +29,7 @@ struct HubbleFlow {
     source: Option<HubbleEndpoint>,
     destination: Option<HubbleEndpoint>,
     is_reply: Option<bool>,
+    traffic_direction: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +162,13 @@ fn flow(hubble: HubbleFlow, outer_time: Option<String>) -> Result<Flow, Skip> {
             Some(_) => None,
         },
         // AUDIT (policy audit mode), ERROR, TRACED, TRANSLATED: not a policy decision.
+        _ => None,
+    };
+    // A flow between pods on two nodes is seen twice: leaving the source (EGRESS, where only
+    // the source's egress policy has been applied) and arriving (INGRESS).
+    flow.observed_at = match hubble.traffic_direction.as_deref() {
+        Some("EGRESS") => Some(ObservedAt::Egress),
+        Some("INGRESS") => Some(ObservedAt::Ingress),
         _ => None,
     };
     flow.reply = match hubble.is_reply {

@@ -109,6 +109,18 @@ impl Observed {
     }
 }
 
+/// Where along the path the log saw the flow, when it says: one endpoint's egress policy, or
+/// the destination's ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedAt {
+    /// At the source's egress (Hubble `traffic_direction: EGRESS`): what was observed is the
+    /// egress side's verdict only; the destination's ingress was not yet applied.
+    Egress,
+    /// At the destination's ingress (Hubble `INGRESS`): the packet passed the source's egress
+    /// already, so what was observed is the whole connection's fate.
+    Ingress,
+}
+
 /// Whether the log says the flow is a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -146,6 +158,8 @@ pub struct Flow {
     pub protocol: FlowProtocol,
     /// What the log says happened, if it says.
     pub observed: Option<Observed>,
+    /// Where the log saw it, if it says (otherwise: the connection's fate as a whole).
+    pub observed_at: Option<ObservedAt>,
     /// Whether the log says it is a reply.
     pub reply: Reply,
     /// VPC `tcp-flags` (the OR of the flags seen in the capture window), kept as read.
@@ -167,6 +181,7 @@ impl Flow {
             dst_port: None,
             protocol,
             observed: None,
+            observed_at: None,
             reply: Reply::Unknown,
             tcp_flags: None,
             src_pod: None,

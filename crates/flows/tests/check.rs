@@ -5,8 +5,8 @@
 use netfence_engine::{Endpoint, Engine};
 use netfence_flows::read::read_bytes;
 use netfence_flows::{
-    Checked, CheckedFlow, Checker, Flow, FlowProtocol, History, Judgement, Observed, ReadStats,
-    Reply, SourceFormat, VpcFormat,
+    Checked, CheckedFlow, Checker, Flow, FlowProtocol, History, Judgement, Observed, ObservedAt,
+    ReadStats, Reply, SourceFormat, VpcFormat,
 };
 use netfence_model::Loader;
 
@@ -251,4 +251,27 @@ spec:
         result.decided_by.as_deref(),
         Some("Calico GlobalNetworkPolicy deny-batch-egress")
     );
+}
+
+#[test]
+fn a_flow_seen_at_the_source_egress_is_compared_with_egress_alone() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    // batch -> api 8080: batch's egress allows (nothing isolates it), api's ingress denies.
+    let mut flow =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    flow.observed_at = Some(ObservedAt::Egress);
+    let at_egress = judged(checker.check(&flow));
+    assert_eq!(at_egress.policy, Some(Judgement::Deny));
+    assert!(
+        !at_egress.mismatch,
+        "leaving batch was allowed: no mismatch"
+    );
+    flow.observed_at = Some(ObservedAt::Ingress);
+    assert!(judged(checker.check(&flow)).mismatch);
+    // Dropped at batch's egress although its egress allows: a mismatch.
+    flow.observed_at = Some(ObservedAt::Egress);
+    flow.observed = Some(Observed::Deny);
+    assert!(judged(checker.check(&flow)).mismatch);
 }

@@ -1,7 +1,9 @@
 //! The three readers on their documentation's own examples, plus malformed lines.
 
 use netfence_flows::read::read_bytes;
-use netfence_flows::{Flow, FlowProtocol, Observed, ReadStats, Reply, SourceFormat, VpcFormat};
+use netfence_flows::{
+    Flow, FlowProtocol, Observed, ObservedAt, ReadStats, Reply, SourceFormat, VpcFormat,
+};
 use std::io::Write;
 
 fn read(format: &SourceFormat, text: &str) -> (Vec<Flow>, ReadStats) {
@@ -177,6 +179,7 @@ fn hubble_observe_json() {
     assert_eq!(xwing.dst_port, Some(80));
     assert_eq!(xwing.src_pod.as_ref().unwrap().name, "xwing");
     assert_eq!(xwing.reply, Reply::Unknown);
+    assert_eq!(xwing.observed_at, Some(ObservedAt::Ingress));
     assert_eq!(
         xwing.time.unwrap().to_string(),
         "2023-05-04T10:20:30.123456789Z"
