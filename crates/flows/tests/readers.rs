@@ -228,3 +228,47 @@ fn network_policy_agent_lines() {
     assert_eq!(flows[2].protocol, FlowProtocol::Icmp);
     assert_eq!(flows[2].dst_port, None);
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines that look almost right: fragments of each format joined at random.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("2 123456789010 eni-1 10.0.0.1 10.0.0.2 1 80 6 1 1 1418530010 1418530070 ACCEPT OK".to_string()),
+            Just("version srcaddr dstaddr protocol".to_string()),
+            Just("srcaddr dstaddr".to_string()),
+            Just("{\"flow\":{\"IP\":{\"source\":\"10.0.0.1\",\"destination\":\"::1\"},\"l4\":{\"UDP\":{\"destination_port\":53}}}}".to_string()),
+            Just("Node: n;SIP: 10.0.0.1;DIP: 10.0.0.2;PROTOCOL: 6;PolicyVerdict: DENY".to_string()),
+            Just("-".to_string()),
+            Just(";".to_string()),
+            Just("\u{1f}\u{8b}".to_string()),
+            "[ -~]{0,40}",
+            any::<u64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// No input panics a reader, and every non-empty, non-header line is counted once:
+        /// as a flow or as a skip.
+        #[test]
+        fn readers_never_panic_and_count_every_line(
+            lines in proptest::collection::vec(proptest::collection::vec(fragment(), 1..4), 0..12),
+            format in 0..3usize,
+        ) {
+            let text: String = lines.iter().map(|parts| parts.join(" ") + "\n").collect();
+            let format = match format {
+                0 => vpc(),
+                1 => SourceFormat::Hubble,
+                _ => SourceFormat::Npa,
+            };
+            let mut stats = ReadStats::default();
+            let mut flows = 0u64;
+            read_bytes(text.as_bytes(), "fuzz", &format, &mut stats, &mut |_| flows += 1).unwrap();
+            prop_assert_eq!(flows, stats.parsed);
+            prop_assert_eq!(stats.read, stats.parsed + stats.skipped_total());
+        }
+    }
+}
