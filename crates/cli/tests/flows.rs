@@ -5,39 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-const CLUSTER: &str = "
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: shop, labels: {app: web}}
-spec: {containers: [{name: c}]}
-status: {podIP: 10.0.0.10}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: api, namespace: shop, labels: {app: api}}
-spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}
-status: {podIP: 10.0.0.20}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: batch, namespace: jobs, labels: {app: batch}}
-spec: {containers: [{name: c}]}
-status: {podIP: 10.0.1.30}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: default-deny, namespace: shop}
-spec: {podSelector: {}, policyTypes: [Ingress]}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-to-api, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: api}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: web}}}]
-    ports: [{port: 8080}]
-";
+/// The cluster of the README's Observe examples (shop default-deny, web -> api on TCP 8080).
+const CLUSTER: &str = include_str!("../../../examples/flows/cluster.yaml");
 
 /// web -> api allowed and accepted; its reply; batch -> api accepted although policy denies;
 /// a NODATA record; ICMP from batch.
