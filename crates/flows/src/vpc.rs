@@ -204,8 +204,15 @@ impl VpcFormat {
         &self.fields
     }
 
-    /// Read one record.
+    /// Read one record. A record behind an RFC 3339 timestamp (a CloudWatch Logs export
+    /// writes each event's ingestion time in front) is read without it.
     pub fn record(&self, line: &str) -> Result<Flow, Skip> {
+        let line = match line.split_once(' ') {
+            Some((first, rest)) if first.contains('T') && crate::parse_time(first).is_some() => {
+                rest
+            }
+            _ => line,
+        };
         // Up to 64 values on the stack: every known field fits.
         let mut values = [""; FIELDS.len()];
         let mut count = 0;

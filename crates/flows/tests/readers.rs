@@ -118,6 +118,16 @@ fn vpc_format_forms_and_errors() {
 }
 
 #[test]
+fn vpc_records_exported_from_cloudwatch_logs_keep_their_fields() {
+    // `aws logs` exports and CloudWatch's S3 export put the event's timestamp first.
+    let text = "2014-12-14T04:07:50.000Z 2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK\n";
+    let (flows, stats) = read(&vpc(), text);
+    assert_eq!(stats.parsed, 1, "{stats:?}");
+    // The record's own start is the flow's time, not the export's timestamp.
+    assert_eq!(flows[0].time.unwrap().to_string(), "2014-12-14T04:06:50Z");
+}
+
+#[test]
 fn vpc_malformed_lines_are_counted_with_their_line() {
     let text = "\
 2 123456789010 eni-1 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK
