@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// At most this many verdicts are cached; past it the cache starts again, so that memory stays
+/// bounded when a log holds millions of distinct connections (a port scan).
+pub const MAX_CACHED_VERDICTS: usize = 1 << 20;
+
 /// What policy says of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -293,6 +297,9 @@ impl<'e> Checker<'e> {
                 }
             }
         };
+        if self.cache.len() >= MAX_CACHED_VERDICTS {
+            self.cache.clear();
+        }
         self.cache.insert(key, decision.clone());
         decision
     }
