@@ -58,6 +58,12 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     /// Run on the built-in example cluster (the EKS best-practices guide's examples).
     Demo(commands::tools::DemoArgs),
+    /// Observed traffic: flow logs (AWS VPC Flow Logs, Hubble, AWS Network Policy Agent)
+    /// checked against policy.
+    Flows {
+        #[command(subcommand)]
+        command: commands::flows::FlowsCommand,
+    },
 }
 
 /// A failure that ends the command, with its exit code.
@@ -105,6 +111,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Selector(args) => commands::tools::selector(args),
         Command::Audit(args) => commands::audit::audit(args),
         Command::Demo(args) => commands::tools::demo(args),
+        Command::Flows { command } => commands::flows::flows(command),
     }
 }
 

@@ -844,3 +844,217 @@ mod tests {
         assert_eq!(stripped, plain);
     }
 }
+
+/// How `flows check` writes one judged flow.
+#[derive(Clone, Copy)]
+pub enum FlowRowFormat {
+    /// One JSON object per line.
+    Json,
+    /// One CSV record per line, after [`flows_header`].
+    Csv,
+}
+
+/// The CSV header of `flows check -o csv` (the JSON keys, in order); nothing for JSON Lines.
+pub fn flows_header(out: &mut impl Write, format: FlowRowFormat) -> io::Result<()> {
+    match format {
+        FlowRowFormat::Json => Ok(()),
+        FlowRowFormat::Csv => writeln!(
+            out,
+            "time,src,dst,protocol,port,observed,policy,decided_by,mismatch"
+        ),
+    }
+}
+
+/// One row of `flows check -o json|csv`: the `flows check` contract's keys.
+#[derive(serde::Serialize)]
+struct FlowRow<'a> {
+    time: Option<String>,
+    src: String,
+    dst: String,
+    /// `TCP`/`UDP`/`SCTP`/`ICMP` as a string, any other protocol as its number.
+    protocol: serde_json::Value,
+    port: Option<u16>,
+    observed: Option<&'static str>,
+    policy: Option<&'static str>,
+    decided_by: Option<&'a str>,
+    mismatch: bool,
+}
+
+/// Write one judged flow.
+pub fn flow_row(
+    out: &mut impl Write,
+    engine: &Engine,
+    flow: &netfence_flows::CheckedFlow,
+    format: FlowRowFormat,
+) -> io::Result<()> {
+    let row = FlowRow {
+        time: flow.time.map(|time| time.to_string()),
+        src: engine.endpoint_name(flow.src),
+        dst: engine.endpoint_name(flow.dst),
+        protocol: match flow.protocol {
+            netfence_flows::FlowProtocol::Other(number) => json!(number),
+            named => json!(named.to_string()),
+        },
+        port: flow.port,
+        observed: flow.observed.map(netfence_flows::Observed::as_str),
+        policy: flow.policy.map(netfence_flows::Judgement::as_str),
+        decided_by: flow.decided_by.as_deref(),
+        mismatch: flow.mismatch,
+    };
+    match format {
+        FlowRowFormat::Json => {
+            serde_json::to_writer(&mut *out, &row)?;
+            writeln!(out)
+        }
+        FlowRowFormat::Csv => {
+            let text = |value: Option<&str>| value.map(csv_field).unwrap_or_default();
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{}",
+                text(row.time.as_deref()),
+                csv_field(&row.src),
+                csv_field(&row.dst),
+                flow.protocol,
+                row.port.map(|p| p.to_string()).unwrap_or_default(),
+                text(row.observed),
+                text(row.policy),
+                text(row.decided_by),
+                row.mismatch
+            )
+        }
+    }
+}
+
+/// What `flows check` counted, for its summary.
+pub struct FlowsSummary<'a> {
+    /// What the readers counted.
+    pub read: &'a netfence_flows::ReadStats,
+    /// What the checker counted.
+    pub checked: &'a netfence_flows::check::CheckStats,
+    /// Seconds spent reading and checking (loading the cluster excluded).
+    pub seconds: f64,
+}
+
+/// The summary of `flows check`: records read, parsed, skipped with reasons, replies, flows
+/// not judged, mismatches and records per second.
+pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result<()> {
+    let read = summary.read;
+    let checked = summary.checked;
+    writeln!(out, "records read: {}", read.read)?;
+    writeln!(out, "parsed: {}", read.parsed)?;
+    let reasons: Vec<String> = read
+        .skipped
+        .iter()
+        .map(|(reason, count)| format!("{reason}: {count}"))
+        .collect();
+    if reasons.is_empty() {
+        writeln!(out, "skipped: 0")?;
+    } else {
+        writeln!(
+            out,
+            "skipped: {} ({})",
+            read.skipped_total(),
+            reasons.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "replies: {} (not judged as connections)",
+        checked.replies
+    )?;
+    writeln!(out, "judged: {}", checked.judged - checked.not_judged)?;
+    if checked.not_judged > 0 {
+        writeln!(
+            out,
+            "not judged: {} (protocol without ports, or no port: policy is evaluated for TCP, UDP and SCTP)",
+            checked.not_judged
+        )?;
+    }
+    if checked.history_pods_missing > 0 {
+        writeln!(
+            out,
+            "note: {} flow(s) had an address the pods history gives to a pod the inputs do not have; judged as the bare address",
+            checked.history_pods_missing
+        )?;
+    }
+    writeln!(out, "mismatches: {}", checked.mismatches)?;
+    let rate = if summary.seconds > 0.0 {
+        read.read as f64 / summary.seconds
+    } else {
+        0.0
+    };
+    writeln!(out, "records per second: {rate:.0}")
+}
+
+/// A mismatch group's key: source workload, destination workload, deciding policy, observed.
+type GroupKey = (String, String, String, &'static str);
+
+/// A mismatch group's flows and (up to ten of) their ports.
+#[derive(Default)]
+struct Group {
+    flows: u64,
+    ports: std::collections::BTreeSet<String>,
+}
+
+/// The mismatches of `flows check -o text`, grouped by (source workload, destination
+/// workload, deciding policy, what was observed).
+#[derive(Default)]
+pub struct MismatchGroups {
+    groups: BTreeMap<GroupKey, Group>,
+}
+
+impl MismatchGroups {
+    /// Count one mismatching flow.
+    pub fn add(&mut self, engine: &Engine, flow: &netfence_flows::CheckedFlow) {
+        let workload = |endpoint: Endpoint| match endpoint {
+            Endpoint::Pod(id) => {
+                let workload = &engine.inventory().pods()[id].workload;
+                format!("{}/{}", workload.namespace, workload.name)
+            }
+            Endpoint::Address(ip) => ip.to_string(),
+        };
+        let key = (
+            workload(flow.src),
+            workload(flow.dst),
+            flow.decided_by
+                .as_deref()
+                .unwrap_or("no policy")
+                .to_string(),
+            flow.observed
+                .map_or("unknown", netfence_flows::Observed::as_str),
+        );
+        let entry = self.groups.entry(key).or_default();
+        entry.flows += 1;
+        if entry.ports.len() < 10 {
+            entry.ports.insert(match flow.port {
+                Some(port) => format!("{}/{port}", flow.protocol),
+                None => flow.protocol.to_string(),
+            });
+        }
+    }
+}
+
+/// Write the mismatch groups, most flows first.
+pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<()> {
+    if groups.groups.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nmismatches by workload:")?;
+    let mut sorted: Vec<_> = groups.groups.iter().collect();
+    sorted.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(b.0)));
+    for ((src, dst, decided_by, observed), group) in sorted {
+        let count = group.flows;
+        let policy = if *observed == "allow" {
+            "deny"
+        } else {
+            "allow"
+        };
+        let ports: Vec<&str> = group.ports.iter().map(String::as_str).collect();
+        writeln!(
+            out,
+            "  {src} -> {dst} {}: observed {observed}, policy {policy} ({decided_by}): {count} flow(s)",
+            ports.join(",")
+        )?;
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod connectivity;
 pub mod dataplane;
+pub mod flows;
 pub mod lab;
 pub mod query;
 pub mod tools;

@@ -1,0 +1,174 @@
+//! `netfence flows check`: flow logs read, each flow mapped to endpoints at its time and
+//! checked against policy. Reading, enrichment and judging are `netfence_flows`'s; this module
+//! wires the flags to it and streams the rows to `render`.
+
+use super::*;
+use netfence_flows::{Checked, Checker, History, ReadStats, SourceFormat, VpcFormat};
+
+/// The `flows` subcommands.
+#[derive(Subcommand)]
+pub enum FlowsCommand {
+    /// Check observed flows against policy: each flow mapped to pods at its time, judged by
+    /// the policies, and compared with what the log says happened. Exit 0, 1 with
+    /// --fail-on-mismatch when a flow mismatches, 2 on bad input (or when nothing parses).
+    Check(CheckArgs),
+}
+
+/// `-o` of `flows check`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FlowsFormat {
+    /// A summary, then the mismatches grouped by source and destination workload and the
+    /// deciding policy.
+    Text,
+    /// JSON Lines, one judged flow per line (`time`, `src`, `dst`, `protocol`, `port`,
+    /// `observed`, `policy`, `decided_by`, `mismatch`).
+    Json,
+    /// CSV with the JSON keys as its header.
+    Csv,
+}
+
+/// The arguments of `netfence flows check`.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["vpc", "hubble", "npa"])))]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// AWS VPC Flow Logs text records: a file, a directory (recursive), a `.gz`, or `-`.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub vpc: Vec<PathBuf>,
+    /// `hubble observe -o json` output: a file, a directory (recursive), a `.gz`, or `-`.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub hubble: Vec<PathBuf>,
+    /// AWS Network Policy Agent decision logs (bare or with CloudWatch's timestamp in
+    /// front): a file, a directory (recursive), a `.gz`, or `-`.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub npa: Vec<PathBuf>,
+    /// The flow log's format, in AWS's `${version} ${srcaddr} …` form or as bare field names
+    /// (versions 2 to 8); default: the v2 default format. A file's header line wins.
+    #[arg(long, value_name = "FORMAT", requires = "vpc")]
+    pub vpc_format: Option<String>,
+    /// JSON Lines `{"ip", "pod": "ns/name", "from", "to"}` (RFC 3339, `to` null while the pod
+    /// has the address): who held each listed address when.
+    #[arg(long, value_name = "PATH")]
+    pub pods_history: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = FlowsFormat::Text)]
+    pub output: FlowsFormat,
+    /// Counts only, whatever -o says: records read, parsed, skipped with reasons, replies,
+    /// mismatches and records per second (no rows, no mismatch groups).
+    #[arg(long)]
+    pub summary: bool,
+    /// Exit 1 when any flow mismatches.
+    #[arg(long)]
+    pub fail_on_mismatch: bool,
+}
+
+/// `netfence flows …`.
+pub fn flows(command: FlowsCommand) -> Result<u8, Failure> {
+    match command {
+        FlowsCommand::Check(args) => check(args),
+    }
+}
+
+/// The flag, the paths and the format the source flags name.
+fn source(args: &CheckArgs) -> Result<(&'static str, &[PathBuf], SourceFormat), Failure> {
+    if !args.vpc.is_empty() {
+        let format = match &args.vpc_format {
+            Some(text) => VpcFormat::parse(text)
+                .map_err(|e| Failure::input(format!("--vpc-format {text:?}: {e}")))?,
+            None => VpcFormat::default(),
+        };
+        Ok(("--vpc", &args.vpc, SourceFormat::Vpc(format)))
+    } else if !args.hubble.is_empty() {
+        Ok(("--hubble", &args.hubble, SourceFormat::Hubble))
+    } else {
+        Ok(("--npa", &args.npa, SourceFormat::Npa))
+    }
+}
+
+fn history(path: &std::path::Path) -> Result<History, Failure> {
+    let flag = format!("--pods-history {}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| Failure::input(format!("{flag}: {e}")))?;
+    History::read(std::io::BufReader::new(file)).map_err(|e| Failure::input(format!("{flag}: {e}")))
+}
+
+/// `netfence flows check` (its help text is on [`FlowsCommand::Check`]).
+pub fn check(args: CheckArgs) -> Result<u8, Failure> {
+    let (flag, paths, format) = source(&args)?;
+    let history = args.pods_history.as_deref().map(history).transpose()?;
+    let engine = inputs::load(&args.inputs)?;
+    let mut checker = Checker::new(&engine, history);
+    let output = args.output;
+    let rows = !matches!(output, FlowsFormat::Text);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut groups = render::MismatchGroups::default();
+    let mut stats = ReadStats::default();
+    let mut written: std::io::Result<()> = Ok(());
+    if rows && !args.summary {
+        written = render::flows_header(&mut out, output_kind(output));
+    }
+    let started = std::time::Instant::now();
+    for path in paths {
+        let mut sink = |flow: netfence_flows::Flow| {
+            let Checked::Judged(checked) = checker.check(&flow) else {
+                return;
+            };
+            if checked.mismatch {
+                groups.add(&engine, &checked);
+            }
+            if rows && !args.summary && written.is_ok() {
+                written = render::flow_row(&mut out, &engine, &checked, output_kind(output));
+            }
+        };
+        netfence_flows::read_path(path, &format, &mut stats, &mut sink)
+            .map_err(|e| Failure::input(format!("{flag} {e}")))?;
+        written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
+    }
+    let elapsed = started.elapsed();
+    for example in &stats.examples {
+        eprintln!(
+            "netfence: warning: {}:{}: {}",
+            example.file, example.line, example.reason
+        );
+    }
+    if stats.parsed == 0 && (stats.read == 0 || stats.malformed() > 0) {
+        return Err(Failure::input(if stats.read == 0 {
+            format!("{flag}: no records in the input")
+        } else {
+            format!(
+                "{flag}: no record reads as a flow ({} read, {} malformed)",
+                stats.read,
+                stats.malformed()
+            )
+        }));
+    }
+    let summary = render::FlowsSummary {
+        read: &stats,
+        checked: checker.stats(),
+        seconds: elapsed.as_secs_f64(),
+    };
+    let result = if args.summary || !rows {
+        render::flows_summary(&mut out, &summary).and_then(|_| match args.summary {
+            true => Ok(()),
+            false => render::mismatch_groups(&mut out, &groups),
+        })
+    } else {
+        Ok(())
+    };
+    result.and_then(|_| out.flush()).map_err(io_failure)?;
+    Ok(u8::from(
+        args.fail_on_mismatch && checker.stats().mismatches > 0,
+    ))
+}
+
+fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {
+    match format {
+        FlowsFormat::Csv => render::FlowRowFormat::Csv,
+        FlowsFormat::Json | FlowsFormat::Text => render::FlowRowFormat::Json,
+    }
+}
+
+/// An I/O error carried out of the sink (io::Error is not Clone).
+fn clone_io(error: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), error.to_string())
+}

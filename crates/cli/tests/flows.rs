@@ -1,0 +1,355 @@
+//! `netfence flows check` end to end: the JSON Lines keys of shared/DESIGN.md, exit codes,
+//! `--fail-on-mismatch`, gzip and stdin inputs, and refusals of empty or garbage input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The cluster of the README's Observe examples (shop default-deny, web -> api on TCP 8080).
+const CLUSTER: &str = include_str!("../../../examples/flows/cluster.yaml");
+
+/// web -> api allowed and accepted; its reply; batch -> api accepted although policy denies;
+/// a NODATA record; ICMP from batch.
+const VPC: &str = "\
+version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status
+2 123456789010 eni-0a1b2c3d 10.0.0.10 10.0.0.20 40000 8080 6 10 840 1700000000 1700000060 ACCEPT OK
+2 123456789010 eni-0a1b2c3d 10.0.0.20 10.0.0.10 8080 40000 6 10 840 1700000000 1700000060 ACCEPT OK
+2 123456789010 eni-0a1b2c3d 10.0.1.30 10.0.0.20 40001 8080 6 3 180 1700000000 1700000060 ACCEPT OK
+2 123456789010 eni-0a1b2c3d - - - - - - - 1700000120 1700000180 - NODATA
+2 123456789010 eni-0a1b2c3d 10.0.1.30 10.0.0.20 0 0 1 1 84 1700000000 1700000060 ACCEPT OK
+";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("netfence-flows-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cluster.yaml"), CLUSTER).unwrap();
+        Dir(dir)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    fn cluster(&self) -> String {
+        self.0.join("cluster.yaml").display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn netfence(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn json_lines_follow_the_contract() {
+    let dir = Dir::new("json");
+    let vpc = dir.write("vpc.log", VPC.as_bytes());
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            &vpc,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let rows = json_lines(&output);
+    // The reply and the NODATA record are not rows.
+    assert_eq!(rows.len(), 3);
+    let keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "time",
+        "src",
+        "dst",
+        "protocol",
+        "port",
+        "observed",
+        "policy",
+        "decided_by",
+        "mismatch",
+    ];
+    expected.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(
+        rows[0],
+        serde_json::json!({
+            "time": "2023-11-14T22:13:20Z", "src": "shop/web", "dst": "shop/api",
+            "protocol": "TCP", "port": 8080, "observed": "allow", "policy": "allow",
+            "decided_by": "NetworkPolicy shop/web-to-api", "mismatch": false
+        })
+    );
+    assert_eq!(rows[1]["src"], "jobs/batch");
+    assert_eq!(rows[1]["policy"], "deny");
+    assert_eq!(rows[1]["decided_by"], "NetworkPolicy shop/default-deny");
+    assert_eq!(rows[1]["mismatch"], true);
+    // ICMP: no port, not judged by the TCP/UDP/SCTP model.
+    assert_eq!(rows[2]["protocol"], "ICMP");
+    assert_eq!(rows[2]["port"], serde_json::Value::Null);
+    assert_eq!(rows[2]["mismatch"], false);
+}
+
+#[test]
+fn fail_on_mismatch_exits_1_and_text_groups_mismatches() {
+    let dir = Dir::new("fail");
+    let vpc = dir.write("vpc.log", VPC.as_bytes());
+    let base = ["flows", "check", "-f", &dir.cluster(), "--vpc", &vpc];
+    let text = netfence(&base, None);
+    assert_eq!(text.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("records read: 5\n"), "{stdout}");
+    assert!(stdout.contains("skipped: 1 (NODATA record: 1)"), "{stdout}");
+    assert!(stdout.contains("mismatches: 1\n"), "{stdout}");
+    assert!(stdout.contains("records per second: "), "{stdout}");
+    assert!(
+        stdout.contains(
+            "jobs/batch -> shop/api TCP/8080: observed allow, policy deny (NetworkPolicy shop/default-deny): 1 flow(s)"
+        ),
+        "{stdout}"
+    );
+    let failing = netfence(&[&base[..], &["--fail-on-mismatch"]].concat(), None);
+    assert_eq!(failing.status.code(), Some(1));
+    let summary = netfence(&[&base[..], &["--summary", "-o", "json"]].concat(), None);
+    let stdout = String::from_utf8_lossy(&summary.stdout);
+    assert!(
+        stdout.starts_with("records read: 5\nparsed: 4\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("mismatches by workload"));
+}
+
+#[test]
+fn gzip_directories_and_stdin_are_inputs() {
+    let dir = Dir::new("gz");
+    let (head, tail) = VPC.split_at(VPC.find("\n2 ").unwrap() + 1);
+    // A directory: a gzip part, a plain part in a subdirectory, and a hidden file that is
+    // not read.
+    dir.write("logs/a.log.gz", &gzip(VPC.as_bytes()));
+    dir.write("logs/sub/b.log", format!("{head}{tail}").as_bytes());
+    dir.write("logs/.hidden", b"garbage\n");
+    // A link to a directory is not entered (a link to its own parent would loop).
+    std::os::unix::fs::symlink(dir.0.join("logs"), dir.0.join("logs/sub/loop")).unwrap();
+    let logs = dir.0.join("logs").display().to_string();
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            &logs,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(json_lines(&output).len(), 6);
+    // stdin, gzipped.
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            "-",
+            "-o",
+            "json",
+        ],
+        Some(&gzip(VPC.as_bytes())),
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(json_lines(&output).len(), 3);
+}
+
+#[test]
+fn hubble_and_network_policy_agent_inputs() {
+    let dir = Dir::new("sources");
+    let hubble = dir.write(
+        "hubble.json",
+        br#"{"flow":{"time":"2024-01-01T00:00:00Z","verdict":"DROPPED","drop_reason_desc":"POLICY_DENIED","IP":{"source":"10.0.0.10","destination":"10.0.0.20"},"l4":{"TCP":{"source_port":40000,"destination_port":8080}},"is_reply":false},"node_name":"n1","time":"2024-01-01T00:00:00Z"}
+"#,
+    );
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--hubble",
+            &hubble,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let rows = json_lines(&output);
+    assert_eq!(rows[0]["observed"], "deny");
+    assert_eq!(rows[0]["policy"], "allow");
+    assert_eq!(rows[0]["mismatch"], true);
+    let npa = dir.write(
+        "npa.log",
+        b"2024-01-01T00:00:00Z Node: ip-10-0-0-1;SIP: 10.0.1.30;SPORT: 40001;DIP: 10.0.0.20;DPORT: 8080;PROTOCOL: TCP;PolicyVerdict: DENY\n",
+    );
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--npa",
+            &npa,
+            "-o",
+            "csv",
+            "--fail-on-mismatch",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "time,src,dst,protocol,port,observed,policy,decided_by,mismatch\n\
+         2024-01-01T00:00:00Z,jobs/batch,shop/api,TCP,8080,deny,deny,NetworkPolicy shop/default-deny,false\n"
+    );
+}
+
+#[test]
+fn pods_history_resolves_a_reused_address_by_time() {
+    let dir = Dir::new("history");
+    let history = dir.write(
+        "history.jsonl",
+        br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T00:00:00Z", "to": "2023-11-14T22:00:00Z"}
+{"ip": "10.9.9.9", "pod": "shop/web", "from": "2023-11-14T22:00:00Z", "to": null}
+"#,
+    );
+    let vpc = dir.write(
+        "vpc.log",
+        b"2 1 eni-1 10.9.9.9 10.0.0.20 40000 8080 6 1 1 1699995000 1699995060 ACCEPT OK\n\
+          2 1 eni-1 10.9.9.9 10.0.0.20 40000 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n",
+    );
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            &vpc,
+            "--pods-history",
+            &history,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let rows = json_lines(&output);
+    assert_eq!(rows[0]["src"], "jobs/batch");
+    assert_eq!(rows[0]["mismatch"], true);
+    assert_eq!(rows[1]["src"], "shop/web");
+    assert_eq!(rows[1]["mismatch"], false);
+    let bad = dir.write("bad.jsonl", b"{\"ip\": \"x\"}\n");
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            &vpc,
+            "--pods-history",
+            &bad,
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: --pods-history"));
+}
+
+#[test]
+fn empty_and_garbage_inputs_exit_2() {
+    let dir = Dir::new("bad");
+    let empty = dir.write("empty.log", b"");
+    let garbage = dir.write("garbage.log", b"hello\nworld\n");
+    for (flag, path) in [
+        ("--vpc", &empty),
+        ("--vpc", &garbage),
+        ("--hubble", &garbage),
+    ] {
+        let output = netfence(&["flows", "check", "-f", &dir.cluster(), flag, path], None);
+        assert_eq!(output.status.code(), Some(2), "{flag} {path}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("error: "), "{stderr}");
+    }
+    // Malformed lines are reported with file and line.
+    let output = netfence(
+        &["flows", "check", "-f", &dir.cluster(), "--vpc", &garbage],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("garbage.log:2: malformed"), "{stderr}");
+    // A bad --vpc-format, and no source at all.
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            &garbage,
+            "--vpc-format",
+            "${nope}",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("\"${nope}\""));
+    let output = netfence(&["flows", "check", "-f", &dir.cluster()], None);
+    assert_eq!(output.status.code(), Some(2));
+}

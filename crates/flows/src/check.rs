@@ -1,0 +1,339 @@
+//! Enrichment and checking: each flow's addresses become endpoints at the flow's time (the
+//! pods history first, then the inventory's real pod addresses, then the pod the log itself
+//! names), replies are set aside, and the connection is judged by the engine, once per
+//! distinct (source, destination, protocol, port): flows repeat, verdicts are cached.
+
+use crate::history::{History, Holder};
+use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
+use jiff::Timestamp;
+use netfence_engine::{DirectionVerdict, Endpoint, Engine, Outcome, Verdict};
+use netfence_model::{PodId, Protocol};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// At most this many verdicts are cached; past it the cache starts again, so that memory stays
+/// bounded when a log holds millions of distinct connections (a port scan).
+pub const MAX_CACHED_VERDICTS: usize = 1 << 20;
+
+/// What policy says of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Policy allows the connection.
+    Allow,
+    /// Policy denies the connection.
+    Deny,
+}
+
+impl Judgement {
+    /// `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judgement::Allow => "allow",
+            Judgement::Deny => "deny",
+        }
+    }
+}
+
+/// A flow mapped to endpoints and judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedFlow {
+    /// When the flow was seen.
+    pub time: Option<Timestamp>,
+    /// The source endpoint at that time.
+    pub src: Endpoint,
+    /// The destination endpoint at that time (a Service's cluster IP stays an address; the
+    /// verdict is then the one through the Service).
+    pub dst: Endpoint,
+    /// The protocol.
+    pub protocol: FlowProtocol,
+    /// The destination port, for protocols with ports.
+    pub port: Option<u16>,
+    /// What the log says happened.
+    pub observed: Option<Observed>,
+    /// What policy says; `None` when the engine cannot judge the flow (a protocol without
+    /// ports, which no TCP/UDP/SCTP model covers, or a ported flow with no port).
+    pub policy: Option<Judgement>,
+    /// The deciding policy as `Kind namespace/name` (`Kind name` when cluster-scoped); `None`
+    /// when no policy decided (no policy selects either side).
+    pub decided_by: Option<Arc<str>>,
+    /// Observed allow and policy deny, or observed deny and policy allow. A flow observed at
+    /// the source's egress ([`ObservedAt::Egress`]) is compared with the egress side alone.
+    pub mismatch: bool,
+}
+
+/// The outcome of checking one flow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Checked {
+    /// A reply: not judged as a connection.
+    Reply,
+    /// A connection, judged.
+    Judged(CheckedFlow),
+}
+
+/// Counts kept while checking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Flows judged (replies excluded).
+    pub judged: u64,
+    /// Replies set aside.
+    pub replies: u64,
+    /// Flows the engine cannot judge (protocol without ports, or no port).
+    pub not_judged: u64,
+    /// Mismatches.
+    pub mismatches: u64,
+    /// Flows whose address the history gives to a pod the inputs do not have (judged as the
+    /// bare address).
+    pub history_pods_missing: u64,
+    /// Distinct connections the engine was asked about.
+    pub verdicts: u64,
+}
+
+/// The other side of a connection as the engine is asked about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Endpoint(Endpoint),
+    /// A Service by its index in the inventory.
+    Service(usize),
+}
+
+#[derive(Clone)]
+struct Decision {
+    allowed: bool,
+    /// Whether the source's egress allows (true when the source is no pod).
+    egress_allowed: bool,
+    decided_by: Option<Arc<str>>,
+}
+
+/// Checks flows against one engine.
+pub struct Checker<'e> {
+    engine: &'e Engine,
+    history: Option<History>,
+    /// Real pod addresses (not synthetic, not host network) to pods.
+    pods_by_address: HashMap<IpAddr, PodId>,
+    services_by_address: HashMap<IpAddr, usize>,
+    cache: HashMap<(Endpoint, Target, Protocol, u16), Decision>,
+    stats: CheckStats,
+}
+
+impl<'e> Checker<'e> {
+    /// A checker over `engine`, with an optional pods history. The address index is built
+    /// once here: pods with real addresses only (a synthetic address was invented by the
+    /// loader, and a host-network pod's address is its node's).
+    pub fn new(engine: &'e Engine, history: Option<History>) -> Self {
+        let inventory = engine.inventory();
+        let mut pods_by_address = HashMap::new();
+        for (id, pod) in inventory.pods().iter().enumerate() {
+            if pod.synthetic_ip || pod.host_network {
+                continue;
+            }
+            for ip in &pod.ips {
+                pods_by_address.entry(*ip).or_insert(id);
+            }
+        }
+        let mut services_by_address = HashMap::new();
+        for (index, service) in inventory.services.iter().enumerate() {
+            for ip in &service.cluster_ips {
+                services_by_address.entry(*ip).or_insert(index);
+            }
+        }
+        Checker {
+            engine,
+            history,
+            pods_by_address,
+            services_by_address,
+            cache: HashMap::new(),
+            stats: CheckStats::default(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &CheckStats {
+        &self.stats
+    }
+
+    /// The endpoint `ip` was at `time`.
+    pub fn endpoint(
+        &mut self,
+        ip: IpAddr,
+        time: Option<Timestamp>,
+        hint: Option<&PodHint>,
+    ) -> Endpoint {
+        let inventory = self.engine.inventory();
+        if let Some(history) = &self.history {
+            match history.holder(ip, time) {
+                Holder::Pod(tenure) => {
+                    return match inventory.pod_by_key(&tenure.namespace, &tenure.name) {
+                        Some(id) => Endpoint::Pod(id),
+                        None => {
+                            self.stats.history_pods_missing += 1;
+                            Endpoint::Address(ip)
+                        }
+                    };
+                }
+                Holder::Nobody => return Endpoint::Address(ip),
+                Holder::NotListed => {}
+            }
+        }
+        if let Some(&id) = self.pods_by_address.get(&ip) {
+            return Endpoint::Pod(id);
+        }
+        hint.and_then(|hint| inventory.pod_by_key(&hint.namespace, &hint.name))
+            .map_or(Endpoint::Address(ip), Endpoint::Pod)
+    }
+
+    /// Whether `endpoint` is a pod that declares `port` for `protocol` (a server port).
+    fn serves(&self, endpoint: Endpoint, protocol: Protocol, port: Option<u16>) -> bool {
+        let (Endpoint::Pod(id), Some(port)) = (endpoint, port) else {
+            return false;
+        };
+        self.engine.inventory().pods()[id]
+            .ports
+            .iter()
+            .any(|declared| declared.port == port && declared.protocol == protocol)
+    }
+
+    /// Map one flow to endpoints and judge it.
+    pub fn check(&mut self, flow: &Flow) -> Checked {
+        if flow.reply == Reply::Yes {
+            self.stats.replies += 1;
+            return Checked::Reply;
+        }
+        let src = self.endpoint(flow.src, flow.time, flow.src_pod.as_ref());
+        let dst = self.endpoint(flow.dst, flow.time, flow.dst_pod.as_ref());
+        let service = match dst {
+            Endpoint::Address(ip) => self.services_by_address.get(&ip).copied(),
+            Endpoint::Pod(_) => None,
+        };
+        let ported = flow.protocol.ported();
+        if let (Some(protocol), Reply::Unknown) = (ported, flow.reply) {
+            // The log does not say which side opened the connection: the side whose port a
+            // pod declares is the server, so a flow from a declared port to an undeclared one
+            // is the server answering.
+            let dst_serves = self.serves(dst, protocol, flow.dst_port)
+                || service.is_some_and(|index| {
+                    self.engine.inventory().services[index]
+                        .ports
+                        .iter()
+                        .any(|p| p.protocol == protocol && Some(p.port) == flow.dst_port)
+                });
+            if !dst_serves && self.serves(src, protocol, flow.src_port) {
+                self.stats.replies += 1;
+                return Checked::Reply;
+            }
+        }
+        self.stats.judged += 1;
+        let mut checked = CheckedFlow {
+            time: flow.time,
+            src,
+            dst,
+            protocol: flow.protocol,
+            port: flow.dst_port.filter(|_| ported.is_some()),
+            observed: flow.observed,
+            policy: None,
+            decided_by: None,
+            mismatch: false,
+        };
+        let (Some(protocol), Some(port)) = (ported, checked.port) else {
+            self.stats.not_judged += 1;
+            return Checked::Judged(checked);
+        };
+        let target = service.map_or(Target::Endpoint(dst), Target::Service);
+        let decision = self.decide(src, target, protocol, port);
+        checked.policy = Some(if decision.allowed {
+            Judgement::Allow
+        } else {
+            Judgement::Deny
+        });
+        checked.decided_by = decision.decided_by;
+        let compared = match flow.observed_at {
+            Some(ObservedAt::Egress) => decision.egress_allowed,
+            Some(ObservedAt::Ingress) | None => decision.allowed,
+        };
+        checked.mismatch = matches!(
+            (checked.observed, compared),
+            (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
+        );
+        if checked.mismatch {
+            self.stats.mismatches += 1;
+        }
+        Checked::Judged(checked)
+    }
+
+    fn decide(&mut self, src: Endpoint, target: Target, protocol: Protocol, port: u16) -> Decision {
+        let key = (src, target, protocol, port);
+        if let Some(decision) = self.cache.get(&key) {
+            return decision.clone();
+        }
+        self.stats.verdicts += 1;
+        let decision = match target {
+            Target::Endpoint(dst) => {
+                let verdict = self.engine.explain(src, dst, protocol, port);
+                Decision {
+                    allowed: verdict.allowed,
+                    egress_allowed: verdict.egress.allowed,
+                    decided_by: decided_by(&verdict).map(Arc::from),
+                }
+            }
+            Target::Service(index) => {
+                let service = &self.engine.inventory().services[index];
+                let answer = self
+                    .engine
+                    .explain_via_service(src, service, protocol, port);
+                let allowed = answer.allowed();
+                // Denied: the first backend that denies says why; allowed: the first backend.
+                let decider = answer
+                    .backends
+                    .iter()
+                    .find(|backend| backend.verdict.allowed == allowed);
+                // Egress is judged per backend (the destination after kube-proxy's rewrite).
+                let egress_allowed = answer.backends.iter().all(|b| b.verdict.egress.allowed);
+                Decision {
+                    allowed,
+                    egress_allowed,
+                    decided_by: decider
+                        .and_then(|backend| decided_by(&backend.verdict))
+                        .map(Arc::from),
+                }
+            }
+        };
+        if self.cache.len() >= MAX_CACHED_VERDICTS {
+            self.cache.clear();
+        }
+        self.cache.insert(key, decision.clone());
+        decision
+    }
+}
+
+/// The policy that decided a verdict: for a denial, the denying side's; for an allowance, the
+/// side whose rule allowed (ingress first). `None` when no policy decided either side.
+pub fn decided_by(verdict: &Verdict) -> Option<String> {
+    let sides: Vec<&DirectionVerdict> = if verdict.allowed {
+        vec![&verdict.ingress, &verdict.egress]
+    } else {
+        [&verdict.egress, &verdict.ingress]
+            .into_iter()
+            .filter(|side| !side.allowed)
+            .collect()
+    };
+    sides.into_iter().find_map(deciding_policy)
+}
+
+fn deciding_policy(side: &DirectionVerdict) -> Option<String> {
+    match &side.outcome {
+        Outcome::Rule { rule } => Some(format!("{} {}", rule.kind, rule.policy)),
+        // No rule matched: the tier's policies that select the endpoint decided together;
+        // the first of them in evaluation order is named.
+        Outcome::EndOfTier { tier } => side
+            .selected_by
+            .iter()
+            .find(|policy| policy.tier == *tier)
+            .map(|policy| format!("{} {}", policy.kind, policy.policy)),
+        // Every tier passed: the last Pass rule walked led to the profile's allow.
+        Outcome::DefaultAllow => side
+            .passed_through
+            .last()
+            .map(|rule| format!("{} {}", rule.kind, rule.policy)),
+        Outcome::NotApplicable | Outcome::NotIsolated | Outcome::SamePod => None,
+    }
+}

@@ -1,0 +1,232 @@
+//! Flow logs in: AWS VPC Flow Logs, Hubble (`hubble observe -o json`) and AWS Network Policy
+//! Agent decision logs are read line by line into [`Flow`]s ([`read`]); each flow is mapped to
+//! endpoints at its time and checked against policy through the engine ([`check`]).
+//!
+//! The crate reads and decides; it never prints or exits (the CLI renders). Readers stream: memory
+//! stays flat in the input size, and a malformed line is counted by reason, never fatal.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod check;
+pub mod history;
+pub mod hubble;
+pub mod npa;
+pub mod read;
+pub mod vpc;
+
+pub use check::{Checked, CheckedFlow, Checker, Judgement};
+pub use history::{History, HistoryError};
+pub use read::{read_path, read_stream, FlowError, ReadStats, SourceFormat};
+pub use vpc::{VpcField, VpcFormat, VpcFormatError};
+
+use jiff::Timestamp;
+use std::fmt;
+use std::net::IpAddr;
+
+/// The transport protocol of a flow, by IANA protocol number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowProtocol {
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// SCTP (132).
+    Sctp,
+    /// ICMP for IPv4 (1).
+    Icmp,
+    /// Any other protocol, by number (ICMPv6 is 58).
+    Other(u8),
+}
+
+impl FlowProtocol {
+    /// The protocol for an IANA protocol number.
+    pub fn from_number(number: u8) -> Self {
+        match number {
+            6 => FlowProtocol::Tcp,
+            17 => FlowProtocol::Udp,
+            132 => FlowProtocol::Sctp,
+            1 => FlowProtocol::Icmp,
+            other => FlowProtocol::Other(other),
+        }
+    }
+
+    /// The protocol named as policies and logs name it (`TCP`, `udp`, `ICMP`, …) or by number.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Ok(number) = text.parse::<u8>() {
+            return Some(Self::from_number(number));
+        }
+        match text.to_ascii_uppercase().as_str() {
+            "TCP" => Some(FlowProtocol::Tcp),
+            "UDP" => Some(FlowProtocol::Udp),
+            "SCTP" => Some(FlowProtocol::Sctp),
+            "ICMP" | "ICMPV4" => Some(FlowProtocol::Icmp),
+            "ICMPV6" => Some(FlowProtocol::Other(58)),
+            _ => None,
+        }
+    }
+
+    /// The protocol as the engine models it: TCP, UDP and SCTP have ports and policies name
+    /// them; other protocols are outside what the engine evaluates.
+    pub fn ported(self) -> Option<netfence_model::Protocol> {
+        match self {
+            FlowProtocol::Tcp => Some(netfence_model::Protocol::Tcp),
+            FlowProtocol::Udp => Some(netfence_model::Protocol::Udp),
+            FlowProtocol::Sctp => Some(netfence_model::Protocol::Sctp),
+            FlowProtocol::Icmp | FlowProtocol::Other(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for FlowProtocol {
+    /// `TCP`, `UDP`, `SCTP`, `ICMP`, or the number (the `flows check` contract).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlowProtocol::Tcp => f.write_str("TCP"),
+            FlowProtocol::Udp => f.write_str("UDP"),
+            FlowProtocol::Sctp => f.write_str("SCTP"),
+            FlowProtocol::Icmp => f.write_str("ICMP"),
+            FlowProtocol::Other(number) => write!(f, "{number}"),
+        }
+    }
+}
+
+/// What the log says happened to the flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Observed {
+    /// Let through (VPC `ACCEPT`, Hubble `FORWARDED`, agent `ACCEPT`).
+    Allow,
+    /// Dropped by policy (VPC `REJECT`, Hubble `DROPPED` for a policy reason, agent `DENY`).
+    Deny,
+}
+
+impl Observed {
+    /// `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observed::Allow => "allow",
+            Observed::Deny => "deny",
+        }
+    }
+}
+
+/// Where along the path the log saw the flow, when it says: one endpoint's egress policy, or
+/// the destination's ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedAt {
+    /// At the source's egress (Hubble `traffic_direction: EGRESS`): what was observed is the
+    /// egress side's verdict only; the destination's ingress was not yet applied.
+    Egress,
+    /// At the destination's ingress (Hubble `INGRESS`): the packet passed the source's egress
+    /// already, so what was observed is the whole connection's fate.
+    Ingress,
+}
+
+/// Whether the log says the flow is a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The log says it is a reply (Hubble `is_reply: true`, VPC `tcp-flags` SYN-ACK only).
+    Yes,
+    /// The log says it opens or belongs to the forward direction (Hubble `is_reply: false`).
+    No,
+    /// The log does not say: the side whose port a pod declares is taken as the server.
+    Unknown,
+}
+
+/// A pod named by the log itself (Hubble's `source`/`destination`), as a hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodHint {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+}
+
+/// One flow as read from a log, before enrichment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flow {
+    /// When it was seen (VPC: the capture window's `start`), if the log says.
+    pub time: Option<Timestamp>,
+    /// Source address (VPC: `pkt-srcaddr` when present and not `-`).
+    pub src: IpAddr,
+    /// Destination address (VPC: `pkt-dstaddr` when present and not `-`).
+    pub dst: IpAddr,
+    /// Source port, for protocols with ports.
+    pub src_port: Option<u16>,
+    /// Destination port, for protocols with ports.
+    pub dst_port: Option<u16>,
+    /// The protocol.
+    pub protocol: FlowProtocol,
+    /// What the log says happened, if it says.
+    pub observed: Option<Observed>,
+    /// Where the log saw it, if it says (otherwise: the connection's fate as a whole).
+    pub observed_at: Option<ObservedAt>,
+    /// Whether the log says it is a reply.
+    pub reply: Reply,
+    /// VPC `tcp-flags` (the OR of the flags seen in the capture window), kept as read.
+    pub tcp_flags: Option<u8>,
+    /// The source pod the log names, if any.
+    pub src_pod: Option<PodHint>,
+    /// The destination pod the log names, if any.
+    pub dst_pod: Option<PodHint>,
+}
+
+impl Flow {
+    /// A flow between two addresses with nothing else known (the readers fill the rest).
+    pub fn new(src: IpAddr, dst: IpAddr, protocol: FlowProtocol) -> Self {
+        Flow {
+            time: None,
+            src,
+            dst,
+            src_port: None,
+            dst_port: None,
+            protocol,
+            observed: None,
+            observed_at: None,
+            reply: Reply::Unknown,
+            tcp_flags: None,
+            src_pod: None,
+            dst_pod: None,
+        }
+    }
+}
+
+/// Why a line gave no flow: a malformed line, or a record that carries no flow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// A VPC record with `log-status` NODATA: no traffic in the capture window.
+    NoData,
+    /// A VPC record with `log-status` SKIPDATA: records were lost in the capture window.
+    SkipData,
+    /// A Hubble line that is not a flow (lost events, agent or debug events).
+    NotAFlow,
+    /// A line that does not read as the format: the reason, without the line's values.
+    Malformed(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NoData => f.write_str("NODATA record"),
+            Skip::SkipData => f.write_str("SKIPDATA record"),
+            Skip::NotAFlow => f.write_str("not a flow event"),
+            Skip::Malformed(reason) => write!(f, "malformed: {reason}"),
+        }
+    }
+}
+
+impl Skip {
+    /// Whether the line is malformed (as opposed to a record that carries no flow).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Skip::Malformed(_))
+    }
+}
+
+/// A malformed-line helper for the readers.
+pub(crate) fn malformed(reason: impl Into<String>) -> Skip {
+    Skip::Malformed(reason.into())
+}
+
+/// Parse an RFC 3339 time as the logs write it (`2024-01-02T03:04:05.123456789Z`, offsets too).
+pub(crate) fn parse_time(text: &str) -> Option<Timestamp> {
+    text.parse::<Timestamp>().ok()
+}

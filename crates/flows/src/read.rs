@@ -1,0 +1,260 @@
+//! Opening flow-log inputs and streaming their lines through a format's parser: a file, a
+//! directory (sorted, recursive; hidden entries and symbolic links to directories skipped, as
+//! the manifest loader does), gzip (`.gz`, or any input starting with gzip's magic bytes) or
+//! `-` for stdin. Lines are read one at a time, so memory does not grow with the input.
+
+use crate::{hubble, npa, vpc, Flow, Skip};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// How many malformed lines are kept as examples (file and line) in [`ReadStats`].
+pub const MAX_EXAMPLES: usize = 5;
+
+/// Which log format the inputs are in.
+#[derive(Clone, Debug)]
+pub enum SourceFormat {
+    /// AWS VPC Flow Logs text records in this format, unless a file's header line names
+    /// its own fields.
+    Vpc(vpc::VpcFormat),
+    /// `hubble observe -o json` (JSON Lines).
+    Hubble,
+    /// AWS Network Policy Agent decision logs.
+    Npa,
+}
+
+/// A failure that stops reading: an input that cannot be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// An input could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The input (`<stdin>` for `-`).
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// One malformed line, for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    /// The input it came from.
+    pub file: String,
+    /// Its line number (from 1).
+    pub line: usize,
+    /// Why it was skipped.
+    pub reason: Skip,
+}
+
+/// What reading saw: records read and parsed, and skipped records by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Records read: non-empty lines that are not header lines.
+    pub read: u64,
+    /// Records that gave a flow.
+    pub parsed: u64,
+    /// Records that gave no flow, by reason.
+    pub skipped: BTreeMap<Skip, u64>,
+    /// The first [`MAX_EXAMPLES`] malformed lines.
+    pub examples: Vec<Example>,
+}
+
+impl ReadStats {
+    /// How many records gave no flow.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// How many records were malformed.
+    pub fn malformed(&self) -> u64 {
+        self.skipped
+            .iter()
+            .filter(|(skip, _)| skip.is_malformed())
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    fn skip(&mut self, file: &str, line: usize, reason: Skip) {
+        if reason.is_malformed() && self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(Example {
+                file: file.to_string(),
+                line,
+                reason: reason.clone(),
+            });
+        }
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+}
+
+/// What a format's parser makes of one line.
+pub(crate) enum Line {
+    /// A flow.
+    Flow(Box<Flow>),
+    /// A header line (VPC): not a record.
+    Header,
+    /// A record that gives no flow.
+    Skip(Skip),
+}
+
+/// Read every flow of `path` (a file, a directory, a `.gz`, or `-` for stdin), handing each
+/// to `sink` and counting what was read in `stats`.
+pub fn read_path(
+    path: &Path,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(Flow),
+) -> Result<(), FlowError> {
+    if path.as_os_str() == "-" {
+        let stdin = std::io::stdin();
+        return read_stream(
+            open_maybe_gzip(stdin.lock()),
+            "<stdin>",
+            format,
+            stats,
+            sink,
+        );
+    }
+    let io = |source| FlowError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if std::fs::metadata(path).map_err(io)?.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, &mut files).map_err(io)?;
+        files.sort();
+        for file in files {
+            read_file(&file, format, stats, sink)?;
+        }
+        return Ok(());
+    }
+    read_file(path, format, stats, sink)
+}
+
+fn read_file(
+    path: &Path,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(Flow),
+) -> Result<(), FlowError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| FlowError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    read_stream(
+        open_maybe_gzip(BufReader::with_capacity(1 << 16, file)),
+        &name,
+        format,
+        stats,
+        sink,
+    )
+}
+
+/// Every regular file below `dir`: hidden entries are skipped, symbolic links to directories
+/// are not entered (two links to `.` would loop forever).
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type()?;
+        if file_type.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => out.push(path),
+                _ => {}
+            }
+        } else if file_type.is_dir() {
+            collect_files(&path, out)?;
+        } else if file_type.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The input itself, or its gzip-decoded stream when it starts with gzip's magic bytes
+/// (1f 8b, RFC 1952): S3 delivers VPC flow logs as `.gz`, and stdin may carry either.
+fn open_maybe_gzip<'a, R: BufRead + 'a>(mut input: R) -> Box<dyn BufRead + 'a> {
+    let gzip = matches!(input.fill_buf(), Ok([0x1f, 0x8b, ..]));
+    if gzip {
+        // Multi-member: concatenated gzip files are one stream to `gzip -dc`, and to us.
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(input),
+        ))
+    } else {
+        Box::new(input)
+    }
+}
+
+/// Read flows from an open stream named `name` (for the report).
+pub fn read_stream(
+    mut input: impl BufRead,
+    name: &str,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(Flow),
+) -> Result<(), FlowError> {
+    // A VPC file's header line names its fields for that file only.
+    let mut vpc_state = match format {
+        SourceFormat::Vpc(default) => Some(vpc::FileState::new(default.clone())),
+        _ => None,
+    };
+    let mut buffer = Vec::with_capacity(512);
+    let mut number = 0usize;
+    loop {
+        buffer.clear();
+        let read = input
+            .read_until(b'\n', &mut buffer)
+            .map_err(|source| FlowError::Io {
+                path: name.to_string(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let Ok(text) = std::str::from_utf8(&buffer) else {
+            stats.read += 1;
+            stats.skip(name, number, crate::malformed("not UTF-8"));
+            continue;
+        };
+        let text = text
+            .trim_end_matches(['\n', '\r'])
+            .trim_start_matches('\u{feff}');
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line = match (&mut vpc_state, format) {
+            (Some(state), _) => state.line(text),
+            (None, SourceFormat::Hubble) => hubble::line(text),
+            (None, _) => npa::line(text),
+        };
+        match line {
+            Line::Header => {}
+            Line::Flow(flow) => {
+                stats.read += 1;
+                stats.parsed += 1;
+                sink(*flow);
+            }
+            Line::Skip(reason) => {
+                stats.read += 1;
+                stats.skip(name, number, reason);
+            }
+        }
+    }
+}
+
+/// Read everything in `bytes` (for tests and benchmarks over in-memory logs).
+pub fn read_bytes(
+    bytes: &[u8],
+    name: &str,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(Flow),
+) -> Result<(), FlowError> {
+    read_stream(open_maybe_gzip(bytes), name, format, stats, sink)
+}

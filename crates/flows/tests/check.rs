@@ -1,0 +1,241 @@
+//! Enrichment and checking against a small cluster: a default-deny policy in `shop`, an
+//! allow from `web` to `api` on TCP 8080; mismatches both ways, replies set aside, addresses
+//! resolved by time through a pods history, Services judged at their backends.
+
+use netfence_engine::{Endpoint, Engine};
+use netfence_flows::read::read_bytes;
+use netfence_flows::{
+    Checked, CheckedFlow, Checker, Flow, FlowProtocol, History, Judgement, Observed, ObservedAt,
+    ReadStats, Reply, SourceFormat, VpcFormat,
+};
+use netfence_model::Loader;
+
+/// The cluster of the README's Observe examples (shop default-deny, web -> api on TCP 8080).
+const CLUSTER: &str = include_str!("../../../examples/flows/cluster.yaml");
+
+fn engine() -> Engine {
+    let mut loader = Loader::new();
+    loader.load_str("cluster.yaml", CLUSTER);
+    Engine::new(loader.finish().unwrap())
+}
+
+fn flows(text: &str) -> Vec<Flow> {
+    let mut flows = Vec::new();
+    read_bytes(
+        text.as_bytes(),
+        "t",
+        &SourceFormat::Vpc(VpcFormat::default()),
+        &mut ReadStats::default(),
+        &mut |f| flows.push(f),
+    )
+    .unwrap();
+    flows
+}
+
+fn judged(checked: Checked) -> CheckedFlow {
+    match checked {
+        Checked::Judged(flow) => flow,
+        Checked::Reply => panic!("judged as a reply"),
+    }
+}
+
+fn name(engine: &Engine, endpoint: Endpoint) -> String {
+    engine.endpoint_name(endpoint)
+}
+
+#[test]
+fn mismatches_both_ways_and_agreements() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    let records = flows(
+        "\
+2 1 eni-1 10.0.0.10 10.0.0.20 40000 8080 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.0.0.10 10.0.0.20 40002 8080 6 1 1 1700000000 1700000060 REJECT OK
+2 1 eni-1 10.0.1.30 10.0.0.20 40003 8080 6 1 1 1700000000 1700000060 REJECT OK
+2 1 eni-1 10.0.0.20 10.0.1.30 40004 9000 6 1 1 1700000000 1700000060 ACCEPT OK
+",
+    );
+    let results: Vec<CheckedFlow> = records.iter().map(|f| judged(checker.check(f))).collect();
+    // web -> api 8080: allowed by web-to-api, observed allowed: agreement.
+    assert_eq!(name(&engine, results[0].src), "shop/web");
+    assert_eq!(name(&engine, results[0].dst), "shop/api");
+    assert_eq!(results[0].policy, Some(Judgement::Allow));
+    assert_eq!(
+        results[0].decided_by.as_deref(),
+        Some("NetworkPolicy shop/web-to-api")
+    );
+    assert!(!results[0].mismatch);
+    // batch -> api: policy denies (end of tier, default-deny selects api first), but the log
+    // saw it accepted.
+    assert_eq!(results[1].policy, Some(Judgement::Deny));
+    assert_eq!(
+        results[1].decided_by.as_deref(),
+        Some("NetworkPolicy shop/default-deny")
+    );
+    assert!(results[1].mismatch);
+    // web -> api rejected while policy allows: a mismatch the other way.
+    assert!(results[2].mismatch);
+    // batch -> api rejected, policy denies: agreement.
+    assert!(!results[3].mismatch);
+    // api -> batch: nothing selects either side for this direction: allowed, no policy.
+    assert_eq!(results[4].policy, Some(Judgement::Allow));
+    assert_eq!(results[4].decided_by, None);
+    let stats = checker.stats();
+    assert_eq!((stats.judged, stats.mismatches), (5, 2));
+    // web->api 8080 and batch->api 8080 asked once each, api->batch once.
+    assert_eq!(stats.verdicts, 3);
+}
+
+#[test]
+fn unknown_observed_never_mismatches() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    let mut flow =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    flow.observed = None;
+    let result = judged(checker.check(&flow));
+    assert_eq!(result.policy, Some(Judgement::Deny));
+    assert!(!result.mismatch);
+}
+
+#[test]
+fn replies_are_not_judged() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    // api answering web from its declared port 8080: the server's side, a reply.
+    let reply =
+        flows("2 1 eni-1 10.0.0.20 10.0.0.10 8080 40000 6 1 1 1700000000 1700000060 ACCEPT OK\n");
+    assert_eq!(checker.check(&reply[0]), Checked::Reply);
+    // A log that says so (Hubble is_reply, VPC SYN-ACK) is a reply whatever the ports.
+    let mut marked =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.10 1 2 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    marked.reply = Reply::Yes;
+    assert_eq!(checker.check(&marked), Checked::Reply);
+    assert_eq!(checker.stats().replies, 2);
+    assert_eq!(checker.stats().judged, 0);
+}
+
+#[test]
+fn an_address_reused_by_two_pods_resolves_by_time() {
+    let engine = engine();
+    // 10.9.9.9 was jobs/batch's until 12:00, then shop/web's; 10.0.1.30 (batch's address in
+    // the inventory) was nobody's during the whole log.
+    let history = History::read(
+        br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T20:00:00Z", "to": "2023-11-14T22:00:00Z"}
+{"ip": "10.9.9.9", "pod": "shop/web", "from": "2023-11-14T22:00:00Z", "to": null}
+{"ip": "10.0.1.30", "pod": "jobs/batch", "from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z"}
+"# as &[u8],
+    )
+    .unwrap();
+    let mut checker = Checker::new(&engine, Some(history));
+    // 1700000000 = 2023-11-14T22:13:20Z: web's time; 1699990000 = 19:26:40: before both.
+    let records = flows(
+        "\
+2 1 eni-1 10.9.9.9 10.0.0.20 40000 8080 6 1 1 1699995000 1699995060 ACCEPT OK
+2 1 eni-1 10.9.9.9 10.0.0.20 40000 8080 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.9.9.9 10.0.0.20 40000 8080 6 1 1 1699990000 1699990060 ACCEPT OK
+2 1 eni-1 10.0.1.30 10.0.0.20 40000 8080 6 1 1 1700000000 1700000060 ACCEPT OK
+",
+    );
+    let results: Vec<CheckedFlow> = records.iter().map(|f| judged(checker.check(f))).collect();
+    assert_eq!(name(&engine, results[0].src), "jobs/batch");
+    assert!(results[0].mismatch);
+    assert_eq!(name(&engine, results[1].src), "shop/web");
+    assert!(!results[1].mismatch);
+    assert_eq!(name(&engine, results[2].src), "10.9.9.9");
+    // Listed, but not at this time: the bare address, not the inventory's pod.
+    assert_eq!(name(&engine, results[3].src), "10.0.1.30");
+}
+
+#[test]
+fn history_lines_that_do_not_read_name_their_line() {
+    let error = History::read(
+        br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T20:00:00Z", "to": null}
+{"ip": "10.9.9.9", "pod": "batch", "from": "2023-11-14T20:00:00Z", "to": null}
+"# as &[u8],
+    )
+    .unwrap_err();
+    assert!(error.to_string().starts_with("line 2:"), "{error}");
+}
+
+#[test]
+fn services_are_judged_at_their_backends_and_icmp_is_not_judged() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    let records = flows(
+        "\
+2 1 eni-1 10.0.0.10 172.20.0.50 40000 80 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.0.1.30 172.20.0.50 40000 80 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.0.1.30 10.0.0.20 0 0 1 1 1 1700000000 1700000060 ACCEPT OK
+",
+    );
+    let results: Vec<CheckedFlow> = records.iter().map(|f| judged(checker.check(f))).collect();
+    assert_eq!(results[0].policy, Some(Judgement::Allow));
+    assert_eq!(name(&engine, results[0].dst), "172.20.0.50");
+    assert_eq!(results[1].policy, Some(Judgement::Deny));
+    assert!(results[1].mismatch);
+    assert_eq!(results[2].protocol, FlowProtocol::Icmp);
+    assert_eq!((results[2].port, results[2].policy), (None, None));
+    assert!(!results[2].mismatch);
+    assert_eq!(results[2].observed, Some(Observed::Allow));
+    assert_eq!(checker.stats().not_judged, 1);
+}
+
+#[test]
+fn a_cluster_scoped_policy_is_named_without_a_namespace() {
+    let mut loader = Loader::new();
+    loader.load_str(
+        "cluster.yaml",
+        &format!(
+            "{CLUSTER}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {{name: deny-batch-egress}}
+spec:
+  selector: app == 'batch'
+  types: [Egress]
+  egress:
+  - action: Deny
+"
+        ),
+    );
+    let engine = Engine::new(loader.finish().unwrap());
+    let mut checker = Checker::new(&engine, None);
+    let flow =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    let result = judged(checker.check(&flow));
+    assert_eq!(result.policy, Some(Judgement::Deny));
+    // The egress side denies first, by a cluster-scoped policy: `Kind name`.
+    assert_eq!(
+        result.decided_by.as_deref(),
+        Some("Calico GlobalNetworkPolicy deny-batch-egress")
+    );
+}
+
+#[test]
+fn a_flow_seen_at_the_source_egress_is_compared_with_egress_alone() {
+    let engine = engine();
+    let mut checker = Checker::new(&engine, None);
+    // batch -> api 8080: batch's egress allows (nothing isolates it), api's ingress denies.
+    let mut flow =
+        flows("2 1 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n")
+            .remove(0);
+    flow.observed_at = Some(ObservedAt::Egress);
+    let at_egress = judged(checker.check(&flow));
+    assert_eq!(at_egress.policy, Some(Judgement::Deny));
+    assert!(
+        !at_egress.mismatch,
+        "leaving batch was allowed: no mismatch"
+    );
+    flow.observed_at = Some(ObservedAt::Ingress);
+    assert!(judged(checker.check(&flow)).mismatch);
+    // Dropped at batch's egress although its egress allows: a mismatch.
+    flow.observed_at = Some(ObservedAt::Egress);
+    flow.observed = Some(Observed::Deny);
+    assert!(judged(checker.check(&flow)).mismatch);
+}
