@@ -456,6 +456,9 @@ pub struct Inventory {
     pub(crate) namespaces: BTreeMap<String, Namespace>,
     /// Pods sorted by (namespace, name).
     pub(crate) pods: Vec<Pod>,
+    /// Real pod addresses (not synthetic, not host-network) sorted by (address, pod id):
+    /// [`Inventory::pod_by_ip`] in O(log n). Rebuilt by `establish_invariants`.
+    pub(crate) by_address: Vec<(IpAddr, PodId)>,
     /// Service accounts.
     pub service_accounts: Vec<ServiceAccount>,
     /// Services.
@@ -534,6 +537,19 @@ impl Inventory {
     /// namespace that a pod, policy, Service, SecurityGroupPolicy, ServiceAccount or namespaced
     /// Calico policy names but the input does not declare.
     pub(crate) fn establish_invariants(&mut self) {
+        self.sort_pods();
+        self.add_named_namespaces();
+        self.by_address = self
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.synthetic_ip && !p.host_network)
+            .flat_map(|(id, p)| p.ips.iter().map(move |ip| (*ip, id)))
+            .collect();
+        self.by_address.sort_unstable();
+    }
+
+    fn sort_pods(&mut self) {
         if !self
             .pods
             .is_sorted_by(|a, b| (&a.namespace, &a.name) <= (&b.namespace, &b.name))
@@ -541,6 +557,9 @@ impl Inventory {
             self.pods
                 .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         }
+    }
+
+    fn add_named_namespaces(&mut self) {
         let referenced: Vec<String> = self
             .pods
             .iter()
@@ -607,10 +626,16 @@ impl Inventory {
     }
 
     /// Find the pod that owns an address (real addresses only).
+    /// When two live pods claim one address (the loader warns), the first by (namespace,
+    /// name) is returned. A binary search over the address index.
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
-        self.pods
-            .iter()
-            .position(|p| !p.synthetic_ip && !p.host_network && p.ips.contains(&ip))
+        let first = self
+            .by_address
+            .partition_point(|(address, _)| *address < ip);
+        self.by_address
+            .get(first)
+            .filter(|(address, _)| *address == ip)
+            .map(|(_, id)| *id)
     }
 
     /// Labels of a namespace (every pod's namespace exists).

@@ -62,6 +62,7 @@ impl Loader {
             security_group_policies: self.security_group_policies,
             nodes: self.nodes,
             warnings,
+            by_address: Vec::new(),
         };
         inventory.establish_invariants();
         if self.lenient {

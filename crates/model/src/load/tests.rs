@@ -449,3 +449,24 @@ fn parsed_objects_load_as_documents_do() {
     assert_eq!(errors.0[0].field.as_deref(), Some("apiVersion"));
     assert_eq!(errors.0[0].origin.file, "<cluster>");
 }
+
+#[test]
+fn addresses_find_their_live_pod_by_binary_search() {
+    let inventory = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: x}\nspec: {containers: [{name: c}]}\nstatus: {podIPs: [{ip: 10.0.0.2}, {ip: 'fd00::2'}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.2}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: h, namespace: x}\nspec: {hostNetwork: true, containers: [{name: c}]}\nstatus: {podIP: 10.0.0.9}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec: {containers: [{name: c}]}\n",
+    )
+    .expect("loads");
+    let key = |ip: &str| {
+        inventory
+            .pod_by_ip(ip.parse().expect("ip"))
+            .map(|id| inventory.pods()[id].key())
+    };
+    // Two live pods on one address: the first by (namespace, name), as the warning says.
+    assert_eq!(key("10.0.0.2").as_deref(), Some("x/a"));
+    assert_eq!(key("fd00::2").as_deref(), Some("x/b"));
+    // Host-network and synthetic addresses are no pod's own.
+    assert_eq!(key("10.0.0.9"), None);
+    let synthetic = inventory.pods()[inventory.pod_by_key("x", "p").expect("p")].ips[0];
+    assert_eq!(inventory.pod_by_ip(synthetic), None);
+    assert_eq!(key("10.0.0.3"), None);
+}
