@@ -4,6 +4,7 @@
 //! `-` for stdin. Lines are read one at a time, so memory does not grow with the input.
 
 use crate::{hubble, npa, vpc, Flow, Skip};
+use netfence_model::files::Found;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -151,28 +152,19 @@ fn read_file(
     )
 }
 
-/// Every regular file below `dir`: hidden entries are skipped, symbolic links to directories
-/// are not entered (two links to `.` would loop forever).
+/// Every regular file below `dir`, by the loader's rule (`netfence_model::files`): hidden
+/// entries, links to directories, FIFOs and broken links are passed over; an unreadable
+/// directory or entry is an error.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
+    let mut failure = None;
+    netfence_model::files::walk(dir, &mut |found| match found {
+        Found::File(path) => out.push(path),
+        Found::Unreadable(_, e) => {
+            failure.get_or_insert(e);
         }
-        let path = entry.path();
-        let file_type = entry.file_type()?;
-        if file_type.is_symlink() {
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => out.push(path),
-                _ => {}
-            }
-        } else if file_type.is_dir() {
-            collect_files(&path, out)?;
-        } else if file_type.is_file() {
-            out.push(path);
-        }
-    }
-    Ok(())
+        Found::LinkToDirectory(_) | Found::NotRegular(_) | Found::BrokenLink(..) => {}
+    });
+    failure.map_or(Ok(()), Err)
 }
 
 /// The input itself, or its gzip-decoded stream when it starts with gzip's magic bytes

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod aws;
 pub mod calico;
 pub mod error;
+pub mod files;
 pub mod inventory;
 pub mod load;
 pub mod net;

@@ -18,6 +18,7 @@ use crate::calico::{
     ServiceMatch, Tier, TierDefault,
 };
 use crate::error::{LoadError, LoadErrors, Origin};
+use crate::files::Found;
 use crate::inventory::{
     mesh_annotations, CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig,
     MtlsMode, Namespace, Node, PeerAuthentication, Pod, ProbePort, RbacBinding, RbacRole, RbacRule,
@@ -216,56 +217,29 @@ impl Loader {
 
     /// Every manifest file below `dir`, by the rules of [`Loader::load_path`].
     fn collect_manifest_files(&mut self, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => return self.io_error(&dir.display().to_string(), &e.to_string()),
-            };
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            // A symbolic link is judged by what it points at, but a link to a directory is
-            // never entered.
-            let target = if file_type.is_symlink() {
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_dir() => {
-                        self.warnings.push(format!(
-                            "{}: a symbolic link to a directory; not followed (name the directory with -f to load it)",
-                            path.display()
-                        ));
-                        continue;
-                    }
-                    Ok(meta) => meta.file_type(),
-                    Err(e) => {
-                        self.io_error(&path.display().to_string(), &e.to_string());
-                        continue;
-                    }
+        crate::files::walk(dir, &mut |found| {
+            match found {
+            Found::File(path) => {
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                ) {
+                    out.push(path);
                 }
-            } else {
-                file_type
-            };
-            if target.is_dir() {
-                self.collect_manifest_files(&path, out);
-            } else if !target.is_file() {
-                self.warnings.push(format!(
-                    "{}: not a regular file (a FIFO, socket or device); skipped",
-                    path.display()
-                ));
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                out.push(path);
+            }
+            Found::LinkToDirectory(path) => self.warnings.push(format!(
+                "{}: a symbolic link to a directory; not followed (name the directory with -f to load it)",
+                path.display()
+            )),
+            Found::NotRegular(path) => self.warnings.push(format!(
+                "{}: not a regular file (a FIFO, socket or device); skipped",
+                path.display()
+            )),
+            Found::BrokenLink(path, e) | Found::Unreadable(path, e) => {
+                self.io_error(&path.display().to_string(), &e.to_string())
             }
         }
+        });
     }
 
     fn io_error(&mut self, file: &str, message: &str) {
