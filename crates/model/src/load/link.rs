@@ -25,7 +25,7 @@ impl Loader {
         let owners = Owners::new(&self.workloads);
         let mut pods = live_pods(std::mem::take(&mut self.pods), &self.workloads, &owners);
         pods.extend(template_pods(&self.workloads, &owners, &pods, &mut errors));
-        let pods = linked_pods(pods, &mut errors, &mut warnings);
+        let pods = linked_pods(pods, &mut errors);
         let admin_policies = ordered_admin_policies(
             std::mem::take(&mut self.admin_policies),
             &mut errors,
@@ -65,6 +65,8 @@ impl Loader {
             by_address: Vec::new(),
         };
         inventory.establish_invariants();
+        let shared = duplicate_addresses(&inventory);
+        inventory.warnings.extend(shared);
         if self.lenient {
             // Objects that failed validation were never added (a duplicate keeps its first
             // definition): go on without them. Unreadable files stay errors.
@@ -252,13 +254,9 @@ fn template_pods(
     pods
 }
 
-/// Pods sorted by (namespace, name), duplicates reported and dropped, shared live addresses
-/// warned about, and synthetic addresses given to pods without one.
-fn linked_pods(
-    mut pods: Vec<Pod>,
-    errors: &mut Vec<LoadError>,
-    warnings: &mut Vec<String>,
-) -> Vec<Pod> {
+/// Pods sorted by (namespace, name), duplicates reported and dropped, and synthetic addresses
+/// given to pods without one.
+fn linked_pods(mut pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     for pair in pods.windows(2) {
         if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
@@ -271,7 +269,6 @@ fn linked_pods(
         }
     }
     pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
-    warnings.extend(duplicate_addresses(&pods));
     assign_synthetic_ips(&mut pods);
     pods
 }
@@ -402,20 +399,21 @@ pub(super) fn adopt_by_selector(
 /// A warning for every address two live pods claim: the API server never hands one address
 /// to two running pods, so the input mixes snapshots or is hand-written wrongly, and lookups
 /// by address pick the first pod by namespace and name.
-pub(super) fn duplicate_addresses(pods: &[Pod]) -> Vec<String> {
-    let mut by_address: HashMap<IpAddr, Vec<&Pod>> = HashMap::new();
-    for pod in pods.iter().filter(|p| !p.host_network && !p.synthetic_ip) {
-        for ip in &pod.ips {
-            by_address.entry(*ip).or_default().push(pod);
-        }
-    }
-    let mut warnings: Vec<String> = by_address
-        .into_iter()
-        .filter(|(_, pods)| pods.len() > 1)
-        .map(|(ip, pods)| {
-            let names: Vec<String> = pods.iter().map(|p| p.key()).collect();
+pub(super) fn duplicate_addresses(inventory: &Inventory) -> Vec<String> {
+    // The address index holds live pods' real addresses sorted by (address, pod id): a shared
+    // address is a run of equal addresses, its pods in (namespace, name) order.
+    let mut warnings: Vec<String> = inventory
+        .by_address
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+        .map(|run| {
+            let names: Vec<String> = run
+                .iter()
+                .map(|&(_, id)| inventory.pods[id].key())
+                .collect();
             format!(
-                "address {ip} belongs to {} live pods: {} (lookups by address pick {})",
+                "address {} belongs to {} live pods: {} (lookups by address pick {})",
+                run[0].0,
                 names.len(),
                 names.join(", "),
                 names[0]
