@@ -7,7 +7,7 @@ use crate::history::{History, Holder};
 use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
 use jiff::Timestamp;
 use netfence_engine::{DirectionVerdict, Endpoint, Engine, Outcome, Verdict};
-use netfence_model::{PodId, Protocol};
+use netfence_model::Protocol;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -109,28 +109,18 @@ struct Decision {
 pub struct Checker<'e> {
     engine: &'e Engine,
     history: Option<History>,
-    /// Real pod addresses (not synthetic, not host network) to pods.
-    pods_by_address: HashMap<IpAddr, PodId>,
     services_by_address: HashMap<IpAddr, usize>,
     cache: HashMap<(Endpoint, Target, Protocol, u16), Decision>,
     stats: CheckStats,
 }
 
 impl<'e> Checker<'e> {
-    /// A checker over `engine`, with an optional pods history. The address index is built
-    /// once here: pods with real addresses only (a synthetic address was invented by the
-    /// loader, and a host-network pod's address is its node's).
+    /// A checker over `engine`, with an optional pods history. Pod addresses resolve through
+    /// the inventory's address index (real addresses only: a synthetic address was invented
+    /// by the loader, and a host-network pod's address is its node's); the cluster-IP index
+    /// is built once here.
     pub fn new(engine: &'e Engine, history: Option<History>) -> Self {
         let inventory = engine.inventory();
-        let mut pods_by_address = HashMap::new();
-        for (id, pod) in inventory.pods().iter().enumerate() {
-            if pod.synthetic_ip || pod.host_network {
-                continue;
-            }
-            for ip in &pod.ips {
-                pods_by_address.entry(*ip).or_insert(id);
-            }
-        }
         let mut services_by_address = HashMap::new();
         for (index, service) in inventory.services.iter().enumerate() {
             for ip in &service.cluster_ips {
@@ -140,7 +130,6 @@ impl<'e> Checker<'e> {
         Checker {
             engine,
             history,
-            pods_by_address,
             services_by_address,
             cache: HashMap::new(),
             stats: CheckStats::default(),
@@ -175,7 +164,7 @@ impl<'e> Checker<'e> {
                 Holder::NotListed => {}
             }
         }
-        if let Some(&id) = self.pods_by_address.get(&ip) {
+        if let Some(id) = inventory.pod_by_ip(ip) {
             return Endpoint::Pod(id);
         }
         hint.and_then(|hint| inventory.pod_by_key(&hint.namespace, &hint.name))
