@@ -330,14 +330,24 @@ pub struct DiffLine {
 /// on external ranges cut at the boundaries of both: changed lines, then added, then removed,
 /// each sorted by source and destination.
 pub fn diff(before: &Engine, after: &Engine) -> Vec<DiffLine> {
+    diff_touching(before, after, None)
+}
+
+/// The lines of [`diff`] whose source or destination is one of `focus` (all with `None`):
+/// the whole diff when every other line is known to be equal on both sides.
+pub fn diff_touching(
+    before: &Engine,
+    after: &Engine,
+    focus: Option<&BTreeSet<WorkloadRef>>,
+) -> Vec<DiffLine> {
     let cuts = cuts(before).union(&cuts(after));
     let index = |list: Vec<Connection>| -> BTreeMap<(String, String), Connection> {
         list.into_iter()
             .map(|c| ((c.src.to_string(), c.dst.to_string()), c))
             .collect()
     };
-    let old = index(connlist_on(before, &cuts));
-    let new = index(connlist_on(after, &cuts));
+    let old = index(connlist_touching(before, &cuts, focus));
+    let new = index(connlist_touching(after, &cuts, focus));
     let workloads = |engine: &Engine| -> BTreeSet<WorkloadRef> {
         engine
             .inventory()

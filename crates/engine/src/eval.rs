@@ -30,13 +30,13 @@ pub enum Endpoint {
 /// precomputed per direction.
 pub struct Engine {
     /// Shared with the engines [`Engine::without_policy`] derives.
-    inventory: std::sync::Arc<Inventory>,
-    tiers: Vec<Tier>,
+    pub(crate) inventory: std::sync::Arc<Inventory>,
+    pub(crate) tiers: Vec<Tier>,
     /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
-    selecting: Vec<[Vec<(usize, usize)>; 2]>,
+    pub(crate) selecting: Vec<[Vec<(usize, usize)>; 2]>,
 }
 
-fn direction_index(direction: Direction) -> usize {
+pub(crate) fn direction_index(direction: Direction) -> usize {
     match direction {
         PolicyType::Ingress => 0,
         PolicyType::Egress => 1,
@@ -815,7 +815,7 @@ fn calico_namespace_labels(inventory: &Inventory, namespace: &str) -> Labels {
     labels
 }
 
-fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
+pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
     match subject {
         Subject::PodsInNamespace {
             namespace,

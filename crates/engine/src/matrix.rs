@@ -104,6 +104,7 @@ impl MatrixView for Matrix {
 }
 
 /// Reachability between every pair of pods for each probed port.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matrix {
     /// The probed ports.
     pub ports: Vec<ProbePort>,
