@@ -30,6 +30,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bits;
 pub mod classes;
 pub mod connlist;
 pub mod connset;
@@ -37,7 +38,9 @@ pub mod eval;
 pub mod incremental;
 pub mod ir;
 pub mod matrix;
+pub mod ports;
 pub mod service;
+mod walk;
 
 pub use classes::{ClassMatrix, ClassMatrixView};
 pub use connlist::{connlist, diff, diff_touching, Connection, DiffKind, DiffLine, ListPeer};

@@ -25,5 +25,5 @@ pub use inventory::{
     Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
 pub use load::{Change, ChangeKind, Loader, ObjectKey, ObjectKind};
-pub use net::{PortRange, Protocol};
+pub use net::{AddressCuts, AddressRanges, PortRange, Protocol};
 pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};
