@@ -142,6 +142,7 @@ fn shadowed_policies_agree_with_diff() {
             namespaces: 3,
             policies: 24,
             calico: 0,
+            admin: 0,
             seed,
         });
         for (index, policy) in inventory.network_policies.iter().enumerate() {
@@ -225,6 +226,7 @@ fn shadowed_calico_policies_agree_with_diff() {
             namespaces: 3,
             policies: 12,
             calico: 8,
+            admin: 0,
             seed,
         });
         let flagged: Vec<String> = flagged

@@ -287,11 +287,13 @@ impl Ctx<'_> {
         let mut out = Addresses::default();
         for peer in &rule.peers {
             match peer {
-                Peer::Pods { .. } => {
-                    for (id, pod) in inventory.pods().iter().enumerate() {
-                        if self.engine.peer_matches(peer, Endpoint::Pod(id)) {
-                            pod.ips.iter().for_each(|ip| out.push_ip(*ip));
-                        }
+                Peer::Pods { namespaces, pods } => {
+                    // Resolved once per distinct peer by the engine's selector cache.
+                    for &id in self.engine.peer_pods(namespaces, pods).iter() {
+                        inventory.pods()[id]
+                            .ips
+                            .iter()
+                            .for_each(|ip| out.push_ip(*ip));
                     }
                 }
                 Peer::Calico(_) | Peer::Nodes(_) => {

@@ -32,6 +32,7 @@ fn main() {
             namespaces,
             policies,
             calico: 0,
+            admin: 0,
             seed: 1,
         })
         .expect("valid options");
@@ -99,6 +100,7 @@ fn main() {
         namespaces: 10,
         policies: 200,
         calico: 0,
+        admin: 0,
         seed: 1,
     })
     .expect("valid options");

@@ -10,10 +10,11 @@
 
 use crate::bits::BitSet;
 use crate::eval::{Endpoint, Engine};
-use crate::ir::{Peer, PortMatch, Rule};
+use crate::ir::{NamespaceMatch, Peer, PortMatch, Rule};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, RuleAt, Walker};
 use netfence_model::{AddressCuts, PodId, PolicyType};
+use netfence_selector::LabelSelector;
 use std::collections::HashMap;
 
 type Bits = BitSet;
@@ -274,7 +275,7 @@ impl Engine {
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
         let (classes, class_of) = self.pod_classes();
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
-        let peer_bits = self.class_peer_bits(&reps);
+        let peer_bits = self.class_peer_bits(&reps, &class_of);
         let n = reps.len();
         let rule_peers = |rule: &Rule| -> Bits {
             if rule.peers.is_empty() {
@@ -314,18 +315,14 @@ impl Engine {
         }
     }
 
-    /// Peer bitsets over classes (by their representatives), computed once per peer and keyed
-    /// by its address: peers live in the tiers, which do not move while the engine exists.
-    fn class_peer_bits(&self, reps: &[PodId]) -> HashMap<usize, Bits> {
-        let inventory = self.inventory();
+    /// Peer bitsets over classes, keyed by the peer's address (peers live in the tiers, which
+    /// do not move while the engine exists). Pod peers are resolved once per distinct value
+    /// through the engine's selector cache ([`Engine::peer_pods`]): a class is in the set when
+    /// its pods are (pods of one class answer alike); other peers ask each class's
+    /// representative.
+    fn class_peer_bits(&self, reps: &[PodId], class_of: &[usize]) -> HashMap<usize, Bits> {
         let n = reps.len();
-        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (c, &rep) in reps.iter().enumerate() {
-            by_namespace
-                .entry(inventory.pods()[rep].namespace.as_str())
-                .or_default()
-                .push(c);
-        }
+        let mut by_value: HashMap<(&NamespaceMatch, &LabelSelector), Bits> = HashMap::new();
         let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
         let peers = self
             .tiers()
@@ -335,34 +332,32 @@ impl Engine {
             .flatten()
             .flat_map(|rule| &rule.peers);
         for peer in peers {
-            peer_bits
-                .entry(peer as *const Peer as usize)
-                .or_insert_with(|| {
+            let key = peer as *const Peer as usize;
+            if peer_bits.contains_key(&key) {
+                continue;
+            }
+            let bits = match peer {
+                Peer::Pods { namespaces, pods } => by_value
+                    .entry((namespaces, pods))
+                    .or_insert_with(|| {
+                        let mut bits = Bits::new(n, false);
+                        for &id in self.peer_pods(namespaces, pods).iter() {
+                            bits.set(class_of[id]);
+                        }
+                        bits
+                    })
+                    .clone(),
+                _ => {
                     let mut bits = Bits::new(n, false);
-                    // Pod peers look only at the classes of the namespaces they can match;
-                    // every other peer asks each class.
-                    let candidates: Vec<usize> = match peer {
-                        Peer::Pods {
-                            namespaces: crate::ir::NamespaceMatch::Named(ns),
-                            ..
-                        } => by_namespace.get(ns.as_str()).cloned().unwrap_or_default(),
-                        Peer::Pods {
-                            namespaces: crate::ir::NamespaceMatch::Selector(selector),
-                            ..
-                        } => by_namespace
-                            .iter()
-                            .filter(|(ns, _)| selector.matches(inventory.namespace_labels(ns)))
-                            .flat_map(|(_, cs)| cs.iter().copied())
-                            .collect(),
-                        _ => (0..n).collect(),
-                    };
-                    for c in candidates {
-                        if self.peer_matches(peer, Endpoint::Pod(reps[c])) {
+                    for (c, &rep) in reps.iter().enumerate() {
+                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
                             bits.set(c);
                         }
                     }
                     bits
-                });
+                }
+            };
+            peer_bits.insert(key, bits);
         }
         peer_bits
     }

@@ -35,6 +35,8 @@ pub struct Engine {
     pub(crate) tiers: Vec<Tier>,
     /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
     pub(crate) selecting: Vec<[Vec<(usize, usize)>; 2]>,
+    /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
+    pub(crate) cache: crate::resolve::SelectorCache,
 }
 
 pub(crate) fn direction_index(direction: Direction) -> usize {
@@ -173,6 +175,7 @@ impl Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers,
             selecting,
+            cache: Default::default(),
         }
     }
 
@@ -208,6 +211,7 @@ impl Engine {
             inventory: std::sync::Arc::clone(&self.inventory),
             tiers,
             selecting,
+            cache: Default::default(),
         })
     }
 

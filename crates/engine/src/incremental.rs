@@ -315,6 +315,7 @@ impl Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers,
             selecting,
+            cache: Default::default(),
         };
         (engine, focus, stats)
     }

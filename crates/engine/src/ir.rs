@@ -211,7 +211,7 @@ impl Rule {
 }
 
 /// Which namespaces a pod peer may be in.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum NamespaceMatch {
     /// Exactly this namespace.
     Named(String),

@@ -39,6 +39,7 @@ pub mod incremental;
 pub mod ir;
 pub mod matrix;
 pub mod ports;
+pub mod resolve;
 pub mod service;
 mod walk;
 

@@ -555,6 +555,7 @@ fn generated_clusters_are_deterministic_and_agree() {
             namespaces: 6,
             policies: 60,
             calico: 8,
+            admin: 0,
             seed,
         };
         let files = generate(&options).expect("valid options");

@@ -26,6 +26,9 @@ pub struct GenOptions {
     /// as NCA can read): a security tier with metadata-service deny and per-team Pass rules.
     /// At most [`MAX_CALICO`].
     pub calico: usize,
+    /// AdminNetworkPolicies to add (0: none), with priorities 0, 1, …, and then one
+    /// BaselineAdminNetworkPolicy. At most [`MAX_ADMIN`].
+    pub admin: usize,
     /// Seed of the pseudo-random choices.
     pub seed: u64,
 }
@@ -44,13 +47,17 @@ pub const MAX_POLICIES: usize = 1_000_000;
 /// Most Calico GlobalNetworkPolicies.
 pub const MAX_CALICO: usize = 100_000;
 
+/// Most AdminNetworkPolicies: one per priority value the API allows (0 to 1000,
+/// network-policy-api `spec.priority`).
+pub const MAX_ADMIN: usize = 1001;
+
 /// Why [`GenOptions`] cannot be generated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GenError {
     /// A count above its maximum.
     #[error("{option} {value} is more than the {max} this generator writes")]
     TooLarge {
-        /// `pods`, `namespaces`, `policies` or `calico`.
+        /// `pods`, `namespaces`, `policies`, `calico` or `admin`.
         option: &'static str,
         /// The value asked for.
         value: usize,
@@ -78,7 +85,7 @@ impl GenOptions {
     ///
     /// ```
     /// use netfence_gen::{GenError, GenOptions};
-    /// let options = GenOptions { pods: 10_000_000_000, namespaces: 10, policies: 0, calico: 0, seed: 1 };
+    /// let options = GenOptions { pods: 10_000_000_000, namespaces: 10, policies: 0, calico: 0, admin: 0, seed: 1 };
     /// assert!(matches!(options.check(), Err(GenError::TooLarge { option: "pods", .. })));
     /// ```
     pub fn check(&self) -> Result<(), GenError> {
@@ -87,6 +94,7 @@ impl GenOptions {
             ("namespaces", self.namespaces, MAX_NAMESPACES),
             ("policies", self.policies, MAX_POLICIES),
             ("calico", self.calico, MAX_CALICO),
+            ("admin", self.admin, MAX_ADMIN),
         ] {
             if value > max {
                 return Err(GenError::TooLarge { option, value, max });
@@ -120,6 +128,7 @@ pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError>
         services: String::new(),
         policies: String::new(),
         calico: String::new(),
+        admin: String::new(),
         policy_count: 0,
         pod_index: 0,
     };
@@ -132,6 +141,7 @@ pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError>
     }
     cluster.extra_policies(options.namespaces, options.policies);
     cluster.calico_policies(options.calico);
+    cluster.admin_policies(options.admin);
     Ok(vec![
         ("00-namespaces.yaml".into(), cluster.namespaces),
         ("10-workloads.yaml".into(), cluster.workloads),
@@ -139,6 +149,7 @@ pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError>
         ("30-services.yaml".into(), cluster.services),
         ("40-policies.yaml".into(), cluster.policies),
         ("50-calico.yaml".into(), cluster.calico),
+        ("60-admin.yaml".into(), cluster.admin),
     ])
 }
 
@@ -157,6 +168,7 @@ struct Cluster {
     services: String,
     policies: String,
     calico: String,
+    admin: String,
     policy_count: usize,
     pod_index: u32,
 }
@@ -315,6 +327,29 @@ impl Cluster {
                 self.calico,
                 "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.team-{i}}}\nspec:\n  tier: security\n  order: {}\n  selector: team == \"{team}\" && tier == \"database\"\n  namespaceSelector: team == \"{team}\"\n  types: [Ingress]\n  ingress:\n  - {{action: Pass, source: {{namespaceSelector: team == \"{team}\"}}}}\n  - {{action: Deny, protocol: TCP, destination: {{ports: [5432]}}}}\n",
                 100 + i
+            );
+        }
+    }
+}
+
+impl Cluster {
+    /// Admin policies as platform teams write them: per team, monitoring from `ops` allowed on
+    /// the metrics port, traffic from `dev` namespaces into others denied, and the team's own
+    /// namespaces passed on to NetworkPolicy; then a baseline that denies ingress from other
+    /// teams' namespaces where no NetworkPolicy decided.
+    fn admin_policies(&mut self, count: usize) {
+        for i in 0..count {
+            let team = TEAMS[self.rng.below(TEAMS.len())];
+            let sep = if i == 0 { "" } else { "---\n" };
+            let _ = write!(
+                self.admin,
+                "{sep}apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: team-{i}}}\nspec:\n  priority: {i}\n  subject: {{namespaces: {{matchLabels: {{team: {team}}}}}}}\n  ingress:\n  - {{name: monitoring, action: Allow, from: [{{namespaces: {{matchLabels: {{team: ops}}}}}}], ports: [{{portNumber: {{protocol: TCP, port: 9090}}}}]}}\n  - {{name: no-dev, action: Deny, from: [{{namespaces: {{matchLabels: {{env: dev}}}}}}]}}\n  - {{name: own-team, action: Pass, from: [{{namespaces: {{matchLabels: {{team: {team}}}}}}}]}}\n",
+            );
+        }
+        if count > 0 {
+            let _ = write!(
+                self.admin,
+                "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n  subject: {{namespaces: {{}}}}\n  ingress:\n  - {{name: same-namespace, action: Allow, from: [{{pods: {{namespaceSelector: {{}}, podSelector: {{}}}}}}], ports: [{{portNumber: {{protocol: UDP, port: 53}}}}]}}\n"
             );
         }
     }

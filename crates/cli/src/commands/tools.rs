@@ -19,6 +19,10 @@ pub struct GenArgs {
     /// Calico GlobalNetworkPolicies to add, in a `security` tier (0: Kubernetes only).
     #[arg(long, default_value_t = 0)]
     pub calico: usize,
+    /// AdminNetworkPolicies to add (priorities 0, 1, …; at most 1001), then one
+    /// BaselineAdminNetworkPolicy (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub admin: usize,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -26,7 +30,7 @@ pub struct GenArgs {
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
     /// Write into a directory that is not empty: replace the generator's own files
-    /// (`00-namespaces.yaml` … `50-calico.yaml`, removing one this cluster leaves empty) and
+    /// (`00-namespaces.yaml` … `60-admin.yaml`, removing one this cluster leaves empty) and
     /// leave every other file alone.
     #[arg(long)]
     pub force: bool,
@@ -104,6 +108,7 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
         namespaces,
         policies,
         calico,
+        admin,
         seed,
         output,
         force,
@@ -113,6 +118,7 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
         namespaces,
         policies,
         calico,
+        admin,
         seed,
     };
     write_cluster(&options, &output, force)
