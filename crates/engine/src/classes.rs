@@ -19,6 +19,15 @@ use std::collections::HashMap;
 
 type Bits = BitSet;
 
+/// A peer by value, for resolving each distinct peer once (Calico entities by address).
+#[derive(PartialEq, Eq, Hash)]
+enum PeerValue<'a> {
+    Pods(&'a NamespaceMatch, &'a LabelSelector),
+    Net(&'a ipnet::IpNet, &'a [ipnet::IpNet]),
+    Nodes(&'a LabelSelector),
+    Other(usize),
+}
+
 /// Reachability between classes of pods, for each probed port.
 pub struct ClassMatrix {
     /// The probed ports.
@@ -322,7 +331,7 @@ impl Engine {
     /// representative.
     fn class_peer_bits(&self, reps: &[PodId], class_of: &[usize]) -> HashMap<usize, Bits> {
         let n = reps.len();
-        let mut by_value: HashMap<(&NamespaceMatch, &LabelSelector), Bits> = HashMap::new();
+        let mut by_value: HashMap<PeerValue<'_>, Bits> = HashMap::new();
         let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
         let peers = self
             .tiers()
@@ -336,27 +345,33 @@ impl Engine {
             if peer_bits.contains_key(&key) {
                 continue;
             }
-            let bits = match peer {
-                Peer::Pods { namespaces, pods } => by_value
-                    .entry((namespaces, pods))
-                    .or_insert_with(|| {
+            let value = match peer {
+                Peer::Pods { namespaces, pods } => PeerValue::Pods(namespaces, pods),
+                Peer::Net { net, except } => PeerValue::Net(net, except),
+                Peer::Nodes(selector) => PeerValue::Nodes(selector),
+                Peer::Calico(_) => PeerValue::Other(key),
+            };
+            let bits = by_value
+                .entry(value)
+                .or_insert_with(|| match peer {
+                    Peer::Pods { namespaces, pods } => {
                         let mut bits = Bits::new(n, false);
                         for &id in self.peer_pods(namespaces, pods).iter() {
                             bits.set(class_of[id]);
                         }
                         bits
-                    })
-                    .clone(),
-                _ => {
-                    let mut bits = Bits::new(n, false);
-                    for (c, &rep) in reps.iter().enumerate() {
-                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
-                            bits.set(c);
-                        }
                     }
-                    bits
-                }
-            };
+                    _ => {
+                        let mut bits = Bits::new(n, false);
+                        for (c, &rep) in reps.iter().enumerate() {
+                            if self.peer_matches(peer, Endpoint::Pod(rep)) {
+                                bits.set(c);
+                            }
+                        }
+                        bits
+                    }
+                })
+                .clone();
             peer_bits.insert(key, bits);
         }
         peer_bits
