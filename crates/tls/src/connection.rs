@@ -486,7 +486,11 @@ impl Analyzer {
     /// Every connection still tracked, in the order they began.
     pub fn finish(&mut self, sink: &mut dyn FnMut(Record)) {
         while let Some((key, generation)) = self.order.pop_front() {
-            if self.table.get(&key).is_some_and(|c| c.generation == generation) {
+            if self
+                .table
+                .get(&key)
+                .is_some_and(|c| c.generation == generation)
+            {
                 self.emit(key, sink);
             }
         }
@@ -506,7 +510,11 @@ impl Analyzer {
                 break;
             }
             self.closed.pop_front();
-            if self.table.get(&key).is_some_and(|c| c.generation == generation) {
+            if self
+                .table
+                .get(&key)
+                .is_some_and(|c| c.generation == generation)
+            {
                 self.emit(key, sink);
             }
         }
@@ -514,7 +522,11 @@ impl Analyzer {
 
     fn evict_oldest(&mut self, sink: &mut dyn FnMut(Record)) {
         while let Some((key, generation)) = self.order.pop_front() {
-            if self.table.get(&key).is_some_and(|c| c.generation == generation) {
+            if self
+                .table
+                .get(&key)
+                .is_some_and(|c| c.generation == generation)
+            {
                 self.emit(key, sink);
                 return;
             }
@@ -525,13 +537,15 @@ impl Analyzer {
     fn compact(&mut self) {
         if self.order.len() > 2 * self.table.len() + 1024 {
             let table = &self.table;
-            self.order
-                .retain(|(key, generation)| table.get(key).is_some_and(|c| c.generation == *generation));
+            self.order.retain(|(key, generation)| {
+                table.get(key).is_some_and(|c| c.generation == *generation)
+            });
         }
         if self.closed.len() > 2 * self.table.len() + 1024 {
             let table = &self.table;
-            self.closed
-                .retain(|(key, generation, _)| table.get(key).is_some_and(|c| c.generation == *generation));
+            self.closed.retain(|(key, generation, _)| {
+                table.get(key).is_some_and(|c| c.generation == *generation)
+            });
         }
     }
 }

@@ -115,7 +115,11 @@ impl Direction {
             let Some(header) = data.get(at..at + 5) else {
                 break;
             };
-            let (kind, major, length) = (header[0], header[1], usize::from(u16::from_be_bytes([header[3], header[4]])));
+            let (kind, major, length) = (
+                header[0],
+                header[1],
+                usize::from(u16::from_be_bytes([header[3], header[4]])),
+            );
             if !(20..=24).contains(&kind) || major != 3 || length > MAX_RECORD {
                 self.stop();
                 break;
@@ -168,7 +172,8 @@ impl Direction {
     fn messages(&mut self, facts: &mut Facts) {
         let mut at = 0;
         while let Some(header) = self.handshake.get(at..at + 4) {
-            let length = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+            let length =
+                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
             let Some(message) = self.handshake.get(at..at + 4 + length) else {
                 break;
             };

@@ -58,11 +58,7 @@ pub fn ja4(hello: &ClientHello) -> String {
         'i'
     };
     let ciphers: Vec<u16> = sorted_without_grease(&hello.ciphers, &[]);
-    let extension_count = hello
-        .extensions
-        .iter()
-        .filter(|e| !is_grease(**e))
-        .count();
+    let extension_count = hello.extensions.iter().filter(|e| !is_grease(**e)).count();
     let cipher_count = hello.ciphers.iter().filter(|c| !is_grease(**c)).count();
     let alpn = alpn_code(hello.alpn.first().map(Vec::as_slice));
     let cipher_hash = truncated_hash(&hex_list(&ciphers));
@@ -148,7 +144,9 @@ mod tests {
     #[test]
     fn spec_raw_lists_hash_to_the_published_values() {
         assert_eq!(
-            truncated_hash("002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"),
+            truncated_hash(
+                "002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
+            ),
             "8daaf6152771"
         );
         assert_eq!(

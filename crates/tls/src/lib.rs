@@ -27,6 +27,7 @@ mod handshake;
 pub mod ja4;
 pub mod protocol;
 mod stream;
+pub mod synth;
 
 pub use capture::{CaptureStats, Segment};
 pub use connection::{cipher_name, Analyzer, Class, Evidence, Limits, Record, Version};
@@ -96,7 +97,12 @@ pub fn analyze_file(
         path: path.to_path_buf(),
         source,
     })?;
-    analyze(path, std::io::BufReader::with_capacity(1 << 16, file), limits, sink)
+    analyze(
+        path,
+        std::io::BufReader::with_capacity(1 << 16, file),
+        limits,
+        sink,
+    )
 }
 
 /// [`analyze_file`] on any reader (`path` names it in errors).

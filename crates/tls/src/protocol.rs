@@ -38,7 +38,8 @@ pub fn classify(first: &[u8], from_client: bool, server_port: u16) -> Opening {
             return Opening::Tls;
         }
     }
-    if first.starts_with(H2_PREFACE) || (first.len() < H2_PREFACE.len() && first.starts_with(b"PRI * HTTP/2"))
+    if first.starts_with(H2_PREFACE)
+        || (first.len() < H2_PREFACE.len() && first.starts_with(b"PRI * HTTP/2"))
     {
         return Opening::Plaintext(Some("http/2"));
     }

@@ -94,7 +94,9 @@ mod tests {
         stream.syn(u32::MAX - 2);
         let mut out = Vec::new();
         for (sequence, payload) in segments {
-            stream.segment(*sequence, payload, &mut |bytes| out.extend_from_slice(bytes));
+            stream.segment(*sequence, payload, &mut |bytes| {
+                out.extend_from_slice(bytes)
+            });
         }
         out
     }
@@ -107,7 +109,10 @@ mod tests {
         assert_eq!(run(&[(0, b"cd"), (start, b"ab")]), b"abcd");
         assert_eq!(run(&[(start, b"ab"), (start, b"ab"), (0, b"cd")]), b"abcd");
         // A retransmission that overlaps and extends.
-        assert_eq!(run(&[(start, b"ab"), (start, b"abcd"), (2, b"ef")]), b"abcdef");
+        assert_eq!(
+            run(&[(start, b"ab"), (start, b"abcd"), (2, b"ef")]),
+            b"abcdef"
+        );
         // Three segments in reverse order.
         assert_eq!(run(&[(2, b"ef"), (0, b"cd"), (start, b"ab")]), b"abcdef");
     }

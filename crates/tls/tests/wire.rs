@@ -31,7 +31,9 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         for namespace in [&self.client, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", namespace]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", namespace])
+                .status();
         }
         // NETFENCE_KEEP_CAPTURES=1 keeps the files to look at.
         if std::env::var_os("NETFENCE_KEEP_CAPTURES").is_none() {
@@ -76,8 +78,18 @@ impl Lab {
         run(
             "ip",
             &[
-                "link", "add", "nftls-c", "netns", &lab.client, "type", "veth", "peer", "name",
-                "nftls-s", "netns", &lab.server,
+                "link",
+                "add",
+                "nftls-c",
+                "netns",
+                &lab.client,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "nftls-s",
+                "netns",
+                &lab.server,
             ],
         );
         for (namespace, device, v4, v6) in [
@@ -111,9 +123,7 @@ impl Lab {
             Some(path) => command.stderr(std::fs::File::create(path).unwrap()),
             None => command.stderr(Stdio::null()),
         };
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let child = command.spawn().unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let pid = child.id();
         self.children.push(child);
         pid
@@ -131,7 +141,13 @@ impl Lab {
     fn tcpdump(&mut self, namespace: &str, args: &[&str], file: &str) -> u32 {
         let log = self.path(&format!("{file}.log"));
         let out = self.path(file);
-        let mut all = vec!["tcpdump", "--immediate-mode", "-U", "-w", out.to_str().unwrap()];
+        let mut all = vec![
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-w",
+            out.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         let namespace = namespace.to_string();
         let pid = self.spawn(&namespace, &all, Some(&log));
@@ -176,23 +192,77 @@ struct Case {
 
 const CASES: &[Case] = &[
     // TLS 1.2, no client certificate asked.
-    Case { port: 4431, server: &["-tls1_2"], client: &["-tls1_2"], ipv6: false, sni: "tls12.test" },
+    Case {
+        port: 4431,
+        server: &["-tls1_2"],
+        client: &["-tls1_2"],
+        ipv6: false,
+        sni: "tls12.test",
+    },
     // TLS 1.2, client certificate required and sent.
-    Case { port: 4432, server: &["-tls1_2", "-Verify", "1", "-CAfile", "client.pem"], client: &["-tls1_2", "-cert", "client.pem", "-key", "client.key"], ipv6: false, sni: "mtls12.test" },
+    Case {
+        port: 4432,
+        server: &["-tls1_2", "-Verify", "1", "-CAfile", "client.pem"],
+        client: &["-tls1_2", "-cert", "client.pem", "-key", "client.key"],
+        ipv6: false,
+        sni: "mtls12.test",
+    },
     // TLS 1.2, certificate requested, the client has none: an empty Certificate message.
-    Case { port: 4433, server: &["-tls1_2", "-verify", "1", "-CAfile", "client.pem"], client: &["-tls1_2"], ipv6: false, sni: "empty12.test" },
+    Case {
+        port: 4433,
+        server: &["-tls1_2", "-verify", "1", "-CAfile", "client.pem"],
+        client: &["-tls1_2"],
+        ipv6: false,
+        sni: "empty12.test",
+    },
     // TLS 1.3 without client certificate.
-    Case { port: 4434, server: &["-tls1_3"], client: &["-tls1_3"], ipv6: false, sni: "tls13.test" },
+    Case {
+        port: 4434,
+        server: &["-tls1_3"],
+        client: &["-tls1_3"],
+        ipv6: false,
+        sni: "tls13.test",
+    },
     // TLS 1.3 with a client certificate (encrypted: inferred from the client's flight).
-    Case { port: 4435, server: &["-tls1_3", "-Verify", "1", "-CAfile", "client.pem"], client: &["-tls1_3", "-cert", "client.pem", "-key", "client.key"], ipv6: false, sni: "mtls13.test" },
+    Case {
+        port: 4435,
+        server: &["-tls1_3", "-Verify", "1", "-CAfile", "client.pem"],
+        client: &["-tls1_3", "-cert", "client.pem", "-key", "client.key"],
+        ipv6: false,
+        sni: "mtls13.test",
+    },
     // TLS 1.3, certificate requested, none sent.
-    Case { port: 4438, server: &["-tls1_3", "-verify", "1", "-CAfile", "client.pem"], client: &["-tls1_3"], ipv6: false, sni: "empty13.test" },
+    Case {
+        port: 4438,
+        server: &["-tls1_3", "-verify", "1", "-CAfile", "client.pem"],
+        client: &["-tls1_3"],
+        ipv6: false,
+        sni: "empty13.test",
+    },
     // ALPN h2 (TLS 1.3: the server's choice is in EncryptedExtensions, not visible).
-    Case { port: 4436, server: &["-alpn", "h2"], client: &["-alpn", "h2,http/1.1"], ipv6: false, sni: "h2.test" },
+    Case {
+        port: 4436,
+        server: &["-alpn", "h2"],
+        client: &["-alpn", "h2,http/1.1"],
+        ipv6: false,
+        sni: "h2.test",
+    },
     // ALPN h2 in TLS 1.2: the choice is in the ServerHello.
-    Case { port: 4439, server: &["-alpn", "h2"], client: &["-tls1_2", "-alpn", "h2,http/1.1"], ipv6: false, sni: "h2-12.test" },
+    Case {
+        port: 4439,
+        server: &["-alpn", "h2"],
+        client: &["-tls1_2", "-alpn", "h2,http/1.1"],
+        ipv6: false,
+        sni: "h2-12.test",
+    },
     // IPv6.
-    Case { port: 4437, server: &["-6"], client: &[], ipv6: true, sni: "v6.test" },
+    Case {
+        port: 4437,
+        server: &["-6"],
+        client: &[],
+        ipv6: true,
+        sni: "v6.test",
+    },
 ];
 
 const HTTP_PORT: u16 = 8080;
@@ -202,10 +272,21 @@ fn make_certificates(lab: &Lab) {
         run(
             "openssl",
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-days", "2", "-subj", &format!("/CN={name}.test"),
-                "-keyout", lab.path(&format!("{name}.key")).to_str().unwrap(),
-                "-out", lab.path(&format!("{name}.pem")).to_str().unwrap(),
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}.test"),
+                "-keyout",
+                lab.path(&format!("{name}.key")).to_str().unwrap(),
+                "-out",
+                lab.path(&format!("{name}.pem")).to_str().unwrap(),
             ],
         );
     }
@@ -219,15 +300,31 @@ fn exchanges(lab: &mut Lab) {
     for case in CASES {
         let port = case.port.to_string();
         let mut args = vec![
-            "openssl", "s_server", "-accept", &port, "-cert", "server.pem", "-key", "server.key",
-            "-naccept", "1", "-www",
+            "openssl",
+            "s_server",
+            "-accept",
+            &port,
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-naccept",
+            "1",
+            "-www",
         ];
         args.extend_from_slice(case.server);
         lab.spawn(&server, &args, None);
     }
     lab.spawn(
         &server,
-        &["/usr/bin/python3", "-m", "http.server", "--bind", "10.77.0.2", &HTTP_PORT.to_string()],
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "10.77.0.2",
+            &HTTP_PORT.to_string(),
+        ],
         None,
     );
     for port in CASES.iter().map(|c| c.port).chain([HTTP_PORT]) {
@@ -237,7 +334,13 @@ fn exchanges(lab: &mut Lab) {
     let sll = lab.tcpdump(&client, &["-i", "any", "-y", "LINUX_SLL"], "sll.pcap");
     let sll2 = lab.tcpdump(&client, &["-i", "any", "-y", "LINUX_SLL2"], "sll2.pcap");
     lab.client(
-        &["curl", "-s", "--max-time", "5", &format!("http://10.77.0.2:{HTTP_PORT}/")],
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://10.77.0.2:{HTTP_PORT}/"),
+        ],
         b"",
     );
     for case in CASES {
@@ -246,7 +349,14 @@ fn exchanges(lab: &mut Lab) {
         } else {
             format!("10.77.0.2:{}", case.port)
         };
-        let mut args = vec!["openssl", "s_client", "-connect", &target, "-servername", case.sni];
+        let mut args = vec![
+            "openssl",
+            "s_client",
+            "-connect",
+            &target,
+            "-servername",
+            case.sni,
+        ];
         args.extend_from_slice(case.client);
         lab.client(&args, b"GET / HTTP/1.0\r\n\r\n");
     }
@@ -323,7 +433,11 @@ fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
         args.push(field.into());
     }
     let output = Command::new("tshark").args(&args).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut connections: BTreeMap<u16, Dissected> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -354,7 +468,11 @@ fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
 fn check_cases(records: &[Record], file: &str) {
     let by_port = |port: u16| -> &Record {
         let found: Vec<&Record> = records.iter().filter(|r| r.server.port() == port).collect();
-        assert_eq!(found.len(), 1, "{file}: connections to port {port}: {found:#?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "{file}: connections to port {port}: {found:#?}"
+        );
         found[0]
     };
     let http = by_port(HTTP_PORT);
@@ -378,7 +496,11 @@ fn check_cases(records: &[Record], file: &str) {
             true => {
                 assert_eq!(record.version, Some(Version::Tls12), "{context}");
                 assert!(ja4.starts_with("t12d"), "{context}");
-                assert_eq!(record.client_certificate, Some(case.port == 4432), "{context}");
+                assert_eq!(
+                    record.client_certificate,
+                    Some(case.port == 4432),
+                    "{context}"
+                );
                 let requested = case.server.contains(&"-CAfile");
                 assert_eq!(record.certificate_requested, requested, "{context}");
             }
@@ -388,10 +510,16 @@ fn check_cases(records: &[Record], file: &str) {
                 assert_eq!(record.client_certificate, None, "{context}");
             }
         }
-        let flight = record.evidence.iter().any(|e| matches!(e, Evidence::ClientFlight(_)));
+        let flight = record
+            .evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::ClientFlight(_)));
         assert_eq!(flight, case.port == 4435, "{context}");
         if case.client.contains(&"-alpn") {
-            assert_eq!(record.alpn, Some(vec!["h2".to_string(), "http/1.1".to_string()]));
+            assert_eq!(
+                record.alpn,
+                Some(vec!["h2".to_string(), "http/1.1".to_string()])
+            );
             assert!(ja4[..10].ends_with("h2"), "{context}");
         } else {
             assert_eq!(record.alpn, Some(vec![]), "{context}");
@@ -423,13 +551,27 @@ fn real_captures_read_as_the_exchanges_were_and_as_tshark_reads_them() {
             let theirs = &dissected[&record.client.port()];
             let context = format!("{file}: {record:#?} / tshark {theirs:#?}");
             let version = record.version.map(|v| format!("0x{:04x}", v.wire()));
-            assert_eq!(version.as_deref(), Some(theirs.version.as_str()), "{context}");
+            assert_eq!(
+                version.as_deref(),
+                Some(theirs.version.as_str()),
+                "{context}"
+            );
             let cipher = u16::from_str_radix(theirs.cipher.trim_start_matches("0x"), 16).unwrap();
             assert_eq!(record.cipher, Some(cipher), "{context}");
-            assert_eq!(record.cipher_name(), Some(netfence_tls::cipher_name(cipher)));
-            assert!(record.cipher_name().unwrap().starts_with("TLS_"), "{context}");
+            assert_eq!(
+                record.cipher_name(),
+                Some(netfence_tls::cipher_name(cipher))
+            );
+            assert!(
+                record.cipher_name().unwrap().starts_with("TLS_"),
+                "{context}"
+            );
             assert_eq!(record.sni.as_deref().unwrap_or(""), theirs.sni, "{context}");
-            assert_eq!(record.alpn.as_ref().unwrap().join(","), theirs.alpn, "{context}");
+            assert_eq!(
+                record.alpn.as_ref().unwrap().join(","),
+                theirs.alpn,
+                "{context}"
+            );
         }
         all.insert(file, records);
     }
@@ -443,7 +585,14 @@ fn real_captures_read_as_the_exchanges_were_and_as_tshark_reads_them() {
             .map(|r| {
                 format!(
                     "{} {} {:?} {:?} {:?} {:?} {:?} {:?} {} {}",
-                    r.client, r.server, r.class, r.version, r.cipher, r.sni, r.alpn, r.ja4,
+                    r.client,
+                    r.server,
+                    r.class,
+                    r.version,
+                    r.cipher,
+                    r.sni,
+                    r.alpn,
+                    r.ja4,
                     if counts { r.bytes } else { 0 },
                     if counts { r.packets } else { 0 }
                 )
@@ -452,7 +601,16 @@ fn real_captures_read_as_the_exchanges_were_and_as_tshark_reads_them() {
         lines.sort();
         lines
     };
-    assert_eq!(summary(&all["eth.pcap"], true), summary(&all["eth.pcapng"], true));
-    assert_eq!(summary(&all["sll.pcap"], true), summary(&all["sll2.pcap"], true));
-    assert_eq!(summary(&all["eth.pcap"], false), summary(&all["sll.pcap"], false));
+    assert_eq!(
+        summary(&all["eth.pcap"], true),
+        summary(&all["eth.pcapng"], true)
+    );
+    assert_eq!(
+        summary(&all["sll.pcap"], true),
+        summary(&all["sll2.pcap"], true)
+    );
+    assert_eq!(
+        summary(&all["eth.pcap"], false),
+        summary(&all["sll.pcap"], false)
+    );
 }
