@@ -15,7 +15,7 @@ pub fn header(out: &mut impl Write, resolved: bool) -> io::Result<()> {
     };
     writeln!(
         out,
-        "{client:<30} {server:<30} {:<13} {:<7} {:<40} {:<24} ALPN",
+        "{client:<30} {server:<30} {:<18} {:<7} {:<40} {:<24} ALPN",
         "CLASS", "VERSION", "CIPHER", "SNI"
     )
 }
@@ -46,7 +46,7 @@ pub fn row(
     };
     writeln!(
         out,
-        "{client:<30} {server:<30} {class:<13} {:<7} {:<40} {:<24} {}",
+        "{client:<30} {server:<30} {class:<18} {:<7} {:<40} {:<24} {}",
         record.version.map_or("-".into(), |v| v.name()),
         record.cipher_name().unwrap_or_else(|| "-".into()),
         record.sni.as_deref().unwrap_or("-"),

@@ -144,6 +144,9 @@ impl Lab {
         let mut all = vec![
             "tcpdump",
             "--immediate-mode",
+            // A 16 MiB ring (KiB) so that a loaded machine does not drop packets.
+            "-B",
+            "16384",
             "-U",
             "-w",
             out.to_str().unwrap(),
@@ -157,11 +160,44 @@ impl Lab {
         pid
     }
 
-    /// Stop a capture (SIGINT: tcpdump flushes and exits) and wait for it.
-    fn stop(&mut self, pid: u32) {
+    /// Stop a capture (SIGINT: tcpdump flushes and exits), wait for it, and check that the
+    /// kernel dropped nothing (its last words).
+    fn stop(&mut self, pid: u32, file: &str) {
         run("kill", &["-INT", &pid.to_string()]);
         let child = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
         wait_for("tcpdump to exit", || child.try_wait().unwrap().is_some());
+        let log = std::fs::read_to_string(self.path(&format!("{file}.log"))).unwrap();
+        assert!(
+            log.contains("\n0 packets dropped by kernel"),
+            "{file}: tcpdump lost packets (machine overloaded?): {log}"
+        );
+    }
+
+    /// Wait until every server this lab started has exited (each serves one connection),
+    /// then until the capture files stop growing.
+    fn settle(&mut self, servers: &[u32], files: &[&str]) {
+        for pid in servers {
+            let child = self.children.iter_mut().find(|c| c.id() == *pid).unwrap();
+            wait_for("a server to finish its connection", || {
+                child.try_wait().unwrap().is_some()
+            });
+        }
+        let size = |lab: &Lab| -> Vec<u64> {
+            files
+                .iter()
+                .map(|f| std::fs::metadata(lab.path(f)).map_or(0, |m| m.len()))
+                .collect()
+        };
+        let mut last = size(self);
+        let mut stable_since = Instant::now();
+        wait_for("the captures to settle", || {
+            let now = size(self);
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+            }
+            stable_since.elapsed() > Duration::from_millis(300)
+        });
     }
 
     /// Run a client to the end (at most 10 s), with `input` on its stdin.
@@ -297,6 +333,7 @@ fn exchanges(lab: &mut Lab) {
     make_certificates(lab);
     let server = lab.server.clone();
     let client = lab.client.clone();
+    let mut servers = Vec::new();
     for case in CASES {
         let port = case.port.to_string();
         let mut args = vec![
@@ -313,7 +350,7 @@ fn exchanges(lab: &mut Lab) {
             "-www",
         ];
         args.extend_from_slice(case.server);
-        lab.spawn(&server, &args, None);
+        servers.push(lab.spawn(&server, &args, None));
     }
     lab.spawn(
         &server,
@@ -361,9 +398,13 @@ fn exchanges(lab: &mut Lab) {
         lab.client(&args, b"GET / HTTP/1.0\r\n\r\n");
     }
     // Let the last FINs and ACKs reach the captures.
-    std::thread::sleep(Duration::from_millis(300));
-    for pid in [ethernet, sll, sll2] {
-        lab.stop(pid);
+    lab.settle(&servers, &["eth.pcap", "sll.pcap", "sll2.pcap"]);
+    for (pid, file) in [
+        (ethernet, "eth.pcap"),
+        (sll, "sll.pcap"),
+        (sll2, "sll2.pcap"),
+    ] {
+        lab.stop(pid, file);
     }
     run(
         "editcap",
