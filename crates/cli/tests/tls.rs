@@ -210,3 +210,36 @@ fn with_the_cluster_pods_are_named_and_plaintext_under_strict_is_a_finding() {
     assert!(text.contains("shop/web:8080"), "{text}");
     assert!(text.contains("NF-WIRE-001"), "{text}");
 }
+
+/// The README's "Verify encryption" output is what the example capture (a real one, from the
+/// namespace lab) gives, except the time taken.
+#[test]
+fn the_readme_example_is_what_the_example_capture_gives() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let command = "$ netfence tls examples/tls/lab.pcap -f examples/tls/cluster.yaml --fail-on-plaintext; echo exit $?\n";
+    let start = readme.find(command).expect("the README example") + command.len();
+    let shown: Vec<&str> = readme[start..]
+        .lines()
+        .take_while(|l| !l.starts_with("exit "))
+        .filter(|l| !l.contains(" file(s), "))
+        .collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args([
+            "tls",
+            "examples/tls/lab.pcap",
+            "-f",
+            "examples/tls/cluster.yaml",
+            "--fail-on-plaintext",
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let actual: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains(" file(s), "))
+        .collect();
+    assert_eq!(shown, actual);
+}

@@ -140,7 +140,6 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
         summary.seconds = started.elapsed().as_secs_f64();
         crate::render_tls::summary(&mut out, &summary, args.captures.len()).map_err(io_failure)?;
         if let Some(report) = &report {
-            writeln!(out).map_err(io_failure)?;
             render::audit_text(&mut out, report, false).map_err(io_failure)?;
         }
     }
