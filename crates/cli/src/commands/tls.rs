@@ -105,9 +105,9 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let text = matches!(args.output, TlsFormat::Text);
     let mut written: std::io::Result<()> = Ok(());
-    if text {
-        written = crate::render_tls::header(&mut out, resolver.is_some());
-    }
+    // The table's header waits for the first row (or the summary), so that a capture that
+    // cannot be read prints an error and nothing else.
+    let mut header = text;
     let mut summary = crate::render_tls::Summary::default();
     let mut observations = Observations::default();
     let started = std::time::Instant::now();
@@ -115,6 +115,10 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
         let mut sink = |record: Record| {
             summary.add(&record);
             observations.add(&record);
+            if header && written.is_ok() {
+                header = false;
+                written = crate::render_tls::header(&mut out, resolver.is_some());
+            }
             if written.is_ok() {
                 written = match text {
                     true => crate::render_tls::row(&mut out, &record, resolver.as_ref()),
@@ -137,6 +141,9 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
         netfence_audit::wire_audit(engine, &Suppressions::default(), &observations)
     });
     if text {
+        if header {
+            crate::render_tls::header(&mut out, resolver.is_some()).map_err(io_failure)?;
+        }
         summary.seconds = started.elapsed().as_secs_f64();
         crate::render_tls::summary(&mut out, &summary, args.captures.len()).map_err(io_failure)?;
         if let Some(report) = &report {
