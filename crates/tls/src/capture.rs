@@ -290,3 +290,87 @@ fn decode(linktype: Linktype, time: f64, data: &[u8]) -> Decoded<'_> {
         _ => Decoded::Other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, VlanId};
+
+    /// An IPv4/TCP packet (no link header) from 10.0.0.1:1000 to 10.0.0.2:443 with payload.
+    fn ip_packet(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1000, 443, 77, 1000)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    fn check(linktype: Linktype, frame: &[u8]) {
+        match decode(linktype, 1.0, frame) {
+            Decoded::Tcp(segment) => {
+                assert_eq!(segment.source, "10.0.0.1:1000".parse().unwrap());
+                assert_eq!(segment.destination, "10.0.0.2:443".parse().unwrap());
+                assert_eq!(segment.sequence, 77);
+                assert_eq!(segment.payload, b"hello");
+            }
+            _ => panic!("{linktype:?}: not decoded as TCP"),
+        }
+    }
+
+    #[test]
+    fn every_link_layer_decodes_to_the_same_segment() {
+        let ip = ip_packet(b"hello");
+        check(Linktype::RAW, &ip);
+        check(Linktype::IPV4, &ip);
+        let mut vlan = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .single_vlan(VlanId::try_new(42).unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1000, 443, 77, 1000)
+            .write(&mut vlan, b"hello")
+            .unwrap();
+        check(Linktype::ETHERNET, &vlan);
+        // Linux cooked v1: packet type, ARPHRD, address length, 8 address bytes, protocol.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 2, 2, 2, 2, 2, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        check(Linktype::LINUX_SLL, &sll);
+        // Linux cooked v2: protocol, reserved, interface index, ARPHRD, packet type, address
+        // length, 8 address bytes.
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 2, 2, 2, 2, 2, 0, 0,
+        ];
+        sll2.extend_from_slice(&ip);
+        check(Linktype::LINUX_SLL2, &sll2);
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&ip);
+        check(Linktype::NULL, &null);
+    }
+
+    #[test]
+    fn short_and_foreign_frames_are_counted_not_fatal() {
+        assert!(matches!(
+            decode(Linktype::LINUX_SLL, 0.0, &[0; 5]),
+            Decoded::Malformed
+        ));
+        assert!(matches!(
+            decode(Linktype::LINUX_SLL2, 0.0, &[8, 0]),
+            Decoded::Malformed
+        ));
+        assert!(matches!(
+            decode(Linktype::RAW, 0.0, &[0x45, 0]),
+            Decoded::Malformed
+        ));
+        let ip = ip_packet(b"x");
+        assert!(matches!(
+            decode(Linktype(147), 0.0, &ip),
+            Decoded::Unsupported
+        ));
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(53, 53)
+            .write(&mut udp, b"dns")
+            .unwrap();
+        assert!(matches!(decode(Linktype::RAW, 0.0, &udp), Decoded::Other));
+    }
+}
