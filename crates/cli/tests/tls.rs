@@ -202,6 +202,11 @@ fn with_the_cluster_pods_are_named_and_plaintext_under_strict_is_a_finding() {
     assert_eq!(lines[1]["server_pod"], serde_json::Value::Null);
     let sarif: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    // The official SARIF 2.1.0 schema (vendored for tests/cli.rs) accepts it.
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("data/sarif-schema-2.1.0.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&sarif), "{sarif:#}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{sarif:#}");
     assert_eq!(results[0]["ruleId"], "NF-WIRE-001");
