@@ -202,6 +202,12 @@ impl Lab {
 
     /// Run a client to the end (at most 10 s), with `input` on its stdin.
     fn client(&self, args: &[&str], input: &[u8]) {
+        let status = self.client_status(args, input);
+        assert!(status.success(), "{args:?}: {status}");
+    }
+
+    /// Run a client to the end (at most 10 s); its exit status.
+    fn client_status(&self, args: &[&str], input: &[u8]) -> std::process::ExitStatus {
         let mut child = Command::new("timeout")
             .args(["10", "ip", "netns", "exec", &self.client])
             .args(args)
@@ -212,8 +218,7 @@ impl Lab {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "{args:?}: {status}");
+        child.wait().unwrap()
     }
 }
 
@@ -302,6 +307,9 @@ const CASES: &[Case] = &[
 ];
 
 const HTTP_PORT: u16 = 8080;
+/// A second plain HTTP server, for an HTTP/2 cleartext (prior knowledge) client: python's
+/// server answers HTTP/1 and the exchange fails, but the client's preface is on the wire.
+const H2C_PORT: u16 = 8082;
 
 fn make_certificates(lab: &Lab) {
     for name in ["server", "client"] {
@@ -364,7 +372,19 @@ fn exchanges(lab: &mut Lab) {
         ],
         None,
     );
-    for port in CASES.iter().map(|c| c.port).chain([HTTP_PORT]) {
+    lab.spawn(
+        &server,
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "10.77.0.2",
+            &H2C_PORT.to_string(),
+        ],
+        None,
+    );
+    for port in CASES.iter().map(|c| c.port).chain([HTTP_PORT, H2C_PORT]) {
         wait_for(&format!("a listener on {port}"), || lab.listening(port));
     }
     let ethernet = lab.tcpdump(&server, &["-i", "nftls-s"], "eth.pcap");
@@ -377,6 +397,18 @@ fn exchanges(lab: &mut Lab) {
             "--max-time",
             "5",
             &format!("http://10.77.0.2:{HTTP_PORT}/"),
+        ],
+        b"",
+    );
+    let h2c = format!("http://10.77.0.2:{H2C_PORT}/");
+    lab.client_status(
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "--http2-prior-knowledge",
+            &h2c,
         ],
         b"",
     );
@@ -520,6 +552,12 @@ fn check_cases(records: &[Record], file: &str) {
     assert_eq!(http.class, Class::Plaintext, "{file}: {http:#?}");
     assert_eq!(http.protocol, Some("http/1.x"));
     assert_eq!((http.version, http.ja4.as_deref()), (None, None));
+    let h2c = by_port(H2C_PORT);
+    assert_eq!(
+        (h2c.class, h2c.protocol),
+        (Class::Plaintext, Some("http/2")),
+        "{file}: {h2c:#?}"
+    );
     for case in CASES {
         let record = by_port(case.port);
         let context = format!("{file}: port {}: {record:#?}", case.port);
@@ -570,7 +608,7 @@ fn check_cases(records: &[Record], file: &str) {
         assert_eq!(record.alpn_chosen.as_deref(), chosen, "{context}");
         assert_eq!(record.client.ip().is_ipv6(), case.ipv6, "{context}");
     }
-    assert_eq!(records.len(), CASES.len() + 1, "{file}: {records:#?}");
+    assert_eq!(records.len(), CASES.len() + 2, "{file}: {records:#?}");
 }
 
 #[test]
