@@ -221,6 +221,18 @@ enum Kind {
     Decided(Opening),
 }
 
+/// Where an in-band upgrade to TLS stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Upgrade {
+    None,
+    /// The client sent PostgreSQL's SSLRequest (or GSSENCRequest); the server's answer next.
+    PostgresAsked,
+    /// A MySQL server greeted; the client's SSL request (or its clear login) next.
+    MysqlGreeted,
+    /// The server agreed: TLS follows, for this protocol.
+    Agreed(&'static str),
+}
+
 struct Connection {
     generation: u64,
     client: SocketAddr,
@@ -231,6 +243,8 @@ struct Connection {
     fin: [bool; 2],
     closed: bool,
     kind: Kind,
+    /// An in-band upgrade to TLS under way or done.
+    upgrade: Upgrade,
     /// Stream bytes seen before the opening could be decided (fewer than three).
     opening: Vec<u8>,
     streams: [Reassembly; 2],
@@ -250,6 +264,7 @@ impl Connection {
             fin: [false; 2],
             closed: false,
             kind: Kind::Undecided,
+            upgrade: Upgrade::None,
             opening: Vec::new(),
             streams: [Reassembly::default(), Reassembly::default()],
             directions: [Direction::new(true), Direction::new(false)],
@@ -270,7 +285,7 @@ impl Connection {
         if segment.rst || self.fin == [true, true] {
             self.closed = true;
         }
-        let reading = self.kind == Kind::Undecided || self.directions[side].wants_more();
+        let reading = !matches!(self.kind, Kind::Decided(_)) || self.directions[side].wants_more();
         if segment.payload.is_empty() || !reading {
             return;
         }
@@ -279,34 +294,30 @@ impl Connection {
         } else {
             segment.sequence
         };
+        // Bytes before the opening is decided are gathered and read after (rarely more than
+        // one segment's worth); a TLS stream's go straight to its reader.
+        let mut undecided: Vec<u8> = Vec::new();
         let Connection {
             streams,
             directions,
             facts,
             kind,
-            opening,
-            server,
             ..
         } = self;
         let direction = &mut directions[side];
-        streams[side].segment(sequence, segment.payload, &mut |bytes| {
-            if *kind == Kind::Undecided {
-                opening.extend_from_slice(bytes);
-                if opening.len() < 3 {
-                    return;
-                }
-                let decided = protocol::classify(opening, side == 0, server.port());
-                *kind = Kind::Decided(decided);
-                if decided == Opening::Tls {
-                    direction.feed(opening, facts);
-                }
-                *opening = Vec::new();
-                return;
-            }
-            if *kind == Kind::Decided(Opening::Tls) {
-                direction.feed(bytes, facts);
-            }
+        streams[side].segment(sequence, segment.payload, &mut |bytes| match kind {
+            Kind::Decided(Opening::Tls) => direction.feed(bytes, facts),
+            Kind::Decided(_) => {}
+            Kind::Undecided => undecided.extend_from_slice(bytes),
         });
+        if !undecided.is_empty() {
+            self.opening(side, &undecided);
+        }
+        let Connection {
+            streams,
+            directions,
+            ..
+        } = self;
         if streams[side].broken() {
             directions[side].stop();
         }
@@ -319,12 +330,82 @@ impl Connection {
         }
     }
 
+    /// Bytes of `side` before the connection's opening is decided: the first three decide
+    /// it, except for in-band upgrades to TLS, whose clear-text preamble is stepped over
+    /// (PostgreSQL's SSLRequest and the server's one-byte answer, protocol docs "SSL Session
+    /// Encryption"; MySQL's greeting and the client's SSL request packet, "Protocol::SSLRequest").
+    fn opening(&mut self, side: usize, bytes: &[u8]) {
+        let mut bytes = bytes;
+        match (self.upgrade, side) {
+            (Upgrade::PostgresAsked, 1) => match bytes.first() {
+                Some(b'S') => {
+                    self.upgrade = Upgrade::Agreed("postgresql");
+                    bytes = &bytes[1..];
+                }
+                Some(b'G') => {
+                    self.kind = Kind::Decided(Opening::OtherEncrypted("postgresql-gssenc"));
+                    return;
+                }
+                _ => {
+                    self.kind = Kind::Decided(Opening::Plaintext(Some("postgresql")));
+                    return;
+                }
+            },
+            (Upgrade::MysqlGreeted, 0) => match protocol::mysql_ssl_request(bytes) {
+                Some(length) => {
+                    self.upgrade = Upgrade::Agreed("mysql");
+                    bytes = &bytes[length..];
+                }
+                None => {
+                    self.kind = Kind::Decided(Opening::Plaintext(Some("mysql")));
+                    return;
+                }
+            },
+            (Upgrade::PostgresAsked, _) | (Upgrade::MysqlGreeted, _) => {
+                // The other side spoke again before the answer: no upgrade.
+                let name = match self.upgrade {
+                    Upgrade::PostgresAsked => "postgresql",
+                    _ => "mysql",
+                };
+                self.kind = Kind::Decided(Opening::Plaintext(Some(name)));
+                return;
+            }
+            _ => {}
+        }
+        self.opening.extend_from_slice(bytes);
+        if self.opening.len() < 3 {
+            return;
+        }
+        let opening = std::mem::take(&mut self.opening);
+        let decided = protocol::classify(&opening, side == 0, self.server.port());
+        let first = self.upgrade == Upgrade::None;
+        match decided {
+            Opening::Plaintext(Some("postgresql-sslrequest" | "postgresql-gssencrequest"))
+                if first && side == 0 && opening.len() == 8 =>
+            {
+                self.upgrade = Upgrade::PostgresAsked;
+            }
+            Opening::Plaintext(Some("mysql")) if first && side == 1 => {
+                self.upgrade = Upgrade::MysqlGreeted;
+            }
+            Opening::Tls => {
+                self.kind = Kind::Decided(Opening::Tls);
+                self.directions[side].feed(&opening, &mut self.facts);
+            }
+            other => self.kind = Kind::Decided(other),
+        }
+    }
+
     fn record(self) -> Record {
         let facts = self.facts;
-        let kind = match self.kind {
-            Kind::Decided(opening) => opening,
-            Kind::Undecided if self.opening.is_empty() => Opening::Unknown,
-            Kind::Undecided => protocol::classify(&self.opening, true, self.server.port()),
+        let kind = match (self.kind, self.upgrade) {
+            (Kind::Decided(opening), _) => opening,
+            (Kind::Undecided, Upgrade::PostgresAsked) => {
+                Opening::Plaintext(Some("postgresql-sslrequest"))
+            }
+            (Kind::Undecided, Upgrade::MysqlGreeted) => Opening::Plaintext(Some("mysql")),
+            (Kind::Undecided, _) if self.opening.is_empty() => Opening::Unknown,
+            (Kind::Undecided, _) => protocol::classify(&self.opening, true, self.server.port()),
         };
         let version = facts.version.map(Version::from_wire);
         let hello = facts.client_hello.as_ref();
@@ -369,10 +450,14 @@ impl Connection {
             Opening::Tls => Class::Tls,
             Opening::OtherEncrypted(_) | Opening::Unknown => Class::Unknown,
         };
+        let upgraded = match self.upgrade {
+            Upgrade::Agreed(name) => Some(name),
+            _ => None,
+        };
         let protocol = match kind {
             Opening::Plaintext(name) => name,
             Opening::OtherEncrypted(name) => Some(name),
-            _ => None,
+            Opening::Tls | Opening::Unknown => upgraded,
         };
         let handshake_complete = hello.is_some()
             && version.is_some()

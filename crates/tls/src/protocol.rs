@@ -108,6 +108,20 @@ fn binary_protocol(first: &[u8], from_client: bool, server_port: u16) -> Option<
     None
 }
 
+/// MySQL's SSL request (the client's reply to the greeting when it wants TLS): a 32-byte
+/// packet, sequence 1, whose capability flags carry CLIENT_SSL (0x0800). Its length with the
+/// 4-byte header when `bytes` starts with one.
+pub fn mysql_ssl_request(bytes: &[u8]) -> Option<usize> {
+    let flags = u32::from_le_bytes([
+        *bytes.get(4)?,
+        *bytes.get(5)?,
+        *bytes.get(6)?,
+        *bytes.get(7)?,
+    ]);
+    let header = bytes.get(..4)?;
+    (header == [32, 0, 0, 1] && bytes.len() >= 36 && flags & 0x0800 != 0).then_some(36)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -305,3 +305,87 @@ proptest! {
         prop_assert_eq!(records.len(), 1);
     }
 }
+
+/// PostgreSQL and MySQL upgrade to TLS in band: the clear preamble (SSLRequest and the
+/// server's `S`; the server's greeting and the client's SSL request) is not plaintext
+/// traffic. Refused upgrades stay plaintext.
+#[test]
+fn in_band_upgrades_to_tls_are_tls() {
+    let hello = synth::record(
+        22,
+        &synth::client_hello(Some("db.test"), &[], &[0x1301], &[0x0304]),
+    );
+    let server_hello = synth::record(22, &synth::server_hello(0x0304, 0x1301, None));
+    let greeting = b"\x4a\x00\x00\x00\x0a8.0.36\x00\x01\x00\x00\x00abcdefgh\x00\xff\xff\xff\x02\x00\xff\xdf\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00ijklmnopqrst\x00mysql_native_password\x00";
+    let mut ssl_request = vec![32, 0, 0, 1];
+    ssl_request.extend_from_slice(&0x0000_0a85u32.to_le_bytes()); // CLIENT_SSL among others
+    ssl_request.extend_from_slice(&[0; 28]);
+    /// (side, bytes) sent in order, then the expected class and protocol.
+    type Case = (Vec<(usize, Vec<u8>)>, Class, Option<&'static str>);
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                (0, vec![0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]),
+                (1, b"S".to_vec()),
+                (0, hello.clone()),
+                (1, server_hello.clone()),
+            ],
+            Class::Tls,
+            Some("postgresql"),
+        ),
+        (
+            vec![
+                (0, vec![0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]),
+                (1, b"N".to_vec()),
+                (
+                    0,
+                    b"\x00\x00\x00\x29\x00\x03\x00\x00user\x00app\x00database\x00shop\x00\x00"
+                        .to_vec(),
+                ),
+            ],
+            Class::Plaintext,
+            Some("postgresql"),
+        ),
+        (
+            vec![
+                (1, greeting.to_vec()),
+                (0, [ssl_request.clone(), hello.clone()].concat()),
+                (1, server_hello.clone()),
+            ],
+            Class::Tls,
+            Some("mysql"),
+        ),
+        (
+            vec![
+                (1, greeting.to_vec()),
+                (
+                    0,
+                    b"\x30\x00\x00\x01\x85\xa6\x03\x00\x00\x00\x00\x01\x21\x00\x00\x00root"
+                        .to_vec(),
+                ),
+            ],
+            Class::Plaintext,
+            Some("mysql"),
+        ),
+    ];
+    for (index, (exchanges, class, protocol)) in cases.into_iter().enumerate() {
+        let mut c = Conversation::open(address("10.0.0.1:40000"), address("10.0.0.2:5432"), [1, 2]);
+        for (side, bytes) in &exchanges {
+            c.send(*side, bytes, 1448);
+        }
+        c.close();
+        let frames: Vec<Vec<u8>> = c.frames.into_iter().map(|(_, f)| f).collect();
+        let (records, result) = read(&capture(&frames));
+        result.unwrap();
+        assert_eq!(
+            (records[0].class, records[0].protocol),
+            (class, protocol),
+            "case {index}: {:#?}",
+            records[0]
+        );
+        if class == Class::Tls {
+            assert_eq!(records[0].sni.as_deref(), Some("db.test"));
+            assert_eq!(records[0].version, Some(Version::Tls13));
+        }
+    }
+}
