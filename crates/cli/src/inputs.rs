@@ -41,11 +41,16 @@ pub fn finish(loader: Loader) -> Result<Engine, Failure> {
     let inventory = loader
         .finish()
         .map_err(|errors| Failure::input(errors.to_string()))?;
-    report_skipped(&inventory);
+    report(&inventory);
+    Ok(Engine::new(inventory))
+}
+
+/// The skipped-kinds summary and the loader's warnings, on stderr.
+pub fn report(inventory: &Inventory) {
+    report_skipped(inventory);
     for warning in &inventory.warnings {
         eprintln!("netfence: warning: {warning}");
     }
-    Ok(Engine::new(inventory))
 }
 
 fn report_skipped(inventory: &Inventory) {

@@ -39,6 +39,11 @@ enum Command {
     /// The connectivity difference between two configurations (netpol-analyzer's diff):
     /// connections changed, added and removed, by workload and external range.
     Diff(commands::connectivity::DiffArgs),
+    /// The connectivity change that applying objects (--apply, create or replace by kind,
+    /// namespace and name) and deleting others (--delete) would cause, computed incrementally
+    /// on the loaded state: the lines `diff` prints against the changed inputs. Exit 1 when
+    /// connectivity changes.
+    WhatIf(commands::whatif::WhatIfArgs),
     /// Write a deterministic synthetic cluster (same options and seed, same bytes). Sizes are
     /// bounded (at most 1,000,000 pods); exit 2 on absurd sizes or a non-empty directory.
     Gen(commands::tools::GenArgs),
@@ -112,6 +117,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Matrix(args) => commands::connectivity::matrix(args),
         Command::List(args) => commands::connectivity::list(args),
         Command::Diff(args) => commands::connectivity::diff(args),
+        Command::WhatIf(args) => commands::whatif::what_if(args),
         Command::Gen(args) => commands::tools::gen(args),
         Command::Dataplane { command } => commands::dataplane::dataplane(command),
         Command::Lab(args) => commands::lab::lab(args),

@@ -14,10 +14,10 @@
 //!   unknown). Named ports resolve per destination pod, so an egress rule with a named port
 //!   becomes one nft rule per destination pod that declares it.
 
-use ipnet::IpNet;
 use netfence_engine::ir::{Action, Peer, PortMatch, Rule, TierEnd};
 use netfence_engine::{Endpoint, Engine};
-use netfence_model::{PodId, PolicyType, Protocol};
+use netfence_model::net::stable_hash;
+use netfence_model::{AddressRanges, PodId, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -194,14 +194,9 @@ impl Ruleset {
     }
 }
 
-/// A stable chain-name stem for a pod: FNV-1a of `namespace/name`.
+/// A stable chain-name stem for a pod: the stable hash of `namespace/name`.
 fn pod_stem(key: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", stable_hash(key.bytes()))
 }
 
 /// Which pods to render chains for.
@@ -212,73 +207,8 @@ pub struct RenderOptions {
     pub node: Option<String>,
 }
 
-/// Address intervals of one family, as inclusive `u128` ranges (IPv4 widened).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Addresses {
-    v4: Vec<(u128, u128)>,
-    v6: Vec<(u128, u128)>,
-}
-
-fn bounds(net: &IpNet) -> (bool, u128, u128) {
-    match net {
-        IpNet::V4(n) => (
-            true,
-            u128::from(u32::from(n.network())),
-            u128::from(u32::from(n.broadcast())),
-        ),
-        IpNet::V6(n) => (false, u128::from(n.network()), u128::from(n.broadcast())),
-    }
-}
-
-fn normalise(mut ranges: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
-    ranges.sort_unstable();
-    let mut out: Vec<(u128, u128)> = Vec::new();
-    for (first, last) in ranges {
-        match out.last_mut() {
-            Some(prev) if first <= prev.1.saturating_add(1) => prev.1 = prev.1.max(last),
-            _ => out.push((first, last)),
-        }
-    }
-    out
-}
-
-fn subtract(ranges: &[(u128, u128)], hole: (u128, u128)) -> Vec<(u128, u128)> {
-    let mut out = Vec::new();
-    for &(first, last) in ranges {
-        if hole.1 < first || hole.0 > last {
-            out.push((first, last));
-            continue;
-        }
-        if hole.0 > first {
-            out.push((first, hole.0 - 1));
-        }
-        if hole.1 < last {
-            out.push((hole.1 + 1, last));
-        }
-    }
-    out
-}
-
-impl Addresses {
-    fn push_ip(&mut self, ip: IpAddr) {
-        match ip {
-            IpAddr::V4(v4) => {
-                let x = u128::from(u32::from(v4));
-                self.v4.push((x, x));
-            }
-            IpAddr::V6(v6) => {
-                let x = u128::from(v6);
-                self.v6.push((x, x));
-            }
-        }
-    }
-
-    fn finish(mut self) -> Self {
-        self.v4 = normalise(self.v4);
-        self.v6 = normalise(self.v6);
-        self
-    }
-}
+/// Address intervals per family (the model's one address-range set).
+type Addresses = AddressRanges;
 
 fn render_range(v4: bool, (first, last): (u128, u128)) -> String {
     let show = |x: u128| {
@@ -328,11 +258,7 @@ impl Ctx<'_> {
         if elements.len() == 1 {
             return elements[0].clone();
         }
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in element_type.bytes().chain(elements.join(",").bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = stable_hash(element_type.bytes().chain(elements.join(",").bytes()));
         let name = format!("s{hash:016x}");
         self.sets
             .borrow_mut()
@@ -372,28 +298,18 @@ impl Ctx<'_> {
                     // Refused by `render` before we get here.
                 }
                 Peer::Net { net, except } => {
-                    let (v4, first, last) = bounds(net);
-                    let mut ranges = vec![(first, last)];
+                    let mut ranges = AddressRanges::from_net(net);
                     for e in except {
-                        ranges = subtract(&ranges, (bounds(e).1, bounds(e).2));
+                        ranges.remove_net(e);
                     }
                     for ip in &self.synthetic {
-                        if ip.is_ipv4() == v4 {
-                            let mut one = Addresses::default();
-                            one.push_ip(*ip);
-                            let x = if v4 { one.v4[0] } else { one.v6[0] };
-                            ranges = subtract(&ranges, x);
-                        }
+                        ranges.remove_ip(*ip);
                     }
-                    if v4 {
-                        out.v4.extend(ranges);
-                    } else {
-                        out.v6.extend(ranges);
-                    }
+                    out.extend(&ranges);
                 }
             }
         }
-        Some(out.finish())
+        Some(out.normalise())
     }
 }
 
@@ -703,16 +619,16 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipnet::IpNet;
 
     #[test]
     fn except_ranges_are_cut_out() {
         let net: IpNet = "10.0.0.0/8".parse().unwrap();
         let hole: IpNet = "10.1.0.0/16".parse().unwrap();
-        let (_, a, b) = bounds(&net);
-        let (_, h1, h2) = bounds(&hole);
-        let ranges = subtract(&[(a, b)], (h1, h2));
+        let mut ranges = AddressRanges::from_net(&net);
+        ranges.remove_net(&hole);
         assert_eq!(
-            set_elements(true, &ranges),
+            set_elements(true, &ranges.v4),
             vec!["10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255"]
         );
     }

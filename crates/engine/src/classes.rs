@@ -8,45 +8,15 @@
 //! the tier walk runs once per class and direction over whole bitsets of peer classes (what is
 //! undecided flows down, as in `Engine::allowed_conns`).
 
+use crate::bits::BitSet;
 use crate::eval::{Endpoint, Engine};
-use crate::ir::{Action, Peer, PortMatch, Rule, TierEnd};
+use crate::ir::{Peer, PortMatch, Rule};
 use crate::matrix::{Matrix, ProbePort};
-use netfence_model::{PodId, PolicyType};
+use crate::walk::{walk, RuleAt, Walker};
+use netfence_model::{AddressCuts, PodId, PolicyType};
 use std::collections::HashMap;
 
-/// A fixed-size bitset over classes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(n: usize, value: bool) -> Bits {
-        let mut words = vec![if value { u64::MAX } else { 0 }; n.div_ceil(64)];
-        if value && !n.is_multiple_of(64) {
-            if let Some(last) = words.last_mut() {
-                *last = (1u64 << (n % 64)) - 1;
-            }
-        }
-        Bits(words)
-    }
-    fn get(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
-    }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn and(&self, other: &Bits) -> Bits {
-        Bits(self.0.iter().zip(&other.0).map(|(a, b)| a & b).collect())
-    }
-    fn or_assign(&mut self, other: &Bits) {
-        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a |= b);
-    }
-    fn and_not_assign(&mut self, other: &Bits) {
-        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a &= !b);
-    }
-    fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
-    }
-}
+type Bits = BitSet;
 
 /// Reachability between classes of pods, for each probed port.
 pub struct ClassMatrix {
@@ -127,68 +97,27 @@ impl crate::matrix::MatrixView for ClassMatrixView<'_> {
     }
 }
 
-/// Sorted segment starts per family.
-struct AddressCuts {
-    v4: Vec<u128>,
-    v6: Vec<u128>,
-}
-
-impl AddressCuts {
-    /// (is IPv6, index of the segment holding `ip`).
-    fn segment(&self, ip: std::net::IpAddr) -> (bool, usize) {
-        match ip {
-            std::net::IpAddr::V4(a) => (
-                false,
-                self.v4.partition_point(|&c| c <= u128::from(u32::from(a))),
-            ),
-            std::net::IpAddr::V6(a) => (true, self.v6.partition_point(|&c| c <= u128::from(a))),
-        }
-    }
-}
-
 fn address_cuts(engine: &Engine) -> AddressCuts {
-    let mut v4 = std::collections::BTreeSet::new();
-    let mut v6 = std::collections::BTreeSet::new();
-    let mut add = |net: &ipnet::IpNet| match net {
-        ipnet::IpNet::V4(n) => {
-            v4.insert(u128::from(u32::from(n.network())));
-            v4.insert(u128::from(u32::from(n.broadcast())) + 1);
-        }
-        ipnet::IpNet::V6(n) => {
-            v6.insert(u128::from(n.network()));
-            if let Some(next) = u128::from(n.broadcast()).checked_add(1) {
-                v6.insert(next);
-            }
-        }
-    };
+    let mut nets: Vec<ipnet::IpNet> = Vec::new();
     for peer in address_peers(engine) {
         match peer {
             Peer::Net { net, except } => {
-                add(&net);
-                except.iter().for_each(&mut add);
+                nets.push(net);
+                nets.extend(except);
             }
             Peer::Calico(entity) => {
-                entity
-                    .nets
-                    .iter()
-                    .chain(&entity.not_nets)
-                    .for_each(&mut add);
+                nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
             }
             Peer::Nodes(_) | Peer::Pods { .. } => {}
         }
     }
     for set in &engine.inventory().network_sets {
-        set.nets.iter().for_each(&mut add);
+        nets.extend(set.nets.iter().copied());
     }
     for node in &engine.inventory().nodes {
-        for ip in &node.addresses {
-            add(&ipnet::IpNet::from(*ip));
-        }
+        nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
     }
-    AddressCuts {
-        v4: v4.into_iter().collect(),
-        v6: v6.into_iter().collect(),
-    }
+    AddressCuts::from_nets(&nets)
 }
 
 /// The address-based peers of every rule (the part of a peer that labels cannot tell).
@@ -511,13 +440,8 @@ impl Engine {
         // rows[s] &= { d : s ∈ ingress[d] }, via the transpose of ingress (set bits only).
         let mut admitted = vec![Bits::new(n, false); n];
         for (d, bits) in ingress.iter().enumerate() {
-            for (w, &word) in bits.0.iter().enumerate() {
-                let mut word = word;
-                while word != 0 {
-                    let s = w * 64 + word.trailing_zeros() as usize;
-                    admitted[s].set(d);
-                    word &= word - 1;
-                }
+            for s in bits.ones() {
+                admitted[s].set(d);
             }
         }
         for (row, admitted) in rows.iter_mut().zip(&admitted) {
@@ -535,73 +459,85 @@ impl Engine {
         reps: &[PodId],
         rule_peers: &impl Fn(&Rule) -> Bits,
     ) -> Bits {
-        let n = reps.len();
-        let selecting = self.selecting(subject, direction);
-        let mut allowed = Bits::new(n, false);
-        let mut remaining = Bits::new(n, true);
-        let mut i = 0;
-        while i < selecting.len() {
-            let tier_index = selecting[i].0;
-            let tier = &self.tiers()[tier_index];
-            let mut undecided = remaining.clone();
-            let mut passed = Bits::new(n, false);
-            while i < selecting.len() && selecting[i].0 == tier_index {
-                let (t, p) = selecting[i];
-                i += 1;
-                let rules = self.tiers()[t].policies[p].rules(direction).unwrap_or(&[]);
-                for rule in rules {
-                    if undecided.is_empty() {
-                        break;
-                    }
-                    if let Some(local) = &rule.local {
-                        if !self.peer_matches(local, Endpoint::Pod(subject)) {
-                            continue;
-                        }
-                    }
-                    let mut matched = rule_peers(rule).and(&undecided);
-                    // Which peer classes the ports condition accepts: for ingress the
-                    // destination is the subject; for egress it is each peer class.
-                    let uniform = rule.ip_version.is_none()
-                        && !rule
-                            .ports
-                            .iter()
-                            .chain(&rule.not_ports)
-                            .any(|p| matches!(p, PortMatch::Named(..)));
-                    if direction == PolicyType::Ingress || uniform {
-                        let dst = match direction {
-                            PolicyType::Ingress => Endpoint::Pod(subject),
-                            PolicyType::Egress => Endpoint::Pod(reps[0]),
-                        };
-                        if !self.rule_accepts(rule, probe, dst) {
-                            continue;
-                        }
-                    } else {
-                        let mut ok = Bits::new(n, false);
-                        for (c, &rep) in reps.iter().enumerate() {
-                            if self.rule_accepts(rule, probe, Endpoint::Pod(rep)) {
-                                ok.set(c);
-                            }
-                        }
-                        matched = matched.and(&ok);
-                    }
-                    match rule.action {
-                        Action::Allow => allowed.or_assign(&matched),
-                        Action::Deny => {}
-                        Action::Pass => passed.or_assign(&matched),
-                        Action::Log => continue,
-                    }
-                    undecided.and_not_assign(&matched);
+        let mut walker = PeerClasses {
+            engine: self,
+            direction,
+            subject,
+            probe,
+            reps,
+            rule_peers,
+        };
+        walk(
+            self.tiers(),
+            direction,
+            self.selecting(subject, direction),
+            &mut walker,
+        )
+    }
+}
+
+/// The walk over peer classes: a set is the classes (by representative) still undecided.
+struct PeerClasses<'a, F> {
+    engine: &'a Engine,
+    direction: PolicyType,
+    subject: PodId,
+    probe: ProbePort,
+    reps: &'a [PodId],
+    rule_peers: &'a F,
+}
+
+impl<F: Fn(&Rule) -> Bits> Walker for PeerClasses<'_, F> {
+    type Set = Bits;
+    fn full(&self) -> Bits {
+        Bits::new(self.reps.len(), true)
+    }
+    fn none(&self) -> Bits {
+        Bits::new(self.reps.len(), false)
+    }
+    fn is_empty(&self, set: &Bits) -> bool {
+        set.is_empty()
+    }
+    fn union(&self, into: &mut Bits, other: &Bits) {
+        into.or_assign(other);
+    }
+    fn subtract(&self, from: &mut Bits, other: &Bits) {
+        from.and_not_assign(other);
+    }
+    fn matched(&mut self, _at: RuleAt, rule: &Rule, undecided: &Bits) -> Bits {
+        let engine = self.engine;
+        if let Some(local) = &rule.local {
+            if !engine.peer_matches(local, Endpoint::Pod(self.subject)) {
+                return self.none();
+            }
+        }
+        let matched = (self.rule_peers)(rule).and(undecided);
+        // Which peer classes the ports condition accepts: for ingress the destination is the
+        // subject; for egress it is each peer class (named ports and address families differ
+        // per destination; otherwise one answer holds for all).
+        let uniform = rule.ip_version.is_none()
+            && !rule
+                .ports
+                .iter()
+                .chain(&rule.not_ports)
+                .any(|p| matches!(p, PortMatch::Named(..)));
+        if self.direction == PolicyType::Ingress || uniform {
+            let dst = match self.direction {
+                PolicyType::Ingress => Endpoint::Pod(self.subject),
+                PolicyType::Egress => Endpoint::Pod(self.reps[0]),
+            };
+            if engine.rule_accepts(rule, self.probe, dst) {
+                matched
+            } else {
+                self.none()
+            }
+        } else {
+            let mut ok = self.none();
+            for (c, &rep) in self.reps.iter().enumerate() {
+                if engine.rule_accepts(rule, self.probe, Endpoint::Pod(rep)) {
+                    ok.set(c);
                 }
             }
-            remaining = match tier.end {
-                TierEnd::Deny => passed,
-                TierEnd::Pass => {
-                    passed.or_assign(&undecided);
-                    passed
-                }
-            };
+            matched.and(&ok)
         }
-        allowed.or_assign(&remaining);
-        allowed
     }
 }

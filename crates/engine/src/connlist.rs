@@ -9,10 +9,10 @@
 use crate::connset::ConnSet;
 use crate::eval::{Endpoint, Engine};
 use crate::ir::Peer;
-use netfence_model::WorkloadRef;
+use netfence_model::{AddressCuts, WorkloadRef};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// A peer in a connection list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,43 +44,7 @@ pub struct Connection {
 }
 
 /// Where the address space is cut: every CIDR boundary a rule or network set mentions.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cuts {
-    v4: BTreeSet<u32>,
-    v6: BTreeSet<u128>,
-}
-
-impl Cuts {
-    /// The cuts of both (for comparing two configurations on the same ranges).
-    pub fn union(&self, other: &Cuts) -> Cuts {
-        Cuts {
-            v4: self.v4.union(&other.v4).copied().collect(),
-            v6: self.v6.union(&other.v6).copied().collect(),
-        }
-    }
-
-    /// The ranges between the cuts.
-    pub fn ranges(&self) -> Vec<(IpAddr, IpAddr)> {
-        let mut ranges = Vec::new();
-        let starts: Vec<u32> = self.v4.iter().copied().collect();
-        for (i, &start) in starts.iter().enumerate() {
-            let end = starts.get(i + 1).map_or(u32::MAX, |next| next - 1);
-            ranges.push((
-                IpAddr::V4(Ipv4Addr::from(start)),
-                IpAddr::V4(Ipv4Addr::from(end)),
-            ));
-        }
-        let starts: Vec<u128> = self.v6.iter().copied().collect();
-        for (i, &start) in starts.iter().enumerate() {
-            let end = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
-            ranges.push((
-                IpAddr::V6(Ipv6Addr::from(start)),
-                IpAddr::V6(Ipv6Addr::from(end)),
-            ));
-        }
-        ranges
-    }
-}
+pub type Cuts = AddressCuts;
 
 /// The external address ranges: the IPv4 space (and IPv6, when a policy mentions it) split
 /// at every CIDR boundary that a rule mentions.
@@ -90,8 +54,6 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
 
 /// The cuts of one configuration.
 pub fn cuts(engine: &Engine) -> Cuts {
-    let mut v4: BTreeSet<u32> = BTreeSet::from([0]);
-    let mut v6: BTreeSet<u128> = BTreeSet::new();
     let mut nets = Vec::new();
     for tier in engine.tiers() {
         for policy in &tier.policies {
@@ -125,24 +87,7 @@ pub fn cuts(engine: &Engine) -> Cuts {
     for set in &engine.inventory().network_sets {
         nets.extend(set.nets.iter().copied());
     }
-    for net in nets {
-        match net {
-            ipnet::IpNet::V4(n) => {
-                v4.insert(u32::from(n.network()));
-                if let Some(next) = u32::from(n.broadcast()).checked_add(1) {
-                    v4.insert(next);
-                }
-            }
-            ipnet::IpNet::V6(n) => {
-                v6.insert(0);
-                v6.insert(u128::from(n.network()));
-                if let Some(next) = u128::from(n.broadcast()).checked_add(1) {
-                    v6.insert(next);
-                }
-            }
-        }
-    }
-    Cuts { v4, v6 }
+    AddressCuts::from_nets(&nets)
 }
 
 /// Whether two endpoints can talk at all: a pod-to-address pair needs the pod to have an
@@ -330,14 +275,24 @@ pub struct DiffLine {
 /// on external ranges cut at the boundaries of both: changed lines, then added, then removed,
 /// each sorted by source and destination.
 pub fn diff(before: &Engine, after: &Engine) -> Vec<DiffLine> {
+    diff_touching(before, after, None)
+}
+
+/// The lines of [`diff`] whose source or destination is one of `focus` (all with `None`):
+/// the whole diff when every other line is known to be equal on both sides.
+pub fn diff_touching(
+    before: &Engine,
+    after: &Engine,
+    focus: Option<&BTreeSet<WorkloadRef>>,
+) -> Vec<DiffLine> {
     let cuts = cuts(before).union(&cuts(after));
     let index = |list: Vec<Connection>| -> BTreeMap<(String, String), Connection> {
         list.into_iter()
             .map(|c| ((c.src.to_string(), c.dst.to_string()), c))
             .collect()
     };
-    let old = index(connlist_on(before, &cuts));
-    let new = index(connlist_on(after, &cuts));
+    let old = index(connlist_touching(before, &cuts, focus));
+    let new = index(connlist_touching(after, &cuts, focus));
     let workloads = |engine: &Engine| -> BTreeSet<WorkloadRef> {
         engine
             .inventory()

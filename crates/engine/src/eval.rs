@@ -10,8 +10,9 @@
 use crate::connset::{ConnSet, PortSet};
 use crate::ir::{
     compile, Action, CalicoEntity, CalicoNamespaceScope, Direction, NamespaceMatch, Peer,
-    PolicyKind, PortMatch, Rule, Subject, Tier, TierEnd,
+    PolicyKind, PortMatch, Rule, Subject, Tier,
 };
+use crate::walk::{walk, RuleAt, Walker};
 use netfence_model::{Inventory, Origin, Pod, PodId, PolicyType, Protocol};
 use netfence_selector::Labels;
 use serde::Serialize;
@@ -30,13 +31,13 @@ pub enum Endpoint {
 /// precomputed per direction.
 pub struct Engine {
     /// Shared with the engines [`Engine::without_policy`] derives.
-    inventory: std::sync::Arc<Inventory>,
-    tiers: Vec<Tier>,
+    pub(crate) inventory: std::sync::Arc<Inventory>,
+    pub(crate) tiers: Vec<Tier>,
     /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
-    selecting: Vec<[Vec<(usize, usize)>; 2]>,
+    pub(crate) selecting: Vec<[Vec<(usize, usize)>; 2]>,
 }
 
-fn direction_index(direction: Direction) -> usize {
+pub(crate) fn direction_index(direction: Direction) -> usize {
     match direction {
         PolicyType::Ingress => 0,
         PolicyType::Egress => 1,
@@ -236,7 +237,7 @@ impl Engine {
     pub(crate) fn rule_accepts(
         &self,
         rule: &Rule,
-        probe: crate::matrix::ProbePort,
+        probe: crate::ports::ProbePort,
         dst: Endpoint,
     ) -> bool {
         port_matches(
@@ -353,100 +354,47 @@ impl Engine {
         egress.intersect(&ingress)
     }
 
-    fn rule_ref(&self, t: usize, p: usize, r: usize, action: Action) -> RuleRef {
-        let policy = &self.tiers[t].policies[p];
+    fn rule_ref(&self, at: RuleAt, action: Action) -> RuleRef {
+        let policy = &self.tiers[at.tier].policies[at.policy];
         RuleRef {
-            tier: self.tiers[t].name.clone(),
+            tier: self.tiers[at.tier].name.clone(),
             kind: policy.kind,
             policy: policy.name.clone(),
-            rule: r,
+            rule: at.rule,
             action,
             origin: policy.origin.clone(),
         }
     }
 
-    /// Walk the tiers for one direction at pod `subject` against `peer`.
+    /// Walk the tiers for one direction at pod `subject` against `peer`, for one connection;
+    /// with `trace`, record how it was decided.
     fn walk(
         &self,
         direction: Direction,
         subject: PodId,
         peer: Endpoint,
         conn: &Conn,
-        mut trace: Option<&mut Trace>,
+        trace: Option<&mut Trace>,
     ) -> bool {
         let selecting = &self.selecting[subject][direction_index(direction)];
-        let mut i = 0;
-        while i < selecting.len() {
-            let tier_index = selecting[i].0;
-            let tier = &self.tiers[tier_index];
-            let mut passed = false;
-            'tier: while i < selecting.len() && selecting[i].0 == tier_index {
-                let (t, p) = selecting[i];
-                i += 1;
-                let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
-                for (r, rule) in rules.iter().enumerate() {
-                    if let Some(trace) = trace.as_deref_mut() {
-                        if port_matches(rule, &self.inventory, conn)
-                            && self.judged_without_address(rule, subject, peer)
-                        {
-                            trace
-                                .unknown_address
-                                .push(self.rule_ref(t, p, r, rule.action));
-                        }
-                    }
-                    if !self.rule_peer_matches(rule, subject, peer)
-                        || !port_matches(rule, &self.inventory, conn)
-                    {
-                        continue;
-                    }
-                    match rule.action {
-                        Action::Allow | Action::Deny => {
-                            if let Some(trace) = trace.as_deref_mut() {
-                                trace.outcome = Some(Outcome::Rule {
-                                    rule: self.rule_ref(t, p, r, rule.action),
-                                });
-                            }
-                            return rule.action == Action::Allow;
-                        }
-                        Action::Pass => {
-                            if let Some(trace) = trace.as_deref_mut() {
-                                trace
-                                    .passed_through
-                                    .push(self.rule_ref(t, p, r, rule.action));
-                            }
-                            passed = true;
-                            break 'tier;
-                        }
-                        Action::Log => {
-                            if let Some(trace) = trace.as_deref_mut() {
-                                trace
-                                    .passed_through
-                                    .push(self.rule_ref(t, p, r, rule.action));
-                            }
-                        }
-                    }
-                }
-            }
-            while i < selecting.len() && selecting[i].0 == tier_index {
-                i += 1;
-            }
-            if !passed && tier.end == TierEnd::Deny {
-                if let Some(trace) = trace.as_deref_mut() {
-                    trace.outcome = Some(Outcome::EndOfTier {
-                        tier: tier.name.clone(),
-                    });
-                }
-                return false;
+        let mut walker = OneConnection {
+            engine: self,
+            subject,
+            peer,
+            conn,
+            trace,
+        };
+        let allowed = walk(&self.tiers, direction, selecting, &mut walker);
+        if let Some(trace) = walker.trace {
+            if trace.outcome.is_none() {
+                trace.outcome = Some(if selecting.is_empty() {
+                    Outcome::NotIsolated
+                } else {
+                    Outcome::DefaultAllow
+                });
             }
         }
-        if let Some(trace) = trace {
-            trace.outcome = Some(if selecting.is_empty() {
-                Outcome::NotIsolated
-            } else {
-                Outcome::DefaultAllow
-            });
-        }
-        true
+        allowed
     }
 
     /// The same walk over whole connection sets: what remains undecided flows down.
@@ -458,41 +406,13 @@ impl Engine {
         dst: Endpoint,
     ) -> ConnSet {
         let selecting = &self.selecting[subject][direction_index(direction)];
-        let mut allowed = ConnSet::empty();
-        let mut remaining = ConnSet::all();
-        let mut i = 0;
-        while i < selecting.len() {
-            let tier_index = selecting[i].0;
-            let tier = &self.tiers[tier_index];
-            let mut undecided = remaining.clone();
-            let mut passed = ConnSet::empty();
-            while i < selecting.len() && selecting[i].0 == tier_index {
-                let (t, p) = selecting[i];
-                i += 1;
-                let rules = self.tiers[t].policies[p].rules(direction).unwrap_or(&[]);
-                for rule in rules {
-                    if undecided.is_empty() {
-                        break;
-                    }
-                    if !self.rule_peer_matches(rule, subject, peer) {
-                        continue;
-                    }
-                    let matched = rule_conns(rule, &self.inventory, dst).intersect(&undecided);
-                    match rule.action {
-                        Action::Allow => allowed = allowed.union(&matched),
-                        Action::Deny => {}
-                        Action::Pass => passed = passed.union(&matched),
-                        Action::Log => continue,
-                    }
-                    undecided = undecided.subtract(&matched);
-                }
-            }
-            remaining = match tier.end {
-                TierEnd::Deny => passed,
-                TierEnd::Pass => passed.union(&undecided),
-            };
-        }
-        allowed.union(&remaining)
+        let mut walker = ConnectionSets {
+            engine: self,
+            subject,
+            peer,
+            dst,
+        };
+        walk(&self.tiers, direction, selecting, &mut walker)
     }
 
     /// Whether a rule's answer for this pair depends on an address netfence does not know: a
@@ -766,6 +686,96 @@ impl Engine {
     }
 }
 
+/// The walk for one connection: a set is "this connection" or nothing.
+struct OneConnection<'a> {
+    engine: &'a Engine,
+    subject: PodId,
+    peer: Endpoint,
+    conn: &'a Conn,
+    trace: Option<&'a mut Trace>,
+}
+
+impl Walker for OneConnection<'_> {
+    type Set = bool;
+    fn full(&self) -> bool {
+        true
+    }
+    fn none(&self) -> bool {
+        false
+    }
+    fn is_empty(&self, set: &bool) -> bool {
+        !*set
+    }
+    fn union(&self, into: &mut bool, other: &bool) {
+        *into |= *other;
+    }
+    fn subtract(&self, from: &mut bool, other: &bool) {
+        *from &= !*other;
+    }
+    fn matched(&mut self, at: RuleAt, rule: &Rule, undecided: &bool) -> bool {
+        let engine = self.engine;
+        let ports_ok = port_matches(rule, &engine.inventory, self.conn);
+        if let Some(trace) = self.trace.as_deref_mut() {
+            if ports_ok && engine.judged_without_address(rule, self.subject, self.peer) {
+                trace.unknown_address.push(engine.rule_ref(at, rule.action));
+            }
+        }
+        *undecided && ports_ok && engine.rule_peer_matches(rule, self.subject, self.peer)
+    }
+    fn on_match(&mut self, at: RuleAt, action: Action, _matched: &bool) {
+        let Some(trace) = self.trace.as_deref_mut() else {
+            return;
+        };
+        let rule = self.engine.rule_ref(at, action);
+        match action {
+            Action::Allow | Action::Deny => trace.outcome = Some(Outcome::Rule { rule }),
+            Action::Pass | Action::Log => trace.passed_through.push(rule),
+        }
+    }
+    fn on_end_of_tier(&mut self, tier: usize, denied: &bool) {
+        if let Some(trace) = self.trace.as_deref_mut() {
+            if *denied {
+                trace.outcome = Some(Outcome::EndOfTier {
+                    tier: self.engine.tiers[tier].name.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The walk over every connection at once.
+struct ConnectionSets<'a> {
+    engine: &'a Engine,
+    subject: PodId,
+    peer: Endpoint,
+    dst: Endpoint,
+}
+
+impl Walker for ConnectionSets<'_> {
+    type Set = ConnSet;
+    fn full(&self) -> ConnSet {
+        ConnSet::all()
+    }
+    fn none(&self) -> ConnSet {
+        ConnSet::empty()
+    }
+    fn is_empty(&self, set: &ConnSet) -> bool {
+        set.is_empty()
+    }
+    fn union(&self, into: &mut ConnSet, other: &ConnSet) {
+        *into = into.union(other);
+    }
+    fn subtract(&self, from: &mut ConnSet, other: &ConnSet) {
+        *from = from.subtract(other);
+    }
+    fn matched(&mut self, _at: RuleAt, rule: &Rule, undecided: &ConnSet) -> ConnSet {
+        if !self.engine.rule_peer_matches(rule, self.subject, self.peer) {
+            return ConnSet::empty();
+        }
+        rule_conns(rule, &self.engine.inventory, self.dst).intersect(undecided)
+    }
+}
+
 #[derive(Default)]
 struct Trace {
     passed_through: Vec<RuleRef>,
@@ -815,7 +825,7 @@ fn calico_namespace_labels(inventory: &Inventory, namespace: &str) -> Labels {
     labels
 }
 
-fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
+pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
     match subject {
         Subject::PodsInNamespace {
             namespace,
@@ -866,14 +876,6 @@ fn resolve_named(
     }
 }
 
-fn protocol_number(protocol: Protocol) -> u8 {
-    match protocol {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-        Protocol::Sctp => 132,
-    }
-}
-
 /// The address family of a connection: that of the destination's (first) address.
 fn family(inventory: &Inventory, dst: Endpoint) -> u8 {
     let ip = match dst {
@@ -898,7 +900,7 @@ fn port_in(ports: &[PortMatch], inventory: &Inventory, conn: &Conn) -> bool {
 
 /// Whether the connection meets the rule's protocol, family and port conditions.
 fn port_matches(rule: &Rule, inventory: &Inventory, conn: &Conn) -> bool {
-    let number = protocol_number(conn.protocol);
+    let number = conn.protocol.number();
     rule.protocol.is_none_or(|p| p == number)
         && rule.not_protocol != Some(number)
         && rule
@@ -933,7 +935,7 @@ fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
         ports_conns(&rule.ports, inventory, dst)
     };
     for protocol in Protocol::ALL {
-        let number = protocol_number(protocol);
+        let number = protocol.number();
         let excluded =
             rule.protocol.is_some_and(|p| p != number) || rule.not_protocol == Some(number);
         if excluded {

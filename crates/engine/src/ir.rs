@@ -486,15 +486,6 @@ fn compile_admin_policy(
     }
 }
 
-fn protocol_enum(number: u8) -> Option<Protocol> {
-    match number {
-        6 => Some(Protocol::Tcp),
-        17 => Some(Protocol::Udp),
-        132 => Some(Protocol::Sctp),
-        _ => None,
-    }
-}
-
 /// The connections an egress rule with `destination.services` may open: each Service port's
 /// target port on the backend, with the port's protocol. Felix matches such a rule against an
 /// IP set of (backend address, port, protocol) members built from the Service's
@@ -556,7 +547,7 @@ fn compile_calico_policy(
     };
     let as_peer = |e: CalicoEntity| (!e.is_unconstrained()).then(|| Peer::Calico(Box::new(e)));
     let ports = |list: &[CalicoPort], protocol: Option<u8>| -> Vec<PortMatch> {
-        let Some(p) = protocol.and_then(protocol_enum) else {
+        let Some(p) = protocol.and_then(Protocol::from_number) else {
             return Vec::new();
         };
         list.iter()

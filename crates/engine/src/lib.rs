@@ -30,17 +30,22 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bits;
 pub mod classes;
 pub mod connlist;
 pub mod connset;
 pub mod eval;
+pub mod incremental;
 pub mod ir;
 pub mod matrix;
+pub mod ports;
 pub mod service;
+mod walk;
 
 pub use classes::{ClassMatrix, ClassMatrixView};
-pub use connlist::{connlist, diff, Connection, DiffKind, DiffLine, ListPeer};
+pub use connlist::{connlist, diff, diff_touching, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
+pub use incremental::{Applied, Cluster, Focus, RebuildStats, Timings};
 pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};
 pub use service::{BackendVerdict, NoBackend, ServiceVerdict};

@@ -1,84 +1,8 @@
 //! Pod-to-pod reachability matrices, one per probed (protocol, port).
 
+use crate::bits::BitSet;
 use crate::eval::{Endpoint, Engine};
-use netfence_model::{Inventory, NpPortSpec, Protocol};
-use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
-
-/// A probed port: `TCP/80`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProbePort {
-    /// Protocol.
-    pub protocol: Protocol,
-    /// Port number.
-    pub port: u16,
-}
-
-impl fmt::Display for ProbePort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.protocol, self.port)
-    }
-}
-
-impl FromStr for ProbePort {
-    type Err = String;
-    /// `TCP/80`, `udp/53`; a bare number means TCP.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (protocol, port) = match s.split_once('/') {
-            Some((p, n)) => (p.to_ascii_uppercase().parse::<Protocol>()?, n),
-            None => (Protocol::Tcp, s),
-        };
-        let port: u16 =
-            port.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                format!("invalid port {port:?} in {s:?} (expected PROTO/1-65535)")
-            })?;
-        Ok(ProbePort { protocol, port })
-    }
-}
-
-/// Every port that some pod declares or some policy (Kubernetes or Calico) mentions by number
-/// (both ends of a range), sorted by protocol then port.
-pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
-    let mut ports: BTreeSet<(Protocol, u16)> = inventory.declared_ports();
-    for policy in &inventory.network_policies {
-        for rule in policy.ingress.iter().chain(&policy.egress) {
-            for port in &rule.ports {
-                if let NpPortSpec::Range(range) = &port.port {
-                    ports.insert((port.protocol, range.first()));
-                    ports.insert((port.protocol, range.last()));
-                }
-            }
-        }
-    }
-    for policy in &inventory.calico_policies {
-        for rule in policy.ingress.iter().chain(&policy.egress) {
-            let protocol = match rule.protocol {
-                Some(6) => Protocol::Tcp,
-                Some(17) => Protocol::Udp,
-                Some(132) => Protocol::Sctp,
-                _ => continue,
-            };
-            for port in rule
-                .destination
-                .ports
-                .iter()
-                .chain(&rule.destination.not_ports)
-            {
-                if let netfence_model::calico::CalicoPort::Range(range) = port {
-                    ports.insert((protocol, range.first()));
-                    ports.insert((protocol, range.last()));
-                }
-            }
-        }
-    }
-    let mut out: Vec<ProbePort> = ports
-        .into_iter()
-        .map(|(protocol, port)| ProbePort { protocol, port })
-        .collect();
-    out.sort_by_key(|p| (p.protocol.as_str(), p.port));
-    out
-}
+pub use crate::ports::{default_ports, ProbePort};
 
 /// Read access to a reachability matrix, for renderers that stream: a pod-level [`Matrix`] or
 /// a [`crate::ClassMatrix`] seen pod by pod, without materialising every pod pair.
@@ -104,13 +28,14 @@ impl MatrixView for Matrix {
 }
 
 /// Reachability between every pair of pods for each probed port.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matrix {
     /// The probed ports.
     pub ports: Vec<ProbePort>,
     /// Endpoint names (`ns/pod`), in inventory order.
     pub endpoints: Vec<String>,
     /// For each port, a row-major bitset: bit `src * n + dst` is set when allowed.
-    bits: Vec<Vec<u64>>,
+    bits: Vec<BitSet>,
 }
 
 impl Matrix {
@@ -134,20 +59,18 @@ impl Matrix {
         mut allowed: impl FnMut(ProbePort, usize, usize) -> bool,
     ) -> Matrix {
         let n = endpoints.len();
-        let words = (n * n).div_ceil(64);
         let bits = ports
             .iter()
             .map(|probe| {
-                let mut row = vec![0u64; words];
+                let mut cells = BitSet::new(n * n, false);
                 for src in 0..n {
                     for dst in 0..n {
                         if allowed(*probe, src, dst) {
-                            let bit = src * n + dst;
-                            row[bit / 64] |= 1 << (bit % 64);
+                            cells.set(src * n + dst);
                         }
                     }
                 }
-                row
+                cells
             })
             .collect();
         Matrix {
@@ -159,8 +82,7 @@ impl Matrix {
 
     /// Whether `src` may reach `dst` on the port at `port_index`.
     pub fn allowed(&self, port_index: usize, src: usize, dst: usize) -> bool {
-        let bit = src * self.endpoints.len() + dst;
-        self.bits[port_index][bit / 64] & (1 << (bit % 64)) != 0
+        self.bits[port_index].get(src * self.endpoints.len() + dst)
     }
 
     /// The cells `(port index, src, dst)` where `self` and `other` disagree, self pairs
@@ -195,6 +117,7 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netfence_model::Protocol;
 
     #[test]
     fn differences_name_the_cells_that_disagree() {

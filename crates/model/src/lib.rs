@@ -24,6 +24,6 @@ pub use inventory::{
     Namespace, Node, PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule,
     Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
-pub use load::Loader;
-pub use net::{PortRange, Protocol};
+pub use load::{Change, ChangeKind, Loader, ObjectKey, ObjectKind};
+pub use net::{AddressCuts, AddressRanges, PortRange, Protocol};
 pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};

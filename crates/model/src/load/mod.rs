@@ -33,6 +33,8 @@ use projectcalico::*;
 use workloads::*;
 
 mod cert_manager;
+mod change;
+pub use change::{Change, ChangeKind, ObjectKey, ObjectKind};
 mod kinds;
 mod link;
 mod mesh;
@@ -58,7 +60,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 /// Accumulates objects from any number of inputs, then builds an [`Inventory`].
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Loader {
     namespaces: Vec<(Meta, Origin)>,
     /// Pods converted at load time (their workload resolved in `finish`), with their
@@ -95,6 +97,7 @@ pub struct Loader {
     lenient: bool,
 }
 
+#[derive(Clone)]
 struct WorkloadObject {
     kind: String,
     replicas: Option<i64>,

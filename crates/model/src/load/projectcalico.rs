@@ -413,17 +413,11 @@ pub(crate) fn protocol_number(value: &IntOrText) -> Result<ProtocolNumber, Strin
     match value {
         IntOrText::Int(n) if (1..=255).contains(n) => Ok(*n as u8),
         IntOrText::Int(n) => Err(format!("protocol number {n} out of range (1-255)")),
-        IntOrText::Text(name) => match name.as_str() {
-            "TCP" | "tcp" => Ok(6),
-            "UDP" | "udp" => Ok(17),
-            "ICMP" | "icmp" => Ok(1),
-            "ICMPv6" | "icmpv6" => Ok(58),
-            "SCTP" | "sctp" => Ok(132),
-            "UDPLite" | "udplite" => Ok(136),
-            other => other.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                format!("unknown protocol {other:?} (expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or 1-255)")
+        IntOrText::Text(name) => crate::net::protocol_by_name(name)
+            .or_else(|| name.parse::<u8>().ok().filter(|n| *n >= 1))
+            .ok_or_else(|| {
+                format!("unknown protocol {name:?} (expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or 1-255)")
             }),
-        },
     }
 }
 

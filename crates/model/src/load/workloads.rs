@@ -475,19 +475,15 @@ pub(super) fn probe_ports(spec: &PodSpec) -> Vec<ProbePort> {
     out
 }
 
-/// Give every pod without an address a stable one in 100.64.0.0/10: FNV-1a of
-/// `namespace/name`, probing forward past addresses already taken.
+/// Give every pod without an address a stable one in 100.64.0.0/10: the stable hash of
+/// `namespace/name` ([`crate::net::stable_hash`]), probing forward past addresses already
+/// taken.
 pub(super) fn assign_synthetic_ips(pods: &mut [Pod]) {
     let mut taken: HashSet<IpAddr> = pods.iter().flat_map(|p| p.ips.iter().copied()).collect();
     for pod in pods.iter_mut().filter(|p| p.ips.is_empty()) {
-        let mut hash: u32 = 0x811c_9dc5;
-        for byte in pod.key().bytes() {
-            hash ^= u32::from(byte);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
         let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
         let size = 1u32 << 22;
-        let mut offset = hash % size;
+        let mut offset = (crate::net::stable_hash(pod.key().bytes()) % u64::from(size)) as u32;
         loop {
             // Skip the network and broadcast-looking ends of each /24 for readability.
             let candidate = IpAddr::V4(Ipv4Addr::from(base + offset));

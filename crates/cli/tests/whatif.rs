@@ -1,0 +1,277 @@
+//! `netfence what-if` prints what `netfence diff` prints against the changed inputs.
+//!
+//! Random changes to generated clusters (Kubernetes and Calico policies replaced, created
+//! and deleted, namespaces relabelled, pods changed): the "after" inputs are written by this
+//! test from the YAML documents themselves (keyed by kind, namespace and name, read with
+//! serde_yaml, not with netfence), and both commands must print the same bytes and exit alike.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn netfence(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run netfence: {e}"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netfence-whatif-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+fn generate(dir: &Path, seed: u64) {
+    let out = netfence(&[
+        "gen",
+        "--pods",
+        "60",
+        "--namespaces",
+        "3",
+        "--policies",
+        "14",
+        "--calico",
+        "4",
+        "--seed",
+        &seed.to_string(),
+        "-o",
+        &dir.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (kind with group, namespace, name) of a document, read with serde_yaml.
+type Key = (String, String, String);
+
+fn key(doc: &str) -> Option<Key> {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc).ok()?;
+    let text = |v: &serde_yaml_ng::Value| v.as_str().unwrap_or("").to_string();
+    let api = text(&value["apiVersion"]);
+    let group = api.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+    let kind = text(&value["kind"]);
+    if kind.is_empty() {
+        return None;
+    }
+    Some((
+        format!("{kind}.{group}"),
+        text(&value["metadata"]["namespace"]),
+        text(&value["metadata"]["name"]),
+    ))
+}
+
+/// Every document of every file below `dir`, by key, with the file it came from.
+fn documents(dir: &Path) -> BTreeMap<Key, (String, String)> {
+    let mut out = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}"));
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for doc in text.split("\n---\n").map(|d| d.trim_start_matches("---\n")) {
+            if let Some(k) = key(doc) {
+                out.insert(k, (name.clone(), doc.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn write_documents(dir: &Path, docs: &BTreeMap<Key, (String, String)>) {
+    let mut files: BTreeMap<&str, String> = BTreeMap::new();
+    for (file, doc) in docs.values() {
+        let text = files.entry(file.as_str()).or_default();
+        text.push_str("---\n");
+        text.push_str(doc);
+        text.push('\n');
+    }
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The `--delete` spelling of a key.
+fn delete_arg((kind, ns, name): &Key) -> String {
+    let kind = match kind.as_str() {
+        "NetworkPolicy.projectcalico.org" => kind.clone(),
+        other => other.split('.').next().unwrap_or(other).to_string(),
+    };
+    if ns.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}/{ns}/{name}")
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn what_if_prints_what_diff_prints() {
+    let base = temp_dir("base");
+    generate(&base, 7);
+    let other = temp_dir("other");
+    generate(&other, 8);
+    let base_docs = documents(&base);
+    let other_docs = documents(&other);
+    let changeable = |k: &Key| {
+        k.0.starts_with("NetworkPolicy")
+            || k.0.starts_with("GlobalNetworkPolicy")
+            || k.0.starts_with("Namespace.")
+            || k.0.starts_with("Pod.")
+            || k.0.starts_with("Deployment")
+    };
+    let candidates: Vec<&Key> = other_docs.keys().filter(|k| changeable(k)).collect();
+    let deletable: Vec<&Key> = base_docs
+        .keys()
+        .filter(|k| k.0.contains("NetworkPolicy") || k.0.starts_with("Pod."))
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut differing = 0;
+    for round in 0..8 {
+        let mut after = base_docs.clone();
+        let mut applied = String::new();
+        for _ in 0..2 + rng.below(3) {
+            let k = candidates[rng.below(candidates.len())];
+            let (file, doc) = &other_docs[k];
+            after.insert(k.clone(), (file.clone(), doc.clone()));
+            applied.push_str("---\n");
+            applied.push_str(doc);
+            applied.push('\n');
+        }
+        if rng.below(2) == 0 {
+            // A hand-written policy that certainly matters: allow everything in a namespace (policies only add allows).
+            let ns = format!("ns-000{}", rng.below(3));
+            let doc = format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: whatif-allow-all, namespace: {ns}}}\nspec: {{podSelector: {{}}, ingress: [{{}}], egress: [{{}}]}}\n");
+            let k = key(&doc).unwrap_or_else(|| unreachable!());
+            after.insert(k, ("40-policies.yaml".into(), doc.clone()));
+            applied.push_str("---\n");
+            applied.push_str(&doc);
+        }
+        let mut deletions = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let k = deletable[rng.below(deletable.len())];
+            if after.remove(k).is_some() && base_docs.contains_key(k) {
+                deletions.push(delete_arg(k));
+            }
+        }
+        let after_dir = temp_dir(&format!("after-{round}"));
+        write_documents(&after_dir, &after);
+        let apply_file = after_dir.with_extension("apply.yaml");
+        std::fs::write(&apply_file, &applied).unwrap_or_else(|e| panic!("{e}"));
+        let (base_arg, after_arg, apply_arg) = (
+            base.display().to_string(),
+            after_dir.display().to_string(),
+            apply_file.display().to_string(),
+        );
+        let mut what_if = vec![
+            "what-if", "-f", &base_arg, "--apply", &apply_arg, "-o", "json",
+        ];
+        for d in &deletions {
+            what_if.extend(["--delete", d]);
+        }
+        let incremental = netfence(&what_if);
+        let full = netfence(&[
+            "diff",
+            "-f",
+            &base_arg,
+            "--against",
+            &after_arg,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&incremental.stdout),
+            String::from_utf8_lossy(&full.stdout),
+            "round {round}: what-if and diff differ (deletions {deletions:?})\nwhat-if stderr: {}\ndiff stderr: {}",
+            String::from_utf8_lossy(&incremental.stderr),
+            String::from_utf8_lossy(&full.stderr)
+        );
+        assert_eq!(
+            incremental.status.code(),
+            full.status.code(),
+            "round {round}: exit codes"
+        );
+        assert!(
+            incremental.status.code() == Some(0) || incremental.status.code() == Some(1),
+            "round {round}: {}",
+            String::from_utf8_lossy(&incremental.stderr)
+        );
+        differing += usize::from(incremental.status.code() == Some(1));
+        let _ = std::fs::remove_dir_all(&after_dir);
+        let _ = std::fs::remove_file(&apply_file);
+    }
+    // The changes must have changed connectivity in most rounds, or the test proves little.
+    assert!(
+        differing >= 4,
+        "only {differing} of 8 rounds changed connectivity"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+#[test]
+fn what_if_refuses_bad_changes_with_exit_2() {
+    let base = temp_dir("bad");
+    generate(&base, 3);
+    let base_arg = base.display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--delete", "NetworkPolicy/ns-0000/no-such"],
+            "no such object",
+        ),
+        (&["--delete", "NetworkPolicy/only-a-name"], "namespaced"),
+        (
+            &["--delete", "Frobnicator/x"],
+            "unknown or unsupported kind",
+        ),
+        (&[], "nothing to change"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["what-if", "-f", &base_arg];
+        args.extend_from_slice(extra);
+        let out = netfence(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+    let ingress = base.with_extension("ingress.yaml");
+    std::fs::write(
+        &ingress,
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i, namespace: ns-0000}\nspec: {rules: []}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = netfence(&[
+        "what-if",
+        "-f",
+        &base_arg,
+        "--apply",
+        &ingress.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot be applied as a change yet"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&ingress);
+    let _ = std::fs::remove_dir_all(&base);
+}

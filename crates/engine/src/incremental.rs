@@ -1,0 +1,440 @@
+//! Incremental updates: a changed inventory gives the engine that [`Engine::new`] would build
+//! from it, reusing the old engine's selections wherever nothing they depend on changed, and
+//! the reachability delta computed only for the workloads the change can affect.
+//!
+//! What a policy selects depends only on its subject (the policy object itself), the pod
+//! (labels, namespace, service account, host networking) and the labels of the pod's
+//! namespace and service account. So a pod whose own object and context are unchanged keeps
+//! its selections of every unchanged policy, renumbered to the new tier layout, and only the
+//! new or changed policies are matched against it; a changed pod is matched against every
+//! policy. The delta: a connection between two pods can change only when a policy that
+//! selects one of them changed (before or after the change), when one of them changed, or
+//! when its namespace or service account changed; network sets, nodes and tiers change
+//! address matching or evaluation order everywhere, and then every line is compared.
+
+use crate::connlist::{diff_touching, DiffLine};
+use crate::eval::{direction_index, subject_selects, Engine};
+use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Subject, Tier};
+use netfence_model::{Change, Inventory, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Which part of the reachability a change can affect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Focus {
+    /// Every line (network sets, nodes or tiers changed).
+    Everything,
+    /// Only lines from or to these workloads.
+    Workloads(BTreeSet<WorkloadRef>),
+}
+
+impl Focus {
+    /// The workloads, or `None` for everything.
+    pub fn workloads(&self) -> Option<&BTreeSet<WorkloadRef>> {
+        match self {
+            Focus::Everything => None,
+            Focus::Workloads(set) => Some(set),
+        }
+    }
+}
+
+/// What [`Engine::rebuilt`] reused and recomputed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    /// Compiled policies that are new or whose object changed.
+    pub changed_policies: usize,
+    /// Policies of the old engine that are gone or changed.
+    pub removed_policies: usize,
+    /// Pods matched against every policy (new or changed pods, or pods whose namespace or
+    /// service account changed).
+    pub rematched_pods: usize,
+}
+
+/// The old → new renumbering of compiled policies, and which ones changed.
+struct PolicyMap {
+    /// For each old (tier, policy): its new place when the policy is unchanged.
+    old_to_new: Vec<Vec<Option<(usize, usize)>>>,
+    /// Old policies whose meaning changed or that are gone.
+    old_changed: Vec<Vec<bool>>,
+    /// New policies that are new or whose meaning changed.
+    new_changed: Vec<Vec<bool>>,
+    /// New policies whose subject must be matched again (new, or their object changed).
+    rematch: Vec<(usize, usize)>,
+}
+
+/// The inventory object a compiled policy came from, for equality.
+fn same_source(old: &Inventory, a: PolicySource, new: &Inventory, b: PolicySource) -> bool {
+    match (a, b) {
+        (PolicySource::NetworkPolicy(i), PolicySource::NetworkPolicy(j)) => {
+            old.network_policies[i] == new.network_policies[j]
+        }
+        (PolicySource::Calico(i), PolicySource::Calico(j)) => {
+            old.calico_policies[i] == new.calico_policies[j]
+        }
+        (PolicySource::Admin(i), PolicySource::Admin(j)) => {
+            old.admin_policies[i] == new.admin_policies[j]
+        }
+        _ => false,
+    }
+}
+
+/// Whether a compiled policy has a Calico `services` peer naming one of `services`: its
+/// compiled ports and its peers follow that Service.
+fn uses_service(policy: &Policy, services: &HashSet<(String, String)>) -> bool {
+    if services.is_empty() {
+        return false;
+    }
+    [&policy.ingress, &policy.egress]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|rule| rule.peers.iter().chain(rule.local.iter()))
+        .any(|peer| match peer {
+            Peer::Calico(entity) => entity
+                .service
+                .as_ref()
+                .is_some_and(|s| services.contains(&(s.namespace.clone(), s.name.clone()))),
+            _ => false,
+        })
+}
+
+/// Services (namespace, name) that differ between the inventories, or exist in one only.
+fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String)> {
+    let index = |inventory: &Inventory| -> HashMap<(String, String), usize> {
+        inventory
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.namespace.clone(), s.name.clone()), i))
+            .collect()
+    };
+    let (a, b) = (index(old), index(new));
+    a.keys()
+        .chain(b.keys())
+        .filter(|key| match (a.get(*key), b.get(*key)) {
+            (Some(&i), Some(&j)) => old.services[i] != new.services[j],
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
+fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap {
+    let services = changed_services(old.inventory(), inventory);
+    let mut old_place: HashMap<(PolicyKind, &str), (usize, usize)> = HashMap::new();
+    for (t, tier) in old.tiers.iter().enumerate() {
+        for (p, policy) in tier.policies.iter().enumerate() {
+            old_place.insert((policy.kind, policy.name.as_str()), (t, p));
+        }
+    }
+    let shape = |tiers: &[Tier], value: bool| -> Vec<Vec<bool>> {
+        tiers
+            .iter()
+            .map(|t| vec![value; t.policies.len()])
+            .collect()
+    };
+    let mut map = PolicyMap {
+        old_to_new: old
+            .tiers
+            .iter()
+            .map(|t| vec![None; t.policies.len()])
+            .collect(),
+        old_changed: shape(&old.tiers, true),
+        new_changed: shape(tiers, false),
+        rematch: Vec::new(),
+    };
+    for (t, tier) in tiers.iter().enumerate() {
+        for (p, policy) in tier.policies.iter().enumerate() {
+            let before = old_place.get(&(policy.kind, policy.name.as_str())).copied();
+            let same = before.is_some_and(|(ot, op)| {
+                same_source(
+                    old.inventory(),
+                    old.tiers[ot].policies[op].source,
+                    inventory,
+                    policy.source,
+                )
+            });
+            match before {
+                Some((ot, op)) if same => {
+                    map.old_to_new[ot][op] = Some((t, p));
+                    let moved = uses_service(policy, &services);
+                    map.old_changed[ot][op] = moved;
+                    map.new_changed[t][p] = moved;
+                }
+                _ => {
+                    map.new_changed[t][p] = true;
+                    map.rematch.push((t, p));
+                }
+            }
+        }
+    }
+    map
+}
+
+/// Pods of the new inventory that must be matched against every policy: new or changed pods,
+/// and pods whose namespace labels or service account labels changed.
+fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<usize>>) {
+    let namespaces: HashSet<&str> = old
+        .namespaces()
+        .keys()
+        .chain(new.namespaces().keys())
+        .filter(|ns| {
+            old.namespaces().get(*ns).map(|n| &n.labels)
+                != new.namespaces().get(*ns).map(|n| &n.labels)
+        })
+        .map(String::as_str)
+        .collect();
+    let accounts: HashSet<(&str, &str)> = old
+        .service_accounts
+        .iter()
+        .chain(&new.service_accounts)
+        .map(|a| (a.namespace.as_str(), a.name.as_str()))
+        .filter(|(ns, name)| {
+            old.service_account_labels(ns, name) != new.service_account_labels(ns, name)
+        })
+        .collect();
+    let mut dirty = Vec::with_capacity(new.pods().len());
+    let mut previous = Vec::with_capacity(new.pods().len());
+    for pod in new.pods() {
+        let before = old.pod_by_key(&pod.namespace, &pod.name);
+        previous.push(before);
+        dirty.push(
+            before.is_none_or(|id| old.pods()[id] != *pod)
+                || namespaces.contains(pod.namespace.as_str())
+                || accounts.contains(&(pod.namespace.as_str(), pod.service_account.as_str())),
+        );
+    }
+    (dirty, previous)
+}
+
+/// The policies that select `pod`, per direction, in evaluation order (every policy asked).
+fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usize, usize)>; 2] {
+    let pod = &inventory.pods()[id];
+    let mut out = [Vec::new(), Vec::new()];
+    if pod.host_network {
+        return out;
+    }
+    for (t, tier) in tiers.iter().enumerate() {
+        for (p, policy) in tier.policies.iter().enumerate() {
+            let namespaced = match &policy.subject {
+                Subject::PodsInNamespace { namespace, .. }
+                | Subject::Calico {
+                    namespace: Some(namespace),
+                    ..
+                } => Some(namespace),
+                _ => None,
+            };
+            if namespaced.is_some_and(|ns| *ns != pod.namespace)
+                || !subject_selects(&policy.subject, inventory, pod)
+            {
+                continue;
+            }
+            for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                if policy.rules(direction).is_some() {
+                    out[direction_index(direction)].push((t, p));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// The engine for `inventory`, equal to `Engine::new(inventory)`, built from this one:
+    /// policies are compiled again (cheap), but selections are matched again only for new
+    /// or changed policies and for pods whose object, namespace labels or service account
+    /// labels changed. Also returns which workloads the change can affect.
+    pub fn rebuilt(&self, inventory: Inventory) -> (Engine, Focus, RebuildStats) {
+        let tiers = compile(&inventory);
+        let map = policy_map(self, &tiers, &inventory);
+        let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
+        let mut selecting: Vec<[Vec<(usize, usize)>; 2]> = Vec::with_capacity(dirty.len());
+        for (id, (&dirty, &before)) in dirty.iter().zip(&previous).enumerate() {
+            selecting.push(match before {
+                Some(old) if !dirty => {
+                    let renumber = |list: &Vec<(usize, usize)>| -> Vec<(usize, usize)> {
+                        list.iter()
+                            .filter_map(|&(t, p)| map.old_to_new[t][p])
+                            .collect()
+                    };
+                    let [ingress, egress] = &self.selecting[old];
+                    let mut lists = [renumber(ingress), renumber(egress)];
+                    // Tiers keep their relative order unless a Tier object changed.
+                    for list in &mut lists {
+                        if !list.is_sorted() {
+                            list.sort_unstable();
+                        }
+                    }
+                    lists
+                }
+                _ => selections_of(&tiers, &inventory, id),
+            });
+        }
+        // New or changed policies, matched against the pods kept from before.
+        let mut touched = vec![false; dirty.len()];
+        for &(t, p) in &map.rematch {
+            let policy = &tiers[t].policies[p];
+            let candidates = match &policy.subject {
+                Subject::PodsInNamespace { namespace, .. }
+                | Subject::Calico {
+                    namespace: Some(namespace),
+                    ..
+                } => inventory.pods_in(namespace),
+                _ => 0..inventory.pods().len(),
+            };
+            for id in candidates {
+                let pod = &inventory.pods()[id];
+                if dirty[id]
+                    || pod.host_network
+                    || !subject_selects(&policy.subject, &inventory, pod)
+                {
+                    continue;
+                }
+                for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                    if policy.rules(direction).is_some() {
+                        selecting[id][direction_index(direction)].push((t, p));
+                        touched[id] = true;
+                    }
+                }
+            }
+        }
+        for (id, touched) in touched.iter().enumerate() {
+            if *touched {
+                selecting[id]
+                    .iter_mut()
+                    .for_each(|list| list.sort_unstable());
+            }
+        }
+        let focus = self.focus(&inventory, &map, &dirty, &selecting);
+        let stats = RebuildStats {
+            changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
+            removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
+            rematched_pods: dirty.iter().filter(|d| **d).count(),
+        };
+        let engine = Engine {
+            inventory: std::sync::Arc::new(inventory),
+            tiers,
+            selecting,
+        };
+        (engine, focus, stats)
+    }
+
+    /// The workloads whose connections the change can affect (see the module notes).
+    fn focus(
+        &self,
+        inventory: &Inventory,
+        map: &PolicyMap,
+        dirty: &[bool],
+        selecting: &[[Vec<(usize, usize)>; 2]],
+    ) -> Focus {
+        let old = self.inventory();
+        if old.network_sets != inventory.network_sets
+            || old.nodes != inventory.nodes
+            || old.tiers != inventory.tiers
+        {
+            return Focus::Everything;
+        }
+        let mut workloads = BTreeSet::new();
+        for (id, pod) in old.pods().iter().enumerate() {
+            // Gone, or changed (its workload may have changed: adoption by a new selector).
+            let gone = inventory
+                .pod_by_key(&pod.namespace, &pod.name)
+                .is_none_or(|now| inventory.pods()[now] != *pod);
+            let selected_by_changed = self.selecting[id]
+                .iter()
+                .flatten()
+                .any(|&(t, p)| map.old_changed[t][p]);
+            if gone || selected_by_changed {
+                workloads.insert(pod.workload.clone());
+            }
+        }
+        for (id, pod) in inventory.pods().iter().enumerate() {
+            let selected_by_changed = selecting[id]
+                .iter()
+                .flatten()
+                .any(|&(t, p)| map.new_changed[t][p]);
+            if dirty[id] || selected_by_changed {
+                workloads.insert(pod.workload.clone());
+            }
+        }
+        Focus::Workloads(workloads)
+    }
+}
+
+/// How long each step of [`Cluster::apply`] took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Applying the objects and linking the inventory again (owners, template pods, order).
+    pub link: Duration,
+    /// The engine's incremental rebuild ([`Engine::rebuilt`]).
+    pub engine: Duration,
+    /// The reachability delta over the affected workloads.
+    pub delta: Duration,
+}
+
+/// What one [`Cluster::apply`] did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The object changes, in the order applied.
+    pub changes: Vec<Change>,
+    /// The reachability delta, equal to [`crate::diff`] of the engines before and after.
+    pub delta: Vec<DiffLine>,
+    /// Which workloads were compared.
+    pub focus: Focus,
+    /// What the engine reused.
+    pub stats: RebuildStats,
+    /// Time per step.
+    pub timings: Timings,
+}
+
+/// The loaded objects and the engine built from them, changed together: the state behind
+/// `netfence what-if` (and a watch of a live cluster).
+pub struct Cluster {
+    loader: Loader,
+    engine: Engine,
+}
+
+impl Cluster {
+    /// Build the engine from everything `loader` read, keeping the objects for later changes.
+    pub fn new(loader: Loader) -> Result<Cluster, LoadErrors> {
+        let engine = Engine::new(loader.clone().finish()?);
+        Ok(Cluster { loader, engine })
+    }
+
+    /// The current engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Apply object changes (create or replace each object `changes` holds, then delete
+    /// `deletions`), update the engine incrementally and return the reachability delta. On
+    /// an error nothing changes.
+    pub fn apply(
+        &mut self,
+        changes: Loader,
+        deletions: &[ObjectKey],
+    ) -> Result<Applied, LoadErrors> {
+        let start = Instant::now();
+        let mut loader = self.loader.clone();
+        let changes = loader.apply(changes, deletions)?;
+        let inventory = loader.clone().finish()?;
+        let linked = Instant::now();
+        let (engine, focus, stats) = self.engine.rebuilt(inventory);
+        let rebuilt = Instant::now();
+        let delta = diff_touching(&self.engine, &engine, focus.workloads());
+        let done = Instant::now();
+        self.loader = loader;
+        self.engine = engine;
+        Ok(Applied {
+            changes,
+            delta,
+            focus,
+            stats,
+            timings: Timings {
+                link: linked - start,
+                engine: rebuilt - linked,
+                delta: done - rebuilt,
+            },
+        })
+    }
+}

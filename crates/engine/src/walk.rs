@@ -1,0 +1,104 @@
+//! The one tier walk. Every question about one direction at one endpoint (a verdict with its
+//! explanation, the set of allowed connections, the peer classes a class admits) is this walk
+//! over a different kind of set: the connections still undecided flow down the tiers.
+//!
+//! Tiers in order; within a tier, the policies that select the endpoint, in order; within a
+//! policy, its rules in order. A rule takes the part of the undecided set it matches: Allow
+//! and Deny decide that part, Pass hands it to the next tier, Log records and goes on. What a
+//! tier selected and left undecided is denied at its end (Calico's default, Kubernetes
+//! isolation) or passed on (admin tiers). What is left after the last tier is allowed (the
+//! profile: a pod no policy selects is not isolated).
+
+use crate::ir::{Action, Direction, Rule, Tier, TierEnd};
+
+/// One rule's place: (tier, policy, rule) indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RuleAt {
+    /// Tier index.
+    pub tier: usize,
+    /// Policy index within the tier.
+    pub policy: usize,
+    /// Rule index within the policy's rules for the direction.
+    pub rule: usize,
+}
+
+/// What the walk runs over: a kind of set of connections (or peers), how a rule carves it,
+/// and observers for explanations.
+pub(crate) trait Walker {
+    /// A set of connections.
+    type Set: Clone;
+    /// Every connection.
+    fn full(&self) -> Self::Set;
+    /// No connection.
+    fn none(&self) -> Self::Set;
+    /// Whether `set` is empty.
+    fn is_empty(&self, set: &Self::Set) -> bool;
+    /// `into ∪= other`.
+    fn union(&self, into: &mut Self::Set, other: &Self::Set);
+    /// `from −= other`.
+    fn subtract(&self, from: &mut Self::Set, other: &Self::Set);
+    /// The part of `undecided` that `rule` matches.
+    fn matched(&mut self, at: RuleAt, rule: &Rule, undecided: &Self::Set) -> Self::Set;
+    /// A rule matched a non-empty part (every action, Log included).
+    fn on_match(&mut self, _at: RuleAt, _action: Action, _matched: &Self::Set) {}
+    /// A tier that ends in Deny denied what it left undecided (possibly nothing).
+    fn on_end_of_tier(&mut self, _tier: usize, _denied: &Self::Set) {}
+}
+
+/// Walk `tiers` for one direction over the policies in `selecting` ((tier, policy) indices in
+/// evaluation order); returns what is allowed.
+pub(crate) fn walk<W: Walker>(
+    tiers: &[Tier],
+    direction: Direction,
+    selecting: &[(usize, usize)],
+    walker: &mut W,
+) -> W::Set {
+    let mut allowed = walker.none();
+    let mut remaining = walker.full();
+    let mut i = 0;
+    while i < selecting.len() {
+        let t = selecting[i].0;
+        let tier = &tiers[t];
+        let mut undecided = remaining.clone();
+        let mut passed = walker.none();
+        while i < selecting.len() && selecting[i].0 == t {
+            let p = selecting[i].1;
+            i += 1;
+            let rules = tier.policies[p].rules(direction).unwrap_or(&[]);
+            for (r, rule) in rules.iter().enumerate() {
+                if walker.is_empty(&undecided) {
+                    break;
+                }
+                let at = RuleAt {
+                    tier: t,
+                    policy: p,
+                    rule: r,
+                };
+                let matched = walker.matched(at, rule, &undecided);
+                if walker.is_empty(&matched) {
+                    continue;
+                }
+                walker.on_match(at, rule.action, &matched);
+                match rule.action {
+                    Action::Allow => walker.union(&mut allowed, &matched),
+                    Action::Deny => {}
+                    Action::Pass => walker.union(&mut passed, &matched),
+                    Action::Log => continue,
+                }
+                walker.subtract(&mut undecided, &matched);
+            }
+        }
+        remaining = match tier.end {
+            TierEnd::Deny => {
+                walker.on_end_of_tier(t, &undecided);
+                passed
+            }
+            TierEnd::Pass => {
+                walker.union(&mut passed, &undecided);
+                passed
+            }
+        };
+    }
+    walker.union(&mut allowed, &remaining);
+    allowed
+}

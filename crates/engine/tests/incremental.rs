@@ -1,0 +1,277 @@
+//! The incremental engine equals a from-scratch build after every change.
+//!
+//! Random change sequences (create, replace and delete of every kind `what-if` takes) are
+//! applied to a [`Cluster`]; after every step the same objects are loaded from scratch, and
+//! the two engines must agree on the policies selecting each pod, the connection list, the
+//! pod matrix on every port policies mention, and every explanation; the delta the cluster
+//! returned must equal `diff` of the from-scratch engines before and after the step.
+
+use netfence_engine::{connlist, default_ports, diff, Cluster, Endpoint, Engine, Matrix};
+use netfence_model::{Loader, ObjectKey, ObjectKind, PolicyType, Protocol};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+mod random;
+use random::*;
+
+/// The objects of the current configuration, one YAML document each.
+type Docs = BTreeMap<ObjectKey, String>;
+
+/// A loader with each document read from a file named after its object, so that an object
+/// has the same origin whether it was applied or loaded from scratch.
+fn loader_of<'a>(docs: impl IntoIterator<Item = (&'a ObjectKey, &'a String)>) -> Loader {
+    let mut loader = Loader::new();
+    for (key, doc) in docs {
+        loader.load_str(&format!("{key}.yaml"), doc);
+    }
+    loader
+}
+
+/// The key of a one-object document, as the loader reads it.
+fn key_of(doc: &str) -> Option<ObjectKey> {
+    let mut one = Loader::new();
+    one.load_str("object.yaml", doc);
+    let changes = Loader::new().apply(one, &[]).ok()?;
+    changes.into_iter().next().map(|c| c.key)
+}
+
+fn documents(yaml: &str) -> Vec<String> {
+    yaml.split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Objects the two random cluster builders do not write: service accounts, admin and
+/// baseline policies, a Calico tier (and policies in it), Deployments.
+fn extras(g: &mut Gen) -> Vec<String> {
+    let mut out = Vec::new();
+    let ns = g.pick(&NAMESPACES);
+    out.push(format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {}, namespace: {ns}, labels: {}}}\n",
+        g.pick(&["sa0", "sa1"]),
+        g.pick(&["{team: a}", "{team: b}", "{}"])
+    ));
+    let action = |g: &mut Gen| g.pick(&["Allow", "Deny", "Pass"]).to_string();
+    out.push(format!(
+        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: anp{}}}\nspec:\n  priority: {}\n  subject: {{pods: {{namespaceSelector: {}, podSelector: {}}}}}\n  ingress: [{{name: r, action: {}, from: [{{namespaces: {}}}]}}]\n  egress: [{{name: e, action: {}, to: [{{pods: {{namespaceSelector: {{}}, podSelector: {}}}}}], ports: [{{portNumber: {{protocol: TCP, port: 80}}}}]}}]\n",
+        g.below(2),
+        g.below(3) * 10 + 1,
+        selector(g),
+        selector(g),
+        action(g),
+        selector(g),
+        action(g),
+        selector(g),
+    ));
+    out.push(format!(
+        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n  subject: {{namespaces: {}}}\n  ingress: [{{name: d, action: {}, from: [{{namespaces: {}}}]}}]\n",
+        selector(g),
+        g.pick(&["Allow", "Deny"]),
+        selector(g),
+    ));
+    out.push(format!(
+        "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: security}}\nspec: {{order: {}, defaultAction: {}}}\n",
+        g.below(3) * 100 + 50,
+        g.pick(&["Deny", "Pass"])
+    ));
+    out.push(format!(
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.g{}}}\nspec:\n  tier: security\n  order: {}\n  selector: '{}'\n  types: [Ingress]\n  ingress: [{{action: {}, source: {{selector: '{}'}}}}]\n",
+        g.below(2),
+        g.below(3),
+        calico_selector_text(g),
+        g.pick(&["Allow", "Deny", "Pass"]),
+        calico_selector_text(g),
+    ));
+    out.push(format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d{}, namespace: {ns}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {}}}}}\n  template:\n    metadata: {{labels: {{app: {}}}}}\n    spec: {{containers: [{{name: c, ports: [{{name: web, containerPort: 80}}]}}]}}\n",
+        g.below(2),
+        g.pick(&VALUES),
+        g.pick(&VALUES),
+    ));
+    out
+}
+
+/// A random object document: from a whole random cluster of either language, or an extra.
+fn random_document(g: &mut Gen) -> String {
+    let seed = g.next();
+    let mut pool = match g.below(3) {
+        0 => documents(&random_cluster(seed)),
+        1 => documents(&random_calico_cluster(seed)),
+        _ => extras(g),
+    };
+    let at = g.below(pool.len() as u64) as usize;
+    pool.swap_remove(at)
+}
+
+fn from_scratch(docs: &Docs) -> Option<Engine> {
+    loader_of(docs.iter()).finish().ok().map(Engine::new)
+}
+
+fn describe(docs: &Docs) -> String {
+    docs.values().fold(String::new(), |mut out, d| {
+        let _ = write!(out, "---\n{d}");
+        out
+    })
+}
+
+/// Everything observable about an engine, for comparison.
+fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
+    let (a, b) = (incremental.inventory(), fresh.inventory());
+    assert_eq!(a.pods(), b.pods(), "pods differ {context}");
+    for id in 0..a.pods().len() {
+        for direction in [PolicyType::Ingress, PolicyType::Egress] {
+            assert_eq!(
+                incremental.selecting(id, direction),
+                fresh.selecting(id, direction),
+                "selecting of {} {direction:?} differs {context}",
+                a.pods()[id].key()
+            );
+        }
+    }
+    assert_eq!(
+        connlist(incremental),
+        connlist(fresh),
+        "connection lists differ {context}"
+    );
+    let ports = default_ports(b);
+    let (m1, m2) = (
+        Matrix::compute(incremental, &ports),
+        Matrix::compute(fresh, &ports),
+    );
+    assert!(m1 == m2, "matrices differ {context}");
+    let endpoints: Vec<Endpoint> = (0..a.pods().len())
+        .map(Endpoint::Pod)
+        .chain(
+            ["10.0.0.2", "192.0.2.9"]
+                .map(|ip| Endpoint::Address(ip.parse().unwrap_or_else(|_| unreachable!()))),
+        )
+        .collect();
+    for &src in &endpoints {
+        for &dst in &endpoints {
+            for (protocol, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 8080)] {
+                let x = serde_json::to_string(&incremental.explain(src, dst, protocol, port));
+                let y = serde_json::to_string(&fresh.explain(src, dst, protocol, port));
+                assert_eq!(
+                    x.ok(),
+                    y.ok(),
+                    "explanations differ for {src:?} -> {dst:?} {protocol}/{port} {context}"
+                );
+            }
+        }
+    }
+}
+
+/// Run `steps` random changes from the cluster of `seed`; returns the kinds changed.
+fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
+    let mut g = Gen(seed | 1);
+    let initial = if seed.is_multiple_of(2) {
+        random_cluster(seed)
+    } else {
+        random_calico_cluster(seed)
+    };
+    let mut docs: Docs = BTreeMap::new();
+    for doc in documents(&initial) {
+        if let Some(key) = key_of(&doc) {
+            docs.insert(key, doc);
+        }
+    }
+    let mut cluster = Cluster::new(loader_of(docs.iter())).unwrap_or_else(|e| {
+        panic!(
+            "seed {seed}: initial cluster does not load: {e}\n{}",
+            describe(&docs)
+        )
+    });
+    let mut before = from_scratch(&docs).unwrap_or_else(|| unreachable!());
+    let mut exercised = BTreeSet::new();
+    for step in 0..steps {
+        let mut next = docs.clone();
+        let (changes, deletions, what) = if !docs.is_empty() && g.chance(30) {
+            let keys: Vec<&ObjectKey> = docs.keys().collect();
+            let key = keys[g.below(keys.len() as u64) as usize].clone();
+            next.remove(&key);
+            (Loader::new(), vec![key.clone()], ("deleted", key))
+        } else {
+            let doc = random_document(&mut g);
+            let Some(key) = key_of(&doc) else {
+                continue;
+            };
+            let kind = if docs.contains_key(&key) {
+                "replaced"
+            } else {
+                "created"
+            };
+            next.insert(key.clone(), doc.clone());
+            (loader_of([(&key, &doc)]), Vec::new(), (kind, key))
+        };
+        let context = format!(
+            "at seed {seed} step {step} ({} {})\nafter:\n{}",
+            what.1,
+            what.0,
+            describe(&next)
+        );
+        let applied = cluster.apply(changes, &deletions);
+        match (from_scratch(&next), applied) {
+            (None, Err(_)) => continue, // both refuse the change (e.g. admin priority clash)
+            (None, Ok(_)) => panic!("the cluster took a change a fresh load refuses {context}"),
+            (Some(_), Err(e)) => panic!("the cluster refused a change: {e} {context}"),
+            (Some(after), Ok(applied)) => {
+                assert_same(cluster.engine(), &after, &context);
+                let full = diff(&before, &after);
+                assert!(
+                    applied.delta == full,
+                    "what-if delta differs from diff {context}\nincremental: {:?}\nfull: {:?}",
+                    applied.delta,
+                    full
+                );
+                exercised.insert((what.0.to_string(), what.1.kind.as_str().to_string()));
+                docs = next;
+                before = after;
+            }
+        }
+    }
+    exercised
+}
+
+#[test]
+fn incremental_updates_equal_a_fresh_build() {
+    let mut exercised = BTreeSet::new();
+    let seeds = 24;
+    let steps = 50;
+    for seed in 0..seeds {
+        exercised.extend(run_sequence(0x5eed_0000 + seed, steps));
+    }
+    let kinds: BTreeSet<&str> = exercised.iter().map(|(_, k)| k.as_str()).collect();
+    for kind in [
+        ObjectKind::Pod,
+        ObjectKind::Namespace,
+        ObjectKind::ServiceAccount,
+        ObjectKind::Service,
+        ObjectKind::NetworkPolicy,
+        ObjectKind::CalicoNetworkPolicy,
+        ObjectKind::CalicoGlobalNetworkPolicy,
+        ObjectKind::NetworkSet,
+        ObjectKind::GlobalNetworkSet,
+        ObjectKind::Tier,
+        ObjectKind::AdminNetworkPolicy,
+        ObjectKind::BaselineAdminNetworkPolicy,
+        ObjectKind::Workload("Deployment".into()),
+    ] {
+        assert!(
+            kinds.contains(kind.as_str()),
+            "no change of kind {} was exercised: {exercised:?}",
+            kind.as_str()
+        );
+    }
+    for what in ["created", "replaced", "deleted"] {
+        assert!(
+            exercised.iter().any(|(w, _)| w == what),
+            "no object was {what}"
+        );
+    }
+    println!(
+        "incremental: {} seeds × {steps} steps, {} (change, kind) combinations exercised",
+        seeds,
+        exercised.len()
+    );
+}
