@@ -3,6 +3,10 @@
 //! balancer configured for TLS end to end, and TLS versions below the configured minimum.
 //! These checks need observations, so `netfence audit` alone finds nothing here; the family
 //! exists so that the ids are listed, parsed and suppressed like every other check.
+//!
+//! The load balancer's negotiation policy governs its listener; a capture in the cluster
+//! sees the leg to the pod. NF-WIRE-003 takes the policy as the minimum the cluster's owner
+//! stated for that service, and TLS 1.2 (NIST SP 800-52r2) where none is stated.
 
 use crate::{Audit, AwsInput, CheckId, Family, Report, Suppressions};
 use netfence_engine::Engine;
