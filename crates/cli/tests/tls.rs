@@ -147,6 +147,26 @@ fn json_lines_have_the_contract_keys_and_plaintext_fails_on_request() {
 }
 
 #[test]
+fn a_capture_on_stdin_is_read_as_a_stream() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(["tls", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&capture()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains(r#""class":"plaintext""#) && text.contains(r#""class":"tls""#),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_captures_exit_2_naming_the_file() {
     let dir = Dir::new("bad");
     let garbage = dir.write("garbage.pcap", b"this is not a capture at all, just text");

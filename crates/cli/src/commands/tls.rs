@@ -25,7 +25,8 @@ pub enum TlsFormat {
 /// The arguments of `netfence tls`.
 #[derive(Args)]
 pub struct TlsArgs {
-    /// pcap or pcapng files (tcpdump -w, ksniff, Wireshark), read in order.
+    /// pcap or pcapng files (tcpdump -w, ksniff, Wireshark), read in order; `-` reads stdin,
+    /// so `tcpdump -U -w - | netfence tls -` reports connections as they end.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<PathBuf>,
     #[command(flatten)]
@@ -126,8 +127,12 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
                 };
             }
         };
-        let stats = netfence_tls::analyze_file(path, Limits::default(), &mut sink)
-            .map_err(|e| Failure::input(e.to_string()))?;
+        let stats = if path.as_os_str() == "-" {
+            netfence_tls::analyze(path, std::io::stdin(), Limits::default(), &mut sink)
+        } else {
+            netfence_tls::analyze_file(path, Limits::default(), &mut sink)
+        }
+        .map_err(|e| Failure::input(e.to_string()))?;
         summary.read(&stats);
         if let Err(error) = &written {
             return Err(io_failure(std::io::Error::new(
