@@ -113,6 +113,8 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
     let mut observations = Observations::default();
     let started = std::time::Instant::now();
     for path in &args.captures {
+        // From stdin (a live capture), each record is flushed as it comes.
+        let live = path.as_os_str() == "-";
         let mut sink = |record: Record| {
             summary.add(&record);
             observations.add(&record);
@@ -125,9 +127,12 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
                     true => crate::render_tls::row(&mut out, &record, resolver.as_ref()),
                     false => crate::render_tls::json(&mut out, &record, resolver.as_ref()),
                 };
+                if live && written.is_ok() {
+                    written = out.flush();
+                }
             }
         };
-        let stats = if path.as_os_str() == "-" {
+        let stats = if live {
             netfence_tls::analyze(path, std::io::stdin(), Limits::default(), &mut sink)
         } else {
             netfence_tls::analyze_file(path, Limits::default(), &mut sink)
