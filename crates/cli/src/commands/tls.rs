@@ -98,6 +98,12 @@ impl Observations {
 
 /// `netfence tls` (its help text is on [`crate::Command`]).
 pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
+    let stdin = |paths: &[PathBuf]| paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin(&args.captures) && stdin(&args.inputs.files) {
+        return Err(Failure::input(
+            "stdin (`-`) can be the capture or the manifests (-f), not both",
+        ));
+    }
     let engine = match args.inputs.files.is_empty() {
         true => None,
         false => Some(inputs::load(&args.inputs.into())?),
