@@ -469,6 +469,82 @@ struct Dissected {
     alpn: String,
     cipher: String,
     version: String,
+    /// JA4 computed here from tshark's ClientHello fields, following FoxIO's JA4.md step by
+    /// step (an independent, plain reading of the spec).
+    ja4: String,
+}
+
+/// JA4 from tshark's comma-separated ClientHello fields (hex `0x1301` values; extension types
+/// in decimal). OpenSSL sends no GREASE, but it is dropped as the spec says.
+fn reference_ja4(
+    ciphers: &str,
+    extensions: &str,
+    algorithms: &str,
+    supported: &str,
+    legacy: &str,
+    alpn: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let hex = |v: &str| u16::from_str_radix(v.trim_start_matches("0x"), 16).unwrap();
+    let decimal = |v: &str| v.parse::<u16>().unwrap();
+    let list = |text: &str, parse: &dyn Fn(&str) -> u16| -> Vec<u16> {
+        text.split(',')
+            .filter(|v| !v.is_empty())
+            .map(parse)
+            .filter(|v| !(v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff))
+            .collect()
+    };
+    let ciphers = list(ciphers, &hex);
+    let extensions = list(extensions, &decimal);
+    let algorithms = list(algorithms, &hex);
+    let versions = list(supported, &hex);
+    let version = versions
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or_else(|| hex(legacy));
+    let version = match version {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        _ => "00",
+    };
+    let sni = if extensions.contains(&0) { "d" } else { "i" };
+    let first = alpn.split(',').next().unwrap_or("");
+    let alpn = match (first.chars().next(), first.chars().last()) {
+        (Some(a), Some(b)) => format!("{a}{b}"),
+        _ => "00".to_string(),
+    };
+    let hash = |items: Vec<String>, tail: &str| -> String {
+        if items.is_empty() {
+            return "000000000000".to_string();
+        }
+        let text = items.join(",") + tail;
+        let digest = Sha256::digest(text.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        hex[..12].to_string()
+    };
+    let mut sorted_ciphers: Vec<String> = ciphers.iter().map(|c| format!("{c:04x}")).collect();
+    sorted_ciphers.sort();
+    let mut sorted_extensions: Vec<String> = extensions
+        .iter()
+        .filter(|e| **e != 0 && **e != 16)
+        .map(|e| format!("{e:04x}"))
+        .collect();
+    sorted_extensions.sort();
+    let algorithms: Vec<String> = algorithms.iter().map(|a| format!("{a:04x}")).collect();
+    let tail = match algorithms.is_empty() {
+        true => String::new(),
+        false => format!("_{}", algorithms.join(",")),
+    };
+    format!(
+        "t{version}{sni}{:02}{:02}{alpn}_{}_{}",
+        ciphers.len().min(99),
+        extensions.len().min(99),
+        hash(sorted_ciphers, ""),
+        hash(sorted_extensions, &tail)
+    )
 }
 
 fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
@@ -502,6 +578,10 @@ fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
         "tls.handshake.version",
         "-e",
         "tls.handshake.extensions.supported_version",
+        "-e",
+        "tls.handshake.extension.type",
+        "-e",
+        "tls.handshake.sig_hash_alg",
     ] {
         args.push(field.into());
     }
@@ -514,7 +594,9 @@ fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
     let mut connections: BTreeMap<u16, Dissected> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [source, destination, types, sni, alpn, cipher, version, supported] = fields[..] else {
+        let [source, destination, types, sni, alpn, cipher, version, supported, extensions, algorithms] =
+            fields[..]
+        else {
             panic!("tshark line {line:?}");
         };
         let types: Vec<&str> = types.split(',').collect();
@@ -522,6 +604,7 @@ fn tshark(path: &Path) -> BTreeMap<u16, Dissected> {
             let entry = connections.entry(source.parse().unwrap()).or_default();
             entry.sni = sni.to_string();
             entry.alpn = alpn.to_string();
+            entry.ja4 = reference_ja4(cipher, extensions, algorithms, supported, version, alpn);
         }
         if types.contains(&"2") {
             let entry = connections.entry(destination.parse().unwrap()).or_default();
@@ -649,6 +732,11 @@ fn real_captures_read_as_the_exchanges_were_and_as_tshark_reads_them() {
             assert_eq!(
                 record.alpn.as_ref().unwrap().join(","),
                 theirs.alpn,
+                "{context}"
+            );
+            assert_eq!(
+                record.ja4.as_deref(),
+                Some(theirs.ja4.as_str()),
                 "{context}"
             );
         }
