@@ -22,9 +22,11 @@ mod sg;
 mod shadow;
 mod tls;
 mod traffic;
+mod wire;
 
 pub use sg::{AwsInput, AwsInputError};
 pub use shadow::{shadow_candidates, shadow_check_applies, SHADOW_CHECK_MAX_WORK};
+pub use wire::{wire_audit, WireObservation};
 
 use netfence_engine::Engine;
 use netfence_model::{Inventory, Origin};
@@ -157,11 +159,17 @@ pub enum CheckId {
     InClusterCa,
     /// NF-CERT-006: Leaf Certificate valid for more than 397 days
     LongLivedLeaf,
+    /// NF-WIRE-001: Plaintext seen on the wire to a pod whose Istio PeerAuthentication is STRICT
+    PlaintextUnderStrictMtls,
+    /// NF-WIRE-002: Plaintext seen on the wire to a backend of a load balancer configured for TLS end to end
+    PlaintextBehindTlsLoadBalancer,
+    /// NF-WIRE-003: TLS version seen on the wire below the configured minimum (the load balancer's negotiation policy, else TLS 1.2)
+    TlsBelowMinimum,
 }
 
 impl CheckId {
     /// Every check, in report order.
-    pub const ALL: [CheckId; 39] = [
+    pub const ALL: [CheckId; 42] = [
         CheckId::MissingDefaultDenyIngress,
         CheckId::MissingDefaultDenyEgress,
         CheckId::DnsUnreachable,
@@ -201,6 +209,9 @@ impl CheckId {
         CheckId::PrivateCaStaticKeys,
         CheckId::InClusterCa,
         CheckId::LongLivedLeaf,
+        CheckId::PlaintextUnderStrictMtls,
+        CheckId::PlaintextBehindTlsLoadBalancer,
+        CheckId::TlsBelowMinimum,
     ];
 
     /// The stable id, used in output and in `netfence.io/ignore`.
@@ -245,6 +256,9 @@ impl CheckId {
             CheckId::PrivateCaStaticKeys => "NF-CERT-004",
             CheckId::InClusterCa => "NF-CERT-005",
             CheckId::LongLivedLeaf => "NF-CERT-006",
+            CheckId::PlaintextUnderStrictMtls => "NF-WIRE-001",
+            CheckId::PlaintextBehindTlsLoadBalancer => "NF-WIRE-002",
+            CheckId::TlsBelowMinimum => "NF-WIRE-003",
         }
     }
 
@@ -280,8 +294,11 @@ impl CheckId {
             | CheckId::SelfSignedLeaves
             | CheckId::PrivateCaIssuerIncomplete
             | CheckId::PrivateCaStaticKeys
-            | CheckId::LongLivedLeaf => Severity::Warning,
+            | CheckId::LongLivedLeaf
+            | CheckId::TlsBelowMinimum => Severity::Warning,
             CheckId::DnsUnreachable
+            | CheckId::PlaintextUnderStrictMtls
+            | CheckId::PlaintextBehindTlsLoadBalancer
             | CheckId::KubeSystemNameLabel
             | CheckId::MissingSecurityGroup
             | CheckId::PodGroupsWithoutDnsEgress
@@ -345,6 +362,9 @@ impl CheckId {
             CheckId::PrivateCaStaticKeys => "AWS Private CA issuer with static access keys (secretRef) instead of IRSA or Pod Identity",
             CheckId::InClusterCa => "Certificate with isCA: an in-cluster CA whose key lives in a Secret",
             CheckId::LongLivedLeaf => "Leaf Certificate valid for more than 397 days",
+            CheckId::PlaintextUnderStrictMtls => "Plaintext seen on the wire to a pod whose Istio PeerAuthentication is STRICT",
+            CheckId::PlaintextBehindTlsLoadBalancer => "Plaintext seen on the wire to a backend of a load balancer configured for TLS end to end",
+            CheckId::TlsBelowMinimum => "TLS version seen on the wire below the configured minimum (the load balancer's negotiation policy, else TLS 1.2)",
         }
     }
 
@@ -390,6 +410,9 @@ impl CheckId {
             CheckId::PrivateCaStaticKeys => "EKS guide, 'ACM Private CA with cert-manager': give the issuer an IAM role, not long-lived keys in a Secret.",
             CheckId::InClusterCa => "EKS guide, 'Certificate management': prefer a managed private CA (ACM Private CA) to CA keys in Secrets.",
             CheckId::LongLivedLeaf => "Short-lived certificates limit the damage of a leaked key; cert-manager defaults to 90 days, public CAs stop at 398.",
+            CheckId::PlaintextUnderStrictMtls => "EKS guide, 'Encryption in transit': verify mTLS on the wire; with STRICT, a sidecar refuses plain text, so plain text on the wire means the pod's traffic bypasses the mesh.",
+            CheckId::PlaintextBehindTlsLoadBalancer => "EKS guide, 'Ingress Controllers and Load Balancers': end-to-end encryption means the load balancer re-encrypts to the pod (backend-protocol ssl or https).",
+            CheckId::TlsBelowMinimum => "NIST SP 800-52r2 and the EKS guide, 'Encryption in transit': TLS versions below 1.2 are no longer considered secure.",
         }
     }
 }
@@ -460,6 +483,7 @@ pub const FAMILIES: &[Family] = &[
     mtls::FAMILY,
     cert::FAMILY,
     sg::FAMILY,
+    wire::FAMILY,
 ];
 
 /// One finding.
@@ -731,36 +755,47 @@ pub fn audit_with(engine: &Engine, config: &Suppressions) -> Report {
 
 /// Run every check, with suppressions and the AWS security groups (NF-SG-*).
 pub fn audit_all(engine: &Engine, config: &Suppressions, aws: Option<&AwsInput>) -> Report {
-    let mut audit = Audit {
-        engine,
-        aws,
-        config,
-        findings: Vec::new(),
-        suppressed: 0,
-        notes: Vec::new(),
-    };
+    let mut audit = Audit::new(engine, config, aws);
     for family in FAMILIES {
         (family.run)(&mut audit);
     }
-    let mut findings = audit.findings;
-    findings.sort_by(|(x_check, x), (y_check, y)| {
-        (
-            &x.namespace,
-            std::cmp::Reverse(x.severity),
-            x_check,
-            &x.object,
-        )
-            .cmp(&(
-                &y.namespace,
-                std::cmp::Reverse(y.severity),
-                y_check,
-                &y.object,
-            ))
-    });
-    Report {
-        findings: findings.into_iter().map(|(_, f)| f).collect(),
-        suppressed: audit.suppressed,
-        notes: audit.notes,
+    audit.into_report()
+}
+
+impl<'a> Audit<'a> {
+    fn new(engine: &'a Engine, config: &'a Suppressions, aws: Option<&'a AwsInput>) -> Self {
+        Audit {
+            engine,
+            aws,
+            config,
+            findings: Vec::new(),
+            suppressed: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The findings sorted by (namespace, severity, check, object); notes in run order.
+    fn into_report(self) -> Report {
+        let mut findings = self.findings;
+        findings.sort_by(|(x_check, x), (y_check, y)| {
+            (
+                &x.namespace,
+                std::cmp::Reverse(x.severity),
+                x_check,
+                &x.object,
+            )
+                .cmp(&(
+                    &y.namespace,
+                    std::cmp::Reverse(y.severity),
+                    y_check,
+                    &y.object,
+                ))
+        });
+        Report {
+            findings: findings.into_iter().map(|(_, f)| f).collect(),
+            suppressed: self.suppressed,
+            notes: self.notes,
+        }
     }
 }
 

@@ -25,6 +25,21 @@ fn run(audit: &mut Audit<'_>) {
     linkerd_checks(audit);
 }
 
+/// The Istio mesh config that names the root namespace: the `istio` ConfigMap, else the first.
+fn mesh_config(inventory: &netfence_model::Inventory) -> Option<&netfence_model::IstioMeshConfig> {
+    let configs = &inventory.istio_mesh_configs;
+    configs
+        .iter()
+        .find(|c| c.name == "istio")
+        .or_else(|| configs.first())
+}
+
+/// Istio's root namespace: the mesh config's rootNamespace (by default istiod's namespace), or
+/// Istio's default `istio-system` without a mesh config in the input.
+pub(crate) fn root_namespace(inventory: &netfence_model::Inventory) -> &str {
+    mesh_config(inventory).map_or("istio-system", |c| c.root_namespace.as_str())
+}
+
 /// Istio mTLS (istio.io, "PeerAuthentication" and "Mutual TLS Migration"): a policy in the root
 /// namespace without a selector is mesh-wide; namespace and workload policies override it, and
 /// with no policy at all sidecars accept plain text (PERMISSIVE).
@@ -34,11 +49,8 @@ fn istio_checks(audit: &mut Audit<'_>) {
     // The root namespace comes from the mesh config (the `istio` ConfigMap's rootNamespace, by
     // default istiod's namespace); without one in the input, Istio's default istio-system.
     let configs = &inventory.istio_mesh_configs;
-    let chosen = configs
-        .iter()
-        .find(|c| c.name == "istio")
-        .or_else(|| configs.first());
-    let root: &str = chosen.map_or("istio-system", |c| c.root_namespace.as_str());
+    let chosen = mesh_config(inventory);
+    let root = root_namespace(inventory);
     if let Some(c) = chosen {
         let others: BTreeSet<&str> = configs
             .iter()

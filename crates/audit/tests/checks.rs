@@ -1,7 +1,9 @@
 //! Every check has a fixture that triggers it and one that does not; suppression works; the
 //! README's check list is the one the code generates.
 
-use netfence_audit::{audit, audit_all, checks_markdown, AwsInput, Suppressions, CHECKS};
+use netfence_audit::{
+    audit, audit_all, checks_markdown, wire_audit, AwsInput, Suppressions, WireObservation, CHECKS,
+};
 use netfence_engine::Engine;
 use netfence_model::aws::load_security_groups;
 use netfence_model::Loader;
@@ -18,9 +20,45 @@ struct Fixture {
     cluster_security_group: Option<String>,
     #[serde(default)]
     node_security_groups: Vec<String>,
+    /// Observed connections (NF-WIRE-*): the fixture then runs `wire_audit` on them (and on
+    /// `clean_observations` for the clean input, when given).
+    observations: Option<Vec<Observation>>,
+    clean_observations: Option<Vec<Observation>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Observation {
+    server: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+    plaintext: bool,
+    protocol: Option<String>,
+    version: Option<u16>,
+}
+
+impl Observation {
+    fn to_wire(&self) -> WireObservation {
+        WireObservation {
+            server: self.server,
+            client: self.client,
+            connections: 1,
+            plaintext: self.plaintext,
+            protocol: self.protocol.clone(),
+            version: self.version,
+        }
+    }
 }
 
 impl Fixture {
+    fn wire_ids(&self, yaml: &str, observations: &[Observation]) -> Vec<&'static str> {
+        let observations: Vec<WireObservation> =
+            observations.iter().map(Observation::to_wire).collect();
+        wire_audit(&engine(yaml), &Suppressions::default(), &observations)
+            .findings
+            .iter()
+            .map(|f| f.id)
+            .collect()
+    }
+
     fn ids(&self, yaml: &str, groups: Option<&String>) -> Vec<&'static str> {
         let aws = groups.or(self.security_groups.as_ref()).map(|yaml| {
             let value: serde_json::Value =
@@ -59,9 +97,23 @@ fn every_check_has_a_triggering_and_a_clean_fixture() {
             .find(|c| c.id == fixture.check)
             .unwrap_or_else(|| panic!("fixture for unknown check {}", fixture.check))
             .id;
-        let triggered = fixture.ids(&fixture.triggers, fixture.triggers_security_groups.as_ref());
+        let (triggered, clean) = match &fixture.observations {
+            Some(observations) => (
+                fixture.wire_ids(&fixture.triggers, observations),
+                fixture.wire_ids(
+                    &fixture.clean,
+                    fixture
+                        .clean_observations
+                        .as_deref()
+                        .unwrap_or(observations),
+                ),
+            ),
+            None => (
+                fixture.ids(&fixture.triggers, fixture.triggers_security_groups.as_ref()),
+                fixture.ids(&fixture.clean, fixture.clean_security_groups.as_ref()),
+            ),
+        };
         assert!(triggered.contains(&id), "{id} not triggered");
-        let clean = fixture.ids(&fixture.clean, fixture.clean_security_groups.as_ref());
         assert!(!clean.contains(&id), "{id} triggered by its clean fixture");
     }
     for check in CHECKS {

@@ -8,6 +8,7 @@ mod commands;
 mod examples;
 mod inputs;
 mod render;
+mod render_tls;
 
 use clap::{Parser, Subcommand};
 use commands::Inputs;
@@ -69,6 +70,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::flows::FlowsCommand,
     },
+    /// Is the traffic in packet captures encrypted? One record per TCP connection: plaintext
+    /// (with the protocol when recognisable), tls, mtls (a client certificate seen, TLS ≤ 1.2),
+    /// mtls-inferred (TLS 1.3 with evidence), unknown; version, cipher, SNI, ALPN, JA4. With -f,
+    /// pods and Services named and NF-WIRE findings. Exit 1 with --fail-on-plaintext when any
+    /// connection is plaintext, 2 on bad input.
+    Tls(commands::tls::TlsArgs),
 }
 
 /// A failure that ends the command, with its exit code.
@@ -118,6 +125,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(args) => commands::audit::audit(args),
         Command::Demo(args) => commands::tools::demo(args),
         Command::Flows { command } => commands::flows::flows(command),
+        Command::Tls(args) => commands::tls::tls(args),
     }
 }
 

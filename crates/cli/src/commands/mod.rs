@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod flows;
 pub mod lab;
 pub mod query;
+pub mod tls;
 pub mod tools;
 pub mod whatif;
 
