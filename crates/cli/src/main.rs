@@ -64,6 +64,14 @@ enum Command {
         #[command(subcommand)]
         command: commands::flows::FlowsCommand,
     },
+    /// Write the policy viewer: one self-contained HTML page (graph of namespaces and
+    /// workloads with allowed edges, the policies selecting each workload per direction and
+    /// tier, the deciding rule of each edge, audit findings; no network access when opened),
+    /// or a static SVG of the graph with `-o FILE.svg`.
+    View(commands::view::ViewArgs),
+    /// Serve the viewer live on localhost (read-only), with a query box and, given flow
+    /// logs, the observed traffic drawn over the allowed graph with mismatches marked.
+    Serve(commands::view::ServeArgs),
 }
 
 /// A failure that ends the command, with its exit code.
@@ -112,6 +120,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(args) => commands::audit::audit(args),
         Command::Demo(args) => commands::tools::demo(args),
         Command::Flows { command } => commands::flows::flows(command),
+        Command::View(args) => commands::view::view(args),
+        Command::Serve(args) => commands::view::serve(args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod flows;
 pub mod lab;
 pub mod query;
 pub mod tools;
+pub mod view;
 
 pub(crate) use crate::{inputs, io_failure, render, Failure};
 pub(crate) use clap::{Args, Subcommand, ValueEnum};
