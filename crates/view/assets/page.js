@@ -11,11 +11,28 @@
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("netfence-data").textContent);
+  const parsedMs = performance.now();
   const svgNS = "http://www.w3.org/2000/svg";
   const svg = document.getElementById("graph");
   const panel = document.getElementById("panel");
   const status = document.getElementById("status");
-  const nodes = data.nodes, edges = data.edges, namespaces = data.namespaces;
+  const nodes = data.nodes, namespaces = data.namespaces;
+  // Edges arrive columnar, grouped by source node (see the Rust side's `Edges`); they stay
+  // in typed arrays (a 10k-pod cluster has ~800,000), with `edges[e]` built on demand.
+  const E = data.edges.dst.length, N = nodes.length;
+  const eSrc = new Int32Array(E), eDst = Int32Array.from(data.edges.dst);
+  const outStart = new Int32Array(N + 1), inStart = new Int32Array(N + 1), inList = new Int32Array(E);
+  {
+    let e = 0;
+    data.edges.out_count.forEach((count, src) => { outStart[src + 1] = outStart[src] + count; for (let k = 0; k < count; k++) eSrc[e++] = src; });
+    for (let i = 0; i < E; i++) inStart[eDst[i] + 1]++;
+    for (let n = 0; n < N; n++) inStart[n + 1] += inStart[n];
+    const fill = inStart.slice(0, N);
+    for (let i = 0; i < E; i++) inList[fill[eDst[i]]++] = i;
+  }
+  const edges = new Proxy({}, { get: (_, key) => ({ src: eSrc[key], dst: eDst[key], conns: data.conns[data.edges.conn[key]], probes: data.probe_sets[data.edges.probes[key]] }) });
+  const outEdges = (n) => { const out = []; for (let e = outStart[n]; e < outStart[n + 1]; e++) out.push(e); return out; };
+  const inEdges = (n) => Array.from(inList.subarray(inStart[n], inStart[n + 1]));
   const EXTERNAL = namespaces.length; // group index of the external ranges
   const groupCount = namespaces.length + 1;
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -24,8 +41,6 @@
   const members = Array.from({ length: groupCount }, () => []);
   const groupOf = new Int32Array(nodes.length);
   nodes.forEach((n, i) => { const g = n.ns === null ? EXTERNAL : n.ns; members[g].push(i); groupOf[i] = g; });
-  const outEdges = nodes.map(() => []), inEdges = nodes.map(() => []);
-  edges.forEach((e, i) => { outEdges[e.src].push(i); inEdges[e.dst].push(i); });
   const byId = new Map(), byLabel = new Map();
   nodes.forEach((n, i) => { if (!byId.has(n.id)) byId.set(n.id, i); byLabel.set(n.label, i); });
 
@@ -95,23 +110,27 @@
   }
 
   // ---- visible edges: workload edges where both ends are shown, else aggregated ----
-  function visibleKey(n) { return expanded[groupOf[n]] ? "n" + n : "g" + groupOf[n]; }
+  // A visible end is a node (its index) or a collapsed group (N + group index).
+  const MAX_DRAWN = 40000;
+  function visibleKey(n) { return expanded[groupOf[n]] ? n : N + groupOf[n]; }
   function visibleEdges() {
-    const agg = new Map(), list = [];
-    edges.forEach((e, i) => {
-      const a = visibleKey(e.src), b = visibleKey(e.dst);
-      if (a[0] === "n" && b[0] === "n") { list.push({ a, b, edges: [i] }); return; }
-      if (a === b) return; // inside one collapsed namespace
-      const key = a + ">" + b;
+    const agg = new Map(), list = [], V = N + groupCount;
+    const vis = new Int32Array(N);
+    for (let n = 0; n < N; n++) vis[n] = visibleKey(n);
+    for (let i = 0; i < E; i++) {
+      const a = vis[eSrc[i]], b = vis[eDst[i]];
+      if (a < N && b < N) { list.push({ a, b, edges: [i] }); continue; }
+      if (a === b) continue; // inside one collapsed namespace
+      const key = a * V + b;
       let v = agg.get(key);
       if (!v) { v = { a, b, edges: [] }; agg.set(key, v); list.push(v); }
       v.edges.push(i);
-    });
+    }
     return list;
   }
   function anchor(key) {
-    if (key[0] === "n") { const n = +key.slice(1); return [layout.pos[2 * n], layout.pos[2 * n + 1]]; }
-    const b = layout.boxes[+key.slice(1)];
+    if (key < N) return [layout.pos[2 * key], layout.pos[2 * key + 1]];
+    const b = layout.boxes[key - N];
     return [b.x + b.w / 2, b.y + b.h / 2];
   }
   function curve(a, b) {
@@ -120,12 +139,12 @@
     // Bend to the right of the direction, so A->B and B->A stay apart.
     const bend = Math.min(60, len * 0.15);
     const cx = (x1 + x2) / 2 - (dy / len) * bend, cy = (y1 + y2) / 2 + (dx / len) * bend;
-    const shorten = a[0] === "n" && b[0] === "n" ? 9 : 0;
+    const shorten = a < N && b < N ? 9 : 0;
     const ex = x2 - ((x2 - cx) / (Math.hypot(x2 - cx, y2 - cy) || 1)) * shorten;
     const ey = y2 - ((y2 - cy) / (Math.hypot(x2 - cx, y2 - cy) || 1)) * shorten;
     return `M${x1.toFixed(1)},${y1.toFixed(1)} Q${cx.toFixed(1)},${cy.toFixed(1)} ${ex.toFixed(1)},${ey.toFixed(1)}`;
   }
-  function keyName(k) { return k[0] === "n" ? nodes[+k.slice(1)].label : (+k.slice(1) === EXTERNAL ? "external" : namespaces[+k.slice(1)].name); }
+  function keyName(k) { return k < N ? nodes[k].label : (k - N === EXTERNAL ? "external" : namespaces[k - N].name); }
 
   function badge(x, y, list) {
     if (!list.length) return "";
@@ -134,7 +153,7 @@
 
   function render() {
     layout = computeLayout();
-    const parts = [`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker><marker id="arrow-hi" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g id="viewport">`];
+    const parts = [`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker><marker id="arrow-hi" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g id="viewport">`];
     for (const b of layout.boxes) {
       if (!b) continue;
       const g = b.g, name = g === EXTERNAL ? "external" : namespaces[g].name, count = members[g].length;
@@ -161,8 +180,9 @@
     }
     const vis = visibleEdges();
     parts.push(`<g id="edges">`);
-    vis.forEach((v, i) => {
-      const single = v.edges.length === 1 && v.a[0] === "n" && v.b[0] === "n";
+    if (vis.length > MAX_DRAWN) status.textContent = `${vis.length} edges visible: drawing the first ${MAX_DRAWN}; collapse namespaces to see all`;
+    vis.slice(0, MAX_DRAWN).forEach((v, i) => {
+      const single = v.edges.length === 1 && v.a < N && v.b < N;
       const e = edges[v.edges[0]];
       const title = single
         ? `${nodes[e.src].label} → ${nodes[e.dst].label}: ${e.conns}`
@@ -268,7 +288,7 @@
     if (selected.type === "node") {
       const n = selected.index;
       const el = svg.querySelector(`[data-n="${n}"]`); if (el) el.classList.add("selected");
-      for (const e of outEdges[n].concat(inEdges[n])) {
+      for (const e of outEdges(n).concat(inEdges(n))) {
         const p = svg.querySelector(`[data-e="${e}"]`); if (p) p.classList.add("hi");
         const other = edges[e].src === n ? edges[e].dst : edges[e].src;
         const o = svg.querySelector(`[data-n="${other}"]`); if (o) o.classList.add("peer");
@@ -309,10 +329,10 @@
     }
     h += `<h2>Effective ingress</h2>`;
     if (node.ingress && !node.ingress.isolated && !node.ingress.partly) h += `<p class="kv">Not isolated: every source may connect (the workloads listed are those whose egress allows it).</p>`;
-    h += edgeListHtml(inEdges[n], "in");
+    h += edgeListHtml(inEdges(n), "in");
     h += `<h2>Effective egress</h2>`;
     if (node.egress && !node.egress.isolated && !node.egress.partly) h += `<p class="kv">Not isolated: it may connect anywhere the destination's ingress allows.</p>`;
-    h += edgeListHtml(outEdges[n], "out");
+    h += edgeListHtml(outEdges(n), "out");
     const seen = data.observed.filter((o) => o.src === n || o.dst === n);
     if (seen.length) {
       h += `<h2>Observed traffic</h2><ul class="plain">` + seen.slice(0, 200).map((o) => `<li class="${o.mismatches ? "finding error" : ""}" data-observed="${esc(o.src_name)}>${esc(o.dst_name)}">${esc(o.src_name)} → ${esc(o.dst_name)} ${esc(o.port)}: ${o.flows} flow(s), policy ${esc(o.policy)}${o.decided_by ? " (" + esc(o.decided_by) + ")" : ""}${o.mismatches ? `, <b>${o.mismatches} mismatch(es)</b>` : ""}</li>`).join("") + `</ul>`;
@@ -321,8 +341,8 @@
     panel.innerHTML = h;
   }
   const directionWords = { Ingress: "ingress", Egress: "egress" };
-  function explainHtml(dv) {
-    const dir = directionWords[dv.direction] || dv.direction, who = dv.endpoint ? esc(dv.endpoint) : "the address";
+  function explainHtml(dv, name) {
+    const dir = directionWords[dv.direction] || dv.direction, who = esc(dv.endpoint || name || "the address");
     const o = dv.outcome;
     let text;
     switch (o.reason) {
@@ -344,9 +364,9 @@
     let h = `<h3 data-selected-edge="${esc(nodes[ed.src].label)}>${esc(nodes[ed.dst].label)}"><span class="link" data-node="${ed.src}">${esc(nodes[ed.src].label)}</span> → <span class="link" data-node="${ed.dst}">${esc(nodes[ed.dst].label)}</span></h3>`;
     h += `<p>Allowed: <b>${esc(ed.conns)}</b></p><h2>Deciding rules</h2>`;
     for (const p of ed.probes) {
-      h += `<div class="probe" data-port="${esc(p.port)}"><b>${esc(p.port)}</b> ${esc(p.from)} → ${esc(p.to)} <span class="pill ${p.verdict}">${p.verdict}</span>`;
-      h += explainHtml(data.explanations[p.egress]) + explainHtml(data.explanations[p.ingress]);
-      if (data.live) h += `<span class="link ask" data-from="${esc(p.from)}" data-to="${esc(p.to)}" data-port="${esc(p.port)}">ask the engine live</span>`;
+      h += `<div class="probe" data-port="${esc(p.port)}"><b>${esc(p.port)}</b> <span class="pill ${p.verdict}">${p.verdict}</span>`;
+      h += explainHtml(data.explanations[p.egress], nodes[ed.src].label) + explainHtml(data.explanations[p.ingress], nodes[ed.dst].label);
+      if (data.live) h += `<span class="link ask" data-from="${esc(nodes[ed.src].id)}" data-to="${esc(nodes[ed.dst].id)}" data-port="${esc(p.port)}">ask the engine live</span>`;
       h += `</div>`;
     }
     panel.innerHTML = h;
@@ -434,14 +454,15 @@
     if (ex === "all") expanded.fill(1);
     else if (ex) for (const name of ex.split(",")) { const g = namespaces.findIndex((n) => n.name === name); if (g >= 0) expanded[g] = 1; }
     if (params.get("q")) { search.value = params.get("q"); runSearch(search.value); }
-    const sel = params.get("select");
-    if (sel) { const n = byId.has(sel) ? byId.get(sel) : byLabel.get(sel); if (n !== undefined) { selectNode(n); return true; } status.textContent = "no such workload: " + sel; }
     const ask = params.get("ask");
     if (ask && data.live) { const [f, t, p] = ask.split(","); qFrom.value = f || ""; qTo.value = t || ""; qPort.value = p || ""; runQuery(); }
+
+    const sel = params.get("select");
+    if (sel) { const n = byId.has(sel) ? byId.get(sel) : byLabel.get(sel); if (n !== undefined) { selectNode(n); return true; } status.textContent = "no such workload: " + sel; }
     const edge = params.get("edge");
     if (edge) {
       const [a, b] = edge.split(">"), s = byLabel.has(a) ? byLabel.get(a) : byId.get(a), d = byLabel.has(b) ? byLabel.get(b) : byId.get(b);
-      const e = s === undefined ? -1 : outEdges[s].find((k) => edges[k].dst === d);
+      const e = s === undefined ? -1 : outEdges(s).find((k) => eDst[k] === d);
       if (e !== undefined && e >= 0) { selectEdge(e); return true; }
     }
     return false;
@@ -455,9 +476,10 @@
   window.addEventListener("hashchange", () => { applyHash(); render(); });
   window.addEventListener("resize", () => fit());
   const readyMs = performance.now();
-  readyText = `${nodes.length - members[EXTERNAL].length} workloads · ${namespaces.length} namespaces · ${edges.length} connections`;
+  readyText = `${nodes.length - members[EXTERNAL].length} workloads · ${namespaces.length} namespaces · ${E} connections`;
   status.textContent = readyText;
   document.body.dataset.readyMs = readyMs.toFixed(1);
+  document.body.dataset.parsedMs = parsedMs.toFixed(1);
   document.body.dataset.ready = "1";
   document.getElementById("title").textContent = data.title;
 })();

@@ -7,14 +7,17 @@
 //! own, not the engine's.
 
 use netfence_audit::Report;
-use netfence_engine::{connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer};
+use netfence_engine::{
+    connlist, ConnSet, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, Outcome,
+};
 use netfence_model::{PodId, PolicyType, Protocol, WorkloadRef};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 
 /// Most probes (representative ports) explained per edge.
 pub const PROBES_PER_EDGE: usize = 4;
-/// Most pod pairs tried per edge to find one that the probe's port allows.
+/// Most distinct pod classes per workload tried to find a pair the probe's port allows.
 pub const PAIRS_PER_PROBE: usize = 64;
 /// Most pod names listed per workload.
 pub const POD_NAMES_PER_WORKLOAD: usize = 20;
@@ -32,10 +35,15 @@ pub struct ViewData {
     pub nodes: Vec<NodeView>,
     /// Compiled policies that select some workload, in the order first met.
     pub policies: Vec<PolicyView>,
-    /// Allowed connections between nodes (`netfence list`'s lines).
-    pub edges: Vec<EdgeView>,
+    /// Allowed connections between nodes (`netfence list`'s lines), by source node.
+    pub edges: Edges,
+    /// Distinct allowed-connection texts (`TCP 80,UDP 53`), referenced by [`Edges::conns`].
+    pub conns: Vec<String>,
+    /// Distinct lists of explained probes, referenced by [`Edges::probes`].
+    pub probe_sets: Vec<Vec<ProbeView>>,
     /// Distinct direction explanations (the engine's `DirectionVerdict` as `query -o json`
-    /// prints it), referenced by index from [`ProbeView`].
+    /// prints it, without the endpoint's pod name: the edge names its workloads), referenced
+    /// by index from [`ProbeView`].
     pub explanations: Vec<serde_json::Value>,
     /// The audit's findings.
     pub findings: Vec<FindingView>,
@@ -113,28 +121,48 @@ pub struct PolicyView {
     pub findings: Vec<usize>,
 }
 
-/// An allowed connection between two nodes.
-#[derive(Debug, Serialize)]
-pub struct EdgeView {
-    /// Source node index.
-    pub src: usize,
-    /// Destination node index.
-    pub dst: usize,
-    /// Allowed connections as `netfence list` prints them (`TCP 80,UDP 53`).
-    pub conns: String,
-    /// The deciding rules for representative ports.
-    pub probes: Vec<ProbeView>,
+/// The allowed connections, columnar and grouped by source node (a 10k-pod cluster has
+/// hundreds of thousands): edge `e` goes from the node whose range of `out_count` holds it to
+/// `dst[e]`, allowing `conns[conn[e]]`, explained by `probe_sets[probes[e]]`.
+#[derive(Debug, Default, Serialize)]
+pub struct Edges {
+    /// Edges leaving each node, in node order (edges are sorted by source node).
+    pub out_count: Vec<usize>,
+    /// Destination node of each edge.
+    pub dst: Vec<usize>,
+    /// Index into [`ViewData::conns`] of each edge.
+    pub conn: Vec<usize>,
+    /// Index into [`ViewData::probe_sets`] of each edge.
+    pub probes: Vec<usize>,
+}
+
+impl Edges {
+    /// (source, destination, conns index) of every edge, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.out_count
+            .iter()
+            .enumerate()
+            .flat_map(|(src, &count)| std::iter::repeat_n(src, count))
+            .zip(self.dst.iter().zip(&self.conn))
+            .map(|(src, (&dst, &conn))| (src, dst, conn))
+    }
+
+    /// Number of edges.
+    pub fn len(&self) -> usize {
+        self.dst.len()
+    }
+
+    /// No edge.
+    pub fn is_empty(&self) -> bool {
+        self.dst.is_empty()
+    }
 }
 
 /// The explanation of one representative connection of an edge.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ProbeView {
     /// `PROTO/PORT`.
     pub port: String,
-    /// Source endpoint the verdict was asked for (`ns/pod` or an address).
-    pub from: String,
-    /// Destination endpoint.
-    pub to: String,
     /// `allow` or `deny` (deny only when no pod pair tried allows this port).
     pub verdict: &'static str,
     /// Egress explanation (index into [`ViewData::explanations`]).
@@ -209,12 +237,16 @@ pub fn build_from(
     options: &BuildOptions,
 ) -> ViewData {
     let inventory = engine.inventory();
-    let mut workloads: BTreeMap<&WorkloadRef, Vec<PodId>> = BTreeMap::new();
+    let mut workloads: HashMap<&WorkloadRef, Vec<PodId>> = HashMap::new();
     for (id, pod) in inventory.pods().iter().enumerate() {
         workloads.entry(&pod.workload).or_default().push(id);
     }
+    // Grouped on the page by namespace: (namespace, name, kind) order.
+    let mut workloads: Vec<(&WorkloadRef, Vec<PodId>)> = workloads.into_iter().collect();
+    workloads.sort_by(|(a, _), (b, _)| {
+        (&a.namespace, &a.name, &a.kind).cmp(&(&b.namespace, &b.name, &b.kind))
+    });
     let mut namespaces: Vec<NamespaceView> = Vec::new();
-    let mut namespace_index: HashMap<String, usize> = HashMap::new();
     let mut nodes = Vec::new();
     let mut index = Nodes {
         index: HashMap::new(),
@@ -222,21 +254,18 @@ pub fn build_from(
     };
     let mut policies = PolicyTable::default();
     for (workload, pods) in &workloads {
-        let ns = *namespace_index
-            .entry(workload.namespace.clone())
-            .or_insert_with(|| {
-                namespaces.push(NamespaceView {
-                    name: workload.namespace.clone(),
-                    findings: Vec::new(),
-                });
-                namespaces.len() - 1
+        if namespaces.last().map(|ns| &ns.name) != Some(&workload.namespace) {
+            namespaces.push(NamespaceView {
+                name: workload.namespace.clone(),
+                findings: Vec::new(),
             });
+        }
         index.index.insert((*workload).clone(), nodes.len());
         index.pods.push(pods.clone());
         nodes.push(NodeView {
             id: format!("{}/{}", workload.namespace, workload.name),
             label: workload.to_string(),
-            ns: Some(ns),
+            ns: Some(namespaces.len() - 1),
             name: workload.name.clone(),
             kind: workload.kind.clone(),
             pods: pods.len(),
@@ -250,7 +279,7 @@ pub fn build_from(
             findings: Vec::new(),
         });
     }
-    let mut externals: BTreeMap<(std::net::IpAddr, std::net::IpAddr), usize> = BTreeMap::new();
+    let mut externals: BTreeMap<(IpAddr, IpAddr), usize> = BTreeMap::new();
     for connection in list {
         for peer in [&connection.src, &connection.dst] {
             if let ListPeer::External(first, last) = peer {
@@ -274,32 +303,53 @@ pub fn build_from(
             findings: Vec::new(),
         });
     }
-    let node_of = |peer: &ListPeer| match peer {
-        ListPeer::Workload(w) => index.index.get(w).copied(),
-        ListPeer::External(first, last) => externals.get(&(*first, *last)).copied(),
-    };
-    let mut explanations = Interner::default();
-    let mut edges = Vec::with_capacity(list.len());
+    let mut explainer = Explainer::new(engine, &index, &externals, nodes.len());
+    let mut edges: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(list.len());
+    // The list is sorted by source: most lines repeat the previous line's source.
+    let mut last_src: Option<(&ListPeer, Option<usize>)> = None;
     for connection in list {
-        let (Some(src), Some(dst)) = (node_of(&connection.src), node_of(&connection.dst)) else {
+        let src = match last_src {
+            Some((peer, node)) if *peer == connection.src => node,
+            _ => explainer.node_of(&connection.src),
+        };
+        last_src = Some((&connection.src, src));
+        let (Some(src), Some(dst)) = (src, explainer.node_of(&connection.dst)) else {
             continue;
         };
-        let probes = probes(engine, &index, connection, &mut explanations);
-        edges.push(EdgeView {
-            src,
-            dst,
-            conns: connection.conns.to_string(),
-            probes,
-        });
+        let conn = explainer.conns.add(&connection.conns);
+        let probes = explainer.probes(src, dst, &connection.conns, conn);
+        edges.push((src, dst, conn, probes));
     }
+    edges.sort_unstable();
+    let mut columns = Edges {
+        out_count: vec![0; nodes.len()],
+        ..Edges::default()
+    };
+    for (src, dst, conn, probes) in edges {
+        columns.out_count[src] += 1;
+        columns.dst.push(dst);
+        columns.conn.push(conn);
+        columns.probes.push(probes);
+    }
+    let Explainer {
+        conns,
+        probe_sets,
+        explanations,
+        ..
+    } = explainer;
     let mut view = ViewData {
         title: options.title.clone(),
         live: options.live,
         namespaces,
         nodes,
         policies: policies.views,
-        edges,
-        explanations: explanations.values,
+        edges: columns,
+        conns: conns.values,
+        probe_sets: probe_sets.values,
+        explanations: explanations
+            .iter()
+            .map(|side| serde_json::to_value(side).unwrap_or(serde_json::Value::Null))
+            .collect(),
         findings: Vec::new(),
         cluster_findings: Vec::new(),
         audit_notes: report.notes.clone(),
@@ -311,7 +361,6 @@ pub fn build_from(
     view
 }
 
-/// Policies numbered in the order they are first met, keyed by (tier, policy) indices.
 #[derive(Default)]
 struct PolicyTable {
     index: HashMap<(usize, usize), usize>,
@@ -369,120 +418,270 @@ fn side(
 }
 
 /// Distinct JSON values, numbered.
-#[derive(Default)]
-struct Interner {
-    index: HashMap<String, usize>,
-    values: Vec<serde_json::Value>,
+
+/// Distinct values, numbered in the order first added.
+struct Interner<K, V> {
+    index: HashMap<K, usize>,
+    values: Vec<V>,
 }
 
-impl Interner {
-    fn add(&mut self, verdict: &DirectionVerdict) -> usize {
-        let value = serde_json::to_value(verdict).unwrap_or(serde_json::Value::Null);
-        let key = value.to_string();
-        if let Some(&i) = self.index.get(&key) {
+impl<K, V> Default for Interner<K, V> {
+    fn default() -> Self {
+        Interner {
+            index: HashMap::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Interner<K, V> {
+    fn add_with(&mut self, key: &K, value: impl FnOnce() -> V) -> usize {
+        if let Some(&i) = self.index.get(key) {
             return i;
         }
-        self.values.push(value);
-        self.index.insert(key, self.values.len() - 1);
+        self.values.push(value());
+        self.index.insert(key.clone(), self.values.len() - 1);
         self.values.len() - 1
     }
 }
 
-/// Representative (protocol, port) probes of an allowed connection set: ports the destination
-/// declares that the set contains, else the first port of each protocol's first range.
-fn probe_ports(
-    engine: &Engine,
-    dst_pods: &[PodId],
-    conns: &netfence_engine::ConnSet,
-) -> Vec<(Protocol, u16)> {
-    let mut probes = Vec::new();
-    let declared: BTreeSet<(Protocol, u16)> = dst_pods
-        .first()
-        .map(|&id| {
-            engine.inventory().pods()[id]
-                .ports
-                .iter()
-                .map(|p| (p.protocol, p.port))
-                .collect()
-        })
-        .unwrap_or_default();
-    for &(protocol, port) in &declared {
-        if probes.len() < PROBES_PER_EDGE && conns.contains(protocol, port) {
-            probes.push((protocol, port));
-        }
-    }
-    for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-        if probes.len() >= PROBES_PER_EDGE || probes.iter().any(|(p, _)| *p == protocol) {
-            continue;
-        }
-        let ports = conns.ports_of(protocol);
-        // "All connections" is explained on TCP alone: the other protocols read the same.
-        if ports.is_all() && protocol != Protocol::Tcp && conns.is_all() {
-            continue;
-        }
-        if let Some(range) = ports.ranges().next() {
-            probes.push((protocol, range.first()));
-        }
-    }
-    probes
-}
-
-/// The endpoints a node stands for: its pods, or the first address of its range.
-fn endpoints(index: &Nodes, peer: &ListPeer) -> Vec<Endpoint> {
-    match peer {
-        ListPeer::Workload(w) => index
-            .index
-            .get(w)
-            .map(|&n| index.pods[n].iter().map(|&id| Endpoint::Pod(id)).collect())
-            .unwrap_or_default(),
-        ListPeer::External(first, _) => vec![Endpoint::Address(*first)],
+impl Interner<ConnSet, String> {
+    fn add(&mut self, conns: &ConnSet) -> usize {
+        self.add_with(conns, || conns.to_string())
     }
 }
 
-fn probes(
-    engine: &Engine,
-    index: &Nodes,
-    connection: &Connection,
-    explanations: &mut Interner,
-) -> Vec<ProbeView> {
-    let sources = endpoints(index, &connection.src);
-    let destinations = endpoints(index, &connection.dst);
-    let dst_pods: Vec<PodId> = destinations
-        .iter()
-        .filter_map(|e| match e {
-            Endpoint::Pod(id) => Some(*id),
-            Endpoint::Address(_) => None,
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (protocol, port) in probe_ports(engine, &dst_pods, &connection.conns) {
-        // The list is a union over pods: find a pair of pods this port is allowed between
-        // (a workload's pods usually answer alike, so the first pair nearly always does).
-        let pairs = sources
-            .iter()
-            .flat_map(|&s| destinations.iter().map(move |&d| (s, d)))
-            .filter(|(s, d)| s != d)
-            .take(PAIRS_PER_PROBE);
-        let mut chosen = None;
-        for (s, d) in pairs {
-            chosen.get_or_insert((s, d));
-            if engine.allowed(s, d, protocol, port) {
-                chosen = Some((s, d));
-                break;
+/// An equivalence class of endpoints for explanations: a pod class (pods every policy treats
+/// alike, `Engine::pod_classes`) or one external node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Class {
+    Pods(usize),
+    External(usize),
+}
+
+/// What one explained probe gave: allowed, egress and ingress explanation indices.
+type Explained = (bool, usize, usize);
+
+/// Explains edges. Pods of one class answer alike and are decided by the same rules (that is
+/// what makes them one class), so the engine is asked once per (source class, destination
+/// class, protocol, port) and the answer is shared by every edge between those classes.
+struct Explainer<'a> {
+    engine: &'a Engine,
+    index: &'a Nodes,
+    externals: &'a BTreeMap<(IpAddr, IpAddr), usize>,
+    /// Per node: its distinct classes with a representative endpoint (at most
+    /// [`PAIRS_PER_PROBE`]), and the ports its first pod declares.
+    classes: Vec<Vec<(Class, Endpoint)>>,
+    declared: Vec<Vec<(Protocol, u16)>>,
+    /// Per node: a number shared by the nodes with the same classes and declared ports (their
+    /// edges with the same connections get the same probes).
+    signature: Vec<usize>,
+    cache: HashMap<(Class, Class, Protocol, u16), Explained>,
+    /// (source signature, destination signature, conns index) → probe set.
+    edge_cache: HashMap<(usize, usize, usize), usize>,
+    conns: Interner<ConnSet, String>,
+    probe_sets: Interner<Vec<(Protocol, u16, Explained)>, Vec<ProbeView>>,
+    /// Distinct explanations, found by fingerprint and confirmed by equality; serialized
+    /// once each, at the end (a 10k-pod cluster asks hundreds of thousands of directions
+    /// that read alike).
+    explanations: Vec<DirectionVerdict>,
+    by_fingerprint: HashMap<u64, Vec<usize>>,
+}
+
+impl<'a> Explainer<'a> {
+    fn new(
+        engine: &'a Engine,
+        index: &'a Nodes,
+        externals: &'a BTreeMap<(IpAddr, IpAddr), usize>,
+        node_count: usize,
+    ) -> Self {
+        let (_, class_of) = engine.pod_classes();
+        let mut classes = vec![Vec::new(); node_count];
+        let mut declared = vec![Vec::new(); node_count];
+        for (node, pods) in index.pods.iter().enumerate() {
+            for &pod in pods {
+                let class = Class::Pods(class_of[pod]);
+                if classes[node].len() < PAIRS_PER_PROBE
+                    && !classes[node].iter().any(|(c, _)| *c == class)
+                {
+                    classes[node].push((class, Endpoint::Pod(pod)));
+                }
+            }
+            if let Some(&first) = pods.first() {
+                let ports: BTreeSet<(Protocol, u16)> = engine.inventory().pods()[first]
+                    .ports
+                    .iter()
+                    .map(|p| (p.protocol, p.port))
+                    .collect();
+                declared[node] = ports.into_iter().collect();
             }
         }
-        let Some((s, d)) = chosen else { continue };
-        let verdict = engine.explain(s, d, protocol, port);
-        out.push(ProbeView {
-            port: format!("{}/{port}", protocol_name(protocol)),
-            from: engine.endpoint_name(s),
-            to: engine.endpoint_name(d),
-            verdict: if verdict.allowed { "allow" } else { "deny" },
-            egress: explanations.add(&verdict.egress),
-            ingress: explanations.add(&verdict.ingress),
-        });
+        for (&(first, _), &node) in externals {
+            classes[node].push((Class::External(node), Endpoint::Address(first)));
+        }
+        let mut signatures: Interner<(Vec<Class>, Vec<(Protocol, u16)>), ()> = Interner::default();
+        let signature = (0..node_count)
+            .map(|node| {
+                let key = (
+                    classes[node].iter().map(|(class, _)| *class).collect(),
+                    declared[node].clone(),
+                );
+                signatures.add_with(&key, || ())
+            })
+            .collect();
+        Explainer {
+            engine,
+            index,
+            externals,
+            classes,
+            declared,
+            signature,
+            cache: HashMap::new(),
+            edge_cache: HashMap::new(),
+            conns: Interner::default(),
+            probe_sets: Interner::default(),
+            explanations: Vec::new(),
+            by_fingerprint: HashMap::new(),
+        }
     }
-    out
+
+    fn node_of(&self, peer: &ListPeer) -> Option<usize> {
+        match peer {
+            ListPeer::Workload(w) => self.index.index.get(w).copied(),
+            ListPeer::External(first, last) => self.externals.get(&(*first, *last)).copied(),
+        }
+    }
+
+    /// Representative (protocol, port) probes of an allowed connection set: ports the
+    /// destination declares that the set contains, else the first port of each protocol's
+    /// first range.
+    fn probe_ports(&self, dst: usize, conns: &ConnSet) -> Vec<(Protocol, u16)> {
+        let mut probes: Vec<(Protocol, u16)> = self.declared[dst]
+            .iter()
+            .copied()
+            .filter(|&(protocol, port)| conns.contains(protocol, port))
+            .take(PROBES_PER_EDGE)
+            .collect();
+        for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+            if probes.len() >= PROBES_PER_EDGE || probes.iter().any(|(p, _)| *p == protocol) {
+                continue;
+            }
+            // "All connections" is explained on TCP alone: the other protocols read the same.
+            if conns.is_all() && protocol != Protocol::Tcp {
+                continue;
+            }
+            if let Some(range) = conns.ports_of(protocol).ranges().next() {
+                probes.push((protocol, range.first()));
+            }
+        }
+        probes
+    }
+
+    fn explain(
+        &mut self,
+        src: (Class, Endpoint),
+        dst: (Class, Endpoint),
+        protocol: Protocol,
+        port: u16,
+    ) -> Explained {
+        if let Some(&known) = self.cache.get(&(src.0, dst.0, protocol, port)) {
+            return known;
+        }
+        let mut verdict = self.engine.explain(src.1, dst.1, protocol, port);
+        // The edge names the workloads; the pod is only the class's representative.
+        verdict.egress.endpoint = None;
+        verdict.ingress.endpoint = None;
+        let explained = (
+            verdict.allowed,
+            self.intern(verdict.egress),
+            self.intern(verdict.ingress),
+        );
+        self.cache.insert((src.0, dst.0, protocol, port), explained);
+        explained
+    }
+
+    /// The index of an explanation equal to `side`, added when new.
+    fn intern(&mut self, side: DirectionVerdict) -> usize {
+        let candidates = self.by_fingerprint.entry(fingerprint(&side)).or_default();
+        if let Some(&known) = candidates.iter().find(|&&i| self.explanations[i] == side) {
+            return known;
+        }
+        candidates.push(self.explanations.len());
+        self.explanations.push(side);
+        self.explanations.len() - 1
+    }
+
+    /// The probe set of one edge (`conn`: the interned index of `conns`).
+    fn probes(&mut self, src: usize, dst: usize, conns: &ConnSet, conn: usize) -> usize {
+        let key = (self.signature[src], self.signature[dst], conn);
+        if let Some(&known) = self.edge_cache.get(&key) {
+            return known;
+        }
+        let mut out = Vec::new();
+        for (protocol, port) in self.probe_ports(dst, conns) {
+            // The list is a union over pods: find a pair of classes this port is allowed
+            // between (a workload's pods are usually one class, so the first pair does).
+            let mut chosen: Option<Explained> = None;
+            'pairs: for s in 0..self.classes[src].len() {
+                for d in 0..self.classes[dst].len() {
+                    let (a, b) = (self.classes[src][s], self.classes[dst][d]);
+                    if a.1 == b.1 {
+                        continue;
+                    }
+                    let explained = self.explain(a, b, protocol, port);
+                    if explained.0 || chosen.is_none() {
+                        chosen = Some(explained);
+                    }
+                    if explained.0 {
+                        break 'pairs;
+                    }
+                }
+            }
+            if let Some(explained) = chosen {
+                out.push((protocol, port, explained));
+            }
+        }
+        let set = self.probe_sets.add_with(&out, || {
+            out.iter()
+                .map(|&(protocol, port, (allowed, egress, ingress))| ProbeView {
+                    port: format!("{}/{port}", protocol_name(protocol)),
+                    verdict: if allowed { "allow" } else { "deny" },
+                    egress,
+                    ingress,
+                })
+                .collect()
+        });
+        self.edge_cache.insert(key, set);
+        set
+    }
+}
+
+/// A hash of what an explanation says, without copying it (equal explanations, equal
+/// fingerprints; the caller confirms with `==`).
+fn fingerprint(side: &DirectionVerdict) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    side.direction.hash(&mut hasher);
+    side.allowed.hash(&mut hasher);
+    side.endpoint.hash(&mut hasher);
+    for policy in &side.selected_by {
+        (&policy.tier, policy.kind, &policy.policy).hash(&mut hasher);
+    }
+    for rule in side
+        .passed_through
+        .iter()
+        .chain(&side.unknown_address_rules)
+    {
+        (&rule.tier, rule.kind, &rule.policy, rule.rule, rule.action).hash(&mut hasher);
+    }
+    match &side.outcome {
+        Outcome::Rule { rule } => {
+            (&rule.tier, &rule.policy, rule.rule, rule.action).hash(&mut hasher)
+        }
+        Outcome::EndOfTier { tier } => tier.hash(&mut hasher),
+        other => std::mem::discriminant(other).hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 fn protocol_name(protocol: Protocol) -> &'static str {

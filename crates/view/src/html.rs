@@ -42,19 +42,27 @@ pub fn page(data: &ViewData) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// JSON made safe to sit inside a `<script>` element (see the module comment).
+/// JSON made safe to sit inside a `<script>` element (see the module comment). Copies
+/// runs of ordinary bytes at once: the page of a 10k-pod cluster is megabytes.
 pub fn script_safe(json: &str) -> String {
-    let mut out = String::with_capacity(json.len() + json.len() / 16);
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
+    let mut out = String::with_capacity(json.len() + json.len() / 64);
+    let bytes = json.as_bytes();
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = match byte {
+            b'<' => "\\u003c",
+            b'>' => "\\u003e",
+            b'&' => "\\u0026",
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+            0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA8) => "\\u2028",
+            0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA9) => "\\u2029",
+            _ => continue,
+        };
+        out.push_str(&json[start..i]);
+        out.push_str(escape);
+        start = i + if byte == 0xE2 { 3 } else { 1 };
     }
+    out.push_str(&json[start..]);
     out
 }
 
@@ -80,10 +88,10 @@ mod tests {
 
     #[test]
     fn script_safe_json_cannot_close_the_script_block() {
-        let value =
-            serde_json::json!({"label": "</script><script>alert(1)</script><!-- & \u{2028}"});
+        let value = serde_json::json!({"label": "</script><script>alert(1)</script><!-- & \u{2028}é\u{2029}"});
         let safe = script_safe(&value.to_string());
         assert!(!safe.contains('<') && !safe.contains('>') && !safe.contains('&'));
+        assert!(!safe.contains('\u{2028}') && !safe.contains('\u{2029}') && safe.contains('é'));
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back, value);
     }

@@ -146,7 +146,7 @@ pub fn render(data: &ViewData) -> String {
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\">\n\
          <title>netfence view: {title}</title>\n{STYLE}\n\
-         <defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#6b7683\"/></marker></defs>\n\
+         <defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#6b7683\"/></marker></defs>\n\
          <rect width=\"100%\" height=\"100%\" fill=\"#fbfbfa\"/>\n",
         w = layout.width,
         h = layout.height,
@@ -192,11 +192,11 @@ pub fn render(data: &ViewData) -> String {
 /// Edges: one path per workload edge, or per pair of namespaces with a count.
 fn edges(out: &mut String, data: &ViewData, layout: &Layout) {
     let mut aggregated: BTreeMap<((u64, u64), (u64, u64)), (usize, Vec<String>)> = BTreeMap::new();
-    for edge in &data.edges {
-        let (a, b) = (layout.positions[edge.src], layout.positions[edge.dst]);
+    for (src, dst, conn) in data.edges.iter() {
+        let (a, b) = (layout.positions[src], layout.positions[dst]);
         let label = format!(
             "{} → {}: {}",
-            data.nodes[edge.src].label, data.nodes[edge.dst].label, edge.conns
+            data.nodes[src].label, data.nodes[dst].label, data.conns[conn]
         );
         if layout.expanded {
             let _ = writeln!(
