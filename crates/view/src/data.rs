@@ -417,8 +417,6 @@ fn side(
     }
 }
 
-/// Distinct JSON values, numbered.
-
 /// Distinct values, numbered in the order first added.
 struct Interner<K, V> {
     index: HashMap<K, usize>,
@@ -458,6 +456,9 @@ enum Class {
     Pods(usize),
     External(usize),
 }
+
+/// What explaining a node's edges depends on: its classes and the ports it declares.
+type Signature = (Vec<Class>, Vec<(Protocol, u16)>);
 
 /// What one explained probe gave: allowed, egress and ingress explanation indices.
 type Explained = (bool, usize, usize);
@@ -519,7 +520,7 @@ impl<'a> Explainer<'a> {
         for (&(first, _), &node) in externals {
             classes[node].push((Class::External(node), Endpoint::Address(first)));
         }
-        let mut signatures: Interner<(Vec<Class>, Vec<(Protocol, u16)>), ()> = Interner::default();
+        let mut signatures: Interner<Signature, ()> = Interner::default();
         let signature = (0..node_count)
             .map(|node| {
                 let key = (

@@ -191,7 +191,9 @@ pub fn render(data: &ViewData) -> String {
 
 /// Edges: one path per workload edge, or per pair of namespaces with a count.
 fn edges(out: &mut String, data: &ViewData, layout: &Layout) {
-    let mut aggregated: BTreeMap<((u64, u64), (u64, u64)), (usize, Vec<String>)> = BTreeMap::new();
+    // (source point, destination point) as bits → (count, first labels).
+    type Point = (u64, u64);
+    let mut aggregated: BTreeMap<(Point, Point), (usize, Vec<String>)> = BTreeMap::new();
     for (src, dst, conn) in data.edges.iter() {
         let (a, b) = (layout.positions[src], layout.positions[dst]);
         let label = format!(

@@ -81,6 +81,9 @@ fn source(args: &CheckArgs) -> Result<(&'static str, &[PathBuf], SourceFormat), 
     .ok_or_else(|| Failure::input("one of --vpc, --hubble or --npa is required"))
 }
 
+/// A flow source: the flag that named it, its paths and their format.
+pub(crate) type Source<'a> = (&'static str, &'a [PathBuf], SourceFormat);
+
 /// The flag, the paths and the format of whichever flow-source flag is given (`None` when
 /// none is): shared by `flows check` and `serve`.
 pub(crate) fn source_of<'a>(
@@ -88,7 +91,7 @@ pub(crate) fn source_of<'a>(
     hubble: &'a [PathBuf],
     npa: &'a [PathBuf],
     vpc_format: Option<&str>,
-) -> Result<Option<(&'static str, &'a [PathBuf], SourceFormat)>, Failure> {
+) -> Result<Option<Source<'a>>, Failure> {
     if !vpc.is_empty() {
         let format = match vpc_format {
             Some(text) => VpcFormat::parse(text)
