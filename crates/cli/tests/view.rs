@@ -643,3 +643,104 @@ fn a_10k_pod_page_is_interactive_within_two_seconds() {
     println!("10k-shaped page interactive after {median:.0} ms (runs: {times:?})");
     assert!(median <= 2000.0, "interactive after {median} ms: {times:?}");
 }
+
+/// The text of the first element whose opening tag contains `marker`, up to its closing tag.
+fn element_text<'a>(dom: &'a str, marker: &str) -> &'a str {
+    let start = dom
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in the DOM"));
+    let rest = &dom[start..];
+    &rest[..rest.find("</div>").unwrap_or(rest.len())]
+}
+
+#[test]
+fn an_edge_shows_the_rule_query_says_decides_it() {
+    let dir = scratch("edge");
+    let page = dir.join("view.html");
+    ok(&["view", "-f", &example(), "-o", page.to_str().expect("path")]);
+    for (from, to, port) in [
+        ("shop-frontend/web", "shop-backend/api", "TCP/8080"),
+        ("shop-backend/api", "shop-db/postgres", "TCP/5432"),
+    ] {
+        let (src, dst) = (format!("{from}[Deployment]"), format!("{to}[StatefulSet]"));
+        let dst = if to.starts_with("shop-db") {
+            dst
+        } else {
+            format!("{to}[Deployment]")
+        };
+        let dom = dump_dom(&format!("file://{}#edge={src}>{dst}", page.display()), None);
+        assert!(
+            dom.contains(&format!("data-selected-edge=\"{src}&gt;{dst}\"")),
+            "edge {src} -> {dst} not selected"
+        );
+        // The probe's explanations follow its opening tag, egress then ingress.
+        let marker = format!("class=\"probe\" data-port=\"{port}\"");
+        let probe = &dom[dom.find(&marker).expect("probe on the page")..];
+        let json: serde_json::Value = serde_json::from_str(&ok(&[
+            "query",
+            "-f",
+            &example(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "--port",
+            port,
+            "-o",
+            "json",
+        ]))
+        .expect("query json");
+        assert_eq!(json["verdict"], "allow");
+        for direction in ["egress", "ingress"] {
+            let outcome = &json[direction]["outcome"];
+            let shown = element_text(probe, &format!("data-dir=\"{direction}\""));
+            assert_eq!(outcome["reason"], "rule", "{direction}: {outcome}");
+            let policy = outcome["rule"]["policy"].as_str().expect("policy");
+            let rule = outcome["rule"]["rule"].as_u64().expect("rule");
+            assert!(
+                shown.contains(&format!("<b>{policy}</b> {direction} rule {rule} ")),
+                "{from} -> {to} {direction}: page says {shown}, query says {outcome}"
+            );
+        }
+    }
+}
+
+#[test]
+fn isolation_colours_and_search_follow_the_engine() {
+    let dir = scratch("isolation");
+    let page = dir.join("view.html");
+    ok(&["view", "-f", &example(), "-o", page.to_str().expect("path")]);
+    let dom = dump_dom(&format!("file://{}#q=postgres", page.display()), None);
+    for (workload, peer) in [
+        ("shop-frontend/web", "shop-backend/api"),
+        ("shop-backend/api", "shop-frontend/web"),
+        ("shop-db/postgres", "shop-backend/api"),
+        ("kube-system/coredns", "shop-frontend/web"),
+        ("default/nginx", "shop-frontend/web"),
+    ] {
+        let (ingress, _) = selected_by(workload, peer);
+        let (_, egress) = selected_by(peer, workload);
+        let class = match (!ingress.is_empty(), !egress.is_empty()) {
+            (true, true) => "both",
+            (true, false) => "ingress",
+            (false, true) => "egress",
+            (false, false) => "open",
+        };
+        let marker = format!("data-id=\"{workload}\"");
+        let tag = dom
+            .split('<')
+            .find(|tag| tag.contains(&marker))
+            .unwrap_or_else(|| panic!("{workload} not drawn"));
+        assert!(
+            tag.starts_with(&format!("g class=\"node {class}")),
+            "{workload}: expected {class}, drawn as <{tag}"
+        );
+        // The search matched postgres only.
+        assert_eq!(
+            tag.contains(" match\""),
+            workload == "shop-db/postgres",
+            "{workload}: <{tag}"
+        );
+    }
+    assert!(dom.contains("1 match(es)"), "search status");
+}

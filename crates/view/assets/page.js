@@ -477,7 +477,7 @@
   window.addEventListener("resize", () => fit());
   const readyMs = performance.now();
   readyText = `${nodes.length - members[EXTERNAL].length} workloads · ${namespaces.length} namespaces · ${E} connections`;
-  status.textContent = readyText;
+  status.textContent = search.value.trim() ? `${matches.size} match(es)` : readyText;
   document.body.dataset.readyMs = readyMs.toFixed(1);
   document.body.dataset.parsedMs = parsedMs.toFixed(1);
   document.body.dataset.ready = "1";
