@@ -381,7 +381,6 @@
     let h = `<h3>${esc(name)}</h3><p class="kv">${members[g].length} node(s); ${expanded[g] ? "expanded" : "collapsed"} (click the box to toggle).</p>`;
     if (g < namespaces.length && namespaces[g].findings.length) h += `<h2>Namespace findings</h2>` + findingsHtml(namespaces[g].findings);
     h += `<ul class="plain">` + members[g].slice(0, 300).map((n) => `<li><span class="link" data-node="${n}">${esc(nodes[n].label)}</span> <span class="pill ${isoClass[n]}">${isoClass[n]}</span></li>`).join("") + `</ul>`;
-    if (data.cluster_findings.length && g === 0) h += `<h2>Cluster findings</h2>` + findingsHtml(data.cluster_findings);
     panel.innerHTML = h;
   }
   panel.addEventListener("click", (ev) => {
@@ -466,6 +465,14 @@
       if (e !== undefined && e >= 0) { selectEdge(e); return true; }
     }
     return false;
+  }
+  // Cluster-wide findings and notes (audit, flows) under the opening hint.
+  {
+    let h = "";
+    if (data.cluster_findings.length) h += `<h2>Cluster findings</h2>` + findingsHtml(data.cluster_findings);
+    if (data.audit_notes.length) h += `<h2>Audit notes</h2>` + data.audit_notes.map((n) => `<p class="kv">${esc(n)}</p>`).join("");
+    if (data.observed_notes.length) h += `<h2>Observed traffic</h2>` + data.observed_notes.map((n) => `<p class="kv">${esc(n)}</p>`).join("");
+    panel.insertAdjacentHTML("beforeend", h);
   }
   // Small clusters open expanded; large ones by namespace.
   if (nodes.length <= 80) expanded.fill(1);

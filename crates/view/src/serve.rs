@@ -6,8 +6,8 @@
 //! answer, so the CLI's endpoint resolution and JSON are the only ones); `/api/what-if`
 //! answers 501 (the reachability delta needs the incremental engine, not available yet).
 //! Nothing writes: other methods get 405. Requests whose `Host` is not the address listened
-//! on or `localhost` are refused (421), so a web page elsewhere cannot reach the server
-//! through DNS rebinding.
+//! on, `localhost` or a loopback address (any address literal when bound to `0.0.0.0`) are
+//! refused (421), so a web page elsewhere cannot reach the server through DNS rebinding.
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -116,7 +116,12 @@ impl Live {
         if port == 80 {
             allowed.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
         }
-        allowed.contains(&host)
+        // Bound to every address (`0.0.0.0`): any address literal on our port (an address is
+        // no name a rebinding attack can repoint).
+        let literal = host
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.port() == port && self.address.ip().is_unspecified());
+        literal || allowed.contains(&host)
     }
 
     fn answer(

@@ -116,6 +116,43 @@ fn gather(
     Ok((engine, view))
 }
 
+/// What `netfence view` writes, chosen by the output file's extension.
+#[derive(Clone, Copy)]
+pub enum ViewFormat {
+    /// The self-contained page.
+    Html,
+    /// The static graph.
+    Svg,
+}
+
+impl Format<ViewData> for ViewFormat {
+    fn write(self, out: &mut impl Write, view: &ViewData) -> std::io::Result<()> {
+        match self {
+            ViewFormat::Html => html::write_page(out, view),
+            ViewFormat::Svg => out.write_all(svg::render(view).as_bytes()),
+        }
+    }
+}
+
+/// The format `-o` names: `.html`/`.htm`, `.svg`, or `-` (the page on stdout).
+fn view_format(output: &std::path::Path) -> Result<ViewFormat, Failure> {
+    if output.as_os_str() == "-" {
+        return Ok(ViewFormat::Html);
+    }
+    let extension = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("html" | "htm") => Ok(ViewFormat::Html),
+        Some("svg") => Ok(ViewFormat::Svg),
+        _ => Err(Failure::input(format!(
+            "-o {}: the file name must end in .html or .svg (or be - for the page on stdout)",
+            output.display()
+        ))),
+    }
+}
+
 /// `netfence view` (its help text is on [`crate::Command`]).
 pub fn view(args: ViewArgs) -> Result<u8, Failure> {
     let ViewArgs {
@@ -123,39 +160,21 @@ pub fn view(args: ViewArgs) -> Result<u8, Failure> {
         output,
         timings,
     } = args;
-    let extension = output
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let is_svg = match extension.as_deref() {
-        _ if output.as_os_str() == "-" => false,
-        Some("html" | "htm") => false,
-        Some("svg") => true,
-        _ => {
-            return Err(Failure::input(format!(
-                "-o {}: the file name must end in .html or .svg (or be - for the page on stdout)",
-                output.display()
-            )))
-        }
-    };
+    let format = view_format(&output)?;
     let mut clock = Clock::new();
     let (_engine, view) = gather(&inputs, false, &mut clock)?;
-    let bytes = if is_svg {
-        svg::render(&view).into_bytes()
-    } else {
-        html::page(&view).into_bytes()
-    };
-    clock.lap("render");
     if output.as_os_str() == "-" {
-        std::io::stdout()
-            .lock()
-            .write_all(&bytes)
-            .map_err(io_failure)?;
+        emit(format, &view)?;
     } else {
-        std::fs::write(&output, &bytes)
-            .map_err(|e| Failure::input(format!("{}: {e}", output.display())))?;
+        let failed = |e: std::io::Error| Failure::input(format!("{}: {e}", output.display()));
+        let file = std::fs::File::create(&output).map_err(failed)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        format
+            .write(&mut out, &view)
+            .and_then(|_| out.flush())
+            .map_err(failed)?;
     }
-    clock.lap("write");
+    clock.lap("render+write");
     if timings {
         eprintln!("netfence: {}", clock.report());
     }
@@ -225,6 +244,12 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
         "netfence: serving http://{} (read-only; Ctrl-C stops)",
         live.address()
     );
+    if !live.address().ip().is_loopback() {
+        eprintln!(
+            "netfence: warning: {} is not a loopback address: anyone who reaches it can read every policy and ask queries (there is no authentication)",
+            live.address()
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     // Without a handler the default signal action ends the process, which is also fine;
