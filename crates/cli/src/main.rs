@@ -64,13 +64,19 @@ enum Command {
         #[command(subcommand)]
         command: commands::flows::FlowsCommand,
     },
-    /// Write the policy viewer: one self-contained HTML page (graph of namespaces and
-    /// workloads with allowed edges, the policies selecting each workload per direction and
-    /// tier, the deciding rule of each edge, audit findings; no network access when opened),
-    /// or a static SVG of the graph with `-o FILE.svg`.
+    /// Write the policy viewer: a self-contained HTML page, or an SVG with `-o FILE.svg`.
+    ///
+    /// The page (script, style and data inline; no network access when opened): namespaces
+    /// and workloads with the allowed edges of `list`, the policies selecting each workload
+    /// per direction and tier, the deciding rule of each edge (`query`'s explanation), audit
+    /// findings, search. The SVG: the same graph, laid out deterministically.
     View(commands::view::ViewArgs),
-    /// Serve the viewer live on localhost (read-only), with a query box and, given flow
-    /// logs, the observed traffic drawn over the allowed graph with mismatches marked.
+    /// Serve the viewer on localhost, read-only, with a query box and observed flows.
+    ///
+    /// The page of `view`, plus `GET /api/query?from=&to=&port=` (the JSON of `query -o
+    /// json`) and, given flow logs (as `flows check` reads them), the observed traffic drawn
+    /// over the allowed graph with mismatches marked. What-if editing is not available yet
+    /// (`POST /api/what-if` answers 501).
     Serve(commands::view::ServeArgs),
 }
 

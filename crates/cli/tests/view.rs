@@ -310,6 +310,12 @@ fn labels_with_script_end_tags_do_not_break_the_page() {
     let page = dir.join("view.html");
     ok(&["view", "-f", &input, "-o", page.to_str().expect("path")]);
     let html = std::fs::read_to_string(&page).expect("page");
+    // Self-contained: nothing is loaded from anywhere (no src or href, no link element), and
+    // the page's Content-Security-Policy forbids loads by default.
+    for forbidden in [" src=", " href=", "<link", "@import", "url(http"] {
+        assert!(!html.contains(forbidden), "page contains {forbidden}");
+    }
+    assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"));
     // Only the two script elements of the page itself close.
     assert_eq!(
         html.matches("</script>").count(),
@@ -743,4 +749,46 @@ fn isolation_colours_and_search_follow_the_engine() {
         );
     }
     assert!(dom.contains("1 match(es)"), "search status");
+}
+
+#[test]
+fn bad_inputs_are_refused_with_exit_2_and_the_name() {
+    let dir = scratch("bad");
+    let page = dir.join("view.html");
+    for (args, named) in [
+        (
+            vec![
+                "view",
+                "-f",
+                "/nonexistent-netfence",
+                "-o",
+                page.to_str().expect("path"),
+            ],
+            "/nonexistent-netfence",
+        ),
+        (
+            vec![
+                "view",
+                "-f",
+                &example(),
+                "-o",
+                "/nonexistent-netfence/x.html",
+            ],
+            "/nonexistent-netfence/x.html",
+        ),
+        (vec!["view", "-f", &example(), "-o", "view.png"], "view.png"),
+        (
+            vec!["serve", "-f", &example(), "--listen", "nonsense"],
+            "nonsense",
+        ),
+    ] {
+        let output = netfence(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(named),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!page.exists());
 }

@@ -21,8 +21,9 @@ pub struct ViewArgs {
     pub timings: bool,
 }
 
-/// The arguments of `netfence serve`.
+/// The arguments of `netfence serve` (one flow source at most, as `flows check`).
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").args(["vpc", "hubble", "npa"])))]
 pub struct ServeArgs {
     #[command(flatten)]
     pub inputs: Inputs,
