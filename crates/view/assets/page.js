@@ -442,6 +442,8 @@
     } catch (err) { qResult.textContent = "query failed: " + err; }
   }
   if (data.live) {
+    // The what-if box stays disabled until the server can compute a delta (ViewData::what_if).
+    document.getElementById("what-if-text").disabled = !data.what_if;
     document.getElementById("live").hidden = false;
     document.getElementById("query-form").addEventListener("submit", (ev) => { ev.preventDefault(); runQuery(); });
   }

@@ -37,7 +37,7 @@ pub struct ViewData {
     pub policies: Vec<PolicyView>,
     /// Allowed connections between nodes (`netfence list`'s lines), by source node.
     pub edges: Edges,
-    /// Distinct allowed-connection texts (`TCP 80,UDP 53`), referenced by [`Edges::conns`].
+    /// Distinct allowed-connection texts (`TCP 80,UDP 53`), referenced by [`Edges::conn`].
     pub conns: Vec<String>,
     /// Distinct lists of explained probes, referenced by [`Edges::probes`].
     pub probe_sets: Vec<Vec<ProbeView>>,

@@ -9,6 +9,14 @@
 //! on, `localhost` or a loopback address (any address literal when bound to `0.0.0.0`) are
 //! refused (421), so a web page elsewhere cannot reach the server through DNS rebinding.
 
+//!
+//! The what-if slot, for when the incremental engine lands: `POST /api/what-if` with a body of
+//! YAML documents to create or replace and `?delete=KIND/ns/name,…`, answered with the JSON of
+//! `netfence what-if -o json` (diff lines: `source`, `destination`, `diff-type`, `ref1`,
+//! `ref2`); the page's "What if" box (disabled until [`crate::data::ViewData::what_if`] is
+//! true) would post the pasted policy and draw added edges and removed edges over the graph
+//! before anything is applied. Until then the route answers 501 and the box says why.
+
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
