@@ -68,6 +68,7 @@
   let layout = null;
   let showObserved = true;
   let readyText = "";
+  let drawNote = "";
 
   // ---- layout: groups packed in rows; expanded groups hold their workloads in a grid ----
   const CELL_W = 170, CELL_H = 38, PAD = 10, HEAD = 34, COLLAPSED_W = 190, COLLAPSED_H = 58, GAP = 26;
@@ -180,7 +181,8 @@
     }
     const vis = visibleEdges();
     parts.push(`<g id="edges">`);
-    if (vis.length > MAX_DRAWN) status.textContent = `${vis.length} edges visible: drawing the first ${MAX_DRAWN}; collapse namespaces to see all`;
+    drawNote = vis.length > MAX_DRAWN ? `${vis.length} edges visible: drawing the first ${MAX_DRAWN}; collapse namespaces to see all` : "";
+    if (drawNote) status.textContent = drawNote;
     vis.slice(0, MAX_DRAWN).forEach((v, i) => {
       const single = v.edges.length === 1 && v.a < N && v.b < N;
       const e = edges[v.edges[0]];
@@ -486,7 +488,7 @@
   window.addEventListener("resize", () => fit());
   const readyMs = performance.now();
   readyText = `${nodes.length - members[EXTERNAL].length} workloads · ${namespaces.length} namespaces · ${E} connections`;
-  status.textContent = search.value.trim() ? `${matches.size} match(es)` : readyText;
+  status.textContent = search.value.trim() ? `${matches.size} match(es)` : drawNote || readyText;
   document.body.dataset.readyMs = readyMs.toFixed(1);
   document.body.dataset.parsedMs = parsedMs.toFixed(1);
   document.body.dataset.ready = "1";
