@@ -17,8 +17,9 @@ use std::net::IpAddr;
 
 /// Most probes (representative ports) explained per edge.
 pub const PROBES_PER_EDGE: usize = 4;
-/// Most distinct pod classes per workload tried to find a pair the probe's port allows.
-pub const PAIRS_PER_PROBE: usize = 64;
+/// Most distinct pod classes per workload tried when looking for a pod pair a port is
+/// allowed between.
+pub const CLASSES_PER_WORKLOAD: usize = 64;
 /// Most pod names listed per workload.
 pub const POD_NAMES_PER_WORKLOAD: usize = 20;
 
@@ -471,7 +472,7 @@ struct Explainer<'a> {
     index: &'a Nodes,
     externals: &'a BTreeMap<(IpAddr, IpAddr), usize>,
     /// Per node: its distinct classes with a representative endpoint (at most
-    /// [`PAIRS_PER_PROBE`]), and the ports its first pod declares.
+    /// [`CLASSES_PER_WORKLOAD`]), and the ports its first pod declares.
     classes: Vec<Vec<(Class, Endpoint)>>,
     declared: Vec<Vec<(Protocol, u16)>>,
     /// Per node: a number shared by the nodes with the same classes and declared ports (their
@@ -502,7 +503,7 @@ impl<'a> Explainer<'a> {
         for (node, pods) in index.pods.iter().enumerate() {
             for &pod in pods {
                 let class = Class::Pods(class_of[pod]);
-                if classes[node].len() < PAIRS_PER_PROBE
+                if classes[node].len() < CLASSES_PER_WORKLOAD
                     && !classes[node].iter().any(|(c, _)| *c == class)
                 {
                     classes[node].push((class, Endpoint::Pod(pod)));
