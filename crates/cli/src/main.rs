@@ -76,6 +76,20 @@ enum Command {
     /// pods and Services named and NF-WIRE findings. Exit 1 with --fail-on-plaintext when any
     /// connection is plaintext, 2 on bad input.
     Tls(commands::tls::TlsArgs),
+    /// Write the policy viewer: a self-contained HTML page, or an SVG with `-o FILE.svg`.
+    ///
+    /// The page (script, style and data inline; no network access when opened): namespaces
+    /// and workloads with the allowed edges of `list`, the policies selecting each workload
+    /// per direction and tier, the deciding rule of each edge (`query`'s explanation), audit
+    /// findings, search. The SVG: the same graph, laid out deterministically.
+    View(commands::view::ViewArgs),
+    /// Serve the viewer on localhost, read-only, with a query box and observed flows.
+    ///
+    /// The page of `view`, plus `GET /api/query?from=&to=&port=` (the JSON of `query -o
+    /// json`) and, given flow logs (as `flows check` reads them), the observed traffic drawn
+    /// over the allowed graph with mismatches marked. What-if editing is not available yet
+    /// (`POST /api/what-if` answers 501).
+    Serve(commands::view::ServeArgs),
 }
 
 /// A failure that ends the command, with its exit code.
@@ -126,6 +140,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Demo(args) => commands::tools::demo(args),
         Command::Flows { command } => commands::flows::flows(command),
         Command::Tls(args) => commands::tls::tls(args),
+        Command::View(args) => commands::view::view(args),
+        Command::Serve(args) => commands::view::serve(args),
     }
 }
 

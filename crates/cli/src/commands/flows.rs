@@ -72,21 +72,44 @@ pub fn flows(command: FlowsCommand) -> Result<u8, Failure> {
 
 /// The flag, the paths and the format the source flags name.
 fn source(args: &CheckArgs) -> Result<(&'static str, &[PathBuf], SourceFormat), Failure> {
-    if !args.vpc.is_empty() {
-        let format = match &args.vpc_format {
+    source_of(
+        &args.vpc,
+        &args.hubble,
+        &args.npa,
+        args.vpc_format.as_deref(),
+    )?
+    .ok_or_else(|| Failure::input("one of --vpc, --hubble or --npa is required"))
+}
+
+/// A flow source: the flag that named it, its paths and their format.
+pub(crate) type Source<'a> = (&'static str, &'a [PathBuf], SourceFormat);
+
+/// The flag, the paths and the format of whichever flow-source flag is given (`None` when
+/// none is): shared by `flows check` and `serve`.
+pub(crate) fn source_of<'a>(
+    vpc: &'a [PathBuf],
+    hubble: &'a [PathBuf],
+    npa: &'a [PathBuf],
+    vpc_format: Option<&str>,
+) -> Result<Option<Source<'a>>, Failure> {
+    if !vpc.is_empty() {
+        let format = match vpc_format {
             Some(text) => VpcFormat::parse(text)
                 .map_err(|e| Failure::input(format!("--vpc-format {text:?}: {e}")))?,
             None => VpcFormat::default(),
         };
-        Ok(("--vpc", &args.vpc, SourceFormat::Vpc(format)))
-    } else if !args.hubble.is_empty() {
-        Ok(("--hubble", &args.hubble, SourceFormat::Hubble))
+        Ok(Some(("--vpc", vpc, SourceFormat::Vpc(format))))
+    } else if !hubble.is_empty() {
+        Ok(Some(("--hubble", hubble, SourceFormat::Hubble)))
+    } else if !npa.is_empty() {
+        Ok(Some(("--npa", npa, SourceFormat::Npa)))
     } else {
-        Ok(("--npa", &args.npa, SourceFormat::Npa))
+        Ok(None)
     }
 }
 
-fn history(path: &std::path::Path) -> Result<History, Failure> {
+/// `--pods-history FILE` read (shared with `serve`).
+pub(crate) fn history(path: &std::path::Path) -> Result<History, Failure> {
     let flag = format!("--pods-history {}", path.display());
     let file = std::fs::File::open(path).map_err(|e| Failure::input(format!("{flag}: {e}")))?;
     History::read(std::io::BufReader::new(file)).map_err(|e| Failure::input(format!("{flag}: {e}")))

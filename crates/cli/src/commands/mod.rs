@@ -10,6 +10,7 @@ pub mod lab;
 pub mod query;
 pub mod tls;
 pub mod tools;
+pub mod view;
 pub mod whatif;
 
 pub(crate) use crate::{inputs, io_failure, render, Failure};
