@@ -14,7 +14,7 @@ use crate::ir::{
 };
 use crate::walk::{walk, RuleAt, Walker};
 use netfence_model::{Inventory, Origin, Pod, PodId, PolicyType, Protocol};
-use netfence_selector::Labels;
+use netfence_selector::{Labels, WithLabels};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -606,7 +606,8 @@ impl Engine {
             }
         }
         if let Some(not) = &entity.not_selector {
-            let by_labels = workload.is_some_and(|pod| not.matches(&calico_pod_labels(pod)));
+            let by_labels = workload
+                .is_some_and(|pod| with_calico_pod_labels(pod, |labels| not.matches_with(labels)));
             let by_address = self
                 .calico_sets_containing(addresses)
                 .any(|set| not.matches(&calico_set_labels(set)));
@@ -634,7 +635,7 @@ impl Engine {
             return false;
         }
         if let Some(selector) = &entity.selector {
-            if !selector.matches(&calico_pod_labels(pod)) {
+            if !with_calico_pod_labels(pod, |labels| selector.matches_with(labels)) {
                 return false;
             }
         }
@@ -671,8 +672,11 @@ impl Engine {
         match scope {
             CalicoNamespaceScope::Same(ns) => ns == namespace,
             CalicoNamespaceScope::Any => true,
-            CalicoNamespaceScope::Selector(selector) => selector
-                .matches_namespace_of(Some(&calico_namespace_labels(&self.inventory, namespace))),
+            CalicoNamespaceScope::Selector(selector) => {
+                with_calico_namespace_labels(&self.inventory, namespace, |labels| {
+                    selector.matches_namespace_with(Some(labels))
+                })
+            }
         }
     }
 
@@ -799,16 +803,21 @@ fn in_block(ip: IpAddr, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> bool {
 
 /// A pod's labels as Calico selectors see them: its own, plus
 /// `projectcalico.org/namespace`, `projectcalico.org/serviceaccount` and
-/// `projectcalico.org/orchestrator: k8s` (libcalico-go `lib/backend/k8s/conversion`).
-fn calico_pod_labels(pod: &Pod) -> Labels {
-    let mut labels = pod.labels.clone();
-    labels.insert("projectcalico.org/namespace".into(), pod.namespace.clone());
-    labels.insert(
-        "projectcalico.org/serviceaccount".into(),
-        pod.service_account.clone(),
-    );
-    labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
-    labels
+/// `projectcalico.org/orchestrator: k8s` (libcalico-go `lib/backend/k8s/conversion`), which win
+/// over the pod's own; seen through a view, never copied (this runs for every policy and pod).
+fn with_calico_pod_labels<R>(pod: &Pod, f: impl FnOnce(&WithLabels<'_>) -> R) -> R {
+    let extra = [
+        ("projectcalico.org/namespace", pod.namespace.as_str()),
+        (
+            "projectcalico.org/serviceaccount",
+            pod.service_account.as_str(),
+        ),
+        ("projectcalico.org/orchestrator", "k8s"),
+    ];
+    f(&WithLabels {
+        base: &pod.labels,
+        extra: &extra,
+    })
 }
 
 /// A network set's labels as Calico selectors see them: its own, plus
@@ -822,11 +831,17 @@ fn calico_set_labels(set: &netfence_model::calico::NetworkSet) -> Labels {
 }
 
 /// A namespace's labels as Calico namespace selectors see them: its own plus
-/// `projectcalico.org/name`.
-fn calico_namespace_labels(inventory: &Inventory, namespace: &str) -> Labels {
-    let mut labels = inventory.namespace_labels(namespace).clone();
-    labels.insert("projectcalico.org/name".into(), namespace.to_string());
-    labels
+/// `projectcalico.org/name`, through a view.
+fn with_calico_namespace_labels<R>(
+    inventory: &Inventory,
+    namespace: &str,
+    f: impl FnOnce(&WithLabels<'_>) -> R,
+) -> R {
+    let extra = [("projectcalico.org/name", namespace)];
+    f(&WithLabels {
+        base: inventory.namespace_labels(namespace),
+        extra: &extra,
+    })
 }
 
 pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
@@ -851,7 +866,9 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
             let namespace_ok = match (namespace, namespace_selector) {
                 (Some(ns), _) => &pod.namespace == ns,
                 (None, Some(ns_selector)) => {
-                    ns_selector.matches(&calico_namespace_labels(inventory, &pod.namespace))
+                    with_calico_namespace_labels(inventory, &pod.namespace, |labels| {
+                        ns_selector.matches_with(labels)
+                    })
                 }
                 (None, None) => true,
             };
@@ -861,7 +878,9 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
                 labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
                 s.matches(&labels)
             });
-            namespace_ok && account_ok && selector.matches(&calico_pod_labels(pod))
+            namespace_ok
+                && account_ok
+                && with_calico_pod_labels(pod, |labels| selector.matches_with(labels))
         }
     }
 }

@@ -19,7 +19,7 @@
 //! and abort the process. Everything that walks the AST (`matches`, `Display`, `label_keys`,
 //! the derived traits) recurses too, and relies on this bound for parsed selectors.
 
-use crate::Labels;
+use crate::{LabelLookup, Labels};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -437,18 +437,25 @@ impl Selector {
 
     /// Evaluate against a label set.
     pub fn matches(&self, labels: &Labels) -> bool {
+        self.matches_with(labels)
+    }
+
+    /// Evaluate against any label lookup (a label set, or one with labels added on top).
+    pub fn matches_with<L: LabelLookup + ?Sized>(&self, labels: &L) -> bool {
         match self {
-            Selector::Eq(k, v) => labels.get(k) == Some(v),
-            Selector::Ne(k, v) => labels.get(k) != Some(v),
-            Selector::Contains(k, v) => labels.get(k).is_some_and(|x| x.contains(v.as_str())),
-            Selector::StartsWith(k, v) => labels.get(k).is_some_and(|x| x.starts_with(v.as_str())),
-            Selector::EndsWith(k, v) => labels.get(k).is_some_and(|x| x.ends_with(v.as_str())),
-            Selector::In(k, set) => labels.get(k).is_some_and(|x| set.contains(x)),
-            Selector::NotIn(k, set) => labels.get(k).is_none_or(|x| !set.contains(x)),
-            Selector::Has(k) => labels.contains_key(k),
-            Selector::Not(inner) => !inner.matches(labels),
-            Selector::And(all) => all.iter().all(|s| s.matches(labels)),
-            Selector::Or(any) => any.iter().any(|s| s.matches(labels)),
+            Selector::Eq(k, v) => labels.label(k) == Some(v.as_str()),
+            Selector::Ne(k, v) => labels.label(k) != Some(v.as_str()),
+            Selector::Contains(k, v) => labels.label(k).is_some_and(|x| x.contains(v.as_str())),
+            Selector::StartsWith(k, v) => {
+                labels.label(k).is_some_and(|x| x.starts_with(v.as_str()))
+            }
+            Selector::EndsWith(k, v) => labels.label(k).is_some_and(|x| x.ends_with(v.as_str())),
+            Selector::In(k, set) => labels.label(k).is_some_and(|x| set.contains(x)),
+            Selector::NotIn(k, set) => labels.label(k).is_none_or(|x| !set.contains(x)),
+            Selector::Has(k) => labels.label(k).is_some(),
+            Selector::Not(inner) => !inner.matches_with(labels),
+            Selector::And(all) => all.iter().all(|s| s.matches_with(labels)),
+            Selector::Or(any) => any.iter().any(|s| s.matches_with(labels)),
             Selector::All | Selector::Global => true,
         }
     }
@@ -461,15 +468,29 @@ impl Selector {
     /// none". So a selector that holds on an empty label set, such as `env != "prod"`, also
     /// selects the global network sets.
     pub fn matches_namespace_of(&self, namespace_labels: Option<&Labels>) -> bool {
+        self.matches_namespace_with(namespace_labels)
+    }
+
+    /// [`Selector::matches_namespace_of`] over any label lookup.
+    pub fn matches_namespace_with<L: LabelLookup + ?Sized>(
+        &self,
+        namespace_labels: Option<&L>,
+    ) -> bool {
         static EMPTY: Labels = Labels::new();
-        let labels = namespace_labels.unwrap_or(&EMPTY);
         match self {
             Selector::All => namespace_labels.is_some(),
             Selector::Global => namespace_labels.is_none(),
-            Selector::Not(inner) => !inner.matches_namespace_of(namespace_labels),
-            Selector::And(all) => all.iter().all(|s| s.matches_namespace_of(namespace_labels)),
-            Selector::Or(any) => any.iter().any(|s| s.matches_namespace_of(namespace_labels)),
-            leaf => leaf.matches(labels),
+            Selector::Not(inner) => !inner.matches_namespace_with(namespace_labels),
+            Selector::And(all) => all
+                .iter()
+                .all(|s| s.matches_namespace_with(namespace_labels)),
+            Selector::Or(any) => any
+                .iter()
+                .any(|s| s.matches_namespace_with(namespace_labels)),
+            leaf => match namespace_labels {
+                Some(labels) => leaf.matches_with(labels),
+                None => leaf.matches_with(&EMPTY),
+            },
         }
     }
 

@@ -14,6 +14,38 @@ use std::fmt;
 /// A set of labels, ordered so that output is deterministic.
 pub type Labels = BTreeMap<String, String>;
 
+/// Read access to a label set: selectors match through it, so a label set that is a base
+/// plus a few labels on top (Calico's implicit labels) need not be copied to be matched.
+pub trait LabelLookup {
+    /// The value of `key`, if the set has it.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+/// A label set seen with some labels added on top (they win over the base's own), without
+/// copying the base.
+#[derive(Clone, Copy, Debug)]
+pub struct WithLabels<'a> {
+    /// The labels underneath.
+    pub base: &'a Labels,
+    /// Labels on top, checked first.
+    pub extra: &'a [(&'a str, &'a str)],
+}
+
+impl LabelLookup for WithLabels<'_> {
+    fn label(&self, key: &str) -> Option<&str> {
+        match self.extra.iter().find(|(k, _)| *k == key) {
+            Some((_, value)) => Some(value),
+            None => self.base.label(key),
+        }
+    }
+}
+
 /// One requirement of a Kubernetes label selector.
 ///
 /// Semantics follow `k8s.io/apimachinery/pkg/labels/selector.go` (`Requirement.Matches`):
@@ -279,6 +311,27 @@ fn check_name_chars(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn labels_on_top_win_and_the_rest_come_from_the_base() {
+        let base: Labels = [("app", "web"), ("projectcalico.org/namespace", "forged")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let view = WithLabels {
+            base: &base,
+            extra: &[("projectcalico.org/namespace", "shop")],
+        };
+        assert_eq!(view.label("projectcalico.org/namespace"), Some("shop"));
+        assert_eq!(view.label("app"), Some("web"));
+        assert_eq!(view.label("tier"), None);
+        let selector =
+            calico::Selector::parse("app == 'web' && projectcalico.org/namespace == 'shop'")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(selector.matches_with(&view));
+        assert!(!selector.matches(&base));
+    }
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
