@@ -489,6 +489,14 @@ fn connection_list_equals_the_pod_pair_union() {
         let engine = Engine::new(inventory);
         let inventory = engine.inventory();
         let list = connlist(&engine);
+        let keys: Vec<(String, String)> = list
+            .iter()
+            .map(|c| (c.src.to_string(), c.dst.to_string()))
+            .collect();
+        prop_assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "seed {seed}: the list is not sorted by (source, destination) text"
+        );
         let endpoints = |peer: &ListPeer| -> Vec<Endpoint> {
             match peer {
                 ListPeer::Workload(w) => inventory
