@@ -382,15 +382,28 @@ pub fn matrix_json(out: &mut impl Write, matrix: &impl MatrixView) -> io::Result
     )?;
     writeln!(out, "  \"allowed\": {{")?;
     let names: Vec<String> = endpoints.iter().map(|e| json_string(e)).collect();
+    // Each pair is `\n      [src, dst]` from bytes prepared once per source: no formatting
+    // per pair (millions of pairs).
+    let mut line: Vec<u8> = Vec::new();
     for (p, port) in matrix.ports().iter().enumerate() {
         write!(out, "    {}: [", json_string(&port.to_string()))?;
         let mut first = true;
         for src in 0..names.len() {
+            line.clear();
+            line.extend_from_slice(b"\n      [");
+            line.extend_from_slice(names[src].as_bytes());
+            line.extend_from_slice(b", ");
+            let prefix = line.len();
             for dst in 0..names.len() {
                 if src != dst && matrix.allowed(p, src, dst) {
-                    let sep = if first { "" } else { "," };
+                    if !first {
+                        out.write_all(b",")?;
+                    }
                     first = false;
-                    write!(out, "{sep}\n      [{}, {}]", names[src], names[dst])?;
+                    line.truncate(prefix);
+                    line.extend_from_slice(names[dst].as_bytes());
+                    line.push(b']');
+                    out.write_all(&line)?;
                 }
             }
         }

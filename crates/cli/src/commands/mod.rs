@@ -29,9 +29,11 @@ pub trait Format<T: ?Sized>: Copy {
 
 /// Print `value` on stdout in `format` (a closed pipe is not an error: see [`io_failure`]).
 pub fn emit<T: ?Sized>(format: impl Format<T>, value: &T) -> Result<(), Failure> {
-    format
-        .write(&mut std::io::stdout().lock(), value)
-        .map_err(io_failure)
+    // Block-buffered: stdout is line-buffered, and a large matrix or list is millions of
+    // lines (one write(2) each otherwise).
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    format.write(&mut out, value).map_err(io_failure)?;
+    out.flush().map_err(io_failure)
 }
 
 /// The inputs every analysing command takes.
