@@ -394,14 +394,14 @@ pub fn matrix_json(out: &mut impl Write, matrix: &impl MatrixView) -> io::Result
             line.extend_from_slice(names[src].as_bytes());
             line.extend_from_slice(b", ");
             let prefix = line.len();
-            for dst in 0..names.len() {
+            for (dst, name) in names.iter().enumerate() {
                 if src != dst && matrix.allowed(p, src, dst) {
                     if !first {
                         out.write_all(b",")?;
                     }
                     first = false;
                     line.truncate(prefix);
-                    line.extend_from_slice(names[dst].as_bytes());
+                    line.extend_from_slice(name.as_bytes());
                     line.push(b']');
                     out.write_all(&line)?;
                 }
