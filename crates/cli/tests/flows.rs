@@ -353,3 +353,62 @@ fn empty_and_garbage_inputs_exit_2() {
     let output = netfence(&["flows", "check", "-f", &dir.cluster()], None);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn security_groups_explain_vpc_rejects() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flows");
+    let file = |name: &str| format!("{examples}/{name}");
+    let base = [
+        "flows",
+        "check",
+        "-f",
+        &file("cluster.yaml"),
+        "-f",
+        &file("security-groups.yaml"),
+        "--vpc",
+        &file("vpc-sg.log"),
+        "--fail-on-mismatch",
+    ];
+    // Without the groups, batch's REJECT to 203.0.113.7:5432 contradicts the policies.
+    let without = netfence(&base, None);
+    assert_eq!(without.status.code(), Some(1));
+    let groups = file("security-groups.json");
+    let with = netfence(
+        &[&base[..], &["--aws-security-groups", &groups, "-o", "json"]].concat(),
+        None,
+    );
+    assert_eq!(with.status.code(), Some(0), "{with:?}");
+    let rows = json_lines(&with);
+    assert_eq!(rows[2]["dst"], "203.0.113.7");
+    assert_eq!(rows[2]["policy"], "deny");
+    assert_eq!(
+        rows[2]["decided_by"],
+        "SecurityGroup sg-0bbbbbbbbbbbbbbbb (outbound)"
+    );
+    let text = netfence(
+        &[&base[..], &["--aws-security-groups", &groups]].concat(),
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("denied by security groups: 2\n"),
+        "{stdout}"
+    );
+    // A group chosen on the command line that the file lacks is bad input, named.
+    let missing = netfence(
+        &[
+            &base[..],
+            &[
+                "--aws-security-groups",
+                &groups,
+                "--node-security-group",
+                "sg-0123abcd",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("--node-security-group sg-0123abcd: no such group"));
+}

@@ -249,6 +249,7 @@ impl VpcFormat {
             .map(FlowProtocol::from_number)
             .map_err(|_| malformed("protocol is not an IANA protocol number"))?;
         let mut flow = Flow::new(src, dst, protocol);
+        flow.sees_security_groups = true;
         if protocol.ported().is_some() {
             let port = |slot: Option<usize>, what: &str| {
                 get(slot)

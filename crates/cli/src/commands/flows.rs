@@ -51,6 +51,11 @@ pub struct CheckArgs {
     /// has the address): who held each listed address when.
     #[arg(long, value_name = "PATH")]
     pub pods_history: Option<PathBuf>,
+    /// Security groups in the verdict path (VPC records only: their `action` is the
+    /// groups'): a connection the groups of the pod's or node's interface drop is judged
+    /// `deny`, decided by the groups.
+    #[command(flatten)]
+    pub security_groups: SecurityGroupArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = FlowsFormat::Text)]
     pub output: FlowsFormat,
@@ -116,11 +121,22 @@ pub(crate) fn history(path: &std::path::Path) -> Result<History, Failure> {
 }
 
 /// `netfence flows check` (its help text is on [`FlowsCommand::Check`]).
-pub fn check(args: CheckArgs) -> Result<u8, Failure> {
+pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     let (flag, paths, format) = source(&args)?;
+    let paths = paths.to_vec();
     let history = args.pods_history.as_deref().map(history).transpose()?;
+    let stdin_taken = args
+        .inputs
+        .files
+        .iter()
+        .chain(&paths)
+        .any(|p| p.as_os_str() == "-");
+    let security_groups = std::mem::take(&mut args.security_groups).load(stdin_taken)?;
     let engine = inputs::load(&args.inputs)?;
     let mut checker = Checker::new(&engine, history);
+    if let Some(groups) = security_groups {
+        checker = checker.with_security_groups(groups);
+    }
     let output = args.output;
     let rows = !matches!(output, FlowsFormat::Text);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -131,7 +147,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
         written = render::flows_header(&mut out, output_kind(output));
     }
     let started = std::time::Instant::now();
-    for path in paths {
+    for path in &paths {
         let mut sink = |flow: netfence_flows::Flow| {
             let Checked::Judged(checked) = checker.check(&flow) else {
                 return;
