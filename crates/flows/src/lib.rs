@@ -13,6 +13,7 @@ pub mod hubble;
 pub mod npa;
 pub mod read;
 pub mod vpc;
+pub mod write;
 
 pub use check::{Checked, CheckedFlow, Checker, Judgement};
 pub use history::{History, HistoryError};
