@@ -11,10 +11,12 @@ pub mod check;
 pub mod history;
 pub mod hubble;
 pub mod npa;
+pub mod parquet;
 pub mod read;
 pub mod vpc;
 pub mod write;
 
+pub use self::parquet::ParquetWriter;
 pub use check::{Checked, CheckedFlow, Checker, Judgement};
 pub use history::{History, HistoryError};
 pub use read::{read_path, read_stream, FlowError, ReadStats, SourceFormat};
