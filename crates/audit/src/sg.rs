@@ -9,17 +9,14 @@
 //! and IP family by default; 5 groups per interface by default, 16 at most; rules × groups ≤
 //! 1,000; a group or prefix-list reference counts once for IPv4 and once for IPv6).
 
-mod input;
-
-pub use input::{AwsInput, AwsInputError};
+pub use netfence_model::aws::{AwsInput, AwsInputError};
 
 use crate::{summarize, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_model::aws::{
-    is_group_id, SecurityGroup, SecurityGroupPolicy, SgDirection, SgPeer, SgProtocol, SgRule,
-    SgTarget,
+    is_group_id, pod_security_groups, PodGroups, SecurityGroup, SecurityGroupPolicy, SgDirection,
+    SgPeer, SgProtocol, SgRule, SgTarget,
 };
 use netfence_model::{Inventory, Protocol};
-use netfence_selector::Labels;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -40,66 +37,25 @@ struct PodGroupSet {
     pods: Vec<usize>,
 }
 
-/// The security groups each pod gets, as the VPC resource controller computes them: every
-/// SecurityGroupPolicy of the pod's namespace whose selectors match, their groups in order
-/// without duplicates. Host-network pods get none (the pod webhook skips them).
+/// The pods that get security groups, grouped by the set of groups they get
+/// ([`pod_security_groups`], the one computation `flows check` shares).
 fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGroupSet> {
-    let policies = &inventory.security_group_policies;
-    if policies.is_empty() {
-        return Vec::new();
-    }
-    let accounts: BTreeMap<(&str, &str), &Labels> = inventory
-        .service_accounts
-        .iter()
-        .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.labels))
-        .collect();
-    let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, policy) in policies.iter().enumerate() {
-        by_namespace
-            .entry(policy.namespace.as_str())
-            .or_default()
-            .push(i);
-    }
-    let empty = Labels::new();
-    let mut unknown_accounts = BTreeSet::new();
+    let computed = pod_security_groups(inventory);
     let mut sets: BTreeMap<Vec<String>, PodGroupSet> = BTreeMap::new();
-    for (id, pod) in inventory.pods().iter().enumerate() {
-        if pod.host_network {
+    for (id, pod_groups) in computed.by_pod.into_iter().enumerate() {
+        let Some(PodGroups { groups, policies }) = pod_groups else {
             continue;
-        }
-        let account = accounts.get(&(pod.namespace.as_str(), pod.service_account.as_str()));
-        let mut groups: Vec<String> = Vec::new();
-        let mut matched = BTreeSet::new();
-        let candidates = by_namespace
-            .get(pod.namespace.as_str())
-            .map_or(&[][..], |v| v);
-        for &i in candidates {
-            let policy = &policies[i];
-            if policy.service_account_selector.is_some() && account.is_none() {
-                unknown_accounts.insert(format!("{}/{}", pod.namespace, pod.service_account));
-            }
-            if policy.applies_to(&pod.labels, account.copied().unwrap_or(&empty)) {
-                matched.insert(i);
-                for g in &policy.group_ids {
-                    if !groups.contains(g) {
-                        groups.push(g.clone());
-                    }
-                }
-            }
-        }
-        if groups.is_empty() {
-            continue;
-        }
+        };
         let set = sets.entry(groups.clone()).or_insert_with(|| PodGroupSet {
             groups,
             policies: BTreeSet::new(),
             pods: Vec::new(),
         });
-        set.policies.extend(matched);
+        set.policies.extend(policies);
         set.pods.push(id);
     }
-    if !unknown_accounts.is_empty() {
-        let names: Vec<String> = unknown_accounts.into_iter().collect();
+    if !computed.unknown_accounts.is_empty() {
+        let names: Vec<String> = computed.unknown_accounts.into_iter().collect();
         notes.push(format!(
             "serviceAccountSelector of SecurityGroupPolicies matched against no labels for ServiceAccounts not in the input: {}",
             summarize(&names)
@@ -369,21 +325,6 @@ fn pod_addresses(inventory: &Inventory, pods: &[usize]) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Whether some group of `groups` allows `protocol`/`port` in `direction` for `target`.
-fn any_allows(
-    aws: &AwsInput,
-    groups: &[String],
-    direction: SgDirection,
-    protocol: Protocol,
-    port: u16,
-    target: &SgTarget<'_>,
-) -> bool {
-    groups
-        .iter()
-        .filter_map(|id| aws.group(id))
-        .any(|g| g.allowing(direction, protocol, port, target).is_some())
-}
-
 /// When no rule covered the target, a rule that admits the port but whose peer netfence cannot
 /// place (a narrower CIDR, a prefix list) is worth naming: ` (sg-… allows TCP 53 to
 /// 10.0.0.0/16; netfence cannot tell whether that includes {what})`, or nothing.
@@ -436,7 +377,7 @@ fn pod_dns(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster:
     for set in sets {
         let missing: Vec<Protocol> = [Protocol::Udp, Protocol::Tcp]
             .into_iter()
-            .filter(|&p| !any_allows(aws, &set.groups, SgDirection::Outbound, p, 53, &to_dns))
+            .filter(|&p| !aws.any_allows(&set.groups, SgDirection::Outbound, p, 53, &to_dns))
             .collect();
         if !missing.is_empty() {
             let hint = unplaced_hint(
@@ -545,8 +486,7 @@ fn probes(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: 
         }
         let mut blocked: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
         for (port, probes) in probed {
-            if !any_allows(
-                aws,
+            if !aws.any_allows(
                 &set.groups,
                 SgDirection::Inbound,
                 Protocol::Tcp,

@@ -990,6 +990,13 @@ pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result
             checked.history_pods_missing
         )?;
     }
+    if checked.security_group_denials > 0 {
+        writeln!(
+            out,
+            "denied by security groups: {}",
+            checked.security_group_denials
+        )?;
+    }
     writeln!(out, "mismatches: {}", checked.mismatches)?;
     let rate = if summary.seconds > 0.0 {
         read.read as f64 / summary.seconds

@@ -353,3 +353,125 @@ fn empty_and_garbage_inputs_exit_2() {
     let output = netfence(&["flows", "check", "-f", &dir.cluster()], None);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn security_groups_explain_vpc_rejects() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flows");
+    let file = |name: &str| format!("{examples}/{name}");
+    let base = [
+        "flows",
+        "check",
+        "-f",
+        &file("cluster.yaml"),
+        "-f",
+        &file("security-groups.yaml"),
+        "--vpc",
+        &file("vpc-sg.log"),
+        "--fail-on-mismatch",
+    ];
+    // Without the groups, batch's REJECT to 203.0.113.7:5432 contradicts the policies.
+    let without = netfence(&base, None);
+    assert_eq!(without.status.code(), Some(1));
+    let groups = file("security-groups.json");
+    let with = netfence(
+        &[&base[..], &["--aws-security-groups", &groups, "-o", "json"]].concat(),
+        None,
+    );
+    assert_eq!(with.status.code(), Some(0), "{with:?}");
+    let rows = json_lines(&with);
+    assert_eq!(rows[2]["dst"], "203.0.113.7");
+    assert_eq!(rows[2]["policy"], "deny");
+    assert_eq!(
+        rows[2]["decided_by"],
+        "SecurityGroup sg-0bbbbbbbbbbbbbbbb (outbound)"
+    );
+    let text = netfence(
+        &[&base[..], &["--aws-security-groups", &groups]].concat(),
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("denied by security groups: 2\n"),
+        "{stdout}"
+    );
+    // A group chosen on the command line that the file lacks is bad input, named.
+    let missing = netfence(
+        &[
+            &base[..],
+            &[
+                "--aws-security-groups",
+                &groups,
+                "--node-security-group",
+                "sg-0123abcd",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("--node-security-group sg-0123abcd: no such group"));
+}
+
+/// `netfence lab --record-flows` end to end on one upstream case: the kernel's flows, in both
+/// formats, check clean against the lab's own policies and mismatch without them. Needs root,
+/// as every lab test (the full round trip on every case is in the dataplane's lab test).
+#[test]
+fn lab_records_flows_that_check_clean_against_its_policies() {
+    assert!(
+        netfence_dataplane::running_as_root(),
+        "the lab needs root (network namespaces and nftables); run it as root, as CI does"
+    );
+    let dir = Dir::new("lab");
+    let conformance = netfence_conformance::k8s_e2e_cases();
+    let case = conformance
+        .iter()
+        .find(|c| c.file.starts_with("014-"))
+        .expect("the ports case");
+    let inventory = dir.write("inventory.yaml", case.inventory.as_bytes());
+    let policies = dir.write("policies.yaml", case.policies.as_bytes());
+    let record = dir.0.join("flows.json").display().to_string();
+    let lab = netfence(
+        &[
+            "lab",
+            "-f",
+            &inventory,
+            "-f",
+            &policies,
+            "--ports",
+            "TCP/80,TCP/81,UDP/80",
+            "--record-flows",
+            &record,
+        ],
+        None,
+    );
+    assert_eq!(lab.status.code(), Some(0), "{lab:?}");
+    let vpc = format!("{record}.vpc");
+    for (flag, path) in [("--hubble", &record), ("--vpc", &vpc)] {
+        let same = netfence(
+            &[
+                "flows",
+                "check",
+                "-f",
+                &inventory,
+                "-f",
+                &policies,
+                flag,
+                path,
+                "--fail-on-mismatch",
+            ],
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&same.stdout);
+        assert_eq!(same.status.code(), Some(0), "{flag}: {stdout}");
+        // 9 pods, 72 ordered pairs, 3 ports: every probe is one judged connection.
+        assert!(stdout.contains("judged: 216\n"), "{flag}: {stdout}");
+        assert!(stdout.contains("mismatches: 0\n"), "{stdout}");
+        let unpoliced = netfence(&["flows", "check", "-f", &inventory, flag, path], None);
+        let stdout = String::from_utf8_lossy(&unpoliced.stdout);
+        assert!(
+            stdout.contains("observed deny, policy allow (no policy)"),
+            "{stdout}"
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! Traffic never leaves the namespaces the lab created.
 
 use crate::nft::{self, run, DataplaneError};
+use crate::record::{self, KernelFlow};
 use crate::render::{render, RenderOptions, Ruleset};
 use netfence_engine::{Engine, Matrix, ProbePort};
 use netfence_model::Protocol;
@@ -20,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Namespaces created by any lab in this process and not yet deleted.
 static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -49,6 +50,9 @@ pub struct LabOptions {
     pub timeout: Duration,
     /// Probes in flight at once.
     pub parallelism: usize,
+    /// Record the flows of the probes' packets as the kernel sees them cross the node
+    /// ([`crate::record`]), into [`LabReport::flows`].
+    pub record_flows: bool,
 }
 
 impl Default for LabOptions {
@@ -57,6 +61,7 @@ impl Default for LabOptions {
             ports: Vec::new(),
             timeout: Duration::from_millis(1000),
             parallelism: 128,
+            record_flows: false,
         }
     }
 }
@@ -75,6 +80,11 @@ pub struct LabReport {
     pub setup: Duration,
     /// Time spent probing.
     pub probing: Duration,
+    /// With [`LabOptions::record_flows`]: the flows the kernel saw, original directions then
+    /// replies (empty otherwise).
+    pub flows: Vec<KernelFlow>,
+    /// When recording started and ended (wall clock): the capture window of every flow.
+    pub window: (SystemTime, SystemTime),
 }
 
 /// A running lab: the namespaces, their addresses and the listeners. Dropping it tears
@@ -139,10 +149,20 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
     let started = Instant::now();
     let lab = Lab::build(engine, &options.ports)?;
     lab.apply(&render(engine, &RenderOptions::default())?)?;
+    if options.record_flows {
+        record::start(&lab.node)?;
+    }
     let setup = started.elapsed();
+    let window_start = SystemTime::now();
     let probing_started = Instant::now();
     let (observed, probes) = lab.probe_matrix(engine, options)?;
     let probing = probing_started.elapsed();
+    let flows = if options.record_flows {
+        record::collect(&lab.node)?
+    } else {
+        Vec::new()
+    };
+    let window = (window_start, SystemTime::now());
     let predicted = Matrix::compute(engine, &options.ports);
     let n = observed.endpoints.len();
     let mut disagreements = Vec::new();
@@ -169,6 +189,8 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
         probes,
         setup,
         probing,
+        flows,
+        window,
     })
 }
 

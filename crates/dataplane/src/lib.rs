@@ -7,11 +7,13 @@
 pub mod agent;
 pub mod lab;
 pub mod nft;
+pub mod record;
 pub mod render;
 
 pub use agent::{run_agent, AgentEvent, AgentOptions};
 pub use lab::{run_lab, teardown_all, Lab, LabOptions, LabReport};
 pub use nft::{apply, flush, update, DataplaneError};
+pub use record::KernelFlow;
 pub use render::{render, Chain, RenderOptions, Ruleset, TABLE};
 
 /// Whether this process runs with effective user id 0, which the kernel-level work (network

@@ -12,33 +12,91 @@ use netfence_model::Loader;
 use std::fmt::Write;
 use std::time::Instant;
 
-/// `records` default-format VPC records between pods of `engine`, deterministic.
-fn records(engine: &Engine, records: usize) -> Vec<u8> {
+/// `records` default-format VPC records between pods of `engine`, deterministic: between
+/// random pod pairs (`distinct: None`, nearly every record a new connection: the verdict
+/// cache never helps), or drawn from `distinct` connections (real logs repeat: a service
+/// talks to the same few peers all day).
+fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> {
     let pods = engine.inventory().pods();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
+    let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
     };
+    let pick = |next: &mut dyn FnMut() -> u64| {
+        (
+            (next() % pods.len() as u64) as usize,
+            (next() % pods.len() as u64) as usize,
+            [80u16, 443, 8080, 5432][(next() % 4) as usize],
+        )
+    };
+    let connections: Vec<(usize, usize, u16)> = (0..distinct.unwrap_or(0))
+        .map(|_| pick(&mut next))
+        .collect();
     let mut text = String::with_capacity(records * 110);
     for i in 0..records {
-        let src = &pods[(next() % pods.len() as u64) as usize];
-        let dst = &pods[(next() % pods.len() as u64) as usize];
-        let port = [80u16, 443, 8080, 5432][(next() % 4) as usize];
+        let (src, dst, port) = if connections.is_empty() {
+            pick(&mut next)
+        } else {
+            connections[(next() % connections.len() as u64) as usize]
+        };
         let action = if next() % 5 == 0 { "REJECT" } else { "ACCEPT" };
         let _ = writeln!(
             text,
             "2 123456789010 eni-1235b8ca123456789 {} {} {} {port} 6 20 4249 {} {} {action} OK",
-            src.ips[0],
-            dst.ips[0],
+            pods[src].ips[0],
+            pods[dst].ips[0],
             32768 + (i % 28000),
             1_418_530_010 + i / 1000,
             1_418_530_070 + i / 1000,
         );
     }
     text.into_bytes()
+}
+
+/// Records per second of `run` over `count` records, median of `repeats`.
+fn rate(count: usize, repeats: usize, mut run: impl FnMut()) -> f64 {
+    median(
+        (0..repeats)
+            .map(|_| {
+                let started = Instant::now();
+                run();
+                count as f64 / started.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn check(engine: &Engine, input: &[u8]) -> u64 {
+    let format = SourceFormat::Vpc(VpcFormat::default());
+    let mut checker = Checker::new(engine, None);
+    let mut stats = ReadStats::default();
+    read_bytes(input, "bench", &format, &mut stats, &mut |flow| {
+        std::hint::black_box(checker.check(&flow));
+    })
+    .expect("reads");
+    checker.stats().mismatches
+}
+
+fn gzip(input: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, input).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+/// `gzip -dc` of `gz`, the external baseline; `None` when gzip is not installed.
+fn gzip_dc(gz: &[u8]) -> Option<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(gz).ok()?;
+    child.wait().ok()?.success().then_some(())
 }
 
 fn main() {
@@ -62,34 +120,58 @@ fn main() {
         loader.load_str(name, text);
     }
     let engine = Engine::new(loader.finish().expect("generated cluster loads"));
-    let input = records(&engine, count);
     let format = SourceFormat::Vpc(VpcFormat::default());
-    let (mut parse, mut check) = (Vec::new(), Vec::new());
-    let mut mismatches = 0;
-    for _ in 0..repeats {
-        let started = Instant::now();
-        let mut stats = ReadStats::default();
-        let mut flows = 0u64;
-        read_bytes(&input, "bench", &format, &mut stats, &mut |_| flows += 1).expect("reads");
-        parse.push(count as f64 / started.elapsed().as_secs_f64());
-        assert_eq!(flows, count as u64);
-
-        let started = Instant::now();
-        let mut checker = Checker::new(&engine, None);
-        let mut stats = ReadStats::default();
-        read_bytes(&input, "bench", &format, &mut stats, &mut |flow| {
-            std::hint::black_box(checker.check(&flow));
-        })
-        .expect("reads");
-        check.push(count as f64 / started.elapsed().as_secs_f64());
-        mismatches = checker.stats().mismatches;
+    println!("| pods | policies | records | connections | parse records/s | check records/s | check/parse |");
+    println!("|---|---|---|---|---|---|---|");
+    for distinct in [Some(1_000), Some(100_000), None] {
+        let input = records(&engine, count, distinct);
+        let parse = rate(count, repeats, || {
+            let mut flows = 0u64;
+            read_bytes(
+                &input,
+                "bench",
+                &format,
+                &mut ReadStats::default(),
+                &mut |_| flows += 1,
+            )
+            .expect("reads");
+            assert_eq!(flows, count as u64);
+        });
+        let mut mismatches = 0;
+        let checked = rate(count, repeats, || mismatches = check(&engine, &input));
+        println!(
+            "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} |",
+            distinct.map_or("all distinct".to_string(), |d| d.to_string()),
+            checked / parse
+        );
     }
-    let (parse, check) = (median(parse), median(check));
-    println!("| pods | policies | records | parse records/s | check records/s | check/parse |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {pods} | {policies} | {count} | {parse:.0} | {check:.0} | {:.2} |",
-        check / parse
-    );
-    println!("({mismatches} mismatches among the synthetic records)");
+    // Compressed input: the whole check from `.gz` against decompression alone, in process
+    // (flate2, what the reader uses) and as `gzip -dc` (the baseline).
+    let input = records(&engine, count, Some(1_000));
+    let gz = gzip(&input);
+    let inflate = rate(count, repeats, || {
+        let mut decoder = flate2::read::MultiGzDecoder::new(&gz[..]);
+        std::io::copy(&mut decoder, &mut std::io::sink()).expect("in memory");
+    });
+    let external = gzip_dc(&gz).map(|()| rate(count, repeats, || gzip_dc(&gz).unwrap_or(())));
+    let from_gz = rate(count, repeats, || {
+        check(&engine, &gz);
+    });
+    println!();
+    println!("| from .gz (1,000 connections) | records/s | time / gzip -dc |");
+    println!("|---|---|---|");
+    if let Some(external) = external {
+        println!("| gzip -dc alone | {external:.0} | 1.00 |");
+        println!(
+            "| flate2 inflate alone | {inflate:.0} | {:.2} |",
+            external / inflate
+        );
+        println!(
+            "| read + check from .gz | {from_gz:.0} | {:.2} |",
+            external / from_gz
+        );
+    } else {
+        println!("| flate2 inflate alone | {inflate:.0} | (gzip not installed) |");
+        println!("| read + check from .gz | {from_gz:.0} | |");
+    }
 }

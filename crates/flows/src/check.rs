@@ -7,10 +7,63 @@ use crate::history::{History, Holder};
 use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
 use jiff::Timestamp;
 use netfence_engine::{DirectionVerdict, Endpoint, Engine, Outcome, Verdict};
+use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
 use netfence_model::Protocol;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// FxHash, the multiply-rotate hash rustc uses for its own tables: the caches' keys are a few
+/// machine words, and SipHash's DoS resistance costs more per record than the rest of a cache
+/// hit (a log crafted to collide would cost time, never a wrong verdict).
+#[derive(Clone, Copy, Default)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A map hashed with [`FxHasher`].
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// At most this many verdicts are cached; past it the cache starts again, so that memory stays
 /// bounded when a log holds millions of distinct connections (a port scan).
@@ -87,6 +140,8 @@ pub struct CheckStats {
     pub history_pods_missing: u64,
     /// Distinct connections the engine was asked about.
     pub verdicts: u64,
+    /// Flows the security groups deny (with `--aws-security-groups`, VPC records only).
+    pub security_group_denials: u64,
 }
 
 /// The other side of a connection as the engine is asked about it.
@@ -105,12 +160,89 @@ struct Decision {
     decided_by: Option<Arc<str>>,
 }
 
+/// (source, destination, protocol, port, IPv4): an address family's "anywhere" differs.
+type GroupKey = (Endpoint, Endpoint, Protocol, u16, bool);
+
+/// The security groups in the verdict path: which groups each endpoint's network interface
+/// carries, and the verdicts already computed.
+struct SecurityGroups {
+    input: AwsInput,
+    /// By pod id: the SecurityGroupPolicy groups, when one matches the pod.
+    pod_groups: Vec<Option<Vec<String>>>,
+    /// The nodes' groups: pods without their own groups use their node's interface.
+    node_groups: Vec<String>,
+    node_addresses: HashSet<IpAddr>,
+    /// The deciding group text when denied; `None` inside when the groups allow or nothing
+    /// was judged.
+    cache: FastMap<GroupKey, Option<Arc<str>>>,
+}
+
+impl SecurityGroups {
+    /// The groups on the interface `endpoint` sends from (empty: none known, not judged).
+    fn groups(&self, endpoint: Endpoint) -> &[String] {
+        match endpoint {
+            // A pod without its own groups uses its node's interface (VPC CNI secondary
+            // addresses; a host-network pod is the node).
+            Endpoint::Pod(id) => self
+                .pod_groups
+                .get(id)
+                .and_then(Option::as_deref)
+                .unwrap_or(&self.node_groups),
+            Endpoint::Address(ip) if self.node_addresses.contains(&ip) => &self.node_groups,
+            Endpoint::Address(_) => &[],
+        }
+    }
+
+    /// `Some(deciding group text)` when the groups drop a new connection.
+    fn deny(
+        &mut self,
+        (src, src_ip): (Endpoint, IpAddr),
+        (dst, dst_ip): (Endpoint, IpAddr),
+        protocol: Protocol,
+        port: u16,
+    ) -> Option<Arc<str>> {
+        let key = (src, dst, protocol, port, src_ip.is_ipv4());
+        if let Some(cached) = self.cache.get(&key) {
+            return cached.clone();
+        }
+        let verdict = self.input.connection(
+            SgSide {
+                groups: self.groups(src),
+                address: src_ip,
+            },
+            SgSide {
+                groups: self.groups(dst),
+                address: dst_ip,
+            },
+            protocol,
+            port,
+        );
+        let denied = match verdict {
+            Some(Err(denial)) => Some(Arc::from(format!(
+                "SecurityGroup {} ({})",
+                denial.groups.join(","),
+                match denial.direction {
+                    SgDirection::Outbound => "outbound",
+                    SgDirection::Inbound => "inbound",
+                }
+            ))),
+            Some(Ok(())) | None => None,
+        };
+        if self.cache.len() >= MAX_CACHED_VERDICTS {
+            self.cache.clear();
+        }
+        self.cache.insert(key, denied.clone());
+        denied
+    }
+}
+
 /// Checks flows against one engine.
 pub struct Checker<'e> {
     engine: &'e Engine,
     history: Option<History>,
-    services_by_address: HashMap<IpAddr, usize>,
-    cache: HashMap<(Endpoint, Target, Protocol, u16), Decision>,
+    services_by_address: FastMap<IpAddr, usize>,
+    cache: FastMap<(Endpoint, Target, Protocol, u16), Decision>,
+    security_groups: Option<SecurityGroups>,
     stats: CheckStats,
 }
 
@@ -121,7 +253,7 @@ impl<'e> Checker<'e> {
     /// is built once here.
     pub fn new(engine: &'e Engine, history: Option<History>) -> Self {
         let inventory = engine.inventory();
-        let mut services_by_address = HashMap::new();
+        let mut services_by_address = FastMap::default();
         for (index, service) in inventory.services.iter().enumerate() {
             for ip in &service.cluster_ips {
                 services_by_address.entry(*ip).or_insert(index);
@@ -131,9 +263,40 @@ impl<'e> Checker<'e> {
             engine,
             history,
             services_by_address,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
+            security_groups: None,
             stats: CheckStats::default(),
         }
+    }
+
+    /// Put the security groups in the verdict path (DESIGN: "a connection must pass the
+    /// security groups and the pod policy"): for flows whose log sees them
+    /// ([`Flow::sees_security_groups`]), a connection the groups drop is judged `deny` with
+    /// `decided_by` naming the groups. A pod matched by a SecurityGroupPolicy uses those
+    /// groups; other pods and the nodes use the nodes' groups
+    /// ([`AwsInput::node_interface_groups`]); addresses outside the cluster carry none. A
+    /// flow to a Service's cluster IP is not judged by groups (the node rewrites it to a
+    /// backend before it leaves).
+    pub fn with_security_groups(mut self, input: AwsInput) -> Self {
+        let inventory = self.engine.inventory();
+        let pod_groups = pod_security_groups(inventory)
+            .by_pod
+            .into_iter()
+            .map(|groups| groups.map(|g| g.groups))
+            .collect();
+        let node_addresses = inventory
+            .nodes
+            .iter()
+            .flat_map(|node| node.addresses.iter().copied())
+            .collect();
+        self.security_groups = Some(SecurityGroups {
+            node_groups: input.node_interface_groups(),
+            input,
+            pod_groups,
+            node_addresses,
+            cache: FastMap::default(),
+        });
+        self
     }
 
     /// The counts so far.
@@ -229,15 +392,28 @@ impl<'e> Checker<'e> {
         };
         let target = service.map_or(Target::Endpoint(dst), Target::Service);
         let decision = self.decide(src, target, protocol, port);
-        checked.policy = Some(if decision.allowed {
+        let group_denial = match (&mut self.security_groups, target) {
+            (Some(groups), Target::Endpoint(dst)) if flow.sees_security_groups => {
+                groups.deny((src, flow.src), (dst, flow.dst), protocol, port)
+            }
+            _ => None,
+        };
+        if group_denial.is_some() {
+            self.stats.security_group_denials += 1;
+        }
+        // The groups sit on the interface, before the pod's policy on the way in and after
+        // it on the way out; either dropping the connection drops it. When both deny, the
+        // groups are named: they are what a VPC record's REJECT reports.
+        let allowed = decision.allowed && group_denial.is_none();
+        checked.policy = Some(if allowed {
             Judgement::Allow
         } else {
             Judgement::Deny
         });
-        checked.decided_by = decision.decided_by;
+        checked.decided_by = group_denial.or(decision.decided_by);
         let compared = match flow.observed_at {
             Some(ObservedAt::Egress) => decision.egress_allowed,
-            Some(ObservedAt::Ingress) | None => decision.allowed,
+            Some(ObservedAt::Ingress) | None => allowed,
         };
         checked.mismatch = matches!(
             (checked.observed, compared),

@@ -114,7 +114,7 @@ pub(crate) fn line(text: &str) -> Line {
         return Line::Skip(Skip::NotAFlow);
     };
     match flow(hubble, response.time) {
-        Ok(flow) => Line::Flow(Box::new(flow)),
+        Ok(flow) => Line::Flow(flow),
         Err(skip) => Line::Skip(skip),
     }
 }

@@ -11,9 +11,12 @@ pub mod check;
 pub mod history;
 pub mod hubble;
 pub mod npa;
+pub mod parquet;
 pub mod read;
 pub mod vpc;
+pub mod write;
 
+pub use self::parquet::ParquetWriter;
 pub use check::{Checked, CheckedFlow, Checker, Judgement};
 pub use history::{History, HistoryError};
 pub use read::{read_path, read_stream, FlowError, ReadStats, SourceFormat};
@@ -168,6 +171,10 @@ pub struct Flow {
     pub src_pod: Option<PodHint>,
     /// The destination pod the log names, if any.
     pub dst_pod: Option<PodHint>,
+    /// Whether what the log observed includes the security groups' decision: VPC Flow Logs'
+    /// `action` is the security groups' and network ACLs' (AWS, "Flow log records"); Hubble
+    /// and the policy agent see the pod's policy only, at the pod's interface.
+    pub sees_security_groups: bool,
 }
 
 impl Flow {
@@ -186,6 +193,7 @@ impl Flow {
             tcp_flags: None,
             src_pod: None,
             dst_pod: None,
+            sees_security_groups: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 /// One decision line.
 pub(crate) fn line(text: &str) -> Line {
     match record(text.trim()) {
-        Ok(flow) => Line::Flow(Box::new(flow)),
+        Ok(flow) => Line::Flow(flow),
         Err(skip) => Line::Skip(skip),
     }
 }

@@ -35,6 +35,15 @@ pub enum FlowError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A Parquet input that cannot be read as VPC Flow Logs, or a Parquet output that cannot
+    /// be written.
+    #[error("{path}: {message}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// One malformed line, for the report.
@@ -89,9 +98,12 @@ impl ReadStats {
 }
 
 /// What a format's parser makes of one line.
+// Not boxed: a line is made and consumed at once, and a heap allocation per record cost more
+// than the move (the benchmark in docs/performance.md).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Line {
     /// A flow.
-    Flow(Box<Flow>),
+    Flow(Flow),
     /// A header line (VPC): not a record.
     Header,
     /// A record that gives no flow.
@@ -108,13 +120,24 @@ pub fn read_path(
 ) -> Result<(), FlowError> {
     if path.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        return read_stream(
-            open_maybe_gzip(stdin.lock()),
-            "<stdin>",
-            format,
-            stats,
-            sink,
-        );
+        let mut input = stdin.lock();
+        if let SourceFormat::Vpc(_) = format {
+            if input
+                .fill_buf()
+                .is_ok_and(|b| b.starts_with(crate::parquet::MAGIC))
+            {
+                // Parquet is read from its footer: stdin is read whole first.
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut input, &mut bytes).map_err(|source| {
+                    FlowError::Io {
+                        path: "<stdin>".into(),
+                        source,
+                    }
+                })?;
+                return read_parquet(bytes::Bytes::from(bytes), "<stdin>", stats, sink);
+            }
+        }
+        return read_stream(open_maybe_gzip(input), "<stdin>", format, stats, sink);
     }
     let io = |source| FlowError::Io {
         path: path.display().to_string(),
@@ -139,10 +162,20 @@ fn read_file(
     sink: &mut dyn FnMut(Flow),
 ) -> Result<(), FlowError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| FlowError::Io {
+    let io = |source| FlowError::Io {
         path: name.clone(),
         source,
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    if let SourceFormat::Vpc(_) = format {
+        let mut magic = [0u8; 4];
+        let parquet = std::io::Read::read_exact(&mut file, &mut magic).is_ok()
+            && &magic == crate::parquet::MAGIC;
+        std::io::Seek::rewind(&mut file).map_err(io)?;
+        if parquet {
+            return read_parquet(file, &name, stats, sink);
+        }
+    }
     read_stream(
         open_maybe_gzip(BufReader::with_capacity(1 << 16, file)),
         &name,
@@ -150,6 +183,27 @@ fn read_file(
         stats,
         sink,
     )
+}
+
+/// Read a Parquet file of VPC records, counting rows as records.
+fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
+    input: R,
+    name: &str,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(Flow),
+) -> Result<(), FlowError> {
+    let mut row = 0;
+    crate::parquet::read_vpc(input, name, &mut |result| {
+        row += 1;
+        stats.read += 1;
+        match result {
+            Ok(flow) => {
+                stats.parsed += 1;
+                sink(flow);
+            }
+            Err(reason) => stats.skip(name, row, reason),
+        }
+    })
 }
 
 /// Every regular file below `dir`, by the loader's rule (`netfence_model::files`): hidden
@@ -230,7 +284,7 @@ pub fn read_stream(
             Line::Flow(flow) => {
                 stats.read += 1;
                 stats.parsed += 1;
-                sink(*flow);
+                sink(flow);
             }
             Line::Skip(reason) => {
                 stats.read += 1;

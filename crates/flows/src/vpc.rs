@@ -67,7 +67,11 @@ pub struct VpcField(u8);
 impl VpcField {
     /// The field called `name` (`srcaddr`; `src_addr`-style underscores are read as hyphens).
     pub fn named(name: &str) -> Option<Self> {
-        let name = name.replace('_', "-");
+        let name = if name.contains('_') {
+            std::borrow::Cow::Owned(name.replace('_', "-"))
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
         FIELDS
             .iter()
             .position(|(field, _)| *field == name)
@@ -249,6 +253,7 @@ impl VpcFormat {
             .map(FlowProtocol::from_number)
             .map_err(|_| malformed("protocol is not an IANA protocol number"))?;
         let mut flow = Flow::new(src, dst, protocol);
+        flow.sees_security_groups = true;
         if protocol.ported().is_some() {
             let port = |slot: Option<usize>, what: &str| {
                 get(slot)
@@ -300,6 +305,16 @@ impl VpcFormat {
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
 fn header(line: &str) -> Option<Result<VpcFormat, VpcFormatError>> {
+    // Every field name starts with a lowercase letter; records start with a number, `-`, a
+    // CloudWatch timestamp or an id (`eni-…`, not a field name): most lines end here.
+    if !line
+        .trim_start()
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_lowercase)
+    {
+        return None;
+    }
     let mut words = line.split_ascii_whitespace();
     let first = words.next()?;
     if VpcField::named(first).is_none() || !words.all(|word| VpcField::named(word).is_some()) {
@@ -328,7 +343,7 @@ impl FileState {
         }
         match &self.format {
             Ok(format) => match format.record(line) {
-                Ok(flow) => Line::Flow(Box::new(flow)),
+                Ok(flow) => Line::Flow(flow),
                 Err(skip) => Line::Skip(skip),
             },
             Err(error) => Line::Skip(malformed(format!("the file's header line: {error}"))),

@@ -239,3 +239,98 @@ fn a_flow_seen_at_the_source_egress_is_compared_with_egress_alone() {
     flow.observed = Some(Observed::Deny);
     assert!(judged(checker.check(&flow)).mismatch);
 }
+
+/// The security groups of the README's example: the cluster group on the nodes (all traffic
+/// from itself and from the batch group in, everything out), and batch's own group
+/// (SecurityGroupPolicy jobs/batch) with HTTPS out only.
+fn security_groups(json: &str) -> netfence_model::aws::AwsInput {
+    netfence_model::aws::AwsInput::from_sources(
+        [("security-groups.json".to_string(), json.to_string())],
+        None,
+        Vec::new(),
+    )
+    .unwrap()
+}
+
+const GROUPS_JSON: &str = include_str!("../../../examples/flows/security-groups.json");
+
+fn engine_with_groups() -> Engine {
+    let mut loader = Loader::new();
+    loader.load_str("cluster.yaml", CLUSTER);
+    loader.load_str(
+        "security-groups.yaml",
+        include_str!("../../../examples/flows/security-groups.yaml"),
+    );
+    Engine::new(loader.finish().unwrap())
+}
+
+#[test]
+fn security_groups_join_the_verdict_path_of_vpc_records() {
+    let engine = engine_with_groups();
+    let records = flows(
+        "\
+2 1 eni-1 10.0.1.30 203.0.113.7 40000 5432 6 1 1 1700000000 1700000060 REJECT OK
+2 1 eni-1 10.0.1.30 203.0.113.7 40001 443 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 10.0.1.30 10.0.0.20 40002 8080 6 1 1 1700000000 1700000060 REJECT OK
+2 1 eni-1 10.0.0.10 10.0.0.20 40003 8080 6 1 1 1700000000 1700000060 ACCEPT OK
+2 1 eni-1 198.51.100.9 10.0.0.20 40004 8080 6 1 1 1700000000 1700000060 REJECT OK
+2 1 eni-1 10.0.0.10 10.0.0.20 40005 8080 6 1 1 1700000000 1700000060 REJECT OK
+",
+    );
+    let mut without = Checker::new(&engine, None);
+    let before: Vec<CheckedFlow> = records.iter().map(|f| judged(without.check(f))).collect();
+    let mut checker =
+        Checker::new(&engine, None).with_security_groups(security_groups(GROUPS_JSON));
+    let after: Vec<CheckedFlow> = records.iter().map(|f| judged(checker.check(f))).collect();
+    // batch's group lets it out on 443 only: the REJECT to 5432 is the group's, not a
+    // mismatch any more; without the groups the same record mismatches.
+    assert!(before[0].mismatch && before[0].policy == Some(Judgement::Allow));
+    assert_eq!(after[0].policy, Some(Judgement::Deny));
+    assert_eq!(
+        after[0].decided_by.as_deref(),
+        Some("SecurityGroup sg-0bbbbbbbbbbbbbbbb (outbound)")
+    );
+    assert!(!after[0].mismatch);
+    assert_eq!(after[1].policy, Some(Judgement::Allow));
+    assert!(!after[1].mismatch);
+    // Both the group and the NetworkPolicy deny: the group is named, as the VPC saw it.
+    assert_eq!(
+        after[2].decided_by.as_deref(),
+        Some("SecurityGroup sg-0bbbbbbbbbbbbbbbb (outbound)")
+    );
+    // web -> api through the nodes' cluster group (self-reference): allowed, the policy's.
+    assert_eq!(
+        after[3].decided_by.as_deref(),
+        Some("NetworkPolicy shop/web-to-api")
+    );
+    // From the internet into api: the cluster group admits only its own members and batch's
+    // group inbound, so the destination side denies.
+    assert_eq!(
+        after[4].decided_by.as_deref(),
+        Some("SecurityGroup sg-0aaaaaaaaaaaaaaaa (inbound)")
+    );
+    assert!(!after[4].mismatch);
+    // Groups and policy allow, the record says REJECT: still a mismatch (a network ACL?).
+    assert!(after[5].mismatch);
+    assert_eq!(checker.stats().security_group_denials, 3);
+
+    // Hubble and the policy agent observe at the pod, never the groups: not judged by them.
+    let mut hubble = records[0].clone();
+    hubble.sees_security_groups = false;
+    let checked = judged(checker.check(&hubble));
+    assert_eq!(checked.policy, Some(Judgement::Allow));
+    assert!(checked.mismatch);
+
+    // A group the input does not describe might allow anything: that side is not judged.
+    let only_cluster = GROUPS_JSON.replace(
+        "sg-0bbbbbbbbbbbbbbbb\",\n            \"IpPermissions\": []",
+        "sg-0cccccccccccccccc\",\n            \"IpPermissions\": []",
+    );
+    assert_ne!(only_cluster, GROUPS_JSON);
+    let mut partial =
+        Checker::new(&engine, None).with_security_groups(security_groups(&only_cluster));
+    assert_eq!(
+        judged(partial.check(&records[0])).policy,
+        Some(Judgement::Allow)
+    );
+}

@@ -7,12 +7,17 @@
 //! list and group pair is one rule) and the VPC resource controller
 //! (aws/amazon-vpc-resource-controller-k8s, `pkg/utils/helper.go` `filterPodSecurityGroups`).
 
+mod input;
+
+pub use input::{AwsInput, AwsInputError};
+
 use crate::error::{LoadError, Origin};
+use crate::inventory::Inventory;
 use crate::net::Protocol;
 use ipnet::IpNet;
 use netfence_selector::{LabelSelector, Labels};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// A `SecurityGroupPolicy`: the security groups the VPC resource controller puts on the branch
@@ -271,6 +276,178 @@ impl SecurityGroup {
         } else {
             format!("{} ({})", self.id, self.name)
         }
+    }
+}
+
+/// The security groups a pod's branch network interface gets from SecurityGroupPolicies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodGroups {
+    /// Group ids, in policy order, without duplicates.
+    pub groups: Vec<String>,
+    /// The policies that gave them (indices into `Inventory::security_group_policies`).
+    pub policies: BTreeSet<usize>,
+}
+
+/// The security groups of every pod, as the VPC resource controller computes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodSecurityGroups {
+    /// By pod id: `Some` when a SecurityGroupPolicy matches the pod (it then uses those groups
+    /// instead of its node's), `None` otherwise.
+    pub by_pod: Vec<Option<PodGroups>>,
+    /// `namespace/name` of ServiceAccounts that a `serviceAccountSelector` was matched against
+    /// but that are not in the input (matched as having no labels).
+    pub unknown_accounts: BTreeSet<String>,
+}
+
+/// The security groups each pod gets: every SecurityGroupPolicy of the pod's namespace whose
+/// selectors match ([`SecurityGroupPolicy::applies_to`]), their groups in order without
+/// duplicates. Host-network pods get none (the controller's pod webhook skips them).
+pub fn pod_security_groups(inventory: &Inventory) -> PodSecurityGroups {
+    let policies = &inventory.security_group_policies;
+    let mut result = PodSecurityGroups {
+        by_pod: vec![None; inventory.pods().len()],
+        unknown_accounts: BTreeSet::new(),
+    };
+    if policies.is_empty() {
+        return result;
+    }
+    let accounts: BTreeMap<(&str, &str), &Labels> = inventory
+        .service_accounts
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.labels))
+        .collect();
+    let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, policy) in policies.iter().enumerate() {
+        by_namespace
+            .entry(policy.namespace.as_str())
+            .or_default()
+            .push(i);
+    }
+    let empty = Labels::new();
+    for (id, pod) in inventory.pods().iter().enumerate() {
+        if pod.host_network {
+            continue;
+        }
+        let account = accounts.get(&(pod.namespace.as_str(), pod.service_account.as_str()));
+        let mut groups: Vec<String> = Vec::new();
+        let mut matched = BTreeSet::new();
+        let candidates = by_namespace
+            .get(pod.namespace.as_str())
+            .map_or(&[][..], |v| v);
+        for &i in candidates {
+            let policy = &policies[i];
+            if policy.service_account_selector.is_some() && account.is_none() {
+                result
+                    .unknown_accounts
+                    .insert(format!("{}/{}", pod.namespace, pod.service_account));
+            }
+            if policy.applies_to(&pod.labels, account.copied().unwrap_or(&empty)) {
+                matched.insert(i);
+                for g in &policy.group_ids {
+                    if !groups.contains(g) {
+                        groups.push(g.clone());
+                    }
+                }
+            }
+        }
+        if !groups.is_empty() {
+            result.by_pod[id] = Some(PodGroups {
+                groups,
+                policies: matched,
+            });
+        }
+    }
+    result
+}
+
+/// One end of a connection as security groups see it: the groups on its network interface
+/// (empty when it has none netfence knows of: outside the VPC, or not described) and the
+/// address the packets carry.
+#[derive(Clone, Copy, Debug)]
+pub struct SgSide<'a> {
+    /// Group ids on the interface.
+    pub groups: &'a [String],
+    /// The address on the packets.
+    pub address: IpAddr,
+}
+
+/// Why the security groups drop a new connection: the side whose groups lack a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SgDenial {
+    /// `Outbound`: the source's groups allow no rule to the destination; `Inbound`: the
+    /// destination's groups allow none from the source.
+    pub direction: SgDirection,
+    /// The groups of that side.
+    pub groups: Vec<String>,
+}
+
+impl AwsInput {
+    /// Whether some group of `groups` allows `protocol`/`port` in `direction` for `target`.
+    pub fn any_allows(
+        &self,
+        groups: &[String],
+        direction: SgDirection,
+        protocol: Protocol,
+        port: u16,
+        target: &SgTarget<'_>,
+    ) -> bool {
+        groups
+            .iter()
+            .filter_map(|id| self.group(id))
+            .any(|g| g.allowing(direction, protocol, port, target).is_some())
+    }
+
+    /// Whether the security groups let a new connection from `src` to `dst` (TCP, UDP, SCTP):
+    /// security groups are stateful and allow-only, so the source's outbound rules must allow
+    /// the destination and the destination's inbound rules the source; replies pass (EC2 user
+    /// guide, "Security group rules"). A side is judged only when every group it carries was
+    /// read (a group netfence cannot see might allow): `None` means nothing was judged.
+    pub fn connection(
+        &self,
+        src: SgSide<'_>,
+        dst: SgSide<'_>,
+        protocol: Protocol,
+        port: u16,
+    ) -> Option<Result<(), SgDenial>> {
+        let known = |side: &SgSide<'_>| {
+            !side.groups.is_empty() && side.groups.iter().all(|id| self.group(id).is_some())
+        };
+        let mut judged = false;
+        for (side, other, direction) in [
+            (&src, &dst, SgDirection::Outbound),
+            (&dst, &src, SgDirection::Inbound),
+        ] {
+            if !known(side) {
+                continue;
+            }
+            judged = true;
+            let address = [other.address];
+            let target = SgTarget {
+                groups: other.groups,
+                addresses: &address,
+            };
+            if !self.any_allows(side.groups, direction, protocol, port, &target) {
+                return Some(Err(SgDenial {
+                    direction,
+                    groups: side.groups.to_vec(),
+                }));
+            }
+        }
+        judged.then_some(Ok(()))
+    }
+
+    /// The groups on the nodes' network interfaces: the cluster security group (managed node
+    /// groups carry it) and the node security groups named, in that order.
+    pub fn node_interface_groups(&self) -> Vec<String> {
+        self.cluster_group
+            .iter()
+            .chain(&self.node_groups)
+            .fold(Vec::new(), |mut all, id| {
+                if !all.contains(id) {
+                    all.push(id.clone());
+                }
+                all
+            })
     }
 }
 

@@ -27,19 +27,9 @@ pub struct AuditArgs {
     /// findings are counted.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// The JSON that `aws ec2 describe-security-groups` prints (repeatable; `-` for stdin):
-    /// enables the security-group checks that read the groups.
-    #[arg(long, value_name = "FILE")]
-    pub aws_security_groups: Vec<PathBuf>,
-    /// The EKS cluster security group (`aws eks describe-cluster --query
-    /// cluster.resourcesVpcConfig.clusterSecurityGroupId`); by default the one group tagged
-    /// `aws:eks:cluster-name`.
-    #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
-    pub cluster_security_group: Option<String>,
-    /// A self-managed node group's security group (repeatable), checked against the EKS
-    /// minimum rules with the cluster security group.
-    #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
-    pub node_security_group: Vec<String>,
+    /// Security groups: with them, the security-group checks that read the groups run.
+    #[command(flatten)]
+    pub security_groups: SecurityGroupArgs,
 }
 
 /// `netfence audit` (its help text is on [`crate::Command`]).
@@ -50,9 +40,7 @@ pub fn audit(args: AuditArgs) -> Result<u8, Failure> {
         fail_on,
         list_checks,
         config,
-        aws_security_groups,
-        cluster_security_group,
-        node_security_group,
+        security_groups,
     } = args;
     let mut out = std::io::stdout().lock();
     if list_checks {
@@ -79,65 +67,14 @@ pub fn audit(args: AuditArgs) -> Result<u8, Failure> {
             )?
         }
     };
-    let aws = if aws_security_groups.is_empty() {
-        None
-    } else {
-        let stdin_twice = aws_security_groups.iter().any(|p| p.as_os_str() == "-")
-            && inputs.files.iter().any(|p| p.as_os_str() == "-");
-        if stdin_twice {
-            return Err(Failure::input(
-                "error: -f - and --aws-security-groups - cannot both read stdin",
-            ));
-        }
-        // Read lazily, as the library parses: a read error after a bad file is not
-        // reached, and one before it ends the reading.
-        let mut read_failure = None;
-        let sources = aws_security_groups.iter().map_while(|path| {
-            let name = if path.as_os_str() == "-" {
-                "<stdin>".to_string()
-            } else {
-                path.display().to_string()
-            };
-            match netfence_model::parse::read_input(path) {
-                Ok(text) => Some((name, text)),
-                Err(e) => {
-                    read_failure = Some(Failure::input(format!("error: {name}: {e}")));
-                    None
-                }
-            }
-        });
-        let aws = netfence_audit::AwsInput::from_sources(
-            sources,
-            cluster_security_group,
-            node_security_group,
-        );
-        if let Some(failure) = read_failure {
-            return Err(failure);
-        }
-        Some(aws.map_err(|e| Failure::input(aws_input_message(e)))?)
-    };
+    let stdin_taken = inputs.files.iter().any(|p| p.as_os_str() == "-");
+    let aws = security_groups.load(stdin_taken)?;
     let engine = inputs::load(&inputs.into())?;
     let report = netfence_audit::audit_all(&engine, &suppressions, aws.as_ref());
     emit(output, &report)?;
     Ok(u8::from(
         report.findings.iter().any(|f| f.severity >= fail_on),
     ))
-}
-
-/// An error about `--aws-security-groups` input, naming the flag that chose a missing group.
-fn aws_input_message(error: netfence_audit::AwsInputError) -> String {
-    use netfence_audit::AwsInputError;
-    match error {
-        AwsInputError::UnknownClusterGroup { id, files } => format!(
-            "error: --cluster-security-group {id}: no such group in {}",
-            files.join(", ")
-        ),
-        AwsInputError::UnknownNodeGroup { id, files } => format!(
-            "error: --node-security-group {id}: no such group in {}",
-            files.join(", ")
-        ),
-        other => format!("error: {other}"),
-    }
 }
 
 impl Format<netfence_audit::Report> for AuditFormat {

@@ -25,6 +25,10 @@ pub enum FlowsFormat {
     Json,
     /// CSV with the JSON keys as its header.
     Csv,
+    /// Parquet files with the JSON keys as columns, under `--output-dir`, Hive-partitioned
+    /// by the flow's date and hour (`date=2023-11-14/hour=22/flows-0.parquet`); stdout gets
+    /// the text summary.
+    Parquet,
 }
 
 /// The arguments of `netfence flows check`.
@@ -51,9 +55,17 @@ pub struct CheckArgs {
     /// has the address): who held each listed address when.
     #[arg(long, value_name = "PATH")]
     pub pods_history: Option<PathBuf>,
+    /// Security groups in the verdict path (VPC records only: their `action` is the
+    /// groups'): a connection the groups of the pod's or node's interface drop is judged
+    /// `deny`, decided by the groups.
+    #[command(flatten)]
+    pub security_groups: SecurityGroupArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = FlowsFormat::Text)]
     pub output: FlowsFormat,
+    /// Where `-o parquet` writes its partitions (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
     /// Counts only, whatever -o says: records read, parsed, skipped with reasons, replies,
     /// mismatches and records per second (no rows, no mismatch groups).
     #[arg(long)]
@@ -116,13 +128,36 @@ pub(crate) fn history(path: &std::path::Path) -> Result<History, Failure> {
 }
 
 /// `netfence flows check` (its help text is on [`FlowsCommand::Check`]).
-pub fn check(args: CheckArgs) -> Result<u8, Failure> {
+pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     let (flag, paths, format) = source(&args)?;
+    let paths = paths.to_vec();
     let history = args.pods_history.as_deref().map(history).transpose()?;
+    let stdin_taken = args
+        .inputs
+        .files
+        .iter()
+        .chain(&paths)
+        .any(|p| p.as_os_str() == "-");
+    let security_groups = std::mem::take(&mut args.security_groups).load(stdin_taken)?;
     let engine = inputs::load(&args.inputs)?;
     let mut checker = Checker::new(&engine, history);
+    if let Some(groups) = security_groups {
+        checker = checker.with_security_groups(groups);
+    }
     let output = args.output;
-    let rows = !matches!(output, FlowsFormat::Text);
+    let mut parquet = match (output, &args.output_dir) {
+        (FlowsFormat::Parquet, Some(dir)) => Some(
+            netfence_flows::ParquetWriter::new(dir)
+                .map_err(|e| Failure::input(format!("--output-dir {e}")))?,
+        ),
+        (FlowsFormat::Parquet, None) => {
+            return Err(Failure::input("error: -o parquet needs --output-dir DIR"))
+        }
+        (_, Some(_)) => return Err(Failure::input("error: --output-dir is for -o parquet")),
+        (_, None) => None,
+    };
+    let mut parquet_failure = None;
+    let rows = matches!(output, FlowsFormat::Json | FlowsFormat::Csv);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut groups = render::MismatchGroups::default();
     let mut stats = ReadStats::default();
@@ -131,7 +166,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
         written = render::flows_header(&mut out, output_kind(output));
     }
     let started = std::time::Instant::now();
-    for path in paths {
+    for path in &paths {
         let mut sink = |flow: netfence_flows::Flow| {
             let Checked::Judged(checked) = checker.check(&flow) else {
                 return;
@@ -142,10 +177,22 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
             if rows && !args.summary && written.is_ok() {
                 written = render::flow_row(&mut out, &engine, &checked, output_kind(output));
             }
+            if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
+                parquet_failure = writer.write(&engine, &checked).err();
+            }
         };
         netfence_flows::read_path(path, &format, &mut stats, &mut sink)
             .map_err(|e| Failure::input(format!("{flag} {e}")))?;
         written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
+        if let Some(e) = parquet_failure.take() {
+            return Err(Failure::input(format!("error: -o parquet: {e}")));
+        }
+    }
+    if let Some(writer) = parquet {
+        let files = writer
+            .finish()
+            .map_err(|e| Failure::input(format!("error: -o parquet: {e}")))?;
+        eprintln!("netfence: wrote {} Parquet file(s)", files.len());
     }
     let elapsed = started.elapsed();
     for example in &stats.examples {
@@ -187,7 +234,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
 fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {
     match format {
         FlowsFormat::Csv => render::FlowRowFormat::Csv,
-        FlowsFormat::Json | FlowsFormat::Text => render::FlowRowFormat::Json,
+        FlowsFormat::Json | FlowsFormat::Text | FlowsFormat::Parquet => render::FlowRowFormat::Json,
     }
 }
 

@@ -23,6 +23,12 @@ pub struct LabArgs {
     /// Milliseconds a probe waits before calling the port blocked.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+    /// Record the flows of the probes' packets as the kernel saw them cross the lab's node
+    /// (forwarded or dropped by the ruleset, and the replies): `FILE` gets `hubble observe -o
+    /// json` lines, `FILE.vpc` VPC Flow Logs records with a header line, both for `netfence
+    /// flows check`.
+    #[arg(long, value_name = "FILE")]
+    pub record_flows: Option<PathBuf>,
 }
 
 /// `netfence lab` (its help text is on [`crate::Command`]).
@@ -32,6 +38,7 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
         ports,
         output,
         timeout_ms,
+        record_flows,
     } = args;
     let engine = inputs::load(&inputs)?;
     let ports = if ports.is_empty() {
@@ -47,12 +54,16 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
     let options = netfence_dataplane::LabOptions {
         ports,
         timeout: std::time::Duration::from_millis(timeout_ms),
+        record_flows: record_flows.is_some(),
         ..Default::default()
     };
     let report = netfence_dataplane::run_lab(&engine, &options).map_err(|e| Failure {
         code: 2,
         message: format!("lab: {e}"),
     })?;
+    if let Some(path) = &record_flows {
+        write_flows(path, &report)?;
+    }
     emit(output, &report.observed)?;
     for line in &report.disagreements {
         eprintln!("disagreement: {line}");
@@ -71,6 +82,39 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
     } else {
         1
     })
+}
+
+/// `FILE` as Hubble JSON lines, `FILE.vpc` as VPC records, from what the kernel recorded.
+fn write_flows(
+    path: &std::path::Path,
+    report: &netfence_dataplane::LabReport,
+) -> Result<(), Failure> {
+    use netfence_flows::write::{hubble_line, vpc_record, VPC_HEADER};
+    let mut vpc_path = path.as_os_str().to_owned();
+    vpc_path.push(".vpc");
+    let vpc_path = PathBuf::from(vpc_path);
+    let create = |path: &std::path::Path| {
+        std::fs::File::create(path)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| Failure::input(format!("--record-flows {}: {e}", path.display())))
+    };
+    let (mut hubble, mut vpc) = (create(path)?, create(&vpc_path)?);
+    let written = writeln!(vpc, "{VPC_HEADER}").and_then(|_| {
+        for flow in &report.flows {
+            let record = flow.record(report.window);
+            hubble_line(&mut hubble, &record, "netfence-lab")?;
+            vpc_record(&mut vpc, &record, "eni-netfence-lab")?;
+        }
+        hubble.flush().and_then(|_| vpc.flush())
+    });
+    written.map_err(|e| Failure::input(format!("--record-flows {}: {e}", path.display())))?;
+    eprintln!(
+        "lab: {} flows recorded from the kernel to {} (Hubble JSON) and {} (VPC Flow Logs)",
+        report.flows.len(),
+        path.display(),
+        vpc_path.display()
+    );
+    Ok(())
 }
 
 impl<M: netfence_engine::MatrixView> Format<M> for LabFormat {

@@ -77,3 +77,82 @@ impl From<OptionalInputs> for Inputs {
         }
     }
 }
+
+/// The AWS security groups, as `audit` and `flows check` take them.
+#[derive(Args, Default)]
+pub struct SecurityGroupArgs {
+    /// The JSON that `aws ec2 describe-security-groups` prints (repeatable; `-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub aws_security_groups: Vec<PathBuf>,
+    /// The EKS cluster security group (`aws eks describe-cluster --query
+    /// cluster.resourcesVpcConfig.clusterSecurityGroupId`); by default the one group tagged
+    /// `aws:eks:cluster-name`.
+    #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
+    pub cluster_security_group: Option<String>,
+    /// A self-managed node group's security group (repeatable).
+    #[arg(long, value_name = "SG_ID", requires = "aws_security_groups")]
+    pub node_security_group: Vec<String>,
+}
+
+impl SecurityGroupArgs {
+    /// Read the groups (`None` without `--aws-security-groups`). `stdin_taken`: another input
+    /// already reads stdin.
+    pub fn load(self, stdin_taken: bool) -> Result<Option<netfence_model::aws::AwsInput>, Failure> {
+        let SecurityGroupArgs {
+            aws_security_groups,
+            cluster_security_group,
+            node_security_group,
+        } = self;
+        if aws_security_groups.is_empty() {
+            return Ok(None);
+        }
+        if stdin_taken && aws_security_groups.iter().any(|p| p.as_os_str() == "-") {
+            return Err(Failure::input(
+                "error: -f - and --aws-security-groups - cannot both read stdin",
+            ));
+        }
+        // Read lazily, as the library parses: a read error after a bad file is not
+        // reached, and one before it ends the reading.
+        let mut read_failure = None;
+        let sources = aws_security_groups.iter().map_while(|path| {
+            let name = if path.as_os_str() == "-" {
+                "<stdin>".to_string()
+            } else {
+                path.display().to_string()
+            };
+            match netfence_model::parse::read_input(path) {
+                Ok(text) => Some((name, text)),
+                Err(e) => {
+                    read_failure = Some(Failure::input(format!("error: {name}: {e}")));
+                    None
+                }
+            }
+        });
+        let aws = netfence_model::aws::AwsInput::from_sources(
+            sources,
+            cluster_security_group,
+            node_security_group,
+        );
+        if let Some(failure) = read_failure {
+            return Err(failure);
+        }
+        aws.map(Some)
+            .map_err(|e| Failure::input(aws_input_message(e)))
+    }
+}
+
+/// An error about `--aws-security-groups` input, naming the flag that chose a missing group.
+fn aws_input_message(error: netfence_model::aws::AwsInputError) -> String {
+    use netfence_model::aws::AwsInputError;
+    match error {
+        AwsInputError::UnknownClusterGroup { id, files } => format!(
+            "error: --cluster-security-group {id}: no such group in {}",
+            files.join(", ")
+        ),
+        AwsInputError::UnknownNodeGroup { id, files } => format!(
+            "error: --node-security-group {id}: no such group in {}",
+            files.join(", ")
+        ),
+        other => format!("error: {other}"),
+    }
+}

@@ -1,8 +1,9 @@
-//! The security groups the NF-SG checks read: `aws ec2 describe-security-groups` output, and
-//! which group is the EKS cluster's.
+//! The security groups as a whole input: `aws ec2 describe-security-groups` output from one or
+//! more sources, which group is the EKS cluster's and which are the nodes', read once for the
+//! audit's NF-SG checks and for `flows check`'s verdict path.
 
-use netfence_model::aws::{load_security_groups, SecurityGroup};
-use netfence_model::LoadError;
+use super::{load_security_groups, SecurityGroup};
+use crate::LoadError;
 use std::collections::BTreeMap;
 
 /// Why the security groups could not be read or the chosen groups are not among them. The
@@ -163,7 +164,8 @@ impl AwsInput {
         })
     }
 
-    pub(super) fn group(&self, id: &str) -> Option<&SecurityGroup> {
+    /// The group with this id, if it was read.
+    pub fn group(&self, id: &str) -> Option<&SecurityGroup> {
         self.index.get(id).map(|&i| &self.groups[i])
     }
 }

@@ -1,0 +1,347 @@
+//! Parquet in and out. In: VPC Flow Logs as AWS delivers them to S3 in Parquet (one column per
+//! field, named like the text fields with `_` for `-`: `account_id`, `log_status`,
+//! `pkt_srcaddr`; numbers as INT_32/INT_64, the rest STRING: AWS, "Flow log records",
+//! "Parquet data type"), each row read as the text record it stands for, so that one parser
+//! gives both their meaning. Out: judged flows with the JSON Lines columns of the
+//! `flows check` contract, Hive-partitioned by the flow's date and hour
+//! (`DIR/date=2023-11-14/hour=22/flows-0.parquet`), so that Athena, Spark or DataFusion read
+//! months of them as one table. Only the parquet crate's column API is used (no arrow).
+
+use crate::check::CheckedFlow;
+use crate::read::FlowError;
+use crate::vpc::VpcFormat;
+use crate::{malformed, Flow, Skip};
+use netfence_engine::Engine;
+use parquet::basic::Compression;
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, FileReader};
+use parquet::file::serialized_reader::SerializedFileReader;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::record::Field;
+use parquet::schema::parser::parse_message_type;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Parquet's magic bytes, at the start and the end of every file.
+pub const MAGIC: &[u8; 4] = b"PAR1";
+
+/// Read the VPC records of one Parquet file named `name` (for messages): each row becomes
+/// the text record of the file's columns (a null is `-`) and is read by [`VpcFormat::record`].
+/// A file that is not Parquet, or whose columns are not VPC fields, is an error.
+pub(crate) fn read_vpc<R: ChunkReader + 'static>(
+    input: R,
+    name: &str,
+    each: &mut dyn FnMut(Result<Flow, Skip>),
+) -> Result<(), FlowError> {
+    let fail = |message: String| FlowError::Parquet {
+        path: name.to_string(),
+        message,
+    };
+    let reader = SerializedFileReader::new(input).map_err(|e| fail(e.to_string()))?;
+    let columns: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|column| column.name().replace('_', "-"))
+        .collect();
+    let format = VpcFormat::parse(&columns.join(" "))
+        .map_err(|e| fail(format!("the columns are not VPC Flow Logs fields: {e}")))?;
+    let rows = reader.get_row_iter(None).map_err(|e| fail(e.to_string()))?;
+    let mut line = String::with_capacity(256);
+    for row in rows {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                each(Err(malformed(format!("unreadable row ({e})"))));
+                continue;
+            }
+        };
+        line.clear();
+        let mut unusable = None;
+        for (index, (_, value)) in row.get_column_iter().enumerate() {
+            if index > 0 {
+                line.push(' ');
+            }
+            match text(value) {
+                Some(text) if !text.is_empty() && !text.contains(char::is_whitespace) => {
+                    line.push_str(&text)
+                }
+                Some(_) | None => {
+                    unusable.get_or_insert(index);
+                    line.push('-');
+                }
+            }
+        }
+        match unusable {
+            Some(index) => each(Err(malformed(format!(
+                "column {} holds a value that is no VPC field value",
+                columns[index]
+            )))),
+            None => each(format.record(&line)),
+        }
+    }
+    Ok(())
+}
+
+/// A value as the text record writes it: `-` for null, numbers in decimal, strings as they
+/// are; `None` for kinds no VPC field has.
+fn text(value: &Field) -> Option<String> {
+    Some(match value {
+        Field::Null => "-".to_string(),
+        Field::Byte(n) => n.to_string(),
+        Field::Short(n) => n.to_string(),
+        Field::Int(n) => n.to_string(),
+        Field::Long(n) => n.to_string(),
+        Field::UByte(n) => n.to_string(),
+        Field::UShort(n) => n.to_string(),
+        Field::UInt(n) => n.to_string(),
+        Field::ULong(n) => n.to_string(),
+        Field::Str(s) => s.clone(),
+        Field::Bytes(bytes) => std::str::from_utf8(bytes.data()).ok()?.to_string(),
+        _ => return None,
+    })
+}
+
+/// The schema of the judged flows written: the JSON Lines keys of the contract.
+const SCHEMA: &str = "message flow {
+    optional int64 time (TIMESTAMP(MICROS,true));
+    required binary src (STRING);
+    required binary dst (STRING);
+    required binary protocol (STRING);
+    optional int32 port;
+    optional binary observed (STRING);
+    optional binary policy (STRING);
+    optional binary decided_by (STRING);
+    required boolean mismatch;
+}";
+
+/// Rows buffered in all partitions before they are written out as row groups: memory stays
+/// bounded whatever the input's size.
+const BUFFERED_ROWS: usize = 1 << 16;
+
+/// Hive's name for the partition of rows without a value (a flow with no time).
+const NO_TIME: &str = "__HIVE_DEFAULT_PARTITION__";
+
+#[derive(Default)]
+struct Columns {
+    time: Vec<i64>,
+    time_present: Vec<i16>,
+    src: Vec<ByteArray>,
+    dst: Vec<ByteArray>,
+    protocol: Vec<ByteArray>,
+    port: Vec<i32>,
+    port_present: Vec<i16>,
+    observed: Vec<ByteArray>,
+    observed_present: Vec<i16>,
+    policy: Vec<ByteArray>,
+    policy_present: Vec<i16>,
+    decided_by: Vec<ByteArray>,
+    decided_by_present: Vec<i16>,
+    mismatch: Vec<bool>,
+}
+
+impl Columns {
+    fn len(&self) -> usize {
+        self.mismatch.len()
+    }
+}
+
+/// One partition's file, open while the run lasts.
+struct Partition {
+    writer: SerializedFileWriter<File>,
+    rows: Columns,
+}
+
+/// Writes judged flows as Parquet under a directory, one file per (date, hour) partition.
+pub struct ParquetWriter {
+    dir: PathBuf,
+    partitions: BTreeMap<(String, String), Partition>,
+    buffered: usize,
+    schema: Arc<parquet::schema::types::Type>,
+    properties: Arc<WriterProperties>,
+    files: Vec<PathBuf>,
+}
+
+fn io_error(path: &Path, error: impl std::fmt::Display) -> FlowError {
+    FlowError::Parquet {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    }
+}
+
+impl ParquetWriter {
+    /// A writer under `dir` (created when missing). Files already there are not removed; a
+    /// file of the same name is replaced.
+    pub fn new(dir: &Path) -> Result<Self, FlowError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        let schema = parse_message_type(SCHEMA).map_err(|e| io_error(dir, e))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by("netfence flows check".to_string())
+            .build();
+        Ok(ParquetWriter {
+            dir: dir.to_path_buf(),
+            partitions: BTreeMap::new(),
+            buffered: 0,
+            schema: Arc::new(schema),
+            properties: Arc::new(properties),
+            files: Vec::new(),
+        })
+    }
+
+    /// Add one judged flow, with its endpoints named by `engine` as the other outputs name
+    /// them.
+    pub fn write(&mut self, engine: &Engine, flow: &CheckedFlow) -> Result<(), FlowError> {
+        let key = match flow.time {
+            Some(time) => {
+                let utc = time.to_zoned(jiff::tz::TimeZone::UTC);
+                (
+                    format!("date={}", utc.strftime("%Y-%m-%d")),
+                    format!("hour={}", utc.strftime("%H")),
+                )
+            }
+            None => (format!("date={NO_TIME}"), format!("hour={NO_TIME}")),
+        };
+        if !self.partitions.contains_key(&key) {
+            let directory = self.dir.join(&key.0).join(&key.1);
+            std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
+            let path = directory.join("flows-0.parquet");
+            let file = File::create(&path).map_err(|e| io_error(&path, e))?;
+            let writer =
+                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
+                    .map_err(|e| io_error(&path, e))?;
+            self.files.push(path);
+            self.partitions.insert(
+                key.clone(),
+                Partition {
+                    writer,
+                    rows: Columns::default(),
+                },
+            );
+        }
+        let Some(partition) = self.partitions.get_mut(&key) else {
+            return Ok(());
+        };
+        let rows = &mut partition.rows;
+        let optional = |values: &mut Vec<ByteArray>, present: &mut Vec<i16>, text: Option<&str>| {
+            present.push(i16::from(text.is_some()));
+            if let Some(text) = text {
+                values.push(ByteArray::from(text));
+            }
+        };
+        rows.time_present.push(i16::from(flow.time.is_some()));
+        if let Some(time) = flow.time {
+            rows.time.push(time.as_microsecond());
+        }
+        rows.src
+            .push(ByteArray::from(engine.endpoint_name(flow.src).as_str()));
+        rows.dst
+            .push(ByteArray::from(engine.endpoint_name(flow.dst).as_str()));
+        rows.protocol
+            .push(ByteArray::from(flow.protocol.to_string().as_str()));
+        rows.port_present.push(i16::from(flow.port.is_some()));
+        if let Some(port) = flow.port {
+            rows.port.push(i32::from(port));
+        }
+        optional(
+            &mut rows.observed,
+            &mut rows.observed_present,
+            flow.observed.map(crate::Observed::as_str),
+        );
+        optional(
+            &mut rows.policy,
+            &mut rows.policy_present,
+            flow.policy.map(crate::Judgement::as_str),
+        );
+        optional(
+            &mut rows.decided_by,
+            &mut rows.decided_by_present,
+            flow.decided_by.as_deref(),
+        );
+        rows.mismatch.push(flow.mismatch);
+        self.buffered += 1;
+        if self.buffered >= BUFFERED_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write every buffered row out as a row group of its partition's file.
+    fn flush(&mut self) -> Result<(), FlowError> {
+        for partition in self.partitions.values_mut() {
+            if partition.rows.len() > 0 {
+                let rows = std::mem::take(&mut partition.rows);
+                write_row_group(&mut partition.writer, &rows)
+                    .map_err(|e| io_error(&self.dir, e))?;
+            }
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Write what is buffered and close every file; the files written, sorted.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
+        self.flush()?;
+        for (_, partition) in std::mem::take(&mut self.partitions) {
+            partition
+                .writer
+                .close()
+                .map_err(|e| io_error(&self.dir, e))?;
+        }
+        self.files.sort();
+        Ok(self.files)
+    }
+}
+
+fn write_row_group(
+    writer: &mut SerializedFileWriter<File>,
+    rows: &Columns,
+) -> parquet::errors::Result<()> {
+    let mut group = writer.next_row_group()?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column()? {
+        match index {
+            0 => {
+                column.typed::<Int64Type>().write_batch(
+                    &rows.time,
+                    Some(&rows.time_present),
+                    None,
+                )?;
+            }
+            4 => {
+                column.typed::<Int32Type>().write_batch(
+                    &rows.port,
+                    Some(&rows.port_present),
+                    None,
+                )?;
+            }
+            8 => {
+                column
+                    .typed::<BoolType>()
+                    .write_batch(&rows.mismatch, None, None)?;
+            }
+            _ => {
+                let (values, present): (&[ByteArray], Option<&[i16]>) = match index {
+                    1 => (&rows.src, None),
+                    2 => (&rows.dst, None),
+                    3 => (&rows.protocol, None),
+                    5 => (&rows.observed, Some(&rows.observed_present)),
+                    6 => (&rows.policy, Some(&rows.policy_present)),
+                    _ => (&rows.decided_by, Some(&rows.decided_by_present)),
+                };
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(values, present, None)?;
+            }
+        }
+        column.close()?;
+        index += 1;
+    }
+    group.close()?;
+    Ok(())
+}
