@@ -310,9 +310,15 @@ fn what_if_json(
         changes.load_str(name, manifests);
         unknown_kinds(&changes)?;
     }
-    let preview = baseline
-        .preview(changes, &deletions)
-        .map_err(|errors| errors.to_string())?;
+    let preview = baseline.preview(changes, &deletions).map_err(|errors| {
+        // The loader's lines as the CLI prints them, without its `error: ` prefix.
+        let text = errors.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+            .collect();
+        lines.join("\n")
+    })?;
     let mut out = Vec::new();
     DiffFormat::Json
         .write(&mut out, preview.delta.as_slice())
