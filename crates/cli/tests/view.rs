@@ -1078,6 +1078,21 @@ fn serve_what_if_refuses_bad_requests() {
     let big = vec![b'#'; (1 << 20) + 1];
     let (status, _) = http_with(address, "POST", "/api/what-if", &[], &big);
     assert_eq!(status, 413);
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let head = format!(
+        "POST /api/what-if HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        big.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    let _ = stream.write_all(&big);
+    let _ = stream.write_all(b"\r\n0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "chunked: {}",
+        &response[..response.len().min(200)]
+    );
     // Only POST; no other origin; the loopback Host check as for every route.
     assert_eq!(http(address, "GET", "/api/what-if", Some(address)).0, 405);
     assert_eq!(http(address, "PUT", "/api/what-if", Some(address)).0, 405);
