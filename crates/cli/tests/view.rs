@@ -858,7 +858,8 @@ fn cli_what_if(input: &str, manifests: &str, deletions: &[&str], tag: &str) -> V
         "json".to_string(),
     ];
     if !manifests.is_empty() {
-        let file = dir.join("change.yaml");
+        let json = manifests.trim_start().starts_with('{');
+        let file = dir.join(if json { "change.json" } else { "change.yaml" });
         std::fs::write(&file, manifests).expect("write change");
         args.extend(["--apply".to_string(), file.display().to_string()]);
     }
@@ -879,7 +880,8 @@ fn cli_what_if(input: &str, manifests: &str, deletions: &[&str], tag: &str) -> V
 
 /// The eks-guide changes: a policy pair added (web may reach postgres), a policy deleted
 /// (DNS for `default`), namespaces relabelled (kube-system loses the label the DNS rules
-/// select, shop-frontend its tier), and a change and a deletion together.
+/// select, shop-frontend its tier), a change and a deletion together, and a JSON policy
+/// opening postgres.
 fn example_changes() -> Vec<(&'static str, String, Vec<&'static str>)> {
     let added = "apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -917,6 +919,14 @@ metadata: {name: shop-frontend, labels: {tier: storefront}}
             "both",
             added.to_string(),
             vec!["NetworkPolicy/default/allow-dns-access"],
+        ),
+        (
+            "json",
+            r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+ "metadata": {"name": "db-open", "namespace": "shop-db"},
+ "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}}"#
+                .to_string(),
+            vec![],
         ),
     ]
 }
