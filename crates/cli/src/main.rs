@@ -83,12 +83,13 @@ enum Command {
     /// per direction and tier, the deciding rule of each edge (`query`'s explanation), audit
     /// findings, search. The SVG: the same graph, laid out deterministically.
     View(commands::view::ViewArgs),
-    /// Serve the viewer on localhost, read-only, with a query box and observed flows.
+    /// Serve the viewer on localhost, read-only, with query and what-if boxes and observed flows.
     ///
     /// The page of `view`, plus `GET /api/query?from=&to=&port=` (the JSON of `query -o
-    /// json`) and, given flow logs (as `flows check` reads them), the observed traffic drawn
-    /// over the allowed graph with mismatches marked. What-if editing is not available yet
-    /// (`POST /api/what-if` answers 501).
+    /// json`), `POST /api/what-if?delete=KIND/NS/NAME,…` with manifests to create or replace
+    /// in the body (the JSON of `what-if -o json`: a preview, the served cluster never
+    /// changes; at most 1 MiB) and, given flow logs (as `flows check` reads them), the observed
+    /// traffic drawn over the allowed graph with mismatches marked.
     Serve(commands::view::ServeArgs),
 }
 

@@ -1,9 +1,11 @@
 //! `netfence view` and `netfence serve` in a real browser: Debian's chromium, headless
 //! (scripts/test installs it). The page is opened, its script runs, and the DOM chromium
 //! dumps after the load event is compared with `netfence list -o json` and `netfence query
-//! -o json`. URL hashes (`#expand=all`, `#select=ns/workload`, `#ask=…`) drive the page
+//! -o json`, and the server's what-ifs with `netfence what-if -o json`. URL hashes
+//! (`#expand=all`, `#select=ns/workload`, `#ask=…`, `#whatif=…`) drive the page
 //! deterministically.
 
+use serde::Deserialize as _;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -463,7 +465,7 @@ fn serve_answers_queries_like_netfence_query() {
     assert_eq!(status, 400);
     assert!(body.contains("no such pod"), "{body}");
     assert_eq!(http(&served.address, "POST", "/api/query", host).0, 405);
-    assert_eq!(http(&served.address, "POST", "/api/what-if", host).0, 501);
+    assert_eq!(http(&served.address, "GET", "/api/what-if", host).0, 405);
     assert_eq!(
         http(&served.address, "GET", "/", Some("evil.example:80")).0,
         421
@@ -791,4 +793,424 @@ fn bad_inputs_are_refused_with_exit_2_and_the_name() {
         );
     }
     assert!(!page.exists());
+}
+
+/// (status, body) of one HTTP/1.0 request with a body and extra headers.
+fn http_with(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    // The server may answer (413) before reading a large body and close: a failed write is
+    // then expected, and the answer is still there to read.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, response[split + 4..].to_vec())
+}
+
+/// `POST /api/what-if` of `manifests` deleting `deletions`: (status, body).
+fn post_what_if(address: &str, manifests: &str, deletions: &[&str]) -> (u16, Vec<u8>) {
+    let query = if deletions.is_empty() {
+        String::new()
+    } else {
+        format!("?delete={}", deletions.join(",").replace('/', "%2F"))
+    };
+    http_with(
+        address,
+        "POST",
+        &format!("/api/what-if{query}"),
+        &[("Content-Type", "text/plain")],
+        manifests.as_bytes(),
+    )
+}
+
+/// `netfence what-if -f INPUT --apply FILE --delete … -o json`: its stdout, byte for byte.
+fn cli_what_if(input: &str, manifests: &str, deletions: &[&str], tag: &str) -> Vec<u8> {
+    let dir = scratch(&format!("whatif-{tag}"));
+    let mut args = vec![
+        "what-if".to_string(),
+        "-f".to_string(),
+        input.to_string(),
+        "-o".to_string(),
+        "json".to_string(),
+    ];
+    if !manifests.is_empty() {
+        let json = manifests.trim_start().starts_with('{');
+        let file = dir.join(if json { "change.json" } else { "change.yaml" });
+        std::fs::write(&file, manifests).expect("write change");
+        args.extend(["--apply".to_string(), file.display().to_string()]);
+    }
+    for deletion in deletions {
+        args.extend(["--delete".to_string(), deletion.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = netfence(&args);
+    // Exit 0: no change; 1: connections change (as diff); anything else is a failure.
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "netfence {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    output.stdout
+}
+
+/// The eks-guide changes: a policy pair added (web may reach postgres), a policy deleted
+/// (DNS for `default`), namespaces relabelled (kube-system loses the label the DNS rules
+/// select, shop-frontend its tier), a change and a deletion together, and a JSON policy
+/// opening postgres.
+fn example_changes() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let added = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-to-db, namespace: shop-frontend}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {matchLabels: {tier: database}}}], ports: [{protocol: TCP, port: 5432}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-web, namespace: shop-db}
+spec:
+  podSelector: {matchLabels: {app: postgres}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {tier: frontend}}, podSelector: {matchLabels: {app: web}}}], ports: [{protocol: TCP, port: 5432}]}]
+";
+    let relabelled = "apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop-frontend, labels: {tier: storefront}}
+";
+    vec![
+        ("added", added.to_string(), vec![]),
+        (
+            "deleted",
+            String::new(),
+            vec!["NetworkPolicy/default/allow-dns-access"],
+        ),
+        ("relabelled", relabelled.to_string(), vec![]),
+        (
+            "both",
+            added.to_string(),
+            vec!["NetworkPolicy/default/allow-dns-access"],
+        ),
+        (
+            "json",
+            r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+ "metadata": {"name": "db-open", "namespace": "shop-db"},
+ "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}}"#
+                .to_string(),
+            vec![],
+        ),
+    ]
+}
+
+/// Generated-cluster changes: a policy opening every pod of a namespace to ingress, the first
+/// allowing NetworkPolicy deleted, the first namespace relabelled (the generator's namespace
+/// selectors only reach pods their own egress rules never name, so this one moves nothing:
+/// it checks the empty answer; the example's relabelling moves connections).
+fn generated_changes(dir: &Path) -> Vec<(&'static str, String, Vec<String>)> {
+    let mut namespaces = Vec::new();
+    let mut policy = None;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read generated dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read generated file");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_yaml_ng::Value::deserialize(doc).expect("yaml");
+            let field = |v: &serde_yaml_ng::Value| v.as_str().unwrap_or("").to_string();
+            let (kind, meta) = (field(&value["kind"]), &value["metadata"]);
+            let api = field(&value["apiVersion"]);
+            if kind == "Namespace" && field(&meta["name"]) != "kube-system" {
+                namespaces.push(field(&meta["name"]));
+            }
+            // A policy that allows something (not the per-namespace default-deny).
+            let allows = field(&meta["name"]) != "default-deny";
+            if kind == "NetworkPolicy"
+                && api == "networking.k8s.io/v1"
+                && allows
+                && policy.is_none()
+            {
+                policy = Some(format!(
+                    "NetworkPolicy/{}/{}",
+                    field(&meta["namespace"]),
+                    field(&meta["name"])
+                ));
+            }
+        }
+    }
+    let ns = namespaces.first().expect("a generated namespace").clone();
+    let open = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: open-ingress, namespace: {ns}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress], ingress: [{{}}]}}\n"
+    );
+    let relabelled = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{relabelled: \"yes\"}}}}\n"
+    );
+    vec![
+        ("added", open, vec![]),
+        (
+            "deleted",
+            String::new(),
+            vec![policy.expect("a generated NetworkPolicy")],
+        ),
+        ("relabelled", relabelled, vec![]),
+    ]
+}
+
+#[test]
+fn serve_what_if_equals_netfence_what_if() {
+    // The example: every change moves some connection.
+    let served = serve(&["-f", &example()]);
+    let data_before = http(&served.address, "GET", "/api/data", None).1;
+    for (tag, manifests, deletions) in example_changes() {
+        let (status, body) = post_what_if(&served.address, &manifests, &deletions);
+        assert_eq!(status, 200, "{tag}: {}", String::from_utf8_lossy(&body));
+        let cli = cli_what_if(&example(), &manifests, &deletions, tag);
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            String::from_utf8_lossy(&cli),
+            "{tag}: the server's answer differs from netfence what-if -o json"
+        );
+        let lines: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+        assert!(!lines.is_empty(), "{tag}: the change moves no connection");
+    }
+    // A preview changes nothing: the first one again gives the same answer, the data too.
+    let (tag, manifests, deletions) = &example_changes()[0];
+    let again = post_what_if(&served.address, manifests, deletions).1;
+    assert_eq!(again, cli_what_if(&example(), manifests, deletions, tag));
+    assert_eq!(
+        http(&served.address, "GET", "/api/data", None).1,
+        data_before
+    );
+    drop(served);
+
+    // A generated cluster (Kubernetes and Calico policies).
+    let dir = scratch("whatif-gen");
+    let _ = std::fs::remove_dir_all(&dir);
+    ok(&[
+        "gen",
+        "--pods",
+        "80",
+        "--namespaces",
+        "4",
+        "--policies",
+        "16",
+        "--calico",
+        "4",
+        "--seed",
+        "11",
+        "-o",
+        &dir.display().to_string(),
+    ]);
+    let input = dir.display().to_string();
+    let served = serve(&["-f", &input]);
+    for (tag, manifests, deletions) in generated_changes(&dir) {
+        let deletions: Vec<&str> = deletions.iter().map(String::as_str).collect();
+        let (status, body) = post_what_if(&served.address, &manifests, &deletions);
+        assert_eq!(status, 200, "{tag}: {}", String::from_utf8_lossy(&body));
+        let cli = cli_what_if(&input, &manifests, &deletions, &format!("gen-{tag}"));
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            String::from_utf8_lossy(&cli),
+            "generated {tag}: the server's answer differs from netfence what-if -o json"
+        );
+        let lines: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+        if tag != "relabelled" {
+            assert!(
+                !lines.is_empty(),
+                "generated {tag}: the change moves no connection"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_what_if_refuses_bad_requests() {
+    let served = serve(&["-f", &example()]);
+    let address = served.address.as_str();
+    let refused = |manifests: &str, deletions: &[&str], expect: &str| {
+        let (status, body) = post_what_if(address, manifests, deletions);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 400, "{manifests:?} {deletions:?}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("json error");
+        let message = error["error"].as_str().expect("an error message");
+        assert!(message.contains(expect), "{expect:?} not in {message:?}");
+    };
+    refused("kind: [unclosed\n", &[], "what-if.yaml");
+    refused(
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g, namespace: default}\n",
+        &[],
+        "example.com/v1/Gadget",
+    );
+    refused(
+        "",
+        &["NetworkPolicy/default/no-such-policy"],
+        "no such object",
+    );
+    refused("", &["Nonsense"], "delete");
+    refused("", &[], "nothing to change");
+    refused(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i, namespace: default}\nspec: {}\n",
+        &[],
+        "Ingress",
+    );
+    // Over 1 MiB: 413, whether announced by Content-Length or not.
+    let big = vec![b'#'; (1 << 20) + 1];
+    let (status, _) = http_with(address, "POST", "/api/what-if", &[], &big);
+    assert_eq!(status, 413);
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let head = format!(
+        "POST /api/what-if HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        big.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    let _ = stream.write_all(&big);
+    let _ = stream.write_all(b"\r\n0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "chunked: {}",
+        &response[..response.len().min(200)]
+    );
+    // Only POST; no other origin; the loopback Host check as for every route.
+    assert_eq!(http(address, "GET", "/api/what-if", Some(address)).0, 405);
+    assert_eq!(http(address, "PUT", "/api/what-if", Some(address)).0, 405);
+    let (status, _) = http_with(
+        address,
+        "POST",
+        "/api/what-if?delete=NetworkPolicy%2Fdefault%2Fallow-dns-access",
+        &[("Origin", "http://evil.example")],
+        b"",
+    );
+    assert_eq!(status, 403);
+    assert_eq!(
+        http(address, "POST", "/api/what-if", Some("evil.example:80")).0,
+        421
+    );
+    // A refused request changes nothing either: a good one still answers as the CLI does.
+    let deletions = ["NetworkPolicy/default/allow-dns-access"];
+    let (status, body) = post_what_if(address, "", &deletions);
+    assert_eq!(status, 200);
+    assert_eq!(body, cli_what_if(&example(), "", &deletions, "after-bad"));
+}
+
+/// `%XX` for every byte that is not unreserved (the hash's value as `URLSearchParams` reads it).
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_what_if_box_shows_the_lines_of_netfence_what_if() {
+    let served = serve(&["-f", &example()]);
+    let (_, manifests, _) = &example_changes()[0];
+    let deletions = ["NetworkPolicy/default/allow-dns-access"];
+    let cli = cli_what_if(&example(), manifests, &deletions, "browser");
+    let lines: Vec<serde_json::Value> = serde_json::from_slice(&cli).expect("cli json");
+    assert!(!lines.is_empty());
+    let dom = dump_dom(
+        &format!(
+            "http://{}/#whatif={}&delete={}",
+            served.address,
+            percent(manifests),
+            percent(&deletions.join(","))
+        ),
+        Some(5000),
+    );
+    // The page's elements only (the script's own text holds the same markup as templates).
+    let page = &dom[..dom.find("<script").unwrap_or(dom.len())];
+    let field = |name: &str| attributes(page, "class=\"wi-line ", name);
+    let (types, srcs, dsts) = (field("data-type"), field("data-src"), field("data-dst"));
+    let (ref1s, ref2s, drawn_flags) = (field("data-ref1"), field("data-ref2"), field("data-drawn"));
+    let shown: Vec<(String, String, String, String, String)> = (0..types.len())
+        .map(|i| {
+            (
+                types[i].clone(),
+                srcs[i].clone(),
+                dsts[i].clone(),
+                ref1s[i].clone(),
+                ref2s[i].clone(),
+            )
+        })
+        .collect();
+    let text = |v: &serde_json::Value| v.as_str().expect("string").to_string();
+    let expected: Vec<(String, String, String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                text(&l["diff-type"]),
+                text(&l["source"]),
+                text(&l["destination"]),
+                text(&l["ref1"]),
+                text(&l["ref2"]),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected, "the page's what-if lines");
+    // Each line between workloads of the graph is drawn over it.
+    let drawn: BTreeSet<(String, String)> = attributes(page, "class=\"wi ", "data-src")
+        .iter()
+        .zip(attributes(page, "class=\"wi ", "data-dst").iter())
+        .map(|(s, d)| (s.clone(), d.clone()))
+        .collect();
+    let drawable: BTreeSet<(String, String)> = (0..shown.len())
+        .filter(|&i| drawn_flags[i] == "1")
+        .map(|i| (shown[i].1.clone(), shown[i].2.clone()))
+        .collect();
+    assert!(!drawable.is_empty());
+    assert_eq!(drawn, drawable, "the changed edges drawn");
+    // An error is shown, with the status.
+    let dom = dump_dom(
+        &format!(
+            "http://{}/#delete={}",
+            served.address,
+            percent("NetworkPolicy/default/no-such-policy")
+        ),
+        Some(5000),
+    );
+    let page = &dom[..dom.find("<script").unwrap_or(dom.len())];
+    let error = element_text(page, "id=\"what-if-error\"");
+    assert!(error.contains("no such object"), "{error}");
+    assert_eq!(
+        attributes(page, "id=\"what-if-error\"", "data-status"),
+        vec!["400".to_string()]
+    );
 }

@@ -8,6 +8,7 @@
 //   #expand=all | #expand=ns1,ns2   expand namespaces
 //   #q=text               search
 //   #ask=FROM,TO,PORT     (serve) run the query box
+//   #whatif=MANIFESTS&delete=KIND/ns/name,…   (serve) preview a change in the what-if box
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("netfence-data").textContent);
@@ -67,6 +68,7 @@
   let matches = new Set();
   let layout = null;
   let showObserved = true;
+  let whatIf = []; // the delta lines of the last what-if preview
   let readyText = "";
   let drawNote = "";
 
@@ -195,6 +197,7 @@
     });
     parts.push(`</g>`);
     if (showObserved && data.observed.length) parts.push(observedLayer());
+    if (whatIf.length) parts.push(whatIfLayer());
     parts.push(`<g id="nodes">`);
     for (const b of layout.boxes) {
       if (!b || !expanded[b.g]) continue;
@@ -221,6 +224,22 @@
       if (a === b) return;
       const cls = o.mismatches > 0 ? "obs mismatch" : "obs";
       out.push(`<path class="${cls}" data-o="${i}" data-src="${esc(nodes[o.src].label)}" data-dst="${esc(nodes[o.dst].label)}" data-port="${esc(o.port)}" d="${curve(a, b)}"><title>observed ${esc(o.src_name)} → ${esc(o.dst_name)} ${esc(o.port)}: ${o.flows} flow(s), policy ${o.policy}${o.mismatches ? ", " + o.mismatches + " mismatch(es)" : ""}</title></path>`);
+    });
+    out.push(`</g>`);
+    return out.join("");
+  }
+
+  // A what-if line's end as a node index (workloads and external ranges by label), or -1 for
+  // an end the graph does not have (a new workload, a new address range).
+  const nodeOf = (label) => (byLabel.has(label) ? byLabel.get(label) : -1);
+  function whatIfLayer() {
+    const out = [`<g id="what-if-layer">`];
+    whatIf.forEach((l, i) => {
+      const s = nodeOf(l.source), d = nodeOf(l.destination);
+      if (s < 0 || d < 0) return;
+      const a = visibleKey(s), b = visibleKey(d);
+      if (a === b) return;
+      out.push(`<path class="wi ${esc(l["diff-type"])}" data-w="${i}" data-src="${esc(l.source)}" data-dst="${esc(l.destination)}" d="${curve(a, b)}"><title>what-if ${esc(l["diff-type"])}: ${esc(l.source)} → ${esc(l.destination)}: ${esc(l.ref1)} ⇒ ${esc(l.ref2)}</title></path>`);
     });
     out.push(`</g>`);
     return out.join("");
@@ -443,11 +462,56 @@
       qResult.innerHTML = h;
     } catch (err) { qResult.textContent = "query failed: " + err; }
   }
+
+  // ---- live (netfence serve): what-if box ----
+  const wiText = document.getElementById("what-if-text"), wiDelete = document.getElementById("what-if-delete");
+  const wiResult = document.getElementById("what-if-result");
+  const SIGN = { added: "+", removed: "−", changed: "~" };
+  function whatIfHtml(lines) {
+    const count = (t) => lines.filter((l) => l["diff-type"] === t).length;
+    let h = `<p id="what-if-summary" data-count="${lines.length}">${lines.length ? `${lines.length} connection(s) would change: ${count("added")} added, ${count("removed")} removed, ${count("changed")} changed` : "no connection would change"}</p><div id="what-if-lines">`;
+    lines.forEach((l, i) => {
+      const t = l["diff-type"], drawn = nodeOf(l.source) >= 0 && nodeOf(l.destination) >= 0;
+      const ports = t === "added" ? esc(l.ref2) : t === "removed" ? esc(l.ref1) : `${esc(l.ref1)} ⇒ ${esc(l.ref2)}`;
+      h += `<div class="wi-line ${esc(t)}" data-w="${i}" data-type="${esc(t)}" data-src="${esc(l.source)}" data-dst="${esc(l.destination)}" data-ref1="${esc(l.ref1)}" data-ref2="${esc(l.ref2)}" data-drawn="${drawn ? 1 : 0}"><span class="sign">${SIGN[t] || "?"}</span>${esc(l.source)} → ${esc(l.destination)}: ${ports}${drawn ? "" : ' <span class="kv">(not in the graph)</span>'}</div>`;
+    });
+    return h + `</div>`;
+  }
+  async function runWhatIf() {
+    const params = new URLSearchParams();
+    const del = wiDelete.value.split(/[\s,]+/).filter(Boolean);
+    if (del.length) params.set("delete", del.join(","));
+    wiResult.textContent = "…";
+    try {
+      const r = await fetch("api/what-if" + (del.length ? "?" + params.toString() : ""), { method: "POST", headers: { "Content-Type": "text/plain; charset=utf-8" }, body: wiText.value });
+      const body = await r.json();
+      if (!r.ok) {
+        whatIf = [];
+        wiResult.innerHTML = `<div class="finding error" id="what-if-error" data-status="${r.status}">${esc(body.error || r.statusText)}</div>`;
+      } else {
+        whatIf = body;
+        // Expand the namespaces of changed workloads so their edges are drawn one by one.
+        for (const l of whatIf) for (const end of [l.source, l.destination]) { const n = nodeOf(end); if (n >= 0) expanded[groupOf[n]] = 1; }
+        wiResult.innerHTML = whatIfHtml(whatIf);
+      }
+    } catch (err) { whatIf = []; wiResult.innerHTML = `<div class="finding error" id="what-if-error">what-if failed: ${esc(err)}</div>`; }
+    document.querySelectorAll(".what-if-legend").forEach((el) => { el.hidden = !whatIf.length; });
+    render();
+  }
+  wiResult.addEventListener("click", (ev) => {
+    const line = ev.target.closest(".wi-line");
+    if (!line) return;
+    const s = nodeOf(line.dataset.src), d = nodeOf(line.dataset.dst);
+    const e = s < 0 ? undefined : outEdges(s).find((k) => eDst[k] === d);
+    if (e !== undefined) selectEdge(e); else if (s >= 0) selectNode(s, true);
+  });
   if (data.live) {
-    // The what-if box stays disabled until the server can compute a delta (ViewData::what_if).
-    document.getElementById("what-if-text").disabled = !data.what_if;
+    // The what-if controls work when the server can compute a delta (ViewData::what_if).
+    for (const id of ["what-if-text", "what-if-delete", "what-if-run", "what-if-clear"]) document.getElementById(id).disabled = !data.what_if;
     document.getElementById("live").hidden = false;
     document.getElementById("query-form").addEventListener("submit", (ev) => { ev.preventDefault(); runQuery(); });
+    document.getElementById("what-if-form").addEventListener("submit", (ev) => { ev.preventDefault(); runWhatIf(); });
+    document.getElementById("what-if-clear").addEventListener("click", () => { whatIf = []; wiText.value = ""; wiDelete.value = ""; wiResult.innerHTML = ""; document.querySelectorAll(".what-if-legend").forEach((el) => { el.hidden = true; }); render(); });
   }
 
   // ---- start ----
@@ -459,6 +523,7 @@
     if (params.get("q")) { search.value = params.get("q"); runSearch(search.value); }
     const ask = params.get("ask");
     if (ask && data.live) { const [f, t, p] = ask.split(","); qFrom.value = f || ""; qTo.value = t || ""; qPort.value = p || ""; runQuery(); }
+    if ((params.has("whatif") || params.has("delete")) && data.live && data.what_if) { wiText.value = params.get("whatif") || ""; wiDelete.value = params.get("delete") || ""; runWhatIf(); }
 
     const sel = params.get("select");
     if (sel) { const n = byId.has(sel) ? byId.get(sel) : byLabel.get(sel); if (n !== undefined) { selectNode(n); return true; } status.textContent = "no such workload: " + sel; }

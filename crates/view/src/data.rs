@@ -56,7 +56,7 @@ pub struct ViewData {
     pub observed: Vec<ObservedEdge>,
     /// Why observed traffic is absent or partial, when flows were given.
     pub observed_notes: Vec<String>,
-    /// Whether what-if editing is available (it needs the incremental engine).
+    /// Whether the what-if box works (`serve`: `POST /api/what-if` previews a change).
     pub what_if: bool,
 }
 
@@ -215,7 +215,7 @@ pub struct ObservedEdge {
 pub struct BuildOptions {
     /// The page title.
     pub title: String,
-    /// Built for `serve`.
+    /// Built for `serve` (the query and what-if boxes work).
     pub live: bool,
 }
 
@@ -356,7 +356,7 @@ pub fn build_from(
         audit_notes: report.notes.clone(),
         observed: Vec::new(),
         observed_notes: Vec::new(),
-        what_if: false,
+        what_if: options.live,
     };
     attach_findings(&mut view, engine, report, &index);
     view

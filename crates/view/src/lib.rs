@@ -1,7 +1,8 @@
 //! The policy viewer (`netfence view`, `netfence serve`): what the engine says about a
 //! cluster, drawn. `data` gathers it from the engine's public API (connection list, selecting
 //! policies, explanations) and the audit; `html` writes one self-contained page, `svg` a
-//! static graph, `overlay` aggregates observed flows, `serve` serves the page read-only.
+//! static graph, `overlay` aggregates observed flows, `serve` serves the page read-only and
+//! `whatif` previews the reachability delta of a change for it.
 //!
 //! A library: it never prints and never exits.
 //!
@@ -29,5 +30,6 @@ pub mod html;
 pub mod overlay;
 pub mod serve;
 pub mod svg;
+pub mod whatif;
 
 pub use data::{build, build_from, BuildOptions, ViewData};

@@ -1,23 +1,23 @@
-//! `netfence serve`: the page served live, read-only, on a small blocking HTTP server
-//! (`tiny_http`: one thread, no async runtime; the engine answers a query in microseconds).
+//! `netfence serve`: the page served live on a small blocking HTTP server (`tiny_http`: one
+//! thread, no async runtime; the engine answers a query in microseconds).
 //!
 //! Routes: `GET /` the page; `GET /api/data` its data; `GET /api/query?from=&to=&port=` one
 //! connection explained, as `netfence query -o json` prints it (the caller supplies the
-//! answer, so the CLI's endpoint resolution and JSON are the only ones); `/api/what-if`
-//! answers 501 (the reachability delta needs the incremental engine, not available yet).
-//! Nothing writes: other methods get 405. Requests whose `Host` is not the address listened
-//! on, `localhost` or a loopback address (any address literal when bound to `0.0.0.0`) are
-//! refused (421), so a web page elsewhere cannot reach the server through DNS rebinding.
-
+//! answer, so the CLI's endpoint resolution and JSON are the only ones); `POST /api/what-if`
+//! the reachability delta of a change, as `netfence what-if -o json` prints it (the caller
+//! supplies that answer too, and its bytes are sent unchanged). The request body holds the
+//! manifests to create or replace (YAML or JSON, as a file given to `--apply`; it may be
+//! empty) and the query string the objects to delete, `?delete=KIND/ns/name` (repeatable, or
+//! comma-separated). A what-if is a preview: the server never changes its cluster, so the
+//! page and every later answer stay those of the inputs it was started with.
 //!
-//! The what-if slot, for when the incremental engine lands: `POST /api/what-if` with a body of
-//! YAML documents to create or replace and `?delete=KIND/ns/name,…`, answered with the JSON of
-//! `netfence what-if -o json` (diff lines: `source`, `destination`, `diff-type`, `ref1`,
-//! `ref2`); the page's "What if" box (disabled until [`crate::data::ViewData::what_if`] is
-//! true) would post the pasted policy and draw added edges and removed edges over the graph
-//! before anything is applied. Until then the route answers 501 and the box says why.
+//! Protections: requests whose `Host` is not the address listened on, `localhost` or a
+//! loopback address (any address literal when bound to `0.0.0.0`) are refused (421), so a web
+//! page elsewhere cannot reach the server through DNS rebinding; a `POST` whose `Origin` is
+//! not the server's own is refused (403); `/api/what-if` takes only `POST` and every other
+//! route only `GET` and `HEAD` (405); a body over [`MAX_BODY`] bytes is refused (413).
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -54,8 +54,30 @@ pub struct QueryRequest {
 /// endpoint or port), answered with status 400.
 pub type QueryHandler<'a> = dyn Fn(&QueryRequest) -> Result<serde_json::Value, String> + 'a;
 
-/// The message `/api/what-if` answers with.
-pub const WHAT_IF_UNAVAILABLE: &str = "what-if needs the incremental engine (Engine::apply, `netfence what-if`), which this build does not have yet";
+/// What the what-if endpoint was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatIfRequest {
+    /// The request body: manifests to create or replace (`--apply` of `netfence what-if`).
+    pub manifests: String,
+    /// The objects to delete, as given (`--delete KIND/NS/NAME`).
+    pub deletions: Vec<String>,
+}
+
+/// Answers a what-if: the bytes `netfence what-if -o json` prints, or an error message (bad
+/// manifests, a kind that cannot be applied, a deletion naming no object), answered with
+/// status 400.
+pub type WhatIfHandler<'a> = dyn Fn(&WhatIfRequest) -> Result<Vec<u8>, String> + 'a;
+
+/// The live answers the caller supplies.
+pub struct Handlers<'a> {
+    /// `GET /api/query`.
+    pub query: &'a QueryHandler<'a>,
+    /// `POST /api/what-if`.
+    pub what_if: &'a WhatIfHandler<'a>,
+}
+
+/// The largest request body taken (1 MiB); larger ones are answered 413.
+pub const MAX_BODY: usize = 1 << 20;
 
 /// A bound server.
 pub struct Live {
@@ -90,14 +112,14 @@ impl Live {
         &self,
         page: &str,
         data: &str,
-        query: &QueryHandler<'_>,
+        handlers: &Handlers<'_>,
         stop: &AtomicBool,
     ) -> Result<(), ServeError> {
         while !stop.load(Ordering::Relaxed) {
-            let Some(request) = self.server.recv_timeout(Duration::from_millis(200))? else {
+            let Some(mut request) = self.server.recv_timeout(Duration::from_millis(200))? else {
                 continue;
             };
-            let response = self.answer(&request, page, data, query);
+            let response = self.answer(&mut request, page, data, handlers);
             // A client that went away is not the server's failure.
             let _ = request.respond(response);
         }
@@ -105,15 +127,15 @@ impl Live {
     }
 
     fn host_allowed(&self, request: &Request) -> bool {
-        let Some(host) = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Host"))
-            .map(|h| h.value.as_str().to_ascii_lowercase())
-        else {
+        let Some(host) = header_value(request, "Host") else {
             // HTTP/1.0 clients may omit Host; they cannot be rebound.
             return true;
         };
+        self.host_is_ours(&host)
+    }
+
+    /// Whether `host` (`name:port`, lowercase) names this server.
+    fn host_is_ours(&self, host: &str) -> bool {
         let port = self.address.port();
         let mut allowed = vec![
             format!("localhost:{port}"),
@@ -129,23 +151,43 @@ impl Live {
         let literal = host
             .parse::<SocketAddr>()
             .is_ok_and(|a| a.port() == port && self.address.ip().is_unspecified());
-        literal || allowed.contains(&host)
+        literal || allowed.iter().any(|a| a == host)
+    }
+
+    /// A POST from a page of another origin (a browser always sends `Origin` on POST) is
+    /// refused: a cross-site form could otherwise make the server work for it.
+    fn origin_allowed(&self, request: &Request) -> bool {
+        match header_value(request, "Origin") {
+            None => true,
+            Some(origin) => origin
+                .strip_prefix("http://")
+                .is_some_and(|host| self.host_is_ours(host)),
+        }
     }
 
     fn answer(
         &self,
-        request: &Request,
+        request: &mut Request,
         page: &str,
         data: &str,
-        query: &QueryHandler<'_>,
+        handlers: &Handlers<'_>,
     ) -> Response<Cursor<Vec<u8>>> {
         if !self.host_allowed(request) {
             return json(421, &serde_json::json!({"error": "unexpected Host header"}));
         }
-        let (path, query_string) = request.url().split_once('?').unwrap_or((request.url(), ""));
+        let url = request.url().to_string();
+        let (path, query_string) = url.split_once('?').unwrap_or((&url, ""));
         let read = matches!(request.method(), Method::Get | Method::Head);
         match path {
-            "/api/what-if" => json(501, &serde_json::json!({"error": WHAT_IF_UNAVAILABLE})),
+            "/api/what-if" if *request.method() != Method::Post => json(
+                405,
+                &serde_json::json!({"error": "what-if takes POST (the manifests in the body)"}),
+            ),
+            "/api/what-if" if !self.origin_allowed(request) => json(
+                403,
+                &serde_json::json!({"error": "what-if from another origin"}),
+            ),
+            "/api/what-if" => what_if(request, query_string, handlers.what_if),
             _ if !read => json(
                 405,
                 &serde_json::json!({"error": "read-only: only GET and HEAD"}),
@@ -166,13 +208,79 @@ impl Live {
                     to: get("to"),
                     port: get("port"),
                 };
-                match query(&asked) {
+                match (handlers.query)(&asked) {
                     Ok(value) => json(200, &value),
                     Err(message) => json(400, &serde_json::json!({"error": message})),
                 }
             }
             _ => json(404, &serde_json::json!({"error": "not found"})),
         }
+    }
+}
+
+/// A header's value, lowercase.
+fn header_value(request: &Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_ascii_lowercase())
+}
+
+/// `POST /api/what-if`: the body (at most [`MAX_BODY`] bytes, UTF-8) and the deletions of the
+/// query string, answered by `handler`.
+fn what_if(
+    request: &mut Request,
+    query_string: &str,
+    handler: &WhatIfHandler<'_>,
+) -> Response<Cursor<Vec<u8>>> {
+    let too_large = || {
+        json(
+            413,
+            &serde_json::json!({"error": format!("the request body is over {MAX_BODY} bytes")}),
+        )
+    };
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return too_large();
+    }
+    // Chunked bodies have no length up front: read one byte past the limit to tell.
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(MAX_BODY)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    if let Err(e) = request.as_reader().take(limit).read_to_end(&mut bytes) {
+        return json(
+            400,
+            &serde_json::json!({"error": format!("reading the request body: {e}")}),
+        );
+    }
+    if bytes.len() > MAX_BODY {
+        return too_large();
+    }
+    let Ok(manifests) = String::from_utf8(bytes) else {
+        return json(
+            400,
+            &serde_json::json!({"error": "the request body is not UTF-8"}),
+        );
+    };
+    let deletions = form(query_string)
+        .into_iter()
+        .filter(|(k, _)| k == "delete")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let asked = WhatIfRequest {
+        manifests,
+        deletions,
+    };
+    match handler(&asked) {
+        Ok(answer) => body(200, "application/json", &answer),
+        Err(message) => json(400, &serde_json::json!({"error": message})),
     }
 }
 

@@ -1,8 +1,12 @@
 //! `netfence view` and `netfence serve`: the policy viewer. The page, the SVG and the server
 //! are `netfence_view`'s; this module loads the inputs, runs the audit, wires flow inputs and
-//! answers the server's queries exactly as `netfence query -o json` does.
+//! answers the server's queries exactly as `netfence query -o json` does and its what-ifs
+//! exactly as `netfence what-if -o json` does.
 
+use super::connectivity::DiffFormat;
 use super::*;
+use netfence_model::{Loader, ObjectKey};
+use netfence_view::whatif::Baseline;
 use netfence_view::{data, html, overlay::Overlay, serve, svg, BuildOptions, ViewData};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -96,25 +100,24 @@ fn title(inputs: &Inputs) -> String {
     files.join(" ")
 }
 
-/// Load, audit and gather the view.
+/// Audit and gather the view of the loaded inputs.
 fn gather(
+    engine: &netfence_engine::Engine,
     inputs: &Inputs,
     live: bool,
     clock: &mut Clock,
-) -> Result<(netfence_engine::Engine, ViewData), Failure> {
-    let engine = inputs::load(inputs)?;
-    clock.lap("load+compile");
-    let list = netfence_engine::connlist(&engine);
+) -> ViewData {
+    let list = netfence_engine::connlist(engine);
     clock.lap("connlist");
-    let report = netfence_audit::audit_all(&engine, &netfence_audit::Suppressions::default(), None);
+    let report = netfence_audit::audit_all(engine, &netfence_audit::Suppressions::default(), None);
     clock.lap("audit");
     let options = BuildOptions {
         title: title(inputs),
         live,
     };
-    let view = data::build_from(&engine, &list, &report, &options);
+    let view = data::build_from(engine, &list, &report, &options);
     clock.lap("explain");
-    Ok((engine, view))
+    view
 }
 
 /// What `netfence view` writes, chosen by the output file's extension.
@@ -163,7 +166,9 @@ pub fn view(args: ViewArgs) -> Result<u8, Failure> {
     } = args;
     let format = view_format(&output)?;
     let mut clock = Clock::new();
-    let (_engine, view) = gather(&inputs, false, &mut clock)?;
+    let engine = inputs::load(&inputs)?;
+    clock.lap("load+compile");
+    let view = gather(&engine, &inputs, false, &mut clock);
     if output.as_os_str() == "-" {
         emit(format, &view)?;
     } else {
@@ -235,8 +240,14 @@ fn observed(
 /// `netfence serve` (its help text is on [`crate::Command`]).
 pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let mut clock = Clock::new();
-    let (engine, mut view) = gather(&args.inputs, true, &mut clock)?;
-    observed(&args, &engine, &mut view)?;
+    // The loaded objects are kept with the engine: what-if previews apply changes to a copy.
+    let baseline = Baseline::new(inputs::loader(&args.inputs)?)
+        .map_err(|errors| Failure::input(errors.to_string()))?;
+    inputs::report(baseline.engine().inventory());
+    let engine = baseline.engine();
+    clock.lap("load+compile");
+    let mut view = gather(engine, &args.inputs, true, &mut clock);
+    observed(&args, engine, &mut view)?;
     let page = html::page(&view);
     let data = serde_json::to_string(&view).map_err(|e| Failure::input(e.to_string()))?;
     let live = serve::bind(&args.listen).map_err(|e| Failure::input(e.to_string()))?;
@@ -256,10 +267,63 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
     // Without a handler the default signal action ends the process, which is also fine;
     // with one, the server finishes the request in hand.
     let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
-    let query = |asked: &serve::QueryRequest| query_json(&engine, asked);
-    live.run(&page, &data, &query, &stop)
+    let query = |asked: &serve::QueryRequest| query_json(engine, asked);
+    let what_if = |asked: &serve::WhatIfRequest| what_if_json(&baseline, &args.inputs, asked);
+    let handlers = serve::Handlers {
+        query: &query,
+        what_if: &what_if,
+    };
+    live.run(&page, &data, &handlers, &stop)
         .map_err(|e| Failure::input(e.to_string()))?;
     Ok(0)
+}
+
+/// One what-if answered as `netfence what-if -f INPUTS --apply BODY --delete … -o json`
+/// prints it (the same delta, the same renderer), without changing the served state.
+fn what_if_json(
+    baseline: &Baseline,
+    inputs: &Inputs,
+    asked: &serve::WhatIfRequest,
+) -> Result<Vec<u8>, String> {
+    let deletions = asked
+        .deletions
+        .iter()
+        .map(|text| text.parse::<ObjectKey>().map_err(|e| format!("delete {e}")))
+        .collect::<Result<Vec<ObjectKey>, String>>()?;
+    // As `--apply` reads a file: the inputs' default namespace and leniency.
+    let mut changes = Loader::new();
+    if let Some(namespace) = &inputs.namespace {
+        changes.set_default_namespace(namespace);
+    }
+    changes.set_lenient(inputs.lenient);
+    let manifests = asked.manifests.trim_start_matches('\u{feff}');
+    if manifests.trim().is_empty() {
+        if deletions.is_empty() {
+            return Err(
+                "nothing to change: give manifests to apply, objects to delete, or both".into(),
+            );
+        }
+    } else {
+        // The loader reads a document starting with `{` as JSON only from a `.json` file.
+        let json = manifests.trim_start().starts_with(['{', '[']);
+        let name = if json { "what-if.json" } else { "what-if.yaml" };
+        changes.load_str(name, manifests);
+        unknown_kinds(&changes)?;
+    }
+    let preview = baseline.preview(changes, &deletions).map_err(|errors| {
+        // The loader's lines as the CLI prints them, without its `error: ` prefix.
+        let text = errors.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+            .collect();
+        lines.join("\n")
+    })?;
+    let mut out = Vec::new();
+    DiffFormat::Json
+        .write(&mut out, preview.delta.as_slice())
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// One query answered as `netfence query -o json` prints it.
@@ -293,4 +357,26 @@ fn query_json(
     }
     .map_err(|e| e.to_string())?;
     serde_json::from_slice(&out).map_err(|e| e.to_string())
+}
+
+/// Refuse manifests of kinds netfence does not read: `--apply` would skip them with a note on
+/// stderr, which a page cannot show, so a mistyped kind would look like "no change".
+fn unknown_kinds(changes: &Loader) -> Result<(), String> {
+    // On its own the loader may not link (a pod of a namespace in the inputs only): then the
+    // skipped kinds are unknown here, and applying reports the real errors.
+    let Ok(alone) = changes.clone().finish() else {
+        return Ok(());
+    };
+    if alone.skipped_kinds.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<String> = alone
+        .skipped_kinds
+        .iter()
+        .map(|(kind, count)| format!("{kind} ×{count}"))
+        .collect();
+    Err(format!(
+        "what-if: kinds netfence does not evaluate: {} (it applies pods, namespaces, service accounts, services, nodes, workloads and policy kinds)",
+        kinds.join(", ")
+    ))
 }
