@@ -40,6 +40,7 @@ mod link;
 mod mesh;
 mod network_policy_api;
 mod networking;
+mod parallel;
 mod projectcalico;
 mod rbac;
 #[cfg(test)]
@@ -95,6 +96,8 @@ pub struct Loader {
     default_namespace: Option<String>,
     /// `--lenient`: invalid objects become warnings and are left out.
     lenient: bool,
+    /// Threads to load a large input on (0: one per core); see [`Loader::set_threads`].
+    threads: usize,
 }
 
 #[derive(Clone)]
@@ -272,12 +275,22 @@ impl Loader {
             };
             match parse::json(trimmed) {
                 Ok(Value::Array(items)) => {
-                    for (i, item) in items.iter().enumerate() {
+                    let load = |loader: &mut Loader, i: usize, item: &Value| {
                         let origin = Origin {
                             item: Some(i),
                             ..origin.clone()
                         };
-                        self.load_object(item, origin);
+                        loader.load_object(item, origin);
+                    };
+                    match self.threads_for(items.len() >= parallel::MIN_ITEMS) {
+                        threads if threads > 1 => {
+                            self.load_in_parallel(&items, threads, |_| 1, load)
+                        }
+                        _ => {
+                            for (i, item) in items.iter().enumerate() {
+                                load(self, i, item);
+                            }
+                        }
                     }
                 }
                 Ok(value) => self.load_object(&value, origin),
@@ -293,28 +306,44 @@ impl Loader {
             }
             return;
         }
-        for (index, (line, doc)) in split_yaml_documents(trimmed).into_iter().enumerate() {
-            let origin = Origin {
-                file: file.to_string(),
-                document: index + 1,
-                line,
-                item: None,
-            };
-            match parse::yaml_document(doc) {
-                Ok(value) => self.load_object(&value, origin),
-                Err(e) => {
-                    let err_line = line + e.line.unwrap_or(1) - 1;
-                    let at = match e.column {
-                        Some(column) => format!("at line {err_line} column {column}"),
-                        None => format!("at line {err_line}"),
-                    };
-                    self.errors.push(LoadError {
-                        origin,
-                        object: None,
-                        field: None,
-                        message: format!("malformed YAML {at}: {}", e.message),
-                    })
+        let documents = split_yaml_documents(trimmed);
+        match self.threads_for(trimmed.len() >= parallel::MIN_BYTES) {
+            threads if threads > 1 && documents.len() > 1 => self.load_in_parallel(
+                &documents,
+                threads,
+                |document| document.1.len(),
+                |loader, index, document| loader.load_yaml_document(file, index, document),
+            ),
+            _ => {
+                for (index, document) in documents.iter().enumerate() {
+                    self.load_yaml_document(file, index, document);
                 }
+            }
+        }
+    }
+
+    /// Load the YAML document `(first line, text)` at 0-based `index` of `file`.
+    fn load_yaml_document(&mut self, file: &str, index: usize, &(line, doc): &(usize, &str)) {
+        let origin = Origin {
+            file: file.to_string(),
+            document: index + 1,
+            line,
+            item: None,
+        };
+        match parse::yaml_document(doc) {
+            Ok(value) => self.load_object(&value, origin),
+            Err(e) => {
+                let err_line = line + e.line.unwrap_or(1) - 1;
+                let at = match e.column {
+                    Some(column) => format!("at line {err_line} column {column}"),
+                    None => format!("at line {err_line}"),
+                };
+                self.errors.push(LoadError {
+                    origin,
+                    object: None,
+                    field: None,
+                    message: format!("malformed YAML {at}: {}", e.message),
+                })
             }
         }
     }
@@ -399,12 +428,22 @@ impl Loader {
                 Some(Value::Array(items)) => {
                     let item_kind = kind.strip_suffix("List").unwrap_or_default();
                     let defaults = (!item_kind.is_empty()).then_some((item_kind, api_version));
-                    for (i, item) in items.iter().enumerate() {
+                    let load = |loader: &mut Loader, i: usize, item: &Value| {
                         let origin = Origin {
                             item: Some(i),
                             ..ctx.origin.clone()
                         };
-                        self.load_value_in(item, origin, defaults);
+                        loader.load_value_in(item, origin, defaults);
+                    };
+                    match self.threads_for(items.len() >= parallel::MIN_ITEMS) {
+                        threads if threads > 1 => {
+                            self.load_in_parallel(items, threads, |_| 1, load)
+                        }
+                        _ => {
+                            for (i, item) in items.iter().enumerate() {
+                                load(self, i, item);
+                            }
+                        }
                     }
                 }
                 Some(Value::Null) => {}
