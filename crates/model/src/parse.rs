@@ -88,6 +88,16 @@ impl fmt::Display for ParseError {
 /// Parse one YAML document (no `---` separators inside) into a JSON value.
 pub fn yaml_document(text: &str) -> Result<Value, ParseError> {
     check_flow_depth(text)?;
+    // The plain YAML most manifests are made of is read without libyaml; anything else,
+    // and every error, is libyaml's (see `fast_yaml`).
+    if let Some(value) = crate::fast_yaml::document(text, expansion_budget(text.len())) {
+        return Ok(value);
+    }
+    strict_yaml_document(text)
+}
+
+/// Parse one YAML document with libyaml and the strict visitor.
+pub(crate) fn strict_yaml_document(text: &str) -> Result<Value, ParseError> {
     let budget = Cell::new(expansion_budget(text.len()));
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     StrictValue {

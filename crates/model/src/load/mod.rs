@@ -568,7 +568,7 @@ fn controller_owner(meta: &Meta) -> Option<(String, String)> {
 }
 
 /// Split multi-document YAML at `---` lines, keeping each document's 1-based start line.
-fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
+pub(crate) fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start_byte = 0;
     let mut start_line = 1;
