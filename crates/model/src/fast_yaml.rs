@@ -834,6 +834,84 @@ mod tests {
         assert!(fast >= 12, "{fast}");
     }
 
+    /// Random documents from fragments of plain and not-so-plain YAML: every one the fast
+    /// path reads must agree with libyaml.
+    #[test]
+    fn random_documents_agree() {
+        let keys = [
+            "a", "b", "'a'", "\"b c\"", "1", "true", "a.b/c", "x-y", "a:b", "-k",
+        ];
+        let scalars = [
+            "v",
+            "1",
+            "01",
+            "1.5",
+            "10.0.0.1",
+            "true",
+            "null",
+            "~",
+            "'q'",
+            "\"d\"",
+            "a b",
+            "x#y",
+            "x #c",
+            "[]",
+            "{}",
+            "[a, b]",
+            "{k: v}",
+            "[{k: 1}, {k: 2}]",
+            "-1",
+            "a: b",
+            "&x v",
+            "*x",
+            "!t v",
+            "|",
+            "''",
+            "'a''b'",
+            "\"a\\tb\"",
+            "a,b",
+            "[a,b]",
+            "{a: b, a: c}",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            let mut indent = 0usize;
+            for _ in 0..1 + next(8) {
+                let pad = " ".repeat(indent);
+                match next(10) {
+                    0..=3 => text.push_str(&format!(
+                        "{pad}{}: {}\n",
+                        keys[next(keys.len())],
+                        scalars[next(scalars.len())]
+                    )),
+                    4 | 5 => {
+                        text.push_str(&format!("{pad}{}:\n", keys[next(keys.len())]));
+                        indent += [0, 1, 2, 4][next(4)];
+                    }
+                    6 => text.push_str(&format!("{pad}- {}\n", scalars[next(scalars.len())])),
+                    7 => {
+                        text.push_str(&format!("{pad}- {}: ", keys[next(keys.len())]));
+                        text.push_str(&format!("{}\n", scalars[next(scalars.len())]));
+                        indent += 2;
+                    }
+                    8 => indent = indent.saturating_sub([1, 2, 4][next(3)]),
+                    _ => text.push_str(["\n", "# c\n", "  \n", "---\n", " x\n"][next(5)]),
+                }
+            }
+            total += 1;
+            fast += usize::from(agrees(&text));
+        }
+        assert!(fast * 10 > total, "{fast} of {total}");
+    }
+
     #[test]
     fn depth_and_budget_are_left_to_the_strict_parser() {
         let mut deep = String::new();

@@ -96,6 +96,13 @@ pub fn yaml_document(text: &str) -> Result<Value, ParseError> {
     strict_yaml_document(text)
 }
 
+/// Parse one YAML document with libyaml only, without the fast path: what
+/// [`yaml_document`] gives, more slowly (the load benchmark's baseline).
+pub fn yaml_document_libyaml(text: &str) -> Result<Value, ParseError> {
+    check_flow_depth(text)?;
+    strict_yaml_document(text)
+}
+
 /// Parse one YAML document with libyaml and the strict visitor.
 pub(crate) fn strict_yaml_document(text: &str) -> Result<Value, ParseError> {
     let budget = Cell::new(expansion_budget(text.len()));

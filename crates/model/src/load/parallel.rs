@@ -27,6 +27,12 @@ impl Loader {
         self.threads = threads;
     }
 
+    /// Read plain YAML documents with the fast path (the default), or every document with
+    /// libyaml (`false`); the result is the same. For benchmarks and comparisons.
+    pub fn set_fast_yaml(&mut self, fast: bool) {
+        self.libyaml_only = !fast;
+    }
+
     /// How many threads to load an input on: one unless it is `large`.
     pub(super) fn threads_for(&self, large: bool) -> usize {
         if !large {
@@ -44,6 +50,7 @@ impl Loader {
             default_namespace: self.default_namespace.clone(),
             lenient: self.lenient,
             threads: 1,
+            libyaml_only: self.libyaml_only,
             ..Loader::default()
         }
     }
@@ -119,6 +126,7 @@ impl Loader {
             default_namespace: _,
             lenient: _,
             threads: _,
+            libyaml_only: _,
         } = part;
         self.namespaces.extend(namespaces);
         self.pods.extend(pods);
@@ -250,6 +258,8 @@ mod tests {
     fn load_with(threads: usize, lenient: bool, inputs: &[(String, String)]) -> String {
         let mut loader = Loader::new();
         loader.set_threads(threads);
+        // The baseline: one thread, libyaml for every document.
+        loader.set_fast_yaml(threads != 1);
         loader.set_lenient(lenient);
         for (name, text) in inputs {
             loader.load_str(name, text);
@@ -258,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn any_number_of_threads_loads_what_one_thread_loads() {
+    fn any_number_of_threads_and_the_fast_path_load_what_the_baseline_loads() {
         let inputs = mixed_inputs();
         assert!(inputs.iter().any(|(_, text)| text.len() >= MIN_BYTES));
         for lenient in [false, true] {
