@@ -22,6 +22,12 @@ use serde_json::{Map, Number, Value};
 /// enforces [`crate::parse::MAX_DEPTH`] with its own message.
 const MAX_FAST_DEPTH: usize = 64;
 
+// Giving up well before the strict limits means every document past them reaches the strict
+// parser and its flow-depth pre-scan, and gets their errors.
+const _: () = assert!(
+    MAX_FAST_DEPTH < crate::parse::MAX_DEPTH && MAX_FAST_DEPTH < crate::parse::MAX_FLOW_DEPTH
+);
+
 /// Parse `text`, one YAML document, or `None` when it is outside the subset.
 /// `budget`: expansion units left, charged as the strict visitor charges them.
 pub(crate) fn document(text: &str, budget: u64) -> Option<Value> {

@@ -87,13 +87,15 @@ impl fmt::Display for ParseError {
 
 /// Parse one YAML document (no `---` separators inside) into a JSON value.
 pub fn yaml_document(text: &str) -> Result<Value, ParseError> {
-    check_flow_depth(text)?;
     // The plain YAML most manifests are made of is read without libyaml; anything else,
-    // and every error, is libyaml's (see `fast_yaml`).
+    // and every error, is libyaml's (see `fast_yaml`). The fast path is linear in the text
+    // and gives up on flow nesting far shallower than [`MAX_FLOW_DEPTH`], so the flow-depth
+    // check is needed, and run, only before libyaml sees the document: a document nested too
+    // deeply gets the same error as before.
     if let Some(value) = crate::fast_yaml::document(text, expansion_budget(text.len())) {
         return Ok(value);
     }
-    strict_yaml_document(text)
+    yaml_document_libyaml(text)
 }
 
 /// Parse one YAML document with libyaml only, without the fast path: what
