@@ -32,14 +32,14 @@ const _: () = assert!(
 /// `budget`: expansion units left, charged as the strict visitor charges them.
 pub(crate) fn document(text: &str, budget: u64) -> Option<Value> {
     let bytes = text.as_bytes();
-    // Printable ASCII and line feeds only: no tabs, carriage returns, or the Unicode line
-    // breaks libyaml also honours. Indicators that start other constructs (`&`, `*`, `!`,
+    // Printable ASCII and line breaks (`\n`, `\r\n`) only: no tabs, lone carriage returns,
+    // or the Unicode line breaks libyaml also honours. Indicators that start other constructs (`&`, `*`, `!`,
     // `|`, `>`, `?`, `%`, `@`, `` ` ``, `-` and `+` before a number) are refused where a node
     // starts (see `plain_start`); inside a plain or quoted scalar they are text.
-    if bytes.iter().enumerate().any(|(i, &b)| {
-        !(b == b'\n' || (b' '..=b'~').contains(&b))
-            && !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n'))
-    }) {
+    let allowed = |i: usize, b: u8| {
+        b == b'\n' || (b' '..=b'~').contains(&b) || b == b'\r' && bytes.get(i + 1) == Some(&b'\n')
+    };
+    if !bytes.iter().enumerate().all(|(i, &b)| allowed(i, b)) {
         return None;
     }
     let mut parser = Parser {
