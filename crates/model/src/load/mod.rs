@@ -275,7 +275,12 @@ impl Loader {
                 line: 1,
                 item: None,
             };
-            match parse::json(trimmed) {
+            // A large `kubectl get -o json` list is parsed item by item on every core.
+            let parsed = match self.threads_for(trimmed.len() >= parallel::MIN_BYTES) {
+                threads if threads > 1 => parse::json_list(trimmed, threads).map(Ok),
+                _ => None,
+            };
+            match parsed.unwrap_or_else(|| parse::json(trimmed)) {
                 Ok(Value::Array(items)) => {
                     let load = |loader: &mut Loader, i: usize, item: &Value| {
                         let origin = Origin {
