@@ -10,6 +10,7 @@ pub mod admin;
 pub mod aws;
 pub mod calico;
 pub mod error;
+mod fast_yaml;
 pub mod files;
 pub mod inventory;
 pub mod load;

@@ -87,12 +87,32 @@ impl fmt::Display for ParseError {
 
 /// Parse one YAML document (no `---` separators inside) into a JSON value.
 pub fn yaml_document(text: &str) -> Result<Value, ParseError> {
+    // The plain YAML most manifests are made of is read without libyaml; anything else,
+    // and every error, is libyaml's (see `fast_yaml`). The fast path is linear in the text
+    // and gives up on flow nesting far shallower than [`MAX_FLOW_DEPTH`], so the flow-depth
+    // check is needed, and run, only before libyaml sees the document: a document nested too
+    // deeply gets the same error as before.
+    if let Some(value) = crate::fast_yaml::document(text, expansion_budget(text.len())) {
+        return Ok(value);
+    }
+    yaml_document_libyaml(text)
+}
+
+/// Parse one YAML document with libyaml only, without the fast path: what
+/// [`yaml_document`] gives, more slowly (the load benchmark's baseline).
+pub fn yaml_document_libyaml(text: &str) -> Result<Value, ParseError> {
     check_flow_depth(text)?;
+    strict_yaml_document(text)
+}
+
+/// Parse one YAML document with libyaml and the strict visitor.
+pub(crate) fn strict_yaml_document(text: &str) -> Result<Value, ParseError> {
     let budget = Cell::new(expansion_budget(text.len()));
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     StrictValue {
         budget: &budget,
         depth: 0,
+        limit: MAX_DEPTH,
     }
     .deserialize(deserializer)
     .map_err(|e| {
@@ -119,6 +139,7 @@ pub fn json(text: &str) -> Result<Value, ParseError> {
     let value = StrictValue {
         budget: &budget,
         depth: 0,
+        limit: MAX_DEPTH,
     }
     .deserialize(&mut deserializer)
     .and_then(|value| deserializer.end().map(|()| value))
@@ -135,6 +156,130 @@ pub fn json(text: &str) -> Result<Value, ParseError> {
         },
     })?;
     Ok(value)
+}
+
+/// Parse a large JSON object whose `items` is a list (`kubectl get -o json`) on `threads`
+/// threads: the items one by one, in runs, and the object around them with an empty list
+/// in their place. `None` when the text is not such an object or any part does not parse:
+/// then [`json`] parses the whole text, and reports its error as always.
+///
+/// The parts are cut by a scan that skips strings and counts brackets; each part must parse
+/// whole, so a cut in a wrong place fails and falls back. The values equal those of [`json`]:
+/// JSON has no aliases (the size budget cannot bind: a value is at most about two units per
+/// byte of its text), duplicate keys are refused within each item and in the object around
+/// them, and the items may nest at most 100 levels in the text (the whole text's limits,
+/// serde_json's 128 and [`MAX_DEPTH`], then cannot be reached; deeper items fall back).
+pub(crate) fn json_list(text: &str, threads: usize) -> Option<Value> {
+    let (open, close, items) = json_items(text)?;
+    let outer = format!("{}[]{}", &text[..open], &text[close + 1..]);
+    let mut value = json(&outer).ok()?;
+    let runs = threads.max(1);
+    let per_run = items.len().div_ceil(runs);
+    let parsed: Vec<Option<Vec<Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per_run.max(1))
+            .map(|run| {
+                scope.spawn(move || {
+                    run.iter()
+                        .map(|&(start, end)| json_part(&text[start..end], 100 - 2))
+                        .collect::<Option<Vec<Value>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().ok().flatten())
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for run in parsed {
+        all.extend(run?);
+    }
+    match value.get_mut("items") {
+        Some(slot @ Value::Array(_)) => *slot = Value::Array(all),
+        _ => return None,
+    }
+    Some(value)
+}
+
+/// One item of a list, parsed as [`json`] parses it, at most `limit` levels deep.
+fn json_part(text: &str, limit: usize) -> Option<Value> {
+    let budget = Cell::new(expansion_budget(text.len()));
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = StrictValue {
+        budget: &budget,
+        depth: 0,
+        limit,
+    }
+    .deserialize(&mut deserializer)
+    .ok()?;
+    deserializer.end().ok()?;
+    Some(value)
+}
+
+/// A byte range of a text: start, end.
+type Span = (usize, usize);
+
+/// Where the top-level `"items": [ … ]` of a JSON object is (its brackets), and each item's
+/// byte range; `None` when there is none, it is empty, or `items` appears twice.
+fn json_items(text: &str) -> Option<(usize, usize, Vec<Span>)> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    // The previous byte that is not white space, at this depth.
+    let mut previous = 0u8;
+    // (the list's `[`, its `]`, the items); while inside it: (`[`, the items, the next start).
+    let mut found: Option<(usize, usize, Vec<Span>)> = None;
+    let mut in_items: Option<(usize, Vec<Span>, usize)> = None;
+    let mut key_is_items = false;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 && matches!(previous, b'{' | b',') {
+                    key_is_items = &bytes[start..=i.min(bytes.len() - 1)] == b"\"items\"";
+                }
+            }
+            b'[' | b'{' => {
+                if depth == 1 && byte == b'[' && previous == b':' && key_is_items {
+                    if found.is_some() || in_items.is_some() {
+                        return None;
+                    }
+                    in_items = Some((i, Vec::new(), i + 1));
+                }
+                depth += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 1 {
+                    if let Some((open, mut items, start)) = in_items.take() {
+                        items.push((start, i));
+                        found = Some((open, i, items));
+                    }
+                }
+            }
+            b',' if depth == 2 => {
+                if let Some((_, items, start)) = in_items.as_mut() {
+                    items.push((*start, i));
+                    *start = i + 1;
+                }
+            }
+            _ => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            previous = byte;
+        }
+        i += 1;
+    }
+    let (open, close, items) = found?;
+    // `[]` holds one empty "item": nothing to share out.
+    (items.len() > 1 || items.iter().any(|&(s, e)| !text[s..e].trim().is_empty()))
+        .then_some((open, close, items))
 }
 
 /// Reject YAML whose flow collections nest deeper than [`MAX_FLOW_DEPTH`], before libyaml
@@ -207,6 +352,9 @@ fn starts_flow_scalar(bytes: &[u8], at: usize) -> bool {
 struct StrictValue<'a> {
     budget: &'a Cell<u64>,
     depth: usize,
+    /// The deepest `depth` whose children may be read: [`MAX_DEPTH`], or less for a part
+    /// of a text (see [`json_list`]).
+    limit: usize,
 }
 
 impl StrictValue<'_> {
@@ -223,12 +371,13 @@ impl StrictValue<'_> {
     }
 
     fn nested<E: de::Error>(&self) -> Result<StrictValue<'_>, E> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= self.limit {
             return Err(E::custom(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         Ok(StrictValue {
             budget: self.budget,
             depth: self.depth + 1,
+            limit: self.limit,
         })
     }
 }
@@ -341,6 +490,7 @@ impl<'de> Visitor<'de> for KeyText<'_> {
         StrictValue {
             budget: self.budget,
             depth: 0,
+            limit: MAX_DEPTH,
         }
         .charge::<E>(v.len())?;
         Ok(v.to_string())
@@ -426,6 +576,51 @@ mod tests {
         // Closing brackets inside quotes cannot hide depth.
         let hidden = format!("a: {}\n", "[ \"]]\", ".repeat(MAX_FLOW_DEPTH + 1));
         assert!(check_flow_depth(&hidden).is_err());
+    }
+
+    #[test]
+    fn json_lists_parsed_in_parts_equal_the_whole() {
+        let item = |i: usize| {
+            format!(
+                r#"{{"kind": "Pod", "metadata": {{"name": "p{i}", "labels": {{"a,]}}": "\"[{{\\"}}}}, "spec": {{"x": [1, [2, {{}}], []], "y": null}}}}"#
+            )
+        };
+        let items: Vec<String> = (0..50).map(item).collect();
+        let list = format!(
+            "{{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n{}\n    ],\n    \"kind\": \"List\"}}\n",
+            items.join(",\n")
+        );
+        for threads in [1, 2, 3, 64] {
+            assert_eq!(json_list(&list, threads), Some(json(&list).unwrap()));
+        }
+        // Anything the parts cannot give exactly goes back to the whole text.
+        let one_item = list.replace(&items.join(",\n"), &item(0));
+        assert_eq!(json_list(&one_item, 2), Some(json(&one_item).unwrap()));
+        for bad in [
+            list.replacen("\"y\": null", "\"y\": null, \"y\": 1", 1),
+            list.replacen("\"kind\": \"List\"", "\"kind\": \"List\", \"items\": []", 1),
+            list.replacen("\"apiVersion\"", "\"kind\": 1, \"apiVersion\"", 1),
+            list.replacen("}},\n{", "}},,\n{", 1),
+            list.replacen("\n    ]", ",\n    ]", 1),
+            list.replacen("[]]", "[]}", 1),
+            list.replacen("\"kind\": \"List\"}", "\"kind\": \"List\"", 1),
+            list.replacen(
+                "[1, [2",
+                &format!("[{}1{}, [2", "[".repeat(99), "]".repeat(99)),
+                1,
+            ),
+            "{\"items\": []}".to_string(),
+            "[{\"items\": [1, 2]}]".to_string(),
+        ] {
+            assert_eq!(json_list(&bad, 2), None, "{bad}");
+        }
+        // A deep item the whole text still reads is read by it.
+        let deep = list.replacen(
+            "[1, [2",
+            &format!("[{}1{}, [2", "[".repeat(99), "]".repeat(99)),
+            1,
+        );
+        assert!(json(&deep).is_ok());
     }
 
     #[test]

@@ -1,0 +1,287 @@
+//! Loading the documents of one large input on several cores.
+//!
+//! The documents of a multi-document YAML file are independent: each is parsed, checked and
+//! decoded on its own, and loading one only appends to the loader's lists. So a file is cut
+//! into runs of consecutive documents of about equal size, each run is loaded into a loader
+//! of its own on its own thread, and the loaders are appended to this one in input order.
+//! Errors, warnings, skipped counts and origins come out exactly as one thread makes them.
+//!
+//! Cutting at document markers is safe: YAML 1.2.2 §9.1.2 ("Document Markers") and the
+//! production `c-forbidden` (§9.1.4) say that a line starting with `---` or `...` followed by
+//! white space or the end of the line cannot appear inside any node, scalars included.
+//! [`super::split_yaml_documents`] cuts there already; here only its output is shared out.
+
+use super::*;
+
+/// Below this many bytes a YAML input is loaded on one thread: starting threads would cost
+/// more than it saves.
+pub(super) const MIN_BYTES: usize = 256 * 1024;
+
+/// Below this many items a JSON list is loaded on one thread.
+pub(super) const MIN_ITEMS: usize = 256;
+
+impl Loader {
+    /// Load on at most `threads` threads (0: as many as the machine has cores). One thread is
+    /// the sequential path; the result is the same for any number.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+    }
+
+    /// Read plain YAML documents with the fast path (the default), or every document with
+    /// libyaml (`false`); the result is the same. For benchmarks and comparisons.
+    pub fn set_fast_yaml(&mut self, fast: bool) {
+        self.libyaml_only = !fast;
+    }
+
+    /// How many threads to load an input on: one unless it is `large`.
+    pub(super) fn threads_for(&self, large: bool) -> usize {
+        if !large {
+            return 1;
+        }
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+
+    /// An empty loader with this one's settings, to load part of an input into.
+    fn part(&self) -> Loader {
+        Loader {
+            default_namespace: self.default_namespace.clone(),
+            lenient: self.lenient,
+            threads: 1,
+            libyaml_only: self.libyaml_only,
+            ..Loader::default()
+        }
+    }
+
+    /// Load `items` on `threads` threads: each thread loads a run of consecutive items (of
+    /// about equal `weight`) into a loader of its own with `load(loader, index, item)`, and
+    /// the runs are appended to this loader in order.
+    pub(super) fn load_in_parallel<T: Sync>(
+        &mut self,
+        items: &[T],
+        threads: usize,
+        weight: impl Fn(&T) -> usize,
+        load: impl Fn(&mut Loader, usize, &T) + Sync,
+    ) {
+        let runs = runs_of_equal_weight(items, threads, weight);
+        let load = &load;
+        let parts: Vec<Loader> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|(first, run)| {
+                    let mut part = self.part();
+                    scope.spawn(move || {
+                        for (offset, item) in run.iter().enumerate() {
+                            load(&mut part, first + offset, item);
+                        }
+                        part
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for part in parts {
+            self.append(part);
+        }
+    }
+
+    /// Append what `part` loaded after what this loader holds, as if this loader had loaded
+    /// it. Every field is named, so that a new one cannot be forgotten here.
+    fn append(&mut self, part: Loader) {
+        let Loader {
+            namespaces,
+            pods,
+            workloads,
+            service_accounts,
+            services,
+            ingresses,
+            peer_authentications,
+            istio_mesh_configs,
+            vpc_cni,
+            cert_issuers,
+            certificates,
+            rbac_roles,
+            rbac_bindings,
+            security_group_policies,
+            nodes,
+            policies,
+            calico_policies,
+            admin_policies,
+            network_sets,
+            tiers,
+            warnings,
+            skipped,
+            errors,
+            inputs_given,
+            documents_read,
+            default_namespace: _,
+            lenient: _,
+            threads: _,
+            libyaml_only: _,
+        } = part;
+        self.namespaces.extend(namespaces);
+        self.pods.extend(pods);
+        self.workloads.extend(workloads);
+        self.service_accounts.extend(service_accounts);
+        self.services.extend(services);
+        self.ingresses.extend(ingresses);
+        self.peer_authentications.extend(peer_authentications);
+        self.istio_mesh_configs.extend(istio_mesh_configs);
+        // The last one loaded wins, as when loading on one thread.
+        if vpc_cni.is_some() {
+            self.vpc_cni = vpc_cni;
+        }
+        self.cert_issuers.extend(cert_issuers);
+        self.certificates.extend(certificates);
+        self.rbac_roles.extend(rbac_roles);
+        self.rbac_bindings.extend(rbac_bindings);
+        self.security_group_policies.extend(security_group_policies);
+        self.nodes.extend(nodes);
+        self.policies.extend(policies);
+        self.calico_policies.extend(calico_policies);
+        self.admin_policies.extend(admin_policies);
+        self.network_sets.extend(network_sets);
+        self.tiers.extend(tiers);
+        self.warnings.extend(warnings);
+        for (kind, count) in skipped {
+            *self.skipped.entry(kind).or_default() += count;
+        }
+        self.errors.extend(errors);
+        self.inputs_given.extend(inputs_given);
+        self.documents_read += documents_read;
+    }
+}
+
+/// Cut `items` into at most `runs` runs of consecutive items of about the same total
+/// weight; each run comes with the 0-based index of its first item.
+fn runs_of_equal_weight<T>(
+    items: &[T],
+    runs: usize,
+    weight: impl Fn(&T) -> usize,
+) -> Vec<(usize, &[T])> {
+    let total: usize = items.iter().map(&weight).sum();
+    let per_run = total.div_ceil(runs.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut sum = 0;
+    for (index, item) in items.iter().enumerate() {
+        sum += weight(item);
+        if sum >= per_run && out.len() + 1 < runs {
+            out.push((start, &items[start..=index]));
+            start = index + 1;
+            sum = 0;
+        }
+    }
+    if start < items.len() {
+        out.push((start, &items[start..]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_every_document_once_in_order() {
+        let items: Vec<(usize, usize)> = (0..37).map(|i| (i, 1 + i * 7 % 13)).collect();
+        for runs in 1..6 {
+            let cut = runs_of_equal_weight(&items, runs, |item| item.1);
+            assert!(cut.len() <= runs && !cut.is_empty());
+            let mut next = 0;
+            for (first, run) in &cut {
+                assert_eq!(*first, next);
+                assert!(!run.is_empty());
+                assert_eq!(run[0].0, *first);
+                next += run.len();
+            }
+            assert_eq!(next, items.len());
+        }
+        // Two runs of a skewed input still split it.
+        assert_eq!(runs_of_equal_weight(&items, 2, |item| item.1).len(), 2);
+        assert!(runs_of_equal_weight(&[] as &[(usize, usize)], 2, |item| item.1).is_empty());
+    }
+
+    /// A generated cluster with bad documents, unknown kinds, duplicates and warnings spread
+    /// through it, as YAML and as a JSON `List`.
+    fn mixed_inputs() -> Vec<(String, String)> {
+        let files = netfence_gen::generate(&netfence_gen::GenOptions {
+            pods: 1_000,
+            namespaces: 10,
+            policies: 200,
+            calico: 20,
+            seed: 7,
+        })
+        .unwrap();
+        let bad = [
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: dup, namespace: ns-0000}\nspec: {containers: []}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: dup, namespace: ns-0000}\nspec: {containers: []}\n",
+            "a: [unclosed\n",
+            "a: 1\na: 2\n",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: typo, namespace: x}\nspec: {podSelector: {matchLabel: {}}}\n",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad-ip, namespace: x}\nspec: {containers: []}\nstatus: {podIP: nope}\n",
+            "just a string\n",
+        ];
+        let mut out = Vec::new();
+        for (name, text) in files {
+            let documents: Vec<&str> = text.split("\n---\n").collect();
+            let mut mixed = String::new();
+            for (i, document) in documents.iter().enumerate() {
+                mixed.push_str(document);
+                mixed.push_str("\n---\n");
+                if i % 97 == 5 {
+                    mixed.push_str(bad[i / 97 % bad.len()]);
+                    mixed.push_str("---\n");
+                }
+            }
+            let items: Vec<Value> = split_yaml_documents(&mixed)
+                .iter()
+                .filter_map(|(_, document)| parse::yaml_document(document).ok())
+                .collect();
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            out.push((format!("{name}.json"), list.to_string()));
+            out.push((name, mixed));
+        }
+        out
+    }
+
+    fn load_with(threads: usize, lenient: bool, inputs: &[(String, String)]) -> String {
+        let mut loader = Loader::new();
+        loader.set_threads(threads);
+        // The baseline: one thread, libyaml for every document.
+        loader.set_fast_yaml(threads != 1);
+        loader.set_lenient(lenient);
+        for (name, text) in inputs {
+            loader.load_str(name, text);
+        }
+        format!("{:?}", loader.finish())
+    }
+
+    #[test]
+    fn any_number_of_threads_and_the_fast_path_load_what_the_baseline_loads() {
+        let inputs = mixed_inputs();
+        assert!(inputs.iter().any(|(_, text)| text.len() >= MIN_BYTES));
+        for lenient in [false, true] {
+            let one = load_with(1, lenient, &inputs);
+            assert!(one.contains("duplicate Pod ns-0000/dup"), "{one:.2000}");
+            assert!(one.contains("malformed YAML"));
+            assert!(one.contains("matchLabel"));
+            for threads in [2, 3, 8] {
+                assert!(
+                    one == load_with(threads, lenient, &inputs),
+                    "{threads} threads"
+                );
+            }
+        }
+    }
+}
