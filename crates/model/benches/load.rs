@@ -102,6 +102,7 @@ fn main() {
             namespaces,
             policies,
             calico: 0,
+            admin: 0,
             seed: 1,
         })
         .expect("valid options");

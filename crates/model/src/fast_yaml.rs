@@ -605,6 +605,7 @@ mod tests {
             namespaces: 5,
             policies: 60,
             calico: 20,
+            admin: 0,
             seed: 3,
         })
         .unwrap();

@@ -219,6 +219,7 @@ mod tests {
             namespaces: 10,
             policies: 200,
             calico: 20,
+            admin: 0,
             seed: 7,
         })
         .unwrap();
