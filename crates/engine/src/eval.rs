@@ -150,15 +150,7 @@ impl Engine {
             vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
         for (t, tier) in tiers.iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
-                let candidates = match &policy.subject {
-                    Subject::PodsInNamespace { namespace, .. }
-                    | Subject::Calico {
-                        namespace: Some(namespace),
-                        ..
-                    } => inventory.pods_in(namespace),
-                    _ => 0..inventory.pods().len(),
-                };
-                for id in candidates {
+                for id in subject_candidates(&policy.subject, &inventory) {
                     let pod = &inventory.pods()[id];
                     if pod.host_network || !subject_selects(&policy.subject, &inventory, pod) {
                         continue;
@@ -844,6 +836,22 @@ fn with_calico_namespace_labels<R>(
     })
 }
 
+/// The pods a subject can select: those of its namespace for a namespaced subject (pods are
+/// sorted by namespace, so a range), else every pod.
+pub(crate) fn subject_candidates(
+    subject: &Subject,
+    inventory: &Inventory,
+) -> std::ops::Range<PodId> {
+    match subject {
+        Subject::PodsInNamespace { namespace, .. }
+        | Subject::Calico {
+            namespace: Some(namespace),
+            ..
+        } => inventory.pods_in(namespace),
+        _ => 0..inventory.pods().len(),
+    }
+}
+
 pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
     match subject {
         Subject::PodsInNamespace {
@@ -872,14 +880,16 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
                 }
                 (None, None) => true,
             };
-            let account_ok = service_account_selector.as_ref().is_none_or(|s| {
-                let mut labels =
-                    inventory.service_account_labels(&pod.namespace, &pod.service_account);
-                labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
-                s.matches(&labels)
-            });
+            let account_ok = || {
+                service_account_selector.as_ref().is_none_or(|s| {
+                    let mut labels =
+                        inventory.service_account_labels(&pod.namespace, &pod.service_account);
+                    labels.insert("projectcalico.org/name".into(), pod.service_account.clone());
+                    s.matches(&labels)
+                })
+            };
             namespace_ok
-                && account_ok
+                && account_ok()
                 && with_calico_pod_labels(pod, |labels| selector.matches_with(labels))
         }
     }

@@ -13,8 +13,8 @@
 //! address matching or evaluation order everywhere, and then every line is compared.
 
 use crate::connlist::{diff_touching, DiffLine};
-use crate::eval::{direction_index, subject_selects, Engine};
-use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Subject, Tier};
+use crate::eval::{direction_index, subject_candidates, subject_selects, Engine};
+use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Tier};
 use netfence_model::{Change, Inventory, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -216,17 +216,7 @@ fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usiz
     }
     for (t, tier) in tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            let namespaced = match &policy.subject {
-                Subject::PodsInNamespace { namespace, .. }
-                | Subject::Calico {
-                    namespace: Some(namespace),
-                    ..
-                } => Some(namespace),
-                _ => None,
-            };
-            if namespaced.is_some_and(|ns| *ns != pod.namespace)
-                || !subject_selects(&policy.subject, inventory, pod)
-            {
+            if !subject_selects(&policy.subject, inventory, pod) {
                 continue;
             }
             for direction in [PolicyType::Ingress, PolicyType::Egress] {
@@ -274,15 +264,7 @@ impl Engine {
         let mut touched = vec![false; dirty.len()];
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
-            let candidates = match &policy.subject {
-                Subject::PodsInNamespace { namespace, .. }
-                | Subject::Calico {
-                    namespace: Some(namespace),
-                    ..
-                } => inventory.pods_in(namespace),
-                _ => 0..inventory.pods().len(),
-            };
-            for id in candidates {
+            for id in subject_candidates(&policy.subject, &inventory) {
                 let pod = &inventory.pods()[id];
                 if dirty[id]
                     || pod.host_network
@@ -415,6 +397,25 @@ impl Cluster {
         changes: Loader,
         deletions: &[ObjectKey],
     ) -> Result<Applied, LoadErrors> {
+        let (applied, loader, engine) = self.changed(changes, deletions)?;
+        self.loader = loader;
+        self.engine = engine;
+        Ok(applied)
+    }
+
+    /// What [`Cluster::apply`] would return, without keeping the change: the state stays
+    /// as it was (a preview, as `netfence serve` shows it).
+    pub fn preview(&self, changes: Loader, deletions: &[ObjectKey]) -> Result<Applied, LoadErrors> {
+        self.changed(changes, deletions)
+            .map(|(applied, _, _)| applied)
+    }
+
+    /// The changed objects, the engine rebuilt from them and the delta; `self` is only read.
+    fn changed(
+        &self,
+        changes: Loader,
+        deletions: &[ObjectKey],
+    ) -> Result<(Applied, Loader, Engine), LoadErrors> {
         let start = Instant::now();
         let mut loader = self.loader.clone();
         let changes = loader.apply(changes, deletions)?;
@@ -424,9 +425,7 @@ impl Cluster {
         let rebuilt = Instant::now();
         let delta = diff_touching(&self.engine, &engine, focus.workloads());
         let done = Instant::now();
-        self.loader = loader;
-        self.engine = engine;
-        Ok(Applied {
+        let applied = Applied {
             changes,
             delta,
             focus,
@@ -436,6 +435,7 @@ impl Cluster {
                 engine: rebuilt - linked,
                 delta: done - rebuilt,
             },
-        })
+        };
+        Ok((applied, loader, engine))
     }
 }
