@@ -216,7 +216,12 @@ fn relevant_label_keys(engine: &Engine) -> std::collections::BTreeSet<String> {
 impl Engine {
     /// The pods grouped into classes that every policy treats alike: (members of each class,
     /// class of each pod). Members are in pod order, so the first is the representative.
-    pub fn pod_classes(&self) -> (Vec<Vec<PodId>>, Vec<usize>) {
+    /// Computed once per engine, on first use.
+    pub fn pod_classes(&self) -> &(Vec<Vec<PodId>>, Vec<usize>) {
+        self.pod_classes.get_or_init(|| self.compute_pod_classes())
+    }
+
+    fn compute_pod_classes(&self) -> (Vec<Vec<PodId>>, Vec<usize>) {
         // Namespace, relevant labels, service account, named ports, host network, node, address
         // segments, IPv6: everything a policy can tell pods apart by.
         type ClassKey<'a> = (
@@ -318,8 +323,8 @@ impl Engine {
         let allowed: Vec<Vec<Bits>> = slots.iter().map(|&slot| results[slot].clone()).collect();
         ClassMatrix {
             ports: ports.to_vec(),
-            classes,
-            class_of,
+            classes: classes.clone(),
+            class_of: class_of.clone(),
             allowed,
         }
     }

@@ -37,6 +37,8 @@ pub struct Engine {
     pub(crate) selecting: Vec<[Vec<(usize, usize)>; 2]>,
     /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
     pub(crate) cache: crate::resolve::SelectorCache,
+    /// [`Engine::pod_classes`], computed on first use.
+    pub(crate) pod_classes: std::sync::OnceLock<(Vec<Vec<PodId>>, Vec<usize>)>,
 }
 
 pub(crate) fn direction_index(direction: Direction) -> usize {
@@ -168,6 +170,7 @@ impl Engine {
             tiers,
             selecting,
             cache: Default::default(),
+            pod_classes: Default::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl Engine {
             tiers,
             selecting,
             cache: Default::default(),
+            pod_classes: Default::default(),
         })
     }
 

@@ -298,6 +298,7 @@ impl Engine {
             tiers,
             selecting,
             cache: Default::default(),
+            pod_classes: Default::default(),
         };
         (engine, focus, stats)
     }
