@@ -289,7 +289,7 @@ impl Engine {
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
         let (classes, class_of) = self.pod_classes();
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
-        let peer_bits = self.class_peer_bits(&reps, &class_of);
+        let peer_bits = self.class_peer_bits(&reps, class_of);
         let n = reps.len();
         let rule_peers = |rule: &Rule| -> Bits {
             if rule.peers.is_empty() {
