@@ -13,11 +13,56 @@ use crate::eval::{Endpoint, Engine};
 use crate::ir::{NamespaceMatch, Peer, PortMatch, Rule};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, RuleAt, Walker};
+use netfence_model::net::{address_value, net_bounds};
 use netfence_model::{AddressCuts, PodId, PolicyType};
 use netfence_selector::LabelSelector;
 use std::collections::HashMap;
 
 type Bits = BitSet;
+
+/// The real addresses of the class representatives, sorted: an ipBlock's classes are the
+/// representatives with an address in its range (and in none of its excepts), found by
+/// binary search instead of asking every class. An invented address matches no ipBlock
+/// (as [`Engine::peer_matches`] has it).
+struct RepAddresses(Vec<(bool, u128, usize)>);
+
+impl RepAddresses {
+    fn new(engine: &Engine, reps: &[PodId]) -> RepAddresses {
+        let pods = engine.inventory().pods();
+        let mut all: Vec<(bool, u128, usize)> = reps
+            .iter()
+            .enumerate()
+            .filter(|(_, &rep)| !pods[rep].synthetic_ip)
+            .flat_map(|(c, &rep)| {
+                pods[rep].ips.iter().map(move |ip| {
+                    let (v4, value) = address_value(*ip);
+                    (v4, value, c)
+                })
+            })
+            .collect();
+        all.sort_unstable();
+        RepAddresses(all)
+    }
+
+    fn classes_in(&self, n: usize, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> Bits {
+        let (v4, first, last) = net_bounds(net);
+        let start = self.0.partition_point(|&(f, x, _)| (f, x) < (v4, first));
+        let mut bits = Bits::new(n, false);
+        for &(f, x, c) in &self.0[start..] {
+            if f != v4 || x > last {
+                break;
+            }
+            let excluded = except.iter().any(|e| {
+                let (family, a, b) = net_bounds(e);
+                family == v4 && a <= x && x <= b
+            });
+            if !excluded {
+                bits.set(c);
+            }
+        }
+        bits
+    }
+}
 
 /// A peer by value, for resolving each distinct peer once (Calico entities by address).
 #[derive(PartialEq, Eq, Hash)]
@@ -338,6 +383,7 @@ impl Engine {
         let n = reps.len();
         let mut by_value: HashMap<PeerValue<'_>, Bits> = HashMap::new();
         let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
+        let by_address = RepAddresses::new(self, reps);
         let peers = self
             .tiers()
             .iter()
@@ -366,6 +412,7 @@ impl Engine {
                         }
                         bits
                     }
+                    Peer::Net { net, except } => by_address.classes_in(n, net, except),
                     _ => {
                         let mut bits = Bits::new(n, false);
                         for (c, &rep) in reps.iter().enumerate() {
