@@ -287,7 +287,7 @@ impl Engine {
                     .for_each(|list| list.sort_unstable());
             }
         }
-        let focus = self.focus(&inventory, &map, &dirty, &selecting);
+        let focus = self.focus(&inventory, &map, (&dirty, &previous), &selecting);
         let stats = RebuildStats {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
@@ -308,7 +308,7 @@ impl Engine {
         &self,
         inventory: &Inventory,
         map: &PolicyMap,
-        dirty: &[bool],
+        (dirty, previous): (&[bool], &[Option<usize>]),
         selecting: &[[Vec<(usize, usize)>; 2]],
     ) -> Focus {
         let old = self.inventory();
@@ -318,12 +318,18 @@ impl Engine {
         {
             return Focus::Everything;
         }
+        // Old pods that a clean new pod continues (`rematched_pods` already looked each new
+        // pod up among the old ones); every other old pod is gone or changed, and its
+        // workload may have changed too (adoption by a new selector).
+        let mut kept = vec![false; old.pods().len()];
+        for (&dirty, &before) in dirty.iter().zip(previous) {
+            if let (false, Some(before)) = (dirty, before) {
+                kept[before] = true;
+            }
+        }
         let mut workloads = BTreeSet::new();
         for (id, pod) in old.pods().iter().enumerate() {
-            // Gone, or changed (its workload may have changed: adoption by a new selector).
-            let gone = inventory
-                .pod_by_key(&pod.namespace, &pod.name)
-                .is_none_or(|now| inventory.pods()[now] != *pod);
+            let gone = !kept[id];
             let selected_by_changed = self.selecting[id]
                 .iter()
                 .flatten()
