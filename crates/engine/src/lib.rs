@@ -37,6 +37,7 @@ pub mod connset;
 pub mod eval;
 pub mod incremental;
 pub mod ir;
+pub mod lookup;
 pub mod matrix;
 pub mod ports;
 pub mod resolve;
@@ -48,5 +49,6 @@ pub use connlist::{connlist, diff, diff_touching, Connection, DiffKind, DiffLine
 pub use connset::{ConnSet, PortSet};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
 pub use incremental::{Applied, Cluster, Focus, RebuildStats, Timings};
+pub use lookup::VerdictIndex;
 pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};
 pub use service::{BackendVerdict, NoBackend, ServiceVerdict};
