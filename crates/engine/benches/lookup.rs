@@ -7,22 +7,12 @@
 //! machine does not count against them. Under
 //! `cargo test` it runs a small smoke version.
 
-use netfence_conformance::bench::{full_run, median, sizes};
+use netfence_conformance::bench::{cpu_seconds, full_run, median, sizes};
 use netfence_engine::{default_ports, Engine};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::{Loader, Protocol};
 use std::net::IpAddr;
 use std::time::Instant;
-
-/// This thread's time on a CPU (first field of `/proc/thread-self/schedstat`, ns): on a
-/// shared machine, lookups per CPU-second is the per-core rate the target speaks of; wall
-/// time also counts the time other processes had the core.
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1e9)
-}
 
 struct Rng(u64);
 impl Rng {

@@ -222,7 +222,42 @@ impl Engine {
     }
 }
 
+/// The class of a connection between two distinct pods on one port: every connection of a
+/// class gets the same verdict from the same deciding rules (its pods are alike to every
+/// policy, its port to every port condition), so consumers may cache explanations per class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionClass {
+    src: u32,
+    dst: u32,
+    port: u32,
+}
+
 impl VerdictIndex<'_> {
+    /// The pod that owns `ip` (as [`netfence_model::Inventory::pod_by_ip`] answers, by hash).
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
+        self.addresses.get(ip).map(|(pod, _)| pod as PodId)
+    }
+
+    /// The connection class of `src` → `dst` on (protocol, port); `None` for a pod to itself
+    /// (always allowed, decided by no rule).
+    pub fn connection_class(
+        &self,
+        src: PodId,
+        dst: PodId,
+        protocol: Protocol,
+        port: u16,
+    ) -> Option<ConnectionClass> {
+        if src == dst {
+            return None;
+        }
+        let slot = self.segments[protocol_index(protocol)].slot(port);
+        Some(ConnectionClass {
+            src: u32::try_from(self.class_of[src]).ok()?,
+            dst: u32::try_from(self.class_of[dst]).ok()?,
+            port: u32::try_from(slot).ok()?,
+        })
+    }
+
     /// The number of port classes (segments of the port space that some rule tells apart,
     /// merged where every condition agrees).
     pub fn port_classes(&self) -> usize {

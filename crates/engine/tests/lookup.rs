@@ -90,3 +90,75 @@ fn the_index_equals_the_tier_walk_on_random_clusters() {
     println!("verdict index: {checked} address lookups equal the tier walk");
     assert!(checked > 10_000, "too few lookups checked: {checked}");
 }
+
+/// The policy named from an explanation's words (the rule of `flows check`'s `decided_by`
+/// before decisions had ids): the deciding rule's policy; at a tier's end, the first
+/// selecting policy of that tier; when every tier passed, the last rule passed through.
+fn named_from_words(side: &netfence_engine::DirectionVerdict) -> Option<String> {
+    use netfence_engine::Outcome;
+    match &side.outcome {
+        Outcome::Rule { rule } => Some(format!("{} {}", rule.kind, rule.policy)),
+        Outcome::EndOfTier { tier } => side
+            .selected_by
+            .iter()
+            .find(|policy| policy.tier == *tier)
+            .map(|policy| format!("{} {}", policy.kind, policy.policy)),
+        Outcome::DefaultAllow => side
+            .passed_through
+            .last()
+            .map(|rule| format!("{} {}", rule.kind, rule.policy)),
+        Outcome::NotApplicable | Outcome::NotIsolated | Outcome::SamePod => None,
+    }
+}
+
+/// `Engine::decide` answers what `Engine::explain` answers (verdicts and deciding policies),
+/// and the deciding policy by id names what the explanation's words name.
+#[test]
+fn decisions_equal_explanations_on_random_clusters() {
+    let mut checked = 0;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for seed in 0..80u64 {
+        let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for yaml in [random_cluster(seed), random_calico_cluster(seed)] {
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", &yaml);
+            let engine = Engine::new(loader.finish().expect("random cluster loads"));
+            let name = |id: Option<netfence_engine::PolicyId>| {
+                id.and_then(|id| engine.policy(id))
+                    .map(|p| format!("{} {}", p.kind, p.name))
+            };
+            let ports = default_ports(engine.inventory());
+            let pods = engine.inventory().pods().len();
+            let mut endpoints: Vec<Endpoint> = (0..pods).map(Endpoint::Pod).collect();
+            endpoints.push(Endpoint::Address("192.0.2.10".parse().expect("address")));
+            for &src in &endpoints {
+                for &dst in &endpoints {
+                    for probe in &ports {
+                        let verdict = engine.explain(src, dst, probe.protocol, probe.port);
+                        let decision = engine.decide(src, dst, probe.protocol, probe.port);
+                        assert_eq!(decision.allowed, verdict.allowed, "seed {seed}");
+                        assert_eq!(decision.egress.allowed, verdict.egress.allowed);
+                        assert_eq!(decision.egress.policy, verdict.egress.deciding_policy);
+                        assert_eq!(decision.ingress.policy, verdict.ingress.deciding_policy);
+                        for side in [&verdict.egress, &verdict.ingress] {
+                            assert_eq!(name(side.deciding_policy), named_from_words(side));
+                            let kind = serde_json::to_value(&side.outcome).expect("json")["reason"]
+                                .to_string();
+                            *outcomes.entry(kind).or_insert(0) += 1;
+                        }
+                        assert_eq!(decision.deciding_policy(), verdict.deciding_policy());
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("decisions: {checked} connections equal their explanations; outcomes {outcomes:?}");
+    assert!(checked > 10_000, "too few connections: {checked}");
+    for reason in ["rule", "end-of-tier", "default-allow", "not-isolated"] {
+        assert!(
+            outcomes.contains_key(&format!("\"{reason}\"")),
+            "no {reason} outcome exercised: {outcomes:?}"
+        );
+    }
+}
