@@ -2,6 +2,7 @@
 //! policies, and the checks that need every object at once.
 
 use super::*;
+use crate::cilium::{Cni, CniSetting};
 
 impl Loader {
     /// Build the inventory, or return every error found. The linking steps, in order:
@@ -32,6 +33,16 @@ impl Loader {
             &mut warnings,
         );
         warnings.extend(undeclared_tiers(&self.calico_policies, &self.tiers));
+        let cni = detected_cni(&self.workloads, !self.cilium_policies.is_empty());
+        let mut cilium_policies = std::mem::take(&mut self.cilium_policies);
+        cilium_policies.sort_by(|a, b| {
+            (a.kind.as_str(), &a.namespace, &a.name, a.spec_index).cmp(&(
+                b.kind.as_str(),
+                &b.namespace,
+                &b.name,
+                b.spec_index,
+            ))
+        });
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
             namespaces: declared_namespaces(self.namespaces, &mut errors),
@@ -48,6 +59,8 @@ impl Loader {
             network_policies: sorted_network_policies(self.policies, &mut errors),
             admin_policies,
             calico_policies: self.calico_policies,
+            cilium_policies,
+            cni,
             network_sets: self.network_sets,
             tiers: self.tiers,
             services: self.services,
@@ -422,4 +435,36 @@ pub(super) fn duplicate_addresses(inventory: &Inventory) -> Vec<String> {
         .collect();
     warnings.sort();
     warnings
+}
+
+/// The CNI, from the DaemonSets in the input (Cilium's `cilium`, Calico's `calico-node`, the
+/// Amazon VPC CNI's `aws-node`; Cilium first, since on EKS it often runs chained with
+/// `aws-node` and then enforces policy), else Cilium when the input holds Cilium policies
+/// (they are enforced by nothing else), else the generic reading.
+fn detected_cni(workloads: &[WorkloadObject], has_cilium_policies: bool) -> CniSetting {
+    let daemon_set = |name: &str| {
+        workloads
+            .iter()
+            .find(|w| w.kind == "DaemonSet" && w.meta.name.as_deref() == Some(name))
+            .map(|w| format!("DaemonSet {}/{name}", namespace_of(&w.meta)))
+    };
+    for (name, cni) in [
+        ("cilium", Cni::Cilium),
+        ("calico-node", Cni::Calico),
+        ("aws-node", Cni::VpcCni),
+    ] {
+        if let Some(source) = daemon_set(name) {
+            return CniSetting {
+                cni,
+                source: Some(source),
+            };
+        }
+    }
+    if has_cilium_policies {
+        return CniSetting {
+            cni: Cni::Cilium,
+            source: Some("Cilium policies in the input".into()),
+        };
+    }
+    CniSetting::default()
 }

@@ -34,6 +34,7 @@ use workloads::*;
 
 mod cert_manager;
 mod change;
+mod cilium;
 pub use change::{Change, ChangeKind, ObjectKey, ObjectKind};
 mod kinds;
 mod link;
@@ -83,6 +84,7 @@ pub struct Loader {
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
     admin_policies: Vec<AdminPolicy>,
+    cilium_policies: Vec<crate::cilium::CiliumPolicy>,
     network_sets: Vec<NetworkSet>,
     tiers: Vec<Tier>,
     warnings: Vec<String>,

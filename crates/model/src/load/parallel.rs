@@ -116,6 +116,7 @@ impl Loader {
             policies,
             calico_policies,
             admin_policies,
+            cilium_policies,
             network_sets,
             tiers,
             warnings,
@@ -149,6 +150,7 @@ impl Loader {
         self.policies.extend(policies);
         self.calico_policies.extend(calico_policies);
         self.admin_policies.extend(admin_policies);
+        self.cilium_policies.extend(cilium_policies);
         self.network_sets.extend(network_sets);
         self.tiers.extend(tiers);
         self.warnings.extend(warnings);
