@@ -66,7 +66,14 @@ struct PolicyMap {
 fn same_source(old: &Inventory, a: PolicySource, new: &Inventory, b: PolicySource) -> bool {
     match (a, b) {
         (PolicySource::NetworkPolicy(i), PolicySource::NetworkPolicy(j)) => {
-            old.network_policies[i] == new.network_policies[j]
+            // The CNI decides what an ipBlock compiles to.
+            old.network_policies[i] == new.network_policies[j] && old.cni.cni == new.cni.cni
+        }
+        (PolicySource::Cilium(i), PolicySource::Cilium(j)) => {
+            // Nodes' addresses and Services go into compiled Cilium peers.
+            old.cilium_policies[i] == new.cilium_policies[j]
+                && old.nodes == new.nodes
+                && old.services == new.services
         }
         (PolicySource::Calico(i), PolicySource::Calico(j)) => {
             old.calico_policies[i] == new.calico_policies[j]
