@@ -136,7 +136,10 @@ fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
             passed += 1;
         }
         for failure in failed {
-            failures.push(format!("{file}: {} ({}): {failure}", case.name, case.source));
+            failures.push(format!(
+                "{file}: {} ({}): {failure}",
+                case.name, case.source
+            ));
         }
     }
     (passed, checked, skipped, failures)

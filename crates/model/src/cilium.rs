@@ -293,3 +293,64 @@ impl CiliumPolicy {
         (!allow.is_empty() || !deny.is_empty()) && self.default_deny[index] != Some(false)
     }
 }
+
+/// API groups of policy engines, with the engine's name. A skipped object of one of these
+/// groups whose kind is a policy (see [`policy_engine_of`]) can change verdicts.
+pub const POLICY_ENGINE_GROUPS: &[(&str, &str)] = &[
+    ("cilium.io", "Cilium"),
+    ("projectcalico.org", "Calico"),
+    ("crd.projectcalico.org", "Calico"),
+    ("policy.networking.k8s.io", "Kubernetes network-policy-api"),
+    ("networking.k8s.aws", "Amazon VPC CNI"),
+    ("security.istio.io", "Istio"),
+    ("policy.linkerd.io", "Linkerd"),
+    ("networking.gke.io", "GKE"),
+    ("crd.antrea.io", "Antrea"),
+    ("k8s.ovn.org", "OVN-Kubernetes"),
+];
+
+/// The policy engine a skipped `group/version/Kind` key (as `Inventory::skipped_kinds`
+/// counts them) belongs to, when the kind is one that allows or denies traffic: its name holds
+/// `Policy`, `Firewall`, `NetworkSet` or `CIDRGroup` (the address sets policies name). Staged
+/// Calico policies (they only report) and the VPC CNI's `PolicyEndpoint` (derived from
+/// NetworkPolicies netfence reads) are not.
+pub fn policy_engine_of(key: &str) -> Option<&'static str> {
+    let (group, rest) = key.split_once('/')?;
+    let kind = rest.rsplit('/').next().unwrap_or(rest);
+    let decides = ["Policy", "Firewall", "NetworkSet", "CIDRGroup"]
+        .iter()
+        .any(|word| kind.contains(word))
+        && !kind.starts_with("Staged")
+        && kind != "PolicyEndpoint";
+    if !decides {
+        return None;
+    }
+    POLICY_ENGINE_GROUPS
+        .iter()
+        .find(|(g, _)| *g == group)
+        .map(|(_, engine)| *engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy_engine_of;
+
+    #[test]
+    fn policy_kinds_of_policy_engines_are_recognised() {
+        assert_eq!(
+            policy_engine_of("cilium.io/v2alpha1/CiliumCIDRGroup"),
+            Some("Cilium")
+        );
+        assert_eq!(
+            policy_engine_of("security.istio.io/v1/AuthorizationPolicy"),
+            Some("Istio")
+        );
+        assert_eq!(policy_engine_of("cilium.io/v2/CiliumNode"), None);
+        assert_eq!(policy_engine_of("networking.k8s.io/v1/IngressClass"), None);
+        assert_eq!(
+            policy_engine_of("projectcalico.org/v3/StagedNetworkPolicy"),
+            None
+        );
+        assert_eq!(policy_engine_of("v1/ConfigMap"), None);
+    }
+}

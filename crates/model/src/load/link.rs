@@ -33,7 +33,13 @@ impl Loader {
             &mut warnings,
         );
         warnings.extend(undeclared_tiers(&self.calico_policies, &self.tiers));
-        let cni = detected_cni(&self.workloads, !self.cilium_policies.is_empty());
+        let cni = match self.cni {
+            Some(cni) => CniSetting {
+                cni,
+                source: Some("--cni".into()),
+            },
+            None => detected_cni(&self.workloads, !self.cilium_policies.is_empty()),
+        };
         let mut cilium_policies = std::mem::take(&mut self.cilium_policies);
         cilium_policies.sort_by(|a, b| {
             (a.kind.as_str(), &a.namespace, &a.name, a.spec_index).cmp(&(

@@ -126,6 +126,7 @@ impl Loader {
             documents_read,
             default_namespace: _,
             lenient: _,
+            cni: _,
             threads: _,
             libyaml_only: _,
         } = part;
