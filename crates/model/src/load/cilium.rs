@@ -327,6 +327,10 @@ impl RuleReader<'_> {
             } else if bare == SERVICE_ACCOUNT {
                 accounts.push(requirement("name")?);
             } else if bare == CLUSTER {
+                // `Exists` holds for every pod Cilium manages (cilium-cli's manifests use it).
+                if operator == "Exists" {
+                    continue;
+                }
                 self.warn(
                     &at,
                     "cluster names (Cluster Mesh) are not modelled: every pod of the input is taken to be in the named cluster",
