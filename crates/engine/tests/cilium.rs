@@ -109,6 +109,33 @@ fn check(engine: &Engine, lines: &[String]) -> Vec<String> {
     failures
 }
 
+/// The class-compressed matrix must equal the pod-by-pod one (the connection list, diff and
+/// `matrix` read it) on the case's ports and the default probe ports.
+fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> {
+    let mut ports = netfence_engine::default_ports(engine.inventory());
+    for line in lines {
+        let port: ProbePort = line
+            .split_whitespace()
+            .nth(3)
+            .expect("port")
+            .parse()
+            .expect("port");
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    let slow = netfence_engine::Matrix::compute(engine, &ports);
+    let fast = engine.class_matrix(&ports).to_matrix(engine);
+    let wrong = fast.differences(&slow).expect("same pods and ports");
+    if wrong.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "class matrix differs from Matrix::compute: {wrong:?}"
+        )]
+    }
+}
+
 /// Run a file of cases; returns (cases that pass, cases checked, not expressible, failures).
 fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
     let cases: Vec<Case> =
@@ -131,7 +158,8 @@ fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
         assert!(!case.expect.is_empty(), "{}: expects nothing", case.name);
         checked += 1;
         let engine = engine_for(case);
-        let failed = check(&engine, &case.expect);
+        let mut failed = check(&engine, &case.expect);
+        failed.extend(class_matrix_disagreements(&engine, &case.expect));
         if failed.is_empty() {
             passed += 1;
         }
