@@ -3,7 +3,8 @@
 //! `tests/cilium/pkg_policy.yaml`: the `pkg/policy` tests expressible as (endpoint, peer, port)
 //! → verdict), over the connectivity test's topology (`tests/cilium/base.yaml`); and a scenario
 //! suite (`tests/cilium/scenarios.yaml`) whose every scenario cites the Cilium documentation or
-//! source line it follows. Cases that cannot be expressed say why instead of expecting.
+//! source line it follows; `tests/cilium/eks.yaml`: the Amazon VPC CNI's ClusterNetworkPolicy.
+//! Cases that cannot be expressed say why instead of expecting.
 
 mod common;
 
@@ -210,5 +211,14 @@ fn cilium_scenarios() {
     println!("cilium scenarios: {passed}/{checked} pass");
     assert!(skipped.is_empty(), "scenarios are all expressible");
     assert!(checked >= 15, "at least 15 scenarios, got {checked}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn eks_cluster_network_policy() {
+    let (passed, checked, skipped, failures) = run("eks.yaml", include_str!("cilium/eks.yaml"));
+    println!("eks ClusterNetworkPolicy scenarios: {passed}/{checked} pass");
+    assert!(skipped.is_empty());
+    assert!(checked >= 4, "at least 4 scenarios, got {checked}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

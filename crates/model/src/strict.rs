@@ -255,6 +255,39 @@ static SECURITY_GROUP_POLICY_SPEC: Shape = Fields(&[
     ("securityGroups", &Fields(&[("groupIds", &Any)])),
 ]);
 
+// amazon-network-policy-controller-k8s api/v1alpha1/clusternetworkpolicy_types.go: the
+// v1alpha1 admin policy shape with a tier (its egress peers have no `nodes`).
+static EKS_EGRESS_PEER: Shape = Fields(&[
+    ("namespaces", &LABEL_SELECTOR),
+    ("pods", &NAMESPACED_POD),
+    ("networks", &Any),
+    ("domainNames", &Any),
+]);
+
+static EKS_CLUSTER_NETWORK_POLICY_SPEC: Shape = Fields(&[
+    ("tier", &Any),
+    ("priority", &Any),
+    ("subject", &ADMIN_SUBJECT),
+    (
+        "ingress",
+        &List(&Fields(&[
+            ("name", &Any),
+            ("action", &Any),
+            ("from", &List(&ADMIN_INGRESS_PEER)),
+            ("ports", &List(&ADMIN_PORT)),
+        ])),
+    ),
+    (
+        "egress",
+        &List(&Fields(&[
+            ("name", &Any),
+            ("action", &Any),
+            ("to", &List(&EKS_EGRESS_PEER)),
+            ("ports", &List(&ADMIN_PORT)),
+        ])),
+    ),
+]);
+
 // ---- cilium.io/v2 CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy ---------------------
 // cilium/cilium pkg/policy/api: rule.go (Rule), ingress.go (IngressCommonRule, IngressRule,
 // IngressDenyRule), egress.go (EgressCommonRule, EgressRule, EgressDenyRule), l4.go (PortRule,
@@ -397,6 +430,7 @@ static CALICO_NETWORK_SET: Shape = object!(&CALICO_NETWORK_SET_SPEC);
 static CALICO_TIER: Shape = object!(&CALICO_TIER_SPEC);
 static ADMIN_POLICY: Shape = object!(&ADMIN_POLICY_SPEC);
 static CLUSTER_NETWORK_POLICY: Shape = object!(&CLUSTER_NETWORK_POLICY_SPEC);
+static EKS_CLUSTER_NETWORK_POLICY: Shape = object!(&EKS_CLUSTER_NETWORK_POLICY_SPEC);
 static SECURITY_GROUP_POLICY: Shape = object!(&SECURITY_GROUP_POLICY_SPEC);
 
 /// The kinds validated strictly: those whose fields decide verdicts or findings.
@@ -417,6 +451,7 @@ pub(crate) fn shape_for(group: &str, kind: &str) -> Option<&'static Shape> {
         ("policy.networking.k8s.io", "ClusterNetworkPolicy") => &CLUSTER_NETWORK_POLICY,
         ("vpcresources.k8s.aws", "SecurityGroupPolicy") => &SECURITY_GROUP_POLICY,
         ("cilium.io", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => &CILIUM_POLICY,
+        ("networking.k8s.aws", "ClusterNetworkPolicy") => &EKS_CLUSTER_NETWORK_POLICY,
         _ => return None,
     })
 }
