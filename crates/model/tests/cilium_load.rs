@@ -184,3 +184,22 @@ fn apply_replaces_every_rule_of_a_changed_policy() {
     assert_eq!(deleted.len(), 1);
     assert!(loader.finish().expect("loads").cilium_policies.is_empty());
 }
+
+#[test]
+fn two_objects_of_one_name_are_a_duplicate() {
+    let one = format!("{HEAD}spec:\n  endpointSelector: {{}}\n  ingress: [{{}}]\n");
+    let mut loader = Loader::new();
+    loader.load_str("a.yaml", &one);
+    loader.load_str("b.yaml", &one);
+    let errors = loader.finish().expect_err("duplicate");
+    let text = errors.to_string();
+    assert!(
+        text.contains("duplicate CiliumNetworkPolicy shop/p") && text.contains("a.yaml"),
+        "{text}"
+    );
+    // One object's `specs` are not duplicates of each other.
+    assert!(load(&format!(
+        "{HEAD}specs:\n- endpointSelector: {{}}\n  ingress: [{{}}]\n- endpointSelector: {{}}\n  egress: [{{}}]\n"
+    ))
+    .is_ok());
+}

@@ -40,15 +40,8 @@ impl Loader {
             },
             None => detected_cni(&self.workloads, !self.cilium_policies.is_empty()),
         };
-        let mut cilium_policies = std::mem::take(&mut self.cilium_policies);
-        cilium_policies.sort_by(|a, b| {
-            (a.kind.as_str(), &a.namespace, &a.name, a.spec_index).cmp(&(
-                b.kind.as_str(),
-                &b.namespace,
-                &b.name,
-                b.spec_index,
-            ))
-        });
+        let cilium_policies =
+            sorted_cilium_policies(std::mem::take(&mut self.cilium_policies), &mut errors);
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
             namespaces: declared_namespaces(self.namespaces, &mut errors),
@@ -306,6 +299,40 @@ fn sorted_network_policies(
                 &pair[1].origin,
                 &pair[0].origin,
             ));
+        }
+    }
+    policies
+}
+
+/// Cilium rules sorted by (kind, namespace, name, spec index); two objects of one kind,
+/// namespace and name (rules from different documents) are a duplicate, as for NetworkPolicy.
+fn sorted_cilium_policies(
+    mut policies: Vec<crate::cilium::CiliumPolicy>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<crate::cilium::CiliumPolicy> {
+    let key =
+        |p: &crate::cilium::CiliumPolicy| (p.kind.as_str(), p.namespace.clone(), p.name.clone());
+    policies.sort_by(|a, b| (key(a), a.spec_index).cmp(&(key(b), b.spec_index)));
+    let mut reported = std::collections::BTreeSet::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let first = policies[..i]
+            .iter()
+            .rev()
+            .take_while(|p| key(p) == key(policy))
+            .find(|p| p.origin != policy.origin);
+        if let Some(first) = first {
+            if reported.insert(key(policy)) {
+                let name = match &policy.namespace {
+                    Some(ns) => format!("{ns}/{}", policy.name),
+                    None => policy.name.clone(),
+                };
+                errors.push(duplicate(
+                    policy.kind.as_str(),
+                    &name,
+                    &policy.origin,
+                    &first.origin,
+                ));
+            }
         }
     }
     policies
