@@ -128,10 +128,15 @@ fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String
 
 fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap {
     let services = changed_services(old.inventory(), inventory);
-    let mut old_place: HashMap<(PolicyKind, &str), (usize, usize)> = HashMap::new();
+    // Keyed by tier too: one Cilium object compiles to policies of one kind and name in up to
+    // three tiers.
+    let mut old_place: HashMap<(PolicyKind, &str, &str), (usize, usize)> = HashMap::new();
     for (t, tier) in old.tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            old_place.insert((policy.kind, policy.name.as_str()), (t, p));
+            old_place.insert(
+                (policy.kind, tier.name.as_str(), policy.name.as_str()),
+                (t, p),
+            );
         }
     }
     let shape = |tiers: &[Tier], value: bool| -> Vec<Vec<bool>> {
@@ -152,7 +157,9 @@ fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap 
     };
     for (t, tier) in tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            let before = old_place.get(&(policy.kind, policy.name.as_str())).copied();
+            let before = old_place
+                .get(&(policy.kind, tier.name.as_str(), policy.name.as_str()))
+                .copied();
             let same = before.is_some_and(|(ot, op)| {
                 same_source(
                     old.inventory(),

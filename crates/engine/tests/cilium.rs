@@ -34,11 +34,18 @@ struct Case {
 /// The engine for a case: the topology and the case's manifests, namespaced objects without a
 /// namespace going to `cilium-test` (the connectivity test applies them there).
 fn engine_for(case: &Case) -> Engine {
+    Engine::new(inventory_for(case, true))
+}
+
+/// The case's inventory, with or without its `extra` manifests.
+fn inventory_for(case: &Case, with_extra: bool) -> netfence_model::Inventory {
     let mut loader = Loader::new();
     loader.set_default_namespace("cilium-test");
     loader.load_str("base.yaml", include_str!("cilium/base.yaml"));
     loader.load_str("policies.yaml", &case.policies);
-    loader.load_str("extra.yaml", &case.extra);
+    if with_extra {
+        loader.load_str("extra.yaml", &case.extra);
+    }
     let mut inventory = loader
         .finish()
         .unwrap_or_else(|e| panic!("{}: load failed:\n{e}", case.name));
@@ -48,7 +55,33 @@ fn engine_for(case: &Case) -> Engine {
             source: Some("--cni".into()),
         };
     }
-    Engine::new(inventory)
+    inventory
+}
+
+/// An engine rebuilt incrementally (`Engine::rebuilt`, what `what-if` and a watch use) from
+/// the case without its `extra` manifests, and back, must answer as one built afresh: one
+/// Cilium object compiles to policies of one kind and name in several tiers.
+fn rebuilt_disagreements(case: &Case, engine: &Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    let without = Engine::new(inventory_for(case, false));
+    let pairs = [
+        (without.rebuilt(inventory_for(case, true)).0, engine),
+        (engine.rebuilt(inventory_for(case, false)).0, &without),
+    ];
+    for (rebuilt, fresh) in &pairs {
+        if netfence_engine::connlist(rebuilt) != netfence_engine::connlist(fresh) {
+            out.push(
+                "an incrementally rebuilt engine lists other connections than a fresh one".into(),
+            );
+        }
+        let ports = netfence_engine::default_ports(fresh.inventory());
+        if netfence_engine::Matrix::compute(rebuilt, &ports)
+            != netfence_engine::Matrix::compute(fresh, &ports)
+        {
+            out.push("an incrementally rebuilt engine's matrix differs from a fresh one".into());
+        }
+    }
+    out
 }
 
 fn endpoint(engine: &Engine, text: &str) -> Endpoint {
@@ -161,6 +194,7 @@ fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
         let engine = engine_for(case);
         let mut failed = check(&engine, &case.expect);
         failed.extend(class_matrix_disagreements(&engine, &case.expect));
+        failed.extend(rebuilt_disagreements(case, &engine));
         if failed.is_empty() {
             passed += 1;
         }
