@@ -390,18 +390,26 @@ fn entity_peers(entity: Entity, inventory: &Inventory) -> Vec<Peer> {
 }
 
 /// Addresses in `net` but not in `except`, outside the cluster: never a pod (the `notSelector`
-/// `all()` excludes every workload endpoint) and never a node address (excluded as host
-/// prefixes).
+/// `all()` excludes every workload endpoint), never a node address and never a host-network
+/// pod's address, which is its node's (both excluded as host prefixes).
 pub(crate) fn outside_cluster(net: IpNet, except: &[IpNet], inventory: &Inventory) -> Peer {
     let mut not_nets: Vec<IpNet> = except.to_vec();
+    let host_pods = inventory
+        .pods()
+        .iter()
+        .filter(|pod| pod.host_network && !pod.synthetic_ip)
+        .flat_map(|pod| pod.ips.iter());
     not_nets.extend(
         inventory
             .nodes
             .iter()
             .flat_map(|node| node.addresses.iter())
+            .chain(host_pods)
             .filter(|ip| net.contains(*ip))
             .map(|ip| IpNet::from(*ip)),
     );
+    not_nets.sort();
+    not_nets.dedup();
     Peer::Calico(Box::new(CalicoEntity {
         nets: vec![net],
         not_nets,
