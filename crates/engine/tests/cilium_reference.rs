@@ -399,9 +399,9 @@ fn random_cilium(seed: u64) -> String {
             selector(&mut g)
         );
         if g.chance(25) {
-            let _ = write!(
+            let _ = writeln!(
                 yaml,
-                "  enableDefaultDeny: {{ingress: {}, egress: {}}}\n",
+                "  enableDefaultDeny: {{ingress: {}, egress: {}}}",
                 g.chance(50),
                 g.chance(50)
             );
