@@ -41,6 +41,7 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
         record_flows,
     } = args;
     let engine = inputs::load(&inputs)?;
+    super::dataplane::refuse_cilium_ip_blocks(&engine)?;
     let ports = if ports.is_empty() {
         default_ports(engine.inventory())
     } else {
