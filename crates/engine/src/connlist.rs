@@ -140,42 +140,50 @@ pub fn connlist_touching(
             .or_default()
             .insert(class_of[id]);
     }
-    enum Side {
-        Classes(BTreeSet<usize>),
-        Address(IpAddr),
-    }
-    let mut peers: Vec<(ListPeer, Side)> = workloads
+    // Nodes: the pod classes (0..n), then the external ranges (n..). Each side of a line is a
+    // set of nodes; a line's connections are the union over node pairs, each pair computed
+    // once and interned (most pairs share a handful of distinct connection sets).
+    let n = classes.len();
+    let ranges = cuts.ranges();
+    let mut peers: Vec<(ListPeer, Vec<usize>)> = workloads
         .into_iter()
-        .map(|(w, cs)| (ListPeer::Workload(w), Side::Classes(cs)))
+        .map(|(w, cs)| (ListPeer::Workload(w), cs.into_iter().collect()))
         .collect();
-    for (first, last) in cuts.ranges() {
-        peers.push((ListPeer::External(first, last), Side::Address(first)));
+    for (r, &(first, last)) in ranges.iter().enumerate() {
+        peers.push((ListPeer::External(first, last), vec![n + r]));
     }
     // Peers in the order of their text: lines then come out sorted by (source, destination)
     // text without sorting them (a 10k-pod cluster has ~800k lines).
     peers.sort_by_cached_key(|(peer, _)| peer.to_string());
-    // Two different pods of the given classes (`None` when a class has one pod and both sides
-    // are that class: a pod and itself).
-    let pair = |a: usize, b: usize| -> Option<(Endpoint, Endpoint)> {
-        let src = classes[a][0];
-        let dst = if a == b {
-            *classes[b].get(1)?
+    let endpoint = |node: usize, other: usize| -> Option<Endpoint> {
+        if node >= n {
+            return Some(Endpoint::Address(ranges[node - n].0));
+        }
+        // Two different pods when both sides are one class (`None` for a class of one pod
+        // against itself: a pod and itself).
+        if node == other {
+            return classes[node].get(1).map(|&id| Endpoint::Pod(id));
+        }
+        Some(Endpoint::Pod(classes[node][0]))
+    };
+    let compute = |x: usize, y: usize| -> ConnSet {
+        if x >= n && y >= n {
+            return ConnSet::empty();
+        }
+        let src = if x < n {
+            Some(Endpoint::Pod(classes[x][0]))
         } else {
-            classes[b][0]
+            endpoint(x, y)
         };
-        Some((Endpoint::Pod(src), Endpoint::Pod(dst)))
+        match (src, endpoint(y, x)) {
+            (Some(s), Some(d)) if same_family(engine, s, d) => engine.allowed_conns(s, d),
+            _ => ConnSet::empty(),
+        }
     };
-    let mut cache: std::collections::HashMap<(usize, usize), ConnSet> =
-        std::collections::HashMap::new();
-    let mut conns_between = |a: usize, b: usize| -> ConnSet {
-        cache
-            .entry((a, b))
-            .or_insert_with(|| match pair(a, b) {
-                Some((s, d)) if same_family(engine, s, d) => engine.allowed_conns(s, d),
-                _ => ConnSet::empty(),
-            })
-            .clone()
-    };
+    let nodes = n + ranges.len();
+    let mut sets = Interned::default();
+    let mut table: Vec<u32> = vec![UNKNOWN; nodes * nodes];
+    let mut unions: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
     let focused: Vec<bool> = peers
         .iter()
         .map(|(peer, _)| match peer {
@@ -186,58 +194,95 @@ pub fn connlist_touching(
     let focused_ids: Vec<usize> = (0..peers.len()).filter(|&i| focused[i]).collect();
     let all_ids: Vec<usize> = (0..peers.len()).collect();
     let mut out = Vec::new();
-    for (i, (src, src_side)) in peers.iter().enumerate() {
+    for (i, (src, src_nodes)) in peers.iter().enumerate() {
         // A line needs a focused end: from an unfocused source, only focused destinations.
         let destinations = if focused[i] { &all_ids } else { &focused_ids };
         for &j in destinations {
-            let (dst, dst_side) = &peers[j];
-            if src == dst || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)))
-            {
+            let (dst, dst_nodes) = &peers[j];
+            if i == j || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..))) {
                 continue;
             }
-            let mut conns = ConnSet::empty();
-            match (src_side, dst_side) {
-                (Side::Classes(a), Side::Classes(b)) => {
-                    for &x in a {
-                        for &y in b {
-                            let between = conns_between(x, y);
-                            conns = if conns.is_empty() {
-                                between
-                            } else {
-                                conns.union(&between)
-                            };
-                        }
+            let mut id = EMPTY;
+            for &x in src_nodes {
+                for &y in dst_nodes {
+                    let cell = &mut table[x * nodes + y];
+                    if *cell == UNKNOWN {
+                        *cell = sets.intern(compute(x, y));
                     }
+                    id = sets.union(id, *cell, &mut unions);
                 }
-                (Side::Classes(a), Side::Address(ip)) => {
-                    for &x in a {
-                        let s = Endpoint::Pod(classes[x][0]);
-                        // A pod reaches external addresses only of a family it has.
-                        if same_family(engine, s, Endpoint::Address(*ip)) {
-                            conns = conns.union(&engine.allowed_conns(s, Endpoint::Address(*ip)));
-                        }
-                    }
-                }
-                (Side::Address(ip), Side::Classes(b)) => {
-                    for &y in b {
-                        let d = Endpoint::Pod(classes[y][0]);
-                        if same_family(engine, Endpoint::Address(*ip), d) {
-                            conns = conns.union(&engine.allowed_conns(Endpoint::Address(*ip), d));
-                        }
-                    }
-                }
-                (Side::Address(_), Side::Address(_)) => {}
             }
-            if !conns.is_empty() {
+            if id != EMPTY {
                 out.push(Connection {
                     src: src.clone(),
                     dst: dst.clone(),
-                    conns,
+                    conns: sets.get(id).clone(),
                 });
             }
         }
     }
     out
+}
+
+/// Not computed yet (a cell of the node-pair table).
+const UNKNOWN: u32 = u32::MAX;
+/// The empty connection set's id.
+const EMPTY: u32 = 0;
+
+/// Connection sets interned: equal sets share one id (`EMPTY` is the empty set).
+struct Interned {
+    sets: Vec<ConnSet>,
+    ids: std::collections::HashMap<ConnSet, u32>,
+}
+
+impl Default for Interned {
+    fn default() -> Self {
+        let mut interned = Interned {
+            sets: Vec::new(),
+            ids: std::collections::HashMap::new(),
+        };
+        interned.intern(ConnSet::empty());
+        interned
+    }
+}
+
+impl Interned {
+    fn intern(&mut self, set: ConnSet) -> u32 {
+        if let Some(&id) = self.ids.get(&set) {
+            return id;
+        }
+        let id = u32::try_from(self.sets.len()).unwrap_or(UNKNOWN - 1);
+        self.sets.push(set.clone());
+        self.ids.insert(set, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &ConnSet {
+        &self.sets[id as usize]
+    }
+
+    /// The id of the union of two interned sets (remembered per pair).
+    fn union(
+        &mut self,
+        a: u32,
+        b: u32,
+        cache: &mut std::collections::HashMap<(u32, u32), u32>,
+    ) -> u32 {
+        if a == b || b == EMPTY {
+            return a;
+        }
+        if a == EMPTY {
+            return b;
+        }
+        let key = (a.min(b), a.max(b));
+        if let Some(&id) = cache.get(&key) {
+            return id;
+        }
+        let union = self.get(a).union(self.get(b));
+        let id = self.intern(union);
+        cache.insert(key, id);
+        id
+    }
 }
 
 /// How a connection differs between two configurations.
