@@ -36,6 +36,7 @@ mod cert_manager;
 mod change;
 pub use change::{Change, ChangeKind, ObjectKey, ObjectKind};
 mod kinds;
+pub use kinds::{read_kinds, ReadKind};
 mod link;
 mod mesh;
 mod network_policy_api;
