@@ -95,12 +95,11 @@ pub async fn discover(client: &kube::Client) -> Result<ServedKinds, Error> {
                 if !is_served(group, version) {
                     continue;
                 }
-                if !resources.contains_key(&(group, version)) {
-                    let list = resource_list(client, group, version).await?;
-                    resources.insert((group, version), list);
-                }
-                let Some(list) = resources.get(&(group, version)) else {
-                    continue;
+                let list = match resources.entry((group, version)) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(resource_list(client, group, version).await?)
+                    }
                 };
                 // Subresources (`pods/status`) carry their parent's kind: skip them.
                 if let Some(resource) = list
