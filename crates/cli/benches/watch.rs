@@ -23,7 +23,10 @@ fn env(name: &str, default: &str) -> String {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netfence-bench-watch-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "netfence-bench-watch-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -31,13 +34,26 @@ fn scratch(name: &str) -> PathBuf {
 
 fn generate(dir: &Path, pods: usize) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_netfence"))
-        .args(["gen", "--pods", &pods.to_string(), "--namespaces", &(pods / 100).max(3).to_string()])
+        .args([
+            "gen",
+            "--pods",
+            &pods.to_string(),
+            "--namespaces",
+            &(pods / 100).max(3).to_string(),
+        ])
         .args(["--policies", &(pods / 5).to_string(), "--seed", "1", "-o"])
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut docs = Vec::new();
     for file in files {
@@ -70,13 +86,24 @@ impl Watch {
         let stderr = child.stderr.take().unwrap();
         let (sender, reports) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let _ = sender.send((Instant::now(), line));
             }
         });
         let watch = Watch { child, reports };
         let started = watch.wait_for("netfence: watching", Duration::from_secs(600));
-        let kinds: usize = started.split(" object(s) of ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let kinds: usize = started
+            .split(" object(s) of ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(server.wait_for_watchers(kinds, Duration::from_secs(120)));
         // The watchers' first lists (a repeat of the snapshot) settle.
         std::thread::sleep(Duration::from_secs(2));
@@ -88,7 +115,10 @@ impl Watch {
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
-            let (_, line) = self.reports.recv_timeout(left).unwrap_or_else(|_| panic!("no {needle:?}"));
+            let (_, line) = self
+                .reports
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {needle:?}"));
             if line.contains(needle) {
                 return line;
             }
@@ -96,7 +126,8 @@ impl Watch {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -144,7 +175,12 @@ fn policy_latency(pods: usize, changes: usize) {
         watch.wait_for(&format!("{name} created:"), Duration::from_secs(120));
         millis.push(sent.elapsed().as_secs_f64() * 1000.0);
         let sent = Instant::now();
-        server.delete("networking.k8s.io/v1", "NetworkPolicy", Some(&namespace), &name);
+        server.delete(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some(&namespace),
+            &name,
+        );
         watch.wait_for(&format!("{name} deleted:"), Duration::from_secs(120));
         millis.push(sent.elapsed().as_secs_f64() * 1000.0);
     }
@@ -170,7 +206,9 @@ fn churn(pods: usize, rate: u64, seconds: u64) {
     }
     let watch = Watch::start(&server, &dir);
     let namespace = "churn";
-    server.apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})).unwrap();
+    server
+        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+        .unwrap();
     // Pods come and go: each event creates pod i and deletes pod i-20 (20 churn pods live).
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
@@ -180,7 +218,7 @@ fn churn(pods: usize, rate: u64, seconds: u64) {
     let mut next = start;
     while start.elapsed() < Duration::from_secs(seconds) {
         let i = events / 2;
-        if events % 2 == 0 {
+        if events.is_multiple_of(2) {
             let ip = format!("10.200.{}.{}", (i / 250) % 250, i % 250 + 1);
             server
                 .apply(&json!({"apiVersion": "v1", "kind": "Pod",
@@ -203,12 +241,17 @@ fn churn(pods: usize, rate: u64, seconds: u64) {
     // Did watch keep up? Count its reports for a while after the last event.
     let mut reported = 0u64;
     let drain_until = Instant::now() + Duration::from_secs(30);
-    while let Ok((_, line)) = watch.reports.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
+    while let Ok((_, line)) = watch
+        .reports
+        .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
+    {
         if line.contains(" line(s)") {
             reported += 1;
         }
     }
-    let avg = |part: &[(f64, u64)]| part.iter().map(|s| s.1).sum::<u64>() as f64 / part.len().max(1) as f64 / 1024.0;
+    let avg = |part: &[(f64, u64)]| {
+        part.iter().map(|s| s.1).sum::<u64>() as f64 / part.len().max(1) as f64 / 1024.0
+    };
     let head = &samples[..samples.len().min(10)];
     let tail = &samples[samples.len().saturating_sub(10)..];
     let max = samples.iter().map(|s| s.1).max().unwrap_or(0) as f64 / 1024.0;

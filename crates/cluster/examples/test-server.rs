@@ -42,7 +42,10 @@ fn main() {
         eprintln!("usage: test-server DIR OUT");
         std::process::exit(2);
     };
-    let server = match TestServer::start(resources_with(&["projectcalico.org", "policy.networking.k8s.io"])) {
+    let server = match TestServer::start(resources_with(&[
+        "projectcalico.org",
+        "policy.networking.k8s.io",
+    ])) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("{e}");
@@ -55,7 +58,12 @@ fn main() {
         }
     }
     match server.write_kubeconfig(out) {
-        Ok(path) => println!("serving {} at {}; kubeconfig {}", dir.display(), server.url(), path.display()),
+        Ok(path) => println!(
+            "serving {} at {}; kubeconfig {}",
+            dir.display(),
+            server.url(),
+            path.display()
+        ),
         Err(e) => {
             eprintln!("{}: {e}", out.display());
             std::process::exit(1);
@@ -67,16 +75,24 @@ fn main() {
             Some(("apply", file)) => {
                 for doc in documents(Path::new(file)) {
                     match server.apply(&doc) {
-                        Ok(rv) => println!("applied {} {} (resourceVersion {rv})", doc["kind"], text(&doc, "name").unwrap_or_default()),
+                        Ok(rv) => println!(
+                            "applied {} {} (resourceVersion {rv})",
+                            doc["kind"],
+                            text(&doc, "name").unwrap_or_default()
+                        ),
                         Err(e) => eprintln!("{e}"),
                     }
                 }
             }
             Some(("delete", file)) => {
                 for doc in documents(Path::new(file)) {
-                    let (api, kind) = (doc["apiVersion"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""));
+                    let (api, kind) = (
+                        doc["apiVersion"].as_str().unwrap_or(""),
+                        doc["kind"].as_str().unwrap_or(""),
+                    );
                     let name = text(&doc, "name").unwrap_or_default();
-                    let deleted = server.delete(api, kind, text(&doc, "namespace").as_deref(), &name);
+                    let deleted =
+                        server.delete(api, kind, text(&doc, "namespace").as_deref(), &name);
                     println!("deleted {kind} {name}: {deleted}");
                 }
             }

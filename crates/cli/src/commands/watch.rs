@@ -105,17 +105,27 @@ async fn follow(
         recorder.sync(cluster.engine().inventory())?;
     }
     let mut changes = 0;
+    // A compaction ends every watch with 410 Gone at once: say so once, not once per kind.
+    let mut relisting = false;
     while !STOP.load(Ordering::SeqCst) && args.max_changes.is_none_or(|max| changes < max) {
         let Some(batch) = follower.next_or_idle(Duration::from_millis(200)).await else {
             break;
         };
         let batch = match batch {
             Ok(batch) => batch,
+            Err(error) if error.to_string().contains("Expired") => {
+                if !relisting {
+                    eprintln!("netfence: the API server's history moved on (410 Gone): relisting, changes missed meanwhile are found by comparing resource versions");
+                }
+                relisting = true;
+                continue;
+            }
             Err(error) => {
                 eprintln!("netfence: warning: {error} (retrying with backoff)");
                 continue;
             }
         };
+        relisting &= batch.is_empty();
         for update in batch {
             changes += 1;
             apply(&mut cluster, &update, args.output)?;
