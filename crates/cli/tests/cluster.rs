@@ -485,3 +485,56 @@ fn watch_prints_what_diff_prints_change_by_change() {
         && e["pod"].as_str().unwrap().contains('/')
         && e["from"].is_string()));
 }
+
+#[test]
+fn pods_owned_by_a_workload_count_once() {
+    let scratch = Scratch::new("owners");
+    let server = TestServer::start(resources_with(&[])).unwrap();
+    let labels = serde_json::json!({"app": "web"});
+    let template = serde_json::json!({"metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
+    server
+        .apply(
+            &serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d-1"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template}}),
+        )
+        .unwrap();
+    server.apply(&serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4f", "namespace": "shop", "uid": "rs-1",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-1", "controller": true}]},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template}})).unwrap();
+    for (i, ip) in ["10.1.0.5", "10.1.0.6"].iter().enumerate() {
+        server.apply(&serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("web-5d4f-{i}"), "namespace": "shop", "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f", "uid": "rs-1", "controller": true}]},
+            "spec": template["spec"],
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})).unwrap();
+    }
+    let kubeconfig = server.write_kubeconfig(&scratch.0).unwrap();
+    let out = netfence(&[
+        "matrix",
+        "-o",
+        "json",
+        "--cluster",
+        "--kubeconfig",
+        &text(&kubeconfig),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let matrix: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The two real pods, and no synthetic pod from the Deployment's or ReplicaSet's template.
+    assert_eq!(
+        matrix["endpoints"],
+        serde_json::json!(["shop/web-5d4f-0", "shop/web-5d4f-1"])
+    );
+    let list = netfence(&["list", "--cluster", "--kubeconfig", &text(&kubeconfig)]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("shop/web[Deployment]"),
+        "pods listed under their top-level owner: {text}"
+    );
+}
