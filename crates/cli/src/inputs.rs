@@ -1,5 +1,6 @@
 //! Loading `-f` inputs into an engine and resolving `--from`/`--to` endpoints.
 
+use crate::commands::ClusterArgs;
 use crate::{Failure, Inputs};
 use netfence_engine::{Endpoint, Engine};
 use netfence_model::{Inventory, Loader};
@@ -39,7 +40,35 @@ pub fn loader(inputs: &Inputs) -> Result<Loader, Failure> {
     for file in &inputs.files {
         loader.load_path(file);
     }
+    if inputs.cluster.cluster {
+        let summary = netfence_cluster::read(&source(&inputs.cluster), &mut loader)
+            .map_err(|e| Failure::input(format!("error: --cluster: {e}")))?;
+        report_cluster(&summary);
+    }
     Ok(loader)
+}
+
+/// Where `--cluster` reads from.
+pub fn source(args: &ClusterArgs) -> netfence_cluster::Source {
+    netfence_cluster::Source {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    }
+}
+
+/// What a read of the cluster did, on stderr (kinds not served are skipped and counted).
+pub fn report_cluster(summary: &netfence_cluster::ReadSummary) {
+    eprintln!(
+        "netfence: read {} object(s) of {} kind(s) from the cluster in {} page(s)",
+        summary.objects, summary.kinds, summary.pages
+    );
+    if !summary.missing.is_empty() {
+        eprintln!(
+            "netfence: skipped {} kind(s) the API server does not serve (CRDs not installed): {}",
+            summary.missing.len(),
+            summary.missing.join(", ")
+        );
+    }
 }
 
 /// Finish a loader into an engine, with the CLI's error and summary reporting.

@@ -44,6 +44,11 @@ enum Command {
     /// on the loaded state: the lines `diff` prints against the changed inputs. Exit 1 when
     /// connectivity changes.
     WhatIf(commands::whatif::WhatIfArgs),
+    /// Follow a live cluster (--cluster) and print every change of reachability as it
+    /// happens, with the object change that caused it: `+ a -> b TCP 80 (NetworkPolicy ns/p
+    /// created)`, or with -o json one object per line (diff's keys plus time and cause).
+    /// Until interrupted (or --max-changes).
+    Watch(commands::watch::WatchArgs),
     /// Write a deterministic synthetic cluster (same options and seed, same bytes). Sizes are
     /// bounded (at most 1,000,000 pods); exit 2 on absurd sizes or a non-empty directory.
     Gen(commands::tools::GenArgs),
@@ -133,6 +138,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::List(args) => commands::connectivity::list(args),
         Command::Diff(args) => commands::connectivity::diff(args),
         Command::WhatIf(args) => commands::whatif::what_if(args),
+        Command::Watch(args) => commands::watch::watch(args),
         Command::Gen(args) => commands::tools::gen(args),
         Command::Dataplane { command } => commands::dataplane::dataplane(command),
         Command::Lab(args) => commands::lab::lab(args),

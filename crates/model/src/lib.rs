@@ -26,6 +26,6 @@ pub use inventory::{
     Namespace, Node, PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule,
     Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
-pub use load::{Change, ChangeKind, Loader, ObjectKey, ObjectKind};
+pub use load::{read_kinds, Change, ChangeKind, Loader, ObjectKey, ObjectKind, ReadKind};
 pub use net::{AddressCuts, AddressRanges, PortRange, Protocol};
 pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};

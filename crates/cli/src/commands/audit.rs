@@ -47,9 +47,9 @@ pub fn audit(args: AuditArgs) -> Result<u8, Failure> {
         write!(out, "{}", netfence_audit::checks_markdown()).map_err(io_failure)?;
         return Ok(0);
     }
-    if inputs.files.is_empty() {
+    if inputs.files.is_empty() && !inputs.cluster.cluster {
         return Err(Failure::input(
-            "error: audit needs at least one -f PATH (or --list-checks)",
+            "error: audit needs at least one -f PATH or --cluster (or --list-checks)",
         ));
     }
     let suppressions = match &config {

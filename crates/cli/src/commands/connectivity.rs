@@ -151,6 +151,8 @@ pub fn diff(args: DiffArgs) -> Result<u8, Failure> {
     let before = inputs::load(&inputs)?;
     let after = inputs::load(&Inputs {
         files: against,
+        // The cluster (when read) is the old side; `--against` names the new one.
+        cluster: super::ClusterArgs::default(),
         ..inputs
     })?;
     let lines = netfence_engine::diff(&before, &after);

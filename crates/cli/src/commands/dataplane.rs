@@ -140,6 +140,11 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             debounce_ms,
             allow_empty,
         } => {
+            if inputs.cluster.cluster {
+                return Err(Failure::input(
+                    "dataplane agent --cluster: not implemented yet (the agent reads -f files); run `netfence watch --cluster` to follow a live cluster",
+                ));
+            }
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
             let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));

@@ -11,6 +11,7 @@ pub mod query;
 pub mod tls;
 pub mod tools;
 pub mod view;
+pub mod watch;
 pub mod whatif;
 
 pub(crate) use crate::{inputs, io_failure, render, Failure};
@@ -41,7 +42,12 @@ pub fn emit<T: ?Sized>(format: impl Format<T>, value: &T) -> Result<(), Failure>
 pub struct Inputs {
     /// A manifest file, a directory (recursive *.yaml|*.yml|*.json; hidden entries and
     /// symbolic links to directories are skipped) or `-` for stdin; repeatable.
-    #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        required_unless_present = "cluster",
+        value_name = "PATH"
+    )]
     pub files: Vec<PathBuf>,
     /// Namespace of namespaced objects that name none (Helm and kustomize output), as
     /// `kubectl apply -n`; without it they are in `default`.
@@ -57,6 +63,26 @@ pub struct Inputs {
     /// Cilium policies), else generic.
     #[arg(long, value_name = "CNI")]
     pub cni: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `--cluster [--context NAME] [--kubeconfig PATH]`: a live API server as an input.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ClusterArgs {
+    /// Read every kind netfence evaluates from a live API server too (the kubeconfig's
+    /// current context, else the in-cluster service account), in pages; kinds whose CRDs are
+    /// not installed are skipped and counted. Combines with -f. Needs get/list (and for
+    /// `watch`, watch) on those kinds only.
+    #[arg(long)]
+    pub cluster: bool,
+    /// The kubeconfig context to use with --cluster (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub context: Option<String>,
+    /// The kubeconfig to use with --cluster (default: $KUBECONFIG, then ~/.kube/config,
+    /// then the in-cluster configuration).
+    #[arg(long, value_name = "PATH", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// [`Inputs`] where `-f` may be absent (`audit --list-checks`).
@@ -75,6 +101,8 @@ pub struct OptionalInputs {
     /// The CNI that enforces policy: cilium, calico, vpc-cni or generic (default: detected).
     #[arg(long, value_name = "CNI")]
     pub cni: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 impl From<OptionalInputs> for Inputs {
@@ -84,6 +112,7 @@ impl From<OptionalInputs> for Inputs {
             namespace: inputs.namespace,
             lenient: inputs.lenient,
             cni: inputs.cni,
+            cluster: inputs.cluster,
         }
     }
 }

@@ -104,7 +104,7 @@ pub fn tls(args: TlsArgs) -> Result<u8, Failure> {
             "stdin (`-`) can be the capture or the manifests (-f), not both",
         ));
     }
-    let engine = match args.inputs.files.is_empty() {
+    let engine = match args.inputs.files.is_empty() && !args.inputs.cluster.cluster {
         true => None,
         false => Some(inputs::load(&args.inputs.into())?),
     };

@@ -3,7 +3,7 @@
 //! against the changed inputs.
 
 use super::connectivity::DiffFormat;
-use super::{emit, inputs, Args, Failure, Inputs, PathBuf};
+use super::{emit, inputs, Args, ClusterArgs, Failure, Inputs, PathBuf};
 use netfence_engine::{Applied, Cluster, DiffKind};
 use netfence_model::{Loader, ObjectKey};
 
@@ -52,6 +52,7 @@ pub fn what_if(args: WhatIfArgs) -> Result<u8, Failure> {
         namespace: args.inputs.namespace.clone(),
         lenient: args.inputs.lenient,
         cni: args.inputs.cni.clone(),
+        cluster: ClusterArgs::default(),
     })?;
     let applied = cluster
         .apply(changes, &deletions)

@@ -178,6 +178,28 @@ pub(super) static KINDS: &[Entry] = &[
     },
 ];
 
+/// A kind netfence reads, with the API groups and versions it reads it from, in order of
+/// preference: what a live-cluster client lists (the first group and version the API server
+/// serves) and what the agent's RBAC must allow. Group `""` is the core group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadKind {
+    /// The kind (`NetworkPolicy`).
+    pub kind: &'static str,
+    /// (API group, versions read in it), preferred first.
+    pub api: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// Every kind the loader reads, in the order of its table; a kind served under two
+/// unrelated groups (Kubernetes' and Calico's `NetworkPolicy`) appears once per group set.
+pub fn read_kinds() -> impl Iterator<Item = ReadKind> {
+    KINDS.iter().flat_map(|entry| {
+        entry.kinds.iter().map(move |kind| ReadKind {
+            kind,
+            api: entry.api,
+        })
+    })
+}
+
 /// The entry for a kind in a group, with the versions read in that group.
 pub(super) fn lookup(group: &str, kind: &str) -> Option<(&'static Entry, &'static [&'static str])> {
     KINDS.iter().find_map(|entry| {

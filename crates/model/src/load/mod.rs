@@ -37,6 +37,7 @@ mod change;
 mod cilium;
 pub use change::{Change, ChangeKind, ObjectKey, ObjectKind};
 mod kinds;
+pub use kinds::{read_kinds, ReadKind};
 mod link;
 mod mesh;
 mod network_policy_api;
