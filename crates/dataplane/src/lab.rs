@@ -362,29 +362,11 @@ impl Lab {
                 bits[(p * n + i) * n + i] = true;
             }
         }
-        for batch in jobs.chunks(options.parallelism.max(1)) {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|&(p, port, src, dst)| {
-                    let namespace = self.pods[src].clone();
-                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
-                    let timeout = options.timeout;
-                    std::thread::spawn(move || {
-                        (
-                            p,
-                            src,
-                            dst,
-                            probe(&namespace, port.protocol, target, timeout),
-                        )
-                    })
-                })
-                .collect();
-            for handle in handles {
-                let (p, src, dst, result) = handle
-                    .join()
-                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
-                bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
-            }
+        let cells: Vec<(ProbePort, usize, usize)> =
+            jobs.iter().map(|&(_, port, src, dst)| (port, src, dst)).collect();
+        let results = self.probe_cells(&cells, options)?;
+        for (&(p, _, src, dst), result) in jobs.iter().zip(results) {
+            bits[(p * n + src) * n + dst] = result;
         }
         let endpoints: Vec<String> = engine.inventory().pods().iter().map(|p| p.key()).collect();
         let matrix = Matrix::from_fn(ports, endpoints, |probe, src, dst| {
@@ -392,6 +374,35 @@ impl Lab {
             bits[(p * n + src) * n + dst]
         });
         Ok((matrix, jobs.len()))
+    }
+
+    /// Probe the given cells (port, source pod, destination pod; indices in the inventory the
+    /// lab was built from) with real packets, `options.parallelism` at a time: whether each
+    /// got an answer.
+    pub fn probe_cells(
+        &self,
+        cells: &[(ProbePort, usize, usize)],
+        options: &LabOptions,
+    ) -> Result<Vec<bool>, DataplaneError> {
+        let mut out = Vec::with_capacity(cells.len());
+        for batch in cells.chunks(options.parallelism.max(1)) {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&(port, src, dst)| {
+                    let namespace = self.pods[src].clone();
+                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
+                    let timeout = options.timeout;
+                    std::thread::spawn(move || probe(&namespace, port.protocol, target, timeout))
+                })
+                .collect();
+            for handle in handles {
+                let result = handle
+                    .join()
+                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
+                out.push(result.map_err(DataplaneError::Other)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Run `work` on a thread inside pod `pod`'s namespace and return its result.

@@ -40,6 +40,7 @@ pub mod ir;
 pub mod matrix;
 pub mod ports;
 pub mod resolve;
+pub mod resolved_peers;
 pub mod service;
 mod walk;
 
