@@ -169,3 +169,149 @@ fn calico_scenarios_in_the_kernel() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Upstream's pokes between pods: `SRC -> DST PROTO/PORT allow|deny`, both ends pods that are
+/// not host-network (those speak with their node's address, outside the pod grid) and a
+/// protocol the lab probes (not SCTP).
+fn pod_poke(engine: &Engine, poke: &str) -> Option<(usize, usize, ProbePort, bool)> {
+    let w: Vec<&str> = poke.split_whitespace().collect();
+    let pod = |key: &str| {
+        let (ns, name) = key.split_once('/')?;
+        let id = engine.inventory().pod_by_key(ns, name)?;
+        (!engine.inventory().pods()[id].host_network).then_some(id)
+    };
+    let port: ProbePort = w[3].parse().ok()?;
+    (port.protocol != Protocol::Sctp).then_some(())?;
+    Some((pod(w[0])?, pod(w[2])?, port, w[4] == "allow"))
+}
+
+#[test]
+fn network_policy_api_pod_to_pod_steps_in_the_kernel() {
+    use harness::{apply, place_pods, Action, Suite};
+    require_root();
+    let started = Instant::now();
+    let suite: Suite = serde_yaml_ng::from_str(include_str!(
+        "../../engine/tests/network-policy-api/conformance.yaml"
+    ))
+    .expect("suite parses");
+    let mut failures = Vec::new();
+    let (mut probes, mut pokes, mut skipped, mut groups) = (0, 0, 0, 0);
+    let mut lab: Option<(Vec<String>, Vec<usize>, Lab)> = None;
+    for test in &suite.tests {
+        let mut loader = Loader::new();
+        loader.load_str("conformance/base/manifests.yaml", &suite.fixture);
+        loader.load_str(&test.file, &test.policies);
+        let mut inventory = loader.finish().expect("test loads");
+        place_pods(&mut inventory);
+        // The lab holds the pods that are not host-network; `grid[i]` is lab pod i's id in
+        // the test's inventory. Every test has the fixture's pods, so one lab serves all.
+        let grid: Vec<usize> = (0..inventory.pods().len())
+            .filter(|&id| !inventory.pods()[id].host_network)
+            .collect();
+        let keys: Vec<String> = grid.iter().map(|&id| inventory.pods()[id].key()).collect();
+        if lab.as_ref().is_none_or(|(k, _, _)| *k != keys) {
+            let mut pods_only = inventory.clone();
+            pods_only.update_pods(|pods| pods.retain(|p| !p.host_network));
+            let ports: Vec<ProbePort> = ["TCP/80", "TCP/8080", "UDP/53", "UDP/5353"]
+                .iter()
+                .map(|p| p.parse().expect("port"))
+                .collect();
+            lab = Some((
+                keys,
+                grid.clone(),
+                Lab::build(&Engine::new(pods_only), &ports).expect("lab builds"),
+            ));
+        }
+        let (_, _, lab) = lab.as_ref().expect("built");
+        for step in &test.steps {
+            let mut engine = Engine::new(inventory.clone());
+            let mut pending: Vec<&str> = Vec::new();
+            let mut flush = |engine: &Engine, pending: &mut Vec<&str>| {
+                if pending.is_empty() {
+                    return;
+                }
+                groups += 1;
+                let wanted: Vec<_> = pending.drain(..).map(|p| (p, pod_poke(engine, p))).collect();
+                skipped += wanted.iter().filter(|(_, w)| w.is_none()).count();
+                let ports: BTreeSet<ProbePort> =
+                    wanted.iter().filter_map(|(_, w)| w.map(|w| w.2)).collect();
+
+                if ports.is_empty() {
+                    return;
+                }
+                let ruleset = render(engine, &RenderOptions::default());
+                let ruleset = match ruleset {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failures.push(format!("{} / {}: refused: {e}", test.name, step.name));
+                        return;
+                    }
+                };
+                lab.apply(&ruleset).expect("ruleset loads");
+                // The whole pod grid on the pokes' ports.
+                let mut cells = Vec::new();
+                for port in &ports {
+                    for s in 0..grid.len() {
+                        for d in 0..grid.len() {
+                            if s != d {
+                                cells.push((*port, s, d));
+                            }
+                        }
+                    }
+                }
+                let seen = lab.probe_cells(&cells, &options()).expect("probe");
+                probes += cells.len();
+                for (&(port, s, d), kernel) in cells.iter().zip(&seen) {
+                    let (src, dst) = (grid[s], grid[d]);
+                    let predicted = engine.allowed(
+                        netfence_engine::Endpoint::Pod(src),
+                        netfence_engine::Endpoint::Pod(dst),
+                        port.protocol,
+                        port.port,
+                    );
+                    if predicted != *kernel {
+                        failures.push(format!(
+                            "{} / {}: {port} {} -> {}: kernel {kernel}, engine {predicted}",
+                            test.name,
+                            step.name,
+                            engine.inventory().pods()[src].key(),
+                            engine.inventory().pods()[dst].key()
+                        ));
+                    }
+                    for (poke, want) in &wanted {
+                        if let Some((ws, wd, wp, expected)) = want {
+                            if (*ws, *wd, *wp) == (src, dst, port) {
+                                pokes += 1;
+                                if expected != kernel {
+                                    failures.push(format!(
+                                        "{} / {}: {poke}: the kernel gave {kernel}",
+                                        test.name, step.name
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            for action in &step.actions {
+                match action {
+                    Action::Mutate(mutation) => {
+                        flush(&engine, &mut pending);
+                        apply(&mut inventory, mutation).expect("mutation applies");
+                        engine = Engine::new(inventory.clone());
+                    }
+                    Action::Poke { poke } => pending.push(poke),
+                }
+            }
+            flush(&engine, &mut pending);
+        }
+    }
+    drop(lab);
+    println!(
+        "lab network-policy-api: {} tests, {groups} policy states enforced in the kernel, {probes} probes with real packets, {pokes} pod-to-pod pokes checked, {skipped} pokes not pod-to-pod or SCTP (outside the pod grid), {} disagreements ({:.1}s)",
+        suite.tests.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
