@@ -1,18 +1,30 @@
-//! Render the compiled model for one node as one nftables table (`inet netfence`).
+//! Render the compiled model for one node as one nftables table (`inet netfence`), for every
+//! policy kind the engine compiles: the renderer reads the IR (ordered tiers of ordered
+//! policies of ordered rules, `netfence_engine::ir`) and the engine's resolved peers, never the
+//! policy languages, so a language that compiles into the IR is enforced as it is analysed.
 //!
-//! Layout (after Calico Felix's per-endpoint chains, in nft syntax):
-//! - `forward` (hook forward): conntrack first (`established,related` accept, `invalid`
-//!   drop), then dispatch by address: `ip saddr vmap @egress_v4` jumps to the source pod's
-//!   egress chain, `ip daddr vmap @ingress_v4` to the destination pod's ingress chain. Pods
-//!   that no policy isolates are not in the maps: default allow.
-//! - one chain per (pod, direction, tier) that selects it: the tier's rules in order, then the
-//!   tier's end action. Allow = `return` (this direction allows; the other is checked next),
-//!   Deny = counted, logged `drop`, Pass = `goto` the pod's next tier chain (or `return` after
-//!   the last), Log = `log` and continue.
-//! - peer addresses are anonymous interval sets: the addresses of matching pods, and CIDRs
-//!   minus their `except`s (minus invented pod addresses, which the analyser treats as
-//!   unknown). Named ports resolve per destination pod, so an egress rule with a named port
-//!   becomes one nft rule per destination pod that declares it.
+//! Layout (after Calico Felix's endpoint chains, felix/rules/endpoints.go
+//! `endpointIptablesChain`, and its rule rendering, felix/rules/policy.go, in nft syntax):
+//! - `forward` (hook forward): conntrack first (`established,related` accept, so replies of an
+//!   allowed connection pass; `invalid` drop), then dispatch by address: `ip saddr vmap
+//!   @egress_v4` jumps to the source pod's first egress tier chain, `ip daddr vmap
+//!   @ingress_v4` to the destination pod's first ingress tier chain. Pods that no policy
+//!   selects are not in the maps: the profile allows.
+//! - per endpoint and direction, one chain per tier that selects it, in the engine's tier order
+//!   (admin before the default tier, baseline after): the selecting policies' rules in order,
+//!   then the tier's end. Allow = `return` (this direction allows; the other is checked next),
+//!   Deny = counted `drop` logged with `netfence Deny <direction> <tier>/<policy> rule <n>`,
+//!   Pass = `goto` the endpoint's next tier chain (`return` after the last: the profile
+//!   allows), Log = `log` and continue. A tier's end is a counted, logged drop, or the next
+//!   tier with `defaultAction: Pass`. Felix marks and returns where this jumps; the verdicts
+//!   are the same.
+//! - chains are named by their content, so endpoints whose tiers render alike share them.
+//! - peer addresses ([`Engine::peer_addresses`]) are interval sets: the addresses of the pods
+//!   a peer matches and the other addresses it matches (CIDRs minus their `except`s, Calico
+//!   `nets`/`notNets`, network sets, node addresses). A Calico rule's own-endpoint condition
+//!   is decided per endpoint when its chain is rendered. Named ports resolve per destination
+//!   pod, so an egress rule with a named port becomes one nft rule per destination pod that
+//!   declares it. What nft cannot match exactly is refused ([`unsupported`]).
 
 use netfence_engine::ir::{Action, Policy, PolicySource, PortMatch, Rule, TierEnd};
 use netfence_engine::{Endpoint, Engine};
@@ -34,9 +46,10 @@ pub struct Chain {
     pub rules: Vec<String>,
 }
 
-/// A rendered ruleset: the dispatch maps and the per-pod chains of `table inet netfence`.
-/// Chain names derive from the pod's `namespace/name` (not its position), so an update touches
-/// only the chains and map elements of the pods it changes.
+/// A rendered ruleset: the dispatch maps and the tier chains of `table inet netfence`.
+/// Chains are named by a hash of their rules: endpoints whose tiers render alike share them,
+/// a chain's name never changes meaning, and an update adds the chains it needs, re-points the
+/// map elements of the pods it changes and removes chains nothing uses any more.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
     /// Named interval sets (peer addresses, port lists), named by a hash of their content so
@@ -180,10 +193,17 @@ impl Ruleset {
                 let _ = writeln!(script, "add element {t} {map} {{ {} }}", added.join(", "));
             }
         }
-        for name in previous.chains.keys() {
-            if !self.chains.contains_key(name) {
-                let _ = writeln!(script, "flush chain {t} {name}\ndelete chain {t} {name}");
-            }
+        // Chains jump to one another: empty every chain that goes before deleting any.
+        let gone: Vec<&String> = previous
+            .chains
+            .keys()
+            .filter(|name| !self.chains.contains_key(*name))
+            .collect();
+        for name in &gone {
+            let _ = writeln!(script, "flush chain {t} {name}");
+        }
+        for name in &gone {
+            let _ = writeln!(script, "delete chain {t} {name}");
         }
         for name in previous.sets.keys() {
             if !self.sets.contains_key(name) {
@@ -192,11 +212,6 @@ impl Ruleset {
         }
         script
     }
-}
-
-/// A stable chain-name stem for a pod: the stable hash of `namespace/name`.
-fn pod_stem(key: &str) -> String {
-    format!("{:016x}", stable_hash(key.bytes()))
 }
 
 /// Which pods to render chains for.
@@ -460,6 +475,68 @@ pub fn known_nodes(inventory: &netfence_model::Inventory) -> BTreeSet<String> {
     from_nodes.chain(from_pods).collect()
 }
 
+/// Whether a policy's rules for `direction` render the same for every endpoint it selects:
+/// no own-endpoint condition and no named port resolved on the subject (ingress).
+fn same_for_every_subject(policy: &Policy, direction: PolicyType) -> bool {
+    let named = |ports: &[PortMatch]| ports.iter().any(|p| matches!(p, PortMatch::Named(..)));
+    policy.rules(direction).unwrap_or(&[]).iter().all(|rule| {
+        rule.local.is_none()
+            && !(direction == PolicyType::Ingress && (named(&rule.ports) || named(&rule.not_ports)))
+    })
+}
+
+/// The rules of one tier chain for `subject`: the selecting policies' rules in order, then
+/// the tier's end (felix/rules/policy.go renders a rule's action as: Allow accepts, Deny
+/// drops, Pass leaves the tier, Log logs and continues; felix/rules/endpoints.go ends a tier
+/// that has policies for the endpoint with a drop unless the tier's default action is Pass).
+fn tier_rules(
+    ctx: &Ctx,
+    subject: PodId,
+    direction: PolicyType,
+    (t, policies): (usize, &[usize]),
+    next: Option<&str>,
+) -> Vec<String> {
+    let engine = ctx.engine;
+    let inventory = engine.inventory();
+    let tier = &engine.tiers()[t];
+    let mut rules = Vec::new();
+    for &p in policies {
+        let policy = &tier.policies[p];
+        for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
+            let prefix = log_prefix(format!(
+                "netfence {} {direction} {}/{} rule {r}",
+                rule.action, tier.name, policy.name
+            ));
+            let verdict = verdict_text(rule.action, &prefix, next);
+            let extra = icmp_alternatives(calico_source_rule(inventory, policy, direction, r));
+            for line in rule_lines(ctx, (t, p, direction, r), subject, rule, &extra) {
+                let space = if line.is_empty() { "" } else { " " };
+                rules.push(format!(
+                    "{line}{space}{verdict} comment \"{} rule {r}\"",
+                    policy.name
+                ));
+            }
+        }
+    }
+    rules.push(match tier.end {
+        TierEnd::Deny => format!(
+            "counter log prefix \"{}\" drop",
+            log_prefix(format!(
+                "netfence drop {direction} end of tier {}",
+                tier.name
+            ))
+        ),
+        TierEnd::Pass => match next {
+            Some(chain) => format!("goto {chain}"),
+            None => "return".into(),
+        },
+    });
+    rules
+}
+
+/// A chain for a (tier, selecting policies, next chain) as rendered for one endpoint.
+type TierKey = (PolicyType, usize, Vec<usize>, Option<String>);
+
 fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
@@ -471,13 +548,18 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         node: options.node.clone(),
         ..Ruleset::default()
     };
+    // Chains are named by their content, so endpoints whose tiers render alike share them
+    // (as felix shares one chain per policy between endpoints). Tier chains that cannot
+    // depend on the endpoint are remembered by what they are made of, and not rendered again.
+    let mut known: std::collections::HashMap<TierKey, String> = Default::default();
+    // Chain name -> (first endpoint, direction, tier, endpoints using it).
+    let mut users: BTreeMap<String, (String, PolicyType, String, usize)> = BTreeMap::new();
     for (id, pod) in inventory.pods().iter().enumerate() {
         if let Some(node) = &options.node {
             if pod.node.as_deref() != Some(node.as_str()) {
                 continue;
             }
         }
-        let stem = pod_stem(&pod.key());
         let mut any = false;
         for direction in [PolicyType::Egress, PolicyType::Ingress] {
             let selecting = engine.selecting(id, direction);
@@ -485,10 +567,6 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 continue;
             }
             any = true;
-            let short = match direction {
-                PolicyType::Egress => "egress",
-                PolicyType::Ingress => "ingress",
-            };
             // Group the selecting policies by tier, in order.
             let mut tiers: Vec<(usize, Vec<usize>)> = Vec::new();
             for &(t, p) in selecting {
@@ -497,72 +575,66 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     _ => tiers.push((t, vec![p])),
                 }
             }
-            let chain_name = |k: usize| format!("{}{stem}_t{k}", &short[..1]);
-            for (k, (t, policies)) in tiers.iter().enumerate() {
+            // From the last tier back, so that each chain knows the name of the next.
+            let mut next: Option<String> = None;
+            for (t, policies) in tiers.iter().rev() {
                 let tier = &engine.tiers()[*t];
-                let next = (k + 1 < tiers.len()).then(|| chain_name(k + 1));
-                let mut rules = Vec::new();
-                for &p in policies {
-                    let policy = &tier.policies[p];
-                    for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
-                        let prefix = log_prefix(format!(
-                            "netfence {} {direction} {} {}/{} rule {r}",
-                            rule.action,
-                            pod.key(),
-                            tier.name,
-                            policy.name
-                        ));
-                        let verdict = verdict_text(rule.action, &prefix, next.as_deref());
-                        let extra = icmp_alternatives(calico_source_rule(
-                            inventory, policy, direction, r,
-                        ));
-                        for line in rule_lines(&ctx, (*t, p, direction, r), id, rule, &extra) {
-                            let space = if line.is_empty() { "" } else { " " };
-                            rules.push(format!(
-                                "{line}{space}{verdict} comment \"{} rule {r}\"",
-                                policy.name
-                            ));
+                let shared = policies
+                    .iter()
+                    .all(|&p| same_for_every_subject(&tier.policies[p], direction));
+                let key: TierKey = (direction, *t, policies.clone(), next.clone());
+                let name = match known.get(&key).filter(|_| shared) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let rules = tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
+                        let short = match direction {
+                            PolicyType::Egress => 'e',
+                            PolicyType::Ingress => 'i',
+                        };
+                        let hash = stable_hash(rules.join("\n").bytes());
+                        let name = format!("{short}{hash:016x}");
+                        ruleset.chains.entry(name.clone()).or_insert(Chain {
+                            comment: String::new(),
+                            rules,
+                        });
+                        if shared {
+                            known.insert(key, name.clone());
                         }
+                        name
                     }
-                }
-                rules.push(match tier.end {
-                    TierEnd::Deny => format!(
-                        "counter log prefix \"{}\" drop",
-                        log_prefix(format!(
-                            "netfence drop {direction} {} end of tier {}",
-                            pod.key(),
-                            tier.name
-                        ))
-                    ),
-                    TierEnd::Pass => match &next {
-                        Some(chain) => format!("goto {chain}"),
-                        None => "return".into(),
-                    },
-                });
-                ruleset.chains.insert(
-                    chain_name(k),
-                    Chain {
-                        comment: format!("{} {direction}, tier {}", pod.key(), tier.name),
-                        rules,
-                    },
-                );
+                };
+                users
+                    .entry(name.clone())
+                    .or_insert_with(|| (pod.key(), direction, tier.name.clone(), 0))
+                    .3 += 1;
+                next = Some(name);
             }
+            let Some(first) = next else { continue };
             for ip in &pod.ips {
-                let map = match (short, ip.is_ipv4()) {
-                    ("egress", true) => "egress_v4",
-                    ("egress", false) => "egress_v6",
-                    (_, true) => "ingress_v4",
-                    (_, false) => "ingress_v6",
+                let map = match (direction, ip.is_ipv4()) {
+                    (PolicyType::Egress, true) => "egress_v4",
+                    (PolicyType::Egress, false) => "egress_v6",
+                    (PolicyType::Ingress, true) => "ingress_v4",
+                    (PolicyType::Ingress, false) => "ingress_v6",
                 };
                 ruleset
                     .maps
                     .entry(map)
                     .or_default()
-                    .insert(*ip, chain_name(0));
+                    .insert(*ip, first.clone());
             }
         }
         if any {
             ruleset.isolated_endpoints += 1;
+        }
+    }
+    for (name, (pod, direction, tier, count)) in users {
+        if let Some(chain) = ruleset.chains.get_mut(&name) {
+            chain.comment = match count {
+                1 => format!("{pod} {direction}, tier {tier}"),
+                2 => format!("{pod} {direction}, tier {tier} (and 1 more endpoint)"),
+                n => format!("{pod} {direction}, tier {tier} (and {} more endpoints)", n - 1),
+            };
         }
     }
     ruleset.sets = ctx.sets.into_inner();
@@ -841,22 +913,29 @@ fn not_port_exclusions(
             set.insert(range);
         }
     }
-    let exclusion = |p: Protocol| -> Option<String> {
+    // `with_protocol`: the alternative fixes no protocol, so the exclusion names its own.
+    let exclusion = |p: Protocol, with_protocol: bool| -> Option<String> {
         match excluded.get(&p) {
             None => Some(String::new()),
             Some(None) => None,
             Some(Some(set)) if set.is_empty() => Some(String::new()),
-            Some(Some(set)) => Some(format!(
-                "meta l4proto {} th dport != {}",
-                proto(p),
-                ctx.set_ref("inet_service", port_items(set))
-            )),
+            Some(Some(set)) => {
+                let ports = ctx.set_ref("inet_service", port_items(set));
+                Some(if with_protocol {
+                    format!("meta l4proto {} th dport != {ports}", proto(p))
+                } else {
+                    format!("th dport != {ports}")
+                })
+            }
         }
     };
     match protocol {
-        Some(p) => exclusion(p).into_iter().collect(),
+        Some(p) => exclusion(p, false).into_iter().collect(),
         None => {
-            let mut out: Vec<String> = excluded.keys().filter_map(|p| exclusion(*p)).collect();
+            let mut out: Vec<String> = excluded
+                .keys()
+                .filter_map(|p| exclusion(*p, true))
+                .collect();
             let listed: Vec<&str> = excluded.keys().map(|p| proto(*p)).collect();
             out.push(format!("meta l4proto != {{ {} }}", listed.join(", ")));
             out
