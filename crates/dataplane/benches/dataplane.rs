@@ -128,6 +128,11 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
                 .collect(),
         );
         let changed = render(&after, &RenderOptions::default()).expect("render");
+        if let Some(dir) = std::env::var_os("NETFENCE_BENCH_DUMP") {
+            let dir = std::path::Path::new(&dir);
+            std::fs::write(dir.join(format!("{size}.nft")), rendered.script()).expect("dump");
+            std::fs::write(dir.join(format!("{size}-update.nft")), changed.update_script(&rendered)).expect("dump");
+        }
         let (full, update) = with_netns(|ns| {
             let full = median(
                 (0..repeats)

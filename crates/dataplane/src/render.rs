@@ -18,7 +18,10 @@
 //!   allows), Log = `log` and continue. A tier's end is a counted, logged drop, or the next
 //!   tier with `defaultAction: Pass`. Felix marks and returns where this jumps; the verdicts
 //!   are the same.
-//! - chains are named by their content, so endpoints whose tiers render alike share them.
+//! - the maps point at one chain per endpoint and direction, named by the pod, holding a
+//!   `goto` to its first tier chain; tier chains are named by their content (`te…`/`ti…`), so
+//!   endpoints whose tiers render alike share them, as felix's endpoint chains share policy
+//!   chains. A policy change re-points endpoint chains; the maps change only with pods.
 //! - peer addresses ([`Engine::peer_addresses`]) are interval sets: the addresses of the pods
 //!   a peer matches and the other addresses it matches (CIDRs minus their `except`s, Calico
 //!   `nets`/`notNets`, network sets, node addresses). A Calico rule's own-endpoint condition
@@ -154,15 +157,19 @@ impl Ruleset {
                 let _ = writeln!(script, "add set {t} {name} {{ {} }}", set.definition());
             }
         }
+        // New chains first: rules of one new chain may jump to another.
+        for name in self.chains.keys() {
+            if !previous.chains.contains_key(name) {
+                let _ = writeln!(script, "add chain {t} {name}");
+            }
+        }
         for (name, chain) in &self.chains {
             match previous.chains.get(name) {
                 Some(old) if old.rules == chain.rules => continue,
                 Some(_) => {
                     let _ = writeln!(script, "flush chain {t} {name}");
                 }
-                None => {
-                    let _ = writeln!(script, "add chain {t} {name}");
-                }
+                None => {}
             }
             for rule in &chain.rules {
                 let _ = writeln!(script, "add rule {t} {name} {rule}");
@@ -211,6 +218,18 @@ impl Ruleset {
             }
         }
         script
+    }
+}
+
+/// A stable chain-name stem for a pod: the stable hash of `namespace/name`.
+fn pod_stem(key: &str) -> String {
+    format!("{:016x}", stable_hash(key.bytes()))
+}
+
+fn short_name(direction: PolicyType) -> &'static str {
+    match direction {
+        PolicyType::Egress => "egress",
+        PolicyType::Ingress => "ingress",
     }
 }
 
@@ -587,12 +606,8 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     Some(name) => name.clone(),
                     None => {
                         let rules = tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
-                        let short = match direction {
-                            PolicyType::Egress => 'e',
-                            PolicyType::Ingress => 'i',
-                        };
                         let hash = stable_hash(rules.join("\n").bytes());
-                        let name = format!("{short}{hash:016x}");
+                        let name = format!("t{}{hash:016x}", &short_name(direction)[..1]);
                         ruleset.chains.entry(name.clone()).or_insert(Chain {
                             comment: String::new(),
                             rules,
@@ -610,6 +625,17 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 next = Some(name);
             }
             let Some(first) = next else { continue };
+            // The endpoint's own chain (felix's per-endpoint `cali-tw-`/`cali-fw-` chain): the
+            // maps point at it, named by the pod, so a policy change re-points one rule in it
+            // and never touches the maps (element updates make nft read every set back).
+            let entry = format!("{}{}", &short_name(direction)[..1], pod_stem(&pod.key()));
+            ruleset.chains.insert(
+                entry.clone(),
+                Chain {
+                    comment: format!("{} {direction}", pod.key()),
+                    rules: vec![format!("goto {first}")],
+                },
+            );
             for ip in &pod.ips {
                 let map = match (direction, ip.is_ipv4()) {
                     (PolicyType::Egress, true) => "egress_v4",
@@ -621,7 +647,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     .maps
                     .entry(map)
                     .or_default()
-                    .insert(*ip, first.clone());
+                    .insert(*ip, entry.clone());
             }
         }
         if any {
@@ -629,6 +655,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         }
     }
     for (name, (pod, direction, tier, count)) in users {
+        // Tier chains' comments name the first endpoint that uses them.
         if let Some(chain) = ruleset.chains.get_mut(&name) {
             chain.comment = match count {
                 1 => format!("{pod} {direction}, tier {tier}"),

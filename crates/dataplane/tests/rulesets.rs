@@ -177,12 +177,12 @@ fn incremental_update_behaves_like_a_full_load_and_touches_only_what_changed() {
             "unchanged chain {name} touched:\n{script}"
         );
     }
-    // y's three pods render alike: they share one new ingress chain, and the update points
-    // their three map elements at it.
+    // y's three pods render alike: they share one new tier chain, each gets its own entry
+    // chain, and the update points their three map elements at those.
     assert_eq!(
         new.chains.len(),
-        old.chains.len() + 1,
-        "one ingress chain shared by y's pods:\n{script}"
+        old.chains.len() + 4,
+        "one tier chain shared by y's pods and one entry chain per pod:\n{script}"
     );
     let y_pods = after
         .inventory()
