@@ -131,7 +131,11 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
         if let Some(dir) = std::env::var_os("NETFENCE_BENCH_DUMP") {
             let dir = std::path::Path::new(&dir);
             std::fs::write(dir.join(format!("{size}.nft")), rendered.script()).expect("dump");
-            std::fs::write(dir.join(format!("{size}-update.nft")), changed.update_script(&rendered)).expect("dump");
+            std::fs::write(
+                dir.join(format!("{size}-update.nft")),
+                changed.update_script(&rendered),
+            )
+            .expect("dump");
         }
         let (full, update) = with_netns(|ns| {
             let full = median(
@@ -194,7 +198,11 @@ fn tiered_benchmarks(pods: usize, calico: usize, admin: usize, repeats: usize) {
     let mut rows = Vec::new();
     for (label, c, a) in [
         ("Kubernetes only".to_string(), 0, 0),
-        (format!("tiered: {calico} Calico + {admin} admin + baseline"), calico, admin),
+        (
+            format!("tiered: {calico} Calico + {admin} admin + baseline"),
+            calico,
+            admin,
+        ),
     ] {
         let before = generated(pods, c, a, "");
         let namespace = before

@@ -386,8 +386,10 @@ impl Lab {
                 bits[(p * n + i) * n + i] = true;
             }
         }
-        let cells: Vec<(ProbePort, usize, usize)> =
-            jobs.iter().map(|&(_, port, src, dst)| (port, src, dst)).collect();
+        let cells: Vec<(ProbePort, usize, usize)> = jobs
+            .iter()
+            .map(|&(_, port, src, dst)| (port, src, dst))
+            .collect();
         let results = self.probe_cells(&cells, options)?;
         for (&(p, _, src, dst), result) in jobs.iter().zip(results) {
             bits[(p * n + src) * n + dst] = result;

@@ -605,7 +605,8 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 let name = match known.get(&key).filter(|_| shared) {
                     Some(name) => name.clone(),
                     None => {
-                        let rules = tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
+                        let rules =
+                            tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
                         let hash = stable_hash(rules.join("\n").bytes());
                         let name = format!("t{}{hash:016x}", &short_name(direction)[..1]);
                         ruleset.chains.entry(name.clone()).or_insert(Chain {
@@ -660,7 +661,10 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
             chain.comment = match count {
                 1 => format!("{pod} {direction}, tier {tier}"),
                 2 => format!("{pod} {direction}, tier {tier} (and 1 more endpoint)"),
-                n => format!("{pod} {direction}, tier {tier} (and {} more endpoints)", n - 1),
+                n => format!(
+                    "{pod} {direction}, tier {tier} (and {} more endpoints)",
+                    n - 1
+                ),
             };
         }
     }
@@ -790,12 +794,16 @@ fn rule_lines(
         let protocol = alternative
             .protocol
             .or_else(|| rule_protocol.and_then(Protocol::from_number));
-        for exclusion in not_port_exclusions(ctx, subject, rule, protocol, alternative.destination) {
+        for exclusion in not_port_exclusions(ctx, subject, rule, protocol, alternative.destination)
+        {
             let addresses: Vec<String> = match alternative.destination {
                 Some(ip) => vec![format!("{} daddr {ip}", family_of(ip))],
                 None => address_matches.clone(),
             };
-            for (address, more) in addresses.iter().flat_map(|a| extra.iter().map(move |e| (a, e))) {
+            for (address, more) in addresses
+                .iter()
+                .flat_map(|a| extra.iter().map(move |e| (a, e)))
+            {
                 let parts = [
                     address.as_str(),
                     &protocol_match,

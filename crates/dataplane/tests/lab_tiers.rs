@@ -27,8 +27,11 @@ fn options() -> LabOptions {
     }
 }
 
-/// The pods of an engine as (key, addresses): two engines with the same pods can share a lab.
-fn pods_of(engine: &Engine) -> Vec<(String, Vec<std::net::IpAddr>)> {
+/// Pods as (key, addresses): two engines with the same pods can share a lab.
+type Pods = Vec<(String, Vec<std::net::IpAddr>)>;
+
+/// The pods of an engine.
+fn pods_of(engine: &Engine) -> Pods {
     engine
         .inventory()
         .pods()
@@ -143,7 +146,7 @@ fn calico_scenarios_in_the_kernel() {
         .collect::<BTreeSet<Ipv4Addr>>()
         .into_iter()
         .collect();
-    let mut labs: Vec<(Vec<(String, Vec<std::net::IpAddr>)>, Lab, Vec<Ipv4Addr>)> = Vec::new();
+    let mut labs: Vec<(Pods, Lab, Vec<Ipv4Addr>)> = Vec::new();
     let mut failures = Vec::new();
     let (mut probes, mut checked, mut with_address) = (0, 0, 0);
     for (scenario, lines) in scenarios.iter().zip(&lines) {
@@ -161,11 +164,15 @@ fn calico_scenarios_in_the_kernel() {
             None => {
                 let own: Vec<Ipv4Addr> = outside
                     .iter()
-                    .filter(|a| engine.inventory().pod_by_ip(std::net::IpAddr::V4(**a)).is_none())
+                    .filter(|a| {
+                        engine
+                            .inventory()
+                            .pod_by_ip(std::net::IpAddr::V4(**a))
+                            .is_none()
+                    })
                     .copied()
                     .collect();
-                let lab =
-                    Lab::build_with_outside(&engine, &all_ports, &own).expect("lab builds");
+                let lab = Lab::build_with_outside(&engine, &all_ports, &own).expect("lab builds");
                 labs.push((pods, lab, own));
                 let last = &labs[labs.len() - 1];
                 (&last.1, &last.2)
@@ -194,8 +201,11 @@ fn calico_scenarios_in_the_kernel() {
             .collect();
         let seen = lab.probe_cells(&cells, &options()).expect("probe");
         probes += cells.len();
-        for ((line, (src, dst, _, expected)), (&(port, s, d), kernel)) in
-            scenario.expect.iter().zip(lines).zip(cells.iter().zip(&seen))
+        for ((line, (src, dst, _, expected)), (&(port, s, d), kernel)) in scenario
+            .expect
+            .iter()
+            .zip(lines)
+            .zip(cells.iter().zip(&seen))
         {
             checked += 1;
             if [src, dst].iter().any(|t| t.parse::<Ipv4Addr>().is_ok()) {
@@ -286,7 +296,10 @@ fn network_policy_api_pod_to_pod_steps_in_the_kernel() {
                     return;
                 }
                 groups += 1;
-                let wanted: Vec<_> = pending.drain(..).map(|p| (p, pod_poke(engine, p))).collect();
+                let wanted: Vec<_> = pending
+                    .drain(..)
+                    .map(|p| (p, pod_poke(engine, p)))
+                    .collect();
                 skipped += wanted.iter().filter(|(_, w)| w.is_none()).count();
                 let ports: BTreeSet<ProbePort> =
                     wanted.iter().filter_map(|(_, w)| w.map(|w| w.2)).collect();

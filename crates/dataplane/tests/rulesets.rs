@@ -110,10 +110,7 @@ fn eks_guide_ruleset_snapshot_and_kernel_check() {
 #[test]
 fn tiered_ruleset_snapshot_kernel_check_and_lab() {
     require_root();
-    let engine = engine_of(&[(
-        "tiers.yaml",
-        include_str!("data/tiers.yaml"),
-    )]);
+    let engine = engine_of(&[("tiers.yaml", include_str!("data/tiers.yaml"))]);
     let ruleset = render(&engine, &RenderOptions::default()).expect("render");
     let script = ruleset.script();
     // Pass jumps on to the pod's next tier; Deny and the ends of tiers are counted and logged

@@ -100,14 +100,17 @@ impl Engine {
     /// it gets the same answer.
     fn bare_addresses(&self, peer: &Peer) -> AddressRanges {
         let inventory = self.inventory();
-        let mut nets: Vec<IpNet> = vec![
-            IpNet::V4(Ipv4Net::default()),
-            IpNet::V6(Ipv6Net::default()),
-        ];
+        let mut nets: Vec<IpNet> =
+            vec![IpNet::V4(Ipv4Net::default()), IpNet::V6(Ipv6Net::default())];
         match peer {
             Peer::Calico(entity) => {
                 nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
-                nets.extend(inventory.network_sets.iter().flat_map(|s| s.nets.iter().copied()));
+                nets.extend(
+                    inventory
+                        .network_sets
+                        .iter()
+                        .flat_map(|s| s.nets.iter().copied()),
+                );
             }
             Peer::Nodes(_) => {
                 nets.extend(

@@ -169,4 +169,3 @@ pub fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), Strin
     }
     Ok(())
 }
-
