@@ -472,7 +472,7 @@ fn icmp_alternatives(source: Option<&netfence_model::calico::CalicoRule>) -> Vec
 /// `node` that the inputs do not name (see [`known_nodes`]).
 pub fn render(engine: &Engine, options: &RenderOptions) -> Result<Ruleset, crate::DataplaneError> {
     if let Some(reason) = unsupported(engine) {
-        return Err(crate::DataplaneError::Other(reason));
+        return Err(crate::DataplaneError::Unsupported(reason));
     }
     if let Some(node) = &options.node {
         let known = known_nodes(engine.inventory());

@@ -280,9 +280,18 @@ fn rules_nft_cannot_match_exactly_are_refused_with_the_reason() {
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.1}\n---\n";
     let head = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  selector: all()\n";
     for (rule, reason) in [
-        ("  ingress: [{action: Allow, protocol: TCP, http: {methods: [GET]}}]\n", "HTTP"),
-        ("  ingress: [{action: Allow, protocol: TCP, source: {ports: [1234]}}]\n", "source ports"),
-        ("  egress: [{action: Allow, protocol: TCP, destination: {notPorts: [http]}}]\n", "notPorts"),
+        (
+            "  ingress: [{action: Allow, protocol: TCP, http: {methods: [GET]}}]\n",
+            "HTTP",
+        ),
+        (
+            "  ingress: [{action: Allow, protocol: TCP, source: {ports: [1234]}}]\n",
+            "source ports",
+        ),
+        (
+            "  egress: [{action: Allow, protocol: TCP, destination: {notPorts: [http]}}]\n",
+            "notPorts",
+        ),
     ] {
         let engine = engine_of(&[("p.yaml", &format!("{pod}{head}{rule}"))]);
         let error = render(&engine, &RenderOptions::default())
