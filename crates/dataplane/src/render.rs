@@ -634,7 +634,10 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 entry.clone(),
                 Chain {
                     comment: format!("{} {direction}", pod.key()),
-                    rules: vec![format!("goto {first}")],
+                    rules: vec![format!(
+                        "goto {first} comment \"{} {direction}\"",
+                        pod.key()
+                    )],
                 },
             );
             for ip in &pod.ips {
