@@ -1352,3 +1352,38 @@ fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `netfence lab` takes every policy kind the renderer enforces (here the EKS guide's Calico
+/// global policies) and agrees with the analyser; what nft cannot match exactly is refused by
+/// `dataplane render` and `lab` alike, naming the rule (exit 2).
+#[test]
+fn lab_enforces_calico_policies_and_refuses_http_matches() {
+    assert!(
+        netfence_dataplane::running_as_root(),
+        "this test needs root (network namespaces and nftables), as CI has"
+    );
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/calico-guide");
+    let lab = netfence_limited(&["lab", "-f", guide.to_str().unwrap()], 120, 4096);
+    assert_eq!(lab.status.code(), Some(0), "{}", stderr(&lab));
+    assert!(
+        stderr(&lab).contains(" 0 disagreements with netfence matrix"),
+        "{}",
+        stderr(&lab)
+    );
+    let http = temp_file(
+        "http.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: web}\nspec:\n  selector: all()\n  ingress: [{action: Allow, protocol: TCP, http: {methods: [GET]}}]\n",
+    );
+    for command in [&["dataplane", "render"][..], &["lab"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["-f", http.to_str().unwrap()]);
+        let out = netfence_limited(&args, 60, 4096);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Calico GlobalNetworkPolicy web")
+                && stderr(&out).contains("HTTP matches"),
+            "{command:?}: {}",
+            stderr(&out)
+        );
+    }
+}

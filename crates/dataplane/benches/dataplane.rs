@@ -1,6 +1,8 @@
 //! Dataplane benchmarks (`cargo bench -p netfence-dataplane`, as root):
 //! - render and full apply of a synthetic cluster with 100, 1,000 and 10,000 endpoints;
 //! - incremental update latency (one namespace's policy changes) against a full re-apply;
+//! - the same on a tiered `netfence gen` cluster (Calico tier, AdminNetworkPolicies, baseline)
+//!   against the Kubernetes-only cluster of the same pods, with their ratios;
 //! - TCP connection rate and throughput between two lab namespaces with the 10,000-endpoint
 //!   ruleset loaded, against no ruleset, measured in the same run.
 //!
@@ -126,6 +128,15 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
                 .collect(),
         );
         let changed = render(&after, &RenderOptions::default()).expect("render");
+        if let Some(dir) = std::env::var_os("NETFENCE_BENCH_DUMP") {
+            let dir = std::path::Path::new(&dir);
+            std::fs::write(dir.join(format!("{size}.nft")), rendered.script()).expect("dump");
+            std::fs::write(
+                dir.join(format!("{size}-update.nft")),
+                changed.update_script(&rendered),
+            )
+            .expect("dump");
+        }
         let (full, update) = with_netns(|ns| {
             let full = median(
                 (0..repeats)
@@ -156,6 +167,98 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
         largest = rendered;
     }
     largest
+}
+
+/// A `netfence gen` cluster of `pods` pods (`pods / 50` namespaces, `pods / 10` NetworkPolicies)
+/// with `calico` Calico GlobalNetworkPolicies (tier `security`) and `admin`
+/// AdminNetworkPolicies plus the baseline; `extra` is appended (the incremental change).
+fn generated(pods: usize, calico: usize, admin: usize, extra: &str) -> Engine {
+    let options = netfence_gen::GenOptions {
+        pods,
+        namespaces: (pods / 50).max(2),
+        policies: pods / 10,
+        calico,
+        admin,
+        seed: 1,
+    };
+    let mut loader = Loader::new();
+    for (name, text) in netfence_gen::generate(&options).expect("gen") {
+        loader.load_str(&name, &text);
+    }
+    loader.load_str("extra.yaml", extra);
+    Engine::new(loader.finish().expect("generated cluster loads"))
+}
+
+/// Kubernetes-only against tiered (Calico + admin + baseline) on the same generated pods, in
+/// the same run: render, full apply and one incremental change (a NetworkPolicy added in one
+/// namespace), medians, and the tiered / Kubernetes-only ratios.
+fn tiered_benchmarks(pods: usize, calico: usize, admin: usize, repeats: usize) {
+    println!("\n| {pods} endpoints | chains | rules | render ms | full apply ms | incremental update ms |");
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (label, c, a) in [
+        ("Kubernetes only".to_string(), 0, 0),
+        (
+            format!("tiered: {calico} Calico + {admin} admin + baseline"),
+            calico,
+            admin,
+        ),
+    ] {
+        let before = generated(pods, c, a, "");
+        let namespace = before
+            .inventory()
+            .pods()
+            .last()
+            .map(|p| p.namespace.clone())
+            .expect("pods");
+        let change = format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: bench-change, namespace: {namespace}}}\nspec:\n  podSelector: {{}}\n  ingress: [{{from: [{{podSelector: {{}}}}], ports: [{{port: 7777}}]}}]\n");
+        let after = generated(pods, c, a, &change);
+        let mut rendered = Ruleset::default();
+        let render_ms = median(
+            (0..repeats)
+                .map(|_| {
+                    time_ms(|| {
+                        rendered = render(&before, &RenderOptions::default()).expect("render")
+                    })
+                })
+                .collect(),
+        );
+        let changed = render(&after, &RenderOptions::default()).expect("render");
+        let (full, update) = with_netns(|ns| {
+            let full = median(
+                (0..repeats)
+                    .map(|_| {
+                        time_ms(|| netfence_dataplane::apply(&rendered, Some(ns)).expect("apply"))
+                    })
+                    .collect(),
+            );
+            let update = median(
+                (0..repeats)
+                    .map(|_| {
+                        netfence_dataplane::apply(&rendered, Some(ns)).expect("apply");
+                        time_ms(|| {
+                            netfence_dataplane::update(&rendered, &changed, Some(ns))
+                                .expect("update");
+                        })
+                    })
+                    .collect(),
+            );
+            (full, update)
+        });
+        println!(
+            "| {label} | {} | {} | {render_ms:.1} | {full:.1} | {update:.1} |",
+            rendered.chains.len(),
+            rendered.rules()
+        );
+        rows.push((render_ms, full, update));
+    }
+    let (k, t) = (rows[0], rows[1]);
+    println!(
+        "| ratio (tiered / Kubernetes only) | | | {:.2} | {:.2} | {:.2} |",
+        t.0 / k.0,
+        t.1 / k.1,
+        t.2 / k.2
+    );
 }
 
 fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
@@ -265,10 +368,12 @@ fn main() {
     if full {
         println!("## Dataplane benchmarks (medians of 5)\n");
         let big = apply_benchmarks(&[100, 1_000, 10_000], 5);
+        tiered_benchmarks(10_000, 50, 20, 5);
         traffic_benchmarks(&big, Duration::from_secs(2), 5);
     } else {
         // Smoke mode under `cargo test`: tiny sizes, one repeat, short windows.
         let big = apply_benchmarks(&[100], 1);
+        tiered_benchmarks(200, 3, 2, 1);
         traffic_benchmarks(&big, Duration::from_millis(100), 1);
     }
 }

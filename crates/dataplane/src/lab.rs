@@ -198,6 +198,18 @@ impl Lab {
     /// Build one namespace per pod of `engine`'s inventory and the node namespace, with
     /// listeners on every declared container port and on `ports`. No ruleset is loaded yet.
     pub fn build(engine: &Engine, ports: &[ProbePort]) -> Result<Lab, DataplaneError> {
+        Lab::build_with_outside(engine, ports, &[])
+    }
+
+    /// [`Lab::build`], plus one namespace per address in `outside`: endpoints that are no pod
+    /// (an external client or server, a network set's member), attached to the node like the
+    /// pods and listening on `ports`. They take the indices after the pods' in
+    /// [`Lab::probe_cells`], in the order given.
+    pub fn build_with_outside(
+        engine: &Engine,
+        ports: &[ProbePort],
+        outside: &[Ipv4Addr],
+    ) -> Result<Lab, DataplaneError> {
         if ports.iter().any(|p| p.protocol == Protocol::Sctp) {
             return Err(DataplaneError::Other(
                 "the lab probes TCP and UDP; SCTP probes are not supported yet".into(),
@@ -223,6 +235,14 @@ impl Lab {
                 )));
             }
             addresses.push(ip);
+        }
+        for ip in outside {
+            if !seen.insert(*ip) {
+                return Err(DataplaneError::Other(format!(
+                    "outside address {ip} is a pod's or given twice; the lab needs distinct addresses"
+                )));
+            }
+            addresses.push(*ip);
         }
         let run_id = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
         let prefix = format!(
@@ -300,9 +320,13 @@ impl Lab {
                 run(None, "ip", step, None)?;
             }
         }
-        for (i, pod) in inventory.pods().iter().enumerate() {
-            let mut listen: BTreeSet<(Protocol, u16)> =
-                pod.ports.iter().map(|p| (p.protocol, p.port)).collect();
+        for i in 0..addresses.len() {
+            let declared = inventory.pods().get(i).map(|pod| pod.ports.as_slice());
+            let mut listen: BTreeSet<(Protocol, u16)> = declared
+                .unwrap_or(&[])
+                .iter()
+                .map(|p| (p.protocol, p.port))
+                .collect();
             listen.extend(ports.iter().map(|p| (p.protocol, p.port)));
             listen.retain(|(p, _)| *p != Protocol::Sctp);
             let namespace = lab.pods[i].clone();
@@ -343,7 +367,7 @@ impl Lab {
         engine: &Engine,
         options: &LabOptions,
     ) -> Result<(Matrix, usize), DataplaneError> {
-        let n = self.pods.len();
+        let n = engine.inventory().pods().len().min(self.pods.len());
         let ports = &options.ports;
         let mut jobs = Vec::new();
         for (p, port) in ports.iter().enumerate() {
@@ -362,29 +386,13 @@ impl Lab {
                 bits[(p * n + i) * n + i] = true;
             }
         }
-        for batch in jobs.chunks(options.parallelism.max(1)) {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|&(p, port, src, dst)| {
-                    let namespace = self.pods[src].clone();
-                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
-                    let timeout = options.timeout;
-                    std::thread::spawn(move || {
-                        (
-                            p,
-                            src,
-                            dst,
-                            probe(&namespace, port.protocol, target, timeout),
-                        )
-                    })
-                })
-                .collect();
-            for handle in handles {
-                let (p, src, dst, result) = handle
-                    .join()
-                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
-                bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
-            }
+        let cells: Vec<(ProbePort, usize, usize)> = jobs
+            .iter()
+            .map(|&(_, port, src, dst)| (port, src, dst))
+            .collect();
+        let results = self.probe_cells(&cells, options)?;
+        for (&(p, _, src, dst), result) in jobs.iter().zip(results) {
+            bits[(p * n + src) * n + dst] = result;
         }
         let endpoints: Vec<String> = engine.inventory().pods().iter().map(|p| p.key()).collect();
         let matrix = Matrix::from_fn(ports, endpoints, |probe, src, dst| {
@@ -392,6 +400,35 @@ impl Lab {
             bits[(p * n + src) * n + dst]
         });
         Ok((matrix, jobs.len()))
+    }
+
+    /// Probe the given cells (port, source pod, destination pod; indices in the inventory the
+    /// lab was built from) with real packets, `options.parallelism` at a time: whether each
+    /// got an answer.
+    pub fn probe_cells(
+        &self,
+        cells: &[(ProbePort, usize, usize)],
+        options: &LabOptions,
+    ) -> Result<Vec<bool>, DataplaneError> {
+        let mut out = Vec::with_capacity(cells.len());
+        for batch in cells.chunks(options.parallelism.max(1)) {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&(port, src, dst)| {
+                    let namespace = self.pods[src].clone();
+                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
+                    let timeout = options.timeout;
+                    std::thread::spawn(move || probe(&namespace, port.protocol, target, timeout))
+                })
+                .collect();
+            for handle in handles {
+                let result = handle
+                    .join()
+                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
+                out.push(result.map_err(DataplaneError::Other)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Run `work` on a thread inside pod `pod`'s namespace and return its result.

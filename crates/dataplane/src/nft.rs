@@ -34,6 +34,10 @@ pub enum DataplaneError {
         /// The nodes the inputs do name, sorted.
         known: Vec<String>,
     },
+    /// A rule the packet filter cannot match exactly ([`crate::render::unsupported`]): the
+    /// input asks for something netfence refuses to approximate.
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -1,20 +1,35 @@
-//! Render the compiled model for one node as one nftables table (`inet netfence`).
+//! Render the compiled model for one node as one nftables table (`inet netfence`), for every
+//! policy kind the engine compiles: the renderer reads the IR (ordered tiers of ordered
+//! policies of ordered rules, `netfence_engine::ir`) and the engine's resolved peers, never the
+//! policy languages, so a language that compiles into the IR is enforced as it is analysed.
 //!
-//! Layout (after Calico Felix's per-endpoint chains, in nft syntax):
-//! - `forward` (hook forward): conntrack first (`established,related` accept, `invalid`
-//!   drop), then dispatch by address: `ip saddr vmap @egress_v4` jumps to the source pod's
-//!   egress chain, `ip daddr vmap @ingress_v4` to the destination pod's ingress chain. Pods
-//!   that no policy isolates are not in the maps: default allow.
-//! - one chain per (pod, direction, tier) that selects it: the tier's rules in order, then the
-//!   tier's end action. Allow = `return` (this direction allows; the other is checked next),
-//!   Deny = counted, logged `drop`, Pass = `goto` the pod's next tier chain (or `return` after
-//!   the last), Log = `log` and continue.
-//! - peer addresses are anonymous interval sets: the addresses of matching pods, and CIDRs
-//!   minus their `except`s (minus invented pod addresses, which the analyser treats as
-//!   unknown). Named ports resolve per destination pod, so an egress rule with a named port
-//!   becomes one nft rule per destination pod that declares it.
+//! Layout (after Calico Felix's endpoint chains, felix/rules/endpoints.go
+//! `endpointIptablesChain`, and its rule rendering, felix/rules/policy.go, in nft syntax):
+//! - `forward` (hook forward): conntrack first (`established,related` accept, so replies of an
+//!   allowed connection pass; `invalid` drop), then dispatch by address: `ip saddr vmap
+//!   @egress_v4` jumps to the source pod's first egress tier chain, `ip daddr vmap
+//!   @ingress_v4` to the destination pod's first ingress tier chain. Pods that no policy
+//!   selects are not in the maps: the profile allows.
+//! - per endpoint and direction, one chain per tier that selects it, in the engine's tier order
+//!   (admin before the default tier, baseline after): the selecting policies' rules in order,
+//!   then the tier's end. Allow = `return` (this direction allows; the other is checked next),
+//!   Deny = counted `drop` logged with `netfence Deny <direction> <tier>/<policy> rule <n>`,
+//!   Pass = `goto` the endpoint's next tier chain (`return` after the last: the profile
+//!   allows), Log = `log` and continue. A tier's end is a counted, logged drop, or the next
+//!   tier with `defaultAction: Pass`. Felix marks and returns where this jumps; the verdicts
+//!   are the same.
+//! - the maps point at one chain per endpoint and direction, named by the pod, holding a
+//!   `goto` to its first tier chain; tier chains are named by their content (`te…`/`ti…`), so
+//!   endpoints whose tiers render alike share them, as felix's endpoint chains share policy
+//!   chains. A policy change re-points endpoint chains; the maps change only with pods.
+//! - peer addresses ([`Engine::peer_addresses`]) are interval sets: the addresses of the pods
+//!   a peer matches and the other addresses it matches (CIDRs minus their `except`s, Calico
+//!   `nets`/`notNets`, network sets, node addresses). A Calico rule's own-endpoint condition
+//!   is decided per endpoint when its chain is rendered. Named ports resolve per destination
+//!   pod, so an egress rule with a named port becomes one nft rule per destination pod that
+//!   declares it. What nft cannot match exactly is refused ([`unsupported`]).
 
-use netfence_engine::ir::{Action, Peer, PortMatch, Rule, TierEnd};
+use netfence_engine::ir::{Action, Policy, PolicySource, PortMatch, Rule, TierEnd};
 use netfence_engine::{Endpoint, Engine};
 use netfence_model::net::stable_hash;
 use netfence_model::{AddressRanges, PodId, PolicyType, Protocol};
@@ -34,9 +49,10 @@ pub struct Chain {
     pub rules: Vec<String>,
 }
 
-/// A rendered ruleset: the dispatch maps and the per-pod chains of `table inet netfence`.
-/// Chain names derive from the pod's `namespace/name` (not its position), so an update touches
-/// only the chains and map elements of the pods it changes.
+/// A rendered ruleset: the dispatch maps and the tier chains of `table inet netfence`.
+/// Chains are named by a hash of their rules: endpoints whose tiers render alike share them,
+/// a chain's name never changes meaning, and an update adds the chains it needs, re-points the
+/// map elements of the pods it changes and removes chains nothing uses any more.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
     /// Named interval sets (peer addresses, port lists), named by a hash of their content so
@@ -141,15 +157,19 @@ impl Ruleset {
                 let _ = writeln!(script, "add set {t} {name} {{ {} }}", set.definition());
             }
         }
+        // New chains first: rules of one new chain may jump to another.
+        for name in self.chains.keys() {
+            if !previous.chains.contains_key(name) {
+                let _ = writeln!(script, "add chain {t} {name}");
+            }
+        }
         for (name, chain) in &self.chains {
             match previous.chains.get(name) {
                 Some(old) if old.rules == chain.rules => continue,
                 Some(_) => {
                     let _ = writeln!(script, "flush chain {t} {name}");
                 }
-                None => {
-                    let _ = writeln!(script, "add chain {t} {name}");
-                }
+                None => {}
             }
             for rule in &chain.rules {
                 let _ = writeln!(script, "add rule {t} {name} {rule}");
@@ -180,10 +200,17 @@ impl Ruleset {
                 let _ = writeln!(script, "add element {t} {map} {{ {} }}", added.join(", "));
             }
         }
-        for name in previous.chains.keys() {
-            if !self.chains.contains_key(name) {
-                let _ = writeln!(script, "flush chain {t} {name}\ndelete chain {t} {name}");
-            }
+        // Chains jump to one another: empty every chain that goes before deleting any.
+        let gone: Vec<&String> = previous
+            .chains
+            .keys()
+            .filter(|name| !self.chains.contains_key(*name))
+            .collect();
+        for name in &gone {
+            let _ = writeln!(script, "flush chain {t} {name}");
+        }
+        for name in &gone {
+            let _ = writeln!(script, "delete chain {t} {name}");
         }
         for name in previous.sets.keys() {
             if !self.sets.contains_key(name) {
@@ -197,6 +224,13 @@ impl Ruleset {
 /// A stable chain-name stem for a pod: the stable hash of `namespace/name`.
 fn pod_stem(key: &str) -> String {
     format!("{:016x}", stable_hash(key.bytes()))
+}
+
+fn short_name(direction: PolicyType) -> &'static str {
+    match direction {
+        PolicyType::Egress => "egress",
+        PolicyType::Ingress => "ingress",
+    }
 }
 
 /// Which pods to render chains for.
@@ -247,8 +281,6 @@ struct Ctx<'a> {
     /// Named sets created so far.
     sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
     engine: &'a Engine,
-    /// Invented pod addresses: an ipBlock never matches them (as in the analyser).
-    synthetic: Vec<IpAddr>,
 }
 
 impl Ctx<'_> {
@@ -279,37 +311,15 @@ impl Ctx<'_> {
         computed
     }
 
+    /// Addresses a rule's peers match (`None` = any address), resolved by the engine
+    /// ([`Engine::peer_addresses`]): the renderer never matches selectors itself.
     fn peer_addresses(&self, rule: &Rule) -> Option<Addresses> {
         if rule.peers.is_empty() {
             return None;
         }
-        let inventory = self.engine.inventory();
         let mut out = Addresses::default();
         for peer in &rule.peers {
-            match peer {
-                Peer::Pods { namespaces, pods } => {
-                    // Resolved once per distinct peer by the engine's selector cache.
-                    for &id in self.engine.peer_pods(namespaces, pods).iter() {
-                        inventory.pods()[id]
-                            .ips
-                            .iter()
-                            .for_each(|ip| out.push_ip(*ip));
-                    }
-                }
-                Peer::Calico(_) | Peer::Nodes(_) => {
-                    // Refused by `render` before we get here.
-                }
-                Peer::Net { net, except } => {
-                    let mut ranges = AddressRanges::from_net(net);
-                    for e in except {
-                        ranges.remove_net(e);
-                    }
-                    for ip in &self.synthetic {
-                        ranges.remove_ip(*ip);
-                    }
-                    out.extend(&ranges);
-                }
-            }
+            out.extend(&self.engine.peer_addresses(peer));
         }
         Some(out.normalise())
     }
@@ -340,27 +350,129 @@ fn log_prefix(text: String) -> String {
     text + " "
 }
 
-/// Policy features the renderer does not compile to nftables yet; rendering refuses them
-/// rather than enforce something other than what the analyser predicts.
+/// What the packet filter cannot match exactly, by rule: the first such rule's description.
+/// Rendering refuses these rather than enforce something other than what the analyser
+/// predicts (or than what the policy says):
+/// - Calico `http` matches (L7: nftables sees no HTTP requests);
+/// - Calico source ports (`source.ports`/`notPorts`): the analyser identifies connections by
+///   destination port and evaluates such a rule as if every source port matched, so enforcing
+///   them would make the kernel disagree with its prediction;
+/// - `notPorts` naming a port in an egress rule (resolved per destination pod, which one
+///   nft rule's exclusion cannot follow).
 pub fn unsupported(engine: &Engine) -> Option<String> {
-    engine
-        .tiers()
-        .iter()
-        .flat_map(|t| &t.policies)
-        .find(|p| p.kind != netfence_engine::ir::PolicyKind::NetworkPolicy)
-        .map(|p| {
-            format!(
-                "{} {} cannot be enforced yet: the nftables renderer covers Kubernetes NetworkPolicy only",
-                p.kind, p.name
-            )
+    let inventory = engine.inventory();
+    for tier in engine.tiers() {
+        for policy in &tier.policies {
+            for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                let Some(rules) = policy.rules(direction) else {
+                    continue;
+                };
+                let at = |r: usize| {
+                    format!(
+                        "{} {} ({}:{}) {direction} rule {r}",
+                        policy.kind, policy.name, policy.origin.file, policy.origin.line
+                    )
+                };
+                for (r, rule) in rules.iter().enumerate() {
+                    let named_not_port = direction == PolicyType::Egress
+                        && rule
+                            .not_ports
+                            .iter()
+                            .any(|p| matches!(p, PortMatch::Named(..)));
+                    if named_not_port {
+                        return Some(format!("{}: a named port in notPorts of an egress rule resolves per destination pod; the nftables renderer cannot exclude it exactly", at(r)));
+                    }
+                    if let Some(source) = calico_source_rule(inventory, policy, direction, r) {
+                        if source.http {
+                            return Some(format!("{}: HTTP matches are L7; nftables cannot enforce them (the analyser evaluates the rule without them), so netfence refuses to render it rather than approximate", at(r)));
+                        }
+                        let ported = |e: &netfence_model::calico::EntityRule| {
+                            !e.ports.is_empty() || !e.not_ports.is_empty()
+                        };
+                        if ported(&source.source) {
+                            return Some(format!("{}: source ports are not modelled by the analyser (it evaluates the rule as if every source port matched); enforcing them would make the kernel disagree with its predictions", at(r)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The Calico rule an IR rule was compiled from (the IR keeps the source's rules one for one,
+/// in order), for what the IR does not carry: ICMP type and code, HTTP and source ports.
+fn calico_source_rule<'a>(
+    inventory: &'a netfence_model::Inventory,
+    policy: &Policy,
+    direction: PolicyType,
+    rule: usize,
+) -> Option<&'a netfence_model::calico::CalicoRule> {
+    match policy.source {
+        PolicySource::Calico(index) => inventory
+            .calico_policies
+            .get(index)?
+            .rules(direction)
+            .get(rule),
+        _ => None,
+    }
+}
+
+/// ICMP type and code conditions of a rule, as alternatives (OR) of nft match expressions;
+/// `[""]` when there are none. `notICMP` with both a type and a code is "another type, or
+/// this type with another code".
+fn icmp_alternatives(source: Option<&netfence_model::calico::CalicoRule>) -> Vec<String> {
+    let Some(rule) = source else {
+        return vec![String::new()];
+    };
+    let keyword = if rule.protocol == Some(58) {
+        "icmpv6"
+    } else {
+        "icmp"
+    };
+    let mut positive = Vec::new();
+    if let Some(m) = rule.icmp_match {
+        if let Some(t) = m.icmp_type {
+            positive.push(format!("{keyword} type {t}"));
+        }
+        if let Some(c) = m.code {
+            positive.push(format!("{keyword} code {c}"));
+        }
+    }
+    let positive = positive.join(" ");
+    let negative: Vec<String> = match rule.not_icmp_match {
+        Some(netfence_model::calico::IcmpMatch {
+            icmp_type: Some(t),
+            code: Some(c),
+        }) => vec![
+            format!("{keyword} type != {t}"),
+            format!("{keyword} type {t} {keyword} code != {c}"),
+        ],
+        Some(netfence_model::calico::IcmpMatch {
+            icmp_type: Some(t),
+            code: None,
+        }) => vec![format!("{keyword} type != {t}")],
+        // No type: every ICMP packet is excluded (the protocol condition keeps only ICMP).
+        Some(_) => Vec::new(),
+        None => vec![String::new()],
+    };
+    negative
+        .into_iter()
+        .map(|n| {
+            [positive.as_str(), n.as_str()]
+                .into_iter()
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
         })
+        .collect()
 }
 
 /// Render the ruleset. An error names the first policy the renderer cannot compile yet, or a
 /// `node` that the inputs do not name (see [`known_nodes`]).
 pub fn render(engine: &Engine, options: &RenderOptions) -> Result<Ruleset, crate::DataplaneError> {
     if let Some(reason) = unsupported(engine) {
-        return Err(crate::DataplaneError::Other(reason));
+        return Err(crate::DataplaneError::Unsupported(reason));
     }
     if let Some(node) = &options.node {
         let known = known_nodes(engine.inventory());
@@ -382,30 +494,91 @@ pub fn known_nodes(inventory: &netfence_model::Inventory) -> BTreeSet<String> {
     from_nodes.chain(from_pods).collect()
 }
 
+/// Whether a policy's rules for `direction` render the same for every endpoint it selects:
+/// no own-endpoint condition and no named port resolved on the subject (ingress).
+fn same_for_every_subject(policy: &Policy, direction: PolicyType) -> bool {
+    let named = |ports: &[PortMatch]| ports.iter().any(|p| matches!(p, PortMatch::Named(..)));
+    policy.rules(direction).unwrap_or(&[]).iter().all(|rule| {
+        rule.local.is_none()
+            && !(direction == PolicyType::Ingress && (named(&rule.ports) || named(&rule.not_ports)))
+    })
+}
+
+/// The rules of one tier chain for `subject`: the selecting policies' rules in order, then
+/// the tier's end (felix/rules/policy.go renders a rule's action as: Allow accepts, Deny
+/// drops, Pass leaves the tier, Log logs and continues; felix/rules/endpoints.go ends a tier
+/// that has policies for the endpoint with a drop unless the tier's default action is Pass).
+fn tier_rules(
+    ctx: &Ctx,
+    subject: PodId,
+    direction: PolicyType,
+    (t, policies): (usize, &[usize]),
+    next: Option<&str>,
+) -> Vec<String> {
+    let engine = ctx.engine;
+    let inventory = engine.inventory();
+    let tier = &engine.tiers()[t];
+    let mut rules = Vec::new();
+    for &p in policies {
+        let policy = &tier.policies[p];
+        for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
+            let prefix = log_prefix(format!(
+                "netfence {} {direction} {}/{} rule {r}",
+                rule.action, tier.name, policy.name
+            ));
+            let verdict = verdict_text(rule.action, &prefix, next);
+            let extra = icmp_alternatives(calico_source_rule(inventory, policy, direction, r));
+            for line in rule_lines(ctx, (t, p, direction, r), subject, rule, &extra) {
+                let space = if line.is_empty() { "" } else { " " };
+                rules.push(format!(
+                    "{line}{space}{verdict} comment \"{} rule {r}\"",
+                    policy.name
+                ));
+            }
+        }
+    }
+    rules.push(match tier.end {
+        TierEnd::Deny => format!(
+            "counter log prefix \"{}\" drop",
+            log_prefix(format!(
+                "netfence drop {direction} end of tier {}",
+                tier.name
+            ))
+        ),
+        TierEnd::Pass => match next {
+            Some(chain) => format!("goto {chain}"),
+            None => "return".into(),
+        },
+    });
+    rules
+}
+
+/// A chain for a (tier, selecting policies, next chain) as rendered for one endpoint.
+type TierKey = (PolicyType, usize, Vec<usize>, Option<String>);
+
 fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
         peer_cache: Default::default(),
         sets: Default::default(),
         engine,
-        synthetic: inventory
-            .pods()
-            .iter()
-            .filter(|p| p.synthetic_ip)
-            .flat_map(|p| p.ips.iter().copied())
-            .collect(),
     };
     let mut ruleset = Ruleset {
         node: options.node.clone(),
         ..Ruleset::default()
     };
+    // Chains are named by their content, so endpoints whose tiers render alike share them
+    // (as felix shares one chain per policy between endpoints). Tier chains that cannot
+    // depend on the endpoint are remembered by what they are made of, and not rendered again.
+    let mut known: std::collections::HashMap<TierKey, String> = Default::default();
+    // Chain name -> (first endpoint, direction, tier, endpoints using it).
+    let mut users: BTreeMap<String, (String, PolicyType, String, usize)> = BTreeMap::new();
     for (id, pod) in inventory.pods().iter().enumerate() {
         if let Some(node) = &options.node {
             if pod.node.as_deref() != Some(node.as_str()) {
                 continue;
             }
         }
-        let stem = pod_stem(&pod.key());
         let mut any = false;
         for direction in [PolicyType::Egress, PolicyType::Ingress] {
             let selecting = engine.selecting(id, direction);
@@ -413,10 +586,6 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 continue;
             }
             any = true;
-            let short = match direction {
-                PolicyType::Egress => "egress",
-                PolicyType::Ingress => "ingress",
-            };
             // Group the selecting policies by tier, in order.
             let mut tiers: Vec<(usize, Vec<usize>)> = Vec::new();
             for &(t, p) in selecting {
@@ -425,101 +594,181 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     _ => tiers.push((t, vec![p])),
                 }
             }
-            let chain_name = |k: usize| format!("{}{stem}_t{k}", &short[..1]);
-            for (k, (t, policies)) in tiers.iter().enumerate() {
+            // From the last tier back, so that each chain knows the name of the next.
+            let mut next: Option<String> = None;
+            for (t, policies) in tiers.iter().rev() {
                 let tier = &engine.tiers()[*t];
-                let next = (k + 1 < tiers.len()).then(|| chain_name(k + 1));
-                let mut rules = Vec::new();
-                for &p in policies {
-                    let policy = &tier.policies[p];
-                    for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
-                        let prefix = log_prefix(format!(
-                            "netfence {} {direction} {} {} rule {r}",
-                            rule.action,
-                            pod.key(),
-                            policy.name
-                        ));
-                        let verdict = verdict_text(rule.action, &prefix, next.as_deref());
-                        for line in rule_lines(&ctx, (*t, p, direction, r), id, rule) {
-                            let space = if line.is_empty() { "" } else { " " };
-                            rules.push(format!(
-                                "{line}{space}{verdict} comment \"{} rule {r}\"",
-                                policy.name
-                            ));
+                let shared = policies
+                    .iter()
+                    .all(|&p| same_for_every_subject(&tier.policies[p], direction));
+                let key: TierKey = (direction, *t, policies.clone(), next.clone());
+                let name = match known.get(&key).filter(|_| shared) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let rules =
+                            tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
+                        let hash = stable_hash(rules.join("\n").bytes());
+                        let name = format!("t{}{hash:016x}", &short_name(direction)[..1]);
+                        ruleset.chains.entry(name.clone()).or_insert(Chain {
+                            comment: String::new(),
+                            rules,
+                        });
+                        if shared {
+                            known.insert(key, name.clone());
                         }
+                        name
                     }
-                }
-                rules.push(match tier.end {
-                    TierEnd::Deny => format!(
-                        "counter log prefix \"{}\" drop",
-                        log_prefix(format!(
-                            "netfence drop {direction} {} end of tier {}",
-                            pod.key(),
-                            tier.name
-                        ))
-                    ),
-                    TierEnd::Pass => match &next {
-                        Some(chain) => format!("goto {chain}"),
-                        None => "return".into(),
-                    },
-                });
-                ruleset.chains.insert(
-                    chain_name(k),
-                    Chain {
-                        comment: format!("{} {direction}, tier {}", pod.key(), tier.name),
-                        rules,
-                    },
-                );
+                };
+                users
+                    .entry(name.clone())
+                    .or_insert_with(|| (pod.key(), direction, tier.name.clone(), 0))
+                    .3 += 1;
+                next = Some(name);
             }
+            let Some(first) = next else { continue };
+            // The endpoint's own chain (felix's per-endpoint `cali-tw-`/`cali-fw-` chain): the
+            // maps point at it, named by the pod, so a policy change re-points one rule in it
+            // and never touches the maps (element updates make nft read every set back).
+            let entry = format!("{}{}", &short_name(direction)[..1], pod_stem(&pod.key()));
+            ruleset.chains.insert(
+                entry.clone(),
+                Chain {
+                    comment: format!("{} {direction}", pod.key()),
+                    rules: vec![format!(
+                        "goto {first} comment \"{} {direction}\"",
+                        pod.key()
+                    )],
+                },
+            );
             for ip in &pod.ips {
-                let map = match (short, ip.is_ipv4()) {
-                    ("egress", true) => "egress_v4",
-                    ("egress", false) => "egress_v6",
-                    (_, true) => "ingress_v4",
-                    (_, false) => "ingress_v6",
+                let map = match (direction, ip.is_ipv4()) {
+                    (PolicyType::Egress, true) => "egress_v4",
+                    (PolicyType::Egress, false) => "egress_v6",
+                    (PolicyType::Ingress, true) => "ingress_v4",
+                    (PolicyType::Ingress, false) => "ingress_v6",
                 };
                 ruleset
                     .maps
                     .entry(map)
                     .or_default()
-                    .insert(*ip, chain_name(0));
+                    .insert(*ip, entry.clone());
             }
         }
         if any {
             ruleset.isolated_endpoints += 1;
         }
     }
+    for (name, (pod, direction, tier, count)) in users {
+        // Tier chains' comments name the first endpoint that uses them.
+        if let Some(chain) = ruleset.chains.get_mut(&name) {
+            chain.comment = match count {
+                1 => format!("{pod} {direction}, tier {tier}"),
+                2 => format!("{pod} {direction}, tier {tier} (and 1 more endpoint)"),
+                n => format!(
+                    "{pod} {direction}, tier {tier} (and {} more endpoints)",
+                    n - 1
+                ),
+            };
+        }
+    }
     ruleset.sets = ctx.sets.into_inner();
     ruleset
 }
 
-/// The match expressions (without verdict) of one rule; several lines when it must be split
-/// (per address family, per protocol, per destination of a named port). An empty string is a
-/// rule that matches everything. No line at all: the rule can match nothing.
-fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<String> {
+/// One way a rule's protocol and port conditions can hold: the protocol it fixes (if any),
+/// its match text, and, for a named port of an egress rule, the one destination address it
+/// resolved on.
+struct PortAlternative {
+    protocol: Option<Protocol>,
+    text: String,
+    destination: Option<IpAddr>,
+}
+
+fn family_of(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "ip"
+    } else {
+        "ip6"
+    }
+}
+
+fn port_items(set: &BTreeSet<(u16, u16)>) -> Vec<String> {
+    set.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect()
+}
+
+/// A protocol number as nft writes it: its name when nft knows one, else the number.
+fn protocol_text(number: u8) -> String {
+    match number {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The match expressions (without verdict) of one rule in the chain of `subject`; several
+/// lines when it must be split (per address family, per protocol, per destination of a named
+/// port). An empty string is a rule that matches everything. No line at all: the rule can
+/// match nothing here.
+///
+/// What the IR decides about the subject itself (a Calico rule's own-endpoint condition,
+/// `local`) is decided here, once per chain: the chain belongs to that one endpoint. `extra`
+/// holds alternatives (OR) of match expressions the IR does not carry (ICMP type and code,
+/// read from the source); `[""]` when there are none.
+fn rule_lines(
+    ctx: &Ctx,
+    key: RuleKey,
+    subject: PodId,
+    rule: &Rule,
+    extra: &[String],
+) -> Vec<String> {
+    let want_family = |ip: IpAddr| match rule.ip_version {
+        Some(4) => ip.is_ipv4(),
+        Some(6) => ip.is_ipv6(),
+        _ => true,
+    };
     let direction = key.2;
-    let inventory = ctx.engine.inventory();
+    let engine = ctx.engine;
+    if let Some(local) = &rule.local {
+        if !engine.peer_matches(local, Endpoint::Pod(subject)) {
+            return Vec::new();
+        }
+    }
     let peer_field = match direction {
         PolicyType::Egress => "daddr",
         PolicyType::Ingress => "saddr",
     };
     let peers = ctx.cached_peer_addresses(key, rule);
-    // Address conditions per family; `None` means any address of any family.
-    let address_matches: Vec<Option<String>> = match &peers {
-        None => vec![None],
+    let (want_v4, want_v6) = (rule.ip_version != Some(6), rule.ip_version != Some(4));
+    // Address conditions per family; an empty string is any address.
+    let address_matches: Vec<String> = match &peers {
+        None => vec![match rule.ip_version {
+            None => String::new(),
+            Some(4) => "meta nfproto ipv4".into(),
+            Some(_) => "meta nfproto ipv6".into(),
+        }],
         Some(addresses) => {
             let mut out = Vec::new();
-            if !addresses.v4.is_empty() {
-                out.push(Some(format!(
+            if want_v4 && !addresses.v4.is_empty() {
+                out.push(format!(
                     "ip {peer_field} {}",
                     ctx.set_ref("ipv4_addr", set_elements(true, &addresses.v4))
-                )));
+                ));
             }
-            if !addresses.v6.is_empty() {
-                out.push(Some(format!(
+            if want_v6 && !addresses.v6.is_empty() {
+                out.push(format!(
                     "ip6 {peer_field} {}",
                     ctx.set_ref("ipv6_addr", set_elements(false, &addresses.v6))
-                )));
+                ));
             }
             out
         }
@@ -527,16 +776,74 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
     if address_matches.is_empty() {
         return Vec::new();
     }
-    let join = |address: &Option<String>, port: &str| match (address, port.is_empty()) {
-        (Some(a), true) => a.clone(),
-        (Some(a), false) => format!("{a} {port}"),
-        (None, _) => port.to_string(),
-    };
-    if rule.ports.is_empty() {
-        return address_matches.iter().map(|a| join(a, "")).collect();
+    let rule_protocol = rule.protocol;
+    let mut lines = Vec::new();
+    for alternative in port_alternatives(ctx, subject, direction, rule, peers.as_ref()) {
+        // The rule's protocol: implied by a port match of that protocol, contradicted by
+        // one of another.
+        let protocol_match = match (alternative.protocol, rule_protocol) {
+            (Some(p), Some(n)) if p.number() != n => continue,
+            (None, Some(n)) => format!("meta l4proto {}", protocol_text(n)),
+            _ => String::new(),
+        };
+        let not_protocol = match (alternative.protocol, rule.not_protocol) {
+            (Some(p), Some(n)) if p.number() == n => continue,
+            (None, Some(n)) => format!("meta l4proto != {}", protocol_text(n)),
+            _ => String::new(),
+        };
+        if alternative.destination.is_some_and(|ip| !want_family(ip)) {
+            continue;
+        }
+        let protocol = alternative
+            .protocol
+            .or_else(|| rule_protocol.and_then(Protocol::from_number));
+        for exclusion in not_port_exclusions(ctx, subject, rule, protocol, alternative.destination)
+        {
+            let addresses: Vec<String> = match alternative.destination {
+                Some(ip) => vec![format!("{} daddr {ip}", family_of(ip))],
+                None => address_matches.clone(),
+            };
+            for (address, more) in addresses
+                .iter()
+                .flat_map(|a| extra.iter().map(move |e| (a, e)))
+            {
+                let parts = [
+                    address.as_str(),
+                    &protocol_match,
+                    &not_protocol,
+                    &alternative.text,
+                    &exclusion,
+                    more,
+                ];
+                let line: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+                lines.push(line.join(" "));
+            }
+        }
     }
-    // Numbered ports (and named ports of the ingress subject) by protocol.
-    // `None` = every port of the protocol.
+    lines
+}
+
+/// The protocol and port conditions of a rule as alternatives (OR). No port condition: one
+/// alternative that matches every connection. Named ports resolve on the destination: the
+/// subject for ingress, each destination pod in the rule's peers for egress (one alternative
+/// per pod address).
+fn port_alternatives(
+    ctx: &Ctx,
+    subject: PodId,
+    direction: PolicyType,
+    rule: &Rule,
+    peers: Option<&Addresses>,
+) -> Vec<PortAlternative> {
+    let inventory = ctx.engine.inventory();
+    if rule.ports.is_empty() {
+        return vec![PortAlternative {
+            protocol: None,
+            text: String::new(),
+            destination: None,
+        }];
+    }
+    // Numbered ports (and named ports of the ingress subject) by protocol; `None` = every
+    // port of the protocol.
     let mut by_protocol: BTreeMap<Protocol, Option<BTreeSet<(u16, u16)>>> = BTreeMap::new();
     let mut add = |protocol: Protocol, range: (u16, u16)| {
         if let Some(set) = by_protocol
@@ -565,57 +872,113 @@ fn rule_lines(ctx: &Ctx, key: RuleKey, subject: PodId, rule: &Rule) -> Vec<Strin
     for p in whole_protocols {
         by_protocol.insert(p, None);
     }
-    let mut lines = Vec::new();
+    let mut out = Vec::new();
     for (protocol, ports) in &by_protocol {
-        let port_match = match ports {
+        let text = match ports {
             None => format!("meta l4proto {}", proto(*protocol)),
             Some(set) if set.is_empty() => continue,
-            Some(set) => {
-                let items: Vec<String> = set
-                    .iter()
-                    .map(|&(a, b)| {
-                        if a == b {
-                            a.to_string()
-                        } else {
-                            format!("{a}-{b}")
-                        }
-                    })
-                    .collect();
-                format!(
-                    "meta l4proto {} th dport {}",
-                    proto(*protocol),
-                    ctx.set_ref("inet_service", items)
-                )
-            }
+            Some(set) => format!(
+                "meta l4proto {} th dport {}",
+                proto(*protocol),
+                ctx.set_ref("inet_service", port_items(set))
+            ),
         };
-        for address in &address_matches {
-            lines.push(join(address, &port_match));
-        }
+        out.push(PortAlternative {
+            protocol: Some(*protocol),
+            text,
+            destination: None,
+        });
     }
-    // Egress named ports: one line per destination pod that declares the name.
+    // Egress named ports: one alternative per address of each destination pod that declares
+    // the name and that the rule's peers match (its address is in their resolved set).
     for (protocol, name) in named_egress {
-        for (id, pod) in inventory.pods().iter().enumerate() {
+        for pod in inventory.pods() {
             let Some(number) = pod.named_port(name, protocol) else {
                 continue;
             };
-            let in_peers = rule.peers.is_empty()
-                || rule
-                    .peers
-                    .iter()
-                    .any(|p| ctx.engine.peer_matches(p, Endpoint::Pod(id)));
-            if !in_peers {
-                continue;
-            }
             for ip in &pod.ips {
-                let family = if ip.is_ipv4() { "ip" } else { "ip6" };
-                lines.push(format!(
-                    "{family} daddr {ip} meta l4proto {} th dport {number}",
-                    proto(protocol)
-                ));
+                if peers.is_some_and(|p| !p.contains(*ip)) {
+                    continue;
+                }
+                out.push(PortAlternative {
+                    protocol: Some(protocol),
+                    text: format!("meta l4proto {} th dport {number}", proto(protocol)),
+                    destination: Some(*ip),
+                });
             }
         }
     }
-    lines
+    out
+}
+
+/// The `notPorts` condition for one alternative, as alternatives to AND with it: one empty
+/// string when nothing is excluded; `th dport != …` for the alternative's protocol; split per
+/// excluded protocol when the alternative fixes none. Named ports resolve on the subject
+/// (ingress) or the alternative's one destination (egress named ports); `unsupported` refuses
+/// the remaining case.
+fn not_port_exclusions(
+    ctx: &Ctx,
+    subject: PodId,
+    rule: &Rule,
+    protocol: Option<Protocol>,
+    destination: Option<IpAddr>,
+) -> Vec<String> {
+    if rule.not_ports.is_empty() {
+        return vec![String::new()];
+    }
+    let inventory = ctx.engine.inventory();
+    let destination_pod = match destination {
+        Some(ip) => inventory.pod_by_ip(ip),
+        None => Some(subject),
+    };
+    // Excluded ranges per protocol; `None` = the whole protocol.
+    let mut excluded: BTreeMap<Protocol, Option<BTreeSet<(u16, u16)>>> = BTreeMap::new();
+    for port in &rule.not_ports {
+        let (p, range) = match port {
+            PortMatch::Protocol(p) => {
+                excluded.insert(*p, None);
+                continue;
+            }
+            PortMatch::Range(p, range) => (*p, (range.first(), range.last())),
+            PortMatch::Named(p, name) => {
+                match destination_pod.and_then(|id| inventory.pods()[id].named_port(name, *p)) {
+                    Some(number) => (*p, (number, number)),
+                    None => continue,
+                }
+            }
+        };
+        if let Some(set) = excluded.entry(p).or_insert_with(|| Some(BTreeSet::new())) {
+            set.insert(range);
+        }
+    }
+    // `with_protocol`: the alternative fixes no protocol, so the exclusion names its own.
+    let exclusion = |p: Protocol, with_protocol: bool| -> Option<String> {
+        match excluded.get(&p) {
+            None => Some(String::new()),
+            Some(None) => None,
+            Some(Some(set)) if set.is_empty() => Some(String::new()),
+            Some(Some(set)) => {
+                let ports = ctx.set_ref("inet_service", port_items(set));
+                Some(if with_protocol {
+                    format!("meta l4proto {} th dport != {ports}", proto(p))
+                } else {
+                    format!("th dport != {ports}")
+                })
+            }
+        }
+    };
+    match protocol {
+        Some(p) => exclusion(p, false).into_iter().collect(),
+        None => {
+            let mut out: Vec<String> = excluded
+                .keys()
+                .filter_map(|p| exclusion(*p, true))
+                .collect();
+            let listed: Vec<&str> = excluded.keys().map(|p| proto(*p)).collect();
+            out.push(format!("meta l4proto != {{ {} }}", listed.join(", ")));
+            out
+        }
+    }
 }
 
 #[cfg(test)]

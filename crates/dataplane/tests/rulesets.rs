@@ -104,6 +104,33 @@ fn eks_guide_ruleset_snapshot_and_kernel_check() {
     nft_check(&ruleset.script());
 }
 
+/// Every kind of tier in one ruleset: admin, a Calico tier with `defaultAction: Pass`, the
+/// default tier (Calico and Kubernetes policies), baseline. The snapshot shows the chain
+/// structure; nft accepts it; the kernel, loaded with it, agrees with the engine.
+#[test]
+fn tiered_ruleset_snapshot_kernel_check_and_lab() {
+    require_root();
+    let engine = engine_of(&[("tiers.yaml", include_str!("data/tiers.yaml"))]);
+    let ruleset = render(&engine, &RenderOptions::default()).expect("render");
+    let script = ruleset.script();
+    // Pass jumps on to the pod's next tier; Deny and the ends of tiers are counted and logged
+    // under the tier and policy that decided.
+    assert!(script.contains("goto "), "{script}");
+    assert!(
+        script.contains("netfence Deny Ingress security/security.guard rule 1"),
+        "{script}"
+    );
+    check_snapshot("tiers.nft", &script);
+    nft_check(&script);
+    let ports: Vec<ProbePort> = ["TCP/22", "TCP/5432", "TCP/8080", "TCP/9000", "UDP/53"]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let lab = Lab::build(&engine, &ports).expect("lab");
+    lab.apply(&ruleset).expect("apply");
+    assert_kernel_matches(&lab, &engine, &ports);
+}
+
 #[test]
 fn every_e2e_ruleset_passes_the_kernel_check() {
     require_root();
@@ -147,10 +174,23 @@ fn incremental_update_behaves_like_a_full_load_and_touches_only_what_changed() {
             "unchanged chain {name} touched:\n{script}"
         );
     }
+    // y's three pods render alike: they share one new tier chain, each gets its own entry
+    // chain, and the update points their three map elements at those.
     assert_eq!(
         new.chains.len(),
-        old.chains.len() + 3,
-        "one ingress chain per pod of y"
+        old.chains.len() + 4,
+        "one tier chain shared by y's pods and one entry chain per pod:\n{script}"
+    );
+    let y_pods = after
+        .inventory()
+        .pods()
+        .iter()
+        .filter(|p| p.namespace == "y")
+        .count();
+    assert_eq!(
+        script.matches(" : jump ").count(),
+        y_pods,
+        "one map element per pod of y:\n{script}"
     );
     assert!(
         new.update_script(&new).is_empty(),
@@ -231,4 +271,35 @@ spec:
     assert!(started.elapsed() < Duration::from_secs(60));
     // And the ruleset in force still answers as predicted.
     assert_kernel_matches(&lab, &v1, &ports);
+}
+
+/// What nft cannot match exactly is refused with the reason, naming the rule: HTTP matches,
+/// Calico source ports (the analyser does not model them), egress named `notPorts`.
+#[test]
+fn rules_nft_cannot_match_exactly_are_refused_with_the_reason() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.1}\n---\n";
+    let head = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  selector: all()\n";
+    for (rule, reason) in [
+        (
+            "  ingress: [{action: Allow, protocol: TCP, http: {methods: [GET]}}]\n",
+            "HTTP",
+        ),
+        (
+            "  ingress: [{action: Allow, protocol: TCP, source: {ports: [1234]}}]\n",
+            "source ports",
+        ),
+        (
+            "  egress: [{action: Allow, protocol: TCP, destination: {notPorts: [http]}}]\n",
+            "notPorts",
+        ),
+    ] {
+        let engine = engine_of(&[("p.yaml", &format!("{pod}{head}{rule}"))]);
+        let error = render(&engine, &RenderOptions::default())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains(reason) && error.contains("p.yaml") && error.contains("rule 0"),
+            "{rule}: {error}"
+        );
+    }
 }

@@ -43,6 +43,7 @@ pub mod lookup;
 pub mod matrix;
 pub mod ports;
 pub mod resolve;
+pub mod resolved_peers;
 pub mod service;
 mod walk;
 

@@ -82,6 +82,16 @@ pub struct EntityRule {
     pub services: Option<ServiceMatch>,
 }
 
+/// An ICMP type and code (the v3 API's `ICMPFields`: `type` 0-254, `code` 0-255 and only
+/// with a type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpMatch {
+    /// `type`; `None` = any type.
+    pub icmp_type: Option<u8>,
+    /// `code`; `None` = any code.
+    pub code: Option<u8>,
+}
+
 /// One Calico rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalicoRule {
@@ -95,6 +105,10 @@ pub struct CalicoRule {
     pub ip_version: Option<u8>,
     /// `icmp` or `notICMP` present (only ICMP traffic can match such a rule).
     pub icmp: bool,
+    /// `icmp`: the ICMP type and code the packet must have.
+    pub icmp_match: Option<IcmpMatch>,
+    /// `notICMP`: the ICMP type and code the packet must not have.
+    pub not_icmp_match: Option<IcmpMatch>,
     /// `source`.
     pub source: EntityRule,
     /// `destination`.

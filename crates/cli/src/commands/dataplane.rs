@@ -86,9 +86,14 @@ pub fn refuse_cilium_ip_blocks(engine: &netfence_engine::Engine) -> Result<(), F
 
 /// `netfence dataplane …`.
 pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
-    // A node the inputs do not name is bad input (exit 2); the tools failing is exit 1.
+    // A node the inputs do not name, or a rule nft cannot match exactly, is bad input (exit
+    // 2); the tools failing is exit 1.
     let tool_failure = |e: netfence_dataplane::DataplaneError| Failure {
-        code: if matches!(e, netfence_dataplane::DataplaneError::UnknownNode { .. }) {
+        code: if matches!(
+            e,
+            netfence_dataplane::DataplaneError::UnknownNode { .. }
+                | netfence_dataplane::DataplaneError::Unsupported(_)
+        ) {
             2
         } else {
             1

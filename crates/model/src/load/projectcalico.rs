@@ -132,6 +132,16 @@ impl Loader {
             }
         };
         let icmp = rule.icmp.is_some() || rule.not_icmp.is_some();
+        let icmp_match = rule
+            .icmp
+            .as_ref()
+            .map(|v| icmp_fields(v).map_err(|m| ctx.field(format!("{path}.icmp"), m)))
+            .transpose()?;
+        let not_icmp_match = rule
+            .not_icmp
+            .as_ref()
+            .map(|v| icmp_fields(v).map_err(|m| ctx.field(format!("{path}.notICMP"), m)))
+            .transpose()?;
         if icmp && !matches!(protocol, Some(1 | 58)) {
             return Err(ctx.field(
                 format!("{path}.icmp"),
@@ -188,6 +198,8 @@ impl Loader {
             not_protocol,
             ip_version,
             icmp,
+            icmp_match,
+            not_icmp_match,
             source,
             destination,
             http: rule.http.is_some(),
@@ -573,4 +585,31 @@ pub(crate) fn check_services(
         );
     }
     Ok(())
+}
+
+/// `icmp`/`notICMP`: `{type, code}` (libcalico-go `lib/validator/v3` validateICMPFields: type
+/// 0-254, code 0-255, code only with type).
+fn icmp_fields(value: &serde_json::Value) -> Result<crate::calico::IcmpMatch, String> {
+    let object = value
+        .as_object()
+        .ok_or("must be a mapping with `type` and `code`")?;
+    if let Some(key) = object.keys().find(|k| *k != "type" && *k != "code") {
+        return Err(format!("unknown field `{key}` (expected `type` or `code`)"));
+    }
+    let number = |key: &str, max: u64| -> Result<Option<u8>, String> {
+        match object.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= max)
+                .map(|n| Some(n as u8))
+                .ok_or(format!("`{key}` must be a number from 0 to {max}")),
+        }
+    };
+    let icmp_type = number("type", 254)?;
+    let code = number("code", 255)?;
+    if code.is_some() && icmp_type.is_none() {
+        return Err("`code` needs a `type`".into());
+    }
+    Ok(crate::calico::IcmpMatch { icmp_type, code })
 }

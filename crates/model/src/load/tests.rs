@@ -470,3 +470,34 @@ fn addresses_find_their_live_pod_by_binary_search() {
     assert_eq!(inventory.pod_by_ip(synthetic), None);
     assert_eq!(key("10.0.0.3"), None);
 }
+
+#[test]
+fn calico_icmp_type_and_code_are_kept_and_checked() {
+    let head = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  selector: all()\n  ingress:\n";
+    let inventory = load(&format!(
+        "{head}  - {{action: Allow, protocol: ICMP, icmp: {{type: 8, code: 0}}, notICMP: {{type: 3}}}}\n"
+    ))
+    .unwrap();
+    let rule = &inventory.calico_policies[0].ingress[0];
+    let icmp = |t, c| crate::calico::IcmpMatch {
+        icmp_type: t,
+        code: c,
+    };
+    assert_eq!(rule.icmp_match, Some(icmp(Some(8), Some(0))));
+    assert_eq!(rule.not_icmp_match, Some(icmp(Some(3), None)));
+    for (bad, field) in [
+        ("icmp: {code: 0}", "icmp"),
+        ("icmp: {type: 255}", "icmp"),
+        ("notICMP: {type: 1, kode: 2}", "notICMP"),
+        ("icmp: 8", "icmp"),
+    ] {
+        let e = error(&format!(
+            "{head}  - {{action: Allow, protocol: ICMP, {bad}}}\n"
+        ));
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("spec.ingress[0].{field}")),
+            "{bad}: {text}"
+        );
+    }
+}
