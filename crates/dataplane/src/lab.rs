@@ -53,6 +53,22 @@ pub struct LabOptions {
     /// Record the flows of the probes' packets as the kernel sees them cross the node
     /// ([`crate::record`]), into [`LabReport::flows`].
     pub record_flows: bool,
+    /// Probe only these connections (an application's call graph, say) instead of every
+    /// ordered pair of pods on every port of `ports`: the results are in
+    /// [`LabReport::connections`], the cells of [`LabReport::observed`] that were not probed
+    /// are blocked, and disagreements are counted on the probed cells only.
+    pub connections: Option<Vec<LabConnection>>,
+}
+
+/// One connection to probe: from pod `src` to pod `dst` (indices in the inventory) on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabConnection {
+    /// Source pod.
+    pub src: usize,
+    /// Destination pod.
+    pub dst: usize,
+    /// Protocol and port.
+    pub port: ProbePort,
 }
 
 impl Default for LabOptions {
@@ -62,6 +78,7 @@ impl Default for LabOptions {
             timeout: Duration::from_millis(1000),
             parallelism: 128,
             record_flows: false,
+            connections: None,
         }
     }
 }
@@ -85,6 +102,8 @@ pub struct LabReport {
     pub flows: Vec<KernelFlow>,
     /// When recording started and ended (wall clock): the capture window of every flow.
     pub window: (SystemTime, SystemTime),
+    /// With [`LabOptions::connections`]: each probed connection and whether it got through.
+    pub connections: Vec<(LabConnection, bool)>,
 }
 
 /// A running lab: the namespaces, their addresses and the listeners. Dropping it tears
@@ -155,7 +174,24 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
     let setup = started.elapsed();
     let window_start = SystemTime::now();
     let probing_started = Instant::now();
-    let (observed, probes) = lab.probe_matrix(engine, options)?;
+    let (observed, probes, connections) = match &options.connections {
+        None => {
+            let (observed, probes) = lab.probe_matrix(engine, options)?;
+            (observed, probes, Vec::new())
+        }
+        Some(list) => {
+            let results = lab.probe_connections(list, options)?;
+            let through: HashSet<LabConnection> = results
+                .iter()
+                .filter(|(_, ok)| *ok)
+                .map(|(c, _)| *c)
+                .collect();
+            let observed = Matrix::from_fn(&options.ports, pod_names(engine), |port, src, dst| {
+                src == dst || through.contains(&LabConnection { src, dst, port })
+            });
+            (observed, list.len(), results)
+        }
+    };
     let probing = probing_started.elapsed();
     let flows = if options.record_flows {
         record::collect(&lab.node)?
@@ -165,11 +201,24 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
     let window = (window_start, SystemTime::now());
     let predicted = Matrix::compute(engine, &options.ports);
     let n = observed.endpoints.len();
+    let probed: Option<HashSet<LabConnection>> = options
+        .connections
+        .as_ref()
+        .map(|list| list.iter().copied().collect());
     let mut disagreements = Vec::new();
     for (p, port) in options.ports.iter().enumerate() {
         for src in 0..n {
             for dst in 0..n {
-                if src != dst && observed.allowed(p, src, dst) != predicted.allowed(p, src, dst) {
+                let cell = LabConnection {
+                    src,
+                    dst,
+                    port: *port,
+                };
+                let compared = probed.as_ref().is_none_or(|set| set.contains(&cell));
+                if src != dst
+                    && compared
+                    && observed.allowed(p, src, dst) != predicted.allowed(p, src, dst)
+                {
                     disagreements.push(format!(
                         "{port} {} -> {}: predicted {}, observed {}",
                         observed.endpoints[src],
@@ -191,7 +240,80 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
         probing,
         flows,
         window,
+        connections,
     })
+}
+
+/// Read a list of connections, one per line: `SRC -> DST PROTO/PORT`, where `SRC` and `DST`
+/// name a workload (`namespace/name`, or `name` in `default`) or a pod (`namespace/pod`), and
+/// `SRC` may be `*` (every pod that is not on the host's network, but the destination). Each
+/// pod of the source reaches each pod of the destination. `#` starts a comment. Errors name
+/// the line.
+pub fn parse_connections(engine: &Engine, text: &str) -> Result<Vec<LabConnection>, String> {
+    let pods = engine.inventory().pods();
+    let resolve = |name: &str, line: usize| -> Result<Vec<usize>, String> {
+        if name == "*" {
+            return Ok((0..pods.len()).filter(|&i| !pods[i].host_network).collect());
+        }
+        let (namespace, short) = name.split_once('/').unwrap_or(("default", name));
+        let workload: Vec<usize> = (0..pods.len())
+            .filter(|&i| pods[i].workload.namespace == namespace && pods[i].workload.name == short)
+            .collect();
+        if !workload.is_empty() {
+            return Ok(workload);
+        }
+        engine
+            .inventory()
+            .pod_by_key(namespace, short)
+            .map(|id| vec![id])
+            .ok_or_else(|| format!("line {line}: {name:?} names no workload or pod"))
+    };
+    let mut out = BTreeSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = content.split_whitespace().collect();
+        let [src, "->", dst, port] = words[..] else {
+            return Err(format!(
+                "line {line}: expected `SRC -> DST PROTO/PORT`, got {content:?}"
+            ));
+        };
+        let port: ProbePort = port.parse().map_err(|e| format!("line {line}: {e}"))?;
+        let sources = resolve(src, line)?;
+        let destinations = resolve(dst, line)?;
+        for &s in &sources {
+            for &d in &destinations {
+                if s != d {
+                    out.insert(LabConnection {
+                        src: s,
+                        dst: d,
+                        port,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The pod the lab gives `ip` (each pod's first IPv4 address), as a log would name it.
+pub fn lab_pod(engine: &Engine, ip: IpAddr) -> Option<netfence_flows::PodHint> {
+    engine
+        .inventory()
+        .pods()
+        .iter()
+        .find(|pod| pod.ips.iter().find(|a| a.is_ipv4()) == Some(&ip))
+        .map(|pod| netfence_flows::PodHint {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+        })
+}
+
+fn pod_names(engine: &Engine) -> Vec<String> {
+    engine.inventory().pods().iter().map(|p| p.key()).collect()
 }
 
 impl Lab {
@@ -362,29 +484,8 @@ impl Lab {
                 bits[(p * n + i) * n + i] = true;
             }
         }
-        for batch in jobs.chunks(options.parallelism.max(1)) {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|&(p, port, src, dst)| {
-                    let namespace = self.pods[src].clone();
-                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
-                    let timeout = options.timeout;
-                    std::thread::spawn(move || {
-                        (
-                            p,
-                            src,
-                            dst,
-                            probe(&namespace, port.protocol, target, timeout),
-                        )
-                    })
-                })
-                .collect();
-            for handle in handles {
-                let (p, src, dst, result) = handle
-                    .join()
-                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
-                bits[(p * n + src) * n + dst] = result.map_err(DataplaneError::Other)?;
-            }
+        for (&(p, _, src, dst), result) in jobs.iter().zip(self.run_probes(&jobs, options)?) {
+            bits[(p * n + src) * n + dst] = result;
         }
         let endpoints: Vec<String> = engine.inventory().pods().iter().map(|p| p.key()).collect();
         let matrix = Matrix::from_fn(ports, endpoints, |probe, src, dst| {
@@ -392,6 +493,58 @@ impl Lab {
             bits[(p * n + src) * n + dst]
         });
         Ok((matrix, jobs.len()))
+    }
+
+    /// Probe each connection of `list` (ports beyond the listeners' answer with a refusal,
+    /// which counts as delivered), in parallel batches.
+    pub fn probe_connections(
+        &self,
+        list: &[LabConnection],
+        options: &LabOptions,
+    ) -> Result<Vec<(LabConnection, bool)>, DataplaneError> {
+        if let Some(bad) = list
+            .iter()
+            .find(|c| c.src >= self.pods.len() || c.dst >= self.pods.len())
+        {
+            return Err(DataplaneError::Other(format!(
+                "connection {} -> {}: the lab has {} pods",
+                bad.src,
+                bad.dst,
+                self.pods.len()
+            )));
+        }
+        let jobs: Vec<(usize, ProbePort, usize, usize)> =
+            list.iter().map(|c| (0, c.port, c.src, c.dst)).collect();
+        let results = self.run_probes(&jobs, options)?;
+        Ok(list.iter().copied().zip(results).collect())
+    }
+
+    /// Run probe jobs (port index, port, source, destination), `options.parallelism` at a
+    /// time; one result per job, in order.
+    fn run_probes(
+        &self,
+        jobs: &[(usize, ProbePort, usize, usize)],
+        options: &LabOptions,
+    ) -> Result<Vec<bool>, DataplaneError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(options.parallelism.max(1)) {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&(_, port, src, dst)| {
+                    let namespace = self.pods[src].clone();
+                    let target = SocketAddr::new(IpAddr::V4(self.addresses[dst]), port.port);
+                    let timeout = options.timeout;
+                    std::thread::spawn(move || probe(&namespace, port.protocol, target, timeout))
+                })
+                .collect();
+            for handle in handles {
+                let result = handle
+                    .join()
+                    .map_err(|_| DataplaneError::Other("probe thread panicked".into()))?;
+                out.push(result.map_err(DataplaneError::Other)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Run `work` on a thread inside pod `pod`'s namespace and return its result.
