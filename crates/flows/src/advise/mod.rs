@@ -110,11 +110,14 @@ pub struct Observations {
     pub connections: BTreeMap<ObservedConnection, u64>,
     /// What was set aside.
     pub stats: ObserveStats,
+    /// Addresses of host-network pods seen in the traffic (their nodes'), with the pod.
+    pub host_addresses: BTreeMap<IpAddr, String>,
 }
 
 /// Collects flows into [`Observations`], mapping each to endpoints with the [`Checker`].
 /// Memory is the number of distinct connections, not of flows.
 pub struct Observer<'e> {
+    engine: &'e Engine,
     checker: Checker<'e>,
     services: HashMap<IpAddr, usize>,
     observations: Observations,
@@ -130,6 +133,7 @@ impl<'e> Observer<'e> {
             }
         }
         Observer {
+            engine,
             checker: Checker::new(engine, history),
             services,
             observations: Observations::default(),
@@ -154,14 +158,28 @@ impl<'e> Observer<'e> {
             stats.not_ported += 1;
             return;
         };
-        let dst = match checked.dst {
+        // A host-network pod speaks with its node's address, which is what policy sees (an
+        // ipBlock); the address in the log is the one to write.
+        let inventory = self.engine.inventory();
+        let mut host = |endpoint: Endpoint, ip: IpAddr| match endpoint {
+            Endpoint::Pod(id) if inventory.pods()[id].host_network => {
+                let key = inventory.pods()[id].key();
+                self.observations.host_addresses.insert(ip, key);
+                Endpoint::Address(ip)
+            }
+            other => other,
+        };
+        let src = host(checked.src, flow.src);
+        let dst = host(checked.dst, flow.dst);
+        let stats = &mut self.observations.stats;
+        let dst = match dst {
             Endpoint::Address(ip) => match self.services.get(&ip) {
                 Some(&index) => ObservedTarget::Service(index),
-                None => ObservedTarget::Endpoint(checked.dst),
+                None => ObservedTarget::Endpoint(dst),
             },
-            Endpoint::Pod(_) => ObservedTarget::Endpoint(checked.dst),
+            Endpoint::Pod(_) => ObservedTarget::Endpoint(dst),
         };
-        if dst == ObservedTarget::Endpoint(checked.src) {
+        if dst == ObservedTarget::Endpoint(src) {
             stats.same_pod += 1;
             return;
         }
@@ -170,7 +188,7 @@ impl<'e> Observer<'e> {
             .observations
             .connections
             .entry(ObservedConnection {
-                src: checked.src,
+                src,
                 dst,
                 protocol,
                 port,

@@ -170,7 +170,11 @@ enum PeerKind {
     Host(Vec<IpAddr>, String),
 }
 
-fn peer_kind(inventory: &Inventory, endpoint: Endpoint) -> PeerKind {
+fn peer_kind(
+    inventory: &Inventory,
+    hosts: &BTreeMap<IpAddr, String>,
+    endpoint: Endpoint,
+) -> PeerKind {
     match endpoint {
         Endpoint::Pod(id) => {
             let pod = &inventory.pods()[id];
@@ -181,6 +185,9 @@ fn peer_kind(inventory: &Inventory, endpoint: Endpoint) -> PeerKind {
             } else {
                 PeerKind::Host(pod.ips.clone(), pod.key())
             }
+        }
+        Endpoint::Address(ip) if hosts.contains_key(&ip) => {
+            PeerKind::Host(vec![ip], format!("host-network pod {}", hosts[&ip]))
         }
         Endpoint::Address(ip) => {
             match inventory
@@ -375,6 +382,7 @@ fn replaced(inventory: &Inventory, namespaces: &BTreeSet<String>, style: Style) 
 /// engine (the respecting mode), a side it already allows needs nothing.
 fn needs(
     inventory: &Inventory,
+    hosts: &BTreeMap<IpAddr, String>,
     wires: &BTreeSet<Wire>,
     oracle: Option<&Engine>,
     plan: &mut Plan,
@@ -388,7 +396,7 @@ fn needs(
             continue;
         }
         for endpoint in [wire.src, wire.dst] {
-            if let PeerKind::Host(_, name) = peer_kind(inventory, endpoint) {
+            if let PeerKind::Host(_, name) = peer_kind(inventory, hosts, endpoint) {
                 plan.host_traffic
                     .insert(format!("{name} {}/{}", wire.protocol, wire.port));
             }
@@ -455,7 +463,8 @@ pub(crate) fn plan(
         None
     } else {
         let denies = render::documents(&plan, options.style, false);
-        Some(engine_with(loader, Some(render::loader(&denies)), &[])?)
+        let changes = (!denies.is_empty()).then(|| render::loader(&denies));
+        Some(engine_with(loader, changes, &[])?)
     };
     let mut gathered: BTreeMap<(String, PolicyType, Labels), Gathered> = BTreeMap::new();
     let mut labels_of: HashMap<PodId, Labels> = HashMap::new();
@@ -465,14 +474,15 @@ pub(crate) fn plan(
             .or_insert_with(|| workload_labels(inventory, id))
             .clone()
     };
-    for need in needs(inventory, &wires, oracle.as_ref(), &mut plan) {
+    let hosts = &observations.host_addresses;
+    for need in needs(inventory, hosts, &wires, oracle.as_ref(), &mut plan) {
         let pod = &inventory.pods()[need.subject];
         let entry = gathered
             .entry((pod.namespace.clone(), need.direction, labels(need.subject)))
             .or_default();
         entry.workloads.insert(pod.workload.clone());
         let port = (need.protocol, need.port);
-        match peer_kind(inventory, need.peer) {
+        match peer_kind(inventory, hosts, need.peer) {
             PeerKind::Pod(id) => {
                 let key = (inventory.pods()[id].namespace.clone(), labels(id));
                 entry.pods.entry(key).or_default().insert(port);
