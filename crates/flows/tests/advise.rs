@@ -42,9 +42,12 @@ fn flow(engine: &Engine, src: usize, dst: usize, protocol: FlowProtocol, port: u
     flow
 }
 
+/// A call: (source pod, destination pod, protocol, port).
+type Call = (usize, usize, Protocol, u16);
+
 /// The call graph of `examples/online-boutique/calls.txt` as (source pod, destination pod,
 /// protocol, port); `*` is every pod.
-fn calls(engine: &Engine) -> Vec<(usize, usize, Protocol, u16)> {
+fn calls(engine: &Engine) -> Vec<Call> {
     let text = std::fs::read_to_string(examples().join("calls.txt")).unwrap();
     let pods = engine.inventory().pods();
     let resolve = |name: &str| -> Vec<usize> {
@@ -115,9 +118,7 @@ fn pod(engine: &Engine, workload: &str) -> Endpoint {
     )
 }
 
-fn boutique_advice(
-    options: &AdviseOptions,
-) -> (Loader, Advice, Vec<(usize, usize, Protocol, u16)>) {
+fn boutique_advice(options: &AdviseOptions) -> (Loader, Advice, Vec<Call>) {
     let loader = boutique();
     let engine = Engine::new(loader.clone().finish().unwrap());
     let calls = calls(&engine);

@@ -99,7 +99,7 @@ fn check(seed: u64, options: &AdviseOptions) -> Result<(), TestCaseError> {
             .finish()
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
     );
-    for (connection, _) in &observations.connections {
+    for connection in observations.connections.keys() {
         let advise::ObservedTarget::Endpoint(dst) = connection.dst else {
             continue;
         };
