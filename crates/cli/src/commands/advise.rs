@@ -201,6 +201,9 @@ fn report(advice: &Advice, observations: &advise::Observations) -> serde_json::V
     })
 }
 
+/// How many unobserved groups the summary lists.
+const UNOBSERVED_SHOWN: usize = 10;
+
 /// The proof in a few lines on stderr (stdout carries the documents).
 fn summary(advice: &Advice, observations: &advise::Observations) {
     let proof = &advice.proof;
@@ -230,9 +233,10 @@ fn summary(advice: &Advice, observations: &advise::Observations) {
         );
     }
     eprintln!(
-        "advise: {} policies ({} default deny); pod pairs x ports allowed: {} before, {} after ({:.1}% fewer; {:.1}% fewer than allow-all {}; {} observed)",
+        "advise: {} documents ({} default deny, {} policies); pod pairs x ports allowed: {} before, {} after ({:.1}% fewer; {:.1}% fewer than allow-all {}; {} observed)",
         advice.documents.len(),
         advice.plan.default_deny.len(),
+        advice.plan.policies.len(),
         proof.allowed_pairs_before,
         proof.allowed_pairs_after,
         percent(proof.allowed_pairs_after, proof.allowed_pairs_before),
@@ -260,8 +264,19 @@ fn summary(advice: &Advice, observations: &advise::Observations) {
         );
     }
     eprintln!(
-        "advise: {} unobserved connection groups still allowed; what-if: {} lines",
+        "advise: still allowed but not observed ({} groups{}):",
         proof.unobserved.len(),
+        if proof.unobserved.len() > UNOBSERVED_SHOWN {
+            format!(", the first {UNOBSERVED_SHOWN}; all in --report")
+        } else {
+            String::new()
+        }
+    );
+    for group in proof.unobserved.iter().take(UNOBSERVED_SHOWN) {
+        eprintln!("  {} => {} : {}", group.src, group.dst, group.conns);
+    }
+    eprintln!(
+        "advise: what-if against today's cluster: {} lines (in --report)",
         proof.what_if.len()
     );
 }

@@ -467,10 +467,12 @@ pub(crate) fn plan(
         Some(engine_with(loader, changes, &[])?)
     };
     let mut gathered: BTreeMap<(String, PolicyType, Labels), Gathered> = BTreeMap::new();
-    let mut labels_of: HashMap<PodId, Labels> = HashMap::new();
+    // Once per workload (its first pod seen speaks for it: pods of one template differ only
+    // in the labels controllers add, which are left out).
+    let mut labels_of: HashMap<&WorkloadRef, Labels> = HashMap::new();
     let mut labels = |id: PodId| {
         labels_of
-            .entry(id)
+            .entry(&inventory.pods()[id].workload)
             .or_insert_with(|| workload_labels(inventory, id))
             .clone()
     };
