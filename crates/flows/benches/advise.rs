@@ -78,15 +78,20 @@ fn main() {
         for _ in 0..3 {
             let started = Instant::now();
             let mut observer = Observer::new(cluster.engine(), None);
-            read_bytes(&input, "bench", &format, &mut ReadStats::default(), &mut |flow| {
-                observer.add(&flow)
-            })
+            read_bytes(
+                &input,
+                "bench",
+                &format,
+                &mut ReadStats::default(),
+                &mut |flow| observer.add(&flow),
+            )
             .expect("reads");
             let observations = observer.finish();
             observe_times.push(started.elapsed().as_secs_f64());
             let started = Instant::now();
-            let advice = advise::advise(&loader, &cluster, &observations, &AdviseOptions::default())
-                .expect("advice");
+            let advice =
+                advise::advise(&loader, &cluster, &observations, &AdviseOptions::default())
+                    .expect("advice");
             advise_times.push(started.elapsed().as_secs_f64());
             last = Some((advice, observations.connections.len()));
         }

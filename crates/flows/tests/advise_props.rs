@@ -12,7 +12,7 @@ use netfence_flows::advise::{self, AdviseOptions, Observer, Style};
 use netfence_flows::{Flow, FlowProtocol, Observed, PodHint, Reply};
 use netfence_model::Loader;
 use proptest::prelude::*;
-use random::{random_cluster, Gen};
+use random::{random_calico_cluster, random_cluster, Gen};
 use std::net::IpAddr;
 
 /// Random flows over `engine`'s pods and a few outside addresses.
@@ -130,6 +130,53 @@ fn check(seed: u64, options: &AdviseOptions) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// On random Calico clusters (tiers, Deny and Pass rules, global policies the proposal does
+/// not own), an observed connection may stay denied, but never because of the proposal: the
+/// deciding policy is always one of the cluster's own.
+fn check_calico(seed: u64, style: Style) -> Result<(), TestCaseError> {
+    let mut loader = Loader::new();
+    loader.load_str("random.yaml", &random_calico_cluster(seed));
+    let cluster = Cluster::new(loader.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut g = Gen(seed.rotate_left(17) | 1);
+    let flows = random_flows(cluster.engine(), &mut g);
+    let mut observer = Observer::new(cluster.engine(), None);
+    for flow in &flows {
+        observer.add(flow);
+    }
+    let observations = observer.finish();
+    let options = AdviseOptions {
+        style,
+        ..AdviseOptions::default()
+    };
+    let advice = advise::advise(&loader, &cluster, &observations, &options)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let ours: Vec<String> = advice
+        .plan
+        .policies
+        .iter()
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .chain(
+            advice
+                .plan
+                .default_deny
+                .iter()
+                .map(|d| format!("{}/{}", d.namespace, d.name)),
+        )
+        .collect();
+    for denied in &advice.proof.denied {
+        let decider = denied.decided_by.clone().unwrap_or_default();
+        prop_assert!(
+            !ours
+                .iter()
+                .any(|name| decider.ends_with(&format!(" {name}"))),
+            "seed {}: {:?} denied by the proposal",
+            seed,
+            denied
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(120))]
 
@@ -141,6 +188,12 @@ proptest! {
     #[test]
     fn no_observed_flow_is_denied_by_a_replacing_proposal(seed in any::<u64>()) {
         check(seed, &AdviseOptions { replace: true, ..AdviseOptions::default() })?;
+    }
+
+    #[test]
+    fn on_calico_clusters_the_proposal_is_never_what_denies(seed in any::<u64>()) {
+        check_calico(seed, Style::Kubernetes)?;
+        check_calico(seed, Style::Calico)?;
     }
 
     #[test]
