@@ -198,6 +198,7 @@ fn report(advice: &Advice, observations: &advise::Observations) -> serde_json::V
             "unresolved_services": plan.unresolved_services,
         },
         "dns_added": plan.dns_added,
+        "timings_seconds": proof.timings.iter().map(|(step, seconds)| json!({"step": step, "seconds": seconds})).collect::<Vec<_>>(),
     })
 }
 

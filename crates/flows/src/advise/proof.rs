@@ -71,6 +71,8 @@ pub struct Proof {
     pub unobserved: Vec<Unobserved>,
     /// The reachability change against today's cluster (`what-if`'s lines).
     pub what_if: Vec<DiffLine>,
+    /// Seconds spent per step: (step, seconds), in order.
+    pub timings: Vec<(&'static str, f64)>,
 }
 
 /// The endpoint of `from`'s inventory in `to`'s (the same pods: a proposal adds policies only).
@@ -227,8 +229,15 @@ pub(crate) fn prove(
     enforced: &[Document],
 ) -> Result<Proof, AdviseError> {
     let before = cluster.engine();
+    let mut timings = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |step: &'static str, timings: &mut Vec<(&'static str, f64)>| {
+        timings.push((step, clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
+    };
     let changes = (!enforced.is_empty()).then(|| render::loader(enforced));
     let after = engine_with(loader, changes.clone(), &plan.replaced)?;
+    lap("engine with the proposal", &mut timings);
     let what_if = if changes.is_some() || !plan.replaced.is_empty() {
         cluster
             .preview(changes.unwrap_or_default(), &plan.replaced)
@@ -237,7 +246,9 @@ pub(crate) fn prove(
     } else {
         Vec::new()
     };
+    lap("what-if (Cluster::preview)", &mut timings);
     let (denied_after, denied) = replay(before, &after, observations);
+    lap("replay", &mut timings);
     let inventory = before.inventory();
     let mut pod_wires = BTreeSet::new();
     let mut sides = Vec::new();
@@ -268,18 +279,24 @@ pub(crate) fn prove(
     );
     let ports: Vec<ProbePort> = ports.into_iter().collect();
     let pods = inventory.pods().len() as u64;
+    let allowed_pairs_before = allowed_pairs(before, &ports);
+    let allowed_pairs_after = allowed_pairs(&after, &ports);
+    lap("pairs x ports (class matrices)", &mut timings);
+    let unobserved = unobserved(&after, &sides);
+    lap("unobserved (connection list)", &mut timings);
     Ok(Proof {
         flows: observations.connections.values().sum(),
         connections: observations.connections.len(),
         denied_after,
         denied,
         allowed_pairs_all: pods * pods.saturating_sub(1) * ports.len() as u64,
-        allowed_pairs_before: allowed_pairs(before, &ports),
-        allowed_pairs_after: allowed_pairs(&after, &ports),
+        allowed_pairs_before,
+        allowed_pairs_after,
         observed_pairs: pod_wires.len() as u64,
-        unobserved: unobserved(&after, &sides),
+        unobserved,
         ports,
         pods: inventory.pods().len(),
         what_if,
+        timings,
     })
 }
