@@ -45,7 +45,9 @@ impl Object for Policy {
 fn source_object<'i>(inventory: &'i Inventory, policy: &'i Policy) -> ObjectRef<'i> {
     match policy.source {
         PolicySource::NetworkPolicy(index) => inventory.network_policies[index].object_ref(),
-        PolicySource::Calico(_) | PolicySource::Admin(_) => policy.object_ref(),
+        PolicySource::Calico(_) | PolicySource::Admin(_) | PolicySource::Cilium(_) => {
+            policy.object_ref()
+        }
     }
 }
 
@@ -72,6 +74,9 @@ fn select_nothing(audit: &mut Audit<'_>) {
                         "# fix spec.podSelector to match the intended pods' labels\n",
                     )
                 }
+                // A Cilium rule compiles to up to three policies (denies, isolating allows,
+                // non-isolating allows): judging one part alone would mislead.
+                PolicySource::Cilium(_) => continue,
                 PolicySource::Calico(_) | PolicySource::Admin(_) => {
                     let judged = policy.kind != PolicyKind::CalicoGlobalNetworkPolicy;
                     let applies = policy.ingress.is_some() || policy.egress.is_some();

@@ -350,7 +350,10 @@ fn inventory_without(
     use netfence_model::calico::CalicoScope;
     let mut without = inventory.clone();
     match policy.kind {
-        PolicyKind::NetworkPolicy => return None,
+        // The shadow checks do not judge Cilium policies (one rule compiles to several).
+        PolicyKind::NetworkPolicy
+        | PolicyKind::CiliumNetworkPolicy
+        | PolicyKind::CiliumClusterwideNetworkPolicy => return None,
         PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy => {
             let global = policy.kind == PolicyKind::CalicoGlobalNetworkPolicy;
             let index = inventory.calico_policies.iter().position(|c| {

@@ -30,6 +30,12 @@ pub fn loader(inputs: &Inputs) -> Result<Loader, Failure> {
         loader.set_default_namespace(namespace);
     }
     loader.set_lenient(inputs.lenient);
+    if let Some(cni) = &inputs.cni {
+        let cni: netfence_model::cilium::Cni = cni
+            .parse()
+            .map_err(|e: String| Failure::input(format!("error: --cni: {e}")))?;
+        loader.set_cni(cni);
+    }
     for file in &inputs.files {
         loader.load_path(file);
     }
@@ -54,17 +60,29 @@ pub fn report(inventory: &Inventory) {
 }
 
 fn report_skipped(inventory: &Inventory) {
-    if inventory.skipped_kinds.is_empty() {
+    // Kinds of a policy engine's API group can change verdicts: say so, kind by kind.
+    for (kind, count) in &inventory.skipped_kinds {
+        if let Some(engine) = netfence_model::cilium::policy_engine_of(kind) {
+            eprintln!(
+                "netfence: warning: skipped {count} {kind} object(s): {engine} policy that netfence does not evaluate; verdicts may be wrong"
+            );
+        }
+    }
+    let others: Vec<(&String, &usize)> = inventory
+        .skipped_kinds
+        .iter()
+        .filter(|(kind, _)| netfence_model::cilium::policy_engine_of(kind).is_none())
+        .collect();
+    if others.is_empty() {
         return;
     }
-    let kinds: Vec<String> = inventory
-        .skipped_kinds
+    let kinds: Vec<String> = others
         .iter()
         .map(|(kind, count)| format!("{kind} ×{count}"))
         .collect();
     eprintln!(
         "netfence: skipped {} object(s) of kinds it does not evaluate: {}",
-        inventory.skipped_count(),
+        others.iter().map(|(_, count)| **count).sum::<usize>(),
         kinds.join(", ")
     );
 }

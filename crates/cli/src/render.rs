@@ -49,6 +49,8 @@ fn verdict_notes(engine: &Engine, src: Endpoint, dst: Endpoint, verdict: &Verdic
             _ => None,
         })
         .collect();
+    let mut notes = cni_note(engine, verdict);
+    notes.extend(
     [&verdict.egress, &verdict.ingress]
         .into_iter()
         .filter(|direction| !direction.unknown_address_rules.is_empty())
@@ -65,8 +67,24 @@ fn verdict_notes(engine: &Engine, src: Endpoint, dst: Endpoint, verdict: &Verdic
                 synthetic.join(" and "),
                 rules.join("; ")
             )
-        })
-        .collect()
+        }),
+    );
+    notes
+}
+
+/// The CNI, when it shaped the verdict: under Cilium, CIDR peers (a NetworkPolicy's ipBlock,
+/// a Cilium policy's CIDR and `world` peers) never match pods or nodes; other CNIs read
+/// NetworkPolicy as the upstream e2e suite does. Said whenever a policy selected either side.
+fn cni_note(engine: &Engine, verdict: &Verdict) -> Vec<String> {
+    let setting = &engine.inventory().cni;
+    let evaluated =
+        !verdict.egress.selected_by.is_empty() || !verdict.ingress.selected_by.is_empty();
+    if setting.cni != netfence_model::cilium::Cni::Cilium || !evaluated {
+        return Vec::new();
+    }
+    vec![format!(
+        "evaluated for CNI {setting}: CIDR peers (NetworkPolicy ipBlock, Cilium CIDR and world entities) never match pods or nodes"
+    )]
 }
 
 /// One verdict's two directions, indented by `indent`.
@@ -88,11 +106,14 @@ fn directions_text(
             outcome_text(direction, port)
         )?;
         if !direction.selected_by.is_empty() {
-            let names: Vec<String> = direction
-                .selected_by
-                .iter()
-                .map(|p| format!("{} {}", p.kind, p.policy))
-                .collect();
+            let mut names: Vec<String> = Vec::new();
+            for p in &direction.selected_by {
+                // One Cilium rule may sit in two tiers (its denies and its allows): name it once.
+                let name = format!("{} {}", p.kind, p.policy);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
             writeln!(out, "{indent}    selected by: {}", names.join(", "))?;
         }
         if !direction.passed_through.is_empty() {
@@ -152,6 +173,7 @@ pub fn query_json(
         "egress": verdict.egress,
         "ingress": verdict.ingress,
         "notes": verdict_notes(engine, src, dst, verdict),
+        "cni": engine.inventory().cni.cni,
     });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

@@ -258,6 +258,48 @@ fn relevant_label_keys(engine: &Engine) -> std::collections::BTreeSet<String> {
     keys
 }
 
+/// What a class matrix row needs, built once per engine use: the class representatives and
+/// every rule peer resolved to a bitset of classes (keyed by the peer's address).
+pub(crate) struct ClassRows<'e> {
+    engine: &'e Engine,
+    reps: Vec<PodId>,
+    peer_bits: HashMap<usize, Bits>,
+}
+
+impl<'e> ClassRows<'e> {
+    pub(crate) fn new(engine: &'e Engine) -> ClassRows<'e> {
+        let (classes, class_of) = engine.pod_classes();
+        let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
+        let peer_bits = engine.class_peer_bits(&reps, class_of);
+        ClassRows {
+            engine,
+            reps,
+            peer_bits,
+        }
+    }
+
+    /// The classes a rule's peers cover (every class when it names no peer).
+    fn rule_peers(&self, rule: &Rule) -> Bits {
+        let n = self.reps.len();
+        if rule.peers.is_empty() {
+            return Bits::new(n, true);
+        }
+        let mut bits = Bits::new(n, false);
+        for peer in &rule.peers {
+            if let Some(b) = self.peer_bits.get(&(peer as *const Peer as usize)) {
+                bits.or_assign(b);
+            }
+        }
+        bits
+    }
+
+    /// For one port, `rows[s]`: the destination classes source class `s` may reach.
+    pub(crate) fn rows(&self, probe: ProbePort) -> Vec<Bits> {
+        self.engine
+            .class_rows(probe, &self.reps, &|rule: &Rule| self.rule_peers(rule))
+    }
+}
+
 impl Engine {
     /// The pods grouped into classes that every policy treats alike: (members of each class,
     /// class of each pod). Members are in pod order, so the first is the representative.
@@ -333,23 +375,8 @@ impl Engine {
     /// The class-compressed matrix for `ports`.
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
         let (classes, class_of) = self.pod_classes();
-        let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
-        let peer_bits = self.class_peer_bits(&reps, class_of);
-        let n = reps.len();
-        let rule_peers = |rule: &Rule| -> Bits {
-            if rule.peers.is_empty() {
-                return Bits::new(n, true);
-            }
-            let mut bits = Bits::new(n, false);
-            for peer in &rule.peers {
-                if let Some(b) = peer_bits.get(&(peer as *const Peer as usize)) {
-                    bits.or_assign(b);
-                }
-            }
-            bits
-        };
+        let rows = ClassRows::new(self);
         let (distinct, slots) = self.port_classes(ports);
-        let compute = |probe: &ProbePort| self.class_rows(*probe, &reps, &rule_peers);
         // Distinct port classes in parallel, one chunk per available core.
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -358,7 +385,10 @@ impl Engine {
         let results: Vec<Vec<Bits>> = std::thread::scope(|scope| {
             let handles: Vec<_> = distinct
                 .chunks(chunk)
-                .map(|ports| scope.spawn(|| ports.iter().map(&compute).collect::<Vec<_>>()))
+                .map(|ports| {
+                    let rows = &rows;
+                    scope.spawn(move || ports.iter().map(|p| rows.rows(*p)).collect::<Vec<_>>())
+                })
                 .collect();
             handles
                 .into_iter()
@@ -429,11 +459,10 @@ impl Engine {
         peer_bits
     }
 
-    /// Port classes: ports that every port condition treats alike (same protocol, inside the
-    /// same rule ranges, and the target of the same named container ports) share one
-    /// computation. Returns one representative port per class, and each port's class.
-    fn port_classes(&self, ports: &[ProbePort]) -> (Vec<ProbePort>, Vec<usize>) {
-        let inventory = self.inventory();
+    /// Every port range a rule's port conditions name, sorted and deduplicated.
+    pub(crate) fn rule_port_ranges(
+        &self,
+    ) -> Vec<(netfence_model::Protocol, netfence_model::PortRange)> {
         let mut ranges: Vec<(netfence_model::Protocol, netfence_model::PortRange)> = self
             .tiers()
             .iter()
@@ -448,21 +477,36 @@ impl Engine {
             .collect();
         ranges.sort();
         ranges.dedup();
+        ranges
+    }
+
+    /// Port classes: ports that every port condition treats alike (same protocol, inside the
+    /// same rule ranges, and the target of the same named container ports) share one
+    /// computation. Returns one representative port per class, and each port's class.
+    pub(crate) fn port_classes(&self, ports: &[ProbePort]) -> (Vec<ProbePort>, Vec<usize>) {
+        let ranges = self.rule_port_ranges();
+        // Which pods declare which names at each (protocol, port): a named port matches a
+        // probe on exactly those pods. Gathered once, not once per probe.
+        let mut named: HashMap<(netfence_model::Protocol, u16), Vec<(usize, &str)>> =
+            HashMap::new();
+        for (id, pod) in self.inventory().pods().iter().enumerate() {
+            for c in &pod.ports {
+                if let Some(name) = c.name.as_deref() {
+                    named
+                        .entry((c.protocol, c.port))
+                        .or_default()
+                        .push((id, name));
+                }
+            }
+        }
         let port_key = |probe: &ProbePort| {
             let inside: Vec<bool> = ranges
                 .iter()
                 .map(|(protocol, range)| *protocol == probe.protocol && range.contains(probe.port))
                 .collect();
-            // Which pods declare which names at this port: a named port matches this probe on
-            // exactly those pods.
-            let names: Vec<(usize, &str)> = inventory
-                .pods()
-                .iter()
-                .enumerate()
-                .flat_map(|(id, p)| p.ports.iter().map(move |c| (id, c)))
-                .filter(|(_, c)| c.protocol == probe.protocol && c.port == probe.port)
-                .filter_map(|(id, c)| c.name.as_deref().map(|n| (id, n)))
-                .collect();
+            let names = named
+                .get(&(probe.protocol, probe.port))
+                .map_or(&[][..], Vec::as_slice);
             (probe.protocol, inside, names)
         };
         let mut distinct: Vec<ProbePort> = Vec::new();

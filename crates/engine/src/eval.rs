@@ -8,6 +8,7 @@
 //! tier the endpoint's profile allows (Kubernetes: a pod no policy selects is not isolated).
 
 use crate::connset::{ConnSet, PortSet};
+use crate::decide::PolicyId;
 use crate::ir::{
     compile, Action, CalicoEntity, CalicoNamespaceScope, Direction, NamespaceMatch, Peer,
     PolicyKind, PortMatch, Rule, Subject, Tier,
@@ -128,6 +129,12 @@ pub struct DirectionVerdict {
     /// verdict could differ. Omitted from JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_address_rules: Vec<RuleRef>,
+    /// The policy that decided this direction, by id: the deciding rule's; at a tier's end,
+    /// the first policy of that tier that selected the endpoint; when every tier passed, the
+    /// last Pass (or Log) rule's. `None` when no policy selects the endpoint. Not serialized
+    /// (the outcome says it in words).
+    #[serde(skip)]
+    pub deciding_policy: Option<PolicyId>,
 }
 
 /// The verdict for a connection.
@@ -303,6 +310,7 @@ impl Engine {
                 passed_through: Vec::new(),
                 outcome: Outcome::NotApplicable,
                 unknown_address_rules: Vec::new(),
+                deciding_policy: None,
             };
             if let Endpoint::Pod(id) = subject {
                 verdict.endpoint = Some(self.inventory.pods()[id].key());
@@ -317,11 +325,27 @@ impl Engine {
                 if src == dst {
                     verdict.outcome = Outcome::SamePod;
                 } else if !self.inventory.pods()[id].host_network {
-                    let mut trace = Trace::default();
+                    let mut trace = Trace {
+                        addresses: true,
+                        ..Trace::default()
+                    };
                     verdict.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
-                    verdict.passed_through = trace.passed_through;
-                    verdict.unknown_address_rules = trace.unknown_address;
-                    verdict.outcome = trace.outcome.unwrap_or(Outcome::NotIsolated);
+                    let selecting = &self.selecting[id][direction_index(direction)];
+                    verdict.deciding_policy = trace.deciding_policy(selecting);
+                    let rule_ref = |&(at, action): &(RuleAt, Action)| self.rule_ref(at, action);
+                    verdict.passed_through = trace.passed_through.iter().map(rule_ref).collect();
+                    verdict.unknown_address_rules =
+                        trace.unknown_address.iter().map(rule_ref).collect();
+                    verdict.outcome = match trace.decided {
+                        Some(Decided::Rule(at, action)) => Outcome::Rule {
+                            rule: self.rule_ref(at, action),
+                        },
+                        Some(Decided::EndOfTier(tier)) => Outcome::EndOfTier {
+                            tier: self.tiers[tier].name.clone(),
+                        },
+                        None if selecting.is_empty() => Outcome::NotIsolated,
+                        None => Outcome::DefaultAllow,
+                    };
                 }
             }
             verdict
@@ -368,7 +392,7 @@ impl Engine {
 
     /// Walk the tiers for one direction at pod `subject` against `peer`, for one connection;
     /// with `trace`, record how it was decided.
-    fn walk(
+    pub(crate) fn walk(
         &self,
         direction: Direction,
         subject: PodId,
@@ -384,17 +408,7 @@ impl Engine {
             conn,
             trace,
         };
-        let allowed = walk(&self.tiers, direction, selecting, &mut walker);
-        if let Some(trace) = walker.trace {
-            if trace.outcome.is_none() {
-                trace.outcome = Some(if selecting.is_empty() {
-                    Outcome::NotIsolated
-                } else {
-                    Outcome::DefaultAllow
-                });
-            }
-        }
-        allowed
+        walk(&self.tiers, direction, selecting, &mut walker)
     }
 
     /// The same walk over whole connection sets: what remains undecided flows down.
@@ -720,8 +734,11 @@ impl Walker for OneConnection<'_> {
         let engine = self.engine;
         let ports_ok = port_matches(rule, &engine.inventory, self.conn);
         if let Some(trace) = self.trace.as_deref_mut() {
-            if ports_ok && engine.judged_without_address(rule, self.subject, self.peer) {
-                trace.unknown_address.push(engine.rule_ref(at, rule.action));
+            if trace.addresses
+                && ports_ok
+                && engine.judged_without_address(rule, self.subject, self.peer)
+            {
+                trace.unknown_address.push((at, rule.action));
             }
         }
         *undecided && ports_ok && engine.rule_peer_matches(rule, self.subject, self.peer)
@@ -730,18 +747,15 @@ impl Walker for OneConnection<'_> {
         let Some(trace) = self.trace.as_deref_mut() else {
             return;
         };
-        let rule = self.engine.rule_ref(at, action);
         match action {
-            Action::Allow | Action::Deny => trace.outcome = Some(Outcome::Rule { rule }),
-            Action::Pass | Action::Log => trace.passed_through.push(rule),
+            Action::Allow | Action::Deny => trace.decided = Some(Decided::Rule(at, action)),
+            Action::Pass | Action::Log => trace.passed_through.push((at, action)),
         }
     }
     fn on_end_of_tier(&mut self, tier: usize, denied: &bool) {
         if let Some(trace) = self.trace.as_deref_mut() {
             if *denied {
-                trace.outcome = Some(Outcome::EndOfTier {
-                    tier: self.engine.tiers[tier].name.clone(),
-                });
+                trace.decided = Some(Decided::EndOfTier(tier));
             }
         }
     }
@@ -780,17 +794,49 @@ impl Walker for ConnectionSets<'_> {
     }
 }
 
+/// How one walk decided, as rule places (turned into text only for explanations).
 #[derive(Default)]
-struct Trace {
-    passed_through: Vec<RuleRef>,
-    outcome: Option<Outcome>,
-    unknown_address: Vec<RuleRef>,
+pub(crate) struct Trace {
+    /// Pass and Log rules that matched, in order.
+    pub(crate) passed_through: Vec<(RuleAt, Action)>,
+    /// The Allow or Deny rule that decided, or the tier that denied at its end.
+    pub(crate) decided: Option<Decided>,
+    /// Rules judged without a real address ([`DirectionVerdict::unknown_address_rules`]);
+    /// looked for only when `addresses` is set.
+    pub(crate) unknown_address: Vec<(RuleAt, Action)>,
+    pub(crate) addresses: bool,
 }
 
-struct Conn {
-    protocol: Protocol,
-    port: u16,
-    dst: Endpoint,
+/// What ended a walk, when something did.
+#[derive(Clone, Copy)]
+pub(crate) enum Decided {
+    Rule(RuleAt, Action),
+    EndOfTier(usize),
+}
+
+impl Trace {
+    /// The policy that decided: the deciding rule's; at a tier's end, the first policy of that
+    /// tier that selected the endpoint; when every tier passed, the policy of the last Pass
+    /// (or Log) rule walked. `None` when nothing selected the endpoint.
+    pub(crate) fn deciding_policy(&self, selecting: &[(usize, usize)]) -> Option<PolicyId> {
+        match self.decided {
+            Some(Decided::Rule(at, _)) => Some(PolicyId::new(at.tier, at.policy)),
+            Some(Decided::EndOfTier(tier)) => selecting
+                .iter()
+                .find(|(t, _)| *t == tier)
+                .map(|&(t, p)| PolicyId::new(t, p)),
+            None => self
+                .passed_through
+                .last()
+                .map(|(at, _)| PolicyId::new(at.tier, at.policy)),
+        }
+    }
+}
+
+pub(crate) struct Conn {
+    pub(crate) protocol: Protocol,
+    pub(crate) port: u16,
+    pub(crate) dst: Endpoint,
 }
 
 fn in_block(ip: IpAddr, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> bool {

@@ -66,7 +66,14 @@ struct PolicyMap {
 fn same_source(old: &Inventory, a: PolicySource, new: &Inventory, b: PolicySource) -> bool {
     match (a, b) {
         (PolicySource::NetworkPolicy(i), PolicySource::NetworkPolicy(j)) => {
-            old.network_policies[i] == new.network_policies[j]
+            // The CNI decides what an ipBlock compiles to.
+            old.network_policies[i] == new.network_policies[j] && old.cni.cni == new.cni.cni
+        }
+        (PolicySource::Cilium(i), PolicySource::Cilium(j)) => {
+            // Nodes' addresses and Services go into compiled Cilium peers.
+            old.cilium_policies[i] == new.cilium_policies[j]
+                && old.nodes == new.nodes
+                && old.services == new.services
         }
         (PolicySource::Calico(i), PolicySource::Calico(j)) => {
             old.calico_policies[i] == new.calico_policies[j]
@@ -121,10 +128,15 @@ fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String
 
 fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap {
     let services = changed_services(old.inventory(), inventory);
-    let mut old_place: HashMap<(PolicyKind, &str), (usize, usize)> = HashMap::new();
+    // Keyed by tier too: one Cilium object compiles to policies of one kind and name in up to
+    // three tiers.
+    let mut old_place: HashMap<(PolicyKind, &str, &str), (usize, usize)> = HashMap::new();
     for (t, tier) in old.tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            old_place.insert((policy.kind, policy.name.as_str()), (t, p));
+            old_place.insert(
+                (policy.kind, tier.name.as_str(), policy.name.as_str()),
+                (t, p),
+            );
         }
     }
     let shape = |tiers: &[Tier], value: bool| -> Vec<Vec<bool>> {
@@ -145,7 +157,9 @@ fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap 
     };
     for (t, tier) in tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            let before = old_place.get(&(policy.kind, policy.name.as_str())).copied();
+            let before = old_place
+                .get(&(policy.kind, tier.name.as_str(), policy.name.as_str()))
+                .copied();
             let same = before.is_some_and(|(ot, op)| {
                 same_source(
                     old.inventory(),

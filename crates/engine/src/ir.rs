@@ -70,6 +70,10 @@ pub enum PolicyKind {
     BaselineAdminNetworkPolicy,
     /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy.
     ClusterNetworkPolicy,
+    /// cilium.io/v2 CiliumNetworkPolicy.
+    CiliumNetworkPolicy,
+    /// cilium.io/v2 CiliumClusterwideNetworkPolicy.
+    CiliumClusterwideNetworkPolicy,
 }
 
 impl fmt::Display for PolicyKind {
@@ -81,6 +85,8 @@ impl fmt::Display for PolicyKind {
             PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
             PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
             PolicyKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
+            PolicyKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
+            PolicyKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
         })
     }
 }
@@ -159,6 +165,9 @@ pub enum PolicySource {
     Calico(usize),
     /// `inventory.admin_policies[index]`.
     Admin(usize),
+    /// `inventory.cilium_policies[index]` (one Cilium rule may compile to several policies:
+    /// its deny rules, its isolating allows, its non-isolating allows).
+    Cilium(usize),
 }
 
 impl Policy {
@@ -329,7 +338,7 @@ pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
 pub const KUBERNETES_POLICY_ORDER: f64 = 1000.0;
 
 /// A tier being assembled: its order, end action and (order, sort name, policy) entries.
-type TierBuilder = (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>);
+pub(crate) type TierBuilder = (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>);
 
 /// Tier of AdminNetworkPolicies: before Calico's and Kubernetes' `default` tier, as Calico's
 /// built-in admin tier (order 1,000); it has no end-of-tier deny (no match continues).
@@ -353,7 +362,8 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
     for (index, policy) in inventory.network_policies.iter().enumerate() {
-        let compiled = compile_network_policy(policy, PolicySource::NetworkPolicy(index));
+        let compiled =
+            compile_network_policy(policy, PolicySource::NetworkPolicy(index), inventory);
         let sort_name = format!("{}/knp.default.{}", policy.namespace, policy.name);
         tiers
             .entry("default".into())
@@ -388,6 +398,7 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .2
             .push((policy.order, policy.display_name(), compiled));
     }
+    crate::cilium::compile_into(&mut tiers, inventory);
     let by_order = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (Some(_), None) => std::cmp::Ordering::Less,
@@ -618,7 +629,11 @@ fn compile_calico_policy(
     }
 }
 
-fn compile_network_policy(policy: &NetworkPolicy, source: PolicySource) -> Policy {
+fn compile_network_policy(
+    policy: &NetworkPolicy,
+    source: PolicySource,
+    inventory: &Inventory,
+) -> Policy {
     let rules = |direction: PolicyType| {
         policy.applies_to(direction).then(|| {
             policy
@@ -629,7 +644,7 @@ fn compile_network_policy(policy: &NetworkPolicy, source: PolicySource) -> Polic
                         Action::Allow,
                         rule.peers
                             .iter()
-                            .map(|peer| compile_peer(peer, &policy.namespace))
+                            .map(|peer| compile_peer(peer, &policy.namespace, inventory))
                             .collect(),
                         rule.ports
                             .iter()
@@ -660,7 +675,9 @@ fn compile_network_policy(policy: &NetworkPolicy, source: PolicySource) -> Polic
     }
 }
 
-fn compile_peer(peer: &NpPeer, policy_namespace: &str) -> Peer {
+/// One NetworkPolicy peer. Under Cilium an `ipBlock` becomes a CIDR identity, which never
+/// matches a pod or a node (see [`netfence_model::cilium::Cni::Cilium`]).
+fn compile_peer(peer: &NpPeer, policy_namespace: &str, inventory: &Inventory) -> Peer {
     match peer {
         NpPeer::Pods {
             namespace_selector,
@@ -672,6 +689,9 @@ fn compile_peer(peer: &NpPeer, policy_namespace: &str) -> Peer {
             },
             pods: pod_selector.clone(),
         },
+        NpPeer::IpBlock { cidr, except } if !inventory.cni.cni.ip_block_matches_pods() => {
+            crate::cilium::outside_cluster(*cidr, except, inventory)
+        }
         NpPeer::IpBlock { cidr, except } => Peer::Net {
             net: *cidr,
             except: except.clone(),

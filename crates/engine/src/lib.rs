@@ -31,12 +31,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bits;
+pub mod cilium;
 pub mod classes;
 pub mod connlist;
 pub mod connset;
+pub mod decide;
 pub mod eval;
 pub mod incremental;
 pub mod ir;
+pub mod lookup;
 pub mod matrix;
 pub mod ports;
 pub mod resolve;
@@ -46,7 +49,9 @@ mod walk;
 pub use classes::{ClassMatrix, ClassMatrixView};
 pub use connlist::{connlist, diff, diff_touching, Connection, DiffKind, DiffLine, ListPeer};
 pub use connset::{ConnSet, PortSet};
+pub use decide::{Decision, PolicyId, SideDecision};
 pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
 pub use incremental::{Applied, Cluster, Focus, RebuildStats, Timings};
+pub use lookup::{ConnectionClass, VerdictIndex};
 pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};
 pub use service::{BackendVerdict, NoBackend, ServiceVerdict};

@@ -3,7 +3,7 @@
 //! checked, in the same run. Prints records/s as medians and the ratio of the whole check
 //! to parse alone. Under `cargo test` (no `--bench`) it runs a small smoke version.
 
-use netfence_conformance::bench::{full_run, median};
+use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
 use netfence_flows::read::read_bytes;
 use netfence_flows::{Checker, ReadStats, SourceFormat, VpcFormat};
@@ -56,14 +56,21 @@ fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> 
     text.into_bytes()
 }
 
-/// Records per second of `run` over `count` records, median of `repeats`.
-fn rate(count: usize, repeats: usize, mut run: impl FnMut()) -> f64 {
+/// Records per second of `run` over `count` records, median of `repeats`: per CPU-second of
+/// this thread (`cpu: true`, the per-core rate, whatever else runs on the machine) or per
+/// wall-clock second (to compare with an external process).
+fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
     median(
         (0..repeats)
             .map(|_| {
-                let started = Instant::now();
+                let (started, cpu_started) = (Instant::now(), cpu_seconds());
                 run();
-                count as f64 / started.elapsed().as_secs_f64()
+                let seconds = if cpu {
+                    cpu_seconds() - cpu_started
+                } else {
+                    started.elapsed().as_secs_f64()
+                };
+                count as f64 / seconds.max(1e-9)
             })
             .collect(),
     )
@@ -121,11 +128,11 @@ fn main() {
     }
     let engine = Engine::new(loader.finish().expect("generated cluster loads"));
     let format = SourceFormat::Vpc(VpcFormat::default());
-    println!("| pods | policies | records | connections | parse records/s | check records/s | check/parse |");
+    println!("| pods | policies | records | connections | parse records/CPU-s | check records/CPU-s | check/parse |");
     println!("|---|---|---|---|---|---|---|");
     for distinct in [Some(1_000), Some(100_000), None] {
         let input = records(&engine, count, distinct);
-        let parse = rate(count, repeats, || {
+        let parse = rate(count, repeats, true, || {
             let mut flows = 0u64;
             read_bytes(
                 &input,
@@ -138,7 +145,7 @@ fn main() {
             assert_eq!(flows, count as u64);
         });
         let mut mismatches = 0;
-        let checked = rate(count, repeats, || mismatches = check(&engine, &input));
+        let checked = rate(count, repeats, true, || mismatches = check(&engine, &input));
         println!(
             "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} |",
             distinct.map_or("all distinct".to_string(), |d| d.to_string()),
@@ -149,12 +156,13 @@ fn main() {
     // (flate2, what the reader uses) and as `gzip -dc` (the baseline).
     let input = records(&engine, count, Some(1_000));
     let gz = gzip(&input);
-    let inflate = rate(count, repeats, || {
+    let inflate = rate(count, repeats, false, || {
         let mut decoder = flate2::read::MultiGzDecoder::new(&gz[..]);
         std::io::copy(&mut decoder, &mut std::io::sink()).expect("in memory");
     });
-    let external = gzip_dc(&gz).map(|()| rate(count, repeats, || gzip_dc(&gz).unwrap_or(())));
-    let from_gz = rate(count, repeats, || {
+    let external =
+        gzip_dc(&gz).map(|()| rate(count, repeats, false, || gzip_dc(&gz).unwrap_or(())));
+    let from_gz = rate(count, repeats, false, || {
         check(&engine, &gz);
     });
     println!();

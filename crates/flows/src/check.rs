@@ -6,7 +6,7 @@
 use crate::history::{History, Holder};
 use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
 use jiff::Timestamp;
-use netfence_engine::{DirectionVerdict, Endpoint, Engine, Outcome, Verdict};
+use netfence_engine::{ConnectionClass, Endpoint, Engine, PolicyId, Verdict, VerdictIndex};
 use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
 use netfence_model::Protocol;
 use std::collections::{HashMap, HashSet};
@@ -138,7 +138,8 @@ pub struct CheckStats {
     /// Flows whose address the history gives to a pod the inputs do not have (judged as the
     /// bare address).
     pub history_pods_missing: u64,
-    /// Distinct connections the engine was asked about.
+    /// Explanations the engine was asked for: one per distinct connection class between two
+    /// pods (see [`ConnectionClass`]), one per distinct connection otherwise.
     pub verdicts: u64,
     /// Flows the security groups deny (with `--aws-security-groups`, VPC records only).
     pub security_group_denials: u64,
@@ -239,9 +240,15 @@ impl SecurityGroups {
 /// Checks flows against one engine.
 pub struct Checker<'e> {
     engine: &'e Engine,
+    /// The engine's address and class index: pod addresses by hash, and the connection
+    /// classes that let one explanation serve every connection of a class.
+    index: VerdictIndex<'e>,
     history: Option<History>,
     services_by_address: FastMap<IpAddr, usize>,
     cache: FastMap<(Endpoint, Target, Protocol, u16), Decision>,
+    /// Decisions between two pods, per connection class.
+    class_cache: FastMap<ConnectionClass, Decision>,
+    policy_names: FastMap<PolicyId, Arc<str>>,
     security_groups: Option<SecurityGroups>,
     stats: CheckStats,
 }
@@ -261,9 +268,12 @@ impl<'e> Checker<'e> {
         }
         Checker {
             engine,
+            index: engine.verdict_index(),
             history,
             services_by_address,
             cache: FastMap::default(),
+            class_cache: FastMap::default(),
+            policy_names: FastMap::default(),
             security_groups: None,
             stats: CheckStats::default(),
         }
@@ -327,7 +337,7 @@ impl<'e> Checker<'e> {
                 Holder::NotListed => {}
             }
         }
-        if let Some(id) = inventory.pod_by_ip(ip) {
+        if let Some(id) = self.index.pod_by_ip(ip) {
             return Endpoint::Pod(id);
         }
         hint.and_then(|hint| inventory.pod_by_key(&hint.namespace, &hint.name))
@@ -426,18 +436,61 @@ impl<'e> Checker<'e> {
     }
 
     fn decide(&mut self, src: Endpoint, target: Target, protocol: Protocol, port: u16) -> Decision {
+        // Two pods: one explanation per connection class (the engine's classes: pods every
+        // policy treats alike, ports every port condition treats alike).
+        if let (Endpoint::Pod(a), Target::Endpoint(Endpoint::Pod(b))) = (src, target) {
+            if let Some(class) = self.index.connection_class(a, b, protocol, port) {
+                if let Some(decision) = self.class_cache.get(&class) {
+                    return decision.clone();
+                }
+                let decision = self.explain(src, target, protocol, port);
+                if self.class_cache.len() >= MAX_CACHED_VERDICTS {
+                    self.class_cache.clear();
+                }
+                self.class_cache.insert(class, decision.clone());
+                return decision;
+            }
+        }
         let key = (src, target, protocol, port);
         if let Some(decision) = self.cache.get(&key) {
             return decision.clone();
         }
+        let decision = self.explain(src, target, protocol, port);
+        if self.cache.len() >= MAX_CACHED_VERDICTS {
+            self.cache.clear();
+        }
+        self.cache.insert(key, decision.clone());
+        decision
+    }
+
+    /// `Kind namespace/name` of a policy, made once per policy.
+    fn policy_name(&mut self, id: Option<PolicyId>) -> Option<Arc<str>> {
+        let id = id?;
+        if let Some(name) = self.policy_names.get(&id) {
+            return Some(Arc::clone(name));
+        }
+        let policy = self.engine.policy(id)?;
+        let name: Arc<str> = Arc::from(format!("{} {}", policy.kind, policy.name));
+        self.policy_names.insert(id, Arc::clone(&name));
+        Some(name)
+    }
+
+    /// Ask the engine (not cached).
+    fn explain(
+        &mut self,
+        src: Endpoint,
+        target: Target,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decision {
         self.stats.verdicts += 1;
-        let decision = match target {
+        match target {
             Target::Endpoint(dst) => {
-                let verdict = self.engine.explain(src, dst, protocol, port);
+                let decision = self.engine.decide(src, dst, protocol, port);
                 Decision {
-                    allowed: verdict.allowed,
-                    egress_allowed: verdict.egress.allowed,
-                    decided_by: decided_by(&verdict).map(Arc::from),
+                    allowed: decision.allowed,
+                    egress_allowed: decision.egress.allowed,
+                    decided_by: self.policy_name(decision.deciding_policy()),
                 }
             }
             Target::Service(index) => {
@@ -456,49 +509,20 @@ impl<'e> Checker<'e> {
                 Decision {
                     allowed,
                     egress_allowed,
-                    decided_by: decider
-                        .and_then(|backend| decided_by(&backend.verdict))
-                        .map(Arc::from),
+                    decided_by: self
+                        .policy_name(decider.and_then(|backend| backend.verdict.deciding_policy())),
                 }
             }
-        };
-        if self.cache.len() >= MAX_CACHED_VERDICTS {
-            self.cache.clear();
         }
-        self.cache.insert(key, decision.clone());
-        decision
     }
 }
 
-/// The policy that decided a verdict: for a denial, the denying side's; for an allowance, the
-/// side whose rule allowed (ingress first). `None` when no policy decided either side.
-pub fn decided_by(verdict: &Verdict) -> Option<String> {
-    let sides: Vec<&DirectionVerdict> = if verdict.allowed {
-        vec![&verdict.ingress, &verdict.egress]
-    } else {
-        [&verdict.egress, &verdict.ingress]
-            .into_iter()
-            .filter(|side| !side.allowed)
-            .collect()
-    };
-    sides.into_iter().find_map(deciding_policy)
-}
-
-fn deciding_policy(side: &DirectionVerdict) -> Option<String> {
-    match &side.outcome {
-        Outcome::Rule { rule } => Some(format!("{} {}", rule.kind, rule.policy)),
-        // No rule matched: the tier's policies that select the endpoint decided together;
-        // the first of them in evaluation order is named.
-        Outcome::EndOfTier { tier } => side
-            .selected_by
-            .iter()
-            .find(|policy| policy.tier == *tier)
-            .map(|policy| format!("{} {}", policy.kind, policy.policy)),
-        // Every tier passed: the last Pass rule walked led to the profile's allow.
-        Outcome::DefaultAllow => side
-            .passed_through
-            .last()
-            .map(|rule| format!("{} {}", rule.kind, rule.policy)),
-        Outcome::NotApplicable | Outcome::NotIsolated | Outcome::SamePod => None,
-    }
+/// The policy that decided a verdict (see [`Verdict::deciding_policy`]), as `Kind
+/// namespace/name` (`Kind name` when cluster-scoped). `None` when no policy decided either
+/// side.
+pub fn decided_by(engine: &Engine, verdict: &Verdict) -> Option<String> {
+    verdict
+        .deciding_policy()
+        .and_then(|id| engine.policy(id))
+        .map(|policy| format!("{} {}", policy.kind, policy.name))
 }

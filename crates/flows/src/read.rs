@@ -249,30 +249,18 @@ pub fn read_stream(
         SourceFormat::Vpc(default) => Some(vpc::FileState::new(default.clone())),
         _ => None,
     };
-    let mut buffer = Vec::with_capacity(512);
     let mut number = 0usize;
-    loop {
-        buffer.clear();
-        let read = input
-            .read_until(b'\n', &mut buffer)
-            .map_err(|source| FlowError::Io {
-                path: name.to_string(),
-                source,
-            })?;
-        if read == 0 {
-            return Ok(());
-        }
-        number += 1;
-        let Ok(text) = std::str::from_utf8(&buffer) else {
+    let mut handle = |bytes: &[u8], number: usize, stats: &mut ReadStats| {
+        let Ok(text) = std::str::from_utf8(bytes) else {
             stats.read += 1;
             stats.skip(name, number, crate::malformed("not UTF-8"));
-            continue;
+            return;
         };
         let text = text
             .trim_end_matches(['\n', '\r'])
             .trim_start_matches('\u{feff}');
         if text.trim().is_empty() {
-            continue;
+            return;
         }
         let line = match (&mut vpc_state, format) {
             (Some(state), _) => state.line(text),
@@ -291,6 +279,38 @@ pub fn read_stream(
                 stats.skip(name, number, reason);
             }
         }
+    };
+    // Lines are read in place from the reader's buffer; only a line that straddles two
+    // buffer fills is copied (into `partial`).
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let chunk = input.fill_buf().map_err(|source| FlowError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        if chunk.is_empty() {
+            if !partial.is_empty() {
+                number += 1;
+                handle(&partial, number, stats);
+            }
+            return Ok(());
+        }
+        let length = chunk.len();
+        let mut start = 0;
+        while let Some(end) = memchr::memchr(b'\n', &chunk[start..]) {
+            let line = &chunk[start..start + end + 1];
+            number += 1;
+            if partial.is_empty() {
+                handle(line, number, stats);
+            } else {
+                partial.extend_from_slice(line);
+                handle(&partial, number, stats);
+                partial.clear();
+            }
+            start += end + 1;
+        }
+        partial.extend_from_slice(&chunk[start..]);
+        input.consume(length);
     }
 }
 

@@ -334,3 +334,95 @@ fn security_groups_join_the_verdict_path_of_vpc_records() {
         Some(Judgement::Allow)
     );
 }
+
+/// The checker caches one explanation per connection class; every flow's verdict and
+/// deciding policy must still be what the engine says of that very connection. A generated
+/// cluster with Calico and admin policies, flows between random pods on ports policies name.
+#[test]
+fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
+    let files = netfence_gen::generate(&netfence_gen::GenOptions {
+        pods: 400,
+        namespaces: 8,
+        policies: 60,
+        calico: 20,
+        admin: 6,
+        seed: 7,
+    })
+    .unwrap();
+    let mut loader = Loader::new();
+    for (name, text) in &files {
+        loader.load_str(name, text);
+    }
+    let engine = Engine::new(loader.finish().unwrap());
+    let pods = engine.inventory().pods();
+    let ports = netfence_engine::default_ports(engine.inventory());
+    let mut text = String::new();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut expected = Vec::new();
+    for _ in 0..4_000 {
+        let (a, b) = (
+            (next() % pods.len() as u64) as usize,
+            (next() % pods.len() as u64) as usize,
+        );
+        let probe = ports[(next() % ports.len() as u64) as usize];
+        if pods[a].synthetic_ip
+            || pods[b].synthetic_ip
+            || probe.protocol != netfence_model::Protocol::Tcp
+        {
+            continue;
+        }
+        text.push_str(&format!(
+            "2 1 eni-1 {} {} 40000 {} 6 1 1 1 2 ACCEPT OK\n",
+            pods[a].ips[0], pods[b].ips[0], probe.port
+        ));
+        let verdict = engine.explain(
+            Endpoint::Pod(a),
+            Endpoint::Pod(b),
+            probe.protocol,
+            probe.port,
+        );
+        expected.push((
+            verdict.allowed,
+            netfence_flows::check::decided_by(&engine, &verdict),
+        ));
+    }
+    assert!(expected.len() > 1_000, "too few flows: {}", expected.len());
+    let mut checker = Checker::new(&engine, None);
+    let flows = flows(&text);
+    assert_eq!(flows.len(), expected.len());
+    for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
+        let checked = judged(checker.check(flow));
+        let policy = if *allowed {
+            Judgement::Allow
+        } else {
+            Judgement::Deny
+        };
+        assert_eq!(checked.policy, Some(policy), "{flow:?}");
+        assert_eq!(
+            checked.decided_by.as_deref(),
+            decided.as_deref(),
+            "{flow:?}"
+        );
+    }
+    // The classes did their job: fewer explanations than distinct connections.
+    let distinct: std::collections::HashSet<_> =
+        flows.iter().map(|f| (f.src, f.dst, f.dst_port)).collect();
+    println!(
+        "{} flows, {} distinct connections, {} pod classes, {} explanations",
+        flows.len(),
+        distinct.len(),
+        engine.pod_classes().0.len(),
+        checker.stats().verdicts
+    );
+    assert!(
+        checker.stats().verdicts < distinct.len() as u64,
+        "{:?}",
+        checker.stats()
+    );
+}

@@ -490,6 +490,11 @@ pub struct Inventory {
     pub admin_policies: Vec<AdminPolicy>,
     /// Calico NetworkPolicies and GlobalNetworkPolicies.
     pub calico_policies: Vec<CalicoPolicy>,
+    /// Cilium rules (one per `spec`/`specs` item of CiliumNetworkPolicies and
+    /// CiliumClusterwideNetworkPolicies), sorted by (kind, namespace, name, spec index).
+    pub cilium_policies: Vec<crate::cilium::CiliumPolicy>,
+    /// The CNI that enforces policy: detected from its DaemonSet, or set by `--cni`.
+    pub cni: crate::cilium::CniSetting,
     /// Calico NetworkSets and GlobalNetworkSets.
     pub network_sets: Vec<NetworkSet>,
     /// Calico Tiers.
@@ -572,6 +577,11 @@ impl Inventory {
                     .map(|s| s.namespace.clone()),
             )
             .chain(self.service_accounts.iter().map(|s| s.namespace.clone()))
+            .chain(
+                self.cilium_policies
+                    .iter()
+                    .filter_map(|p| p.namespace.clone()),
+            )
             .chain(self.calico_policies.iter().filter_map(|p| match &p.scope {
                 crate::calico::CalicoScope::Namespace(ns) => Some(ns.clone()),
                 crate::calico::CalicoScope::Global { .. } => None,

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod aws;
 pub mod calico;
+pub mod cilium;
 pub mod error;
 mod fast_yaml;
 pub mod files;

@@ -10,7 +10,8 @@
 //! Sources: Kubernetes API reference (NetworkPolicy, ObjectMeta, LabelSelector); Calico v3
 //! API reference (NetworkPolicy, GlobalNetworkPolicy, Rule, EntityRule, ICMP, HTTPMatch,
 //! NetworkSet, GlobalNetworkSet, Tier); network-policy-api v0.1.5+ `apis/v1alpha1` and
-//! `apis/v1alpha2`; amazon-vpc-resource-controller-k8s `SecurityGroupPolicy` CRD.
+//! `apis/v1alpha2`; amazon-vpc-resource-controller-k8s `SecurityGroupPolicy` CRD; cilium/cilium
+//! `pkg/policy/api` (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy).
 
 use serde_json::Value;
 
@@ -254,6 +255,161 @@ static SECURITY_GROUP_POLICY_SPEC: Shape = Fields(&[
     ("securityGroups", &Fields(&[("groupIds", &Any)])),
 ]);
 
+// amazon-network-policy-controller-k8s api/v1alpha1/clusternetworkpolicy_types.go: the
+// v1alpha1 admin policy shape with a tier (its egress peers have no `nodes`).
+static EKS_EGRESS_PEER: Shape = Fields(&[
+    ("namespaces", &LABEL_SELECTOR),
+    ("pods", &NAMESPACED_POD),
+    ("networks", &Any),
+    ("domainNames", &Any),
+]);
+
+static EKS_CLUSTER_NETWORK_POLICY_SPEC: Shape = Fields(&[
+    ("tier", &Any),
+    ("priority", &Any),
+    ("subject", &ADMIN_SUBJECT),
+    (
+        "ingress",
+        &List(&Fields(&[
+            ("name", &Any),
+            ("action", &Any),
+            ("from", &List(&ADMIN_INGRESS_PEER)),
+            ("ports", &List(&ADMIN_PORT)),
+        ])),
+    ),
+    (
+        "egress",
+        &List(&Fields(&[
+            ("name", &Any),
+            ("action", &Any),
+            ("to", &List(&EKS_EGRESS_PEER)),
+            ("ports", &List(&ADMIN_PORT)),
+        ])),
+    ),
+]);
+
+// ---- cilium.io/v2 CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy ---------------------
+// cilium/cilium pkg/policy/api: rule.go (Rule), ingress.go (IngressCommonRule, IngressRule,
+// IngressDenyRule), egress.go (EgressCommonRule, EgressRule, EgressDenyRule), l4.go (PortRule,
+// PortDenyRule, PortProtocol), cidr.go (CIDRRule), service.go, fqdn.go, icmp.go.
+
+static CILIUM_PORT_PROTOCOL: Shape =
+    Fields(&[("port", &Any), ("endPort", &Any), ("protocol", &Any)]);
+
+static CILIUM_PORT_RULE: Shape = Fields(&[
+    ("ports", &List(&CILIUM_PORT_PROTOCOL)),
+    ("rules", &Any),
+    ("terminatingTLS", &Any),
+    ("originatingTLS", &Any),
+    ("serverNames", &Any),
+    ("listener", &Any),
+]);
+
+static CILIUM_PORT_DENY_RULE: Shape = Fields(&[("ports", &List(&CILIUM_PORT_PROTOCOL))]);
+
+static CILIUM_CIDR_RULE: Shape = Fields(&[
+    ("cidr", &Any),
+    ("cidrGroupRef", &Any),
+    ("cidrGroupSelector", &LABEL_SELECTOR),
+    ("except", &Any),
+]);
+
+static CILIUM_ICMP: Shape = Fields(&[(
+    "fields",
+    &List(&Fields(&[("family", &Any), ("type", &Any)])),
+)]);
+
+static CILIUM_SERVICE: Shape = Fields(&[
+    (
+        "k8sService",
+        &Fields(&[("serviceName", &Any), ("namespace", &Any)]),
+    ),
+    (
+        "k8sServiceSelector",
+        &Fields(&[("selector", &LABEL_SELECTOR), ("namespace", &Any)]),
+    ),
+]);
+
+static CILIUM_FQDN: Shape = Fields(&[("matchName", &Any), ("matchPattern", &Any)]);
+
+static CILIUM_INGRESS: Shape = Fields(&[
+    ("fromEndpoints", &List(&LABEL_SELECTOR)),
+    ("fromRequires", &List(&LABEL_SELECTOR)),
+    ("fromCIDR", &Any),
+    ("fromCIDRSet", &List(&CILIUM_CIDR_RULE)),
+    ("fromEntities", &Any),
+    ("fromGroups", &Any),
+    ("fromNodes", &List(&LABEL_SELECTOR)),
+    ("toPorts", &List(&CILIUM_PORT_RULE)),
+    ("icmps", &List(&CILIUM_ICMP)),
+    ("authentication", &Fields(&[("mode", &Any)])),
+]);
+
+static CILIUM_INGRESS_DENY: Shape = Fields(&[
+    ("fromEndpoints", &List(&LABEL_SELECTOR)),
+    ("fromRequires", &List(&LABEL_SELECTOR)),
+    ("fromCIDR", &Any),
+    ("fromCIDRSet", &List(&CILIUM_CIDR_RULE)),
+    ("fromEntities", &Any),
+    ("fromGroups", &Any),
+    ("fromNodes", &List(&LABEL_SELECTOR)),
+    ("toPorts", &List(&CILIUM_PORT_DENY_RULE)),
+    ("icmps", &List(&CILIUM_ICMP)),
+]);
+
+static CILIUM_EGRESS: Shape = Fields(&[
+    ("toEndpoints", &List(&LABEL_SELECTOR)),
+    ("toRequires", &List(&LABEL_SELECTOR)),
+    ("toCIDR", &Any),
+    ("toCIDRSet", &List(&CILIUM_CIDR_RULE)),
+    ("toEntities", &Any),
+    ("toServices", &List(&CILIUM_SERVICE)),
+    ("toGroups", &Any),
+    ("toNodes", &List(&LABEL_SELECTOR)),
+    ("toFQDNs", &List(&CILIUM_FQDN)),
+    ("toPorts", &List(&CILIUM_PORT_RULE)),
+    ("icmps", &List(&CILIUM_ICMP)),
+    ("authentication", &Fields(&[("mode", &Any)])),
+]);
+
+static CILIUM_EGRESS_DENY: Shape = Fields(&[
+    ("toEndpoints", &List(&LABEL_SELECTOR)),
+    ("toRequires", &List(&LABEL_SELECTOR)),
+    ("toCIDR", &Any),
+    ("toCIDRSet", &List(&CILIUM_CIDR_RULE)),
+    ("toEntities", &Any),
+    ("toServices", &List(&CILIUM_SERVICE)),
+    ("toGroups", &Any),
+    ("toNodes", &List(&LABEL_SELECTOR)),
+    ("toPorts", &List(&CILIUM_PORT_DENY_RULE)),
+    ("icmps", &List(&CILIUM_ICMP)),
+]);
+
+static CILIUM_RULE: Shape = Fields(&[
+    ("endpointSelector", &LABEL_SELECTOR),
+    ("nodeSelector", &LABEL_SELECTOR),
+    ("ingress", &List(&CILIUM_INGRESS)),
+    ("ingressDeny", &List(&CILIUM_INGRESS_DENY)),
+    ("egress", &List(&CILIUM_EGRESS)),
+    ("egressDeny", &List(&CILIUM_EGRESS_DENY)),
+    ("labels", &Any),
+    ("description", &Any),
+    (
+        "enableDefaultDeny",
+        &Fields(&[("ingress", &Any), ("egress", &Any)]),
+    ),
+    ("log", &Fields(&[("value", &Any)])),
+]);
+
+static CILIUM_POLICY: Shape = Fields(&[
+    ("apiVersion", &Any),
+    ("kind", &Any),
+    ("metadata", &OBJECT_META),
+    ("spec", &CILIUM_RULE),
+    ("specs", &List(&CILIUM_RULE)),
+    ("status", &Any),
+]);
+
 /// A whole object: `apiVersion`, `kind`, `metadata`, `spec` of the given shape, `status`.
 macro_rules! object {
     ($spec:expr) => {
@@ -274,6 +430,7 @@ static CALICO_NETWORK_SET: Shape = object!(&CALICO_NETWORK_SET_SPEC);
 static CALICO_TIER: Shape = object!(&CALICO_TIER_SPEC);
 static ADMIN_POLICY: Shape = object!(&ADMIN_POLICY_SPEC);
 static CLUSTER_NETWORK_POLICY: Shape = object!(&CLUSTER_NETWORK_POLICY_SPEC);
+static EKS_CLUSTER_NETWORK_POLICY: Shape = object!(&EKS_CLUSTER_NETWORK_POLICY_SPEC);
 static SECURITY_GROUP_POLICY: Shape = object!(&SECURITY_GROUP_POLICY_SPEC);
 
 /// The kinds validated strictly: those whose fields decide verdicts or findings.
@@ -293,6 +450,8 @@ pub(crate) fn shape_for(group: &str, kind: &str) -> Option<&'static Shape> {
         }
         ("policy.networking.k8s.io", "ClusterNetworkPolicy") => &CLUSTER_NETWORK_POLICY,
         ("vpcresources.k8s.aws", "SecurityGroupPolicy") => &SECURITY_GROUP_POLICY,
+        ("cilium.io", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => &CILIUM_POLICY,
+        ("networking.k8s.aws", "ClusterNetworkPolicy") => &EKS_CLUSTER_NETWORK_POLICY,
         _ => return None,
     })
 }

@@ -52,6 +52,12 @@ pub struct Inputs {
     /// refusing the input (exit 2). For large dumps; verdicts then ignore those objects.
     #[arg(long)]
     pub lenient: bool,
+    /// The CNI that enforces policy: cilium, calico, vpc-cni or generic. It decides details
+    /// such as whether a NetworkPolicy ipBlock matches pod addresses (not under Cilium).
+    /// Default: detected from the cilium, calico-node or aws-node DaemonSet in the input (or
+    /// Cilium policies), else generic.
+    #[arg(long, value_name = "CNI")]
+    pub cni: Option<String>,
 }
 
 /// [`Inputs`] where `-f` may be absent (`audit --list-checks`).
@@ -67,6 +73,9 @@ pub struct OptionalInputs {
     /// Report objects that do not validate as warnings and leave them out.
     #[arg(long)]
     pub lenient: bool,
+    /// The CNI that enforces policy: cilium, calico, vpc-cni or generic (default: detected).
+    #[arg(long, value_name = "CNI")]
+    pub cni: Option<String>,
 }
 
 impl From<OptionalInputs> for Inputs {
@@ -75,6 +84,7 @@ impl From<OptionalInputs> for Inputs {
             files: inputs.files,
             namespace: inputs.namespace,
             lenient: inputs.lenient,
+            cni: inputs.cni,
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn what_if(args: WhatIfArgs) -> Result<u8, Failure> {
         files: args.apply.clone(),
         namespace: args.inputs.namespace.clone(),
         lenient: args.inputs.lenient,
+        cni: args.inputs.cni.clone(),
     })?;
     let applied = cluster
         .apply(changes, &deletions)

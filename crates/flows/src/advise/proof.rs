@@ -105,7 +105,7 @@ fn replay(before: &Engine, after: &Engine, observations: &Observations) -> (u64,
                 let verdict = after.explain(src, dst, connection.protocol, connection.port);
                 (
                     verdict.allowed,
-                    decided_by(&verdict),
+                    decided_by(after, &verdict),
                     after.endpoint_name(dst),
                 )
             }
@@ -128,7 +128,7 @@ fn replay(before: &Engine, after: &Engine, observations: &Observations) -> (u64,
                     .backends
                     .iter()
                     .find(|b| !b.verdict.allowed)
-                    .and_then(|b| decided_by(&b.verdict));
+                    .and_then(|b| decided_by(after, &b.verdict));
                 (
                     answer.allowed(),
                     decider,

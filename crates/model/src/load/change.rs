@@ -44,6 +44,10 @@ pub enum ObjectKind {
     BaselineAdminNetworkPolicy,
     /// policy.networking.k8s.io ClusterNetworkPolicy.
     ClusterNetworkPolicy,
+    /// cilium.io CiliumNetworkPolicy.
+    CiliumNetworkPolicy,
+    /// cilium.io CiliumClusterwideNetworkPolicy.
+    CiliumClusterwideNetworkPolicy,
     /// A workload controller: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or
     /// ReplicationController (its kind as written).
     Workload(String),
@@ -72,6 +76,7 @@ impl ObjectKind {
                 | ObjectKind::AdminNetworkPolicy
                 | ObjectKind::BaselineAdminNetworkPolicy
                 | ObjectKind::ClusterNetworkPolicy
+                | ObjectKind::CiliumClusterwideNetworkPolicy
         )
     }
 
@@ -93,6 +98,8 @@ impl ObjectKind {
             ObjectKind::AdminNetworkPolicy => "AdminNetworkPolicy",
             ObjectKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
             ObjectKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
+            ObjectKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
+            ObjectKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
             ObjectKind::Workload(kind) => kind,
         }
     }
@@ -111,7 +118,13 @@ impl FromStr for ObjectKind {
             None => false,
             Some("projectcalico.org" | "crd.projectcalico.org") => true,
             Some(
-                "networking.k8s.io" | "policy.networking.k8s.io" | "apps" | "batch" | "core" | "",
+                "networking.k8s.io"
+                | "policy.networking.k8s.io"
+                | "cilium.io"
+                | "apps"
+                | "batch"
+                | "core"
+                | "",
             ) => false,
             Some(other) => return Err(format!("unknown API group {other:?} in {text:?}")),
         };
@@ -131,6 +144,10 @@ impl FromStr for ObjectKind {
             ("adminnetworkpolicy", false) => ObjectKind::AdminNetworkPolicy,
             ("baselineadminnetworkpolicy", false) => ObjectKind::BaselineAdminNetworkPolicy,
             ("clusternetworkpolicy", false) => ObjectKind::ClusterNetworkPolicy,
+            ("ciliumnetworkpolicy" | "cnp", false) => ObjectKind::CiliumNetworkPolicy,
+            ("ciliumclusterwidenetworkpolicy" | "ccnp", false) => {
+                ObjectKind::CiliumClusterwideNetworkPolicy
+            }
             (other, false) => match WORKLOAD_KINDS
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(other))
@@ -296,6 +313,50 @@ fn admin_policy_key(policy: &AdminPolicy) -> ObjectKey {
     key(kind, None, &policy.name)
 }
 
+fn cilium_policy_key(policy: &crate::cilium::CiliumPolicy) -> ObjectKey {
+    let kind = match policy.kind {
+        crate::cilium::CiliumKind::NetworkPolicy => ObjectKind::CiliumNetworkPolicy,
+        crate::cilium::CiliumKind::ClusterwideNetworkPolicy => {
+            ObjectKind::CiliumClusterwideNetworkPolicy
+        }
+    };
+    key(kind, policy.namespace.as_deref(), &policy.name)
+}
+
+/// [`upsert`] for kinds whose one object loads as several items (a Cilium policy's `specs`):
+/// the items of an object replace all of its old ones, in the place of the first.
+fn upsert_grouped<T>(
+    list: &mut Vec<T>,
+    items: Vec<T>,
+    key: impl Fn(&T) -> ObjectKey,
+    out: &mut Vec<Change>,
+) {
+    let mut groups: Vec<(ObjectKey, Vec<T>)> = Vec::new();
+    for item in items {
+        let k = key(&item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((k, vec![item])),
+        }
+    }
+    for (k, group) in groups {
+        let at = list.iter().position(|existing| key(existing) == k);
+        list.retain(|existing| key(existing) != k);
+        let kind = match at {
+            Some(at) => {
+                let at = at.min(list.len());
+                list.splice(at..at, group);
+                ChangeKind::Replaced
+            }
+            None => {
+                list.extend(group);
+                ChangeKind::Created
+            }
+        };
+        out.push(Change { key: k, kind });
+    }
+}
+
 fn network_set_key(set: &NetworkSet) -> ObjectKey {
     match &set.namespace {
         Some(ns) => key(ObjectKind::NetworkSet, Some(ns), &set.name),
@@ -459,6 +520,12 @@ impl Loader {
             admin_policy_key,
             out,
         );
+        upsert_grouped(
+            &mut self.cilium_policies,
+            changes.cilium_policies,
+            cilium_policy_key,
+            out,
+        );
         upsert(
             &mut self.network_sets,
             changes.network_sets,
@@ -504,6 +571,9 @@ impl Loader {
             | ObjectKind::BaselineAdminNetworkPolicy
             | ObjectKind::ClusterNetworkPolicy => {
                 remove(&mut self.admin_policies, target, admin_policy_key, delete)
+            }
+            ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
+                remove(&mut self.cilium_policies, target, cilium_policy_key, delete)
             }
             ObjectKind::Workload(_) => remove(&mut self.workloads, target, workload_key, delete),
         }

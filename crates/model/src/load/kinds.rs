@@ -132,6 +132,16 @@ pub(super) static KINDS: &[Entry] = &[
         load: |l, v, c, _| l.load_cluster_network_policy(v, c),
     },
     Entry {
+        api: &[("networking.k8s.aws", &["v1alpha1"])],
+        kinds: &["ClusterNetworkPolicy"],
+        load: |l, v, c, _| l.load_eks_cluster_network_policy(v, c),
+    },
+    Entry {
+        api: &[("cilium.io", &["v2"])],
+        kinds: &["CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"],
+        load: |l, v, c, t| l.load_cilium_policy(t.kind == "CiliumClusterwideNetworkPolicy", v, c),
+    },
+    Entry {
         api: &[("cert-manager.io", &["v1"])],
         kinds: &["Issuer", "ClusterIssuer"],
         load: |l, v, c, t| l.load_cert_issuer(t.group, t.kind, v, c),

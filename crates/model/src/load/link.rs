@@ -2,6 +2,7 @@
 //! policies, and the checks that need every object at once.
 
 use super::*;
+use crate::cilium::{Cni, CniSetting};
 
 impl Loader {
     /// Build the inventory, or return every error found. The linking steps, in order:
@@ -32,6 +33,15 @@ impl Loader {
             &mut warnings,
         );
         warnings.extend(undeclared_tiers(&self.calico_policies, &self.tiers));
+        let cni = match self.cni {
+            Some(cni) => CniSetting {
+                cni,
+                source: Some("--cni".into()),
+            },
+            None => detected_cni(&self.workloads, !self.cilium_policies.is_empty()),
+        };
+        let cilium_policies =
+            sorted_cilium_policies(std::mem::take(&mut self.cilium_policies), &mut errors);
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
             namespaces: declared_namespaces(self.namespaces, &mut errors),
@@ -48,6 +58,8 @@ impl Loader {
             network_policies: sorted_network_policies(self.policies, &mut errors),
             admin_policies,
             calico_policies: self.calico_policies,
+            cilium_policies,
+            cni,
             network_sets: self.network_sets,
             tiers: self.tiers,
             services: self.services,
@@ -292,6 +304,40 @@ fn sorted_network_policies(
     policies
 }
 
+/// Cilium rules sorted by (kind, namespace, name, spec index); two objects of one kind,
+/// namespace and name (rules from different documents) are a duplicate, as for NetworkPolicy.
+fn sorted_cilium_policies(
+    mut policies: Vec<crate::cilium::CiliumPolicy>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<crate::cilium::CiliumPolicy> {
+    let key =
+        |p: &crate::cilium::CiliumPolicy| (p.kind.as_str(), p.namespace.clone(), p.name.clone());
+    policies.sort_by(|a, b| (key(a), a.spec_index).cmp(&(key(b), b.spec_index)));
+    let mut reported = std::collections::BTreeSet::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let first = policies[..i]
+            .iter()
+            .rev()
+            .take_while(|p| key(p) == key(policy))
+            .find(|p| p.origin != policy.origin);
+        if let Some(first) = first {
+            if reported.insert(key(policy)) {
+                let name = match &policy.namespace {
+                    Some(ns) => format!("{ns}/{}", policy.name),
+                    None => policy.name.clone(),
+                };
+                errors.push(duplicate(
+                    policy.kind.as_str(),
+                    &name,
+                    &policy.origin,
+                    &first.origin,
+                ));
+            }
+        }
+    }
+    policies
+}
+
 /// Admin policies in evaluation order (admin before baseline, by priority, then name); a
 /// priority tie is a warning (the API leaves the order undefined), a second baseline policy
 /// an error (there is one, named `default`).
@@ -422,4 +468,36 @@ pub(super) fn duplicate_addresses(inventory: &Inventory) -> Vec<String> {
         .collect();
     warnings.sort();
     warnings
+}
+
+/// The CNI, from the DaemonSets in the input (Cilium's `cilium`, Calico's `calico-node`, the
+/// Amazon VPC CNI's `aws-node`; Cilium first, since on EKS it often runs chained with
+/// `aws-node` and then enforces policy), else Cilium when the input holds Cilium policies
+/// (they are enforced by nothing else), else the generic reading.
+fn detected_cni(workloads: &[WorkloadObject], has_cilium_policies: bool) -> CniSetting {
+    let daemon_set = |name: &str| {
+        workloads
+            .iter()
+            .find(|w| w.kind == "DaemonSet" && w.meta.name.as_deref() == Some(name))
+            .map(|w| format!("DaemonSet {}/{name}", namespace_of(&w.meta)))
+    };
+    for (name, cni) in [
+        ("cilium", Cni::Cilium),
+        ("calico-node", Cni::Calico),
+        ("aws-node", Cni::VpcCni),
+    ] {
+        if let Some(source) = daemon_set(name) {
+            return CniSetting {
+                cni,
+                source: Some(source),
+            };
+        }
+    }
+    if has_cilium_policies {
+        return CniSetting {
+            cni: Cni::Cilium,
+            source: Some("Cilium policies in the input".into()),
+        };
+    }
+    CniSetting::default()
 }

@@ -34,6 +34,7 @@ use workloads::*;
 
 mod cert_manager;
 mod change;
+mod cilium;
 pub use change::{Change, ChangeKind, ObjectKey, ObjectKind};
 mod kinds;
 mod link;
@@ -83,6 +84,7 @@ pub struct Loader {
     policies: Vec<NetworkPolicy>,
     calico_policies: Vec<CalicoPolicy>,
     admin_policies: Vec<AdminPolicy>,
+    cilium_policies: Vec<crate::cilium::CiliumPolicy>,
     network_sets: Vec<NetworkSet>,
     tiers: Vec<Tier>,
     warnings: Vec<String>,
@@ -96,6 +98,8 @@ pub struct Loader {
     default_namespace: Option<String>,
     /// `--lenient`: invalid objects become warnings and are left out.
     lenient: bool,
+    /// `--cni`: the CNI, instead of the one detected from the input.
+    cni: Option<crate::cilium::Cni>,
     /// Threads to load a large input on (0: one per core); see [`Loader::set_threads`].
     threads: usize,
     /// Parse every YAML document with libyaml; see [`Loader::set_fast_yaml`].
@@ -175,6 +179,11 @@ impl Loader {
     /// as `kubectl apply -n` does with Helm or kustomize output.
     pub fn set_default_namespace(&mut self, namespace: &str) {
         self.default_namespace = Some(namespace.to_string());
+    }
+
+    /// Evaluate as `cni` enforces policy (`--cni`), whatever the input's DaemonSets say.
+    pub fn set_cni(&mut self, cni: crate::cilium::Cni) {
+        self.cni = Some(cni);
     }
 
     /// Report invalid objects (and malformed documents) as warnings and leave them out,

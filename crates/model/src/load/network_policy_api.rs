@@ -163,6 +163,114 @@ impl Loader {
     }
 }
 
+impl Loader {
+    /// `networking.k8s.aws/v1alpha1` ClusterNetworkPolicy: the Amazon VPC CNI network policy
+    /// agent's admin tiers (aws/amazon-network-policy-controller-k8s
+    /// `api/v1alpha1/clusternetworkpolicy_types.go`). The network-policy-api shape (subject,
+    /// peers, `portNumber`/`portRange`/`namedPort` ports) with `tier: Admin|Baseline`, a
+    /// priority 0-1000 and actions `Accept|Deny|Pass`; egress peers add `domainNames` (Accept
+    /// and Pass only), which netfence cannot resolve: such peers match nothing, and a rule
+    /// with nothing else is left out (it can match no address netfence knows).
+    pub(super) fn load_eks_cluster_network_policy(
+        &mut self,
+        value: &Value,
+        ctx: &Ctx,
+    ) -> Result<(), LoadError> {
+        let object: Decoded<RawEksCnpSpec> = decode(value, ctx, false)?;
+        let meta = object.meta;
+        let spec = required_spec(object.spec, ctx, "a ClusterNetworkPolicy")?;
+        let kind = match spec.tier.as_deref() {
+            Some("Admin") => AdminKind::ClusterNetworkPolicyAdmin,
+            Some("Baseline") => AdminKind::ClusterNetworkPolicyBaseline,
+            other => {
+                return Err(ctx.field(
+                    "spec.tier",
+                    format!("must be Admin or Baseline, not {other:?}"),
+                ))
+            }
+        };
+        let priority = match spec.priority {
+            Some(p @ 0..=1000) => p as u32,
+            Some(p) => return Err(ctx.field("spec.priority", format!("{p} is outside 0-1000"))),
+            None => return Err(ctx.field("spec.priority", "missing")),
+        };
+        let subject = admin_subject(spec.subject.as_ref(), ctx)?;
+        let mut rules = [Vec::new(), Vec::new()];
+        for (d, (key, list)) in [("ingress", spec.ingress), ("egress", spec.egress)]
+            .into_iter()
+            .enumerate()
+        {
+            let list = list.unwrap_or_default();
+            if list.len() > 100 {
+                return Err(ctx.field(format!("spec.{key}"), "at most 100 rules"));
+            }
+            let egress = d == 1;
+            for (i, mut rule) in list.into_iter().enumerate() {
+                let path = format!("spec.{key}[{i}]");
+                rule.action = match rule.action.as_str() {
+                    "Accept" => "Allow".into(),
+                    "Deny" | "Pass" => rule.action.clone(),
+                    other => {
+                        return Err(ctx.field(
+                            format!("{path}.action"),
+                            format!("unsupported action {other:?} (expected Accept, Deny or Pass)"),
+                        ))
+                    }
+                };
+                let peers = if egress { &mut rule.to } else { &mut rule.from };
+                let named = peers
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.domain_names.is_some())
+                    .count();
+                if named > 0 {
+                    if rule.action == "Deny" {
+                        return Err(ctx.field(
+                            format!("{path}.to"),
+                            "domainNames peer cannot be used with Deny action, only Accept and Pass actions are supported for domainNames",
+                        ));
+                    }
+                    if let Some(list) = peers.as_mut() {
+                        list.retain(|p| p.domain_names.is_none());
+                    }
+                    let left_out = peers.as_ref().is_none_or(Vec::is_empty);
+                    self.warnings.push(format!(
+                        "{}: {}: {path}: domainNames peers name hosts by DNS, which netfence cannot resolve; they match no address{}",
+                        ctx.origin,
+                        ctx.object.clone().unwrap_or_default(),
+                        if left_out { " (the rule has no other peer and is left out)" } else { "" }
+                    ));
+                    if left_out {
+                        continue;
+                    }
+                }
+                rules[d].push(admin_rule(&rule, true, egress, ctx, &path)?);
+            }
+        }
+        let [ingress, egress] = rules;
+        self.admin_policies.push(AdminPolicy {
+            kind,
+            name: meta.name.unwrap_or_default(),
+            priority: Some(priority),
+            subject,
+            ingress,
+            egress,
+            origin: ctx.origin.clone(),
+        });
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawEksCnpSpec {
+    tier: Option<String>,
+    priority: Option<i64>,
+    subject: Option<RawAdminSubject>,
+    ingress: Option<Vec<RawAdminRule>>,
+    egress: Option<Vec<RawAdminRule>>,
+}
+
 pub(super) fn admin_subject(
     subject: Option<&RawAdminSubject>,
     ctx: &Ctx,

@@ -116,6 +116,7 @@ impl Loader {
             policies,
             calico_policies,
             admin_policies,
+            cilium_policies,
             network_sets,
             tiers,
             warnings,
@@ -125,6 +126,7 @@ impl Loader {
             documents_read,
             default_namespace: _,
             lenient: _,
+            cni: _,
             threads: _,
             libyaml_only: _,
         } = part;
@@ -149,6 +151,7 @@ impl Loader {
         self.policies.extend(policies);
         self.calico_policies.extend(calico_policies);
         self.admin_policies.extend(admin_policies);
+        self.cilium_policies.extend(cilium_policies);
         self.network_sets.extend(network_sets);
         self.tiers.extend(tiers);
         self.warnings.extend(warnings);

@@ -1,0 +1,164 @@
+//! The verdict index ([`netfence_engine::VerdictIndex`]) answers exactly what the tier walk
+//! answers: on random Kubernetes and Calico clusters, every pair of pod addresses (and some
+//! external addresses) on every port a policy mentions, on the ports next to them, and on
+//! random ports, for every protocol.
+
+use netfence_engine::{default_ports, Endpoint, Engine};
+use netfence_model::{Loader, Protocol};
+use std::net::IpAddr;
+
+mod random;
+use random::*;
+
+fn check(yaml: &str, seed: u64) -> usize {
+    let mut loader = Loader::new();
+    loader.load_str("cluster.yaml", yaml);
+    let engine = Engine::new(loader.finish().expect("random cluster loads"));
+    let index = engine.verdict_index();
+    let mut ports: Vec<(Protocol, u16)> = default_ports(engine.inventory())
+        .into_iter()
+        .flat_map(|p| {
+            [p.port.saturating_sub(1), p.port, p.port.saturating_add(1)]
+                .map(|port| (p.protocol, port))
+        })
+        .collect();
+    let mut g = Gen(seed ^ 0x5151);
+    for _ in 0..8 {
+        let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][g.below(3) as usize];
+        ports.push((protocol, g.below(65536) as u16));
+    }
+    ports.push((Protocol::Tcp, 0));
+    ports.push((Protocol::Udp, 65535));
+    let mut addresses: Vec<IpAddr> = engine
+        .inventory()
+        .pods()
+        .iter()
+        .filter(|p| !p.synthetic_ip)
+        .flat_map(|p| p.ips.clone())
+        .collect();
+    for external in [
+        "192.0.2.10",
+        "10.0.0.1",
+        "10.1.2.3",
+        "8.8.8.8",
+        "2001:db8::1",
+    ] {
+        addresses.push(external.parse().expect("address"));
+    }
+    let mut checked = 0;
+    for &src in &addresses {
+        for &dst in &addresses {
+            for &(protocol, port) in &ports {
+                let expected = engine.allowed(
+                    engine.endpoint_for_ip(src),
+                    engine.endpoint_for_ip(dst),
+                    protocol,
+                    port,
+                );
+                assert_eq!(
+                    index.allowed_ips(src, dst, protocol, port),
+                    expected,
+                    "seed {seed}: {src} -> {dst} {protocol:?}/{port}\n{yaml}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // Pods by id too (synthetic addresses are no lookup key, but pods are).
+    let pods = engine.inventory().pods().len();
+    for a in 0..pods {
+        for b in 0..pods {
+            let (protocol, port) = ports[(a * 7 + b) % ports.len()];
+            assert_eq!(
+                index.allowed(Endpoint::Pod(a), Endpoint::Pod(b), protocol, port),
+                engine.allowed(Endpoint::Pod(a), Endpoint::Pod(b), protocol, port),
+                "seed {seed}: pod {a} -> pod {b} {protocol:?}/{port}"
+            );
+        }
+    }
+    checked
+}
+
+#[test]
+fn the_index_equals_the_tier_walk_on_random_clusters() {
+    let mut checked = 0;
+    for seed in 0..40u64 {
+        let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        checked += check(&random_cluster(seed), seed);
+        checked += check(&random_calico_cluster(seed), seed);
+    }
+    println!("verdict index: {checked} address lookups equal the tier walk");
+    assert!(checked > 10_000, "too few lookups checked: {checked}");
+}
+
+/// The policy named from an explanation's words (the rule of `flows check`'s `decided_by`
+/// before decisions had ids): the deciding rule's policy; at a tier's end, the first
+/// selecting policy of that tier; when every tier passed, the last rule passed through.
+fn named_from_words(side: &netfence_engine::DirectionVerdict) -> Option<String> {
+    use netfence_engine::Outcome;
+    match &side.outcome {
+        Outcome::Rule { rule } => Some(format!("{} {}", rule.kind, rule.policy)),
+        Outcome::EndOfTier { tier } => side
+            .selected_by
+            .iter()
+            .find(|policy| policy.tier == *tier)
+            .map(|policy| format!("{} {}", policy.kind, policy.policy)),
+        Outcome::DefaultAllow => side
+            .passed_through
+            .last()
+            .map(|rule| format!("{} {}", rule.kind, rule.policy)),
+        Outcome::NotApplicable | Outcome::NotIsolated | Outcome::SamePod => None,
+    }
+}
+
+/// `Engine::decide` answers what `Engine::explain` answers (verdicts and deciding policies),
+/// and the deciding policy by id names what the explanation's words name.
+#[test]
+fn decisions_equal_explanations_on_random_clusters() {
+    let mut checked = 0;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for seed in 0..80u64 {
+        let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for yaml in [random_cluster(seed), random_calico_cluster(seed)] {
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", &yaml);
+            let engine = Engine::new(loader.finish().expect("random cluster loads"));
+            let name = |id: Option<netfence_engine::PolicyId>| {
+                id.and_then(|id| engine.policy(id))
+                    .map(|p| format!("{} {}", p.kind, p.name))
+            };
+            let ports = default_ports(engine.inventory());
+            let pods = engine.inventory().pods().len();
+            let mut endpoints: Vec<Endpoint> = (0..pods).map(Endpoint::Pod).collect();
+            endpoints.push(Endpoint::Address("192.0.2.10".parse().expect("address")));
+            for &src in &endpoints {
+                for &dst in &endpoints {
+                    for probe in &ports {
+                        let verdict = engine.explain(src, dst, probe.protocol, probe.port);
+                        let decision = engine.decide(src, dst, probe.protocol, probe.port);
+                        assert_eq!(decision.allowed, verdict.allowed, "seed {seed}");
+                        assert_eq!(decision.egress.allowed, verdict.egress.allowed);
+                        assert_eq!(decision.egress.policy, verdict.egress.deciding_policy);
+                        assert_eq!(decision.ingress.policy, verdict.ingress.deciding_policy);
+                        for side in [&verdict.egress, &verdict.ingress] {
+                            assert_eq!(name(side.deciding_policy), named_from_words(side));
+                            let kind = serde_json::to_value(&side.outcome).expect("json")["reason"]
+                                .to_string();
+                            *outcomes.entry(kind).or_insert(0) += 1;
+                        }
+                        assert_eq!(decision.deciding_policy(), verdict.deciding_policy());
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("decisions: {checked} connections equal their explanations; outcomes {outcomes:?}");
+    assert!(checked > 10_000, "too few connections: {checked}");
+    for reason in ["rule", "end-of-tier", "default-allow", "not-isolated"] {
+        assert!(
+            outcomes.contains_key(&format!("\"{reason}\"")),
+            "no {reason} outcome exercised: {outcomes:?}"
+        );
+    }
+}
