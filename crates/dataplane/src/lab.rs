@@ -716,3 +716,45 @@ fn probe(
         Protocol::Sctp => Err("SCTP probes are not supported".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_lists_resolve_workloads_pods_and_stars_and_name_bad_lines() {
+        let mut loader = netfence_model::Loader::new();
+        loader.load_str(
+            "c.yaml",
+            "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop}
+spec: {containers: [{name: c}]}
+",
+        );
+        let engine = Engine::new(loader.finish().unwrap());
+        let db = engine.inventory().pod_by_key("shop", "db").unwrap();
+        let list = parse_connections(&engine, "# calls\nshop/web -> shop/db TCP/5432\n").unwrap();
+        // The loader makes one pod from the template, replicas aside.
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert!(list.iter().all(|c| c.dst == db && c.port.port == 5432));
+        let star = parse_connections(&engine, "* -> shop/db UDP/53 # dns\n").unwrap();
+        assert_eq!(star.len(), 1, "every pod but the destination");
+        assert_ne!(star[0].src, db);
+        let bad = parse_connections(&engine, "\nshop/web shop/db TCP/1\n").unwrap_err();
+        assert!(bad.starts_with("line 2:"), "{bad}");
+        let unknown = parse_connections(&engine, "shop/nope -> shop/db TCP/1").unwrap_err();
+        assert!(unknown.contains("\"shop/nope\""), "{unknown}");
+        assert!(parse_connections(&engine, "shop/web -> shop/db TCP/0").is_err());
+    }
+}
