@@ -227,7 +227,7 @@ fn the_lab_recorded_flows_give_the_same_proposal_as_the_call_graph() {
 }
 
 #[test]
-fn the_yaml_is_deterministic_and_calico_and_staged_prove_alike() {
+fn the_yaml_is_deterministic_and_calico_staged_and_cilium_prove_alike() {
     let (_, first, _) = boutique_advice(&AdviseOptions::default());
     let (_, second, _) = boutique_advice(&AdviseOptions::default());
     assert_eq!(
@@ -250,6 +250,32 @@ fn the_yaml_is_deterministic_and_calico_and_staged_prove_alike() {
     assert!(yaml.contains("namespaceSelector: kubernetes.io/metadata.name == 'kube-system'"));
     // The Calico documents, applied, allow the calls.
     let after = applied(&loader, &advice);
+    assert!(after.allowed(
+        pod(&after, "frontend"),
+        pod(&after, "adservice"),
+        Protocol::Tcp,
+        9555
+    ));
+    assert!(!after.allowed(
+        pod(&after, "frontend"),
+        pod(&after, "redis-cart"),
+        Protocol::Tcp,
+        6379
+    ));
+    let cilium = AdviseOptions {
+        style: Style::Cilium,
+        ..AdviseOptions::default()
+    };
+    let (loader, cilium, _) = boutique_advice(&cilium);
+    assert_eq!(cilium.proof.denied_after, 0);
+    assert_eq!(
+        cilium.proof.allowed_pairs_after,
+        first.proof.allowed_pairs_after
+    );
+    let yaml = advise::render::yaml_stream(&cilium.documents);
+    assert!(yaml.contains("kind: CiliumNetworkPolicy"));
+    assert!(yaml.contains("k8s:io.kubernetes.pod.namespace: kube-system"));
+    let after = applied(&loader, &cilium);
     assert!(after.allowed(
         pod(&after, "frontend"),
         pod(&after, "adservice"),
@@ -492,4 +518,21 @@ fn external_blocks_hold_no_pod_host_traffic_is_reported_cronjobs_by_template_lab
         BTreeMap::from([("app".into(), "report".into())])
     );
     assert!(advice.proof.allowed_pairs_after <= advice.proof.allowed_pairs_before);
+    // Under Cilium, nodes and host-network pods are the `host`/`remote-node` entities (its
+    // CIDR rules never match them); the proof still denies nothing.
+    let cilium = advise_on(
+        &loader,
+        &flows,
+        &AdviseOptions {
+            style: Style::Cilium,
+            ..AdviseOptions::default()
+        },
+    );
+    assert_eq!(cilium.proof.denied_after, 0, "{:?}", cilium.proof.denied);
+    let yaml = advise::render::yaml_stream(&cilium.documents);
+    assert!(
+        yaml.contains("fromEntities:") && yaml.contains("toEntities:"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("toCIDR:"));
 }

@@ -17,7 +17,7 @@ pub enum AdviseStyle {
     K8s,
     /// projectcalico.org/v3 NetworkPolicy (StagedNetworkPolicy with --staged).
     Calico,
-    /// cilium.io/v2 CiliumNetworkPolicy (not available yet).
+    /// cilium.io/v2 CiliumNetworkPolicy (--replace does not delete existing ones yet).
     Cilium,
 }
 
@@ -68,11 +68,7 @@ pub fn advise(args: AdviseArgs) -> Result<u8, Failure> {
     let style = match args.style {
         AdviseStyle::K8s => Style::Kubernetes,
         AdviseStyle::Calico => Style::Calico,
-        AdviseStyle::Cilium => {
-            return Err(Failure::input(
-                "--style cilium: not available yet (CiliumNetworkPolicy support is being added); use --style k8s, which Cilium enforces as well",
-            ))
-        }
+        AdviseStyle::Cilium => Style::Cilium,
     };
     if args.staged && !matches!(style, Style::Calico) {
         return Err(Failure::input("--staged is for --style calico"));

@@ -33,6 +33,8 @@ pub enum Style {
     Kubernetes,
     /// `projectcalico.org/v3` NetworkPolicy (or StagedNetworkPolicy).
     Calico,
+    /// `cilium.io/v2` CiliumNetworkPolicy.
+    Cilium,
 }
 
 /// How the advice is made.

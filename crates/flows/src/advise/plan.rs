@@ -50,8 +50,11 @@ pub enum PeerPlan {
         /// The peer workload's stable labels.
         labels: Labels,
     },
-    /// An address block (outside the cluster, or a node / host-network pod as a /32).
+    /// An address block outside the cluster.
     Block(ipnet::IpNet),
+    /// A node or host-network pod's address (a /32 in Kubernetes and Calico; Cilium's
+    /// `host`/`remote-node` entities, as its CIDR rules never match nodes).
+    Host(ipnet::IpNet),
 }
 
 /// One rule: these peers on these ports.
@@ -372,6 +375,8 @@ fn replaced(inventory: &Inventory, namespaces: &BTreeSet<String>, style: Style) 
                 _ => None,
             })
             .collect(),
+        // Cilium policies are not replaced yet: the proposal is added beside them.
+        Style::Cilium => Vec::new(),
     };
     out.sort_by_key(ToString::to_string);
     out.dedup();
@@ -588,7 +593,7 @@ fn rules(gathered: &Gathered, forbidden: &[IpAddr]) -> Vec<RulePlan> {
         by_ports
             .entry(ports.iter().copied().collect())
             .or_default()
-            .insert(PeerPlan::Block(ipnet::IpNet::from(*ip)));
+            .insert(PeerPlan::Host(ipnet::IpNet::from(*ip)));
     }
     by_ports
         .into_iter()

@@ -19,6 +19,8 @@ pub enum Document {
     Kubernetes(Manifest<K8sSpec>),
     /// A Calico NetworkPolicy or StagedNetworkPolicy.
     Calico(Manifest<CalicoSpec>),
+    /// A CiliumNetworkPolicy.
+    Cilium(Manifest<CiliumSpec>),
 }
 
 impl Document {
@@ -38,6 +40,7 @@ impl Document {
         let (kind, metadata) = match self {
             Document::Kubernetes(m) => (m.kind, &m.metadata),
             Document::Calico(m) => (m.kind, &m.metadata),
+            Document::Cilium(m) => (m.kind, &m.metadata),
         };
         format!("{kind} {}/{}", metadata.namespace, metadata.name)
     }
@@ -143,6 +146,138 @@ struct CalicoEntity {
     ports: Vec<u16>,
 }
 
+/// A CiliumNetworkPolicy's spec (cilium.io/v2, "Policy Language").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CiliumSpec {
+    endpoint_selector: Selector,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ingress: Vec<CiliumRule>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    egress: Vec<CiliumRule>,
+}
+
+/// A Cilium rule: peers (endpoints or CIDRs) and ports; all empty (`{}`) allows nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CiliumRule {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    from_endpoints: Vec<Selector>,
+    #[serde(rename = "fromCIDR", skip_serializing_if = "Vec::is_empty")]
+    from_cidr: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    to_endpoints: Vec<Selector>,
+    #[serde(rename = "toCIDR", skip_serializing_if = "Vec::is_empty")]
+    to_cidr: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    from_entities: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    to_entities: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    to_ports: Vec<CiliumPortRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct CiliumPortRule {
+    ports: Vec<CiliumPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct CiliumPort {
+    port: String,
+    protocol: &'static str,
+}
+
+/// The label Cilium gives every endpoint with its namespace: naming it lets a namespaced
+/// policy's selector reach another namespace.
+const CILIUM_NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
+
+fn cilium(policy: &PolicyPlan) -> Document {
+    let rules: Vec<CiliumRule> = policy
+        .rules
+        .iter()
+        .flat_map(|rule| {
+            let ports = vec![CiliumPortRule {
+                ports: rule
+                    .ports
+                    .iter()
+                    .map(|&(protocol, port)| CiliumPort {
+                        port: port.to_string(),
+                        protocol: protocol_name(protocol),
+                    })
+                    .collect(),
+            }];
+            let mut endpoints = Vec::new();
+            let mut cidrs = Vec::new();
+            let mut hosts = false;
+            for peer in &rule.peers {
+                match peer {
+                    PeerPlan::Pods { namespace, labels } => {
+                        let mut match_labels = labels.clone();
+                        match_labels.insert(CILIUM_NAMESPACE_LABEL.to_string(), namespace.clone());
+                        endpoints.push(Selector { match_labels });
+                    }
+                    PeerPlan::Block(net) => cidrs.push(net.to_string()),
+                    PeerPlan::Host(_) => hosts = true,
+                }
+            }
+            let ingress = policy.direction == PolicyType::Ingress;
+            let mut out = Vec::new();
+            if !endpoints.is_empty() {
+                out.push(CiliumRule {
+                    from_endpoints: if ingress {
+                        endpoints.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    to_endpoints: if ingress { Vec::new() } else { endpoints },
+                    to_ports: ports.clone(),
+                    ..CiliumRule::default()
+                });
+            }
+            if !cidrs.is_empty() {
+                out.push(CiliumRule {
+                    from_cidr: if ingress { cidrs.clone() } else { Vec::new() },
+                    to_cidr: if ingress { Vec::new() } else { cidrs },
+                    to_ports: ports.clone(),
+                    ..CiliumRule::default()
+                });
+            }
+            if hosts {
+                // Cilium cannot name one node: every node (`host`, `remote-node`).
+                let entities = vec!["host", "remote-node"];
+                out.push(CiliumRule {
+                    from_entities: if ingress {
+                        entities.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    to_entities: if ingress { Vec::new() } else { entities },
+                    to_ports: ports,
+                    ..CiliumRule::default()
+                });
+            }
+            out
+        })
+        .collect();
+    let (ingress, egress) = match policy.direction {
+        PolicyType::Ingress => (rules, Vec::new()),
+        PolicyType::Egress => (Vec::new(), rules),
+    };
+    Document::Cilium(Manifest {
+        api_version: "cilium.io/v2",
+        kind: "CiliumNetworkPolicy",
+        metadata: metadata(&policy.namespace, &policy.name),
+        spec: CiliumSpec {
+            endpoint_selector: Selector {
+                match_labels: policy.subject.clone(),
+            },
+            ingress,
+            egress,
+        },
+    })
+}
+
 fn direction_name(direction: PolicyType) -> &'static str {
     match direction {
         PolicyType::Ingress => "Ingress",
@@ -192,10 +327,24 @@ pub fn documents(plan: &Plan, style: Style, staged: bool) -> Vec<Document> {
                 egress: Vec::new(),
             },
         }),
+        // A non-empty section isolates; a rule with nothing in it allows nothing.
+        Style::Cilium => Document::Cilium(Manifest {
+            api_version: "cilium.io/v2",
+            kind: "CiliumNetworkPolicy",
+            metadata: metadata(&deny.namespace, &deny.name),
+            spec: CiliumSpec {
+                endpoint_selector: Selector {
+                    match_labels: Labels::new(),
+                },
+                ingress: vec![CiliumRule::default()],
+                egress: vec![CiliumRule::default()],
+            },
+        }),
     });
     let policies = plan.policies.iter().map(|policy| match style {
         Style::Kubernetes => kubernetes(policy),
         Style::Calico => calico(policy, staged),
+        Style::Cilium => cilium(policy),
     });
     deny.chain(policies).collect()
 }
@@ -285,7 +434,7 @@ fn kubernetes_peer(peer: &PeerPlan, own_namespace: &str) -> K8sPeer {
             }),
             ip_block: None,
         },
-        PeerPlan::Block(net) => K8sPeer {
+        PeerPlan::Block(net) | PeerPlan::Host(net) => K8sPeer {
             namespace_selector: None,
             pod_selector: None,
             ip_block: Some(IpBlock {
@@ -331,7 +480,7 @@ fn calico_rules(rule: &RulePlan, direction: PolicyType, own_namespace: &str) -> 
                         .then(|| format!("{NAMESPACE_NAME_LABEL} == '{namespace}'")),
                     ..CalicoEntity::default()
                 }),
-                PeerPlan::Block(net) => nets.push(net.to_string()),
+                PeerPlan::Block(net) | PeerPlan::Host(net) => nets.push(net.to_string()),
             }
         }
         if !nets.is_empty() {
