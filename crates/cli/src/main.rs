@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::flows::FlowsCommand,
     },
+    /// Least-privilege policies for the observed traffic (flow inputs as `flows check`),
+    /// proven by the engine: YAML documents on stdout (one policy per workload and direction,
+    /// a default deny per namespace), the proof on stderr and in --report. Exit 1 when an
+    /// observed connection would be denied with the proposal, 2 on bad input.
+    Advise(commands::advise::AdviseArgs),
     /// Is the traffic in packet captures encrypted? One record per TCP connection: plaintext
     /// (with the protocol when recognisable), tls, mtls (a client certificate seen, TLS ≤ 1.2),
     /// mtls-inferred (TLS 1.3 with evidence), unknown; version, cipher, SNI, ALPN, JA4. With -f,
@@ -146,6 +151,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(args) => commands::audit::audit(args),
         Command::Demo(args) => commands::tools::demo(args),
         Command::Flows { command } => commands::flows::flows(command),
+        Command::Advise(args) => commands::advise::advise(args),
         Command::Tls(args) => commands::tls::tls(args),
         Command::View(args) => commands::view::view(args),
         Command::Serve(args) => commands::view::serve(args),

@@ -827,7 +827,14 @@ pub fn diff_md(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io:
 
 /// `netfence diff -o json`.
 pub fn diff_json(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> io::Result<()> {
-    let value: Vec<_> = lines
+    let value = diff_values(lines);
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+/// The objects of `netfence diff -o json` (also the `what_if` of `advise`'s report).
+pub fn diff_values(lines: &[netfence_engine::DiffLine]) -> Vec<serde_json::Value> {
+    lines
         .iter()
         .map(|d| {
             json!({
@@ -839,9 +846,7 @@ pub fn diff_json(out: &mut impl Write, lines: &[netfence_engine::DiffLine]) -> i
                 "workloads-diff-info": d.workloads_info.clone().unwrap_or_default(),
             })
         })
-        .collect();
-    serde_json::to_writer_pretty(&mut *out, &value)?;
-    writeln!(out)
+        .collect()
 }
 
 #[cfg(test)]

@@ -53,6 +53,22 @@ pub struct LabOptions {
     /// Record the flows of the probes' packets as the kernel sees them cross the node
     /// ([`crate::record`]), into [`LabReport::flows`].
     pub record_flows: bool,
+    /// Probe only these connections (an application's call graph, say) instead of every
+    /// ordered pair of pods on every port of `ports`: the results are in
+    /// [`LabReport::connections`], the cells of [`LabReport::observed`] that were not probed
+    /// are blocked, and disagreements are counted on the probed cells only.
+    pub connections: Option<Vec<LabConnection>>,
+}
+
+/// One connection to probe: from pod `src` to pod `dst` (indices in the inventory) on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabConnection {
+    /// Source pod.
+    pub src: usize,
+    /// Destination pod.
+    pub dst: usize,
+    /// Protocol and port.
+    pub port: ProbePort,
 }
 
 impl Default for LabOptions {
@@ -62,6 +78,7 @@ impl Default for LabOptions {
             timeout: Duration::from_millis(1000),
             parallelism: 128,
             record_flows: false,
+            connections: None,
         }
     }
 }
@@ -85,6 +102,8 @@ pub struct LabReport {
     pub flows: Vec<KernelFlow>,
     /// When recording started and ended (wall clock): the capture window of every flow.
     pub window: (SystemTime, SystemTime),
+    /// With [`LabOptions::connections`]: each probed connection and whether it got through.
+    pub connections: Vec<(LabConnection, bool)>,
 }
 
 /// A running lab: the namespaces, their addresses and the listeners. Dropping it tears
@@ -155,7 +174,24 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
     let setup = started.elapsed();
     let window_start = SystemTime::now();
     let probing_started = Instant::now();
-    let (observed, probes) = lab.probe_matrix(engine, options)?;
+    let (observed, probes, connections) = match &options.connections {
+        None => {
+            let (observed, probes) = lab.probe_matrix(engine, options)?;
+            (observed, probes, Vec::new())
+        }
+        Some(list) => {
+            let results = lab.probe_connections(list, options)?;
+            let through: HashSet<LabConnection> = results
+                .iter()
+                .filter(|(_, ok)| *ok)
+                .map(|(c, _)| *c)
+                .collect();
+            let observed = Matrix::from_fn(&options.ports, pod_names(engine), |port, src, dst| {
+                src == dst || through.contains(&LabConnection { src, dst, port })
+            });
+            (observed, list.len(), results)
+        }
+    };
     let probing = probing_started.elapsed();
     let flows = if options.record_flows {
         record::collect(&lab.node)?
@@ -165,11 +201,24 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
     let window = (window_start, SystemTime::now());
     let predicted = Matrix::compute(engine, &options.ports);
     let n = observed.endpoints.len();
+    let probed: Option<HashSet<LabConnection>> = options
+        .connections
+        .as_ref()
+        .map(|list| list.iter().copied().collect());
     let mut disagreements = Vec::new();
     for (p, port) in options.ports.iter().enumerate() {
         for src in 0..n {
             for dst in 0..n {
-                if src != dst && observed.allowed(p, src, dst) != predicted.allowed(p, src, dst) {
+                let cell = LabConnection {
+                    src,
+                    dst,
+                    port: *port,
+                };
+                let compared = probed.as_ref().is_none_or(|set| set.contains(&cell));
+                if src != dst
+                    && compared
+                    && observed.allowed(p, src, dst) != predicted.allowed(p, src, dst)
+                {
                     disagreements.push(format!(
                         "{port} {} -> {}: predicted {}, observed {}",
                         observed.endpoints[src],
@@ -191,7 +240,80 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
         probing,
         flows,
         window,
+        connections,
     })
+}
+
+/// Read a list of connections, one per line: `SRC -> DST PROTO/PORT`, where `SRC` and `DST`
+/// name a workload (`namespace/name`, or `name` in `default`) or a pod (`namespace/pod`), and
+/// `SRC` may be `*` (every pod that is not on the host's network, but the destination). Each
+/// pod of the source reaches each pod of the destination. `#` starts a comment. Errors name
+/// the line.
+pub fn parse_connections(engine: &Engine, text: &str) -> Result<Vec<LabConnection>, String> {
+    let pods = engine.inventory().pods();
+    let resolve = |name: &str, line: usize| -> Result<Vec<usize>, String> {
+        if name == "*" {
+            return Ok((0..pods.len()).filter(|&i| !pods[i].host_network).collect());
+        }
+        let (namespace, short) = name.split_once('/').unwrap_or(("default", name));
+        let workload: Vec<usize> = (0..pods.len())
+            .filter(|&i| pods[i].workload.namespace == namespace && pods[i].workload.name == short)
+            .collect();
+        if !workload.is_empty() {
+            return Ok(workload);
+        }
+        engine
+            .inventory()
+            .pod_by_key(namespace, short)
+            .map(|id| vec![id])
+            .ok_or_else(|| format!("line {line}: {name:?} names no workload or pod"))
+    };
+    let mut out = BTreeSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = content.split_whitespace().collect();
+        let [src, "->", dst, port] = words[..] else {
+            return Err(format!(
+                "line {line}: expected `SRC -> DST PROTO/PORT`, got {content:?}"
+            ));
+        };
+        let port: ProbePort = port.parse().map_err(|e| format!("line {line}: {e}"))?;
+        let sources = resolve(src, line)?;
+        let destinations = resolve(dst, line)?;
+        for &s in &sources {
+            for &d in &destinations {
+                if s != d {
+                    out.insert(LabConnection {
+                        src: s,
+                        dst: d,
+                        port,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The pod the lab gives `ip` (each pod's first IPv4 address), as a log would name it.
+pub fn lab_pod(engine: &Engine, ip: IpAddr) -> Option<netfence_flows::PodHint> {
+    engine
+        .inventory()
+        .pods()
+        .iter()
+        .find(|pod| pod.ips.iter().find(|a| a.is_ipv4()) == Some(&ip))
+        .map(|pod| netfence_flows::PodHint {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+        })
+}
+
+fn pod_names(engine: &Engine) -> Vec<String> {
+    engine.inventory().pods().iter().map(|p| p.key()).collect()
 }
 
 impl Lab {
@@ -402,6 +524,30 @@ impl Lab {
         Ok((matrix, jobs.len()))
     }
 
+    /// Probe each connection of `list` (ports beyond the listeners' answer with a refusal,
+    /// which counts as delivered), in parallel batches.
+    pub fn probe_connections(
+        &self,
+        list: &[LabConnection],
+        options: &LabOptions,
+    ) -> Result<Vec<(LabConnection, bool)>, DataplaneError> {
+        if let Some(bad) = list
+            .iter()
+            .find(|c| c.src >= self.pods.len() || c.dst >= self.pods.len())
+        {
+            return Err(DataplaneError::Other(format!(
+                "connection {} -> {}: the lab has {} pods",
+                bad.src,
+                bad.dst,
+                self.pods.len()
+            )));
+        }
+        let cells: Vec<(ProbePort, usize, usize)> =
+            list.iter().map(|c| (c.port, c.src, c.dst)).collect();
+        let results = self.probe_cells(&cells, options)?;
+        Ok(list.iter().copied().zip(results).collect())
+    }
+
     /// Probe the given cells (port, source pod, destination pod; indices in the inventory the
     /// lab was built from) with real packets, `options.parallelism` at a time: whether each
     /// got an answer.
@@ -598,5 +744,47 @@ fn probe(
             Ok(false)
         }
         Protocol::Sctp => Err("SCTP probes are not supported".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_lists_resolve_workloads_pods_and_stars_and_name_bad_lines() {
+        let mut loader = netfence_model::Loader::new();
+        loader.load_str(
+            "c.yaml",
+            "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop}
+spec: {containers: [{name: c}]}
+",
+        );
+        let engine = Engine::new(loader.finish().unwrap());
+        let db = engine.inventory().pod_by_key("shop", "db").unwrap();
+        let list = parse_connections(&engine, "# calls\nshop/web -> shop/db TCP/5432\n").unwrap();
+        // The loader makes one pod from the template, replicas aside.
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert!(list.iter().all(|c| c.dst == db && c.port.port == 5432));
+        let star = parse_connections(&engine, "* -> shop/db UDP/53 # dns\n").unwrap();
+        assert_eq!(star.len(), 1, "every pod but the destination");
+        assert_ne!(star[0].src, db);
+        let bad = parse_connections(&engine, "\nshop/web shop/db TCP/1\n").unwrap_err();
+        assert!(bad.starts_with("line 2:"), "{bad}");
+        let unknown = parse_connections(&engine, "shop/nope -> shop/db TCP/1").unwrap_err();
+        assert!(unknown.contains("\"shop/nope\""), "{unknown}");
+        assert!(parse_connections(&engine, "shop/web -> shop/db TCP/0").is_err());
     }
 }

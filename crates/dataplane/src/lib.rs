@@ -11,7 +11,9 @@ pub mod record;
 pub mod render;
 
 pub use agent::{run_agent, AgentEvent, AgentOptions};
-pub use lab::{run_lab, teardown_all, Lab, LabOptions, LabReport};
+pub use lab::{
+    lab_pod, parse_connections, run_lab, teardown_all, Lab, LabConnection, LabOptions, LabReport,
+};
 pub use nft::{apply, flush, update, DataplaneError};
 pub use record::KernelFlow;
 pub use render::{render, Chain, RenderOptions, Ruleset, TABLE};

@@ -1,12 +1,15 @@
 //! Flow logs in: AWS VPC Flow Logs, Hubble (`hubble observe -o json`) and AWS Network Policy
 //! Agent decision logs are read line by line into [`Flow`]s ([`read`]); each flow is mapped to
-//! endpoints at its time and checked against policy through the engine ([`check`]).
+//! endpoints at its time and checked against policy through the engine ([`check`]); the
+//! advisor proposes least-privilege policies for the observed traffic and proves them
+//! ([`advise`]).
 //!
 //! The crate reads and decides; it never prints or exits (the CLI renders). Readers stream: memory
 //! stays flat in the input size, and a malformed line is counted by reason, never fatal.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod advise;
 pub mod check;
 pub mod history;
 pub mod hubble;

@@ -64,7 +64,8 @@ pub fn vpc_record(out: &mut impl Write, record: &Record, interface: &str) -> io:
 }
 
 /// Write one `hubble observe -o json` line: `FORWARDED`, or `DROPPED` with the
-/// `POLICY_DENIED` reason; `is_reply` as the flow says.
+/// `POLICY_DENIED` reason; `is_reply` as the flow says; the pods the flow names as `source`
+/// and `destination`.
 pub fn hubble_line(out: &mut impl Write, record: &Record, node: &str) -> io::Result<()> {
     let flow = &record.flow;
     let time = flow.time.unwrap_or(record.end).to_string();
@@ -78,6 +79,15 @@ pub fn hubble_line(out: &mut impl Write, record: &Record, node: &str) -> io::Res
         "node_name": node,
         "is_reply": flow.reply == Reply::Yes,
     });
+    // Hubble names the pods on either side (flow.proto `Endpoint`: `namespace`, `pod_name`).
+    for (key, pod) in [("source", &flow.src_pod), ("destination", &flow.dst_pod)] {
+        if let Some(pod) = pod {
+            hubble[key] = serde_json::json!({
+                "namespace": pod.namespace,
+                "pod_name": pod.name,
+            });
+        }
+    }
     let ports = serde_json::json!({
         "source_port": flow.src_port,
         "destination_port": flow.dst_port,

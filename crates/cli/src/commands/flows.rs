@@ -31,12 +31,11 @@ pub enum FlowsFormat {
     Parquet,
 }
 
-/// The arguments of `netfence flows check`.
+/// The flow inputs `flows check` and `advise` take: one kind of log (several paths), its
+/// format, and who held which address when.
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["vpc", "hubble", "npa"])))]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub inputs: Inputs,
+pub struct FlowInputs {
     /// AWS VPC Flow Logs text records: a file, a directory (recursive), a `.gz`, or `-`.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub vpc: Vec<PathBuf>,
@@ -55,6 +54,78 @@ pub struct CheckArgs {
     /// has the address): who held each listed address when.
     #[arg(long, value_name = "PATH")]
     pub pods_history: Option<PathBuf>,
+}
+
+impl FlowInputs {
+    /// The flag, the paths and the format of the source given.
+    pub(crate) fn source(&self) -> Result<(&'static str, &[PathBuf], SourceFormat), Failure> {
+        source_of(
+            &self.vpc,
+            &self.hubble,
+            &self.npa,
+            self.vpc_format.as_deref(),
+        )?
+        .ok_or_else(|| Failure::input("one of --vpc, --hubble or --npa is required"))
+    }
+
+    /// `--pods-history`, read.
+    pub(crate) fn history(&self) -> Result<Option<History>, Failure> {
+        self.pods_history.as_deref().map(history).transpose()
+    }
+
+    /// Whether a flow path is stdin.
+    pub(crate) fn reads_stdin(&self) -> bool {
+        self.vpc
+            .iter()
+            .chain(&self.hubble)
+            .chain(&self.npa)
+            .any(|p| p.as_os_str() == "-")
+    }
+}
+
+/// Every flow of `paths` (in `format`, named by `flag`) handed to `sink`; the lines read
+/// and skipped are counted in `stats`.
+pub(crate) fn read_flows(
+    (flag, paths, format): Source<'_>,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(netfence_flows::Flow),
+) -> Result<(), Failure> {
+    for path in paths {
+        netfence_flows::read_path(path, &format, stats, sink)
+            .map_err(|e| Failure::input(format!("{flag} {e}")))?;
+    }
+    Ok(())
+}
+
+/// The warnings for skipped lines, and a failure when nothing read as a flow.
+pub(crate) fn finish_reading(flag: &str, stats: &ReadStats) -> Result<(), Failure> {
+    for example in &stats.examples {
+        eprintln!(
+            "netfence: warning: {}:{}: {}",
+            example.file, example.line, example.reason
+        );
+    }
+    if stats.parsed == 0 && (stats.read == 0 || stats.malformed() > 0) {
+        return Err(Failure::input(if stats.read == 0 {
+            format!("{flag}: no records in the input")
+        } else {
+            format!(
+                "{flag}: no record reads as a flow ({} read, {} malformed)",
+                stats.read,
+                stats.malformed()
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// The arguments of `netfence flows check`.
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    #[command(flatten)]
+    pub flows: FlowInputs,
     /// Security groups in the verdict path (VPC records only: their `action` is the
     /// groups'): a connection the groups of the pod's or node's interface drop is judged
     /// `deny`, decided by the groups.
@@ -80,17 +151,6 @@ pub fn flows(command: FlowsCommand) -> Result<u8, Failure> {
     match command {
         FlowsCommand::Check(args) => check(args),
     }
-}
-
-/// The flag, the paths and the format the source flags name.
-fn source(args: &CheckArgs) -> Result<(&'static str, &[PathBuf], SourceFormat), Failure> {
-    source_of(
-        &args.vpc,
-        &args.hubble,
-        &args.npa,
-        args.vpc_format.as_deref(),
-    )?
-    .ok_or_else(|| Failure::input("one of --vpc, --hubble or --npa is required"))
 }
 
 /// A flow source: the flag that named it, its paths and their format.
@@ -129,15 +189,11 @@ pub(crate) fn history(path: &std::path::Path) -> Result<History, Failure> {
 
 /// `netfence flows check` (its help text is on [`FlowsCommand::Check`]).
 pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
-    let (flag, paths, format) = source(&args)?;
+    let (flag, paths, format) = args.flows.source()?;
     let paths = paths.to_vec();
-    let history = args.pods_history.as_deref().map(history).transpose()?;
-    let stdin_taken = args
-        .inputs
-        .files
-        .iter()
-        .chain(&paths)
-        .any(|p| p.as_os_str() == "-");
+    let history = args.flows.history()?;
+    let stdin_taken =
+        args.inputs.files.iter().any(|p| p.as_os_str() == "-") || args.flows.reads_stdin();
     let security_groups = std::mem::take(&mut args.security_groups).load(stdin_taken)?;
     let engine = inputs::load(&args.inputs)?;
     let mut checker = Checker::new(&engine, history);
@@ -195,23 +251,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         eprintln!("netfence: wrote {} Parquet file(s)", files.len());
     }
     let elapsed = started.elapsed();
-    for example in &stats.examples {
-        eprintln!(
-            "netfence: warning: {}:{}: {}",
-            example.file, example.line, example.reason
-        );
-    }
-    if stats.parsed == 0 && (stats.read == 0 || stats.malformed() > 0) {
-        return Err(Failure::input(if stats.read == 0 {
-            format!("{flag}: no records in the input")
-        } else {
-            format!(
-                "{flag}: no record reads as a flow ({} read, {} malformed)",
-                stats.read,
-                stats.malformed()
-            )
-        }));
-    }
+    finish_reading(flag, &stats)?;
     let summary = render::FlowsSummary {
         read: &stats,
         checked: checker.stats(),

@@ -29,6 +29,12 @@ pub struct LabArgs {
     /// flows check`.
     #[arg(long, value_name = "FILE")]
     pub record_flows: Option<PathBuf>,
+    /// Probe only the connections this file lists (an application's call graph), one per
+    /// line: `SRC -> DST PROTO/PORT`, SRC and DST a workload (`ns/name`, or `name` in
+    /// `default`) or pod (`ns/pod`), SRC `*` for every pod; `#` comments. Disagreements are
+    /// counted on those connections only.
+    #[arg(long, value_name = "FILE")]
+    pub calls: Option<PathBuf>,
 }
 
 /// `netfence lab` (its help text is on [`crate::Command`]).
@@ -39,9 +45,18 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
         output,
         timeout_ms,
         record_flows,
+        calls,
     } = args;
     let engine = inputs::load(&inputs)?;
     super::dataplane::refuse_cilium_ip_blocks(&engine)?;
+    let connections = calls
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::input(format!("--calls {}: {e}", path.display())))?;
+            netfence_dataplane::parse_connections(&engine, &text)
+                .map_err(|e| Failure::input(format!("--calls {}: {e}", path.display())))
+        })
+        .transpose()?;
     let ports = if ports.is_empty() {
         default_ports(engine.inventory())
     } else {
@@ -56,6 +71,7 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
         ports,
         timeout: std::time::Duration::from_millis(timeout_ms),
         record_flows: record_flows.is_some(),
+        connections,
         ..Default::default()
     };
     let report = netfence_dataplane::run_lab(&engine, &options).map_err(|e| Failure {
@@ -63,7 +79,14 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
         message: format!("lab: {e}"),
     })?;
     if let Some(path) = &record_flows {
-        write_flows(path, &report)?;
+        write_flows(path, &report, &engine)?;
+    }
+    let blocked = report.connections.iter().filter(|(_, ok)| !ok).count();
+    if !report.connections.is_empty() {
+        eprintln!(
+            "lab: {} listed connections probed, {blocked} blocked",
+            report.connections.len()
+        );
     }
     emit(output, &report.observed)?;
     for line in &report.disagreements {
@@ -85,10 +108,12 @@ pub fn lab(args: LabArgs) -> Result<u8, Failure> {
     })
 }
 
-/// `FILE` as Hubble JSON lines, `FILE.vpc` as VPC records, from what the kernel recorded.
+/// `FILE` as Hubble JSON lines (naming the lab's pods, as Hubble does), `FILE.vpc` as VPC
+/// records, from what the kernel recorded.
 fn write_flows(
     path: &std::path::Path,
     report: &netfence_dataplane::LabReport,
+    engine: &netfence_engine::Engine,
 ) -> Result<(), Failure> {
     use netfence_flows::write::{hubble_line, vpc_record, VPC_HEADER};
     let mut vpc_path = path.as_os_str().to_owned();
@@ -102,7 +127,9 @@ fn write_flows(
     let (mut hubble, mut vpc) = (create(path)?, create(&vpc_path)?);
     let written = writeln!(vpc, "{VPC_HEADER}").and_then(|_| {
         for flow in &report.flows {
-            let record = flow.record(report.window);
+            let mut record = flow.record(report.window);
+            record.flow.src_pod = netfence_dataplane::lab_pod(engine, record.flow.src);
+            record.flow.dst_pod = netfence_dataplane::lab_pod(engine, record.flow.dst);
             hubble_line(&mut hubble, &record, "netfence-lab")?;
             vpc_record(&mut vpc, &record, "eni-netfence-lab")?;
         }

@@ -2,6 +2,7 @@
 //! function per subcommand. They load inputs, call the library crates and hand the results
 //! to `render`; no policy or AWS logic lives here.
 
+pub mod advise;
 pub mod audit;
 pub mod connectivity;
 pub mod dataplane;
