@@ -8,62 +8,11 @@ use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
 use jiff::Timestamp;
 use netfence_engine::{ConnectionClass, Endpoint, Engine, PolicyId, Verdict, VerdictIndex};
 use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
+use netfence_model::net::FastMap;
 use netfence_model::Protocol;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// FxHash, the multiply-rotate hash rustc uses for its own tables: the caches' keys are a few
-/// machine words, and SipHash's DoS resistance costs more per record than the rest of a cache
-/// hit (a log crafted to collide would cost time, never a wrong verdict).
-#[derive(Clone, Copy, Default)]
-struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// A map hashed with [`FxHasher`].
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// At most this many verdicts are cached; past it the cache starts again, so that memory stays
 /// bounded when a log holds millions of distinct connections (a port scan).

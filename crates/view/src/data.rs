@@ -10,9 +10,10 @@ use netfence_audit::Report;
 use netfence_engine::{
     connlist, ConnSet, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, Outcome,
 };
+use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType, Protocol, WorkloadRef};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Most probes (representative ports) explained per edge.
@@ -221,7 +222,7 @@ pub struct BuildOptions {
 
 /// The node index of every workload, and each workload's pods.
 struct Nodes {
-    index: HashMap<WorkloadRef, usize>,
+    index: FastMap<WorkloadRef, usize>,
     pods: Vec<Vec<PodId>>,
 }
 
@@ -238,7 +239,7 @@ pub fn build_from(
     options: &BuildOptions,
 ) -> ViewData {
     let inventory = engine.inventory();
-    let mut workloads: HashMap<&WorkloadRef, Vec<PodId>> = HashMap::new();
+    let mut workloads: FastMap<&WorkloadRef, Vec<PodId>> = FastMap::default();
     for (id, pod) in inventory.pods().iter().enumerate() {
         workloads.entry(&pod.workload).or_default().push(id);
     }
@@ -250,7 +251,7 @@ pub fn build_from(
     let mut namespaces: Vec<NamespaceView> = Vec::new();
     let mut nodes = Vec::new();
     let mut index = Nodes {
-        index: HashMap::new(),
+        index: FastMap::default(),
         pods: Vec::new(),
     };
     let mut policies = PolicyTable::default();
@@ -364,7 +365,7 @@ pub fn build_from(
 
 #[derive(Default)]
 struct PolicyTable {
-    index: HashMap<(usize, usize), usize>,
+    index: FastMap<(usize, usize), usize>,
     views: Vec<PolicyView>,
 }
 
@@ -420,14 +421,14 @@ fn side(
 
 /// Distinct values, numbered in the order first added.
 struct Interner<K, V> {
-    index: HashMap<K, usize>,
+    index: FastMap<K, usize>,
     values: Vec<V>,
 }
 
 impl<K, V> Default for Interner<K, V> {
     fn default() -> Self {
         Interner {
-            index: HashMap::new(),
+            index: FastMap::default(),
             values: Vec::new(),
         }
     }
@@ -478,16 +479,16 @@ struct Explainer<'a> {
     /// Per node: a number shared by the nodes with the same classes and declared ports (their
     /// edges with the same connections get the same probes).
     signature: Vec<usize>,
-    cache: HashMap<(Class, Class, Protocol, u16), Explained>,
+    cache: FastMap<(Class, Class, Protocol, u16), Explained>,
     /// (source signature, destination signature, conns index) → probe set.
-    edge_cache: HashMap<(usize, usize, usize), usize>,
+    edge_cache: FastMap<(usize, usize, usize), usize>,
     conns: Interner<ConnSet, String>,
     probe_sets: Interner<Vec<(Protocol, u16, Explained)>, Vec<ProbeView>>,
     /// Distinct explanations, found by fingerprint and confirmed by equality; serialized
     /// once each, at the end (a 10k-pod cluster asks hundreds of thousands of directions
     /// that read alike).
     explanations: Vec<DirectionVerdict>,
-    by_fingerprint: HashMap<u64, Vec<usize>>,
+    by_fingerprint: FastMap<u64, Vec<usize>>,
 }
 
 impl<'a> Explainer<'a> {
@@ -538,12 +539,12 @@ impl<'a> Explainer<'a> {
             classes,
             declared,
             signature,
-            cache: HashMap::new(),
-            edge_cache: HashMap::new(),
+            cache: FastMap::default(),
+            edge_cache: FastMap::default(),
             conns: Interner::default(),
             probe_sets: Interner::default(),
             explanations: Vec::new(),
-            by_fingerprint: HashMap::new(),
+            by_fingerprint: FastMap::default(),
         }
     }
 
@@ -662,7 +663,7 @@ impl<'a> Explainer<'a> {
 /// fingerprints; the caller confirms with `==`).
 fn fingerprint(side: &DirectionVerdict) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = netfence_model::net::FxHasher::default();
     side.direction.hash(&mut hasher);
     side.allowed.hash(&mut hasher);
     side.endpoint.hash(&mut hasher);
@@ -697,7 +698,7 @@ fn protocol_name(protocol: Protocol) -> &'static str {
 /// Each finding goes to the policy, workload (or pod's workload) or namespace its object
 /// names; the rest are cluster-wide.
 fn attach_findings(view: &mut ViewData, engine: &Engine, report: &Report, index: &Nodes) {
-    let mut policy_by_object: HashMap<String, usize> = HashMap::new();
+    let mut policy_by_object: FastMap<String, usize> = FastMap::default();
     for (i, policy) in view.policies.iter().enumerate() {
         // Findings name objects `Kind namespace/name` with the API kind; the engine's kind
         // names Calico policies `Calico NetworkPolicy`, so both spellings are keyed.
@@ -706,7 +707,7 @@ fn attach_findings(view: &mut ViewData, engine: &Engine, report: &Report, index:
             policy_by_object.insert(format!("{bare} {}", policy.name), i);
         }
     }
-    let mut workload_by_object: HashMap<String, usize> = HashMap::new();
+    let mut workload_by_object: FastMap<String, usize> = FastMap::default();
     for (workload, &node) in &index.index {
         workload_by_object.insert(
             format!("{} {}/{}", workload.kind, workload.namespace, workload.name),
@@ -717,7 +718,7 @@ fn attach_findings(view: &mut ViewData, engine: &Engine, report: &Report, index:
             workload_by_object.insert(format!("Pod {}/{}", pod.namespace, pod.name), node);
         }
     }
-    let namespace_by_name: HashMap<String, usize> = view
+    let namespace_by_name: FastMap<String, usize> = view
         .namespaces
         .iter()
         .enumerate()
