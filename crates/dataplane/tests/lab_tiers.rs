@@ -510,10 +510,13 @@ fn cilium_cases_in_the_kernel() {
             continue;
         }
         let engine = Engine::new(cilium::inventory_for(case, true));
-        if let Err(e) = render(&engine, &RenderOptions::default()) {
-            failures.push(format!("{file} {}: refused: {e}", case.name));
-            continue;
-        }
+        let ruleset = match render(&engine, &RenderOptions::default()) {
+            Ok(ruleset) => ruleset,
+            Err(e) => {
+                failures.push(format!("{file} {}: refused: {e}", case.name));
+                continue;
+            }
+        };
         enforced += 1;
         // Outside addresses: the named ones that are no pod and no Service here.
         let own: Vec<Ipv4Addr> = named
@@ -535,6 +538,7 @@ fn cilium_cases_in_the_kernel() {
             }
         };
         let ((_, outside), lab) = (&labs[i].0, &labs[i].1);
+        lab.apply(&ruleset).expect("ruleset loads");
         let lines = expectations(case);
         let ports: Vec<ProbePort> = lines
             .iter()
@@ -543,17 +547,22 @@ fn cilium_cases_in_the_kernel() {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if !ports.is_empty() {
-            let (wrong, _, sent) = kernel_grid(lab, &engine, &ports);
-            probes += sent;
-            failures.extend(
-                wrong
-                    .into_iter()
-                    .map(|w| format!("{file} {}: {w}", case.name)),
-            );
-        }
-        // Each expectation: one cell per destination (a cluster IP has several).
+        // The whole pod grid on the case's ports, against the engine's matrix, probed with the
+        // expectations below in one go (a case costs one probe timeout, not two).
+        let n = engine.inventory().pods().len();
+        let matrix = Matrix::compute(&engine, &ports);
         let mut cells = Vec::new();
+        let mut predicted = Vec::new();
+        for (p, port) in ports.iter().enumerate() {
+            for s in 0..n {
+                for d in (0..n).filter(|&d| d != s) {
+                    cells.push((*port, s, d));
+                    predicted.push(matrix.allowed(p, s, d));
+                }
+            }
+        }
+        let grid = cells.len();
+        // Each expectation: one cell per destination (a cluster IP has several).
         let mut owners = Vec::new();
         for (n, e) in lines.iter().enumerate() {
             if e.port.protocol == Protocol::Sctp {
@@ -583,22 +592,40 @@ fn cilium_cases_in_the_kernel() {
                 }
             }
         }
-        let mut seen = lab.probe_cells(&cells, &options()).expect("probe");
+        predicted.extend(cells[grid..].iter().map(|&(port, s, d)| {
+            engine.allowed(
+                endpoint_of(&engine, outside, s),
+                endpoint_of(&engine, outside, d),
+                port.protocol,
+                port.port,
+            )
+        }));
+        let at_once = LabOptions {
+            timeout: Duration::from_millis(250),
+            parallelism: cells.len().clamp(1, 512),
+            ..options()
+        };
+        let mut seen = lab.probe_cells(&cells, &at_once).expect("probe");
         probes += cells.len();
-        let predicted: Vec<bool> = cells
-            .iter()
-            .map(|&(port, s, d)| {
-                engine.allowed(
-                    endpoint_of(&engine, outside, s),
-                    endpoint_of(&engine, outside, d),
-                    port.protocol,
-                    port.port,
-                )
-            })
-            .collect();
+        // A disagreement is probed again, patiently: an answer late under load is no verdict.
         recheck(lab, &cells, &mut seen, &predicted);
-        for (((&(_, s, d), kernel), engine_says), &n) in
-            cells.iter().zip(&seen).zip(&predicted).zip(&owners)
+        for ((&(port, s, d), kernel), engine_says) in
+            cells.iter().zip(&seen).zip(&predicted).take(grid)
+        {
+            if kernel != engine_says {
+                failures.push(format!(
+                    "{file} {}: {port} {} -> {}: kernel {kernel}, engine {engine_says}",
+                    case.name,
+                    engine.inventory().pods()[s].key(),
+                    engine.inventory().pods()[d].key()
+                ));
+            }
+        }
+        for (((&(_, s, d), kernel), engine_says), &n) in cells[grid..]
+            .iter()
+            .zip(&seen[grid..])
+            .zip(&predicted[grid..])
+            .zip(&owners)
         {
             let expected = lines[n].allow;
             if *kernel != expected || *engine_says != expected {
