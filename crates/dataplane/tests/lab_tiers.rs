@@ -1,11 +1,13 @@
 //! The lab on tiered policies: the Calico scenario suite (`crates/engine/tests/calico/`), the
 //! network-policy-api conformance suite (`crates/engine/tests/network-policy-api/`) and the
-//! Cilium cases (`crates/engine/tests/cilium/`), with real packets between network namespaces. For every scenario or step the kernel, loaded with
-//! the rendered ruleset, must let through exactly what the engine predicts on the whole pod
-//! grid of the probed ports, and that must be what the suite expects (Calico expectations
-//! naming a bare address are probed from or to a namespace holding that address). Namespaces are built
-//! once per suite (per distinct set of pods) and reused: each scenario or step only replaces
-//! the ruleset. Needs root, iproute2 and nftables, as CI has.
+//! Cilium cases (`crates/engine/tests/cilium/`), with real packets between network
+//! namespaces. For every scenario, step or case the kernel, loaded with the rendered ruleset,
+//! must let through exactly what the engine predicts on the whole pod grid of the probed
+//! ports, and that must be what the suite expects (Calico and Cilium expectations naming a
+//! bare address are probed from or to a namespace holding that address; a Cilium expectation
+//! to a Service's cluster IP is probed at each backend). Namespaces are built once per suite
+//! (per distinct set of pods) and reused: each scenario, step or case only replaces the
+//! ruleset. Needs root, iproute2 and nftables, as CI has.
 
 mod common;
 
