@@ -1,16 +1,21 @@
-//! The lab on tiered policies: the Calico scenario suite (`crates/engine/tests/calico/`) and
-//! the network-policy-api conformance suite (`crates/engine/tests/network-policy-api/`), with
-//! real packets between network namespaces. For every scenario or step the kernel, loaded with
-//! the rendered ruleset, must let through exactly what the engine predicts on the whole pod
-//! grid of the probed ports, and that must be what the suite expects (Calico expectations
-//! naming a bare address are probed from or to a namespace holding that address). Namespaces are built
-//! once per suite (per distinct set of pods) and reused: each scenario or step only replaces
-//! the ruleset. Needs root, iproute2 and nftables, as CI has.
+//! The lab on tiered policies: the Calico scenario suite (`crates/engine/tests/calico/`), the
+//! network-policy-api conformance suite (`crates/engine/tests/network-policy-api/`) and the
+//! Cilium cases (`crates/engine/tests/cilium/`), with real packets between network
+//! namespaces. For every scenario, step or case the kernel, loaded with the rendered ruleset,
+//! must let through exactly what the engine predicts on the whole pod grid of the probed
+//! ports, and that must be what the suite expects (Calico and Cilium expectations naming a
+//! bare address are probed from or to a namespace holding that address; a Cilium expectation
+//! to a Service's cluster IP is probed at each backend). Namespaces are built once per suite
+//! (per distinct set of pods) and reused: each scenario, step or case only replaces the
+//! ruleset. Needs root, iproute2 and nftables, as CI has.
 
 mod common;
 
 #[path = "../../engine/tests/network-policy-api/harness.rs"]
 mod harness;
+
+#[path = "../../engine/tests/cilium/harness.rs"]
+mod cilium;
 
 use common::require_root;
 use netfence_dataplane::{render, Lab, LabOptions, RenderOptions};
@@ -439,5 +444,216 @@ fn network_policy_api_pod_to_pod_steps_in_the_kernel() {
         failures.len(),
         started.elapsed().as_secs_f64()
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The lab ends of one end of a Cilium expectation: a pod, the backends of a Service's cluster
+/// IP (as the engine's harness judges it), or an outside address; `Err` says why the lab
+/// cannot probe it.
+fn cilium_ends(engine: &Engine, outside: &[Ipv4Addr], text: &str) -> Result<Vec<usize>, String> {
+    let inventory = engine.inventory();
+    let Ok(ip) = text.parse::<std::net::IpAddr>() else {
+        return Ok(vec![lab_index(engine, outside, text)]);
+    };
+    if ip.is_ipv6() {
+        return Err(format!("{ip}: the lab builds IPv4 networks only"));
+    }
+    if let Some(id) = inventory.pod_by_ip(ip) {
+        return Ok(vec![id]);
+    }
+    if let Some(service) = inventory.service_by_cluster_ip(ip) {
+        return Ok(inventory.service_backends(service));
+    }
+    Ok(vec![lab_index(engine, outside, text)])
+}
+
+/// Every case of the Cilium files that `not_expressible` does not exclude: its ruleset in the
+/// kernel, the whole pod grid on its ports against the engine, and each expectation (outside
+/// addresses from namespaces of their own, a cluster IP at its backends) against the kernel
+/// and the engine.
+#[test]
+fn cilium_cases_in_the_kernel() {
+    require_root();
+    let started = Instant::now();
+    let files: Vec<(&str, Vec<cilium::Case>)> = cilium::FILES
+        .iter()
+        .map(|(file, text)| (*file, cilium::cases(file, text)))
+        .collect();
+    let cases: Vec<(&str, &cilium::Case)> = files
+        .iter()
+        .flat_map(|(file, cases)| cases.iter().map(move |c| (*file, c)))
+        .collect();
+    fn expectations(case: &cilium::Case) -> Vec<cilium::Expectation<'_>> {
+        case.expect.iter().map(|l| cilium::expectation(l)).collect()
+    }
+    let all_ports: Vec<ProbePort> = cases
+        .iter()
+        .flat_map(|(_, c)| expectations(c))
+        .map(|e| e.port)
+        .filter(|p| p.protocol != Protocol::Sctp)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let named: Vec<Ipv4Addr> = cases
+        .iter()
+        .flat_map(|(_, c)| expectations(c))
+        .flat_map(|e| [e.src, e.dst])
+        .filter_map(|t| t.parse().ok())
+        .collect::<BTreeSet<Ipv4Addr>>()
+        .into_iter()
+        .collect();
+    let mut labs: Vec<((Pods, Vec<Ipv4Addr>), Lab)> = Vec::new();
+    let mut failures = Vec::new();
+    let mut not_expressible = Vec::new();
+    let mut cases_not_expressible = 0;
+    let (mut enforced, mut probes, mut checked, mut with_address) = (0, 0, 0, 0);
+    for (file, case) in &cases {
+        if let Some(reason) = &case.not_expressible {
+            cases_not_expressible += 1;
+            not_expressible.push(format!("{file} {}: {reason}", case.name));
+            continue;
+        }
+        let engine = Engine::new(cilium::inventory_for(case, true));
+        let ruleset = match render(&engine, &RenderOptions::default()) {
+            Ok(ruleset) => ruleset,
+            Err(e) => {
+                failures.push(format!("{file} {}: refused: {e}", case.name));
+                continue;
+            }
+        };
+        enforced += 1;
+        // Outside addresses: the named ones that are no pod and no Service here.
+        let own: Vec<Ipv4Addr> = named
+            .iter()
+            .filter(|a| {
+                let ip = std::net::IpAddr::V4(**a);
+                engine.inventory().pod_by_ip(ip).is_none()
+                    && engine.inventory().service_by_cluster_ip(ip).is_none()
+            })
+            .copied()
+            .collect();
+        let key = (pods_of(&engine), own);
+        let i = match labs.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let lab = Lab::build_with_outside(&engine, &all_ports, &key.1).expect("lab builds");
+                labs.push((key, lab));
+                labs.len() - 1
+            }
+        };
+        let ((_, outside), lab) = (&labs[i].0, &labs[i].1);
+        lab.apply(&ruleset).expect("ruleset loads");
+        let lines = expectations(case);
+        let ports: Vec<ProbePort> = lines
+            .iter()
+            .map(|e| e.port)
+            .filter(|p| p.protocol != Protocol::Sctp)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // The whole pod grid on the case's ports, against the engine's matrix, probed with the
+        // expectations below in one go (a case costs one probe timeout, not two).
+        let n = engine.inventory().pods().len();
+        let matrix = Matrix::compute(&engine, &ports);
+        let mut cells = Vec::new();
+        let mut predicted = Vec::new();
+        for (p, port) in ports.iter().enumerate() {
+            for s in 0..n {
+                for d in (0..n).filter(|&d| d != s) {
+                    cells.push((*port, s, d));
+                    predicted.push(matrix.allowed(p, s, d));
+                }
+            }
+        }
+        let grid = cells.len();
+        // Each expectation: one cell per destination (a cluster IP has several).
+        let mut owners = Vec::new();
+        for (n, e) in lines.iter().enumerate() {
+            if e.port.protocol == Protocol::Sctp {
+                not_expressible.push(format!(
+                    "{file} {}: {}: the lab probes TCP and UDP only",
+                    case.name, case.expect[n]
+                ));
+                continue;
+            }
+            let ends = cilium_ends(&engine, outside, e.src)
+                .and_then(|s| Ok((s, cilium_ends(&engine, outside, e.dst)?)));
+            match ends {
+                Ok((srcs, dsts)) => {
+                    checked += 1;
+                    if [e.src, e.dst].iter().any(|t| t.parse::<Ipv4Addr>().is_ok()) {
+                        with_address += 1;
+                    }
+                    for &s in &srcs {
+                        for &d in &dsts {
+                            cells.push((e.port, s, d));
+                            owners.push(n);
+                        }
+                    }
+                }
+                Err(why) => {
+                    not_expressible.push(format!("{file} {}: {}: {why}", case.name, case.expect[n]))
+                }
+            }
+        }
+        predicted.extend(cells[grid..].iter().map(|&(port, s, d)| {
+            engine.allowed(
+                endpoint_of(&engine, outside, s),
+                endpoint_of(&engine, outside, d),
+                port.protocol,
+                port.port,
+            )
+        }));
+        let at_once = LabOptions {
+            timeout: Duration::from_millis(250),
+            parallelism: cells.len().clamp(1, 512),
+            ..options()
+        };
+        let mut seen = lab.probe_cells(&cells, &at_once).expect("probe");
+        probes += cells.len();
+        // A disagreement is probed again, patiently: an answer late under load is no verdict.
+        recheck(lab, &cells, &mut seen, &predicted);
+        for ((&(port, s, d), kernel), engine_says) in
+            cells.iter().zip(&seen).zip(&predicted).take(grid)
+        {
+            if kernel != engine_says {
+                failures.push(format!(
+                    "{file} {}: {port} {} -> {}: kernel {kernel}, engine {engine_says}",
+                    case.name,
+                    engine.inventory().pods()[s].key(),
+                    engine.inventory().pods()[d].key()
+                ));
+            }
+        }
+        for (((&(_, s, d), kernel), engine_says), &n) in cells[grid..]
+            .iter()
+            .zip(&seen[grid..])
+            .zip(&predicted[grid..])
+            .zip(&owners)
+        {
+            let expected = lines[n].allow;
+            if *kernel != expected || *engine_says != expected {
+                failures.push(format!(
+                    "{file} {}: {} ({} -> {}): expected {expected}, the kernel gave {kernel}, the engine {engine_says}",
+                    case.name,
+                    case.expect[n],
+                    engine.endpoint_name(endpoint_of(&engine, outside, s)),
+                    engine.endpoint_name(endpoint_of(&engine, outside, d)),
+                ));
+            }
+        }
+    }
+    let built = labs.len();
+    drop(labs);
+    println!(
+        "lab cilium: {enforced} cases enforced in the kernel ({built} labs), {probes} probes with real packets, {checked} expectations checked ({with_address} with an outside address or cluster IP), {} disagreements; not expressible: {cases_not_expressible} cases, {} expectations ({:.1}s)",
+        failures.len(),
+        not_expressible.len() - cases_not_expressible,
+        started.elapsed().as_secs_f64()
+    );
+    for line in &not_expressible {
+        println!("  not expressible: {line}");
+    }
+    assert!(enforced >= 50, "at least 50 cases enforced, got {enforced}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -8,54 +8,16 @@
 
 mod common;
 
-use netfence_engine::{Endpoint, Engine, ProbePort};
-use netfence_model::Loader;
+use netfence_engine::{Endpoint, Engine};
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    source: String,
-    #[serde(default)]
-    policies: String,
-    /// More manifests applied with `policies` (the connectivity test applies several).
-    #[serde(default)]
-    extra: String,
-    /// `--cni` for the case (default: what the input gives).
-    #[serde(default)]
-    cni: Option<String>,
-    #[serde(default)]
-    expect: Vec<String>,
-    /// Why the case cannot be checked by netfence (then `expect` is empty).
-    #[serde(default)]
-    not_expressible: Option<String>,
-}
+#[path = "cilium/harness.rs"]
+mod harness;
 
-/// The engine for a case: the topology and the case's manifests, namespaced objects without a
-/// namespace going to `cilium-test` (the connectivity test applies them there).
+use harness::{expectation, inventory_for, Case};
+
+/// The engine for a case (with its `extra` manifests).
 fn engine_for(case: &Case) -> Engine {
     Engine::new(inventory_for(case, true))
-}
-
-/// The case's inventory, with or without its `extra` manifests.
-fn inventory_for(case: &Case, with_extra: bool) -> netfence_model::Inventory {
-    let mut loader = Loader::new();
-    loader.set_default_namespace("cilium-test");
-    loader.load_str("base.yaml", include_str!("cilium/base.yaml"));
-    loader.load_str("policies.yaml", &case.policies);
-    if with_extra {
-        loader.load_str("extra.yaml", &case.extra);
-    }
-    let mut inventory = loader
-        .finish()
-        .unwrap_or_else(|e| panic!("{}: load failed:\n{e}", case.name));
-    if let Some(cni) = &case.cni {
-        inventory.cni = netfence_model::cilium::CniSetting {
-            cni: cni.parse().expect("cni"),
-            source: Some("--cni".into()),
-        };
-    }
-    inventory
 }
 
 /// An engine rebuilt incrementally (`Engine::rebuilt`, what `what-if` and a watch use) from
@@ -103,19 +65,10 @@ fn endpoint(engine: &Engine, text: &str) -> Endpoint {
 fn check(engine: &Engine, lines: &[String]) -> Vec<String> {
     let mut failures = Vec::new();
     for line in lines {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(
-            words.len() == 5 && words[1] == "->",
-            "bad expectation {line:?}"
-        );
-        let src = endpoint(engine, words[0]);
-        let port: ProbePort = words[3].parse().expect("port");
-        let expected = match words[4] {
-            "allow" => true,
-            "deny" => false,
-            other => panic!("bad verdict {other:?}"),
-        };
-        let destinations: Vec<Endpoint> = match words[2].parse() {
+        let e = expectation(line);
+        let src = endpoint(engine, e.src);
+        let (port, expected) = (e.port, e.allow);
+        let destinations: Vec<Endpoint> = match e.dst.parse() {
             Ok(ip) => match engine.inventory().service_by_cluster_ip(ip) {
                 Some(service) => {
                     let backends = engine.inventory().service_backends(service);
@@ -124,7 +77,7 @@ fn check(engine: &Engine, lines: &[String]) -> Vec<String> {
                 }
                 None => vec![engine.endpoint_for_ip(ip)],
             },
-            Err(_) => vec![endpoint(engine, words[2])],
+            Err(_) => vec![endpoint(engine, e.dst)],
         };
         for dst in destinations {
             let got = engine.allowed(src, dst, port.protocol, port.port);
@@ -148,12 +101,7 @@ fn check(engine: &Engine, lines: &[String]) -> Vec<String> {
 fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> {
     let mut ports = netfence_engine::default_ports(engine.inventory());
     for line in lines {
-        let port: ProbePort = line
-            .split_whitespace()
-            .nth(3)
-            .expect("port")
-            .parse()
-            .expect("port");
+        let port = expectation(line).port;
         if !ports.contains(&port) {
             ports.push(port);
         }
@@ -172,8 +120,7 @@ fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> 
 
 /// Run a file of cases; returns (cases that pass, cases checked, not expressible, failures).
 fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
-    let cases: Vec<Case> =
-        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{file} does not parse: {e}"));
+    let cases = harness::cases(file, text);
     let mut passed = 0;
     let mut checked = 0;
     let mut skipped = Vec::new();
@@ -214,13 +161,7 @@ fn cilium_conformance() {
     let mut checked = 0;
     let mut skipped = Vec::new();
     let mut failures = Vec::new();
-    for (file, text) in [
-        (
-            "connectivity.yaml",
-            include_str!("cilium/connectivity.yaml"),
-        ),
-        ("pkg_policy.yaml", include_str!("cilium/pkg_policy.yaml")),
-    ] {
+    for (file, text) in harness::FILES[..2].iter().copied() {
         let (p, c, s, f) = run(file, text);
         passed += p;
         checked += c;
@@ -240,8 +181,7 @@ fn cilium_conformance() {
 
 #[test]
 fn cilium_scenarios() {
-    let (passed, checked, skipped, failures) =
-        run("scenarios.yaml", include_str!("cilium/scenarios.yaml"));
+    let (passed, checked, skipped, failures) = run(harness::FILES[2].0, harness::FILES[2].1);
     println!("cilium scenarios: {passed}/{checked} pass");
     assert!(skipped.is_empty(), "scenarios are all expressible");
     assert!(checked >= 15, "at least 15 scenarios, got {checked}");
@@ -250,7 +190,7 @@ fn cilium_scenarios() {
 
 #[test]
 fn eks_cluster_network_policy() {
-    let (passed, checked, skipped, failures) = run("eks.yaml", include_str!("cilium/eks.yaml"));
+    let (passed, checked, skipped, failures) = run(harness::FILES[3].0, harness::FILES[3].1);
     println!("eks ClusterNetworkPolicy scenarios: {passed}/{checked} pass");
     assert!(skipped.is_empty());
     assert!(checked >= 4, "at least 4 scenarios, got {checked}");
