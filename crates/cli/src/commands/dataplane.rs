@@ -57,33 +57,6 @@ pub enum DataplaneCommand {
     },
 }
 
-/// Under Cilium a NetworkPolicy `ipBlock` compiles to a peer that excludes every pod and node
-/// address, which the nftables renderer does not draw yet: refuse rather than enforce less
-/// than the analyser predicts (exit 1, as for other policies the renderer cannot draw).
-pub fn refuse_cilium_ip_blocks(engine: &netfence_engine::Engine) -> Result<(), Failure> {
-    let inventory = engine.inventory();
-    if inventory.cni.cni != netfence_model::cilium::Cni::Cilium {
-        return Ok(());
-    }
-    let found = inventory.network_policies.iter().find(|p| {
-        p.ingress
-            .iter()
-            .chain(&p.egress)
-            .flat_map(|r| &r.peers)
-            .any(|peer| matches!(peer, netfence_model::NpPeer::IpBlock { .. }))
-    });
-    match found {
-        Some(policy) => Err(Failure {
-            code: 1,
-            message: format!(
-                "error: dataplane: NetworkPolicy {}/{} has an ipBlock, which under CNI {} matches no pod or node address; the nftables renderer cannot draw that yet (use --cni generic to render the upstream reading)",
-                policy.namespace, policy.name, inventory.cni
-            ),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// `netfence dataplane …`.
 pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
     // A node the inputs do not name, or a rule nft cannot match exactly, is bad input (exit
@@ -103,7 +76,6 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
     match command {
         DataplaneCommand::Render { inputs, node } => {
             let engine = inputs::load(&inputs)?;
-            refuse_cilium_ip_blocks(&engine)?;
             let ruleset =
                 netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
                     .map_err(tool_failure)?;
@@ -122,7 +94,6 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             netns,
         } => {
             let engine = inputs::load(&inputs)?;
-            refuse_cilium_ip_blocks(&engine)?;
             let ruleset =
                 netfence_dataplane::render(&engine, &netfence_dataplane::RenderOptions { node })
                     .map_err(tool_failure)?;
