@@ -132,7 +132,12 @@ fn the_dataplane_draws_cilium_policies_and_cilium_ip_blocks() {
     let path = input.display().to_string();
     for cni in ["cilium", "generic"] {
         let rendered = netfence(&["dataplane", "render", "-f", &path, "--cni", cni]);
-        assert_eq!(rendered.status.code(), Some(0), "{}", text(&rendered.stderr));
+        assert_eq!(
+            rendered.status.code(),
+            Some(0),
+            "{}",
+            text(&rendered.stderr)
+        );
         assert!(text(&rendered.stdout).contains("192.0.2.0-192.0.2.255"));
     }
     let cilium = netfence(&["dataplane", "render", "-f", &example()]);
