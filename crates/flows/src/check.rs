@@ -18,6 +18,15 @@ use std::sync::Arc;
 /// bounded when a log holds millions of distinct connections (a port scan).
 pub const MAX_CACHED_VERDICTS: usize = 1 << 20;
 
+/// Cache `value` under `key`, starting the cache again when it holds
+/// [`MAX_CACHED_VERDICTS`] entries (every cache of the checker is bounded the same way).
+fn remember<K: std::hash::Hash + Eq, V>(cache: &mut FastMap<K, V>, key: K, value: V) {
+    if cache.len() >= MAX_CACHED_VERDICTS {
+        cache.clear();
+    }
+    cache.insert(key, value);
+}
+
 /// What policy says of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -178,10 +187,7 @@ impl SecurityGroups {
             ))),
             Some(Ok(())) | None => None,
         };
-        if self.cache.len() >= MAX_CACHED_VERDICTS {
-            self.cache.clear();
-        }
-        self.cache.insert(key, denied.clone());
+        remember(&mut self.cache, key, denied.clone());
         denied
     }
 }
@@ -393,10 +399,7 @@ impl<'e> Checker<'e> {
                     return decision.clone();
                 }
                 let decision = self.explain(src, target, protocol, port);
-                if self.class_cache.len() >= MAX_CACHED_VERDICTS {
-                    self.class_cache.clear();
-                }
-                self.class_cache.insert(class, decision.clone());
+                remember(&mut self.class_cache, class, decision.clone());
                 return decision;
             }
         }
@@ -405,10 +408,7 @@ impl<'e> Checker<'e> {
             return decision.clone();
         }
         let decision = self.explain(src, target, protocol, port);
-        if self.cache.len() >= MAX_CACHED_VERDICTS {
-            self.cache.clear();
-        }
-        self.cache.insert(key, decision.clone());
+        remember(&mut self.cache, key, decision.clone());
         decision
     }
 
