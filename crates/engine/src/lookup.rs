@@ -120,7 +120,9 @@ pub struct VerdictIndex<'e> {
     engine: &'e Engine,
     class_of: &'e [usize],
     addresses: AddressTable,
-    rows: ClassRows<'e>,
+    /// Every rule peer resolved to classes: needed only to fill a table, so resolved on the
+    /// first fill (consumers that only map addresses and classes never pay for it).
+    rows: OnceLock<ClassRows<'e>>,
     /// TCP, UDP, SCTP (in [`protocol_index`] order).
     segments: [PortSegments; 3],
     /// One representative port per port class.
@@ -138,8 +140,8 @@ fn protocol_index(protocol: Protocol) -> usize {
 
 impl Engine {
     /// The verdict table for address lookups ([`VerdictIndex`]). Building it computes the pod
-    /// classes (once per engine) and resolves every rule peer to classes; the rows of a port
-    /// class are computed when a lookup first needs them.
+    /// classes (once per engine) and the port classes; rule peers are resolved to classes,
+    /// and the rows of a port class computed, when a lookup first needs them.
     pub fn verdict_index(&self) -> VerdictIndex<'_> {
         let (_, class_of) = self.pod_classes();
         let ranges = self.rule_port_ranges();
@@ -212,7 +214,7 @@ impl Engine {
             engine: self,
             class_of,
             addresses: AddressTable::new(&owners),
-            rows: ClassRows::new(self),
+            rows: OnceLock::new(),
             segments,
             tables: (0..representatives.len())
                 .map(|_| OnceLock::new())
@@ -306,7 +308,11 @@ impl VerdictIndex<'_> {
 
     fn classes_allowed(&self, src: usize, dst: usize, protocol: Protocol, port: u16) -> bool {
         let slot = self.segments[protocol_index(protocol)].slot(port);
-        let rows = self.tables[slot].get_or_init(|| self.rows.rows(self.representatives[slot]));
+        let rows = self.tables[slot].get_or_init(|| {
+            self.rows
+                .get_or_init(|| ClassRows::new(self.engine))
+                .rows(self.representatives[slot])
+        });
         rows[src].get(dst)
     }
 }
