@@ -9,6 +9,7 @@
 use crate::connset::ConnSet;
 use crate::eval::{Endpoint, Engine};
 use crate::ir::Peer;
+use netfence_model::net::FastMap;
 use netfence_model::{AddressCuts, WorkloadRef};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -129,6 +130,62 @@ pub fn connlist_touching(
     cuts: &Cuts,
     focus: Option<&BTreeSet<WorkloadRef>>,
 ) -> Vec<Connection> {
+    conn_table(engine, cuts, focus).connections()
+}
+
+/// The connection list in compact form: peers and connection sets once each, lines as indices.
+/// What [`connlist`] returns is [`ConnTable::connections`]; consumers that handle hundreds of
+/// thousands of lines (the viewer) read the indices and the class-pair cells instead.
+#[derive(Clone, Debug)]
+pub struct ConnTable {
+    /// Workloads and external ranges, in the order of their text (lines are sorted by it).
+    pub peers: Vec<ListPeer>,
+    /// The nodes each peer covers: pod classes `0..classes` (indices into
+    /// [`Engine::pod_classes`]), then external ranges.
+    pub peer_nodes: Vec<Vec<usize>>,
+    /// The number of pod classes (nodes below it are classes, the rest external ranges).
+    pub classes: usize,
+    /// Distinct connection sets; `sets[0]` is the empty set.
+    pub sets: Vec<ConnSet>,
+    /// One line per (source peer, destination peer, connection set) with something allowed,
+    /// indices into `peers` and `sets`, sorted by source then destination.
+    pub lines: Vec<(u32, u32, u32)>,
+    /// Node × node set ids (`u32::MAX` for a pair no line needed).
+    cells: Vec<u32>,
+    nodes: usize,
+}
+
+impl ConnTable {
+    /// The lines as [`Connection`]s (cloned peers and sets).
+    pub fn connections(&self) -> Vec<Connection> {
+        self.lines
+            .iter()
+            .map(|&(src, dst, set)| Connection {
+                src: self.peers[src as usize].clone(),
+                dst: self.peers[dst as usize].clone(),
+                conns: self.sets[set as usize].clone(),
+            })
+            .collect()
+    }
+
+    /// What is allowed from node `x` to node `y` (see [`ConnTable::peer_nodes`]): between two
+    /// different pods of those classes, or a pod and the range's first address. `None` when no
+    /// line needed the pair.
+    pub fn cell(&self, x: usize, y: usize) -> Option<&ConnSet> {
+        match self.cells.get(x * self.nodes + y) {
+            Some(&id) if id != UNKNOWN => Some(&self.sets[id as usize]),
+            _ => None,
+        }
+    }
+}
+
+/// The connection list of [`connlist_touching`] in compact form. The node-pair cells (one
+/// engine evaluation each) are computed on every available core.
+pub fn conn_table(
+    engine: &Engine,
+    cuts: &Cuts,
+    focus: Option<&BTreeSet<WorkloadRef>>,
+) -> ConnTable {
     let inventory = engine.inventory();
     // Pods every policy treats alike answer alike: evaluate one pair of pods per pair of
     // classes, not every pair of pods.
@@ -181,9 +238,6 @@ pub fn connlist_touching(
         }
     };
     let nodes = n + ranges.len();
-    let mut sets = Interned::default();
-    let mut table: Vec<u32> = vec![UNKNOWN; nodes * nodes];
-    let mut unions: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
     let focused: Vec<bool> = peers
         .iter()
         .map(|(peer, _)| match peer {
@@ -193,35 +247,95 @@ pub fn connlist_touching(
         .collect();
     let focused_ids: Vec<usize> = (0..peers.len()).filter(|&i| focused[i]).collect();
     let all_ids: Vec<usize> = (0..peers.len()).collect();
-    let mut out = Vec::new();
-    for (i, (src, src_nodes)) in peers.iter().enumerate() {
-        // A line needs a focused end: from an unfocused source, only focused destinations.
-        let destinations = if focused[i] { &all_ids } else { &focused_ids };
-        for &j in destinations {
-            let (dst, dst_nodes) = &peers[j];
-            if i == j || matches!((src, dst), (ListPeer::External(..), ListPeer::External(..))) {
-                continue;
-            }
-            let mut id = EMPTY;
-            for &x in src_nodes {
-                for &y in dst_nodes {
-                    let cell = &mut table[x * nodes + y];
-                    if *cell == UNKNOWN {
-                        *cell = sets.intern(compute(x, y));
-                    }
-                    id = sets.union(id, *cell, &mut unions);
-                }
-            }
-            if id != EMPTY {
-                out.push(Connection {
-                    src: src.clone(),
-                    dst: dst.clone(),
-                    conns: sets.get(id).clone(),
-                });
+    // The (source, destination) peer pairs that can make a line.
+    let (peer_list, focused, focused_ids, all_ids) = (&peers, &focused, &focused_ids, &all_ids);
+    let pairs = move || {
+        peer_list.iter().enumerate().flat_map(move |(i, (src, _))| {
+            // A line needs a focused end: from an unfocused source, only focused destinations.
+            let destinations = if focused[i] { all_ids } else { focused_ids };
+            destinations.iter().filter_map(move |&j| {
+                let dst = &peer_list[j].0;
+                let both_external =
+                    matches!((src, dst), (ListPeer::External(..), ListPeer::External(..)));
+                (i != j && !both_external).then_some((i, j))
+            })
+        })
+    };
+    // The cells those pairs need, then their connection sets on every core (each cell is one
+    // engine evaluation; the engine is read-only and shared).
+    let mut needed = vec![false; nodes * nodes];
+    for (i, j) in pairs() {
+        for &x in &peers[i].1 {
+            for &y in &peers[j].1 {
+                needed[x * nodes + y] = true;
             }
         }
     }
-    out
+    let wanted: Vec<usize> = (0..nodes * nodes).filter(|&c| needed[c]).collect();
+    drop(needed);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, wanted.len().max(1));
+    // Interleaved chunks: the cost of a cell varies by row, so contiguous halves would not
+    // balance.
+    let computed: Vec<Vec<ConnSet>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let wanted = &wanted;
+                let compute = &compute;
+                scope.spawn(move || {
+                    wanted
+                        .iter()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(|&c| compute(c / nodes, c % nodes))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut sets = Interned::default();
+    let mut cells: Vec<u32> = vec![UNKNOWN; nodes * nodes];
+    for (w, results) in computed.into_iter().enumerate() {
+        for (k, set) in results.into_iter().enumerate() {
+            cells[wanted[w + k * workers]] = sets.intern(set);
+        }
+    }
+    drop(wanted);
+    let mut unions: FastMap<(u32, u32), u32> = FastMap::default();
+    let mut lines = Vec::new();
+    for (i, j) in pairs() {
+        let mut id = EMPTY;
+        for &x in &peers[i].1 {
+            for &y in &peers[j].1 {
+                id = sets.union(id, cells[x * nodes + y], &mut unions);
+            }
+        }
+        if id != EMPTY {
+            lines.push((index_u32(i), index_u32(j), id));
+        }
+    }
+    let (peers, peer_nodes) = peers.into_iter().unzip();
+    ConnTable {
+        peers,
+        peer_nodes,
+        classes: n,
+        sets: sets.sets,
+        lines,
+        cells,
+        nodes,
+    }
+}
+
+/// A peer's index as stored in [`ConnTable::lines`]: peers are workloads and cut ranges, each
+/// backed by objects in memory, so there are far fewer than 2^32.
+fn index_u32(i: usize) -> u32 {
+    debug_assert!(u32::try_from(i).is_ok());
+    i as u32
 }
 
 /// Not computed yet (a cell of the node-pair table).
@@ -232,14 +346,14 @@ const EMPTY: u32 = 0;
 /// Connection sets interned: equal sets share one id (`EMPTY` is the empty set).
 struct Interned {
     sets: Vec<ConnSet>,
-    ids: std::collections::HashMap<ConnSet, u32>,
+    ids: FastMap<ConnSet, u32>,
 }
 
 impl Default for Interned {
     fn default() -> Self {
         let mut interned = Interned {
             sets: Vec::new(),
-            ids: std::collections::HashMap::new(),
+            ids: FastMap::default(),
         };
         interned.intern(ConnSet::empty());
         interned
@@ -262,12 +376,7 @@ impl Interned {
     }
 
     /// The id of the union of two interned sets (remembered per pair).
-    fn union(
-        &mut self,
-        a: u32,
-        b: u32,
-        cache: &mut std::collections::HashMap<(u32, u32), u32>,
-    ) -> u32 {
+    fn union(&mut self, a: u32, b: u32, cache: &mut FastMap<(u32, u32), u32>) -> u32 {
         if a == b || b == EMPTY {
             return a;
         }

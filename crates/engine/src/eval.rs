@@ -137,6 +137,61 @@ pub struct DirectionVerdict {
     pub deciding_policy: Option<PolicyId>,
 }
 
+/// A verdict as the rule places that decided it, without words ([`Engine::trace`]); valid
+/// for the engine that made it. Equal traces read alike ([`Engine::describe`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VerdictTrace<'e> {
+    /// Egress at the source.
+    pub egress: DirectionTrace<'e>,
+    /// Ingress at the destination.
+    pub ingress: DirectionTrace<'e>,
+}
+
+impl VerdictTrace<'_> {
+    /// Allowed in both directions.
+    pub fn allowed(&self) -> bool {
+        self.egress.allowed && self.ingress.allowed
+    }
+}
+
+impl DirectionTrace<'_> {
+    /// Whether this direction allows the connection.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The same trace without the pod it was evaluated at: it then equals the trace of any
+    /// endpoint decided by the same rules, and describes with `endpoint: None`.
+    pub fn without_endpoint(mut self) -> Self {
+        self.subject = None;
+        self
+    }
+}
+
+/// One direction of a [`VerdictTrace`] ([`Engine::describe_direction`] gives its words).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DirectionTrace<'e> {
+    direction: PolicyType,
+    allowed: bool,
+    subject: Option<PodId>,
+    selecting: &'e [(usize, usize)],
+    outcome: TracedOutcome,
+    passed_through: Vec<(RuleAt, Action)>,
+    unknown_address: Vec<(RuleAt, Action)>,
+    deciding_policy: Option<PolicyId>,
+}
+
+/// [`Outcome`] as places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum TracedOutcome {
+    NotApplicable,
+    NotIsolated,
+    Rule(RuleAt, Action),
+    EndOfTier(usize),
+    DefaultAllow,
+    SamePod,
+}
+
 /// The verdict for a connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -296,66 +351,110 @@ impl Engine {
 
     /// The verdict with its explanation.
     pub fn explain(&self, src: Endpoint, dst: Endpoint, protocol: Protocol, port: u16) -> Verdict {
+        self.describe(&self.trace(src, dst, protocol, port))
+    }
+
+    /// The verdict as rule places, without words: what [`Engine::explain`] says, cheap to
+    /// compute, compare and hash (no text is made). [`Engine::describe`] gives the words; equal
+    /// traces describe equally, so a caller explaining many connections that read alike
+    /// describes each distinct trace once.
+    pub fn trace(
+        &self,
+        src: Endpoint,
+        dst: Endpoint,
+        protocol: Protocol,
+        port: u16,
+    ) -> VerdictTrace<'_> {
         let conn = Conn {
             protocol,
             port,
             dst,
         };
         let direction = |direction: PolicyType, subject: Endpoint, peer: Endpoint| {
-            let mut verdict = DirectionVerdict {
+            let mut side = DirectionTrace {
                 direction,
                 allowed: true,
-                endpoint: None,
-                selected_by: Vec::new(),
+                subject: None,
+                selecting: &[],
+                outcome: TracedOutcome::NotApplicable,
                 passed_through: Vec::new(),
-                outcome: Outcome::NotApplicable,
-                unknown_address_rules: Vec::new(),
+                unknown_address: Vec::new(),
                 deciding_policy: None,
             };
             if let Endpoint::Pod(id) = subject {
-                verdict.endpoint = Some(self.inventory.pods()[id].key());
-                verdict.selected_by = self.selecting[id][direction_index(direction)]
-                    .iter()
-                    .map(|&(t, p)| PolicyRef {
-                        tier: self.tiers[t].name.clone(),
-                        kind: self.tiers[t].policies[p].kind,
-                        policy: self.tiers[t].policies[p].name.clone(),
-                    })
-                    .collect();
+                side.subject = Some(id);
+                side.selecting = &self.selecting[id][direction_index(direction)];
                 if src == dst {
-                    verdict.outcome = Outcome::SamePod;
+                    side.outcome = TracedOutcome::SamePod;
                 } else if !self.inventory.pods()[id].host_network {
                     let mut trace = Trace {
                         addresses: true,
                         ..Trace::default()
                     };
-                    verdict.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
-                    let selecting = &self.selecting[id][direction_index(direction)];
-                    verdict.deciding_policy = trace.deciding_policy(selecting);
-                    let rule_ref = |&(at, action): &(RuleAt, Action)| self.rule_ref(at, action);
-                    verdict.passed_through = trace.passed_through.iter().map(rule_ref).collect();
-                    verdict.unknown_address_rules =
-                        trace.unknown_address.iter().map(rule_ref).collect();
-                    verdict.outcome = match trace.decided {
-                        Some(Decided::Rule(at, action)) => Outcome::Rule {
-                            rule: self.rule_ref(at, action),
-                        },
-                        Some(Decided::EndOfTier(tier)) => Outcome::EndOfTier {
-                            tier: self.tiers[tier].name.clone(),
-                        },
-                        None if selecting.is_empty() => Outcome::NotIsolated,
-                        None => Outcome::DefaultAllow,
+                    side.allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
+                    side.deciding_policy = trace.deciding_policy(side.selecting);
+                    side.outcome = match trace.decided {
+                        Some(Decided::Rule(at, action)) => TracedOutcome::Rule(at, action),
+                        Some(Decided::EndOfTier(tier)) => TracedOutcome::EndOfTier(tier),
+                        None if side.selecting.is_empty() => TracedOutcome::NotIsolated,
+                        None => TracedOutcome::DefaultAllow,
                     };
+                    side.passed_through = trace.passed_through;
+                    side.unknown_address = trace.unknown_address;
                 }
             }
-            verdict
+            side
         };
-        let egress = direction(PolicyType::Egress, src, dst);
-        let ingress = direction(PolicyType::Ingress, dst, src);
+        VerdictTrace {
+            egress: direction(PolicyType::Egress, src, dst),
+            ingress: direction(PolicyType::Ingress, dst, src),
+        }
+    }
+
+    /// A trace in words (what [`Engine::explain`] returns).
+    pub fn describe(&self, trace: &VerdictTrace<'_>) -> Verdict {
+        let (egress, ingress) = (
+            self.describe_direction(&trace.egress),
+            self.describe_direction(&trace.ingress),
+        );
         Verdict {
             allowed: egress.allowed && ingress.allowed,
             egress,
             ingress,
+        }
+    }
+
+    /// One direction of a trace in words.
+    pub fn describe_direction(&self, side: &DirectionTrace<'_>) -> DirectionVerdict {
+        let rule_ref = |&(at, action): &(RuleAt, Action)| self.rule_ref(at, action);
+        DirectionVerdict {
+            direction: side.direction,
+            allowed: side.allowed,
+            endpoint: side.subject.map(|id| self.inventory.pods()[id].key()),
+            selected_by: side
+                .selecting
+                .iter()
+                .map(|&(t, p)| PolicyRef {
+                    tier: self.tiers[t].name.clone(),
+                    kind: self.tiers[t].policies[p].kind,
+                    policy: self.tiers[t].policies[p].name.clone(),
+                })
+                .collect(),
+            passed_through: side.passed_through.iter().map(rule_ref).collect(),
+            outcome: match side.outcome {
+                TracedOutcome::NotApplicable => Outcome::NotApplicable,
+                TracedOutcome::NotIsolated => Outcome::NotIsolated,
+                TracedOutcome::DefaultAllow => Outcome::DefaultAllow,
+                TracedOutcome::SamePod => Outcome::SamePod,
+                TracedOutcome::Rule(at, action) => Outcome::Rule {
+                    rule: self.rule_ref(at, action),
+                },
+                TracedOutcome::EndOfTier(tier) => Outcome::EndOfTier {
+                    tier: self.tiers[tier].name.clone(),
+                },
+            },
+            unknown_address_rules: side.unknown_address.iter().map(rule_ref).collect(),
+            deciding_policy: side.deciding_policy,
         }
     }
 

@@ -48,10 +48,15 @@ pub mod service;
 mod walk;
 
 pub use classes::{ClassMatrix, ClassMatrixView};
-pub use connlist::{connlist, diff, diff_touching, Connection, DiffKind, DiffLine, ListPeer};
+pub use connlist::{
+    conn_table, connlist, diff, diff_touching, ConnTable, Connection, DiffKind, DiffLine, ListPeer,
+};
 pub use connset::{ConnSet, PortSet};
 pub use decide::{Decision, PolicyId, SideDecision};
-pub use eval::{DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict};
+pub use eval::{
+    DirectionTrace, DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict,
+    VerdictTrace,
+};
 pub use incremental::{Applied, Cluster, Focus, RebuildStats, Timings};
 pub use lookup::{ConnectionClass, VerdictIndex};
 pub use matrix::{default_ports, Matrix, MatrixView, ProbePort};

@@ -12,7 +12,7 @@
 use crate::ir::{Action, Direction, Rule, Tier, TierEnd};
 
 /// One rule's place: (tier, policy, rule) indices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RuleAt {
     /// Tier index.
     pub tier: usize,

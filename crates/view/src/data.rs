@@ -7,8 +7,10 @@
 //! own, not the engine's.
 
 use netfence_audit::Report;
+use netfence_engine::connlist::cuts;
 use netfence_engine::{
-    connlist, ConnSet, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, Outcome,
+    conn_table, ConnSet, ConnTable, DirectionTrace, DirectionVerdict, Endpoint, Engine, ListPeer,
+    Outcome,
 };
 use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType, Protocol, WorkloadRef};
@@ -228,13 +230,19 @@ struct Nodes {
 
 /// Gather the view from the engine, its connection list and an audit report.
 pub fn build(engine: &Engine, report: &Report, options: &BuildOptions) -> ViewData {
-    build_from(engine, &connlist(engine), report, options)
+    build_from(
+        engine,
+        &conn_table(engine, &cuts(engine), None),
+        report,
+        options,
+    )
 }
 
-/// [`build`] on a connection list already computed (the same engine's).
+/// [`build`] on a connection list already computed (the same engine's whole
+/// [`conn_table`]).
 pub fn build_from(
     engine: &Engine,
-    list: &[Connection],
+    list: &ConnTable,
     report: &Report,
     options: &BuildOptions,
 ) -> ViewData {
@@ -281,12 +289,16 @@ pub fn build_from(
             findings: Vec::new(),
         });
     }
+    // External ranges that some line names, in range order, after the workloads.
     let mut externals: BTreeMap<(IpAddr, IpAddr), usize> = BTreeMap::new();
-    for connection in list {
-        for peer in [&connection.src, &connection.dst] {
-            if let ListPeer::External(first, last) = peer {
-                externals.entry((*first, *last)).or_insert(0);
-            }
+    let mut named = vec![false; list.peers.len()];
+    for &(src, dst, _) in &list.lines {
+        named[src as usize] = true;
+        named[dst as usize] = true;
+    }
+    for (peer, _) in list.peers.iter().zip(&named).filter(|(_, &n)| n) {
+        if let ListPeer::External(first, last) = peer {
+            externals.entry((*first, *last)).or_insert(0);
         }
     }
     for (range, slot) in externals.iter_mut() {
@@ -305,23 +317,42 @@ pub fn build_from(
             findings: Vec::new(),
         });
     }
-    let mut explainer = Explainer::new(engine, &index, &externals, nodes.len());
-    let mut edges: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(list.len());
-    // The list is sorted by source: most lines repeat the previous line's source.
-    let mut last_src: Option<(&ListPeer, Option<usize>)> = None;
-    for connection in list {
-        let src = match last_src {
-            Some((peer, node)) if *peer == connection.src => node,
-            _ => explainer.node_of(&connection.src),
-        };
-        last_src = Some((&connection.src, src));
-        let (Some(src), Some(dst)) = (src, explainer.node_of(&connection.dst)) else {
+    // Each peer of the table as a graph node.
+    let node_of_peer: Vec<Option<usize>> = list
+        .peers
+        .iter()
+        .map(|peer| match peer {
+            ListPeer::Workload(w) => index.index.get(w).copied(),
+            ListPeer::External(first, last) => externals.get(&(*first, *last)).copied(),
+        })
+        .collect();
+    let mut table_node = vec![usize::MAX; nodes.len()];
+    for (peer, node) in node_of_peer.iter().enumerate() {
+        if let (Some(node), [only]) = (node, list.peer_nodes[peer].as_slice()) {
+            if matches!(list.peers[peer], ListPeer::External(..)) {
+                table_node[*node] = *only;
+            }
+        }
+    }
+    let mut explainer = Explainer::new(engine, list, &index, &externals, &table_node);
+    let mut edges: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(list.lines.len());
+    // Connection texts in the order first met, by the table's set id.
+    let mut conn_of_set: Vec<Option<usize>> = vec![None; list.sets.len()];
+    let mut conns: Vec<String> = Vec::new();
+    for &(src, dst, set) in &list.lines {
+        let (Some(src), Some(dst)) = (node_of_peer[src as usize], node_of_peer[dst as usize])
+        else {
             continue;
         };
-        let conn = explainer.conns.add(&connection.conns);
-        let probes = explainer.probes(src, dst, &connection.conns, conn);
+        let set = set as usize;
+        let conn = *conn_of_set[set].get_or_insert_with(|| {
+            conns.push(list.sets[set].to_string());
+            conns.len() - 1
+        });
+        let probes = explainer.probes(src, dst, &list.sets[set], conn);
         edges.push((src, dst, conn, probes));
     }
+    let (probe_sets, explanations) = explainer.finish(&mut edges);
     edges.sort_unstable();
     let mut columns = Edges {
         out_count: vec![0; nodes.len()],
@@ -333,12 +364,6 @@ pub fn build_from(
         columns.conn.push(conn);
         columns.probes.push(probes);
     }
-    let Explainer {
-        conns,
-        probe_sets,
-        explanations,
-        ..
-    } = explainer;
     let mut view = ViewData {
         title: options.title.clone(),
         live: options.live,
@@ -346,8 +371,8 @@ pub fn build_from(
         nodes,
         policies: policies.views,
         edges: columns,
-        conns: conns.values,
-        probe_sets: probe_sets.values,
+        conns,
+        probe_sets,
         explanations: explanations
             .iter()
             .map(|side| serde_json::to_value(side).unwrap_or(serde_json::Value::Null))
@@ -445,12 +470,6 @@ impl<K: std::hash::Hash + Eq + Clone, V> Interner<K, V> {
     }
 }
 
-impl Interner<ConnSet, String> {
-    fn add(&mut self, conns: &ConnSet) -> usize {
-        self.add_with(conns, || conns.to_string())
-    }
-}
-
 /// An equivalence class of endpoints for explanations: a pod class (pods every policy treats
 /// alike, `Engine::pod_classes`) or one external node.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -465,13 +484,19 @@ type Signature = (Vec<Class>, Vec<(Protocol, u16)>);
 /// What one explained probe gave: allowed, egress and ingress explanation indices.
 type Explained = (bool, usize, usize);
 
+/// A probe to explain: (source class, destination class, protocol, port) and the endpoints
+/// that represent the classes.
+type ProbeKey = (Class, Class, Protocol, u16);
+
 /// Explains edges. Pods of one class answer alike and are decided by the same rules (that is
 /// what makes them one class), so the engine is asked once per (source class, destination
-/// class, protocol, port) and the answer is shared by every edge between those classes.
+/// class, protocol, port) and the answer is shared by every edge between those classes. The
+/// connection table's class-pair cells say which pair allows a port, so only the probe each
+/// edge shows is explained, and those explanations run on every core at the end
+/// ([`Explainer::finish`]).
 struct Explainer<'a> {
     engine: &'a Engine,
-    index: &'a Nodes,
-    externals: &'a BTreeMap<(IpAddr, IpAddr), usize>,
+    table: &'a ConnTable,
     /// Per node: its distinct classes with a representative endpoint (at most
     /// [`CLASSES_PER_WORKLOAD`]), and the ports its first pod declares.
     classes: Vec<Vec<(Class, Endpoint)>>,
@@ -479,25 +504,25 @@ struct Explainer<'a> {
     /// Per node: a number shared by the nodes with the same classes and declared ports (their
     /// edges with the same connections get the same probes).
     signature: Vec<usize>,
-    cache: FastMap<(Class, Class, Protocol, u16), Explained>,
-    /// (source signature, destination signature, conns index) → probe set.
+    /// Per external node: its node in the connection table.
+    table_node: &'a [usize],
+    /// Probes to explain, numbered in the order first needed, with their endpoints.
+    keys: Interner<ProbeKey, (Endpoint, Endpoint)>,
+    /// (source signature, destination signature, conns index) → pending probe set.
     edge_cache: FastMap<(usize, usize, usize), usize>,
-    conns: Interner<ConnSet, String>,
-    probe_sets: Interner<Vec<(Protocol, u16, Explained)>, Vec<ProbeView>>,
-    /// Distinct explanations, found by fingerprint and confirmed by equality; serialized
-    /// once each, at the end (a 10k-pod cluster asks hundreds of thousands of directions
-    /// that read alike).
-    explanations: Vec<DirectionVerdict>,
-    by_fingerprint: FastMap<u64, Vec<usize>>,
+    /// Pending probe sets: (protocol, port, probe key number) per probe.
+    pending: Vec<Vec<(Protocol, u16, usize)>>,
 }
 
 impl<'a> Explainer<'a> {
     fn new(
         engine: &'a Engine,
+        table: &'a ConnTable,
         index: &'a Nodes,
         externals: &'a BTreeMap<(IpAddr, IpAddr), usize>,
-        node_count: usize,
+        table_node: &'a [usize],
     ) -> Self {
+        let node_count = table_node.len();
         let (_, class_of) = engine.pod_classes();
         let mut classes = vec![Vec::new(); node_count];
         let mut declared = vec![Vec::new(); node_count];
@@ -534,24 +559,14 @@ impl<'a> Explainer<'a> {
             .collect();
         Explainer {
             engine,
-            index,
-            externals,
+            table,
             classes,
             declared,
             signature,
-            cache: FastMap::default(),
+            table_node,
+            keys: Interner::default(),
             edge_cache: FastMap::default(),
-            conns: Interner::default(),
-            probe_sets: Interner::default(),
-            explanations: Vec::new(),
-            by_fingerprint: FastMap::default(),
-        }
-    }
-
-    fn node_of(&self, peer: &ListPeer) -> Option<usize> {
-        match peer {
-            ListPeer::Workload(w) => self.index.index.get(w).copied(),
-            ListPeer::External(first, last) => self.externals.get(&(*first, *last)).copied(),
+            pending: Vec::new(),
         }
     }
 
@@ -580,41 +595,22 @@ impl<'a> Explainer<'a> {
         probes
     }
 
-    fn explain(
-        &mut self,
-        src: (Class, Endpoint),
-        dst: (Class, Endpoint),
-        protocol: Protocol,
-        port: u16,
-    ) -> Explained {
-        if let Some(&known) = self.cache.get(&(src.0, dst.0, protocol, port)) {
-            return known;
+    /// The connection table's node of a class.
+    fn table_node(&self, class: Class) -> usize {
+        match class {
+            Class::Pods(class) => class,
+            Class::External(node) => self.table_node[node],
         }
-        let mut verdict = self.engine.explain(src.1, dst.1, protocol, port);
-        // The edge names the workloads; the pod is only the class's representative.
-        verdict.egress.endpoint = None;
-        verdict.ingress.endpoint = None;
-        let explained = (
-            verdict.allowed,
-            self.intern(verdict.egress),
-            self.intern(verdict.ingress),
-        );
-        self.cache.insert((src.0, dst.0, protocol, port), explained);
-        explained
     }
 
-    /// The index of an explanation equal to `side`, added when new.
-    fn intern(&mut self, side: DirectionVerdict) -> usize {
-        let candidates = self.by_fingerprint.entry(fingerprint(&side)).or_default();
-        if let Some(&known) = candidates.iter().find(|&&i| self.explanations[i] == side) {
-            return known;
-        }
-        candidates.push(self.explanations.len());
-        self.explanations.push(side);
-        self.explanations.len() - 1
+    /// Whether the table allows `protocol`/`port` between two classes.
+    fn allows(&self, src: Class, dst: Class, protocol: Protocol, port: u16) -> bool {
+        self.table
+            .cell(self.table_node(src), self.table_node(dst))
+            .is_some_and(|conns| conns.contains(protocol, port))
     }
 
-    /// The probe set of one edge (`conn`: the interned index of `conns`).
+    /// The pending probe set of one edge (`conn`: the interned index of `conns`).
     fn probes(&mut self, src: usize, dst: usize, conns: &ConnSet, conn: usize) -> usize {
         let key = (self.signature[src], self.signature[dst], conn);
         if let Some(&known) = self.edge_cache.get(&key) {
@@ -623,39 +619,163 @@ impl<'a> Explainer<'a> {
         let mut out = Vec::new();
         for (protocol, port) in self.probe_ports(dst, conns) {
             // The list is a union over pods: find a pair of classes this port is allowed
-            // between (a workload's pods are usually one class, so the first pair does).
-            let mut chosen: Option<Explained> = None;
-            'pairs: for s in 0..self.classes[src].len() {
-                for d in 0..self.classes[dst].len() {
-                    let (a, b) = (self.classes[src][s], self.classes[dst][d]);
+            // between (a workload's pods are usually one class, so the first pair does), else
+            // explain the first pair's denial.
+            let mut chosen: Option<((Class, Endpoint), (Class, Endpoint))> = None;
+            'pairs: for &a in &self.classes[src] {
+                for &b in &self.classes[dst] {
                     if a.1 == b.1 {
                         continue;
                     }
-                    let explained = self.explain(a, b, protocol, port);
-                    if explained.0 || chosen.is_none() {
-                        chosen = Some(explained);
+                    let allowed = self.allows(a.0, b.0, protocol, port);
+                    if allowed || chosen.is_none() {
+                        chosen = Some((a, b));
                     }
-                    if explained.0 {
+                    if allowed {
                         break 'pairs;
                     }
                 }
             }
-            if let Some(explained) = chosen {
-                out.push((protocol, port, explained));
+            if let Some((a, b)) = chosen {
+                let probe = self
+                    .keys
+                    .add_with(&(a.0, b.0, protocol, port), || (a.1, b.1));
+                out.push((protocol, port, probe));
             }
         }
-        let set = self.probe_sets.add_with(&out, || {
-            out.iter()
-                .map(|&(protocol, port, (allowed, egress, ingress))| ProbeView {
-                    port: format!("{}/{port}", protocol_name(protocol)),
-                    verdict: if allowed { "allow" } else { "deny" },
-                    egress,
-                    ingress,
-                })
-                .collect()
-        });
+        self.pending.push(out);
+        let set = self.pending.len() - 1;
         self.edge_cache.insert(key, set);
         set
+    }
+
+    /// Explain every probe (on every core), number the distinct explanations and probe sets,
+    /// and point `edges`' probe sets at the final numbers.
+    fn finish(
+        self,
+        edges: &mut [(usize, usize, usize, usize)],
+    ) -> (Vec<Vec<ProbeView>>, Vec<DirectionVerdict>) {
+        let engine = self.engine;
+        let probes: Vec<(ProbeKey, (Endpoint, Endpoint))> = {
+            let mut keys: Vec<Option<ProbeKey>> = vec![None; self.keys.values.len()];
+            for (key, &i) in &self.keys.index {
+                keys[i] = Some(*key);
+            }
+            keys.into_iter()
+                .flatten()
+                .zip(self.keys.values.iter().copied())
+                .collect()
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, probes.len().max(1));
+        // Each worker traces probes w, w + workers, … (rule places, no words) and numbers
+        // its distinct direction traces (150k probes read alike in a few thousand ways); only
+        // those are put into words.
+        type Local<'e> = (Vec<DirectionTrace<'e>>, Vec<Explained>);
+        let traced: Vec<Local<'_>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let probes = &probes;
+                    scope.spawn(move || {
+                        let mut local: Interner<DirectionTrace<'_>, ()> = Interner::default();
+                        let mut traces = Vec::new();
+                        let mut number = |side: DirectionTrace<'a>| {
+                            // The edge names the workloads; the pod is only the class's
+                            // representative.
+                            let side = side.without_endpoint();
+                            local.add_with(&side, || traces.push(side.clone()))
+                        };
+                        let explained = probes
+                            .iter()
+                            .skip(w)
+                            .step_by(workers)
+                            .map(|&((_, _, protocol, port), (src, dst))| {
+                                let trace = engine.trace(src, dst, protocol, port);
+                                let allowed = trace.allowed();
+                                (allowed, number(trace.egress), number(trace.ingress))
+                            })
+                            .collect::<Vec<_>>();
+                        (traces, explained)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        // One numbering, in probe order (whatever the number of workers).
+        let mut explanations = Explanations::default();
+        let mut remap: Vec<Vec<Option<usize>>> = Vec::with_capacity(workers);
+        let mut locals = Vec::with_capacity(workers);
+        let mut results = Vec::with_capacity(workers);
+        for (traces, explained) in traced {
+            remap.push(vec![None; traces.len()]);
+            locals.push(traces);
+            results.push(explained);
+        }
+        let mut global = |w: usize, local: usize| -> usize {
+            *remap[w][local].get_or_insert_with(|| {
+                explanations.intern(engine.describe_direction(&locals[w][local]))
+            })
+        };
+        let explained: Vec<Explained> = (0..probes.len())
+            .map(|k| {
+                let (w, i) = (k % workers, k / workers);
+                let (allowed, egress, ingress) = results[w][i];
+                (allowed, global(w, egress), global(w, ingress))
+            })
+            .collect();
+        let mut sets: Interner<Vec<(Protocol, u16, Explained)>, Vec<ProbeView>> =
+            Interner::default();
+        let final_set: Vec<usize> = self
+            .pending
+            .iter()
+            .map(|pending| {
+                let content: Vec<(Protocol, u16, Explained)> = pending
+                    .iter()
+                    .map(|&(protocol, port, probe)| (protocol, port, explained[probe]))
+                    .collect();
+                sets.add_with(&content, || {
+                    content
+                        .iter()
+                        .map(|&(protocol, port, (allowed, egress, ingress))| ProbeView {
+                            port: format!("{}/{port}", protocol_name(protocol)),
+                            verdict: if allowed { "allow" } else { "deny" },
+                            egress,
+                            ingress,
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        for edge in edges.iter_mut() {
+            edge.3 = final_set[edge.3];
+        }
+        (sets.values, explanations.values)
+    }
+}
+
+/// Distinct explanations, found by fingerprint and confirmed by equality; serialized once
+/// each, at the end (a 10k-pod cluster asks hundreds of thousands of directions that read
+/// alike).
+#[derive(Default)]
+struct Explanations {
+    values: Vec<DirectionVerdict>,
+    by_fingerprint: FastMap<u64, Vec<usize>>,
+}
+
+impl Explanations {
+    /// The index of an explanation equal to `side`, added when new.
+    fn intern(&mut self, side: DirectionVerdict) -> usize {
+        let candidates = self.by_fingerprint.entry(fingerprint(&side)).or_default();
+        if let Some(&known) = candidates.iter().find(|&&i| self.values[i] == side) {
+            return known;
+        }
+        candidates.push(self.values.len());
+        self.values.push(side);
+        self.values.len() - 1
     }
 }
 
