@@ -333,9 +333,26 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
     let mut allowed = big.clone();
     for chain in allowed.chains.values_mut() {
         if chain.comment.starts_with("bench/server Ingress") {
-            chain
-                .rules
-                .insert(0, "meta l4proto tcp th dport 5202 return".into());
+            use netfence_dataplane::rule::{Element, ElementKind, Match, NftRule, Operand, Verdict};
+            let allow = NftRule {
+                matches: vec![
+                    Match::L4Proto {
+                        negated: false,
+                        protocol: 6,
+                    },
+                    Match::DestinationPort {
+                        negated: false,
+                        value: Operand::Single(Element {
+                            kind: ElementKind::Port,
+                            first: 5202,
+                            last: 5202,
+                        }),
+                    },
+                ],
+                ..NftRule::verdict(Verdict::Return)
+            };
+            assert_eq!(allow.to_string(), "meta l4proto tcp th dport 5202 return");
+            chain.rules.insert(0, allow);
         }
     }
     lab.apply(&allowed).expect("apply big ruleset");

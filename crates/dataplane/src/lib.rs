@@ -6,9 +6,11 @@
 
 pub mod agent;
 pub mod lab;
+pub mod netlink;
 pub mod nft;
 pub mod record;
 pub mod render;
+pub mod rule;
 
 pub use agent::{run_agent, AgentEvent, AgentOptions};
 pub use lab::{
