@@ -267,6 +267,9 @@ struct Ctx<'a> {
     peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, Option<Addresses>>>,
     /// Named sets created so far.
     sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
+    /// Set names by content: a set's name hashes its text, which is formatted once per
+    /// distinct set rather than once per rule that uses it.
+    set_names: std::cell::RefCell<std::collections::HashMap<(ElementKind, Vec<Element>), String>>,
     engine: &'a Engine,
 }
 
@@ -277,9 +280,17 @@ impl Ctx<'_> {
         if elements.len() == 1 {
             return Operand::Single(elements[0]);
         }
+        let key = (kind, elements);
+        if let Some(name) = self.set_names.borrow().get(&key) {
+            return Operand::Set(name.clone());
+        }
+        let (kind, elements) = key;
         let text: Vec<String> = elements.iter().map(|e| e.to_string()).collect();
         let hash = stable_hash(kind.type_name().bytes().chain(text.join(",").bytes()));
         let name = format!("s{hash:016x}");
+        self.set_names
+            .borrow_mut()
+            .insert((kind, elements.clone()), name.clone());
         self.sets
             .borrow_mut()
             .entry(name.clone())
@@ -558,6 +569,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let ctx = Ctx {
         peer_cache: Default::default(),
         sets: Default::default(),
+        set_names: Default::default(),
         engine,
     };
     let mut ruleset = Ruleset {
