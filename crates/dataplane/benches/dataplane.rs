@@ -335,7 +335,9 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
     let mut allowed = big.clone();
     for chain in allowed.chains.values_mut() {
         if chain.comment.starts_with("bench/server Ingress") {
-            use netfence_dataplane::rule::{Element, ElementKind, Match, NftRule, Operand, Verdict};
+            use netfence_dataplane::rule::{
+                Element, ElementKind, Match, NftRule, Operand, Verdict,
+            };
             let allow = NftRule {
                 matches: vec![
                     Match::L4Proto {

@@ -29,12 +29,12 @@
 //!   pod, so an egress rule with a named port becomes one nft rule per destination pod that
 //!   declares it. What nft cannot match exactly is refused ([`unsupported`]).
 
-use netfence_engine::ir::{Action, Policy, PolicySource, PortMatch, Rule, TierEnd};
-use netfence_engine::{Endpoint, Engine};
-use netfence_model::net::stable_hash;
 use crate::rule::{
     AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,
 };
+use netfence_engine::ir::{Action, Policy, PolicySource, PortMatch, Rule, TierEnd};
+use netfence_engine::{Endpoint, Engine};
+use netfence_model::net::stable_hash;
 use netfence_model::{AddressRanges, PodId, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -1032,6 +1032,9 @@ mod tests {
             .iter()
             .map(|e| e.to_string())
             .collect();
-        assert_eq!(text, vec!["10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255"]);
+        assert_eq!(
+            text,
+            vec!["10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255"]
+        );
     }
 }

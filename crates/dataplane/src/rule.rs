@@ -60,7 +60,7 @@ impl ElementKind {
     }
 
     /// Key length in bytes.
-    pub fn len(self) -> usize {
+    pub fn key_len(self) -> usize {
         match self {
             ElementKind::V4 => 4,
             ElementKind::V6 => 16,
@@ -80,7 +80,7 @@ impl ElementKind {
     /// `value` as the key's bytes, in network byte order.
     pub fn bytes(self, value: u128) -> Vec<u8> {
         let all = value.to_be_bytes();
-        all[16 - self.len()..].to_vec()
+        all[16 - self.key_len()..].to_vec()
     }
 }
 
@@ -221,7 +221,12 @@ impl fmt::Display for Match {
                 write!(f, "{family} {field} {value}")
             }
             Match::L4Proto { negated, protocol } => {
-                write!(f, "meta l4proto {}{}", not(*negated), protocol_text(*protocol))
+                write!(
+                    f,
+                    "meta l4proto {}{}",
+                    not(*negated),
+                    protocol_text(*protocol)
+                )
             }
             Match::L4ProtoNotIn(protocols) => {
                 let names: Vec<String> = protocols.iter().map(|p| protocol_text(*p)).collect();

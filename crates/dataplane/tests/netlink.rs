@@ -60,7 +60,9 @@ impl Pair {
                 .find(|(a, b)| a != b)
                 .map(|(a, b)| format!("nft -f:   {a}\nnetlink: {b}"))
                 .unwrap_or_else(|| "one listing is a prefix of the other".into());
-            return Err(format!("{label}: listings differ; first difference:\n{first}"));
+            return Err(format!(
+                "{label}: listings differ; first difference:\n{first}"
+            ));
         }
         Ok(())
     }
@@ -84,7 +86,11 @@ fn engine_of(files: &[(&str, &str)]) -> Engine {
 
 fn example(dir: &str) -> Engine {
     let mut loader = Loader::new();
-    loader.load_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(dir));
+    loader.load_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(dir),
+    );
     Engine::new(loader.finish().expect("example loads"))
 }
 
@@ -139,7 +145,10 @@ fn inputs() -> Vec<(String, Engine)> {
         out.push((
             format!("calico scenario {}", s.name),
             engine_of(&[
-                ("base.yaml", include_str!("../../engine/tests/calico/base.yaml")),
+                (
+                    "base.yaml",
+                    include_str!("../../engine/tests/calico/base.yaml"),
+                ),
                 ("policies.yaml", &s.policies),
             ]),
         ));
@@ -191,7 +200,13 @@ fn netlink_and_nft_load_the_same_table_for_every_input() {
         };
         for rule in ruleset.chains.values().flat_map(|c| &c.rules) {
             for m in &rule.matches {
-                kinds.insert(format!("{m:?}").split([' ', '(']).next().unwrap_or("").to_string());
+                kinds.insert(
+                    format!("{m:?}")
+                        .split([' ', '('])
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
             }
         }
         compared += 1;
@@ -237,10 +252,24 @@ fn netlink_and_nft_load_the_same_table_for_every_input() {
     let hand_made = vec![
         vec![Match::L4ProtoNotIn(vec![6, 17, 132])],
         vec![l4(6), port(true, 1000, 2000)],
-        vec![v6_range.clone(), l4(17), port(false, 53, 53), port(true, 5353, 5353)],
-        vec![l4(58), icmp6(IcmpField::Type, false, 128), icmp6(IcmpField::Code, false, 0)],
+        vec![
+            v6_range.clone(),
+            l4(17),
+            port(false, 53, 53),
+            port(true, 5353, 5353),
+        ],
+        vec![
+            l4(58),
+            icmp6(IcmpField::Type, false, 128),
+            icmp6(IcmpField::Code, false, 0),
+        ],
         vec![icmp6(IcmpField::Type, true, 1)],
-        vec![v6_range, l4(58), icmp6(IcmpField::Type, false, 2), icmp6(IcmpField::Code, true, 3)],
+        vec![
+            v6_range,
+            l4(58),
+            icmp6(IcmpField::Type, false, 2),
+            icmp6(IcmpField::Code, true, 3),
+        ],
     ];
     let chain = extra.chains.values_mut().next().expect("a chain");
     for (i, matches) in hand_made.into_iter().enumerate() {
@@ -257,7 +286,13 @@ fn netlink_and_nft_load_the_same_table_for_every_input() {
     }
     for rule in extra.chains.values().flat_map(|c| &c.rules) {
         for m in &rule.matches {
-            kinds.insert(format!("{m:?}").split([' ', '(']).next().unwrap_or("").to_string());
+            kinds.insert(
+                format!("{m:?}")
+                    .split([' ', '('])
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
     }
     if let Err(e) = pair.compare("hand-made forms", &extra) {
@@ -295,7 +330,10 @@ fn netlink_updates_leave_the_same_table_as_nft_updates() {
     let change = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: change, namespace: ns1}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}], ports: [{port: 7777}]}]\n";
     for (label, extra) in [("generated", ""), ("generated + change", change)] {
         let engine = generated(300, 6, 3, extra);
-        rulesets.push((label.into(), render(&engine, &RenderOptions::default()).expect("render")));
+        rulesets.push((
+            label.into(),
+            render(&engine, &RenderOptions::default()).expect("render"),
+        ));
     }
     let mut failures = Vec::new();
     let mut changed = 0;
@@ -305,8 +343,8 @@ fn netlink_updates_leave_the_same_table_as_nft_updates() {
         let result = (|| {
             apply_with(Backend::NftCli, from, Some(&pair.cli)).map_err(|e| e.to_string())?;
             apply_with(Backend::Netlink, from, Some(&pair.netlink)).map_err(|e| e.to_string())?;
-            let by_cli =
-                update_with(Backend::NftCli, from, to, Some(&pair.cli)).map_err(|e| e.to_string())?;
+            let by_cli = update_with(Backend::NftCli, from, to, Some(&pair.cli))
+                .map_err(|e| e.to_string())?;
             let by_netlink = update_with(Backend::Netlink, from, to, Some(&pair.netlink))
                 .map_err(|e| e.to_string())?;
             if by_cli != by_netlink {
@@ -335,22 +373,26 @@ fn a_refused_transaction_names_the_object_and_changes_nothing() {
     let mut bad = good.clone();
     let (name, chain) = bad.chains.iter_mut().next().expect("a chain");
     let name = name.clone();
-    chain.rules.push(NftRule::verdict(Verdict::Goto("tnosuchchain".into())));
+    chain
+        .rules
+        .push(NftRule::verdict(Verdict::Goto("tnosuchchain".into())));
     let index = chain.rules.len() - 1;
     let error = apply_with(Backend::Netlink, &bad, Some(&pair.netlink))
         .expect_err("the kernel refuses a goto to a missing chain")
         .to_string();
     assert!(
-        error.contains(&format!("rule {index} of chain inet netfence {name}: goto tnosuchchain"))
-            && error.contains("No such file or directory"),
+        error.contains(&format!(
+            "rule {index} of chain inet netfence {name}: goto tnosuchchain"
+        )) && error.contains("No such file or directory"),
         "{error}"
     );
     // The transaction is atomic: the table is as before.
     assert_eq!(list(Some(&pair.netlink)).expect("list"), before);
     // So is a refused update.
-    let error = netfence_dataplane::nft::update_with(Backend::Netlink, &good, &bad, Some(&pair.netlink))
-        .expect_err("refused update")
-        .to_string();
+    let error =
+        netfence_dataplane::nft::update_with(Backend::Netlink, &good, &bad, Some(&pair.netlink))
+            .expect_err("refused update")
+            .to_string();
     assert!(error.contains("tnosuchchain"), "{error}");
     assert_eq!(list(Some(&pair.netlink)).expect("list"), before);
 }
@@ -360,10 +402,20 @@ fn netlink_flush_removes_only_the_table_and_tolerates_its_absence() {
     require_root();
     let pair = Pair::new("f");
     let ns = Some(pair.netlink.as_str());
-    run(ns, "nft", &["add table inet other; add chain inet other c"], None).expect("other table");
+    run(
+        ns,
+        "nft",
+        &["add table inet other; add chain inet other c"],
+        None,
+    )
+    .expect("other table");
     let engine = example("eks-guide");
-    apply_with(Backend::Netlink, &render(&engine, &RenderOptions::default()).expect("render"), ns)
-        .expect("apply");
+    apply_with(
+        Backend::Netlink,
+        &render(&engine, &RenderOptions::default()).expect("render"),
+        ns,
+    )
+    .expect("apply");
     assert!(list(ns).is_ok());
     flush_with(Backend::Netlink, ns).expect("flush");
     assert!(list(ns).is_err(), "table gone");

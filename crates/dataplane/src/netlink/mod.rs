@@ -335,10 +335,11 @@ impl Transaction {
     }
 
     fn del_set(&mut self, name: &str) {
-        self.batch.message(DELSET, 0, Object::Set(name.into()), |a| {
-            table(a);
-            a.str(2, name);
-        });
+        self.batch
+            .message(DELSET, 0, Object::Set(name.into()), |a| {
+                table(a);
+                a.str(2, name);
+            });
     }
 
     /// A named interval set with its elements.
@@ -356,20 +357,26 @@ impl Transaction {
                 a.str(2, name);
                 a.u32(3, SET_INTERVAL);
                 a.u32(4, key_type);
-                a.u32(5, set.kind.len() as u32);
+                a.u32(5, set.kind.key_len() as u32);
                 a.u32(10, id);
                 a.bytes(13, UDATA_KEY_BIG_ENDIAN);
             });
         let elements = interval_elements(set.kind, &set.elements);
-        self.elements(NEWSETELEM, name, Some(id), &elements, |a, (key, end, open)| {
-            a.nest(1, |a| a.bytes(1, key));
-            if *end {
-                a.u32(3, ELEM_INTERVAL_END);
-            }
-            if *open {
-                a.bytes(6, UDATA_INTERVAL_OPEN);
-            }
-        });
+        self.elements(
+            NEWSETELEM,
+            name,
+            Some(id),
+            &elements,
+            |a, (key, end, open)| {
+                a.nest(1, |a| a.bytes(1, key));
+                if *end {
+                    a.u32(3, ELEM_INTERVAL_END);
+                }
+                if *open {
+                    a.bytes(6, UDATA_INTERVAL_OPEN);
+                }
+            },
+        );
     }
 
     /// `type ipv4_addr : verdict` (or ipv6), empty.
@@ -444,11 +451,8 @@ impl Transaction {
     fn anonymous_protocols(&mut self, chain: &str, index: usize, protocols: &[u8]) -> u32 {
         let id = self.next_set_id;
         self.next_set_id += 1;
-        self.batch.message(
-            NEWSET,
-            F_CREATE,
-            Object::Rule(chain.into(), index),
-            |a| {
+        self.batch
+            .message(NEWSET, F_CREATE, Object::Rule(chain.into(), index), |a| {
                 table(a);
                 a.str(2, "__set%d");
                 a.u32(3, SET_ANONYMOUS | SET_CONSTANT);
@@ -457,8 +461,7 @@ impl Transaction {
                 a.u32(10, id);
                 a.nest(9, |a| a.u32(1, protocols.len() as u32));
                 a.bytes(13, UDATA_L4PROTO_SET);
-            },
-        );
+            });
         let keys: Vec<u8> = protocols.to_vec();
         self.elements(NEWSETELEM, "__set%d", Some(id), &keys, |a, p| {
             a.nest(1, |a| a.bytes(1, &[*p]));
@@ -683,14 +686,22 @@ fn interval_elements(kind: ElementKind, elements: &[Element]) -> Vec<(Vec<u8>, b
 }
 
 /// Send a transaction and wait for the kernel's answer; the first refused message, named.
-fn commit(t: Transaction, netns: Option<&str>, ruleset: Option<&Ruleset>) -> Result<(), DataplaneError> {
+fn commit(
+    t: Transaction,
+    netns: Option<&str>,
+    ruleset: Option<&Ruleset>,
+) -> Result<(), DataplaneError> {
     let started = std::time::Instant::now();
     let t_created = t.created;
     let (datagram, objects) = t.batch.finish();
-    let failed = |e: std::io::Error| DataplaneError::Other(format!(
-        "nftables netlink transaction{}: {e}",
-        netns.map(|n| format!(" in network namespace {n}")).unwrap_or_default()
-    ));
+    let failed = |e: std::io::Error| {
+        DataplaneError::Other(format!(
+            "nftables netlink transaction{}: {e}",
+            netns
+                .map(|n| format!(" in network namespace {n}"))
+                .unwrap_or_default()
+        ))
+    };
     let mut socket = socket::Socket::open(netns).map_err(failed)?;
     socket.send(&datagram).map_err(failed)?;
     let sent = started.elapsed();
@@ -719,7 +730,9 @@ fn commit(t: Transaction, netns: Option<&str>, ruleset: Option<&Ruleset>) -> Res
     Err(DataplaneError::Failed {
         command: format!(
             "nftables netlink transaction{}",
-            netns.map(|n| format!(" in network namespace {n}")).unwrap_or_default()
+            netns
+                .map(|n| format!(" in network namespace {n}"))
+                .unwrap_or_default()
         ),
         stderr: format!(
             "the kernel refused {object}: {reason}{}{}",

@@ -93,7 +93,12 @@ impl Socket {
     /// Send one datagram (a whole batch), growing the send buffer to hold it.
     pub(crate) fn send(&mut self, datagram: &[u8]) -> io::Result<()> {
         let size = i32::try_from(datagram.len() + 4096).unwrap_or(i32::MAX);
-        set_option(&self.file, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &size.to_ne_bytes())?;
+        set_option(
+            &self.file,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            &size.to_ne_bytes(),
+        )?;
         let written = self.file.write(datagram)?;
         if written != datagram.len() {
             return Err(io::Error::other(format!(

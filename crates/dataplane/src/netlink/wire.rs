@@ -33,7 +33,7 @@ pub(crate) struct Attrs<'a> {
 }
 
 fn pad(buf: &mut Vec<u8>) {
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -128,7 +128,13 @@ impl<T> Batch<T> {
     }
 
     /// Add one nf_tables message (`kind` is `NFT_MSG_*`) about `object`.
-    pub(crate) fn message(&mut self, kind: u16, flags: u16, object: T, body: impl FnOnce(&mut Attrs)) {
+    pub(crate) fn message(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        object: T,
+        body: impl FnOnce(&mut Attrs),
+    ) {
         self.objects.push(object);
         let seq = self.objects.len() as u32;
         let start = header(
@@ -179,11 +185,14 @@ pub(crate) fn read_answers(
     loop {
         let data = socket.receive(&mut buffer)?;
         if data.is_empty() {
-            return Err(std::io::Error::other("netlink: the kernel closed the socket"));
+            return Err(std::io::Error::other(
+                "netlink: the kernel closed the socket",
+            ));
         }
         let mut at = 0;
         while at + 16 <= data.len() {
-            let u32_at = |i: usize| u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+            let u32_at =
+                |i: usize| u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
             let len = u32_at(at) as usize;
             if len < 16 || at + len > data.len() {
                 return Err(std::io::Error::other("netlink: truncated answer"));
