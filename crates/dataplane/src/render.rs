@@ -28,6 +28,10 @@
 //!   is decided per endpoint when its chain is rendered. Named ports resolve per destination
 //!   pod, so an egress rule with a named port becomes one nft rule per destination pod that
 //!   declares it. What nft cannot match exactly is refused ([`unsupported`]).
+//!
+//! Rules are rendered as [`NftRule`]s (match expressions, statements, verdict): their text is
+//! the nft script ([`Ruleset::script`], [`Ruleset::update_script`]) and the netlink path
+//! ([`crate::netlink`]) encodes the same values as nf_tables expressions.
 
 use crate::rule::{
     AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,

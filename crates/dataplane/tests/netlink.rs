@@ -386,6 +386,16 @@ fn a_refused_transaction_names_the_object_and_changes_nothing() {
         )) && error.contains("No such file or directory"),
         "{error}"
     );
+    // A comment nft would refuse (over 128 bytes) is refused before anything is sent.
+    let mut long = good.clone();
+    let chain = long.chains.values_mut().next().expect("a chain");
+    chain.rules[0].comment = Some("x".repeat(129));
+    for backend in [Backend::NftCli, Backend::Netlink] {
+        let error = apply_with(backend, &long, Some(&pair.netlink))
+            .expect_err("comment too long")
+            .to_string();
+        assert!(error.contains("128"), "{backend:?}: {error}");
+    }
     // The transaction is atomic: the table is as before.
     assert_eq!(list(Some(&pair.netlink)).expect("list"), before);
     // So is a refused update.

@@ -81,6 +81,11 @@ const UDATA_L4PROTO_SET: &[u8] = &[
 /// = `NFTNL_SET_ELEM_F_INTERVAL_OPEN`).
 const UDATA_INTERVAL_OPEN: &[u8] = &[1, 4, 1, 0, 0, 0];
 
+/// The longest rule comment nft accepts (libnftnl's `NFTNL_UDATA_COMMENT_MAXLEN`; nft 1.0.6
+/// says "comment too long, 128 characters maximum allowed"); longer ones are refused, as nft
+/// refuses them.
+const COMMENT_MAX: usize = 128;
+
 /// Nested attributes carry a 16-bit length: element lists are split into messages below it.
 const ELEMENTS_PER_MESSAGE_BYTES: usize = 48 * 1024;
 
@@ -119,6 +124,8 @@ impl Object {
 struct Transaction {
     batch: Batch<Object>,
     next_set_id: u32,
+    /// What cannot be sent as rendered (found while encoding), as `nft` would refuse it.
+    refused: Option<String>,
     created: std::time::Instant,
 }
 
@@ -278,6 +285,7 @@ impl Transaction {
         Transaction {
             batch: Batch::new(),
             next_set_id: 1,
+            refused: None,
             created: std::time::Instant::now(),
         }
     }
@@ -471,6 +479,15 @@ impl Transaction {
 
     /// One rendered rule, appended to `chain`.
     fn rule(&mut self, chain: &str, index: usize, rule: &NftRule) {
+        if let Some(comment) = rule.comment.as_ref().filter(|c| c.len() > COMMENT_MAX) {
+            self.refused.get_or_insert_with(|| {
+                format!(
+                    "rule {index} of chain inet {TABLE} {chain}: comment of {} bytes, nft allows {COMMENT_MAX}: {comment}",
+                    comment.len()
+                )
+            });
+            return;
+        }
         // Anonymous sets must exist before the rule that uses them.
         let anonymous: Vec<u32> = rule
             .matches
@@ -499,7 +516,7 @@ impl Transaction {
                 });
                 if let Some(comment) = &rule.comment {
                     // NFTNL_UDATA_RULE_COMMENT, NUL-terminated.
-                    let mut udata = vec![0u8, (comment.len() + 1).min(255) as u8];
+                    let mut udata = vec![0u8, (comment.len() + 1) as u8];
                     udata.extend_from_slice(comment.as_bytes());
                     udata.push(0);
                     a.bytes(7, &udata);
@@ -691,6 +708,17 @@ fn commit(
     netns: Option<&str>,
     ruleset: Option<&Ruleset>,
 ) -> Result<(), DataplaneError> {
+    if let Some(reason) = t.refused {
+        return Err(DataplaneError::Failed {
+            command: format!(
+                "nftables netlink transaction{}",
+                netns
+                    .map(|n| format!(" in network namespace {n}"))
+                    .unwrap_or_default()
+            ),
+            stderr: reason,
+        });
+    }
     let started = std::time::Instant::now();
     let t_created = t.created;
     let (datagram, objects) = t.batch.finish();
