@@ -1,6 +1,7 @@
 //! Dataplane benchmarks (`cargo bench -p netfence-dataplane`, as root):
 //! - render and full apply of a synthetic cluster with 100, 1,000 and 10,000 endpoints;
 //! - incremental update latency (one namespace's policy changes) against a full re-apply;
+//! - both through netlink (the default) and through `nft -f`, same run, with their ratios;
 //! - the same on a tiered `netfence gen` cluster (Calico tier, AdminNetworkPolicies, baseline)
 //!   against the Kubernetes-only cluster of the same pods, with their ratios;
 //! - TCP connection rate and throughput between two lab namespaces with the 10,000-endpoint
@@ -11,7 +12,7 @@
 //! runs a small smoke version so that the code stays exercised.
 
 use netfence_conformance::bench::median;
-use netfence_dataplane::nft::run;
+use netfence_dataplane::nft::{apply_with, run, update_with, Backend};
 use netfence_dataplane::{flush, render, Lab, RenderOptions, Ruleset};
 use netfence_engine::{Engine, ProbePort};
 use netfence_model::Loader;
@@ -110,9 +111,57 @@ fn time_ms(work: impl FnOnce()) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Full apply and incremental update medians (ms) of `rendered` → `changed` through one
+/// backend, in a fresh namespace.
+fn apply_and_update(
+    backend: Backend,
+    rendered: &Ruleset,
+    changed: &Ruleset,
+    repeats: usize,
+) -> (f64, f64) {
+    with_netns(|ns| {
+        let full = median(
+            (0..repeats)
+                .map(|_| time_ms(|| apply_with(backend, rendered, Some(ns)).expect("apply")))
+                .collect(),
+        );
+        let update = median(
+            (0..repeats)
+                .map(|_| {
+                    apply_with(backend, rendered, Some(ns)).expect("apply");
+                    time_ms(|| {
+                        assert!(update_with(backend, rendered, changed, Some(ns)).expect("update"));
+                    })
+                })
+                .collect(),
+        );
+        (full, update)
+    })
+}
+
+/// Both backends in the same run: (netlink full, netlink update, nft full, nft update).
+fn both_backends(rendered: &Ruleset, changed: &Ruleset, repeats: usize) -> [f64; 4] {
+    let (nl_full, nl_update) = apply_and_update(Backend::Netlink, rendered, changed, repeats);
+    let (cli_full, cli_update) = apply_and_update(Backend::NftCli, rendered, changed, repeats);
+    [nl_full, nl_update, cli_full, cli_update]
+}
+
+const HEADER: &str = "| chains | rules | render ms | full apply ms (netlink) | full apply ms (nft -f) | netlink / nft | incremental ms (netlink) | incremental ms (nft -f) | netlink / nft | render + full apply ms (netlink) |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+fn row(label: &str, rendered: &Ruleset, render_ms: f64, m: [f64; 4]) -> String {
+    let [nl_full, nl_update, cli_full, cli_update] = m;
+    format!(
+        "| {label} | {} | {} | {render_ms:.1} | {nl_full:.1} | {cli_full:.1} | {:.3} | {nl_update:.1} | {cli_update:.1} | {:.3} | {:.1} |",
+        rendered.chains.len(),
+        rendered.rules(),
+        nl_full / cli_full,
+        nl_update / cli_update,
+        render_ms + nl_full
+    )
+}
+
 fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
-    println!("| endpoints | chains | rules | render ms | full apply ms | incremental update ms | update / full |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| endpoints {HEADER}");
     let mut largest = Ruleset::default();
     for &size in sizes {
         let before = engine(size, 0);
@@ -137,33 +186,8 @@ fn apply_benchmarks(sizes: &[usize], repeats: usize) -> Ruleset {
             )
             .expect("dump");
         }
-        let (full, update) = with_netns(|ns| {
-            let full = median(
-                (0..repeats)
-                    .map(|_| {
-                        time_ms(|| netfence_dataplane::apply(&rendered, Some(ns)).expect("apply"))
-                    })
-                    .collect(),
-            );
-            let update = median(
-                (0..repeats)
-                    .map(|_| {
-                        netfence_dataplane::apply(&rendered, Some(ns)).expect("apply");
-                        time_ms(|| {
-                            netfence_dataplane::update(&rendered, &changed, Some(ns))
-                                .expect("update");
-                        })
-                    })
-                    .collect(),
-            );
-            (full, update)
-        });
-        println!(
-            "| {size} | {} | {} | {render_ms:.1} | {full:.1} | {update:.1} | {:.3} |",
-            rendered.chains.len(),
-            rendered.rules(),
-            update / full
-        );
+        let measured = both_backends(&rendered, &changed, repeats);
+        println!("{}", row(&size.to_string(), &rendered, render_ms, measured));
         largest = rendered;
     }
     largest
@@ -193,8 +217,7 @@ fn generated(pods: usize, calico: usize, admin: usize, extra: &str) -> Engine {
 /// the same run: render, full apply and one incremental change (a NetworkPolicy added in one
 /// namespace), medians, and the tiered / Kubernetes-only ratios.
 fn tiered_benchmarks(pods: usize, calico: usize, admin: usize, repeats: usize) {
-    println!("\n| {pods} endpoints | chains | rules | render ms | full apply ms | incremental update ms |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| {pods} endpoints {HEADER}");
     let mut rows = Vec::new();
     for (label, c, a) in [
         ("Kubernetes only".to_string(), 0, 0),
@@ -224,40 +247,19 @@ fn tiered_benchmarks(pods: usize, calico: usize, admin: usize, repeats: usize) {
                 .collect(),
         );
         let changed = render(&after, &RenderOptions::default()).expect("render");
-        let (full, update) = with_netns(|ns| {
-            let full = median(
-                (0..repeats)
-                    .map(|_| {
-                        time_ms(|| netfence_dataplane::apply(&rendered, Some(ns)).expect("apply"))
-                    })
-                    .collect(),
-            );
-            let update = median(
-                (0..repeats)
-                    .map(|_| {
-                        netfence_dataplane::apply(&rendered, Some(ns)).expect("apply");
-                        time_ms(|| {
-                            netfence_dataplane::update(&rendered, &changed, Some(ns))
-                                .expect("update");
-                        })
-                    })
-                    .collect(),
-            );
-            (full, update)
-        });
-        println!(
-            "| {label} | {} | {} | {render_ms:.1} | {full:.1} | {update:.1} |",
-            rendered.chains.len(),
-            rendered.rules()
-        );
-        rows.push((render_ms, full, update));
+        let measured = both_backends(&rendered, &changed, repeats);
+        println!("{}", row(&label, &rendered, render_ms, measured));
+        rows.push((render_ms, measured));
     }
-    let (k, t) = (rows[0], rows[1]);
+    let ((kr, k), (tr, t)) = (rows[0], rows[1]);
     println!(
-        "| ratio (tiered / Kubernetes only) | | | {:.2} | {:.2} | {:.2} |",
-        t.0 / k.0,
-        t.1 / k.1,
-        t.2 / k.2
+        "| ratio (tiered / Kubernetes only) | | | {:.2} | {:.2} | {:.2} | | {:.2} | {:.2} | | {:.2} |",
+        tr / kr,
+        t[0] / k[0],
+        t[2] / k[2],
+        t[1] / k[1],
+        t[3] / k[3],
+        (tr + t[0]) / (kr + k[0])
     );
 }
 
@@ -333,9 +335,28 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
     let mut allowed = big.clone();
     for chain in allowed.chains.values_mut() {
         if chain.comment.starts_with("bench/server Ingress") {
-            chain
-                .rules
-                .insert(0, "meta l4proto tcp th dport 5202 return".into());
+            use netfence_dataplane::rule::{
+                Element, ElementKind, Match, NftRule, Operand, Verdict,
+            };
+            let allow = NftRule {
+                matches: vec![
+                    Match::L4Proto {
+                        negated: false,
+                        protocol: 6,
+                    },
+                    Match::DestinationPort {
+                        negated: false,
+                        value: Operand::Single(Element {
+                            kind: ElementKind::Port,
+                            first: 5202,
+                            last: 5202,
+                        }),
+                    },
+                ],
+                ..NftRule::verdict(Verdict::Return)
+            };
+            assert_eq!(allow.to_string(), "meta l4proto tcp th dport 5202 return");
+            chain.rules.insert(0, allow);
         }
     }
     lab.apply(&allowed).expect("apply big ruleset");
@@ -367,6 +388,11 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if full {
         println!("## Dataplane benchmarks (medians of 5)\n");
+        // NETFENCE_BENCH_ONLY=tiered: the tiered comparison alone (quicker re-runs).
+        if std::env::var("NETFENCE_BENCH_ONLY").as_deref() == Ok("tiered") {
+            tiered_benchmarks(10_000, 50, 20, 5);
+            return;
+        }
         let big = apply_benchmarks(&[100, 1_000, 10_000], 5);
         tiered_benchmarks(10_000, 50, 20, 5);
         traffic_benchmarks(&big, Duration::from_secs(2), 5);

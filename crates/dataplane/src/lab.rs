@@ -147,7 +147,7 @@ impl Drop for Lab {
 /// only calls this on threads it spawned for that purpose). The project's one `unsafe` block:
 /// no safe wrapper for setns(2) exists in the dependencies netfence uses.
 #[allow(unsafe_code)]
-fn enter_namespace(name: &str) -> std::io::Result<()> {
+pub(crate) fn enter_namespace(name: &str) -> std::io::Result<()> {
     let file = std::fs::File::open(format!("/run/netns/{name}"))?;
     // SAFETY: setns on a valid namespace fd affects only the calling thread's network
     // namespace; the fd stays open for the duration of the call.

@@ -1,14 +1,18 @@
-//! The enforcement side: compile the policy model into an nftables ruleset ([`render`]),
-//! load or remove it ([`nft`]), and prove it with real packets between network namespaces
-//! ([`lab`]). The library never prints and never exits; the CLI renders what it returns.
+//! The enforcement side: compile the policy model into an nftables ruleset ([`render`], whose
+//! rules are the structured [`rule::NftRule`]), load or remove it ([`nft`]: nf_tables netlink
+//! transactions written directly by [`netlink`], or `nft -f` when `NETFENCE_NFT_CLI` is set),
+//! and prove it with real packets between network namespaces ([`lab`]). The library never
+//! prints and never exits; the CLI renders what it returns.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
 pub mod lab;
+pub mod netlink;
 pub mod nft;
 pub mod record;
 pub mod render;
+pub mod rule;
 
 pub use agent::{run_agent, AgentEvent, AgentOptions};
 pub use lab::{

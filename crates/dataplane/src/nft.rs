@@ -1,5 +1,7 @@
-//! Loading and removing the netfence table with the `nft` tool, optionally inside a named
-//! network namespace (`ip netns exec`). Only `table inet netfence` is ever touched.
+//! Loading and removing the netfence table, optionally inside a named network namespace: by
+//! default as nf_tables netlink transactions written directly ([`crate::netlink`]), or with
+//! the `nft` tool (`ip netns exec … nft -f -`) when `NETFENCE_NFT_CLI` is set ([`Backend`]).
+//! Only `table inet netfence` is ever touched. Listing always uses `nft list`.
 
 use crate::render::{Ruleset, TABLE};
 use std::io::Write;
@@ -106,9 +108,43 @@ pub fn run(
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Load the ruleset in one transaction (`nft -f -`), replacing any previous netfence table.
+/// How the table is written to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// nf_tables transactions over netlink, written directly ([`crate::netlink`]): the
+    /// default.
+    Netlink,
+    /// The same transactions as nft scripts through `nft -f -` (for comparison in tests and
+    /// benchmarks, or where the netlink path is suspect).
+    NftCli,
+}
+
+impl Backend {
+    /// [`Backend::NftCli`] when the environment variable `NETFENCE_NFT_CLI` is set to
+    /// anything but `0` or empty, else [`Backend::Netlink`].
+    pub fn from_env() -> Backend {
+        match std::env::var("NETFENCE_NFT_CLI") {
+            Ok(v) if !v.is_empty() && v != "0" => Backend::NftCli,
+            _ => Backend::Netlink,
+        }
+    }
+}
+
+/// Load the ruleset in one transaction, replacing any previous netfence table.
 pub fn apply(ruleset: &Ruleset, netns: Option<&str>) -> Result<(), DataplaneError> {
-    run(netns, "nft", &["-f", "-"], Some(&ruleset.script())).map(|_| ())
+    apply_with(Backend::from_env(), ruleset, netns)
+}
+
+/// [`apply`] through the given backend.
+pub fn apply_with(
+    backend: Backend,
+    ruleset: &Ruleset,
+    netns: Option<&str>,
+) -> Result<(), DataplaneError> {
+    match backend {
+        Backend::Netlink => crate::netlink::apply(ruleset, netns),
+        Backend::NftCli => run(netns, "nft", &["-f", "-"], Some(&ruleset.script())).map(|_| ()),
+    }
 }
 
 /// Turn the loaded `previous` ruleset into `next` in one transaction, touching only what
@@ -118,20 +154,46 @@ pub fn update(
     next: &Ruleset,
     netns: Option<&str>,
 ) -> Result<bool, DataplaneError> {
-    let script = next.update_script(previous);
-    if script.is_empty() {
-        return Ok(false);
+    update_with(Backend::from_env(), previous, next, netns)
+}
+
+/// [`update`] through the given backend.
+pub fn update_with(
+    backend: Backend,
+    previous: &Ruleset,
+    next: &Ruleset,
+    netns: Option<&str>,
+) -> Result<bool, DataplaneError> {
+    match backend {
+        Backend::Netlink => crate::netlink::update(previous, next, netns),
+        Backend::NftCli => {
+            let script = next.update_script(previous);
+            if script.is_empty() {
+                return Ok(false);
+            }
+            run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| true)
+        }
     }
-    run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| true)
 }
 
 /// Remove the netfence table; nothing else. Removing an absent table is not an error.
 pub fn flush(netns: Option<&str>) -> Result<(), DataplaneError> {
-    let script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
-    run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| ())
+    flush_with(Backend::from_env(), netns)
 }
 
-/// The netfence table as the kernel holds it (`nft list table inet netfence`).
+/// [`flush`] through the given backend.
+pub fn flush_with(backend: Backend, netns: Option<&str>) -> Result<(), DataplaneError> {
+    match backend {
+        Backend::Netlink => crate::netlink::flush(netns),
+        Backend::NftCli => {
+            let script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
+            run(netns, "nft", &["-f", "-"], Some(&script)).map(|_| ())
+        }
+    }
+}
+
+/// The netfence table as the kernel holds it (`nft list table inet netfence`; listing stays
+/// with the nft tool, which prints it in nft syntax whichever path loaded it).
 pub fn list(netns: Option<&str>) -> Result<String, DataplaneError> {
     run(netns, "nft", &["list", "table", "inet", TABLE], None)
 }

@@ -28,14 +28,21 @@
 //!   is decided per endpoint when its chain is rendered. Named ports resolve per destination
 //!   pod, so an egress rule with a named port becomes one nft rule per destination pod that
 //!   declares it. What nft cannot match exactly is refused ([`unsupported`]).
+//!
+//! Rules are rendered as [`NftRule`]s (match expressions, statements, verdict): their text is
+//! the nft script ([`Ruleset::script`], [`Ruleset::update_script`]) and the netlink path
+//! ([`crate::netlink`]) encodes the same values as nf_tables expressions.
 
+use crate::rule::{
+    AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,
+};
 use netfence_engine::ir::{Action, Policy, PolicySource, PortMatch, Rule, TierEnd};
 use netfence_engine::{Endpoint, Engine};
 use netfence_model::net::stable_hash;
 use netfence_model::{AddressRanges, PodId, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// The name of the table netfence owns.
 pub const TABLE: &str = "netfence";
@@ -45,8 +52,9 @@ pub const TABLE: &str = "netfence";
 pub struct Chain {
     /// `ns/pod Ingress, tier default`.
     pub comment: String,
-    /// Rule texts in order (match expressions and verdict).
-    pub rules: Vec<String>,
+    /// Rules in order (match expressions, statements and verdict; `Display` gives the nft
+    /// text).
+    pub rules: Vec<NftRule>,
 }
 
 /// A rendered ruleset: the dispatch maps and the tier chains of `table inet netfence`.
@@ -68,26 +76,28 @@ pub struct Ruleset {
     pub node: Option<String>,
 }
 
-/// A named set: its element type and elements (already rendered).
+/// A named interval set: its element type and elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedSet {
     /// `ipv4_addr`, `ipv6_addr` or `inet_service`.
-    pub element_type: &'static str,
-    /// Elements: addresses, address ranges, ports, port ranges.
-    pub elements: Vec<String>,
+    pub kind: ElementKind,
+    /// Elements: addresses, address ranges, ports, port ranges, in order.
+    pub elements: Vec<Element>,
 }
 
 impl NamedSet {
     fn definition(&self) -> String {
+        let elements: Vec<String> = self.elements.iter().map(|e| e.to_string()).collect();
         format!(
             "type {}; flags interval; elements = {{ {} }}",
-            self.element_type,
-            self.elements.join(", ")
+            self.kind.type_name(),
+            elements.join(", ")
         )
     }
 }
 
-const MAPS: [(&str, &str); 4] = [
+/// The dispatch maps (name, key type), in the order they are declared.
+pub const MAPS: [(&str, &str); 4] = [
     ("egress_v4", "ipv4_addr"),
     ("egress_v6", "ipv6_addr"),
     ("ingress_v4", "ipv4_addr"),
@@ -244,31 +254,12 @@ pub struct RenderOptions {
 /// Address intervals per family (the model's one address-range set).
 type Addresses = AddressRanges;
 
-fn render_range(v4: bool, (first, last): (u128, u128)) -> String {
-    let show = |x: u128| {
-        if v4 {
-            Ipv4Addr::from(x as u32).to_string()
-        } else {
-            Ipv6Addr::from(x).to_string()
-        }
-    };
-    if first == last {
-        show(first)
-    } else {
-        format!("{}-{}", show(first), show(last))
-    }
-}
-
-fn set_elements(v4: bool, ranges: &[(u128, u128)]) -> Vec<String> {
-    ranges.iter().map(|r| render_range(v4, *r)).collect()
-}
-
-fn proto(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
+fn set_elements(v4: bool, ranges: &[(u128, u128)]) -> Vec<Element> {
+    let kind = if v4 { ElementKind::V4 } else { ElementKind::V6 };
+    ranges
+        .iter()
+        .map(|&(first, last)| Element { kind, first, last })
+        .collect()
 }
 
 /// Identifies one rule of the compiled model: (tier, policy, direction, rule index).
@@ -280,26 +271,35 @@ struct Ctx<'a> {
     peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, Option<Addresses>>>,
     /// Named sets created so far.
     sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
+    /// Set names by content: a set's name hashes its text, which is formatted once per
+    /// distinct set rather than once per rule that uses it.
+    set_names: std::cell::RefCell<std::collections::HashMap<(ElementKind, Vec<Element>), String>>,
     engine: &'a Engine,
 }
 
 impl Ctx<'_> {
     /// Addresses a rule's peers match (`None` = any address).
     /// A set reference for `elements` (a literal when there is only one element).
-    fn set_ref(&self, element_type: &'static str, elements: Vec<String>) -> String {
+    fn set_ref(&self, kind: ElementKind, elements: Vec<Element>) -> Operand {
         if elements.len() == 1 {
-            return elements[0].clone();
+            return Operand::Single(elements[0]);
         }
-        let hash = stable_hash(element_type.bytes().chain(elements.join(",").bytes()));
+        let key = (kind, elements);
+        if let Some(name) = self.set_names.borrow().get(&key) {
+            return Operand::Set(name.clone());
+        }
+        let (kind, elements) = key;
+        let text: Vec<String> = elements.iter().map(|e| e.to_string()).collect();
+        let hash = stable_hash(kind.type_name().bytes().chain(text.join(",").bytes()));
         let name = format!("s{hash:016x}");
+        self.set_names
+            .borrow_mut()
+            .insert((kind, elements.clone()), name.clone());
         self.sets
             .borrow_mut()
             .entry(name.clone())
-            .or_insert(NamedSet {
-                element_type,
-                elements,
-            });
-        format!("@{name}")
+            .or_insert(NamedSet { kind, elements });
+        Operand::Set(name)
     }
 
     fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> Option<Addresses> {
@@ -325,15 +325,29 @@ impl Ctx<'_> {
     }
 }
 
-fn verdict_text(action: Action, log_prefix: &str, next_chain: Option<&str>) -> String {
+/// A rule's statements and verdict for its action.
+fn action_rule(action: Action, log_prefix: &str, next_chain: Option<&str>) -> NftRule {
     match action {
-        Action::Allow => "return".into(),
-        Action::Deny => format!("counter log prefix \"{log_prefix}\" drop"),
-        Action::Pass => match next_chain {
-            Some(chain) => format!("goto {chain}"),
-            None => "return".into(),
+        Action::Allow => NftRule::verdict(Verdict::Return),
+        Action::Deny => NftRule {
+            counter: true,
+            log: Some(log_prefix.to_string()),
+            verdict: Some(Verdict::Drop),
+            ..NftRule::default()
         },
-        Action::Log => format!("log prefix \"{log_prefix}\""),
+        Action::Pass => NftRule::verdict(next_verdict(next_chain)),
+        Action::Log => NftRule {
+            log: Some(log_prefix.to_string()),
+            ..NftRule::default()
+        },
+    }
+}
+
+/// `goto` the next tier chain, or `return` after the last (the profile allows).
+fn next_verdict(next_chain: Option<&str>) -> Verdict {
+    match next_chain {
+        Some(chain) => Verdict::Goto(chain.to_string()),
+        None => Verdict::Return,
     }
 }
 
@@ -418,53 +432,51 @@ fn calico_source_rule<'a>(
     }
 }
 
-/// ICMP type and code conditions of a rule, as alternatives (OR) of nft match expressions;
-/// `[""]` when there are none. `notICMP` with both a type and a code is "another type, or
+/// ICMP type and code conditions of a rule, as alternatives (OR) of match expressions;
+/// `[[]]` when there are none. `notICMP` with both a type and a code is "another type, or
 /// this type with another code".
-fn icmp_alternatives(source: Option<&netfence_model::calico::CalicoRule>) -> Vec<String> {
+fn icmp_alternatives(source: Option<&netfence_model::calico::CalicoRule>) -> Vec<Vec<Match>> {
     let Some(rule) = source else {
-        return vec![String::new()];
+        return vec![Vec::new()];
     };
-    let keyword = if rule.protocol == Some(58) {
-        "icmpv6"
-    } else {
-        "icmp"
+    let v6 = rule.protocol == Some(58);
+    let icmp = |field, negated, value| Match::Icmp {
+        v6,
+        field,
+        negated,
+        value,
     };
     let mut positive = Vec::new();
     if let Some(m) = rule.icmp_match {
         if let Some(t) = m.icmp_type {
-            positive.push(format!("{keyword} type {t}"));
+            positive.push(icmp(IcmpField::Type, false, t));
         }
         if let Some(c) = m.code {
-            positive.push(format!("{keyword} code {c}"));
+            positive.push(icmp(IcmpField::Code, false, c));
         }
     }
-    let positive = positive.join(" ");
-    let negative: Vec<String> = match rule.not_icmp_match {
+    let negative: Vec<Vec<Match>> = match rule.not_icmp_match {
         Some(netfence_model::calico::IcmpMatch {
             icmp_type: Some(t),
             code: Some(c),
         }) => vec![
-            format!("{keyword} type != {t}"),
-            format!("{keyword} type {t} {keyword} code != {c}"),
+            vec![icmp(IcmpField::Type, true, t)],
+            vec![
+                icmp(IcmpField::Type, false, t),
+                icmp(IcmpField::Code, true, c),
+            ],
         ],
         Some(netfence_model::calico::IcmpMatch {
             icmp_type: Some(t),
             code: None,
-        }) => vec![format!("{keyword} type != {t}")],
+        }) => vec![vec![icmp(IcmpField::Type, true, t)]],
         // No type: every ICMP packet is excluded (the protocol condition keeps only ICMP).
         Some(_) => Vec::new(),
-        None => vec![String::new()],
+        None => vec![Vec::new()],
     };
     negative
         .into_iter()
-        .map(|n| {
-            [positive.as_str(), n.as_str()]
-                .into_iter()
-                .filter(|x| !x.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|n| positive.iter().cloned().chain(n).collect())
         .collect()
 }
 
@@ -514,7 +526,7 @@ fn tier_rules(
     direction: PolicyType,
     (t, policies): (usize, &[usize]),
     next: Option<&str>,
-) -> Vec<String> {
+) -> Vec<NftRule> {
     let engine = ctx.engine;
     let inventory = engine.inventory();
     let tier = &engine.tiers()[t];
@@ -526,29 +538,29 @@ fn tier_rules(
                 "netfence {} {direction} {}/{} rule {r}",
                 rule.action, tier.name, policy.name
             ));
-            let verdict = verdict_text(rule.action, &prefix, next);
+            let action = action_rule(rule.action, &prefix, next);
+            let comment = format!("{} rule {r}", policy.name);
             let extra = icmp_alternatives(calico_source_rule(inventory, policy, direction, r));
-            for line in rule_lines(ctx, (t, p, direction, r), subject, rule, &extra) {
-                let space = if line.is_empty() { "" } else { " " };
-                rules.push(format!(
-                    "{line}{space}{verdict} comment \"{} rule {r}\"",
-                    policy.name
-                ));
+            for matches in rule_lines(ctx, (t, p, direction, r), subject, rule, &extra) {
+                rules.push(NftRule {
+                    matches,
+                    comment: Some(comment.clone()),
+                    ..action.clone()
+                });
             }
         }
     }
     rules.push(match tier.end {
-        TierEnd::Deny => format!(
-            "counter log prefix \"{}\" drop",
-            log_prefix(format!(
+        TierEnd::Deny => NftRule {
+            counter: true,
+            log: Some(log_prefix(format!(
                 "netfence drop {direction} end of tier {}",
                 tier.name
-            ))
-        ),
-        TierEnd::Pass => match next {
-            Some(chain) => format!("goto {chain}"),
-            None => "return".into(),
+            ))),
+            verdict: Some(Verdict::Drop),
+            ..NftRule::default()
         },
+        TierEnd::Pass => NftRule::verdict(next_verdict(next)),
     });
     rules
 }
@@ -561,6 +573,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let ctx = Ctx {
         peer_cache: Default::default(),
         sets: Default::default(),
+        set_names: Default::default(),
         engine,
     };
     let mut ruleset = Ruleset {
@@ -607,7 +620,8 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                     None => {
                         let rules =
                             tier_rules(&ctx, id, direction, (*t, policies), next.as_deref());
-                        let hash = stable_hash(rules.join("\n").bytes());
+                        let text: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+                        let hash = stable_hash(text.join("\n").bytes());
                         let name = format!("t{}{hash:016x}", &short_name(direction)[..1]);
                         ruleset.chains.entry(name.clone()).or_insert(Chain {
                             comment: String::new(),
@@ -634,10 +648,10 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 entry.clone(),
                 Chain {
                     comment: format!("{} {direction}", pod.key()),
-                    rules: vec![format!(
-                        "goto {first} comment \"{} {direction}\"",
-                        pod.key()
-                    )],
+                    rules: vec![NftRule {
+                        comment: Some(format!("{} {direction}", pod.key())),
+                        ..NftRule::verdict(Verdict::Goto(first))
+                    }],
                 },
             );
             for ip in &pod.ips {
@@ -680,57 +694,47 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
 /// resolved on.
 struct PortAlternative {
     protocol: Option<Protocol>,
-    text: String,
+    matches: Vec<Match>,
     destination: Option<IpAddr>,
 }
 
-fn family_of(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "ip"
-    } else {
-        "ip6"
-    }
-}
-
-fn port_items(set: &BTreeSet<(u16, u16)>) -> Vec<String> {
+fn port_items(set: &BTreeSet<(u16, u16)>) -> Vec<Element> {
     set.iter()
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
+        .map(|&(a, b)| Element {
+            kind: ElementKind::Port,
+            first: u128::from(a),
+            last: u128::from(b),
         })
         .collect()
 }
 
-/// A protocol number as nft writes it: its name when nft knows one, else the number.
-fn protocol_text(number: u8) -> String {
-    match number {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        other => other.to_string(),
+fn l4proto(protocol: Protocol) -> Match {
+    Match::L4Proto {
+        negated: false,
+        protocol: protocol.number(),
     }
+}
+
+fn dport(negated: bool, value: Operand) -> Match {
+    Match::DestinationPort { negated, value }
 }
 
 /// The match expressions (without verdict) of one rule in the chain of `subject`; several
 /// lines when it must be split (per address family, per protocol, per destination of a named
-/// port). An empty string is a rule that matches everything. No line at all: the rule can
+/// port). An empty line is a rule that matches everything. No line at all: the rule can
 /// match nothing here.
 ///
 /// What the IR decides about the subject itself (a Calico rule's own-endpoint condition,
 /// `local`) is decided here, once per chain: the chain belongs to that one endpoint. `extra`
 /// holds alternatives (OR) of match expressions the IR does not carry (ICMP type and code,
-/// read from the source); `[""]` when there are none.
+/// read from the source); `[[]]` when there are none.
 fn rule_lines(
     ctx: &Ctx,
     key: RuleKey,
     subject: PodId,
     rule: &Rule,
-    extra: &[String],
-) -> Vec<String> {
+    extra: &[Vec<Match>],
+) -> Vec<Vec<Match>> {
     let want_family = |ip: IpAddr| match rule.ip_version {
         Some(4) => ip.is_ipv4(),
         Some(6) => ip.is_ipv6(),
@@ -744,31 +748,33 @@ fn rule_lines(
         }
     }
     let peer_field = match direction {
-        PolicyType::Egress => "daddr",
-        PolicyType::Ingress => "saddr",
+        PolicyType::Egress => AddressField::Destination,
+        PolicyType::Ingress => AddressField::Source,
     };
     let peers = ctx.cached_peer_addresses(key, rule);
     let (want_v4, want_v6) = (rule.ip_version != Some(6), rule.ip_version != Some(4));
-    // Address conditions per family; an empty string is any address.
-    let address_matches: Vec<String> = match &peers {
+    // Address conditions per family; `None` is any address.
+    let address_matches: Vec<Option<Match>> = match &peers {
         None => vec![match rule.ip_version {
-            None => String::new(),
-            Some(4) => "meta nfproto ipv4".into(),
-            Some(_) => "meta nfproto ipv6".into(),
+            None => None,
+            Some(4) => Some(Match::NfProto(Family::V4)),
+            Some(_) => Some(Match::NfProto(Family::V6)),
         }],
         Some(addresses) => {
             let mut out = Vec::new();
             if want_v4 && !addresses.v4.is_empty() {
-                out.push(format!(
-                    "ip {peer_field} {}",
-                    ctx.set_ref("ipv4_addr", set_elements(true, &addresses.v4))
-                ));
+                out.push(Some(Match::Address {
+                    family: Family::V4,
+                    field: peer_field,
+                    value: ctx.set_ref(ElementKind::V4, set_elements(true, &addresses.v4)),
+                }));
             }
             if want_v6 && !addresses.v6.is_empty() {
-                out.push(format!(
-                    "ip6 {peer_field} {}",
-                    ctx.set_ref("ipv6_addr", set_elements(false, &addresses.v6))
-                ));
+                out.push(Some(Match::Address {
+                    family: Family::V6,
+                    field: peer_field,
+                    value: ctx.set_ref(ElementKind::V6, set_elements(false, &addresses.v6)),
+                }));
             }
             out
         }
@@ -783,13 +789,19 @@ fn rule_lines(
         // one of another.
         let protocol_match = match (alternative.protocol, rule_protocol) {
             (Some(p), Some(n)) if p.number() != n => continue,
-            (None, Some(n)) => format!("meta l4proto {}", protocol_text(n)),
-            _ => String::new(),
+            (None, Some(n)) => Some(Match::L4Proto {
+                negated: false,
+                protocol: n,
+            }),
+            _ => None,
         };
         let not_protocol = match (alternative.protocol, rule.not_protocol) {
             (Some(p), Some(n)) if p.number() == n => continue,
-            (None, Some(n)) => format!("meta l4proto != {}", protocol_text(n)),
-            _ => String::new(),
+            (None, Some(n)) => Some(Match::L4Proto {
+                negated: true,
+                protocol: n,
+            }),
+            _ => None,
         };
         if alternative.destination.is_some_and(|ip| !want_family(ip)) {
             continue;
@@ -799,28 +811,46 @@ fn rule_lines(
             .or_else(|| rule_protocol.and_then(Protocol::from_number));
         for exclusion in not_port_exclusions(ctx, subject, rule, protocol, alternative.destination)
         {
-            let addresses: Vec<String> = match alternative.destination {
-                Some(ip) => vec![format!("{} daddr {ip}", family_of(ip))],
+            let addresses: Vec<Option<Match>> = match alternative.destination {
+                Some(ip) => vec![Some(Match::Address {
+                    family: Family::of(ip),
+                    field: AddressField::Destination,
+                    value: Operand::Single(Element {
+                        kind: match ip {
+                            IpAddr::V4(_) => ElementKind::V4,
+                            IpAddr::V6(_) => ElementKind::V6,
+                        },
+                        first: ip_value(ip),
+                        last: ip_value(ip),
+                    }),
+                })],
                 None => address_matches.clone(),
             };
             for (address, more) in addresses
                 .iter()
                 .flat_map(|a| extra.iter().map(move |e| (a, e)))
             {
-                let parts = [
-                    address.as_str(),
-                    &protocol_match,
-                    &not_protocol,
-                    &alternative.text,
-                    &exclusion,
-                    more,
-                ];
-                let line: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
-                lines.push(line.join(" "));
+                let line: Vec<Match> = address
+                    .iter()
+                    .chain(&protocol_match)
+                    .chain(&not_protocol)
+                    .chain(&alternative.matches)
+                    .chain(&exclusion)
+                    .chain(more)
+                    .cloned()
+                    .collect();
+                lines.push(line);
             }
         }
     }
     lines
+}
+
+fn ip_value(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 /// The protocol and port conditions of a rule as alternatives (OR). No port condition: one
@@ -838,7 +868,7 @@ fn port_alternatives(
     if rule.ports.is_empty() {
         return vec![PortAlternative {
             protocol: None,
-            text: String::new(),
+            matches: Vec::new(),
             destination: None,
         }];
     }
@@ -874,18 +904,17 @@ fn port_alternatives(
     }
     let mut out = Vec::new();
     for (protocol, ports) in &by_protocol {
-        let text = match ports {
-            None => format!("meta l4proto {}", proto(*protocol)),
+        let matches = match ports {
+            None => vec![l4proto(*protocol)],
             Some(set) if set.is_empty() => continue,
-            Some(set) => format!(
-                "meta l4proto {} th dport {}",
-                proto(*protocol),
-                ctx.set_ref("inet_service", port_items(set))
-            ),
+            Some(set) => vec![
+                l4proto(*protocol),
+                dport(false, ctx.set_ref(ElementKind::Port, port_items(set))),
+            ],
         };
         out.push(PortAlternative {
             protocol: Some(*protocol),
-            text,
+            matches,
             destination: None,
         });
     }
@@ -902,7 +931,17 @@ fn port_alternatives(
                 }
                 out.push(PortAlternative {
                     protocol: Some(protocol),
-                    text: format!("meta l4proto {} th dport {number}", proto(protocol)),
+                    matches: vec![
+                        l4proto(protocol),
+                        dport(
+                            false,
+                            Operand::Single(Element {
+                                kind: ElementKind::Port,
+                                first: u128::from(number),
+                                last: u128::from(number),
+                            }),
+                        ),
+                    ],
                     destination: Some(*ip),
                 });
             }
@@ -912,7 +951,7 @@ fn port_alternatives(
 }
 
 /// The `notPorts` condition for one alternative, as alternatives to AND with it: one empty
-/// string when nothing is excluded; `th dport != …` for the alternative's protocol; split per
+/// line when nothing is excluded; `th dport != …` for the alternative's protocol; split per
 /// excluded protocol when the alternative fixes none. Named ports resolve on the subject
 /// (ingress) or the alternative's one destination (egress named ports); `unsupported` refuses
 /// the remaining case.
@@ -922,9 +961,9 @@ fn not_port_exclusions(
     rule: &Rule,
     protocol: Option<Protocol>,
     destination: Option<IpAddr>,
-) -> Vec<String> {
+) -> Vec<Vec<Match>> {
     if rule.not_ports.is_empty() {
-        return vec![String::new()];
+        return vec![Vec::new()];
     }
     let inventory = ctx.engine.inventory();
     let destination_pod = match destination {
@@ -952,17 +991,17 @@ fn not_port_exclusions(
         }
     }
     // `with_protocol`: the alternative fixes no protocol, so the exclusion names its own.
-    let exclusion = |p: Protocol, with_protocol: bool| -> Option<String> {
+    let exclusion = |p: Protocol, with_protocol: bool| -> Option<Vec<Match>> {
         match excluded.get(&p) {
-            None => Some(String::new()),
+            None => Some(Vec::new()),
             Some(None) => None,
-            Some(Some(set)) if set.is_empty() => Some(String::new()),
+            Some(Some(set)) if set.is_empty() => Some(Vec::new()),
             Some(Some(set)) => {
-                let ports = ctx.set_ref("inet_service", port_items(set));
+                let ports = dport(true, ctx.set_ref(ElementKind::Port, port_items(set)));
                 Some(if with_protocol {
-                    format!("meta l4proto {} th dport != {ports}", proto(p))
+                    vec![l4proto(p), ports]
                 } else {
-                    format!("th dport != {ports}")
+                    vec![ports]
                 })
             }
         }
@@ -970,12 +1009,13 @@ fn not_port_exclusions(
     match protocol {
         Some(p) => exclusion(p, false).into_iter().collect(),
         None => {
-            let mut out: Vec<String> = excluded
+            let mut out: Vec<Vec<Match>> = excluded
                 .keys()
                 .filter_map(|p| exclusion(*p, true))
                 .collect();
-            let listed: Vec<&str> = excluded.keys().map(|p| proto(*p)).collect();
-            out.push(format!("meta l4proto != {{ {} }}", listed.join(", ")));
+            out.push(vec![Match::L4ProtoNotIn(
+                excluded.keys().map(|p| p.number()).collect(),
+            )]);
             out
         }
     }
@@ -992,8 +1032,12 @@ mod tests {
         let hole: IpNet = "10.1.0.0/16".parse().unwrap();
         let mut ranges = AddressRanges::from_net(&net);
         ranges.remove_net(&hole);
+        let text: Vec<String> = set_elements(true, &ranges.v4)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(
-            set_elements(true, &ranges.v4),
+            text,
             vec!["10.0.0.0-10.0.255.255", "10.2.0.0-10.255.255.255"]
         );
     }
