@@ -75,7 +75,7 @@ impl Records {
                 let at = (self.next() % self.connections.len() as u64) as usize;
                 self.connections[at]
             };
-            let action = if self.next() % 5 == 0 {
+            let action = if self.next().is_multiple_of(5) {
                 "REJECT"
             } else {
                 "ACCEPT"

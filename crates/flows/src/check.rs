@@ -562,10 +562,10 @@ impl<'e> Checker<'e> {
         };
         Some((
             FrontKey {
-                addresses: u64::from(u32::from(src)) << 32 | u64::from(u32::from(dst)),
-                rest: u32::from(port) << 16
-                    | protocol << 8
-                    | u32::from(flow.sees_security_groups) << 1
+                addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
+                rest: (u32::from(port) << 16)
+                    | (protocol << 8)
+                    | (u32::from(flow.sees_security_groups) << 1)
                     | 1,
             },
             second,

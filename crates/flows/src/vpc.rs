@@ -127,7 +127,6 @@ struct Slots {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpcFormat {
     fields: Vec<VpcField>,
-    slots: Slots,
     /// For each field in record order, the slot of the values the reader keeps
     /// ([`SRCADDR`] …) or [`UNUSED`].
     roles: Vec<u8>,
@@ -240,11 +239,7 @@ impl VpcFormat {
                 roles[position] = slot as u8;
             }
         }
-        Ok(VpcFormat {
-            fields,
-            slots,
-            roles,
-        })
+        Ok(VpcFormat { fields, roles })
     }
 
     /// The fields, in record order.
