@@ -1036,11 +1036,20 @@ pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result
 /// A mismatch group's key: source workload, destination workload, deciding policy, observed.
 type GroupKey = (String, String, String, &'static str);
 
-/// A mismatch group's flows and (up to ten of) their ports.
+/// A mismatch group's flows and (the first ten of) their ports, in the order seen (so
+/// that groups of inputs read apart merge into what one pass gives); printed sorted.
 #[derive(Default)]
 struct Group {
     flows: u64,
-    ports: std::collections::BTreeSet<String>,
+    ports: Vec<String>,
+}
+
+impl Group {
+    fn add_port(&mut self, port: String) {
+        if self.ports.len() < 10 && !self.ports.contains(&port) {
+            self.ports.push(port);
+        }
+    }
 }
 
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
@@ -1073,10 +1082,22 @@ impl MismatchGroups {
         let entry = self.groups.entry(key).or_default();
         entry.flows += 1;
         if entry.ports.len() < 10 {
-            entry.ports.insert(match flow.port {
+            entry.add_port(match flow.port {
                 Some(port) => format!("{}/{port}", flow.protocol),
                 None => flow.protocol.to_string(),
             });
+        }
+    }
+
+    /// Add the groups of flows read after these: the same groups, counts and ports as
+    /// adding those flows here one by one.
+    pub fn merge(&mut self, later: MismatchGroups) {
+        for (key, group) in later.groups {
+            let entry = self.groups.entry(key).or_default();
+            entry.flows += group.flows;
+            for port in group.ports {
+                entry.add_port(port);
+            }
         }
     }
 }
@@ -1096,7 +1117,8 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         } else {
             "allow"
         };
-        let ports: Vec<&str> = group.ports.iter().map(String::as_str).collect();
+        let mut ports: Vec<&str> = group.ports.iter().map(String::as_str).collect();
+        ports.sort_unstable();
         writeln!(
             out,
             "  {src} -> {dst} {}: observed {observed}, policy {policy} ({decided_by}): {count} flow(s)",

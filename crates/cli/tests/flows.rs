@@ -475,3 +475,101 @@ fn lab_records_flows_that_check_clean_against_its_policies() {
         );
     }
 }
+
+/// Several files are checked on every core; the output does not depend on it: the same
+/// summary, mismatch groups (the first ten ports of a group in reading order) and warnings
+/// (the first malformed lines in reading order) as one thread reading the files in turn.
+#[test]
+fn several_files_on_several_threads_give_the_one_thread_output() {
+    let dir = Dir::new("threads");
+    let mut paths = Vec::new();
+    let mut texts = Vec::new();
+    for file in 0..12u16 {
+        let mut text = String::new();
+        for line in 0..50u16 {
+            // jobs/batch -> shop/api is denied by policy and observed allowed: one group
+            // whose ports, in reading order, are not in sorted order.
+            let port = 9000 - file * 7 - line % 3;
+            text.push_str(&format!(
+                "2 1 eni-1 10.0.1.30 10.0.0.20 {} {port} 6 1 1 {} 1700000060 ACCEPT OK\n",
+                40000 + line,
+                1_700_000_000 + u32::from(line)
+            ));
+            text.push_str(VPC.lines().nth(usize::from(line % 5)).unwrap());
+            text.push('\n');
+            if line % 17 == file % 5 {
+                text.push_str("2 1 eni-1 not-an-address 10.0.0.20 1 2 6 1 1 1 2 ACCEPT OK\n");
+            }
+        }
+        let name = format!("logs/{}/part-{file:02}.log", file % 3);
+        texts.push((name.clone(), text.clone()));
+        if file % 4 == 0 {
+            paths.push(dir.write(&format!("{name}.gz"), &gzip(text.as_bytes())));
+        } else {
+            paths.push(dir.write(&name, text.as_bytes()));
+        }
+    }
+    let logs = dir.0.join("logs").display().to_string();
+    let cluster = dir.cluster();
+    let run = |threads: &str, inputs: &[&str], extra: &[&str]| {
+        let mut args = vec!["flows", "check", "-f", &cluster[..]];
+        args.push("--vpc");
+        args.extend_from_slice(inputs);
+        args.extend_from_slice(extra);
+        let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
+            .args(&args)
+            .env("NETFENCE_THREADS", threads)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.starts_with("records per second: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (
+            output.status.code(),
+            stdout,
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    for extra in [&[][..], &["--summary"][..]] {
+        let one = run("1", &[&logs], extra);
+        assert_eq!(one.0, Some(0), "{}", one.2);
+        assert!(
+            one.1.contains("mismatches by workload") || !extra.is_empty(),
+            "{}",
+            one.1
+        );
+        assert!(one.2.matches("warning").count() == 5, "{}", one.2);
+        for threads in ["2", "3"] {
+            assert_eq!(run(threads, &[&logs], extra), one, "{threads} threads");
+        }
+        // The same files named one by one (and the directory twice) read alike too.
+        let each: Vec<&str> = {
+            let mut sorted: Vec<&str> = paths.iter().map(String::as_str).collect();
+            sorted.sort();
+            sorted
+        };
+        assert_eq!(run("2", &each, extra), run("1", &each, extra));
+        assert_eq!(
+            run("2", &[&logs, &logs], extra),
+            run("1", &[&logs, &logs], extra)
+        );
+    }
+    // One file holding them all in reading order: the same summary and groups (only the
+    // warnings' file names and line numbers differ), so merging per-file counts is exact.
+    texts.sort();
+    let all: String = texts.into_iter().map(|(_, text)| text).collect();
+    let all = dir.write("all.log", all.as_bytes());
+    let (merged, single) = (run("2", &[&logs], &[]), run("1", &[&all], &[]));
+    assert_eq!((merged.0, &merged.1), (single.0, &single.1));
+    // A missing path after readable ones: the same error either way.
+    let missing = dir.0.join("missing").display().to_string();
+    let (code, _, stderr) = run("2", &[&logs, &missing], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!((code, stderr.clone()), {
+        let (c, _, e) = run("1", &[&logs, &missing], &[]);
+        (c, e)
+    });
+    assert!(stderr.contains("missing"), "{stderr}");
+}

@@ -5,7 +5,7 @@
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
-use netfence_flows::read::read_bytes;
+use netfence_flows::read::{read_bytes, read_stream};
 use netfence_flows::{Checker, ReadStats, SourceFormat, VpcFormat};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::Loader;
@@ -17,43 +17,126 @@ use std::time::Instant;
 /// cache never helps), or drawn from `distinct` connections (real logs repeat: a service
 /// talks to the same few peers all day).
 fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> {
-    let pods = engine.inventory().pods();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let pick = |next: &mut dyn FnMut() -> u64| {
-        (
-            (next() % pods.len() as u64) as usize,
-            (next() % pods.len() as u64) as usize,
-            [80u16, 443, 8080, 5432][(next() % 4) as usize],
-        )
-    };
-    let connections: Vec<(usize, usize, u16)> = (0..distinct.unwrap_or(0))
-        .map(|_| pick(&mut next))
-        .collect();
     let mut text = String::with_capacity(records * 110);
-    for i in 0..records {
-        let (src, dst, port) = if connections.is_empty() {
-            pick(&mut next)
-        } else {
-            connections[(next() % connections.len() as u64) as usize]
-        };
-        let action = if next() % 5 == 0 { "REJECT" } else { "ACCEPT" };
-        let _ = writeln!(
-            text,
-            "2 123456789010 eni-1235b8ca123456789 {} {} {} {port} 6 20 4249 {} {} {action} OK",
-            pods[src].ips[0],
-            pods[dst].ips[0],
-            32768 + (i % 28000),
-            1_418_530_010 + i / 1000,
-            1_418_530_070 + i / 1000,
-        );
-    }
+    Records::new(engine, distinct).write(&mut text, records);
     text.into_bytes()
+}
+
+/// The record generator behind [`records`], also read as a stream ([`Records::stream`]) for
+/// inputs larger than memory.
+struct Records {
+    addresses: Vec<std::net::IpAddr>,
+    connections: Vec<(usize, usize, u16)>,
+    seed: u64,
+    written: usize,
+}
+
+impl Records {
+    fn new(engine: &Engine, distinct: Option<usize>) -> Self {
+        let addresses = engine
+            .inventory()
+            .pods()
+            .iter()
+            .map(|pod| pod.ips[0])
+            .collect();
+        let mut records = Records {
+            addresses,
+            connections: Vec::new(),
+            seed: 0x2545_f491_4f6c_dd1d,
+            written: 0,
+        };
+        records.connections = (0..distinct.unwrap_or(0)).map(|_| records.pick()).collect();
+        records
+    }
+
+    fn next(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    fn pick(&mut self) -> (usize, usize, u16) {
+        let pods = self.addresses.len() as u64;
+        (
+            (self.next() % pods) as usize,
+            (self.next() % pods) as usize,
+            [80u16, 443, 8080, 5432][(self.next() % 4) as usize],
+        )
+    }
+
+    fn write(&mut self, text: &mut String, records: usize) {
+        for _ in 0..records {
+            let i = self.written;
+            self.written += 1;
+            let (src, dst, port) = if self.connections.is_empty() {
+                self.pick()
+            } else {
+                let at = (self.next() % self.connections.len() as u64) as usize;
+                self.connections[at]
+            };
+            let action = if self.next().is_multiple_of(5) {
+                "REJECT"
+            } else {
+                "ACCEPT"
+            };
+            let _ = writeln!(
+                text,
+                "2 123456789010 eni-1235b8ca123456789 {} {} {} {port} 6 20 4249 {} {} {action} OK",
+                self.addresses[src],
+                self.addresses[dst],
+                32768 + (i % 28000),
+                1_418_530_010 + i / 1000,
+                1_418_530_070 + i / 1000,
+            );
+        }
+    }
+
+    /// `count` records as a stream, made 1,000 at a time.
+    fn stream(self, count: usize) -> impl std::io::BufRead {
+        struct Stream {
+            records: Records,
+            left: usize,
+            buffer: Vec<u8>,
+            at: usize,
+        }
+        impl std::io::Read for Stream {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                if self.at == self.buffer.len() && self.left > 0 {
+                    let batch = self.left.min(1000);
+                    self.left -= batch;
+                    let mut text = String::with_capacity(batch * 110);
+                    self.records.write(&mut text, batch);
+                    self.buffer = text.into_bytes();
+                    self.at = 0;
+                }
+                let n = out.len().min(self.buffer.len() - self.at);
+                out[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
+                self.at += n;
+                Ok(n)
+            }
+        }
+        std::io::BufReader::with_capacity(
+            1 << 16,
+            Stream {
+                records: self,
+                left: count,
+                buffer: Vec::new(),
+                at: 0,
+            },
+        )
+    }
+}
+
+/// The peak resident memory of this process (`VmHWM`, KiB).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 /// Records per second of `run` over `count` records, median of `repeats`: per CPU-second of
@@ -76,15 +159,51 @@ fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
     )
 }
 
-fn check(engine: &Engine, input: &[u8]) -> u64 {
+/// Read and check `input` as `flows check`'s summary does (counts, and the row of each
+/// mismatch): the mismatches and the explanations asked of the engine.
+fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
+    // `read_bytes` opens gzip as the CLI does.
     let mut stats = ReadStats::default();
     read_bytes(input, "bench", &format, &mut stats, &mut |flow| {
-        std::hint::black_box(checker.check(&flow));
+        if let Some(judged) = checker.judge(&flow) {
+            if judged.mismatch {
+                std::hint::black_box(checker.checked(&flow, &judged));
+            }
+        }
     })
     .expect("reads");
-    checker.stats().mismatches
+    assert_eq!(stats.parsed, stats.read, "every record reads");
+    (checker.stats().mismatches, checker.stats().verdicts)
+}
+
+fn check_with(checker: &mut Checker, format: &SourceFormat, input: impl std::io::BufRead) {
+    let mut stats = ReadStats::default();
+    read_stream(input, "bench", format, &mut stats, &mut |flow| {
+        if let Some(judged) = checker.judge(&flow) {
+            if judged.mismatch {
+                std::hint::black_box(checker.checked(&flow, &judged));
+            }
+        }
+    })
+    .expect("reads");
+}
+
+/// `Checker::check` on every flow, a whole row each (`-o json`'s path, before rendering).
+fn check_rows(engine: &Engine, input: &[u8]) {
+    let format = SourceFormat::Vpc(VpcFormat::default());
+    let mut checker = Checker::new(engine, None);
+    read_bytes(
+        input,
+        "bench",
+        &format,
+        &mut ReadStats::default(),
+        &mut |flow| {
+            std::hint::black_box(checker.check(&flow));
+        },
+    )
+    .expect("reads");
 }
 
 fn gzip(input: &[u8]) -> Vec<u8> {
@@ -107,7 +226,7 @@ fn gzip_dc(gz: &[u8]) -> Option<()> {
 }
 
 fn main() {
-    let full = full_run();
+    let full = full_run() || std::env::var_os("NETFENCE_BENCH_FULL").is_some();
     let (pods, namespaces, policies, count, repeats) = if full {
         (10_000, 100, 2_000, 1_000_000, 5)
     } else {
@@ -128,8 +247,28 @@ fn main() {
     }
     let engine = Engine::new(loader.finish().expect("generated cluster loads"));
     let format = SourceFormat::Vpc(VpcFormat::default());
-    println!("| pods | policies | records | connections | parse records/CPU-s | check records/CPU-s | check/parse |");
-    println!("|---|---|---|---|---|---|---|");
+    // Memory: this program again, reading `NETFENCE_BENCH_RSS_RECORDS` streamed records
+    // (never all in memory) from 1,000 connections, reports its peak RSS.
+    if let Some(records) = std::env::var("NETFENCE_BENCH_RSS_RECORDS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let before = peak_rss_kib();
+        let mut checker = Checker::new(&engine, None);
+        check_with(
+            &mut checker,
+            &format,
+            Records::new(&engine, Some(1_000)).stream(records),
+        );
+        assert_eq!(
+            checker.stats().judged + checker.stats().replies,
+            records as u64
+        );
+        println!("{before} {}", peak_rss_kib());
+        return;
+    }
+    println!("| pods | policies | records | connections | parse records/CPU-s | check records/CPU-s | check/parse | rows records/CPU-s | verdicts asked |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for distinct in [Some(1_000), Some(100_000), None] {
         let input = records(&engine, count, distinct);
         let parse = rate(count, repeats, true, || {
@@ -144,10 +283,11 @@ fn main() {
             .expect("reads");
             assert_eq!(flows, count as u64);
         });
-        let mut mismatches = 0;
-        let checked = rate(count, repeats, true, || mismatches = check(&engine, &input));
+        let mut verdicts = 0;
+        let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
+        let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
-            "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} |",
+            "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} | {rows:.0} | {verdicts} |",
             distinct.map_or("all distinct".to_string(), |d| d.to_string()),
             checked / parse
         );
@@ -181,5 +321,72 @@ fn main() {
     } else {
         println!("| flate2 inflate alone | {inflate:.0} | (gzip not installed) |");
         println!("| read + check from .gz | {from_gz:.0} | |");
+    }
+    // Several files: the CLI's driver (`for_each_input`, one checker per thread), one
+    // thread against two, over four files of the 1,000-connection records; wall time.
+    let dir = std::env::temp_dir().join(format!("netfence-flows-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let quarter = count / 4;
+    let paths: Vec<std::path::PathBuf> =
+        (0..4).map(|n| dir.join(format!("part-{n}.log"))).collect();
+    // Each file holds the first quarter of the records.
+    for path in &paths {
+        let end = input
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(quarter - 1)
+            .map_or(input.len(), |(at, _)| at + 1);
+        std::fs::write(path, &input[..end]).expect("temp file");
+    }
+    let files_rate = |threads: usize| {
+        rate(quarter * 4, repeats, false, || {
+            let mismatches: u64 = netfence_flows::for_each_input(
+                &paths,
+                threads,
+                || Checker::new(&engine, None),
+                |checker, path| {
+                    let file = std::fs::File::open(path).expect("temp file");
+                    check_with(
+                        checker,
+                        &format,
+                        std::io::BufReader::with_capacity(1 << 16, file),
+                    );
+                    checker.take_stats().mismatches
+                },
+            )
+            .into_iter()
+            .sum();
+            std::hint::black_box(mismatches);
+        })
+    };
+    let one = files_rate(1);
+    let two = files_rate(2);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!("| 4 files of {quarter} records (1,000 connections) | records/s (wall) | speed-up |");
+    println!("|---|---|---|");
+    println!("| 1 thread | {one:.0} | 1.00 |");
+    println!("| 2 threads | {two:.0} | {:.2} |", two / one);
+    // Memory: peak RSS of this program checking 1x and 10x the records, streamed.
+    let rss = |records: usize| -> Option<(u64, u64)> {
+        let mut child = std::process::Command::new(std::env::current_exe().ok()?);
+        child.env("NETFENCE_BENCH_RSS_RECORDS", records.to_string());
+        if full {
+            child.env("NETFENCE_BENCH_FULL", "1");
+        }
+        let output = child.output().ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        let mut words = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        Some((words.next()??, words.next()??))
+    };
+    println!();
+    println!("| records streamed (1,000 connections) | peak RSS before checking, KiB | peak RSS after, KiB |");
+    println!("|---|---|---|");
+    for records in [count, count * 10] {
+        match rss(records) {
+            Some((before, after)) => println!("| {records} | {before} | {after} |"),
+            None => println!("| {records} | (child failed) | |"),
+        }
     }
 }

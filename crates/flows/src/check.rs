@@ -103,6 +103,19 @@ pub struct CheckStats {
     pub security_group_denials: u64,
 }
 
+impl CheckStats {
+    /// Add `other`'s counts to these.
+    pub fn merge(&mut self, other: &CheckStats) {
+        self.judged += other.judged;
+        self.replies += other.replies;
+        self.not_judged += other.not_judged;
+        self.mismatches += other.mismatches;
+        self.history_pods_missing += other.history_pods_missing;
+        self.verdicts += other.verdicts;
+        self.security_group_denials += other.security_group_denials;
+    }
+}
+
 /// The other side of a connection as the engine is asked about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Target {
@@ -192,6 +205,137 @@ impl SecurityGroups {
     }
 }
 
+/// A flow judged by [`Checker::judge`]: the endpoints and the verdict, without the row's
+/// copies ([`Checker::checked`] makes the row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Judged {
+    /// The source endpoint at the flow's time.
+    pub src: Endpoint,
+    /// The destination endpoint at the flow's time.
+    pub dst: Endpoint,
+    /// The destination port, for protocols with ports.
+    pub port: Option<u16>,
+    /// The outcome's index in the checker's table; `None` when not judged.
+    outcome: Option<u32>,
+    /// Whether what was observed differs from what policy says.
+    pub mismatch: bool,
+}
+
+/// What a connection comes to: the verdict (security groups included) and who decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Outcome {
+    allowed: bool,
+    egress_allowed: bool,
+    group_denied: bool,
+    decided_by: Option<Arc<str>>,
+}
+
+/// [`Resolved::outcome`] of a flow the engine cannot judge.
+const NOT_JUDGED: u32 = u32::MAX;
+/// [`Resolved::src`]/[`Resolved::dst`] of an endpoint that is no pod (the flow's address).
+const NO_POD: u32 = u32::MAX;
+/// [`Resolved::src_ports_len`] when the source pod declares more ports than are kept.
+const MANY_PORTS: u8 = 3;
+
+/// What the check works out from a flow's addresses, protocol and destination port: the
+/// per-record rest (reply or not, mismatch or not) is [`Checker::apply`]'s.
+#[derive(Clone, Copy, Debug, Default)]
+struct Resolved {
+    /// The source pod, or [`NO_POD`].
+    src: u32,
+    /// The destination pod, or [`NO_POD`].
+    dst: u32,
+    /// Addresses the pods history gives to a pod the inputs do not have (0 to 2).
+    missing: u8,
+    /// Whether the destination declares the port (a pod's container port or a Service's).
+    dst_serves: bool,
+    /// The source pod's declared ports of the flow's protocol, up to two.
+    src_ports: [u16; 2],
+    /// How many of them, or [`MANY_PORTS`].
+    src_ports_len: u8,
+    /// The outcome's index, or [`NOT_JUDGED`].
+    outcome: u32,
+}
+
+fn pod_slot(endpoint: Endpoint) -> u32 {
+    match endpoint {
+        Endpoint::Pod(id) => u32::try_from(id).unwrap_or(NO_POD),
+        Endpoint::Address(_) => NO_POD,
+    }
+}
+
+fn endpoint_of(slot: u32, ip: IpAddr) -> Endpoint {
+    match slot {
+        NO_POD => Endpoint::Address(ip),
+        id => Endpoint::Pod(id as usize),
+    }
+}
+
+/// A front cache key: both IPv4 addresses, and (port, protocol, security groups seen, 1).
+/// The zero key is no flow's (the low bit of `rest` is always set), so it marks a free slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FrontKey {
+    addresses: u64,
+    rest: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct FrontSlot {
+    key: FrontKey,
+    /// The whole seconds `[lo, hi)` over which the entry holds (the pods history can give an
+    /// address to another pod at another time).
+    lo: i64,
+    hi: i64,
+    resolved: Resolved,
+}
+
+/// Ways per set of the front cache.
+const WAYS: usize = 4;
+/// Sets of the front cache (a power of two): 2^15 sets of 4 ways, 131,072 connections, 6 MiB.
+const SETS: usize = 1 << 15;
+
+/// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
+/// one hash of 12 bytes and a look at one set, not two address lookups, a class lookup and
+/// a verdict lookup. Fixed size: memory does not grow with the input. A miss is looked up
+/// the long way and put first in its set (the set's last entry leaves).
+#[derive(Default)]
+struct FrontCache {
+    sets: Vec<[FrontSlot; WAYS]>,
+}
+
+impl FrontCache {
+    fn set(key: FrontKey) -> usize {
+        let hash = (key.addresses ^ u64::from(key.rest).rotate_left(29))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (hash >> (64 - SETS.trailing_zeros())) as usize
+    }
+
+    fn get(&self, key: FrontKey, second: i64) -> Option<Resolved> {
+        let set = self.sets.get(Self::set(key))?;
+        set.iter()
+            .find(|slot| slot.key == key && slot.lo <= second && second < slot.hi)
+            .map(|slot| slot.resolved)
+    }
+
+    fn insert(&mut self, key: FrontKey, lo: i64, hi: i64, resolved: Resolved) {
+        if self.sets.is_empty() {
+            self.sets = vec![[FrontSlot::default(); WAYS]; SETS];
+        }
+        let set = &mut self.sets[Self::set(key)];
+        set.copy_within(0..WAYS - 1, 1);
+        set[0] = FrontSlot {
+            key,
+            lo,
+            hi,
+            resolved,
+        };
+    }
+
+    fn clear(&mut self) {
+        self.sets = Vec::new();
+    }
+}
+
 /// Checks flows against one engine.
 pub struct Checker<'e> {
     engine: &'e Engine,
@@ -205,6 +349,14 @@ pub struct Checker<'e> {
     class_cache: FastMap<ConnectionClass, Decision>,
     policy_names: FastMap<PolicyId, Arc<str>>,
     security_groups: Option<SecurityGroups>,
+    /// What a connection resolved to, by its raw (addresses, protocol, port), in front of
+    /// every other lookup.
+    front: FrontCache,
+    /// Whether the front cache is used (always, but for the tests that compare).
+    front_enabled: bool,
+    /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
+    outcomes: Vec<Outcome>,
+    outcome_index: FastMap<Outcome, u32>,
     stats: CheckStats,
 }
 
@@ -230,6 +382,10 @@ impl<'e> Checker<'e> {
             class_cache: FastMap::default(),
             policy_names: FastMap::default(),
             security_groups: None,
+            front: FrontCache::default(),
+            front_enabled: true,
+            outcomes: Vec::new(),
+            outcome_index: FastMap::default(),
             stats: CheckStats::default(),
         }
     }
@@ -264,9 +420,23 @@ impl<'e> Checker<'e> {
         self
     }
 
+    /// The same checker without its front cache: every flow looked up the long way. For
+    /// tests that compare the two.
+    #[doc(hidden)]
+    pub fn without_front_cache(mut self) -> Self {
+        self.front_enabled = false;
+        self
+    }
+
     /// The counts so far.
     pub fn stats(&self) -> &CheckStats {
         &self.stats
+    }
+
+    /// The counts so far, and start counting again from zero (the caches stay): one input's
+    /// counts when a checker reads several.
+    pub fn take_stats(&mut self) -> CheckStats {
+        std::mem::take(&mut self.stats)
     }
 
     /// The endpoint `ip` was at `time`.
@@ -312,49 +482,164 @@ impl<'e> Checker<'e> {
 
     /// Map one flow to endpoints and judge it.
     pub fn check(&mut self, flow: &Flow) -> Checked {
+        match self.judge(flow) {
+            Some(judged) => Checked::Judged(self.checked(flow, &judged)),
+            None => Checked::Reply,
+        }
+    }
+
+    /// Map one flow to endpoints and judge it, as [`Checker::check`] does (the same counts),
+    /// without building a [`CheckedFlow`]: `None` for a reply. Callers that need the whole
+    /// row ask [`Checker::checked`] for it; callers that count (`flows check`'s summary) need
+    /// only [`Judged::mismatch`].
+    pub fn judge(&mut self, flow: &Flow) -> Option<Judged> {
         if flow.reply == Reply::Yes {
             self.stats.replies += 1;
-            return Checked::Reply;
+            return None;
         }
+        let key = self.front_key(flow);
+        let resolved = match key.and_then(|(key, second)| self.front.get(key, second)) {
+            Some(resolved) => resolved,
+            None => {
+                let (resolved, span) = self.resolve(flow);
+                if let (Some((key, _)), Some((lo, hi))) = (key, span) {
+                    self.front.insert(key, lo, hi, resolved);
+                }
+                resolved
+            }
+        };
+        self.apply(flow, &resolved)
+    }
+
+    /// The row of a judged flow (`judged` from [`Checker::judge`] on the same `flow`).
+    pub fn checked(&self, flow: &Flow, judged: &Judged) -> CheckedFlow {
+        let outcome = judged
+            .outcome
+            .and_then(|index| self.outcomes.get(index as usize));
+        CheckedFlow {
+            time: flow.time,
+            src: judged.src,
+            dst: judged.dst,
+            protocol: flow.protocol,
+            port: judged.port,
+            observed: flow.observed,
+            policy: outcome.map(|o| {
+                if o.allowed {
+                    Judgement::Allow
+                } else {
+                    Judgement::Deny
+                }
+            }),
+            decided_by: outcome.and_then(|o| o.decided_by.clone()),
+            mismatch: judged.mismatch,
+        }
+    }
+
+    /// The front cache's key of `flow` and its time in whole seconds, when the flow can be
+    /// cached: IPv4 addresses, a protocol with ports and a destination port, no pod named by
+    /// the log, and (with a pods history, where the time matters) a time in whole seconds.
+    fn front_key(&self, flow: &Flow) -> Option<(FrontKey, i64)> {
+        if !self.front_enabled {
+            return None;
+        }
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (flow.src, flow.dst) else {
+            return None;
+        };
+        let protocol = match flow.protocol {
+            FlowProtocol::Tcp => 0,
+            FlowProtocol::Udp => 1,
+            FlowProtocol::Sctp => 2,
+            _ => return None,
+        };
+        let port = flow.dst_port?;
+        if flow.src_pod.is_some() || flow.dst_pod.is_some() {
+            return None;
+        }
+        let second = match (&self.history, flow.time) {
+            (None, _) => 0,
+            (Some(_), Some(time)) if time.subsec_nanosecond() == 0 => time.as_second(),
+            (Some(_), _) => return None,
+        };
+        Some((
+            FrontKey {
+                addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
+                rest: (u32::from(port) << 16)
+                    | (protocol << 8)
+                    | (u32::from(flow.sees_security_groups) << 1)
+                    | 1,
+            },
+            second,
+        ))
+    }
+
+    /// Everything `check` works out from the flow's addresses, protocol and destination port
+    /// (and its time, through the pods history), and the whole seconds over which that holds
+    /// (`None` without a time to bound it).
+    fn resolve(&mut self, flow: &Flow) -> (Resolved, Option<(i64, i64)>) {
+        let missing_before = self.stats.history_pods_missing;
         let src = self.endpoint(flow.src, flow.time, flow.src_pod.as_ref());
         let dst = self.endpoint(flow.dst, flow.time, flow.dst_pod.as_ref());
+        let missing = self.stats.history_pods_missing - missing_before;
+        self.stats.history_pods_missing = missing_before;
+        let span = match (&self.history, flow.time) {
+            (None, _) => Some((i64::MIN, i64::MAX)),
+            (Some(history), Some(time)) => {
+                let (a, b) = (
+                    history.steady(flow.src, time),
+                    history.steady(flow.dst, time),
+                );
+                let ceil = |t: Timestamp| t.as_second() + i64::from(t.subsec_nanosecond() > 0);
+                let lo = a.0.max(b.0).map_or(i64::MIN, ceil);
+                let hi = match (a.1, b.1) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                Some((lo, hi.map_or(i64::MAX, ceil)))
+            }
+            (Some(_), None) => None,
+        };
         let service = match dst {
             Endpoint::Address(ip) => self.services_by_address.get(&ip).copied(),
             Endpoint::Pod(_) => None,
         };
         let ported = flow.protocol.ported();
-        if let (Some(protocol), Reply::Unknown) = (ported, flow.reply) {
-            // The log does not say which side opened the connection: the side whose port a
-            // pod declares is the server, so a flow from a declared port to an undeclared one
-            // is the server answering.
-            let dst_serves = self.serves(dst, protocol, flow.dst_port)
-                || service.is_some_and(|index| {
-                    self.engine.inventory().services[index]
-                        .ports
-                        .iter()
-                        .any(|p| p.protocol == protocol && Some(p.port) == flow.dst_port)
-                });
-            if !dst_serves && self.serves(src, protocol, flow.src_port) {
-                self.stats.replies += 1;
-                return Checked::Reply;
+        let mut resolved = Resolved {
+            src: pod_slot(src),
+            dst: pod_slot(dst),
+            missing: u8::try_from(missing).unwrap_or(u8::MAX),
+            dst_serves: false,
+            src_ports: [0; 2],
+            src_ports_len: 0,
+            outcome: NOT_JUDGED,
+        };
+        let Some(protocol) = ported else {
+            return (resolved, span);
+        };
+        resolved.dst_serves = self.serves(dst, protocol, flow.dst_port)
+            || service.is_some_and(|index| {
+                self.engine.inventory().services[index]
+                    .ports
+                    .iter()
+                    .any(|p| p.protocol == protocol && Some(p.port) == flow.dst_port)
+            });
+        if let Endpoint::Pod(id) = src {
+            for declared in &self.engine.inventory().pods()[id].ports {
+                if declared.protocol == protocol {
+                    if let Some(slot) = resolved
+                        .src_ports
+                        .get_mut(usize::from(resolved.src_ports_len))
+                    {
+                        *slot = declared.port;
+                    }
+                    resolved.src_ports_len =
+                        resolved.src_ports_len.saturating_add(1).min(MANY_PORTS);
+                }
             }
         }
-        self.stats.judged += 1;
-        let mut checked = CheckedFlow {
-            time: flow.time,
-            src,
-            dst,
-            protocol: flow.protocol,
-            port: flow.dst_port.filter(|_| ported.is_some()),
-            observed: flow.observed,
-            policy: None,
-            decided_by: None,
-            mismatch: false,
+        let Some(port) = flow.dst_port else {
+            return (resolved, span);
         };
-        let (Some(protocol), Some(port)) = (ported, checked.port) else {
-            self.stats.not_judged += 1;
-            return Checked::Judged(checked);
-        };
+        // A Service's cluster IP is judged through the Service; the groups see the backends.
         let target = service.map_or(Target::Endpoint(dst), Target::Service);
         let decision = self.decide(src, target, protocol, port);
         let group_denial = match (&mut self.security_groups, target) {
@@ -363,31 +648,94 @@ impl<'e> Checker<'e> {
             }
             _ => None,
         };
-        if group_denial.is_some() {
-            self.stats.security_group_denials += 1;
-        }
         // The groups sit on the interface, before the pod's policy on the way in and after
         // it on the way out; either dropping the connection drops it. When both deny, the
         // groups are named: they are what a VPC record's REJECT reports.
-        let allowed = decision.allowed && group_denial.is_none();
-        checked.policy = Some(if allowed {
-            Judgement::Allow
-        } else {
-            Judgement::Deny
-        });
-        checked.decided_by = group_denial.or(decision.decided_by);
-        let compared = match flow.observed_at {
-            Some(ObservedAt::Egress) => decision.egress_allowed,
-            Some(ObservedAt::Ingress) | None => allowed,
+        let outcome = Outcome {
+            allowed: decision.allowed && group_denial.is_none(),
+            egress_allowed: decision.egress_allowed,
+            group_denied: group_denial.is_some(),
+            decided_by: group_denial.or(decision.decided_by),
         };
-        checked.mismatch = matches!(
-            (checked.observed, compared),
+        resolved.outcome = self.intern(outcome);
+        (resolved, span)
+    }
+
+    /// The index of `outcome` in the outcome table (bounded like the caches: when full, it
+    /// starts again, and so does the front cache, whose entries point into it).
+    fn intern(&mut self, outcome: Outcome) -> u32 {
+        if let Some(&index) = self.outcome_index.get(&outcome) {
+            return index;
+        }
+        if self.outcomes.len() >= MAX_CACHED_VERDICTS {
+            self.outcomes.clear();
+            self.outcome_index.clear();
+            self.front.clear();
+        }
+        let index = u32::try_from(self.outcomes.len()).unwrap_or(NOT_JUDGED - 1);
+        self.outcomes.push(outcome.clone());
+        self.outcome_index.insert(outcome, index);
+        index
+    }
+
+    /// The per-flow part of the check, from what [`Checker::resolve`] worked out.
+    fn apply(&mut self, flow: &Flow, resolved: &Resolved) -> Option<Judged> {
+        self.stats.history_pods_missing += u64::from(resolved.missing);
+        let src = endpoint_of(resolved.src, flow.src);
+        let ported = flow.protocol.ported();
+        if let (Some(protocol), Reply::Unknown) = (ported, flow.reply) {
+            // The log does not say which side opened the connection: the side whose port a
+            // pod declares is the server, so a flow from a declared port to an undeclared one
+            // is the server answering.
+            if !resolved.dst_serves && self.src_serves(resolved, src, protocol, flow.src_port) {
+                self.stats.replies += 1;
+                return None;
+            }
+        }
+        self.stats.judged += 1;
+        let mut judged = Judged {
+            src,
+            dst: endpoint_of(resolved.dst, flow.dst),
+            port: flow.dst_port.filter(|_| ported.is_some()),
+            outcome: None,
+            mismatch: false,
+        };
+        let Some(outcome) = self.outcomes.get(resolved.outcome as usize) else {
+            self.stats.not_judged += 1;
+            return Some(judged);
+        };
+        judged.outcome = Some(resolved.outcome);
+        if outcome.group_denied {
+            self.stats.security_group_denials += 1;
+        }
+        let compared = match flow.observed_at {
+            Some(ObservedAt::Egress) => outcome.egress_allowed,
+            Some(ObservedAt::Ingress) | None => outcome.allowed,
+        };
+        judged.mismatch = matches!(
+            (flow.observed, compared),
             (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
         );
-        if checked.mismatch {
+        if judged.mismatch {
             self.stats.mismatches += 1;
         }
-        Checked::Judged(checked)
+        Some(judged)
+    }
+
+    /// Whether the source pod declares `port` (from the ports kept in `resolved`, or from
+    /// the pod when it declares more than fit there).
+    fn src_serves(
+        &self,
+        resolved: &Resolved,
+        src: Endpoint,
+        protocol: Protocol,
+        port: Option<u16>,
+    ) -> bool {
+        match (resolved.src_ports_len, port) {
+            (MANY_PORTS, _) => self.serves(src, protocol, port),
+            (_, None) => false,
+            (len, Some(port)) => resolved.src_ports[..usize::from(len)].contains(&port),
+        }
     }
 
     fn decide(&mut self, src: Endpoint, target: Target, protocol: Protocol, port: u16) -> Decision {

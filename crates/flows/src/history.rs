@@ -133,4 +133,25 @@ impl History {
             .find(|tenure| tenure.covers(time))
             .map_or(Holder::Nobody, Holder::Pod)
     }
+
+    /// The times around `time` over which [`History::holder`] of `ip` gives the same answer:
+    /// `[from, to)`, `None` for unbounded. The answer depends only on which tenures cover
+    /// the time, which changes only at a tenure's `from` or `to`.
+    pub fn steady(&self, ip: IpAddr, time: Timestamp) -> (Option<Timestamp>, Option<Timestamp>) {
+        let Some(tenures) = self.by_address.get(&ip) else {
+            return (None, None);
+        };
+        let (mut from, mut to) = (None::<Timestamp>, None::<Timestamp>);
+        for bound in tenures
+            .iter()
+            .flat_map(|tenure| std::iter::once(tenure.from).chain(tenure.to))
+        {
+            if bound <= time {
+                from = Some(from.map_or(bound, |f| f.max(bound)));
+            } else {
+                to = Some(to.map_or(bound, |t| t.min(bound)));
+            }
+        }
+        (from, to)
+    }
 }

@@ -20,9 +20,11 @@ pub mod vpc;
 pub mod write;
 
 pub use self::parquet::ParquetWriter;
-pub use check::{Checked, CheckedFlow, Checker, Judgement};
+pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement};
 pub use history::{History, HistoryError};
-pub use read::{read_path, read_stream, FlowError, ReadStats, SourceFormat};
+pub use read::{
+    for_each_input, input_files, read_path, read_stream, FlowError, ReadStats, SourceFormat,
+};
 pub use vpc::{VpcField, VpcFormat, VpcFormatError};
 
 use jiff::Timestamp;

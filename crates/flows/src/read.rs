@@ -85,6 +85,18 @@ impl ReadStats {
             .sum()
     }
 
+    /// Add the counts of `later`, read after these: the examples stay the first
+    /// [`MAX_EXAMPLES`] in reading order, as if one had read everything in turn.
+    pub fn merge(&mut self, later: ReadStats) {
+        self.read += later.read;
+        self.parsed += later.parsed;
+        for (reason, count) in later.skipped {
+            *self.skipped.entry(reason).or_default() += count;
+        }
+        let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(later.examples.into_iter().take(room));
+    }
+
     fn skip(&mut self, file: &str, line: usize, reason: Skip) {
         if reason.is_malformed() && self.examples.len() < MAX_EXAMPLES {
             self.examples.push(Example {
@@ -108,6 +120,72 @@ pub(crate) enum Line {
     Header,
     /// A record that gives no flow.
     Skip(Skip),
+}
+
+/// The inputs `path` names, in the order [`read_path`] reads them: `-` (stdin) or a file as
+/// itself, a directory as its files (sorted, recursive, by the loader's rule).
+pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, FlowError> {
+    if path.as_os_str() == "-" {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let io = |source| FlowError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if std::fs::metadata(path).map_err(io)?.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, &mut files).map_err(io)?;
+        files.sort();
+        return Ok(files);
+    }
+    Ok(vec![path.to_path_buf()])
+}
+
+/// `work` on every input of `inputs`, on up to `threads` threads (one input at a time per
+/// thread, each thread with its own `state` from `init`), the results in the order of
+/// `inputs` whatever the threads' timing: merging them in that order gives what one thread
+/// reading everything in turn gives. One thread (or one input) runs on the caller's thread.
+pub fn for_each_input<S, T: Send>(
+    inputs: &[PathBuf],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &Path) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.clamp(1, inputs.len().max(1));
+    if threads == 1 {
+        let mut state = init();
+        return inputs.iter().map(|input| work(&mut state, input)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(inputs.len()).collect();
+    let done: Vec<Vec<(usize, T)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut state = init();
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(input) = inputs.get(index) else {
+                            return done;
+                        };
+                        done.push((index, work(&mut state, input)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| match worker.join() {
+                Ok(done) => done,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    for (index, result) in done.into_iter().flatten() {
+        results[index] = Some(result);
+    }
+    results.into_iter().flatten().collect()
 }
 
 /// Read every flow of `path` (a file, a directory, a `.gz`, or `-` for stdin), handing each

@@ -127,8 +127,26 @@ struct Slots {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpcFormat {
     fields: Vec<VpcField>,
-    slots: Slots,
+    /// For each field in record order, the slot of the values the reader keeps
+    /// ([`SRCADDR`] …) or [`UNUSED`].
+    roles: Vec<u8>,
 }
+
+/// The values a record's reader keeps, by slot.
+const SRCADDR: usize = 0;
+const DSTADDR: usize = 1;
+const PKT_SRCADDR: usize = 2;
+const PKT_DSTADDR: usize = 3;
+const SRCPORT: usize = 4;
+const DSTPORT: usize = 5;
+const PROTOCOL: usize = 6;
+const START: usize = 7;
+const ACTION: usize = 8;
+const LOG_STATUS: usize = 9;
+const TCP_FLAGS: usize = 10;
+const KEPT: usize = 11;
+/// A field the reader only counts.
+const UNUSED: u8 = u8::MAX;
 
 impl Default for VpcFormat {
     fn default() -> Self {
@@ -200,7 +218,28 @@ impl VpcFormat {
         if slots.protocol.is_none() {
             return Err(VpcFormatError::Missing("protocol"));
         }
-        Ok(VpcFormat { fields, slots })
+        let mut roles = vec![UNUSED; fields.len()];
+        for (slot, position) in [
+            slots.srcaddr,
+            slots.dstaddr,
+            slots.pkt_srcaddr,
+            slots.pkt_dstaddr,
+            slots.srcport,
+            slots.dstport,
+            slots.protocol,
+            slots.start,
+            slots.action,
+            slots.log_status,
+            slots.tcp_flags,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(position) = position {
+                roles[position] = slot as u8;
+            }
+        }
+        Ok(VpcFormat { fields, roles })
     }
 
     /// The fields, in record order.
@@ -211,59 +250,50 @@ impl VpcFormat {
     /// Read one record. A record behind an RFC 3339 timestamp (a CloudWatch Logs export
     /// writes each event's ingestion time in front) is read without it.
     pub fn record(&self, line: &str) -> Result<Flow, Skip> {
-        // Up to 64 values on the stack: every known field fits. Words are split by hand on
-        // runs of ASCII whitespace (as `split_ascii_whitespace`, which was this function's
-        // hot spot); a byte above b' ' is never whitespace, the common case tested first.
-        let mut values = [""; FIELDS.len() + 1];
-        let mut count = 0;
-        let bytes = line.as_bytes();
-        let space = |b: u8| b <= b' ' && b.is_ascii_whitespace();
-        let mut i = 0;
-        while i < bytes.len() {
-            while i < bytes.len() && space(bytes[i]) {
-                i += 1;
+        // Only the values the reader reads are kept (by slot); the others are counted. A
+        // CloudWatch Logs export writes each event's ingestion time in front: such a first
+        // word is read past.
+        let mut kept = [""; KEPT];
+        let mut count = 0usize;
+        let mut leading_time = false;
+        split_words(line, &mut |word| {
+            if count == 0
+                && !leading_time
+                && word.contains('T')
+                && crate::parse_time(word).is_some()
+            {
+                leading_time = true;
+                return;
             }
-            let start = i;
-            while i < bytes.len() && !space(bytes[i]) {
-                i += 1;
+            if let Some(&slot) = self.roles.get(count) {
+                if let Some(value) = kept.get_mut(usize::from(slot)) {
+                    *value = word;
+                }
             }
-            // Split at ASCII whitespace: both ends are char boundaries.
-            push_word(
-                &mut values,
-                &mut count,
-                line.get(start..i).unwrap_or_default(),
-            );
-        }
-        // A CloudWatch Logs export writes each event's ingestion time in front.
-        let mut values = &values[..count.min(values.len())];
-        if values
-            .first()
-            .is_some_and(|first| first.contains('T') && crate::parse_time(first).is_some())
-        {
-            values = &values[1..];
-            count -= 1;
-        }
+            count += 1;
+        });
         if count != self.fields.len() {
             return Err(malformed(format!(
                 "{count} fields where the format has {}",
                 self.fields.len()
             )));
         }
-        let get = |slot: Option<usize>| slot.map(|index| values[index]).filter(|v| *v != "-");
-        match get(self.slots.log_status) {
+        // A slot the format lacks stays empty (no word is).
+        let get = |slot: usize| Some(kept[slot]).filter(|v| !v.is_empty() && *v != "-");
+        match get(LOG_STATUS) {
             Some("NODATA") => return Err(Skip::NoData),
             Some("SKIPDATA") => return Err(Skip::SkipData),
             _ => {}
         }
-        let address = |packet: Option<usize>, interface: Option<usize>, what: &str| {
+        let address = |packet: usize, interface: usize, what: &str| {
             let text = get(packet)
                 .or_else(|| get(interface))
                 .ok_or_else(|| malformed(format!("no {what} address")))?;
             parse_ip(text).ok_or_else(|| malformed(format!("{what} address is not an IP address")))
         };
-        let src = address(self.slots.pkt_srcaddr, self.slots.srcaddr, "source")?;
-        let dst = address(self.slots.pkt_dstaddr, self.slots.dstaddr, "destination")?;
-        let protocol = get(self.slots.protocol)
+        let src = address(PKT_SRCADDR, SRCADDR, "source")?;
+        let dst = address(PKT_DSTADDR, DSTADDR, "destination")?;
+        let protocol = get(PROTOCOL)
             .ok_or_else(|| malformed("no protocol"))?
             .parse::<u8>()
             .map(FlowProtocol::from_number)
@@ -271,7 +301,7 @@ impl VpcFormat {
         let mut flow = Flow::new(src, dst, protocol);
         flow.sees_security_groups = true;
         if protocol.ported().is_some() {
-            let port = |slot: Option<usize>, what: &str| {
+            let port = |slot: usize, what: &str| {
                 get(slot)
                     .map(|text| {
                         text.parse::<u16>()
@@ -279,10 +309,10 @@ impl VpcFormat {
                     })
                     .transpose()
             };
-            flow.src_port = port(self.slots.srcport, "source")?;
-            flow.dst_port = port(self.slots.dstport, "destination")?;
+            flow.src_port = port(SRCPORT, "source")?;
+            flow.dst_port = port(DSTPORT, "destination")?;
         }
-        if let Some(start) = get(self.slots.start) {
+        if let Some(start) = get(START) {
             let seconds = start
                 .parse::<i64>()
                 .map_err(|_| malformed("start is not a time in Unix seconds"))?;
@@ -291,13 +321,13 @@ impl VpcFormat {
                     .map_err(|_| malformed("start is out of range"))?,
             );
         }
-        flow.observed = match get(self.slots.action) {
+        flow.observed = match get(ACTION) {
             Some("ACCEPT") => Some(Observed::Allow),
             Some("REJECT") => Some(Observed::Deny),
             None => None,
             Some(_) => return Err(malformed("action is neither ACCEPT nor REJECT")),
         };
-        if let Some(flags) = get(self.slots.tcp_flags) {
+        if let Some(flags) = get(TCP_FLAGS) {
             let flags = flags
                 .parse::<u8>()
                 .map_err(|_| malformed("tcp-flags is not a number"))?;
@@ -319,14 +349,60 @@ impl VpcFormat {
     }
 }
 
-/// Keep a non-empty word of a record (counting all of them, keeping what fits).
-fn push_word<'a>(values: &mut [&'a str], count: &mut usize, word: &'a str) {
-    if !word.is_empty() {
-        if let Some(slot) = values.get_mut(*count) {
-            *slot = word;
+/// Hand each word of `line` (split on runs of ASCII whitespace, as `split_ascii_whitespace`)
+/// to `word`, in order. Eight bytes at a time: a word of bit arithmetic marks the bytes at or
+/// below b' ' (the only ones that can be ASCII whitespace), and only those are looked at.
+fn split_words<'a>(line: &'a str, word: &mut impl FnMut(&'a str)) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    let mut separator = |at: usize, start: &mut usize| {
+        if at > *start {
+            // Split at ASCII whitespace: both ends are char boundaries.
+            word(line.get(*start..at).unwrap_or_default());
         }
-        *count += 1;
+        *start = at + 1;
+    };
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let x = match bytes.get(offset..offset + 8) {
+            Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or_default()),
+            None => {
+                // The last bytes, padded with a byte that is no separator.
+                let mut chunk = [b'x'; 8];
+                for (to, from) in chunk.iter_mut().zip(&bytes[offset..]) {
+                    *to = *from;
+                }
+                u64::from_le_bytes(chunk)
+            }
+        };
+        // The high bit of each byte that is below 0x80 and at most 0x20: (b & 0x7f) + 0x5f
+        // reaches 0x80 from 0x21 on, with no carry into the next byte; `| x` drops bytes
+        // with the high bit set. And of each byte that is b' ' (zero after `^ SPACES`).
+        let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
+        let y = x ^ SPACES;
+        let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
+        let mut separators = spaces;
+        let mut others = low & !spaces;
+        // Rare: other control bytes, whitespace or not.
+        while others != 0 {
+            let bit = others & others.wrapping_neg();
+            others &= others - 1;
+            if bytes[offset + (bit.trailing_zeros() / 8) as usize].is_ascii_whitespace() {
+                separators |= bit;
+            }
+        }
+        while separators != 0 {
+            let at = offset + (separators.trailing_zeros() / 8) as usize;
+            separators &= separators - 1;
+            separator(at, &mut start);
+        }
+        offset += 8;
     }
+    separator(bytes.len(), &mut start);
 }
 
 /// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
@@ -334,26 +410,38 @@ fn push_word<'a>(values: &mut [&'a str], count: &mut usize, word: &'a str) {
 /// four decimal octets of at most three digits, no leading zeros, each at most 255.
 fn parse_ip(text: &str) -> Option<IpAddr> {
     let bytes = text.as_bytes();
-    if bytes.len() <= 15 && !bytes.contains(&b':') {
-        let mut octets = [0u8; 4];
-        let mut parts = bytes.split(|&b| b == b'.');
-        for octet in &mut octets {
-            let part = parts.next()?;
-            if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-                return None;
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    let mut ok = true;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if bytes.get(i) != Some(&b'.') {
+                ok = false;
+                break;
             }
-            let mut value = 0u16;
-            for &digit in part {
-                if !digit.is_ascii_digit() {
-                    return None;
-                }
-                value = value * 10 + u16::from(digit - b'0');
-            }
-            *octet = u8::try_from(value).ok()?;
+            i += 1;
         }
-        return parts.next().is_none().then(|| IpAddr::from(octets));
+        let start = i;
+        let mut value = 0u32;
+        while i < bytes.len() && i - start < 3 && bytes[i].is_ascii_digit() {
+            value = value * 10 + u32::from(bytes[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && bytes[start] == b'0') || value > 255 {
+            ok = false;
+            break;
+        }
+        *octet = value as u8;
     }
-    text.parse().ok()
+    if ok && i == bytes.len() {
+        return Some(IpAddr::from(octets));
+    }
+    // Not a dotted quad: IPv6 (or nothing std reads either).
+    if bytes.contains(&b':') {
+        return text.parse().ok();
+    }
+    None
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -458,6 +546,16 @@ mod tests {
     }
 
     proptest! {
+        /// The splitter finds the words `split_ascii_whitespace` finds, over any characters
+        /// (control bytes that are not whitespace, multi-byte UTF-8) and lengths across the
+        /// eight-byte steps.
+        #[test]
+        fn words_split_as_std_splits_them(line in "[ -~\t\n\x0b\x0c\r\x01\x1fé]{0,40}") {
+            let mut words = Vec::new();
+            super::split_words(&line, &mut |word| words.push(word));
+            prop_assert_eq!(words, line.split_ascii_whitespace().collect::<Vec<_>>());
+        }
+
         #[test]
         fn the_fast_address_parser_agrees_with_std(text in "[0-9.:a-f]{0,17}") {
             prop_assert_eq!(parse_ip(&text), text.parse().ok());

@@ -426,3 +426,117 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
         checker.stats()
     );
 }
+
+mod front_cache {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Addresses of the README cluster's pods and Services, one the history gives to two pods
+    /// in turn (and one the inventory gives a pod the history says was nobody's then), and
+    /// one outside the cluster.
+    fn addresses(engine: &Engine) -> Vec<std::net::IpAddr> {
+        let inventory = engine.inventory();
+        let mut addresses: Vec<std::net::IpAddr> = inventory
+            .pods()
+            .iter()
+            .flat_map(|pod| pod.ips.iter().copied())
+            .chain(
+                inventory
+                    .services
+                    .iter()
+                    .flat_map(|s| s.cluster_ips.iter().copied()),
+            )
+            .collect();
+        addresses.extend([
+            "10.9.9.9".parse::<std::net::IpAddr>().unwrap(),
+            "192.0.2.1".parse().unwrap(),
+        ]);
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
+    const HISTORY: &[u8] = br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T20:00:00Z", "to": "2023-11-14T22:00:00Z"}
+{"ip": "10.9.9.9", "pod": "shop/web", "from": "2023-11-14T22:00:00Z", "to": null}
+{"ip": "10.9.9.9", "pod": "gone/pod", "from": "2023-11-14T23:00:00.5Z", "to": "2023-11-14T23:30:00Z"}
+{"ip": "10.0.1.30", "pod": "jobs/batch", "from": "2023-11-14T21:00:00Z", "to": "2023-11-14T22:00:01Z"}
+"#;
+
+    /// Times around the history's boundaries (seconds), and one flow with no time.
+    const TIMES: &[i64] = &[
+        0,
+        1_699_991_999,
+        1_699_992_000,
+        1_699_995_600,
+        1_699_999_199,
+        1_699_999_200,
+        1_699_999_201,
+        1_700_002_800,
+        1_700_002_801,
+        1_700_004_600,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every flow judged alike, and the same counts, with and without the front cache,
+        /// over flows that repeat connections across the times the pods history changes
+        /// hands, with and without a history, replies and security groups.
+        #[test]
+        fn the_front_cache_changes_no_answer(
+            picks in proptest::collection::vec(
+                (0usize..64, 0usize..64, 0usize..6, 0usize..TIMES.len(), 0u8..3, 0u8..3, 0u8..4, any::<bool>()),
+                1..300,
+            ),
+            with_history in any::<bool>(),
+            with_groups in any::<bool>(),
+        ) {
+            let engine = if with_groups { engine_with_groups() } else { engine() };
+            let history = || with_history.then(|| History::read(HISTORY).unwrap());
+            let mut fast = Checker::new(&engine, history());
+            let mut slow = Checker::new(&engine, history()).without_front_cache();
+            if with_groups {
+                fast = fast.with_security_groups(security_groups(GROUPS_JSON));
+                slow = slow.with_security_groups(security_groups(GROUPS_JSON));
+            }
+            let addresses = addresses(&engine);
+            let ports = [8080u16, 80, 53, 443, 5432, 40000];
+            for (a, b, port, time, reply, observed, protocol, sees_groups) in picks {
+                let protocol = [FlowProtocol::Tcp, FlowProtocol::Udp, FlowProtocol::Sctp, FlowProtocol::Icmp][usize::from(protocol)];
+                let mut flow = Flow::new(addresses[a % addresses.len()], addresses[b % addresses.len()], protocol);
+                flow.dst_port = (protocol != FlowProtocol::Icmp).then_some(ports[port]);
+                flow.src_port = (protocol != FlowProtocol::Icmp).then_some(ports[(port + 1) % ports.len()]);
+                flow.time = (TIMES[time] != 0).then(|| jiff::Timestamp::from_second(TIMES[time]).unwrap());
+                flow.reply = [Reply::Unknown, Reply::No, Reply::Yes][usize::from(reply)];
+                flow.observed = [None, Some(Observed::Allow), Some(Observed::Deny)][usize::from(observed)];
+                flow.sees_security_groups = sees_groups;
+                prop_assert_eq!(fast.check(&flow), slow.check(&flow), "{:?}", flow);
+            }
+            let mut counts = fast.stats().clone();
+            counts.verdicts = slow.stats().verdicts;
+            prop_assert_eq!(&counts, slow.stats());
+        }
+
+        /// Words split as `split_ascii_whitespace` splits them, whatever the bytes.
+        #[test]
+        fn vpc_fields_split_as_std_splits_them(
+            words in proptest::collection::vec("[ -~\\t\\n\\x0b\\x0c\\r\\x01é]{0,12}", 0..20),
+            separators in proptest::collection::vec("[ \\t\\x0c\\r]{1,3}", 20),
+        ) {
+            // A format of as many fields as std finds words, read back through a record:
+            // the count of fields is the splitter's.
+            let mut line = String::new();
+            for (word, separator) in words.iter().zip(&separators) {
+                line.push_str(word);
+                line.push_str(separator);
+            }
+            let count = line.split_ascii_whitespace().count();
+            let format = VpcFormat::parse("srcaddr dstaddr protocol").unwrap();
+            let result = format.record(&line);
+            if count != 3 {
+                let expected = format!("malformed: {count} fields where the format has 3");
+                prop_assert_eq!(result.map(|_| ()).unwrap_err().to_string(), expected);
+            }
+        }
+    }
+}

@@ -196,10 +196,6 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         args.inputs.files.iter().any(|p| p.as_os_str() == "-") || args.flows.reads_stdin();
     let security_groups = std::mem::take(&mut args.security_groups).load(stdin_taken)?;
     let engine = inputs::load(&args.inputs)?;
-    let mut checker = Checker::new(&engine, history);
-    if let Some(groups) = security_groups {
-        checker = checker.with_security_groups(groups);
-    }
     let output = args.output;
     let mut parquet = match (output, &args.output_dir) {
         (FlowsFormat::Parquet, Some(dir)) => Some(
@@ -212,49 +208,66 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         (_, Some(_)) => return Err(Failure::input("error: --output-dir is for -o parquet")),
         (_, None) => None,
     };
-    let mut parquet_failure = None;
     let rows = matches!(output, FlowsFormat::Json | FlowsFormat::Csv);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut groups = render::MismatchGroups::default();
     let mut stats = ReadStats::default();
-    let mut written: std::io::Result<()> = Ok(());
-    if rows && !args.summary {
-        written = render::flows_header(&mut out, output_kind(output));
-    }
     let started = std::time::Instant::now();
-    for path in &paths {
-        let mut sink = |flow: netfence_flows::Flow| {
-            let Checked::Judged(checked) = checker.check(&flow) else {
-                return;
-            };
-            if checked.mismatch {
-                groups.add(&engine, &checked);
-            }
-            if rows && !args.summary && written.is_ok() {
-                written = render::flow_row(&mut out, &engine, &checked, output_kind(output));
-            }
-            if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
-                parquet_failure = writer.write(&engine, &checked).err();
-            }
-        };
-        netfence_flows::read_path(path, &format, &mut stats, &mut sink)
-            .map_err(|e| Failure::input(format!("{flag} {e}")))?;
-        written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
-        if let Some(e) = parquet_failure.take() {
-            return Err(Failure::input(format!("error: -o parquet: {e}")));
+    let checked = if parquet.is_none() && (args.summary || !rows) {
+        // Counts and mismatch groups only: the inputs' files are checked on every core,
+        // and their counts merged in reading order (the same output as one thread).
+        check_files(
+            (flag, &paths, &format),
+            &engine,
+            (history.as_ref(), security_groups.as_ref()),
+            &mut stats,
+            &mut groups,
+        )?
+    } else {
+        let mut checker = Checker::new(&engine, history);
+        if let Some(groups) = security_groups {
+            checker = checker.with_security_groups(groups);
         }
-    }
-    if let Some(writer) = parquet {
-        let files = writer
-            .finish()
-            .map_err(|e| Failure::input(format!("error: -o parquet: {e}")))?;
-        eprintln!("netfence: wrote {} Parquet file(s)", files.len());
-    }
+        let mut parquet_failure = None;
+        let mut written: std::io::Result<()> = Ok(());
+        if rows && !args.summary {
+            written = render::flows_header(&mut out, output_kind(output));
+        }
+        for path in &paths {
+            let mut sink = |flow: netfence_flows::Flow| {
+                let Checked::Judged(checked) = checker.check(&flow) else {
+                    return;
+                };
+                if checked.mismatch {
+                    groups.add(&engine, &checked);
+                }
+                if rows && !args.summary && written.is_ok() {
+                    written = render::flow_row(&mut out, &engine, &checked, output_kind(output));
+                }
+                if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
+                    parquet_failure = writer.write(&engine, &checked).err();
+                }
+            };
+            netfence_flows::read_path(path, &format, &mut stats, &mut sink)
+                .map_err(|e| Failure::input(format!("{flag} {e}")))?;
+            written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
+            if let Some(e) = parquet_failure.take() {
+                return Err(Failure::input(format!("error: -o parquet: {e}")));
+            }
+        }
+        if let Some(writer) = parquet {
+            let files = writer
+                .finish()
+                .map_err(|e| Failure::input(format!("error: -o parquet: {e}")))?;
+            eprintln!("netfence: wrote {} Parquet file(s)", files.len());
+        }
+        checker.take_stats()
+    };
     let elapsed = started.elapsed();
     finish_reading(flag, &stats)?;
     let summary = render::FlowsSummary {
         read: &stats,
-        checked: checker.stats(),
+        checked: &checked,
         seconds: elapsed.as_secs_f64(),
     };
     let result = if args.summary || !rows {
@@ -266,9 +279,67 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         Ok(())
     };
     result.and_then(|_| out.flush()).map_err(io_failure)?;
-    Ok(u8::from(
-        args.fail_on_mismatch && checker.stats().mismatches > 0,
-    ))
+    Ok(u8::from(args.fail_on_mismatch && checked.mismatches > 0))
+}
+
+/// Check every file of `paths` for counts and mismatch groups only, on every core (one
+/// checker per thread, one file at a time each), merging each file's counts and groups in
+/// reading order: the output is the same as one thread reading the files in turn, and so is
+/// the error (the first in reading order; a path that cannot be listed ends the list there).
+fn check_files(
+    (flag, paths, format): (&str, &[PathBuf], &SourceFormat),
+    engine: &netfence_engine::Engine,
+    (history, security_groups): (Option<&History>, Option<&netfence_model::aws::AwsInput>),
+    stats: &mut ReadStats,
+    groups: &mut render::MismatchGroups,
+) -> Result<netfence_flows::check::CheckStats, Failure> {
+    let mut files = Vec::new();
+    let mut listing_failure = None;
+    for path in paths {
+        match netfence_flows::input_files(path) {
+            Ok(found) => files.extend(found),
+            Err(e) => {
+                listing_failure = Some(Failure::input(format!("{flag} {e}")));
+                break;
+            }
+        }
+    }
+    let threads = std::env::var("NETFENCE_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    let results = netfence_flows::for_each_input(
+        &files,
+        threads,
+        || {
+            let checker = Checker::new(engine, history.cloned());
+            match security_groups {
+                Some(groups) => checker.with_security_groups(groups.clone()),
+                None => checker,
+            }
+        },
+        |checker, path| {
+            let mut file_stats = ReadStats::default();
+            let mut file_groups = render::MismatchGroups::default();
+            let read = netfence_flows::read_path(path, format, &mut file_stats, &mut |flow| {
+                if let Some(judged) = checker.judge(&flow) {
+                    if judged.mismatch {
+                        file_groups.add(engine, &checker.checked(&flow, &judged));
+                    }
+                }
+            });
+            (read, file_stats, checker.take_stats(), file_groups)
+        },
+    );
+    let mut checked = netfence_flows::check::CheckStats::default();
+    for (read, file_stats, file_checked, file_groups) in results {
+        read.map_err(|e| Failure::input(format!("{flag} {e}")))?;
+        stats.merge(file_stats);
+        checked.merge(&file_checked);
+        groups.merge(file_groups);
+    }
+    listing_failure.map_or(Ok(checked), Err)
 }
 
 fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {

@@ -50,7 +50,7 @@ pub enum AwsInputError {
 
 /// Security groups read from `aws ec2 describe-security-groups`, and which of them are the
 /// cluster's.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AwsInput {
     /// Every group read.
     pub groups: Vec<SecurityGroup>,
