@@ -128,7 +128,10 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
     let netns = lab.node_namespace().to_string();
     let listing = netfence_dataplane::nft::list(Some(&netns)).expect("list");
     let drops = netfence_dataplane::Drops::from_listing(&listing);
-    assert!(drops.new_pod >= 4, "the guard counted the drops: {drops:?}\n{listing}");
+    assert!(
+        drops.new_pod >= 4,
+        "the guard counted the drops: {drops:?}\n{listing}"
+    );
 
     // c arrives: its chains and its place in the known set land in one transaction.
     send.send(with(&[&a, &b, &c])).expect("send");
@@ -145,7 +148,11 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
             )
         })
         .collect();
-    assert_eq!(expected, [true, true, true, false, true, true], "the engine's verdicts");
+    assert_eq!(
+        expected,
+        [true, true, true, false, true, true],
+        "the engine's verdicts"
+    );
     assert_eq!(probe(&full_check), expected, "c now follows the policy");
 
     // b is deleted: its address is no known pod any more.

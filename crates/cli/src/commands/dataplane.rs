@@ -47,8 +47,11 @@ pub enum DataplaneCommand {
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
         /// Apply a ruleset that isolates no pod even when the one in force does. Without it,
-        /// inputs that turn empty (a directory emptied mid-update, a node with no pods, the
-        /// last policy deleted) leave the last good ruleset in force, and the agent says so.
+        /// -f inputs that turn empty (a directory emptied mid-update, a node with no pods,
+        /// the last policy deleted) leave the last good ruleset in force, and the agent says
+        /// so. Always on with --cluster: the watch stream is authoritative (a deletion is an
+        /// explicit event), and refusing it would keep enforcing a deleted policy, even
+        /// across restarts.
         #[arg(long)]
         allow_empty: bool,
         /// The node's pod address range (repeatable): new connections from or to an address
@@ -142,7 +145,7 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             let settings = netfence_dataplane::Enforcement {
                 node: node.clone(),
                 netns: netns.clone(),
-                allow_empty,
+                allow_empty: allow_empty || inputs.cluster.cluster,
                 guard: agent::guard(&pod_cidr, &pod_interface),
             };
             let shared = std::sync::Arc::new(agent::Shared::default());
