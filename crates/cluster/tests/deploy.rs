@@ -192,7 +192,10 @@ fn check_daemon_set(m: &Manifests, origin: &str) {
         .get(at + 1)
         .and_then(|a| a.parse().ok())
         .expect("--metrics-listen ADDR:PORT");
-    assert!(listen.ip().is_loopback(), "{origin}: metrics on localhost only");
+    assert!(
+        listen.ip().is_loopback(),
+        "{origin}: metrics on localhost only"
+    );
     let probe = container
         .readiness_probe
         .as_ref()

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest a steady stream of changes is gathered before it is applied.
-const LONGEST_BURST: Duration = Duration::from_secs(2);
+const LONGEST_BURST: Duration = Duration::from_secs(1);
 
 /// The live cluster as the agent's source: a first complete read (the state enforced at
 /// start, or a failure that makes the agent fail closed), then each settled burst of watch
-/// events applied through the engine's incremental update. The connection is retried with
+/// events applied through the engine's incremental update (without the reachability delta
+/// `watch` prints: the agent renders the new state). The connection is retried with
 /// backoff while it fails.
 pub struct ClusterSource {
     files: Inputs,
@@ -116,13 +117,16 @@ impl ClusterSource {
         let Some(cluster) = &mut self.cluster else {
             return false;
         };
-        if cluster.apply(changes(updates), &deletions(updates)).is_ok() {
+        if cluster
+            .update(changes(updates), &deletions(updates))
+            .is_ok()
+        {
             return true;
         }
         let mut any = false;
         for update in updates {
             let one = std::slice::from_ref(update);
-            match cluster.apply(changes(one), &deletions(one)) {
+            match cluster.update(changes(one), &deletions(one)) {
                 Ok(_) => any = true,
                 Err(errors) => self
                     .rejected
