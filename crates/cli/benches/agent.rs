@@ -75,10 +75,8 @@ fn generate(dir: &Path, pods: usize) -> Vec<Value> {
 
 /// Put the generated pods on nodes, 110 to a node (`n0`, `n1`, …).
 fn place(docs: &mut [Value]) {
-    let mut pod = 0;
-    for doc in docs.iter_mut().filter(|d| d["kind"] == "Pod") {
+    for (pod, doc) in docs.iter_mut().filter(|d| d["kind"] == "Pod").enumerate() {
         doc["spec"]["nodeName"] = json!(format!("n{}", pod / PODS_PER_NODE));
-        pod += 1;
     }
 }
 
