@@ -1,7 +1,7 @@
 //! `netfence dataplane agent`: the enforcement loop of `netfence_dataplane::enforce` fed by
 //! the files of `-f` (polled) or by a live cluster's watch stream (`--cluster`: the watchers
-//! `netfence watch` uses, each debounced burst applied to the engine incrementally), with
-//! health and metrics served on a local address.
+//! `netfence watch` uses, each debounced burst applied to the engine with `Cluster::update`),
+//! with health and metrics served on a local address.
 
 use super::{inputs, ClusterArgs, Failure, Inputs};
 use netfence_cluster::{Feed, Update, UpdateKind};
