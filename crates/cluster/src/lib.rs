@@ -10,12 +10,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod discovery;
+pub mod feed;
 pub mod list;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod watch;
 
 pub use discovery::{discover, Served, ServedKinds};
+pub use feed::{Burst, Feed};
 pub use list::{read, read_into, snapshot, ReadSummary, PAGE_SIZE};
 pub use watch::{object_kind, Follower, Tracker, Update, UpdateKind};
 

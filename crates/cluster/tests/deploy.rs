@@ -182,6 +182,32 @@ fn check_daemon_set(m: &Manifests, origin: &str) {
         args.starts_with(&["dataplane".to_string(), "agent".to_string()])
             && args.contains(&"--cluster".to_string())
     );
+    // Health and metrics on the node's loopback (host network), and the kubelet's
+    // readiness probe on that address.
+    let at = args
+        .iter()
+        .position(|a| a == "--metrics-listen")
+        .expect("--metrics-listen");
+    let listen: std::net::SocketAddr = args
+        .get(at + 1)
+        .and_then(|a| a.parse().ok())
+        .expect("--metrics-listen ADDR:PORT");
+    assert!(
+        listen.ip().is_loopback(),
+        "{origin}: metrics on localhost only"
+    );
+    let probe = container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .expect("readiness probe");
+    assert_eq!(probe.path.as_deref(), Some("/healthz"), "{origin}");
+    assert_eq!(probe.host.as_deref(), Some("127.0.0.1"), "{origin}");
+    assert_eq!(
+        probe.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(listen.port())),
+        "{origin}: the probe asks the agent's port"
+    );
     let env = container.env.as_deref().unwrap_or_default();
     let node = env
         .iter()

@@ -8,19 +8,24 @@
 
 pub mod agent;
 pub mod lab;
+pub mod metrics;
 pub mod netlink;
 pub mod nft;
 pub mod record;
 pub mod render;
 pub mod rule;
 
-pub use agent::{run_agent, AgentEvent, AgentOptions};
+pub use agent::{
+    enforce, run_agent, AgentEvent, AgentOptions, AgentSource, Enforcement, FileSource,
+    SourceChange,
+};
 pub use lab::{
     lab_pod, parse_connections, run_lab, teardown_all, Lab, LabConnection, LabOptions, LabReport,
 };
+pub use metrics::{Drops, Metrics};
 pub use nft::{apply, flush, update, DataplaneError};
 pub use record::KernelFlow;
-pub use render::{render, Chain, RenderOptions, Ruleset, TABLE};
+pub use render::{render, Chain, PodGuard, RenderOptions, Ruleset, TABLE};
 
 /// Whether this process runs with effective user id 0, which the kernel-level work (network
 /// namespaces, nftables) needs. Read from the owner of `/proc/self`, which the kernel sets to

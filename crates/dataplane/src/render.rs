@@ -74,6 +74,90 @@ pub struct Ruleset {
     pub isolated_endpoints: usize,
     /// Node the ruleset was rendered for.
     pub node: Option<String>,
+    /// The guard for new pods ([`PodGuard`]): set by the agent, never by [`render`].
+    pub guard: Option<PodGuard>,
+}
+
+/// Fail closed for a pod the ruleset does not know yet (aws-network-policy-agent #83, #186,
+/// #345: traffic flowed before a new pod's rules were in). The forward chain drops new
+/// connections from or to a local pod address (one in `cidrs`, or seen on an interface
+/// matching `interfaces`) that is not in `known`; the agent adds a pod's addresses to
+/// `known` in the same transaction that installs its chains, so a pod never runs without
+/// its rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodGuard {
+    /// The node's pod address ranges (its podCIDRs).
+    pub cidrs: Vec<ipnet::IpNet>,
+    /// Pod interface names (nft wildcards, `veth*`, `eni*`).
+    pub interfaces: Vec<String>,
+    /// Addresses of the pods the ruleset was rendered for.
+    pub known: BTreeSet<IpAddr>,
+}
+
+impl PodGuard {
+    fn known_elements(&self, v4: bool) -> Vec<String> {
+        self.known
+            .iter()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn set_definitions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (family, v4) in [("v4", true), ("v6", false)] {
+            let kind = if v4 { "ipv4_addr" } else { "ipv6_addr" };
+            let known = self.known_elements(v4);
+            let elements = match known.is_empty() {
+                true => String::new(),
+                false => format!(" elements = {{ {} }};", known.join(", ")),
+            };
+            out.push(format!("set known_{family} {{ type {kind};{elements} }}"));
+            let local: Vec<String> = self
+                .cidrs
+                .iter()
+                .filter(|c| matches!(c, ipnet::IpNet::V4(_)) == v4)
+                .map(|c| c.trunc().to_string())
+                .collect();
+            if !local.is_empty() {
+                out.push(format!(
+                    "set local_{family} {{ type {kind}; flags interval; elements = {{ {} }}; }}",
+                    local.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The forward chain's drops of unknown local pods, before the dispatch maps.
+    fn rules(&self) -> Vec<String> {
+        let drop = "counter log prefix \"netfence new pod \" drop";
+        let mut out = Vec::new();
+        for (family, ip) in [("v4", "ip"), ("v6", "ip6")] {
+            let v4 = family == "v4";
+            if self
+                .cidrs
+                .iter()
+                .any(|c| matches!(c, ipnet::IpNet::V4(_)) == v4)
+            {
+                for side in ["saddr", "daddr"] {
+                    out.push(format!(
+                        "{ip} {side} @local_{family} {ip} {side} != @known_{family} {drop}"
+                    ));
+                }
+            }
+            for interface in &self.interfaces {
+                let interface = interface.replace('"', "");
+                out.push(format!(
+                    "iifname \"{interface}\" {ip} saddr != @known_{family} {drop}"
+                ));
+                out.push(format!(
+                    "oifname \"{interface}\" {ip} daddr != @known_{family} {drop}"
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// A named interval set: its element type and elements.
@@ -130,6 +214,10 @@ impl Ruleset {
         for (name, set) in &self.sets {
             let _ = writeln!(script, "\tset {name} {{ {} }}", set.definition());
         }
+        let guard = self.guard.as_ref();
+        for definition in guard.map(PodGuard::set_definitions).unwrap_or_default() {
+            let _ = writeln!(script, "\t{definition}");
+        }
         for (map, addr_type) in MAPS {
             let _ = writeln!(script, "\tmap {map} {{\n\t\ttype {addr_type} : verdict");
             if let Some(entries) = self.maps.get(map).filter(|e| !e.is_empty()) {
@@ -141,9 +229,15 @@ impl Ruleset {
             }
             let _ = writeln!(script, "\t}}");
         }
+        let guarded: String = guard
+            .map(PodGuard::rules)
+            .unwrap_or_default()
+            .iter()
+            .map(|rule| format!("\t\t{rule}\n"))
+            .collect();
         let _ = writeln!(
             script,
-            "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tct state invalid counter drop\n\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6\n\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6\n\t}}"
+            "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tct state invalid counter drop\n{guarded}\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6\n\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6\n\t}}"
         );
         for (name, chain) in &self.chains {
             let _ = writeln!(script, "\t# {}\n\tchain {name} {{", chain.comment);
@@ -160,6 +254,15 @@ impl Ruleset {
     /// transaction, touching only the chains and map elements that differ. Established
     /// connections are unaffected: the conntrack rules are not touched.
     pub fn update_script(&self, previous: &Ruleset) -> String {
+        // The guard's ranges or interfaces changed: the forward chain changes, so replace
+        // the table (still one transaction). Its known pods change with the maps, below.
+        let same_guard =
+            |a: &PodGuard, b: &PodGuard| a.cidrs == b.cidrs && a.interfaces == b.interfaces;
+        match (&self.guard, &previous.guard) {
+            (None, None) => {}
+            (Some(new), Some(old)) if same_guard(new, old) => {}
+            _ => return self.script(),
+        }
         let mut script = String::new();
         let t = format!("inet {TABLE}");
         for (name, set) in &self.sets {
@@ -208,6 +311,27 @@ impl Ruleset {
                 .collect();
             if !added.is_empty() {
                 let _ = writeln!(script, "add element {t} {map} {{ {} }}", added.join(", "));
+            }
+        }
+        // A new pod becomes known in the transaction that installs its chains (above).
+        if let (Some(new), Some(old)) = (&self.guard, &previous.guard) {
+            for (family, v4) in [("v4", true), ("v6", false)] {
+                let text = |ips: std::collections::btree_set::Difference<IpAddr>| {
+                    ips.filter(|ip| ip.is_ipv4() == v4)
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                };
+                let removed = text(old.known.difference(&new.known));
+                let added = text(new.known.difference(&old.known));
+                for (verb, elements) in [("delete", removed), ("add", added)] {
+                    if !elements.is_empty() {
+                        let _ = writeln!(
+                            script,
+                            "{verb} element {t} known_{family} {{ {} }}",
+                            elements.join(", ")
+                        );
+                    }
+                }
             }
         }
         // Chains jump to one another: empty every chain that goes before deleting any.

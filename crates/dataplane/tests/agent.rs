@@ -51,6 +51,7 @@ fn agent_follows_changes_and_keeps_the_last_good_ruleset() {
         poll: Duration::from_millis(50),
         debounce: Duration::from_millis(100),
         allow_empty: false,
+        guard: None,
     };
     let agent = {
         let stop = stop.clone();
@@ -116,6 +117,7 @@ fn agent_fails_closed_when_the_first_load_fails() {
         poll: Duration::from_millis(10),
         debounce: Duration::from_millis(10),
         allow_empty: false,
+        guard: None,
     };
     let mut events = Vec::new();
     run_agent(&options, &stop, |e| {
@@ -186,6 +188,7 @@ fn agent_keeps_an_enforcing_ruleset_when_the_inputs_turn_empty() {
         poll: Duration::from_millis(50),
         debounce: Duration::from_millis(100),
         allow_empty,
+        guard: None,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -424,6 +424,24 @@ impl Cluster {
         Ok(applied)
     }
 
+    /// [`Cluster::apply`] without the reachability delta: the new state only, for a consumer
+    /// that renders the state rather than reports its change (the enforcement agent, for
+    /// which the delta of a change touching every workload is a third of the update's time).
+    /// On an error nothing changes.
+    pub fn update(
+        &mut self,
+        changes: Loader,
+        deletions: &[ObjectKey],
+    ) -> Result<Vec<Change>, LoadErrors> {
+        let mut loader = self.loader.clone();
+        let changes = loader.apply(changes, deletions)?;
+        let inventory = loader.clone().finish()?;
+        let (engine, _, _) = self.engine.rebuilt(inventory);
+        self.loader = loader;
+        self.engine = engine;
+        Ok(changes)
+    }
+
     /// What [`Cluster::apply`] would return, without keeping the change: the state stays
     /// as it was (a preview, as `netfence serve` shows it).
     pub fn preview(&self, changes: Loader, deletions: &[ObjectKey]) -> Result<Applied, LoadErrors> {

@@ -182,6 +182,8 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
             describe(&docs)
         )
     });
+    // The same changes through `update` (no delta), as the enforcement agent takes them.
+    let mut quiet = Cluster::new(loader_of(docs.iter())).unwrap_or_else(|_| unreachable!());
     let mut before = from_scratch(&docs).unwrap_or_else(|| unreachable!());
     let mut exercised = BTreeSet::new();
     for step in 0..steps {
@@ -210,6 +212,12 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
             what.0,
             describe(&next)
         );
+        let updated = quiet.update(changes.clone(), &deletions);
+        assert_eq!(
+            updated.is_ok(),
+            cluster.preview(changes.clone(), &deletions).is_ok(),
+            "update and apply take the same changes {context}"
+        );
         let applied = cluster.apply(changes, &deletions);
         match (from_scratch(&next), applied) {
             (None, Err(_)) => continue, // both refuse the change (e.g. admin priority clash)
@@ -217,6 +225,7 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
             (Some(_), Err(e)) => panic!("the cluster refused a change: {e} {context}"),
             (Some(after), Ok(applied)) => {
                 assert_same(cluster.engine(), &after, &context);
+                assert_same(quiet.engine(), &after, &context);
                 let full = diff(&before, &after);
                 assert!(
                     applied.delta == full,

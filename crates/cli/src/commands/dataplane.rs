@@ -24,8 +24,10 @@ pub enum DataplaneCommand {
         #[arg(long)]
         netns: Option<String>,
     },
-    /// Watch the inputs and apply every settled change (incrementally), logging each update
-    /// with its latency; a bad or empty change keeps the last good ruleset. Stops within a
+    /// Enforce the policies of the inputs and follow every settled change (incrementally):
+    /// `-f` files are polled, `--cluster` follows the API server's watch stream. Each update
+    /// is logged with its latency (change received to kernel); a bad or empty change keeps
+    /// the last good ruleset; inputs that do not load at start fail closed. Stops within a
     /// fraction of a second on Ctrl-C or SIGTERM.
     Agent {
         #[command(flatten)]
@@ -36,18 +38,36 @@ pub enum DataplaneCommand {
         /// Apply inside this named network namespace instead of the current one.
         #[arg(long)]
         netns: Option<String>,
-        /// How often to look for changes, in milliseconds (at least 10: a busy loop would
-        /// spend a core re-reading the inputs).
+        /// How often to look for changes of -f files, in milliseconds (at least 10: a busy
+        /// loop would spend a core re-reading the inputs).
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         poll_ms: u64,
-        /// How long inputs must stay unchanged before they are applied, in milliseconds.
+        /// How long inputs must stay unchanged (files) or the watch stream quiet (--cluster)
+        /// before a change is applied, in milliseconds.
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
         /// Apply a ruleset that isolates no pod even when the one in force does. Without it,
-        /// inputs that turn empty (a directory emptied mid-update, a node with no pods, the
-        /// last policy deleted) leave the last good ruleset in force, and the agent says so.
+        /// -f inputs that turn empty (a directory emptied mid-update, a node with no pods,
+        /// the last policy deleted) leave the last good ruleset in force, and the agent says
+        /// so. Always on with --cluster: the watch stream is authoritative (a deletion is an
+        /// explicit event), and refusing it would keep enforcing a deleted policy, even
+        /// across restarts.
         #[arg(long)]
         allow_empty: bool,
+        /// The node's pod address range (repeatable): new connections from or to an address
+        /// in it that is no pod the ruleset knows are dropped until the pod's rules are in.
+        /// Default with --cluster and --node: the Node's spec.podCIDRs.
+        #[arg(long, value_name = "CIDR")]
+        pod_cidr: Vec<ipnet::IpNet>,
+        /// Pod interfaces (repeatable, nft wildcards such as `veth*` or `eni*`): new
+        /// connections through them from or to an address no pod the ruleset knows has are
+        /// dropped (for CNIs whose pods take addresses outside a node podCIDR).
+        #[arg(long, value_name = "NAME")]
+        pod_interface: Vec<String>,
+        /// Serve /healthz (200 once a ruleset is in force) and /metrics (Prometheus text
+        /// format) on this address (port 0: any free port, printed on stderr).
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Remove the netfence table.
     Flush {
@@ -115,55 +135,50 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             poll_ms,
             debounce_ms,
             allow_empty,
+            pod_cidr,
+            pod_interface,
+            metrics_listen,
         } => {
-            if inputs.cluster.cluster {
-                return Err(Failure::input(
-                    "dataplane agent --cluster: not implemented yet (the agent reads -f files); run `netfence watch --cluster` to follow a live cluster",
-                ));
-            }
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
             let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
-            let options = netfence_dataplane::AgentOptions {
-                inputs: inputs.files,
-                node,
-                netns,
-                poll: std::time::Duration::from_millis(poll_ms),
-                debounce: std::time::Duration::from_millis(debounce_ms),
-                allow_empty,
+            let settings = netfence_dataplane::Enforcement {
+                node: node.clone(),
+                netns: netns.clone(),
+                allow_empty: allow_empty || inputs.cluster.cluster,
+                guard: agent::guard(&pod_cidr, &pod_interface),
             };
-            netfence_dataplane::run_agent(&options, &STOP, |event| {
-                use netfence_dataplane::AgentEvent;
-                match event {
-                    AgentEvent::Applied {
-                        incremental,
-                        chains,
-                        rules,
-                        latency,
-                    } => eprintln!(
-                        "netfence agent: applied ({}) {chains} chains, {rules} rules in {:.1} ms",
-                        if incremental { "incremental" } else { "full" },
-                        latency.as_secs_f64() * 1000.0
-                    ),
-                    AgentEvent::Unchanged => {
-                        eprintln!("netfence agent: inputs changed, ruleset unchanged")
-                    }
-                    AgentEvent::Rejected(reason) => eprintln!(
-                        "netfence agent: change rejected, keeping the last good ruleset:\n{reason}"
-                    ),
-                    AgentEvent::ApplyFailed(reason) => eprintln!(
-                        "netfence agent: apply failed, keeping the last good ruleset: {reason}"
-                    ),
-                    AgentEvent::FailedClosed(reason) => {
-                        eprintln!("netfence agent: inputs do not load; failing closed:\n{reason}")
-                    }
-                    AgentEvent::EmptyRefused { pods } => eprintln!(
-                        "netfence agent: the inputs isolate no pod ({pods} pods{}); keeping the last good ruleset (--allow-empty applies it)",
-                        options.node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default()
-                    ),
-                }
-            })
-            .map_err(tool_failure)?;
+            let shared = std::sync::Arc::new(agent::Shared::default());
+            if let Some(listen) = metrics_listen {
+                agent::serve_metrics(listen, shared.clone(), netns.clone())?;
+            }
+            let debounce = std::time::Duration::from_millis(debounce_ms);
+            let log = |event: netfence_dataplane::AgentEvent| {
+                shared.record(&event);
+                agent::log(&event, node.as_deref());
+            };
+            let result = if inputs.cluster.cluster {
+                let cluster_args = inputs.cluster.clone();
+                let files = Inputs {
+                    cluster: ClusterArgs::default(),
+                    ..inputs
+                };
+                let mut source =
+                    agent::ClusterSource::new(files, &cluster_args, node.clone(), debounce);
+                netfence_dataplane::enforce(&mut source, &settings, &STOP, log)
+            } else {
+                let options = netfence_dataplane::AgentOptions {
+                    inputs: inputs.files,
+                    node: node.clone(),
+                    netns,
+                    poll: std::time::Duration::from_millis(poll_ms),
+                    debounce,
+                    allow_empty,
+                    guard: settings.guard.clone(),
+                };
+                netfence_dataplane::run_agent(&options, &STOP, log)
+            };
+            result.map_err(tool_failure)?;
             Ok(0)
         }
         DataplaneCommand::Flush { netns } => {

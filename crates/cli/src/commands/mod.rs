@@ -3,6 +3,7 @@
 //! to `render`; no policy or AWS logic lives here.
 
 pub mod advise;
+pub mod agent;
 pub mod audit;
 pub mod connectivity;
 pub mod dataplane;

@@ -1,0 +1,166 @@
+//! A new pod is fail-closed until its rules are in (the start-up window of
+//! aws-network-policy-agent #83, #186, #345): the agent runs from a source the test drives
+//! (the [`AgentSource`] abstraction the cluster watch also implements); the lab holds every
+//! pod's namespace from the start, as a CNI sets a pod's network up before any agent hears of
+//! it. While the source has not yet delivered pod `c`, connections to and from it are dropped
+//! by the guard, whatever the policy says; once the agent's transaction lands, `c` follows the
+//! policy; once `b` is deleted, its address is guarded again. Needs root, iproute2, nftables.
+
+mod common;
+
+use common::require_root;
+use netfence_dataplane::{
+    enforce, AgentEvent, AgentSource, Enforcement, Lab, LabOptions, PodGuard, SourceChange,
+};
+use netfence_engine::{Engine, ProbePort};
+use netfence_model::{Loader, Protocol};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// A source fed by the test: each engine sent is one settled change.
+struct Scripted {
+    changes: mpsc::Receiver<Engine>,
+    current: Option<Engine>,
+    guard: Option<PodGuard>,
+}
+
+impl AgentSource for Scripted {
+    fn next(&mut self, stop: &AtomicBool) -> Option<SourceChange<'_>> {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Ok(engine) = self.changes.recv_timeout(Duration::from_millis(50)) {
+                let received = Instant::now();
+                return Some(SourceChange::State {
+                    engine: self.current.insert(engine),
+                    received,
+                    guard: self.guard.clone(),
+                });
+            }
+        }
+    }
+}
+
+const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n";
+// c accepts TCP 80 from a only.
+const POLICY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: c-from-a, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: c}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: a}}}]\n    ports: [{port: 80}]\n";
+
+fn pod(name: &str, ip: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: {name}}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: main, image: nginx}}]\nstatus: {{phase: Running, podIP: {ip}, podIPs: [{{ip: {ip}}}]}}\n")
+}
+
+fn engine(documents: &[String]) -> Engine {
+    let mut loader = Loader::new();
+    loader.load_str("<test>", &documents.join("---\n"));
+    Engine::new(loader.finish().expect("loads"))
+}
+
+#[test]
+fn a_new_pod_is_dropped_until_its_rules_are_in() {
+    require_root();
+    let (a, b, c) = (
+        pod("a", "10.44.0.1"),
+        pod("b", "10.44.0.2"),
+        pod("c", "10.44.0.3"),
+    );
+    let base = [NODE.to_string(), NAMESPACE.to_string(), POLICY.to_string()];
+    let with = |pods: &[&String]| {
+        let mut documents = base.to_vec();
+        documents.extend(pods.iter().map(|p| p.to_string()));
+        engine(&documents)
+    };
+    // The lab holds all three pods (indices a=0, b=1, c=2: sorted by name).
+    let full = with(&[&a, &b, &c]);
+    let port: ProbePort = "TCP/80".parse().expect("port");
+    let lab = Lab::build(&full, &[port]).expect("lab");
+    let probe = |cells: &[(usize, usize)]| -> Vec<bool> {
+        let cells: Vec<(ProbePort, usize, usize)> =
+            cells.iter().map(|&(s, d)| (port, s, d)).collect();
+        let options = LabOptions {
+            timeout: Duration::from_millis(700),
+            ..LabOptions::default()
+        };
+        lab.probe_cells(&cells, &options).expect("probe")
+    };
+
+    let (send, changes) = mpsc::channel();
+    let (events_tx, events) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let guard = PodGuard {
+        cidrs: vec!["10.44.0.0/24".parse().expect("cidr")],
+        ..PodGuard::default()
+    };
+    let settings = Enforcement {
+        node: Some("n1".into()),
+        netns: Some(lab.node_namespace().to_string()),
+        allow_empty: false,
+        guard: None,
+    };
+    let agent = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut source = Scripted {
+                changes,
+                current: None,
+                guard: Some(guard),
+            };
+            enforce(&mut source, &settings, &stop, |e| {
+                let _ = events_tx.send(e);
+            })
+        })
+    };
+    let applied = || match events.recv_timeout(Duration::from_secs(20)) {
+        Ok(AgentEvent::Applied { .. }) => {}
+        other => panic!("expected an applied update, got {other:?}"),
+    };
+
+    // a and b exist; c's network is up but no source has told the agent about it.
+    send.send(with(&[&a, &b])).expect("send");
+    applied();
+    assert_eq!(
+        probe(&[(0, 1), (1, 0), (0, 2), (1, 2), (2, 0), (2, 1)]),
+        [true, true, false, false, false, false],
+        "a<->b allowed (no policy selects them); everything from or to the unknown c dropped, though the policy would let a reach c"
+    );
+    let netns = lab.node_namespace().to_string();
+    let listing = netfence_dataplane::nft::list(Some(&netns)).expect("list");
+    let drops = netfence_dataplane::Drops::from_listing(&listing);
+    assert!(
+        drops.new_pod >= 4,
+        "the guard counted the drops: {drops:?}\n{listing}"
+    );
+
+    // c arrives: its chains and its place in the known set land in one transaction.
+    send.send(with(&[&a, &b, &c])).expect("send");
+    applied();
+    let full_check = [(0, 1), (1, 0), (0, 2), (1, 2), (2, 0), (2, 1)];
+    let expected: Vec<bool> = full_check
+        .iter()
+        .map(|&(s, d)| {
+            full.allowed(
+                full.endpoint_for_ip(lab.address(s).into()),
+                full.endpoint_for_ip(lab.address(d).into()),
+                Protocol::Tcp,
+                80,
+            )
+        })
+        .collect();
+    assert_eq!(
+        expected,
+        [true, true, true, false, true, true],
+        "the engine's verdicts"
+    );
+    assert_eq!(probe(&full_check), expected, "c now follows the policy");
+
+    // b is deleted: its address is no known pod any more.
+    send.send(with(&[&a, &c])).expect("send");
+    applied();
+    assert_eq!(probe(&[(0, 1), (1, 0), (0, 2)]), [false, false, true]);
+
+    stop.store(true, Ordering::SeqCst);
+    agent.join().expect("agent thread").expect("agent");
+    let _ = netfence_dataplane::flush(Some(&netns));
+}
