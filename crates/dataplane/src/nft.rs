@@ -141,13 +141,6 @@ pub fn apply_with(
     ruleset: &Ruleset,
     netns: Option<&str>,
 ) -> Result<(), DataplaneError> {
-    // The netlink writer does not program the agent's new-pod guard yet: guarded rulesets
-    // go through `nft -f`, which does.
-    let backend = if ruleset.guard.is_some() {
-        Backend::NftCli
-    } else {
-        backend
-    };
     match backend {
         Backend::Netlink => crate::netlink::apply(ruleset, netns),
         Backend::NftCli => run(netns, "nft", &["-f", "-"], Some(&ruleset.script())).map(|_| ()),
@@ -171,12 +164,6 @@ pub fn update_with(
     next: &Ruleset,
     netns: Option<&str>,
 ) -> Result<bool, DataplaneError> {
-    // See `apply_with`: the guard is written by `nft -f` only.
-    let backend = if next.guard.is_some() || previous.guard.is_some() {
-        Backend::NftCli
-    } else {
-        backend
-    };
     match backend {
         Backend::Netlink => crate::netlink::update(previous, next, netns),
         Backend::NftCli => {

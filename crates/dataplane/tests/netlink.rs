@@ -18,7 +18,7 @@ use netfence_dataplane::nft::{apply_with, flush_with, list, run, update_with, Ba
 use netfence_dataplane::rule::{
     AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,
 };
-use netfence_dataplane::{render, RenderOptions, Ruleset};
+use netfence_dataplane::{render, PodGuard, RenderOptions, Ruleset};
 use netfence_engine::Engine;
 use netfence_model::Loader;
 use std::path::Path;
@@ -432,4 +432,152 @@ fn netlink_flush_removes_only_the_table_and_tolerates_its_absence() {
     flush_with(Backend::Netlink, ns).expect("flushing an absent table is not an error");
     let rest = run(ns, "nft", &["list", "ruleset"], None).expect("list ruleset");
     assert!(rest.contains("table inet other"), "{rest}");
+}
+
+/// The agent's new-pod guard ([`PodGuard`]): its sets, the forward chain's drops by range and
+/// by interface (wildcard, exact, escaped), its known pods added and removed in an update's
+/// transaction, and full replaces when its ranges or interfaces change or it comes or goes:
+/// the same listing through both paths after every step, applied whole and as an update.
+#[test]
+fn guarded_rulesets_load_and_update_the_same_through_both_paths() {
+    require_root();
+    let pair = Pair::new("g");
+    let change = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: change, namespace: ns1}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}], ports: [{port: 7777}]}]\n";
+    let before = render(&generated(300, 6, 3, ""), &RenderOptions::default()).expect("render");
+    let after = render(&generated(300, 6, 3, change), &RenderOptions::default()).expect("render");
+    let pods: Vec<std::net::IpAddr> = before
+        .maps
+        .values()
+        .flat_map(|m| m.keys().copied())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(pods.len() > 20, "only {} pod addresses", pods.len());
+    let v6: Vec<std::net::IpAddr> = ["fd00::10", "fd00::11", "fd00::12"]
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .collect();
+    let cidr = |c: &str| -> ipnet::IpNet { c.parse().expect("cidr") };
+    let guarded = |base: &Ruleset,
+                   cidrs: &[&str],
+                   interfaces: &[&str],
+                   known: &mut dyn Iterator<Item = std::net::IpAddr>| {
+        let mut ruleset = base.clone();
+        ruleset.guard = Some(PodGuard {
+            cidrs: cidrs.iter().map(|c| cidr(c)).collect(),
+            interfaces: interfaces.iter().map(ToString::to_string).collect(),
+            known: known.collect(),
+        });
+        ruleset
+    };
+    let half = pods.len() / 2;
+    let steps: Vec<(&str, Ruleset)> = vec![
+        (
+            "v4 range, first half known",
+            guarded(
+                &before,
+                &["10.0.0.0/8"],
+                &[],
+                &mut pods[..half].iter().copied(),
+            ),
+        ),
+        (
+            "same guard, policy changed, second half known (elements added and removed)",
+            guarded(
+                &after,
+                &["10.0.0.0/8"],
+                &[],
+                &mut pods[half..].iter().copied(),
+            ),
+        ),
+        (
+            "same guard, every pod known, v6 pods too",
+            guarded(
+                &after,
+                &["10.0.0.0/8"],
+                &[],
+                &mut pods.iter().chain(&v6).copied(),
+            ),
+        ),
+        (
+            "interfaces added: wildcard, exact, escaped star (full replace)",
+            guarded(
+                &after,
+                &["10.0.0.0/8"],
+                &["veth*", "eth0", "cali\\*"],
+                &mut pods.iter().copied(),
+            ),
+        ),
+        (
+            "v6 range and several v4 ranges, interfaces only a wildcard",
+            guarded(
+                &before,
+                &["10.0.0.0/16", "10.64.0.0/10", "fd00::/64"],
+                &["eni*"],
+                &mut pods[..half].iter().chain(&v6[..1]).copied(),
+            ),
+        ),
+        (
+            "interfaces only, nothing known",
+            guarded(&before, &[], &["lxc*"], &mut std::iter::empty()),
+        ),
+        ("no guard", before.clone()),
+        (
+            "guard again",
+            guarded(&after, &["10.0.0.0/8"], &[], &mut pods.iter().copied()),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (label, ruleset) in &steps {
+        if let Err(e) = pair.compare(label, ruleset) {
+            failures.push(e);
+        }
+    }
+    // The listing holds what the guard asks for (so the comparisons above compare it).
+    let listing = list(Some(&pair.netlink)).expect("list");
+    assert!(
+        listing.contains("set known_v4") && listing.contains("@local_v4"),
+        "{listing}"
+    );
+    let mut updates = 0;
+    for step in steps.windows(2) {
+        let ((from_label, from), (to_label, to)) = (&step[0], &step[1]);
+        let label = format!("{from_label} -> {to_label}");
+        let result = (|| {
+            apply_with(Backend::NftCli, from, Some(&pair.cli)).map_err(|e| e.to_string())?;
+            apply_with(Backend::Netlink, from, Some(&pair.netlink)).map_err(|e| e.to_string())?;
+            let by_cli = update_with(Backend::NftCli, from, to, Some(&pair.cli))
+                .map_err(|e| format!("nft -f: {e}"))?;
+            let by_netlink = update_with(Backend::Netlink, from, to, Some(&pair.netlink))
+                .map_err(|e| format!("netlink: {e}"))?;
+            if by_cli != by_netlink {
+                return Err(format!("changed: nft {by_cli}, netlink {by_netlink}"));
+            }
+            updates += usize::from(by_netlink);
+            pair.same_listing(&label)
+        })();
+        if let Err(e) = result {
+            failures.push(format!("{label}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(updates, steps.len() - 1, "every step changes the table");
+    // The interface names nft refuses are refused by the netlink path too, naming the
+    // interface, and change nothing.
+    let before_listing = list(Some(&pair.netlink)).expect("list");
+    for name in ["*", "abcdefghijklmnop", "abcdefghijklmno*"] {
+        let bad = guarded(&before, &[], &[name], &mut std::iter::empty());
+        for backend in [Backend::NftCli, Backend::Netlink] {
+            let error = apply_with(backend, &bad, Some(&pair.netlink))
+                .expect_err("refused interface name")
+                .to_string();
+            if backend == Backend::Netlink {
+                assert!(
+                    error.contains(&format!("pod interface \"{name}\"")),
+                    "{error}"
+                );
+            }
+        }
+    }
+    assert_eq!(list(Some(&pair.netlink)).expect("list"), before_listing);
 }

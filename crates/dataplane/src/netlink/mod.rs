@@ -17,7 +17,7 @@ mod socket;
 mod wire;
 
 use crate::nft::DataplaneError;
-use crate::render::{NamedSet, Ruleset, MAPS, TABLE};
+use crate::render::{NamedSet, PodGuard, Ruleset, MAPS, TABLE};
 use crate::rule::{
     AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,
 };
@@ -277,6 +277,13 @@ fn nfproto_number(family: Family) -> u8 {
     }
 }
 
+// enum nft_meta_keys.
+const META_IIFNAME: u32 = 6;
+const META_OIFNAME: u32 = 7;
+
+/// The log prefix of the guard's drops (render.rs `PodGuard::rules`).
+const GUARD_LOG_PREFIX: &str = "netfence new pod ";
+
 const NETWORK_HEADER: u32 = 1;
 const TRANSPORT_HEADER: u32 = 2;
 
@@ -408,15 +415,77 @@ impl Transaction {
     /// Add (`NEWSETELEM`) or remove (`DELSETELEM`) map elements `address : jump chain`.
     fn map_elements(&mut self, kind: u16, map: &str, entries: &[(IpAddr, Option<&str>)]) {
         self.elements(kind, map, None, entries, |a, (ip, chain)| {
-            let key = match ip {
-                IpAddr::V4(v4) => v4.octets().to_vec(),
-                IpAddr::V6(v6) => v6.octets().to_vec(),
-            };
-            a.nest(1, |a| a.bytes(1, &key));
+            a.nest(1, |a| a.bytes(1, &address_bytes(*ip)));
             if let Some(chain) = chain {
                 verdict_data(a, 2, JUMP, Some(chain));
             }
         });
+    }
+
+    /// A plain (hash) set of addresses, `set known_v4 { type ipv4_addr; }`, with `addresses`.
+    fn new_address_set(&mut self, name: &str, v6: bool, addresses: &[IpAddr]) {
+        let id = self.next_set_id;
+        self.next_set_id += 1;
+        self.batch
+            .message(NEWSET, F_CREATE, Object::Set(name.into()), |a| {
+                table(a);
+                a.str(2, name);
+                a.u32(3, 0);
+                a.u32(4, if v6 { TYPE_IP6ADDR } else { TYPE_IPADDR });
+                a.u32(5, if v6 { 16 } else { 4 });
+                a.u32(10, id);
+                a.bytes(13, UDATA_KEY_BIG_ENDIAN);
+            });
+        if !addresses.is_empty() {
+            self.address_elements(NEWSETELEM, name, Some(id), addresses);
+        }
+    }
+
+    /// Add (`NEWSETELEM`) or remove (`DELSETELEM`) addresses of a plain set.
+    fn address_elements(
+        &mut self,
+        kind: u16,
+        set: &str,
+        set_id: Option<u32>,
+        addresses: &[IpAddr],
+    ) {
+        self.elements(kind, set, set_id, addresses, |a, ip| {
+            a.nest(1, |a| a.bytes(1, &address_bytes(*ip)));
+        });
+    }
+
+    /// The guard's sets ([`PodGuard`]), in the order the script declares them: per family
+    /// `known_…` (the node's pods), then `local_…` (its pod ranges) when it has any.
+    fn guard_sets(&mut self, guard: &PodGuard) {
+        for (family, v4) in [("v4", true), ("v6", false)] {
+            let known: Vec<IpAddr> = guard
+                .known
+                .iter()
+                .filter(|ip| ip.is_ipv4() == v4)
+                .copied()
+                .collect();
+            self.new_address_set(&format!("known_{family}"), !v4, &known);
+            let kind = if v4 { ElementKind::V4 } else { ElementKind::V6 };
+            let local: Vec<Element> = guard
+                .cidrs
+                .iter()
+                .filter(|c| matches!(c, ipnet::IpNet::V4(_)) == v4)
+                .map(|c| Element {
+                    kind,
+                    first: address_value(c.network()),
+                    last: address_value(c.broadcast()),
+                })
+                .collect();
+            if !local.is_empty() {
+                self.new_set(
+                    &format!("local_{family}"),
+                    &NamedSet {
+                        kind,
+                        elements: local,
+                    },
+                );
+            }
+        }
     }
 
     /// Element messages for `set`, as many as the attribute length limit needs.
@@ -525,8 +594,9 @@ impl Transaction {
         );
     }
 
-    /// The forward chain's fixed rules: conntrack, then dispatch by address.
-    fn forward_rules(&mut self) {
+    /// The forward chain's rules: conntrack, the guard's drops of unknown local pods (the
+    /// script's `PodGuard::rules`, same order), then dispatch by address.
+    fn forward_rules(&mut self, guard: Option<&PodGuard>) {
         let mut index = 0;
         let mut rule = |t: &mut Transaction, body: &dyn Fn(&mut Exprs)| {
             t.batch.message(
@@ -558,6 +628,61 @@ impl Transaction {
             e.counter();
             e.immediate(DROP, None);
         });
+        if let Some(guard) = guard {
+            // `counter log prefix "netfence new pod " drop`
+            let drop = |e: &mut Exprs| {
+                e.counter();
+                e.log(GUARD_LOG_PREFIX);
+                e.immediate(DROP, None);
+            };
+            for family in [Family::V4, Family::V6] {
+                let v4 = family == Family::V4;
+                let name = if v4 { "v4" } else { "v6" };
+                let (local, known) = (format!("local_{name}"), format!("known_{name}"));
+                if guard
+                    .cidrs
+                    .iter()
+                    .any(|c| matches!(c, ipnet::IpNet::V4(_)) == v4)
+                {
+                    // `ip saddr @local_v4 ip saddr != @known_v4 …`, then daddr.
+                    for field in [AddressField::Source, AddressField::Destination] {
+                        rule(self, &|e| {
+                            address_payload(e, family, field);
+                            e.lookup(&local, None, false, false);
+                            address_payload(e, family, field);
+                            e.lookup(&known, None, true, false);
+                            drop(e);
+                        });
+                    }
+                }
+                for interface in &guard.interfaces {
+                    // As the script writes it (quotes dropped).
+                    let interface = interface.replace('"', "");
+                    let value = match interface_bytes(&interface) {
+                        Ok(value) => value,
+                        Err(reason) => {
+                            self.refused.get_or_insert_with(|| {
+                                format!("pod interface \"{interface}\": {reason}")
+                            });
+                            continue;
+                        }
+                    };
+                    // `iifname "veth*" ip saddr != @known_v4 …`, `oifname … ip daddr …`.
+                    for (meta, field) in [
+                        (META_IIFNAME, AddressField::Source),
+                        (META_OIFNAME, AddressField::Destination),
+                    ] {
+                        rule(self, &|e| {
+                            e.meta(meta);
+                            e.cmp(CMP_EQ, &value);
+                            address_payload(e, family, field);
+                            e.lookup(&known, None, true, false);
+                            drop(e);
+                        });
+                    }
+                }
+            }
+        }
         for (map, field) in [
             ("egress_v4", AddressField::Source),
             ("egress_v6", AddressField::Source),
@@ -574,6 +699,50 @@ impl Transaction {
                 e.lookup(map, None, false, true);
             });
         }
+    }
+}
+
+/// An address as a key, in network byte order.
+fn address_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn address_value(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// What `iifname`/`oifname` compares with for an interface name as nft 1.0.6 reads it
+/// (nftables src/evaluate.c `expr_evaluate_string`): a trailing `*` is a prefix match
+/// (the bytes before it, no terminator); a trailing `\*` is the name with its backslashes
+/// removed; anything else is the name itself. Whole names are compared as `IFNAMSIZ` (16)
+/// zero-padded bytes. nft refuses an empty name, a lone `*` and a name of 16 bytes or more.
+fn interface_bytes(name: &str) -> Result<Vec<u8>, String> {
+    const IFNAMSIZ: usize = 16;
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Err("Empty string is not allowed".into());
+    }
+    if bytes.len() >= IFNAMSIZ {
+        return Err(format!("String exceeds maximum length of {IFNAMSIZ}"));
+    }
+    let padded = |value: Vec<u8>| {
+        let mut value = value;
+        value.resize(IFNAMSIZ, 0);
+        value
+    };
+    match bytes {
+        [b'*'] => Err("All-wildcard strings are not supported".into()),
+        [.., b'\\', b'*'] => Ok(padded(
+            bytes.iter().copied().filter(|b| *b != b'\\').collect(),
+        )),
+        [prefix @ .., b'*'] => Ok(prefix.to_vec()),
+        _ => Ok(padded(bytes.to_vec())),
     }
 }
 
@@ -787,6 +956,9 @@ pub fn apply(ruleset: &Ruleset, netns: Option<&str>) -> Result<(), DataplaneErro
     for (name, set) in &ruleset.sets {
         t.new_set(name, set);
     }
+    if let Some(guard) = &ruleset.guard {
+        t.guard_sets(guard);
+    }
     for (map, addr_type) in MAPS {
         t.new_map(map, addr_type == "ipv6_addr");
     }
@@ -809,7 +981,7 @@ pub fn apply(ruleset: &Ruleset, netns: Option<&str>) -> Result<(), DataplaneErro
             t.map_elements(NEWSETELEM, map, &entries);
         }
     }
-    t.forward_rules();
+    t.forward_rules(ruleset.guard.as_ref());
     commit(t, netns, Some(ruleset))
 }
 
@@ -845,6 +1017,13 @@ pub fn update(
     next: &Ruleset,
     netns: Option<&str>,
 ) -> Result<bool, DataplaneError> {
+    // The guard's ranges or interfaces changed (or it came or went): the forward chain
+    // changes, so the table is replaced, still in one transaction (as `update_script`).
+    match (&previous.guard, &next.guard) {
+        (None, None) => {}
+        (Some(old), Some(new)) if old.cidrs == new.cidrs && old.interfaces == new.interfaces => {}
+        _ => return apply(next, netns).map(|_| true),
+    }
     let mut t = Transaction::new();
     let mut gone_sets = Vec::new();
     for (name, old, new) in join(&previous.sets, &next.sets) {
@@ -898,6 +1077,23 @@ pub fn update(
         }
         if !added.is_empty() {
             t.map_elements(NEWSETELEM, map, &added);
+        }
+    }
+    // A new pod becomes known in the transaction that installs its chains (above).
+    if let (Some(old), Some(new)) = (&previous.guard, &next.guard) {
+        for (family, v4) in [("v4", true), ("v6", false)] {
+            let of = |ips: std::collections::btree_set::Difference<IpAddr>| -> Vec<IpAddr> {
+                ips.filter(|ip| ip.is_ipv4() == v4).copied().collect()
+            };
+            let set = format!("known_{family}");
+            for (kind, addresses) in [
+                (DELSETELEM, of(old.known.difference(&new.known))),
+                (NEWSETELEM, of(new.known.difference(&old.known))),
+            ] {
+                if !addresses.is_empty() {
+                    t.address_elements(kind, &set, None, &addresses);
+                }
+            }
         }
     }
     // Chains jump to one another: empty every chain that goes before deleting any.
