@@ -392,7 +392,16 @@ type RuleKey = (usize, usize, PolicyType, usize);
 struct Ctx<'a> {
     /// Peer addresses per rule: they do not depend on the subject pod, so every pod that a
     /// policy selects shares them (this keeps rendering linear in the number of pods).
-    peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, Option<Addresses>>>,
+    peer_cache:
+        std::cell::RefCell<std::collections::HashMap<RuleKey, std::rc::Rc<Option<Addresses>>>>,
+    /// A rule's address match operand per family (`true` = IPv4): the set for its peers'
+    /// addresses, looked up by content once per rule rather than once per chain.
+    address_refs: std::cell::RefCell<std::collections::HashMap<(RuleKey, bool), Operand>>,
+    /// Addresses per distinct peer: rules of many policies name the same peer (the same
+    /// selector, namespace and CIDRs), which is resolved once. Keyed by the peer's `Debug`
+    /// text, which spells out every field of the IR peer (all derived), so equal keys are
+    /// equal peers.
+    peer_sets: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Addresses>>>,
     /// Named sets created so far.
     sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
     /// Set names by content: a set's name hashes its text, which is formatted once per
@@ -426,13 +435,26 @@ impl Ctx<'_> {
         Operand::Set(name)
     }
 
-    fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> Option<Addresses> {
+    fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> std::rc::Rc<Option<Addresses>> {
         if let Some(found) = self.peer_cache.borrow().get(&key) {
             return found.clone();
         }
-        let computed = self.peer_addresses(rule);
+        let computed = std::rc::Rc::new(self.peer_addresses(rule));
         self.peer_cache.borrow_mut().insert(key, computed.clone());
         computed
+    }
+
+    /// The operand matching a rule's peer addresses of one family (`ranges`, not empty).
+    fn address_ref(&self, key: RuleKey, v4: bool, ranges: &[(u128, u128)]) -> Operand {
+        if let Some(found) = self.address_refs.borrow().get(&(key, v4)) {
+            return found.clone();
+        }
+        let kind = if v4 { ElementKind::V4 } else { ElementKind::V6 };
+        let operand = self.set_ref(kind, set_elements(v4, ranges));
+        self.address_refs
+            .borrow_mut()
+            .insert((key, v4), operand.clone());
+        operand
     }
 
     /// Addresses a rule's peers match (`None` = any address), resolved by the engine
@@ -443,7 +465,21 @@ impl Ctx<'_> {
         }
         let mut out = Addresses::default();
         for peer in &rule.peers {
-            out.extend(&self.engine.peer_addresses(peer));
+            let key = format!("{peer:?}");
+            let found = self.peer_sets.borrow().get(&key).cloned();
+            let addresses = match found {
+                Some(addresses) => addresses,
+                None => {
+                    let addresses = std::rc::Rc::new(self.engine.peer_addresses(peer));
+                    self.peer_sets.borrow_mut().insert(key, addresses.clone());
+                    addresses
+                }
+            };
+            if rule.peers.len() == 1 {
+                // One peer: its addresses are already sorted and merged.
+                return Some((*addresses).clone());
+            }
+            out.extend(&addresses);
         }
         Some(out.normalise())
     }
@@ -696,6 +732,8 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let inventory = engine.inventory();
     let ctx = Ctx {
         peer_cache: Default::default(),
+        address_refs: Default::default(),
+        peer_sets: Default::default(),
         sets: Default::default(),
         set_names: Default::default(),
         engine,
@@ -878,7 +916,7 @@ fn rule_lines(
     let peers = ctx.cached_peer_addresses(key, rule);
     let (want_v4, want_v6) = (rule.ip_version != Some(6), rule.ip_version != Some(4));
     // Address conditions per family; `None` is any address.
-    let address_matches: Vec<Option<Match>> = match &peers {
+    let address_matches: Vec<Option<Match>> = match peers.as_ref() {
         None => vec![match rule.ip_version {
             None => None,
             Some(4) => Some(Match::NfProto(Family::V4)),
@@ -890,14 +928,14 @@ fn rule_lines(
                 out.push(Some(Match::Address {
                     family: Family::V4,
                     field: peer_field,
-                    value: ctx.set_ref(ElementKind::V4, set_elements(true, &addresses.v4)),
+                    value: ctx.address_ref(key, true, &addresses.v4),
                 }));
             }
             if want_v6 && !addresses.v6.is_empty() {
                 out.push(Some(Match::Address {
                     family: Family::V6,
                     field: peer_field,
-                    value: ctx.set_ref(ElementKind::V6, set_elements(false, &addresses.v6)),
+                    value: ctx.address_ref(key, false, &addresses.v6),
                 }));
             }
             out
@@ -908,7 +946,7 @@ fn rule_lines(
     }
     let rule_protocol = rule.protocol;
     let mut lines = Vec::new();
-    for alternative in port_alternatives(ctx, subject, direction, rule, peers.as_ref()) {
+    for alternative in port_alternatives(ctx, subject, direction, rule, peers.as_ref().as_ref()) {
         // The rule's protocol: implied by a port match of that protocol, contradicted by
         // one of another.
         let protocol_match = match (alternative.protocol, rule_protocol) {
