@@ -754,7 +754,7 @@ pub enum DenyLogEvent {
 /// Bind NFLOG group [`LOG_GROUP`] inside `netns` (the current namespace when `None`) and
 /// read it on a thread of its own until `keep_going` says no (checked at least every 200
 /// ms), handing at most `rate` records a second to `sink`. An error binds nothing: the
-/// group is taken by another process of the namespace (`EBUSY`), or no netlink socket.
+/// group is taken by another socket of the namespace (`EPERM`), or no netlink socket.
 pub fn start(
     netns: Option<&str>,
     labels: Arc<Labels>,
@@ -764,7 +764,9 @@ pub fn start(
     mut sink: impl FnMut(DenyLogEvent) + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>, DataplaneError> {
     let failed = |what: &str, e: std::io::Error| {
-        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+        // nfnetlink_log.c refuses a group bound by another socket with EPERM (EBUSY when
+        // the same socket binds twice).
+        let hint = if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) {
             " (another process of the network namespace reads this group)"
         } else {
             ""
