@@ -746,7 +746,7 @@ impl Bucket {
 #[derive(Debug)]
 pub enum DenyLogEvent {
     /// A logged packet (within the rate).
-    Record(Record),
+    Record(Box<Record>),
     /// The reader failed and stopped.
     Failed(String),
 }
@@ -856,7 +856,7 @@ pub fn start(
                     };
                     if bucket.take(Instant::now()) {
                         stats.logged.fetch_add(1, Ordering::Relaxed);
-                        sink(DenyLogEvent::Record(record));
+                        sink(DenyLogEvent::Record(Box::new(record)));
                     } else {
                         stats.suppressed.fetch_add(1, Ordering::Relaxed);
                     }

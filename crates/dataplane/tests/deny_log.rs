@@ -91,7 +91,7 @@ fn drain(records: &mpsc::Receiver<DenyLogEvent>, wait: Duration) -> Vec<Record> 
     let mut out = Vec::new();
     while let Ok(event) = records.recv_timeout(end.saturating_duration_since(Instant::now())) {
         match event {
-            DenyLogEvent::Record(record) => out.push(record),
+            DenyLogEvent::Record(record) => out.push(*record),
             DenyLogEvent::Failed(e) => panic!("reader failed: {e}"),
         }
     }
