@@ -283,7 +283,8 @@ pub enum Cause {
 /// One logged packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// When the kernel logged it (the packet's timestamp, else when it was read).
+    /// The packet's kernel timestamp when it carries one, else when the reader read it (the
+    /// kernel batches for at most 0.1 s).
     pub time: jiff::Timestamp,
     /// `drop`, or `log` for a Log rule (the packet goes on).
     pub verdict: &'static str,
@@ -328,12 +329,10 @@ fn endpoint(ip: IpAddr, port: Option<u16>) -> String {
 }
 
 impl Record {
-    /// The time, to the millisecond.
+    /// The time in UTC, to the millisecond, always three digits
+    /// (`2026-12-03T01:39:26.870Z`).
     pub fn time_text(&self) -> String {
-        self.time
-            .round(jiff::Unit::Millisecond)
-            .unwrap_or(self.time)
-            .to_string()
+        self.time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
 
     /// What the cause says, as the text line ends.
@@ -884,7 +883,7 @@ mod tests {
         p.push(0);
         attr(&mut buf, ATTR_PREFIX, &p);
         let mut ts = 1_764_720_000u64.to_be_bytes().to_vec();
-        ts.extend_from_slice(&123_456u64.to_be_bytes());
+        ts.extend_from_slice(&120_456u64.to_be_bytes());
         attr(&mut buf, ATTR_TIMESTAMP, &ts);
         attr(&mut buf, ATTR_SEQ, &seq.to_be_bytes());
         attr(&mut buf, ATTR_PAYLOAD, payload);
@@ -932,7 +931,7 @@ mod tests {
         let record = record(&parsed[0], &labels).expect("record");
         assert_eq!(
             record.to_string(),
-            "netfence deny: 2025-12-03T00:00:00.123Z drop TCP 10.1.0.2:40312 -> 10.1.0.3:80: Ingress not allowed by NetworkPolicy x/b-from-a (end of tier default)"
+            "netfence deny: 2025-12-03T00:00:00.120Z drop TCP 10.1.0.2:40312 -> 10.1.0.3:80: Ingress not allowed by NetworkPolicy x/b-from-a (end of tier default)"
         );
         let json = record.json();
         assert_eq!(json["policies"][0]["name"], "b-from-a");
