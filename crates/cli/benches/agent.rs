@@ -11,7 +11,13 @@
 //! `NETFENCE_BENCH_CHANGES` (policy changes per size, default 20), `NETFENCE_BENCH_DEBOUNCE_MS`
 //! (default 100), `NETFENCE_BENCH_CHURN_PODS` (cluster size for churn, default 110),
 //! `NETFENCE_BENCH_CHURN_RATE` (pod events/s, default 150), `NETFENCE_BENCH_CHURN_SECONDS`
-//! (default 60). Needs root (a network namespace, nftables).
+//! (default 60; `3600` for the one-hour run), `NETFENCE_BENCH_CHURN_REPORT_SECONDS` (a progress
+//! line with the RSS now, over the last 10 s and the maximum so far, every so many seconds of
+//! churn; default 600). `NETFENCE_BENCH_PODS=` (empty) skips the policy-latency part. Needs
+//! root (a network namespace, nftables).
+//!
+//! For a long churn run, build once (`cargo bench -p netfence --bench agent --no-run`) and run
+//! the printed bench binary with `--bench`, so that the hour does not hold the build lock.
 
 use netfence_cluster::testing::{resources_with, TestServer};
 use serde_json::{json, Value};
@@ -251,7 +257,7 @@ fn policy_latency(pods: usize, changes: usize, debounce: u64) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn churn(pods: usize, rate: u64, seconds: u64, debounce: u64) {
+fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
     let dir = scratch("churn");
     let mut docs = generate(&dir.join("cluster"), pods);
     place(&mut docs);
@@ -281,6 +287,13 @@ fn churn(pods: usize, rate: u64, seconds: u64, debounce: u64) {
     let mut events = 0u64;
     let mut next = start;
     let mut applied = 0u64;
+    let mut next_report = start + Duration::from_secs(report.max(1));
+    let rss_mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "agent churn: RSS at start {:.1} MiB (agent pid {})",
+        rss_mib(at_start),
+        agent.child.id()
+    );
     while start.elapsed() < Duration::from_secs(seconds) {
         let i = events / 2;
         if events.is_multiple_of(2) {
@@ -301,6 +314,19 @@ fn churn(pods: usize, rate: u64, seconds: u64, debounce: u64) {
         if Instant::now() >= next_sample {
             samples.push((start.elapsed().as_secs_f64(), agent.rss_kib()));
             next_sample += Duration::from_secs(1);
+        }
+        if Instant::now() >= next_report {
+            let last: Vec<u64> = samples.iter().rev().take(10).map(|s| s.1).collect();
+            println!(
+                "agent churn: {:.0} s: RSS now {:.1} MiB, last 10 s {:.1} MiB, max so far {:.1} MiB; {events} events, {applied} transactions",
+                start.elapsed().as_secs_f64(),
+                rss_mib(agent.rss_kib()),
+                rss_mib(last.iter().sum::<u64>() / last.len().max(1) as u64),
+                rss_mib(samples.iter().map(|s| s.1).max().unwrap_or(0)),
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            next_report += Duration::from_secs(report.max(1));
         }
         next += interval;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -328,13 +354,19 @@ fn main() {
     }
     let changes: usize = env("NETFENCE_BENCH_CHANGES", "20").parse().unwrap();
     let debounce: u64 = env("NETFENCE_BENCH_DEBOUNCE_MS", "100").parse().unwrap();
-    for pods in env("NETFENCE_BENCH_PODS", "1000,10000").split(',') {
+    for pods in env("NETFENCE_BENCH_PODS", "1000,10000")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
         policy_latency(pods.trim().parse().unwrap(), changes, debounce);
     }
     churn(
         env("NETFENCE_BENCH_CHURN_PODS", "110").parse().unwrap(),
         env("NETFENCE_BENCH_CHURN_RATE", "150").parse().unwrap(),
         env("NETFENCE_BENCH_CHURN_SECONDS", "60").parse().unwrap(),
+        env("NETFENCE_BENCH_CHURN_REPORT_SECONDS", "600")
+            .parse()
+            .unwrap(),
         debounce,
     );
 }

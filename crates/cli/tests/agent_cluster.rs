@@ -306,15 +306,36 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
         .expect("netfence");
     let (tx, lines) = mpsc::channel();
     let stderr = child.stderr.take().expect("stderr");
+    // The deny log's lines, kept apart.
+    let denials = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let denials_in = denials.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {
             eprintln!("{line}");
+            if line.starts_with("netfence deny: ") {
+                denials_in.lock().expect("lock").push(line.clone());
+            }
             let _ = tx.send(line);
         }
     });
+    // Deny lines of the probes `cells` (the reader batches for at most 0.1 s).
+    let denied_lines = |cells: &[(ProbePort, usize, usize)]| -> (Vec<bool>, Vec<String>) {
+        std::thread::sleep(Duration::from_millis(500));
+        denials.lock().expect("lock").clear();
+        let options = LabOptions {
+            timeout: Duration::from_millis(700),
+            ..LabOptions::default()
+        };
+        let observed = lab.probe_cells(cells, &options).expect("probe");
+        std::thread::sleep(Duration::from_millis(600));
+        (
+            observed,
+            std::mem::take(&mut *denials.lock().expect("lock")),
+        )
+    };
     let metrics = loop {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
@@ -356,6 +377,32 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
     agent.applied();
     applied += 1;
     check(&state, "policy x/from-y created");
+    // Deny logs: y/c -> x/a on 80 is allowed (no line), on 81 denied: one line naming the
+    // pods and the policies that isolate x/a and allow nothing on 81.
+    let (observed, lines) = denied_lines(&[(ports[0], 2, 0)]);
+    assert_eq!(
+        (observed, lines),
+        (vec![true], vec![]),
+        "an allowed connection logs nothing"
+    );
+    let (observed, lines) = denied_lines(&[(ports[1], 2, 0)]);
+    assert_eq!(observed, [false]);
+    assert_eq!(lines.len(), 1, "one line per denied connection: {lines:#?}");
+    let (time, rest) = lines[0]["netfence deny: ".len()..]
+        .split_once(' ')
+        .expect("time");
+    assert!(
+        time.len() == "2026-12-03T00:00:00.000Z".len() && time.ends_with('Z'),
+        "{time}"
+    );
+    let source_port = rest
+        .strip_prefix("drop TCP 10.45.0.3:")
+        .and_then(|r| r.split(' ').next())
+        .expect("source address");
+    assert_eq!(
+        rest,
+        format!("drop TCP 10.45.0.3:{source_port} (y/c) -> 10.45.0.1:81 (x/a): Ingress not allowed by NetworkPolicy x/deny-all, NetworkPolicy x/from-y (end of tier default)")
+    );
     state.apply(&server, from_y(81));
     agent.applied();
     applied += 1;
@@ -411,6 +458,15 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
         "the probes to the unannounced c were counted\n{body}"
     );
     assert!(value("netfence_agent_last_update_latency_seconds") < 30.0);
+    assert!(
+        value("netfence_agent_deny_log_lines_total{outcome=\"logged\"}") >= 1.0,
+        "{body}"
+    );
+    assert_eq!(
+        value("netfence_agent_deny_log_lines_total{outcome=\"suppressed\"}"),
+        0.0,
+        "well under the default 100 lines a second"
+    );
     let _ = netfence_dataplane::flush(Some(lab.node_namespace()));
     let _ = std::fs::remove_dir_all(&scratch);
 }

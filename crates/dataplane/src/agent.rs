@@ -63,6 +63,9 @@ pub struct Enforcement {
     pub allow_empty: bool,
     /// See [`AgentOptions::guard`].
     pub guard: Option<PodGuard>,
+    /// Kept current for a deny-log reader ([`crate::nflog::start`]): the log ids of the
+    /// ruleset in force and the pods' addresses of the latest state.
+    pub labels: Option<std::sync::Arc<crate::nflog::Labels>>,
 }
 
 impl AgentOptions {
@@ -73,6 +76,7 @@ impl AgentOptions {
             netns: self.netns.clone(),
             allow_empty: self.allow_empty,
             guard: self.guard.clone(),
+            labels: None,
         }
     }
 }
@@ -137,7 +141,8 @@ pub enum AgentEvent {
 /// The fail-closed table: established traffic continues, every new forwarded connection drops.
 pub fn fail_closed_script() -> String {
     format!(
-        "table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tcounter log prefix \"netfence fail-closed \" drop\n\t}}\n}}\n"
+        "table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t\tcounter log prefix \"netfence fail-closed \" group {group} drop\n\t}}\n}}\n",
+        group = crate::rule::LOG_GROUP
     )
 }
 
@@ -336,6 +341,9 @@ fn prepare(
             .filter(move |p| node.is_none() || p.node == *node)
     };
     let mut ruleset = render(engine, &RenderOptions { node: node.clone() })?;
+    if let Some(labels) = &settings.labels {
+        labels.set_pods(engine.inventory());
+    }
     if let Some(guard) = settings.guard.clone().or(source_guard) {
         let known = on_node()
             .filter(|p| !p.host_network && !p.synthetic_ip)
@@ -392,6 +400,9 @@ pub fn enforce(
         }
         Ok((Rendered { ruleset, .. }, received)) => {
             nft::apply(&ruleset, netns)?;
+            if let Some(labels) = &settings.labels {
+                labels.set_rules(&ruleset.logs);
+            }
             log(AgentEvent::Applied {
                 incremental: false,
                 chains: ruleset.chains.len(),
@@ -439,6 +450,9 @@ pub fn enforce(
                 };
                 match result {
                     Ok(incremental) => {
+                        if let Some(labels) = &settings.labels {
+                            labels.set_rules(&next.logs);
+                        }
                         log(AgentEvent::Applied {
                             incremental,
                             chains: next.chains.len(),

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod lab;
 pub mod metrics;
 pub mod netlink;
+pub mod nflog;
 pub mod nft;
 pub mod record;
 pub mod render;

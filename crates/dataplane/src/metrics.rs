@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn drops_are_summed_by_log_prefix() {
-        let listing = "table inet netfence {\n\tchain ti1 {\n\t\tip saddr 10.0.0.1 counter packets 3 bytes 180 log prefix \"netfence Deny Ingress default/p rule 0 \" drop comment \"p rule 0\"\n\t\tcounter packets 5 bytes 300 log prefix \"netfence drop Ingress end of tier default \" drop\n\t}\n\tchain forward {\n\t\tip daddr @local_v4 ip daddr != @known_v4 counter packets 7 bytes 420 log prefix \"netfence new pod \" drop\n\t\tct state invalid counter packets 9 bytes 0 drop\n\t}\n}\n";
+        let listing = "table inet netfence {\n\tchain ti1 {\n\t\tip saddr 10.0.0.1 counter packets 3 bytes 180 log prefix \"netfence Deny 0123456789abcdef Ingress default/p rule 0 \" group 28262 drop comment \"p rule 0\"\n\t\tcounter packets 5 bytes 300 log prefix \"netfence drop fedcba9876543210 Ingress end of tier default \" group 28262 drop\n\t}\n\tchain forward {\n\t\tip daddr @local_v4 ip daddr != @known_v4 counter packets 7 bytes 420 log prefix \"netfence new pod \" group 28262 drop\n\t\tct state invalid counter packets 9 bytes 0 drop\n\t}\n}\n";
         assert_eq!(
             Drops::from_listing(listing),
             Drops {

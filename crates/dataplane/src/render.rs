@@ -13,7 +13,9 @@
 //! - per endpoint and direction, one chain per tier that selects it, in the engine's tier order
 //!   (admin before the default tier, baseline after): the selecting policies' rules in order,
 //!   then the tier's end. Allow = `return` (this direction allows; the other is checked next),
-//!   Deny = counted `drop` logged with `netfence Deny <direction> <tier>/<policy> rule <n>`,
+//!   Deny = counted `drop` logged (NFLOG group [`crate::rule::LOG_GROUP`]) with
+//!   `netfence Deny <id> <direction> <tier>/<policy> rule <n>` (the id names the rule in
+//!   [`Ruleset::logs`], see [`crate::nflog`]),
 //!   Pass = `goto` the endpoint's next tier chain (`return` after the last: the profile
 //!   allows), Log = `log` and continue. A tier's end is a counted, logged drop, or the next
 //!   tier with `defaultAction: Pass`. Felix marks and returns where this jumps; the verdicts
@@ -33,6 +35,7 @@
 //! the nft script ([`Ruleset::script`], [`Ruleset::update_script`]) and the netlink path
 //! ([`crate::netlink`]) encodes the same values as nf_tables expressions.
 
+use crate::nflog::{LogRule, LogSource, PolicyRef};
 use crate::rule::{
     AddressField, Element, ElementKind, Family, IcmpField, Match, NftRule, Operand, Verdict,
 };
@@ -76,6 +79,9 @@ pub struct Ruleset {
     pub node: Option<String>,
     /// The guard for new pods ([`PodGuard`]): set by the agent, never by [`render`].
     pub guard: Option<PodGuard>,
+    /// What each logging rule's id stands for (the id is the third word of its log prefix):
+    /// the agent names the policy of a logged packet from it ([`crate::nflog`]).
+    pub logs: BTreeMap<String, LogSource>,
 }
 
 /// Fail closed for a pod the ruleset does not know yet (aws-network-policy-agent #83, #186,
@@ -131,7 +137,10 @@ impl PodGuard {
 
     /// The forward chain's drops of unknown local pods, before the dispatch maps.
     fn rules(&self) -> Vec<String> {
-        let drop = "counter log prefix \"netfence new pod \" drop";
+        let drop = format!(
+            "counter log prefix \"netfence new pod \" group {} drop",
+            crate::rule::LOG_GROUP
+        );
         let mut out = Vec::new();
         for (family, ip) in [("v4", "ip"), ("v6", "ip6")] {
             let v4 = family == "v4";
@@ -407,10 +416,21 @@ struct Ctx<'a> {
     /// Set names by content: a set's name hashes its text, which is formatted once per
     /// distinct set rather than once per rule that uses it.
     set_names: std::cell::RefCell<std::collections::HashMap<(ElementKind, Vec<Element>), String>>,
+    /// The logging rules' ids and what they stand for.
+    logs: std::cell::RefCell<BTreeMap<String, LogSource>>,
     engine: &'a Engine,
 }
 
 impl Ctx<'_> {
+    /// The id of a logging rule (a hash of what it stands for, so that it does not depend on
+    /// the order of rendering and chains stay named by their content), remembered for
+    /// [`Ruleset::logs`].
+    fn log_id(&self, source: LogSource) -> String {
+        let id = source.id();
+        self.logs.borrow_mut().entry(id.clone()).or_insert(source);
+        id
+    }
+
     /// Addresses a rule's peers match (`None` = any address).
     /// A set reference for `elements` (a literal when there is only one element).
     fn set_ref(&self, kind: ElementKind, elements: Vec<Element>) -> Operand {
@@ -511,11 +531,13 @@ fn next_verdict(next_chain: Option<&str>) -> Verdict {
     }
 }
 
-/// nft log prefixes are limited to 127 bytes.
+/// nft log prefixes are limited to 127 bytes (the kernel's `NF_LOG_PREFIXLEN` with its NUL),
+/// so the prefix starts with what identifies the rule (`netfence <action> <id>`, ≤ 31
+/// bytes) and the readable rest is cut to fit.
 fn log_prefix(text: String) -> String {
     let mut text = text.replace('"', "'");
-    if text.len() > 120 {
-        let mut cut = 120;
+    if text.len() > 126 {
+        let mut cut = 126;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -694,10 +716,25 @@ fn tier_rules(
     for &p in policies {
         let policy = &tier.policies[p];
         for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
-            let prefix = log_prefix(format!(
-                "netfence {} {direction} {}/{} rule {r}",
-                rule.action, tier.name, policy.name
-            ));
+            // Only Deny and Log rules log.
+            let prefix = match rule.action {
+                Action::Deny | Action::Log => {
+                    let id = ctx.log_id(LogSource {
+                        direction,
+                        tier: tier.name.clone(),
+                        rule: LogRule::Rule {
+                            policy: PolicyRef::of(inventory, policy),
+                            index: r,
+                            action: rule.action.to_string(),
+                        },
+                    });
+                    log_prefix(format!(
+                        "netfence {} {id} {direction} {}/{} rule {r}",
+                        rule.action, tier.name, policy.name
+                    ))
+                }
+                Action::Allow | Action::Pass => String::new(),
+            };
             let action = action_rule(rule.action, &prefix, next);
             let comment = format!("{} rule {r}", policy.name);
             let extra = icmp_alternatives(calico_source_rule(inventory, policy, direction, r));
@@ -714,7 +751,17 @@ fn tier_rules(
         TierEnd::Deny => NftRule {
             counter: true,
             log: Some(log_prefix(format!(
-                "netfence drop {direction} end of tier {}",
+                "netfence drop {} {direction} end of tier {}",
+                ctx.log_id(LogSource {
+                    direction,
+                    tier: tier.name.clone(),
+                    rule: LogRule::EndOfTier {
+                        policies: policies
+                            .iter()
+                            .map(|&p| PolicyRef::of(inventory, &tier.policies[p]))
+                            .collect(),
+                    },
+                }),
                 tier.name
             ))),
             verdict: Some(Verdict::Drop),
@@ -736,6 +783,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         peer_sets: Default::default(),
         sets: Default::default(),
         set_names: Default::default(),
+        logs: Default::default(),
         engine,
     };
     let mut ruleset = Ruleset {
@@ -848,6 +896,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
         }
     }
     ruleset.sets = ctx.sets.into_inner();
+    ruleset.logs = ctx.logs.into_inner();
     ruleset
 }
 

@@ -9,6 +9,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The NFLOG group every `log` statement of the table sends to (`log prefix "…" group N`):
+/// the agent reads it ([`crate::nflog`]) inside its network namespace; without the agent,
+/// `tcpdump -i nflog:28262` shows the same packets. A group, not the kernel log: the kernel
+/// log of a network namespace other than the first needs the root namespace's
+/// `net.netfilter.nf_log_all_netns`, and it would carry only the prefix.
+pub const LOG_GROUP: u16 = 28262;
+
 /// The address family of a match (`ip` or `ip6`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -272,7 +279,7 @@ pub struct NftRule {
     pub matches: Vec<Match>,
     /// `counter`.
     pub counter: bool,
-    /// `log prefix "<prefix>"`.
+    /// `log prefix "<prefix>" group <LOG_GROUP>`.
     pub log: Option<String>,
     /// The verdict; `None` continues with the next rule (a Log rule).
     pub verdict: Option<Verdict>,
@@ -309,7 +316,7 @@ impl fmt::Display for NftRule {
         }
         if let Some(prefix) = &self.log {
             space(f)?;
-            write!(f, "log prefix \"{prefix}\"")?;
+            write!(f, "log prefix \"{prefix}\" group {LOG_GROUP}")?;
         }
         if let Some(verdict) = &self.verdict {
             space(f)?;

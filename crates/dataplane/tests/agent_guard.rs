@@ -98,6 +98,7 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
         netns: Some(lab.node_namespace().to_string()),
         allow_empty: false,
         guard: None,
+        labels: None,
     };
     let agent = {
         let stop = stop.clone();

@@ -114,10 +114,21 @@ fn tiered_ruleset_snapshot_kernel_check_and_lab() {
     let ruleset = render(&engine, &RenderOptions::default()).expect("render");
     let script = ruleset.script();
     // Pass jumps on to the pod's next tier; Deny and the ends of tiers are counted and logged
-    // under the tier and policy that decided.
+    // under the tier and policy that decided, behind the id the agent names them by.
     assert!(script.contains("goto "), "{script}");
+    let (id, _) = ruleset
+        .logs
+        .iter()
+        .find(|(_, source)| {
+            source.tier == "security"
+                && matches!(&source.rule, netfence_dataplane::nflog::LogRule::Rule { policy, index: 1, action }
+                    if policy.name == "security.guard" && action == "Deny")
+        })
+        .expect("the Deny rule's log id");
     assert!(
-        script.contains("netfence Deny Ingress security/security.guard rule 1"),
+        script.contains(&format!(
+            "log prefix \"netfence Deny {id} Ingress security/security.guard rule 1 \" group 28262 drop"
+        )),
         "{script}"
     );
     check_snapshot("tiers.nft", &script);

@@ -6,6 +6,7 @@
 use super::{inputs, ClusterArgs, Failure, Inputs};
 use netfence_cluster::{Feed, Update, UpdateKind};
 use netfence_dataplane::agent::sleep_until_stopped;
+use netfence_dataplane::nflog::{DenyLogEvent, DenyLogStats, Labels};
 use netfence_dataplane::{AgentEvent, AgentSource, Drops, Metrics, PodGuard, SourceChange};
 use netfence_engine::Cluster;
 use netfence_model::{Loader, Origin};
@@ -255,6 +256,7 @@ fn summary(updates: &[Update]) -> String {
 #[derive(Default)]
 pub struct Shared {
     metrics: Mutex<Metrics>,
+    deny_log: std::sync::OnceLock<Arc<DenyLogStats>>,
 }
 
 impl Shared {
@@ -324,11 +326,14 @@ fn answer(
             let drops = netfence_dataplane::nft::list(netns)
                 .ok()
                 .map(|text| Drops::from_listing(&text));
-            let text = shared
+            let mut text = shared
                 .metrics
                 .lock()
                 .map(|m| m.exposition(drops))
                 .unwrap_or_default();
+            if let Some(stats) = shared.deny_log.get() {
+                text.push_str(&stats.exposition());
+            }
             ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
         }
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
@@ -373,6 +378,54 @@ pub fn log(event: &AgentEvent, node: Option<&str>) {
             "netfence agent: the inputs isolate no pod ({pods} pods{}); keeping the last good ruleset (--allow-empty applies it)",
             node.map(|n| format!(" on node {n}")).unwrap_or_default()
         ),
+    }
+}
+
+/// Format of the deny log lines.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `netfence deny: <time> drop TCP <src>:<port> (<pod>) -> <dst>:<port> (<pod>): …`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Start the deny-log reader (NFLOG group in the agent's namespace): its lines go to stderr,
+/// its counters to `/metrics`; the labels it names packets with are for the enforcement
+/// loop to keep current. A reader that cannot start is reported and enforcement goes on
+/// without it.
+pub fn deny_log(
+    netns: Option<&str>,
+    rate: u32,
+    format: LogFormat,
+    shared: &Shared,
+    stop: &'static AtomicBool,
+) -> Option<Arc<Labels>> {
+    let labels = Arc::new(Labels::default());
+    let stats = Arc::new(DenyLogStats::default());
+    let started = netfence_dataplane::nflog::start(
+        netns,
+        labels.clone(),
+        stats.clone(),
+        rate,
+        move || !stop.load(Ordering::SeqCst),
+        move |event| match event {
+            DenyLogEvent::Record(record) => match format {
+                LogFormat::Text => eprintln!("{record}"),
+                LogFormat::Json => eprintln!("{}", record.json()),
+            },
+            DenyLogEvent::Failed(reason) => eprintln!("netfence agent: {reason}"),
+        },
+    );
+    match started {
+        Ok(_) => {
+            let _ = shared.deny_log.set(stats);
+            Some(labels)
+        }
+        Err(e) => {
+            eprintln!("netfence agent: {e}; running without deny logs");
+            None
+        }
     }
 }
 

@@ -68,6 +68,17 @@ pub enum DataplaneCommand {
         /// format) on this address (port 0: any free port, printed on stderr).
         #[arg(long, value_name = "ADDR:PORT")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Deny logs: each packet the table drops (or a Log rule logs) is a line on stderr
+        /// naming the pods, the policy's kind, namespace and name, the tier and the rule
+        /// (read from NFLOG group 28262 in the agent's network namespace), at most this many
+        /// lines a second (the rest are counted in /metrics as suppressed); 0 turns them off.
+        #[arg(long, default_value_t = 100, value_name = "LINES")]
+        deny_log_rate: u32,
+        /// Format of the deny log lines: `text` (`netfence deny: <time> drop TCP <src>
+        /// (<pod>) -> <dst> (<pod>): Ingress denied by <Kind> <ns>/<name> rule <n> (tier
+        /// <tier>)`) or `json` (one object per line).
+        #[arg(long, value_enum, default_value_t = agent::LogFormat::Text)]
+        log_format: agent::LogFormat,
     },
     /// Remove the netfence table.
     Flush {
@@ -138,6 +149,8 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             pod_cidr,
             pod_interface,
             metrics_listen,
+            deny_log_rate,
+            log_format,
         } => {
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
@@ -147,8 +160,16 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                 netns: netns.clone(),
                 allow_empty: allow_empty || inputs.cluster.cluster,
                 guard: agent::guard(&pod_cidr, &pod_interface),
+                labels: None,
             };
             let shared = std::sync::Arc::new(agent::Shared::default());
+            let settings = match deny_log_rate {
+                0 => settings,
+                rate => netfence_dataplane::Enforcement {
+                    labels: agent::deny_log(netns.as_deref(), rate, log_format, &shared, &STOP),
+                    ..settings
+                },
+            };
             if let Some(listen) = metrics_listen {
                 agent::serve_metrics(listen, shared.clone(), netns.clone())?;
             }

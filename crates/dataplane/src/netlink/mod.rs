@@ -13,7 +13,7 @@
 //! - this module: tables, chains, sets, elements and rules as nf_tables messages, and the
 //!   transactions [`apply`], [`update`] and [`flush`].
 
-mod socket;
+pub(crate) mod socket;
 mod wire;
 
 use crate::nft::DataplaneError;
@@ -220,8 +220,12 @@ impl Exprs<'_, '_> {
         });
     }
 
+    /// `log prefix "…" group N`: NFTA_LOG_GROUP is a big-endian u16 (nft_log.c's policy).
     fn log(&mut self, prefix: &str) {
-        self.expr("log", |a| a.str(2, prefix));
+        self.expr("log", |a| {
+            a.bytes(1, &crate::rule::LOG_GROUP.to_be_bytes());
+            a.str(2, prefix);
+        });
     }
 
     /// `ct state` masked with `mask`, not zero.

@@ -90,6 +90,34 @@ impl Socket {
         })
     }
 
+    /// How long a receive waits before it fails with `WouldBlock`.
+    pub(crate) fn set_receive_timeout(&mut self, timeout: std::time::Duration) -> io::Result<()> {
+        let timeout = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: viewing a plain C struct as its bytes for setsockopt.
+        let timeout = unsafe {
+            std::slice::from_raw_parts(
+                (&timeout as *const libc::timeval).cast::<u8>(),
+                std::mem::size_of::<libc::timeval>(),
+            )
+        };
+        set_option(&self.file, libc::SOL_SOCKET, libc::SO_RCVTIMEO, timeout)
+    }
+
+    /// Grow the receive buffer to `bytes` (as root, past `net.core.rmem_max`).
+    pub(crate) fn set_receive_buffer(&mut self, bytes: usize) -> io::Result<()> {
+        let size = i32::try_from(bytes).unwrap_or(i32::MAX);
+        set_option(
+            &self.file,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &size.to_ne_bytes(),
+        )
+    }
+
     /// Send one datagram (a whole batch), growing the send buffer to hold it.
     pub(crate) fn send(&mut self, datagram: &[u8]) -> io::Result<()> {
         let size = i32::try_from(datagram.len() + 4096).unwrap_or(i32::MAX);
