@@ -5,8 +5,8 @@
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
-use netfence_flows::read::{read_bytes, read_stream};
-use netfence_flows::{Checker, ReadStats, SourceFormat, VpcFormat};
+use netfence_flows::read::{read_bytes, read_bytes_into, read_stream_into};
+use netfence_flows::{CheckedFlow, Checker, FlowSink, ReadStats, Rows, SourceFormat, VpcFormat};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::Loader;
 use std::fmt::Write;
@@ -164,15 +164,18 @@ fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
 fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
-    // `read_bytes` opens gzip as the CLI does.
+    // `read_bytes_into` opens gzip as the CLI does.
     let mut stats = ReadStats::default();
-    read_bytes(input, "bench", &format, &mut stats, &mut |flow| {
-        if let Some(judged) = checker.judge(&flow) {
-            if judged.mismatch {
-                std::hint::black_box(checker.checked(&flow, &judged));
-            }
-        }
-    })
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_bytes_into(
+        input,
+        "bench",
+        &format,
+        &mut stats,
+        &mut checker.judging(Rows::Mismatches, &mut sink),
+    )
     .expect("reads");
     assert_eq!(stats.parsed, stats.read, "every record reads");
     (checker.stats().mismatches, checker.stats().verdicts)
@@ -180,28 +183,32 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 
 fn check_with(checker: &mut Checker, format: &SourceFormat, input: impl std::io::BufRead) {
     let mut stats = ReadStats::default();
-    read_stream(input, "bench", format, &mut stats, &mut |flow| {
-        if let Some(judged) = checker.judge(&flow) {
-            if judged.mismatch {
-                std::hint::black_box(checker.checked(&flow, &judged));
-            }
-        }
-    })
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_stream_into(
+        input,
+        "bench",
+        format,
+        &mut stats,
+        &mut checker.judging(Rows::Mismatches, &mut sink),
+    )
     .expect("reads");
 }
 
-/// `Checker::check` on every flow, a whole row each (`-o json`'s path, before rendering).
+/// A whole row for every judged flow (`-o json`'s path, before rendering).
 fn check_rows(engine: &Engine, input: &[u8]) {
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
-    read_bytes(
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_bytes_into(
         input,
         "bench",
         &format,
         &mut ReadStats::default(),
-        &mut |flow| {
-            std::hint::black_box(checker.check(&flow));
-        },
+        &mut checker.judging(Rows::All, &mut sink),
     )
     .expect("reads");
 }
@@ -267,8 +274,8 @@ fn main() {
         println!("{before} {}", peak_rss_kib());
         return;
     }
-    println!("| pods | policies | records | connections | parse records/CPU-s | check records/CPU-s | check/parse | rows records/CPU-s | verdicts asked |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| pods | policies | records | connections | parse to Flows records/CPU-s | parse, short records/CPU-s | check records/CPU-s | check/parse | rows records/CPU-s | verdicts asked |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for distinct in [Some(1_000), Some(100_000), None] {
         let input = records(&engine, count, distinct);
         let parse = rate(count, repeats, true, || {
@@ -283,11 +290,34 @@ fn main() {
             .expect("reads");
             assert_eq!(flows, count as u64);
         });
+        // The short way alone: VPC records read without their `Flow` being made.
+        let short = rate(count, repeats, true, || {
+            struct Count(u64);
+            impl FlowSink for Count {
+                fn flow(&mut self, _: netfence_flows::Flow) {
+                    self.0 += 1;
+                }
+                fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
+                    std::hint::black_box(record);
+                    self.0 += 1;
+                }
+            }
+            let mut records = Count(0);
+            read_bytes_into(
+                &input,
+                "bench",
+                &format,
+                &mut ReadStats::default(),
+                &mut records,
+            )
+            .expect("reads");
+            assert_eq!(records.0, count as u64);
+        });
         let mut verdicts = 0;
         let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
-            "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} | {rows:.0} | {verdicts} |",
+            "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {checked:.0} | {:.2} | {rows:.0} | {verdicts} |",
             distinct.map_or("all distinct".to_string(), |d| d.to_string()),
             checked / parse
         );

@@ -4,7 +4,7 @@
 //! distinct (source, destination, protocol, port): flows repeat, verdicts are cached.
 
 use crate::history::{History, Holder};
-use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
+use crate::{Flow, FlowProtocol, FlowSink, Observed, ObservedAt, PodHint, Reply, VpcRecord};
 use jiff::Timestamp;
 use netfence_engine::{ConnectionClass, Endpoint, Engine, PolicyId, Verdict, VerdictIndex};
 use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
@@ -289,6 +289,104 @@ struct FrontSlot {
     resolved: Resolved,
 }
 
+impl FrontKey {
+    /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
+    #[inline]
+    fn new(
+        src: std::net::Ipv4Addr,
+        dst: std::net::Ipv4Addr,
+        protocol: u32,
+        port: u16,
+        sees_security_groups: bool,
+    ) -> Self {
+        FrontKey {
+            addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
+            rest: (u32::from(port) << 16)
+                | (protocol << 8)
+                | (u32::from(sees_security_groups) << 1)
+                | 1,
+        }
+    }
+}
+
+/// The values of a flow [`Checker::apply`] reads, from a [`Flow`] or a [`VpcRecord`].
+struct Facts {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: FlowProtocol,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    reply: Reply,
+    observed: Option<Observed>,
+    observed_at: Option<ObservedAt>,
+}
+
+impl Facts {
+    #[inline]
+    fn of(flow: &Flow) -> Self {
+        Facts {
+            src: flow.src,
+            dst: flow.dst,
+            protocol: flow.protocol,
+            src_port: flow.src_port,
+            dst_port: flow.dst_port,
+            reply: flow.reply,
+            observed: flow.observed,
+            observed_at: flow.observed_at,
+        }
+    }
+
+    /// The facts of [`VpcRecord::flow`].
+    #[inline]
+    fn of_vpc(record: &VpcRecord) -> Self {
+        Facts {
+            src: IpAddr::V4(record.src),
+            dst: IpAddr::V4(record.dst),
+            protocol: FlowProtocol::from_number(record.protocol),
+            src_port: record.src_port,
+            dst_port: record.dst_port,
+            reply: record.reply,
+            observed: record.observed,
+            observed_at: None,
+        }
+    }
+}
+
+/// Which rows [`Checker::judging`] hands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every judged flow's (JSON, CSV, Parquet outputs).
+    All,
+    /// The mismatches' only (the summary and the mismatch groups).
+    Mismatches,
+}
+
+/// A [`FlowSink`] that judges what it is handed ([`Checker::judging`]).
+pub struct Judging<'c, 'e> {
+    checker: &'c mut Checker<'e>,
+    rows: Rows,
+    sink: &'c mut dyn FnMut(&CheckedFlow),
+}
+
+impl FlowSink for Judging<'_, '_> {
+    fn flow(&mut self, flow: Flow) {
+        if let Some(judged) = self.checker.judge(&flow) {
+            if judged.mismatch || self.rows == Rows::All {
+                (self.sink)(&self.checker.checked(&flow, &judged));
+            }
+        }
+    }
+
+    #[inline]
+    fn vpc_record(&mut self, record: &VpcRecord) {
+        if let Some(judged) = self.checker.judge_vpc(record) {
+            if judged.mismatch || self.rows == Rows::All {
+                (self.sink)(&self.checker.checked_vpc(record, &judged));
+            }
+        }
+    }
+}
+
 /// Ways per set of the front cache.
 const WAYS: usize = 4;
 /// Sets of the front cache (a power of two): 2^15 sets of 4 ways, 131,072 connections, 6 MiB.
@@ -508,21 +606,76 @@ impl<'e> Checker<'e> {
                 resolved
             }
         };
-        self.apply(flow, &resolved)
+        self.apply(&Facts::of(flow), &resolved)
+    }
+
+    /// [`Checker::judge`] of a VPC record read the short way (the same answers and counts as
+    /// of [`VpcRecord::flow`]): a connection in the front cache is judged from the record's
+    /// values alone; any other is made into its flow and looked up the long way.
+    #[inline]
+    pub fn judge_vpc(&mut self, record: &VpcRecord) -> Option<Judged> {
+        if record.reply == Reply::Yes {
+            self.stats.replies += 1;
+            return None;
+        }
+        let hit = self
+            .vpc_front_key(record)
+            .and_then(|(key, second)| self.front.get(key, second));
+        match hit {
+            Some(resolved) => self.apply(&Facts::of_vpc(record), &resolved),
+            None => self.judge(&record.flow()),
+        }
     }
 
     /// The row of a judged flow (`judged` from [`Checker::judge`] on the same `flow`).
     pub fn checked(&self, flow: &Flow, judged: &Judged) -> CheckedFlow {
+        self.row(flow.time, flow.protocol, flow.observed, judged)
+    }
+
+    /// The row of a judged VPC record (`judged` from [`Checker::judge_vpc`] on the same
+    /// `record`): [`Checker::checked`] of its flow.
+    pub fn checked_vpc(&self, record: &VpcRecord, judged: &Judged) -> CheckedFlow {
+        self.row(
+            record.time(),
+            FlowProtocol::from_number(record.protocol),
+            record.observed,
+            judged,
+        )
+    }
+
+    /// A sink for the readers ([`crate::read_path_into`]) that judges every flow and hands
+    /// `sink` the row of every judged flow ([`Rows::All`]) or of the mismatches only
+    /// ([`Rows::Mismatches`]); replies are counted, not handed on. VPC records read the short
+    /// way are judged without their whole flow being made, unless a row is handed on.
+    pub fn judging<'c>(
+        &'c mut self,
+        rows: Rows,
+        sink: &'c mut dyn FnMut(&CheckedFlow),
+    ) -> Judging<'c, 'e> {
+        Judging {
+            checker: self,
+            rows,
+            sink,
+        }
+    }
+
+    fn row(
+        &self,
+        time: Option<Timestamp>,
+        protocol: FlowProtocol,
+        observed: Option<Observed>,
+        judged: &Judged,
+    ) -> CheckedFlow {
         let outcome = judged
             .outcome
             .and_then(|index| self.outcomes.get(index as usize));
         CheckedFlow {
-            time: flow.time,
+            time,
             src: judged.src,
             dst: judged.dst,
-            protocol: flow.protocol,
+            protocol,
             port: judged.port,
-            observed: flow.observed,
+            observed,
             policy: outcome.map(|o| {
                 if o.allowed {
                     Judgement::Allow
@@ -561,13 +714,31 @@ impl<'e> Checker<'e> {
             (Some(_), _) => return None,
         };
         Some((
-            FrontKey {
-                addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
-                rest: (u32::from(port) << 16)
-                    | (protocol << 8)
-                    | (u32::from(flow.sees_security_groups) << 1)
-                    | 1,
-            },
+            FrontKey::new(src, dst, protocol, port, flow.sees_security_groups),
+            second,
+        ))
+    }
+
+    /// [`Checker::front_key`] of a VPC record's flow, from the record.
+    #[inline]
+    fn vpc_front_key(&self, record: &VpcRecord) -> Option<(FrontKey, i64)> {
+        if !self.front_enabled {
+            return None;
+        }
+        let protocol = match record.protocol {
+            6 => 0,
+            17 => 1,
+            132 => 2,
+            _ => return None,
+        };
+        let port = record.dst_port?;
+        let second = match (&self.history, record.start) {
+            (None, _) => 0,
+            (Some(_), Some(second)) => second,
+            (Some(_), None) => return None,
+        };
+        Some((
+            FrontKey::new(record.src, record.dst, protocol, port, true),
             second,
         ))
     }
@@ -679,7 +850,8 @@ impl<'e> Checker<'e> {
     }
 
     /// The per-flow part of the check, from what [`Checker::resolve`] worked out.
-    fn apply(&mut self, flow: &Flow, resolved: &Resolved) -> Option<Judged> {
+    #[inline]
+    fn apply(&mut self, flow: &Facts, resolved: &Resolved) -> Option<Judged> {
         self.stats.history_pods_missing += u64::from(resolved.missing);
         let src = endpoint_of(resolved.src, flow.src);
         let ported = flow.protocol.ported();
