@@ -196,6 +196,32 @@ fn check_with(checker: &mut Checker, format: &SourceFormat, input: impl std::io:
     .expect("reads");
 }
 
+/// Judge every record (verdict, mismatch or not, counts) and build no row: the check when
+/// mismatches are rare. The mismatches.
+fn judge(engine: &Engine, input: &[u8]) -> u64 {
+    struct Judge<'c, 'e>(&'c mut Checker<'e>, u64);
+    impl FlowSink for Judge<'_, '_> {
+        fn flow(&mut self, flow: netfence_flows::Flow) {
+            self.1 += u64::from(self.0.judge(&flow).is_some_and(|j| j.mismatch));
+        }
+        fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
+            self.1 += u64::from(self.0.judge_vpc(record).is_some_and(|j| j.mismatch));
+        }
+    }
+    let format = SourceFormat::Vpc(VpcFormat::default());
+    let mut checker = Checker::new(engine, None);
+    let mut sink = Judge(&mut checker, 0);
+    read_bytes_into(
+        input,
+        "bench",
+        &format,
+        &mut ReadStats::default(),
+        &mut sink,
+    )
+    .expect("reads");
+    sink.1
+}
+
 /// A whole row for every judged flow (`-o json`'s path, before rendering).
 fn check_rows(engine: &Engine, input: &[u8]) {
     let format = SourceFormat::Vpc(VpcFormat::default());
@@ -274,8 +300,22 @@ fn main() {
         println!("{before} {}", peak_rss_kib());
         return;
     }
-    println!("| pods | policies | records | connections | parse to Flows records/CPU-s | parse, short records/CPU-s | check records/CPU-s | check/parse | rows records/CPU-s | verdicts asked |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
+    // and prints the mismatches (for `perf record`).
+    if let Some(distinct) = std::env::var("NETFENCE_BENCH_PROFILE")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let input = records(&engine, count, Some(distinct));
+        let mut mismatches = 0;
+        for _ in 0..20 {
+            mismatches = check(&engine, &input).0;
+        }
+        println!("{mismatches} mismatches in {count} records");
+        return;
+    }
+    println!("| pods | policies | records | connections | parse records/CPU-s | parse, short records/CPU-s | judge records/CPU-s | judge/parse | judge + mismatch rows records/CPU-s | rows records/CPU-s | mismatches | verdicts asked |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for distinct in [Some(1_000), Some(100_000), None] {
         let input = records(&engine, count, distinct);
         let parse = rate(count, repeats, true, || {
@@ -313,13 +353,15 @@ fn main() {
             .expect("reads");
             assert_eq!(records.0, count as u64);
         });
+        let mut mismatches = 0;
+        let judged = rate(count, repeats, true, || mismatches = judge(&engine, &input));
         let mut verdicts = 0;
         let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
-            "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {checked:.0} | {:.2} | {rows:.0} | {verdicts} |",
+            "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {judged:.0} | {:.2} | {checked:.0} | {rows:.0} | {mismatches} | {verdicts} |",
             distinct.map_or("all distinct".to_string(), |d| d.to_string()),
-            checked / parse
+            judged / parse
         );
     }
     // Compressed input: the whole check from `.gz` against decompression alone, in process

@@ -599,31 +599,33 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 /// no leading zeros, each at most 255.
 #[inline]
 fn parse_v4(bytes: &[u8]) -> Option<[u8; 4]> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    let mut ok = true;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 {
-            if bytes.get(i) != Some(&b'.') {
-                ok = false;
-                break;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut value = 0u32;
-        while i < bytes.len() && i - start < 3 && bytes[i].is_ascii_digit() {
-            value = value * 10 + u32::from(bytes[i] - b'0');
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') || value > 255 {
-            ok = false;
-            break;
-        }
-        *octet = value as u8;
+    if !(7..=15).contains(&bytes.len()) {
+        return None;
     }
-    (ok && i == bytes.len()).then_some(octets)
+    let mut octets = [0u8; 4];
+    let (mut n, mut value, mut digits, mut leading_zero) = (0usize, 0u32, 0u32, false);
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            if digits == 0 {
+                leading_zero = digit == 0;
+            } else if leading_zero || digits == 3 {
+                return None;
+            }
+            value = value * 10 + u32::from(digit);
+            digits += 1;
+        } else if b == b'.' && digits > 0 && value <= 255 && n < 3 {
+            octets[n] = value as u8;
+            (n, value, digits) = (n + 1, 0, 0);
+        } else {
+            return None;
+        }
+    }
+    if n != 3 || digits == 0 || value > 255 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(octets)
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
