@@ -228,7 +228,28 @@ struct Outcome {
     egress_allowed: bool,
     group_denied: bool,
     decided_by: Option<Arc<str>>,
+    /// Set when only the verdict is known (from the engine's [`VerdictIndex`]): the
+    /// connection to ask the engine about for the egress side and the deciding policy, when
+    /// a mismatch or a row needs them ([`Checker::settle`]).
+    pending: Option<Pending>,
 }
+
+/// A connection between two pods whose explanation has not been asked for yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Pending {
+    class: ConnectionClass,
+    src: usize,
+    dst: usize,
+    protocol: Protocol,
+    port: u16,
+}
+
+/// After this many explanations a checker takes verdicts between pods from the engine's
+/// [`VerdictIndex`] (a bit test, once its port class is filled) and asks the engine for the
+/// explanation only when a mismatch or a row needs it: filling a port class costs about as
+/// much as a few thousand explanations (docs/performance.md, verdict lookups), so a log of
+/// few connections never pays for it.
+pub const EXPLAIN_ALL_BEFORE: u64 = 4096;
 
 /// [`Resolved::outcome`] of a flow the engine cannot judge.
 const NOT_JUDGED: u32 = u32::MAX;
@@ -352,6 +373,16 @@ impl Facts {
     }
 }
 
+/// Which judged flows need their outcome explained (the egress side and the deciding policy)
+/// when the verdict came from the index alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Explain {
+    /// Every one: the caller may ask for any row ([`Checker::judge`]).
+    Always,
+    /// The mismatches only (and flows observed at the egress, whose comparison needs it).
+    Mismatches,
+}
+
 /// Which rows [`Checker::judging`] hands on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rows {
@@ -368,9 +399,20 @@ pub struct Judging<'c, 'e> {
     sink: &'c mut dyn FnMut(&CheckedFlow),
 }
 
+impl Judging<'_, '_> {
+    /// Rows for every flow need every explanation; rows for mismatches, theirs only.
+    fn explain(&self) -> Explain {
+        match self.rows {
+            Rows::All => Explain::Always,
+            Rows::Mismatches => Explain::Mismatches,
+        }
+    }
+}
+
 impl FlowSink for Judging<'_, '_> {
     fn flow(&mut self, flow: Flow) {
-        if let Some(judged) = self.checker.judge(&flow) {
+        let explain = self.explain();
+        if let Some(judged) = self.checker.judge_flow(&flow, explain) {
             if judged.mismatch || self.rows == Rows::All {
                 (self.sink)(&self.checker.checked(&flow, &judged));
             }
@@ -379,7 +421,8 @@ impl FlowSink for Judging<'_, '_> {
 
     #[inline]
     fn vpc_record(&mut self, record: &VpcRecord) {
-        if let Some(judged) = self.checker.judge_vpc(record) {
+        let explain = self.explain();
+        if let Some(judged) = self.checker.judge_record(record, explain) {
             if judged.mismatch || self.rows == Rows::All {
                 (self.sink)(&self.checker.checked_vpc(record, &judged));
             }
@@ -455,6 +498,12 @@ pub struct Checker<'e> {
     /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
     outcomes: Vec<Outcome>,
     outcome_index: FastMap<Outcome, u32>,
+    /// The outcomes whose explanation is pending, by connection class.
+    pending_outcomes: FastMap<ConnectionClass, u32>,
+    /// Explanations asked so far (not reset by [`Checker::take_stats`]).
+    explained: u64,
+    /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
+    explain_all_before: u64,
     stats: CheckStats,
 }
 
@@ -484,6 +533,9 @@ impl<'e> Checker<'e> {
             front_enabled: true,
             outcomes: Vec::new(),
             outcome_index: FastMap::default(),
+            pending_outcomes: FastMap::default(),
+            explained: 0,
+            explain_all_before: EXPLAIN_ALL_BEFORE,
             stats: CheckStats::default(),
         }
     }
@@ -523,6 +575,14 @@ impl<'e> Checker<'e> {
     #[doc(hidden)]
     pub fn without_front_cache(mut self) -> Self {
         self.front_enabled = false;
+        self
+    }
+
+    /// The same checker, taking verdicts from the index after `explanations` explanations
+    /// instead of [`EXPLAIN_ALL_BEFORE`] (0: from the start). For tests that compare.
+    #[doc(hidden)]
+    pub fn explain_all_before(mut self, explanations: u64) -> Self {
+        self.explain_all_before = explanations;
         self
     }
 
@@ -591,6 +651,10 @@ impl<'e> Checker<'e> {
     /// row ask [`Checker::checked`] for it; callers that count (`flows check`'s summary) need
     /// only [`Judged::mismatch`].
     pub fn judge(&mut self, flow: &Flow) -> Option<Judged> {
+        self.judge_flow(flow, Explain::Always)
+    }
+
+    fn judge_flow(&mut self, flow: &Flow, explain: Explain) -> Option<Judged> {
         if flow.reply == Reply::Yes {
             self.stats.replies += 1;
             return None;
@@ -606,7 +670,7 @@ impl<'e> Checker<'e> {
                 resolved
             }
         };
-        self.apply(&Facts::of(flow), &resolved)
+        self.apply(&Facts::of(flow), &resolved, explain)
     }
 
     /// [`Checker::judge`] of a VPC record read the short way (the same answers and counts as
@@ -614,6 +678,11 @@ impl<'e> Checker<'e> {
     /// values alone; any other is made into its flow and looked up the long way.
     #[inline]
     pub fn judge_vpc(&mut self, record: &VpcRecord) -> Option<Judged> {
+        self.judge_record(record, Explain::Always)
+    }
+
+    #[inline]
+    fn judge_record(&mut self, record: &VpcRecord, explain: Explain) -> Option<Judged> {
         if record.reply == Reply::Yes {
             self.stats.replies += 1;
             return None;
@@ -622,8 +691,8 @@ impl<'e> Checker<'e> {
             .vpc_front_key(record)
             .and_then(|(key, second)| self.front.get(key, second));
         match hit {
-            Some(resolved) => self.apply(&Facts::of_vpc(record), &resolved),
-            None => self.judge(&record.flow()),
+            Some(resolved) => self.apply(&Facts::of_vpc(record), &resolved, explain),
+            None => self.judge_flow(&record.flow(), explain),
         }
     }
 
@@ -812,13 +881,28 @@ impl<'e> Checker<'e> {
         };
         // A Service's cluster IP is judged through the Service; the groups see the backends.
         let target = service.map_or(Target::Endpoint(dst), Target::Service);
-        let decision = self.decide(src, target, protocol, port);
         let group_denial = match (&mut self.security_groups, target) {
             (Some(groups), Target::Endpoint(dst)) if flow.sees_security_groups => {
                 groups.deny((src, flow.src), (dst, flow.dst), protocol, port)
             }
             _ => None,
         };
+        // Between two pods, once many explanations were asked: the verdict from the index,
+        // the explanation when needed (unless the class is explained already).
+        if let (Endpoint::Pod(a), Target::Endpoint(Endpoint::Pod(b)), None, true) = (
+            src,
+            target,
+            &group_denial,
+            self.explained >= self.explain_all_before,
+        ) {
+            if let Some(class) = self.index.connection_class(a, b, protocol, port) {
+                if !self.class_cache.contains_key(&class) {
+                    resolved.outcome = self.pending_outcome(class, (a, b), protocol, port);
+                    return (resolved, span);
+                }
+            }
+        }
+        let decision = self.decide(src, target, protocol, port);
         // The groups sit on the interface, before the pod's policy on the way in and after
         // it on the way out; either dropping the connection drops it. When both deny, the
         // groups are named: they are what a VPC record's REJECT reports.
@@ -827,9 +911,72 @@ impl<'e> Checker<'e> {
             egress_allowed: decision.egress_allowed,
             group_denied: group_denial.is_some(),
             decided_by: group_denial.or(decision.decided_by),
+            pending: None,
         };
         resolved.outcome = self.intern(outcome);
         (resolved, span)
+    }
+
+    /// The outcome of a connection class between two pods whose verdict the index gives,
+    /// its explanation pending (one outcome per class).
+    fn pending_outcome(
+        &mut self,
+        class: ConnectionClass,
+        (src, dst): (usize, usize),
+        protocol: Protocol,
+        port: u16,
+    ) -> u32 {
+        if let Some(&index) = self.pending_outcomes.get(&class) {
+            return index;
+        }
+        let allowed = self
+            .index
+            .allowed(Endpoint::Pod(src), Endpoint::Pod(dst), protocol, port);
+        let index = self.push_outcome(Outcome {
+            allowed,
+            // Not known until explained (`settle`).
+            egress_allowed: allowed,
+            group_denied: false,
+            decided_by: None,
+            pending: Some(Pending {
+                class,
+                src,
+                dst,
+                protocol,
+                port,
+            }),
+        });
+        self.pending_outcomes.insert(class, index);
+        index
+    }
+
+    /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
+    /// in place (the front cache's entries point to it by index).
+    fn settle(&mut self, index: u32) {
+        let Some(pending) = self
+            .outcomes
+            .get(index as usize)
+            .and_then(|outcome| outcome.pending)
+        else {
+            return;
+        };
+        let decision = self.decide(
+            Endpoint::Pod(pending.src),
+            Target::Endpoint(Endpoint::Pod(pending.dst)),
+            pending.protocol,
+            pending.port,
+        );
+        if let Some(outcome) = self.outcomes.get_mut(index as usize) {
+            // The index answers as the engine does (engine tests/lookup.rs).
+            debug_assert_eq!(outcome.allowed, decision.allowed);
+            *outcome = Outcome {
+                allowed: decision.allowed,
+                egress_allowed: decision.egress_allowed,
+                group_denied: false,
+                decided_by: decision.decided_by,
+                pending: None,
+            };
+        }
     }
 
     /// The index of `outcome` in the outcome table (bounded like the caches: when full, it
@@ -838,20 +985,28 @@ impl<'e> Checker<'e> {
         if let Some(&index) = self.outcome_index.get(&outcome) {
             return index;
         }
+        let index = self.push_outcome(outcome.clone());
+        self.outcome_index.insert(outcome, index);
+        index
+    }
+
+    /// Add `outcome` to the table (when full, the table starts again, and so do the front
+    /// cache and the maps that point into it).
+    fn push_outcome(&mut self, outcome: Outcome) -> u32 {
         if self.outcomes.len() >= MAX_CACHED_VERDICTS {
             self.outcomes.clear();
             self.outcome_index.clear();
+            self.pending_outcomes.clear();
             self.front.clear();
         }
         let index = u32::try_from(self.outcomes.len()).unwrap_or(NOT_JUDGED - 1);
-        self.outcomes.push(outcome.clone());
-        self.outcome_index.insert(outcome, index);
+        self.outcomes.push(outcome);
         index
     }
 
     /// The per-flow part of the check, from what [`Checker::resolve`] worked out.
     #[inline]
-    fn apply(&mut self, flow: &Facts, resolved: &Resolved) -> Option<Judged> {
+    fn apply(&mut self, flow: &Facts, resolved: &Resolved, explain: Explain) -> Option<Judged> {
         self.stats.history_pods_missing += u64::from(resolved.missing);
         let src = endpoint_of(resolved.src, flow.src);
         let ported = flow.protocol.ported();
@@ -872,11 +1027,23 @@ impl<'e> Checker<'e> {
             outcome: None,
             mismatch: false,
         };
-        let Some(outcome) = self.outcomes.get(resolved.outcome as usize) else {
+        let index = resolved.outcome;
+        let Some(outcome) = self.outcomes.get(index as usize) else {
             self.stats.not_judged += 1;
             return Some(judged);
         };
-        judged.outcome = Some(resolved.outcome);
+        judged.outcome = Some(index);
+        let mut pending = outcome.pending.is_some();
+        if pending
+            && (explain == Explain::Always || flow.observed_at == Some(ObservedAt::Egress))
+        {
+            self.settle(index);
+            pending = false;
+        }
+        // Settling puts the explanation in place: the index still holds.
+        let Some(outcome) = self.outcomes.get(index as usize) else {
+            return Some(judged);
+        };
         if outcome.group_denied {
             self.stats.security_group_denials += 1;
         }
@@ -890,6 +1057,9 @@ impl<'e> Checker<'e> {
         );
         if judged.mismatch {
             self.stats.mismatches += 1;
+            if pending {
+                self.settle(index);
+            }
         }
         Some(judged)
     }
@@ -953,6 +1123,7 @@ impl<'e> Checker<'e> {
         port: u16,
     ) -> Decision {
         self.stats.verdicts += 1;
+        self.explained += 1;
         match target {
             Target::Endpoint(dst) => {
                 let decision = self.engine.decide(src, dst, protocol, port);

@@ -396,8 +396,10 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
     let mut checker = Checker::new(&engine, None);
     let flows = flows(&text);
     assert_eq!(flows.len(), expected.len());
+    let mut rows = Vec::new();
     for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
         let checked = judged(checker.check(flow));
+        rows.push(checked.clone());
         let policy = if *allowed {
             Judgement::Allow
         } else {
@@ -425,6 +427,24 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
         "{:?}",
         checker.stats()
     );
+
+    // Verdicts from the engine's index, explanations for the mismatches only (every record
+    // says ACCEPT: the connections policy denies): the same mismatch rows, with their
+    // deciding policies, and fewer explanations.
+    let mismatches: Vec<CheckedFlow> = rows.into_iter().filter(|row| row.mismatch).collect();
+    assert!(!mismatches.is_empty() && mismatches.len() < flows.len());
+    let mut lazy = Checker::new(&engine, None).explain_all_before(0);
+    let mut lazy_rows = Vec::new();
+    read_bytes_into(
+        text.as_bytes(),
+        "t",
+        &SourceFormat::Vpc(VpcFormat::default()),
+        &mut ReadStats::default(),
+        &mut lazy.judging(Rows::Mismatches, &mut |row| lazy_rows.push(row.clone())),
+    )
+    .unwrap();
+    assert_eq!(lazy_rows, mismatches);
+    assert!(lazy.stats().verdicts < checker.stats().verdicts);
 }
 
 mod front_cache {
@@ -579,10 +599,14 @@ mod front_cache {
             ),
             with_history in any::<bool>(),
             with_groups in any::<bool>(),
+            index_verdicts in any::<bool>(),
         ) {
             let engine = if with_groups { engine_with_groups() } else { engine() };
             let history = || with_history.then(|| History::read(HISTORY).unwrap());
             let mut fast = Checker::new(&engine, history());
+            if index_verdicts {
+                fast = fast.explain_all_before(0);
+            }
             let mut slow = Checker::new(&engine, history()).without_front_cache();
             if with_groups {
                 fast = fast.with_security_groups(security_groups(GROUPS_JSON));
@@ -622,6 +646,7 @@ mod front_cache {
             with_history in any::<bool>(),
             with_groups in any::<bool>(),
             mismatches_only in any::<bool>(),
+            index_verdicts in any::<bool>(),
         ) {
             let engine = if with_groups { engine_with_groups() } else { engine() };
             let history = || with_history.then(|| History::read(HISTORY).unwrap());
@@ -662,8 +687,11 @@ mod front_cache {
             prop_assert_eq!(&short_flows, &flows);
             prop_assert_eq!(&short_stats, &general_stats);
 
-            // The fused path.
-            let mut fast = checker();
+            // The fused path (verdicts from the index from the start, or explained always).
+            let mut fast = match index_verdicts {
+                true => checker().explain_all_before(0),
+                false => checker(),
+            };
             let (mut rows, mut fused_stats) = (Vec::new(), ReadStats::default());
             let which = if mismatches_only { Rows::Mismatches } else { Rows::All };
             read_bytes_into(
