@@ -22,11 +22,38 @@ fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> 
     text.into_bytes()
 }
 
+/// [`records`] from `distinct` connections whose records say what policy says of them
+/// (ACCEPT when it allows, REJECT when it denies), but for one connection in a hundred: the
+/// mix of a log where mismatches are the exception.
+fn consistent_records(engine: &Engine, records: usize, distinct: usize) -> Vec<u8> {
+    let mut text = String::with_capacity(records * 110);
+    let mut generator = Records::new(engine, Some(distinct));
+    let index = engine.verdict_index();
+    generator.actions = generator
+        .connections
+        .iter()
+        .enumerate()
+        .map(|(n, &(src, dst, port))| {
+            let allowed = index.allowed_ips(
+                generator.addresses[src],
+                generator.addresses[dst],
+                netfence_model::Protocol::Tcp,
+                port,
+            );
+            allowed != n.is_multiple_of(100)
+        })
+        .collect();
+    generator.write(&mut text, records);
+    text.into_bytes()
+}
+
 /// The record generator behind [`records`], also read as a stream ([`Records::stream`]) for
 /// inputs larger than memory.
 struct Records {
     addresses: Vec<std::net::IpAddr>,
     connections: Vec<(usize, usize, u16)>,
+    /// ACCEPT (true) or REJECT per connection; empty: one in five records REJECT at random.
+    actions: Vec<bool>,
     seed: u64,
     written: usize,
 }
@@ -42,6 +69,7 @@ impl Records {
         let mut records = Records {
             addresses,
             connections: Vec::new(),
+            actions: Vec::new(),
             seed: 0x2545_f491_4f6c_dd1d,
             written: 0,
         };
@@ -69,13 +97,16 @@ impl Records {
         for _ in 0..records {
             let i = self.written;
             self.written += 1;
-            let (src, dst, port) = if self.connections.is_empty() {
-                self.pick()
+            let (src, dst, port, accept) = if self.connections.is_empty() {
+                let (src, dst, port) = self.pick();
+                (src, dst, port, None)
             } else {
                 let at = (self.next() % self.connections.len() as u64) as usize;
-                self.connections[at]
+                let (src, dst, port) = self.connections[at];
+                (src, dst, port, self.actions.get(at).copied())
             };
-            let action = if self.next().is_multiple_of(5) {
+            let reject = self.next().is_multiple_of(5);
+            let action = if accept.map_or(reject, |accept| !accept) {
                 "REJECT"
             } else {
                 "ACCEPT"
@@ -316,8 +347,18 @@ fn main() {
     }
     println!("| pods | policies | records | connections | parse records/CPU-s | parse, short records/CPU-s | judge records/CPU-s | judge/parse | judge + mismatch rows records/CPU-s | rows records/CPU-s | mismatches | verdicts asked |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for distinct in [Some(1_000), Some(100_000), None] {
-        let input = records(&engine, count, distinct);
+    let workloads = [
+        (Some(1_000), false),
+        (Some(100_000), false),
+        (None, false),
+        (Some(1_000), true),
+        (Some(100_000), true),
+    ];
+    for (distinct, consistent) in workloads {
+        let input = match (distinct, consistent) {
+            (Some(distinct), true) => consistent_records(&engine, count, distinct),
+            _ => records(&engine, count, distinct),
+        };
         let parse = rate(count, repeats, true, || {
             let mut flows = 0u64;
             read_bytes(
@@ -360,7 +401,11 @@ fn main() {
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
             "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {judged:.0} | {:.2} | {checked:.0} | {rows:.0} | {mismatches} | {verdicts} |",
-            distinct.map_or("all distinct".to_string(), |d| d.to_string()),
+            match (distinct, consistent) {
+                (None, _) => "all distinct".to_string(),
+                (Some(d), false) => d.to_string(),
+                (Some(d), true) => format!("{d}, actions as policy says (1 % not)"),
+            },
             judged / parse
         );
     }

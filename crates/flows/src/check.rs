@@ -1034,9 +1034,7 @@ impl<'e> Checker<'e> {
         };
         judged.outcome = Some(index);
         let mut pending = outcome.pending.is_some();
-        if pending
-            && (explain == Explain::Always || flow.observed_at == Some(ObservedAt::Egress))
-        {
+        if pending && (explain == Explain::Always || flow.observed_at == Some(ObservedAt::Egress)) {
             self.settle(index);
             pending = false;
         }
