@@ -333,11 +333,19 @@ fn main() {
     }
     // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
     // and prints the mismatches (for `perf record`).
-    if let Some(distinct) = std::env::var("NETFENCE_BENCH_PROFILE")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
+    // (`N,policy`: the records whose actions follow policy.)
+    if let Some((distinct, consistent)) =
+        std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
+            let (n, consistent) = n
+                .strip_suffix(",policy")
+                .map_or((&*n, false), |n| (n, true));
+            Some((n.parse::<usize>().ok()?, consistent))
+        })
     {
-        let input = records(&engine, count, Some(distinct));
+        let input = match consistent {
+            true => consistent_records(&engine, count, distinct),
+            false => records(&engine, count, Some(distinct)),
+        };
         let mut mismatches = 0;
         for _ in 0..20 {
             mismatches = check(&engine, &input).0;

@@ -276,6 +276,29 @@ struct Resolved {
     src_ports_len: u8,
     /// The outcome's index, or [`NOT_JUDGED`].
     outcome: u32,
+    /// The outcome's verdict bits ([`ALLOWED`], [`EGRESS_ALLOWED`], [`GROUP_DENIED`],
+    /// [`PENDING`]) as it was when resolved, so that a cached connection is judged without
+    /// reading the outcome table (an outcome pending then may be explained since: its
+    /// verdict stays, its egress side is read from the table).
+    verdict: u8,
+}
+
+/// [`Resolved::verdict`]: policy and groups allow.
+const ALLOWED: u8 = 1;
+/// [`Resolved::verdict`]: the source's egress allows.
+const EGRESS_ALLOWED: u8 = 2;
+/// [`Resolved::verdict`]: the security groups deny.
+const GROUP_DENIED: u8 = 4;
+/// [`Resolved::verdict`]: the outcome's explanation was pending.
+const PENDING: u8 = 8;
+
+impl Outcome {
+    fn verdict_bits(&self) -> u8 {
+        (u8::from(self.allowed) * ALLOWED)
+            | (u8::from(self.egress_allowed) * EGRESS_ALLOWED)
+            | (u8::from(self.group_denied) * GROUP_DENIED)
+            | (u8::from(self.pending.is_some()) * PENDING)
+    }
 }
 
 fn pod_slot(endpoint: Endpoint) -> u32 {
@@ -498,6 +521,10 @@ pub struct Checker<'e> {
     /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
     outcomes: Vec<Outcome>,
     outcome_index: FastMap<Outcome, u32>,
+    /// Every pod's declared (protocol, port)s, pod after pod: pod `id`'s from
+    /// `declared_starts[id]` to `declared_starts[id + 1]`.
+    declared_ports: Vec<(Protocol, u16)>,
+    declared_starts: Vec<u32>,
     /// The outcomes whose explanation is pending, by connection class.
     pending_outcomes: FastMap<ConnectionClass, u32>,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
@@ -520,9 +547,17 @@ impl<'e> Checker<'e> {
                 services_by_address.entry(*ip).or_insert(index);
             }
         }
+        let mut declared_ports = Vec::new();
+        let mut declared_starts = vec![0u32];
+        for pod in inventory.pods() {
+            declared_ports.extend(pod.ports.iter().map(|p| (p.protocol, p.port)));
+            declared_starts.push(u32::try_from(declared_ports.len()).unwrap_or(u32::MAX));
+        }
         Checker {
             engine,
             index: engine.verdict_index(),
+            declared_ports,
+            declared_starts,
             history,
             services_by_address,
             cache: FastMap::default(),
@@ -632,10 +667,19 @@ impl<'e> Checker<'e> {
         let (Endpoint::Pod(id), Some(port)) = (endpoint, port) else {
             return false;
         };
-        self.engine.inventory().pods()[id]
-            .ports
+        self.declared(id)
             .iter()
-            .any(|declared| declared.port == port && declared.protocol == protocol)
+            .any(|&declared| declared == (protocol, port))
+    }
+
+    /// The ports pod `id` declares (from the checker's flat copy: one short slice, where
+    /// the pod's own list sits behind two pointers in a large record).
+    fn declared(&self, id: usize) -> &[(Protocol, u16)] {
+        let bounds = |at: usize| self.declared_starts.get(at).map(|&s| s as usize);
+        match (bounds(id), bounds(id + 1)) {
+            (Some(start), Some(end)) => self.declared_ports.get(start..end).unwrap_or_default(),
+            _ => &[],
+        }
     }
 
     /// Map one flow to endpoints and judge it.
@@ -851,6 +895,7 @@ impl<'e> Checker<'e> {
             src_ports: [0; 2],
             src_ports_len: 0,
             outcome: NOT_JUDGED,
+            verdict: 0,
         };
         let Some(protocol) = ported else {
             return (resolved, span);
@@ -863,13 +908,13 @@ impl<'e> Checker<'e> {
                     .any(|p| p.protocol == protocol && Some(p.port) == flow.dst_port)
             });
         if let Endpoint::Pod(id) = src {
-            for declared in &self.engine.inventory().pods()[id].ports {
-                if declared.protocol == protocol {
+            for &(declared_protocol, declared_port) in self.declared(id) {
+                if declared_protocol == protocol {
                     if let Some(slot) = resolved
                         .src_ports
                         .get_mut(usize::from(resolved.src_ports_len))
                     {
-                        *slot = declared.port;
+                        *slot = declared_port;
                     }
                     resolved.src_ports_len =
                         resolved.src_ports_len.saturating_add(1).min(MANY_PORTS);
@@ -898,6 +943,7 @@ impl<'e> Checker<'e> {
             if let Some(class) = self.index.connection_class(a, b, protocol, port) {
                 if !self.class_cache.contains_key(&class) {
                     resolved.outcome = self.pending_outcome(class, (a, b), protocol, port);
+                    resolved.verdict = self.verdict_bits(resolved.outcome);
                     return (resolved, span);
                 }
             }
@@ -914,6 +960,7 @@ impl<'e> Checker<'e> {
             pending: None,
         };
         resolved.outcome = self.intern(outcome);
+        resolved.verdict = self.verdict_bits(resolved.outcome);
         (resolved, span)
     }
 
@@ -948,6 +995,12 @@ impl<'e> Checker<'e> {
         });
         self.pending_outcomes.insert(class, index);
         index
+    }
+
+    fn verdict_bits(&self, index: u32) -> u8 {
+        self.outcomes
+            .get(index as usize)
+            .map_or(0, Outcome::verdict_bits)
     }
 
     /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
@@ -1028,26 +1081,30 @@ impl<'e> Checker<'e> {
             mismatch: false,
         };
         let index = resolved.outcome;
-        let Some(outcome) = self.outcomes.get(index as usize) else {
+        if index == NOT_JUDGED {
             self.stats.not_judged += 1;
             return Some(judged);
-        };
+        }
         judged.outcome = Some(index);
-        let mut pending = outcome.pending.is_some();
-        if pending && (explain == Explain::Always || flow.observed_at == Some(ObservedAt::Egress)) {
+        let bits = resolved.verdict;
+        let mut pending = bits & PENDING != 0;
+        let at_egress = flow.observed_at == Some(ObservedAt::Egress);
+        if pending && (explain == Explain::Always || at_egress) {
+            // Settling puts the explanation in place: the index still holds.
             self.settle(index);
             pending = false;
         }
-        // Settling puts the explanation in place: the index still holds.
-        let Some(outcome) = self.outcomes.get(index as usize) else {
-            return Some(judged);
-        };
-        if outcome.group_denied {
+        if bits & GROUP_DENIED != 0 {
             self.stats.security_group_denials += 1;
         }
-        let compared = match flow.observed_at {
-            Some(ObservedAt::Egress) => outcome.egress_allowed,
-            Some(ObservedAt::Ingress) | None => outcome.allowed,
+        let compared = match (at_egress, bits & PENDING != 0) {
+            // Explained since it was cached: the egress side from the table.
+            (true, true) => self
+                .outcomes
+                .get(index as usize)
+                .is_some_and(|outcome| outcome.egress_allowed),
+            (true, false) => bits & EGRESS_ALLOWED != 0,
+            (false, _) => bits & ALLOWED != 0,
         };
         judged.mismatch = matches!(
             (flow.observed, compared),
