@@ -691,9 +691,7 @@ impl<'e> Checker<'e> {
         let (Endpoint::Pod(id), Some(port)) = (endpoint, port) else {
             return false;
         };
-        self.declared(id)
-            .iter()
-            .any(|&declared| declared == (protocol, port))
+        self.declared(id).contains(&(protocol, port))
     }
 
     /// The ports pod `id` declares (from the checker's flat copy: one short slice, where
