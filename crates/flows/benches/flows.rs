@@ -5,8 +5,8 @@
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
-use netfence_flows::read::{read_bytes, read_stream};
-use netfence_flows::{Checker, ReadStats, SourceFormat, VpcFormat};
+use netfence_flows::read::{read_bytes, read_bytes_into, read_stream_into};
+use netfence_flows::{CheckedFlow, Checker, FlowSink, ReadStats, Rows, SourceFormat, VpcFormat};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::Loader;
 use std::fmt::Write;
@@ -22,11 +22,38 @@ fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> 
     text.into_bytes()
 }
 
+/// [`records`] from `distinct` connections whose records say what policy says of them
+/// (ACCEPT when it allows, REJECT when it denies), but for one connection in a hundred: the
+/// mix of a log where mismatches are the exception.
+fn consistent_records(engine: &Engine, records: usize, distinct: usize) -> Vec<u8> {
+    let mut text = String::with_capacity(records * 110);
+    let mut generator = Records::new(engine, Some(distinct));
+    let index = engine.verdict_index();
+    generator.actions = generator
+        .connections
+        .iter()
+        .enumerate()
+        .map(|(n, &(src, dst, port))| {
+            let allowed = index.allowed_ips(
+                generator.addresses[src],
+                generator.addresses[dst],
+                netfence_model::Protocol::Tcp,
+                port,
+            );
+            allowed != n.is_multiple_of(100)
+        })
+        .collect();
+    generator.write(&mut text, records);
+    text.into_bytes()
+}
+
 /// The record generator behind [`records`], also read as a stream ([`Records::stream`]) for
 /// inputs larger than memory.
 struct Records {
     addresses: Vec<std::net::IpAddr>,
     connections: Vec<(usize, usize, u16)>,
+    /// ACCEPT (true) or REJECT per connection; empty: one in five records REJECT at random.
+    actions: Vec<bool>,
     seed: u64,
     written: usize,
 }
@@ -42,6 +69,7 @@ impl Records {
         let mut records = Records {
             addresses,
             connections: Vec::new(),
+            actions: Vec::new(),
             seed: 0x2545_f491_4f6c_dd1d,
             written: 0,
         };
@@ -69,13 +97,16 @@ impl Records {
         for _ in 0..records {
             let i = self.written;
             self.written += 1;
-            let (src, dst, port) = if self.connections.is_empty() {
-                self.pick()
+            let (src, dst, port, accept) = if self.connections.is_empty() {
+                let (src, dst, port) = self.pick();
+                (src, dst, port, None)
             } else {
                 let at = (self.next() % self.connections.len() as u64) as usize;
-                self.connections[at]
+                let (src, dst, port) = self.connections[at];
+                (src, dst, port, self.actions.get(at).copied())
             };
-            let action = if self.next().is_multiple_of(5) {
+            let reject = self.next().is_multiple_of(5);
+            let action = if accept.map_or(reject, |accept| !accept) {
                 "REJECT"
             } else {
                 "ACCEPT"
@@ -164,15 +195,18 @@ fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
 fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
-    // `read_bytes` opens gzip as the CLI does.
+    // `read_bytes_into` opens gzip as the CLI does.
     let mut stats = ReadStats::default();
-    read_bytes(input, "bench", &format, &mut stats, &mut |flow| {
-        if let Some(judged) = checker.judge(&flow) {
-            if judged.mismatch {
-                std::hint::black_box(checker.checked(&flow, &judged));
-            }
-        }
-    })
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_bytes_into(
+        input,
+        "bench",
+        &format,
+        &mut stats,
+        &mut checker.judging(Rows::Mismatches, &mut sink),
+    )
     .expect("reads");
     assert_eq!(stats.parsed, stats.read, "every record reads");
     (checker.stats().mismatches, checker.stats().verdicts)
@@ -180,28 +214,58 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 
 fn check_with(checker: &mut Checker, format: &SourceFormat, input: impl std::io::BufRead) {
     let mut stats = ReadStats::default();
-    read_stream(input, "bench", format, &mut stats, &mut |flow| {
-        if let Some(judged) = checker.judge(&flow) {
-            if judged.mismatch {
-                std::hint::black_box(checker.checked(&flow, &judged));
-            }
-        }
-    })
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_stream_into(
+        input,
+        "bench",
+        format,
+        &mut stats,
+        &mut checker.judging(Rows::Mismatches, &mut sink),
+    )
     .expect("reads");
 }
 
-/// `Checker::check` on every flow, a whole row each (`-o json`'s path, before rendering).
-fn check_rows(engine: &Engine, input: &[u8]) {
+/// Judge every record (verdict, mismatch or not, counts) and build no row: the check when
+/// mismatches are rare. The mismatches.
+fn judge(engine: &Engine, input: &[u8]) -> u64 {
+    struct Judge<'c, 'e>(&'c mut Checker<'e>, u64);
+    impl FlowSink for Judge<'_, '_> {
+        fn flow(&mut self, flow: netfence_flows::Flow) {
+            self.1 += u64::from(self.0.judge(&flow).is_some_and(|j| j.mismatch));
+        }
+        fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
+            self.1 += u64::from(self.0.judge_vpc(record).is_some_and(|j| j.mismatch));
+        }
+    }
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
-    read_bytes(
+    let mut sink = Judge(&mut checker, 0);
+    read_bytes_into(
         input,
         "bench",
         &format,
         &mut ReadStats::default(),
-        &mut |flow| {
-            std::hint::black_box(checker.check(&flow));
-        },
+        &mut sink,
+    )
+    .expect("reads");
+    sink.1
+}
+
+/// A whole row for every judged flow (`-o json`'s path, before rendering).
+fn check_rows(engine: &Engine, input: &[u8]) {
+    let format = SourceFormat::Vpc(VpcFormat::default());
+    let mut checker = Checker::new(engine, None);
+    let mut sink = |row: &CheckedFlow| {
+        std::hint::black_box(row);
+    };
+    read_bytes_into(
+        input,
+        "bench",
+        &format,
+        &mut ReadStats::default(),
+        &mut checker.judging(Rows::All, &mut sink),
     )
     .expect("reads");
 }
@@ -267,10 +331,42 @@ fn main() {
         println!("{before} {}", peak_rss_kib());
         return;
     }
-    println!("| pods | policies | records | connections | parse records/CPU-s | check records/CPU-s | check/parse | rows records/CPU-s | verdicts asked |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for distinct in [Some(1_000), Some(100_000), None] {
-        let input = records(&engine, count, distinct);
+    // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
+    // and prints the mismatches (for `perf record`).
+    // (`N,policy`: the records whose actions follow policy.)
+    if let Some((distinct, consistent)) =
+        std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
+            let (n, consistent) = n
+                .strip_suffix(",policy")
+                .map_or((&*n, false), |n| (n, true));
+            Some((n.parse::<usize>().ok()?, consistent))
+        })
+    {
+        let input = match consistent {
+            true => consistent_records(&engine, count, distinct),
+            false => records(&engine, count, Some(distinct)),
+        };
+        let mut mismatches = 0;
+        for _ in 0..20 {
+            mismatches = check(&engine, &input).0;
+        }
+        println!("{mismatches} mismatches in {count} records");
+        return;
+    }
+    println!("| pods | policies | records | connections | parse records/CPU-s | parse, short records/CPU-s | judge records/CPU-s | judge/parse | judge + mismatch rows records/CPU-s | rows records/CPU-s | mismatches | verdicts asked |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let workloads = [
+        (Some(1_000), false),
+        (Some(100_000), false),
+        (None, false),
+        (Some(1_000), true),
+        (Some(100_000), true),
+    ];
+    for (distinct, consistent) in workloads {
+        let input = match (distinct, consistent) {
+            (Some(distinct), true) => consistent_records(&engine, count, distinct),
+            _ => records(&engine, count, distinct),
+        };
         let parse = rate(count, repeats, true, || {
             let mut flows = 0u64;
             read_bytes(
@@ -283,13 +379,42 @@ fn main() {
             .expect("reads");
             assert_eq!(flows, count as u64);
         });
+        // The short way alone: VPC records read without their `Flow` being made.
+        let short = rate(count, repeats, true, || {
+            struct Count(u64);
+            impl FlowSink for Count {
+                fn flow(&mut self, _: netfence_flows::Flow) {
+                    self.0 += 1;
+                }
+                fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
+                    std::hint::black_box(record);
+                    self.0 += 1;
+                }
+            }
+            let mut records = Count(0);
+            read_bytes_into(
+                &input,
+                "bench",
+                &format,
+                &mut ReadStats::default(),
+                &mut records,
+            )
+            .expect("reads");
+            assert_eq!(records.0, count as u64);
+        });
+        let mut mismatches = 0;
+        let judged = rate(count, repeats, true, || mismatches = judge(&engine, &input));
         let mut verdicts = 0;
         let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
-            "| {pods} | {policies} | {count} | {} | {parse:.0} | {checked:.0} | {:.2} | {rows:.0} | {verdicts} |",
-            distinct.map_or("all distinct".to_string(), |d| d.to_string()),
-            checked / parse
+            "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {judged:.0} | {:.2} | {checked:.0} | {rows:.0} | {mismatches} | {verdicts} |",
+            match (distinct, consistent) {
+                (None, _) => "all distinct".to_string(),
+                (Some(d), false) => d.to_string(),
+                (Some(d), true) => format!("{d}, actions as policy says (1 % not)"),
+            },
+            judged / parse
         );
     }
     // Compressed input: the whole check from `.gz` against decompression alone, in process

@@ -4,7 +4,7 @@
 //! distinct (source, destination, protocol, port): flows repeat, verdicts are cached.
 
 use crate::history::{History, Holder};
-use crate::{Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply};
+use crate::{Flow, FlowProtocol, FlowSink, Observed, ObservedAt, PodHint, Reply, VpcRecord};
 use jiff::Timestamp;
 use netfence_engine::{ConnectionClass, Endpoint, Engine, PolicyId, Verdict, VerdictIndex};
 use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
@@ -228,7 +228,28 @@ struct Outcome {
     egress_allowed: bool,
     group_denied: bool,
     decided_by: Option<Arc<str>>,
+    /// Set when only the verdict is known (from the engine's [`VerdictIndex`]): the
+    /// connection to ask the engine about for the egress side and the deciding policy, when
+    /// a mismatch or a row needs them ([`Checker::settle`]).
+    pending: Option<Pending>,
 }
+
+/// A connection between two pods whose explanation has not been asked for yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Pending {
+    class: ConnectionClass,
+    src: usize,
+    dst: usize,
+    protocol: Protocol,
+    port: u16,
+}
+
+/// After this many explanations a checker takes verdicts between pods from the engine's
+/// [`VerdictIndex`] (a bit test, once its port class is filled) and asks the engine for the
+/// explanation only when a mismatch or a row needs it: filling a port class costs about as
+/// much as a few thousand explanations (docs/performance.md, verdict lookups), so a log of
+/// few connections never pays for it.
+pub const EXPLAIN_ALL_BEFORE: u64 = 4096;
 
 /// [`Resolved::outcome`] of a flow the engine cannot judge.
 const NOT_JUDGED: u32 = u32::MAX;
@@ -255,6 +276,29 @@ struct Resolved {
     src_ports_len: u8,
     /// The outcome's index, or [`NOT_JUDGED`].
     outcome: u32,
+    /// The outcome's verdict bits ([`ALLOWED`], [`EGRESS_ALLOWED`], [`GROUP_DENIED`],
+    /// [`PENDING`]) as it was when resolved, so that a cached connection is judged without
+    /// reading the outcome table (an outcome pending then may be explained since: its
+    /// verdict stays, its egress side is read from the table).
+    verdict: u8,
+}
+
+/// [`Resolved::verdict`]: policy and groups allow.
+const ALLOWED: u8 = 1;
+/// [`Resolved::verdict`]: the source's egress allows.
+const EGRESS_ALLOWED: u8 = 2;
+/// [`Resolved::verdict`]: the security groups deny.
+const GROUP_DENIED: u8 = 4;
+/// [`Resolved::verdict`]: the outcome's explanation was pending.
+const PENDING: u8 = 8;
+
+impl Outcome {
+    fn verdict_bits(&self) -> u8 {
+        (u8::from(self.allowed) * ALLOWED)
+            | (u8::from(self.egress_allowed) * EGRESS_ALLOWED)
+            | (u8::from(self.group_denied) * GROUP_DENIED)
+            | (u8::from(self.pending.is_some()) * PENDING)
+    }
 }
 
 fn pod_slot(endpoint: Endpoint) -> u32 {
@@ -282,25 +326,152 @@ struct FrontKey {
 #[derive(Clone, Copy, Debug, Default)]
 struct FrontSlot {
     key: FrontKey,
-    /// The whole seconds `[lo, hi)` over which the entry holds (the pods history can give an
-    /// address to another pod at another time).
-    lo: i64,
-    hi: i64,
     resolved: Resolved,
+}
+
+/// One set of the front cache: 4 slots of 32 bytes, two cache lines.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(128))]
+struct FrontSet([FrontSlot; WAYS]);
+
+impl FrontKey {
+    /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
+    #[inline]
+    fn new(
+        src: std::net::Ipv4Addr,
+        dst: std::net::Ipv4Addr,
+        protocol: u32,
+        port: u16,
+        sees_security_groups: bool,
+    ) -> Self {
+        FrontKey {
+            addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
+            rest: (u32::from(port) << 16)
+                | (protocol << 8)
+                | (u32::from(sees_security_groups) << 1)
+                | 1,
+        }
+    }
+}
+
+/// The values of a flow [`Checker::apply`] reads, from a [`Flow`] or a [`VpcRecord`].
+struct Facts {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: FlowProtocol,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    reply: Reply,
+    observed: Option<Observed>,
+    observed_at: Option<ObservedAt>,
+}
+
+impl Facts {
+    #[inline]
+    fn of(flow: &Flow) -> Self {
+        Facts {
+            src: flow.src,
+            dst: flow.dst,
+            protocol: flow.protocol,
+            src_port: flow.src_port,
+            dst_port: flow.dst_port,
+            reply: flow.reply,
+            observed: flow.observed,
+            observed_at: flow.observed_at,
+        }
+    }
+
+    /// The facts of [`VpcRecord::flow`].
+    #[inline]
+    fn of_vpc(record: &VpcRecord) -> Self {
+        Facts {
+            src: IpAddr::V4(record.src),
+            dst: IpAddr::V4(record.dst),
+            protocol: FlowProtocol::from_number(record.protocol),
+            src_port: record.src_port,
+            dst_port: record.dst_port,
+            reply: record.reply,
+            observed: record.observed,
+            observed_at: None,
+        }
+    }
+}
+
+/// Which judged flows need their outcome explained (the egress side and the deciding policy)
+/// when the verdict came from the index alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Explain {
+    /// Every one: the caller may ask for any row ([`Checker::judge`]).
+    Always,
+    /// The mismatches only (and flows observed at the egress, whose comparison needs it).
+    Mismatches,
+}
+
+/// Which rows [`Checker::judging`] hands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every judged flow's (JSON, CSV, Parquet outputs).
+    All,
+    /// The mismatches' only (the summary and the mismatch groups).
+    Mismatches,
+}
+
+/// A [`FlowSink`] that judges what it is handed ([`Checker::judging`]).
+pub struct Judging<'c, 'e> {
+    checker: &'c mut Checker<'e>,
+    rows: Rows,
+    sink: &'c mut dyn FnMut(&CheckedFlow),
+}
+
+impl Judging<'_, '_> {
+    /// Rows for every flow need every explanation; rows for mismatches, theirs only.
+    fn explain(&self) -> Explain {
+        match self.rows {
+            Rows::All => Explain::Always,
+            Rows::Mismatches => Explain::Mismatches,
+        }
+    }
+}
+
+impl FlowSink for Judging<'_, '_> {
+    fn flow(&mut self, flow: Flow) {
+        let explain = self.explain();
+        if let Some(judged) = self.checker.judge_flow(&flow, explain) {
+            if judged.mismatch || self.rows == Rows::All {
+                (self.sink)(&self.checker.checked(&flow, &judged));
+            }
+        }
+    }
+
+    #[inline]
+    fn vpc_record(&mut self, record: &VpcRecord) {
+        let explain = self.explain();
+        if let Some(judged) = self.checker.judge_record(record, explain) {
+            if judged.mismatch || self.rows == Rows::All {
+                (self.sink)(&self.checker.checked_vpc(record, &judged));
+            }
+        }
+    }
 }
 
 /// Ways per set of the front cache.
 const WAYS: usize = 4;
-/// Sets of the front cache (a power of two): 2^15 sets of 4 ways, 131,072 connections, 6 MiB.
+/// Sets of the front cache (a power of two): 2^15 sets of 4 ways, 131,072 connections, 4 MiB
+/// (and 2 MiB of time spans with a pods history).
 const SETS: usize = 1 << 15;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
-/// one hash of 12 bytes and a look at one set, not two address lookups, a class lookup and
-/// a verdict lookup. Fixed size: memory does not grow with the input. A miss is looked up
-/// the long way and put first in its set (the set's last entry leaves).
+/// one hash of 12 bytes and a look at one set (two cache lines), not two address lookups, a
+/// class lookup and a verdict lookup. Fixed size: memory does not grow with the input. A
+/// miss is looked up the long way and put first in its set (the set's last entry leaves).
+/// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
+/// to another pod at another time); those spans sit apart, made and read only once an
+/// entry's span is bounded (with a pods history).
 #[derive(Default)]
 struct FrontCache {
-    sets: Vec<[FrontSlot; WAYS]>,
+    sets: Vec<FrontSet>,
+    /// The `[lo, hi)` of each slot, when some entry's span is bounded.
+    spans: Vec<[(i64, i64); WAYS]>,
 }
 
 impl FrontCache {
@@ -310,29 +481,46 @@ impl FrontCache {
         (hash >> (64 - SETS.trailing_zeros())) as usize
     }
 
+    #[inline]
     fn get(&self, key: FrontKey, second: i64) -> Option<Resolved> {
-        let set = self.sets.get(Self::set(key))?;
-        set.iter()
-            .find(|slot| slot.key == key && slot.lo <= second && second < slot.hi)
-            .map(|slot| slot.resolved)
+        let at = Self::set(key);
+        let set = &self.sets.get(at)?.0;
+        let way = set.iter().position(|slot| slot.key == key)?;
+        if let Some(spans) = self.spans.get(at) {
+            let (lo, hi) = spans[way];
+            if !(lo <= second && second < hi) {
+                // A key is in a set once at most: no other way holds it.
+                return None;
+            }
+        }
+        Some(set[way].resolved)
     }
 
     fn insert(&mut self, key: FrontKey, lo: i64, hi: i64, resolved: Resolved) {
         if self.sets.is_empty() {
-            self.sets = vec![[FrontSlot::default(); WAYS]; SETS];
+            self.sets = vec![FrontSet::default(); SETS];
         }
-        let set = &mut self.sets[Self::set(key)];
-        set.copy_within(0..WAYS - 1, 1);
-        set[0] = FrontSlot {
-            key,
-            lo,
-            hi,
-            resolved,
-        };
+        if (lo, hi) != (i64::MIN, i64::MAX) && self.spans.is_empty() {
+            self.spans = vec![[(i64::MIN, i64::MAX); WAYS]; SETS];
+        }
+        let at = Self::set(key);
+        let set = &mut self.sets[at].0;
+        // A key once per set: an entry for the same key (another time span) is replaced.
+        let way = set
+            .iter()
+            .position(|slot| slot.key == key)
+            .unwrap_or(WAYS - 1);
+        set.copy_within(0..way, 1);
+        set[0] = FrontSlot { key, resolved };
+        if let Some(spans) = self.spans.get_mut(at) {
+            spans.copy_within(0..way, 1);
+            spans[0] = (lo, hi);
+        }
     }
 
     fn clear(&mut self) {
         self.sets = Vec::new();
+        self.spans = Vec::new();
     }
 }
 
@@ -357,6 +545,16 @@ pub struct Checker<'e> {
     /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
     outcomes: Vec<Outcome>,
     outcome_index: FastMap<Outcome, u32>,
+    /// Every pod's declared (protocol, port)s, pod after pod: pod `id`'s from
+    /// `declared_starts[id]` to `declared_starts[id + 1]`.
+    declared_ports: Vec<(Protocol, u16)>,
+    declared_starts: Vec<u32>,
+    /// The outcomes whose explanation is pending, by connection class.
+    pending_outcomes: FastMap<ConnectionClass, u32>,
+    /// Explanations asked so far (not reset by [`Checker::take_stats`]).
+    explained: u64,
+    /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
+    explain_all_before: u64,
     stats: CheckStats,
 }
 
@@ -373,9 +571,17 @@ impl<'e> Checker<'e> {
                 services_by_address.entry(*ip).or_insert(index);
             }
         }
+        let mut declared_ports = Vec::new();
+        let mut declared_starts = vec![0u32];
+        for pod in inventory.pods() {
+            declared_ports.extend(pod.ports.iter().map(|p| (p.protocol, p.port)));
+            declared_starts.push(u32::try_from(declared_ports.len()).unwrap_or(u32::MAX));
+        }
         Checker {
             engine,
             index: engine.verdict_index(),
+            declared_ports,
+            declared_starts,
             history,
             services_by_address,
             cache: FastMap::default(),
@@ -386,6 +592,9 @@ impl<'e> Checker<'e> {
             front_enabled: true,
             outcomes: Vec::new(),
             outcome_index: FastMap::default(),
+            pending_outcomes: FastMap::default(),
+            explained: 0,
+            explain_all_before: EXPLAIN_ALL_BEFORE,
             stats: CheckStats::default(),
         }
     }
@@ -425,6 +634,14 @@ impl<'e> Checker<'e> {
     #[doc(hidden)]
     pub fn without_front_cache(mut self) -> Self {
         self.front_enabled = false;
+        self
+    }
+
+    /// The same checker, taking verdicts from the index after `explanations` explanations
+    /// instead of [`EXPLAIN_ALL_BEFORE`] (0: from the start). For tests that compare.
+    #[doc(hidden)]
+    pub fn explain_all_before(mut self, explanations: u64) -> Self {
+        self.explain_all_before = explanations;
         self
     }
 
@@ -474,10 +691,17 @@ impl<'e> Checker<'e> {
         let (Endpoint::Pod(id), Some(port)) = (endpoint, port) else {
             return false;
         };
-        self.engine.inventory().pods()[id]
-            .ports
-            .iter()
-            .any(|declared| declared.port == port && declared.protocol == protocol)
+        self.declared(id).contains(&(protocol, port))
+    }
+
+    /// The ports pod `id` declares (from the checker's flat copy: one short slice, where
+    /// the pod's own list sits behind two pointers in a large record).
+    fn declared(&self, id: usize) -> &[(Protocol, u16)] {
+        let bounds = |at: usize| self.declared_starts.get(at).map(|&s| s as usize);
+        match (bounds(id), bounds(id + 1)) {
+            (Some(start), Some(end)) => self.declared_ports.get(start..end).unwrap_or_default(),
+            _ => &[],
+        }
     }
 
     /// Map one flow to endpoints and judge it.
@@ -493,6 +717,10 @@ impl<'e> Checker<'e> {
     /// row ask [`Checker::checked`] for it; callers that count (`flows check`'s summary) need
     /// only [`Judged::mismatch`].
     pub fn judge(&mut self, flow: &Flow) -> Option<Judged> {
+        self.judge_flow(flow, Explain::Always)
+    }
+
+    fn judge_flow(&mut self, flow: &Flow, explain: Explain) -> Option<Judged> {
         if flow.reply == Reply::Yes {
             self.stats.replies += 1;
             return None;
@@ -508,21 +736,81 @@ impl<'e> Checker<'e> {
                 resolved
             }
         };
-        self.apply(flow, &resolved)
+        self.apply(&Facts::of(flow), &resolved, explain)
+    }
+
+    /// [`Checker::judge`] of a VPC record read the short way (the same answers and counts as
+    /// of [`VpcRecord::flow`]): a connection in the front cache is judged from the record's
+    /// values alone; any other is made into its flow and looked up the long way.
+    #[inline]
+    pub fn judge_vpc(&mut self, record: &VpcRecord) -> Option<Judged> {
+        self.judge_record(record, Explain::Always)
+    }
+
+    #[inline]
+    fn judge_record(&mut self, record: &VpcRecord, explain: Explain) -> Option<Judged> {
+        if record.reply == Reply::Yes {
+            self.stats.replies += 1;
+            return None;
+        }
+        let hit = self
+            .vpc_front_key(record)
+            .and_then(|(key, second)| self.front.get(key, second));
+        match hit {
+            Some(resolved) => self.apply(&Facts::of_vpc(record), &resolved, explain),
+            None => self.judge_flow(&record.flow(), explain),
+        }
     }
 
     /// The row of a judged flow (`judged` from [`Checker::judge`] on the same `flow`).
     pub fn checked(&self, flow: &Flow, judged: &Judged) -> CheckedFlow {
+        self.row(flow.time, flow.protocol, flow.observed, judged)
+    }
+
+    /// The row of a judged VPC record (`judged` from [`Checker::judge_vpc`] on the same
+    /// `record`): [`Checker::checked`] of its flow.
+    pub fn checked_vpc(&self, record: &VpcRecord, judged: &Judged) -> CheckedFlow {
+        self.row(
+            record.time(),
+            FlowProtocol::from_number(record.protocol),
+            record.observed,
+            judged,
+        )
+    }
+
+    /// A sink for the readers ([`crate::read_path_into`]) that judges every flow and hands
+    /// `sink` the row of every judged flow ([`Rows::All`]) or of the mismatches only
+    /// ([`Rows::Mismatches`]); replies are counted, not handed on. VPC records read the short
+    /// way are judged without their whole flow being made, unless a row is handed on.
+    pub fn judging<'c>(
+        &'c mut self,
+        rows: Rows,
+        sink: &'c mut dyn FnMut(&CheckedFlow),
+    ) -> Judging<'c, 'e> {
+        Judging {
+            checker: self,
+            rows,
+            sink,
+        }
+    }
+
+    fn row(
+        &self,
+        time: Option<Timestamp>,
+        protocol: FlowProtocol,
+        observed: Option<Observed>,
+        judged: &Judged,
+    ) -> CheckedFlow {
         let outcome = judged
             .outcome
             .and_then(|index| self.outcomes.get(index as usize));
         CheckedFlow {
-            time: flow.time,
+            time,
             src: judged.src,
             dst: judged.dst,
-            protocol: flow.protocol,
+            protocol,
             port: judged.port,
-            observed: flow.observed,
+            observed,
             policy: outcome.map(|o| {
                 if o.allowed {
                     Judgement::Allow
@@ -561,13 +849,31 @@ impl<'e> Checker<'e> {
             (Some(_), _) => return None,
         };
         Some((
-            FrontKey {
-                addresses: (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst)),
-                rest: (u32::from(port) << 16)
-                    | (protocol << 8)
-                    | (u32::from(flow.sees_security_groups) << 1)
-                    | 1,
-            },
+            FrontKey::new(src, dst, protocol, port, flow.sees_security_groups),
+            second,
+        ))
+    }
+
+    /// [`Checker::front_key`] of a VPC record's flow, from the record.
+    #[inline]
+    fn vpc_front_key(&self, record: &VpcRecord) -> Option<(FrontKey, i64)> {
+        if !self.front_enabled {
+            return None;
+        }
+        let protocol = match record.protocol {
+            6 => 0,
+            17 => 1,
+            132 => 2,
+            _ => return None,
+        };
+        let port = record.dst_port?;
+        let second = match (&self.history, record.start) {
+            (None, _) => 0,
+            (Some(_), Some(second)) => second,
+            (Some(_), None) => return None,
+        };
+        Some((
+            FrontKey::new(record.src, record.dst, protocol, port, true),
             second,
         ))
     }
@@ -611,6 +917,7 @@ impl<'e> Checker<'e> {
             src_ports: [0; 2],
             src_ports_len: 0,
             outcome: NOT_JUDGED,
+            verdict: 0,
         };
         let Some(protocol) = ported else {
             return (resolved, span);
@@ -623,13 +930,13 @@ impl<'e> Checker<'e> {
                     .any(|p| p.protocol == protocol && Some(p.port) == flow.dst_port)
             });
         if let Endpoint::Pod(id) = src {
-            for declared in &self.engine.inventory().pods()[id].ports {
-                if declared.protocol == protocol {
+            for &(declared_protocol, declared_port) in self.declared(id) {
+                if declared_protocol == protocol {
                     if let Some(slot) = resolved
                         .src_ports
                         .get_mut(usize::from(resolved.src_ports_len))
                     {
-                        *slot = declared.port;
+                        *slot = declared_port;
                     }
                     resolved.src_ports_len =
                         resolved.src_ports_len.saturating_add(1).min(MANY_PORTS);
@@ -641,13 +948,29 @@ impl<'e> Checker<'e> {
         };
         // A Service's cluster IP is judged through the Service; the groups see the backends.
         let target = service.map_or(Target::Endpoint(dst), Target::Service);
-        let decision = self.decide(src, target, protocol, port);
         let group_denial = match (&mut self.security_groups, target) {
             (Some(groups), Target::Endpoint(dst)) if flow.sees_security_groups => {
                 groups.deny((src, flow.src), (dst, flow.dst), protocol, port)
             }
             _ => None,
         };
+        // Between two pods, once many explanations were asked: the verdict from the index,
+        // the explanation when needed (unless the class is explained already).
+        if let (Endpoint::Pod(a), Target::Endpoint(Endpoint::Pod(b)), None, true) = (
+            src,
+            target,
+            &group_denial,
+            self.explained >= self.explain_all_before,
+        ) {
+            if let Some(class) = self.index.connection_class(a, b, protocol, port) {
+                if !self.class_cache.contains_key(&class) {
+                    resolved.outcome = self.pending_outcome(class, (a, b), protocol, port);
+                    resolved.verdict = self.verdict_bits(resolved.outcome);
+                    return (resolved, span);
+                }
+            }
+        }
+        let decision = self.decide(src, target, protocol, port);
         // The groups sit on the interface, before the pod's policy on the way in and after
         // it on the way out; either dropping the connection drops it. When both deny, the
         // groups are named: they are what a VPC record's REJECT reports.
@@ -656,9 +979,79 @@ impl<'e> Checker<'e> {
             egress_allowed: decision.egress_allowed,
             group_denied: group_denial.is_some(),
             decided_by: group_denial.or(decision.decided_by),
+            pending: None,
         };
         resolved.outcome = self.intern(outcome);
+        resolved.verdict = self.verdict_bits(resolved.outcome);
         (resolved, span)
+    }
+
+    /// The outcome of a connection class between two pods whose verdict the index gives,
+    /// its explanation pending (one outcome per class).
+    fn pending_outcome(
+        &mut self,
+        class: ConnectionClass,
+        (src, dst): (usize, usize),
+        protocol: Protocol,
+        port: u16,
+    ) -> u32 {
+        if let Some(&index) = self.pending_outcomes.get(&class) {
+            return index;
+        }
+        let allowed = self
+            .index
+            .allowed(Endpoint::Pod(src), Endpoint::Pod(dst), protocol, port);
+        let index = self.push_outcome(Outcome {
+            allowed,
+            // Not known until explained (`settle`).
+            egress_allowed: allowed,
+            group_denied: false,
+            decided_by: None,
+            pending: Some(Pending {
+                class,
+                src,
+                dst,
+                protocol,
+                port,
+            }),
+        });
+        self.pending_outcomes.insert(class, index);
+        index
+    }
+
+    fn verdict_bits(&self, index: u32) -> u8 {
+        self.outcomes
+            .get(index as usize)
+            .map_or(0, Outcome::verdict_bits)
+    }
+
+    /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
+    /// in place (the front cache's entries point to it by index).
+    fn settle(&mut self, index: u32) {
+        let Some(pending) = self
+            .outcomes
+            .get(index as usize)
+            .and_then(|outcome| outcome.pending)
+        else {
+            return;
+        };
+        let decision = self.decide(
+            Endpoint::Pod(pending.src),
+            Target::Endpoint(Endpoint::Pod(pending.dst)),
+            pending.protocol,
+            pending.port,
+        );
+        if let Some(outcome) = self.outcomes.get_mut(index as usize) {
+            // The index answers as the engine does (engine tests/lookup.rs).
+            debug_assert_eq!(outcome.allowed, decision.allowed);
+            *outcome = Outcome {
+                allowed: decision.allowed,
+                egress_allowed: decision.egress_allowed,
+                group_denied: false,
+                decided_by: decision.decided_by,
+                pending: None,
+            };
+        }
     }
 
     /// The index of `outcome` in the outcome table (bounded like the caches: when full, it
@@ -667,19 +1060,28 @@ impl<'e> Checker<'e> {
         if let Some(&index) = self.outcome_index.get(&outcome) {
             return index;
         }
-        if self.outcomes.len() >= MAX_CACHED_VERDICTS {
-            self.outcomes.clear();
-            self.outcome_index.clear();
-            self.front.clear();
-        }
-        let index = u32::try_from(self.outcomes.len()).unwrap_or(NOT_JUDGED - 1);
-        self.outcomes.push(outcome.clone());
+        let index = self.push_outcome(outcome.clone());
         self.outcome_index.insert(outcome, index);
         index
     }
 
+    /// Add `outcome` to the table (when full, the table starts again, and so do the front
+    /// cache and the maps that point into it).
+    fn push_outcome(&mut self, outcome: Outcome) -> u32 {
+        if self.outcomes.len() >= MAX_CACHED_VERDICTS {
+            self.outcomes.clear();
+            self.outcome_index.clear();
+            self.pending_outcomes.clear();
+            self.front.clear();
+        }
+        let index = u32::try_from(self.outcomes.len()).unwrap_or(NOT_JUDGED - 1);
+        self.outcomes.push(outcome);
+        index
+    }
+
     /// The per-flow part of the check, from what [`Checker::resolve`] worked out.
-    fn apply(&mut self, flow: &Flow, resolved: &Resolved) -> Option<Judged> {
+    #[inline]
+    fn apply(&mut self, flow: &Facts, resolved: &Resolved, explain: Explain) -> Option<Judged> {
         self.stats.history_pods_missing += u64::from(resolved.missing);
         let src = endpoint_of(resolved.src, flow.src);
         let ported = flow.protocol.ported();
@@ -700,17 +1102,31 @@ impl<'e> Checker<'e> {
             outcome: None,
             mismatch: false,
         };
-        let Some(outcome) = self.outcomes.get(resolved.outcome as usize) else {
+        let index = resolved.outcome;
+        if index == NOT_JUDGED {
             self.stats.not_judged += 1;
             return Some(judged);
-        };
-        judged.outcome = Some(resolved.outcome);
-        if outcome.group_denied {
+        }
+        judged.outcome = Some(index);
+        let bits = resolved.verdict;
+        let mut pending = bits & PENDING != 0;
+        let at_egress = flow.observed_at == Some(ObservedAt::Egress);
+        if pending && (explain == Explain::Always || at_egress) {
+            // Settling puts the explanation in place: the index still holds.
+            self.settle(index);
+            pending = false;
+        }
+        if bits & GROUP_DENIED != 0 {
             self.stats.security_group_denials += 1;
         }
-        let compared = match flow.observed_at {
-            Some(ObservedAt::Egress) => outcome.egress_allowed,
-            Some(ObservedAt::Ingress) | None => outcome.allowed,
+        let compared = match (at_egress, bits & PENDING != 0) {
+            // Explained since it was cached: the egress side from the table.
+            (true, true) => self
+                .outcomes
+                .get(index as usize)
+                .is_some_and(|outcome| outcome.egress_allowed),
+            (true, false) => bits & EGRESS_ALLOWED != 0,
+            (false, _) => bits & ALLOWED != 0,
         };
         judged.mismatch = matches!(
             (flow.observed, compared),
@@ -718,6 +1134,9 @@ impl<'e> Checker<'e> {
         );
         if judged.mismatch {
             self.stats.mismatches += 1;
+            if pending {
+                self.settle(index);
+            }
         }
         Some(judged)
     }
@@ -781,6 +1200,7 @@ impl<'e> Checker<'e> {
         port: u16,
     ) -> Decision {
         self.stats.verdicts += 1;
+        self.explained += 1;
         match target {
             Target::Endpoint(dst) => {
                 let decision = self.engine.decide(src, dst, protocol, port);

@@ -20,12 +20,13 @@ pub mod vpc;
 pub mod write;
 
 pub use self::parquet::ParquetWriter;
-pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement};
+pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement, Judging, Rows};
 pub use history::{History, HistoryError};
 pub use read::{
-    for_each_input, input_files, read_path, read_stream, FlowError, ReadStats, SourceFormat,
+    for_each_input, input_files, read_path, read_path_into, read_stream, read_stream_into,
+    FlowError, FlowSink, ReadStats, SourceFormat,
 };
-pub use vpc::{VpcField, VpcFormat, VpcFormatError};
+pub use vpc::{VpcField, VpcFormat, VpcFormatError, VpcRecord};
 
 use jiff::Timestamp;
 use std::fmt;

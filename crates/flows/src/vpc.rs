@@ -11,7 +11,7 @@
 use crate::read::Line;
 use crate::{malformed, Flow, FlowProtocol, Observed, Reply, Skip};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The fields of VPC Flow Logs versions 2 to 8, by their names in the user guide.
 const FIELDS: &[(&str, u8)] = &[
@@ -247,6 +247,94 @@ impl VpcFormat {
         &self.fields
     }
 
+    /// Read one record line (without its line end) the short way, when it is an IPv4
+    /// record in the usual form: ASCII, starting with a digit (so no header line, no
+    /// CloudWatch time in front), as many fields as the format, a flow (no NODATA or
+    /// SKIPDATA), and every read value plain (dotted quads, unsigned decimal numbers,
+    /// `ACCEPT`/`REJECT`). `None` for any other line: [`VpcFormat::record`] reads those, and
+    /// reads every line this reads to the same flow ([`VpcRecord::flow`]).
+    #[inline]
+    pub fn fast_record(&self, line: &[u8]) -> Option<VpcRecord> {
+        if !line.first().is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut kept = [(0u32, 0u32); KEPT];
+        let mut count = 0usize;
+        let mut first_end = 0usize;
+        let ascii = split_bytes(line, &mut |start, end| {
+            if count == 0 {
+                first_end = end;
+            }
+            if let Some(&slot) = self.roles.get(count) {
+                if let Some(value) = kept.get_mut(usize::from(slot)) {
+                    // Lines are far shorter than 4 GiB (a longer one is not read so).
+                    *value = (start as u32, end as u32);
+                }
+            }
+            count += 1;
+        });
+        if !ascii
+            || count != self.fields.len()
+            || line.len() > u32::MAX as usize
+            || line[..first_end].contains(&b'T')
+        {
+            return None;
+        }
+        let get = |slot: usize| {
+            let (start, end) = kept[slot];
+            Some(&line[start as usize..end as usize]).filter(|v| !v.is_empty() && *v != b"-")
+        };
+        if let Some(b"NODATA" | b"SKIPDATA") = get(LOG_STATUS) {
+            return None;
+        }
+        let src = parse_v4(get(PKT_SRCADDR).or_else(|| get(SRCADDR))?)?;
+        let dst = parse_v4(get(PKT_DSTADDR).or_else(|| get(DSTADDR))?)?;
+        let protocol = small_number(get(PROTOCOL)?, 3, 255)? as u8;
+        let mut record = VpcRecord {
+            src: Ipv4Addr::from(src),
+            dst: Ipv4Addr::from(dst),
+            src_port: None,
+            dst_port: None,
+            protocol,
+            start: None,
+            observed: None,
+            tcp_flags: None,
+            reply: Reply::Unknown,
+        };
+        if FlowProtocol::from_number(protocol).ported().is_some() {
+            let port = |slot: usize| match get(slot) {
+                None => Some(None),
+                Some(text) => small_number(text, 5, 65535).map(|p| Some(p as u16)),
+            };
+            record.src_port = port(SRCPORT)?;
+            record.dst_port = port(DSTPORT)?;
+        }
+        if let Some(start) = get(START) {
+            record.start = Some(small_number(start, 12, FAST_START_MAX as u64)? as i64);
+        }
+        record.observed = match get(ACTION) {
+            Some(b"ACCEPT") => Some(Observed::Allow),
+            Some(b"REJECT") => Some(Observed::Deny),
+            None => None,
+            Some(_) => return None,
+        };
+        if let Some(flags) = get(TCP_FLAGS) {
+            let flags = small_number(flags, 3, 255)? as u8;
+            record.tcp_flags = Some(flags);
+            // As `record` reads them.
+            if protocol == 6 {
+                record.reply = if flags & 0x10 != 0 {
+                    Reply::Yes
+                } else if flags & 0x02 != 0 {
+                    Reply::No
+                } else {
+                    Reply::Unknown
+                };
+            }
+        }
+        Some(record)
+    }
+
     /// Read one record. A record behind an RFC 3339 timestamp (a CloudWatch Logs export
     /// writes each event's ingestion time in front) is read without it.
     pub fn record(&self, line: &str) -> Result<Flow, Skip> {
@@ -349,20 +437,106 @@ impl VpcFormat {
     }
 }
 
+/// A VPC record read the short way ([`VpcFormat::fast_record`]): the values the check uses,
+/// in 32 bytes, from which the whole [`Flow`] is made only when an output needs it
+/// ([`VpcRecord::flow`]). Only IPv4 records whose every read value is in its usual form are
+/// read so; any other line is read the general way ([`VpcFormat::record`]), so that a
+/// malformed line keeps its reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpcRecord {
+    /// Source address (`pkt-srcaddr` when present and not `-`).
+    pub src: Ipv4Addr,
+    /// Destination address (`pkt-dstaddr` when present and not `-`).
+    pub dst: Ipv4Addr,
+    /// Source port, for protocols with ports.
+    pub src_port: Option<u16>,
+    /// Destination port, for protocols with ports.
+    pub dst_port: Option<u16>,
+    /// The IANA protocol number.
+    pub protocol: u8,
+    /// `start` in Unix seconds, within the range of [`jiff::Timestamp`].
+    pub start: Option<i64>,
+    /// `action`.
+    pub observed: Option<Observed>,
+    /// `tcp-flags`.
+    pub tcp_flags: Option<u8>,
+    /// From `tcp-flags`, as [`VpcFormat::record`] reads it.
+    pub reply: Reply,
+}
+
+/// The latest `start` read the short way: year 8307, well inside [`jiff::Timestamp`]'s range
+/// (later ones are read the general way, which says whether they are out of range).
+const FAST_START_MAX: i64 = 200_000_000_000;
+
+impl VpcRecord {
+    /// The record as [`VpcFormat::record`] reads it.
+    pub fn flow(&self) -> Flow {
+        let mut flow = Flow::new(
+            IpAddr::V4(self.src),
+            IpAddr::V4(self.dst),
+            FlowProtocol::from_number(self.protocol),
+        );
+        flow.sees_security_groups = true;
+        flow.src_port = self.src_port;
+        flow.dst_port = self.dst_port;
+        flow.time = self.time();
+        flow.observed = self.observed;
+        flow.tcp_flags = self.tcp_flags;
+        flow.reply = self.reply;
+        flow
+    }
+
+    /// `start` as a time.
+    pub fn time(&self) -> Option<jiff::Timestamp> {
+        // In range by construction (at most FAST_START_MAX, not negative).
+        self.start
+            .and_then(|second| jiff::Timestamp::from_second(second).ok())
+    }
+}
+
+/// A decimal number of at most `digits` digits and nothing else, at most `max`: what
+/// `str::parse` reads too (it also takes a sign and more leading zeros: such values are left
+/// to it).
+#[inline]
+fn small_number(bytes: &[u8], digits: usize, max: u64) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > digits {
+        return None;
+    }
+    let mut value = 0u64;
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + u64::from(digit);
+    }
+    (value <= max).then_some(value)
+}
+
 /// Hand each word of `line` (split on runs of ASCII whitespace, as `split_ascii_whitespace`)
-/// to `word`, in order. Eight bytes at a time: a word of bit arithmetic marks the bytes at or
-/// below b' ' (the only ones that can be ASCII whitespace), and only those are looked at.
+/// to `word`, in order.
 fn split_words<'a>(line: &'a str, word: &mut impl FnMut(&'a str)) {
+    // Split at ASCII whitespace: both ends of every word are char boundaries.
+    split_bytes(line.as_bytes(), &mut |start, end| {
+        word(line.get(start..end).unwrap_or_default())
+    });
+}
+
+/// Hand the bounds `(start, end)` of each word of `bytes` (split on runs of ASCII whitespace,
+/// as `split_ascii_whitespace`) to `word`, in order; whether every byte is ASCII. Eight bytes
+/// at a time: a word of bit arithmetic marks the bytes at or below b' ' (the only ones that
+/// can be ASCII whitespace), and only those are looked at.
+#[inline]
+fn split_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> bool {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
     const SPACES: u64 = 0x2020_2020_2020_2020;
-    let bytes = line.as_bytes();
     let mut start = 0;
+    let mut high = 0u64;
     let mut separator = |at: usize, start: &mut usize| {
         if at > *start {
-            // Split at ASCII whitespace: both ends are char boundaries.
-            word(line.get(*start..at).unwrap_or_default());
+            word(*start, at);
         }
         *start = at + 1;
     };
@@ -382,6 +556,7 @@ fn split_words<'a>(line: &'a str, word: &mut impl FnMut(&'a str)) {
         // The high bit of each byte that is below 0x80 and at most 0x20: (b & 0x7f) + 0x5f
         // reaches 0x80 from 0x21 on, with no carry into the next byte; `| x` drops bytes
         // with the high bit set. And of each byte that is b' ' (zero after `^ SPACES`).
+        high |= x;
         let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
         let y = x ^ SPACES;
         let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
@@ -403,45 +578,54 @@ fn split_words<'a>(line: &'a str, word: &mut impl FnMut(&'a str)) {
         offset += 8;
     }
     separator(bytes.len(), &mut start);
+    high & HIGH == 0
 }
 
 /// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
 /// is several times slower), anything else by std. Same answers as `str::parse::<IpAddr>`:
 /// four decimal octets of at most three digits, no leading zeros, each at most 255.
 fn parse_ip(text: &str) -> Option<IpAddr> {
-    let bytes = text.as_bytes();
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    let mut ok = true;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 {
-            if bytes.get(i) != Some(&b'.') {
-                ok = false;
-                break;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut value = 0u32;
-        while i < bytes.len() && i - start < 3 && bytes[i].is_ascii_digit() {
-            value = value * 10 + u32::from(bytes[i] - b'0');
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') || value > 255 {
-            ok = false;
-            break;
-        }
-        *octet = value as u8;
-    }
-    if ok && i == bytes.len() {
+    if let Some(octets) = parse_v4(text.as_bytes()) {
         return Some(IpAddr::from(octets));
     }
     // Not a dotted quad: IPv6 (or nothing std reads either).
-    if bytes.contains(&b':') {
+    if text.as_bytes().contains(&b':') {
         return text.parse().ok();
     }
     None
+}
+
+/// A dotted-quad IPv4 address, as std reads one: four decimal octets of at most three digits,
+/// no leading zeros, each at most 255.
+#[inline]
+fn parse_v4(bytes: &[u8]) -> Option<[u8; 4]> {
+    if !(7..=15).contains(&bytes.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let (mut n, mut value, mut digits, mut leading_zero) = (0usize, 0u32, 0u32, false);
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            if digits == 0 {
+                leading_zero = digit == 0;
+            } else if leading_zero || digits == 3 {
+                return None;
+            }
+            value = value * 10 + u32::from(digit);
+            digits += 1;
+        } else if b == b'.' && digits > 0 && value <= 255 && n < 3 {
+            octets[n] = value as u8;
+            (n, value, digits) = (n + 1, 0, 0);
+        } else {
+            return None;
+        }
+    }
+    if n != 3 || digits == 0 || value > 255 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(octets)
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -474,6 +658,13 @@ impl FileState {
     /// Reading a new file with the configured format.
     pub(crate) fn new(format: VpcFormat) -> Self {
         FileState { format: Ok(format) }
+    }
+
+    /// One record line (without its line end) read the short way
+    /// ([`VpcFormat::fast_record`]), when it can be.
+    #[inline]
+    pub(crate) fn fast(&self, line: &[u8]) -> Option<VpcRecord> {
+        self.format.as_ref().ok()?.fast_record(line)
     }
 
     /// One line of the file.
@@ -559,6 +750,73 @@ mod tests {
         #[test]
         fn the_fast_address_parser_agrees_with_std(text in "[0-9.:a-f]{0,17}") {
             prop_assert_eq!(parse_ip(&text), text.parse().ok());
+        }
+
+        /// A line read the short way reads to the flow the general way reads it to; and the
+        /// usual records (plain values) are read the short way.
+        #[test]
+        fn the_short_way_reads_what_the_general_way_reads(
+            values in proptest::collection::vec(0usize..1000, 16),
+            format in 0usize..3,
+            plain in any::<bool>(),
+            separator in prop::sample::select(vec![" ", " ", "\t", "  "]),
+        ) {
+            let format = super::VpcFormat::parse([
+                super::DEFAULT_FORMAT,
+                "version srcaddr dstaddr srcport dstport protocol start action log-status tcp-flags pkt-srcaddr pkt-dstaddr",
+                "srcaddr dstaddr protocol dstport",
+            ][format]).unwrap();
+            // For each field, its usual values first, then odd ones that std still reads or
+            // that are malformed.
+            let pool = |name: &str| -> &'static [&'static str] {
+                match name {
+                    "srcaddr" | "dstaddr" | "pkt-srcaddr" | "pkt-dstaddr" => &[
+                        "10.0.1.10", "192.0.2.1", "0.0.0.0", "255.255.255.255", "-",
+                        "256.1.1.1", "01.2.3.4", "fe80::1", "1.2.3", "::ffff:1.2.3.4", "é.1.1.1",
+                    ],
+                    "srcport" | "dstport" => &[
+                        "8080", "0", "65535", "-", "65536", "+80", "0080", "000000000080",
+                        "8o", "99999",
+                    ],
+                    "protocol" => &["6", "17", "132", "1", "58", "0", "-", "+6", "006", "256", "tcp", "0006"],
+                    "start" => &[
+                        "1699999200", "0", "-", "+1699999200", "-5", "200000000000",
+                        "200000000001", "253402207200", "999999999999999999999", "1.5",
+                        "01699999200",
+                    ],
+                    "action" => &["ACCEPT", "REJECT", "-", "accept", "DROP"],
+                    "log-status" => &["OK", "NODATA", "SKIPDATA", "-", "ok"],
+                    "tcp-flags" => &["2", "18", "19", "0", "-", "256", "+2", "x", "002"],
+                    "version" => &["2", "5", "2023-11-14T22:00:00Z", "T", "-"],
+                    _ => &["123456789010", "eni-1", "-", "1"],
+                }
+            };
+            let words: Vec<&str> = format
+                .fields()
+                .iter()
+                .zip(&values)
+                .map(|(field, &pick)| {
+                    let pool = pool(field.name());
+                    // Plain lines take the first half of each pool (usual values) only.
+                    let n = if plain { pool.len().div_ceil(2).min(4) } else { pool.len() };
+                    pool[pick % n]
+                })
+                .collect();
+            let line = words.join(separator);
+            let general = format.record(&line);
+            match format.fast_record(line.as_bytes()) {
+                Some(record) => {
+                    prop_assert_eq!(general, Ok(record.flow()), "{}", line);
+                }
+                None => {
+                    // Only lines with an unusual value are left to the general way.
+                    let unusual = line.contains(['+', 'T']) || line.contains("DATA");
+                    prop_assert!(
+                        !(plain && general.is_ok() && !unusual),
+                        "a usual record left to the general way: {}", line
+                    );
+                }
+            }
         }
 
         #[test]

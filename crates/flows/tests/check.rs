@@ -3,10 +3,10 @@
 //! resolved by time through a pods history, Services judged at their backends.
 
 use netfence_engine::{Endpoint, Engine};
-use netfence_flows::read::read_bytes;
+use netfence_flows::read::{read_bytes, read_bytes_into};
 use netfence_flows::{
-    Checked, CheckedFlow, Checker, Flow, FlowProtocol, History, Judgement, Observed, ObservedAt,
-    ReadStats, Reply, SourceFormat, VpcFormat,
+    Checked, CheckedFlow, Checker, Flow, FlowProtocol, FlowSink, History, Judgement, Observed,
+    ObservedAt, ReadStats, Reply, Rows, SourceFormat, VpcFormat,
 };
 use netfence_model::Loader;
 
@@ -396,8 +396,10 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
     let mut checker = Checker::new(&engine, None);
     let flows = flows(&text);
     assert_eq!(flows.len(), expected.len());
+    let mut rows = Vec::new();
     for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
         let checked = judged(checker.check(flow));
+        rows.push(checked.clone());
         let policy = if *allowed {
             Judgement::Allow
         } else {
@@ -425,6 +427,24 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
         "{:?}",
         checker.stats()
     );
+
+    // Verdicts from the engine's index, explanations for the mismatches only (every record
+    // says ACCEPT: the connections policy denies): the same mismatch rows, with their
+    // deciding policies, and fewer explanations.
+    let mismatches: Vec<CheckedFlow> = rows.into_iter().filter(|row| row.mismatch).collect();
+    assert!(!mismatches.is_empty() && mismatches.len() < flows.len());
+    let mut lazy = Checker::new(&engine, None).explain_all_before(0);
+    let mut lazy_rows = Vec::new();
+    read_bytes_into(
+        text.as_bytes(),
+        "t",
+        &SourceFormat::Vpc(VpcFormat::default()),
+        &mut ReadStats::default(),
+        &mut lazy.judging(Rows::Mismatches, &mut |row| lazy_rows.push(row.clone())),
+    )
+    .unwrap();
+    assert_eq!(lazy_rows, mismatches);
+    assert!(lazy.stats().verdicts < checker.stats().verdicts);
 }
 
 mod front_cache {
@@ -476,6 +496,95 @@ mod front_cache {
         1_700_004_600,
     ];
 
+    /// A VPC flow log file of `lines`: each a record of default-format values picked by the
+    /// numbers (mostly usual ones, the cluster's addresses, between the history's times),
+    /// or a line of another kind by the second number.
+    fn vpc_lines(engine: &Engine, lines: &[(Vec<usize>, usize)]) -> Vec<u8> {
+        let addresses: Vec<String> = addresses(engine)
+            .iter()
+            .map(|a| a.to_string())
+            .chain(["-", "fe80::1", "10.0.0.010", "256.0.0.1"].map(String::from))
+            .collect();
+        let times: Vec<String> = TIMES
+            .iter()
+            .map(|t| t.to_string())
+            .chain(["-", "+1699999200", "253402207200", "x"].map(String::from))
+            .collect();
+        let pools: [&[&str]; 14] = [
+            &["2", "2", "2", "2", "5", "2023-11-14T22:00:00Z"],
+            &["123456789010"],
+            &["eni-1235b8ca123456789", "-"],
+            &[], // srcaddr
+            &[], // dstaddr
+            &["40000", "8080", "80", "443", "53", "-", "+1", "70000"],
+            &["8080", "80", "443", "53", "5432", "40000", "-", "0080", "x"],
+            &["6", "6", "6", "17", "132", "1", "58", "006", "300", "-"],
+            &["20"],
+            &["4249"],
+            &[], // start
+            &["1418530070"],
+            &["ACCEPT", "ACCEPT", "REJECT", "-", "DROP"],
+            &["OK", "OK", "OK", "NODATA", "SKIPDATA", "-"],
+        ];
+        let mut text = Vec::new();
+        for (picks, kind) in lines {
+            let words: Vec<&str> = picks
+                .iter()
+                .enumerate()
+                .map(|(field, &pick)| match field {
+                    3 | 4 => addresses[pick % addresses.len()].as_str(),
+                    10 => times[pick % times.len()].as_str(),
+                    _ => pools[field][pick % pools[field].len()],
+                })
+                .collect();
+            let record = words.join(" ");
+            let line: Vec<u8> = match kind {
+                0 => Vec::new(),
+                1 => format!("{record} extra").into_bytes(),
+                2 => words[..13].join(" ").into_bytes(),
+                3 => format!("2023-11-14T22:00:00.000Z {record}").into_bytes(),
+                4 => format!("\u{feff}{record}").into_bytes(),
+                5 => format!("{record}\r").into_bytes(),
+                6 => format!("  {record}").into_bytes(),
+                7 => words.join("\t").into_bytes(),
+                8 => record.replacen("eni", "én", 1).into_bytes(),
+                9 => {
+                    let mut bytes = record.into_bytes();
+                    bytes.extend_from_slice(b" \xff");
+                    bytes
+                }
+                // A v3 header: from here on, pkt-srcaddr/pkt-dstaddr and tcp-flags.
+                10 => b"version srcaddr dstaddr srcport dstport protocol start action log-status tcp-flags pkt-srcaddr pkt-dstaddr".to_vec(),
+                // A header that names no source: the rest of the file is malformed.
+                11 => b"version dstaddr protocol".to_vec(),
+                12 => crate_v2_header(),
+                // A record in the v3 format (malformed under the default one).
+                13..=16 => {
+                    let flags = ["2", "18", "0", "19", "-", "x"][picks[8] % 6];
+                    let pkt = |at: usize| match picks[at] % 3 {
+                        0 => "-",
+                        _ => addresses[picks[at] % addresses.len()].as_str(),
+                    };
+                    format!(
+                        "{} {} {} {} {} {} {} {} {} {flags} {} {}",
+                        words[0], words[3], words[4], words[5], words[6], words[7], words[10],
+                        words[12], words[13], pkt(9), pkt(11),
+                    )
+                    .into_bytes()
+                }
+                _ => record.into_bytes(),
+            };
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        text
+    }
+
+    /// The default format's header line (back to it).
+    fn crate_v2_header() -> Vec<u8> {
+        b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status".to_vec()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -490,10 +599,14 @@ mod front_cache {
             ),
             with_history in any::<bool>(),
             with_groups in any::<bool>(),
+            index_verdicts in any::<bool>(),
         ) {
             let engine = if with_groups { engine_with_groups() } else { engine() };
             let history = || with_history.then(|| History::read(HISTORY).unwrap());
             let mut fast = Checker::new(&engine, history());
+            if index_verdicts {
+                fast = fast.explain_all_before(0);
+            }
             let mut slow = Checker::new(&engine, history()).without_front_cache();
             if with_groups {
                 fast = fast.with_security_groups(security_groups(GROUPS_JSON));
@@ -512,6 +625,85 @@ mod front_cache {
                 flow.sees_security_groups = sees_groups;
                 prop_assert_eq!(fast.check(&flow), slow.check(&flow), "{:?}", flow);
             }
+            let mut counts = fast.stats().clone();
+            counts.verdicts = slow.stats().verdicts;
+            prop_assert_eq!(&counts, slow.stats());
+        }
+
+        /// The fused VPC path (records read the short way and judged from the front cache,
+        /// the whole flow made only for a row) against the general one (every line read
+        /// into a `Flow`, every flow checked), line by line over random files: usual records,
+        /// odd values std still reads, malformed lines, NODATA, header lines switching the
+        /// format (one naming no source), CloudWatch times in front, a byte-order mark, CRLF,
+        /// blank lines, non-ASCII and non-UTF-8 bytes. The same rows in order, the same read
+        /// counts by reason with the same example files and lines, the same check counts.
+        #[test]
+        fn the_fused_vpc_path_changes_no_answer(
+            lines in proptest::collection::vec(
+                (proptest::collection::vec(0usize..1000, 14), 0usize..24),
+                1..200,
+            ),
+            with_history in any::<bool>(),
+            with_groups in any::<bool>(),
+            mismatches_only in any::<bool>(),
+            index_verdicts in any::<bool>(),
+        ) {
+            let engine = if with_groups { engine_with_groups() } else { engine() };
+            let history = || with_history.then(|| History::read(HISTORY).unwrap());
+            let checker = || {
+                let checker = Checker::new(&engine, history());
+                match with_groups {
+                    true => checker.with_security_groups(security_groups(GROUPS_JSON)),
+                    false => checker,
+                }
+            };
+            let text = vpc_lines(&engine, &lines);
+            let format = SourceFormat::Vpc(VpcFormat::default());
+
+            // The general path: every line a `Flow`, every flow checked.
+            struct General<'a>(&'a mut Vec<Flow>);
+            impl FlowSink for General<'_> {
+                fn flow(&mut self, flow: Flow) {
+                    self.0.push(flow);
+                }
+                fn short_way(&self) -> bool {
+                    false
+                }
+            }
+            let (mut flows, mut general_stats) = (Vec::new(), ReadStats::default());
+            read_bytes_into(&text, "f.log", &format, &mut general_stats, &mut General(&mut flows)).unwrap();
+            let mut slow = checker();
+            let expected: Vec<CheckedFlow> = flows
+                .iter()
+                .filter_map(|flow| match slow.check(flow) {
+                    Checked::Judged(row) if row.mismatch || !mismatches_only => Some(row),
+                    _ => None,
+                })
+                .collect();
+
+            // Reading alone, the short way where it can: the same flows.
+            let (mut short_flows, mut short_stats) = (Vec::new(), ReadStats::default());
+            read_bytes_into(&text, "f.log", &format, &mut short_stats, &mut |f| short_flows.push(f)).unwrap();
+            prop_assert_eq!(&short_flows, &flows);
+            prop_assert_eq!(&short_stats, &general_stats);
+
+            // The fused path (verdicts from the index from the start, or explained always).
+            let mut fast = match index_verdicts {
+                true => checker().explain_all_before(0),
+                false => checker(),
+            };
+            let (mut rows, mut fused_stats) = (Vec::new(), ReadStats::default());
+            let which = if mismatches_only { Rows::Mismatches } else { Rows::All };
+            read_bytes_into(
+                &text,
+                "f.log",
+                &format,
+                &mut fused_stats,
+                &mut fast.judging(which, &mut |row| rows.push(row.clone())),
+            )
+            .unwrap();
+            prop_assert_eq!(&fused_stats, &general_stats);
+            prop_assert_eq!(rows, expected);
             let mut counts = fast.stats().clone();
             counts.verdicts = slow.stats().verdicts;
             prop_assert_eq!(&counts, slow.stats());

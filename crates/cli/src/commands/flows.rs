@@ -3,7 +3,7 @@
 //! wires the flags to it and streams the rows to `render`.
 
 use super::*;
-use netfence_flows::{Checked, Checker, History, ReadStats, SourceFormat, VpcFormat};
+use netfence_flows::{Checker, History, ReadStats, Rows, SourceFormat, VpcFormat};
 
 /// The `flows` subcommands.
 #[derive(Subcommand)]
@@ -234,21 +234,19 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             written = render::flows_header(&mut out, output_kind(output));
         }
         for path in &paths {
-            let mut sink = |flow: netfence_flows::Flow| {
-                let Checked::Judged(checked) = checker.check(&flow) else {
-                    return;
-                };
+            let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 if checked.mismatch {
-                    groups.add(&engine, &checked);
+                    groups.add(&engine, checked);
                 }
                 if rows && !args.summary && written.is_ok() {
-                    written = render::flow_row(&mut out, &engine, &checked, output_kind(output));
+                    written = render::flow_row(&mut out, &engine, checked, output_kind(output));
                 }
                 if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
-                    parquet_failure = writer.write(&engine, &checked).err();
+                    parquet_failure = writer.write(&engine, checked).err();
                 }
             };
-            netfence_flows::read_path(path, &format, &mut stats, &mut sink)
+            let mut judging = checker.judging(Rows::All, &mut sink);
+            netfence_flows::read_path_into(path, &format, &mut stats, &mut judging)
                 .map_err(|e| Failure::input(format!("{flag} {e}")))?;
             written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
             if let Some(e) = parquet_failure.take() {
@@ -322,13 +320,14 @@ fn check_files(
         |checker, path| {
             let mut file_stats = ReadStats::default();
             let mut file_groups = render::MismatchGroups::default();
-            let read = netfence_flows::read_path(path, format, &mut file_stats, &mut |flow| {
-                if let Some(judged) = checker.judge(&flow) {
-                    if judged.mismatch {
-                        file_groups.add(engine, &checker.checked(&flow, &judged));
-                    }
-                }
-            });
+            let mut add =
+                |mismatch: &netfence_flows::CheckedFlow| file_groups.add(engine, mismatch);
+            let read = netfence_flows::read_path_into(
+                path,
+                format,
+                &mut file_stats,
+                &mut checker.judging(Rows::Mismatches, &mut add),
+            );
             (read, file_stats, checker.take_stats(), file_groups)
         },
     );
