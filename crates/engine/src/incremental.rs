@@ -14,8 +14,10 @@
 
 use crate::connlist::{diff_touching, DiffLine};
 use crate::eval::{direction_index, subject_candidates, subject_selects, Engine};
-use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Tier};
-use netfence_model::{Change, Inventory, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef};
+use crate::ir::{compile_reusing, Peer, Policy, PolicyKind, PolicySource, Tier};
+use netfence_model::{
+    Change, Inventory, LinkPatch, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -188,29 +190,64 @@ fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap 
 /// Pods of the new inventory that must be matched against every policy: new or changed pods,
 /// and pods whose namespace labels or service account labels changed.
 fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<usize>>) {
-    let namespaces: HashSet<&str> = old
-        .namespaces()
-        .keys()
-        .chain(new.namespaces().keys())
-        .filter(|ns| {
-            old.namespaces().get(*ns).map(|n| &n.labels)
-                != new.namespaces().get(*ns).map(|n| &n.labels)
-        })
-        .map(String::as_str)
-        .collect();
-    let accounts: HashSet<(&str, &str)> = old
-        .service_accounts
-        .iter()
-        .chain(&new.service_accounts)
-        .map(|a| (a.namespace.as_str(), a.name.as_str()))
-        .filter(|(ns, name)| {
-            old.service_account_labels(ns, name) != new.service_account_labels(ns, name)
-        })
-        .collect();
+    let namespaces: HashSet<&str> = if old.shares_namespaces(new) {
+        HashSet::new()
+    } else {
+        old.namespaces()
+            .keys()
+            .chain(new.namespaces().keys())
+            .filter(|ns| {
+                old.namespaces().get(*ns).map(|n| &n.labels)
+                    != new.namespaces().get(*ns).map(|n| &n.labels)
+            })
+            .map(String::as_str)
+            .collect()
+    };
+    fn labels(inventory: &Inventory) -> HashMap<(&str, &str), &netfence_selector::Labels> {
+        // The first of a name wins, as `Inventory::service_account_labels` finds it.
+        let mut out = HashMap::new();
+        for a in inventory.service_accounts.iter().rev() {
+            out.insert((a.namespace.as_str(), a.name.as_str()), &a.labels);
+        }
+        out
+    }
+    let accounts: HashSet<(&str, &str)> = if old.service_accounts == new.service_accounts {
+        HashSet::new()
+    } else {
+        let (before, after) = (labels(old), labels(new));
+        before
+            .keys()
+            .chain(after.keys())
+            .filter(|key| {
+                let before = before.get(*key).copied().filter(|l| !l.is_empty());
+                let after = after.get(*key).copied().filter(|l| !l.is_empty());
+                before != after
+            })
+            .copied()
+            .collect()
+    };
+    if old.shares_pods(new) && namespaces.is_empty() && accounts.is_empty() {
+        let count = new.pods().len();
+        return (vec![false; count], (0..count).map(Some).collect());
+    }
     let mut dirty = Vec::with_capacity(new.pods().len());
     let mut previous = Vec::with_capacity(new.pods().len());
+    // Both pod lists are sorted by (namespace, name): one merge finds each pod's old id.
+    let mut cursor = 0;
     for pod in new.pods() {
-        let before = old.pod_by_key(&pod.namespace, &pod.name);
+        let key = (pod.namespace.as_str(), pod.name.as_str());
+        while cursor < old.pods().len()
+            && (
+                old.pods()[cursor].namespace.as_str(),
+                old.pods()[cursor].name.as_str(),
+            ) < key
+        {
+            cursor += 1;
+        }
+        let before = old
+            .pods()
+            .get(cursor)
+            .and_then(|p| ((p.namespace.as_str(), p.name.as_str()) == key).then_some(cursor));
         previous.push(before);
         dirty.push(
             before.is_none_or(|id| old.pods()[id] != *pod)
@@ -243,13 +280,109 @@ fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usiz
     out
 }
 
+/// The addresses of host-network pods with real addresses: Cilium's reading of a
+/// NetworkPolicy `ipBlock` leaves them out ([`crate::cilium::outside_cluster`]).
+fn host_network_addresses(inventory: &Inventory) -> Vec<std::net::IpAddr> {
+    inventory
+        .pods()
+        .iter()
+        .filter(|pod| pod.host_network && !pod.synthetic_ip)
+        .flat_map(|pod| pod.ips.iter().copied())
+        .collect()
+}
+
+/// For each policy object of `new` that compiles as before, the old engine's compiled policy
+/// (its source renumbered): Kubernetes NetworkPolicies whose object, CNI and (when the CNI
+/// reads an `ipBlock` as outside the cluster) node and host-network addresses are the same,
+/// Calico policies whose object is the same and that name no changed Service, admin policies
+/// whose object is the same. Cilium rules are compiled again.
+fn reusable_policies(old: &Engine, new: &Inventory) -> HashMap<PolicySource, Policy> {
+    let before = old.inventory();
+    let mut compiled: HashMap<PolicySource, &Policy> = HashMap::new();
+    for tier in &old.tiers {
+        for policy in &tier.policies {
+            if !matches!(policy.source, PolicySource::Cilium(_)) {
+                compiled.insert(policy.source, policy);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    let mut take = |from: PolicySource, to: PolicySource| {
+        if let Some(policy) = compiled.get(&from) {
+            let mut policy = (*policy).clone();
+            policy.source = to;
+            out.insert(to, policy);
+        }
+    };
+    let ip_blocks_same = before.cni.cni == new.cni.cni
+        && (new.cni.cni.ip_block_matches_pods()
+            || (before.nodes == new.nodes
+                && (before.shares_pods(new)
+                    || host_network_addresses(before) == host_network_addresses(new))));
+    if ip_blocks_same {
+        let (a, b) = (&before.network_policies, &new.network_policies);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match (&a[i].namespace, &a[i].name).cmp(&(&b[j].namespace, &b[j].name)) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    if a[i] == b[j] {
+                        take(
+                            PolicySource::NetworkPolicy(i),
+                            PolicySource::NetworkPolicy(j),
+                        );
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+    }
+    let services = changed_services(before, new);
+    let scope = |p: &netfence_model::calico::CalicoPolicy| match &p.scope {
+        netfence_model::calico::CalicoScope::Namespace(ns) => Some(ns.clone()),
+        netfence_model::calico::CalicoScope::Global { .. } => None,
+    };
+    let calico: HashMap<(Option<String>, &str), usize> = before
+        .calico_policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((scope(p), p.name.as_str()), i))
+        .collect();
+    for (j, policy) in new.calico_policies.iter().enumerate() {
+        if let Some(&i) = calico.get(&(scope(policy), policy.name.as_str())) {
+            let unchanged = before.calico_policies[i] == *policy
+                && compiled
+                    .get(&PolicySource::Calico(i))
+                    .is_some_and(|p| !uses_service(p, &services));
+            if unchanged {
+                take(PolicySource::Calico(i), PolicySource::Calico(j));
+            }
+        }
+    }
+    for (j, policy) in new.admin_policies.iter().enumerate() {
+        let same = before
+            .admin_policies
+            .iter()
+            .position(|p| p.kind == policy.kind && p.name == policy.name);
+        if let Some(i) = same {
+            if before.admin_policies[i] == *policy {
+                take(PolicySource::Admin(i), PolicySource::Admin(j));
+            }
+        }
+    }
+    out
+}
+
 impl Engine {
     /// The engine for `inventory`, equal to `Engine::new(inventory)`, built from this one:
     /// policies are compiled again (cheap), but selections are matched again only for new
     /// or changed policies and for pods whose object, namespace labels or service account
     /// labels changed. Also returns which workloads the change can affect.
     pub fn rebuilt(&self, inventory: Inventory) -> (Engine, Focus, RebuildStats) {
-        let tiers = compile(&inventory);
+        let mut reusable = reusable_policies(self, &inventory);
+        let tiers = compile_reusing(&inventory, &mut |source| reusable.remove(&source));
         let map = policy_map(self, &tiers, &inventory);
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
         let mut selecting: Vec<[Vec<(usize, usize)>; 2]> = Vec::with_capacity(dirty.len());
@@ -368,12 +501,16 @@ impl Engine {
 /// How long each step of [`Cluster::apply`] took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timings {
-    /// Applying the objects and linking the inventory again (owners, template pods, order).
+    /// Applying the objects and linking the inventory again: patched in place for pods and
+    /// NetworkPolicies ([`Timings::patched`]), else every object linked again.
     pub link: Duration,
     /// The engine's incremental rebuild ([`Engine::rebuilt`]).
     pub engine: Duration,
     /// The reachability delta over the affected workloads.
     pub delta: Duration,
+    /// Whether the inventory was patched ([`netfence_model::LinkPatch`]) rather than linked
+    /// again from every object.
+    pub patched: bool,
 }
 
 /// What one [`Cluster::apply`] did.
@@ -398,6 +535,20 @@ pub struct Cluster {
     engine: Engine,
 }
 
+/// The loaded objects after a change: a patch still to commit to the cluster's loader, or a
+/// changed copy of it.
+enum NextLoader {
+    Patch(LinkPatch),
+    Whole(Loader),
+}
+
+/// A change linked: the object changes, the new inventory, the loader to keep.
+struct Linked {
+    changes: Vec<Change>,
+    inventory: Inventory,
+    loader: NextLoader,
+}
+
 impl Cluster {
     /// Build the engine from everything `loader` read, keeping the objects for later changes.
     pub fn new(loader: Loader) -> Result<Cluster, LoadErrors> {
@@ -419,7 +570,7 @@ impl Cluster {
         deletions: &[ObjectKey],
     ) -> Result<Applied, LoadErrors> {
         let (applied, loader, engine) = self.changed(changes, deletions)?;
-        self.loader = loader;
+        self.keep(loader);
         self.engine = engine;
         Ok(applied)
     }
@@ -433,13 +584,11 @@ impl Cluster {
         changes: Loader,
         deletions: &[ObjectKey],
     ) -> Result<Vec<Change>, LoadErrors> {
-        let mut loader = self.loader.clone();
-        let changes = loader.apply(changes, deletions)?;
-        let inventory = loader.clone().finish()?;
-        let (engine, _, _) = self.engine.rebuilt(inventory);
-        self.loader = loader;
+        let linked = self.link(changes, deletions)?;
+        let (engine, _, _) = self.engine.rebuilt(linked.inventory);
+        self.keep(linked.loader);
         self.engine = engine;
-        Ok(changes)
+        Ok(linked.changes)
     }
 
     /// What [`Cluster::apply`] would return, without keeping the change: the state stays
@@ -449,32 +598,70 @@ impl Cluster {
             .map(|(applied, _, _)| applied)
     }
 
+    /// Keep the loaded objects after a change.
+    fn keep(&mut self, loader: NextLoader) {
+        match loader {
+            NextLoader::Patch(patch) => {
+                self.loader.commit(patch);
+            }
+            NextLoader::Whole(loader) => self.loader = loader,
+        }
+    }
+
+    /// The inventory after the change: the current one patched when the change allows it
+    /// ([`Loader::link_patch`]), else every object applied and linked again. `self` is only
+    /// read.
+    fn link(&self, changes: Loader, deletions: &[ObjectKey]) -> Result<Linked, LoadErrors> {
+        let current = self.engine.inventory();
+        match self.loader.link_patch(changes, deletions, current) {
+            Ok(patch) => {
+                let mut inventory = current.clone();
+                patch.patch(&mut inventory);
+                Ok(Linked {
+                    changes: patch.changes().to_vec(),
+                    inventory,
+                    loader: NextLoader::Patch(patch),
+                })
+            }
+            Err(changes) => {
+                let mut loader = self.loader.clone();
+                let changes = loader.apply(changes, deletions)?;
+                let inventory = loader.clone().finish()?;
+                Ok(Linked {
+                    changes,
+                    inventory,
+                    loader: NextLoader::Whole(loader),
+                })
+            }
+        }
+    }
+
     /// The changed objects, the engine rebuilt from them and the delta; `self` is only read.
     fn changed(
         &self,
         changes: Loader,
         deletions: &[ObjectKey],
-    ) -> Result<(Applied, Loader, Engine), LoadErrors> {
+    ) -> Result<(Applied, NextLoader, Engine), LoadErrors> {
         let start = Instant::now();
-        let mut loader = self.loader.clone();
-        let changes = loader.apply(changes, deletions)?;
-        let inventory = loader.clone().finish()?;
-        let linked = Instant::now();
-        let (engine, focus, stats) = self.engine.rebuilt(inventory);
+        let linked = self.link(changes, deletions)?;
+        let patched = matches!(linked.loader, NextLoader::Patch(_));
+        let linked_at = Instant::now();
+        let (engine, focus, stats) = self.engine.rebuilt(linked.inventory);
         let rebuilt = Instant::now();
         let delta = diff_touching(&self.engine, &engine, focus.workloads());
         let done = Instant::now();
         let applied = Applied {
-            changes,
+            changes: linked.changes,
             delta,
             focus,
             stats,
             timings: Timings {
-                link: linked - start,
-                engine: rebuilt - linked,
+                link: linked_at - start,
+                engine: rebuilt - linked_at,
                 delta: done - rebuilt,
+                patched,
             },
         };
-        Ok((applied, loader, engine))
+        Ok((applied, linked.loader, engine))
     }
 }
