@@ -351,16 +351,6 @@ pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
 /// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
 /// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
-    compile_reusing(inventory, &mut |_| None)
-}
-
-/// [`compile`], taking each policy from `reuse` when it has it (by source in `inventory`):
-/// an incremental update hands over the compiled policies whose object and context did not
-/// change. Cilium rules are always compiled.
-pub(crate) fn compile_reusing(
-    inventory: &Inventory,
-    reuse: &mut dyn FnMut(PolicySource) -> Option<Policy>,
-) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
     let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
         std::collections::BTreeMap::new();
@@ -372,9 +362,8 @@ pub(crate) fn compile_reusing(
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
     for (index, policy) in inventory.network_policies.iter().enumerate() {
-        let source = PolicySource::NetworkPolicy(index);
         let compiled =
-            reuse(source).unwrap_or_else(|| compile_network_policy(policy, source, inventory));
+            compile_network_policy(policy, PolicySource::NetworkPolicy(index), inventory);
         let sort_name = format!("{}/knp.default.{}", policy.namespace, policy.name);
         tiers
             .entry("default".into())
@@ -395,14 +384,11 @@ pub(crate) fn compile_reusing(
             .push((
                 policy.priority.map(f64::from),
                 policy.name.clone(),
-                reuse(PolicySource::Admin(index))
-                    .unwrap_or_else(|| compile_admin_policy(policy, PolicySource::Admin(index))),
+                compile_admin_policy(policy, PolicySource::Admin(index)),
             ));
     }
     for (index, policy) in inventory.calico_policies.iter().enumerate() {
-        let compiled = reuse(PolicySource::Calico(index)).unwrap_or_else(|| {
-            compile_calico_policy(policy, inventory, PolicySource::Calico(index))
-        });
+        let compiled = compile_calico_policy(policy, inventory, PolicySource::Calico(index));
         tiers
             .entry(policy.tier.clone())
             .or_insert_with(|| {

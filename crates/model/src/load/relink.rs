@@ -49,20 +49,6 @@ impl LinkPatch {
         !self.pods.is_empty() || self.deletions.iter().any(|key| key.kind == ObjectKind::Pod)
     }
 
-    /// The (namespace, name) of every pod created, replaced or deleted.
-    pub fn pod_keys(&self) -> Vec<(String, String)> {
-        self.linked
-            .iter()
-            .map(|p| (p.namespace.clone(), p.name.clone()))
-            .chain(
-                self.deletions
-                    .iter()
-                    .filter(|key| key.kind == ObjectKind::Pod)
-                    .map(|key| (key.namespace.clone().unwrap_or_default(), key.name.clone())),
-            )
-            .collect()
-    }
-
     /// Change `inventory` (the one [`Loader::link_patch`] was planned against, or a clone of
     /// it) into the one [`Loader::finish`] builds after the change.
     pub fn patch(&self, inventory: &mut Inventory) {
