@@ -445,7 +445,7 @@ pub struct Cluster {
 /// changed copy of it.
 enum NextLoader {
     Patch(LinkPatch),
-    Whole(Loader),
+    Whole(Box<Loader>),
 }
 
 /// A change linked: the object changes, the new inventory, the loader to keep.
@@ -510,7 +510,7 @@ impl Cluster {
             NextLoader::Patch(patch) => {
                 self.loader.commit(patch);
             }
-            NextLoader::Whole(loader) => self.loader = loader,
+            NextLoader::Whole(loader) => self.loader = *loader,
         }
     }
 
@@ -536,7 +536,7 @@ impl Cluster {
                 Ok(Linked {
                     changes,
                     inventory,
-                    loader: NextLoader::Whole(loader),
+                    loader: NextLoader::Whole(Box::new(loader)),
                 })
             }
         }
