@@ -15,7 +15,9 @@
 use crate::connlist::{diff_touching, DiffLine};
 use crate::eval::{direction_index, subject_candidates, subject_selects, Engine};
 use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Tier};
-use netfence_model::{Change, Inventory, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef};
+use netfence_model::{
+    Change, Inventory, LinkPatch, LoadErrors, Loader, ObjectKey, PolicyType, WorkloadRef,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -188,29 +190,64 @@ fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap 
 /// Pods of the new inventory that must be matched against every policy: new or changed pods,
 /// and pods whose namespace labels or service account labels changed.
 fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<usize>>) {
-    let namespaces: HashSet<&str> = old
-        .namespaces()
-        .keys()
-        .chain(new.namespaces().keys())
-        .filter(|ns| {
-            old.namespaces().get(*ns).map(|n| &n.labels)
-                != new.namespaces().get(*ns).map(|n| &n.labels)
-        })
-        .map(String::as_str)
-        .collect();
-    let accounts: HashSet<(&str, &str)> = old
-        .service_accounts
-        .iter()
-        .chain(&new.service_accounts)
-        .map(|a| (a.namespace.as_str(), a.name.as_str()))
-        .filter(|(ns, name)| {
-            old.service_account_labels(ns, name) != new.service_account_labels(ns, name)
-        })
-        .collect();
+    let namespaces: HashSet<&str> = if old.shares_namespaces(new) {
+        HashSet::new()
+    } else {
+        old.namespaces()
+            .keys()
+            .chain(new.namespaces().keys())
+            .filter(|ns| {
+                old.namespaces().get(*ns).map(|n| &n.labels)
+                    != new.namespaces().get(*ns).map(|n| &n.labels)
+            })
+            .map(String::as_str)
+            .collect()
+    };
+    fn labels(inventory: &Inventory) -> HashMap<(&str, &str), &netfence_selector::Labels> {
+        // The first of a name wins, as `Inventory::service_account_labels` finds it.
+        let mut out = HashMap::new();
+        for a in inventory.service_accounts.iter().rev() {
+            out.insert((a.namespace.as_str(), a.name.as_str()), &a.labels);
+        }
+        out
+    }
+    let accounts: HashSet<(&str, &str)> = if old.service_accounts == new.service_accounts {
+        HashSet::new()
+    } else {
+        let (before, after) = (labels(old), labels(new));
+        before
+            .keys()
+            .chain(after.keys())
+            .filter(|key| {
+                let before = before.get(*key).copied().filter(|l| !l.is_empty());
+                let after = after.get(*key).copied().filter(|l| !l.is_empty());
+                before != after
+            })
+            .copied()
+            .collect()
+    };
+    if old.shares_pods(new) && namespaces.is_empty() && accounts.is_empty() {
+        let count = new.pods().len();
+        return (vec![false; count], (0..count).map(Some).collect());
+    }
     let mut dirty = Vec::with_capacity(new.pods().len());
     let mut previous = Vec::with_capacity(new.pods().len());
+    // Both pod lists are sorted by (namespace, name): one merge finds each pod's old id.
+    let mut cursor = 0;
     for pod in new.pods() {
-        let before = old.pod_by_key(&pod.namespace, &pod.name);
+        let key = (pod.namespace.as_str(), pod.name.as_str());
+        while cursor < old.pods().len()
+            && (
+                old.pods()[cursor].namespace.as_str(),
+                old.pods()[cursor].name.as_str(),
+            ) < key
+        {
+            cursor += 1;
+        }
+        let before = old
+            .pods()
+            .get(cursor)
+            .and_then(|p| ((p.namespace.as_str(), p.name.as_str()) == key).then_some(cursor));
         previous.push(before);
         dirty.push(
             before.is_none_or(|id| old.pods()[id] != *pod)
@@ -249,6 +286,8 @@ impl Engine {
     /// or changed policies and for pods whose object, namespace labels or service account
     /// labels changed. Also returns which workloads the change can affect.
     pub fn rebuilt(&self, inventory: Inventory) -> (Engine, Focus, RebuildStats) {
+        // Compiling every policy again is cheaper than finding and cloning the unchanged ones
+        // (measured at 100k pods / 20k policies: 155 → 187 ms for the engine step).
         let tiers = compile(&inventory);
         let map = policy_map(self, &tiers, &inventory);
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
@@ -368,12 +407,16 @@ impl Engine {
 /// How long each step of [`Cluster::apply`] took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timings {
-    /// Applying the objects and linking the inventory again (owners, template pods, order).
+    /// Applying the objects and linking the inventory again: patched in place for pods and
+    /// NetworkPolicies ([`Timings::patched`]), else every object linked again.
     pub link: Duration,
     /// The engine's incremental rebuild ([`Engine::rebuilt`]).
     pub engine: Duration,
     /// The reachability delta over the affected workloads.
     pub delta: Duration,
+    /// Whether the inventory was patched ([`netfence_model::LinkPatch`]) rather than linked
+    /// again from every object.
+    pub patched: bool,
 }
 
 /// What one [`Cluster::apply`] did.
@@ -398,6 +441,20 @@ pub struct Cluster {
     engine: Engine,
 }
 
+/// The loaded objects after a change: a patch still to commit to the cluster's loader, or a
+/// changed copy of it.
+enum NextLoader {
+    Patch(LinkPatch),
+    Whole(Box<Loader>),
+}
+
+/// A change linked: the object changes, the new inventory, the loader to keep.
+struct Linked {
+    changes: Vec<Change>,
+    inventory: Inventory,
+    loader: NextLoader,
+}
+
 impl Cluster {
     /// Build the engine from everything `loader` read, keeping the objects for later changes.
     pub fn new(loader: Loader) -> Result<Cluster, LoadErrors> {
@@ -419,7 +476,7 @@ impl Cluster {
         deletions: &[ObjectKey],
     ) -> Result<Applied, LoadErrors> {
         let (applied, loader, engine) = self.changed(changes, deletions)?;
-        self.loader = loader;
+        self.keep(loader);
         self.engine = engine;
         Ok(applied)
     }
@@ -433,13 +490,11 @@ impl Cluster {
         changes: Loader,
         deletions: &[ObjectKey],
     ) -> Result<Vec<Change>, LoadErrors> {
-        let mut loader = self.loader.clone();
-        let changes = loader.apply(changes, deletions)?;
-        let inventory = loader.clone().finish()?;
-        let (engine, _, _) = self.engine.rebuilt(inventory);
-        self.loader = loader;
+        let linked = self.link(changes, deletions)?;
+        let (engine, _, _) = self.engine.rebuilt(linked.inventory);
+        self.keep(linked.loader);
         self.engine = engine;
-        Ok(changes)
+        Ok(linked.changes)
     }
 
     /// What [`Cluster::apply`] would return, without keeping the change: the state stays
@@ -449,32 +504,70 @@ impl Cluster {
             .map(|(applied, _, _)| applied)
     }
 
+    /// Keep the loaded objects after a change.
+    fn keep(&mut self, loader: NextLoader) {
+        match loader {
+            NextLoader::Patch(patch) => {
+                self.loader.commit(patch);
+            }
+            NextLoader::Whole(loader) => self.loader = *loader,
+        }
+    }
+
+    /// The inventory after the change: the current one patched when the change allows it
+    /// ([`Loader::link_patch`]), else every object applied and linked again. `self` is only
+    /// read.
+    fn link(&self, changes: Loader, deletions: &[ObjectKey]) -> Result<Linked, LoadErrors> {
+        let current = self.engine.inventory();
+        match self.loader.link_patch(changes, deletions, current) {
+            Ok(patch) => {
+                let mut inventory = current.clone();
+                patch.patch(&mut inventory);
+                Ok(Linked {
+                    changes: patch.changes().to_vec(),
+                    inventory,
+                    loader: NextLoader::Patch(patch),
+                })
+            }
+            Err(changes) => {
+                let mut loader = self.loader.clone();
+                let changes = loader.apply(changes, deletions)?;
+                let inventory = loader.clone().finish()?;
+                Ok(Linked {
+                    changes,
+                    inventory,
+                    loader: NextLoader::Whole(Box::new(loader)),
+                })
+            }
+        }
+    }
+
     /// The changed objects, the engine rebuilt from them and the delta; `self` is only read.
     fn changed(
         &self,
         changes: Loader,
         deletions: &[ObjectKey],
-    ) -> Result<(Applied, Loader, Engine), LoadErrors> {
+    ) -> Result<(Applied, NextLoader, Engine), LoadErrors> {
         let start = Instant::now();
-        let mut loader = self.loader.clone();
-        let changes = loader.apply(changes, deletions)?;
-        let inventory = loader.clone().finish()?;
-        let linked = Instant::now();
-        let (engine, focus, stats) = self.engine.rebuilt(inventory);
+        let linked = self.link(changes, deletions)?;
+        let patched = matches!(linked.loader, NextLoader::Patch(_));
+        let linked_at = Instant::now();
+        let (engine, focus, stats) = self.engine.rebuilt(linked.inventory);
         let rebuilt = Instant::now();
         let delta = diff_touching(&self.engine, &engine, focus.workloads());
         let done = Instant::now();
         let applied = Applied {
-            changes,
+            changes: linked.changes,
             delta,
             focus,
             stats,
             timings: Timings {
-                link: linked - start,
-                engine: rebuilt - linked,
+                link: linked_at - start,
+                engine: rebuilt - linked_at,
                 delta: done - rebuilt,
+                patched,
             },
         };
-        Ok((applied, loader, engine))
+        Ok((applied, linked.loader, engine))
     }
 }

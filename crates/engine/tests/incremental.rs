@@ -163,7 +163,48 @@ fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
 }
 
 /// Run `steps` random changes from the cluster of `seed`; returns the kinds changed.
-fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
+/// The (change, kind) combinations exercised, and those of them the cluster made by patching
+/// its inventory rather than linking every object again.
+type Exercised = BTreeSet<(String, String)>;
+
+/// The inventories agree on everything linking builds that the patch touches.
+fn assert_same_inventory(incremental: &Engine, fresh: &Engine, context: &str) {
+    let (a, b) = (incremental.inventory(), fresh.inventory());
+    assert!(a.pods() == b.pods(), "pods differ {context}");
+    assert!(
+        a.namespaces() == b.namespaces(),
+        "namespaces differ {context}"
+    );
+    assert!(
+        a.network_policies == b.network_policies,
+        "NetworkPolicies differ {context}"
+    );
+    // The shared-address warnings, which the patch recomputes. (Other warnings may list
+    // objects in load order, which differs between applied changes and a fresh load.)
+    let shared = |warnings: &[String]| -> Vec<String> {
+        warnings
+            .iter()
+            .filter(|w| w.starts_with("address "))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        shared(&a.warnings),
+        shared(&b.warnings),
+        "address warnings differ {context}"
+    );
+    for pod in b.pods() {
+        for ip in &pod.ips {
+            assert_eq!(
+                a.pod_by_ip(*ip),
+                b.pod_by_ip(*ip),
+                "address {ip} looks up differently {context}"
+            );
+        }
+    }
+}
+
+fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
     let mut g = Gen(seed | 1);
     let initial = if seed.is_multiple_of(2) {
         random_cluster(seed)
@@ -186,6 +227,7 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
     let mut quiet = Cluster::new(loader_of(docs.iter())).unwrap_or_else(|_| unreachable!());
     let mut before = from_scratch(&docs).unwrap_or_else(|| unreachable!());
     let mut exercised = BTreeSet::new();
+    let mut patched = BTreeSet::new();
     for step in 0..steps {
         let mut next = docs.clone();
         let (changes, deletions, what) = if !docs.is_empty() && g.chance(30) {
@@ -226,6 +268,11 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
             (Some(after), Ok(applied)) => {
                 assert_same(cluster.engine(), &after, &context);
                 assert_same(quiet.engine(), &after, &context);
+                assert_same_inventory(cluster.engine(), &after, &context);
+                assert_same_inventory(quiet.engine(), &after, &context);
+                if applied.timings.patched {
+                    patched.insert((what.0.to_string(), what.1.kind.as_str().to_string()));
+                }
                 let full = diff(&before, &after);
                 assert!(
                     applied.delta == full,
@@ -239,16 +286,30 @@ fn run_sequence(seed: u64, steps: usize) -> BTreeSet<(String, String)> {
             }
         }
     }
-    exercised
+    (exercised, patched)
 }
 
 #[test]
 fn incremental_updates_equal_a_fresh_build() {
     let mut exercised = BTreeSet::new();
+    let mut patched = BTreeSet::new();
     let seeds = 24;
     let steps = 50;
     for seed in 0..seeds {
-        exercised.extend(run_sequence(0x5eed_0000 + seed, steps));
+        let (all, by_patch) = run_sequence(0x5eed_0000 + seed, steps);
+        exercised.extend(all);
+        patched.extend(by_patch);
+    }
+    // The inventory patch (pods and NetworkPolicies) must have been taken, not only the
+    // whole relink.
+    for what in ["created", "replaced", "deleted"] {
+        for kind in [ObjectKind::Pod, ObjectKind::NetworkPolicy] {
+            assert!(
+                patched.contains(&(what.to_string(), kind.as_str().to_string())),
+                "no {} was {what} through the inventory patch: {patched:?}",
+                kind.as_str()
+            );
+        }
     }
     let kinds: BTreeSet<&str> = exercised.iter().map(|(_, k)| k.as_str()).collect();
     for kind in [
@@ -279,8 +340,9 @@ fn incremental_updates_equal_a_fresh_build() {
         );
     }
     println!(
-        "incremental: {} seeds × {steps} steps, {} (change, kind) combinations exercised",
+        "incremental: {} seeds × {steps} steps, {} (change, kind) combinations exercised, {} of them through the inventory patch",
         seeds,
-        exercised.len()
+        exercised.len(),
+        patched.len()
     );
 }

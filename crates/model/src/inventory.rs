@@ -12,6 +12,7 @@ use crate::policy::NetworkPolicy;
 use netfence_selector::Labels;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The label every namespace carries (Kubernetes ≥ 1.21, `NamespaceDefaultLabelName`).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -452,13 +453,14 @@ pub struct Node {
 /// builds an inventory; [`Inventory::update_pods`] changes pods and restores both invariants.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
-    /// Namespaces by name.
-    pub(crate) namespaces: BTreeMap<String, Namespace>,
-    /// Pods sorted by (namespace, name).
-    pub(crate) pods: Vec<Pod>,
+    /// Namespaces by name. Shared between clones until one of them changes (an incremental
+    /// update's inventory and the one it came from).
+    pub(crate) namespaces: Arc<BTreeMap<String, Namespace>>,
+    /// Pods sorted by (namespace, name); shared between clones like `namespaces`.
+    pub(crate) pods: Arc<Vec<Pod>>,
     /// Real pod addresses (not synthetic, not host-network) sorted by (address, pod id):
     /// [`Inventory::pod_by_ip`] in O(log n). Rebuilt by `establish_invariants`.
-    pub(crate) by_address: Vec<(IpAddr, PodId)>,
+    pub(crate) by_address: Arc<Vec<(IpAddr, PodId)>>,
     /// Service accounts.
     pub service_accounts: Vec<ServiceAccount>,
     /// Services.
@@ -511,6 +513,17 @@ impl Inventory {
         &self.pods
     }
 
+    /// Whether this inventory and `other` share their pods (one was cloned from the other
+    /// and neither changed its pods since): then their pods are equal, id for id.
+    pub fn shares_pods(&self, other: &Inventory) -> bool {
+        Arc::ptr_eq(&self.pods, &other.pods)
+    }
+
+    /// Whether this inventory and `other` share their namespaces, as [`Inventory::shares_pods`].
+    pub fn shares_namespaces(&self, other: &Inventory) -> bool {
+        Arc::ptr_eq(&self.namespaces, &other.namespaces)
+    }
+
     /// The namespaces by name: every one that an object names, declared or not.
     pub fn namespaces(&self) -> &BTreeMap<String, Namespace> {
         &self.namespaces
@@ -520,7 +533,7 @@ impl Inventory {
     /// then restore the invariants: pods sorted again, namespaces added for any new one. Pod
     /// ids given out before may name other pods afterwards.
     pub fn update_pods(&mut self, change: impl FnOnce(&mut Vec<Pod>)) {
-        change(&mut self.pods);
+        change(Arc::make_mut(&mut self.pods));
         self.establish_invariants();
     }
 
@@ -528,7 +541,10 @@ impl Inventory {
     /// automatic `kubernetes.io/metadata.name` label is kept. False when there is no such
     /// namespace.
     pub fn relabel_namespace(&mut self, namespace: &str, labels: Labels) -> bool {
-        let Some(found) = self.namespaces.get_mut(namespace) else {
+        if !self.namespaces.contains_key(namespace) {
+            return false;
+        }
+        let Some(found) = Arc::make_mut(&mut self.namespaces).get_mut(namespace) else {
             return false;
         };
         found.labels = labels;
@@ -544,14 +560,20 @@ impl Inventory {
     pub(crate) fn establish_invariants(&mut self) {
         self.sort_pods();
         self.add_named_namespaces();
-        self.by_address = self
+        self.index_addresses();
+    }
+
+    /// Rebuild the address index from the pods.
+    pub(crate) fn index_addresses(&mut self) {
+        let mut by_address: Vec<(IpAddr, PodId)> = self
             .pods
             .iter()
             .enumerate()
             .filter(|(_, p)| !p.synthetic_ip && !p.host_network)
             .flat_map(|(id, p)| p.ips.iter().map(move |ip| (*ip, id)))
             .collect();
-        self.by_address.sort_unstable();
+        by_address.sort_unstable();
+        self.by_address = Arc::new(by_address);
     }
 
     fn sort_pods(&mut self) {
@@ -559,7 +581,7 @@ impl Inventory {
             .pods
             .is_sorted_by(|a, b| (&a.namespace, &a.name) <= (&b.namespace, &b.name))
         {
-            self.pods
+            Arc::make_mut(&mut self.pods)
                 .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         }
     }
@@ -587,16 +609,21 @@ impl Inventory {
                 crate::calico::CalicoScope::Global { .. } => None,
             }))
             .collect();
+        if referenced
+            .iter()
+            .all(|name| self.namespaces.contains_key(name))
+        {
+            return;
+        }
+        let namespaces = Arc::make_mut(&mut self.namespaces);
         for name in referenced {
-            self.namespaces
-                .entry(name.clone())
-                .or_insert_with(|| Namespace {
-                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
-                    name,
-                    annotations: BTreeMap::new(),
-                    declared: false,
-                    origin: None,
-                });
+            namespaces.entry(name.clone()).or_insert_with(|| Namespace {
+                labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
+                name,
+                annotations: BTreeMap::new(),
+                declared: false,
+                origin: None,
+            });
         }
     }
 

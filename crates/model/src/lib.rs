@@ -26,6 +26,8 @@ pub use inventory::{
     Namespace, Node, PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule,
     Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
 };
-pub use load::{read_kinds, Change, ChangeKind, Loader, ObjectKey, ObjectKind, ReadKind};
+pub use load::{
+    read_kinds, Change, ChangeKind, LinkPatch, Loader, ObjectKey, ObjectKind, ReadKind,
+};
 pub use net::{AddressCuts, AddressRanges, PortRange, Protocol};
 pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};

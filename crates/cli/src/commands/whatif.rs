@@ -85,14 +85,20 @@ fn print_summary(applied: &Applied) {
         applied.stats.removed_policies,
         applied.stats.rematched_pods
     );
+    let timings = &applied.timings;
     println!(
-        "incremental: {:.0} ms (engine {:.1} ms + delta {:.1} ms)",
-        ms(applied.timings.engine + applied.timings.delta),
-        ms(applied.timings.engine),
-        ms(applied.timings.delta)
+        "incremental: {:.0} ms (relink {:.1} ms + engine {:.1} ms + delta {:.1} ms)",
+        ms(timings.link + timings.engine + timings.delta),
+        ms(timings.link),
+        ms(timings.engine),
+        ms(timings.delta)
     );
     println!(
-        "relink: {:.0} ms (objects applied and linked again, not incremental yet)",
-        ms(applied.timings.link)
+        "relink: {}",
+        if timings.patched {
+            "inventory patched (pods and NetworkPolicies changed)"
+        } else {
+            "every object applied and linked again (a kind the patch does not take)"
+        }
     );
 }

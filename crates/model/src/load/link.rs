@@ -24,7 +24,8 @@ impl Loader {
         }
         let mut warnings = std::mem::take(&mut self.warnings);
         let owners = Owners::new(&self.workloads);
-        let mut pods = live_pods(std::mem::take(&mut self.pods), &self.workloads, &owners);
+        let workload_refs: Vec<&WorkloadObject> = self.workloads.iter().collect();
+        let mut pods = live_pods(std::mem::take(&mut self.pods), &workload_refs, &owners);
         pods.extend(template_pods(&self.workloads, &owners, &pods, &mut errors));
         let pods = linked_pods(pods, &mut errors);
         let admin_policies = ordered_admin_policies(
@@ -44,7 +45,7 @@ impl Loader {
             sorted_cilium_policies(std::mem::take(&mut self.cilium_policies), &mut errors);
         let mut inventory = Inventory {
             skipped_kinds: self.skipped,
-            namespaces: declared_namespaces(self.namespaces, &mut errors),
+            namespaces: std::sync::Arc::new(declared_namespaces(self.namespaces, &mut errors)),
             service_accounts: self
                 .service_accounts
                 .into_iter()
@@ -54,7 +55,7 @@ impl Loader {
                     labels: meta.labels.unwrap_or_default().into_iter().collect(),
                 })
                 .collect(),
-            pods,
+            pods: std::sync::Arc::new(pods),
             network_policies: sorted_network_policies(self.policies, &mut errors),
             admin_policies,
             calico_policies: self.calico_policies,
@@ -74,7 +75,7 @@ impl Loader {
             security_group_policies: self.security_group_policies,
             nodes: self.nodes,
             warnings,
-            by_address: Vec::new(),
+            by_address: Default::default(),
         };
         inventory.establish_invariants();
         let shared = duplicate_addresses(&inventory);
@@ -128,13 +129,13 @@ fn declared_namespaces(
 }
 
 /// Owner chains of the workload objects in the input: (namespace, kind, name) → the owner.
-struct Owners(HashMap<(String, String, String), Option<(String, String)>>);
+pub(super) struct Owners(HashMap<(String, String, String), Option<(String, String)>>);
 
 impl Owners {
-    fn new(workloads: &[WorkloadObject]) -> Self {
+    pub(super) fn new<'a>(workloads: impl IntoIterator<Item = &'a WorkloadObject>) -> Self {
         Owners(
             workloads
-                .iter()
+                .into_iter()
                 .map(|w| {
                     let key = (
                         namespace_of(&w.meta),
@@ -186,9 +187,9 @@ impl Owners {
 
 /// The pods read from the input, each under its top-level workload: through its owners, else
 /// through a workload's selector ([`adopt_by_selector`]).
-fn live_pods(
+pub(super) fn live_pods(
     loaded: Vec<(Pod, Option<(String, String)>)>,
-    workloads: &[WorkloadObject],
+    workloads: &[&WorkloadObject],
     owners: &Owners,
 ) -> Vec<Pod> {
     let mut pods: Vec<Pod> = loaded
@@ -387,7 +388,7 @@ fn ordered_admin_policies(
 /// workload's non-empty selector matches its labels; the first top-level workload by (kind,
 /// name) wins a pod two selectors match.
 pub(super) fn adopt_by_selector(
-    workloads: &[WorkloadObject],
+    workloads: &[&WorkloadObject],
     pods: &mut [Pod],
     top_level: impl Fn(&WorkloadObject) -> WorkloadRef,
 ) {

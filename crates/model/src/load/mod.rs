@@ -45,6 +45,8 @@ mod networking;
 mod parallel;
 mod projectcalico;
 mod rbac;
+mod relink;
+pub use relink::LinkPatch;
 #[cfg(test)]
 mod tests;
 mod vpcresources;
