@@ -8,14 +8,12 @@
 
 mod common;
 
-use common::require_root;
-use netfence_dataplane::{
-    enforce, AgentEvent, AgentSource, Enforcement, Lab, LabOptions, PodGuard, SourceChange,
-};
-use netfence_engine::{Engine, ProbePort};
-use netfence_model::{Loader, Protocol};
+use common::{engine, pod, require_root, PortLab, RunningAgent};
+use netfence_dataplane::{AgentSource, Enforcement, PodGuard, SourceChange};
+use netfence_engine::Engine;
+use netfence_model::Protocol;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A source fed by the test: each engine sent is one settled change.
@@ -48,16 +46,6 @@ const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"
 // c accepts TCP 80 from a only.
 const POLICY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: c-from-a, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: c}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: a}}}]\n    ports: [{port: 80}]\n";
 
-fn pod(name: &str, ip: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: {name}}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: main, image: nginx}}]\nstatus: {{phase: Running, podIP: {ip}, podIPs: [{{ip: {ip}}}]}}\n")
-}
-
-fn engine(documents: &[String]) -> Engine {
-    let mut loader = Loader::new();
-    loader.load_str("<test>", &documents.join("---\n"));
-    Engine::new(loader.finish().expect("loads"))
-}
-
 #[test]
 fn a_new_pod_is_dropped_until_its_rules_are_in() {
     require_root();
@@ -74,59 +62,35 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
     };
     // The lab holds all three pods (indices a=0, b=1, c=2: sorted by name).
     let full = with(&[&a, &b, &c]);
-    let port: ProbePort = "TCP/80".parse().expect("port");
-    let lab = Lab::build(&full, &[port]).expect("lab");
-    let probe = |cells: &[(usize, usize)]| -> Vec<bool> {
-        let cells: Vec<(ProbePort, usize, usize)> =
-            cells.iter().map(|&(s, d)| (port, s, d)).collect();
-        let options = LabOptions {
-            timeout: Duration::from_millis(700),
-            ..LabOptions::default()
-        };
-        lab.probe_cells(&cells, &options).expect("probe")
-    };
-
+    let lab = PortLab::build(&full, "TCP/80");
+    let netns = lab.netns();
     let (send, changes) = mpsc::channel();
-    let (events_tx, events) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
     let guard = PodGuard {
         cidrs: vec!["10.44.0.0/24".parse().expect("cidr")],
         ..PodGuard::default()
     };
     let settings = Enforcement {
         node: Some("n1".into()),
-        netns: Some(lab.node_namespace().to_string()),
+        netns: Some(netns.clone()),
         allow_empty: false,
         guard: None,
         labels: None,
     };
-    let agent = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut source = Scripted {
-                changes,
-                current: None,
-                guard: Some(guard),
-            };
-            enforce(&mut source, &settings, &stop, |e| {
-                let _ = events_tx.send(e);
-            })
-        })
+    let source = move || Scripted {
+        changes,
+        current: None,
+        guard: Some(guard),
     };
-    let applied = || match events.recv_timeout(Duration::from_secs(20)) {
-        Ok(AgentEvent::Applied { .. }) => {}
-        other => panic!("expected an applied update, got {other:?}"),
-    };
+    let agent = RunningAgent::spawn(source, settings);
 
     // a and b exist; c's network is up but no source has told the agent about it.
     send.send(with(&[&a, &b])).expect("send");
-    applied();
+    agent.applied();
     assert_eq!(
-        probe(&[(0, 1), (1, 0), (0, 2), (1, 2), (2, 0), (2, 1)]),
+        lab.probe(&[(0, 1), (1, 0), (0, 2), (1, 2), (2, 0), (2, 1)]),
         [true, true, false, false, false, false],
         "a<->b allowed (no policy selects them); everything from or to the unknown c dropped, though the policy would let a reach c"
     );
-    let netns = lab.node_namespace().to_string();
     let listing = netfence_dataplane::nft::list(Some(&netns)).expect("list");
     let drops = netfence_dataplane::Drops::from_listing(&listing);
     assert!(
@@ -136,14 +100,14 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
 
     // c arrives: its chains and its place in the known set land in one transaction.
     send.send(with(&[&a, &b, &c])).expect("send");
-    applied();
+    agent.applied();
     let full_check = [(0, 1), (1, 0), (0, 2), (1, 2), (2, 0), (2, 1)];
     let expected: Vec<bool> = full_check
         .iter()
         .map(|&(s, d)| {
             full.allowed(
-                full.endpoint_for_ip(lab.address(s).into()),
-                full.endpoint_for_ip(lab.address(d).into()),
+                full.endpoint_for_ip(lab.lab.address(s).into()),
+                full.endpoint_for_ip(lab.lab.address(d).into()),
                 Protocol::Tcp,
                 80,
             )
@@ -154,14 +118,12 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
         [true, true, true, false, true, true],
         "the engine's verdicts"
     );
-    assert_eq!(probe(&full_check), expected, "c now follows the policy");
+    assert_eq!(lab.probe(&full_check), expected, "c now follows the policy");
 
     // b is deleted: its address is no known pod any more.
     send.send(with(&[&a, &c])).expect("send");
-    applied();
-    assert_eq!(probe(&[(0, 1), (1, 0), (0, 2)]), [false, false, true]);
+    agent.applied();
+    assert_eq!(lab.probe(&[(0, 1), (1, 0), (0, 2)]), [false, false, true]);
 
-    stop.store(true, Ordering::SeqCst);
-    agent.join().expect("agent thread").expect("agent");
-    let _ = netfence_dataplane::flush(Some(&netns));
+    agent.stop();
 }

@@ -8,15 +8,12 @@
 
 mod common;
 
-use common::require_root;
-use netfence_dataplane::nflog::{self, Cause, DenyLogEvent, DenyLogStats, Labels, LogRule, Record};
-use netfence_dataplane::{
-    enforce, AgentEvent, AgentSource, Enforcement, Lab, LabOptions, SourceChange,
-};
-use netfence_engine::{Engine, ProbePort};
-use netfence_model::Loader;
+use common::{engine, pod, require_root, PortLab, Reader, RunningAgent};
+use netfence_dataplane::nflog::{self, Cause, DenyLogStats, Labels, LogRule};
+use netfence_dataplane::{AgentSource, Enforcement, SourceChange};
+use netfence_engine::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A source that delivers one engine, then waits for the stop.
@@ -69,56 +66,21 @@ spec:
     from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: c}}}}]
 ";
 
-fn pod(name: &str, ip: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: {name}}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: main, image: nginx}}]\nstatus: {{phase: Running, podIP: {ip}, podIPs: [{{ip: {ip}}}]}}\n")
-}
-
 fn cluster() -> Engine {
-    let documents = [
+    engine(&[
         CLUSTER.to_string(),
         pod("a", "10.46.0.1"),
         pod("b", "10.46.0.2"),
         pod("c", "10.46.0.3"),
-    ];
-    let mut loader = Loader::new();
-    loader.load_str("<test>", &documents.join("---\n"));
-    Engine::new(loader.finish().expect("loads"))
-}
-
-/// Records arriving within `wait` (the reader batches for at most 0.1 s).
-fn drain(records: &mpsc::Receiver<DenyLogEvent>, wait: Duration) -> Vec<Record> {
-    let end = Instant::now() + wait;
-    let mut out = Vec::new();
-    while let Ok(event) = records.recv_timeout(end.saturating_duration_since(Instant::now())) {
-        match event {
-            DenyLogEvent::Record(record) => out.push(*record),
-            DenyLogEvent::Failed(e) => panic!("reader failed: {e}"),
-        }
-    }
-    out
+    ])
 }
 
 #[test]
 fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
     require_root();
-    let engine = cluster();
-    let port: ProbePort = "TCP/80".parse().expect("port");
-    let lab = Lab::build(&engine, &[port]).expect("lab");
-    let netns = lab.node_namespace().to_string();
-    let probe = |cells: &[(usize, usize)]| -> Vec<bool> {
-        let cells: Vec<(ProbePort, usize, usize)> =
-            cells.iter().map(|&(s, d)| (port, s, d)).collect();
-        let options = LabOptions {
-            // Under the 1 s SYN retransmission: one logged packet per denied probe.
-            timeout: Duration::from_millis(700),
-            ..LabOptions::default()
-        };
-        lab.probe_cells(&cells, &options).expect("probe")
-    };
-
+    let lab = PortLab::build(&cluster(), "TCP/80");
+    let netns = lab.netns();
     let labels = Arc::new(Labels::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let (events_tx, events) = mpsc::channel();
     let settings = Enforcement {
         node: Some("n1".into()),
         netns: Some(netns.clone()),
@@ -126,37 +88,11 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
         guard: None,
         labels: Some(labels.clone()),
     };
-    let agent = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            enforce(&mut Once(Some(cluster()), None), &settings, &stop, |e| {
-                let _ = events_tx.send(e);
-            })
-        })
-    };
-    match events.recv_timeout(Duration::from_secs(20)) {
-        Ok(AgentEvent::Applied { .. }) => {}
-        other => panic!("expected the ruleset applied, got {other:?}"),
-    }
+    let agent = RunningAgent::spawn(|| Once(Some(cluster()), None), settings);
+    agent.applied();
 
     // The reader, at a rate no test burst reaches.
-    let stats = Arc::new(DenyLogStats::default());
-    let reading = Arc::new(AtomicBool::new(true));
-    let (records_tx, records) = mpsc::channel();
-    let reader = {
-        let reading = reading.clone();
-        nflog::start(
-            Some(&netns),
-            labels.clone(),
-            stats.clone(),
-            1000,
-            move || reading.load(Ordering::SeqCst),
-            move |event| {
-                let _ = records_tx.send(event);
-            },
-        )
-        .expect("bind the log group")
-    };
+    let reader = Reader::start(&netns, &labels, 1000);
     // One reader per group and namespace: a second is refused, and says why.
     let busy = nflog::start(
         Some(&netns),
@@ -171,16 +107,20 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
     assert!(busy.to_string().contains("another process"), "{busy}");
 
     // Pods: a = 0, b = 1, c = 2 (sorted by name).
-    assert_eq!(probe(&[(0, 1), (1, 0)]), [true, true], "a <-> b allowed");
-    let allowed = drain(&records, Duration::from_millis(600));
+    assert_eq!(
+        lab.probe(&[(0, 1), (1, 0)]),
+        [true, true],
+        "a <-> b allowed"
+    );
+    let allowed = reader.drain(Duration::from_millis(600));
     assert!(
         allowed.is_empty(),
         "allowed connections log nothing: {allowed:?}"
     );
 
     // c -> b: no rule of b-from-a allows it; the default tier's closing drop.
-    assert_eq!(probe(&[(2, 1)]), [false]);
-    let lines = drain(&records, Duration::from_millis(600));
+    assert_eq!(lab.probe(&[(2, 1)]), [false]);
+    let lines = reader.drain(Duration::from_millis(600));
     assert_eq!(lines.len(), 1, "one line per denied connection: {lines:?}");
     let record = &lines[0];
     eprintln!("{record}\n{}", record.json());
@@ -206,8 +146,8 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
     assert_eq!(json["dst"]["port"], 80);
 
     // c -> a: the admin policy's Deny rule 0.
-    assert_eq!(probe(&[(2, 0)]), [false]);
-    let lines = drain(&records, Duration::from_millis(600));
+    assert_eq!(lab.probe(&[(2, 0)]), [false]);
+    let lines = reader.drain(Duration::from_millis(600));
     assert_eq!(lines.len(), 1, "{lines:?}");
     let record = &lines[0];
     eprintln!("{record}");
@@ -241,33 +181,17 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
         },
         other => panic!("{other:?}"),
     }
-    assert_eq!(stats.logged.load(Ordering::Relaxed), 2);
-    assert_eq!(stats.suppressed.load(Ordering::Relaxed), 0);
+    assert_eq!(reader.stats.logged.load(Ordering::Relaxed), 2);
+    assert_eq!(reader.stats.suppressed.load(Ordering::Relaxed), 0);
 
     // The rate limit: a reader at 2 lines a second, and 12 denied connections at once.
-    reading.store(false, Ordering::SeqCst);
-    reader.join().expect("reader");
+    reader.stop();
     let listing = netfence_dataplane::nft::list(Some(&netns)).expect("list");
     let before = netfence_dataplane::Drops::from_listing(&listing).end_of_tier;
-    let stats = Arc::new(DenyLogStats::default());
-    let reading = Arc::new(AtomicBool::new(true));
-    let (records_tx, records) = mpsc::channel();
-    let reader = {
-        let reading = reading.clone();
-        nflog::start(
-            Some(&netns),
-            labels.clone(),
-            stats.clone(),
-            2,
-            move || reading.load(Ordering::SeqCst),
-            move |event| {
-                let _ = records_tx.send(event);
-            },
-        )
-        .expect("bind the log group again")
-    };
+    let reader = Reader::start(&netns, &labels, 2);
+    let stats = reader.stats.clone();
     let started = Instant::now();
-    assert_eq!(probe(&[(2, 1); 12]), [false; 12]);
+    assert_eq!(lab.probe(&[(2, 1); 12]), [false; 12]);
     let listing = netfence_dataplane::nft::list(Some(&netns)).expect("list");
     let dropped = netfence_dataplane::Drops::from_listing(&listing).end_of_tier - before;
     assert!(dropped >= 12, "the kernel dropped {dropped}");
@@ -278,7 +202,7 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
     while counted() < dropped && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let written = drain(&records, Duration::from_millis(300));
+    let written = reader.drain(Duration::from_millis(300));
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(
         counted(),
@@ -296,9 +220,6 @@ fn denied_connections_are_logged_with_their_policy_and_allowed_ones_are_not() {
         .exposition()
         .contains("netfence_agent_deny_log_lines_total{outcome=\"suppressed\"}"));
 
-    reading.store(false, Ordering::SeqCst);
-    reader.join().expect("reader");
-    stop.store(true, Ordering::SeqCst);
-    agent.join().expect("agent thread").expect("agent");
-    let _ = netfence_dataplane::flush(Some(&netns));
+    reader.stop();
+    agent.stop();
 }
