@@ -5,7 +5,9 @@
 //! - the same on a tiered `netfence gen` cluster (Calico tier, AdminNetworkPolicies, baseline)
 //!   against the Kubernetes-only cluster of the same pods, with their ratios;
 //! - TCP connection rate and throughput between two lab namespaces with the 10,000-endpoint
-//!   ruleset loaded, against no ruleset, measured in the same run.
+//!   ruleset loaded, against no ruleset, measured in the same run;
+//! - the deny-log reader's address → pod names set per change at 50,000 pods, against the
+//!   map the agent rebuilt before.
 //!
 //! Figures are medians of repeated runs, and ratios against a baseline taken in the same run,
 //! because the machines are shared and noisy. Under `cargo test` (no `--bench` argument) it
@@ -380,6 +382,85 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
     );
 }
 
+/// The deny-log reader's address → pod names, set on every change the agent applies: the
+/// snapshot [`Labels::set_pods`](netfence_dataplane::nflog::Labels::set_pods) takes now
+/// against the map it rebuilt before (a `HashMap` of every pod address to `ns/name`, the
+/// baseline, built here as it was), at `pods` pods; and 1,000 address look-ups each way.
+fn label_benchmarks(pods: usize, repeats: usize) {
+    use std::collections::HashMap;
+    let engine = engine(pods, 0);
+    let inventory = engine.inventory();
+    let labels = netfence_dataplane::nflog::Labels::default();
+    let rebuild = || {
+        let mut map: HashMap<std::net::IpAddr, String> =
+            HashMap::with_capacity(inventory.pods().len());
+        for pod in inventory.pods() {
+            if pod.host_network || pod.synthetic_ip {
+                continue;
+            }
+            for ip in &pod.ips {
+                map.entry(*ip)
+                    .or_insert_with(|| format!("{}/{}", pod.namespace, pod.name));
+            }
+        }
+        map
+    };
+    // Each repeat replaces (and so drops) the previous map, as the agent's did.
+    let mut kept = rebuild();
+    let old = median(
+        (0..repeats.max(1) * 5)
+            .map(|_| time_ms(|| kept = std::hint::black_box(rebuild())))
+            .collect(),
+    );
+    let new = median(
+        (0..repeats.max(1) * 5)
+            .map(|_| time_ms(|| labels.set_pods(std::hint::black_box(inventory))))
+            .collect(),
+    );
+    let addresses: Vec<std::net::IpAddr> = inventory
+        .pods()
+        .iter()
+        .step_by((pods / 1000).max(1))
+        .filter_map(|p| p.ips.first().copied())
+        .take(1000)
+        .collect();
+    let snapshot = inventory.pods_by_address();
+    let lookups_old = median(
+        (0..repeats.max(1))
+            .map(|_| {
+                time_ms(|| {
+                    for ip in &addresses {
+                        std::hint::black_box(kept.get(ip).cloned());
+                    }
+                })
+            })
+            .collect(),
+    );
+    let lookups_new = median(
+        (0..repeats.max(1))
+            .map(|_| {
+                time_ms(|| {
+                    for ip in &addresses {
+                        std::hint::black_box(snapshot.pod(*ip).map(netfence_model::Pod::key));
+                    }
+                })
+            })
+            .collect(),
+    );
+    println!("### Deny-log address → pod names, {pods} pods (medians)\n");
+    println!("| per change | map rebuilt (before) | index snapshot (now) | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| set the pods | {old:.3} ms | {new:.4} ms | {:.0}x |",
+        old / new.max(1e-6)
+    );
+    println!(
+        "| {} look-ups | {lookups_old:.3} ms | {lookups_new:.3} ms | {:.2}x |\n",
+        addresses.len(),
+        lookups_new / lookups_old.max(1e-6)
+    );
+}
+
 fn main() {
     assert!(
         netfence_dataplane::running_as_root(),
@@ -393,11 +474,18 @@ fn main() {
             tiered_benchmarks(10_000, 50, 20, 5);
             return;
         }
+        // NETFENCE_BENCH_ONLY=labels: the deny-log address map alone.
+        if std::env::var("NETFENCE_BENCH_ONLY").as_deref() == Ok("labels") {
+            label_benchmarks(50_000, 5);
+            return;
+        }
+        label_benchmarks(50_000, 5);
         let big = apply_benchmarks(&[100, 1_000, 10_000], 5);
         tiered_benchmarks(10_000, 50, 20, 5);
         traffic_benchmarks(&big, Duration::from_secs(2), 5);
     } else {
         // Smoke mode under `cargo test`: tiny sizes, one repeat, short windows.
+        label_benchmarks(200, 1);
         let big = apply_benchmarks(&[100], 1);
         tiered_benchmarks(200, 3, 2, 1);
         traffic_benchmarks(&big, Duration::from_millis(100), 1);

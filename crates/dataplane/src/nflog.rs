@@ -35,8 +35,8 @@ use crate::nft::DataplaneError;
 pub use crate::rule::LOG_GROUP;
 use netfence_engine::ir::{Policy, PolicySource};
 use netfence_model::calico::CalicoScope;
-use netfence_model::{Inventory, PolicyType};
-use std::collections::{BTreeMap, HashMap};
+use netfence_model::{Inventory, Pod, PodsByAddress, PolicyType};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,7 +174,7 @@ pub struct Labels {
 struct LabelState {
     current: BTreeMap<String, LogSource>,
     previous: BTreeMap<String, LogSource>,
-    pods: HashMap<IpAddr, String>,
+    pods: PodsByAddress,
 }
 
 impl Labels {
@@ -187,19 +187,12 @@ impl Labels {
         }
     }
 
-    /// The pods of the current state, by address (`namespace/name`; host-network pods and
-    /// template addresses are left out: their address is not theirs alone).
+    /// The pods of the current state, by address (host-network pods and template addresses
+    /// are left out: their address is not theirs alone). A snapshot of the inventory's own
+    /// address index, shared, not copied: constant time per change, whatever the cluster's
+    /// size; an address is looked up (a binary search) only when a packet names it.
     pub fn set_pods(&self, inventory: &Inventory) {
-        let mut pods = HashMap::with_capacity(inventory.pods().len());
-        for pod in inventory.pods() {
-            if pod.host_network || pod.synthetic_ip {
-                continue;
-            }
-            for ip in &pod.ips {
-                pods.entry(*ip)
-                    .or_insert_with(|| format!("{}/{}", pod.namespace, pod.name));
-            }
-        }
+        let pods = inventory.pods_by_address();
         if let Ok(mut state) = self.state.lock() {
             state.pods = pods;
         }
@@ -227,8 +220,8 @@ impl Labels {
         };
         (
             cause,
-            state.pods.get(&src).cloned(),
-            state.pods.get(&dst).cloned(),
+            state.pods.pod(src).map(Pod::key),
+            state.pods.pod(dst).map(Pod::key),
         )
     }
 }

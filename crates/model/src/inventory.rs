@@ -507,6 +507,29 @@ pub struct Inventory {
     pub warnings: Vec<String>,
 }
 
+/// The pods of an inventory with its address index ([`Inventory::pods_by_address`]).
+#[derive(Clone, Debug, Default)]
+pub struct PodsByAddress {
+    pods: Arc<Vec<Pod>>,
+    by_address: Arc<Vec<(IpAddr, PodId)>>,
+}
+
+impl PodsByAddress {
+    /// The pod that owns an address, as [`Inventory::pod_by_ip`] finds it.
+    pub fn pod(&self, ip: IpAddr) -> Option<&Pod> {
+        id_by_ip(&self.by_address, ip).map(|id| &self.pods[id])
+    }
+}
+
+/// A binary search of an address index: the first pod (by id) with address `ip`.
+fn id_by_ip(by_address: &[(IpAddr, PodId)], ip: IpAddr) -> Option<PodId> {
+    let first = by_address.partition_point(|(address, _)| *address < ip);
+    by_address
+        .get(first)
+        .filter(|(address, _)| *address == ip)
+        .map(|(_, id)| *id)
+}
+
 impl Inventory {
     /// The pods, sorted by (namespace, name); a [`PodId`] is an index here.
     pub fn pods(&self) -> &[Pod] {
@@ -666,13 +689,17 @@ impl Inventory {
     /// When two live pods claim one address (the loader warns), the first by (namespace,
     /// name) is returned. A binary search over the address index.
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
-        let first = self
-            .by_address
-            .partition_point(|(address, _)| *address < ip);
-        self.by_address
-            .get(first)
-            .filter(|(address, _)| *address == ip)
-            .map(|(_, id)| *id)
+        id_by_ip(&self.by_address, ip)
+    }
+
+    /// The pods and their address index as a snapshot another thread can keep (two shared
+    /// references, no copy): the deny-log reader names packets' addresses with it while the
+    /// agent's inventory moves on.
+    pub fn pods_by_address(&self) -> PodsByAddress {
+        PodsByAddress {
+            pods: self.pods.clone(),
+            by_address: self.by_address.clone(),
+        }
     }
 
     /// Labels of a namespace (every pod's namespace exists).

@@ -23,8 +23,9 @@ mod strict;
 pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{
     CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig, MtlsMode,
-    Namespace, Node, PeerAuthentication, Pod, PodId, ProbePort, RbacBinding, RbacRole, RbacRule,
-    Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef, SYNTHETIC_IPV4_RANGE,
+    Namespace, Node, PeerAuthentication, Pod, PodId, PodsByAddress, ProbePort, RbacBinding,
+    RbacRole, RbacRule, Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef,
+    SYNTHETIC_IPV4_RANGE,
 };
 pub use load::{
     read_kinds, Change, ChangeKind, LinkPatch, Loader, ObjectKey, ObjectKind, ReadKind,
