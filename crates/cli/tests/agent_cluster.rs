@@ -3,7 +3,7 @@
 //! deleted, a compaction answered with 410 Gone) and, after each, real packets between the
 //! lab's pods checked against the engine built from the server's objects of that moment.
 //! Pods whose network is up but whom the API has not announced yet are dropped (the guard
-//! from the Node's podCIDR). The agent's /healthz and /metrics are read and parsed too.
+//! from the Node's podCIDR, which `--pod-interface` adds to). The agent's /healthz and /metrics are read and parsed too.
 //! Needs root, iproute2 and nftables, as CI has.
 
 use netfence_cluster::testing::{resources_with, TestServer};
@@ -300,6 +300,10 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
             "100",
             "--metrics-listen",
             "127.0.0.1:0",
+            // An interface pattern the lab has none of: it adds to the Node's podCIDR (which
+            // still guards c below), as `deploy/` adds `eni*` for the VPC CNI.
+            "--pod-interface",
+            "nfnone*",
         ])
         .stderr(Stdio::piped())
         .spawn()
@@ -309,12 +313,17 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
     // The deny log's lines, kept apart.
     let denials = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let denials_in = denials.clone();
+    let guarding = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let guarding_in = guarding.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {
             eprintln!("{line}");
+            if line.starts_with("netfence agent: guarding") {
+                guarding_in.lock().expect("lock").push(line.clone());
+            }
             if line.starts_with("netfence deny: ") {
                 denials_in.lock().expect("lock").push(line.clone());
             }
@@ -352,6 +361,10 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
     let mut applied = 0;
     agent.applied();
     applied += 1;
+    assert_eq!(
+        *guarding.lock().expect("lock"),
+        ["netfence agent: guarding new pods in 10.45.0.0/24 (node n1's podCIDRs) and on interfaces nfnone*"]
+    );
     let (status, body) = agent.get("/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 

@@ -182,6 +182,16 @@ fn check_daemon_set(m: &Manifests, origin: &str) {
         args.starts_with(&["dataplane".to_string(), "agent".to_string()])
             && args.contains(&"--cluster".to_string())
     );
+    // New pods guarded on the VPC CNI's host-side veths (its nodes have no podCIDR).
+    let at = args
+        .iter()
+        .position(|a| a == "--pod-interface")
+        .expect("--pod-interface");
+    assert_eq!(
+        args.get(at + 1).map(String::as_str),
+        Some("eni*"),
+        "{origin}: the VPC CNI's default veth prefix"
+    );
     // Health and metrics on the node's loopback (host network), and the kubelet's
     // readiness probe on that address.
     let at = args

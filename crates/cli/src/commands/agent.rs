@@ -33,6 +33,7 @@ pub struct ClusterSource {
     feed: Option<Feed>,
     cluster: Option<Cluster>,
     guard: Option<PodGuard>,
+    interfaces: Vec<String>,
     rejected: VecDeque<String>,
     attempts: u32,
     relisting: bool,
@@ -54,10 +55,56 @@ impl ClusterSource {
             feed: None,
             cluster: None,
             guard: None,
+            interfaces: Vec::new(),
             rejected: VecDeque::new(),
             attempts: 0,
             relisting: false,
         }
+    }
+
+    /// Guard new pods on these interfaces (`--pod-interface`) as well as in the node's
+    /// podCIDRs: the VPC CNI gives nodes no podCIDR, and names a pod's host-side veth
+    /// `eni…`.
+    pub fn guard_interfaces(mut self, interfaces: Vec<String>) -> ClusterSource {
+        self.interfaces = interfaces;
+        self
+    }
+
+    /// The guard of `node`: its `spec.podCIDRs`, and the interfaces of `--pod-interface`.
+    fn node_guard(&self, feed: &Feed, node: &str) -> Option<PodGuard> {
+        let cidrs: Vec<ipnet::IpNet> = match feed.node_pod_cidrs(node) {
+            Ok(cidrs) => cidrs.iter().filter_map(|c| c.parse().ok()).collect(),
+            Err(e) => {
+                eprintln!("netfence agent: warning: cannot read node {node}'s podCIDRs ({e})");
+                Vec::new()
+            }
+        };
+        let joined = |items: &[String]| items.join(", ");
+        let ranges: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+        match (ranges.is_empty(), self.interfaces.is_empty()) {
+            (true, true) => {
+                eprintln!("netfence agent: node {node} has no spec.podCIDR(s); new pods are not guarded (give --pod-cidr or --pod-interface)");
+                return None;
+            }
+            (false, true) => eprintln!(
+                "netfence agent: guarding new pods in {} (node {node}'s podCIDRs)",
+                joined(&ranges)
+            ),
+            (true, false) => eprintln!(
+                "netfence agent: node {node} has no spec.podCIDR(s); guarding new pods on interfaces {}",
+                joined(&self.interfaces)
+            ),
+            (false, false) => eprintln!(
+                "netfence agent: guarding new pods in {} (node {node}'s podCIDRs) and on interfaces {}",
+                joined(&ranges),
+                joined(&self.interfaces)
+            ),
+        }
+        Some(PodGuard {
+            cidrs,
+            interfaces: self.interfaces.clone(),
+            ..PodGuard::default()
+        })
     }
 
     /// Read everything and start the watchers.
@@ -69,31 +116,7 @@ impl ClusterSource {
         let cluster = Cluster::new(loader).map_err(|e| e.to_string())?;
         inputs::report(cluster.engine().inventory());
         if let Some(node) = &self.node {
-            match feed.node_pod_cidrs(node) {
-                Ok(cidrs) => {
-                    let cidrs: Vec<ipnet::IpNet> =
-                        cidrs.iter().filter_map(|c| c.parse().ok()).collect();
-                    if cidrs.is_empty() {
-                        eprintln!("netfence agent: node {node} has no spec.podCIDR(s); new pods are not guarded (give --pod-cidr or --pod-interface)");
-                    } else {
-                        eprintln!(
-                            "netfence agent: guarding new pods in {} (node {node}'s podCIDRs)",
-                            cidrs
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                        self.guard = Some(PodGuard {
-                            cidrs,
-                            ..PodGuard::default()
-                        });
-                    }
-                }
-                Err(e) => eprintln!(
-                    "netfence agent: warning: cannot read node {node}'s podCIDRs ({e}); new pods are not guarded (give --pod-cidr or --pod-interface)"
-                ),
-            }
+            self.guard = self.node_guard(&feed, node);
         }
         let unfollowed = feed.follower().unfollowed();
         eprintln!(

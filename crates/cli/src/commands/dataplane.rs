@@ -61,7 +61,9 @@ pub enum DataplaneCommand {
         pod_cidr: Vec<ipnet::IpNet>,
         /// Pod interfaces (repeatable, nft wildcards such as `veth*` or `eni*`): new
         /// connections through them from or to an address no pod the ruleset knows has are
-        /// dropped (for CNIs whose pods take addresses outside a node podCIDR).
+        /// dropped (for CNIs whose pods take addresses outside a node podCIDR, such as the
+        /// VPC CNI, whose host-side veths are `eni*`). With --cluster and --node they add to
+        /// the Node's spec.podCIDRs; otherwise to --pod-cidr.
         #[arg(long, value_name = "NAME")]
         pod_interface: Vec<String>,
         /// Serve /healthz (200 once a ruleset is in force) and /metrics (Prometheus text
@@ -155,11 +157,17 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
             use std::sync::atomic::{AtomicBool, Ordering};
             static STOP: AtomicBool = AtomicBool::new(false);
             let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+            // With --cluster and --node, the guard's ranges are the Node's podCIDRs (read by
+            // the source) unless --pod-cidr names them; --pod-interface adds to them.
+            let node_ranges = inputs.cluster.cluster && node.is_some() && pod_cidr.is_empty();
             let settings = netfence_dataplane::Enforcement {
                 node: node.clone(),
                 netns: netns.clone(),
                 allow_empty: allow_empty || inputs.cluster.cluster,
-                guard: agent::guard(&pod_cidr, &pod_interface),
+                guard: match node_ranges {
+                    true => None,
+                    false => agent::guard(&pod_cidr, &pod_interface),
+                },
                 labels: None,
             };
             let shared = std::sync::Arc::new(agent::Shared::default());
@@ -185,7 +193,11 @@ pub fn dataplane(command: DataplaneCommand) -> Result<u8, Failure> {
                     ..inputs
                 };
                 let mut source =
-                    agent::ClusterSource::new(files, &cluster_args, node.clone(), debounce);
+                    agent::ClusterSource::new(files, &cluster_args, node.clone(), debounce)
+                        .guard_interfaces(match node_ranges {
+                            true => pod_interface,
+                            false => Vec::new(),
+                        });
                 netfence_dataplane::enforce(&mut source, &settings, &STOP, log)
             } else {
                 let options = netfence_dataplane::AgentOptions {
