@@ -5,7 +5,9 @@
 //!   agent's `applied` report (p50/p99/max; the debounce is part of it), and the agent's own
 //!   latency (first event received → kernel has it);
 //! - memory: the agent's RSS for a node with 110 pods, and under pod churn on that node (pods
-//!   created and deleted at a steady rate, RSS sampled every second: first and last 10 s).
+//!   created and deleted at a steady rate, RSS sampled every second: first and last 10 s),
+//!   with the deny-log reader on (the agent's default) and denied datagrams forwarded
+//!   through the agent's namespace every second, so that it reads and writes deny lines.
 //!
 //! Sizes from the environment: `NETFENCE_BENCH_PODS` (comma-separated, default `1000,10000`),
 //! `NETFENCE_BENCH_CHANGES` (policy changes per size, default 20), `NETFENCE_BENCH_DEBOUNCE_MS`
@@ -184,6 +186,119 @@ impl Drop for Agent {
     }
 }
 
+/// Denied traffic through the agent's namespace while it runs, so that the deny-log reader
+/// has packets to read: a client namespace (the address of a pod of the cluster on n0) joined
+/// to the agent's by a veth pair sends UDP datagrams, forwarded there (towards a second veth
+/// pair, down on the far side), to a churn pod that accepts ingress from its own namespace only
+/// (dropped by the `churn` policy) and to an address no pod has (dropped by the new-pod
+/// guard). Five of each every second, each from a new source port.
+const DENIED_PER_SECOND: u64 = 10;
+
+struct Denier {
+    netns: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sender: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Denier {
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(agent_netns: &str, source: &str) -> Denier {
+        let netns = format!("{agent_netns}-c");
+        Self::ip(&["netns", "add", &netns]);
+        let mut denier = Denier {
+            netns: netns.clone(),
+            stop: std::sync::Arc::default(),
+            sender: None,
+        };
+        let (c, n) = (netns.as_str(), agent_netns);
+        let host = format!("{source}/32");
+        for args in [
+            &[
+                "-n", c, "link", "add", "nfb-c", "type", "veth", "peer", "name", "nfb-n", "netns",
+                n,
+            ][..],
+            &["-n", c, "link", "set", "lo", "up"],
+            &["-n", c, "addr", "add", &host, "dev", "nfb-c"],
+            &["-n", c, "link", "set", "nfb-c", "up"],
+            &["-n", c, "route", "add", "10.250.0.254/32", "dev", "nfb-c"],
+            &[
+                "-n",
+                c,
+                "route",
+                "add",
+                "10.201.0.0/16",
+                "via",
+                "10.250.0.254",
+                "dev",
+                "nfb-c",
+            ],
+            &["-n", n, "addr", "add", "10.250.0.254/32", "dev", "nfb-n"],
+            &["-n", n, "link", "set", "nfb-n", "up"],
+            &["-n", n, "route", "add", &host, "dev", "nfb-n"],
+            &[
+                "-n", c, "link", "add", "nfb-e", "type", "veth", "peer", "name", "nfb-d", "netns",
+                n,
+            ][..],
+            &["-n", n, "link", "set", "nfb-d", "up"],
+            &["-n", n, "route", "add", "10.201.0.0/16", "dev", "nfb-d"],
+            &["netns", "exec", n, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            &[
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.rp_filter=0",
+            ],
+            &[
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.nfb-n.rp_filter=0",
+            ],
+        ] {
+            Self::ip(args);
+        }
+        let stop = denier.stop.clone();
+        let script = format!(
+            "for i in $(seq {}); do echo -n x > /dev/udp/10.201.0.1/9; echo -n x > /dev/udp/10.201.0.2/9; done 2>/dev/null",
+            DENIED_PER_SECOND / 2
+        );
+        denier.sender = Some(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("ip")
+                    .args(["netns", "exec", &netns, "bash", "-c", &script])
+                    .status();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }));
+        denier
+    }
+}
+
+impl Drop for Denier {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.join();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[at.min(sorted.len() - 1)]
@@ -277,7 +392,28 @@ fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
             "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}),
         )
         .unwrap();
+    // A churn pod that stays: the denied traffic's destination.
+    server
+        .apply(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "churn-target", "namespace": namespace, "labels": {"app": "churn"}},
+            "spec": {"nodeName": "n0", "containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "podIP": "10.201.0.1", "podIPs": [{"ip": "10.201.0.1"}]}}))
+        .unwrap();
+    // The denied traffic's source: a pod of another namespace on n0.
+    let source = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Pod"
+                && d["spec"]["nodeName"] == "n0"
+                && d["spec"]["hostNetwork"] != true
+                && d["status"]["podIP"].is_string()
+        })
+        .and_then(|d| d["status"]["podIP"].as_str())
+        .expect("a pod on n0")
+        .to_string();
     let agent = Agent::start(&server, &dir, debounce);
+    let denier = Denier::start(&agent.netns, &source);
+    let mut denied = 0u64;
     let at_start = agent.rss_kib();
     // Pods come and go on n0: each event creates pod i or deletes pod i-20 (20 live).
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -310,6 +446,13 @@ fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
         events += 1;
         while let Ok((_, line)) = agent.reports.try_recv() {
             applied += u64::from(line.contains("netfence agent: applied"));
+            if line.starts_with("netfence deny: ") {
+                denied += 1;
+                // The first of each kind, to show what the reader names.
+                if denied <= 2 {
+                    println!("agent churn: {line}");
+                }
+            }
         }
         if Instant::now() >= next_sample {
             samples.push((start.elapsed().as_secs_f64(), agent.rss_kib()));
@@ -318,7 +461,7 @@ fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
         if Instant::now() >= next_report {
             let last: Vec<u64> = samples.iter().rev().take(10).map(|s| s.1).collect();
             println!(
-                "agent churn: {:.0} s: RSS now {:.1} MiB, last 10 s {:.1} MiB, max so far {:.1} MiB; {events} events, {applied} transactions",
+                "agent churn: {:.0} s: RSS now {:.1} MiB, last 10 s {:.1} MiB, max so far {:.1} MiB; {events} events, {applied} transactions, {denied} deny lines",
                 start.elapsed().as_secs_f64(),
                 rss_mib(agent.rss_kib()),
                 rss_mib(last.iter().sum::<u64>() / last.len().max(1) as u64),
@@ -331,6 +474,7 @@ fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
         next += interval;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    drop(denier);
     let avg = |part: &[(f64, u64)]| {
         part.iter().map(|s| s.1).sum::<u64>() as f64 / part.len().max(1) as f64 / 1024.0
     };
@@ -338,7 +482,7 @@ fn churn(pods: usize, rate: u64, seconds: u64, report: u64, debounce: u64) {
     let tail = &samples[samples.len().saturating_sub(10)..];
     let max = samples.iter().map(|s| s.1).max().unwrap_or(0) as f64 / 1024.0;
     println!(
-        "agent under churn on n0, {pods} pods ({} on n0) + 20 churning, {rate} pod events/s for {seconds} s, debounce {debounce} ms: RSS at start {:.1} MiB, first 10 s {:.1} MiB, last 10 s {:.1} MiB, max {max:.1} MiB; {events} events, {applied} transactions",
+        "agent under churn on n0, {pods} pods ({} on n0) + 20 churning, {rate} pod events/s for {seconds} s, debounce {debounce} ms: RSS at start {:.1} MiB, first 10 s {:.1} MiB, last 10 s {:.1} MiB, max {max:.1} MiB; {events} events, {applied} transactions, {denied} deny lines (deny logs on, {DENIED_PER_SECOND} datagrams/s denied)",
         pods.min(PODS_PER_NODE),
         at_start as f64 / 1024.0,
         avg(head),
