@@ -388,7 +388,9 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
 /// baseline, built here as it was), at `pods` pods; and 1,000 address look-ups each way.
 fn label_benchmarks(pods: usize, repeats: usize) {
     use std::collections::HashMap;
-    let engine = engine(pods, 0);
+    // A `netfence gen` cluster (the synthetic one numbers namespaces into addresses, up
+    // to 255 of them).
+    let engine = generated(pods, 0, 0, "");
     let inventory = engine.inventory();
     let labels = netfence_dataplane::nflog::Labels::default();
     let rebuild = || {
