@@ -14,7 +14,7 @@ use crate::ir::{NamespaceMatch, Peer, PortMatch, Rule};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, RuleAt, Walker};
 use netfence_model::net::{address_value, net_bounds};
-use netfence_model::{AddressCuts, PodId, PolicyType};
+use netfence_model::{PodId, PolicyType};
 use netfence_selector::LabelSelector;
 use std::collections::HashMap;
 
@@ -152,112 +152,6 @@ impl crate::matrix::MatrixView for ClassMatrixView<'_> {
     }
 }
 
-fn address_cuts(engine: &Engine) -> AddressCuts {
-    let mut nets: Vec<ipnet::IpNet> = Vec::new();
-    for peer in address_peers(engine) {
-        match peer {
-            Peer::Net { net, except } => {
-                nets.push(net);
-                nets.extend(except);
-            }
-            Peer::Calico(entity) => {
-                nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
-            }
-            Peer::Nodes(_) | Peer::Pods { .. } => {}
-        }
-    }
-    for set in &engine.inventory().network_sets {
-        nets.extend(set.nets.iter().copied());
-    }
-    for node in &engine.inventory().nodes {
-        nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
-    }
-    AddressCuts::from_nets(&nets)
-}
-
-/// The address-based peers of every rule (the part of a peer that labels cannot tell).
-fn address_peers(engine: &Engine) -> Vec<Peer> {
-    let mut out = Vec::new();
-    for tier in engine.tiers() {
-        for policy in &tier.policies {
-            for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
-                for rule in rules {
-                    for peer in rule.peers.iter().chain(rule.local.iter()) {
-                        match peer {
-                            Peer::Net { .. } | Peer::Nodes(_) => out.push(peer.clone()),
-                            Peer::Calico(entity) => {
-                                if !entity.nets.is_empty() || !entity.not_nets.is_empty() {
-                                    out.push(peer.clone());
-                                }
-                            }
-                            Peer::Pods { .. } => {}
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A pseudo-key in the relevant set: some rule looks at service accounts.
-const SERVICE_ACCOUNT_MATTERS: &str = "\u{0}service-account";
-
-/// Every pod label key some selector reads (Kubernetes, admin policy, Calico, Service
-/// selectors of Calico `services` peers): labels outside this set cannot tell pods apart.
-fn relevant_label_keys(engine: &Engine) -> std::collections::BTreeSet<String> {
-    use crate::ir::Subject;
-    let mut keys = std::collections::BTreeSet::new();
-    let add_k8s = |s: &netfence_selector::LabelSelector,
-                   keys: &mut std::collections::BTreeSet<String>| {
-        for r in s.requirements() {
-            keys.insert(r.key().to_string());
-        }
-    };
-    for tier in engine.tiers() {
-        for policy in &tier.policies {
-            match &policy.subject {
-                Subject::PodsInNamespace { selector, .. } => add_k8s(selector, &mut keys),
-                Subject::Cluster { pod_selector, .. } => add_k8s(pod_selector, &mut keys),
-                Subject::Calico {
-                    selector,
-                    service_account_selector,
-                    ..
-                } => {
-                    keys.extend(selector.label_keys().into_iter().map(str::to_string));
-                    if service_account_selector.is_some() {
-                        keys.insert(SERVICE_ACCOUNT_MATTERS.into());
-                    }
-                }
-            }
-            for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
-                for rule in rules {
-                    for peer in rule.peers.iter().chain(rule.local.iter()) {
-                        match peer {
-                            Peer::Pods { pods, .. } => add_k8s(pods, &mut keys),
-                            Peer::Calico(entity) => {
-                                for s in entity.selector.iter().chain(entity.not_selector.iter()) {
-                                    keys.extend(s.label_keys().into_iter().map(str::to_string));
-                                }
-                                if entity.service_accounts.is_some() {
-                                    keys.insert(SERVICE_ACCOUNT_MATTERS.into());
-                                }
-                                if entity.service.is_some() {
-                                    for service in &engine.inventory().services {
-                                        keys.extend(service.selector.keys().cloned());
-                                    }
-                                }
-                            }
-                            Peer::Net { .. } | Peer::Nodes(_) => {}
-                        }
-                    }
-                }
-            }
-        }
-    }
-    keys
-}
-
 /// What a class matrix row needs, built once per engine use: the class representatives and
 /// every rule peer resolved to a bitset of classes (keyed by the peer's address).
 pub(crate) struct ClassRows<'e> {
@@ -303,73 +197,13 @@ impl<'e> ClassRows<'e> {
 impl Engine {
     /// The pods grouped into classes that every policy treats alike: (members of each class,
     /// class of each pod). Members are in pod order, so the first is the representative.
-    /// Computed once per engine, on first use.
+    /// Computed once per engine, on first use, or taken over from the engine this one was
+    /// rebuilt from ([`Engine::rebuilt`]).
     pub fn pod_classes(&self) -> &(Vec<Vec<PodId>>, Vec<usize>) {
-        self.pod_classes.get_or_init(|| self.compute_pod_classes())
-    }
-
-    fn compute_pod_classes(&self) -> (Vec<Vec<PodId>>, Vec<usize>) {
-        // Namespace, relevant labels, service account, named ports, host network, node, address
-        // segments, IPv6: everything a policy can tell pods apart by.
-        type ClassKey<'a> = (
-            &'a str,
-            Vec<(&'a String, &'a String)>,
-            &'a str,
-            Vec<&'a netfence_model::ContainerPort>,
-            bool,
-            Option<&'a str>,
-            Vec<(bool, usize)>,
-            bool,
-        );
-        let inventory = self.inventory();
-        // Network sets give addresses labels: pods whose addresses fall in different sets
-        // must not share a class, so the sets' CIDRs join the address peers.
-        // Every CIDR boundary an address peer, a network set or a node address draws: two
-        // addresses in the same elementary segment are contained by exactly the same peers.
-        let cuts = address_cuts(self);
-        let relevant = relevant_label_keys(self);
-        let mut keys: HashMap<ClassKey<'_>, usize> = HashMap::new();
-        let mut classes: Vec<Vec<PodId>> = Vec::new();
-        let mut class_of = Vec::with_capacity(inventory.pods().len());
-        for (id, pod) in inventory.pods().iter().enumerate() {
-            let signature: Vec<(bool, usize)> = if pod.synthetic_ip {
-                Vec::new() // an invented address matches no address peer
-            } else {
-                pod.ips.iter().map(|ip| cuts.segment(*ip)).collect()
-            };
-            // Only what policies can see: labels some selector reads, named container ports.
-            let labels: Vec<(&String, &String)> = pod
-                .labels
-                .iter()
-                .filter(|(k, _)| relevant.contains(*k))
-                .collect();
-            let named_ports: Vec<&netfence_model::ContainerPort> =
-                pod.ports.iter().filter(|c| c.name.is_some()).collect();
-            let service_account = if relevant.contains(SERVICE_ACCOUNT_MATTERS)
-                || relevant.contains("projectcalico.org/serviceaccount")
-            {
-                pod.service_account.as_str()
-            } else {
-                ""
-            };
-            let key: ClassKey<'_> = (
-                pod.namespace.as_str(),
-                labels,
-                service_account,
-                named_ports,
-                pod.host_network,
-                pod.node.as_deref(),
-                signature,
-                pod.ips.first().is_some_and(|ip| ip.is_ipv6()),
-            );
-            let class = *keys.entry(key).or_insert_with(|| {
-                classes.push(Vec::new());
-                classes.len() - 1
-            });
-            classes[class].push(id);
-            class_of.push(class);
-        }
-        (classes, class_of)
+        &self
+            .pod_classes
+            .get_or_init(|| crate::pod_classes::PodClasses::compute(self))
+            .partition
     }
 
     /// The class-compressed matrix for `ports`.

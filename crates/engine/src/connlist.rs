@@ -212,30 +212,10 @@ pub fn conn_table(
     // Peers in the order of their text: lines then come out sorted by (source, destination)
     // text without sorting them (a 10k-pod cluster has ~800k lines).
     peers.sort_by_cached_key(|(peer, _)| peer.to_string());
-    let endpoint = |node: usize, other: usize| -> Option<Endpoint> {
-        if node >= n {
-            return Some(Endpoint::Address(ranges[node - n].0));
-        }
-        // Two different pods when both sides are one class (`None` for a class of one pod
-        // against itself: a pod and itself).
-        if node == other {
-            return classes[node].get(1).map(|&id| Endpoint::Pod(id));
-        }
-        Some(Endpoint::Pod(classes[node][0]))
-    };
-    let compute = |x: usize, y: usize| -> ConnSet {
-        if x >= n && y >= n {
-            return ConnSet::empty();
-        }
-        let src = if x < n {
-            Some(Endpoint::Pod(classes[x][0]))
-        } else {
-            endpoint(x, y)
-        };
-        match (src, endpoint(y, x)) {
-            (Some(s), Some(d)) if same_family(engine, s, d) => engine.allowed_conns(s, d),
-            _ => ConnSet::empty(),
-        }
+    let cells_of = NodeCells {
+        engine,
+        classes,
+        ranges: &ranges,
     };
     let nodes = n + ranges.len();
     let focused: Vec<bool> = peers
@@ -273,37 +253,11 @@ pub fn conn_table(
     }
     let wanted: Vec<usize> = (0..nodes * nodes).filter(|&c| needed[c]).collect();
     drop(needed);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, wanted.len().max(1));
-    // Interleaved chunks: the cost of a cell varies by row, so contiguous halves would not
-    // balance.
-    let computed: Vec<Vec<ConnSet>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let wanted = &wanted;
-                let compute = &compute;
-                scope.spawn(move || {
-                    wanted
-                        .iter()
-                        .skip(w)
-                        .step_by(workers)
-                        .map(|&c| compute(c / nodes, c % nodes))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let computed = in_parallel(&wanted, |&c| cells_of.compute(c / nodes, c % nodes));
     let mut sets = Interned::default();
     let mut cells: Vec<u32> = vec![UNKNOWN; nodes * nodes];
-    for (w, results) in computed.into_iter().enumerate() {
-        for (k, set) in results.into_iter().enumerate() {
-            cells[wanted[w + k * workers]] = sets.intern(set);
-        }
+    for (&c, set) in wanted.iter().zip(computed) {
+        cells[c] = sets.intern(set);
     }
     drop(wanted);
     let mut unions: FastMap<(u32, u32), u32> = FastMap::default();
@@ -331,6 +285,76 @@ pub fn conn_table(
     }
 }
 
+/// The cells of a connection table: pod classes `0..classes.len()` (one representative pod
+/// each), then external ranges (their first address).
+pub(crate) struct NodeCells<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) classes: &'a [Vec<netfence_model::PodId>],
+    pub(crate) ranges: &'a [(IpAddr, IpAddr)],
+}
+
+impl NodeCells<'_> {
+    /// The number of nodes.
+    pub(crate) fn nodes(&self) -> usize {
+        self.classes.len() + self.ranges.len()
+    }
+
+    /// The endpoint standing for `node` in a pair with `other`: two different pods when both
+    /// sides are one class (`None` for a class of one pod against itself: a pod and itself).
+    fn endpoint(&self, node: usize, other: usize) -> Option<Endpoint> {
+        let n = self.classes.len();
+        if node >= n {
+            return Some(Endpoint::Address(self.ranges[node - n].0));
+        }
+        if node == other {
+            return self.classes[node].get(1).map(|&id| Endpoint::Pod(id));
+        }
+        Some(Endpoint::Pod(self.classes[node][0]))
+    }
+
+    /// What node `x` may open to node `y` (nothing between two external ranges).
+    pub(crate) fn compute(&self, x: usize, y: usize) -> ConnSet {
+        let n = self.classes.len();
+        if x >= n && y >= n {
+            return ConnSet::empty();
+        }
+        let src = if x < n {
+            Some(Endpoint::Pod(self.classes[x][0]))
+        } else {
+            self.endpoint(x, y)
+        };
+        match (src, self.endpoint(y, x)) {
+            (Some(s), Some(d)) if same_family(self.engine, s, d) => self.engine.allowed_conns(s, d),
+            _ => ConnSet::empty(),
+        }
+    }
+}
+
+/// `f` of every item, in order, computed on every available core. Items are dealt out
+/// interleaved: the cost of a cell varies by row, so contiguous halves would not balance.
+pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, items.len().max(1));
+    let f = &f;
+    let computed: Vec<Vec<R>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| scope.spawn(move || items.iter().skip(w).step_by(workers).map(f).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (w, results) in computed.into_iter().enumerate() {
+        for (k, r) in results.into_iter().enumerate() {
+            out[w + k * workers] = Some(r);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
 /// A peer's index as stored in [`ConnTable::lines`]: peers are workloads and cut ranges, each
 /// backed by objects in memory, so there are far fewer than 2^32.
 fn index_u32(i: usize) -> u32 {
@@ -344,8 +368,8 @@ const UNKNOWN: u32 = u32::MAX;
 const EMPTY: u32 = 0;
 
 /// Connection sets interned: equal sets share one id (`EMPTY` is the empty set).
-struct Interned {
-    sets: Vec<ConnSet>,
+pub(crate) struct Interned {
+    pub(crate) sets: Vec<ConnSet>,
     ids: FastMap<ConnSet, u32>,
 }
 
@@ -361,7 +385,7 @@ impl Default for Interned {
 }
 
 impl Interned {
-    fn intern(&mut self, set: ConnSet) -> u32 {
+    pub(crate) fn intern(&mut self, set: ConnSet) -> u32 {
         if let Some(&id) = self.ids.get(&set) {
             return id;
         }
@@ -376,7 +400,7 @@ impl Interned {
     }
 
     /// The id of the union of two interned sets (remembered per pair).
-    fn union(&mut self, a: u32, b: u32, cache: &mut FastMap<(u32, u32), u32>) -> u32 {
+    pub(crate) fn union(&mut self, a: u32, b: u32, cache: &mut FastMap<(u32, u32), u32>) -> u32 {
         if a == b || b == EMPTY {
             return a;
         }
@@ -446,6 +470,9 @@ pub fn diff_touching(
     after: &Engine,
     focus: Option<&BTreeSet<WorkloadRef>>,
 ) -> Vec<DiffLine> {
+    if let Some(focus) = focus {
+        return crate::delta::focused_diff(before, after, focus);
+    }
     let cuts = cuts(before).union(&cuts(after));
     let index = |list: Vec<Connection>| -> BTreeMap<(String, String), Connection> {
         list.into_iter()

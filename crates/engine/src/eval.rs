@@ -39,7 +39,7 @@ pub struct Engine {
     /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
     pub(crate) cache: crate::resolve::SelectorCache,
     /// [`Engine::pod_classes`], computed on first use.
-    pub(crate) pod_classes: std::sync::OnceLock<(Vec<Vec<PodId>>, Vec<usize>)>,
+    pub(crate) pod_classes: std::sync::OnceLock<crate::pod_classes::PodClasses>,
 }
 
 pub(crate) fn direction_index(direction: Direction) -> usize {

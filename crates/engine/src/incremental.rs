@@ -109,6 +109,9 @@ fn uses_service(policy: &Policy, services: &HashSet<(String, String)>) -> bool {
 
 /// Services (namespace, name) that differ between the inventories, or exist in one only.
 fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String)> {
+    if old.services == new.services {
+        return HashSet::new();
+    }
     let index = |inventory: &Inventory| -> HashMap<(String, String), usize> {
         inventory
             .services
@@ -128,8 +131,12 @@ fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String
         .collect()
 }
 
-fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap {
-    let services = changed_services(old.inventory(), inventory);
+fn policy_map(
+    old: &Engine,
+    tiers: &[Tier],
+    inventory: &Inventory,
+    services: &HashSet<(String, String)>,
+) -> PolicyMap {
     // Keyed by tier too: one Cilium object compiles to policies of one kind and name in up to
     // three tiers.
     let mut old_place: HashMap<(PolicyKind, &str, &str), (usize, usize)> = HashMap::new();
@@ -173,7 +180,7 @@ fn policy_map(old: &Engine, tiers: &[Tier], inventory: &Inventory) -> PolicyMap 
             match before {
                 Some((ot, op)) if same => {
                     map.old_to_new[ot][op] = Some((t, p));
-                    let moved = uses_service(policy, &services);
+                    let moved = uses_service(policy, services);
                     map.old_changed[ot][op] = moved;
                     map.new_changed[t][p] = moved;
                 }
@@ -289,7 +296,8 @@ impl Engine {
         // Compiling every policy again is cheaper than finding and cloning the unchanged ones
         // (measured at 100k pods / 20k policies: 155 → 187 ms for the engine step).
         let tiers = compile(&inventory);
-        let map = policy_map(self, &tiers, &inventory);
+        let services = changed_services(self.inventory(), &inventory);
+        let map = policy_map(self, &tiers, &inventory, &services);
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
         let mut selecting: Vec<[Vec<(usize, usize)>; 2]> = Vec::with_capacity(dirty.len());
         for (id, (&dirty, &before)) in dirty.iter().zip(&previous).enumerate() {
@@ -346,14 +354,48 @@ impl Engine {
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
             rematched_pods: dirty.iter().filter(|d| **d).count(),
         };
+        let classes = services
+            .is_empty()
+            .then(|| self.derived_classes(&tiers, &inventory, &map, (&dirty, &previous)))
+            .flatten();
         let engine = Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers,
             selecting,
             cache: Default::default(),
-            pod_classes: Default::default(),
+            pod_classes: classes.map(std::sync::OnceLock::from).unwrap_or_default(),
         };
         (engine, focus, stats)
+    }
+
+    /// The new engine's pod classes from this one's, when they were computed and the policies
+    /// still look at the same labels and addresses (Services unchanged: Calico `services`
+    /// peers make every Service's selector keys relevant).
+    fn derived_classes(
+        &self,
+        tiers: &[Tier],
+        inventory: &Inventory,
+        map: &PolicyMap,
+        (dirty, previous): (&[bool], &[Option<usize>]),
+    ) -> Option<crate::pod_classes::PodClasses> {
+        let old = self.pod_classes.get()?;
+        let mut basis = old.basis().clone();
+        for (t, tier) in self.tiers.iter().enumerate() {
+            for (p, policy) in tier.policies.iter().enumerate() {
+                if map.old_changed[t][p] {
+                    basis.count(policy, self.inventory(), -1);
+                }
+            }
+        }
+        for (t, tier) in tiers.iter().enumerate() {
+            for (p, policy) in tier.policies.iter().enumerate() {
+                if map.new_changed[t][p] {
+                    basis.count(policy, inventory, 1);
+                }
+            }
+        }
+        let shared = self.inventory().shares_pods(inventory);
+        old.derived(inventory, basis, (dirty, previous), shared)
     }
 
     /// The workloads whose connections the change can affect (see the module notes).
@@ -459,6 +501,9 @@ impl Cluster {
     /// Build the engine from everything `loader` read, keeping the objects for later changes.
     pub fn new(loader: Loader) -> Result<Cluster, LoadErrors> {
         let engine = Engine::new(loader.clone().finish()?);
+        // The pod classes are part of the kept state: each change's engine takes them over
+        // (placing only changed pods), and the delta reads them.
+        let _ = engine.pod_classes();
         Ok(Cluster { loader, engine })
     }
 

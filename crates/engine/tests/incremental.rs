@@ -3,7 +3,7 @@
 //! Random change sequences (create, replace and delete of every kind `what-if` takes) are
 //! applied to a [`Cluster`]; after every step the same objects are loaded from scratch, and
 //! the two engines must agree on the policies selecting each pod, the connection list, the
-//! pod matrix on every port policies mention, and every explanation; the delta the cluster
+//! pod matrix on every port policies mention, the pod classes, and every explanation; the delta the cluster
 //! returned must equal `diff` of the from-scratch engines before and after the step.
 
 use netfence_engine::{connlist, default_ports, diff, Cluster, Endpoint, Engine, Matrix};
@@ -129,6 +129,12 @@ fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
             );
         }
     }
+    // The pod classes an incremental engine took over from the one before equal a fresh
+    // classification (numbering included).
+    assert!(
+        incremental.pod_classes() == fresh.pod_classes(),
+        "pod classes differ {context}"
+    );
     assert_eq!(
         connlist(incremental),
         connlist(fresh),

@@ -1,0 +1,291 @@
+//! The pod classes ([`Engine::pod_classes`]): pods that every policy treats alike, and what
+//! the partition depends on besides the pods — the label keys some selector reads and the
+//! CIDR boundaries address peers draw, counted per compiled policy — so that an engine
+//! rebuilt after a change can take its classes from the old engine (pods kept keep their
+//! class; only new or changed pods are placed) instead of classifying every pod again.
+
+use crate::eval::Engine;
+use crate::ir::{Peer, Policy, Subject};
+use netfence_model::{AddressCuts, Inventory, Pod, PodId};
+use std::collections::{BTreeSet, HashMap};
+
+/// A pseudo-key in the relevant set: some rule looks at service accounts.
+pub(crate) const SERVICE_ACCOUNT_MATTERS: &str = "\u{0}service-account";
+
+/// What the partition depends on, from the policies: each label key some selector reads and
+/// each CIDR an address peer names, with the number of compiled policies naming it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClassBasis {
+    keys: HashMap<String, i64>,
+    nets: HashMap<ipnet::IpNet, i64>,
+}
+
+impl ClassBasis {
+    fn of(engine: &Engine) -> ClassBasis {
+        let mut basis = ClassBasis::default();
+        for policy in engine.tiers().iter().flat_map(|tier| &tier.policies) {
+            basis.count(policy, engine.inventory(), 1);
+        }
+        basis
+    }
+
+    /// Add (`sign` 1) or take away (-1) one compiled policy's keys and CIDRs.
+    pub(crate) fn count(&mut self, policy: &Policy, inventory: &Inventory, sign: i64) {
+        let mut key = |k: &str| {
+            *self.keys.entry(k.to_string()).or_default() += sign;
+        };
+        let k8s = |s: &netfence_selector::LabelSelector, key: &mut dyn FnMut(&str)| {
+            for r in s.requirements() {
+                key(r.key());
+            }
+        };
+        match &policy.subject {
+            Subject::PodsInNamespace { selector, .. } => k8s(selector, &mut key),
+            Subject::Cluster { pod_selector, .. } => k8s(pod_selector, &mut key),
+            Subject::Calico {
+                selector,
+                service_account_selector,
+                ..
+            } => {
+                selector.label_keys().into_iter().for_each(&mut key);
+                if service_account_selector.is_some() {
+                    key(SERVICE_ACCOUNT_MATTERS);
+                }
+            }
+        }
+        let mut nets: Vec<ipnet::IpNet> = Vec::new();
+        for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
+            for rule in rules {
+                for peer in rule.peers.iter().chain(rule.local.iter()) {
+                    match peer {
+                        Peer::Pods { pods, .. } => k8s(pods, &mut key),
+                        Peer::Calico(entity) => {
+                            for s in entity.selector.iter().chain(entity.not_selector.iter()) {
+                                s.label_keys().into_iter().for_each(&mut key);
+                            }
+                            if entity.service_accounts.is_some() {
+                                key(SERVICE_ACCOUNT_MATTERS);
+                            }
+                            if entity.service.is_some() {
+                                for service in &inventory.services {
+                                    service.selector.keys().for_each(|k| key(k));
+                                }
+                            }
+                            nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
+                        }
+                        Peer::Net { net, except } => {
+                            nets.push(*net);
+                            nets.extend(except.iter().copied());
+                        }
+                        Peer::Nodes(_) => {}
+                    }
+                }
+            }
+        }
+        for net in nets {
+            *self.nets.entry(net).or_default() += sign;
+        }
+    }
+
+    /// Every pod label key some selector reads (Kubernetes, admin policy, Calico, Service
+    /// selectors of Calico `services` peers): labels outside this set cannot tell pods apart.
+    fn relevant(&self) -> BTreeSet<String> {
+        self.keys
+            .iter()
+            .filter(|(_, &count)| count > 0)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Every CIDR boundary an address peer, a network set or a node address draws: two
+    /// addresses in the same elementary segment are contained by exactly the same peers.
+    fn cuts(&self, inventory: &Inventory) -> AddressCuts {
+        let mut nets: Vec<ipnet::IpNet> = self
+            .nets
+            .iter()
+            .filter(|(_, &count)| count > 0)
+            .map(|(net, _)| *net)
+            .collect();
+        // Network sets give addresses labels: pods whose addresses fall in different sets
+        // must not share a class, so the sets' CIDRs join the address peers.
+        for set in &inventory.network_sets {
+            nets.extend(set.nets.iter().copied());
+        }
+        for node in &inventory.nodes {
+            nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
+        }
+        AddressCuts::from_nets(&nets)
+    }
+}
+
+/// The partition and what it was computed from.
+#[derive(Clone, Debug)]
+pub(crate) struct PodClasses {
+    /// Members of each class (in pod order), and the class of each pod.
+    pub(crate) partition: (Vec<Vec<PodId>>, Vec<usize>),
+    basis: ClassBasis,
+    relevant: BTreeSet<String>,
+    cuts: AddressCuts,
+}
+
+/// Namespace, relevant labels, service account, named ports, host network, node, address
+/// segments, IPv6: everything a policy can tell pods apart by.
+type ClassKey<'a> = (
+    &'a str,
+    Vec<(&'a String, &'a String)>,
+    &'a str,
+    Vec<&'a netfence_model::ContainerPort>,
+    bool,
+    Option<&'a str>,
+    Vec<(bool, usize)>,
+    bool,
+);
+
+impl PodClasses {
+    /// Every pod classified.
+    pub(crate) fn compute(engine: &Engine) -> PodClasses {
+        let basis = ClassBasis::of(engine);
+        let (relevant, cuts) = (basis.relevant(), basis.cuts(engine.inventory()));
+        let mut keys: HashMap<ClassKey<'_>, usize> = HashMap::new();
+        let mut classes: Vec<Vec<PodId>> = Vec::new();
+        let pods = engine.inventory().pods();
+        let mut class_of = Vec::with_capacity(pods.len());
+        for (id, pod) in pods.iter().enumerate() {
+            let class = *keys
+                .entry(class_key(pod, &relevant, &cuts))
+                .or_insert_with(|| {
+                    classes.push(Vec::new());
+                    classes.len() - 1
+                });
+            classes[class].push(id);
+            class_of.push(class);
+        }
+        drop(keys);
+        PodClasses {
+            partition: (classes, class_of),
+            basis,
+            relevant,
+            cuts,
+        }
+    }
+
+    /// The classes of the engine of `inventory`, rebuilt from this one's engine: `basis` is this one's with the
+    /// changed policies' counts moved; `dirty[id]` marks the new or changed pods and
+    /// `previous[id]` each kept pod's old id. `None` when the partition's basis changed
+    /// (then every pod is classified again) or too many pods changed.
+    pub(crate) fn derived(
+        &self,
+        inventory: &Inventory,
+        basis: ClassBasis,
+        (dirty, previous): (&[bool], &[Option<usize>]),
+        shared_pods: bool,
+    ) -> Option<PodClasses> {
+        let relevant = basis.relevant();
+        if relevant != self.relevant {
+            return None;
+        }
+        let cuts = basis.cuts(inventory);
+        if cuts != self.cuts {
+            return None;
+        }
+        let fresh = PodClasses {
+            partition: Default::default(),
+            basis,
+            relevant,
+            cuts,
+        };
+        if shared_pods {
+            return Some(PodClasses {
+                partition: self.partition.clone(),
+                ..fresh
+            });
+        }
+        // Placing a changed pod compares it with its namespace's kept pods.
+        const MAX_PLACED: usize = 1000;
+        if dirty.iter().filter(|d| **d).count() > MAX_PLACED {
+            return None;
+        }
+        let pods = inventory.pods();
+        // Provisional ids: the old class of a kept pod; for a changed pod, the old class of
+        // a kept pod of its namespace with the same key, else a new id per distinct key.
+        let mut provisional = Vec::with_capacity(pods.len());
+        let mut next = self.partition.0.len();
+        let mut placed: HashMap<ClassKey<'_>, usize> = HashMap::new();
+        for (id, pod) in pods.iter().enumerate() {
+            let class = match (dirty[id], previous[id]) {
+                (false, Some(old)) => self.partition.1[old],
+                _ => {
+                    let key = class_key(pod, &fresh.relevant, &fresh.cuts);
+                    let kept = inventory.pods_in(&pod.namespace).find(|&other| {
+                        !dirty[other]
+                            && class_key(&pods[other], &fresh.relevant, &fresh.cuts) == key
+                    });
+                    match kept.and_then(|other| previous[other]) {
+                        Some(old) => self.partition.1[old],
+                        None => *placed.entry(key).or_insert_with(|| {
+                            next += 1;
+                            next - 1
+                        }),
+                    }
+                }
+            };
+            provisional.push(class);
+        }
+        drop(placed);
+        // Numbered by first member, as `compute` numbers them.
+        let mut number = vec![usize::MAX; next];
+        let mut classes: Vec<Vec<PodId>> = Vec::new();
+        let mut class_of = provisional;
+        for (id, class) in class_of.iter_mut().enumerate() {
+            if number[*class] == usize::MAX {
+                number[*class] = classes.len();
+                classes.push(Vec::new());
+            }
+            *class = number[*class];
+            classes[*class].push(id);
+        }
+        Some(PodClasses {
+            partition: (classes, class_of),
+            ..fresh
+        })
+    }
+
+    /// The basis, to move the changed policies' counts on.
+    pub(crate) fn basis(&self) -> &ClassBasis {
+        &self.basis
+    }
+}
+
+/// What a pod's class is decided by.
+fn class_key<'a>(pod: &'a Pod, relevant: &BTreeSet<String>, cuts: &AddressCuts) -> ClassKey<'a> {
+    let signature: Vec<(bool, usize)> = if pod.synthetic_ip {
+        Vec::new() // an invented address matches no address peer
+    } else {
+        pod.ips.iter().map(|ip| cuts.segment(*ip)).collect()
+    };
+    // Only what policies can see: labels some selector reads, named container ports.
+    let labels: Vec<(&String, &String)> = pod
+        .labels
+        .iter()
+        .filter(|(k, _)| relevant.contains(*k))
+        .collect();
+    let named_ports: Vec<&netfence_model::ContainerPort> =
+        pod.ports.iter().filter(|c| c.name.is_some()).collect();
+    let service_account = if relevant.contains(SERVICE_ACCOUNT_MATTERS)
+        || relevant.contains("projectcalico.org/serviceaccount")
+    {
+        pod.service_account.as_str()
+    } else {
+        ""
+    };
+    (
+        pod.namespace.as_str(),
+        labels,
+        service_account,
+        named_ports,
+        pod.host_network,
+        pod.node.as_deref(),
+        signature,
+        pod.ips.first().is_some_and(|ip| ip.is_ipv6()),
+    )
+}
