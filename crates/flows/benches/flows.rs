@@ -254,6 +254,12 @@ fn judge(engine: &Engine, input: &[u8]) -> u64 {
         fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
             self.1 += u64::from(self.0.judge_vpc(record).is_some_and(|j| j.mismatch));
         }
+        fn vpc_records(&mut self, records: &[netfence_flows::VpcRecord]) {
+            self.0.preload_vpc(records);
+            for record in records {
+                self.vpc_record(record);
+            }
+        }
     }
     let mut checker = Checker::new(engine, None);
     let mut sink = Judge(&mut checker, 0);
