@@ -5,7 +5,7 @@
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
-use netfence_flows::read::{read_bytes, read_bytes_into, read_stream_into};
+use netfence_flows::read::{read_bytes_into, read_stream_into};
 use netfence_flows::{CheckedFlow, Checker, FlowSink, ReadStats, Rows, SourceFormat, VpcFormat};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::Loader;
@@ -45,6 +45,15 @@ fn consistent_records(engine: &Engine, records: usize, distinct: usize) -> Vec<u
         .collect();
     generator.write(&mut text, records);
     text.into_bytes()
+}
+
+/// The records of a workload: [`consistent_records`] when `consistent` (and `distinct` is
+/// given), else [`records`].
+fn workload(engine: &Engine, count: usize, distinct: Option<usize>, consistent: bool) -> Vec<u8> {
+    match (distinct, consistent) {
+        (Some(distinct), true) => consistent_records(engine, count, distinct),
+        _ => records(engine, count, distinct),
+    }
 }
 
 /// The record generator behind [`records`], also read as a stream ([`Records::stream`]) for
@@ -190,41 +199,48 @@ fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
     )
 }
 
-/// Read and check `input` as `flows check`'s summary does (counts, and the row of each
-/// mismatch): the mismatches and the explanations asked of the engine.
-fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
+/// Read `input` (a stream, or `None`: `bytes`, gzip opened as the CLI does) into `checker`,
+/// handing on `rows` as `flows check` does (`Rows::Mismatches`: its summary; `Rows::All`: the
+/// JSON/CSV/Parquet path before rendering). The read counts.
+fn check_into(checker: &mut Checker, input: Input<'_>, rows: Rows) -> ReadStats {
     let format = SourceFormat::Vpc(VpcFormat::default());
-    let mut checker = Checker::new(engine, None);
-    // `read_bytes_into` opens gzip as the CLI does.
     let mut stats = ReadStats::default();
     let mut sink = |row: &CheckedFlow| {
         std::hint::black_box(row);
     };
-    read_bytes_into(
-        input,
-        "bench",
-        &format,
-        &mut stats,
-        &mut checker.judging(Rows::Mismatches, &mut sink),
-    )
+    let mut judging = checker.judging(rows, &mut sink);
+    match input {
+        Input::Bytes(bytes) => read_bytes_into(bytes, "bench", &format, &mut stats, &mut judging),
+        Input::Stream(stream) => {
+            read_stream_into(stream, "bench", &format, &mut stats, &mut judging)
+        }
+    }
     .expect("reads");
+    stats
+}
+
+/// What [`check_into`] reads.
+enum Input<'a> {
+    Bytes(&'a [u8]),
+    Stream(Box<dyn std::io::BufRead + 'a>),
+}
+
+/// Read and check `input` as `flows check`'s summary does (counts, and the row of each
+/// mismatch): the mismatches and the explanations asked of the engine.
+fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
+    let mut checker = Checker::new(engine, None);
+    let stats = check_into(&mut checker, Input::Bytes(input), Rows::Mismatches);
     assert_eq!(stats.parsed, stats.read, "every record reads");
     (checker.stats().mismatches, checker.stats().verdicts)
 }
 
-fn check_with(checker: &mut Checker, format: &SourceFormat, input: impl std::io::BufRead) {
-    let mut stats = ReadStats::default();
-    let mut sink = |row: &CheckedFlow| {
-        std::hint::black_box(row);
-    };
-    read_stream_into(
-        input,
-        "bench",
-        format,
-        &mut stats,
-        &mut checker.judging(Rows::Mismatches, &mut sink),
-    )
-    .expect("reads");
+/// A whole row for every judged flow (`-o json`'s path, before rendering).
+fn check_rows(engine: &Engine, input: &[u8]) {
+    check_into(
+        &mut Checker::new(engine, None),
+        Input::Bytes(input),
+        Rows::All,
+    );
 }
 
 /// Judge every record (verdict, mismatch or not, counts) and build no row: the check when
@@ -238,36 +254,48 @@ fn judge(engine: &Engine, input: &[u8]) -> u64 {
         fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
             self.1 += u64::from(self.0.judge_vpc(record).is_some_and(|j| j.mismatch));
         }
+        fn vpc_records(&mut self, records: &[netfence_flows::VpcRecord]) {
+            self.0.preload_vpc(records);
+            for record in records {
+                self.vpc_record(record);
+            }
+        }
     }
-    let format = SourceFormat::Vpc(VpcFormat::default());
     let mut checker = Checker::new(engine, None);
     let mut sink = Judge(&mut checker, 0);
-    read_bytes_into(
-        input,
-        "bench",
-        &format,
-        &mut ReadStats::default(),
-        &mut sink,
-    )
-    .expect("reads");
+    read_into(input, &mut sink);
     sink.1
 }
 
-/// A whole row for every judged flow (`-o json`'s path, before rendering).
-fn check_rows(engine: &Engine, input: &[u8]) {
+/// Read `input` into `sink`, every record read.
+fn read_into(input: &[u8], sink: &mut dyn FlowSink) {
     let format = SourceFormat::Vpc(VpcFormat::default());
-    let mut checker = Checker::new(engine, None);
-    let mut sink = |row: &CheckedFlow| {
-        std::hint::black_box(row);
-    };
-    read_bytes_into(
-        input,
-        "bench",
-        &format,
-        &mut ReadStats::default(),
-        &mut checker.judging(Rows::All, &mut sink),
-    )
-    .expect("reads");
+    let mut stats = ReadStats::default();
+    read_bytes_into(input, "bench", &format, &mut stats, sink).expect("reads");
+    assert_eq!(stats.parsed, stats.read, "every record reads");
+}
+
+/// Read `input` and count its records: each made into its `Flow` (`flows: true`, the general
+/// reader's output), or read the short way only (32-byte `VpcRecord`s).
+fn count_records(input: &[u8], flows: bool) -> u64 {
+    struct Count(u64, bool);
+    impl FlowSink for Count {
+        fn flow(&mut self, flow: netfence_flows::Flow) {
+            std::hint::black_box(flow);
+            self.0 += 1;
+        }
+        fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
+            if self.1 {
+                std::hint::black_box(record.flow());
+            } else {
+                std::hint::black_box(record);
+            }
+            self.0 += 1;
+        }
+    }
+    let mut count = Count(0, flows);
+    read_into(input, &mut count);
+    count.0
 }
 
 fn gzip(input: &[u8]) -> Vec<u8> {
@@ -310,7 +338,6 @@ fn main() {
         loader.load_str(name, text);
     }
     let engine = Engine::new(loader.finish().expect("generated cluster loads"));
-    let format = SourceFormat::Vpc(VpcFormat::default());
     // Memory: this program again, reading `NETFENCE_BENCH_RSS_RECORDS` streamed records
     // (never all in memory) from 1,000 connections, reports its peak RSS.
     if let Some(records) = std::env::var("NETFENCE_BENCH_RSS_RECORDS")
@@ -319,10 +346,10 @@ fn main() {
     {
         let before = peak_rss_kib();
         let mut checker = Checker::new(&engine, None);
-        check_with(
+        check_into(
             &mut checker,
-            &format,
-            Records::new(&engine, Some(1_000)).stream(records),
+            Input::Stream(Box::new(Records::new(&engine, Some(1_000)).stream(records))),
+            Rows::Mismatches,
         );
         assert_eq!(
             checker.stats().judged + checker.stats().replies,
@@ -342,10 +369,7 @@ fn main() {
             Some((n.parse::<usize>().ok()?, consistent))
         })
     {
-        let input = match consistent {
-            true => consistent_records(&engine, count, distinct),
-            false => records(&engine, count, Some(distinct)),
-        };
+        let input = workload(&engine, count, Some(distinct), consistent);
         let mut mismatches = 0;
         for _ in 0..20 {
             mismatches = check(&engine, &input).0;
@@ -363,44 +387,13 @@ fn main() {
         (Some(100_000), true),
     ];
     for (distinct, consistent) in workloads {
-        let input = match (distinct, consistent) {
-            (Some(distinct), true) => consistent_records(&engine, count, distinct),
-            _ => records(&engine, count, distinct),
-        };
+        let input = workload(&engine, count, distinct, consistent);
         let parse = rate(count, repeats, true, || {
-            let mut flows = 0u64;
-            read_bytes(
-                &input,
-                "bench",
-                &format,
-                &mut ReadStats::default(),
-                &mut |_| flows += 1,
-            )
-            .expect("reads");
-            assert_eq!(flows, count as u64);
+            assert_eq!(count_records(&input, true), count as u64);
         });
         // The short way alone: VPC records read without their `Flow` being made.
         let short = rate(count, repeats, true, || {
-            struct Count(u64);
-            impl FlowSink for Count {
-                fn flow(&mut self, _: netfence_flows::Flow) {
-                    self.0 += 1;
-                }
-                fn vpc_record(&mut self, record: &netfence_flows::VpcRecord) {
-                    std::hint::black_box(record);
-                    self.0 += 1;
-                }
-            }
-            let mut records = Count(0);
-            read_bytes_into(
-                &input,
-                "bench",
-                &format,
-                &mut ReadStats::default(),
-                &mut records,
-            )
-            .expect("reads");
-            assert_eq!(records.0, count as u64);
+            assert_eq!(count_records(&input, false), count as u64);
         });
         let mut mismatches = 0;
         let judged = rate(count, repeats, true, || mismatches = judge(&engine, &input));
@@ -472,10 +465,10 @@ fn main() {
                 || Checker::new(&engine, None),
                 |checker, path| {
                     let file = std::fs::File::open(path).expect("temp file");
-                    check_with(
+                    check_into(
                         checker,
-                        &format,
-                        std::io::BufReader::with_capacity(1 << 16, file),
+                        Input::Stream(Box::new(std::io::BufReader::with_capacity(1 << 16, file))),
+                        Rows::Mismatches,
                     );
                     checker.take_stats().mismatches
                 },

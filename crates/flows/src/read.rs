@@ -124,6 +124,15 @@ pub trait FlowSink {
         self.flow(record.flow());
     }
 
+    /// Consecutive VPC records read the short way (no other line between them), in order;
+    /// by default, [`FlowSink::vpc_record`] of each. A sink may start the memory loads of
+    /// all of them before it works through them.
+    fn vpc_records(&mut self, records: &[VpcRecord]) {
+        for record in records {
+            self.vpc_record(record);
+        }
+    }
+
     /// Whether VPC records are read the short way at all (always, but for the tests that
     /// compare the two ways).
     #[doc(hidden)]
@@ -364,24 +373,36 @@ pub fn read_stream(
     read_stream_into(input, name, format, stats, &mut sink)
 }
 
-/// [`read_stream`] into a [`FlowSink`].
-pub fn read_stream_into(
-    mut input: impl BufRead,
-    name: &str,
-    format: &SourceFormat,
-    stats: &mut ReadStats,
-    sink: &mut dyn FlowSink,
-) -> Result<(), FlowError> {
-    // A VPC file's header line names its fields for that file only.
-    let mut vpc_state = match format {
-        SourceFormat::Vpc(default) => Some(vpc::FileState::new(default.clone())),
-        _ => None,
-    };
-    let mut number = 0usize;
-    let short_way = sink.short_way();
-    let mut handle = |bytes: &[u8], number: usize, stats: &mut ReadStats| {
+/// VPC records read the short way are handed to the sink this many at a time
+/// ([`FlowSink::vpc_records`]), so that a sink can start every record's memory loads before
+/// it works through them.
+const BATCH: usize = 16;
+
+/// What [`read_stream_into`] does with each line: the usual VPC record read the short way and
+/// kept for the next batch, any other line read the general way (after the batch, so that the
+/// sink sees the lines in order).
+struct Lines<'a> {
+    name: &'a str,
+    format: &'a SourceFormat,
+    /// A VPC file's header line names its fields for that file only.
+    vpc_state: Option<vpc::FileState>,
+    short_way: bool,
+    batch: Vec<VpcRecord>,
+    sink: &'a mut dyn FlowSink,
+}
+
+impl Lines<'_> {
+    /// Hand the batch to the sink.
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            self.sink.vpc_records(&self.batch);
+            self.batch.clear();
+        }
+    }
+
+    fn line(&mut self, bytes: &[u8], number: usize, stats: &mut ReadStats) {
         // The usual VPC record, read the short way; any other line the general way below.
-        if let (Some(state), true) = (&vpc_state, short_way) {
+        if let (Some(state), true) = (&self.vpc_state, self.short_way) {
             let mut line = bytes;
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
@@ -389,13 +410,16 @@ pub fn read_stream_into(
             if let Some(record) = state.fast(line) {
                 stats.read += 1;
                 stats.parsed += 1;
-                sink.vpc_record(&record);
+                self.batch.push(record);
+                if self.batch.len() == BATCH {
+                    self.flush();
+                }
                 return;
             }
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
             stats.read += 1;
-            stats.skip(name, number, crate::malformed("not UTF-8"));
+            stats.skip(self.name, number, crate::malformed("not UTF-8"));
             return;
         };
         let text = text
@@ -404,7 +428,7 @@ pub fn read_stream_into(
         if text.trim().is_empty() {
             return;
         }
-        let line = match (&mut vpc_state, format) {
+        let line = match (&mut self.vpc_state, self.format) {
             (Some(state), _) => state.line(text),
             (None, SourceFormat::Hubble) => hubble::line(text),
             (None, _) => npa::line(text),
@@ -414,14 +438,50 @@ pub fn read_stream_into(
             Line::Flow(flow) => {
                 stats.read += 1;
                 stats.parsed += 1;
-                sink.flow(flow);
+                self.flush();
+                self.sink.flow(flow);
             }
             Line::Skip(reason) => {
                 stats.read += 1;
-                stats.skip(name, number, reason);
+                stats.skip(self.name, number, reason);
             }
         }
+    }
+}
+
+/// [`read_stream`] into a [`FlowSink`].
+pub fn read_stream_into(
+    input: impl BufRead,
+    name: &str,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FlowSink,
+) -> Result<(), FlowError> {
+    let mut lines = Lines {
+        name,
+        format,
+        vpc_state: match format {
+            SourceFormat::Vpc(default) => Some(vpc::FileState::new(default.clone())),
+            _ => None,
+        },
+        short_way: sink.short_way(),
+        batch: Vec::with_capacity(BATCH),
+        sink,
     };
+    let result = read_lines(input, name, stats, &mut lines);
+    // The records read before an error are handed on too.
+    lines.flush();
+    result
+}
+
+/// Every line of `input`, to `lines`.
+fn read_lines(
+    mut input: impl BufRead,
+    name: &str,
+    stats: &mut ReadStats,
+    lines: &mut Lines<'_>,
+) -> Result<(), FlowError> {
+    let mut number = 0usize;
     // Lines are read in place from the reader's buffer; only a line that straddles two
     // buffer fills is copied (into `partial`).
     let mut partial: Vec<u8> = Vec::new();
@@ -433,7 +493,7 @@ pub fn read_stream_into(
         if chunk.is_empty() {
             if !partial.is_empty() {
                 number += 1;
-                handle(&partial, number, stats);
+                lines.line(&partial, number, stats);
             }
             return Ok(());
         }
@@ -443,10 +503,10 @@ pub fn read_stream_into(
             let line = &chunk[start..start + end + 1];
             number += 1;
             if partial.is_empty() {
-                handle(line, number, stats);
+                lines.line(line, number, stats);
             } else {
                 partial.extend_from_slice(line);
-                handle(&partial, number, stats);
+                lines.line(&partial, number, stats);
                 partial.clear();
             }
             start += end + 1;
