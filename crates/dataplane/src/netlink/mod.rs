@@ -1087,7 +1087,7 @@ pub fn update(
                 t.new_chain(name);
                 to_fill.push((name, chain, false));
             }
-            (Some(old), Some(chain)) if old.rules != chain.rules => {
+            (Some(old), Some(chain)) if old.digest != chain.digest => {
                 to_fill.push((name, chain, true))
             }
             (Some(_), None) => gone_chains.push(name),
