@@ -58,6 +58,13 @@ pub struct Chain {
     /// Rules in order (match expressions, statements and verdict; `Display` gives the nft
     /// text).
     pub rules: Vec<NftRule>,
+    /// With the chain's name, identifies its rules: chains of equal names and digests have
+    /// equal rules, so an update compares two numbers per chain rather than every rule (at
+    /// 20,000 chains, following each rule's pointers was most of a diff's time). A tier
+    /// chain's is the hash its name is made of; an entry chain's, the hash of the chain it
+    /// goes to (its name says which pod and direction). Whoever changes `rules` after
+    /// rendering changes it too.
+    pub digest: u64,
 }
 
 /// A rendered ruleset: the dispatch maps and the tier chains of `table inet netfence`.
@@ -287,7 +294,7 @@ impl Ruleset {
         }
         for (name, chain) in &self.chains {
             match previous.chains.get(name) {
-                Some(old) if old.rules == chain.rules => continue,
+                Some(old) if old.digest == chain.digest => continue,
                 Some(_) => {
                     let _ = writeln!(script, "flush chain {t} {name}");
                 }
@@ -398,14 +405,24 @@ fn set_elements(v4: bool, ranges: &[(u128, u128)]) -> Vec<Element> {
 /// Identifies one rule of the compiled model: (tier, policy, direction, rule index).
 type RuleKey = (usize, usize, PolicyType, usize);
 
+/// One nft rule's worth of a rule's peers: the `group`th of [`Ctx::peer_groups`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PeerGroup {
+    rule: RuleKey,
+    group: usize,
+}
+
+/// A rule's peers as the address groups it is rendered with, one nft rule (or one per family,
+/// protocol, …) per group; `None` = any address.
+type PeerGroups = std::rc::Rc<Vec<Option<std::rc::Rc<Addresses>>>>;
+
 struct Ctx<'a> {
-    /// Peer addresses per rule: they do not depend on the subject pod, so every pod that a
+    /// Peer groups per rule: they do not depend on the subject pod, so every pod that a
     /// policy selects shares them (this keeps rendering linear in the number of pods).
-    peer_cache:
-        std::cell::RefCell<std::collections::HashMap<RuleKey, std::rc::Rc<Option<Addresses>>>>,
-    /// A rule's address match operand per family (`true` = IPv4): the set for its peers'
-    /// addresses, looked up by content once per rule rather than once per chain.
-    address_refs: std::cell::RefCell<std::collections::HashMap<(RuleKey, bool), Operand>>,
+    peer_cache: std::cell::RefCell<std::collections::HashMap<RuleKey, PeerGroups>>,
+    /// A peer group's address match operand per family (`true` = IPv4): the set for its
+    /// addresses, looked up by content once per group rather than once per chain.
+    address_refs: std::cell::RefCell<std::collections::HashMap<(PeerGroup, bool), Operand>>,
     /// Addresses per distinct peer: rules of many policies name the same peer (the same
     /// selector, namespace and CIDRs), which is resolved once. Keyed by the peer's `Debug`
     /// text, which spells out every field of the IR peer (all derived), so equal keys are
@@ -431,7 +448,6 @@ impl Ctx<'_> {
         id
     }
 
-    /// Addresses a rule's peers match (`None` = any address).
     /// A set reference for `elements` (a literal when there is only one element).
     fn set_ref(&self, kind: ElementKind, elements: Vec<Element>) -> Operand {
         if elements.len() == 1 {
@@ -455,53 +471,59 @@ impl Ctx<'_> {
         Operand::Set(name)
     }
 
-    fn cached_peer_addresses(&self, key: RuleKey, rule: &Rule) -> std::rc::Rc<Option<Addresses>> {
+    /// A rule's peers as address groups, one per nft rule: one group per peer, so that
+    /// rules naming the same peer share its set by name (Calico's conversion of Kubernetes
+    /// policies also makes one rule per `from`/`to` peer: libcalico-go
+    /// lib/backend/k8s/conversion/conversion.go, `k8sRuleToCalico`). The rule matches when any peer
+    /// matches; a terminal action (Allow, Deny, Pass) decides the same whichever of its nft
+    /// rules matches first. Log continues, so a packet two peers match would be logged twice:
+    /// a Log rule keeps one group, the union. A rule without peers is one group, any address.
+    fn peer_groups(&self, key: RuleKey, rule: &Rule) -> PeerGroups {
         if let Some(found) = self.peer_cache.borrow().get(&key) {
             return found.clone();
         }
-        let computed = std::rc::Rc::new(self.peer_addresses(rule));
-        self.peer_cache.borrow_mut().insert(key, computed.clone());
-        computed
+        let groups: Vec<Option<std::rc::Rc<Addresses>>> = if rule.peers.is_empty() {
+            vec![None]
+        } else if rule.action == Action::Log && rule.peers.len() > 1 {
+            let mut union = Addresses::default();
+            for peer in &rule.peers {
+                union.extend(&self.addresses_of(peer));
+            }
+            vec![Some(std::rc::Rc::new(union.normalise()))]
+        } else {
+            rule.peers
+                .iter()
+                .map(|peer| Some(self.addresses_of(peer)))
+                .collect()
+        };
+        let groups = std::rc::Rc::new(groups);
+        self.peer_cache.borrow_mut().insert(key, groups.clone());
+        groups
     }
 
-    /// The operand matching a rule's peer addresses of one family (`ranges`, not empty).
-    fn address_ref(&self, key: RuleKey, v4: bool, ranges: &[(u128, u128)]) -> Operand {
-        if let Some(found) = self.address_refs.borrow().get(&(key, v4)) {
+    /// The operand matching a peer group's addresses of one family (`ranges`, not empty).
+    fn address_ref(&self, at: PeerGroup, v4: bool, ranges: &[(u128, u128)]) -> Operand {
+        if let Some(found) = self.address_refs.borrow().get(&(at, v4)) {
             return found.clone();
         }
         let kind = if v4 { ElementKind::V4 } else { ElementKind::V6 };
         let operand = self.set_ref(kind, set_elements(v4, ranges));
         self.address_refs
             .borrow_mut()
-            .insert((key, v4), operand.clone());
+            .insert((at, v4), operand.clone());
         operand
     }
 
-    /// Addresses a rule's peers match (`None` = any address), resolved by the engine
+    /// The addresses one peer matches, resolved by the engine once per distinct peer
     /// ([`Engine::peer_addresses`]): the renderer never matches selectors itself.
-    fn peer_addresses(&self, rule: &Rule) -> Option<Addresses> {
-        if rule.peers.is_empty() {
-            return None;
+    fn addresses_of(&self, peer: &netfence_engine::ir::Peer) -> std::rc::Rc<Addresses> {
+        let key = format!("{peer:?}");
+        if let Some(found) = self.peer_sets.borrow().get(&key) {
+            return found.clone();
         }
-        let mut out = Addresses::default();
-        for peer in &rule.peers {
-            let key = format!("{peer:?}");
-            let found = self.peer_sets.borrow().get(&key).cloned();
-            let addresses = match found {
-                Some(addresses) => addresses,
-                None => {
-                    let addresses = std::rc::Rc::new(self.engine.peer_addresses(peer));
-                    self.peer_sets.borrow_mut().insert(key, addresses.clone());
-                    addresses
-                }
-            };
-            if rule.peers.len() == 1 {
-                // One peer: its addresses are already sorted and merged.
-                return Some((*addresses).clone());
-            }
-            out.extend(&addresses);
-        }
-        Some(out.normalise())
+        let addresses = std::rc::Rc::new(self.engine.peer_addresses(peer));
+        self.peer_sets.borrow_mut().insert(key, addresses.clone());
+        addresses
     }
 }
 
@@ -836,6 +858,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                         ruleset.chains.entry(name.clone()).or_insert(Chain {
                             comment: String::new(),
                             rules,
+                            digest: hash,
                         });
                         if shared {
                             known.insert(key, name.clone());
@@ -858,6 +881,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
                 entry.clone(),
                 Chain {
                     comment: format!("{} {direction}", pod.key()),
+                    digest: stable_hash(first.bytes()),
                     rules: vec![NftRule {
                         comment: Some(format!("{} {direction}", pod.key())),
                         ..NftRule::verdict(Verdict::Goto(first))
@@ -946,26 +970,46 @@ fn rule_lines(
     rule: &Rule,
     extra: &[Vec<Match>],
 ) -> Vec<Vec<Match>> {
+    if let Some(local) = &rule.local {
+        if !ctx.engine.peer_matches(local, Endpoint::Pod(subject)) {
+            return Vec::new();
+        }
+    }
+    let mut lines = Vec::new();
+    for (group, peers) in ctx.peer_groups(key, rule).iter().enumerate() {
+        let at = PeerGroup { rule: key, group };
+        lines.extend(peer_lines(ctx, at, subject, rule, peers.as_deref(), extra));
+    }
+    // Peers that overlap can give the same line twice (an egress named port resolved on a
+    // pod that two peers match): the second could never decide anything.
+    let mut seen = std::collections::HashSet::new();
+    lines.retain(|line| seen.insert(line.clone()));
+    lines
+}
+
+/// The lines of one rule for one of its peer groups ([`Ctx::peer_groups`]); `peers` is
+/// `None` when the rule has no peer (any address).
+fn peer_lines(
+    ctx: &Ctx,
+    at: PeerGroup,
+    subject: PodId,
+    rule: &Rule,
+    peers: Option<&Addresses>,
+    extra: &[Vec<Match>],
+) -> Vec<Vec<Match>> {
     let want_family = |ip: IpAddr| match rule.ip_version {
         Some(4) => ip.is_ipv4(),
         Some(6) => ip.is_ipv6(),
         _ => true,
     };
-    let direction = key.2;
-    let engine = ctx.engine;
-    if let Some(local) = &rule.local {
-        if !engine.peer_matches(local, Endpoint::Pod(subject)) {
-            return Vec::new();
-        }
-    }
+    let direction = at.rule.2;
     let peer_field = match direction {
         PolicyType::Egress => AddressField::Destination,
         PolicyType::Ingress => AddressField::Source,
     };
-    let peers = ctx.cached_peer_addresses(key, rule);
     let (want_v4, want_v6) = (rule.ip_version != Some(6), rule.ip_version != Some(4));
     // Address conditions per family; `None` is any address.
-    let address_matches: Vec<Option<Match>> = match peers.as_ref() {
+    let address_matches: Vec<Option<Match>> = match peers {
         None => vec![match rule.ip_version {
             None => None,
             Some(4) => Some(Match::NfProto(Family::V4)),
@@ -977,14 +1021,14 @@ fn rule_lines(
                 out.push(Some(Match::Address {
                     family: Family::V4,
                     field: peer_field,
-                    value: ctx.address_ref(key, true, &addresses.v4),
+                    value: ctx.address_ref(at, true, &addresses.v4),
                 }));
             }
             if want_v6 && !addresses.v6.is_empty() {
                 out.push(Some(Match::Address {
                     family: Family::V6,
                     field: peer_field,
-                    value: ctx.address_ref(key, false, &addresses.v6),
+                    value: ctx.address_ref(at, false, &addresses.v6),
                 }));
             }
             out
@@ -995,7 +1039,7 @@ fn rule_lines(
     }
     let rule_protocol = rule.protocol;
     let mut lines = Vec::new();
-    for alternative in port_alternatives(ctx, subject, direction, rule, peers.as_ref().as_ref()) {
+    for alternative in port_alternatives(ctx, subject, direction, rule, peers) {
         // The rule's protocol: implied by a port match of that protocol, contradicted by
         // one of another.
         let protocol_match = match (alternative.protocol, rule_protocol) {

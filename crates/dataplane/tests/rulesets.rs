@@ -131,6 +131,29 @@ fn tiered_ruleset_snapshot_kernel_check_and_lab() {
         )),
         "{script}"
     );
+    // A rule with two peers is one nft rule per peer (Deny, Pass and Allow alike), each with
+    // the rule's comment and log id; a named port both peers resolve on the same destination
+    // renders once.
+    let per_chain = |comment: &str| -> Vec<usize> {
+        ruleset
+            .chains
+            .values()
+            .map(|chain| {
+                let named =
+                    |r: &&netfence_dataplane::rule::NftRule| r.comment.as_deref() == Some(comment);
+                chain.rules.iter().filter(named).count()
+            })
+            .filter(|&n| n > 0)
+            .collect()
+    };
+    for two_peers in ["ops-first rule 0", "default rule 0", "app/web rule 0"] {
+        let counts = per_chain(two_peers);
+        assert!(
+            !counts.is_empty() && counts.iter().all(|&n| n == 2),
+            "{two_peers}: {counts:?}\n{script}"
+        );
+    }
+    assert_eq!(per_chain("app/api-out rule 0"), vec![1], "{script}");
     check_snapshot("tiers.nft", &script);
     nft_check(&script);
     let ports: Vec<ProbePort> = ["TCP/22", "TCP/5432", "TCP/8080", "TCP/9000", "UDP/53"]

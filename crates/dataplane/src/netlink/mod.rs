@@ -89,6 +89,30 @@ const COMMENT_MAX: usize = 128;
 /// Nested attributes carry a 16-bit length: element lists are split into messages below it.
 const ELEMENTS_PER_MESSAGE_BYTES: usize = 48 * 1024;
 
+/// What a `NEWSET` message declares (`NFTA_SET_*` attributes).
+struct SetHeader<'a> {
+    name: &'a str,
+    /// `NFT_SET_*` flags.
+    flags: u32,
+    /// Key data type and length in bytes.
+    key: (u32, u32),
+    /// A map's data type and length (a verdict map: `TYPE_VERDICT_DATA`, 0).
+    data: Option<(u32, u32)>,
+    /// The element count of a constant set (`NFTA_SET_DESC_SIZE`).
+    size: Option<u32>,
+    /// nft's userdata TLVs.
+    userdata: &'static [u8],
+}
+
+/// An address key: type and length.
+fn address_key(v6: bool) -> (u32, u32) {
+    if v6 {
+        (TYPE_IP6ADDR, 16)
+    } else {
+        (TYPE_IPADDR, 4)
+    }
+}
+
 /// What one message of a transaction is about, to name it when the kernel refuses it.
 #[derive(Clone, Debug)]
 enum Object {
@@ -361,25 +385,48 @@ impl Transaction {
             });
     }
 
-    /// A named interval set with its elements.
-    fn new_set(&mut self, name: &str, set: &NamedSet) {
+    /// The one `NEWSET` message every set, map and anonymous set is declared with; returns
+    /// the set's transaction id, which its elements (and a rule's lookup) name it by.
+    fn declare_set(&mut self, object: Object, set: SetHeader) -> u32 {
         let id = self.next_set_id;
         self.next_set_id += 1;
+        self.batch.message(NEWSET, F_CREATE, object, |a| {
+            table(a);
+            a.str(2, set.name);
+            a.u32(3, set.flags);
+            a.u32(4, set.key.0);
+            a.u32(5, set.key.1);
+            if let Some((data_type, data_len)) = set.data {
+                a.u32(6, data_type);
+                a.u32(7, data_len);
+            }
+            a.u32(10, id);
+            if let Some(size) = set.size {
+                a.nest(9, |a| a.u32(1, size));
+            }
+            a.bytes(13, set.userdata);
+        });
+        id
+    }
+
+    /// A named interval set with its elements.
+    fn new_set(&mut self, name: &str, set: &NamedSet) {
         let key_type = match set.kind {
             ElementKind::V4 => TYPE_IPADDR,
             ElementKind::V6 => TYPE_IP6ADDR,
             ElementKind::Port => TYPE_INET_SERVICE,
         };
-        self.batch
-            .message(NEWSET, F_CREATE, Object::Set(name.into()), |a| {
-                table(a);
-                a.str(2, name);
-                a.u32(3, SET_INTERVAL);
-                a.u32(4, key_type);
-                a.u32(5, set.kind.key_len() as u32);
-                a.u32(10, id);
-                a.bytes(13, UDATA_KEY_BIG_ENDIAN);
-            });
+        let id = self.declare_set(
+            Object::Set(name.into()),
+            SetHeader {
+                name,
+                flags: SET_INTERVAL,
+                key: (key_type, set.kind.key_len() as u32),
+                data: None,
+                size: None,
+                userdata: UDATA_KEY_BIG_ENDIAN,
+            },
+        );
         let elements = interval_elements(set.kind, &set.elements);
         self.elements(
             NEWSETELEM,
@@ -400,20 +447,17 @@ impl Transaction {
 
     /// `type ipv4_addr : verdict` (or ipv6), empty.
     fn new_map(&mut self, name: &str, v6: bool) {
-        let id = self.next_set_id;
-        self.next_set_id += 1;
-        self.batch
-            .message(NEWSET, F_CREATE, Object::Set(name.into()), |a| {
-                table(a);
-                a.str(2, name);
-                a.u32(3, SET_MAP);
-                a.u32(4, if v6 { TYPE_IP6ADDR } else { TYPE_IPADDR });
-                a.u32(5, if v6 { 16 } else { 4 });
-                a.u32(6, TYPE_VERDICT_DATA);
-                a.u32(7, 0);
-                a.u32(10, id);
-                a.bytes(13, UDATA_VERDICT_MAP);
-            });
+        self.declare_set(
+            Object::Set(name.into()),
+            SetHeader {
+                name,
+                flags: SET_MAP,
+                key: address_key(v6),
+                data: Some((TYPE_VERDICT_DATA, 0)),
+                size: None,
+                userdata: UDATA_VERDICT_MAP,
+            },
+        );
     }
 
     /// Add (`NEWSETELEM`) or remove (`DELSETELEM`) map elements `address : jump chain`.
@@ -428,18 +472,17 @@ impl Transaction {
 
     /// A plain (hash) set of addresses, `set known_v4 { type ipv4_addr; }`, with `addresses`.
     fn new_address_set(&mut self, name: &str, v6: bool, addresses: &[IpAddr]) {
-        let id = self.next_set_id;
-        self.next_set_id += 1;
-        self.batch
-            .message(NEWSET, F_CREATE, Object::Set(name.into()), |a| {
-                table(a);
-                a.str(2, name);
-                a.u32(3, 0);
-                a.u32(4, if v6 { TYPE_IP6ADDR } else { TYPE_IPADDR });
-                a.u32(5, if v6 { 16 } else { 4 });
-                a.u32(10, id);
-                a.bytes(13, UDATA_KEY_BIG_ENDIAN);
-            });
+        let id = self.declare_set(
+            Object::Set(name.into()),
+            SetHeader {
+                name,
+                flags: 0,
+                key: address_key(v6),
+                data: None,
+                size: None,
+                userdata: UDATA_KEY_BIG_ENDIAN,
+            },
+        );
         if !addresses.is_empty() {
             self.address_elements(NEWSETELEM, name, Some(id), addresses);
         }
@@ -530,19 +573,17 @@ impl Transaction {
     /// An anonymous constant set of protocol numbers (`{ tcp, udp }`), for the rule that
     /// follows; returns its transaction id.
     fn anonymous_protocols(&mut self, chain: &str, index: usize, protocols: &[u8]) -> u32 {
-        let id = self.next_set_id;
-        self.next_set_id += 1;
-        self.batch
-            .message(NEWSET, F_CREATE, Object::Rule(chain.into(), index), |a| {
-                table(a);
-                a.str(2, "__set%d");
-                a.u32(3, SET_ANONYMOUS | SET_CONSTANT);
-                a.u32(4, TYPE_INET_PROTOCOL);
-                a.u32(5, 1);
-                a.u32(10, id);
-                a.nest(9, |a| a.u32(1, protocols.len() as u32));
-                a.bytes(13, UDATA_L4PROTO_SET);
-            });
+        let id = self.declare_set(
+            Object::Rule(chain.into(), index),
+            SetHeader {
+                name: "__set%d",
+                flags: SET_ANONYMOUS | SET_CONSTANT,
+                key: (TYPE_INET_PROTOCOL, 1),
+                data: None,
+                size: Some(protocols.len() as u32),
+                userdata: UDATA_L4PROTO_SET,
+            },
+        );
         let keys: Vec<u8> = protocols.to_vec();
         self.elements(NEWSETELEM, "__set%d", Some(id), &keys, |a, p| {
             a.nest(1, |a| a.bytes(1, &[*p]));
@@ -1046,7 +1087,7 @@ pub fn update(
                 t.new_chain(name);
                 to_fill.push((name, chain, false));
             }
-            (Some(old), Some(chain)) if old.rules != chain.rules => {
+            (Some(old), Some(chain)) if old.digest != chain.digest => {
                 to_fill.push((name, chain, true))
             }
             (Some(_), None) => gone_chains.push(name),
