@@ -796,17 +796,26 @@ impl<'e> Checker<'e> {
             return None;
         }
         let key = self.front_key(flow);
-        let resolved = match key.and_then(|(key, second)| self.front.get(key, second)) {
-            Some(resolved) => resolved,
-            None => {
-                let (resolved, span) = self.resolve(&Query::of(flow));
-                if let (Some((key, _)), Some((lo, hi))) = (key, span) {
-                    self.front.insert(key, lo, hi, resolved);
-                }
-                resolved
-            }
-        };
+        let resolved = self.front_or_resolve(key, || Query::of(flow));
         self.apply(&Facts::of(flow), &resolved, explain)
+    }
+
+    /// The front cache's answer for `key`, else the flow `query` makes resolved and kept in
+    /// the front cache over the seconds it holds for.
+    #[inline]
+    fn front_or_resolve<'f>(
+        &mut self,
+        key: Option<(FrontKey, i64)>,
+        query: impl FnOnce() -> Query<'f>,
+    ) -> Resolved {
+        if let Some(resolved) = key.and_then(|(key, second)| self.front.get(key, second)) {
+            return resolved;
+        }
+        let (resolved, span) = self.resolve(&query());
+        if let (Some((key, _)), Some((lo, hi))) = (key, span) {
+            self.front.insert(key, lo, hi, resolved);
+        }
+        resolved
     }
 
     /// [`Checker::judge`] of a VPC record read the short way (the same answers and counts as
@@ -824,17 +833,9 @@ impl<'e> Checker<'e> {
             return None;
         }
         let key = self.vpc_front_key(record);
-        let resolved = match key.and_then(|(key, second)| self.front.get(key, second)) {
-            Some(resolved) => resolved,
-            None => {
-                // What `judge_flow` does with the record's flow, without making it.
-                let (resolved, span) = self.resolve(&Query::of_vpc(record, self.history.is_some()));
-                if let (Some((key, _)), Some((lo, hi))) = (key, span) {
-                    self.front.insert(key, lo, hi, resolved);
-                }
-                resolved
-            }
-        };
+        // What `judge_flow` does with the record's flow, without making it.
+        let timed = self.history.is_some();
+        let resolved = self.front_or_resolve(key, || Query::of_vpc(record, timed));
         self.apply(&Facts::of_vpc(record), &resolved, explain)
     }
 
