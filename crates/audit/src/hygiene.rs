@@ -35,7 +35,7 @@ fn run(audit: &mut Audit<'_>) {
         .namespaces()
         .get("kube-system")
         .is_some_and(|n| n.labels.get("name").is_some_and(|v| v == "kube-system"));
-    for policy in &inventory.network_policies {
+    for policy in inventory.network_policies.iter() {
         policy_types(audit, policy);
         ports_without_protocol(audit, policy);
         peers(audit, inventory, policy, kube_system_named);

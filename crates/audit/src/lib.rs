@@ -650,6 +650,13 @@ pub(crate) trait Object {
     fn object_ref(&self) -> ObjectRef<'_>;
 }
 
+/// Inventory pods are shared (`Arc`): findings about one are about the pod.
+impl<T: Object> Object for std::sync::Arc<T> {
+    fn object_ref(&self) -> ObjectRef<'_> {
+        T::object_ref(self)
+    }
+}
+
 impl Object for ObjectRef<'_> {
     fn object_ref(&self) -> ObjectRef<'_> {
         ObjectRef {

@@ -67,7 +67,7 @@ fn load_balancers(audit: &mut Audit<'_>) {
     const SSL_PORTS: &str = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports";
     const SSL_POLICY: &str = "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy";
     const BACKEND: &str = "service.beta.kubernetes.io/aws-load-balancer-backend-protocol";
-    for service in &audit.inventory().services {
+    for service in audit.inventory().services.iter() {
         if service.service_type != "LoadBalancer" {
             continue;
         }

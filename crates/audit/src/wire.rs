@@ -60,7 +60,7 @@ pub fn wire_audit(
     for observation in observations {
         let pod = inventory
             .pod_by_ip(observation.server.ip())
-            .map(|id| &inventory.pods()[id]);
+            .map(|id| &*inventory.pods()[id]);
         // Through a Service's cluster IP the port is the Service's; the pod port is its target.
         let service_target = inventory
             .services

@@ -202,7 +202,7 @@ fn shadowed_policies_agree_with_diff() {
                 continue;
             }
             let mut without = inventory.clone();
-            without.network_policies.remove(index);
+            std::sync::Arc::make_mut(&mut without.network_policies).remove(index);
             let redundant = netfence_engine::diff(&engine, &Engine::new(without)).is_empty();
             let object = format!("NetworkPolicy {}/{}", policy.namespace, policy.name);
             assert_eq!(

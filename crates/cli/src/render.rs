@@ -42,7 +42,7 @@ fn verdict_notes(engine: &Engine, src: Endpoint, dst: Endpoint, verdict: &Verdic
         .into_iter()
         .filter_map(|endpoint| match endpoint {
             Endpoint::Pod(id) if engine.inventory().pods()[id].synthetic_ip => {
-                let pod = &engine.inventory().pods()[id];
+                let pod = &*engine.inventory().pods()[id];
                 let ip = pod.ips.first().map(|ip| ip.to_string()).unwrap_or_default();
                 Some(format!("{} (synthetic {ip})", pod.key()))
             }

@@ -33,13 +33,59 @@ pub enum Endpoint {
 pub struct Engine {
     /// Shared with the engines [`Engine::without_policy`] derives.
     pub(crate) inventory: std::sync::Arc<Inventory>,
-    pub(crate) tiers: Vec<Tier>,
+    /// Shared with the engines [`Engine::rebuilt`] makes when no policy changed.
+    pub(crate) tiers: std::sync::Arc<Vec<Tier>>,
     /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
-    pub(crate) selecting: Vec<[Vec<(usize, usize)>; 2]>,
+    /// Equal lists are one allocation (pods of a workload share theirs), and an engine from
+    /// [`Engine::rebuilt`] shares the lists of the pods it kept.
+    pub(crate) selecting: Vec<[Selection; 2]>,
     /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
     pub(crate) cache: crate::resolve::SelectorCache,
     /// [`Engine::pod_classes`], computed on first use.
     pub(crate) pod_classes: std::sync::OnceLock<crate::pod_classes::PodClasses>,
+}
+
+/// One pod's selecting policies for one direction: (tier, policy) indices in evaluation order.
+pub(crate) type Selection = std::sync::Arc<[(usize, usize)]>;
+
+/// Per-pod selection lists as shared [`Selection`]s, equal lists one allocation.
+pub(crate) fn shared_selections(lists: Vec<[Vec<(usize, usize)>; 2]>) -> Vec<[Selection; 2]> {
+    let mut distinct: netfence_model::net::FastMap<Vec<(usize, usize)>, Selection> =
+        netfence_model::net::FastMap::default();
+    let mut share = |list: Vec<(usize, usize)>| -> Selection {
+        if let Some(found) = distinct.get(&list) {
+            return std::sync::Arc::clone(found);
+        }
+        let shared: Selection = std::sync::Arc::from(list.as_slice());
+        distinct.insert(list, std::sync::Arc::clone(&shared));
+        shared
+    };
+    lists
+        .into_iter()
+        .map(|[ingress, egress]| [share(ingress), share(egress)])
+        .collect()
+}
+
+/// `selecting` with each distinct list mapped once by `map` (lists shared before stay
+/// shared).
+pub(crate) fn remapped_selections(
+    selecting: &[[Selection; 2]],
+    mut map: impl FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>,
+) -> Vec<[Selection; 2]> {
+    // Keyed by address: every list is borrowed from `selecting` for the whole call.
+    let mut done: netfence_model::net::FastMap<usize, Selection> =
+        netfence_model::net::FastMap::default();
+    let mut one = |list: &Selection| -> Selection {
+        let key = std::sync::Arc::as_ptr(list).cast::<()>() as usize;
+        std::sync::Arc::clone(
+            done.entry(key)
+                .or_insert_with(|| std::sync::Arc::from(map(list))),
+        )
+    };
+    selecting
+        .iter()
+        .map(|[ingress, egress]| [one(ingress), one(egress)])
+        .collect()
 }
 
 pub(crate) fn direction_index(direction: Direction) -> usize {
@@ -215,7 +261,7 @@ impl Engine {
         for (t, tier) in tiers.iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
                 for id in subject_candidates(&policy.subject, &inventory) {
-                    let pod = &inventory.pods()[id];
+                    let pod = &*inventory.pods()[id];
                     if pod.host_network || !subject_selects(&policy.subject, &inventory, pod) {
                         continue;
                     }
@@ -229,8 +275,8 @@ impl Engine {
         }
         Engine {
             inventory: std::sync::Arc::new(inventory),
-            tiers,
-            selecting,
+            tiers: std::sync::Arc::new(tiers),
+            selecting: shared_selections(selecting),
             cache: Default::default(),
             pod_classes: Default::default(),
         }
@@ -245,9 +291,9 @@ impl Engine {
         if self.tiers.get(tier)?.policies.len() <= policy {
             return None;
         }
-        let mut tiers = self.tiers.clone();
+        let mut tiers = Vec::clone(&self.tiers);
         tiers[tier].policies.remove(policy);
-        let shift = |list: &Vec<(usize, usize)>| -> Vec<(usize, usize)> {
+        let shift = |list: &[(usize, usize)]| -> Vec<(usize, usize)> {
             list.iter()
                 .filter(|&&entry| entry != (tier, policy))
                 .map(|&(t, p)| {
@@ -259,15 +305,10 @@ impl Engine {
                 })
                 .collect()
         };
-        let selecting = self
-            .selecting
-            .iter()
-            .map(|[ingress, egress]| [shift(ingress), shift(egress)])
-            .collect();
         Some(Engine {
             inventory: std::sync::Arc::clone(&self.inventory),
-            tiers,
-            selecting,
+            tiers: std::sync::Arc::new(tiers),
+            selecting: remapped_selections(&self.selecting, shift),
             cache: Default::default(),
             pod_classes: Default::default(),
         })
@@ -600,7 +641,7 @@ impl Engine {
     fn peer_is(&self, peer: &Peer, endpoint: Endpoint) -> bool {
         match (peer, endpoint) {
             (Peer::Pods { namespaces, pods }, Endpoint::Pod(id)) => {
-                let pod = &self.inventory.pods()[id];
+                let pod = &*self.inventory.pods()[id];
                 // A host-network pod's traffic is its node's: pod selectors do not match it
                 // (network-policy-api: "host-networked pods are not included in this type of
                 // peer"; Calico and Cilium treat it as host traffic).
@@ -617,7 +658,7 @@ impl Engine {
             }
             (Peer::Pods { .. }, Endpoint::Address(_)) => false,
             (Peer::Net { net, except }, Endpoint::Pod(id)) => {
-                let pod = &self.inventory.pods()[id];
+                let pod = &*self.inventory.pods()[id];
                 // An invented address is unknown: it matches no ipBlock.
                 !pod.synthetic_ip && pod.ips.iter().any(|ip| in_block(*ip, net, except))
             }
@@ -630,7 +671,7 @@ impl Engine {
                 .any(|node| selector.matches(&node.labels) && node.addresses.contains(&ip)),
             (Peer::Nodes(selector), Endpoint::Pod(id)) => {
                 // A host-network pod speaks with its node's address.
-                let pod = &self.inventory.pods()[id];
+                let pod = &*self.inventory.pods()[id];
                 pod.host_network
                     && self.inventory.nodes.iter().any(|node| {
                         selector.matches(&node.labels)
@@ -669,7 +710,7 @@ impl Engine {
         let single: [IpAddr; 1];
         let (pod, addresses): (Option<&Pod>, &[IpAddr]) = match endpoint {
             Endpoint::Pod(id) => {
-                let pod = &inventory.pods()[id];
+                let pod = &*inventory.pods()[id];
                 (Some(pod), if pod.synthetic_ip { &[] } else { &pod.ips })
             }
             Endpoint::Address(ip) => {

@@ -67,7 +67,7 @@ impl ClassBasis {
                                 key(SERVICE_ACCOUNT_MATTERS);
                             }
                             if entity.service.is_some() {
-                                for service in &inventory.services {
+                                for service in inventory.services.iter() {
                                     service.selector.keys().for_each(|k| key(k));
                                 }
                             }

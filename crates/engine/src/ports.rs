@@ -41,7 +41,7 @@ impl FromStr for ProbePort {
 /// (both ends of a range), sorted by protocol then port.
 pub fn default_ports(inventory: &Inventory) -> Vec<ProbePort> {
     let mut ports: BTreeSet<(Protocol, u16)> = inventory.declared_ports();
-    for policy in &inventory.network_policies {
+    for policy in inventory.network_policies.iter() {
         for rule in policy.ingress.iter().chain(&policy.egress) {
             for port in &rule.ports {
                 if let NpPortSpec::Range(range) = &port.port {

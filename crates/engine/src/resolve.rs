@@ -68,7 +68,7 @@ impl Engine {
         let inventory = self.inventory();
         let in_namespace = |ns: &str| {
             inventory.pods_in(ns).filter(|&id| {
-                let pod = &inventory.pods()[id];
+                let pod = &*inventory.pods()[id];
                 !pod.host_network && pods.matches(&pod.labels)
             })
         };

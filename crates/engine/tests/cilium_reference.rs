@@ -29,7 +29,7 @@ fn node_of(inv: &Inventory, endpoint: Endpoint) -> Option<&netfence_model::Node>
     match endpoint {
         Endpoint::Address(ip) => inv.nodes.iter().find(|n| n.addresses.contains(&ip)),
         Endpoint::Pod(id) => {
-            let pod = &inv.pods()[id];
+            let pod = &*inv.pods()[id];
             if !pod.host_network {
                 return None;
             }
@@ -44,7 +44,7 @@ fn node_of(inv: &Inventory, endpoint: Endpoint) -> Option<&netfence_model::Node>
 /// A workload pod (not host-network).
 fn workload(inv: &Inventory, endpoint: Endpoint) -> Option<&netfence_model::Pod> {
     match endpoint {
-        Endpoint::Pod(id) if !inv.pods()[id].host_network => Some(&inv.pods()[id]),
+        Endpoint::Pod(id) if !inv.pods()[id].host_network => Some(&*inv.pods()[id]),
         _ => None,
     }
 }
@@ -242,6 +242,7 @@ fn reference_allowed(
                     && p.pod_selector.matches(&pod.labels)
                     && p.policy_types.contains(&direction)
             })
+            .map(|p| &**p)
             .collect();
         let isolated = !kubernetes.is_empty() || cilium.iter().any(|p| p.isolates(direction));
         if !isolated {

@@ -30,7 +30,7 @@ fn reference_allowed(
         let Endpoint::Pod(id) = subject else {
             return true;
         };
-        let pod = &inv.pods()[id];
+        let pod = &*inv.pods()[id];
         if pod.host_network {
             return true;
         }
@@ -42,6 +42,7 @@ fn reference_allowed(
                     && p.pod_selector.matches(&pod.labels)
                     && p.policy_types.contains(&direction)
             })
+            .map(|p| &**p)
             .collect();
         if selecting.is_empty() {
             return true;
@@ -88,7 +89,7 @@ fn peer_matches(
             pod_selector,
         } => match endpoint {
             Endpoint::Pod(id) => {
-                let pod = &inv.pods()[id];
+                let pod = &*inv.pods()[id];
                 if pod.host_network {
                     return false; // host traffic, not pod traffic
                 }
@@ -400,7 +401,11 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
     const CASES: u32 = 300;
     for_random_seeds(CASES, |seed| {
         let (yaml, kubernetes) = load_random(seed)?;
-        let calico_yaml: String = kubernetes.network_policies.iter().map(to_calico).collect();
+        let calico_yaml: String = kubernetes
+            .network_policies
+            .iter()
+            .map(|p| to_calico(p))
+            .collect();
         let mut loader = Loader::new();
         loader.load_str("calico.yaml", &calico_yaml);
         let translated = loader
@@ -411,7 +416,7 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
             kubernetes.network_policies.len()
         );
         let mut calico = kubernetes.clone();
-        calico.network_policies.clear();
+        std::sync::Arc::make_mut(&mut calico.network_policies).clear();
         calico.calico_policies = translated.calico_policies;
         let (a, b) = (Engine::new(kubernetes.clone()), Engine::new(calico));
         prop_assert!(b.tiers().iter().all(|t| t
@@ -818,7 +823,7 @@ fn calico_entity_matches(
             let Endpoint::Pod(id) = endpoint else {
                 return false;
             };
-            let pod = &inv.pods()[id];
+            let pod = &*inv.pods()[id];
             let backend = inv.services.iter().any(|s| {
                 s.namespace == service.namespace
                     && s.name == service.name
@@ -855,7 +860,7 @@ fn calico_reference_allowed(
         let Endpoint::Pod(id) = subject else {
             return true;
         };
-        let pod = &inv.pods()[id];
+        let pod = &*inv.pods()[id];
         if pod.host_network {
             return true;
         }

@@ -112,7 +112,7 @@ fn check(seed: u64, options: &AdviseOptions) -> Result<(), TestCaseError> {
         };
         let same = |e: Endpoint| match e {
             Endpoint::Pod(id) => {
-                let pod = &cluster.engine().inventory().pods()[id];
+                let pod = &*cluster.engine().inventory().pods()[id];
                 Endpoint::Pod(
                     after
                         .inventory()

@@ -456,15 +456,18 @@ pub struct Inventory {
     /// Namespaces by name. Shared between clones until one of them changes (an incremental
     /// update's inventory and the one it came from).
     pub(crate) namespaces: Arc<BTreeMap<String, Namespace>>,
-    /// Pods sorted by (namespace, name); shared between clones like `namespaces`.
-    pub(crate) pods: Arc<Vec<Pod>>,
+    /// Pods sorted by (namespace, name); the list is shared between clones like `namespaces`,
+    /// and each pod is shared on its own: a patch that changes one pod copies pointers, not
+    /// pods, and an unchanged pod is known unchanged by [`Arc::ptr_eq`].
+    pub(crate) pods: Arc<Vec<Arc<Pod>>>,
     /// Real pod addresses (not synthetic, not host-network) sorted by (address, pod id):
     /// [`Inventory::pod_by_ip`] in O(log n). Rebuilt by `establish_invariants`.
     pub(crate) by_address: Arc<Vec<(IpAddr, PodId)>>,
     /// Service accounts.
     pub service_accounts: Vec<ServiceAccount>,
-    /// Services.
-    pub services: Vec<Service>,
+    /// Services (shared between clones: an incremental update's inventory and the one it
+    /// came from; change them with [`Arc::make_mut`]).
+    pub services: Arc<Vec<Service>>,
     /// Nodes.
     pub nodes: Vec<Node>,
     /// Ingresses.
@@ -485,8 +488,10 @@ pub struct Inventory {
     pub rbac_bindings: Vec<RbacBinding>,
     /// `SecurityGroupPolicy` objects (security groups for pods).
     pub security_group_policies: Vec<crate::aws::SecurityGroupPolicy>,
-    /// Kubernetes NetworkPolicies, sorted by (namespace, name).
-    pub network_policies: Vec<NetworkPolicy>,
+    /// Kubernetes NetworkPolicies, sorted by (namespace, name). The list and each policy are
+    /// shared between clones like the pods (change them with [`Arc::make_mut`]): a patch of
+    /// one policy copies pointers, and an unchanged policy is known by [`Arc::ptr_eq`].
+    pub network_policies: Arc<Vec<Arc<NetworkPolicy>>>,
     /// AdminNetworkPolicies (priority set) and the BaselineAdminNetworkPolicy (no priority),
     /// sorted by priority then name.
     pub admin_policies: Vec<AdminPolicy>,
@@ -510,14 +515,14 @@ pub struct Inventory {
 /// The pods of an inventory with its address index ([`Inventory::pods_by_address`]).
 #[derive(Clone, Debug, Default)]
 pub struct PodsByAddress {
-    pods: Arc<Vec<Pod>>,
+    pods: Arc<Vec<Arc<Pod>>>,
     by_address: Arc<Vec<(IpAddr, PodId)>>,
 }
 
 impl PodsByAddress {
     /// The pod that owns an address, as [`Inventory::pod_by_ip`] finds it.
     pub fn pod(&self, ip: IpAddr) -> Option<&Pod> {
-        id_by_ip(&self.by_address, ip).map(|id| &self.pods[id])
+        id_by_ip(&self.by_address, ip).map(|id| &*self.pods[id])
     }
 }
 
@@ -531,8 +536,10 @@ fn id_by_ip(by_address: &[(IpAddr, PodId)], ip: IpAddr) -> Option<PodId> {
 }
 
 impl Inventory {
-    /// The pods, sorted by (namespace, name); a [`PodId`] is an index here.
-    pub fn pods(&self) -> &[Pod] {
+    /// The pods, sorted by (namespace, name); a [`PodId`] is an index here. Each pod is an
+    /// [`Arc`] shared with the inventories cloned from this one until one of them replaces
+    /// it: the same pointer means the same pod.
+    pub fn pods(&self) -> &[Arc<Pod>] {
         &self.pods
     }
 
@@ -556,7 +563,10 @@ impl Inventory {
     /// then restore the invariants: pods sorted again, namespaces added for any new one. Pod
     /// ids given out before may name other pods afterwards.
     pub fn update_pods(&mut self, change: impl FnOnce(&mut Vec<Pod>)) {
-        change(Arc::make_mut(&mut self.pods));
+        // Every pod copied out and back: this is for tests and harnesses, not updates.
+        let mut pods: Vec<Pod> = self.pods.iter().map(|pod| Pod::clone(pod)).collect();
+        change(&mut pods);
+        self.pods = Arc::new(pods.into_iter().map(Arc::new).collect());
         self.establish_invariants();
     }
 

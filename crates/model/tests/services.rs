@@ -97,8 +97,8 @@ spec: {{clusterIP: None, ports: [{{port: 80}}]}}
         .collect();
     assert_eq!(backends, ["kube-system/dns-a", "kube-system/dns-b"]);
     // The named target port resolves per pod.
-    let a = &inventory.pods()[inventory.pod_by_key("kube-system", "dns-a").unwrap()];
-    let b = &inventory.pods()[inventory.pod_by_key("kube-system", "dns-b").unwrap()];
+    let a = &*inventory.pods()[inventory.pod_by_key("kube-system", "dns-a").unwrap()];
+    let b = &*inventory.pods()[inventory.pod_by_key("kube-system", "dns-b").unwrap()];
     assert_eq!(dns.ports[1].target_on(a), Some(5353));
     assert_eq!(dns.ports[1].target_on(b), Some(53));
     assert_eq!(dns.ports[0].target_on(b), Some(53));

@@ -834,7 +834,7 @@ fn attach_findings(view: &mut ViewData, engine: &Engine, report: &Report, index:
             node,
         );
         for &pod in &index.pods[node] {
-            let pod = &engine.inventory().pods()[pod];
+            let pod = &*engine.inventory().pods()[pod];
             workload_by_object.insert(format!("Pod {}/{}", pod.namespace, pod.name), node);
         }
     }

@@ -88,8 +88,7 @@ pub fn apply(inventory: &mut Inventory, mutation: &Mutation) -> Result<(), Strin
     }
     if let Some(key) = &mutation.delete_network_policy {
         let before = inventory.network_policies.len();
-        inventory
-            .network_policies
+        std::sync::Arc::make_mut(&mut inventory.network_policies)
             .retain(|p| format!("{}/{}", p.namespace, p.name) != *key);
         return (inventory.network_policies.len() < before)
             .then_some(())

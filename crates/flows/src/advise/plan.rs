@@ -180,7 +180,7 @@ fn peer_kind(
 ) -> PeerKind {
     match endpoint {
         Endpoint::Pod(id) => {
-            let pod = &inventory.pods()[id];
+            let pod = &*inventory.pods()[id];
             if !pod.host_network {
                 PeerKind::Pod(id)
             } else if pod.synthetic_ip {
@@ -211,7 +211,7 @@ fn peer_kind(
 /// When none tells the workload apart, the template's labels (the workloads then share a
 /// policy).
 pub(crate) fn workload_labels(inventory: &Inventory, id: PodId) -> Labels {
-    let pod = &inventory.pods()[id];
+    let pod = &*inventory.pods()[id];
     let template: Labels = pod
         .labels
         .iter()
@@ -483,7 +483,7 @@ pub(crate) fn plan(
     };
     let hosts = &observations.host_addresses;
     for need in needs(inventory, hosts, &wires, oracle.as_ref(), &mut plan) {
-        let pod = &inventory.pods()[need.subject];
+        let pod = &*inventory.pods()[need.subject];
         let entry = gathered
             .entry((pod.namespace.clone(), need.direction, labels(need.subject)))
             .or_default();

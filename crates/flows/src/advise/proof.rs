@@ -79,7 +79,7 @@ pub struct Proof {
 fn remap(from: &Inventory, to: &Inventory, endpoint: Endpoint) -> Endpoint {
     match endpoint {
         Endpoint::Pod(id) => {
-            let pod = &from.pods()[id];
+            let pod = &*from.pods()[id];
             to.pod_by_key(&pod.namespace, &pod.name)
                 .map_or_else(|| Endpoint::Address(pod.ips[0]), Endpoint::Pod)
         }

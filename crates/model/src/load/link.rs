@@ -55,15 +55,20 @@ impl Loader {
                     labels: meta.labels.unwrap_or_default().into_iter().collect(),
                 })
                 .collect(),
-            pods: std::sync::Arc::new(pods),
-            network_policies: sorted_network_policies(self.policies, &mut errors),
+            pods: std::sync::Arc::new(pods.into_iter().map(std::sync::Arc::new).collect()),
+            network_policies: std::sync::Arc::new(
+                sorted_network_policies(self.policies, &mut errors)
+                    .into_iter()
+                    .map(std::sync::Arc::new)
+                    .collect(),
+            ),
             admin_policies,
             calico_policies: self.calico_policies,
             cilium_policies,
             cni,
             network_sets: self.network_sets,
             tiers: self.tiers,
-            services: self.services,
+            services: std::sync::Arc::new(self.services),
             ingresses: self.ingresses,
             peer_authentications: self.peer_authentications,
             istio_mesh_configs: self.istio_mesh_configs,

@@ -28,10 +28,13 @@ use std::sync::Arc;
 pub struct LinkPatch {
     /// Pods created or replaced, as loaded (for the loader).
     pods: Vec<(Pod, Option<(String, String)>)>,
-    /// The same pods linked to their workloads (for the inventory).
-    linked: Vec<Pod>,
-    /// NetworkPolicies created or replaced.
+    /// The same pods linked to their workloads (for the inventory; shared by every inventory
+    /// patched).
+    linked: Vec<Arc<Pod>>,
+    /// NetworkPolicies created or replaced (for the loader).
     policies: Vec<NetworkPolicy>,
+    /// The same, shared by every inventory patched.
+    shared_policies: Vec<Arc<NetworkPolicy>>,
     /// Objects deleted.
     deletions: Vec<ObjectKey>,
     /// What changed, in the order [`Loader::apply`] reports it.
@@ -58,21 +61,21 @@ impl LinkPatch {
                 .iter()
                 .any(|key| key.kind == ObjectKind::NetworkPolicy)
         {
-            self.patch_policies(&mut inventory.network_policies);
+            self.patch_policies(Arc::make_mut(&mut inventory.network_policies));
         }
         if self.touches_pods() {
             self.patch_pods(inventory);
         }
     }
 
-    fn patch_policies(&self, policies: &mut Vec<NetworkPolicy>) {
-        let find = |policies: &[NetworkPolicy], ns: &str, name: &str| {
+    fn patch_policies(&self, policies: &mut Vec<Arc<NetworkPolicy>>) {
+        let find = |policies: &[Arc<NetworkPolicy>], ns: &str, name: &str| {
             policies.binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(ns, name)))
         };
-        for policy in &self.policies {
+        for policy in &self.shared_policies {
             match find(policies, &policy.namespace, &policy.name) {
-                Ok(at) => policies[at] = policy.clone(),
-                Err(at) => policies.insert(at, policy.clone()),
+                Ok(at) => policies[at] = Arc::clone(policy),
+                Err(at) => policies.insert(at, Arc::clone(policy)),
             }
         }
         for key in &self.deletions {
@@ -86,15 +89,26 @@ impl LinkPatch {
     }
 
     fn patch_pods(&self, inventory: &mut Inventory) {
-        let old_duplicates = duplicate_addresses(inventory).len();
         let pods = Arc::make_mut(&mut inventory.pods);
-        let find = |pods: &[Pod], ns: &str, name: &str| {
+        let find = |pods: &[Arc<Pod>], ns: &str, name: &str| {
             pods.binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(ns, name)))
         };
+        // The address index (pod ids and addresses) and the warnings about shared addresses
+        // (pod names) stay valid while only pods keeping their place and addresses change.
+        let mut index_kept = true;
         for pod in &self.linked {
             match find(pods, &pod.namespace, &pod.name) {
-                Ok(at) => pods[at] = pod.clone(),
-                Err(at) => pods.insert(at, pod.clone()),
+                Ok(at) => {
+                    let before = &pods[at];
+                    index_kept &= before.ips == pod.ips
+                        && before.synthetic_ip == pod.synthetic_ip
+                        && before.host_network == pod.host_network;
+                    pods[at] = Arc::clone(pod);
+                }
+                Err(at) => {
+                    index_kept = false;
+                    pods.insert(at, Arc::clone(pod));
+                }
             }
         }
         for key in &self.deletions {
@@ -102,9 +116,20 @@ impl LinkPatch {
                 continue;
             }
             if let Ok(at) = find(pods, key.namespace.as_deref().unwrap_or(""), &key.name) {
+                index_kept = false;
                 pods.remove(at);
             }
         }
+        if index_kept {
+            return;
+        }
+        // One warning per address shared in the old index (counted there: its ids may name
+        // other pods now).
+        let old_duplicates = inventory
+            .by_address
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+            .count();
         inventory.index_addresses();
         // Address warnings come last in the inventory's warnings.
         let kept = inventory.warnings.len().saturating_sub(old_duplicates);
@@ -165,7 +190,8 @@ impl Loader {
         match self.plan(&changes, deletions, inventory) {
             Some((linked, out)) => Ok(LinkPatch {
                 pods: changes.pods,
-                linked,
+                linked: linked.into_iter().map(Arc::new).collect(),
+                shared_policies: changes.policies.iter().cloned().map(Arc::new).collect(),
                 policies: changes.policies,
                 deletions: deletions.to_vec(),
                 changes: out,
