@@ -475,7 +475,7 @@ fn probes(audit: &mut Audit<'_>, sets: &[PodGroupSet], aws: &AwsInput, cluster: 
         for &p in set
             .pods
             .iter()
-            .filter(|&&p| !is_fargate(&*inventory.pods()[p]))
+            .filter(|&&p| !is_fargate(&inventory.pods()[p]))
         {
             for probe in &inventory.pods()[p].probes {
                 probed
@@ -553,7 +553,7 @@ fn fargate_cluster_group(audit: &mut Audit<'_>, sets: &[PodGroupSet], cluster: &
             .pods
             .iter()
             .copied()
-            .filter(|&p| is_fargate(&*inventory.pods()[p]))
+            .filter(|&p| is_fargate(&inventory.pods()[p]))
             .collect();
         if fargate.is_empty() || set.groups.contains(&cluster.id) {
             continue;

@@ -96,7 +96,7 @@ impl Engine {
         let backends: Vec<BackendVerdict> = pods
             .into_iter()
             .filter_map(|pod| {
-                let target_port = service_port.target_on(&*inventory.pods()[pod])?;
+                let target_port = service_port.target_on(&inventory.pods()[pod])?;
                 Some(BackendVerdict {
                     pod,
                     target_port,
