@@ -18,7 +18,7 @@ use crate::eval::Engine;
 use crate::pod_classes::WorkloadClasses;
 use netfence_model::net::FastMap;
 use netfence_model::WorkloadRef;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// The workloads a change can affect, by the direction whose inputs changed.
 ///
@@ -100,7 +100,7 @@ impl<'a> Universe<'a> {
             // One partition (the pods did not change): one grouping.
             universe.classes[1] = universe.classes[0].clone();
         } else {
-            let index: HashMap<&WorkloadRef, usize> = universe
+            let index: FastMap<&WorkloadRef, usize> = universe
                 .workloads
                 .iter()
                 .enumerate()
@@ -296,12 +296,19 @@ pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Ve
         changed.push((kind, src, dst, o, n));
     }
     // Sorted as `diff` sorts (kind, source text, destination text): by each peer's rank in
-    // text order, naming every peer once rather than every line twice.
-    let mut by_text: Vec<(String, u32)> = (0..workloads + ranges.len())
+    // text order, naming every peer of a changed line once rather than every line twice.
+    let mut named = vec![false; workloads + ranges.len()];
+    for &(_, src, dst, _, _) in &changed {
+        named[src as usize] = true;
+        named[dst as usize] = true;
+    }
+    let mut by_text: Vec<(String, u32)> = (0..named.len())
+        .filter(|&p| named[p])
         .map(|p| (peer(index_u32(p)).to_string(), index_u32(p)))
         .collect();
+    drop(named);
     by_text.sort_unstable();
-    let mut rank = vec![0u32; by_text.len()];
+    let mut rank = vec![0u32; workloads + ranges.len()];
     for (r, (_, p)) in by_text.iter().enumerate() {
         rank[*p as usize] = index_u32(r);
     }
@@ -337,7 +344,13 @@ pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Ve
             })
             .collect::<Vec<_>>()
     });
-    named.into_iter().flatten().collect()
+    // One move of each part into a vector of the final size (collecting the flattened parts
+    // grows the vector line by line: a third of the delta's time at 80k lines).
+    let mut lines = Vec::with_capacity(changed.len());
+    for part in named {
+        lines.extend(part);
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use crate::eval::Engine;
 use crate::ir::{Peer, Policy, Subject};
+use netfence_model::net::FastMap;
 use netfence_model::{AddressCuts, Inventory, Pod, PodId, WorkloadRef};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -144,7 +145,9 @@ pub(crate) struct WorkloadClasses {
 
 impl WorkloadClasses {
     fn of(pods: &[Pod], class_of: &[usize]) -> WorkloadClasses {
-        let mut index: HashMap<&WorkloadRef, usize> = HashMap::new();
+        // Sized for one workload per pod up front: growing the table was a third of the time.
+        let mut index: FastMap<&WorkloadRef, usize> = FastMap::default();
+        index.reserve(pods.len());
         let mut grouped = WorkloadClasses::default();
         // Pods are sorted by (namespace, name), so a workload's pods mostly follow each
         // other: compare with the previous pod's workload before hashing.
