@@ -56,7 +56,12 @@ impl Sides {
 
     /// Mark a pod's workload: both directions when the pod itself (or its context) changed,
     /// else the directions (`[ingress, egress]`) in which a changed policy selects it.
-    pub(crate) fn mark(&mut self, workload: &WorkloadRef, changed: bool, [ingress, egress]: [bool; 2]) {
+    pub(crate) fn mark(
+        &mut self,
+        workload: &WorkloadRef,
+        changed: bool,
+        [ingress, egress]: [bool; 2],
+    ) {
         for (set, marked) in [(&mut self.ingress, ingress), (&mut self.egress, egress)] {
             if (changed || marked) && !set.contains(workload) {
                 set.insert(workload.clone());

@@ -178,12 +178,10 @@ impl Engine {
     /// The pod classes grouped by workload (see [`WorkloadClasses`]); two engines that share
     /// the partition return the same object (compare with [`std::ptr::eq`]).
     pub(crate) fn workload_classes(&self) -> &WorkloadClasses {
-        let classes = self
-            .pod_classes
-            .get_or_init(|| PodClasses::compute(self));
-        classes.workloads.get_or_init(|| {
-            WorkloadClasses::of(self.inventory().pods(), &classes.partition.1)
-        })
+        let classes = self.pod_classes.get_or_init(|| PodClasses::compute(self));
+        classes
+            .workloads
+            .get_or_init(|| WorkloadClasses::of(self.inventory().pods(), &classes.partition.1))
     }
 }
 
