@@ -471,7 +471,7 @@ pub fn diff_touching(
     focus: Option<&BTreeSet<WorkloadRef>>,
 ) -> Vec<DiffLine> {
     if let Some(focus) = focus {
-        return crate::delta::focused_diff(before, after, focus);
+        return crate::delta::focused_diff(before, after, &crate::delta::Sides::both(focus));
     }
     let cuts = cuts(before).union(&cuts(after));
     let index = |list: Vec<Connection>| -> BTreeMap<(String, String), Connection> {

@@ -2,69 +2,139 @@
 //! [`crate::diff`] from or to those workloads, computed without building the whole
 //! connection table of either engine.
 //!
-//! A line is the union of its sides' class-pair cells (as in [`crate::conn_table`]). Only
-//! the rows and columns of the focused workloads' classes are evaluated — `focus × every
-//! node` and `every node × focus` — stored densely per focused class instead of in a
-//! `nodes × nodes` table, and only the lines with a focused end are formed. The peers of
-//! both engines share one numbering, so lines are compared by index, and only the lines
-//! that differ are named and sorted.
+//! A line is the union of its sides' class-pair cells (as in [`crate::conn_table`]). A cell
+//! (source pod, destination pod) is the source's egress walk intersected with the
+//! destination's ingress walk, so it can differ between the engines only when the source's
+//! egress inputs or the destination's ingress inputs changed ([`Sides`]). Only those rows and
+//! columns are evaluated — `egress-changed classes × every node` and `every node ×
+//! ingress-changed classes` — stored densely per such class instead of in a `nodes × nodes`
+//! table, and only the lines they make are formed. The peers of both engines share one
+//! numbering (the workloads grouped once per partition, [`WorkloadClasses`]), so lines are
+//! compared by index, and only the lines that differ are named and sorted.
 
 use crate::connlist::{cuts, in_parallel, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
 use crate::connset::ConnSet;
 use crate::eval::Engine;
+use crate::pod_classes::WorkloadClasses;
 use netfence_model::net::FastMap;
 use netfence_model::WorkloadRef;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+/// The workloads a change can affect, by the direction whose inputs changed.
+///
+/// What is allowed from pod `p` to pod `q` is `p`'s egress walk (the tiers, the policies
+/// selecting `p` for egress in order, their rules matched against `q`) intersected with `q`'s
+/// ingress walk (the policies selecting `q` for ingress, their rules matched against `p`);
+/// a rule reads of a pod its object, its namespace's labels and its service account's labels,
+/// and beyond the pods only Services (Calico `services` peers), network sets and nodes.
+/// [`Engine::rebuilt`] marks a workload's egress when one of its pods is new, gone or changed
+/// (object, namespace labels or service-account labels) or is selected for egress by a
+/// policy that changed (before or after; a policy following a changed Service counts as
+/// changed), and its ingress likewise; a change of network sets, nodes or tiers gives no
+/// `Sides` (every line is compared). So when the source's workload is not marked egress and
+/// the destination's is not marked ingress, both pods are the same objects in the same
+/// context and each walk reads the same policies in the same order: the cell, and every
+/// line made only of such cells, is equal in both engines by construction. An external range
+/// is the same addresses in both engines (the ranges are cut at both engines' boundaries);
+/// it has no walk of its own.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sides {
+    /// Workloads whose pods' egress inputs may have changed.
+    egress: BTreeSet<WorkloadRef>,
+    /// Workloads whose pods' ingress inputs may have changed.
+    ingress: BTreeSet<WorkloadRef>,
+}
+
+impl Sides {
+    /// Every line from or to `focus` may have changed.
+    pub(crate) fn both(focus: &BTreeSet<WorkloadRef>) -> Sides {
+        Sides {
+            egress: focus.clone(),
+            ingress: focus.clone(),
+        }
+    }
+
+    /// Mark a pod's workload: both directions when the pod itself (or its context) changed,
+    /// else the directions (`[ingress, egress]`) in which a changed policy selects it.
+    pub(crate) fn mark(
+        &mut self,
+        workload: &WorkloadRef,
+        changed: bool,
+        [ingress, egress]: [bool; 2],
+    ) {
+        for (set, marked) in [(&mut self.ingress, ingress), (&mut self.egress, egress)] {
+            if (changed || marked) && !set.contains(workload) {
+                set.insert(workload.clone());
+            }
+        }
+    }
+
+    /// Every marked workload (the lines compared have one of them at an end).
+    pub(crate) fn workloads(&self) -> BTreeSet<WorkloadRef> {
+        self.egress.union(&self.ingress).cloned().collect()
+    }
+}
+
+/// A workload's egress may have changed: its row is evaluated.
+const EGRESS: u8 = 1;
+/// A workload's ingress may have changed: its column is evaluated.
+const INGRESS: u8 = 2;
 
 /// The workloads of both engines under one numbering, then the external ranges.
 struct Universe<'a> {
     workloads: Vec<&'a WorkloadRef>,
     /// Per engine (before, after): the classes of each workload's pods (empty when the
     /// workload has no pod in that engine).
-    classes: [Vec<Vec<usize>>; 2],
-    /// Whether each workload is focused.
-    focused: Vec<bool>,
+    classes: [Vec<&'a [usize]>; 2],
+    /// Which directions of each workload may have changed (`EGRESS`, `INGRESS`).
+    marked: Vec<u8>,
 }
 
 impl<'a> Universe<'a> {
-    fn new(engines: [&'a Engine; 2], focus: &BTreeSet<WorkloadRef>) -> Universe<'a> {
-        let mut index: HashMap<&'a WorkloadRef, usize> = HashMap::new();
+    fn new(engines: [&'a Engine; 2], sides: &Sides) -> Universe<'a> {
+        let [before, after]: [&'a WorkloadClasses; 2] = engines.map(Engine::workload_classes);
         let mut universe = Universe {
-            workloads: Vec::new(),
-            classes: [Vec::new(), Vec::new()],
-            focused: Vec::new(),
+            workloads: before.workloads.iter().collect(),
+            classes: [
+                before.classes.iter().map(Vec::as_slice).collect(),
+                Vec::new(),
+            ],
+            marked: Vec::new(),
         };
-        for (side, engine) in engines.into_iter().enumerate() {
-            let (_, class_of) = engine.pod_classes();
-            // Pods are sorted by (namespace, name), so a workload's pods mostly follow each
-            // other: compare with the previous pod's workload before hashing.
-            let mut last: Option<(&WorkloadRef, usize)> = None;
-            for (id, pod) in engine.inventory().pods().iter().enumerate() {
-                let w = match last {
-                    Some((workload, w)) if *workload == pod.workload => w,
-                    _ => {
-                        let w = *index.entry(&pod.workload).or_insert_with(|| {
-                            universe.workloads.push(&pod.workload);
-                            universe.focused.push(focus.contains(&pod.workload));
-                            universe.classes[0].push(Vec::new());
-                            universe.classes[1].push(Vec::new());
-                            universe.workloads.len() - 1
-                        });
-                        last = Some((&pod.workload, w));
-                        w
-                    }
-                };
-                let classes = &mut universe.classes[side][w];
-                if !classes.contains(&class_of[id]) {
-                    classes.push(class_of[id]);
+        if std::ptr::eq(before, after) {
+            // One partition (the pods did not change): one grouping.
+            universe.classes[1] = universe.classes[0].clone();
+        } else {
+            let index: FastMap<&WorkloadRef, usize> = universe
+                .workloads
+                .iter()
+                .enumerate()
+                .map(|(w, &workload)| (workload, w))
+                .collect();
+            universe.classes[1] = vec![&[]; universe.workloads.len()];
+            for (workload, classes) in after.workloads.iter().zip(&after.classes) {
+                if let Some(&w) = index.get(workload) {
+                    universe.classes[1][w] = classes;
+                } else {
+                    universe.workloads.push(workload);
+                    universe.classes[0].push(&[]);
+                    universe.classes[1].push(classes);
                 }
             }
         }
+        universe.marked = universe
+            .workloads
+            .iter()
+            .map(|w| {
+                u8::from(sides.egress.contains(*w)) * EGRESS
+                    + u8::from(sides.ingress.contains(*w)) * INGRESS
+            })
+            .collect();
         universe
     }
 }
 
-/// One engine's lines with a focused end, by (source, destination) peer index: workloads
+/// One engine's lines that can differ, by (source, destination) peer index: workloads
 /// `0..workloads`, then external ranges. Only lines with something allowed are kept.
 fn focused_lines(
     engine: &Engine,
@@ -81,54 +151,63 @@ fn focused_lines(
     let (n, nodes) = (classes.len(), cells_of.nodes());
     let peer_classes = &universe.classes[side];
     let workloads = universe.workloads.len();
-    // The focused classes, numbered densely.
-    let mut focus_index = vec![u32::MAX; n];
-    let mut focused_classes = Vec::new();
+    // The classes of marked workloads, numbered densely: rows (egress) and columns (ingress).
+    let mut row_index = vec![u32::MAX; n];
+    let mut column_index = vec![u32::MAX; n];
+    let (mut row_classes, mut column_classes) = (Vec::new(), Vec::new());
     for (w, cs) in peer_classes.iter().enumerate() {
-        if universe.focused[w] {
-            for &c in cs {
-                if focus_index[c] == u32::MAX {
-                    focus_index[c] = index_u32(focused_classes.len());
-                    focused_classes.push(c);
+        for (bit, index, list) in [
+            (EGRESS, &mut row_index, &mut row_classes),
+            (INGRESS, &mut column_index, &mut column_classes),
+        ] {
+            if universe.marked[w] & bit != 0 {
+                for &c in cs.iter() {
+                    if index[c] == u32::MAX {
+                        index[c] = index_u32(list.len());
+                        list.push(c);
+                    }
                 }
             }
         }
     }
-    // Row k: focused class → every node; column k: every node → focused class (a focused
-    // source reads its row).
-    let wanted: Vec<(usize, usize)> = focused_classes
+    // Row k: egress-marked class → every node; column k: every node that has no row →
+    // ingress-marked class.
+    let has_row = |x: usize| x < n && row_index[x] != u32::MAX;
+    let wanted: Vec<(usize, usize)> = row_classes
         .iter()
         .flat_map(|&x| (0..nodes).map(move |y| (x, y)))
-        .chain(focused_classes.iter().flat_map(|&y| {
-            let focus_index = &focus_index;
+        .chain(column_classes.iter().flat_map(|&y| {
             (0..nodes)
-                .filter(move |&x| x >= n || focus_index[x] == u32::MAX)
+                .filter(move |&x| !has_row(x))
                 .map(move |x| (x, y))
         }))
         .collect();
     let computed = in_parallel(&wanted, |&(x, y)| cells_of.compute(x, y));
     let mut sets = Interned::default();
-    let mut rows = vec![u32::MAX; focused_classes.len() * nodes];
-    let mut columns = vec![u32::MAX; focused_classes.len() * nodes];
+    let mut rows = vec![u32::MAX; row_classes.len() * nodes];
+    let mut columns = vec![u32::MAX; column_classes.len() * nodes];
     for (&(x, y), set) in wanted.iter().zip(computed) {
         let id = sets.intern(set);
-        if x < n && focus_index[x] != u32::MAX {
-            rows[focus_index[x] as usize * nodes + y] = id;
+        if has_row(x) {
+            rows[row_index[x] as usize * nodes + y] = id;
         } else {
-            columns[focus_index[y] as usize * nodes + x] = id;
+            columns[column_index[y] as usize * nodes + x] = id;
         }
     }
+    drop(wanted);
+    // Every cell a formed line reads is in a row (its source class is egress-marked) or a
+    // column (its destination class is ingress-marked, its source class has no row).
     let cell = |x: usize, y: usize| -> u32 {
-        if x < n && focus_index[x] != u32::MAX {
-            rows[focus_index[x] as usize * nodes + y]
+        if has_row(x) {
+            rows[row_index[x] as usize * nodes + y]
         } else {
-            columns[focus_index[y] as usize * nodes + x]
+            columns[column_index[y] as usize * nodes + x]
         }
     };
     let range_nodes: Vec<usize> = (n..nodes).collect();
     let nodes_of = |peer: usize| -> &[usize] {
         if peer < workloads {
-            &peer_classes[peer]
+            peer_classes[peer]
         } else {
             std::slice::from_ref(&range_nodes[peer - workloads])
         }
@@ -136,17 +215,17 @@ fn focused_lines(
     let peers = workloads + ranges.len();
     let mut unions: FastMap<(u32, u32), u32> = FastMap::default();
     let mut lines: FastMap<(u32, u32), u32> = FastMap::default();
-    for i in (0..workloads).filter(|&i| universe.focused[i] && !peer_classes[i].is_empty()) {
+    for i in (0..workloads).filter(|&i| universe.marked[i] != 0 && !peer_classes[i].is_empty()) {
         for j in (0..peers).filter(|&j| j != i && !nodes_of(j).is_empty()) {
-            // From the focused side, and to it when the other side is not focused (a focused
-            // other side forms that line from its own row).
-            let directions: &[bool] = if j < workloads && universe.focused[j] {
-                &[true]
-            } else {
-                &[true, false]
-            };
-            for &outgoing in directions {
-                let (src, dst) = if outgoing { (i, j) } else { (j, i) };
+            // From `i` when its egress is marked; to `i` when its ingress is, unless the
+            // source's egress is marked too (that source's row forms the line).
+            let from_j_row = j < workloads && universe.marked[j] & EGRESS != 0;
+            let outgoing = universe.marked[i] & EGRESS != 0;
+            let incoming = universe.marked[i] & INGRESS != 0 && !from_j_row;
+            for (src, dst) in [(outgoing, (i, j)), (incoming, (j, i))]
+                .into_iter()
+                .filter_map(|(form, pair)| form.then_some(pair))
+            {
                 let mut id = 0;
                 for &x in nodes_of(src) {
                     for &y in nodes_of(dst) {
@@ -167,21 +246,27 @@ fn index_u32(i: usize) -> u32 {
     i as u32
 }
 
-/// [`crate::diff_touching`] with a focus: the lines from or to `focus` that differ between
-/// `before` and `after`, sorted as [`crate::diff`] sorts them.
-pub(crate) fn focused_diff(
-    before: &Engine,
-    after: &Engine,
-    focus: &BTreeSet<WorkloadRef>,
-) -> Vec<DiffLine> {
+/// [`crate::diff`] when `sides` is `None`, else the lines that can differ by `sides`: the
+/// same lines, as [`crate::diff`] returns them, when every other line is equal in both
+/// engines (see [`Sides`]).
+pub(crate) fn diff_sides(before: &Engine, after: &Engine, sides: Option<&Sides>) -> Vec<DiffLine> {
+    match sides {
+        Some(sides) => focused_diff(before, after, sides),
+        None => crate::connlist::diff(before, after),
+    }
+}
+
+/// The lines that `sides` says can differ and that differ between `before` and `after`,
+/// sorted as [`crate::diff`] sorts them.
+pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Vec<DiffLine> {
     let ranges = cuts(before).union(&cuts(after)).ranges();
     // Both engines' classes first, side by side (each is computed once per engine, on first
     // use, unless the engine took them over from the one it was rebuilt from).
     std::thread::scope(|scope| {
-        scope.spawn(|| before.pod_classes().0.len());
-        let _ = after.pod_classes();
+        scope.spawn(|| before.workload_classes().workloads.len());
+        let _ = after.workload_classes();
     });
-    let universe = Universe::new([before, after], focus);
+    let universe = Universe::new([before, after], sides);
     let (old, old_sets) = focused_lines(before, &universe, 0, &ranges);
     let (new, new_sets) = focused_lines(after, &universe, 1, &ranges);
     let workloads = universe.workloads.len();
@@ -216,12 +301,19 @@ pub(crate) fn focused_diff(
         changed.push((kind, src, dst, o, n));
     }
     // Sorted as `diff` sorts (kind, source text, destination text): by each peer's rank in
-    // text order, naming every peer once rather than every line twice.
-    let mut by_text: Vec<(String, u32)> = (0..workloads + ranges.len())
+    // text order, naming every peer of a changed line once rather than every line twice.
+    let mut named = vec![false; workloads + ranges.len()];
+    for &(_, src, dst, _, _) in &changed {
+        named[src as usize] = true;
+        named[dst as usize] = true;
+    }
+    let mut by_text: Vec<(String, u32)> = (0..named.len())
+        .filter(|&p| named[p])
         .map(|p| (peer(index_u32(p)).to_string(), index_u32(p)))
         .collect();
+    drop(named);
     by_text.sort_unstable();
-    let mut rank = vec![0u32; by_text.len()];
+    let mut rank = vec![0u32; workloads + ranges.len()];
     for (r, (_, p)) in by_text.iter().enumerate() {
         rank[*p as usize] = index_u32(r);
     }
@@ -229,28 +321,149 @@ pub(crate) fn focused_diff(
     changed.sort_unstable_by_key(|&(kind, src, dst, _, _)| {
         (kind, rank[src as usize], rank[dst as usize])
     });
-    changed
-        .into_iter()
-        .map(|(kind, src, dst, o, n)| {
-            let mut info = Vec::new();
-            for p in [src, dst] {
-                if (p as usize) < workloads {
-                    let w = universe.workloads[p as usize];
-                    if !present(p, 0) {
-                        info.push(format!("workload {w} added"));
-                    } else if !present(p, 1) {
-                        info.push(format!("workload {w} removed"));
+    // Named in chunks on every core: each line clones its peers and both sets.
+    let chunks: Vec<&[_]> = changed.chunks(4096).collect();
+    let named = in_parallel(&chunks, |chunk| {
+        chunk
+            .iter()
+            .map(|&(kind, src, dst, o, n)| {
+                let mut info = Vec::new();
+                for p in [src, dst] {
+                    if (p as usize) < workloads {
+                        let w = universe.workloads[p as usize];
+                        if !present(p, 0) {
+                            info.push(format!("workload {w} added"));
+                        } else if !present(p, 1) {
+                            info.push(format!("workload {w} removed"));
+                        }
                     }
                 }
-            }
-            DiffLine {
-                kind,
-                src: peer(src),
-                dst: peer(dst),
-                before: o.unwrap_or(&empty).clone(),
-                after: n.unwrap_or(&empty).clone(),
-                workloads_info: (!info.is_empty()).then(|| info.join(", ")),
-            }
-        })
-        .collect()
+                DiffLine {
+                    kind,
+                    src: peer(src),
+                    dst: peer(dst),
+                    before: o.unwrap_or(&empty).clone(),
+                    after: n.unwrap_or(&empty).clone(),
+                    workloads_info: (!info.is_empty()).then(|| info.join(", ")),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    // One move of each part into a vector of the final size (collecting the flattened parts
+    // grows the vector line by line: a third of the delta's time at 80k lines).
+    let mut lines = Vec::with_capacity(changed.len());
+    for part in named {
+        lines.extend(part);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    //! The direction rule of [`Sides`] on changes where it skips lines: the lines it leaves
+    //! out must be equal in both engines, so the delta equals the whole `diff`.
+
+    use super::*;
+    use netfence_model::Loader;
+
+    const NAMESPACES: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: b, labels: {team: red}}
+";
+
+    fn pod(namespace: &str, name: &str, app: &str, ip: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c}}]}}\nstatus: {{podIP: {ip}}}\n"
+        )
+    }
+
+    /// Web, db and a client in namespace b; web may reach db on 5432 (egress of web).
+    fn cluster() -> Vec<(&'static str, String)> {
+        vec![
+            ("namespaces", NAMESPACES.to_string()),
+            ("web", pod("a", "web", "web", "10.0.0.1")),
+            ("db", pod("a", "db", "db", "10.0.0.2")),
+            ("client", pod("b", "client", "client", "10.0.1.1")),
+            (
+                "web-egress",
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-egress, namespace: a}\nspec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {app: db}}}], ports: [{port: 5432}]}, {to: [{ipBlock: {cidr: 192.168.0.0/16}}]}]}\n".to_string(),
+            ),
+        ]
+    }
+
+    fn inventory(docs: &[(&str, String)]) -> netfence_model::Inventory {
+        let mut loader = Loader::new();
+        for (name, doc) in docs {
+            loader.load_str(&format!("{name}.yaml"), doc);
+        }
+        loader.finish().expect("the test cluster loads")
+    }
+
+    fn names(set: &BTreeSet<WorkloadRef>) -> Vec<String> {
+        set.iter().map(|w| w.name.clone()).collect()
+    }
+
+    /// Replace (or add) the document `name`, rebuild incrementally and check the delta
+    /// against the whole diff; returns the sides' (egress, ingress) workload names.
+    fn change(name: &'static str, doc: &str) -> (Vec<String>, Vec<String>) {
+        let mut docs = cluster();
+        let before = Engine::new(inventory(&docs));
+        let _ = before.workload_classes();
+        docs.retain(|(n, _)| *n != name);
+        docs.push((name, doc.to_string()));
+        let (after, sides, _) = before.rebuilt_sides(inventory(&docs));
+        let sides = sides.expect("only pods, namespaces and policies changed");
+        let fresh = Engine::new(inventory(&docs));
+        let whole = crate::connlist::diff(&before, &fresh);
+        assert!(!whole.is_empty(), "{name}: the change changes some line");
+        assert_eq!(diff_sides(&before, &after, Some(&sides)), whole, "{name}");
+        (names(&sides.egress), names(&sides.ingress))
+    }
+
+    #[test]
+    fn an_ingress_policy_compares_only_lines_into_its_pods() {
+        let doc = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-ingress, namespace: a}\nspec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress], ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}\n";
+        let (egress, ingress) = change("db-ingress", doc);
+        assert_eq!((egress, ingress), (vec![], vec!["db".to_string()]));
+    }
+
+    #[test]
+    fn an_egress_policy_changed_compares_only_lines_out_of_its_pods() {
+        let doc = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-egress, namespace: a}\nspec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {app: db}}}], ports: [{port: 5433}]}, {to: [{ipBlock: {cidr: 192.168.0.0/17}}]}]}\n";
+        let (egress, ingress) = change("web-egress", doc);
+        assert_eq!((egress, ingress), (vec!["web".to_string()], vec![]));
+    }
+
+    #[test]
+    fn a_relabelled_pod_compares_both_directions() {
+        let (egress, ingress) = change("db", &pod("a", "db", "cache", "10.0.0.2"));
+        assert_eq!(egress, vec!["db".to_string()]);
+        assert_eq!(ingress, vec!["db".to_string()]);
+    }
+
+    /// The client's selections are the same before and after, and no policy changed, but a
+    /// rule reads its namespace's labels: its pods count as changed in both directions.
+    #[test]
+    fn a_relabelled_namespace_marks_its_pods_as_peers() {
+        let mut docs = cluster();
+        docs.push((
+            "db-ingress",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-ingress, namespace: a}\nspec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {matchLabels: {team: red}}}]}]}\n".to_string(),
+        ));
+        let before = Engine::new(inventory(&docs));
+        let _ = before.workload_classes();
+        docs[0].1 = NAMESPACES.replace("team: red", "team: blue");
+        let (after, sides, _) = before.rebuilt_sides(inventory(&docs));
+        let sides = sides.expect("only a namespace changed");
+        assert_eq!(names(&sides.egress), vec!["client".to_string()]);
+        assert_eq!(names(&sides.ingress), vec!["client".to_string()]);
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory(&docs)));
+        assert!(whole.iter().any(|l| l.src.to_string().contains("client")));
+        assert_eq!(diff_sides(&before, &after, Some(&sides)), whole);
+    }
 }

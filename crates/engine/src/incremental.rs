@@ -12,7 +12,8 @@
 //! when its namespace or service account changed; network sets, nodes and tiers change
 //! address matching or evaluation order everywhere, and then every line is compared.
 
-use crate::connlist::{diff_touching, DiffLine};
+use crate::connlist::DiffLine;
+use crate::delta::Sides;
 use crate::eval::{direction_index, subject_candidates, subject_selects, Engine, Selection};
 use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Tier};
 use netfence_model::net::FastMap;
@@ -339,6 +340,16 @@ impl Engine {
     /// their selection lists with this engine while the policies keep their places. Also
     /// returns which workloads the change can affect.
     pub fn rebuilt(&self, inventory: Inventory) -> (Engine, Focus, RebuildStats) {
+        let (engine, sides, stats) = self.rebuilt_sides(inventory);
+        let focus = sides.map_or(Focus::Everything, |s| Focus::Workloads(s.workloads()));
+        (engine, focus, stats)
+    }
+
+    /// [`Engine::rebuilt`] with the affected workloads by direction (`None`: every line).
+    pub(crate) fn rebuilt_sides(
+        &self,
+        inventory: Inventory,
+    ) -> (Engine, Option<Sides>, RebuildStats) {
         let services = changed_services(self.inventory(), &inventory);
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
         let (tiers, map) = if self.compiles_alike(&inventory, (&dirty, &previous)) {
@@ -353,7 +364,7 @@ impl Engine {
         };
         let mut selecting = self.kept_selections(&tiers, &inventory, &map, (&dirty, &previous));
         self.add_rematched(&tiers, &inventory, &map, &dirty, &mut selecting);
-        let focus = self.focus(&inventory, &map, (&dirty, &previous), &selecting);
+        let sides = self.sides(&inventory, &map, (&dirty, &previous), &selecting);
         let stats = RebuildStats {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
@@ -370,7 +381,7 @@ impl Engine {
             cache: Default::default(),
             pod_classes: classes.map(std::sync::OnceLock::from).unwrap_or_default(),
         };
-        (engine, focus, stats)
+        (engine, sides, stats)
     }
 
     /// Whether `inventory` compiles to this engine's tiers: every input of [`compile`] equal
@@ -525,20 +536,21 @@ impl Engine {
         old.derived(inventory, basis, (dirty, previous), shared)
     }
 
-    /// The workloads whose connections the change can affect (see the module notes).
-    fn focus(
+    /// The workloads whose connections the change can affect (see the module notes), by the
+    /// direction of their pods' inputs that changed; `None` when every line can change.
+    fn sides(
         &self,
         inventory: &Inventory,
         map: &PolicyMap,
         (dirty, previous): (&[bool], &[Option<usize>]),
         selecting: &[[Selection; 2]],
-    ) -> Focus {
+    ) -> Option<Sides> {
         let old = self.inventory();
         if old.network_sets != inventory.network_sets
             || old.nodes != inventory.nodes
             || old.tiers != inventory.tiers
         {
-            return Focus::Everything;
+            return None;
         }
         // Old pods that a clean new pod continues (`rematched_pods` already looked each new
         // pod up among the old ones); every other old pod is gone or changed, and its
@@ -550,29 +562,20 @@ impl Engine {
             }
         }
         // With every policy kept (`map.identity`) no selection names a changed policy.
-        let mut workloads = BTreeSet::new();
+        let mut sides = Sides::default();
         for (id, pod) in old.pods().iter().enumerate() {
-            let gone = !kept[id];
-            let selected_by_changed = !map.identity
-                && self.selecting[id]
-                    .iter()
-                    .flat_map(|list| list.iter())
-                    .any(|&(t, p)| map.old_changed[t][p]);
-            if gone || selected_by_changed {
-                workloads.insert(pod.workload.clone());
-            }
+            let changed = self.selecting[id]
+                .each_ref()
+                .map(|list| !map.identity && list.iter().any(|&(t, p)| map.old_changed[t][p]));
+            sides.mark(&pod.workload, !kept[id], changed);
         }
         for (id, pod) in inventory.pods().iter().enumerate() {
-            let selected_by_changed = !map.identity
-                && selecting[id]
-                    .iter()
-                    .flat_map(|list| list.iter())
-                    .any(|&(t, p)| map.new_changed[t][p]);
-            if dirty[id] || selected_by_changed {
-                workloads.insert(pod.workload.clone());
-            }
+            let changed = selecting[id]
+                .each_ref()
+                .map(|list| !map.identity && list.iter().any(|&(t, p)| map.new_changed[t][p]));
+            sides.mark(&pod.workload, dirty[id], changed);
         }
-        Focus::Workloads(workloads)
+        Some(sides)
     }
 }
 
@@ -632,8 +635,8 @@ impl Cluster {
     pub fn new(loader: Loader) -> Result<Cluster, LoadErrors> {
         let engine = Engine::new(loader.clone().finish()?);
         // The pod classes are part of the kept state: each change's engine takes them over
-        // (placing only changed pods), and the delta reads them.
-        let _ = engine.pod_classes();
+        // (placing only changed pods), and the delta reads them grouped by workload.
+        let _ = engine.workload_classes();
         Ok(Cluster { loader, engine })
     }
 
@@ -727,9 +730,10 @@ impl Cluster {
         let linked = self.link(changes, deletions)?;
         let patched = matches!(linked.loader, NextLoader::Patch(_));
         let linked_at = Instant::now();
-        let (engine, focus, stats) = self.engine.rebuilt(linked.inventory);
+        let (engine, sides, stats) = self.engine.rebuilt_sides(linked.inventory);
         let rebuilt = Instant::now();
-        let delta = diff_touching(&self.engine, &engine, focus.workloads());
+        let delta = crate::delta::diff_sides(&self.engine, &engine, sides.as_ref());
+        let focus = sides.map_or(Focus::Everything, |s| Focus::Workloads(s.workloads()));
         let done = Instant::now();
         let applied = Applied {
             changes: linked.changes,

@@ -6,8 +6,10 @@
 
 use crate::eval::Engine;
 use crate::ir::{Peer, Policy, Subject};
-use netfence_model::{AddressCuts, Inventory, Pod, PodId};
+use netfence_model::net::FastMap;
+use netfence_model::{AddressCuts, Inventory, Pod, PodId, WorkloadRef};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 /// A pseudo-key in the relevant set: some rule looks at service accounts.
 pub(crate) const SERVICE_ACCOUNT_MATTERS: &str = "\u{0}service-account";
@@ -126,6 +128,61 @@ pub(crate) struct PodClasses {
     basis: ClassBasis,
     relevant: BTreeSet<String>,
     cuts: AddressCuts,
+    /// The classes grouped by workload, computed on first use and shared with every engine
+    /// that takes this partition over unchanged (same pods, same classes).
+    workloads: Arc<OnceLock<WorkloadClasses>>,
+}
+
+/// Each workload's pod classes: what the what-if delta ([`crate::delta`]) reads a line's
+/// sides from.
+#[derive(Debug, Default)]
+pub(crate) struct WorkloadClasses {
+    /// Every workload with a pod, in the order of its first pod.
+    pub(crate) workloads: Vec<WorkloadRef>,
+    /// The classes of each workload's pods, each once, in the order of their first pod.
+    pub(crate) classes: Vec<Vec<usize>>,
+}
+
+impl WorkloadClasses {
+    fn of(pods: &[Pod], class_of: &[usize]) -> WorkloadClasses {
+        // Sized for one workload per pod up front: growing the table was a third of the time.
+        let mut index: FastMap<&WorkloadRef, usize> = FastMap::default();
+        index.reserve(pods.len());
+        let mut grouped = WorkloadClasses::default();
+        // Pods are sorted by (namespace, name), so a workload's pods mostly follow each
+        // other: compare with the previous pod's workload before hashing.
+        let mut last: Option<(&WorkloadRef, usize)> = None;
+        for (pod, &class) in pods.iter().zip(class_of) {
+            let w = match last {
+                Some((workload, w)) if *workload == pod.workload => w,
+                _ => {
+                    let w = *index.entry(&pod.workload).or_insert_with(|| {
+                        grouped.workloads.push(pod.workload.clone());
+                        grouped.classes.push(Vec::new());
+                        grouped.workloads.len() - 1
+                    });
+                    last = Some((&pod.workload, w));
+                    w
+                }
+            };
+            let classes = &mut grouped.classes[w];
+            if !classes.contains(&class) {
+                classes.push(class);
+            }
+        }
+        grouped
+    }
+}
+
+impl Engine {
+    /// The pod classes grouped by workload (see [`WorkloadClasses`]); two engines that share
+    /// the partition return the same object (compare with [`std::ptr::eq`]).
+    pub(crate) fn workload_classes(&self) -> &WorkloadClasses {
+        let classes = self.pod_classes.get_or_init(|| PodClasses::compute(self));
+        classes
+            .workloads
+            .get_or_init(|| WorkloadClasses::of(self.inventory().pods(), &classes.partition.1))
+    }
 }
 
 /// Namespace, relevant labels, service account, named ports, host network, node, address
@@ -166,6 +223,7 @@ impl PodClasses {
             basis,
             relevant,
             cuts,
+            workloads: Arc::default(),
         }
     }
 
@@ -193,10 +251,12 @@ impl PodClasses {
             basis,
             relevant,
             cuts,
+            workloads: Arc::default(),
         };
         if shared_pods {
             return Some(PodClasses {
                 partition: self.partition.clone(),
+                workloads: Arc::clone(&self.workloads),
                 ..fresh
             });
         }
