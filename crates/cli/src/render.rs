@@ -1033,19 +1033,30 @@ pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result
     writeln!(out, "records per second: {rate:.0}")
 }
 
-/// A mismatch group's key: source workload, destination workload, deciding policy, observed.
-type GroupKey = (String, String, String, &'static str);
+/// A side of a mismatch group while counting: a workload (by its index in
+/// [`MismatchGroups::workload_names`]) or an address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    Workload(u32),
+    Address(std::net::IpAddr),
+}
+
+/// A mismatch group's key while counting, by value (no text made per flow): one to one with
+/// the printed key (source, destination, deciding policy, observed), as a workload's
+/// `namespace/name` holds a `/` and an address none, and "no policy" is no policy's `Kind
+/// namespace/name`.
+type CountKey = (Side, Side, Option<std::sync::Arc<str>>, &'static str);
 
 /// A mismatch group's flows and (the first ten of) their ports, in the order seen (so
 /// that groups of inputs read apart merge into what one pass gives); printed sorted.
 #[derive(Default)]
 struct Group {
     flows: u64,
-    ports: Vec<String>,
+    ports: Vec<(netfence_flows::FlowProtocol, Option<u16>)>,
 }
 
 impl Group {
-    fn add_port(&mut self, port: String) {
+    fn add_port(&mut self, port: (netfence_flows::FlowProtocol, Option<u16>)) {
         if self.ports.len() < 10 && !self.ports.contains(&port) {
             self.ports.push(port);
         }
@@ -1053,49 +1064,86 @@ impl Group {
 }
 
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
-/// workload, deciding policy, what was observed).
+/// workload, deciding policy, what was observed). Counted by value (workload index,
+/// address, policy name, observed) in a hash map, made into text once per group when
+/// written: a log with mostly mismatches adds millions of flows.
 #[derive(Default)]
 pub struct MismatchGroups {
-    groups: BTreeMap<GroupKey, Group>,
+    groups: netfence_model::net::FastMap<CountKey, Group>,
+    /// Each pod's workload index, filled as pods are seen (`u32::MAX`: not yet).
+    workload_of: Vec<u32>,
+    /// `namespace/name` by workload index.
+    workload_names: Vec<String>,
+    workload_index: netfence_model::net::FastMap<String, u32>,
 }
 
 impl MismatchGroups {
+    /// The workload side of pod `id` (its workload's `namespace/name`, indexed once).
+    fn workload(&mut self, engine: &Engine, id: usize) -> Side {
+        let pods = engine.inventory().pods();
+        if self.workload_of.len() < pods.len() {
+            self.workload_of.resize(pods.len(), u32::MAX);
+        }
+        if let Some(&index) = self.workload_of.get(id).filter(|&&i| i != u32::MAX) {
+            return Side::Workload(index);
+        }
+        let workload = &pods[id].workload;
+        let name = format!("{}/{}", workload.namespace, workload.name);
+        let next = u32::try_from(self.workload_names.len()).unwrap_or(u32::MAX - 1);
+        let index = *self.workload_index.entry(name.clone()).or_insert_with(|| {
+            self.workload_names.push(name);
+            next
+        });
+        self.workload_of[id] = index;
+        Side::Workload(index)
+    }
+
+    fn side(&mut self, engine: &Engine, endpoint: Endpoint) -> Side {
+        match endpoint {
+            Endpoint::Pod(id) => self.workload(engine, id),
+            Endpoint::Address(ip) => Side::Address(ip),
+        }
+    }
+
     /// Count one mismatching flow.
     pub fn add(&mut self, engine: &Engine, flow: &netfence_flows::CheckedFlow) {
-        let workload = |endpoint: Endpoint| match endpoint {
-            Endpoint::Pod(id) => {
-                let workload = &engine.inventory().pods()[id].workload;
-                format!("{}/{}", workload.namespace, workload.name)
-            }
-            Endpoint::Address(ip) => ip.to_string(),
-        };
         let key = (
-            workload(flow.src),
-            workload(flow.dst),
-            flow.decided_by
-                .as_deref()
-                .unwrap_or("no policy")
-                .to_string(),
+            self.side(engine, flow.src),
+            self.side(engine, flow.dst),
+            flow.decided_by.clone(),
             flow.observed
                 .map_or("unknown", netfence_flows::Observed::as_str),
         );
         let entry = self.groups.entry(key).or_default();
         entry.flows += 1;
-        if entry.ports.len() < 10 {
-            entry.add_port(match flow.port {
-                Some(port) => format!("{}/{port}", flow.protocol),
-                None => flow.protocol.to_string(),
-            });
-        }
+        entry.add_port((flow.protocol, flow.port));
     }
 
     /// Add the groups of flows read after these: the same groups, counts and ports as
     /// adding those flows here one by one.
     pub fn merge(&mut self, later: MismatchGroups) {
-        for (key, group) in later.groups {
+        let by_name = |later_side: Side, this: &mut MismatchGroups| match later_side {
+            Side::Workload(index) => {
+                let name = &later.workload_names[index as usize];
+                let next = u32::try_from(this.workload_names.len()).unwrap_or(u32::MAX - 1);
+                let index = *this.workload_index.entry(name.clone()).or_insert_with(|| {
+                    this.workload_names.push(name.clone());
+                    next
+                });
+                Side::Workload(index)
+            }
+            Side::Address(ip) => Side::Address(ip),
+        };
+        for ((src, dst, decided_by, observed), group) in later.groups.iter() {
+            let key = (
+                by_name(*src, self),
+                by_name(*dst, self),
+                decided_by.clone(),
+                *observed,
+            );
             let entry = self.groups.entry(key).or_default();
             entry.flows += group.flows;
-            for port in group.ports {
+            for &port in &group.ports {
                 entry.add_port(port);
             }
         }
@@ -1108,21 +1156,80 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         return Ok(());
     }
     writeln!(out, "\nmismatches by workload:")?;
-    let mut sorted: Vec<_> = groups.groups.iter().collect();
-    sorted.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(b.0)));
-    for ((src, dst, decided_by, observed), group) in sorted {
+    // Sorted as by text key (source, destination, deciding policy, observed) after the
+    // count, through the rank of each distinct text: integers compared, each text made once.
+    let mut sides: Vec<(String, Side)> = Vec::new();
+    let mut seen: netfence_model::net::FastMap<Side, u32> = Default::default();
+    let mut policies: Vec<(&str, Option<&std::sync::Arc<str>>)> = Vec::new();
+    let mut seen_policies: netfence_model::net::FastMap<Option<&str>, u32> = Default::default();
+    for (src, dst, decided_by, _) in groups.groups.keys() {
+        for side in [*src, *dst] {
+            seen.entry(side).or_insert_with(|| {
+                sides.push((
+                    match side {
+                        Side::Workload(index) => groups.workload_names[index as usize].clone(),
+                        Side::Address(ip) => ip.to_string(),
+                    },
+                    side,
+                ));
+                0
+            });
+        }
+        seen_policies
+            .entry(decided_by.as_deref())
+            .or_insert_with(|| {
+                policies.push((
+                    decided_by.as_deref().unwrap_or("no policy"),
+                    decided_by.as_ref(),
+                ));
+                0
+            });
+    }
+    sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (rank, (_, side)) in sides.iter().enumerate() {
+        seen.insert(*side, u32::try_from(rank).unwrap_or(u32::MAX));
+    }
+    policies.sort_unstable_by_key(|(name, _)| *name);
+    for (rank, (_, policy)) in policies.iter().enumerate() {
+        seen_policies.insert(
+            policy.map(|p| &**p),
+            u32::try_from(rank).unwrap_or(u32::MAX),
+        );
+    }
+    let mut sorted: Vec<_> = groups
+        .groups
+        .iter()
+        .map(|(key @ (src, dst, decided_by, observed), group)| {
+            let order = (
+                std::cmp::Reverse(group.flows),
+                seen[src],
+                seen[dst],
+                seen_policies[&decided_by.as_deref()],
+                *observed,
+            );
+            (order, key, group)
+        })
+        .collect();
+    sorted.sort_unstable_by_key(|(order, ..)| *order);
+    for ((_, src, dst, policy_rank, observed), _, group) in sorted {
         let count = group.flows;
-        let policy = if *observed == "allow" {
-            "deny"
-        } else {
-            "allow"
-        };
-        let mut ports: Vec<&str> = group.ports.iter().map(String::as_str).collect();
+        let policy = if observed == "allow" { "deny" } else { "allow" };
+        let mut ports: Vec<String> = group
+            .ports
+            .iter()
+            .map(|(protocol, port)| match port {
+                Some(port) => format!("{protocol}/{port}"),
+                None => protocol.to_string(),
+            })
+            .collect();
         ports.sort_unstable();
         writeln!(
             out,
-            "  {src} -> {dst} {}: observed {observed}, policy {policy} ({decided_by}): {count} flow(s)",
-            ports.join(",")
+            "  {} -> {} {}: observed {observed}, policy {policy} ({}): {count} flow(s)",
+            sides[src as usize].0,
+            sides[dst as usize].0,
+            ports.join(","),
+            policies[policy_rank as usize].0,
         )?;
     }
     Ok(())
