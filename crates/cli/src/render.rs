@@ -4,10 +4,12 @@ use netfence_engine::{
     connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, MatrixView, NoBackend,
     Outcome, ProbePort, RuleRef, ServiceVerdict, Verdict,
 };
+use netfence_model::net::FastMap;
 use netfence_model::{PolicyType, Service, ServicePort, TargetPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 fn rule_text(rule: &RuleRef) -> String {
     format!(
@@ -1033,19 +1035,21 @@ pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result
     writeln!(out, "records per second: {rate:.0}")
 }
 
-/// A side of a mismatch group while counting: a workload (by its index in
-/// [`MismatchGroups::workload_names`]) or an address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Side {
-    Workload(u32),
-    Address(std::net::IpAddr),
-}
+/// A side of a mismatch group while counting: a workload by its index in
+/// [`MismatchGroups::workload_names`], or an address with [`ADDRESS`] set, by its index in
+/// [`MismatchGroups::addresses`].
+type Side = u32;
 
-/// A mismatch group's key while counting, by value (no text made per flow): one to one with
-/// the printed key (source, destination, deciding policy, observed), as a workload's
+/// [`Side`]: an address.
+const ADDRESS: u32 = 1 << 31;
+
+/// A mismatch group's key while counting, by value (no text made per flow): source and
+/// destination [`Side`], deciding policy (0: none, else 1 + its index in
+/// [`MismatchGroups::policy_names`]), observed (0 allow, 1 deny, 2 unknown). One to one with
+/// the printed key (source, destination, deciding policy, observed): a workload's
 /// `namespace/name` holds a `/` and an address none, and "no policy" is no policy's `Kind
 /// namespace/name`.
-type CountKey = (Side, Side, Option<std::sync::Arc<str>>, &'static str);
+type CountKey = (Side, Side, u32, u8);
 
 /// A mismatch group's flows and (the first ten of) their ports, in the order seen (so
 /// that groups of inputs read apart merge into what one pass gives); printed sorted.
@@ -1063,46 +1067,83 @@ impl Group {
     }
 }
 
+const OBSERVED: [&str; 3] = ["allow", "deny", "unknown"];
+
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
-/// workload, deciding policy, what was observed). Counted by value (workload index,
-/// address, policy name, observed) in a hash map, made into text once per group when
-/// written: a log with mostly mismatches adds millions of flows.
+/// workload, deciding policy, what was observed). Counted by small integers (workload,
+/// address and policy indices) in a hash map, made into text once per group when written:
+/// a log with mostly mismatches adds millions of flows.
 #[derive(Default)]
 pub struct MismatchGroups {
-    groups: netfence_model::net::FastMap<CountKey, Group>,
+    groups: FastMap<CountKey, Group>,
     /// Each pod's workload index, filled as pods are seen (`u32::MAX`: not yet).
     workload_of: Vec<u32>,
     /// `namespace/name` by workload index.
     workload_names: Vec<String>,
-    workload_index: netfence_model::net::FastMap<String, u32>,
+    workload_index: FastMap<String, u32>,
+    addresses: Vec<std::net::IpAddr>,
+    address_index: FastMap<std::net::IpAddr, u32>,
+    /// Deciding policies' text by index.
+    policy_names: Vec<Arc<str>>,
+    policy_index: FastMap<Arc<str>, u32>,
+    /// Policy index by the text's address (the checker makes each name once): every text
+    /// seen is kept in `seen_policies`, so that its address stays its own.
+    policy_by_address: FastMap<usize, u32>,
+    seen_policies: Vec<Arc<str>>,
+}
+
+/// `name`'s index in `names`, added when new.
+fn intern<K: Clone + Eq + std::hash::Hash>(
+    names: &mut Vec<K>,
+    index: &mut FastMap<K, u32>,
+    name: &K,
+) -> u32 {
+    if let Some(&at) = index.get(name) {
+        return at;
+    }
+    let at = u32::try_from(names.len()).unwrap_or(u32::MAX);
+    names.push(name.clone());
+    index.insert(name.clone(), at);
+    at
 }
 
 impl MismatchGroups {
-    /// The workload side of pod `id` (its workload's `namespace/name`, indexed once).
-    fn workload(&mut self, engine: &Engine, id: usize) -> Side {
+    /// The side of `endpoint`: pod `id`'s workload (`namespace/name`, indexed once per pod),
+    /// or the address.
+    fn side(&mut self, engine: &Engine, endpoint: Endpoint) -> Side {
+        let id = match endpoint {
+            Endpoint::Pod(id) => id,
+            Endpoint::Address(ip) => {
+                return ADDRESS | intern(&mut self.addresses, &mut self.address_index, &ip);
+            }
+        };
+        if let Some(&index) = self.workload_of.get(id).filter(|&&i| i != u32::MAX) {
+            return index;
+        }
         let pods = engine.inventory().pods();
         if self.workload_of.len() < pods.len() {
             self.workload_of.resize(pods.len(), u32::MAX);
         }
-        if let Some(&index) = self.workload_of.get(id).filter(|&&i| i != u32::MAX) {
-            return Side::Workload(index);
-        }
         let workload = &pods[id].workload;
         let name = format!("{}/{}", workload.namespace, workload.name);
-        let next = u32::try_from(self.workload_names.len()).unwrap_or(u32::MAX - 1);
-        let index = *self.workload_index.entry(name.clone()).or_insert_with(|| {
-            self.workload_names.push(name);
-            next
-        });
+        let index = intern(&mut self.workload_names, &mut self.workload_index, &name);
         self.workload_of[id] = index;
-        Side::Workload(index)
+        index
     }
 
-    fn side(&mut self, engine: &Engine, endpoint: Endpoint) -> Side {
-        match endpoint {
-            Endpoint::Pod(id) => self.workload(engine, id),
-            Endpoint::Address(ip) => Side::Address(ip),
+    /// The key of deciding policy `decided_by` (by its address, its text once per address).
+    fn policy(&mut self, decided_by: Option<&Arc<str>>) -> u32 {
+        let Some(name) = decided_by else {
+            return 0;
+        };
+        let address = Arc::as_ptr(name).cast::<u8>() as usize;
+        if let Some(&index) = self.policy_by_address.get(&address) {
+            return index;
         }
+        let index = 1 + intern(&mut self.policy_names, &mut self.policy_index, name);
+        self.seen_policies.push(Arc::clone(name));
+        self.policy_by_address.insert(address, index);
+        index
     }
 
     /// Count one mismatching flow.
@@ -1110,9 +1151,12 @@ impl MismatchGroups {
         let key = (
             self.side(engine, flow.src),
             self.side(engine, flow.dst),
-            flow.decided_by.clone(),
-            flow.observed
-                .map_or("unknown", netfence_flows::Observed::as_str),
+            self.policy(flow.decided_by.as_ref()),
+            match flow.observed {
+                Some(netfence_flows::Observed::Allow) => 0,
+                Some(netfence_flows::Observed::Deny) => 1,
+                None => 2,
+            },
         );
         let entry = self.groups.entry(key).or_default();
         entry.flows += 1;
@@ -1122,30 +1166,43 @@ impl MismatchGroups {
     /// Add the groups of flows read after these: the same groups, counts and ports as
     /// adding those flows here one by one.
     pub fn merge(&mut self, later: MismatchGroups) {
-        let by_name = |later_side: Side, this: &mut MismatchGroups| match later_side {
-            Side::Workload(index) => {
-                let name = &later.workload_names[index as usize];
-                let next = u32::try_from(this.workload_names.len()).unwrap_or(u32::MAX - 1);
-                let index = *this.workload_index.entry(name.clone()).or_insert_with(|| {
-                    this.workload_names.push(name.clone());
-                    next
-                });
-                Side::Workload(index)
+        if self.groups.is_empty() {
+            // The first input's groups (or the only input's): taken as they are.
+            *self = later;
+            return;
+        }
+        let side = |side: Side, this: &mut MismatchGroups| {
+            if side & ADDRESS != 0 {
+                let ip = later.addresses[(side & !ADDRESS) as usize];
+                ADDRESS | intern(&mut this.addresses, &mut this.address_index, &ip)
+            } else {
+                let name = &later.workload_names[side as usize];
+                intern(&mut this.workload_names, &mut this.workload_index, name)
             }
-            Side::Address(ip) => Side::Address(ip),
         };
-        for ((src, dst, decided_by, observed), group) in later.groups.iter() {
-            let key = (
-                by_name(*src, self),
-                by_name(*dst, self),
-                decided_by.clone(),
-                *observed,
-            );
+        for (&(src, dst, policy, observed), group) in &later.groups {
+            let policy = match policy {
+                0 => 0,
+                n => {
+                    let name = &later.policy_names[n as usize - 1];
+                    1 + intern(&mut self.policy_names, &mut self.policy_index, name)
+                }
+            };
+            let key = (side(src, self), side(dst, self), policy, observed);
             let entry = self.groups.entry(key).or_default();
             entry.flows += group.flows;
             for &port in &group.ports {
                 entry.add_port(port);
             }
+        }
+    }
+
+    /// The printed text of a side.
+    fn side_name(&self, side: Side) -> String {
+        if side & ADDRESS != 0 {
+            self.addresses[(side & !ADDRESS) as usize].to_string()
+        } else {
+            self.workload_names[side as usize].clone()
         }
     }
 }
@@ -1156,64 +1213,53 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         return Ok(());
     }
     writeln!(out, "\nmismatches by workload:")?;
-    // Sorted as by text key (source, destination, deciding policy, observed) after the
-    // count, through the rank of each distinct text: integers compared, each text made once.
+    // Sorted as by the printed key (source, destination, deciding policy, observed) after
+    // the count, through the rank of each distinct text: integers compared, each text made
+    // once.
     let mut sides: Vec<(String, Side)> = Vec::new();
-    let mut seen: netfence_model::net::FastMap<Side, u32> = Default::default();
-    let mut policies: Vec<(&str, Option<&std::sync::Arc<str>>)> = Vec::new();
-    let mut seen_policies: netfence_model::net::FastMap<Option<&str>, u32> = Default::default();
-    for (src, dst, decided_by, _) in groups.groups.keys() {
-        for side in [*src, *dst] {
-            seen.entry(side).or_insert_with(|| {
-                sides.push((
-                    match side {
-                        Side::Workload(index) => groups.workload_names[index as usize].clone(),
-                        Side::Address(ip) => ip.to_string(),
-                    },
-                    side,
-                ));
+    let mut rank: FastMap<Side, u32> = FastMap::default();
+    for &(src, dst, ..) in groups.groups.keys() {
+        for side in [src, dst] {
+            rank.entry(side).or_insert_with(|| {
+                sides.push((groups.side_name(side), side));
                 0
             });
         }
-        seen_policies
-            .entry(decided_by.as_deref())
-            .or_insert_with(|| {
-                policies.push((
-                    decided_by.as_deref().unwrap_or("no policy"),
-                    decided_by.as_ref(),
-                ));
-                0
-            });
     }
     sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (rank, (_, side)) in sides.iter().enumerate() {
-        seen.insert(*side, u32::try_from(rank).unwrap_or(u32::MAX));
+    for (at, (_, side)) in sides.iter().enumerate() {
+        rank.insert(*side, u32::try_from(at).unwrap_or(u32::MAX));
     }
-    policies.sort_unstable_by_key(|(name, _)| *name);
-    for (rank, (_, policy)) in policies.iter().enumerate() {
-        seen_policies.insert(
-            policy.map(|p| &**p),
-            u32::try_from(rank).unwrap_or(u32::MAX),
-        );
+    let policy_name = |policy: u32| match policy {
+        0 => "no policy",
+        n => &groups.policy_names[n as usize - 1],
+    };
+    let mut policies: Vec<u32> = (0..=groups.policy_names.len())
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .collect();
+    policies.sort_unstable_by_key(|&policy| policy_name(policy));
+    let mut policy_rank = vec![0u32; policies.len()];
+    for (at, &policy) in policies.iter().enumerate() {
+        policy_rank[policy as usize] = u32::try_from(at).unwrap_or(u32::MAX);
     }
     let mut sorted: Vec<_> = groups
         .groups
         .iter()
-        .map(|(key @ (src, dst, decided_by, observed), group)| {
+        .map(|(&(src, dst, policy, observed), group)| {
             let order = (
                 std::cmp::Reverse(group.flows),
-                seen[src],
-                seen[dst],
-                seen_policies[&decided_by.as_deref()],
-                *observed,
+                rank[&src],
+                rank[&dst],
+                policy_rank[policy as usize],
+                OBSERVED[usize::from(observed)],
             );
-            (order, key, group)
+            (order, policy, group)
         })
         .collect();
     sorted.sort_unstable_by_key(|(order, ..)| *order);
-    for ((_, src, dst, policy_rank, observed), _, group) in sorted {
+    for ((_, src, dst, _, observed), policy, group) in sorted {
         let count = group.flows;
-        let policy = if observed == "allow" { "deny" } else { "allow" };
+        let verdict = if observed == "allow" { "deny" } else { "allow" };
         let mut ports: Vec<String> = group
             .ports
             .iter()
@@ -1225,11 +1271,11 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         ports.sort_unstable();
         writeln!(
             out,
-            "  {} -> {} {}: observed {observed}, policy {policy} ({}): {count} flow(s)",
+            "  {} -> {} {}: observed {observed}, policy {verdict} ({}): {count} flow(s)",
             sides[src as usize].0,
             sides[dst as usize].0,
             ports.join(","),
-            policies[policy_rank as usize].0,
+            policy_name(policy),
         )?;
     }
     Ok(())
