@@ -4,10 +4,12 @@ use netfence_engine::{
     connlist, Connection, DirectionVerdict, Endpoint, Engine, ListPeer, MatrixView, NoBackend,
     Outcome, ProbePort, RuleRef, ServiceVerdict, Verdict,
 };
+use netfence_model::net::FastMap;
 use netfence_model::{PolicyType, Service, ServicePort, TargetPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 fn rule_text(rule: &RuleRef) -> String {
     format!(
@@ -1033,71 +1035,195 @@ pub fn flows_summary(out: &mut impl Write, summary: &FlowsSummary) -> io::Result
     writeln!(out, "records per second: {rate:.0}")
 }
 
-/// A mismatch group's key: source workload, destination workload, deciding policy, observed.
-type GroupKey = (String, String, String, &'static str);
+/// A side of a mismatch group while counting: a workload by its index in
+/// [`MismatchGroups::workload_names`], or an address with [`ADDRESS`] set, by its index in
+/// [`MismatchGroups::addresses`].
+type Side = u32;
+
+/// [`Side`]: an address.
+const ADDRESS: u32 = 1 << 31;
+
+/// A mismatch group's key while counting, by value (no text made per flow): source and
+/// destination [`Side`], deciding policy (0: none, else 1 + its index in
+/// [`MismatchGroups::policy_names`]), observed (0 allow, 1 deny, 2 unknown). One to one with
+/// the printed key (source, destination, deciding policy, observed): a workload's
+/// `namespace/name` holds a `/` and an address none, and "no policy" is no policy's `Kind
+/// namespace/name`.
+type CountKey = (Side, Side, u32, u8);
+
+/// A port of a mismatch group: protocol and destination port.
+type GroupPort = (netfence_flows::FlowProtocol, Option<u16>);
 
 /// A mismatch group's flows and (the first ten of) their ports, in the order seen (so
-/// that groups of inputs read apart merge into what one pass gives); printed sorted.
-#[derive(Default)]
+/// that groups of inputs read apart merge into what one pass gives); printed sorted. The
+/// ports sit in the group (no allocation per group, no second cache line to compare a
+/// flow's port with the group's).
 struct Group {
     flows: u64,
-    ports: Vec<String>,
+    ports: [GroupPort; 10],
+    len: u8,
 }
 
-impl Group {
-    fn add_port(&mut self, port: String) {
-        if self.ports.len() < 10 && !self.ports.contains(&port) {
-            self.ports.push(port);
+impl Default for Group {
+    fn default() -> Group {
+        Group {
+            flows: 0,
+            ports: [(netfence_flows::FlowProtocol::Tcp, None); 10],
+            len: 0,
         }
     }
 }
 
+impl Group {
+    fn ports(&self) -> &[GroupPort] {
+        &self.ports[..usize::from(self.len)]
+    }
+
+    fn add_port(&mut self, port: GroupPort) {
+        let len = usize::from(self.len);
+        if len < self.ports.len() && !self.ports[..len].contains(&port) {
+            self.ports[len] = port;
+            self.len += 1;
+        }
+    }
+}
+
+const OBSERVED: [&str; 3] = ["allow", "deny", "unknown"];
+
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
-/// workload, deciding policy, what was observed).
+/// workload, deciding policy, what was observed). Counted by small integers (workload,
+/// address and policy indices) in a hash map, made into text once per group when written:
+/// a log with mostly mismatches adds millions of flows.
 #[derive(Default)]
 pub struct MismatchGroups {
-    groups: BTreeMap<GroupKey, Group>,
+    groups: FastMap<CountKey, Group>,
+    /// Each pod's workload index, filled as pods are seen (`u32::MAX`: not yet).
+    workload_of: Vec<u32>,
+    /// `namespace/name` by workload index.
+    workload_names: Vec<String>,
+    workload_index: FastMap<String, u32>,
+    addresses: Vec<std::net::IpAddr>,
+    address_index: FastMap<std::net::IpAddr, u32>,
+    /// Deciding policies' text by index.
+    policy_names: Vec<Arc<str>>,
+    policy_index: FastMap<Arc<str>, u32>,
+    /// Policy index by the text's address (the checker makes each name once): every text
+    /// seen is kept in `seen_policies`, so that its address stays its own.
+    policy_by_address: FastMap<usize, u32>,
+    seen_policies: Vec<Arc<str>>,
+}
+
+/// `name`'s index in `names`, added when new.
+fn intern<K: Clone + Eq + std::hash::Hash>(
+    names: &mut Vec<K>,
+    index: &mut FastMap<K, u32>,
+    name: &K,
+) -> u32 {
+    if let Some(&at) = index.get(name) {
+        return at;
+    }
+    let at = u32::try_from(names.len()).unwrap_or(u32::MAX);
+    names.push(name.clone());
+    index.insert(name.clone(), at);
+    at
 }
 
 impl MismatchGroups {
+    /// The side of `endpoint`: pod `id`'s workload (`namespace/name`, indexed once per pod),
+    /// or the address.
+    fn side(&mut self, engine: &Engine, endpoint: Endpoint) -> Side {
+        let id = match endpoint {
+            Endpoint::Pod(id) => id,
+            Endpoint::Address(ip) => {
+                return ADDRESS | intern(&mut self.addresses, &mut self.address_index, &ip);
+            }
+        };
+        if let Some(&index) = self.workload_of.get(id).filter(|&&i| i != u32::MAX) {
+            return index;
+        }
+        let pods = engine.inventory().pods();
+        if self.workload_of.len() < pods.len() {
+            self.workload_of.resize(pods.len(), u32::MAX);
+        }
+        let workload = &pods[id].workload;
+        let name = format!("{}/{}", workload.namespace, workload.name);
+        let index = intern(&mut self.workload_names, &mut self.workload_index, &name);
+        self.workload_of[id] = index;
+        index
+    }
+
+    /// The key of deciding policy `decided_by` (by its address, its text once per address).
+    fn policy(&mut self, decided_by: Option<&Arc<str>>) -> u32 {
+        let Some(name) = decided_by else {
+            return 0;
+        };
+        let address = Arc::as_ptr(name).cast::<u8>() as usize;
+        if let Some(&index) = self.policy_by_address.get(&address) {
+            return index;
+        }
+        let index = 1 + intern(&mut self.policy_names, &mut self.policy_index, name);
+        self.seen_policies.push(Arc::clone(name));
+        self.policy_by_address.insert(address, index);
+        index
+    }
+
     /// Count one mismatching flow.
     pub fn add(&mut self, engine: &Engine, flow: &netfence_flows::CheckedFlow) {
-        let workload = |endpoint: Endpoint| match endpoint {
-            Endpoint::Pod(id) => {
-                let workload = &engine.inventory().pods()[id].workload;
-                format!("{}/{}", workload.namespace, workload.name)
-            }
-            Endpoint::Address(ip) => ip.to_string(),
-        };
         let key = (
-            workload(flow.src),
-            workload(flow.dst),
-            flow.decided_by
-                .as_deref()
-                .unwrap_or("no policy")
-                .to_string(),
-            flow.observed
-                .map_or("unknown", netfence_flows::Observed::as_str),
+            self.side(engine, flow.src),
+            self.side(engine, flow.dst),
+            self.policy(flow.decided_by.as_ref()),
+            match flow.observed {
+                Some(netfence_flows::Observed::Allow) => 0,
+                Some(netfence_flows::Observed::Deny) => 1,
+                None => 2,
+            },
         );
         let entry = self.groups.entry(key).or_default();
         entry.flows += 1;
-        if entry.ports.len() < 10 {
-            entry.add_port(match flow.port {
-                Some(port) => format!("{}/{port}", flow.protocol),
-                None => flow.protocol.to_string(),
-            });
-        }
+        entry.add_port((flow.protocol, flow.port));
     }
 
     /// Add the groups of flows read after these: the same groups, counts and ports as
     /// adding those flows here one by one.
     pub fn merge(&mut self, later: MismatchGroups) {
-        for (key, group) in later.groups {
+        if self.groups.is_empty() {
+            // The first input's groups (or the only input's): taken as they are.
+            *self = later;
+            return;
+        }
+        let side = |side: Side, this: &mut MismatchGroups| {
+            if side & ADDRESS != 0 {
+                let ip = later.addresses[(side & !ADDRESS) as usize];
+                ADDRESS | intern(&mut this.addresses, &mut this.address_index, &ip)
+            } else {
+                let name = &later.workload_names[side as usize];
+                intern(&mut this.workload_names, &mut this.workload_index, name)
+            }
+        };
+        for (&(src, dst, policy, observed), group) in &later.groups {
+            let policy = match policy {
+                0 => 0,
+                n => {
+                    let name = &later.policy_names[n as usize - 1];
+                    1 + intern(&mut self.policy_names, &mut self.policy_index, name)
+                }
+            };
+            let key = (side(src, self), side(dst, self), policy, observed);
             let entry = self.groups.entry(key).or_default();
             entry.flows += group.flows;
-            for port in group.ports {
+            for &port in group.ports() {
                 entry.add_port(port);
             }
+        }
+    }
+
+    /// The printed text of a side.
+    fn side_name(&self, side: Side) -> String {
+        if side & ADDRESS != 0 {
+            self.addresses[(side & !ADDRESS) as usize].to_string()
+        } else {
+            self.workload_names[side as usize].clone()
         }
     }
 }
@@ -1108,21 +1234,69 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         return Ok(());
     }
     writeln!(out, "\nmismatches by workload:")?;
-    let mut sorted: Vec<_> = groups.groups.iter().collect();
-    sorted.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(b.0)));
-    for ((src, dst, decided_by, observed), group) in sorted {
+    // Sorted as by the printed key (source, destination, deciding policy, observed) after
+    // the count, through the rank of each distinct text: integers compared, each text made
+    // once.
+    let mut sides: Vec<(String, Side)> = Vec::new();
+    let mut rank: FastMap<Side, u32> = FastMap::default();
+    for &(src, dst, ..) in groups.groups.keys() {
+        for side in [src, dst] {
+            rank.entry(side).or_insert_with(|| {
+                sides.push((groups.side_name(side), side));
+                0
+            });
+        }
+    }
+    sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (at, (_, side)) in sides.iter().enumerate() {
+        rank.insert(*side, u32::try_from(at).unwrap_or(u32::MAX));
+    }
+    let policy_name = |policy: u32| match policy {
+        0 => "no policy",
+        n => &groups.policy_names[n as usize - 1],
+    };
+    let mut policies: Vec<u32> = (0..=groups.policy_names.len())
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .collect();
+    policies.sort_unstable_by_key(|&policy| policy_name(policy));
+    let mut policy_rank = vec![0u32; policies.len()];
+    for (at, &policy) in policies.iter().enumerate() {
+        policy_rank[policy as usize] = u32::try_from(at).unwrap_or(u32::MAX);
+    }
+    let mut sorted: Vec<_> = groups
+        .groups
+        .iter()
+        .map(|(&(src, dst, policy, observed), group)| {
+            let order = (
+                std::cmp::Reverse(group.flows),
+                rank[&src],
+                rank[&dst],
+                policy_rank[policy as usize],
+                OBSERVED[usize::from(observed)],
+            );
+            (order, policy, group)
+        })
+        .collect();
+    sorted.sort_unstable_by_key(|(order, ..)| *order);
+    for ((_, src, dst, _, observed), policy, group) in sorted {
         let count = group.flows;
-        let policy = if *observed == "allow" {
-            "deny"
-        } else {
-            "allow"
-        };
-        let mut ports: Vec<&str> = group.ports.iter().map(String::as_str).collect();
+        let verdict = if observed == "allow" { "deny" } else { "allow" };
+        let mut ports: Vec<String> = group
+            .ports()
+            .iter()
+            .map(|(protocol, port)| match port {
+                Some(port) => format!("{protocol}/{port}"),
+                None => protocol.to_string(),
+            })
+            .collect();
         ports.sort_unstable();
         writeln!(
             out,
-            "  {src} -> {dst} {}: observed {observed}, policy {policy} ({decided_by}): {count} flow(s)",
-            ports.join(",")
+            "  {} -> {} {}: observed {observed}, policy {verdict} ({}): {count} flow(s)",
+            sides[src as usize].0,
+            sides[dst as usize].0,
+            ports.join(","),
+            policy_name(policy),
         )?;
     }
     Ok(())

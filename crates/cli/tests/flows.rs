@@ -573,3 +573,57 @@ fn several_files_on_several_threads_give_the_one_thread_output() {
     });
     assert!(stderr.contains("missing"), "{stderr}");
 }
+
+/// The text output's mismatch groups: by source and destination (workload or address),
+/// deciding policy ("no policy" when none) and what was observed; most flows first, then in
+/// the order of their text; a group's ports sorted. Two files read on two threads, so the
+/// groups of each (their workload, address and policy indices) merge by text.
+#[test]
+fn mismatch_groups_sort_by_count_then_text_across_files() {
+    let dir = Dir::new("groups");
+    let header = VPC.lines().next().unwrap();
+    let record = |src: &str, dst: &str, port: u16, action: &str| {
+        format!("2 1 eni-1 {src} {dst} 40000 {port} 6 1 1 1700000000 1700000060 {action} OK\n")
+    };
+    let first = [
+        header.to_string() + "\n",
+        record("10.0.1.30", "10.0.0.20", 8081, "ACCEPT"),
+        record("10.0.0.20", "10.0.1.30", 9000, "REJECT"),
+        record("10.0.1.30", "10.0.0.20", 8080, "ACCEPT"),
+    ]
+    .concat();
+    let second = [
+        header.to_string() + "\n",
+        record("10.0.1.30", "192.0.2.8", 443, "REJECT"),
+        record("192.0.2.7", "10.0.0.20", 8080, "ACCEPT"),
+        record("10.0.1.30", "10.0.0.20", 80, "ACCEPT"),
+        // Allowed and accepted: no mismatch.
+        record("10.0.0.10", "10.0.0.20", 8080, "ACCEPT"),
+    ]
+    .concat();
+    let a = dir.write("a.log", first.as_bytes());
+    let b = dir.write("b.log", second.as_bytes());
+    let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(["flows", "check", "-f", &dir.cluster(), "--vpc", &a, &b])
+        .env("NETFENCE_THREADS", "2")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let groups: Vec<&str> = stdout
+        .split("mismatches by workload:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "  jobs/batch -> shop/api TCP/80,TCP/8080,TCP/8081: observed allow, policy deny (NetworkPolicy shop/default-deny): 3 flow(s)",
+            "  192.0.2.7 -> shop/api TCP/8080: observed allow, policy deny (NetworkPolicy shop/default-deny): 1 flow(s)",
+            "  jobs/batch -> 192.0.2.8 TCP/443: observed deny, policy allow (no policy): 1 flow(s)",
+            "  shop/api -> jobs/batch TCP/9000: observed deny, policy allow (no policy): 1 flow(s)",
+        ],
+        "{stdout}"
+    );
+}

@@ -102,32 +102,111 @@ impl Engine {
             port,
             dst,
         };
-        let side = |direction: PolicyType, subject: Endpoint, peer: Endpoint| {
-            let Endpoint::Pod(id) = subject else {
-                return SideDecision {
-                    allowed: true,
-                    policy: None,
-                };
-            };
-            if src == dst || self.inventory.pods()[id].host_network {
-                return SideDecision {
-                    allowed: true,
-                    policy: None,
-                };
-            }
-            let mut trace = Trace::default();
-            let allowed = self.walk(direction, id, peer, &conn, Some(&mut trace));
-            SideDecision {
-                allowed,
-                policy: trace.deciding_policy(&self.selecting[id][direction_index(direction)]),
-            }
-        };
-        let egress = side(PolicyType::Egress, src, dst);
-        let ingress = side(PolicyType::Ingress, dst, src);
+        let egress = self.decide_side(PolicyType::Egress, src, dst, &conn);
+        let ingress = self.decide_side(PolicyType::Ingress, dst, src, &conn);
         Decision {
             allowed: egress.allowed && ingress.allowed,
             egress,
             ingress,
+        }
+    }
+
+    /// One direction of [`Engine::decide`]: `subject`'s side of the connection `conn` with
+    /// `peer` (the source's egress, or the destination's ingress).
+    fn decide_side(
+        &self,
+        direction: PolicyType,
+        subject: Endpoint,
+        peer: Endpoint,
+        conn: &Conn,
+    ) -> SideDecision {
+        let Endpoint::Pod(id) = subject else {
+            return SideDecision {
+                allowed: true,
+                policy: None,
+            };
+        };
+        if subject == peer || self.inventory.pods()[id].host_network {
+            return SideDecision {
+                allowed: true,
+                policy: None,
+            };
+        }
+        let mut trace = Trace::default();
+        let allowed = self.walk(direction, id, peer, conn, Some(&mut trace));
+        SideDecision {
+            allowed,
+            policy: trace.deciding_policy(&self.selecting[id][direction_index(direction)]),
+        }
+    }
+
+    /// [`Engine::decide`] of a connection whose verdict is already known (`allowed`, from
+    /// the verdict index), cut to what a flow check keeps: the verdict, whether the source's
+    /// egress allows, and the deciding policy. Only the sides the deciding policy needs are
+    /// walked: when allowed, the ingress side (the egress side too only if no policy decided
+    /// ingress); when denied, the egress side (the ingress side too only if egress allows or
+    /// no policy decided it). Most connections cost one walk instead of two.
+    pub(crate) fn decide_known(
+        &self,
+        src: Endpoint,
+        dst: Endpoint,
+        protocol: Protocol,
+        port: u16,
+        allowed: bool,
+    ) -> Deciding {
+        let conn = Conn {
+            protocol,
+            port,
+            dst,
+        };
+        let egress = || self.decide_side(PolicyType::Egress, src, dst, &conn);
+        let ingress = || self.decide_side(PolicyType::Ingress, dst, src, &conn);
+        if allowed {
+            // Allowed in both directions: the ingress side's policy first (`deciding`).
+            let policy = ingress().policy.or_else(|| egress().policy);
+            return Deciding {
+                allowed,
+                egress_allowed: true,
+                policy,
+            };
+        }
+        let egress = egress();
+        if !egress.allowed && egress.policy.is_some() {
+            // Denied: the egress side's policy first, when it denies.
+            return Deciding {
+                allowed,
+                egress_allowed: false,
+                policy: egress.policy,
+            };
+        }
+        let ingress = ingress();
+        Deciding {
+            allowed,
+            egress_allowed: egress.allowed,
+            policy: deciding(false, egress, ingress),
+        }
+    }
+}
+
+/// What a flow check keeps of a [`Decision`]: the verdict, the source's egress side, and
+/// the deciding policy ([`Decision::deciding_policy`]). Made by
+/// [`crate::VerdictIndex::decide`], which walks only the sides that policy needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deciding {
+    /// Allowed in both directions.
+    pub allowed: bool,
+    /// Whether the source's egress allows.
+    pub egress_allowed: bool,
+    /// The deciding policy, as [`Decision::deciding_policy`] has it.
+    pub policy: Option<PolicyId>,
+}
+
+impl From<Decision> for Deciding {
+    fn from(decision: Decision) -> Deciding {
+        Deciding {
+            allowed: decision.allowed,
+            egress_allowed: decision.egress.allowed,
+            policy: decision.deciding_policy(),
         }
     }
 }

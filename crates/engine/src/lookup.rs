@@ -13,6 +13,7 @@
 
 use crate::bits::BitSet;
 use crate::classes::ClassRows;
+use crate::decide::Deciding;
 use crate::eval::{Endpoint, Engine};
 use crate::ports::ProbePort;
 use netfence_model::{PodId, Protocol};
@@ -297,6 +298,23 @@ impl VerdictIndex<'_> {
             (Endpoint::Pod(a), Endpoint::Pod(b)) => self.pods_allowed(a, b, protocol, port),
             _ => self.engine.allowed(src, dst, protocol, port),
         }
+    }
+
+    /// The verdict of a connection between two pods, whether the source's egress allows
+    /// it, and the deciding policy: what [`Engine::decide`] says of it
+    /// ([`Deciding::from`]), for less. The verdict is the index's (a bit test once the port
+    /// class is filled) and tells which side decided, so that side alone is walked for the
+    /// deciding policy in most cases (the other only when that side names none, or when a
+    /// denied connection's egress allows).
+    pub fn decide(&self, src: PodId, dst: PodId, protocol: Protocol, port: u16) -> Deciding {
+        let allowed = self.pods_allowed(src, dst, protocol, port);
+        self.engine.decide_known(
+            Endpoint::Pod(src),
+            Endpoint::Pod(dst),
+            protocol,
+            port,
+            allowed,
+        )
     }
 
     fn pods_allowed(&self, src: PodId, dst: PodId, protocol: Protocol, port: u16) -> bool {

@@ -116,6 +116,7 @@ fn named_from_words(side: &netfence_engine::DirectionVerdict) -> Option<String> 
 #[test]
 fn decisions_equal_explanations_on_random_clusters() {
     let mut checked = 0;
+    let mut decided = 0;
     let mut outcomes = std::collections::BTreeMap::new();
     for seed in 0..80u64 {
         let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -128,6 +129,7 @@ fn decisions_equal_explanations_on_random_clusters() {
                     .map(|p| format!("{} {}", p.kind, p.name))
             };
             let ports = default_ports(engine.inventory());
+            let index = engine.verdict_index();
             let pods = engine.inventory().pods().len();
             let mut endpoints: Vec<Endpoint> = (0..pods).map(Endpoint::Pod).collect();
             endpoints.push(Endpoint::Address("192.0.2.10".parse().expect("address")));
@@ -147,14 +149,26 @@ fn decisions_equal_explanations_on_random_clusters() {
                             *outcomes.entry(kind).or_insert(0) += 1;
                         }
                         assert_eq!(decision.deciding_policy(), verdict.deciding_policy());
+                        // The index's decision walks fewer sides, to the same answer.
+                        if let (Endpoint::Pod(a), Endpoint::Pod(b)) = (src, dst) {
+                            assert_eq!(
+                                index.decide(a, b, probe.protocol, probe.port),
+                                netfence_engine::Deciding::from(decision),
+                                "seed {seed}: pod {a} -> pod {b} {probe:?}"
+                            );
+                            decided += 1;
+                        }
                         checked += 1;
                     }
                 }
             }
         }
     }
-    println!("decisions: {checked} connections equal their explanations; outcomes {outcomes:?}");
+    println!(
+        "decisions: {checked} connections equal their explanations ({decided} by the index); outcomes {outcomes:?}"
+    );
     assert!(checked > 10_000, "too few connections: {checked}");
+    assert!(decided > 5_000, "too few index decisions: {decided}");
     for reason in ["rule", "end-of-tier", "default-allow", "not-isolated"] {
         assert!(
             outcomes.contains_key(&format!("\"{reason}\"")),

@@ -358,6 +358,26 @@ fn main() {
         println!("{before} {}", peak_rss_kib());
         return;
     }
+    // Inputs for the CLI: `NETFENCE_BENCH_WRITE=DIR` writes the cluster (`DIR/cluster/`) and
+    // each workload's records (`DIR/<workload>.log`), to time `netfence flows check` of two
+    // builds on the same files.
+    if let Some(dir) = std::env::var_os("NETFENCE_BENCH_WRITE").map(std::path::PathBuf::from) {
+        std::fs::create_dir_all(dir.join("cluster")).expect("output directory");
+        for (name, text) in &files {
+            std::fs::write(dir.join("cluster").join(name), text).expect("cluster file");
+        }
+        for (name, distinct, consistent) in [
+            ("1k", Some(1_000), false),
+            ("100k", Some(100_000), false),
+            ("distinct", None, false),
+            ("1k-policy", Some(1_000), true),
+            ("100k-policy", Some(100_000), true),
+        ] {
+            let input = workload(&engine, count, distinct, consistent);
+            std::fs::write(dir.join(format!("{name}.log")), input).expect("records file");
+        }
+        return;
+    }
     // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
     // and prints the mismatches (for `perf record`).
     // (`N,policy`: the records whose actions follow policy.)

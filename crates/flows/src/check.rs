@@ -1131,7 +1131,8 @@ impl<'e> Checker<'e> {
     }
 
     /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
-    /// in place (the front cache's entries point to it by index).
+    /// in place (the front cache's entries point to it by index). The verdict is known (the
+    /// index's), so the engine walks only the side that decided ([`VerdictIndex::decide`]).
     fn settle(&mut self, index: u32) {
         let Some(pending) = self
             .outcomes
@@ -1140,12 +1141,24 @@ impl<'e> Checker<'e> {
         else {
             return;
         };
-        let decision = self.decide(
-            Endpoint::Pod(pending.src),
-            Target::Endpoint(Endpoint::Pod(pending.dst)),
-            pending.protocol,
-            pending.port,
-        );
+        let decision = match self.class_cache.get(&pending.class) {
+            Some(decision) => decision.clone(),
+            None => {
+                self.stats.verdicts += 1;
+                self.explained += 1;
+                let deciding =
+                    self.index
+                        .decide(pending.src, pending.dst, pending.protocol, pending.port);
+                let decision = Decision {
+                    allowed: deciding.allowed,
+                    egress_allowed: deciding.egress_allowed,
+                    decided_by: self.policy_name(deciding.policy),
+                };
+                // Kept per class as `decide` keeps it.
+                remember(&mut self.class_cache, pending.class, decision.clone());
+                decision
+            }
+        };
         if let Some(outcome) = self.outcomes.get_mut(index as usize) {
             // The index answers as the engine does (engine tests/lookup.rs).
             debug_assert_eq!(outcome.allowed, decision.allowed);
