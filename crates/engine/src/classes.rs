@@ -94,14 +94,19 @@ impl ClassMatrix {
 
     /// Allowed ordered pairs of distinct pods on the port at `port_index`.
     pub fn allowed_pairs(&self, port_index: usize) -> u64 {
+        // Only the set bits of each row are visited (rows are sparse at scale: 3,001 classes
+        // and 13 ports made 117 M cell tests before).
         let mut total = 0u64;
-        for (s, members_s) in self.classes.iter().enumerate() {
-            for (d, members_d) in self.classes.iter().enumerate() {
-                if self.allowed(port_index, s, d) {
-                    let (ks, kd) = (members_s.len() as u64, members_d.len() as u64);
-                    total += if s == d { ks * (ks - 1) } else { ks * kd };
-                }
-            }
+        for (s, row) in self.allowed[port_index].iter().enumerate() {
+            let ks = self.classes[s].len() as u64;
+            let reached: u64 = row
+                .ones()
+                .map(|d| match d == s {
+                    true => ks.saturating_sub(1),
+                    false => self.classes[d].len() as u64,
+                })
+                .sum();
+            total += ks * reached;
         }
         total
     }
