@@ -144,7 +144,7 @@ pub(crate) struct WorkloadClasses {
 }
 
 impl WorkloadClasses {
-    fn of(pods: &[Pod], class_of: &[usize]) -> WorkloadClasses {
+    fn of(pods: &[Arc<Pod>], class_of: &[usize]) -> WorkloadClasses {
         // Sized for one workload per pod up front: growing the table was a third of the time.
         let mut index: FastMap<&WorkloadRef, usize> = FastMap::default();
         index.reserve(pods.len());
