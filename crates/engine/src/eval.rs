@@ -66,25 +66,44 @@ pub(crate) fn shared_selections(lists: Vec<[Vec<(usize, usize)>; 2]>) -> Vec<[Se
         .collect()
 }
 
+/// Maps selection lists each distinct list once, by its allocation: lists shared before stay
+/// shared. Keyed by address, so every list given must stay alive while the remap is used
+/// (callers borrow them from one engine's `selecting` for the whole call).
+pub(crate) struct SelectionRemap<F> {
+    done: netfence_model::net::FastMap<usize, Selection>,
+    map: F,
+}
+
+impl<F: FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>> SelectionRemap<F> {
+    pub(crate) fn new(map: F) -> Self {
+        SelectionRemap {
+            done: netfence_model::net::FastMap::default(),
+            map,
+        }
+    }
+
+    /// `list` mapped, computed on its allocation's first visit.
+    pub(crate) fn remap(&mut self, list: &Selection) -> Selection {
+        let key = std::sync::Arc::as_ptr(list).cast::<()>() as usize;
+        let map = &mut self.map;
+        std::sync::Arc::clone(
+            self.done
+                .entry(key)
+                .or_insert_with(|| std::sync::Arc::from(map(list))),
+        )
+    }
+}
+
 /// `selecting` with each distinct list mapped once by `map` (lists shared before stay
 /// shared).
 pub(crate) fn remapped_selections(
     selecting: &[[Selection; 2]],
-    mut map: impl FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>,
+    map: impl FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>,
 ) -> Vec<[Selection; 2]> {
-    // Keyed by address: every list is borrowed from `selecting` for the whole call.
-    let mut done: netfence_model::net::FastMap<usize, Selection> =
-        netfence_model::net::FastMap::default();
-    let mut one = |list: &Selection| -> Selection {
-        let key = std::sync::Arc::as_ptr(list).cast::<()>() as usize;
-        std::sync::Arc::clone(
-            done.entry(key)
-                .or_insert_with(|| std::sync::Arc::from(map(list))),
-        )
-    };
+    let mut remap = SelectionRemap::new(map);
     selecting
         .iter()
-        .map(|[ingress, egress]| [one(ingress), one(egress)])
+        .map(|[ingress, egress]| [remap.remap(ingress), remap.remap(egress)])
         .collect()
 }
 

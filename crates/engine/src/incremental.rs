@@ -14,7 +14,9 @@
 
 use crate::connlist::DiffLine;
 use crate::delta::Sides;
-use crate::eval::{direction_index, subject_candidates, subject_selects, Engine, Selection};
+use crate::eval::{
+    direction_index, subject_candidates, subject_selects, Engine, Selection, SelectionRemap,
+};
 use crate::ir::{compile, Peer, Policy, PolicyKind, PolicySource, Tier};
 use netfence_model::net::FastMap;
 use netfence_model::{
@@ -310,6 +312,19 @@ fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<us
     (dirty, previous)
 }
 
+/// For each old pod, whether a clean new pod continues it (`rematched_pods` already looked
+/// each new pod up among the old ones); every other old pod is gone or changed, and its
+/// workload may have changed too (adoption by a new selector).
+fn kept_pods(old_count: usize, dirty: &[bool], previous: &[Option<usize>]) -> Vec<bool> {
+    let mut kept = vec![false; old_count];
+    for (&dirty, &before) in dirty.iter().zip(previous) {
+        if let (false, Some(before)) = (dirty, before) {
+            kept[before] = true;
+        }
+    }
+    kept
+}
+
 /// The policies that select `pod`, per direction, in evaluation order (every policy asked).
 fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usize, usize)>; 2] {
     let pod = &*inventory.pods()[id];
@@ -352,7 +367,8 @@ impl Engine {
     ) -> (Engine, Option<Sides>, RebuildStats) {
         let services = changed_services(self.inventory(), &inventory);
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
-        let (tiers, map) = if self.compiles_alike(&inventory, (&dirty, &previous)) {
+        let kept = kept_pods(self.inventory().pods().len(), &dirty, &previous);
+        let (tiers, map) = if self.compiles_alike(&inventory, (&dirty, &previous), &kept) {
             let map = PolicyMap::identity(&self.tiers);
             (Arc::clone(&self.tiers), map)
         } else {
@@ -364,7 +380,7 @@ impl Engine {
         };
         let mut selecting = self.kept_selections(&tiers, &inventory, &map, (&dirty, &previous));
         self.add_rematched(&tiers, &inventory, &map, &dirty, &mut selecting);
-        let sides = self.sides(&inventory, &map, (&dirty, &previous), &selecting);
+        let sides = self.sides(&inventory, &map, (&dirty, &kept), &selecting);
         let stats = RebuildStats {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
@@ -391,6 +407,7 @@ impl Engine {
         &self,
         inventory: &Inventory,
         (dirty, previous): (&[bool], &[Option<usize>]),
+        kept: &[bool],
     ) -> bool {
         let old = self.inventory();
         let inputs_equal = (Arc::ptr_eq(&old.network_policies, &inventory.network_policies)
@@ -410,17 +427,18 @@ impl Engine {
         if !inputs_equal {
             return false;
         }
-        let mut kept = vec![false; old.pods().len()];
-        for (id, (&dirty, &before)) in dirty.iter().zip(previous).enumerate() {
-            match before {
-                Some(before) if !dirty => kept[before] = true,
-                _ if inventory.pods()[id].host_network => return false,
-                _ => {}
-            }
+        // A new or changed host-network pod, or one gone.
+        let changed_host = dirty
+            .iter()
+            .zip(previous)
+            .zip(inventory.pods())
+            .any(|((&dirty, before), pod)| (dirty || before.is_none()) && pod.host_network);
+        if changed_host {
+            return false;
         }
         !old.pods()
             .iter()
-            .zip(&kept)
+            .zip(kept)
             .any(|(pod, &kept)| !kept && pod.host_network)
     }
 
@@ -434,23 +452,23 @@ impl Engine {
         (dirty, previous): (&[bool], &[Option<usize>]),
     ) -> Vec<[Selection; 2]> {
         // Each distinct old list renumbered once (pods of a workload share theirs).
-        let mut renumbered: FastMap<usize, Selection> = FastMap::default();
+        let mut renumbered = SelectionRemap::new(|list: &[(usize, usize)]| {
+            let mut out: Vec<(usize, usize)> = list
+                .iter()
+                .filter_map(|&(t, p)| map.old_to_new[t][p])
+                .collect();
+            // Tiers keep their relative order unless a Tier object changed.
+            if !out.is_sorted() {
+                out.sort_unstable();
+            }
+            out
+        });
         let mut renumber = |list: &Selection| -> Selection {
             if map.identity {
-                return Arc::clone(list);
+                Arc::clone(list)
+            } else {
+                renumbered.remap(list)
             }
-            let key = Arc::as_ptr(list).cast::<()>() as usize;
-            Arc::clone(renumbered.entry(key).or_insert_with(|| {
-                let mut out: Vec<(usize, usize)> = list
-                    .iter()
-                    .filter_map(|&(t, p)| map.old_to_new[t][p])
-                    .collect();
-                // Tiers keep their relative order unless a Tier object changed.
-                if !out.is_sorted() {
-                    out.sort_unstable();
-                }
-                Arc::from(out)
-            }))
         };
         dirty
             .iter()
@@ -542,7 +560,7 @@ impl Engine {
         &self,
         inventory: &Inventory,
         map: &PolicyMap,
-        (dirty, previous): (&[bool], &[Option<usize>]),
+        (dirty, kept): (&[bool], &[bool]),
         selecting: &[[Selection; 2]],
     ) -> Option<Sides> {
         let old = self.inventory();
@@ -551,15 +569,6 @@ impl Engine {
             || old.tiers != inventory.tiers
         {
             return None;
-        }
-        // Old pods that a clean new pod continues (`rematched_pods` already looked each new
-        // pod up among the old ones); every other old pod is gone or changed, and its
-        // workload may have changed too (adoption by a new selector).
-        let mut kept = vec![false; old.pods().len()];
-        for (&dirty, &before) in dirty.iter().zip(previous) {
-            if let (false, Some(before)) = (dirty, before) {
-                kept[before] = true;
-            }
         }
         // With every policy kept (`map.identity`) no selection names a changed policy.
         let mut sides = Sides::default();
