@@ -135,7 +135,10 @@ fn declared_namespaces(
 
 /// Owner chains of the workload objects in the input: (namespace, kind, name) → the owner.
 /// Keys borrow from the workloads, so that looking up 100k pods' owners allocates nothing.
-pub(super) struct Owners<'a>(HashMap<(&'a str, &'a str, &'a str), Option<(String, String)>>);
+pub(super) struct Owners<'a>(HashMap<OwnerKey<'a>, Option<(String, String)>>);
+
+/// (namespace, kind, name) of a workload object.
+type OwnerKey<'a> = (&'a str, &'a str, &'a str);
 
 /// The namespace of a workload object as [`namespace_of`] gives it, borrowed.
 fn namespace_str(meta: &Meta) -> &str {
