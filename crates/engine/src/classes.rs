@@ -73,6 +73,20 @@ enum PeerValue<'a> {
     Other(usize),
 }
 
+/// The pods that declare a port name at one probed port, as (pod, name) in pod order. Equal
+/// lists are one port class; the hash reads only the ends of a list (they are long at 100k
+/// pods, and lists of different ports rarely share them), equality all of it.
+#[derive(PartialEq, Eq)]
+struct NamedPods<'a>(&'a [(usize, &'a str)]);
+
+impl std::hash::Hash for NamedPods<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.len().hash(state);
+        self.0.first().hash(state);
+        self.0.last().hash(state);
+    }
+}
+
 /// Reachability between classes of pods, for each probed port.
 pub struct ClassMatrix {
     /// The probed ports.
@@ -167,7 +181,16 @@ pub(crate) struct ClassRows<'e> {
 
 impl<'e> ClassRows<'e> {
     pub(crate) fn new(engine: &'e Engine) -> ClassRows<'e> {
-        let (classes, class_of) = engine.pod_classes();
+        // Resolving the pod peers needs no classes: on a second core it runs while the classes
+        // are computed, and `class_peer_bits` then finds every peer in the engine's cache.
+        let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let (classes, class_of) = match two_cores && engine.pod_classes.get().is_none() {
+            true => std::thread::scope(|scope| {
+                scope.spawn(|| engine.resolve_pod_peers());
+                engine.pod_classes()
+            }),
+            false => engine.pod_classes(),
+        };
         let reps: Vec<PodId> = classes.iter().map(|members| members[0]).collect();
         let peer_bits = engine.class_peer_bits(&reps, class_of);
         ClassRows {
@@ -213,8 +236,9 @@ impl Engine {
 
     /// The class-compressed matrix for `ports`.
     pub fn class_matrix(&self, ports: &[ProbePort]) -> ClassMatrix {
-        let (classes, class_of) = self.pod_classes();
+        // The rows first: they compute the classes while resolving the peers.
         let rows = ClassRows::new(self);
+        let (classes, class_of) = self.pod_classes();
         let (distinct, slots) = self.port_classes(ports);
         // Distinct port classes in parallel, one chunk per available core.
         let workers = std::thread::available_parallelism()
@@ -243,6 +267,29 @@ impl Engine {
         }
     }
 
+    /// Resolve every distinct pod peer of the policies into the engine's cache
+    /// ([`Engine::peer_pods`]), each once.
+    fn resolve_pod_peers(&self) {
+        let mut seen: std::collections::HashSet<PeerValue<'_>> = std::collections::HashSet::new();
+        for peer in self.rule_peers() {
+            if let Peer::Pods { namespaces, pods } = peer {
+                if seen.insert(PeerValue::Pods(namespaces, pods)) {
+                    self.peer_pods(namespaces, pods);
+                }
+            }
+        }
+    }
+
+    /// Every peer of every rule, in tier order (repeats included).
+    fn rule_peers(&self) -> impl Iterator<Item = &Peer> {
+        self.tiers()
+            .iter()
+            .flat_map(|tier| &tier.policies)
+            .flat_map(|policy| [&policy.ingress, &policy.egress].into_iter().flatten())
+            .flatten()
+            .flat_map(|rule| &rule.peers)
+    }
+
     /// Peer bitsets over classes, keyed by the peer's address (peers live in the tiers, which
     /// do not move while the engine exists). Pod peers are resolved once per distinct value
     /// through the engine's selector cache ([`Engine::peer_pods`]): a class is in the set when
@@ -253,14 +300,7 @@ impl Engine {
         let mut by_value: HashMap<PeerValue<'_>, Bits> = HashMap::new();
         let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
         let by_address = RepAddresses::new(self, reps);
-        let peers = self
-            .tiers()
-            .iter()
-            .flat_map(|tier| &tier.policies)
-            .flat_map(|policy| [&policy.ingress, &policy.egress].into_iter().flatten())
-            .flatten()
-            .flat_map(|rule| &rule.peers);
-        for peer in peers {
+        for peer in self.rule_peers() {
             let key = peer as *const Peer as usize;
             if peer_bits.contains_key(&key) {
                 continue;
@@ -325,28 +365,31 @@ impl Engine {
     pub(crate) fn port_classes(&self, ports: &[ProbePort]) -> (Vec<ProbePort>, Vec<usize>) {
         let ranges = self.rule_port_ranges();
         // Which pods declare which names at each (protocol, port): a named port matches a
-        // probe on exactly those pods. Gathered once, not once per probe.
-        let mut named: HashMap<(netfence_model::Protocol, u16), Vec<(usize, &str)>> =
-            HashMap::new();
-        for (id, pod) in self.inventory().pods().iter().enumerate() {
-            for c in &pod.ports {
-                if let Some(name) = c.name.as_deref() {
-                    named
-                        .entry((c.protocol, c.port))
-                        .or_default()
-                        .push((id, name));
-                }
-            }
-        }
+        // probe on exactly those pods. Gathered once, not once per probe, by sorting (at 100k
+        // pods hashing every container port cost more).
+        let mut declared: Vec<((netfence_model::Protocol, u16), usize, &str)> = self
+            .inventory()
+            .pods()
+            .iter()
+            .enumerate()
+            .flat_map(|(id, pod)| {
+                pod.ports
+                    .iter()
+                    .filter_map(move |c| Some(((c.protocol, c.port), id, c.name.as_deref()?)))
+            })
+            .collect();
+        // Stable: each port's pods stay in pod order.
+        declared.sort_by_key(|entry| entry.0);
+        let names_of: Vec<(usize, &str)> = declared.iter().map(|e| (e.1, e.2)).collect();
         let port_key = |probe: &ProbePort| {
             let inside: Vec<bool> = ranges
                 .iter()
                 .map(|(protocol, range)| *protocol == probe.protocol && range.contains(probe.port))
                 .collect();
-            let names = named
-                .get(&(probe.protocol, probe.port))
-                .map_or(&[][..], Vec::as_slice);
-            (probe.protocol, inside, names)
+            let at = (probe.protocol, probe.port);
+            let start = declared.partition_point(|e| e.0 < at);
+            let end = start + declared[start..].partition_point(|e| e.0 == at);
+            (probe.protocol, inside, NamedPods(&names_of[start..end]))
         };
         let mut distinct: Vec<ProbePort> = Vec::new();
         let mut slot_of: HashMap<_, usize> = HashMap::new();

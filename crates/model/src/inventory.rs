@@ -620,36 +620,38 @@ impl Inventory {
     }
 
     fn add_named_namespaces(&mut self) {
-        let referenced: Vec<String> = self
+        // Only the names not declared are collected: at 100k pods, cloning every referenced
+        // name to look it up cost more than the lookups.
+        let known = &self.namespaces;
+        let missing: Vec<String> = self
             .pods
             .iter()
-            .map(|p| p.namespace.clone())
-            .chain(self.network_policies.iter().map(|p| p.namespace.clone()))
-            .chain(self.services.iter().map(|s| s.namespace.clone()))
+            .map(|p| p.namespace.as_str())
+            .chain(self.network_policies.iter().map(|p| p.namespace.as_str()))
+            .chain(self.services.iter().map(|s| s.namespace.as_str()))
             .chain(
                 self.security_group_policies
                     .iter()
-                    .map(|s| s.namespace.clone()),
+                    .map(|s| s.namespace.as_str()),
             )
-            .chain(self.service_accounts.iter().map(|s| s.namespace.clone()))
+            .chain(self.service_accounts.iter().map(|s| s.namespace.as_str()))
             .chain(
                 self.cilium_policies
                     .iter()
-                    .filter_map(|p| p.namespace.clone()),
+                    .filter_map(|p| p.namespace.as_deref()),
             )
             .chain(self.calico_policies.iter().filter_map(|p| match &p.scope {
-                crate::calico::CalicoScope::Namespace(ns) => Some(ns.clone()),
+                crate::calico::CalicoScope::Namespace(ns) => Some(ns.as_str()),
                 crate::calico::CalicoScope::Global { .. } => None,
             }))
+            .filter(|name| !known.contains_key(*name))
+            .map(str::to_string)
             .collect();
-        if referenced
-            .iter()
-            .all(|name| self.namespaces.contains_key(name))
-        {
+        if missing.is_empty() {
             return;
         }
         let namespaces = Arc::make_mut(&mut self.namespaces);
-        for name in referenced {
+        for name in missing {
             namespaces.entry(name.clone()).or_insert_with(|| Namespace {
                 labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
                 name,

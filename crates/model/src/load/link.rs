@@ -134,18 +134,30 @@ fn declared_namespaces(
 }
 
 /// Owner chains of the workload objects in the input: (namespace, kind, name) → the owner.
-pub(super) struct Owners(HashMap<(String, String, String), Option<(String, String)>>);
+/// Keys borrow from the workloads, so that looking up 100k pods' owners allocates nothing.
+pub(super) struct Owners<'a>(HashMap<OwnerKey<'a>, Option<(String, String)>>);
 
-impl Owners {
-    pub(super) fn new<'a>(workloads: impl IntoIterator<Item = &'a WorkloadObject>) -> Self {
+/// (namespace, kind, name) of a workload object.
+type OwnerKey<'a> = (&'a str, &'a str, &'a str);
+
+/// The namespace of a workload object as [`namespace_of`] gives it, borrowed.
+fn namespace_str(meta: &Meta) -> &str {
+    meta.namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+}
+
+impl<'a> Owners<'a> {
+    pub(super) fn new(workloads: impl IntoIterator<Item = &'a WorkloadObject>) -> Self {
         Owners(
             workloads
                 .into_iter()
                 .map(|w| {
                     let key = (
-                        namespace_of(&w.meta),
-                        w.kind.clone(),
-                        w.meta.name.clone().unwrap_or_default(),
+                        namespace_str(&w.meta),
+                        w.kind.as_str(),
+                        w.meta.name.as_deref().unwrap_or_default(),
                     );
                     (key, controller_owner(&w.meta))
                 })
@@ -155,35 +167,37 @@ impl Owners {
 
     /// The top-level workload of `kind/name`, climbing only to owners that are in the input
     /// (netpol-analyzer reports a ReplicaSet when its Deployment is absent).
-    fn top_level(&self, namespace: &str, mut kind: String, mut name: String) -> WorkloadRef {
+    fn top_level(&self, namespace: &str, kind: String, name: String) -> WorkloadRef {
         let mut hops = 0;
-        while let Some(Some((owner_kind, owner_name))) =
-            self.0
-                .get(&(namespace.to_string(), kind.clone(), name.clone()))
-        {
-            let present = self.0.contains_key(&(
-                namespace.to_string(),
-                owner_kind.clone(),
-                owner_name.clone(),
-            ));
+        let mut at: (&str, &str) = (&kind, &name);
+        while let Some(Some((owner_kind, owner_name))) = self.0.get(&(namespace, at.0, at.1)) {
+            let present =
+                self.0
+                    .contains_key(&(namespace, owner_kind.as_str(), owner_name.as_str()));
             if !present || hops > 8 {
                 break;
             }
-            kind = owner_kind.clone();
-            name = owner_name.clone();
+            at = (owner_kind, owner_name);
             hops += 1;
         }
+        if hops == 0 {
+            return WorkloadRef {
+                kind,
+                namespace: namespace.to_string(),
+                name,
+            };
+        }
         WorkloadRef {
-            kind,
+            kind: at.0.to_string(),
             namespace: namespace.to_string(),
-            name,
+            name: at.1.to_string(),
         }
     }
 
     /// The top-level workload of a workload object.
     fn of(&self, workload: &WorkloadObject) -> WorkloadRef {
         self.top_level(
-            &namespace_of(&workload.meta),
+            namespace_str(&workload.meta),
             workload.kind.clone(),
             workload.meta.name.clone().unwrap_or_default(),
         )
@@ -195,7 +209,7 @@ impl Owners {
 pub(super) fn live_pods(
     loaded: Vec<(Pod, Option<(String, String)>)>,
     workloads: &[&WorkloadObject],
-    owners: &Owners,
+    owners: &Owners<'_>,
 ) -> Vec<Pod> {
     let mut pods: Vec<Pod> = loaded
         .into_iter()
@@ -214,7 +228,7 @@ pub(super) fn live_pods(
 /// names `name-0` … `name-(replicas-1)` (up to [`MAX_STATEFUL_REPLICAS`]), others one pod.
 fn template_pods(
     workloads: &[WorkloadObject],
-    owners: &Owners,
+    owners: &Owners<'_>,
     live: &[Pod],
     errors: &mut Vec<LoadError>,
 ) -> Vec<Pod> {
@@ -274,8 +288,8 @@ fn template_pods(
 
 /// Pods sorted by (namespace, name), duplicates reported and dropped, and synthetic addresses
 /// given to pods without one.
-fn linked_pods(mut pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
-    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+fn linked_pods(pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
+    let mut pods = sorted_by_key(pods);
     for pair in pods.windows(2) {
         if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
             errors.push(duplicate(
@@ -289,6 +303,32 @@ fn linked_pods(mut pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
     pods.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
     assign_synthetic_ips(&mut pods);
     pods
+}
+
+/// Pods stably sorted by (namespace, name). The keys are sorted rather than the pods: a pod
+/// is a few hundred bytes, and at 100k pods moving them through the merge passes cost more
+/// than comparing their names.
+fn sorted_by_key(pods: Vec<Pod>) -> Vec<Pod> {
+    fn key(p: &Pod) -> (&str, &str) {
+        (p.namespace.as_str(), p.name.as_str())
+    }
+    if pods.is_sorted_by(|a, b| key(a) <= key(b)) {
+        return pods;
+    }
+    let mut order: Vec<(&str, &str, usize)> = pods
+        .iter()
+        .enumerate()
+        .map(|(index, pod)| (pod.namespace.as_str(), pod.name.as_str(), index))
+        .collect();
+    // The index keeps equal names in input order; a stable sort finds the runs of pods
+    // already in order (a dump lists them namespace by namespace).
+    order.sort();
+    let order: Vec<usize> = order.into_iter().map(|(_, _, index)| index).collect();
+    let mut slots: Vec<Option<Pod>> = pods.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|index| slots[index].take())
+        .collect()
 }
 
 /// NetworkPolicies sorted by (namespace, name), duplicates reported.

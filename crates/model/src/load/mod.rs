@@ -288,7 +288,14 @@ impl Loader {
                 item: None,
             };
             // A large `kubectl get -o json` list is parsed item by item on every core.
-            let parsed = match self.threads_for(trimmed.len() >= parallel::MIN_BYTES) {
+            let threads = self.threads_for(trimmed.len() >= parallel::MIN_BYTES);
+            if threads > 1
+                && first == Some('{')
+                && self.load_json_list_streamed(trimmed, &origin, threads)
+            {
+                return;
+            }
+            let parsed = match threads {
                 threads if threads > 1 => parse::json_list(trimmed, threads).map(Ok),
                 _ => None,
             };

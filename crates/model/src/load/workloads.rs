@@ -479,6 +479,9 @@ pub(super) fn probe_ports(spec: &PodSpec) -> Vec<ProbePort> {
 /// `namespace/name` ([`crate::net::stable_hash`]), probing forward past addresses already
 /// taken.
 pub(super) fn assign_synthetic_ips(pods: &mut [Pod]) {
+    if pods.iter().all(|p| !p.ips.is_empty()) {
+        return;
+    }
     let mut taken: HashSet<IpAddr> = pods.iter().flat_map(|p| p.ips.iter().copied()).collect();
     for pod in pods.iter_mut().filter(|p| p.ips.is_empty()) {
         let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
