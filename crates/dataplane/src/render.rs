@@ -620,12 +620,12 @@ pub fn unsupported(engine: &Engine) -> Option<String> {
 
 /// The Calico rule an IR rule was compiled from (the IR keeps the source's rules one for one,
 /// in order), for what the IR does not carry: ICMP type and code, HTTP and source ports.
-fn calico_source_rule<'a>(
-    inventory: &'a netfence_model::Inventory,
+fn calico_source_rule(
+    inventory: &netfence_model::Inventory,
     source: PolicySource,
     direction: PolicyType,
     rule: usize,
-) -> Option<&'a netfence_model::calico::CalicoRule> {
+) -> Option<&netfence_model::calico::CalicoRule> {
     match source {
         PolicySource::Calico(index) => inventory
             .calico_policies
