@@ -42,8 +42,12 @@ impl Object for Policy {
 
 /// The object findings about a compiled policy name: a Kubernetes NetworkPolicy as read (with
 /// its annotations), other policies as compiled.
-fn source_object<'i>(inventory: &'i Inventory, policy: &'i Policy) -> ObjectRef<'i> {
-    match policy.source {
+fn source_object<'i>(
+    inventory: &'i Inventory,
+    policy: &'i Policy,
+    source: PolicySource,
+) -> ObjectRef<'i> {
+    match source {
         PolicySource::NetworkPolicy(index) => inventory.network_policies[index].object_ref(),
         PolicySource::Calico(_) | PolicySource::Admin(_) | PolicySource::Cilium(_) => {
             policy.object_ref()
@@ -60,7 +64,7 @@ fn select_nothing(audit: &mut Audit<'_>) {
     let consulted = pods_by_compiled_policy(engine);
     for (t, tier) in engine.tiers().iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            let (message, remediation) = match policy.source {
+            let (message, remediation) = match tier.sources[p] {
                 PolicySource::NetworkPolicy(index) => {
                     let source = &inventory.network_policies[index];
                     if selects_any_pod(inventory, source) {
@@ -92,7 +96,7 @@ fn select_nothing(audit: &mut Audit<'_>) {
             audit
                 .finding(
                     CheckId::PolicySelectsNoPod,
-                    &source_object(inventory, policy),
+                    &source_object(inventory, policy, tier.sources[p]),
                 )
                 .message(message)
                 .remediation(remediation);
@@ -184,7 +188,7 @@ fn shadowed(audit: &mut Audit<'_>) {
     };
     for (t, tier) in engine.tiers().iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
-            let (focus, message, remediation) = match policy.source {
+            let (focus, message, remediation) = match tier.sources[p] {
                 PolicySource::NetworkPolicy(index) if judge_kubernetes => (
                     network_policy_focus(inventory, &inventory.network_policies[index]),
                     "every connection it allows is allowed by other policies, and it isolates no pod that others do not",
@@ -205,7 +209,10 @@ fn shadowed(audit: &mut Audit<'_>) {
             };
             if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
                 audit
-                    .finding(CheckId::ShadowedPolicy, &source_object(inventory, policy))
+                    .finding(
+                        CheckId::ShadowedPolicy,
+                        &source_object(inventory, policy, tier.sources[p]),
+                    )
                     .message(message)
                     .remediation(remediation);
             }

@@ -55,15 +55,16 @@ pub struct PolicyRef {
 }
 
 impl PolicyRef {
-    /// The object a compiled policy came from (its [`PolicySource`]).
-    pub fn of(inventory: &Inventory, policy: &Policy) -> PolicyRef {
+    /// The object a compiled policy came from (its [`PolicySource`], from
+    /// [`netfence_engine::ir::Tier::sources`]).
+    pub fn of(inventory: &Inventory, policy: &Policy, source: PolicySource) -> PolicyRef {
         let kind = policy.kind.to_string();
         let from = |namespace: Option<&str>, name: &str| PolicyRef {
             kind: kind.clone(),
             namespace: namespace.map(str::to_string),
             name: name.to_string(),
         };
-        let found = match policy.source {
+        let found = match source {
             PolicySource::NetworkPolicy(i) => inventory
                 .network_policies
                 .get(i)

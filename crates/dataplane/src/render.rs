@@ -580,7 +580,7 @@ fn log_prefix(text: String) -> String {
 pub fn unsupported(engine: &Engine) -> Option<String> {
     let inventory = engine.inventory();
     for tier in engine.tiers() {
-        for policy in &tier.policies {
+        for (policy, &source) in tier.policies.iter().zip(&tier.sources) {
             for direction in [PolicyType::Ingress, PolicyType::Egress] {
                 let Some(rules) = policy.rules(direction) else {
                     continue;
@@ -600,7 +600,7 @@ pub fn unsupported(engine: &Engine) -> Option<String> {
                     if named_not_port {
                         return Some(format!("{}: a named port in notPorts of an egress rule resolves per destination pod; the nftables renderer cannot exclude it exactly", at(r)));
                     }
-                    if let Some(source) = calico_source_rule(inventory, policy, direction, r) {
+                    if let Some(source) = calico_source_rule(inventory, source, direction, r) {
                         if source.http {
                             return Some(format!("{}: HTTP matches are L7; nftables cannot enforce them (the analyser evaluates the rule without them), so netfence refuses to render it rather than approximate", at(r)));
                         }
@@ -620,13 +620,13 @@ pub fn unsupported(engine: &Engine) -> Option<String> {
 
 /// The Calico rule an IR rule was compiled from (the IR keeps the source's rules one for one,
 /// in order), for what the IR does not carry: ICMP type and code, HTTP and source ports.
-fn calico_source_rule<'a>(
-    inventory: &'a netfence_model::Inventory,
-    policy: &Policy,
+fn calico_source_rule(
+    inventory: &netfence_model::Inventory,
+    source: PolicySource,
     direction: PolicyType,
     rule: usize,
-) -> Option<&'a netfence_model::calico::CalicoRule> {
-    match policy.source {
+) -> Option<&netfence_model::calico::CalicoRule> {
+    match source {
         PolicySource::Calico(index) => inventory
             .calico_policies
             .get(index)?
@@ -736,7 +736,7 @@ fn tier_rules(
     let tier = &engine.tiers()[t];
     let mut rules = Vec::new();
     for &p in policies {
-        let policy = &tier.policies[p];
+        let (policy, source) = (&tier.policies[p], tier.sources[p]);
         for (r, rule) in policy.rules(direction).unwrap_or(&[]).iter().enumerate() {
             // Only Deny and Log rules log.
             let prefix = match rule.action {
@@ -745,7 +745,7 @@ fn tier_rules(
                         direction,
                         tier: tier.name.clone(),
                         rule: LogRule::Rule {
-                            policy: PolicyRef::of(inventory, policy),
+                            policy: PolicyRef::of(inventory, policy, source),
                             index: r,
                             action: rule.action.to_string(),
                         },
@@ -759,7 +759,7 @@ fn tier_rules(
             };
             let action = action_rule(rule.action, &prefix, next);
             let comment = format!("{} rule {r}", policy.name);
-            let extra = icmp_alternatives(calico_source_rule(inventory, policy, direction, r));
+            let extra = icmp_alternatives(calico_source_rule(inventory, source, direction, r));
             for matches in rule_lines(ctx, (t, p, direction, r), subject, rule, &extra) {
                 rules.push(NftRule {
                     matches,
@@ -780,7 +780,7 @@ fn tier_rules(
                     rule: LogRule::EndOfTier {
                         policies: policies
                             .iter()
-                            .map(|&p| PolicyRef::of(inventory, &tier.policies[p]))
+                            .map(|&p| PolicyRef::of(inventory, &tier.policies[p], tier.sources[p]))
                             .collect(),
                     },
                 }),

@@ -64,7 +64,7 @@ pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory:
                 .entry(tier.0.to_string())
                 .or_insert_with(|| (Some(tier.1), end, Vec::new()))
                 .2
-                .push((Some(order), sort_name(policy), compiled));
+                .push((Some(order), sort_name(policy), compiled, source));
         };
         let base = |ingress, egress| Policy {
             kind: match policy.kind {
@@ -76,7 +76,6 @@ pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory:
             subject: subject.clone(),
             ingress,
             egress,
-            source,
         };
         let compile_rules = |direction: PolicyType, deny: bool| -> Option<Vec<Rule>> {
             let (allow, denies) = policy.rules(direction);

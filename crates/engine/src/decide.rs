@@ -91,7 +91,11 @@ impl Verdict {
 impl Engine {
     /// A compiled policy by id.
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
-        self.tiers.get(id.tier())?.policies.get(id.index())
+        self.tiers
+            .get(id.tier())?
+            .policies
+            .get(id.index())
+            .map(|p| &**p)
     }
 
     /// The verdict of one connection and the policies that decided it: what

@@ -68,16 +68,19 @@ pub(crate) fn shared_selections(lists: Vec<[Vec<(usize, usize)>; 2]>) -> Vec<[Se
 
 /// Maps selection lists each distinct list once, by its allocation: lists shared before stay
 /// shared. Keyed by address, so every list given must stay alive while the remap is used
-/// (callers borrow them from one engine's `selecting` for the whole call).
+/// (callers borrow them from one engine's `selecting` for the whole call). `map` writes a
+/// list's image into the (cleared) buffer it is given, reused between lists.
 pub(crate) struct SelectionRemap<F> {
     done: netfence_model::net::FastMap<usize, Selection>,
+    buffer: Vec<(usize, usize)>,
     map: F,
 }
 
-impl<F: FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>> SelectionRemap<F> {
+impl<F: FnMut(&[(usize, usize)], &mut Vec<(usize, usize)>)> SelectionRemap<F> {
     pub(crate) fn new(map: F) -> Self {
         SelectionRemap {
             done: netfence_model::net::FastMap::default(),
+            buffer: Vec::new(),
             map,
         }
     }
@@ -85,12 +88,12 @@ impl<F: FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>> SelectionRemap<F> {
     /// `list` mapped, computed on its allocation's first visit.
     pub(crate) fn remap(&mut self, list: &Selection) -> Selection {
         let key = std::sync::Arc::as_ptr(list).cast::<()>() as usize;
-        let map = &mut self.map;
-        std::sync::Arc::clone(
-            self.done
-                .entry(key)
-                .or_insert_with(|| std::sync::Arc::from(map(list))),
-        )
+        let (map, buffer) = (&mut self.map, &mut self.buffer);
+        std::sync::Arc::clone(self.done.entry(key).or_insert_with(|| {
+            buffer.clear();
+            map(list, buffer);
+            std::sync::Arc::from(buffer.as_slice())
+        }))
     }
 }
 
@@ -98,7 +101,7 @@ impl<F: FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>> SelectionRemap<F> {
 /// shared).
 pub(crate) fn remapped_selections(
     selecting: &[[Selection; 2]],
-    map: impl FnMut(&[(usize, usize)]) -> Vec<(usize, usize)>,
+    map: impl FnMut(&[(usize, usize)], &mut Vec<(usize, usize)>),
 ) -> Vec<[Selection; 2]> {
     let mut remap = SelectionRemap::new(map);
     selecting
@@ -311,18 +314,19 @@ impl Engine {
             return None;
         }
         let mut tiers = Vec::clone(&self.tiers);
-        tiers[tier].policies.remove(policy);
-        let shift = |list: &[(usize, usize)]| -> Vec<(usize, usize)> {
-            list.iter()
-                .filter(|&&entry| entry != (tier, policy))
-                .map(|&(t, p)| {
-                    if t == tier && p > policy {
-                        (t, p - 1)
-                    } else {
-                        (t, p)
-                    }
-                })
-                .collect()
+        tiers[tier].remove(policy);
+        let shift = |list: &[(usize, usize)], out: &mut Vec<(usize, usize)>| {
+            out.extend(
+                list.iter()
+                    .filter(|&&entry| entry != (tier, policy))
+                    .map(|&(t, p)| {
+                        if t == tier && p > policy {
+                            (t, p - 1)
+                        } else {
+                            (t, p)
+                        }
+                    }),
+            );
         };
         Some(Engine {
             inventory: std::sync::Arc::clone(&self.inventory),

@@ -18,6 +18,7 @@ use netfence_selector::calico::Selector as CalicoSelector;
 use netfence_selector::LabelSelector;
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 
 /// A direction of traffic relative to the endpoint a policy selects.
 pub type Direction = PolicyType;
@@ -98,8 +99,43 @@ pub struct Tier {
     pub name: String,
     /// What an endpoint selected by the tier gets when no rule decided.
     pub end: TierEnd,
-    /// Policies in evaluation order.
-    pub policies: Vec<Policy>,
+    /// Policies in evaluation order. A compiled policy does not depend on its place in the
+    /// inventory, so an engine rebuilt after a change shares the unchanged ones.
+    pub policies: Vec<Arc<Policy>>,
+    /// For each policy (same index): the inventory object it was compiled from. Kept beside
+    /// the policies because inserting or deleting an object moves the indices of the others.
+    pub sources: Vec<PolicySource>,
+    /// For each policy: its sort key (order, sort name) in the tier, where a policy compiled
+    /// later is placed (see [`compile`]).
+    pub(crate) keys: Vec<SortKey>,
+}
+
+/// Where a policy sorts in its tier: `order` (none last), then the sort name.
+/// (The name is shared: an engine rebuilt after a change copies the keys of kept policies.)
+pub(crate) type SortKey = (Option<f64>, Arc<str>);
+
+/// The order of [`SortKey`]s (and of tiers by their order): by `order`, none last, then name.
+pub(crate) fn by_order(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+/// Compare two policies' [`SortKey`]s.
+pub(crate) fn cmp_keys(a: &SortKey, b: &SortKey) -> std::cmp::Ordering {
+    by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1))
+}
+
+impl Tier {
+    /// Remove the policy at `index` (with its side-table entries).
+    pub(crate) fn remove(&mut self, index: usize) {
+        self.policies.remove(index);
+        self.sources.remove(index);
+        self.keys.remove(index);
+    }
 }
 
 /// Which endpoints a policy applies to.
@@ -150,13 +186,11 @@ pub struct Policy {
     pub ingress: Option<Vec<Rule>>,
     /// Egress rules, or `None` when the policy does not apply to egress.
     pub egress: Option<Vec<Rule>>,
-    /// The inventory object it was compiled from.
-    pub source: PolicySource,
 }
 
 /// The inventory object a compiled policy was compiled from: the kind of object and its index
-/// in the inventory's list of that kind. Consumers go back to the source through it rather
-/// than by matching `namespace/name` strings.
+/// in the inventory's list of that kind ([`Tier::sources`]). Consumers go back to the source
+/// through it rather than by matching `namespace/name` strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PolicySource {
     /// `inventory.network_policies[index]`.
@@ -337,8 +371,13 @@ pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
 /// libcalico-go `lib/backend/k8s/conversion` converts them with `Order: 1000`).
 pub const KUBERNETES_POLICY_ORDER: f64 = 1000.0;
 
-/// A tier being assembled: its order, end action and (order, sort name, policy) entries.
-pub(crate) type TierBuilder = (Option<f64>, TierEnd, Vec<(Option<f64>, String, Policy)>);
+/// A tier being assembled: its order, end action and (order, sort name, policy, source)
+/// entries.
+pub(crate) type TierBuilder = (
+    Option<f64>,
+    TierEnd,
+    Vec<(Option<f64>, String, Policy, PolicySource)>,
+);
 
 /// Tier of AdminNetworkPolicies: before Calico's and Kubernetes' `default` tier, as Calico's
 /// built-in admin tier (order 1,000); it has no end-of-tier deny (no match continues).
@@ -362,14 +401,18 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
     for (index, policy) in inventory.network_policies.iter().enumerate() {
-        let compiled =
-            compile_network_policy(policy, PolicySource::NetworkPolicy(index), inventory);
-        let sort_name = format!("{}/knp.default.{}", policy.namespace, policy.name);
+        let compiled = compile_network_policy(policy, inventory);
+        let (order, sort_name) = network_policy_key(policy);
         tiers
             .entry("default".into())
             .or_insert_with(|| (Some(DEFAULT_TIER_ORDER), TierEnd::Deny, Vec::new()))
             .2
-            .push((Some(KUBERNETES_POLICY_ORDER), sort_name, compiled));
+            .push((
+                order,
+                sort_name,
+                compiled,
+                PolicySource::NetworkPolicy(index),
+            ));
     }
     for (index, policy) in inventory.admin_policies.iter().enumerate() {
         let (tier, order) = if policy.kind.is_baseline() {
@@ -384,11 +427,12 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             .push((
                 policy.priority.map(f64::from),
                 policy.name.clone(),
-                compile_admin_policy(policy, PolicySource::Admin(index)),
+                compile_admin_policy(policy),
+                PolicySource::Admin(index),
             ));
     }
     for (index, policy) in inventory.calico_policies.iter().enumerate() {
-        let compiled = compile_calico_policy(policy, inventory, PolicySource::Calico(index));
+        let compiled = compile_calico_policy(policy, inventory);
         tiers
             .entry(policy.tier.clone())
             .or_insert_with(|| {
@@ -396,29 +440,32 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
                 (order, TierEnd::Deny, Vec::new())
             })
             .2
-            .push((policy.order, policy.display_name(), compiled));
+            .push((
+                policy.order,
+                policy.display_name(),
+                compiled,
+                PolicySource::Calico(index),
+            ));
     }
     crate::cilium::compile_into(&mut tiers, inventory);
-    let by_order = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    };
     let mut out: Vec<(Option<f64>, String, Tier)> = tiers
         .into_iter()
         .filter(|(_, (_, _, policies))| !policies.is_empty())
         .map(|(name, (order, end, mut policies))| {
             policies.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
-            (
-                order,
-                name.clone(),
-                Tier {
-                    name,
-                    end,
-                    policies: policies.into_iter().map(|(_, _, p)| p).collect(),
-                },
-            )
+            let mut tier = Tier {
+                name: name.clone(),
+                end,
+                policies: Vec::with_capacity(policies.len()),
+                sources: Vec::with_capacity(policies.len()),
+                keys: Vec::with_capacity(policies.len()),
+            };
+            for (order, sort_name, policy, source) in policies {
+                tier.policies.push(Arc::new(policy));
+                tier.sources.push(source);
+                tier.keys.push((order, Arc::from(sort_name)));
+            }
+            (order, name, tier)
         })
         .collect();
     out.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
@@ -428,10 +475,7 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
 /// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
 /// NetworkPolicy); a named port matches the destination's container port of that name,
 /// whatever its protocol.
-fn compile_admin_policy(
-    policy: &netfence_model::admin::AdminPolicy,
-    source: PolicySource,
-) -> Policy {
+fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
     use netfence_model::admin::AdminKind;
     use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
     let kind = match policy.kind {
@@ -493,7 +537,6 @@ fn compile_admin_policy(
         },
         ingress: Some(policy.ingress.iter().filter_map(rule).collect()),
         egress: Some(policy.egress.iter().filter_map(rule).collect()),
-        source,
     }
 }
 
@@ -523,11 +566,7 @@ fn service_ports(inventory: &Inventory, service: &ServiceMatch) -> Vec<PortMatch
         .collect()
 }
 
-fn compile_calico_policy(
-    policy: &CalicoPolicy,
-    inventory: &Inventory,
-    source: PolicySource,
-) -> Policy {
+fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy {
     let (kind, namespace, namespace_selector) = match &policy.scope {
         CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
         CalicoScope::Global { namespace_selector } => (
@@ -625,15 +664,20 @@ fn compile_calico_policy(
         },
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
-        source,
     }
 }
 
-fn compile_network_policy(
-    policy: &NetworkPolicy,
-    source: PolicySource,
-    inventory: &Inventory,
-) -> Policy {
+/// A NetworkPolicy's [`SortKey`] in tier `default`: Kubernetes policies sit at order 1000
+/// under the name `namespace/knp.default.name`, as Calico converts them.
+pub(crate) fn network_policy_key(policy: &NetworkPolicy) -> (Option<f64>, String) {
+    (
+        Some(KUBERNETES_POLICY_ORDER),
+        format!("{}/knp.default.{}", policy.namespace, policy.name),
+    )
+}
+
+/// Compile one NetworkPolicy (as [`compile`] does for tier `default`).
+pub(crate) fn compile_network_policy(policy: &NetworkPolicy, inventory: &Inventory) -> Policy {
     let rules = |direction: PolicyType| {
         policy.applies_to(direction).then(|| {
             policy
@@ -671,7 +715,6 @@ fn compile_network_policy(
         },
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
-        source,
     }
 }
 

@@ -6,6 +6,7 @@
 //! pod matrix on every port policies mention, the pod classes, and every explanation; the delta the cluster
 //! returned must equal `diff` of the from-scratch engines before and after the step.
 
+use netfence_engine::ir::PolicySource;
 use netfence_engine::{connlist, default_ports, diff, Cluster, Endpoint, Engine, Matrix};
 use netfence_model::{Loader, ObjectKey, ObjectKind, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,9 +117,42 @@ fn describe(docs: &Docs) -> String {
 }
 
 /// Everything observable about an engine, for comparison.
+/// The engine's tiers as text, each policy's source as the object it names (the index of a
+/// Calico or admin object follows load order, which differs between applied changes and a
+/// fresh load).
+fn tiers_text(engine: &Engine) -> String {
+    let inventory = engine.inventory();
+    let mut out = String::new();
+    for tier in engine.tiers() {
+        let text = format!("{tier:?}");
+        // Everything but the raw indices: `sources: [..]` holds no bracket of its own.
+        let (head, rest) = text.split_once("sources: [").unwrap_or((&text, "]"));
+        let tail = rest.split_once(']').map_or("", |(_, tail)| tail);
+        let _ = writeln!(out, "{head}{tail}");
+        for source in &tier.sources {
+            let _ = match *source {
+                PolicySource::NetworkPolicy(i) => {
+                    writeln!(out, "  {:?}", inventory.network_policies[i])
+                }
+                PolicySource::Calico(i) => writeln!(out, "  {:?}", inventory.calico_policies[i]),
+                PolicySource::Admin(i) => writeln!(out, "  {:?}", inventory.admin_policies[i]),
+                PolicySource::Cilium(i) => writeln!(out, "  {:?}", inventory.cilium_policies[i]),
+            };
+        }
+    }
+    out
+}
+
 fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
     let (a, b) = (incremental.inventory(), fresh.inventory());
     assert_eq!(a.pods(), b.pods(), "pods differ {context}");
+    // The compiled tiers (policies shared with the engine before, their sources and sort
+    // keys renumbered) equal a fresh compilation, field by field.
+    assert_eq!(
+        tiers_text(incremental),
+        tiers_text(fresh),
+        "tiers differ {context}"
+    );
     for id in 0..a.pods().len() {
         for direction in [PolicyType::Ingress, PolicyType::Egress] {
             assert_eq!(
