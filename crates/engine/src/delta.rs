@@ -12,13 +12,14 @@
 //! numbering (the workloads grouped once per partition, [`WorkloadClasses`]), so lines are
 //! compared by index, and only the lines that differ are named and sorted.
 
-use crate::connlist::{cuts, in_parallel, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
+use crate::connlist::{in_parallel, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
 use crate::connset::ConnSet;
 use crate::eval::Engine;
 use crate::pod_classes::WorkloadClasses;
 use netfence_model::net::FastMap;
 use netfence_model::WorkloadRef;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The workloads a change can affect, by the direction whose inputs changed.
 ///
@@ -104,6 +105,10 @@ impl<'a> Universe<'a> {
         if std::ptr::eq(before, after) {
             // One partition (the pods did not change): one grouping.
             universe.classes[1] = universe.classes[0].clone();
+        } else if Arc::ptr_eq(&before.workloads, &after.workloads) {
+            // The grouping after was derived from the one before: the same workloads, in
+            // the same places.
+            universe.classes[1] = after.classes.iter().map(Vec::as_slice).collect();
         } else {
             let index: FastMap<&WorkloadRef, usize> = universe
                 .workloads
@@ -122,14 +127,22 @@ impl<'a> Universe<'a> {
                 }
             }
         }
-        universe.marked = universe
-            .workloads
-            .iter()
-            .map(|w| {
-                u8::from(sides.egress.contains(*w)) * EGRESS
-                    + u8::from(sides.ingress.contains(*w)) * INGRESS
-            })
-            .collect();
+        universe.marked = vec![0; universe.workloads.len()];
+        let appended = before.workloads.len();
+        for (set, bit) in [(&sides.egress, EGRESS), (&sides.ingress, INGRESS)] {
+            for workload in set {
+                // Before's places first, then the workloads only the engine after has.
+                let w = before.position(workload).or_else(|| {
+                    universe.workloads[appended..]
+                        .iter()
+                        .position(|w| *w == workload)
+                        .map(|w| appended + w)
+                });
+                if let Some(w) = w {
+                    universe.marked[w] |= bit;
+                }
+            }
+        }
         universe
     }
 }
@@ -259,13 +272,14 @@ pub(crate) fn diff_sides(before: &Engine, after: &Engine, sides: Option<&Sides>)
 /// The lines that `sides` says can differ and that differ between `before` and `after`,
 /// sorted as [`crate::diff`] sorts them.
 pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Vec<DiffLine> {
-    let ranges = cuts(before).union(&cuts(after)).ranges();
     // Both engines' classes first, side by side (each is computed once per engine, on first
     // use, unless the engine took them over from the one it was rebuilt from).
     std::thread::scope(|scope| {
         scope.spawn(|| before.workload_classes().workloads.len());
         let _ = after.workload_classes();
     });
+    // The cuts from the counts kept with each engine's pod classes (equal to `cuts`).
+    let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
     let universe = Universe::new([before, after], sides);
     let (old, old_sets) = focused_lines(before, &universe, 0, &ranges);
     let (new, new_sets) = focused_lines(after, &universe, 1, &ranges);
@@ -444,6 +458,39 @@ metadata: {name: b, labels: {team: red}}
         let (egress, ingress) = change("db", &pod("a", "db", "cache", "10.0.0.2"));
         assert_eq!(egress, vec!["db".to_string()]);
         assert_eq!(ingress, vec!["db".to_string()]);
+    }
+
+    /// A relabelled pod moves to another class: the engine after takes the pod classes over
+    /// and derives their workload grouping from the one before (the same list of workloads),
+    /// rather than grouping every pod again; the delta is the whole diff (checked by
+    /// `change`, and the grouping against a fresh one by a debug assertion).
+    #[test]
+    fn a_relabel_derives_the_workload_grouping() {
+        let mut docs = cluster();
+        let before = Engine::new(inventory(&docs));
+        let grouped = before.workload_classes();
+        docs.retain(|(n, _)| *n != "db");
+        docs.push(("db", pod("a", "db", "web", "10.0.0.2")));
+        let (after, sides, _) = before.rebuilt_sides(inventory(&docs));
+        let derived = after.workload_classes();
+        assert!(Arc::ptr_eq(&grouped.workloads, &derived.workloads));
+        let workload = |name: &str| {
+            let id = after
+                .inventory()
+                .pod_by_key("a", name)
+                .expect("the pod exists");
+            derived.position(&after.inventory().pods()[id].workload)
+        };
+        let (db, web) = (workload("db"), workload("web"));
+        // db now shares web's class.
+        assert_eq!(
+            derived.classes[db.expect("db is grouped")],
+            derived.classes[web.expect("web is grouped")]
+        );
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory(&docs)));
+        assert!(!whole.is_empty());
+        let sides = sides.expect("only a pod changed");
+        assert_eq!(diff_sides(&before, &after, Some(&sides)), whole);
     }
 
     /// The client's selections are the same before and after, and no policy changed, but a

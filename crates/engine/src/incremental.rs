@@ -378,6 +378,11 @@ fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<us
             before.is_none_or(|id| !Arc::ptr_eq(&old_pods[id], pod) && *old_pods[id] != **pod)
                 || context_changed(pod),
         );
+        // Past the old pod found: the next shared pod is at the cursor again (else every
+        // pod after a changed one would be looked up by name).
+        if before.is_some() {
+            cursor += 1;
+        }
     }
     (dirty, previous)
 }
@@ -461,7 +466,7 @@ impl Engine {
         };
         let classes = services
             .is_empty()
-            .then(|| self.derived_classes(&tiers, &inventory, &map, (&dirty, &previous)))
+            .then(|| self.derived_classes(&tiers, &inventory, &map, (&dirty, &previous), &kept))
             .flatten();
         let engine = Engine {
             inventory: Arc::new(inventory),
@@ -708,6 +713,7 @@ impl Engine {
         inventory: &Inventory,
         map: &PolicyMap,
         (dirty, previous): (&[bool], &[Option<usize>]),
+        kept: &[bool],
     ) -> Option<crate::pod_classes::PodClasses> {
         let old = self.pod_classes.get()?;
         let mut basis = old.basis().clone();
@@ -726,7 +732,13 @@ impl Engine {
             }
         }
         let shared = self.inventory().shares_pods(inventory);
-        old.derived(inventory, basis, (dirty, previous), shared)
+        old.derived(
+            (self.inventory().pods(), kept),
+            inventory,
+            basis,
+            (dirty, previous),
+            shared,
+        )
     }
 
     /// The workloads whose connections the change can affect (see the module notes), by the

@@ -20,6 +20,11 @@ pub(crate) const SERVICE_ACCOUNT_MATTERS: &str = "\u{0}service-account";
 pub(crate) struct ClassBasis {
     keys: HashMap<String, i64>,
     nets: HashMap<ipnet::IpNet, i64>,
+    /// The CIDRs rule peers name (not the policies' own endpoints), counted likewise: the
+    /// connection list's external ranges are cut at these ([`ClassBasis::list_cuts`]).
+    peer_nets: HashMap<ipnet::IpNet, i64>,
+    /// Rule peers that are nodes, counted: while one exists, node addresses cut the ranges.
+    node_peers: i64,
 }
 
 impl ClassBasis {
@@ -56,8 +61,24 @@ impl ClassBasis {
             }
         }
         let mut nets: Vec<ipnet::IpNet> = Vec::new();
+        let mut peer_nets: Vec<ipnet::IpNet> = Vec::new();
         for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
             for rule in rules {
+                // What `connlist::cuts` reads: the nets of rule peers, and whether some peer
+                // is the nodes.
+                for peer in &rule.peers {
+                    match peer {
+                        Peer::Net { net, except } => {
+                            peer_nets.push(*net);
+                            peer_nets.extend(except.iter().copied());
+                        }
+                        Peer::Calico(entity) => {
+                            peer_nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
+                        }
+                        Peer::Nodes(_) => self.node_peers += sign,
+                        Peer::Pods { .. } => {}
+                    }
+                }
                 for peer in rule.peers.iter().chain(rule.local.iter()) {
                     match peer {
                         Peer::Pods { pods, .. } => k8s(pods, &mut key),
@@ -87,6 +108,31 @@ impl ClassBasis {
         for net in nets {
             *self.nets.entry(net).or_default() += sign;
         }
+        for net in peer_nets {
+            *self.peer_nets.entry(net).or_default() += sign;
+        }
+    }
+
+    /// The cuts of the connection list's external ranges, equal to `connlist::cuts` of the
+    /// engine whose policies this basis counts (`inventory` is that engine's): every CIDR a
+    /// rule peer names, every node address when some rule peer is the nodes, every network
+    /// set's CIDRs. Read from the counts, without walking the policies.
+    pub(crate) fn list_cuts(&self, inventory: &Inventory) -> AddressCuts {
+        let mut nets: Vec<ipnet::IpNet> = self
+            .peer_nets
+            .iter()
+            .filter(|(_, &count)| count > 0)
+            .map(|(net, _)| *net)
+            .collect();
+        if self.node_peers > 0 {
+            for node in &inventory.nodes {
+                nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
+            }
+        }
+        for set in &inventory.network_sets {
+            nets.extend(set.nets.iter().copied());
+        }
+        AddressCuts::from_nets(&nets)
     }
 
     /// Every pod label key some selector reads (Kubernetes, admin policy, Calico, Service
@@ -137,8 +183,12 @@ pub(crate) struct PodClasses {
 /// sides from.
 #[derive(Debug, Default)]
 pub(crate) struct WorkloadClasses {
-    /// Every workload with a pod, in the order of its first pod.
-    pub(crate) workloads: Vec<WorkloadRef>,
+    /// Every workload with a pod, in the order of its first pod when grouped from the pods; a
+    /// grouping derived from another ([`WorkloadClasses::derived`]) shares that one's list,
+    /// order and index (a workload left without pods keeps its place, with no classes).
+    pub(crate) workloads: Arc<Vec<WorkloadRef>>,
+    /// Each workload's place in `workloads`.
+    index: Arc<FastMap<WorkloadRef, usize>>,
     /// The classes of each workload's pods, each once, in the order of their first pod.
     pub(crate) classes: Vec<Vec<usize>>,
 }
@@ -148,7 +198,7 @@ impl WorkloadClasses {
         // Sized for one workload per pod up front: growing the table was a third of the time.
         let mut index: FastMap<&WorkloadRef, usize> = FastMap::default();
         index.reserve(pods.len());
-        let mut grouped = WorkloadClasses::default();
+        let (mut workloads, mut grouped) = (Vec::new(), Vec::<Vec<usize>>::new());
         // Pods are sorted by (namespace, name), so a workload's pods mostly follow each
         // other: compare with the previous pod's workload before hashing.
         let mut last: Option<(&WorkloadRef, usize)> = None;
@@ -157,20 +207,104 @@ impl WorkloadClasses {
                 Some((workload, w)) if *workload == pod.workload => w,
                 _ => {
                     let w = *index.entry(&pod.workload).or_insert_with(|| {
-                        grouped.workloads.push(pod.workload.clone());
-                        grouped.classes.push(Vec::new());
-                        grouped.workloads.len() - 1
+                        workloads.push(pod.workload.clone());
+                        grouped.push(Vec::new());
+                        workloads.len() - 1
                     });
                     last = Some((&pod.workload, w));
                     w
                 }
             };
-            let classes = &mut grouped.classes[w];
+            let classes = &mut grouped[w];
             if !classes.contains(&class) {
                 classes.push(class);
             }
         }
-        grouped
+        drop(index);
+        let index = workloads
+            .iter()
+            .enumerate()
+            .map(|(w, workload)| (workload.clone(), w))
+            .collect();
+        WorkloadClasses {
+            workloads: Arc::new(workloads),
+            index: Arc::new(index),
+            classes: grouped,
+        }
+    }
+
+    /// Whether both give every workload with a pod the same classes in the same order (the
+    /// places may differ; a workload without pods may be listed, with no classes).
+    fn same_as(&self, other: &WorkloadClasses) -> bool {
+        let listed = |g: &WorkloadClasses| g.classes.iter().filter(|c| !c.is_empty()).count();
+        listed(self) == listed(other)
+            && other
+                .workloads
+                .iter()
+                .zip(&other.classes)
+                .all(|(w, classes)| {
+                    self.position(w)
+                        .is_some_and(|at| self.classes[at] == *classes)
+                })
+    }
+
+    /// A workload's place in [`WorkloadClasses::workloads`].
+    pub(crate) fn position(&self, workload: &WorkloadRef) -> Option<usize> {
+        self.index.get(workload).copied()
+    }
+
+    /// The grouping of a partition derived from this one's ([`PodClasses::derived`]) in
+    /// O(changed pods + workloads), instead of hashing every pod's workload again: each
+    /// workload's classes renumbered (`renumber`: old class → new class, for every old class
+    /// with a kept pod), and the workloads of changed, new and gone pods grouped again from
+    /// their namespace's pods. `None` when a changed pod names a workload this grouping does
+    /// not have (the list would grow), or lies outside its workload's namespace.
+    fn derived(
+        &self,
+        (old_pods, kept): (&[Arc<Pod>], &[bool]),
+        inventory: &Inventory,
+        (dirty, class_of): (&[bool], &[usize]),
+        renumber: &[usize],
+    ) -> Option<WorkloadClasses> {
+        let mut affected: Vec<usize> = Vec::new();
+        let changed_new = dirty
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d)
+            .map(|(id, _)| &inventory.pods()[id]);
+        let changed_old = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !**k)
+            .map(|(id, _)| &old_pods[id]);
+        for pod in changed_new.chain(changed_old) {
+            if pod.workload.namespace != pod.namespace {
+                return None;
+            }
+            affected.push(self.position(&pod.workload)?);
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        let mut classes: Vec<Vec<usize>> = self
+            .classes
+            .iter()
+            .map(|list| list.iter().map(|&c| renumber[c]).collect())
+            .collect();
+        for w in affected {
+            let workload = &self.workloads[w];
+            let mut list: Vec<usize> = Vec::new();
+            for id in inventory.pods_in(&workload.namespace) {
+                if inventory.pods()[id].workload == *workload && !list.contains(&class_of[id]) {
+                    list.push(class_of[id]);
+                }
+            }
+            classes[w] = list;
+        }
+        Some(WorkloadClasses {
+            workloads: Arc::clone(&self.workloads),
+            index: Arc::clone(&self.index),
+            classes,
+        })
     }
 }
 
@@ -182,6 +316,16 @@ impl Engine {
         classes
             .workloads
             .get_or_init(|| WorkloadClasses::of(self.inventory().pods(), &classes.partition.1))
+    }
+
+    /// The external ranges' cuts of the connection list, equal to `connlist::cuts`, from the
+    /// counts the pod classes keep (taken over, with the classes, from the engine this one
+    /// was rebuilt from) instead of walking every policy.
+    pub(crate) fn list_cuts(&self) -> AddressCuts {
+        let classes = self.pod_classes.get_or_init(|| PodClasses::compute(self));
+        let cuts = classes.basis.list_cuts(self.inventory());
+        debug_assert_eq!(cuts, crate::connlist::cuts(self));
+        cuts
     }
 }
 
@@ -233,6 +377,7 @@ impl PodClasses {
     /// (then every pod is classified again) or too many pods changed.
     pub(crate) fn derived(
         &self,
+        (old_pods, kept): (&[Arc<Pod>], &[bool]),
         inventory: &Inventory,
         basis: ClassBasis,
         (dirty, previous): (&[bool], &[Option<usize>]),
@@ -304,8 +449,30 @@ impl PodClasses {
             *class = number[*class];
             classes[*class].push(id);
         }
+        // The workload grouping follows, when the old one was made.
+        let workloads = self
+            .workloads
+            .get()
+            .and_then(|old| {
+                old.derived(
+                    (old_pods, kept),
+                    inventory,
+                    (dirty, &class_of),
+                    &number[..self.partition.0.len()],
+                )
+            })
+            .map_or_else(Arc::default, |grouped| {
+                // Checked against a grouping from every pod in the tests' builds (the
+                // property tests of `Cluster::apply` go through here on every step).
+                debug_assert!(
+                    grouped.same_as(&WorkloadClasses::of(inventory.pods(), &class_of)),
+                    "a derived workload grouping differs from a fresh one"
+                );
+                Arc::new(OnceLock::from(grouped))
+            });
         Some(PodClasses {
             partition: (classes, class_of),
+            workloads,
             ..fresh
         })
     }

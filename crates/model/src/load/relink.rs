@@ -15,7 +15,7 @@
 //! several versions of one object. A refused patch changes nothing.
 
 use super::link::{duplicate_addresses, live_pods, Owners};
-use super::{namespace_of, Loader, WorkloadObject};
+use super::{Loader, WorkloadObject};
 use crate::inventory::{Inventory, Pod};
 use crate::load::change::{Change, ChangeKind, ObjectKey, ObjectKind};
 use crate::policy::NetworkPolicy;
@@ -311,7 +311,12 @@ impl Loader {
         }
         let mut out = Vec::new();
         for (pod, _) in &changes.pods {
-            let kind = if self.pod_index(&pod.namespace, &pod.name).is_some() {
+            // A live pod of the inventory (not from a template: refused above) is a loaded
+            // pod; only the others are looked for among the loaded pods (a finished pod is
+            // loaded but not in the inventory).
+            let loaded = inventory.pod_by_key(&pod.namespace, &pod.name).is_some()
+                || self.pod_index(&pod.namespace, &pod.name).is_some();
+            let kind = if loaded {
                 ChangeKind::Replaced
             } else {
                 ChangeKind::Created
@@ -396,8 +401,10 @@ impl Loader {
         self.workloads
             .iter()
             .filter(|w| {
-                w.meta.namespace.as_deref().unwrap_or("default") == namespace
-                    || namespace_of(&w.meta) == namespace
+                // `namespace_of` without its allocation: an empty namespace reads "default".
+                let ns = w.meta.namespace.as_deref();
+                ns.unwrap_or("default") == namespace
+                    || ns.filter(|n| !n.is_empty()).unwrap_or("default") == namespace
             })
             .collect()
     }
