@@ -557,9 +557,9 @@ impl FlowSink for Judging<'_, '_> {
 impl Drop for Judging<'_, '_> {
     /// The counted mismatches not handed on yet are handed on: reading ends here.
     fn drop(&mut self) {
-        if matches!(self.sink, RowSink::Counted(_)) {
-            self.checker.take_counted();
-            self.hand_on_counted();
+        self.hand_on_counted();
+        if let RowSink::Counted(sink) = &mut self.sink {
+            self.checker.take_counted(&mut **sink);
         }
     }
 }
@@ -708,26 +708,21 @@ impl FrontCache {
         }
     }
 
-    /// Every entry with mismatches not handed on, with their count; the tallies start
-    /// again (each entry's next mismatch is handed on at once).
-    fn take_tallies(&mut self, out: &mut Vec<(FrontSlot, u32)>) {
+    /// The sets that may hold tallies; the list starts again.
+    fn take_tallied_sets(&mut self) -> Vec<u32> {
         let all = 0..u32::try_from(self.tallies.len()).unwrap_or(u32::MAX);
-        let tallied = self
-            .tallied_sets
+        self.tallied_sets
             .replace(Vec::new())
-            .unwrap_or_else(|| all.collect());
-        for at in tallied {
-            let at = at as usize;
-            let (Some(tallies), Some(set)) = (self.tallies.get_mut(at), self.sets.get(at)) else {
-                continue;
-            };
-            for (tally, slot) in tallies.iter_mut().zip(&set.0) {
-                if *tally > 1 {
-                    out.push((*slot, *tally - 1));
-                }
-                *tally = 0;
-            }
-        }
+            .unwrap_or_else(|| all.collect())
+    }
+
+    /// The entries of set `at` with mismatches not handed on, with their count (0: none);
+    /// their tallies start again (each entry's next mismatch is handed on at once).
+    fn take_tallies(&mut self, at: usize) -> Option<[(FrontSlot, u32); WAYS]> {
+        let (tallies, set) = (self.tallies.get_mut(at)?, self.sets.get(at)?);
+        let taken = std::array::from_fn(|way| (set.0[way], tallies[way].saturating_sub(1)));
+        *tallies = [0; WAYS];
+        Some(taken)
     }
 
     fn clear(&mut self) {
@@ -1092,7 +1087,7 @@ impl<'e> Checker<'e> {
         sink: &'c mut dyn FnMut(&CheckedFlow, u64),
     ) -> Judging<'c, 'e> {
         // Tallies left by an earlier sink (none: each sink hands its own on when dropped).
-        self.take_counted();
+        self.take_counted(&mut |_, _| {});
         self.counted.clear();
         Judging {
             checker: self,
@@ -1101,13 +1096,14 @@ impl<'e> Checker<'e> {
         }
     }
 
-    /// Move the front cache's counted mismatches to [`Checker::counted`], as rows.
-    fn take_counted(&mut self) {
-        let mut slots = Vec::new();
-        self.front.take_tallies(&mut slots);
-        for (slot, count) in slots {
-            let row = self.slot_row(&slot);
-            self.counted.push((row, u64::from(count)));
+    /// Hand the front cache's counted mismatches to `sink`, as rows with their counts.
+    fn take_counted(&mut self, sink: &mut dyn FnMut(&CheckedFlow, u64)) {
+        for at in self.front.take_tallied_sets() {
+            for (slot, count) in self.front.take_tallies(at as usize).into_iter().flatten() {
+                if count > 0 {
+                    sink(&self.slot_row(&slot), u64::from(count));
+                }
+            }
         }
     }
 
@@ -1415,7 +1411,9 @@ impl<'e> Checker<'e> {
     fn push_outcome(&mut self, outcome: Outcome) -> u32 {
         if self.outcomes.len() >= MAX_CACHED_VERDICTS {
             // The front cache's counted mismatches first: their rows read the outcomes.
-            self.take_counted();
+            let mut counted = std::mem::take(&mut self.counted);
+            self.take_counted(&mut |row, count| counted.push((row.clone(), count)));
+            self.counted = counted;
             self.outcomes.clear();
             self.outcome_index.clear();
             self.class_outcomes.clear();
