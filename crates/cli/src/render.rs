@@ -1169,6 +1169,13 @@ impl MismatchGroups {
 
     /// Count one mismatching flow.
     pub fn add(&mut self, engine: &Engine, flow: &netfence_flows::CheckedFlow) {
+        self.add_flows(engine, flow, 1);
+    }
+
+    /// Count `flows` mismatching flows like `flow` (a row of
+    /// [`netfence_flows::Checker::counting`]: a connection's later rows offer its port again,
+    /// which changes nothing, so the ports stay the first ten in reading order).
+    pub fn add_flows(&mut self, engine: &Engine, flow: &netfence_flows::CheckedFlow, flows: u64) {
         let key = (
             self.side(engine, flow.src),
             self.side(engine, flow.dst),
@@ -1180,7 +1187,7 @@ impl MismatchGroups {
             },
         );
         let entry = self.groups.entry(key).or_default();
-        entry.flows += 1;
+        entry.flows += flows;
         entry.add_port((flow.protocol, flow.port));
     }
 

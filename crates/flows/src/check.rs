@@ -466,11 +466,20 @@ pub enum Rows {
     Mismatches,
 }
 
-/// A [`FlowSink`] that judges what it is handed ([`Checker::judging`]).
+/// Where [`Judging`] hands its rows.
+enum RowSink<'c> {
+    /// Each row ([`Checker::judging`]).
+    Rows(&'c mut dyn FnMut(&CheckedFlow)),
+    /// Mismatch rows with a count of flows ([`Checker::counting`]).
+    Counted(&'c mut dyn FnMut(&CheckedFlow, u64)),
+}
+
+/// A [`FlowSink`] that judges what it is handed ([`Checker::judging`],
+/// [`Checker::counting`]).
 pub struct Judging<'c, 'e> {
     checker: &'c mut Checker<'e>,
     rows: Rows,
-    sink: &'c mut dyn FnMut(&CheckedFlow),
+    sink: RowSink<'c>,
 }
 
 impl Judging<'_, '_> {
@@ -481,6 +490,26 @@ impl Judging<'_, '_> {
             Rows::Mismatches => Explain::Mismatches,
         }
     }
+
+    fn hand_on(&mut self, row: &CheckedFlow) {
+        match &mut self.sink {
+            RowSink::Rows(sink) => sink(row),
+            RowSink::Counted(sink) => sink(row, 1),
+        }
+    }
+
+    /// Hand on the counts of connections that left the front cache.
+    fn hand_on_counted(&mut self) {
+        match &mut self.sink {
+            RowSink::Counted(sink) => {
+                for (row, count) in self.checker.counted.drain(..) {
+                    sink(&row, count);
+                }
+            }
+            // None are counted for a sink of rows.
+            RowSink::Rows(_) => self.checker.counted.clear(),
+        }
+    }
 }
 
 impl FlowSink for Judging<'_, '_> {
@@ -488,7 +517,8 @@ impl FlowSink for Judging<'_, '_> {
         let explain = self.explain();
         if let Some(judged) = self.checker.judge_flow(&flow, explain) {
             if judged.mismatch || self.rows == Rows::All {
-                (self.sink)(&self.checker.checked(&flow, &judged));
+                let row = self.checker.checked(&flow, &judged);
+                self.hand_on(&row);
             }
         }
     }
@@ -505,19 +535,40 @@ impl FlowSink for Judging<'_, '_> {
     #[inline]
     fn vpc_record(&mut self, record: &VpcRecord) {
         let explain = self.explain();
-        if let Some(judged) = self.checker.judge_record(record, explain) {
-            if judged.mismatch || self.rows == Rows::All {
-                (self.sink)(&self.checker.checked_vpc(record, &judged));
+        if let Some((judged, at)) = self.checker.judge_record(record, explain) {
+            let counting = matches!(self.sink, RowSink::Counted(_));
+            if counting && judged.mismatch {
+                // A connection's first mismatch is handed on now, the rest counted.
+                if !at.is_some_and(|at| self.checker.front.tally(at)) {
+                    let row = self.checker.checked_vpc(record, &judged);
+                    self.hand_on(&row);
+                }
+            } else if judged.mismatch || self.rows == Rows::All {
+                let row = self.checker.checked_vpc(record, &judged);
+                self.hand_on(&row);
             }
+        }
+        if !self.checker.counted.is_empty() {
+            self.hand_on_counted();
+        }
+    }
+}
+
+impl Drop for Judging<'_, '_> {
+    /// The counted mismatches not handed on yet are handed on: reading ends here.
+    fn drop(&mut self) {
+        self.hand_on_counted();
+        if let RowSink::Counted(sink) = &mut self.sink {
+            self.checker.take_counted(&mut **sink);
         }
     }
 }
 
 /// Ways per set of the front cache.
 const WAYS: usize = 4;
-/// Sets of the front cache (a power of two): 2^15 sets of 4 ways, 131,072 connections, 4 MiB
-/// (and 2 MiB of time spans with a pods history).
-const SETS: usize = 1 << 15;
+/// Sets of the front cache, as a power of two: 2^15 sets of 4 ways, 131,072 connections,
+/// 4 MiB (and 2 MiB of time spans with a pods history).
+const SET_BITS: u32 = 15;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
 /// one hash of 12 bytes and a look at one set (two cache lines), not two address lookups, a
@@ -525,25 +576,45 @@ const SETS: usize = 1 << 15;
 /// miss is looked up the long way and put first in its set (the set's last entry leaves).
 /// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
 /// to another pod at another time); those spans sit apart, made and read only once an
-/// entry's span is bounded (with a pods history).
-#[derive(Default)]
+/// entry's span is bounded (with a pods history). So do the mismatch tallies
+/// ([`Checker::counting`]), made on the first tally.
 struct FrontCache {
     sets: Vec<FrontSet>,
     /// The `[lo, hi)` of each slot, when some entry's span is bounded.
     spans: Vec<[(i64, i64); WAYS]>,
+    /// The mismatches of each slot's connection: 0 none, else 1 + those not handed on yet.
+    tallies: Vec<[u32; WAYS]>,
+    /// The sets where some slot has a tally (once or more each), or `None` when that list
+    /// would be longer than the cache: every set.
+    tallied_sets: Option<Vec<u32>>,
+    /// log2 of the number of sets.
+    set_bits: u32,
 }
 
+/// Where an entry sits in the front cache: set and way.
+type SlotAt = (usize, usize);
+
 impl FrontCache {
-    fn set(key: FrontKey) -> usize {
+    fn new(set_bits: u32) -> Self {
+        FrontCache {
+            sets: Vec::new(),
+            spans: Vec::new(),
+            tallies: Vec::new(),
+            tallied_sets: Some(Vec::new()),
+            set_bits,
+        }
+    }
+
+    fn set(&self, key: FrontKey) -> usize {
         let addresses = (u64::from(key.addresses[0]) << 32) | u64::from(key.addresses[1]);
         let hash =
             (addresses ^ u64::from(key.rest).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (hash >> (64 - SETS.trailing_zeros())) as usize
+        (hash >> (64 - self.set_bits)) as usize
     }
 
     #[inline]
-    fn get(&self, key: FrontKey, second: i64) -> Option<Resolved> {
-        let at = Self::set(key);
+    fn get(&self, key: FrontKey, second: i64) -> Option<(Resolved, SlotAt)> {
+        let at = self.set(key);
         let set = &self.sets.get(at)?.0;
         let way = set.iter().position(|slot| slot.key == key)?;
         if let Some(spans) = self.spans.get(at) {
@@ -553,43 +624,112 @@ impl FrontCache {
                 return None;
             }
         }
-        Some(set[way].resolved)
+        Some((set[way].resolved, (at, way)))
     }
 
-    /// Load the set of `key` (both its cache lines) and return a word of it, so that the
-    /// loads are made; a later [`FrontCache::get`] of `key` finds the set in the CPU's cache.
+    /// Load the set of `key` (both its cache lines, and its tallies when counting) and
+    /// return a word of it, so that the loads are made; a later [`FrontCache::get`] of
+    /// `key` finds the set in the CPU's cache.
     #[inline]
     fn touch(&self, key: FrontKey) -> u32 {
+        let at = self.set(key);
+        let tallies = self.tallies.get(at).map_or(0, |tallies| tallies[0]);
         self.sets
-            .get(Self::set(key))
+            .get(at)
             .map_or(0, |set| set.0[0].key.rest ^ set.0[WAYS / 2].key.rest)
+            ^ tallies
     }
 
-    fn insert(&mut self, key: FrontKey, lo: i64, hi: i64, resolved: Resolved) {
+    /// Put `resolved` first in the set of `key`; the entry that leaves the cache (the same
+    /// key's over another span, or the set's last), when it has mismatches not handed on,
+    /// with their count.
+    fn insert(
+        &mut self,
+        key: FrontKey,
+        lo: i64,
+        hi: i64,
+        resolved: Resolved,
+    ) -> Option<(FrontSlot, u32)> {
         if self.sets.is_empty() {
-            self.sets = vec![FrontSet::default(); SETS];
+            self.sets = vec![FrontSet::default(); 1 << self.set_bits];
         }
         if (lo, hi) != (i64::MIN, i64::MAX) && self.spans.is_empty() {
-            self.spans = vec![[(i64::MIN, i64::MAX); WAYS]; SETS];
+            self.spans = vec![[(i64::MIN, i64::MAX); WAYS]; 1 << self.set_bits];
         }
-        let at = Self::set(key);
+        let at = self.set(key);
         let set = &mut self.sets[at].0;
         // A key once per set: an entry for the same key (another time span) is replaced.
         let way = set
             .iter()
             .position(|slot| slot.key == key)
             .unwrap_or(WAYS - 1);
+        let leaving = set[way];
         set.copy_within(0..way, 1);
         set[0] = FrontSlot { key, resolved };
         if let Some(spans) = self.spans.get_mut(at) {
             spans.copy_within(0..way, 1);
             spans[0] = (lo, hi);
         }
+        let tallies = self.tallies.get_mut(at)?;
+        let tally = tallies[way];
+        tallies.copy_within(0..way, 1);
+        tallies[0] = 0;
+        (tally > 1).then(|| (leaving, tally - 1))
+    }
+
+    /// Count a mismatch of the entry at `at`: false for its first (to be handed on now),
+    /// true when it was counted (handed on later, [`FrontCache::take_tallies`]).
+    #[inline]
+    fn tally(&mut self, (at, way): SlotAt) -> bool {
+        if self.tallies.is_empty() {
+            self.tallies = vec![[0; WAYS]; 1 << self.set_bits];
+        }
+        let Some(tally) = self.tallies.get_mut(at).and_then(|set| set.get_mut(way)) else {
+            return false;
+        };
+        match *tally {
+            0 => {
+                *tally = 1;
+                let sets = self.tallies.len();
+                if let Some(tallied) = &mut self.tallied_sets {
+                    tallied.push(u32::try_from(at).unwrap_or(u32::MAX));
+                    if tallied.len() > sets {
+                        self.tallied_sets = None;
+                    }
+                }
+                false
+            }
+            // Full: handed on one by one.
+            u32::MAX => false,
+            n => {
+                *tally = n + 1;
+                true
+            }
+        }
+    }
+
+    /// The sets that may hold tallies; the list starts again.
+    fn take_tallied_sets(&mut self) -> Vec<u32> {
+        let all = 0..u32::try_from(self.tallies.len()).unwrap_or(u32::MAX);
+        self.tallied_sets
+            .replace(Vec::new())
+            .unwrap_or_else(|| all.collect())
+    }
+
+    /// The entries of set `at` with mismatches not handed on, with their count (0: none);
+    /// their tallies start again (each entry's next mismatch is handed on at once).
+    fn take_tallies(&mut self, at: usize) -> Option<[(FrontSlot, u32); WAYS]> {
+        let (tallies, set) = (self.tallies.get_mut(at)?, self.sets.get(at)?);
+        let taken = std::array::from_fn(|way| (set.0[way], tallies[way].saturating_sub(1)));
+        *tallies = [0; WAYS];
+        Some(taken)
     }
 
     fn clear(&mut self) {
         self.sets = Vec::new();
         self.spans = Vec::new();
+        self.tallies = Vec::new();
+        self.tallied_sets = Some(Vec::new());
     }
 }
 
@@ -611,6 +751,9 @@ pub struct Checker<'e> {
     front: FrontCache,
     /// Whether the front cache is used (always, but for the tests that compare).
     front_enabled: bool,
+    /// Counted mismatches of connections that left the front cache, to be handed on
+    /// ([`Checker::counting`]).
+    counted: Vec<(CheckedFlow, u64)>,
     /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
     outcomes: Vec<Outcome>,
     outcome_index: FastMap<Outcome, u32>,
@@ -658,8 +801,9 @@ impl<'e> Checker<'e> {
             class_cache: FastMap::default(),
             policy_names: FastMap::default(),
             security_groups: None,
-            front: FrontCache::default(),
+            front: FrontCache::new(SET_BITS),
             front_enabled: true,
+            counted: Vec::new(),
             outcomes: Vec::new(),
             outcome_index: FastMap::default(),
             class_outcomes: FastMap::default(),
@@ -704,6 +848,14 @@ impl<'e> Checker<'e> {
     #[doc(hidden)]
     pub fn without_front_cache(mut self) -> Self {
         self.front_enabled = false;
+        self
+    }
+
+    /// The same checker with a front cache of 4 sets (16 connections): connections leave it
+    /// often. For tests of what happens then.
+    #[doc(hidden)]
+    pub fn with_small_front_cache(mut self) -> Self {
+        self.front = FrontCache::new(2);
         self
     }
 
@@ -796,26 +948,58 @@ impl<'e> Checker<'e> {
             return None;
         }
         let key = self.front_key(flow);
-        let resolved = self.front_or_resolve(key, || Query::of(flow));
+        let (resolved, _) = self.front_or_resolve(key, || Query::of(flow));
         self.apply(&Facts::of(flow), &resolved, explain)
     }
 
     /// The front cache's answer for `key`, else the flow `query` makes resolved and kept in
-    /// the front cache over the seconds it holds for.
+    /// the front cache over the seconds it holds for; and where it sits in the front cache.
     #[inline]
     fn front_or_resolve<'f>(
         &mut self,
         key: Option<(FrontKey, i64)>,
         query: impl FnOnce() -> Query<'f>,
-    ) -> Resolved {
-        if let Some(resolved) = key.and_then(|(key, second)| self.front.get(key, second)) {
-            return resolved;
+    ) -> (Resolved, Option<SlotAt>) {
+        if let Some((resolved, at)) = key.and_then(|(key, second)| self.front.get(key, second)) {
+            return (resolved, Some(at));
         }
         let (resolved, span) = self.resolve(&query());
         if let (Some((key, _)), Some((lo, hi))) = (key, span) {
-            self.front.insert(key, lo, hi, resolved);
+            let at = self.front.set(key);
+            if let Some((leaving, count)) = self.front.insert(key, lo, hi, resolved) {
+                // Its counted mismatches are handed on before its outcome can go.
+                self.counted
+                    .push((self.slot_row(&leaving), u64::from(count)));
+            }
+            return (resolved, Some((at, 0)));
         }
-        resolved
+        (resolved, None)
+    }
+
+    /// The row of a mismatch of the front cache entry `slot` (a VPC record's, without its
+    /// time), as [`Checker::checked_vpc`] makes it: the key's addresses, protocol and port,
+    /// the entry's endpoints and outcome, and what was observed as the opposite of the
+    /// verdict (a VPC record is compared with the verdict itself, not with one side).
+    fn slot_row(&self, slot: &FrontSlot) -> CheckedFlow {
+        let resolved = &slot.resolved;
+        let [src, dst] = slot.key.addresses.map(|a| IpAddr::V4(a.into()));
+        let protocol = match (slot.key.rest >> 8) & 0xff {
+            0 => FlowProtocol::Tcp,
+            1 => FlowProtocol::Udp,
+            _ => FlowProtocol::Sctp,
+        };
+        let observed = match resolved.verdict & ALLOWED {
+            0 => Observed::Allow,
+            _ => Observed::Deny,
+        };
+        let judged = Judged {
+            src: endpoint_of(resolved.src, src),
+            dst: endpoint_of(resolved.dst, dst),
+            port: Some((slot.key.rest >> 16) as u16),
+            outcome: Some(resolved.outcome),
+            mismatch: true,
+        };
+        self.row(None, protocol, Some(observed), &judged)
     }
 
     /// [`Checker::judge`] of a VPC record read the short way (the same answers and counts as
@@ -824,10 +1008,16 @@ impl<'e> Checker<'e> {
     #[inline]
     pub fn judge_vpc(&mut self, record: &VpcRecord) -> Option<Judged> {
         self.judge_record(record, Explain::Always)
+            .map(|(judged, _)| judged)
     }
 
+    /// [`Checker::judge_vpc`], and where the record's connection sits in the front cache.
     #[inline]
-    fn judge_record(&mut self, record: &VpcRecord, explain: Explain) -> Option<Judged> {
+    fn judge_record(
+        &mut self,
+        record: &VpcRecord,
+        explain: Explain,
+    ) -> Option<(Judged, Option<SlotAt>)> {
         if record.reply == Reply::Yes {
             self.stats.replies += 1;
             return None;
@@ -835,8 +1025,8 @@ impl<'e> Checker<'e> {
         let key = self.vpc_front_key(record);
         // What `judge_flow` does with the record's flow, without making it.
         let timed = self.history.is_some();
-        let resolved = self.front_or_resolve(key, || Query::of_vpc(record, timed));
-        self.apply(&Facts::of_vpc(record), &resolved, explain)
+        let (resolved, at) = self.front_or_resolve(key, || Query::of_vpc(record, timed));
+        Some((self.apply(&Facts::of_vpc(record), &resolved, explain)?, at))
     }
 
     /// Load the front cache sets of `records` (a batch about to be judged), so that their
@@ -880,7 +1070,40 @@ impl<'e> Checker<'e> {
         Judging {
             checker: self,
             rows,
-            sink,
+            sink: RowSink::Rows(sink),
+        }
+    }
+
+    /// A sink for the readers, as [`Checker::judging`] with [`Rows::Mismatches`], that hands
+    /// `sink` each mismatch's row with a count of flows, for consumers that add mismatches
+    /// up (`flows check`'s mismatch groups): a VPC record's connection held in the front
+    /// cache is handed on at its first mismatch (count 1, in reading order); its later
+    /// mismatches are counted there and handed on as one row (the same values, no time)
+    /// when the connection leaves the front cache, or when the sink is dropped (after the
+    /// input is read). Every mismatch is counted once. Each connection's first row comes in
+    /// reading order; the rows that carry later counts come after it, in no set order.
+    pub fn counting<'c>(
+        &'c mut self,
+        sink: &'c mut dyn FnMut(&CheckedFlow, u64),
+    ) -> Judging<'c, 'e> {
+        // Tallies left by an earlier sink (none: each sink hands its own on when dropped).
+        self.take_counted(&mut |_, _| {});
+        self.counted.clear();
+        Judging {
+            checker: self,
+            rows: Rows::Mismatches,
+            sink: RowSink::Counted(sink),
+        }
+    }
+
+    /// Hand the front cache's counted mismatches to `sink`, as rows with their counts.
+    fn take_counted(&mut self, sink: &mut dyn FnMut(&CheckedFlow, u64)) {
+        for at in self.front.take_tallied_sets() {
+            for (slot, count) in self.front.take_tallies(at as usize).into_iter().flatten() {
+                if count > 0 {
+                    sink(&self.slot_row(&slot), u64::from(count));
+                }
+            }
         }
     }
 
@@ -1187,6 +1410,10 @@ impl<'e> Checker<'e> {
     /// cache and the maps that point into it).
     fn push_outcome(&mut self, outcome: Outcome) -> u32 {
         if self.outcomes.len() >= MAX_CACHED_VERDICTS {
+            // The front cache's counted mismatches first: their rows read the outcomes.
+            let mut counted = std::mem::take(&mut self.counted);
+            self.take_counted(&mut |row, count| counted.push((row.clone(), count)));
+            self.counted = counted;
             self.outcomes.clear();
             self.outcome_index.clear();
             self.class_outcomes.clear();

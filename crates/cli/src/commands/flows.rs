@@ -246,8 +246,9 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
                 }
             };
             let mut judging = checker.judging(Rows::All, &mut sink);
-            netfence_flows::read_path_into(path, &format, &mut stats, &mut judging)
-                .map_err(|e| Failure::input(format!("{flag} {e}")))?;
+            let read = netfence_flows::read_path_into(path, &format, &mut stats, &mut judging);
+            drop(judging);
+            read.map_err(|e| Failure::input(format!("{flag} {e}")))?;
             written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
             if let Some(e) = parquet_failure.take() {
                 return Err(Failure::input(format!("error: -o parquet: {e}")));
@@ -320,13 +321,15 @@ fn check_files(
         |checker, path| {
             let mut file_stats = ReadStats::default();
             let mut file_groups = render::MismatchGroups::default();
-            let mut add =
-                |mismatch: &netfence_flows::CheckedFlow| file_groups.add(engine, mismatch);
+            // Mismatches counted per connection: its later ones are added in one go.
+            let mut add = |mismatch: &netfence_flows::CheckedFlow, flows: u64| {
+                file_groups.add_flows(engine, mismatch, flows);
+            };
             let read = netfence_flows::read_path_into(
                 path,
                 format,
                 &mut file_stats,
-                &mut checker.judging(Rows::Mismatches, &mut add),
+                &mut checker.counting(&mut add),
             );
             (read, file_stats, checker.take_stats(), file_groups)
         },
