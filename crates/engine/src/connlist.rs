@@ -56,36 +56,54 @@ pub fn external_ranges(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
 /// The cuts of one configuration.
 pub fn cuts(engine: &Engine) -> Cuts {
     let mut nets = Vec::new();
+    let mut nodes = false;
     for tier in engine.tiers() {
         for policy in &tier.policies {
             for rules in [&policy.ingress, &policy.egress].into_iter().flatten() {
                 for rule in rules {
                     for peer in &rule.peers {
-                        match peer {
-                            Peer::Net { net, except } => {
-                                nets.push(*net);
-                                nets.extend(except.iter().copied());
-                            }
-                            Peer::Calico(entity) => {
-                                nets.extend(entity.nets.iter().copied());
-                                nets.extend(entity.not_nets.iter().copied());
-                            }
-                            Peer::Nodes(_) => {
-                                for node in &engine.inventory().nodes {
-                                    nets.extend(
-                                        node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)),
-                                    );
-                                }
-                            }
-                            Peer::Pods { .. } => {}
-                        }
+                        nodes |= peer_cut_nets(peer, &mut nets);
                     }
                 }
             }
         }
     }
-    // Calico network sets give external addresses labels that selectors can match.
-    for set in &engine.inventory().network_sets {
+    cuts_of(nets, nodes, engine.inventory())
+}
+
+/// What one rule peer adds to the cuts: the CIDRs it names (exceptions included) go to
+/// `nets`; the answer says whether the peer is the nodes, whose addresses then cut too.
+/// `cuts` and the class basis's counts (`pod_classes`) both read peers through this.
+pub(crate) fn peer_cut_nets(peer: &Peer, nets: &mut Vec<ipnet::IpNet>) -> bool {
+    match peer {
+        Peer::Net { net, except } => {
+            nets.push(*net);
+            nets.extend(except.iter().copied());
+            false
+        }
+        Peer::Calico(entity) => {
+            nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
+            false
+        }
+        Peer::Nodes(_) => true,
+        Peer::Pods { .. } => false,
+    }
+}
+
+/// The cuts from the rule peers' CIDRs, the node addresses when some peer is the nodes, and
+/// the network sets' CIDRs (Calico network sets give external addresses labels that
+/// selectors can match).
+pub(crate) fn cuts_of(
+    mut nets: Vec<ipnet::IpNet>,
+    nodes: bool,
+    inventory: &netfence_model::Inventory,
+) -> Cuts {
+    if nodes {
+        for node in &inventory.nodes {
+            nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
+        }
+    }
+    for set in &inventory.network_sets {
         nets.extend(set.nets.iter().copied());
     }
     AddressCuts::from_nets(&nets)

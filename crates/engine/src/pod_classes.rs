@@ -67,16 +67,8 @@ impl ClassBasis {
                 // What `connlist::cuts` reads: the nets of rule peers, and whether some peer
                 // is the nodes.
                 for peer in &rule.peers {
-                    match peer {
-                        Peer::Net { net, except } => {
-                            peer_nets.push(*net);
-                            peer_nets.extend(except.iter().copied());
-                        }
-                        Peer::Calico(entity) => {
-                            peer_nets.extend(entity.nets.iter().chain(&entity.not_nets).copied());
-                        }
-                        Peer::Nodes(_) => self.node_peers += sign,
-                        Peer::Pods { .. } => {}
+                    if crate::connlist::peer_cut_nets(peer, &mut peer_nets) {
+                        self.node_peers += sign;
                     }
                 }
                 for peer in rule.peers.iter().chain(rule.local.iter()) {
@@ -118,21 +110,13 @@ impl ClassBasis {
     /// rule peer names, every node address when some rule peer is the nodes, every network
     /// set's CIDRs. Read from the counts, without walking the policies.
     pub(crate) fn list_cuts(&self, inventory: &Inventory) -> AddressCuts {
-        let mut nets: Vec<ipnet::IpNet> = self
+        let nets: Vec<ipnet::IpNet> = self
             .peer_nets
             .iter()
             .filter(|(_, &count)| count > 0)
             .map(|(net, _)| *net)
             .collect();
-        if self.node_peers > 0 {
-            for node in &inventory.nodes {
-                nets.extend(node.addresses.iter().map(|ip| ipnet::IpNet::from(*ip)));
-            }
-        }
-        for set in &inventory.network_sets {
-            nets.extend(set.nets.iter().copied());
-        }
-        AddressCuts::from_nets(&nets)
+        crate::connlist::cuts_of(nets, self.node_peers > 0, inventory)
     }
 
     /// Every pod label key some selector reads (Kubernetes, admin policy, Calico, Service
