@@ -186,8 +186,11 @@ fn calico_on_pods_with_groups(audit: &mut Audit<'_>, sets: &[PodGroupSet]) {
                 netfence_model::PolicyType::Ingress,
                 netfence_model::PolicyType::Egress,
             ] {
-                for &(t, p) in engine.selecting(pod, d) {
-                    let policy = &engine.tiers()[t].policies[p];
+                for policy in engine
+                    .selecting(pod, d)
+                    .iter()
+                    .filter_map(|&id| engine.policy(id))
+                {
                     if matches!(
                         policy.kind,
                         PolicyKind::CalicoNetworkPolicy | PolicyKind::CalicoGlobalNetworkPolicy

@@ -204,7 +204,10 @@ fn shadowed(audit: &mut Audit<'_>) {
             let Some(focus) = focus else {
                 continue;
             };
-            let Some(without) = engine.without_policy(t, p) else {
+            let Some(without) = engine
+                .policy_id(t, p)
+                .and_then(|id| engine.without_policy(id))
+            else {
                 continue;
             };
             if focus_lines(&without, &cuts, &focus) == focus_lines(engine, &cuts, &focus) {
@@ -242,7 +245,9 @@ fn pods_by_compiled_policy(engine: &Engine) -> BTreeMap<(usize, usize), BTreeSet
     for id in 0..engine.inventory().pods().len() {
         for d in [PolicyType::Ingress, PolicyType::Egress] {
             for &key in engine.selecting(id, d) {
-                pods.entry(key).or_default().insert(id);
+                pods.entry((key.tier(), key.index()))
+                    .or_default()
+                    .insert(id);
             }
         }
     }

@@ -833,7 +833,8 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
             any = true;
             // Group the selecting policies by tier, in order.
             let mut tiers: Vec<(usize, Vec<usize>)> = Vec::new();
-            for &(t, p) in selecting {
+            for &id in selecting {
+                let (t, p) = (id.tier(), id.index());
                 match tiers.last_mut() {
                     Some((last, policies)) if *last == t => policies.push(p),
                     _ => tiers.push((t, vec![p])),

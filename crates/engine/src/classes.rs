@@ -9,10 +9,11 @@
 //! undecided flows down, as in `Engine::allowed_conns`).
 
 use crate::bits::BitSet;
+use crate::decide::RuleId;
 use crate::eval::{Endpoint, Engine};
 use crate::ir::{NamespaceMatch, Peer, PortMatch, Rule};
 use crate::matrix::{Matrix, ProbePort};
-use crate::walk::{walk, RuleAt, Walker};
+use crate::walk::{walk, Walker};
 use netfence_model::net::{address_value, net_bounds};
 use netfence_model::{PodId, PolicyType};
 use netfence_selector::LabelSelector;
@@ -491,7 +492,7 @@ impl<F: Fn(&Rule) -> Bits> Walker for PeerClasses<'_, F> {
     fn subtract(&self, from: &mut Bits, other: &Bits) {
         from.and_not_assign(other);
     }
-    fn matched(&mut self, _at: RuleAt, rule: &Rule, undecided: &Bits) -> Bits {
+    fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &Bits) -> Bits {
         let engine = self.engine;
         if let Some(local) = &rule.local {
             if !engine.peer_matches(local, Endpoint::Pod(self.subject)) {

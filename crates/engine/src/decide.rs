@@ -3,7 +3,7 @@
 //! once per id. The same walk as [`Engine::explain`]; only the text is left out.
 
 use crate::eval::{direction_index, Conn, Endpoint, Engine, Trace, Verdict};
-use crate::ir::Policy;
+use crate::ir::{Policy, Rule};
 use netfence_model::{PolicyType, Protocol};
 
 /// A compiled policy: its tier and its place in the tier, as [`Engine::tiers`] orders them.
@@ -31,6 +31,42 @@ impl PolicyId {
     /// The policy's index within its tier.
     pub fn index(self) -> usize {
         self.index as usize
+    }
+}
+
+/// One rule of a compiled policy: the policy, the direction, and the rule's place among the
+/// policy's rules for that direction ([`crate::ir::Policy::rules`]). Valid for the engine that
+/// issued it ([`Engine::rule`] reads it back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId {
+    policy: PolicyId,
+    direction: PolicyType,
+    rule: u32,
+}
+
+impl RuleId {
+    pub(crate) fn new(policy: PolicyId, direction: PolicyType, rule: usize) -> RuleId {
+        RuleId {
+            policy,
+            direction,
+            // A policy has far fewer than 2^32 rules.
+            rule: u32::try_from(rule).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The policy the rule belongs to.
+    pub fn policy(self) -> PolicyId {
+        self.policy
+    }
+
+    /// The direction whose rules it is one of.
+    pub fn direction(self) -> PolicyType {
+        self.direction
+    }
+
+    /// Its index among the policy's rules for that direction.
+    pub fn rule(self) -> usize {
+        self.rule as usize
     }
 }
 
@@ -89,6 +125,11 @@ impl Verdict {
 }
 
 impl Engine {
+    /// The id of the `index`-th policy of tier `tier` ([`Engine::tiers`]), when there is one.
+    pub fn policy_id(&self, tier: usize, index: usize) -> Option<PolicyId> {
+        (index < self.tiers.get(tier)?.policies.len()).then(|| PolicyId::new(tier, index))
+    }
+
     /// A compiled policy by id.
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
         self.tiers
@@ -96,6 +137,13 @@ impl Engine {
             .policies
             .get(id.index())
             .map(|p| &**p)
+    }
+
+    /// A compiled rule by id.
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.policy(id.policy())?
+            .rules(id.direction())?
+            .get(id.rule())
     }
 
     /// The verdict of one connection and the policies that decided it: what

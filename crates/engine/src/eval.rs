@@ -9,11 +9,12 @@
 
 use crate::connset::{ConnSet, PortSet};
 use crate::decide::PolicyId;
+use crate::decide::RuleId;
 use crate::ir::{
     compile, Action, CalicoEntity, CalicoNamespaceScope, Direction, NamespaceMatch, Peer,
     PolicyKind, PortMatch, Rule, Subject, Tier,
 };
-use crate::walk::{walk, RuleAt, Walker};
+use crate::walk::{walk, Walker};
 use netfence_model::{Inventory, Origin, Pod, PodId, PolicyType, Protocol};
 use netfence_selector::{Labels, WithLabels};
 use serde::Serialize;
@@ -35,7 +36,7 @@ pub struct Engine {
     pub(crate) inventory: std::sync::Arc<Inventory>,
     /// Shared with the engines [`Engine::rebuilt`] makes when no policy changed.
     pub(crate) tiers: std::sync::Arc<Vec<Tier>>,
-    /// For each pod, for ingress (0) and egress (1): (tier, policy) indices in evaluation order.
+    /// For each pod, for ingress (0) and egress (1): the selecting policies in evaluation order.
     /// Equal lists are one allocation (pods of a workload share theirs), and an engine from
     /// [`Engine::rebuilt`] shares the lists of the pods it kept.
     pub(crate) selecting: Vec<[Selection; 2]>,
@@ -45,14 +46,15 @@ pub struct Engine {
     pub(crate) pod_classes: std::sync::OnceLock<crate::pod_classes::PodClasses>,
 }
 
-/// One pod's selecting policies for one direction: (tier, policy) indices in evaluation order.
-pub(crate) type Selection = std::sync::Arc<[(usize, usize)]>;
+/// One pod's selecting policies for one direction, in evaluation order (tier, then place in
+/// the tier: [`PolicyId`]'s order).
+pub(crate) type Selection = std::sync::Arc<[PolicyId]>;
 
 /// Per-pod selection lists as shared [`Selection`]s, equal lists one allocation.
-pub(crate) fn shared_selections(lists: Vec<[Vec<(usize, usize)>; 2]>) -> Vec<[Selection; 2]> {
-    let mut distinct: netfence_model::net::FastMap<Vec<(usize, usize)>, Selection> =
+pub(crate) fn shared_selections(lists: Vec<[Vec<PolicyId>; 2]>) -> Vec<[Selection; 2]> {
+    let mut distinct: netfence_model::net::FastMap<Vec<PolicyId>, Selection> =
         netfence_model::net::FastMap::default();
-    let mut share = |list: Vec<(usize, usize)>| -> Selection {
+    let mut share = |list: Vec<PolicyId>| -> Selection {
         if let Some(found) = distinct.get(&list) {
             return std::sync::Arc::clone(found);
         }
@@ -72,11 +74,11 @@ pub(crate) fn shared_selections(lists: Vec<[Vec<(usize, usize)>; 2]>) -> Vec<[Se
 /// list's image into the (cleared) buffer it is given, reused between lists.
 pub(crate) struct SelectionRemap<F> {
     done: netfence_model::net::FastMap<usize, Selection>,
-    buffer: Vec<(usize, usize)>,
+    buffer: Vec<PolicyId>,
     map: F,
 }
 
-impl<F: FnMut(&[(usize, usize)], &mut Vec<(usize, usize)>)> SelectionRemap<F> {
+impl<F: FnMut(&[PolicyId], &mut Vec<PolicyId>)> SelectionRemap<F> {
     pub(crate) fn new(map: F) -> Self {
         SelectionRemap {
             done: netfence_model::net::FastMap::default(),
@@ -101,7 +103,7 @@ impl<F: FnMut(&[(usize, usize)], &mut Vec<(usize, usize)>)> SelectionRemap<F> {
 /// shared).
 pub(crate) fn remapped_selections(
     selecting: &[[Selection; 2]],
-    map: impl FnMut(&[(usize, usize)], &mut Vec<(usize, usize)>),
+    map: impl FnMut(&[PolicyId], &mut Vec<PolicyId>),
 ) -> Vec<[Selection; 2]> {
     let mut remap = SelectionRemap::new(map);
     selecting
@@ -228,6 +230,15 @@ impl DirectionTrace<'_> {
         self.allowed
     }
 
+    /// The rule that decided this direction, when a rule did (not a tier's end, not the
+    /// absence of policy).
+    pub fn deciding_rule(&self) -> Option<RuleId> {
+        match self.outcome {
+            TracedOutcome::Rule(at, _) => Some(at),
+            _ => None,
+        }
+    }
+
     /// The same trace without the pod it was evaluated at: it then equals the trace of any
     /// endpoint decided by the same rules, and describes with `endpoint: None`.
     pub fn without_endpoint(mut self) -> Self {
@@ -242,10 +253,10 @@ pub struct DirectionTrace<'e> {
     direction: PolicyType,
     allowed: bool,
     subject: Option<PodId>,
-    selecting: &'e [(usize, usize)],
+    selecting: &'e [PolicyId],
     outcome: TracedOutcome,
-    passed_through: Vec<(RuleAt, Action)>,
-    unknown_address: Vec<(RuleAt, Action)>,
+    passed_through: Vec<(RuleId, Action)>,
+    unknown_address: Vec<(RuleId, Action)>,
     deciding_policy: Option<PolicyId>,
 }
 
@@ -254,7 +265,7 @@ pub struct DirectionTrace<'e> {
 enum TracedOutcome {
     NotApplicable,
     NotIsolated,
-    Rule(RuleAt, Action),
+    Rule(RuleId, Action),
     EndOfTier(usize),
     DefaultAllow,
     SamePod,
@@ -278,7 +289,7 @@ impl Engine {
         // Which policies select which pods, per direction. Namespaced subjects only look at
         // the pods of their namespace (pods are sorted by namespace), so this stays linear in
         // pods for clusters with thousands of namespaces.
-        let mut selecting: Vec<[Vec<(usize, usize)>; 2]> =
+        let mut selecting: Vec<[Vec<PolicyId>; 2]> =
             vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
         for (t, tier) in tiers.iter().enumerate() {
             for (p, policy) in tier.policies.iter().enumerate() {
@@ -289,7 +300,7 @@ impl Engine {
                     }
                     for direction in [PolicyType::Ingress, PolicyType::Egress] {
                         if policy.rules(direction).is_some() {
-                            selecting[id][direction_index(direction)].push((t, p));
+                            selecting[id][direction_index(direction)].push(PolicyId::new(t, p));
                         }
                     }
                 }
@@ -304,29 +315,26 @@ impl Engine {
         }
     }
 
-    /// This engine with one compiled policy (`tier`, `policy` indices into [`Engine::tiers`])
-    /// left out: how the cluster would answer without that policy object, for the price of
-    /// copying the tiers instead of recompiling. The inventory is shared and still lists the
-    /// policy; only evaluation changes (the audit's shadow check asks this once per policy).
-    /// `None` when there is no such policy.
-    pub fn without_policy(&self, tier: usize, policy: usize) -> Option<Engine> {
+    /// This engine with one compiled policy left out: how the cluster would answer without
+    /// that policy object, for the price of copying the tiers instead of recompiling. The
+    /// inventory is shared and still lists the policy; only evaluation changes (the audit's
+    /// shadow check asks this once per policy). `None` when there is no such policy.
+    pub fn without_policy(&self, id: PolicyId) -> Option<Engine> {
+        let (tier, policy) = (id.tier(), id.index());
         if self.tiers.get(tier)?.policies.len() <= policy {
             return None;
         }
         let mut tiers = Vec::clone(&self.tiers);
         tiers[tier].remove(policy);
-        let shift = |list: &[(usize, usize)], out: &mut Vec<(usize, usize)>| {
-            out.extend(
-                list.iter()
-                    .filter(|&&entry| entry != (tier, policy))
-                    .map(|&(t, p)| {
-                        if t == tier && p > policy {
-                            (t, p - 1)
-                        } else {
-                            (t, p)
-                        }
-                    }),
-            );
+        // Later policies of the same tier move up one place.
+        let shift = |list: &[PolicyId], out: &mut Vec<PolicyId>| {
+            out.extend(list.iter().filter(|&&entry| entry != id).map(|&entry| {
+                if entry.tier() == tier && entry.index() > policy {
+                    PolicyId::new(tier, entry.index() - 1)
+                } else {
+                    entry
+                }
+            }));
         };
         Some(Engine {
             inventory: std::sync::Arc::clone(&self.inventory),
@@ -349,7 +357,7 @@ impl Engine {
 
     /// The (tier, policy) indices of the policies that select `pod` for `direction`, in
     /// evaluation order; empty when the pod is not isolated (or is a hostNetwork pod).
-    pub fn selecting(&self, pod: PodId, direction: Direction) -> &[(usize, usize)] {
+    pub fn selecting(&self, pod: PodId, direction: Direction) -> &[PolicyId] {
         &self.selecting[pod][direction_index(direction)]
     }
 
@@ -490,7 +498,7 @@ impl Engine {
 
     /// One direction of a trace in words.
     pub fn describe_direction(&self, side: &DirectionTrace<'_>) -> DirectionVerdict {
-        let rule_ref = |&(at, action): &(RuleAt, Action)| self.rule_ref(at, action);
+        let rule_ref = |&(at, action): &(RuleId, Action)| self.rule_ref(at, action);
         DirectionVerdict {
             direction: side.direction,
             allowed: side.allowed,
@@ -498,10 +506,14 @@ impl Engine {
             selected_by: side
                 .selecting
                 .iter()
-                .map(|&(t, p)| PolicyRef {
-                    tier: self.tiers[t].name.clone(),
-                    kind: self.tiers[t].policies[p].kind,
-                    policy: self.tiers[t].policies[p].name.clone(),
+                .map(|&id| {
+                    let tier = &self.tiers[id.tier()];
+                    let policy = &tier.policies[id.index()];
+                    PolicyRef {
+                        tier: tier.name.clone(),
+                        kind: policy.kind,
+                        policy: policy.name.clone(),
+                    }
                 })
                 .collect(),
             passed_through: side.passed_through.iter().map(rule_ref).collect(),
@@ -541,13 +553,14 @@ impl Engine {
         egress.intersect(&ingress)
     }
 
-    fn rule_ref(&self, at: RuleAt, action: Action) -> RuleRef {
-        let policy = &self.tiers[at.tier].policies[at.policy];
+    fn rule_ref(&self, at: RuleId, action: Action) -> RuleRef {
+        let tier = &self.tiers[at.policy().tier()];
+        let policy = &tier.policies[at.policy().index()];
         RuleRef {
-            tier: self.tiers[at.tier].name.clone(),
+            tier: tier.name.clone(),
             kind: policy.kind,
             policy: policy.name.clone(),
-            rule: at.rule,
+            rule: at.rule(),
             action,
             origin: policy.origin.clone(),
         }
@@ -893,7 +906,7 @@ impl Walker for OneConnection<'_> {
     fn subtract(&self, from: &mut bool, other: &bool) {
         *from &= !*other;
     }
-    fn matched(&mut self, at: RuleAt, rule: &Rule, undecided: &bool) -> bool {
+    fn matched(&mut self, at: RuleId, rule: &Rule, undecided: &bool) -> bool {
         let engine = self.engine;
         let ports_ok = port_matches(rule, &engine.inventory, self.conn);
         if let Some(trace) = self.trace.as_deref_mut() {
@@ -906,7 +919,7 @@ impl Walker for OneConnection<'_> {
         }
         *undecided && ports_ok && engine.rule_peer_matches(rule, self.subject, self.peer)
     }
-    fn on_match(&mut self, at: RuleAt, action: Action, _matched: &bool) {
+    fn on_match(&mut self, at: RuleId, action: Action, _matched: &bool) {
         let Some(trace) = self.trace.as_deref_mut() else {
             return;
         };
@@ -949,7 +962,7 @@ impl Walker for ConnectionSets<'_> {
     fn subtract(&self, from: &mut ConnSet, other: &ConnSet) {
         *from = from.subtract(other);
     }
-    fn matched(&mut self, _at: RuleAt, rule: &Rule, undecided: &ConnSet) -> ConnSet {
+    fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &ConnSet) -> ConnSet {
         if !self.engine.rule_peer_matches(rule, self.subject, self.peer) {
             return ConnSet::empty();
         }
@@ -961,19 +974,19 @@ impl Walker for ConnectionSets<'_> {
 #[derive(Default)]
 pub(crate) struct Trace {
     /// Pass and Log rules that matched, in order.
-    pub(crate) passed_through: Vec<(RuleAt, Action)>,
+    pub(crate) passed_through: Vec<(RuleId, Action)>,
     /// The Allow or Deny rule that decided, or the tier that denied at its end.
     pub(crate) decided: Option<Decided>,
     /// Rules judged without a real address ([`DirectionVerdict::unknown_address_rules`]);
     /// looked for only when `addresses` is set.
-    pub(crate) unknown_address: Vec<(RuleAt, Action)>,
+    pub(crate) unknown_address: Vec<(RuleId, Action)>,
     pub(crate) addresses: bool,
 }
 
 /// What ended a walk, when something did.
 #[derive(Clone, Copy)]
 pub(crate) enum Decided {
-    Rule(RuleAt, Action),
+    Rule(RuleId, Action),
     EndOfTier(usize),
 }
 
@@ -981,17 +994,13 @@ impl Trace {
     /// The policy that decided: the deciding rule's; at a tier's end, the first policy of that
     /// tier that selected the endpoint; when every tier passed, the policy of the last Pass
     /// (or Log) rule walked. `None` when nothing selected the endpoint.
-    pub(crate) fn deciding_policy(&self, selecting: &[(usize, usize)]) -> Option<PolicyId> {
+    pub(crate) fn deciding_policy(&self, selecting: &[PolicyId]) -> Option<PolicyId> {
         match self.decided {
-            Some(Decided::Rule(at, _)) => Some(PolicyId::new(at.tier, at.policy)),
-            Some(Decided::EndOfTier(tier)) => selecting
-                .iter()
-                .find(|(t, _)| *t == tier)
-                .map(|&(t, p)| PolicyId::new(t, p)),
-            None => self
-                .passed_through
-                .last()
-                .map(|(at, _)| PolicyId::new(at.tier, at.policy)),
+            Some(Decided::Rule(at, _)) => Some(at.policy()),
+            Some(Decided::EndOfTier(tier)) => {
+                selecting.iter().find(|id| id.tier() == tier).copied()
+            }
+            None => self.passed_through.last().map(|(at, _)| at.policy()),
         }
     }
 }

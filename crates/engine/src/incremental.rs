@@ -13,6 +13,7 @@
 //! address matching or evaluation order everywhere, and then every line is compared.
 
 use crate::connlist::DiffLine;
+use crate::decide::PolicyId;
 use crate::delta::Sides;
 use crate::eval::{
     direction_index, subject_candidates, subject_selects, Engine, Selection, SelectionRemap,
@@ -401,7 +402,7 @@ fn kept_pods(old_count: usize, dirty: &[bool], previous: &[Option<usize>]) -> Ve
 }
 
 /// The policies that select `pod`, per direction, in evaluation order (every policy asked).
-fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usize, usize)>; 2] {
+fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<PolicyId>; 2] {
     let pod = &*inventory.pods()[id];
     let mut out = [Vec::new(), Vec::new()];
     if pod.host_network {
@@ -414,7 +415,7 @@ fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<(usiz
             }
             for direction in [PolicyType::Ingress, PolicyType::Egress] {
                 if policy.rules(direction).is_some() {
-                    out[direction_index(direction)].push((t, p));
+                    out[direction_index(direction)].push(PolicyId::new(t, p));
                 }
             }
         }
@@ -622,8 +623,11 @@ impl Engine {
         (dirty, previous): (&[bool], &[Option<usize>]),
     ) -> Vec<[Selection; 2]> {
         // Each distinct old list renumbered once (pods of a workload share theirs).
-        let mut renumbered = SelectionRemap::new(|list: &[(usize, usize)], out: &mut Vec<_>| {
-            out.extend(list.iter().filter_map(|&(t, p)| map.old_to_new[t][p]));
+        let mut renumbered = SelectionRemap::new(|list: &[PolicyId], out: &mut Vec<_>| {
+            out.extend(list.iter().filter_map(|id| {
+                let (t, p) = map.old_to_new[id.tier()][id.index()]?;
+                Some(PolicyId::new(t, p))
+            }));
             // Tiers keep their relative order unless a Tier object changed.
             if !out.is_sorted() {
                 out.sort_unstable();
@@ -644,7 +648,7 @@ impl Engine {
                 .collect()
         };
         let mut renumber = |list: &Selection| -> Selection {
-            if map.identity || list.iter().all(|&(t, p)| p < moved_from[t]) {
+            if map.identity || list.iter().all(|id| id.index() < moved_from[id.tier()]) {
                 Arc::clone(list)
             } else {
                 renumbered.remap(list)
@@ -673,7 +677,7 @@ impl Engine {
         dirty: &[bool],
         selecting: &mut [[Selection; 2]],
     ) {
-        let mut added: FastMap<usize, [Vec<(usize, usize)>; 2]> = FastMap::default();
+        let mut added: FastMap<usize, [Vec<PolicyId>; 2]> = FastMap::default();
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
             for id in subject_candidates(&policy.subject, inventory) {
@@ -686,7 +690,8 @@ impl Engine {
                 }
                 for direction in [PolicyType::Ingress, PolicyType::Egress] {
                     if policy.rules(direction).is_some() {
-                        added.entry(id).or_default()[direction_index(direction)].push((t, p));
+                        added.entry(id).or_default()[direction_index(direction)]
+                            .push(PolicyId::new(t, p));
                     }
                 }
             }
@@ -696,7 +701,7 @@ impl Engine {
                 if extra.is_empty() {
                     continue;
                 }
-                let mut list: Vec<(usize, usize)> = selecting[id][direction].to_vec();
+                let mut list: Vec<PolicyId> = selecting[id][direction].to_vec();
                 list.extend(extra);
                 list.sort_unstable();
                 selecting[id][direction] = Arc::from(list);
@@ -760,15 +765,15 @@ impl Engine {
         // With every policy kept (`map.identity`) no selection names a changed policy.
         let mut sides = Sides::default();
         for (id, pod) in old.pods().iter().enumerate() {
-            let changed = self.selecting[id]
-                .each_ref()
-                .map(|list| !map.identity && list.iter().any(|&(t, p)| map.old_changed[t][p]));
+            let changed = self.selecting[id].each_ref().map(|list| {
+                !map.identity && list.iter().any(|id| map.old_changed[id.tier()][id.index()])
+            });
             sides.mark(&pod.workload, !kept[id], changed);
         }
         for (id, pod) in inventory.pods().iter().enumerate() {
-            let changed = selecting[id]
-                .each_ref()
-                .map(|list| !map.identity && list.iter().any(|&(t, p)| map.new_changed[t][p]));
+            let changed = selecting[id].each_ref().map(|list| {
+                !map.identity && list.iter().any(|id| map.new_changed[id.tier()][id.index()])
+            });
             sides.mark(&pod.workload, dirty[id], changed);
         }
         Some(sides)

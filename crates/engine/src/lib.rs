@@ -54,7 +54,7 @@ pub use connlist::{
     conn_table, connlist, diff, diff_touching, ConnTable, Connection, DiffKind, DiffLine, ListPeer,
 };
 pub use connset::{ConnSet, PortSet};
-pub use decide::{Deciding, Decision, PolicyId, SideDecision};
+pub use decide::{Deciding, Decision, PolicyId, RuleId, SideDecision};
 pub use eval::{
     DirectionTrace, DirectionVerdict, Endpoint, Engine, Outcome, PolicyRef, RuleRef, Verdict,
     VerdictTrace,

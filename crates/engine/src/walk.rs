@@ -9,18 +9,8 @@
 //! isolation) or passed on (admin tiers). What is left after the last tier is allowed (the
 //! profile: a pod no policy selects is not isolated).
 
+use crate::decide::{PolicyId, RuleId};
 use crate::ir::{Action, Direction, Rule, Tier, TierEnd};
-
-/// One rule's place: (tier, policy, rule) indices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct RuleAt {
-    /// Tier index.
-    pub tier: usize,
-    /// Policy index within the tier.
-    pub policy: usize,
-    /// Rule index within the policy's rules for the direction.
-    pub rule: usize,
-}
 
 /// What the walk runs over: a kind of set of connections (or peers), how a rule carves it,
 /// and observers for explanations.
@@ -38,42 +28,38 @@ pub(crate) trait Walker {
     /// `from −= other`.
     fn subtract(&self, from: &mut Self::Set, other: &Self::Set);
     /// The part of `undecided` that `rule` matches.
-    fn matched(&mut self, at: RuleAt, rule: &Rule, undecided: &Self::Set) -> Self::Set;
+    fn matched(&mut self, at: RuleId, rule: &Rule, undecided: &Self::Set) -> Self::Set;
     /// A rule matched a non-empty part (every action, Log included).
-    fn on_match(&mut self, _at: RuleAt, _action: Action, _matched: &Self::Set) {}
+    fn on_match(&mut self, _at: RuleId, _action: Action, _matched: &Self::Set) {}
     /// A tier that ends in Deny denied what it left undecided (possibly nothing).
     fn on_end_of_tier(&mut self, _tier: usize, _denied: &Self::Set) {}
 }
 
-/// Walk `tiers` for one direction over the policies in `selecting` ((tier, policy) indices in
-/// evaluation order); returns what is allowed.
+/// Walk `tiers` for one direction over the policies in `selecting` (in evaluation order);
+/// returns what is allowed.
 pub(crate) fn walk<W: Walker>(
     tiers: &[Tier],
     direction: Direction,
-    selecting: &[(usize, usize)],
+    selecting: &[PolicyId],
     walker: &mut W,
 ) -> W::Set {
     let mut allowed = walker.none();
     let mut remaining = walker.full();
     let mut i = 0;
     while i < selecting.len() {
-        let t = selecting[i].0;
+        let t = selecting[i].tier();
         let tier = &tiers[t];
         let mut undecided = remaining.clone();
         let mut passed = walker.none();
-        while i < selecting.len() && selecting[i].0 == t {
-            let p = selecting[i].1;
+        while i < selecting.len() && selecting[i].tier() == t {
+            let id = selecting[i];
             i += 1;
-            let rules = tier.policies[p].rules(direction).unwrap_or(&[]);
+            let rules = tier.policies[id.index()].rules(direction).unwrap_or(&[]);
             for (r, rule) in rules.iter().enumerate() {
                 if walker.is_empty(&undecided) {
                     break;
                 }
-                let at = RuleAt {
-                    tier: t,
-                    policy: p,
-                    rule: r,
-                };
+                let at = RuleId::new(id, direction, r);
                 let matched = walker.matched(at, rule, &undecided);
                 if walker.is_empty(&matched) {
                     continue;

@@ -310,3 +310,67 @@ fn both_directions_host_network_and_self() {
     assert_eq!(verdict.ingress.direction, PolicyType::Ingress);
     assert!(matches!(verdict.ingress.outcome, Outcome::EndOfTier { .. }));
 }
+
+// Typed ids (issue 11): the ids an engine hands out read back the objects its explanations
+// name. Two policies select x/a; the second rule of "two" decides port 8443 from x/b.
+#[test]
+fn typed_ids_read_back_what_the_explanation_names() {
+    let policies = np("x", "one", "  podSelector: {matchLabels: {app: a}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: zzz}}}]")
+        + &np("x", "two", "  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n  - from: [{podSelector: {matchLabels: {app: b}}}]\n    ports: [{port: 8443}]");
+    let e = engine(&policies);
+    let (a, b) = (pod(&e, "x/a"), pod(&e, "x/b"));
+    let Endpoint::Pod(a_id) = a else {
+        unreachable!()
+    };
+    let selecting = e.selecting(a_id, PolicyType::Ingress);
+    let names: Vec<&str> = selecting
+        .iter()
+        .map(|&id| e.policy(id).expect("selected policy").name.as_str())
+        .collect();
+    assert_eq!(names, ["x/one", "x/two"]);
+    assert!(
+        selecting.windows(2).all(|w| w[0] < w[1]),
+        "in evaluation order"
+    );
+    let ids: Vec<_> = (0..e.tiers().len())
+        .flat_map(|t| (0..e.tiers()[t].policies.len()).map(move |p| (t, p)))
+        .map(|(t, p)| e.policy_id(t, p).expect("every place has an id"))
+        .collect();
+    assert!(selecting.iter().all(|id| ids.contains(id)));
+    assert_eq!(e.policy_id(e.tiers().len(), 0), None);
+
+    let trace = e.trace(b, a, Tcp, 8443);
+    let rule = trace
+        .ingress
+        .deciding_rule()
+        .expect("a rule decided ingress");
+    assert_eq!(rule.direction(), PolicyType::Ingress);
+    assert_eq!(rule.rule(), 1);
+    assert_eq!(
+        e.policy(rule.policy()).map(|p| p.name.as_str()),
+        Some("x/two")
+    );
+    let words = e.describe(&trace);
+    let Outcome::Rule { rule: named } = &words.ingress.outcome else {
+        panic!("decided by a rule: {:?}", words.ingress.outcome)
+    };
+    assert_eq!((named.policy.as_str(), named.rule), ("x/two", rule.rule()));
+    let compiled = e.rule(rule).expect("the id reads back its rule");
+    let by_place = e
+        .policy(rule.policy())
+        .and_then(|p| p.rules(PolicyType::Ingress))
+        .and_then(|r| r.get(1))
+        .expect("two has a second ingress rule");
+    assert!(std::ptr::eq(compiled, by_place));
+    assert_eq!(
+        trace.egress.deciding_rule(),
+        None,
+        "no policy selects x/b for egress"
+    );
+    // Without "two", x/a is isolated by "one" alone and port 8443 from x/b is denied.
+    let without = e
+        .without_policy(rule.policy())
+        .expect("a policy of this engine");
+    assert!(!without.allowed(b, a, Tcp, 8443));
+    assert!(e.allowed(b, a, Tcp, 8443));
+}

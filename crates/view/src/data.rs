@@ -10,7 +10,7 @@ use netfence_audit::Report;
 use netfence_engine::connlist::cuts;
 use netfence_engine::{
     conn_table, ConnSet, ConnTable, DirectionTrace, DirectionVerdict, Endpoint, Engine, ListPeer,
-    Outcome,
+    Outcome, PolicyId,
 };
 use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType, Protocol, WorkloadRef};
@@ -390,17 +390,17 @@ pub fn build_from(
 
 #[derive(Default)]
 struct PolicyTable {
-    index: FastMap<(usize, usize), usize>,
+    index: FastMap<PolicyId, usize>,
     views: Vec<PolicyView>,
 }
 
 impl PolicyTable {
-    fn get(&mut self, engine: &Engine, key: (usize, usize)) -> usize {
+    fn get(&mut self, engine: &Engine, key: PolicyId) -> usize {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        let tier = &engine.tiers()[key.0];
-        let policy = &tier.policies[key.1];
+        let tier = &engine.tiers()[key.tier()];
+        let policy = &tier.policies[key.index()];
         self.views.push(PolicyView {
             tier: tier.name.clone(),
             kind: policy.kind.to_string(),
@@ -420,9 +420,9 @@ fn side(
     direction: PolicyType,
     table: &mut PolicyTable,
 ) -> SideView {
-    let mut keys: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut keys: BTreeSet<PolicyId> = BTreeSet::new();
     let mut selected = 0;
-    let mut first: Option<&[(usize, usize)]> = None;
+    let mut first: Option<&[PolicyId]> = None;
     for &pod in pods {
         let list = engine.selecting(pod, direction);
         if !list.is_empty() {

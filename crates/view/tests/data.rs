@@ -135,7 +135,8 @@ fn workload_policies_are_the_selecting_policies_of_its_pods() {
                 let Endpoint::Pod(id) = pod else { continue };
                 let list = engine.selecting(*id, direction);
                 selected += usize::from(!list.is_empty());
-                for &(t, p) in list {
+                for &id in list {
+                    let (t, p) = (id.tier(), id.index());
                     let policy = &engine.tiers()[t].policies[p];
                     expected.insert((engine.tiers()[t].name.clone(), policy.name.clone()));
                 }
