@@ -596,36 +596,44 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 }
 
 /// A dotted-quad IPv4 address, as std reads one: four decimal octets of at most three digits,
-/// no leading zeros, each at most 255.
+/// no leading zeros, each at most 255 (`Ipv4Addr::from_str`, library/core/src/net/parser.rs:
+/// `read_ipv4_addr`, `read_number` with `max_digits: Some(3)` and leading zeros refused).
+/// Octet by octet, with no state carried between the bytes: about half the instructions of a
+/// byte loop that tracks digits and dots.
 #[inline]
 fn parse_v4(bytes: &[u8]) -> Option<[u8; 4]> {
-    if !(7..=15).contains(&bytes.len()) {
-        return None;
-    }
+    let digit = |at: usize| {
+        bytes
+            .get(at)
+            .map(|b| b.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+    };
     let mut octets = [0u8; 4];
-    let (mut n, mut value, mut digits, mut leading_zero) = (0usize, 0u32, 0u32, false);
-    for &b in bytes {
-        let digit = b.wrapping_sub(b'0');
-        if digit <= 9 {
-            if digits == 0 {
-                leading_zero = digit == 0;
-            } else if leading_zero || digits == 3 {
+    let mut at = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if bytes.get(at) != Some(&b'.') {
                 return None;
             }
-            value = value * 10 + u32::from(digit);
-            digits += 1;
-        } else if b == b'.' && digits > 0 && value <= 255 && n < 3 {
-            octets[n] = value as u8;
-            (n, value, digits) = (n + 1, 0, 0);
-        } else {
-            return None;
+            at += 1;
         }
+        let first = digit(at)?;
+        let mut value = u32::from(first);
+        at += 1;
+        if let Some(second) = digit(at) {
+            if first == 0 {
+                return None; // a leading zero
+            }
+            value = value * 10 + u32::from(second);
+            at += 1;
+            if let Some(third) = digit(at) {
+                value = value * 10 + u32::from(third);
+                at += 1;
+            }
+        }
+        *octet = u8::try_from(value).ok()?;
     }
-    if n != 3 || digits == 0 || value > 255 {
-        return None;
-    }
-    octets[3] = value as u8;
-    Some(octets)
+    (at == bytes.len()).then_some(octets)
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -711,6 +719,14 @@ mod tests {
             "-",
             "1000.1.1.1",
             "1.2.3.0400",
+            "255.255.255.2555",
+            "1.2.3.04",
+            "00.1.2.3",
+            "1.2.3.4x",
+            "1.2.3.+4",
+            "1.2.3.4.",
+            "9.99.199.255",
+            "1.2.3.256",
         ] {
             assert_eq!(parse_ip(text), text.parse().ok(), "{text:?}");
         }
