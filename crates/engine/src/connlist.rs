@@ -14,12 +14,13 @@ use netfence_model::{AddressCuts, WorkloadRef};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A peer in a connection list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListPeer {
-    /// A workload (or bare pod).
-    Workload(WorkloadRef),
+    /// A workload (or bare pod), shared: a line clones a pointer, not three names.
+    Workload(Arc<WorkloadRef>),
     /// An inclusive range of addresses outside the cluster.
     External(IpAddr, IpAddr),
 }
@@ -222,7 +223,7 @@ pub fn conn_table(
     let ranges = cuts.ranges();
     let mut peers: Vec<(ListPeer, Vec<usize>)> = workloads
         .into_iter()
-        .map(|(w, cs)| (ListPeer::Workload(w), cs.into_iter().collect()))
+        .map(|(w, cs)| (ListPeer::Workload(Arc::new(w)), cs.into_iter().collect()))
         .collect();
     for (r, &(first, last)) in ranges.iter().enumerate() {
         peers.push((ListPeer::External(first, last), vec![n + r]));
@@ -239,7 +240,7 @@ pub fn conn_table(
     let focused: Vec<bool> = peers
         .iter()
         .map(|(peer, _)| match peer {
-            ListPeer::Workload(w) => focus.is_none_or(|f| f.contains(w)),
+            ListPeer::Workload(w) => focus.is_none_or(|f| f.contains(&**w)),
             ListPeer::External(..) => false,
         })
         .collect();
@@ -466,10 +467,10 @@ pub struct DiffLine {
     pub src: ListPeer,
     /// Destination.
     pub dst: ListPeer,
-    /// Connections before (`ref1`).
-    pub before: ConnSet,
+    /// Connections before (`ref1`), shared: most lines of a diff repeat a few sets.
+    pub before: Arc<ConnSet>,
     /// Connections after (`ref2`).
-    pub after: ConnSet,
+    pub after: Arc<ConnSet>,
     /// `workload X added|removed` when an endpoint exists on one side only.
     pub workloads_info: Option<String>,
 }
@@ -526,9 +527,9 @@ pub fn diff_touching(
         let mut info = Vec::new();
         for peer in [&line.src, &line.dst] {
             if let ListPeer::Workload(w) = peer {
-                if !old_workloads.contains(w) {
+                if !old_workloads.contains(&**w) {
                     info.push(format!("workload {w} added"));
-                } else if !new_workloads.contains(w) {
+                } else if !new_workloads.contains(&**w) {
                     info.push(format!("workload {w} removed"));
                 }
             }
@@ -537,8 +538,8 @@ pub fn diff_touching(
             kind,
             src: line.src.clone(),
             dst: line.dst.clone(),
-            before: before_conns,
-            after: after_conns,
+            before: Arc::new(before_conns),
+            after: Arc::new(after_conns),
             workloads_info: (!info.is_empty()).then(|| info.join(", ")),
         });
     }

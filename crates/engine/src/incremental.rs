@@ -98,6 +98,27 @@ impl PolicyMap {
             identity: true,
         }
     }
+
+    /// The map of tiers in which only tier `t` changed: its old policies' new places
+    /// (`None`: gone or changed), which of its new policies are new or changed, and those
+    /// whose subjects are matched again; every other tier's policies keep their places.
+    fn patched(
+        tiers: &[Tier],
+        t: usize,
+        old_to_new: Vec<Option<(usize, usize)>>,
+        new_changed: Vec<bool>,
+        rematch: Vec<(usize, usize)>,
+    ) -> PolicyMap {
+        let mut map = PolicyMap::identity(tiers);
+        map.old_changed[t] = old_to_new.iter().map(Option::is_none).collect();
+        map.old_to_new[t] = old_to_new;
+        map.new_changed[t] = new_changed;
+        map.rematch = rematch;
+        PolicyMap {
+            identity: false,
+            ..map
+        }
+    }
 }
 
 /// The inventory object a compiled policy came from, for equality.
@@ -233,12 +254,11 @@ fn policy_map(
 }
 
 /// How the inputs of [`compile`] differ between two inventories.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Compiles {
     /// Every input equal: the tiers are taken over.
     Alike,
-    /// Only NetworkPolicies differ ([`Engine::patched_tiers`]).
-    NetworkPolicies,
+    /// Only NetworkPolicies differ, matched up by one merge ([`Engine::patched_tiers`]).
+    NetworkPolicies(NetworkPolicyDiff),
     /// Something else differs: every policy is compiled again.
     Differently,
 }
@@ -445,9 +465,10 @@ impl Engine {
         let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
         let kept = kept_pods(self.inventory().pods().len(), &dirty, &previous);
         let compiles = self.compiles(&inventory, (&dirty, &previous), &kept);
-        let patched = (compiles == Compiles::NetworkPolicies)
-            .then(|| self.patched_tiers(&inventory))
-            .flatten();
+        let patched = match &compiles {
+            Compiles::NetworkPolicies(diff) => self.patched_tiers(&inventory, diff),
+            _ => None,
+        };
         let (tiers, map) = match (compiles, patched) {
             (Compiles::Alike, _) => (Arc::clone(&self.tiers), PolicyMap::identity(&self.tiers)),
             (_, Some((tiers, map))) => (Arc::new(tiers), map),
@@ -514,17 +535,16 @@ impl Engine {
         if changed_host {
             return Compiles::Differently;
         }
-        let policies_equal = Arc::ptr_eq(&old.network_policies, &inventory.network_policies)
-            || (old.network_policies.len() == inventory.network_policies.len()
-                && old
-                    .network_policies
-                    .iter()
-                    .zip(inventory.network_policies.iter())
-                    .all(|(a, b)| Arc::ptr_eq(a, b) || a == b));
-        if policies_equal {
+        if Arc::ptr_eq(&old.network_policies, &inventory.network_policies) {
+            return Compiles::Alike;
+        }
+        // The merge that matches the lists up for `patched_tiers` also says whether they
+        // are equal: every old object kept, none added.
+        let diff = network_policy_diff(&old.network_policies, &inventory.network_policies);
+        if diff.added.is_empty() && diff.old_to_new.iter().all(Option::is_some) {
             Compiles::Alike
         } else {
-            Compiles::NetworkPolicies
+            Compiles::NetworkPolicies(diff)
         }
     }
 
@@ -534,9 +554,11 @@ impl Engine {
     /// or changed objects compiled, each placed in tier `default` by its sort key as
     /// [`compile`] sorts. `None` when tier `default` would appear or disappear (every later
     /// tier moves).
-    fn patched_tiers(&self, inventory: &Inventory) -> Option<(Vec<Tier>, PolicyMap)> {
-        let old = self.inventory();
-        let diff = network_policy_diff(&old.network_policies, &inventory.network_policies);
+    fn patched_tiers(
+        &self,
+        inventory: &Inventory,
+        diff: &NetworkPolicyDiff,
+    ) -> Option<(Vec<Tier>, PolicyMap)> {
         let t = self.tiers.iter().position(|tier| tier.name == "default")?;
         let before = &self.tiers[t];
         let mut added: Vec<(SortKey, usize)> = diff
@@ -597,12 +619,7 @@ impl Engine {
         if tier.policies.is_empty() {
             return None;
         }
-        let mut map = PolicyMap::identity(&self.tiers);
-        map.identity = false;
-        map.old_changed[t] = old_to_new.iter().map(Option::is_none).collect();
-        map.old_to_new[t] = old_to_new;
-        map.new_changed[t] = new_changed;
-        map.rematch = rematch;
+        let map = PolicyMap::patched(&self.tiers, t, old_to_new, new_changed, rematch);
         let mut tier = Some(tier);
         let tiers = (self.tiers.iter().enumerate())
             .map(|(u, old)| match tier.take_if(|_| u == t) {

@@ -513,7 +513,12 @@ fn compare_diff(before: Engine, after: Engine, golden: &str) -> Result<(), Strin
         .map(|d| {
             let peer =
                 |p: &netfence_engine::ListPeer| parse_peer(&p.to_string()).expect("own peer");
-            (peer(&d.src), peer(&d.dst), d.before, d.after)
+            (
+                peer(&d.src),
+                peer(&d.dst),
+                (*d.before).clone(),
+                (*d.after).clone(),
+            )
         })
         .collect();
     let theirs: Vec<(Peer, Peer, ConnSet, ConnSet)> = golden

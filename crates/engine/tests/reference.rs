@@ -508,7 +508,7 @@ fn connection_list_equals_the_pod_pair_union() {
                     .pods()
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| &p.workload == w)
+                    .filter(|(_, p)| p.workload == **w)
                     .map(|(id, _)| Endpoint::Pod(id))
                     .collect(),
                 ListPeer::External(first, _) => vec![Endpoint::Address(*first)],
@@ -521,7 +521,7 @@ fn connection_list_equals_the_pod_pair_union() {
         let mut peers: Vec<ListPeer> = inventory
             .pods()
             .iter()
-            .map(|p| ListPeer::Workload(p.workload.clone()))
+            .map(|p| ListPeer::Workload(std::sync::Arc::new(p.workload.clone())))
             .collect();
         peers.sort();
         peers.dedup();

@@ -322,7 +322,7 @@ pub fn build_from(
         .peers
         .iter()
         .map(|peer| match peer {
-            ListPeer::Workload(w) => index.index.get(w).copied(),
+            ListPeer::Workload(w) => index.index.get(&**w).copied(),
             ListPeer::External(first, last) => externals.get(&(*first, *last)).copied(),
         })
         .collect();

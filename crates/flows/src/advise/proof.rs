@@ -168,7 +168,7 @@ impl Side {
 
     fn within(&self, peer: &ListPeer) -> bool {
         match (self, peer) {
-            (Side::Workload(w), ListPeer::Workload(p)) => w == p,
+            (Side::Workload(w), ListPeer::Workload(p)) => w == &**p,
             (Side::Address(ip), ListPeer::External(first, last)) => (*first..=*last).contains(ip),
             _ => false,
         }
@@ -193,7 +193,7 @@ fn unobserved(after: &Engine, observed: &[(Side, Side, Protocol, u16)]) -> Vec<U
         let mut seen = ConnSet::empty();
         match &line.src {
             ListPeer::Workload(workload) => {
-                let key = Side::Workload(workload.clone());
+                let key = Side::Workload(WorkloadRef::clone(workload));
                 for (dst, protocol, port) in by_source.get(&key).into_iter().flatten() {
                     if dst.within(&line.dst) {
                         seen = seen.union(&ConnSet::single(*protocol, *port));
