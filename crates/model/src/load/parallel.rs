@@ -92,7 +92,7 @@ impl Loader {
         };
         let mut parts: Vec<(usize, Loader)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (1..threads.min(runs.len()))
-                .map(|_| scope.spawn(&work))
+                .map(|_| scope.spawn(work))
                 .collect();
             let mut parts = work();
             for handle in handles {
