@@ -50,6 +50,82 @@ pub struct Engine {
 /// the tier: [`PolicyId`]'s order).
 pub(crate) type Selection = std::sync::Arc<[PolicyId]>;
 
+/// Which policies select which pods, per direction: for each pod, for ingress (0) and egress
+/// (1), the selecting policies in evaluation order. Namespaced subjects only look at the
+/// pods of their namespace (pods are sorted by namespace), so this stays linear in pods for
+/// clusters with thousands of namespaces. With more than a little work and two cores, the
+/// policies are cut in two runs of about equal candidate counts, each run matched on its own
+/// thread, and each pod's lists joined in order: the same lists as one thread makes.
+fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> {
+    /// Below this many (policy, candidate pod) tests, one thread.
+    const MIN_PARALLEL_CANDIDATES: usize = 50_000;
+    // (tier, policy, the policy, the pods it may select)
+    type Entry<'a> = (usize, usize, &'a crate::ir::Policy, std::ops::Range<PodId>);
+    let policies: Vec<Entry<'_>> = tiers
+        .iter()
+        .enumerate()
+        .flat_map(|(t, tier)| {
+            tier.policies.iter().enumerate().map(move |(p, policy)| {
+                let candidates = subject_candidates(&policy.subject, inventory);
+                (t, p, &**policy, candidates)
+            })
+        })
+        .collect();
+    let select = |run: &[Entry<'_>]| {
+        let mut selecting: Vec<[Vec<PolicyId>; 2]> =
+            vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
+        for (t, p, policy, candidates) in run {
+            let (t, p) = (*t, *p);
+            for id in candidates.clone() {
+                let pod = &*inventory.pods()[id];
+                if pod.host_network || !subject_selects(&policy.subject, inventory, pod) {
+                    continue;
+                }
+                for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                    if policy.rules(direction).is_some() {
+                        selecting[id][direction_index(direction)].push(PolicyId::new(t, p));
+                    }
+                }
+            }
+        }
+        selecting
+    };
+    let total: usize = policies.iter().map(|entry| entry.3.len()).sum();
+    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if !two_cores || total < MIN_PARALLEL_CANDIDATES || policies.len() < 2 {
+        return select(&policies);
+    }
+    // The first policy at which the running count reaches half the total starts run two.
+    let mut sum = 0;
+    let cut = policies
+        .iter()
+        .position(|entry| {
+            sum += entry.3.len();
+            sum * 2 >= total
+        })
+        .map_or(policies.len(), |at| at + 1)
+        .clamp(1, policies.len() - 1);
+    let (first, second) = policies.split_at(cut);
+    let (mut selecting, later) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| select(second));
+        let selecting = select(first);
+        let later = later
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (selecting, later)
+    });
+    for (lists, more) in selecting.iter_mut().zip(later) {
+        for (list, more) in lists.iter_mut().zip(more) {
+            if list.is_empty() {
+                *list = more;
+            } else {
+                list.extend(more);
+            }
+        }
+    }
+    selecting
+}
+
 /// Per-pod selection lists as shared [`Selection`]s, equal lists one allocation.
 pub(crate) fn shared_selections(lists: Vec<[Vec<PolicyId>; 2]>) -> Vec<[Selection; 2]> {
     let mut distinct: netfence_model::net::FastMap<Vec<PolicyId>, Selection> =
@@ -286,26 +362,7 @@ impl Engine {
     /// Compile the inventory.
     pub fn new(inventory: Inventory) -> Self {
         let tiers = compile(&inventory);
-        // Which policies select which pods, per direction. Namespaced subjects only look at
-        // the pods of their namespace (pods are sorted by namespace), so this stays linear in
-        // pods for clusters with thousands of namespaces.
-        let mut selecting: Vec<[Vec<PolicyId>; 2]> =
-            vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
-        for (t, tier) in tiers.iter().enumerate() {
-            for (p, policy) in tier.policies.iter().enumerate() {
-                for id in subject_candidates(&policy.subject, &inventory) {
-                    let pod = &*inventory.pods()[id];
-                    if pod.host_network || !subject_selects(&policy.subject, &inventory, pod) {
-                        continue;
-                    }
-                    for direction in [PolicyType::Ingress, PolicyType::Egress] {
-                        if policy.rules(direction).is_some() {
-                            selecting[id][direction_index(direction)].push(PolicyId::new(t, p));
-                        }
-                    }
-                }
-            }
-        }
+        let selecting = selections(&tiers, &inventory);
         Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers: std::sync::Arc::new(tiers),

@@ -25,9 +25,21 @@ impl Loader {
         let mut warnings = std::mem::take(&mut self.warnings);
         let owners = Owners::new(&self.workloads);
         let workload_refs: Vec<&WorkloadObject> = self.workloads.iter().collect();
-        let mut pods = live_pods(std::mem::take(&mut self.pods), &workload_refs, &owners);
-        pods.extend(template_pods(&self.workloads, &owners, &pods, &mut errors));
-        let pods = linked_pods(pods, &mut errors);
+        let live = live_pods(std::mem::take(&mut self.pods), &workload_refs, &owners);
+        // The live pods' order is found on a second core while the template pods are made.
+        let (templates, live_order) = std::thread::scope(|scope| {
+            let order =
+                (live.len() >= MIN_PARALLEL_PODS).then(|| scope.spawn(|| sorted_keys(&live, 0)));
+            let templates = template_pods(&self.workloads, &owners, &live, &mut errors);
+            let order = match order {
+                Some(order) => order
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => sorted_keys(&live, 0),
+            };
+            (templates, order)
+        });
+        let pods = linked_pods(live, templates, live_order, &mut errors);
         let admin_policies = ordered_admin_policies(
             std::mem::take(&mut self.admin_policies),
             &mut errors,
@@ -286,10 +298,19 @@ fn template_pods(
     pods
 }
 
-/// Pods sorted by (namespace, name), duplicates reported and dropped, and synthetic addresses
-/// given to pods without one.
-fn linked_pods(pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
-    let mut pods = sorted_by_key(pods);
+/// Below this many live pods, their order is found on the thread that links them.
+const MIN_PARALLEL_PODS: usize = 10_000;
+
+/// The live pods then the template pods, sorted by (namespace, name), duplicates reported and
+/// dropped, and synthetic addresses given to pods without one. `live_order` is
+/// [`sorted_keys`] of `live`.
+fn linked_pods(
+    live: Vec<Pod>,
+    templates: Vec<Pod>,
+    live_order: Vec<usize>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<Pod> {
+    let mut pods = sorted_by_key(live, templates, live_order);
     for pair in pods.windows(2) {
         if pair[0].namespace == pair[1].namespace && pair[0].name == pair[1].name {
             errors.push(duplicate(
@@ -305,26 +326,59 @@ fn linked_pods(pods: Vec<Pod>, errors: &mut Vec<LoadError>) -> Vec<Pod> {
     pods
 }
 
-/// Pods stably sorted by (namespace, name). The keys are sorted rather than the pods: a pod
-/// is a few hundred bytes, and at 100k pods moving them through the merge passes cost more
-/// than comparing their names.
-fn sorted_by_key(pods: Vec<Pod>) -> Vec<Pod> {
-    fn key(p: &Pod) -> (&str, &str) {
-        (p.namespace.as_str(), p.name.as_str())
-    }
-    if pods.is_sorted_by(|a, b| key(a) <= key(b)) {
-        return pods;
+/// The indices of `pods` in stable (namespace, name) order, each plus `first`.
+fn sorted_keys(pods: &[Pod], first: usize) -> Vec<usize> {
+    if pods.is_sorted_by(|a, b| pod_key(a) <= pod_key(b)) {
+        return (first..first + pods.len()).collect();
     }
     let mut order: Vec<(&str, &str, usize)> = pods
         .iter()
         .enumerate()
-        .map(|(index, pod)| (pod.namespace.as_str(), pod.name.as_str(), index))
+        .map(|(index, pod)| (pod.namespace.as_str(), pod.name.as_str(), first + index))
         .collect();
     // The index keeps equal names in input order; a stable sort finds the runs of pods
     // already in order (a dump lists them namespace by namespace).
     order.sort();
-    let order: Vec<usize> = order.into_iter().map(|(_, _, index)| index).collect();
-    let mut slots: Vec<Option<Pod>> = pods.into_iter().map(Some).collect();
+    order.into_iter().map(|(_, _, index)| index).collect()
+}
+
+fn pod_key(p: &Pod) -> (&str, &str) {
+    (p.namespace.as_str(), p.name.as_str())
+}
+
+/// `live` then `templates`, stably sorted by (namespace, name), given `live_order`
+/// ([`sorted_keys`] of `live`). The keys are sorted rather than the pods: a pod is a few
+/// hundred bytes, and at 100k pods moving them through the merge passes cost more than
+/// comparing their names.
+fn sorted_by_key(live: Vec<Pod>, templates: Vec<Pod>, live_order: Vec<usize>) -> Vec<Pod> {
+    let template_order = sorted_keys(&templates, live.len());
+    let key = |index: usize| match index.checked_sub(live.len()) {
+        None => pod_key(&live[index]),
+        Some(at) => pod_key(&templates[at]),
+    };
+    // Merge the two orders; on equal names the live pod (the lower index) comes first.
+    let mut order = Vec::with_capacity(live.len() + templates.len());
+    let (mut a, mut b) = (
+        live_order.into_iter().peekable(),
+        template_order.into_iter().peekable(),
+    );
+    while let (Some(&i), Some(&j)) = (a.peek(), b.peek()) {
+        if key(j) < key(i) {
+            order.push(j);
+            b.next();
+        } else {
+            order.push(i);
+            a.next();
+        }
+    }
+    order.extend(a);
+    order.extend(b);
+    let mut pods = live;
+    if order.iter().enumerate().all(|(at, &index)| at == index) {
+        pods.extend(templates);
+        return pods;
+    }
+    let mut slots: Vec<Option<Pod>> = pods.into_iter().chain(templates).map(Some).collect();
     order
         .into_iter()
         .filter_map(|index| slots[index].take())
