@@ -38,12 +38,24 @@ use std::sync::Arc;
 /// line made only of such cells, is equal in both engines by construction. An external range
 /// is the same addresses in both engines (the ranges are cut at both engines' boundaries);
 /// it has no walk of its own.
+///
+/// When nothing compiled changed (the engine after took the tiers over: the same policies,
+/// Services, nodes and CNI) and its pod classes were derived by placing the changed pods,
+/// `carried` maps each old class to the new class continuing it. Such a new class holds a
+/// kept, unchanged pod of the old class (the same object, namespace labels and service
+/// account labels, the same selection lists), and every member of a class is walked alike:
+/// so a cell between two carried classes (and between a carried class and an external
+/// range) is the old engine's cell of their old classes, and is read rather than evaluated
+/// again. Not a class against itself: that cell pairs two different pods of the class (none
+/// when it has one), which depends on its members.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sides {
     /// Workloads whose pods' egress inputs may have changed.
     egress: BTreeSet<WorkloadRef>,
     /// Workloads whose pods' ingress inputs may have changed.
     ingress: BTreeSet<WorkloadRef>,
+    /// Old class → new class (`usize::MAX`: not continued), when cells carry over.
+    carried: Option<Arc<[usize]>>,
 }
 
 impl Sides {
@@ -52,7 +64,14 @@ impl Sides {
         Sides {
             egress: focus.clone(),
             ingress: focus.clone(),
+            carried: None,
         }
+    }
+
+    /// These sides, with the old → new class map of a change where cells carry over (see
+    /// [`Sides`]; only when nothing compiled changed).
+    pub(crate) fn with_carried(self, carried: Option<Arc<[usize]>>) -> Sides {
+        Sides { carried, ..self }
     }
 
     /// Mark a pod's workload: both directions when the pod itself (or its context) changed,
@@ -147,17 +166,88 @@ impl<'a> Universe<'a> {
     }
 }
 
+/// One engine's evaluated cells: a row per egress-marked class (to every node), a column
+/// per ingress-marked class (from every node without a row), as interned set ids.
+struct Cells {
+    /// The number of classes (nodes from here on are external ranges).
+    n: usize,
+    nodes: usize,
+    row_index: Vec<u32>,
+    column_index: Vec<u32>,
+    rows: Vec<u32>,
+    columns: Vec<u32>,
+}
+
+impl Cells {
+    fn has_row(&self, x: usize) -> bool {
+        x < self.n && self.row_index[x] != u32::MAX
+    }
+
+    /// The cell `(x, y)`, which is in a row or a column.
+    fn get(&self, x: usize, y: usize) -> u32 {
+        if self.has_row(x) {
+            self.rows[self.row_index[x] as usize * self.nodes + y]
+        } else {
+            self.columns[self.column_index[y] as usize * self.nodes + x]
+        }
+    }
+
+    /// The cell `(x, y)` if it was evaluated.
+    fn find(&self, x: usize, y: usize) -> Option<u32> {
+        (self.has_row(x) || (y < self.n && self.column_index[y] != u32::MAX))
+            .then(|| self.get(x, y))
+    }
+}
+
+/// The engine before's cells, and each node after's node before when its cells carry over
+/// (see [`Sides`]): carried classes, and the external ranges.
+struct Carried<'a> {
+    before: &'a Cells,
+    node_before: Vec<u32>,
+}
+
+impl<'a> Carried<'a> {
+    fn new(before: &'a Cells, carried: &[usize], after_classes: usize) -> Carried<'a> {
+        let ranges = before.nodes - before.n;
+        let mut node_before = vec![u32::MAX; after_classes + ranges];
+        for (old, &new) in carried.iter().enumerate() {
+            if new != usize::MAX {
+                node_before[new] = index_u32(old);
+            }
+        }
+        for r in 0..ranges {
+            node_before[after_classes + r] = index_u32(before.n + r);
+        }
+        Carried {
+            before,
+            node_before,
+        }
+    }
+
+    /// The cell `(x, y)` after, read from the cells before when it carries over and was
+    /// evaluated there.
+    fn find(&self, x: usize, y: usize) -> Option<u32> {
+        let (bx, by) = (self.node_before[x], self.node_before[y]);
+        (x != y && bx != u32::MAX && by != u32::MAX)
+            .then(|| self.before.find(bx as usize, by as usize))
+            .flatten()
+    }
+}
+
 /// One engine's lines that can differ, in the order they are formed, with their set ids.
 /// A line is tagged `(i << 33) | (j << 1) | d`: formed at marked workload `i` against peer
 /// `j` (workloads `0..workloads`, then external ranges), from `i` to `j` (`d = 0`) or from
 /// `j` to `i` (`d = 1`); both engines form lines in the same order (the marks are shared), so
-/// their lists merge by tag ([`line_ends`]). Only lines with something allowed are kept.
+/// their lists merge by tag ([`line_ends`]). Only lines with something allowed are kept. The
+/// cells are interned in `sets` (shared by both engines); those `carried` has are read
+/// from the engine before's instead of evaluated.
 fn focused_lines(
     engine: &Engine,
     universe: &Universe<'_>,
-    side: usize,
-    ranges: &[(std::net::IpAddr, std::net::IpAddr)],
-) -> (Vec<(u64, u32)>, Interned) {
+    (side, ranges): (usize, &[(std::net::IpAddr, std::net::IpAddr)]),
+    sets: &mut Interned,
+    carried: Option<&Carried<'_>>,
+) -> (Vec<(u64, u32)>, Cells) {
     let (classes, _) = engine.pod_classes();
     let cells_of = NodeCells {
         engine,
@@ -166,15 +256,20 @@ fn focused_lines(
     };
     let (n, nodes) = (classes.len(), cells_of.nodes());
     let peer_classes = &universe.classes[side];
-    let workloads = universe.workloads.len();
     // The classes of marked workloads, numbered densely: rows (egress) and columns (ingress).
-    let mut row_index = vec![u32::MAX; n];
-    let mut column_index = vec![u32::MAX; n];
+    let mut cells = Cells {
+        n,
+        nodes,
+        row_index: vec![u32::MAX; n],
+        column_index: vec![u32::MAX; n],
+        rows: Vec::new(),
+        columns: Vec::new(),
+    };
     let (mut row_classes, mut column_classes) = (Vec::new(), Vec::new());
     for (w, cs) in peer_classes.iter().enumerate() {
         for (bit, index, list) in [
-            (EGRESS, &mut row_index, &mut row_classes),
-            (INGRESS, &mut column_index, &mut column_classes),
+            (EGRESS, &mut cells.row_index, &mut row_classes),
+            (INGRESS, &mut cells.column_index, &mut column_classes),
         ] {
             if universe.marked[w] & bit != 0 {
                 for &c in cs.iter() {
@@ -188,39 +283,68 @@ fn focused_lines(
     }
     // Row k: egress-marked class → every node; column k: every node that has no row →
     // ingress-marked class.
-    let has_row = |x: usize| x < n && row_index[x] != u32::MAX;
     let wanted: Vec<(usize, usize)> = row_classes
         .iter()
         .flat_map(|&x| (0..nodes).map(move |y| (x, y)))
         .chain(column_classes.iter().flat_map(|&y| {
+            let cells = &cells;
             (0..nodes)
-                .filter(move |&x| !has_row(x))
+                .filter(move |&x| !cells.has_row(x))
                 .map(move |x| (x, y))
         }))
         .collect();
-    let computed = in_parallel(&wanted, |&(x, y)| cells_of.compute(x, y));
-    let mut sets = Interned::default();
-    let mut rows = vec![u32::MAX; row_classes.len() * nodes];
-    let mut columns = vec![u32::MAX; column_classes.len() * nodes];
-    for (&(x, y), set) in wanted.iter().zip(computed) {
-        let id = sets.intern(set);
-        if has_row(x) {
-            rows[row_index[x] as usize * nodes + y] = id;
+    // Read where the cells carry over, else evaluated (on every core).
+    let read: Vec<u32> = wanted
+        .iter()
+        .map(|&(x, y)| carried.and_then(|c| c.find(x, y)).unwrap_or(u32::MAX))
+        .collect();
+    let todo: Vec<(usize, usize)> = wanted
+        .iter()
+        .zip(&read)
+        .filter(|(_, &id)| id == u32::MAX)
+        .map(|(&pair, _)| pair)
+        .collect();
+    let mut computed = in_parallel(&todo, |&(x, y)| cells_of.compute(x, y)).into_iter();
+    drop(todo);
+    cells.rows = vec![u32::MAX; row_classes.len() * nodes];
+    cells.columns = vec![u32::MAX; column_classes.len() * nodes];
+    for (&(x, y), &id) in wanted.iter().zip(&read) {
+        let id = if id == u32::MAX {
+            sets.intern(computed.next().unwrap_or_else(ConnSet::empty))
         } else {
-            columns[column_index[y] as usize * nodes + x] = id;
+            debug_assert_eq!(
+                sets.sets[id as usize],
+                cells_of.compute(x, y),
+                "a carried cell ({x}, {y}) differs from its evaluation"
+            );
+            #[cfg(test)]
+            tests::CARRIED_READS.with(|n| n.set(n.get() + 1));
+            id
+        };
+        if cells.has_row(x) {
+            cells.rows[cells.row_index[x] as usize * nodes + y] = id;
+        } else {
+            cells.columns[cells.column_index[y] as usize * nodes + x] = id;
         }
     }
-    drop(wanted);
-    // Every cell a formed line reads is in a row (its source class is egress-marked) or a
-    // column (its destination class is ingress-marked, its source class has no row).
-    let cell = |x: usize, y: usize| -> u32 {
-        if has_row(x) {
-            rows[row_index[x] as usize * nodes + y]
-        } else {
-            columns[column_index[y] as usize * nodes + x]
-        }
-    };
-    let range_nodes: Vec<usize> = (n..nodes).collect();
+    drop((wanted, read));
+    let lines = formed_lines(universe, side, ranges.len(), sets, &cells);
+    (lines, cells)
+}
+
+/// The lines of the marked workloads of one engine (`side`) from its cells: every cell a
+/// formed line reads is in a row (its source class is egress-marked) or a column (its
+/// destination class is ingress-marked, its source class has no row).
+fn formed_lines(
+    universe: &Universe<'_>,
+    side: usize,
+    ranges: usize,
+    sets: &mut Interned,
+    cells: &Cells,
+) -> Vec<(u64, u32)> {
+    let peer_classes = &universe.classes[side];
+    let workloads = universe.workloads.len();
+    let range_nodes: Vec<usize> = (cells.n..cells.nodes).collect();
     let nodes_of = |peer: usize| -> &[usize] {
         if peer < workloads {
             peer_classes[peer]
@@ -228,7 +352,7 @@ fn focused_lines(
             std::slice::from_ref(&range_nodes[peer - workloads])
         }
     };
-    let peers = workloads + ranges.len();
+    let peers = workloads + ranges;
     let mut unions: FastMap<(u32, u32), u32> = FastMap::default();
     let mut lines: Vec<(u64, u32)> = Vec::new();
     for i in (0..workloads).filter(|&i| universe.marked[i] != 0 && !peer_classes[i].is_empty()) {
@@ -245,7 +369,7 @@ fn focused_lines(
                 let mut id = 0;
                 for &x in nodes_of(src) {
                     for &y in nodes_of(dst) {
-                        id = sets.union(id, cell(x, y), &mut unions);
+                        id = sets.union(id, cells.get(x, y), &mut unions);
                     }
                 }
                 if id != 0 {
@@ -256,7 +380,7 @@ fn focused_lines(
             }
         }
     }
-    (lines, sets)
+    lines
 }
 
 /// A peer index as a part of a line's tag (below 2^31, as every index is a `u32` peer).
@@ -301,10 +425,18 @@ pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Ve
     // The cuts from the counts kept with each engine's pod classes (equal to `cuts`).
     let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
     let universe = Universe::new([before, after], sides);
-    let (old, old_sets) = focused_lines(before, &universe, 0, &ranges);
-    let (new, new_sets) = focused_lines(after, &universe, 1, &ranges);
-    let changed = changed_lines([&old, &new], [&old_sets, &new_sets]);
-    named_lines(&universe, &ranges, &changed, [&old_sets, &new_sets])
+    // One set table for both engines: cells carried over keep their ids.
+    let mut sets = Interned::default();
+    let (old, before_cells) = focused_lines(before, &universe, (0, &ranges), &mut sets, None);
+    let carried = sides
+        .carried
+        .as_deref()
+        .map(|carried| Carried::new(&before_cells, carried, after.pod_classes().0.len()));
+    let (new, _) = focused_lines(after, &universe, (1, &ranges), &mut sets, carried.as_ref());
+    drop(carried);
+    drop(before_cells);
+    let changed = changed_lines([&old, &new], [&sets, &sets]);
+    named_lines(&universe, &ranges, &changed, [&sets, &sets])
 }
 
 /// A line that differs: its kind, (source, destination) peer indices and set ids before and
@@ -502,6 +634,11 @@ mod tests {
     use super::*;
     use netfence_model::Loader;
 
+    thread_local! {
+        /// Cells read from the engine before rather than evaluated, on this thread.
+        pub(super) static CARRIED_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     const NAMESPACES: &str = "
 apiVersion: v1
 kind: Namespace
@@ -613,6 +750,77 @@ metadata: {name: b, labels: {team: red}}
         assert!(!whole.is_empty());
         let sides = sides.expect("only a pod changed");
         assert_eq!(diff_sides(&before, &after, Some(&sides)), whole);
+    }
+
+    /// A pod of a ReplicaSet (`db-rs`, two pods) in namespace `a`.
+    fn replica(name: &str, app: &str, ip: &str) -> String {
+        pod("a", name, app, ip).replace(
+            "namespace: a,",
+            "namespace: a, ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: db-rs, controller: true}],",
+        )
+    }
+
+    /// A relabel with no policy changed carries the classes of the kept pods over: the cells
+    /// of the relabelled pod's workload's other class are read from the engine before
+    /// (checked against an evaluation by a debug assertion in `focused_lines`); a policy
+    /// change does not carry them.
+    #[test]
+    fn cells_carry_over_only_when_nothing_compiled_changed() {
+        let mut docs = cluster();
+        docs.retain(|(n, _)| *n != "db");
+        docs.push(("db-1", replica("db-1", "db", "10.0.0.2")));
+        docs.push(("db-2", replica("db-2", "db", "10.0.0.3")));
+        // web may also reach cache pods, on every port.
+        docs.push((
+            "web-cache",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-cache, namespace: a}\nspec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {app: cache}}}]}]}\n".to_string(),
+        ));
+        let before = Engine::new(inventory(&docs));
+        let _ = before.workload_classes();
+        let db2 = docs
+            .iter()
+            .position(|(n, _)| *n == "db-2")
+            .expect("a document");
+        docs[db2].1 = replica("db-2", "cache", "10.0.0.3");
+        let (after, sides, _) = before.rebuilt_sides(inventory(&docs));
+        let sides = sides.expect("only a pod changed");
+        let carried = sides.carried.clone().expect("no policy changed");
+        let id = |engine: &Engine, namespace: &str, name: &str| {
+            let id = engine.inventory().pod_by_key(namespace, name);
+            id.expect("the pod exists")
+        };
+        let class = |engine: &Engine, namespace: &str, name: &str| {
+            engine.pod_classes().1[id(engine, namespace, name)]
+        };
+        let pods = after.inventory().pods();
+        assert_eq!(
+            pods[id(&after, "a", "db-1")].workload,
+            pods[id(&after, "a", "db-2")].workload
+        );
+        // Every kept pod's class is continued; db-2 left db-1's.
+        for (namespace, name) in [("a", "web"), ("a", "db-1"), ("b", "client")] {
+            assert_eq!(
+                carried[class(&before, namespace, name)],
+                class(&after, namespace, name),
+                "{name}"
+            );
+        }
+        assert_ne!(class(&after, "a", "db-2"), class(&after, "a", "db-1"));
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory(&docs)));
+        assert!(!whole.is_empty());
+        CARRIED_READS.with(|n| n.set(0));
+        assert_eq!(diff_sides(&before, &after, Some(&sides)), whole);
+        assert!(
+            CARRIED_READS.with(std::cell::Cell::get) > 0,
+            "db-1's cells are read"
+        );
+
+        let mut docs = cluster();
+        let before = Engine::new(inventory(&docs));
+        let _ = before.workload_classes();
+        docs[4].1 = docs[4].1.replace("5432", "5433");
+        let (_, sides, _) = before.rebuilt_sides(inventory(&docs));
+        assert!(sides.expect("only a policy changed").carried.is_none());
     }
 
     /// The client's selections are the same before and after, and no policy changed, but a

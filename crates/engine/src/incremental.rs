@@ -490,6 +490,14 @@ impl Engine {
             .is_empty()
             .then(|| self.derived_classes(&tiers, &inventory, &map, (&dirty, &previous), &kept))
             .flatten();
+        // Nothing compiled changed and the classes were carried over by placing the changed
+        // pods: a cell between carried classes is the same in both engines (see `Sides`).
+        let sides = match (sides, &classes) {
+            (Some(sides), Some(classes)) if Arc::ptr_eq(&tiers, &self.tiers) => {
+                Some(sides.with_carried(classes.carried.clone()))
+            }
+            (sides, _) => sides,
+        };
         let engine = Engine {
             inventory: Arc::new(inventory),
             tiers,

@@ -161,6 +161,10 @@ pub(crate) struct PodClasses {
     /// The classes grouped by workload, computed on first use and shared with every engine
     /// that takes this partition over unchanged (same pods, same classes).
     workloads: Arc<OnceLock<WorkloadClasses>>,
+    /// When derived from another partition by placing the changed pods
+    /// ([`PodClasses::derived`]): each old class's number here (`usize::MAX` when no pod
+    /// continues it). A class so numbered holds a kept, unchanged pod of that old class.
+    pub(crate) carried: Option<Arc<[usize]>>,
 }
 
 /// Each workload's pod classes: what the what-if delta ([`crate::delta`]) reads a line's
@@ -352,6 +356,7 @@ impl PodClasses {
             relevant,
             cuts,
             workloads: Arc::default(),
+            carried: None,
         }
     }
 
@@ -381,6 +386,7 @@ impl PodClasses {
             relevant,
             cuts,
             workloads: Arc::default(),
+            carried: None,
         };
         if shared_pods {
             return Some(PodClasses {
@@ -457,6 +463,7 @@ impl PodClasses {
         Some(PodClasses {
             partition: (classes, class_of),
             workloads,
+            carried: Some(Arc::from(&number[..self.partition.0.len()])),
             ..fresh
         })
     }
