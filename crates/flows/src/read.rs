@@ -422,9 +422,11 @@ impl Lines<'_> {
         Some(end + 1)
     }
 
-    fn line(&mut self, bytes: &[u8], number: usize, stats: &mut ReadStats) {
+    /// One line. `short_way`: whether to try the short way first (not for a whole line that
+    /// [`Lines::fast_first_line`] has already left, which would leave it again).
+    fn line(&mut self, bytes: &[u8], number: usize, stats: &mut ReadStats, short_way: bool) {
         // The usual VPC record, read the short way; any other line the general way below.
-        if let (Some(state), true) = (&self.vpc_state, self.short_way) {
+        if let (Some(state), true, true) = (&self.vpc_state, self.short_way, short_way) {
             let mut line = bytes;
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
@@ -515,7 +517,7 @@ fn read_lines(
         if chunk.is_empty() {
             if !partial.is_empty() {
                 number += 1;
-                lines.line(&partial, number, stats);
+                lines.line(&partial, number, stats, true);
             }
             return Ok(());
         }
@@ -536,10 +538,10 @@ fn read_lines(
             let line = &chunk[start..start + end + 1];
             number += 1;
             if partial.is_empty() {
-                lines.line(line, number, stats);
+                lines.line(line, number, stats, false);
             } else {
                 partial.extend_from_slice(line);
-                lines.line(&partial, number, stats);
+                lines.line(&partial, number, stats, true);
                 partial.clear();
             }
             start += end + 1;

@@ -596,15 +596,13 @@ struct FirstLine {
 /// Split the first line of `bytes` (up to its line feed, or all of `bytes`) into words as
 /// [`split_bytes`] does, in the same pass that finds the line feed: the bounds of the word at
 /// each position `n` go to `kept[roles[n]]` (when that is a slot). `None` when the line is not
-/// ASCII, or `bytes` is 4 GiB long or more (such a line is read the general way).
+/// ASCII, or is 4 GiB long or more (such a line is read the general way).
 #[inline]
 fn split_first_line(
     bytes: &[u8],
     roles: &[u8],
     kept: &mut [(u32, u32); KEPT],
 ) -> Option<FirstLine> {
-    // Word bounds are kept as u32 (a reader's buffer is far shorter).
-    u32::try_from(bytes.len()).ok()?;
     let mut count = 0usize;
     let mut first_end = 0usize;
     let end = split_line_bytes(bytes, &mut |start, end| {
@@ -618,6 +616,8 @@ fn split_first_line(
         }
         count += 1;
     })?;
+    // Word bounds are kept as u32: a line of 4 GiB or more is left to the general way.
+    u32::try_from(end).ok()?;
     Some(FirstLine {
         end,
         count,
