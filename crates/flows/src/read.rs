@@ -400,9 +400,33 @@ impl Lines<'_> {
         }
     }
 
-    fn line(&mut self, bytes: &[u8], number: usize, stats: &mut ReadStats) {
+    /// The first line of `bytes` when it is a whole line (it ends in a line feed) and reads
+    /// the short way: the record goes to the batch, and the line's length with its line feed
+    /// is returned. `None` (nothing done) for any other line: [`Lines::line`] reads it.
+    #[inline]
+    fn fast_first_line(&mut self, bytes: &[u8], stats: &mut ReadStats) -> Option<usize> {
+        let (Some(state), true) = (&self.vpc_state, self.short_way) else {
+            return None;
+        };
+        let (record, end) = state.fast_first_line(bytes)?;
+        if end == bytes.len() {
+            // No line feed yet: the line may go on in the next buffer fill.
+            return None;
+        }
+        stats.read += 1;
+        stats.parsed += 1;
+        self.batch.push(record);
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+        Some(end + 1)
+    }
+
+    /// One line. `short_way`: whether to try the short way first (not for a whole line that
+    /// [`Lines::fast_first_line`] has already left, which would leave it again).
+    fn line(&mut self, bytes: &[u8], number: usize, stats: &mut ReadStats, short_way: bool) {
         // The usual VPC record, read the short way; any other line the general way below.
-        if let (Some(state), true) = (&self.vpc_state, self.short_way) {
+        if let (Some(state), true, true) = (&self.vpc_state, self.short_way, short_way) {
             let mut line = bytes;
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
@@ -493,20 +517,31 @@ fn read_lines(
         if chunk.is_empty() {
             if !partial.is_empty() {
                 number += 1;
-                lines.line(&partial, number, stats);
+                lines.line(&partial, number, stats, true);
             }
             return Ok(());
         }
         let length = chunk.len();
         let mut start = 0;
-        while let Some(end) = memchr::memchr(b'\n', &chunk[start..]) {
+        loop {
+            if partial.is_empty() {
+                // The usual record line is read in one pass that also finds its end; any
+                // other line is looked for with `memchr` below.
+                while let Some(used) = lines.fast_first_line(&chunk[start..], stats) {
+                    number += 1;
+                    start += used;
+                }
+            }
+            let Some(end) = memchr::memchr(b'\n', &chunk[start..]) else {
+                break;
+            };
             let line = &chunk[start..start + end + 1];
             number += 1;
             if partial.is_empty() {
-                lines.line(line, number, stats);
+                lines.line(line, number, stats, false);
             } else {
                 partial.extend_from_slice(line);
-                lines.line(&partial, number, stats);
+                lines.line(&partial, number, stats, true);
                 partial.clear();
             }
             start += end + 1;

@@ -255,34 +255,36 @@ impl VpcFormat {
     /// reads every line this reads to the same flow ([`VpcRecord::flow`]).
     #[inline]
     pub fn fast_record(&self, line: &[u8]) -> Option<VpcRecord> {
-        if !line.first().is_some_and(u8::is_ascii_digit) {
+        // A line feed inside `line` ends the first line short of `line`'s end: such a line
+        // (a line end inside a record) is left to the general way.
+        let (record, end) = self.fast_first_line(line)?;
+        (end == line.len()).then_some(record)
+    }
+
+    /// The first line of `bytes` read the short way ([`VpcFormat::fast_record`]), and where
+    /// that line ends: the index of its line feed, or `bytes.len()` when it has none. The
+    /// line end is found in the same pass as the words, so that a reader need not look for
+    /// it first.
+    #[inline]
+    pub(crate) fn fast_first_line(&self, bytes: &[u8]) -> Option<(VpcRecord, usize)> {
+        if !bytes.first().is_some_and(u8::is_ascii_digit) {
             return None;
         }
         let mut kept = [(0u32, 0u32); KEPT];
-        let mut count = 0usize;
-        let mut first_end = 0usize;
-        let ascii = split_bytes(line, &mut |start, end| {
-            if count == 0 {
-                first_end = end;
-            }
-            if let Some(&slot) = self.roles.get(count) {
-                if let Some(value) = kept.get_mut(usize::from(slot)) {
-                    // Lines are far shorter than 4 GiB (a longer one is not read so).
-                    *value = (start as u32, end as u32);
-                }
-            }
-            count += 1;
-        });
-        if !ascii
-            || count != self.fields.len()
-            || line.len() > u32::MAX as usize
-            || line[..first_end].contains(&b'T')
-        {
+        let words = split_first_line(bytes, &self.roles, &mut kept)?;
+        if words.count != self.fields.len() || bytes[..words.first_end].contains(&b'T') {
             return None;
         }
+        Some((self.fast_values(&bytes[..words.end], &kept)?, words.end))
+    }
+
+    /// The values of a line whose kept words' bounds (by slot) are `kept`.
+    #[inline]
+    fn fast_values(&self, line: &[u8], kept: &[(u32, u32); KEPT]) -> Option<VpcRecord> {
         let get = |slot: usize| {
             let (start, end) = kept[slot];
-            Some(&line[start as usize..end as usize]).filter(|v| !v.is_empty() && *v != b"-")
+            line.get(start as usize..end as usize)
+                .filter(|v| !v.is_empty() && *v != b"-")
         };
         if let Some(b"NODATA" | b"SKIPDATA") = get(LOG_STATUS) {
             return None;
@@ -581,6 +583,118 @@ fn split_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> bool {
     high & HIGH == 0
 }
 
+/// The words of the first line of `bytes` found by [`split_first_line`].
+struct FirstLine {
+    /// The index of the line feed that ends the line, or `bytes.len()`.
+    end: usize,
+    /// How many words the line has.
+    count: usize,
+    /// Where the first word ends.
+    first_end: usize,
+}
+
+/// Split the first line of `bytes` (up to its line feed, or all of `bytes`) into words as
+/// [`split_bytes`] does, in the same pass that finds the line feed: the bounds of the word at
+/// each position `n` go to `kept[roles[n]]` (when that is a slot). `None` when the line is not
+/// ASCII, or is 4 GiB long or more (such a line is read the general way).
+#[inline]
+fn split_first_line(
+    bytes: &[u8],
+    roles: &[u8],
+    kept: &mut [(u32, u32); KEPT],
+) -> Option<FirstLine> {
+    let mut count = 0usize;
+    let mut first_end = 0usize;
+    let end = split_line_bytes(bytes, &mut |start, end| {
+        if count == 0 {
+            first_end = end;
+        }
+        if let Some(&slot) = roles.get(count) {
+            if let Some(value) = kept.get_mut(usize::from(slot)) {
+                *value = (start as u32, end as u32);
+            }
+        }
+        count += 1;
+    })?;
+    // Word bounds are kept as u32: a line of 4 GiB or more is left to the general way.
+    u32::try_from(end).ok()?;
+    Some(FirstLine {
+        end,
+        count,
+        first_end,
+    })
+}
+
+/// [`split_bytes`] up to the first line feed of `bytes` (or its end), found in the same pass:
+/// the index of that line feed (or `bytes.len()`), `None` when the line is not ASCII.
+#[inline]
+fn split_line_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let mut start = 0;
+    let mut high = 0u64;
+    let mut separator = |at: usize, start: &mut usize| {
+        if at > *start {
+            word(*start, at);
+        }
+        *start = at + 1;
+    };
+    let mut offset = 0;
+    loop {
+        let mut x = match bytes.get(offset..offset + 8) {
+            Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or_default()),
+            None => {
+                // The last bytes (none when `bytes` ends at a step), padded with line feeds:
+                // the end of `bytes` ends the line, so that this step is the last.
+                let mut chunk = [b'\n'; 8];
+                for (to, from) in chunk.iter_mut().zip(&bytes[offset..]) {
+                    *to = *from;
+                }
+                u64::from_le_bytes(chunk)
+            }
+        };
+        // As in `split_bytes`: the bytes at most b' ' and below 0x80, and the spaces.
+        let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
+        let y = x ^ SPACES;
+        let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
+        let mut separators = spaces;
+        let mut others = low & !spaces;
+        // The line feed (once a line) and other control bytes, whitespace or not. Only the
+        // bytes before the line feed belong to the line.
+        let mut line_feed = 0u64;
+        while others != 0 {
+            let bit = others & others.wrapping_neg();
+            others &= others - 1;
+            let at = offset + (bit.trailing_zeros() / 8) as usize;
+            match bytes.get(at).copied().unwrap_or(b'\n') {
+                b'\n' => {
+                    line_feed = bit;
+                    let before = (bit >> 7) - 1;
+                    x &= before;
+                    separators &= before;
+                    break;
+                }
+                byte if byte.is_ascii_whitespace() => separators |= bit,
+                _ => {}
+            }
+        }
+        high |= x;
+        while separators != 0 {
+            let at = offset + (separators.trailing_zeros() / 8) as usize;
+            separators &= separators - 1;
+            separator(at, &mut start);
+        }
+        if line_feed != 0 {
+            let end = offset + (line_feed.trailing_zeros() / 8) as usize;
+            separator(end, &mut start);
+            return (high & HIGH == 0).then_some(end);
+        }
+        offset += 8;
+    }
+}
+
 /// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
 /// is several times slower), anything else by std. Same answers as `str::parse::<IpAddr>`:
 /// four decimal octets of at most three digits, no leading zeros, each at most 255.
@@ -675,6 +789,13 @@ impl FileState {
         self.format.as_ref().ok()?.fast_record(line)
     }
 
+    /// The first line of `bytes` read the short way, and the index of its line feed
+    /// ([`VpcFormat::fast_first_line`]), when it can be.
+    #[inline]
+    pub(crate) fn fast_first_line(&self, bytes: &[u8]) -> Option<(VpcRecord, usize)> {
+        self.format.as_ref().ok()?.fast_first_line(bytes)
+    }
+
     /// One line of the file.
     pub(crate) fn line(&mut self, line: &str) -> Line {
         if let Some(format) = header(line) {
@@ -763,6 +884,33 @@ mod tests {
             prop_assert_eq!(words, line.split_ascii_whitespace().collect::<Vec<_>>());
         }
 
+        /// The one-pass splitter of the short way finds the first line's end and its words as
+        /// std does, and refuses a first line that is not ASCII.
+        #[test]
+        fn the_first_line_splits_as_std_splits_it(line in "[ -~\t\n\x0b\x0c\r\x01\x1fé]{0,40}") {
+            let roles: Vec<u8> = (0..super::KEPT as u8).collect();
+            let mut kept = [(0u32, 0u32); super::KEPT];
+            let first = line.split('\n').next().unwrap_or_default();
+            match super::split_first_line(line.as_bytes(), &roles, &mut kept) {
+                None => prop_assert!(!first.is_ascii()),
+                Some(split) => {
+                    prop_assert!(first.is_ascii());
+                    prop_assert_eq!(split.end, first.len());
+                    let words: Vec<(u32, u32)> = first
+                        .split_ascii_whitespace()
+                        .map(|word| {
+                            let start = word.as_ptr() as usize - line.as_ptr() as usize;
+                            (start as u32, (start + word.len()) as u32)
+                        })
+                        .collect();
+                    prop_assert_eq!(split.count, words.len());
+                    prop_assert_eq!(split.first_end, words.first().map_or(0, |w| w.1 as usize));
+                    let n = words.len().min(super::KEPT);
+                    prop_assert_eq!(&kept[..n], &words[..n]);
+                }
+            }
+        }
+
         #[test]
         fn the_fast_address_parser_agrees_with_std(text in "[0-9.:a-f]{0,17}") {
             prop_assert_eq!(parse_ip(&text), text.parse().ok());
@@ -820,6 +968,16 @@ mod tests {
                 .collect();
             let line = words.join(separator);
             let general = format.record(&line);
+            // The reader's way, on a buffer that goes on past the line: the same answer, and
+            // the line's end.
+            for (end, next) in [("\n", ""), ("\n", "1 2 3"), ("\r\n", "é\n"), ("", "")] {
+                let buffer = format!("{line}{end}{next}");
+                let first = format.fast_first_line(buffer.as_bytes());
+                let expected = format.fast_record(line.as_bytes()).map(|record| {
+                    (record, line.len() + end.len().saturating_sub(1))
+                });
+                prop_assert_eq!(first, expected, "{:?}", buffer);
+            }
             match format.fast_record(line.as_bytes()) {
                 Some(record) => {
                     prop_assert_eq!(general, Ok(record.flow()), "{}", line);

@@ -239,6 +239,71 @@ fn network_policy_agent_lines() {
     assert_eq!(flows[2].dst_port, None);
 }
 
+/// The short way finds each line's end in the same pass as its words: across buffer fills
+/// of every size (lines straddling two fills), with other lines in between (a header, CRLF,
+/// blank, malformed, not UTF-8, a CloudWatch time, no line feed at the end), it reads what
+/// the general way reads, line numbers and counts included.
+#[test]
+fn the_short_way_reads_lines_across_buffer_fills_as_the_general_way() {
+    struct General<'a>(&'a mut Vec<Flow>);
+    impl netfence_flows::FlowSink for General<'_> {
+        fn flow(&mut self, flow: Flow) {
+            self.0.push(flow);
+        }
+        fn short_way(&self) -> bool {
+            false
+        }
+    }
+    let mut text = Vec::new();
+    text.extend_from_slice(b"2 123456789010 eni-1 10.0.1.10 10.0.2.20 44321 443 6 10 840 1699999200 1699999260 ACCEPT OK\n");
+    text.extend_from_slice(
+        b"version srcaddr dstaddr srcport dstport protocol start action log-status tcp-flags\n",
+    );
+    text.extend_from_slice(b"2 10.0.1.10 10.0.2.20 44321 443 6 1699999200 ACCEPT OK 2\r\n");
+    text.extend_from_slice(b"\n  \n2 10.0.1.11 10.0.2.21 53 53 17 1699999201 REJECT OK -\n");
+    text.extend_from_slice(b"2 10.0.1.12 10.0.2.22 80 8080 6 1699999202 ACCEPT OK 18 extra\n");
+    text.extend_from_slice(b"2 10.0.1.13 10.0.2.23 80 \xff 6 1699999202 ACCEPT OK 18\n");
+    text.extend_from_slice(b"2 10.0.1.14\t10.0.2.24 1 2 6 1699999203 ACCEPT\x0cOK 19\n");
+    text.extend_from_slice(b"2 10.0.1.15 10.0.2.25 1 2 6 1699999203 ACCEPT NODATA 19\n");
+    text.extend_from_slice(
+        b"2023-11-14T22:00:00Z 2 10.0.1.16 10.0.2.26 1 2 6 1699999204 ACCEPT OK 2\n",
+    );
+    for n in 0..20 {
+        text.extend_from_slice(
+            format!(
+                "2 10.0.3.{n} 10.0.4.{n} {} 443 6 {} REJECT OK 2\n",
+                40000 + n,
+                1699999300 + n
+            )
+            .as_bytes(),
+        );
+    }
+    text.extend_from_slice(b"2 10.0.1.17 10.0.2.27 1 2 6 1699999205 ACCEPT OK 2");
+    let (mut expected, mut general_stats) = (Vec::new(), ReadStats::default());
+    netfence_flows::read_stream_into(
+        &text[..],
+        "f.log",
+        &vpc(),
+        &mut general_stats,
+        &mut General(&mut expected),
+    )
+    .unwrap();
+    assert_eq!(general_stats.parsed, 26, "{general_stats:?}");
+    for capacity in [1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 100, 1 << 16] {
+        let (mut flows, mut stats) = (Vec::new(), ReadStats::default());
+        netfence_flows::read_stream_into(
+            std::io::BufReader::with_capacity(capacity, &text[..]),
+            "f.log",
+            &vpc(),
+            &mut stats,
+            &mut |flow| flows.push(flow),
+        )
+        .unwrap();
+        assert_eq!(flows, expected, "buffer of {capacity} bytes");
+        assert_eq!(stats, general_stats, "buffer of {capacity} bytes");
+    }
+}
+
 mod arbitrary_input {
     use super::*;
     use proptest::prelude::*;
