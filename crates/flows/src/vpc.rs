@@ -530,10 +530,6 @@ fn split_words<'a>(line: &'a str, word: &mut impl FnMut(&'a str)) {
 /// can be ASCII whitespace), and only those are looked at.
 #[inline]
 fn split_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
-    const SPACES: u64 = 0x2020_2020_2020_2020;
     let mut start = 0;
     let mut high = 0u64;
     let mut separator = |at: usize, start: &mut usize| {
@@ -544,24 +540,10 @@ fn split_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> bool {
     };
     let mut offset = 0;
     while offset < bytes.len() {
-        let x = match bytes.get(offset..offset + 8) {
-            Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or_default()),
-            None => {
-                // The last bytes, padded with a byte that is no separator.
-                let mut chunk = [b'x'; 8];
-                for (to, from) in chunk.iter_mut().zip(&bytes[offset..]) {
-                    *to = *from;
-                }
-                u64::from_le_bytes(chunk)
-            }
-        };
-        // The high bit of each byte that is below 0x80 and at most 0x20: (b & 0x7f) + 0x5f
-        // reaches 0x80 from 0x21 on, with no carry into the next byte; `| x` drops bytes
-        // with the high bit set. And of each byte that is b' ' (zero after `^ SPACES`).
+        // The last bytes padded with a byte that is no separator.
+        let x = eight_bytes(bytes, offset, b'x');
         high |= x;
-        let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
-        let y = x ^ SPACES;
-        let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
+        let (low, spaces) = low_and_spaces(x);
         let mut separators = spaces;
         let mut others = low & !spaces;
         // Rare: other control bytes, whitespace or not.
@@ -581,6 +563,43 @@ fn split_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> bool {
     }
     separator(bytes.len(), &mut start);
     high & HIGH == 0
+}
+
+/// The high bit of every byte, for the eight-bytes-at-a-time splitters.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `bytes` from `offset` as a little-endian word; past the end of `bytes`,
+/// `pad` bytes.
+#[inline(always)]
+fn eight_bytes(bytes: &[u8], offset: usize, pad: u8) -> u64 {
+    match bytes.get(offset..offset + 8) {
+        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or_default()),
+        None => {
+            let mut chunk = [pad; 8];
+            for (to, from) in chunk
+                .iter_mut()
+                .zip(bytes.get(offset..).unwrap_or_default())
+            {
+                *to = *from;
+            }
+            u64::from_le_bytes(chunk)
+        }
+    }
+}
+
+/// For eight bytes `x`: the high bit of each byte that is below 0x80 and at most 0x20 (the
+/// only bytes that can be ASCII whitespace), and of each byte that is b' '. `(b & 0x7f) +
+/// 0x5f` reaches 0x80 from 0x21 on, with no carry into the next byte; `| x` drops bytes with
+/// the high bit set; a space is zero after `^ SPACES`.
+#[inline(always)]
+fn low_and_spaces(x: u64) -> (u64, u64) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
+    let y = x ^ SPACES;
+    let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
+    (low, spaces)
 }
 
 /// The words of the first line of `bytes` found by [`split_first_line`].
@@ -629,10 +648,6 @@ fn split_first_line(
 /// the index of that line feed (or `bytes.len()`), `None` when the line is not ASCII.
 #[inline]
 fn split_line_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> Option<usize> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f; // 0x21 + 0x5f = 0x80
-    const SPACES: u64 = 0x2020_2020_2020_2020;
     let mut start = 0;
     let mut high = 0u64;
     let mut separator = |at: usize, start: &mut usize| {
@@ -643,22 +658,10 @@ fn split_line_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> Option
     };
     let mut offset = 0;
     loop {
-        let mut x = match bytes.get(offset..offset + 8) {
-            Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or_default()),
-            None => {
-                // The last bytes (none when `bytes` ends at a step), padded with line feeds:
-                // the end of `bytes` ends the line, so that this step is the last.
-                let mut chunk = [b'\n'; 8];
-                for (to, from) in chunk.iter_mut().zip(&bytes[offset..]) {
-                    *to = *from;
-                }
-                u64::from_le_bytes(chunk)
-            }
-        };
-        // As in `split_bytes`: the bytes at most b' ' and below 0x80, and the spaces.
-        let low = !(((x & LOW7) + ABOVE_SPACE) | x) & HIGH;
-        let y = x ^ SPACES;
-        let spaces = !(((y & LOW7) + LOW7) | y) & HIGH;
+        // The last bytes (none when `bytes` ends at a step) padded with line feeds: the end
+        // of `bytes` ends the line, so that this step is the last.
+        let mut x = eight_bytes(bytes, offset, b'\n');
+        let (low, spaces) = low_and_spaces(x);
         let mut separators = spaces;
         let mut others = low & !spaces;
         // The line feed (once a line) and other control bytes, whitespace or not. Only the
