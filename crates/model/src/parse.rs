@@ -60,10 +60,32 @@ pub fn read_input(path: &std::path::Path) -> Result<String, String> {
         Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
     };
     let mut bytes = Vec::with_capacity(size_hint);
-    let read = reader
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    let limit = MAX_INPUT_BYTES + 1;
+    let mut reader = reader.take(limit);
+    if size_hint > 0 {
+        reader.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    } else {
+        // No size to go by (stdin, a FIFO): the buffer doubles, but never past the limit.
+        // `read_to_end`'s own doubling asks for 2 GiB to hold the byte after 1 GiB, and an
+        // allocator that cannot grow a large block in place (mimalloc, the CLI's) holds the
+        // old one beside it while copying: 3 GiB for an input that is refused anyway.
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        loop {
+            let room = bytes.capacity().saturating_mul(2).clamp(1 << 16, limit);
+            bytes
+                .try_reserve_exact(room - bytes.len())
+                .map_err(|_| "out of memory".to_string())?;
+            let step = (bytes.capacity() - bytes.len()) as u64;
+            let read = (&mut reader)
+                .take(step)
+                .read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())?;
+            if (read as u64) < step || bytes.len() >= limit {
+                break;
+            }
+        }
+    }
+    let read = bytes.len();
     if read as u64 > MAX_INPUT_BYTES {
         return Err(too_large(read as u64));
     }
