@@ -14,14 +14,6 @@ use clap::{Parser, Subcommand};
 use commands::Inputs;
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: loading a cluster allocates and frees millions of
-/// small strings and maps on two threads (a quarter of all cycles went to glibc's malloc and
-/// free at 100k pods). Built with `no_thp`: mimalloc does not ask for transparent huge pages
-/// (`madvise`), which on a `madvise` host made the kernel clear 2 MiB pages the run never
-/// used (docs/performance.md, branches `matrix` and `matrix3`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// netfence: what your network policies really allow.
 #[derive(Parser)]
 #[command(name = "netfence", version, about, long_about = None)]
