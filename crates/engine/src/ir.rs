@@ -472,32 +472,17 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
     out.into_iter().map(|(_, _, tier)| tier).collect()
 }
 
-/// The inventory's NetworkPolicies compiled, in inventory order: with thousands of them and
-/// two cores, the second half on a second thread (each policy compiles on its own).
+/// The inventory's NetworkPolicies compiled, in inventory order: with thousands of them, on
+/// every core (each policy compiles on its own).
 fn compiled_network_policies(inventory: &Inventory) -> Vec<Policy> {
     /// Below this many policies, one thread.
     const MIN_PARALLEL_POLICIES: usize = 1_000;
     let policies = &inventory.network_policies[..];
-    let compile_all = |run: &[Arc<NetworkPolicy>]| -> Vec<Policy> {
-        run.iter()
-            .map(|policy| compile_network_policy(policy, inventory))
-            .collect()
-    };
-    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    if !two_cores || policies.len() < MIN_PARALLEL_POLICIES {
-        return compile_all(policies);
+    let compile = |policy: &Arc<NetworkPolicy>| compile_network_policy(policy, inventory);
+    if policies.len() < MIN_PARALLEL_POLICIES {
+        return policies.iter().map(compile).collect();
     }
-    let (first, second) = policies.split_at(policies.len() / 2);
-    std::thread::scope(|scope| {
-        let later = scope.spawn(|| compile_all(second));
-        let mut compiled = compile_all(first);
-        compiled.extend(
-            later
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        );
-        compiled
-    })
+    crate::connlist::in_parallel(policies, compile)
 }
 
 /// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
