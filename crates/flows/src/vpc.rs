@@ -130,6 +130,9 @@ pub struct VpcFormat {
     /// For each field in record order, the slot of the values the reader keeps
     /// ([`SRCADDR`] …) or [`UNUSED`].
     roles: Vec<u8>,
+    /// Whether this is the default format ([`DEFAULT_FORMAT`]), which has a short way of its
+    /// own ([`default_first_line`]).
+    default: bool,
 }
 
 /// The values a record's reader keeps, by slot.
@@ -239,7 +242,16 @@ impl VpcFormat {
                 roles[position] = slot as u8;
             }
         }
-        Ok(VpcFormat { fields, roles })
+        let default = fields.len() == DEFAULT_FIELDS
+            && fields
+                .iter()
+                .enumerate()
+                .all(|(n, field)| usize::from(field.0) == n);
+        Ok(VpcFormat {
+            fields,
+            roles,
+            default,
+        })
     }
 
     /// The fields, in record order.
@@ -269,6 +281,13 @@ impl VpcFormat {
     pub(crate) fn fast_first_line(&self, bytes: &[u8]) -> Option<(VpcRecord, usize)> {
         if !bytes.first().is_some_and(u8::is_ascii_digit) {
             return None;
+        }
+        if self.default {
+            match default_first_line(bytes) {
+                DefaultWay::Read(record, end) => return Some((record, end)),
+                DefaultWay::Refused => return None,
+                DefaultWay::Other => {}
+            }
         }
         let mut kept = [(0u32, 0u32); KEPT];
         let words = split_first_line(bytes, &self.roles, &mut kept)?;
@@ -496,6 +515,204 @@ impl VpcRecord {
     }
 }
 
+/// The number of fields of the default format, which are the first fields of [`FIELDS`] in
+/// that order.
+const DEFAULT_FIELDS: usize = 14;
+
+/// What [`default_first_line`] makes of a line.
+enum DefaultWay {
+    /// The record, and the index of the line feed that ends it (or `bytes.len()`).
+    Read(VpcRecord, usize),
+    /// A line the general splitter's short way refuses too: its first word holds a `T` (a
+    /// CloudWatch time in front, read the general way).
+    Refused,
+    /// Any other line: left to the general splitter's short way.
+    Other,
+}
+
+/// The first line of `bytes` read the short way in the default format's fixed order
+/// ([`DEFAULT_FORMAT`]), field after field with one space between them, when every field is
+/// in its plainest form: a version of digits, ASCII words for the fields the reader does not
+/// keep, dotted quads, decimal numbers or `-`, `ACCEPT`/`REJECT`/`-`, and the line ends in a
+/// line feed (CR LF, or the end of `bytes`) right after `log-status`. The fields the reader
+/// does not keep are only looked through for their end (eight bytes at a time); the kept
+/// ones are read where they stand, and their reading finds their end. Every byte of the line
+/// is looked at: an accepted line is ASCII, with exactly fourteen words, so that it reads
+/// as [`VpcFormat::record`] reads it. `bytes` starts with a digit.
+#[inline]
+fn default_first_line(bytes: &[u8]) -> DefaultWay {
+    // version: digits (nor a CloudWatch time, nor anything else).
+    let end = word_end(bytes, 0);
+    if bytes[..end].contains(&b'T') {
+        return DefaultWay::Refused;
+    }
+    match default_fields(bytes, end) {
+        Some((record, end)) => DefaultWay::Read(record, end),
+        None => DefaultWay::Other,
+    }
+}
+
+/// [`default_first_line`] after the version, which ends at `at`.
+#[inline]
+fn default_fields(bytes: &[u8], at: usize) -> Option<(VpcRecord, usize)> {
+    if !bytes[..at].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let at = skip_word(bytes, space(bytes, at)?)?; // account-id
+    let at = skip_word(bytes, space(bytes, at)?)?; // interface-id
+    let (src, at) = v4_at(bytes, space(bytes, at)?)?;
+    let (dst, at) = v4_at(bytes, space(bytes, at)?)?;
+    let (src_port, at) = optional_number_at(bytes, space(bytes, at)?, 5, 65535)?;
+    let (dst_port, at) = optional_number_at(bytes, space(bytes, at)?, 5, 65535)?;
+    let (protocol, at) = number_at(bytes, space(bytes, at)?, 3, 255)?;
+    let at = skip_word(bytes, space(bytes, at)?)?; // packets
+    let at = skip_word(bytes, space(bytes, at)?)?; // bytes
+    let (start, at) = optional_number_at(bytes, space(bytes, at)?, 12, FAST_START_MAX as u64)?;
+    let at = skip_word(bytes, space(bytes, at)?)?; // end
+    let at = space(bytes, at)?;
+    // action, and the space after it.
+    let (observed, at) = match bytes.get(at..)? {
+        [b'A', b'C', b'C', b'E', b'P', b'T', b' ', ..] => (Some(Observed::Allow), at + 7),
+        [b'R', b'E', b'J', b'E', b'C', b'T', b' ', ..] => (Some(Observed::Deny), at + 7),
+        [b'-', b' ', ..] => (None, at + 2),
+        _ => return None,
+    };
+    // log-status, the last field: any word but NODATA and SKIPDATA (records with no flow).
+    let end = skip_word(bytes, at)?;
+    if let b"NODATA" | b"SKIPDATA" = &bytes[at..end] {
+        return None;
+    }
+    let end = match bytes.get(end..) {
+        Some([] | [b'\n', ..]) => end,
+        Some([b'\r', b'\n', ..]) => end + 1,
+        _ => return None,
+    };
+    let protocol = protocol as u8;
+    let ported = FlowProtocol::from_number(protocol).ported().is_some();
+    let port = |port: Option<u64>| port.filter(|_| ported).map(|port| port as u16);
+    let record = VpcRecord {
+        src: Ipv4Addr::from(src),
+        dst: Ipv4Addr::from(dst),
+        src_port: port(src_port),
+        dst_port: port(dst_port),
+        protocol,
+        start: start.map(|start| start as i64),
+        observed,
+        tcp_flags: None,
+        reply: Reply::Unknown,
+    };
+    Some((record, end))
+}
+
+/// For eight bytes `x`: the high bit of each byte that cannot be inside a plain word: ASCII
+/// whitespace and other control bytes (at most 0x20, as in [`low_and_spaces`]) and non-ASCII
+/// bytes (high bit set).
+#[inline(always)]
+fn word_stops(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ABOVE_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f;
+    (!((x & LOW7) + ABOVE_SPACE) | x) & HIGH
+}
+
+/// The index of the first byte from `at` on that is no printable ASCII (see [`word_stops`]),
+/// or `bytes.len()`; eight bytes at a time. `at` is at most `bytes.len()`.
+#[inline(always)]
+fn word_end(bytes: &[u8], mut at: usize) -> usize {
+    loop {
+        // Past the end of `bytes`, line feeds: a stop.
+        let stops = word_stops(eight_bytes(bytes, at, b'\n'));
+        if stops != 0 {
+            return at + (stops.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+}
+
+/// The end of the word of printable ASCII that starts at `at` (at least one byte).
+#[inline(always)]
+fn skip_word(bytes: &[u8], at: usize) -> Option<usize> {
+    let end = word_end(bytes, at);
+    (end > at).then_some(end)
+}
+
+/// Past the one space at `at`, which must be there.
+#[inline(always)]
+fn space(bytes: &[u8], at: usize) -> Option<usize> {
+    (bytes.get(at) == Some(&b' ')).then_some(at + 1)
+}
+
+/// The decimal number of at most `digits` digits, at most `max`, that starts at `at` (one
+/// digit at least), and where its digits end.
+#[inline(always)]
+fn number_at(bytes: &[u8], at: usize, digits: usize, max: u64) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    let mut end = at;
+    while let Some(digit) = bytes
+        .get(end)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d <= 9)
+    {
+        if end - at == digits {
+            return None;
+        }
+        value = value * 10 + u64::from(digit);
+        end += 1;
+    }
+    (end > at && value <= max).then_some((value, end))
+}
+
+/// [`number_at`], or `-` (no value).
+#[inline(always)]
+fn optional_number_at(
+    bytes: &[u8],
+    at: usize,
+    digits: usize,
+    max: u64,
+) -> Option<(Option<u64>, usize)> {
+    if bytes.get(at) == Some(&b'-') {
+        return Some((None, at + 1));
+    }
+    number_at(bytes, at, digits, max).map(|(value, end)| (Some(value), end))
+}
+
+/// The dotted-quad IPv4 address that starts at `at`, as [`parse_v4`] reads it, and where it
+/// ends (at the first byte that is neither digit nor dot).
+#[inline(always)]
+fn v4_at(bytes: &[u8], at: usize) -> Option<([u8; 4], usize)> {
+    let digit = |at: usize| {
+        bytes
+            .get(at)
+            .map(|b| b.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+    };
+    let mut octets = [0u8; 4];
+    let mut at = at;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if bytes.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let first = digit(at)?;
+        let mut value = u32::from(first);
+        at += 1;
+        if let Some(second) = digit(at) {
+            if first == 0 {
+                return None; // a leading zero
+            }
+            value = value * 10 + u32::from(second);
+            at += 1;
+            if let Some(third) = digit(at) {
+                value = value * 10 + u32::from(third);
+                at += 1;
+            }
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    Some((octets, at))
+}
+
 /// A decimal number of at most `digits` digits and nothing else, at most `max`: what
 /// `str::parse` reads too (it also takes a sign and more leading zeros: such values are left
 /// to it).
@@ -719,38 +936,7 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 /// byte loop that tracks digits and dots.
 #[inline]
 fn parse_v4(bytes: &[u8]) -> Option<[u8; 4]> {
-    let digit = |at: usize| {
-        bytes
-            .get(at)
-            .map(|b| b.wrapping_sub(b'0'))
-            .filter(|&d| d <= 9)
-    };
-    let mut octets = [0u8; 4];
-    let mut at = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 {
-            if bytes.get(at) != Some(&b'.') {
-                return None;
-            }
-            at += 1;
-        }
-        let first = digit(at)?;
-        let mut value = u32::from(first);
-        at += 1;
-        if let Some(second) = digit(at) {
-            if first == 0 {
-                return None; // a leading zero
-            }
-            value = value * 10 + u32::from(second);
-            at += 1;
-            if let Some(third) = digit(at) {
-                value = value * 10 + u32::from(third);
-                at += 1;
-            }
-        }
-        *octet = u8::try_from(value).ok()?;
-    }
-    (at == bytes.len()).then_some(octets)
+    v4_at(bytes, 0).and_then(|(octets, end)| (end == bytes.len()).then_some(octets))
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -854,6 +1040,24 @@ mod tests {
         ] {
             assert_eq!(parse_ip(text), text.parse().ok(), "{text:?}");
         }
+    }
+
+    /// The default format's own short way is taken for the default fields in their order,
+    /// however the format is written (a header line's bare names), and for no other format.
+    #[test]
+    fn the_default_way_is_for_the_default_fields_in_order() {
+        let names = super::DEFAULT_FORMAT.replace(['$', '{', '}'], "");
+        for (text, default) in [
+            (super::DEFAULT_FORMAT, true),
+            (names.as_str(), true),
+            (&names.replace("srcport dstport", "dstport srcport"), false),
+            (&format!("{names} tcp-flags"), false),
+            ("version srcaddr dstaddr srcport dstport protocol", false),
+        ] {
+            let format = super::VpcFormat::parse(text).expect("a format");
+            assert_eq!(format.default, default, "{text}");
+        }
+        assert!(super::VpcFormat::default().default);
     }
 
     /// Fields split the same on single spaces (the fast path) and on any runs of ASCII
@@ -993,6 +1197,82 @@ mod tests {
                         "a usual record left to the general way: {}", line
                     );
                 }
+            }
+        }
+
+        /// The default format's own short way reads a line to what the general splitter's
+        /// short way reads it to (which the test above holds to the general way), refuses
+        /// only lines that one refuses too, and reads the usual record. Lines are made of
+        /// plain and odd values, then one byte is changed, put in or taken out anywhere.
+        #[test]
+        fn the_default_way_reads_what_the_splitter_reads(
+            values in proptest::collection::vec(0usize..1000, 14),
+            plain in any::<bool>(),
+            edit in 0usize..4,
+            at in 0usize..200,
+            byte in prop::sample::select(vec![
+                b' ', b'\t', b'\n', b'\r', b'\x0c', b'\x01', b'T', b'-', b'.', b'0', b'9', b'x',
+                0xc3, 0xa9, 0x80, 0xff,
+            ]),
+            end in prop::sample::select(vec!["", "\n", "\r\n", "\n1 2", "\r", " \n"]),
+        ) {
+            let format = super::VpcFormat::default();
+            prop_assert!(format.default);
+            let splitter = super::VpcFormat { default: false, ..format.clone() };
+            let pools: [&[&str]; 14] = [
+                &["2", "5", "10", "2023-11-14T22:00:00Z", "T", "-", "2x", "+2"],
+                &["123456789010", "1", "-", "eni-1", "é"],
+                &["eni-1235b8ca123456789", "eni-x", "-", "1", "aé"],
+                &["10.0.1.10", "192.0.2.1", "0.0.0.0", "255.255.255.255", "-", "256.1.1.1",
+                  "01.2.3.4", "fe80::1", "1.2.3", "1.2.3.4.5", "1.2.3.4x"],
+                &["172.31.16.21", "10.0.0.1", "1.1.1.1", "-", "10.0.0.256", "10.0.0", "1..2.3"],
+                &["8080", "0", "65535", "-", "65536", "+80", "0080", "000000000080", "8o", "99999", "--"],
+                &["22", "443", "-", "123456", "x", "-1"],
+                &["6", "17", "1", "132", "58", "0", "-", "+6", "006", "256", "tcp", "0006"],
+                &["20", "1", "-", "x"],
+                &["4249", "0", "-", "1é"],
+                &["1418530010", "0", "-", "+1699999200", "-5", "200000000000", "200000000001",
+                  "999999999999999999999", "1.5", "01699999200"],
+                &["1418530070", "-", "x"],
+                &["ACCEPT", "REJECT", "-", "accept", "DROP", "ACCEPTED", "-x"],
+                &["OK", "NODATA", "SKIPDATA", "-", "ok", "NODATAX"],
+            ];
+            let words: Vec<&str> = pools
+                .iter()
+                .zip(&values)
+                .map(|(pool, &pick)| {
+                    let n = if plain { pool.len().div_ceil(2).min(3) } else { pool.len() };
+                    pool[pick % n]
+                })
+                .collect();
+            let line = words.join(" ");
+            let mut bytes = format!("{line}{end}").into_bytes();
+            let at = at % (bytes.len() + 1);
+            match edit {
+                1 if at < bytes.len() => bytes[at] = byte,
+                2 => bytes.insert(at, byte),
+                3 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+            let expected = splitter.fast_first_line(&bytes);
+            prop_assert_eq!(format.fast_first_line(&bytes), expected, "{:?}", bytes);
+            if bytes.first().is_some_and(u8::is_ascii_digit) {
+                match super::default_first_line(&bytes) {
+                    super::DefaultWay::Read(record, end) => {
+                        prop_assert_eq!(Some((record, end)), expected);
+                    }
+                    super::DefaultWay::Refused => prop_assert_eq!(None, expected),
+                    super::DefaultWay::Other => {}
+                }
+            }
+            // A plain line as AWS writes it is read this way.
+            if plain && edit == 0 && !matches!(end, "\r" | " \n") {
+                prop_assert!(matches!(
+                    super::default_first_line(&bytes),
+                    super::DefaultWay::Read(..)
+                ) || expected.is_none(), "{}", line);
             }
         }
 
