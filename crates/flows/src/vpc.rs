@@ -571,10 +571,10 @@ fn default_fields(bytes: &[u8], at: usize) -> Option<(VpcRecord, usize)> {
     let at = skip_word(bytes, space(bytes, at)?)?; // end
     let at = space(bytes, at)?;
     // action, and the space after it.
-    let (observed, at) = match bytes.get(at..)? {
-        [b'A', b'C', b'C', b'E', b'P', b'T', b' ', ..] => (Some(Observed::Allow), at + 7),
-        [b'R', b'E', b'J', b'E', b'C', b'T', b' ', ..] => (Some(Observed::Deny), at + 7),
-        [b'-', b' ', ..] => (None, at + 2),
+    let (observed, at) = match bytes.get(at..at + 7) {
+        Some(b"ACCEPT ") => (Some(Observed::Allow), at + 7),
+        Some(b"REJECT ") => (Some(Observed::Deny), at + 7),
+        _ if bytes.get(at..at + 2) == Some(b"- ") => (None, at + 2),
         _ => return None,
     };
     // log-status, the last field: any word but NODATA and SKIPDATA (records with no flow).
