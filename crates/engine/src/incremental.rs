@@ -969,6 +969,9 @@ impl Cluster {
         // The pod classes are part of the kept state: each change's engine takes them over
         // (placing only changed pods), and the delta reads them grouped by workload.
         let _ = engine.workload_classes();
+        // Likewise the loader's index of workload objects by namespace, which relinking a
+        // changed pod reads.
+        loader.index_workloads();
         Ok(Cluster { loader, engine })
     }
 
