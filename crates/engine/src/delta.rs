@@ -115,10 +115,7 @@ impl<'a> Universe<'a> {
         let [before, after]: [&'a WorkloadClasses; 2] = engines.map(Engine::workload_classes);
         let mut universe = Universe {
             workloads: before.workloads.iter().collect(),
-            classes: [
-                before.classes.iter().map(Vec::as_slice).collect(),
-                Vec::new(),
-            ],
+            classes: [before.classes.iter().collect(), Vec::new()],
             marked: Vec::new(),
         };
         if std::ptr::eq(before, after) {
@@ -127,7 +124,7 @@ impl<'a> Universe<'a> {
         } else if Arc::ptr_eq(&before.workloads, &after.workloads) {
             // The grouping after was derived from the one before: the same workloads, in
             // the same places.
-            universe.classes[1] = after.classes.iter().map(Vec::as_slice).collect();
+            universe.classes[1] = after.classes.iter().collect();
         } else {
             let index: FastMap<&WorkloadRef, usize> = universe
                 .workloads

@@ -39,7 +39,7 @@ pub struct Engine {
     /// For each pod, for ingress (0) and egress (1): the selecting policies in evaluation order.
     /// Equal lists are one allocation (pods of a workload share theirs), and an engine from
     /// [`Engine::rebuilt`] shares the lists of the pods it kept.
-    pub(crate) selecting: Vec<[Selection; 2]>,
+    pub(crate) selecting: crate::chunked::Chunked<[Selection; 2]>,
     /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
     pub(crate) cache: crate::resolve::SelectorCache,
     /// [`Engine::pod_classes`], computed on first use.
@@ -127,7 +127,9 @@ fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> 
 }
 
 /// Per-pod selection lists as shared [`Selection`]s, equal lists one allocation.
-pub(crate) fn shared_selections(lists: Vec<[Vec<PolicyId>; 2]>) -> Vec<[Selection; 2]> {
+pub(crate) fn shared_selections(
+    lists: Vec<[Vec<PolicyId>; 2]>,
+) -> crate::chunked::Chunked<[Selection; 2]> {
     let mut distinct: netfence_model::net::FastMap<Vec<PolicyId>, Selection> =
         netfence_model::net::FastMap::default();
     let mut share = |list: Vec<PolicyId>| -> Selection {
@@ -178,9 +180,9 @@ impl<F: FnMut(&[PolicyId], &mut Vec<PolicyId>)> SelectionRemap<F> {
 /// `selecting` with each distinct list mapped once by `map` (lists shared before stay
 /// shared).
 pub(crate) fn remapped_selections(
-    selecting: &[[Selection; 2]],
+    selecting: &crate::chunked::Chunked<[Selection; 2]>,
     map: impl FnMut(&[PolicyId], &mut Vec<PolicyId>),
-) -> Vec<[Selection; 2]> {
+) -> crate::chunked::Chunked<[Selection; 2]> {
     let mut remap = SelectionRemap::new(map);
     selecting
         .iter()

@@ -12,6 +12,7 @@
 //! when its namespace or service account changed; network sets, nodes and tiers change
 //! address matching or evaluation order everywhere, and then every line is compared.
 
+use crate::chunked::{Chunked, CHUNK};
 use crate::connlist::DiffLine;
 use crate::decide::PolicyId;
 use crate::delta::Sides;
@@ -317,9 +318,62 @@ fn network_policy_diff(
     diff
 }
 
+/// How the new inventory's pods continue the old one's (from [`rematched_pods`]).
+pub(crate) struct PodMatch {
+    /// For each new pod: it must be matched against every policy (new or changed, or its
+    /// namespace's or service account's labels changed).
+    pub(crate) dirty: Vec<bool>,
+    /// The ids of the dirty pods, in order (every new pod is dirty).
+    pub(crate) changed: Vec<usize>,
+    /// For each new pod, the id of the old pod of its name; `None` when no id moved (as many
+    /// pods, each named as the old pod of its id): then a pod's old id is its id.
+    previous: Option<Vec<Option<usize>>>,
+    /// For each old pod, whether a clean new pod continues it; every other old pod is gone
+    /// or changed, and its workload may have changed too (adoption by a new selector).
+    pub(crate) kept: Vec<bool>,
+}
+
+impl PodMatch {
+    /// The old id of the pod named as new pod `id`.
+    pub(crate) fn previous(&self, id: usize) -> Option<usize> {
+        match &self.previous {
+            None => Some(id),
+            Some(previous) => previous[id],
+        }
+    }
+
+    /// Whether every pod kept its id (see [`PodMatch::previous`]).
+    pub(crate) fn same_ids(&self) -> bool {
+        self.previous.is_none()
+    }
+
+    /// The old ids of the pods no clean new pod continues, in order.
+    pub(crate) fn gone(&self) -> Vec<usize> {
+        match &self.previous {
+            // A pod's old id is its id: the old pods not kept are the changed ones.
+            None => self.changed.clone(),
+            Some(_) => (0..self.kept.len()).filter(|&id| !self.kept[id]).collect(),
+        }
+    }
+
+    fn new(dirty: Vec<bool>, previous: Option<Vec<Option<usize>>>, old_count: usize) -> Self {
+        let changed: Vec<usize> = (0..dirty.len()).filter(|&id| dirty[id]).collect();
+        let kept = match &previous {
+            None => dirty.iter().map(|dirty| !dirty).collect(),
+            Some(previous) => kept_pods(old_count, &dirty, previous),
+        };
+        PodMatch {
+            dirty,
+            changed,
+            previous,
+            kept,
+        }
+    }
+}
+
 /// Pods of the new inventory that must be matched against every policy: new or changed pods,
 /// and pods whose namespace labels or service account labels changed.
-fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<usize>>) {
+fn rematched_pods(old: &Inventory, new: &Inventory) -> PodMatch {
     let namespaces: HashSet<&str> = if old.shares_namespaces(new) {
         HashSet::new()
     } else {
@@ -356,21 +410,29 @@ fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<us
             .copied()
             .collect()
     };
+    let count = new.pods().len();
     if old.shares_pods(new) && namespaces.is_empty() && accounts.is_empty() {
-        let count = new.pods().len();
-        return (vec![false; count], (0..count).map(Some).collect());
+        return PodMatch::new(vec![false; count], None, count);
     }
-    let mut dirty = Vec::with_capacity(new.pods().len());
-    let mut previous = Vec::with_capacity(new.pods().len());
     let context_changed = |pod: &Pod| {
         (!namespaces.is_empty() && namespaces.contains(pod.namespace.as_str()))
             || (!accounts.is_empty()
                 && accounts.contains(&(pod.namespace.as_str(), pod.service_account.as_str())))
     };
+    let old_pods = old.pods();
+    if let Some(mut dirty) = same_ids(old_pods, new.pods()) {
+        if !namespaces.is_empty() || !accounts.is_empty() {
+            for (dirty, pod) in dirty.iter_mut().zip(new.pods()) {
+                *dirty |= context_changed(pod);
+            }
+        }
+        return PodMatch::new(dirty, None, count);
+    }
+    let mut dirty = Vec::with_capacity(count);
+    let mut previous = Vec::with_capacity(count);
     // Both pod lists are sorted by (namespace, name): one merge finds each pod's old id. A
     // pod shared with the old inventory (the same `Arc`) is the old pod at the cursor; only
     // the others are looked up by name and compared.
-    let old_pods = old.pods();
     let mut cursor = 0;
     for pod in new.pods() {
         if old_pods
@@ -405,12 +467,33 @@ fn rematched_pods(old: &Inventory, new: &Inventory) -> (Vec<bool>, Vec<Option<us
             cursor += 1;
         }
     }
-    (dirty, previous)
+    PodMatch::new(dirty, Some(previous), old_pods.len())
+}
+
+/// When no pod id moved (as many pods, and each pod not shared with the old list named as
+/// the old pod of its id): which pods changed. A pointer comparison per pod; only the pods
+/// not shared are read.
+fn same_ids(old: &[Arc<Pod>], new: &[Arc<Pod>]) -> Option<Vec<bool>> {
+    if old.len() != new.len() {
+        return None;
+    }
+    let mut dirty = vec![false; new.len()];
+    for (id, (before, pod)) in old.iter().zip(new).enumerate() {
+        if Arc::ptr_eq(before, pod) {
+            continue;
+        }
+        if (before.namespace.as_str(), before.name.as_str())
+            != (pod.namespace.as_str(), pod.name.as_str())
+        {
+            return None;
+        }
+        dirty[id] = **before != **pod;
+    }
+    Some(dirty)
 }
 
 /// For each old pod, whether a clean new pod continues it (`rematched_pods` already looked
-/// each new pod up among the old ones); every other old pod is gone or changed, and its
-/// workload may have changed too (adoption by a new selector).
+/// each new pod up among the old ones).
 fn kept_pods(old_count: usize, dirty: &[bool], previous: &[Option<usize>]) -> Vec<bool> {
     let mut kept = vec![false; old_count];
     for (&dirty, &before) in dirty.iter().zip(previous) {
@@ -428,8 +511,20 @@ fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<Polic
     if pod.host_network {
         return out;
     }
+    // A NetworkPolicy selects pods of its own namespace only (its subject is
+    // `PodsInNamespace` of it): those of other namespaces are passed over by their place in
+    // the inventory's list (sorted by namespace), without reading the compiled policy.
+    let policies = &inventory.network_policies;
+    let first = policies.partition_point(|p| p.namespace < pod.namespace);
+    let own = first..first + policies[first..].partition_point(|p| p.namespace == pod.namespace);
     for (t, tier) in tiers.iter().enumerate() {
         for (p, policy) in tier.policies.iter().enumerate() {
+            if let PolicySource::NetworkPolicy(i) = tier.sources[p] {
+                if !own.contains(&i) {
+                    debug_assert!(!subject_selects(&policy.subject, inventory, pod));
+                    continue;
+                }
+            }
             if !subject_selects(&policy.subject, inventory, pod) {
                 continue;
             }
@@ -462,9 +557,8 @@ impl Engine {
         inventory: Inventory,
     ) -> (Engine, Option<Sides>, RebuildStats) {
         let services = changed_services(self.inventory(), &inventory);
-        let (dirty, previous) = rematched_pods(self.inventory(), &inventory);
-        let kept = kept_pods(self.inventory().pods().len(), &dirty, &previous);
-        let compiles = self.compiles(&inventory, (&dirty, &previous), &kept);
+        let pods = rematched_pods(self.inventory(), &inventory);
+        let compiles = self.compiles(&inventory, &pods);
         let patched = match &compiles {
             Compiles::NetworkPolicies(diff) => self.patched_tiers(&inventory, diff),
             _ => None,
@@ -478,17 +572,17 @@ impl Engine {
                 (Arc::new(tiers), map)
             }
         };
-        let mut selecting = self.kept_selections(&tiers, &inventory, &map, (&dirty, &previous));
-        self.add_rematched(&tiers, &inventory, &map, &dirty, &mut selecting);
-        let sides = self.sides(&inventory, &map, (&dirty, &kept), &selecting);
+        let mut selecting = self.kept_selections(&tiers, &inventory, &map, &pods);
+        self.add_rematched(&tiers, &inventory, &map, &pods.dirty, &mut selecting);
+        let sides = self.sides(&inventory, &map, &pods, &selecting);
         let stats = RebuildStats {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
-            rematched_pods: dirty.iter().filter(|d| **d).count(),
+            rematched_pods: pods.changed.len(),
         };
         let classes = services
             .is_empty()
-            .then(|| self.derived_classes(&tiers, &inventory, &map, (&dirty, &previous), &kept))
+            .then(|| self.derived_classes(&tiers, &inventory, &map, &pods))
             .flatten();
         // Nothing compiled changed and the classes were carried over by placing the changed
         // pods: a cell between carried classes is the same in both engines (see `Sides`).
@@ -512,12 +606,7 @@ impl Engine {
     /// policies compare by pointer), other policies, or what compiled peers read; a new,
     /// changed or gone host-network pod counts as a difference of everything (their addresses
     /// go into peers outside the cluster under Cilium).
-    fn compiles(
-        &self,
-        inventory: &Inventory,
-        (dirty, previous): (&[bool], &[Option<usize>]),
-        kept: &[bool],
-    ) -> Compiles {
+    fn compiles(&self, inventory: &Inventory, pods: &PodMatch) -> Compiles {
         let old = self.inventory();
         let others_equal = old.cni.cni == inventory.cni.cni
             && old.services == inventory.services
@@ -530,16 +619,9 @@ impl Engine {
             return Compiles::Differently;
         }
         // A new or changed host-network pod, or one gone.
-        let changed_host = dirty
-            .iter()
-            .zip(previous)
-            .zip(inventory.pods())
-            .any(|((&dirty, before), pod)| (dirty || before.is_none()) && pod.host_network)
-            || old
-                .pods()
-                .iter()
-                .zip(kept)
-                .any(|(pod, &kept)| !kept && pod.host_network);
+        // Every new pod is dirty.
+        let changed_host = (pods.changed.iter()).any(|&id| inventory.pods()[id].host_network)
+            || (pods.gone().into_iter()).any(|id| old.pods()[id].host_network);
         if changed_host {
             return Compiles::Differently;
         }
@@ -639,14 +721,15 @@ impl Engine {
     }
 
     /// Every pod's selections from this engine (renumbered when policies moved) for pods kept
-    /// clean, matched against every policy for the others.
+    /// clean, matched against every policy for the others. When no pod id moved, a chunk
+    /// without a changed pod whose lists all stay as they are is shared with this engine.
     fn kept_selections(
         &self,
         tiers: &[Tier],
         inventory: &Inventory,
         map: &PolicyMap,
-        (dirty, previous): (&[bool], &[Option<usize>]),
-    ) -> Vec<[Selection; 2]> {
+        pods: &PodMatch,
+    ) -> Chunked<[Selection; 2]> {
         // Each distinct old list renumbered once (pods of a workload share theirs).
         let mut renumbered = SelectionRemap::new(|list: &[PolicyId], out: &mut Vec<_>| {
             out.extend(list.iter().filter_map(|id| {
@@ -672,19 +755,39 @@ impl Engine {
                 })
                 .collect()
         };
+        let own = |list: &Selection| -> bool {
+            map.identity || list.iter().all(|id| id.index() < moved_from[id.tier()])
+        };
         let mut renumber = |list: &Selection| -> Selection {
-            if map.identity || list.iter().all(|id| id.index() < moved_from[id.tier()]) {
+            if own(list) {
                 Arc::clone(list)
             } else {
                 renumbered.remap(list)
             }
         };
-        dirty
-            .iter()
-            .zip(previous)
-            .enumerate()
-            .map(|(id, (&dirty, &before))| match before {
-                Some(old) if !dirty => {
+        if pods.same_ids() {
+            let mut changed = pods.changed.iter().peekable();
+            let chunks = (self.selecting.chunks().iter().enumerate())
+                .map(|(k, chunk)| {
+                    let (start, end) = (k * CHUNK, k * CHUNK + chunk.len());
+                    let touched = changed.next_if(|&&id| id < end).is_some();
+                    while changed.next_if(|&&id| id < end).is_some() {}
+                    if !touched && chunk.iter().flatten().all(own) {
+                        return Arc::clone(chunk);
+                    }
+                    (chunk.iter().enumerate())
+                        .map(|(i, [ingress, egress])| match pods.dirty[start + i] {
+                            false => [renumber(ingress), renumber(egress)],
+                            true => selections_of(tiers, inventory, start + i).map(Arc::from),
+                        })
+                        .collect()
+                })
+                .collect();
+            return Chunked::from_chunks(chunks);
+        }
+        (0..pods.dirty.len())
+            .map(|id| match pods.previous(id) {
+                Some(old) if !pods.dirty[id] => {
                     let [ingress, egress] = &self.selecting[old];
                     [renumber(ingress), renumber(egress)]
                 }
@@ -700,7 +803,7 @@ impl Engine {
         inventory: &Inventory,
         map: &PolicyMap,
         dirty: &[bool],
-        selecting: &mut [[Selection; 2]],
+        selecting: &mut Chunked<[Selection; 2]>,
     ) {
         let mut added: FastMap<usize, [Vec<PolicyId>; 2]> = FastMap::default();
         for &(t, p) in &map.rematch {
@@ -726,10 +829,12 @@ impl Engine {
                 if extra.is_empty() {
                     continue;
                 }
-                let mut list: Vec<PolicyId> = selecting[id][direction].to_vec();
+                let mut lists = selecting[id].clone();
+                let mut list: Vec<PolicyId> = lists[direction].to_vec();
                 list.extend(extra);
                 list.sort_unstable();
-                selecting[id][direction] = Arc::from(list);
+                lists[direction] = Arc::from(list);
+                selecting.set(id, lists);
             }
         }
     }
@@ -742,8 +847,7 @@ impl Engine {
         tiers: &[Tier],
         inventory: &Inventory,
         map: &PolicyMap,
-        (dirty, previous): (&[bool], &[Option<usize>]),
-        kept: &[bool],
+        pods: &PodMatch,
     ) -> Option<crate::pod_classes::PodClasses> {
         let old = self.pod_classes.get()?;
         let mut basis = old.basis().clone();
@@ -762,13 +866,7 @@ impl Engine {
             }
         }
         let shared = self.inventory().shares_pods(inventory);
-        old.derived(
-            (self.inventory().pods(), kept),
-            inventory,
-            basis,
-            (dirty, previous),
-            shared,
-        )
+        old.derived(self.inventory().pods(), inventory, basis, pods, shared)
     }
 
     /// The workloads whose connections the change can affect (see the module notes), by the
@@ -777,8 +875,8 @@ impl Engine {
         &self,
         inventory: &Inventory,
         map: &PolicyMap,
-        (dirty, kept): (&[bool], &[bool]),
-        selecting: &[[Selection; 2]],
+        pods: &PodMatch,
+        selecting: &Chunked<[Selection; 2]>,
     ) -> Option<Sides> {
         let old = self.inventory();
         if old.network_sets != inventory.network_sets
@@ -787,19 +885,27 @@ impl Engine {
         {
             return None;
         }
-        // With every policy kept (`map.identity`) no selection names a changed policy.
         let mut sides = Sides::default();
+        if map.identity {
+            // With every policy kept no selection names a changed policy: only the changed
+            // pods' workloads are marked.
+            for id in pods.gone() {
+                sides.mark(&old.pods()[id].workload, true, [false; 2]);
+            }
+            for &id in &pods.changed {
+                sides.mark(&inventory.pods()[id].workload, true, [false; 2]);
+            }
+            return Some(sides);
+        }
         for (id, pod) in old.pods().iter().enumerate() {
-            let changed = self.selecting[id].each_ref().map(|list| {
-                !map.identity && list.iter().any(|id| map.old_changed[id.tier()][id.index()])
-            });
-            sides.mark(&pod.workload, !kept[id], changed);
+            let changed = (self.selecting[id].each_ref())
+                .map(|list| list.iter().any(|id| map.old_changed[id.tier()][id.index()]));
+            sides.mark(&pod.workload, !pods.kept[id], changed);
         }
         for (id, pod) in inventory.pods().iter().enumerate() {
-            let changed = selecting[id].each_ref().map(|list| {
-                !map.identity && list.iter().any(|id| map.new_changed[id.tier()][id.index()])
-            });
-            sides.mark(&pod.workload, dirty[id], changed);
+            let changed = (selecting[id].each_ref())
+                .map(|list| list.iter().any(|id| map.new_changed[id.tier()][id.index()]));
+            sides.mark(&pod.workload, pods.dirty[id], changed);
         }
         Some(sides)
     }
@@ -863,6 +969,9 @@ impl Cluster {
         // The pod classes are part of the kept state: each change's engine takes them over
         // (placing only changed pods), and the delta reads them grouped by workload.
         let _ = engine.workload_classes();
+        // Likewise the loader's index of workload objects by namespace, which relinking a
+        // changed pod reads.
+        loader.index_workloads();
         Ok(Cluster { loader, engine })
     }
 

@@ -31,6 +31,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bits;
+mod chunked;
 pub mod cilium;
 pub mod classes;
 pub mod connlist;

@@ -5,6 +5,7 @@
 //! class; only new or changed pods are placed) instead of classifying every pod again.
 
 use crate::eval::Engine;
+use crate::incremental::PodMatch;
 use crate::ir::{Peer, Policy, Subject};
 use netfence_model::net::FastMap;
 use netfence_model::{AddressCuts, Inventory, Pod, PodId, WorkloadRef};
@@ -150,6 +151,9 @@ impl ClassBasis {
     }
 }
 
+/// Members of each class (in pod order), and the class of each pod.
+type Partition = (Vec<Vec<PodId>>, Vec<usize>);
+
 /// The partition and what it was computed from.
 #[derive(Clone, Debug)]
 pub(crate) struct PodClasses {
@@ -178,7 +182,60 @@ pub(crate) struct WorkloadClasses {
     /// Each workload's place in `workloads`.
     index: Arc<FastMap<WorkloadRef, usize>>,
     /// The classes of each workload's pods, each once, in the order of their first pod.
-    pub(crate) classes: Vec<Vec<usize>>,
+    pub(crate) classes: ClassLists,
+}
+
+/// One list of classes per workload, all in one vector (renumbering them is one pass, with
+/// no allocation per workload).
+#[derive(Debug, Default)]
+pub(crate) struct ClassLists {
+    /// Where each list starts in `flat`, and where the last ends.
+    starts: Vec<usize>,
+    flat: Vec<usize>,
+}
+
+impl ClassLists {
+    fn with_capacity(lists: usize, entries: usize) -> ClassLists {
+        let mut starts = Vec::with_capacity(lists + 1);
+        starts.push(0);
+        ClassLists {
+            starts,
+            flat: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Add a list at the end.
+    fn push(&mut self, list: impl IntoIterator<Item = usize>) {
+        self.flat.extend(list);
+        self.starts.push(self.flat.len());
+    }
+
+    /// The number of lists.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Every list, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[usize]> + '_ {
+        (0..self.len()).map(|w| &self[w])
+    }
+}
+
+impl std::ops::Index<usize> for ClassLists {
+    type Output = [usize];
+
+    fn index(&self, w: usize) -> &[usize] {
+        &self.flat[self.starts[w]..self.starts[w + 1]]
+    }
+}
+
+impl<'a> IntoIterator for &'a ClassLists {
+    type Item = &'a [usize];
+    type IntoIter = Box<dyn Iterator<Item = &'a [usize]> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
 }
 
 impl WorkloadClasses {
@@ -214,10 +271,15 @@ impl WorkloadClasses {
             .enumerate()
             .map(|(w, workload)| (workload.clone(), w))
             .collect();
+        let mut classes =
+            ClassLists::with_capacity(grouped.len(), grouped.iter().map(Vec::len).sum());
+        for list in grouped {
+            classes.push(list);
+        }
         WorkloadClasses {
             workloads: Arc::new(workloads),
             index: Arc::new(index),
-            classes: grouped,
+            classes,
         }
     }
 
@@ -249,22 +311,15 @@ impl WorkloadClasses {
     /// not have (the list would grow), or lies outside its workload's namespace.
     fn derived(
         &self,
-        (old_pods, kept): (&[Arc<Pod>], &[bool]),
+        old_pods: &[Arc<Pod>],
         inventory: &Inventory,
-        (dirty, class_of): (&[bool], &[usize]),
+        (pods, class_of): (&PodMatch, &[usize]),
         renumber: &[usize],
     ) -> Option<WorkloadClasses> {
         let mut affected: Vec<usize> = Vec::new();
-        let changed_new = dirty
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| **d)
-            .map(|(id, _)| &inventory.pods()[id]);
-        let changed_old = kept
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| !**k)
-            .map(|(id, _)| &old_pods[id]);
+        let changed_new = pods.changed.iter().map(|&id| &inventory.pods()[id]);
+        let gone = pods.gone();
+        let changed_old = gone.iter().map(|&id| &old_pods[id]);
         for pod in changed_new.chain(changed_old) {
             if pod.workload.namespace != pod.namespace {
                 return None;
@@ -273,12 +328,14 @@ impl WorkloadClasses {
         }
         affected.sort_unstable();
         affected.dedup();
-        let mut classes: Vec<Vec<usize>> = self
-            .classes
-            .iter()
-            .map(|list| list.iter().map(|&c| renumber[c]).collect())
-            .collect();
-        for w in affected {
+        let mut affected = affected.into_iter().peekable();
+        let mut classes =
+            ClassLists::with_capacity(self.classes.len(), self.classes.flat.len() + 1);
+        for (w, list) in self.classes.iter().enumerate() {
+            if affected.next_if_eq(&w).is_none() {
+                classes.push(list.iter().map(|&c| renumber[c]));
+                continue;
+            }
             let workload = &self.workloads[w];
             let mut list: Vec<usize> = Vec::new();
             for id in inventory.pods_in(&workload.namespace) {
@@ -286,7 +343,7 @@ impl WorkloadClasses {
                     list.push(class_of[id]);
                 }
             }
-            classes[w] = list;
+            classes.push(list);
         }
         Some(WorkloadClasses {
             workloads: Arc::clone(&self.workloads),
@@ -360,16 +417,16 @@ impl PodClasses {
         }
     }
 
-    /// The classes of the engine of `inventory`, rebuilt from this one's engine: `basis` is this one's with the
-    /// changed policies' counts moved; `dirty[id]` marks the new or changed pods and
-    /// `previous[id]` each kept pod's old id. `None` when the partition's basis changed
-    /// (then every pod is classified again) or too many pods changed.
+    /// The classes of the engine of `inventory`, rebuilt from this one's engine: `basis` is
+    /// this one's with the changed policies' counts moved; `pods` says which pods are new or
+    /// changed and each kept pod's old id. `None` when the partition's basis changed (then
+    /// every pod is classified again) or too many pods changed.
     pub(crate) fn derived(
         &self,
-        (old_pods, kept): (&[Arc<Pod>], &[bool]),
+        old_pods: &[Arc<Pod>],
         inventory: &Inventory,
         basis: ClassBasis,
-        (dirty, previous): (&[bool], &[Option<usize>]),
+        pods: &PodMatch,
         shared_pods: bool,
     ) -> Option<PodClasses> {
         let relevant = basis.relevant();
@@ -397,40 +454,86 @@ impl PodClasses {
         }
         // Placing a changed pod compares it with its namespace's kept pods.
         const MAX_PLACED: usize = 1000;
-        if dirty.iter().filter(|d| **d).count() > MAX_PLACED {
+        if pods.changed.len() > MAX_PLACED {
             return None;
         }
-        let pods = inventory.pods();
-        // Provisional ids: the old class of a kept pod; for a changed pod, the old class of
-        // a kept pod of its namespace with the same key, else a new id per distinct key.
-        let mut provisional = Vec::with_capacity(pods.len());
-        let mut next = self.partition.0.len();
-        let mut placed: HashMap<ClassKey<'_>, usize> = HashMap::new();
-        for (id, pod) in pods.iter().enumerate() {
-            let class = match (dirty[id], previous[id]) {
-                (false, Some(old)) => self.partition.1[old],
-                _ => {
-                    let key = class_key(pod, &fresh.relevant, &fresh.cuts);
-                    let kept = inventory.pods_in(&pod.namespace).find(|&other| {
-                        !dirty[other]
-                            && class_key(&pods[other], &fresh.relevant, &fresh.cuts) == key
-                    });
-                    match kept.and_then(|other| previous[other]) {
-                        Some(old) => self.partition.1[old],
-                        None => *placed.entry(key).or_insert_with(|| {
-                            next += 1;
-                            next - 1
-                        }),
-                    }
-                }
-            };
-            provisional.push(class);
+        let (number, partition) = match pods.same_ids() {
+            true => self.moved_members(inventory, &fresh, pods),
+            false => self.renumbered(inventory, &fresh, pods),
+        };
+        let old_count = self.partition.0.len();
+        // The workload grouping follows, when the old one was made.
+        let workloads = self
+            .workloads
+            .get()
+            .and_then(|old| {
+                old.derived(
+                    old_pods,
+                    inventory,
+                    (pods, &partition.1),
+                    &number[..old_count],
+                )
+            })
+            .map_or_else(Arc::default, |grouped| {
+                // Checked against a grouping from every pod in the tests' builds (the
+                // property tests of `Cluster::apply` go through here on every step).
+                debug_assert!(
+                    grouped.same_as(&WorkloadClasses::of(inventory.pods(), &partition.1)),
+                    "a derived workload grouping differs from a fresh one"
+                );
+                Arc::new(OnceLock::from(grouped))
+            });
+        Some(PodClasses {
+            partition,
+            workloads,
+            carried: Some(Arc::from(&number[..old_count])),
+            ..fresh
+        })
+    }
+
+    /// A changed pod's provisional class: the old class of a kept pod of its namespace with
+    /// the same key, else a new id (from `next` on) per distinct key.
+    fn place<'i>(
+        &self,
+        (inventory, fresh): (&'i Inventory, &PodClasses),
+        pods: &PodMatch,
+        id: PodId,
+        (placed, next): (&mut HashMap<ClassKey<'i>, usize>, &mut usize),
+    ) -> usize {
+        let all = inventory.pods();
+        let key = class_key(&all[id], &fresh.relevant, &fresh.cuts);
+        let kept = inventory.pods_in(&all[id].namespace).find(|&other| {
+            !pods.dirty[other] && class_key(&all[other], &fresh.relevant, &fresh.cuts) == key
+        });
+        match kept.and_then(|other| pods.previous(other)) {
+            Some(old) => self.partition.1[old],
+            None => *placed.entry(key).or_insert_with(|| {
+                *next += 1;
+                *next - 1
+            }),
         }
+    }
+
+    /// The partition when pod ids moved: every pod's provisional class (a kept pod's old
+    /// class), numbered by first member as [`PodClasses::compute`] numbers them. Also gives
+    /// each provisional class's number.
+    fn renumbered(
+        &self,
+        inventory: &Inventory,
+        fresh: &PodClasses,
+        pods: &PodMatch,
+    ) -> (Vec<usize>, Partition) {
+        let mut next = self.partition.0.len();
+        let mut placed = HashMap::new();
+        let mut class_of: Vec<usize> = (0..inventory.pods().len())
+            .map(|id| match (pods.dirty[id], pods.previous(id)) {
+                (false, Some(old)) => self.partition.1[old],
+                _ => self.place((inventory, fresh), pods, id, (&mut placed, &mut next)),
+            })
+            .collect();
         drop(placed);
-        // Numbered by first member, as `compute` numbers them.
         let mut number = vec![usize::MAX; next];
         let mut classes: Vec<Vec<PodId>> = Vec::new();
-        let mut class_of = provisional;
         for (id, class) in class_of.iter_mut().enumerate() {
             if number[*class] == usize::MAX {
                 number[*class] = classes.len();
@@ -439,33 +542,81 @@ impl PodClasses {
             *class = number[*class];
             classes[*class].push(id);
         }
-        // The workload grouping follows, when the old one was made.
-        let workloads = self
-            .workloads
-            .get()
-            .and_then(|old| {
-                old.derived(
-                    (old_pods, kept),
-                    inventory,
-                    (dirty, &class_of),
-                    &number[..self.partition.0.len()],
-                )
+        (number, (classes, class_of))
+    }
+
+    /// The partition when no pod id moved: only the changed pods are placed, and only the
+    /// classes they leave or join get new member lists; the others keep theirs and their
+    /// order (the old classes are numbered by first member), and the touched ones are placed
+    /// among them by their new first member: the numbering [`PodClasses::compute`] gives.
+    fn moved_members(
+        &self,
+        inventory: &Inventory,
+        fresh: &PodClasses,
+        pods: &PodMatch,
+    ) -> (Vec<usize>, Partition) {
+        let (old_classes, old_class_of) = &self.partition;
+        let old_count = old_classes.len();
+        let mut next = old_count;
+        let mut placed = HashMap::new();
+        let moved: Vec<(PodId, usize)> = (pods.changed.iter())
+            .map(|&id| {
+                let class = self.place((inventory, fresh), pods, id, (&mut placed, &mut next));
+                (id, class)
             })
-            .map_or_else(Arc::default, |grouped| {
-                // Checked against a grouping from every pod in the tests' builds (the
-                // property tests of `Cluster::apply` go through here on every step).
-                debug_assert!(
-                    grouped.same_as(&WorkloadClasses::of(inventory.pods(), &class_of)),
-                    "a derived workload grouping differs from a fresh one"
-                );
-                Arc::new(OnceLock::from(grouped))
-            });
-        Some(PodClasses {
-            partition: (classes, class_of),
-            workloads,
-            carried: Some(Arc::from(&number[..self.partition.0.len()])),
-            ..fresh
-        })
+            .collect();
+        drop(placed);
+        // The member lists of the classes pods leave or join.
+        let mut touched: FastMap<usize, Vec<PodId>> = FastMap::default();
+        let mut is_touched = vec![false; next];
+        let members = |class: usize| old_classes.get(class).cloned().unwrap_or_default();
+        for &(id, class) in &moved {
+            let old = old_class_of[id];
+            if old != class {
+                (touched.entry(old).or_insert_with(|| members(old))).retain(|&m| m != id);
+                touched
+                    .entry(class)
+                    .or_insert_with(|| members(class))
+                    .push(id);
+                (is_touched[old], is_touched[class]) = (true, true);
+            }
+        }
+        let mut firsts: Vec<(PodId, usize)> = Vec::with_capacity(touched.len());
+        for (&class, list) in touched.iter_mut() {
+            list.sort_unstable();
+            if let Some(&first) = list.first() {
+                firsts.push((first, class));
+            }
+        }
+        firsts.sort_unstable();
+        // Provisional classes in the new order.
+        let mut order: Vec<usize> = Vec::with_capacity(old_count + firsts.len());
+        let mut firsts = firsts.into_iter().peekable();
+        for (class, list) in old_classes.iter().enumerate() {
+            if is_touched[class] {
+                continue;
+            }
+            while let Some((_, other)) = firsts.next_if(|&(first, _)| first < list[0]) {
+                order.push(other);
+            }
+            order.push(class);
+        }
+        order.extend(firsts.map(|(_, class)| class));
+        let mut number = vec![usize::MAX; next];
+        for (n, &class) in order.iter().enumerate() {
+            number[class] = n;
+        }
+        let classes: Vec<Vec<PodId>> = (order.iter())
+            .map(|&class| match is_touched[class] {
+                true => touched.remove(&class).unwrap_or_default(),
+                false => old_classes[class].clone(),
+            })
+            .collect();
+        let mut class_of: Vec<usize> = old_class_of.iter().map(|&c| number[c]).collect();
+        for &(id, class) in &moved {
+            class_of[id] = number[class];
+        }
+        (number, (classes, class_of))
     }
 
     /// The basis, to move the changed policies' counts on.

@@ -105,6 +105,13 @@ fn random_document(g: &mut Gen) -> String {
     pool.swap_remove(at)
 }
 
+/// A pod document with its labels drawn again.
+fn relabelled(doc: &str, g: &mut Gen) -> Option<String> {
+    let start = doc.find("labels: {")? + "labels: ".len();
+    let end = start + doc[start..].find('}')? + 1;
+    Some(format!("{}{}{}", &doc[..start], labels(g), &doc[end..]))
+}
+
 fn from_scratch(docs: &Docs) -> Option<Engine> {
     loader_of(docs.iter()).finish().ok().map(Engine::new)
 }
@@ -270,7 +277,19 @@ fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
     let mut patched = BTreeSet::new();
     for step in 0..steps {
         let mut next = docs.clone();
-        let (changes, deletions, what) = if !docs.is_empty() && g.chance(30) {
+        let pods: Vec<&ObjectKey> = (docs.keys())
+            .filter(|key| key.kind == ObjectKind::Pod)
+            .collect();
+        let (changes, deletions, what) = if !pods.is_empty() && g.chance(20) {
+            // A pod relabelled: no pod id moves (the engine shares its per-pod state), between
+            // steps that create and delete pods (ids move).
+            let key = pods[g.below(pods.len() as u64) as usize].clone();
+            let Some(doc) = relabelled(&docs[&key], &mut g) else {
+                continue;
+            };
+            next.insert(key.clone(), doc.clone());
+            (loader_of([(&key, &doc)]), Vec::new(), ("relabelled", key))
+        } else if !docs.is_empty() && g.chance(30) {
             let keys: Vec<&ObjectKey> = docs.keys().collect();
             let key = keys[g.below(keys.len() as u64) as usize].clone();
             next.remove(&key);
@@ -373,7 +392,7 @@ fn incremental_updates_equal_a_fresh_build() {
             kind.as_str()
         );
     }
-    for what in ["created", "replaced", "deleted"] {
+    for what in ["created", "replaced", "deleted", "relabelled"] {
         assert!(
             exercised.iter().any(|(w, _)| w == what),
             "no object was {what}"

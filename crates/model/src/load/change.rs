@@ -500,6 +500,7 @@ impl Loader {
         );
         upsert(&mut self.pods, changes.pods, pod_key, out);
         upsert(&mut self.workloads, changes.workloads, workload_key, out);
+        self.workloads_by_namespace = Default::default();
         upsert(&mut self.services, changes.services, service_key, out);
         upsert(&mut self.nodes, changes.nodes, node_key, out);
         upsert(
@@ -575,7 +576,10 @@ impl Loader {
             ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
                 remove(&mut self.cilium_policies, target, cilium_policy_key, delete)
             }
-            ObjectKind::Workload(_) => remove(&mut self.workloads, target, workload_key, delete),
+            ObjectKind::Workload(_) => {
+                self.workloads_by_namespace = Default::default();
+                remove(&mut self.workloads, target, workload_key, delete)
+            }
         }
     }
 }

@@ -64,6 +64,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+/// Places of workload objects by namespace.
+type WorkloadIndex = crate::net::FastMap<String, Vec<usize>>;
+
 /// Accumulates objects from any number of inputs, then builds an [`Inventory`].
 #[derive(Clone, Default)]
 pub struct Loader {
@@ -72,6 +75,11 @@ pub struct Loader {
     /// controlling owner; keeping the raw specs of 100k pods would cost gigabytes.
     pods: Vec<(Pod, Option<(String, String)>)>,
     workloads: Vec<WorkloadObject>,
+    /// The places in `workloads` of each namespace's workload objects (by either reading of
+    /// an object's namespace that linking uses), for the relink ([`Loader::link_patch`]):
+    /// built on first use or by [`Loader::index_workloads`], shared between clones, and
+    /// dropped (replaced by an empty one) wherever `workloads` changes.
+    workloads_by_namespace: std::sync::Arc<std::sync::OnceLock<WorkloadIndex>>,
     service_accounts: Vec<(Meta, Origin)>,
     services: Vec<Service>,
     ingresses: Vec<Ingress>,

@@ -212,10 +212,12 @@ impl Loader {
             cni: _,
             threads: _,
             libyaml_only: _,
+            workloads_by_namespace: _,
         } = part;
         append_vec(&mut self.namespaces, namespaces);
         append_vec(&mut self.pods, pods);
         append_vec(&mut self.workloads, workloads);
+        self.workloads_by_namespace = Default::default();
         append_vec(&mut self.service_accounts, service_accounts);
         append_vec(&mut self.services, services);
         append_vec(&mut self.ingresses, ingresses);

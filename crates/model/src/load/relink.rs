@@ -398,15 +398,44 @@ impl Loader {
     /// The workload objects that can own or adopt a pod of `namespace` (by either reading
     /// of a workload's namespace that linking uses).
     fn workloads_in(&self, namespace: &str) -> Vec<&WorkloadObject> {
-        self.workloads
+        let index = self.workloads_by_namespace.get_or_init(|| {
+            let mut index = super::WorkloadIndex::default();
+            for (at, w) in self.workloads.iter().enumerate() {
+                // `namespace_of` without its allocation: an empty namespace reads "default".
+                let ns = w.meta.namespace.as_deref();
+                let (given, read) = (
+                    ns.unwrap_or("default"),
+                    ns.filter(|n| !n.is_empty()).unwrap_or("default"),
+                );
+                index.entry(given.to_string()).or_default().push(at);
+                if read != given {
+                    index.entry(read.to_string()).or_default().push(at);
+                }
+            }
+            index
+        });
+        let found: Vec<&WorkloadObject> = (index.get(namespace).into_iter().flatten())
+            .map(|&at| &self.workloads[at])
+            .collect();
+        // The index is dropped wherever the workloads change: checked against a scan in the
+        // tests' builds.
+        debug_assert!(found.iter().copied().map(std::ptr::from_ref).eq(self
+            .workloads
             .iter()
             .filter(|w| {
-                // `namespace_of` without its allocation: an empty namespace reads "default".
                 let ns = w.meta.namespace.as_deref();
                 ns.unwrap_or("default") == namespace
                     || ns.filter(|n| !n.is_empty()).unwrap_or("default") == namespace
             })
-            .collect()
+            .map(std::ptr::from_ref)));
+        found
+    }
+
+    /// Build the index of workload objects by namespace that [`Loader::link_patch`] reads
+    /// (else built on its first use): a long-lived loader (a what-if or watch cluster) keeps
+    /// it until its workloads change.
+    pub fn index_workloads(&self) {
+        let _ = self.workloads_in("");
     }
 
     /// `pod` linked to its top-level workload as [`Loader::finish`] links it.

@@ -123,6 +123,7 @@ impl Loader {
                 Some(selector(&parsed, ctx, "spec.selector")?)
             }
         };
+        self.workloads_by_namespace = Default::default();
         self.workloads.push(WorkloadObject {
             kind: kind.to_string(),
             replicas: spec.replicas,
