@@ -388,7 +388,11 @@ pub const ADMIN_TIER: (&str, f64) = ("kube-admin", 1_000.0);
 pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
 
 /// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
-/// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
+/// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does
+/// (admin policies by `priority`, lower first, then name: network-policy-api leaves equal
+/// priorities undefined, the loader warns). Equal keys keep the order policies are added in
+/// (the sort is stable): NetworkPolicies, admin, Calico, then Cilium policies, each kind by
+/// inventory index; an incremental rebuild places a changed object by the same rule.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
     let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
