@@ -24,7 +24,13 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn generate(dir: &Path, seed: u64) {
-    let out = netfence(&[
+    generate_with(dir, seed, &[]);
+}
+
+fn generate_with(dir: &Path, seed: u64, extra: &[&str]) {
+    let seed = seed.to_string();
+    let dir = dir.display().to_string();
+    let mut args = vec![
         "gen",
         "--pods",
         "60",
@@ -35,10 +41,12 @@ fn generate(dir: &Path, seed: u64) {
         "--calico",
         "4",
         "--seed",
-        &seed.to_string(),
+        &seed,
         "-o",
-        &dir.display().to_string(),
-    ]);
+        &dir,
+    ];
+    args.extend(extra);
+    let out = netfence(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -224,6 +232,125 @@ fn what_if_prints_what_diff_prints() {
         differing >= 4,
         "only {differing} of 8 rounds changed connectivity"
     );
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+/// `what-if` of `applied` documents and `deletions` on `base` against `diff` with the
+/// inputs changed so; whether connectivity changed.
+fn what_if_equals_diff(base: &Path, applied: &[String], deletions: &[Key], label: &str) -> bool {
+    let mut after = documents(base);
+    let mut apply_text = String::new();
+    for doc in applied {
+        let k = key(doc).unwrap_or_else(|| panic!("{label}: no key in {doc}"));
+        after.insert(k, ("70-changed.yaml".into(), doc.clone()));
+        apply_text.push_str("---\n");
+        apply_text.push_str(doc);
+        apply_text.push('\n');
+    }
+    let mut what_if = vec![
+        "what-if".to_string(),
+        "-f".into(),
+        base.display().to_string(),
+    ];
+    for k in deletions {
+        assert!(
+            after.remove(k).is_some(),
+            "{label}: {k:?} is not in the base"
+        );
+        what_if.extend(["--delete".into(), delete_arg(k)]);
+    }
+    let after_dir = temp_dir(&format!("after-{label}"));
+    write_documents(&after_dir, &after);
+    let apply_file = after_dir.with_extension("apply.yaml");
+    std::fs::write(&apply_file, &apply_text).unwrap_or_else(|e| panic!("{e}"));
+    if !applied.is_empty() {
+        what_if.extend(["--apply".into(), apply_file.display().to_string()]);
+    }
+    what_if.extend(["-o".into(), "json".into()]);
+    let what_if: Vec<&str> = what_if.iter().map(String::as_str).collect();
+    let incremental = netfence(&what_if);
+    let (base_arg, after_arg) = (base.display().to_string(), after_dir.display().to_string());
+    let full = netfence(&[
+        "diff",
+        "-f",
+        &base_arg,
+        "--against",
+        &after_arg,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&incremental.stdout),
+        String::from_utf8_lossy(&full.stdout),
+        "{label}: what-if and diff differ\nwhat-if stderr: {}\ndiff stderr: {}",
+        String::from_utf8_lossy(&incremental.stderr),
+        String::from_utf8_lossy(&full.stderr)
+    );
+    assert_eq!(
+        incremental.status.code(),
+        full.status.code(),
+        "{label}: exit codes"
+    );
+    let _ = std::fs::remove_dir_all(&after_dir);
+    let _ = std::fs::remove_file(&apply_file);
+    incremental.status.code() == Some(1)
+}
+
+/// Calico and admin policies created, replaced and deleted (one change at a time, each
+/// compiled on its own by the incremental rebuild): `what-if` prints what `diff` prints.
+#[test]
+fn what_if_prints_what_diff_prints_for_calico_and_admin_changes() {
+    let extra = ["--admin", "3"];
+    let base = temp_dir("tiers-base");
+    generate_with(&base, 7, &extra);
+    let other = temp_dir("tiers-other");
+    generate_with(&other, 8, &extra);
+    let base_docs = documents(&base);
+    let other_docs = documents(&other);
+    let of_kind = |docs: &BTreeMap<Key, (String, String)>, kind: &str| -> Vec<Key> {
+        docs.keys().filter(|k| k.0 == kind).cloned().collect()
+    };
+    let gnp = "GlobalNetworkPolicy.projectcalico.org";
+    let anp = "AdminNetworkPolicy.policy.networking.k8s.io";
+    let banp = "BaselineAdminNetworkPolicy.policy.networking.k8s.io";
+    let (base_gnps, base_anps) = (of_kind(&base_docs, gnp), of_kind(&base_docs, anp));
+    assert!(
+        base_gnps.len() >= 2 && base_anps.len() >= 2,
+        "{base_docs:?}"
+    );
+    let replaced = |k: &Key| {
+        let doc = &other_docs
+            .get(k)
+            .unwrap_or_else(|| panic!("{k:?} not in the other cluster"))
+            .1;
+        assert_ne!(doc, &base_docs[k].1, "{k:?} is the same in both clusters");
+        doc.clone()
+    };
+    let created_gnp = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: security.whatif-deny}\nspec:\n  tier: security\n  order: 1\n  selector: all()\n  types: [Ingress]\n  ingress: [{action: Deny, protocol: TCP}]\n".to_string();
+    let created_anp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: whatif-deny}\nspec:\n  priority: 999\n  subject: {namespaces: {}}\n  ingress: [{name: d, action: Deny, from: [{namespaces: {}}]}]\n".to_string();
+    let cases: Vec<(&str, Vec<String>, Vec<Key>)> = vec![
+        ("gnp-created", vec![created_gnp], Vec::new()),
+        ("gnp-replaced", vec![replaced(&base_gnps[1])], Vec::new()),
+        ("gnp-deleted", Vec::new(), vec![base_gnps[1].clone()]),
+        ("anp-created", vec![created_anp], Vec::new()),
+        ("anp-replaced", vec![replaced(&base_anps[1])], Vec::new()),
+        ("anp-deleted", Vec::new(), vec![base_anps[0].clone()]),
+        ("banp-deleted", Vec::new(), of_kind(&base_docs, banp)),
+    ];
+    let mut differing = Vec::new();
+    for (label, applied, deletions) in &cases {
+        if what_if_equals_diff(&base, applied, deletions, label) {
+            differing.push(*label);
+        }
+    }
+    // The created policies deny: they certainly change connectivity.
+    for label in ["gnp-created", "anp-created"] {
+        assert!(
+            differing.contains(&label),
+            "{label} changed nothing: {differing:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&base);
     let _ = std::fs::remove_dir_all(&other);
 }

@@ -24,7 +24,7 @@
 //! `cidrGroupRef` and `k8sServiceSelector` match nothing (the loader warned).
 
 use crate::ir::{
-    Action, CalicoEntity, CalicoNamespaceScope, NamespaceMatch, Peer, Policy, PolicyKind,
+    Action, CalicoEntity, CalicoNamespaceScope, NamespaceMatch, Peer, Placed, Policy, PolicyKind,
     PolicySource, PortMatch, Rule, Subject, TierBuilder, TierEnd, DEFAULT_TIER_ORDER,
     KUBERNETES_POLICY_ORDER,
 };
@@ -53,18 +53,34 @@ const NO_MODELLED_PROTOCOL: u8 = 0;
 
 /// Add the compiled Cilium policies to `tiers`.
 pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory: &Inventory) {
-    for (index, policy) in inventory.cilium_policies.iter().enumerate() {
+    for index in 0..inventory.cilium_policies.len() {
+        for placed in compile_policy(index, inventory) {
+            placed.add_to(tiers);
+        }
+    }
+}
+
+/// The policies `inventory.cilium_policies[index]` compiles to (none to three, each in its
+/// tier), as [`compile_into`] adds them.
+pub(crate) fn compile_policy(index: usize, inventory: &Inventory) -> Vec<Placed> {
+    let mut out = Vec::new();
+    let policy = &inventory.cilium_policies[index];
+    {
         let CiliumSubject::Endpoints(selector) = &policy.subject else {
-            continue; // host policies: netfence does not evaluate host endpoints
+            return out; // host policies: netfence does not evaluate host endpoints
         };
         let source = PolicySource::Cilium(index);
         let subject = subject(policy, selector);
         let mut add = |tier: (&str, f64), end: TierEnd, order: f64, compiled: Policy| {
-            tiers
-                .entry(tier.0.to_string())
-                .or_insert_with(|| (Some(tier.1), end, Vec::new()))
-                .2
-                .push((Some(order), sort_name(policy), compiled, source));
+            out.push(Placed {
+                tier: tier.0.to_string(),
+                tier_order: Some(tier.1),
+                end,
+                order: Some(order),
+                sort_name: sort_name(policy),
+                policy: compiled,
+                source,
+            });
         };
         let base = |ingress, egress| Policy {
             kind: match policy.kind {
@@ -129,6 +145,7 @@ pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory:
             );
         }
     }
+    out
 }
 
 fn sort_name(policy: &CiliumPolicy) -> String {

@@ -20,8 +20,7 @@ use crate::eval::{
     direction_index, subject_candidates, subject_selects, Engine, Selection, SelectionRemap,
 };
 use crate::ir::{
-    cmp_keys, compile, compile_network_policy, network_policy_key, Peer, Policy, PolicyKind,
-    PolicySource, SortKey, Tier,
+    cmp_keys, compile, compile_source, Peer, Policy, PolicyKind, PolicySource, SortKey, Tier,
 };
 use netfence_model::net::FastMap;
 use netfence_model::{
@@ -62,6 +61,10 @@ pub struct RebuildStats {
     /// Pods matched against every policy (new or changed pods, or pods whose namespace or
     /// service account changed).
     pub rematched_pods: usize,
+    /// Every policy was compiled again (a change of what compiled policies read besides
+    /// their own object, or a tier appearing or disappearing), rather than only new or
+    /// changed objects.
+    pub compiled_all: bool,
 }
 
 /// The old → new renumbering of compiled policies, and which ones changed.
@@ -100,24 +103,22 @@ impl PolicyMap {
         }
     }
 
-    /// The map of tiers in which only tier `t` changed: its old policies' new places
-    /// (`None`: gone or changed), which of its new policies are new or changed, and those
-    /// whose subjects are matched again; every other tier's policies keep their places.
+    /// The map of patched tiers (the same tiers, in the same order): each old policy's new
+    /// place (`None`: gone or changed), which new policies are new or changed, and those
+    /// whose subjects are matched again.
     fn patched(
-        tiers: &[Tier],
-        t: usize,
-        old_to_new: Vec<Option<(usize, usize)>>,
-        new_changed: Vec<bool>,
+        old_to_new: Vec<Vec<Option<(usize, usize)>>>,
+        new_changed: Vec<Vec<bool>>,
         rematch: Vec<(usize, usize)>,
     ) -> PolicyMap {
-        let mut map = PolicyMap::identity(tiers);
-        map.old_changed[t] = old_to_new.iter().map(Option::is_none).collect();
-        map.old_to_new[t] = old_to_new;
-        map.new_changed[t] = new_changed;
-        map.rematch = rematch;
         PolicyMap {
+            old_changed: (old_to_new.iter())
+                .map(|places| places.iter().map(Option::is_none).collect())
+                .collect(),
+            old_to_new,
+            new_changed,
+            rematch,
             identity: false,
-            ..map
         }
     }
 }
@@ -258,30 +259,103 @@ fn policy_map(
 enum Compiles {
     /// Every input equal: the tiers are taken over.
     Alike,
-    /// Only NetworkPolicies differ, matched up by one merge ([`Engine::patched_tiers`]).
-    NetworkPolicies(NetworkPolicyDiff),
+    /// Only policy objects differ, matched up kind by kind ([`Engine::patched_tiers`]).
+    Policies(PolicyDiffs),
     /// Something else differs: every policy is compiled again.
     Differently,
 }
 
-/// The NetworkPolicies of two inventories matched up: for each old one, the new index of the
-/// same object when it is unchanged; the new indices of new or changed ones.
-struct NetworkPolicyDiff {
+/// The objects of one of the inventory's policy lists matched up: for each old one, the new
+/// index of an equal object (its compiled policies are shared); the new indices of new or
+/// changed ones (compiled).
+struct ListDiff {
     old_to_new: Vec<Option<usize>>,
     added: Vec<usize>,
+}
+
+impl ListDiff {
+    fn identity(len: usize) -> ListDiff {
+        ListDiff {
+            old_to_new: (0..len).map(Some).collect(),
+            added: Vec::new(),
+        }
+    }
+
+    /// Every object kept at its index, none added.
+    fn is_identity(&self) -> bool {
+        self.added.is_empty()
+            && (self.old_to_new.iter().enumerate()).all(|(i, &place)| place == Some(i))
+    }
+}
+
+/// The policy lists of two inventories matched up, one [`ListDiff`] per kind of object.
+struct PolicyDiffs {
+    network: ListDiff,
+    calico: ListDiff,
+    admin: ListDiff,
+    cilium: ListDiff,
+}
+
+impl PolicyDiffs {
+    /// The source of the same, unchanged object in the new inventory (`None`: gone or changed).
+    fn renumbered(&self, source: PolicySource) -> Option<PolicySource> {
+        Some(match source {
+            PolicySource::NetworkPolicy(i) => {
+                PolicySource::NetworkPolicy(self.network.old_to_new[i]?)
+            }
+            PolicySource::Calico(i) => PolicySource::Calico(self.calico.old_to_new[i]?),
+            PolicySource::Admin(i) => PolicySource::Admin(self.admin.old_to_new[i]?),
+            PolicySource::Cilium(i) => PolicySource::Cilium(self.cilium.old_to_new[i]?),
+        })
+    }
+
+    /// The new or changed objects.
+    fn added(&self) -> impl Iterator<Item = PolicySource> + '_ {
+        (self
+            .network
+            .added
+            .iter()
+            .map(|&j| PolicySource::NetworkPolicy(j)))
+        .chain(self.admin.added.iter().map(|&j| PolicySource::Admin(j)))
+        .chain(self.calico.added.iter().map(|&j| PolicySource::Calico(j)))
+        .chain(self.cilium.added.iter().map(|&j| PolicySource::Cilium(j)))
+    }
+
+    fn is_identity(&self) -> bool {
+        [&self.network, &self.calico, &self.admin, &self.cilium]
+            .iter()
+            .all(|diff| diff.is_identity())
+    }
+}
+
+/// Where [`compile`] puts a policy among others of its tier: by sort key; on equal keys in the
+/// order it adds them (its sort is stable): NetworkPolicies, admin, Calico, then Cilium
+/// policies, each kind in inventory order.
+fn placement(a: (&SortKey, PolicySource), b: (&SortKey, PolicySource)) -> Ordering {
+    cmp_keys(a.0, b.0).then_with(|| added_order(a.1).cmp(&added_order(b.1)))
+}
+
+/// The order in which [`compile`] adds policies to their tiers.
+fn added_order(source: PolicySource) -> (u8, usize) {
+    match source {
+        PolicySource::NetworkPolicy(i) => (0, i),
+        PolicySource::Admin(i) => (1, i),
+        PolicySource::Calico(i) => (2, i),
+        PolicySource::Cilium(i) => (3, i),
+    }
 }
 
 /// Both lists are sorted by (namespace, name) without duplicates (the inventory's order), so
 /// one merge pairs them; an object shared with the old inventory is equal by pointer, only the
 /// others are compared by name and value.
-fn network_policy_diff(
-    old: &[Arc<NetworkPolicy>],
-    new: &[Arc<NetworkPolicy>],
-) -> NetworkPolicyDiff {
+fn network_policy_diff(old: &[Arc<NetworkPolicy>], new: &[Arc<NetworkPolicy>]) -> ListDiff {
     fn key(p: &NetworkPolicy) -> (&str, &str) {
         (p.namespace.as_str(), p.name.as_str())
     }
-    let mut diff = NetworkPolicyDiff {
+    if std::ptr::eq(old, new) {
+        return ListDiff::identity(old.len());
+    }
+    let mut diff = ListDiff {
         old_to_new: vec![None; old.len()],
         added: Vec::new(),
     };
@@ -369,6 +443,63 @@ impl PodMatch {
             kept,
         }
     }
+}
+
+/// Calico, admin and Cilium policies follow load order (a change appends new objects), so
+/// they are matched by their object key (kind, namespace, name; a Cilium rule's spec index);
+/// `None` when a key repeats (a list the loader would refuse: compiled in full).
+fn keyed_diff<'a, T: PartialEq, K: std::hash::Hash + Eq>(
+    old: &'a [T],
+    new: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Option<ListDiff> {
+    if old == new {
+        return Some(ListDiff::identity(old.len()));
+    }
+    let mut place: HashMap<K, usize> = HashMap::with_capacity(old.len());
+    for (i, object) in old.iter().enumerate() {
+        if place.insert(key(object), i).is_some() {
+            return None;
+        }
+    }
+    let mut diff = ListDiff {
+        old_to_new: vec![None; old.len()],
+        added: Vec::new(),
+    };
+    for (j, object) in new.iter().enumerate() {
+        match place.get(&key(object)) {
+            Some(&i) if diff.old_to_new[i].is_some() => return None,
+            Some(&i) if old[i] == *object => diff.old_to_new[i] = Some(j),
+            _ => diff.added.push(j),
+        }
+    }
+    Some(diff)
+}
+
+/// The policy lists of two inventories matched up (`None`: a list with a repeated key).
+fn policy_diffs(old: &Inventory, new: &Inventory) -> Option<PolicyDiffs> {
+    use std::mem::discriminant;
+    Some(PolicyDiffs {
+        network: network_policy_diff(&old.network_policies, &new.network_policies),
+        calico: keyed_diff(&old.calico_policies, &new.calico_policies, |p| {
+            let namespace = match &p.scope {
+                netfence_model::calico::CalicoScope::Namespace(ns) => Some(ns.as_str()),
+                netfence_model::calico::CalicoScope::Global { .. } => None,
+            };
+            (namespace, p.name.as_str())
+        })?,
+        admin: keyed_diff(&old.admin_policies, &new.admin_policies, |p| {
+            (discriminant(&p.kind), p.name.as_str())
+        })?,
+        cilium: keyed_diff(&old.cilium_policies, &new.cilium_policies, |p| {
+            (
+                discriminant(&p.kind),
+                p.namespace.as_deref(),
+                p.name.as_str(),
+                p.spec_index,
+            )
+        })?,
+    })
 }
 
 /// Pods of the new inventory that must be matched against every policy: new or changed pods,
@@ -538,6 +669,80 @@ fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<Polic
     out
 }
 
+/// One patched tier: the policies, each old policy's new place, which are new or changed,
+/// the places of those.
+struct MergedTier {
+    tier: Tier,
+    old_to_new: Vec<Option<(usize, usize)>>,
+    new_changed: Vec<bool>,
+    rematch: Vec<(usize, usize)>,
+}
+
+/// Tier `t` (`before`) with the policies of unchanged objects kept in order (sources
+/// renumbered), the others left out, and `added` (sorted by [`placement`]) merged in. `None`
+/// when the tier ends up empty, or when renumbering reversed two kept policies of equal keys
+/// (a tie [`compile`] breaks by inventory order, which the change reordered).
+fn merged_tier(
+    t: usize,
+    before: &Tier,
+    added: Vec<(SortKey, PolicySource, Policy)>,
+    diffs: &PolicyDiffs,
+) -> Option<MergedTier> {
+    let capacity = before.policies.len() + added.len();
+    let mut out = MergedTier {
+        tier: Tier {
+            name: before.name.clone(),
+            end: before.end,
+            policies: Vec::with_capacity(capacity),
+            sources: Vec::with_capacity(capacity),
+            keys: Vec::with_capacity(capacity),
+        },
+        old_to_new: vec![None; before.policies.len()],
+        new_changed: Vec::with_capacity(capacity),
+        rematch: Vec::new(),
+    };
+    let mut added = added.into_iter().peekable();
+    let push = |out: &mut MergedTier, policy, source, key, changed: bool| {
+        if changed {
+            out.rematch.push((t, out.tier.policies.len()));
+        }
+        out.new_changed.push(changed);
+        out.tier.policies.push(policy);
+        out.tier.sources.push(source);
+        out.tier.keys.push(key);
+    };
+    let mut last_kept: Option<(usize, PolicySource)> = None;
+    for (p, &source) in before.sources.iter().enumerate() {
+        let Some(source) = diffs.renumbered(source) else {
+            continue; // deleted or changed
+        };
+        let key = &before.keys[p];
+        if let Some((q, last)) = last_kept {
+            if added_order(last) > added_order(source) && cmp_keys(&before.keys[q], key).is_eq() {
+                return None;
+            }
+        }
+        last_kept = Some((p, source));
+        while let Some((key, source, policy)) =
+            added.next_if(|(k, s, _)| placement((k, *s), (key, source)).is_lt())
+        {
+            push(&mut out, Arc::new(policy), source, key, true);
+        }
+        out.old_to_new[p] = Some((t, out.tier.policies.len()));
+        push(
+            &mut out,
+            Arc::clone(&before.policies[p]),
+            source,
+            key.clone(),
+            false,
+        );
+    }
+    for (key, source, policy) in added {
+        push(&mut out, Arc::new(policy), source, key, true);
+    }
+    (!out.tier.policies.is_empty()).then_some(out)
+}
+
 impl Engine {
     /// The engine for `inventory`, equal to `Engine::new(inventory)`, built from this one:
     /// the tiers are taken over when nothing they are compiled from changed (else compiled
@@ -560,9 +765,10 @@ impl Engine {
         let pods = rematched_pods(self.inventory(), &inventory);
         let compiles = self.compiles(&inventory, &pods);
         let patched = match &compiles {
-            Compiles::NetworkPolicies(diff) => self.patched_tiers(&inventory, diff),
+            Compiles::Policies(diffs) => self.patched_tiers(&inventory, diffs),
             _ => None,
         };
+        let compiled_all = !matches!(compiles, Compiles::Alike) && patched.is_none();
         let (tiers, map) = match (compiles, patched) {
             (Compiles::Alike, _) => (Arc::clone(&self.tiers), PolicyMap::identity(&self.tiers)),
             (_, Some((tiers, map))) => (Arc::new(tiers), map),
@@ -579,6 +785,7 @@ impl Engine {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
             removed_policies: map.old_changed.iter().flatten().filter(|c| **c).count(),
             rematched_pods: pods.changed.len(),
+            compiled_all,
         };
         let classes = services
             .is_empty()
@@ -602,19 +809,21 @@ impl Engine {
         (engine, sides, stats)
     }
 
-    /// Which inputs of [`compile`] differ for `inventory`: NetworkPolicies (shared lists and
-    /// policies compare by pointer), other policies, or what compiled peers read; a new,
-    /// changed or gone host-network pod counts as a difference of everything (their addresses
-    /// go into peers outside the cluster under Cilium).
+    /// Which inputs of [`compile`] differ for `inventory`: policy objects only (shared lists
+    /// and policies compare by pointer), or what compiled policies read besides their own
+    /// object; a new, changed or gone host-network pod counts as a difference of everything
+    /// (their addresses go into peers outside the cluster under Cilium).
     fn compiles(&self, inventory: &Inventory, pods: &PodMatch) -> Compiles {
         let old = self.inventory();
+        // Each of these moves more than the policies of changed objects, so every policy is
+        // compiled again: a Tier created, deleted or changed moves or ends every tier after
+        // it; the CNI decides what every ipBlock compiles to; nodes and Services go into
+        // compiled Cilium peers and Calico `services` ports. Network sets do not: compiled
+        // peers name them by selector, matched when evaluated.
         let others_equal = old.cni.cni == inventory.cni.cni
             && old.services == inventory.services
             && old.nodes == inventory.nodes
-            && old.tiers == inventory.tiers
-            && old.admin_policies == inventory.admin_policies
-            && old.calico_policies == inventory.calico_policies
-            && old.cilium_policies == inventory.cilium_policies;
+            && old.tiers == inventory.tiers;
         if !others_equal {
             return Compiles::Differently;
         }
@@ -625,99 +834,61 @@ impl Engine {
         if changed_host {
             return Compiles::Differently;
         }
-        if Arc::ptr_eq(&old.network_policies, &inventory.network_policies) {
-            return Compiles::Alike;
-        }
-        // The merge that matches the lists up for `patched_tiers` also says whether they
-        // are equal: every old object kept, none added.
-        let diff = network_policy_diff(&old.network_policies, &inventory.network_policies);
-        if diff.added.is_empty() && diff.old_to_new.iter().all(Option::is_some) {
-            Compiles::Alike
-        } else {
-            Compiles::NetworkPolicies(diff)
+        // The matching that `patched_tiers` takes also says whether the lists are equal.
+        match policy_diffs(old, inventory) {
+            Some(diffs) if diffs.is_identity() => Compiles::Alike,
+            Some(diffs) => Compiles::Policies(diffs),
+            None => Compiles::Differently,
         }
     }
 
-    /// The tiers of `inventory` when only its NetworkPolicies differ among the inputs of
+    /// The tiers of `inventory` when only policy objects differ among the inputs of
     /// [`compile`]: this engine's tiers with the compiled policies of unchanged objects shared
     /// (their sources renumbered), those of deleted or changed objects left out, and only new
-    /// or changed objects compiled, each placed in tier `default` by its sort key as
-    /// [`compile`] sorts. `None` when tier `default` would appear or disappear (every later
-    /// tier moves).
+    /// or changed objects compiled ([`crate::ir::compile_source`]), each placed in its tier
+    /// as [`compile`] sorts ([`placement`]). `None` when a tier would appear or disappear
+    /// (every later tier moves: compiled in full).
     fn patched_tiers(
         &self,
         inventory: &Inventory,
-        diff: &NetworkPolicyDiff,
+        diffs: &PolicyDiffs,
     ) -> Option<(Vec<Tier>, PolicyMap)> {
-        let t = self.tiers.iter().position(|tier| tier.name == "default")?;
-        let before = &self.tiers[t];
-        let mut added: Vec<(SortKey, usize)> = diff
-            .added
-            .iter()
-            .map(|&j| {
-                let (order, name) = network_policy_key(&inventory.network_policies[j]);
-                ((order, Arc::from(name)), j)
-            })
-            .collect();
-        added.sort_by(|a, b| cmp_keys(&a.0, &b.0));
-        let mut added = added.into_iter().peekable();
-        let capacity = before.policies.len() + added.len();
-        let mut tier = Tier {
-            name: before.name.clone(),
-            end: before.end,
-            policies: Vec::with_capacity(capacity),
-            sources: Vec::with_capacity(capacity),
-            keys: Vec::with_capacity(capacity),
-        };
-        let mut old_to_new = vec![None; before.policies.len()];
-        let mut new_changed = Vec::with_capacity(capacity);
-        let mut rematch = Vec::new();
-        let add = |tier: &mut Tier, key: SortKey, j: usize| {
-            let policy = compile_network_policy(&inventory.network_policies[j], inventory);
-            tier.policies.push(Arc::new(policy));
-            tier.sources.push(PolicySource::NetworkPolicy(j));
-            tier.keys.push(key);
-        };
-        for (p, &source) in before.sources.iter().enumerate() {
-            let source = match source {
-                PolicySource::NetworkPolicy(i) => match diff.old_to_new[i] {
-                    Some(j) => PolicySource::NetworkPolicy(j),
-                    None => continue, // deleted or changed
-                },
-                other => other,
-            };
-            // A NetworkPolicy sorts before any other policy of an equal key (compile's
-            // stable sort adds them first).
-            while let Some((key, j)) =
-                added.next_if(|(key, _)| cmp_keys(key, &before.keys[p]) != Ordering::Greater)
-            {
-                rematch.push((t, tier.policies.len()));
-                new_changed.push(true);
-                add(&mut tier, key, j);
+        let mut added: Vec<Vec<(SortKey, PolicySource, Policy)>> =
+            self.tiers.iter().map(|_| Vec::new()).collect();
+        for source in diffs.added() {
+            for placed in compile_source(inventory, source) {
+                let t = self
+                    .tiers
+                    .iter()
+                    .position(|tier| tier.name == placed.tier)?;
+                let key = (placed.order, Arc::from(placed.sort_name));
+                added[t].push((key, placed.source, placed.policy));
             }
-            old_to_new[p] = Some((t, tier.policies.len()));
-            new_changed.push(false);
-            tier.policies.push(Arc::clone(&before.policies[p]));
-            tier.sources.push(source);
-            tier.keys.push(before.keys[p].clone());
         }
-        for (key, j) in added {
-            rematch.push((t, tier.policies.len()));
-            new_changed.push(true);
-            add(&mut tier, key, j);
+        let count = self.tiers.len();
+        let (mut tiers, mut old_to_new, mut new_changed, mut rematch) = (
+            Vec::with_capacity(count),
+            Vec::with_capacity(count),
+            Vec::with_capacity(count),
+            Vec::new(),
+        );
+        for (t, (before, mut added)) in self.tiers.iter().zip(added).enumerate() {
+            let unchanged =
+                || (before.sources.iter()).all(|&source| diffs.renumbered(source) == Some(source));
+            if added.is_empty() && unchanged() {
+                tiers.push(before.clone());
+                old_to_new.push((0..before.policies.len()).map(|p| Some((t, p))).collect());
+                new_changed.push(vec![false; before.policies.len()]);
+                continue;
+            }
+            added.sort_by(|a, b| placement((&a.0, a.1), (&b.0, b.1)));
+            let merged = merged_tier(t, before, added, diffs)?;
+            rematch.extend(merged.rematch);
+            tiers.push(merged.tier);
+            old_to_new.push(merged.old_to_new);
+            new_changed.push(merged.new_changed);
         }
-        if tier.policies.is_empty() {
-            return None;
-        }
-        let map = PolicyMap::patched(&self.tiers, t, old_to_new, new_changed, rematch);
-        let mut tier = Some(tier);
-        let tiers = (self.tiers.iter().enumerate())
-            .map(|(u, old)| match tier.take_if(|_| u == t) {
-                Some(tier) => tier,
-                None => old.clone(),
-            })
-            .collect();
-        Some((tiers, map))
+        Some((tiers, PolicyMap::patched(old_to_new, new_changed, rematch)))
     }
 
     /// Every pod's selections from this engine (renumbered when policies moved) for pods kept
@@ -882,6 +1053,7 @@ impl Engine {
         if old.network_sets != inventory.network_sets
             || old.nodes != inventory.nodes
             || old.tiers != inventory.tiers
+            || network_set_namespace_relabelled(old, inventory)
         {
             return None;
         }
@@ -909,6 +1081,22 @@ impl Engine {
         }
         Some(sides)
     }
+}
+
+/// Whether the labels of a namespace holding a namespaced network set changed: a rule's
+/// `namespaceSelector` matches the set by them (Calico NetworkSet: "namespaceSelector ...
+/// selects network sets in the matching namespaces"), so any rule may now match its
+/// addresses, for any pod.
+fn network_set_namespace_relabelled(old: &Inventory, new: &Inventory) -> bool {
+    if old.shares_namespaces(new) {
+        return false;
+    }
+    let labels =
+        |inventory: &Inventory, ns: &str| inventory.namespaces().get(ns).map(|n| n.labels.clone());
+    new.network_sets
+        .iter()
+        .filter_map(|set| set.namespace.as_deref())
+        .any(|ns| labels(old, ns) != labels(new, ns))
 }
 
 /// How long each step of [`Cluster::apply`] took.

@@ -388,7 +388,11 @@ pub const ADMIN_TIER: (&str, f64) = ("kube-admin", 1_000.0);
 pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
 
 /// Compile the inventory's policies into ordered tiers: tiers by `order` (none last) then name;
-/// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does.
+/// in a tier, policies by `order` (none last) then name, as felix/calc/policy_sorter.go does
+/// (admin policies by `priority`, lower first, then name: network-policy-api leaves equal
+/// priorities undefined, the loader warns). Equal keys keep the order policies are added in
+/// (the sort is stable): NetworkPolicies, admin, Calico, then Cilium policies, each kind by
+/// inventory index; an incremental rebuild places a changed object by the same rule.
 pub fn compile(inventory: &Inventory) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
     let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
@@ -414,38 +418,11 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
                 PolicySource::NetworkPolicy(index),
             ));
     }
-    for (index, policy) in inventory.admin_policies.iter().enumerate() {
-        let (tier, order) = if policy.kind.is_baseline() {
-            BASELINE_TIER
-        } else {
-            ADMIN_TIER
-        };
-        tiers
-            .entry(tier.to_string())
-            .or_insert_with(|| (Some(order), TierEnd::Pass, Vec::new()))
-            .2
-            .push((
-                policy.priority.map(f64::from),
-                policy.name.clone(),
-                compile_admin_policy(policy),
-                PolicySource::Admin(index),
-            ));
+    for index in 0..inventory.admin_policies.len() {
+        compile_admin_entry(index, inventory).add_to(&mut tiers);
     }
-    for (index, policy) in inventory.calico_policies.iter().enumerate() {
-        let compiled = compile_calico_policy(policy, inventory);
-        tiers
-            .entry(policy.tier.clone())
-            .or_insert_with(|| {
-                let order = (policy.tier == "default").then_some(DEFAULT_TIER_ORDER);
-                (order, TierEnd::Deny, Vec::new())
-            })
-            .2
-            .push((
-                policy.order,
-                policy.display_name(),
-                compiled,
-                PolicySource::Calico(index),
-            ));
+    for index in 0..inventory.calico_policies.len() {
+        compile_calico_entry(index, inventory).add_to(&mut tiers);
     }
     crate::cilium::compile_into(&mut tiers, inventory);
     let mut out: Vec<(Option<f64>, String, Tier)> = tiers
@@ -470,6 +447,88 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         .collect();
     out.sort_by(|a, b| by_order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
     out.into_iter().map(|(_, _, tier)| tier).collect()
+}
+
+/// One compiled policy with its place: the tier it joins (created with `tier_order` and
+/// `end` when no Tier object declares it), its sort key there and its source.
+pub(crate) struct Placed {
+    pub(crate) tier: String,
+    pub(crate) tier_order: Option<f64>,
+    pub(crate) end: TierEnd,
+    pub(crate) order: Option<f64>,
+    pub(crate) sort_name: String,
+    pub(crate) policy: Policy,
+    pub(crate) source: PolicySource,
+}
+
+impl Placed {
+    /// Add to the tier being assembled (created when missing).
+    pub(crate) fn add_to(self, tiers: &mut std::collections::BTreeMap<String, TierBuilder>) {
+        tiers
+            .entry(self.tier)
+            .or_insert_with(|| (self.tier_order, self.end, Vec::new()))
+            .2
+            .push((self.order, self.sort_name, self.policy, self.source));
+    }
+}
+
+/// The policies one inventory object compiles to, placed as [`compile`] places them: the
+/// per-object entry point of an incremental rebuild (a Cilium rule gives up to three).
+pub(crate) fn compile_source(inventory: &Inventory, source: PolicySource) -> Vec<Placed> {
+    match source {
+        PolicySource::NetworkPolicy(index) => {
+            let policy = &inventory.network_policies[index];
+            let (order, sort_name) = network_policy_key(policy);
+            vec![Placed {
+                tier: "default".into(),
+                tier_order: Some(DEFAULT_TIER_ORDER),
+                end: TierEnd::Deny,
+                order,
+                sort_name,
+                policy: compile_network_policy(policy, inventory),
+                source,
+            }]
+        }
+        PolicySource::Admin(index) => vec![compile_admin_entry(index, inventory)],
+        PolicySource::Calico(index) => vec![compile_calico_entry(index, inventory)],
+        PolicySource::Cilium(index) => crate::cilium::compile_policy(index, inventory),
+    }
+}
+
+/// `inventory.admin_policies[index]` in its tier: admin policies in [`ADMIN_TIER`], the
+/// baseline in [`BASELINE_TIER`], ordered by priority (KEP-2091: a lower `priority` is
+/// evaluated first), then name.
+fn compile_admin_entry(index: usize, inventory: &Inventory) -> Placed {
+    let policy = &inventory.admin_policies[index];
+    let (tier, order) = if policy.kind.is_baseline() {
+        BASELINE_TIER
+    } else {
+        ADMIN_TIER
+    };
+    Placed {
+        tier: tier.to_string(),
+        tier_order: Some(order),
+        end: TierEnd::Pass,
+        order: policy.priority.map(f64::from),
+        sort_name: policy.name.clone(),
+        policy: compile_admin_policy(policy),
+        source: PolicySource::Admin(index),
+    }
+}
+
+/// `inventory.calico_policies[index]` in its tier, ordered by `order` (none last), then by
+/// name (felix `calc/policy_sorter.go`); an undeclared tier has no order (`default`: Calico's).
+fn compile_calico_entry(index: usize, inventory: &Inventory) -> Placed {
+    let policy = &inventory.calico_policies[index];
+    Placed {
+        tier: policy.tier.clone(),
+        tier_order: (policy.tier == "default").then_some(DEFAULT_TIER_ORDER),
+        end: TierEnd::Deny,
+        order: policy.order,
+        sort_name: policy.display_name(),
+        policy: compile_calico_policy(policy, inventory),
+        source: PolicySource::Calico(index),
+    }
 }
 
 /// The inventory's NetworkPolicies compiled, in inventory order: with thousands of them, on

@@ -44,7 +44,7 @@ fn documents(yaml: &str) -> Vec<String> {
 }
 
 /// Objects the two random cluster builders do not write: service accounts, admin and
-/// baseline policies, a Calico tier (and policies in it), Deployments.
+/// baseline policies, a Calico tier (and policies in it), Cilium policies, Deployments.
 fn extras(g: &mut Gen) -> Vec<String> {
     let mut out = Vec::new();
     let ns = g.pick(&NAMESPACES);
@@ -84,6 +84,33 @@ fn extras(g: &mut Gen) -> Vec<String> {
         g.pick(&["Allow", "Deny", "Pass"]),
         calico_selector_text(g),
     ));
+    // Cilium rules: a namespaced and a clusterwide one (deny rules, isolating or not).
+    for (kind, metadata) in [
+        (
+            "CiliumNetworkPolicy",
+            format!("{{name: cnp{}, namespace: {ns}}}", g.below(2)),
+        ),
+        (
+            "CiliumClusterwideNetworkPolicy",
+            format!("{{name: ccnp{}}}", g.below(2)),
+        ),
+    ] {
+        let mut doc = format!(
+            "apiVersion: cilium.io/v2\nkind: {kind}\nmetadata: {metadata}\nspec:\n  endpointSelector: {}\n  ingress: [{{fromEndpoints: [{}], toPorts: [{{ports: [{{port: '80', protocol: TCP}}]}}]}}]\n",
+            selector(g),
+            selector(g),
+        );
+        if g.chance(40) {
+            let _ = writeln!(doc, "  egressDeny: [{{toEndpoints: [{}]}}]", selector(g));
+        }
+        if g.chance(30) {
+            let _ = writeln!(
+                doc,
+                "  enableDefaultDeny: {{ingress: false, egress: false}}"
+            );
+        }
+        out.push(doc);
+    }
     out.push(format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d{}, namespace: {ns}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {}}}}}\n  template:\n    metadata: {{labels: {{app: {}}}}}\n    spec: {{containers: [{{name: c, ports: [{{name: web, containerPort: 80}}]}}]}}\n",
         g.below(2),
@@ -251,7 +278,7 @@ fn assert_same_inventory(incremental: &Engine, fresh: &Engine, context: &str) {
     }
 }
 
-fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
+fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised, Exercised) {
     let mut g = Gen(seed | 1);
     let initial = if seed.is_multiple_of(2) {
         random_cluster(seed)
@@ -275,6 +302,7 @@ fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
     let mut before = from_scratch(&docs).unwrap_or_else(|| unreachable!());
     let mut exercised = BTreeSet::new();
     let mut patched = BTreeSet::new();
+    let mut compiled_in_part = BTreeSet::new();
     for step in 0..steps {
         let mut next = docs.clone();
         let pods: Vec<&ObjectKey> = (docs.keys())
@@ -332,6 +360,9 @@ fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
                 if applied.timings.patched {
                     patched.insert((what.0.to_string(), what.1.kind.as_str().to_string()));
                 }
+                if !applied.stats.compiled_all {
+                    compiled_in_part.insert((what.0.to_string(), what.1.kind.as_str().to_string()));
+                }
                 let full = diff(&before, &after);
                 assert!(
                     applied.delta == full,
@@ -345,27 +376,55 @@ fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised) {
             }
         }
     }
-    (exercised, patched)
+    (exercised, patched, compiled_in_part)
 }
 
 #[test]
 fn incremental_updates_equal_a_fresh_build() {
     let mut exercised = BTreeSet::new();
     let mut patched = BTreeSet::new();
+    let mut compiled_in_part = BTreeSet::new();
     let seeds = 24;
     let steps = 50;
     for seed in 0..seeds {
-        let (all, by_patch) = run_sequence(0x5eed_0000 + seed, steps);
+        let (all, by_patch, in_part) = run_sequence(0x5eed_0000 + seed, steps);
         exercised.extend(all);
         patched.extend(by_patch);
+        compiled_in_part.extend(in_part);
     }
-    // The inventory patch (pods and NetworkPolicies) must have been taken, not only the
-    // whole relink.
+    // A change of policy objects of any kind must have compiled only the changed objects
+    // (`Engine::patched_tiers`), not every policy again; Kubernetes, Calico and admin
+    // policies each way. (The one BaselineAdminNetworkPolicy created or deleted makes its
+    // tier appear or disappear, which compiles everything.)
+    let in_part = |what: &str, kind: &ObjectKind| {
+        compiled_in_part.contains(&(what.to_string(), kind.as_str().to_string()))
+    };
+    for kind in [
+        ObjectKind::NetworkPolicy,
+        ObjectKind::CalicoNetworkPolicy,
+        ObjectKind::CalicoGlobalNetworkPolicy,
+        ObjectKind::AdminNetworkPolicy,
+        ObjectKind::BaselineAdminNetworkPolicy,
+        ObjectKind::CiliumNetworkPolicy,
+        ObjectKind::CiliumClusterwideNetworkPolicy,
+    ] {
+        assert!(
+            ["created", "replaced", "deleted"]
+                .iter()
+                .any(|what| in_part(what, &kind)),
+            "no {} change compiled only the changed objects: {compiled_in_part:?}",
+            kind.as_str()
+        );
+    }
     for what in ["created", "replaced", "deleted"] {
-        for kind in [ObjectKind::Pod, ObjectKind::NetworkPolicy] {
+        for kind in [
+            ObjectKind::NetworkPolicy,
+            ObjectKind::CalicoGlobalNetworkPolicy,
+            ObjectKind::AdminNetworkPolicy,
+        ] {
             assert!(
-                patched.contains(&(what.to_string(), kind.as_str().to_string())),
-                "no {} was {what} through the inventory patch: {patched:?}",
+                in_part(what, &kind),
+                "no {} {what} compiled only the changed objects: {compiled_in_part:?}",
                 kind.as_str()
             );
         }
@@ -384,6 +443,8 @@ fn incremental_updates_equal_a_fresh_build() {
         ObjectKind::Tier,
         ObjectKind::AdminNetworkPolicy,
         ObjectKind::BaselineAdminNetworkPolicy,
+        ObjectKind::CiliumNetworkPolicy,
+        ObjectKind::CiliumClusterwideNetworkPolicy,
         ObjectKind::Workload("Deployment".into()),
     ] {
         assert!(
