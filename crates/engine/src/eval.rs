@@ -645,7 +645,7 @@ impl Engine {
     }
 
     /// The same walk over whole connection sets: what remains undecided flows down.
-    fn walk_set(
+    pub(crate) fn walk_set(
         &self,
         direction: Direction,
         subject: PodId,
@@ -1176,7 +1176,7 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
 
 /// A named port resolves against the destination pod's container ports; it never matches an
 /// address that is not a pod.
-fn resolve_named(
+pub(crate) fn resolve_named(
     inventory: &Inventory,
     dst: Endpoint,
     name: &str,
