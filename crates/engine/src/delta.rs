@@ -323,11 +323,7 @@ fn focused_lines(
         }
         jobs.push((line, todo));
     }
-    let memo = LineCells::new(
-        &cells_of,
-        !row_classes.is_empty(),
-        !column_classes.is_empty(),
-    );
+    let memo = LineCells::new(&cells_of);
     let evaluated = in_parallel(&jobs, |(line, todo)| memo.line(*line, todo));
     for ((line, todo), evaluated) in jobs.iter().zip(evaluated) {
         let ids: Vec<u32> = evaluated

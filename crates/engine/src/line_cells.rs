@@ -55,20 +55,16 @@ pub(crate) struct LineCells<'a> {
     endpoints: Vec<Endpoint>,
     /// Per node: bit 0 an IPv4 address, bit 1 an IPv6 address, bit 2 the first is IPv6.
     families: Vec<u8>,
-    /// Per class node, its subject key's number for an ingress walk whose destination is
-    /// the subject (rows); empty when no row is asked.
-    ingress_subjects: Vec<u32>,
-    /// Per class node, its subject key's number for an egress walk to a fixed destination
-    /// (columns); empty when no column is asked.
-    egress_subjects: Vec<u32>,
+    /// Per class node: its namespace, numbered (`namespace_count` of them).
+    namespaces: Vec<u32>,
+    namespace_count: usize,
 }
 
 impl<'a> LineCells<'a> {
-    /// The memo for rows (`rows`) and/or columns (`columns`) of `cells`.
-    pub(crate) fn new(cells: &'a NodeCells<'a>, rows: bool, columns: bool) -> LineCells<'a> {
-        let engine = cells.engine;
+    /// The memo for the lines of `cells`.
+    pub(crate) fn new(cells: &'a NodeCells<'a>) -> LineCells<'a> {
         let n = cells.classes.len();
-        let pods = engine.inventory().pods();
+        let pods = cells.engine.inventory().pods();
         let endpoints: Vec<Endpoint> = (0..cells.nodes())
             .map(|v| match v < n {
                 true => Endpoint::Pod(cells.classes[v][0]),
@@ -90,51 +86,31 @@ impl<'a> LineCells<'a> {
                 },
             })
             .collect();
-        let mut memo = LineCells {
+        // Namespaces numbered by name (pods of one namespace are mostly neighbours).
+        let mut numbers: FastMap<&str, u32> = FastMap::default();
+        let mut last: Option<(&str, u32)> = None;
+        let namespaces = cells.classes[..]
+            .iter()
+            .map(|members| {
+                let namespace = pods[members[0]].namespace.as_str();
+                match last {
+                    Some((name, number)) if name == namespace => number,
+                    _ => {
+                        let next = index_u32(numbers.len());
+                        let number = *numbers.entry(namespace).or_insert(next);
+                        last = Some((namespace, number));
+                        number
+                    }
+                }
+            })
+            .collect();
+        LineCells {
             cells,
             endpoints,
             families,
-            ingress_subjects: Vec::new(),
-            egress_subjects: Vec::new(),
-        };
-        let (ingress, egress) = std::thread::scope(|scope| {
-            let memo = &memo;
-            let ingress = rows.then(|| scope.spawn(move || memo.subject_keys(PolicyType::Ingress)));
-            let egress = columns.then(|| memo.subject_keys(PolicyType::Egress));
-            let ingress = ingress.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            (ingress, egress)
-        });
-        memo.ingress_subjects = ingress.unwrap_or_default();
-        memo.egress_subjects = egress.unwrap_or_default();
-        memo
-    }
-
-    /// Each class node's subject key, numbered: for ingress (rows) the destination is the
-    /// subject, so its family and named ports count; for egress (columns) the destination
-    /// is the fixed class, so only the list and the `local` answers do.
-    fn subject_keys(&self, direction: Direction) -> Vec<u32> {
-        let engine = self.cells.engine;
-        let destination_is_subject = direction == PolicyType::Ingress;
-        let mut lists: FastMap<&[PolicyId], (u32, Reads<'_>)> = FastMap::default();
-        let mut keys: FastMap<(u32, Vec<u32>), u32> = FastMap::default();
-        (0..self.cells.classes.len())
-            .map(|x| {
-                let Endpoint::Pod(rep) = self.endpoints[x] else {
-                    return u32::MAX;
-                };
-                let list = engine.selecting(rep, direction);
-                let next = index_u32(lists.len());
-                let (list_id, reads) = lists.entry(list).or_insert_with(|| {
-                    (
-                        next,
-                        Reads::of(engine, list, direction, destination_is_subject),
-                    )
-                });
-                let values = reads.values(engine, self.endpoints[x], self.families[x]);
-                let next = index_u32(keys.len());
-                *keys.entry((*list_id, values)).or_insert(next)
-            })
-            .collect()
+            namespaces,
+            namespace_count: numbers.len(),
+        }
     }
 
     /// The peer keys of every node against the fixed `subject`'s walk in `direction`
@@ -163,9 +139,7 @@ impl<'a> LineCells<'a> {
                 }
                 for port in rule.ports.iter().chain(&rule.not_ports) {
                     if let PortMatch::Named(protocol, name) = port {
-                        keys.refine(|v| {
-                            named_value(engine, self.endpoints[v], *protocol, name)
-                        });
+                        keys.refine(|v| named_value(engine, self.endpoints[v], *protocol, name));
                     }
                 }
             }
@@ -173,30 +147,38 @@ impl<'a> LineCells<'a> {
         keys.of
     }
 
-    /// The nodes some peer of `rule` matches (pod peers through the engine's selector cache,
-    /// a class when its representative is among the pods; other peers asked of every node).
+    /// The nodes some peer of `rule` matches, asked of each node's endpoint (a pod peer's
+    /// namespace condition once per namespace).
     fn rule_nodes(&self, rule: &Rule) -> BitSet {
         let engine = self.cells.engine;
-        let nodes = self.endpoints.len();
-        let (classes, class_of) = engine.pod_classes();
-        let by_cache = std::ptr::eq(classes.as_slice(), self.cells.classes);
-        let mut bits = BitSet::new(nodes, false);
+        let pods = engine.inventory().pods();
+        let mut bits = BitSet::new(self.endpoints.len(), false);
+        let mut namespace_ok: Vec<Option<bool>> = Vec::new();
         for peer in &rule.peers {
-            match peer {
-                Peer::Pods { namespaces, pods } if by_cache => {
-                    for &id in engine.peer_pods(namespaces, pods).iter() {
-                        let c = class_of[id];
-                        if classes[c][0] == id {
-                            bits.set(c);
-                        }
+            if let Peer::Pods {
+                namespaces,
+                pods: selector,
+            } = peer
+            {
+                namespace_ok.clear();
+                namespace_ok.resize(self.namespace_count, None);
+                for (v, &namespace) in self.namespaces.iter().enumerate() {
+                    let Endpoint::Pod(id) = self.endpoints[v] else {
+                        break;
+                    };
+                    let pod = &*pods[id];
+                    let ok = *namespace_ok[namespace as usize].get_or_insert_with(|| {
+                        engine.peer_namespace_is(namespaces, &pod.namespace)
+                    });
+                    if ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok)) {
+                        bits.set(v);
                     }
                 }
-                _ => {
-                    for (v, &endpoint) in self.endpoints.iter().enumerate() {
-                        if engine.peer_matches(peer, endpoint) {
-                            bits.set(v);
-                        }
-                    }
+                continue;
+            }
+            for (v, &endpoint) in self.endpoints.iter().enumerate() {
+                if engine.peer_matches(peer, endpoint) {
+                    bits.set(v);
                 }
             }
         }
@@ -207,13 +189,13 @@ impl<'a> LineCells<'a> {
     pub(crate) fn line(&self, line: Line, others: &[usize]) -> LineSets {
         let engine = self.cells.engine;
         let n = self.cells.classes.len();
-        let (fixed, peer_direction, subjects) = match line {
-            Line::Row(x) => (x, PolicyType::Egress, &self.ingress_subjects),
-            Line::Column(y) => (y, PolicyType::Ingress, &self.egress_subjects),
+        let (fixed, peer_direction, subject_direction) = match line {
+            Line::Row(x) => (x, PolicyType::Egress, PolicyType::Ingress),
+            Line::Column(y) => (y, PolicyType::Ingress, PolicyType::Egress),
         };
+        let mut sets = Interned::default();
         let Endpoint::Pod(rep) = self.endpoints[fixed] else {
             // A line of an external range: cell by cell.
-            let mut sets = Interned::default();
             let ids = others
                 .iter()
                 .map(|&o| match line {
@@ -226,12 +208,14 @@ impl<'a> LineCells<'a> {
                 sets: sets.sets,
             };
         };
+        let fixed_endpoint = Endpoint::Pod(rep);
         let peers = self.peer_keys(rep, peer_direction);
-        let mut sets = Interned::default();
+        let mut subjects = SubjectKeys::new(subject_direction);
         let all = sets.intern(ConnSet::all());
         // Walk results by key number (`u32::MAX`: not walked yet), intersections by pair.
-        let mut by_peer: Vec<u32> = vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
-        let mut by_subject: Vec<u32> = vec![u32::MAX; subjects.iter().filter(|&&k| k != u32::MAX).max().map_or(0, |&k| k + 1) as usize];
+        let mut by_peer: Vec<u32> =
+            vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
+        let mut by_subject: Vec<u32> = Vec::new();
         let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
         let ids = others
             .iter()
@@ -246,9 +230,9 @@ impl<'a> LineCells<'a> {
                 if self.families[x] & self.families[y] & 0b11 == 0 {
                     return 0;
                 }
-                let fixed_endpoint = Endpoint::Pod(rep);
                 let other_endpoint = self.endpoints[other];
-                // The fixed class's walk against `other` as a peer.
+                // The fixed class's walk against `other` as a peer; when it allows nothing,
+                // so does the cell (the intersection of both walks).
                 let peer_walk = cached(&mut by_peer, peers[other], &mut sets, || match line {
                     Line::Row(_) => {
                         engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
@@ -257,45 +241,34 @@ impl<'a> LineCells<'a> {
                         engine.walk_set(PolicyType::Ingress, rep, other_endpoint, fixed_endpoint)
                     }
                 });
+                if peer_walk == 0 {
+                    return 0;
+                }
                 // `other`'s own walk against the fixed class (an external range walks none).
-                let subject_walk = |sets: &mut Interned, by_subject: &mut Vec<u32>| {
-                    if other >= n {
-                        return all;
-                    }
-                    let Endpoint::Pod(subject) = other_endpoint else {
-                        return all;
-                    };
-                    cached(by_subject, subjects[other], sets, || match line {
-                        Line::Row(_) => engine.walk_set(
-                            PolicyType::Ingress,
-                            subject,
-                            fixed_endpoint,
-                            other_endpoint,
-                        ),
-                        Line::Column(_) => engine.walk_set(
-                            PolicyType::Egress,
-                            subject,
-                            fixed_endpoint,
-                            fixed_endpoint,
-                        ),
-                    })
-                };
-                let id = match line {
-                    // The egress walk first, as `Engine::allowed_conns` (nothing is
-                    // allowed when it allows nothing).
-                    Line::Row(_) if peer_walk == 0 => 0,
-                    Line::Row(_) => {
-                        let ingress = subject_walk(&mut sets, &mut by_subject);
-                        intersection(&mut sets, &mut pairs, peer_walk, ingress)
-                    }
-                    Line::Column(_) => {
-                        let egress = subject_walk(&mut sets, &mut by_subject);
-                        match egress {
-                            0 => 0,
-                            _ => intersection(&mut sets, &mut pairs, egress, peer_walk),
+                let subject_walk = match other_endpoint {
+                    Endpoint::Pod(subject) if other < n => {
+                        let key = subjects.key(self, other) as usize;
+                        if by_subject.len() <= key {
+                            by_subject.resize(key + 1, u32::MAX);
                         }
+                        cached(&mut by_subject, key as u32, &mut sets, || match line {
+                            Line::Row(_) => engine.walk_set(
+                                PolicyType::Ingress,
+                                subject,
+                                fixed_endpoint,
+                                other_endpoint,
+                            ),
+                            Line::Column(_) => engine.walk_set(
+                                PolicyType::Egress,
+                                subject,
+                                fixed_endpoint,
+                                fixed_endpoint,
+                            ),
+                        })
                     }
+                    _ => all,
                 };
+                let id = intersection(&mut sets, &mut pairs, peer_walk, subject_walk);
                 debug_assert_eq!(
                     sets.sets[id as usize],
                     self.cells.compute(x, y),
@@ -311,13 +284,67 @@ impl<'a> LineCells<'a> {
     }
 }
 
+/// Class nodes' subject keys for one direction, numbered as they are asked: the selection
+/// list (by allocation: equal lists are mostly one allocation, and two allocations of one
+/// list only cost a second walk) and what its policies' rules read of the subject. For
+/// ingress (rows) the destination is the subject, so its family and named ports count; for
+/// egress (columns) the destination is the fixed class, so only the `local` answers do.
+struct SubjectKeys<'e> {
+    direction: Direction,
+    /// Per list: its key when its rules read nothing else of the subject, else the reads.
+    lists: FastMap<usize, (u32, Option<Reads<'e>>)>,
+    policies: FastMap<PolicyId, Reads<'e>>,
+    keys: FastMap<(u32, Vec<u32>), u32>,
+    count: u32,
+}
+
+impl<'e> SubjectKeys<'e> {
+    fn new(direction: Direction) -> SubjectKeys<'e> {
+        SubjectKeys {
+            direction,
+            lists: FastMap::default(),
+            policies: FastMap::default(),
+            keys: FastMap::default(),
+            count: 0,
+        }
+    }
+
+    /// The key of class node `x`.
+    fn key(&mut self, memo: &LineCells<'e>, x: usize) -> u32 {
+        let engine = memo.cells.engine;
+        let Endpoint::Pod(rep) = memo.endpoints[x] else {
+            return u32::MAX;
+        };
+        let direction = self.direction;
+        let destination_is_subject = direction == PolicyType::Ingress;
+        let list = engine.selecting(rep, direction);
+        let (policies, count) = (&mut self.policies, &mut self.count);
+        let (key, reads) = self.lists.entry(list.as_ptr() as usize).or_insert_with(|| {
+            let mut reads = Reads::default();
+            for &id in list {
+                let of = policies
+                    .entry(id)
+                    .or_insert_with(|| Reads::of(engine, id, direction, destination_is_subject));
+                reads.extend(of);
+            }
+            *count += 1;
+            (*count - 1, (!reads.is_empty()).then_some(reads))
+        });
+        match reads {
+            None => *key,
+            Some(reads) => {
+                let values = reads.values(engine, memo.endpoints[x], memo.families[x]);
+                *self.keys.entry((*key, values)).or_insert_with(|| {
+                    *count += 1;
+                    *count - 1
+                })
+            }
+        }
+    }
+}
+
 /// The walk result for key `key`, walked on first use.
-fn cached(
-    memo: &mut [u32],
-    key: u32,
-    sets: &mut Interned,
-    walk: impl FnOnce() -> ConnSet,
-) -> u32 {
+fn cached(memo: &mut [u32], key: u32, sets: &mut Interned, walk: impl FnOnce() -> ConnSet) -> u32 {
     let slot = &mut memo[key as usize];
     if *slot == u32::MAX {
         *slot = sets.intern(walk());
@@ -350,6 +377,7 @@ fn selected_rules<'e>(
 }
 
 /// What the walks of a selection list read of their subject beyond the list itself.
+#[derive(Default)]
 struct Reads<'e> {
     /// The rules' `local` conditions.
     locals: Vec<&'e Peer>,
@@ -360,29 +388,46 @@ struct Reads<'e> {
 }
 
 impl<'e> Reads<'e> {
+    /// What the rules of policy `id` read.
     fn of(
         engine: &'e Engine,
-        list: &'e [PolicyId],
+        id: PolicyId,
         direction: Direction,
         destination_is_subject: bool,
     ) -> Reads<'e> {
-        let mut reads = Reads {
-            locals: Vec::new(),
-            family: false,
-            named: Vec::new(),
-        };
-        for rule in selected_rules(engine, list, direction) {
+        let mut reads = Reads::default();
+        let rules = engine.tiers()[id.tier()].policies[id.index()]
+            .rules(direction)
+            .unwrap_or(&[]);
+        for rule in rules {
             reads.locals.extend(rule.local.as_ref());
             if destination_is_subject {
                 reads.family |= rule.ip_version.is_some();
                 for port in rule.ports.iter().chain(&rule.not_ports) {
                     if let PortMatch::Named(protocol, name) = port {
-                        reads.named.push((*protocol, name.as_str()));
+                        if !reads.named.contains(&(*protocol, name.as_str())) {
+                            reads.named.push((*protocol, name.as_str()));
+                        }
                     }
                 }
             }
         }
         reads
+    }
+
+    fn is_empty(&self) -> bool {
+        self.locals.is_empty() && !self.family && self.named.is_empty()
+    }
+
+    /// These reads and `other`'s.
+    fn extend(&mut self, other: &Reads<'e>) {
+        self.locals.extend_from_slice(&other.locals);
+        self.family |= other.family;
+        for named in &other.named {
+            if !self.named.contains(named) {
+                self.named.push(*named);
+            }
+        }
     }
 
     /// The answers of `endpoint` (a subject with these reads).
@@ -557,7 +602,7 @@ mod tests {
                 classes,
                 ranges: &ranges,
             };
-            let memo = LineCells::new(&cells, true, true);
+            let memo = LineCells::new(&cells);
             let nodes: Vec<usize> = (0..cells.nodes()).collect();
             for c in 0..classes.len() {
                 for line in [Line::Row(c), Line::Column(c)] {
@@ -578,7 +623,10 @@ mod tests {
             }
         }
         // The clusters exercised what the keys must capture.
-        assert!(synthetic > 0 && network_sets > 0 && tiers >= 4, "{synthetic} {network_sets} {tiers}");
+        assert!(
+            synthetic > 0 && network_sets > 0 && tiers >= 4,
+            "{synthetic} {network_sets} {tiers}"
+        );
         assert!(compared > 10_000, "{compared} cells compared");
     }
 }
