@@ -15,6 +15,7 @@
 use crate::connlist::{in_parallel, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
 use crate::connset::ConnSet;
 use crate::eval::Engine;
+use crate::line_cells::{Line, LineCells};
 use crate::pod_classes::WorkloadClasses;
 use netfence_model::net::FastMap;
 use netfence_model::WorkloadRef;
@@ -189,6 +190,15 @@ impl Cells {
         }
     }
 
+    /// Store the cell `(x, y)`, which is in a row or a column.
+    fn set(&mut self, x: usize, y: usize, id: u32) {
+        if self.has_row(x) {
+            self.rows[self.row_index[x] as usize * self.nodes + y] = id;
+        } else {
+            self.columns[self.column_index[y] as usize * self.nodes + x] = id;
+        }
+    }
+
     /// The cell `(x, y)` if it was evaluated.
     fn find(&self, x: usize, y: usize) -> Option<u32> {
         (self.has_row(x) || (y < self.n && self.column_index[y] != u32::MAX))
@@ -279,36 +289,26 @@ fn focused_lines(
         }
     }
     // Row k: egress-marked class → every node; column k: every node that has no row →
-    // ingress-marked class.
-    let wanted: Vec<(usize, usize)> = row_classes
-        .iter()
-        .flat_map(|&x| (0..nodes).map(move |y| (x, y)))
-        .chain(column_classes.iter().flat_map(|&y| {
-            let cells = &cells;
-            (0..nodes)
-                .filter(move |&x| !cells.has_row(x))
-                .map(move |x| (x, y))
-        }))
-        .collect();
-    // Read where the cells carry over, else evaluated (on every core).
-    let read: Vec<u32> = wanted
-        .iter()
-        .map(|&(x, y)| carried.and_then(|c| c.find(x, y)).unwrap_or(u32::MAX))
-        .collect();
-    let todo: Vec<(usize, usize)> = wanted
-        .iter()
-        .zip(&read)
-        .filter(|(_, &id)| id == u32::MAX)
-        .map(|(&pair, _)| pair)
-        .collect();
-    let mut computed = in_parallel(&todo, |&(x, y)| cells_of.compute(x, y)).into_iter();
-    drop(todo);
+    // ingress-marked class. A cell is read where it carries over, else evaluated: each
+    // line's other cells at once, memoised on what the walks read of the other side
+    // ([`LineCells`]), the lines on every core.
     cells.rows = vec![u32::MAX; row_classes.len() * nodes];
     cells.columns = vec![u32::MAX; column_classes.len() * nodes];
-    for (&(x, y), &id) in wanted.iter().zip(&read) {
-        let id = if id == u32::MAX {
-            sets.intern(computed.next().unwrap_or_else(ConnSet::empty))
-        } else {
+    let mut jobs: Vec<(Line, Vec<usize>)> = Vec::new();
+    let lines = (row_classes.iter().map(|&x| Line::Row(x)))
+        .chain(column_classes.iter().map(|&y| Line::Column(y)));
+    for line in lines {
+        let mut todo = Vec::new();
+        for other in 0..nodes {
+            let (x, y) = match line {
+                Line::Row(x) => (x, other),
+                Line::Column(_) if cells.has_row(other) => continue,
+                Line::Column(y) => (other, y),
+            };
+            let Some(id) = carried.and_then(|c| c.find(x, y)) else {
+                todo.push(other);
+                continue;
+            };
             debug_assert_eq!(
                 sets.sets[id as usize],
                 cells_of.compute(x, y),
@@ -316,15 +316,27 @@ fn focused_lines(
             );
             #[cfg(test)]
             tests::CARRIED_READS.with(|n| n.set(n.get() + 1));
-            id
-        };
-        if cells.has_row(x) {
-            cells.rows[cells.row_index[x] as usize * nodes + y] = id;
-        } else {
-            cells.columns[cells.column_index[y] as usize * nodes + x] = id;
+            cells.set(x, y, id);
+        }
+        jobs.push((line, todo));
+    }
+    let memo = LineCells::new(&cells_of);
+    let evaluated = in_parallel(&jobs, |(line, todo)| memo.line(*line, todo));
+    for ((line, todo), evaluated) in jobs.iter().zip(evaluated) {
+        let ids: Vec<u32> = evaluated
+            .sets
+            .into_iter()
+            .map(|set| sets.intern(set))
+            .collect();
+        for (&other, &local) in todo.iter().zip(&evaluated.ids) {
+            let (x, y) = match *line {
+                Line::Row(x) => (x, other),
+                Line::Column(y) => (other, y),
+            };
+            cells.set(x, y, ids[local as usize]);
         }
     }
-    drop((wanted, read));
+    drop((jobs, memo));
     let lines = formed_lines(universe, side, ranges.len(), sets, &cells);
     (lines, cells)
 }

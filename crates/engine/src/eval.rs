@@ -647,7 +647,7 @@ impl Engine {
     }
 
     /// The same walk over whole connection sets: what remains undecided flows down.
-    fn walk_set(
+    pub(crate) fn walk_set(
         &self,
         direction: Direction,
         subject: PodId,
@@ -733,23 +733,39 @@ impl Engine {
                 .is_none_or(|local| self.peer_is(local, Endpoint::Pod(subject)))
     }
 
+    /// Whether a pod peer (namespaces and pod selector) matches `pod`; `namespace_ok`, when
+    /// known, is [`Engine::peer_namespace_is`] of the pod's namespace.
+    pub(crate) fn pod_peer_is(
+        &self,
+        namespaces: &NamespaceMatch,
+        pods: &netfence_selector::LabelSelector,
+        pod: &Pod,
+        namespace_ok: Option<bool>,
+    ) -> bool {
+        // A host-network pod's traffic is its node's: pod selectors do not match it
+        // (network-policy-api: "host-networked pods are not included in this type of
+        // peer"; Calico and Cilium treat it as host traffic).
+        if pod.host_network {
+            return false;
+        }
+        namespace_ok.unwrap_or_else(|| self.peer_namespace_is(namespaces, &pod.namespace))
+            && pods.matches(&pod.labels)
+    }
+
+    /// Whether a pod peer's namespaces include `namespace`.
+    pub(crate) fn peer_namespace_is(&self, namespaces: &NamespaceMatch, namespace: &str) -> bool {
+        match namespaces {
+            NamespaceMatch::Named(name) => name == namespace,
+            NamespaceMatch::Selector(selector) => {
+                selector.matches(self.inventory.namespace_labels(namespace))
+            }
+        }
+    }
+
     fn peer_is(&self, peer: &Peer, endpoint: Endpoint) -> bool {
         match (peer, endpoint) {
             (Peer::Pods { namespaces, pods }, Endpoint::Pod(id)) => {
-                let pod = &*self.inventory.pods()[id];
-                // A host-network pod's traffic is its node's: pod selectors do not match it
-                // (network-policy-api: "host-networked pods are not included in this type of
-                // peer"; Calico and Cilium treat it as host traffic).
-                if pod.host_network {
-                    return false;
-                }
-                let namespace_ok = match namespaces {
-                    NamespaceMatch::Named(name) => &pod.namespace == name,
-                    NamespaceMatch::Selector(selector) => {
-                        selector.matches(self.inventory.namespace_labels(&pod.namespace))
-                    }
-                };
-                namespace_ok && pods.matches(&pod.labels)
+                self.pod_peer_is(namespaces, pods, &self.inventory.pods()[id], None)
             }
             (Peer::Pods { .. }, Endpoint::Address(_)) => false,
             (Peer::Net { net, except }, Endpoint::Pod(id)) => {
@@ -1178,7 +1194,7 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
 
 /// A named port resolves against the destination pod's container ports; it never matches an
 /// address that is not a pod.
-fn resolve_named(
+pub(crate) fn resolve_named(
     inventory: &Inventory,
     dst: Endpoint,
     name: &str,

@@ -41,6 +41,7 @@ mod delta;
 pub mod eval;
 pub mod incremental;
 pub mod ir;
+mod line_cells;
 pub mod lookup;
 pub mod matrix;
 mod pod_classes;

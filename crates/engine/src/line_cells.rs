@@ -1,0 +1,632 @@
+//! The cells of whole rows and columns of a connection table ([`NodeCells`]), memoised on
+//! what the tier walks read of the side that varies.
+//!
+//! A cell `(x, y)` is `x`'s egress walk (subject `x`, peer `y`, destination `y`) intersected
+//! with `y`'s ingress walk (subject `y`, peer `x`, destination `y`). The connection-set walk
+//! (`ConnectionSets` in `eval.rs`) reads, per rule of the subject's selected policies, only:
+//! whether a rule peer matches the peer endpoint and whether the rule's `local` condition
+//! matches the subject (`Engine::rule_peer_matches`), and of the destination its address
+//! family and the named ports the rule's port conditions resolve on it (`rule_conns`); the
+//! pair needs a common address family (`same_family`). Along a row (source fixed) the peer
+//! of the egress walk and the subject of the ingress walk vary; along a column (destination
+//! fixed) the subject of the egress walk and the peer of the ingress walk do. So each node
+//! gets two small keys:
+//!
+//! - as a **peer** of the fixed endpoint's walk: which of that walk's rules' peers match it
+//!   (rules whose `local` condition fails on the fixed subject read nothing), and along a row
+//!   (the peer is the destination) its family and the named ports those rules name;
+//! - as a **subject** against the fixed endpoint: its selection list (by content), its
+//!   answers to those policies' `local` conditions, and along a row (the subject is the
+//!   destination) its family and the named ports those policies' rules name.
+//!
+//! Every walk is evaluated once per distinct key (on the first node that has it) and every
+//! intersection once per pair of walk results. Equal keys mean the walk reads equal answers
+//! at every rule, so it takes the same course. The diagonal (a class against itself, two
+//! different members) is evaluated cell by cell. In debug builds every memoised cell is
+//! checked against [`NodeCells::compute`].
+
+use crate::bits::BitSet;
+use crate::connlist::{Interned, NodeCells};
+use crate::connset::ConnSet;
+use crate::decide::PolicyId;
+use crate::eval::{resolve_named, Endpoint, Engine};
+use crate::ir::{Direction, Peer, PortMatch, Rule};
+use netfence_model::net::FastMap;
+use netfence_model::{PodId, PolicyType};
+
+/// One line of cells: a row (class `x` to other nodes) or a column (other nodes to class
+/// `y`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    Row(usize),
+    Column(usize),
+}
+
+/// A line's cells: set ids (into `sets`) in the order of the nodes asked.
+pub(crate) struct LineSets {
+    pub(crate) ids: Vec<u32>,
+    pub(crate) sets: Vec<ConnSet>,
+}
+
+/// What the memo needs of every node, and the nodes' subject keys.
+pub(crate) struct LineCells<'a> {
+    cells: &'a NodeCells<'a>,
+    /// The endpoint standing for each node off the diagonal.
+    endpoints: Vec<Endpoint>,
+    /// Per node: bit 0 an IPv4 address, bit 1 an IPv6 address, bit 2 the first is IPv6.
+    families: Vec<u8>,
+    /// Per class node: its namespace, numbered (`namespace_count` of them).
+    namespaces: Vec<u32>,
+    namespace_count: usize,
+}
+
+impl<'a> LineCells<'a> {
+    /// The memo for the lines of `cells`.
+    pub(crate) fn new(cells: &'a NodeCells<'a>) -> LineCells<'a> {
+        let n = cells.classes.len();
+        let pods = cells.engine.inventory().pods();
+        let endpoints: Vec<Endpoint> = (0..cells.nodes())
+            .map(|v| match v < n {
+                true => Endpoint::Pod(cells.classes[v][0]),
+                false => Endpoint::Address(cells.ranges[v - n].0),
+            })
+            .collect();
+        let families = endpoints
+            .iter()
+            .map(|&e| match e {
+                Endpoint::Pod(id) => {
+                    let ips = &pods[id].ips;
+                    u8::from(ips.iter().any(std::net::IpAddr::is_ipv4))
+                        | (u8::from(ips.iter().any(std::net::IpAddr::is_ipv6)) << 1)
+                        | (u8::from(ips.first().is_some_and(std::net::IpAddr::is_ipv6)) << 2)
+                }
+                Endpoint::Address(ip) => match ip.is_ipv6() {
+                    true => 0b110,
+                    false => 0b001,
+                },
+            })
+            .collect();
+        // Namespaces numbered by name (pods of one namespace are mostly neighbours).
+        let mut numbers: FastMap<&str, u32> = FastMap::default();
+        let mut last: Option<(&str, u32)> = None;
+        let namespaces = cells.classes[..]
+            .iter()
+            .map(|members| {
+                let namespace = pods[members[0]].namespace.as_str();
+                match last {
+                    Some((name, number)) if name == namespace => number,
+                    _ => {
+                        let next = index_u32(numbers.len());
+                        let number = *numbers.entry(namespace).or_insert(next);
+                        last = Some((namespace, number));
+                        number
+                    }
+                }
+            })
+            .collect();
+        LineCells {
+            cells,
+            endpoints,
+            families,
+            namespaces,
+            namespace_count: numbers.len(),
+        }
+    }
+
+    /// The peer keys of every node against the fixed `subject`'s walk in `direction`
+    /// (numbered densely; a row's walk is egress, whose destination is the peer).
+    fn peer_keys(&self, subject: PodId, direction: Direction) -> Vec<u32> {
+        let engine = self.cells.engine;
+        let nodes = self.endpoints.len();
+        let mut keys = Keys {
+            of: vec![0; nodes],
+            count: 1,
+        };
+        let destination_is_peer = direction == PolicyType::Egress;
+        for rule in selected_rules(engine, engine.selecting(subject, direction), direction) {
+            if let Some(local) = &rule.local {
+                if !engine.peer_matches(local, Endpoint::Pod(subject)) {
+                    // The rule matches no peer of this subject.
+                    continue;
+                }
+            }
+            if !rule.peers.is_empty() {
+                keys.refine_bits(&self.rule_nodes(rule));
+            }
+            if destination_is_peer {
+                if rule.ip_version.is_some() {
+                    keys.refine(|v| u32::from(self.families[v] >> 2));
+                }
+                for port in rule.ports.iter().chain(&rule.not_ports) {
+                    if let PortMatch::Named(protocol, name) = port {
+                        keys.refine(|v| named_value(engine, self.endpoints[v], *protocol, name));
+                    }
+                }
+            }
+        }
+        keys.of
+    }
+
+    /// The nodes some peer of `rule` matches, asked of each node's endpoint (a pod peer's
+    /// namespace condition once per namespace).
+    fn rule_nodes(&self, rule: &Rule) -> BitSet {
+        let engine = self.cells.engine;
+        let pods = engine.inventory().pods();
+        let mut bits = BitSet::new(self.endpoints.len(), false);
+        let mut namespace_ok: Vec<Option<bool>> = Vec::new();
+        for peer in &rule.peers {
+            if let Peer::Pods {
+                namespaces,
+                pods: selector,
+            } = peer
+            {
+                namespace_ok.clear();
+                namespace_ok.resize(self.namespace_count, None);
+                for (v, &namespace) in self.namespaces.iter().enumerate() {
+                    let Endpoint::Pod(id) = self.endpoints[v] else {
+                        break;
+                    };
+                    let pod = &*pods[id];
+                    let ok = *namespace_ok[namespace as usize].get_or_insert_with(|| {
+                        engine.peer_namespace_is(namespaces, &pod.namespace)
+                    });
+                    if ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok)) {
+                        bits.set(v);
+                    }
+                }
+                continue;
+            }
+            for (v, &endpoint) in self.endpoints.iter().enumerate() {
+                if engine.peer_matches(peer, endpoint) {
+                    bits.set(v);
+                }
+            }
+        }
+        bits
+    }
+
+    /// The cells of `line` against `others` (nodes), in that order.
+    pub(crate) fn line(&self, line: Line, others: &[usize]) -> LineSets {
+        let engine = self.cells.engine;
+        let n = self.cells.classes.len();
+        let (fixed, peer_direction, subject_direction) = match line {
+            Line::Row(x) => (x, PolicyType::Egress, PolicyType::Ingress),
+            Line::Column(y) => (y, PolicyType::Ingress, PolicyType::Egress),
+        };
+        let mut sets = Interned::default();
+        let Endpoint::Pod(rep) = self.endpoints[fixed] else {
+            // A line of an external range: cell by cell.
+            let ids = others
+                .iter()
+                .map(|&o| match line {
+                    Line::Row(x) => sets.intern(self.cells.compute(x, o)),
+                    Line::Column(y) => sets.intern(self.cells.compute(o, y)),
+                })
+                .collect();
+            return LineSets {
+                ids,
+                sets: sets.sets,
+            };
+        };
+        let fixed_endpoint = Endpoint::Pod(rep);
+        let peers = self.peer_keys(rep, peer_direction);
+        let mut subjects = SubjectKeys::new(subject_direction);
+        let all = sets.intern(ConnSet::all());
+        // Walk results by key number (`u32::MAX`: not walked yet), intersections by pair.
+        let mut by_peer: Vec<u32> =
+            vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
+        let mut by_subject: Vec<u32> = Vec::new();
+        let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
+        let ids = others
+            .iter()
+            .map(|&other| {
+                let (x, y) = match line {
+                    Line::Row(x) => (x, other),
+                    Line::Column(y) => (other, y),
+                };
+                if x == y {
+                    return sets.intern(self.cells.compute(x, y));
+                }
+                if self.families[x] & self.families[y] & 0b11 == 0 {
+                    return 0;
+                }
+                let other_endpoint = self.endpoints[other];
+                // The fixed class's walk against `other` as a peer; when it allows nothing,
+                // so does the cell (the intersection of both walks).
+                let peer_walk = cached(&mut by_peer, peers[other], &mut sets, || match line {
+                    Line::Row(_) => {
+                        engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
+                    }
+                    Line::Column(_) => {
+                        engine.walk_set(PolicyType::Ingress, rep, other_endpoint, fixed_endpoint)
+                    }
+                });
+                if peer_walk == 0 {
+                    return 0;
+                }
+                // `other`'s own walk against the fixed class (an external range walks none).
+                let subject_walk = match other_endpoint {
+                    Endpoint::Pod(subject) if other < n => {
+                        let key = subjects.key(self, other) as usize;
+                        if by_subject.len() <= key {
+                            by_subject.resize(key + 1, u32::MAX);
+                        }
+                        cached(&mut by_subject, key as u32, &mut sets, || match line {
+                            Line::Row(_) => engine.walk_set(
+                                PolicyType::Ingress,
+                                subject,
+                                fixed_endpoint,
+                                other_endpoint,
+                            ),
+                            Line::Column(_) => engine.walk_set(
+                                PolicyType::Egress,
+                                subject,
+                                fixed_endpoint,
+                                fixed_endpoint,
+                            ),
+                        })
+                    }
+                    _ => all,
+                };
+                let id = intersection(&mut sets, &mut pairs, peer_walk, subject_walk);
+                debug_assert_eq!(
+                    sets.sets[id as usize],
+                    self.cells.compute(x, y),
+                    "the memoised cell ({x}, {y}) differs from its evaluation"
+                );
+                id
+            })
+            .collect();
+        LineSets {
+            ids,
+            sets: sets.sets,
+        }
+    }
+}
+
+/// Class nodes' subject keys for one direction, numbered as they are asked: the selection
+/// list (by allocation: equal lists are mostly one allocation, and two allocations of one
+/// list only cost a second walk) and what its policies' rules read of the subject. For
+/// ingress (rows) the destination is the subject, so its family and named ports count; for
+/// egress (columns) the destination is the fixed class, so only the `local` answers do.
+struct SubjectKeys<'e> {
+    direction: Direction,
+    /// Per list: its key when its rules read nothing else of the subject, else the reads.
+    lists: FastMap<usize, (u32, Option<Reads<'e>>)>,
+    policies: FastMap<PolicyId, Reads<'e>>,
+    keys: FastMap<(u32, Vec<u32>), u32>,
+    count: u32,
+}
+
+impl<'e> SubjectKeys<'e> {
+    fn new(direction: Direction) -> SubjectKeys<'e> {
+        SubjectKeys {
+            direction,
+            lists: FastMap::default(),
+            policies: FastMap::default(),
+            keys: FastMap::default(),
+            count: 0,
+        }
+    }
+
+    /// The key of class node `x`.
+    fn key(&mut self, memo: &LineCells<'e>, x: usize) -> u32 {
+        let engine = memo.cells.engine;
+        let Endpoint::Pod(rep) = memo.endpoints[x] else {
+            return u32::MAX;
+        };
+        let direction = self.direction;
+        let destination_is_subject = direction == PolicyType::Ingress;
+        let list = engine.selecting(rep, direction);
+        let (policies, count) = (&mut self.policies, &mut self.count);
+        let (key, reads) = self.lists.entry(list.as_ptr() as usize).or_insert_with(|| {
+            let mut reads = Reads::default();
+            for &id in list {
+                let of = policies
+                    .entry(id)
+                    .or_insert_with(|| Reads::of(engine, id, direction, destination_is_subject));
+                reads.extend(of);
+            }
+            *count += 1;
+            (*count - 1, (!reads.is_empty()).then_some(reads))
+        });
+        match reads {
+            None => *key,
+            Some(reads) => {
+                let values = reads.values(engine, memo.endpoints[x], memo.families[x]);
+                *self.keys.entry((*key, values)).or_insert_with(|| {
+                    *count += 1;
+                    *count - 1
+                })
+            }
+        }
+    }
+}
+
+/// The walk result for key `key`, walked on first use.
+fn cached(memo: &mut [u32], key: u32, sets: &mut Interned, walk: impl FnOnce() -> ConnSet) -> u32 {
+    let slot = &mut memo[key as usize];
+    if *slot == u32::MAX {
+        *slot = sets.intern(walk());
+    }
+    *slot
+}
+
+/// `a ∩ b` by set ids, each pair once.
+fn intersection(sets: &mut Interned, pairs: &mut FastMap<(u32, u32), u32>, a: u32, b: u32) -> u32 {
+    if let Some(&id) = pairs.get(&(a, b)) {
+        return id;
+    }
+    let set = sets.sets[a as usize].intersect(&sets.sets[b as usize]);
+    let id = sets.intern(set);
+    pairs.insert((a, b), id);
+    id
+}
+
+/// The rules of `list`'s policies for `direction`, in walk order.
+fn selected_rules<'e>(
+    engine: &'e Engine,
+    list: &'e [PolicyId],
+    direction: Direction,
+) -> impl Iterator<Item = &'e Rule> + 'e {
+    list.iter().flat_map(move |id| {
+        engine.tiers()[id.tier()].policies[id.index()]
+            .rules(direction)
+            .unwrap_or(&[])
+    })
+}
+
+/// What the walks of a selection list read of their subject beyond the list itself.
+#[derive(Default)]
+struct Reads<'e> {
+    /// The rules' `local` conditions.
+    locals: Vec<&'e Peer>,
+    /// Whether some rule names an address family (when the subject is the destination).
+    family: bool,
+    /// The named ports the rules name (when the subject is the destination).
+    named: Vec<(netfence_model::Protocol, &'e str)>,
+}
+
+impl<'e> Reads<'e> {
+    /// What the rules of policy `id` read.
+    fn of(
+        engine: &'e Engine,
+        id: PolicyId,
+        direction: Direction,
+        destination_is_subject: bool,
+    ) -> Reads<'e> {
+        let mut reads = Reads::default();
+        let rules = engine.tiers()[id.tier()].policies[id.index()]
+            .rules(direction)
+            .unwrap_or(&[]);
+        for rule in rules {
+            reads.locals.extend(rule.local.as_ref());
+            if destination_is_subject {
+                reads.family |= rule.ip_version.is_some();
+                for port in rule.ports.iter().chain(&rule.not_ports) {
+                    if let PortMatch::Named(protocol, name) = port {
+                        if !reads.named.contains(&(*protocol, name.as_str())) {
+                            reads.named.push((*protocol, name.as_str()));
+                        }
+                    }
+                }
+            }
+        }
+        reads
+    }
+
+    fn is_empty(&self) -> bool {
+        self.locals.is_empty() && !self.family && self.named.is_empty()
+    }
+
+    /// These reads and `other`'s.
+    fn extend(&mut self, other: &Reads<'e>) {
+        self.locals.extend_from_slice(&other.locals);
+        self.family |= other.family;
+        for named in &other.named {
+            if !self.named.contains(named) {
+                self.named.push(*named);
+            }
+        }
+    }
+
+    /// The answers of `endpoint` (a subject with these reads).
+    fn values(&self, engine: &Engine, endpoint: Endpoint, families: u8) -> Vec<u32> {
+        let mut values: Vec<u32> = self
+            .locals
+            .iter()
+            .map(|local| u32::from(engine.peer_matches(local, endpoint)))
+            .collect();
+        if self.family {
+            values.push(u32::from(families >> 2));
+        }
+        for &(protocol, name) in &self.named {
+            values.push(named_value(engine, endpoint, protocol, name));
+        }
+        values
+    }
+}
+
+/// A named port resolved on a destination, as a key part (`u32::MAX`: not declared).
+fn named_value(
+    engine: &Engine,
+    endpoint: Endpoint,
+    protocol: netfence_model::Protocol,
+    name: &str,
+) -> u32 {
+    resolve_named(engine.inventory(), endpoint, name, protocol).map_or(u32::MAX, u32::from)
+}
+
+/// Nodes numbered by key; refined one read at a time (nodes stay together while every read
+/// so far answered alike for them).
+struct Keys {
+    of: Vec<u32>,
+    count: u32,
+}
+
+impl Keys {
+    /// Split every key by membership in `bits`.
+    fn refine_bits(&mut self, bits: &BitSet) {
+        let mut table = vec![u32::MAX; 2 * self.count as usize];
+        let mut next = 0;
+        for (v, key) in self.of.iter_mut().enumerate() {
+            let slot = &mut table[*key as usize * 2 + usize::from(bits.get(v))];
+            if *slot == u32::MAX {
+                *slot = next;
+                next += 1;
+            }
+            *key = *slot;
+        }
+        self.count = next;
+    }
+
+    /// Split every key by `value` of the node.
+    fn refine(&mut self, value: impl Fn(usize) -> u32) {
+        let mut table: FastMap<(u32, u32), u32> = FastMap::default();
+        for (v, key) in self.of.iter_mut().enumerate() {
+            let next = index_u32(table.len());
+            *key = *table.entry((*key, value(v))).or_insert(next);
+        }
+        self.count = index_u32(table.len());
+    }
+}
+
+fn index_u32(i: usize) -> u32 {
+    debug_assert!(u32::try_from(i).is_ok());
+    i as u32
+}
+
+/// The property tests' random clusters.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/random/mod.rs"]
+mod random;
+
+#[cfg(test)]
+mod tests {
+    use super::{Line, LineCells};
+    use crate::connlist::NodeCells;
+    use crate::eval::Engine;
+
+    use super::random;
+
+    /// Objects of every other policy kind over the random clusters' namespaces and labels:
+    /// admin and baseline admin policies, a Calico tier with Pass, `local` conditions, an
+    /// address family, nets, notPorts and a network set, Cilium policies (named ports, CIDRs,
+    /// entities, nodes) and a node.
+    fn extras(g: &mut random::Gen) -> String {
+        use random::{selector, Gen};
+        let pick = |g: &mut Gen, items: &[&'static str]| g.pick(items);
+        let mut yaml = String::new();
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: anp}}\nspec:\n  priority: 5\n  subject: {{pods: {{namespaceSelector: {}, podSelector: {}}}}}\n  ingress: [{{name: r, action: {}, from: [{{namespaces: {}}}]}}]\n  egress: [{{name: e, action: {}, to: [{{pods: {{namespaceSelector: {{}}, podSelector: {}}}}}], ports: [{{portNumber: {{protocol: TCP, port: 80}}}}]}}]\n",
+            selector(g),
+            selector(g),
+            pick(g, &["Allow", "Deny", "Pass"]),
+            selector(g),
+            pick(g, &["Allow", "Deny", "Pass"]),
+            selector(g),
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n  subject: {{namespaces: {}}}\n  ingress: [{{name: d, action: {}, from: [{{namespaces: {}}}]}}]\n",
+            selector(g),
+            pick(g, &["Allow", "Deny"]),
+            selector(g),
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: security}}\nspec: {{order: {}, defaultAction: {}}}\n",
+            g.below(3) * 100 + 50,
+            pick(g, &["Deny", "Pass"])
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {{name: outside, labels: {{role: r1}}}}\nspec: {{nets: [{}]}}\n",
+            pick(g, &["10.0.0.0/30", "192.0.2.0/25", "10.0.0.4/32"])
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.g}}\nspec:\n  tier: security\n  order: 1\n  selector: '{}'\n  types: [Ingress, Egress]\n  ingress:\n  - {{action: {}, ipVersion: 4, source: {{selector: '{}'}}, destination: {{selector: '{}'}}}}\n  - {{action: {}, protocol: TCP, source: {{selector: 'role == \"r1\"'}}, destination: {{ports: [web]}}}}\n  egress:\n  - {{action: {}, protocol: TCP, source: {{selector: '{}'}}, destination: {{nets: [10.0.0.0/29], notPorts: [alt]}}}}\n  - {{action: Pass, destination: {{selector: '{}'}}}}\n",
+            random::calico_selector_text(g),
+            pick(g, &["Allow", "Deny", "Pass"]),
+            random::calico_selector_text(g),
+            random::calico_selector_text(g),
+            pick(g, &["Allow", "Deny"]),
+            pick(g, &["Allow", "Deny", "Log"]),
+            random::calico_selector_text(g),
+            random::calico_selector_text(g),
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Node\nmetadata: {{name: n1, labels: {}}}\nstatus: {{addresses: [{{type: InternalIP, address: 10.0.0.9}}]}}\n",
+            random::labels(g)
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: c0, namespace: {}}}\nspec:\n  endpointSelector: {}\n  ingress:\n    - {{fromEndpoints: [{}], toPorts: [{{ports: [{{port: \"web\"}}, {{port: \"80\", endPort: 81, protocol: TCP}}]}}]}}\n  egressDeny:\n    - {{toCIDR: [10.0.0.0/30]}}\n  egress:\n    - {{toEntities: [{}]}}\n    - {{toEndpoints: [{}], toPorts: [{{ports: [{{port: \"alt\", protocol: UDP}}]}}]}}\n",
+            g.pick(&random::NAMESPACES),
+            selector(g),
+            selector(g),
+            pick(g, &["world", "cluster", "host"]),
+            selector(g),
+        ));
+        yaml.push_str(&format!(
+            "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {{name: cc}}\nspec:\n  endpointSelector: {}\n  ingress:\n    - {{fromNodes: [{}]}}\n    - {{fromCIDRSet: [{{cidr: 0.0.0.0/0, except: [192.0.2.0/25]}}]}}\n",
+            selector(g),
+            selector(g),
+        ));
+        yaml
+    }
+
+    /// Every row and column memoised along the line equals the cells evaluated one by one,
+    /// on random Kubernetes and Calico clusters with admin, tiered Calico and Cilium policies,
+    /// network sets, named ports and pods without an address.
+    #[test]
+    fn memoised_lines_equal_cells_evaluated_one_by_one() {
+        let (mut synthetic, mut network_sets, mut tiers, mut compared) = (0, 0, 0, 0);
+        for seed in 0..160u64 {
+            let mut g = random::Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let cluster = match seed % 2 {
+                0 => random::random_cluster(g.next()),
+                _ => random::random_calico_cluster(g.next()),
+            };
+            let yaml = format!("{cluster}{}", extras(&mut g));
+            let mut loader = netfence_model::Loader::new();
+            loader.load_str("cluster.yaml", &yaml);
+            let Ok(inventory) = loader.finish() else {
+                panic!("seed {seed}: the cluster does not load:\n{yaml}");
+            };
+            let engine = Engine::new(inventory);
+            synthetic += engine.synthetic_address_pods();
+            network_sets += engine.inventory().network_sets.len();
+            tiers = tiers.max(engine.tiers().len());
+            let (classes, _) = engine.pod_classes();
+            let ranges = crate::connlist::external_ranges(&engine);
+            let cells = NodeCells {
+                engine: &engine,
+                classes,
+                ranges: &ranges,
+            };
+            let memo = LineCells::new(&cells);
+            let nodes: Vec<usize> = (0..cells.nodes()).collect();
+            for c in 0..classes.len() {
+                for line in [Line::Row(c), Line::Column(c)] {
+                    let evaluated = memo.line(line, &nodes);
+                    for (&other, &id) in nodes.iter().zip(&evaluated.ids) {
+                        let (x, y) = match line {
+                            Line::Row(x) => (x, other),
+                            Line::Column(y) => (other, y),
+                        };
+                        assert_eq!(
+                            evaluated.sets[id as usize],
+                            cells.compute(x, y),
+                            "seed {seed}: cell ({x}, {y}) of {line:?}\n{yaml}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        // The clusters exercised what the keys must capture.
+        assert!(
+            synthetic > 0 && network_sets > 0 && tiers >= 4,
+            "{synthetic} {network_sets} {tiers}"
+        );
+        assert!(compared > 10_000, "{compared} cells compared");
+    }
+}
