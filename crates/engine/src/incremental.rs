@@ -123,17 +123,38 @@ impl PolicyMap {
     }
 }
 
-/// The inventory object a compiled policy came from, for equality.
-fn same_source(old: &Inventory, a: PolicySource, new: &Inventory, b: PolicySource) -> bool {
+/// The addresses of host-network pods (with real addresses), in pod order: compiled Cilium
+/// CIDR peers leave them out ([`crate::cilium::outside_cluster`]).
+fn host_pod_addresses(inventory: &Inventory) -> Vec<std::net::IpAddr> {
+    (inventory.pods().iter())
+        .filter(|pod| pod.host_network && !pod.synthetic_ip)
+        .flat_map(|pod| pod.ips.iter().copied())
+        .collect()
+}
+
+/// The inventory object a compiled policy came from, for equality. `hosts_alike`: the
+/// host-network pods' addresses are equal in both inventories (they go into compiled Cilium
+/// peers).
+fn same_source(
+    (old, a): (&Inventory, PolicySource),
+    (new, b): (&Inventory, PolicySource),
+    hosts_alike: bool,
+) -> bool {
     match (a, b) {
         (PolicySource::NetworkPolicy(i), PolicySource::NetworkPolicy(j)) => {
-            // The CNI decides what an ipBlock compiles to. An unchanged policy is shared.
+            // The CNI decides what an ipBlock compiles to; under Cilium it leaves out node
+            // and host-network pod addresses ([`crate::cilium::outside_cluster`]). An
+            // unchanged policy is shared.
             let (a, b) = (&old.network_policies[i], &new.network_policies[j]);
-            (Arc::ptr_eq(a, b) || a == b) && old.cni.cni == new.cni.cni
+            (Arc::ptr_eq(a, b) || a == b)
+                && old.cni.cni == new.cni.cni
+                && (new.cni.cni.ip_block_matches_pods() || (hosts_alike && old.nodes == new.nodes))
         }
         (PolicySource::Cilium(i), PolicySource::Cilium(j)) => {
-            // Nodes' addresses and Services go into compiled Cilium peers.
+            // Nodes' addresses, host-network pods' addresses and Services go into compiled
+            // Cilium peers.
             old.cilium_policies[i] == new.cilium_policies[j]
+                && hosts_alike
                 && old.nodes == new.nodes
                 && old.services == new.services
         }
@@ -214,6 +235,7 @@ fn policy_map(
             .map(|t| vec![value; t.policies.len()])
             .collect()
     };
+    let hosts_alike = host_pod_addresses(old.inventory()) == host_pod_addresses(inventory);
     let mut map = PolicyMap {
         old_to_new: old
             .tiers
@@ -232,10 +254,9 @@ fn policy_map(
                 .copied();
             let same = before.is_some_and(|(ot, op)| {
                 same_source(
-                    old.inventory(),
-                    old.tiers[ot].sources[op],
-                    inventory,
-                    tier.sources[p],
+                    (old.inventory(), old.tiers[ot].sources[op]),
+                    (inventory, tier.sources[p]),
+                    hosts_alike,
                 )
             });
             match before {

@@ -384,7 +384,7 @@ fn incremental_updates_equal_a_fresh_build() {
     let mut exercised = BTreeSet::new();
     let mut patched = BTreeSet::new();
     let mut compiled_in_part = BTreeSet::new();
-    let seeds = 24;
+    let seeds = 32;
     let steps = 50;
     for seed in 0..seeds {
         let (all, by_patch, in_part) = run_sequence(0x5eed_0000 + seed, steps);
