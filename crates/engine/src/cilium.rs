@@ -405,16 +405,20 @@ fn entity_peers(entity: Entity, inventory: &Inventory) -> Vec<Peer> {
     }
 }
 
+/// The addresses of host-network pods with real addresses, in pod order: their nodes'
+/// addresses, which [`outside_cluster`] leaves out.
+pub(crate) fn host_pod_addresses(inventory: &Inventory) -> impl Iterator<Item = &std::net::IpAddr> {
+    (inventory.pods().iter())
+        .filter(|pod| pod.host_network && !pod.synthetic_ip)
+        .flat_map(|pod| pod.ips.iter())
+}
+
 /// Addresses in `net` but not in `except`, outside the cluster: never a pod (the `notSelector`
 /// `all()` excludes every workload endpoint), never a node address and never a host-network
 /// pod's address, which is its node's (both excluded as host prefixes).
 pub(crate) fn outside_cluster(net: IpNet, except: &[IpNet], inventory: &Inventory) -> Peer {
     let mut not_nets: Vec<IpNet> = except.to_vec();
-    let host_pods = inventory
-        .pods()
-        .iter()
-        .filter(|pod| pod.host_network && !pod.synthetic_ip)
-        .flat_map(|pod| pod.ips.iter());
+    let host_pods = host_pod_addresses(inventory);
     not_nets.extend(
         inventory
             .nodes

@@ -123,15 +123,6 @@ impl PolicyMap {
     }
 }
 
-/// The addresses of host-network pods (with real addresses), in pod order: compiled Cilium
-/// CIDR peers leave them out ([`crate::cilium::outside_cluster`]).
-fn host_pod_addresses(inventory: &Inventory) -> Vec<std::net::IpAddr> {
-    (inventory.pods().iter())
-        .filter(|pod| pod.host_network && !pod.synthetic_ip)
-        .flat_map(|pod| pod.ips.iter().copied())
-        .collect()
-}
-
 /// The inventory object a compiled policy came from, for equality. `hosts_alike`: the
 /// host-network pods' addresses are equal in both inventories (they go into compiled Cilium
 /// peers).
@@ -235,7 +226,8 @@ fn policy_map(
             .map(|t| vec![value; t.policies.len()])
             .collect()
     };
-    let hosts_alike = host_pod_addresses(old.inventory()) == host_pod_addresses(inventory);
+    let hosts_alike = crate::cilium::host_pod_addresses(old.inventory())
+        .eq(crate::cilium::host_pod_addresses(inventory));
     let mut map = PolicyMap {
         old_to_new: old
             .tiers
