@@ -374,9 +374,9 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + S
     out.into_iter().flatten().collect()
 }
 
-/// A peer's index as stored in [`ConnTable::lines`]: peers are workloads and cut ranges, each
-/// backed by objects in memory, so there are far fewer than 2^32.
-fn index_u32(i: usize) -> u32 {
+/// An index stored as `u32` (a peer in [`ConnTable::lines`], a class or node of a delta's
+/// cells, a line's key): each is backed by objects in memory, so there are far fewer than 2^32.
+pub(crate) fn index_u32(i: usize) -> u32 {
     debug_assert!(u32::try_from(i).is_ok());
     i as u32
 }
@@ -416,6 +416,23 @@ impl Interned {
 
     fn get(&self, id: u32) -> &ConnSet {
         &self.sets[id as usize]
+    }
+
+    /// The id of the intersection of two interned sets (remembered per pair).
+    pub(crate) fn intersection(
+        &mut self,
+        a: u32,
+        b: u32,
+        cache: &mut FastMap<(u32, u32), u32>,
+    ) -> u32 {
+        let key = (a.min(b), a.max(b));
+        if let Some(&id) = cache.get(&key) {
+            return id;
+        }
+        let intersection = self.get(a).intersect(self.get(b));
+        let id = self.intern(intersection);
+        cache.insert(key, id);
+        id
     }
 
     /// The id of the union of two interned sets (remembered per pair).

@@ -12,7 +12,7 @@
 //! numbering (the workloads grouped once per partition, [`WorkloadClasses`]), so lines are
 //! compared by index, and only the lines that differ are named and sorted.
 
-use crate::connlist::{in_parallel, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
+use crate::connlist::{in_parallel, index_u32, DiffKind, DiffLine, Interned, ListPeer, NodeCells};
 use crate::connset::ConnSet;
 use crate::eval::Engine;
 use crate::line_cells::{Line, LineCells};
@@ -405,11 +405,6 @@ fn line_ends(tag: u64) -> (u32, u32) {
     } else {
         (j, i)
     }
-}
-
-fn index_u32(i: usize) -> u32 {
-    debug_assert!(u32::try_from(i).is_ok());
-    i as u32
 }
 
 /// [`crate::diff`] when `sides` is `None`, else the lines that can differ by `sides`: the

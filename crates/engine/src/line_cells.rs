@@ -26,7 +26,7 @@
 //! checked against [`NodeCells::compute`].
 
 use crate::bits::BitSet;
-use crate::connlist::{Interned, NodeCells};
+use crate::connlist::{index_u32, Interned, NodeCells};
 use crate::connset::ConnSet;
 use crate::decide::PolicyId;
 use crate::eval::{resolve_named, Endpoint, Engine};
@@ -268,7 +268,7 @@ impl<'a> LineCells<'a> {
                     }
                     _ => all,
                 };
-                let id = intersection(&mut sets, &mut pairs, peer_walk, subject_walk);
+                let id = sets.intersection(peer_walk, subject_walk, &mut pairs);
                 debug_assert_eq!(
                     sets.sets[id as usize],
                     self.cells.compute(x, y),
@@ -350,17 +350,6 @@ fn cached(memo: &mut [u32], key: u32, sets: &mut Interned, walk: impl FnOnce() -
         *slot = sets.intern(walk());
     }
     *slot
-}
-
-/// `a ∩ b` by set ids, each pair once.
-fn intersection(sets: &mut Interned, pairs: &mut FastMap<(u32, u32), u32>, a: u32, b: u32) -> u32 {
-    if let Some(&id) = pairs.get(&(a, b)) {
-        return id;
-    }
-    let set = sets.sets[a as usize].intersect(&sets.sets[b as usize]);
-    let id = sets.intern(set);
-    pairs.insert((a, b), id);
-    id
 }
 
 /// The rules of `list`'s policies for `direction`, in walk order.
@@ -489,11 +478,6 @@ impl Keys {
         }
         self.count = index_u32(table.len());
     }
-}
-
-fn index_u32(i: usize) -> u32 {
-    debug_assert!(u32::try_from(i).is_ok());
-    i as u32
 }
 
 /// The property tests' random clusters.
