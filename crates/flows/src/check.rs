@@ -277,9 +277,10 @@ struct Resolved {
     /// The outcome's index, or [`NOT_JUDGED`].
     outcome: u32,
     /// The outcome's verdict bits ([`ALLOWED`], [`EGRESS_ALLOWED`], [`GROUP_DENIED`],
-    /// [`PENDING`]) as it was when resolved, so that a cached connection is judged without
-    /// reading the outcome table (an outcome pending then may be explained since: its
-    /// verdict stays, its egress side is read from the table).
+    /// [`PENDING`]) as it was when resolved (or, in the front cache, when a VPC record's
+    /// check explained it), so that a cached connection is judged without reading the
+    /// outcome table (an outcome pending then may be explained since: its verdict stays, its
+    /// egress side is read from the table).
     verdict: u8,
 }
 
@@ -677,6 +678,14 @@ impl FrontCache {
         (tally > 1).then(|| (leaving, tally - 1))
     }
 
+    /// Put the verdict bits of the entry at `at` in place (its outcome was explained since).
+    #[inline]
+    fn set_verdict(&mut self, (at, way): SlotAt, verdict: u8) {
+        if let Some(slot) = self.sets.get_mut(at).and_then(|set| set.0.get_mut(way)) {
+            slot.resolved.verdict = verdict;
+        }
+    }
+
     /// Count a mismatch of the entry at `at`: false for its first (to be handed on now),
     /// true when it was counted (handed on later, [`FrontCache::take_tallies`]).
     #[inline]
@@ -1026,7 +1035,18 @@ impl<'e> Checker<'e> {
         // What `judge_flow` does with the record's flow, without making it.
         let timed = self.history.is_some();
         let (resolved, at) = self.front_or_resolve(key, || Query::of_vpc(record, timed));
-        Some((self.apply(&Facts::of_vpc(record), &resolved, explain)?, at))
+        let judged = self.apply(&Facts::of_vpc(record), &resolved, explain)?;
+        if let Some(at) = at {
+            // `apply` explained a pending outcome (a VPC record is compared with the verdict
+            // itself: only a mismatch or a row asks): the entry's bits say so from now on,
+            // so that the connection's later records do not read the outcome table again.
+            if resolved.verdict & PENDING != 0 && (judged.mismatch || explain == Explain::Always)
+            {
+                let bits = self.verdict_bits(resolved.outcome);
+                self.front.set_verdict(at, bits);
+            }
+        }
+        Some((judged, at))
     }
 
     /// Load the front cache sets of `records` (a batch about to be judged), so that their
