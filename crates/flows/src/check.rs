@@ -326,10 +326,73 @@ struct FrontKey {
     rest: u32,
 }
 
+/// A front cache entry: the key, its [`Resolved`] packed in 16 bytes, and the connection's
+/// mismatches not handed on yet ([`Checker::counting`]: 0 none, else 1 + that count). The
+/// tally sits in the slot, so that a record's check touches the set's two cache lines and no
+/// third one.
 #[derive(Clone, Copy, Debug, Default)]
 struct FrontSlot {
     key: FrontKey,
-    resolved: Resolved,
+    src: u32,
+    dst: u32,
+    src_ports: [u16; 2],
+    /// [`Resolved::outcome`] (the low [`OUTCOME_BITS`], all set for [`NOT_JUDGED`]), then
+    /// `verdict` (4 bits), `missing` (2), `dst_serves` (1) and `src_ports_len` (2).
+    packed: u32,
+    tally: u32,
+}
+
+/// The bits of [`FrontSlot::packed`] that hold the outcome's index; all set: not judged.
+const OUTCOME_BITS: u32 = 21;
+const OUTCOME_NONE: u32 = (1 << OUTCOME_BITS) - 1;
+/// Where [`Resolved::verdict`] starts in [`FrontSlot::packed`].
+const VERDICT_SHIFT: u32 = OUTCOME_BITS;
+// Every outcome index fits (the outcome table starts again at `MAX_CACHED_VERDICTS`).
+const _: () = assert!(MAX_CACHED_VERDICTS < OUTCOME_NONE as usize);
+
+impl FrontSlot {
+    /// The slot of `key` holding `resolved` (no tally); `None` when it does not fit (an
+    /// outcome index past [`OUTCOME_BITS`], which the outcome table's bound rules out).
+    fn new(key: FrontKey, resolved: &Resolved) -> Option<FrontSlot> {
+        let outcome = match resolved.outcome {
+            NOT_JUDGED => OUTCOME_NONE,
+            index if index < OUTCOME_NONE => index,
+            _ => return None,
+        };
+        let packed = outcome
+            | (u32::from(resolved.verdict & 0xf) << VERDICT_SHIFT)
+            | (u32::from(resolved.missing.min(3)) << (VERDICT_SHIFT + 4))
+            | (u32::from(resolved.dst_serves) << (VERDICT_SHIFT + 6))
+            | (u32::from(resolved.src_ports_len.min(MANY_PORTS)) << (VERDICT_SHIFT + 7));
+        Some(FrontSlot {
+            key,
+            src: resolved.src,
+            dst: resolved.dst,
+            src_ports: resolved.src_ports,
+            packed,
+            tally: 0,
+        })
+    }
+
+    /// The [`Resolved`] the slot holds.
+    #[inline]
+    fn resolved(&self) -> Resolved {
+        let packed = self.packed;
+        let field = |shift: u32, bits: u32| ((packed >> shift) & ((1 << bits) - 1)) as u8;
+        Resolved {
+            src: self.src,
+            dst: self.dst,
+            missing: field(VERDICT_SHIFT + 4, 2),
+            dst_serves: field(VERDICT_SHIFT + 6, 1) != 0,
+            src_ports: self.src_ports,
+            src_ports_len: field(VERDICT_SHIFT + 7, 2),
+            outcome: match packed & OUTCOME_NONE {
+                OUTCOME_NONE => NOT_JUDGED,
+                index => index,
+            },
+            verdict: field(VERDICT_SHIFT, 4),
+        }
+    }
 }
 
 /// One set of the front cache: 4 slots of 32 bytes, two cache lines.
@@ -568,8 +631,7 @@ impl Drop for Judging<'_, '_> {
 /// Ways per set of the front cache.
 const WAYS: usize = 4;
 /// Sets of the front cache, as a power of two: 2^16 sets of 4 ways, 262,144 connections,
-/// 8 MiB (and 4 MiB of time spans with a pods history, 1 MiB of mismatch tallies when
-/// counting). With 2^15 sets, 100,000 connections drawn at random left and came back
+/// 8 MiB, mismatch tallies included (and 4 MiB of time spans with a pods history). With 2^15 sets, 100,000 connections drawn at random left and came back
 /// often enough to nearly double the long-way lookups (about 190,000 per 1 M records
 /// instead of 113,000, by a simulation of these sets: first in, first out), and each
 /// return of a mismatching connection hands on a row again.
@@ -581,14 +643,12 @@ const SET_BITS: u32 = 16;
 /// miss is looked up the long way and put first in its set (the set's last entry leaves).
 /// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
 /// to another pod at another time); those spans sit apart, made and read only once an
-/// entry's span is bounded (with a pods history). So do the mismatch tallies
-/// ([`Checker::counting`]), made on the first tally.
+/// entry's span is bounded (with a pods history). The mismatch tallies
+/// ([`Checker::counting`]) sit in the slots ([`FrontSlot::tally`]).
 struct FrontCache {
     sets: Vec<FrontSet>,
     /// The `[lo, hi)` of each slot, when some entry's span is bounded.
     spans: Vec<[(i64, i64); WAYS]>,
-    /// The mismatches of each slot's connection: 0 none, else 1 + those not handed on yet.
-    tallies: Vec<[u32; WAYS]>,
     /// The sets where some slot has a tally (once or more each), or `None` when that list
     /// would be longer than the cache: every set.
     tallied_sets: Option<Vec<u32>>,
@@ -604,7 +664,6 @@ impl FrontCache {
         FrontCache {
             sets: Vec::new(),
             spans: Vec::new(),
-            tallies: Vec::new(),
             tallied_sets: Some(Vec::new()),
             set_bits,
         }
@@ -629,32 +688,25 @@ impl FrontCache {
                 return None;
             }
         }
-        Some((set[way].resolved, (at, way)))
+        Some((set[way].resolved(), (at, way)))
     }
 
-    /// Load the set of `key` (both its cache lines, and its tallies when counting) and
-    /// return a word of it, so that the loads are made; a later [`FrontCache::get`] of
-    /// `key` finds the set in the CPU's cache.
+    /// Load the set of `key` (both its cache lines, tallies included) and return a word of
+    /// it, so that the loads are made; a later [`FrontCache::get`] of `key` finds the set in
+    /// the CPU's cache.
     #[inline]
     fn touch(&self, key: FrontKey) -> u32 {
         let at = self.set(key);
-        let tallies = self.tallies.get(at).map_or(0, |tallies| tallies[0]);
         self.sets
             .get(at)
             .map_or(0, |set| set.0[0].key.rest ^ set.0[WAYS / 2].key.rest)
-            ^ tallies
     }
 
-    /// Put `resolved` first in the set of `key`; the entry that leaves the cache (the same
+    /// Put `slot` first in the set of its key; the entry that leaves the cache (the same
     /// key's over another span, or the set's last), when it has mismatches not handed on,
     /// with their count.
-    fn insert(
-        &mut self,
-        key: FrontKey,
-        lo: i64,
-        hi: i64,
-        resolved: Resolved,
-    ) -> Option<(FrontSlot, u32)> {
+    fn insert(&mut self, slot: FrontSlot, lo: i64, hi: i64) -> Option<(FrontSlot, u32)> {
+        let key = slot.key;
         if self.sets.is_empty() {
             self.sets = vec![FrontSet::default(); 1 << self.set_bits];
         }
@@ -670,23 +722,20 @@ impl FrontCache {
             .unwrap_or(WAYS - 1);
         let leaving = set[way];
         set.copy_within(0..way, 1);
-        set[0] = FrontSlot { key, resolved };
+        set[0] = slot;
         if let Some(spans) = self.spans.get_mut(at) {
             spans.copy_within(0..way, 1);
             spans[0] = (lo, hi);
         }
-        let tallies = self.tallies.get_mut(at)?;
-        let tally = tallies[way];
-        tallies.copy_within(0..way, 1);
-        tallies[0] = 0;
-        (tally > 1).then(|| (leaving, tally - 1))
+        (leaving.tally > 1).then(|| (leaving, leaving.tally - 1))
     }
 
     /// Put the verdict bits of the entry at `at` in place (its outcome was explained since).
     #[inline]
     fn set_verdict(&mut self, (at, way): SlotAt, verdict: u8) {
         if let Some(slot) = self.sets.get_mut(at).and_then(|set| set.0.get_mut(way)) {
-            slot.resolved.verdict = verdict;
+            slot.packed = (slot.packed & !(0xf << VERDICT_SHIFT))
+                | (u32::from(verdict & 0xf) << VERDICT_SHIFT);
         }
     }
 
@@ -694,16 +743,14 @@ impl FrontCache {
     /// true when it was counted (handed on later, [`FrontCache::take_tallies`]).
     #[inline]
     fn tally(&mut self, (at, way): SlotAt) -> bool {
-        if self.tallies.is_empty() {
-            self.tallies = vec![[0; WAYS]; 1 << self.set_bits];
-        }
-        let Some(tally) = self.tallies.get_mut(at).and_then(|set| set.get_mut(way)) else {
+        let sets = self.sets.len();
+        let Some(slot) = self.sets.get_mut(at).and_then(|set| set.0.get_mut(way)) else {
             return false;
         };
+        let tally = &mut slot.tally;
         match *tally {
             0 => {
                 *tally = 1;
-                let sets = self.tallies.len();
                 if let Some(tallied) = &mut self.tallied_sets {
                     tallied.push(u32::try_from(at).unwrap_or(u32::MAX));
                     if tallied.len() > sets {
@@ -723,7 +770,7 @@ impl FrontCache {
 
     /// The sets that may hold tallies; the list starts again.
     fn take_tallied_sets(&mut self) -> Vec<u32> {
-        let all = 0..u32::try_from(self.tallies.len()).unwrap_or(u32::MAX);
+        let all = 0..u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
         self.tallied_sets
             .replace(Vec::new())
             .unwrap_or_else(|| all.collect())
@@ -732,16 +779,17 @@ impl FrontCache {
     /// The entries of set `at` with mismatches not handed on, with their count (0: none);
     /// their tallies start again (each entry's next mismatch is handed on at once).
     fn take_tallies(&mut self, at: usize) -> Option<[(FrontSlot, u32); WAYS]> {
-        let (tallies, set) = (self.tallies.get_mut(at)?, self.sets.get(at)?);
-        let taken = std::array::from_fn(|way| (set.0[way], tallies[way].saturating_sub(1)));
-        *tallies = [0; WAYS];
+        let set = &mut self.sets.get_mut(at)?.0;
+        let taken = std::array::from_fn(|way| (set[way], set[way].tally.saturating_sub(1)));
+        for slot in set.iter_mut() {
+            slot.tally = 0;
+        }
         Some(taken)
     }
 
     fn clear(&mut self) {
         self.sets = Vec::new();
         self.spans = Vec::new();
-        self.tallies = Vec::new();
         self.tallied_sets = Some(Vec::new());
     }
 }
@@ -977,9 +1025,10 @@ impl<'e> Checker<'e> {
             return (resolved, Some(at));
         }
         let (resolved, span) = self.resolve(&query());
-        if let (Some((key, _)), Some((lo, hi))) = (key, span) {
-            let at = self.front.set(key);
-            if let Some((leaving, count)) = self.front.insert(key, lo, hi, resolved) {
+        let slot = key.and_then(|(key, _)| FrontSlot::new(key, &resolved));
+        if let (Some(slot), Some((lo, hi))) = (slot, span) {
+            let at = self.front.set(slot.key);
+            if let Some((leaving, count)) = self.front.insert(slot, lo, hi) {
                 // Its counted mismatches are handed on before its outcome can go.
                 self.counted
                     .push((self.slot_row(&leaving), u64::from(count)));
@@ -994,7 +1043,7 @@ impl<'e> Checker<'e> {
     /// the entry's endpoints and outcome, and what was observed as the opposite of the
     /// verdict (a VPC record is compared with the verdict itself, not with one side).
     fn slot_row(&self, slot: &FrontSlot) -> CheckedFlow {
-        let resolved = &slot.resolved;
+        let resolved = &slot.resolved();
         let [src, dst] = slot.key.addresses.map(|a| IpAddr::V4(a.into()));
         let protocol = match (slot.key.rest >> 8) & 0xff {
             0 => FlowProtocol::Tcp,
