@@ -1660,3 +1660,64 @@ pub fn decided_by(engine: &Engine, verdict: &Verdict) -> Option<String> {
         .and_then(|id| engine.policy(id))
         .map(|policy| format!("{} {}", policy.kind, policy.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(r: &Resolved) -> (u32, u32, u8, bool, [u16; 2], u8, u32, u8) {
+        (
+            r.src,
+            r.dst,
+            r.missing,
+            r.dst_serves,
+            r.src_ports,
+            r.src_ports_len,
+            r.outcome,
+            r.verdict,
+        )
+    }
+
+    /// A front cache slot gives back the values it was made from, at every field's limits,
+    /// and a new verdict changes the verdict alone.
+    #[test]
+    fn a_slot_keeps_what_it_was_given() {
+        let key = FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 2, 65535, true);
+        for outcome in [0, 1, 4096, OUTCOME_NONE - 1, NOT_JUDGED] {
+            for (missing, dst_serves, len, verdict) in [
+                (0, false, 0, 0),
+                (2, true, MANY_PORTS, 15),
+                (1, false, 2, PENDING | ALLOWED),
+            ] {
+                let resolved = Resolved {
+                    src: NO_POD,
+                    dst: 7,
+                    missing,
+                    dst_serves,
+                    src_ports: [65535, 1],
+                    src_ports_len: len,
+                    outcome,
+                    verdict,
+                };
+                let slot = FrontSlot::new(key, &resolved).expect("fits");
+                assert_eq!(fields(&slot.resolved()), fields(&resolved));
+                let mut cache = FrontCache::new(2);
+                let at = cache.set(key);
+                assert!(cache.insert(slot, i64::MIN, i64::MAX).is_none());
+                cache.set_verdict((at, 0), EGRESS_ALLOWED);
+                let (again, _) = cache.get(key, 0).expect("cached");
+                let changed = Resolved {
+                    verdict: EGRESS_ALLOWED,
+                    ..resolved
+                };
+                assert_eq!(fields(&again), fields(&changed));
+            }
+        }
+        // An index past the slot's bits is not cached (the outcome table never reaches it).
+        let too_far = Resolved {
+            outcome: OUTCOME_NONE,
+            ..Resolved::default()
+        };
+        assert!(FrontSlot::new(key, &too_far).is_none());
+    }
+}
