@@ -62,8 +62,9 @@ pub struct LinkPatch {
     policies: Vec<NetworkPolicy>,
     /// The same, shared by every inventory patched.
     shared_policies: Vec<Arc<NetworkPolicy>>,
-    /// The objects of the kinds [`Loader::finish`] only orders, created or replaced.
-    listed: Listed,
+    /// The objects of the kinds [`Loader::finish`] only orders, created or replaced (boxed:
+    /// the patch is moved around in an enum beside a boxed loader).
+    listed: Box<Listed>,
     /// Objects deleted.
     deletions: Vec<ObjectKey>,
     /// What changed, in the order [`Loader::apply`] reports it.
@@ -342,7 +343,7 @@ impl Loader {
     ) -> Result<LinkPatch, Loader> {
         match self.plan(&changes, deletions, inventory) {
             Some((linked, out)) => Ok(LinkPatch {
-                listed: Listed::take(&mut changes),
+                listed: Box::new(Listed::take(&mut changes)),
                 pods: changes.pods,
                 linked: linked.into_iter().map(Arc::new).collect(),
                 shared_policies: changes.policies.iter().cloned().map(Arc::new).collect(),
@@ -537,7 +538,7 @@ impl Loader {
             }
         }
         // As `Loader::apply` changes them (`upsert_all`, `remove_object`).
-        let (listed, mut out) = (patch.listed, Vec::new());
+        let (listed, mut out) = (*patch.listed, Vec::new());
         upsert(
             &mut self.calico_policies,
             listed.calico,
