@@ -887,3 +887,216 @@ impl Loader {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: a, labels: {app: web}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p1, namespace: a}
+spec: {order: 10, selector: all(), types: [Ingress]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p2, namespace: a}
+spec: {order: 20, selector: all(), types: [Ingress]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.g1}
+spec: {tier: security, order: 1, selector: all(), types: [Egress]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: ghost.g}
+spec: {tier: ghost, order: 1, selector: all(), types: [Egress]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: x}
+spec: {priority: 10, subject: {namespaces: {}}, ingress: [{name: r, action: Allow, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: y}
+spec: {priority: 20, subject: {namespaces: {}}, ingress: [{name: r, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec: {subject: {namespaces: {}}, ingress: [{name: d, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: a}
+spec: {endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: cc}
+spec: {endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: s, namespace: a, labels: {role: db}}
+spec: {nets: [192.0.2.0/24]}
+"#;
+
+    fn loader(file: &str, text: &str) -> Loader {
+        let mut loader = Loader::new();
+        loader.load_str(file, text);
+        loader
+    }
+
+    fn key(kind: ObjectKind, namespace: Option<&str>, name: &str) -> ObjectKey {
+        ObjectKey {
+            kind,
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    /// Patch the base cluster's inventory for one change; when the patch takes it, the
+    /// inventory, the changes reported and the committed loader equal those of
+    /// `Loader::apply` and a whole `Loader::finish`. Returns whether it was patched.
+    fn patched(change: &str, deletions: &[ObjectKey]) -> bool {
+        let base = loader("base.yaml", BASE);
+        let inventory = base.clone().finish().expect("the base cluster loads");
+        let changes = if change.is_empty() {
+            Loader::new()
+        } else {
+            loader("change.yaml", change)
+        };
+        let Ok(patch) = base.link_patch(changes.clone(), deletions, &inventory) else {
+            return false;
+        };
+        let mut whole = base.clone();
+        let expected_changes = whole.apply(changes, deletions).expect("applies");
+        let expected = whole.clone().finish().expect("links");
+        let mut got = inventory.clone();
+        patch.patch(&mut got);
+        let mut committed = base.clone();
+        assert_eq!(committed.commit(patch), expected_changes, "{change}");
+        let relinked = committed.finish().expect("the committed loader links");
+        for linked in [&got, &relinked] {
+            assert!(
+                linked.calico_policies == expected.calico_policies,
+                "{change}"
+            );
+            assert!(linked.admin_policies == expected.admin_policies, "{change}");
+            assert!(
+                linked.cilium_policies == expected.cilium_policies,
+                "{change}"
+            );
+            assert!(linked.network_sets == expected.network_sets, "{change}");
+            assert!(linked.tiers == expected.tiers, "{change}");
+            assert_eq!(linked.warnings, expected.warnings, "{change}");
+            assert_eq!(linked.cni, expected.cni, "{change}");
+            assert!(linked.namespaces() == expected.namespaces(), "{change}");
+        }
+        true
+    }
+
+    #[test]
+    fn ordered_kinds_are_patched_in_the_order_finish_gives() {
+        let calico = |meta: &str, spec: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: {meta}\nspec: {spec}\n")
+        };
+        let admin = |name: &str, priority: u32| {
+            format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec: {{priority: {priority}, subject: {{namespaces: {{}}}}, egress: [{{name: e, action: Pass, to: [{{namespaces: {{}}}}]}}]}}\n")
+        };
+        // Calico policies in load order: replaced in place, created last, deleted.
+        let p1 = calico(
+            "NetworkPolicy\nmetadata: {name: p1, namespace: a}",
+            "{order: 30, selector: all(), types: [Egress]}",
+        );
+        assert!(patched(&p1, &[]));
+        let p3 = calico(
+            "NetworkPolicy\nmetadata: {name: p3, namespace: b}",
+            "{order: 5, selector: all(), types: [Ingress]}",
+        );
+        assert!(patched(&p3, &[]));
+        let g1 = key(ObjectKind::CalicoGlobalNetworkPolicy, None, "security.g1");
+        assert!(patched("", std::slice::from_ref(&g1)));
+        // A policy of an undeclared tier replaced in that tier keeps the warning as it is;
+        // moved to a declared tier, created in an undeclared one, or its Tier created: the
+        // warning changes, refused.
+        let ghost = |tier: &str| {
+            calico(
+                "GlobalNetworkPolicy\nmetadata: {name: ghost.g}",
+                &format!("{{tier: {tier}, order: 2, selector: all(), types: [Egress]}}"),
+            )
+        };
+        assert!(patched(&ghost("ghost"), &[]));
+        assert!(!patched(&ghost("security"), &[]));
+        let other_ghost = calico(
+            "GlobalNetworkPolicy\nmetadata: {name: ghost2.g}",
+            "{tier: ghost2, selector: all(), types: [Egress]}",
+        );
+        assert!(!patched(&other_ghost, &[]));
+        let tier = |name: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {{order: 50}}\n")
+        };
+        assert!(!patched(&tier("ghost"), &[]));
+        assert!(patched(&tier("other"), &[]));
+        assert!(patched(&tier("security"), &[]));
+        assert!(!patched("", &[key(ObjectKind::Tier, None, "security")]));
+        // Namespaced policies of an undeclared namespace make it appear: refused.
+        let undeclared = calico(
+            "NetworkPolicy\nmetadata: {name: p, namespace: zz}",
+            "{selector: all(), types: [Ingress]}",
+        );
+        assert!(!patched(&undeclared, &[]));
+        // Admin policies by (baseline, priority, name): moved, created, deleted; a priority
+        // tie (a warning) or a second baseline (an error) refused.
+        assert!(patched(&admin("x", 30), &[]));
+        assert!(patched(&admin("z", 5), &[]));
+        assert!(patched(
+            "",
+            &[key(ObjectKind::BaselineAdminNetworkPolicy, None, "default")]
+        ));
+        assert!(!patched(&admin("z", 20), &[]));
+        let second_baseline = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: other}\nspec: {subject: {namespaces: {}}, ingress: [{name: d, action: Deny, from: [{namespaces: {}}]}]}\n";
+        assert!(!patched(second_baseline, &[]));
+        // Cilium rules sorted; an object of two `specs` replaces one of `spec`.
+        let cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c, namespace: a}\nspecs: [{endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}, {endpointSelector: {}, egress: [{toEndpoints: [{}]}]}]\n";
+        assert!(patched(cnp, &[]));
+        let ccnp = key(ObjectKind::CiliumClusterwideNetworkPolicy, None, "cc");
+        assert!(patched("", std::slice::from_ref(&ccnp)));
+        // The last Cilium rules gone: the detected CNI would change, refused.
+        assert!(!patched(
+            "",
+            &[ccnp, key(ObjectKind::CiliumNetworkPolicy, Some("a"), "c")]
+        ));
+        // Network sets in load order.
+        let set = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: g, labels: {role: ext}}\nspec: {nets: [198.51.100.0/24]}\n";
+        assert!(patched(set, &[]));
+        assert!(patched("", &[key(ObjectKind::NetworkSet, Some("a"), "s")]));
+        // Several kinds at once, reported in `apply`'s order.
+        assert!(patched(
+            &format!("{p3}---\n{}---\n{set}", admin("z", 5)),
+            &[g1]
+        ));
+    }
+}
