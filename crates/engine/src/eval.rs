@@ -1149,6 +1149,37 @@ pub(crate) fn subject_candidates(
     }
 }
 
+/// The namespace condition of [`subject_selects`]: false when the subject selects no pod of
+/// `namespace` (so a caller walking pods by namespace skips the namespace's pods).
+pub(crate) fn subject_admits_namespace(
+    subject: &Subject,
+    inventory: &Inventory,
+    namespace: &str,
+) -> bool {
+    match subject {
+        Subject::PodsInNamespace { namespace: ns, .. }
+        | Subject::Calico {
+            namespace: Some(ns),
+            ..
+        } => ns == namespace,
+        Subject::Cluster {
+            namespace_selector, ..
+        } => namespace_selector.matches(inventory.namespace_labels(namespace)),
+        Subject::Calico {
+            namespace: None,
+            namespace_selector: Some(selector),
+            ..
+        } => with_calico_namespace_labels(inventory, namespace, |labels| {
+            selector.matches_with(labels)
+        }),
+        Subject::Calico {
+            namespace: None,
+            namespace_selector: None,
+            ..
+        } => true,
+    }
+}
+
 pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
     match subject {
         Subject::PodsInNamespace {

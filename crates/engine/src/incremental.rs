@@ -17,7 +17,8 @@ use crate::connlist::DiffLine;
 use crate::decide::PolicyId;
 use crate::delta::Sides;
 use crate::eval::{
-    direction_index, subject_candidates, subject_selects, Engine, Selection, SelectionRemap,
+    direction_index, subject_admits_namespace, subject_candidates, subject_selects, Engine,
+    Selection, SelectionRemap,
 };
 use crate::ir::{
     cmp_keys, compile, compile_source, Peer, Policy, PolicyKind, PolicySource, SortKey, Tier,
@@ -990,20 +991,33 @@ impl Engine {
         selecting: &mut Chunked<[Selection; 2]>,
     ) {
         let mut added: FastMap<usize, [Vec<PolicyId>; 2]> = FastMap::default();
+        let pods = inventory.pods();
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
-            for id in subject_candidates(&policy.subject, inventory) {
-                let pod = &*inventory.pods()[id];
-                if dirty[id]
-                    || pod.host_network
-                    || !subject_selects(&policy.subject, inventory, pod)
-                {
+            let candidates = subject_candidates(&policy.subject, inventory);
+            // Namespace by namespace (pods are sorted by namespace): a namespace the subject
+            // does not admit is skipped whole, its selector evaluated once, not per pod.
+            let mut id = candidates.start;
+            while id < candidates.end {
+                let namespace = pods[id].namespace.as_str();
+                let start = id;
+                id += pods[start..candidates.end].partition_point(|pod| pod.namespace == namespace);
+                if !subject_admits_namespace(&policy.subject, inventory, namespace) {
                     continue;
                 }
-                for direction in [PolicyType::Ingress, PolicyType::Egress] {
-                    if policy.rules(direction).is_some() {
-                        added.entry(id).or_default()[direction_index(direction)]
-                            .push(PolicyId::new(t, p));
+                for id in start..id {
+                    let pod = &*pods[id];
+                    if dirty[id]
+                        || pod.host_network
+                        || !subject_selects(&policy.subject, inventory, pod)
+                    {
+                        continue;
+                    }
+                    for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                        if policy.rules(direction).is_some() {
+                            added.entry(id).or_default()[direction_index(direction)]
+                                .push(PolicyId::new(t, p));
+                        }
                     }
                 }
             }
@@ -1082,15 +1096,30 @@ impl Engine {
             }
             return Some(sides);
         }
-        for (id, pod) in old.pods().iter().enumerate() {
-            let changed = (self.selecting[id].each_ref())
-                .map(|list| list.iter().any(|id| map.old_changed[id.tier()][id.index()]));
-            sides.mark(&pod.workload, !pods.kept[id], changed);
+        // With no old (new) policy changed, no old (new) list names one: only the pods gone
+        // (changed) are marked on that side, not every pod's lists read (a policy created or
+        // deleted).
+        if (map.old_changed.iter().flatten()).any(|&c| c) {
+            for (id, pod) in old.pods().iter().enumerate() {
+                let changed = (self.selecting[id].each_ref())
+                    .map(|list| list.iter().any(|id| map.old_changed[id.tier()][id.index()]));
+                sides.mark(&pod.workload, !pods.kept[id], changed);
+            }
+        } else {
+            for id in pods.gone() {
+                sides.mark(&old.pods()[id].workload, true, [false; 2]);
+            }
         }
-        for (id, pod) in inventory.pods().iter().enumerate() {
-            let changed = (selecting[id].each_ref())
-                .map(|list| list.iter().any(|id| map.new_changed[id.tier()][id.index()]));
-            sides.mark(&pod.workload, pods.dirty[id], changed);
+        if (map.new_changed.iter().flatten()).any(|&c| c) {
+            for (id, pod) in inventory.pods().iter().enumerate() {
+                let changed = (selecting[id].each_ref())
+                    .map(|list| list.iter().any(|id| map.new_changed[id.tier()][id.index()]));
+                sides.mark(&pod.workload, pods.dirty[id], changed);
+            }
+        } else {
+            for &id in &pods.changed {
+                sides.mark(&inventory.pods()[id].workload, true, [false; 2]);
+            }
         }
         Some(sides)
     }

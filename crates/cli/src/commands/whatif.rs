@@ -96,9 +96,9 @@ fn print_summary(applied: &Applied) {
     println!(
         "relink: {}",
         if timings.patched {
-            "inventory patched (pods and NetworkPolicies changed)"
+            "inventory patched (pods, policies, network sets or tiers changed)"
         } else {
-            "every object applied and linked again (a kind the patch does not take)"
+            "every object applied and linked again (a change the patch does not take)"
         }
     );
 }

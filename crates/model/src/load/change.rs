@@ -293,7 +293,7 @@ fn network_policy_key(policy: &NetworkPolicy) -> ObjectKey {
     )
 }
 
-fn calico_policy_key(policy: &crate::calico::CalicoPolicy) -> ObjectKey {
+pub(super) fn calico_policy_key(policy: &crate::calico::CalicoPolicy) -> ObjectKey {
     match &policy.scope {
         CalicoScope::Namespace(ns) => key(ObjectKind::CalicoNetworkPolicy, Some(ns), &policy.name),
         CalicoScope::Global { .. } => {
@@ -302,7 +302,7 @@ fn calico_policy_key(policy: &crate::calico::CalicoPolicy) -> ObjectKey {
     }
 }
 
-fn admin_policy_key(policy: &AdminPolicy) -> ObjectKey {
+pub(super) fn admin_policy_key(policy: &AdminPolicy) -> ObjectKey {
     let kind = match policy.kind {
         AdminKind::AdminNetworkPolicy => ObjectKind::AdminNetworkPolicy,
         AdminKind::BaselineAdminNetworkPolicy => ObjectKind::BaselineAdminNetworkPolicy,
@@ -313,7 +313,7 @@ fn admin_policy_key(policy: &AdminPolicy) -> ObjectKey {
     key(kind, None, &policy.name)
 }
 
-fn cilium_policy_key(policy: &crate::cilium::CiliumPolicy) -> ObjectKey {
+pub(super) fn cilium_policy_key(policy: &crate::cilium::CiliumPolicy) -> ObjectKey {
     let kind = match policy.kind {
         crate::cilium::CiliumKind::NetworkPolicy => ObjectKind::CiliumNetworkPolicy,
         crate::cilium::CiliumKind::ClusterwideNetworkPolicy => {
@@ -325,7 +325,7 @@ fn cilium_policy_key(policy: &crate::cilium::CiliumPolicy) -> ObjectKey {
 
 /// [`upsert`] for kinds whose one object loads as several items (a Cilium policy's `specs`):
 /// the items of an object replace all of its old ones, in the place of the first.
-fn upsert_grouped<T>(
+pub(super) fn upsert_grouped<T>(
     list: &mut Vec<T>,
     items: Vec<T>,
     key: impl Fn(&T) -> ObjectKey,
@@ -357,20 +357,20 @@ fn upsert_grouped<T>(
     }
 }
 
-fn network_set_key(set: &NetworkSet) -> ObjectKey {
+pub(super) fn network_set_key(set: &NetworkSet) -> ObjectKey {
     match &set.namespace {
         Some(ns) => key(ObjectKind::NetworkSet, Some(ns), &set.name),
         None => key(ObjectKind::GlobalNetworkSet, None, &set.name),
     }
 }
 
-fn tier_key(tier: &Tier) -> ObjectKey {
+pub(super) fn tier_key(tier: &Tier) -> ObjectKey {
     key(ObjectKind::Tier, None, &tier.name)
 }
 
 /// Create or replace each of `items` in `list` (a replaced object keeps its place), noting
 /// every change.
-fn upsert<T>(
+pub(super) fn upsert<T>(
     list: &mut Vec<T>,
     items: Vec<T>,
     key: impl Fn(&T) -> ObjectKey,
@@ -398,7 +398,7 @@ fn upsert<T>(
 }
 
 /// Whether `list` holds the object named `target`; with `delete`, remove it too.
-fn remove<T>(
+pub(super) fn remove<T>(
     list: &mut Vec<T>,
     target: &ObjectKey,
     key: impl Fn(&T) -> ObjectKey,
@@ -541,7 +541,7 @@ impl Loader {
     }
 
     /// Whether the object named `target` is loaded; with `delete`, remove it too.
-    fn remove_object(&mut self, target: &ObjectKey, delete: bool) -> bool {
+    pub(super) fn remove_object(&mut self, target: &ObjectKey, delete: bool) -> bool {
         match &target.kind {
             ObjectKind::Pod => remove(&mut self.pods, target, pod_key, delete),
             ObjectKind::Namespace => remove(

@@ -404,6 +404,24 @@ fn sorted_network_policies(
     policies
 }
 
+/// The inventory's order of Cilium rules: (kind, namespace, name, spec index).
+pub(super) fn cilium_order(
+    policy: &crate::cilium::CiliumPolicy,
+) -> (&str, Option<&str>, &str, Option<usize>) {
+    (
+        policy.kind.as_str(),
+        policy.namespace.as_deref(),
+        &policy.name,
+        policy.spec_index,
+    )
+}
+
+/// The inventory's order of admin policies (evaluation order): admin before baseline, by
+/// priority, then name; equal keys keep load order.
+pub(super) fn admin_order(policy: &AdminPolicy) -> (bool, Option<u32>, &str) {
+    (policy.kind.is_baseline(), policy.priority, &policy.name)
+}
+
 /// Cilium rules sorted by (kind, namespace, name, spec index); two objects of one kind,
 /// namespace and name (rules from different documents) are a duplicate, as for NetworkPolicy.
 fn sorted_cilium_policies(
@@ -412,7 +430,7 @@ fn sorted_cilium_policies(
 ) -> Vec<crate::cilium::CiliumPolicy> {
     let key =
         |p: &crate::cilium::CiliumPolicy| (p.kind.as_str(), p.namespace.clone(), p.name.clone());
-    policies.sort_by(|a, b| (key(a), a.spec_index).cmp(&(key(b), b.spec_index)));
+    policies.sort_by(|a, b| cilium_order(a).cmp(&cilium_order(b)));
     let mut reported = std::collections::BTreeSet::new();
     for (i, policy) in policies.iter().enumerate() {
         let first = policies[..i]
@@ -438,21 +456,10 @@ fn sorted_cilium_policies(
     policies
 }
 
-/// Admin policies in evaluation order (admin before baseline, by priority, then name); a
-/// priority tie is a warning (the API leaves the order undefined), a second baseline policy
-/// an error (there is one, named `default`).
-fn ordered_admin_policies(
-    mut policies: Vec<AdminPolicy>,
-    errors: &mut Vec<LoadError>,
-    warnings: &mut Vec<String>,
-) -> Vec<AdminPolicy> {
-    policies.sort_by(|a, b| {
-        (a.kind.is_baseline(), a.priority, &a.name).cmp(&(
-            b.kind.is_baseline(),
-            b.priority,
-            &b.name,
-        ))
-    });
+/// The warnings about admin policies of one tier that share a priority, for `policies` in
+/// evaluation order.
+pub(super) fn admin_priority_ties(policies: &[&AdminPolicy]) -> Vec<String> {
+    let mut warnings = Vec::new();
     for pair in policies.windows(2) {
         let same_tier = pair[0].kind.is_baseline() == pair[1].kind.is_baseline();
         if same_tier && pair[0].priority.is_some() && pair[0].priority == pair[1].priority {
@@ -464,6 +471,19 @@ fn ordered_admin_policies(
             ));
         }
     }
+    warnings
+}
+
+/// Admin policies in evaluation order (admin before baseline, by priority, then name); a
+/// priority tie is a warning (the API leaves the order undefined), a second baseline policy
+/// an error (there is one, named `default`).
+fn ordered_admin_policies(
+    mut policies: Vec<AdminPolicy>,
+    errors: &mut Vec<LoadError>,
+    warnings: &mut Vec<String>,
+) -> Vec<AdminPolicy> {
+    policies.sort_by(|a, b| admin_order(a).cmp(&admin_order(b)));
+    warnings.extend(admin_priority_ties(&policies.iter().collect::<Vec<_>>()));
     let baselines: Vec<&AdminPolicy> = policies
         .iter()
         .filter(|p| p.kind == AdminKind::BaselineAdminNetworkPolicy)

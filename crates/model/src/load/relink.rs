@@ -3,7 +3,11 @@
 //! every object again.
 //!
 //! Only changes whose effect on the linked inventory is local are patched: pods and
-//! Kubernetes NetworkPolicies created, replaced or deleted in declared namespaces. A pod is
+//! Kubernetes NetworkPolicies created, replaced or deleted in declared namespaces, and the
+//! kinds that nothing links against, which [`Loader::finish`] only orders: Calico
+//! NetworkPolicies and GlobalNetworkPolicies, admin policies (AdminNetworkPolicy,
+//! BaselineAdminNetworkPolicy, ClusterNetworkPolicy), Cilium (Clusterwide)NetworkPolicies,
+//! Calico (Global)NetworkSets and Tiers. A pod is
 //! linked to its workload exactly as [`Loader::finish`] does (owners, then selectors), with
 //! only the workloads of its namespace. Everything that could reach beyond the changed
 //! objects is refused, and the caller then applies and links the whole loader: the first
@@ -12,13 +16,36 @@
 //! synthetic addresses are drawn from (synthetic addresses depend on every pod), pods named
 //! like a template pod, undeclared namespaces (an implicit namespace comes and goes with the
 //! objects naming it), `--lenient` loaders, changes that carry warnings, skipped kinds, or
-//! several versions of one object. A refused patch changes nothing.
+//! several versions of one object. Of the ordered kinds, whatever would change the
+//! inventory's warnings or errors, its CNI or its namespaces is refused too: a Calico policy
+//! of a tier no Tier object declares coming, going or changing tier (or a Tier such a policy
+//! names created or deleted), a
+//! change that makes or ends a priority tie of admin policies, or puts two admin policies on
+//! one sort key (their order is load order), a second BaselineAdminNetworkPolicy, the first
+//! Cilium rule or the last one when the CNI is detected (Cilium rules detect it), a
+//! namespaced policy of an undeclared namespace. A refused patch changes nothing.
+//!
+//! The order of the patched lists is the one [`Loader::finish`] gives after
+//! [`Loader::apply`]: Calico policies, network sets and tiers in load order (the inventory's
+//! list is the loader's, changed as `apply` changes it: a replaced object keeps its place, a
+//! new one comes last); admin policies and Cilium rules sorted by the keys `finish` sorts by
+//! (`link::admin_order`, `link::cilium_order`; no two on one key, so load order plays no part).
 
-use super::link::{duplicate_addresses, live_pods, Owners};
+use super::change::{
+    admin_policy_key, calico_policy_key, cilium_policy_key, network_set_key, remove, tier_key,
+    upsert, upsert_grouped,
+};
+use super::link::{
+    admin_order, admin_priority_ties, cilium_order, duplicate_addresses, live_pods, Owners,
+};
 use super::{Loader, WorkloadObject};
+use crate::admin::{AdminKind, AdminPolicy};
+use crate::calico::{CalicoPolicy, CalicoScope, NetworkSet, Tier};
+use crate::cilium::CiliumPolicy;
 use crate::inventory::{Inventory, Pod};
 use crate::load::change::{Change, ChangeKind, ObjectKey, ObjectKind};
 use crate::policy::NetworkPolicy;
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -35,10 +62,99 @@ pub struct LinkPatch {
     policies: Vec<NetworkPolicy>,
     /// The same, shared by every inventory patched.
     shared_policies: Vec<Arc<NetworkPolicy>>,
+    /// The objects of the kinds [`Loader::finish`] only orders, created or replaced (boxed:
+    /// the patch is moved around in an enum beside a boxed loader).
+    listed: Box<Listed>,
     /// Objects deleted.
     deletions: Vec<ObjectKey>,
     /// What changed, in the order [`Loader::apply`] reports it.
     changes: Vec<Change>,
+}
+
+/// Objects of the kinds nothing links against, created or replaced by a [`LinkPatch`], as
+/// loaded (the inventory holds them by value: each inventory patched gets a copy).
+#[derive(Default)]
+struct Listed {
+    calico: Vec<CalicoPolicy>,
+    admin: Vec<AdminPolicy>,
+    cilium: Vec<CiliumPolicy>,
+    network_sets: Vec<NetworkSet>,
+    tiers: Vec<Tier>,
+}
+
+impl Listed {
+    /// Taken out of a loader of changes.
+    fn take(changes: &mut Loader) -> Listed {
+        Listed {
+            calico: std::mem::take(&mut changes.calico_policies),
+            admin: std::mem::take(&mut changes.admin_policies),
+            cilium: std::mem::take(&mut changes.cilium_policies),
+            network_sets: std::mem::take(&mut changes.network_sets),
+            tiers: std::mem::take(&mut changes.tiers),
+        }
+    }
+}
+
+const CALICO_POLICY_KINDS: [ObjectKind; 2] = [
+    ObjectKind::CalicoNetworkPolicy,
+    ObjectKind::CalicoGlobalNetworkPolicy,
+];
+const ADMIN_KINDS: [ObjectKind; 3] = [
+    ObjectKind::AdminNetworkPolicy,
+    ObjectKind::BaselineAdminNetworkPolicy,
+    ObjectKind::ClusterNetworkPolicy,
+];
+const CILIUM_KINDS: [ObjectKind; 2] = [
+    ObjectKind::CiliumNetworkPolicy,
+    ObjectKind::CiliumClusterwideNetworkPolicy,
+];
+const NETWORK_SET_KINDS: [ObjectKind; 2] = [ObjectKind::NetworkSet, ObjectKind::GlobalNetworkSet];
+
+/// A list the inventory keeps in load order (the loader's list): changed as
+/// [`Loader::apply`] changes the loader's (a replaced object in its place, a new one last,
+/// then the deletions).
+fn in_load_order<T: Clone>(
+    list: &mut Vec<T>,
+    items: &[T],
+    deletions: &[ObjectKey],
+    kinds: &[ObjectKind],
+    key: impl Fn(&T) -> ObjectKey,
+) {
+    if !items.is_empty() {
+        upsert(list, items.to_vec(), &key, &mut Vec::new());
+    }
+    for target in deletions.iter().filter(|d| kinds.contains(&d.kind)) {
+        remove(list, target, &key, true);
+    }
+}
+
+/// A list the inventory keeps sorted (stable, from load order) by `order`, with no two
+/// objects on one key ([`Loader::link_patch`] refuses otherwise): the changed and deleted
+/// objects' items taken out, the new items put in their places.
+fn in_sorted_order<T: Clone>(
+    list: &mut Vec<T>,
+    items: &[T],
+    deletions: &[ObjectKey],
+    kinds: &[ObjectKind],
+    key: impl Fn(&T) -> ObjectKey,
+    order: impl Fn(&T, &T) -> Ordering,
+) {
+    let gone: HashSet<ObjectKey> = (items.iter().map(&key))
+        .chain(
+            deletions
+                .iter()
+                .filter(|d| kinds.contains(&d.kind))
+                .cloned(),
+        )
+        .collect();
+    if gone.is_empty() {
+        return;
+    }
+    list.retain(|item| !gone.contains(&key(item)));
+    for item in items {
+        let at = list.partition_point(|x| order(x, item) != Ordering::Greater);
+        list.insert(at, item.clone());
+    }
 }
 
 impl LinkPatch {
@@ -66,6 +182,49 @@ impl LinkPatch {
         if self.touches_pods() {
             self.patch_pods(inventory);
         }
+        self.patch_listed(inventory);
+    }
+
+    /// The lists of the kinds [`Loader::finish`] only orders.
+    fn patch_listed(&self, inventory: &mut Inventory) {
+        let (listed, deletions) = (&self.listed, &self.deletions);
+        in_load_order(
+            &mut inventory.calico_policies,
+            &listed.calico,
+            deletions,
+            &CALICO_POLICY_KINDS,
+            calico_policy_key,
+        );
+        in_sorted_order(
+            &mut inventory.admin_policies,
+            &listed.admin,
+            deletions,
+            &ADMIN_KINDS,
+            admin_policy_key,
+            |a, b| admin_order(a).cmp(&admin_order(b)),
+        );
+        in_sorted_order(
+            &mut inventory.cilium_policies,
+            &listed.cilium,
+            deletions,
+            &CILIUM_KINDS,
+            cilium_policy_key,
+            |a, b| cilium_order(a).cmp(&cilium_order(b)),
+        );
+        in_load_order(
+            &mut inventory.network_sets,
+            &listed.network_sets,
+            deletions,
+            &NETWORK_SET_KINDS,
+            network_set_key,
+        );
+        in_load_order(
+            &mut inventory.tiers,
+            &listed.tiers,
+            deletions,
+            &[ObjectKind::Tier],
+            tier_key,
+        );
     }
 
     fn patch_policies(&self, policies: &mut Vec<Arc<NetworkPolicy>>) {
@@ -165,11 +324,6 @@ fn is_empty_change(changes: &Loader) -> bool {
         && changes.rbac_bindings.is_empty()
         && changes.security_group_policies.is_empty()
         && changes.nodes.is_empty()
-        && changes.calico_policies.is_empty()
-        && changes.admin_policies.is_empty()
-        && changes.cilium_policies.is_empty()
-        && changes.network_sets.is_empty()
-        && changes.tiers.is_empty()
         && changes.warnings.is_empty()
         && changes.skipped.is_empty()
         && changes.errors.is_empty()
@@ -183,12 +337,13 @@ impl Loader {
     /// [`Loader::finish`] then do it, and report the errors.
     pub fn link_patch(
         &self,
-        changes: Loader,
+        mut changes: Loader,
         deletions: &[ObjectKey],
         inventory: &Inventory,
     ) -> Result<LinkPatch, Loader> {
         match self.plan(&changes, deletions, inventory) {
             Some((linked, out)) => Ok(LinkPatch {
+                listed: Box::new(Listed::take(&mut changes)),
                 pods: changes.pods,
                 linked: linked.into_iter().map(Arc::new).collect(),
                 shared_policies: changes.policies.iter().cloned().map(Arc::new).collect(),
@@ -231,6 +386,7 @@ impl Loader {
                 return None;
             }
         }
+        let listed = self.listed_changes(changes, inventory, &mut keys)?;
         for key in deletions {
             let ns = key.namespace.as_deref().unwrap_or("");
             let loaded = match key.kind {
@@ -239,11 +395,17 @@ impl Loader {
                     .policies
                     .iter()
                     .any(|p| p.namespace == ns && p.name == key.name),
-                _ => false,
+                _ => self.listed_deletable(key, changes),
             };
-            if !loaded || !declared(ns) || !keys.insert((key.kind.clone(), ns, &key.name)) {
+            if !loaded
+                || key.namespace.as_deref().is_some_and(|ns| !declared(ns))
+                || !keys.insert((key.kind.clone(), ns, &key.name))
+            {
                 return None;
             }
+        }
+        if !self.listed_lists_kept(changes, deletions, inventory) {
+            return None;
         }
         // Pods: linked to their workloads; template pods and synthetic addresses must stay
         // as they are.
@@ -348,6 +510,7 @@ impl Loader {
                 },
             });
         }
+        out.extend(listed);
         out.extend(deletions.iter().map(|key| Change {
             key: key.clone(),
             kind: ChangeKind::Deleted,
@@ -374,6 +537,33 @@ impl Loader {
                 None => self.policies.push(policy),
             }
         }
+        // As `Loader::apply` changes them (`upsert_all`, `remove_object`).
+        let (listed, mut out) = (*patch.listed, Vec::new());
+        upsert(
+            &mut self.calico_policies,
+            listed.calico,
+            calico_policy_key,
+            &mut out,
+        );
+        upsert(
+            &mut self.admin_policies,
+            listed.admin,
+            admin_policy_key,
+            &mut out,
+        );
+        upsert_grouped(
+            &mut self.cilium_policies,
+            listed.cilium,
+            cilium_policy_key,
+            &mut out,
+        );
+        upsert(
+            &mut self.network_sets,
+            listed.network_sets,
+            network_set_key,
+            &mut out,
+        );
+        upsert(&mut self.tiers, listed.tiers, tier_key, &mut out);
         for key in &patch.deletions {
             let ns = key.namespace.as_deref().unwrap_or("");
             match key.kind {
@@ -383,7 +573,9 @@ impl Loader {
                 ObjectKind::NetworkPolicy => self
                     .policies
                     .retain(|p| !(p.namespace == ns && p.name == key.name)),
-                _ => {}
+                _ => {
+                    self.remove_object(key, true);
+                }
             }
         }
         patch.changes
@@ -462,5 +654,449 @@ impl Loader {
                     && other.workload == *workload
                     && !touched.contains(&(other.namespace.as_str(), other.name.as_str()))
             })
+    }
+}
+
+/// Note the change of an object of an ordered kind (`loaded`: replaced, else created);
+/// false when the change holds another version of it.
+fn noted<'a>(
+    keys: &mut HashSet<(ObjectKind, &'a str, &'a str)>,
+    out: &mut Vec<Change>,
+    key: ObjectKey,
+    (namespace, name): (Option<&'a str>, &'a str),
+    loaded: bool,
+) -> bool {
+    if !keys.insert((key.kind.clone(), namespace.unwrap_or(""), name)) {
+        return false;
+    }
+    let kind = if loaded {
+        ChangeKind::Replaced
+    } else {
+        ChangeKind::Created
+    };
+    out.push(Change { key, kind });
+    true
+}
+
+/// The objects of one list that `changes` and `deletions` leave in place.
+fn kept<'a, T>(
+    list: &'a [T],
+    changed: &[T],
+    deletions: &[ObjectKey],
+    kinds: &[ObjectKind],
+    key: impl Fn(&T) -> ObjectKey,
+) -> Vec<&'a T> {
+    let gone: HashSet<ObjectKey> = (changed.iter().map(&key))
+        .chain(
+            deletions
+                .iter()
+                .filter(|d| kinds.contains(&d.kind))
+                .cloned(),
+        )
+        .collect();
+    list.iter()
+        .filter(|item| !gone.contains(&key(item)))
+        .collect()
+}
+
+impl Loader {
+    /// Whether `tier` is `default` or declared by a Tier object (else `finish` warns about
+    /// the policies in it: `projectcalico::undeclared_tiers`).
+    fn tier_declared(&self, tier: &str) -> bool {
+        tier == "default" || self.tiers.iter().any(|t| t.name == tier)
+    }
+
+    /// The changes of objects of the ordered kinds, in the order [`Loader::apply`] reports
+    /// them, their keys noted in `keys`; `None` when one cannot be patched (see the module
+    /// notes).
+    fn listed_changes<'a>(
+        &self,
+        changes: &'a Loader,
+        inventory: &Inventory,
+        keys: &mut HashSet<(ObjectKind, &'a str, &'a str)>,
+    ) -> Option<Vec<Change>> {
+        let undeclared = |ns: Option<&str>| {
+            ns.is_some_and(|ns| !inventory.namespaces().get(ns).is_some_and(|n| n.declared))
+        };
+        let mut out = Vec::new();
+        for policy in &changes.calico_policies {
+            let key = calico_policy_key(policy);
+            let namespace = match &policy.scope {
+                CalicoScope::Namespace(ns) => Some(ns.as_str()),
+                CalicoScope::Global { .. } => None,
+            };
+            let before = (self.calico_policies.iter()).find(|p| calico_policy_key(p) == key);
+            // Replaced in its place in the same tier, a policy keeps its place in the
+            // warning about an undeclared tier; else the tiers must be declared.
+            let tiers_declared = match before {
+                Some(before) if before.tier == policy.tier => true,
+                _ => {
+                    self.tier_declared(&policy.tier)
+                        && before.is_none_or(|p| self.tier_declared(&p.tier))
+                }
+            };
+            if undeclared(namespace)
+                || !tiers_declared
+                || !noted(
+                    keys,
+                    &mut out,
+                    key,
+                    (namespace, &policy.name),
+                    before.is_some(),
+                )
+            {
+                return None;
+            }
+        }
+        for policy in &changes.admin_policies {
+            let key = admin_policy_key(policy);
+            let loaded = (self.admin_policies.iter()).any(|p| admin_policy_key(p) == key);
+            if !noted(keys, &mut out, key, (None, &policy.name), loaded) {
+                return None;
+            }
+        }
+        // A Cilium object loads as one rule per `specs` item, all from one document (rules
+        // of one object from two documents are a duplicate: an error).
+        let mut objects: Vec<(ObjectKey, &crate::Origin)> = Vec::new();
+        for policy in &changes.cilium_policies {
+            let key = cilium_policy_key(policy);
+            if let Some((_, origin)) = objects.iter().find(|(k, _)| *k == key) {
+                if **origin != policy.origin {
+                    return None;
+                }
+                continue;
+            }
+            objects.push((key.clone(), &policy.origin));
+            let namespace = policy.namespace.as_deref();
+            let loaded = (self.cilium_policies.iter()).any(|p| cilium_policy_key(p) == key);
+            if undeclared(namespace)
+                || !noted(keys, &mut out, key, (namespace, &policy.name), loaded)
+            {
+                return None;
+            }
+        }
+        for set in &changes.network_sets {
+            let key = network_set_key(set);
+            let loaded = (self.network_sets.iter()).any(|s| network_set_key(s) == key);
+            if !noted(
+                keys,
+                &mut out,
+                key,
+                (set.namespace.as_deref(), &set.name),
+                loaded,
+            ) {
+                return None;
+            }
+        }
+        for tier in &changes.tiers {
+            let loaded = self.tiers.iter().any(|t| t.name == tier.name);
+            // A Tier created that a policy names ends the warning about it.
+            let named = (self.calico_policies.iter())
+                .chain(&changes.calico_policies)
+                .any(|p| p.tier == tier.name);
+            if (!loaded && named)
+                || !noted(keys, &mut out, tier_key(tier), (None, &tier.name), loaded)
+            {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether the object of an ordered kind that `key` names is loaded and can be deleted
+    /// by a patch: not a Calico policy of an undeclared tier, not a Tier a policy names.
+    fn listed_deletable(&self, key: &ObjectKey, changes: &Loader) -> bool {
+        match key.kind {
+            ObjectKind::CalicoNetworkPolicy | ObjectKind::CalicoGlobalNetworkPolicy => {
+                (self.calico_policies.iter())
+                    .find(|p| calico_policy_key(p) == *key)
+                    .is_some_and(|p| self.tier_declared(&p.tier))
+            }
+            ObjectKind::AdminNetworkPolicy
+            | ObjectKind::BaselineAdminNetworkPolicy
+            | ObjectKind::ClusterNetworkPolicy => {
+                (self.admin_policies.iter()).any(|p| admin_policy_key(p) == *key)
+            }
+            ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
+                (self.cilium_policies.iter()).any(|p| cilium_policy_key(p) == *key)
+            }
+            ObjectKind::NetworkSet | ObjectKind::GlobalNetworkSet => {
+                (self.network_sets.iter()).any(|s| network_set_key(s) == *key)
+            }
+            ObjectKind::Tier => {
+                self.tiers.iter().any(|t| t.name == key.name)
+                    && !(self.calico_policies.iter())
+                        .chain(&changes.calico_policies)
+                        .any(|p| p.tier == key.name)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the sorted lists stay as `finish` checks them: no two admin policies on one
+    /// sort key (load order would decide), the same warnings about priority ties, at most one
+    /// BaselineAdminNetworkPolicy; Cilium rules neither appearing nor all gone while the CNI
+    /// is detected (Cilium rules detect Cilium when no CNI DaemonSet is in the input).
+    fn listed_lists_kept(
+        &self,
+        changes: &Loader,
+        deletions: &[ObjectKey],
+        inventory: &Inventory,
+    ) -> bool {
+        let touched = |kinds: &[ObjectKind]| deletions.iter().any(|d| kinds.contains(&d.kind));
+        if !changes.admin_policies.is_empty() || touched(&ADMIN_KINDS) {
+            let before: Vec<&AdminPolicy> = inventory.admin_policies.iter().collect();
+            let mut after = kept(
+                &inventory.admin_policies,
+                &changes.admin_policies,
+                deletions,
+                &ADMIN_KINDS,
+                admin_policy_key,
+            );
+            for policy in &changes.admin_policies {
+                let at = after.partition_point(|p| admin_order(p) < admin_order(policy));
+                if after
+                    .get(at)
+                    .is_some_and(|p| admin_order(p) == admin_order(policy))
+                {
+                    return false;
+                }
+                after.insert(at, policy);
+            }
+            let baselines = (after.iter())
+                .filter(|p| p.kind == AdminKind::BaselineAdminNetworkPolicy)
+                .count();
+            if baselines > 1 || admin_priority_ties(&after) != admin_priority_ties(&before) {
+                return false;
+            }
+        }
+        if self.cni.is_none() && (!changes.cilium_policies.is_empty() || touched(&CILIUM_KINDS)) {
+            let after = kept(
+                &inventory.cilium_policies,
+                &changes.cilium_policies,
+                deletions,
+                &CILIUM_KINDS,
+                cilium_policy_key,
+            )
+            .len()
+                + changes.cilium_policies.len();
+            if (after == 0) != inventory.cilium_policies.is_empty() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: a, labels: {app: web}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p1, namespace: a}
+spec: {order: 10, selector: all(), types: [Ingress]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p2, namespace: a}
+spec: {order: 20, selector: all(), types: [Ingress]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.g1}
+spec: {tier: security, order: 1, selector: all(), types: [Egress]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: ghost.g}
+spec: {tier: ghost, order: 1, selector: all(), types: [Egress]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: x}
+spec: {priority: 10, subject: {namespaces: {}}, ingress: [{name: r, action: Allow, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: y}
+spec: {priority: 20, subject: {namespaces: {}}, ingress: [{name: r, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec: {subject: {namespaces: {}}, ingress: [{name: d, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: a}
+spec: {endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: cc}
+spec: {endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: s, namespace: a, labels: {role: db}}
+spec: {nets: [192.0.2.0/24]}
+"#;
+
+    fn loader(file: &str, text: &str) -> Loader {
+        let mut loader = Loader::new();
+        loader.load_str(file, text);
+        loader
+    }
+
+    fn key(kind: ObjectKind, namespace: Option<&str>, name: &str) -> ObjectKey {
+        ObjectKey {
+            kind,
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    /// Patch the base cluster's inventory for one change; when the patch takes it, the
+    /// inventory, the changes reported and the committed loader equal those of
+    /// `Loader::apply` and a whole `Loader::finish`. Returns whether it was patched.
+    fn patched(change: &str, deletions: &[ObjectKey]) -> bool {
+        let base = loader("base.yaml", BASE);
+        let inventory = base.clone().finish().expect("the base cluster loads");
+        let changes = if change.is_empty() {
+            Loader::new()
+        } else {
+            loader("change.yaml", change)
+        };
+        let Ok(patch) = base.link_patch(changes.clone(), deletions, &inventory) else {
+            return false;
+        };
+        let mut whole = base.clone();
+        let expected_changes = whole.apply(changes, deletions).expect("applies");
+        let expected = whole.clone().finish().expect("links");
+        let mut got = inventory.clone();
+        patch.patch(&mut got);
+        let mut committed = base.clone();
+        assert_eq!(committed.commit(patch), expected_changes, "{change}");
+        let relinked = committed.finish().expect("the committed loader links");
+        for linked in [&got, &relinked] {
+            assert!(
+                linked.calico_policies == expected.calico_policies,
+                "{change}"
+            );
+            assert!(linked.admin_policies == expected.admin_policies, "{change}");
+            assert!(
+                linked.cilium_policies == expected.cilium_policies,
+                "{change}"
+            );
+            assert!(linked.network_sets == expected.network_sets, "{change}");
+            assert!(linked.tiers == expected.tiers, "{change}");
+            assert_eq!(linked.warnings, expected.warnings, "{change}");
+            assert_eq!(linked.cni, expected.cni, "{change}");
+            assert!(linked.namespaces() == expected.namespaces(), "{change}");
+        }
+        true
+    }
+
+    #[test]
+    fn ordered_kinds_are_patched_in_the_order_finish_gives() {
+        let calico = |meta: &str, spec: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: {meta}\nspec: {spec}\n")
+        };
+        let admin = |name: &str, priority: u32| {
+            format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec: {{priority: {priority}, subject: {{namespaces: {{}}}}, egress: [{{name: e, action: Pass, to: [{{namespaces: {{}}}}]}}]}}\n")
+        };
+        // Calico policies in load order: replaced in place, created last, deleted.
+        let p1 = calico(
+            "NetworkPolicy\nmetadata: {name: p1, namespace: a}",
+            "{order: 30, selector: all(), types: [Egress]}",
+        );
+        assert!(patched(&p1, &[]));
+        let p3 = calico(
+            "NetworkPolicy\nmetadata: {name: p3, namespace: b}",
+            "{order: 5, selector: all(), types: [Ingress]}",
+        );
+        assert!(patched(&p3, &[]));
+        let g1 = key(ObjectKind::CalicoGlobalNetworkPolicy, None, "security.g1");
+        assert!(patched("", std::slice::from_ref(&g1)));
+        // A policy of an undeclared tier replaced in that tier keeps the warning as it is;
+        // moved to a declared tier, created in an undeclared one, or its Tier created: the
+        // warning changes, refused.
+        let ghost = |tier: &str| {
+            calico(
+                "GlobalNetworkPolicy\nmetadata: {name: ghost.g}",
+                &format!("{{tier: {tier}, order: 2, selector: all(), types: [Egress]}}"),
+            )
+        };
+        assert!(patched(&ghost("ghost"), &[]));
+        assert!(!patched(&ghost("security"), &[]));
+        let other_ghost = calico(
+            "GlobalNetworkPolicy\nmetadata: {name: ghost2.g}",
+            "{tier: ghost2, selector: all(), types: [Egress]}",
+        );
+        assert!(!patched(&other_ghost, &[]));
+        let tier = |name: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {{order: 50}}\n")
+        };
+        assert!(!patched(&tier("ghost"), &[]));
+        assert!(patched(&tier("other"), &[]));
+        assert!(patched(&tier("security"), &[]));
+        assert!(!patched("", &[key(ObjectKind::Tier, None, "security")]));
+        // Namespaced policies of an undeclared namespace make it appear: refused.
+        let undeclared = calico(
+            "NetworkPolicy\nmetadata: {name: p, namespace: zz}",
+            "{selector: all(), types: [Ingress]}",
+        );
+        assert!(!patched(&undeclared, &[]));
+        // Admin policies by (baseline, priority, name): moved, created, deleted; a priority
+        // tie (a warning) or a second baseline (an error) refused.
+        assert!(patched(&admin("x", 30), &[]));
+        assert!(patched(&admin("z", 5), &[]));
+        assert!(patched(
+            "",
+            &[key(ObjectKind::BaselineAdminNetworkPolicy, None, "default")]
+        ));
+        assert!(!patched(&admin("z", 20), &[]));
+        let second_baseline = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: other}\nspec: {subject: {namespaces: {}}, ingress: [{name: d, action: Deny, from: [{namespaces: {}}]}]}\n";
+        assert!(!patched(second_baseline, &[]));
+        // Cilium rules sorted; an object of two `specs` replaces one of `spec`.
+        let cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c, namespace: a}\nspecs: [{endpointSelector: {}, ingress: [{fromEndpoints: [{}]}]}, {endpointSelector: {}, egress: [{toEndpoints: [{}]}]}]\n";
+        assert!(patched(cnp, &[]));
+        let ccnp = key(ObjectKind::CiliumClusterwideNetworkPolicy, None, "cc");
+        assert!(patched("", std::slice::from_ref(&ccnp)));
+        // The last Cilium rules gone: the detected CNI would change, refused.
+        assert!(!patched(
+            "",
+            &[ccnp, key(ObjectKind::CiliumNetworkPolicy, Some("a"), "c")]
+        ));
+        // Network sets in load order.
+        let set = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: g, labels: {role: ext}}\nspec: {nets: [198.51.100.0/24]}\n";
+        assert!(patched(set, &[]));
+        assert!(patched("", &[key(ObjectKind::NetworkSet, Some("a"), "s")]));
+        // Several kinds at once, reported in `apply`'s order.
+        assert!(patched(
+            &format!("{p3}---\n{}---\n{set}", admin("z", 5)),
+            &[g1]
+        ));
     }
 }
