@@ -289,6 +289,11 @@ impl<'a> LineCells<'a> {
 /// asked (lines of subjects selected alike share them), and each node's subject key (which
 /// does not depend on the fixed line).
 pub(crate) struct Within<'e> {
+    /// The nodes every line is asked at.
+    others: Vec<usize>,
+    /// Per rule (by address): which of `others` some peer of it matches.
+    rule_bits: FastMap<usize, BitSet>,
+    /// Per list of rules read (by address): the peer keys of `others`.
     peer_keys: FastMap<Vec<usize>, Vec<u32>>,
     subjects: SubjectKeys<'e>,
     subject_of: Vec<u32>,
@@ -296,13 +301,15 @@ pub(crate) struct Within<'e> {
 
 impl<'a> LineCells<'a> {
     /// The cache of [`LineCells::line_within`] for lines of `kind` (the line's direction
-    /// only: `Line::Row(0)` for rows, `Line::Column(0)` for columns).
-    pub(crate) fn within(&self, kind: Line) -> Within<'a> {
+    /// only: `Line::Row(0)` for rows, `Line::Column(0)` for columns) at the nodes `others`.
+    pub(crate) fn within(&self, kind: Line, others: Vec<usize>) -> Within<'a> {
         let subject_direction = match kind {
             Line::Row(_) => PolicyType::Ingress,
             Line::Column(_) => PolicyType::Egress,
         };
         Within {
+            others,
+            rule_bits: FastMap::default(),
             peer_keys: FastMap::default(),
             subjects: SubjectKeys::new(subject_direction),
             subject_of: vec![u32::MAX; self.endpoints.len()],
@@ -318,7 +325,8 @@ impl<'a> LineCells<'a> {
         (0..self.endpoints.len()).filter(|&v| bits.get(v)).collect()
     }
 
-    /// The cells of `line` against `others`, each intersected with `ports`, as ids in `sets`.
+    /// The cells of `line` against `within`'s nodes, each intersected with `ports`, as ids
+    /// in `sets`.
     ///
     /// As [`LineCells::line`], memoised on what the walks read, but only of the rules that
     /// can match a connection in `ports`: the walk is pointwise (every connection goes down
@@ -332,7 +340,6 @@ impl<'a> LineCells<'a> {
     pub(crate) fn line_within(
         &self,
         line: Line,
-        others: &[usize],
         ports: &ConnSet,
         within: &mut Within<'a>,
         sets: &mut Interned,
@@ -345,7 +352,7 @@ impl<'a> LineCells<'a> {
         };
         let compute = |x: usize, y: usize| self.cells.compute(x, y).intersect(ports);
         let Endpoint::Pod(rep) = self.endpoints[fixed] else {
-            return (others.iter())
+            return (within.others.iter())
                 .map(|&o| match line {
                     Line::Row(x) => sets.intern(compute(x, o)),
                     Line::Column(y) => sets.intern(compute(o, y)),
@@ -375,13 +382,15 @@ impl<'a> LineCells<'a> {
         }
         let signature: Vec<usize> = rules.iter().map(|r| std::ptr::from_ref(*r) as usize).collect();
         let Within {
+            others,
+            rule_bits,
             peer_keys,
             subjects,
             subject_of,
         } = within;
-        let peers = peer_keys
-            .entry(signature)
-            .or_insert_with(|| self.keys_of_rules(&rules, destination_is_peer));
+        let peers = peer_keys.entry(signature).or_insert_with(|| {
+            self.keys_of_rules(&rules, destination_is_peer, others, rule_bits)
+        });
         let all = sets.intern(ports.clone());
         let mut by_peer: Vec<u32> =
             vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
@@ -389,7 +398,8 @@ impl<'a> LineCells<'a> {
         let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
         others
             .iter()
-            .map(|&other| {
+            .enumerate()
+            .map(|(at, &other)| {
                 let (x, y) = match line {
                     Line::Row(x) => (x, other),
                     Line::Column(y) => (other, y),
@@ -401,7 +411,7 @@ impl<'a> LineCells<'a> {
                     return 0;
                 }
                 let other_endpoint = self.endpoints[other];
-                let peer_walk = cached(&mut by_peer, peers[other], sets, || {
+                let peer_walk = cached(&mut by_peer, peers[at], sets, || {
                     match line {
                         Line::Row(_) => engine.walk_set(
                             PolicyType::Egress,
@@ -461,30 +471,77 @@ impl<'a> LineCells<'a> {
             .collect()
     }
 
-    /// Peer keys of every node over `rules` (as [`LineCells::peer_keys`] over the rules it
-    /// keeps).
-    fn keys_of_rules(&self, rules: &[&Rule], destination_is_peer: bool) -> Vec<u32> {
+    /// Peer keys of `others` over `rules` (as [`LineCells::peer_keys`] over the rules it
+    /// keeps), each rule's peer answers at `others` asked once (`rule_bits`).
+    fn keys_of_rules(
+        &self,
+        rules: &[&Rule],
+        destination_is_peer: bool,
+        others: &[usize],
+        rule_bits: &mut FastMap<usize, BitSet>,
+    ) -> Vec<u32> {
         let engine = self.cells.engine;
         let mut keys = Keys {
-            of: vec![0; self.endpoints.len()],
+            of: vec![0; others.len()],
             count: 1,
         };
         for rule in rules {
             if !rule.peers.is_empty() {
-                keys.refine_bits(&self.rule_nodes(rule));
+                let bits = rule_bits
+                    .entry(std::ptr::from_ref(*rule) as usize)
+                    .or_insert_with(|| self.rule_nodes_at(rule, others));
+                keys.refine_bits(bits);
             }
             if destination_is_peer {
                 if rule.ip_version.is_some() {
-                    keys.refine(|v| u32::from(self.families[v] >> 2));
+                    keys.refine(|at| u32::from(self.families[others[at]] >> 2));
                 }
                 for port in rule.ports.iter().chain(&rule.not_ports) {
                     if let PortMatch::Named(protocol, name) = port {
-                        keys.refine(|v| named_value(engine, self.endpoints[v], *protocol, name));
+                        keys.refine(|at| {
+                            named_value(engine, self.endpoints[others[at]], *protocol, name)
+                        });
                     }
                 }
             }
         }
         keys.of
+    }
+
+    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; as
+    /// [`LineCells::rule_nodes`], a pod peer's namespace condition once per namespace).
+    fn rule_nodes_at(&self, rule: &Rule, others: &[usize]) -> BitSet {
+        let engine = self.cells.engine;
+        let pods = engine.inventory().pods();
+        let mut bits = BitSet::new(others.len(), false);
+        let mut namespace_ok: Vec<Option<bool>> = Vec::new();
+        for peer in &rule.peers {
+            namespace_ok.clear();
+            namespace_ok.resize(self.namespace_count, None);
+            for (at, &v) in others.iter().enumerate() {
+                let endpoint = self.endpoints[v];
+                let matches = match (peer, endpoint) {
+                    (
+                        Peer::Pods {
+                            namespaces,
+                            pods: selector,
+                        },
+                        Endpoint::Pod(id),
+                    ) if v < self.namespaces.len() => {
+                        let pod = &*pods[id];
+                        let ok = *namespace_ok[self.namespaces[v] as usize].get_or_insert_with(
+                            || engine.peer_namespace_is(namespaces, &pod.namespace),
+                        );
+                        ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok))
+                    }
+                    _ => engine.peer_matches(peer, endpoint),
+                };
+                if matches {
+                    bits.set(at);
+                }
+            }
+        }
+        bits
     }
 }
 

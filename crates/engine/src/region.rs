@@ -165,20 +165,20 @@ pub(crate) fn changed_subjects(
     if !cheaper(&whole, &evaluations, nodes) {
         return None;
     }
-    // Rows: [Row kind; engines], columns likewise.
-    let kinds = [Line::Column(0), Line::Row(0)];
-    let mut within = memos.each_ref().map(|m| kinds.map(|kind| m.within(kind)));
     let mut sets = Interned::default();
     let mut differs = whole;
     for (d, others, ports, subjects) in evaluations {
+        // Columns for ingress subjects, rows for egress ones; per engine, the peer answers
+        // at `others` kept from line to line.
+        let kind = [Line::Column(0), Line::Row(0)][d];
+        let mut within = memos.each_ref().map(|m| m.within(kind, others.clone()));
         for &c in subjects {
             if differs[d][c] {
                 continue;
             }
             let line = [Line::Column(c), Line::Row(c)][d];
-            let [old, new] = [0, 1].map(|side| {
-                memos[side].line_within(line, &others, ports, &mut within[side][d], &mut sets)
-            });
+            let [old, new] = [0, 1]
+                .map(|side| memos[side].line_within(line, ports, &mut within[side], &mut sets));
             differs[d][c] = old != new;
         }
     }
