@@ -364,7 +364,11 @@ impl<'a> LineCells<'a> {
         let unknown = Endpoint::Address(std::net::IpAddr::from([0, 0, 0, 0]));
         let inventory = engine.inventory();
         let mut rules: Vec<&Rule> = Vec::new();
-        for rule in selected_rules(engine, engine.selecting(rep, peer_direction), peer_direction) {
+        for rule in selected_rules(
+            engine,
+            engine.selecting(rep, peer_direction),
+            peer_direction,
+        ) {
             if let Some(local) = &rule.local {
                 if !engine.peer_matches(local, fixed_endpoint) {
                     continue;
@@ -374,13 +378,24 @@ impl<'a> LineCells<'a> {
                 && (rule.ip_version.is_some()
                     || (rule.ports.iter().chain(&rule.not_ports))
                         .any(|p| matches!(p, PortMatch::Named(..))));
-            let destination = if destination_is_peer { unknown } else { fixed_endpoint };
-            if !varies && rule_conns(rule, inventory, destination).intersect(ports).is_empty() {
+            let destination = if destination_is_peer {
+                unknown
+            } else {
+                fixed_endpoint
+            };
+            if !varies
+                && rule_conns(rule, inventory, destination)
+                    .intersect(ports)
+                    .is_empty()
+            {
                 continue;
             }
             rules.push(rule);
         }
-        let signature: Vec<usize> = rules.iter().map(|r| std::ptr::from_ref(*r) as usize).collect();
+        let signature: Vec<usize> = rules
+            .iter()
+            .map(|r| std::ptr::from_ref(*r) as usize)
+            .collect();
         let Within {
             others,
             rule_bits,
@@ -388,9 +403,9 @@ impl<'a> LineCells<'a> {
             subjects,
             subject_of,
         } = within;
-        let peers = peer_keys.entry(signature).or_insert_with(|| {
-            self.keys_of_rules(&rules, destination_is_peer, others, rule_bits)
-        });
+        let peers = peer_keys
+            .entry(signature)
+            .or_insert_with(|| self.keys_of_rules(&rules, destination_is_peer, others, rule_bits));
         let all = sets.intern(ports.clone());
         let mut by_peer: Vec<u32> =
             vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
@@ -413,12 +428,9 @@ impl<'a> LineCells<'a> {
                 let other_endpoint = self.endpoints[other];
                 let peer_walk = cached(&mut by_peer, peers[at], sets, || {
                     match line {
-                        Line::Row(_) => engine.walk_set(
-                            PolicyType::Egress,
-                            rep,
-                            other_endpoint,
-                            other_endpoint,
-                        ),
+                        Line::Row(_) => {
+                            engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
+                        }
                         Line::Column(_) => engine.walk_set(
                             PolicyType::Ingress,
                             rep,
@@ -529,9 +541,10 @@ impl<'a> LineCells<'a> {
                         Endpoint::Pod(id),
                     ) if v < self.namespaces.len() => {
                         let pod = &*pods[id];
-                        let ok = *namespace_ok[self.namespaces[v] as usize].get_or_insert_with(
-                            || engine.peer_namespace_is(namespaces, &pod.namespace),
-                        );
+                        let ok =
+                            *namespace_ok[self.namespaces[v] as usize].get_or_insert_with(|| {
+                                engine.peer_namespace_is(namespaces, &pod.namespace)
+                            });
                         ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok))
                     }
                     _ => engine.peer_matches(peer, endpoint),

@@ -127,8 +127,8 @@ pub(crate) fn changed_subjects(
                 };
                 if v != 0 && deny_end {
                     let other = engines[usize::from(old)];
-                    let tier_selects = (other.selecting(rep, direction).iter())
-                        .any(|id| id.tier() == slot.tier);
+                    let tier_selects =
+                        (other.selecting(rep, direction).iter()).any(|id| id.tier() == slot.tier);
                     if !tier_selects {
                         whole[d][c] = true;
                         continue;
@@ -241,7 +241,10 @@ fn changed_slots(old: &[Tier], new: &[Tier]) -> Option<Vec<Slot>> {
             }
             // Paired index by index when the segment's old and new sort keys are equal.
             let paired = olds.len() == news.len()
-                && olds.iter().zip(&news).all(|(&i, &j)| a.keys[i] == b.keys[j]);
+                && olds
+                    .iter()
+                    .zip(&news)
+                    .all(|(&i, &j)| a.keys[i] == b.keys[j]);
             if paired {
                 slots.extend((olds.iter().zip(&news)).map(|(&i, &j)| Slot {
                     tier: t,
@@ -321,8 +324,8 @@ fn same_but_ports(a: &Rule, b: &Rule) -> bool {
 /// The connections `rule` can accept at any destination, when that does not depend on the
 /// destination (no named port, no address family); `None` otherwise.
 fn bound(engine: &Engine, rule: &Rule) -> Option<ConnSet> {
-    let named = (rule.ports.iter().chain(&rule.not_ports))
-        .any(|p| matches!(p, PortMatch::Named(..)));
+    let named =
+        (rule.ports.iter().chain(&rule.not_ports)).any(|p| matches!(p, PortMatch::Named(..)));
     if named || rule.ip_version.is_some() {
         return None;
     }
