@@ -57,6 +57,9 @@ pub(crate) struct Sides {
     ingress: BTreeSet<WorkloadRef>,
     /// Old class → new class (`usize::MAX`: not continued), when cells carry over.
     carried: Option<Arc<[usize]>>,
+    /// Some pod (or its context) changed: the change is more than policies (no region,
+    /// [`crate::region`]).
+    pods_changed: bool,
 }
 
 impl Sides {
@@ -66,6 +69,7 @@ impl Sides {
             egress: focus.clone(),
             ingress: focus.clone(),
             carried: None,
+            pods_changed: true,
         }
     }
 
@@ -83,6 +87,7 @@ impl Sides {
         changed: bool,
         [ingress, egress]: [bool; 2],
     ) {
+        self.pods_changed |= changed;
         for (set, marked) in [(&mut self.ingress, ingress), (&mut self.egress, egress)] {
             if (changed || marked) && !set.contains(workload) {
                 set.insert(workload.clone());
@@ -428,6 +433,18 @@ pub(crate) fn focused_diff(before: &Engine, after: &Engine, sides: &Sides) -> Ve
     });
     // The cuts from the counts kept with each engine's pod classes (equal to `cuts`).
     let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
+    // A change of policies only: the subjects whose cells differ inside the change's region
+    // (see `region.rs`); their lines are compared whole, every other line is equal.
+    let narrowed = (!sides.pods_changed && sides.carried.is_none())
+        .then(|| crate::region::changed_subjects(before, after, &ranges))
+        .flatten()
+        .map(|[ingress, egress]| Sides {
+            egress,
+            ingress,
+            carried: None,
+            pods_changed: false,
+        });
+    let sides = narrowed.as_ref().unwrap_or(sides);
     let universe = Universe::new([before, after], sides);
     // One set table for both engines: cells carried over keep their ids.
     let mut sets = Interned::default();

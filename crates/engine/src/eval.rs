@@ -1286,7 +1286,7 @@ fn ports_conns(ports: &[PortMatch], inventory: &Inventory, dst: Endpoint) -> Con
 }
 
 /// Every connection to `dst` that the rule's protocol, family and port conditions accept.
-fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
+pub(crate) fn rule_conns(rule: &Rule, inventory: &Inventory, dst: Endpoint) -> ConnSet {
     if rule.ip_version.is_some_and(|v| v != family(inventory, dst)) {
         return ConnSet::empty();
     }

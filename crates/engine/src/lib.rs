@@ -46,6 +46,7 @@ pub mod lookup;
 pub mod matrix;
 mod pod_classes;
 pub mod ports;
+mod region;
 pub mod resolve;
 pub mod resolved_peers;
 pub mod service;

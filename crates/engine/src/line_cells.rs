@@ -29,7 +29,7 @@ use crate::bits::BitSet;
 use crate::connlist::{index_u32, Interned, NodeCells};
 use crate::connset::ConnSet;
 use crate::decide::PolicyId;
-use crate::eval::{resolve_named, Endpoint, Engine};
+use crate::eval::{resolve_named, rule_conns, Endpoint, Engine};
 use crate::ir::{Direction, Peer, PortMatch, Rule};
 use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType};
@@ -281,6 +281,280 @@ impl<'a> LineCells<'a> {
             ids,
             sets: sets.sets,
         }
+    }
+}
+
+/// What [`LineCells::line_within`] keeps from one line to the next of one kind (rows or
+/// columns) of one engine: the peer keys by the rules a line's walk reads within the ports
+/// asked (lines of subjects selected alike share them), and each node's subject key (which
+/// does not depend on the fixed line).
+pub(crate) struct Within<'e> {
+    /// The nodes every line is asked at.
+    others: Vec<usize>,
+    /// Per rule (by address): which of `others` some peer of it matches.
+    rule_bits: FastMap<usize, BitSet>,
+    /// Per list of rules read (by address): the peer keys of `others`.
+    peer_keys: FastMap<Vec<usize>, Vec<u32>>,
+    subjects: SubjectKeys<'e>,
+    subject_of: Vec<u32>,
+}
+
+impl<'a> LineCells<'a> {
+    /// The cache of [`LineCells::line_within`] for lines of `kind` (the line's direction
+    /// only: `Line::Row(0)` for rows, `Line::Column(0)` for columns) at the nodes `others`.
+    pub(crate) fn within(&self, kind: Line, others: Vec<usize>) -> Within<'a> {
+        let subject_direction = match kind {
+            Line::Row(_) => PolicyType::Ingress,
+            Line::Column(_) => PolicyType::Egress,
+        };
+        Within {
+            others,
+            rule_bits: FastMap::default(),
+            peer_keys: FastMap::default(),
+            subjects: SubjectKeys::new(subject_direction),
+            subject_of: vec![u32::MAX; self.endpoints.len()],
+        }
+    }
+
+    /// The nodes some peer of `rule` matches (every node when the rule names no peer).
+    pub(crate) fn nodes_of(&self, rule: &Rule) -> Vec<usize> {
+        if rule.peers.is_empty() {
+            return (0..self.endpoints.len()).collect();
+        }
+        let bits = self.rule_nodes(rule);
+        (0..self.endpoints.len()).filter(|&v| bits.get(v)).collect()
+    }
+
+    /// The cells of `line` against `within`'s nodes, each intersected with `ports`, as ids
+    /// in `sets`.
+    ///
+    /// As [`LineCells::line`], memoised on what the walks read, but only of the rules that
+    /// can match a connection in `ports`: the walk is pointwise (every connection goes down
+    /// the rules on its own, `walk.rs`), so a rule whose port, protocol and family conditions
+    /// accept nothing in `ports` changes nothing of the walk's part in `ports`, whatever its
+    /// peer answers. Along a column the destination is the fixed class, so a rule's
+    /// connections are known; along a row they are when the rule names no named port and no
+    /// address family (else the rule counts, and the node's answers to them are key parts,
+    /// as in [`LineCells::line`]). The peer keys are kept in `within` by the list of those
+    /// rules, the subject keys by node.
+    pub(crate) fn line_within(
+        &self,
+        line: Line,
+        ports: &ConnSet,
+        within: &mut Within<'a>,
+        sets: &mut Interned,
+    ) -> Vec<u32> {
+        let engine = self.cells.engine;
+        let n = self.cells.classes.len();
+        let (fixed, peer_direction) = match line {
+            Line::Row(x) => (x, PolicyType::Egress),
+            Line::Column(y) => (y, PolicyType::Ingress),
+        };
+        let compute = |x: usize, y: usize| self.cells.compute(x, y).intersect(ports);
+        let Endpoint::Pod(rep) = self.endpoints[fixed] else {
+            return (within.others.iter())
+                .map(|&o| match line {
+                    Line::Row(x) => sets.intern(compute(x, o)),
+                    Line::Column(y) => sets.intern(compute(o, y)),
+                })
+                .collect();
+        };
+        let fixed_endpoint = Endpoint::Pod(rep);
+        let destination_is_peer = peer_direction == PolicyType::Egress;
+        let unknown = Endpoint::Address(std::net::IpAddr::from([0, 0, 0, 0]));
+        let inventory = engine.inventory();
+        let mut rules: Vec<&Rule> = Vec::new();
+        for rule in selected_rules(
+            engine,
+            engine.selecting(rep, peer_direction),
+            peer_direction,
+        ) {
+            if let Some(local) = &rule.local {
+                if !engine.peer_matches(local, fixed_endpoint) {
+                    continue;
+                }
+            }
+            let varies = destination_is_peer
+                && (rule.ip_version.is_some()
+                    || (rule.ports.iter().chain(&rule.not_ports))
+                        .any(|p| matches!(p, PortMatch::Named(..))));
+            let destination = if destination_is_peer {
+                unknown
+            } else {
+                fixed_endpoint
+            };
+            if !varies
+                && rule_conns(rule, inventory, destination)
+                    .intersect(ports)
+                    .is_empty()
+            {
+                continue;
+            }
+            rules.push(rule);
+        }
+        let signature: Vec<usize> = rules
+            .iter()
+            .map(|r| std::ptr::from_ref(*r) as usize)
+            .collect();
+        let Within {
+            others,
+            rule_bits,
+            peer_keys,
+            subjects,
+            subject_of,
+        } = within;
+        let peers = peer_keys
+            .entry(signature)
+            .or_insert_with(|| self.keys_of_rules(&rules, destination_is_peer, others, rule_bits));
+        let all = sets.intern(ports.clone());
+        let mut by_peer: Vec<u32> =
+            vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
+        let mut by_subject: Vec<u32> = Vec::new();
+        let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
+        others
+            .iter()
+            .enumerate()
+            .map(|(at, &other)| {
+                let (x, y) = match line {
+                    Line::Row(x) => (x, other),
+                    Line::Column(y) => (other, y),
+                };
+                if x == y {
+                    return sets.intern(compute(x, y));
+                }
+                if self.families[x] & self.families[y] & 0b11 == 0 {
+                    return 0;
+                }
+                let other_endpoint = self.endpoints[other];
+                let peer_walk = cached(&mut by_peer, peers[at], sets, || {
+                    match line {
+                        Line::Row(_) => {
+                            engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
+                        }
+                        Line::Column(_) => engine.walk_set(
+                            PolicyType::Ingress,
+                            rep,
+                            other_endpoint,
+                            fixed_endpoint,
+                        ),
+                    }
+                    .intersect(ports)
+                });
+                if peer_walk == 0 {
+                    return 0;
+                }
+                let subject_walk = match other_endpoint {
+                    Endpoint::Pod(subject) if other < n => {
+                        if subject_of[other] == u32::MAX {
+                            subject_of[other] = subjects.key(self, other);
+                        }
+                        let key = subject_of[other] as usize;
+                        if by_subject.len() <= key {
+                            by_subject.resize(key + 1, u32::MAX);
+                        }
+                        cached(&mut by_subject, key as u32, sets, || {
+                            match line {
+                                Line::Row(_) => engine.walk_set(
+                                    PolicyType::Ingress,
+                                    subject,
+                                    fixed_endpoint,
+                                    other_endpoint,
+                                ),
+                                Line::Column(_) => engine.walk_set(
+                                    PolicyType::Egress,
+                                    subject,
+                                    fixed_endpoint,
+                                    fixed_endpoint,
+                                ),
+                            }
+                            .intersect(ports)
+                        })
+                    }
+                    _ => all,
+                };
+                let id = sets.intersection(peer_walk, subject_walk, &mut pairs);
+                debug_assert_eq!(
+                    sets.sets[id as usize],
+                    compute(x, y),
+                    "the memoised cell ({x}, {y}) within {ports:?} differs from its evaluation"
+                );
+                id
+            })
+            .collect()
+    }
+
+    /// Peer keys of `others` over `rules` (as [`LineCells::peer_keys`] over the rules it
+    /// keeps), each rule's peer answers at `others` asked once (`rule_bits`).
+    fn keys_of_rules(
+        &self,
+        rules: &[&Rule],
+        destination_is_peer: bool,
+        others: &[usize],
+        rule_bits: &mut FastMap<usize, BitSet>,
+    ) -> Vec<u32> {
+        let engine = self.cells.engine;
+        let mut keys = Keys {
+            of: vec![0; others.len()],
+            count: 1,
+        };
+        for rule in rules {
+            if !rule.peers.is_empty() {
+                let bits = rule_bits
+                    .entry(std::ptr::from_ref(*rule) as usize)
+                    .or_insert_with(|| self.rule_nodes_at(rule, others));
+                keys.refine_bits(bits);
+            }
+            if destination_is_peer {
+                if rule.ip_version.is_some() {
+                    keys.refine(|at| u32::from(self.families[others[at]] >> 2));
+                }
+                for port in rule.ports.iter().chain(&rule.not_ports) {
+                    if let PortMatch::Named(protocol, name) = port {
+                        keys.refine(|at| {
+                            named_value(engine, self.endpoints[others[at]], *protocol, name)
+                        });
+                    }
+                }
+            }
+        }
+        keys.of
+    }
+
+    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; as
+    /// [`LineCells::rule_nodes`], a pod peer's namespace condition once per namespace).
+    fn rule_nodes_at(&self, rule: &Rule, others: &[usize]) -> BitSet {
+        let engine = self.cells.engine;
+        let pods = engine.inventory().pods();
+        let mut bits = BitSet::new(others.len(), false);
+        let mut namespace_ok: Vec<Option<bool>> = Vec::new();
+        for peer in &rule.peers {
+            namespace_ok.clear();
+            namespace_ok.resize(self.namespace_count, None);
+            for (at, &v) in others.iter().enumerate() {
+                let endpoint = self.endpoints[v];
+                let matches = match (peer, endpoint) {
+                    (
+                        Peer::Pods {
+                            namespaces,
+                            pods: selector,
+                        },
+                        Endpoint::Pod(id),
+                    ) if v < self.namespaces.len() => {
+                        let pod = &*pods[id];
+                        let ok =
+                            *namespace_ok[self.namespaces[v] as usize].get_or_insert_with(|| {
+                                engine.peer_namespace_is(namespaces, &pod.namespace)
+                            });
+                        ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok))
+                    }
+                    _ => engine.peer_matches(peer, endpoint),
+                };
+                if matches {
+                    bits.set(at);
+                }
+            }
+        }
+        bits
     }
 }
 

@@ -139,6 +139,46 @@ fn relabelled(doc: &str, g: &mut Gen) -> Option<String> {
     Some(format!("{}{}{}", &doc[..start], labels(g), &doc[end..]))
 }
 
+/// The policy kinds a retouch may change.
+const POLICY_KINDS: [ObjectKind; 7] = [
+    ObjectKind::NetworkPolicy,
+    ObjectKind::CalicoNetworkPolicy,
+    ObjectKind::CalicoGlobalNetworkPolicy,
+    ObjectKind::AdminNetworkPolicy,
+    ObjectKind::BaselineAdminNetworkPolicy,
+    ObjectKind::CiliumNetworkPolicy,
+    ObjectKind::CiliumClusterwideNetworkPolicy,
+];
+
+/// A policy document with one port number or one label value drawn again: one rule's ports
+/// or peers changed (or the subject's selector), every other rule and the policy's place
+/// kept, as the delta's region (`region.rs`) narrows such a change.
+fn retouched(doc: &str, g: &mut Gen) -> Option<String> {
+    const NUMBERS: [&str; 4] = ["80", "81", "8080", "443"];
+    let alone = |at: usize, len: usize| {
+        let bytes = doc.as_bytes();
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
+        (at == 0 || !word(bytes[at - 1])) && bytes.get(at + len).is_none_or(|&b| !word(b))
+    };
+    let mut spots: Vec<(usize, &str, &[&str])> = Vec::new();
+    for (family, tokens) in [(&NUMBERS[..], &NUMBERS[..]), (&VALUES[..], &VALUES[..])] {
+        for token in tokens {
+            for (at, _) in doc.match_indices(token) {
+                if alone(at, token.len()) && !doc[..at].ends_with("name: ") {
+                    spots.push((at, token, family));
+                }
+            }
+        }
+    }
+    if spots.is_empty() {
+        return None;
+    }
+    let (at, token, family) = spots[g.below(spots.len() as u64) as usize];
+    let others: Vec<&str> = family.iter().copied().filter(|t| *t != token).collect();
+    let by = g.pick(&others);
+    Some(format!("{}{by}{}", &doc[..at], &doc[at + token.len()..]))
+}
+
 fn from_scratch(docs: &Docs) -> Option<Engine> {
     loader_of(docs.iter()).finish().ok().map(Engine::new)
 }
@@ -355,6 +395,22 @@ fn run_sequence(seed: u64, steps: usize) -> (Exercised, Exercised, Exercised) {
             };
             next.insert(key.clone(), doc.clone());
             (loader_of([(&key, &doc)]), Vec::new(), ("relabelled", key))
+        } else if let Some(key) = (g.chance(25))
+            .then(|| {
+                let policies: Vec<&ObjectKey> = (docs.keys())
+                    .filter(|key| POLICY_KINDS.contains(&key.kind))
+                    .collect();
+                (!policies.is_empty())
+                    .then(|| policies[g.below(policies.len() as u64) as usize].clone())
+            })
+            .flatten()
+        {
+            // One rule's ports or peers changed in place.
+            let Some(doc) = retouched(&docs[&key], &mut g) else {
+                continue;
+            };
+            next.insert(key.clone(), doc.clone());
+            (loader_of([(&key, &doc)]), Vec::new(), ("retouched", key))
         } else if !docs.is_empty() && g.chance(30) {
             let keys: Vec<&ObjectKey> = docs.keys().collect();
             let key = keys[g.below(keys.len() as u64) as usize].clone();
@@ -499,7 +555,18 @@ fn incremental_updates_equal_a_fresh_build() {
             kind.as_str()
         );
     }
-    for what in ["created", "replaced", "deleted", "relabelled"] {
+    for kind in [
+        ObjectKind::NetworkPolicy,
+        ObjectKind::CalicoGlobalNetworkPolicy,
+        ObjectKind::AdminNetworkPolicy,
+    ] {
+        assert!(
+            exercised.contains(&("retouched".to_string(), kind.as_str().to_string())),
+            "no {} was retouched (one rule's ports or peers): {exercised:?}",
+            kind.as_str()
+        );
+    }
+    for what in ["created", "replaced", "deleted", "relabelled", "retouched"] {
         assert!(
             exercised.iter().any(|(w, _)| w == what),
             "no object was {what}"

@@ -1,0 +1,423 @@
+//! The region of a policy change: the cells `(source, destination, connection)` whose verdict
+//! can differ when policies are created, replaced or deleted and nothing else changed, and
+//! the subjects whose lines differ inside it.
+//!
+//! # The argument
+//!
+//! One direction's walk at a subject (`walk.rs`) goes down the tiers; in a tier, down the
+//! policies selecting the subject, in order; in a policy, down its rules. Every connection
+//! goes down on its own (the walk is pointwise), and a policy's part in it is its *outcome*
+//! for (subject, peer, connection): *not selected*, *no rule matched*, or the action of the
+//! first rule that matches (Allow, Deny, Pass; Log rules decide nothing). A tier whose end is
+//! Deny also reads whether some policy of it selected the subject: then what no rule decided
+//! is denied at its end (Calico: "If no policy in the tier ... the tier's default action is
+//! applied ... defaults to Deny", <https://docs.tigera.io/calico/latest/network-policy/policy-tiers/tiered-policy>;
+//! Kubernetes: a pod selected by a NetworkPolicy for a direction is isolated, only what
+//! some policy allows is allowed, <https://kubernetes.io/docs/concepts/services-networking/network-policies/#the-two-sorts-of-pod-isolation>;
+//! Cilium: a selected endpoint is in default deny, deny rules take precedence,
+//! <https://docs.cilium.io/en/stable/security/policy/language/#deny-policies>); an admin
+//! tier passes it on (AdminNetworkPolicy: "if no rule matches, the traffic is evaluated by
+//! NetworkPolicy", <https://network-policy-api.sigs.k8s.io/api-overview/>). So a verdict is a
+//! function of the sequence of outcomes and of the tiers' selected bits, and within a tier
+//! *not selected* and *no rule matched* are one outcome when the tier's selected bit is the
+//! same (always for a tier ending in Pass).
+//!
+//! When the pods, their context and the tiers are the same in both engines and every policy
+//! kept is the same compiled object at the same place among the kept ones (`Arc` shared),
+//! put both engines' changed policies into one sequence: between two kept neighbours, the
+//! old ones then the new ones, each *not selected* in the engine that lacks it (a paired old
+//! and new version of one object — same tier, same place, same sort key — share a slot).
+//! The order among kept policies is the same, so for a subject whose tier bits agree, a
+//! cell can differ only at a connection where some changed slot's outcome differs. For a
+//! slot with rule lists `O` (old) and `N` (new, empty when absent) at a subject selected by
+//! both: if the connection and peer match neither `O[r]` nor `N[r]` at every index where the
+//! two rules differ, and both or neither at the others, both take the same first rule (or
+//! none): the outcomes are equal. So the region is, per differing index, the peers of
+//! `O[r]` at its connections and the peers of `N[r]` at its connections; when the two rules
+//! differ only in their port, protocol and port-exclusion conditions (same action, peers and
+//! own-endpoint condition), the peers at the connections one accepts and the other does
+//! not. A subject selected by only one version has that version's every rule as differing
+//! (against *not selected*), unless the tier ends in Deny and no other policy of the tier
+//! selects it in the other engine: then its tier bit differs and its whole line is compared.
+//! Own-endpoint conditions are left out (the region is larger, never smaller).
+//!
+//! Inside the region both engines' cells are evaluated, restricted to the region's
+//! connections ([`LineCells::line_within`]); a subject with a differing cell has its whole
+//! line compared as before (a line is the union of its cells, so a line with no differing
+//! cell is equal). Every other line is equal in both engines.
+
+use crate::connlist::{Interned, NodeCells};
+use crate::connset::ConnSet;
+use crate::decide::PolicyId;
+use crate::eval::{rule_conns, Endpoint, Engine};
+use crate::ir::{Policy, PortMatch, Rule, Tier, TierEnd};
+use crate::line_cells::{Line, LineCells};
+use netfence_model::{PolicyType, WorkloadRef};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// More changed policies than this: the whole lines (the region would cost more to find).
+const MOST_CHANGED: usize = 64;
+
+/// A changed slot: a policy's place in the engine before and/or after, in one tier.
+struct Slot {
+    tier: usize,
+    old: Option<usize>,
+    new: Option<usize>,
+}
+
+/// A part of the region: the nodes some peer of `rule` (of engine `side`) matches, at `ports`.
+struct Rect<'e> {
+    side: usize,
+    rule: &'e Rule,
+    ports: ConnSet,
+}
+
+/// The subjects whose lines can differ, `[ingress, egress]` (by their workloads), when the
+/// change only created, replaced or deleted policies (see the module notes); `None` when it
+/// did more (pods, tiers, a partition or a kept policy's place), or when the region would
+/// not be cheaper than the whole lines.
+pub(crate) fn changed_subjects(
+    before: &Engine,
+    after: &Engine,
+    ranges: &[(std::net::IpAddr, std::net::IpAddr)],
+) -> Option<[BTreeSet<WorkloadRef>; 2]> {
+    let classes = &before.pod_classes().0;
+    if before.inventory().pods().len() != after.inventory().pods().len()
+        || *classes != after.pod_classes().0
+    {
+        return None;
+    }
+    let slots = changed_slots(before.tiers(), after.tiers())?;
+
+    let engines = [before, after];
+    let n = classes.len();
+    let nodes = n + ranges.len();
+    // Per direction: subjects compared whole, and (direction, rects, subjects) groups.
+    let mut whole = [vec![false; n], vec![false; n]];
+    let mut groups: Vec<(usize, Vec<Rect<'_>>, Vec<usize>)> = Vec::new();
+    for slot in &slots {
+        for (d, direction) in [PolicyType::Ingress, PolicyType::Egress]
+            .into_iter()
+            .enumerate()
+        {
+            let rules = |side: usize, place: Option<usize>| -> &[Rule] {
+                place
+                    .and_then(|i| engines[side].tiers()[slot.tier].policies[i].rules(direction))
+                    .unwrap_or(&[])
+            };
+            let (old_rules, new_rules) = (rules(0, slot.old), rules(1, slot.new));
+            let deny_end = before.tiers()[slot.tier].end == TierEnd::Deny;
+            // Subjects selected by both versions, by the old one only, by the new one only.
+            let mut variants: [Vec<usize>; 3] = Default::default();
+            for (c, members) in classes.iter().enumerate() {
+                let rep = members[0];
+                let selects = |side: usize, place: Option<usize>| {
+                    place.is_some_and(|i| {
+                        (engines[side].selecting(rep, direction))
+                            .contains(&PolicyId::new(slot.tier, i))
+                    })
+                };
+                let (old, new) = (selects(0, slot.old), selects(1, slot.new));
+                let v = match (old, new) {
+                    (false, false) => continue,
+                    (true, true) => 0,
+                    (true, false) => 1,
+                    (false, true) => 2,
+                };
+                if v != 0 && deny_end {
+                    let other = engines[usize::from(old)];
+                    let tier_selects =
+                        (other.selecting(rep, direction).iter()).any(|id| id.tier() == slot.tier);
+                    if !tier_selects {
+                        whole[d][c] = true;
+                        continue;
+                    }
+                }
+                variants[v].push(c);
+            }
+            for (v, subjects) in variants.into_iter().enumerate() {
+                if subjects.is_empty() {
+                    continue;
+                }
+                let rects = match v {
+                    0 => rects(engines, old_rules, new_rules),
+                    1 => rects(engines, old_rules, &[]),
+                    _ => rects(engines, &[], new_rules),
+                };
+                groups.push((d, rects, subjects));
+            }
+        }
+    }
+    let cells = [before, after].map(|engine| NodeCells {
+        engine,
+        classes,
+        ranges,
+    });
+    let memos = [LineCells::new(&cells[0]), LineCells::new(&cells[1])];
+    let mut evaluations = Vec::new();
+    for (d, rects, subjects) in &groups {
+        for rect in rects {
+            let others = memos[rect.side].nodes_of(rect.rule);
+            evaluations.push((*d, others, &rect.ports, subjects));
+        }
+    }
+    if !cheaper(&whole, &evaluations, nodes) {
+        return None;
+    }
+    let mut sets = Interned::default();
+    let mut differs = whole;
+    for (d, others, ports, subjects) in evaluations {
+        // Columns for ingress subjects, rows for egress ones; per engine, the peer answers
+        // at `others` kept from line to line.
+        let kind = [Line::Column(0), Line::Row(0)][d];
+        let mut within = memos.each_ref().map(|m| m.within(kind, others.clone()));
+        for &c in subjects {
+            if differs[d][c] {
+                continue;
+            }
+            let line = [Line::Column(c), Line::Row(c)][d];
+            let [old, new] = [0, 1]
+                .map(|side| memos[side].line_within(line, ports, &mut within[side], &mut sets));
+            differs[d][c] = old != new;
+        }
+    }
+    let pods = after.inventory().pods();
+    Some(differs.map(|marked| {
+        (marked.iter().enumerate())
+            .filter(|&(_, &m)| m)
+            .flat_map(|(c, _)| classes[c].iter().map(|&id| pods[id].workload.clone()))
+            .collect()
+    }))
+}
+
+/// Whether evaluating the region costs less than the whole lines of its subjects (every
+/// node against each subject class, as the delta does without it). A cell restricted to
+/// a few ports counts an eighth: its walks are mostly shared between lines
+/// ([`LineCells::line_within`]).
+fn cheaper(
+    whole: &[Vec<bool>; 2],
+    evaluations: &[(usize, Vec<usize>, &ConnSet, &Vec<usize>)],
+    nodes: usize,
+) -> bool {
+    let mut subjects = whole.clone();
+    let mut cost = 0usize;
+    for (d, others, ports, classes) in evaluations {
+        for &c in *classes {
+            subjects[*d][c] = true;
+        }
+        let cells = others.len() * classes.len();
+        cost += if ports.is_all() { cells } else { cells / 8 };
+    }
+    let lines = subjects.iter().flatten().filter(|&&s| s).count();
+    cost == 0 || cost < lines * nodes
+}
+
+/// The changed slots of every tier, or `None` when the tiers differ in number, name or end,
+/// a kept policy moved among the kept ones, or too many changed.
+fn changed_slots(old: &[Tier], new: &[Tier]) -> Option<Vec<Slot>> {
+    if old.len() != new.len() {
+        return None;
+    }
+    let mut slots = Vec::new();
+    for (t, (a, b)) in old.iter().zip(new).enumerate() {
+        if a.name != b.name || a.end != b.end {
+            return None;
+        }
+        let ptrs = |tier: &Tier| -> HashSet<*const Policy> {
+            tier.policies.iter().map(Arc::as_ptr).collect()
+        };
+        let (in_a, in_b) = (ptrs(a), ptrs(b));
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let (mut olds, mut news) = (Vec::new(), Vec::new());
+            while i < a.policies.len() && !in_b.contains(&Arc::as_ptr(&a.policies[i])) {
+                olds.push(i);
+                i += 1;
+            }
+            while j < b.policies.len() && !in_a.contains(&Arc::as_ptr(&b.policies[j])) {
+                news.push(j);
+                j += 1;
+            }
+            // Paired index by index when the segment's old and new sort keys are equal.
+            let paired = olds.len() == news.len()
+                && olds
+                    .iter()
+                    .zip(&news)
+                    .all(|(&i, &j)| a.keys[i] == b.keys[j]);
+            if paired {
+                slots.extend((olds.iter().zip(&news)).map(|(&i, &j)| Slot {
+                    tier: t,
+                    old: Some(i),
+                    new: Some(j),
+                }));
+            } else {
+                slots.extend(olds.iter().map(|&i| Slot {
+                    tier: t,
+                    old: Some(i),
+                    new: None,
+                }));
+                slots.extend(news.iter().map(|&j| Slot {
+                    tier: t,
+                    old: None,
+                    new: Some(j),
+                }));
+            }
+            if slots.len() > MOST_CHANGED {
+                return None;
+            }
+            match (a.policies.get(i), b.policies.get(j)) {
+                (None, None) => break,
+                (Some(p), Some(q)) if Arc::ptr_eq(p, q) => (i, j) = (i + 1, j + 1),
+                _ => return None,
+            }
+        }
+    }
+    Some(slots)
+}
+
+/// The region of one slot's rule lists (`old` of the engine before, `new` of the one after;
+/// empty for a version that does not select the subject): see the module notes.
+fn rects<'e>(engines: [&'e Engine; 2], old: &'e [Rule], new: &'e [Rule]) -> Vec<Rect<'e>> {
+    let mut rects = Vec::new();
+    for r in 0..old.len().max(new.len()) {
+        let (o, n) = (old.get(r), new.get(r));
+        if let (Some(o), Some(n)) = (o, n) {
+            if same(o, n) {
+                continue;
+            }
+            let bounds = (bound(engines[0], o), bound(engines[1], n));
+            if let (true, Some(a), Some(b)) = (same_but_ports(o, n), &bounds.0, &bounds.1) {
+                let ports = a.subtract(b).union(&b.subtract(a));
+                rects.push(Rect {
+                    side: 0,
+                    rule: o,
+                    ports,
+                });
+                continue;
+            }
+        }
+        for (side, rule) in [(0, o), (1, n)] {
+            if let Some(rule) = rule {
+                let ports = bound(engines[side], rule).unwrap_or_else(ConnSet::all);
+                rects.push(Rect { side, rule, ports });
+            }
+        }
+    }
+    rects.retain(|rect| !rect.ports.is_empty());
+    rects
+}
+
+/// Two compiled rules alike (their debug texts: a difference the text does not show would
+/// need a field without it; a text that differs for equal rules only widens the region).
+fn same(a: &Rule, b: &Rule) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// Two rules alike but for their port, protocol and port-exclusion conditions.
+fn same_but_ports(a: &Rule, b: &Rule) -> bool {
+    a.action == b.action
+        && format!("{:?}", a.peers) == format!("{:?}", b.peers)
+        && format!("{:?}", a.local) == format!("{:?}", b.local)
+}
+
+/// The connections `rule` can accept at any destination, when that does not depend on the
+/// destination (no named port, no address family); `None` otherwise.
+fn bound(engine: &Engine, rule: &Rule) -> Option<ConnSet> {
+    let named =
+        (rule.ports.iter().chain(&rule.not_ports)).any(|p| matches!(p, PortMatch::Named(..)));
+    if named || rule.ip_version.is_some() {
+        return None;
+    }
+    let anywhere = Endpoint::Address(std::net::IpAddr::from([0, 0, 0, 0]));
+    Some(rule_conns(rule, engine.inventory(), anywhere))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::Engine;
+    use netfence_model::{Loader, WorkloadRef};
+    use std::collections::BTreeSet;
+
+    const CLUSTER: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: a, labels: {app: web}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: a, labels: {app: db}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: b, labels: {app: client}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100, defaultAction: Deny}
+";
+
+    /// A policy of tier `security` on db: Deny on `ports`, then `rest` (more rules).
+    fn policy(ports: &str, rest: &str) -> String {
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.db}}\nspec:\n  tier: security\n  order: 1\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {{action: Pass, source: {{selector: app == 'web'}}}}\n  - {{action: Deny, protocol: TCP, destination: {{ports: {ports}}}}}\n{rest}"
+        )
+    }
+
+    fn engine(policy: &str) -> Engine {
+        let mut loader = Loader::new();
+        loader.load_str("cluster.yaml", CLUSTER);
+        loader.load_str("policy.yaml", policy);
+        Engine::new(loader.finish().expect("the test cluster loads"))
+    }
+
+    fn names(set: &BTreeSet<WorkloadRef>) -> Vec<&str> {
+        set.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    /// A port added to a Deny rule: the region is every peer (the rule names none) at the
+    /// added port only; when an Allow rule follows, the lines into db change at that port
+    /// (found inside the region); when the tier's end denies it anyway, none changes and no
+    /// subject is left to compare. Either way the delta equals the whole diff.
+    #[test]
+    fn a_port_added_to_a_deny_rule_is_compared_at_that_port() {
+        for (rest, changes) in [("  - {action: Allow}\n", true), ("", false)] {
+            let before = engine(&policy("[5432]", rest));
+            let _ = before.workload_classes();
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", CLUSTER);
+            loader.load_str("policy.yaml", &policy("[5432, 5433]", rest));
+            let inventory = loader.finish().expect("the test cluster loads");
+            let (after, sides, _) = before.rebuilt_sides(inventory.clone());
+            let sides = sides.expect("only a policy changed");
+            let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+            assert_eq!(!whole.is_empty(), changes, "{rest:?}: {whole:?}");
+            assert!(whole.iter().all(|l| l.dst.to_string().contains("db")));
+            let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
+            let [ingress, egress] = super::changed_subjects(&before, &after, &ranges)
+                .expect("a change of one policy in place");
+            let expected: Vec<&str> = if changes { vec!["db"] } else { vec![] };
+            assert_eq!(names(&ingress), expected, "{rest:?}");
+            assert!(egress.is_empty());
+            assert_eq!(
+                crate::delta::diff_sides(&before, &after, Some(&sides)),
+                whole,
+                "{rest:?}"
+            );
+        }
+    }
+}
