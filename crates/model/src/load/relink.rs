@@ -1093,6 +1093,9 @@ spec: {nets: [192.0.2.0/24]}
         let set = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: g, labels: {role: ext}}\nspec: {nets: [198.51.100.0/24]}\n";
         assert!(patched(set, &[]));
         assert!(patched("", &[key(ObjectKind::NetworkSet, Some("a"), "s")]));
+        // A namespaced network set replaced (new labels and nets).
+        let set_a = "apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {name: s, namespace: a, labels: {role: cache}}\nspec: {nets: [192.0.2.0/25]}\n";
+        assert!(patched(set_a, &[]));
         // Several kinds at once, reported in `apply`'s order.
         assert!(patched(
             &format!("{p3}---\n{}---\n{set}", admin("z", 5)),
