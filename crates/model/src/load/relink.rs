@@ -139,14 +139,7 @@ fn in_sorted_order<T: Clone>(
     key: impl Fn(&T) -> ObjectKey,
     order: impl Fn(&T, &T) -> Ordering,
 ) {
-    let gone: HashSet<ObjectKey> = (items.iter().map(&key))
-        .chain(
-            deletions
-                .iter()
-                .filter(|d| kinds.contains(&d.kind))
-                .cloned(),
-        )
-        .collect();
+    let gone = gone_keys(items, deletions, kinds, &key);
     if gone.is_empty() {
         return;
     }
@@ -678,6 +671,24 @@ fn noted<'a>(
     true
 }
 
+/// The keys of the changed objects of one list and of its kinds' deletions: the items a
+/// patch takes out of that list.
+fn gone_keys<T>(
+    changed: &[T],
+    deletions: &[ObjectKey],
+    kinds: &[ObjectKind],
+    key: impl Fn(&T) -> ObjectKey,
+) -> HashSet<ObjectKey> {
+    (changed.iter().map(key))
+        .chain(
+            deletions
+                .iter()
+                .filter(|d| kinds.contains(&d.kind))
+                .cloned(),
+        )
+        .collect()
+}
+
 /// The objects of one list that `changes` and `deletions` leave in place.
 fn kept<'a, T>(
     list: &'a [T],
@@ -686,14 +697,7 @@ fn kept<'a, T>(
     kinds: &[ObjectKind],
     key: impl Fn(&T) -> ObjectKey,
 ) -> Vec<&'a T> {
-    let gone: HashSet<ObjectKey> = (changed.iter().map(&key))
-        .chain(
-            deletions
-                .iter()
-                .filter(|d| kinds.contains(&d.kind))
-                .cloned(),
-        )
-        .collect();
+    let gone = gone_keys(changed, deletions, kinds, &key);
     list.iter()
         .filter(|item| !gone.contains(&key(item)))
         .collect()
