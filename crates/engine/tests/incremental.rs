@@ -323,26 +323,19 @@ fn assert_same_inventory(incremental: &Engine, fresh: &Engine, context: &str) {
 /// same load order: a fresh load of other files orders them otherwise).
 fn assert_same_as_whole(incremental: &Engine, whole: &netfence_model::Inventory, context: &str) {
     let a = incremental.inventory();
-    assert!(
-        a.calico_policies == whole.calico_policies,
-        "Calico policies differ from the whole relink {context}"
-    );
-    assert!(
-        a.admin_policies == whole.admin_policies,
-        "admin policies differ from the whole relink {context}"
-    );
-    assert!(
-        a.cilium_policies == whole.cilium_policies,
-        "Cilium rules differ from the whole relink {context}"
-    );
-    assert!(
-        a.network_sets == whole.network_sets,
-        "network sets differ from the whole relink {context}"
-    );
-    assert!(
-        a.tiers == whole.tiers,
-        "tiers differ from the whole relink {context}"
-    );
+    // Compared with `==`, not `assert_eq!`: the lists' Debug text would be the whole cluster.
+    for (same, what) in [
+        (
+            a.calico_policies == whole.calico_policies,
+            "Calico policies",
+        ),
+        (a.admin_policies == whole.admin_policies, "admin policies"),
+        (a.cilium_policies == whole.cilium_policies, "Cilium rules"),
+        (a.network_sets == whole.network_sets, "network sets"),
+        (a.tiers == whole.tiers, "tiers"),
+    ] {
+        assert!(same, "{what} differ from the whole relink {context}");
+    }
     assert_eq!(
         a.warnings, whole.warnings,
         "warnings differ from the whole relink {context}"
