@@ -349,16 +349,32 @@ impl NodeCells<'_> {
     }
 }
 
-/// `f` of every item, in order, computed on every available core. Items are dealt out
-/// interleaved: the cost of a cell varies by row, so contiguous halves would not balance.
+/// `f` of every item, in order, computed on every available core. Each worker claims the
+/// next item not yet claimed: the cost of an item varies (a cell by row, a line by its
+/// length and walks), so items dealt out in fixed shares would not balance.
 pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, items.len().max(1));
-    let f = &f;
-    let computed: Vec<Vec<R>> = std::thread::scope(|scope| {
+    if workers == 1 {
+        return items.iter().map(f).collect();
+    }
+    let (f, next) = (&f, &AtomicUsize::new(0));
+    let computed: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|w| scope.spawn(move || items.iter().skip(w).step_by(workers).map(f).collect()))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(k) else {
+                            return done;
+                        };
+                        done.push((k, f(item)));
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -366,10 +382,8 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + S
             .collect()
     });
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    for (w, results) in computed.into_iter().enumerate() {
-        for (k, r) in results.into_iter().enumerate() {
-            out[w + k * workers] = Some(r);
-        }
+    for (k, r) in computed.into_iter().flatten() {
+        out[k] = Some(r);
     }
     out.into_iter().flatten().collect()
 }
@@ -387,6 +401,7 @@ const UNKNOWN: u32 = u32::MAX;
 const EMPTY: u32 = 0;
 
 /// Connection sets interned: equal sets share one id (`EMPTY` is the empty set).
+#[derive(Clone)]
 pub(crate) struct Interned {
     pub(crate) sets: Vec<ConnSet>,
     ids: FastMap<ConnSet, u32>,

@@ -754,12 +754,7 @@ impl Engine {
 
     /// Whether a pod peer's namespaces include `namespace`.
     pub(crate) fn peer_namespace_is(&self, namespaces: &NamespaceMatch, namespace: &str) -> bool {
-        match namespaces {
-            NamespaceMatch::Named(name) => name == namespace,
-            NamespaceMatch::Selector(selector) => {
-                selector.matches(self.inventory.namespace_labels(namespace))
-            }
-        }
+        namespaces.matches(namespace, || self.inventory.namespace_labels(namespace))
     }
 
     fn peer_is(&self, peer: &Peer, endpoint: Endpoint) -> bool {

@@ -262,6 +262,21 @@ pub enum NamespaceMatch {
     Selector(LabelSelector),
 }
 
+impl NamespaceMatch {
+    /// Whether namespace `name` is one of these namespaces; `labels` gives its labels (asked
+    /// only of a selector).
+    pub fn matches<'l>(
+        &self,
+        name: &str,
+        labels: impl FnOnce() -> &'l netfence_selector::Labels,
+    ) -> bool {
+        match self {
+            NamespaceMatch::Named(named) => named == name,
+            NamespaceMatch::Selector(selector) => selector.matches(labels()),
+        }
+    }
+}
+
 /// A peer of a rule.
 #[derive(Clone, Debug)]
 pub enum Peer {

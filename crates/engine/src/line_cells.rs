@@ -42,6 +42,16 @@ pub(crate) enum Line {
     Column(usize),
 }
 
+/// A line's fixed node, the direction of its walk (the other node its peer) and that of the
+/// other nodes' walks (the fixed node their peer): a row's fixed source walks egress, a
+/// column's fixed destination ingress.
+fn directions(line: Line) -> (usize, Direction, Direction) {
+    match line {
+        Line::Row(x) => (x, PolicyType::Egress, PolicyType::Ingress),
+        Line::Column(y) => (y, PolicyType::Ingress, PolicyType::Egress),
+    }
+}
+
 /// A line's cells: set ids (into `sets`) in the order of the nodes asked.
 pub(crate) struct LineSets {
     pub(crate) ids: Vec<u32>,
@@ -55,9 +65,10 @@ pub(crate) struct LineCells<'a> {
     endpoints: Vec<Endpoint>,
     /// Per node: bit 0 an IPv4 address, bit 1 an IPv6 address, bit 2 the first is IPv6.
     families: Vec<u8>,
-    /// Per class node: its namespace, numbered (`namespace_count` of them).
+    /// Per class node: its namespace, numbered.
     namespaces: Vec<u32>,
-    namespace_count: usize,
+    /// Per namespace number: its name.
+    namespace_names: Vec<&'a str>,
 }
 
 impl<'a> LineCells<'a> {
@@ -87,7 +98,11 @@ impl<'a> LineCells<'a> {
             })
             .collect();
         // Namespaces numbered by name (pods of one namespace are mostly neighbours).
-        let mut numbers: FastMap<&str, u32> = FastMap::default();
+        let mut numbers: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(
+            cells.engine.inventory().namespaces().len(),
+            Default::default(),
+        );
+        let mut namespace_names: Vec<&str> = Vec::new();
         let mut last: Option<(&str, u32)> = None;
         let namespaces = cells.classes[..]
             .iter()
@@ -97,7 +112,10 @@ impl<'a> LineCells<'a> {
                     Some((name, number)) if name == namespace => number,
                     _ => {
                         let next = index_u32(numbers.len());
-                        let number = *numbers.entry(namespace).or_insert(next);
+                        let number = *numbers.entry(namespace).or_insert_with(|| {
+                            namespace_names.push(namespace);
+                            next
+                        });
                         last = Some((namespace, number));
                         number
                     }
@@ -109,90 +127,31 @@ impl<'a> LineCells<'a> {
             endpoints,
             families,
             namespaces,
-            namespace_count: numbers.len(),
+            namespace_names,
         }
     }
 
-    /// The peer keys of every node against the fixed `subject`'s walk in `direction`
-    /// (numbered densely; a row's walk is egress, whose destination is the peer).
-    fn peer_keys(&self, subject: PodId, direction: Direction) -> Vec<u32> {
+    /// The peer keys of `others` against the fixed `subject`'s walk in `direction` (numbered
+    /// densely; a row's walk is egress, whose destination is the peer): only the rules whose
+    /// `local` condition matches the subject read anything of the peer.
+    fn peer_keys(&self, subject: PodId, direction: Direction, others: &[usize]) -> Vec<u32> {
         let engine = self.cells.engine;
-        let nodes = self.endpoints.len();
-        let mut keys = Keys {
-            of: vec![0; nodes],
-            count: 1,
-        };
+        let rules: Vec<&Rule> =
+            selected_rules(engine, engine.selecting(subject, direction), direction)
+                .filter(|rule| {
+                    (rule.local.as_ref())
+                        .is_none_or(|local| engine.peer_matches(local, Endpoint::Pod(subject)))
+                })
+                .collect();
         let destination_is_peer = direction == PolicyType::Egress;
-        for rule in selected_rules(engine, engine.selecting(subject, direction), direction) {
-            if let Some(local) = &rule.local {
-                if !engine.peer_matches(local, Endpoint::Pod(subject)) {
-                    // The rule matches no peer of this subject.
-                    continue;
-                }
-            }
-            if !rule.peers.is_empty() {
-                keys.refine_bits(&self.rule_nodes(rule));
-            }
-            if destination_is_peer {
-                if rule.ip_version.is_some() {
-                    keys.refine(|v| u32::from(self.families[v] >> 2));
-                }
-                for port in rule.ports.iter().chain(&rule.not_ports) {
-                    if let PortMatch::Named(protocol, name) = port {
-                        keys.refine(|v| named_value(engine, self.endpoints[v], *protocol, name));
-                    }
-                }
-            }
-        }
-        keys.of
-    }
-
-    /// The nodes some peer of `rule` matches, asked of each node's endpoint (a pod peer's
-    /// namespace condition once per namespace).
-    fn rule_nodes(&self, rule: &Rule) -> BitSet {
-        let engine = self.cells.engine;
-        let pods = engine.inventory().pods();
-        let mut bits = BitSet::new(self.endpoints.len(), false);
-        let mut namespace_ok: Vec<Option<bool>> = Vec::new();
-        for peer in &rule.peers {
-            if let Peer::Pods {
-                namespaces,
-                pods: selector,
-            } = peer
-            {
-                namespace_ok.clear();
-                namespace_ok.resize(self.namespace_count, None);
-                for (v, &namespace) in self.namespaces.iter().enumerate() {
-                    let Endpoint::Pod(id) = self.endpoints[v] else {
-                        break;
-                    };
-                    let pod = &*pods[id];
-                    let ok = *namespace_ok[namespace as usize].get_or_insert_with(|| {
-                        engine.peer_namespace_is(namespaces, &pod.namespace)
-                    });
-                    if ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok)) {
-                        bits.set(v);
-                    }
-                }
-                continue;
-            }
-            for (v, &endpoint) in self.endpoints.iter().enumerate() {
-                if engine.peer_matches(peer, endpoint) {
-                    bits.set(v);
-                }
-            }
-        }
-        bits
+        self.keys_of_rules(&rules, destination_is_peer, others, &mut FastMap::default())
     }
 
     /// The cells of `line` against `others` (nodes), in that order.
     pub(crate) fn line(&self, line: Line, others: &[usize]) -> LineSets {
         let engine = self.cells.engine;
         let n = self.cells.classes.len();
-        let (fixed, peer_direction, subject_direction) = match line {
-            Line::Row(x) => (x, PolicyType::Egress, PolicyType::Ingress),
-            Line::Column(y) => (y, PolicyType::Ingress, PolicyType::Egress),
-        };
+        let (fixed, peer_direction, subject_direction) = directions(line);
         let mut sets = Interned::default();
         let Endpoint::Pod(rep) = self.endpoints[fixed] else {
             // A line of an external range: cell by cell.
@@ -209,7 +168,7 @@ impl<'a> LineCells<'a> {
             };
         };
         let fixed_endpoint = Endpoint::Pod(rep);
-        let peers = self.peer_keys(rep, peer_direction);
+        let peers = self.peer_keys(rep, peer_direction, others);
         let mut subjects = SubjectKeys::new(subject_direction);
         let all = sets.intern(ConnSet::all());
         // Walk results by key number (`u32::MAX`: not walked yet), intersections by pair.
@@ -219,7 +178,8 @@ impl<'a> LineCells<'a> {
         let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
         let ids = others
             .iter()
-            .map(|&other| {
+            .enumerate()
+            .map(|(at, &other)| {
                 let (x, y) = match line {
                     Line::Row(x) => (x, other),
                     Line::Column(y) => (other, y),
@@ -233,13 +193,8 @@ impl<'a> LineCells<'a> {
                 let other_endpoint = self.endpoints[other];
                 // The fixed class's walk against `other` as a peer; when it allows nothing,
                 // so does the cell (the intersection of both walks).
-                let peer_walk = cached(&mut by_peer, peers[other], &mut sets, || match line {
-                    Line::Row(_) => {
-                        engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
-                    }
-                    Line::Column(_) => {
-                        engine.walk_set(PolicyType::Ingress, rep, other_endpoint, fixed_endpoint)
-                    }
+                let peer_walk = cached(&mut by_peer, peers[at], &mut sets, || {
+                    walk(engine, peer_direction, rep, other_endpoint)
                 });
                 if peer_walk == 0 {
                     return 0;
@@ -251,19 +206,8 @@ impl<'a> LineCells<'a> {
                         if by_subject.len() <= key {
                             by_subject.resize(key + 1, u32::MAX);
                         }
-                        cached(&mut by_subject, key as u32, &mut sets, || match line {
-                            Line::Row(_) => engine.walk_set(
-                                PolicyType::Ingress,
-                                subject,
-                                fixed_endpoint,
-                                other_endpoint,
-                            ),
-                            Line::Column(_) => engine.walk_set(
-                                PolicyType::Egress,
-                                subject,
-                                fixed_endpoint,
-                                fixed_endpoint,
-                            ),
+                        cached(&mut by_subject, key as u32, &mut sets, || {
+                            walk(engine, subject_direction, subject, fixed_endpoint)
                         })
                     }
                     _ => all,
@@ -303,10 +247,7 @@ impl<'a> LineCells<'a> {
     /// The cache of [`LineCells::line_within`] for lines of `kind` (the line's direction
     /// only: `Line::Row(0)` for rows, `Line::Column(0)` for columns) at the nodes `others`.
     pub(crate) fn within(&self, kind: Line, others: Vec<usize>) -> Within<'a> {
-        let subject_direction = match kind {
-            Line::Row(_) => PolicyType::Ingress,
-            Line::Column(_) => PolicyType::Egress,
-        };
+        let (_, _, subject_direction) = directions(kind);
         Within {
             others,
             rule_bits: FastMap::default(),
@@ -321,8 +262,9 @@ impl<'a> LineCells<'a> {
         if rule.peers.is_empty() {
             return (0..self.endpoints.len()).collect();
         }
-        let bits = self.rule_nodes(rule);
-        (0..self.endpoints.len()).filter(|&v| bits.get(v)).collect()
+        let nodes: Vec<usize> = (0..self.endpoints.len()).collect();
+        let bits = self.rule_nodes_at(rule, &nodes);
+        nodes.into_iter().filter(|&v| bits.get(v)).collect()
     }
 
     /// The cells of `line` against `within`'s nodes, each intersected with `ports`, as ids
@@ -346,10 +288,7 @@ impl<'a> LineCells<'a> {
     ) -> Vec<u32> {
         let engine = self.cells.engine;
         let n = self.cells.classes.len();
-        let (fixed, peer_direction) = match line {
-            Line::Row(x) => (x, PolicyType::Egress),
-            Line::Column(y) => (y, PolicyType::Ingress),
-        };
+        let (fixed, peer_direction, subject_direction) = directions(line);
         let compute = |x: usize, y: usize| self.cells.compute(x, y).intersect(ports);
         let Endpoint::Pod(rep) = self.endpoints[fixed] else {
             return (within.others.iter())
@@ -427,18 +366,7 @@ impl<'a> LineCells<'a> {
                 }
                 let other_endpoint = self.endpoints[other];
                 let peer_walk = cached(&mut by_peer, peers[at], sets, || {
-                    match line {
-                        Line::Row(_) => {
-                            engine.walk_set(PolicyType::Egress, rep, other_endpoint, other_endpoint)
-                        }
-                        Line::Column(_) => engine.walk_set(
-                            PolicyType::Ingress,
-                            rep,
-                            other_endpoint,
-                            fixed_endpoint,
-                        ),
-                    }
-                    .intersect(ports)
+                    walk(engine, peer_direction, rep, other_endpoint).intersect(ports)
                 });
                 if peer_walk == 0 {
                     return 0;
@@ -453,21 +381,8 @@ impl<'a> LineCells<'a> {
                             by_subject.resize(key + 1, u32::MAX);
                         }
                         cached(&mut by_subject, key as u32, sets, || {
-                            match line {
-                                Line::Row(_) => engine.walk_set(
-                                    PolicyType::Ingress,
-                                    subject,
-                                    fixed_endpoint,
-                                    other_endpoint,
-                                ),
-                                Line::Column(_) => engine.walk_set(
-                                    PolicyType::Egress,
-                                    subject,
-                                    fixed_endpoint,
-                                    fixed_endpoint,
-                                ),
-                            }
-                            .intersect(ports)
+                            walk(engine, subject_direction, subject, fixed_endpoint)
+                                .intersect(ports)
                         })
                     }
                     _ => all,
@@ -520,36 +435,41 @@ impl<'a> LineCells<'a> {
         keys.of
     }
 
-    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; as
-    /// [`LineCells::rule_nodes`], a pod peer's namespace condition once per namespace).
+    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; a pod peer's
+    /// namespace condition asked once per namespace).
     fn rule_nodes_at(&self, rule: &Rule, others: &[usize]) -> BitSet {
         let engine = self.cells.engine;
         let pods = engine.inventory().pods();
         let mut bits = BitSet::new(others.len(), false);
         let mut namespace_ok: Vec<Option<bool>> = Vec::new();
         for peer in &rule.peers {
-            namespace_ok.clear();
-            namespace_ok.resize(self.namespace_count, None);
-            for (at, &v) in others.iter().enumerate() {
-                let endpoint = self.endpoints[v];
-                let matches = match (peer, endpoint) {
-                    (
-                        Peer::Pods {
-                            namespaces,
-                            pods: selector,
-                        },
-                        Endpoint::Pod(id),
-                    ) if v < self.namespaces.len() => {
-                        let pod = &*pods[id];
-                        let ok =
-                            *namespace_ok[self.namespaces[v] as usize].get_or_insert_with(|| {
-                                engine.peer_namespace_is(namespaces, &pod.namespace)
-                            });
-                        ok && engine.pod_peer_is(namespaces, selector, pod, Some(ok))
+            let Peer::Pods {
+                namespaces,
+                pods: selector,
+            } = peer
+            else {
+                for (at, &v) in others.iter().enumerate() {
+                    if engine.peer_matches(peer, self.endpoints[v]) {
+                        bits.set(at);
                     }
-                    _ => engine.peer_matches(peer, endpoint),
+                }
+                continue;
+            };
+            namespace_ok.clear();
+            namespace_ok.resize(self.namespace_names.len(), None);
+            for (at, &v) in others.iter().enumerate() {
+                // Only class nodes are pods (an external range matches no pod peer).
+                let (Some(&number), Endpoint::Pod(id)) =
+                    (self.namespaces.get(v), self.endpoints[v])
+                else {
+                    continue;
                 };
-                if matches {
+                let number = number as usize;
+                let ok = *namespace_ok[number].get_or_insert_with(|| {
+                    let name = self.namespace_names[number];
+                    namespaces.matches(name, || engine.inventory().namespace_labels(name))
+                });
+                if ok && engine.pod_peer_is(namespaces, selector, &pods[id], Some(ok)) {
                     bits.set(at);
                 }
             }
@@ -567,9 +487,12 @@ struct SubjectKeys<'e> {
     direction: Direction,
     /// Per list: its key when its rules read nothing else of the subject, else the reads.
     lists: FastMap<usize, (u32, Option<Reads<'e>>)>,
-    policies: FastMap<PolicyId, Reads<'e>>,
-    keys: FastMap<(u32, Vec<u32>), u32>,
+    /// Per list key and answers (`[list key, answers...]`): the subject key.
+    keys: FastMap<Vec<u32>, u32>,
     count: u32,
+    /// The answers of the node asked last (reused, so that a key already known allocates
+    /// nothing).
+    values: Vec<u32>,
 }
 
 impl<'e> SubjectKeys<'e> {
@@ -577,9 +500,9 @@ impl<'e> SubjectKeys<'e> {
         SubjectKeys {
             direction,
             lists: FastMap::default(),
-            policies: FastMap::default(),
             keys: FastMap::default(),
             count: 0,
+            values: Vec::new(),
         }
     }
 
@@ -592,14 +515,11 @@ impl<'e> SubjectKeys<'e> {
         let direction = self.direction;
         let destination_is_subject = direction == PolicyType::Ingress;
         let list = engine.selecting(rep, direction);
-        let (policies, count) = (&mut self.policies, &mut self.count);
+        let count = &mut self.count;
         let (key, reads) = self.lists.entry(list.as_ptr() as usize).or_insert_with(|| {
             let mut reads = Reads::default();
             for &id in list {
-                let of = policies
-                    .entry(id)
-                    .or_insert_with(|| Reads::of(engine, id, direction, destination_is_subject));
-                reads.extend(of);
+                reads.add(engine, id, direction, destination_is_subject);
             }
             *count += 1;
             (*count - 1, (!reads.is_empty()).then_some(reads))
@@ -607,14 +527,29 @@ impl<'e> SubjectKeys<'e> {
         match reads {
             None => *key,
             Some(reads) => {
-                let values = reads.values(engine, memo.endpoints[x], memo.families[x]);
-                *self.keys.entry((*key, values)).or_insert_with(|| {
-                    *count += 1;
-                    *count - 1
-                })
+                let values = &mut self.values;
+                values.clear();
+                values.push(*key);
+                reads.values(engine, memo.endpoints[x], memo.families[x], values);
+                if let Some(&known) = self.keys.get(values.as_slice()) {
+                    return known;
+                }
+                *count += 1;
+                self.keys.insert(values.clone(), *count - 1);
+                *count - 1
             }
         }
     }
+}
+
+/// The walk of `subject` in `direction` against `peer`, as a line's cell reads it: the
+/// destination is the peer on egress and the subject itself on ingress.
+fn walk(engine: &Engine, direction: Direction, subject: PodId, peer: Endpoint) -> ConnSet {
+    let destination = match direction {
+        PolicyType::Egress => peer,
+        PolicyType::Ingress => Endpoint::Pod(subject),
+    };
+    engine.walk_set(direction, subject, peer, destination)
 }
 
 /// The walk result for key `key`, walked on first use.
@@ -651,14 +586,15 @@ struct Reads<'e> {
 }
 
 impl<'e> Reads<'e> {
-    /// What the rules of policy `id` read.
-    fn of(
+    /// Add what the rules of policy `id` read.
+    fn add(
+        &mut self,
         engine: &'e Engine,
         id: PolicyId,
         direction: Direction,
         destination_is_subject: bool,
-    ) -> Reads<'e> {
-        let mut reads = Reads::default();
+    ) {
+        let reads = self;
         let rules = engine.tiers()[id.tier()].policies[id.index()]
             .rules(direction)
             .unwrap_or(&[]);
@@ -675,38 +611,23 @@ impl<'e> Reads<'e> {
                 }
             }
         }
-        reads
     }
 
     fn is_empty(&self) -> bool {
         self.locals.is_empty() && !self.family && self.named.is_empty()
     }
 
-    /// These reads and `other`'s.
-    fn extend(&mut self, other: &Reads<'e>) {
-        self.locals.extend_from_slice(&other.locals);
-        self.family |= other.family;
-        for named in &other.named {
-            if !self.named.contains(named) {
-                self.named.push(*named);
-            }
-        }
-    }
-
-    /// The answers of `endpoint` (a subject with these reads).
-    fn values(&self, engine: &Engine, endpoint: Endpoint, families: u8) -> Vec<u32> {
-        let mut values: Vec<u32> = self
-            .locals
-            .iter()
-            .map(|local| u32::from(engine.peer_matches(local, endpoint)))
-            .collect();
+    /// The answers of `endpoint` (a subject with these reads), appended to `values`.
+    fn values(&self, engine: &Engine, endpoint: Endpoint, families: u8, values: &mut Vec<u32>) {
+        values.extend(
+            (self.locals.iter()).map(|local| u32::from(engine.peer_matches(local, endpoint))),
+        );
         if self.family {
             values.push(u32::from(families >> 2));
         }
         for &(protocol, name) in &self.named {
             values.push(named_value(engine, endpoint, protocol, name));
         }
-        values
     }
 }
 
