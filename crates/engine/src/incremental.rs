@@ -1022,16 +1022,29 @@ impl Engine {
                 }
             }
         }
+        // Pods that shared a list and gain the same policies share the new list: one
+        // allocation per distinct (list, policies added), not per pod.
+        // (The old list is kept in the memo, so its address names it throughout.)
+        let mut extended: FastMap<(usize, Vec<PolicyId>), (Selection, Selection)> =
+            FastMap::default();
         for (id, lists) in added {
             for (direction, extra) in lists.into_iter().enumerate() {
                 if extra.is_empty() {
                     continue;
                 }
                 let mut lists = selecting[id].clone();
-                let mut list: Vec<PolicyId> = lists[direction].to_vec();
-                list.extend(extra);
-                list.sort_unstable();
-                lists[direction] = Arc::from(list);
+                let old = &lists[direction];
+                let list = extended
+                    .entry((old.as_ptr() as usize, extra))
+                    .or_insert_with_key(|(_, extra)| {
+                        let mut list: Vec<PolicyId> = old.to_vec();
+                        list.extend_from_slice(extra);
+                        list.sort_unstable();
+                        (old.clone(), Arc::from(list))
+                    })
+                    .1
+                    .clone();
+                lists[direction] = list;
                 selecting.set(id, lists);
             }
         }
@@ -1099,10 +1112,18 @@ impl Engine {
         // With no old (new) policy changed, no old (new) list names one: only the pods gone
         // (changed) are marked on that side, not every pod's lists read (a policy created or
         // deleted).
+        // Each distinct list (pods of a workload mostly share one allocation) is read once.
+        let names_changed =
+            |memo: &mut FastMap<usize, bool>, list: &Selection, changed: &[Vec<bool>]| {
+                *memo
+                    .entry(list.as_ptr() as usize)
+                    .or_insert_with(|| list.iter().any(|id| changed[id.tier()][id.index()]))
+            };
         if (map.old_changed.iter().flatten()).any(|&c| c) {
+            let mut memo = FastMap::default();
             for (id, pod) in old.pods().iter().enumerate() {
                 let changed = (self.selecting[id].each_ref())
-                    .map(|list| list.iter().any(|id| map.old_changed[id.tier()][id.index()]));
+                    .map(|list| names_changed(&mut memo, list, &map.old_changed[..]));
                 sides.mark(&pod.workload, !pods.kept[id], changed);
             }
         } else {
@@ -1111,9 +1132,10 @@ impl Engine {
             }
         }
         if (map.new_changed.iter().flatten()).any(|&c| c) {
+            let mut memo = FastMap::default();
             for (id, pod) in inventory.pods().iter().enumerate() {
                 let changed = (selecting[id].each_ref())
-                    .map(|list| list.iter().any(|id| map.new_changed[id.tier()][id.index()]));
+                    .map(|list| names_changed(&mut memo, list, &map.new_changed[..]));
                 sides.mark(&pod.workload, pods.dirty[id], changed);
             }
         } else {
