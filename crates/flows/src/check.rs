@@ -228,20 +228,20 @@ struct Outcome {
     egress_allowed: bool,
     group_denied: bool,
     decided_by: Option<Arc<str>>,
-    /// Set when only the verdict is known (from the engine's [`VerdictIndex`]): the
-    /// connection to ask the engine about for the egress side and the deciding policy, when
-    /// a mismatch or a row needs them ([`Checker::settle`]).
-    pending: Option<Pending>,
 }
 
-/// A connection between two pods whose explanation has not been asked for yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Pending {
-    class: ConnectionClass,
-    src: usize,
-    dst: usize,
-    protocol: Protocol,
-    port: u16,
+/// An outcome as the outcome table holds it, in 8 bytes (a table of 100,000 outcomes stays
+/// in the CPU's second-level cache): the verdict bits ([`ALLOWED`], [`EGRESS_ALLOWED`],
+/// [`GROUP_DENIED`], [`PENDING`]) and the deciding policy's name (0: none, else 1 + its
+/// index in [`Checker::names`]). [`PENDING`]: only the verdict is known (from the engine's
+/// [`VerdictIndex`], for a connection class between two pods); the egress side and the
+/// deciding policy are asked of the engine when a mismatch or a row needs them
+/// ([`Checker::settle`], for the connection at hand: every connection of the class gets the
+/// same explanation, [`ConnectionClass`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Stored {
+    bits: u8,
+    name: u32,
 }
 
 /// After this many explanations a checker takes verdicts between pods from the engine's
@@ -298,7 +298,6 @@ impl Outcome {
         (u8::from(self.allowed) * ALLOWED)
             | (u8::from(self.egress_allowed) * EGRESS_ALLOWED)
             | (u8::from(self.group_denied) * GROUP_DENIED)
-            | (u8::from(self.pending.is_some()) * PENDING)
     }
 }
 
@@ -815,15 +814,20 @@ pub struct Checker<'e> {
     /// Counted mismatches of connections that left the front cache, to be handed on
     /// ([`Checker::counting`]).
     counted: Vec<(CheckedFlow, u64)>,
-    /// The distinct outcomes (verdict, deciding policy), which the front cache points into.
-    outcomes: Vec<Outcome>,
+    /// The outcomes (verdict, deciding policy), which the front cache points into: one per
+    /// connection class between pods, and one per distinct outcome otherwise.
+    outcomes: Vec<Stored>,
     outcome_index: FastMap<Outcome, u32>,
+    /// The deciding policies' names of [`Stored::name`], each once by its address (the
+    /// checker makes one name per policy; kept here, so that an address stays its own).
+    names: Vec<Arc<str>>,
+    name_index: FastMap<usize, u32>,
     /// Every pod's declared (protocol, port)s, pod after pod: pod `id`'s from
     /// `declared_starts[id]` to `declared_starts[id + 1]`.
     declared_ports: Vec<(Protocol, u16)>,
     declared_starts: Vec<u32>,
     /// The outcome of each connection class between two pods not denied by security
-    /// groups (explained, or pending: [`Outcome::pending`]).
+    /// groups (explained, or [`PENDING`]).
     class_outcomes: FastMap<ConnectionClass, u32>,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
@@ -867,6 +871,8 @@ impl<'e> Checker<'e> {
             counted: Vec::new(),
             outcomes: Vec::new(),
             outcome_index: FastMap::default(),
+            names: Vec::new(),
+            name_index: FastMap::default(),
             class_outcomes: FastMap::default(),
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
@@ -1197,13 +1203,13 @@ impl<'e> Checker<'e> {
             port: judged.port,
             observed,
             policy: outcome.map(|o| {
-                if o.allowed {
+                if o.bits & ALLOWED != 0 {
                     Judgement::Allow
                 } else {
                     Judgement::Deny
                 }
             }),
-            decided_by: outcome.and_then(|o| o.decided_by.clone()),
+            decided_by: outcome.and_then(|o| self.name(o.name)),
             mismatch: judged.mismatch,
         }
     }
@@ -1359,7 +1365,6 @@ impl<'e> Checker<'e> {
             egress_allowed: decision.egress_allowed,
             group_denied: group_denial.is_some(),
             decided_by: group_denial.or(decision.decided_by),
-            pending: None,
         };
         resolved.outcome = self.intern(outcome);
         resolved.verdict = self.verdict_bits(resolved.outcome);
@@ -1385,20 +1390,9 @@ impl<'e> Checker<'e> {
             let allowed =
                 self.index
                     .allowed(Endpoint::Pod(src), Endpoint::Pod(dst), protocol, port);
-            self.push_outcome(Outcome {
-                allowed,
-                // Not known until explained (`settle`).
-                egress_allowed: allowed,
-                group_denied: false,
-                decided_by: None,
-                pending: Some(Pending {
-                    class,
-                    src,
-                    dst,
-                    protocol,
-                    port,
-                }),
-            })
+            // The egress side is not known until explained (`settle`).
+            let bits = (u8::from(allowed) * (ALLOWED | EGRESS_ALLOWED)) | PENDING;
+            self.push_outcome(Stored { bits, name: 0 })
         } else {
             let decision = self.decide(
                 Endpoint::Pod(src),
@@ -1411,7 +1405,6 @@ impl<'e> Checker<'e> {
                 egress_allowed: decision.egress_allowed,
                 group_denied: false,
                 decided_by: decision.decided_by,
-                pending: None,
             })
         };
         // Bounded like the other caches; cleared with the outcome table it points into.
@@ -1422,48 +1415,77 @@ impl<'e> Checker<'e> {
     fn verdict_bits(&self, index: u32) -> u8 {
         self.outcomes
             .get(index as usize)
-            .map_or(0, Outcome::verdict_bits)
+            .map_or(0, |stored| stored.bits)
+    }
+
+    /// The deciding policy's name of [`Stored::name`] `name`.
+    fn name(&self, name: u32) -> Option<Arc<str>> {
+        let at = usize::try_from(name.checked_sub(1)?).ok()?;
+        self.names.get(at).cloned()
+    }
+
+    /// The [`Stored::name`] of `decided_by` (its address, kept in [`Checker::names`]).
+    fn name_of(&mut self, decided_by: Option<Arc<str>>) -> u32 {
+        let Some(name) = decided_by else {
+            return 0;
+        };
+        let address = Arc::as_ptr(&name).cast::<u8>() as usize;
+        if let Some(&at) = self.name_index.get(&address) {
+            return at;
+        }
+        self.names.push(name);
+        let at = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.name_index.insert(address, at);
+        at
     }
 
     /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
     /// in place (the front cache's entries point to it by index). The verdict is known (the
     /// index's), so the engine walks only the side that decided ([`VerdictIndex::decide`]).
-    fn settle(&mut self, index: u32) {
-        let Some(pending) = self
-            .outcomes
-            .get(index as usize)
-            .and_then(|outcome| outcome.pending)
-        else {
+    /// The connection asked about is the flow's at hand (`resolved`'s pods, `protocol`,
+    /// `port`): a pending outcome is one connection class's, whose connections all get the
+    /// same explanation ([`ConnectionClass`]).
+    fn settle(
+        &mut self,
+        index: u32,
+        resolved: &Resolved,
+        protocol: Option<Protocol>,
+        port: Option<u16>,
+    ) {
+        let pending = self.verdict_bits(index) & PENDING != 0;
+        if !pending || resolved.src == NO_POD || resolved.dst == NO_POD {
+            return;
+        }
+        let (src, dst) = (resolved.src as usize, resolved.dst as usize);
+        let (Some(protocol), Some(port)) = (protocol, port) else {
             return;
         };
-        let decision = match self.class_cache.get(&pending.class) {
+        let Some(class) = self.index.connection_class(src, dst, protocol, port) else {
+            return;
+        };
+        let decision = match self.class_cache.get(&class) {
             Some(decision) => decision.clone(),
             None => {
                 self.stats.verdicts += 1;
                 self.explained += 1;
-                let deciding =
-                    self.index
-                        .decide(pending.src, pending.dst, pending.protocol, pending.port);
+                let deciding = self.index.decide(src, dst, protocol, port);
                 let decision = Decision {
                     allowed: deciding.allowed,
                     egress_allowed: deciding.egress_allowed,
                     decided_by: self.policy_name(deciding.policy),
                 };
                 // Kept per class as `decide` keeps it.
-                remember(&mut self.class_cache, pending.class, decision.clone());
+                remember(&mut self.class_cache, class, decision.clone());
                 decision
             }
         };
-        if let Some(outcome) = self.outcomes.get_mut(index as usize) {
+        let name = self.name_of(decision.decided_by);
+        if let Some(stored) = self.outcomes.get_mut(index as usize) {
             // The index answers as the engine does (engine tests/lookup.rs).
-            debug_assert_eq!(outcome.allowed, decision.allowed);
-            *outcome = Outcome {
-                allowed: decision.allowed,
-                egress_allowed: decision.egress_allowed,
-                group_denied: false,
-                decided_by: decision.decided_by,
-                pending: None,
-            };
+            debug_assert_eq!(stored.bits & ALLOWED != 0, decision.allowed);
+            let bits = (u8::from(decision.allowed) * ALLOWED)
+                | (u8::from(decision.egress_allowed) * EGRESS_ALLOWED);
+            *stored = Stored { bits, name };
         }
     }
 
@@ -1473,14 +1495,20 @@ impl<'e> Checker<'e> {
         if let Some(&index) = self.outcome_index.get(&outcome) {
             return index;
         }
-        let index = self.push_outcome(outcome.clone());
+        let bits = outcome.verdict_bits();
+        // The name of a table that starts again is that table's.
+        let index = self.push_outcome(Stored::default());
+        let name = self.name_of(outcome.decided_by.clone());
+        if let Some(stored) = self.outcomes.get_mut(index as usize) {
+            *stored = Stored { bits, name };
+        }
         self.outcome_index.insert(outcome, index);
         index
     }
 
-    /// Add `outcome` to the table (when full, the table starts again, and so do the front
-    /// cache and the maps that point into it).
-    fn push_outcome(&mut self, outcome: Outcome) -> u32 {
+    /// Add `stored` to the table (when full, the table starts again, and so do the front
+    /// cache, the names and the maps that point into it).
+    fn push_outcome(&mut self, stored: Stored) -> u32 {
         if self.outcomes.len() >= MAX_CACHED_VERDICTS {
             // The front cache's counted mismatches first: their rows read the outcomes.
             let mut counted = std::mem::take(&mut self.counted);
@@ -1488,11 +1516,13 @@ impl<'e> Checker<'e> {
             self.counted = counted;
             self.outcomes.clear();
             self.outcome_index.clear();
+            self.names.clear();
+            self.name_index.clear();
             self.class_outcomes.clear();
             self.front.clear();
         }
         let index = u32::try_from(self.outcomes.len()).unwrap_or(NOT_JUDGED - 1);
-        self.outcomes.push(outcome);
+        self.outcomes.push(stored);
         index
     }
 
@@ -1530,7 +1560,7 @@ impl<'e> Checker<'e> {
         let at_egress = flow.observed_at == Some(ObservedAt::Egress);
         if pending && (explain == Explain::Always || at_egress) {
             // Settling puts the explanation in place: the index still holds.
-            self.settle(index);
+            self.settle(index, resolved, ported, flow.dst_port);
             pending = false;
         }
         if bits & GROUP_DENIED != 0 {
@@ -1541,7 +1571,7 @@ impl<'e> Checker<'e> {
             (true, true) => self
                 .outcomes
                 .get(index as usize)
-                .is_some_and(|outcome| outcome.egress_allowed),
+                .is_some_and(|stored| stored.bits & EGRESS_ALLOWED != 0),
             (true, false) => bits & EGRESS_ALLOWED != 0,
             (false, _) => bits & ALLOWED != 0,
         };
@@ -1552,7 +1582,7 @@ impl<'e> Checker<'e> {
         if judged.mismatch {
             self.stats.mismatches += 1;
             if pending {
-                self.settle(index);
+                self.settle(index, resolved, ported, flow.dst_port);
             }
         }
         Some(judged)
