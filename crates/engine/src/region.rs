@@ -52,7 +52,11 @@
 //! is dropped before the region is evaluated. Subjects with the same policies of the
 //! changed tiers (by pointer, in both engines) share their outcomes when no rule of those
 //! reads the subject or the destination (own-endpoint conditions, named ports, address
-//! families): such groups are decided once per distinct set of rules matching a node.
+//! families): such groups are decided once per distinct set of rules matching a node, node
+//! by node up to the first that differs. A rule's peer answers are asked node by node and
+//! kept (a pod or Calico peer's namespace condition once per namespace); a kept policy's
+//! rules are the same objects in both engines, and with the pods and their context the
+//! same they answer alike, so they are asked once for both.
 //! This drops, for instance, a deleted policy that an earlier one of its tier repeats, or a
 //! port added to a Deny rule where the tier's end denies it anyway.
 //!
@@ -61,13 +65,12 @@
 //! line compared as before (a line is the union of its cells, so a line with no differing
 //! cell is equal). Every other line is equal in both engines.
 
-use crate::bits::BitSet;
 use crate::connlist::{Interned, NodeCells};
 use crate::connset::ConnSet;
 use crate::decide::PolicyId;
 use crate::eval::{rule_conns, Endpoint, Engine};
 use crate::ir::{Action, Policy, PortMatch, Rule, Tier, TierEnd};
-use crate::line_cells::{Line, LineCells};
+use crate::line_cells::{Line, LineCells, RuleAnswers};
 use netfence_model::{PolicyType, WorkloadRef};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -269,9 +272,10 @@ fn same_tier_outcomes(
     let classes = &engines[0].pod_classes().0;
     let mut same = [vec![false; classes.len()], vec![false; classes.len()]];
     let mut work = 0usize;
-    // Per (engine, rule address): the nodes some peer of the rule matches, and the
-    // connections it accepts.
-    let mut answers: HashMap<(usize, usize), (BitSet, ConnSet)> = HashMap::new();
+    // Per rule asked (numbered by address in `index_of`): the engine it was first read in,
+    // its peer answers node by node, and the connections it accepts.
+    let mut answers: Vec<(usize, RuleAnswers<'_>, ConnSet)> = Vec::new();
+    let mut index_of: HashMap<usize, usize> = HashMap::new();
     for (d, direction) in [PolicyType::Ingress, PolicyType::Egress]
         .into_iter()
         .enumerate()
@@ -337,49 +341,50 @@ fn same_tier_outcomes(
             if reads_endpoints || work > MOST_OUTCOME_WORK {
                 continue;
             }
-            for (side, _, list) in &walked {
-                for rule in list {
-                    answers
-                        .entry((*side, std::ptr::from_ref(*rule) as usize))
+            // Each rule's answers, by address: a kept policy's rules are the same objects in
+            // both engines and answer alike there (the pods and their context are the same).
+            let at: Vec<usize> = (walked.iter())
+                .flat_map(|(side, _, list)| list.iter().map(move |rule| (*side, *rule)))
+                .map(|(side, rule)| {
+                    let next = answers.len();
+                    *index_of
+                        .entry(std::ptr::from_ref(rule) as usize)
                         .or_insert_with(|| {
-                            let mut bits = BitSet::new(nodes, false);
-                            for v in memos[*side].nodes_of(rule) {
-                                bits.set(v);
-                            }
-                            let conns = bound(engines[*side], rule).unwrap_or_else(ConnSet::all);
-                            (bits, conns)
-                        });
-                }
-            }
-            // Whether the outcomes differ, by which rules' peers match the node.
-            let mut decided: HashMap<Vec<bool>, bool> = HashMap::new();
-            let differs = (0..nodes).any(|v| {
-                let matched: Vec<bool> = (walked.iter())
-                    .flat_map(|(side, _, list)| {
-                        let answers = &answers;
-                        list.iter().map(move |rule| {
-                            answers[&(*side, std::ptr::from_ref(*rule) as usize)]
-                                .0
-                                .get(v)
+                            let conns = bound(engines[side], rule).unwrap_or_else(ConnSet::all);
+                            answers.push((side, memos[side].rule_answers(rule), conns));
+                            next
                         })
+                })
+                .collect();
+            // Whether the outcomes differ, by which rules' peers match the node; node by node,
+            // up to the first that differs.
+            let mut decided: HashMap<Vec<bool>, bool> = HashMap::new();
+            let mut matched: Vec<bool> = Vec::with_capacity(at.len());
+            let differs = (0..nodes).any(|v| {
+                matched.clear();
+                for &i in &at {
+                    let (side, rule_answers, _) = &mut answers[i];
+                    matched.push(memos[*side].rule_matches(rule_answers, v));
+                }
+                if let Some(&differs) = decided.get(&matched) {
+                    return differs;
+                }
+                let mut offset = 0;
+                let outcomes: Vec<[ConnSet; 2]> = (walked.iter().zip(&selected))
+                    .map(|((side, t, list), &selected)| {
+                        let rules = (list.iter().enumerate()).map(|(r, rule)| {
+                            let i = offset + r;
+                            (rule.action, matched[i], &answers[at[i]].2)
+                        });
+                        let outcome = tier_outcome(rules, engines[*side].tiers()[*t].end, selected);
+                        offset += list.len();
+                        outcome
                     })
                     .collect();
-                *decided.entry(matched).or_insert_with_key(|matched| {
-                    let mut offset = 0;
-                    let outcomes: Vec<[ConnSet; 2]> = (walked.iter().zip(&selected))
-                        .map(|((side, t, list), &selected)| {
-                            let at = &matched[offset..offset + list.len()];
-                            offset += list.len();
-                            let rules = list.iter().zip(at).map(|(rule, &matches)| {
-                                let key = (*side, std::ptr::from_ref(*rule) as usize);
-                                (rule.action, matches, &answers[&key].1)
-                            });
-                            tier_outcome(rules, engines[*side].tiers()[*t].end, selected)
-                        })
-                        .collect();
-                    let (old, new) = outcomes.split_at(tiers.len());
-                    old != new
-                })
+                let (old, new) = outcomes.split_at(tiers.len());
+                let differs = old != new;
+                decided.insert(matched.clone(), differs);
+                differs
             });
             if !differs {
                 for c in subjects {
@@ -618,45 +623,94 @@ spec: {order: 100, defaultAction: Deny}
                 .replace("order: 1\n", "order: 2\n")
         };
         for (second, changes) in [(copy(""), false), (copy("  - {action: Allow}\n"), true)] {
-            let before = engine(&format!("{first}---\n{second}"));
-            let _ = before.workload_classes();
+            let before = format!("{first}---\n{second}");
+            check_tier_outcomes(CLUSTER, &before, &first, changes);
+        }
+    }
+
+    /// Policies `old` then `new` on `cluster`: db's ingress tier outcomes are the same in both
+    /// engines exactly when the whole diff is empty (`!changes`), no subject is left then,
+    /// and the delta equals the whole diff.
+    fn check_tier_outcomes(cluster: &str, old: &str, new: &str, changes: bool) {
+        let load = |policy: &str| {
             let mut loader = Loader::new();
-            loader.load_str("cluster.yaml", CLUSTER);
-            loader.load_str("policy.yaml", &first);
-            let inventory = loader.finish().expect("the test cluster loads");
-            let (after, sides, _) = before.rebuilt_sides(inventory.clone());
-            let sides = sides.expect("only a policy changed");
-            let whole = crate::connlist::diff(&before, &Engine::new(inventory));
-            assert_eq!(!whole.is_empty(), changes, "{whole:?}");
-            let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
-            let (classes, class_of) = before.pod_classes();
-            let cells = [&before, &after].map(|engine| NodeCells {
-                engine,
-                classes,
-                ranges: &ranges,
-            });
-            let memos = [LineCells::new(&cells[0]), LineCells::new(&cells[1])];
-            let slots = super::changed_slots(before.tiers(), after.tiers()).expect("in place");
-            let n = classes.len();
-            let touched = [vec![true; n], vec![true; n]];
-            let [same_ingress, _] = super::same_tier_outcomes(
-                [&before, &after],
-                &memos,
-                &slots,
-                &touched,
-                n + ranges.len(),
-            );
-            let db = before.inventory().pod_by_key("a", "db").expect("db exists");
-            assert_eq!(same_ingress[class_of[db]], !changes);
-            if !changes {
-                let [ingress, egress] = super::changed_subjects(&before, &after, &ranges)
-                    .expect("a policy deleted in place");
-                assert!(ingress.is_empty() && egress.is_empty());
-            }
-            assert_eq!(
-                crate::delta::diff_sides(&before, &after, Some(&sides)),
-                whole
-            );
+            loader.load_str("cluster.yaml", cluster);
+            loader.load_str("policy.yaml", policy);
+            loader.finish().expect("the test cluster loads")
+        };
+        let before = Engine::new(load(old));
+        let _ = before.workload_classes();
+        let inventory = load(new);
+        let (after, sides, _) = before.rebuilt_sides(inventory.clone());
+        let sides = sides.expect("only a policy changed");
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+        assert_eq!(!whole.is_empty(), changes, "{new}: {whole:?}");
+        let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
+        let (classes, class_of) = before.pod_classes();
+        let cells = [&before, &after].map(|engine| NodeCells {
+            engine,
+            classes,
+            ranges: &ranges,
+        });
+        let memos = [LineCells::new(&cells[0]), LineCells::new(&cells[1])];
+        let slots = super::changed_slots(before.tiers(), after.tiers()).expect("in place");
+        let n = classes.len();
+        let touched = [vec![true; n], vec![true; n]];
+        let [same_ingress, _] = super::same_tier_outcomes(
+            [&before, &after],
+            &memos,
+            &slots,
+            &touched,
+            n + ranges.len(),
+        );
+        let db = before.inventory().pod_by_key("a", "db").expect("db exists");
+        assert_eq!(same_ingress[class_of[db]], !changes, "{new}");
+        if !changes {
+            let [ingress, egress] = super::changed_subjects(&before, &after, &ranges)
+                .expect("a policy changed in place");
+            assert!(ingress.is_empty() && egress.is_empty(), "{new}");
+        }
+        assert_eq!(
+            crate::delta::diff_sides(&before, &after, Some(&sides)),
+            whole,
+            "{new}"
+        );
+    }
+
+    /// A Calico rule's namespace selector replaced (its namespace condition is asked once
+    /// per namespace and rule): by one naming the same namespaces, db's outcomes are the
+    /// same; by one naming others, they differ — unless an earlier kept policy of the tier
+    /// (its rule's answers shared by both engines) already decides every peer of the
+    /// namespaces that differ.
+    #[test]
+    fn a_calico_namespace_selector_replaced_decides_by_its_namespaces() {
+        let cluster = CLUSTER.replace(
+            "metadata: {name: b}",
+            "metadata: {name: b, labels: {env: dev}}",
+        );
+        let kept = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: security.first}\nspec:\n  tier: security\n  order: 0\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {action: Pass, source: {namespaceSelector: env == 'dev'}}\n";
+        let changed = |namespaces: &str| {
+            format!(
+                "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: security.db}}\nspec:\n  tier: security\n  order: 1\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {{action: Allow, protocol: TCP, source: {{namespaceSelector: {namespaces}}}, destination: {{ports: [5432]}}}}\n"
+            )
+        };
+        let old = changed("env == 'dev'");
+        for (namespaces, changes) in [
+            ("projectcalico.org/name == 'b'", false),
+            ("env != 'dev'", true),
+            ("has(env)", false),
+        ] {
+            check_tier_outcomes(&cluster, &old, &changed(namespaces), changes);
+        }
+        // With the kept policy first, b's peers are passed before the changed rule: only a's
+        // answers count.
+        let old = format!("{kept}---\n{old}");
+        for (namespaces, changes) in [
+            ("projectcalico.org/name == 'zzz'", false),
+            ("projectcalico.org/name == 'a'", true),
+        ] {
+            let new = format!("{kept}---\n{}", changed(namespaces));
+            check_tier_outcomes(&cluster, &old, &new, changes);
         }
     }
 
