@@ -769,7 +769,7 @@ impl Engine {
                 !pod.synthetic_ip && pod.ips.iter().any(|ip| in_block(*ip, net, except))
             }
             (Peer::Net { net, except }, Endpoint::Address(ip)) => in_block(ip, net, except),
-            (Peer::Calico(entity), endpoint) => self.calico_entity_is(entity, endpoint),
+            (Peer::Calico(entity), endpoint) => self.calico_entity_is(entity, endpoint, None),
             (Peer::Nodes(selector), Endpoint::Address(ip)) => self
                 .inventory
                 .nodes
@@ -786,6 +786,12 @@ impl Engine {
                     })
             }
         }
+    }
+
+    /// Whether a pod of `namespace` is in a Calico entity's namespace scope (the part of
+    /// [`Engine::calico_entity_is`] that depends only on the pod's namespace).
+    pub(crate) fn calico_scope_admits(&self, entity: &CalicoEntity, namespace: &str) -> bool {
+        self.calico_namespace_in_scope(&entity.scope, namespace)
     }
 
     /// Calico EntityRule semantics, as felix evaluates them: every field becomes a match on the
@@ -811,7 +817,15 @@ impl Engine {
     /// A pod whose address is synthetic (unknown) matches by its labels only: an invented
     /// address lies in no `nets` and no network set, as it matches no `ipBlock`. Host-network
     /// pods are not workload endpoints: only their addresses (and Services they back) match.
-    fn calico_entity_is(&self, entity: &CalicoEntity, endpoint: Endpoint) -> bool {
+    ///
+    /// `namespace_ok` is the answer of [`Engine::calico_scope_admits`] for the endpoint's
+    /// namespace when it is a pod and the caller knows it (asked once per namespace).
+    pub(crate) fn calico_entity_is(
+        &self,
+        entity: &CalicoEntity,
+        endpoint: Endpoint,
+        namespace_ok: Option<bool>,
+    ) -> bool {
         let inventory = &self.inventory;
         let single: [IpAddr; 1];
         let (pod, addresses): (Option<&Pod>, &[IpAddr]) = match endpoint {
@@ -837,7 +851,8 @@ impl Engine {
         }
         let workload = pod.filter(|p| !p.host_network);
         if entity.has_endpoint_selector() {
-            let by_labels = workload.is_some_and(|pod| self.calico_pod_selected(entity, pod));
+            let by_labels =
+                workload.is_some_and(|pod| self.calico_pod_selected(entity, pod, namespace_ok));
             // A network set has no service account: libcalico-go `rules.go`
             // `parseServiceAccounts` turns `names` into `projectcalico.org/serviceaccount in
             // {…}`, which no set carries, and prefixes the selector's keys with `pcsa.`, which
@@ -886,8 +901,15 @@ impl Engine {
 
     /// Whether a workload endpoint matches an entity's positive selector by its labels:
     /// namespace in scope, `selector` and `serviceAccounts`.
-    fn calico_pod_selected(&self, entity: &CalicoEntity, pod: &Pod) -> bool {
-        if !self.calico_namespace_in_scope(&entity.scope, &pod.namespace) {
+    fn calico_pod_selected(
+        &self,
+        entity: &CalicoEntity,
+        pod: &Pod,
+        namespace_ok: Option<bool>,
+    ) -> bool {
+        if !namespace_ok
+            .unwrap_or_else(|| self.calico_namespace_in_scope(&entity.scope, &pod.namespace))
+        {
             return false;
         }
         if let Some(selector) = &entity.selector {

@@ -435,47 +435,89 @@ impl<'a> LineCells<'a> {
         keys.of
     }
 
-    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; a pod peer's
-    /// namespace condition asked once per namespace).
+    /// Which of `others` some peer of `rule` matches (bit `at` for `others[at]`; a pod or
+    /// Calico peer's namespace condition asked once per namespace).
     fn rule_nodes_at(&self, rule: &Rule, others: &[usize]) -> BitSet {
-        let engine = self.cells.engine;
-        let pods = engine.inventory().pods();
         let mut bits = BitSet::new(others.len(), false);
         let mut namespace_ok: Vec<Option<bool>> = Vec::new();
         for peer in &rule.peers {
-            let Peer::Pods {
-                namespaces,
-                pods: selector,
-            } = peer
-            else {
-                for (at, &v) in others.iter().enumerate() {
-                    if engine.peer_matches(peer, self.endpoints[v]) {
-                        bits.set(at);
-                    }
-                }
-                continue;
-            };
             namespace_ok.clear();
             namespace_ok.resize(self.namespace_names.len(), None);
             for (at, &v) in others.iter().enumerate() {
-                // Only class nodes are pods (an external range matches no pod peer).
-                let (Some(&number), Endpoint::Pod(id)) =
-                    (self.namespaces.get(v), self.endpoints[v])
-                else {
-                    continue;
-                };
-                let number = number as usize;
-                let ok = *namespace_ok[number].get_or_insert_with(|| {
-                    let name = self.namespace_names[number];
-                    namespaces.matches(name, || engine.inventory().namespace_labels(name))
-                });
-                if ok && engine.pod_peer_is(namespaces, selector, &pods[id], Some(ok)) {
+                if !bits.get(at) && self.peer_at(peer, v, &mut namespace_ok) {
                     bits.set(at);
                 }
             }
         }
         bits
     }
+
+    /// Whether `peer` matches node `v`, its namespace condition (a pod or Calico peer's) read
+    /// from or kept in `namespace_ok` (per namespace number).
+    fn peer_at(&self, peer: &Peer, v: usize, namespace_ok: &mut [Option<bool>]) -> bool {
+        let engine = self.cells.engine;
+        let endpoint = self.endpoints[v];
+        // Only class nodes are pods (an external range is an address).
+        let (Some(&number), Endpoint::Pod(id)) = (self.namespaces.get(v), endpoint) else {
+            return engine.peer_matches(peer, endpoint);
+        };
+        let name = self.namespace_names[number as usize];
+        let ok = &mut namespace_ok[number as usize];
+        match peer {
+            Peer::Pods {
+                namespaces,
+                pods: selector,
+            } => {
+                let ok = *ok.get_or_insert_with(|| {
+                    namespaces.matches(name, || engine.inventory().namespace_labels(name))
+                });
+                let pods = engine.inventory().pods();
+                ok && engine.pod_peer_is(namespaces, selector, &pods[id], Some(ok))
+            }
+            Peer::Calico(entity) => {
+                let ok = *ok.get_or_insert_with(|| engine.calico_scope_admits(entity, name));
+                engine.calico_entity_is(entity, endpoint, Some(ok))
+            }
+            _ => engine.peer_matches(peer, endpoint),
+        }
+    }
+
+    /// `rule`'s peer answers, to be asked node by node ([`LineCells::rule_matches`]).
+    pub(crate) fn rule_answers<'r>(&self, rule: &'r Rule) -> RuleAnswers<'r> {
+        RuleAnswers {
+            rule,
+            namespace_ok: vec![None; rule.peers.len() * self.namespace_names.len()],
+            at: vec![0; self.endpoints.len()],
+        }
+    }
+
+    /// Whether some peer of `answers`' rule matches node `v` (every node when it names
+    /// none), asked once per node.
+    pub(crate) fn rule_matches(&self, answers: &mut RuleAnswers<'_>, v: usize) -> bool {
+        if answers.at[v] == 0 {
+            let spaces = self.namespace_names.len();
+            let matches = answers.rule.peers.is_empty()
+                || (answers.rule.peers.iter().enumerate()).any(|(p, peer)| {
+                    self.peer_at(
+                        peer,
+                        v,
+                        &mut answers.namespace_ok[p * spaces..(p + 1) * spaces],
+                    )
+                });
+            answers.at[v] = 1 + u8::from(matches);
+        }
+        answers.at[v] == 2
+    }
+}
+
+/// One rule's peer answers asked node by node: each peer's namespace condition once per
+/// namespace, each node once.
+pub(crate) struct RuleAnswers<'r> {
+    rule: &'r Rule,
+    /// Per peer and namespace number (`peer * namespaces + number`).
+    namespace_ok: Vec<Option<bool>>,
+    /// Per node: 0 not asked yet, 1 no peer matches, 2 some does.
+    at: Vec<u8>,
 }
 
 /// Class nodes' subject keys for one direction, numbered as they are asked: the selection
