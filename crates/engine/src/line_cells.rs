@@ -117,7 +117,7 @@ impl<'a> LineCells<'a> {
             memo.namespace_names.push(name);
         }
         let mut run = 0;
-        for members in &cells.classes[..] {
+        for members in cells.classes {
             let rep = members[0];
             let pod = &*pods[rep];
             if !(starts[run]..starts.get(run + 1).copied().unwrap_or(pods.len())).contains(&rep) {
