@@ -347,7 +347,15 @@ fn both_focused_lines(
     jobs.extend((0..new.jobs.len()).map(|k| (1, k)));
     let plans = [&old, &new];
     jobs.sort_by_key(|&(side, k)| std::cmp::Reverse(plans[side].jobs[k].1.len()));
-    let memos = plans.map(|plan| LineCells::new(&plan.cells_of));
+    // Both engines' memos side by side (each reads every class's pod once).
+    let memos = std::thread::scope(|scope| {
+        let before = scope.spawn(|| LineCells::new(&old.cells_of));
+        let after = LineCells::new(&new.cells_of);
+        let before = before
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        [before, after]
+    });
     let evaluated = in_parallel(&jobs, |&(side, k)| {
         let (line, todo) = &plans[side].jobs[k];
         memos[side].line(*line, todo)

@@ -1103,7 +1103,7 @@ pub(crate) struct Conn {
     pub(crate) dst: Endpoint,
 }
 
-fn in_block(ip: IpAddr, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> bool {
+pub(crate) fn in_block(ip: IpAddr, net: &ipnet::IpNet, except: &[ipnet::IpNet]) -> bool {
     net.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
 }
 

@@ -29,10 +29,12 @@ use crate::bits::BitSet;
 use crate::connlist::{index_u32, Interned, NodeCells};
 use crate::connset::ConnSet;
 use crate::decide::PolicyId;
-use crate::eval::{resolve_named, rule_conns, Endpoint, Engine};
+use crate::eval::{in_block, resolve_named, rule_conns, Endpoint, Engine};
 use crate::ir::{Direction, Peer, PortMatch, Rule};
 use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType};
+use netfence_selector::Labels;
+use std::net::IpAddr;
 
 /// One line of cells: a row (class `x` to other nodes) or a column (other nodes to class
 /// `y`).
@@ -65,70 +67,90 @@ pub(crate) struct LineCells<'a> {
     endpoints: Vec<Endpoint>,
     /// Per node: bit 0 an IPv4 address, bit 1 an IPv6 address, bit 2 the first is IPv6.
     families: Vec<u8>,
+    /// Per class node: whether its pod is host-network (no pod peer matches it).
+    host_network: Vec<bool>,
+    /// Per class node `v`: its pod's addresses as address peers see them (none when
+    /// synthetic), `addresses[address_starts[v]..address_starts[v + 1]]`; read in place of
+    /// the pod (one pointer chase per class, not per rule asked).
+    address_starts: Vec<u32>,
+    addresses: Vec<IpAddr>,
     /// Per class node: its namespace, numbered.
     namespaces: Vec<u32>,
-    /// Per namespace number: its name.
+    /// Per namespace number: its name and labels.
     namespace_names: Vec<&'a str>,
+    namespace_labels: Vec<&'a Labels>,
 }
 
 impl<'a> LineCells<'a> {
-    /// The memo for the lines of `cells`.
+    /// The memo for the lines of `cells`: each class's pod (its first member) read once.
     pub(crate) fn new(cells: &'a NodeCells<'a>) -> LineCells<'a> {
         let n = cells.classes.len();
-        let pods = cells.engine.inventory().pods();
-        let endpoints: Vec<Endpoint> = (0..cells.nodes())
-            .map(|v| match v < n {
-                true => Endpoint::Pod(cells.classes[v][0]),
-                false => Endpoint::Address(cells.ranges[v - n].0),
-            })
-            .collect();
-        let families = endpoints
-            .iter()
-            .map(|&e| match e {
-                Endpoint::Pod(id) => {
-                    let ips = &pods[id].ips;
-                    u8::from(ips.iter().any(std::net::IpAddr::is_ipv4))
-                        | (u8::from(ips.iter().any(std::net::IpAddr::is_ipv6)) << 1)
-                        | (u8::from(ips.first().is_some_and(std::net::IpAddr::is_ipv6)) << 2)
-                }
-                Endpoint::Address(ip) => match ip.is_ipv6() {
-                    true => 0b110,
-                    false => 0b001,
-                },
-            })
-            .collect();
-        // Namespaces numbered by name (pods of one namespace are mostly neighbours).
-        let mut numbers: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(
-            cells.engine.inventory().namespaces().len(),
-            Default::default(),
-        );
-        let mut namespace_names: Vec<&str> = Vec::new();
-        let mut last: Option<(&str, u32)> = None;
-        let namespaces = cells.classes[..]
-            .iter()
-            .map(|members| {
-                let namespace = pods[members[0]].namespace.as_str();
-                match last {
-                    Some((name, number)) if name == namespace => number,
-                    _ => {
-                        let next = index_u32(numbers.len());
-                        let number = *numbers.entry(namespace).or_insert_with(|| {
-                            namespace_names.push(namespace);
-                            next
-                        });
-                        last = Some((namespace, number));
-                        number
-                    }
-                }
-            })
-            .collect();
-        LineCells {
+        let inventory = cells.engine.inventory();
+        let pods = inventory.pods();
+        let nodes = cells.nodes();
+        let mut memo = LineCells {
             cells,
-            endpoints,
-            families,
-            namespaces,
-            namespace_names,
+            endpoints: Vec::with_capacity(nodes),
+            families: Vec::with_capacity(nodes),
+            host_network: Vec::with_capacity(n),
+            address_starts: Vec::with_capacity(n + 1),
+            addresses: Vec::with_capacity(n),
+            namespaces: Vec::with_capacity(n),
+            namespace_names: Vec::new(),
+            namespace_labels: Vec::new(),
+        };
+        memo.address_starts.push(0);
+        // Namespaces numbered by the inventory's runs of pods (`namespace_starts`, in name
+        // order); a class's namespace is the run of its first member, found by a cursor
+        // (classes are numbered by first member, so the runs ascend along them) without
+        // reading its name. The labels come from a walk of the namespaces in name order
+        // alongside.
+        let starts = inventory.namespace_starts();
+        let mut declared = inventory.namespaces().iter().peekable();
+        for &start in starts {
+            let name = pods[start].namespace.as_str();
+            while declared.next_if(|(key, _)| key.as_str() < name).is_some() {}
+            memo.namespace_labels.push(match declared.peek() {
+                Some((key, namespace)) if key.as_str() == name => &namespace.labels,
+                _ => inventory.namespace_labels(name),
+            });
+            memo.namespace_names.push(name);
         }
+        let mut run = 0;
+        for members in cells.classes {
+            let rep = members[0];
+            let pod = &*pods[rep];
+            if !(starts[run]..starts.get(run + 1).copied().unwrap_or(pods.len())).contains(&rep) {
+                run = starts.partition_point(|&start| start <= rep) - 1;
+            }
+            memo.namespaces.push(index_u32(run));
+            memo.endpoints.push(Endpoint::Pod(rep));
+            let ips = &pod.ips;
+            memo.families.push(
+                u8::from(ips.iter().any(IpAddr::is_ipv4))
+                    | (u8::from(ips.iter().any(IpAddr::is_ipv6)) << 1)
+                    | (u8::from(ips.first().is_some_and(IpAddr::is_ipv6)) << 2),
+            );
+            memo.host_network.push(pod.host_network);
+            // An invented address is unknown: it matches no address peer.
+            if !pod.synthetic_ip {
+                memo.addresses.extend_from_slice(ips);
+            }
+            memo.address_starts.push(index_u32(memo.addresses.len()));
+        }
+        for &(ip, _) in cells.ranges {
+            memo.endpoints.push(Endpoint::Address(ip));
+            memo.families.push(match ip.is_ipv6() {
+                true => 0b110,
+                false => 0b001,
+            });
+        }
+        memo
+    }
+
+    /// The addresses of class node `v`'s pod as address peers see them.
+    fn addresses_of(&self, v: usize) -> &[IpAddr] {
+        &self.addresses[self.address_starts[v] as usize..self.address_starts[v + 1] as usize]
     }
 
     /// The peer keys of `others` against the fixed `subject`'s walk in `direction` (numbered
@@ -461,22 +483,31 @@ impl<'a> LineCells<'a> {
         let (Some(&number), Endpoint::Pod(id)) = (self.namespaces.get(v), endpoint) else {
             return engine.peer_matches(peer, endpoint);
         };
-        let name = self.namespace_names[number as usize];
-        let ok = &mut namespace_ok[number as usize];
+        let number = number as usize;
+        let name = self.namespace_names[number];
+        let ok = &mut namespace_ok[number];
         match peer {
             Peer::Pods {
                 namespaces,
                 pods: selector,
             } => {
+                // A host-network pod matches no pod peer (`Engine::pod_peer_is`).
+                if self.host_network[v] {
+                    return false;
+                }
                 let ok = *ok.get_or_insert_with(|| {
-                    namespaces.matches(name, || engine.inventory().namespace_labels(name))
+                    namespaces.matches(name, || self.namespace_labels[number])
                 });
-                let pods = engine.inventory().pods();
-                ok && engine.pod_peer_is(namespaces, selector, &pods[id], Some(ok))
+                ok && (selector.is_everything()
+                    || selector.matches(&engine.inventory().pods()[id].labels))
             }
             Peer::Calico(entity) => {
                 let ok = *ok.get_or_insert_with(|| engine.calico_scope_admits(entity, name));
                 engine.calico_entity_is(entity, endpoint, Some(ok))
+            }
+            // The addresses kept per class (`Engine::peer_is`: an invented address is in none).
+            Peer::Net { net, except } => {
+                (self.addresses_of(v).iter()).any(|&ip| in_block(ip, net, except))
             }
             _ => engine.peer_matches(peer, endpoint),
         }

@@ -289,6 +289,11 @@ fn assert_same_inventory(incremental: &Engine, fresh: &Engine, context: &str) {
         a.namespaces() == b.namespaces(),
         "namespaces differ {context}"
     );
+    assert_eq!(
+        a.namespace_starts(),
+        b.namespace_starts(),
+        "namespace runs differ {context}"
+    );
     assert!(
         a.network_policies == b.network_policies,
         "NetworkPolicies differ {context}"

@@ -93,6 +93,7 @@ impl Loader {
             nodes: self.nodes,
             warnings,
             by_address: Default::default(),
+            namespace_starts: Default::default(),
         };
         inventory.establish_invariants();
         let shared = duplicate_addresses(&inventory);

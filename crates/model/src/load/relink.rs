@@ -248,6 +248,8 @@ impl LinkPatch {
         // The address index (pod ids and addresses) and the warnings about shared addresses
         // (pod names) stay valid while only pods keeping their place and addresses change.
         let mut index_kept = true;
+        // Whether a pod was inserted or removed (every later id moves).
+        let mut ids_moved = false;
         for pod in &self.linked {
             match find(pods, &pod.namespace, &pod.name) {
                 Ok(at) => {
@@ -258,7 +260,7 @@ impl LinkPatch {
                     pods[at] = Arc::clone(pod);
                 }
                 Err(at) => {
-                    index_kept = false;
+                    (index_kept, ids_moved) = (false, true);
                     pods.insert(at, Arc::clone(pod));
                 }
             }
@@ -268,9 +270,12 @@ impl LinkPatch {
                 continue;
             }
             if let Ok(at) = find(pods, key.namespace.as_deref().unwrap_or(""), &key.name) {
-                index_kept = false;
+                (index_kept, ids_moved) = (false, true);
                 pods.remove(at);
             }
+        }
+        if ids_moved {
+            inventory.index_namespaces();
         }
         if index_kept {
             return;
@@ -1018,8 +1023,38 @@ spec: {nets: [192.0.2.0/24]}
             assert_eq!(linked.warnings, expected.warnings, "{change}");
             assert_eq!(linked.cni, expected.cni, "{change}");
             assert!(linked.namespaces() == expected.namespaces(), "{change}");
+            assert_eq!(
+                linked.namespace_starts(),
+                expected.namespace_starts(),
+                "{change}"
+            );
         }
         true
+    }
+
+    /// `namespace_starts` marks where each namespace's pods begin, for runs of every length
+    /// around the galloping search's steps (a patch's runs equal a fresh link's: `patched`
+    /// and the engine's incremental property test).
+    #[test]
+    fn namespace_starts_mark_each_namespaces_pods() {
+        let sizes = [1usize, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33];
+        let pod = |k: usize, i: usize| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i:03}, namespace: n{k:02}}}\nspec: {{containers: [{{name: c}}]}}\nstatus: {{podIP: 10.1.{k}.{i}}}\n")
+        };
+        let docs: Vec<String> = (sizes.iter().enumerate())
+            .flat_map(|(k, &size)| (0..size).map(move |i| (k, i)))
+            .map(|(k, i)| pod(k, i))
+            .collect();
+        let base = loader("pods.yaml", &docs.join("---\n"));
+        let inventory = base.finish().expect("the pods load");
+        let runs = |inventory: &Inventory| -> Vec<usize> {
+            let pods = inventory.pods();
+            (0..pods.len())
+                .filter(|&id| id == 0 || pods[id].namespace != pods[id - 1].namespace)
+                .collect()
+        };
+        assert_eq!(inventory.namespace_starts(), runs(&inventory));
+        assert_eq!(inventory.namespace_starts().len(), sizes.len());
     }
 
     #[test]
