@@ -855,6 +855,25 @@ pub fn diff_values(lines: &[netfence_engine::DiffLine]) -> Vec<serde_json::Value
 mod tests {
     use super::*;
 
+    /// The counts of the mismatch groups are written as `{}` writes them.
+    #[test]
+    fn counts_are_written_as_format_writes_them() {
+        let mut buffer = [0u8; 20];
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4_294_967_295,
+            10_000_000_000,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(value, &mut buffer), value.to_string().as_bytes());
+        }
+    }
+
     /// A group keeps the first ten distinct ports in the order they were added, the first
     /// two in itself and the rest beside it, each group its own.
     #[test]
@@ -1166,8 +1185,6 @@ impl Group {
     }
 }
 
-const OBSERVED: [&str; 3] = ["allow", "deny", "unknown"];
-
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
 /// workload, deciding policy, what was observed). Counted by small integers (workload,
 /// address and policy indices) in a hash map, made into text once per group when written:
@@ -1315,6 +1332,19 @@ impl MismatchGroups {
     }
 }
 
+/// `value` in decimal, written at the end of `buffer` (what `{value}` prints).
+fn decimal(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buffer[at..];
+        }
+    }
+}
+
 /// Write the mismatch groups, most flows first.
 pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<()> {
     if groups.groups.is_empty() {
@@ -1323,21 +1353,31 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
     writeln!(out, "\nmismatches by workload:")?;
     // Sorted as by the printed key (source, destination, deciding policy, observed) after
     // the count, through the rank of each distinct text: integers compared, each text made
-    // once.
+    // once. Every side interned is ranked (each is some group's), workloads and addresses
+    // in one order, read by index: no map probed per group.
     let mut sides: Vec<(String, Side)> = Vec::new();
-    let mut rank: FastMap<Side, u32> = FastMap::default();
-    for &(src, dst, ..) in groups.groups.keys() {
-        for side in [src, dst] {
-            rank.entry(side).or_insert_with(|| {
-                sides.push((groups.side_name(side), side));
-                0
-            });
+    sides.extend((0..groups.workload_names.len()).map(|at| {
+        let side = u32::try_from(at).unwrap_or(u32::MAX);
+        (groups.side_name(side), side)
+    }));
+    sides.extend((0..groups.addresses.len()).map(|at| {
+        let side = ADDRESS | u32::try_from(at).unwrap_or(u32::MAX);
+        (groups.side_name(side), side)
+    }));
+    sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut workload_rank = vec![0u32; groups.workload_names.len()];
+    let mut address_rank = vec![0u32; groups.addresses.len()];
+    for (at, &(_, side)) in sides.iter().enumerate() {
+        let rank = u32::try_from(at).unwrap_or(u32::MAX);
+        match side & ADDRESS {
+            0 => workload_rank[side as usize] = rank,
+            _ => address_rank[(side & !ADDRESS) as usize] = rank,
         }
     }
-    sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (at, (_, side)) in sides.iter().enumerate() {
-        rank.insert(*side, u32::try_from(at).unwrap_or(u32::MAX));
-    }
+    let rank = |side: Side| match side & ADDRESS {
+        0 => workload_rank[side as usize],
+        _ => address_rank[(side & !ADDRESS) as usize],
+    };
     let policy_name = |policy: u32| match policy {
         0 => "no policy",
         n => &groups.policy_names[n as usize - 1],
@@ -1374,11 +1414,11 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         .groups
         .iter()
         .map(|(&(src, dst, policy, observed), group)| {
-            // OBSERVED's texts sort as their indices do.
+            // "allow", "deny", "unknown" sort as their indices do.
             let order = (
                 std::cmp::Reverse(group.flows),
-                rank[&src],
-                rank[&dst],
+                rank(src),
+                rank(dst),
                 policy_rank[policy as usize],
                 observed,
             );
@@ -1387,9 +1427,14 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
         .collect();
     sorted.sort_unstable_by_key(|(order, ..)| *order);
     let mut ranks: Vec<u32> = Vec::with_capacity(10);
+    // A line's text after its ports, by observed (0 allow, 1 deny, 2 unknown).
+    const VERDICT: [&[u8]; 3] = [
+        b": observed allow, policy deny (",
+        b": observed deny, policy allow (",
+        b": observed unknown, policy allow (",
+    ];
+    let mut number = [0u8; 20];
     for ((_, src, dst, _, observed), policy, group) in sorted {
-        let observed = OBSERVED[usize::from(observed)];
-        let verdict = if observed == "allow" { "deny" } else { "allow" };
         ranks.clear();
         ranks.extend(group.ports(&groups.more_ports).map(|port| port_rank[port]));
         ranks.sort_unstable();
@@ -1404,12 +1449,11 @@ pub fn mismatch_groups(out: &mut impl Write, groups: &MismatchGroups) -> io::Res
             }
             out.write_all(port_texts[at as usize].0.as_bytes())?;
         }
-        writeln!(
-            out,
-            ": observed {observed}, policy {verdict} ({}): {} flow(s)",
-            policy_name(policy),
-            group.flows
-        )?;
+        out.write_all(VERDICT[usize::from(observed)])?;
+        out.write_all(policy_name(policy).as_bytes())?;
+        out.write_all(b"): ")?;
+        out.write_all(decimal(group.flows, &mut number))?;
+        out.write_all(b" flow(s)\n")?;
     }
     Ok(())
 }
