@@ -263,6 +263,9 @@ pub(crate) struct Within<'e> {
     peer_keys: FastMap<Vec<usize>, Vec<u32>>,
     subjects: SubjectKeys<'e>,
     subject_of: Vec<u32>,
+    /// The other nodes' walks against the fixed class, from line to line: by (subject key,
+    /// what the walk reads of the fixed class), set ids.
+    subject_walks: FastMap<(u32, Vec<u32>), u32>,
 }
 
 impl<'a> LineCells<'a> {
@@ -276,6 +279,7 @@ impl<'a> LineCells<'a> {
             peer_keys: FastMap::default(),
             subjects: SubjectKeys::new(subject_direction),
             subject_of: vec![u32::MAX; self.endpoints.len()],
+            subject_walks: FastMap::default(),
         }
     }
 
@@ -363,6 +367,7 @@ impl<'a> LineCells<'a> {
             peer_keys,
             subjects,
             subject_of,
+            subject_walks,
         } = within;
         let peers = peer_keys
             .entry(signature)
@@ -371,6 +376,7 @@ impl<'a> LineCells<'a> {
         let mut by_peer: Vec<u32> =
             vec![u32::MAX; peers.iter().max().map_or(0, |&k| k + 1) as usize];
         let mut by_subject: Vec<u32> = Vec::new();
+        let mut fixed_answers: FastMap<usize, bool> = FastMap::default();
         let mut pairs: FastMap<(u32, u32), u32> = FastMap::default();
         others
             .iter()
@@ -402,10 +408,23 @@ impl<'a> LineCells<'a> {
                         if by_subject.len() <= key {
                             by_subject.resize(key + 1, u32::MAX);
                         }
-                        cached(&mut by_subject, key as u32, sets, || {
-                            walk(engine, subject_direction, subject, fixed_endpoint)
-                                .intersect(ports)
-                        })
+                        if by_subject[key] == u32::MAX {
+                            // Walked once per (key, reads of the fixed class) over all lines.
+                            let reads = self.reads_of_fixed(
+                                subject,
+                                subject_direction,
+                                fixed,
+                                &mut fixed_answers,
+                            );
+                            by_subject[key] =
+                                *subject_walks.entry((key as u32, reads)).or_insert_with(|| {
+                                    sets.intern(
+                                        walk(engine, subject_direction, subject, fixed_endpoint)
+                                            .intersect(ports),
+                                    )
+                                });
+                        }
+                        by_subject[key]
                     }
                     _ => all,
                 };
@@ -418,6 +437,44 @@ impl<'a> LineCells<'a> {
                 id
             })
             .collect()
+    }
+
+    /// What the walk of `subject` in `direction` against the fixed class node `fixed` reads
+    /// of it: per rule of the subject's selected policies, whether a peer matches it
+    /// (`answers`, by rule address, kept along the line); when it is the destination (an
+    /// egress walk), its family and the named ports the rules name. With the subject's key
+    /// (its list and `local` answers), equal reads mean equal walks.
+    fn reads_of_fixed(
+        &self,
+        subject: PodId,
+        direction: Direction,
+        fixed: usize,
+        answers: &mut FastMap<usize, bool>,
+    ) -> Vec<u32> {
+        let engine = self.cells.engine;
+        let endpoint = self.endpoints[fixed];
+        let destination_is_fixed = direction == PolicyType::Egress;
+        let mut reads = Vec::new();
+        for rule in selected_rules(engine, engine.selecting(subject, direction), direction) {
+            let matches = *answers
+                .entry(std::ptr::from_ref(rule) as usize)
+                .or_insert_with(|| {
+                    rule.peers.is_empty()
+                        || (rule.peers.iter()).any(|peer| engine.peer_matches(peer, endpoint))
+                });
+            reads.push(u32::from(matches));
+            if destination_is_fixed {
+                if rule.ip_version.is_some() {
+                    reads.push(u32::from(self.families[fixed] >> 2));
+                }
+                for port in rule.ports.iter().chain(&rule.not_ports) {
+                    if let PortMatch::Named(protocol, name) = port {
+                        reads.push(named_value(engine, endpoint, *protocol, name));
+                    }
+                }
+            }
+        }
+        reads
     }
 
     /// Peer keys of `others` over `rules` (as [`LineCells::peer_keys`] over the rules it
