@@ -614,3 +614,32 @@ fn incremental_updates_equal_a_fresh_build() {
         patched.len()
     );
 }
+
+/// The same property on many more seeds, for a soak run outside the suite (the suite's test
+/// above keeps its 32 fixed seeds): `NETFENCE_SOAK_SEEDS=2000 cargo test --release -p
+/// netfence-engine --test incremental -- --ignored`. The first seed is `NETFENCE_SOAK_BASE`
+/// (hex) or taken from the clock, and printed so that a failure can be replayed; a failure
+/// names its seed and step (`run_sequence`).
+#[test]
+#[ignore = "soak run: set NETFENCE_SOAK_SEEDS and run with --ignored"]
+fn incremental_soak() {
+    let seeds: u64 = std::env::var("NETFENCE_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let base = std::env::var("NETFENCE_SOAK_BASE")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("incremental soak: NETFENCE_SOAK_BASE={base:x}, {seeds} seeds × 50 steps");
+    for seed in 0..seeds {
+        run_sequence(base.wrapping_add(seed), 50);
+        if (seed + 1) % 100 == 0 {
+            println!("incremental soak: {} seeds passed", seed + 1);
+        }
+    }
+}
