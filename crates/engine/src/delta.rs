@@ -784,6 +784,36 @@ metadata: {name: b, labels: {team: red}}
         )
     }
 
+    /// A relabel of a class's first member: the engine after derives the class facts with
+    /// its classes (not read again from every class's pod), and the class the pod left reads
+    /// its new first member.
+    #[test]
+    fn a_relabel_carries_the_class_facts() {
+        let mut docs = cluster();
+        docs.retain(|(n, _)| *n != "db");
+        docs.push(("db-1", replica("db-1", "db", "10.0.0.2")));
+        docs.push(("db-2", replica("db-2", "db", "10.0.0.3")));
+        let before = Engine::new(inventory(&docs));
+        let _ = before.class_facts();
+        docs.retain(|(n, _)| *n != "db-1");
+        docs.push(("db-1", replica("db-1", "cache", "10.0.0.2")));
+        let (after, _, _) = before.rebuilt_sides(inventory(&docs));
+        let facts = after.class_facts_kept().expect("derived with the classes");
+        let (classes, class_of) = after.pod_classes();
+        let pods = after.inventory().pods();
+        assert_eq!(*facts, crate::pod_classes::ClassFacts::of(pods, classes));
+        let id = |name: &str| {
+            after
+                .inventory()
+                .pod_by_key("a", name)
+                .expect("the pod exists")
+        };
+        let (db1, db2) = (id("db-1"), id("db-2"));
+        assert_ne!(class_of[db1], class_of[db2]);
+        assert_eq!(facts.reps[class_of[db2]], db2);
+        assert_eq!(facts.reps[class_of[db1]], db1);
+    }
+
     /// A relabel with no policy changed carries the classes of the kept pods over: the cells
     /// of the relabelled pod's workload's other class are read from the engine before
     /// (checked against an evaluation by a debug assertion in `both_focused_lines`); a policy

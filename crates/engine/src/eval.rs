@@ -76,9 +76,9 @@ fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> 
             vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
         for (t, p, policy, candidates) in run {
             let (t, p) = (*t, *p);
-            for id in candidates.clone() {
+            for id in admitted_pods(&policy.subject, inventory, candidates.clone()) {
                 let pod = &*inventory.pods()[id];
-                if pod.host_network || !subject_selects(&policy.subject, inventory, pod) {
+                if pod.host_network || !subject_selects_admitted(&policy.subject, inventory, pod) {
                     continue;
                 }
                 for direction in [PolicyType::Ingress, PolicyType::Egress] {
@@ -1197,34 +1197,53 @@ pub(crate) fn subject_admits_namespace(
     }
 }
 
-pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
-    match subject {
-        Subject::PodsInNamespace {
-            namespace,
-            selector,
-        } => &pod.namespace == namespace && selector.matches(&pod.labels),
-        Subject::Cluster {
-            namespace_selector,
-            pod_selector,
-        } => {
-            namespace_selector.matches(inventory.namespace_labels(&pod.namespace))
-                && pod_selector.matches(&pod.labels)
+/// The pods of `candidates` in namespaces `subject` admits, namespace run by namespace run
+/// (pods are sorted by namespace): each namespace's condition is asked once, and a namespace
+/// it does not admit is skipped whole. The rest of the subject is
+/// [`subject_selects_admitted`].
+pub(crate) fn admitted_pods<'i>(
+    subject: &'i Subject,
+    inventory: &'i Inventory,
+    candidates: std::ops::Range<PodId>,
+) -> impl Iterator<Item = PodId> + 'i {
+    let pods = inventory.pods();
+    let mut id = candidates.start;
+    std::iter::from_fn(move || {
+        while id < candidates.end {
+            let namespace = pods[id].namespace.as_str();
+            let start = id;
+            id += pods[start..candidates.end].partition_point(|pod| pod.namespace == namespace);
+            if subject_admits_namespace(subject, inventory, namespace) {
+                return Some(start..id);
+            }
         }
+        None
+    })
+    .flatten()
+}
+
+/// Whether `subject` selects `pod`.
+pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Pod) -> bool {
+    subject_admits_namespace(subject, inventory, &pod.namespace)
+        && subject_selects_admitted(subject, inventory, pod)
+}
+
+/// [`subject_selects`] for a pod whose namespace the subject admits
+/// ([`subject_admits_namespace`], asked once per namespace by a caller walking pods by
+/// namespace): its pod and service-account conditions.
+pub(crate) fn subject_selects_admitted(
+    subject: &Subject,
+    inventory: &Inventory,
+    pod: &Pod,
+) -> bool {
+    match subject {
+        Subject::PodsInNamespace { selector, .. } => selector.matches(&pod.labels),
+        Subject::Cluster { pod_selector, .. } => pod_selector.matches(&pod.labels),
         Subject::Calico {
-            namespace,
-            namespace_selector,
             selector,
             service_account_selector,
+            ..
         } => {
-            let namespace_ok = match (namespace, namespace_selector) {
-                (Some(ns), _) => &pod.namespace == ns,
-                (None, Some(ns_selector)) => {
-                    with_calico_namespace_labels(inventory, &pod.namespace, |labels| {
-                        ns_selector.matches_with(labels)
-                    })
-                }
-                (None, None) => true,
-            };
             let account_ok = || {
                 service_account_selector.as_ref().is_none_or(|s| {
                     let mut labels =
@@ -1233,9 +1252,7 @@ pub(crate) fn subject_selects(subject: &Subject, inventory: &Inventory, pod: &Po
                     s.matches(&labels)
                 })
             };
-            namespace_ok
-                && account_ok()
-                && with_calico_pod_labels(pod, |labels| selector.matches_with(labels))
+            account_ok() && with_calico_pod_labels(pod, |labels| selector.matches_with(labels))
         }
     }
 }

@@ -17,8 +17,8 @@ use crate::connlist::DiffLine;
 use crate::decide::PolicyId;
 use crate::delta::Sides;
 use crate::eval::{
-    direction_index, subject_admits_namespace, subject_candidates, subject_selects, Engine,
-    Selection, SelectionRemap,
+    admitted_pods, direction_index, subject_candidates, subject_selects, subject_selects_admitted,
+    Engine, Selection, SelectionRemap,
 };
 use crate::ir::{
     cmp_keys, compile, compile_source, Peer, Policy, PolicyKind, PolicySource, SortKey, Tier,
@@ -163,15 +163,19 @@ fn same_source(
 /// Whether a compiled policy has a Calico `services` peer naming one of `services`: its
 /// compiled ports and its peers follow that Service.
 fn uses_service(policy: &Policy, services: &HashSet<(String, String)>) -> bool {
-    if services.is_empty() {
-        return false;
-    }
     [&policy.ingress, &policy.egress]
         .into_iter()
         .flatten()
         .flatten()
-        .flat_map(|rule| rule.peers.iter().chain(rule.local.iter()))
-        .any(|peer| match peer {
+        .any(|rule| names_service(rule, services))
+}
+
+/// Whether a compiled rule has a Calico `services` peer (or own-endpoint condition) naming
+/// one of `services`: what it matches is read from that Service when it is evaluated, so two
+/// compiled rules alike as data differ when the Service does.
+pub(crate) fn names_service(rule: &crate::ir::Rule, services: &HashSet<(String, String)>) -> bool {
+    !services.is_empty()
+        && (rule.peers.iter().chain(rule.local.iter())).any(|peer| match peer {
             Peer::Calico(entity) => entity
                 .service
                 .as_ref()
@@ -181,7 +185,7 @@ fn uses_service(policy: &Policy, services: &HashSet<(String, String)>) -> bool {
 }
 
 /// Services (namespace, name) that differ between the inventories, or exist in one only.
-fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String)> {
+pub(crate) fn changed_services(old: &Inventory, new: &Inventory) -> HashSet<(String, String)> {
     if old.services == new.services {
         return HashSet::new();
     }
@@ -995,29 +999,18 @@ impl Engine {
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
             let candidates = subject_candidates(&policy.subject, inventory);
-            // Namespace by namespace (pods are sorted by namespace): a namespace the subject
-            // does not admit is skipped whole, its selector evaluated once, not per pod.
-            let mut id = candidates.start;
-            while id < candidates.end {
-                let namespace = pods[id].namespace.as_str();
-                let start = id;
-                id += pods[start..candidates.end].partition_point(|pod| pod.namespace == namespace);
-                if !subject_admits_namespace(&policy.subject, inventory, namespace) {
+            for id in admitted_pods(&policy.subject, inventory, candidates) {
+                let pod = &*pods[id];
+                if dirty[id]
+                    || pod.host_network
+                    || !subject_selects_admitted(&policy.subject, inventory, pod)
+                {
                     continue;
                 }
-                for id in start..id {
-                    let pod = &*pods[id];
-                    if dirty[id]
-                        || pod.host_network
-                        || !subject_selects(&policy.subject, inventory, pod)
-                    {
-                        continue;
-                    }
-                    for direction in [PolicyType::Ingress, PolicyType::Egress] {
-                        if policy.rules(direction).is_some() {
-                            added.entry(id).or_default()[direction_index(direction)]
-                                .push(PolicyId::new(t, p));
-                        }
+                for direction in [PolicyType::Ingress, PolicyType::Egress] {
+                    if policy.rules(direction).is_some() {
+                        added.entry(id).or_default()[direction_index(direction)]
+                            .push(PolicyId::new(t, p));
                     }
                 }
             }
@@ -1221,6 +1214,9 @@ impl Cluster {
         // The pod classes are part of the kept state: each change's engine takes them over
         // (placing only changed pods), and the delta reads them grouped by workload.
         let _ = engine.workload_classes();
+        // And what the delta's line memo reads of each class's pod, which each change's
+        // engine carries over for the classes no changed pod left or joined.
+        let _ = engine.class_facts();
         // Likewise the loader's index of workload objects by namespace, which relinking a
         // changed pod reads.
         loader.index_workloads();

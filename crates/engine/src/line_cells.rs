@@ -31,6 +31,7 @@ use crate::connset::ConnSet;
 use crate::decide::PolicyId;
 use crate::eval::{in_block, resolve_named, rule_conns, Endpoint, Engine};
 use crate::ir::{Direction, Peer, PortMatch, Rule};
+use crate::pod_classes::ClassFacts;
 use netfence_model::net::FastMap;
 use netfence_model::{PodId, PolicyType};
 use netfence_selector::Labels;
@@ -82,24 +83,34 @@ pub(crate) struct LineCells<'a> {
 }
 
 impl<'a> LineCells<'a> {
-    /// The memo for the lines of `cells`: each class's pod (its first member) read once.
+    /// The memo for the lines of `cells`: what it reads of each class's pod (its first
+    /// member) comes from the engine's [`ClassFacts`] (kept with its partition, carried from
+    /// the engine it was rebuilt from) when `cells` are the engine's own classes, else is read
+    /// from the pods.
     pub(crate) fn new(cells: &'a NodeCells<'a>) -> LineCells<'a> {
         let n = cells.classes.len();
         let inventory = cells.engine.inventory();
         let pods = inventory.pods();
         let nodes = cells.nodes();
+        let own = &cells.engine.pod_classes().0;
+        let read;
+        let facts = if std::ptr::eq(cells.classes, own.as_slice()) {
+            cells.engine.class_facts()
+        } else {
+            read = ClassFacts::of(pods, cells.classes);
+            &read
+        };
         let mut memo = LineCells {
             cells,
             endpoints: Vec::with_capacity(nodes),
             families: Vec::with_capacity(nodes),
-            host_network: Vec::with_capacity(n),
-            address_starts: Vec::with_capacity(n + 1),
-            addresses: Vec::with_capacity(n),
+            host_network: facts.host_network.clone(),
+            address_starts: facts.address_starts.clone(),
+            addresses: facts.addresses.clone(),
             namespaces: Vec::with_capacity(n),
             namespace_names: Vec::new(),
             namespace_labels: Vec::new(),
         };
-        memo.address_starts.push(0);
         // Namespaces numbered by the inventory's runs of pods (`namespace_starts`, in name
         // order); a class's namespace is the run of its first member, found by a cursor
         // (classes are numbered by first member, so the runs ascend along them) without
@@ -117,27 +128,14 @@ impl<'a> LineCells<'a> {
             memo.namespace_names.push(name);
         }
         let mut run = 0;
-        for members in cells.classes {
-            let rep = members[0];
-            let pod = &*pods[rep];
+        for &rep in &facts.reps {
             if !(starts[run]..starts.get(run + 1).copied().unwrap_or(pods.len())).contains(&rep) {
                 run = starts.partition_point(|&start| start <= rep) - 1;
             }
             memo.namespaces.push(index_u32(run));
             memo.endpoints.push(Endpoint::Pod(rep));
-            let ips = &pod.ips;
-            memo.families.push(
-                u8::from(ips.iter().any(IpAddr::is_ipv4))
-                    | (u8::from(ips.iter().any(IpAddr::is_ipv6)) << 1)
-                    | (u8::from(ips.first().is_some_and(IpAddr::is_ipv6)) << 2),
-            );
-            memo.host_network.push(pod.host_network);
-            // An invented address is unknown: it matches no address peer.
-            if !pod.synthetic_ip {
-                memo.addresses.extend_from_slice(ips);
-            }
-            memo.address_starts.push(index_u32(memo.addresses.len()));
         }
+        memo.families.extend_from_slice(&facts.families);
         for &(ip, _) in cells.ranges {
             memo.endpoints.push(Endpoint::Address(ip));
             memo.families.push(match ip.is_ipv6() {
@@ -692,7 +690,7 @@ fn cached(memo: &mut [u32], key: u32, sets: &mut Interned, walk: impl FnOnce() -
 }
 
 /// The rules of `list`'s policies for `direction`, in walk order.
-fn selected_rules<'e>(
+pub(crate) fn selected_rules<'e>(
     engine: &'e Engine,
     list: &'e [PolicyId],
     direction: Direction,

@@ -4,12 +4,14 @@
 //! rebuilt after a change can take its classes from the old engine (pods kept keep their
 //! class; only new or changed pods are placed) instead of classifying every pod again.
 
+use crate::connlist::index_u32;
 use crate::eval::Engine;
 use crate::incremental::PodMatch;
 use crate::ir::{Peer, Policy, Subject};
 use netfence_model::net::FastMap;
 use netfence_model::{AddressCuts, Inventory, Pod, PodId, WorkloadRef};
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 /// A pseudo-key in the relevant set: some rule looks at service accounts.
@@ -165,6 +167,10 @@ pub(crate) struct PodClasses {
     /// The classes grouped by workload, computed on first use and shared with every engine
     /// that takes this partition over unchanged (same pods, same classes).
     workloads: Arc<OnceLock<WorkloadClasses>>,
+    /// What the delta's line memo reads of each class's pod ([`ClassFacts`]), computed on
+    /// first use, shared likewise, and derived from the old facts when changed pods were
+    /// placed without moving a pod id.
+    facts: Arc<OnceLock<ClassFacts>>,
     /// When derived from another partition by placing the changed pods
     /// ([`PodClasses::derived`]): each old class's number here (`usize::MAX` when no pod
     /// continues it). A class so numbered holds a kept, unchanged pod of that old class.
@@ -183,6 +189,115 @@ pub(crate) struct WorkloadClasses {
     index: Arc<FastMap<WorkloadRef, usize>>,
     /// The classes of each workload's pods, each once, in the order of their first pod.
     pub(crate) classes: ClassLists,
+}
+
+/// What the delta's line memo (`line_cells.rs`) reads of each class's pod, its first member:
+/// kept with the partition so that a memo reads no pod (one pointer chase per class, twice
+/// per delta, was a tenth of a pod relabel's delta at 100k pods), and carried to the engine
+/// after a change for the classes no changed pod left or joined.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ClassFacts {
+    /// Each class's first member.
+    pub(crate) reps: Vec<PodId>,
+    /// Per class: bit 0 an IPv4 address, bit 1 an IPv6 address, bit 2 the first is IPv6.
+    pub(crate) families: Vec<u8>,
+    /// Per class: whether its pod is host-network.
+    pub(crate) host_network: Vec<bool>,
+    /// Per class `c`: its pod's addresses as address peers see them (none when synthetic),
+    /// `addresses[address_starts[c]..address_starts[c + 1]]`.
+    pub(crate) address_starts: Vec<u32>,
+    pub(crate) addresses: Vec<IpAddr>,
+}
+
+impl ClassFacts {
+    /// The facts of every class of `classes`, each read from its first member in `pods`.
+    pub(crate) fn of(pods: &[Arc<Pod>], classes: &[Vec<PodId>]) -> ClassFacts {
+        let mut facts = ClassFacts::with_capacity(classes.len());
+        for members in classes {
+            facts.push(members[0], &pods[members[0]]);
+        }
+        facts
+    }
+
+    fn with_capacity(classes: usize) -> ClassFacts {
+        let mut address_starts = Vec::with_capacity(classes + 1);
+        address_starts.push(0);
+        ClassFacts {
+            reps: Vec::with_capacity(classes),
+            families: Vec::with_capacity(classes),
+            host_network: Vec::with_capacity(classes),
+            address_starts,
+            addresses: Vec::with_capacity(classes),
+        }
+    }
+
+    /// A class whose first member is `rep`, pod `pod`.
+    fn push(&mut self, rep: PodId, pod: &Pod) {
+        let ips = &pod.ips;
+        self.reps.push(rep);
+        self.families.push(
+            u8::from(ips.iter().any(IpAddr::is_ipv4))
+                | (u8::from(ips.iter().any(IpAddr::is_ipv6)) << 1)
+                | (u8::from(ips.first().is_some_and(IpAddr::is_ipv6)) << 2),
+        );
+        self.host_network.push(pod.host_network);
+        // An invented address is unknown: it matches no address peer.
+        if !pod.synthetic_ip {
+            self.addresses.extend_from_slice(ips);
+        }
+        self.address_starts.push(index_u32(self.addresses.len()));
+    }
+
+    /// Class `class` of `other`, as it is.
+    fn push_from(&mut self, other: &ClassFacts, class: usize) {
+        self.reps.push(other.reps[class]);
+        self.families.push(other.families[class]);
+        self.host_network.push(other.host_network[class]);
+        let (start, end) = (
+            other.address_starts[class] as usize,
+            other.address_starts[class + 1] as usize,
+        );
+        self.addresses
+            .extend_from_slice(&other.addresses[start..end]);
+        self.address_starts.push(index_u32(self.addresses.len()));
+    }
+
+    /// The facts of `partition`, derived from `moved_members`: these are the old
+    /// partition's (`old_class_of`), `number` the provisional classes' new numbers, `changed`
+    /// the placed pods (same ids). A class keeps its old facts when no changed pod left or
+    /// joined it (its members, and so its first member's pod, are the old ones: a clean pod
+    /// of an unmoved id is the same `Arc`); every other class reads its first member again.
+    fn derived(
+        &self,
+        pods: &[Arc<Pod>],
+        (classes, class_of): &Partition,
+        old_class_of: &[usize],
+        number: &[usize],
+        changed: &[PodId],
+    ) -> ClassFacts {
+        let old_count = self.reps.len();
+        let mut dirty = vec![false; old_count];
+        for &id in changed {
+            dirty[old_class_of[id]] = true;
+        }
+        let mut source = vec![usize::MAX; classes.len()];
+        for (class, &new) in number[..old_count].iter().enumerate() {
+            if !dirty[class] && new != usize::MAX {
+                source[new] = class;
+            }
+        }
+        for &id in changed {
+            source[class_of[id]] = usize::MAX;
+        }
+        let mut facts = ClassFacts::with_capacity(classes.len());
+        for (members, &old) in classes.iter().zip(&source) {
+            match old {
+                usize::MAX => facts.push(members[0], &pods[members[0]]),
+                old => facts.push_from(self, old),
+            }
+        }
+        facts
+    }
 }
 
 /// One list of classes per workload, all in one vector (renumbering them is one pass, with
@@ -363,6 +478,15 @@ impl Engine {
             .get_or_init(|| WorkloadClasses::of(self.inventory().pods(), &classes.partition.1))
     }
 
+    /// What the delta's line memo reads of each class's pod (see [`ClassFacts`]), computed
+    /// on first use unless derived with the partition.
+    pub(crate) fn class_facts(&self) -> &ClassFacts {
+        let classes = self.pod_classes.get_or_init(|| PodClasses::compute(self));
+        classes
+            .facts
+            .get_or_init(|| ClassFacts::of(self.inventory().pods(), &classes.partition.0))
+    }
+
     /// The external ranges' cuts of the connection list, equal to `connlist::cuts`, from the
     /// counts the pod classes keep (taken over, with the classes, from the engine this one
     /// was rebuilt from) instead of walking every policy.
@@ -371,6 +495,14 @@ impl Engine {
         let cuts = classes.basis.list_cuts(self.inventory());
         debug_assert_eq!(cuts, crate::connlist::cuts(self));
         cuts
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// The class facts when kept or derived already (without reading them from the pods).
+    pub(crate) fn class_facts_kept(&self) -> Option<&ClassFacts> {
+        self.pod_classes.get()?.facts.get()
     }
 }
 
@@ -413,6 +545,7 @@ impl PodClasses {
             relevant,
             cuts,
             workloads: Arc::default(),
+            facts: Arc::default(),
             carried: None,
         }
     }
@@ -443,12 +576,14 @@ impl PodClasses {
             relevant,
             cuts,
             workloads: Arc::default(),
+            facts: Arc::default(),
             carried: None,
         };
         if shared_pods {
             return Some(PodClasses {
                 partition: self.partition.clone(),
                 workloads: Arc::clone(&self.workloads),
+                facts: Arc::clone(&self.facts),
                 ..fresh
             });
         }
@@ -483,9 +618,28 @@ impl PodClasses {
                 );
                 Arc::new(OnceLock::from(grouped))
             });
+        // The line memo's facts follow too, when the old ones were read and no id moved.
+        let facts = match (pods.same_ids(), self.facts.get()) {
+            (true, Some(old)) => {
+                let derived = old.derived(
+                    inventory.pods(),
+                    &partition,
+                    &self.partition.1,
+                    &number,
+                    &pods.changed,
+                );
+                debug_assert!(
+                    derived == ClassFacts::of(inventory.pods(), &partition.0),
+                    "derived class facts differ from the classes' pods"
+                );
+                Arc::new(OnceLock::from(derived))
+            }
+            _ => Arc::default(),
+        };
         Some(PodClasses {
             partition,
             workloads,
+            facts,
             carried: Some(Arc::from(&number[..old_count])),
             ..fresh
         })

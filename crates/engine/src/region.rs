@@ -64,14 +64,24 @@
 //! connections ([`LineCells::line_within`]); a subject with a differing cell has its whole
 //! line compared as before (a line is the union of its cells, so a line with no differing
 //! cell is equal). Every other line is equal in both engines.
+//!
+//! A cell is also inside the other node's own walk (a column's sources walk egress, a row's
+//! destinations ingress: the cell is the intersection of the two walks, `Engine::allowed_conns`).
+//! Before the region is evaluated, that walk is bounded over every peer at once: walked with
+//! the peer left open, a rule naming peers may or may not take its part, one naming none
+//! takes it surely. A node whose bound, in both engines, has nothing of a rect's connections
+//! has empty cells there in both, and is not asked: an admin rule's changed port, for
+//! instance, at sources whose own namespace's NetworkPolicies allow them no such egress.
 
 use crate::connlist::{Interned, NodeCells};
 use crate::connset::ConnSet;
-use crate::decide::PolicyId;
+use crate::decide::{PolicyId, RuleId};
 use crate::eval::{rule_conns, Endpoint, Engine};
-use crate::ir::{Action, Policy, PortMatch, Rule, Tier, TierEnd};
-use crate::line_cells::{Line, LineCells, RuleAnswers};
-use netfence_model::{PolicyType, WorkloadRef};
+use crate::incremental::{changed_services, names_service};
+use crate::ir::{Action, Direction, Policy, PortMatch, Rule, Tier, TierEnd};
+use crate::line_cells::{selected_rules, Line, LineCells, RuleAnswers};
+use crate::walk::{walk, Walker};
+use netfence_model::{PodId, PolicyType, WorkloadRef};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -108,6 +118,9 @@ pub(crate) fn changed_subjects(
         return None;
     }
     let slots = changed_slots(before.tiers(), after.tiers())?;
+    // Calico `services` peers read their Service when evaluated: a rule naming a changed
+    // Service differs even when its compiled text does not.
+    let services = changed_services(before.inventory(), after.inventory());
 
     let engines = [before, after];
     let n = classes.len();
@@ -169,9 +182,9 @@ pub(crate) fn changed_subjects(
                     continue;
                 }
                 let rects = match v {
-                    0 => rects(engines, old_rules, new_rules),
-                    1 => rects(engines, old_rules, &[]),
-                    _ => rects(engines, &[], new_rules),
+                    0 => rects(engines, old_rules, new_rules, &services),
+                    1 => rects(engines, old_rules, &[], &services),
+                    _ => rects(engines, &[], new_rules, &services),
                 };
                 groups.push((d, rects, subjects));
             }
@@ -189,11 +202,23 @@ pub(crate) fn changed_subjects(
         subjects.retain(|&c| !same[*d][c]);
     }
     groups.retain(|(_, _, subjects)| !subjects.is_empty());
+    // A cell is inside the other node's own walk: nodes whose walk allows nothing of the
+    // rect's connections in either engine, whatever the peer, have equal cells there.
+    // Bounding costs a walk per distinct selection list of the other nodes, while the cells
+    // it saves are the subjects' (their walks shared from line to line): worth it for many
+    // subjects (an admin or global policy over a team's namespaces), not for a few (a
+    // namespace's NetworkPolicy, whose every node the bound would walk to drop few).
+    let mut ends = OtherEnds::default();
     let mut evaluations = Vec::new();
     for (d, rects, subjects) in &groups {
         for rect in rects {
-            let others = memos[rect.side].nodes_of(rect.rule);
-            evaluations.push((*d, others, &rect.ports, subjects));
+            let mut others = memos[rect.side].nodes_of(rect.rule);
+            if subjects.len() >= MIN_SUBJECTS_BOUNDED {
+                others.retain(|&v| v >= n || ends.open(engines, classes[v][0], *d, &rect.ports));
+            }
+            if !others.is_empty() {
+                evaluations.push((*d, others, &rect.ports, subjects));
+            }
         }
     }
     if !cheaper(&whole, &evaluations, nodes) {
@@ -247,6 +272,134 @@ fn cheaper(
     cost == 0 || cost < lines * nodes
 }
 
+/// The fewest subjects of a rect whose other nodes are bounded ([`OtherEnds`]) before the
+/// region is evaluated. Debug builds (the tests) bound every rect, so that the property tests'
+/// small clusters exercise the bound too; the result is the same either way.
+const MIN_SUBJECTS_BOUNDED: usize = if cfg!(debug_assertions) { 1 } else { 16 };
+
+/// The other end of the cells of a line: its own walk (a column's sources walk egress, a
+/// row's destinations ingress) bounds every cell of it, so where that walk can allow none of
+/// the region's connections against any peer, in both engines, the cells are empty in both.
+/// The bounds are kept per engine, direction and selection list (by address), unless the
+/// list's rules read the subject (`None`: asked per node).
+#[derive(Default)]
+struct OtherEnds {
+    bounds: HashMap<(usize, usize, usize), Option<ConnSet>>,
+}
+
+impl OtherEnds {
+    /// Whether the walk of `subject` (a pod of an other node of a line of direction `d`) can
+    /// allow something of `ports` against some peer in either engine.
+    fn open(&mut self, engines: [&Engine; 2], subject: PodId, d: usize, ports: &ConnSet) -> bool {
+        let direction = [PolicyType::Egress, PolicyType::Ingress][d];
+        (0..2).any(|side| {
+            let engine = engines[side];
+            let list = engine.selecting(subject, direction);
+            let key = (side, d, list.as_ptr() as usize);
+            let kept = self.bounds.entry(key).or_insert_with(|| {
+                let reads_subject = selected_rules(engine, list, direction).any(|rule| {
+                    rule.local.is_some()
+                        || (direction == PolicyType::Ingress
+                            && (rule.ip_version.is_some()
+                                || (rule.ports.iter().chain(&rule.not_ports))
+                                    .any(|p| matches!(p, PortMatch::Named(..)))))
+                });
+                (!reads_subject).then(|| may_allow(engine, direction, subject))
+            });
+            match kept {
+                Some(bound) => !bound.intersect(ports).is_empty(),
+                None => !may_allow(engine, direction, subject)
+                    .intersect(ports)
+                    .is_empty(),
+            }
+        })
+    }
+}
+
+/// Every connection `subject`'s walk in `direction` allows against some peer, or more: the
+/// walk of `walk.rs` with the peer left open ([`AnyPeer`]).
+fn may_allow(engine: &Engine, direction: Direction, subject: PodId) -> ConnSet {
+    let destination = (direction == PolicyType::Ingress).then_some(Endpoint::Pod(subject));
+    let mut walker = AnyPeer {
+        engine,
+        subject,
+        destination,
+    };
+    let selecting = engine.selecting(subject, direction);
+    walk(engine.tiers(), direction, selecting, &mut walker).may
+}
+
+/// A connection set over every peer at once: `may` holds what it holds for some peer (or
+/// more), `must` what it holds for every peer (or less).
+#[derive(Clone)]
+struct Bounds {
+    may: ConnSet,
+    must: ConnSet,
+}
+
+/// The walk of one subject with its peer left open. A rule that names peers may or may not
+/// match the peer: the part it takes is in `may` of its outcome and in `must` of nothing, so
+/// what it takes stays in `may` of the undecided set too. A rule that names none matches
+/// every peer (its `local` condition reads the subject, which is known). On egress the
+/// destination is the open peer: a rule whose connections depend on it (a named port, an
+/// address family) accepts every connection in `may` and none in `must`. Every concrete
+/// walk's sets stay between the bounds step by step (union and difference of bounds bound
+/// the union and difference), so its allowed set is inside `may`.
+struct AnyPeer<'e> {
+    engine: &'e Engine,
+    subject: PodId,
+    /// The destination when it is the subject (ingress); `None` when it is the peer.
+    destination: Option<Endpoint>,
+}
+
+impl Walker for AnyPeer<'_> {
+    type Set = Bounds;
+    fn full(&self) -> Bounds {
+        Bounds {
+            may: ConnSet::all(),
+            must: ConnSet::all(),
+        }
+    }
+    fn none(&self) -> Bounds {
+        Bounds {
+            may: ConnSet::empty(),
+            must: ConnSet::empty(),
+        }
+    }
+    fn is_empty(&self, set: &Bounds) -> bool {
+        set.may.is_empty()
+    }
+    fn union(&self, into: &mut Bounds, other: &Bounds) {
+        into.may = into.may.union(&other.may);
+        into.must = into.must.union(&other.must);
+    }
+    fn subtract(&self, from: &mut Bounds, other: &Bounds) {
+        from.may = from.may.subtract(&other.must);
+        from.must = from.must.subtract(&other.may);
+    }
+    fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &Bounds) -> Bounds {
+        let engine = self.engine;
+        let local = (rule.local.as_ref())
+            .is_none_or(|local| engine.peer_matches(local, Endpoint::Pod(self.subject)));
+        if !local {
+            return self.none();
+        }
+        let (conns, known) = match self.destination {
+            Some(destination) => (rule_conns(rule, engine.inventory(), destination), true),
+            None => bound(engine, rule).map_or((ConnSet::all(), false), |conns| (conns, true)),
+        };
+        let every_peer = known && rule.peers.is_empty();
+        Bounds {
+            may: undecided.may.intersect(&conns),
+            must: if every_peer {
+                undecided.must.intersect(&conns)
+            } else {
+                ConnSet::empty()
+            },
+        }
+    }
+}
+
 /// At most this many (node, rule) answers are asked of the tier outcomes' peers per change;
 /// beyond, the remaining subjects are left to the region's evaluation.
 const MOST_OUTCOME_WORK: usize = 1 << 25;
@@ -272,9 +425,10 @@ fn same_tier_outcomes(
     let classes = &engines[0].pod_classes().0;
     let mut same = [vec![false; classes.len()], vec![false; classes.len()]];
     let mut work = 0usize;
-    // Per rule asked (numbered by address in `index_of`): the engine it was first read in,
-    // its peer answers node by node, and the connections it accepts.
-    let mut answers: Vec<(usize, RuleAnswers<'_>, ConnSet)> = Vec::new();
+    // Per rule asked (numbered by address in `index_of`): the engine it was first read in and
+    // its peer answers node by node; beside them (same numbers) the connections it accepts.
+    let mut answers: Vec<(usize, RuleAnswers<'_>)> = Vec::new();
+    let mut accepts: Vec<ConnSet> = Vec::new();
     let mut index_of: HashMap<usize, usize> = HashMap::new();
     for (d, direction) in [PolicyType::Ingress, PolicyType::Egress]
         .into_iter()
@@ -307,36 +461,38 @@ fn same_tier_outcomes(
             groups[g].push(c);
         }
         for subjects in groups {
-            // Per (engine, changed tier): the rules walked, in order (the tier's policies'
-            // rules one after the other: a rule that matches decides for the whole tier).
+            // Per (engine, changed tier): the policies selecting the subject there and the
+            // rules walked, in order (the tier's policies' rules one after the other: a rule
+            // that matches decides for the whole tier).
             let rep = classes[subjects[0]][0];
-            // A tier selects the subject when some policy of it does (with or without rules).
-            let walked: Vec<(usize, usize, Vec<&Rule>)> = (0..2)
+            let walked: Vec<TierWalked<'_>> = (0..2)
                 .flat_map(|side| tiers.iter().map(move |&t| (side, t)))
                 .map(|(side, t)| {
                     let engine = engines[side];
-                    let rules = (engine.selecting(rep, direction).iter())
-                        .filter(|id| id.tier() == t)
-                        .flat_map(|id| {
-                            (engine.tiers()[t].policies[id.index()].rules(direction)).unwrap_or(&[])
-                        })
-                        .collect();
-                    (side, t, rules)
+                    let mut walked = TierWalked {
+                        side,
+                        selecting: Vec::new(),
+                        firsts: Vec::new(),
+                        rules: Vec::new(),
+                    };
+                    for &id in engine.selecting(rep, direction).iter() {
+                        if id.tier() == t {
+                            walked.selecting.push(id);
+                            walked.firsts.push((id, walked.rules.len()));
+                            let policy = &engine.tiers()[t].policies[id.index()];
+                            walked.rules.extend(policy.rules(direction).unwrap_or(&[]));
+                        }
+                    }
+                    walked
                 })
                 .collect();
-            let selected: Vec<bool> = (0..2)
-                .flat_map(|side| tiers.iter().map(move |&t| (side, t)))
-                .map(|(side, t)| {
-                    (engines[side].selecting(rep, direction).iter()).any(|id| id.tier() == t)
-                })
-                .collect();
-            let reads_endpoints = (walked.iter().flat_map(|(_, _, rules)| rules)).any(|rule| {
+            let reads_endpoints = (walked.iter().flat_map(|w| &w.rules)).any(|rule| {
                 rule.local.is_some()
                     || rule.ip_version.is_some()
                     || (rule.ports.iter().chain(&rule.not_ports))
                         .any(|p| matches!(p, PortMatch::Named(..)))
             });
-            let rules: usize = walked.iter().map(|(_, _, rules)| rules.len()).sum();
+            let rules: usize = walked.iter().map(|w| w.rules.len()).sum();
             work += nodes * rules;
             if reads_endpoints || work > MOST_OUTCOME_WORK {
                 continue;
@@ -344,14 +500,14 @@ fn same_tier_outcomes(
             // Each rule's answers, by address: a kept policy's rules are the same objects in
             // both engines and answer alike there (the pods and their context are the same).
             let at: Vec<usize> = (walked.iter())
-                .flat_map(|(side, _, list)| list.iter().map(move |rule| (*side, *rule)))
+                .flat_map(|w| w.rules.iter().map(move |rule| (w.side, *rule)))
                 .map(|(side, rule)| {
                     let next = answers.len();
                     *index_of
                         .entry(std::ptr::from_ref(rule) as usize)
                         .or_insert_with(|| {
-                            let conns = bound(engines[side], rule).unwrap_or_else(ConnSet::all);
-                            answers.push((side, memos[side].rule_answers(rule), conns));
+                            answers.push((side, memos[side].rule_answers(rule)));
+                            accepts.push(bound(engines[side], rule).unwrap_or_else(ConnSet::all));
                             next
                         })
                 })
@@ -363,22 +519,26 @@ fn same_tier_outcomes(
             let differs = (0..nodes).any(|v| {
                 matched.clear();
                 for &i in &at {
-                    let (side, rule_answers, _) = &mut answers[i];
+                    let (side, rule_answers) = &mut answers[i];
                     matched.push(memos[*side].rule_matches(rule_answers, v));
                 }
                 if let Some(&differs) = decided.get(&matched) {
                     return differs;
                 }
                 let mut offset = 0;
-                let outcomes: Vec<[ConnSet; 2]> = (walked.iter().zip(&selected))
-                    .map(|((side, t, list), &selected)| {
-                        let rules = (list.iter().enumerate()).map(|(r, rule)| {
-                            let i = offset + r;
-                            (rule.action, matched[i], &answers[at[i]].2)
-                        });
-                        let outcome = tier_outcome(rules, engines[*side].tiers()[*t].end, selected);
-                        offset += list.len();
-                        outcome
+                let outcomes: Vec<[ConnSet; 2]> = (walked.iter())
+                    .map(|w| {
+                        let mut node = TierAtNode {
+                            firsts: &w.firsts,
+                            matched: &matched[offset..offset + w.rules.len()],
+                            at: &at[offset..offset + w.rules.len()],
+                            accepts: &accepts,
+                            allowed: ConnSet::empty(),
+                        };
+                        offset += w.rules.len();
+                        let tiers = engines[w.side].tiers();
+                        let allowed_or_on = walk(tiers, direction, &w.selecting, &mut node);
+                        [node.allowed, ConnSet::all().subtract(&allowed_or_on)]
                     })
                     .collect();
                 let (old, new) = outcomes.split_at(tiers.len());
@@ -396,40 +556,63 @@ fn same_tier_outcomes(
     same
 }
 
-/// One tier's outcome at one peer: the connections it allows and those it denies (the rest
-/// go on to the next tier), from its rules walked in order (action, whether the peer matches,
-/// the connections accepted), as `walk.rs` walks them. A tier that selects nothing passes
-/// everything on; one that selects the subject ends as its `end` says.
-fn tier_outcome<'r>(
-    rules: impl Iterator<Item = (Action, bool, &'r ConnSet)>,
-    end: TierEnd,
-    selected: bool,
-) -> [ConnSet; 2] {
-    let (mut allowed, mut denied) = (ConnSet::empty(), ConnSet::empty());
-    if !selected {
-        return [allowed, denied];
+/// One engine's changed tier at one subject: the policies of the tier selecting it (in
+/// evaluation order), each with the place of its first rule in `rules`, the rules of those
+/// policies one after the other.
+struct TierWalked<'e> {
+    side: usize,
+    selecting: Vec<PolicyId>,
+    firsts: Vec<(PolicyId, usize)>,
+    rules: Vec<&'e Rule>,
+}
+
+/// One tier's outcome at one node, by the one walk (`walk.rs`) over that tier's selecting
+/// policies alone: a rule matches where its peers' answers at the node say so (`matched`,
+/// in the order of [`TierWalked::rules`]), at the connections it accepts. The walk returns
+/// what the tier allows or passes on to the next tier (everything, when it selects
+/// nothing); what it allows is gathered from the Allow rules' matches, and the rest is
+/// denied.
+struct TierAtNode<'a> {
+    firsts: &'a [(PolicyId, usize)],
+    matched: &'a [bool],
+    /// Per rule walked, its number in `accepts`.
+    at: &'a [usize],
+    accepts: &'a [ConnSet],
+    allowed: ConnSet,
+}
+
+impl Walker for TierAtNode<'_> {
+    type Set = ConnSet;
+    fn full(&self) -> ConnSet {
+        ConnSet::all()
     }
-    let mut undecided = ConnSet::all();
-    for (action, matches, conns) in rules {
-        if !matches {
-            continue;
-        }
-        let part = conns.intersect(&undecided);
-        if part.is_empty() {
-            continue;
-        }
-        match action {
-            Action::Allow => allowed = allowed.union(&part),
-            Action::Deny => denied = denied.union(&part),
-            Action::Pass => {}
-            Action::Log => continue,
-        }
-        undecided = undecided.subtract(&part);
+    fn none(&self) -> ConnSet {
+        ConnSet::empty()
     }
-    if end == TierEnd::Deny {
-        denied = denied.union(&undecided);
+    fn is_empty(&self, set: &ConnSet) -> bool {
+        set.is_empty()
     }
-    [allowed, denied]
+    fn union(&self, into: &mut ConnSet, other: &ConnSet) {
+        *into = into.union(other);
+    }
+    fn subtract(&self, from: &mut ConnSet, other: &ConnSet) {
+        *from = from.subtract(other);
+    }
+    fn matched(&mut self, at: RuleId, _rule: &Rule, undecided: &ConnSet) -> ConnSet {
+        let first = (self.firsts.iter())
+            .find(|(policy, _)| *policy == at.policy())
+            .map_or(0, |&(_, first)| first);
+        let i = first + at.rule();
+        if !self.matched[i] {
+            return ConnSet::empty();
+        }
+        self.accepts[self.at[i]].intersect(undecided)
+    }
+    fn on_match(&mut self, _at: RuleId, action: Action, matched: &ConnSet) {
+        if action == Action::Allow {
+            self.allowed = self.allowed.union(matched);
+        }
+    }
 }
 
 /// The changed slots of every tier, or `None` when the tiers differ in number, name or end,
@@ -496,12 +679,20 @@ fn changed_slots(old: &[Tier], new: &[Tier]) -> Option<Vec<Slot>> {
 }
 
 /// The region of one slot's rule lists (`old` of the engine before, `new` of the one after;
-/// empty for a version that does not select the subject): see the module notes.
-fn rects<'e>(engines: [&'e Engine; 2], old: &'e [Rule], new: &'e [Rule]) -> Vec<Rect<'e>> {
+/// empty for a version that does not select the subject): see the module notes. Rules naming
+/// one of the changed `services` are compared as differing.
+fn rects<'e>(
+    engines: [&'e Engine; 2],
+    old: &'e [Rule],
+    new: &'e [Rule],
+    services: &HashSet<(String, String)>,
+) -> Vec<Rect<'e>> {
     let mut rects = Vec::new();
     for r in 0..old.len().max(new.len()) {
         let (o, n) = (old.get(r), new.get(r));
-        if let (Some(o), Some(n)) = (o, n) {
+        // A rule naming a changed Service is not alike its twin: both are compared whole.
+        let twins = (o.zip(n)).filter(|(o, _)| !names_service(o, services));
+        if let Some((o, n)) = twins {
             if same(o, n) {
                 continue;
             }
@@ -555,9 +746,10 @@ fn bound(engine: &Engine, rule: &Rule) -> Option<ConnSet> {
 #[cfg(test)]
 mod tests {
     use crate::connlist::NodeCells;
+    use crate::connset::ConnSet;
     use crate::eval::Engine;
     use crate::line_cells::LineCells;
-    use netfence_model::{Loader, WorkloadRef};
+    use netfence_model::{Loader, Protocol, WorkloadRef};
     use std::collections::BTreeSet;
 
     const CLUSTER: &str = "apiVersion: v1
@@ -714,6 +906,68 @@ spec: {order: 100, defaultAction: Deny}
         }
     }
 
+    /// An admin rule's port moved (as the bench's change (h)): db's admin tier outcomes
+    /// differ at client (allowed there, passed on to db's isolating NetworkPolicy here), so
+    /// client's cells into db are evaluated — unless client's own egress walk allows none of
+    /// those ports to any peer in either engine (a NetworkPolicy of its namespace allows DNS
+    /// only): then client is not asked, and no line changes. Either way the delta equals
+    /// the whole diff.
+    #[test]
+    fn a_region_node_whose_own_walk_allows_nothing_there_is_not_asked() {
+        let cluster = CLUSTER
+            .replace(
+                "metadata: {name: a}",
+                "metadata: {name: a, labels: {team: a}}",
+            )
+            .replace(
+                "metadata: {name: b}",
+                "metadata: {name: b, labels: {team: b}}",
+            );
+        let isolate_db = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: a}\nspec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}\n";
+        let dns_only = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: dns-only, namespace: b}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress: [{ports: [{protocol: UDP, port: 53}]}]\n";
+        let admin = |port: u16| {
+            format!(
+                "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: team}}\nspec:\n  priority: 3\n  subject: {{namespaces: {{matchLabels: {{team: a}}}}}}\n  ingress:\n  - {{name: client, action: Allow, from: [{{namespaces: {{matchLabels: {{team: b}}}}}}], ports: [{{portNumber: {{protocol: TCP, port: {port}}}}}]}}\n"
+            )
+        };
+        let load = |policy: &str| {
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", &cluster);
+            loader.load_str("policy.yaml", policy);
+            loader.finish().expect("the test cluster loads")
+        };
+        for (egress, changes) in [("", true), (dns_only, false)] {
+            let [old, new] =
+                [5432, 5433].map(|port| format!("{isolate_db}---\n{}{egress}", admin(port)));
+            let before = Engine::new(load(&old));
+            let _ = before.workload_classes();
+            let inventory = load(&new);
+            let (after, sides, _) = before.rebuilt_sides(inventory.clone());
+            let sides = sides.expect("only a policy changed");
+            let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+            assert_eq!(!whole.is_empty(), changes, "{egress:?}: {whole:?}");
+            let client = before
+                .inventory()
+                .pod_by_key("b", "client")
+                .expect("client exists");
+            let ports =
+                ConnSet::single(Protocol::Tcp, 5432).union(&ConnSet::single(Protocol::Tcp, 5433));
+            let open = super::OtherEnds::default().open([&before, &after], client, 0, &ports);
+            assert_eq!(open, changes, "{egress:?}");
+            let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
+            let [ingress, egress_subjects] = super::changed_subjects(&before, &after, &ranges)
+                .expect("a change of one policy in place");
+            let expected: Vec<&str> = if changes { vec!["db"] } else { vec![] };
+            assert_eq!(names(&ingress), expected, "{egress:?}");
+            assert!(egress_subjects.is_empty());
+            assert_eq!(
+                crate::delta::diff_sides(&before, &after, Some(&sides)),
+                whole,
+                "{egress:?}"
+            );
+        }
+    }
+
     /// A port added to a Deny rule: the region is every peer (the rule names none) at the
     /// added port only; when an Allow rule follows, the lines into db change at that port
     /// (found inside the region); when the tier's end denies it anyway, none changes and no
@@ -744,5 +998,35 @@ spec: {order: 100, defaultAction: Deny}
                 "{rest:?}"
             );
         }
+    }
+
+    /// A Service that a Calico rule names created: the policy compiles to the same rules as
+    /// before (the peer names the Service; its endpoints are read when the rule is
+    /// evaluated), yet web now matches the rule: the rule is compared as changed, and the
+    /// delta equals the whole diff (web → db allowed).
+    #[test]
+    fn a_service_named_by_a_rule_created_changes_its_peers() {
+        let policy = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: security.db}\nspec:\n  tier: security\n  order: 1\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {action: Allow, source: {services: {name: web, namespace: a}}}\n";
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec: {selector: {app: web}, ports: [{port: 80, protocol: TCP}]}\n";
+        let before = engine(policy);
+        let _ = before.workload_classes();
+        let mut loader = Loader::new();
+        loader.load_str("cluster.yaml", CLUSTER);
+        loader.load_str("policy.yaml", policy);
+        loader.load_str("service.yaml", service);
+        let inventory = loader.finish().expect("the test cluster loads");
+        let (after, sides, _) = before.rebuilt_sides(inventory.clone());
+        let sides = sides.expect("a Service and the policy naming it changed");
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+        assert!(
+            whole
+                .iter()
+                .any(|l| l.src.to_string().contains("web") && l.dst.to_string().contains("db")),
+            "{whole:?}"
+        );
+        assert_eq!(
+            crate::delta::diff_sides(&before, &after, Some(&sides)),
+            whole
+        );
     }
 }
