@@ -16,7 +16,7 @@ use netfence_model::aws::{
     is_group_id, pod_security_groups, PodGroups, SecurityGroup, SecurityGroupPolicy, SgDirection,
     SgPeer, SgProtocol, SgRule, SgTarget,
 };
-use netfence_model::{Inventory, Protocol};
+use netfence_model::{Inventory, PodId, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -34,7 +34,7 @@ struct PodGroupSet {
     groups: Vec<String>,
     /// Indices into `security_group_policies`.
     policies: BTreeSet<usize>,
-    pods: Vec<usize>,
+    pods: Vec<PodId>,
 }
 
 /// The pods that get security groups, grouped by the set of groups they get
@@ -52,7 +52,7 @@ fn pod_group_sets(inventory: &Inventory, notes: &mut Vec<String>) -> Vec<PodGrou
             pods: Vec::new(),
         });
         set.policies.extend(policies);
-        set.pods.push(id);
+        set.pods.push(PodId::new(id));
     }
     if !computed.unknown_accounts.is_empty() {
         let names: Vec<String> = computed.unknown_accounts.into_iter().collect();
@@ -147,7 +147,7 @@ impl PodGroupSet {
     }
 }
 
-fn workloads(inventory: &Inventory, pods: &[usize]) -> String {
+fn workloads(inventory: &Inventory, pods: &[PodId]) -> String {
     let names: BTreeSet<String> = pods
         .iter()
         .map(|&p| inventory.pods()[p].workload.to_string())
@@ -319,7 +319,7 @@ fn node_addresses(inventory: &Inventory) -> Vec<IpAddr> {
 }
 
 /// Known addresses of a set of pods (empty when any is unknown).
-fn pod_addresses(inventory: &Inventory, pods: &[usize]) -> Vec<IpAddr> {
+fn pod_addresses(inventory: &Inventory, pods: &[PodId]) -> Vec<IpAddr> {
     if pods.iter().any(|&p| inventory.pods()[p].synthetic_ip) {
         return Vec::new();
     }
@@ -552,7 +552,7 @@ fn is_fargate(pod: &netfence_model::Pod) -> bool {
 fn fargate_cluster_group(audit: &mut Audit<'_>, sets: &[PodGroupSet], cluster: &SecurityGroup) {
     let inventory = audit.engine.inventory();
     for set in sets {
-        let fargate: Vec<usize> = set
+        let fargate: Vec<PodId> = set
             .pods
             .iter()
             .copied()

@@ -7,7 +7,7 @@ use crate::{Audit, CheckId, Family, Object, ObjectRef};
 use netfence_engine::connlist::Cuts;
 use netfence_engine::ir::{Policy, PolicyKind, PolicySource};
 use netfence_engine::{ConnSet, Engine, ListPeer};
-use netfence_model::{Inventory, NetworkPolicy, PolicyType, WorkloadRef};
+use netfence_model::{Inventory, NetworkPolicy, PodId, PolicyType, WorkloadRef};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The shadowed and select-nothing policy family.
@@ -142,7 +142,7 @@ fn network_policy_focus(
 fn compiled_focus(
     inventory: &Inventory,
     policy: &Policy,
-    consulting: Option<&BTreeSet<usize>>,
+    consulting: Option<&BTreeSet<PodId>>,
 ) -> Option<BTreeSet<WorkloadRef>> {
     let has_rules = [PolicyType::Ingress, PolicyType::Egress]
         .into_iter()
@@ -240,9 +240,9 @@ fn focus_lines(
 
 /// For each compiled policy `(tier, policy)`, the pods whose evaluation consults it (in
 /// either direction); policies no pod consults are absent.
-fn pods_by_compiled_policy(engine: &Engine) -> BTreeMap<(usize, usize), BTreeSet<usize>> {
-    let mut pods: BTreeMap<(usize, usize), BTreeSet<usize>> = BTreeMap::new();
-    for id in 0..engine.inventory().pods().len() {
+fn pods_by_compiled_policy(engine: &Engine) -> BTreeMap<(usize, usize), BTreeSet<PodId>> {
+    let mut pods: BTreeMap<(usize, usize), BTreeSet<PodId>> = BTreeMap::new();
+    for id in (0..engine.inventory().pods().len()).map(PodId::new) {
         for d in [PolicyType::Ingress, PolicyType::Egress] {
             for &key in engine.selecting(id, d) {
                 pods.entry((key.tier(), key.index()))

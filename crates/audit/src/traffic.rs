@@ -8,7 +8,7 @@ use crate::remediation::{
 };
 use crate::{summarize, Audit, CheckId, Family, Object, ObjectRef};
 use netfence_engine::{Endpoint, Engine, Outcome};
-use netfence_model::{Inventory, Pod, PolicyType, Protocol};
+use netfence_model::{Inventory, Pod, PodId, PolicyType, Protocol};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -49,13 +49,13 @@ impl Object for Pod {
 fn namespaces(audit: &mut Audit<'_>) {
     let engine = audit.engine;
     let inventory = engine.inventory();
-    let mut pods_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut pods_by_namespace: BTreeMap<&str, Vec<PodId>> = BTreeMap::new();
     for (id, pod) in inventory.pods().iter().enumerate() {
         if !pod.host_network {
             pods_by_namespace
                 .entry(&pod.namespace)
                 .or_default()
-                .push(id);
+                .push(PodId::new(id));
         }
     }
     for (namespace, pods) in &pods_by_namespace {
@@ -108,7 +108,7 @@ fn namespaces(audit: &mut Audit<'_>) {
 
 /// The names of the `pods` that traffic from (or to) any address reaches in `direction`
 /// without a rule deciding it.
-fn open_without_rule(engine: &Engine, pods: &[usize], direction: PolicyType) -> Vec<String> {
+fn open_without_rule(engine: &Engine, pods: &[PodId], direction: PolicyType) -> Vec<String> {
     let probe = Endpoint::Address(IpAddr::from(PROBE_ADDRESS));
     pods.iter()
         .filter(|&&id| {
@@ -142,6 +142,7 @@ fn dns_reachability(audit: &mut Audit<'_>) {
         return;
     }
     for (id, pod) in inventory.pods().iter().enumerate() {
+        let id = PodId::new(id);
         if pod.host_network
             || dns_pods.contains(&id)
             || engine.selecting(id, PolicyType::Egress).is_empty()
@@ -176,6 +177,7 @@ fn open_pods(audit: &mut Audit<'_>) {
     let engine = audit.engine;
     let probe = Endpoint::Address(IpAddr::from(PROBE_ADDRESS));
     for (id, pod) in engine.inventory().pods().iter().enumerate() {
+        let id = PodId::new(id);
         if pod.host_network {
             continue;
         }
@@ -257,12 +259,12 @@ fn restrict_ingress(pod: &Pod) -> String {
 }
 
 /// The cluster DNS pods: CoreDNS as EKS installs it, labelled `k8s-app: kube-dns`.
-pub(crate) fn cluster_dns_pods(inventory: &Inventory) -> Vec<usize> {
+pub(crate) fn cluster_dns_pods(inventory: &Inventory) -> Vec<PodId> {
     inventory
         .pods()
         .iter()
         .enumerate()
         .filter(|(_, p)| p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns"))
-        .map(|(id, _)| id)
+        .map(|(id, _)| PodId::new(id))
         .collect()
 }

@@ -195,7 +195,7 @@ pub fn endpoint(engine: &Engine, text: &str, flag: &str) -> Result<Endpoint, Fai
         .iter()
         .position(|p| p.namespace == namespace && p.workload.name == name)
     {
-        return Ok(Endpoint::Pod(id));
+        return Ok(Endpoint::Pod(netfence_model::PodId::new(id)));
     }
     let in_namespace: Vec<String> = inventory
         .pods()

@@ -578,6 +578,7 @@ pub fn demo(
         port: 1,
     };
     for (id, pod) in inventory.pods().iter().enumerate() {
+        let id = netfence_model::PodId::new(id);
         let verdict = engine.explain(
             Endpoint::Pod(id),
             Endpoint::Address("192.0.2.1".parse().expect("literal address")),
@@ -1235,7 +1236,7 @@ impl MismatchGroups {
                 return ADDRESS | intern(&mut self.addresses, &mut self.address_index, &ip);
             }
         };
-        if let Some(&index) = self.workload_of.get(id).filter(|&&i| i != u32::MAX) {
+        if let Some(&index) = self.workload_of.get(id.index()).filter(|&&i| i != u32::MAX) {
             return index;
         }
         let pods = engine.inventory().pods();

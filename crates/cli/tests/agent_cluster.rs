@@ -9,7 +9,7 @@
 use netfence_cluster::testing::{resources_with, TestServer};
 use netfence_dataplane::{Lab, LabOptions};
 use netfence_engine::{Engine, ProbePort};
-use netfence_model::{Loader, Origin, Protocol};
+use netfence_model::{Loader, Origin, PodId, Protocol};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
@@ -253,8 +253,8 @@ fn the_agent_enforces_the_watch_stream_event_by_event() {
                         continue;
                     }
                     let (src, dst) = (
-                        engine.endpoint_for_ip(lab.address(s).into()),
-                        engine.endpoint_for_ip(lab.address(d).into()),
+                        engine.endpoint_for_ip(lab.address(PodId::new(s)).into()),
+                        engine.endpoint_for_ip(lab.address(PodId::new(d)).into()),
                     );
                     let both_known = [src, dst]
                         .iter()

@@ -269,7 +269,7 @@ fn traffic_benchmarks(big: &Ruleset, window: Duration, repeats: usize) {
     let small = engine(2, 0);
     let ports: Vec<ProbePort> = vec!["TCP/5201".parse().unwrap()];
     let lab = Lab::build(&small, &ports).expect("lab");
-    let (client, server) = (0, 1);
+    let (client, server) = (netfence_model::PodId::new(0), netfence_model::PodId::new(1));
     let server_addr = SocketAddr::from((lab.address(server), 5202));
     // Connection rate goes to the lab's echo listener on 5201 (a non-blocking accept loop);
     // throughput to a sink on 5202 that reads everything.

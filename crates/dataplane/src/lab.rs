@@ -13,7 +13,7 @@ use crate::nft::{self, run, DataplaneError};
 use crate::record::{self, KernelFlow};
 use crate::render::{render, RenderOptions, Ruleset};
 use netfence_engine::{Engine, Matrix, ProbePort};
-use netfence_model::Protocol;
+use netfence_model::{PodId, Protocol};
 use std::collections::{BTreeSet, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -64,9 +64,9 @@ pub struct LabOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LabConnection {
     /// Source pod.
-    pub src: usize,
+    pub src: PodId,
     /// Destination pod.
-    pub dst: usize,
+    pub dst: PodId,
     /// Protocol and port.
     pub port: ProbePort,
 }
@@ -187,7 +187,12 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
                 .map(|(c, _)| *c)
                 .collect();
             let observed = Matrix::from_fn(&options.ports, pod_names(engine), |port, src, dst| {
-                src == dst || through.contains(&LabConnection { src, dst, port })
+                src == dst
+                    || through.contains(&LabConnection {
+                        src: PodId::new(src),
+                        dst: PodId::new(dst),
+                        port,
+                    })
             });
             (observed, list.len(), results)
         }
@@ -210,8 +215,8 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
         for src in 0..n {
             for dst in 0..n {
                 let cell = LabConnection {
-                    src,
-                    dst,
+                    src: PodId::new(src),
+                    dst: PodId::new(dst),
                     port: *port,
                 };
                 let compared = probed.as_ref().is_none_or(|set| set.contains(&cell));
@@ -251,12 +256,13 @@ pub fn run_lab(engine: &Engine, options: &LabOptions) -> Result<LabReport, Datap
 /// the line.
 pub fn parse_connections(engine: &Engine, text: &str) -> Result<Vec<LabConnection>, String> {
     let pods = engine.inventory().pods();
-    let resolve = |name: &str, line: usize| -> Result<Vec<usize>, String> {
+    let resolve = |name: &str, line: usize| -> Result<Vec<PodId>, String> {
+        let ids = || (0..pods.len()).map(PodId::new);
         if name == "*" {
-            return Ok((0..pods.len()).filter(|&i| !pods[i].host_network).collect());
+            return Ok(ids().filter(|&i| !pods[i].host_network).collect());
         }
         let (namespace, short) = name.split_once('/').unwrap_or(("default", name));
-        let workload: Vec<usize> = (0..pods.len())
+        let workload: Vec<PodId> = ids()
             .filter(|&i| pods[i].workload.namespace == namespace && pods[i].workload.name == short)
             .collect();
         if !workload.is_empty() {
@@ -533,17 +539,19 @@ impl Lab {
     ) -> Result<Vec<(LabConnection, bool)>, DataplaneError> {
         if let Some(bad) = list
             .iter()
-            .find(|c| c.src >= self.pods.len() || c.dst >= self.pods.len())
+            .find(|c| c.src.index() >= self.pods.len() || c.dst.index() >= self.pods.len())
         {
             return Err(DataplaneError::Other(format!(
                 "connection {} -> {}: the lab has {} pods",
-                bad.src,
-                bad.dst,
+                bad.src.index(),
+                bad.dst.index(),
                 self.pods.len()
             )));
         }
-        let cells: Vec<(ProbePort, usize, usize)> =
-            list.iter().map(|c| (c.port, c.src, c.dst)).collect();
+        let cells: Vec<(ProbePort, usize, usize)> = list
+            .iter()
+            .map(|c| (c.port, c.src.index(), c.dst.index()))
+            .collect();
         let results = self.probe_cells(&cells, options)?;
         Ok(list.iter().copied().zip(results).collect())
     }
@@ -580,7 +588,7 @@ impl Lab {
     /// Run `work` on a thread inside pod `pod`'s namespace and return its result.
     pub fn run_in<T: Send + 'static>(
         &self,
-        pod: usize,
+        pod: PodId,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, DataplaneError> {
         let namespace = self.pods[pod].clone();
@@ -596,7 +604,7 @@ impl Lab {
     /// Spawn `work` on a thread inside pod `pod`'s namespace (for servers).
     pub fn spawn_in(
         &self,
-        pod: usize,
+        pod: PodId,
         work: impl FnOnce() + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
         let namespace = self.pods[pod].clone();
@@ -608,7 +616,7 @@ impl Lab {
     }
 
     /// The IPv4 address of pod `pod` in the lab.
-    pub fn address(&self, pod: usize) -> Ipv4Addr {
+    pub fn address(&self, pod: PodId) -> Ipv4Addr {
         self.addresses[pod]
     }
 
@@ -616,8 +624,8 @@ impl Lab {
     /// listener echoes what it receives, so the stream can carry traffic across updates.
     pub fn connect(
         &self,
-        src: usize,
-        dst: usize,
+        src: PodId,
+        dst: PodId,
         port: u16,
         timeout: Duration,
     ) -> Result<TcpStream, DataplaneError> {

@@ -819,6 +819,7 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     // Chain name -> (first endpoint, direction, tier, endpoints using it).
     let mut users: BTreeMap<String, (String, PolicyType, String, usize)> = BTreeMap::new();
     for (id, pod) in inventory.pods().iter().enumerate() {
+        let id = PodId::new(id);
         if let Some(node) = &options.node {
             if pod.node.as_deref() != Some(node.as_str()) {
                 continue;

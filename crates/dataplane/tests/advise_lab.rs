@@ -115,7 +115,9 @@ fn online_boutique_advised_from_recorded_traffic_is_enforced_by_the_kernel() {
     for call in &calls {
         let p = ports.iter().position(|p| *p == call.port).unwrap();
         assert!(
-            replayed.observed.allowed(p, call.src, call.dst),
+            replayed
+                .observed
+                .allowed(p, call.src.index(), call.dst.index()),
             "observed connection {} -> {} {} dropped",
             replayed.observed.endpoints[call.src],
             replayed.observed.endpoints[call.dst],

@@ -11,7 +11,7 @@ mod common;
 use common::{engine, pod, require_root, PortLab, RunningAgent};
 use netfence_dataplane::{AgentSource, Enforcement, PodGuard, SourceChange};
 use netfence_engine::Engine;
-use netfence_model::Protocol;
+use netfence_model::{PodId, Protocol};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -106,8 +106,8 @@ fn a_new_pod_is_dropped_until_its_rules_are_in() {
         .iter()
         .map(|&(s, d)| {
             full.allowed(
-                full.endpoint_for_ip(lab.lab.address(s).into()),
-                full.endpoint_for_ip(lab.lab.address(d).into()),
+                full.endpoint_for_ip(lab.lab.address(PodId::new(s)).into()),
+                full.endpoint_for_ip(lab.lab.address(PodId::new(d)).into()),
                 Protocol::Tcp,
                 80,
             )

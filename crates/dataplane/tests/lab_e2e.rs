@@ -65,7 +65,7 @@ fn round_trip(
                             && Some(p.protocol) == checked.protocol.ported()
                     })
                     .expect("a probed port");
-                cells.insert((port, src, dst));
+                cells.insert((port, src.index(), dst.index()));
             }
         }
     })

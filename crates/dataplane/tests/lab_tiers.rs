@@ -121,7 +121,7 @@ fn lab_index(engine: &Engine, outside: &[Ipv4Addr], text: &str) -> usize {
     let pods = engine.inventory().pods().len();
     match text.parse::<std::net::IpAddr>() {
         Ok(ip) => match engine.inventory().pod_by_ip(ip) {
-            Some(id) => id,
+            Some(id) => id.index(),
             None => {
                 pods + outside
                     .iter()
@@ -131,7 +131,11 @@ fn lab_index(engine: &Engine, outside: &[Ipv4Addr], text: &str) -> usize {
         },
         Err(_) => {
             let (ns, name) = text.split_once('/').expect("ns/pod");
-            engine.inventory().pod_by_key(ns, name).expect("pod")
+            engine
+                .inventory()
+                .pod_by_key(ns, name)
+                .expect("pod")
+                .index()
         }
     }
 }
@@ -139,7 +143,7 @@ fn lab_index(engine: &Engine, outside: &[Ipv4Addr], text: &str) -> usize {
 fn endpoint_of(engine: &Engine, outside: &[Ipv4Addr], index: usize) -> Endpoint {
     let pods = engine.inventory().pods().len();
     if index < pods {
-        Endpoint::Pod(index)
+        Endpoint::Pod(netfence_model::PodId::new(index))
     } else {
         Endpoint::Address(std::net::IpAddr::V4(outside[index - pods]))
     }
@@ -294,7 +298,7 @@ fn pod_poke(engine: &Engine, poke: &str) -> Option<(usize, usize, ProbePort, boo
     let pod = |key: &str| {
         let (ns, name) = key.split_once('/')?;
         let id = engine.inventory().pod_by_key(ns, name)?;
-        (!engine.inventory().pods()[id].host_network).then_some(id)
+        (!engine.inventory().pods()[id].host_network).then_some(id.index())
     };
     let port: ProbePort = w[3].parse().ok()?;
     (port.protocol != Protocol::Sctp).then_some(())?;
@@ -384,8 +388,8 @@ fn network_policy_api_pod_to_pod_steps_in_the_kernel() {
                     .iter()
                     .map(|&(port, s, d)| {
                         engine.allowed(
-                            netfence_engine::Endpoint::Pod(grid[s]),
-                            netfence_engine::Endpoint::Pod(grid[d]),
+                            netfence_engine::Endpoint::Pod(netfence_model::PodId::new(grid[s])),
+                            netfence_engine::Endpoint::Pod(netfence_model::PodId::new(grid[d])),
                             port.protocol,
                             port.port,
                         )
@@ -395,8 +399,8 @@ fn network_policy_api_pod_to_pod_steps_in_the_kernel() {
                 for (&(port, s, d), kernel) in cells.iter().zip(&seen) {
                     let (src, dst) = (grid[s], grid[d]);
                     let predicted = engine.allowed(
-                        netfence_engine::Endpoint::Pod(src),
-                        netfence_engine::Endpoint::Pod(dst),
+                        netfence_engine::Endpoint::Pod(netfence_model::PodId::new(src)),
+                        netfence_engine::Endpoint::Pod(netfence_model::PodId::new(dst)),
                         port.protocol,
                         port.port,
                     );
@@ -459,10 +463,14 @@ fn cilium_ends(engine: &Engine, outside: &[Ipv4Addr], text: &str) -> Result<Vec<
         return Err(format!("{ip}: the lab builds IPv4 networks only"));
     }
     if let Some(id) = inventory.pod_by_ip(ip) {
-        return Ok(vec![id]);
+        return Ok(vec![id.index()]);
     }
     if let Some(service) = inventory.service_by_cluster_ip(ip) {
-        return Ok(inventory.service_backends(service));
+        let backends = inventory.service_backends(service);
+        return Ok(backends
+            .into_iter()
+            .map(netfence_model::PodId::index)
+            .collect());
     }
     Ok(vec![lab_index(engine, outside, text)])
 }

@@ -64,8 +64,8 @@ fn main() {
             let mut allowed = 0;
             for _ in 0..batch {
                 if engine.allowed(
-                    Endpoint::Pod(next()),
-                    Endpoint::Pod(next()),
+                    Endpoint::Pod(netfence_model::PodId::new(next())),
+                    Endpoint::Pod(netfence_model::PodId::new(next())),
                     Protocol::Tcp,
                     8080,
                 ) {

@@ -87,6 +87,14 @@ impl<T> std::ops::Index<usize> for Chunked<T> {
     }
 }
 
+impl<T> std::ops::Index<netfence_model::PodId> for Chunked<T> {
+    type Output = T;
+
+    fn index(&self, id: netfence_model::PodId) -> &T {
+        &self[id.index()]
+    }
+}
+
 impl<T> FromIterator<T> for Chunked<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut iter = iter.into_iter();

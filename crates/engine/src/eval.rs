@@ -15,7 +15,7 @@ use crate::ir::{
     PolicyKind, PortMatch, Rule, Subject, Tier,
 };
 use crate::walk::{walk, Walker};
-use netfence_model::{Inventory, Origin, Pod, PodId, PolicyType, Protocol};
+use netfence_model::{Inventory, Origin, Pod, PodId, PodRange, PolicyType, Protocol};
 use netfence_selector::{Labels, WithLabels};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -60,7 +60,7 @@ fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> 
     /// Below this many (policy, candidate pod) tests, one thread.
     const MIN_PARALLEL_CANDIDATES: usize = 50_000;
     // (tier, policy, the policy, the pods it may select)
-    type Entry<'a> = (usize, usize, &'a crate::ir::Policy, std::ops::Range<PodId>);
+    type Entry<'a> = (usize, usize, &'a crate::ir::Policy, PodRange);
     let policies: Vec<Entry<'_>> = tiers
         .iter()
         .enumerate()
@@ -76,7 +76,7 @@ fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> 
             vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
         for (t, p, policy, candidates) in run {
             let (t, p) = (*t, *p);
-            for id in admitted_pods(&policy.subject, inventory, candidates.clone()) {
+            for id in admitted_pods(&policy.subject, inventory, *candidates) {
                 let pod = &*inventory.pods()[id];
                 if pod.host_network || !subject_selects_admitted(&policy.subject, inventory, pod) {
                     continue;
@@ -1152,17 +1152,14 @@ fn with_calico_namespace_labels<R>(
 
 /// The pods a subject can select: those of its namespace for a namespaced subject (pods are
 /// sorted by namespace, so a range), else every pod.
-pub(crate) fn subject_candidates(
-    subject: &Subject,
-    inventory: &Inventory,
-) -> std::ops::Range<PodId> {
+pub(crate) fn subject_candidates(subject: &Subject, inventory: &Inventory) -> PodRange {
     match subject {
         Subject::PodsInNamespace { namespace, .. }
         | Subject::Calico {
             namespace: Some(namespace),
             ..
         } => inventory.pods_in(namespace),
-        _ => 0..inventory.pods().len(),
+        _ => PodRange::new(0..inventory.pods().len()),
     }
 }
 
@@ -1204,17 +1201,17 @@ pub(crate) fn subject_admits_namespace(
 pub(crate) fn admitted_pods<'i>(
     subject: &'i Subject,
     inventory: &'i Inventory,
-    candidates: std::ops::Range<PodId>,
+    candidates: PodRange,
 ) -> impl Iterator<Item = PodId> + 'i {
     let pods = inventory.pods();
-    let mut id = candidates.start;
+    let (mut id, end) = (candidates.start.index(), candidates.end.index());
     std::iter::from_fn(move || {
-        while id < candidates.end {
+        while id < end {
             let namespace = pods[id].namespace.as_str();
             let start = id;
-            id += pods[start..candidates.end].partition_point(|pod| pod.namespace == namespace);
+            id += pods[start..end].partition_point(|pod| pod.namespace == namespace);
             if subject_admits_namespace(subject, inventory, namespace) {
-                return Some(start..id);
+                return Some(PodRange::new(start..id));
             }
         }
         None

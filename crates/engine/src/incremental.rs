@@ -25,8 +25,8 @@ use crate::ir::{
 };
 use netfence_model::net::FastMap;
 use netfence_model::{
-    Change, Inventory, LinkPatch, LoadErrors, Loader, NetworkPolicy, ObjectKey, Pod, PolicyType,
-    WorkloadRef,
+    Change, Inventory, LinkPatch, LoadErrors, Loader, NetworkPolicy, ObjectKey, Pod, PodId,
+    PolicyType, WorkloadRef,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -416,7 +416,7 @@ pub(crate) struct PodMatch {
     /// namespace's or service account's labels changed).
     pub(crate) dirty: Vec<bool>,
     /// The ids of the dirty pods, in order (every new pod is dirty).
-    pub(crate) changed: Vec<usize>,
+    pub(crate) changed: Vec<PodId>,
     /// For each new pod, the id of the old pod of its name; `None` when no id moved (as many
     /// pods, each named as the old pod of its id): then a pod's old id is its id.
     previous: Option<Vec<Option<usize>>>,
@@ -427,10 +427,10 @@ pub(crate) struct PodMatch {
 
 impl PodMatch {
     /// The old id of the pod named as new pod `id`.
-    pub(crate) fn previous(&self, id: usize) -> Option<usize> {
+    pub(crate) fn previous(&self, id: PodId) -> Option<PodId> {
         match &self.previous {
             None => Some(id),
-            Some(previous) => previous[id],
+            Some(previous) => previous[id].map(PodId::new),
         }
     }
 
@@ -440,16 +440,22 @@ impl PodMatch {
     }
 
     /// The old ids of the pods no clean new pod continues, in order.
-    pub(crate) fn gone(&self) -> Vec<usize> {
+    pub(crate) fn gone(&self) -> Vec<PodId> {
         match &self.previous {
             // A pod's old id is its id: the old pods not kept are the changed ones.
             None => self.changed.clone(),
-            Some(_) => (0..self.kept.len()).filter(|&id| !self.kept[id]).collect(),
+            Some(_) => (0..self.kept.len())
+                .filter(|&id| !self.kept[id])
+                .map(PodId::new)
+                .collect(),
         }
     }
 
     fn new(dirty: Vec<bool>, previous: Option<Vec<Option<usize>>>, old_count: usize) -> Self {
-        let changed: Vec<usize> = (0..dirty.len()).filter(|&id| dirty[id]).collect();
+        let changed: Vec<PodId> = (0..dirty.len())
+            .filter(|&id| dirty[id])
+            .map(PodId::new)
+            .collect();
         let kept = match &previous {
             None => dirty.iter().map(|dirty| !dirty).collect(),
             Some(previous) => kept_pods(old_count, &dirty, previous),
@@ -654,7 +660,7 @@ fn kept_pods(old_count: usize, dirty: &[bool], previous: &[Option<usize>]) -> Ve
 }
 
 /// The policies that select `pod`, per direction, in evaluation order (every policy asked).
-fn selections_of(tiers: &[Tier], inventory: &Inventory, id: usize) -> [Vec<PolicyId>; 2] {
+fn selections_of(tiers: &[Tier], inventory: &Inventory, id: PodId) -> [Vec<PolicyId>; 2] {
     let pod = &*inventory.pods()[id];
     let mut out = [Vec::new(), Vec::new()];
     if pod.host_network {
@@ -959,15 +965,16 @@ impl Engine {
             let chunks = (self.selecting.chunks().iter().enumerate())
                 .map(|(k, chunk)| {
                     let (start, end) = (k * CHUNK, k * CHUNK + chunk.len());
-                    let touched = changed.next_if(|&&id| id < end).is_some();
-                    while changed.next_if(|&&id| id < end).is_some() {}
+                    let touched = changed.next_if(|&&id| id.index() < end).is_some();
+                    while changed.next_if(|&&id| id.index() < end).is_some() {}
                     if !touched && chunk.iter().flatten().all(own) {
                         return Arc::clone(chunk);
                     }
                     (chunk.iter().enumerate())
                         .map(|(i, [ingress, egress])| match pods.dirty[start + i] {
                             false => [renumber(ingress), renumber(egress)],
-                            true => selections_of(tiers, inventory, start + i).map(Arc::from),
+                            true => selections_of(tiers, inventory, PodId::new(start + i))
+                                .map(Arc::from),
                         })
                         .collect()
                 })
@@ -975,6 +982,7 @@ impl Engine {
             return Chunked::from_chunks(chunks);
         }
         (0..pods.dirty.len())
+            .map(PodId::new)
             .map(|id| match pods.previous(id) {
                 Some(old) if !pods.dirty[id] => {
                     let [ingress, egress] = &self.selecting[old];
@@ -994,7 +1002,7 @@ impl Engine {
         dirty: &[bool],
         selecting: &mut Chunked<[Selection; 2]>,
     ) {
-        let mut added: FastMap<usize, [Vec<PolicyId>; 2]> = FastMap::default();
+        let mut added: FastMap<PodId, [Vec<PolicyId>; 2]> = FastMap::default();
         let pods = inventory.pods();
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
@@ -1038,7 +1046,7 @@ impl Engine {
                     .1
                     .clone();
                 lists[direction] = list;
-                selecting.set(id, lists);
+                selecting.set(id.index(), lists);
             }
         }
     }

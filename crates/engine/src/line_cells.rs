@@ -129,7 +129,13 @@ impl<'a> LineCells<'a> {
         }
         let mut run = 0;
         for &rep in &facts.reps {
-            if !(starts[run]..starts.get(run + 1).copied().unwrap_or(pods.len())).contains(&rep) {
+            if !(starts[run]
+                ..starts
+                    .get(run + 1)
+                    .copied()
+                    .unwrap_or(PodId::new(pods.len())))
+                .contains(&rep)
+            {
                 run = starts.partition_point(|&start| start <= rep) - 1;
             }
             memo.namespaces.push(index_u32(run));

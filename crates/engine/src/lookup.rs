@@ -206,7 +206,7 @@ impl Engine {
             .flat_map(|pod| pod.ips.iter())
             .filter_map(|&ip| {
                 let id = self.inventory().pod_by_ip(ip)?;
-                let id32 = u32::try_from(id).ok()?;
+                let id32 = u32::try_from(id.index()).ok()?;
                 let class = u32::try_from(class_of[id]).ok()?;
                 Some((ip, id32, class))
             })
@@ -238,7 +238,9 @@ pub struct ConnectionClass {
 impl VerdictIndex<'_> {
     /// The pod that owns `ip` (as [`netfence_model::Inventory::pod_by_ip`] answers, by hash).
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<PodId> {
-        self.addresses.get(ip).map(|(pod, _)| pod as PodId)
+        self.addresses
+            .get(ip)
+            .map(|(pod, _)| PodId::new(pod as usize))
     }
 
     /// The connection class of `src` → `dst` on (protocol, port); `None` for a pod to itself

@@ -3,6 +3,7 @@
 use crate::bits::BitSet;
 use crate::eval::{Endpoint, Engine};
 pub use crate::ports::{default_ports, ProbePort};
+use netfence_model::PodId;
 
 /// Read access to a reachability matrix, for renderers that stream: a pod-level [`Matrix`] or
 /// a [`crate::ClassMatrix`] seen pod by pod, without materialising every pod pair.
@@ -44,8 +45,8 @@ impl Matrix {
         let endpoints = engine.inventory().pods().iter().map(|p| p.key()).collect();
         Matrix::from_fn(ports, endpoints, |probe, src, dst| {
             engine.allowed(
-                Endpoint::Pod(src),
-                Endpoint::Pod(dst),
+                Endpoint::Pod(PodId::new(src)),
+                Endpoint::Pod(PodId::new(dst)),
                 probe.protocol,
                 probe.port,
             )

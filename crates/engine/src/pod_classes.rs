@@ -535,7 +535,7 @@ impl PodClasses {
                     classes.push(Vec::new());
                     classes.len() - 1
                 });
-            classes[class].push(id);
+            classes[class].push(PodId::new(id));
             class_of.push(class);
         }
         drop(keys);
@@ -656,7 +656,7 @@ impl PodClasses {
     ) -> usize {
         let all = inventory.pods();
         let key = class_key(&all[id], &fresh.relevant, &fresh.cuts);
-        let kept = inventory.pods_in(&all[id].namespace).find(|&other| {
+        let kept = (inventory.pods_in(&all[id].namespace).into_iter()).find(|&other| {
             !pods.dirty[other] && class_key(&all[other], &fresh.relevant, &fresh.cuts) == key
         });
         match kept.and_then(|other| pods.previous(other)) {
@@ -680,6 +680,7 @@ impl PodClasses {
         let mut next = self.partition.0.len();
         let mut placed = HashMap::new();
         let mut class_of: Vec<usize> = (0..inventory.pods().len())
+            .map(PodId::new)
             .map(|id| match (pods.dirty[id], pods.previous(id)) {
                 (false, Some(old)) => self.partition.1[old],
                 _ => self.place((inventory, fresh), pods, id, (&mut placed, &mut next)),
@@ -694,7 +695,7 @@ impl PodClasses {
                 classes.push(Vec::new());
             }
             *class = number[*class];
-            classes[*class].push(id);
+            classes[*class].push(PodId::new(id));
         }
         (number, (classes, class_of))
     }

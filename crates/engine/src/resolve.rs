@@ -67,7 +67,7 @@ impl Engine {
         }
         let inventory = self.inventory();
         let in_namespace = |ns: &str| {
-            inventory.pods_in(ns).filter(|&id| {
+            (inventory.pods_in(ns).into_iter()).filter(|&id| {
                 let pod = &*inventory.pods()[id];
                 !pod.host_network && pods.matches(&pod.labels)
             })

@@ -10,7 +10,7 @@ use crate::eval::{Endpoint, Engine};
 use crate::ir::{CalicoNamespaceScope, Peer};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netfence_model::net::{address_value, AddressCuts};
-use netfence_model::{AddressRanges, PodId};
+use netfence_model::{AddressRanges, PodId, PodRange};
 
 impl Engine {
     /// Every address `peer` matches, as sorted, merged intervals: the addresses of the pods it
@@ -66,7 +66,7 @@ impl Engine {
 
     /// The pods that can match a peer: for a Calico entity confined to one namespace that no
     /// network set can widen, that namespace's pods; else every pod.
-    fn candidate_pods(&self, peer: &Peer) -> std::ops::Range<PodId> {
+    fn candidate_pods(&self, peer: &Peer) -> PodRange {
         let inventory = self.inventory();
         if let Peer::Calico(entity) = peer {
             if let CalicoNamespaceScope::Same(ns) = &entity.scope {
@@ -75,7 +75,7 @@ impl Engine {
                 }
             }
         }
-        0..inventory.pods().len()
+        PodRange::new(0..inventory.pods().len())
     }
 
     /// `ranges` without the addresses of pods (an address of a pod is the pod, matched as one).

@@ -458,7 +458,9 @@ fn engine_agrees_with_the_cilium_reference() {
             wrong,
             yaml
         );
-        let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len()).map(Endpoint::Pod).collect();
+        let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len())
+            .map(|id| Endpoint::Pod(netfence_model::PodId::new(id)))
+            .collect();
         for ip in [NODE_ADDRESS, "10.0.0.200", "192.0.2.1", "192.0.2.200"] {
             endpoints.push(Endpoint::Address(ip.parse().expect("ip")));
         }

@@ -81,7 +81,10 @@ fn traces_describe_as_explain_and_classes_trace_alike() {
         let pods = engine.inventory().pods().len();
         let mut alike = 0;
         for _ in 0..3000 {
-            let (s, d) = (rng.below(pods), rng.below(pods));
+            let (s, d) = (
+                netfence_model::PodId::new(rng.below(pods)),
+                netfence_model::PodId::new(rng.below(pods)),
+            );
             let (protocol, port) = ports[rng.below(ports.len())];
             let (src, dst) = (Endpoint::Pod(s), Endpoint::Pod(d));
             let trace = engine.trace(src, dst, protocol, port);
@@ -92,7 +95,7 @@ fn traces_describe_as_explain_and_classes_trace_alike() {
             );
             assert_eq!(trace.allowed(), engine.allowed(src, dst, protocol, port));
             // Another pod of each class, when there is one and it keeps the pods apart.
-            let mut other = |pod: usize| {
+            let mut other = |pod: netfence_model::PodId| {
                 let class = &classes[class_of[pod]];
                 class[rng.below(class.len())]
             };

@@ -8,7 +8,7 @@
 
 use netfence_engine::ir::PolicySource;
 use netfence_engine::{connlist, default_ports, diff, Cluster, Endpoint, Engine, Matrix};
-use netfence_model::{Loader, ObjectKey, ObjectKind, PolicyType, Protocol};
+use netfence_model::{Loader, ObjectKey, ObjectKind, PodId, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -227,7 +227,7 @@ fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
         tiers_text(fresh),
         "tiers differ {context}"
     );
-    for id in 0..a.pods().len() {
+    for id in (0..a.pods().len()).map(PodId::new) {
         for direction in [PolicyType::Ingress, PolicyType::Egress] {
             assert_eq!(
                 incremental.selecting(id, direction),
@@ -255,7 +255,7 @@ fn assert_same(incremental: &Engine, fresh: &Engine, context: &str) {
     );
     assert!(m1 == m2, "matrices differ {context}");
     let endpoints: Vec<Endpoint> = (0..a.pods().len())
-        .map(Endpoint::Pod)
+        .map(|id| Endpoint::Pod(PodId::new(id)))
         .chain(
             ["10.0.0.2", "192.0.2.9"]
                 .map(|ip| Endpoint::Address(ip.parse().unwrap_or_else(|_| unreachable!()))),

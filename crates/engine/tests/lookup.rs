@@ -4,7 +4,7 @@
 //! random ports, for every protocol.
 
 use netfence_engine::{default_ports, Endpoint, Engine};
-use netfence_model::{Loader, Protocol};
+use netfence_model::{Loader, PodId, Protocol};
 use std::net::IpAddr;
 
 mod random;
@@ -69,6 +69,7 @@ fn check(yaml: &str, seed: u64) -> usize {
     for a in 0..pods {
         for b in 0..pods {
             let (protocol, port) = ports[(a * 7 + b) % ports.len()];
+            let (a, b) = (PodId::new(a), PodId::new(b));
             assert_eq!(
                 index.allowed(Endpoint::Pod(a), Endpoint::Pod(b), protocol, port),
                 engine.allowed(Endpoint::Pod(a), Endpoint::Pod(b), protocol, port),
@@ -131,7 +132,8 @@ fn decisions_equal_explanations_on_random_clusters() {
             let ports = default_ports(engine.inventory());
             let index = engine.verdict_index();
             let pods = engine.inventory().pods().len();
-            let mut endpoints: Vec<Endpoint> = (0..pods).map(Endpoint::Pod).collect();
+            let mut endpoints: Vec<Endpoint> =
+                (0..pods).map(|id| Endpoint::Pod(PodId::new(id))).collect();
             endpoints.push(Endpoint::Address("192.0.2.10".parse().expect("address")));
             for &src in &endpoints {
                 for &dst in &endpoints {

@@ -9,7 +9,9 @@
 //! matches both the peer and the port. Egress at the source AND ingress at the destination.
 
 use netfence_engine::{Endpoint, Engine};
-use netfence_model::{Inventory, Loader, NetworkPolicy, NpPeer, NpPortSpec, PolicyType, Protocol};
+use netfence_model::{
+    Inventory, Loader, NetworkPolicy, NpPeer, NpPortSpec, PodId, PolicyType, Protocol,
+};
 use proptest::prelude::*;
 use std::net::IpAddr;
 
@@ -166,7 +168,9 @@ fn mismatches(slow: &netfence_engine::Matrix, cells: &[(usize, usize, usize)]) -
 fn check_cluster(seed: u64) -> Result<usize, TestCaseError> {
     let (yaml, inventory) = load_random(seed)?;
     let engine = Engine::new(inventory.clone());
-    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len()).map(Endpoint::Pod).collect();
+    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len())
+        .map(|id| Endpoint::Pod(PodId::new(id)))
+        .collect();
     endpoints.push(Endpoint::Address("10.0.0.2".parse().unwrap()));
     endpoints.push(Endpoint::Address("10.0.0.200".parse().unwrap()));
     endpoints.push(Endpoint::Address("192.0.2.1".parse().unwrap()));
@@ -238,8 +242,8 @@ fn random_clusters_exercise_the_semantics() {
                     if s != d {
                         if reference_allowed(
                             &inventory,
-                            Endpoint::Pod(s),
-                            Endpoint::Pod(d),
+                            Endpoint::Pod(PodId::new(s)),
+                            Endpoint::Pod(PodId::new(d)),
                             protocol,
                             port,
                         ) {
@@ -423,8 +427,9 @@ fn calico_translation_of_kubernetes_policies_gives_the_same_matrix() {
             .policies
             .iter()
             .all(|p| p.kind != netfence_engine::ir::PolicyKind::NetworkPolicy)));
-        let mut endpoints: Vec<Endpoint> =
-            (0..kubernetes.pods().len()).map(Endpoint::Pod).collect();
+        let mut endpoints: Vec<Endpoint> = (0..kubernetes.pods().len())
+            .map(|id| Endpoint::Pod(PodId::new(id)))
+            .collect();
         endpoints.push(Endpoint::Address("10.0.0.200".parse().unwrap()));
         endpoints.push(Endpoint::Address("192.0.2.1".parse().unwrap()));
         for &src in &endpoints {
@@ -509,7 +514,7 @@ fn connection_list_equals_the_pod_pair_union() {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| p.workload == **w)
-                    .map(|(id, _)| Endpoint::Pod(id))
+                    .map(|(id, _)| Endpoint::Pod(PodId::new(id)))
                     .collect(),
                 ListPeer::External(first, _) => vec![Endpoint::Address(*first)],
             }
@@ -613,7 +618,7 @@ struct Member {
     account: Option<(String, netfence_selector::Labels)>,
     /// `None`: global (a GlobalNetworkSet).
     namespace: Option<String>,
-    pod: Option<usize>,
+    pod: Option<PodId>,
     nets: Vec<ipnet::IpNet>,
 }
 
@@ -645,7 +650,7 @@ fn calico_members(inv: &Inventory) -> Vec<Member> {
             labels,
             account: Some((pod.service_account.clone(), account_labels)),
             namespace: Some(pod.namespace.clone()),
-            pod: Some(id),
+            pod: Some(PodId::new(id)),
             nets,
         });
     }
@@ -972,7 +977,9 @@ fn calico_reference_allowed(
 /// The endpoints every Calico check probes: each pod, and addresses inside and outside the
 /// generated CIDRs and network sets that no pod owns (a pod's address is that pod).
 fn calico_endpoints(inventory: &Inventory) -> Vec<Endpoint> {
-    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len()).map(Endpoint::Pod).collect();
+    let mut endpoints: Vec<Endpoint> = (0..inventory.pods().len())
+        .map(|id| Endpoint::Pod(PodId::new(id)))
+        .collect();
     for ip in [
         "10.0.0.2",
         "10.0.0.5",
@@ -1090,8 +1097,8 @@ fn random_calico_clusters_exercise_the_semantics() {
                 for (protocol, port) in PROBES {
                     if calico_reference_allowed(
                         &inventory,
-                        Endpoint::Pod(s),
-                        Endpoint::Pod(d),
+                        Endpoint::Pod(PodId::new(s)),
+                        Endpoint::Pod(PodId::new(d)),
                         protocol,
                         port,
                     ) {

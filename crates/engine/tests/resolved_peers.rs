@@ -78,7 +78,7 @@ fn peer_addresses_agree_with_peer_matches_on_every_calico_scenario() {
                             addresses
                                 .extend(entity.nets.iter().chain(&entity.not_nets).flat_map(edges));
                         }
-                        for id in 0..inventory.pods().len() {
+                        for id in (0..inventory.pods().len()).map(netfence_model::PodId::new) {
                             let matched = engine.peer_matches(peer, Endpoint::Pod(id));
                             for ip in &inventory.pods()[id].ips {
                                 checks += 1;

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use netfence_engine::{ConnectionClass, Endpoint, Engine, PolicyId, Verdict, VerdictIndex};
 use netfence_model::aws::{pod_security_groups, AwsInput, SgDirection, SgSide};
 use netfence_model::net::FastMap;
-use netfence_model::Protocol;
+use netfence_model::{PodId, Protocol};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -157,7 +157,7 @@ impl SecurityGroups {
             // addresses; a host-network pod is the node).
             Endpoint::Pod(id) => self
                 .pod_groups
-                .get(id)
+                .get(id.index())
                 .and_then(Option::as_deref)
                 .unwrap_or(&self.node_groups),
             Endpoint::Address(ip) if self.node_addresses.contains(&ip) => &self.node_groups,
@@ -303,7 +303,7 @@ impl Outcome {
 
 fn pod_slot(endpoint: Endpoint) -> u32 {
     match endpoint {
-        Endpoint::Pod(id) => u32::try_from(id).unwrap_or(NO_POD),
+        Endpoint::Pod(id) => u32::try_from(id.index()).unwrap_or(NO_POD),
         Endpoint::Address(_) => NO_POD,
     }
 }
@@ -311,7 +311,7 @@ fn pod_slot(endpoint: Endpoint) -> u32 {
 fn endpoint_of(slot: u32, ip: IpAddr) -> Endpoint {
     match slot {
         NO_POD => Endpoint::Address(ip),
-        id => Endpoint::Pod(id as usize),
+        id => Endpoint::Pod(PodId::new(id as usize)),
     }
 }
 
@@ -985,9 +985,9 @@ impl<'e> Checker<'e> {
 
     /// The ports pod `id` declares (from the checker's flat copy: one short slice, where
     /// the pod's own list sits behind two pointers in a large record).
-    fn declared(&self, id: usize) -> &[(Protocol, u16)] {
+    fn declared(&self, id: PodId) -> &[(Protocol, u16)] {
         let bounds = |at: usize| self.declared_starts.get(at).map(|&s| s as usize);
-        match (bounds(id), bounds(id + 1)) {
+        match (bounds(id.index()), bounds(id.index() + 1)) {
             (Some(start), Some(end)) => self.declared_ports.get(start..end).unwrap_or_default(),
             _ => &[],
         }
@@ -1377,7 +1377,7 @@ impl<'e> Checker<'e> {
     fn class_outcome(
         &mut self,
         class: ConnectionClass,
-        (src, dst): (usize, usize),
+        (src, dst): (PodId, PodId),
         protocol: Protocol,
         port: u16,
     ) -> u32 {
@@ -1456,7 +1456,10 @@ impl<'e> Checker<'e> {
         if !pending || resolved.src == NO_POD || resolved.dst == NO_POD {
             return;
         }
-        let (src, dst) = (resolved.src as usize, resolved.dst as usize);
+        let (src, dst) = (
+            PodId::new(resolved.src as usize),
+            PodId::new(resolved.dst as usize),
+        );
         let (Some(protocol), Some(port)) = (protocol, port) else {
             return;
         };

@@ -7,7 +7,7 @@
 use netfence_engine::{Cluster, Endpoint, Engine};
 use netfence_flows::advise::{self, Advice, AdviseOptions, Observer, Style};
 use netfence_flows::{Flow, FlowProtocol, Observed, PodHint, ReadStats, Reply, SourceFormat};
-use netfence_model::{Loader, PolicyType, Protocol};
+use netfence_model::{Loader, PodId, PolicyType, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -111,11 +111,11 @@ fn applied(loader: &Loader, advice: &Advice) -> Engine {
 
 fn pod(engine: &Engine, workload: &str) -> Endpoint {
     let pods = engine.inventory().pods();
-    Endpoint::Pod(
+    Endpoint::Pod(PodId::new(
         pods.iter()
             .position(|p| p.workload.name == workload)
             .unwrap(),
-    )
+    ))
 }
 
 fn boutique_advice(options: &AdviseOptions) -> (Loader, Advice, Vec<Call>) {
@@ -187,6 +187,7 @@ fn online_boutique_no_false_deny_ninety_percent_fewer_pairs_one_policy_per_workl
     // graph does not have.
     let after = applied(&loader, &advice);
     for &(src, dst, protocol, port) in &calls {
+        let (src, dst) = (PodId::new(src), PodId::new(dst));
         assert!(after.allowed(Endpoint::Pod(src), Endpoint::Pod(dst), protocol, port));
     }
     for (src, dst, port) in [

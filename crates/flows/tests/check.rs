@@ -382,8 +382,8 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
             pods[a].ips[0], pods[b].ips[0], probe.port
         ));
         let verdict = engine.explain(
-            Endpoint::Pod(a),
-            Endpoint::Pod(b),
+            Endpoint::Pod(netfence_model::PodId::new(a)),
+            Endpoint::Pod(netfence_model::PodId::new(b)),
             probe.protocol,
             probe.port,
         );

@@ -97,8 +97,7 @@ impl std::fmt::Display for WorkloadRef {
     }
 }
 
-/// Index of a pod in [`Inventory::pods`].
-pub type PodId = usize;
+pub use crate::pod_id::{PodId, PodRange};
 
 /// A pod, live or derived from a workload template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -607,7 +606,7 @@ impl Inventory {
         let mut starts = Vec::new();
         let mut start = 0;
         while start < pods.len() {
-            starts.push(start);
+            starts.push(PodId::new(start));
             let name = pods[start].namespace.as_str();
             let (mut low, mut step) = (start + 1, 1);
             let high = loop {
@@ -630,7 +629,7 @@ impl Inventory {
             .iter()
             .enumerate()
             .filter(|(_, p)| !p.synthetic_ip && !p.host_network)
-            .flat_map(|(id, p)| p.ips.iter().map(move |ip| (*ip, id)))
+            .flat_map(|(id, p)| p.ips.iter().map(move |ip| (*ip, PodId::new(id))))
             .collect();
         by_address.sort_unstable();
         self.by_address = Arc::new(by_address);
@@ -702,15 +701,16 @@ impl Inventory {
         self.pods
             .binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(namespace, name)))
             .ok()
+            .map(PodId::new)
     }
 
     /// The ids of the pods of one namespace (pods are sorted by namespace, so a range).
-    pub fn pods_in(&self, namespace: &str) -> std::ops::Range<PodId> {
+    pub fn pods_in(&self, namespace: &str) -> PodRange {
         let start = self
             .pods
             .partition_point(|p| p.namespace.as_str() < namespace);
         let end = start + self.pods[start..].partition_point(|p| p.namespace.as_str() == namespace);
-        start..end
+        PodRange::new(start..end)
     }
 
     /// Find a Service by namespace and name.
@@ -727,7 +727,7 @@ impl Inventory {
 
     /// The pods that back a Service ([`Service::selects`]), in pod order.
     pub fn service_backends(&self, service: &Service) -> Vec<PodId> {
-        self.pods_in(&service.namespace)
+        (self.pods_in(&service.namespace).into_iter())
             .filter(|&id| service.selects(&self.pods[id]))
             .collect()
     }

@@ -17,18 +17,20 @@ pub mod inventory;
 pub mod load;
 pub mod net;
 pub mod parse;
+mod pod_id;
 pub mod policy;
 mod strict;
 
 pub use error::{LoadError, LoadErrors, Origin};
 pub use inventory::{
     CertIssuer, Certificate, ContainerPort, Ingress, Inventory, IstioMeshConfig, MtlsMode,
-    Namespace, Node, PeerAuthentication, Pod, PodId, PodsByAddress, ProbePort, RbacBinding,
-    RbacRole, RbacRule, Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef,
+    Namespace, Node, PeerAuthentication, Pod, PodsByAddress, ProbePort, RbacBinding, RbacRole,
+    RbacRule, Service, ServiceAccount, ServicePort, TargetPort, VpcCni, WorkloadRef,
     SYNTHETIC_IPV4_RANGE,
 };
 pub use load::{
     read_kinds, Change, ChangeKind, LinkPatch, Loader, ObjectKey, ObjectKind, ReadKind,
 };
 pub use net::{AddressCuts, AddressRanges, PortRange, Protocol};
+pub use pod_id::{PodId, PodRange};
 pub use policy::{NetworkPolicy, NpPeer, NpPort, NpPortSpec, NpRule, PolicyType};

@@ -249,7 +249,10 @@ pub fn build_from(
     let inventory = engine.inventory();
     let mut workloads: FastMap<&WorkloadRef, Vec<PodId>> = FastMap::default();
     for (id, pod) in inventory.pods().iter().enumerate() {
-        workloads.entry(&pod.workload).or_default().push(id);
+        workloads
+            .entry(&pod.workload)
+            .or_default()
+            .push(PodId::new(id));
     }
     // Grouped on the page by namespace: (namespace, name, kind) order.
     let mut workloads: Vec<(&WorkloadRef, Vec<PodId>)> = workloads.into_iter().collect();

@@ -52,7 +52,7 @@ fn endpoints(engine: &Engine, view: &ViewData, node: usize) -> Vec<Endpoint> {
         .iter()
         .enumerate()
         .filter(|(_, pod)| pod.workload.to_string() == node.label)
-        .map(|(id, _)| Endpoint::Pod(id))
+        .map(|(id, _)| Endpoint::Pod(netfence_model::PodId::new(id)))
         .collect()
 }
 

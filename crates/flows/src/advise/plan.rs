@@ -313,7 +313,7 @@ fn all_wires(
                 p.ports
                     .iter()
                     .filter(|port| port.port == 53)
-                    .map(move |port| (id, port.protocol))
+                    .map(move |port| (PodId::new(id), port.protocol))
             })
             .collect();
         let sources: BTreeSet<PodId> = out

@@ -432,7 +432,7 @@ impl Loader {
                     _ => return None,
                 }
             }
-            let has_template_pods = inventory.pods_in(&one.namespace).any(|id| {
+            let has_template_pods = inventory.pods_in(&one.namespace).into_iter().any(|id| {
                 let other = &inventory.pods()[id];
                 other.from_template && other.workload == one.workload
             });
@@ -646,7 +646,7 @@ impl Loader {
         touched: &HashSet<(&str, &str)>,
     ) -> bool {
         workload.kind == "Pod"
-            || inventory.pods_in(&workload.namespace).any(|id| {
+            || (inventory.pods_in(&workload.namespace).into_iter()).any(|id| {
                 let other = &inventory.pods()[id];
                 !other.from_template
                     && other.workload == *workload
@@ -1047,10 +1047,11 @@ spec: {nets: [192.0.2.0/24]}
             .collect();
         let base = loader("pods.yaml", &docs.join("---\n"));
         let inventory = base.finish().expect("the pods load");
-        let runs = |inventory: &Inventory| -> Vec<usize> {
+        let runs = |inventory: &Inventory| -> Vec<crate::PodId> {
             let pods = inventory.pods();
             (0..pods.len())
                 .filter(|&id| id == 0 || pods[id].namespace != pods[id - 1].namespace)
+                .map(crate::PodId::new)
                 .collect()
         };
         assert_eq!(inventory.namespace_starts(), runs(&inventory));
