@@ -499,6 +499,7 @@ impl Loader {
             out,
         );
         upsert(&mut self.pods, changes.pods, pod_key, out);
+        self.pods_changed();
         upsert(&mut self.workloads, changes.workloads, workload_key, out);
         self.workloads_by_namespace = Default::default();
         upsert(&mut self.services, changes.services, service_key, out);
@@ -543,7 +544,12 @@ impl Loader {
     /// Whether the object named `target` is loaded; with `delete`, remove it too.
     pub(super) fn remove_object(&mut self, target: &ObjectKey, delete: bool) -> bool {
         match &target.kind {
-            ObjectKind::Pod => remove(&mut self.pods, target, pod_key, delete),
+            ObjectKind::Pod => {
+                if delete {
+                    self.pods_changed();
+                }
+                remove(&mut self.pods, target, pod_key, delete)
+            }
             ObjectKind::Namespace => remove(
                 &mut self.namespaces,
                 target,

@@ -67,6 +67,9 @@ use std::path::Path;
 /// Places of workload objects by namespace.
 type WorkloadIndex = crate::net::FastMap<String, Vec<usize>>;
 
+/// Places of loaded pods by namespace, then name (the first of each name).
+type PodIndex = crate::net::FastMap<String, crate::net::FastMap<String, usize>>;
+
 /// Accumulates objects from any number of inputs, then builds an [`Inventory`].
 #[derive(Clone, Default)]
 pub struct Loader {
@@ -80,6 +83,11 @@ pub struct Loader {
     /// built on first use or by [`Loader::index_workloads`], shared between clones, and
     /// dropped (replaced by an empty one) wherever `workloads` changes.
     workloads_by_namespace: std::sync::Arc<std::sync::OnceLock<WorkloadIndex>>,
+    /// The places in `pods` by (namespace, name), for the relink and [`Loader::commit`]
+    /// (a linear search read 100k pods' names per change): built on first use or by
+    /// [`Loader::index_workloads`], shared between clones, kept up to date by `commit` when
+    /// this loader holds it alone, and dropped wherever else `pods` changes.
+    pods_by_name: std::sync::Arc<std::sync::OnceLock<PodIndex>>,
     service_accounts: Vec<(Meta, Origin)>,
     services: Vec<Service>,
     ingresses: Vec<Ingress>,

@@ -213,9 +213,11 @@ impl Loader {
             threads: _,
             libyaml_only: _,
             workloads_by_namespace: _,
+            pods_by_name: _,
         } = part;
         append_vec(&mut self.namespaces, namespaces);
         append_vec(&mut self.pods, pods);
+        self.pods_changed();
         append_vec(&mut self.workloads, workloads);
         self.workloads_by_namespace = Default::default();
         append_vec(&mut self.service_accounts, service_accounts);

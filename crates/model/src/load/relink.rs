@@ -38,7 +38,7 @@ use super::change::{
 use super::link::{
     admin_order, admin_priority_ties, cilium_order, duplicate_addresses, live_pods, Owners,
 };
-use super::{Loader, WorkloadObject};
+use super::{Loader, PodIndex, WorkloadObject};
 use crate::admin::{AdminKind, AdminPolicy};
 use crate::calico::{CalicoPolicy, CalicoScope, NetworkSet, Tier};
 use crate::cilium::CiliumPolicy;
@@ -48,7 +48,7 @@ use crate::policy::NetworkPolicy;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A change the inventory can be patched for ([`Loader::link_patch`]): apply it to an
 /// inventory with [`LinkPatch::patch`], and to the loader with [`Loader::commit`].
@@ -522,7 +522,18 @@ impl Loader {
         for item in patch.pods {
             match self.pod_index(&item.0.namespace, &item.0.name) {
                 Some(at) => self.pods[at] = item,
-                None => self.pods.push(item),
+                None => {
+                    // The index follows when this loader holds it alone, else it goes.
+                    let at = self.pods.len();
+                    match Arc::get_mut(&mut self.pods_by_name).and_then(OnceLock::get_mut) {
+                        Some(index) => {
+                            let names = index.entry(item.0.namespace.clone()).or_default();
+                            names.insert(item.0.name.clone(), at);
+                        }
+                        None => self.pods_changed(),
+                    }
+                    self.pods.push(item);
+                }
             }
         }
         for policy in patch.policies {
@@ -565,9 +576,11 @@ impl Loader {
         for key in &patch.deletions {
             let ns = key.namespace.as_deref().unwrap_or("");
             match key.kind {
-                ObjectKind::Pod => self
-                    .pods
-                    .retain(|(p, _)| !(p.namespace == ns && p.name == key.name)),
+                ObjectKind::Pod => {
+                    if let Some(at) = self.pod_index(ns, &key.name) {
+                        self.remove_pod_at(at);
+                    }
+                }
                 ObjectKind::NetworkPolicy => self
                     .policies
                     .retain(|p| !(p.namespace == ns && p.name == key.name)),
@@ -579,10 +592,65 @@ impl Loader {
         patch.changes
     }
 
+    /// Where the loaded pod `namespace/name` is, by the index of pods by name (built here on
+    /// first use).
     fn pod_index(&self, namespace: &str, name: &str) -> Option<usize> {
+        let index = self.pods_by_name.get_or_init(|| {
+            let mut index = PodIndex::default();
+            for (at, (pod, _)) in self.pods.iter().enumerate() {
+                let names = index.entry(pod.namespace.clone()).or_default();
+                names.entry(pod.name.clone()).or_insert(at);
+            }
+            index
+        });
+        let found = index
+            .get(namespace)
+            .and_then(|names| names.get(name))
+            .copied();
+        debug_assert_eq!(
+            found,
+            (self.pods.iter()).position(|(p, _)| p.namespace == namespace && p.name == name),
+            "the index of loaded pods by name is out of date"
+        );
+        found
+    }
+
+    /// Remove the loaded pod at `at` (and any other of its name, as deleting by name removes
+    /// every one), keeping the order of the others; the index of pods by name follows when
+    /// this loader holds it alone (the places after `at` move down by one).
+    fn remove_pod_at(&mut self, at: usize) {
+        let (namespace, name) = (
+            self.pods[at].0.namespace.clone(),
+            self.pods[at].0.name.clone(),
+        );
+        let before = self.pods.len();
         self.pods
-            .iter()
-            .position(|(p, _)| p.namespace == namespace && p.name == name)
+            .retain(|(p, _)| !(p.namespace == namespace && p.name == name));
+        let index = Arc::get_mut(&mut self.pods_by_name).and_then(OnceLock::get_mut);
+        match index {
+            Some(index) if before - self.pods.len() == 1 => {
+                if let Some(names) = index.get_mut(&namespace) {
+                    names.remove(&name);
+                    if names.is_empty() {
+                        index.remove(&namespace);
+                    }
+                }
+                for place in index.values_mut().flat_map(|names| names.values_mut()) {
+                    if *place > at {
+                        *place -= 1;
+                    }
+                }
+            }
+            _ => self.pods_changed(),
+        }
+    }
+
+    /// `pods` changed other than through [`Loader::commit`]: the index of pods by name is
+    /// dropped (rebuilt on its next use), when it was built.
+    pub(super) fn pods_changed(&mut self) {
+        if self.pods_by_name.get().is_some() {
+            self.pods_by_name = Arc::default();
+        }
     }
 
     /// The workload objects that can own or adopt a pod of `namespace` (by either reading
@@ -621,11 +689,13 @@ impl Loader {
         found
     }
 
-    /// Build the index of workload objects by namespace that [`Loader::link_patch`] reads
-    /// (else built on its first use): a long-lived loader (a what-if or watch cluster) keeps
-    /// it until its workloads change.
+    /// Build the indexes of workload objects by namespace and of loaded pods by name that
+    /// [`Loader::link_patch`] and [`Loader::commit`] read (else built on their first use): a
+    /// long-lived loader (a what-if or watch cluster) keeps them until its workloads change
+    /// and, for the pods, across its own commits.
     pub fn index_workloads(&self) {
         let _ = self.workloads_in("");
+        let _ = self.pod_index("", "");
     }
 
     /// `pod` linked to its top-level workload as [`Loader::finish`] links it.
@@ -1141,5 +1211,63 @@ spec: {nets: [192.0.2.0/24]}
             &format!("{p3}---\n{}---\n{set}", admin("z", 5)),
             &[g1]
         ));
+    }
+
+    /// A long-lived loader's commits keep its index of pods by name (not rebuilt per change):
+    /// pods created are found at their places, pods deleted are gone and the places after
+    /// them move down, and every lookup agrees with a search of the loaded pods (the debug
+    /// assertion in `pod_index`).
+    #[test]
+    fn commits_keep_the_index_of_pods_by_name() {
+        let pod = |ns: &str, name: &str, ip: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{containers: [{{name: c}}]}}\nstatus: {{podIP: {ip}}}\n")
+        };
+        let docs = [
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_string(),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n".to_string(),
+            pod("a", "p1", "10.0.0.1"),
+            pod("a", "p2", "10.0.0.2"),
+            pod("b", "p1", "10.0.0.3"),
+        ];
+        let mut base = loader("pods.yaml", &docs.join("---\n"));
+        base.index_workloads();
+        let mut inventory = base.clone().finish().expect("the pods load");
+        let steps: [(&str, Vec<ObjectKey>); 4] = [
+            (&pod("b", "p2", "10.0.0.4"), vec![]),
+            ("", vec![key(ObjectKind::Pod, Some("a"), "p1")]),
+            (
+                &pod("a", "p1", "10.0.0.5"),
+                vec![key(ObjectKind::Pod, Some("a"), "p2")],
+            ),
+            (&pod("a", "p2", "10.0.0.6"), vec![]),
+        ];
+        for (change, deletions) in steps {
+            let changes = if change.is_empty() {
+                Loader::new()
+            } else {
+                loader("change.yaml", change)
+            };
+            let patch = (base.link_patch(changes, &deletions, &inventory))
+                .unwrap_or_else(|_| panic!("pod changes are patched: {change}"));
+            patch.patch(&mut inventory);
+            base.commit(patch);
+            assert!(
+                base.pods_by_name.get().is_some(),
+                "the index is kept: {change}"
+            );
+            for (at, (p, _)) in base.pods.iter().enumerate() {
+                assert_eq!(base.pod_index(&p.namespace, &p.name), Some(at));
+            }
+            for gone in &deletions {
+                assert_eq!(
+                    base.pod_index("a", &gone.name).is_some(),
+                    change.contains(&gone.name)
+                );
+            }
+        }
+        let names: Vec<String> = (base.pods.iter())
+            .map(|(p, _)| format!("{}/{}", p.namespace, p.name))
+            .collect();
+        assert_eq!(names, ["b/p1", "b/p2", "a/p1", "a/p2"]);
     }
 }

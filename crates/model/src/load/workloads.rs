@@ -60,6 +60,7 @@ impl Loader {
         )?;
         pod.mesh_annotations = annotations;
         self.pods.push((pod, owner));
+        self.pods_changed();
         Ok(())
     }
 
