@@ -99,6 +99,17 @@ impl std::fmt::Display for WorkloadRef {
 
 pub use crate::pod_id::{PodId, PodRange};
 
+/// An edit of the pod list that the address index follows ([`Inventory::edit_addresses`]).
+pub(crate) enum AddressEdit {
+    /// The pod at this id was replaced by this one (its addresses or the flags that keep
+    /// addresses out of the index changed).
+    Replaced(PodId, Arc<Pod>),
+    /// This pod was inserted at this id (the pods from there on moved up by one).
+    Inserted(PodId, Arc<Pod>),
+    /// The pod at this id was removed (the pods after it moved down by one).
+    Removed(PodId),
+}
+
 /// A pod, live or derived from a workload template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pod {
@@ -620,6 +631,59 @@ impl Inventory {
             start = low + pods[low..high].partition_point(|pod| pod.namespace == name);
         }
         self.namespace_starts = Arc::new(starts);
+    }
+
+    /// Follow `edits` of the pod list (in the order they were made) in the address index,
+    /// without reading the other pods: the ids after an inserted or removed pod move by one,
+    /// the changed pod's entries go and its new ones are placed by binary search. The same
+    /// index as [`Inventory::index_addresses`] builds from the pods (a debug assertion checks
+    /// it); more than a few edits rebuild it.
+    pub(crate) fn edit_addresses(&mut self, edits: &[AddressEdit]) {
+        /// Past this many edits, one sort of every address costs less than the passes.
+        const MOST_EDITS: usize = 16;
+        if edits.len() > MOST_EDITS {
+            self.index_addresses();
+            return;
+        }
+        let index = Arc::make_mut(&mut self.by_address);
+        let add = |index: &mut Vec<(IpAddr, PodId)>, at: PodId, pod: &Pod| {
+            if pod.synthetic_ip || pod.host_network {
+                return;
+            }
+            for &ip in &pod.ips {
+                let place = index.binary_search(&(ip, at)).unwrap_or_else(|place| place);
+                index.insert(place, (ip, at));
+            }
+        };
+        for edit in edits {
+            match edit {
+                AddressEdit::Replaced(at, pod) => {
+                    index.retain(|entry| entry.1 != *at);
+                    add(index, *at, pod);
+                }
+                AddressEdit::Inserted(at, pod) => {
+                    for entry in index.iter_mut().filter(|entry| entry.1 >= *at) {
+                        entry.1 = entry.1.plus(1);
+                    }
+                    add(index, *at, pod);
+                }
+                AddressEdit::Removed(at) => {
+                    index.retain(|entry| entry.1 != *at);
+                    for entry in index.iter_mut().filter(|entry| entry.1 > *at) {
+                        entry.1 = PodId::new(entry.1.index() - 1);
+                    }
+                }
+            }
+        }
+        #[cfg(debug_assertions)]
+        {
+            let edited = Arc::clone(&self.by_address);
+            self.index_addresses();
+            debug_assert!(
+                *edited == *self.by_address,
+                "the edited address index differs from one built from the pods"
+            );
+        }
     }
 
     /// Rebuild the address index from the pods.

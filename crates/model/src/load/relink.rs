@@ -42,9 +42,10 @@ use super::{Loader, PodIndex, WorkloadObject};
 use crate::admin::{AdminKind, AdminPolicy};
 use crate::calico::{CalicoPolicy, CalicoScope, NetworkSet, Tier};
 use crate::cilium::CiliumPolicy;
-use crate::inventory::{Inventory, Pod};
+use crate::inventory::{AddressEdit, Inventory, Pod};
 use crate::load::change::{Change, ChangeKind, ObjectKey, ObjectKind};
 use crate::policy::NetworkPolicy;
+use crate::PodId;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -246,21 +247,26 @@ impl LinkPatch {
             pods.binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(ns, name)))
         };
         // The address index (pod ids and addresses) and the warnings about shared addresses
-        // (pod names) stay valid while only pods keeping their place and addresses change.
-        let mut index_kept = true;
+        // (pod names) stay valid while only pods keeping their place and addresses change;
+        // else the index follows these edits.
+        let mut edits = Vec::new();
         // Whether a pod was inserted or removed (every later id moves).
         let mut ids_moved = false;
         for pod in &self.linked {
             match find(pods, &pod.namespace, &pod.name) {
                 Ok(at) => {
                     let before = &pods[at];
-                    index_kept &= before.ips == pod.ips
-                        && before.synthetic_ip == pod.synthetic_ip
-                        && before.host_network == pod.host_network;
+                    if before.ips != pod.ips
+                        || before.synthetic_ip != pod.synthetic_ip
+                        || before.host_network != pod.host_network
+                    {
+                        edits.push(AddressEdit::Replaced(PodId::new(at), Arc::clone(pod)));
+                    }
                     pods[at] = Arc::clone(pod);
                 }
                 Err(at) => {
-                    (index_kept, ids_moved) = (false, true);
+                    ids_moved = true;
+                    edits.push(AddressEdit::Inserted(PodId::new(at), Arc::clone(pod)));
                     pods.insert(at, Arc::clone(pod));
                 }
             }
@@ -270,14 +276,15 @@ impl LinkPatch {
                 continue;
             }
             if let Ok(at) = find(pods, key.namespace.as_deref().unwrap_or(""), &key.name) {
-                (index_kept, ids_moved) = (false, true);
+                ids_moved = true;
+                edits.push(AddressEdit::Removed(PodId::new(at)));
                 pods.remove(at);
             }
         }
         if ids_moved {
             inventory.index_namespaces();
         }
-        if index_kept {
+        if edits.is_empty() {
             return;
         }
         // One warning per address shared in the old index (counted there: its ids may name
@@ -287,7 +294,7 @@ impl LinkPatch {
             .chunk_by(|a, b| a.0 == b.0)
             .filter(|run| run.len() > 1)
             .count();
-        inventory.index_addresses();
+        inventory.edit_addresses(&edits);
         // Address warnings come last in the inventory's warnings.
         let kept = inventory.warnings.len().saturating_sub(old_duplicates);
         inventory.warnings.truncate(kept);
