@@ -42,9 +42,10 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The k8s-e2e cases, found as every conformance harness finds them (`NETFENCE_CONFORMANCE`
+/// or `shared/conformance` beside the repository).
 fn e2e_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = root.join("../shared/conformance/k8s-e2e");
+    let dir = netfence_conformance::conformance_dir().join("k8s-e2e");
     assert!(dir.is_dir(), "missing {}", dir.display());
     dir
 }
