@@ -1122,11 +1122,12 @@ impl Engine {
             };
         if (map.old_changed.iter().flatten()).any(|&c| c) {
             let mut memo = FastMap::default();
-            for (id, pod) in old.pods().iter().enumerate() {
+            let marks = old.pods().iter().enumerate().map(|(id, pod)| {
                 let changed = (self.selecting[id].each_ref())
                     .map(|list| names_changed(&mut memo, list, &map.old_changed[..]));
-                sides.mark(&pod.workload, !pods.kept[id], changed);
-            }
+                (&pod.workload, !pods.kept[id], changed)
+            });
+            mark_pods(&mut sides, marks);
         } else {
             for id in pods.gone() {
                 sides.mark(&old.pods()[id].workload, true, [false; 2]);
@@ -1134,17 +1135,36 @@ impl Engine {
         }
         if (map.new_changed.iter().flatten()).any(|&c| c) {
             let mut memo = FastMap::default();
-            for (id, pod) in inventory.pods().iter().enumerate() {
+            let marks = inventory.pods().iter().enumerate().map(|(id, pod)| {
                 let changed = (selecting[id].each_ref())
                     .map(|list| names_changed(&mut memo, list, &map.new_changed[..]));
-                sides.mark(&pod.workload, pods.dirty[id], changed);
-            }
+                (&pod.workload, pods.dirty[id], changed)
+            });
+            mark_pods(&mut sides, marks);
         } else {
             for &id in &pods.changed {
                 sides.mark(&inventory.pods()[id].workload, true, [false; 2]);
             }
         }
         Some(sides)
+    }
+}
+
+/// [`Sides::mark`] for each (workload, changed, [ingress, egress]) in pod order, skipping a
+/// pod that marks nothing and one whose mark is the previous marking pod's (a workload's pods
+/// are mostly adjacent, pods being sorted by namespace and name; marking is idempotent): one
+/// comparison with the previous workload instead of a lookup by name in the marked set.
+fn mark_pods<'p>(
+    sides: &mut Sides,
+    marks: impl Iterator<Item = (&'p WorkloadRef, bool, [bool; 2])>,
+) {
+    let mut previous = None;
+    for mark in marks {
+        let (_, changed, [ingress, egress]) = mark;
+        if (changed || ingress || egress) && previous != Some(mark) {
+            sides.mark(mark.0, mark.1, mark.2);
+            previous = Some(mark);
+        }
     }
 }
 
