@@ -1159,10 +1159,9 @@ fn mark_pods<'p>(
     marks: impl Iterator<Item = (&'p WorkloadRef, bool, [bool; 2])>,
 ) {
     let mut previous = None;
-    for mark in marks {
-        let (_, changed, [ingress, egress]) = mark;
+    for mark @ (workload, changed, [ingress, egress]) in marks {
         if (changed || ingress || egress) && previous != Some(mark) {
-            sides.mark(mark.0, mark.1, mark.2);
+            sides.mark(workload, changed, [ingress, egress]);
             previous = Some(mark);
         }
     }
