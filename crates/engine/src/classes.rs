@@ -483,15 +483,6 @@ impl<F: Fn(&Rule) -> Bits> Walker for PeerClasses<'_, F> {
     fn none(&self) -> Bits {
         Bits::new(self.reps.len(), false)
     }
-    fn is_empty(&self, set: &Bits) -> bool {
-        set.is_empty()
-    }
-    fn union(&self, into: &mut Bits, other: &Bits) {
-        into.or_assign(other);
-    }
-    fn subtract(&self, from: &mut Bits, other: &Bits) {
-        from.and_not_assign(other);
-    }
     fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &Bits) -> Bits {
         let engine = self.engine;
         if let Some(local) = &rule.local {

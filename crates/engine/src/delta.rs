@@ -784,15 +784,21 @@ metadata: {name: b, labels: {team: red}}
         )
     }
 
+    /// [`cluster`] with db as two replicas of one ReplicaSet (db-1, db-2).
+    fn cluster_with_db_replicas() -> Vec<(&'static str, String)> {
+        let mut docs = cluster();
+        docs.retain(|(n, _)| *n != "db");
+        docs.push(("db-1", replica("db-1", "db", "10.0.0.2")));
+        docs.push(("db-2", replica("db-2", "db", "10.0.0.3")));
+        docs
+    }
+
     /// A relabel of a class's first member: the engine after derives the class facts with
     /// its classes (not read again from every class's pod), and the class the pod left reads
     /// its new first member.
     #[test]
     fn a_relabel_carries_the_class_facts() {
-        let mut docs = cluster();
-        docs.retain(|(n, _)| *n != "db");
-        docs.push(("db-1", replica("db-1", "db", "10.0.0.2")));
-        docs.push(("db-2", replica("db-2", "db", "10.0.0.3")));
+        let mut docs = cluster_with_db_replicas();
         let before = Engine::new(inventory(&docs));
         let _ = before.class_facts();
         docs.retain(|(n, _)| *n != "db-1");
@@ -820,10 +826,7 @@ metadata: {name: b, labels: {team: red}}
     /// change does not carry them.
     #[test]
     fn cells_carry_over_only_when_nothing_compiled_changed() {
-        let mut docs = cluster();
-        docs.retain(|(n, _)| *n != "db");
-        docs.push(("db-1", replica("db-1", "db", "10.0.0.2")));
-        docs.push(("db-2", replica("db-2", "db", "10.0.0.3")));
+        let mut docs = cluster_with_db_replicas();
         // web may also reach cache pods, on every port.
         docs.push((
             "web-cache",

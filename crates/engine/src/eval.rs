@@ -989,15 +989,6 @@ impl Walker for OneConnection<'_> {
     fn none(&self) -> bool {
         false
     }
-    fn is_empty(&self, set: &bool) -> bool {
-        !*set
-    }
-    fn union(&self, into: &mut bool, other: &bool) {
-        *into |= *other;
-    }
-    fn subtract(&self, from: &mut bool, other: &bool) {
-        *from &= !*other;
-    }
     fn matched(&mut self, at: RuleId, rule: &Rule, undecided: &bool) -> bool {
         let engine = self.engine;
         let ports_ok = port_matches(rule, &engine.inventory, self.conn);
@@ -1044,15 +1035,6 @@ impl Walker for ConnectionSets<'_> {
     }
     fn none(&self) -> ConnSet {
         ConnSet::empty()
-    }
-    fn is_empty(&self, set: &ConnSet) -> bool {
-        set.is_empty()
-    }
-    fn union(&self, into: &mut ConnSet, other: &ConnSet) {
-        *into = into.union(other);
-    }
-    fn subtract(&self, from: &mut ConnSet, other: &ConnSet) {
-        *from = from.subtract(other);
     }
     fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &ConnSet) -> ConnSet {
         if !self.engine.rule_peer_matches(rule, self.subject, self.peer) {

@@ -80,7 +80,7 @@ use crate::eval::{rule_conns, Endpoint, Engine};
 use crate::incremental::{changed_services, names_service};
 use crate::ir::{Action, Direction, Policy, PortMatch, Rule, Tier, TierEnd};
 use crate::line_cells::{selected_rules, Line, LineCells, RuleAnswers};
-use crate::walk::{walk, Walker};
+use crate::walk::{walk, WalkSet, Walker};
 use netfence_model::{PodId, PolicyType, WorkloadRef};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -337,6 +337,22 @@ struct Bounds {
     must: ConnSet,
 }
 
+/// Union and difference of bounds bound the union and difference of the sets they bound
+/// (a difference removes only what surely goes: `must` of the other from `may`).
+impl WalkSet for Bounds {
+    fn holds_nothing(&self) -> bool {
+        self.may.is_empty()
+    }
+    fn add(&mut self, other: &Bounds) {
+        self.may = self.may.union(&other.may);
+        self.must = self.must.union(&other.must);
+    }
+    fn take_away(&mut self, other: &Bounds) {
+        self.may = self.may.subtract(&other.must);
+        self.must = self.must.subtract(&other.may);
+    }
+}
+
 /// The walk of one subject with its peer left open. A rule that names peers may or may not
 /// match the peer: the part it takes is in `may` of its outcome and in `must` of nothing, so
 /// what it takes stays in `may` of the undecided set too. A rule that names none matches
@@ -365,17 +381,6 @@ impl Walker for AnyPeer<'_> {
             may: ConnSet::empty(),
             must: ConnSet::empty(),
         }
-    }
-    fn is_empty(&self, set: &Bounds) -> bool {
-        set.may.is_empty()
-    }
-    fn union(&self, into: &mut Bounds, other: &Bounds) {
-        into.may = into.may.union(&other.may);
-        into.must = into.must.union(&other.must);
-    }
-    fn subtract(&self, from: &mut Bounds, other: &Bounds) {
-        from.may = from.may.subtract(&other.must);
-        from.must = from.must.subtract(&other.may);
     }
     fn matched(&mut self, _at: RuleId, rule: &Rule, undecided: &Bounds) -> Bounds {
         let engine = self.engine;
@@ -589,15 +594,6 @@ impl Walker for TierAtNode<'_> {
     fn none(&self) -> ConnSet {
         ConnSet::empty()
     }
-    fn is_empty(&self, set: &ConnSet) -> bool {
-        set.is_empty()
-    }
-    fn union(&self, into: &mut ConnSet, other: &ConnSet) {
-        *into = into.union(other);
-    }
-    fn subtract(&self, from: &mut ConnSet, other: &ConnSet) {
-        *from = from.subtract(other);
-    }
     fn matched(&mut self, at: RuleId, _rule: &Rule, undecided: &ConnSet) -> ConnSet {
         let first = (self.firsts.iter())
             .find(|(policy, _)| *policy == at.policy())
@@ -791,15 +787,61 @@ spec: {order: 100, defaultAction: Deny}
         )
     }
 
-    fn engine(policy: &str) -> Engine {
-        let mut loader = Loader::new();
-        loader.load_str("cluster.yaml", CLUSTER);
-        loader.load_str("policy.yaml", policy);
-        Engine::new(loader.finish().expect("the test cluster loads"))
-    }
-
     fn names(set: &BTreeSet<WorkloadRef>) -> Vec<&str> {
         set.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    /// Policies `old` then `new` (YAML documents) on `cluster`: the engine before (its
+    /// workload classes made, as a kept cluster has them), the engine after from
+    /// `Engine::rebuilt_sides`, the sides it gives, the whole diff of a fresh build, and the
+    /// external ranges of both engines.
+    struct Changed {
+        before: Engine,
+        after: Engine,
+        sides: crate::delta::Sides,
+        whole: Vec<crate::connlist::DiffLine>,
+        ranges: Vec<(std::net::IpAddr, std::net::IpAddr)>,
+    }
+
+    fn changed(cluster: &str, old: &str, new: &str) -> Changed {
+        let load = |policy: &str| {
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", cluster);
+            loader.load_str("policy.yaml", policy);
+            loader.finish().expect("the test cluster loads")
+        };
+        let before = Engine::new(load(old));
+        let _ = before.workload_classes();
+        let inventory = load(new);
+        let (after, sides, _) = before.rebuilt_sides(inventory.clone());
+        let sides = sides.expect("only policies (and Services) changed");
+        let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+        let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
+        Changed {
+            before,
+            after,
+            sides,
+            whole,
+            ranges,
+        }
+    }
+
+    impl Changed {
+        /// The delta through the sides equals the whole diff.
+        fn assert_delta(&self, context: &str) {
+            let delta = crate::delta::diff_sides(&self.before, &self.after, Some(&self.sides));
+            assert_eq!(delta, self.whole, "{context}");
+        }
+
+        /// The region's subjects are exactly the ingress workloads `ingress` (by name) and
+        /// no egress one, and the delta equals the whole diff.
+        fn assert_subjects(&self, ingress: &[&str], context: &str) {
+            let [marked, egress] = super::changed_subjects(&self.before, &self.after, &self.ranges)
+                .expect("a change of one policy in place");
+            assert_eq!(names(&marked), ingress, "{context}");
+            assert!(egress.is_empty(), "{context}");
+            self.assert_delta(context);
+        }
     }
 
     /// A policy deleted whose rules an earlier policy of its tier, selecting the same pods,
@@ -824,49 +866,34 @@ spec: {order: 100, defaultAction: Deny}
     /// engines exactly when the whole diff is empty (`!changes`), no subject is left then,
     /// and the delta equals the whole diff.
     fn check_tier_outcomes(cluster: &str, old: &str, new: &str, changes: bool) {
-        let load = |policy: &str| {
-            let mut loader = Loader::new();
-            loader.load_str("cluster.yaml", cluster);
-            loader.load_str("policy.yaml", policy);
-            loader.finish().expect("the test cluster loads")
-        };
-        let before = Engine::new(load(old));
-        let _ = before.workload_classes();
-        let inventory = load(new);
-        let (after, sides, _) = before.rebuilt_sides(inventory.clone());
-        let sides = sides.expect("only a policy changed");
-        let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+        let change = changed(cluster, old, new);
+        let Changed {
+            before,
+            after,
+            whole,
+            ranges,
+            ..
+        } = &change;
         assert_eq!(!whole.is_empty(), changes, "{new}: {whole:?}");
-        let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
         let (classes, class_of) = before.pod_classes();
-        let cells = [&before, &after].map(|engine| NodeCells {
+        let cells = [before, after].map(|engine| NodeCells {
             engine,
             classes,
-            ranges: &ranges,
+            ranges,
         });
         let memos = [LineCells::new(&cells[0]), LineCells::new(&cells[1])];
         let slots = super::changed_slots(before.tiers(), after.tiers()).expect("in place");
         let n = classes.len();
         let touched = [vec![true; n], vec![true; n]];
-        let [same_ingress, _] = super::same_tier_outcomes(
-            [&before, &after],
-            &memos,
-            &slots,
-            &touched,
-            n + ranges.len(),
-        );
+        let [same_ingress, _] =
+            super::same_tier_outcomes([before, after], &memos, &slots, &touched, n + ranges.len());
         let db = before.inventory().pod_by_key("a", "db").expect("db exists");
         assert_eq!(same_ingress[class_of[db]], !changes, "{new}");
-        if !changes {
-            let [ingress, egress] = super::changed_subjects(&before, &after, &ranges)
-                .expect("a policy changed in place");
-            assert!(ingress.is_empty() && egress.is_empty(), "{new}");
+        if changes {
+            change.assert_delta(new);
+        } else {
+            change.assert_subjects(&[], new);
         }
-        assert_eq!(
-            crate::delta::diff_sides(&before, &after, Some(&sides)),
-            whole,
-            "{new}"
-        );
     }
 
     /// A Calico rule's namespace selector replaced (its namespace condition is asked once
@@ -930,21 +957,16 @@ spec: {order: 100, defaultAction: Deny}
                 "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: team}}\nspec:\n  priority: 3\n  subject: {{namespaces: {{matchLabels: {{team: a}}}}}}\n  ingress:\n  - {{name: client, action: Allow, from: [{{namespaces: {{matchLabels: {{team: b}}}}}}], ports: [{{portNumber: {{protocol: TCP, port: {port}}}}}]}}\n"
             )
         };
-        let load = |policy: &str| {
-            let mut loader = Loader::new();
-            loader.load_str("cluster.yaml", &cluster);
-            loader.load_str("policy.yaml", policy);
-            loader.finish().expect("the test cluster loads")
-        };
         for (egress, changes) in [("", true), (dns_only, false)] {
             let [old, new] =
                 [5432, 5433].map(|port| format!("{isolate_db}---\n{}{egress}", admin(port)));
-            let before = Engine::new(load(&old));
-            let _ = before.workload_classes();
-            let inventory = load(&new);
-            let (after, sides, _) = before.rebuilt_sides(inventory.clone());
-            let sides = sides.expect("only a policy changed");
-            let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+            let change = changed(&cluster, &old, &new);
+            let Changed {
+                before,
+                after,
+                whole,
+                ..
+            } = &change;
             assert_eq!(!whole.is_empty(), changes, "{egress:?}: {whole:?}");
             let client = before
                 .inventory()
@@ -952,19 +974,10 @@ spec: {order: 100, defaultAction: Deny}
                 .expect("client exists");
             let ports =
                 ConnSet::single(Protocol::Tcp, 5432).union(&ConnSet::single(Protocol::Tcp, 5433));
-            let open = super::OtherEnds::default().open([&before, &after], client, 0, &ports);
+            let open = super::OtherEnds::default().open([before, after], client, 0, &ports);
             assert_eq!(open, changes, "{egress:?}");
-            let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
-            let [ingress, egress_subjects] = super::changed_subjects(&before, &after, &ranges)
-                .expect("a change of one policy in place");
-            let expected: Vec<&str> = if changes { vec!["db"] } else { vec![] };
-            assert_eq!(names(&ingress), expected, "{egress:?}");
-            assert!(egress_subjects.is_empty());
-            assert_eq!(
-                crate::delta::diff_sides(&before, &after, Some(&sides)),
-                whole,
-                "{egress:?}"
-            );
+            let expected: &[&str] = if changes { &["db"] } else { &[] };
+            change.assert_subjects(expected, &format!("{egress:?}"));
         }
     }
 
@@ -975,28 +988,16 @@ spec: {order: 100, defaultAction: Deny}
     #[test]
     fn a_port_added_to_a_deny_rule_is_compared_at_that_port() {
         for (rest, changes) in [("  - {action: Allow}\n", true), ("", false)] {
-            let before = engine(&policy("[5432]", rest));
-            let _ = before.workload_classes();
-            let mut loader = Loader::new();
-            loader.load_str("cluster.yaml", CLUSTER);
-            loader.load_str("policy.yaml", &policy("[5432, 5433]", rest));
-            let inventory = loader.finish().expect("the test cluster loads");
-            let (after, sides, _) = before.rebuilt_sides(inventory.clone());
-            let sides = sides.expect("only a policy changed");
-            let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+            let change = changed(
+                CLUSTER,
+                &policy("[5432]", rest),
+                &policy("[5432, 5433]", rest),
+            );
+            let whole = &change.whole;
             assert_eq!(!whole.is_empty(), changes, "{rest:?}: {whole:?}");
             assert!(whole.iter().all(|l| l.dst.to_string().contains("db")));
-            let ranges = before.list_cuts().union(&after.list_cuts()).ranges();
-            let [ingress, egress] = super::changed_subjects(&before, &after, &ranges)
-                .expect("a change of one policy in place");
-            let expected: Vec<&str> = if changes { vec!["db"] } else { vec![] };
-            assert_eq!(names(&ingress), expected, "{rest:?}");
-            assert!(egress.is_empty());
-            assert_eq!(
-                crate::delta::diff_sides(&before, &after, Some(&sides)),
-                whole,
-                "{rest:?}"
-            );
+            let expected: &[&str] = if changes { &["db"] } else { &[] };
+            change.assert_subjects(expected, &format!("{rest:?}"));
         }
     }
 
@@ -1008,25 +1009,14 @@ spec: {order: 100, defaultAction: Deny}
     fn a_service_named_by_a_rule_created_changes_its_peers() {
         let policy = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: security.db}\nspec:\n  tier: security\n  order: 1\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {action: Allow, source: {services: {name: web, namespace: a}}}\n";
         let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec: {selector: {app: web}, ports: [{port: 80, protocol: TCP}]}\n";
-        let before = engine(policy);
-        let _ = before.workload_classes();
-        let mut loader = Loader::new();
-        loader.load_str("cluster.yaml", CLUSTER);
-        loader.load_str("policy.yaml", policy);
-        loader.load_str("service.yaml", service);
-        let inventory = loader.finish().expect("the test cluster loads");
-        let (after, sides, _) = before.rebuilt_sides(inventory.clone());
-        let sides = sides.expect("a Service and the policy naming it changed");
-        let whole = crate::connlist::diff(&before, &Engine::new(inventory));
+        let change = changed(CLUSTER, policy, &format!("{policy}---\n{service}"));
+        let whole = &change.whole;
         assert!(
             whole
                 .iter()
                 .any(|l| l.src.to_string().contains("web") && l.dst.to_string().contains("db")),
             "{whole:?}"
         );
-        assert_eq!(
-            crate::delta::diff_sides(&before, &after, Some(&sides)),
-            whole
-        );
+        change.assert_delta("a Service created");
     }
 }

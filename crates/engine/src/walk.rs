@@ -9,24 +9,69 @@
 //! isolation) or passed on (admin tiers). What is left after the last tier is allowed (the
 //! profile: a pod no policy selects is not isolated).
 
+use crate::bits::BitSet;
+use crate::connset::ConnSet;
 use crate::decide::{PolicyId, RuleId};
 use crate::ir::{Action, Direction, Rule, Tier, TierEnd};
+
+/// The set algebra the walk needs of a kind of set: the same for every walker over that
+/// kind (its whole and empty sets, which may depend on the walker, are [`Walker::full`] and
+/// [`Walker::none`]).
+pub(crate) trait WalkSet: Clone {
+    /// Whether it holds nothing.
+    fn holds_nothing(&self) -> bool;
+    /// `self ∪= other`.
+    fn add(&mut self, other: &Self);
+    /// `self −= other`.
+    fn take_away(&mut self, other: &Self);
+}
+
+/// One connection, or none.
+impl WalkSet for bool {
+    fn holds_nothing(&self) -> bool {
+        !*self
+    }
+    fn add(&mut self, other: &bool) {
+        *self |= *other;
+    }
+    fn take_away(&mut self, other: &bool) {
+        *self &= !*other;
+    }
+}
+
+impl WalkSet for ConnSet {
+    fn holds_nothing(&self) -> bool {
+        self.is_empty()
+    }
+    fn add(&mut self, other: &ConnSet) {
+        *self = self.union(other);
+    }
+    fn take_away(&mut self, other: &ConnSet) {
+        *self = self.subtract(other);
+    }
+}
+
+impl WalkSet for BitSet {
+    fn holds_nothing(&self) -> bool {
+        self.is_empty()
+    }
+    fn add(&mut self, other: &BitSet) {
+        self.or_assign(other);
+    }
+    fn take_away(&mut self, other: &BitSet) {
+        self.and_not_assign(other);
+    }
+}
 
 /// What the walk runs over: a kind of set of connections (or peers), how a rule carves it,
 /// and observers for explanations.
 pub(crate) trait Walker {
     /// A set of connections.
-    type Set: Clone;
+    type Set: WalkSet;
     /// Every connection.
     fn full(&self) -> Self::Set;
     /// No connection.
     fn none(&self) -> Self::Set;
-    /// Whether `set` is empty.
-    fn is_empty(&self, set: &Self::Set) -> bool;
-    /// `into ∪= other`.
-    fn union(&self, into: &mut Self::Set, other: &Self::Set);
-    /// `from −= other`.
-    fn subtract(&self, from: &mut Self::Set, other: &Self::Set);
     /// The part of `undecided` that `rule` matches.
     fn matched(&mut self, at: RuleId, rule: &Rule, undecided: &Self::Set) -> Self::Set;
     /// A rule matched a non-empty part (every action, Log included).
@@ -56,22 +101,22 @@ pub(crate) fn walk<W: Walker>(
             i += 1;
             let rules = tier.policies[id.index()].rules(direction).unwrap_or(&[]);
             for (r, rule) in rules.iter().enumerate() {
-                if walker.is_empty(&undecided) {
+                if undecided.holds_nothing() {
                     break;
                 }
                 let at = RuleId::new(id, direction, r);
                 let matched = walker.matched(at, rule, &undecided);
-                if walker.is_empty(&matched) {
+                if matched.holds_nothing() {
                     continue;
                 }
                 walker.on_match(at, rule.action, &matched);
                 match rule.action {
-                    Action::Allow => walker.union(&mut allowed, &matched),
+                    Action::Allow => allowed.add(&matched),
                     Action::Deny => {}
-                    Action::Pass => walker.union(&mut passed, &matched),
+                    Action::Pass => passed.add(&matched),
                     Action::Log => continue,
                 }
-                walker.subtract(&mut undecided, &matched);
+                undecided.take_away(&matched);
             }
         }
         remaining = match tier.end {
@@ -80,11 +125,11 @@ pub(crate) fn walk<W: Walker>(
                 passed
             }
             TierEnd::Pass => {
-                walker.union(&mut passed, &undecided);
+                passed.add(&undecided);
                 passed
             }
         };
     }
-    walker.union(&mut allowed, &remaining);
+    allowed.add(&remaining);
     allowed
 }
