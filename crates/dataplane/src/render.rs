@@ -24,7 +24,8 @@
 //!   `goto` to its first tier chain; tier chains are named by their content (`te…`/`ti…`), so
 //!   endpoints whose tiers render alike share them, as felix's endpoint chains share policy
 //!   chains. A policy change re-points endpoint chains; the maps change only with pods.
-//! - peer addresses ([`Engine::peer_addresses`]) are interval sets: the addresses of the pods
+//! - peer addresses ([`Engine::peer_addresses`], resolved by the engine once per interned
+//!   peer) are interval sets: the addresses of the pods
 //!   a peer matches and the other addresses it matches (CIDRs minus their `except`s, Calico
 //!   `nets`/`notNets`, network sets, node addresses). A Calico rule's own-endpoint condition
 //!   is decided per endpoint when its chain is rendered. Named ports resolve per destination
@@ -414,7 +415,7 @@ struct PeerGroup {
 
 /// A rule's peers as the address groups it is rendered with, one nft rule (or one per family,
 /// protocol, …) per group; `None` = any address.
-type PeerGroups = std::rc::Rc<Vec<Option<std::rc::Rc<Addresses>>>>;
+type PeerGroups = std::rc::Rc<Vec<Option<std::sync::Arc<Addresses>>>>;
 
 struct Ctx<'a> {
     /// Peer groups per rule: they do not depend on the subject pod, so every pod that a
@@ -423,11 +424,6 @@ struct Ctx<'a> {
     /// A peer group's address match operand per family (`true` = IPv4): the set for its
     /// addresses, looked up by content once per group rather than once per chain.
     address_refs: std::cell::RefCell<std::collections::HashMap<(PeerGroup, bool), Operand>>,
-    /// Addresses per distinct peer: rules of many policies name the same peer (the same
-    /// selector, namespace and CIDRs), which is resolved once. Keyed by the peer's `Debug`
-    /// text, which spells out every field of the IR peer (all derived), so equal keys are
-    /// equal peers.
-    peer_sets: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Addresses>>>,
     /// Named sets created so far.
     sets: std::cell::RefCell<BTreeMap<String, NamedSet>>,
     /// Set names by content: a set's name hashes its text, which is formatted once per
@@ -482,18 +478,18 @@ impl Ctx<'_> {
         if let Some(found) = self.peer_cache.borrow().get(&key) {
             return found.clone();
         }
-        let groups: Vec<Option<std::rc::Rc<Addresses>>> = if rule.peers.is_empty() {
+        let groups: Vec<Option<std::sync::Arc<Addresses>>> = if rule.peers.is_empty() {
             vec![None]
         } else if rule.action == Action::Log && rule.peers.len() > 1 {
             let mut union = Addresses::default();
             for peer in &rule.peers {
-                union.extend(&self.addresses_of(peer));
+                union.extend(&self.engine.peer_addresses(peer));
             }
-            vec![Some(std::rc::Rc::new(union.normalise()))]
+            vec![Some(std::sync::Arc::new(union.normalise()))]
         } else {
             rule.peers
                 .iter()
-                .map(|peer| Some(self.addresses_of(peer)))
+                .map(|peer| Some(self.engine.peer_addresses(peer)))
                 .collect()
         };
         let groups = std::rc::Rc::new(groups);
@@ -512,18 +508,6 @@ impl Ctx<'_> {
             .borrow_mut()
             .insert((at, v4), operand.clone());
         operand
-    }
-
-    /// The addresses one peer matches, resolved by the engine once per distinct peer
-    /// ([`Engine::peer_addresses`]): the renderer never matches selectors itself.
-    fn addresses_of(&self, peer: &netfence_engine::ir::Peer) -> std::rc::Rc<Addresses> {
-        let key = format!("{peer:?}");
-        if let Some(found) = self.peer_sets.borrow().get(&key) {
-            return found.clone();
-        }
-        let addresses = std::rc::Rc::new(self.engine.peer_addresses(peer));
-        self.peer_sets.borrow_mut().insert(key, addresses.clone());
-        addresses
     }
 }
 
@@ -802,7 +786,6 @@ fn render_supported(engine: &Engine, options: &RenderOptions) -> Ruleset {
     let ctx = Ctx {
         peer_cache: Default::default(),
         address_refs: Default::default(),
-        peer_sets: Default::default(),
         sets: Default::default(),
         set_names: Default::default(),
         logs: Default::default(),

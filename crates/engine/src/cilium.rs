@@ -24,8 +24,8 @@
 //! `cidrGroupRef` and `k8sServiceSelector` match nothing (the loader warned).
 
 use crate::ir::{
-    Action, CalicoEntity, CalicoNamespaceScope, NamespaceMatch, Peer, Placed, Policy, PolicyKind,
-    PolicySource, PortMatch, Rule, Subject, TierBuilder, TierEnd, DEFAULT_TIER_ORDER,
+    Action, CalicoEntity, CalicoNamespaceScope, NamespaceMatch, Peer, PeerTable, Placed, Policy,
+    PolicyKind, PolicySource, PortMatch, Rule, Subject, TierBuilder, TierEnd, DEFAULT_TIER_ORDER,
     KUBERNETES_POLICY_ORDER,
 };
 use ipnet::IpNet;
@@ -52,9 +52,13 @@ pub const CILIUM_NO_DEFAULT_DENY_TIER: (&str, f64) = ("cilium-no-default-deny", 
 const NO_MODELLED_PROTOCOL: u8 = 0;
 
 /// Add the compiled Cilium policies to `tiers`.
-pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory: &Inventory) {
+pub(crate) fn compile_into(
+    tiers: &mut BTreeMap<String, TierBuilder>,
+    inventory: &Inventory,
+    peers: &PeerTable,
+) {
     for index in 0..inventory.cilium_policies.len() {
-        for placed in compile_policy(index, inventory) {
+        for placed in compile_policy(index, inventory, peers) {
             placed.add_to(tiers);
         }
     }
@@ -62,7 +66,11 @@ pub(crate) fn compile_into(tiers: &mut BTreeMap<String, TierBuilder>, inventory:
 
 /// The policies `inventory.cilium_policies[index]` compiles to (none to three, each in its
 /// tier), as [`compile_into`] adds them.
-pub(crate) fn compile_policy(index: usize, inventory: &Inventory) -> Vec<Placed> {
+pub(crate) fn compile_policy(
+    index: usize,
+    inventory: &Inventory,
+    peers: &PeerTable,
+) -> Vec<Placed> {
     let mut out = Vec::new();
     let policy = &inventory.cilium_policies[index];
     {
@@ -99,7 +107,7 @@ pub(crate) fn compile_policy(index: usize, inventory: &Inventory) -> Vec<Placed>
             let action = if deny { Action::Deny } else { Action::Allow };
             Some(
                 list.iter()
-                    .map(|r| compile_rule(r, action, policy, inventory))
+                    .map(|r| compile_rule(r, action, policy, inventory, peers))
                     .collect(),
             )
         };
@@ -242,6 +250,7 @@ fn compile_rule(
     action: Action,
     policy: &CiliumPolicy,
     inventory: &Inventory,
+    table: &PeerTable,
 ) -> Rule {
     let peers: Vec<Peer> = rule
         .peers
@@ -261,7 +270,7 @@ fn compile_rule(
                 })
         })
         .collect();
-    let mut compiled = Rule::simple(action, peers, ports);
+    let mut compiled = Rule::simple(action, table.interned(peers), ports);
     let nothing = rule.is_empty()
         || (rule.has_peers && compiled.peers.is_empty())
         || (rule.has_ports && compiled.ports.is_empty());

@@ -11,12 +11,11 @@
 use crate::bits::BitSet;
 use crate::decide::RuleId;
 use crate::eval::{Endpoint, Engine};
-use crate::ir::{NamespaceMatch, Peer, PortMatch, Rule};
+use crate::ir::{Peer, PortMatch, Rule, RulePeer};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, Walker};
 use netfence_model::net::{address_value, net_bounds};
 use netfence_model::{PodId, PolicyType};
-use netfence_selector::LabelSelector;
 use std::collections::HashMap;
 
 type Bits = BitSet;
@@ -63,15 +62,6 @@ impl RepAddresses {
         }
         bits
     }
-}
-
-/// A peer by value, for resolving each distinct peer once (Calico entities by address).
-#[derive(PartialEq, Eq, Hash)]
-enum PeerValue<'a> {
-    Pods(&'a NamespaceMatch, &'a LabelSelector),
-    Net(&'a ipnet::IpNet, &'a [ipnet::IpNet]),
-    Nodes(&'a LabelSelector),
-    Other(usize),
 }
 
 /// The pods that declare a port name at one probed port, as (pod, name) in pod order. Equal
@@ -173,11 +163,13 @@ impl crate::matrix::MatrixView for ClassMatrixView<'_> {
 }
 
 /// What a class matrix row needs, built once per engine use: the class representatives and
-/// every rule peer resolved to a bitset of classes (keyed by the peer's address).
+/// every rule peer resolved to a bitset of classes.
 pub(crate) struct ClassRows<'e> {
     engine: &'e Engine,
     reps: Vec<PodId>,
-    peer_bits: HashMap<usize, Bits>,
+    /// By [`PeerId`](crate::ir::PeerId): the classes the peer covers (`None` for a peer no
+    /// rule of the engine names).
+    peer_bits: Vec<Option<Bits>>,
 }
 
 impl<'e> ClassRows<'e> {
@@ -209,7 +201,7 @@ impl<'e> ClassRows<'e> {
         }
         let mut bits = Bits::new(n, false);
         for peer in &rule.peers {
-            if let Some(b) = self.peer_bits.get(&(peer as *const Peer as usize)) {
+            if let Some(Some(b)) = self.peer_bits.get(peer.id().index()) {
                 bits.or_assign(b);
             }
         }
@@ -268,21 +260,15 @@ impl Engine {
         }
     }
 
-    /// Resolve every distinct pod peer of the policies into the engine's cache
-    /// ([`Engine::peer_pods`]), each once.
+    /// Resolve every pod peer of the policies ([`Engine::peer_pods`]), each once.
     fn resolve_pod_peers(&self) {
-        let mut seen: std::collections::HashSet<PeerValue<'_>> = std::collections::HashSet::new();
         for peer in self.rule_peers() {
-            if let Peer::Pods { namespaces, pods } = peer {
-                if seen.insert(PeerValue::Pods(namespaces, pods)) {
-                    self.peer_pods(namespaces, pods);
-                }
-            }
+            self.peer_pods(peer);
         }
     }
 
     /// Every peer of every rule, in tier order (repeats included).
-    fn rule_peers(&self) -> impl Iterator<Item = &Peer> {
+    fn rule_peers(&self) -> impl Iterator<Item = &RulePeer> {
         self.tiers()
             .iter()
             .flat_map(|tier| &tier.policies)
@@ -291,50 +277,38 @@ impl Engine {
             .flat_map(|rule| &rule.peers)
     }
 
-    /// Peer bitsets over classes, keyed by the peer's address (peers live in the tiers, which
-    /// do not move while the engine exists). Pod peers are resolved once per distinct value
-    /// through the engine's selector cache ([`Engine::peer_pods`]): a class is in the set when
-    /// its pods are (pods of one class answer alike); other peers ask each class's
-    /// representative.
-    fn class_peer_bits(&self, reps: &[PodId], class_of: &[usize]) -> HashMap<usize, Bits> {
+    /// Each rule peer as the classes it covers, by [`PeerId`](crate::ir::PeerId), computed
+    /// once per distinct peer: a pod peer from its resolved pods ([`Engine::peer_pods`]; a
+    /// class is in the set when its pods are, as pods of one class answer alike), a CIDR from
+    /// the representatives' addresses, other peers by asking each class's representative.
+    fn class_peer_bits(&self, reps: &[PodId], class_of: &[usize]) -> Vec<Option<Bits>> {
         let n = reps.len();
-        let mut by_value: HashMap<PeerValue<'_>, Bits> = HashMap::new();
-        let mut peer_bits: HashMap<usize, Bits> = HashMap::new();
+        let mut peer_bits: Vec<Option<Bits>> = vec![None; self.peers.len()];
         let by_address = RepAddresses::new(self, reps);
         for peer in self.rule_peers() {
-            let key = peer as *const Peer as usize;
-            if peer_bits.contains_key(&key) {
+            let slot = &mut peer_bits[peer.id().index()];
+            if slot.is_some() {
                 continue;
             }
-            let value = match peer {
-                Peer::Pods { namespaces, pods } => PeerValue::Pods(namespaces, pods),
-                Peer::Net { net, except } => PeerValue::Net(net, except),
-                Peer::Nodes(selector) => PeerValue::Nodes(selector),
-                Peer::Calico(_) => PeerValue::Other(key),
-            };
-            let bits = by_value
-                .entry(value)
-                .or_insert_with(|| match peer {
-                    Peer::Pods { namespaces, pods } => {
-                        let mut bits = Bits::new(n, false);
-                        for &id in self.peer_pods(namespaces, pods).iter() {
-                            bits.set(class_of[id]);
-                        }
-                        bits
+            *slot = Some(match peer.peer() {
+                Peer::Pods { .. } => {
+                    let mut bits = Bits::new(n, false);
+                    for &id in self.peer_pods(peer).unwrap_or_default() {
+                        bits.set(class_of[id]);
                     }
-                    Peer::Net { net, except } => by_address.classes_in(n, net, except),
-                    _ => {
-                        let mut bits = Bits::new(n, false);
-                        for (c, &rep) in reps.iter().enumerate() {
-                            if self.peer_matches(peer, Endpoint::Pod(rep)) {
-                                bits.set(c);
-                            }
+                    bits
+                }
+                Peer::Net { net, except } => by_address.classes_in(n, net, except),
+                Peer::Nodes(_) | Peer::Calico(_) => {
+                    let mut bits = Bits::new(n, false);
+                    for (c, &rep) in reps.iter().enumerate() {
+                        if self.peer_matches(peer, Endpoint::Pod(rep)) {
+                            bits.set(c);
                         }
-                        bits
                     }
-                })
-                .clone();
-            peer_bits.insert(key, bits);
+                    bits
+                }
+            });
         }
         peer_bits
     }

@@ -40,8 +40,11 @@ pub struct Engine {
     /// Equal lists are one allocation (pods of a workload share theirs), and an engine from
     /// [`Engine::rebuilt`] shares the lists of the pods it kept.
     pub(crate) selecting: crate::chunked::Chunked<[Selection; 2]>,
-    /// Pod peers and namespace selectors resolved once ([`crate::resolve`]).
-    pub(crate) cache: crate::resolve::SelectorCache,
+    /// The distinct peers of the tiers' rules, shared with the engines built from this one
+    /// ([`crate::resolve`]).
+    pub(crate) peers: std::sync::Arc<crate::resolve::PeerTable>,
+    /// This engine's peers resolved, each once ([`crate::resolve`]).
+    pub(crate) cache: crate::resolve::ResolvedPeers,
     /// [`Engine::pod_classes`], computed on first use.
     pub(crate) pod_classes: std::sync::OnceLock<crate::pod_classes::PodClasses>,
 }
@@ -363,13 +366,15 @@ pub struct Verdict {
 impl Engine {
     /// Compile the inventory.
     pub fn new(inventory: Inventory) -> Self {
-        let tiers = compile(&inventory);
+        let peers = crate::resolve::PeerTable::default();
+        let tiers = compile(&inventory, &peers);
         let selecting = selections(&tiers, &inventory);
         Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers: std::sync::Arc::new(tiers),
             selecting: shared_selections(selecting),
-            cache: Default::default(),
+            cache: crate::resolve::ResolvedPeers::new(&peers),
+            peers: std::sync::Arc::new(peers),
             pod_classes: Default::default(),
         }
     }
@@ -399,7 +404,9 @@ impl Engine {
             inventory: std::sync::Arc::clone(&self.inventory),
             tiers: std::sync::Arc::new(tiers),
             selecting: remapped_selections(&self.selecting, shift),
-            cache: Default::default(),
+            // The same inventory: every peer resolves alike.
+            cache: self.cache.carried(&self.peers),
+            peers: std::sync::Arc::clone(&self.peers),
             pod_classes: Default::default(),
         })
     }

@@ -23,6 +23,7 @@ use crate::eval::{
 use crate::ir::{
     cmp_keys, compile, compile_source, Peer, Policy, PolicyKind, PolicySource, SortKey, Tier,
 };
+use crate::resolve::{PeerTable, ResolvedPeers};
 use netfence_model::net::FastMap;
 use netfence_model::{
     Change, Inventory, LinkPatch, LoadErrors, Loader, NetworkPolicy, ObjectKey, Pod, PodId,
@@ -175,7 +176,7 @@ fn uses_service(policy: &Policy, services: &HashSet<(String, String)>) -> bool {
 /// compiled rules alike as data differ when the Service does.
 pub(crate) fn names_service(rule: &crate::ir::Rule, services: &HashSet<(String, String)>) -> bool {
     !services.is_empty()
-        && (rule.peers.iter().chain(rule.local.iter())).any(|peer| match peer {
+        && (rule.peers.iter().chain(rule.local.iter())).any(|peer| match peer.peer() {
             Peer::Calico(entity) => entity
                 .service
                 .as_ref()
@@ -767,6 +768,21 @@ fn merged_tier(
     (!out.tier.policies.is_empty()).then_some(out)
 }
 
+/// Whether every endpoint a peer can resolve to is the same in `old` and `new`: no pod
+/// changed, came or went, and namespaces, service accounts, Services, nodes, network sets and
+/// the CNI are equal. Then a peer resolves alike in both ([`ResolvedPeers::carried`]).
+fn same_endpoints(old: &Inventory, new: &Inventory, pods: &PodMatch) -> bool {
+    pods.changed.is_empty()
+        && pods.same_ids()
+        && old.pods().len() == new.pods().len()
+        && old.namespaces() == new.namespaces()
+        && old.service_accounts == new.service_accounts
+        && old.services == new.services
+        && old.nodes == new.nodes
+        && old.network_sets == new.network_sets
+        && old.cni == new.cni
+}
+
 impl Engine {
     /// The engine for `inventory`, equal to `Engine::new(inventory)`, built from this one:
     /// the tiers are taken over when nothing they are compiled from changed (else compiled
@@ -793,14 +809,28 @@ impl Engine {
             _ => None,
         };
         let compiled_all = !matches!(compiles, Compiles::Alike) && patched.is_none();
-        let (tiers, map) = match (compiles, patched) {
-            (Compiles::Alike, _) => (Arc::clone(&self.tiers), PolicyMap::identity(&self.tiers)),
-            (_, Some((tiers, map))) => (Arc::new(tiers), map),
+        // Kept compiled policies keep their peers' ids: the table is shared. A full compile
+        // starts a new one.
+        let (tiers, map, peers) = match (compiles, patched) {
+            (Compiles::Alike, _) => (
+                Arc::clone(&self.tiers),
+                PolicyMap::identity(&self.tiers),
+                Arc::clone(&self.peers),
+            ),
+            (_, Some((tiers, map))) => (Arc::new(tiers), map, Arc::clone(&self.peers)),
             _ => {
-                let tiers = compile(&inventory);
+                let peers = PeerTable::default();
+                let tiers = compile(&inventory, &peers);
                 let map = policy_map(self, &tiers, &inventory, &services);
-                (Arc::new(tiers), map)
+                (Arc::new(tiers), map, Arc::new(peers))
             }
+        };
+        let carried =
+            Arc::ptr_eq(&peers, &self.peers) && same_endpoints(self.inventory(), &inventory, &pods);
+        let cache = if carried {
+            self.cache.carried(&peers)
+        } else {
+            ResolvedPeers::new(&peers)
         };
         let mut selecting = self.kept_selections(&tiers, &inventory, &map, &pods);
         self.add_rematched(&tiers, &inventory, &map, &pods.dirty, &mut selecting);
@@ -827,9 +857,13 @@ impl Engine {
             inventory: Arc::new(inventory),
             tiers,
             selecting,
-            cache: Default::default(),
+            peers,
+            cache,
             pod_classes: classes.map(std::sync::OnceLock::from).unwrap_or_default(),
         };
+        if carried {
+            engine.check_carried();
+        }
         (engine, sides, stats)
     }
 
@@ -880,7 +914,7 @@ impl Engine {
         let mut added: Vec<Vec<(SortKey, PolicySource, Policy)>> =
             self.tiers.iter().map(|_| Vec::new()).collect();
         for source in diffs.added() {
-            for placed in compile_source(inventory, source) {
+            for placed in compile_source(inventory, source, &self.peers) {
                 let t = self
                     .tiers
                     .iter()

@@ -5,6 +5,7 @@
 //! in tier `default` at order 1000); each is a list of Allow rules, and an endpoint that any of
 //! them selects is denied at the end of the tier when none allowed the connection.
 
+pub use crate::resolve::{PeerId, PeerTable, RulePeer};
 use ipnet::IpNet;
 use netfence_model::calico::{
     CalicoAction, CalicoPolicy, CalicoPort, CalicoRule, CalicoScope, EntityRule,
@@ -221,7 +222,7 @@ pub struct Rule {
     /// What a match does.
     pub action: Action,
     /// Peers, OR-ed; empty = any peer.
-    pub peers: Vec<Peer>,
+    pub peers: Vec<RulePeer>,
     /// Ports, OR-ed; empty = any connection.
     pub ports: Vec<PortMatch>,
     /// Ports that must not match (Calico `notPorts`).
@@ -234,12 +235,12 @@ pub struct Rule {
     pub ip_version: Option<u8>,
     /// A condition on the policy's own endpoint (Calico: the `destination` of an ingress rule,
     /// the `source` of an egress rule, apart from ports).
-    pub local: Option<Peer>,
+    pub local: Option<RulePeer>,
 }
 
 impl Rule {
     /// A rule with only an action, peers and ports (the Kubernetes shape).
-    pub fn simple(action: Action, peers: Vec<Peer>, ports: Vec<PortMatch>) -> Rule {
+    pub fn simple(action: Action, peers: Vec<RulePeer>, ports: Vec<PortMatch>) -> Rule {
         Rule {
             action,
             peers,
@@ -277,8 +278,8 @@ impl NamespaceMatch {
     }
 }
 
-/// A peer of a rule.
-#[derive(Clone, Debug)]
+/// A peer of a rule. Equal values are one peer: rules hold them interned ([`RulePeer`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Peer {
     /// Pods matching a pod selector, in matching namespaces.
     Pods {
@@ -301,7 +302,7 @@ pub enum Peer {
 }
 
 /// Where a Calico entity's selectors look for endpoints and network sets.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CalicoNamespaceScope {
     /// The policy's own namespace (namespaced policy, no `namespaceSelector`).
     Same(String),
@@ -312,7 +313,7 @@ pub enum CalicoNamespaceScope {
 }
 
 /// A compiled Calico `EntityRule` (without its ports, which the rule carries).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CalicoEntity {
     /// `nets` (OR; empty = any address).
     pub nets: Vec<IpNet>,
@@ -407,8 +408,9 @@ pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
 /// (admin policies by `priority`, lower first, then name: network-policy-api leaves equal
 /// priorities undefined, the loader warns). Equal keys keep the order policies are added in
 /// (the sort is stable): NetworkPolicies, admin, Calico, then Cilium policies, each kind by
-/// inventory index; an incremental rebuild places a changed object by the same rule.
-pub fn compile(inventory: &Inventory) -> Vec<Tier> {
+/// inventory index; an incremental rebuild places a changed object by the same rule. Rule
+/// peers are interned in `peers`.
+pub fn compile(inventory: &Inventory, peers: &PeerTable) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
     let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
         std::collections::BTreeMap::new();
@@ -419,7 +421,7 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
         };
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
-    let compiled = compiled_network_policies(inventory);
+    let compiled = compiled_network_policies(inventory, peers);
     for ((index, policy), compiled) in inventory.network_policies.iter().enumerate().zip(compiled) {
         let (order, sort_name) = network_policy_key(policy);
         tiers
@@ -434,12 +436,12 @@ pub fn compile(inventory: &Inventory) -> Vec<Tier> {
             ));
     }
     for index in 0..inventory.admin_policies.len() {
-        compile_admin_entry(index, inventory).add_to(&mut tiers);
+        compile_admin_entry(index, inventory, peers).add_to(&mut tiers);
     }
     for index in 0..inventory.calico_policies.len() {
-        compile_calico_entry(index, inventory).add_to(&mut tiers);
+        compile_calico_entry(index, inventory, peers).add_to(&mut tiers);
     }
-    crate::cilium::compile_into(&mut tiers, inventory);
+    crate::cilium::compile_into(&mut tiers, inventory, peers);
     let mut out: Vec<(Option<f64>, String, Tier)> = tiers
         .into_iter()
         .filter(|(_, (_, _, policies))| !policies.is_empty())
@@ -489,7 +491,11 @@ impl Placed {
 
 /// The policies one inventory object compiles to, placed as [`compile`] places them: the
 /// per-object entry point of an incremental rebuild (a Cilium rule gives up to three).
-pub(crate) fn compile_source(inventory: &Inventory, source: PolicySource) -> Vec<Placed> {
+pub(crate) fn compile_source(
+    inventory: &Inventory,
+    source: PolicySource,
+    peers: &PeerTable,
+) -> Vec<Placed> {
     match source {
         PolicySource::NetworkPolicy(index) => {
             let policy = &inventory.network_policies[index];
@@ -500,20 +506,20 @@ pub(crate) fn compile_source(inventory: &Inventory, source: PolicySource) -> Vec
                 end: TierEnd::Deny,
                 order,
                 sort_name,
-                policy: compile_network_policy(policy, inventory),
+                policy: compile_network_policy(policy, inventory, peers),
                 source,
             }]
         }
-        PolicySource::Admin(index) => vec![compile_admin_entry(index, inventory)],
-        PolicySource::Calico(index) => vec![compile_calico_entry(index, inventory)],
-        PolicySource::Cilium(index) => crate::cilium::compile_policy(index, inventory),
+        PolicySource::Admin(index) => vec![compile_admin_entry(index, inventory, peers)],
+        PolicySource::Calico(index) => vec![compile_calico_entry(index, inventory, peers)],
+        PolicySource::Cilium(index) => crate::cilium::compile_policy(index, inventory, peers),
     }
 }
 
 /// `inventory.admin_policies[index]` in its tier: admin policies in [`ADMIN_TIER`], the
 /// baseline in [`BASELINE_TIER`], ordered by priority (KEP-2091: a lower `priority` is
 /// evaluated first), then name.
-fn compile_admin_entry(index: usize, inventory: &Inventory) -> Placed {
+fn compile_admin_entry(index: usize, inventory: &Inventory, peers: &PeerTable) -> Placed {
     let policy = &inventory.admin_policies[index];
     let (tier, order) = if policy.kind.is_baseline() {
         BASELINE_TIER
@@ -526,14 +532,14 @@ fn compile_admin_entry(index: usize, inventory: &Inventory) -> Placed {
         end: TierEnd::Pass,
         order: policy.priority.map(f64::from),
         sort_name: policy.name.clone(),
-        policy: compile_admin_policy(policy),
+        policy: compile_admin_policy(policy, peers),
         source: PolicySource::Admin(index),
     }
 }
 
 /// `inventory.calico_policies[index]` in its tier, ordered by `order` (none last), then by
 /// name (felix `calc/policy_sorter.go`); an undeclared tier has no order (`default`: Calico's).
-fn compile_calico_entry(index: usize, inventory: &Inventory) -> Placed {
+fn compile_calico_entry(index: usize, inventory: &Inventory, peers: &PeerTable) -> Placed {
     let policy = &inventory.calico_policies[index];
     Placed {
         tier: policy.tier.clone(),
@@ -541,18 +547,18 @@ fn compile_calico_entry(index: usize, inventory: &Inventory) -> Placed {
         end: TierEnd::Deny,
         order: policy.order,
         sort_name: policy.display_name(),
-        policy: compile_calico_policy(policy, inventory),
+        policy: compile_calico_policy(policy, inventory, peers),
         source: PolicySource::Calico(index),
     }
 }
 
 /// The inventory's NetworkPolicies compiled, in inventory order: with thousands of them, on
 /// every core (each policy compiles on its own).
-fn compiled_network_policies(inventory: &Inventory) -> Vec<Policy> {
+fn compiled_network_policies(inventory: &Inventory, peers: &PeerTable) -> Vec<Policy> {
     /// Below this many policies, one thread.
     const MIN_PARALLEL_POLICIES: usize = 1_000;
     let policies = &inventory.network_policies[..];
-    let compile = |policy: &Arc<NetworkPolicy>| compile_network_policy(policy, inventory);
+    let compile = |policy: &Arc<NetworkPolicy>| compile_network_policy(policy, inventory, peers);
     if policies.len() < MIN_PARALLEL_POLICIES {
         return policies.iter().map(compile).collect();
     }
@@ -562,7 +568,7 @@ fn compiled_network_policies(inventory: &Inventory) -> Vec<Policy> {
 /// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
 /// NetworkPolicy); a named port matches the destination's container port of that name,
 /// whatever its protocol.
-fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
+fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy, table: &PeerTable) -> Policy {
     use netfence_model::admin::AdminKind;
     use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
     let kind = match policy.kind {
@@ -612,7 +618,8 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy) -> Policy {
         };
         // A rule whose peers all name nothing netfence can match (domainNames) matches nothing:
         // it must not turn into an any-peer rule.
-        (r.peers.is_empty() || !peers.is_empty()).then(|| Rule::simple(action, peers, ports))
+        (r.peers.is_empty() || !peers.is_empty())
+            .then(|| Rule::simple(action, table.interned(peers), ports))
     };
     Policy {
         kind,
@@ -653,7 +660,11 @@ fn service_ports(inventory: &Inventory, service: &ServiceMatch) -> Vec<PortMatch
         .collect()
 }
 
-fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy {
+fn compile_calico_policy(
+    policy: &CalicoPolicy,
+    inventory: &Inventory,
+    peers: &PeerTable,
+) -> Policy {
     let (kind, namespace, namespace_selector) = match &policy.scope {
         CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
         CalicoScope::Global { namespace_selector } => (
@@ -682,7 +693,8 @@ fn compile_calico_policy(policy: &CalicoPolicy, inventory: &Inventory) -> Policy
             .filter(|a| !a.names.is_empty() || a.selector.is_some()),
         service: e.services.clone(),
     };
-    let as_peer = |e: CalicoEntity| (!e.is_unconstrained()).then(|| Peer::Calico(Box::new(e)));
+    let as_peer =
+        |e: CalicoEntity| (!e.is_unconstrained()).then(|| peers.intern(Peer::Calico(Box::new(e))));
     let ports = |list: &[CalicoPort], protocol: Option<u8>| -> Vec<PortMatch> {
         let Some(p) = protocol.and_then(Protocol::from_number) else {
             return Vec::new();
@@ -764,7 +776,11 @@ pub(crate) fn network_policy_key(policy: &NetworkPolicy) -> (Option<f64>, String
 }
 
 /// Compile one NetworkPolicy (as [`compile`] does for tier `default`).
-pub(crate) fn compile_network_policy(policy: &NetworkPolicy, inventory: &Inventory) -> Policy {
+pub(crate) fn compile_network_policy(
+    policy: &NetworkPolicy,
+    inventory: &Inventory,
+    peers: &PeerTable,
+) -> Policy {
     let rules = |direction: PolicyType| {
         policy.applies_to(direction).then(|| {
             policy
@@ -775,7 +791,9 @@ pub(crate) fn compile_network_policy(policy: &NetworkPolicy, inventory: &Invento
                         Action::Allow,
                         rule.peers
                             .iter()
-                            .map(|peer| compile_peer(peer, &policy.namespace, inventory))
+                            .map(|peer| {
+                                peers.intern(compile_peer(peer, &policy.namespace, inventory))
+                            })
                             .collect(),
                         rule.ports
                             .iter()

@@ -733,7 +733,7 @@ impl<'e> Reads<'e> {
             .rules(direction)
             .unwrap_or(&[]);
         for rule in rules {
-            reads.locals.extend(rule.local.as_ref());
+            reads.locals.extend(rule.local.as_deref());
             if destination_is_subject {
                 reads.family |= rule.ip_version.is_some();
                 for port in rule.ports.iter().chain(&rule.not_ports) {

@@ -75,7 +75,7 @@ impl ClassBasis {
                     }
                 }
                 for peer in rule.peers.iter().chain(rule.local.iter()) {
-                    match peer {
+                    match peer.peer() {
                         Peer::Pods { pods, .. } => k8s(pods, &mut key),
                         Peer::Calico(entity) => {
                             for s in entity.selector.iter().chain(entity.not_selector.iter()) {

@@ -14,11 +14,11 @@ use netfence_model::{AddressRanges, PodId, PodRange};
 
 impl Engine {
     /// Every address `peer` matches, as sorted, merged intervals: the addresses of the pods it
-    /// matches, plus the non-pod addresses it matches. Pod peers come from the selector cache
-    /// ([`Engine::peer_pods`]); a CIDR is cut around pods with invented addresses (they match
+    /// matches, plus the non-pod addresses it matches, computed now ([`Engine::peer_addresses`]
+    /// keeps them per rule peer). A pod peer's pods are resolved by namespace; a CIDR is cut around pods with invented addresses (they match
     /// no CIDR); a Calico entity is matched pod by pod and its non-pod addresses come from its
     /// `nets`/`notNets` and the network sets its selectors match, asked segment by segment.
-    pub fn peer_addresses(&self, peer: &Peer) -> AddressRanges {
+    pub fn addresses_of_peer(&self, peer: &Peer) -> AddressRanges {
         let inventory = self.inventory();
         let mut out = AddressRanges::default();
         let add_pod = |out: &mut AddressRanges, id: PodId| {
@@ -29,7 +29,7 @@ impl Engine {
         };
         match peer {
             Peer::Pods { namespaces, pods } => {
-                for &id in self.peer_pods(namespaces, pods).iter() {
+                for &id in self.resolve_pod_peer(namespaces, pods).iter() {
                     add_pod(&mut out, id);
                 }
             }

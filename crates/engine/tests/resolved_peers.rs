@@ -74,7 +74,7 @@ fn peer_addresses_agree_with_peer_matches_on_every_calico_scenario() {
                         peers += 1;
                         let set = engine.peer_addresses(peer);
                         let mut addresses = outside.clone();
-                        if let Peer::Calico(entity) = peer {
+                        if let Peer::Calico(entity) = peer.peer() {
                             addresses
                                 .extend(entity.nets.iter().chain(&entity.not_nets).flat_map(edges));
                         }

@@ -42,7 +42,7 @@ pub enum CalicoPort {
 }
 
 /// `serviceAccounts` of an entity rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceAccountMatch {
     /// Service account names (OR); empty = any name.
     pub names: Vec<String>,
@@ -51,7 +51,7 @@ pub struct ServiceAccountMatch {
 }
 
 /// `services` of an entity rule: a Kubernetes Service by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceMatch {
     /// Service name.
     pub name: String,
