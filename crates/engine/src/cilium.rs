@@ -24,7 +24,7 @@
 //! `cidrGroupRef` and `k8sServiceSelector` match nothing (the loader warned).
 
 use crate::ir::{
-    Action, CalicoEntity, CalicoNamespaceScope, NamespaceMatch, Peer, PeerTable, Placed, Policy,
+    Action, CalicoEntity, CalicoNamespaceScope, Interner, NamespaceMatch, Peer, Placed, Policy,
     PolicyKind, PolicySource, PortMatch, Rule, Subject, TierBuilder, TierEnd, DEFAULT_TIER_ORDER,
     KUBERNETES_POLICY_ORDER,
 };
@@ -55,10 +55,10 @@ const NO_MODELLED_PROTOCOL: u8 = 0;
 pub(crate) fn compile_into(
     tiers: &mut BTreeMap<String, TierBuilder>,
     inventory: &Inventory,
-    peers: &PeerTable,
+    interner: &Interner,
 ) {
     for index in 0..inventory.cilium_policies.len() {
-        for placed in compile_policy(index, inventory, peers) {
+        for placed in compile_policy(index, inventory, interner) {
             placed.add_to(tiers);
         }
     }
@@ -69,7 +69,7 @@ pub(crate) fn compile_into(
 pub(crate) fn compile_policy(
     index: usize,
     inventory: &Inventory,
-    peers: &PeerTable,
+    interner: &Interner,
 ) -> Vec<Placed> {
     let mut out = Vec::new();
     let policy = &inventory.cilium_policies[index];
@@ -78,7 +78,7 @@ pub(crate) fn compile_policy(
             return out; // host policies: netfence does not evaluate host endpoints
         };
         let source = PolicySource::Cilium(index);
-        let subject = subject(policy, selector);
+        let subject = interner.subjects.intern(subject(policy, selector));
         let mut add = |tier: (&str, f64), end: TierEnd, order: f64, compiled: Policy| {
             out.push(Placed {
                 tier: tier.0.to_string(),
@@ -107,7 +107,7 @@ pub(crate) fn compile_policy(
             let action = if deny { Action::Deny } else { Action::Allow };
             Some(
                 list.iter()
-                    .map(|r| compile_rule(r, action, policy, inventory, peers))
+                    .map(|r| compile_rule(r, action, policy, inventory, interner))
                     .collect(),
             )
         };
@@ -250,7 +250,7 @@ fn compile_rule(
     action: Action,
     policy: &CiliumPolicy,
     inventory: &Inventory,
-    table: &PeerTable,
+    interner: &Interner,
 ) -> Rule {
     let peers: Vec<Peer> = rule
         .peers
@@ -270,7 +270,7 @@ fn compile_rule(
                 })
         })
         .collect();
-    let mut compiled = Rule::simple(action, table.interned(peers), ports);
+    let mut compiled = Rule::simple(action, interner.peers.interned(peers), ports);
     let nothing = rule.is_empty()
         || (rule.has_peers && compiled.peers.is_empty())
         || (rule.has_ports && compiled.ports.is_empty());

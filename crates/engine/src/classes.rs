@@ -283,7 +283,7 @@ impl Engine {
     /// the representatives' addresses, other peers by asking each class's representative.
     fn class_peer_bits(&self, reps: &[PodId], class_of: &[usize]) -> Vec<Option<Bits>> {
         let n = reps.len();
-        let mut peer_bits: Vec<Option<Bits>> = vec![None; self.peers.len()];
+        let mut peer_bits: Vec<Option<Bits>> = vec![None; self.interner.peers.len()];
         let by_address = RepAddresses::new(self, reps);
         for peer in self.rule_peers() {
             let slot = &mut peer_bits[peer.id().index()];

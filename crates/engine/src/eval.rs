@@ -40,11 +40,11 @@ pub struct Engine {
     /// Equal lists are one allocation (pods of a workload share theirs), and an engine from
     /// [`Engine::rebuilt`] shares the lists of the pods it kept.
     pub(crate) selecting: crate::chunked::Chunked<[Selection; 2]>,
-    /// The distinct peers of the tiers' rules, shared with the engines built from this one
-    /// ([`crate::resolve`]).
-    pub(crate) peers: std::sync::Arc<crate::resolve::PeerTable>,
-    /// This engine's peers resolved, each once ([`crate::resolve`]).
-    pub(crate) cache: crate::resolve::ResolvedPeers,
+    /// The distinct peers and subjects of the tiers' policies, shared with the engines built
+    /// from this one ([`crate::resolve`]).
+    pub(crate) interner: std::sync::Arc<crate::resolve::Interner>,
+    /// This engine's peers and subjects resolved, each once ([`crate::resolve`]).
+    pub(crate) cache: crate::resolve::Resolved,
     /// [`Engine::pod_classes`], computed on first use.
     pub(crate) pod_classes: std::sync::OnceLock<crate::pod_classes::PodClasses>,
 }
@@ -59,7 +59,11 @@ pub(crate) type Selection = std::sync::Arc<[PolicyId]>;
 /// clusters with thousands of namespaces. With more than a little work and two cores, the
 /// policies are cut in two runs of about equal candidate counts, each run matched on its own
 /// thread, and each pod's lists joined in order: the same lists as one thread makes.
-fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> {
+fn selections(
+    tiers: &[Tier],
+    inventory: &Inventory,
+    resolved: &crate::resolve::Resolved,
+) -> Vec<[Vec<PolicyId>; 2]> {
     /// Below this many (policy, candidate pod) tests, one thread.
     const MIN_PARALLEL_CANDIDATES: usize = 50_000;
     // (tier, policy, the policy, the pods it may select)
@@ -77,13 +81,9 @@ fn selections(tiers: &[Tier], inventory: &Inventory) -> Vec<[Vec<PolicyId>; 2]> 
     let select = |run: &[Entry<'_>]| {
         let mut selecting: Vec<[Vec<PolicyId>; 2]> =
             vec![[Vec::new(), Vec::new()]; inventory.pods().len()];
-        for (t, p, policy, candidates) in run {
+        for (t, p, policy, _) in run {
             let (t, p) = (*t, *p);
-            for id in admitted_pods(&policy.subject, inventory, *candidates) {
-                let pod = &*inventory.pods()[id];
-                if pod.host_network || !subject_selects_admitted(&policy.subject, inventory, pod) {
-                    continue;
-                }
+            for &id in resolved.subject_pods(&policy.subject, inventory) {
                 for direction in [PolicyType::Ingress, PolicyType::Egress] {
                     if policy.rules(direction).is_some() {
                         selecting[id][direction_index(direction)].push(PolicyId::new(t, p));
@@ -366,15 +366,16 @@ pub struct Verdict {
 impl Engine {
     /// Compile the inventory.
     pub fn new(inventory: Inventory) -> Self {
-        let peers = crate::resolve::PeerTable::default();
-        let tiers = compile(&inventory, &peers);
-        let selecting = selections(&tiers, &inventory);
+        let interner = crate::resolve::Interner::default();
+        let tiers = compile(&inventory, &interner);
+        let cache = crate::resolve::Resolved::new(&interner);
+        let selecting = selections(&tiers, &inventory, &cache);
         Engine {
             inventory: std::sync::Arc::new(inventory),
             tiers: std::sync::Arc::new(tiers),
             selecting: shared_selections(selecting),
-            cache: crate::resolve::ResolvedPeers::new(&peers),
-            peers: std::sync::Arc::new(peers),
+            cache,
+            interner: std::sync::Arc::new(interner),
             pod_classes: Default::default(),
         }
     }
@@ -405,8 +406,8 @@ impl Engine {
             tiers: std::sync::Arc::new(tiers),
             selecting: remapped_selections(&self.selecting, shift),
             // The same inventory: every peer resolves alike.
-            cache: self.cache.carried(&self.peers),
-            peers: std::sync::Arc::clone(&self.peers),
+            cache: self.cache.carried(&self.interner),
+            interner: std::sync::Arc::clone(&self.interner),
             pod_classes: Default::default(),
         })
     }

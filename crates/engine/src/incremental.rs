@@ -16,14 +16,11 @@ use crate::chunked::{Chunked, CHUNK};
 use crate::connlist::DiffLine;
 use crate::decide::PolicyId;
 use crate::delta::Sides;
-use crate::eval::{
-    admitted_pods, direction_index, subject_candidates, subject_selects, subject_selects_admitted,
-    Engine, Selection, SelectionRemap,
-};
+use crate::eval::{direction_index, subject_selects, Engine, Selection, SelectionRemap};
 use crate::ir::{
     cmp_keys, compile, compile_source, Peer, Policy, PolicyKind, PolicySource, SortKey, Tier,
 };
-use crate::resolve::{PeerTable, ResolvedPeers};
+use crate::resolve::{Interner, Resolved};
 use netfence_model::net::FastMap;
 use netfence_model::{
     Change, Inventory, LinkPatch, LoadErrors, Loader, NetworkPolicy, ObjectKey, Pod, PodId,
@@ -770,7 +767,7 @@ fn merged_tier(
 
 /// Whether every endpoint a peer can resolve to is the same in `old` and `new`: no pod
 /// changed, came or went, and namespaces, service accounts, Services, nodes, network sets and
-/// the CNI are equal. Then a peer resolves alike in both ([`ResolvedPeers::carried`]).
+/// the CNI are equal. Then a peer or subject resolves alike in both ([`Resolved::carried`]).
 fn same_endpoints(old: &Inventory, new: &Inventory, pods: &PodMatch) -> bool {
     pods.changed.is_empty()
         && pods.same_ids()
@@ -809,31 +806,38 @@ impl Engine {
             _ => None,
         };
         let compiled_all = !matches!(compiles, Compiles::Alike) && patched.is_none();
-        // Kept compiled policies keep their peers' ids: the table is shared. A full compile
-        // starts a new one.
-        let (tiers, map, peers) = match (compiles, patched) {
+        // Kept compiled policies keep their peers' and subject's ids: the interner is shared. A
+        // full compile starts a new one.
+        let (tiers, map, interner) = match (compiles, patched) {
             (Compiles::Alike, _) => (
                 Arc::clone(&self.tiers),
                 PolicyMap::identity(&self.tiers),
-                Arc::clone(&self.peers),
+                Arc::clone(&self.interner),
             ),
-            (_, Some((tiers, map))) => (Arc::new(tiers), map, Arc::clone(&self.peers)),
+            (_, Some((tiers, map))) => (Arc::new(tiers), map, Arc::clone(&self.interner)),
             _ => {
-                let peers = PeerTable::default();
-                let tiers = compile(&inventory, &peers);
+                let interner = Interner::default();
+                let tiers = compile(&inventory, &interner);
                 let map = policy_map(self, &tiers, &inventory, &services);
-                (Arc::new(tiers), map, Arc::new(peers))
+                (Arc::new(tiers), map, Arc::new(interner))
             }
         };
-        let carried =
-            Arc::ptr_eq(&peers, &self.peers) && same_endpoints(self.inventory(), &inventory, &pods);
+        let carried = Arc::ptr_eq(&interner, &self.interner)
+            && same_endpoints(self.inventory(), &inventory, &pods);
         let cache = if carried {
-            self.cache.carried(&peers)
+            self.cache.carried(&interner)
         } else {
-            ResolvedPeers::new(&peers)
+            Resolved::new(&interner)
         };
         let mut selecting = self.kept_selections(&tiers, &inventory, &map, &pods);
-        self.add_rematched(&tiers, &inventory, &map, &pods.dirty, &mut selecting);
+        self.add_rematched(
+            &tiers,
+            &inventory,
+            &cache,
+            &map,
+            &pods.dirty,
+            &mut selecting,
+        );
         let sides = self.sides(&inventory, &map, &pods, &selecting);
         let stats = RebuildStats {
             changed_policies: map.new_changed.iter().flatten().filter(|c| **c).count(),
@@ -857,7 +861,7 @@ impl Engine {
             inventory: Arc::new(inventory),
             tiers,
             selecting,
-            peers,
+            interner,
             cache,
             pod_classes: classes.map(std::sync::OnceLock::from).unwrap_or_default(),
         };
@@ -914,7 +918,7 @@ impl Engine {
         let mut added: Vec<Vec<(SortKey, PolicySource, Policy)>> =
             self.tiers.iter().map(|_| Vec::new()).collect();
         for source in diffs.added() {
-            for placed in compile_source(inventory, source, &self.peers) {
+            for placed in compile_source(inventory, source, &self.interner) {
                 let t = self
                     .tiers
                     .iter()
@@ -1027,26 +1031,23 @@ impl Engine {
             .collect()
     }
 
-    /// New or changed policies matched against the pods kept from before.
+    /// New or changed policies matched against the pods kept from before, through the new
+    /// engine's resolved subjects (`resolved`: a subject equal to one resolved before is
+    /// not matched again when no endpoint changed).
     fn add_rematched(
         &self,
         tiers: &[Tier],
         inventory: &Inventory,
+        resolved: &Resolved,
         map: &PolicyMap,
         dirty: &[bool],
         selecting: &mut Chunked<[Selection; 2]>,
     ) {
         let mut added: FastMap<PodId, [Vec<PolicyId>; 2]> = FastMap::default();
-        let pods = inventory.pods();
         for &(t, p) in &map.rematch {
             let policy = &tiers[t].policies[p];
-            let candidates = subject_candidates(&policy.subject, inventory);
-            for id in admitted_pods(&policy.subject, inventory, candidates) {
-                let pod = &*pods[id];
-                if dirty[id]
-                    || pod.host_network
-                    || !subject_selects_admitted(&policy.subject, inventory, pod)
-                {
+            for &id in resolved.subject_pods(&policy.subject, inventory) {
+                if dirty[id] {
                     continue;
                 }
                 for direction in [PolicyType::Ingress, PolicyType::Egress] {

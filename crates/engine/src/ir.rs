@@ -5,7 +5,7 @@
 //! in tier `default` at order 1000); each is a list of Allow rules, and an endpoint that any of
 //! them selects is denied at the end of the tier when none allowed the connection.
 
-pub use crate::resolve::{PeerId, PeerTable, RulePeer};
+pub use crate::resolve::{Interner, PeerId, PolicySubject, RulePeer, SubjectId};
 use ipnet::IpNet;
 use netfence_model::calico::{
     CalicoAction, CalicoPolicy, CalicoPort, CalicoRule, CalicoScope, EntityRule,
@@ -139,8 +139,9 @@ impl Tier {
     }
 }
 
-/// Which endpoints a policy applies to.
-#[derive(Clone, Debug)]
+/// Which endpoints a policy applies to. Equal values are one subject: policies hold them
+/// interned ([`PolicySubject`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Subject {
     /// Pods of one namespace matching a selector.
     PodsInNamespace {
@@ -181,8 +182,8 @@ pub struct Policy {
     pub name: String,
     /// Where it was read from.
     pub origin: Origin,
-    /// Which endpoints it applies to.
-    pub subject: Subject,
+    /// Which endpoints it applies to (interned: policies with equal subjects share one).
+    pub subject: PolicySubject,
     /// Ingress rules, or `None` when the policy does not apply to ingress.
     pub ingress: Option<Vec<Rule>>,
     /// Egress rules, or `None` when the policy does not apply to egress.
@@ -410,7 +411,7 @@ pub const BASELINE_TIER: (&str, f64) = ("kube-baseline", 10_000_000.0);
 /// (the sort is stable): NetworkPolicies, admin, Calico, then Cilium policies, each kind by
 /// inventory index; an incremental rebuild places a changed object by the same rule. Rule
 /// peers are interned in `peers`.
-pub fn compile(inventory: &Inventory, peers: &PeerTable) -> Vec<Tier> {
+pub fn compile(inventory: &Inventory, interner: &Interner) -> Vec<Tier> {
     // (tier name) -> (order, end, [(order, sort name, policy)])
     let mut tiers: std::collections::BTreeMap<String, TierBuilder> =
         std::collections::BTreeMap::new();
@@ -421,7 +422,7 @@ pub fn compile(inventory: &Inventory, peers: &PeerTable) -> Vec<Tier> {
         };
         tiers.insert(declared.name.clone(), (declared.order, end, Vec::new()));
     }
-    let compiled = compiled_network_policies(inventory, peers);
+    let compiled = compiled_network_policies(inventory, interner);
     for ((index, policy), compiled) in inventory.network_policies.iter().enumerate().zip(compiled) {
         let (order, sort_name) = network_policy_key(policy);
         tiers
@@ -436,12 +437,12 @@ pub fn compile(inventory: &Inventory, peers: &PeerTable) -> Vec<Tier> {
             ));
     }
     for index in 0..inventory.admin_policies.len() {
-        compile_admin_entry(index, inventory, peers).add_to(&mut tiers);
+        compile_admin_entry(index, inventory, interner).add_to(&mut tiers);
     }
     for index in 0..inventory.calico_policies.len() {
-        compile_calico_entry(index, inventory, peers).add_to(&mut tiers);
+        compile_calico_entry(index, inventory, interner).add_to(&mut tiers);
     }
-    crate::cilium::compile_into(&mut tiers, inventory, peers);
+    crate::cilium::compile_into(&mut tiers, inventory, interner);
     let mut out: Vec<(Option<f64>, String, Tier)> = tiers
         .into_iter()
         .filter(|(_, (_, _, policies))| !policies.is_empty())
@@ -494,7 +495,7 @@ impl Placed {
 pub(crate) fn compile_source(
     inventory: &Inventory,
     source: PolicySource,
-    peers: &PeerTable,
+    interner: &Interner,
 ) -> Vec<Placed> {
     match source {
         PolicySource::NetworkPolicy(index) => {
@@ -506,20 +507,20 @@ pub(crate) fn compile_source(
                 end: TierEnd::Deny,
                 order,
                 sort_name,
-                policy: compile_network_policy(policy, inventory, peers),
+                policy: compile_network_policy(policy, inventory, interner),
                 source,
             }]
         }
-        PolicySource::Admin(index) => vec![compile_admin_entry(index, inventory, peers)],
-        PolicySource::Calico(index) => vec![compile_calico_entry(index, inventory, peers)],
-        PolicySource::Cilium(index) => crate::cilium::compile_policy(index, inventory, peers),
+        PolicySource::Admin(index) => vec![compile_admin_entry(index, inventory, interner)],
+        PolicySource::Calico(index) => vec![compile_calico_entry(index, inventory, interner)],
+        PolicySource::Cilium(index) => crate::cilium::compile_policy(index, inventory, interner),
     }
 }
 
 /// `inventory.admin_policies[index]` in its tier: admin policies in [`ADMIN_TIER`], the
 /// baseline in [`BASELINE_TIER`], ordered by priority (KEP-2091: a lower `priority` is
 /// evaluated first), then name.
-fn compile_admin_entry(index: usize, inventory: &Inventory, peers: &PeerTable) -> Placed {
+fn compile_admin_entry(index: usize, inventory: &Inventory, interner: &Interner) -> Placed {
     let policy = &inventory.admin_policies[index];
     let (tier, order) = if policy.kind.is_baseline() {
         BASELINE_TIER
@@ -532,14 +533,14 @@ fn compile_admin_entry(index: usize, inventory: &Inventory, peers: &PeerTable) -
         end: TierEnd::Pass,
         order: policy.priority.map(f64::from),
         sort_name: policy.name.clone(),
-        policy: compile_admin_policy(policy, peers),
+        policy: compile_admin_policy(policy, interner),
         source: PolicySource::Admin(index),
     }
 }
 
 /// `inventory.calico_policies[index]` in its tier, ordered by `order` (none last), then by
 /// name (felix `calc/policy_sorter.go`); an undeclared tier has no order (`default`: Calico's).
-fn compile_calico_entry(index: usize, inventory: &Inventory, peers: &PeerTable) -> Placed {
+fn compile_calico_entry(index: usize, inventory: &Inventory, interner: &Interner) -> Placed {
     let policy = &inventory.calico_policies[index];
     Placed {
         tier: policy.tier.clone(),
@@ -547,18 +548,18 @@ fn compile_calico_entry(index: usize, inventory: &Inventory, peers: &PeerTable) 
         end: TierEnd::Deny,
         order: policy.order,
         sort_name: policy.display_name(),
-        policy: compile_calico_policy(policy, inventory, peers),
+        policy: compile_calico_policy(policy, inventory, interner),
         source: PolicySource::Calico(index),
     }
 }
 
 /// The inventory's NetworkPolicies compiled, in inventory order: with thousands of them, on
 /// every core (each policy compiles on its own).
-fn compiled_network_policies(inventory: &Inventory, peers: &PeerTable) -> Vec<Policy> {
+fn compiled_network_policies(inventory: &Inventory, interner: &Interner) -> Vec<Policy> {
     /// Below this many policies, one thread.
     const MIN_PARALLEL_POLICIES: usize = 1_000;
     let policies = &inventory.network_policies[..];
-    let compile = |policy: &Arc<NetworkPolicy>| compile_network_policy(policy, inventory, peers);
+    let compile = |policy: &Arc<NetworkPolicy>| compile_network_policy(policy, inventory, interner);
     if policies.len() < MIN_PARALLEL_POLICIES {
         return policies.iter().map(compile).collect();
     }
@@ -568,7 +569,10 @@ fn compiled_network_policies(inventory: &Inventory, peers: &PeerTable) -> Vec<Po
 /// network-policy-api semantics: rules in order, the first match decides (Pass hands over to
 /// NetworkPolicy); a named port matches the destination's container port of that name,
 /// whatever its protocol.
-fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy, table: &PeerTable) -> Policy {
+fn compile_admin_policy(
+    policy: &netfence_model::admin::AdminPolicy,
+    interner: &Interner,
+) -> Policy {
     use netfence_model::admin::AdminKind;
     use netfence_model::admin::{AdminAction, AdminPeer, AdminPort, AdminRule};
     let kind = match policy.kind {
@@ -619,16 +623,16 @@ fn compile_admin_policy(policy: &netfence_model::admin::AdminPolicy, table: &Pee
         // A rule whose peers all name nothing netfence can match (domainNames) matches nothing:
         // it must not turn into an any-peer rule.
         (r.peers.is_empty() || !peers.is_empty())
-            .then(|| Rule::simple(action, table.interned(peers), ports))
+            .then(|| Rule::simple(action, interner.peers.interned(peers), ports))
     };
     Policy {
         kind,
         name: policy.name.clone(),
         origin: policy.origin.clone(),
-        subject: Subject::Cluster {
+        subject: interner.subjects.intern(Subject::Cluster {
             namespace_selector: policy.subject.namespace_selector.clone(),
             pod_selector: policy.subject.pod_selector.clone(),
-        },
+        }),
         ingress: Some(policy.ingress.iter().filter_map(rule).collect()),
         egress: Some(policy.egress.iter().filter_map(rule).collect()),
     }
@@ -663,7 +667,7 @@ fn service_ports(inventory: &Inventory, service: &ServiceMatch) -> Vec<PortMatch
 fn compile_calico_policy(
     policy: &CalicoPolicy,
     inventory: &Inventory,
-    peers: &PeerTable,
+    interner: &Interner,
 ) -> Policy {
     let (kind, namespace, namespace_selector) = match &policy.scope {
         CalicoScope::Namespace(ns) => (PolicyKind::CalicoNetworkPolicy, Some(ns.clone()), None),
@@ -693,8 +697,9 @@ fn compile_calico_policy(
             .filter(|a| !a.names.is_empty() || a.selector.is_some()),
         service: e.services.clone(),
     };
-    let as_peer =
-        |e: CalicoEntity| (!e.is_unconstrained()).then(|| peers.intern(Peer::Calico(Box::new(e))));
+    let as_peer = |e: CalicoEntity| {
+        (!e.is_unconstrained()).then(|| interner.peers.intern(Peer::Calico(Box::new(e))))
+    };
     let ports = |list: &[CalicoPort], protocol: Option<u8>| -> Vec<PortMatch> {
         let Some(p) = protocol.and_then(Protocol::from_number) else {
             return Vec::new();
@@ -755,12 +760,12 @@ fn compile_calico_policy(
         kind,
         name: policy.display_name(),
         origin: policy.origin.clone(),
-        subject: Subject::Calico {
+        subject: interner.subjects.intern(Subject::Calico {
             namespace: namespace.clone(),
             namespace_selector,
             selector: policy.selector.clone(),
             service_account_selector: policy.service_account_selector.clone(),
-        },
+        }),
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
     }
@@ -779,7 +784,7 @@ pub(crate) fn network_policy_key(policy: &NetworkPolicy) -> (Option<f64>, String
 pub(crate) fn compile_network_policy(
     policy: &NetworkPolicy,
     inventory: &Inventory,
-    peers: &PeerTable,
+    interner: &Interner,
 ) -> Policy {
     let rules = |direction: PolicyType| {
         policy.applies_to(direction).then(|| {
@@ -792,7 +797,11 @@ pub(crate) fn compile_network_policy(
                         rule.peers
                             .iter()
                             .map(|peer| {
-                                peers.intern(compile_peer(peer, &policy.namespace, inventory))
+                                interner.peers.intern(compile_peer(
+                                    peer,
+                                    &policy.namespace,
+                                    inventory,
+                                ))
                             })
                             .collect(),
                         rule.ports
@@ -814,10 +823,10 @@ pub(crate) fn compile_network_policy(
         kind: PolicyKind::NetworkPolicy,
         name: format!("{}/{}", policy.namespace, policy.name),
         origin: policy.origin.clone(),
-        subject: Subject::PodsInNamespace {
+        subject: interner.subjects.intern(Subject::PodsInNamespace {
             namespace: policy.namespace.clone(),
             selector: policy.pod_selector.clone(),
-        },
+        }),
         ingress: rules(PolicyType::Ingress),
         egress: rules(PolicyType::Egress),
     }

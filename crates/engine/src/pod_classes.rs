@@ -49,7 +49,7 @@ impl ClassBasis {
                 key(r.key());
             }
         };
-        match &policy.subject {
+        match policy.subject.subject() {
             Subject::PodsInNamespace { selector, .. } => k8s(selector, &mut key),
             Subject::Cluster { pod_selector, .. } => k8s(pod_selector, &mut key),
             Subject::Calico {

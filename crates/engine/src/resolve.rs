@@ -1,162 +1,274 @@
-//! Interned peers and their resolution.
+//! Interned selectors and their resolution.
 //!
 //! Every distinct rule peer (Kubernetes, Calico, admin or Cilium; the `local` condition of a
-//! Calico rule too) is interned once in a [`PeerTable`], keyed by its compiled value (the
-//! canonical form: label selectors keep their requirements sorted, Calico selectors are parsed
-//! trees), and rules hold it as a [`RulePeer`]: the one shared value and its [`PeerId`]. An
-//! engine resolves each of its peers at most once, on first use, into a slot indexed by that
-//! id: the pods a pod peer selects, and the addresses any peer matches. Consumers that need
-//! whole peer sets (the class matrix, the dataplane renderer) read those instead of matching
-//! every pod against every rule; single verdicts still match one endpoint directly.
+//! Calico rule too) and every distinct policy subject is interned once in a [`Table`] of the
+//! [`Interner`], keyed by its compiled value (the canonical form: label selectors keep their
+//! requirements sorted, Calico selectors are parsed trees). Rules hold their peers as
+//! [`RulePeer`]s and policies their subject as a [`PolicySubject`]: the one shared value and
+//! its typed id ([`PeerId`], [`SubjectId`]). An engine resolves each at most once, on first
+//! use, into a slot indexed by that id: the pods a subject selects (from which the per-pod
+//! selection lists are built), the pods a pod peer selects, and the addresses any peer
+//! matches. Consumers that need whole peer sets (the class matrix, the dataplane renderer)
+//! read those instead of matching every pod against every rule; single verdicts still match
+//! one endpoint directly.
 //!
-//! The table is shared by the engines built from one another ([`Engine::rebuilt`],
-//! [`Engine::without_policy`]): kept compiled policies are shared between them, so the ids in
-//! their rules mean the same peer in every one. It only grows (ids are never reused, so a
-//! slot can never be read for another peer); a full compile starts a new table. An engine's
-//! slots cover the ids that existed when it was built, which include every peer of its rules.
-//! A rebuilt engine takes over its predecessor's resolved slots when no endpoint changed
-//! ([`ResolvedPeers::carried`]).
+//! The interner is shared by the engines built from one another ([`Engine::rebuilt`],
+//! [`Engine::without_policy`]): kept compiled policies are shared between them, so an id in
+//! their rules means the same value in every one. Its tables only grow (ids are never
+//! reused, so a slot can never be read for another value); a full compile starts a new
+//! interner. An engine's slots cover the ids that existed when it was built, which include
+//! every peer and subject of its policies. A rebuilt engine takes over its predecessor's
+//! resolved slots when no endpoint changed ([`Resolved::carried`]).
 
-use crate::eval::Engine;
-use crate::ir::{NamespaceMatch, Peer};
-use netfence_model::{AddressRanges, PodId};
+use crate::eval::{admitted_pods, subject_candidates, subject_selects_admitted, Engine};
+use crate::ir::{NamespaceMatch, Peer, Subject};
+use netfence_model::net::FastMap;
+use netfence_model::{AddressRanges, Inventory, PodId};
 use netfence_selector::LabelSelector;
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-/// A distinct peer's id in its [`PeerTable`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(u32);
+/// The id of an interned value of type `T`: its place in its [`Table`].
+pub struct Id<T> {
+    index: u32,
+    of: PhantomData<fn() -> T>,
+}
 
-impl PeerId {
-    /// The id as an index (into per-peer vectors).
+/// A distinct rule peer's id.
+pub type PeerId = Id<Peer>;
+/// A distinct policy subject's id.
+pub type SubjectId = Id<Subject>;
+
+impl<T> Id<T> {
+    fn new(index: usize) -> Self {
+        Id {
+            index: u32::try_from(index).expect("fewer than 2^32 distinct values"),
+            of: PhantomData,
+        }
+    }
+
+    /// The id as an index (into per-value vectors).
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
     }
 }
 
-/// A rule's peer: the interned value, shared by every rule that names an equal peer, and its
-/// id. It reads (and prints with `{:?}`) as the [`Peer`] it holds: the id depends on the order
-/// peers were interned in, not on the policy.
-#[derive(Clone)]
-pub struct RulePeer {
-    id: PeerId,
-    peer: Arc<Peer>,
+impl<T> Clone for Id<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Id<T> {}
+impl<T> PartialEq for Id<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+impl<T> Eq for Id<T> {}
+impl<T> Hash for Id<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.index.hash(state);
+    }
+}
+impl<T> PartialOrd for Id<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Id<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.index.cmp(&other.index)
+    }
+}
+impl<T> std::fmt::Debug for Id<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.index)
+    }
 }
 
-impl RulePeer {
-    /// The peer's id in the engine's [`PeerTable`].
-    pub fn id(&self) -> PeerId {
+/// An interned value: the one value shared by every holder of an equal one, and its id. It
+/// reads (and prints with `{:?}`) as the value it holds: the id depends on the order values
+/// were interned in, not on the policy.
+pub struct Interned<T> {
+    id: Id<T>,
+    value: Arc<T>,
+}
+
+/// A rule's peer, interned.
+pub type RulePeer = Interned<Peer>;
+/// A policy's subject, interned.
+pub type PolicySubject = Interned<Subject>;
+
+impl<T> Interned<T> {
+    /// The id in the engine's [`Interner`].
+    pub fn id(&self) -> Id<T> {
         self.id
     }
 
+    /// The shared value.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// Whether `self` and `other` are the one shared value.
+    pub fn is(&self, other: &Interned<T>) -> bool {
+        Arc::ptr_eq(&self.value, &other.value)
+    }
+}
+
+impl Interned<Peer> {
     /// The peer.
     pub fn peer(&self) -> &Peer {
-        &self.peer
+        &self.value
     }
 }
 
-impl std::fmt::Debug for RulePeer {
+impl Interned<Subject> {
+    /// The subject.
+    pub fn subject(&self) -> &Subject {
+        &self.value
+    }
+}
+
+impl<T> Clone for Interned<T> {
+    fn clone(&self) -> Self {
+        Interned {
+            id: self.id,
+            value: Arc::clone(&self.value),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Interned<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.peer.fmt(f)
+        self.value.fmt(f)
     }
 }
 
-impl std::ops::Deref for RulePeer {
-    type Target = Peer;
-    fn deref(&self) -> &Peer {
-        &self.peer
+impl<T> std::ops::Deref for Interned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
     }
 }
 
-/// Every distinct peer of the compiled policies, each with its id.
-#[derive(Default)]
-pub struct PeerTable {
-    inner: Mutex<TableInner>,
+/// Every distinct value of one kind, each with its id.
+pub struct Table<T> {
+    inner: Mutex<TableInner<T>>,
 }
 
-#[derive(Default)]
-struct TableInner {
-    ids: HashMap<Arc<Peer>, PeerId>,
-    peers: Vec<Arc<Peer>>,
+struct TableInner<T> {
+    ids: FastMap<Arc<T>, Id<T>>,
+    values: Vec<Arc<T>>,
 }
 
-impl PeerTable {
-    /// The interned `peer`: the value already in the table when an equal one is, else `peer`
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            inner: Mutex::new(TableInner {
+                ids: FastMap::default(),
+                values: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl<T: Eq + Hash> Table<T> {
+    /// The interned `value`: the one already in the table when an equal one is, else `value`
     /// under a new id.
-    pub fn intern(&self, peer: Peer) -> RulePeer {
+    pub fn intern(&self, value: T) -> Interned<T> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((shared, &id)) = inner.ids.get_key_value(&peer) {
-            return RulePeer {
+        if let Some((shared, &id)) = inner.ids.get_key_value(&value) {
+            return Interned {
                 id,
-                peer: Arc::clone(shared),
+                value: Arc::clone(shared),
             };
         }
-        let id = PeerId(u32::try_from(inner.peers.len()).expect("fewer than 2^32 distinct peers"));
-        let peer = Arc::new(peer);
-        inner.peers.push(Arc::clone(&peer));
-        inner.ids.insert(Arc::clone(&peer), id);
-        RulePeer { id, peer }
+        let id = Id::new(inner.values.len());
+        let value = Arc::new(value);
+        inner.values.push(Arc::clone(&value));
+        inner.ids.insert(Arc::clone(&value), id);
+        Interned { id, value }
     }
 
-    /// Every peer interned, in a [`Vec`].
-    pub fn interned(&self, peers: impl IntoIterator<Item = Peer>) -> Vec<RulePeer> {
-        peers.into_iter().map(|peer| self.intern(peer)).collect()
+    /// Every value interned, in a [`Vec`].
+    pub fn interned(&self, values: impl IntoIterator<Item = T>) -> Vec<Interned<T>> {
+        values.into_iter().map(|value| self.intern(value)).collect()
     }
+}
 
-    /// How many distinct peers the table holds (ids are `0..len`).
+impl<T> Table<T> {
+    /// How many distinct values the table holds (ids are `0..len`).
     pub fn len(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .peers
+            .values
             .len()
     }
 
-    /// Whether the table holds no peer.
+    /// Whether the table holds no value.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The peer with id `id`.
-    pub fn get(&self, id: PeerId) -> Option<Arc<Peer>> {
+    /// The value with id `id`.
+    pub fn get(&self, id: Id<T>) -> Option<Arc<T>> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.peers.get(id.index()).cloned()
+        inner.values.get(id.index()).cloned()
     }
 }
 
-/// One engine's resolved peers: a slot per id of its table, filled on first use.
-pub(crate) struct ResolvedPeers {
-    slots: Box<[Slot]>,
+/// The tables of the engines built from one another: rule peers and policy subjects.
+#[derive(Default)]
+pub struct Interner {
+    /// Every distinct rule peer.
+    pub peers: Table<Peer>,
+    /// Every distinct policy subject.
+    pub subjects: Table<Subject>,
+}
+
+/// One engine's resolved peers and subjects: a slot per id of its interner, filled on first
+/// use.
+pub(crate) struct Resolved {
+    peers: Box<[PeerSlot]>,
+    /// The pods each subject selects.
+    subjects: Box<[OnceLock<Arc<[PodId]>>]>,
     namespaces: Mutex<HashMap<LabelSelector, Arc<[String]>>>,
 }
 
 /// What one peer resolves to in one engine.
 #[derive(Clone, Default)]
-struct Slot {
+struct PeerSlot {
     /// A pod peer's pods.
     pods: OnceLock<Arc<[PodId]>>,
     /// Every address the peer matches.
     addresses: OnceLock<Arc<AddressRanges>>,
 }
 
-impl ResolvedPeers {
-    /// Nothing resolved yet, for the peers of `table`.
-    pub(crate) fn new(table: &PeerTable) -> ResolvedPeers {
-        ResolvedPeers {
-            slots: vec![Slot::default(); table.len()].into_boxed_slice(),
+impl Resolved {
+    /// Nothing resolved yet, for the values of `interner`.
+    pub(crate) fn new(interner: &Interner) -> Resolved {
+        Resolved {
+            peers: vec![PeerSlot::default(); interner.peers.len()].into_boxed_slice(),
+            subjects: vec![OnceLock::new(); interner.subjects.len()].into_boxed_slice(),
             namespaces: Mutex::default(),
         }
     }
 
-    /// For an engine of the same table whose endpoints (pods, namespaces, service accounts,
-    /// Services, nodes, network sets, CNI) are those of this one's: what this one resolved,
-    /// and empty slots for the ids added since.
-    pub(crate) fn carried(&self, table: &PeerTable) -> ResolvedPeers {
-        let mut slots = self.slots.to_vec();
-        slots.resize(table.len(), Slot::default());
-        ResolvedPeers {
-            slots: slots.into_boxed_slice(),
+    /// For an engine of the same interner whose endpoints (pods, namespaces, service
+    /// accounts, Services, nodes, network sets, CNI) are those of this one's: what this one
+    /// resolved, and empty slots for the ids added since.
+    pub(crate) fn carried(&self, interner: &Interner) -> Resolved {
+        let mut peers = self.peers.to_vec();
+        peers.resize(interner.peers.len(), PeerSlot::default());
+        let mut subjects = self.subjects.to_vec();
+        subjects.resize(interner.subjects.len(), OnceLock::new());
+        Resolved {
+            peers: peers.into_boxed_slice(),
+            subjects: subjects.into_boxed_slice(),
             namespaces: Mutex::new(
                 self.namespaces
                     .lock()
@@ -167,15 +279,49 @@ impl ResolvedPeers {
     }
 
     /// The slot of `peer`; `None` for an id beyond this engine's (a peer of another engine).
-    fn slot(&self, peer: &RulePeer) -> Option<&Slot> {
-        self.slots.get(peer.id.index())
+    fn slot(&self, peer: &RulePeer) -> Option<&PeerSlot> {
+        self.peers.get(peer.id.index())
+    }
+
+    /// The pods (sorted) `subject` selects in `inventory` (the engine's), host-network pods
+    /// left out (they are not policy endpoints), resolved once.
+    pub(crate) fn subject_pods(&self, subject: &PolicySubject, inventory: &Inventory) -> &[PodId] {
+        let resolve = || selected_pods(subject, inventory);
+        match self.subjects.get(subject.id.index()) {
+            Some(slot) => slot.get_or_init(resolve),
+            None => {
+                debug_assert!(
+                    false,
+                    "subject {:?} is not one of this engine's",
+                    subject.id
+                );
+                &[]
+            }
+        }
     }
 }
 
+/// The pods `subject` selects, matched now.
+fn selected_pods(subject: &Subject, inventory: &Inventory) -> Arc<[PodId]> {
+    let candidates = subject_candidates(subject, inventory);
+    admitted_pods(subject, inventory, candidates)
+        .filter(|&id| {
+            let pod = &*inventory.pods()[id];
+            !pod.host_network && subject_selects_admitted(subject, inventory, pod)
+        })
+        .collect()
+}
+
 impl Engine {
-    /// The table of this engine's peers.
-    pub fn peer_table(&self) -> &PeerTable {
-        &self.peers
+    /// The interned peers and subjects of this engine's policies.
+    pub fn interner(&self) -> &Interner {
+        &self.interner
+    }
+
+    /// The pods (sorted) that a policy's subject selects, host-network pods left out,
+    /// resolved once per engine.
+    pub fn subject_pods(&self, subject: &PolicySubject) -> &[PodId] {
+        self.cache.subject_pods(subject, self.inventory())
     }
 
     /// The namespaces (by name, sorted) whose labels `selector` matches, resolved once.
@@ -259,9 +405,20 @@ impl Engine {
         if !cfg!(debug_assertions) {
             return;
         }
-        let table = &self.peers;
-        for (index, slot) in self.cache.slots.iter().enumerate() {
-            let Some(peer) = table.get(PeerId(index as u32)) else {
+        let interner = &self.interner;
+        for (index, slot) in self.cache.subjects.iter().enumerate() {
+            let (Some(pods), Some(subject)) = (slot.get(), interner.subjects.get(Id::new(index)))
+            else {
+                continue;
+            };
+            assert_eq!(
+                **pods,
+                *selected_pods(&subject, self.inventory()),
+                "{subject:?}"
+            );
+        }
+        for (index, slot) in self.cache.peers.iter().enumerate() {
+            let Some(peer) = interner.peers.get(Id::new(index)) else {
                 continue;
             };
             if let (
@@ -342,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn equal_peers_are_one_interned_value() {
+    fn equal_peers_and_subjects_are_one_interned_value() {
         let engine = engine(&[
             pod("web", "web", "10.0.0.1"),
             pod("db", "db", "10.0.0.2"),
@@ -366,8 +523,26 @@ mod tests {
             .collect();
         assert_eq!(calico.len(), 2);
         assert_eq!(calico[0].id(), calico[1].id());
-        assert!(Arc::ptr_eq(&calico[0].peer, &calico[1].peer));
-        assert_eq!(engine.peer_table().len(), 3);
+        assert!(calico[0].is(calico[1]));
+        assert_eq!(engine.interner().peers.len(), 3);
+        // The three NetworkPolicies select `app: db` in namespace a: one subject.
+        let policies: Vec<&crate::ir::Policy> = engine
+            .tiers()
+            .iter()
+            .flat_map(|t| &t.policies)
+            .map(|p| &**p)
+            .collect();
+        let subject_of = |name: &str| {
+            let found = policies.iter().find(|p| p.name == name);
+            &found.expect("the policy is compiled").subject
+        };
+        assert!(subject_of("a/labels").is(subject_of("a/other")));
+        assert!(subject_of("a/expression").is(subject_of("a/other")));
+        assert!(!subject_of("g").is(subject_of("a/other")));
+        assert_eq!(engine.interner().subjects.len(), 2);
+        let db = engine.inventory().pod_by_key("a", "db").expect("db");
+        assert_eq!(engine.subject_pods(subject_of("a/labels")), &[db]);
+        assert_eq!(engine.subject_pods(subject_of("g")), &[db]);
         let web = engine.inventory().pod_by_key("a", "web").expect("web");
         let (_, first) = &all[0];
         let found = all.iter().find(|(name, _)| name == "a/labels");
@@ -375,7 +550,7 @@ mod tests {
         assert_eq!(engine.peer_pods(labels_peer), Some(&[web][..]));
         assert_eq!(engine.peer_pods(&calico[0].clone()), None);
         assert_eq!(
-            engine.peer_table().get(first.id()).as_deref(),
+            engine.interner().peers.get(first.id()).as_deref(),
             Some(first.peer())
         );
     }
@@ -406,16 +581,25 @@ mod tests {
         assert_eq!(id_of(&after, "a/second"), first.id());
         let third = id_of(&after, "a/third");
         assert_ne!(third, first.id());
-        assert!(Arc::ptr_eq(&before.peers, &after.peers));
-        let slot = &after.cache.slots[first.id().index()];
+        assert!(Arc::ptr_eq(&before.interner, &after.interner));
+        let slot = &after.cache.peers[first.id().index()];
         assert!(slot.pods.get().is_some() && slot.addresses.get().is_some());
-        assert!(after.cache.slots[third.index()].pods.get().is_none());
+        assert!(after.cache.peers[third.index()].pods.get().is_none());
+        // The new policies select `app: db` as the first does: their subject was resolved
+        // (to build the selections) before the change, and is taken over.
+        let subjects: Vec<SubjectId> = (after.tiers().iter())
+            .flat_map(|t| &t.policies)
+            .map(|p| p.subject.id())
+            .collect();
+        assert_eq!(subjects.len(), 3);
+        assert!(subjects.iter().all(|&id| id == subjects[0]));
+        assert!(after.cache.subjects[subjects[0].index()].get().is_some());
 
         // A new client pod: nothing is taken over, and the peers resolve anew.
         docs.push(pod("client", "client", "10.0.0.3"));
         let (grown, _, _) = after.rebuilt(inventory(&docs));
         assert_eq!(id_of(&grown, "a/third"), third);
-        assert!(grown.cache.slots[first.id().index()].pods.get().is_none());
+        assert!(grown.cache.peers[first.id().index()].pods.get().is_none());
         let client = grown.inventory().pod_by_key("a", "client").expect("client");
         let third_peer = peers(&grown).into_iter().find(|(n, _)| n == "a/third");
         let third_peer = third_peer.expect("a/third has a peer").1;
