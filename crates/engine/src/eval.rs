@@ -368,7 +368,7 @@ impl Engine {
     pub fn new(inventory: Inventory) -> Self {
         let interner = crate::resolve::Interner::default();
         let tiers = compile(&inventory, &interner);
-        let cache = crate::resolve::Resolved::new(&interner);
+        let cache = crate::resolve::Resolved::new();
         let selecting = selections(&tiers, &inventory, &cache);
         Engine {
             inventory: std::sync::Arc::new(inventory),
@@ -406,7 +406,7 @@ impl Engine {
             tiers: std::sync::Arc::new(tiers),
             selecting: remapped_selections(&self.selecting, shift),
             // The same inventory: every peer resolves alike.
-            cache: self.cache.carried(&self.interner),
+            cache: self.cache.carried(),
             interner: std::sync::Arc::clone(&self.interner),
             pod_classes: Default::default(),
         })

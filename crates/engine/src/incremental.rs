@@ -772,7 +772,8 @@ fn same_endpoints(old: &Inventory, new: &Inventory, pods: &PodMatch) -> bool {
     pods.changed.is_empty()
         && pods.same_ids()
         && old.pods().len() == new.pods().len()
-        && old.namespaces() == new.namespaces()
+        && (std::ptr::eq(old.namespaces(), new.namespaces())
+            || old.namespaces() == new.namespaces())
         && old.service_accounts == new.service_accounts
         && old.services == new.services
         && old.nodes == new.nodes
@@ -825,9 +826,9 @@ impl Engine {
         let carried = Arc::ptr_eq(&interner, &self.interner)
             && same_endpoints(self.inventory(), &inventory, &pods);
         let cache = if carried {
-            self.cache.carried(&interner)
+            self.cache.carried()
         } else {
-            Resolved::new(&interner)
+            Resolved::new()
         };
         let mut selecting = self.kept_selections(&tiers, &inventory, &map, &pods);
         self.add_rematched(

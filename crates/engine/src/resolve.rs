@@ -16,9 +16,9 @@
 //! [`Engine::without_policy`]): kept compiled policies are shared between them, so an id in
 //! their rules means the same value in every one. Its tables only grow (ids are never
 //! reused, so a slot can never be read for another value); a full compile starts a new
-//! interner. An engine's slots cover the ids that existed when it was built, which include
-//! every peer and subject of its policies. A rebuilt engine takes over its predecessor's
-//! resolved slots when no endpoint changed ([`Resolved::carried`]).
+//! interner. A rebuilt engine shares its predecessor's slots (one `Arc`, no copy) when no
+//! endpoint changed ([`Resolved::carried`]): every value resolves alike in both, and what
+//! either resolves serves both.
 
 use crate::eval::{admitted_pods, subject_candidates, subject_selects_admitted, Engine};
 use crate::ir::{NamespaceMatch, Peer, Subject};
@@ -230,79 +230,100 @@ pub struct Interner {
     pub subjects: Table<Subject>,
 }
 
-/// One engine's resolved peers and subjects: a slot per id of its interner, filled on first
-/// use.
+/// One engine's resolved peers and subjects, filled on first use; shared (one `Arc`) by the
+/// engines that take it over, whose endpoints are equal, so that each value resolves alike in
+/// all of them.
 pub(crate) struct Resolved {
-    peers: Box<[PeerSlot]>,
+    store: Arc<Store>,
+}
+
+struct Store {
+    /// The pods each pod peer selects.
+    peer_pods: Slots<Box<[PodId]>>,
+    /// The addresses each peer matches.
+    peer_addresses: Slots<Arc<AddressRanges>>,
     /// The pods each subject selects.
-    subjects: Box<[OnceLock<Arc<[PodId]>>]>,
+    subjects: Slots<Box<[PodId]>>,
+    /// The namespaces each namespace selector matches.
     namespaces: Mutex<HashMap<LabelSelector, Arc<[String]>>>,
 }
 
-/// What one peer resolves to in one engine.
-#[derive(Clone, Default)]
-struct PeerSlot {
-    /// A pod peer's pods.
-    pods: OnceLock<Arc<[PodId]>>,
-    /// Every address the peer matches.
-    addresses: OnceLock<Arc<AddressRanges>>,
+/// log2 of the first segment's length in [`Slots`].
+const FIRST_SEGMENT: u32 = 5;
+/// Segments of [`Slots`]: enough for every `u32` id.
+const SEGMENTS: usize = 28;
+
+/// Slots by id that never move, in segments of doubling length (32, 64, 128, … slots),
+/// each allocated when an id in it is first asked for: as an interner's ids grow, an engine
+/// that shares these slots finds room for the new ones without copying (or locking) the rest.
+struct Slots<T> {
+    segments: [OnceLock<Box<[OnceLock<T>]>>; SEGMENTS],
+}
+
+impl<T> Slots<T> {
+    fn new() -> Self {
+        Slots {
+            segments: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// The segment and the place in it of slot `index`.
+    fn place(index: usize) -> (usize, usize) {
+        let at = index as u64 + (1 << FIRST_SEGMENT);
+        let segment = 63 - at.leading_zeros() - FIRST_SEGMENT;
+        let start = 1u64 << (segment + FIRST_SEGMENT);
+        (segment as usize, (at - start) as usize)
+    }
+
+    /// Slot `index` (its segment allocated when it is not yet).
+    fn slot(&self, index: usize) -> &OnceLock<T> {
+        let (segment, offset) = Self::place(index);
+        let slots = self.segments[segment].get_or_init(|| {
+            let len = 1usize << (segment as u32 + FIRST_SEGMENT);
+            (0..len).map(|_| OnceLock::new()).collect()
+        });
+        &slots[offset]
+    }
+
+    /// What slot `index` holds, if it was filled.
+    fn filled(&self, index: usize) -> Option<&T> {
+        let (segment, offset) = Self::place(index);
+        self.segments[segment].get()?[offset].get()
+    }
 }
 
 impl Resolved {
-    /// Nothing resolved yet, for the values of `interner`.
-    pub(crate) fn new(interner: &Interner) -> Resolved {
+    /// Nothing resolved yet.
+    pub(crate) fn new() -> Resolved {
         Resolved {
-            peers: vec![PeerSlot::default(); interner.peers.len()].into_boxed_slice(),
-            subjects: vec![OnceLock::new(); interner.subjects.len()].into_boxed_slice(),
-            namespaces: Mutex::default(),
+            store: Arc::new(Store {
+                peer_pods: Slots::new(),
+                peer_addresses: Slots::new(),
+                subjects: Slots::new(),
+                namespaces: Mutex::default(),
+            }),
         }
     }
 
     /// For an engine of the same interner whose endpoints (pods, namespaces, service
-    /// accounts, Services, nodes, network sets, CNI) are those of this one's: what this one
-    /// resolved, and empty slots for the ids added since.
-    pub(crate) fn carried(&self, interner: &Interner) -> Resolved {
-        let mut peers = self.peers.to_vec();
-        peers.resize(interner.peers.len(), PeerSlot::default());
-        let mut subjects = self.subjects.to_vec();
-        subjects.resize(interner.subjects.len(), OnceLock::new());
+    /// accounts, Services, nodes, network sets, CNI) are those of this one's: the same slots,
+    /// with what this one resolved and what either resolves later.
+    pub(crate) fn carried(&self) -> Resolved {
         Resolved {
-            peers: peers.into_boxed_slice(),
-            subjects: subjects.into_boxed_slice(),
-            namespaces: Mutex::new(
-                self.namespaces
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone(),
-            ),
+            store: Arc::clone(&self.store),
         }
-    }
-
-    /// The slot of `peer`; `None` for an id beyond this engine's (a peer of another engine).
-    fn slot(&self, peer: &RulePeer) -> Option<&PeerSlot> {
-        self.peers.get(peer.id.index())
     }
 
     /// The pods (sorted) `subject` selects in `inventory` (the engine's), host-network pods
     /// left out (they are not policy endpoints), resolved once.
     pub(crate) fn subject_pods(&self, subject: &PolicySubject, inventory: &Inventory) -> &[PodId] {
-        let resolve = || selected_pods(subject, inventory);
-        match self.subjects.get(subject.id.index()) {
-            Some(slot) => slot.get_or_init(resolve),
-            None => {
-                debug_assert!(
-                    false,
-                    "subject {:?} is not one of this engine's",
-                    subject.id
-                );
-                &[]
-            }
-        }
+        (self.store.subjects.slot(subject.id.index()))
+            .get_or_init(|| selected_pods(subject, inventory))
     }
 }
 
 /// The pods `subject` selects, matched now.
-fn selected_pods(subject: &Subject, inventory: &Inventory) -> Arc<[PodId]> {
+fn selected_pods(subject: &Subject, inventory: &Inventory) -> Box<[PodId]> {
     let candidates = subject_candidates(subject, inventory);
     admitted_pods(subject, inventory, candidates)
         .filter(|&id| {
@@ -326,7 +347,7 @@ impl Engine {
 
     /// The namespaces (by name, sorted) whose labels `selector` matches, resolved once.
     pub fn selected_namespaces(&self, selector: &LabelSelector) -> Arc<[String]> {
-        let cache = &self.cache.namespaces;
+        let cache = &self.cache.store.namespaces;
         if let Some(found) = cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -357,22 +378,27 @@ impl Engine {
         let Peer::Pods { namespaces, pods } = peer.peer() else {
             return None;
         };
-        let resolve = || self.resolve_pod_peer(namespaces, pods);
-        match self.cache.slot(peer) {
-            Some(slot) => Some(&**slot.pods.get_or_init(resolve)),
-            None => {
-                debug_assert!(false, "peer {:?} is not one of this engine's", peer.id);
-                None
-            }
-        }
+        self.debug_assert_own(peer);
+        let slot = self.cache.store.peer_pods.slot(peer.id.index());
+        Some(slot.get_or_init(|| self.resolve_pod_peer(namespaces, pods))).map(|pods| &**pods)
     }
 
     /// Every address `peer` matches ([`Engine::addresses_of_peer`]), resolved once per engine.
     pub fn peer_addresses(&self, peer: &RulePeer) -> Arc<AddressRanges> {
-        let resolve = || Arc::new(self.addresses_of_peer(peer));
-        match self.cache.slot(peer) {
-            Some(slot) => Arc::clone(slot.addresses.get_or_init(resolve)),
-            None => resolve(),
+        self.debug_assert_own(peer);
+        let slot = self.cache.store.peer_addresses.slot(peer.id.index());
+        Arc::clone(slot.get_or_init(|| Arc::new(self.addresses_of_peer(peer))))
+    }
+
+    /// (Debug builds) `peer` is the value its id names in this engine's interner: a peer of
+    /// another engine's policies would read another peer's slot.
+    fn debug_assert_own(&self, peer: &RulePeer) {
+        if cfg!(debug_assertions) {
+            let own = self.interner.peers.get(peer.id);
+            assert!(
+                own.is_some_and(|own| Arc::ptr_eq(&own, &peer.value)),
+                "{peer:?} is not a peer of this engine"
+            );
         }
     }
 
@@ -381,7 +407,7 @@ impl Engine {
         &self,
         namespaces: &NamespaceMatch,
         pods: &LabelSelector,
-    ) -> Arc<[PodId]> {
+    ) -> Box<[PodId]> {
         let inventory = self.inventory();
         let in_namespace = |ns: &str| {
             (inventory.pods_in(ns).into_iter()).filter(|&id| {
@@ -405,19 +431,21 @@ impl Engine {
         if !cfg!(debug_assertions) {
             return;
         }
-        let interner = &self.interner;
-        for (index, slot) in self.cache.subjects.iter().enumerate() {
-            let (Some(pods), Some(subject)) = (slot.get(), interner.subjects.get(Id::new(index)))
-            else {
+        let (interner, store) = (&self.interner, &self.cache.store);
+        for index in 0..interner.subjects.len() {
+            let (Some(pods), Some(subject)) = (
+                store.subjects.filled(index),
+                interner.subjects.get(Id::new(index)),
+            ) else {
                 continue;
             };
             assert_eq!(
-                **pods,
-                *selected_pods(&subject, self.inventory()),
+                *pods,
+                selected_pods(&subject, self.inventory()),
                 "{subject:?}"
             );
         }
-        for (index, slot) in self.cache.peers.iter().enumerate() {
+        for index in 0..interner.peers.len() {
             let Some(peer) = interner.peers.get(Id::new(index)) else {
                 continue;
             };
@@ -427,15 +455,15 @@ impl Engine {
                     namespaces,
                     pods: selector,
                 },
-            ) = (slot.pods.get(), &*peer)
+            ) = (store.peer_pods.filled(index), &*peer)
             {
                 assert_eq!(
-                    **pods,
-                    *self.resolve_pod_peer(namespaces, selector),
+                    *pods,
+                    self.resolve_pod_peer(namespaces, selector),
                     "{peer:?}"
                 );
             }
-            if let Some(addresses) = slot.addresses.get() {
+            if let Some(addresses) = store.peer_addresses.filled(index) {
                 assert_eq!(**addresses, self.addresses_of_peer(&peer), "{peer:?}");
             }
         }
@@ -556,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_placed_in_doubling_segments_up_to_every_u32_id() {
+        let place = Slots::<u8>::place;
+        assert_eq!(place(0), (0, 0));
+        assert_eq!(place(31), (0, 31));
+        assert_eq!(place(32), (1, 0));
+        assert_eq!(place(95), (1, 63));
+        assert_eq!(place(96), (2, 0));
+        let (segment, offset) = place(u32::MAX as usize);
+        assert!(segment < SEGMENTS);
+        assert!(offset < 1 << (segment as u32 + FIRST_SEGMENT));
+        let slots = Slots::<usize>::new();
+        for index in [0, 31, 32, 1000, 70_000] {
+            assert!(slots.filled(index).is_none());
+            assert_eq!(*slots.slot(index).get_or_init(|| index), index);
+            assert_eq!(slots.filled(index), Some(&index));
+        }
+        assert!(slots.filled(33).is_none());
+    }
+
+    #[test]
     fn rebuilt_engines_keep_ids_and_take_over_what_is_still_resolved() {
         let mut docs = vec![
             pod("web", "web", "10.0.0.1"),
@@ -582,9 +630,12 @@ mod tests {
         let third = id_of(&after, "a/third");
         assert_ne!(third, first.id());
         assert!(Arc::ptr_eq(&before.interner, &after.interner));
-        let slot = &after.cache.peers[first.id().index()];
-        assert!(slot.pods.get().is_some() && slot.addresses.get().is_some());
-        assert!(after.cache.peers[third.index()].pods.get().is_none());
+        let store = &after.cache.store;
+        assert!(Arc::ptr_eq(store, &before.cache.store));
+        let index = first.id().index();
+        assert!(store.peer_pods.filled(index).is_some());
+        assert!(store.peer_addresses.filled(index).is_some());
+        assert!(store.peer_pods.filled(third.index()).is_none());
         // The new policies select `app: db` as the first does: their subject was resolved
         // (to build the selections) before the change, and is taken over.
         let subjects: Vec<SubjectId> = (after.tiers().iter())
@@ -593,13 +644,14 @@ mod tests {
             .collect();
         assert_eq!(subjects.len(), 3);
         assert!(subjects.iter().all(|&id| id == subjects[0]));
-        assert!(after.cache.subjects[subjects[0].index()].get().is_some());
+        assert!(store.subjects.filled(subjects[0].index()).is_some());
 
         // A new client pod: nothing is taken over, and the peers resolve anew.
         docs.push(pod("client", "client", "10.0.0.3"));
         let (grown, _, _) = after.rebuilt(inventory(&docs));
         assert_eq!(id_of(&grown, "a/third"), third);
-        assert!(grown.cache.peers[first.id().index()].pods.get().is_none());
+        assert!(!Arc::ptr_eq(&grown.cache.store, store));
+        assert!(grown.cache.store.peer_pods.filled(index).is_none());
         let client = grown.inventory().pod_by_key("a", "client").expect("client");
         let third_peer = peers(&grown).into_iter().find(|(n, _)| n == "a/third");
         let third_peer = third_peer.expect("a/third has a peer").1;
