@@ -218,7 +218,7 @@ impl Policy {
 
 /// One rule: it matches when the peer matches any of `peers` (or `peers` is empty) and the
 /// connection matches any of `ports` (or `ports` is empty).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     /// What a match does.
     pub action: Action,
@@ -360,7 +360,7 @@ impl CalicoEntity {
 }
 
 /// A port condition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortMatch {
     /// Every port of a protocol.
     Protocol(Protocol),

@@ -141,6 +141,14 @@ impl<T> Clone for Interned<T> {
     }
 }
 
+/// Equal as values, whatever the interner (the same shared value is equal without a look).
+impl<T: PartialEq> PartialEq for Interned<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.value, &other.value) || self.value == other.value
+    }
+}
+impl<T: Eq> Eq for Interned<T> {}
+
 impl<T: std::fmt::Debug> std::fmt::Debug for Interned<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.value.fmt(f)
@@ -581,6 +589,15 @@ mod tests {
             engine.interner().peers.get(first.id()).as_deref(),
             Some(first.peer())
         );
+        // Interned values compare as values, across interners too.
+        let alone = Engine::new(inventory(&[admits("alone", "{matchLabels: {app: db}}")]));
+        let (_, db_peer) = peers(&alone).remove(0);
+        let (_, other) = (all.iter())
+            .find(|(name, _)| name == "a/other")
+            .expect("a/other");
+        assert_eq!(&db_peer, other);
+        assert!(!db_peer.is(other));
+        assert_ne!(&db_peer, labels_peer);
     }
 
     #[test]
