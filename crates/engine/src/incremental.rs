@@ -769,11 +769,10 @@ fn merged_tier(
 /// changed, came or went, and namespaces, service accounts, Services, nodes, network sets and
 /// the CNI are equal. Then a peer or subject resolves alike in both ([`Resolved::carried`]).
 fn same_endpoints(old: &Inventory, new: &Inventory, pods: &PodMatch) -> bool {
+    // Every pod keeps its id (as many pods) and none is dirty.
     pods.changed.is_empty()
         && pods.same_ids()
-        && old.pods().len() == new.pods().len()
-        && (std::ptr::eq(old.namespaces(), new.namespaces())
-            || old.namespaces() == new.namespaces())
+        && (old.shares_namespaces(new) || old.namespaces() == new.namespaces())
         && old.service_accounts == new.service_accounts
         && old.services == new.services
         && old.nodes == new.nodes

@@ -689,7 +689,7 @@ fn rects<'e>(
         // A rule naming a changed Service is not alike its twin: both are compared whole.
         let twins = (o.zip(n)).filter(|(o, _)| !names_service(o, services));
         if let Some((o, n)) = twins {
-            if same(o, n) {
+            if o == n {
                 continue;
             }
             let bounds = (bound(engines[0], o), bound(engines[1], n));
@@ -712,12 +712,6 @@ fn rects<'e>(
     }
     rects.retain(|rect| !rect.ports.is_empty());
     rects
-}
-
-/// Two compiled rules alike (peers as values: an interned peer shared by both is equal
-/// without a look).
-fn same(a: &Rule, b: &Rule) -> bool {
-    a == b
 }
 
 /// Two rules alike but for their port, protocol and port-exclusion conditions.

@@ -107,11 +107,6 @@ impl<T> Interned<T> {
         self.id
     }
 
-    /// The shared value.
-    pub fn value(&self) -> &T {
-        &self.value
-    }
-
     /// Whether `self` and `other` are the one shared value.
     pub fn is(&self, other: &Interned<T>) -> bool {
         Arc::ptr_eq(&self.value, &other.value)
@@ -388,7 +383,7 @@ impl Engine {
         };
         self.debug_assert_own(peer);
         let slot = self.cache.store.peer_pods.slot(peer.id.index());
-        Some(slot.get_or_init(|| self.resolve_pod_peer(namespaces, pods))).map(|pods| &**pods)
+        Some(slot.get_or_init(|| self.resolve_pod_peer(namespaces, pods)))
     }
 
     /// Every address `peer` matches ([`Engine::addresses_of_peer`]), resolved once per engine.
