@@ -456,7 +456,8 @@ fn main() {
         return;
     }
     // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
-    // and prints the mismatches (for `perf record`).
+    // and prints the mismatches and the median rate (for `perf record`, and to compare two
+    // builds on one workload).
     // (`N,policy`: the records whose actions follow policy.)
     if let Some((distinct, consistent)) =
         std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
@@ -468,10 +469,14 @@ fn main() {
     {
         let input = workload(&engine, count, Some(distinct), consistent);
         let mut mismatches = 0;
-        for _ in 0..20 {
-            mismatches = check(&engine, &input).0;
-        }
-        println!("{mismatches} mismatches in {count} records");
+        let check_rate = rate(count, 20, true, || mismatches = check(&engine, &input).0);
+        let parse_rate = rate(count, 5, true, || {
+            assert_eq!(count_records(&input, false), count as u64);
+        });
+        println!(
+            "{mismatches} mismatches in {count} records; check: {check_rate:.0} records/CPU-s \
+             (median of 20); parse, short: {parse_rate:.0} (median of 5)"
+        );
         return;
     }
     println!("| pods | policies | records | connections | parse records/CPU-s | parse, short records/CPU-s | judge records/CPU-s | judge/parse | judge + mismatch rows records/CPU-s | judge + mismatch groups (`flows check -o text`) records/CPU-s | rows records/CPU-s | mismatches | mismatch groups | verdicts asked |");
