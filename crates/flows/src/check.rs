@@ -315,6 +315,32 @@ fn endpoint_of(slot: u32, ip: IpAddr) -> Endpoint {
     }
 }
 
+/// A connection class's outcome ([`Checker::class_outcomes`]): its index in the outcome
+/// table (the low [`OUTCOME_BITS`]) and its verdict bits as they were when it was stored
+/// (above them), so that a new connection of a known class is resolved without a second,
+/// dependent load from the outcome table. The bits may say pending for an outcome explained
+/// since, as a front cache entry's may ([`Resolved::verdict`]).
+#[derive(Clone, Copy, Debug)]
+struct ClassOutcome(u32);
+
+impl ClassOutcome {
+    fn new(index: u32, bits: u8) -> ClassOutcome {
+        debug_assert!(
+            index < OUTCOME_NONE,
+            "outcome indices fit (MAX_CACHED_VERDICTS)"
+        );
+        ClassOutcome((index & OUTCOME_NONE) | (u32::from(bits & 0xf) << VERDICT_SHIFT))
+    }
+
+    fn index(self) -> u32 {
+        self.0 & OUTCOME_NONE
+    }
+
+    fn bits(self) -> u8 {
+        ((self.0 >> VERDICT_SHIFT) & 0xf) as u8
+    }
+}
+
 /// A front cache key: both IPv4 addresses, and (port, protocol, security groups seen, 1).
 /// The zero key is no flow's (the low bit of `rest` is always set), so it marks a free slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -828,7 +854,7 @@ pub struct Checker<'e> {
     declared_starts: Vec<u32>,
     /// The outcome of each connection class between two pods not denied by security
     /// groups (explained, or [`PENDING`]).
-    class_outcomes: FastMap<ConnectionClass, u32>,
+    class_outcomes: FastMap<ConnectionClass, ClassOutcome>,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
     /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
@@ -1351,8 +1377,9 @@ impl<'e> Checker<'e> {
             (src, target, &group_denial)
         {
             if let Some(class) = self.index.connection_class(a, b, protocol, port) {
-                resolved.outcome = self.class_outcome(class, (a, b), protocol, port);
-                resolved.verdict = self.verdict_bits(resolved.outcome);
+                let outcome = self.class_outcome(class, (a, b), protocol, port);
+                resolved.outcome = outcome.index();
+                resolved.verdict = outcome.bits();
                 return (resolved, span);
             }
         }
@@ -1380,9 +1407,9 @@ impl<'e> Checker<'e> {
         (src, dst): (PodId, PodId),
         protocol: Protocol,
         port: u16,
-    ) -> u32 {
-        if let Some(&index) = self.class_outcomes.get(&class) {
-            return index;
+    ) -> ClassOutcome {
+        if let Some(&outcome) = self.class_outcomes.get(&class) {
+            return outcome;
         }
         let index = if self.explained >= self.explain_all_before
             && !self.class_cache.contains_key(&class)
@@ -1407,9 +1434,10 @@ impl<'e> Checker<'e> {
                 decided_by: decision.decided_by,
             })
         };
+        let outcome = ClassOutcome::new(index, self.verdict_bits(index));
         // Bounded like the other caches; cleared with the outcome table it points into.
-        remember(&mut self.class_outcomes, class, index);
-        index
+        remember(&mut self.class_outcomes, class, outcome);
+        outcome
     }
 
     fn verdict_bits(&self, index: u32) -> u8 {
