@@ -17,18 +17,33 @@ use std::time::Instant;
 /// random pod pairs (`distinct: None`, nearly every record a new connection: the verdict
 /// cache never helps), or drawn from `distinct` connections (real logs repeat: a service
 /// talks to the same few peers all day).
-fn records(engine: &Engine, records: usize, distinct: Option<usize>) -> Vec<u8> {
+fn records(engine: &Engine, records: usize, distinct: Option<usize>, mix: Mix) -> Vec<u8> {
     let mut text = String::with_capacity(records * 110);
-    Records::new(engine, distinct).write(&mut text, records);
+    Records::new(engine, distinct, mix).write(&mut text, records);
     text.into_bytes()
 }
+
+/// How the distinct connections of a workload are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mix {
+    /// Between random pods: nearly every connection between another pair of workloads, so
+    /// nearly every one is its own connection class (one explanation each).
+    Random,
+    /// Along a service graph: each workload talks to [`PEERS`] others (picked at random),
+    /// from any of its pods to any pod of those: many connections per workload pair, as a
+    /// cluster's traffic follows its services.
+    Graph,
+}
+
+/// The workloads each workload talks to in [`Mix::Graph`].
+const PEERS: usize = 5;
 
 /// [`records`] from `distinct` connections whose records say what policy says of them
 /// (ACCEPT when it allows, REJECT when it denies), but for one connection in a hundred: the
 /// mix of a log where mismatches are the exception.
-fn consistent_records(engine: &Engine, records: usize, distinct: usize) -> Vec<u8> {
+fn consistent_records(engine: &Engine, records: usize, distinct: usize, mix: Mix) -> Vec<u8> {
     let mut text = String::with_capacity(records * 110);
-    let mut generator = Records::new(engine, Some(distinct));
+    let mut generator = Records::new(engine, Some(distinct), mix);
     let index = engine.verdict_index();
     generator.actions = generator
         .connections
@@ -50,10 +65,16 @@ fn consistent_records(engine: &Engine, records: usize, distinct: usize) -> Vec<u
 
 /// The records of a workload: [`consistent_records`] when `consistent` (and `distinct` is
 /// given), else [`records`].
-fn workload(engine: &Engine, count: usize, distinct: Option<usize>, consistent: bool) -> Vec<u8> {
+fn workload(
+    engine: &Engine,
+    count: usize,
+    distinct: Option<usize>,
+    consistent: bool,
+    mix: Mix,
+) -> Vec<u8> {
     match (distinct, consistent) {
-        (Some(distinct), true) => consistent_records(engine, count, distinct),
-        _ => records(engine, count, distinct),
+        (Some(distinct), true) => consistent_records(engine, count, distinct, mix),
+        _ => records(engine, count, distinct, mix),
     }
 }
 
@@ -69,13 +90,9 @@ struct Records {
 }
 
 impl Records {
-    fn new(engine: &Engine, distinct: Option<usize>) -> Self {
-        let addresses = engine
-            .inventory()
-            .pods()
-            .iter()
-            .map(|pod| pod.ips[0])
-            .collect();
+    fn new(engine: &Engine, distinct: Option<usize>, mix: Mix) -> Self {
+        let pods = engine.inventory().pods();
+        let addresses = pods.iter().map(|pod| pod.ips[0]).collect();
         let mut records = Records {
             addresses,
             connections: Vec::new(),
@@ -83,7 +100,49 @@ impl Records {
             seed: 0x2545_f491_4f6c_dd1d,
             written: 0,
         };
-        records.connections = (0..distinct.unwrap_or(0)).map(|_| records.pick()).collect();
+        let distinct = distinct.unwrap_or(0);
+        records.connections = match mix {
+            Mix::Random => (0..distinct).map(|_| records.pick()).collect(),
+            Mix::Graph => {
+                // Each workload's pods, and the workloads it talks to.
+                let mut index: FastMap<(&str, &str), usize> = FastMap::default();
+                let mut members: Vec<Vec<usize>> = Vec::new();
+                let mut workload_of = Vec::with_capacity(pods.len());
+                for (n, pod) in pods.iter().enumerate() {
+                    let key = (&*pod.workload.namespace, &*pod.workload.name);
+                    let next = index.len();
+                    let w = *index.entry(key).or_insert(next);
+                    if w == members.len() {
+                        members.push(Vec::new());
+                    }
+                    members[w].push(n);
+                    workload_of.push(w);
+                }
+                let peers: Vec<Vec<usize>> = (0..members.len())
+                    .map(|_| {
+                        (0..PEERS)
+                            .map(|_| (records.next() % members.len() as u64) as usize)
+                            .collect()
+                    })
+                    .collect();
+                let mut seen = std::collections::HashSet::new();
+                let mut connections = Vec::with_capacity(distinct);
+                // Distinct connections while they can be found (the graph has millions).
+                for _ in 0..distinct * 4 {
+                    if connections.len() == distinct {
+                        break;
+                    }
+                    let (src, _, port) = records.pick();
+                    let to = &peers[workload_of[src]];
+                    let to = &members[to[(records.next() % to.len() as u64) as usize]];
+                    let dst = to[(records.next() % to.len() as u64) as usize];
+                    if seen.insert((src, dst, port)) {
+                        connections.push((src, dst, port));
+                    }
+                }
+                connections
+            }
+        };
         records
     }
 
@@ -425,7 +484,9 @@ fn main() {
         let mut checker = Checker::new(&engine, None);
         check_into(
             &mut checker,
-            Input::Stream(Box::new(Records::new(&engine, Some(1_000)).stream(records))),
+            Input::Stream(Box::new(
+                Records::new(&engine, Some(1_000), Mix::Random).stream(records),
+            )),
             Rows::Mismatches,
         );
         assert_eq!(
@@ -443,14 +504,16 @@ fn main() {
         for (name, text) in &files {
             std::fs::write(dir.join("cluster").join(name), text).expect("cluster file");
         }
-        for (name, distinct, consistent) in [
-            ("1k", Some(1_000), false),
-            ("100k", Some(100_000), false),
-            ("distinct", None, false),
-            ("1k-policy", Some(1_000), true),
-            ("100k-policy", Some(100_000), true),
+        for (name, distinct, consistent, mix) in [
+            ("1k", Some(1_000), false, Mix::Random),
+            ("100k", Some(100_000), false, Mix::Random),
+            ("distinct", None, false, Mix::Random),
+            ("1k-policy", Some(1_000), true, Mix::Random),
+            ("100k-policy", Some(100_000), true, Mix::Random),
+            ("100k-graph", Some(100_000), false, Mix::Graph),
+            ("100k-graph-policy", Some(100_000), true, Mix::Graph),
         ] {
-            let input = workload(&engine, count, distinct, consistent);
+            let input = workload(&engine, count, distinct, consistent, mix);
             std::fs::write(dir.join(format!("{name}.log")), input).expect("records file");
         }
         return;
@@ -458,16 +521,20 @@ fn main() {
     // Profiling: `NETFENCE_BENCH_PROFILE=N` only checks the N-connection records, 20 times,
     // and prints the mismatches and the median rate (for `perf record`, and to compare two
     // builds on one workload).
-    // (`N,policy`: the records whose actions follow policy.)
-    if let Some((distinct, consistent)) =
+    // (`N,policy`: the records whose actions follow policy; `N,graph` and `N,graph,policy`:
+    // connections along a service graph, [`Mix::Graph`].)
+    if let Some((distinct, consistent, mix)) =
         std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
             let (n, consistent) = n
                 .strip_suffix(",policy")
                 .map_or((&*n, false), |n| (n, true));
-            Some((n.parse::<usize>().ok()?, consistent))
+            let (n, mix) = n
+                .strip_suffix(",graph")
+                .map_or((n, Mix::Random), |n| (n, Mix::Graph));
+            Some((n.parse::<usize>().ok()?, consistent, mix))
         })
     {
-        let input = workload(&engine, count, Some(distinct), consistent);
+        let input = workload(&engine, count, Some(distinct), consistent, mix);
         let mut mismatches = 0;
         let check_rate = rate(count, 20, true, || mismatches = check(&engine, &input).0);
         let parse_rate = rate(count, 5, true, || {
@@ -483,14 +550,16 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let workload_of = workload_indices(&engine);
     let workloads = [
-        (Some(1_000), false),
-        (Some(100_000), false),
-        (None, false),
-        (Some(1_000), true),
-        (Some(100_000), true),
+        (Some(1_000), false, Mix::Random),
+        (Some(100_000), false, Mix::Random),
+        (None, false, Mix::Random),
+        (Some(1_000), true, Mix::Random),
+        (Some(100_000), true, Mix::Random),
+        (Some(100_000), false, Mix::Graph),
+        (Some(100_000), true, Mix::Graph),
     ];
-    for (distinct, consistent) in workloads {
-        let input = workload(&engine, count, distinct, consistent);
+    for (distinct, consistent, mix) in workloads {
+        let input = workload(&engine, count, distinct, consistent, mix);
         let parse = rate(count, repeats, true, || {
             assert_eq!(count_records(&input, true), count as u64);
         });
@@ -509,17 +578,21 @@ fn main() {
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(
             "| {pods} | {policies} | {count} | {} | {parse:.0} | {short:.0} | {judged:.0} | {:.2} | {checked:.0} | {grouped:.0} | {rows:.0} | {mismatches} | {groups} | {verdicts} |",
-            match (distinct, consistent) {
-                (None, _) => "all distinct".to_string(),
-                (Some(d), false) => d.to_string(),
-                (Some(d), true) => format!("{d}, actions as policy says (1 % not)"),
+            match (distinct, consistent, mix) {
+                (None, _, _) => "all distinct".to_string(),
+                (Some(d), false, Mix::Random) => d.to_string(),
+                (Some(d), true, Mix::Random) => format!("{d}, actions as policy says (1 % not)"),
+                (Some(d), false, Mix::Graph) => format!("{d} along a service graph"),
+                (Some(d), true, Mix::Graph) => {
+                    format!("{d} along a service graph, actions as policy says (1 % not)")
+                }
             },
             judged / parse
         );
     }
     // Compressed input: the whole check from `.gz` against decompression alone, in process
     // (flate2, what the reader uses) and as `gzip -dc` (the baseline).
-    let input = records(&engine, count, Some(1_000));
+    let input = records(&engine, count, Some(1_000), Mix::Random);
     let gz = gzip(&input);
     let inflate = rate(count, repeats, false, || {
         let mut decoder = flate2::read::MultiGzDecoder::new(&gz[..]);
