@@ -386,11 +386,17 @@ impl Engine {
         Some(slot.get_or_init(|| self.resolve_pod_peer(namespaces, pods)))
     }
 
-    /// Every address `peer` matches ([`Engine::addresses_of_peer`]), resolved once per engine.
+    /// Every address `peer` matches ([`Engine::addresses_of_peer`]), resolved once per engine;
+    /// a pod peer's from its resolved pods ([`Engine::peer_pods`], matched once for both).
     pub fn peer_addresses(&self, peer: &RulePeer) -> Arc<AddressRanges> {
         self.debug_assert_own(peer);
         let slot = self.cache.store.peer_addresses.slot(peer.id.index());
-        Arc::clone(slot.get_or_init(|| Arc::new(self.addresses_of_peer(peer))))
+        Arc::clone(slot.get_or_init(|| {
+            Arc::new(match self.peer_pods(peer) {
+                Some(pods) => self.addresses_of_pods(pods),
+                None => self.addresses_of_peer(peer),
+            })
+        }))
     }
 
     /// (Debug builds) `peer` is the value its id names in this engine's interner: a peer of

@@ -20,45 +20,48 @@ impl Engine {
     /// `nets`/`notNets` and the network sets its selectors match, asked segment by segment.
     pub fn addresses_of_peer(&self, peer: &Peer) -> AddressRanges {
         let inventory = self.inventory();
-        let mut out = AddressRanges::default();
         let add_pod = |out: &mut AddressRanges, id: PodId| {
             inventory.pods()[id]
                 .ips
                 .iter()
                 .for_each(|ip| out.push_ip(*ip));
         };
-        match peer {
+        let out = match peer {
             Peer::Pods { namespaces, pods } => {
-                for &id in self.resolve_pod_peer(namespaces, pods).iter() {
-                    add_pod(&mut out, id);
-                }
+                return self.addresses_of_pods(&self.resolve_pod_peer(namespaces, pods));
             }
             Peer::Net { net, except } => {
                 // A pod with a real address in the block matches by that address; one with an
                 // invented address matches no block.
-                out = AddressRanges::from_net(net);
+                let mut out = AddressRanges::from_net(net);
                 for e in except {
                     out.remove_net(e);
                 }
                 for pod in inventory.pods().iter().filter(|p| p.synthetic_ip) {
                     pod.ips.iter().for_each(|ip| out.remove_ip(*ip));
                 }
+                out
             }
-            Peer::Nodes(_) => {
-                out = self.bare_addresses_without_pods(self.bare_addresses(peer));
+            Peer::Nodes(_) | Peer::Calico(_) => {
+                let mut out = self.bare_addresses_without_pods(self.bare_addresses(peer));
                 for id in self.candidate_pods(peer) {
                     if self.peer_matches(peer, Endpoint::Pod(id)) {
                         add_pod(&mut out, id);
                     }
                 }
+                out
             }
-            Peer::Calico(_) => {
-                out = self.bare_addresses_without_pods(self.bare_addresses(peer));
-                for id in self.candidate_pods(peer) {
-                    if self.peer_matches(peer, Endpoint::Pod(id)) {
-                        add_pod(&mut out, id);
-                    }
-                }
+        };
+        out.normalise()
+    }
+
+    /// The addresses of `pods` (a pod peer's, [`Engine::peer_pods`]), as
+    /// [`Engine::addresses_of_peer`] gives them.
+    pub(crate) fn addresses_of_pods(&self, pods: &[PodId]) -> AddressRanges {
+        let mut out = AddressRanges::default();
+        for &id in pods {
+            for ip in &self.inventory().pods()[id].ips {
+                out.push_ip(*ip);
             }
         }
         out.normalise()
