@@ -540,9 +540,14 @@ fn main() {
         let parse_rate = rate(count, 5, true, || {
             assert_eq!(count_records(&input, false), count as u64);
         });
+        let workload_of = workload_indices(&engine);
+        let text_rate = rate(count, 5, true, || {
+            check_grouped(&engine, &workload_of, &input);
+        });
         println!(
             "{mismatches} mismatches in {count} records; check: {check_rate:.0} records/CPU-s \
-             (median of 20); parse, short: {parse_rate:.0} (median of 5)"
+             (median of 20); parse, short: {parse_rate:.0}; -o text: {text_rate:.0} (medians \
+             of 5)"
         );
         return;
     }
