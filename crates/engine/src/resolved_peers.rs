@@ -20,12 +20,6 @@ impl Engine {
     /// `nets`/`notNets` and the network sets its selectors match, asked segment by segment.
     pub fn addresses_of_peer(&self, peer: &Peer) -> AddressRanges {
         let inventory = self.inventory();
-        let add_pod = |out: &mut AddressRanges, id: PodId| {
-            inventory.pods()[id]
-                .ips
-                .iter()
-                .for_each(|ip| out.push_ip(*ip));
-        };
         let out = match peer {
             Peer::Pods { namespaces, pods } => {
                 return self.addresses_of_pods(&self.resolve_pod_peer(namespaces, pods));
@@ -46,7 +40,7 @@ impl Engine {
                 let mut out = self.bare_addresses_without_pods(self.bare_addresses(peer));
                 for id in self.candidate_pods(peer) {
                     if self.peer_matches(peer, Endpoint::Pod(id)) {
-                        add_pod(&mut out, id);
+                        self.push_pod_addresses(&mut out, id);
                     }
                 }
                 out
@@ -60,11 +54,16 @@ impl Engine {
     pub(crate) fn addresses_of_pods(&self, pods: &[PodId]) -> AddressRanges {
         let mut out = AddressRanges::default();
         for &id in pods {
-            for ip in &self.inventory().pods()[id].ips {
-                out.push_ip(*ip);
-            }
+            self.push_pod_addresses(&mut out, id);
         }
         out.normalise()
+    }
+
+    /// Add pod `id`'s addresses to `out`.
+    fn push_pod_addresses(&self, out: &mut AddressRanges, id: PodId) {
+        for ip in &self.inventory().pods()[id].ips {
+            out.push_ip(*ip);
+        }
     }
 
     /// The pods that can match a peer: for a Calico entity confined to one namespace that no

@@ -104,19 +104,16 @@ impl Records {
         records.connections = match mix {
             Mix::Random => (0..distinct).map(|_| records.pick()).collect(),
             Mix::Graph => {
-                // Each workload's pods, and the workloads it talks to.
-                let mut index: FastMap<(&str, &str), usize> = FastMap::default();
+                // Each workload's pods (workloads numbered in pod order), and the workloads
+                // it talks to.
+                let workload_of = workload_indices(engine);
                 let mut members: Vec<Vec<usize>> = Vec::new();
-                let mut workload_of = Vec::with_capacity(pods.len());
-                for (n, pod) in pods.iter().enumerate() {
-                    let key = (&*pod.workload.namespace, &*pod.workload.name);
-                    let next = index.len();
-                    let w = *index.entry(key).or_insert(next);
+                for (n, &w) in workload_of.iter().enumerate() {
+                    let w = w as usize;
                     if w == members.len() {
                         members.push(Vec::new());
                     }
                     members[w].push(n);
-                    workload_of.push(w);
                 }
                 let peers: Vec<Vec<usize>> = (0..members.len())
                     .map(|_| {
@@ -133,7 +130,7 @@ impl Records {
                         break;
                     }
                     let (src, _, port) = records.pick();
-                    let to = &peers[workload_of[src]];
+                    let to = &peers[workload_of[src] as usize];
                     let to = &members[to[(records.next() % to.len() as u64) as usize]];
                     let dst = to[(records.next() % to.len() as u64) as usize];
                     if seen.insert((src, dst, port)) {

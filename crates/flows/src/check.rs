@@ -315,28 +315,46 @@ fn endpoint_of(slot: u32, ip: IpAddr) -> Endpoint {
     }
 }
 
-/// A connection class's outcome ([`Checker::class_outcomes`]): its index in the outcome
-/// table (the low [`OUTCOME_BITS`]) and its verdict bits as they were when it was stored
-/// (above them), so that a new connection of a known class is resolved without a second,
-/// dependent load from the outcome table. The bits may say pending for an outcome explained
-/// since, as a front cache entry's may ([`Resolved::verdict`]).
+/// An outcome's index and verdict bits in one `u32`: the index in the low [`OUTCOME_BITS`]
+/// (all set for [`NOT_JUDGED`]), the verdict in the four bits above. The low bits of
+/// [`FrontSlot::packed`], and a class's entry in [`Checker::class_outcomes`], so that a new
+/// connection of a known class is resolved without a second, dependent load from the outcome
+/// table (its bits may say pending for an outcome explained since, as a front cache entry's
+/// may: [`Resolved::verdict`]).
 #[derive(Clone, Copy, Debug)]
-struct ClassOutcome(u32);
+struct PackedOutcome(u32);
 
-impl ClassOutcome {
-    fn new(index: u32, bits: u8) -> ClassOutcome {
-        debug_assert!(
-            index < OUTCOME_NONE,
-            "outcome indices fit (MAX_CACHED_VERDICTS)"
-        );
-        ClassOutcome((index & OUTCOME_NONE) | (u32::from(bits & 0xf) << VERDICT_SHIFT))
+impl PackedOutcome {
+    /// How many low bits it takes.
+    const BITS: u32 = VERDICT_SHIFT + 4;
+
+    /// `None` when `index` does not fit (past [`OUTCOME_BITS`], which the outcome table's
+    /// bound rules out).
+    fn new(index: u32, verdict: u8) -> Option<PackedOutcome> {
+        let index = match index {
+            NOT_JUDGED => OUTCOME_NONE,
+            index if index < OUTCOME_NONE => index,
+            _ => return None,
+        };
+        Some(PackedOutcome(
+            index | (u32::from(verdict & 0xf) << VERDICT_SHIFT),
+        ))
     }
 
+    /// The one held in the low [`PackedOutcome::BITS`] of `word`.
+    fn in_low_bits(word: u32) -> PackedOutcome {
+        PackedOutcome(word & ((1 << Self::BITS) - 1))
+    }
+
+    /// The outcome's index, or [`NOT_JUDGED`].
     fn index(self) -> u32 {
-        self.0 & OUTCOME_NONE
+        match self.0 & OUTCOME_NONE {
+            OUTCOME_NONE => NOT_JUDGED,
+            index => index,
+        }
     }
 
-    fn bits(self) -> u8 {
+    fn verdict(self) -> u8 {
         ((self.0 >> VERDICT_SHIFT) & 0xf) as u8
     }
 }
@@ -361,8 +379,8 @@ struct FrontSlot {
     src: u32,
     dst: u32,
     src_ports: [u16; 2],
-    /// [`Resolved::outcome`] (the low [`OUTCOME_BITS`], all set for [`NOT_JUDGED`]), then
-    /// `verdict` (4 bits), `missing` (2), `dst_serves` (1) and `src_ports_len` (2).
+    /// [`Resolved::outcome`] and `verdict` ([`PackedOutcome`]), then `missing` (2 bits),
+    /// `dst_serves` (1) and `src_ports_len` (2).
     packed: u32,
     tally: u32,
 }
@@ -379,16 +397,11 @@ impl FrontSlot {
     /// The slot of `key` holding `resolved` (no tally); `None` when it does not fit (an
     /// outcome index past [`OUTCOME_BITS`], which the outcome table's bound rules out).
     fn new(key: FrontKey, resolved: &Resolved) -> Option<FrontSlot> {
-        let outcome = match resolved.outcome {
-            NOT_JUDGED => OUTCOME_NONE,
-            index if index < OUTCOME_NONE => index,
-            _ => return None,
-        };
-        let packed = outcome
-            | (u32::from(resolved.verdict & 0xf) << VERDICT_SHIFT)
-            | (u32::from(resolved.missing.min(3)) << (VERDICT_SHIFT + 4))
-            | (u32::from(resolved.dst_serves) << (VERDICT_SHIFT + 6))
-            | (u32::from(resolved.src_ports_len.min(MANY_PORTS)) << (VERDICT_SHIFT + 7));
+        let rest = PackedOutcome::BITS;
+        let packed = PackedOutcome::new(resolved.outcome, resolved.verdict)?.0
+            | (u32::from(resolved.missing.min(3)) << rest)
+            | (u32::from(resolved.dst_serves) << (rest + 2))
+            | (u32::from(resolved.src_ports_len.min(MANY_PORTS)) << (rest + 3));
         Some(FrontSlot {
             key,
             src: resolved.src,
@@ -404,18 +417,17 @@ impl FrontSlot {
     fn resolved(&self) -> Resolved {
         let packed = self.packed;
         let field = |shift: u32, bits: u32| ((packed >> shift) & ((1 << bits) - 1)) as u8;
+        let outcome = PackedOutcome::in_low_bits(packed);
+        let rest = PackedOutcome::BITS;
         Resolved {
             src: self.src,
             dst: self.dst,
-            missing: field(VERDICT_SHIFT + 4, 2),
-            dst_serves: field(VERDICT_SHIFT + 6, 1) != 0,
+            missing: field(rest, 2),
+            dst_serves: field(rest + 2, 1) != 0,
             src_ports: self.src_ports,
-            src_ports_len: field(VERDICT_SHIFT + 7, 2),
-            outcome: match packed & OUTCOME_NONE {
-                OUTCOME_NONE => NOT_JUDGED,
-                index => index,
-            },
-            verdict: field(VERDICT_SHIFT, 4),
+            src_ports_len: field(rest + 3, 2),
+            outcome: outcome.index(),
+            verdict: outcome.verdict(),
         }
     }
 }
@@ -854,7 +866,7 @@ pub struct Checker<'e> {
     declared_starts: Vec<u32>,
     /// The outcome of each connection class between two pods not denied by security
     /// groups (explained, or [`PENDING`]).
-    class_outcomes: FastMap<ConnectionClass, ClassOutcome>,
+    class_outcomes: FastMap<ConnectionClass, PackedOutcome>,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
     /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
@@ -1377,9 +1389,8 @@ impl<'e> Checker<'e> {
             (src, target, &group_denial)
         {
             if let Some(class) = self.index.connection_class(a, b, protocol, port) {
-                let outcome = self.class_outcome(class, (a, b), protocol, port);
-                resolved.outcome = outcome.index();
-                resolved.verdict = outcome.bits();
+                (resolved.outcome, resolved.verdict) =
+                    self.class_outcome(class, (a, b), protocol, port);
                 return (resolved, span);
             }
         }
@@ -1400,16 +1411,17 @@ impl<'e> Checker<'e> {
 
     /// The outcome of a connection class between two pods (no security group denies it):
     /// explained, or once [`Checker::explain_all_before`] explanations were asked, the
-    /// verdict from the index with the explanation pending (one outcome per class).
+    /// verdict from the index with the explanation pending (one outcome per class): its
+    /// index and verdict bits.
     fn class_outcome(
         &mut self,
         class: ConnectionClass,
         (src, dst): (PodId, PodId),
         protocol: Protocol,
         port: u16,
-    ) -> ClassOutcome {
+    ) -> (u32, u8) {
         if let Some(&outcome) = self.class_outcomes.get(&class) {
-            return outcome;
+            return (outcome.index(), outcome.verdict());
         }
         let index = if self.explained >= self.explain_all_before
             && !self.class_cache.contains_key(&class)
@@ -1434,10 +1446,12 @@ impl<'e> Checker<'e> {
                 decided_by: decision.decided_by,
             })
         };
-        let outcome = ClassOutcome::new(index, self.verdict_bits(index));
-        // Bounded like the other caches; cleared with the outcome table it points into.
-        remember(&mut self.class_outcomes, class, outcome);
-        outcome
+        let verdict = self.verdict_bits(index);
+        if let Some(outcome) = PackedOutcome::new(index, verdict) {
+            // Bounded like the other caches; cleared with the outcome table it points into.
+            remember(&mut self.class_outcomes, class, outcome);
+        }
+        (index, verdict)
     }
 
     fn verdict_bits(&self, index: u32) -> u8 {
