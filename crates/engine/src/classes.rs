@@ -9,9 +9,9 @@
 //! undecided flows down, as in `Engine::allowed_conns`).
 
 use crate::bits::BitSet;
-use crate::decide::RuleId;
+use crate::decide::{PolicyId, RuleId, SideDecision};
 use crate::eval::{Endpoint, Engine};
-use crate::ir::{Peer, PortMatch, Rule, RulePeer};
+use crate::ir::{Action, Peer, PortMatch, Rule, RulePeer};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, Walker};
 use netfence_model::net::{address_value, net_bounds};
@@ -492,6 +492,134 @@ impl<F: Fn(&Rule) -> Bits> Walker for PeerClasses<'_, F> {
                 }
             }
             matched.and(&ok)
+        }
+    }
+}
+
+/// One side (a direction at one subject class, on one port class) of every connection with
+/// every peer class: whether that side allows it and which policy decided it, as the tier
+/// walk of one connection names it (`Trace::deciding_policy`: the deciding rule's policy; at
+/// a tier's end, the first policy of that tier that selects the subject; when every tier
+/// passed, the policy of the last Pass or Log rule that matched). One walk over whole sets of
+/// peer classes answers what one walk per connection would (the classes' premise: every rule
+/// treats a class's pods alike, and a port class's ports).
+pub(crate) struct SideRow {
+    /// The peer classes this side allows.
+    allowed: Bits,
+    /// The peer classes an Allow or Deny rule, or a tier's end, decided, by the policy
+    /// named for them (disjoint; one entry per run of one policy).
+    decided: Vec<(Option<PolicyId>, Bits)>,
+    /// The peer classes Pass and Log rules matched, by policy in walk order: the last entry
+    /// holding a class names its policy when nothing decided it.
+    passed: Vec<(PolicyId, Bits)>,
+}
+
+impl SideRow {
+    /// This side of the connection with peer class `peer`.
+    pub(crate) fn side(&self, peer: usize) -> SideDecision {
+        let policy = match self.decided.iter().find(|(_, bits)| bits.get(peer)) {
+            Some(&(policy, _)) => policy,
+            None => self
+                .passed
+                .iter()
+                .rev()
+                .find(|(_, bits)| bits.get(peer))
+                .map(|&(policy, _)| policy),
+        };
+        SideDecision {
+            allowed: self.allowed.get(peer),
+            policy,
+        }
+    }
+}
+
+/// Add `bits` to the last entry of `entries` when it is `policy`'s, else push a new one.
+fn add_run<P: PartialEq + Copy>(entries: &mut Vec<(P, Bits)>, policy: P, bits: &Bits) {
+    match entries.last_mut() {
+        Some((last, run)) if *last == policy => run.or_assign(bits),
+        _ => entries.push((policy, bits.clone())),
+    }
+}
+
+/// A walker over peer classes that also records who decided each class ([`SideRow`]).
+struct Recording<'s, W> {
+    inner: W,
+    /// The policies that select the subject (for the policy named at a tier's end).
+    selecting: &'s [PolicyId],
+    decided: Vec<(Option<PolicyId>, Bits)>,
+    passed: Vec<(PolicyId, Bits)>,
+}
+
+impl<W: Walker<Set = Bits>> Walker for Recording<'_, W> {
+    type Set = Bits;
+    fn full(&self) -> Bits {
+        self.inner.full()
+    }
+    fn none(&self) -> Bits {
+        self.inner.none()
+    }
+    fn matched(&mut self, at: RuleId, rule: &Rule, undecided: &Bits) -> Bits {
+        self.inner.matched(at, rule, undecided)
+    }
+    fn on_match(&mut self, at: RuleId, action: Action, matched: &Bits) {
+        match action {
+            Action::Allow | Action::Deny => add_run(&mut self.decided, Some(at.policy()), matched),
+            Action::Pass | Action::Log => add_run(&mut self.passed, at.policy(), matched),
+        }
+    }
+    fn on_end_of_tier(&mut self, tier: usize, denied: &Bits) {
+        if !denied.is_empty() {
+            let first = self.selecting.iter().find(|id| id.tier() == tier).copied();
+            add_run(&mut self.decided, first, denied);
+        }
+    }
+}
+
+impl ClassRows<'_> {
+    /// The pod classes (each by its representative), counted.
+    pub(crate) fn classes(&self) -> usize {
+        self.reps.len()
+    }
+
+    /// [`SideRow`] of `direction` at subject class `class` on `probe`'s port class. A
+    /// host-network subject's side allows everything and names no policy (its traffic is
+    /// its node's: `Engine::decide_side`).
+    pub(crate) fn side_row(
+        &self,
+        direction: PolicyType,
+        class: usize,
+        probe: ProbePort,
+    ) -> SideRow {
+        let engine = self.engine;
+        let subject = self.reps[class];
+        let n = self.reps.len();
+        if engine.inventory().pods()[subject].host_network {
+            return SideRow {
+                allowed: Bits::new(n, true),
+                decided: Vec::new(),
+                passed: Vec::new(),
+            };
+        }
+        let selecting = engine.selecting(subject, direction);
+        let rule_peers = |rule: &Rule| self.rule_peers(rule);
+        let mut walker = Recording {
+            inner: PeerClasses {
+                engine,
+                direction,
+                subject,
+                probe,
+                reps: &self.reps,
+                rule_peers: &rule_peers,
+            },
+            selecting,
+            decided: Vec::new(),
+            passed: Vec::new(),
+        };
+        let allowed = walk(engine.tiers(), direction, selecting, &mut walker);
+        SideRow {
+            allowed,
+            decided: walker.decided,
+            passed: walker.passed,
         }
     }
 }

@@ -93,7 +93,11 @@ pub struct Decision {
 /// The policy that decided a connection: when it is denied, the denying side's (egress
 /// first); when it is allowed, the side whose rule allowed (ingress first). `None` when no
 /// policy decided either side.
-fn deciding(allowed: bool, egress: SideDecision, ingress: SideDecision) -> Option<PolicyId> {
+pub(crate) fn deciding(
+    allowed: bool,
+    egress: SideDecision,
+    ingress: SideDecision,
+) -> Option<PolicyId> {
     if allowed {
         ingress.policy.or(egress.policy)
     } else {
@@ -191,58 +195,12 @@ impl Engine {
             policy: trace.deciding_policy(&self.selecting[id][direction_index(direction)]),
         }
     }
-
-    /// [`Engine::decide`] of a connection whose verdict is already known (`allowed`, from
-    /// the verdict index), cut to what a flow check keeps: the verdict, whether the source's
-    /// egress allows, and the deciding policy. Only the sides the deciding policy needs are
-    /// walked: when allowed, the ingress side (the egress side too only if no policy decided
-    /// ingress); when denied, the egress side (the ingress side too only if egress allows or
-    /// no policy decided it). Most connections cost one walk instead of two.
-    pub(crate) fn decide_known(
-        &self,
-        src: Endpoint,
-        dst: Endpoint,
-        protocol: Protocol,
-        port: u16,
-        allowed: bool,
-    ) -> Deciding {
-        let conn = Conn {
-            protocol,
-            port,
-            dst,
-        };
-        let egress = || self.decide_side(PolicyType::Egress, src, dst, &conn);
-        let ingress = || self.decide_side(PolicyType::Ingress, dst, src, &conn);
-        if allowed {
-            // Allowed in both directions: the ingress side's policy first (`deciding`).
-            let policy = ingress().policy.or_else(|| egress().policy);
-            return Deciding {
-                allowed,
-                egress_allowed: true,
-                policy,
-            };
-        }
-        let egress = egress();
-        if !egress.allowed && egress.policy.is_some() {
-            // Denied: the egress side's policy first, when it denies.
-            return Deciding {
-                allowed,
-                egress_allowed: false,
-                policy: egress.policy,
-            };
-        }
-        let ingress = ingress();
-        Deciding {
-            allowed,
-            egress_allowed: egress.allowed,
-            policy: deciding(false, egress, ingress),
-        }
-    }
 }
 
 /// What a flow check keeps of a [`Decision`]: the verdict, the source's egress side, and
 /// the deciding policy ([`Decision::deciding_policy`]). Made by
-/// [`crate::VerdictIndex::decide`], which walks only the sides that policy needs.
+/// [`crate::VerdictIndex::decide`], which reads the sides that policy needs from rows of
+/// whole pod classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deciding {
     /// Allowed in both directions.

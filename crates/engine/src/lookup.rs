@@ -10,13 +10,20 @@
 //! and one bit test. Connections with a side that is no pod (external addresses, host
 //! network) are answered by the tier walk ([`Engine::allowed`]): their verdicts depend on the
 //! address itself.
+//!
+//! The deciding policy of a connection between pods ([`VerdictIndex::decide`]) comes from
+//! side rows: one walk per (direction, subject class, port class) over every peer class at
+//! once records which policy decided each peer class, so the connections of every class that
+//! meets that subject class share it. A row holds a bitset over the pod classes per policy
+//! that decided some of them; rows are made when first asked, so memory follows the subject
+//! classes a consumer asks about (at most two rows per pod class and port class).
 
 use crate::bits::BitSet;
-use crate::classes::ClassRows;
-use crate::decide::Deciding;
-use crate::eval::{Endpoint, Engine};
+use crate::classes::{ClassRows, SideRow};
+use crate::decide::{deciding, Deciding, SideDecision};
+use crate::eval::{direction_index, Endpoint, Engine};
 use crate::ports::ProbePort;
-use netfence_model::{PodId, Protocol};
+use netfence_model::{PodId, PolicyType, Protocol};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
@@ -129,6 +136,10 @@ pub struct VerdictIndex<'e> {
     /// One representative port per port class.
     representatives: Vec<ProbePort>,
     tables: Vec<OnceLock<Vec<BitSet>>>,
+    /// By port class and direction (`2 * port class + direction index`), by subject class:
+    /// the sides that [`VerdictIndex::decide`] reads, each made by its first question (one
+    /// class walk answers every peer class, where a question's own walk would answer one).
+    sides: Vec<OnceLock<Box<[OnceLock<SideRow>]>>>,
 }
 
 fn protocol_index(protocol: Protocol) -> usize {
@@ -220,6 +231,9 @@ impl Engine {
             tables: (0..representatives.len())
                 .map(|_| OnceLock::new())
                 .collect(),
+            sides: (0..2 * representatives.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             representatives,
         }
     }
@@ -304,19 +318,58 @@ impl VerdictIndex<'_> {
 
     /// The verdict of a connection between two pods, whether the source's egress allows
     /// it, and the deciding policy: what [`Engine::decide`] says of it
-    /// ([`Deciding::from`]), for less. The verdict is the index's (a bit test once the port
-    /// class is filled) and tells which side decided, so that side alone is walked for the
-    /// deciding policy in most cases (the other only when that side names none, or when a
-    /// denied connection's egress allows).
+    /// ([`Deciding::from`]), for less. Each side is read from its [`SideRow`] (the source
+    /// class's egress, the destination class's ingress, on the port's class), made by one
+    /// walk over every peer class when first asked: connections of many classes share it.
+    /// The ingress side is read only when the egress side does not deny with a policy.
     pub fn decide(&self, src: PodId, dst: PodId, protocol: Protocol, port: u16) -> Deciding {
-        let allowed = self.pods_allowed(src, dst, protocol, port);
-        self.engine.decide_known(
-            Endpoint::Pod(src),
-            Endpoint::Pod(dst),
-            protocol,
-            port,
+        if src == dst {
+            // A pod may always reach itself; no policy decides it (`Engine::decide_side`).
+            return Deciding {
+                allowed: true,
+                egress_allowed: true,
+                policy: None,
+            };
+        }
+        let slot = self.segments[protocol_index(protocol)].slot(port);
+        let egress = self.side(PolicyType::Egress, src, dst, slot);
+        if !egress.allowed && egress.policy.is_some() {
+            // Denied: the egress side's policy first, when it denies (`deciding`).
+            return Deciding {
+                allowed: false,
+                egress_allowed: false,
+                policy: egress.policy,
+            };
+        }
+        let ingress = self.side(PolicyType::Ingress, dst, src, slot);
+        let allowed = egress.allowed && ingress.allowed;
+        Deciding {
             allowed,
-        )
+            egress_allowed: egress.allowed,
+            policy: deciding(allowed, egress, ingress),
+        }
+    }
+
+    /// `subject`'s side of its connection with `peer` on port class `slot`.
+    fn side(
+        &self,
+        direction: PolicyType,
+        subject: PodId,
+        peer: PodId,
+        slot: usize,
+    ) -> SideDecision {
+        let rows = self.class_rows();
+        let sides = self.sides[2 * slot + direction_index(direction)]
+            .get_or_init(|| (0..rows.classes()).map(|_| OnceLock::new()).collect());
+        let class = self.class_of[subject];
+        sides[class]
+            .get_or_init(|| rows.side_row(direction, class, self.representatives[slot]))
+            .side(self.class_of[peer])
+    }
+
+    /// What filling a table or a side needs, made by the first that does.
+    fn class_rows(&self) -> &ClassRows<'_> {
+        self.rows.get_or_init(|| ClassRows::new(self.engine))
     }
 
     fn pods_allowed(&self, src: PodId, dst: PodId, protocol: Protocol, port: u16) -> bool {
@@ -328,11 +381,8 @@ impl VerdictIndex<'_> {
 
     fn classes_allowed(&self, src: usize, dst: usize, protocol: Protocol, port: u16) -> bool {
         let slot = self.segments[protocol_index(protocol)].slot(port);
-        let rows = self.tables[slot].get_or_init(|| {
-            self.rows
-                .get_or_init(|| ClassRows::new(self.engine))
-                .rows(self.representatives[slot])
-        });
+        let rows =
+            self.tables[slot].get_or_init(|| self.class_rows().rows(self.representatives[slot]));
         rows[src].get(dst)
     }
 }

@@ -76,7 +76,13 @@ fn calico_scenarios() {
         );
         let engine = engine_from(&[("base.yaml", base), ("policies.yaml", &scenario.policies)]);
         checks += scenario.expect.len();
-        for failure in check(&engine, &scenario.expect) {
+        let mut failed = check(&engine, &scenario.expect);
+        // The index's decisions (flows check's explanations) equal the walk's.
+        failed.extend(common::index_decision_disagreements(
+            &engine,
+            &netfence_engine::default_ports(engine.inventory()),
+        ));
+        for failure in failed {
             failures.push(format!(
                 "{} ({}): {failure}",
                 scenario.name, scenario.source

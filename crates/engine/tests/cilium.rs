@@ -96,9 +96,8 @@ fn check(engine: &Engine, lines: &[String]) -> Vec<String> {
     failures
 }
 
-/// The class-compressed matrix must equal the pod-by-pod one (the connection list, diff and
-/// `matrix` read it) on the case's ports and the default probe ports.
-fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> {
+/// The default probe ports and the case's.
+fn case_ports(engine: &Engine, lines: &[String]) -> Vec<netfence_engine::ProbePort> {
     let mut ports = netfence_engine::default_ports(engine.inventory());
     for line in lines {
         let port = expectation(line).port;
@@ -106,6 +105,13 @@ fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> 
             ports.push(port);
         }
     }
+    ports
+}
+
+/// The class-compressed matrix must equal the pod-by-pod one (the connection list, diff and
+/// `matrix` read it) on the case's ports and the default probe ports.
+fn class_matrix_disagreements(engine: &Engine, lines: &[String]) -> Vec<String> {
+    let ports = case_ports(engine, lines);
     let slow = netfence_engine::Matrix::compute(engine, &ports);
     let fast = engine.class_matrix(&ports).to_matrix(engine);
     let wrong = fast.differences(&slow).expect("same pods and ports");
@@ -141,6 +147,10 @@ fn run(file: &str, text: &str) -> (usize, usize, Vec<String>, Vec<String>) {
         let engine = engine_for(case);
         let mut failed = check(&engine, &case.expect);
         failed.extend(class_matrix_disagreements(&engine, &case.expect));
+        failed.extend(common::index_decision_disagreements(
+            &engine,
+            &case_ports(&engine, &case.expect),
+        ));
         failed.extend(rebuilt_disagreements(case, &engine));
         if failed.is_empty() {
             passed += 1;

@@ -178,3 +178,74 @@ fn decisions_equal_explanations_on_random_clusters() {
         );
     }
 }
+
+/// When every tier passes, the last Pass or Log rule walked names the deciding policy; the
+/// index reads it from its side rows in walk order, not from the first run that matched.
+#[test]
+fn the_index_names_the_last_pass_when_every_tier_passed() {
+    let yaml = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {containers: []}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {app: b}}
+spec: {containers: []}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.log-all}
+spec: {tier: security, order: 1, selector: all(), types: [Ingress], ingress: [{action: Log}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.pass-b}
+spec:
+  tier: security
+  order: 2
+  selector: all()
+  types: [Ingress]
+  ingress: [{action: Pass, source: {selector: app == 'b'}}]
+";
+    let mut loader = Loader::new();
+    loader.load_str("cluster.yaml", yaml);
+    let engine = Engine::new(loader.finish().expect("cluster loads"));
+    let index = engine.verdict_index();
+    let pod = |name| engine.inventory().pod_by_key("x", name).expect("pod");
+    let name = |id: Option<netfence_engine::PolicyId>| {
+        id.and_then(|id| engine.policy(id))
+            .map(|p| format!("{} {}", p.kind, p.name))
+    };
+    // b -> a: logged, then passed by the later policy: the pass names it. a -> b: logged
+    // only, then the tier's end denies: the tier's first policy names it.
+    for (src, dst, allowed, named) in [
+        ("b", "a", true, "Calico GlobalNetworkPolicy security.pass-b"),
+        (
+            "a",
+            "b",
+            false,
+            "Calico GlobalNetworkPolicy security.log-all",
+        ),
+    ] {
+        let (src, dst) = (pod(src), pod(dst));
+        let walked = engine.decide(
+            netfence_engine::Endpoint::Pod(src),
+            netfence_engine::Endpoint::Pod(dst),
+            Protocol::Tcp,
+            80,
+        );
+        let read = index.decide(src, dst, Protocol::Tcp, 80);
+        assert_eq!(read, netfence_engine::Deciding::from(walked));
+        assert_eq!(read.allowed, allowed);
+        assert_eq!(name(read.policy).as_deref(), Some(named));
+    }
+}

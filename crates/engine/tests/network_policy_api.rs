@@ -70,6 +70,13 @@ fn network_policy_api_conformance() {
                     }
                 }
             }
+            // The index's decisions (flows check's explanations) equal the walk's.
+            for wrong in common::index_decision_disagreements(
+                &engine,
+                &netfence_engine::default_ports(engine.inventory()),
+            ) {
+                failures.push(format!("{} / {}: {wrong}", test.name, step.name));
+            }
         }
     }
     println!(

@@ -860,6 +860,8 @@ pub struct Checker<'e> {
     /// checker makes one name per policy; kept here, so that an address stays its own).
     names: Vec<Arc<str>>,
     name_index: FastMap<usize, u32>,
+    /// Each deciding policy's [`Stored::name`], by id ([`Checker::name_of_policy`]).
+    policy_name_at: FastMap<PolicyId, u32>,
     /// Every pod's declared (protocol, port)s, pod after pod: pod `id`'s from
     /// `declared_starts[id]` to `declared_starts[id + 1]`.
     declared_ports: Vec<(Protocol, u16)>,
@@ -911,6 +913,7 @@ impl<'e> Checker<'e> {
             outcome_index: FastMap::default(),
             names: Vec::new(),
             name_index: FastMap::default(),
+            policy_name_at: FastMap::default(),
             class_outcomes: FastMap::default(),
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
@@ -1482,11 +1485,13 @@ impl<'e> Checker<'e> {
     }
 
     /// Ask the engine for the explanation of outcome `index` when it is pending, and put it
-    /// in place (the front cache's entries point to it by index). The verdict is known (the
-    /// index's), so the engine walks only the side that decided ([`VerdictIndex::decide`]).
-    /// The connection asked about is the flow's at hand (`resolved`'s pods, `protocol`,
-    /// `port`): a pending outcome is one connection class's, whose connections all get the
-    /// same explanation ([`ConnectionClass`]).
+    /// in place (the front cache's entries point to it by index). The index reads it from
+    /// the side rows of the connection's classes ([`VerdictIndex::decide`]: one walk per
+    /// subject class and port class, shared by every connection class it meets), so it is
+    /// asked again rather than remembered per class. The connection asked about is the
+    /// flow's at hand (`resolved`'s pods, `protocol`, `port`): a pending outcome is one
+    /// connection class's, whose connections all get the same explanation
+    /// ([`ConnectionClass`]).
     fn settle(
         &mut self,
         index: u32,
@@ -1505,33 +1510,32 @@ impl<'e> Checker<'e> {
         let (Some(protocol), Some(port)) = (protocol, port) else {
             return;
         };
-        let Some(class) = self.index.connection_class(src, dst, protocol, port) else {
-            return;
-        };
-        let decision = match self.class_cache.get(&class) {
-            Some(decision) => decision.clone(),
-            None => {
-                self.stats.verdicts += 1;
-                self.explained += 1;
-                let deciding = self.index.decide(src, dst, protocol, port);
-                let decision = Decision {
-                    allowed: deciding.allowed,
-                    egress_allowed: deciding.egress_allowed,
-                    decided_by: self.policy_name(deciding.policy),
-                };
-                // Kept per class as `decide` keeps it.
-                remember(&mut self.class_cache, class, decision.clone());
-                decision
-            }
-        };
-        let name = self.name_of(decision.decided_by);
+        self.stats.verdicts += 1;
+        self.explained += 1;
+        let deciding = self.index.decide(src, dst, protocol, port);
+        let name = self.name_of_policy(deciding.policy);
         if let Some(stored) = self.outcomes.get_mut(index as usize) {
             // The index answers as the engine does (engine tests/lookup.rs).
-            debug_assert_eq!(stored.bits & ALLOWED != 0, decision.allowed);
-            let bits = (u8::from(decision.allowed) * ALLOWED)
-                | (u8::from(decision.egress_allowed) * EGRESS_ALLOWED);
+            debug_assert_eq!(stored.bits & ALLOWED != 0, deciding.allowed);
+            let bits = (u8::from(deciding.allowed) * ALLOWED)
+                | (u8::from(deciding.egress_allowed) * EGRESS_ALLOWED);
             *stored = Stored { bits, name };
         }
+    }
+
+    /// The [`Stored::name`] of policy `id` (0 for none), remembered by id until the outcome
+    /// table starts again.
+    fn name_of_policy(&mut self, id: Option<PolicyId>) -> u32 {
+        let Some(id) = id else {
+            return 0;
+        };
+        if let Some(&at) = self.policy_name_at.get(&id) {
+            return at;
+        }
+        let name = self.policy_name(Some(id));
+        let at = self.name_of(name);
+        self.policy_name_at.insert(id, at);
+        at
     }
 
     /// The index of `outcome` in the outcome table (bounded like the caches: when full, it
@@ -1563,6 +1567,7 @@ impl<'e> Checker<'e> {
             self.outcome_index.clear();
             self.names.clear();
             self.name_index.clear();
+            self.policy_name_at.clear();
             self.class_outcomes.clear();
             self.front.clear();
         }

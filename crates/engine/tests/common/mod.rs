@@ -28,3 +28,37 @@ pub fn engine_from(files: &[(&str, &str)]) -> Engine {
         Err(errors) => panic!("load failed:\n{errors}"),
     }
 }
+
+/// Where the verdict index's decisions ([`netfence_engine::VerdictIndex::decide`], read from
+/// side rows made by one walk over every peer class) differ from [`Engine::decide`]'s walk
+/// per connection, over every pair of pods on `ports`: one line per difference.
+pub fn index_decision_disagreements(
+    engine: &Engine,
+    ports: &[netfence_engine::ProbePort],
+) -> Vec<String> {
+    use netfence_engine::{Deciding, Endpoint};
+    use netfence_model::PodId;
+    let index = engine.verdict_index();
+    let pods = engine.inventory().pods();
+    let mut wrong = Vec::new();
+    for a in (0..pods.len()).map(PodId::new) {
+        for b in (0..pods.len()).map(PodId::new) {
+            for probe in ports {
+                let walked = Deciding::from(engine.decide(
+                    Endpoint::Pod(a),
+                    Endpoint::Pod(b),
+                    probe.protocol,
+                    probe.port,
+                ));
+                let read = index.decide(a, b, probe.protocol, probe.port);
+                if read != walked {
+                    wrong.push(format!(
+                        "index decides {}/{} -> {}/{} {probe:?} as {read:?}, the walk as {walked:?}",
+                        pods[a].namespace, pods[a].name, pods[b].namespace, pods[b].name
+                    ));
+                }
+            }
+        }
+    }
+    wrong
+}
