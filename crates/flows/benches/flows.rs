@@ -6,7 +6,9 @@
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
 use netfence_flows::read::{read_bytes_into, read_stream_into};
-use netfence_flows::{CheckedFlow, Checker, FlowSink, ReadStats, Rows, SourceFormat, VpcFormat};
+use netfence_flows::{
+    CheckedFlow, Checker, FlowSink, MismatchGroups, ReadStats, Rows, SourceFormat, VpcFormat,
+};
 use netfence_gen::{generate, GenOptions};
 use netfence_model::net::FastMap;
 use netfence_model::Loader;
@@ -292,51 +294,12 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 }
 
 /// Read and check `input` as `flows check -o text` does: mismatches counted per connection
-/// ([`Checker::counting`]) into groups keyed as its mismatch groups are (source and
-/// destination workload or address, deciding policy, observed; the first ten ports of each),
-/// by small integers in a hash map as its `render::MismatchGroups` counts them (that type
-/// lives in the CLI crate). `workload_of`: each pod's workload index. The number of groups.
-fn check_grouped(engine: &Engine, workload_of: &[u32], input: &[u8]) -> usize {
-    use netfence_engine::Endpoint;
-    type Port = (netfence_flows::FlowProtocol, Option<u16>);
+/// ([`Checker::counting`]) into its [`MismatchGroups`] (the text, written once per group at
+/// the end, is left out). The number of groups.
+fn check_grouped(engine: &Engine, input: &[u8]) -> usize {
     let mut checker = Checker::new(engine, None);
-    let mut addresses: FastMap<std::net::IpAddr, u32> = FastMap::default();
-    let mut policies: FastMap<usize, u32> = FastMap::default();
-    // (source, destination, policy, observed) → (flows, ports, how many ports).
-    type Groups = FastMap<(u32, u32, u32, u8), (u64, [Port; 10], u8)>;
-    let mut groups = Groups::default();
-    let mut side = |endpoint: Endpoint| match endpoint {
-        Endpoint::Pod(id) => workload_of[id],
-        Endpoint::Address(ip) => {
-            let next = u32::try_from(addresses.len()).unwrap_or(0);
-            (1 << 31) | *addresses.entry(ip).or_insert(next)
-        }
-    };
-    let mut sink = |row: &CheckedFlow, flows: u64| {
-        let policy = row.decided_by.as_ref().map_or(0, |name| {
-            let next = 1 + u32::try_from(policies.len()).unwrap_or(0);
-            *policies
-                .entry(std::sync::Arc::as_ptr(name).cast::<u8>() as usize)
-                .or_insert(next)
-        });
-        let key = (
-            side(row.src),
-            side(row.dst),
-            policy,
-            row.observed.map_or(2, |o| o as u8),
-        );
-        let group =
-            groups
-                .entry(key)
-                .or_insert((0, [(netfence_flows::FlowProtocol::Tcp, None); 10], 0));
-        group.0 += flows;
-        let port = (row.protocol, row.port);
-        let len = usize::from(group.2);
-        if len < 10 && !group.1[..len].contains(&port) {
-            group.1[len] = port;
-            group.2 += 1;
-        }
-    };
+    let mut groups = MismatchGroups::default();
+    let mut sink = |row: &CheckedFlow, flows: u64| groups.add_flows(engine, row, flows);
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut stats = ReadStats::default();
     read_bytes_into(
@@ -351,7 +314,7 @@ fn check_grouped(engine: &Engine, workload_of: &[u32], input: &[u8]) -> usize {
     groups.len()
 }
 
-/// Each pod's workload index (by `namespace/name`), as `flows check` groups mismatches.
+/// Each pod's workload index (by `namespace/name`).
 fn workload_indices(engine: &Engine) -> Vec<u32> {
     let mut index: FastMap<(&str, &str), u32> = FastMap::default();
     engine
@@ -537,9 +500,8 @@ fn main() {
         let parse_rate = rate(count, 5, true, || {
             assert_eq!(count_records(&input, false), count as u64);
         });
-        let workload_of = workload_indices(&engine);
         let text_rate = rate(count, 5, true, || {
-            check_grouped(&engine, &workload_of, &input);
+            check_grouped(&engine, &input);
         });
         println!(
             "{mismatches} mismatches in {count} records; check: {check_rate:.0} records/CPU-s \
@@ -550,7 +512,6 @@ fn main() {
     }
     println!("| pods | policies | records | connections | parse records/CPU-s | parse, short records/CPU-s | judge records/CPU-s | judge/parse | judge + mismatch rows records/CPU-s | judge + mismatch groups (`flows check -o text`) records/CPU-s | rows records/CPU-s | mismatches | mismatch groups | verdicts asked |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let workload_of = workload_indices(&engine);
     let workloads = [
         (Some(1_000), false, Mix::Random),
         (Some(100_000), false, Mix::Random),
@@ -575,7 +536,7 @@ fn main() {
         let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
         let mut groups = 0;
         let grouped = rate(count, repeats, true, || {
-            groups = check_grouped(&engine, &workload_of, &input);
+            groups = check_grouped(&engine, &input);
         });
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(

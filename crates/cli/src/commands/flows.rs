@@ -214,7 +214,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     };
     let rows = matches!(output, FlowsFormat::Json | FlowsFormat::Csv);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut groups = render::MismatchGroups::default();
+    let mut groups = netfence_flows::MismatchGroups::default();
     let mut stats = ReadStats::default();
     let started = std::time::Instant::now();
     let checked = if parquet.is_none() && (args.summary || !rows) {
@@ -276,7 +276,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     let result = if args.summary || !rows {
         render::flows_summary(&mut out, &summary).and_then(|_| match args.summary {
             true => Ok(()),
-            false => render::mismatch_groups(&mut out, &groups),
+            false => netfence_flows::groups::write_text(&mut out, &groups),
         })
     } else {
         Ok(())
@@ -296,7 +296,7 @@ fn check_files(
     engine: &netfence_engine::Engine,
     (history, security_groups): (Option<&History>, Option<&netfence_model::aws::AwsInput>),
     stats: &mut ReadStats,
-    groups: &mut render::MismatchGroups,
+    groups: &mut netfence_flows::MismatchGroups,
 ) -> Result<netfence_flows::check::CheckStats, Failure> {
     let mut files = Vec::new();
     let mut listing_failure = None;
@@ -326,7 +326,7 @@ fn check_files(
         },
         |checker, path| {
             let mut file_stats = ReadStats::default();
-            let mut file_groups = render::MismatchGroups::default();
+            let mut file_groups = netfence_flows::MismatchGroups::default();
             // Mismatches counted per connection: its later ones are added in one go.
             let mut add = |mismatch: &netfence_flows::CheckedFlow, flows: u64| {
                 file_groups.add_flows(engine, mismatch, flows);
