@@ -10,7 +10,7 @@
 
 use crate::bits::BitSet;
 use crate::decide::{PolicyId, RuleId, SideDecision};
-use crate::eval::{Endpoint, Engine};
+use crate::eval::{first_of_tier, Endpoint, Engine};
 use crate::ir::{Action, Peer, PortMatch, Rule, RulePeer};
 use crate::matrix::{Matrix, ProbePort};
 use crate::walk::{walk, Walker};
@@ -569,8 +569,11 @@ impl<W: Walker<Set = Bits>> Walker for Recording<'_, W> {
     }
     fn on_end_of_tier(&mut self, tier: usize, denied: &Bits) {
         if !denied.is_empty() {
-            let first = self.selecting.iter().find(|id| id.tier() == tier).copied();
-            add_run(&mut self.decided, first, denied);
+            add_run(
+                &mut self.decided,
+                first_of_tier(self.selecting, tier),
+                denied,
+            );
         }
     }
 }

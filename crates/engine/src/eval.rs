@@ -1079,12 +1079,16 @@ impl Trace {
     pub(crate) fn deciding_policy(&self, selecting: &[PolicyId]) -> Option<PolicyId> {
         match self.decided {
             Some(Decided::Rule(at, _)) => Some(at.policy()),
-            Some(Decided::EndOfTier(tier)) => {
-                selecting.iter().find(|id| id.tier() == tier).copied()
-            }
+            Some(Decided::EndOfTier(tier)) => first_of_tier(selecting, tier),
             None => self.passed_through.last().map(|(at, _)| at.policy()),
         }
     }
+}
+
+/// The policy named when tier `tier` denies at its end: the first of `selecting` (the
+/// endpoint's selecting policies, in evaluation order) in that tier.
+pub(crate) fn first_of_tier(selecting: &[PolicyId], tier: usize) -> Option<PolicyId> {
+    selecting.iter().find(|id| id.tier() == tier).copied()
 }
 
 pub(crate) struct Conn {
