@@ -731,9 +731,9 @@ impl FrontCache {
     /// Ask for the set of `key` (both its cache lines, tallies included), so that a later
     /// [`FrontCache::get`] of `key` finds it in the CPU's cache. On x86-64 a prefetch
     /// (`prefetcht0`), which retires at once: a batch's sets arrive while its first records
-    /// are judged, where loads had the batch wait for the slowest (+10–20 % at 100,000
-    /// connections, docs/performance.md). Elsewhere the set is loaded and a word of it
-    /// returned, so that the loads are made.
+    /// are judged, where loads had the batch wait for the slowest (+8 % check and +16 %
+    /// `-o text` at 100,000 connections along a service graph, docs/performance.md).
+    /// Elsewhere the set is loaded and a word of it returned, so that the loads are made.
     #[inline]
     fn touch(&self, key: FrontKey) -> u32 {
         let Some(set) = self.sets.get(self.set(key)) else {
