@@ -92,6 +92,12 @@ fn the_index_equals_the_tier_walk_on_random_clusters() {
     assert!(checked > 10_000, "too few lookups checked: {checked}");
 }
 
+/// `Kind namespace/name` of policy `id` (as `flows check` names a deciding policy).
+fn policy_name(engine: &Engine, id: Option<netfence_engine::PolicyId>) -> Option<String> {
+    id.and_then(|id| engine.policy(id))
+        .map(|p| format!("{} {}", p.kind, p.name))
+}
+
 /// The policy named from an explanation's words (the rule of `flows check`'s `decided_by`
 /// before decisions had ids): the deciding rule's policy; at a tier's end, the first
 /// selecting policy of that tier; when every tier passed, the last rule passed through.
@@ -125,10 +131,6 @@ fn decisions_equal_explanations_on_random_clusters() {
             let mut loader = Loader::new();
             loader.load_str("cluster.yaml", &yaml);
             let engine = Engine::new(loader.finish().expect("random cluster loads"));
-            let name = |id: Option<netfence_engine::PolicyId>| {
-                id.and_then(|id| engine.policy(id))
-                    .map(|p| format!("{} {}", p.kind, p.name))
-            };
             let ports = default_ports(engine.inventory());
             let index = engine.verdict_index();
             let pods = engine.inventory().pods().len();
@@ -145,7 +147,10 @@ fn decisions_equal_explanations_on_random_clusters() {
                         assert_eq!(decision.egress.policy, verdict.egress.deciding_policy);
                         assert_eq!(decision.ingress.policy, verdict.ingress.deciding_policy);
                         for side in [&verdict.egress, &verdict.ingress] {
-                            assert_eq!(name(side.deciding_policy), named_from_words(side));
+                            assert_eq!(
+                                policy_name(&engine, side.deciding_policy),
+                                named_from_words(side)
+                            );
                             let kind = serde_json::to_value(&side.outcome).expect("json")["reason"]
                                 .to_string();
                             *outcomes.entry(kind).or_insert(0) += 1;
@@ -221,10 +226,6 @@ spec:
     let engine = Engine::new(loader.finish().expect("cluster loads"));
     let index = engine.verdict_index();
     let pod = |name| engine.inventory().pod_by_key("x", name).expect("pod");
-    let name = |id: Option<netfence_engine::PolicyId>| {
-        id.and_then(|id| engine.policy(id))
-            .map(|p| format!("{} {}", p.kind, p.name))
-    };
     // b -> a: logged, then passed by the later policy: the pass names it. a -> b: logged
     // only, then the tier's end denies: the tier's first policy names it.
     for (src, dst, allowed, named) in [
@@ -246,6 +247,6 @@ spec:
         let read = index.decide(src, dst, Protocol::Tcp, 80);
         assert_eq!(read, netfence_engine::Deciding::from(walked));
         assert_eq!(read.allowed, allowed);
-        assert_eq!(name(read.policy).as_deref(), Some(named));
+        assert_eq!(policy_name(&engine, read.policy).as_deref(), Some(named));
     }
 }
