@@ -477,7 +477,7 @@ fn lab_records_flows_that_check_clean_against_its_policies() {
 }
 
 /// Several files are checked on every core; the output does not depend on it: the same
-/// summary, mismatch groups (the first ten ports of a group in reading order) and warnings
+/// summary, mismatch groups (the lowest ten ports of a group) and warnings
 /// (the first malformed lines in reading order) as one thread reading the files in turn.
 #[test]
 fn several_files_on_several_threads_give_the_one_thread_output() {
@@ -541,6 +541,23 @@ fn several_files_on_several_threads_give_the_one_thread_output() {
             one.1
         );
         assert!(one.2.matches("warning").count() == 5, "{}", one.2);
+        if extra.is_empty() {
+            // jobs/batch -> shop/api came on 37 ports (36 above, and 8080 in `VPC`): its
+            // group shows the lowest ten, and that there were more.
+            let mut ports: Vec<u16> = (0..12u16)
+                .flat_map(|file| (0..3u16).map(move |k| 9000 - file * 7 - k))
+                .chain([8080])
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), 37);
+            let shown: Vec<String> = ports[..10].iter().map(|p| format!("TCP/{p}")).collect();
+            let line = format!(
+                "  jobs/batch -> shop/api {},...: observed allow, policy deny",
+                shown.join(",")
+            );
+            assert!(one.1.contains(&line), "{line}\n{}", one.1);
+        }
         for threads in ["2", "3"] {
             assert_eq!(run(threads, &[&logs], extra), one, "{threads} threads");
         }

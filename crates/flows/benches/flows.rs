@@ -482,19 +482,26 @@ fn main() {
     // and prints the mismatches and the median rate (for `perf record`, and to compare two
     // builds on one workload).
     // (`N,policy`: the records whose actions follow policy; `N,graph` and `N,graph,policy`:
-    // connections along a service graph, [`Mix::Graph`].)
-    if let Some((distinct, consistent, mix)) =
+    // connections along a service graph, [`Mix::Graph`]; a last `,text`: only the `-o text`
+    // path, 20 times.)
+    if let Some((distinct, consistent, mix, text_only)) =
         std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
-            let (n, consistent) = n
-                .strip_suffix(",policy")
-                .map_or((&*n, false), |n| (n, true));
+            let (n, text_only) = n.strip_suffix(",text").map_or((&*n, false), |n| (n, true));
+            let (n, consistent) = n.strip_suffix(",policy").map_or((n, false), |n| (n, true));
             let (n, mix) = n
                 .strip_suffix(",graph")
                 .map_or((n, Mix::Random), |n| (n, Mix::Graph));
-            Some((n.parse::<usize>().ok()?, consistent, mix))
+            Some((n.parse::<usize>().ok()?, consistent, mix, text_only))
         })
     {
         let input = workload(&engine, count, Some(distinct), consistent, mix);
+        if text_only {
+            let text_rate = rate(count, 20, true, || {
+                check_grouped(&engine, &input);
+            });
+            println!("-o text: {text_rate:.0} records/CPU-s (median of 20)");
+            return;
+        }
         let mut mismatches = 0;
         let check_rate = rate(count, 20, true, || mismatches = check(&engine, &input).0);
         let parse_rate = rate(count, 5, true, || {

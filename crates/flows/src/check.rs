@@ -370,7 +370,7 @@ struct FrontKey {
 }
 
 /// A front cache entry: the key, its [`Resolved`] packed in 16 bytes, and the connection's
-/// mismatches not handed on yet ([`Checker::counting`]: 0 none, else 1 + that count). The
+/// mismatches not handed on yet ([`Checker::counting`]). The
 /// tally sits in the slot, so that a record's check touches the set's two cache lines and no
 /// third one.
 #[derive(Clone, Copy, Debug, Default)]
@@ -639,7 +639,8 @@ impl FlowSink for Judging<'_, '_> {
         if let Some((judged, at)) = self.checker.judge_record(record, explain) {
             let counting = matches!(self.sink, RowSink::Counted(_));
             if counting && judged.mismatch {
-                // A connection's first mismatch is handed on now, the rest counted.
+                // A connection held in the front cache counts its mismatches there, handed
+                // on as one row when it leaves; any other mismatch is handed on now.
                 if !at.is_some_and(|at| self.checker.front.tally(at)) {
                     let row = self.checker.checked_vpc(record, &judged);
                     self.hand_on(&row);
@@ -774,7 +775,7 @@ impl FrontCache {
             spans.copy_within(0..way, 1);
             spans[0] = (lo, hi);
         }
-        (leaving.tally > 1).then(|| (leaving, leaving.tally - 1))
+        (leaving.tally > 0).then_some((leaving, leaving.tally))
     }
 
     /// Put the verdict bits of the entry at `at` in place (its outcome was explained since).
@@ -786,8 +787,9 @@ impl FrontCache {
         }
     }
 
-    /// Count a mismatch of the entry at `at`: false for its first (to be handed on now),
-    /// true when it was counted (handed on later, [`FrontCache::take_tallies`]).
+    /// Count a mismatch of the entry at `at` (handed on later, [`FrontCache::take_tallies`]):
+    /// false when it was not counted (no such entry, or its count is full), to be handed on
+    /// now.
     #[inline]
     fn tally(&mut self, (at, way): SlotAt) -> bool {
         let sets = self.sets.len();
@@ -796,38 +798,40 @@ impl FrontCache {
         };
         let tally = &mut slot.tally;
         match *tally {
+            u32::MAX => return false,
             0 => {
-                *tally = 1;
                 if let Some(tallied) = &mut self.tallied_sets {
                     tallied.push(u32::try_from(at).unwrap_or(u32::MAX));
                     if tallied.len() > sets {
                         self.tallied_sets = None;
                     }
                 }
-                false
             }
-            // Full: handed on one by one.
-            u32::MAX => false,
-            n => {
-                *tally = n + 1;
-                true
-            }
+            _ => {}
         }
+        *tally += 1;
+        true
     }
 
-    /// The sets that may hold tallies; the list starts again.
+    /// The sets that may hold tallies, in the cache's order (read one after the other); the
+    /// list starts again.
     fn take_tallied_sets(&mut self) -> Vec<u32> {
         let all = 0..u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
-        self.tallied_sets
+        let mut sets = self
+            .tallied_sets
             .replace(Vec::new())
-            .unwrap_or_else(|| all.collect())
+            .unwrap_or_else(|| all.collect());
+        sets.sort_unstable();
+        // A set is listed once per slot that started a tally.
+        sets.dedup();
+        sets
     }
 
     /// The entries of set `at` with mismatches not handed on, with their count (0: none);
-    /// their tallies start again (each entry's next mismatch is handed on at once).
+    /// their tallies start again.
     fn take_tallies(&mut self, at: usize) -> Option<[(FrontSlot, u32); WAYS]> {
         let set = &mut self.sets.get_mut(at)?.0;
-        let taken = std::array::from_fn(|way| (set[way], set[way].tally.saturating_sub(1)));
+        let taken = std::array::from_fn(|way| (set[way], set[way].tally));
         for slot in set.iter_mut() {
             slot.tally = 0;
         }
@@ -1204,12 +1208,15 @@ impl<'e> Checker<'e> {
 
     /// A sink for the readers, as [`Checker::judging`] with [`Rows::Mismatches`], that hands
     /// `sink` each mismatch's row with a count of flows, for consumers that add mismatches
-    /// up (`flows check`'s mismatch groups): a VPC record's connection held in the front
-    /// cache is handed on at its first mismatch (count 1, in reading order); its later
-    /// mismatches are counted there and handed on as one row (the same values, no time)
-    /// when the connection leaves the front cache, or when the sink is dropped (after the
-    /// input is read). Every mismatch is counted once. Each connection's first row comes in
-    /// reading order; the rows that carry later counts come after it, in no set order.
+    /// up (`flows check`'s mismatch groups): the mismatches of a VPC record's connection
+    /// held in the front cache are counted there and handed on as one row (the same values,
+    /// no time) when the connection leaves the front cache, or when the sink is dropped
+    /// (after the input is read); any other mismatch is handed on at once, with a count of
+    /// one. Every mismatch is counted once; the rows come in no set order (a consumer adds
+    /// them up whatever their order). Nothing is done per mismatch but a count in the slot
+    /// the record's check has just read: counting into a consumer's structure as the log is
+    /// read (its first row handed on at once) cost 15 % of the whole check where most of
+    /// 100,000 connections mismatch (docs/performance.md).
     pub fn counting<'c>(
         &'c mut self,
         sink: &'c mut dyn FnMut(&CheckedFlow, u64),

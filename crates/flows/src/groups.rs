@@ -1,7 +1,8 @@
 //! The mismatches of `flows check`'s text output, grouped by (source workload, destination
 //! workload, deciding policy, what was observed), and their text: what a reader of a large
 //! log wants instead of one line per flow. Fed by [`crate::Checker::counting`]'s rows with
-//! their counts; groups of files read apart merge into what one pass gives.
+//! their counts, in any order: what a group holds does not depend on the order its flows
+//! come in, so groups of files read apart merge into what one pass gives.
 
 use crate::{CheckedFlow, FlowProtocol, Observed};
 use netfence_engine::{Endpoint, Engine};
@@ -28,22 +29,24 @@ type CountKey = (Side, Side, u32, u8);
 /// A port of a mismatch group: protocol and destination port.
 type GroupPort = (FlowProtocol, Option<u16>);
 
-/// The ports a mismatch group keeps: the first ten, in the order seen.
+/// The ports a mismatch group keeps: the lowest ten (by protocol, then number), so that
+/// they do not depend on the order its flows come in; a group that saw more says so.
 const GROUP_PORTS: usize = 10;
 /// The ports a [`Group`] holds itself; the others sit in [`MismatchGroups::more_ports`].
 const INLINE_PORTS: usize = 2;
 
-/// A mismatch group's flows and (the first ten of) their ports, in the order seen (so
-/// that groups of inputs read apart merge into what one pass gives); printed sorted. The
-/// first two ports sit in the group, the rest (rare: a group is one workload pair, one
-/// policy) in [`MismatchGroups::more_ports`]: a group and its key take 48 bytes, so that
-/// 100,000 groups' map stays about 6 MB (with ten ports inline it was 88 bytes, two cache
-/// lines, a map of 11.5 MB).
+/// A mismatch group's flows and (the lowest ten of) their ports, ascending; printed
+/// sorted by their text. The first two ports sit in the group, the rest (rare: a group is
+/// one workload pair, one policy) in [`MismatchGroups::more_ports`]: a group and its key
+/// take 48 bytes, so that 100,000 groups' map stays about 6 MB (with ten ports inline it
+/// was 88 bytes, two cache lines, a map of 11.5 MB).
 struct Group {
     flows: u64,
     ports: [GroupPort; INLINE_PORTS],
     /// How many ports (up to [`GROUP_PORTS`]).
     len: u8,
+    /// Whether the group's flows had more than [`GROUP_PORTS`] distinct ports.
+    more_than_kept: bool,
     /// Where the ports after the first two sit in [`MismatchGroups::more_ports`] (when
     /// `len` is more than two).
     more: u32,
@@ -55,6 +58,7 @@ impl Default for Group {
             flows: 0,
             ports: [(FlowProtocol::Tcp, None); INLINE_PORTS],
             len: 0,
+            more_than_kept: false,
             more: 0,
         }
     }
@@ -67,7 +71,7 @@ const _: () = assert!(std::mem::size_of::<(CountKey, Group)>() == 48);
 type MorePorts = [GroupPort; GROUP_PORTS - INLINE_PORTS];
 
 impl Group {
-    /// The ports, in the order seen.
+    /// The ports kept, ascending.
     fn ports<'g>(&'g self, more_ports: &'g [MorePorts]) -> impl Iterator<Item = &'g GroupPort> {
         let len = usize::from(self.len);
         let more = match len > INLINE_PORTS {
@@ -79,24 +83,51 @@ impl Group {
         self.ports[..len.min(INLINE_PORTS)].iter().chain(more)
     }
 
+    /// Keep `port` if it is one of the group's lowest ten (the highest kept leaves when
+    /// there were ten), and note when the group has more than ten.
     fn add_port(&mut self, more_ports: &mut Vec<MorePorts>, port: GroupPort) {
         let len = usize::from(self.len);
-        if len >= GROUP_PORTS || self.ports(more_ports).any(|&seen| seen == port) {
-            return;
-        }
-        if len < INLINE_PORTS {
-            self.ports[len] = port;
+        // The ports, ascending: where `port` goes (or is already).
+        let at = match self.ports(more_ports).position(|&kept| kept >= port) {
+            Some(at) if self.port(more_ports, at) == port => return,
+            Some(at) => at,
+            None => len,
+        };
+        if len == GROUP_PORTS {
+            self.more_than_kept = true;
+            if at == GROUP_PORTS {
+                return;
+            }
         } else {
             if len == INLINE_PORTS {
                 self.more = u32::try_from(more_ports.len()).unwrap_or(u32::MAX);
                 more_ports.push([port; GROUP_PORTS - INLINE_PORTS]);
             }
-            match more_ports.get_mut(self.more as usize) {
-                Some(more) => more[len - INLINE_PORTS] = port,
-                None => return,
-            }
+            self.len += 1;
         }
-        self.len += 1;
+        // Shift the ports from `at` up by one (the last kept leaves when there were ten),
+        // and put `port` at `at`.
+        let mut carried = port;
+        for n in at..usize::from(self.len) {
+            let slot = match n < INLINE_PORTS {
+                true => &mut self.ports[n],
+                false => match more_ports.get_mut(self.more as usize) {
+                    Some(more) => &mut more[n - INLINE_PORTS],
+                    None => return,
+                },
+            };
+            carried = std::mem::replace(slot, carried);
+        }
+    }
+
+    /// The `at`th port kept (below [`Group::len`]).
+    fn port(&self, more_ports: &[MorePorts], at: usize) -> GroupPort {
+        match at < INLINE_PORTS {
+            true => self.ports[at],
+            false => more_ports
+                .get(self.more as usize)
+                .map_or(self.ports[0], |more| more[at - INLINE_PORTS]),
+        }
     }
 }
 
@@ -114,6 +145,9 @@ pub struct MismatchGroups {
     /// `namespace/name` by workload index.
     workload_names: Vec<String>,
     workload_index: FastMap<String, u32>,
+    /// A pod's workload's `namespace/name` while it is looked up (made in place: a `String`
+    /// allocated per workload, not per pod).
+    scratch: String,
     addresses: Vec<std::net::IpAddr>,
     address_index: FastMap<std::net::IpAddr, u32>,
     /// Deciding policies' text by index.
@@ -158,8 +192,16 @@ impl MismatchGroups {
             self.workload_of.resize(pods.len(), u32::MAX);
         }
         let workload = &pods[id].workload;
-        let name = format!("{}/{}", workload.namespace, workload.name);
-        let index = intern(&mut self.workload_names, &mut self.workload_index, &name);
+        let mut name = std::mem::take(&mut self.scratch);
+        name.clear();
+        name.push_str(&workload.namespace);
+        name.push('/');
+        name.push_str(&workload.name);
+        let index = match self.workload_index.get(name.as_str()) {
+            Some(&index) => index,
+            None => intern(&mut self.workload_names, &mut self.workload_index, &name),
+        };
+        self.scratch = name;
         self.workload_of[id] = index;
         index
     }
@@ -194,9 +236,7 @@ impl MismatchGroups {
         self.add_flows(engine, flow, 1);
     }
 
-    /// Count `flows` mismatching flows like `flow` (a row of
-    /// [`crate::Checker::counting`]: a connection's later rows offer its port again,
-    /// which changes nothing, so the ports stay the first ten in reading order).
+    /// Count `flows` mismatching flows like `flow` (a row of [`crate::Checker::counting`]).
     pub fn add_flows(&mut self, engine: &Engine, flow: &CheckedFlow, flows: u64) {
         let key = (
             self.side(engine, flow.src),
@@ -213,8 +253,8 @@ impl MismatchGroups {
         entry.add_port(&mut self.more_ports, (flow.protocol, flow.port));
     }
 
-    /// Add the groups of flows read after these: the same groups, counts and ports as
-    /// adding those flows here one by one.
+    /// Add the groups of other flows: the same groups, counts and ports as adding those
+    /// flows here one by one.
     pub fn merge(&mut self, later: MismatchGroups) {
         if self.groups.is_empty() {
             // The first input's groups (or the only input's): taken as they are.
@@ -241,6 +281,7 @@ impl MismatchGroups {
             let key = (side(src, self), side(dst, self), policy, observed);
             let entry = self.groups.entry(key).or_default();
             entry.flows += group.flows;
+            entry.more_than_kept |= group.more_than_kept;
             for &port in group.ports(&later.more_ports) {
                 entry.add_port(&mut self.more_ports, port);
             }
@@ -375,6 +416,10 @@ pub fn write_text(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<(
             }
             out.write_all(port_texts[at as usize].0.as_bytes())?;
         }
+        if group.more_than_kept {
+            // More ports than the ten written (the lowest ten).
+            out.write_all(",...".as_bytes())?;
+        }
         out.write_all(VERDICT[usize::from(observed)])?;
         out.write_all(policy_name(policy).as_bytes())?;
         out.write_all(b"): ")?;
@@ -407,42 +452,68 @@ mod tests {
         }
     }
 
-    /// A group keeps the first ten distinct ports in the order they were added, the first
-    /// two in itself and the rest beside it, each group its own.
+    /// A group keeps the lowest ten distinct ports, ascending, whatever the order they
+    /// come in, and says when it saw more; each group its own.
     #[test]
-    fn a_group_keeps_its_first_ten_ports_in_order() {
-        let mut more = Vec::new();
-        let (mut a, mut b) = (Group::default(), Group::default());
+    fn a_group_keeps_its_lowest_ten_ports() {
         let port = |n: u16| match n % 3 {
             0 => (FlowProtocol::Udp, Some(n)),
             1 => (FlowProtocol::Tcp, Some(n)),
             _ => (FlowProtocol::Other(u8::try_from(n).unwrap()), None),
         };
-        let mut expected = Vec::new();
-        for n in [
-            5u16, 5, 7, 5, 7, 9, 11, 9, 13, 15, 17, 19, 21, 23, 25, 27, 5,
-        ] {
-            a.add_port(&mut more, port(n));
-            b.add_port(&mut more, port(n + 1));
-            if !expected.contains(&n) && expected.len() < GROUP_PORTS {
-                expected.push(n);
+        let numbers = [
+            27u16, 5, 5, 7, 5, 7, 9, 11, 9, 13, 3, 15, 17, 19, 21, 23, 25, 5, 1,
+        ];
+        let mut expected: Vec<GroupPort> = numbers.iter().map(|&n| port(n)).collect();
+        expected.sort();
+        expected.dedup();
+        let more_than_ten = expected.len() > GROUP_PORTS;
+        expected.truncate(GROUP_PORTS);
+        assert!(more_than_ten);
+        // In the order given, reversed, and rotated: the same ports kept.
+        let orders: Vec<Vec<u16>> = (0..numbers.len())
+            .map(|r| {
+                let mut order = numbers.to_vec();
+                order.rotate_left(r);
+                if r % 2 == 1 {
+                    order.reverse();
+                }
+                order
+            })
+            .collect();
+        let mut more = Vec::new();
+        for order in &orders {
+            let (mut a, mut b) = (Group::default(), Group::default());
+            for &n in order {
+                a.add_port(&mut more, port(n));
+                b.add_port(&mut more, port(n + 3));
             }
+            let a_ports: Vec<GroupPort> = a.ports(&more).copied().collect();
+            assert_eq!(a_ports, expected, "{order:?}");
+            assert!(a.more_than_kept);
+            let mut b_expected: Vec<GroupPort> = numbers.iter().map(|&n| port(n + 3)).collect();
+            b_expected.sort();
+            b_expected.dedup();
+            b_expected.truncate(GROUP_PORTS);
+            assert_eq!(b.ports(&more).copied().collect::<Vec<_>>(), b_expected);
         }
-        let a_ports: Vec<GroupPort> = a.ports(&more).copied().collect();
-        let b_ports: Vec<GroupPort> = b.ports(&more).copied().collect();
-        assert_eq!(
-            a_ports,
-            expected.iter().map(|&n| port(n)).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            b_ports,
-            expected.iter().map(|&n| port(n + 1)).collect::<Vec<_>>()
-        );
-        assert_eq!(more.len(), 2);
         let mut one = Group::default();
         one.add_port(&mut more, port(1));
         one.add_port(&mut more, port(1));
         assert_eq!(one.ports(&more).count(), 1);
-        assert_eq!(more.len(), 2);
+        assert!(!one.more_than_kept);
+        // Ten ports exactly: not more than kept.
+        let mut ten = Group::default();
+        for n in (0..10).rev() {
+            ten.add_port(&mut more, (FlowProtocol::Tcp, Some(n)));
+        }
+        ten.add_port(&mut more, (FlowProtocol::Tcp, Some(3)));
+        assert_eq!(
+            ten.ports(&more).copied().collect::<Vec<_>>(),
+            (0..10)
+                .map(|n| (FlowProtocol::Tcp, Some(n)))
+                .collect::<Vec<_>>()
+        );
+        assert!(!ten.more_than_kept);
     }
 }
