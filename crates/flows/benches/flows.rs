@@ -8,11 +8,13 @@ use netfence_engine::Engine;
 use netfence_flows::read::{read_bytes_into, read_stream_into};
 use netfence_flows::{
     CheckedFlow, Checker, FlowSink, MismatchGroups, ReadStats, Rows, SourceFormat, VpcFormat,
+    Workloads,
 };
 use netfence_gen::{generate, GenOptions};
 use netfence_model::net::FastMap;
 use netfence_model::Loader;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `records` default-format VPC records between pods of `engine`, deterministic: between
@@ -295,11 +297,12 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 
 /// Read and check `input` as `flows check -o text` does: mismatches counted per connection
 /// ([`Checker::counting`]) into its [`MismatchGroups`] (the text, written once per group at
-/// the end, is left out). The number of groups.
-fn check_grouped(engine: &Engine, input: &[u8]) -> usize {
+/// the end, is left out; pods' workloads named once beforehand, as the command does). The
+/// number of groups.
+fn check_grouped(engine: &Engine, workloads: &Arc<Workloads>, input: &[u8]) -> usize {
     let mut checker = Checker::new(engine, None);
-    let mut groups = MismatchGroups::default();
-    let mut sink = |row: &CheckedFlow, flows: u64| groups.add_flows(engine, row, flows);
+    let mut groups = MismatchGroups::new(Arc::clone(workloads));
+    let mut sink = |row: &CheckedFlow, flows: u64| groups.add_flows(row, flows);
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut stats = ReadStats::default();
     read_bytes_into(
@@ -434,6 +437,8 @@ fn main() {
         loader.load_str(name, text);
     }
     let engine = Engine::new(loader.finish().expect("generated cluster loads"));
+    // Named once per command, as `flows check` does (like the engine, outside the rates).
+    let pod_workloads = Arc::new(Workloads::of(&engine));
     // Memory: this program again, reading `NETFENCE_BENCH_RSS_RECORDS` streamed records
     // (never all in memory) from 1,000 connections, reports its peak RSS.
     if let Some(records) = std::env::var("NETFENCE_BENCH_RSS_RECORDS")
@@ -497,7 +502,7 @@ fn main() {
         let input = workload(&engine, count, Some(distinct), consistent, mix);
         if text_only {
             let text_rate = rate(count, 20, true, || {
-                check_grouped(&engine, &input);
+                check_grouped(&engine, &pod_workloads, &input);
             });
             println!("-o text: {text_rate:.0} records/CPU-s (median of 20)");
             return;
@@ -508,7 +513,7 @@ fn main() {
             assert_eq!(count_records(&input, false), count as u64);
         });
         let text_rate = rate(count, 5, true, || {
-            check_grouped(&engine, &input);
+            check_grouped(&engine, &pod_workloads, &input);
         });
         println!(
             "{mismatches} mismatches in {count} records; check: {check_rate:.0} records/CPU-s \
@@ -543,7 +548,7 @@ fn main() {
         let checked = rate(count, repeats, true, || verdicts = check(&engine, &input).1);
         let mut groups = 0;
         let grouped = rate(count, repeats, true, || {
-            groups = check_grouped(&engine, &input);
+            groups = check_grouped(&engine, &pod_workloads, &input);
         });
         let rows = rate(count, repeats, true, || check_rows(&engine, &input));
         println!(

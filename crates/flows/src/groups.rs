@@ -10,9 +10,9 @@ use netfence_model::net::FastMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// A side of a mismatch group while counting: a workload by its index in
-/// [`MismatchGroups::workload_names`], or an address with [`ADDRESS`] set, by its index in
-/// [`MismatchGroups::addresses`].
+/// A side of a mismatch group while counting: a workload by its index (in [`Workloads`],
+/// then in [`MismatchGroups::extra_workloads`]), or an address with [`ADDRESS`] set, by its
+/// index in [`MismatchGroups::addresses`].
 type Side = u32;
 
 /// [`Side`]: an address.
@@ -131,23 +131,68 @@ impl Group {
     }
 }
 
+/// The workloads of an engine's pods, each named (`namespace/name`) once: made once per
+/// command and shared by the mismatch groups of every file and thread, which then name a
+/// pod's workload by reading its index (naming each pod as groups met it cost a few per
+/// cent of a 1 M-record check at 10,000 pods, once per file read).
+pub struct Workloads {
+    /// Each pod's workload index.
+    of_pod: Vec<u32>,
+    /// `namespace/name` by workload index.
+    names: Vec<String>,
+    /// Workload index by name (for groups of other tables merged in).
+    index: FastMap<String, u32>,
+}
+
+impl Workloads {
+    /// The workloads of `engine`'s pods.
+    pub fn of(engine: &Engine) -> Workloads {
+        let mut by_name: FastMap<(&str, &str), u32> = FastMap::default();
+        let mut names = Vec::new();
+        let of_pod = engine
+            .inventory()
+            .pods()
+            .iter()
+            .map(|pod| {
+                let workload = &pod.workload;
+                *by_name
+                    .entry((&workload.namespace, &workload.name))
+                    .or_insert_with(|| {
+                        names.push(format!("{}/{}", workload.namespace, workload.name));
+                        u32::try_from(names.len() - 1).unwrap_or(u32::MAX)
+                    })
+            })
+            .collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(at, name)| (name.clone(), u32::try_from(at).unwrap_or(u32::MAX)))
+            .collect();
+        Workloads {
+            of_pod,
+            names,
+            index,
+        }
+    }
+
+    fn len(&self) -> u32 {
+        u32::try_from(self.names.len()).unwrap_or(u32::MAX)
+    }
+}
+
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
 /// workload, deciding policy, what was observed). Counted by small integers (workload,
 /// address and policy indices) in a hash map, made into text once per group when written:
 /// a log with mostly mismatches adds millions of flows.
-#[derive(Default)]
 pub struct MismatchGroups {
     groups: FastMap<CountKey, Group>,
     /// The ports of groups with more than two, after their first two ([`Group::more`]).
     more_ports: Vec<MorePorts>,
-    /// Each pod's workload index, filled as pods are seen (`u32::MAX`: not yet).
-    workload_of: Vec<u32>,
-    /// `namespace/name` by workload index.
-    workload_names: Vec<String>,
-    workload_index: FastMap<String, u32>,
-    /// A pod's workload's `namespace/name` while it is looked up (made in place: a `String`
-    /// allocated per workload, not per pod).
-    scratch: String,
+    workloads: Arc<Workloads>,
+    /// Workloads not in [`MismatchGroups::workloads`] (of groups merged from another table,
+    /// or a pod it does not have), by index after its own.
+    extra_workloads: Vec<String>,
+    extra_index: FastMap<String, u32>,
     addresses: Vec<std::net::IpAddr>,
     address_index: FastMap<std::net::IpAddr, u32>,
     /// Deciding policies' text by index.
@@ -175,35 +220,57 @@ fn intern<K: Clone + Eq + std::hash::Hash>(
 }
 
 impl MismatchGroups {
-    /// The side of `endpoint`: pod `id`'s workload (`namespace/name`, indexed once per pod),
-    /// or the address.
-    fn side(&mut self, engine: &Engine, endpoint: Endpoint) -> Side {
-        let id = match endpoint {
-            Endpoint::Pod(id) => id,
+    /// No groups yet, pods named by `workloads` (of the engine whose rows will be added).
+    pub fn new(workloads: Arc<Workloads>) -> MismatchGroups {
+        MismatchGroups {
+            groups: FastMap::default(),
+            more_ports: Vec::new(),
+            workloads,
+            extra_workloads: Vec::new(),
+            extra_index: FastMap::default(),
+            addresses: Vec::new(),
+            address_index: FastMap::default(),
+            policy_names: Vec::new(),
+            policy_index: FastMap::default(),
+            policy_by_address: FastMap::default(),
+            seen_policies: Vec::new(),
+        }
+    }
+
+    /// The side of `endpoint`: pod `id`'s workload, or the address.
+    fn side(&mut self, endpoint: Endpoint) -> Side {
+        match endpoint {
+            Endpoint::Pod(id) => match self.workloads.of_pod.get(id.index()) {
+                Some(&index) => index,
+                // Not a pod of the workloads' engine: named by its index.
+                None => self.workload_named(&format!("pod #{}", id.index())),
+            },
             Endpoint::Address(ip) => {
-                return ADDRESS | intern(&mut self.addresses, &mut self.address_index, &ip);
+                ADDRESS | intern(&mut self.addresses, &mut self.address_index, &ip)
             }
-        };
-        if let Some(&index) = self.workload_of.get(id.index()).filter(|&&i| i != u32::MAX) {
+        }
+    }
+
+    /// The side of the workload named `name`.
+    fn workload_named(&mut self, name: &str) -> Side {
+        if let Some(&index) = self.workloads.index.get(name) {
             return index;
         }
-        let pods = engine.inventory().pods();
-        if self.workload_of.len() < pods.len() {
-            self.workload_of.resize(pods.len(), u32::MAX);
+        let shared = self.workloads.len();
+        shared.saturating_add(intern(
+            &mut self.extra_workloads,
+            &mut self.extra_index,
+            &name.to_string(),
+        ))
+    }
+
+    /// The name of workload side `side`.
+    fn workload_name(&self, side: Side) -> &str {
+        let shared = self.workloads.len();
+        match side.checked_sub(shared) {
+            None => &self.workloads.names[side as usize],
+            Some(extra) => &self.extra_workloads[extra as usize],
         }
-        let workload = &pods[id].workload;
-        let mut name = std::mem::take(&mut self.scratch);
-        name.clear();
-        name.push_str(&workload.namespace);
-        name.push('/');
-        name.push_str(&workload.name);
-        let index = match self.workload_index.get(name.as_str()) {
-            Some(&index) => index,
-            None => intern(&mut self.workload_names, &mut self.workload_index, &name),
-        };
-        self.scratch = name;
-        self.workload_of[id] = index;
-        index
     }
 
     /// The key of deciding policy `decided_by` (by its address, its text once per address).
@@ -232,15 +299,15 @@ impl MismatchGroups {
     }
 
     /// Count one mismatching flow.
-    pub fn add(&mut self, engine: &Engine, flow: &CheckedFlow) {
-        self.add_flows(engine, flow, 1);
+    pub fn add(&mut self, flow: &CheckedFlow) {
+        self.add_flows(flow, 1);
     }
 
     /// Count `flows` mismatching flows like `flow` (a row of [`crate::Checker::counting`]).
-    pub fn add_flows(&mut self, engine: &Engine, flow: &CheckedFlow, flows: u64) {
+    pub fn add_flows(&mut self, flow: &CheckedFlow, flows: u64) {
         let key = (
-            self.side(engine, flow.src),
-            self.side(engine, flow.dst),
+            self.side(flow.src),
+            self.side(flow.dst),
             self.policy(flow.decided_by.as_ref()),
             match flow.observed {
                 Some(Observed::Allow) => 0,
@@ -261,13 +328,19 @@ impl MismatchGroups {
             *self = later;
             return;
         }
+        // Workloads of the same table keep their index.
+        let shared = match Arc::ptr_eq(&self.workloads, &later.workloads) {
+            true => self.workloads.len(),
+            false => 0,
+        };
         let side = |side: Side, this: &mut MismatchGroups| {
             if side & ADDRESS != 0 {
                 let ip = later.addresses[(side & !ADDRESS) as usize];
                 ADDRESS | intern(&mut this.addresses, &mut this.address_index, &ip)
+            } else if side < shared {
+                side
             } else {
-                let name = &later.workload_names[side as usize];
-                intern(&mut this.workload_names, &mut this.workload_index, name)
+                this.workload_named(later.workload_name(side))
             }
         };
         for (&(src, dst, policy, observed), group) in &later.groups {
@@ -293,7 +366,7 @@ impl MismatchGroups {
         if side & ADDRESS != 0 {
             self.addresses[(side & !ADDRESS) as usize].to_string()
         } else {
-            self.workload_names[side as usize].clone()
+            self.workload_name(side).to_string()
         }
     }
 }
@@ -320,19 +393,33 @@ pub fn write_text(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<(
     writeln!(out, "\nmismatches by workload:")?;
     // Sorted as by the printed key (source, destination, deciding policy, observed) after
     // the count, through the rank of each distinct text: integers compared, each text made
-    // once. Every side interned is ranked (each is some group's), workloads and addresses
-    // in one order, read by index: no map probed per group.
+    // once. Every side of some group is ranked (every address interned is; workloads are
+    // marked), workloads and addresses in one order, read by index: no map probed per group.
+    let workloads = groups.workloads.names.len() + groups.extra_workloads.len();
+    let mut used = vec![false; workloads];
+    for &(src, dst, ..) in groups.groups.keys() {
+        for side in [src, dst] {
+            if side & ADDRESS == 0 {
+                used[side as usize] = true;
+            }
+        }
+    }
     let mut sides: Vec<(String, Side)> = Vec::new();
-    sides.extend((0..groups.workload_names.len()).map(|at| {
-        let side = u32::try_from(at).unwrap_or(u32::MAX);
-        (groups.side_name(side), side)
-    }));
+    sides.extend(
+        used.iter()
+            .enumerate()
+            .filter(|(_, &used)| used)
+            .map(|(at, _)| {
+                let side = u32::try_from(at).unwrap_or(u32::MAX);
+                (groups.side_name(side), side)
+            }),
+    );
     sides.extend((0..groups.addresses.len()).map(|at| {
         let side = ADDRESS | u32::try_from(at).unwrap_or(u32::MAX);
         (groups.side_name(side), side)
     }));
     sides.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut workload_rank = vec![0u32; groups.workload_names.len()];
+    let mut workload_rank = vec![0u32; workloads];
     let mut address_rank = vec![0u32; groups.addresses.len()];
     for (at, &(_, side)) in sides.iter().enumerate() {
         let rank = u32::try_from(at).unwrap_or(u32::MAX);
@@ -515,5 +602,64 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(!ten.more_than_kept);
+    }
+
+    /// Groups counted with different workload tables (pods numbered apart) merge by the
+    /// workloads' names, and a pod no table has is named by its index: the same text as
+    /// the same flows counted with one table.
+    #[test]
+    fn groups_of_other_workload_tables_merge_by_name() {
+        use netfence_model::PodId;
+        let table = |of_pod: &[u32], names: &[&str]| {
+            Arc::new(Workloads {
+                of_pod: of_pod.to_vec(),
+                names: names.iter().map(|n| n.to_string()).collect(),
+                index: names
+                    .iter()
+                    .enumerate()
+                    .map(|(at, n)| (n.to_string(), at as u32))
+                    .collect(),
+            })
+        };
+        // "a/x" is pod 0 and workload 0 in the first table, pod 1 and workload 1 in the
+        // second.
+        let (first, second) = (
+            table(&[0, 1], &["a/x", "b/y"]),
+            table(&[0, 1], &["b/y", "a/x"]),
+        );
+        let policy: Arc<str> = Arc::from("NetworkPolicy b/deny");
+        let row = |src: usize, dst: usize, port: u16| CheckedFlow {
+            time: None,
+            src: Endpoint::Pod(PodId::new(src)),
+            dst: Endpoint::Pod(PodId::new(dst)),
+            protocol: FlowProtocol::Tcp,
+            port: Some(port),
+            observed: Some(Observed::Allow),
+            policy: Some(crate::Judgement::Deny),
+            decided_by: Some(Arc::clone(&policy)),
+            mismatch: true,
+        };
+        let mut merged = MismatchGroups::new(Arc::clone(&first));
+        merged.add_flows(&row(0, 1, 80), 2);
+        let mut other = MismatchGroups::new(Arc::clone(&second));
+        other.add(&row(1, 0, 443));
+        other.add(&row(7, 0, 53));
+        merged.merge(other);
+        let mut one = MismatchGroups::new(first);
+        for (flow, count) in [(row(0, 1, 80), 2), (row(0, 1, 443), 1), (row(7, 1, 53), 1)] {
+            one.add_flows(&flow, count);
+        }
+        let text = |groups: &MismatchGroups| {
+            let mut out = Vec::new();
+            write_text(&mut out, groups).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(&merged), text(&one));
+        assert_eq!(
+            text(&one),
+            "\nmismatches by workload:\n  \
+             a/x -> b/y TCP/443,TCP/80: observed allow, policy deny (NetworkPolicy b/deny): 3 flow(s)\n  \
+             pod #7 -> b/y TCP/53: observed allow, policy deny (NetworkPolicy b/deny): 1 flow(s)\n"
+        );
     }
 }

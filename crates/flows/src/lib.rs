@@ -22,7 +22,7 @@ pub mod write;
 
 pub use self::parquet::ParquetWriter;
 pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement, Judging, Rows};
-pub use groups::MismatchGroups;
+pub use groups::{MismatchGroups, Workloads};
 pub use history::{History, HistoryError};
 pub use read::{
     for_each_input, input_files, read_path, read_path_into, read_stream, read_stream_into,

@@ -214,7 +214,9 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     };
     let rows = matches!(output, FlowsFormat::Json | FlowsFormat::Csv);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut groups = netfence_flows::MismatchGroups::default();
+    // Each pod's workload named once, for the mismatch groups of every file and thread.
+    let workloads = std::sync::Arc::new(netfence_flows::Workloads::of(engine));
+    let mut groups = netfence_flows::MismatchGroups::new(std::sync::Arc::clone(&workloads));
     let mut stats = ReadStats::default();
     let started = std::time::Instant::now();
     let checked = if parquet.is_none() && (args.summary || !rows) {
@@ -226,6 +228,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             (history.as_ref(), security_groups.as_ref()),
             &mut stats,
             &mut groups,
+            &workloads,
         )?
     } else {
         let mut checker = Checker::new(engine, history);
@@ -240,7 +243,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         for path in &paths {
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 if checked.mismatch {
-                    groups.add(engine, checked);
+                    groups.add(checked);
                 }
                 if rows && !args.summary && written.is_ok() {
                     written = render::flow_row(&mut out, engine, checked, output_kind(output));
@@ -297,6 +300,7 @@ fn check_files(
     (history, security_groups): (Option<&History>, Option<&netfence_model::aws::AwsInput>),
     stats: &mut ReadStats,
     groups: &mut netfence_flows::MismatchGroups,
+    workloads: &std::sync::Arc<netfence_flows::Workloads>,
 ) -> Result<netfence_flows::check::CheckStats, Failure> {
     let mut files = Vec::new();
     let mut listing_failure = None;
@@ -326,10 +330,11 @@ fn check_files(
         },
         |checker, path| {
             let mut file_stats = ReadStats::default();
-            let mut file_groups = netfence_flows::MismatchGroups::default();
-            // Mismatches counted per connection: its later ones are added in one go.
+            let mut file_groups =
+                netfence_flows::MismatchGroups::new(std::sync::Arc::clone(workloads));
+            // Mismatches counted per connection, each connection's added in one go.
             let mut add = |mismatch: &netfence_flows::CheckedFlow, flows: u64| {
-                file_groups.add_flows(engine, mismatch, flows);
+                file_groups.add_flows(mismatch, flows);
             };
             let read = netfence_flows::read_path_into(
                 path,
