@@ -250,3 +250,124 @@ spec:
         assert_eq!(policy_name(&engine, read.policy).as_deref(), Some(named));
     }
 }
+
+/// Nodes, an admin policy with node and network peers, and a Cilium policy with entities and
+/// CIDRs, after a random cluster: the address predicates the random clusters lack.
+const NODES_AND_ENTITIES: &str = "
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {zone: a}}
+status: {addresses: [{type: InternalIP, address: 10.0.0.9}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {zone: b}}
+status: {addresses: [{type: InternalIP, address: 192.0.2.77}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: nodes-and-networks}
+spec:
+  tier: Admin
+  priority: 5
+  subject:
+    namespaces: {matchLabels: {}}
+  egress:
+  - name: to-zone-a
+    action: Deny
+    to: [{nodes: {matchLabels: {zone: a}}}]
+  - name: to-net
+    action: Accept
+    to: [{networks: [203.0.113.0/24, 198.51.100.128/25]}]
+  - name: to-nodes
+    action: Pass
+    to: [{nodes: {matchLabels: {}}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: entities, namespace: x}
+spec:
+  endpointSelector: {}
+  egress:
+  - {toEntities: [world]}
+  - {toCIDR: [198.51.100.0/24], toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]}
+  ingress:
+  - {fromEntities: [host, cluster]}
+  - {fromCIDRSet: [{cidr: 0.0.0.0/0, except: [192.0.2.0/25]}]}
+";
+
+/// `flows check` decides a connection with a bare address once per segment of the engine's
+/// cuts (`connlist::cuts`: rule peers' CIDRs, network sets, node addresses when a peer is the
+/// nodes): every address of a segment must be decided as every other, from and to every pod
+/// on every port a policy names, with the same deciding policy. Random Kubernetes and Calico
+/// clusters (network sets, nets and notNets), and with nodes, node and network peers of an
+/// admin policy, and Cilium entities and CIDRs.
+#[test]
+fn addresses_of_one_segment_are_decided_alike_on_random_clusters() {
+    let mut compared = 0;
+    for seed in 0..40u64 {
+        let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for yaml in [
+            random_cluster(seed),
+            random_calico_cluster(seed),
+            random_cluster(seed) + NODES_AND_ENTITIES,
+        ] {
+            let mut loader = Loader::new();
+            loader.load_str("cluster.yaml", &yaml);
+            let engine = Engine::new(loader.finish().expect("random cluster loads"));
+            let cuts = netfence_engine::connlist::cuts(&engine);
+            let mut g = Gen(seed ^ 0xadd);
+            // Each segment's first and last address, and one between, when bare addresses.
+            let mut by_segment: std::collections::BTreeMap<(bool, usize), Vec<IpAddr>> =
+                Default::default();
+            for (first, last) in cuts.ranges() {
+                let between = match (first, last) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => {
+                        let (a, b) = (u32::from(a), u32::from(b));
+                        IpAddr::V4((a + (g.below(u64::from(b - a) + 1) as u32)).into())
+                    }
+                    _ => first,
+                };
+                for ip in [first, between, last] {
+                    if let Endpoint::Address(_) = engine.endpoint_for_ip(ip) {
+                        by_segment.entry(cuts.segment(ip)).or_default().push(ip);
+                    }
+                }
+            }
+            for ip in ["2001:db8::1", "2001:db8::2"] {
+                let ip: IpAddr = ip.parse().expect("address");
+                by_segment.entry(cuts.segment(ip)).or_default().push(ip);
+            }
+            let pods = engine.inventory().pods().len();
+            let ports = default_ports(engine.inventory());
+            for addresses in by_segment.values().filter(|a| a.len() > 1) {
+                let first = Endpoint::Address(addresses[0]);
+                for &other in &addresses[1..] {
+                    let other = Endpoint::Address(other);
+                    for (id, probe) in (0..pods).flat_map(|id| ports.iter().map(move |p| (id, p))) {
+                        let pod = Endpoint::Pod(PodId::new(id));
+                        for (a, b) in [((first, pod), (other, pod)), ((pod, first), (pod, other))] {
+                            let decide = |(src, dst): (Endpoint, Endpoint)| {
+                                let decision = engine.decide(src, dst, probe.protocol, probe.port);
+                                (
+                                    decision.allowed,
+                                    decision.egress.allowed,
+                                    decision.deciding_policy(),
+                                )
+                            };
+                            assert_eq!(
+                                decide(a),
+                                decide(b),
+                                "seed {seed}: {a:?} and {b:?} {probe:?}\n{yaml}"
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("address segments: {compared} decisions equal their segment's first address's");
+    assert!(compared > 50_000, "too few decisions compared: {compared}");
+}

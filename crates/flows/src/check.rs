@@ -124,6 +124,22 @@ enum Target {
     Service(usize),
 }
 
+/// An end of a connection as the decisions' cache knows it: a pod, a Service, or the segment
+/// of the address space an address lies in (between two of the engine's cuts,
+/// [`netfence_engine::connlist::cuts`]: every CIDR a rule peer names, with its exceptions,
+/// every network set's, and the nodes' addresses when a peer is the nodes). An address is
+/// never a policy's subject, and a rule peer matches it by those CIDRs, network sets and
+/// node addresses only (`Engine::peer_is`), so two addresses of one segment are decided
+/// alike, by the same policy: the engine's connection list takes its external ranges from
+/// the same cuts. Traffic to and from the Internet names a new address nearly every record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum DecisionEnd {
+    Pod(PodId),
+    Service(usize),
+    /// (IPv6, segment index).
+    Segment(bool, usize),
+}
+
 #[derive(Clone)]
 struct Decision {
     allowed: bool,
@@ -853,7 +869,9 @@ pub struct Checker<'e> {
     index: VerdictIndex<'e>,
     history: Option<History>,
     services_by_address: FastMap<IpAddr, usize>,
-    cache: FastMap<(Endpoint, Target, Protocol, u16), Decision>,
+    cache: FastMap<(DecisionEnd, DecisionEnd, Protocol, u16), Decision>,
+    /// The engine's cuts of the address space ([`DecisionEnd::Segment`]).
+    cuts: netfence_engine::connlist::Cuts,
     /// Decisions between two pods, per connection class.
     class_cache: FastMap<ConnectionClass, Decision>,
     policy_names: FastMap<PolicyId, Arc<str>>,
@@ -917,6 +935,7 @@ impl<'e> Checker<'e> {
             history,
             services_by_address,
             cache: FastMap::default(),
+            cuts: netfence_engine::connlist::cuts(engine),
             class_cache: FastMap::default(),
             policy_names: FastMap::default(),
             security_groups: None,
@@ -1683,7 +1702,22 @@ impl<'e> Checker<'e> {
                 return decision;
             }
         }
-        let key = (src, target, protocol, port);
+        let end = |endpoint: Endpoint| match endpoint {
+            Endpoint::Pod(id) => DecisionEnd::Pod(id),
+            Endpoint::Address(ip) => {
+                let (v6, segment) = self.cuts.segment(ip);
+                DecisionEnd::Segment(v6, segment)
+            }
+        };
+        let key = (
+            end(src),
+            match target {
+                Target::Endpoint(dst) => end(dst),
+                Target::Service(index) => DecisionEnd::Service(index),
+            },
+            protocol,
+            port,
+        );
         if let Some(decision) = self.cache.get(&key) {
             return decision.clone();
         }

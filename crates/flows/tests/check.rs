@@ -447,6 +447,123 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
     assert!(lazy.stats().verdicts < checker.stats().verdicts);
 }
 
+/// Connections with a bare address are explained once per segment of the engine's address
+/// cuts; every flow's verdict and deciding policy must still be what the engine says of that
+/// very address. A generated cluster (ipBlocks with exceptions, Calico nets, admin
+/// policies), flows from and to the first, last and a middle address of every segment, and
+/// to and from addresses at random.
+#[test]
+fn address_verdicts_equal_the_engine_address_by_address() {
+    let files = netfence_gen::generate(&netfence_gen::GenOptions {
+        pods: 300,
+        namespaces: 6,
+        policies: 60,
+        calico: 20,
+        admin: 6,
+        seed: 11,
+    })
+    .unwrap();
+    let mut loader = Loader::new();
+    for (name, text) in &files {
+        loader.load_str(name, text);
+    }
+    let engine = Engine::new(loader.finish().unwrap());
+    let inventory = engine.inventory();
+    let pods = inventory.pods();
+    let ports = netfence_engine::default_ports(inventory);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let cluster_ips: std::collections::HashSet<std::net::IpAddr> = inventory
+        .services
+        .iter()
+        .flat_map(|s| s.cluster_ips.iter().copied())
+        .collect();
+    let mut addresses: Vec<std::net::Ipv4Addr> = Vec::new();
+    for (first, last) in netfence_engine::connlist::cuts(&engine).ranges() {
+        if let (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) = (first, last) {
+            let (a, b) = (u32::from(a), u32::from(b));
+            let between = a + (next() % (u64::from(b - a) + 1)) as u32;
+            addresses.extend([a, between, b].map(std::net::Ipv4Addr::from));
+        }
+    }
+    addresses.extend((0..400).map(|_| std::net::Ipv4Addr::from(next() as u32)));
+    addresses.retain(|ip| {
+        let ip = std::net::IpAddr::V4(*ip);
+        matches!(engine.endpoint_for_ip(ip), Endpoint::Address(_)) && !cluster_ips.contains(&ip)
+    });
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for (n, address) in addresses.iter().enumerate() {
+        for outbound in [false, true] {
+            // Few pods and ports, so that addresses of one segment meet the same ones.
+            let pod = (next() % 6) as usize;
+            let probe = ports[(next() % 4) as usize];
+            if pods[pod].synthetic_ip || probe.protocol != netfence_model::Protocol::Tcp {
+                continue;
+            }
+            let (pod_ip, pod) = (
+                pods[pod].ips[0],
+                Endpoint::Pod(netfence_model::PodId::new(pod)),
+            );
+            let ip = Endpoint::Address(std::net::IpAddr::V4(*address));
+            let ((src, dst), (src_ip, dst_ip)) = match outbound {
+                true => ((pod, ip), (pod_ip.to_string(), address.to_string())),
+                false => ((ip, pod), (address.to_string(), pod_ip.to_string())),
+            };
+            text.push_str(&format!(
+                "2 1 eni-1 {src_ip} {dst_ip} {} {} 6 1 1 1 2 ACCEPT OK\n",
+                40000 + n % 1000,
+                probe.port
+            ));
+            let verdict = engine.explain(src, dst, probe.protocol, probe.port);
+            expected.push((
+                verdict.allowed,
+                netfence_flows::check::decided_by(&engine, &verdict),
+            ));
+        }
+    }
+    assert!(expected.len() > 300, "too few flows: {}", expected.len());
+    let mut checker = Checker::new(&engine, None);
+    let flows = flows(&text);
+    assert_eq!(flows.len(), expected.len());
+    let mut denied = 0;
+    for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
+        let checked = judged(checker.check(flow));
+        let policy = match allowed {
+            true => Judgement::Allow,
+            false => Judgement::Deny,
+        };
+        denied += usize::from(!allowed);
+        assert_eq!(checked.policy, Some(policy), "{flow:?}");
+        assert_eq!(
+            checked.decided_by.as_deref(),
+            decided.as_deref(),
+            "{flow:?}"
+        );
+    }
+    // Both verdicts came up, and the segments did their job: fewer explanations than
+    // distinct connections.
+    let distinct: std::collections::HashSet<_> =
+        flows.iter().map(|f| (f.src, f.dst, f.dst_port)).collect();
+    println!(
+        "{} address flows ({denied} denied), {} distinct connections, {} explanations",
+        flows.len(),
+        distinct.len(),
+        checker.stats().verdicts
+    );
+    assert!(denied > 0 && denied < flows.len());
+    assert!(
+        checker.stats().verdicts * 2 < distinct.len() as u64,
+        "{:?}",
+        checker.stats()
+    );
+}
+
 mod front_cache {
     use super::*;
     use proptest::prelude::*;
