@@ -335,35 +335,77 @@ fn security_groups_join_the_verdict_path_of_vpc_records() {
     );
 }
 
-/// The checker caches one explanation per connection class; every flow's verdict and
-/// deciding policy must still be what the engine says of that very connection. A generated
-/// cluster with Calico and admin policies, flows between random pods on ports policies name.
-#[test]
-fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
+/// The engine of a `netfence gen` cluster with Calico and admin policies.
+fn generated(pods: usize, namespaces: usize, seed: u64) -> Engine {
     let files = netfence_gen::generate(&netfence_gen::GenOptions {
-        pods: 400,
-        namespaces: 8,
+        pods,
+        namespaces,
         policies: 60,
         calico: 20,
         admin: 6,
-        seed: 7,
+        seed,
     })
     .unwrap();
     let mut loader = Loader::new();
     for (name, text) in &files {
         loader.load_str(name, text);
     }
-    let engine = Engine::new(loader.finish().unwrap());
-    let pods = engine.inventory().pods();
-    let ports = netfence_engine::default_ports(engine.inventory());
-    let mut text = String::new();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
+    Engine::new(loader.finish().unwrap())
+}
+
+/// A xorshift generator from `seed`.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
-    };
+    }
+}
+
+/// Check each flow: its row's verdict and deciding policy must be `expected`'s (the engine's
+/// of that very connection). The rows.
+fn rows_as_the_engine_says(
+    checker: &mut Checker,
+    flows: &[Flow],
+    expected: &[(bool, Option<String>)],
+) -> Vec<CheckedFlow> {
+    assert_eq!(flows.len(), expected.len());
+    let mut rows = Vec::new();
+    for (flow, (allowed, decided)) in flows.iter().zip(expected) {
+        let checked = judged(checker.check(flow));
+        let policy = match allowed {
+            true => Judgement::Allow,
+            false => Judgement::Deny,
+        };
+        assert_eq!(checked.policy, Some(policy), "{flow:?}");
+        assert_eq!(
+            checked.decided_by.as_deref(),
+            decided.as_deref(),
+            "{flow:?}"
+        );
+        rows.push(checked);
+    }
+    rows
+}
+
+/// The distinct (source, destination, port) of `flows`.
+fn distinct_connections(flows: &[Flow]) -> usize {
+    let distinct: std::collections::HashSet<_> =
+        flows.iter().map(|f| (f.src, f.dst, f.dst_port)).collect();
+    distinct.len()
+}
+
+/// The checker caches one explanation per connection class; every flow's verdict and
+/// deciding policy must still be what the engine says of that very connection. A generated
+/// cluster with Calico and admin policies, flows between random pods on ports policies name.
+#[test]
+fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
+    let engine = generated(400, 8, 7);
+    let pods = engine.inventory().pods();
+    let ports = netfence_engine::default_ports(engine.inventory());
+    let mut text = String::new();
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut expected = Vec::new();
     for _ in 0..4_000 {
         let (a, b) = (
@@ -395,35 +437,17 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
     assert!(expected.len() > 1_000, "too few flows: {}", expected.len());
     let mut checker = Checker::new(&engine, None);
     let flows = flows(&text);
-    assert_eq!(flows.len(), expected.len());
-    let mut rows = Vec::new();
-    for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
-        let checked = judged(checker.check(flow));
-        rows.push(checked.clone());
-        let policy = if *allowed {
-            Judgement::Allow
-        } else {
-            Judgement::Deny
-        };
-        assert_eq!(checked.policy, Some(policy), "{flow:?}");
-        assert_eq!(
-            checked.decided_by.as_deref(),
-            decided.as_deref(),
-            "{flow:?}"
-        );
-    }
+    let rows = rows_as_the_engine_says(&mut checker, &flows, &expected);
     // The classes did their job: fewer explanations than distinct connections.
-    let distinct: std::collections::HashSet<_> =
-        flows.iter().map(|f| (f.src, f.dst, f.dst_port)).collect();
+    let distinct = distinct_connections(&flows);
     println!(
-        "{} flows, {} distinct connections, {} pod classes, {} explanations",
+        "{} flows, {distinct} distinct connections, {} pod classes, {} explanations",
         flows.len(),
-        distinct.len(),
         engine.pod_classes().0.len(),
         checker.stats().verdicts
     );
     assert!(
-        checker.stats().verdicts < distinct.len() as u64,
+        checker.stats().verdicts < distinct as u64,
         "{:?}",
         checker.stats()
     );
@@ -454,30 +478,11 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
 /// to and from addresses at random.
 #[test]
 fn address_verdicts_equal_the_engine_address_by_address() {
-    let files = netfence_gen::generate(&netfence_gen::GenOptions {
-        pods: 300,
-        namespaces: 6,
-        policies: 60,
-        calico: 20,
-        admin: 6,
-        seed: 11,
-    })
-    .unwrap();
-    let mut loader = Loader::new();
-    for (name, text) in &files {
-        loader.load_str(name, text);
-    }
-    let engine = Engine::new(loader.finish().unwrap());
+    let engine = generated(300, 6, 11);
     let inventory = engine.inventory();
     let pods = inventory.pods();
     let ports = netfence_engine::default_ports(inventory);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let cluster_ips: std::collections::HashSet<std::net::IpAddr> = inventory
         .services
         .iter()
@@ -530,35 +535,19 @@ fn address_verdicts_equal_the_engine_address_by_address() {
     assert!(expected.len() > 300, "too few flows: {}", expected.len());
     let mut checker = Checker::new(&engine, None);
     let flows = flows(&text);
-    assert_eq!(flows.len(), expected.len());
-    let mut denied = 0;
-    for (flow, (allowed, decided)) in flows.iter().zip(&expected) {
-        let checked = judged(checker.check(flow));
-        let policy = match allowed {
-            true => Judgement::Allow,
-            false => Judgement::Deny,
-        };
-        denied += usize::from(!allowed);
-        assert_eq!(checked.policy, Some(policy), "{flow:?}");
-        assert_eq!(
-            checked.decided_by.as_deref(),
-            decided.as_deref(),
-            "{flow:?}"
-        );
-    }
+    rows_as_the_engine_says(&mut checker, &flows, &expected);
     // Both verdicts came up, and the segments did their job: fewer explanations than
     // distinct connections.
-    let distinct: std::collections::HashSet<_> =
-        flows.iter().map(|f| (f.src, f.dst, f.dst_port)).collect();
+    let denied = expected.iter().filter(|(allowed, _)| !allowed).count();
+    let distinct = distinct_connections(&flows);
     println!(
-        "{} address flows ({denied} denied), {} distinct connections, {} explanations",
+        "{} address flows ({denied} denied), {distinct} distinct connections, {} explanations",
         flows.len(),
-        distinct.len(),
         checker.stats().verdicts
     );
     assert!(denied > 0 && denied < flows.len());
     assert!(
-        checker.stats().verdicts * 2 < distinct.len() as u64,
+        checker.stats().verdicts * 2 < distinct as u64,
         "{:?}",
         checker.stats()
     );
