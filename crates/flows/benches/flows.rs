@@ -37,6 +37,9 @@ enum Mix {
     /// from any of its pods to any pod of those: many connections per workload pair, as a
     /// cluster's traffic follows its services.
     Graph,
+    /// Between a pod and the Internet: each connection one random public address, half of
+    /// them clients of the pod (on its service ports), half servers it calls (on 443).
+    Internet,
 }
 
 /// The workloads each workload talks to in [`Mix::Graph`].
@@ -107,6 +110,21 @@ impl Records {
         let distinct = distinct.unwrap_or(0);
         records.connections = match mix {
             Mix::Random => (0..distinct).map(|_| records.pick()).collect(),
+            Mix::Internet => (0..distinct)
+                .map(|n| {
+                    let (pod, _, port) = records.pick();
+                    // A public address (not 10/8, where the pods are).
+                    let ip = std::net::Ipv4Addr::from(
+                        (records.next() as u32 % 0xa000_0000).max(0x0b00_0000),
+                    );
+                    records.addresses.push(std::net::IpAddr::V4(ip));
+                    let outside = records.addresses.len() - 1;
+                    match n % 2 {
+                        0 => (outside, pod, port),
+                        _ => (pod, outside, 443),
+                    }
+                })
+                .collect(),
             Mix::Graph => {
                 // Each workload's pods (workloads numbered in pod order), and the workloads
                 // it talks to.
@@ -477,6 +495,7 @@ fn main() {
             ("100k-policy", Some(100_000), true, Mix::Random),
             ("100k-graph", Some(100_000), false, Mix::Graph),
             ("100k-graph-policy", Some(100_000), true, Mix::Graph),
+            ("100k-internet", Some(100_000), false, Mix::Internet),
         ] {
             let input = workload(&engine, count, distinct, consistent, mix);
             std::fs::write(dir.join(format!("{name}.log")), input).expect("records file");
@@ -487,15 +506,17 @@ fn main() {
     // and prints the mismatches and the median rate (for `perf record`, and to compare two
     // builds on one workload).
     // (`N,policy`: the records whose actions follow policy; `N,graph` and `N,graph,policy`:
-    // connections along a service graph, [`Mix::Graph`]; a last `,text`: only the `-o text`
-    // path, 20 times.)
+    // connections along a service graph, [`Mix::Graph`]; `N,internet`: [`Mix::Internet`]; a
+    // last `,text`: only the `-o text` path, 20 times.)
     if let Some((distinct, consistent, mix, text_only)) =
         std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
             let (n, text_only) = n.strip_suffix(",text").map_or((&*n, false), |n| (n, true));
             let (n, consistent) = n.strip_suffix(",policy").map_or((n, false), |n| (n, true));
             let (n, mix) = n
                 .strip_suffix(",graph")
-                .map_or((n, Mix::Random), |n| (n, Mix::Graph));
+                .map(|n| (n, Mix::Graph))
+                .or_else(|| n.strip_suffix(",internet").map(|n| (n, Mix::Internet)))
+                .unwrap_or((n, Mix::Random));
             Some((n.parse::<usize>().ok()?, consistent, mix, text_only))
         })
     {
@@ -532,6 +553,7 @@ fn main() {
         (Some(100_000), true, Mix::Random),
         (Some(100_000), false, Mix::Graph),
         (Some(100_000), true, Mix::Graph),
+        (Some(100_000), false, Mix::Internet),
     ];
     for (distinct, consistent, mix) in workloads {
         let input = workload(&engine, count, distinct, consistent, mix);
@@ -560,6 +582,10 @@ fn main() {
                 (Some(d), false, Mix::Graph) => format!("{d} along a service graph"),
                 (Some(d), true, Mix::Graph) => {
                     format!("{d} along a service graph, actions as policy says (1 % not)")
+                }
+                (Some(d), false, Mix::Internet) => format!("{d} with the Internet"),
+                (Some(d), true, Mix::Internet) => {
+                    format!("{d} with the Internet, actions as policy says (1 % not)")
                 }
             },
             judged / parse
