@@ -489,8 +489,10 @@ impl Engine {
 
     /// The external ranges' cuts of the connection list, equal to `connlist::cuts`, from the
     /// counts the pod classes keep (taken over, with the classes, from the engine this one
-    /// was rebuilt from) instead of walking every policy.
-    pub(crate) fn list_cuts(&self) -> AddressCuts {
+    /// was rebuilt from) instead of walking every policy. Two addresses of one segment are
+    /// matched by the same rule peers (peer CIDRs and their exceptions, network sets, node
+    /// addresses when a peer is the nodes), so they are decided alike.
+    pub fn list_cuts(&self) -> AddressCuts {
         let classes = self.pod_classes.get_or_init(|| PodClasses::compute(self));
         let cuts = classes.basis.list_cuts(self.inventory());
         debug_assert_eq!(cuts, crate::connlist::cuts(self));

@@ -298,7 +298,7 @@ spec:
 ";
 
 /// `flows check` decides a connection with a bare address once per segment of the engine's
-/// cuts (`connlist::cuts`: rule peers' CIDRs, network sets, node addresses when a peer is the
+/// cuts (`Engine::list_cuts`, equal to `connlist::cuts`: rule peers' CIDRs, network sets, node addresses when a peer is the
 /// nodes): every address of a segment must be decided as every other, from and to every pod
 /// on every port a policy names, with the same deciding policy. Random Kubernetes and Calico
 /// clusters (network sets, nets and notNets), and with nodes, node and network peers of an
@@ -316,7 +316,7 @@ fn addresses_of_one_segment_are_decided_alike_on_random_clusters() {
             let mut loader = Loader::new();
             loader.load_str("cluster.yaml", &yaml);
             let engine = Engine::new(loader.finish().expect("random cluster loads"));
-            let cuts = netfence_engine::connlist::cuts(&engine);
+            let cuts = engine.list_cuts();
             let mut g = Gen(seed ^ 0xadd);
             // Each segment's first and last address, and one between, when bare addresses.
             let mut by_segment: std::collections::BTreeMap<(bool, usize), Vec<IpAddr>> =

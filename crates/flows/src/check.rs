@@ -126,7 +126,7 @@ enum Target {
 
 /// An end of a connection as the decisions' cache knows it: a pod, a Service, or the segment
 /// of the address space an address lies in (between two of the engine's cuts,
-/// [`netfence_engine::connlist::cuts`]: every CIDR a rule peer names, with its exceptions,
+/// [`Engine::list_cuts`]: every CIDR a rule peer names, with its exceptions,
 /// every network set's, and the nodes' addresses when a peer is the nodes). An address is
 /// never a policy's subject, and a rule peer matches it by those CIDRs, network sets and
 /// node addresses only (`Engine::peer_is`), so two addresses of one segment are decided
@@ -871,7 +871,7 @@ pub struct Checker<'e> {
     services_by_address: FastMap<IpAddr, usize>,
     cache: FastMap<(DecisionEnd, DecisionEnd, Protocol, u16), Decision>,
     /// The engine's cuts of the address space ([`DecisionEnd::Segment`]).
-    cuts: netfence_engine::connlist::Cuts,
+    cuts: netfence_model::net::AddressCuts,
     /// Decisions between two pods, per connection class.
     class_cache: FastMap<ConnectionClass, Decision>,
     policy_names: FastMap<PolicyId, Arc<str>>,
@@ -935,7 +935,7 @@ impl<'e> Checker<'e> {
             history,
             services_by_address,
             cache: FastMap::default(),
-            cuts: netfence_engine::connlist::cuts(engine),
+            cuts: engine.list_cuts(),
             class_cache: FastMap::default(),
             policy_names: FastMap::default(),
             security_groups: None,

@@ -88,9 +88,13 @@ impl Group {
     fn add_port(&mut self, more_ports: &mut Vec<MorePorts>, port: GroupPort) {
         let len = usize::from(self.len);
         // The ports, ascending: where `port` goes (or is already).
-        let at = match self.ports(more_ports).position(|&kept| kept >= port) {
-            Some(at) if self.port(more_ports, at) == port => return,
-            Some(at) => at,
+        let at = match self
+            .ports(more_ports)
+            .enumerate()
+            .find(|&(_, &kept)| kept >= port)
+        {
+            Some((_, &kept)) if kept == port => return,
+            Some((at, _)) => at,
             None => len,
         };
         if len == GROUP_PORTS {
@@ -119,16 +123,6 @@ impl Group {
             carried = std::mem::replace(slot, carried);
         }
     }
-
-    /// The `at`th port kept (below [`Group::len`]).
-    fn port(&self, more_ports: &[MorePorts], at: usize) -> GroupPort {
-        match at < INLINE_PORTS {
-            true => self.ports[at],
-            false => more_ports
-                .get(self.more as usize)
-                .map_or(self.ports[0], |more| more[at - INLINE_PORTS]),
-        }
-    }
 }
 
 /// The workloads of an engine's pods, each named (`namespace/name`) once: made once per
@@ -140,8 +134,9 @@ pub struct Workloads {
     of_pod: Vec<u32>,
     /// `namespace/name` by workload index.
     names: Vec<String>,
-    /// Workload index by name (for groups of other tables merged in).
-    index: FastMap<String, u32>,
+    /// Workload index by name, made when first asked (only groups of another table merged
+    /// in, or a pod the table lacks, ask).
+    index: std::sync::OnceLock<FastMap<String, u32>>,
 }
 
 impl Workloads {
@@ -163,16 +158,21 @@ impl Workloads {
                     })
             })
             .collect();
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(at, name)| (name.clone(), u32::try_from(at).unwrap_or(u32::MAX)))
-            .collect();
         Workloads {
             of_pod,
             names,
-            index,
+            index: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The index of the workload named `name`.
+    fn named(&self, name: &str) -> Option<u32> {
+        let index = self.index.get_or_init(|| {
+            (self.names.iter().enumerate())
+                .map(|(at, name)| (name.clone(), u32::try_from(at).unwrap_or(u32::MAX)))
+                .collect()
+        });
+        index.get(name).copied()
     }
 
     fn len(&self) -> u32 {
@@ -253,7 +253,7 @@ impl MismatchGroups {
 
     /// The side of the workload named `name`.
     fn workload_named(&mut self, name: &str) -> Side {
-        if let Some(&index) = self.workloads.index.get(name) {
+        if let Some(index) = self.workloads.named(name) {
             return index;
         }
         let shared = self.workloads.len();
@@ -614,11 +614,7 @@ mod tests {
             Arc::new(Workloads {
                 of_pod: of_pod.to_vec(),
                 names: names.iter().map(|n| n.to_string()).collect(),
-                index: names
-                    .iter()
-                    .enumerate()
-                    .map(|(at, n)| (n.to_string(), at as u32))
-                    .collect(),
+                index: std::sync::OnceLock::new(),
             })
         };
         // "a/x" is pod 0 and workload 0 in the first table, pod 1 and workload 1 in the

@@ -489,7 +489,7 @@ fn address_verdicts_equal_the_engine_address_by_address() {
         .flat_map(|s| s.cluster_ips.iter().copied())
         .collect();
     let mut addresses: Vec<std::net::Ipv4Addr> = Vec::new();
-    for (first, last) in netfence_engine::connlist::cuts(&engine).ranges() {
+    for (first, last) in engine.list_cuts().ranges() {
         if let (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) = (first, last) {
             let (a, b) = (u32::from(a), u32::from(b));
             let between = a + (next() % (u64::from(b - a) + 1)) as u32;
