@@ -535,18 +535,20 @@ enum DefaultWay {
 /// in its plainest form: a version of digits, ASCII words for the fields the reader does not
 /// keep, dotted quads, decimal numbers or `-`, `ACCEPT`/`REJECT`/`-`, and the line ends in a
 /// line feed (CR LF, or the end of `bytes`) right after `log-status`. The fields the reader
-/// does not keep are only looked through for their end (eight bytes at a time); the kept
+/// does not keep are only looked through for their end (from [`Stops`], the stops of the
+/// line's first 128 bytes found at once, or eight bytes at a time past them); the kept
 /// ones are read where they stand, and their reading finds their end. Every byte of the line
 /// is looked at: an accepted line is ASCII, with exactly fourteen words, so that it reads
 /// as [`VpcFormat::record`] reads it. `bytes` starts with a digit.
 #[inline]
 fn default_first_line(bytes: &[u8]) -> DefaultWay {
+    let stops = Stops::of(bytes);
     // version: digits (nor a CloudWatch time, nor anything else).
-    let end = word_end(bytes, 0);
+    let end = stops.word_end(bytes, 0);
     if bytes[..end].contains(&b'T') {
         return DefaultWay::Refused;
     }
-    match default_fields(bytes, end) {
+    match default_fields(bytes, &stops, end) {
         Some((record, end)) => DefaultWay::Read(record, end),
         None => DefaultWay::Other,
     }
@@ -554,7 +556,8 @@ fn default_first_line(bytes: &[u8]) -> DefaultWay {
 
 /// [`default_first_line`] after the version, which ends at `at`.
 #[inline]
-fn default_fields(bytes: &[u8], at: usize) -> Option<(VpcRecord, usize)> {
+fn default_fields(bytes: &[u8], stops: &Stops, at: usize) -> Option<(VpcRecord, usize)> {
+    let skip_word = |bytes, at| stops.skip_word(bytes, at);
     if !bytes[..at].iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -628,11 +631,62 @@ fn word_end(bytes: &[u8], mut at: usize) -> usize {
     }
 }
 
-/// The end of the word of printable ASCII that starts at `at` (at least one byte).
-#[inline(always)]
-fn skip_word(bytes: &[u8], at: usize) -> Option<usize> {
-    let end = word_end(bytes, at);
-    (end > at).then_some(end)
+/// Where the words of a line's first bytes end, found for all of them at once: the bytes
+/// [`word_stops`] stops at among the first [`Stops::KNOWN`] bytes of a line (when it has
+/// that many), sixteen at a time. A word's end is then its first stop, with no loop over its
+/// bytes; the ends of the lengths a log's words take from record to record (addresses,
+/// counters) no longer have a loop mispredict where it stops.
+struct Stops {
+    /// Bit n: byte n is a stop.
+    bits: u128,
+    /// How many bytes `bits` covers: [`Stops::KNOWN`], or 0.
+    known: usize,
+}
+
+impl Stops {
+    const KNOWN: usize = 128;
+
+    #[inline(always)]
+    fn of(bytes: &[u8]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((blocks, _)) = bytes.get(..Self::KNOWN).map(<[u8]>::as_chunks::<16>) {
+            use safe_arch::{cmp_gt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i};
+            // Signed: bytes from 0x21 to 0x7f are above 0x20; control bytes, the space and
+            // bytes at or above 0x80 (negative) are not.
+            let space = safe_arch::set_splat_i8_m128i(0x20);
+            let mut bits = 0u128;
+            for (n, block) in blocks.iter().enumerate() {
+                let word =
+                    move_mask_i8_m128i(cmp_gt_mask_i8_m128i(load_unaligned_m128i(block), space));
+                bits |= u128::from(!word as u16) << (16 * n);
+            }
+            return Stops {
+                bits,
+                known: Self::KNOWN,
+            };
+        }
+        Stops { bits: 0, known: 0 }
+    }
+
+    /// [`word_end`]: from the known stops when `at` is among them and a stop follows it
+    /// there, else eight bytes at a time.
+    #[inline(always)]
+    fn word_end(&self, bytes: &[u8], at: usize) -> usize {
+        if at < self.known {
+            let after = self.bits >> at;
+            if after != 0 {
+                return at + after.trailing_zeros() as usize;
+            }
+        }
+        word_end(bytes, at.max(self.known))
+    }
+
+    /// The end of the word of printable ASCII that starts at `at` (at least one byte).
+    #[inline(always)]
+    fn skip_word(&self, bytes: &[u8], at: usize) -> Option<usize> {
+        let end = self.word_end(bytes, at);
+        (end > at).then_some(end)
+    }
 }
 
 /// Past the one space at `at`, which must be there.
@@ -1216,6 +1270,7 @@ mod tests {
                 0xc3, 0xa9, 0x80, 0xff,
             ]),
             end in prop::sample::select(vec!["", "\n", "\r\n", "\n1 2", "\r", " \n"]),
+            padded in any::<bool>(),
         ) {
             let format = super::VpcFormat::default();
             prop_assert!(format.default);
@@ -1247,7 +1302,15 @@ mod tests {
                 })
                 .collect();
             let line = words.join(" ");
-            let mut bytes = format!("{line}{end}").into_bytes();
+            // Padded: another record after the line, so that the first 128 bytes are there
+            // (the words' stops found for all of them at once, `Stops`).
+            let padding = if padded {
+                "\n2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 \
+                 20 4249 1418530010 1418530070 ACCEPT OK\n"
+            } else {
+                ""
+            };
+            let mut bytes = format!("{line}{end}{padding}").into_bytes();
             let at = at % (bytes.len() + 1);
             match edit {
                 1 if at < bytes.len() => bytes[at] = byte,
@@ -1275,6 +1338,21 @@ mod tests {
                     super::DefaultWay::Read(..)
                 ) || expected.is_none(), "{}", line);
             }
+        }
+
+        /// The words' ends found from the stops of a line's first bytes are where the word
+        /// reader finds them eight bytes at a time.
+        #[test]
+        fn stops_end_words_where_the_word_reader_ends_them(
+            bytes in proptest::collection::vec(
+                prop::sample::select(vec![b' ', b'\n', b'\t', b'\x01', b'\x7f', b'!', b'a', b'0', 0x80, 0xff]),
+                0..300,
+            ),
+            at in 0usize..300,
+        ) {
+            let at = at.min(bytes.len());
+            let stops = super::Stops::of(&bytes);
+            prop_assert_eq!(stops.word_end(&bytes, at), super::word_end(&bytes, at));
         }
 
         /// The number reader of the default way reads what `str::parse` reads, within its limits.
