@@ -85,11 +85,12 @@ fn workload(
     }
 }
 
-/// The EKS fields a cluster's flow logs add to the default ones (the format AWS's EKS
-/// documentation suggests, v2 to v5 fields): `input`'s records with `vpc-id subnet-id
-/// instance-id tcp-flags type pkt-srcaddr pkt-dstaddr` after them (the packet addresses the
-/// record's, tcp-flags 3: SYN and FIN, the connection's opening side), behind the header line
-/// of an S3 file that names the fields.
+/// `input`'s records in a custom format an EKS cluster's flow log would use: the default
+/// fields, then `vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr` (v3 to
+/// v5 fields; the packet addresses are what names a pod behind its node's ENI, see the AWS
+/// "Flow log records" page; here the record's own, tcp-flags 3: SYN and FIN, the opening
+/// side), behind the header line of an S3 file that names the fields. (A format chosen for
+/// this bench, not one AWS prescribes.)
 fn with_eks_fields(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() * 2);
     out.extend_from_slice(
