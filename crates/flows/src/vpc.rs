@@ -542,7 +542,7 @@ enum DefaultWay {
 /// as [`VpcFormat::record`] reads it. `bytes` starts with a digit.
 #[inline]
 fn default_first_line(bytes: &[u8]) -> DefaultWay {
-    let stops = Stops::of(bytes);
+    let stops = Stops::<2>::of(bytes);
     // version: digits (nor a CloudWatch time, nor anything else).
     let end = stops.word_end(bytes, 0);
     if bytes[..end].contains(&b'T') {
@@ -556,7 +556,7 @@ fn default_first_line(bytes: &[u8]) -> DefaultWay {
 
 /// [`default_first_line`] after the version, which ends at `at`.
 #[inline]
-fn default_fields(bytes: &[u8], stops: &Stops, at: usize) -> Option<(VpcRecord, usize)> {
+fn default_fields(bytes: &[u8], stops: &Stops<2>, at: usize) -> Option<(VpcRecord, usize)> {
     let skip_word = |bytes, at| stops.skip_word(bytes, at);
     if !bytes[..at].iter().all(u8::is_ascii_digit) {
         return None;
@@ -632,40 +632,41 @@ fn word_end(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// Where the words of a line's first bytes end, found for all of them at once: the bytes
-/// [`word_stops`] stops at among the first [`Stops::KNOWN`] bytes of a line (when it has
-/// that many), sixteen at a time. A word's end is then its first stop, with no loop over its
-/// bytes; the ends of the lengths a log's words take from record to record (addresses,
-/// counters) no longer have a loop mispredict where it stops.
-struct Stops {
-    /// Bit n: byte n is a stop.
-    bits: u128,
-    /// How many bytes `bits` covers: [`Stops::KNOWN`], or 0.
+/// [`word_stops`] stops at among the first `64 × N` bytes of a line (when it has that many),
+/// sixteen at a time. A word's end is then its first stop, with no loop over its bytes; the
+/// ends of the lengths a log's words take from record to record (addresses, counters) no
+/// longer have a loop mispredict where it stops.
+struct Stops<const N: usize> {
+    /// Bit n of word k: byte 64 k + n is a stop.
+    bits: [u64; N],
+    /// How many bytes `bits` covers: 64 × N, or 0.
     known: usize,
 }
 
-impl Stops {
-    const KNOWN: usize = 128;
-
+impl<const N: usize> Stops<N> {
     #[inline(always)]
     fn of(bytes: &[u8]) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if let Some((blocks, _)) = bytes.get(..Self::KNOWN).map(<[u8]>::as_chunks::<16>) {
+        if let Some((blocks, _)) = bytes.get(..64 * N).map(<[u8]>::as_chunks::<16>) {
             use safe_arch::{cmp_gt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i};
             // Signed: bytes from 0x21 to 0x7f are above 0x20; control bytes, the space and
             // bytes at or above 0x80 (negative) are not.
             let space = safe_arch::set_splat_i8_m128i(0x20);
-            let mut bits = 0u128;
+            let mut bits = [0u64; N];
             for (n, block) in blocks.iter().enumerate() {
                 let word =
                     move_mask_i8_m128i(cmp_gt_mask_i8_m128i(load_unaligned_m128i(block), space));
-                bits |= u128::from(!word as u16) << (16 * n);
+                bits[n / 4] |= u64::from(!word as u16) << (16 * (n % 4));
             }
             return Stops {
                 bits,
-                known: Self::KNOWN,
+                known: 64 * N,
             };
         }
-        Stops { bits: 0, known: 0 }
+        Stops {
+            bits: [0; N],
+            known: 0,
+        }
     }
 
     /// [`word_end`]: from the known stops when `at` is among them and a stop follows it
@@ -673,9 +674,14 @@ impl Stops {
     #[inline(always)]
     fn word_end(&self, bytes: &[u8], at: usize) -> usize {
         if at < self.known {
-            let after = self.bits >> at;
+            let after = self.bits[at / 64] >> (at % 64);
             if after != 0 {
                 return at + after.trailing_zeros() as usize;
+            }
+            for (k, &bits) in self.bits.iter().enumerate().skip(at / 64 + 1) {
+                if bits != 0 {
+                    return 64 * k + bits.trailing_zeros() as usize;
+                }
             }
         }
         word_end(bytes, at.max(self.known))
@@ -1318,8 +1324,9 @@ mod tests {
             let line = words.join(separator);
             let general = format.record(&line);
             // The reader's way, on a buffer that goes on past the line: the same answer, and
-            // the line's end.
-            for (end, next) in [("\n", ""), ("\n", "1 2 3"), ("\r\n", "é\n"), ("", "")] {
+            // the line's end (a long rest: the first 256 bytes are there, `Stops`).
+            let long = "2 123456789010 eni-1 10.0.1.10 ".repeat(10);
+            for (end, next) in [("\n", ""), ("\n", "1 2 3"), ("\r\n", "é\n"), ("", ""), ("\n", &long)] {
                 let buffer = format!("{line}{end}{next}");
                 let first = format.fast_first_line(buffer.as_bytes());
                 let expected = format.fast_record(line.as_bytes()).map(|record| {
@@ -1438,8 +1445,9 @@ mod tests {
             at in 0usize..300,
         ) {
             let at = at.min(bytes.len());
-            let stops = super::Stops::of(&bytes);
-            prop_assert_eq!(stops.word_end(&bytes, at), super::word_end(&bytes, at));
+            let expected = super::word_end(&bytes, at);
+            prop_assert_eq!(super::Stops::<2>::of(&bytes).word_end(&bytes, at), expected);
+            prop_assert_eq!(super::Stops::<3>::of(&bytes).word_end(&bytes, at), expected);
         }
 
         /// The number reader of the default way reads what `str::parse` reads, within its limits.
