@@ -1189,6 +1189,72 @@ mod tests {
         }
     }
 
+    /// The default way reads or leaves each of these lines as the general splitter's short
+    /// way does, alone or followed by another record (so that 128 bytes are there, `Stops`).
+    #[test]
+    fn the_default_way_reads_odd_lines_as_the_splitter_does() {
+        let format = super::VpcFormat::default();
+        let splitter = super::VpcFormat {
+            default: false,
+            ..format.clone()
+        };
+        let plain = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+        let mut lines = vec![
+            plain.to_string(),
+            plain.replace(" 20641 ", " - "),
+            plain.replace(" 20641 ", " -- "),
+            plain.replace(" 20641 ", " -5 "),
+            plain.replace(" 22 ", " 022 "),
+            plain.replace(" 20 4249 ", " 20  "),
+            plain.replace(" 20 4249 ", " 20\t4249 "),
+            plain.replace("123456789010 ", ""),
+            plain.replace("2 1234", "  1234"),
+            plain.replace(" OK", " NODATA"),
+            plain.replace(" OK", " SKIPDATA"),
+            plain.replace(" OK", " NODATAX"),
+            plain.replace(" OK", " OK "),
+            plain.replace(" OK", ""),
+            plain.replace(" OK", " "),
+            plain.replace("ACCEPT", "-"),
+            plain.replace("ACCEPT", "--"),
+            plain.replace("ACCEPT", "ACCEPTED"),
+            plain.replace(" 6 ", " 17 "),
+            plain.replace(" 6 ", " 1 "),
+            plain.replace(" 6 ", " 256 "),
+            plain.replace(" 1418530010 ", " - "),
+            plain.replace(" 1418530010 ", " 200000000001 "),
+            plain.replace("172.31.16.139", "172.31.16.1399"),
+            plain.replace("172.31.16.139", "é.31.16.139"),
+            plain.replace("eni-1235b8ca123456789", "eni-1235b8ca123456789\x01"),
+            format!("{plain} extra"),
+            // Lines whose end falls at and around byte 128.
+            plain.replace("eni-1235b8ca123456789", &"e".repeat(27)),
+            plain.replace("eni-1235b8ca123456789", &"e".repeat(28)),
+            plain.replace("eni-1235b8ca123456789", &"e".repeat(29)),
+            plain.replace("eni-1235b8ca123456789", &"e".repeat(60)),
+        ];
+        lines.push(lines[0].replacen("2 ", "2023-11-14T22:00:00Z ", 1));
+        for line in &lines {
+            for end in ["\n", "\r\n", "\r", ""] {
+                for next in ["", plain] {
+                    let bytes = format!("{line}{end}{next}\n").into_bytes();
+                    assert_eq!(
+                        format.fast_first_line(&bytes),
+                        splitter.fast_first_line(&bytes),
+                        "{line:?}{end:?}{next:?}"
+                    );
+                }
+            }
+        }
+        // The plain line is read the default way, alone or followed by another.
+        for bytes in [format!("{plain}\n"), format!("{plain}\n{plain}\n")] {
+            assert!(matches!(
+                super::default_first_line(bytes.as_bytes()),
+                super::DefaultWay::Read(..)
+            ));
+        }
+    }
+
     /// The default format's own short way is taken for the default fields in their order,
     /// however the format is written (a header line's bare names), and for no other format.
     #[test]
