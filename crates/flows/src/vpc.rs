@@ -298,13 +298,9 @@ impl VpcFormat {
     }
 
     /// The values of a line whose kept words' bounds (by slot) are `kept`.
-    #[inline]
+    #[inline(always)]
     fn fast_values(&self, line: &[u8], kept: &[(u32, u32); KEPT]) -> Option<VpcRecord> {
-        let get = |slot: usize| {
-            let (start, end) = kept[slot];
-            line.get(start as usize..end as usize)
-                .filter(|v| !v.is_empty() && *v != b"-")
-        };
+        let get = |slot: usize| kept_value(line, kept, slot);
         if let Some(b"NODATA" | b"SKIPDATA") = get(LOG_STATUS) {
             return None;
         }
@@ -518,6 +514,15 @@ impl VpcRecord {
 /// The number of fields of the default format, which are the first fields of [`FIELDS`] in
 /// that order.
 const DEFAULT_FIELDS: usize = 14;
+
+/// The kept word of `slot` in `line` (its bounds in `kept`), unless it is absent, empty or
+/// `-`.
+#[inline(always)]
+fn kept_value<'l>(line: &'l [u8], kept: &[(u32, u32); KEPT], slot: usize) -> Option<&'l [u8]> {
+    let (start, end) = *kept.get(slot)?;
+    line.get(start as usize..end as usize)
+        .filter(|v| !v.is_empty() && *v != b"-")
+}
 
 /// What [`default_first_line`] makes of a line.
 enum DefaultWay {
