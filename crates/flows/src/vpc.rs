@@ -653,15 +653,10 @@ impl<const N: usize> Stops<N> {
     fn of(bytes: &[u8]) -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some((blocks, _)) = bytes.get(..64 * N).map(<[u8]>::as_chunks::<16>) {
-            use safe_arch::{cmp_gt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i};
-            // Signed: bytes from 0x21 to 0x7f are above 0x20; control bytes, the space and
-            // bytes at or above 0x80 (negative) are not.
-            let space = safe_arch::set_splat_i8_m128i(0x20);
             let mut bits = [0u64; N];
             for (n, block) in blocks.iter().enumerate() {
-                let word =
-                    move_mask_i8_m128i(cmp_gt_mask_i8_m128i(load_unaligned_m128i(block), space));
-                bits[n / 4] |= u64::from(!word as u16) << (16 * (n % 4));
+                let stops = block_stops(safe_arch::load_unaligned_m128i(block));
+                bits[n / 4] |= u64::from(stops) << (16 * (n % 4));
             }
             return Stops {
                 bits,
@@ -927,8 +922,20 @@ fn split_first_line(
     })
 }
 
-/// Which of 64 bytes are spaces, at most 0x20 (ASCII whitespace and other control bytes,
-/// spaces included) and not ASCII: bit n for byte n.
+/// The stops ([`word_stops`]) among sixteen bytes, bit n for byte n: control bytes, the
+/// space and bytes at or above 0x80.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_stops(v: safe_arch::m128i) -> u16 {
+    use safe_arch::{cmp_gt_mask_i8_m128i, move_mask_i8_m128i, set_splat_i8_m128i};
+    // Signed: bytes from 0x21 to 0x7f are above 0x20; the others (those at or above 0x80 are
+    // negative) are not.
+    !(move_mask_i8_m128i(cmp_gt_mask_i8_m128i(v, set_splat_i8_m128i(0x20))) as u16)
+}
+
+/// Which bytes of a step of [`split_line_bytes`] are spaces, at most 0x20 (ASCII whitespace
+/// and other control bytes, spaces included) and not ASCII ([`split_step`] says how bits
+/// stand for bytes).
 struct ChunkMasks {
     spaces: u64,
     low: u64,
@@ -942,12 +949,10 @@ impl ChunkMasks {
         #[cfg(target_arch = "x86_64")]
         {
             use safe_arch::{
-                cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, load_unaligned_m128i,
-                move_mask_i8_m128i, set_splat_i8_m128i,
+                cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
             };
             let (blocks, _) = chunk.as_chunks::<16>();
             let space = set_splat_i8_m128i(0x20);
-            let above_space = set_splat_i8_m128i(0x21);
             let mut masks = ChunkMasks {
                 spaces: 0,
                 low: 0,
@@ -955,12 +960,11 @@ impl ChunkMasks {
             };
             for (n, block) in blocks.iter().enumerate() {
                 let v = load_unaligned_m128i(block);
-                let bits = |mask| u64::from(move_mask_i8_m128i(mask) as u16) << (16 * n);
-                let high = u64::from(move_mask_i8_m128i(v) as u16) << (16 * n);
-                masks.spaces |= bits(cmp_eq_mask_i8_m128i(v, space));
-                // Signed: below 0x21 are the bytes up to 0x20 and those at or above 0x80.
-                masks.low |= bits(cmp_gt_mask_i8_m128i(above_space, v)) & !high;
-                masks.high |= high;
+                let bits = |mask: u16| u64::from(mask) << (16 * n);
+                let high = move_mask_i8_m128i(v) as u16;
+                masks.spaces |= bits(move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, space)) as u16);
+                masks.low |= bits(block_stops(v) & !high);
+                masks.high |= bits(high);
             }
             Some(masks)
         }
@@ -977,13 +981,13 @@ impl ChunkMasks {
 #[inline]
 fn split_line_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> Option<usize> {
     let mut start = 0;
-    let mut high = 0u64;
-    let mut separator = |at: usize, start: &mut usize| {
-        if at > *start {
-            word(*start, at);
+    let mut separator = |at: usize| {
+        if at > start {
+            word(start, at);
         }
-        *start = at + 1;
+        start = at + 1;
     };
+    let mut non_ascii = false;
     let mut offset = 0;
     // Sixteen bytes at a time while 64 are there (a record of the EKS fields is about 180
     // bytes: three steps, where eight bytes at a time took 23).
@@ -994,77 +998,72 @@ fn split_line_bytes(bytes: &[u8], word: &mut impl FnMut(usize, usize)) -> Option
         let Some(masks) = ChunkMasks::of(chunk) else {
             break; // not on x86-64: eight bytes at a time
         };
-        let mut separators = masks.spaces;
-        let mut others = masks.low & !masks.spaces;
-        // The line feed (once a line) and other control bytes, as below.
-        let mut line_feed = None;
-        while others != 0 {
-            let at = others.trailing_zeros() as usize;
-            others &= others - 1;
-            match chunk[at] {
-                b'\n' => {
-                    line_feed = Some(at);
-                    break;
-                }
-                byte if byte.is_ascii_whitespace() => separators |= 1 << at,
-                _ => {}
-            }
-        }
-        let before = line_feed.map_or(u64::MAX, |at| (1u64 << at) - 1);
-        separators &= before;
-        if masks.high & before != 0 {
-            high = HIGH;
-        }
-        while separators != 0 {
-            let at = offset + separators.trailing_zeros() as usize;
-            separators &= separators - 1;
-            separator(at, &mut start);
-        }
-        if let Some(at) = line_feed {
-            separator(offset + at, &mut start);
-            return (high == 0).then_some(offset + at);
+        if let Some(end) = split_step::<0>(bytes, offset, &masks, &mut non_ascii, &mut separator) {
+            return (!non_ascii).then_some(end);
         }
         offset += 64;
     }
     loop {
         // The last bytes (none when `bytes` ends at a step) padded with line feeds: the end
         // of `bytes` ends the line, so that this step is the last.
-        let mut x = eight_bytes(bytes, offset, b'\n');
+        let x = eight_bytes(bytes, offset, b'\n');
         let (low, spaces) = low_and_spaces(x);
-        let mut separators = spaces;
-        let mut others = low & !spaces;
-        // The line feed (once a line) and other control bytes, whitespace or not. Only the
-        // bytes before the line feed belong to the line.
-        let mut line_feed = 0u64;
-        while others != 0 {
-            let bit = others & others.wrapping_neg();
-            others &= others - 1;
-            let at = offset + (bit.trailing_zeros() / 8) as usize;
-            match bytes.get(at).copied().unwrap_or(b'\n') {
-                b'\n' => {
-                    line_feed = bit;
-                    let before = (bit >> 7) - 1;
-                    x &= before;
-                    separators &= before;
-                    break;
-                }
-                byte if byte.is_ascii_whitespace() => separators |= bit,
-                _ => {}
-            }
-        }
-        high |= x;
-        while separators != 0 {
-            let at = offset + (separators.trailing_zeros() / 8) as usize;
-            separators &= separators - 1;
-            separator(at, &mut start);
-        }
-        if line_feed != 0 {
-            let end = offset + (line_feed.trailing_zeros() / 8) as usize;
-            separator(end, &mut start);
-            return (high & HIGH == 0).then_some(end);
+        let masks = ChunkMasks {
+            spaces,
+            low,
+            high: x & HIGH,
+        };
+        if let Some(end) = split_step::<3>(bytes, offset, &masks, &mut non_ascii, &mut separator) {
+            return (!non_ascii).then_some(end);
         }
         offset += 8;
     }
+}
+
+/// One step of [`split_line_bytes`] over the bytes from `offset` that `masks` describe, byte n
+/// by bit `n << SHIFT` (SHIFT 0: a bit a byte, from [`ChunkMasks::of`]; 3: each byte's high
+/// bit, eight bytes in a word): each separator's index goes to `separator`, and, when the
+/// line feed is among these bytes, its index is returned (after `separator` of it). Only the
+/// bytes before the line feed belong to the line; `non_ascii` is set when one of them is not
+/// ASCII. Bytes past the end of `bytes` read as line feeds.
+#[inline(always)]
+fn split_step<const SHIFT: u32>(
+    bytes: &[u8],
+    offset: usize,
+    masks: &ChunkMasks,
+    non_ascii: &mut bool,
+    separator: &mut impl FnMut(usize),
+) -> Option<usize> {
+    let index = |bit: u32| offset + (bit >> SHIFT) as usize;
+    let mut separators = masks.spaces;
+    // The line feed (once a line) and other control bytes, whitespace or not.
+    let mut others = masks.low & !masks.spaces;
+    let mut line_feed = None;
+    while others != 0 {
+        let bit = others.trailing_zeros();
+        others &= others - 1;
+        match bytes.get(index(bit)).copied().unwrap_or(b'\n') {
+            b'\n' => {
+                line_feed = Some(bit);
+                break;
+            }
+            byte if byte.is_ascii_whitespace() => separators |= 1 << bit,
+            _ => {}
+        }
+    }
+    // The bits below the line feed's: the bytes before it (with SHIFT 3, the line feed's
+    // low seven bits too, which no mask sets).
+    let before = line_feed.map_or(u64::MAX, |bit| (1u64 << bit) - 1);
+    separators &= before;
+    *non_ascii |= masks.high & before != 0;
+    while separators != 0 {
+        let bit = separators.trailing_zeros();
+        separators &= separators - 1;
+        separator(index(bit));
+    }
+    let end = index(line_feed?);
+    separator(end);
+    Some(end)
 }
 
 /// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
