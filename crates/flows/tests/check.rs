@@ -363,6 +363,21 @@ fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// What the engine says of `src` → `dst` on `probe`'s protocol and port: allowed, and the
+/// deciding rule as a checked row names it (what [`rows_as_the_engine_says`] expects).
+fn engine_says(
+    engine: &Engine,
+    src: Endpoint,
+    dst: Endpoint,
+    probe: netfence_engine::ProbePort,
+) -> (bool, Option<String>) {
+    let verdict = engine.explain(src, dst, probe.protocol, probe.port);
+    (
+        verdict.allowed,
+        netfence_flows::check::decided_by(engine, &verdict),
+    )
+}
+
 /// Check each flow: its row's verdict and deciding policy must be `expected`'s (the engine's
 /// of that very connection). The rows.
 fn rows_as_the_engine_says(
@@ -423,15 +438,11 @@ fn cached_class_verdicts_equal_the_engine_connection_by_connection() {
             "2 1 eni-1 {} {} 40000 {} 6 1 1 1 2 ACCEPT OK\n",
             pods[a].ips[0], pods[b].ips[0], probe.port
         ));
-        let verdict = engine.explain(
+        expected.push(engine_says(
+            &engine,
             Endpoint::Pod(netfence_model::PodId::new(a)),
             Endpoint::Pod(netfence_model::PodId::new(b)),
-            probe.protocol,
-            probe.port,
-        );
-        expected.push((
-            verdict.allowed,
-            netfence_flows::check::decided_by(&engine, &verdict),
+            probe,
         ));
     }
     assert!(expected.len() > 1_000, "too few flows: {}", expected.len());
@@ -525,11 +536,7 @@ fn address_verdicts_equal_the_engine_address_by_address() {
                 40000 + n % 1000,
                 probe.port
             ));
-            let verdict = engine.explain(src, dst, probe.protocol, probe.port);
-            expected.push((
-                verdict.allowed,
-                netfence_flows::check::decided_by(&engine, &verdict),
-            ));
+            expected.push(engine_says(&engine, src, dst, probe));
         }
     }
     assert!(expected.len() > 300, "too few flows: {}", expected.len());
