@@ -242,7 +242,9 @@ impl Engine {
 /// The class of a connection between two distinct pods on one port: every connection of a
 /// class gets the same verdict from the same deciding rules (its pods are alike to every
 /// policy, its port to every port condition), so consumers may cache explanations per class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The default (pod class 0 to pod class 0, port class 0) is a class like any other: a
+/// table of classes that needs a value for its free slots marks them apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConnectionClass {
     src: u32,
     dst: u32,

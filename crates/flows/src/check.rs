@@ -3,6 +3,7 @@
 //! names), replies are set aside, and the connection is judged by the engine, once per
 //! distinct (source, destination, protocol, port): flows repeat, verdicts are cached.
 
+use crate::classes::ClassOutcomes;
 use crate::history::{History, Holder};
 use crate::{Flow, FlowProtocol, FlowSink, Observed, ObservedAt, PodHint, Reply, VpcRecord};
 use jiff::Timestamp;
@@ -298,6 +299,11 @@ struct Resolved {
     /// outcome table (an outcome pending then may be explained since: its verdict stays, its
     /// egress side is read from the table).
     verdict: u8,
+    /// The connection class between two pods whose outcome this is, when it was looked up
+    /// just now (not kept in the front cache): [`Checker::settle`] puts the explanation in
+    /// the class's entry too, so that the class's later connections need not read the
+    /// outcome table to learn that it is no longer pending.
+    class: Option<ConnectionClass>,
 }
 
 /// [`Resolved::verdict`]: policy and groups allow.
@@ -336,7 +342,8 @@ fn endpoint_of(slot: u32, ip: IpAddr) -> Endpoint {
 /// [`FrontSlot::packed`], and a class's entry in [`Checker::class_outcomes`], so that a new
 /// connection of a known class is resolved without a second, dependent load from the outcome
 /// table (its bits may say pending for an outcome explained since, as a front cache entry's
-/// may: [`Resolved::verdict`]).
+/// may: [`Resolved::verdict`]; an explanation asked for a connection looked up the long way
+/// is put in its class's entry, [`Resolved::class`]).
 #[derive(Clone, Copy, Debug)]
 struct PackedOutcome(u32);
 
@@ -444,6 +451,7 @@ impl FrontSlot {
             src_ports_len: field(rest + 3, 2),
             outcome: outcome.index(),
             verdict: outcome.verdict(),
+            class: None,
         }
     }
 }
@@ -899,8 +907,15 @@ pub struct Checker<'e> {
     declared_ports: Vec<(Protocol, u16)>,
     declared_starts: Vec<u32>,
     /// The outcome of each connection class between two pods not denied by security
-    /// groups (explained, or [`PENDING`]).
-    class_outcomes: FastMap<ConnectionClass, PackedOutcome>,
+    /// groups (explained, or [`PENDING`]), as [`PackedOutcome`]s.
+    class_outcomes: ClassOutcomes,
+    /// Connections looked up the long way (not in the front cache), and how many of them
+    /// there were when the last batch was preloaded ([`Checker::preload_vpc`]).
+    long_ways: u64,
+    long_ways_before_batch: u64,
+    /// Eight times the long ways per batch, averaged over the last batches (each batch
+    /// weighs an eighth): whether a batch's class outcomes are asked for ahead.
+    long_ways_per_batch: u64,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
     /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
@@ -947,7 +962,10 @@ impl<'e> Checker<'e> {
             names: Vec::new(),
             name_index: FastMap::default(),
             policy_name_at: FastMap::default(),
-            class_outcomes: FastMap::default(),
+            class_outcomes: ClassOutcomes::new(),
+            long_ways: 0,
+            long_ways_before_batch: 0,
+            long_ways_per_batch: 0,
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
             stats: CheckStats::default(),
@@ -1104,6 +1122,7 @@ impl<'e> Checker<'e> {
         if let Some((resolved, at)) = key.and_then(|(key, second)| self.front.get(key, second)) {
             return (resolved, Some(at));
         }
+        self.long_ways += 1;
         let (resolved, span) = self.resolve(&query());
         let slot = key.and_then(|(key, _)| FrontSlot::new(key, &resolved));
         if let (Some(slot), Some((lo, hi))) = (slot, span) {
@@ -1183,13 +1202,75 @@ impl<'e> Checker<'e> {
 
     /// Ask for the front cache sets of `records` (a batch about to be judged) at once, so
     /// that their loads overlap ([`FrontCache::touch`]); judging them then finds the sets in
-    /// the CPU's cache. Changes nothing.
+    /// the CPU's cache. When of late a quarter or more of a batch's connections were looked
+    /// up the long way, also ask for the class outcome slots of this batch's connections
+    /// that are not in the front cache ([`Checker::preload_classes`]); when fewer, the
+    /// classes met are few enough to stay in the CPU's cache, and asking costs more than it
+    /// saves. Changes no answer.
     #[inline]
-    pub fn preload_vpc(&self, records: &[VpcRecord]) {
+    pub fn preload_vpc(&mut self, records: &[VpcRecord]) {
         for record in records {
             if let Some((key, _)) = self.vpc_front_key(record) {
                 self.front.touch(key);
             }
+        }
+        let last = self.long_ways - self.long_ways_before_batch;
+        self.long_ways_before_batch = self.long_ways;
+        self.long_ways_per_batch = self.long_ways_per_batch - self.long_ways_per_batch / 8 + last;
+        if self.long_ways_per_batch * 4 >= 8 * records.len() as u64 {
+            self.preload_classes(records);
+        }
+    }
+
+    /// Ask for the [`Checker::class_outcomes`] slot of each record's connection class when
+    /// the connection is not in the front cache (its set was asked for just before): their
+    /// loads overlap, where each new connection would wait for its own in turn. Then, those
+    /// slots read, for the outcomes they point to ([`Checker::outcomes`], read for the
+    /// explanation and for a row), in the same way. Only for pods found by address (with a
+    /// pods history an address's pod depends on the time: not asked). Changes nothing.
+    fn preload_classes(&self, records: &[VpcRecord]) {
+        if self.history.is_some() {
+            return;
+        }
+        let mut classes = [ConnectionClass::default(); crate::read::BATCH];
+        let mut asked = 0;
+        for record in records {
+            let Some((key, second)) = self.vpc_front_key(record) else {
+                continue;
+            };
+            if self.front.get(key, second).is_some() {
+                continue;
+            }
+            let (Some(protocol), Some(port)) = (
+                FlowProtocol::from_number(record.protocol).ported(),
+                record.dst_port,
+            ) else {
+                continue;
+            };
+            let pods = (
+                self.index.pod_by_ip(IpAddr::V4(record.src)),
+                self.index.pod_by_ip(IpAddr::V4(record.dst)),
+            );
+            if let (Some(src), Some(dst)) = pods {
+                if let Some(class) = self.index.connection_class(src, dst, protocol, port) {
+                    self.class_outcomes.prefetch(&class);
+                    if let Some(slot) = classes.get_mut(asked) {
+                        *slot = class;
+                        asked += 1;
+                    }
+                }
+            }
+        }
+        for class in &classes[..asked] {
+            let Some(word) = self.class_outcomes.get(class) else {
+                continue;
+            };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(stored) = self.outcomes.get(PackedOutcome(word).index() as usize) {
+                safe_arch::prefetch_t0(stored);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = word;
         }
     }
 
@@ -1385,6 +1466,7 @@ impl<'e> Checker<'e> {
             src_ports_len: 0,
             outcome: NOT_JUDGED,
             verdict: 0,
+            class: None,
         };
         let Some(protocol) = ported else {
             return (resolved, span);
@@ -1429,6 +1511,7 @@ impl<'e> Checker<'e> {
             if let Some(class) = self.index.connection_class(a, b, protocol, port) {
                 (resolved.outcome, resolved.verdict) =
                     self.class_outcome(class, (a, b), protocol, port);
+                resolved.class = Some(class);
                 return (resolved, span);
             }
         }
@@ -1458,7 +1541,8 @@ impl<'e> Checker<'e> {
         protocol: Protocol,
         port: u16,
     ) -> (u32, u8) {
-        if let Some(&outcome) = self.class_outcomes.get(&class) {
+        if let Some(word) = self.class_outcomes.get(&class) {
+            let outcome = PackedOutcome(word);
             return (outcome.index(), outcome.verdict());
         }
         let index = if self.explained >= self.explain_all_before
@@ -1487,7 +1571,10 @@ impl<'e> Checker<'e> {
         let verdict = self.verdict_bits(index);
         if let Some(outcome) = PackedOutcome::new(index, verdict) {
             // Bounded like the other caches; cleared with the outcome table it points into.
-            remember(&mut self.class_outcomes, class, outcome);
+            if self.class_outcomes.len() >= MAX_CACHED_VERDICTS {
+                self.class_outcomes.clear();
+            }
+            self.class_outcomes.insert(class, outcome.0);
         }
         (index, verdict)
     }
@@ -1555,6 +1642,11 @@ impl<'e> Checker<'e> {
             let bits = (u8::from(deciding.allowed) * ALLOWED)
                 | (u8::from(deciding.egress_allowed) * EGRESS_ALLOWED);
             *stored = Stored { bits, name };
+            // The connection's class (when it was looked up just now) says so from now on.
+            if let (Some(class), Some(outcome)) = (resolved.class, PackedOutcome::new(index, bits))
+            {
+                self.class_outcomes.update(&class, outcome.0);
+            }
         }
     }
 
@@ -1828,6 +1920,7 @@ mod tests {
                     src_ports_len: len,
                     outcome,
                     verdict,
+                    class: None,
                 };
                 let slot = FrontSlot::new(key, &resolved).expect("fits");
                 assert_eq!(fields(&slot.resolved()), fields(&resolved));

@@ -11,6 +11,7 @@
 
 pub mod advise;
 pub mod check;
+mod classes;
 pub mod groups;
 pub mod history;
 pub mod hubble;

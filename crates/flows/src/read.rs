@@ -376,7 +376,7 @@ pub fn read_stream(
 /// VPC records read the short way are handed to the sink this many at a time
 /// ([`FlowSink::vpc_records`]), so that a sink can start every record's memory loads before
 /// it works through them.
-const BATCH: usize = 16;
+pub(crate) const BATCH: usize = 16;
 
 /// What [`read_stream_into`] does with each line: the usual VPC record read the short way and
 /// kept for the next batch, any other line read the general way (after the batch, so that the
