@@ -536,7 +536,7 @@ fn main() {
     // (`N,policy`: the records whose actions follow policy; `N,graph` and `N,graph,policy`:
     // connections along a service graph, [`Mix::Graph`]; `N,internet`: [`Mix::Internet`]; a
     // last `,text`: only the `-o text` path, 20 times; `,eks` before it: the records with the EKS
-    // fields after them, [`with_eks_fields`].)
+    // fields after them, [`with_eks_fields`]; `distinct` for N: the all-distinct records.)
     if let Some((distinct, consistent, mix, eks, text_only)) =
         std::env::var("NETFENCE_BENCH_PROFILE").ok().and_then(|n| {
             let (n, text_only) = n.strip_suffix(",text").map_or((&*n, false), |n| (n, true));
@@ -547,10 +547,16 @@ fn main() {
                 .map(|n| (n, Mix::Graph))
                 .or_else(|| n.strip_suffix(",internet").map(|n| (n, Mix::Internet)))
                 .unwrap_or((n, Mix::Random));
-            Some((n.parse::<usize>().ok()?, consistent, mix, eks, text_only))
+            // `distinct` for N: the all-distinct records (random pod pairs whatever the mix,
+            // nearly every record a new connection).
+            let distinct = match n {
+                "distinct" => None,
+                n => Some(n.parse::<usize>().ok()?),
+            };
+            Some((distinct, consistent, mix, eks, text_only))
         })
     {
-        let input = workload(&engine, count, Some(distinct), consistent, mix);
+        let input = workload(&engine, count, distinct, consistent, mix);
         let input = if eks { with_eks_fields(&input) } else { input };
         if text_only {
             let text_rate = rate(count, 20, true, || {
