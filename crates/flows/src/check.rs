@@ -909,10 +909,9 @@ pub struct Checker<'e> {
     /// The outcome of each connection class between two pods not denied by security
     /// groups (explained, or [`PENDING`]), as [`PackedOutcome`]s.
     class_outcomes: ClassOutcomes,
-    /// Connections looked up the long way (not in the front cache), and how many of them
-    /// there were when the last batch was preloaded ([`Checker::preload_vpc`]).
+    /// Connections looked up the long way (not in the front cache) since the last batch was
+    /// preloaded ([`Checker::preload_vpc`]).
     long_ways: u64,
-    long_ways_before_batch: u64,
     /// Eight times the long ways per batch, averaged over the last batches (each batch
     /// weighs an eighth): whether a batch's class outcomes are asked for ahead.
     long_ways_per_batch: u64,
@@ -964,7 +963,6 @@ impl<'e> Checker<'e> {
             policy_name_at: FastMap::default(),
             class_outcomes: ClassOutcomes::new(),
             long_ways: 0,
-            long_ways_before_batch: 0,
             long_ways_per_batch: 0,
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
@@ -1214,8 +1212,7 @@ impl<'e> Checker<'e> {
                 self.front.touch(key);
             }
         }
-        let last = self.long_ways - self.long_ways_before_batch;
-        self.long_ways_before_batch = self.long_ways;
+        let last = std::mem::take(&mut self.long_ways);
         self.long_ways_per_batch = self.long_ways_per_batch - self.long_ways_per_batch / 8 + last;
         if self.long_ways_per_batch * 4 >= 8 * records.len() as u64 {
             self.preload_classes(records);
