@@ -387,15 +387,15 @@ impl PackedOutcome {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct FrontKey {
     /// Source and destination (u32 halves, not one u64: the key stays 4-aligned, so that a
-    /// slot is 32 bytes and a set two cache lines).
+    /// slot is 32 bytes and a set one cache line).
     addresses: [u32; 2],
     rest: u32,
 }
 
 /// A front cache entry: the key, its [`Resolved`] packed in 16 bytes, and the connection's
 /// mismatches not handed on yet ([`Checker::counting`]). The
-/// tally sits in the slot, so that a record's check touches the set's two cache lines and no
-/// third one.
+/// tally sits in the slot, so that a record's check touches the set's cache line and no
+/// other.
 #[derive(Clone, Copy, Debug, Default)]
 struct FrontSlot {
     key: FrontKey,
@@ -456,15 +456,15 @@ impl FrontSlot {
     }
 }
 
-/// One set of the front cache: 4 slots of 32 bytes, two cache lines.
+/// One set of the front cache: 2 slots of 32 bytes, one cache line.
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(align(128))]
+#[repr(align(64))]
 struct FrontSet([FrontSlot; WAYS]);
 
-// A slot of 32 bytes, a set of two cache lines (with a u64 in the key, slots were 40 bytes
-// and sets 256: three lines touched and twice the memory).
+// A slot of 32 bytes, a set of one cache line (with a u64 in the key, slots were 40 bytes:
+// sets of 4 would have touched three lines).
 const _: () = assert!(std::mem::size_of::<FrontSlot>() == 32);
-const _: () = assert!(std::mem::size_of::<FrontSet>() == 128);
+const _: () = assert!(std::mem::size_of::<FrontSet>() == 64);
 
 impl FrontKey {
     /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
@@ -691,16 +691,21 @@ impl Drop for Judging<'_, '_> {
 }
 
 /// Ways per set of the front cache.
-const WAYS: usize = 4;
-/// Sets of the front cache, as a power of two: 2^16 sets of 4 ways, 262,144 connections,
-/// 8 MiB, mismatch tallies included (and 4 MiB of time spans with a pods history). With 2^15 sets, 100,000 connections drawn at random left and came back
-/// often enough to nearly double the long-way lookups (about 190,000 per 1 M records
-/// instead of 113,000, by a simulation of these sets: first in, first out), and each
-/// return of a mismatching connection hands on a row again.
-const SET_BITS: u32 = 16;
+const WAYS: usize = 2;
+/// Sets of the front cache, as a power of two: 2^18 sets of 2 ways, 524,288 connections,
+/// 16 MiB, mismatch tallies included (and 8 MiB of time spans with a pods history). A set
+/// is one cache line: a record asks for one line and waits for one, where sets of 4 ways
+/// (2^16 of them, 8 MiB) were two lines, and a batch's 32 prefetches outran the core's
+/// outstanding misses (+4 to +7 % at 100,000 connections drawn at random, level along a
+/// service graph; docs/performance.md, session 25). Connections leave a set of 2 more
+/// often: 100,000 connections drawn at random took 116,400 long-way lookups per million
+/// records, against 112,800 with 2^16 sets of 4 (counted). With 2^15 sets of 4, they left
+/// and came back often enough to nearly double the long-way lookups (about 190,000), and
+/// each return of a mismatching connection hands on a row again.
+const SET_BITS: u32 = 18;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
-/// one hash of 12 bytes and a look at one set (two cache lines), not two address lookups, a
+/// one hash of 12 bytes and a look at one set (one cache line), not two address lookups, a
 /// class lookup and a verdict lookup. Fixed size: memory does not grow with the input. A
 /// miss is looked up the long way and put first in its set (the set's last entry leaves).
 /// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
@@ -753,25 +758,22 @@ impl FrontCache {
         Some((set[way].resolved(), (at, way)))
     }
 
-    /// Ask for the set of `key` (both its cache lines, tallies included), so that a later
+    /// Ask for the set of `key` (its cache line, tallies included), so that a later
     /// [`FrontCache::get`] of `key` finds it in the CPU's cache. On x86-64 a prefetch
     /// (`prefetcht0`), which retires at once: a batch's sets arrive while its first records
     /// are judged, where loads had the batch wait for the slowest (+8 % check and +16 %
     /// `-o text` at 100,000 connections along a service graph, docs/performance.md).
-    /// Elsewhere a word of each line is loaded (kept from being optimised away).
+    /// Elsewhere a word of the line is loaded (kept from being optimised away).
     #[inline]
     fn touch(&self, key: FrontKey) {
         let Some(set) = self.sets.get(self.set(key)) else {
             return;
         };
-        // A set is two cache lines (128-byte aligned), one per half of its ways.
+        // A set is one cache line (64-byte aligned).
         #[cfg(target_arch = "x86_64")]
-        {
-            safe_arch::prefetch_t0(&set.0[0]);
-            safe_arch::prefetch_t0(&set.0[WAYS / 2]);
-        }
+        safe_arch::prefetch_t0(&set.0[0]);
         #[cfg(not(target_arch = "x86_64"))]
-        std::hint::black_box(set.0[0].key.rest ^ set.0[WAYS / 2].key.rest);
+        std::hint::black_box(set.0[0].key.rest);
     }
 
     /// Put `slot` first in the set of its key; the entry that leaves the cache (the same
@@ -1008,7 +1010,7 @@ impl<'e> Checker<'e> {
         self
     }
 
-    /// The same checker with a front cache of 4 sets (16 connections): connections leave it
+    /// The same checker with a front cache of 4 sets (8 connections): connections leave it
     /// often. For tests of what happens then.
     #[doc(hidden)]
     pub fn with_small_front_cache(mut self) -> Self {
