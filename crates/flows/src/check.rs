@@ -456,15 +456,67 @@ impl FrontSlot {
     }
 }
 
-/// One set of the front cache: 2 slots of 32 bytes, one cache line.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(align(64))]
-struct FrontSet([FrontSlot; WAYS]);
+/// The words of a [`FrontSlot`] as the front cache holds it: the key's three, `src`,
+/// `dst`, `src_ports` (low half first), `packed` and `tally`.
+const SLOT_WORDS: usize = 8;
+/// The words of a set of the front cache: 2 slots of 32 bytes, one cache line.
+const SET_WORDS: usize = SLOT_WORDS * WAYS;
+/// Where `packed` and `tally` sit among a slot's words.
+const PACKED_WORD: usize = 6;
+const TALLY_WORD: usize = 7;
 
 // A slot of 32 bytes, a set of one cache line (with a u64 in the key, slots were 40 bytes:
 // sets of 4 would have touched three lines).
-const _: () = assert!(std::mem::size_of::<FrontSlot>() == 32);
-const _: () = assert!(std::mem::size_of::<FrontSet>() == 64);
+const _: () = assert!(std::mem::size_of::<FrontSlot>() == 4 * SLOT_WORDS);
+const _: () = assert!(4 * SET_WORDS == 64);
+
+impl FrontSlot {
+    /// The slot whose words start `words` (the zero words: a free slot).
+    #[inline(always)]
+    fn from_words(words: &[u32; SLOT_WORDS]) -> FrontSlot {
+        FrontSlot {
+            key: FrontKey {
+                addresses: [words[0], words[1]],
+                rest: words[2],
+            },
+            src: words[3],
+            dst: words[4],
+            src_ports: [words[5] as u16, (words[5] >> 16) as u16],
+            packed: words[PACKED_WORD],
+            tally: words[TALLY_WORD],
+        }
+    }
+
+    /// The slot's words ([`FrontSlot::from_words`]).
+    #[inline(always)]
+    fn words(&self) -> [u32; SLOT_WORDS] {
+        [
+            self.key.addresses[0],
+            self.key.addresses[1],
+            self.key.rest,
+            self.src,
+            self.dst,
+            u32::from(self.src_ports[0]) | (u32::from(self.src_ports[1]) << 16),
+            self.packed,
+            self.tally,
+        ]
+    }
+}
+
+/// Way `way`'s words in `set`.
+#[inline(always)]
+fn way_words(set: &[u32; SET_WORDS], way: usize) -> &[u32; SLOT_WORDS] {
+    let (ways, _) = set.as_chunks::<SLOT_WORDS>();
+    &ways[way]
+}
+
+/// The way of `set` that holds `key`.
+#[inline(always)]
+fn way_of(set: &[u32; SET_WORDS], key: FrontKey) -> Option<usize> {
+    let (ways, _) = set.as_chunks::<SLOT_WORDS>();
+    ways.iter()
+        .position(|w| [w[0], w[1], w[2]] == [key.addresses[0], key.addresses[1], key.rest])
+}
 
 impl FrontKey {
     /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
@@ -713,7 +765,14 @@ const SET_BITS: u32 = 18;
 /// entry's span is bounded (with a pods history). The mismatch tallies
 /// ([`Checker::counting`]) sit in the slots ([`FrontSlot::tally`]).
 struct FrontCache {
-    sets: Vec<FrontSet>,
+    /// The sets, [`SET_WORDS`] words each from `base` on (so that each set is one cache
+    /// line), made when the first entry goes in. Allocated zeroed (every slot free), so
+    /// that the operating system maps the pages of the sets that are used, as they are
+    /// used: a checker that meets few connections does not write 16 MiB first.
+    words: Vec<u32>,
+    base: usize,
+    /// How many sets `words` holds (0 before the first entry).
+    sets: usize,
     /// The `[lo, hi)` of each slot, when some entry's span is bounded.
     spans: Vec<[(i64, i64); WAYS]>,
     /// The sets where some slot has a tally (once or more each), or `None` when that list
@@ -729,7 +788,9 @@ type SlotAt = (usize, usize);
 impl FrontCache {
     fn new(set_bits: u32) -> Self {
         FrontCache {
-            sets: Vec::new(),
+            words: Vec::new(),
+            base: 0,
+            sets: 0,
             spans: Vec::new(),
             tallied_sets: Some(Vec::new()),
             set_bits,
@@ -743,11 +804,24 @@ impl FrontCache {
         (hash >> (64 - self.set_bits)) as usize
     }
 
+    /// The words of set `at`.
+    #[inline(always)]
+    fn set_words(&self, at: usize) -> Option<&[u32; SET_WORDS]> {
+        let from = self.base + at * SET_WORDS;
+        self.words.get(from..from + SET_WORDS)?.try_into().ok()
+    }
+
+    #[inline(always)]
+    fn set_words_mut(&mut self, at: usize) -> Option<&mut [u32; SET_WORDS]> {
+        let from = self.base + at * SET_WORDS;
+        self.words.get_mut(from..from + SET_WORDS)?.try_into().ok()
+    }
+
     #[inline]
     fn get(&self, key: FrontKey, second: i64) -> Option<(Resolved, SlotAt)> {
         let at = self.set(key);
-        let set = &self.sets.get(at)?.0;
-        let way = set.iter().position(|slot| slot.key == key)?;
+        let set = self.set_words(at)?;
+        let way = way_of(set, key)?;
         if let Some(spans) = self.spans.get(at) {
             let (lo, hi) = spans[way];
             if !(lo <= second && second < hi) {
@@ -755,7 +829,10 @@ impl FrontCache {
                 return None;
             }
         }
-        Some((set[way].resolved(), (at, way)))
+        Some((
+            FrontSlot::from_words(way_words(set, way)).resolved(),
+            (at, way),
+        ))
     }
 
     /// Ask for the set of `key` (its cache line, tallies included), so that a later
@@ -766,14 +843,14 @@ impl FrontCache {
     /// Elsewhere a word of the line is loaded (kept from being optimised away).
     #[inline]
     fn touch(&self, key: FrontKey) {
-        let Some(set) = self.sets.get(self.set(key)) else {
+        let Some(set) = self.set_words(self.set(key)) else {
             return;
         };
         // A set is one cache line (64-byte aligned).
         #[cfg(target_arch = "x86_64")]
-        safe_arch::prefetch_t0(&set.0[0]);
+        safe_arch::prefetch_t0(&set[0]);
         #[cfg(not(target_arch = "x86_64"))]
-        std::hint::black_box(set.0[0].key.rest);
+        std::hint::black_box(set[0]);
     }
 
     /// Put `slot` first in the set of its key; the entry that leaves the cache (the same
@@ -781,22 +858,25 @@ impl FrontCache {
     /// with their count.
     fn insert(&mut self, slot: FrontSlot, lo: i64, hi: i64) -> Option<(FrontSlot, u32)> {
         let key = slot.key;
-        if self.sets.is_empty() {
-            self.sets = vec![FrontSet::default(); 1 << self.set_bits];
+        if self.sets == 0 {
+            let sets = 1usize << self.set_bits;
+            // A set's words more, to start the first set on a cache line. Zeroed memory
+            // (`calloc`): pages are mapped as sets are first used.
+            self.words = vec![0u32; (sets + 1) * SET_WORDS];
+            let words_past_line = (self.words.as_ptr() as usize % 64) / 4;
+            self.base = (SET_WORDS - words_past_line) % SET_WORDS;
+            self.sets = sets;
         }
         if (lo, hi) != (i64::MIN, i64::MAX) && self.spans.is_empty() {
             self.spans = vec![[(i64::MIN, i64::MAX); WAYS]; 1 << self.set_bits];
         }
         let at = self.set(key);
-        let set = &mut self.sets[at].0;
+        let set = self.set_words_mut(at)?;
         // A key once per set: an entry for the same key (another time span) is replaced.
-        let way = set
-            .iter()
-            .position(|slot| slot.key == key)
-            .unwrap_or(WAYS - 1);
-        let leaving = set[way];
-        set.copy_within(0..way, 1);
-        set[0] = slot;
+        let way = way_of(set, key).unwrap_or(WAYS - 1);
+        let leaving = FrontSlot::from_words(way_words(set, way));
+        set.copy_within(0..way * SLOT_WORDS, SLOT_WORDS);
+        set[..SLOT_WORDS].copy_from_slice(&slot.words());
         if let Some(spans) = self.spans.get_mut(at) {
             spans.copy_within(0..way, 1);
             spans[0] = (lo, hi);
@@ -807,9 +887,12 @@ impl FrontCache {
     /// Put the verdict bits of the entry at `at` in place (its outcome was explained since).
     #[inline]
     fn set_verdict(&mut self, (at, way): SlotAt, verdict: u8) {
-        if let Some(slot) = self.sets.get_mut(at).and_then(|set| set.0.get_mut(way)) {
-            slot.packed = (slot.packed & !(0xf << VERDICT_SHIFT))
-                | (u32::from(verdict & 0xf) << VERDICT_SHIFT);
+        if let Some(packed) = self
+            .set_words_mut(at)
+            .and_then(|set| set.get_mut(way * SLOT_WORDS + PACKED_WORD))
+        {
+            *packed =
+                (*packed & !(0xf << VERDICT_SHIFT)) | (u32::from(verdict & 0xf) << VERDICT_SHIFT);
         }
     }
 
@@ -818,11 +901,17 @@ impl FrontCache {
     /// now.
     #[inline]
     fn tally(&mut self, (at, way): SlotAt) -> bool {
-        let sets = self.sets.len();
-        let Some(slot) = self.sets.get_mut(at).and_then(|set| set.0.get_mut(way)) else {
+        let sets = self.sets;
+        if at >= sets || way >= WAYS {
+            return false;
+        }
+        // The field itself (not through `set_words_mut`), apart from `tallied_sets`.
+        let Some(tally) = self
+            .words
+            .get_mut(self.base + at * SET_WORDS + way * SLOT_WORDS + TALLY_WORD)
+        else {
             return false;
         };
-        let tally = &mut slot.tally;
         match *tally {
             u32::MAX => return false,
             0 => {
@@ -842,7 +931,7 @@ impl FrontCache {
     /// The sets that may hold tallies, in the cache's order (read one after the other); the
     /// list starts again.
     fn take_tallied_sets(&mut self) -> Vec<u32> {
-        let all = 0..u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+        let all = 0..u32::try_from(self.sets).unwrap_or(u32::MAX);
         let mut sets = self
             .tallied_sets
             .replace(Vec::new())
@@ -856,16 +945,20 @@ impl FrontCache {
     /// The entries of set `at` with mismatches not handed on, with their count (0: none);
     /// their tallies start again.
     fn take_tallies(&mut self, at: usize) -> Option<[(FrontSlot, u32); WAYS]> {
-        let set = &mut self.sets.get_mut(at)?.0;
-        let taken = std::array::from_fn(|way| (set[way], set[way].tally));
-        for slot in set.iter_mut() {
-            slot.tally = 0;
+        let set = self.set_words_mut(at)?;
+        let taken = std::array::from_fn(|way| {
+            let slot = FrontSlot::from_words(way_words(set, way));
+            (slot, slot.tally)
+        });
+        for way in 0..WAYS {
+            set[way * SLOT_WORDS + TALLY_WORD] = 0;
         }
         Some(taken)
     }
 
     fn clear(&mut self) {
-        self.sets = Vec::new();
+        self.words = Vec::new();
+        self.sets = 0;
         self.spans = Vec::new();
         self.tallied_sets = Some(Vec::new());
     }
