@@ -2035,4 +2035,63 @@ mod tests {
         };
         assert!(FrontSlot::new(key, &too_far).is_none());
     }
+
+    /// The sets start on cache lines; a set holds its two latest keys (a key put in again
+    /// takes its own way, not another), the one that leaves comes back with its tally, and
+    /// tallies are taken from the way they were counted in.
+    #[test]
+    fn a_set_holds_its_two_latest_keys_on_one_cache_line() {
+        let mut cache = FrontCache::new(2);
+        let first = FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 0, 1, true);
+        let at = cache.set(first);
+        // Keys of the same set, by destination port.
+        let same_set: Vec<FrontKey> = (2..=u16::MAX)
+            .map(|port| FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 0, port, true))
+            .filter(|&key| cache.set(key) == at)
+            .take(2)
+            .collect();
+        let [second, third] = same_set[..] else {
+            panic!("two more keys of one set among 65,534 ports");
+        };
+        let slot = |key: FrontKey, outcome: u32| {
+            let resolved = Resolved {
+                outcome,
+                ..Resolved::default()
+            };
+            FrontSlot::new(key, &resolved).expect("fits")
+        };
+        let outcome = |cache: &FrontCache, key| cache.get(key, 0).map(|(r, _)| r.outcome);
+        assert_eq!(outcome(&cache, first), None, "an empty cache holds nothing");
+        assert!(cache.insert(slot(first, 1), i64::MIN, i64::MAX).is_none());
+        assert_eq!((cache.words.as_ptr() as usize + 4 * cache.base) % 64, 0);
+        assert!(cache.tally((at, 0)));
+        assert!(cache.insert(slot(second, 2), i64::MIN, i64::MAX).is_none());
+        // `first` is in way 1 now; put in again, it replaces itself (its tally leaves with it).
+        assert_eq!(
+            cache
+                .insert(slot(first, 3), i64::MIN, i64::MAX)
+                .map(|(left, n)| (left.key, n)),
+            Some((first, 1))
+        );
+        assert_eq!(outcome(&cache, first), Some(3));
+        assert_eq!(outcome(&cache, second), Some(2));
+        assert!(cache.tally((at, 1)));
+        assert!(cache.tally((at, 1)));
+        // A third key: the last way (`second`, two mismatches) leaves.
+        assert_eq!(
+            cache
+                .insert(slot(third, 4), i64::MIN, i64::MAX)
+                .map(|(left, n)| (left.key, n)),
+            Some((second, 2))
+        );
+        assert_eq!(outcome(&cache, second), None);
+        assert_eq!(outcome(&cache, third), Some(4));
+        assert!(cache.tally((at, 1)));
+        let taken = cache.take_tallies(at).expect("a set");
+        assert_eq!(
+            taken.map(|(slot, n)| (slot.key, n)),
+            [(third, 0), (first, 1)]
+        );
+        assert_eq!(cache.take_tallied_sets(), vec![at as u32]);
+    }
 }
