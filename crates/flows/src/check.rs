@@ -742,6 +742,9 @@ impl Drop for Judging<'_, '_> {
     }
 }
 
+/// How many sets on [`Checker::take_counted`] asks for while it reads one.
+const TAKE_AHEAD: usize = 16;
+
 /// Ways per set of the front cache.
 const WAYS: usize = 2;
 /// Sets of the front cache, as a power of two: 2^18 sets of 2 ways, 524,288 connections,
@@ -843,7 +846,13 @@ impl FrontCache {
     /// Elsewhere a word of the line is loaded (kept from being optimised away).
     #[inline]
     fn touch(&self, key: FrontKey) {
-        let Some(set) = self.set_words(self.set(key)) else {
+        self.touch_set(self.set(key));
+    }
+
+    /// Ask for set `at` ([`FrontCache::touch`]).
+    #[inline]
+    fn touch_set(&self, at: usize) {
+        let Some(set) = self.set_words(at) else {
             return;
         };
         // A set is one cache line (64-byte aligned).
@@ -851,6 +860,16 @@ impl FrontCache {
         safe_arch::prefetch_t0(&set[0]);
         #[cfg(not(target_arch = "x86_64"))]
         std::hint::black_box(set[0]);
+    }
+
+    /// The entries of set `at` that have a tally (`None` for the others).
+    #[inline]
+    fn tallied(&self, at: usize) -> [Option<FrontSlot>; WAYS] {
+        let set = self.set_words(at);
+        std::array::from_fn(|way| {
+            set.map(|set| FrontSlot::from_words(way_words(set, way)))
+                .filter(|slot| slot.tally > 0)
+        })
     }
 
     /// Put `slot` first in the set of its key; the entry that leaves the cache (the same
@@ -1423,15 +1442,41 @@ impl<'e> Checker<'e> {
         }
     }
 
-    /// Hand the front cache's counted mismatches to `sink`, as rows with their counts.
+    /// Hand the front cache's counted mismatches to `sink`, as rows with their counts. The
+    /// sets are read one after another, each tallied entry's outcome too (for its row): so
+    /// that they do not wait for each in turn, the set [`TAKE_AHEAD`] places on is asked
+    /// for, and the outcomes of the one half as far on (asked for before, so in the CPU's
+    /// cache by then).
     fn take_counted(&mut self, sink: &mut dyn FnMut(&CheckedFlow, u64)) {
-        for at in self.front.take_tallied_sets() {
+        let sets = self.front.take_tallied_sets();
+        for (n, &at) in sets.iter().enumerate() {
+            if let Some(&ahead) = sets.get(n + TAKE_AHEAD) {
+                self.front.touch_set(ahead as usize);
+            }
+            if let Some(&near) = sets.get(n + TAKE_AHEAD / 2) {
+                self.touch_tallied_outcomes(near as usize);
+            }
             for (slot, count) in self.front.take_tallies(at as usize).into_iter().flatten() {
                 if count > 0 {
                     sink(&self.slot_row(&slot), u64::from(count));
                 }
             }
         }
+    }
+
+    /// Ask for the outcomes of set `at`'s tallied entries ([`Checker::take_counted`]).
+    /// Changes nothing.
+    #[inline]
+    fn touch_tallied_outcomes(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for slot in self.front.tallied(at).into_iter().flatten() {
+            let index = PackedOutcome::in_low_bits(slot.packed).index();
+            if let Some(stored) = self.outcomes.get(index as usize) {
+                safe_arch::prefetch_t0(stored);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
     }
 
     fn row(
