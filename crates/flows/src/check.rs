@@ -490,10 +490,11 @@ impl FrontSlot {
     /// The slot's words ([`FrontSlot::from_words`]).
     #[inline(always)]
     fn words(&self) -> [u32; SLOT_WORDS] {
+        let [a, b, rest] = self.key.words();
         [
-            self.key.addresses[0],
-            self.key.addresses[1],
-            self.key.rest,
+            a,
+            b,
+            rest,
             self.src,
             self.dst,
             u32::from(self.src_ports[0]) | (u32::from(self.src_ports[1]) << 16),
@@ -514,11 +515,17 @@ fn way_words(set: &[u32; SET_WORDS], way: usize) -> &[u32; SLOT_WORDS] {
 #[inline(always)]
 fn way_of(set: &[u32; SET_WORDS], key: FrontKey) -> Option<usize> {
     let (ways, _) = set.as_chunks::<SLOT_WORDS>();
-    ways.iter()
-        .position(|w| [w[0], w[1], w[2]] == [key.addresses[0], key.addresses[1], key.rest])
+    let key = key.words();
+    ways.iter().position(|w| [w[0], w[1], w[2]] == key)
 }
 
 impl FrontKey {
+    /// The key's words, as a slot's first three ([`FrontSlot::words`]).
+    #[inline(always)]
+    fn words(&self) -> [u32; 3] {
+        [self.addresses[0], self.addresses[1], self.rest]
+    }
+
     /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
     #[inline]
     fn new(
@@ -1373,16 +1380,22 @@ impl<'e> Checker<'e> {
             }
         }
         for class in &classes[..asked] {
-            let Some(word) = self.class_outcomes.get(class) else {
-                continue;
-            };
-            #[cfg(target_arch = "x86_64")]
-            if let Some(stored) = self.outcomes.get(PackedOutcome(word).index() as usize) {
-                safe_arch::prefetch_t0(stored);
+            if let Some(word) = self.class_outcomes.get(class) {
+                self.touch_outcome(PackedOutcome(word).index());
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = word;
         }
+    }
+
+    /// Ask for outcome `index` ([`Checker::outcomes`]), so that a later read finds it in the
+    /// CPU's cache: on x86-64 a prefetch; elsewhere nothing. Changes nothing.
+    #[inline]
+    fn touch_outcome(&self, index: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(stored) = self.outcomes.get(index as usize) {
+            safe_arch::prefetch_t0(stored);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = index;
     }
 
     /// The row of a judged flow (`judged` from [`Checker::judge`] on the same `flow`).
@@ -1468,15 +1481,9 @@ impl<'e> Checker<'e> {
     /// Changes nothing.
     #[inline]
     fn touch_tallied_outcomes(&self, at: usize) {
-        #[cfg(target_arch = "x86_64")]
         for slot in self.front.tallied(at).into_iter().flatten() {
-            let index = PackedOutcome::in_low_bits(slot.packed).index();
-            if let Some(stored) = self.outcomes.get(index as usize) {
-                safe_arch::prefetch_t0(stored);
-            }
+            self.touch_outcome(PackedOutcome::in_low_bits(slot.packed).index());
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = at;
     }
 
     fn row(
