@@ -22,10 +22,28 @@ fn example() -> String {
         .to_string()
 }
 
-fn temp_file(name: &str, body: &str) -> PathBuf {
+/// A file under the system temp dir, removed on drop, even when the test fails.
+struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_file(name: &str, body: &str) -> TempFile {
     let path = std::env::temp_dir().join(format!("netfence-cilium-{}-{name}", std::process::id()));
-    std::fs::write(&path, body).expect("write");
-    path
+    let file = TempFile(path);
+    std::fs::write(&file.0, body).expect("write");
+    file
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn netfence(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netfence"))
@@ -50,25 +51,61 @@ fn e2e_dir() -> PathBuf {
     dir
 }
 
-/// Write a k8s-e2e case's policies to a temporary file and return its path.
-fn case_policies(case: &str) -> PathBuf {
+/// A path of its own under the system temp dir; the file or directory there is removed on
+/// drop, even when the test fails. The number keeps tests that run at once apart.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A path ending in `name`; nothing is created.
+    fn new(name: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        Scratch(std::env::temp_dir().join(format!(
+            "netfence-cli-{}-{number}-{name}",
+            std::process::id()
+        )))
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0).or_else(|_| std::fs::remove_dir_all(&self.0));
+    }
+}
+
+/// Write a k8s-e2e case's policies to a temporary file and return it.
+fn case_policies(case: &str) -> Scratch {
     let text = std::fs::read_to_string(e2e_dir().join(case)).expect("case");
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("case yaml");
     let policies = value["policies"].as_str().expect("policies").to_string();
-    let path = std::env::temp_dir().join(format!("netfence-cli-{}-{case}", std::process::id()));
+    let path = Scratch::new(case);
     std::fs::write(&path, policies).expect("write policies");
     path
 }
 
-fn temp_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("netfence-cli-{}-{name}", std::process::id()));
+fn temp_file(name: &str, text: &str) -> Scratch {
+    let path = Scratch::new(name);
     std::fs::write(&path, text).expect("write");
     path
 }
 
 /// `netfence demo --export` into a fresh temporary directory named after `tag`.
-fn demo_cluster(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-{tag}-{}", std::process::id()));
+fn demo_cluster(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
     assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
         .status
         .success());
@@ -356,7 +393,6 @@ fn selector_command_refuses_deep_nesting_with_a_column_and_does_not_crash() {
         "{text:.300}"
     );
     assert!(text.contains("nested more than 128 deep"), "{text:.300}");
-    std::fs::remove_file(&manifest).ok();
     // A `!` chain needs no nesting: it collapses.
     let out = netfence_limited(
         &["selector", &format!("{}has(a)", "!".repeat(20_001))],
@@ -485,8 +521,7 @@ fn audit_config_file_suppresses_and_bad_config_exits_2() {
         .count();
     assert!(dns > 0);
     // Outside the manifest directory: -f DIR reads every YAML file in it.
-    let c2 =
-        std::env::temp_dir().join(format!("netfence-audit-config-{}.yaml", std::process::id()));
+    let c2 = Scratch::new("audit-config.yaml");
     std::fs::write(&c2, "ignore:\n- id: NF-TC-003\n").unwrap();
     let out = netfence(&["audit", "-f", d, "--config", c2.to_str().unwrap()]);
     let body = stdout(&out);
@@ -507,8 +542,6 @@ fn audit_config_file_suppresses_and_bad_config_exits_2() {
         err.contains(&format!("{}: ignore[0].id: unknown check", c2.display())),
         "{err}"
     );
-    std::fs::remove_file(&c2).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--aws-security-groups`: the example VPC's groups give security-group findings located in
@@ -549,7 +582,7 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
         .iter()
         .any(|f| f["id"].as_str().unwrap().starts_with("NF-SG-")));
 
-    let dir = std::env::temp_dir().join(format!("netfence-cli-sg-{}", std::process::id()));
+    let dir = Scratch::new("sg");
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(&groups).unwrap();
     let bad = dir.join("bad.json");
@@ -627,13 +660,12 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
         "{}",
         stderr(&out)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A cluster where kube-dns has two backends whose named target port resolves differently, a
 /// Service without selector, a Service that selects nothing, a Calico allow-kube-dns policy
 /// (docs.tigera.io "Use service rules in policy") and, optionally, a policy closing one backend.
-fn service_cluster(close_one_backend: bool) -> PathBuf {
+fn service_cluster(close_one_backend: bool) -> Scratch {
     let mut text = String::from(
         "
 apiVersion: v1
@@ -975,7 +1007,7 @@ spec:
 
 #[test]
 fn gen_refuses_absurd_sizes_up_front() {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-sizes-{}", std::process::id()));
+    let dir = Scratch::new("gen-sizes");
     let d = dir.to_str().unwrap();
     let max = u64::MAX.to_string();
     let cases: [(&[&str], &str); 9] = [
@@ -1054,7 +1086,7 @@ fn gen_refuses_absurd_sizes_up_front() {
 
 #[test]
 fn gen_refuses_a_non_empty_directory_unless_forced() {
-    let dir = std::env::temp_dir().join(format!("netfence-cli-gen-force-{}", std::process::id()));
+    let dir = Scratch::new("gen-force");
     let d = dir.to_str().unwrap();
     let gen = |pods: &str, calico: &str, force: bool| {
         let mut args = vec![
@@ -1094,7 +1126,7 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
     assert!(read("20-pods.yaml").as_deref() == Some(first.as_str()));
 
     // A directory holding anything at all is not empty.
-    let other = std::env::temp_dir().join(format!("netfence-cli-gen-other-{}", std::process::id()));
+    let other = Scratch::new("gen-other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("mine.txt"), "keep").unwrap();
     let out = netfence_limited(
@@ -1133,7 +1165,6 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
-    std::fs::remove_dir_all(&other).unwrap();
 
     // --force replaces the generated files, and one this cluster leaves empty goes away
     // instead of keeping the earlier run's Calico policies.
@@ -1142,7 +1173,6 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
     let pods = read("20-pods.yaml").expect("written");
     assert_eq!(pods.matches("kind: Pod").count(), 70);
     assert_eq!(read("50-calico.yaml"), None);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A network namespace made for one test (`ip netns add`), deleted on drop even when the test
@@ -1262,7 +1292,6 @@ fn dataplane_render_apply_and_agent_refuse_an_unknown_node() {
     assert_eq!(agent.status.code(), Some(2), "{}", stderr(&agent));
     assert_eq!(stderr(&agent).trim(), expected);
     assert_eq!(fresh.table(), None, "nothing loaded");
-    std::fs::remove_file(&cluster).ok();
 }
 
 /// Wait up to `limit` for `child` to exit; kill it and fail if it does not.
@@ -1298,7 +1327,7 @@ fn sigterm(child: &std::process::Child) {
 #[test]
 fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
     let netns = Netns::new("term");
-    let dir = std::env::temp_dir().join(format!("netfence-cli-agent-term-{}", std::process::id()));
+    let dir = Scratch::new("agent-term");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cluster.yaml"), NODES_CLUSTER).unwrap();
     let agent = |input: &Path, extra: &[&str]| {
@@ -1351,7 +1380,6 @@ fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
     sigterm(&looping);
     let out = exits_within(&mut looping, limit, "agent watching a looping directory");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `netfence lab` takes every policy kind the renderer enforces (here the EKS guide's Calico

@@ -74,10 +74,35 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// A directory for one test under the system temp dir, removed on drop, even when the test
+/// fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh directory for one test.
-fn scratch(tag: &str) -> PathBuf {
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("netfence-trust-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch(dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -477,13 +502,15 @@ fn namespace_flag_places_objects_that_name_none() {
 /// set's range, and pods in a second namespace.
 const CALICO_CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}\nspec: {containers: [{name: c, ports: [{name: dns, containerPort: 53, protocol: UDP}, {name: dns-tcp, containerPort: 53}, {name: http, containerPort: 80}]}]}\nstatus: {podIP: 10.0.0.10}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec:\n  clusterIP: 10.96.0.10\n  selector: {k8s-app: kube-dns}\n  ports: [{name: dns, port: 53, protocol: UDP, targetPort: dns}, {name: dns-tcp, port: 53, protocol: TCP, targetPort: dns-tcp}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: app, labels: {role: client}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.1.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: partner, namespace: app, labels: {role: partner}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 192.0.2.7}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: other, labels: {role: web}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.2.1}\n";
 
-fn calico_cluster(tag: &str, policies: &str) -> String {
+/// The cluster file's directory (keep it while the file is read) and the file's path.
+fn calico_cluster(tag: &str, policies: &str) -> (Scratch, String) {
     let dir = scratch(tag);
-    write(
+    let file = write(
         &dir,
         "cluster.yaml",
         &format!("{CALICO_CLUSTER}---\n{policies}"),
-    )
+    );
+    (dir, file)
 }
 
 fn verdict(file: &str, from: &str, to: &str, port: &str) -> Run {
@@ -501,7 +528,7 @@ fn verdict(file: &str, from: &str, to: &str, port: &str) -> Run {
 fn calico_services_rules_allow_only_the_services_ports() {
     // Calico's allow-kube-dns example (docs.tigera.io, "Use service rules in policy"): egress to
     // the kube-dns Service allows its ports on CoreDNS, not every port of CoreDNS.
-    let file = calico_cluster(
+    let (_dir, file) = calico_cluster(
         "services",
         "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: allow-kube-dns}\nspec:\n  selector: all()\n  types: [Egress]\n  egress:\n  - action: Allow\n    destination:\n      services: {name: kube-dns, namespace: kube-system}\n",
     );
@@ -516,7 +543,7 @@ fn calico_services_rules_allow_only_the_services_ports() {
 fn a_selector_matching_a_network_set_matches_pods_inside_its_nets() {
     // Felix matches a selected network set by address (docs.tigera.io, GlobalNetworkSet): a
     // pod whose address lies in the set's nets is denied with the set.
-    let file = calico_cluster(
+    let (_dir, file) = calico_cluster(
         "netsets",
         "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: partners, labels: {kind: partner-net}}\nspec: {nets: [192.0.2.0/24]}\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: deny-partners}\nspec:\n  selector: all()\n  types: [Ingress]\n  ingress:\n  - {action: Deny, source: {selector: kind == 'partner-net'}}\n  - {action: Allow}\n",
     );
@@ -530,7 +557,7 @@ fn a_selector_matching_a_network_set_matches_pods_inside_its_nets() {
 fn a_lone_not_selector_stays_in_its_policys_namespace() {
     // libcalico-go updateprocessors/rules.go: a namespaced policy's rule selectors, notSelector
     // alone included, are confined to the policy's namespace.
-    let file = calico_cluster(
+    let (_dir, file) = calico_cluster(
         "notselector",
         "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: only-app, namespace: app}\nspec:\n  selector: role == 'client'\n  types: [Ingress]\n  ingress:\n  - {action: Allow, source: {notSelector: role == 'nobody'}}\n",
     );
@@ -543,7 +570,7 @@ fn a_lone_not_selector_stays_in_its_policys_namespace() {
 #[test]
 fn a_cluster_ip_is_judged_at_its_backends() {
     // Used to be "external, allowed"; the backend's ingress denies.
-    let file = calico_cluster(
+    let (_dir, file) = calico_cluster(
         "clusterip",
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: kube-system}\nspec: {podSelector: {}}\n",
     );
@@ -557,7 +584,7 @@ fn a_cluster_ip_is_judged_at_its_backends() {
 #[test]
 fn a_synthetic_address_is_said_where_it_decides() {
     // A pod without status.podIP gets an invented address that no ipBlock matches.
-    let file = calico_cluster(
+    let (_dir, file) = calico_cluster(
         "synthetic",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: pending, namespace: app}\nspec: {containers: [{name: c}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: from-anywhere, namespace: other}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]\n",
     );

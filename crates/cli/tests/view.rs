@@ -38,10 +38,34 @@ fn example() -> String {
     root().join("examples/eks-guide").display().to_string()
 }
 
+/// A directory under the system temp dir, removed on drop, even when the test fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh directory under the system temp dir.
-fn scratch(tag: &str) -> PathBuf {
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("netfence-view-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch(dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -107,7 +131,6 @@ fn dump_dom(url: &str, budget_ms: Option<u32>) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     let dom = reader.join().expect("reader").expect("read dom");
-    let _ = std::fs::remove_dir_all(&profile);
     assert!(
         dom.contains("data-ready=\"1\""),
         "the page's script did not finish on {url}:\n{}",
@@ -647,7 +670,6 @@ fn a_10k_pod_page_finishes_its_first_render() {
             .expect("ready ms");
         times.push(ready);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     times.sort_by(f64::total_cmp);
     let median = times[1];
     println!("10k-shaped page interactive after {median:.0} ms (runs: {times:?})");
@@ -879,7 +901,6 @@ fn cli_what_if(input: &str, manifests: &str, deletions: &[&str], tag: &str) -> V
         "netfence {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
     output.stdout
 }
 
@@ -1056,7 +1077,6 @@ fn serve_what_if_equals_netfence_what_if() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
