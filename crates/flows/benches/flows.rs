@@ -348,7 +348,7 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 fn check_grouped(engine: &Engine, workloads: &Arc<Workloads>, input: &[u8]) -> usize {
     let mut checker = Checker::new(engine, None);
     let mut groups = MismatchGroups::new(Arc::clone(workloads));
-    let mut sink = |row: &CheckedFlow, flows: u64| groups.add_flows(row, flows);
+    let mut sink = |rows: &[(CheckedFlow, u64)]| groups.add_rows(rows);
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut stats = ReadStats::default();
     read_bytes_into(

@@ -74,6 +74,9 @@ pub struct CheckedFlow {
     pub mismatch: bool,
 }
 
+/// A mismatch row and how many flows it stands for ([`Checker::counting`]).
+pub type CountedRow = (CheckedFlow, u64);
+
 /// The outcome of checking one flow.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Checked {
@@ -654,9 +657,14 @@ pub enum Rows {
 enum RowSink<'c> {
     /// Each row ([`Checker::judging`]).
     Rows(&'c mut dyn FnMut(&CheckedFlow)),
-    /// Mismatch rows with a count of flows ([`Checker::counting`]).
-    Counted(&'c mut dyn FnMut(&CheckedFlow, u64)),
+    /// Mismatch rows with a count of flows, a batch at a time ([`Checker::counting`]).
+    Counted(&'c mut dyn FnMut(&[CountedRow])),
 }
+
+/// How many counted rows [`Checker::counting`] hands on at once (fewer only when reading
+/// ends): a consumer can then ask for all their places in its tables before it updates
+/// the first ([`crate::MismatchGroups::add_rows`]).
+const COUNTED_BATCH: usize = 32;
 
 /// A [`FlowSink`] that judges what it is handed ([`Checker::judging`],
 /// [`Checker::counting`]).
@@ -675,24 +683,30 @@ impl Judging<'_, '_> {
         }
     }
 
-    fn hand_on(&mut self, row: &CheckedFlow) {
+    fn hand_on(&mut self, row: CheckedFlow) {
         match &mut self.sink {
-            RowSink::Rows(sink) => sink(row),
-            RowSink::Counted(sink) => sink(row, 1),
+            RowSink::Rows(sink) => sink(&row),
+            RowSink::Counted(_) => self.checker.counted.push((row, 1)),
         }
     }
 
-    /// Hand on the counts of connections that left the front cache.
+    /// Hand on the counted rows (of connections that left the front cache, and mismatches
+    /// counted once) when a batch is there.
+    #[inline]
+    fn hand_on_batch(&mut self) {
+        if self.checker.counted.len() >= COUNTED_BATCH {
+            self.hand_on_counted();
+        }
+    }
+
+    /// Hand on the counted rows.
     fn hand_on_counted(&mut self) {
         match &mut self.sink {
-            RowSink::Counted(sink) => {
-                for (row, count) in self.checker.counted.drain(..) {
-                    sink(&row, count);
-                }
-            }
+            RowSink::Counted(sink) => sink(&self.checker.counted),
             // None are counted for a sink of rows.
-            RowSink::Rows(_) => self.checker.counted.clear(),
+            RowSink::Rows(_) => {}
         }
+        self.checker.counted.clear();
     }
 }
 
@@ -702,9 +716,10 @@ impl FlowSink for Judging<'_, '_> {
         if let Some(judged) = self.checker.judge_flow(&flow, explain) {
             if judged.mismatch || self.rows == Rows::All {
                 let row = self.checker.checked(&flow, &judged);
-                self.hand_on(&row);
+                self.hand_on(row);
             }
         }
+        self.hand_on_batch();
     }
 
     /// Each record's front cache set is loaded before any record is judged: the loads of
@@ -726,16 +741,14 @@ impl FlowSink for Judging<'_, '_> {
                 // on as one row when it leaves; any other mismatch is handed on now.
                 if !at.is_some_and(|at| self.checker.front.tally(at)) {
                     let row = self.checker.checked_vpc(record, &judged);
-                    self.hand_on(&row);
+                    self.hand_on(row);
                 }
             } else if judged.mismatch || self.rows == Rows::All {
                 let row = self.checker.checked_vpc(record, &judged);
-                self.hand_on(&row);
+                self.hand_on(row);
             }
         }
-        if !self.checker.counted.is_empty() {
-            self.hand_on_counted();
-        }
+        self.hand_on_batch();
     }
 }
 
@@ -1012,7 +1025,7 @@ pub struct Checker<'e> {
     front_enabled: bool,
     /// Counted mismatches of connections that left the front cache, to be handed on
     /// ([`Checker::counting`]).
-    counted: Vec<(CheckedFlow, u64)>,
+    counted: Vec<CountedRow>,
     /// The outcomes (verdict, deciding policy), which the front cache points into: one per
     /// connection class between pods, and one per distinct outcome otherwise.
     outcomes: Vec<Stored>,
@@ -1431,22 +1444,20 @@ impl<'e> Checker<'e> {
     }
 
     /// A sink for the readers, as [`Checker::judging`] with [`Rows::Mismatches`], that hands
-    /// `sink` each mismatch's row with a count of flows, for consumers that add mismatches
-    /// up (`flows check`'s mismatch groups): the mismatches of a VPC record's connection
-    /// held in the front cache are counted there and handed on as one row (the same values,
-    /// no time) when the connection leaves the front cache, or when the sink is dropped
-    /// (after the input is read); any other mismatch is handed on at once, with a count of
-    /// one. Every mismatch is counted once; the rows come in no set order (a consumer adds
-    /// them up whatever their order). Nothing is done per mismatch but a count in the slot
+    /// `sink` mismatch rows with a count of flows each, [`COUNTED_BATCH`] at a time (the
+    /// last batch shorter), for consumers that add mismatches up (`flows check`'s mismatch
+    /// groups): the mismatches of a VPC record's connection held in the front cache are
+    /// counted there and handed on as one row (the same values, no time) when the
+    /// connection leaves the front cache, or when the sink is dropped (after the input is
+    /// read); any other mismatch is handed on in the next batch, with a count of one. Every
+    /// mismatch is counted once; the rows come in no set order (a consumer adds them up
+    /// whatever their order). Nothing is done per mismatch but a count in the slot
     /// the record's check has just read: counting into a consumer's structure as the log is
     /// read (its first row handed on at once) cost 15 % of the whole check where most of
     /// 100,000 connections mismatch (docs/performance.md).
-    pub fn counting<'c>(
-        &'c mut self,
-        sink: &'c mut dyn FnMut(&CheckedFlow, u64),
-    ) -> Judging<'c, 'e> {
+    pub fn counting<'c>(&'c mut self, sink: &'c mut dyn FnMut(&[CountedRow])) -> Judging<'c, 'e> {
         // Tallies left by an earlier sink (none: each sink hands its own on when dropped).
-        self.take_counted(&mut |_, _| {});
+        self.take_counted(&mut |_| {});
         self.counted.clear();
         Judging {
             checker: self,
@@ -1460,8 +1471,9 @@ impl<'e> Checker<'e> {
     /// that they do not wait for each in turn, the set [`TAKE_AHEAD`] places on is asked
     /// for, and the outcomes of the one half as far on (asked for before, so in the CPU's
     /// cache by then).
-    fn take_counted(&mut self, sink: &mut dyn FnMut(&CheckedFlow, u64)) {
+    fn take_counted(&mut self, sink: &mut dyn FnMut(&[CountedRow])) {
         let sets = self.front.take_tallied_sets();
+        let mut batch = Vec::with_capacity(COUNTED_BATCH);
         for (n, &at) in sets.iter().enumerate() {
             if let Some(&ahead) = sets.get(n + TAKE_AHEAD) {
                 self.front.touch_set(ahead as usize);
@@ -1471,9 +1483,16 @@ impl<'e> Checker<'e> {
             }
             for (slot, count) in self.front.take_tallies(at as usize).into_iter().flatten() {
                 if count > 0 {
-                    sink(&self.slot_row(&slot), u64::from(count));
+                    batch.push((self.slot_row(&slot), u64::from(count)));
                 }
             }
+            if batch.len() + WAYS > COUNTED_BATCH {
+                sink(&batch);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            sink(&batch);
         }
     }
 
@@ -1832,7 +1851,7 @@ impl<'e> Checker<'e> {
         if self.outcomes.len() >= MAX_CACHED_VERDICTS {
             // The front cache's counted mismatches first: their rows read the outcomes.
             let mut counted = std::mem::take(&mut self.counted);
-            self.take_counted(&mut |row, count| counted.push((row.clone(), count)));
+            self.take_counted(&mut |rows| counted.extend_from_slice(rows));
             self.counted = counted;
             self.outcomes.clear();
             self.outcome_index.clear();

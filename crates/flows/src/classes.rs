@@ -3,7 +3,8 @@
 //! cache line (a `HashMap` reads its control bytes and then its bucket, two lines apart), and
 //! the slot of a class can be asked for ahead of the look-up ([`ClassOutcomes::prefetch`]):
 //! the checker asks for the slots of a batch's new connections together, so that their
-//! loads overlap instead of each record waiting for its own.
+//! loads overlap instead of each record waiting for its own. The mismatch groups find
+//! their groups through the same table ([`crate::MismatchGroups`], keyed by group).
 
 use netfence_engine::ConnectionClass;
 use netfence_model::net::FxHasher;
@@ -132,6 +133,13 @@ impl<K: Copy + Default + Eq + std::hash::Hash> ClassOutcomes<K> {
         }
     }
 
+    /// Every class held and its outcome, in no set order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, u32)> + '_ {
+        (self.slots.iter())
+            .filter(|slot| slot.word != 0)
+            .map(|slot| (slot.class, slot.word & !TAKEN))
+    }
+
     /// Forget every class (the memory stays for the next).
     pub(crate) fn clear(&mut self) {
         if self.len > 0 {
@@ -221,6 +229,11 @@ mod tests {
             for (key, outcome) in &map {
                 prop_assert_eq!(table.get(key), Some(*outcome));
             }
+            let mut held: Vec<_> = table.iter().collect();
+            held.sort_unstable();
+            let mut expected: Vec<_> = map.into_iter().collect();
+            expected.sort_unstable();
+            prop_assert_eq!(held, expected);
         }
     }
 }

@@ -4,6 +4,8 @@
 //! their counts, in any order: what a group holds does not depend on the order its flows
 //! come in, so groups of files read apart merge into what one pass gives.
 
+use crate::check::CountedRow;
+use crate::classes::ClassOutcomes;
 use crate::{CheckedFlow, FlowProtocol, Observed};
 use netfence_engine::{Endpoint, Engine};
 use netfence_model::net::FastMap;
@@ -26,6 +28,21 @@ const ADDRESS: u32 = 1 << 31;
 /// namespace/name`.
 type CountKey = (Side, Side, u32, u8);
 
+/// A [`CountKey`] as [`MismatchGroups::index`] holds it: source, destination, then the
+/// deciding policy and what was observed in one word (policy indices stay below 2^30).
+type PackedKey = [u32; 3];
+
+fn pack((src, dst, policy, observed): CountKey) -> PackedKey {
+    [src, dst, (policy << 2) | u32::from(observed)]
+}
+
+fn unpack([src, dst, rest]: PackedKey) -> CountKey {
+    (src, dst, rest >> 2, (rest & 3) as u8)
+}
+
+/// How many rows [`MismatchGroups::add_rows`] asks ahead for at once.
+const ASK_AHEAD: usize = 16;
+
 /// A port of a mismatch group: protocol and destination port.
 type GroupPort = (FlowProtocol, Option<u16>);
 
@@ -37,9 +54,8 @@ const INLINE_PORTS: usize = 2;
 
 /// A mismatch group's flows and (the lowest ten of) their ports, ascending; printed
 /// sorted by their text. The first two ports sit in the group, the rest (rare: a group is
-/// one workload pair, one policy) in [`MismatchGroups::more_ports`]: a group and its key
-/// take 48 bytes, so that 100,000 groups' map stays about 6 MB (with ten ports inline it
-/// was 88 bytes, two cache lines, a map of 11.5 MB).
+/// one workload pair, one policy) in [`MismatchGroups::more_ports`]: a group takes 32
+/// bytes, half a cache line (with ten ports inline it was 88 bytes, two lines).
 struct Group {
     flows: u64,
     ports: [GroupPort; INLINE_PORTS],
@@ -64,8 +80,8 @@ impl Default for Group {
     }
 }
 
-// A group with its key: 48 bytes (see [`Group`]).
-const _: () = assert!(std::mem::size_of::<(CountKey, Group)>() == 48);
+// A group: 32 bytes (see [`Group`]).
+const _: () = assert!(std::mem::size_of::<Group>() == 32);
 
 /// The ports of a [`Group`] after its first two.
 type MorePorts = [GroupPort; GROUP_PORTS - INLINE_PORTS];
@@ -182,10 +198,16 @@ impl Workloads {
 
 /// The mismatches of `flows check -o text`, grouped by (source workload, destination
 /// workload, deciding policy, what was observed). Counted by small integers (workload,
-/// address and policy indices) in a hash map, made into text once per group when written:
-/// a log with mostly mismatches adds millions of flows.
+/// address and policy indices), made into text once per group when written: a log with
+/// mostly mismatches adds millions of flows.
 pub struct MismatchGroups {
-    groups: FastMap<CountKey, Group>,
+    /// Each group's place in `groups`, by its key: an open-addressing table whose slots
+    /// can be asked for ahead ([`ClassOutcomes::prefetch`]), so that the rows of a batch
+    /// find their groups together ([`MismatchGroups::add_rows`]) where a `HashMap` had each
+    /// wait for its own bucket (a log of 600,000 groups spent most of `-o text` there).
+    index: ClassOutcomes<PackedKey>,
+    /// The groups, in the order they were first counted.
+    groups: Vec<Group>,
     /// The ports of groups with more than two, after their first two ([`Group::more`]).
     more_ports: Vec<MorePorts>,
     workloads: Arc<Workloads>,
@@ -223,7 +245,8 @@ impl MismatchGroups {
     /// No groups yet, pods named by `workloads` (of the engine whose rows will be added).
     pub fn new(workloads: Arc<Workloads>) -> MismatchGroups {
         MismatchGroups {
-            groups: FastMap::default(),
+            index: ClassOutcomes::new(),
+            groups: Vec::new(),
             more_ports: Vec::new(),
             workloads,
             extra_workloads: Vec::new(),
@@ -303,9 +326,45 @@ impl MismatchGroups {
         self.add_flows(flow, 1);
     }
 
-    /// Count `flows` mismatching flows like `flow` (a row of [`crate::Checker::counting`]).
+    /// Count `flows` mismatching flows like `flow`.
     pub fn add_flows(&mut self, flow: &CheckedFlow, flows: u64) {
-        let key = (
+        let key = self.key(flow);
+        let at = self.group_at(key);
+        self.count(at, flow, flows);
+    }
+
+    /// Count rows of mismatching flows, each with its number of flows (a batch of
+    /// [`crate::Checker::counting`]): the same groups as [`MismatchGroups::add_flows`] of
+    /// each. The index slots of [`ASK_AHEAD`] rows are asked for, then (read) their groups,
+    /// then the groups are counted: the rows' loads overlap.
+    pub fn add_rows(&mut self, rows: &[CountedRow]) {
+        for chunk in rows.chunks(ASK_AHEAD) {
+            let mut keys = [[0u32; 3]; ASK_AHEAD];
+            for ((flow, _), key) in chunk.iter().zip(&mut keys) {
+                *key = pack(self.key(flow));
+                self.index.prefetch(key);
+            }
+            let mut found = [None; ASK_AHEAD];
+            for (key, found) in keys.iter().zip(&mut found) {
+                *found = self.index.get(key);
+                if let Some(at) = *found {
+                    self.touch_group(at);
+                }
+            }
+            for (((flow, flows), key), found) in chunk.iter().zip(&keys).zip(found) {
+                // A group new to the batch may have been made by a row before in it.
+                let at = match found {
+                    Some(at) => at,
+                    None => self.group_at(unpack(*key)),
+                };
+                self.count(at, flow, *flows);
+            }
+        }
+    }
+
+    /// The key of `flow`'s group.
+    fn key(&mut self, flow: &CheckedFlow) -> CountKey {
+        (
             self.side(flow.src),
             self.side(flow.dst),
             self.policy(flow.decided_by.as_ref()),
@@ -314,10 +373,46 @@ impl MismatchGroups {
                 Some(Observed::Deny) => 1,
                 None => 2,
             },
-        );
-        let entry = self.groups.entry(key).or_default();
-        entry.flows += flows;
-        entry.add_port(&mut self.more_ports, (flow.protocol, flow.port));
+        )
+    }
+
+    /// The place of the group of `key` in [`MismatchGroups::groups`], made when new.
+    fn group_at(&mut self, key: CountKey) -> u32 {
+        let key = pack(key);
+        if let Some(at) = self.index.get(&key) {
+            return at;
+        }
+        let at = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
+        self.groups.push(Group::default());
+        self.index.insert(key, at);
+        at
+    }
+
+    /// Ask for group `at` ([`MismatchGroups::add_rows`]). Changes nothing.
+    #[inline]
+    fn touch_group(&self, at: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(group) = self.groups.get(at as usize) {
+            safe_arch::prefetch_t0(group);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
+    /// Count `flows` flows like `flow` in group `at`.
+    #[inline]
+    fn count(&mut self, at: u32, flow: &CheckedFlow, flows: u64) {
+        if let Some(group) = self.groups.get_mut(at as usize) {
+            group.flows += flows;
+            group.add_port(&mut self.more_ports, (flow.protocol, flow.port));
+        }
+    }
+
+    /// The groups with their keys, in no set order.
+    fn keyed(&self) -> impl Iterator<Item = (CountKey, &Group)> {
+        self.index
+            .iter()
+            .filter_map(|(key, at)| Some((unpack(key), self.groups.get(at as usize)?)))
     }
 
     /// Add the groups of other flows: the same groups, counts and ports as adding those
@@ -343,7 +438,7 @@ impl MismatchGroups {
                 this.workload_named(later.workload_name(side))
             }
         };
-        for (&(src, dst, policy, observed), group) in &later.groups {
+        for ((src, dst, policy, observed), group) in later.keyed() {
             let policy = match policy {
                 0 => 0,
                 n => {
@@ -352,7 +447,10 @@ impl MismatchGroups {
                 }
             };
             let key = (side(src, self), side(dst, self), policy, observed);
-            let entry = self.groups.entry(key).or_default();
+            let at = self.group_at(key);
+            let Some(entry) = self.groups.get_mut(at as usize) else {
+                continue;
+            };
             entry.flows += group.flows;
             entry.more_than_kept |= group.more_than_kept;
             for &port in group.ports(&later.more_ports) {
@@ -397,7 +495,7 @@ pub fn write_text(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<(
     // marked), workloads and addresses in one order, read by index: no map probed per group.
     let workloads = groups.workloads.names.len() + groups.extra_workloads.len();
     let mut used = vec![false; workloads];
-    for &(src, dst, ..) in groups.groups.keys() {
+    for ((src, dst, ..), _) in groups.keyed() {
         for side in [src, dst] {
             if side & ADDRESS == 0 {
                 used[side as usize] = true;
@@ -448,7 +546,7 @@ pub fn write_text(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<(
     // written in rank order (their texts sorted), with no text made per group.
     let mut port_rank: FastMap<GroupPort, u32> = FastMap::default();
     let mut port_texts: Vec<(String, GroupPort)> = Vec::new();
-    for group in groups.groups.values() {
+    for group in &groups.groups {
         for &port in group.ports(&groups.more_ports) {
             port_rank.entry(port).or_insert_with(|| {
                 let text = match port {
@@ -465,9 +563,8 @@ pub fn write_text(out: &mut impl Write, groups: &MismatchGroups) -> io::Result<(
         port_rank.insert(*port, u32::try_from(at).unwrap_or(u32::MAX));
     }
     let mut sorted: Vec<_> = groups
-        .groups
-        .iter()
-        .map(|(&(src, dst, policy, observed), group)| {
+        .keyed()
+        .map(|((src, dst, policy, observed), group)| {
             // "allow", "deny", "unknown" sort as their indices do.
             let order = (
                 std::cmp::Reverse(group.flows),
@@ -602,6 +699,74 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(!ten.more_than_kept);
+    }
+
+    proptest::proptest! {
+        /// Rows added a batch at a time ([`MismatchGroups::add_rows`], batches of any
+        /// length, the same group many times in one batch and across batches) make the
+        /// same groups as the rows added one by one: the same text, the same count.
+        #[test]
+        fn rows_added_in_batches_make_the_groups_of_rows_added_one_by_one(
+            rows in proptest::collection::vec(
+                (0usize..6, 0usize..6, 0u8..4, 0u16..14, 1u64..5),
+                0..300,
+            ),
+            cuts in proptest::collection::vec(0usize..40, 0..20),
+        ) {
+            use netfence_model::PodId;
+            let workloads = Arc::new(Workloads {
+                of_pod: vec![0, 0, 1, 2, 3, 3],
+                names: ["a/x", "a/y", "b/z", "c/w"].iter().map(|n| n.to_string()).collect(),
+                index: std::sync::OnceLock::new(),
+            });
+            let policies: Vec<Arc<str>> = ["NetworkPolicy a/p", "NetworkPolicy b/q"]
+                .iter()
+                .map(|&name| Arc::from(name))
+                .collect();
+            let rows: Vec<(CheckedFlow, u64)> = rows
+                .into_iter()
+                .map(|(src, dst, how, port, flows)| {
+                    let row = CheckedFlow {
+                        time: None,
+                        src: Endpoint::Pod(PodId::new(src)),
+                        // Pod 5 stands for an address (no workload).
+                        dst: match dst {
+                            5 => Endpoint::Address([10, 0, 0, 9].into()),
+                            dst => Endpoint::Pod(PodId::new(dst)),
+                        },
+                        protocol: FlowProtocol::Tcp,
+                        port: Some(port),
+                        observed: Some(match how % 2 {
+                            0 => Observed::Allow,
+                            _ => Observed::Deny,
+                        }),
+                        policy: None,
+                        decided_by: policies.get(usize::from(how / 2) % 3).cloned(),
+                        mismatch: true,
+                    };
+                    (row, flows)
+                })
+                .collect();
+            let mut one_by_one = MismatchGroups::new(Arc::clone(&workloads));
+            for (row, flows) in &rows {
+                one_by_one.add_flows(row, *flows);
+            }
+            let mut batched = MismatchGroups::new(workloads);
+            let mut rest = &rows[..];
+            for cut in cuts {
+                let (batch, after) = rest.split_at(cut.min(rest.len()));
+                batched.add_rows(batch);
+                rest = after;
+            }
+            batched.add_rows(rest);
+            let text = |groups: &MismatchGroups| {
+                let mut out = Vec::new();
+                write_text(&mut out, groups).unwrap();
+                String::from_utf8(out).unwrap()
+            };
+            proptest::prop_assert_eq!(batched.len(), one_by_one.len());
+            proptest::prop_assert_eq!(text(&batched), text(&one_by_one));
+        }
     }
 
     /// Groups counted with different workload tables (pods numbered apart) merge by the

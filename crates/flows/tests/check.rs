@@ -836,7 +836,7 @@ mod front_cache {
                 "f.log",
                 &format,
                 &mut counted_stats,
-                &mut counter.counting(&mut |row, flows| counted.push((row.clone(), flows))),
+                &mut counter.counting(&mut |rows| counted.extend_from_slice(rows)),
             )
             .unwrap();
             prop_assert_eq!(&counted_stats, &general_stats);

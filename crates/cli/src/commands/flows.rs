@@ -332,9 +332,10 @@ fn check_files(
             let mut file_stats = ReadStats::default();
             let mut file_groups =
                 netfence_flows::MismatchGroups::new(std::sync::Arc::clone(workloads));
-            // Mismatches counted per connection, each connection's added in one go.
-            let mut add = |mismatch: &netfence_flows::CheckedFlow, flows: u64| {
-                file_groups.add_flows(mismatch, flows);
+            // Mismatches counted per connection, each connection's added in one go, a
+            // batch of connections at a time.
+            let mut add = |rows: &[(netfence_flows::CheckedFlow, u64)]| {
+                file_groups.add_rows(rows);
             };
             let read = netfence_flows::read_path_into(
                 path,
