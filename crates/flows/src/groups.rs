@@ -29,14 +29,16 @@ const ADDRESS: u32 = 1 << 31;
 type CountKey = (Side, Side, u32, u8);
 
 /// A [`CountKey`] as [`MismatchGroups::index`] holds it: source, destination, then the
-/// deciding policy and what was observed in one word (policy indices stay below 2^30).
-type PackedKey = [u32; 3];
+/// deciding policy and what was observed in one word (policy indices stay below 2^30). A
+/// tuple, not an array: its hash is three words' (an array's is a byte slice's, which the
+/// hasher reads a byte chunk at a time, out of line).
+type PackedKey = (u32, u32, u32);
 
 fn pack((src, dst, policy, observed): CountKey) -> PackedKey {
-    [src, dst, (policy << 2) | u32::from(observed)]
+    (src, dst, (policy << 2) | u32::from(observed))
 }
 
-fn unpack([src, dst, rest]: PackedKey) -> CountKey {
+fn unpack((src, dst, rest): PackedKey) -> CountKey {
     (src, dst, rest >> 2, (rest & 3) as u8)
 }
 
@@ -103,6 +105,10 @@ impl Group {
     /// there were ten), and note when the group has more than ten.
     fn add_port(&mut self, more_ports: &mut Vec<MorePorts>, port: GroupPort) {
         let len = usize::from(self.len);
+        // Most rows of a group repeat a port it holds inline.
+        if self.ports[..len.min(INLINE_PORTS)].contains(&port) {
+            return;
+        }
         // The ports, ascending: where `port` goes (or is already).
         let at = match self
             .ports(more_ports)
@@ -339,7 +345,7 @@ impl MismatchGroups {
     /// then the groups are counted: the rows' loads overlap.
     pub fn add_rows(&mut self, rows: &[CountedRow]) {
         for chunk in rows.chunks(ASK_AHEAD) {
-            let mut keys = [[0u32; 3]; ASK_AHEAD];
+            let mut keys = [(0, 0, 0); ASK_AHEAD];
             for ((flow, _), key) in chunk.iter().zip(&mut keys) {
                 *key = pack(self.key(flow));
                 self.index.prefetch(key);
