@@ -1,7 +1,10 @@
 //! The binary on Cilium inputs: explained queries (a deny overriding an allow, the CNI named),
 //! `--cni`, and the warning for skipped kinds of a policy engine.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::Scratch;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn netfence(args: &[&str]) -> Output {
@@ -22,28 +25,8 @@ fn example() -> String {
         .to_string()
 }
 
-/// A file under the system temp dir, removed on drop, even when the test fails.
-struct TempFile(PathBuf);
-
-impl std::ops::Deref for TempFile {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn temp_file(name: &str, body: &str) -> TempFile {
-    let path = std::env::temp_dir().join(format!("netfence-cilium-{}-{name}", std::process::id()));
-    let file = TempFile(path);
-    std::fs::write(&file.0, body).expect("write");
-    file
+fn temp_file(name: &str, body: &str) -> Scratch {
+    Scratch::file("cilium", name, body)
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! End-to-end tests of the `netfence` binary: the CLI contract of shared/DESIGN.md.
 
+mod common;
+
+use common::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn netfence(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netfence"))
@@ -51,61 +53,21 @@ fn e2e_dir() -> PathBuf {
     dir
 }
 
-/// A path of its own under the system temp dir; the file or directory there is removed on
-/// drop, even when the test fails. The number keeps tests that run at once apart.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// A path ending in `name`; nothing is created.
-    fn new(name: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let number = NEXT.fetch_add(1, Ordering::Relaxed);
-        Scratch(std::env::temp_dir().join(format!(
-            "netfence-cli-{}-{number}-{name}",
-            std::process::id()
-        )))
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0).or_else(|_| std::fs::remove_dir_all(&self.0));
-    }
-}
-
 /// Write a k8s-e2e case's policies to a temporary file and return it.
 fn case_policies(case: &str) -> Scratch {
     let text = std::fs::read_to_string(e2e_dir().join(case)).expect("case");
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("case yaml");
     let policies = value["policies"].as_str().expect("policies").to_string();
-    let path = Scratch::new(case);
-    std::fs::write(&path, policies).expect("write policies");
-    path
+    Scratch::file("cli", case, &policies)
 }
 
 fn temp_file(name: &str, text: &str) -> Scratch {
-    let path = Scratch::new(name);
-    std::fs::write(&path, text).expect("write");
-    path
+    Scratch::file("cli", name, text)
 }
 
 /// `netfence demo --export` into a fresh temporary directory named after `tag`.
 fn demo_cluster(tag: &str) -> Scratch {
-    let dir = Scratch::new(tag);
+    let dir = Scratch::path("cli", tag);
     assert!(netfence(&["demo", "--export", dir.to_str().unwrap()])
         .status
         .success());
@@ -521,7 +483,7 @@ fn audit_config_file_suppresses_and_bad_config_exits_2() {
         .count();
     assert!(dns > 0);
     // Outside the manifest directory: -f DIR reads every YAML file in it.
-    let c2 = Scratch::new("audit-config.yaml");
+    let c2 = Scratch::path("cli", "audit-config.yaml");
     std::fs::write(&c2, "ignore:\n- id: NF-TC-003\n").unwrap();
     let out = netfence(&["audit", "-f", d, "--config", c2.to_str().unwrap()]);
     let body = stdout(&out);
@@ -582,7 +544,7 @@ fn audit_reads_security_groups_and_rejects_bad_ones() {
         .iter()
         .any(|f| f["id"].as_str().unwrap().starts_with("NF-SG-")));
 
-    let dir = Scratch::new("sg");
+    let dir = Scratch::path("cli", "sg");
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(&groups).unwrap();
     let bad = dir.join("bad.json");
@@ -1007,7 +969,7 @@ spec:
 
 #[test]
 fn gen_refuses_absurd_sizes_up_front() {
-    let dir = Scratch::new("gen-sizes");
+    let dir = Scratch::path("cli", "gen-sizes");
     let d = dir.to_str().unwrap();
     let max = u64::MAX.to_string();
     let cases: [(&[&str], &str); 9] = [
@@ -1086,7 +1048,7 @@ fn gen_refuses_absurd_sizes_up_front() {
 
 #[test]
 fn gen_refuses_a_non_empty_directory_unless_forced() {
-    let dir = Scratch::new("gen-force");
+    let dir = Scratch::path("cli", "gen-force");
     let d = dir.to_str().unwrap();
     let gen = |pods: &str, calico: &str, force: bool| {
         let mut args = vec![
@@ -1126,7 +1088,7 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
     assert!(read("20-pods.yaml").as_deref() == Some(first.as_str()));
 
     // A directory holding anything at all is not empty.
-    let other = Scratch::new("gen-other");
+    let other = Scratch::path("cli", "gen-other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("mine.txt"), "keep").unwrap();
     let out = netfence_limited(
@@ -1327,7 +1289,7 @@ fn sigterm(child: &std::process::Child) {
 #[test]
 fn dataplane_agent_stops_on_sigterm_while_waiting_and_while_loading() {
     let netns = Netns::new("term");
-    let dir = Scratch::new("agent-term");
+    let dir = Scratch::path("cli", "agent-term");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cluster.yaml"), NODES_CLUSTER).unwrap();
     let agent = |input: &Path, extra: &[&str]| {

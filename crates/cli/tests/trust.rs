@@ -3,8 +3,11 @@
 //! (killed past its limit) and in address space (`ulimit -v`), so a regression fails the test
 //! instead of wedging CI.
 
+mod common;
+
+use common::Scratch;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,37 +77,9 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// A directory for one test under the system temp dir, removed on drop, even when the test
-/// fails.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A fresh directory for one test.
 fn scratch(tag: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("netfence-trust-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let dir = Scratch(dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch::dir("trust", tag)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

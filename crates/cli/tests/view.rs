@@ -5,6 +5,9 @@
 //! (`#expand=all`, `#select=ns/workload`, `#ask=…`, `#whatif=…`) drive the page
 //! deterministically.
 
+mod common;
+
+use common::Scratch;
 use serde::Deserialize as _;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -38,36 +41,9 @@ fn example() -> String {
     root().join("examples/eks-guide").display().to_string()
 }
 
-/// A directory under the system temp dir, removed on drop, even when the test fails.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A fresh directory under the system temp dir.
 fn scratch(tag: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("netfence-view-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let dir = Scratch(dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch::dir("view", tag)
 }
 
 static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
