@@ -5,6 +5,7 @@
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
+use netfence_flows::check::CountedRow;
 use netfence_flows::read::{read_bytes_into, read_stream_into};
 use netfence_flows::{
     CheckedFlow, Checker, FlowSink, MismatchGroups, ReadStats, Rows, SourceFormat, VpcFormat,
@@ -348,7 +349,7 @@ fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
 fn check_grouped(engine: &Engine, workloads: &Arc<Workloads>, input: &[u8]) -> usize {
     let mut checker = Checker::new(engine, None);
     let mut groups = MismatchGroups::new(Arc::clone(workloads));
-    let mut sink = |rows: &[(CheckedFlow, u64)]| groups.add_rows(rows);
+    let mut sink = |rows: &[CountedRow]| groups.add_rows(rows);
     let format = SourceFormat::Vpc(VpcFormat::default());
     let mut stats = ReadStats::default();
     read_bytes_into(

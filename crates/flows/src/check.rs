@@ -1403,12 +1403,7 @@ impl<'e> Checker<'e> {
     /// CPU's cache: on x86-64 a prefetch; elsewhere nothing. Changes nothing.
     #[inline]
     fn touch_outcome(&self, index: u32) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(stored) = self.outcomes.get(index as usize) {
-            safe_arch::prefetch_t0(stored);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = index;
+        crate::prefetch(self.outcomes.get(index as usize));
     }
 
     /// The row of a judged flow (`judged` from [`Checker::judge`] on the same `flow`).

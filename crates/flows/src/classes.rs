@@ -85,12 +85,7 @@ impl<K: Copy + Default + Eq + std::hash::Hash> ClassOutcomes<K> {
     /// retires at once; elsewhere nothing.
     #[inline]
     pub(crate) fn prefetch(&self, class: &K) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(slot) = self.slots.get(self.home(class)) {
-            safe_arch::prefetch_t0(slot);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = class;
+        crate::prefetch(self.slots.get(self.home(class)));
     }
 
     /// Put `outcome` (below 2^31) as the outcome of `class`, in place of any it had. The

@@ -398,12 +398,7 @@ impl MismatchGroups {
     /// Ask for group `at` ([`MismatchGroups::add_rows`]). Changes nothing.
     #[inline]
     fn touch_group(&self, at: u32) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(group) = self.groups.get(at as usize) {
-            safe_arch::prefetch_t0(group);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = at;
+        crate::prefetch(self.groups.get(at as usize));
     }
 
     /// Count `flows` flows like `flow` in group `at`.
@@ -715,7 +710,7 @@ mod tests {
         #[test]
         fn rows_added_in_batches_make_the_groups_of_rows_added_one_by_one(
             rows in proptest::collection::vec(
-                (0usize..6, 0usize..6, 0u8..4, 0u16..14, 1u64..5),
+                (0usize..6, 0usize..6, 0u8..6, 0u16..14, 1u64..5),
                 0..300,
             ),
             cuts in proptest::collection::vec(0usize..40, 0..20),
@@ -748,7 +743,8 @@ mod tests {
                             _ => Observed::Deny,
                         }),
                         policy: None,
-                        decided_by: policies.get(usize::from(how / 2) % 3).cloned(),
+                        // Two policies and none (`how / 2` is 0, 1 or 2).
+                        decided_by: policies.get(usize::from(how / 2)).cloned(),
                         mismatch: true,
                     };
                     (row, flows)

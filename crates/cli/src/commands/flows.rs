@@ -334,7 +334,7 @@ fn check_files(
                 netfence_flows::MismatchGroups::new(std::sync::Arc::clone(workloads));
             // Mismatches counted per connection, each connection's added in one go, a
             // batch of connections at a time.
-            let mut add = |rows: &[(netfence_flows::CheckedFlow, u64)]| {
+            let mut add = |rows: &[netfence_flows::check::CountedRow]| {
                 file_groups.add_rows(rows);
             };
             let read = netfence_flows::read_path_into(
