@@ -24,7 +24,7 @@ use crate::decide::{deciding, Deciding, SideDecision};
 use crate::eval::{direction_index, Endpoint, Engine};
 use crate::ports::ProbePort;
 use netfence_model::{PodId, PolicyType, Protocol};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 /// Pod addresses → (pod, class), open addressing with linear probing: one multiply and
@@ -93,6 +93,12 @@ impl AddressTable {
             IpAddr::V4(a) => find(&self.v4, u32::from(a)),
             IpAddr::V6(a) => find(&self.v6, u128::from(a)),
         }
+    }
+
+    /// The slot where a lookup of IPv4 `ip` starts.
+    fn home(&self, ip: Ipv4Addr) -> Option<&(u32, u32, u32)> {
+        let key = u32::from(ip);
+        self.v4.get(slot_of(key.into(), self.v4.len()))
     }
 }
 
@@ -257,6 +263,41 @@ impl VerdictIndex<'_> {
         self.addresses
             .get(ip)
             .map(|(pod, _)| PodId::new(pod as usize))
+    }
+
+    /// Where a lookup of IPv4 address `ip` starts ([`VerdictIndex::pod_by_ip`],
+    /// [`VerdictIndex::connection_of_ips`]): for a consumer that asks for the memory of many
+    /// lookups before it makes any (a prefetch), so that their loads overlap. Only a place to
+    /// ask for.
+    pub fn address_home(&self, ip: Ipv4Addr) -> Option<&impl Sized> {
+        self.addresses.home(ip)
+    }
+
+    /// The pods that own `src` and `dst` ([`VerdictIndex::pod_by_ip`] of each), and the
+    /// class of the connection between them on (protocol, port) when both are pods
+    /// ([`VerdictIndex::connection_class`]): one lookup per address, each giving the pod's
+    /// class with the pod.
+    pub fn connection_of_ips(
+        &self,
+        (src, dst): (IpAddr, IpAddr),
+        protocol: Protocol,
+        port: u16,
+    ) -> (Option<PodId>, Option<PodId>, Option<ConnectionClass>) {
+        let (a, b) = (self.addresses.get(src), self.addresses.get(dst));
+        let pod = |found: Option<(u32, u32)>| found.map(|(pod, _)| PodId::new(pod as usize));
+        let class = match (a, b) {
+            // As `connection_class`: the table's class is the pod's (`class_of`).
+            (Some((a, class_a)), Some((b, class_b))) if a != b => {
+                let slot = self.segments[protocol_index(protocol)].slot(port);
+                u32::try_from(slot).ok().map(|port| ConnectionClass {
+                    src: class_a,
+                    dst: class_b,
+                    port,
+                })
+            }
+            _ => None,
+        };
+        (pod(a), pod(b), class)
     }
 
     /// The connection class of `src` → `dst` on (protocol, port); `None` for a pod to itself

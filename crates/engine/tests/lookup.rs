@@ -60,6 +60,16 @@ fn check(yaml: &str, seed: u64) -> usize {
                     expected,
                     "seed {seed}: {src} -> {dst} {protocol:?}/{port}\n{yaml}"
                 );
+                // The pods and class of one call are those of the lookups one by one.
+                let (a, b) = (index.pod_by_ip(src), index.pod_by_ip(dst));
+                let class = a
+                    .zip(b)
+                    .and_then(|(a, b)| index.connection_class(a, b, protocol, port));
+                assert_eq!(
+                    index.connection_of_ips((src, dst), protocol, port),
+                    (a, b, class),
+                    "seed {seed}: {src} -> {dst} {protocol:?}/{port}"
+                );
                 checked += 1;
             }
         }

@@ -602,6 +602,19 @@ struct Query<'f> {
     src_pod: Option<&'f PodHint>,
     dst_pod: Option<&'f PodHint>,
     sees_security_groups: bool,
+    /// What the class pass found for the flow (a VPC record's, without a pods history).
+    prepared: Option<Prepared>,
+}
+
+/// What the class pass found for a record of the batch being judged
+/// ([`Checker::preload_classes`]): the pods that own its addresses, and their connection's
+/// class on the record's protocol and port, as [`Checker::resolve`] would look them up
+/// (without a pods history, and without pod names from the log, which VPC records lack).
+#[derive(Clone, Copy, Debug)]
+struct Prepared {
+    src: Option<PodId>,
+    dst: Option<PodId>,
+    class: Option<ConnectionClass>,
 }
 
 impl<'f> Query<'f> {
@@ -615,6 +628,7 @@ impl<'f> Query<'f> {
             src_pod: flow.src_pod.as_ref(),
             dst_pod: flow.dst_pod.as_ref(),
             sees_security_groups: flow.sees_security_groups,
+            prepared: None,
         }
     }
 
@@ -630,6 +644,7 @@ impl<'f> Query<'f> {
             src_pod: None,
             dst_pod: None,
             sees_security_groups: true,
+            prepared: None,
         }
     }
 }
@@ -726,15 +741,25 @@ impl FlowSink for Judging<'_, '_> {
     /// the batch overlap, where one record after another would wait for each in turn.
     fn vpc_records(&mut self, records: &[VpcRecord]) {
         self.checker.preload_vpc(records);
-        for record in records {
-            self.vpc_record(record);
+        for (at, record) in records.iter().enumerate() {
+            let prepared = self.checker.prepared(at);
+            self.judge_vpc_record(record, prepared);
         }
     }
 
     #[inline]
     fn vpc_record(&mut self, record: &VpcRecord) {
+        self.judge_vpc_record(record, None);
+    }
+}
+
+impl Judging<'_, '_> {
+    /// Judge `record` (with what the class pass found for it, if anything) and hand on its
+    /// row as [`FlowSink::vpc_record`] says.
+    #[inline]
+    fn judge_vpc_record(&mut self, record: &VpcRecord, prepared: Option<Prepared>) {
         let explain = self.explain();
-        if let Some((judged, at)) = self.checker.judge_record(record, explain) {
+        if let Some((judged, at)) = self.checker.judge_record(record, explain, prepared) {
             let counting = matches!(self.sink, RowSink::Counted(_));
             if counting && judged.mismatch {
                 // A connection held in the front cache counts its mismatches there, handed
@@ -1049,6 +1074,10 @@ pub struct Checker<'e> {
     /// Eight times the long ways per batch, averaged over the last batches (each batch
     /// weighs an eighth): whether a batch's class outcomes are asked for ahead.
     long_ways_per_batch: u64,
+    /// What the class pass found for the records of the batch being judged, the first
+    /// `prepared_for` of them ([`Checker::prepared`]).
+    prepared: [Option<Prepared>; crate::read::BATCH],
+    prepared_for: usize,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
     /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
@@ -1098,6 +1127,8 @@ impl<'e> Checker<'e> {
             class_outcomes: ClassOutcomes::new(),
             long_ways: 0,
             long_ways_per_batch: 0,
+            prepared: [None; crate::read::BATCH],
+            prepared_for: 0,
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
             stats: CheckStats::default(),
@@ -1300,16 +1331,19 @@ impl<'e> Checker<'e> {
     /// values alone; any other is made into its flow and looked up the long way.
     #[inline]
     pub fn judge_vpc(&mut self, record: &VpcRecord) -> Option<Judged> {
-        self.judge_record(record, Explain::Always)
+        self.judge_record(record, Explain::Always, None)
             .map(|(judged, _)| judged)
     }
 
-    /// [`Checker::judge_vpc`], and where the record's connection sits in the front cache.
+    /// [`Checker::judge_vpc`], and where the record's connection sits in the front cache;
+    /// `prepared`: what the class pass found for the record ([`Checker::prepared`]), which
+    /// the long way then does not look up again.
     #[inline]
     fn judge_record(
         &mut self,
         record: &VpcRecord,
         explain: Explain,
+        prepared: Option<Prepared>,
     ) -> Option<(Judged, Option<SlotAt>)> {
         if record.reply == Reply::Yes {
             self.stats.replies += 1;
@@ -1318,7 +1352,10 @@ impl<'e> Checker<'e> {
         let key = self.vpc_front_key(record);
         // What `judge_flow` does with the record's flow, without making it.
         let timed = self.history.is_some();
-        let (resolved, at) = self.front_or_resolve(key, || Query::of_vpc(record, timed));
+        let (resolved, at) = self.front_or_resolve(key, || Query {
+            prepared,
+            ..Query::of_vpc(record, timed)
+        });
         let judged = self.apply(&Facts::of_vpc(record), &resolved, explain)?;
         if let Some(at) = at {
             // `apply` explained a pending outcome (a VPC record is compared with the verdict
@@ -1348,52 +1385,66 @@ impl<'e> Checker<'e> {
         }
         let last = std::mem::take(&mut self.long_ways);
         self.long_ways_per_batch = self.long_ways_per_batch - self.long_ways_per_batch / 8 + last;
+        self.prepared_for = 0;
         if self.long_ways_per_batch * 4 >= 8 * records.len() as u64 {
             self.preload_classes(records);
         }
     }
 
-    /// Ask for the [`Checker::class_outcomes`] slot of each record's connection class when
-    /// the connection is not in the front cache (its set was asked for just before): their
-    /// loads overlap, where each new connection would wait for its own in turn. Then, those
-    /// slots read, for the outcomes they point to ([`Checker::outcomes`], read for the
-    /// explanation and for a row), in the same way. Only for pods found by address (with a
-    /// pods history an address's pod depends on the time: not asked). Changes nothing.
-    fn preload_classes(&self, records: &[VpcRecord]) {
+    /// What the class pass found for record `at` of the batch being judged
+    /// ([`Checker::preload_classes`]); `None` when it was not asked for or passed over.
+    #[inline]
+    fn prepared(&self, at: usize) -> Option<Prepared> {
+        if at >= self.prepared_for {
+            return None;
+        }
+        self.prepared.get(at).copied().flatten()
+    }
+
+    /// Look up the pods and the connection class of each record's connection that is not
+    /// in the front cache (its set was asked for just before), and keep them for the long
+    /// way ([`Checker::prepared`]); ask for each class's [`Checker::class_outcomes`] slot,
+    /// then, those slots read, for the outcomes they point to ([`Checker::outcomes`], read
+    /// for the explanation and for a row). Each step first asks for the memory of every
+    /// record's lookup, then reads it: the loads of the batch overlap, where each new
+    /// connection would wait for its own in turn. Only for pods found by address (with a
+    /// pods history an address's pod depends on the time: nothing is kept). Changes no
+    /// answer.
+    fn preload_classes(&mut self, records: &[VpcRecord]) {
         if self.history.is_some() {
             return;
         }
-        let mut classes = [ConnectionClass::default(); crate::read::BATCH];
-        let mut asked = 0;
-        for record in records {
+        let records = records.get(..crate::read::BATCH).unwrap_or(records);
+        let mut missed = [None; crate::read::BATCH];
+        for (record, missed) in records.iter().zip(&mut missed) {
             let Some((key, second)) = self.vpc_front_key(record) else {
                 continue;
             };
             if self.front.get(key, second).is_some() {
                 continue;
             }
-            let (Some(protocol), Some(port)) = (
+            if let (Some(protocol), Some(port)) = (
                 FlowProtocol::from_number(record.protocol).ported(),
                 record.dst_port,
-            ) else {
-                continue;
-            };
-            let pods = (
-                self.index.pod_by_ip(IpAddr::V4(record.src)),
-                self.index.pod_by_ip(IpAddr::V4(record.dst)),
-            );
-            if let (Some(src), Some(dst)) = pods {
-                if let Some(class) = self.index.connection_class(src, dst, protocol, port) {
-                    self.class_outcomes.prefetch(&class);
-                    if let Some(slot) = classes.get_mut(asked) {
-                        *slot = class;
-                        asked += 1;
-                    }
-                }
+            ) {
+                crate::prefetch(self.index.address_home(record.src));
+                crate::prefetch(self.index.address_home(record.dst));
+                *missed = Some((protocol, port));
             }
         }
-        for class in &classes[..asked] {
-            if let Some(word) = self.class_outcomes.get(class) {
+        for ((record, missed), prepared) in records.iter().zip(missed).zip(&mut self.prepared) {
+            *prepared = missed.map(|(protocol, port)| {
+                let addresses = (IpAddr::V4(record.src), IpAddr::V4(record.dst));
+                let (src, dst, class) = self.index.connection_of_ips(addresses, protocol, port);
+                if let Some(class) = &class {
+                    self.class_outcomes.prefetch(class);
+                }
+                Prepared { src, dst, class }
+            });
+        }
+        self.prepared_for = records.len();
+        for prepared in self.prepared[..records.len()].iter().flatten() {
+            if let Some(word) = prepared.class.and_then(|c| self.class_outcomes.get(&c)) {
                 self.touch_outcome(PackedOutcome(word).index());
             }
         }
@@ -1589,8 +1640,20 @@ impl<'e> Checker<'e> {
     /// (`None` without a time to bound it).
     fn resolve(&mut self, flow: &Query<'_>) -> (Resolved, Option<(i64, i64)>) {
         let missing_before = self.stats.history_pods_missing;
-        let src = self.endpoint(flow.src, flow.time, flow.src_pod);
-        let dst = self.endpoint(flow.dst, flow.time, flow.dst_pod);
+        let (src, dst) = match flow.prepared {
+            Some(prepared) => {
+                let endpoint =
+                    |pod: Option<PodId>, ip| pod.map_or(Endpoint::Address(ip), Endpoint::Pod);
+                (
+                    endpoint(prepared.src, flow.src),
+                    endpoint(prepared.dst, flow.dst),
+                )
+            }
+            None => (
+                self.endpoint(flow.src, flow.time, flow.src_pod),
+                self.endpoint(flow.dst, flow.time, flow.dst_pod),
+            ),
+        };
         let missing = self.stats.history_pods_missing - missing_before;
         self.stats.history_pods_missing = missing_before;
         let span = match (&self.history, flow.time) {
@@ -1666,7 +1729,11 @@ impl<'e> Checker<'e> {
         if let (Endpoint::Pod(a), Target::Endpoint(Endpoint::Pod(b)), None) =
             (src, target, &group_denial)
         {
-            if let Some(class) = self.index.connection_class(a, b, protocol, port) {
+            let class = match flow.prepared {
+                Some(prepared) => prepared.class,
+                None => self.index.connection_class(a, b, protocol, port),
+            };
+            if let Some(class) = class {
                 (resolved.outcome, resolved.verdict) =
                     self.class_outcome(class, (a, b), protocol, port);
                 resolved.class = Some(class);
