@@ -939,10 +939,18 @@ impl FrontCache {
         // A key once per set: an entry for the same key (another time span) is replaced.
         let way = way_of(set, key).unwrap_or(WAYS - 1);
         let leaving = FrontSlot::from_words(way_words(set, way));
-        set.copy_within(0..way * SLOT_WORDS, SLOT_WORDS);
+        // The ways before `way` move one on, a slot at a time: copies of a fixed size stay
+        // a few moves, where one `copy_within` of a length known only here called `memmove`
+        // (55 of 1,111 samples of checking a 1,000,000-record log with `flows check`).
+        for to in (1..=way).rev() {
+            let moved = *way_words(set, to - 1);
+            set[to * SLOT_WORDS..(to + 1) * SLOT_WORDS].copy_from_slice(&moved);
+        }
         set[..SLOT_WORDS].copy_from_slice(&slot.words());
         if let Some(spans) = self.spans.get_mut(at) {
-            spans.copy_within(0..way, 1);
+            for to in (1..=way).rev() {
+                spans[to] = spans[to - 1];
+            }
             spans[0] = (lo, hi);
         }
         (leaving.tally > 0).then_some((leaving, leaving.tally))
