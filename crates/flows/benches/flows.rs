@@ -2,6 +2,9 @@
 //! between the pods of a `netfence gen` cluster, read (parse only) and read + enriched +
 //! checked, in the same run. Prints records/s as medians and the ratio of the whole check
 //! to parse alone. Under `cargo test` (no `--bench`) it runs a small smoke version.
+//! `NETFENCE_BENCH_COMMAND=PATH` (a release build of `netfence`) times the command itself
+//! instead, on logs of 10,000,000 records in the full run (`NETFENCE_BENCH_FULL=1`), against
+//! `wc -l` of the same logs ([`command_bench`]).
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
@@ -15,6 +18,7 @@ use netfence_gen::{generate, GenOptions};
 use netfence_model::net::FastMap;
 use netfence_model::Loader;
 use std::fmt::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -277,6 +281,122 @@ impl Records {
 }
 
 /// The peak resident memory of this process (`VmHWM`, KiB).
+/// The CPU seconds (user + sys) of the children this process has waited for so far
+/// (`/proc/self/stat`'s `cutime` and `cstime`, in clock ticks of `ticks` per second).
+fn children_cpu_seconds(ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // After the command's name in parentheses: state is field 3, cutime 16, cstime 17.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields[n - 3].parse::<f64>().expect("a number of ticks");
+    (field(16) + field(17)) / ticks
+}
+
+/// Run `command` to its end; its CPU seconds (user + sys) and its standard output.
+fn timed(command: &mut std::process::Command, ticks: f64) -> (f64, String) {
+    let before = children_cpu_seconds(ticks);
+    let out = command.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cpu = children_cpu_seconds(ticks) - before;
+    (cpu, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `netfence flows check -f CLUSTER --vpc LOG` (its default output: the summary and the
+/// mismatch groups) on logs of ten times a workload's records (10,000,000 records, 1.1 GB,
+/// in the full run), written to a scratch directory with the cluster: the whole command's
+/// CPU seconds (user + sys, loading the cluster included), the median of three runs,
+/// interleaved with `wc -l LOG`, which reads the same bytes and counts their lines (the
+/// baseline in the same run); and the rate the command prints (records per wall-clock
+/// second while reading). The bench's other rates leave out the reading of a file, the
+/// setup of a checker and loading the cluster; a log of an hour of a busy VPC holds tens of
+/// millions of records.
+fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netfence: &Path) {
+    use std::io::Write as _;
+    let ticks: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let dir = std::env::temp_dir().join(format!("netfence-bench-command-{}", std::process::id()));
+    let cluster = dir.join("cluster");
+    std::fs::create_dir_all(&cluster).expect("scratch directory");
+    for (name, text) in files {
+        std::fs::write(cluster.join(name), text).expect("cluster file");
+    }
+    // The command's setup (loading the cluster, naming the workloads), on a log of one
+    // record (a log with none is an error).
+    let one = dir.join("one.log");
+    let record =
+        "2 123456789010 eni-1 10.0.0.1 10.0.0.2 40000 80 6 1 40 1418530010 1418530070 ACCEPT OK\n";
+    std::fs::write(&one, record).expect("one-record log");
+    let check = |log: &Path| {
+        let mut command = std::process::Command::new(netfence);
+        command
+            .args(["flows", "check", "-f"])
+            .arg(&cluster)
+            .arg("--vpc")
+            .arg(log);
+        timed(&mut command, ticks)
+    };
+    let setup = median((0..3).map(|_| check(&one).0).collect());
+    println!("`flows check` of a one-record log (the setup): {setup:.2} CPU s, median of 3");
+    println!();
+    println!("| log | records | `flows check` CPU s | records/CPU-s | records/CPU-s after the setup | `wc -l` CPU s | command/`wc -l` | printed records/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, distinct, mix) in [
+        ("1,000 connections", Some(1_000), Mix::Random),
+        ("100,000 random pairs", Some(100_000), Mix::Random),
+        ("100,000 along a service graph", Some(100_000), Mix::Graph),
+        ("100,000 with the Internet", Some(100_000), Mix::Internet),
+        (
+            "1,000,000 distinct random pairs, ten times",
+            None,
+            Mix::Random,
+        ),
+    ] {
+        let log = dir.join("records.log");
+        let input = workload(engine, count, distinct, false, mix);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
+        for _ in 0..10 {
+            file.write_all(&input).expect("log written");
+        }
+        file.flush().expect("log written");
+        drop((file, input));
+        let records = 10 * count;
+        let (mut command, mut wc, mut printed) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (cpu, out) = check(&log);
+            assert!(out.contains(&format!("records read: {records}\n")), "{out}");
+            command.push(cpu);
+            printed.push(
+                out.lines()
+                    .find_map(|line| line.strip_prefix("records per second: "))
+                    .and_then(|rate| rate.parse::<f64>().ok())
+                    .expect("the command prints its rate"),
+            );
+            let (cpu, out) = timed(std::process::Command::new("wc").arg("-l").arg(&log), ticks);
+            assert!(out.starts_with(&records.to_string()), "{out}");
+            wc.push(cpu);
+        }
+        let (command, wc, printed) = (median(command), median(wc), median(printed));
+        println!(
+            "| {name} | {records} | {command:.2} | {:.0} | {:.0} | {wc:.2} | {:.1} | {printed:.0} |",
+            records as f64 / command,
+            records as f64 / (command - setup),
+            command / wc
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -506,6 +626,11 @@ fn main() {
             records as u64
         );
         println!("{before} {}", peak_rss_kib());
+        return;
+    }
+    // The command itself: `NETFENCE_BENCH_COMMAND=PATH` (a release build of `netfence`).
+    if let Some(netfence) = std::env::var_os("NETFENCE_BENCH_COMMAND") {
+        command_bench(&engine, &files, count, Path::new(&netfence));
         return;
     }
     // Inputs for the CLI: `NETFENCE_BENCH_WRITE=DIR` writes the cluster (`DIR/cluster/`) and
