@@ -325,7 +325,17 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         .ok()
         .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
         .unwrap_or(100.0);
-    let dir = std::env::temp_dir().join(format!("netfence-bench-command-{}", std::process::id()));
+    // Removed when the bench ends, a failed command's panic included (the logs are 1.1 GB).
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let scratch = Scratch(
+        std::env::temp_dir().join(format!("netfence-bench-command-{}", std::process::id())),
+    );
+    let dir = &scratch.0;
     let cluster = dir.join("cluster");
     std::fs::create_dir_all(&cluster).expect("scratch directory");
     for (name, text) in files {
@@ -394,7 +404,6 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
             command / wc
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn peak_rss_kib() -> u64 {
