@@ -286,14 +286,9 @@ impl VerdictIndex<'_> {
         let (a, b) = (self.addresses.get(src), self.addresses.get(dst));
         let pod = |found: Option<(u32, u32)>| found.map(|(pod, _)| PodId::new(pod as usize));
         let class = match (a, b) {
-            // As `connection_class`: the table's class is the pod's (`class_of`).
+            // The table's class is the pod's (`class_of`).
             (Some((a, class_a)), Some((b, class_b))) if a != b => {
-                let slot = self.segments[protocol_index(protocol)].slot(port);
-                u32::try_from(slot).ok().map(|port| ConnectionClass {
-                    src: class_a,
-                    dst: class_b,
-                    port,
-                })
+                self.class_between(class_a, class_b, protocol, port)
             }
             _ => None,
         };
@@ -312,10 +307,27 @@ impl VerdictIndex<'_> {
         if src == dst {
             return None;
         }
+        self.class_between(
+            u32::try_from(self.class_of[src]).ok()?,
+            u32::try_from(self.class_of[dst]).ok()?,
+            protocol,
+            port,
+        )
+    }
+
+    /// The class of a connection from a pod of class `src` to one of class `dst` (two
+    /// pods) on (protocol, port).
+    fn class_between(
+        &self,
+        src: u32,
+        dst: u32,
+        protocol: Protocol,
+        port: u16,
+    ) -> Option<ConnectionClass> {
         let slot = self.segments[protocol_index(protocol)].slot(port);
         Some(ConnectionClass {
-            src: u32::try_from(self.class_of[src]).ok()?,
-            dst: u32::try_from(self.class_of[dst]).ok()?,
+            src,
+            dst,
             port: u32::try_from(slot).ok()?,
         })
     }

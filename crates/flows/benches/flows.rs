@@ -280,7 +280,6 @@ impl Records {
     }
 }
 
-/// The peak resident memory of this process (`VmHWM`, KiB).
 /// The CPU seconds (user + sys) of the children this process has waited for so far
 /// (`/proc/self/stat`'s `cutime` and `cstime`, in clock ticks of `ticks` per second).
 fn children_cpu_seconds(ticks: f64) -> f64 {
@@ -406,6 +405,7 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
     }
 }
 
+/// The peak resident memory of this process (`VmHWM`, KiB).
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -617,6 +617,9 @@ struct Prepared {
     class: Option<ConnectionClass>,
 }
 
+/// What the class pass found for each record of a batch, by its place in the batch.
+type PreparedBatch = [Option<Prepared>; crate::read::BATCH];
+
 impl<'f> Query<'f> {
     fn of(flow: &'f Flow) -> Self {
         Query {
@@ -723,37 +726,7 @@ impl Judging<'_, '_> {
         }
         self.checker.counted.clear();
     }
-}
 
-impl FlowSink for Judging<'_, '_> {
-    fn flow(&mut self, flow: Flow) {
-        let explain = self.explain();
-        if let Some(judged) = self.checker.judge_flow(&flow, explain) {
-            if judged.mismatch || self.rows == Rows::All {
-                let row = self.checker.checked(&flow, &judged);
-                self.hand_on(row);
-            }
-        }
-        self.hand_on_batch();
-    }
-
-    /// Each record's front cache set is loaded before any record is judged: the loads of
-    /// the batch overlap, where one record after another would wait for each in turn.
-    fn vpc_records(&mut self, records: &[VpcRecord]) {
-        self.checker.preload_vpc(records);
-        for (at, record) in records.iter().enumerate() {
-            let prepared = self.checker.prepared(at);
-            self.judge_vpc_record(record, prepared);
-        }
-    }
-
-    #[inline]
-    fn vpc_record(&mut self, record: &VpcRecord) {
-        self.judge_vpc_record(record, None);
-    }
-}
-
-impl Judging<'_, '_> {
     /// Judge `record` (with what the class pass found for it, if anything) and hand on its
     /// row as [`FlowSink::vpc_record`] says.
     #[inline]
@@ -774,6 +747,33 @@ impl Judging<'_, '_> {
             }
         }
         self.hand_on_batch();
+    }
+}
+
+impl FlowSink for Judging<'_, '_> {
+    fn flow(&mut self, flow: Flow) {
+        let explain = self.explain();
+        if let Some(judged) = self.checker.judge_flow(&flow, explain) {
+            if judged.mismatch || self.rows == Rows::All {
+                let row = self.checker.checked(&flow, &judged);
+                self.hand_on(row);
+            }
+        }
+        self.hand_on_batch();
+    }
+
+    /// Each record's front cache set is loaded before any record is judged: the loads of
+    /// the batch overlap, where one record after another would wait for each in turn.
+    fn vpc_records(&mut self, records: &[VpcRecord]) {
+        let prepared = self.checker.prepare_vpc(records);
+        for (at, record) in records.iter().enumerate() {
+            self.judge_vpc_record(record, prepared.get(at).copied().flatten());
+        }
+    }
+
+    #[inline]
+    fn vpc_record(&mut self, record: &VpcRecord) {
+        self.judge_vpc_record(record, None);
     }
 }
 
@@ -1082,10 +1082,6 @@ pub struct Checker<'e> {
     /// Eight times the long ways per batch, averaged over the last batches (each batch
     /// weighs an eighth): whether a batch's class outcomes are asked for ahead.
     long_ways_per_batch: u64,
-    /// What the class pass found for the records of the batch being judged, the first
-    /// `prepared_for` of them ([`Checker::prepared`]).
-    prepared: [Option<Prepared>; crate::read::BATCH],
-    prepared_for: usize,
     /// Explanations asked so far (not reset by [`Checker::take_stats`]).
     explained: u64,
     /// Verdicts come from the index after this many explanations ([`EXPLAIN_ALL_BEFORE`]).
@@ -1135,8 +1131,6 @@ impl<'e> Checker<'e> {
             class_outcomes: ClassOutcomes::new(),
             long_ways: 0,
             long_ways_per_batch: 0,
-            prepared: [None; crate::read::BATCH],
-            prepared_for: 0,
             explained: 0,
             explain_all_before: EXPLAIN_ALL_BEFORE,
             stats: CheckStats::default(),
@@ -1344,8 +1338,8 @@ impl<'e> Checker<'e> {
     }
 
     /// [`Checker::judge_vpc`], and where the record's connection sits in the front cache;
-    /// `prepared`: what the class pass found for the record ([`Checker::prepared`]), which
-    /// the long way then does not look up again.
+    /// `prepared`: what the class pass found for the record ([`Checker::prepare_vpc`]),
+    /// which the long way then does not look up again.
     #[inline]
     fn judge_record(
         &mut self,
@@ -1386,6 +1380,14 @@ impl<'e> Checker<'e> {
     /// saves. Changes no answer.
     #[inline]
     pub fn preload_vpc(&mut self, records: &[VpcRecord]) {
+        self.prepare_vpc(records);
+    }
+
+    /// [`Checker::preload_vpc`], and what the class pass found for each record, by its
+    /// place in `records` (none when the pass did not run or passed the record over), for
+    /// [`Checker::judge_record`].
+    #[inline]
+    fn prepare_vpc(&mut self, records: &[VpcRecord]) -> PreparedBatch {
         for record in records {
             if let Some((key, _)) = self.vpc_front_key(record) {
                 self.front.touch(key);
@@ -1393,34 +1395,26 @@ impl<'e> Checker<'e> {
         }
         let last = std::mem::take(&mut self.long_ways);
         self.long_ways_per_batch = self.long_ways_per_batch - self.long_ways_per_batch / 8 + last;
-        self.prepared_for = 0;
         if self.long_ways_per_batch * 4 >= 8 * records.len() as u64 {
-            self.preload_classes(records);
+            self.preload_classes(records)
+        } else {
+            [None; crate::read::BATCH]
         }
-    }
-
-    /// What the class pass found for record `at` of the batch being judged
-    /// ([`Checker::preload_classes`]); `None` when it was not asked for or passed over.
-    #[inline]
-    fn prepared(&self, at: usize) -> Option<Prepared> {
-        if at >= self.prepared_for {
-            return None;
-        }
-        self.prepared.get(at).copied().flatten()
     }
 
     /// Look up the pods and the connection class of each record's connection that is not
-    /// in the front cache (its set was asked for just before), and keep them for the long
-    /// way ([`Checker::prepared`]); ask for each class's [`Checker::class_outcomes`] slot,
+    /// in the front cache (its set was asked for just before), and return them for the
+    /// long way (by the record's place in `records`, the first [`crate::read::BATCH`]); ask for each class's [`Checker::class_outcomes`] slot,
     /// then, those slots read, for the outcomes they point to ([`Checker::outcomes`], read
     /// for the explanation and for a row). Each step first asks for the memory of every
     /// record's lookup, then reads it: the loads of the batch overlap, where each new
     /// connection would wait for its own in turn. Only for pods found by address (with a
     /// pods history an address's pod depends on the time: nothing is kept). Changes no
     /// answer.
-    fn preload_classes(&mut self, records: &[VpcRecord]) {
+    fn preload_classes(&self, records: &[VpcRecord]) -> PreparedBatch {
+        let mut prepared = [None; crate::read::BATCH];
         if self.history.is_some() {
-            return;
+            return prepared;
         }
         let records = records.get(..crate::read::BATCH).unwrap_or(records);
         let mut missed = [None; crate::read::BATCH];
@@ -1440,7 +1434,7 @@ impl<'e> Checker<'e> {
                 *missed = Some((protocol, port));
             }
         }
-        for ((record, missed), prepared) in records.iter().zip(missed).zip(&mut self.prepared) {
+        for ((record, missed), prepared) in records.iter().zip(missed).zip(&mut prepared) {
             *prepared = missed.map(|(protocol, port)| {
                 let addresses = (IpAddr::V4(record.src), IpAddr::V4(record.dst));
                 let (src, dst, class) = self.index.connection_of_ips(addresses, protocol, port);
@@ -1450,12 +1444,12 @@ impl<'e> Checker<'e> {
                 Prepared { src, dst, class }
             });
         }
-        self.prepared_for = records.len();
-        for prepared in self.prepared[..records.len()].iter().flatten() {
-            if let Some(word) = prepared.class.and_then(|c| self.class_outcomes.get(&c)) {
+        for found in prepared.iter().flatten() {
+            if let Some(word) = found.class.and_then(|c| self.class_outcomes.get(&c)) {
                 self.touch_outcome(PackedOutcome(word).index());
             }
         }
+        prepared
     }
 
     /// Ask for outcome `index` ([`Checker::outcomes`]), so that a later read finds it in the
