@@ -403,7 +403,7 @@ impl Lines<'_> {
     /// The first line of `bytes` when it is a whole line (it ends in a line feed) and reads
     /// the short way: the record goes to the batch, and the line's length with its line feed
     /// is returned. `None` (nothing done) for any other line: [`Lines::line`] reads it.
-    #[inline]
+    #[inline(always)]
     fn fast_first_line(&mut self, bytes: &[u8], stats: &mut ReadStats) -> Option<usize> {
         let (Some(state), true) = (&self.vpc_state, self.short_way) else {
             return None;
