@@ -4,7 +4,9 @@
 //! to parse alone. Under `cargo test` (no `--bench`) it runs a small smoke version.
 //! `NETFENCE_BENCH_COMMAND=PATH` (a release build of `netfence`) times the command itself
 //! instead, on logs of 10,000,000 records in the full run (`NETFENCE_BENCH_FULL=1`), against
-//! `wc -l` of the same logs ([`command_bench`]).
+//! `wc -l` of the same logs ([`command_bench`]). `NETFENCE_BENCH_COUNT=PATH` counts the
+//! command's instructions and simulated mispredicts per record under `cachegrind`, against
+//! `wc -l` counted alike ([`count_bench`]): figures that do not move with the machine.
 
 use netfence_conformance::bench::{cpu_seconds, full_run, median};
 use netfence_engine::Engine;
@@ -324,22 +326,8 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         .ok()
         .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
         .unwrap_or(100.0);
-    // Removed when the bench ends, a failed command's panic included (the logs are 1.1 GB).
-    struct Scratch(std::path::PathBuf);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let scratch = Scratch(
-        std::env::temp_dir().join(format!("netfence-bench-command-{}", std::process::id())),
-    );
-    let dir = &scratch.0;
-    let cluster = dir.join("cluster");
-    std::fs::create_dir_all(&cluster).expect("scratch directory");
-    for (name, text) in files {
-        std::fs::write(cluster.join(name), text).expect("cluster file");
-    }
+    let scratch = Scratch::with_cluster("command", files);
+    let (dir, cluster) = (&scratch.0, scratch.0.join("cluster"));
     // The command's setup (loading the cluster, naming the workloads), on a log of one
     // record (a log with none is an error).
     let one = dir.join("one.log");
@@ -401,6 +389,117 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
             records as f64 / command,
             records as f64 / (command - setup),
             command / wc
+        );
+    }
+}
+
+/// A scratch directory for the command's inputs, removed when the bench ends, a failed
+/// command's panic included (the logs are up to 1.1 GB).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    /// A new scratch directory (`what` names it) holding the cluster's `files` in `cluster/`.
+    fn with_cluster(what: &str, files: &[(String, String)]) -> Scratch {
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("netfence-bench-{what}-{}", std::process::id())),
+        );
+        let cluster = scratch.0.join("cluster");
+        std::fs::create_dir_all(&cluster).expect("scratch directory");
+        for (name, text) in files {
+            std::fs::write(cluster.join(name), text).expect("cluster file");
+        }
+        scratch
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `NETFENCE_BENCH_COUNT=PATH`: what the command costs per record by `cachegrind`'s count
+/// (instructions, and conditional branches its simple predictor mispredicts), which is the
+/// same on every machine and in every run, unlike time on a shared machine. In steady state:
+/// the count on each workload's log of `count` records twice over, less the count on it
+/// once, over `count` (the setup, the front cache's first touches and each connection's
+/// first meeting cancel out). `wc -l` of the same logs, counted alike, is the baseline.
+/// Needs `valgrind`; takes about a minute per workload.
+fn count_bench(engine: &Engine, files: &[(String, String)], count: usize, netfence: &Path) {
+    use std::io::Write as _;
+    let scratch = Scratch::with_cluster("count", files);
+    let (dir, cluster) = (&scratch.0, scratch.0.join("cluster"));
+    // Instructions and mispredicted conditional branches of `program args` under cachegrind.
+    let counted = |program: &Path, args: &[&std::ffi::OsStr]| -> (f64, f64) {
+        let out = std::process::Command::new("valgrind")
+            .args(["--tool=cachegrind", "--cache-sim=no", "--branch-sim=yes"])
+            .arg("--cachegrind-out-file=/dev/null")
+            .arg(program)
+            .args(args)
+            .output()
+            .expect("valgrind runs (apt-get install valgrind)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let total = |label: &str| -> f64 {
+            stderr
+                .lines()
+                .find_map(|line| line.split_once(label).map(|(_, rest)| rest))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.replace(',', "").parse().ok())
+                .unwrap_or_else(|| panic!("no {label:?} in cachegrind's summary: {stderr}"))
+        };
+        (total("I   refs:"), total("Mispredicts:"))
+    };
+    println!("| log | instructions per record | simulated mispredicts per record | `wc -l` instructions per record | command/`wc -l` |");
+    println!("|---|---|---|---|---|");
+    for (name, distinct, mix) in [
+        ("1,000 connections", Some(1_000), Mix::Random),
+        ("100,000 random pairs", Some(100_000), Mix::Random),
+        ("100,000 along a service graph", Some(100_000), Mix::Graph),
+        ("100,000 with the Internet", Some(100_000), Mix::Internet),
+        // As many connections as records (the full bench's last row): the second reading
+        // meets them again, half of them still in the front cache.
+        (
+            "as many connections as records, along a service graph",
+            Some(count),
+            Mix::Graph,
+        ),
+    ] {
+        let input = workload(engine, count, distinct, false, mix);
+        let (once, twice) = (dir.join("once.log"), dir.join("twice.log"));
+        std::fs::write(&once, &input).expect("log");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&twice).expect("log"));
+        for _ in 0..2 {
+            file.write_all(&input).expect("log written");
+        }
+        file.flush().expect("log written");
+        drop((file, input));
+        let check = |log: &Path| {
+            let args: [&std::ffi::OsStr; 4] = [
+                "flows".as_ref(),
+                "check".as_ref(),
+                "-f".as_ref(),
+                cluster.as_os_str(),
+            ];
+            counted(
+                netfence,
+                &[&args[..], &["--vpc".as_ref(), log.as_os_str()]].concat(),
+            )
+        };
+        let wc = |log: &Path| counted(Path::new("wc"), &["-l".as_ref(), log.as_os_str()]);
+        let ((i1, m1), (i2, m2)) = (check(&once), check(&twice));
+        let ((w1, _), (w2, _)) = (wc(&once), wc(&twice));
+        let per = |a: f64, b: f64| (b - a) / count as f64;
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.1} | {:.0} |",
+            per(i1, i2),
+            per(m1, m2),
+            per(w1, w2),
+            per(i1, i2) / per(w1, w2)
         );
     }
 }
@@ -635,6 +734,11 @@ fn main() {
             records as u64
         );
         println!("{before} {}", peak_rss_kib());
+        return;
+    }
+    // The command's count per record: `NETFENCE_BENCH_COUNT=PATH` (a release build).
+    if let Some(netfence) = std::env::var_os("NETFENCE_BENCH_COUNT") {
+        count_bench(&engine, &files, count, Path::new(&netfence));
         return;
     }
     // The command itself: `NETFENCE_BENCH_COMMAND=PATH` (a release build of `netfence`).
