@@ -348,17 +348,11 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
     println!();
     println!("| log | records | `flows check` CPU s | records/CPU-s | records/CPU-s after the setup | `wc -l` CPU s | command/`wc -l` | printed records/s |");
     println!("|---|---|---|---|---|---|---|---|");
-    for (name, distinct, mix) in [
-        ("1,000 connections", Some(1_000), Mix::Random),
-        ("100,000 random pairs", Some(100_000), Mix::Random),
-        ("100,000 along a service graph", Some(100_000), Mix::Graph),
-        ("100,000 with the Internet", Some(100_000), Mix::Internet),
-        (
-            "1,000,000 distinct random pairs, ten times",
-            None,
-            Mix::Random,
-        ),
-    ] {
+    for (name, distinct, mix) in COMMAND_WORKLOADS.into_iter().chain([(
+        "1,000,000 distinct random pairs, ten times",
+        None,
+        Mix::Random,
+    )]) {
         let log = dir.join("records.log");
         let input = workload(engine, count, distinct, false, mix);
         let mut file = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
@@ -392,6 +386,15 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         );
     }
 }
+
+/// The workloads of the command modes ([`command_bench`], [`count_bench`]), before each
+/// mode's own last one: name, distinct connections, mix.
+const COMMAND_WORKLOADS: [(&str, Option<usize>, Mix); 4] = [
+    ("1,000 connections", Some(1_000), Mix::Random),
+    ("100,000 random pairs", Some(100_000), Mix::Random),
+    ("100,000 along a service graph", Some(100_000), Mix::Graph),
+    ("100,000 with the Internet", Some(100_000), Mix::Internet),
+];
 
 /// A scratch directory for the command's inputs, removed when the bench ends, a failed
 /// command's panic included (the logs are up to 1.1 GB).
@@ -456,19 +459,13 @@ fn count_bench(engine: &Engine, files: &[(String, String)], count: usize, netfen
     };
     println!("| log | instructions per record | simulated mispredicts per record | `wc -l` instructions per record | command/`wc -l` |");
     println!("|---|---|---|---|---|");
-    for (name, distinct, mix) in [
-        ("1,000 connections", Some(1_000), Mix::Random),
-        ("100,000 random pairs", Some(100_000), Mix::Random),
-        ("100,000 along a service graph", Some(100_000), Mix::Graph),
-        ("100,000 with the Internet", Some(100_000), Mix::Internet),
-        // As many connections as records (the full bench's last row): the second reading
-        // meets them again, half of them still in the front cache.
-        (
-            "as many connections as records, along a service graph",
-            Some(count),
-            Mix::Graph,
-        ),
-    ] {
+    // Last, as many connections as records (the full bench's last row): the second reading
+    // meets them again, half of them still in the front cache.
+    for (name, distinct, mix) in COMMAND_WORKLOADS.into_iter().chain([(
+        "as many connections as records, along a service graph",
+        Some(count),
+        Mix::Graph,
+    )]) {
         let input = workload(engine, count, distinct, false, mix);
         let (once, twice) = (dir.join("once.log"), dir.join("twice.log"));
         std::fs::write(&once, &input).expect("log");
