@@ -422,12 +422,13 @@ impl Drop for Scratch {
 }
 
 /// `NETFENCE_BENCH_COUNT=PATH`: what the command costs per record by `cachegrind`'s count
-/// (instructions, and conditional branches its simple predictor mispredicts), which is the
-/// same on every machine and in every run, unlike time on a shared machine. In steady state:
+/// (instructions, and conditional branches its simple predictor mispredicts), which does not
+/// depend on the machine, unlike time on a shared one (from run to run it moves by up to
+/// 0.5 %: hash maps seeded at random, the loader's threads). In steady state:
 /// the count on each workload's log of `count` records twice over, less the count on it
 /// once, over `count` (the setup, the front cache's first touches and each connection's
 /// first meeting cancel out). `wc -l` of the same logs, counted alike, is the baseline.
-/// Needs `valgrind`; takes about a minute per workload.
+/// Needs `valgrind`; takes about three minutes in all.
 fn count_bench(engine: &Engine, files: &[(String, String)], count: usize, netfence: &Path) {
     use std::io::Write as _;
     let scratch = Scratch::with_cluster("count", files);
