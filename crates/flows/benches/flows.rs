@@ -296,15 +296,21 @@ fn children_cpu_seconds(ticks: f64) -> f64 {
     (field(16) + field(17)) / ticks
 }
 
-/// Run `command` to its end; its CPU seconds (user + sys) and its standard output.
-fn timed(command: &mut std::process::Command, ticks: f64) -> (f64, String) {
-    let before = children_cpu_seconds(ticks);
+/// Run `command` to its end, which must be a success; its output.
+fn run(command: &mut std::process::Command) -> std::process::Output {
     let out = command.output().expect("the command runs");
     assert!(
         out.status.success(),
         "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Run `command` to its end; its CPU seconds (user + sys) and its standard output.
+fn timed(command: &mut std::process::Command, ticks: f64) -> (f64, String) {
+    let before = children_cpu_seconds(ticks);
+    let out = run(command);
     let cpu = children_cpu_seconds(ticks) - before;
     (cpu, String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -435,18 +441,12 @@ fn count_bench(engine: &Engine, files: &[(String, String)], count: usize, netfen
     let (dir, cluster) = (&scratch.0, scratch.0.join("cluster"));
     // Instructions and mispredicted conditional branches of `program args` under cachegrind.
     let counted = |program: &Path, args: &[&std::ffi::OsStr]| -> (f64, f64) {
-        let out = std::process::Command::new("valgrind")
+        // (Needs `valgrind`: apt-get install valgrind.)
+        let out = run(std::process::Command::new("valgrind")
             .args(["--tool=cachegrind", "--cache-sim=no", "--branch-sim=yes"])
             .arg("--cachegrind-out-file=/dev/null")
             .arg(program)
-            .args(args)
-            .output()
-            .expect("valgrind runs (apt-get install valgrind)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .args(args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let total = |label: &str| -> f64 {
             stderr

@@ -718,27 +718,6 @@ fn space(bytes: &[u8], at: usize) -> Option<usize> {
     (bytes.get(at) == Some(&b' ')).then_some(at + 1)
 }
 
-/// The decimal number of at most `digits` digits, at most `max`, that starts at `at` (one
-/// digit at least), and where its digits end: digit by digit, the end found by the reading
-/// (the default way reads its numbers with [`number_in`], their words' ends known first).
-#[inline(always)]
-fn number_at(bytes: &[u8], at: usize, digits: usize, max: u64) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    let mut end = at;
-    while let Some(digit) = bytes
-        .get(end)
-        .map(|b| b.wrapping_sub(b'0'))
-        .filter(|&d| d <= 9)
-    {
-        if end - at == digits {
-            return None;
-        }
-        value = value * 10 + u64::from(digit);
-        end += 1;
-    }
-    (end > at && value <= max).then_some((value, end))
-}
-
 /// The number that is the word at `at` ([`number_in`]), and where the word ends.
 #[inline(always)]
 fn number_word<const N: usize>(
@@ -768,8 +747,7 @@ fn optional_number_word<const N: usize>(
 }
 
 /// The decimal number that is all of `bytes[at..end]`: one digit at least, at most `digits`
-/// (at most 16), at most `max`; as [`number_at`] reads it when its digits end at `end` (a
-/// caller's `end` is a word's end: no digit follows). Eight digits at a time by bit
+/// (at most 16), at most `max`: what [`small_number`] reads from that slice. Eight digits at a time by bit
 /// arithmetic ([`eight_digits`]): no loop over the digits, whose count changes from record
 /// to record (ports, protocols): that loop's exit was about a fifth of the default way's
 /// mispredicted branches in `cachegrind`'s count (docs/performance.md, session 28).
@@ -785,11 +763,7 @@ fn number_in(bytes: &[u8], at: usize, end: usize, digits: usize, max: u64) -> Op
             eight_digits(bytes, end - 8, high)? * 100_000_000 + eight_digits(bytes, end, 8)?
         }
         // Too few bytes before `end` for the loads: digit by digit.
-        _ => {
-            number_at(bytes, at, digits, max)
-                .filter(|&(_, e)| e == end)?
-                .0
-        }
+        _ => return small_number(bytes.get(at..end)?, digits, max),
     };
     (value <= max).then_some(value)
 }
@@ -1608,29 +1582,10 @@ mod tests {
             prop_assert_eq!(super::Stops::<3>::of(&bytes).word_end(&bytes, at), expected);
         }
 
-        /// The number reader of the default way reads what `str::parse` reads, within its limits.
+        /// The number reader of known length reads a run of digits as `str::parse` does,
+        /// within its limits, and nothing else, wherever it sits and whatever follows it.
         #[test]
-        fn numbers_read_as_std_reads_them(
-            text in "[0-9]{0,18}[ .x/:\n-]?[0-9]{0,3}",
-            skip in 0usize..3,
-            digits in 1usize..16,
-            max in prop::sample::select(vec![255u64, 65535, 200_000_000_000, u64::MAX]),
-        ) {
-            let bytes = text.as_bytes();
-            let at = skip.min(bytes.len());
-            let run = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-            let expected = (run > 0 && run <= digits)
-                .then(|| text[at..at + run].parse::<u64>().ok())
-                .flatten()
-                .filter(|&value| value <= max)
-                .map(|value| (value, at + run));
-            prop_assert_eq!(super::number_at(bytes, at, digits, max), expected);
-        }
-
-        /// The number reader of known length reads a word of digits as `str::parse` does,
-        /// within its limits, and nothing else, wherever the word sits.
-        #[test]
-        fn numbers_of_known_length_read_as_digit_by_digit(
+        fn numbers_of_known_length_read_as_std_reads_them(
             text in "[0-9 /:]{0,9}[0-9]{0,18}[ .x/:\n-]?[0-9]{0,3}",
             at in 0usize..12,
             len in 0usize..20,
@@ -1640,8 +1595,6 @@ mod tests {
             let bytes = text.as_bytes();
             let at = at.min(bytes.len());
             let end = (at + len).min(bytes.len());
-            // As a word's end: no digit follows.
-            prop_assume!(!bytes.get(end).is_some_and(u8::is_ascii_digit));
             let word = &text[at..end];
             let expected = (!word.is_empty()
                 && word.len() <= digits
