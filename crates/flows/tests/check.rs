@@ -589,6 +589,29 @@ mod front_cache {
         addresses
     }
 
+    /// [`engine`] (with the security groups when `with_groups`: [`engine_with_groups`]), and
+    /// a pod in `shop` that declares more TCP ports than a front cache entry keeps.
+    fn engine_with_many_ports(with_groups: bool) -> Engine {
+        let mut loader = Loader::new();
+        loader.load_str("cluster.yaml", CLUSTER);
+        if with_groups {
+            loader.load_str(
+                "security-groups.yaml",
+                include_str!("../../../examples/flows/security-groups.yaml"),
+            );
+        }
+        loader.load_str(
+            "ports.yaml",
+            "apiVersion: v1
+kind: Pod
+metadata: {name: gateway, namespace: shop, labels: {app: api}}
+spec: {containers: [{name: c, ports: [{containerPort: 8080}, {containerPort: 80}, {containerPort: 443}]}]}
+status: {podIP: 10.0.0.40}
+",
+        );
+        Engine::new(loader.finish().unwrap())
+    }
+
     const HISTORY: &[u8] = br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T20:00:00Z", "to": "2023-11-14T22:00:00Z"}
 {"ip": "10.9.9.9", "pod": "shop/web", "from": "2023-11-14T22:00:00Z", "to": null}
 {"ip": "10.9.9.9", "pod": "gone/pod", "from": "2023-11-14T23:00:00.5Z", "to": "2023-11-14T23:30:00Z"}
@@ -693,6 +716,182 @@ mod front_cache {
         text
     }
 
+    /// A connection whose verdict came from the index (its explanation pending), first
+    /// seen without a mismatch, then with mismatches: they are explained (the deciding
+    /// policy named) as on the general path, though the connection is in the front cache.
+    #[test]
+    fn a_pending_outcome_is_explained_for_its_first_mismatch() {
+        // jobs/batch may not reach shop/api.
+        let text = b"\
+2 123456789010 eni-1 10.0.1.30 10.0.0.20 40000 8080 6 20 4249 1418530010 1418530070 REJECT OK
+2 123456789010 eni-1 10.0.1.30 10.0.0.20 40000 8080 6 20 4249 1418530010 1418530070 ACCEPT OK
+2 123456789010 eni-1 10.0.1.30 10.0.0.20 40001 8080 6 20 4249 1418530010 1418530070 ACCEPT OK
+";
+        for mismatches_only in [true, false] {
+            let options = Fused {
+                with_history: false,
+                with_groups: false,
+                mismatches_only,
+                index_verdicts: true,
+                small_front: false,
+            };
+            fused_path_agrees(&engine(), text, options).unwrap();
+        }
+    }
+
+    /// How [`fused_path_agrees`] reads and judges.
+    struct Fused {
+        with_history: bool,
+        with_groups: bool,
+        mismatches_only: bool,
+        index_verdicts: bool,
+        small_front: bool,
+    }
+
+    /// The fused VPC path (records read the short way and judged from the front cache,
+    /// the whole flow made only for a row) against the general one (every line read into a
+    /// `Flow`, every flow checked) on the VPC log `text`: the same rows in order, the same
+    /// read counts by reason with the same example files and lines, the same check counts;
+    /// and counted (`flows check`'s mismatch groups), every mismatch once under its row.
+    fn fused_path_agrees(
+        engine: &Engine,
+        text: &[u8],
+        options: Fused,
+    ) -> Result<(), TestCaseError> {
+        let Fused {
+            with_history,
+            with_groups,
+            mismatches_only,
+            index_verdicts,
+            small_front,
+        } = options;
+        let history = || with_history.then(|| History::read(HISTORY).unwrap());
+        let checker = || {
+            let checker = Checker::new(engine, history());
+            match with_groups {
+                true => checker.with_security_groups(security_groups(GROUPS_JSON)),
+                false => checker,
+            }
+        };
+        let format = SourceFormat::Vpc(VpcFormat::default());
+
+        // The general path: every line a `Flow`, every flow checked.
+        struct General<'a>(&'a mut Vec<Flow>);
+        impl FlowSink for General<'_> {
+            fn flow(&mut self, flow: Flow) {
+                self.0.push(flow);
+            }
+            fn short_way(&self) -> bool {
+                false
+            }
+        }
+        let (mut flows, mut general_stats) = (Vec::new(), ReadStats::default());
+        read_bytes_into(
+            text,
+            "f.log",
+            &format,
+            &mut general_stats,
+            &mut General(&mut flows),
+        )
+        .unwrap();
+        let mut slow = checker();
+        let expected: Vec<CheckedFlow> = flows
+            .iter()
+            .filter_map(|flow| match slow.check(flow) {
+                Checked::Judged(row) if row.mismatch || !mismatches_only => Some(row),
+                _ => None,
+            })
+            .collect();
+
+        // Reading alone, the short way where it can: the same flows.
+        let (mut short_flows, mut short_stats) = (Vec::new(), ReadStats::default());
+        read_bytes_into(text, "f.log", &format, &mut short_stats, &mut |f| {
+            short_flows.push(f)
+        })
+        .unwrap();
+        prop_assert_eq!(&short_flows, &flows);
+        prop_assert_eq!(&short_stats, &general_stats);
+
+        // The fused path (verdicts from the index from the start, or explained always).
+        let mut fast = match index_verdicts {
+            true => checker().explain_all_before(0),
+            false => checker(),
+        };
+        let (mut rows, mut fused_stats) = (Vec::new(), ReadStats::default());
+        let which = if mismatches_only {
+            Rows::Mismatches
+        } else {
+            Rows::All
+        };
+        read_bytes_into(
+            text,
+            "f.log",
+            &format,
+            &mut fused_stats,
+            &mut fast.judging(which, &mut |row| rows.push(row.clone())),
+        )
+        .unwrap();
+        prop_assert_eq!(&fused_stats, &general_stats);
+        prop_assert_eq!(&rows, &expected);
+        let mut counts = fast.stats().clone();
+        counts.verdicts = slow.stats().verdicts;
+        prop_assert_eq!(&counts, slow.stats());
+
+        // Counted (`flows check`'s mismatch groups; verdicts from the index from the start
+        // too, with `index_verdicts`), with a front cache small enough that connections
+        // leave it: every mismatch counted once, under its row (time aside), in whatever
+        // order the rows are handed on.
+        let mut counter = match small_front {
+            true => checker().with_small_front_cache(),
+            false => checker(),
+        };
+        if index_verdicts {
+            counter = counter.explain_all_before(0);
+        }
+        let mut counted: Vec<(CheckedFlow, u64)> = Vec::new();
+        let mut counted_stats = ReadStats::default();
+        read_bytes_into(
+            text,
+            "f.log",
+            &format,
+            &mut counted_stats,
+            &mut counter.counting(&mut |rows| counted.extend_from_slice(rows)),
+        )
+        .unwrap();
+        prop_assert_eq!(&counted_stats, &general_stats);
+        let mut counts = counter.stats().clone();
+        counts.verdicts = slow.stats().verdicts;
+        prop_assert_eq!(&counts, slow.stats());
+        let timeless = |row: &CheckedFlow| CheckedFlow {
+            time: None,
+            ..row.clone()
+        };
+        let tally = |rows: &mut dyn Iterator<Item = (CheckedFlow, u64)>| {
+            let mut tallies: Vec<(CheckedFlow, u64)> = Vec::new();
+            for (row, flows) in rows {
+                let row = timeless(&row);
+                match tallies.iter_mut().find(|(seen, _)| *seen == row) {
+                    Some((_, total)) => *total += flows,
+                    None => tallies.push((row, flows)),
+                }
+            }
+            tallies
+        };
+        let mismatches = expected
+            .iter()
+            .filter(|row| row.mismatch)
+            .map(|row| (row.clone(), 1));
+        let (counted, expected) = (
+            tally(&mut counted.into_iter()),
+            tally(&mut mismatches.into_iter()),
+        );
+        prop_assert_eq!(counted.len(), expected.len());
+        for row in &counted {
+            prop_assert!(expected.contains(row), "{:?} counted, not expected", row);
+        }
+        Ok(())
+    }
+
     /// The default format's header line (back to it).
     fn crate_v2_header() -> Vec<u8> {
         b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status".to_vec()
@@ -763,107 +962,50 @@ mod front_cache {
             small_front in any::<bool>(),
         ) {
             let engine = if with_groups { engine_with_groups() } else { engine() };
-            let history = || with_history.then(|| History::read(HISTORY).unwrap());
-            let checker = || {
-                let checker = Checker::new(&engine, history());
-                match with_groups {
-                    true => checker.with_security_groups(security_groups(GROUPS_JSON)),
-                    false => checker,
-                }
-            };
             let text = vpc_lines(&engine, &lines);
-            let format = SourceFormat::Vpc(VpcFormat::default());
+            let options = Fused { with_history, with_groups, mismatches_only, index_verdicts, small_front };
+            fused_path_agrees(&engine, &text, options)?;
+        }
 
-            // The general path: every line a `Flow`, every flow checked.
-            struct General<'a>(&'a mut Vec<Flow>);
-            impl FlowSink for General<'_> {
-                fn flow(&mut self, flow: Flow) {
-                    self.0.push(flow);
-                }
-                fn short_way(&self) -> bool {
-                    false
-                }
+        /// The fused VPC path where connections repeat (a few drawn over and over, every
+        /// line a usual record), so that most records find their connection in the front
+        /// cache and are judged from its entry alone: replies by the source's declared port
+        /// (a pod that declares more ports than an entry keeps among them), mismatches both
+        /// ways, outcomes still pending, security groups, a front cache small enough that
+        /// connections leave it.
+        #[test]
+        fn records_of_cached_connections_judge_as_the_general_path(
+            connections in proptest::collection::vec(
+                (0usize..64, 0usize..64, 0usize..6, 0usize..6, any::<bool>()),
+                1..8,
+            ),
+            records in proptest::collection::vec((0usize..8, 0usize..4), 1..300),
+            with_groups in any::<bool>(),
+            mismatches_only in any::<bool>(),
+            index_verdicts in any::<bool>(),
+            small_front in any::<bool>(),
+        ) {
+            let engine = engine_with_many_ports(with_groups);
+            // Pods drawn more often: their connections' outcomes may be pending.
+            let pods = engine.inventory().pods().iter().flat_map(|pod| pod.ips.clone());
+            let addresses: Vec<_> = pods.clone().chain(pods).chain(addresses(&engine)).collect();
+            let ports = ["8080", "80", "443", "53", "5432", "40000"];
+            let mut text = Vec::new();
+            for (connection, action) in records {
+                let (a, b, src_port, dst_port, udp) = connections[connection % connections.len()];
+                let line = format!(
+                    "2 123456789010 eni-1235b8ca123456789 {} {} {} {} {} 20 4249 1418530010 1418530070 {} OK\n",
+                    addresses[a % addresses.len()],
+                    addresses[b % addresses.len()],
+                    ports[src_port],
+                    ports[dst_port],
+                    if udp { 17 } else { 6 },
+                    ["ACCEPT", "REJECT", "ACCEPT", "-"][action],
+                );
+                text.extend_from_slice(line.as_bytes());
             }
-            let (mut flows, mut general_stats) = (Vec::new(), ReadStats::default());
-            read_bytes_into(&text, "f.log", &format, &mut general_stats, &mut General(&mut flows)).unwrap();
-            let mut slow = checker();
-            let expected: Vec<CheckedFlow> = flows
-                .iter()
-                .filter_map(|flow| match slow.check(flow) {
-                    Checked::Judged(row) if row.mismatch || !mismatches_only => Some(row),
-                    _ => None,
-                })
-                .collect();
-
-            // Reading alone, the short way where it can: the same flows.
-            let (mut short_flows, mut short_stats) = (Vec::new(), ReadStats::default());
-            read_bytes_into(&text, "f.log", &format, &mut short_stats, &mut |f| short_flows.push(f)).unwrap();
-            prop_assert_eq!(&short_flows, &flows);
-            prop_assert_eq!(&short_stats, &general_stats);
-
-            // The fused path (verdicts from the index from the start, or explained always).
-            let mut fast = match index_verdicts {
-                true => checker().explain_all_before(0),
-                false => checker(),
-            };
-            let (mut rows, mut fused_stats) = (Vec::new(), ReadStats::default());
-            let which = if mismatches_only { Rows::Mismatches } else { Rows::All };
-            read_bytes_into(
-                &text,
-                "f.log",
-                &format,
-                &mut fused_stats,
-                &mut fast.judging(which, &mut |row| rows.push(row.clone())),
-            )
-            .unwrap();
-            prop_assert_eq!(&fused_stats, &general_stats);
-            prop_assert_eq!(&rows, &expected);
-            let mut counts = fast.stats().clone();
-            counts.verdicts = slow.stats().verdicts;
-            prop_assert_eq!(&counts, slow.stats());
-
-            // Counted (`flows check`'s mismatch groups), with a front cache small enough
-            // that connections leave it: every mismatch counted once, under its row (time
-            // aside), in whatever order the rows are handed on.
-            let mut counter = match small_front {
-                true => checker().with_small_front_cache(),
-                false => checker(),
-            };
-            let mut counted: Vec<(CheckedFlow, u64)> = Vec::new();
-            let mut counted_stats = ReadStats::default();
-            read_bytes_into(
-                &text,
-                "f.log",
-                &format,
-                &mut counted_stats,
-                &mut counter.counting(&mut |rows| counted.extend_from_slice(rows)),
-            )
-            .unwrap();
-            prop_assert_eq!(&counted_stats, &general_stats);
-            let mut counts = counter.stats().clone();
-            counts.verdicts = slow.stats().verdicts;
-            prop_assert_eq!(&counts, slow.stats());
-            let timeless = |row: &CheckedFlow| CheckedFlow { time: None, ..row.clone() };
-            let tally = |rows: &mut dyn Iterator<Item = (CheckedFlow, u64)>| {
-                let mut tallies: Vec<(CheckedFlow, u64)> = Vec::new();
-                for (row, flows) in rows {
-                    let row = timeless(&row);
-                    match tallies.iter_mut().find(|(seen, _)| *seen == row) {
-                        Some((_, total)) => *total += flows,
-                        None => tallies.push((row, flows)),
-                    }
-                }
-                tallies
-            };
-            let mismatches = expected.iter().filter(|row| row.mismatch).map(|row| (row.clone(), 1));
-            let (counted, expected) = (
-                tally(&mut counted.into_iter()),
-                tally(&mut mismatches.into_iter()),
-            );
-            prop_assert_eq!(counted.len(), expected.len());
-            for row in &counted {
-                prop_assert!(expected.contains(row), "{:?} counted, not expected", row);
-            }
+            let options = Fused { with_history: false, with_groups, mismatches_only, index_verdicts, small_front };
+            fused_path_agrees(&engine, &text, options)?;
         }
 
         /// Words split as `split_ascii_whitespace` splits them, whatever the bytes.
