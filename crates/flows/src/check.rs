@@ -996,17 +996,40 @@ impl FrontCache {
         match *tally {
             u32::MAX => return false,
             0 => {
-                if let Some(tallied) = &mut self.tallied_sets {
-                    tallied.push(u32::try_from(at).unwrap_or(u32::MAX));
-                    if tallied.len() > sets {
-                        self.tallied_sets = None;
-                    }
-                }
+                *tally = 1;
+                self.note_tallied(at);
             }
-            _ => {}
+            _ => *tally += 1,
         }
-        *tally += 1;
         true
+    }
+
+    /// [`FrontCache::tally`] when `mismatch`, with no branch on it but a rare one (the
+    /// entry's first tally): a mismatch is as likely as not from one record to the next,
+    /// where each branch on it mispredicted. The entry at `at` has a tally short of full.
+    #[inline(always)]
+    fn tally_when(&mut self, (at, way): SlotAt, mismatch: bool) {
+        let Some(tally) = self
+            .words
+            .get_mut(self.base + at * SET_WORDS + way * SLOT_WORDS + TALLY_WORD)
+        else {
+            return;
+        };
+        let first = (*tally == 0) & mismatch;
+        *tally += u32::from(mismatch);
+        if first {
+            self.note_tallied(at);
+        }
+    }
+
+    /// Set `at` has a tally now where it had none ([`FrontCache::tallied_sets`]).
+    fn note_tallied(&mut self, at: usize) {
+        if let Some(tallied) = &mut self.tallied_sets {
+            tallied.push(u32::try_from(at).unwrap_or(u32::MAX));
+            if tallied.len() > self.sets {
+                self.tallied_sets = None;
+            }
+        }
     }
 
     /// The sets that may hold tallies, in the cache's order (read one after the other); the
@@ -1425,16 +1448,14 @@ impl<'e> Checker<'e> {
             (record.observed, verdict & ALLOWED != 0),
             (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
         );
-        if mismatch && (!counting || verdict & PENDING != 0 || slot.tally == u32::MAX) {
+        // One branch, seldom taken (`&` and `|`, not `&&` and `||`, which branch on each).
+        if mismatch & (!counting | (verdict & PENDING != 0) | (slot.tally == u32::MAX)) {
             return false;
         }
         self.stats.judged += 1;
         self.stats.security_group_denials += u64::from(verdict & GROUP_DENIED != 0);
-        if mismatch {
-            self.stats.mismatches += 1;
-            let counted = self.front.tally(at);
-            debug_assert!(counted, "a tally short of full is counted");
-        }
+        self.stats.mismatches += u64::from(mismatch);
+        self.front.tally_when(at, mismatch);
         true
     }
 
