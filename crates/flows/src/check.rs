@@ -372,6 +372,12 @@ impl PackedOutcome {
         PackedOutcome(word & ((1 << Self::BITS) - 1))
     }
 
+    /// Whether there is an outcome (the index is not [`NOT_JUDGED`]).
+    #[inline(always)]
+    fn judged(self) -> bool {
+        self.0 & OUTCOME_NONE != OUTCOME_NONE
+    }
+
     /// The outcome's index, or [`NOT_JUDGED`].
     fn index(self) -> u32 {
         match self.0 & OUTCOME_NONE {
@@ -441,21 +447,48 @@ impl FrontSlot {
     /// The [`Resolved`] the slot holds.
     #[inline]
     fn resolved(&self) -> Resolved {
-        let packed = self.packed;
-        let field = |shift: u32, bits: u32| ((packed >> shift) & ((1 << bits) - 1)) as u8;
-        let outcome = PackedOutcome::in_low_bits(packed);
-        let rest = PackedOutcome::BITS;
+        let outcome = self.outcome();
         Resolved {
             src: self.src,
             dst: self.dst,
-            missing: field(rest, 2),
-            dst_serves: field(rest + 2, 1) != 0,
+            missing: self.missing(),
+            dst_serves: self.dst_serves(),
             src_ports: self.src_ports,
-            src_ports_len: field(rest + 3, 2),
+            src_ports_len: self.src_ports_len(),
             outcome: outcome.index(),
             verdict: outcome.verdict(),
             class: None,
         }
+    }
+
+    /// [`Resolved::outcome`] and [`Resolved::verdict`].
+    #[inline(always)]
+    fn outcome(&self) -> PackedOutcome {
+        PackedOutcome::in_low_bits(self.packed)
+    }
+
+    /// The `bits` of `packed` from `shift` on above the outcome.
+    #[inline(always)]
+    fn field(&self, shift: u32, bits: u32) -> u8 {
+        ((self.packed >> (PackedOutcome::BITS + shift)) & ((1 << bits) - 1)) as u8
+    }
+
+    /// [`Resolved::missing`].
+    #[inline(always)]
+    fn missing(&self) -> u8 {
+        self.field(0, 2)
+    }
+
+    /// [`Resolved::dst_serves`].
+    #[inline(always)]
+    fn dst_serves(&self) -> bool {
+        self.field(2, 1) != 0
+    }
+
+    /// [`Resolved::src_ports_len`].
+    #[inline(always)]
+    fn src_ports_len(&self) -> u8 {
+        self.field(3, 2)
     }
 }
 
@@ -1424,25 +1457,25 @@ impl<'e> Checker<'e> {
         let Some((slot, at)) = self.front.entry(key, second) else {
             return false;
         };
-        // Only the fields read below are unpacked (inlined).
-        let resolved = slot.resolved();
-        // No address is missing from the inputs without a history.
-        if resolved.outcome == NOT_JUDGED || resolved.missing != 0 {
+        // The fields read from the slot's words as needed, not its whole `Resolved`. No
+        // address is missing from the inputs without a history.
+        let outcome = slot.outcome();
+        if !outcome.judged() || slot.missing() != 0 {
             return false;
         }
         // `apply`: with no TCP flags to say, a flow from a port the source declares to one
         // the destination does not is the server answering.
-        if record.reply == Reply::Unknown && !resolved.dst_serves {
-            let ports = match resolved.src_ports_len {
+        if record.reply == Reply::Unknown && !slot.dst_serves() {
+            let ports = match slot.src_ports_len() {
                 MANY_PORTS => return false,
-                len => &resolved.src_ports[..usize::from(len)],
+                len => &slot.src_ports[..usize::from(len)],
             };
             if record.src_port.is_some_and(|port| ports.contains(&port)) {
                 self.stats.replies += 1;
                 return true;
             }
         }
-        let verdict = resolved.verdict;
+        let verdict = outcome.verdict();
         // A VPC record is compared with the verdict itself (`apply`, not at the egress).
         let mismatch = matches!(
             (record.observed, verdict & ALLOWED != 0),
