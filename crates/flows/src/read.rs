@@ -387,16 +387,28 @@ struct Lines<'a> {
     /// A VPC file's header line names its fields for that file only.
     vpc_state: Option<vpc::FileState>,
     short_way: bool,
+    /// [`BATCH`] records, the first `filled` of them read: a record is read into its place
+    /// here ([`vpc::FileState::fast_first_line_into`]).
     batch: Vec<VpcRecord>,
+    filled: usize,
     sink: &'a mut dyn FlowSink,
 }
 
 impl Lines<'_> {
     /// Hand the batch to the sink.
     fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            self.sink.vpc_records(&self.batch);
-            self.batch.clear();
+        if self.filled > 0 {
+            self.sink.vpc_records(&self.batch[..self.filled]);
+            self.filled = 0;
+        }
+    }
+
+    /// The record read into the batch's next place is kept; the batch is handed on when full.
+    #[inline(always)]
+    fn keep(&mut self) {
+        self.filled += 1;
+        if self.filled == BATCH {
+            self.flush();
         }
     }
 
@@ -408,17 +420,16 @@ impl Lines<'_> {
         let (Some(state), true) = (&self.vpc_state, self.short_way) else {
             return None;
         };
-        let (record, end) = state.fast_first_line(bytes)?;
+        let place = self.batch.get_mut(self.filled)?;
+        let end = state.fast_first_line_into(bytes, place)?;
         if end == bytes.len() {
-            // No line feed yet: the line may go on in the next buffer fill.
+            // No line feed yet: the line may go on in the next buffer fill (the place is
+            // not kept).
             return None;
         }
         stats.read += 1;
         stats.parsed += 1;
-        self.batch.push(record);
-        if self.batch.len() == BATCH {
-            self.flush();
-        }
+        self.keep();
         Some(end + 1)
     }
 
@@ -431,13 +442,12 @@ impl Lines<'_> {
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
             }
-            if let Some(record) = state.fast(line) {
+            if let (Some(record), Some(place)) = (state.fast(line), self.batch.get_mut(self.filled))
+            {
                 stats.read += 1;
                 stats.parsed += 1;
-                self.batch.push(record);
-                if self.batch.len() == BATCH {
-                    self.flush();
-                }
+                *place = record;
+                self.keep();
                 return;
             }
         }
@@ -489,7 +499,8 @@ pub fn read_stream_into(
             _ => None,
         },
         short_way: sink.short_way(),
-        batch: Vec::with_capacity(BATCH),
+        batch: vec![VpcRecord::FILLER; BATCH],
+        filled: 0,
         sink,
     };
     let result = read_lines(input, name, stats, &mut lines);
