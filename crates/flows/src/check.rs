@@ -1038,8 +1038,9 @@ impl FrontCache {
     }
 
     /// [`FrontCache::tally`] when `mismatch`, with no branch on it but a rare one (the
-    /// entry's first tally): a mismatch is as likely as not from one record to the next,
-    /// where each branch on it mispredicted. The entry at `at` has a tally short of full.
+    /// entry's first tally): whether a record mismatches changes from record to record in
+    /// no order a predictor can learn, and each branch on it mispredicted. The entry at `at`
+    /// has a tally short of full.
     #[inline(always)]
     fn tally_when(&mut self, (at, way): SlotAt, mismatch: bool) {
         let Some(tally) = self
@@ -1440,9 +1441,9 @@ impl<'e> Checker<'e> {
     /// sink that is handed mismatches only, when nothing is to be handed on: the record is a
     /// reply by its source's declared port, or no mismatch, or a mismatch the entry counts
     /// (`counting`, [`Checker::counting`]). The same counts as the long way, read from the
-    /// entry's words alone: no [`Resolved`], [`Facts`] nor [`Judged`] is made (about a
-    /// fifth of a record's instructions at 100,000 connections, docs/performance.md, session
-    /// 29). False (nothing done) for any other record: not in the front cache, with a pods
+    /// entry's words alone: no [`Resolved`], [`Facts`] nor [`Judged`] is made (an eighth of
+    /// a record's instructions at 100,000 connections, docs/performance.md, session 29).
+    /// False (nothing done) for any other record: not in the front cache, with a pods
     /// history (time spans), a reply by its TCP flags, not judged, a source that declares
     /// more ports than the entry keeps, a mismatch of an outcome still pending (it is
     /// explained the long way) or one to be handed on now.
