@@ -326,6 +326,28 @@ impl Outcome {
     }
 }
 
+/// Whether what was observed disagrees with what policy says (`allowed`); nothing observed
+/// disagrees with nothing.
+#[inline(always)]
+fn disagrees(observed: Option<Observed>, allowed: bool) -> bool {
+    matches!(
+        (observed, allowed),
+        (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
+    )
+}
+
+/// Whether `port` is among a source pod's declared ports as [`Resolved`] keeps them
+/// (`len` of `ports`, or [`MANY_PORTS`]); `None` when the pod declares more than are kept,
+/// and must be asked.
+#[inline(always)]
+fn kept_port(ports: &[u16; 2], len: u8, port: Option<u16>) -> Option<bool> {
+    match (len, port) {
+        (MANY_PORTS, _) => None,
+        (_, None) => Some(false),
+        (len, Some(port)) => Some(ports[..usize::from(len)].contains(&port)),
+    }
+}
+
 fn pod_slot(endpoint: Endpoint) -> u32 {
     match endpoint {
         Endpoint::Pod(id) => u32::try_from(id.index()).unwrap_or(NO_POD),
@@ -1014,26 +1036,11 @@ impl FrontCache {
     /// false when it was not counted (no such entry, or its count is full), to be handed on
     /// now.
     #[inline]
-    fn tally(&mut self, (at, way): SlotAt) -> bool {
-        let sets = self.sets;
-        if at >= sets || way >= WAYS {
+    fn tally(&mut self, at: SlotAt) -> bool {
+        if self.tally_of(at).is_none_or(|tally| *tally == u32::MAX) {
             return false;
         }
-        // The field itself (not through `set_words_mut`), apart from `tallied_sets`.
-        let Some(tally) = self
-            .words
-            .get_mut(self.base + at * SET_WORDS + way * SLOT_WORDS + TALLY_WORD)
-        else {
-            return false;
-        };
-        match *tally {
-            u32::MAX => return false,
-            0 => {
-                *tally = 1;
-                self.note_tallied(at);
-            }
-            _ => *tally += 1,
-        }
+        self.tally_when(at, true);
         true
     }
 
@@ -1042,18 +1049,26 @@ impl FrontCache {
     /// no order a predictor can learn, and each branch on it mispredicted. The entry at `at`
     /// has a tally short of full.
     #[inline(always)]
-    fn tally_when(&mut self, (at, way): SlotAt, mismatch: bool) {
-        let Some(tally) = self
-            .words
-            .get_mut(self.base + at * SET_WORDS + way * SLOT_WORDS + TALLY_WORD)
-        else {
+    fn tally_when(&mut self, at: SlotAt, mismatch: bool) {
+        let Some(tally) = self.tally_of(at) else {
             return;
         };
         let first = (*tally == 0) & mismatch;
         *tally += u32::from(mismatch);
         if first {
-            self.note_tallied(at);
+            self.note_tallied(at.0);
         }
+    }
+
+    /// The tally of the entry at `at`: the field itself (not through `set_words_mut`),
+    /// apart from `tallied_sets`; `None` past the cache's sets or ways.
+    #[inline(always)]
+    fn tally_of(&mut self, (at, way): SlotAt) -> Option<&mut u32> {
+        if at >= self.sets || way >= WAYS {
+            return None;
+        }
+        self.words
+            .get_mut(self.base + at * SET_WORDS + way * SLOT_WORDS + TALLY_WORD)
     }
 
     /// Set `at` has a tally now where it had none ([`FrontCache::tallied_sets`]).
@@ -1467,21 +1482,19 @@ impl<'e> Checker<'e> {
         // `apply`: with no TCP flags to say, a flow from a port the source declares to one
         // the destination does not is the server answering.
         if record.reply == Reply::Unknown && !slot.dst_serves() {
-            let ports = match slot.src_ports_len() {
-                MANY_PORTS => return false,
-                len => &slot.src_ports[..usize::from(len)],
-            };
-            if record.src_port.is_some_and(|port| ports.contains(&port)) {
-                self.stats.replies += 1;
-                return true;
+            match kept_port(&slot.src_ports, slot.src_ports_len(), record.src_port) {
+                // The pod is asked the long way.
+                None => return false,
+                Some(true) => {
+                    self.stats.replies += 1;
+                    return true;
+                }
+                Some(false) => {}
             }
         }
         let verdict = outcome.verdict();
         // A VPC record is compared with the verdict itself (`apply`, not at the egress).
-        let mismatch = matches!(
-            (record.observed, verdict & ALLOWED != 0),
-            (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
-        );
+        let mismatch = disagrees(record.observed, verdict & ALLOWED != 0);
         // One branch, seldom taken (`&` and `|`, not `&&` and `||`, which branch on each).
         if mismatch & (!counting | (verdict & PENDING != 0) | (slot.tally == u32::MAX)) {
             return false;
@@ -2101,10 +2114,7 @@ impl<'e> Checker<'e> {
             (true, false) => bits & EGRESS_ALLOWED != 0,
             (false, _) => bits & ALLOWED != 0,
         };
-        judged.mismatch = matches!(
-            (flow.observed, compared),
-            (Some(Observed::Allow), false) | (Some(Observed::Deny), true)
-        );
+        judged.mismatch = disagrees(flow.observed, compared);
         if judged.mismatch {
             self.stats.mismatches += 1;
             if pending {
@@ -2123,11 +2133,8 @@ impl<'e> Checker<'e> {
         protocol: Protocol,
         port: Option<u16>,
     ) -> bool {
-        match (resolved.src_ports_len, port) {
-            (MANY_PORTS, _) => self.serves(src, protocol, port),
-            (_, None) => false,
-            (len, Some(port)) => resolved.src_ports[..usize::from(len)].contains(&port),
-        }
+        kept_port(&resolved.src_ports, resolved.src_ports_len, port)
+            .unwrap_or_else(|| self.serves(src, protocol, port))
     }
 
     fn decide(&mut self, src: Endpoint, target: Target, protocol: Protocol, port: u16) -> Decision {

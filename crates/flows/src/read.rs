@@ -388,7 +388,7 @@ struct Lines<'a> {
     vpc_state: Option<vpc::FileState>,
     short_way: bool,
     /// [`BATCH`] records, the first `filled` of them read: a record is read into its place
-    /// here ([`vpc::FileState::fast_first_line_into`]).
+    /// here ([`vpc::VpcFormat::fast_first_line_into`]).
     batch: Vec<VpcRecord>,
     filled: usize,
     sink: &'a mut dyn FlowSink,
@@ -403,9 +403,12 @@ impl Lines<'_> {
         }
     }
 
-    /// The record read into the batch's next place is kept; the batch is handed on when full.
+    /// The record read into the batch's next place is kept (and counted in `stats`); the
+    /// batch is handed on when full.
     #[inline(always)]
-    fn keep(&mut self) {
+    fn keep(&mut self, stats: &mut ReadStats) {
+        stats.read += 1;
+        stats.parsed += 1;
         self.filled += 1;
         if self.filled == BATCH {
             self.flush();
@@ -421,15 +424,13 @@ impl Lines<'_> {
             return None;
         };
         let place = self.batch.get_mut(self.filled)?;
-        let end = state.fast_first_line_into(bytes, place)?;
+        let end = state.format()?.fast_first_line_into(bytes, place)?;
         if end == bytes.len() {
             // No line feed yet: the line may go on in the next buffer fill (the place is
             // not kept).
             return None;
         }
-        stats.read += 1;
-        stats.parsed += 1;
-        self.keep();
+        self.keep(stats);
         Some(end + 1)
     }
 
@@ -442,12 +443,12 @@ impl Lines<'_> {
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
             }
-            if let (Some(record), Some(place)) = (state.fast(line), self.batch.get_mut(self.filled))
-            {
-                stats.read += 1;
-                stats.parsed += 1;
+            if let (Some(record), Some(place)) = (
+                state.format().and_then(|format| format.fast_record(line)),
+                self.batch.get_mut(self.filled),
+            ) {
                 *place = record;
-                self.keep();
+                self.keep(stats);
                 return;
             }
         }

@@ -1223,25 +1223,12 @@ impl FileState {
         FileState { format: Ok(format) }
     }
 
-    /// One record line (without its line end) read the short way
-    /// ([`VpcFormat::fast_record`]), when it can be.
-    #[inline]
-    pub(crate) fn fast(&self, line: &[u8]) -> Option<VpcRecord> {
-        self.format.as_ref().ok()?.fast_record(line)
-    }
-
-    /// The first line of `bytes` read the short way into `record`, and the index of its
-    /// line feed ([`VpcFormat::fast_first_line_into`]), when it can be.
+    /// The format the file's records are read with the short way
+    /// ([`VpcFormat::fast_first_line_into`], [`VpcFormat::fast_record`]); `None` after a
+    /// header line that names no usable format (the general way reports each line).
     #[inline(always)]
-    pub(crate) fn fast_first_line_into(
-        &self,
-        bytes: &[u8],
-        record: &mut VpcRecord,
-    ) -> Option<usize> {
-        self.format
-            .as_ref()
-            .ok()?
-            .fast_first_line_into(bytes, record)
+    pub(crate) fn format(&self) -> Option<&VpcFormat> {
+        self.format.as_ref().ok()
     }
 
     /// One line of the file.

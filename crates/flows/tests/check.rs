@@ -739,6 +739,44 @@ status: {podIP: 10.0.0.40}
         }
     }
 
+    /// A pod that declares more ports than a front cache entry keeps answers from each of
+    /// them: a flow from its third port to a port nobody declares is a reply, whether the
+    /// connection is cached or not, as a flow or as VPC records counted the short way.
+    #[test]
+    fn a_pod_declaring_many_ports_answers_from_each() {
+        let engine = engine_with_many_ports(false);
+        // shop/gateway (10.0.0.40) declares 8080, 80 and 443; shop/web declares nothing.
+        let (gateway, web) = ("10.0.0.40".parse().unwrap(), "10.0.0.10".parse().unwrap());
+        for cached in [true, false] {
+            let mut checker = Checker::new(&engine, None);
+            if !cached {
+                checker = checker.without_front_cache();
+            }
+            let mut flow = Flow::new(gateway, web, FlowProtocol::Tcp);
+            flow.src_port = Some(443);
+            flow.dst_port = Some(40000);
+            for _ in 0..2 {
+                assert_eq!(checker.check(&flow), Checked::Reply);
+            }
+            assert_eq!((checker.stats().replies, checker.stats().judged), (2, 0));
+        }
+        let line = "2 123456789010 eni-1 10.0.0.40 10.0.0.10 443 40000 6 20 4249 1418530010 1418530070 ACCEPT OK\n";
+        let mut checker = Checker::new(&engine, None);
+        let mut counted = 0;
+        read_bytes_into(
+            line.repeat(3).as_bytes(),
+            "f.log",
+            &SourceFormat::Vpc(VpcFormat::default()),
+            &mut ReadStats::default(),
+            &mut checker.counting(&mut |rows| counted += rows.len()),
+        )
+        .unwrap();
+        assert_eq!(
+            (checker.stats().replies, checker.stats().judged, counted),
+            (3, 0, 0)
+        );
+    }
+
     /// How [`fused_path_agrees`] reads and judges.
     struct Fused {
         with_history: bool,
