@@ -589,6 +589,9 @@ enum DefaultWay {
 /// The record is written to `record` (anything, unless [`DefaultWay::Read`]).
 #[inline(always)]
 fn default_first_line(bytes: &[u8], record: &mut VpcRecord) -> DefaultWay {
+    if let Some(way) = default_line_at_once(bytes, record) {
+        return way;
+    }
     let stops = Stops::<2>::of(bytes);
     // version: digits (nor a CloudWatch time, nor anything else).
     let end = stops.word_end(bytes, 0);
@@ -598,6 +601,186 @@ fn default_first_line(bytes: &[u8], record: &mut VpcRecord) -> DefaultWay {
     match default_fields(bytes, &stops, end, record) {
         Some(end) => DefaultWay::Read(end),
         None => DefaultWay::Other,
+    }
+}
+
+/// [`default_first_line`] of a line that ends within its first 128 bytes, read from its
+/// words' ends found all at once ([`default_word_ends`]); `None` when they are not thirteen
+/// single spaces and a line's end there (then the line is read word after word). With the
+/// ends known, the fields do not wait for each other: word after word, each word's end
+/// waits for the one before, and a line's fourteen make one long chain of loads (the
+/// reading was bound by it, not by its instruction count; docs/performance.md, session 30).
+#[inline(always)]
+fn default_line_at_once(bytes: &[u8], record: &mut VpcRecord) -> Option<DefaultWay> {
+    let ends = default_word_ends(bytes)?;
+    // Word k is bytes[starts[k]..ends[k]].
+    let mut starts = [0usize; 14];
+    for (start, end) in starts.iter_mut().skip(1).zip(ends) {
+        *start = end + 1;
+    }
+    // version: digits (nor a CloudWatch time, nor anything else).
+    let version = &bytes[..ends[0]];
+    if version.contains(&b'T') {
+        return Some(DefaultWay::Refused);
+    }
+    if !version.iter().all(u8::is_ascii_digit) {
+        return Some(DefaultWay::Other);
+    }
+    Some(match default_words(bytes, &starts, &ends) {
+        Some((read, end)) => {
+            *record = read;
+            DefaultWay::Read(end)
+        }
+        None => DefaultWay::Other,
+    })
+}
+
+/// The fields of a default-format line whose words are `bytes[starts[k]..ends[k]]`
+/// ([`default_line_at_once`]), and the index of the line feed that ends it.
+#[inline(always)]
+fn default_words(
+    bytes: &[u8],
+    starts: &[usize; 14],
+    ends: &[usize; 14],
+) -> Option<(VpcRecord, usize)> {
+    // Words 1 and 2 (account-id, interface-id), 8, 9 and 11 (packets, bytes, end) are not
+    // kept: [`default_word_ends`] found them not empty.
+    let src = v4_word(bytes, starts[3], ends[3])?;
+    let dst = v4_word(bytes, starts[4], ends[4])?;
+    let src_port = optional_number(bytes, starts[5], ends[5], 5, 65535)?;
+    let dst_port = optional_number(bytes, starts[6], ends[6], 5, 65535)?;
+    let protocol = number_in(bytes, starts[7], ends[7], 3, 255)? as u8;
+    let start = optional_number(bytes, starts[10], ends[10], 12, FAST_START_MAX as u64)?;
+    let observed = match bytes.get(starts[12]..ends[12])? {
+        b"ACCEPT" => Some(Observed::Allow),
+        b"REJECT" => Some(Observed::Deny),
+        b"-" => None,
+        _ => return None,
+    };
+    // log-status, the last field: any word but NODATA and SKIPDATA (records with no flow).
+    if let b"NODATA" | b"SKIPDATA" = bytes.get(starts[13]..ends[13])? {
+        return None;
+    }
+    let end = match bytes.get(ends[13]..) {
+        Some([b'\n', ..]) => ends[13],
+        Some([b'\r', b'\n', ..]) => ends[13] + 1,
+        _ => return None,
+    };
+    let ported = FlowProtocol::from_number(protocol).ported().is_some();
+    let port = |port: Option<u64>| port.filter(|_| ported).map(|port| port as u16);
+    Some((
+        VpcRecord {
+            src: Ipv4Addr::from(src),
+            dst: Ipv4Addr::from(dst),
+            src_port: port(src_port),
+            dst_port: port(dst_port),
+            protocol,
+            start: start.map(|start| start as i64),
+            observed,
+            tcp_flags: None,
+            reply: Reply::Unknown,
+        },
+        end,
+    ))
+}
+
+/// The dotted quad that is all of `bytes[start..end]` ([`v4_at`]).
+#[inline(always)]
+fn v4_word(bytes: &[u8], start: usize, end: usize) -> Option<[u8; 4]> {
+    match v4_at(bytes, start) {
+        Some((octets, at)) if at == end => Some(octets),
+        _ => None,
+    }
+}
+
+/// The number that is all of `bytes[start..end]` ([`number_in`]), or `-` (no value).
+#[inline(always)]
+fn optional_number(
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+    digits: usize,
+    max: u64,
+) -> Option<Option<u64>> {
+    if end == start + 1 && bytes.get(start) == Some(&b'-') {
+        return Some(None);
+    }
+    number_in(bytes, start, end, digits, max).map(Some)
+}
+
+/// Where the fourteen words of a default-format line end, when the line ends within the
+/// first 128 bytes of `bytes` after thirteen single spaces and no empty word: the thirteen
+/// spaces, then the byte that ends the line (the first stop, as [`word_stops`] says, that
+/// is no space). `None` for any other line, and when `bytes` is shorter than 128 bytes.
+#[inline(always)]
+fn default_word_ends(bytes: &[u8]) -> Option<[usize; 14]> {
+    let (stops, spaces) = stops_and_spaces(bytes)?;
+    // The line's end: the first stop that is no space.
+    let other = [stops[0] & !spaces[0], stops[1] & !spaces[1]];
+    let line_end = if other[0] != 0 {
+        other[0].trailing_zeros()
+    } else if other[1] != 0 {
+        64 + other[1].trailing_zeros()
+    } else {
+        return None;
+    };
+    // Below it, every stop is a space; with it, no two stops side by side (nor one first).
+    let up_to = |word: u32| match line_end.checked_sub(64 * word) {
+        Some(bits @ 0..64) => (2u64 << bits).wrapping_sub(1),
+        Some(_) => u64::MAX,
+        None => 0,
+    };
+    let low = stops[0] & up_to(0);
+    let high = stops[1] & up_to(1);
+    let side_by_side = (low & (low << 1 | 1)) | (high & (high << 1 | low >> 63));
+    if side_by_side != 0 {
+        return None;
+    }
+    // Each end in turn, the lowest stop left: no branch on which half holds it (that
+    // changes from line to line with the lengths of its words).
+    let (mut low, mut high) = (low, high);
+    let mut ends = [0usize; 14];
+    for end in &mut ends {
+        if low != 0 {
+            *end = low.trailing_zeros() as usize;
+            low &= low - 1;
+        } else {
+            *end = 64 + high.trailing_zeros() as usize;
+            high &= high.wrapping_sub(1);
+        }
+    }
+    // Fourteen stops: the fourteenth is the line's end, the last of them (with fewer, the
+    // halves ran out; with more, the line's end came later). Not counted with
+    // `count_ones`: without `popcnt` (not in x86-64's baseline) that takes twenty
+    // instructions.
+    (ends[13] == line_end as usize).then_some(ends)
+}
+
+/// The stops ([`block_stops`]) and the spaces among the first 128 bytes of `bytes`, bit n
+/// of word k for byte 64 k + n; `None` when `bytes` is shorter (or not on x86-64).
+#[inline(always)]
+fn stops_and_spaces(bytes: &[u8]) -> Option<([u64; 2], [u64; 2])> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use safe_arch::{
+            cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        };
+        let (blocks, _) = bytes.get(..128)?.as_chunks::<16>();
+        let space = set_splat_i8_m128i(0x20);
+        let (mut stops, mut spaces) = ([0u64; 2], [0u64; 2]);
+        for (n, block) in blocks.iter().enumerate() {
+            let v = load_unaligned_m128i(block);
+            let shift = 16 * (n % 4);
+            stops[n / 4] |= u64::from(block_stops(v)) << shift;
+            let is_space = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, space)) as u16;
+            spaces[n / 4] |= u64::from(is_space) << shift;
+        }
+        Some((stops, spaces))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = bytes;
+        None
     }
 }
 
@@ -1335,7 +1518,10 @@ mod tests {
         lines.push(lines[0].replacen("2 ", "2023-11-14T22:00:00Z ", 1));
         for line in &lines {
             for end in ["\n", "\r\n", "\r", ""] {
-                for next in ["", plain] {
+                // A rest with no stop up to a line feed at byte 128: a line a word short
+                // must not be read on into it.
+                let filler = "x".repeat(128usize.saturating_sub(line.len() + end.len()));
+                for next in ["", plain, &filler] {
                     let bytes = format!("{line}{end}{next}\n").into_bytes();
                     assert_eq!(
                         format.fast_first_line(&bytes),
