@@ -661,27 +661,45 @@ fn default_words(
     if let b"NODATA" | b"SKIPDATA" = bytes.get(starts[13]..ends[13])? {
         return None;
     }
-    let end = match bytes.get(ends[13]..) {
-        Some([b'\n', ..]) => ends[13],
-        Some([b'\r', b'\n', ..]) => ends[13] + 1,
-        _ => return None,
-    };
+    let end = line_feed_at(bytes, ends[13])?;
+    let record = default_record([src, dst], [src_port, dst_port], protocol, start, observed);
+    Some((record, end))
+}
+
+/// Where the line feed that ends a record whose last word ends at `at` is (the CR LF's line
+/// feed, or the end of `bytes`), if it ends there.
+#[inline(always)]
+fn line_feed_at(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at..)? {
+        [] | [b'\n', ..] => Some(at),
+        [b'\r', b'\n', ..] => Some(at + 1),
+        _ => None,
+    }
+}
+
+/// The record of a default-format line's values as read: ports only for a protocol that
+/// has them.
+#[inline(always)]
+fn default_record(
+    [src, dst]: [[u8; 4]; 2],
+    ports: [Option<u64>; 2],
+    protocol: u8,
+    start: Option<u64>,
+    observed: Option<Observed>,
+) -> VpcRecord {
     let ported = FlowProtocol::from_number(protocol).ported().is_some();
-    let port = |port: Option<u64>| port.filter(|_| ported).map(|port| port as u16);
-    Some((
-        VpcRecord {
-            src: Ipv4Addr::from(src),
-            dst: Ipv4Addr::from(dst),
-            src_port: port(src_port),
-            dst_port: port(dst_port),
-            protocol,
-            start: start.map(|start| start as i64),
-            observed,
-            tcp_flags: None,
-            reply: Reply::Unknown,
-        },
-        end,
-    ))
+    let [src_port, dst_port] = ports.map(|port| port.filter(|_| ported).map(|port| port as u16));
+    VpcRecord {
+        src: Ipv4Addr::from(src),
+        dst: Ipv4Addr::from(dst),
+        src_port,
+        dst_port,
+        protocol,
+        start: start.map(|start| start as i64),
+        observed,
+        tcp_flags: None,
+        reply: Reply::Unknown,
+    }
 }
 
 /// The dotted quad that is all of `bytes[start..end]` ([`v4_at`]).
@@ -829,25 +847,14 @@ fn default_fields(
     if let b"NODATA" | b"SKIPDATA" = &bytes[at..end] {
         return None;
     }
-    let end = match bytes.get(end..) {
-        Some([] | [b'\n', ..]) => end,
-        Some([b'\r', b'\n', ..]) => end + 1,
-        _ => return None,
-    };
-    let protocol = protocol as u8;
-    let ported = FlowProtocol::from_number(protocol).ported().is_some();
-    let port = |port: Option<u64>| port.filter(|_| ported).map(|port| port as u16);
-    *record = VpcRecord {
-        src: Ipv4Addr::from(src),
-        dst: Ipv4Addr::from(dst),
-        src_port: port(src_port),
-        dst_port: port(dst_port),
-        protocol,
-        start: start.map(|start| start as i64),
+    let end = line_feed_at(bytes, end)?;
+    *record = default_record(
+        [src, dst],
+        [src_port, dst_port],
+        protocol as u8,
+        start,
         observed,
-        tcp_flags: None,
-        reply: Reply::Unknown,
-    };
+    );
     Some(end)
 }
 
