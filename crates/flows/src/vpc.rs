@@ -580,10 +580,12 @@ enum DefaultWay {
 /// ([`DEFAULT_FORMAT`]), field after field with one space between them, when every field is
 /// in its plainest form: a version of digits, ASCII words for the fields the reader does not
 /// keep, dotted quads, decimal numbers or `-`, `ACCEPT`/`REJECT`/`-`, and the line ends in a
-/// line feed (CR LF, or the end of `bytes`) right after `log-status`. The fields the reader
-/// does not keep are only looked through for their end (from [`Stops`], the stops of the
-/// line's first 128 bytes found at once, or eight bytes at a time past them); the kept
-/// ones are read where they stand, and their reading finds their end. Every byte of the line
+/// line feed (CR LF, or the end of `bytes`) right after `log-status`. A line that ends within
+/// its first 128 bytes has all its words' ends found at once, and each field is read from
+/// its own ([`default_line_at_once`]). Any other is read word after word: the fields the
+/// reader does not keep are only looked through for their end (from [`Stops`], the stops
+/// of the line's first 128 bytes found at once, or eight bytes at a time past them); the
+/// kept ones are read where they stand, and their reading finds their end. Every byte of the line
 /// is looked at: an accepted line is ASCII, with exactly fourteen words, so that it reads
 /// as [`VpcFormat::record`] reads it. `bytes` starts with a digit.
 /// The record is written to `record` (anything, unless [`DefaultWay::Read`]).
@@ -619,7 +621,7 @@ fn default_line_at_once(bytes: &[u8], record: &mut VpcRecord) -> Option<DefaultW
         *start = end + 1;
     }
     // version: digits (nor a CloudWatch time, nor anything else).
-    let version = &bytes[..ends[0]];
+    let version = bytes.get(..ends[0])?;
     if version.contains(&b'T') {
         return Some(DefaultWay::Refused);
     }
@@ -754,8 +756,9 @@ fn default_word_ends(bytes: &[u8]) -> Option<[usize; 14]> {
     if side_by_side != 0 {
         return None;
     }
-    // Each end in turn, the lowest stop left: no branch on which half holds it (that
-    // changes from line to line with the lengths of its words).
+    // Each end in turn, the lowest stop left. Which half holds it is a branch, predicted:
+    // on most lines of a log the first 64 bytes hold as many stops (choosing the half by
+    // masks, with no branch, was slower; docs/performance.md, session 30).
     let (mut low, mut high) = (low, high);
     let mut ends = [0usize; 14];
     for end in &mut ends {
