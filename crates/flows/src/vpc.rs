@@ -595,14 +595,26 @@ fn default_first_line(bytes: &[u8], record: &mut VpcRecord) -> DefaultWay {
         return way;
     }
     let stops = Stops::<2>::of(bytes);
-    // version: digits (nor a CloudWatch time, nor anything else).
     let end = stops.word_end(bytes, 0);
-    if bytes[..end].contains(&b'T') {
-        return DefaultWay::Refused;
+    if let Some(way) = version_way(&bytes[..end]) {
+        return way;
     }
     match default_fields(bytes, &stops, end, record) {
         Some(end) => DefaultWay::Read(end),
         None => DefaultWay::Other,
+    }
+}
+
+/// What a line whose first word (the version) is `version` is left to, if it is not read
+/// the default way: digits only, nor a CloudWatch time (refused), nor anything else.
+#[inline(always)]
+fn version_way(version: &[u8]) -> Option<DefaultWay> {
+    if version.contains(&b'T') {
+        Some(DefaultWay::Refused)
+    } else if !version.iter().all(u8::is_ascii_digit) {
+        Some(DefaultWay::Other)
+    } else {
+        None
     }
 }
 
@@ -620,13 +632,8 @@ fn default_line_at_once(bytes: &[u8], record: &mut VpcRecord) -> Option<DefaultW
     for (start, end) in starts.iter_mut().skip(1).zip(ends) {
         *start = end + 1;
     }
-    // version: digits (nor a CloudWatch time, nor anything else).
-    let version = bytes.get(..ends[0])?;
-    if version.contains(&b'T') {
-        return Some(DefaultWay::Refused);
-    }
-    if !version.iter().all(u8::is_ascii_digit) {
-        return Some(DefaultWay::Other);
+    if let Some(way) = version_way(bytes.get(..ends[0])?) {
+        return Some(way);
     }
     Some(match default_words(bytes, &starts, &ends) {
         Some((read, end)) => {
@@ -805,8 +812,8 @@ fn stops_and_spaces(bytes: &[u8]) -> Option<([u64; 2], [u64; 2])> {
     }
 }
 
-/// [`default_first_line`] after the version, which ends at `at`; the record is written to
-/// `record` when the line reads.
+/// [`default_first_line`] after the version (digits), which ends at `at`; the record is
+/// written to `record` when the line reads.
 #[inline(always)]
 fn default_fields(
     bytes: &[u8],
@@ -815,9 +822,6 @@ fn default_fields(
     record: &mut VpcRecord,
 ) -> Option<usize> {
     let skip_word = |bytes, at| stops.skip_word(bytes, at);
-    if !bytes[..at].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
     let at = skip_word(bytes, space(bytes, at)?)?; // account-id
     let at = skip_word(bytes, space(bytes, at)?)?; // interface-id
     let (src, at) = v4_at(bytes, space(bytes, at)?)?;
@@ -972,10 +976,8 @@ fn optional_number_word<const N: usize>(
     digits: usize,
     max: u64,
 ) -> Option<(Option<u64>, usize)> {
-    if bytes.get(at..at + 2) == Some(b"- ") {
-        return Some((None, at + 1));
-    }
-    number_word(bytes, stops, at, digits, max).map(|(value, end)| (Some(value), end))
+    let end = stops.word_end(bytes, at);
+    Some((optional_number(bytes, at, end, digits, max)?, end))
 }
 
 /// The decimal number that is all of `bytes[at..end]`: one digit at least, at most `digits`
