@@ -644,3 +644,89 @@ fn mismatch_groups_sort_by_count_then_text_across_files() {
         "{stdout}"
     );
 }
+
+/// An input cut short (a `.gz` whose download stopped) or missing stops that input only:
+/// its records before the cut and every other input are checked and reported, the failures
+/// are errors on stderr, and the exit is 2 (with `--fail-on-mismatch` too). The same on one
+/// thread or two, for the text report and for rows.
+#[test]
+fn an_input_cut_short_stops_that_input_only() {
+    let dir = Dir::new("cut");
+    let lines = |from: u32, count: u32| -> String {
+        (from..from + count)
+            .map(|n| {
+                format!(
+                    "2 1 eni-1 10.0.1.30 10.0.0.20 {} 8080 6 1 40 {} 1700000060 ACCEPT OK\n",
+                    10_000 + n % 50_000,
+                    1_700_000_000 + n
+                )
+            })
+            .collect()
+    };
+    dir.write("logs/a.log", lines(0, 100).as_bytes());
+    let whole = gzip(lines(100, 40_000).as_bytes());
+    dir.write("logs/b.log.gz", &whole[..whole.len() * 3 / 5]);
+    dir.write("logs/c.log", lines(50_000, 7).as_bytes());
+    let logs = dir.0.join("logs").display().to_string();
+    let missing = dir.0.join("missing.log").display().to_string();
+    let cluster = dir.cluster();
+    let run = |threads: &str, extra: &[&str]| {
+        let mut args = vec![
+            "flows",
+            "check",
+            "-f",
+            &cluster[..],
+            "--vpc",
+            &logs,
+            &missing,
+        ];
+        args.extend_from_slice(extra);
+        let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
+            .args(&args)
+            .env("NETFENCE_THREADS", threads)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.starts_with("records per second: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (
+            output.status.code(),
+            stdout,
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = run("1", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // The cut file's error names how far it was read; the missing path's comes after it,
+    // in reading order.
+    let cut = format!(
+        "error: --vpc {}: after line ",
+        dir.0.join("logs/b.log.gz").display()
+    );
+    let before: u64 = stderr
+        .split(&cut)
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(before > 0 && before < 40_000, "{stderr}");
+    assert!(
+        stderr.find(&cut) < stderr.find(&format!("error: --vpc {missing}: ")),
+        "{stderr}"
+    );
+    // Every record of the other files, and those of the cut one before the cut.
+    let read = 100 + before + 7;
+    assert!(
+        stdout.contains(&format!("records read: {read}\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mismatches by workload"), "{stdout}");
+    assert_eq!(run("2", &[]), (code, stdout, stderr.clone()));
+    assert_eq!(run("2", &["--fail-on-mismatch"]).0, Some(2));
+    // Rows: one per record read, and the same errors.
+    let (code, rows, row_errors) = run("1", &["-o", "json"]);
+    assert_eq!((code, rows.lines().count() as u64), (Some(2), read));
+    assert_eq!(row_errors, stderr);
+}

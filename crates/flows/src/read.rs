@@ -24,14 +24,18 @@ pub enum SourceFormat {
     Npa,
 }
 
-/// A failure that stops reading: an input that cannot be opened or read.
+/// A failure that stops reading an input: one that cannot be opened or read on (a `.gz` cut
+/// short, a disk error). What was read of it before is handed on and counted.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// An input could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}{source}", after_lines(.lines))]
     Io {
         /// The input (`<stdin>` for `-`).
         path: String,
+        /// The whole lines read from it before the failure (0: none, or it could not be
+        /// opened).
+        lines: usize,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -44,6 +48,14 @@ pub enum FlowError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// `after line N: ` for a failure after `lines` whole lines, or nothing.
+fn after_lines(lines: &usize) -> String {
+    match lines {
+        0 => String::new(),
+        n => format!("after line {n}: "),
+    }
 }
 
 /// One malformed line, for the report.
@@ -168,6 +180,7 @@ pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, FlowError> {
     }
     let io = |source| FlowError::Io {
         path: path.display().to_string(),
+        lines: 0,
         source,
     };
     if std::fs::metadata(path).map_err(io)?.is_dir() {
@@ -257,6 +270,7 @@ pub fn read_path_into(
                 std::io::Read::read_to_end(&mut input, &mut bytes).map_err(|source| {
                     FlowError::Io {
                         path: "<stdin>".into(),
+                        lines: 0,
                         source,
                     }
                 })?;
@@ -267,6 +281,7 @@ pub fn read_path_into(
     }
     let io = |source| FlowError::Io {
         path: path.display().to_string(),
+        lines: 0,
         source,
     };
     if std::fs::metadata(path).map_err(io)?.is_dir() {
@@ -290,6 +305,7 @@ fn read_file(
     let name = path.display().to_string();
     let io = |source| FlowError::Io {
         path: name.clone(),
+        lines: 0,
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
@@ -522,8 +538,11 @@ fn read_lines(
     // buffer fills is copied (into `partial`).
     let mut partial: Vec<u8> = Vec::new();
     loop {
+        // A failure here (a `.gz` cut short) ends this input: the lines before it are read
+        // (a line it cut is not), and the error says how many.
         let chunk = input.fill_buf().map_err(|source| FlowError::Io {
             path: name.to_string(),
+            lines: number,
             source,
         })?;
         if chunk.is_empty() {

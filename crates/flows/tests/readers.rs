@@ -169,6 +169,48 @@ fn vpc_gzip_is_read_like_plain_text() {
     assert_eq!(plain, zipped);
 }
 
+/// A `.gz` cut short (a download or a copy that stopped) fails with the lines read before the
+/// cut, and those lines' records are handed on and counted, in order, as the whole file's
+/// first records.
+#[test]
+fn a_gzip_stream_cut_short_hands_on_what_came_before() {
+    let text: String = (0..40_000u32)
+        .map(|n| {
+            format!(
+                "2 123456789010 eni-1 10.0.{}.{} 10.0.0.20 {} 8080 6 1 40 {} 1700000060 ACCEPT OK\n",
+                n / 250 % 250,
+                n % 250,
+                10_000 + n % 50_000,
+                1_700_000_000 + n
+            )
+        })
+        .collect();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    let gz = encoder.finish().unwrap();
+    let mut whole = (Vec::new(), ReadStats::default());
+    read_bytes(&gz, "t", &vpc(), &mut whole.1, &mut |f| whole.0.push(f)).unwrap();
+    let mut cut = (Vec::new(), ReadStats::default());
+    let error = read_bytes(
+        &gz[..gz.len() * 3 / 5],
+        "t.gz",
+        &vpc(),
+        &mut cut.1,
+        &mut |f| cut.0.push(f),
+    )
+    .expect_err("a stream cut short is an error");
+    let message = error.to_string();
+    let lines: usize = message
+        .strip_prefix("t.gz: after line ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    // Some of the file, not all of it, and exactly the lines the error names.
+    assert!(lines > 0 && lines < 40_000, "{message}");
+    assert_eq!((cut.1.read, cut.1.parsed), (lines as u64, lines as u64));
+    assert_eq!(cut.0[..], whole.0[..lines]);
+}
+
 // The shape of `hubble observe -o json` (cilium flow.proto, GetFlowsResponse): the Star Wars
 // demo of the Cilium getting-started guide, xwing to deathstar dropped by policy, tiefighter
 // to deathstar forwarded, and the reply.

@@ -11,6 +11,9 @@ pub enum FlowsCommand {
     /// Check observed flows against policy: each flow mapped to pods at its time, judged by
     /// the policies, and compared with what the log says happened. Exit 0, 1 with
     /// --fail-on-mismatch when a flow mismatches, 2 on bad input (or when nothing parses).
+    /// An input that cannot be listed or read on (a `.gz` cut short) stops that input only:
+    /// what came before the failure and every other input are checked and reported, the
+    /// failures are errors on stderr, and the exit is 2.
     Check(CheckArgs),
 }
 
@@ -218,6 +221,8 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     let workloads = std::sync::Arc::new(netfence_flows::Workloads::of(engine));
     let mut groups = netfence_flows::MismatchGroups::new(std::sync::Arc::clone(&workloads));
     let mut stats = ReadStats::default();
+    // Inputs that could not be listed or read on, as `error: …` lines in reading order.
+    let mut failures: Vec<String> = Vec::new();
     let started = std::time::Instant::now();
     let checked = if parquet.is_none() && (args.summary || !rows) {
         // Counts and mismatch groups only: the inputs' files are checked on every core,
@@ -226,10 +231,9 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             (flag, &paths, &format),
             engine,
             (history.as_ref(), security_groups.as_ref()),
-            &mut stats,
-            &mut groups,
+            (&mut stats, &mut groups, &mut failures),
             &workloads,
-        )?
+        )
     } else {
         let mut checker = Checker::new(engine, history);
         if let Some(groups) = security_groups {
@@ -240,7 +244,14 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         if rows && !args.summary {
             written = render::flows_header(&mut out, output_kind(output));
         }
-        for path in &paths {
+        for input in inputs_of(flag, &paths) {
+            let path = match input {
+                Ok(path) => path,
+                Err(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
+            };
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 if checked.mismatch {
                     groups.add(checked);
@@ -253,9 +264,11 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
                 }
             };
             let mut judging = checker.judging(Rows::All, &mut sink);
-            let read = netfence_flows::read_path_into(path, &format, &mut stats, &mut judging);
+            let read = netfence_flows::read_path_into(&path, &format, &mut stats, &mut judging);
             drop(judging);
-            read.map_err(|e| Failure::input(format!("{flag} {e}")))?;
+            if let Err(e) = read {
+                failures.push(format!("error: {flag} {e}"));
+            }
             written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
             if let Some(e) = parquet_failure.take() {
                 return Err(Failure::input(format!("error: -o parquet: {e}")));
@@ -270,7 +283,9 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         checker.take_stats()
     };
     let elapsed = started.elapsed();
-    finish_reading(flag, &stats)?;
+    if let Err(failure) = finish_reading(flag, &stats) {
+        return Err(failed_inputs(failures, Some(failure)));
+    }
     let summary = render::FlowsSummary {
         read: &stats,
         checked: &checked,
@@ -287,32 +302,58 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     result.and_then(|_| out.flush()).map_err(io_failure)?;
     // As the engine: the groups are left to the exit.
     std::mem::forget(groups);
+    if !failures.is_empty() {
+        return Err(failed_inputs(failures, None));
+    }
     Ok(u8::from(args.fail_on_mismatch && checked.mismatches > 0))
+}
+
+/// The inputs `paths` name, in reading order ([`netfence_flows::input_files`]): each file, or
+/// the `error: …` line of a path that cannot be listed, in its place.
+fn inputs_of(flag: &str, paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+    paths
+        .iter()
+        .flat_map(|path| match netfence_flows::input_files(path) {
+            Ok(files) => files.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(format!("error: {flag} {e}"))],
+        })
+        .collect()
+}
+
+/// The failure (exit 2) of a check whose inputs `failures` could not be read (each an
+/// `error: …` line), then `last` (nothing parsed) if any.
+fn failed_inputs(mut failures: Vec<String>, last: Option<Failure>) -> Failure {
+    if let Some(last) = last {
+        failures.push(match last.message.strip_prefix("error: ") {
+            Some(_) => last.message,
+            None => format!("error: {}", last.message),
+        });
+    }
+    Failure::input(failures.join("\n"))
 }
 
 /// Check every file of `paths` for counts and mismatch groups only, on every core (one
 /// checker per thread, one file at a time each), merging each file's counts and groups in
-/// reading order: the output is the same as one thread reading the files in turn, and so is
-/// the error (the first in reading order; a path that cannot be listed ends the list there).
+/// reading order: the output is the same as one thread reading the files in turn, and so are
+/// the failures (`error: …` lines into `failures`, in reading order: a path that cannot be
+/// listed, a file that cannot be read on, whose records before the failure count).
 fn check_files(
     (flag, paths, format): (&str, &[PathBuf], &SourceFormat),
     engine: &netfence_engine::Engine,
     (history, security_groups): (Option<&History>, Option<&netfence_model::aws::AwsInput>),
-    stats: &mut ReadStats,
-    groups: &mut netfence_flows::MismatchGroups,
+    (stats, groups, failures): (
+        &mut ReadStats,
+        &mut netfence_flows::MismatchGroups,
+        &mut Vec<String>,
+    ),
     workloads: &std::sync::Arc<netfence_flows::Workloads>,
-) -> Result<netfence_flows::check::CheckStats, Failure> {
-    let mut files = Vec::new();
-    let mut listing_failure = None;
-    for path in paths {
-        match netfence_flows::input_files(path) {
-            Ok(found) => files.extend(found),
-            Err(e) => {
-                listing_failure = Some(Failure::input(format!("{flag} {e}")));
-                break;
-            }
-        }
-    }
+) -> netfence_flows::check::CheckStats {
+    let inputs = inputs_of(flag, paths);
+    let files: Vec<PathBuf> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .cloned()
+        .collect();
     let threads = std::env::var("NETFENCE_THREADS")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
@@ -347,13 +388,23 @@ fn check_files(
         },
     );
     let mut checked = netfence_flows::check::CheckStats::default();
-    for (read, file_stats, file_checked, file_groups) in results {
-        read.map_err(|e| Failure::input(format!("{flag} {e}")))?;
+    let mut results = results.into_iter();
+    for input in inputs {
+        if let Err(failure) = input {
+            failures.push(failure);
+            continue;
+        }
+        let Some((read, file_stats, file_checked, file_groups)) = results.next() else {
+            break;
+        };
+        if let Err(e) = read {
+            failures.push(format!("error: {flag} {e}"));
+        }
         stats.merge(file_stats);
         checked.merge(&file_checked);
         groups.merge(file_groups);
     }
-    listing_failure.map_or(Ok(checked), Err)
+    checked
 }
 
 fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {
