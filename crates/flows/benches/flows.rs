@@ -689,6 +689,127 @@ fn count_records(input: &[u8], flows: bool) -> u64 {
     count.0
 }
 
+/// `input` (default-format VPC records between pods of `engine`) as `hubble observe -o json`
+/// lines, one per record, shaped as Cilium writes them (`flow.proto`'s snake_case keys): the
+/// addresses, ports, verdict and time of the record, and each endpoint's namespace, pod
+/// name, labels and workload, plus the fields a reader skips (ethernet, identity, node,
+/// trace point, summary). About 1.1 KB a line, as real ones.
+fn as_hubble(engine: &Engine, input: &[u8]) -> Vec<u8> {
+    let mut endpoints: FastMap<std::net::IpAddr, serde_json::Value> = FastMap::default();
+    for (n, pod) in engine.inventory().pods().iter().enumerate() {
+        let labels: Vec<String> = pod
+            .labels
+            .iter()
+            .filter(|(key, _)| !key.starts_with("kubernetes.io/"))
+            .map(|(key, value)| format!("k8s:{key}={value}"))
+            .chain([format!("k8s:io.kubernetes.pod.namespace={}", pod.namespace)])
+            .collect();
+        endpoints.insert(
+            pod.ips[0],
+            serde_json::json!({
+                "ID": 1000 + n,
+                "identity": 20000 + n % 500,
+                "namespace": pod.namespace,
+                "labels": labels,
+                "pod_name": pod.name,
+                "workloads": [{"name": pod.workload.name, "kind": pod.workload.kind}],
+            }),
+        );
+    }
+    let text = std::str::from_utf8(input).expect("ASCII records");
+    let mut out = String::with_capacity(input.len() * 11);
+    for line in text.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let (src, dst) = (words[3], words[4]);
+        let endpoint =
+            |ip: &str| endpoints[&ip.parse::<std::net::IpAddr>().expect("address")].clone();
+        let start: i64 = words[10].parse().expect("start");
+        let time = jiff::Timestamp::from_second(start)
+            .expect("time")
+            .to_string();
+        let verdict = if words[12] == "ACCEPT" {
+            "FORWARDED"
+        } else {
+            "DROPPED"
+        };
+        let mut flow = serde_json::json!({
+            "time": time,
+            "uuid": format!("0b6f2c1e-5a3d-4f7e-9c21-{:012x}", out.len()),
+            "verdict": verdict,
+            "ethernet": {"source": "e2:9a:41:3b:7c:10", "destination": "5a:0e:19:c4:2d:88"},
+            "IP": {"source": src, "destination": dst, "ipVersion": "IPv4"},
+            "l4": {"TCP": {
+                "source_port": words[5].parse::<u16>().expect("port"),
+                "destination_port": words[6].parse::<u16>().expect("port"),
+                "flags": {"SYN": true},
+            }},
+            "source": endpoint(src),
+            "destination": endpoint(dst),
+            "Type": "L3_L4",
+            "node_name": "ip-10-0-1-23.ec2.internal",
+            "event_type": {"type": 4},
+            "traffic_direction": "EGRESS",
+            "trace_observation_point": "TO_STACK",
+            "is_reply": false,
+            "Summary": "TCP Flags: SYN",
+        });
+        if verdict == "DROPPED" {
+            flow["drop_reason_desc"] = "POLICY_DENIED".into();
+        }
+        let response = serde_json::json!({
+            "flow": flow,
+            "node_name": "ip-10-0-1-23.ec2.internal",
+            "time": time,
+        });
+        out.push_str(&response.to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Read `input` as Hubble JSON lines, and check it when `engine` is given (as `flows check`'s
+/// summary does); the flows read.
+fn hubble(engine: Option<&Engine>, input: &[u8]) -> u64 {
+    struct Count(u64);
+    impl FlowSink for Count {
+        fn flow(&mut self, flow: netfence_flows::Flow) {
+            std::hint::black_box(flow);
+            self.0 += 1;
+        }
+    }
+    let mut stats = ReadStats::default();
+    match engine {
+        None => {
+            let mut count = Count(0);
+            read_bytes_into(
+                input,
+                "bench",
+                &SourceFormat::Hubble,
+                &mut stats,
+                &mut count,
+            )
+            .expect("reads");
+        }
+        Some(engine) => {
+            let mut checker = Checker::new(engine, None);
+            let mut sink = |row: &CheckedFlow| {
+                std::hint::black_box(row);
+            };
+            let mut judging = checker.judging(Rows::Mismatches, &mut sink);
+            read_bytes_into(
+                input,
+                "bench",
+                &SourceFormat::Hubble,
+                &mut stats,
+                &mut judging,
+            )
+            .expect("reads");
+        }
+    }
+    assert_eq!(stats.parsed, stats.read, "every line reads");
+    stats.parsed
+}
+
 fn gzip(input: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut encoder, input).expect("in memory");
@@ -764,8 +885,9 @@ fn main() {
         return;
     }
     // Inputs for the CLI: `NETFENCE_BENCH_WRITE=DIR` writes the cluster (`DIR/cluster/`) and
-    // each workload's records (`DIR/<workload>.log`), to time `netfence flows check` of two
-    // builds on the same files.
+    // each workload's records (`DIR/<workload>.log`, and the 100,000 random pairs as Hubble
+    // lines, `DIR/100k-hubble.json`), to time `netfence flows check` of two builds on the
+    // same files.
     if let Some(dir) = std::env::var_os("NETFENCE_BENCH_WRITE").map(std::path::PathBuf::from) {
         std::fs::create_dir_all(dir.join("cluster")).expect("output directory");
         for (name, text) in &files {
@@ -782,6 +904,10 @@ fn main() {
             ("100k-internet", Some(100_000), false, Mix::Internet),
         ] {
             let input = workload(&engine, count, distinct, consistent, mix);
+            if name == "100k" {
+                let lines = as_hubble(&engine, &input);
+                std::fs::write(dir.join("100k-hubble.json"), lines).expect("records file");
+            }
             std::fs::write(dir.join(format!("{name}.log")), input).expect("records file");
         }
         return;
@@ -904,6 +1030,32 @@ fn main() {
             graph_row = (mismatches, groups);
         }
     }
+    // Hubble: the 100,000 random pairs as `hubble observe -o json` lines, read alone and read
+    // and checked, against the same records as VPC text in the same run.
+    let vpc = workload(&engine, count, Some(100_000), false, Mix::Random);
+    let hubble_lines = as_hubble(&engine, &vpc);
+    let hubble_read = rate(count, repeats, true, || {
+        assert_eq!(hubble(None, &hubble_lines), count as u64);
+    });
+    let hubble_checked = rate(count, repeats, true, || {
+        assert_eq!(hubble(Some(&engine), &hubble_lines), count as u64);
+    });
+    let vpc_checked = rate(count, repeats, true, || {
+        check(&engine, &vpc);
+    });
+    println!();
+    println!("| 100,000 random pairs | bytes per record | read records/CPU-s | read + checked records/CPU-s | checked / VPC text's checked |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| Hubble JSON lines | {} | {hubble_read:.0} | {hubble_checked:.0} | {:.3} |",
+        hubble_lines.len() / count,
+        hubble_checked / vpc_checked
+    );
+    println!(
+        "| VPC text (default format) | {} | | {vpc_checked:.0} | 1.000 |",
+        vpc.len() / count
+    );
+    drop((vpc, hubble_lines));
     // Compressed input: the whole check from `.gz` against decompression alone, in process
     // (flate2, what the reader uses) and as `gzip -dc` (the baseline).
     let input = records(&engine, count, Some(1_000), Mix::Random);

@@ -9,33 +9,50 @@ use crate::read::Line;
 use crate::{
     malformed, parse_time, Flow, FlowProtocol, Observed, ObservedAt, PodHint, Reply, Skip,
 };
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::net::IpAddr;
+use std::borrow::Cow;
 
+// The line is read straight into these types, their strings borrowed from it where they hold
+// no escapes: by way of a `serde_json::Value` (a map and a string allocated per key), reading
+// was about 70 % of a Hubble check's time (docs/performance.md, session 31).
+
+/// A `GetFlowsResponse`: the flow (absent in `lost_events` and agent events) and the
+/// response's time.
 #[derive(Deserialize)]
-struct Response {
-    flow: Option<HubbleFlow>,
-    time: Option<String>,
+struct Response<'a> {
+    #[serde(borrow)]
+    flow: Option<HubbleFlow<'a>>,
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct HubbleFlow {
-    time: Option<String>,
-    verdict: Option<String>,
-    drop_reason_desc: Option<String>,
-    #[serde(rename = "IP")]
-    ip: Option<Ip>,
+struct HubbleFlow<'a> {
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    verdict: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    drop_reason_desc: Option<Cow<'a, str>>,
+    #[serde(rename = "IP", borrow)]
+    ip: Option<Ip<'a>>,
     l4: Option<Layer4>,
-    source: Option<HubbleEndpoint>,
-    destination: Option<HubbleEndpoint>,
+    #[serde(borrow)]
+    source: Option<HubbleEndpoint<'a>>,
+    #[serde(borrow)]
+    destination: Option<HubbleEndpoint<'a>>,
     is_reply: Option<bool>,
-    traffic_direction: Option<String>,
+    #[serde(borrow)]
+    traffic_direction: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct Ip {
-    source: Option<String>,
-    destination: Option<String>,
+struct Ip<'a> {
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    destination: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -53,24 +70,26 @@ struct Layer4 {
     #[serde(rename = "SCTP")]
     sctp: Option<Ports>,
     #[serde(rename = "ICMPv4")]
-    icmpv4: Option<serde_json::Value>,
+    icmpv4: Option<IgnoredAny>,
     #[serde(rename = "ICMPv6")]
-    icmpv6: Option<serde_json::Value>,
+    icmpv6: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
-struct HubbleEndpoint {
-    namespace: Option<String>,
-    pod_name: Option<String>,
+struct HubbleEndpoint<'a> {
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pod_name: Option<Cow<'a, str>>,
 }
 
-impl HubbleEndpoint {
+impl HubbleEndpoint<'_> {
     fn hint(&self) -> Option<PodHint> {
         match (&self.namespace, &self.pod_name) {
             (Some(namespace), Some(name)) if !namespace.is_empty() && !name.is_empty() => {
                 Some(PodHint {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
                 })
             }
             _ => None,
@@ -87,47 +106,48 @@ const POLICY_DROPS: &[&str] = &[
     "NO_NETWORK_POLICY",
 ];
 
-/// One line of `hubble observe -o json`.
+/// One line of `hubble observe -o json`: a response whose `flow` is read, or a bare flow
+/// object (one that has `IP` or `verdict`).
 pub(crate) fn line(text: &str) -> Line {
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(_) => return Line::Skip(malformed("not JSON")),
-    };
-    let Some(object) = value.as_object() else {
-        return Line::Skip(malformed("not a JSON object"));
-    };
-    let response = if object.contains_key("flow") {
-        serde_json::from_value::<Response>(value)
-    } else if object.contains_key("IP") || object.contains_key("verdict") {
-        serde_json::from_value::<HubbleFlow>(value).map(|flow| Response {
+    let (hubble, outer_time) = match serde_json::from_str::<Response>(text) {
+        Ok(Response {
             flow: Some(flow),
-            time: None,
-        })
-    } else {
-        return Line::Skip(Skip::NotAFlow);
+            time,
+        }) => (flow, time),
+        // No `flow`: a bare flow, or an event that is none.
+        Ok(Response { flow: None, .. }) => match serde_json::from_str::<HubbleFlow>(text) {
+            Ok(flow) if flow.ip.is_some() || flow.verdict.is_some() => (flow, None),
+            Ok(_) => return Line::Skip(Skip::NotAFlow),
+            Err(error) => return Line::Skip(unreadable(text, &error)),
+        },
+        Err(error) => return Line::Skip(unreadable(text, &error)),
     };
-    let response = match response {
-        Ok(response) => response,
-        Err(error) => return Line::Skip(malformed(format!("unexpected shape ({error})"))),
-    };
-    let Some(hubble) = response.flow else {
-        return Line::Skip(Skip::NotAFlow);
-    };
-    match flow(hubble, response.time) {
+    match flow(hubble, outer_time) {
         Ok(flow) => Line::Flow(flow),
         Err(skip) => Line::Skip(skip),
     }
 }
 
-fn flow(hubble: HubbleFlow, outer_time: Option<String>) -> Result<Flow, Skip> {
+/// Why a line that did not read is malformed: not JSON (a syntax error, or it ends early),
+/// not an object, or an object of another shape.
+fn unreadable(text: &str, error: &serde_json::Error) -> Skip {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => malformed("not JSON"),
+        Category::Data if !text.trim_start().starts_with('{') => malformed("not a JSON object"),
+        Category::Data => malformed(format!("unexpected shape ({error})")),
+    }
+}
+
+fn flow(hubble: HubbleFlow<'_>, outer_time: Option<Cow<'_, str>>) -> Result<Flow, Skip> {
     let Some(ip) = hubble.ip else {
         // Flows without an IP layer (ARP, L7-only records) are not connections.
         return Err(Skip::NotAFlow);
     };
-    let address = |text: Option<String>, what: &str| {
-        text.ok_or_else(|| malformed(format!("no {what} address")))?
-            .parse::<IpAddr>()
-            .map_err(|_| malformed(format!("{what} address is not an IP address")))
+    let address = |text: Option<Cow<'_, str>>, what: &str| {
+        let text = text.ok_or_else(|| malformed(format!("no {what} address")))?;
+        crate::vpc::parse_ip(&text)
+            .ok_or_else(|| malformed(format!("{what} address is not an IP address")))
     };
     let src = address(ip.source, "source")?;
     let dst = address(ip.destination, "destination")?;

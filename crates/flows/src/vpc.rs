@@ -1365,7 +1365,7 @@ fn split_step<const SHIFT: u32>(
 /// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
 /// is several times slower), anything else by std. Same answers as `str::parse::<IpAddr>`:
 /// four decimal octets of at most three digits, no leading zeros, each at most 255.
-fn parse_ip(text: &str) -> Option<IpAddr> {
+pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Some(octets) = parse_v4(text.as_bytes()) {
         return Some(IpAddr::from(octets));
     }

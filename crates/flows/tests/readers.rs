@@ -243,6 +243,44 @@ fn hubble_observe_json() {
     assert_eq!(flows[3].dst_port, None);
 }
 
+/// A bare flow object (no `flow` wrapper) reads as the response holding it; strings with
+/// JSON escapes read as their text; a response without a flow whose fields have another
+/// shape is malformed, one with a known shape is no flow.
+#[test]
+fn hubble_bare_flows_and_escapes_read_as_the_responses() {
+    let (wrapped, _) = read(&SourceFormat::Hubble, HUBBLE);
+    let mut bare = String::new();
+    for line in HUBBLE.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(flow) = value.get("flow") {
+            bare.push_str(&flow.to_string());
+            bare.push('\n');
+        }
+    }
+    let (flows, stats) = read(&SourceFormat::Hubble, &bare);
+    assert_eq!((stats.read, stats.parsed), (4, 4), "{stats:?}");
+    assert_eq!(flows, wrapped);
+    // `xwing` and the namespace `default` written with escapes, the address too.
+    let escaped = HUBBLE
+        .lines()
+        .next()
+        .unwrap()
+        .replace("\"xwing\"", "\"x\\u0077ing\"")
+        .replace("\"10.244.0.11\"", "\"10.244.0\\u002e11\"")
+        .replace(
+            "\"namespace\":\"default\"",
+            "\"namespace\":\"def\\u0061ult\"",
+        );
+    assert!(escaped.contains("\\u0077"));
+    let (flows, _) = read(&SourceFormat::Hubble, &escaped);
+    assert_eq!(flows[..], wrapped[..1]);
+    let text = "{\"lost_events\":{\"num_events_lost\":3},\"time\":5}\n{\"node_status\":{}}\n";
+    let (flows, stats) = read(&SourceFormat::Hubble, text);
+    assert!(flows.is_empty());
+    assert_eq!(stats.malformed(), 1, "{stats:?}");
+    assert_eq!(skipped(&stats, "not a flow event"), 1, "{stats:?}");
+}
+
 #[test]
 fn hubble_malformed_lines() {
     let text = "not json\n[1,2]\n{\"flow\":{\"IP\":{\"source\":\"10.0.0.1\",\"destination\":\"nope\"},\"l4\":{\"TCP\":{}}}}\n{\"flow\":{\"IP\":{\"source\":\"10.0.0.1\",\"destination\":\"10.0.0.2\"},\"l4\":{\"TCP\":{\"destination_port\":\"x\"}}}}\n";
