@@ -6,7 +6,7 @@ use netfence_engine::{Endpoint, Engine};
 use netfence_flows::read::{read_bytes, read_bytes_into};
 use netfence_flows::{
     Checked, CheckedFlow, Checker, Flow, FlowProtocol, FlowSink, History, Judgement, Observed,
-    ObservedAt, ReadStats, Reply, Rows, SourceFormat, VpcFormat,
+    ObservedAt, PodHint, ReadStats, Reply, Rows, SourceFormat, VpcFormat,
 };
 use netfence_model::Loader;
 
@@ -940,11 +940,13 @@ status: {podIP: 10.0.0.40}
 
         /// Every flow judged alike, and the same counts, with and without the front cache,
         /// over flows that repeat connections across the times the pods history changes
-        /// hands, with and without a history, replies and security groups.
+        /// hands, with and without a history, replies and security groups, and flows that
+        /// name their pods (as Hubble's do: a name is read when the address resolves to no
+        /// pod), rightly, wrongly, or a pod that does not exist.
         #[test]
         fn the_front_cache_changes_no_answer(
             picks in proptest::collection::vec(
-                (0usize..64, 0usize..64, 0usize..6, 0usize..TIMES.len(), 0u8..3, 0u8..3, 0u8..4, any::<bool>()),
+                (0usize..64, 0usize..64, 0usize..6, 0usize..TIMES.len(), 0u8..3, 0u8..3, 0u8..4, any::<bool>(), 0u8..4, 0usize..4),
                 1..300,
             ),
             with_history in any::<bool>(),
@@ -964,7 +966,8 @@ status: {podIP: 10.0.0.40}
             }
             let addresses = addresses(&engine);
             let ports = [8080u16, 80, 53, 443, 5432, 40000];
-            for (a, b, port, time, reply, observed, protocol, sees_groups) in picks {
+            let names = [("shop", "web"), ("jobs", "batch"), ("shop", "api"), ("gone", "pod")];
+            for (a, b, port, time, reply, observed, protocol, sees_groups, named, name) in picks {
                 let protocol = [FlowProtocol::Tcp, FlowProtocol::Udp, FlowProtocol::Sctp, FlowProtocol::Icmp][usize::from(protocol)];
                 let mut flow = Flow::new(addresses[a % addresses.len()], addresses[b % addresses.len()], protocol);
                 flow.dst_port = (protocol != FlowProtocol::Icmp).then_some(ports[port]);
@@ -973,6 +976,16 @@ status: {podIP: 10.0.0.40}
                 flow.reply = [Reply::Unknown, Reply::No, Reply::Yes][usize::from(reply)];
                 flow.observed = [None, Some(Observed::Allow), Some(Observed::Deny)][usize::from(observed)];
                 flow.sees_security_groups = sees_groups;
+                let hint = |n: usize| {
+                    let (namespace, name) = names[n % names.len()];
+                    Some(PodHint { namespace: namespace.into(), name: name.into() })
+                };
+                if named & 1 != 0 {
+                    flow.src_pod = hint(name);
+                }
+                if named & 2 != 0 {
+                    flow.dst_pod = hint(name + a);
+                }
                 prop_assert_eq!(fast.check(&flow), slow.check(&flow), "{:?}", flow);
             }
             let mut counts = fast.stats().clone();
