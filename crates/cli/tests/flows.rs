@@ -62,6 +62,26 @@ fn netfence(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `netfence ARGS` on `threads` threads (`NETFENCE_THREADS`): the exit code, stdout without
+/// its rate line (which changes from run to run), and stderr.
+fn on_threads(threads: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
+        .args(args)
+        .env("NETFENCE_THREADS", threads)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.starts_with("records per second: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        output.status.code(),
+        stdout,
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -516,21 +536,7 @@ fn several_files_on_several_threads_give_the_one_thread_output() {
         args.push("--vpc");
         args.extend_from_slice(inputs);
         args.extend_from_slice(extra);
-        let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
-            .args(&args)
-            .env("NETFENCE_THREADS", threads)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.starts_with("records per second: "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        (
-            output.status.code(),
-            stdout,
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        on_threads(threads, &args)
     };
     for extra in [&[][..], &["--summary"][..]] {
         let one = run("1", &[&logs], extra);
@@ -681,21 +687,7 @@ fn an_input_cut_short_stops_that_input_only() {
             &missing,
         ];
         args.extend_from_slice(extra);
-        let output = Command::new(env!("CARGO_BIN_EXE_netfence"))
-            .args(&args)
-            .env("NETFENCE_THREADS", threads)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.starts_with("records per second: "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        (
-            output.status.code(),
-            stdout,
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        on_threads(threads, &args)
     };
     let (code, stdout, stderr) = run("1", &[]);
     assert_eq!(code, Some(2), "{stderr}");
