@@ -772,6 +772,14 @@ impl Judging<'_, '_> {
         }
     }
 
+    /// [`Checker::grow_front_if_outgrown`], with this sink's.
+    fn grow_front_if_outgrown(&mut self) {
+        match &mut self.sink {
+            RowSink::Counted(sink) => self.checker.grow_front_if_outgrown(Some(&mut **sink)),
+            RowSink::Rows(_) => self.checker.grow_front_if_outgrown(None),
+        }
+    }
+
     /// Hand on the counted rows.
     fn hand_on_counted(&mut self) {
         match &mut self.sink {
@@ -818,6 +826,7 @@ impl FlowSink for Judging<'_, '_> {
             }
         }
         self.hand_on_batch();
+        self.grow_front_if_outgrown();
     }
 
     /// Each record's front cache set is loaded before any record is judged: the loads of
@@ -827,6 +836,7 @@ impl FlowSink for Judging<'_, '_> {
         for (at, record) in records.iter().enumerate() {
             self.judge_vpc_record(record, prepared.get(at).copied().flatten());
         }
+        self.grow_front_if_outgrown();
     }
 
     #[inline]
@@ -862,6 +872,14 @@ const WAYS: usize = 2;
 /// each return of a mismatching connection hands on a row again.
 const SET_BITS: u32 = 18;
 
+/// The front cache grows to this many sets (as a power of two), four times at a time, when
+/// the connections it meets outgrow it ([`FrontCache::outgrown`]): 2^20 sets of 2 ways,
+/// 2,097,152 connections, 64 MiB. A log of more connections than the cache holds had
+/// nearly every record go the long way: each connection left the cache before it came again
+/// (1,000,000 random pod pairs, ten times: 1.7 M records a CPU-second against 5 M with
+/// 100,000; docs/performance.md, session 31).
+const MAX_SET_BITS: u32 = 20;
+
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
 /// one hash of 12 bytes and a look at one set (one cache line), not two address lookups, a
 /// class lookup and a verdict lookup. Fixed size: memory does not grow with the input. A
@@ -886,6 +904,10 @@ struct FrontCache {
     tallied_sets: Option<Vec<u32>>,
     /// log2 of the number of sets.
     set_bits: u32,
+    /// Entries put in since the cache was made or its count last started again, and how
+    /// many of them took the place of another connection ([`FrontCache::outgrown`]).
+    inserted: u64,
+    evicted: u64,
 }
 
 /// Where an entry sits in the front cache: set and way.
@@ -900,7 +922,24 @@ impl FrontCache {
             spans: Vec::new(),
             tallied_sets: Some(Vec::new()),
             set_bits,
+            inserted: 0,
+            evicted: 0,
         }
+    }
+
+    /// Whether the connections met outgrow the cache: as many entries were put in as it
+    /// holds, and more than half of them took another connection's place (so connections
+    /// leave before they come again). Checked once per cache-full of entries, the count
+    /// then starts again. A cache that holds its connections evicts only where a set meets
+    /// a third one (about one insert in six at 100,000 connections in 2^18 sets).
+    fn outgrown(&mut self) -> bool {
+        let slots = (WAYS as u64) << self.set_bits;
+        if self.inserted < slots {
+            return false;
+        }
+        let outgrown = self.evicted * 2 > self.inserted;
+        (self.inserted, self.evicted) = (0, 0);
+        outgrown
     }
 
     fn set(&self, key: FrontKey) -> usize {
@@ -1003,6 +1042,7 @@ impl FrontCache {
         // A key once per set: an entry for the same key (another time span) is replaced.
         let way = way_of(set, key).unwrap_or(WAYS - 1);
         let leaving = FrontSlot::from_words(way_words(set, way));
+        let evicts = leaving.key != FrontKey::default() && leaving.key != key;
         // The ways before `way` move one on, a slot at a time: copies of a fixed size stay
         // a few moves, where one `copy_within` of a length known only here called `memmove`
         // (55 of 1,111 samples of checking a 1,000,000-record log with `flows check`).
@@ -1017,6 +1057,8 @@ impl FrontCache {
             }
             spans[0] = (lo, hi);
         }
+        self.inserted += 1;
+        self.evicted += u64::from(evicts);
         (leaving.tally > 0).then_some((leaving, leaving.tally))
     }
 
@@ -1135,6 +1177,8 @@ pub struct Checker<'e> {
     /// What a connection resolved to, by its raw (addresses, protocol, port), in front of
     /// every other lookup.
     front: FrontCache,
+    /// The most sets (log2) the front cache grows to.
+    front_max_bits: u32,
     /// Whether the front cache is used (always, but for the tests that compare).
     front_enabled: bool,
     /// Counted mismatches of connections that left the front cache, to be handed on
@@ -1202,6 +1246,7 @@ impl<'e> Checker<'e> {
             policy_names: FastMap::default(),
             security_groups: None,
             front: FrontCache::new(SET_BITS),
+            front_max_bits: MAX_SET_BITS,
             front_enabled: true,
             counted: Vec::new(),
             outcomes: Vec::new(),
@@ -1256,12 +1301,36 @@ impl<'e> Checker<'e> {
         self
     }
 
-    /// The same checker with a front cache of 4 sets (8 connections): connections leave it
-    /// often. For tests of what happens then.
+    /// The same checker with a front cache of 4 sets (8 connections) that grows to 64 sets
+    /// at most: connections leave it often, and it grows while reading. For tests of what
+    /// happens then.
     #[doc(hidden)]
     pub fn with_small_front_cache(mut self) -> Self {
         self.front = FrontCache::new(2);
+        self.front_max_bits = 6;
         self
+    }
+
+    /// How many sets the front cache has (log2). For tests of its growth.
+    #[doc(hidden)]
+    pub fn front_cache_bits(&self) -> u32 {
+        self.front.set_bits
+    }
+
+    /// Make the front cache four times larger (up to [`Checker::front_max_bits`]) when the
+    /// connections met outgrow it ([`FrontCache::outgrown`]). Its entries' counted
+    /// mismatches are handed to `sink` first (a counting sink's; a sink of rows counts
+    /// none), and the entries are dropped: the connections are looked up again as they come.
+    /// Between batches only: no place in the cache is held then.
+    fn grow_front_if_outgrown(&mut self, sink: Option<&mut dyn FnMut(&[CountedRow])>) {
+        if self.front.set_bits >= self.front_max_bits || !self.front.outgrown() {
+            return;
+        }
+        if let Some(sink) = sink {
+            self.take_counted(sink);
+        }
+        let bits = (self.front.set_bits + 2).min(self.front_max_bits);
+        self.front = FrontCache::new(bits);
     }
 
     /// The same checker, taking verdicts from the index after `explanations` explanations
