@@ -775,8 +775,8 @@ impl Judging<'_, '_> {
     /// [`Checker::grow_front_if_outgrown`], with this sink's.
     fn grow_front_if_outgrown(&mut self) {
         match &mut self.sink {
-            RowSink::Counted(sink) => self.checker.grow_front_if_outgrown(Some(&mut **sink)),
-            RowSink::Rows(_) => self.checker.grow_front_if_outgrown(None),
+            RowSink::Counted(sink) => self.checker.grow_front_if_outgrown(&mut **sink),
+            RowSink::Rows(_) => self.checker.grow_front_if_outgrown(&mut |_| {}),
         }
     }
 
@@ -1319,16 +1319,14 @@ impl<'e> Checker<'e> {
 
     /// Make the front cache four times larger (up to [`Checker::front_max_bits`]) when the
     /// connections met outgrow it ([`FrontCache::outgrown`]). Its entries' counted
-    /// mismatches are handed to `sink` first (a counting sink's; a sink of rows counts
-    /// none), and the entries are dropped: the connections are looked up again as they come.
-    /// Between batches only: no place in the cache is held then.
-    fn grow_front_if_outgrown(&mut self, sink: Option<&mut dyn FnMut(&[CountedRow])>) {
+    /// mismatches are handed to `sink` first (a counting sink's; with a sink of rows none
+    /// are counted), and the entries are dropped: the connections are looked up again as
+    /// they come. Between batches only: no place in the cache is held then.
+    fn grow_front_if_outgrown(&mut self, sink: &mut dyn FnMut(&[CountedRow])) {
         if self.front.set_bits >= self.front_max_bits || !self.front.outgrown() {
             return;
         }
-        if let Some(sink) = sink {
-            self.take_counted(sink);
-        }
+        self.take_counted(sink);
         let bits = (self.front.set_bits + 2).min(self.front_max_bits);
         self.front = FrontCache::new(bits);
     }
