@@ -886,7 +886,8 @@ const MAX_SET_BITS: u32 = 20;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
 /// one hash of 12 bytes and a look at one set (one cache line), not two address lookups, a
-/// class lookup and a verdict lookup. Fixed size: memory does not grow with the input. A
+/// class lookup and a verdict lookup. Bounded: it grows with the connections met, at most
+/// to [`MAX_SET_BITS`] ([`Checker::grow_front_if_outgrown`]), not with the input. A
 /// miss is looked up the long way and put first in its set (the set's last entry leaves).
 /// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
 /// to another pod at another time); those spans sit apart, made and read only once an
