@@ -3,9 +3,9 @@
 //! fed object by object through [`netfence_model::Loader::load_object`] (so the inventory is
 //! the one a dump of the same objects gives), and watches that keep it current.
 //!
-//! With the `testing` feature, [`testing`] holds an in-process API server speaking the real
-//! wire protocol (TLS, bearer token, discovery, paged lists, watch streams, 410 Gone) for
-//! tests and benches.
+//! With the `testing` feature, the `testing` module holds an in-process API server speaking
+//! the real wire protocol (TLS, bearer token, discovery, paged lists, watch streams, 410
+//! Gone) for tests and benches.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

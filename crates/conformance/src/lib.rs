@@ -1,6 +1,6 @@
 //! Test support for every crate: locating `shared/conformance` and reading the Kubernetes e2e
 //! truth tables into plain data (no dependency on the engine, so any crate can use it), and the
-//! benchmarks' common sweep and statistics ([`bench`]).
+//! benchmarks' common sweep and statistics ([`bench`](mod@bench)).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

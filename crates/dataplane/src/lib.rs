@@ -1,4 +1,4 @@
-//! The enforcement side: compile the policy model into an nftables ruleset ([`render`], whose
+//! The enforcement side: compile the policy model into an nftables ruleset ([`render`](mod@render), whose
 //! rules are the structured [`rule::NftRule`]), load or remove it ([`nft`]: nf_tables netlink
 //! transactions written directly by [`netlink`], or `nft -f` when `NETFENCE_NFT_CLI` is set),
 //! and prove it with real packets between network namespaces ([`lab`]). The library never

@@ -373,7 +373,7 @@ impl VerdictIndex<'_> {
 
     /// The verdict of a connection between two pods, whether the source's egress allows
     /// it, and the deciding policy: what [`Engine::decide`] says of it
-    /// ([`Deciding::from`]), for less. Each side is read from its [`SideRow`] (the source
+    /// ([`Deciding::from`]), for less. Each side is read from its `SideRow` (the source
     /// class's egress, the destination class's ingress, on the port's class), made by one
     /// walk over every peer class when first asked: connections of many classes share it.
     /// The ingress side is read only when the egress side does not deny with a policy.

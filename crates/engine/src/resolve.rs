@@ -17,7 +17,7 @@
 //! their rules means the same value in every one. Its tables only grow (ids are never
 //! reused, so a slot can never be read for another value); a full compile starts a new
 //! interner. A rebuilt engine shares its predecessor's slots (one `Arc`, no copy) when no
-//! endpoint changed ([`Resolved::carried`]): every value resolves alike in both, and what
+//! endpoint changed (`Resolved::carried`): every value resolves alike in both, and what
 //! either resolves serves both.
 
 use crate::eval::{admitted_pods, subject_candidates, subject_selects_admitted, Engine};

@@ -1578,10 +1578,10 @@ impl<'e> Checker<'e> {
     }
 
     /// Ask for the front cache sets of `records` (a batch about to be judged) at once, so
-    /// that their loads overlap ([`FrontCache::touch`]); judging them then finds the sets in
+    /// that their loads overlap (`FrontCache::touch`); judging them then finds the sets in
     /// the CPU's cache. When of late a quarter or more of a batch's connections were looked
     /// up the long way, also ask for the class outcome slots of this batch's connections
-    /// that are not in the front cache ([`Checker::preload_classes`]); when fewer, the
+    /// that are not in the front cache (`Checker::preload_classes`); when fewer, the
     /// classes met are few enough to stay in the CPU's cache, and asking costs more than it
     /// saves. Changes no answer.
     #[inline]
@@ -1698,7 +1698,7 @@ impl<'e> Checker<'e> {
     }
 
     /// A sink for the readers, as [`Checker::judging`] with [`Rows::Mismatches`], that hands
-    /// `sink` mismatch rows with a count of flows each, [`COUNTED_BATCH`] at a time (the
+    /// `sink` mismatch rows with a count of flows each, `COUNTED_BATCH` (32) at a time (the
     /// last batch shorter), for consumers that add mismatches up (`flows check`'s mismatch
     /// groups): the mismatches of a VPC record's connection held in the front cache are
     /// counted there and handed on as one row (the same values, no time) when the

@@ -342,7 +342,7 @@ impl MismatchGroups {
 
     /// Count rows of mismatching flows, each with its number of flows (a batch of
     /// [`crate::Checker::counting`]): the same groups as [`MismatchGroups::add_flows`] of
-    /// each. The index slots of [`ASK_AHEAD`] rows are asked for, then (read) their groups,
+    /// each. The index slots of `ASK_AHEAD` rows are asked for, then (read) their groups,
     /// then the groups are counted: the rows' loads overlap.
     pub fn add_rows(&mut self, rows: &[CountedRow]) {
         for chunk in rows.chunks(ASK_AHEAD) {

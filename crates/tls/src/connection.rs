@@ -127,9 +127,9 @@ impl Version {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Evidence {
     /// The client's first encrypted record is larger than a bare Finished
-    /// ([`BARE_FINISHED_MAX`]): it carries a certificate. The record's length.
+    /// (`BARE_FINISHED_MAX`): it carries a certificate. The record's length.
     ClientFlight(usize),
-    /// The server port is a mesh's mTLS port ([`MESH_PORTS`]).
+    /// The server port is a mesh's mTLS port (`MESH_PORTS`).
     MeshPort(u16),
     /// The client offered a mesh ALPN (Istio's `istio`, `istio-peer-exchange`, `istio-*`).
     MeshAlpn(String),

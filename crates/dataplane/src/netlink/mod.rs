@@ -8,8 +8,8 @@
 //! after either path (tests/netlink.rs compares the two listings). Attribute numbers:
 //! linux/include/uapi/linux/netfilter/nf_tables.h.
 //!
-//! - [`socket`]: the `NETLINK_NETFILTER` socket, opened inside a named network namespace;
-//! - [`wire`]: message and attribute framing, batches, the kernel's answers;
+//! - `socket`: the `NETLINK_NETFILTER` socket, opened inside a named network namespace;
+//! - `wire`: message and attribute framing, batches, the kernel's answers;
 //! - this module: tables, chains, sets, elements and rules as nf_tables messages, and the
 //!   transactions [`apply`], [`update`] and [`flush`].
 
