@@ -279,21 +279,10 @@ pub fn read_path_into(
         }
         return read_stream_into(open_maybe_gzip(input), "<stdin>", format, stats, sink);
     }
-    let io = |source| FlowError::Io {
-        path: path.display().to_string(),
-        lines: 0,
-        source,
-    };
-    if std::fs::metadata(path).map_err(io)?.is_dir() {
-        let mut files = Vec::new();
-        collect_files(path, &mut files).map_err(io)?;
-        files.sort();
-        for file in files {
-            read_file(&file, format, stats, sink)?;
-        }
-        return Ok(());
+    for file in input_files(path)? {
+        read_file(&file, format, stats, sink)?;
     }
-    read_file(path, format, stats, sink)
+    Ok(())
 }
 
 fn read_file(
