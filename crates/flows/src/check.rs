@@ -772,8 +772,10 @@ impl Judging<'_, '_> {
         }
     }
 
+    /// `records` more records looked up in the front cache; then
     /// [`Checker::grow_front_if_outgrown`], with this sink's.
-    fn grow_front_if_outgrown(&mut self) {
+    fn looked_up(&mut self, records: usize) {
+        self.checker.front.looked_up += records as u64;
         match &mut self.sink {
             RowSink::Counted(sink) => self.checker.grow_front_if_outgrown(&mut **sink),
             RowSink::Rows(_) => self.checker.grow_front_if_outgrown(&mut |_| {}),
@@ -826,8 +828,7 @@ impl FlowSink for Judging<'_, '_> {
             }
         }
         self.hand_on_batch();
-        self.checker.front.looked_up += 1;
-        self.grow_front_if_outgrown();
+        self.looked_up(1);
     }
 
     /// Each record's front cache set is loaded before any record is judged: the loads of
@@ -837,15 +838,13 @@ impl FlowSink for Judging<'_, '_> {
         for (at, record) in records.iter().enumerate() {
             self.judge_vpc_record(record, prepared.get(at).copied().flatten());
         }
-        self.checker.front.looked_up += records.len() as u64;
-        self.grow_front_if_outgrown();
+        self.looked_up(records.len());
     }
 
     #[inline]
     fn vpc_record(&mut self, record: &VpcRecord) {
         self.judge_vpc_record(record, None);
-        self.checker.front.looked_up += 1;
-        self.grow_front_if_outgrown();
+        self.looked_up(1);
     }
 }
 
