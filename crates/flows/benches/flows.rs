@@ -552,20 +552,29 @@ fn rate(count: usize, repeats: usize, cpu: bool, mut run: impl FnMut()) -> f64 {
     )
 }
 
-/// Read `input` (a stream, or `None`: `bytes`, gzip opened as the CLI does) into `checker`,
-/// handing on `rows` as `flows check` does (`Rows::Mismatches`: its summary; `Rows::All`: the
-/// JSON/CSV/Parquet path before rendering). The read counts.
-fn check_into(checker: &mut Checker, input: Input<'_>, rows: Rows) -> ReadStats {
-    let format = SourceFormat::Vpc(VpcFormat::default());
+/// The default VPC format, the bench's records'.
+fn vpc_format() -> SourceFormat {
+    SourceFormat::Vpc(VpcFormat::default())
+}
+
+/// Read `input` (a stream, or `None`: `bytes`, gzip opened as the CLI does) in `format` into
+/// `checker`, handing on `rows` as `flows check` does (`Rows::Mismatches`: its summary;
+/// `Rows::All`: the JSON/CSV/Parquet path before rendering). The read counts.
+fn check_into(
+    checker: &mut Checker,
+    input: Input<'_>,
+    format: &SourceFormat,
+    rows: Rows,
+) -> ReadStats {
     let mut stats = ReadStats::default();
     let mut sink = |row: &CheckedFlow| {
         std::hint::black_box(row);
     };
     let mut judging = checker.judging(rows, &mut sink);
     match input {
-        Input::Bytes(bytes) => read_bytes_into(bytes, "bench", &format, &mut stats, &mut judging),
+        Input::Bytes(bytes) => read_bytes_into(bytes, "bench", format, &mut stats, &mut judging),
         Input::Stream(stream) => {
-            read_stream_into(stream, "bench", &format, &mut stats, &mut judging)
+            read_stream_into(stream, "bench", format, &mut stats, &mut judging)
         }
     }
     .expect("reads");
@@ -582,7 +591,12 @@ enum Input<'a> {
 /// mismatch): the mismatches and the explanations asked of the engine.
 fn check(engine: &Engine, input: &[u8]) -> (u64, u64) {
     let mut checker = Checker::new(engine, None);
-    let stats = check_into(&mut checker, Input::Bytes(input), Rows::Mismatches);
+    let stats = check_into(
+        &mut checker,
+        Input::Bytes(input),
+        &vpc_format(),
+        Rows::Mismatches,
+    );
     assert_eq!(stats.parsed, stats.read, "every record reads");
     (checker.stats().mismatches, checker.stats().verdicts)
 }
@@ -595,12 +609,11 @@ fn check_grouped(engine: &Engine, workloads: &Arc<Workloads>, input: &[u8]) -> u
     let mut checker = Checker::new(engine, None);
     let mut groups = MismatchGroups::new(Arc::clone(workloads));
     let mut sink = |rows: &[CountedRow]| groups.add_rows(rows);
-    let format = SourceFormat::Vpc(VpcFormat::default());
     let mut stats = ReadStats::default();
     read_bytes_into(
         input,
         "bench",
-        &format,
+        &vpc_format(),
         &mut stats,
         &mut checker.counting(&mut sink),
     )
@@ -630,6 +643,7 @@ fn check_rows(engine: &Engine, input: &[u8]) {
     check_into(
         &mut Checker::new(engine, None),
         Input::Bytes(input),
+        &vpc_format(),
         Rows::All,
     );
 }
@@ -654,21 +668,21 @@ fn judge(engine: &Engine, input: &[u8]) -> u64 {
     }
     let mut checker = Checker::new(engine, None);
     let mut sink = Judge(&mut checker, 0);
-    read_into(input, &mut sink);
+    read_into(input, &vpc_format(), &mut sink);
     sink.1
 }
 
-/// Read `input` into `sink`, every record read.
-fn read_into(input: &[u8], sink: &mut dyn FlowSink) {
-    let format = SourceFormat::Vpc(VpcFormat::default());
+/// Read `input` in `format` into `sink`, every record read.
+fn read_into(input: &[u8], format: &SourceFormat, sink: &mut dyn FlowSink) {
     let mut stats = ReadStats::default();
-    read_bytes_into(input, "bench", &format, &mut stats, sink).expect("reads");
+    read_bytes_into(input, "bench", format, &mut stats, sink).expect("reads");
     assert_eq!(stats.parsed, stats.read, "every record reads");
 }
 
-/// Read `input` and count its records: each made into its `Flow` (`flows: true`, the general
-/// reader's output), or read the short way only (32-byte `VpcRecord`s).
-fn count_records(input: &[u8], flows: bool) -> u64 {
+/// Read `input` in `format` and count its records: each made into its `Flow` (`flows: true`,
+/// the general reader's output), or VPC records read the short way only (32-byte
+/// `VpcRecord`s).
+fn count_records(input: &[u8], format: &SourceFormat, flows: bool) -> u64 {
     struct Count(u64, bool);
     impl FlowSink for Count {
         fn flow(&mut self, flow: netfence_flows::Flow) {
@@ -685,7 +699,7 @@ fn count_records(input: &[u8], flows: bool) -> u64 {
         }
     }
     let mut count = Count(0, flows);
-    read_into(input, &mut count);
+    read_into(input, format, &mut count);
     count.0
 }
 
@@ -767,49 +781,6 @@ fn as_hubble(engine: &Engine, input: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Read `input` as Hubble JSON lines, and check it when `engine` is given (as `flows check`'s
-/// summary does); the flows read.
-fn hubble(engine: Option<&Engine>, input: &[u8]) -> u64 {
-    struct Count(u64);
-    impl FlowSink for Count {
-        fn flow(&mut self, flow: netfence_flows::Flow) {
-            std::hint::black_box(flow);
-            self.0 += 1;
-        }
-    }
-    let mut stats = ReadStats::default();
-    match engine {
-        None => {
-            let mut count = Count(0);
-            read_bytes_into(
-                input,
-                "bench",
-                &SourceFormat::Hubble,
-                &mut stats,
-                &mut count,
-            )
-            .expect("reads");
-        }
-        Some(engine) => {
-            let mut checker = Checker::new(engine, None);
-            let mut sink = |row: &CheckedFlow| {
-                std::hint::black_box(row);
-            };
-            let mut judging = checker.judging(Rows::Mismatches, &mut sink);
-            read_bytes_into(
-                input,
-                "bench",
-                &SourceFormat::Hubble,
-                &mut stats,
-                &mut judging,
-            )
-            .expect("reads");
-        }
-    }
-    assert_eq!(stats.parsed, stats.read, "every line reads");
-    stats.parsed
-}
-
 fn gzip(input: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut encoder, input).expect("in memory");
@@ -865,6 +836,7 @@ fn main() {
             Input::Stream(Box::new(
                 Records::new(&engine, Some(1_000), Mix::Random).stream(records),
             )),
+            &vpc_format(),
             Rows::Mismatches,
         );
         assert_eq!(
@@ -950,7 +922,7 @@ fn main() {
         let mut mismatches = 0;
         let check_rate = rate(count, 20, true, || mismatches = check(&engine, &input).0);
         let parse_rate = rate(count, 5, true, || {
-            assert_eq!(count_records(&input, false), count as u64);
+            assert_eq!(count_records(&input, &vpc_format(), false), count as u64);
         });
         let text_rate = rate(count, 5, true, || {
             check_grouped(&engine, &pod_workloads, &input);
@@ -989,11 +961,11 @@ fn main() {
         let eks = row == eks_row;
         let input = if eks { with_eks_fields(&input) } else { input };
         let parse = rate(count, repeats, true, || {
-            assert_eq!(count_records(&input, true), count as u64);
+            assert_eq!(count_records(&input, &vpc_format(), true), count as u64);
         });
         // The short way alone: VPC records read without their `Flow` being made.
         let short = rate(count, repeats, true, || {
-            assert_eq!(count_records(&input, false), count as u64);
+            assert_eq!(count_records(&input, &vpc_format(), false), count as u64);
         });
         let mut mismatches = 0;
         let judged = rate(count, repeats, true, || mismatches = judge(&engine, &input));
@@ -1035,10 +1007,14 @@ fn main() {
     let vpc = workload(&engine, count, Some(100_000), false, Mix::Random);
     let hubble_lines = as_hubble(&engine, &vpc);
     let hubble_read = rate(count, repeats, true, || {
-        assert_eq!(hubble(None, &hubble_lines), count as u64);
+        let flows = count_records(&hubble_lines, &SourceFormat::Hubble, true);
+        assert_eq!(flows, count as u64);
     });
     let hubble_checked = rate(count, repeats, true, || {
-        assert_eq!(hubble(Some(&engine), &hubble_lines), count as u64);
+        let mut checker = Checker::new(&engine, None);
+        let input = Input::Bytes(&hubble_lines);
+        let stats = check_into(&mut checker, input, &SourceFormat::Hubble, Rows::Mismatches);
+        assert_eq!((stats.read, stats.parsed), (count as u64, count as u64));
     });
     let vpc_checked = rate(count, repeats, true, || {
         check(&engine, &vpc);
@@ -1114,6 +1090,7 @@ fn main() {
                     check_into(
                         checker,
                         Input::Stream(Box::new(std::io::BufReader::with_capacity(1 << 16, file))),
+                        &vpc_format(),
                         Rows::Mismatches,
                     );
                     checker.take_stats().mismatches
