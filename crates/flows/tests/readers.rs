@@ -16,6 +16,12 @@ fn read(format: &SourceFormat, text: &str) -> (Vec<Flow>, ReadStats) {
     (flows, stats)
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 fn vpc() -> SourceFormat {
     SourceFormat::Vpc(VpcFormat::default())
 }
@@ -152,9 +158,7 @@ fn vpc_malformed_lines_are_counted_with_their_line() {
 
 #[test]
 fn vpc_gzip_is_read_like_plain_text() {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(VPC_DEFAULT_EXAMPLES.as_bytes()).unwrap();
-    let gz = encoder.finish().unwrap();
+    let gz = gzip(VPC_DEFAULT_EXAMPLES.as_bytes());
     let mut plain = (Vec::new(), ReadStats::default());
     read_bytes(
         VPC_DEFAULT_EXAMPLES.as_bytes(),
@@ -185,9 +189,7 @@ fn a_gzip_stream_cut_short_hands_on_what_came_before() {
             )
         })
         .collect();
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(text.as_bytes()).unwrap();
-    let gz = encoder.finish().unwrap();
+    let gz = gzip(text.as_bytes());
     let mut whole = (Vec::new(), ReadStats::default());
     read_bytes(&gz, "t", &vpc(), &mut whole.1, &mut |f| whole.0.push(f)).unwrap();
     let mut cut = (Vec::new(), ReadStats::default());
