@@ -130,9 +130,33 @@ pub struct VpcFormat {
     /// For each field in record order, the slot of the values the reader keeps
     /// ([`SRCADDR`] …) or [`UNUSED`].
     roles: Vec<u8>,
-    /// Whether this is the default format ([`DEFAULT_FORMAT`]), which has a short way of its
-    /// own ([`default_first_line`]).
-    default: bool,
+    /// Which short way reads its lines.
+    way: Way,
+}
+
+/// Which short way reads a format's lines ([`VpcFormat::fast_first_line`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// The default format ([`DEFAULT_FORMAT`]): [`default_first_line`].
+    Default,
+    /// The default fields first, in their order, then others, as in the custom formats an
+    /// EKS cluster's flow log uses (the default fields, then `vpc-id` … `pkt-dstaddr`):
+    /// [`default_first_line_with_tail`].
+    DefaultFirst(Tail),
+    /// Any other format: the general splitter ([`split_first_line`]).
+    General,
+}
+
+/// Where a format that starts with the default fields ([`Way::DefaultFirst`]) has the kept
+/// fields that follow them, by their index in a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tail {
+    /// How many fields the format has: more than the default fourteen, at most all of
+    /// [`FIELDS`].
+    fields: u8,
+    tcp_flags: Option<u8>,
+    pkt_srcaddr: Option<u8>,
+    pkt_dstaddr: Option<u8>,
 }
 
 /// The values a record's reader keeps, by slot.
@@ -242,16 +266,25 @@ impl VpcFormat {
                 roles[position] = slot as u8;
             }
         }
-        let default = fields.len() == DEFAULT_FIELDS
+        let default_first = fields.len() >= DEFAULT_FIELDS
             && fields
                 .iter()
+                .take(DEFAULT_FIELDS)
                 .enumerate()
                 .all(|(n, field)| usize::from(field.0) == n);
-        Ok(VpcFormat {
-            fields,
-            roles,
-            default,
-        })
+        // At most all the fields (no field twice), so that the indexes fit a byte.
+        let index = |position: Option<usize>| position.and_then(|at| u8::try_from(at).ok());
+        let way = match (default_first, u8::try_from(fields.len())) {
+            (true, _) if fields.len() == DEFAULT_FIELDS => Way::Default,
+            (true, Ok(count)) => Way::DefaultFirst(Tail {
+                fields: count,
+                tcp_flags: index(slots.tcp_flags),
+                pkt_srcaddr: index(slots.pkt_srcaddr),
+                pkt_dstaddr: index(slots.pkt_dstaddr),
+            }),
+            _ => Way::General,
+        };
+        Ok(VpcFormat { fields, roles, way })
     }
 
     /// The fields, in record order.
@@ -301,12 +334,18 @@ impl VpcFormat {
         if !bytes.first().is_some_and(u8::is_ascii_digit) {
             return None;
         }
-        if self.default {
-            match default_first_line(bytes, record) {
+        match self.way {
+            Way::Default => match default_first_line(bytes, record) {
                 DefaultWay::Read(end) => return Some(end),
                 DefaultWay::Refused => return None,
                 DefaultWay::Other => {}
-            }
+            },
+            Way::DefaultFirst(tail) => match default_first_line_with_tail(bytes, tail, record) {
+                DefaultWay::Read(end) => return Some(end),
+                DefaultWay::Refused => return None,
+                DefaultWay::Other => {}
+            },
+            Way::General => {}
         }
         let (read, end) = self.general_first_line(bytes)?;
         *record = read;
@@ -365,16 +404,7 @@ impl VpcFormat {
         if let Some(flags) = get(TCP_FLAGS) {
             let flags = small_number(flags, 3, 255)? as u8;
             record.tcp_flags = Some(flags);
-            // As `record` reads them.
-            if protocol == 6 {
-                record.reply = if flags & 0x10 != 0 {
-                    Reply::Yes
-                } else if flags & 0x02 != 0 {
-                    Reply::No
-                } else {
-                    Reply::Unknown
-                };
-            }
+            record.reply = tcp_reply(protocol, flags);
         }
         Some(record)
     }
@@ -551,6 +581,21 @@ impl VpcRecord {
     }
 }
 
+/// Whether a record of `protocol` with `tcp-flags` `flags` is a reply, as
+/// [`VpcFormat::record`] reads it: for TCP only.
+#[inline(always)]
+fn tcp_reply(protocol: u8, flags: u8) -> Reply {
+    if protocol != 6 {
+        Reply::Unknown
+    } else if flags & 0x10 != 0 {
+        Reply::Yes
+    } else if flags & 0x02 != 0 {
+        Reply::No
+    } else {
+        Reply::Unknown
+    }
+}
+
 /// The number of fields of the default format, which are the first fields of [`FIELDS`] in
 /// that order.
 const DEFAULT_FIELDS: usize = 14;
@@ -644,6 +689,35 @@ fn default_line_at_once(bytes: &[u8], record: &mut VpcRecord) -> Option<DefaultW
     })
 }
 
+/// Where the words of a line are, found all at once.
+trait WordBounds {
+    /// Word k is `bytes[start..end]` for `(start, end) = self.word(k)`.
+    fn word(&self, k: usize) -> (usize, usize);
+}
+
+/// Each word's start and end ([`default_line_at_once`]).
+impl WordBounds for (&[usize; 14], &[usize; 14]) {
+    #[inline(always)]
+    fn word(&self, k: usize) -> (usize, usize) {
+        (self.0[k], self.1[k])
+    }
+}
+
+/// Each word's end ([`line_word_ends`]); a word starts past the end of the word before it
+/// and its space. Read one at a time: the ends are written a byte at a time, and a wider
+/// load of several of them waits until the writes reach the cache (a store-forwarding
+/// stall; docs/performance.md, session 32).
+impl WordBounds for [u8; 128] {
+    #[inline(always)]
+    fn word(&self, k: usize) -> (usize, usize) {
+        let start = match k.checked_sub(1) {
+            Some(before) => usize::from(self[before & 127]) + 1,
+            None => 0,
+        };
+        (start, usize::from(self[k & 127]))
+    }
+}
+
 /// The fields of a default-format line whose words are `bytes[starts[k]..ends[k]]`
 /// ([`default_line_at_once`]), and the index of the line feed that ends it.
 #[inline(always)]
@@ -652,27 +726,111 @@ fn default_words(
     starts: &[usize; 14],
     ends: &[usize; 14],
 ) -> Option<(VpcRecord, usize)> {
-    // Words 1 and 2 (account-id, interface-id), 8, 9 and 11 (packets, bytes, end) are not
-    // kept: [`default_word_ends`] found them not empty.
-    let src = v4_word(bytes, starts[3], ends[3])?;
-    let dst = v4_word(bytes, starts[4], ends[4])?;
-    let src_port = optional_number(bytes, starts[5], ends[5], 5, 65535)?;
-    let dst_port = optional_number(bytes, starts[6], ends[6], 5, 65535)?;
-    let protocol = number_in(bytes, starts[7], ends[7], 3, 255)? as u8;
-    let start = optional_number(bytes, starts[10], ends[10], 12, FAST_START_MAX as u64)?;
-    let observed = match bytes.get(starts[12]..ends[12])? {
+    let addresses = [(starts[3], ends[3]), (starts[4], ends[4])];
+    let record = default_values(bytes, &(starts, ends), addresses)?;
+    Some((record, line_feed_at(bytes, ends[13])?))
+}
+
+/// The record of the default fields, whose words are at `words` ([`WordBounds`]), each found
+/// not empty, with the source and destination addresses from the words at `addresses`
+/// (`srcaddr` and `dstaddr`, or `pkt-srcaddr` and `pkt-dstaddr`). The fields the reader does
+/// not keep (account-id, interface-id, packets, bytes, end) are not looked at.
+#[inline(always)]
+fn default_values(
+    bytes: &[u8],
+    words: &impl WordBounds,
+    addresses: [(usize, usize); 2],
+) -> Option<VpcRecord> {
+    let [(src_start, src_end), (dst_start, dst_end)] = addresses;
+    let src = v4_word(bytes, src_start, src_end)?;
+    let dst = v4_word(bytes, dst_start, dst_end)?;
+    let number = |k: usize, digits: usize, max: u64| {
+        let (start, end) = words.word(k);
+        optional_number(bytes, start, end, digits, max)
+    };
+    let src_port = number(5, 5, 65535)?;
+    let dst_port = number(6, 5, 65535)?;
+    let protocol = {
+        let (start, end) = words.word(7);
+        number_in(bytes, start, end, 3, 255)? as u8
+    };
+    let start = number(10, 12, FAST_START_MAX as u64)?;
+    let text = |k: usize| {
+        let (start, end) = words.word(k);
+        bytes.get(start..end)
+    };
+    let observed = match text(12)? {
         b"ACCEPT" => Some(Observed::Allow),
         b"REJECT" => Some(Observed::Deny),
         b"-" => None,
         _ => return None,
     };
     // log-status, the last field: any word but NODATA and SKIPDATA (records with no flow).
-    if let b"NODATA" | b"SKIPDATA" = bytes.get(starts[13]..ends[13])? {
+    if let b"NODATA" | b"SKIPDATA" = text(13)? {
         return None;
     }
-    let end = line_feed_at(bytes, ends[13])?;
-    let record = default_record([src, dst], [src_port, dst_port], protocol, start, observed);
-    Some((record, end))
+    Some(default_record(
+        [src, dst],
+        [src_port, dst_port],
+        protocol,
+        start,
+        observed,
+    ))
+}
+
+/// [`VpcFormat::fast_first_line`] in a format whose first fourteen fields are the default
+/// ones in their order ([`Way::DefaultFirst`]), when the line ends within the first 256
+/// bytes of `bytes` after single spaces: its words' ends found all at once
+/// ([`line_word_ends`]), the default fields read as [`default_words`] reads them, then the
+/// kept fields of the others (`tcp-flags`, and `pkt-srcaddr`/`pkt-dstaddr`, which win over
+/// `srcaddr`/`dstaddr` unless `-`), as [`VpcFormat::fast_values`] reads them. Any other line
+/// is left to the general splitter, which the default way beats by its fixed places: the
+/// splitter hands each word's bounds to its slot and reads each kept value in a general way
+/// (docs/performance.md, session 32). The record is written to `record` (anything, unless
+/// [`DefaultWay::Read`]).
+#[inline(always)]
+fn default_first_line_with_tail(bytes: &[u8], tail: Tail, record: &mut VpcRecord) -> DefaultWay {
+    let mut ends = [0u8; 128];
+    let Some(count) = line_word_ends::<4>(bytes, &mut ends) else {
+        return DefaultWay::Other;
+    };
+    if count != usize::from(tail.fields) {
+        return DefaultWay::Other;
+    }
+    // Word k is ends.word(k); k is below `count`.
+    if let Some(way) = version_way(&bytes[..ends.word(0).1]) {
+        return way;
+    }
+    // The packet's addresses, unless `-`: then the interface's. The other is not read.
+    let address = |packet: Option<u8>, interface: usize| match packet {
+        Some(k) => match ends.word(k.into()) {
+            (start, end) if end == start + 1 && bytes.get(start) == Some(&b'-') => {
+                ends.word(interface)
+            }
+            word => word,
+        },
+        None => ends.word(interface),
+    };
+    let addresses = [address(tail.pkt_srcaddr, 3), address(tail.pkt_dstaddr, 4)];
+    let Some(mut read) = default_values(bytes, &ends, addresses) else {
+        return DefaultWay::Other;
+    };
+    let Some(end) = line_feed_at(bytes, ends.word(count - 1).1) else {
+        return DefaultWay::Other;
+    };
+    if let Some(k) = tail.tcp_flags {
+        let (start, end) = ends.word(k.into());
+        match optional_number(bytes, start, end, 3, 255) {
+            Some(Some(flags)) => {
+                read.tcp_flags = Some(flags as u8);
+                read.reply = tcp_reply(read.protocol, flags as u8);
+            }
+            Some(None) => {}
+            None => return DefaultWay::Other,
+        }
+    }
+    *record = read;
+    DefaultWay::Read(end)
 }
 
 /// Where the line feed that ends a record whose last word ends at `at` is (the CR LF's line
@@ -741,7 +899,7 @@ fn optional_number(
 /// is no space). `None` for any other line, and when `bytes` is shorter than 128 bytes.
 #[inline(always)]
 fn default_word_ends(bytes: &[u8]) -> Option<[usize; 14]> {
-    let (stops, spaces) = stops_and_spaces(bytes)?;
+    let (stops, spaces) = stops_and_spaces::<2>(bytes)?;
     // The line's end: the first stop that is no space.
     let other = [stops[0] & !spaces[0], stops[1] & !spaces[1]];
     let line_end = if other[0] != 0 {
@@ -784,30 +942,88 @@ fn default_word_ends(bytes: &[u8]) -> Option<[usize; 14]> {
     (ends[13] == line_end as usize).then_some(ends)
 }
 
-/// The stops ([`block_stops`]) and the spaces among the first 128 bytes of `bytes`, bit n
-/// of word k for byte 64 k + n; `None` when `bytes` is shorter (or not on x86-64).
+/// Where the words of a line end, found all at once, when the line ends within the first
+/// 64 × N bytes of `bytes` (N at most 4) after single spaces and no empty word: the ends in
+/// order in `ends`, the last the line's end (the first stop, as [`word_stops`] says, that is
+/// no space), and how many words. `None` for any other line, and when `bytes` is shorter.
+/// [`default_word_ends`] is this for the default format's fourteen words within 128 bytes.
+/// The ends are written where the caller keeps them: an array of them handed back was
+/// copied in wide loads, which waited for the byte stores (docs/performance.md, session 32).
 #[inline(always)]
-fn stops_and_spaces(bytes: &[u8]) -> Option<([u64; 2], [u64; 2])> {
+fn line_word_ends<const N: usize>(bytes: &[u8], ends: &mut [u8; 128]) -> Option<usize> {
+    let (stops, spaces) = stops_and_spaces::<N>(bytes)?;
+    // The line's end: the first stop that is no space.
+    let line_end = (0..N).find_map(|k| {
+        let other = stops[k] & !spaces[k];
+        (other != 0).then(|| 64 * k + other.trailing_zeros() as usize)
+    })?;
+    // The stops up to the line's end, that one included; below it, every stop is a space,
+    // and no two stops are side by side (nor one first: an empty first word).
+    let mut upto = [0u64; N];
+    let mut side_by_side = 0;
+    let mut carry = 1;
+    for (k, (upto, &stops)) in upto.iter_mut().zip(&stops).enumerate() {
+        *upto = stops
+            & match line_end.checked_sub(64 * k) {
+                Some(bits @ 0..64) => (2u64 << bits).wrapping_sub(1),
+                Some(_) => u64::MAX,
+                None => 0,
+            };
+        side_by_side |= *upto & (*upto << 1 | carry);
+        carry = *upto >> 63;
+    }
+    if side_by_side != 0 {
+        return None;
+    }
+    // With no two side by side, at most 128 stops among 256 bytes: each has its place.
+    let mut count = 0;
+    for (k, &upto) in upto.iter().enumerate() {
+        let mut bits = upto;
+        while bits != 0 {
+            if let Some(end) = ends.get_mut(count) {
+                *end = (64 * k + bits.trailing_zeros() as usize) as u8;
+            }
+            count += 1;
+            bits &= bits - 1;
+        }
+    }
+    Some(count)
+}
+
+/// The stops ([`block_stops`]) and the spaces among the first 64 × N bytes of `bytes`, bit
+/// n of word k for byte 64 k + n; `None` when `bytes` is shorter (or not on x86-64).
+#[inline(always)]
+fn stops_and_spaces<const N: usize>(bytes: &[u8]) -> Option<([u64; N], [u64; N])> {
+    let (chunks, _) = bytes.get(..64 * N)?.as_chunks::<64>();
+    let (mut stops, mut spaces) = ([0u64; N], [0u64; N]);
+    for (chunk, (stops, spaces)) in chunks.iter().zip(stops.iter_mut().zip(&mut spaces)) {
+        (*stops, *spaces) = chunk_stops_and_spaces(chunk)?;
+    }
+    Some((stops, spaces))
+}
+
+/// [`stops_and_spaces`] of 64 bytes, sixteen at a time.
+#[inline(always)]
+fn chunk_stops_and_spaces(chunk: &[u8; 64]) -> Option<(u64, u64)> {
     #[cfg(target_arch = "x86_64")]
     {
         use safe_arch::{
             cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
         };
-        let (blocks, _) = bytes.get(..128)?.as_chunks::<16>();
+        let (blocks, _) = chunk.as_chunks::<16>();
         let space = set_splat_i8_m128i(0x20);
-        let (mut stops, mut spaces) = ([0u64; 2], [0u64; 2]);
+        let (mut stops, mut spaces) = (0u64, 0u64);
         for (n, block) in blocks.iter().enumerate() {
             let v = load_unaligned_m128i(block);
-            let shift = 16 * (n % 4);
-            stops[n / 4] |= u64::from(block_stops(v)) << shift;
+            stops |= u64::from(block_stops(v)) << (16 * n);
             let is_space = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, space)) as u16;
-            spaces[n / 4] |= u64::from(is_space) << shift;
+            spaces |= u64::from(is_space) << (16 * n);
         }
         Some((stops, spaces))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = bytes;
+        let _ = chunk;
         None
     }
 }
@@ -1489,7 +1705,7 @@ mod tests {
     fn the_default_way_reads_odd_lines_as_the_splitter_does() {
         let format = super::VpcFormat::default();
         let splitter = super::VpcFormat {
-            default: false,
+            way: super::Way::General,
             ..format.clone()
         };
         let plain = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
@@ -1552,22 +1768,137 @@ mod tests {
         }
     }
 
+    /// The default fields' way with a tail reads or leaves each of these lines as the general
+    /// splitter's short way does: the EKS fields' line with its words' spaces falling on
+    /// every byte up to 256 (a word grown a byte at a time), each space doubled or made a
+    /// tab, a word fewer or more, a word emptied, each line end, alone or followed by
+    /// another record.
+    #[test]
+    fn the_default_fields_way_with_a_tail_reads_odd_lines_as_the_splitter_does() {
+        let format = super::VpcFormat::parse(&format!(
+            "{} vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr",
+            super::DEFAULT_FORMAT
+        ))
+        .expect("a format");
+        let super::Way::DefaultFirst(tail) = format.way else {
+            panic!(
+                "the EKS fields are read the default fields' way: {:?}",
+                format.way
+            );
+        };
+        let splitter = super::VpcFormat {
+            way: super::Way::General,
+            ..format.clone()
+        };
+        let plain = "2 123456789010 eni-1235b8ca123456789 10.0.24.230 10.0.24.143 32768 443 6 20 \
+                     4249 1418530010 1418530070 ACCEPT OK vpc-0a1b2c3d subnet-0a1b2c3d4e5f67890 \
+                     i-0123456789abcdef0 3 IPv4 10.0.24.230 10.0.24.143";
+        let (mut read, mut compared) = (0, 0);
+        for grown in 0..80 {
+            let line = plain.replace(
+                "eni-1235b8ca123456789",
+                &format!("eni-{}", "a".repeat(grown)),
+            );
+            let spaces: Vec<usize> = line.match_indices(' ').map(|(at, _)| at).collect();
+            let words: Vec<&str> = line.split(' ').collect();
+            let mut lines = vec![line.clone(), format!("{line} 1")];
+            lines.push(line[..*spaces.last().unwrap()].to_string());
+            for &at in &spaces {
+                lines.push(format!("{}  {}", &line[..at], &line[at + 1..]));
+                lines.push(format!("{}\t{}", &line[..at], &line[at + 1..]));
+            }
+            // Each word emptied, its spaces kept: as many stops as the format has words, one
+            // word too few.
+            for k in 1..words.len() {
+                let mut emptied = words.clone();
+                emptied[k] = "";
+                lines.push(emptied.join(" "));
+            }
+            for (n, line) in lines.iter().enumerate() {
+                for end in ["\n", "\r\n", "\r", ""] {
+                    for next in ["", plain] {
+                        let bytes = format!("{line}{end}{next}\n").into_bytes();
+                        let expected = splitter.fast_first_line(&bytes);
+                        assert_eq!(
+                            format.fast_first_line(&bytes),
+                            expected,
+                            "{line:?}{end:?}{next:?}"
+                        );
+                        compared += 1;
+                        let way = super::default_first_line_with_tail(&bytes, tail, &mut {
+                            super::VpcRecord::FILLER
+                        });
+                        if let super::DefaultWay::Read(_) = way {
+                            read += 1;
+                        }
+                        // The line as AWS writes it, ending within 256 bytes there, is read
+                        // this way.
+                        let within = line.len() < 256 && bytes.len() >= 256;
+                        if n == 0 && end.ends_with('\n') && within {
+                            assert!(matches!(way, super::DefaultWay::Read(_)), "{line}");
+                            assert!(expected.is_some(), "{line}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            read > 0 && read < compared,
+            "{read} of {compared} read this way"
+        );
+    }
+
     /// The default format's own short way is taken for the default fields in their order,
-    /// however the format is written (a header line's bare names), and for no other format.
+    /// however the format is written (a header line's bare names), and for no other format;
+    /// the default fields' way with a tail for those fields first and others after them.
     #[test]
     fn the_default_way_is_for_the_default_fields_in_order() {
+        use super::{Tail, Way};
         let names = super::DEFAULT_FORMAT.replace(['$', '{', '}'], "");
-        for (text, default) in [
-            (super::DEFAULT_FORMAT, true),
-            (names.as_str(), true),
-            (&names.replace("srcport dstport", "dstport srcport"), false),
-            (&format!("{names} tcp-flags"), false),
-            ("version srcaddr dstaddr srcport dstport protocol", false),
+        let tail = |fields, tcp_flags, pkt_srcaddr, pkt_dstaddr| {
+            Way::DefaultFirst(Tail {
+                fields,
+                tcp_flags,
+                pkt_srcaddr,
+                pkt_dstaddr,
+            })
+        };
+        let all = super::FIELDS
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>();
+        for (text, way) in [
+            (super::DEFAULT_FORMAT, Way::Default),
+            (names.as_str(), Way::Default),
+            (
+                &names.replace("srcport dstport", "dstport srcport"),
+                Way::General,
+            ),
+            (
+                &format!("{names} tcp-flags"),
+                tail(15, Some(14), None, None),
+            ),
+            (
+                &format!(
+                    "{names} vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr"
+                ),
+                tail(21, Some(17), Some(19), Some(20)),
+            ),
+            (
+                &format!("{names} pkt-dstaddr region"),
+                tail(16, None, None, Some(14)),
+            ),
+            (&all.join(" "), tail(40, Some(17), Some(19), Some(20))),
+            (&format!("tcp-flags {names}"), Way::General),
+            (
+                "version srcaddr dstaddr srcport dstport protocol",
+                Way::General,
+            ),
         ] {
             let format = super::VpcFormat::parse(text).expect("a format");
-            assert_eq!(format.default, default, "{text}");
+            assert_eq!(format.way, way, "{text}");
         }
-        assert!(super::VpcFormat::default().default);
+        assert_eq!(super::VpcFormat::default().way, Way::Default);
     }
 
     /// Fields split the same on single spaces (the fast path) and on any runs of ASCII
@@ -1717,16 +2048,18 @@ mod tests {
             }
         }
 
-        /// The default format's own short way reads a line to what the general splitter's
-        /// short way reads it to (which the test above holds to the general way), refuses
-        /// only lines that one refuses too, and reads the usual record. Lines are made of
-        /// plain and odd values, then one byte is changed, put in or taken out anywhere.
+        /// The default format's own short way, and the default fields' way with a tail (the
+        /// EKS fields' format), read a line to what the general splitter's short way reads it
+        /// to (which the test above holds to the general way), refuse only lines that one
+        /// refuses too, and read the usual record. Lines are made of plain and odd values,
+        /// then one byte is changed, put in or taken out anywhere.
         #[test]
         fn the_default_way_reads_what_the_splitter_reads(
-            values in proptest::collection::vec(0usize..1000, 14),
+            values in proptest::collection::vec(0usize..1000, 21),
+            tailed in any::<bool>(),
             plain in any::<bool>(),
             edit in 0usize..4,
-            at in 0usize..200,
+            at in 0usize..280,
             byte in prop::sample::select(vec![
                 b' ', b'\t', b'\n', b'\r', b'\x0c', b'\x01', b'T', b'-', b'.', b'0', b'9', b'x',
                 0xc3, 0xa9, 0x80, 0xff,
@@ -1734,10 +2067,15 @@ mod tests {
             end in prop::sample::select(vec!["", "\n", "\r\n", "\n1 2", "\r", " \n"]),
             padded in any::<bool>(),
         ) {
-            let format = super::VpcFormat::default();
-            prop_assert!(format.default);
-            let splitter = super::VpcFormat { default: false, ..format.clone() };
-            let pools: [&[&str]; 14] = [
+            const TAIL: &str = "vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr";
+            let format = if tailed {
+                super::VpcFormat::parse(&format!("{} {TAIL}", super::DEFAULT_FORMAT)).unwrap()
+            } else {
+                super::VpcFormat::default()
+            };
+            let splitter = super::VpcFormat { way: super::Way::General, ..format.clone() };
+            let pkt: &[&str] = &["10.0.24.230", "-", "192.0.2.1", "256.1.1.1", "fe80::1", "1.2.3", "01.2.3.4"];
+            let pools: [&[&str]; 21] = [
                 &["2", "5", "10", "2023-11-14T22:00:00Z", "T", "-", "2x", "+2"],
                 &["123456789010", "1", "-", "eni-1", "é"],
                 &["eni-1235b8ca123456789", "eni-x", "-", "1", "aé"],
@@ -1754,23 +2092,35 @@ mod tests {
                 &["1418530070", "-", "x"],
                 &["ACCEPT", "REJECT", "-", "accept", "DROP", "ACCEPTED", "-x"],
                 &["OK", "NODATA", "SKIPDATA", "-", "ok", "NODATAX"],
+                // The EKS fields after the default ones.
+                &["vpc-0a1b2c3d", "-", "vpc-é"],
+                &["subnet-0a1b2c3d4e5f67890", "-"],
+                &["i-0123456789abcdef0", "-", "i"],
+                &["2", "18", "3", "-", "0", "19", "256", "+2", "002", "x"],
+                &["IPv4", "-", "IPv6"],
+                pkt,
+                pkt,
             ];
             let words: Vec<&str> = pools
                 .iter()
                 .zip(&values)
+                .take(format.fields().len())
                 .map(|(pool, &pick)| {
                     let n = if plain { pool.len().div_ceil(2).min(3) } else { pool.len() };
                     pool[pick % n]
                 })
                 .collect();
             let line = words.join(" ");
-            // Padded: another record after the line, so that the first 128 bytes are there
-            // (the words' stops found for all of them at once, `Stops`).
-            let padding = if padded {
-                "\n2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 \
-                 20 4249 1418530010 1418530070 ACCEPT OK\n"
+            // Padded: another record after the line, so that the first 128 bytes (256 with
+            // the tail) are there: the words' stops found for all of them at once.
+            let padding = if !padded {
+                String::new()
             } else {
-                ""
+                let record = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 \
+                              20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+                let tail = " vpc-0a1b2c3d subnet-0a1b2c3d4e5f67890 i-0123456789abcdef0 3 IPv4 \
+                            172.31.16.139 172.31.16.21";
+                format!("\n{record}{}\n", if tailed { tail } else { "" })
             };
             let mut bytes = format!("{line}{end}{padding}").into_bytes();
             let at = at % (bytes.len() + 1);
@@ -1784,9 +2134,15 @@ mod tests {
             }
             let expected = splitter.fast_first_line(&bytes);
             prop_assert_eq!(format.fast_first_line(&bytes), expected, "{:?}", bytes);
+            let way = |record: &mut super::VpcRecord| match format.way {
+                super::Way::DefaultFirst(tail) => {
+                    super::default_first_line_with_tail(&bytes, tail, record)
+                }
+                _ => super::default_first_line(&bytes, record),
+            };
             if bytes.first().is_some_and(u8::is_ascii_digit) {
                 let mut record = super::VpcRecord::FILLER;
-                match super::default_first_line(&bytes, &mut record) {
+                match way(&mut record) {
                     super::DefaultWay::Read(end) => {
                         prop_assert_eq!(Some((record, end)), expected);
                     }
@@ -1794,10 +2150,11 @@ mod tests {
                     super::DefaultWay::Other => {}
                 }
             }
-            // A plain line as AWS writes it is read this way.
-            if plain && edit == 0 && !matches!(end, "\r" | " \n") {
+            // A plain line as AWS writes it is read this way (with the tail, when the first
+            // 256 bytes are there).
+            if plain && edit == 0 && !matches!(end, "\r" | " \n") && (padded || !tailed) {
                 prop_assert!(matches!(
-                    super::default_first_line(&bytes, &mut { super::VpcRecord::FILLER }),
+                    way(&mut { super::VpcRecord::FILLER }),
                     super::DefaultWay::Read(..)
                 ) || expected.is_none(), "{}", line);
             }
