@@ -933,18 +933,38 @@ impl FrontCache {
 
     /// Whether the connections met outgrow the cache: over the last records looked up
     /// (twice as many as it holds entries), more than a quarter missed it and went in, so
-    /// connections leave before they come again. Checked once per such run of records, the
-    /// counts then start again. A cache that holds its connections misses a connection's
-    /// first record, and where a set meets a third connection: at 100,000 connections drawn
-    /// at random, about 2 % of the records after the first million.
+    /// connections leave before they come again; or, sooner, a cache-full of entries went in
+    /// within such a run (more than half of it missed). Checked between batches; the counts
+    /// start again at the end of each run. A cache that holds its connections misses a
+    /// connection's first record, and where a set meets a third connection: at 100,000
+    /// connections drawn at random, about 2 % of the records after the first million.
     fn outgrown(&mut self) -> bool {
         let slots = (WAYS as u64) << self.set_bits;
+        if self.inserted > slots {
+            (self.looked_up, self.inserted) = (0, 0);
+            return true;
+        }
         if self.looked_up < 2 * slots {
             return false;
         }
         let outgrown = self.inserted * 4 > self.looked_up;
         (self.looked_up, self.inserted) = (0, 0);
         outgrown
+    }
+
+    /// Every entry (with its span and its tally) of this cache, set after set, its ways in
+    /// the order they go in again to keep their order: the last first.
+    fn entries(&self) -> impl Iterator<Item = (FrontSlot, i64, i64)> + '_ {
+        (0..self.sets).flat_map(move |at| {
+            let set = self.set_words(at).copied().unwrap_or([0; SET_WORDS]);
+            let spans = self.spans.get(at).copied();
+            (0..WAYS).rev().filter_map(move |way| {
+                let slot = FrontSlot::from_words(way_words(&set, way));
+                let (lo, hi) = spans.map_or((i64::MIN, i64::MAX), |spans| spans[way]);
+                // The zero key marks a free slot.
+                (slot.key != FrontKey::default()).then_some((slot, lo, hi))
+            })
+        })
     }
 
     fn set(&self, key: FrontKey) -> usize {
@@ -1321,17 +1341,34 @@ impl<'e> Checker<'e> {
     }
 
     /// Make the front cache four times larger (up to [`Checker::front_max_bits`]) when the
-    /// connections met outgrow it ([`FrontCache::outgrown`]). Its entries' counted
-    /// mismatches are handed to `sink` first (a counting sink's; with a sink of rows none
-    /// are counted), and the entries are dropped: the connections are looked up again as
-    /// they come. Between batches only: no place in the cache is held then.
+    /// connections met outgrow it ([`FrontCache::outgrown`]). Its entries move into the
+    /// larger cache with their spans and counted mismatches, so that the connections met
+    /// are not looked up again: where they were dropped, a log of a million connections
+    /// seen again and again went the long way once to fill the small cache and once more to
+    /// fill the large one (docs/performance.md, session 32). The larger cache's set of an
+    /// entry starts with the bits of its set here, so no entry evicts another; one that did
+    /// would have its counted mismatches handed to `sink` (a counting sink's; with a sink of
+    /// rows none are counted). Between batches only: no place in the cache is held then.
     fn grow_front_if_outgrown(&mut self, sink: &mut dyn FnMut(&[CountedRow])) {
         if self.front.set_bits >= self.front_max_bits || !self.front.outgrown() {
             return;
         }
-        self.take_counted(sink);
         let bits = (self.front.set_bits + 2).min(self.front_max_bits);
-        self.front = FrontCache::new(bits);
+        let small = std::mem::replace(&mut self.front, FrontCache::new(bits));
+        let mut left = Vec::new();
+        for (slot, lo, hi) in small.entries() {
+            if let Some((leaving, count)) = self.front.insert(slot, lo, hi) {
+                left.push((self.slot_row(&leaving), u64::from(count)));
+            }
+            if slot.tally > 0 {
+                self.front.note_tallied(self.front.set(slot.key));
+            }
+        }
+        // Moved, not met: the counts of the larger cache start at zero.
+        (self.front.looked_up, self.front.inserted) = (0, 0);
+        if !left.is_empty() {
+            sink(&left);
+        }
     }
 
     /// The same checker, taking verdicts from the index after `explanations` explanations
