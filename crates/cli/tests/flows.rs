@@ -1,6 +1,9 @@
 //! `netfence flows check` end to end: the JSON Lines keys of shared/DESIGN.md, exit codes,
 //! `--fail-on-mismatch`, gzip and stdin inputs, and refusals of empty or garbage input.
 
+mod common;
+
+use common::gzip;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -87,12 +90,6 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))
         .collect()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 #[test]

@@ -529,6 +529,71 @@ fn serve_draws_observed_flows_with_mismatches() {
     assert!(dom.contains("class=\"obs mismatch\""), "no mismatch marked");
 }
 
+/// An input that cannot be read to its end (a `.gz` cut short) or at all (a missing path)
+/// stops that input only, as in `flows check`: the server starts with the records it read,
+/// those before the cut included, and names each input it could not read in the observed
+/// traffic's notes; with nothing read at all, it does not start.
+#[test]
+fn serve_draws_what_it_could_read_and_names_what_it_could_not() {
+    let flows = root().join("examples/flows");
+    let cluster = flows.join("cluster.yaml").display().to_string();
+    let vpc = flows.join("vpc.log").display().to_string();
+    // The example's records without their header line, many times over, cut at 3/5.
+    let records: String = std::fs::read_to_string(flows.join("vpc.log"))
+        .expect("example log")
+        .lines()
+        .skip(1)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let whole = common::gzip(records.repeat(5_000).as_bytes());
+    let cut = Scratch::path("serve-cut", "cut.log.gz");
+    std::fs::write(&cut, &whole[..whole.len() * 3 / 5]).expect("cut log");
+    let missing = Scratch::path("serve-cut", "missing.log");
+    let (cut, missing) = (cut.display().to_string(), missing.display().to_string());
+    let inputs = ["-f", &cluster, "--vpc", &vpc, &cut, &missing];
+    let served = serve(&inputs);
+    let (status, body) = http(&served.address, "GET", "/api/data", Some(&served.address));
+    assert_eq!(status, 200);
+    let data: serde_json::Value = serde_json::from_str(&body).expect("data");
+    let notes: Vec<&str> = data["observed_notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|note| note.as_str())
+        .collect();
+    let named = |path: &str| notes.iter().any(|n| n.contains(&format!("--vpc {path}: ")));
+    assert!(named(&cut) && named(&missing), "{notes:?}");
+    let drawn: u64 = data["observed"]
+        .as_array()
+        .expect("observed")
+        .iter()
+        .map(|o| o["flows"].as_u64().expect("flows"))
+        .sum();
+    // `flows check` of the same inputs judges the same flows (and exits 2 for the two).
+    let check = netfence(&[&["flows", "check"][..], &inputs, &["-o", "json"]].concat());
+    assert_eq!(check.status.code(), Some(2));
+    let judged = String::from_utf8_lossy(&check.stdout).lines().count() as u64;
+    let whole_file = 6 * (1 + 5_000);
+    assert!(judged > 6 && judged < whole_file, "{judged}");
+    assert_eq!(drawn, judged);
+    // Nothing read: no server.
+    let nothing = netfence(&[
+        "serve",
+        "-f",
+        &cluster,
+        "--vpc",
+        &missing,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(nothing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&nothing.stderr);
+    assert!(
+        stderr.contains(&format!("error: --vpc {missing}: ")),
+        "{stderr}"
+    );
+}
+
 /// A page with the shape `netfence view` gives the 10k-pod, 2k-policy `netfence gen --seed
 /// 1` cluster (1,500 workloads in 100 namespaces, 300 external ranges, about 800,000 allowed
 /// workload edges), built directly: the debug binary of the test suite needs minutes for the

@@ -310,7 +310,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
 
 /// The inputs `paths` name, in reading order ([`netfence_flows::input_files`]): each file, or
 /// the `error: …` line of a path that cannot be listed, in its place.
-fn inputs_of(flag: &str, paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+pub(crate) fn inputs_of(flag: &str, paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     paths
         .iter()
         .flat_map(|path| match netfence_flows::input_files(path) {
@@ -322,7 +322,7 @@ fn inputs_of(flag: &str, paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
 
 /// The failure (exit 2) of a check whose inputs `failures` could not be read (each an
 /// `error: …` line), then `last` (nothing parsed) if any.
-fn failed_inputs(mut failures: Vec<String>, last: Option<Failure>) -> Failure {
+pub(crate) fn failed_inputs(mut failures: Vec<String>, last: Option<Failure>) -> Failure {
     if let Some(last) = last {
         failures.push(match last.message.strip_prefix("error: ") {
             Some(_) => last.message,

@@ -219,14 +219,32 @@ fn observed(
     let mut checker = netfence_flows::Checker::new(engine, history);
     let mut overlay = Overlay::new(view);
     let mut stats = netfence_flows::ReadStats::default();
-    for path in paths {
+    // As `flows check` does: an input that cannot be listed or read on stops that input
+    // only (the records before the failure count), each failure an `error: …` line in
+    // reading order; the server starts with the rest, unless nothing at all was read.
+    let mut failures = Vec::new();
+    for input in super::flows::inputs_of(flag, paths) {
+        let file = match input {
+            Ok(file) => file,
+            Err(failure) => {
+                failures.push(failure);
+                continue;
+            }
+        };
         let mut sink = |flow: netfence_flows::Flow| {
             if let netfence_flows::Checked::Judged(checked) = checker.check(&flow) {
                 overlay.add(engine, &checked);
             }
         };
-        netfence_flows::read_path(path, &format, &mut stats, &mut sink)
-            .map_err(|e| Failure::input(format!("{flag} {e}")))?;
+        if let Err(e) = netfence_flows::read_path(&file, &format, &mut stats, &mut sink) {
+            failures.push(format!("error: {flag} {e}"));
+        }
+    }
+    if stats.read == 0 && !failures.is_empty() {
+        return Err(super::flows::failed_inputs(failures, None));
+    }
+    for failure in &failures {
+        eprintln!("{failure}");
     }
     let (edges, dropped) = overlay.finish();
     let checked = checker.stats();
@@ -237,6 +255,12 @@ fn observed(
         stats.malformed(),
         checked.mismatches
     ));
+    for failure in failures {
+        let failure = failure.strip_prefix("error: ").unwrap_or(&failure);
+        view.observed_notes.push(format!(
+            "not read to its end, not drawn past that: {failure}"
+        ));
+    }
     if dropped > 0 {
         view.observed_notes.push(format!(
             "{dropped} flow(s) beyond the observed-edge limit not drawn"
