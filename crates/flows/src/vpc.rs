@@ -140,8 +140,9 @@ enum Way {
     /// The default format ([`DEFAULT_FORMAT`]): [`default_first_line`].
     Default,
     /// The default fields first, in their order, then others, as in the custom formats an
-    /// EKS cluster's flow log uses (the default fields, then `vpc-id` … `pkt-dstaddr`):
-    /// [`default_first_line_with_tail`].
+    /// EKS cluster's flow log uses (the default fields, then `vpc-id` … `pkt-dstaddr`) and
+    /// as AWS's CDK writes a format that adds fields to the default ones
+    /// (`LogFormat.ALL_DEFAULT_FIELDS`, then the others): [`default_first_line_with_tail`].
     DefaultFirst(Tail),
     /// Any other format: the general splitter ([`split_first_line`]).
     General,
