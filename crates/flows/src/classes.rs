@@ -48,8 +48,7 @@ impl<K: Copy + Default + Eq + std::hash::Hash> ClassOutcomes<K> {
         self.len
     }
 
-    /// Where the look-up of `class` starts (the hash's high bits: FxHash mixes its last
-    /// word into them by a multiplication).
+    /// Where the look-up of `class` starts (the hash's high bits).
     #[inline]
     fn home(&self, class: &K) -> usize {
         let bits = self.slots.len().trailing_zeros();
