@@ -1586,9 +1586,10 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Some(octets) = parse_v4(text.as_bytes()) {
         return Some(IpAddr::from(octets));
     }
-    // Not a dotted quad: IPv6 (or nothing std reads either).
+    // Not a dotted quad: IPv6 (or nothing std reads either). Read as IPv6 only: std's
+    // `IpAddr` reader tries IPv4 first, which no text with a colon is.
     if text.as_bytes().contains(&b':') {
-        return text.parse().ok();
+        return text.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
     }
     None
 }
