@@ -433,7 +433,7 @@ impl std::hash::Hasher for FxHasher {
         self.add(n as u64);
     }
 
-    /// The state with its high bits folded down. The multiplication of [`FxHasher::add`]
+    /// The state with its high bits folded down. The multiplication of `add`
     /// carries the last word's bits only upwards, and the hash tables index by the low bits:
     /// keys that differ only in the high bits of their last word (IPv6 addresses of one
     /// prefix: `fd00:10::a00:…` hashes its last eight bytes little-endian, the varying ones
