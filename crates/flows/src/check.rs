@@ -413,8 +413,9 @@ impl PackedOutcome {
     }
 }
 
-/// A front cache key: both IPv4 addresses, and (port, protocol, security groups seen, 1).
-/// The zero key is no flow's (the low bit of `rest` is always set), so it marks a free slot.
+/// A front cache key: both IPv4 addresses (or both IPv6 addresses' ids, [`AddressIds`]), and
+/// (port, protocol, whether the addresses are ids, security groups seen, 1). The zero key is
+/// no flow's (the low bit of `rest` is always set), so it marks a free slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct FrontKey {
     /// Source and destination (u32 halves, not one u64: the key stays 4-aligned, so that a
@@ -584,21 +585,102 @@ impl FrontKey {
         [self.addresses[0], self.addresses[1], self.rest]
     }
 
-    /// `protocol`: 0 for TCP, 1 for UDP, 2 for SCTP.
+    /// `addresses`: both IPv4 addresses, or both IPv6 addresses' ids (`ids`). `protocol`:
+    /// 0 for TCP, 1 for UDP, 2 for SCTP.
     #[inline]
     fn new(
-        src: std::net::Ipv4Addr,
-        dst: std::net::Ipv4Addr,
+        addresses: [u32; 2],
+        ids: bool,
         protocol: u32,
         port: u16,
         sees_security_groups: bool,
     ) -> Self {
         FrontKey {
-            addresses: [u32::from(src), u32::from(dst)],
+            addresses,
             rest: (u32::from(port) << 16)
                 | (protocol << 8)
+                | (u32::from(ids) << FRONT_KEY_IDS)
                 | (u32::from(sees_security_groups) << 1)
                 | 1,
+        }
+    }
+
+    /// Whether the key's addresses are IPv6 addresses' ids.
+    fn ids(&self) -> bool {
+        self.rest & (1 << FRONT_KEY_IDS) != 0
+    }
+}
+
+/// An IPv6 address's high and low 64 bits.
+#[inline(always)]
+fn halves(address: std::net::Ipv6Addr) -> (u64, u64) {
+    let bits = u128::from(address);
+    ((bits >> 64) as u64, bits as u64)
+}
+
+/// The bit of [`FrontKey::rest`] that says its addresses are IPv6 addresses' ids.
+const FRONT_KEY_IDS: u32 = 2;
+
+/// The most IPv6 addresses given ids ([`AddressIds`]): 1,048,576 (about 40 MiB with the
+/// map). A connection with an address met past them is looked up the long way each time.
+const MAX_ADDRESS_IDS: usize = 1 << 20;
+
+/// Ids for IPv6 addresses, so that a connection between them has a front cache key of the
+/// size of an IPv4 one (two addresses of 16 bytes would make a slot of 56 bytes, and a set of
+/// two ways two cache lines). An address gets its id when a connection of it is first looked
+/// up the long way; the front cache's keys are read through [`AddressIds::id`] only, which
+/// has none for an address met for the first time (that record goes the long way).
+#[derive(Default)]
+struct AddressIds {
+    /// By the address's two halves: hashed as two words (an `Ipv6Addr` is hashed as a slice
+    /// of sixteen bytes, a byte at a time).
+    ids: FastMap<(u64, u64), u32>,
+    addresses: Vec<std::net::Ipv6Addr>,
+}
+
+impl AddressIds {
+    /// The id of `address`, if it has one.
+    #[inline]
+    fn id(&self, address: std::net::Ipv6Addr) -> Option<u32> {
+        self.ids.get(&halves(address)).copied()
+    }
+
+    /// Give `address` an id, if it has none and there are fewer than [`MAX_ADDRESS_IDS`].
+    fn give(&mut self, address: IpAddr) {
+        let IpAddr::V6(address) = address else {
+            return;
+        };
+        if self.addresses.len() < MAX_ADDRESS_IDS && !self.ids.contains_key(&halves(address)) {
+            // Below MAX_ADDRESS_IDS, so within u32.
+            self.ids
+                .insert(halves(address), self.addresses.len() as u32);
+            self.addresses.push(address);
+        }
+    }
+
+    /// The address of `id`.
+    fn address(&self, id: u32) -> Option<std::net::Ipv6Addr> {
+        self.addresses.get(id as usize).copied()
+    }
+
+    /// The key addresses of a connection from `src` to `dst`: both IPv4 addresses, or both
+    /// IPv6 addresses' ids (and true); `None` when an IPv6 address has no id, or for one of
+    /// each (not cached).
+    #[inline(always)]
+    fn key_addresses(&self, src: IpAddr, dst: IpAddr) -> Option<([u32; 2], bool)> {
+        if let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) {
+            return Some(([u32::from(src), u32::from(dst)], false));
+        }
+        self.v6_key_addresses(src, dst)
+    }
+
+    /// [`AddressIds::key_addresses`] of any pair but two IPv4 addresses: not inlined into
+    /// the reading loop, which an IPv4 log keeps to its own.
+    #[inline(never)]
+    fn v6_key_addresses(&self, src: IpAddr, dst: IpAddr) -> Option<([u32; 2], bool)> {
+        match (src, dst) {
+            (IpAddr::V6(src), IpAddr::V6(dst)) => Some(([self.id(src)?, self.id(dst)?], true)),
+            _ => None,
         }
     }
 }
@@ -634,8 +716,8 @@ impl Facts {
     #[inline]
     fn of_vpc(record: &VpcRecord) -> Self {
         Facts {
-            src: IpAddr::V4(record.src),
-            dst: IpAddr::V4(record.dst),
+            src: record.src,
+            dst: record.dst,
             protocol: FlowProtocol::from_number(record.protocol),
             src_port: record.src_port,
             dst_port: record.dst_port,
@@ -694,8 +776,8 @@ impl<'f> Query<'f> {
     /// reads it).
     fn of_vpc(record: &VpcRecord, timed: bool) -> Self {
         Query {
-            src: IpAddr::V4(record.src),
-            dst: IpAddr::V4(record.dst),
+            src: record.src,
+            dst: record.dst,
             protocol: FlowProtocol::from_number(record.protocol),
             dst_port: record.dst_port,
             time: if timed { record.time() } else { None },
@@ -1204,6 +1286,8 @@ pub struct Checker<'e> {
     front_max_bits: u32,
     /// Whether the front cache is used (always, but for the tests that compare).
     front_enabled: bool,
+    /// The ids of the IPv6 addresses in the front cache's keys.
+    address_ids: AddressIds,
     /// Counted mismatches of connections that left the front cache, to be handed on
     /// ([`Checker::counting`]).
     counted: Vec<CountedRow>,
@@ -1271,6 +1355,7 @@ impl<'e> Checker<'e> {
             front: FrontCache::new(SET_BITS),
             front_max_bits: MAX_SET_BITS,
             front_enabled: true,
+            address_ids: AddressIds::default(),
             counted: Vec::new(),
             outcomes: Vec::new(),
             outcome_index: FastMap::default(),
@@ -1459,6 +1544,8 @@ impl<'e> Checker<'e> {
             self.stats.replies += 1;
             return None;
         }
+        self.address_ids.give(flow.src);
+        self.address_ids.give(flow.dst);
         let key = self.front_key(flow);
         let (resolved, _) = self.front_or_resolve(key, || Query::of(flow));
         self.apply(&Facts::of(flow), &resolved, explain)
@@ -1496,7 +1583,14 @@ impl<'e> Checker<'e> {
     /// verdict (a VPC record is compared with the verdict itself, not with one side).
     fn slot_row(&self, slot: &FrontSlot) -> CheckedFlow {
         let resolved = &slot.resolved();
-        let [src, dst] = slot.key.addresses.map(|a| IpAddr::V4(a.into()));
+        let [src, dst] = slot.key.addresses.map(|a| match slot.key.ids() {
+            false => IpAddr::V4(a.into()),
+            // Every key's id was given before its key was made.
+            true => self
+                .address_ids
+                .address(a)
+                .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), IpAddr::V6),
+        });
         let protocol = match (slot.key.rest >> 8) & 0xff {
             0 => FlowProtocol::Tcp,
             1 => FlowProtocol::Udp,
@@ -1539,6 +1633,8 @@ impl<'e> Checker<'e> {
             self.stats.replies += 1;
             return None;
         }
+        self.address_ids.give(record.src);
+        self.address_ids.give(record.dst);
         let key = self.vpc_front_key(record);
         // What `judge_flow` does with the record's flow, without making it.
         let timed = self.history.is_some();
@@ -1671,14 +1767,17 @@ impl<'e> Checker<'e> {
                 FlowProtocol::from_number(record.protocol).ported(),
                 record.dst_port,
             ) {
-                crate::prefetch(self.index.address_home(record.src));
-                crate::prefetch(self.index.address_home(record.dst));
+                for address in [record.src, record.dst] {
+                    if let IpAddr::V4(address) = address {
+                        crate::prefetch(self.index.address_home(address));
+                    }
+                }
                 *missed = Some((protocol, port));
             }
         }
         for ((record, missed), prepared) in records.iter().zip(missed).zip(&mut prepared) {
             *prepared = missed.map(|(protocol, port)| {
-                let addresses = (IpAddr::V4(record.src), IpAddr::V4(record.dst));
+                let addresses = (record.src, record.dst);
                 let (src, dst, class) = self.index.connection_of_ips(addresses, protocol, port);
                 if let Some(class) = &class {
                     self.class_outcomes.prefetch(class);
@@ -1825,15 +1924,14 @@ impl<'e> Checker<'e> {
     }
 
     /// The front cache's key of `flow` and its time in whole seconds, when the flow can be
-    /// cached: IPv4 addresses, a protocol with ports and a destination port, no pod named by
-    /// the log, and (with a pods history, where the time matters) a time in whole seconds.
+    /// cached: both addresses IPv4, or both IPv6 with ids ([`AddressIds`]), a protocol with
+    /// ports and a destination port, no pod named by the log, and (with a pods history, where
+    /// the time matters) a time in whole seconds.
     fn front_key(&self, flow: &Flow) -> Option<(FrontKey, i64)> {
         if !self.front_enabled {
             return None;
         }
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (flow.src, flow.dst) else {
-            return None;
-        };
+        let (addresses, ids) = self.address_ids.key_addresses(flow.src, flow.dst)?;
         let protocol = match flow.protocol {
             FlowProtocol::Tcp => 0,
             FlowProtocol::Udp => 1,
@@ -1850,13 +1948,13 @@ impl<'e> Checker<'e> {
             (Some(_), _) => return None,
         };
         Some((
-            FrontKey::new(src, dst, protocol, port, flow.sees_security_groups),
+            FrontKey::new(addresses, ids, protocol, port, flow.sees_security_groups),
             second,
         ))
     }
 
     /// [`Checker::front_key`] of a VPC record's flow, from the record.
-    #[inline]
+    #[inline(always)]
     fn vpc_front_key(&self, record: &VpcRecord) -> Option<(FrontKey, i64)> {
         if !self.front_enabled {
             return None;
@@ -1873,10 +1971,8 @@ impl<'e> Checker<'e> {
             (Some(_), Some(second)) => second,
             (Some(_), None) => return None,
         };
-        Some((
-            FrontKey::new(record.src, record.dst, protocol, port, true),
-            second,
-        ))
+        let (addresses, ids) = self.address_ids.key_addresses(record.src, record.dst)?;
+        Some((FrontKey::new(addresses, ids, protocol, port, true), second))
     }
 
     /// Everything `check` works out from the flow's addresses, protocol and destination port
@@ -2367,7 +2463,7 @@ mod tests {
     /// and a new verdict changes the verdict alone.
     #[test]
     fn a_slot_keeps_what_it_was_given() {
-        let key = FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 2, 65535, true);
+        let key = FrontKey::new([0x0a00_0001, 0x0a00_0002], false, 2, 65535, true);
         for outcome in [0, 1, 4096, OUTCOME_NONE - 1, NOT_JUDGED] {
             for (missing, dst_serves, len, verdict) in [
                 (0, false, 0, 0),
@@ -2413,11 +2509,11 @@ mod tests {
     #[test]
     fn a_set_holds_its_two_latest_keys_on_one_cache_line() {
         let mut cache = FrontCache::new(2);
-        let first = FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 0, 1, true);
+        let first = FrontKey::new([0x0a00_0001, 0x0a00_0002], false, 0, 1, true);
         let at = cache.set(first);
         // Keys of the same set, by destination port.
         let same_set: Vec<FrontKey> = (2..=u16::MAX)
-            .map(|port| FrontKey::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 0, port, true))
+            .map(|port| FrontKey::new([0x0a00_0001, 0x0a00_0002], false, 0, port, true))
             .filter(|&key| cache.set(key) == at)
             .take(2)
             .collect();

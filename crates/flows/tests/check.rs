@@ -255,13 +255,92 @@ fn security_groups(json: &str) -> netfence_model::aws::AwsInput {
 const GROUPS_JSON: &str = include_str!("../../../examples/flows/security-groups.json");
 
 fn engine_with_groups() -> Engine {
+    engine_of(false, true, "")
+}
+
+/// [`CLUSTER`], with every pod dual-stack when `dual` (its IPv4 address and an IPv6 one:
+/// records between IPv6 addresses, between IPv4 ones, and of one of each), and with the
+/// security groups when `with_groups` ([`engine_with_groups`]), and the objects of `more`.
+fn engine_of(dual: bool, with_groups: bool, more: &str) -> Engine {
+    let mut cluster = CLUSTER.to_string();
+    if dual {
+        for (v4, v6) in [
+            ("10.0.0.10", "fd00::a"),
+            ("10.0.0.20", "fd00::14"),
+            ("10.0.1.30", "fd00::1:1e"),
+        ] {
+            let single = format!("{{podIP: {v4}}}");
+            assert!(cluster.contains(&single), "{v4} in the cluster");
+            cluster = cluster.replace(
+                &single,
+                &format!("{{podIP: {v4}, podIPs: [{{ip: {v4}}}, {{ip: '{v6}'}}]}}"),
+            );
+        }
+    }
     let mut loader = Loader::new();
-    loader.load_str("cluster.yaml", CLUSTER);
-    loader.load_str(
-        "security-groups.yaml",
-        include_str!("../../../examples/flows/security-groups.yaml"),
-    );
+    loader.load_str("cluster.yaml", &cluster);
+    loader.load_str("more.yaml", more);
+    if with_groups {
+        loader.load_str(
+            "security-groups.yaml",
+            include_str!("../../../examples/flows/security-groups.yaml"),
+        );
+    }
     Engine::new(loader.finish().unwrap())
+}
+
+/// An IPv6 cluster's flow log (pods with IPv6 addresses, as on an IPv6 EKS cluster): its
+/// records are read the short way and judged through the front cache like IPv4 ones, and
+/// give what the same records in IPv4 give: web -> api on 8080 agrees with policy, batch ->
+/// api is a mismatch decided by `shop/default-deny`, each counted once per record.
+#[test]
+fn ipv6_records_judge_as_their_ipv4_twins() {
+    let engine = engine_of(true, false, "");
+    let log = |web: &str, api: &str, batch: &str| {
+        let mut text = String::new();
+        for n in 0..3 {
+            text.push_str(&format!(
+                "2 1 eni-1 {web} {api} 4000{n} 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n\
+                 2 1 eni-1 {batch} {api} 4100{n} 8080 6 1 1 1700000000 1700000060 ACCEPT OK\n"
+            ));
+        }
+        text
+    };
+    let check = |text: String| {
+        let mut checker = Checker::new(&engine, None);
+        let mut rows = Vec::new();
+        let mut stats = ReadStats::default();
+        read_bytes_into(
+            text.as_bytes(),
+            "f.log",
+            &SourceFormat::Vpc(VpcFormat::default()),
+            &mut stats,
+            &mut checker.counting(&mut |counted| {
+                rows.extend(counted.iter().map(|(row, flows)| {
+                    let name = |e: Endpoint| engine.endpoint_name(e);
+                    (name(row.src), name(row.dst), row.decided_by.clone(), *flows)
+                }))
+            }),
+        )
+        .unwrap();
+        let stats = checker.stats().clone();
+        (rows, stats.judged, stats.mismatches)
+    };
+    let v6 = check(log("fd00::a", "fd00::14", "fd00::1:1e"));
+    assert_eq!(v6, check(log("10.0.0.10", "10.0.0.20", "10.0.1.30")));
+    assert_eq!(
+        v6,
+        (
+            vec![(
+                "jobs/batch".to_string(),
+                "shop/api".to_string(),
+                Some("NetworkPolicy shop/default-deny".into()),
+                3
+            )],
+            6,
+            3
+        )
+    );
 }
 
 #[test]
@@ -583,6 +662,7 @@ mod front_cache {
         addresses.extend([
             "10.9.9.9".parse::<std::net::IpAddr>().unwrap(),
             "192.0.2.1".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
         ]);
         addresses.sort();
         addresses.dedup();
@@ -592,24 +672,22 @@ mod front_cache {
     /// [`engine`] (with the security groups when `with_groups`: [`engine_with_groups`]), and
     /// a pod in `shop` that declares more TCP ports than a front cache entry keeps.
     fn engine_with_many_ports(with_groups: bool) -> Engine {
-        let mut loader = Loader::new();
-        loader.load_str("cluster.yaml", CLUSTER);
-        if with_groups {
-            loader.load_str(
-                "security-groups.yaml",
-                include_str!("../../../examples/flows/security-groups.yaml"),
-            );
-        }
-        loader.load_str(
-            "ports.yaml",
-            "apiVersion: v1
+        engine_with_many_ports_of(false, with_groups)
+    }
+
+    /// [`engine_with_many_ports`], dual-stack when `dual` ([`engine_of`]).
+    fn engine_with_many_ports_of(dual: bool, with_groups: bool) -> Engine {
+        let gateway = match dual {
+            false => "{podIP: 10.0.0.40}",
+            true => "{podIP: 10.0.0.40, podIPs: [{ip: 10.0.0.40}, {ip: 'fd00::28'}]}",
+        };
+        let pod = format!("apiVersion: v1
 kind: Pod
-metadata: {name: gateway, namespace: shop, labels: {app: api}}
-spec: {containers: [{name: c, ports: [{containerPort: 8080}, {containerPort: 80}, {containerPort: 443}]}]}
-status: {podIP: 10.0.0.40}
-",
-        );
-        Engine::new(loader.finish().unwrap())
+metadata: {{name: gateway, namespace: shop, labels: {{app: api}}}}
+spec: {{containers: [{{name: c, ports: [{{containerPort: 8080}}, {{containerPort: 80}}, {{containerPort: 443}}]}}]}}
+status: {gateway}
+");
+        engine_of(dual, with_groups, &pod)
     }
 
     const HISTORY: &[u8] = br#"{"ip": "10.9.9.9", "pod": "jobs/batch", "from": "2023-11-14T20:00:00Z", "to": "2023-11-14T22:00:00Z"}
@@ -639,7 +717,18 @@ status: {podIP: 10.0.0.40}
         let addresses: Vec<String> = addresses(engine)
             .iter()
             .map(|a| a.to_string())
-            .chain(["-", "fe80::1", "10.0.0.010", "256.0.0.1"].map(String::from))
+            .chain(
+                [
+                    "-",
+                    "fe80::1",
+                    "10.0.0.010",
+                    "256.0.0.1",
+                    "fd00::0a",
+                    "::ffff:10.0.0.10",
+                    "fd00::1::1e",
+                ]
+                .map(String::from),
+            )
             .collect();
         let times: Vec<String> = TIMES
             .iter()
@@ -1005,8 +1094,9 @@ status: {podIP: 10.0.0.40}
             with_history in any::<bool>(),
             with_groups in any::<bool>(),
             index_verdicts in any::<bool>(),
+            dual in any::<bool>(),
         ) {
-            let engine = if with_groups { engine_with_groups() } else { engine() };
+            let engine = engine_of(dual, with_groups, "");
             let history = || with_history.then(|| History::read(HISTORY).unwrap());
             let mut fast = Checker::new(&engine, history());
             if index_verdicts {
@@ -1064,8 +1154,9 @@ status: {podIP: 10.0.0.40}
             mismatches_only in any::<bool>(),
             index_verdicts in any::<bool>(),
             small_front in any::<bool>(),
+            dual in any::<bool>(),
         ) {
-            let engine = if with_groups { engine_with_groups() } else { engine() };
+            let engine = engine_of(dual, with_groups, "");
             let text = vpc_lines(&engine, &lines);
             let options = Fused { with_history, with_groups, mismatches_only, index_verdicts, small_front };
             fused_path_agrees(&engine, &text, options)?;
@@ -1088,8 +1179,9 @@ status: {podIP: 10.0.0.40}
             mismatches_only in any::<bool>(),
             index_verdicts in any::<bool>(),
             small_front in any::<bool>(),
+            dual in any::<bool>(),
         ) {
-            let engine = engine_with_many_ports(with_groups);
+            let engine = engine_with_many_ports_of(dual, with_groups);
             // Pods drawn more often: their connections' outcomes may be pending.
             let pods = engine.inventory().pods().iter().flat_map(|pod| pod.ips.clone());
             let addresses: Vec<_> = pods.clone().chain(pods).chain(addresses(&engine)).collect();
