@@ -517,7 +517,7 @@ impl VpcFormat {
 /// A VPC record read the short way ([`VpcFormat::fast_record`]): the values the check uses,
 /// in 32 bytes, from which the whole [`Flow`] is made only when an output needs it
 /// ([`VpcRecord::flow`]). Only records whose every read value is in its usual form (IPv4
-/// dotted quads, IPv6 in its usual forms: [`address_at`]) are read so; any other line is read the general way ([`VpcFormat::record`]), so that a
+/// dotted quads, IPv6 in its usual forms) are read so; any other line is read the general way ([`VpcFormat::record`]), so that a
 /// malformed line keeps its reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VpcRecord {
