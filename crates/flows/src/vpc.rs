@@ -1623,6 +1623,23 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     None
 }
 
+/// Each byte's value as a hex digit (either case), or 255 for a byte that is none: one load
+/// where a digit's three ranges were three tests.
+const HEX_DIGITS: [u8; 256] = {
+    let mut digits = [255u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        digits[b] = match b as u8 {
+            byte @ b'0'..=b'9' => byte - b'0',
+            byte @ b'a'..=b'f' => byte - b'a' + 10,
+            byte @ b'A'..=b'F' => byte - b'A' + 10,
+            _ => 255,
+        };
+        b += 1;
+    }
+    digits
+};
+
 /// The IPv6 address that starts at `at` in its usual written forms, and where it ends (at the
 /// first byte that is neither hex digit nor colon): eight groups of one to four hex digits
 /// (either case) between single colons, or fewer than eight with one `::` standing for the
@@ -1635,14 +1652,8 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
 #[inline]
 fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
     let hex = |at: usize| -> Option<u16> {
-        let b = *bytes.get(at)?;
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
-        Some(u16::from(digit))
+        let digit = HEX_DIGITS[usize::from(*bytes.get(at)?)];
+        (digit < 16).then_some(u16::from(digit))
     };
     let colon = |at: usize| bytes.get(at) == Some(&b':');
     let mut groups = [0u16; 8];
