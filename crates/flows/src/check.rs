@@ -632,8 +632,9 @@ const MAX_ADDRESS_IDS: usize = 1 << 20;
 /// has none for an address met for the first time (that record goes the long way).
 #[derive(Default)]
 struct AddressIds {
-    /// By the address's two halves: hashed as two words (an `Ipv6Addr` is hashed as a slice
-    /// of sixteen bytes, a byte at a time).
+    /// By the address's two halves: hashed as two words (an `Ipv6Addr` is hashed as a
+    /// slice, its length and then its sixteen bytes through the `write` of
+    /// [`netfence_model::net::FxHasher`], which copies them into words eight at a time).
     ids: FastMap<(u64, u64), u32>,
     addresses: Vec<std::net::Ipv6Addr>,
 }
@@ -1544,11 +1545,21 @@ impl<'e> Checker<'e> {
             self.stats.replies += 1;
             return None;
         }
-        self.address_ids.give(flow.src);
-        self.address_ids.give(flow.dst);
-        let key = self.front_key(flow);
+        let key = self.front_key(flow).or_else(|| {
+            self.give_ids(flow.src, flow.dst);
+            self.front_key(flow)
+        });
         let (resolved, _) = self.front_or_resolve(key, || Query::of(flow));
         self.apply(&Facts::of(flow), &resolved, explain)
+    }
+
+    /// Give the IPv6 addresses among `src` and `dst` their ids ([`AddressIds`]), for a flow
+    /// that has no front cache key: an address met for the first time has none, and its
+    /// connection has a key only from now on. Asked only where the key is missing, so that
+    /// a cached connection's addresses are not looked up twice.
+    fn give_ids(&mut self, src: IpAddr, dst: IpAddr) {
+        self.address_ids.give(src);
+        self.address_ids.give(dst);
     }
 
     /// The front cache's answer for `key`, else the flow `query` makes resolved and kept in
@@ -1633,9 +1644,10 @@ impl<'e> Checker<'e> {
             self.stats.replies += 1;
             return None;
         }
-        self.address_ids.give(record.src);
-        self.address_ids.give(record.dst);
-        let key = self.vpc_front_key(record);
+        let key = self.vpc_front_key(record).or_else(|| {
+            self.give_ids(record.src, record.dst);
+            self.vpc_front_key(record)
+        });
         // What `judge_flow` does with the record's flow, without making it.
         let timed = self.history.is_some();
         let (resolved, at) = self.front_or_resolve(key, || Query {

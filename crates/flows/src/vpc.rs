@@ -295,9 +295,9 @@ impl VpcFormat {
 
     /// Read one record line (without its line end) the short way, when it is a record in
     /// the usual form: ASCII, starting with a digit, or with a hex letter or colon (an IPv6
-    /// address first), so no CloudWatch time in front, as many fields as the format, a flow (no NODATA or SKIPDATA), and every read
-    /// value plain (dotted quads or IPv6 addresses in their usual forms, unsigned decimal
-    /// numbers, `ACCEPT`/`REJECT`). `None` for any other line: [`VpcFormat::record`] reads
+    /// address first), so no CloudWatch time in front, as many fields as the format, a flow
+    /// (no NODATA or SKIPDATA), and every read value plain (dotted quads or IPv6 addresses in
+    /// their usual forms, unsigned decimal numbers, `ACCEPT`/`REJECT`). `None` for any other line: [`VpcFormat::record`] reads
     /// those, and reads every line this reads to the same flow ([`VpcRecord::flow`]).
     #[inline]
     pub fn fast_record(&self, line: &[u8]) -> Option<VpcRecord> {
@@ -333,18 +333,18 @@ impl VpcFormat {
         record: &mut VpcRecord,
     ) -> Option<usize> {
         let first = *bytes.first()?;
-        if !first.is_ascii_digit() {
-            // No version first. A custom format may start with an address, and an IPv6 one
-            // may start with a hex letter or a colon: the splitter reads such a line (a
-            // header line, whose words are field names and no addresses, it leaves).
-            if !(first.is_ascii_hexdigit() || first == b':') {
-                return None;
-            }
-            let (read, end) = self.general_first_line(bytes)?;
-            *record = read;
-            return Some(end);
-        }
-        match self.way {
+        // A version first: the format's own way. A custom format may start with an address
+        // instead, and an IPv6 one may start with a hex letter or a colon: the splitter
+        // reads such a line (a header line, whose words are field names and no addresses,
+        // it leaves).
+        let way = if first.is_ascii_digit() {
+            self.way
+        } else if first.is_ascii_hexdigit() || first == b':' {
+            Way::General
+        } else {
+            return None;
+        };
+        match way {
             Way::Default => match default_first_line(bytes, record) {
                 DefaultWay::Read(end) => return Some(end),
                 DefaultWay::Refused => return None,
@@ -380,10 +380,7 @@ impl VpcFormat {
         if let Some(b"NODATA" | b"SKIPDATA") = get(LOG_STATUS) {
             return None;
         }
-        let address = |text: &[u8]| match address_at(text, 0) {
-            Some((address, end)) if end == text.len() => Some(address),
-            _ => None,
-        };
+        let address = |text: &[u8]| address_word(text, 0, text.len());
         let src = address(get(PKT_SRCADDR).or_else(|| get(SRCADDR))?)?;
         let dst = address(get(PKT_DSTADDR).or_else(|| get(DSTADDR))?)?;
         let protocol = small_number(get(PROTOCOL)?, 3, 255)? as u8;
@@ -515,10 +512,10 @@ impl VpcFormat {
 }
 
 /// A VPC record read the short way ([`VpcFormat::fast_record`]): the values the check uses,
-/// in 32 bytes, from which the whole [`Flow`] is made only when an output needs it
+/// in 64 bytes, from which the whole [`Flow`] is made only when an output needs it
 /// ([`VpcRecord::flow`]). Only records whose every read value is in its usual form (IPv4
-/// dotted quads, IPv6 in its usual forms) are read so; any other line is read the general way ([`VpcFormat::record`]), so that a
-/// malformed line keeps its reason.
+/// dotted quads, IPv6 in its usual forms) are read so; any other line is read the general
+/// way ([`VpcFormat::record`]), so that a malformed line keeps its reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VpcRecord {
     /// Source address (`pkt-srcaddr` when present and not `-`).
@@ -731,10 +728,11 @@ fn default_words(
     line_feed_at(bytes, ends[13])
 }
 
-/// The record of the default fields, written to `record` (anything when `None`), whose words are at `words` ([`WordBounds`]), each found
-/// not empty, with the source and destination addresses from the words at `addresses`
-/// (`srcaddr` and `dstaddr`, or `pkt-srcaddr` and `pkt-dstaddr`). The fields the reader does
-/// not keep (account-id, interface-id, packets, bytes, end) are not looked at.
+/// The record of the default fields, written to `record` (anything when `None`), whose
+/// words are at `words` ([`WordBounds`]), each found not empty, with the source and
+/// destination addresses from the words at `addresses` (`srcaddr` and `dstaddr`, or
+/// `pkt-srcaddr` and `pkt-dstaddr`). The fields the reader does not keep (account-id,
+/// interface-id, packets, bytes, end) are not looked at.
 #[inline(always)]
 fn default_values(
     bytes: &[u8],
@@ -1272,8 +1270,12 @@ fn eight_digits(bytes: &[u8], end: usize, len: usize) -> Option<u64> {
 const ACCEPT: u64 = u64::from_le_bytes(*b"ACCEPT \0");
 const REJECT: u64 = u64::from_le_bytes(*b"REJECT \0");
 
-/// The dotted-quad IPv4 address that starts at `at`, as [`parse_v4`] reads it, and where it
-/// ends (at the first byte that is neither digit nor dot).
+/// The dotted-quad IPv4 address that starts at `at`, and where it ends (at the first byte
+/// that is neither digit nor dot). Read as std reads one: four decimal octets of at most
+/// three digits, no leading zeros, each at most 255 (`Ipv4Addr::from_str`,
+/// library/core/src/net/parser.rs: `read_ipv4_addr`, `read_number` with `max_digits:
+/// Some(3)` and leading zeros refused). Octet by octet, with no state carried between the
+/// bytes: about half the instructions of a byte loop that tracks digits and dots.
 #[inline(always)]
 fn v4_at(bytes: &[u8], at: usize) -> Option<([u8; 4], usize)> {
     let digit = |at: usize| {
@@ -1602,22 +1604,17 @@ fn split_step<const SHIFT: u32>(
     Some(end)
 }
 
-/// An address: dotted-quad IPv4 read by hand (every record has two, and std's general parser
-/// is several times slower), anything else by std. Same answers as `str::parse::<IpAddr>`:
-/// four decimal octets of at most three digits, no leading zeros, each at most 255.
+/// An address: dotted quads and IPv6 in its usual forms read by hand ([`address_word`]:
+/// every record has two, and std's general parser is several times slower), any other IPv6
+/// text by std. Same answers as `str::parse::<IpAddr>`.
 pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
-    if let Some(octets) = parse_v4(text.as_bytes()) {
-        return Some(IpAddr::from(octets));
+    let bytes = text.as_bytes();
+    if let Some(address) = address_word(bytes, 0, bytes.len()) {
+        return Some(address);
     }
-    // Not a dotted quad: IPv6 (or nothing std reads either), in its usual forms by hand,
-    // any other by std. Read as IPv6 only: std's `IpAddr` reader tries IPv4 first, which no
-    // text with a colon is.
-    if let Some((address, end)) = v6_at(text.as_bytes(), 0) {
-        if end == text.len() {
-            return Some(IpAddr::V6(address));
-        }
-    }
-    if text.as_bytes().contains(&b':') {
+    // Read as IPv6 only: std's `IpAddr` reader tries IPv4 first, which no text with a colon
+    // is.
+    if bytes.contains(&b':') {
         return text.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
     }
     None
@@ -1706,16 +1703,6 @@ fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
         _ => return None,
     }
     Some((Ipv6Addr::from(groups), at))
-}
-
-/// A dotted-quad IPv4 address, as std reads one: four decimal octets of at most three digits,
-/// no leading zeros, each at most 255 (`Ipv4Addr::from_str`, library/core/src/net/parser.rs:
-/// `read_ipv4_addr`, `read_number` with `max_digits: Some(3)` and leading zeros refused).
-/// Octet by octet, with no state carried between the bytes: about half the instructions of a
-/// byte loop that tracks digits and dots.
-#[inline]
-fn parse_v4(bytes: &[u8]) -> Option<[u8; 4]> {
-    v4_at(bytes, 0).and_then(|(octets, end)| (end == bytes.len()).then_some(octets))
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
