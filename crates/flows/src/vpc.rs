@@ -1620,22 +1620,28 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     None
 }
 
-/// Each byte's value as a hex digit (either case), or 255 for a byte that is none: one load
-/// where a digit's three ranges were three tests.
-const HEX_DIGITS: [u8; 256] = {
-    let mut digits = [255u8; 256];
+/// What [`v6_at`] reads each byte as: its value as a hex digit (either case), [`V6_COLON`],
+/// [`V6_DOT`], or [`V6_OTHER`] (a byte that ends the address). One load where a digit's
+/// three ranges were three tests.
+const V6_BYTES: [u8; 256] = {
+    let mut classes = [V6_OTHER; 256];
     let mut b = 0;
     while b < 256 {
-        digits[b] = match b as u8 {
+        classes[b] = match b as u8 {
             byte @ b'0'..=b'9' => byte - b'0',
             byte @ b'a'..=b'f' => byte - b'a' + 10,
             byte @ b'A'..=b'F' => byte - b'A' + 10,
-            _ => 255,
+            b':' => V6_COLON,
+            b'.' => V6_DOT,
+            _ => V6_OTHER,
         };
         b += 1;
     }
-    digits
+    classes
 };
+const V6_COLON: u8 = 16;
+const V6_DOT: u8 = 17;
+const V6_OTHER: u8 = 255;
 
 /// The IPv6 address that starts at `at` in its usual written forms, and where it ends (at the
 /// first byte that is neither hex digit nor colon): eight groups of one to four hex digits
@@ -1646,63 +1652,83 @@ const HEX_DIGITS: [u8; 256] = {
 /// address, std reads the same one (`Ipv6Addr::from_str`, library/core/src/net/parser.rs:
 /// `read_ipv6_addr`, groups by `read_number(16, Some(4), true)`, `::` then at most
 /// `8 - (head + 1)` more groups); the property test below holds it to that.
+///
+/// One pass, a byte at a time, each byte's class from one table ([`V6_BYTES`]); the groups
+/// are shifted into one `u128` as they end, so no array of groups is moved about.
 #[inline]
 fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
-    let hex = |at: usize| -> Option<u16> {
-        let digit = HEX_DIGITS[usize::from(*bytes.get(at)?)];
-        (digit < 16).then_some(u16::from(digit))
-    };
-    let colon = |at: usize| bytes.get(at) == Some(&b':');
-    let mut groups = [0u16; 8];
+    let text = bytes.get(at..)?;
+    // The groups ended so far, each shifted in from the right, and how many.
+    let mut read = 0u128;
     let mut count = 0usize;
-    // Where `::` stands, by the groups before it.
+    // The group being read and its digits so far.
+    let mut group = 0u32;
+    let mut digits = 0u32;
+    // How many groups stood before `::`, once it is read.
     let mut gap = None;
-    let mut at = at;
-    if colon(at) && colon(at + 1) {
-        gap = Some(0);
-        at += 2;
-    }
-    // After `::`, a group or the end; after a single colon, a group.
-    while gap != Some(count) || hex(at).is_some() {
-        let mut value = hex(at)?;
-        let mut len = 1;
-        while let Some(digit) = hex(at + len) {
-            if len == 4 {
+    // Whether the last thing read was `::` (a group or the end may follow, no colon) rather
+    // than a group or a single colon.
+    let mut after_gap = false;
+    let mut i = 0;
+    let stop = loop {
+        let class = text.get(i).map_or(V6_OTHER, |&b| V6_BYTES[usize::from(b)]);
+        if class < 16 {
+            if digits == 4 {
                 return None;
             }
-            value = value << 4 | digit;
-            len += 1;
+            group = group << 4 | u32::from(class);
+            digits += 1;
+            i += 1;
+            continue;
         }
-        *groups.get_mut(count)? = value;
-        count += 1;
-        at += len;
-        if !colon(at) {
-            break;
+        if digits > 0 {
+            if count == 8 {
+                return None;
+            }
+            read = read << 16 | u128::from(group);
+            count += 1;
+            (group, digits, after_gap) = (0, 0, false);
+        } else if !(after_gap || i == 0 && class == V6_COLON && text.get(1) == Some(&b':')) {
+            // An end or a colon with no group before it: only right after `::`, or the
+            // first colon of a leading `::`.
+            return None;
         }
-        if colon(at + 1) {
+        if class != V6_COLON {
+            break class;
+        }
+        if text.get(i + 1) == Some(&b':') {
             if gap.is_some() {
                 return None;
             }
             gap = Some(count);
-            at += 2;
+            after_gap = true;
+            i += 2;
+        } else if after_gap {
+            // A third colon.
+            return None;
         } else {
-            at += 1;
+            i += 1;
         }
-    }
+    };
     // A dotted quad at the end is std's to read.
-    if bytes.get(at) == Some(&b'.') {
+    if stop == V6_DOT {
         return None;
     }
-    match gap {
-        None if count == 8 => {}
+    let address = match gap {
+        None if count == 8 => read,
         Some(before) if count <= 7 => {
-            let zeros = 8 - count;
-            groups.copy_within(before..count, before + zeros);
-            groups[before..before + zeros].fill(0);
+            // The groups after `::` stay where they are (the low bits); those before it
+            // move up past the zero groups `::` stands for.
+            let after_bits = 16 * (count - before) as u32;
+            let after = read & ((1u128 << after_bits) - 1);
+            let head = (read >> after_bits)
+                .checked_shl(16 * (8 - before) as u32)
+                .unwrap_or(0);
+            head | after
         }
         _ => return None,
-    }
-    Some((Ipv6Addr::from(groups), at))
+    };
+    Some((Ipv6Addr::from(address), at + i))
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -1840,6 +1866,16 @@ mod tests {
             "::ffff:1.2.3.04",
             "1:2:3:4:5:6:1.2.3.4",
             "fe80::1%1",
+            ":1::2",
+            ":1:2:3:4:5:6:7:8",
+            "1:::2",
+            "1::::2",
+            "1::2:",
+            "::1:",
+            "1:2::3:4:",
+            "1::2:3",
+            "::",
+            ":",
         ] {
             assert_eq!(parse_ip(text), text.parse().ok(), "{text:?}");
         }
