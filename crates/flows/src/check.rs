@@ -621,29 +621,72 @@ fn halves(address: std::net::Ipv6Addr) -> (u64, u64) {
 /// The bit of [`FrontKey::rest`] that says its addresses are IPv6 addresses' ids.
 const FRONT_KEY_IDS: u32 = 2;
 
-/// The most IPv6 addresses given ids ([`AddressIds`]): 1,048,576 (about 40 MiB with the
-/// map). A connection with an address met past them is looked up the long way each time.
+/// The most IPv6 addresses given ids ([`AddressIds`]): 1,048,576 (48 MiB of table and 16 MiB
+/// of addresses). A connection with an address met past them is looked up the long way
+/// each time.
 const MAX_ADDRESS_IDS: usize = 1 << 20;
+
+/// The places [`AddressIds`] starts with, as a power of two.
+const FIRST_ID_BITS: u32 = 10;
 
 /// Ids for IPv6 addresses, so that a connection between them has a front cache key of the
 /// size of an IPv4 one (two addresses of 16 bytes would make a slot of 56 bytes, and a set of
 /// two ways two cache lines). An address gets its id when a connection of it is first looked
 /// up the long way; the front cache's keys are read through [`AddressIds::id`] only, which
 /// has none for an address met for the first time (that record goes the long way).
+///
+/// An open-addressed table of its own, not a `FastMap`: a record's key asks for two ids
+/// twice (once to ask for its set, once to judge), and a hit here is one multiplication,
+/// one slot read and one comparison of two words, where the map's probe (groups of control
+/// bytes, their masks) took about 50 instructions (`cachegrind`, docs/performance.md).
 #[derive(Default)]
 struct AddressIds {
-    /// By the address's two halves: hashed as two words (an `Ipv6Addr` is hashed as a
-    /// slice, its length and then its sixteen bytes through the `write` of
-    /// [`netfence_model::net::FxHasher`], which copies them into words eight at a time).
-    ids: FastMap<(u64, u64), u32>,
+    /// `2^bits` places, at most half of them taken; an address's search starts at
+    /// [`AddressIds::place`] and goes on to the next place until its own or a free one.
+    slots: Vec<IdSlot>,
+    /// log2 of the number of places (0 before the first id).
+    bits: u32,
+    /// The address of each id.
     addresses: Vec<std::net::Ipv6Addr>,
 }
 
+/// A place of [`AddressIds`]: an address's two halves and its id plus one (0: free).
+#[derive(Clone, Copy, Default)]
+struct IdSlot {
+    halves: (u64, u64),
+    id: u32,
+}
+
 impl AddressIds {
+    /// Where the search for an address starts: the high bits of its halves mixed by one
+    /// multiplication (Fibonacci hashing: the product's high bits depend on every bit
+    /// below them, so addresses of one prefix, which differ in their last bytes, spread).
+    #[inline(always)]
+    fn place(halves: (u64, u64), bits: u32) -> usize {
+        let mixed = (halves.1 ^ halves.0.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // `bits` is at least FIRST_ID_BITS when there are places.
+        (mixed >> (64 - bits)) as usize
+    }
+
     /// The id of `address`, if it has one.
     #[inline]
     fn id(&self, address: std::net::Ipv6Addr) -> Option<u32> {
-        self.ids.get(&halves(address)).copied()
+        if self.bits == 0 {
+            return None;
+        }
+        let halves = halves(address);
+        let mask = self.slots.len() - 1;
+        let mut at = Self::place(halves, self.bits);
+        loop {
+            let slot = self.slots.get(at)?;
+            if slot.id == 0 {
+                return None;
+            }
+            if slot.halves == halves {
+                return Some(slot.id - 1);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// Give `address` an id, if it has none and there are fewer than [`MAX_ADDRESS_IDS`].
@@ -651,12 +694,43 @@ impl AddressIds {
         let IpAddr::V6(address) = address else {
             return;
         };
-        if self.addresses.len() < MAX_ADDRESS_IDS && !self.ids.contains_key(&halves(address)) {
-            // Below MAX_ADDRESS_IDS, so within u32.
-            self.ids
-                .insert(halves(address), self.addresses.len() as u32);
-            self.addresses.push(address);
+        if self.addresses.len() >= MAX_ADDRESS_IDS || self.id(address).is_some() {
+            return;
         }
+        // At most half the places taken: a search meets few others before a free place.
+        if 2 * (self.addresses.len() + 1) > self.slots.len() {
+            self.grow();
+        }
+        // Below MAX_ADDRESS_IDS, so within u32 (one more too).
+        let id = self.addresses.len() as u32;
+        self.put(halves(address), id);
+        self.addresses.push(address);
+    }
+
+    /// Twice the places (or the first ones), every id put again.
+    fn grow(&mut self) {
+        self.bits = match self.bits {
+            0 => FIRST_ID_BITS,
+            bits => bits + 1,
+        };
+        self.slots = vec![IdSlot::default(); 1 << self.bits];
+        let addresses = std::mem::take(&mut self.addresses);
+        for (id, &address) in addresses.iter().enumerate() {
+            // Below MAX_ADDRESS_IDS.
+            self.put(halves(address), id as u32);
+        }
+        self.addresses = addresses;
+    }
+
+    /// Put `halves` with `id` in the first free place from its own (there is one: at most
+    /// half are taken).
+    fn put(&mut self, halves: (u64, u64), id: u32) {
+        let mask = self.slots.len() - 1;
+        let mut at = Self::place(halves, self.bits);
+        while self.slots[at].id != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = IdSlot { halves, id: id + 1 };
     }
 
     /// The address of `id`.
@@ -2469,6 +2543,46 @@ mod tests {
             r.outcome,
             r.verdict,
         )
+    }
+
+    /// Every IPv6 address given an id keeps it through the table's growth, and no two share
+    /// one: addresses of one prefix that differ in their last bytes (as an EKS cluster's
+    /// pods' do), of other prefixes, and in their high half only; IPv4 addresses and a second
+    /// gift take none; past `MAX_ADDRESS_IDS` no address gets one.
+    #[test]
+    fn address_ids_are_kept_and_distinct() {
+        use std::net::Ipv6Addr;
+        let mut ids = AddressIds::default();
+        assert_eq!(ids.id(Ipv6Addr::LOCALHOST), None);
+        let addresses: Vec<Ipv6Addr> = (0u128..6_000)
+            .map(|n| Ipv6Addr::from(0xfd00_0010_0000_0000_0000_0000_0a00_0000 | n))
+            .chain((0u128..3_000).map(|n| Ipv6Addr::from(0x2001_0db8 << 96 | n << 64 | 1)))
+            .chain((0u128..100).map(|n| Ipv6Addr::from(n << 112 | 0xffff)))
+            .collect();
+        for (n, &address) in addresses.iter().enumerate() {
+            ids.give(IpAddr::V6(address));
+            ids.give(IpAddr::V6(address));
+            ids.give(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, n as u8)));
+            assert_eq!(ids.id(address), Some(n as u32));
+        }
+        for (n, &address) in addresses.iter().enumerate() {
+            assert_eq!(ids.id(address), Some(n as u32), "{address}");
+            assert_eq!(ids.address(n as u32), Some(address));
+        }
+        assert_eq!(ids.addresses.len(), addresses.len());
+        assert_eq!(ids.id(Ipv6Addr::LOCALHOST), None);
+        assert!(2 * ids.addresses.len() <= ids.slots.len());
+
+        let mut full = AddressIds::default();
+        for n in 0..MAX_ADDRESS_IDS as u128 + 10 {
+            full.give(IpAddr::V6(Ipv6Addr::from(n)));
+        }
+        assert_eq!(full.addresses.len(), MAX_ADDRESS_IDS);
+        assert_eq!(
+            full.id(Ipv6Addr::from(MAX_ADDRESS_IDS as u128 - 1)),
+            Some(MAX_ADDRESS_IDS as u32 - 1)
+        );
+        assert_eq!(full.id(Ipv6Addr::from(MAX_ADDRESS_IDS as u128)), None);
     }
 
     /// A front cache slot gives back the values it was made from, at every field's limits,
