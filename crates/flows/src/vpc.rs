@@ -869,34 +869,53 @@ fn write_default_record(
     record.reply = Reply::Unknown;
 }
 
-/// The address that is all of `bytes[start..end]` ([`address_at`]).
+/// The address that is all of `bytes[start..end]`: a dotted quad ([`v4_at`]), or else IPv6
+/// in its usual forms ([`v6_word`]; an IPv6-only EKS cluster's flow log holds only such
+/// addresses). A dotted quad is tried first: every address of an IPv4 log is one, and an IPv6
+/// address leaves [`v4_at`] within its first four bytes.
 #[inline(always)]
 fn address_word(bytes: &[u8], start: usize, end: usize) -> Option<IpAddr> {
-    match address_at(bytes, start) {
-        Some((address, at)) if at == end => Some(address),
-        _ => None,
+    match v4_at(bytes, start) {
+        Some((octets, at)) if at == end => Some(IpAddr::from(octets)),
+        Some(_) => None,
+        None => v6_address_word(bytes, start, end),
     }
 }
 
-/// The address that starts at `at` and where it ends: a dotted quad ([`v4_at`]), or else
-/// IPv6 in its usual forms ([`v6_at`]; an IPv6-only EKS cluster's flow log holds only such
-/// addresses). A dotted quad is tried first: every address of an IPv4 log is one, and an
-/// IPv6 address leaves [`v4_at`] within its first four bytes.
+/// The address that is the word at `at` ([`address_word`]), and where the word ends: a
+/// dotted quad ends itself ([`v4_at`]); the end of any other word is read from `stops`.
 #[inline(always)]
-fn address_at(bytes: &[u8], at: usize) -> Option<(IpAddr, usize)> {
+fn address_word_at<const N: usize>(
+    bytes: &[u8],
+    stops: &Stops<N>,
+    at: usize,
+) -> Option<(IpAddr, usize)> {
     if let Some((octets, end)) = v4_at(bytes, at) {
         return Some((IpAddr::from(octets), end));
     }
-    v6_address_at(bytes, at)
+    v6_address_word_at(bytes, stops, at)
 }
 
-/// [`v6_at`] as [`address_at`] hands it back; not inlined into the reading loop, which an
-/// IPv4 log keeps to the dotted quads (inlined, it cost the default format's records 90
-/// instructions each, `cachegrind`).
+/// [`address_word_at`] of a word that is no dotted quad: not inlined into the reading loop,
+/// which an IPv4 log keeps to the dotted quads (inlined, the IPv6 reader cost the default
+/// format's records 90 instructions each, `cachegrind`).
 #[inline(never)]
 #[cold]
-fn v6_address_at(bytes: &[u8], at: usize) -> Option<(IpAddr, usize)> {
-    v6_at(bytes, at).map(|(address, end)| (IpAddr::V6(address), end))
+fn v6_address_word_at<const N: usize>(
+    bytes: &[u8],
+    stops: &Stops<N>,
+    at: usize,
+) -> Option<(IpAddr, usize)> {
+    let end = stops.skip_word(bytes, at)?;
+    Some((v6_address_word(bytes, at, end)?, end))
+}
+
+/// [`v6_word`] of `bytes[start..end]` as [`address_word`] hands it back; out of line, as
+/// [`v6_address_word_at`].
+#[inline(never)]
+#[cold]
+fn v6_address_word(bytes: &[u8], start: usize, end: usize) -> Option<IpAddr> {
+    v6_word(bytes.get(start..end)?).map(IpAddr::V6)
 }
 
 /// The number that is all of `bytes[start..end]` ([`number_in`]), or `-` (no value).
@@ -1061,8 +1080,8 @@ fn default_fields(
     let skip_word = |bytes, at| stops.skip_word(bytes, at);
     let at = skip_word(bytes, space(bytes, at)?)?; // account-id
     let at = skip_word(bytes, space(bytes, at)?)?; // interface-id
-    let (src, at) = address_at(bytes, space(bytes, at)?)?;
-    let (dst, at) = address_at(bytes, space(bytes, at)?)?;
+    let (src, at) = address_word_at(bytes, stops, space(bytes, at)?)?;
+    let (dst, at) = address_word_at(bytes, stops, space(bytes, at)?)?;
     let (src_port, at) = optional_number_word(bytes, stops, space(bytes, at)?, 5, 65535)?;
     let (dst_port, at) = optional_number_word(bytes, stops, space(bytes, at)?, 5, 65535)?;
     let (protocol, at) = number_word(bytes, stops, space(bytes, at)?, 3, 255)?;
@@ -1620,9 +1639,9 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     None
 }
 
-/// What [`v6_at`] reads each byte as: its value as a hex digit (either case), [`V6_COLON`],
-/// [`V6_DOT`], or [`V6_OTHER`] (a byte that ends the address). One load where a digit's
-/// three ranges were three tests.
+/// What [`v6_word`] reads each byte as: its value as a hex digit (either case), [`V6_COLON`],
+/// or [`V6_OTHER`] (a byte no usual form holds; a dotted quad at the end is std's to read).
+/// One load where a digit's three ranges were three tests.
 const V6_BYTES: [u8; 256] = {
     let mut classes = [V6_OTHER; 256];
     let mut b = 0;
@@ -1632,7 +1651,6 @@ const V6_BYTES: [u8; 256] = {
             byte @ b'a'..=b'f' => byte - b'a' + 10,
             byte @ b'A'..=b'F' => byte - b'A' + 10,
             b':' => V6_COLON,
-            b'.' => V6_DOT,
             _ => V6_OTHER,
         };
         b += 1;
@@ -1640,38 +1658,39 @@ const V6_BYTES: [u8; 256] = {
     classes
 };
 const V6_COLON: u8 = 16;
-const V6_DOT: u8 = 17;
 const V6_OTHER: u8 = 255;
 
-/// The IPv6 address that starts at `at` in its usual written forms, and where it ends (at the
-/// first byte that is neither hex digit nor colon): eight groups of one to four hex digits
-/// (either case) between single colons, or fewer than eight with one `::` standing for the
-/// zero groups left out (at least one, as std reads it). `None` for anything else, such as an
-/// address that ends in a dotted quad (`::ffff:10.0.0.1`), a group of five digits or a second
-/// `::`: those are left to std, which reads them or says they are none. Where this reads an
-/// address, std reads the same one (`Ipv6Addr::from_str`, library/core/src/net/parser.rs:
-/// `read_ipv6_addr`, groups by `read_number(16, Some(4), true)`, `::` then at most
-/// `8 - (head + 1)` more groups); the property test below holds it to that.
+/// The IPv6 address that is all of `word`, in its usual written forms: eight groups of one to
+/// four hex digits (either case) between single colons, or fewer than eight with one `::`
+/// standing for the zero groups left out (at least one, as std reads it). `None` for
+/// anything else, such as an address that ends in a dotted quad (`::ffff:10.0.0.1`), a group
+/// of five digits, a second `::` or a zone: those are left to std, which reads them or says
+/// they are none. Where this reads an address, std reads the same one (`Ipv6Addr::from_str`,
+/// library/core/src/net/parser.rs: `read_ipv6_addr`, groups by `read_number(16, Some(4),
+/// true)`, `::` then at most `8 - (head + 1)` more groups); the property tests below hold it
+/// to that.
 ///
-/// One pass, a byte at a time, each byte's class from one table ([`V6_BYTES`]); the groups
-/// are shifted into one `u128` as they end, so no array of groups is moved about.
+/// One pass over the word's bytes (its end is known), each byte's class from one table
+/// ([`V6_BYTES`]); the groups are shifted into one `u128` as they end, so no array of groups
+/// is moved about.
 #[inline]
-fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
-    let text = bytes.get(at..)?;
-    // The groups ended so far, each shifted in from the right, and how many.
+fn v6_word(word: &[u8]) -> Option<Ipv6Addr> {
+    // The groups ended so far (each shifted in from the right) and how many, the group
+    // being read and its digits, and how many groups stood before `::` (NO_GAP: none yet).
+    const NO_GAP: usize = usize::MAX;
     let mut read = 0u128;
     let mut count = 0usize;
-    // The group being read and its digits so far.
     let mut group = 0u32;
     let mut digits = 0u32;
-    // How many groups stood before `::`, once it is read.
-    let mut gap = None;
-    // Whether the last thing read was `::` (a group or the end may follow, no colon) rather
-    // than a group or a single colon.
-    let mut after_gap = false;
+    let mut gap = NO_GAP;
+    let n = word.len();
     let mut i = 0;
-    let stop = loop {
-        let class = text.get(i).map_or(V6_OTHER, |&b| V6_BYTES[usize::from(b)]);
+    if let [b':', b':', ..] = word {
+        gap = 0;
+        i = 2;
+    }
+    while i < n {
+        let class = V6_BYTES[usize::from(word[i])];
         if class < 16 {
             if digits == 4 {
                 return None;
@@ -1681,42 +1700,40 @@ fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
             i += 1;
             continue;
         }
-        if digits > 0 {
-            if count == 8 {
-                return None;
-            }
-            read = read << 16 | u128::from(group);
-            count += 1;
-            (group, digits, after_gap) = (0, 0, false);
-        } else if !(after_gap || i == 0 && class == V6_COLON && text.get(1) == Some(&b':')) {
-            // An end or a colon with no group before it: only right after `::`, or the
-            // first colon of a leading `::`.
+        // Only a colon ends a group; a colon with no group before it is a third colon (or a
+        // leading single one).
+        if class != V6_COLON || digits == 0 || count == 8 {
             return None;
         }
-        if class != V6_COLON {
-            break class;
-        }
-        if text.get(i + 1) == Some(&b':') {
-            if gap.is_some() {
+        read = read << 16 | u128::from(group);
+        count += 1;
+        (group, digits) = (0, 0);
+        i += 1;
+        if i < n && word[i] == b':' {
+            if gap != NO_GAP {
                 return None;
             }
-            gap = Some(count);
-            after_gap = true;
-            i += 2;
-        } else if after_gap {
-            // A third colon.
-            return None;
-        } else {
+            gap = count;
             i += 1;
+        } else if i == n {
+            // A single colon at the end.
+            return None;
         }
-    };
-    // A dotted quad at the end is std's to read.
-    if stop == V6_DOT {
+    }
+    if digits > 0 {
+        if count == 8 {
+            return None;
+        }
+        read = read << 16 | u128::from(group);
+        count += 1;
+    } else if gap == NO_GAP {
+        // The empty word (the loop leaves every other word without a group at its end only
+        // right after `::`).
         return None;
     }
     let address = match gap {
-        None if count == 8 => read,
-        Some(before) if count <= 7 => {
+        NO_GAP if count == 8 => read,
+        before if before != NO_GAP && count <= 7 => {
             // The groups after `::` stay where they are (the low bits); those before it
             // move up past the zero groups `::` stands for.
             let after_bits = 16 * (count - before) as u32;
@@ -1728,7 +1745,7 @@ fn v6_at(bytes: &[u8], at: usize) -> Option<(Ipv6Addr, usize)> {
         }
         _ => return None,
     };
-    Some((Ipv6Addr::from(address), at + i))
+    Some(Ipv6Addr::from(address))
 }
 
 /// Whether `line` is a header line: every word a field name (S3 text files start with one).
@@ -2149,7 +2166,7 @@ mod tests {
 
         /// Where the IPv6 reader reads an address, std reads the same address from the same
         /// bytes; and the whole text reads as std reads it. Texts made of groups, colons,
-        /// dots and dotted quads, valid and not.
+        /// dots and dotted quads, valid and not, and every prefix of each.
         #[test]
         fn the_ipv6_reader_reads_what_std_reads(
             pieces in proptest::collection::vec(prop::sample::select(vec![
@@ -2158,8 +2175,10 @@ mod tests {
             ]), 0..20),
         ) {
             let text = pieces.concat();
-            if let Some((address, end)) = super::v6_at(text.as_bytes(), 0) {
-                prop_assert_eq!(text[..end].parse::<Ipv6Addr>().ok(), Some(address), "{}", text);
+            for end in 0..=text.len() {
+                if let Some(address) = super::v6_word(&text.as_bytes()[..end]) {
+                    prop_assert_eq!(text[..end].parse::<Ipv6Addr>().ok(), Some(address), "{}", &text[..end]);
+                }
             }
             prop_assert_eq!(parse_ip(&text), text.parse().ok(), "{}", text);
         }
@@ -2181,17 +2200,17 @@ mod tests {
             }
             let address = Ipv6Addr::from(groups);
             let text = address.to_string();
-            let read = super::v6_at(text.as_bytes(), 0);
+            let read = super::v6_word(text.as_bytes());
             if text.contains('.') {
                 prop_assert_eq!(read, None);
             } else {
-                prop_assert_eq!(read, Some((address, text.len())), "{}", text);
+                prop_assert_eq!(read, Some(address), "{}", text);
             }
             let whole = groups
                 .map(|g| if padded { format!("{g:04x}") } else { format!("{g:x}") })
                 .join(":");
             let whole = if upper { whole.to_uppercase() } else { whole };
-            prop_assert_eq!(super::v6_at(whole.as_bytes(), 0), Some((address, whole.len())));
+            prop_assert_eq!(super::v6_word(whole.as_bytes()), Some(address));
         }
 
         /// A line read the short way reads to the flow the general way reads it to; and the
