@@ -435,8 +435,20 @@ impl Parser<'_> {
             }
             first if plain_start(first) => {
                 let start = self.pos;
-                while self.peek().is_some_and(plain_flow_byte) {
-                    self.pos += 1;
+                loop {
+                    match self.peek() {
+                        Some(b) if plain_flow_byte(b) => self.pos += 1,
+                        // A `:` followed by a byte that neither ends the scalar nor is a
+                        // flow indicator is text, as libyaml reads a plain scalar in a flow
+                        // collection (unsafe-libyaml 0.2.11, scanner.rs,
+                        // `yaml_parser_scan_plain_scalar`): an IPv6 address (`{podIP:
+                        // fd00::1}`) or a CIDR. Followed by `,`, `?` or a bracket, libyaml
+                        // refuses it; followed by a space it is a value's `:`.
+                        Some(b':') if self.peek_at(1).is_some_and(plain_after_colon) => {
+                            self.pos += 1;
+                        }
+                        _ => break,
+                    }
                 }
                 // A `:` would make a single-pair mapping (or be an error): not handled here.
                 if self.peek() == Some(b':') {
@@ -515,6 +527,12 @@ fn plain_key_byte(b: u8) -> bool {
 /// A byte of a plain scalar in a flow collection (spaces inside are trimmed at the ends).
 fn plain_flow_byte(b: u8) -> bool {
     (b' '..=b'~').contains(&b) && !matches!(b, b'[' | b']' | b'{' | b'}' | b',' | b':' | b'#')
+}
+
+/// A byte after which a `:` in a plain scalar of a flow collection stays in the scalar (a
+/// narrower set than libyaml's: `#` and the rest are left to it).
+fn plain_after_colon(b: u8) -> bool {
+    b == b':' || plain_flow_byte(b) && !matches!(b, b' ' | b'?')
 }
 
 fn trim_spaces(mut raw: &[u8]) -> &[u8] {
@@ -596,6 +614,28 @@ mod tests {
             .into_iter()
             .map(|(_, document)| document)
             .collect()
+    }
+
+    /// IPv6 addresses and CIDRs inside flow collections (as an IPv6 cluster's manifests
+    /// written in flow style hold them) take the fast path and read as libyaml reads them;
+    /// a colon libyaml refuses or reads otherwise is left to it.
+    #[test]
+    fn ipv6_addresses_in_flow_collections_take_the_fast_path() {
+        for text in [
+            "status: {podIP: fd00:10::a00:1, podIPs: [{ip: fd00:10::a00:1}, {ip: 10.0.0.1}]}\n",
+            "spec: {ingress: [{from: [{ipBlock: {cidr: fd00:10::/96, except: [fd00:10::a00:0/104]}}]}]}\n",
+            "k: [2001:DB8::1, 1:20, a:b:c]\n",
+        ] {
+            assert!(agrees(text), "{text}");
+        }
+        for text in [
+            "k: [a:, b]\n",
+            "k: {x: a:?b}\n",
+            "k: [a:#b]\n",
+            "k: [::1]\n",
+        ] {
+            assert!(!agrees(text), "{text}");
+        }
     }
 
     #[test]
@@ -712,6 +752,29 @@ mod tests {
             "x.",
             "2024-01-01T00:00:00Z",
             "nginx:1.25",
+            "fd00::1",
+            "fd00:10::a00:18e6",
+            "fd00:10::a00:0/104",
+            "2001:DB8::/32",
+            "a:b",
+            "a:b:c",
+            "a::",
+            "a:",
+            "a:,b",
+            "a:?b",
+            "a:]",
+            "a:}",
+            "a:[b]",
+            "a:{b}",
+            "a:#b",
+            "a: :b",
+            "a:: b",
+            "::1",
+            ":a",
+            "1:20",
+            "190:20:30",
+            "1:2.5",
+            "0x1:2",
             "-",
             "a: b",
             "[a]",
