@@ -334,23 +334,32 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         .unwrap_or(100.0);
     let scratch = Scratch::with_cluster("command", files);
     let (dir, cluster) = (&scratch.0, scratch.0.join("cluster"));
+    // The same cluster with every address in IPv6 ([`ipv6_twin`]), for the IPv6 row.
+    let files_v6: Vec<(String, String)> = files
+        .iter()
+        .map(|(name, text)| (name.clone(), ipv6_twin(text)))
+        .collect();
+    let scratch_v6 = Scratch::with_cluster("command-v6", &files_v6);
+    let cluster_v6 = scratch_v6.0.join("cluster");
     // The command's setup (loading the cluster, naming the workloads), on a log of one
     // record (a log with none is an error).
     let one = dir.join("one.log");
     let record =
         "2 123456789010 eni-1 10.0.0.1 10.0.0.2 40000 80 6 1 40 1418530010 1418530070 ACCEPT OK\n";
     std::fs::write(&one, record).expect("one-record log");
-    let check = |log: &Path| {
+    let check_in = |cluster: &Path, log: &Path| {
         let mut command = std::process::Command::new(netfence);
         command
             .args(["flows", "check", "-f"])
-            .arg(&cluster)
+            .arg(cluster)
             .arg("--vpc")
             .arg(log);
         timed(&mut command, ticks)
     };
-    let setup = median((0..3).map(|_| check(&one).0).collect());
+    let setup = median((0..3).map(|_| check_in(&cluster, &one).0).collect());
     println!("`flows check` of a one-record log (the setup): {setup:.2} CPU s, median of 3");
+    let setup_v6 = median((0..3).map(|_| check_in(&cluster_v6, &one).0).collect());
+    println!("the same with the cluster in IPv6: {setup_v6:.2} CPU s, median of 3");
     println!();
     println!("| log | records | `flows check` CPU s | records/CPU-s | records/CPU-s after the setup | `wc -l` CPU s | command/`wc -l` | printed records/s |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -359,25 +368,43 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
     // all-distinct records.
     let rows = COMMAND_WORKLOADS
         .into_iter()
-        .map(|(name, distinct, mix)| (name, distinct, mix, false))
+        .map(|(name, distinct, mix)| (name, distinct, mix, Written::Default))
         .chain([
             (
                 "100,000 random pairs, EKS fields (21, a header line)",
                 Some(100_000),
                 Mix::Random,
-                true,
+                Written::EksFields,
+            ),
+            (
+                "100,000 random pairs, IPv6 (cluster and log)",
+                Some(100_000),
+                Mix::Random,
+                Written::Ipv6,
             ),
             (
                 "1,000,000 distinct random pairs, ten times",
                 None,
                 Mix::Random,
-                false,
+                Written::Default,
             ),
         ]);
-    for (name, distinct, mix, eks) in rows {
+    // Each default row's mismatches line, which its IPv6 twin must print too.
+    let mut mismatches_of: Vec<((Option<usize>, Mix), String)> = Vec::new();
+    for (name, distinct, mix, written) in rows {
         let log = dir.join("records.log");
         let input = workload(engine, count, distinct, false, mix);
-        let input = if eks { with_eks_fields(&input) } else { input };
+        let eks = written == Written::EksFields;
+        let (input, cluster, setup) = match written {
+            Written::Default => (input, &cluster, setup),
+            Written::EksFields => (with_eks_fields(&input), &cluster, setup),
+            Written::Ipv6 => (
+                ipv6_twin(std::str::from_utf8(&input).expect("records are text")).into_bytes(),
+                &cluster_v6,
+                setup_v6,
+            ),
+        };
+        let check = |log: &Path| check_in(cluster, log);
         let mut file = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
         for _ in 0..10 {
             file.write_all(&input).expect("log written");
@@ -389,6 +416,21 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         for _ in 0..3 {
             let (cpu, out) = check(&log);
             assert!(out.contains(&format!("records read: {records}\n")), "{out}");
+            let mismatches = out
+                .lines()
+                .find(|line| line.starts_with("mismatches: "))
+                .expect("the command prints its mismatches")
+                .to_string();
+            match written {
+                Written::Default => mismatches_of.push(((distinct, mix), mismatches)),
+                Written::Ipv6 => {
+                    let twin = mismatches_of
+                        .iter()
+                        .find(|(row, _)| *row == (distinct, mix));
+                    assert_eq!(twin.map(|(_, m)| m), Some(&mismatches), "{name}");
+                }
+                Written::EksFields => {}
+            }
             command.push(cpu);
             printed.push(
                 out.lines()
@@ -410,6 +452,59 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
             command / wc
         );
     }
+}
+
+/// How [`command_bench`] writes a row's records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// In the default format.
+    Default,
+    /// In the EKS fields' format ([`with_eks_fields`]).
+    EksFields,
+    /// In the default format with every address in IPv6, against the cluster in IPv6
+    /// ([`ipv6_twin`]).
+    Ipv6,
+}
+
+/// `text` with every IPv4 address (dotted quad, with or without a prefix length) written as
+/// its IPv6 twin in `fd00:10::/96`: `10.0.24.230` as `fd00:10::a00:18e6`, `10.0.0.0/8` as
+/// `fd00:10::a00:0/104`. Applied to a cluster's files and to its records, it gives an
+/// IPv6-only cluster (as EKS makes one) whose pods, policies and connections are those of
+/// the IPv4 one, so that the IPv6 row's verdicts and mismatches are the IPv4 row's.
+fn ipv6_twin(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let starts = bytes[at].is_ascii_digit()
+            && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'.'));
+        if !starts {
+            at += 1;
+            continue;
+        }
+        let end = bytes[at..]
+            .iter()
+            .position(|&b| !(b.is_ascii_digit() || b == b'.' || b == b'/'))
+            .map_or(bytes.len(), |n| at + n);
+        let word = &text[at..end];
+        let (address, prefix) = match word.split_once('/') {
+            Some((address, prefix)) => (address, prefix.parse::<u8>().ok()),
+            None => (word, None),
+        };
+        if let Ok(address) = address.parse::<std::net::Ipv4Addr>() {
+            let bits = u32::from(address);
+            out.push_str(&text[copied..at]);
+            write!(out, "fd00:10::{:x}:{:x}", bits >> 16, bits & 0xffff).expect("to a String");
+            if let Some(prefix) = prefix {
+                write!(out, "/{}", u32::from(prefix) + 96).expect("to a String");
+            }
+            copied = end;
+        }
+        at = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// The workloads of the command modes ([`command_bench`], [`count_bench`]), before each
