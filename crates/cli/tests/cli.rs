@@ -1046,6 +1046,62 @@ fn gen_refuses_absurd_sizes_up_front() {
     }
 }
 
+/// `gen --ipv6` writes the IPv4 cluster's files with every address as its IPv6 twin, and the
+/// cluster loads: the same connections between workloads listed. (The external ranges
+/// differ: the IPv6 space outside the twins' `fd00:10::/96` is more of it.)
+#[test]
+fn gen_ipv6_writes_the_twin_cluster() {
+    let (v4, v6) = (
+        Scratch::path("cli", "gen-v4"),
+        Scratch::path("cli", "gen-v6"),
+    );
+    let sizes = [
+        "--pods",
+        "40",
+        "--namespaces",
+        "2",
+        "--policies",
+        "8",
+        "--calico",
+        "3",
+    ];
+    for (dir, ipv6) in [(&v4, false), (&v6, true)] {
+        let mut args = vec!["gen", "-o", dir.to_str().unwrap()];
+        args.extend_from_slice(&sizes);
+        if ipv6 {
+            args.push("--ipv6");
+        }
+        let out = netfence_limited(&args, 30, 1024);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&v4)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        let text = std::fs::read_to_string(v4.join(&name)).unwrap();
+        let twin = std::fs::read_to_string(v6.join(&name)).unwrap();
+        assert_eq!(twin, netfence_gen::ipv6_twin(&text), "{name:?}");
+    }
+    let pods = std::fs::read_to_string(v6.join("20-pods.yaml")).unwrap();
+    assert!(pods.contains("podIP: fd00:10::a00:1}"), "{pods}");
+    assert!(!pods.contains("podIP: 10."), "{pods}");
+    let between_workloads = |dir: &std::path::Path| {
+        let out = netfence_limited(&["list", "-f", dir.to_str().unwrap()], 30, 1024);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .filter(|line| !line.contains("[External]"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let listed = between_workloads(&v4);
+    assert!(listed.len() >= 5, "{listed:?}");
+    assert_eq!(between_workloads(&v6), listed);
+}
+
 #[test]
 fn gen_refuses_a_non_empty_directory_unless_forced() {
     let dir = Scratch::path("cli", "gen-force");

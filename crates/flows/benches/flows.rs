@@ -334,10 +334,11 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
         .unwrap_or(100.0);
     let scratch = Scratch::with_cluster("command", files);
     let (dir, cluster) = (&scratch.0, scratch.0.join("cluster"));
-    // The same cluster with every address in IPv6 ([`ipv6_twin`]), for the IPv6 row.
+    // The same cluster with every address in IPv6 ([`netfence_gen::ipv6_twin`]), for the
+    // IPv6 row.
     let files_v6: Vec<(String, String)> = files
         .iter()
-        .map(|(name, text)| (name.clone(), ipv6_twin(text)))
+        .map(|(name, text)| (name.clone(), netfence_gen::ipv6_twin(text)))
         .collect();
     let scratch_v6 = Scratch::with_cluster("command-v6", &files_v6);
     let cluster_v6 = scratch_v6.0.join("cluster");
@@ -399,7 +400,8 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
             Written::Default => (input, &cluster, setup),
             Written::EksFields => (with_eks_fields(&input), &cluster, setup),
             Written::Ipv6 => (
-                ipv6_twin(std::str::from_utf8(&input).expect("records are text")).into_bytes(),
+                netfence_gen::ipv6_twin(std::str::from_utf8(&input).expect("records are text"))
+                    .into_bytes(),
                 &cluster_v6,
                 setup_v6,
             ),
@@ -462,49 +464,8 @@ enum Written {
     /// In the EKS fields' format ([`with_eks_fields`]).
     EksFields,
     /// In the default format with every address in IPv6, against the cluster in IPv6
-    /// ([`ipv6_twin`]).
+    /// ([`netfence_gen::ipv6_twin`], as `netfence gen --ipv6` writes it).
     Ipv6,
-}
-
-/// `text` with every IPv4 address (dotted quad, with or without a prefix length) written as
-/// its IPv6 twin in `fd00:10::/96`: `10.0.24.230` as `fd00:10::a00:18e6`, `10.0.0.0/8` as
-/// `fd00:10::a00:0/104`. Applied to a cluster's files and to its records, it gives an
-/// IPv6-only cluster (as EKS makes one) whose pods, policies and connections are those of
-/// the IPv4 one, so that the IPv6 row's verdicts and mismatches are the IPv4 row's.
-fn ipv6_twin(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let mut copied = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        let starts = bytes[at].is_ascii_digit()
-            && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'.'));
-        if !starts {
-            at += 1;
-            continue;
-        }
-        let end = bytes[at..]
-            .iter()
-            .position(|&b| !(b.is_ascii_digit() || b == b'.' || b == b'/'))
-            .map_or(bytes.len(), |n| at + n);
-        let word = &text[at..end];
-        let (address, prefix) = match word.split_once('/') {
-            Some((address, prefix)) => (address, prefix.parse::<u8>().ok()),
-            None => (word, None),
-        };
-        if let Ok(address) = address.parse::<std::net::Ipv4Addr>() {
-            let bits = u32::from(address);
-            out.push_str(&text[copied..at]);
-            write!(out, "fd00:10::{:x}:{:x}", bits >> 16, bits & 0xffff).expect("to a String");
-            if let Some(prefix) = prefix {
-                write!(out, "/{}", u32::from(prefix) + 96).expect("to a String");
-            }
-            copied = end;
-        }
-        at = end;
-    }
-    out.push_str(&text[copied..]);
-    out
 }
 
 /// The workloads of the command modes ([`command_bench`], [`count_bench`]), before each

@@ -432,6 +432,103 @@ fn generated(pods: usize, namespaces: usize, seed: u64) -> Engine {
     Engine::new(loader.finish().unwrap())
 }
 
+/// A `netfence gen` cluster and its IPv6 twin (`netfence gen --ipv6`), with Calico and admin
+/// policies, judge a log and its twin alike: every record between random pods and to
+/// addresses outside (the metadata service, a public address, a range a policy names), on
+/// ports the policies name, gives the same rows (names, deciding policy, flows) and counts,
+/// once addresses outside are written as their twins. Through the short way, the front
+/// cache and its IPv6 ids.
+#[test]
+fn a_generated_cluster_and_its_ipv6_twin_judge_alike() {
+    let files = netfence_gen::generate(&netfence_gen::GenOptions {
+        pods: 300,
+        namespaces: 6,
+        policies: 60,
+        calico: 20,
+        admin: 6,
+        seed: 5,
+    })
+    .unwrap();
+    let engine_of = |twin: bool| {
+        let mut loader = Loader::new();
+        for (name, text) in &files {
+            let text = match twin {
+                true => netfence_gen::ipv6_twin(text),
+                false => text.clone(),
+            };
+            loader.load_str(name, &text);
+        }
+        Engine::new(loader.finish().unwrap())
+    };
+    let (v4, v6) = (engine_of(false), engine_of(true));
+    assert!(v6
+        .inventory()
+        .pods()
+        .iter()
+        .all(|p| p.ips.iter().all(|ip| ip.is_ipv6())));
+    let pods = v4.inventory().pods();
+    let ports = netfence_engine::default_ports(v4.inventory());
+    let outside = [
+        "169.254.169.254",
+        "169.254.169.255",
+        "8.8.8.8",
+        "11.0.0.1",
+        "172.3.4.5",
+        "172.4.0.9",
+    ];
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let address = |next: &mut dyn FnMut() -> u64| {
+        let n = next() as usize % (pods.len() + outside.len());
+        match pods.get(n) {
+            Some(pod) if !pod.synthetic_ip => pod.ips[0].to_string(),
+            Some(_) => outside[0].to_string(),
+            None => outside[n - pods.len()].to_string(),
+        }
+    };
+    let mut text = String::new();
+    for n in 0..3_000 {
+        let (src, dst) = (address(&mut next), address(&mut next));
+        let probe = ports[next() as usize % ports.len()];
+        let action = ["ACCEPT", "REJECT"][n % 2];
+        text.push_str(&format!(
+            "2 1 eni-1 {src} {dst} {} {} {} 1 1 1700000000 1700000060 {action} OK\n",
+            40000 + n % 7,
+            probe.port,
+            probe.protocol.number(),
+        ));
+    }
+    let check = |engine: &Engine, text: &str| {
+        let mut checker = Checker::new(engine, None);
+        let mut rows = Vec::new();
+        let mut stats = ReadStats::default();
+        read_bytes_into(
+            text.as_bytes(),
+            "f.log",
+            &SourceFormat::Vpc(VpcFormat::default()),
+            &mut stats,
+            &mut checker.counting(&mut |counted| {
+                rows.extend(counted.iter().map(|(row, flows)| {
+                    let name = |e: Endpoint| netfence_gen::ipv6_twin(&engine.endpoint_name(e));
+                    (name(row.src), name(row.dst), row.decided_by.clone(), *flows)
+                }))
+            }),
+        )
+        .unwrap();
+        assert_eq!(stats.parsed, 3_000);
+        rows.sort();
+        let stats = checker.stats().clone();
+        (rows, stats.judged, stats.replies, stats.mismatches)
+    };
+    let ipv4 = check(&v4, &text);
+    assert!(
+        ipv4.0.len() > 100 && ipv4.3 > 500,
+        "{} rows, {} mismatches",
+        ipv4.0.len(),
+        ipv4.3
+    );
+    assert_eq!(check(&v6, &netfence_gen::ipv6_twin(&text)), ipv4);
+}
+
 /// A xorshift generator from `seed`.
 fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     move || {

@@ -116,6 +116,59 @@ impl GenOptions {
     }
 }
 
+/// `text` (a file [`generate`] wrote) with every IPv4 address, a dotted quad with or without
+/// a prefix length, written as its IPv6 twin in `fd00:10::/96`: `10.0.24.230` as
+/// `fd00:10::a00:18e6`, `10.0.0.0/8` as `fd00:10::a00:0/104`. Applied to every file, it
+/// gives an IPv6-only cluster (as EKS makes one) whose pods, policies and connections are
+/// those of the IPv4 one: the twin of each address is in the twin of each range that holds
+/// it, and in no other. `netfence gen --ipv6` writes it; flow records whose addresses are
+/// written the same way are judged as their IPv4 twins are.
+///
+/// ```
+/// assert_eq!(
+///     netfence_gen::ipv6_twin("status: {podIP: 10.0.24.230}\ncidr: 0.0.0.0/0 # v1.2.3\n"),
+///     "status: {podIP: fd00:10::a00:18e6}\ncidr: fd00:10::0:0/96 # v1.2.3\n",
+/// );
+/// ```
+pub fn ipv6_twin(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        // A word that starts with a digit, not inside another word or number.
+        let starts = bytes[at].is_ascii_digit()
+            && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'.'));
+        if !starts {
+            at += 1;
+            continue;
+        }
+        let end = bytes[at..]
+            .iter()
+            .position(|&b| !(b.is_ascii_digit() || b == b'.' || b == b'/'))
+            .map_or(bytes.len(), |n| at + n);
+        let word = &text[at..end];
+        let (address, prefix) = match word.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok())),
+            None => (word, None),
+        };
+        if let (Ok(address), None | Some(Some(0..=32))) =
+            (address.parse::<std::net::Ipv4Addr>(), prefix)
+        {
+            let bits = u32::from(address);
+            out.push_str(&text[copied..at]);
+            out.push_str(&format!("fd00:10::{:x}:{:x}", bits >> 16, bits & 0xffff));
+            if let Some(Some(prefix)) = prefix {
+                out.push_str(&format!("/{}", u32::from(prefix) + 96));
+            }
+            copied = end;
+        }
+        at = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// The generated files: (file name, contents); a file with nothing to hold (`50-calico.yaml`
 /// without `calico`) is empty. Fails, before any work, when [`GenOptions::check`] does.
 pub fn generate(options: &GenOptions) -> Result<Vec<(String, String)>, GenError> {

@@ -26,6 +26,11 @@ pub struct GenArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write every address in IPv6, as an IPv6-only EKS cluster has them: each IPv4 address
+    /// as its twin in fd00:10::/96 (10.0.24.230 as fd00:10::a00:18e6, prefix lengths plus
+    /// 96). The same pods, policies and verdicts as without it.
+    #[arg(long)]
+    pub ipv6: bool,
     /// Output directory: new or empty, unless --force.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
@@ -110,6 +115,7 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
         calico,
         admin,
         seed,
+        ipv6,
         output,
         force,
     } = args;
@@ -121,12 +127,13 @@ pub fn gen(args: GenArgs) -> Result<u8, Failure> {
         admin,
         seed,
     };
-    write_cluster(&options, &output, force)
+    write_cluster(&options, ipv6, &output, force)
 }
 
 /// Check the sizes and the directory before generating anything, then write.
 fn write_cluster(
     options: &netfence_gen::GenOptions,
+    ipv6: bool,
     output: &std::path::Path,
     force: bool,
 ) -> Result<u8, Failure> {
@@ -149,6 +156,10 @@ fn write_cluster(
         netfence_gen::generate(options).map_err(|e| Failure::input(format!("error: gen: {e}")))?;
     std::fs::create_dir_all(output).map_err(|e| Failure::input(format!("error: {dir}: {e}")))?;
     for (name, text) in files {
+        let text = match ipv6 {
+            true => netfence_gen::ipv6_twin(&text),
+            false => text,
+        };
         let path = output.join(&name);
         let written = if text.is_empty() {
             // A file of an earlier, larger run (--force) must not outlive it.
