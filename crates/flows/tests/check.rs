@@ -293,6 +293,42 @@ fn engine_of(dual: bool, with_groups: bool, more: &str) -> Engine {
 /// records are read the short way and judged through the front cache like IPv4 ones, and
 /// give what the same records in IPv4 give: web -> api on 8080 agrees with policy, batch ->
 /// api is a mismatch decided by `shop/default-deny`, each counted once per record.
+/// A counted row as the tests compare them: source and destination named (through `name`),
+/// deciding policy, flows.
+type NamedRow = (String, String, Option<std::sync::Arc<str>>, u64);
+
+/// The counted rows of the default-format VPC records `text` checked against `engine` (each
+/// endpoint's name through `name`), what was read, and the checker's counts.
+fn counted_rows(
+    engine: &Engine,
+    text: &str,
+    name: impl Fn(String) -> String,
+) -> (Vec<NamedRow>, ReadStats, netfence_flows::check::CheckStats) {
+    let mut checker = Checker::new(engine, None);
+    let mut rows = Vec::new();
+    let mut read = ReadStats::default();
+    read_bytes_into(
+        text.as_bytes(),
+        "f.log",
+        &SourceFormat::Vpc(VpcFormat::default()),
+        &mut read,
+        &mut checker.counting(&mut |counted| {
+            rows.extend(counted.iter().map(|(row, flows)| {
+                let named = |e: Endpoint| name(engine.endpoint_name(e));
+                (
+                    named(row.src),
+                    named(row.dst),
+                    row.decided_by.clone(),
+                    *flows,
+                )
+            }))
+        }),
+    )
+    .unwrap();
+    let stats = checker.stats().clone();
+    (rows, read, stats)
+}
+
 #[test]
 fn ipv6_records_judge_as_their_ipv4_twins() {
     let engine = engine_of(true, false, "");
@@ -307,23 +343,7 @@ fn ipv6_records_judge_as_their_ipv4_twins() {
         text
     };
     let check = |text: String| {
-        let mut checker = Checker::new(&engine, None);
-        let mut rows = Vec::new();
-        let mut stats = ReadStats::default();
-        read_bytes_into(
-            text.as_bytes(),
-            "f.log",
-            &SourceFormat::Vpc(VpcFormat::default()),
-            &mut stats,
-            &mut checker.counting(&mut |counted| {
-                rows.extend(counted.iter().map(|(row, flows)| {
-                    let name = |e: Endpoint| engine.endpoint_name(e);
-                    (name(row.src), name(row.dst), row.decided_by.clone(), *flows)
-                }))
-            }),
-        )
-        .unwrap();
-        let stats = checker.stats().clone();
+        let (rows, _, stats) = counted_rows(&engine, &text, |name| name);
         (rows, stats.judged, stats.mismatches)
     };
     let v6 = check(log("fd00::a", "fd00::14", "fd00::1:1e"));
@@ -498,25 +518,10 @@ fn a_generated_cluster_and_its_ipv6_twin_judge_alike() {
         ));
     }
     let check = |engine: &Engine, text: &str| {
-        let mut checker = Checker::new(engine, None);
-        let mut rows = Vec::new();
-        let mut stats = ReadStats::default();
-        read_bytes_into(
-            text.as_bytes(),
-            "f.log",
-            &SourceFormat::Vpc(VpcFormat::default()),
-            &mut stats,
-            &mut checker.counting(&mut |counted| {
-                rows.extend(counted.iter().map(|(row, flows)| {
-                    let name = |e: Endpoint| netfence_gen::ipv6_twin(&engine.endpoint_name(e));
-                    (name(row.src), name(row.dst), row.decided_by.clone(), *flows)
-                }))
-            }),
-        )
-        .unwrap();
-        assert_eq!(stats.parsed, 3_000);
+        let (mut rows, read, stats) =
+            counted_rows(engine, text, |name| netfence_gen::ipv6_twin(&name));
+        assert_eq!(read.parsed, 3_000);
         rows.sort();
-        let stats = checker.stats().clone();
         (rows, stats.judged, stats.replies, stats.mismatches)
     };
     let ipv4 = check(&v4, &text);
