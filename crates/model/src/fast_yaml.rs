@@ -63,7 +63,7 @@ struct Parser<'a> {
     budget: u64,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -381,13 +381,7 @@ impl Parser<'_> {
             if mapping {
                 let key = match self.peek()? {
                     b'"' | b'\'' => self.quoted()?,
-                    first if plain_start(first) => {
-                        let start = self.pos;
-                        while self.peek().is_some_and(plain_flow_byte) {
-                            self.pos += 1;
-                        }
-                        text(untrimmed(&self.bytes[start..self.pos])?)?
-                    }
+                    first if plain_start(first) => text(untrimmed(self.flow_plain())?)?,
                     _ => return None,
                 };
                 self.charge(key.len())?;
@@ -434,31 +428,34 @@ impl Parser<'_> {
                 Some(Value::String(text))
             }
             first if plain_start(first) => {
-                let start = self.pos;
-                loop {
-                    match self.peek() {
-                        Some(b) if plain_flow_byte(b) => self.pos += 1,
-                        // A `:` followed by a byte that neither ends the scalar nor is a
-                        // flow indicator is text, as libyaml reads a plain scalar in a flow
-                        // collection (unsafe-libyaml 0.2.11, scanner.rs,
-                        // `yaml_parser_scan_plain_scalar`): an IPv6 address (`{podIP:
-                        // fd00::1}`) or a CIDR. Followed by `,`, `?` or a bracket, libyaml
-                        // refuses it; followed by a space it is a value's `:`.
-                        Some(b':') if self.peek_at(1).is_some_and(plain_after_colon) => {
-                            self.pos += 1;
-                        }
-                        _ => break,
-                    }
-                }
+                let raw = self.flow_plain();
                 // A `:` would make a single-pair mapping (or be an error): not handled here.
                 if self.peek() == Some(b':') {
                     return None;
                 }
-                let raw = untrimmed(&self.bytes[start..self.pos])?;
-                self.plain(raw)
+                self.plain(untrimmed(raw)?)
             }
             _ => None,
         }
+    }
+
+    /// The bytes of a plain scalar in a flow collection (a key or a value) that starts here,
+    /// read past; it ends before the first byte that ends it as libyaml reads it, or that
+    /// the fast path leaves to libyaml. A `:` followed by a byte that neither ends the
+    /// scalar nor is a flow indicator is text (unsafe-libyaml 0.2.11, scanner.rs,
+    /// `yaml_parser_scan_plain_scalar`): an IPv6 address (`{podIP: fd00::1}`) or a CIDR.
+    /// Followed by `,`, `?` or a bracket, libyaml refuses it; followed by a space it is the
+    /// `:` before a value. Either way the scalar ends before it.
+    fn flow_plain(&mut self) -> &'a [u8] {
+        let start = self.pos;
+        loop {
+            match self.peek() {
+                Some(b) if plain_flow_byte(b) => self.pos += 1,
+                Some(b':') if self.peek_at(1).is_some_and(plain_after_colon) => self.pos += 1,
+                _ => break,
+            }
+        }
+        &self.bytes[start..self.pos]
     }
 
     fn skip_spaces(&mut self) {
@@ -625,6 +622,7 @@ mod tests {
             "status: {podIP: fd00:10::a00:1, podIPs: [{ip: fd00:10::a00:1}, {ip: 10.0.0.1}]}\n",
             "spec: {ingress: [{from: [{ipBlock: {cidr: fd00:10::/96, except: [fd00:10::a00:0/104]}}]}]}\n",
             "k: [2001:DB8::1, 1:20, a:b:c]\n",
+            "k: {fd00::1: x, a:b: c}\n",
         ] {
             assert!(agrees(text), "{text}");
         }
