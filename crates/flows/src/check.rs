@@ -618,6 +618,14 @@ fn halves(address: std::net::Ipv6Addr) -> (u64, u64) {
     ((bits >> 64) as u64, bits as u64)
 }
 
+/// The place of `word` among `2^bits` (`bits` from 1 to 64): the high bits of `word` times
+/// 2^64 over the golden ratio (Fibonacci hashing; the product's high bits depend on every
+/// bit of `word`, so words that differ in their low bits alone spread).
+#[inline(always)]
+fn fibonacci_place(word: u64, bits: u32) -> usize {
+    (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
 /// The bit of [`FrontKey::rest`] that says its addresses are IPv6 addresses' ids.
 const FRONT_KEY_IDS: u32 = 2;
 
@@ -658,14 +666,12 @@ struct IdSlot {
 }
 
 impl AddressIds {
-    /// Where the search for an address starts: the high bits of its halves mixed by one
-    /// multiplication (Fibonacci hashing: the product's high bits depend on every bit
-    /// below them, so addresses of one prefix, which differ in their last bytes, spread).
+    /// Where the search for an address starts: its halves folded into one word and placed
+    /// by [`fibonacci_place`] (addresses of one prefix differ in their last bytes only).
     #[inline(always)]
     fn place(halves: (u64, u64), bits: u32) -> usize {
-        let mixed = (halves.1 ^ halves.0.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         // `bits` is at least FIRST_ID_BITS when there are places.
-        (mixed >> (64 - bits)) as usize
+        fibonacci_place(halves.1 ^ halves.0.rotate_left(32), bits)
     }
 
     /// The id of `address`, if it has one.
@@ -1126,9 +1132,10 @@ impl FrontCache {
 
     fn set(&self, key: FrontKey) -> usize {
         let addresses = (u64::from(key.addresses[0]) << 32) | u64::from(key.addresses[1]);
-        let hash =
-            (addresses ^ u64::from(key.rest).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (hash >> (64 - self.set_bits)) as usize
+        fibonacci_place(
+            addresses ^ u64::from(key.rest).rotate_left(29),
+            self.set_bits,
+        )
     }
 
     /// The words of set `at`.
