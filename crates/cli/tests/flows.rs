@@ -1,5 +1,5 @@
 //! `netfence flows check` end to end: the JSON Lines keys of shared/DESIGN.md, exit codes,
-//! `--fail-on-mismatch`, gzip and stdin inputs, and refusals of empty or garbage input.
+//! `--fail-on-mismatch`, gzip, stdin and pipe inputs, and refusals of empty or garbage input.
 
 mod common;
 
@@ -217,6 +217,22 @@ fn gzip_directories_and_stdin_are_inputs() {
             &dir.cluster(),
             "--vpc",
             "-",
+            "-o",
+            "json",
+        ],
+        Some(&gzip(VPC.as_bytes())),
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(json_lines(&output).len(), 3);
+    // A pipe by its path (as `--vpc <(zcat …)` hands it), which cannot seek.
+    let output = netfence(
+        &[
+            "flows",
+            "check",
+            "-f",
+            &dir.cluster(),
+            "--vpc",
+            "/dev/stdin",
             "-o",
             "json",
         ],

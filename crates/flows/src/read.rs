@@ -6,7 +6,7 @@
 use crate::{hubble, npa, vpc, Flow, Skip, VpcRecord};
 use netfence_model::files::Found;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// How many malformed lines are kept as examples (file and line) in [`ReadStats`].
@@ -239,7 +239,7 @@ pub fn for_each_input<S, T: Send>(
     results.into_iter().flatten().collect()
 }
 
-/// Read every flow of `path` (a file, a directory, a `.gz`, or `-` for stdin), handing each
+/// Read every flow of `path` (a file, a directory, a `.gz`, a pipe, or `-` for stdin), handing each
 /// to `sink` and counting what was read in `stats`.
 pub fn read_path(
     path: &Path,
@@ -258,26 +258,7 @@ pub fn read_path_into(
     sink: &mut dyn FlowSink,
 ) -> Result<(), FlowError> {
     if path.as_os_str() == "-" {
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        if let SourceFormat::Vpc(_) = format {
-            if input
-                .fill_buf()
-                .is_ok_and(|b| b.starts_with(crate::parquet::MAGIC))
-            {
-                // Parquet is read from its footer: stdin is read whole first.
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut input, &mut bytes).map_err(|source| {
-                    FlowError::Io {
-                        path: "<stdin>".into(),
-                        lines: 0,
-                        source,
-                    }
-                })?;
-                return read_parquet(bytes::Bytes::from(bytes), "<stdin>", stats, sink);
-            }
-        }
-        return read_stream_into(open_maybe_gzip(input), "<stdin>", format, stats, sink);
+        return read_unseekable(std::io::stdin().lock(), "<stdin>", format, stats, sink);
     }
     for file in input_files(path)? {
         read_file(&file, format, stats, sink)?;
@@ -298,6 +279,11 @@ fn read_file(
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
+    // A pipe, a FIFO or a device (`--vpc <(zcat …)`, `/dev/stdin`) cannot go back to its
+    // start once its first bytes are looked at.
+    if !file.metadata().map_err(io)?.is_file() {
+        return read_unseekable(file, &name, format, stats, sink);
+    }
     if let SourceFormat::Vpc(_) = format {
         let mut magic = [0u8; 4];
         let parquet = std::io::Read::read_exact(&mut file, &mut magic).is_ok()
@@ -310,6 +296,47 @@ fn read_file(
     read_stream_into(
         open_maybe_gzip(BufReader::with_capacity(1 << 16, file)),
         &name,
+        format,
+        stats,
+        sink,
+    )
+}
+
+/// Read an input that cannot seek (stdin, a pipe, a FIFO) named `name`: its first bytes say
+/// what it is, and are read again after that. Parquet is read from its footer, so a VPC
+/// input in Parquet is read whole first; gzip and text are read as they come.
+fn read_unseekable(
+    mut input: impl Read,
+    name: &str,
+    format: &SourceFormat,
+    stats: &mut ReadStats,
+    sink: &mut dyn FlowSink,
+) -> Result<(), FlowError> {
+    let io = |source| FlowError::Io {
+        path: name.to_string(),
+        lines: 0,
+        source,
+    };
+    // The first four bytes, however the pipe delivers them (a read may return fewer).
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        match input.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(io(error)),
+        }
+    }
+    let mut input = (&head[..got]).chain(input);
+    if matches!(format, SourceFormat::Vpc(_)) && head[..got] == *crate::parquet::MAGIC {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).map_err(io)?;
+        return read_parquet(bytes::Bytes::from(bytes), name, stats, sink);
+    }
+    read_stream_into(
+        open_maybe_gzip(BufReader::with_capacity(1 << 16, input)),
+        name,
         format,
         stats,
         sink,
