@@ -244,6 +244,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         if rows && !args.summary {
             written = render::flows_header(&mut out, output_kind(output));
         }
+        let mut row_writer = render::FlowRowWriter::new(engine, output_kind(output));
         for input in inputs_of(flag, &paths) {
             let path = match input {
                 Ok(path) => path,
@@ -253,11 +254,12 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
                 }
             };
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
-                if checked.mismatch {
+                // The groups are for the text report (with -o parquet); rows have none.
+                if checked.mismatch && !rows {
                     groups.add(checked);
                 }
                 if rows && !args.summary && written.is_ok() {
-                    written = render::flow_row(&mut out, engine, checked, output_kind(output));
+                    written = row_writer.write(&mut out, checked);
                 }
                 if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
                     parquet_failure = writer.write(engine, checked).err();
