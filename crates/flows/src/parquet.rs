@@ -157,10 +157,103 @@ struct Partition {
     rows: Columns,
 }
 
+/// A partition by the hour its flows fall in: whole hours since the Unix epoch, UTC (one
+/// date and hour each), or `None` for flows with no time.
+type HourKey = Option<i64>;
+
+/// The texts of the rows, each made once as a column value and shared from then on (a
+/// value is a reference-counted buffer: a clone is a count, not a copy). Made per row, the
+/// names, the protocol and the partition's key cost more than judging the flow, most of it
+/// in the allocator (docs/performance.md, session 35).
+#[derive(Default)]
+struct RowTexts {
+    /// Each pod's name (`namespace/name`), by its place in the inventory, once met.
+    pods: Vec<Option<ByteArray>>,
+    /// Each deciding policy's name, by the address of its text: the checker makes each
+    /// name once and hands on clones. The clone kept here keeps the address its own.
+    policies: netfence_model::net::FastMap<usize, (Arc<str>, ByteArray)>,
+}
+
+/// A column value of a text known when the program is built.
+fn word(text: &'static str) -> ByteArray {
+    ByteArray::from(bytes::Bytes::from_static(text.as_bytes()))
+}
+
+impl RowTexts {
+    /// The name of `endpoint` as [`Engine::endpoint_name`] makes it.
+    fn name(&mut self, engine: &Engine, endpoint: netfence_engine::Endpoint) -> ByteArray {
+        let made = || ByteArray::from(engine.endpoint_name(endpoint).into_bytes());
+        match endpoint {
+            netfence_engine::Endpoint::Pod(id) => {
+                if self.pods.is_empty() {
+                    self.pods = vec![None; engine.inventory().pods().len()];
+                }
+                match self.pods.get_mut(id.index()) {
+                    Some(Some(name)) => name.clone(),
+                    Some(slot @ None) => slot.insert(made()).clone(),
+                    None => made(),
+                }
+            }
+            netfence_engine::Endpoint::Address(_) => made(),
+        }
+    }
+
+    /// The name of a deciding policy.
+    fn policy(&mut self, name: &Arc<str>) -> ByteArray {
+        let key = Arc::as_ptr(name) as *const u8 as usize;
+        let (_, text) = self
+            .policies
+            .entry(key)
+            .or_insert_with(|| (Arc::clone(name), ByteArray::from(name.as_bytes().to_vec())));
+        text.clone()
+    }
+}
+
+/// `TCP`, `UDP`, `SCTP`, `ICMP`, or the number, as the protocol's `Display` writes it.
+fn protocol_text(protocol: crate::FlowProtocol) -> ByteArray {
+    use crate::FlowProtocol;
+    match protocol {
+        FlowProtocol::Tcp => word("TCP"),
+        FlowProtocol::Udp => word("UDP"),
+        FlowProtocol::Sctp => word("SCTP"),
+        FlowProtocol::Icmp => word("ICMP"),
+        FlowProtocol::Other(number) => ByteArray::from(number.to_string().into_bytes()),
+    }
+}
+
+/// The partition of a flow at `time`.
+fn hour_key(time: Option<jiff::Timestamp>) -> HourKey {
+    time.map(|time| {
+        // Whole seconds rounded down (before 1970 too), then whole hours.
+        let second = time.as_second() - i64::from(time.subsec_nanosecond() < 0);
+        second.div_euclid(3600)
+    })
+}
+
+/// The directories of the partition of a flow at `time`: `date=YYYY-MM-DD` and `hour=HH`
+/// in UTC, or Hive's name for a missing value.
+fn partition_dirs(time: Option<jiff::Timestamp>) -> (String, String) {
+    match time {
+        Some(time) => {
+            let utc = time.to_zoned(jiff::tz::TimeZone::UTC);
+            (
+                format!("date={}", utc.strftime("%Y-%m-%d")),
+                format!("hour={}", utc.strftime("%H")),
+            )
+        }
+        None => (format!("date={NO_TIME}"), format!("hour={NO_TIME}")),
+    }
+}
+
 /// Writes judged flows as Parquet under a directory, one file per (date, hour) partition.
 pub struct ParquetWriter {
     dir: PathBuf,
-    partitions: BTreeMap<(String, String), Partition>,
+    partitions: Vec<Partition>,
+    /// Each partition's place in `partitions`, by its hour.
+    by_hour: BTreeMap<HourKey, usize>,
+    /// The partition of the last row (consecutive flows mostly share their hour).
+    last: Option<(HourKey, usize)>,
+    texts: RowTexts,
     buffered: usize,
     schema: Arc<parquet::schema::types::Type>,
     properties: Arc<WriterProperties>,
@@ -186,7 +279,10 @@ impl ParquetWriter {
             .build();
         Ok(ParquetWriter {
             dir: dir.to_path_buf(),
-            partitions: BTreeMap::new(),
+            partitions: Vec::new(),
+            by_hour: BTreeMap::new(),
+            last: None,
+            texts: RowTexts::default(),
             buffered: 0,
             schema: Arc::new(schema),
             properties: Arc::new(properties),
@@ -197,53 +293,34 @@ impl ParquetWriter {
     /// Add one judged flow, with its endpoints named by `engine` as the other outputs name
     /// them.
     pub fn write(&mut self, engine: &Engine, flow: &CheckedFlow) -> Result<(), FlowError> {
-        let key = match flow.time {
-            Some(time) => {
-                let utc = time.to_zoned(jiff::tz::TimeZone::UTC);
-                (
-                    format!("date={}", utc.strftime("%Y-%m-%d")),
-                    format!("hour={}", utc.strftime("%H")),
-                )
+        let key = hour_key(flow.time);
+        let at = match self.last {
+            Some((last, at)) if last == key => at,
+            _ => {
+                let at = match self.by_hour.get(&key) {
+                    Some(&at) => at,
+                    None => self.open_partition(key, flow.time)?,
+                };
+                self.last = Some((key, at));
+                at
             }
-            None => (format!("date={NO_TIME}"), format!("hour={NO_TIME}")),
         };
-        if !self.partitions.contains_key(&key) {
-            let directory = self.dir.join(&key.0).join(&key.1);
-            std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
-            let path = directory.join("flows-0.parquet");
-            let file = File::create(&path).map_err(|e| io_error(&path, e))?;
-            let writer =
-                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
-                    .map_err(|e| io_error(&path, e))?;
-            self.files.push(path);
-            self.partitions.insert(
-                key.clone(),
-                Partition {
-                    writer,
-                    rows: Columns::default(),
-                },
-            );
-        }
-        let Some(partition) = self.partitions.get_mut(&key) else {
+        let Some(partition) = self.partitions.get_mut(at) else {
             return Ok(());
         };
         let rows = &mut partition.rows;
-        let optional = |values: &mut Vec<ByteArray>, present: &mut Vec<i16>, text: Option<&str>| {
-            present.push(i16::from(text.is_some()));
-            if let Some(text) = text {
-                values.push(ByteArray::from(text));
-            }
-        };
+        let optional =
+            |values: &mut Vec<ByteArray>, present: &mut Vec<i16>, text: Option<ByteArray>| {
+                present.push(i16::from(text.is_some()));
+                values.extend(text);
+            };
         rows.time_present.push(i16::from(flow.time.is_some()));
         if let Some(time) = flow.time {
             rows.time.push(time.as_microsecond());
         }
-        rows.src
-            .push(ByteArray::from(engine.endpoint_name(flow.src).as_str()));
-        rows.dst
-            .push(ByteArray::from(engine.endpoint_name(flow.dst).as_str()));
-        rows.protocol
-            .push(ByteArray::from(flow.protocol.to_string().as_str()));
+        rows.src.push(self.texts.name(engine, flow.src));
+        rows.dst.push(self.texts.name(engine, flow.dst));
+        rows.protocol.push(protocol_text(flow.protocol));
         rows.port_present.push(i16::from(flow.port.is_some()));
         if let Some(port) = flow.port {
             rows.port.push(i32::from(port));
@@ -251,17 +328,17 @@ impl ParquetWriter {
         optional(
             &mut rows.observed,
             &mut rows.observed_present,
-            flow.observed.map(crate::Observed::as_str),
+            flow.observed.map(|observed| word(observed.as_str())),
         );
         optional(
             &mut rows.policy,
             &mut rows.policy_present,
-            flow.policy.map(crate::Judgement::as_str),
+            flow.policy.map(|policy| word(policy.as_str())),
         );
         optional(
             &mut rows.decided_by,
             &mut rows.decided_by_present,
-            flow.decided_by.as_deref(),
+            flow.decided_by.as_ref().map(|name| self.texts.policy(name)),
         );
         rows.mismatch.push(flow.mismatch);
         self.buffered += 1;
@@ -271,9 +348,32 @@ impl ParquetWriter {
         Ok(())
     }
 
+    /// Open the file of the partition `key` (of a flow at `time`), and return its place.
+    fn open_partition(
+        &mut self,
+        key: HourKey,
+        time: Option<jiff::Timestamp>,
+    ) -> Result<usize, FlowError> {
+        let (date, hour) = partition_dirs(time);
+        let directory = self.dir.join(date).join(hour);
+        std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
+        let path = directory.join("flows-0.parquet");
+        let file = File::create(&path).map_err(|e| io_error(&path, e))?;
+        let writer = SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
+            .map_err(|e| io_error(&path, e))?;
+        self.files.push(path);
+        self.partitions.push(Partition {
+            writer,
+            rows: Columns::default(),
+        });
+        let at = self.partitions.len() - 1;
+        self.by_hour.insert(key, at);
+        Ok(at)
+    }
+
     /// Write every buffered row out as a row group of its partition's file.
     fn flush(&mut self) -> Result<(), FlowError> {
-        for partition in self.partitions.values_mut() {
+        for partition in &mut self.partitions {
             if partition.rows.len() > 0 {
                 let rows = std::mem::take(&mut partition.rows);
                 write_row_group(&mut partition.writer, &rows)
@@ -287,7 +387,7 @@ impl ParquetWriter {
     /// Write what is buffered and close every file; the files written, sorted.
     pub fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
         self.flush()?;
-        for (_, partition) in std::mem::take(&mut self.partitions) {
+        for partition in std::mem::take(&mut self.partitions) {
             partition
                 .writer
                 .close()
@@ -344,4 +444,39 @@ fn write_row_group(
     }
     group.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flows share a partition key exactly when they share their directories (a UTC date
+    /// and hour), before 1970 too, where whole seconds round toward zero.
+    #[test]
+    fn flows_share_a_partition_key_when_they_share_date_and_hour() {
+        let at =
+            |second: i64, nanosecond: i32| Some(jiff::Timestamp::new(second, nanosecond).unwrap());
+        let times = [
+            at(-3601, 0),
+            at(-3600, 0),
+            at(-1, -500_000_000),
+            at(0, -1),
+            at(0, 0),
+            at(3599, 999_999_999),
+            at(3600, 0),
+            at(1_700_000_000, 0),
+            at(1_700_003_599, 0),
+            at(1_700_003_600, 0),
+            None,
+        ];
+        for a in times {
+            for b in times {
+                assert_eq!(
+                    hour_key(a) == hour_key(b),
+                    partition_dirs(a) == partition_dirs(b),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
 }
