@@ -323,7 +323,8 @@ fn timed(command: &mut std::process::Command, ticks: f64) -> (f64, String) {
 /// baseline in the same run); and the rate the command prints (records per wall-clock
 /// second while reading). The bench's other rates leave out the reading of a file, the
 /// setup of a checker and loading the cluster; a log of an hour of a busy VPC holds tens of
-/// millions of records.
+/// millions of records. Then each output (the text, and a row for every flow in JSON, CSV
+/// and Parquet) on the 100,000 random pairs' records once over, CPU seconds likewise.
 fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netfence: &Path) {
     use std::io::Write as _;
     let ticks: f64 = std::process::Command::new("getconf")
@@ -452,6 +453,54 @@ fn command_bench(engine: &Engine, files: &[(String, String)], count: usize, netf
             records as f64 / command,
             records as f64 / (command - setup),
             command / wc
+        );
+    }
+    // The outputs: a row for every flow (`-o json`, `-o csv`, `-o parquet`) against the
+    // default text, on the 100,000 random pairs' records once over (the rows go to
+    // /dev/null, the Parquet files to the scratch directory).
+    println!();
+    println!("| output, 100,000 random pairs, {count} records | `flows check` CPU s | records/CPU-s after the setup |");
+    println!("|---|---|---|");
+    let log = dir.join("records.log");
+    std::fs::write(
+        &log,
+        workload(engine, count, Some(100_000), false, Mix::Random),
+    )
+    .expect("log written");
+    let parquet = dir.join("parquet");
+    let parquet_args = [
+        "-o",
+        "parquet",
+        "--output-dir",
+        &parquet.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let outputs: [(&str, Vec<String>); 4] = [
+        ("text", Vec::new()),
+        ("-o json", ["-o", "json"].map(String::from).to_vec()),
+        ("-o csv", ["-o", "csv"].map(String::from).to_vec()),
+        ("-o parquet", parquet_args),
+    ];
+    for (name, args) in outputs {
+        let runs = (0..3)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(&parquet);
+                let mut command = std::process::Command::new(netfence);
+                command
+                    .args(["flows", "check", "-f"])
+                    .arg(&cluster)
+                    .arg("--vpc")
+                    .arg(&log)
+                    .args(&args)
+                    .stdout(std::process::Stdio::null());
+                timed(&mut command, ticks).0
+            })
+            .collect();
+        let cpu = median(runs);
+        println!(
+            "| {name} | {cpu:.2} | {:.0} |",
+            count as f64 / (cpu - setup)
         );
     }
 }
