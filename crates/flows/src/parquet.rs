@@ -167,8 +167,12 @@ type HourKey = Option<i64>;
 /// in the allocator (docs/performance.md, session 35).
 #[derive(Default)]
 struct RowTexts {
-    /// Each pod's name (`namespace/name`), by its place in the inventory, once met.
-    pods: Vec<Option<ByteArray>>,
+    /// Every pod's name (`namespace/name`), one after another in one buffer, made when the
+    /// first pod is met: a value is a slice of it, so that every clone counts on the same
+    /// count (a buffer per name had each row wait for its names' counts in memory).
+    pod_names: bytes::Bytes,
+    /// Where each pod's name ends in `pod_names`, by its place in the inventory.
+    pod_ends: Vec<usize>,
     /// Each deciding policy's name, by the address of its text: the checker makes each
     /// name once and hands on clones. The clone kept here keeps the address its own.
     policies: netfence_model::net::FastMap<usize, (Arc<str>, ByteArray)>,
@@ -185,13 +189,24 @@ impl RowTexts {
         let made = || ByteArray::from(engine.endpoint_name(endpoint).into_bytes());
         match endpoint {
             netfence_engine::Endpoint::Pod(id) => {
-                if self.pods.is_empty() {
-                    self.pods = vec![None; engine.inventory().pods().len()];
+                if self.pod_ends.is_empty() {
+                    let mut names = Vec::new();
+                    for pod in engine.inventory().pods() {
+                        names.extend_from_slice(pod.key().as_bytes());
+                        self.pod_ends.push(names.len());
+                    }
+                    self.pod_names = bytes::Bytes::from(names);
                 }
-                match self.pods.get_mut(id.index()) {
-                    Some(Some(name)) => name.clone(),
-                    Some(slot @ None) => slot.insert(made()).clone(),
-                    None => made(),
+                let at = id.index();
+                match (
+                    at.checked_sub(1).map(|before| self.pod_ends.get(before)),
+                    self.pod_ends.get(at),
+                ) {
+                    (None, Some(&end)) => ByteArray::from(self.pod_names.slice(..end)),
+                    (Some(Some(&start)), Some(&end)) => {
+                        ByteArray::from(self.pod_names.slice(start..end))
+                    }
+                    _ => made(),
                 }
             }
             netfence_engine::Endpoint::Address(_) => made(),

@@ -245,6 +245,8 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             written = render::flows_header(&mut out, output_kind(output));
         }
         let mut row_writer = render::FlowRowWriter::new(engine, output_kind(output));
+        let mut mismatches: Vec<netfence_flows::check::CountedRow> =
+            Vec::with_capacity(MISMATCH_BATCH);
         for input in inputs_of(flag, &paths) {
             let path = match input {
                 Ok(path) => path,
@@ -255,8 +257,14 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             };
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 // The groups are for the text report (with -o parquet); rows have none.
+                // Counted a batch at a time, so that the batch's groups are looked up
+                // together.
                 if checked.mismatch && !rows {
-                    groups.add(checked);
+                    mismatches.push((checked.clone(), 1));
+                    if mismatches.len() == MISMATCH_BATCH {
+                        groups.add_rows(&mismatches);
+                        mismatches.clear();
+                    }
                 }
                 if rows && !args.summary && written.is_ok() {
                     written = row_writer.write(&mut out, checked);
@@ -268,6 +276,8 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
             let mut judging = checker.judging(Rows::All, &mut sink);
             let read = netfence_flows::read_path_into(&path, &format, &mut stats, &mut judging);
             drop(judging);
+            groups.add_rows(&mismatches);
+            mismatches.clear();
             if let Err(e) = read {
                 failures.push(format!("error: {flag} {e}"));
             }
@@ -309,6 +319,10 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     }
     Ok(u8::from(args.fail_on_mismatch && checked.mismatches > 0))
 }
+
+/// Mismatch rows counted into the groups at a time, when every flow is handed on (with
+/// `-o parquet`; [`netfence_flows::MismatchGroups::add_rows`]).
+const MISMATCH_BATCH: usize = 64;
 
 /// The inputs `paths` name, in reading order ([`netfence_flows::input_files`]): each file, or
 /// the `error: …` line of a path that cannot be listed, in its place.
