@@ -1060,10 +1060,8 @@ pub struct FlowRowWriter<'e> {
     /// Each pod's name (`namespace/name`) as written, by its place in the inventory, once
     /// met.
     pod_names: Vec<Option<Box<[u8]>>>,
-    /// Each deciding policy's name as written, by the address of its text: the checker
-    /// makes each name once and hands on clones. The clone kept here keeps the address
-    /// its own.
-    policies: netfence_model::net::FastMap<usize, (std::sync::Arc<str>, Box<[u8]>)>,
+    /// Each deciding policy's name as written.
+    policies: netfence_flows::ByNameAddress<Box<[u8]>>,
     /// The last time written, and its text as written.
     time: Option<(jiff::Timestamp, Vec<u8>)>,
     /// The row being put together.
@@ -1208,10 +1206,8 @@ impl<'e> FlowRowWriter<'e> {
         match &flow.decided_by {
             Some(name) => {
                 let format = self.format;
-                let (_, text) = self
-                    .policies
-                    .entry(std::sync::Arc::as_ptr(name) as *const u8 as usize)
-                    .or_insert_with(|| (name.clone(), Self::written(format, name).into()));
+                let text =
+                    (self.policies).get_or_make(name, |name| Self::written(format, name).into());
                 self.line.extend_from_slice(text);
             }
             None => self.line.extend_from_slice(null),

@@ -227,10 +227,8 @@ pub struct MismatchGroups {
     /// Deciding policies' text by index.
     policy_names: Vec<Arc<str>>,
     policy_index: FastMap<Arc<str>, u32>,
-    /// Policy index by the text's address (the checker makes each name once): every text
-    /// seen is kept in `seen_policies`, so that its address stays its own.
-    policy_by_address: FastMap<usize, u32>,
-    seen_policies: Vec<Arc<str>>,
+    /// Policy index by the text's address (the checker makes each name once).
+    policy_by_address: crate::ByNameAddress<u32>,
 }
 
 /// `name`'s index in `names`, added when new.
@@ -262,8 +260,7 @@ impl MismatchGroups {
             address_index: FastMap::default(),
             policy_names: Vec::new(),
             policy_index: FastMap::default(),
-            policy_by_address: FastMap::default(),
-            seen_policies: Vec::new(),
+            policy_by_address: Default::default(),
         }
     }
 
@@ -308,14 +305,10 @@ impl MismatchGroups {
         let Some(name) = decided_by else {
             return 0;
         };
-        let address = Arc::as_ptr(name).cast::<u8>() as usize;
-        if let Some(&index) = self.policy_by_address.get(&address) {
-            return index;
-        }
-        let index = 1 + intern(&mut self.policy_names, &mut self.policy_index, name);
-        self.seen_policies.push(Arc::clone(name));
-        self.policy_by_address.insert(address, index);
-        index
+        let (names, index) = (&mut self.policy_names, &mut self.policy_index);
+        *self
+            .policy_by_address
+            .get_or_make(name, |name| 1 + intern(names, index, name))
     }
 
     /// The number of groups.

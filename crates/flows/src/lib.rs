@@ -35,6 +35,39 @@ use jiff::Timestamp;
 use std::fmt;
 use std::net::IpAddr;
 
+/// What a consumer of judged flows makes once per deciding policy's name (its key, or its
+/// text as an output writes it), found by the address of the name's text: the checker makes
+/// each name once and hands on clones ([`CheckedFlow::decided_by`]), so that a look-up
+/// hashes one word, not the text. The clone kept beside each keeps its address its own (a
+/// text dropped could leave its address to another).
+pub struct ByNameAddress<T> {
+    made: netfence_model::net::FastMap<usize, (std::sync::Arc<str>, T)>,
+}
+
+impl<T> Default for ByNameAddress<T> {
+    fn default() -> Self {
+        ByNameAddress {
+            made: Default::default(),
+        }
+    }
+}
+
+impl<T> ByNameAddress<T> {
+    /// What was made for `name`, made by `make` the first time.
+    pub fn get_or_make(
+        &mut self,
+        name: &std::sync::Arc<str>,
+        make: impl FnOnce(&std::sync::Arc<str>) -> T,
+    ) -> &T {
+        let address = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
+        &self
+            .made
+            .entry(address)
+            .or_insert_with(|| (std::sync::Arc::clone(name), make(name)))
+            .1
+    }
+}
+
 /// Ask for `item` (when there is one) to be brought into the CPU's cache, so that a later
 /// read finds it there: on x86-64 a prefetch (`prefetcht0`, which retires at once, through
 /// `safe_arch`: no unsafe code here); elsewhere nothing. Changes nothing. The checker and

@@ -171,11 +171,11 @@ struct RowTexts {
     /// first pod is met: a value is a slice of it, so that every clone counts on the same
     /// count (a buffer per name had each row wait for its names' counts in memory).
     pod_names: bytes::Bytes,
-    /// Where each pod's name ends in `pod_names`, by its place in the inventory.
-    pod_ends: Vec<usize>,
-    /// Each deciding policy's name, by the address of its text: the checker makes each
-    /// name once and hands on clones. The clone kept here keeps the address its own.
-    policies: netfence_model::net::FastMap<usize, (Arc<str>, ByteArray)>,
+    /// Where each pod's name starts in `pod_names`, by its place in the inventory, and
+    /// where the last one ends.
+    pod_bounds: Vec<usize>,
+    /// Each deciding policy's name.
+    policies: crate::ByNameAddress<ByteArray>,
 }
 
 /// A column value of a text known when the program is built.
@@ -189,23 +189,18 @@ impl RowTexts {
         let made = || ByteArray::from(engine.endpoint_name(endpoint).into_bytes());
         match endpoint {
             netfence_engine::Endpoint::Pod(id) => {
-                if self.pod_ends.is_empty() {
+                if self.pod_bounds.is_empty() {
                     let mut names = Vec::new();
+                    self.pod_bounds.push(0);
                     for pod in engine.inventory().pods() {
                         names.extend_from_slice(pod.key().as_bytes());
-                        self.pod_ends.push(names.len());
+                        self.pod_bounds.push(names.len());
                     }
                     self.pod_names = bytes::Bytes::from(names);
                 }
                 let at = id.index();
-                match (
-                    at.checked_sub(1).map(|before| self.pod_ends.get(before)),
-                    self.pod_ends.get(at),
-                ) {
-                    (None, Some(&end)) => ByteArray::from(self.pod_names.slice(..end)),
-                    (Some(Some(&start)), Some(&end)) => {
-                        ByteArray::from(self.pod_names.slice(start..end))
-                    }
+                match (self.pod_bounds.get(at), self.pod_bounds.get(at + 1)) {
+                    (Some(&start), Some(&end)) => ByteArray::from(self.pod_names.slice(start..end)),
                     _ => made(),
                 }
             }
@@ -215,12 +210,9 @@ impl RowTexts {
 
     /// The name of a deciding policy.
     fn policy(&mut self, name: &Arc<str>) -> ByteArray {
-        let key = Arc::as_ptr(name) as *const u8 as usize;
-        let (_, text) = self
-            .policies
-            .entry(key)
-            .or_insert_with(|| (Arc::clone(name), ByteArray::from(name.as_bytes().to_vec())));
-        text.clone()
+        self.policies
+            .get_or_make(name, |name| ByteArray::from(name.as_bytes().to_vec()))
+            .clone()
     }
 }
 
