@@ -92,23 +92,28 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn json_lines_follow_the_contract() {
-    let dir = Dir::new("json");
-    let vpc = dir.write("vpc.log", VPC.as_bytes());
-    let output = netfence(
+/// `netfence flows check -f CLUSTER --vpc VPC -o json` in `dir`, fed `stdin`.
+fn vpc_json(dir: &Dir, vpc: &str, stdin: Option<&[u8]>) -> Output {
+    netfence(
         &[
             "flows",
             "check",
             "-f",
             &dir.cluster(),
             "--vpc",
-            &vpc,
+            vpc,
             "-o",
             "json",
         ],
-        None,
-    );
+        stdin,
+    )
+}
+
+#[test]
+fn json_lines_follow_the_contract() {
+    let dir = Dir::new("json");
+    let vpc = dir.write("vpc.log", VPC.as_bytes());
+    let output = vpc_json(&dir, &vpc, None);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let rows = json_lines(&output);
     // The reply and the NODATA record are not rows.
@@ -193,37 +198,13 @@ fn gzip_directories_and_stdin_are_inputs() {
     // A link to a directory is not entered (a link to its own parent would loop).
     std::os::unix::fs::symlink(dir.0.join("logs"), dir.0.join("logs/sub/loop")).unwrap();
     let logs = dir.0.join("logs").display().to_string();
-    let output = netfence(
-        &[
-            "flows",
-            "check",
-            "-f",
-            &dir.cluster(),
-            "--vpc",
-            &logs,
-            "-o",
-            "json",
-        ],
-        None,
-    );
+    let output = vpc_json(&dir, &logs, None);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(json_lines(&output).len(), 6);
     // stdin, gzipped; and a pipe by its path (as `--vpc <(zcat …)` hands it), which cannot
     // seek.
     for stdin in ["-", "/dev/stdin"] {
-        let output = netfence(
-            &[
-                "flows",
-                "check",
-                "-f",
-                &dir.cluster(),
-                "--vpc",
-                stdin,
-                "-o",
-                "json",
-            ],
-            Some(&gzip(VPC.as_bytes())),
-        );
+        let output = vpc_json(&dir, stdin, Some(&gzip(VPC.as_bytes())));
         assert_eq!(output.status.code(), Some(0), "{stdin}: {output:?}");
         assert_eq!(json_lines(&output).len(), 3, "{stdin}");
     }
