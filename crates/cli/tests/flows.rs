@@ -477,6 +477,119 @@ fn lab_records_flows_that_check_clean_against_its_policies() {
     }
 }
 
+/// Every row of the Parquet dataset under `dir`, as pyarrow reads it (Hive partitions),
+/// one line each, sorted; and the files, relative to `dir`, sorted.
+fn parquet_rows(dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let script = format!(
+        "import pyarrow.dataset as ds
+t = ds.dataset({dir:?}, format='parquet', partitioning='hive').to_table()
+for r in t.to_pylist():
+    print(sorted(r.items()))
+",
+        dir = dir.display().to_string()
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 (scripts/test installs pyarrow)");
+    assert!(
+        output.status.success(),
+        "pyarrow: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut rows: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    rows.sort();
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(at) = dirs.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    (rows, files)
+}
+
+/// `-o parquet` over several files writes on every core, each thread its own file of each
+/// partition (`flows-0.parquet`, `flows-1.parquet`): the same rows as one thread, and the
+/// same summary and mismatch groups on stdout.
+#[test]
+fn parquet_from_several_files_is_written_on_every_thread() {
+    let dir = Dir::new("parquet-threads");
+    for file in 0..6u32 {
+        let mut text = String::new();
+        for line in 0..40u32 {
+            // Two hours in every file, so that both threads write to both partitions.
+            let start = 1_700_000_000 + (line % 2) * 3600 + file;
+            text.push_str(&format!(
+                "2 1 eni-1 10.0.1.30 10.0.0.20 {} {} 6 1 1 {start} {} ACCEPT OK\n",
+                40000 + line,
+                8080 + line % 3,
+                start + 60,
+            ));
+            text.push_str(VPC.lines().nth((line % 5) as usize).unwrap());
+            text.push('\n');
+        }
+        dir.write(&format!("logs/part-{file}.log"), text.as_bytes());
+    }
+    let logs = dir.0.join("logs").display().to_string();
+    let cluster = dir.cluster();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.0.join(format!("out-{threads}"));
+        let out_text = out.display().to_string();
+        let args = [
+            "flows",
+            "check",
+            "-f",
+            &cluster,
+            "--vpc",
+            &logs,
+            "-o",
+            "parquet",
+            "--output-dir",
+            &out_text,
+        ];
+        let (code, stdout, stderr) = on_threads(threads, &args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("mismatches by workload"), "{stdout}");
+        let (rows, files) = parquet_rows(&out);
+        outputs.push((stdout, rows, files));
+    }
+    let [(one_text, one_rows, one_files), (two_text, two_rows, two_files)] = &outputs[..] else {
+        unreachable!()
+    };
+    assert_eq!(one_text, two_text);
+    // Every generated record is a judged flow and a row; of `VPC`'s lines, replies and the
+    // NODATA record are not.
+    assert!(
+        (6 * 40..6 * 80).contains(&one_rows.len()),
+        "{} rows",
+        one_rows.len()
+    );
+    assert_eq!(one_rows, two_rows);
+    assert!(
+        one_files.iter().all(|f| f.ends_with("/flows-0.parquet")),
+        "{one_files:?}"
+    );
+    for number in ["flows-0", "flows-1"] {
+        assert!(
+            two_files
+                .iter()
+                .any(|f| f.ends_with(&format!("/{number}.parquet"))),
+            "{two_files:?}"
+        );
+    }
+}
+
 /// Several files are checked on every core; the output does not depend on it: the same
 /// summary, mismatch groups (the lowest ten ports of a group) and warnings
 /// (the first malformed lines in reading order) as one thread reading the files in turn.

@@ -26,8 +26,8 @@ pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement, Judging, Rows}
 pub use groups::{MismatchGroups, Workloads};
 pub use history::{History, HistoryError};
 pub use read::{
-    for_each_input, input_files, read_path, read_path_into, read_stream, read_stream_into,
-    FlowError, FlowSink, ReadStats, SourceFormat,
+    for_each_input, for_each_input_keeping, input_files, read_path, read_path_into, read_stream,
+    read_stream_into, FlowError, FlowSink, ReadStats, SourceFormat,
 };
 pub use vpc::{VpcField, VpcFormat, VpcFormatError, VpcRecord};
 

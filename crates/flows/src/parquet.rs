@@ -265,6 +265,8 @@ pub struct ParquetWriter {
     schema: Arc<parquet::schema::types::Type>,
     properties: Arc<WriterProperties>,
     files: Vec<PathBuf>,
+    /// The name of this writer's file in each partition.
+    file_name: String,
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> FlowError {
@@ -278,6 +280,13 @@ impl ParquetWriter {
     /// A writer under `dir` (created when missing). Files already there are not removed; a
     /// file of the same name is replaced.
     pub fn new(dir: &Path) -> Result<Self, FlowError> {
+        Self::numbered(dir, 0)
+    }
+
+    /// A writer under `dir` whose file in each partition is `flows-N.parquet` (Hive reads
+    /// every file of a partition): writers of different numbers, one per thread, write
+    /// side by side under the same directory.
+    pub fn numbered(dir: &Path, number: usize) -> Result<Self, FlowError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         let schema = parse_message_type(SCHEMA).map_err(|e| io_error(dir, e))?;
         let properties = WriterProperties::builder()
@@ -294,6 +303,7 @@ impl ParquetWriter {
             schema: Arc::new(schema),
             properties: Arc::new(properties),
             files: Vec::new(),
+            file_name: format!("flows-{number}.parquet"),
         })
     }
 
@@ -364,7 +374,7 @@ impl ParquetWriter {
         let (date, hour) = partition_dirs(time);
         let directory = self.dir.join(date).join(hour);
         std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
-        let path = directory.join("flows-0.parquet");
+        let path = directory.join(&self.file_name);
         let file = File::create(&path).map_err(|e| io_error(&path, e))?;
         let writer = SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
             .map_err(|e| io_error(&path, e))?;

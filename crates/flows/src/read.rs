@@ -196,20 +196,32 @@ pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, FlowError> {
 /// thread, each thread with its own `state` from `init`), the results in the order of
 /// `inputs` whatever the threads' timing: merging them in that order gives what one thread
 /// reading everything in turn gives. One thread (or one input) runs on the caller's thread.
-pub fn for_each_input<S, T: Send>(
+pub fn for_each_input<S: Send, T: Send>(
     inputs: &[PathBuf],
     threads: usize,
     init: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, &Path) -> T + Sync,
 ) -> Vec<T> {
+    for_each_input_keeping(inputs, threads, init, work).0
+}
+
+/// [`for_each_input`], and each thread's state at its end (in no set order), for a state
+/// that holds what must be finished after the last input (an output file).
+pub fn for_each_input_keeping<S: Send, T: Send>(
+    inputs: &[PathBuf],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &Path) -> T + Sync,
+) -> (Vec<T>, Vec<S>) {
     let threads = threads.clamp(1, inputs.len().max(1));
     if threads == 1 {
         let mut state = init();
-        return inputs.iter().map(|input| work(&mut state, input)).collect();
+        let results = inputs.iter().map(|input| work(&mut state, input)).collect();
+        return (results, vec![state]);
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(inputs.len()).collect();
-    let done: Vec<Vec<(usize, T)>> = std::thread::scope(|scope| {
+    let done: Vec<(Vec<(usize, T)>, S)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -218,7 +230,7 @@ pub fn for_each_input<S, T: Send>(
                     loop {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(input) = inputs.get(index) else {
-                            return done;
+                            return (done, state);
                         };
                         done.push((index, work(&mut state, input)));
                     }
@@ -233,10 +245,14 @@ pub fn for_each_input<S, T: Send>(
             })
             .collect()
     });
-    for (index, result) in done.into_iter().flatten() {
-        results[index] = Some(result);
+    let mut states = Vec::with_capacity(done.len());
+    for (done, state) in done {
+        for (index, result) in done {
+            results[index] = Some(result);
+        }
+        states.push(state);
     }
-    results.into_iter().flatten().collect()
+    (results.into_iter().flatten().collect(), states)
 }
 
 /// Read every flow of `path` (a file, a directory, a `.gz`, a pipe, or `-` for stdin), handing each

@@ -204,11 +204,13 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     // the same run's setup costs.
     let engine: &netfence_engine::Engine = Box::leak(Box::new(inputs::load(&args.inputs)?));
     let output = args.output;
-    let mut parquet = match (output, &args.output_dir) {
-        (FlowsFormat::Parquet, Some(dir)) => Some(
+    let parquet = match (output, &args.output_dir) {
+        (FlowsFormat::Parquet, Some(dir)) => {
+            // The directory is made (or found) now: a bad one is said before any reading.
             netfence_flows::ParquetWriter::new(dir)
-                .map_err(|e| Failure::input(format!("--output-dir {e}")))?,
-        ),
+                .map_err(|e| Failure::input(format!("--output-dir {e}")))?;
+            Some(dir.as_path())
+        }
         (FlowsFormat::Parquet, None) => {
             return Err(Failure::input("error: -o parquet needs --output-dir DIR"))
         }
@@ -224,29 +226,24 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
     // Inputs that could not be listed or read on, as `error: …` lines in reading order.
     let mut failures: Vec<String> = Vec::new();
     let started = std::time::Instant::now();
-    let checked = if parquet.is_none() && (args.summary || !rows) {
-        // Counts and mismatch groups only: the inputs' files are checked on every core,
-        // and their counts merged in reading order (the same output as one thread).
+    let checked = if parquet.is_some() || args.summary || !rows {
+        // Counts and mismatch groups (and Parquet files): the inputs' files are checked on
+        // every core, and their counts merged in reading order (the same output as one
+        // thread).
         check_files(
             (flag, &paths, &format),
             engine,
             (history.as_ref(), security_groups.as_ref()),
             (&mut stats, &mut groups, &mut failures),
-            &workloads,
-        )
+            (&workloads, parquet),
+        )?
     } else {
         let mut checker = Checker::new(engine, history);
         if let Some(groups) = security_groups {
             checker = checker.with_security_groups(groups);
         }
-        let mut parquet_failure = None;
-        let mut written: std::io::Result<()> = Ok(());
-        if rows && !args.summary {
-            written = render::flows_header(&mut out, output_kind(output));
-        }
+        let mut written = render::flows_header(&mut out, output_kind(output));
         let mut row_writer = render::FlowRowWriter::new(engine, output_kind(output));
-        let mut mismatches: Vec<netfence_flows::check::CountedRow> =
-            Vec::with_capacity(MISMATCH_BATCH);
         for input in inputs_of(flag, &paths) {
             let path = match input {
                 Ok(path) => path,
@@ -256,41 +253,17 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
                 }
             };
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
-                // The groups are for the text report (with -o parquet); rows have none.
-                // Counted a batch at a time, so that the batch's groups are looked up
-                // together.
-                if checked.mismatch && !rows {
-                    mismatches.push((checked.clone(), 1));
-                    if mismatches.len() == MISMATCH_BATCH {
-                        groups.add_rows(&mismatches);
-                        mismatches.clear();
-                    }
-                }
-                if rows && !args.summary && written.is_ok() {
+                if written.is_ok() {
                     written = row_writer.write(&mut out, checked);
-                }
-                if let (Some(writer), None) = (parquet.as_mut(), &parquet_failure) {
-                    parquet_failure = writer.write(engine, checked).err();
                 }
             };
             let mut judging = checker.judging(Rows::All, &mut sink);
             let read = netfence_flows::read_path_into(&path, &format, &mut stats, &mut judging);
             drop(judging);
-            groups.add_rows(&mismatches);
-            mismatches.clear();
             if let Err(e) = read {
                 failures.push(format!("error: {flag} {e}"));
             }
             written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
-            if let Some(e) = parquet_failure.take() {
-                return Err(Failure::input(format!("error: -o parquet: {e}")));
-            }
-        }
-        if let Some(writer) = parquet {
-            let files = writer
-                .finish()
-                .map_err(|e| Failure::input(format!("error: -o parquet: {e}")))?;
-            eprintln!("netfence: wrote {} Parquet file(s)", files.len());
         }
         checker.take_stats()
     };
@@ -348,11 +321,14 @@ pub(crate) fn failed_inputs(mut failures: Vec<String>, last: Option<Failure>) ->
     Failure::input(failures.join("\n"))
 }
 
-/// Check every file of `paths` for counts and mismatch groups only, on every core (one
-/// checker per thread, one file at a time each), merging each file's counts and groups in
-/// reading order: the output is the same as one thread reading the files in turn, and so are
-/// the failures (`error: …` lines into `failures`, in reading order: a path that cannot be
-/// listed, a file that cannot be read on, whose records before the failure count).
+/// Check every file of `paths` for counts and mismatch groups, on every core (one checker
+/// per thread, one file at a time each), merging each file's counts and groups in reading
+/// order: the output is the same as one thread reading the files in turn, and so are the
+/// failures (`error: …` lines into `failures`, in reading order: a path that cannot be
+/// listed, a file that cannot be read on, whose records before the failure count). With
+/// `parquet`, every judged flow is also written under that directory, each thread to its
+/// own file of each partition (`flows-N.parquet`, N the thread's number; Hive reads every
+/// file of a partition).
 fn check_files(
     (flag, paths, format): (&str, &[PathBuf], &SourceFormat),
     engine: &netfence_engine::Engine,
@@ -362,8 +338,11 @@ fn check_files(
         &mut netfence_flows::MismatchGroups,
         &mut Vec<String>,
     ),
-    workloads: &std::sync::Arc<netfence_flows::Workloads>,
-) -> netfence_flows::check::CheckStats {
+    (workloads, parquet): (
+        &std::sync::Arc<netfence_flows::Workloads>,
+        Option<&std::path::Path>,
+    ),
+) -> Result<netfence_flows::check::CheckStats, Failure> {
     let inputs = inputs_of(flag, paths);
     let files: Vec<PathBuf> = inputs
         .iter()
@@ -375,32 +354,74 @@ fn check_files(
         .and_then(|n| n.parse::<usize>().ok())
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
-    let results = netfence_flows::for_each_input(
+    let numbers = std::sync::atomic::AtomicUsize::new(0);
+    let (results, writers) = netfence_flows::for_each_input_keeping(
         &files,
         threads,
         || {
             let checker = Checker::new(engine, history.cloned());
-            match security_groups {
+            let checker = match security_groups {
                 Some(groups) => checker.with_security_groups(groups.clone()),
                 None => checker,
-            }
+            };
+            let writer = parquet.map(|dir| {
+                let number = numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                netfence_flows::ParquetWriter::numbered(dir, number)
+            });
+            (checker, writer)
         },
-        |checker, path| {
+        |(checker, writer), path| {
             let mut file_stats = ReadStats::default();
             let mut file_groups =
                 netfence_flows::MismatchGroups::new(std::sync::Arc::clone(workloads));
-            // Mismatches counted per connection, each connection's added in one go, a
-            // batch of connections at a time.
-            let mut add = |rows: &[netfence_flows::check::CountedRow]| {
-                file_groups.add_rows(rows);
+            // The first failure to write Parquet, which ends the check.
+            let mut written: Result<(), String> = Ok(());
+            let read = match writer {
+                Some(Ok(writer)) => {
+                    // Every flow to the file; the mismatches counted into the groups a
+                    // batch at a time, so that the batch's groups are looked up together.
+                    let mut mismatches = Vec::with_capacity(MISMATCH_BATCH);
+                    let mut sink = |checked: &netfence_flows::CheckedFlow| {
+                        if checked.mismatch {
+                            mismatches.push((checked.clone(), 1));
+                            if mismatches.len() == MISMATCH_BATCH {
+                                file_groups.add_rows(&mismatches);
+                                mismatches.clear();
+                            }
+                        }
+                        if written.is_ok() {
+                            written = writer.write(engine, checked).map_err(|e| e.to_string());
+                        }
+                    };
+                    let mut judging = checker.judging(Rows::All, &mut sink);
+                    let read =
+                        netfence_flows::read_path_into(path, format, &mut file_stats, &mut judging);
+                    drop(judging);
+                    file_groups.add_rows(&mismatches);
+                    read
+                }
+                Some(Err(e)) => {
+                    written = Err(e.to_string());
+                    Ok(())
+                }
+                None => {
+                    // Mismatches counted per connection, each connection's added in one
+                    // go, a batch of connections at a time.
+                    let mut add = |rows: &[netfence_flows::check::CountedRow]| {
+                        file_groups.add_rows(rows);
+                    };
+                    let mut counting = checker.counting(&mut add);
+                    let read = netfence_flows::read_path_into(
+                        path,
+                        format,
+                        &mut file_stats,
+                        &mut counting,
+                    );
+                    drop(counting);
+                    read
+                }
             };
-            let read = netfence_flows::read_path_into(
-                path,
-                format,
-                &mut file_stats,
-                &mut checker.counting(&mut add),
-            );
-            (read, file_stats, checker.take_stats(), file_groups)
+            (read, file_stats, checker.take_stats(), file_groups, written)
         },
     );
     let mut checked = netfence_flows::check::CheckStats::default();
@@ -410,9 +431,12 @@ fn check_files(
             failures.push(failure);
             continue;
         }
-        let Some((read, file_stats, file_checked, file_groups)) = results.next() else {
+        let Some((read, file_stats, file_checked, file_groups, written)) = results.next() else {
             break;
         };
+        if let Err(e) = written {
+            return Err(Failure::input(format!("error: -o parquet: {e}")));
+        }
         if let Err(e) = read {
             failures.push(format!("error: {flag} {e}"));
         }
@@ -420,7 +444,19 @@ fn check_files(
         checked.merge(&file_checked);
         groups.merge(file_groups);
     }
-    checked
+    if parquet.is_some() {
+        let mut files = Vec::new();
+        for (_, writer) in writers {
+            if let Some(writer) = writer {
+                let written = writer.and_then(|writer| writer.finish());
+                files.extend(
+                    written.map_err(|e| Failure::input(format!("error: -o parquet: {e}")))?,
+                );
+            }
+        }
+        eprintln!("netfence: wrote {} Parquet file(s)", files.len());
+    }
+    Ok(checked)
 }
 
 fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {
