@@ -301,9 +301,7 @@ fn read_file(
         return read_unseekable(file, &name, format, stats, sink);
     }
     if let SourceFormat::Vpc(_) = format {
-        let mut magic = [0u8; 4];
-        let parquet = std::io::Read::read_exact(&mut file, &mut magic).is_ok()
-            && &magic == crate::parquet::MAGIC;
+        let parquet = read_head(&mut file).is_ok_and(|head| head == crate::parquet::MAGIC);
         std::io::Seek::rewind(&mut file).map_err(io)?;
         if parquet {
             return read_parquet(file, &name, stats, sink);
@@ -316,6 +314,15 @@ fn read_file(
         stats,
         sink,
     )
+}
+
+/// The first bytes of `input`, four unless it ends before, however it delivers them (a
+/// pipe's read may return fewer): enough to tell Parquet ([`crate::parquet::MAGIC`]) and
+/// gzip from text.
+fn read_head(input: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(4);
+    input.take(4).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// Read an input that cannot seek (stdin, a pipe, a FIFO) named `name`: its first bytes say
@@ -333,19 +340,9 @@ fn read_unseekable(
         lines: 0,
         source,
     };
-    // The first four bytes, however the pipe delivers them (a read may return fewer).
-    let mut head = [0u8; 4];
-    let mut got = 0;
-    while got < head.len() {
-        match input.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(io(error)),
-        }
-    }
-    let mut input = (&head[..got]).chain(input);
-    if matches!(format, SourceFormat::Vpc(_)) && head[..got] == *crate::parquet::MAGIC {
+    let head = read_head(&mut input).map_err(io)?;
+    let mut input = head.as_slice().chain(input);
+    if matches!(format, SourceFormat::Vpc(_)) && head == crate::parquet::MAGIC {
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes).map_err(io)?;
         return read_parquet(bytes::Bytes::from(bytes), name, stats, sink);
