@@ -1097,18 +1097,17 @@ impl<'e> FlowRowWriter<'e> {
     /// Write the name of `endpoint` (as [`Engine::endpoint_name`] makes it) to the row.
     fn push_name(&mut self, endpoint: Endpoint) {
         match endpoint {
-            Endpoint::Pod(id) => match self.pod_names.get_mut(id.index()) {
-                Some(Some(name)) => self.line.extend_from_slice(name),
-                Some(slot @ None) => {
-                    let name = Self::written(self.format, &self.engine.endpoint_name(endpoint));
-                    self.line.extend_from_slice(&name);
+            Endpoint::Pod(id) => {
+                if let Some(Some(name)) = self.pod_names.get(id.index()) {
+                    self.line.extend_from_slice(name);
+                    return;
+                }
+                let name = Self::written(self.format, &self.engine.endpoint_name(endpoint));
+                self.line.extend_from_slice(&name);
+                if let Some(slot) = self.pod_names.get_mut(id.index()) {
                     *slot = Some(name.into());
                 }
-                None => {
-                    let name = Self::written(self.format, &self.engine.endpoint_name(endpoint));
-                    self.line.extend_from_slice(&name);
-                }
-            },
+            }
             // An address needs neither escaping nor CSV quotes.
             Endpoint::Address(ip) => {
                 let quote: &[u8] = match self.format {
@@ -1174,15 +1173,12 @@ impl<'e> FlowRowWriter<'e> {
         self.line.extend_from_slice(keys[2]);
         self.push_name(flow.dst);
         self.line.extend_from_slice(keys[3]);
-        // `TCP`/`UDP`/`SCTP`/`ICMP` as a string, any other protocol as its number (as the
+        // The protocol's name as a string, any other protocol as its number (as the
         // protocol's `Display` writes it).
-        match flow.protocol {
-            netfence_flows::FlowProtocol::Tcp => word(&mut self.line, "TCP"),
-            netfence_flows::FlowProtocol::Udp => word(&mut self.line, "UDP"),
-            netfence_flows::FlowProtocol::Sctp => word(&mut self.line, "SCTP"),
-            netfence_flows::FlowProtocol::Icmp => word(&mut self.line, "ICMP"),
-            netfence_flows::FlowProtocol::Other(number) => {
-                let _ = write!(self.line, "{number}");
+        match flow.protocol.name() {
+            Some(name) => word(&mut self.line, name),
+            None => {
+                let _ = write!(self.line, "{}", flow.protocol);
             }
         }
         self.line.extend_from_slice(keys[4]);

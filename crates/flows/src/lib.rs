@@ -137,15 +137,26 @@ impl FlowProtocol {
     }
 }
 
+impl FlowProtocol {
+    /// `TCP`, `UDP`, `SCTP` or `ICMP` (the `flows check` contract); `None` for any other
+    /// protocol, which the contract writes as its number.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            FlowProtocol::Tcp => Some("TCP"),
+            FlowProtocol::Udp => Some("UDP"),
+            FlowProtocol::Sctp => Some("SCTP"),
+            FlowProtocol::Icmp => Some("ICMP"),
+            FlowProtocol::Other(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for FlowProtocol {
-    /// `TCP`, `UDP`, `SCTP`, `ICMP`, or the number (the `flows check` contract).
+    /// [`FlowProtocol::name`], or the number (the `flows check` contract).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FlowProtocol::Tcp => f.write_str("TCP"),
-            FlowProtocol::Udp => f.write_str("UDP"),
-            FlowProtocol::Sctp => f.write_str("SCTP"),
-            FlowProtocol::Icmp => f.write_str("ICMP"),
             FlowProtocol::Other(number) => write!(f, "{number}"),
+            named => f.write_str(named.name().unwrap_or_default()),
         }
     }
 }

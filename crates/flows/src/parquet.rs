@@ -216,15 +216,12 @@ impl RowTexts {
     }
 }
 
-/// `TCP`, `UDP`, `SCTP`, `ICMP`, or the number, as the protocol's `Display` writes it.
+/// The protocol's name ([`crate::FlowProtocol::name`]), or its number, as its `Display`
+/// writes it.
 fn protocol_text(protocol: crate::FlowProtocol) -> ByteArray {
-    use crate::FlowProtocol;
-    match protocol {
-        FlowProtocol::Tcp => word("TCP"),
-        FlowProtocol::Udp => word("UDP"),
-        FlowProtocol::Sctp => word("SCTP"),
-        FlowProtocol::Icmp => word("ICMP"),
-        FlowProtocol::Other(number) => ByteArray::from(number.to_string().into_bytes()),
+    match protocol.name() {
+        Some(name) => word(name),
+        None => ByteArray::from(protocol.to_string().into_bytes()),
     }
 }
 

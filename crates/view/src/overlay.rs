@@ -4,7 +4,7 @@
 
 use crate::data::{ObservedEdge, ViewData};
 use netfence_engine::{Endpoint, Engine};
-use netfence_flows::{CheckedFlow, FlowProtocol, Judgement};
+use netfence_flows::{CheckedFlow, Judgement};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -65,13 +65,7 @@ impl Overlay {
     pub fn add(&mut self, engine: &Engine, flow: &CheckedFlow) {
         let (src, src_name) = self.node(engine, flow.src);
         let (dst, dst_name) = self.node(engine, flow.dst);
-        let protocol = match flow.protocol {
-            FlowProtocol::Tcp => "TCP".to_string(),
-            FlowProtocol::Udp => "UDP".to_string(),
-            FlowProtocol::Sctp => "SCTP".to_string(),
-            FlowProtocol::Icmp => "ICMP".to_string(),
-            FlowProtocol::Other(number) => number.to_string(),
-        };
+        let protocol = flow.protocol.to_string();
         let port = match flow.port {
             Some(port) => format!("{protocol}/{port}"),
             None => protocol,
