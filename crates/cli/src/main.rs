@@ -6,6 +6,7 @@
 
 mod commands;
 mod examples;
+mod in_turn;
 mod inputs;
 mod render;
 mod render_tls;
@@ -125,10 +126,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             // Every refusal and failure reads `error: …` (load errors already carry it, one
-            // per line).
-            if failure.message.starts_with("error: ") || failure.message.is_empty() {
+            // per line); a quiet one (stdout closed by its reader, `| head`) says nothing.
+            if failure.message.starts_with("error: ") {
                 eprintln!("{}", failure.message);
-            } else {
+            } else if !failure.message.is_empty() {
                 eprintln!("error: {}", failure.message);
             }
             ExitCode::from(failure.code)

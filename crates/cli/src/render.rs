@@ -1127,6 +1127,18 @@ impl<'e> FlowRowWriter<'e> {
         out: &mut impl Write,
         flow: &netfence_flows::CheckedFlow,
     ) -> io::Result<()> {
+        self.write_decided(out, flow, flow.decided_by.as_ref())
+    }
+
+    /// Write one judged flow whose deciding policy is `decided_by` (its own `decided_by` is
+    /// not read): a batch of rows handed to another thread carries each policy's name once
+    /// (`flows check`'s row threads).
+    pub fn write_decided(
+        &mut self,
+        out: &mut impl Write,
+        flow: &netfence_flows::CheckedFlow,
+        decided_by: Option<&std::sync::Arc<str>>,
+    ) -> io::Result<()> {
         let json = matches!(self.format, FlowRowFormat::Json);
         // What a missing value is written as, and what comes before each key's value.
         let (null, keys): (&[u8], [&[u8]; 9]) = match json {
@@ -1199,7 +1211,7 @@ impl<'e> FlowRowWriter<'e> {
             None => self.line.extend_from_slice(null),
         }
         self.line.extend_from_slice(keys[7]);
-        match &flow.decided_by {
+        match decided_by {
             Some(name) => {
                 let format = self.format;
                 let text =

@@ -632,7 +632,15 @@ fn several_files_on_several_threads_give_the_one_thread_output() {
         args.extend_from_slice(extra);
         on_threads(threads, &args)
     };
-    for extra in [&[][..], &["--summary"][..]] {
+    // The text and summary are counted on every thread; JSON and CSV rows are judged on
+    // one and written by the others, in reading order.
+    let outputs = [
+        &[][..],
+        &["--summary"][..],
+        &["-o", "json"][..],
+        &["-o", "csv"][..],
+    ];
+    for extra in outputs {
         let one = run("1", &[&logs], extra);
         assert_eq!(one.0, Some(0), "{}", one.2);
         assert!(
@@ -811,8 +819,78 @@ fn an_input_cut_short_stops_that_input_only() {
     assert!(stdout.contains("mismatches by workload"), "{stdout}");
     assert_eq!(run("2", &[]), (code, stdout, stderr.clone()));
     assert_eq!(run("2", &["--fail-on-mismatch"]).0, Some(2));
-    // Rows: one per record read, and the same errors.
-    let (code, rows, row_errors) = run("1", &["-o", "json"]);
-    assert_eq!((code, rows.lines().count() as u64), (Some(2), read));
-    assert_eq!(row_errors, stderr);
+    // Rows: one per record read, and the same errors; on two and three threads (one and
+    // two writing threads, taking about 24 batches of rows in turn) the same rows.
+    for output in ["json", "csv"] {
+        let (code, rows, row_errors) = run("1", &["-o", output]);
+        let header = u64::from(output == "csv");
+        assert_eq!(
+            (code, rows.lines().count() as u64),
+            (Some(2), read + header)
+        );
+        assert_eq!(row_errors, stderr);
+        for threads in ["2", "3"] {
+            assert!(
+                run(threads, &["-o", output]) == (code, rows.clone(), row_errors.clone()),
+                "{output} on {threads} threads"
+            );
+        }
+    }
+}
+
+/// Rows written to a pipe whose reader has gone (`netfence … | head -1`) end the check with
+/// exit 0 and nothing on stderr, on one thread and when other threads write the rows.
+#[test]
+fn rows_to_a_closed_pipe_end_the_check_quietly() {
+    use std::io::BufRead;
+    let dir = Dir::new("closed");
+    let log: String = (0..100_000u32)
+        .map(|n| {
+            format!(
+                "2 1 eni-1 10.0.1.30 10.0.0.20 {} 8080 6 1 40 {} 1700000060 ACCEPT OK\n",
+                10_000 + n % 50_000,
+                1_700_000_000 + n
+            )
+        })
+        .collect();
+    let log = dir.write("big.log", log.as_bytes());
+    for threads in ["1", "2", "3"] {
+        for output in ["json", "csv"] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_netfence"))
+                .args([
+                    "flows",
+                    "check",
+                    "-f",
+                    &dir.cluster(),
+                    "--vpc",
+                    &log,
+                    "-o",
+                    output,
+                ])
+                .env("NETFENCE_THREADS", threads)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The first row (after CSV's header).
+            let mut rows = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            for _ in 0..=usize::from(output == "csv") {
+                first.clear();
+                rows.read_line(&mut first).unwrap();
+            }
+            assert!(first.contains("shop/api"), "{first}");
+            drop(rows);
+            // The reader is gone: the pipe is closed with about 100,000 rows unread.
+            let output = child.wait_with_output().unwrap();
+            assert_eq!(
+                (
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr).as_ref()
+                ),
+                (Some(0), ""),
+                "{threads} threads"
+            );
+        }
+    }
 }

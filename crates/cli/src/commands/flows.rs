@@ -218,7 +218,6 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         (_, None) => None,
     };
     let rows = matches!(output, FlowsFormat::Json | FlowsFormat::Csv);
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // Each pod's workload named once, for the mismatch groups of every file and thread.
     let workloads = std::sync::Arc::new(netfence_flows::Workloads::of(engine));
     let mut groups = netfence_flows::MismatchGroups::new(std::sync::Arc::clone(&workloads));
@@ -242,29 +241,12 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         if let Some(groups) = security_groups {
             checker = checker.with_security_groups(groups);
         }
-        let mut written = render::flows_header(&mut out, output_kind(output));
-        let mut row_writer = render::FlowRowWriter::new(engine, output_kind(output));
-        for input in inputs_of(flag, &paths) {
-            let path = match input {
-                Ok(path) => path,
-                Err(failure) => {
-                    failures.push(failure);
-                    continue;
-                }
-            };
-            let mut sink = |checked: &netfence_flows::CheckedFlow| {
-                if written.is_ok() {
-                    written = row_writer.write(&mut out, checked);
-                }
-            };
-            let mut judging = checker.judging(Rows::All, &mut sink);
-            let read = netfence_flows::read_path_into(&path, &format, &mut stats, &mut judging);
-            drop(judging);
-            if let Err(e) = read {
-                failures.push(format!("error: {flag} {e}"));
-            }
-            written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
-        }
+        check_rows(
+            (engine, &mut checker),
+            (inputs_of(flag, &paths), &format, &mut stats),
+            (output_kind(output), threads()),
+            (flag, &mut failures),
+        )?;
         checker.take_stats()
     };
     let elapsed = started.elapsed();
@@ -276,6 +258,7 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         checked: &checked,
         seconds: elapsed.as_secs_f64(),
     };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let result = if args.summary || !rows {
         render::flows_summary(&mut out, &summary).and_then(|_| match args.summary {
             true => Ok(()),
@@ -291,6 +274,148 @@ pub fn check(mut args: CheckArgs) -> Result<u8, Failure> {
         return Err(failed_inputs(failures, None));
     }
     Ok(u8::from(args.fail_on_mismatch && checked.mismatches > 0))
+}
+
+/// The threads to check on: `NETFENCE_THREADS`, or as many as the machine runs at once.
+fn threads() -> usize {
+    std::env::var("NETFENCE_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
+/// Rows handed from the judging thread to a writing thread at a time.
+const ROW_BATCH: usize = 1024;
+
+/// Check `inputs` in turn on this thread, and write a row for every flow (`-o json|csv`, in
+/// `rows`' form) to stdout in reading order; an input that cannot be listed or read on is
+/// an `error: …` line in `failures`, in its place. With more than one thread, the rows are
+/// put together and written by the others (`threads - 1` of them), [`ROW_BATCH`] at a
+/// time in turn, while this one reads and judges on: a row costs about what judging its
+/// flow does (docs/performance.md, session 36). A failed write (stdout closed) ends the
+/// check after the input it came in.
+fn check_rows(
+    (engine, checker): (&netfence_engine::Engine, &mut Checker),
+    (inputs, format, stats): (Vec<Result<PathBuf, String>>, &SourceFormat, &mut ReadStats),
+    (rows, threads): (render::FlowRowFormat, usize),
+    (flag, failures): (&str, &mut Vec<String>),
+) -> Result<(), Failure> {
+    if threads <= 1 {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let mut written = render::flows_header(&mut out, rows);
+        let mut row_writer = render::FlowRowWriter::new(engine, rows);
+        for input in inputs {
+            let path = match input {
+                Ok(path) => path,
+                Err(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
+            };
+            let mut sink = |checked: &netfence_flows::CheckedFlow| {
+                if written.is_ok() {
+                    written = row_writer.write(&mut out, checked);
+                }
+            };
+            let mut judging = checker.judging(Rows::All, &mut sink);
+            let read = netfence_flows::read_path_into(&path, format, stats, &mut judging);
+            drop(judging);
+            if let Err(e) = read {
+                failures.push(format!("error: {flag} {e}"));
+            }
+            written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
+        }
+        return written.and_then(|()| out.flush()).map_err(io_failure);
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    render::flows_header(&mut out, rows).map_err(io_failure)?;
+    let (_, mut out, written) = crate::in_turn::write_in_turn(
+        out,
+        threads - 1,
+        || render::FlowRowWriter::new(engine, rows),
+        |writer, batch: &mut RowBatch, text| {
+            for (flow, &place) in batch.flows.iter().zip(&batch.decided_by) {
+                // Into memory: cannot fail.
+                let _ = writer.write_decided(text, flow, batch.policies.get(place as usize));
+            }
+            batch.clear();
+        },
+        |handing| {
+            let mut batch = RowBatch::default();
+            for input in inputs {
+                let path = match input {
+                    Ok(path) => path,
+                    Err(failure) => {
+                        failures.push(failure);
+                        continue;
+                    }
+                };
+                let mut sink = |checked: &netfence_flows::CheckedFlow| {
+                    batch.push(checked);
+                    if batch.flows.len() == ROW_BATCH {
+                        handing.hand_on(&mut batch);
+                    }
+                };
+                let mut judging = checker.judging(Rows::All, &mut sink);
+                let read = netfence_flows::read_path_into(&path, format, stats, &mut judging);
+                drop(judging);
+                if let Err(e) = read {
+                    failures.push(format!("error: {flag} {e}"));
+                }
+                if handing.failed() {
+                    return;
+                }
+            }
+            if !batch.flows.is_empty() {
+                handing.hand_on(&mut batch);
+            }
+        },
+    );
+    written.and_then(|()| out.flush()).map_err(io_failure)
+}
+
+/// The judged flows of a batch of rows on their way to a writing thread
+/// ([`check_rows`]). Each flow's deciding policy is kept by its place in `policies`, and the
+/// flow's own `decided_by` left empty: a row's clone of the policy's name, dropped on the
+/// writing thread, would have both threads change its count for every row.
+#[derive(Default)]
+struct RowBatch {
+    flows: Vec<netfence_flows::CheckedFlow>,
+    /// Each flow's place in `policies`, or `u32::MAX` when no policy decided.
+    decided_by: Vec<u32>,
+    policies: Vec<std::sync::Arc<str>>,
+    /// Each policy's place in `policies`, by the address of its name.
+    places: netfence_model::net::FastMap<usize, u32>,
+}
+
+impl RowBatch {
+    fn push(&mut self, flow: &netfence_flows::CheckedFlow) {
+        let place = match &flow.decided_by {
+            None => u32::MAX,
+            Some(name) => {
+                let address = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
+                let next = self.policies.len() as u32;
+                let policies = &mut self.policies;
+                *self.places.entry(address).or_insert_with(|| {
+                    policies.push(std::sync::Arc::clone(name));
+                    next
+                })
+            }
+        };
+        self.flows.push(netfence_flows::CheckedFlow {
+            decided_by: None,
+            ..*flow
+        });
+        self.decided_by.push(place);
+    }
+
+    fn clear(&mut self) {
+        self.flows.clear();
+        self.decided_by.clear();
+        self.policies.clear();
+        self.places.clear();
+    }
 }
 
 /// Mismatch rows counted into the groups at a time, when every flow is handed on (with
@@ -349,11 +474,7 @@ fn check_files(
         .filter_map(|i| i.as_ref().ok())
         .cloned()
         .collect();
-    let threads = std::env::var("NETFENCE_THREADS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-        .unwrap_or(1);
+    let threads = threads();
     let numbers = std::sync::atomic::AtomicUsize::new(0);
     let (results, writers) = netfence_flows::for_each_input_keeping(
         &files,
