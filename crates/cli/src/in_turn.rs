@@ -16,14 +16,15 @@ pub(crate) struct Handing<'a, B> {
     to_writers: SyncSender<(usize, B)>,
     emptied: Receiver<B>,
     failed: &'a AtomicBool,
-    handed: usize,
+    /// Batches handed on so far: the next one's number.
+    handed: std::cell::Cell<usize>,
 }
 
 impl<B: Default> Handing<'_, B> {
     /// Hand `batch` on to be written after the batches before it, and leave an empty one
     /// (an emptied batch that came back, or a new one) in its place. Once a write has
     /// failed nothing more is written: the batch is dropped, and `false` says so.
-    pub(crate) fn hand_on(&mut self, batch: &mut B) -> bool {
+    pub(crate) fn hand_on(&self, batch: &mut B) -> bool {
         if self.failed() {
             *batch = B::default();
             return false;
@@ -31,8 +32,9 @@ impl<B: Default> Handing<'_, B> {
         let next = self.emptied.try_recv().unwrap_or_default();
         let batch = std::mem::replace(batch, next);
         // The writing threads end only when this sender is dropped: the send finds them.
-        let _ = self.to_writers.send((self.handed, batch));
-        self.handed += 1;
+        let number = self.handed.get();
+        let _ = self.to_writers.send((number, batch));
+        self.handed.set(number + 1);
         true
     }
 
@@ -62,7 +64,7 @@ pub(crate) fn write_in_turn<B, S, W, R>(
     writers: usize,
     state: impl Fn() -> S + Sync,
     write: impl Fn(&mut S, &mut B, &mut Vec<u8>) + Sync,
-    produce: impl FnOnce(&mut Handing<B>) -> R,
+    produce: impl FnOnce(&Handing<B>) -> R,
 ) -> (R, W, io::Result<()>)
 where
     B: Send + Default,
@@ -94,14 +96,14 @@ where
             });
         }
         drop(to_producer);
-        let mut handing = Handing {
+        let handing = Handing {
             to_writers,
             emptied,
             failed: &failed,
-            handed: 0,
+            handed: std::cell::Cell::new(0),
         };
         // The writing threads end when `handing` (its sender) is dropped here.
-        produce(&mut handing)
+        produce(&handing)
     });
     let turns = turns.0.into_inner().unwrap_or_else(PoisonError::into_inner);
     (produced, turns.out, turns.written)

@@ -297,35 +297,22 @@ const ROW_BATCH: usize = 1024;
 /// check after the input it came in.
 fn check_rows(
     (engine, checker): (&netfence_engine::Engine, &mut Checker),
-    (inputs, format, stats): (Vec<Result<PathBuf, String>>, &SourceFormat, &mut ReadStats),
+    inputs: (Vec<Result<PathBuf, String>>, &SourceFormat, &mut ReadStats),
     (rows, threads): (render::FlowRowFormat, usize),
-    (flag, failures): (&str, &mut Vec<String>),
+    failures: (&str, &mut Vec<String>),
 ) -> Result<(), Failure> {
     if threads <= 1 {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         let mut written = render::flows_header(&mut out, rows);
+        let failed = std::cell::Cell::new(written.is_err());
         let mut row_writer = render::FlowRowWriter::new(engine, rows);
-        for input in inputs {
-            let path = match input {
-                Ok(path) => path,
-                Err(failure) => {
-                    failures.push(failure);
-                    continue;
-                }
-            };
-            let mut sink = |checked: &netfence_flows::CheckedFlow| {
-                if written.is_ok() {
-                    written = row_writer.write(&mut out, checked);
-                }
-            };
-            let mut judging = checker.judging(Rows::All, &mut sink);
-            let read = netfence_flows::read_path_into(&path, format, stats, &mut judging);
-            drop(judging);
-            if let Err(e) = read {
-                failures.push(format!("error: {flag} {e}"));
+        let mut sink = |checked: &netfence_flows::CheckedFlow| {
+            if !failed.get() {
+                written = row_writer.write(&mut out, checked);
+                failed.set(written.is_err());
             }
-            written.as_ref().map_err(|e| io_failure(clone_io(e)))?;
-        }
+        };
+        judge_inputs(checker, inputs, failures, &mut sink, &|| failed.get());
         return written.and_then(|()| out.flush()).map_err(io_failure);
     }
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
@@ -343,36 +330,49 @@ fn check_rows(
         },
         |handing| {
             let mut batch = RowBatch::default();
-            for input in inputs {
-                let path = match input {
-                    Ok(path) => path,
-                    Err(failure) => {
-                        failures.push(failure);
-                        continue;
-                    }
-                };
-                let mut sink = |checked: &netfence_flows::CheckedFlow| {
-                    batch.push(checked);
-                    if batch.flows.len() == ROW_BATCH {
-                        handing.hand_on(&mut batch);
-                    }
-                };
-                let mut judging = checker.judging(Rows::All, &mut sink);
-                let read = netfence_flows::read_path_into(&path, format, stats, &mut judging);
-                drop(judging);
-                if let Err(e) = read {
-                    failures.push(format!("error: {flag} {e}"));
+            let mut sink = |checked: &netfence_flows::CheckedFlow| {
+                batch.push(checked);
+                if batch.flows.len() == ROW_BATCH {
+                    handing.hand_on(&mut batch);
                 }
-                if handing.failed() {
-                    return;
-                }
-            }
+            };
+            judge_inputs(checker, inputs, failures, &mut sink, &|| handing.failed());
             if !batch.flows.is_empty() {
                 handing.hand_on(&mut batch);
             }
         },
     );
     written.and_then(|()| out.flush()).map_err(io_failure)
+}
+
+/// Read and judge `inputs` in turn, every judged flow handed to `sink`; an input that cannot
+/// be listed or read on is an `error: …` line in `failures`, in its place. Once `failed()`
+/// (the rows can no longer be written) no further input is read.
+fn judge_inputs(
+    checker: &mut Checker,
+    (inputs, format, stats): (Vec<Result<PathBuf, String>>, &SourceFormat, &mut ReadStats),
+    (flag, failures): (&str, &mut Vec<String>),
+    sink: &mut dyn FnMut(&netfence_flows::CheckedFlow),
+    failed: &dyn Fn() -> bool,
+) {
+    for input in inputs {
+        let path = match input {
+            Ok(path) => path,
+            Err(failure) => {
+                failures.push(failure);
+                continue;
+            }
+        };
+        let mut judging = checker.judging(Rows::All, sink);
+        let read = netfence_flows::read_path_into(&path, format, stats, &mut judging);
+        drop(judging);
+        if let Err(e) = read {
+            failures.push(format!("error: {flag} {e}"));
+        }
+        if failed() {
+            return;
+        }
+    }
 }
 
 /// The judged flows of a batch of rows on their way to a writing thread
@@ -585,9 +585,4 @@ fn output_kind(format: FlowsFormat) -> render::FlowRowFormat {
         FlowsFormat::Csv => render::FlowRowFormat::Csv,
         FlowsFormat::Json | FlowsFormat::Text | FlowsFormat::Parquet => render::FlowRowFormat::Json,
     }
-}
-
-/// An I/O error carried out of the sink (io::Error is not Clone).
-fn clone_io(error: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(error.kind(), error.to_string())
 }
