@@ -323,8 +323,7 @@ fn check_rows(
         || render::FlowRowWriter::new(engine, rows),
         |writer, batch: &mut RowBatch, text| {
             for (flow, &place) in batch.flows.iter().zip(&batch.decided_by) {
-                // Into memory: cannot fail.
-                let _ = writer.write_decided(text, flow, batch.policies.get(place as usize));
+                writer.append(text, flow, batch.policies.get(place as usize));
             }
             batch.clear();
         },
