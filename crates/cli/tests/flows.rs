@@ -588,6 +588,37 @@ fn parquet_from_several_files_is_written_on_every_thread() {
             "{two_files:?}"
         );
     }
+    // One input: on two threads its rows are encoded on the second; the same files, byte
+    // for byte, and the same text.
+    let one_file = dir.0.join("logs/part-3.log").display().to_string();
+    let mut single = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.0.join(format!("single-{threads}"));
+        let out_text = out.display().to_string();
+        let args = [
+            "flows",
+            "check",
+            "-f",
+            &cluster,
+            "--vpc",
+            &one_file,
+            "-o",
+            "parquet",
+            "--output-dir",
+            &out_text,
+        ];
+        let (code, stdout, stderr) = on_threads(threads, &args);
+        assert_eq!(code, Some(0), "{stderr}");
+        let mut files: Vec<(String, Vec<u8>)> = parquet_rows(&out)
+            .1
+            .iter()
+            .map(|f| (f.clone(), std::fs::read(out.join(f)).unwrap()))
+            .collect();
+        files.sort();
+        single.push((stdout, files));
+    }
+    assert_eq!(single[0].1.len(), 2, "two hours");
+    assert!(single[0] == single[1], "one input on two threads differs");
 }
 
 /// Several files are checked on every core; the output does not depend on it: the same

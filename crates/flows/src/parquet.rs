@@ -151,9 +151,146 @@ impl Columns {
     }
 }
 
-/// One partition's file, open while the run lasts.
+impl Columns {
+    /// Every value cleared, the room kept.
+    fn clear(&mut self) {
+        let Columns {
+            time,
+            time_present,
+            src,
+            dst,
+            protocol,
+            port,
+            port_present,
+            observed,
+            observed_present,
+            policy,
+            policy_present,
+            decided_by,
+            decided_by_present,
+            mismatch,
+        } = self;
+        time.clear();
+        time_present.clear();
+        port.clear();
+        port_present.clear();
+        for values in [src, dst, protocol, observed, policy, decided_by] {
+            values.clear();
+        }
+        for present in [observed_present, policy_present, decided_by_present] {
+            present.clear();
+        }
+        mismatch.clear();
+    }
+}
+
+/// Where the row groups are encoded and written: on the thread that adds the rows, or on a
+/// thread of their own ([`ParquetWriter::encoding_apart`]).
+enum Encoder {
+    /// Each partition's file writer, by the partition's place.
+    Here(Vec<SerializedFileWriter<File>>),
+    Apart(EncodingThread),
+}
+
+/// The thread of [`Encoder::Apart`]: it opens each partition's file writer and writes the
+/// row groups it is sent, in order, and hands each group's columns back, so that their
+/// values (reference-counted names) are let go of on the thread that made them.
+struct EncodingThread {
+    jobs: Option<std::sync::mpsc::SyncSender<Encode>>,
+    /// Columns written, back to be filled again.
+    written: std::sync::mpsc::Receiver<Box<Columns>>,
+    thread: Option<std::thread::JoinHandle<Result<(), FlowError>>>,
+}
+
+/// What the encoding thread is asked to do, in order.
+enum Encode {
+    /// Start the file of the next partition (its place is the number of files before it).
+    Open(File, PathBuf),
+    /// Write a row group to the file of a partition.
+    Rows(usize, Box<Columns>),
+}
+
+impl EncodingThread {
+    fn start(schema: Arc<parquet::schema::types::Type>, properties: Arc<WriterProperties>) -> Self {
+        // Two row groups may wait: memory stays bounded.
+        let (jobs, to_encode) = std::sync::mpsc::sync_channel::<Encode>(2);
+        let (give_back, written) = std::sync::mpsc::channel::<Box<Columns>>();
+        let thread = std::thread::spawn(move || {
+            let mut writers: Vec<(SerializedFileWriter<File>, PathBuf)> = Vec::new();
+            for job in to_encode {
+                match job {
+                    Encode::Open(file, path) => {
+                        let writer =
+                            SerializedFileWriter::new(file, schema.clone(), properties.clone())
+                                .map_err(|e| io_error(&path, e))?;
+                        writers.push((writer, path));
+                    }
+                    Encode::Rows(at, rows) => {
+                        if let Some((writer, path)) = writers.get_mut(at) {
+                            write_row_group(writer, &rows).map_err(|e| io_error(path, e))?;
+                        }
+                        // The writer may have stopped taking them back: then they go here.
+                        let _ = give_back.send(rows);
+                    }
+                }
+            }
+            for (writer, path) in writers {
+                writer.close().map_err(|e| io_error(&path, e))?;
+            }
+            Ok(())
+        });
+        EncodingThread {
+            jobs: Some(jobs),
+            written,
+            thread: Some(thread),
+        }
+    }
+
+    /// Send `job`; a thread that has stopped (on a failure) says why.
+    fn send(&mut self, job: Encode) -> Result<(), FlowError> {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
+        if let Some(Ok(())) = sent {
+            return Ok(());
+        }
+        self.end()?;
+        Err(stopped())
+    }
+
+    /// Columns written and back, emptied, or new ones.
+    fn empty_columns(&self) -> Columns {
+        match self.written.try_recv() {
+            Ok(mut columns) => {
+                columns.clear();
+                *columns
+            }
+            Err(_) => Columns::default(),
+        }
+    }
+
+    /// Close the files: wait for the thread to write what it was sent, and close them.
+    fn end(&mut self) -> Result<(), FlowError> {
+        self.jobs = None;
+        let ended = self.thread.take().map(std::thread::JoinHandle::join);
+        // Let go of the columns that came back here, where their values were made.
+        while self.written.try_recv().is_ok() {}
+        match ended {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(stopped()),
+        }
+    }
+}
+
+/// The error of a job sent to an encoding thread that has ended.
+fn stopped() -> FlowError {
+    FlowError::Parquet {
+        path: String::new(),
+        message: "the Parquet encoding thread has stopped".to_string(),
+    }
+}
+
+/// One partition's rows not written yet.
 struct Partition {
-    writer: SerializedFileWriter<File>,
     rows: Columns,
 }
 
@@ -264,6 +401,7 @@ pub struct ParquetWriter {
     files: Vec<PathBuf>,
     /// The name of this writer's file in each partition.
     file_name: String,
+    encoder: Encoder,
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> FlowError {
@@ -301,7 +439,25 @@ impl ParquetWriter {
             properties: Arc::new(properties),
             files: Vec::new(),
             file_name: format!("flows-{number}.parquet"),
+            encoder: Encoder::Here(Vec::new()),
         })
+    }
+
+    /// This writer with its row groups encoded and written on a thread of their own, while
+    /// the rows are added here: the encoding (each column's dictionary, its pages, their
+    /// compression) costs about what judging the flows does, so that one input checked to
+    /// Parquet uses two cores. The files are the same (the groups are written in the same
+    /// order). Before any row.
+    pub fn encoding_apart(mut self) -> Self {
+        if let Encoder::Here(writers) = &self.encoder {
+            if writers.is_empty() {
+                self.encoder = Encoder::Apart(EncodingThread::start(
+                    self.schema.clone(),
+                    self.properties.clone(),
+                ));
+            }
+        }
+        self
     }
 
     /// Add one judged flow, with its endpoints named by `engine` as the other outputs name
@@ -373,11 +529,15 @@ impl ParquetWriter {
         std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
         let path = directory.join(&self.file_name);
         let file = File::create(&path).map_err(|e| io_error(&path, e))?;
-        let writer = SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
-            .map_err(|e| io_error(&path, e))?;
+        match &mut self.encoder {
+            Encoder::Here(writers) => writers.push(
+                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
+                    .map_err(|e| io_error(&path, e))?,
+            ),
+            Encoder::Apart(thread) => thread.send(Encode::Open(file, path.clone()))?,
+        }
         self.files.push(path);
         self.partitions.push(Partition {
-            writer,
             rows: Columns::default(),
         });
         let at = self.partitions.len() - 1;
@@ -387,11 +547,21 @@ impl ParquetWriter {
 
     /// Write every buffered row out as a row group of its partition's file.
     fn flush(&mut self) -> Result<(), FlowError> {
-        for partition in &mut self.partitions {
-            if partition.rows.len() > 0 {
-                let rows = std::mem::take(&mut partition.rows);
-                write_row_group(&mut partition.writer, &rows)
-                    .map_err(|e| io_error(&self.dir, e))?;
+        for (at, partition) in self.partitions.iter_mut().enumerate() {
+            if partition.rows.len() == 0 {
+                continue;
+            }
+            match &mut self.encoder {
+                Encoder::Here(writers) => {
+                    if let (Some(writer), Some(path)) = (writers.get_mut(at), self.files.get(at)) {
+                        write_row_group(writer, &partition.rows).map_err(|e| io_error(path, e))?;
+                    }
+                    partition.rows.clear();
+                }
+                Encoder::Apart(thread) => {
+                    let rows = std::mem::replace(&mut partition.rows, thread.empty_columns());
+                    thread.send(Encode::Rows(at, Box::new(rows)))?;
+                }
             }
         }
         self.buffered = 0;
@@ -401,11 +571,13 @@ impl ParquetWriter {
     /// Write what is buffered and close every file; the files written, sorted.
     pub fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
         self.flush()?;
-        for partition in std::mem::take(&mut self.partitions) {
-            partition
-                .writer
-                .close()
-                .map_err(|e| io_error(&self.dir, e))?;
+        match &mut self.encoder {
+            Encoder::Here(writers) => {
+                for (writer, path) in std::mem::take(writers).into_iter().zip(&self.files) {
+                    writer.close().map_err(|e| io_error(path, e))?;
+                }
+            }
+            Encoder::Apart(thread) => thread.end()?,
         }
         self.files.sort();
         Ok(self.files)

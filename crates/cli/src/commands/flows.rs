@@ -486,7 +486,12 @@ fn check_files(
             };
             let writer = parquet.map(|dir| {
                 let number = numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                netfence_flows::ParquetWriter::numbered(dir, number)
+                let writer = netfence_flows::ParquetWriter::numbered(dir, number);
+                // One input: its rows are encoded on the other core.
+                match files.len() == 1 && threads > 1 {
+                    true => writer.map(netfence_flows::ParquetWriter::encoding_apart),
+                    false => writer,
+                }
             });
             (checker, writer)
         },
