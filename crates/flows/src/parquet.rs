@@ -149,9 +149,7 @@ impl Columns {
     fn len(&self) -> usize {
         self.mismatch.len()
     }
-}
 
-impl Columns {
     /// Every value cleared, the room kept.
     fn clear(&mut self) {
         let Columns {
