@@ -542,9 +542,8 @@ fn parquet_from_several_files_is_written_on_every_thread() {
     }
     let logs = dir.0.join("logs").display().to_string();
     let cluster = dir.cluster();
-    let mut outputs = Vec::new();
-    for threads in ["1", "2"] {
-        let out = dir.0.join(format!("out-{threads}"));
+    // `-o parquet` of `input` into `out` on `threads` threads: its stdout (exit 0).
+    let check = |threads: &str, input: &str, out: &std::path::Path| {
         let out_text = out.display().to_string();
         let args = [
             "flows",
@@ -552,7 +551,7 @@ fn parquet_from_several_files_is_written_on_every_thread() {
             "-f",
             &cluster,
             "--vpc",
-            &logs,
+            input,
             "-o",
             "parquet",
             "--output-dir",
@@ -560,6 +559,12 @@ fn parquet_from_several_files_is_written_on_every_thread() {
         ];
         let (code, stdout, stderr) = on_threads(threads, &args);
         assert_eq!(code, Some(0), "{stderr}");
+        stdout
+    };
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.0.join(format!("out-{threads}"));
+        let stdout = check(threads, &logs, &out);
         assert!(stdout.contains("mismatches by workload"), "{stdout}");
         let (rows, files) = parquet_rows(&out);
         outputs.push((stdout, rows, files));
@@ -594,21 +599,7 @@ fn parquet_from_several_files_is_written_on_every_thread() {
     let mut single = Vec::new();
     for threads in ["1", "2"] {
         let out = dir.0.join(format!("single-{threads}"));
-        let out_text = out.display().to_string();
-        let args = [
-            "flows",
-            "check",
-            "-f",
-            &cluster,
-            "--vpc",
-            &one_file,
-            "-o",
-            "parquet",
-            "--output-dir",
-            &out_text,
-        ];
-        let (code, stdout, stderr) = on_threads(threads, &args);
-        assert_eq!(code, Some(0), "{stderr}");
+        let stdout = check(threads, &one_file, &out);
         let mut files: Vec<(String, Vec<u8>)> = parquet_rows(&out)
             .1
             .iter()
