@@ -3,7 +3,7 @@
 //! into text, and the texts are written in the order the batches were handed on. The
 //! writing threads take the batches in order from one queue and wait for their batch's turn
 //! to write, so each earlier batch is always in a writing thread's hands and the waits end.
-//! Memory is bounded: at most two batches a writing thread wait in the queue, and emptied
+//! Memory is bounded: at most two batches for each writing thread wait in the queue, and emptied
 //! batches come back to be filled again.
 
 use std::io::{self, Write};
