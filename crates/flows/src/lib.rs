@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod advise;
+mod batch;
 pub mod check;
 mod classes;
 pub mod groups;
@@ -22,6 +23,7 @@ pub mod vpc;
 pub mod write;
 
 pub use self::parquet::ParquetWriter;
+pub use batch::FlowBatch;
 pub use check::{Checked, CheckedFlow, Checker, Judged, Judgement, Judging, Rows};
 pub use groups::{MismatchGroups, Workloads};
 pub use history::{History, HistoryError};

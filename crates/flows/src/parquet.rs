@@ -7,6 +7,7 @@
 //! (`DIR/date=2023-11-14/hour=22/flows-0.parquet`), so that Athena, Spark or DataFusion read
 //! months of them as one table. Only the parquet crate's column API is used (no arrow).
 
+use crate::batch::FlowBatch;
 use crate::check::CheckedFlow;
 use crate::read::FlowError;
 use crate::vpc::VpcFormat;
@@ -182,113 +183,9 @@ impl Columns {
     }
 }
 
-/// Where the row groups are encoded and written: on the thread that adds the rows, or on a
-/// thread of their own ([`ParquetWriter::encoding_apart`]).
-enum Encoder {
-    /// Each partition's file writer, by the partition's place.
-    Here(Vec<SerializedFileWriter<File>>),
-    Apart(EncodingThread),
-}
-
-/// The thread of [`Encoder::Apart`]: it opens each partition's file writer and writes the
-/// row groups it is sent, in order, and hands each group's columns back, so that their
-/// values (reference-counted names) are let go of on the thread that made them.
-struct EncodingThread {
-    jobs: Option<std::sync::mpsc::SyncSender<Encode>>,
-    /// Columns written, back to be filled again.
-    written: std::sync::mpsc::Receiver<Box<Columns>>,
-    thread: Option<std::thread::JoinHandle<Result<(), FlowError>>>,
-}
-
-/// What the encoding thread is asked to do, in order.
-enum Encode {
-    /// Start the file of the next partition (its place is the number of files before it).
-    Open(File, PathBuf),
-    /// Write a row group to the file of a partition.
-    Rows(usize, Box<Columns>),
-}
-
-impl EncodingThread {
-    fn start(schema: Arc<parquet::schema::types::Type>, properties: Arc<WriterProperties>) -> Self {
-        // Two row groups may wait: memory stays bounded.
-        let (jobs, to_encode) = std::sync::mpsc::sync_channel::<Encode>(2);
-        let (give_back, written) = std::sync::mpsc::channel::<Box<Columns>>();
-        let thread = std::thread::spawn(move || {
-            let mut writers: Vec<(SerializedFileWriter<File>, PathBuf)> = Vec::new();
-            for job in to_encode {
-                match job {
-                    Encode::Open(file, path) => {
-                        let writer =
-                            SerializedFileWriter::new(file, schema.clone(), properties.clone())
-                                .map_err(|e| io_error(&path, e))?;
-                        writers.push((writer, path));
-                    }
-                    Encode::Rows(at, rows) => {
-                        if let Some((writer, path)) = writers.get_mut(at) {
-                            write_row_group(writer, &rows).map_err(|e| io_error(path, e))?;
-                        }
-                        // The writer may have stopped taking them back: then they go here.
-                        let _ = give_back.send(rows);
-                    }
-                }
-            }
-            for (writer, path) in writers {
-                writer.close().map_err(|e| io_error(&path, e))?;
-            }
-            Ok(())
-        });
-        EncodingThread {
-            jobs: Some(jobs),
-            written,
-            thread: Some(thread),
-        }
-    }
-
-    /// Send `job`; a thread that has stopped (on a failure) says why.
-    fn send(&mut self, job: Encode) -> Result<(), FlowError> {
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
-        if let Some(Ok(())) = sent {
-            return Ok(());
-        }
-        self.end()?;
-        Err(stopped())
-    }
-
-    /// Columns written and back, emptied, or new ones.
-    fn empty_columns(&self) -> Columns {
-        match self.written.try_recv() {
-            Ok(mut columns) => {
-                columns.clear();
-                *columns
-            }
-            Err(_) => Columns::default(),
-        }
-    }
-
-    /// Close the files: wait for the thread to write what it was sent, and close them.
-    fn end(&mut self) -> Result<(), FlowError> {
-        self.jobs = None;
-        let ended = self.thread.take().map(std::thread::JoinHandle::join);
-        // Let go of the columns that came back here, where their values were made.
-        while self.written.try_recv().is_ok() {}
-        match ended {
-            Some(Ok(result)) => result,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Err(stopped()),
-        }
-    }
-}
-
-/// The error of a job sent to an encoding thread that has ended.
-fn stopped() -> FlowError {
-    FlowError::Parquet {
-        path: String::new(),
-        message: "the Parquet encoding thread has stopped".to_string(),
-    }
-}
-
-/// One partition's rows not written yet.
+/// One partition's file, open while the run lasts, and its rows not written yet.
 struct Partition {
+    writer: SerializedFileWriter<File>,
     rows: Columns,
 }
 
@@ -319,27 +216,33 @@ fn word(text: &'static str) -> ByteArray {
 }
 
 impl RowTexts {
-    /// The name of `endpoint` as [`Engine::endpoint_name`] makes it.
-    fn name(&mut self, engine: &Engine, endpoint: netfence_engine::Endpoint) -> ByteArray {
-        let made = || ByteArray::from(engine.endpoint_name(endpoint).into_bytes());
+    /// The texts of the pods of `engine` (made once; later calls change nothing).
+    fn name_pods(&mut self, engine: &Engine) {
+        if !self.pod_bounds.is_empty() {
+            return;
+        }
+        let mut names = Vec::new();
+        self.pod_bounds.push(0);
+        for pod in engine.inventory().pods() {
+            names.extend_from_slice(pod.key().as_bytes());
+            self.pod_bounds.push(names.len());
+        }
+        self.pod_names = bytes::Bytes::from(names);
+    }
+
+    /// The name of `endpoint` as [`Engine::endpoint_name`] makes it (the pods named by
+    /// [`RowTexts::name_pods`] first).
+    fn name(&self, endpoint: netfence_engine::Endpoint) -> ByteArray {
         match endpoint {
             netfence_engine::Endpoint::Pod(id) => {
-                if self.pod_bounds.is_empty() {
-                    let mut names = Vec::new();
-                    self.pod_bounds.push(0);
-                    for pod in engine.inventory().pods() {
-                        names.extend_from_slice(pod.key().as_bytes());
-                        self.pod_bounds.push(names.len());
-                    }
-                    self.pod_names = bytes::Bytes::from(names);
-                }
                 let at = id.index();
                 match (self.pod_bounds.get(at), self.pod_bounds.get(at + 1)) {
                     (Some(&start), Some(&end)) => ByteArray::from(self.pod_names.slice(start..end)),
-                    _ => made(),
+                    // No pod of the engine's inventory: not a flow judged by it.
+                    _ => ByteArray::from(format!("pod #{at}").into_bytes()),
                 }
             }
-            netfence_engine::Endpoint::Address(_) => made(),
+            netfence_engine::Endpoint::Address(ip) => ByteArray::from(ip.to_string().into_bytes()),
         }
     }
 
@@ -384,8 +287,21 @@ fn partition_dirs(time: Option<jiff::Timestamp>) -> (String, String) {
     }
 }
 
-/// Writes judged flows as Parquet under a directory, one file per (date, hour) partition.
+/// Writes judged flows as Parquet under a directory, one file per (date, hour) partition:
+/// on the thread that hands them over, or on a thread of its own
+/// ([`ParquetWriter::on_a_thread`]).
 pub struct ParquetWriter {
+    way: Way,
+}
+
+/// Where a [`ParquetWriter`] writes.
+enum Way {
+    Here(Box<Files>),
+    Apart(WritingThread),
+}
+
+/// The files of a [`ParquetWriter`], and the rows not written yet.
+struct Files {
     dir: PathBuf,
     partitions: Vec<Partition>,
     /// Each partition's place in `partitions`, by its hour.
@@ -399,7 +315,6 @@ pub struct ParquetWriter {
     files: Vec<PathBuf>,
     /// The name of this writer's file in each partition.
     file_name: String,
-    encoder: Encoder,
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> FlowError {
@@ -426,7 +341,7 @@ impl ParquetWriter {
             .set_compression(Compression::SNAPPY)
             .set_created_by("netfence flows check".to_string())
             .build();
-        Ok(ParquetWriter {
+        let files = Files {
             dir: dir.to_path_buf(),
             partitions: Vec::new(),
             by_hour: BTreeMap::new(),
@@ -437,30 +352,140 @@ impl ParquetWriter {
             properties: Arc::new(properties),
             files: Vec::new(),
             file_name: format!("flows-{number}.parquet"),
-            encoder: Encoder::Here(Vec::new()),
+        };
+        Ok(ParquetWriter {
+            way: Way::Here(Box::new(files)),
         })
     }
 
-    /// This writer with its row groups encoded and written on a thread of their own, while
-    /// the rows are added here: the encoding (each column's dictionary, its pages, their
-    /// compression) costs about what judging the flows does, so that one input checked to
-    /// Parquet uses two cores. The files are the same (the groups are written in the same
-    /// order). Before any row.
-    pub fn encoding_apart(mut self) -> Self {
-        if let Encoder::Here(writers) = &self.encoder {
-            if writers.is_empty() {
-                self.encoder = Encoder::Apart(EncodingThread::start(
-                    self.schema.clone(),
-                    self.properties.clone(),
-                ));
+    /// This writer on a thread of its own, for the flows of `engine`: the flows handed over
+    /// go there [`ROW_BATCH`] at a time, and the rows are put together, encoded (each
+    /// column's dictionary, its pages, their compression) and written there. That costs
+    /// more than judging the flows: one input checked to Parquet then uses two cores. The
+    /// files are the same. Before any flow (after one, the writer stays as it is).
+    pub fn on_a_thread(self, engine: &Engine) -> Self {
+        match self.way {
+            Way::Here(mut files) if files.partitions.is_empty() => {
+                files.texts.name_pods(engine);
+                ParquetWriter {
+                    way: Way::Apart(WritingThread::start(*files)),
+                }
             }
+            way => ParquetWriter { way },
         }
-        self
     }
 
     /// Add one judged flow, with its endpoints named by `engine` as the other outputs name
-    /// them.
+    /// them. On a thread of its own, a failure to write comes with a later flow, or with
+    /// [`ParquetWriter::finish`].
     pub fn write(&mut self, engine: &Engine, flow: &CheckedFlow) -> Result<(), FlowError> {
+        match &mut self.way {
+            Way::Here(files) => {
+                files.texts.name_pods(engine);
+                files.write(flow, flow.decided_by.as_ref())
+            }
+            Way::Apart(thread) => thread.write(flow),
+        }
+    }
+
+    /// Write what is buffered and close every file; the files written, sorted.
+    pub fn finish(self) -> Result<Vec<PathBuf>, FlowError> {
+        match self.way {
+            Way::Here(files) => files.finish(),
+            Way::Apart(thread) => thread.finish(),
+        }
+    }
+}
+
+/// Flows handed to a [`WritingThread`] at a time.
+const ROW_BATCH: usize = 1024;
+
+/// The thread of a [`ParquetWriter`] on a thread of its own: it takes batches of flows in
+/// order and writes them to its [`Files`], and hands each emptied batch back.
+struct WritingThread {
+    batch: FlowBatch,
+    batches: Option<std::sync::mpsc::SyncSender<FlowBatch>>,
+    emptied: std::sync::mpsc::Receiver<FlowBatch>,
+    thread: Option<std::thread::JoinHandle<Result<Vec<PathBuf>, FlowError>>>,
+}
+
+impl WritingThread {
+    fn start(mut files: Files) -> Self {
+        // Memory stays bounded: at most a row group and a half of flows wait (the thread
+        // writes a row group at a time, for a while: with less room, the flows handed over
+        // in the meantime would wait for it).
+        let waiting = (BUFFERED_ROWS + BUFFERED_ROWS / 2) / ROW_BATCH;
+        let (batches, to_write) = std::sync::mpsc::sync_channel::<FlowBatch>(waiting);
+        let (give_back, emptied) = std::sync::mpsc::channel::<FlowBatch>();
+        let thread = std::thread::spawn(move || {
+            for mut batch in to_write {
+                for (flow, decided_by) in batch.iter() {
+                    files.write(flow, decided_by)?;
+                }
+                batch.clear();
+                // The writer may be done: then the batch is not needed.
+                let _ = give_back.send(batch);
+            }
+            files.finish()
+        });
+        WritingThread {
+            batch: FlowBatch::default(),
+            batches: Some(batches),
+            emptied,
+            thread: Some(thread),
+        }
+    }
+
+    fn write(&mut self, flow: &CheckedFlow) -> Result<(), FlowError> {
+        self.batch.push(flow);
+        if self.batch.len() >= ROW_BATCH {
+            self.hand_on()?;
+        }
+        Ok(())
+    }
+
+    /// Send the batch to the thread; a thread that has stopped (on a failure) says why.
+    fn hand_on(&mut self) -> Result<(), FlowError> {
+        let next = self.emptied.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, next);
+        let sent = self.batches.as_ref().map(|batches| batches.send(batch));
+        if let Some(Ok(())) = sent {
+            return Ok(());
+        }
+        self.end()?;
+        Err(FlowError::Parquet {
+            path: String::new(),
+            message: "the Parquet writing thread has stopped".to_string(),
+        })
+    }
+
+    /// Wait for the thread to write what it was sent and close the files.
+    fn end(&mut self) -> Result<Vec<PathBuf>, FlowError> {
+        self.batches = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(written)) => written,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
+        if !self.batch.is_empty() {
+            self.hand_on()?;
+        }
+        self.end()
+    }
+}
+
+impl Files {
+    /// Add one judged flow whose deciding policy is `decided_by` (its own is not read),
+    /// with its endpoints named as the other outputs name them (the pods named first:
+    /// [`RowTexts::name_pods`]).
+    fn write(
+        &mut self,
+        flow: &CheckedFlow,
+        decided_by: Option<&Arc<str>>,
+    ) -> Result<(), FlowError> {
         let key = hour_key(flow.time);
         let at = match self.last {
             Some((last, at)) if last == key => at,
@@ -486,8 +511,8 @@ impl ParquetWriter {
         if let Some(time) = flow.time {
             rows.time.push(time.as_microsecond());
         }
-        rows.src.push(self.texts.name(engine, flow.src));
-        rows.dst.push(self.texts.name(engine, flow.dst));
+        rows.src.push(self.texts.name(flow.src));
+        rows.dst.push(self.texts.name(flow.dst));
         rows.protocol.push(protocol_text(flow.protocol));
         rows.port_present.push(i16::from(flow.port.is_some()));
         if let Some(port) = flow.port {
@@ -506,7 +531,7 @@ impl ParquetWriter {
         optional(
             &mut rows.decided_by,
             &mut rows.decided_by_present,
-            flow.decided_by.as_ref().map(|name| self.texts.policy(name)),
+            decided_by.map(|name| self.texts.policy(name)),
         );
         rows.mismatch.push(flow.mismatch);
         self.buffered += 1;
@@ -527,15 +552,11 @@ impl ParquetWriter {
         std::fs::create_dir_all(&directory).map_err(|e| io_error(&directory, e))?;
         let path = directory.join(&self.file_name);
         let file = File::create(&path).map_err(|e| io_error(&path, e))?;
-        match &mut self.encoder {
-            Encoder::Here(writers) => writers.push(
-                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
-                    .map_err(|e| io_error(&path, e))?,
-            ),
-            Encoder::Apart(thread) => thread.send(Encode::Open(file, path.clone()))?,
-        }
+        let writer = SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone())
+            .map_err(|e| io_error(&path, e))?;
         self.files.push(path);
         self.partitions.push(Partition {
+            writer,
             rows: Columns::default(),
         });
         let at = self.partitions.len() - 1;
@@ -545,21 +566,11 @@ impl ParquetWriter {
 
     /// Write every buffered row out as a row group of its partition's file.
     fn flush(&mut self) -> Result<(), FlowError> {
-        for (at, partition) in self.partitions.iter_mut().enumerate() {
-            if partition.rows.len() == 0 {
-                continue;
-            }
-            match &mut self.encoder {
-                Encoder::Here(writers) => {
-                    if let (Some(writer), Some(path)) = (writers.get_mut(at), self.files.get(at)) {
-                        write_row_group(writer, &partition.rows).map_err(|e| io_error(path, e))?;
-                    }
-                    partition.rows.clear();
-                }
-                Encoder::Apart(thread) => {
-                    let rows = std::mem::replace(&mut partition.rows, thread.empty_columns());
-                    thread.send(Encode::Rows(at, Box::new(rows)))?;
-                }
+        for (partition, path) in self.partitions.iter_mut().zip(&self.files) {
+            if partition.rows.len() > 0 {
+                write_row_group(&mut partition.writer, &partition.rows)
+                    .map_err(|e| io_error(path, e))?;
+                partition.rows.clear();
             }
         }
         self.buffered = 0;
@@ -567,15 +578,13 @@ impl ParquetWriter {
     }
 
     /// Write what is buffered and close every file; the files written, sorted.
-    pub fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
+    fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
         self.flush()?;
-        match &mut self.encoder {
-            Encoder::Here(writers) => {
-                for (writer, path) in std::mem::take(writers).into_iter().zip(&self.files) {
-                    writer.close().map_err(|e| io_error(path, e))?;
-                }
-            }
-            Encoder::Apart(thread) => thread.end()?,
+        for (partition, path) in std::mem::take(&mut self.partitions)
+            .into_iter()
+            .zip(&self.files)
+        {
+            partition.writer.close().map_err(|e| io_error(path, e))?;
         }
         self.files.sort();
         Ok(self.files)

@@ -205,12 +205,12 @@ for r in t.to_pylist():
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A writer whose row groups are encoded on a thread of their own (`encoding_apart`) writes
-/// the same files, byte for byte, as one that encodes them itself: 150,000 judged flows
+/// A writer on a thread of its own (`on_a_thread`: the rows put together, encoded and
+/// written there) writes the same files, byte for byte, as one that writes them itself: 150,000 judged flows
 /// (three row groups of buffered rows) over three hour partitions and the partition of no
 /// time, rows jumping between them; and its files come back sorted the same.
 #[test]
-fn row_groups_encoded_apart_make_the_same_files() {
+fn a_writer_on_a_thread_makes_the_same_files() {
     let engine = engine();
     let base = std::env::temp_dir().join(format!("netfence-parquet-apart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -249,7 +249,7 @@ fn row_groups_encoded_apart_make_the_same_files() {
         let dir = base.join(format!("apart-{apart}"));
         let writer = ParquetWriter::new(&dir).unwrap();
         let mut writer = match apart {
-            true => writer.encoding_apart(),
+            true => writer.on_a_thread(&engine),
             false => writer,
         };
         for row in &checked {

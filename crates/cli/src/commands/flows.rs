@@ -321,22 +321,22 @@ fn check_rows(
         out,
         threads - 1,
         || render::FlowRowWriter::new(engine, rows),
-        |writer, batch: &mut RowBatch, text| {
-            for (flow, &place) in batch.flows.iter().zip(&batch.decided_by) {
-                writer.append(text, flow, batch.policies.get(place as usize));
+        |writer, batch: &mut netfence_flows::FlowBatch, text| {
+            for (flow, decided_by) in batch.iter() {
+                writer.append(text, flow, decided_by);
             }
             batch.clear();
         },
         |handing| {
-            let mut batch = RowBatch::default();
+            let mut batch = netfence_flows::FlowBatch::default();
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 batch.push(checked);
-                if batch.flows.len() == ROW_BATCH {
+                if batch.len() == ROW_BATCH {
                     handing.hand_on(&mut batch);
                 }
             };
             judge_inputs(checker, inputs, failures, &mut sink, &|| handing.failed());
-            if !batch.flows.is_empty() {
+            if !batch.is_empty() {
                 handing.hand_on(&mut batch);
             }
         },
@@ -371,49 +371,6 @@ fn judge_inputs(
         if failed() {
             return;
         }
-    }
-}
-
-/// The judged flows of a batch of rows on their way to a writing thread
-/// ([`check_rows`]). Each flow's deciding policy is kept by its place in `policies`, and the
-/// flow's own `decided_by` left empty: a row's clone of the policy's name, dropped on the
-/// writing thread, would have both threads change its count for every row.
-#[derive(Default)]
-struct RowBatch {
-    flows: Vec<netfence_flows::CheckedFlow>,
-    /// Each flow's place in `policies`, or `u32::MAX` when no policy decided.
-    decided_by: Vec<u32>,
-    policies: Vec<std::sync::Arc<str>>,
-    /// Each policy's place in `policies`, by the address of its name.
-    places: netfence_model::net::FastMap<usize, u32>,
-}
-
-impl RowBatch {
-    fn push(&mut self, flow: &netfence_flows::CheckedFlow) {
-        let place = match &flow.decided_by {
-            None => u32::MAX,
-            Some(name) => {
-                let address = std::sync::Arc::as_ptr(name).cast::<u8>() as usize;
-                let next = self.policies.len() as u32;
-                let policies = &mut self.policies;
-                *self.places.entry(address).or_insert_with(|| {
-                    policies.push(std::sync::Arc::clone(name));
-                    next
-                })
-            }
-        };
-        self.flows.push(netfence_flows::CheckedFlow {
-            decided_by: None,
-            ..*flow
-        });
-        self.decided_by.push(place);
-    }
-
-    fn clear(&mut self) {
-        self.flows.clear();
-        self.decided_by.clear();
-        self.policies.clear();
-        self.places.clear();
     }
 }
 
@@ -487,9 +444,9 @@ fn check_files(
             let writer = parquet.map(|dir| {
                 let number = numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let writer = netfence_flows::ParquetWriter::numbered(dir, number);
-                // One input: its rows are encoded on the other core.
+                // One input: its rows are put together and written on the other core.
                 match files.len() == 1 && threads > 1 {
-                    true => writer.map(netfence_flows::ParquetWriter::encoding_apart),
+                    true => writer.map(|writer| writer.on_a_thread(engine)),
                     false => writer,
                 }
             });
