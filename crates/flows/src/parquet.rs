@@ -359,7 +359,7 @@ impl ParquetWriter {
     }
 
     /// This writer on a thread of its own, for the flows of `engine`: the flows handed over
-    /// go there [`ROW_BATCH`] at a time, and the rows are put together, encoded (each
+    /// go there 1,024 at a time, and the rows are put together, encoded (each
     /// column's dictionary, its pages, their compression) and written there. That costs
     /// more than judging the flows: one input checked to Parquet then uses two cores. The
     /// files are the same. Before any flow (after one, the writer stays as it is).
