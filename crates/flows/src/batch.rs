@@ -20,6 +20,14 @@ pub struct FlowBatch {
 }
 
 impl FlowBatch {
+    /// The flows a batch holds when it is handed on ([`FlowBatch::is_full`]).
+    pub const FULL: usize = 1024;
+
+    /// Whether the batch holds [`FlowBatch::FULL`] flows (or more): time to hand it on.
+    pub fn is_full(&self) -> bool {
+        self.flows.len() >= Self::FULL
+    }
+
     /// Add `flow` (its deciding policy kept once in the batch).
     pub fn push(&mut self, flow: &CheckedFlow) {
         let place = match &flow.decided_by {

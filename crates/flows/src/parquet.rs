@@ -150,37 +150,6 @@ impl Columns {
     fn len(&self) -> usize {
         self.mismatch.len()
     }
-
-    /// Every value cleared, the room kept.
-    fn clear(&mut self) {
-        let Columns {
-            time,
-            time_present,
-            src,
-            dst,
-            protocol,
-            port,
-            port_present,
-            observed,
-            observed_present,
-            policy,
-            policy_present,
-            decided_by,
-            decided_by_present,
-            mismatch,
-        } = self;
-        time.clear();
-        time_present.clear();
-        port.clear();
-        port_present.clear();
-        for values in [src, dst, protocol, observed, policy, decided_by] {
-            values.clear();
-        }
-        for present in [observed_present, policy_present, decided_by_present] {
-            present.clear();
-        }
-        mismatch.clear();
-    }
 }
 
 /// One partition's file, open while the run lasts, and its rows not written yet.
@@ -359,7 +328,7 @@ impl ParquetWriter {
     }
 
     /// This writer on a thread of its own, for the flows of `engine`: the flows handed over
-    /// go there 1,024 at a time, and the rows are put together, encoded (each
+    /// go there a [`FlowBatch`] at a time, and the rows are put together, encoded (each
     /// column's dictionary, its pages, their compression) and written there. That costs
     /// more than judging the flows: one input checked to Parquet then uses two cores. The
     /// files are the same. Before any flow (after one, the writer stays as it is).
@@ -397,12 +366,11 @@ impl ParquetWriter {
     }
 }
 
-/// Flows handed to a [`WritingThread`] at a time.
-const ROW_BATCH: usize = 1024;
-
 /// The thread of a [`ParquetWriter`] on a thread of its own: it takes batches of flows in
 /// order and writes them to its [`Files`], and hands each emptied batch back.
 struct WritingThread {
+    /// The directory written under (for errors).
+    dir: PathBuf,
     batch: FlowBatch,
     batches: Option<std::sync::mpsc::SyncSender<FlowBatch>>,
     emptied: std::sync::mpsc::Receiver<FlowBatch>,
@@ -411,10 +379,11 @@ struct WritingThread {
 
 impl WritingThread {
     fn start(mut files: Files) -> Self {
+        let dir = files.dir.clone();
         // Memory stays bounded: at most a row group and a half of flows wait (the thread
         // writes a row group at a time, for a while: with less room, the flows handed over
         // in the meantime would wait for it).
-        let waiting = (BUFFERED_ROWS + BUFFERED_ROWS / 2) / ROW_BATCH;
+        let waiting = (BUFFERED_ROWS + BUFFERED_ROWS / 2) / FlowBatch::FULL;
         let (batches, to_write) = std::sync::mpsc::sync_channel::<FlowBatch>(waiting);
         let (give_back, emptied) = std::sync::mpsc::channel::<FlowBatch>();
         let thread = std::thread::spawn(move || {
@@ -429,6 +398,7 @@ impl WritingThread {
             files.finish()
         });
         WritingThread {
+            dir,
             batch: FlowBatch::default(),
             batches: Some(batches),
             emptied,
@@ -438,7 +408,7 @@ impl WritingThread {
 
     fn write(&mut self, flow: &CheckedFlow) -> Result<(), FlowError> {
         self.batch.push(flow);
-        if self.batch.len() >= ROW_BATCH {
+        if self.batch.is_full() {
             self.hand_on()?;
         }
         Ok(())
@@ -453,20 +423,23 @@ impl WritingThread {
             return Ok(());
         }
         self.end()?;
-        Err(FlowError::Parquet {
-            path: String::new(),
-            message: "the Parquet writing thread has stopped".to_string(),
-        })
+        Err(self.stopped())
     }
 
-    /// Wait for the thread to write what it was sent and close the files.
+    /// Wait for the thread to write what it was sent and close the files. Once only: the
+    /// thread has stopped after that.
     fn end(&mut self) -> Result<Vec<PathBuf>, FlowError> {
         self.batches = None;
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(written)) => written,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Ok(Vec::new()),
+            None => Err(self.stopped()),
         }
+    }
+
+    /// The error of flows handed to the thread after it stopped.
+    fn stopped(&self) -> FlowError {
+        io_error(&self.dir, "the Parquet writing thread has stopped")
     }
 
     fn finish(mut self) -> Result<Vec<PathBuf>, FlowError> {
@@ -568,9 +541,8 @@ impl Files {
     fn flush(&mut self) -> Result<(), FlowError> {
         for (partition, path) in self.partitions.iter_mut().zip(&self.files) {
             if partition.rows.len() > 0 {
-                write_row_group(&mut partition.writer, &partition.rows)
-                    .map_err(|e| io_error(path, e))?;
-                partition.rows.clear();
+                let rows = std::mem::take(&mut partition.rows);
+                write_row_group(&mut partition.writer, &rows).map_err(|e| io_error(path, e))?;
             }
         }
         self.buffered = 0;

@@ -285,16 +285,13 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
-/// Rows handed from the judging thread to a writing thread at a time.
-const ROW_BATCH: usize = 1024;
-
 /// Check `inputs` in turn on this thread, and write a row for every flow (`-o json|csv`, in
 /// `rows`' form) to stdout in reading order; an input that cannot be listed or read on is
 /// an `error: …` line in `failures`, in its place. With more than one thread, the rows are
-/// put together and written by the others (`threads - 1` of them), [`ROW_BATCH`] at a
-/// time in turn, while this one reads and judges on: a row costs about what judging its
-/// flow does (docs/performance.md, session 36). A failed write (stdout closed) ends the
-/// check after the input it came in.
+/// put together and written by the others (`threads - 1` of them), a full
+/// [`netfence_flows::FlowBatch`] at a time in turn, while this one reads and judges on: a
+/// row costs about what judging its flow does (docs/performance.md, session 36). A failed
+/// write (stdout closed) ends the check after the input it came in.
 fn check_rows(
     (engine, checker): (&netfence_engine::Engine, &mut Checker),
     inputs: (Vec<Result<PathBuf, String>>, &SourceFormat, &mut ReadStats),
@@ -331,7 +328,7 @@ fn check_rows(
             let mut batch = netfence_flows::FlowBatch::default();
             let mut sink = |checked: &netfence_flows::CheckedFlow| {
                 batch.push(checked);
-                if batch.len() == ROW_BATCH {
+                if batch.is_full() {
                     handing.hand_on(&mut batch);
                 }
             };
