@@ -137,9 +137,7 @@ impl FlowProtocol {
             FlowProtocol::Icmp | FlowProtocol::Other(_) => None,
         }
     }
-}
 
-impl FlowProtocol {
     /// `TCP`, `UDP`, `SCTP` or `ICMP` (the `flows check` contract); `None` for any other
     /// protocol, which the contract writes as its number.
     pub fn name(self) -> Option<&'static str> {
