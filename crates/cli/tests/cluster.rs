@@ -3,6 +3,8 @@
 //! and `netfence watch` prints, change by change, what `netfence diff` prints between the
 //! states before and after each change.
 
+mod common;
+
 use netfence_cluster::testing::{resources_with, TestServer};
 use serde_json::Value;
 use std::io::BufRead;
@@ -69,19 +71,9 @@ fn generate(dir: &Path, seed: u64, pods: usize) {
 
 /// Every document under `dir`, as JSON, read with serde_yaml (not with netfence).
 fn documents(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
+    let files = common::files_under(dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "yml"));
     let mut out = Vec::new();
     for file in files {
         let content = std::fs::read_to_string(&file).unwrap();

@@ -502,19 +502,10 @@ for r in t.to_pylist():
         .map(String::from)
         .collect();
     rows.sort();
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(at) = dirs.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    files.sort();
+    let files = common::files_under(dir)
+        .iter()
+        .map(|path| path.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
     (rows, files)
 }
 
