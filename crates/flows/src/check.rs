@@ -578,6 +578,12 @@ fn way_of(set: &[u32; SET_WORDS], key: FrontKey) -> Option<usize> {
     ways.iter().position(|w| [w[0], w[1], w[2]] == key)
 }
 
+/// The first free way of `set`: its key's last word is 0 (a key's never is, [`FrontKey::new`]).
+fn way_free(set: &[u32; SET_WORDS]) -> Option<usize> {
+    let (ways, _) = set.as_chunks::<SLOT_WORDS>();
+    ways.iter().position(|w| w[2] == 0)
+}
+
 impl FrontKey {
     /// The key's words, as a slot's first three ([`FrontSlot::words`]).
     #[inline(always)]
@@ -1039,18 +1045,22 @@ const WAYS: usize = 2;
 const SET_BITS: u32 = 18;
 
 /// The front cache grows to this many sets (as a power of two), four times at a time, when
-/// the connections it meets outgrow it ([`FrontCache::outgrown`]): 2^20 sets of 2 ways,
-/// 2,097,152 connections, 64 MiB. A log of more connections than the cache holds had
-/// nearly every record go the long way: each connection left the cache before it came again
-/// (1,000,000 random pod pairs, ten times: 1.7 M records a CPU-second against 5 M with
-/// 100,000; docs/performance.md, session 31).
-const MAX_SET_BITS: u32 = 20;
+/// the connections it meets outgrow it ([`FrontCache::outgrown`]): 2^21 sets of 2 ways,
+/// 4,194,304 connections, 128 MiB (and 64 MiB of time spans with a pods history). A log of
+/// more connections than the cache holds had nearly every record go the long way: each
+/// connection left the cache before it came again (1,000,000 random pod pairs, ten times:
+/// 1.7 M records a CPU-second against 5 M with 100,000; docs/performance.md, session 31).
+/// At 2^20 sets those 1,000,000 connections still met three or more to a set in about one
+/// set of fourteen, and took 2,640,000 long-way lookups over the ten times; at 2^21,
+/// 2,080,000, and the check 0.90 of the time (docs/performance.md, session 37).
+const MAX_SET_BITS: u32 = 21;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
 /// one hash of 12 bytes and a look at one set (one cache line), not two address lookups, a
 /// class lookup and a verdict lookup. Bounded: it grows with the connections met, at most
 /// to [`MAX_SET_BITS`] ([`Checker::grow_front_if_outgrown`]), not with the input. A
-/// miss is looked up the long way and put first in its set (the set's last entry leaves).
+/// miss is looked up the long way and put in a free way of its set, or else in its last
+/// way (the entry there leaves); an entry met again moves up a way ([`FrontCache::insert`]).
 /// Each entry holds over the whole seconds `[lo, hi)` (the pods history can give an address
 /// to another pod at another time); those spans sit apart, made and read only once an
 /// entry's span is bounded (with a pods history). The mismatch tallies
@@ -1116,12 +1126,13 @@ impl FrontCache {
     }
 
     /// Every entry (with its span and its tally) of this cache, set after set, its ways in
-    /// the order they go in again to keep their order: the last first.
+    /// the order they go in again to keep their order ([`FrontCache::insert`] fills the
+    /// free ways first): the first first.
     fn entries(&self) -> impl Iterator<Item = (FrontSlot, i64, i64)> + '_ {
         (0..self.sets).flat_map(move |at| {
             let set = self.set_words(at).copied().unwrap_or([0; SET_WORDS]);
             let spans = self.spans.get(at).copied();
-            (0..WAYS).rev().filter_map(move |way| {
+            (0..WAYS).filter_map(move |way| {
                 let slot = FrontSlot::from_words(way_words(&set, way));
                 let (lo, hi) = spans.map_or((i64::MIN, i64::MAX), |spans| spans[way]);
                 // The zero key marks a free slot.
@@ -1209,10 +1220,16 @@ impl FrontCache {
         })
     }
 
-    /// Put `slot` first in the set of its key; the entry that leaves the cache (the same
-    /// key's over another span, or the set's last), when it has mismatches not handed on,
-    /// with their count.
-    fn insert(&mut self, slot: FrontSlot, lo: i64, hi: i64) -> Option<(FrontSlot, u32)> {
+    /// Put `slot` in the set of its key: in the way of the same key's entry (over another
+    /// span) if there is one, else in a free way, else in the last way; where it went, and
+    /// the entry that leaves the cache, when it has mismatches not handed on, with their
+    /// count. A new entry takes the last way, not the first, and moves up a way only when it
+    /// is met again ([`FrontCache::promote`]): a log lists its connections in about the
+    /// same order each aggregation interval, and where a set meets three of them in turn, a
+    /// new entry put first (the set's last leaving) pushed out the one met next, so that
+    /// each of the three missed every time. Put in the last way, one of them stays in the
+    /// first and only the others miss.
+    fn insert(&mut self, slot: FrontSlot, lo: i64, hi: i64) -> (SlotAt, Option<(FrontSlot, u32)>) {
         let key = slot.key;
         if self.sets == 0 {
             let sets = 1usize << self.set_bits;
@@ -1227,26 +1244,42 @@ impl FrontCache {
             self.spans = vec![[(i64::MIN, i64::MAX); WAYS]; 1 << self.set_bits];
         }
         let at = self.set(key);
-        let set = self.set_words_mut(at)?;
+        let Some(set) = self.set_words_mut(at) else {
+            return ((at, 0), None);
+        };
         // A key once per set: an entry for the same key (another time span) is replaced.
-        let way = way_of(set, key).unwrap_or(WAYS - 1);
+        let way = way_of(set, key)
+            .or_else(|| way_free(set))
+            .unwrap_or(WAYS - 1);
         let leaving = FrontSlot::from_words(way_words(set, way));
-        // The ways before `way` move one on, a slot at a time: copies of a fixed size stay
-        // a few moves, where one `copy_within` of a length known only here called `memmove`
-        // (55 of 1,111 samples of checking a 1,000,000-record log with `flows check`).
-        for to in (1..=way).rev() {
-            let moved = *way_words(set, to - 1);
-            set[to * SLOT_WORDS..(to + 1) * SLOT_WORDS].copy_from_slice(&moved);
-        }
-        set[..SLOT_WORDS].copy_from_slice(&slot.words());
+        set[way * SLOT_WORDS..(way + 1) * SLOT_WORDS].copy_from_slice(&slot.words());
         if let Some(spans) = self.spans.get_mut(at) {
-            for to in (1..=way).rev() {
-                spans[to] = spans[to - 1];
-            }
-            spans[0] = (lo, hi);
+            spans[way] = (lo, hi);
         }
         self.inserted += 1;
-        (leaving.tally > 0).then_some((leaving, leaving.tally))
+        (
+            (at, way),
+            (leaving.tally > 0).then_some((leaving, leaving.tally)),
+        )
+    }
+
+    /// The entry at `at`, just met again, moved up a way (swapped with the entry there,
+    /// spans and tallies with them); where it is now. Entries met again gather in the
+    /// first ways, and the last way takes the new ones ([`FrontCache::insert`]).
+    #[inline(always)]
+    fn promote(&mut self, (at, way): SlotAt) -> SlotAt {
+        if way == 0 {
+            return (at, way);
+        }
+        let Some(set) = self.set_words_mut(at) else {
+            return (at, way);
+        };
+        let (before, this) = set.split_at_mut(way * SLOT_WORDS);
+        before[(way - 1) * SLOT_WORDS..].swap_with_slice(&mut this[..SLOT_WORDS]);
+        if let Some(spans) = self.spans.get_mut(at) {
+            spans.swap(way - 1, way);
+        }
+        (at, way - 1)
     }
 
     /// Put the verdict bits of the entry at `at` in place (its outcome was explained since).
@@ -1524,7 +1557,7 @@ impl<'e> Checker<'e> {
         let small = std::mem::replace(&mut self.front, FrontCache::new(bits));
         let mut left = Vec::new();
         for (slot, lo, hi) in small.entries() {
-            if let Some((leaving, count)) = self.front.insert(slot, lo, hi) {
+            if let (_, Some((leaving, count))) = self.front.insert(slot, lo, hi) {
                 left.push((self.slot_row(&leaving), u64::from(count)));
             }
             if slot.tally > 0 {
@@ -1652,19 +1685,19 @@ impl<'e> Checker<'e> {
         query: impl FnOnce() -> Query<'f>,
     ) -> (Resolved, Option<SlotAt>) {
         if let Some((resolved, at)) = key.and_then(|(key, second)| self.front.get(key, second)) {
-            return (resolved, Some(at));
+            return (resolved, Some(self.front.promote(at)));
         }
         self.long_ways += 1;
         let (resolved, span) = self.resolve(&query());
         let slot = key.and_then(|(key, _)| FrontSlot::new(key, &resolved));
         if let (Some(slot), Some((lo, hi))) = (slot, span) {
-            let at = self.front.set(slot.key);
-            if let Some((leaving, count)) = self.front.insert(slot, lo, hi) {
+            let (at, leaving) = self.front.insert(slot, lo, hi);
+            if let Some((leaving, count)) = leaving {
                 // Its counted mismatches are handed on before its outcome can go.
                 self.counted
                     .push((self.slot_row(&leaving), u64::from(count)));
             }
-            return (resolved, Some((at, 0)));
+            return (resolved, Some(at));
         }
         (resolved, None)
     }
@@ -1798,6 +1831,7 @@ impl<'e> Checker<'e> {
         self.stats.judged += 1;
         self.stats.security_group_denials += u64::from(verdict & GROUP_DENIED != 0);
         self.stats.mismatches += u64::from(mismatch);
+        let at = self.front.promote(at);
         self.front.tally_when(at, mismatch);
         true
     }
@@ -2618,7 +2652,8 @@ mod tests {
                 assert_eq!(fields(&slot.resolved()), fields(&resolved));
                 let mut cache = FrontCache::new(2);
                 let at = cache.set(key);
-                assert!(cache.insert(slot, i64::MIN, i64::MAX).is_none());
+                let (place, left) = cache.insert(slot, i64::MIN, i64::MAX);
+                assert!(place == (at, 0) && left.is_none());
                 cache.set_verdict((at, 0), EGRESS_ALLOWED);
                 let (again, _) = cache.get(key, 0).expect("cached");
                 let changed = Resolved {
@@ -2636,15 +2671,10 @@ mod tests {
         assert!(FrontSlot::new(key, &too_far).is_none());
     }
 
-    /// The sets start on cache lines; a set holds its two latest keys (a key put in again
-    /// takes its own way, not another), the one that leaves comes back with its tally, and
-    /// tallies are taken from the way they were counted in.
-    #[test]
-    fn a_set_holds_its_two_latest_keys_on_one_cache_line() {
-        let mut cache = FrontCache::new(2);
+    /// Two keys and a third of one set (by destination port) of a cache of 4 sets.
+    fn three_keys_of_one_set(cache: &FrontCache) -> [FrontKey; 3] {
         let first = FrontKey::new([0x0a00_0001, 0x0a00_0002], false, 0, 1, true);
         let at = cache.set(first);
-        // Keys of the same set, by destination port.
         let same_set: Vec<FrontKey> = (2..=u16::MAX)
             .map(|port| FrontKey::new([0x0a00_0001, 0x0a00_0002], false, 0, port, true))
             .filter(|&key| cache.set(key) == at)
@@ -2653,45 +2683,89 @@ mod tests {
         let [second, third] = same_set[..] else {
             panic!("two more keys of one set among 65,534 ports");
         };
-        let slot = |key: FrontKey, outcome: u32| {
-            let resolved = Resolved {
-                outcome,
-                ..Resolved::default()
-            };
-            FrontSlot::new(key, &resolved).expect("fits")
+        [first, second, third]
+    }
+
+    /// A slot of `key` whose outcome is `outcome`.
+    fn slot_of(key: FrontKey, outcome: u32) -> FrontSlot {
+        let resolved = Resolved {
+            outcome,
+            ..Resolved::default()
+        };
+        FrontSlot::new(key, &resolved).expect("fits")
+    }
+
+    /// The sets start on cache lines; new keys fill the free ways, then take the last (a key
+    /// put in again takes its own way, not another); an entry met again moves up a way with
+    /// its tally; the one that leaves comes back with its tally, and tallies are taken from
+    /// the way they were counted in.
+    #[test]
+    fn a_set_keeps_the_keys_met_again_on_one_cache_line() {
+        let mut cache = FrontCache::new(2);
+        let [first, second, third] = three_keys_of_one_set(&cache);
+        let at = cache.set(first);
+        let put = |cache: &mut FrontCache, key, outcome| {
+            let (place, left) = cache.insert(slot_of(key, outcome), i64::MIN, i64::MAX);
+            (place, left.map(|(left, n)| (left.key, n)))
         };
         let outcome = |cache: &FrontCache, key| cache.get(key, 0).map(|(r, _)| r.outcome);
         assert_eq!(outcome(&cache, first), None, "an empty cache holds nothing");
-        assert!(cache.insert(slot(first, 1), i64::MIN, i64::MAX).is_none());
+        assert_eq!(put(&mut cache, first, 1), ((at, 0), None));
         assert_eq!((cache.words.as_ptr() as usize + 4 * cache.base) % 64, 0);
         assert!(cache.tally((at, 0)));
-        assert!(cache.insert(slot(second, 2), i64::MIN, i64::MAX).is_none());
-        // `first` is in way 1 now; put in again, it replaces itself (its tally leaves with it).
-        assert_eq!(
-            cache
-                .insert(slot(first, 3), i64::MIN, i64::MAX)
-                .map(|(left, n)| (left.key, n)),
-            Some((first, 1))
-        );
+        assert_eq!(put(&mut cache, second, 2), ((at, 1), None));
+        // `first`, put in again, replaces itself (its tally leaves with it).
+        assert_eq!(put(&mut cache, first, 3), ((at, 0), Some((first, 1))));
         assert_eq!(outcome(&cache, first), Some(3));
         assert_eq!(outcome(&cache, second), Some(2));
         assert!(cache.tally((at, 1)));
         assert!(cache.tally((at, 1)));
-        // A third key: the last way (`second`, two mismatches) leaves.
-        assert_eq!(
-            cache
-                .insert(slot(third, 4), i64::MIN, i64::MAX)
-                .map(|(left, n)| (left.key, n)),
-            Some((second, 2))
-        );
+        // A third key takes the last way: `second` (two mismatches) leaves, `first` stays.
+        assert_eq!(put(&mut cache, third, 4), ((at, 1), Some((second, 2))));
         assert_eq!(outcome(&cache, second), None);
+        assert_eq!(outcome(&cache, first), Some(3));
         assert_eq!(outcome(&cache, third), Some(4));
+        assert!(cache.tally((at, 1)));
+        // `third`, met again, moves up with its tally; `first` goes down, and is next to go.
+        assert_eq!(cache.promote((at, 1)), (at, 0));
+        assert_eq!(cache.promote((at, 0)), (at, 0), "the first way is the top");
+        assert_eq!(cache.get(third, 0).map(|(_, place)| place), Some((at, 0)));
         assert!(cache.tally((at, 1)));
         let taken = cache.take_tallies(at).expect("a set");
         assert_eq!(
             taken.map(|(slot, n)| (slot.key, n)),
-            [(third, 0), (first, 1)]
+            [(third, 1), (first, 1)]
         );
         assert_eq!(cache.take_tallied_sets(), vec![at as u32]);
+        assert_eq!(put(&mut cache, second, 5), ((at, 1), None));
+        assert_eq!(outcome(&cache, first), None);
+        assert_eq!(outcome(&cache, third), Some(4));
+    }
+
+    /// Three connections of one set met in turn, round after round (as a log lists the same
+    /// connections each aggregation interval): one of them stays in the cache, and only the
+    /// other two miss each round. With each new entry put first (the last leaving), every
+    /// one of the three missed every round.
+    #[test]
+    fn connections_met_in_turn_keep_one_of_them_in_a_full_set() {
+        let mut cache = FrontCache::new(2);
+        let keys = three_keys_of_one_set(&cache);
+        let mut misses = Vec::new();
+        for _round in 0..5 {
+            let mut missed = 0;
+            for (n, &key) in keys.iter().enumerate() {
+                match cache.get(key, 0) {
+                    Some((_, place)) => {
+                        cache.promote(place);
+                    }
+                    None => {
+                        missed += 1;
+                        cache.insert(slot_of(key, n as u32), i64::MIN, i64::MAX);
+                    }
+                }
+            }
+            misses.push(missed);
+        }
+        assert_eq!(misses, [3, 2, 2, 2, 2]);
     }
 }
