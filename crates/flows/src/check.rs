@@ -1044,7 +1044,7 @@ const WAYS: usize = 2;
 /// each return of a mismatching connection hands on a row again.
 const SET_BITS: u32 = 18;
 
-/// The front cache grows to this many sets (as a power of two), four times at a time, when
+/// The front cache grows to this many sets (as a power of two), eight times at a time, when
 /// the connections it meets outgrow it ([`FrontCache::outgrown`]): 2^21 sets of 2 ways,
 /// 4,194,304 connections, 128 MiB (and 64 MiB of time spans with a pods history). A log of
 /// more connections than the cache holds had nearly every record go the long way: each
@@ -1052,7 +1052,9 @@ const SET_BITS: u32 = 18;
 /// 1.7 M records a CPU-second against 5 M with 100,000; docs/performance.md, session 31).
 /// At 2^20 sets those 1,000,000 connections still met three or more to a set in about one
 /// set of fourteen, and took 2,640,000 long-way lookups over the ten times; at 2^21,
-/// 2,080,000, and the check 0.90 of the time (docs/performance.md, session 37).
+/// 2,080,000, and the check 0.90 of the time; grown eight times at a time (from 2^18 sets
+/// to 2^21 at once, where four times at a time had them meet 2^20 sets for half the log),
+/// 0.89 of that (docs/performance.md, session 37).
 const MAX_SET_BITS: u32 = 21;
 
 /// A set-associative cache of [`Resolved`] by [`FrontKey`]: a connection seen again costs
@@ -1540,7 +1542,7 @@ impl<'e> Checker<'e> {
         self.front.set_bits
     }
 
-    /// Make the front cache four times larger (up to [`Checker::front_max_bits`]) when the
+    /// Make the front cache eight times larger (up to [`Checker::front_max_bits`]) when the
     /// connections met outgrow it ([`FrontCache::outgrown`]). Its entries move into the
     /// larger cache with their spans and counted mismatches, so that the connections met
     /// are not looked up again: where they were dropped, a log of a million connections
@@ -1553,7 +1555,7 @@ impl<'e> Checker<'e> {
         if self.front.set_bits >= self.front_max_bits || !self.front.outgrown() {
             return;
         }
-        let bits = (self.front.set_bits + 2).min(self.front_max_bits);
+        let bits = (self.front.set_bits + 3).min(self.front_max_bits);
         let small = std::mem::replace(&mut self.front, FrontCache::new(bits));
         let mut left = Vec::new();
         for (slot, lo, hi) in small.entries() {

@@ -1127,7 +1127,7 @@ status: {gateway}
     }
 
     /// A front cache that the connections outgrow (each leaves before it comes again) grows
-    /// while reading, four times at a time to its most, and changes no answer: through the
+    /// while reading, eight times at a time to its most, and changes no answer: through the
     /// growth, every mismatch is counted once under its row, as a checker without a front
     /// cache finds them, and the counts are the same.
     #[test]
@@ -1173,7 +1173,7 @@ status: {gateway}
         let (grown, grown_counts, bits) =
             count(Checker::new(&engine, None).with_small_front_cache());
         let (plain, plain_counts, _) = count(Checker::new(&engine, None).without_front_cache());
-        assert_eq!(bits, 6, "grown from 4 sets to its most, 64");
+        assert_eq!(bits, 6, "grown from 4 sets to 32, then to its most, 64");
         assert!(grown_counts.1 > 0);
         assert_eq!(grown_counts, plain_counts);
         assert_eq!(grown, plain);
