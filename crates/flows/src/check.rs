@@ -2770,4 +2770,31 @@ mod tests {
         }
         assert_eq!(misses, [3, 2, 2, 2, 2]);
     }
+
+    /// With time spans (a pods history), an entry moved up a way keeps its own span: each
+    /// key is found over its span only, before and after the move, and a key put in again
+    /// over another span replaces its entry in its way.
+    #[test]
+    fn an_entry_moved_up_keeps_its_span() {
+        let mut cache = FrontCache::new(2);
+        let [first, second, _] = three_keys_of_one_set(&cache);
+        let at = cache.set(first);
+        let found = |cache: &FrontCache, key, second| {
+            cache.get(key, second).map(|(r, place)| (r.outcome, place))
+        };
+        cache.insert(slot_of(first, 1), 0, 10);
+        cache.insert(slot_of(second, 2), 20, 30);
+        assert_eq!(found(&cache, first, 5), Some((1, (at, 0))));
+        assert_eq!(found(&cache, second, 25), Some((2, (at, 1))));
+        assert_eq!(cache.promote((at, 1)), (at, 0));
+        assert_eq!(found(&cache, second, 25), Some((2, (at, 0))));
+        assert_eq!(found(&cache, second, 5), None);
+        assert_eq!(found(&cache, first, 5), Some((1, (at, 1))));
+        assert_eq!(found(&cache, first, 25), None);
+        let (place, left) = cache.insert(slot_of(first, 3), 10, 20);
+        assert!(place == (at, 1) && left.is_none());
+        assert_eq!(found(&cache, first, 5), None);
+        assert_eq!(found(&cache, first, 15), Some((3, (at, 1))));
+        assert_eq!(found(&cache, second, 25), Some((2, (at, 0))));
+    }
 }
