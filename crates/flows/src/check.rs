@@ -969,6 +969,15 @@ impl Judging<'_, '_> {
         if self.rows == Rows::Mismatches && self.checker.judge_front_hit(record, counting) {
             return;
         }
+        if self.rows == Rows::All {
+            if let Some(row) = self.checker.front_hit_row(record) {
+                if let Some(row) = row {
+                    self.hand_on(row);
+                }
+                self.hand_on_batch();
+                return;
+            }
+        }
         let explain = self.explain();
         if let Some((judged, at)) = self.checker.judge_record(record, explain, prepared) {
             if counting && judged.mismatch {
@@ -1004,6 +1013,9 @@ impl FlowSink for Judging<'_, '_> {
     /// the batch overlap, where one record after another would wait for each in turn.
     fn vpc_records(&mut self, records: &[VpcRecord]) {
         let prepared = self.checker.prepare_vpc(records);
+        if self.rows == Rows::All {
+            self.checker.touch_front_outcomes(records);
+        }
         for (at, record) in records.iter().enumerate() {
             self.judge_vpc_record(record, prepared.get(at).copied().flatten());
         }
@@ -1091,6 +1103,22 @@ struct FrontCache {
 
 /// Where an entry sits in the front cache: set and way.
 type SlotAt = (usize, usize);
+
+/// What [`Checker::front_hit`] makes of a record.
+enum FrontHit {
+    /// Not to be judged from the front cache: the long way.
+    Long,
+    /// A reply by its source's declared port (counted).
+    Reply,
+    /// The entry of its connection, where it sits, its verdict bits, and whether the record
+    /// disagrees with them.
+    Entry {
+        slot: FrontSlot,
+        at: SlotAt,
+        verdict: u8,
+        mismatch: bool,
+    },
+}
 
 impl FrontCache {
     fn new(set_bits: u32) -> Self {
@@ -1783,59 +1811,124 @@ impl<'e> Checker<'e> {
         Some((judged, at))
     }
 
-    /// [`Checker::judge_record`] of a record whose connection is in the front cache, for a
-    /// sink that is handed mismatches only, when nothing is to be handed on: the record is a
-    /// reply by its source's declared port, or no mismatch, or a mismatch the entry counts
-    /// (`counting`, [`Checker::counting`]). The same counts as the long way, read from the
-    /// entry's words alone: no [`Resolved`], [`Facts`] nor [`Judged`] is made (an eighth of
-    /// a record's instructions at 100,000 connections, docs/performance.md, session 29).
-    /// False (nothing done) for any other record: not in the front cache, with a pods
-    /// history (time spans), a reply by its TCP flags, not judged, a source that declares
-    /// more ports than the entry keeps, a mismatch of an outcome still pending (it is
-    /// explained the long way) or one to be handed on now.
+    /// What the front cache entry of `record`'s connection says of it, when the entry alone
+    /// can say it as the long way would ([`Checker::apply`]): [`FrontHit::Reply`] (counted)
+    /// for a reply by its source's declared port, else the entry, where it sits, its verdict
+    /// bits and whether the record disagrees with them (nothing counted yet).
+    /// [`FrontHit::Long`] (nothing done) for any other record: not in the front cache, with
+    /// a pods history (time spans), a reply by its TCP flags, not judged, or a source that
+    /// declares more ports than the entry keeps. The fields are read from the slot's words
+    /// as needed, not its whole `Resolved`: no [`Resolved`], [`Facts`] nor [`Judged`] is
+    /// made (an eighth of a record's instructions at 100,000 connections,
+    /// docs/performance.md, session 29).
     #[inline(always)]
-    fn judge_front_hit(&mut self, record: &VpcRecord, counting: bool) -> bool {
+    fn front_hit(&mut self, record: &VpcRecord) -> FrontHit {
         if self.history.is_some() || record.reply == Reply::Yes {
-            return false;
+            return FrontHit::Long;
         }
         let Some((key, second)) = self.vpc_front_key(record) else {
-            return false;
+            return FrontHit::Long;
         };
         let Some((slot, at)) = self.front.entry(key, second) else {
-            return false;
+            return FrontHit::Long;
         };
-        // The fields read from the slot's words as needed, not its whole `Resolved`. No
-        // address is missing from the inputs without a history.
+        // No address is missing from the inputs without a history.
         let outcome = slot.outcome();
         if !outcome.judged() || slot.missing() != 0 {
-            return false;
+            return FrontHit::Long;
         }
         // `apply`: with no TCP flags to say, a flow from a port the source declares to one
         // the destination does not is the server answering.
         if record.reply == Reply::Unknown && !slot.dst_serves() {
             match kept_port(&slot.src_ports, slot.src_ports_len(), record.src_port) {
                 // The pod is asked the long way.
-                None => return false,
+                None => return FrontHit::Long,
                 Some(true) => {
                     self.stats.replies += 1;
-                    return true;
+                    return FrontHit::Reply;
                 }
                 Some(false) => {}
             }
         }
         let verdict = outcome.verdict();
-        // A VPC record is compared with the verdict itself (`apply`, not at the egress).
-        let mismatch = disagrees(record.observed, verdict & ALLOWED != 0);
+        FrontHit::Entry {
+            slot,
+            at,
+            verdict,
+            // A VPC record is compared with the verdict itself (`apply`, not at the egress).
+            mismatch: disagrees(record.observed, verdict & ALLOWED != 0),
+        }
+    }
+
+    /// Count a record judged from its front cache entry ([`Checker::front_hit`]) as
+    /// [`Checker::apply`] counts it, and move the entry up a way; where it is now.
+    #[inline(always)]
+    fn count_front_hit(&mut self, at: SlotAt, verdict: u8, mismatch: bool) -> SlotAt {
+        self.stats.judged += 1;
+        self.stats.security_group_denials += u64::from(verdict & GROUP_DENIED != 0);
+        self.stats.mismatches += u64::from(mismatch);
+        self.front.promote(at)
+    }
+
+    /// [`Checker::judge_record`] of a record whose connection is in the front cache, for a
+    /// sink that is handed mismatches only, when nothing is to be handed on: the record is a
+    /// reply by its source's declared port, or no mismatch, or a mismatch the entry counts
+    /// (`counting`, [`Checker::counting`]). The same counts as the long way, from the
+    /// entry's words alone ([`Checker::front_hit`]). False (nothing done) for any other
+    /// record: one [`Checker::front_hit`] leaves to the long way, a mismatch of an outcome
+    /// still pending (it is explained the long way) or one to be handed on now.
+    #[inline(always)]
+    fn judge_front_hit(&mut self, record: &VpcRecord, counting: bool) -> bool {
+        let (slot, at, verdict, mismatch) = match self.front_hit(record) {
+            FrontHit::Long => return false,
+            FrontHit::Reply => return true,
+            FrontHit::Entry {
+                slot,
+                at,
+                verdict,
+                mismatch,
+            } => (slot, at, verdict, mismatch),
+        };
         // One branch, seldom taken (`&` and `|`, not `&&` and `||`, which branch on each).
         if mismatch & (!counting | (verdict & PENDING != 0) | (slot.tally == u32::MAX)) {
             return false;
         }
-        self.stats.judged += 1;
-        self.stats.security_group_denials += u64::from(verdict & GROUP_DENIED != 0);
-        self.stats.mismatches += u64::from(mismatch);
-        let at = self.front.promote(at);
+        let at = self.count_front_hit(at, verdict, mismatch);
         self.front.tally_when(at, mismatch);
         true
+    }
+
+    /// [`Checker::judge_record`] and [`Checker::checked_vpc`] of a record whose connection
+    /// is in the front cache, for a sink that is handed every row ([`Rows::All`]): its row
+    /// made from the entry's words ([`Checker::front_hit`]), with the same counts; `Some(None)`
+    /// for a reply (counted, no row). `None` (nothing done) for a record
+    /// [`Checker::front_hit`] leaves to the long way, and for an outcome still pending (the
+    /// long way explains it, for the row's deciding policy).
+    #[inline(always)]
+    fn front_hit_row(&mut self, record: &VpcRecord) -> Option<Option<CheckedFlow>> {
+        let (slot, at, verdict, mismatch) = match self.front_hit(record) {
+            FrontHit::Long => return None,
+            FrontHit::Reply => return Some(None),
+            FrontHit::Entry {
+                slot,
+                at,
+                verdict,
+                mismatch,
+            } => (slot, at, verdict, mismatch),
+        };
+        if verdict & PENDING != 0 {
+            return None;
+        }
+        self.count_front_hit(at, verdict, mismatch);
+        // `apply`'s judgement: the key's protocol has ports, and its record a port.
+        let judged = Judged {
+            src: endpoint_of(slot.src, record.src),
+            dst: endpoint_of(slot.dst, record.dst),
+            port: record.dst_port,
+            outcome: Some(slot.outcome().index()),
+            mismatch,
+        };
+        Some(Some(self.checked_vpc(record, &judged)))
     }
 
     /// Ask for the front cache sets of `records` (a batch about to be judged) at once, so
@@ -1920,6 +2013,24 @@ impl<'e> Checker<'e> {
             }
         }
         prepared
+    }
+
+    /// Ask for the outcome of each record's front cache entry ([`Checker::touch_outcome`]),
+    /// once the sets asked for by [`Checker::prepare_vpc`] are read: every row of a
+    /// connection in the front cache reads its outcome (for the deciding policy's name),
+    /// and those reads, one record after another, each waited for its own. Changes nothing.
+    #[inline]
+    fn touch_front_outcomes(&self, records: &[VpcRecord]) {
+        if self.history.is_some() {
+            return;
+        }
+        for record in records {
+            if let Some((key, second)) = self.vpc_front_key(record) {
+                if let Some((slot, _)) = self.front.entry(key, second) {
+                    self.touch_outcome(slot.outcome().index());
+                }
+            }
+        }
     }
 
     /// Ask for outcome `index` ([`Checker::outcomes`]), so that a later read finds it in the
