@@ -1110,14 +1110,17 @@ enum FrontHit {
     Long,
     /// A reply by its source's declared port (counted).
     Reply,
-    /// The entry of its connection, where it sits, its verdict bits, and whether the record
-    /// disagrees with them.
-    Entry {
-        slot: FrontSlot,
-        at: SlotAt,
-        verdict: u8,
-        mismatch: bool,
-    },
+    /// The entry of its connection.
+    Entry(EntryHit),
+}
+
+/// A record's front cache entry ([`FrontHit::Entry`]): the entry, where it sits, its
+/// verdict bits, and whether the record disagrees with them.
+struct EntryHit {
+    slot: FrontSlot,
+    at: SlotAt,
+    verdict: u8,
+    mismatch: bool,
 }
 
 impl FrontCache {
@@ -1851,13 +1854,13 @@ impl<'e> Checker<'e> {
             }
         }
         let verdict = outcome.verdict();
-        FrontHit::Entry {
+        FrontHit::Entry(EntryHit {
             slot,
             at,
             verdict,
             // A VPC record is compared with the verdict itself (`apply`, not at the egress).
             mismatch: disagrees(record.observed, verdict & ALLOWED != 0),
-        }
+        })
     }
 
     /// Count a record judged from its front cache entry ([`Checker::front_hit`]) as
@@ -1879,15 +1882,15 @@ impl<'e> Checker<'e> {
     /// still pending (it is explained the long way) or one to be handed on now.
     #[inline(always)]
     fn judge_front_hit(&mut self, record: &VpcRecord, counting: bool) -> bool {
-        let (slot, at, verdict, mismatch) = match self.front_hit(record) {
+        let EntryHit {
+            slot,
+            at,
+            verdict,
+            mismatch,
+        } = match self.front_hit(record) {
             FrontHit::Long => return false,
             FrontHit::Reply => return true,
-            FrontHit::Entry {
-                slot,
-                at,
-                verdict,
-                mismatch,
-            } => (slot, at, verdict, mismatch),
+            FrontHit::Entry(hit) => hit,
         };
         // One branch, seldom taken (`&` and `|`, not `&&` and `||`, which branch on each).
         if mismatch & (!counting | (verdict & PENDING != 0) | (slot.tally == u32::MAX)) {
@@ -1906,16 +1909,17 @@ impl<'e> Checker<'e> {
     /// long way explains it, for the row's deciding policy).
     #[inline(always)]
     fn front_hit_row(&mut self, record: &VpcRecord) -> Option<Option<CheckedFlow>> {
-        let (slot, at, verdict, mismatch) = match self.front_hit(record) {
+        let hit = match self.front_hit(record) {
             FrontHit::Long => return None,
             FrontHit::Reply => return Some(None),
-            FrontHit::Entry {
-                slot,
-                at,
-                verdict,
-                mismatch,
-            } => (slot, at, verdict, mismatch),
+            FrontHit::Entry(hit) => hit,
         };
+        let EntryHit {
+            slot,
+            at,
+            verdict,
+            mismatch,
+        } = hit;
         if verdict & PENDING != 0 {
             return None;
         }
